@@ -1,0 +1,117 @@
+import { type EventDraft, newEventId, projectEvents } from "@cowork/domain"
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
+
+export const EVENTS_CHANNEL = "cowork_events"
+
+export interface AppendFence {
+  readonly workerId: string
+  readonly epoch: number
+  /** With a completion: the command must still be `running` under this epoch. */
+  readonly completion?: {
+    readonly commandId: string
+    readonly outcome: "acked" | "failed" | "cancelled"
+    readonly error?: string | undefined
+  } | undefined
+}
+
+/**
+ * Appends a batch of events to a session's log in ONE statement: allocates contiguous sequences on the
+ * projection row, inserts the events, applies the projection delta (status, message rows, dropped attempts),
+ * completes the command, and `NOTIFY`s web processes — all or nothing.
+ *
+ * With a `fence`, the statement first locks the lease row `FOR SHARE` and proceeds only if `(session, epoch,
+ * worker)` is the live, unexpired lease (by the database clock); claimers and the reaper take that row `FOR
+ * UPDATE`, so ownership cannot change between the check and the commit. Returns the new last sequence, or
+ * `undefined` when the fence refused the write (nothing applied).
+ *
+ * Without a fence (web-side events such as `session.created`, `prompt.submitted`), the same sequence allocation
+ * serializes it with the owner's writes.
+ */
+export const appendEvents = Effect.fnUntraced(function*(
+  sessionId: string,
+  drafts: ReadonlyArray<EventDraft>,
+  fence: AppendFence | undefined
+) {
+  const sql = yield* SqlClient.SqlClient
+  const delta = projectEvents(drafts)
+  const events = drafts.map((draft, idx) => ({
+    idx,
+    event_id: newEventId(),
+    type: draft.type,
+    payload: draft.payload,
+    command_id: draft.commandId ?? null,
+    attempt: draft.attempt ?? null
+  }))
+  const messages = delta.messages.map((m) => ({
+    message_id: m.messageId,
+    role: m.role,
+    text: m.text,
+    command_id: m.commandId,
+    attempt: m.attempt,
+    idx: m.draftIndex
+  }))
+  const fenceSql = fence === undefined
+    ? `SELECT $1::text AS session_id WHERE $7::bigint IS NULL AND $8::text IS NULL`
+    : `SELECT l.session_id FROM cloud_worker_leases l
+       WHERE l.session_id = $1 AND l.epoch = $7 AND l.worker_id = $8 AND l.expires_at > clock_timestamp()
+         AND ($9::text IS NULL OR EXISTS (
+           SELECT 1 FROM cloud_session_commands c
+           WHERE c.id = $9 AND c.session_id = $1 AND c.status = 'running' AND c.claimed_epoch = $7))
+       FOR SHARE OF l`
+  const completion = fence?.completion
+  const rows = yield* sql.unsafe<{ last_sequence: number }>(
+    `WITH fence AS (${fenceSql}),
+    seq AS (
+      UPDATE cloud_session_projections p SET
+        last_sequence = p.last_sequence + $2,
+        projected_sequence = p.last_sequence + $2,
+        status = CASE
+          WHEN $3::text IS NULL OR p.status = 'aborted' THEN p.status
+          WHEN $3 = 'queued' AND p.status <> 'idle' THEN p.status
+          ELSE $3 END,
+        updated_at = now()
+      FROM fence WHERE p.session_id = fence.session_id
+      RETURNING p.last_sequence, p.org_id
+    ),
+    ins AS (
+      INSERT INTO cloud_session_events (session_id, sequence, event_id, type, payload, command_id, attempt)
+      SELECT $1, seq.last_sequence - $2 + d.idx + 1, d.event_id, d.type, d.payload, d.command_id, d.attempt
+      FROM seq, jsonb_to_recordset($4::jsonb) AS d(idx int, event_id text, type text, payload jsonb, command_id text, attempt int)
+    ),
+    dropped AS (
+      DELETE FROM cloud_session_projection_messages m
+      USING seq, jsonb_to_recordset($6::jsonb) AS x(command_id text, attempt int)
+      WHERE m.session_id = $1 AND m.command_id = x.command_id AND m.attempt = x.attempt
+    ),
+    msgs AS (
+      INSERT INTO cloud_session_projection_messages (session_id, message_id, role, text, command_id, attempt, sequence)
+      SELECT $1, x.message_id, x.role, x.text, x.command_id, x.attempt, seq.last_sequence - $2 + x.idx + 1
+      FROM seq, jsonb_to_recordset($5::jsonb) AS x(message_id text, role text, text text, command_id text, attempt int, idx int)
+      ON CONFLICT (session_id, message_id) DO UPDATE
+        SET text = EXCLUDED.text, sequence = EXCLUDED.sequence, attempt = EXCLUDED.attempt, command_id = EXCLUDED.command_id
+    ),
+    done AS (
+      UPDATE cloud_session_commands c SET status = $10, completed_at = now(), last_error = $11
+      FROM seq WHERE $9::text IS NOT NULL AND c.id = $9
+    )
+    SELECT seq.last_sequence::float8 AS last_sequence,
+      pg_notify('${EVENTS_CHANNEL}', seq.org_id || ' ' || $1 || ' ' || seq.last_sequence::text) IS NULL AS notified
+    FROM seq`,
+    [
+      sessionId,
+      drafts.length,
+      delta.status ?? null,
+      JSON.stringify(events),
+      JSON.stringify(messages),
+      JSON.stringify(delta.dropAttempts.map((d) => ({ command_id: d.commandId, attempt: d.attempt }))),
+      fence?.epoch ?? null,
+      fence?.workerId ?? null,
+      completion?.commandId ?? null,
+      completion?.outcome ?? null,
+      completion?.error ?? null
+    ]
+  )
+  const row = rows[0]
+  return row === undefined ? undefined : Number(row.last_sequence)
+})

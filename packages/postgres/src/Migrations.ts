@@ -1,0 +1,161 @@
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
+
+/**
+ * Additive, idempotent migrations. Each runs once, in order, inside one transaction that holds an advisory
+ * lock, so concurrent starters (several web/worker replicas) serialize instead of racing.
+ */
+export const migrations: ReadonlyArray<{ readonly id: number; readonly name: string; readonly sql: string }> = [
+  {
+    id: 1,
+    name: "control_plane",
+    sql: `
+CREATE TABLE IF NOT EXISTS cloud_orgs (
+  id text PRIMARY KEY,
+  name text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS cloud_api_tokens (
+  id text PRIMARY KEY,
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  name text NOT NULL,
+  secret_hash text NOT NULL,
+  scopes text[] NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz,
+  revoked_at timestamptz,
+  last_used_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS cloud_api_tokens_org ON cloud_api_tokens (org_id);
+CREATE TABLE IF NOT EXISTS cloud_sessions (
+  id text PRIMARY KEY,
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  title text NOT NULL,
+  profile_name text NOT NULL DEFAULT 'default',
+  project_source jsonb,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  aborted_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS cloud_sessions_org_created ON cloud_sessions (org_id, created_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS cloud_session_projections (
+  session_id text PRIMARY KEY REFERENCES cloud_sessions(id) ON DELETE CASCADE,
+  org_id text NOT NULL,
+  status text NOT NULL DEFAULT 'idle',
+  last_sequence bigint NOT NULL DEFAULT 0,
+  earliest_sequence bigint NOT NULL DEFAULT 1,
+  projected_sequence bigint NOT NULL DEFAULT 0,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS cloud_session_projection_messages (
+  session_id text NOT NULL REFERENCES cloud_sessions(id) ON DELETE CASCADE,
+  message_id text NOT NULL,
+  role text NOT NULL,
+  text text NOT NULL,
+  command_id text,
+  attempt int,
+  sequence bigint NOT NULL,
+  PRIMARY KEY (session_id, message_id)
+);
+CREATE INDEX IF NOT EXISTS cloud_session_projection_messages_seq ON cloud_session_projection_messages (session_id, sequence);
+CREATE TABLE IF NOT EXISTS cloud_session_commands (
+  id text PRIMARY KEY,
+  session_id text NOT NULL REFERENCES cloud_sessions(id) ON DELETE CASCADE,
+  org_id text NOT NULL,
+  position bigserial NOT NULL,
+  kind text NOT NULL,
+  payload jsonb NOT NULL,
+  idempotency_key text,
+  status text NOT NULL DEFAULT 'pending',
+  attempt_count int NOT NULL DEFAULT 0,
+  claimed_epoch bigint,
+  claimed_by text,
+  last_error text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  started_at timestamptz,
+  completed_at timestamptz,
+  UNIQUE (session_id, idempotency_key)
+);
+CREATE INDEX IF NOT EXISTS cloud_session_commands_pending ON cloud_session_commands (position) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS cloud_session_commands_session ON cloud_session_commands (session_id, position);
+CREATE TABLE IF NOT EXISTS cloud_session_events (
+  session_id text NOT NULL REFERENCES cloud_sessions(id) ON DELETE CASCADE,
+  sequence bigint NOT NULL,
+  event_id text NOT NULL,
+  type text NOT NULL,
+  payload jsonb NOT NULL,
+  command_id text,
+  attempt int,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (session_id, sequence)
+);
+CREATE TABLE IF NOT EXISTS cloud_worker_leases (
+  session_id text PRIMARY KEY REFERENCES cloud_sessions(id) ON DELETE CASCADE,
+  worker_id text,
+  epoch bigint NOT NULL DEFAULT 0,
+  expires_at timestamptz NOT NULL DEFAULT '-infinity',
+  claimed_at timestamptz,
+  renewed_at timestamptz,
+  checkpoint_version bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS cloud_worker_leases_owned ON cloud_worker_leases (expires_at) WHERE worker_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS cloud_worker_heartbeats (
+  worker_id text PRIMARY KEY,
+  role text NOT NULL DEFAULT 'worker',
+  pool_id text,
+  status text NOT NULL,
+  version text NOT NULL,
+  region text,
+  capabilities text[] NOT NULL DEFAULT '{}',
+  current_load int NOT NULL DEFAULT 0,
+  active_work_ids text[] NOT NULL DEFAULT '{}',
+  started_at timestamptz NOT NULL DEFAULT now(),
+  last_seen_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS cloud_audit_events (
+  id bigserial PRIMARY KEY,
+  org_id text,
+  actor text NOT NULL,
+  action text NOT NULL,
+  target text,
+  details jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS cloud_audit_events_org ON cloud_audit_events (org_id, id DESC);
+`
+  }
+]
+
+/** Arbitrary constant shared by every role: the advisory lock key serializing migrations. */
+const MIGRATION_LOCK_KEY = 7_316_540_211
+
+export const latestMigrationId = Math.max(...migrations.map((m) => m.id))
+
+export const runMigrations = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    yield* sql.unsafe(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`)
+    yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS cloud_schema_migrations (
+      id int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
+    const rows = yield* sql.unsafe<{ id: number }>(`SELECT id FROM cloud_schema_migrations`)
+    const done = new Set(rows.map((row) => Number(row.id)))
+    const applied: Array<string> = []
+    for (const migration of migrations) {
+      if (done.has(migration.id)) continue
+      for (const statement of migration.sql.split(/;\s*\n/).map((part) => part.trim()).filter((part) => part !== "")) {
+        yield* sql.unsafe(statement)
+      }
+      yield* sql.unsafe(`INSERT INTO cloud_schema_migrations (id, name) VALUES ($1, $2)`, [migration.id, migration.name])
+      applied.push(`${migration.id}_${migration.name}`)
+    }
+    return applied
+  }))
+}).pipe(Effect.withSpan("Migrations.run"))
+
+/** True when every migration this build knows is applied (the `/readyz` `control_plane` check). */
+export const migrationsApplied = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql.unsafe<{ max: number | null }>(
+    `SELECT max(id)::int AS max FROM cloud_schema_migrations`
+  )
+  return Number(rows[0]?.max ?? 0) >= latestMigrationId
+})

@@ -1,0 +1,37 @@
+import type { EventDraft, Lease, SessionEvent, StaleOwner } from "@cowork/domain"
+import { Context, type Effect } from "effect"
+
+/** How the command that produced a batch ends, committed in the same fenced write as the batch. */
+export interface CommandCompletion {
+  readonly commandId: string
+  readonly outcome: "acked" | "failed" | "cancelled"
+  readonly error?: string | undefined
+}
+
+export interface EventBounds {
+  /** Lowest sequence still retained (1 when nothing was pruned). */
+  readonly earliestSequence: number
+  readonly latestSequence: number
+}
+
+/**
+ * The per-session append-only log with a contiguous `sequence`, and the projection it feeds. Events and their
+ * projection update commit together; the projection update is O(1) per event.
+ */
+export class EventLog extends Context.Service<EventLog, {
+  /**
+   * Fenced append by the lease owner: applied only while `(sessionId, epoch)` is the live, unexpired lease (and,
+   * with a completion, while the command is still `running` under that epoch). Otherwise fails with
+   * `StaleOwner` and nothing is written. Returns the new last sequence.
+   */
+  readonly append: (
+    lease: Lease,
+    drafts: ReadonlyArray<EventDraft>,
+    completion?: CommandCompletion
+  ) => Effect.Effect<number, StaleOwner>
+  /** Events with `sequence > after`, ascending, at most `limit`. */
+  readonly read: (sessionId: string, after: number, limit: number) => Effect.Effect<ReadonlyArray<SessionEvent>>
+  readonly bounds: (sessionId: string) => Effect.Effect<EventBounds>
+  /** Retention: drops events with `sequence < before` (the projection is unaffected). */
+  readonly prune: (sessionId: string, before: number) => Effect.Effect<void>
+}>()("cowork/EventLog") {}

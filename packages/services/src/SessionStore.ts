@@ -1,0 +1,49 @@
+import type { Conflict, NotFound, Session, SessionStatus, SessionView } from "@cowork/domain"
+import { Context, type Effect } from "effect"
+
+export interface CreateSessionInput {
+  readonly title?: string | undefined
+  readonly profileName?: string | undefined
+  readonly projectSource?: unknown
+}
+
+export interface ListSessionsQuery {
+  readonly limit: number
+  readonly cursor?: string | undefined
+  readonly status?: SessionStatus | undefined
+  readonly profileName?: string | undefined
+  /** Case-insensitive substring of the title. */
+  readonly q?: string | undefined
+}
+
+export interface SessionPage {
+  readonly sessions: ReadonlyArray<Session>
+  readonly nextCursor: string | null
+  readonly totalEstimate: number
+}
+
+export interface EnqueuedCommand {
+  readonly commandId: string
+  /** False when an earlier prompt with the same idempotency key was returned instead. */
+  readonly created: boolean
+}
+
+/**
+ * The tenant side of sessions: create, list, read, and enqueue commands. Every call is scoped to an org; another
+ * org's session is `NotFound`. Enqueueing inserts the command, appends its event and `NOTIFY`s workers in one
+ * transaction.
+ */
+export class SessionStore extends Context.Service<SessionStore, {
+  readonly create: (orgId: string, input: CreateSessionInput) => Effect.Effect<Session>
+  readonly list: (orgId: string, query: ListSessionsQuery) => Effect.Effect<SessionPage>
+  readonly get: (orgId: string, sessionId: string) => Effect.Effect<Session, NotFound>
+  readonly view: (orgId: string, sessionId: string) => Effect.Effect<SessionView, NotFound>
+  /** `Conflict` when the session is aborted. A repeated `idempotencyKey` returns the first command. */
+  readonly prompt: (
+    orgId: string,
+    sessionId: string,
+    input: { readonly text: string; readonly idempotencyKey?: string | undefined }
+  ) => Effect.Effect<EnqueuedCommand, NotFound | Conflict>
+  /** Cancels pending commands, marks the session aborted and queues an `abort` command for its owner. */
+  readonly abort: (orgId: string, sessionId: string) => Effect.Effect<EnqueuedCommand, NotFound>
+}>()("cowork/SessionStore") {}

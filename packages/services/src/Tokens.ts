@@ -1,0 +1,26 @@
+import type { Principal, TokenScope, Unauthorized } from "@cowork/domain"
+import { Context, type Effect, type Redacted } from "effect"
+
+export interface IssuedToken {
+  readonly tokenId: string
+  /** `occ_<tokenId>_<secret>`; shown once, never stored (only a hash of the secret is). */
+  readonly token: Redacted.Redacted<string>
+  readonly scopes: ReadonlyArray<TokenScope>
+  readonly expiresAt: string | null
+}
+
+/** Orgs and API tokens. Verification compares secret hashes in constant time. */
+export class Tokens extends Context.Service<Tokens, {
+  /** Creates the first org and its owner token (scopes admin + operator + web) if no org exists yet. */
+  readonly bootstrap: (orgName: string) => Effect.Effect<{ readonly orgId: string; readonly owner: IssuedToken | undefined }>
+  readonly createOrg: (name: string) => Effect.Effect<{ readonly orgId: string }>
+  readonly issue: (input: {
+    readonly orgId: string
+    readonly name: string
+    readonly scopes: ReadonlyArray<TokenScope>
+    readonly expiresInMs?: number | undefined
+  }) => Effect.Effect<IssuedToken>
+  readonly revoke: (orgId: string, tokenId: string) => Effect.Effect<boolean>
+  /** Resolves a bearer token; `Unauthorized` for anything unknown, malformed, expired or revoked. */
+  readonly authenticate: (raw: Redacted.Redacted<string>) => Effect.Effect<Principal, Unauthorized>
+}>()("cowork/Tokens") {}
