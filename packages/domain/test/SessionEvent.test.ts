@@ -1,0 +1,48 @@
+import { parseApiToken, projectEvents } from "@cowork/domain"
+import { assert, describe, it } from "@effect/vitest"
+
+describe("projectEvents", () => {
+  it("turns a prompt turn into one user and one assistant message, ignoring deltas", () => {
+    const delta = projectEvents([
+      { type: "prompt.submitted", payload: { commandId: "cmd_1", text: "hi" } },
+      { type: "session.status", payload: { status: "running" } },
+      { type: "assistant.message", payload: { messageId: "m1", delta: "he", final: false }, commandId: "cmd_1", attempt: 1 },
+      { type: "assistant.message", payload: { messageId: "m1", text: "hello", final: true }, commandId: "cmd_1", attempt: 1 },
+      { type: "session.idle", payload: { commandId: "cmd_1" } }
+    ])
+    assert.strictEqual(delta.status, "idle")
+    assert.deepStrictEqual(delta.messages.map((m) => [m.role, m.messageId, m.text, m.draftIndex]), [
+      ["user", "cmd_1", "hi", 0],
+      ["assistant", "m1", "hello", 3]
+    ])
+    assert.deepStrictEqual(delta.dropAttempts, [])
+  })
+
+  it("names the abandoned attempt of a retried command so its output is dropped", () => {
+    const delta = projectEvents([
+      { type: "command.retried", payload: { commandId: "cmd_1", abandonedAttempt: 1, attempt: 2 } }
+    ])
+    assert.deepStrictEqual(delta.dropAttempts, [{ commandId: "cmd_1", attempt: 1 }])
+    assert.isUndefined(delta.status)
+  })
+
+  it("never costs more than one message row per event", () => {
+    const drafts = Array.from({ length: 500 }, (_, i) => ({
+      type: "assistant.message" as const,
+      payload: { messageId: `m${i}`, text: "x", final: i % 2 === 0 }
+    }))
+    assert.strictEqual(projectEvents(drafts).messages.length, 250)
+  })
+})
+
+describe("parseApiToken", () => {
+  it("accepts only occ_<id>_<secret>", () => {
+    assert.deepStrictEqual(parseApiToken("occ_abcdef12_0123456789abcdefghijXYZ"), {
+      tokenId: "abcdef12",
+      secret: "0123456789abcdefghijXYZ"
+    })
+    for (const bad of ["", "occ_", "ocw_abcdef12_0123456789abcdefghijXYZ", "occ_abc_0123456789abcdefghij", "Bearer occ_abcdef12_0123456789abcdefghijXYZ"]) {
+      assert.isUndefined(parseApiToken(bad), bad)
+    }
+  })
+})
