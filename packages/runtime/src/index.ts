@@ -1,0 +1,1 @@
+export * as ScriptedRuntime from "./ScriptedRuntime.ts"
