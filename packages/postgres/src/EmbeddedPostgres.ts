@@ -54,6 +54,9 @@ export const startEmbeddedPostgres = (dataDir: string, options: { readonly port?
           password: PASSWORD,
           port,
           persistent: true,
+          // As root, Postgres runs as the `postgres` user: this makes the package create the data dir owned by it
+          // (the user itself must already exist; it does wherever the package's binaries were installed as root).
+          createPostgresUser: process.getuid?.() === 0,
           onLog: () => {},
           onError: () => {},
           postgresFlags: [

@@ -1,0 +1,22 @@
+import { Database } from "@cowork/postgres"
+import { Effect, Layer } from "effect"
+
+export interface Options {
+  /** Start the embedded Postgres when `OPEN_COWORK_DATABASE_URL` is unset (all-in-one only). */
+  readonly embedded: boolean
+  readonly applicationName: string
+  readonly maxConnections?: number | undefined
+}
+
+/**
+ * `PgClient` + `SqlClient` for a process. An embedded cluster lives as long as the layer: the pool closes first,
+ * then Postgres stops.
+ */
+export const clientLayer = (options: Options) =>
+  Layer.unwrap(Effect.gen(function*() {
+    const url = yield* Database.resolveUrl(options.embedded)
+    return Database.layer({ url, applicationName: options.applicationName, maxConnections: options.maxConnections })
+  }))
+
+/** `clientLayer` with migrations applied at start (unless `OPEN_COWORK_CLOUD_RUN_MIGRATIONS=false`). */
+export const layer = (options: Options) => Database.layerMigrate.pipe(Layer.provideMerge(clientLayer(options)))

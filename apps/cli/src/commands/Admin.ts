@@ -1,0 +1,22 @@
+import * as PgTokens from "@cowork/postgres/PgTokens"
+import { Command } from "effect/cli"
+import { Layer } from "effect"
+import * as ControlPlaneDatabase from "../ControlPlaneDatabase.ts"
+import * as AdminToken from "./AdminToken.ts"
+
+/**
+ * `cowork admin ...`: operator tasks straight against the database (`OPEN_COWORK_DATABASE_URL`, or the embedded
+ * cluster in `OPEN_COWORK_DATA_DIR` when no `up` process holds it).
+ */
+export const command = Command.make("admin").pipe(
+  Command.withDescription("Operator tasks against the control-plane database"),
+  Command.withSubcommands([
+    Command.make("token").pipe(
+      Command.withDescription("API tokens"),
+      Command.withSubcommands([AdminToken.create])
+    )
+  ]),
+  Command.provide(PgTokens.layer.pipe(
+    Layer.provide(ControlPlaneDatabase.layer({ embedded: true, applicationName: "cowork-admin", maxConnections: 2 }))
+  ))
+)
