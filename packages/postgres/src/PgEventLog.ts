@@ -1,0 +1,69 @@
+import { StaleOwner, type EventDraft, type Lease, type SessionEvent } from "@cowork/domain"
+import { type CommandCompletion, EventLog } from "@cowork/services"
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import { appendEvents } from "./AppendEvents.ts"
+
+export const make = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+
+  const append = Effect.fn("EventLog.append")(function*(
+    lease: Lease,
+    drafts: ReadonlyArray<EventDraft>,
+    completion?: CommandCompletion
+  ) {
+    const last = yield* appendEvents(lease.sessionId, drafts, {
+      workerId: lease.workerId,
+      epoch: lease.epoch,
+      completion
+    }).pipe(Effect.orDie, Effect.provideService(SqlClient.SqlClient, sql))
+    if (last === undefined) {
+      return yield* new StaleOwner({
+        sessionId: lease.sessionId,
+        epoch: lease.epoch,
+        operation: completion === undefined ? "append" : `append+${completion.outcome}`
+      })
+    }
+    return last
+  })
+
+  const read = Effect.fn("EventLog.read")(function*(sessionId: string, after: number, limit: number) {
+    const rows = yield* sql.unsafe<{ sequence: bigint; type: string; event_id: string; payload: unknown; created_at: Date }>(
+      `SELECT sequence, type, event_id, payload, created_at FROM cloud_session_events
+       WHERE session_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3`,
+      [sessionId, after, limit]
+    ).pipe(Effect.orDie)
+    return rows.map((row): SessionEvent => ({
+      sequence: Number(row.sequence),
+      type: row.type,
+      eventId: row.event_id,
+      payload: row.payload,
+      createdAt: new Date(row.created_at).toISOString()
+    }))
+  })
+
+  const bounds = Effect.fn("EventLog.bounds")(function*(sessionId: string) {
+    const rows = yield* sql.unsafe<{ earliest_sequence: bigint; last_sequence: bigint }>(
+      `SELECT earliest_sequence, last_sequence FROM cloud_session_projections WHERE session_id = $1`,
+      [sessionId]
+    ).pipe(Effect.orDie)
+    const row = rows[0]
+    return row === undefined
+      ? { earliestSequence: 1, latestSequence: 0 }
+      : { earliestSequence: Number(row.earliest_sequence), latestSequence: Number(row.last_sequence) }
+  })
+
+  const prune = Effect.fn("EventLog.prune")(function*(sessionId: string, before: number) {
+    yield* sql.unsafe(
+      `WITH pruned AS (DELETE FROM cloud_session_events WHERE session_id = $1 AND sequence < $2)
+      UPDATE cloud_session_projections p
+      SET earliest_sequence = GREATEST(p.earliest_sequence, LEAST($2::bigint, p.last_sequence + 1))
+      WHERE p.session_id = $1`,
+      [sessionId, before]
+    ).pipe(Effect.orDie)
+  })
+
+  return EventLog.of({ append, read, bounds, prune })
+})
+
+export const layer = Layer.effect(EventLog, make)

@@ -1,0 +1,138 @@
+import { StaleOwner, type Lease } from "@cowork/domain"
+import { LeaseStore, type ReapOptions } from "@cowork/services"
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+
+export const COMMANDS_CHANNEL = "cowork_commands"
+
+/**
+ * Commands still `running` on the sessions in `owned` go back to `pending` for another attempt, or become
+ * `dead` once `$maxAttempts` attempts were abandoned. Shared by claim (sessions taken over) and the reaper.
+ */
+const recoverRunning = (owned: string, maxAttemptsParam: string) => `
+  UPDATE cloud_session_commands c SET
+    attempt_count = c.attempt_count + 1,
+    status = CASE WHEN c.attempt_count + 1 >= ${maxAttemptsParam} THEN 'dead' ELSE 'pending' END,
+    completed_at = CASE WHEN c.attempt_count + 1 >= ${maxAttemptsParam} THEN now() ELSE NULL END,
+    last_error = 'attempt ' || (c.attempt_count + 1) || ' abandoned by worker ' || coalesce(c.claimed_by, '?'),
+    claimed_epoch = NULL,
+    claimed_by = NULL
+  FROM ${owned} o WHERE c.session_id = o.session_id AND c.status = 'running'
+  RETURNING c.session_id, c.status`
+
+/** The live-lease condition every owner write is fenced by (`$1` session, `$2` epoch, `$3` worker). */
+const LIVE = `l.session_id = $1 AND l.epoch = $2 AND l.worker_id = $3 AND l.expires_at > clock_timestamp()`
+
+export const make = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+
+  const claim = Effect.fn("LeaseStore.claim")(function*(workerId: string, limit: number, ttlMs: number, maxAttempts: number) {
+    if (limit <= 0) return []
+    const rows = yield* sql.unsafe<{ session_id: string; epoch: number }>(
+      `WITH candidates AS (
+        SELECT l.session_id FROM cloud_worker_leases l
+        WHERE l.expires_at <= clock_timestamp()
+          AND l.session_id IN (SELECT c.session_id FROM cloud_session_commands c WHERE c.status IN ('pending', 'running'))
+          AND NOT EXISTS (SELECT 1 FROM cloud_worker_heartbeats h
+            WHERE h.worker_id = $1 AND h.status IN ('draining', 'paused', 'revoked'))
+        LIMIT $2
+        FOR UPDATE OF l SKIP LOCKED
+      ),
+      claimed AS (
+        UPDATE cloud_worker_leases l SET
+          worker_id = $1, epoch = l.epoch + 1,
+          expires_at = now() + make_interval(secs => $3::float8 / 1000),
+          claimed_at = now(), renewed_at = now()
+        FROM candidates WHERE l.session_id = candidates.session_id
+        RETURNING l.session_id, l.epoch
+      ),
+      recovered AS (${recoverRunning("claimed", "$4")})
+      SELECT claimed.session_id, claimed.epoch::float8 AS epoch,
+        (SELECT count(*) FROM recovered) AS recovered
+      FROM claimed`,
+      [workerId, limit, ttlMs, maxAttempts]
+    ).pipe(Effect.orDie)
+    return rows.map((row): Lease => ({ sessionId: row.session_id, workerId, epoch: Number(row.epoch) }))
+  })
+
+  const fenced = (lease: Lease, operation: string, statement: string, extra: ReadonlyArray<unknown> = []) =>
+    sql.unsafe<{ ok: boolean }>(statement, [lease.sessionId, lease.epoch, lease.workerId, ...extra]).pipe(
+      Effect.orDie,
+      Effect.flatMap((rows) =>
+        rows.length > 0
+          ? Effect.succeed(rows[0]!)
+          : Effect.fail(new StaleOwner({ sessionId: lease.sessionId, epoch: lease.epoch, operation }))
+      )
+    )
+
+  const renew = Effect.fn("LeaseStore.renew")(function*(lease: Lease, ttlMs: number) {
+    yield* fenced(lease, "renew", `UPDATE cloud_worker_leases l
+      SET expires_at = now() + make_interval(secs => $4::float8 / 1000), renewed_at = now()
+      WHERE ${LIVE} RETURNING true AS ok`, [ttlMs])
+  })
+
+  const releaseIfIdle = Effect.fn("LeaseStore.releaseIfIdle")(function*(lease: Lease) {
+    const row = yield* fenced(lease, "release", `WITH live AS (
+        SELECT l.session_id FROM cloud_worker_leases l WHERE ${LIVE} FOR UPDATE OF l
+      ),
+      busy AS (
+        SELECT EXISTS (SELECT 1 FROM cloud_session_commands c, live
+          WHERE c.session_id = live.session_id AND c.status = 'pending') AS pending
+      ),
+      released AS (
+        UPDATE cloud_worker_leases l SET worker_id = NULL, expires_at = '-infinity'
+        FROM live, busy WHERE l.session_id = live.session_id AND NOT busy.pending
+        RETURNING l.session_id
+      )
+      SELECT EXISTS (SELECT 1 FROM released) AS ok FROM live`)
+    return row.ok
+  })
+
+  const expire = Effect.fn("LeaseStore.expire")(function*(lease: Lease) {
+    yield* fenced(lease, "expire", `UPDATE cloud_worker_leases l SET expires_at = now()
+      WHERE ${LIVE} RETURNING true AS ok`)
+  })
+
+  const reapBatch = (limit: number, maxAttempts: number) =>
+    sql.unsafe<{ reaped: number; requeued: number; dead: number; notified: number }>(
+      `WITH expired AS (
+        SELECT l.session_id FROM cloud_worker_leases l
+        WHERE l.worker_id IS NOT NULL AND l.expires_at <= clock_timestamp()
+        ORDER BY l.expires_at
+        LIMIT $1
+        FOR UPDATE OF l SKIP LOCKED
+      ),
+      reaped AS (
+        UPDATE cloud_worker_leases l SET worker_id = NULL, epoch = l.epoch + 1, expires_at = '-infinity'
+        FROM expired WHERE l.session_id = expired.session_id
+        RETURNING l.session_id
+      ),
+      recovered AS (${recoverRunning("reaped", "$2")})
+      SELECT
+        (SELECT count(*) FROM reaped)::int AS reaped,
+        (SELECT count(*) FROM recovered WHERE status = 'pending')::int AS requeued,
+        (SELECT count(*) FROM recovered WHERE status = 'dead')::int AS dead,
+        (SELECT count(pg_notify('${COMMANDS_CHANNEL}', 'prompt ' || s.session_id))
+          FROM (SELECT DISTINCT session_id FROM recovered WHERE status = 'pending') s)::int AS notified`,
+      [limit, maxAttempts]
+    ).pipe(Effect.orDie, Effect.map((rows) => rows[0]!))
+
+  const reapExpired = Effect.fn("LeaseStore.reapExpired")(function*(options: ReapOptions) {
+    let reaped = 0
+    let requeued = 0
+    let dead = 0
+    while (reaped < options.drainCap) {
+      const limit = Math.min(options.batchSize, options.drainCap - reaped)
+      const batch = yield* reapBatch(limit, options.maxAttempts)
+      reaped += Number(batch.reaped)
+      requeued += Number(batch.requeued)
+      dead += Number(batch.dead)
+      if (Number(batch.reaped) < limit) return { reaped, capHit: false, requeued, dead }
+    }
+    return { reaped, capHit: true, requeued, dead }
+  })
+
+  return LeaseStore.of({ claim, renew, releaseIfIdle, expire, reapExpired })
+})
+
+export const layer = Layer.effect(LeaseStore, make)

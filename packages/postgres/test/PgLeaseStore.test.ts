@@ -1,0 +1,139 @@
+import { PgCommandQueue, PgEventLog, PgLeaseStore } from "@cowork/postgres"
+import { CommandQueue, EventLog, LeaseStore } from "@cowork/services"
+import { assert, it } from "@effect/vitest"
+import { Effect, Layer, Option } from "effect"
+import { SqlClient } from "effect/sql"
+import * as TestDatabase from "../../../test/support/TestDatabase.ts"
+import { backdateLease, commandRow, createSession, enqueue, eventTypes } from "./support/WorkerFixtures.ts"
+
+const Stores = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer).pipe(
+  Layer.provideMerge(TestDatabase.layer({ maxConnections: 30 }))
+)
+
+const TTL = 60_000
+
+it.layer(Stores, { timeout: 60_000 })("PgLeaseStore", (it) => {
+  it.effect("two workers racing for one session: exactly one owns it, every round", () =>
+    Effect.gen(function*() {
+      const leases = yield* LeaseStore
+      const sql = yield* SqlClient.SqlClient
+      yield* createSession("ses_race")
+      yield* enqueue("ses_race", "cmd_race")
+      for (let round = 0; round < 40; round++) {
+        const [a, b] = yield* Effect.all([
+          leases.claim("worker-a", 1, TTL, 3),
+          leases.claim("worker-b", 1, TTL, 3)
+        ], { concurrency: "unbounded" })
+        const winners = [...a, ...b]
+        assert.strictEqual(winners.length, 1, `round ${round}: ${JSON.stringify(winners)}`)
+        const row = (yield* sql<{ worker_id: string; epoch: bigint }>`SELECT worker_id, epoch FROM cloud_worker_leases WHERE session_id = 'ses_race'`)[0]!
+        assert.strictEqual(row.worker_id, winners[0]!.workerId)
+        assert.strictEqual(Number(row.epoch), round + 1)
+        assert.strictEqual(winners[0]!.epoch, round + 1)
+        yield* backdateLease("ses_race")
+      }
+      yield* sql`UPDATE cloud_session_commands SET status = 'acked' WHERE id = 'cmd_race'`
+      yield* sql`UPDATE cloud_worker_leases SET worker_id = NULL, expires_at = '-infinity' WHERE session_id = 'ses_race'`
+    }))
+
+  it.effect("a worker whose lease was taken over has every later write refused, and none applied", () =>
+    Effect.gen(function*() {
+      const leases = yield* LeaseStore
+      const queue = yield* CommandQueue
+      const log = yield* EventLog
+      yield* createSession("ses_stale")
+      yield* enqueue("ses_stale", "cmd_stale")
+      const [old] = yield* leases.claim("worker-old", 1, TTL, 3)
+      assert.isDefined(old)
+      const running = yield* queue.next(old!)
+      assert.strictEqual(Option.getOrThrow(running).id, "cmd_stale")
+      yield* log.append(old!, [{ type: "session.status", payload: { status: "running", commandId: "cmd_stale" } }])
+      const before = yield* eventTypes("ses_stale")
+
+      yield* backdateLease("ses_stale")
+      const [fresh] = yield* leases.claim("worker-new", 1, TTL, 3)
+      assert.strictEqual(fresh!.epoch, old!.epoch + 1)
+      assert.deepStrictEqual(yield* commandRow("cmd_stale"), { status: "pending", attemptCount: 1 })
+
+      const refusedOps: Array<string> = []
+      const refused = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, E>) =>
+        Effect.flip(effect).pipe(Effect.map((error) => refusedOps.push(error._tag)))
+      yield* refused(log.append(old!, [{ type: "assistant.message", payload: { messageId: "m_old", text: "late", final: true }, commandId: "cmd_stale", attempt: 1 }]))
+      yield* refused(log.append(old!, [{ type: "session.idle", payload: { commandId: "cmd_stale" } }], { commandId: "cmd_stale", outcome: "acked" }))
+      yield* refused(leases.renew(old!, TTL))
+      yield* refused(leases.releaseIfIdle(old!))
+      yield* refused(leases.expire(old!))
+      yield* refused(queue.next(old!))
+      assert.deepStrictEqual(refusedOps, Array(6).fill("StaleOwner"))
+
+      assert.deepStrictEqual(yield* eventTypes("ses_stale"), before, "nothing of the stale owner reached the log")
+      assert.deepStrictEqual(yield* commandRow("cmd_stale"), { status: "pending", attemptCount: 1 })
+      const sql = yield* SqlClient.SqlClient
+      const messages = yield* sql`SELECT 1 FROM cloud_session_projection_messages WHERE message_id = 'm_old'`
+      assert.strictEqual(messages.length, 0)
+
+      const rerun = Option.getOrThrow(yield* queue.next(fresh!))
+      assert.deepStrictEqual([rerun.id, rerun.attempt, rerun.abandonedAttempts], ["cmd_stale", 2, 1])
+      yield* leases.renew(fresh!, TTL)
+    }))
+
+  it.effect("releaseIfIdle keeps the lease while a command is pending and frees it when the mailbox is empty", () =>
+    Effect.gen(function*() {
+      const leases = yield* LeaseStore
+      const queue = yield* CommandQueue
+      const log = yield* EventLog
+      yield* createSession("ses_release")
+      yield* enqueue("ses_release", "cmd_r1")
+      yield* enqueue("ses_release", "cmd_r2")
+      const [lease] = yield* leases.claim("worker-r", 4, TTL, 3)
+      const first = Option.getOrThrow(yield* queue.next(lease!))
+      assert.strictEqual(first.id, "cmd_r1")
+      yield* log.append(lease!, [{ type: "session.idle", payload: { commandId: "cmd_r1" } }], { commandId: "cmd_r1", outcome: "acked" })
+      assert.isFalse(yield* leases.releaseIfIdle(lease!))
+      const second = Option.getOrThrow(yield* queue.next(lease!))
+      assert.strictEqual(second.id, "cmd_r2")
+      yield* log.append(lease!, [{ type: "session.idle", payload: { commandId: "cmd_r2" } }], { commandId: "cmd_r2", outcome: "acked" })
+      assert.isTrue(Option.isNone(yield* queue.next(lease!)))
+      assert.isTrue(yield* leases.releaseIfIdle(lease!))
+      assert.deepStrictEqual(yield* leases.claim("worker-other", 4, TTL, 3), [], "nothing runnable is left")
+    }))
+
+  it.effect("the reaper recovers expired leases within the drain cap, requeues and finally kills commands", () =>
+    Effect.gen(function*() {
+      const leases = yield* LeaseStore
+      const queue = yield* CommandQueue
+      const sql = yield* SqlClient.SqlClient
+      const ids = Array.from({ length: 25 }, (_, i) => `ses_reap_${String(i).padStart(2, "0")}`)
+      for (const id of ids) {
+        yield* createSession(id)
+        yield* enqueue(id, `cmd_${id}`)
+      }
+      const claimed = yield* leases.claim("worker-crashed", 25, TTL, 2)
+      assert.strictEqual(claimed.length, 25)
+      for (const lease of claimed) yield* queue.next(lease)
+      yield* sql`UPDATE cloud_worker_leases SET expires_at = now() - interval '1 second' WHERE session_id LIKE 'ses_reap_%'`
+
+      const first = yield* leases.reapExpired({ batchSize: 4, drainCap: 10, maxAttempts: 2 })
+      assert.deepStrictEqual(first, { reaped: 10, capHit: true, requeued: 10, dead: 0 })
+      const second = yield* leases.reapExpired({ batchSize: 4, drainCap: 10, maxAttempts: 2 })
+      assert.deepStrictEqual(second, { reaped: 10, capHit: true, requeued: 10, dead: 0 })
+      const third = yield* leases.reapExpired({ batchSize: 4, drainCap: 10, maxAttempts: 2 })
+      assert.deepStrictEqual(third, { reaped: 5, capHit: false, requeued: 5, dead: 0 })
+      assert.deepStrictEqual(yield* leases.reapExpired({ batchSize: 4, drainCap: 10, maxAttempts: 2 }), {
+        reaped: 0, capHit: false, requeued: 0, dead: 0
+      })
+      const leaseRows = yield* sql<{ worker_id: string | null; epoch: bigint }>`SELECT worker_id, epoch FROM cloud_worker_leases WHERE session_id LIKE 'ses_reap_%'`
+      assert.isTrue(leaseRows.every((row) => row.worker_id === null && Number(row.epoch) === 2))
+      assert.deepStrictEqual(yield* commandRow("cmd_ses_reap_00"), { status: "pending", attemptCount: 1 })
+
+      // The second attempt is abandoned too: with max attempts 2 the command is dead.
+      const again = yield* leases.claim("worker-crashed-2", 25, TTL, 2)
+      assert.strictEqual(again.length, 25)
+      for (const lease of again) yield* queue.next(lease)
+      yield* sql`UPDATE cloud_worker_leases SET expires_at = now() - interval '1 second' WHERE session_id LIKE 'ses_reap_%'`
+      const final = yield* leases.reapExpired({ batchSize: 50, drainCap: 100, maxAttempts: 2 })
+      assert.deepStrictEqual(final, { reaped: 25, capHit: false, requeued: 0, dead: 25 })
+      assert.deepStrictEqual(yield* commandRow("cmd_ses_reap_00"), { status: "dead", attemptCount: 2 })
+      assert.deepStrictEqual(yield* leases.claim("worker-x", 25, TTL, 2), [], "dead commands are not runnable")
+    }))
+})
