@@ -1,0 +1,72 @@
+import { Config, Context, Effect, Layer } from "effect"
+import * as Os from "node:os"
+
+export const WORKER_VERSION = "0.1.0"
+
+export interface WorkerSettings {
+  readonly workerId: string
+  /** Sessions this worker runs at once. */
+  readonly concurrency: number
+  readonly leaseTtlMs: number
+  readonly shutdownGraceMs: number
+  readonly maxCommandAttempts: number
+  /** Expired leases the reaper recovers per tick at most. */
+  readonly reaperDrainCap: number
+  readonly reaperBatchSize: number
+  readonly reaperIntervalMs: number
+  readonly heartbeatIntervalMs: number
+  /** Backstop claim poll; command signals wake the claim loop sooner. */
+  readonly pollIntervalMs: number
+  readonly region: string | null
+  readonly profileName: string
+  readonly version: string
+  readonly capabilities: ReadonlyArray<string>
+}
+
+const defaultWorkerId = () => `worker-${Os.hostname()}-${globalThis.crypto.randomUUID().slice(0, 8)}`
+
+/** Fills in everything derived or defaulted, so tests state only what they care about. */
+export const settings = (input: Partial<WorkerSettings> = {}): WorkerSettings => {
+  const leaseTtlMs = input.leaseTtlMs ?? 15_000
+  const reaperDrainCap = input.reaperDrainCap ?? 100
+  return {
+    workerId: input.workerId ?? defaultWorkerId(),
+    concurrency: input.concurrency ?? 4,
+    leaseTtlMs,
+    shutdownGraceMs: input.shutdownGraceMs ?? 30_000,
+    maxCommandAttempts: input.maxCommandAttempts ?? 3,
+    reaperDrainCap,
+    reaperBatchSize: input.reaperBatchSize ?? Math.max(1, Math.min(50, reaperDrainCap)),
+    reaperIntervalMs: input.reaperIntervalMs ?? Math.max(1, Math.floor(leaseTtlMs / 3)),
+    heartbeatIntervalMs: input.heartbeatIntervalMs ?? 5_000,
+    pollIntervalMs: input.pollIntervalMs ?? 5_000,
+    region: input.region ?? null,
+    profileName: input.profileName ?? "default",
+    version: input.version ?? WORKER_VERSION,
+    capabilities: input.capabilities ?? ["prompt", "abort"]
+  }
+}
+
+const optionalInt = (name: string) => Config.Int(name).pipe(Config.option, Config.map((o) => o._tag === "Some" ? o.value : undefined))
+const optionalString = (name: string) =>
+  Config.String(name).pipe(Config.option, Config.map((o) => o._tag === "Some" && o.value !== "" ? o.value : undefined))
+
+/** The worker's settings, from the `OPEN_COWORK_CLOUD_*` environment (see the operator runbooks). */
+export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>()("cowork/worker/WorkerConfig") {
+  static readonly layer = Layer.effect(WorkerConfig, Effect.gen(function*() {
+    return settings({
+      workerId: yield* optionalString("OPEN_COWORK_CLOUD_WORKER_ID"),
+      concurrency: yield* optionalInt("OPEN_COWORK_CLOUD_WORKER_CONCURRENCY"),
+      leaseTtlMs: yield* optionalInt("OPEN_COWORK_CLOUD_LEASE_TTL_MS"),
+      shutdownGraceMs: yield* optionalInt("OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS"),
+      maxCommandAttempts: yield* optionalInt("OPEN_COWORK_CLOUD_MAX_COMMAND_ATTEMPTS"),
+      reaperDrainCap: yield* optionalInt("OPEN_COWORK_CLOUD_REAPER_DRAIN_CAP"),
+      heartbeatIntervalMs: yield* optionalInt("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS"),
+      pollIntervalMs: yield* optionalInt("OPEN_COWORK_CLOUD_POLL_INTERVAL_MS"),
+      region: yield* optionalString("OPEN_COWORK_CLOUD_REGION"),
+      profileName: yield* optionalString("OPEN_COWORK_CLOUD_PROFILE_NAME")
+    })
+  }))
+
+  static readonly layerWith = (input: Partial<WorkerSettings>) => Layer.succeed(WorkerConfig, settings(input))
+}

@@ -1,0 +1,304 @@
+import type { EventDraft, Lease, RunnableCommand, RuntimeFailure, StaleOwner } from "@cowork/domain"
+import {
+  AgentRuntime,
+  ChangeFeed,
+  CommandQueue,
+  EventLog,
+  Heartbeats,
+  LeaseStore,
+  type RuntimeEvent,
+  type RuntimeSession
+} from "@cowork/services"
+import { Cause, Deferred, Effect, Exit, FiberMap, Layer, Option, Queue, Ref, Scope, Stream } from "effect"
+import { WorkerConfig } from "./WorkerConfig.ts"
+import { WorkerStats } from "./WorkerStats.ts"
+
+/** A session this worker holds: the lease epoch, and the abort request its current prompt turn races against. */
+interface HeldSession {
+  readonly epoch: number
+  abort: Deferred.Deferred<void>
+}
+
+type TurnOutcome =
+  | { readonly _tag: "acked" }
+  | { readonly _tag: "failed"; readonly message: string }
+  | { readonly _tag: "cancelled" }
+
+const draftOf = (event: RuntimeEvent, command: RunnableCommand): EventDraft => {
+  const owner = { commandId: command.id, attempt: command.attempt }
+  switch (event._tag) {
+    case "AssistantDelta":
+      return { type: "assistant.message", payload: { messageId: event.messageId, delta: event.delta, final: false }, ...owner }
+    case "AssistantMessage":
+      return { type: "assistant.message", payload: { messageId: event.messageId, text: event.text, final: true }, ...owner }
+    case "ToolCall":
+      return {
+        type: "tool.call",
+        payload: { callId: event.callId, tool: event.tool, input: event.input, output: event.output, commandId: command.id },
+        ...owner
+      }
+    case "Status":
+      return { type: "session.status", payload: { status: event.status, detail: event.detail, commandId: command.id }, ...owner }
+    case "Error":
+      return { type: "runtime.error", payload: { message: event.message, commandId: command.id }, ...owner }
+  }
+}
+
+const isStaleOwner = (cause: Cause.Cause<unknown>) =>
+  cause.reasons.some((reason) => Cause.isFailReason(reason) && (reason.error as { _tag?: unknown })._tag === "StaleOwner")
+
+/**
+ * The worker role: claims runnable sessions up to its capacity, runs each leased session's mailbox in order in a
+ * fiber of its own (renewing the lease every TTL/3), reaps expired leases, beats its heartbeat, and drains on
+ * shutdown. Every owner write is fenced by the lease; a refused one is counted and logged, never applied.
+ */
+const make = Effect.gen(function*() {
+  const config = yield* WorkerConfig
+  const stats = yield* WorkerStats
+  const leases = yield* LeaseStore
+  const queue = yield* CommandQueue
+  const log = yield* EventLog
+  const heartbeats = yield* Heartbeats
+  const changeFeed = yield* ChangeFeed
+  const runtime = yield* AgentRuntime
+  const { workerId, leaseTtlMs: ttl } = config
+
+  const held = new Map<string, HeldSession>()
+  let draining = false
+  const wake = yield* Queue.sliding<void>(1)
+  const requestClaim = Queue.offer(wake, undefined).pipe(Effect.asVoid)
+
+  const sessions = yield* FiberMap.make<string>()
+
+  const refused = (error: StaleOwner, commandId: string | undefined) =>
+    Ref.update(stats.staleOwnerRejections, (n) => n + 1).pipe(
+      Effect.andThen(Effect.logWarning("stale owner: write refused, not applied")),
+      Effect.annotateLogs({ sessionId: error.sessionId, epoch: error.epoch, commandId, operation: error.operation })
+    )
+  const fenced = <A>(write: Effect.Effect<A, StaleOwner>, commandId?: string) =>
+    write.pipe(Effect.tapError((error) => refused(error, commandId)))
+
+  const beat = (status: string) =>
+    Effect.suspend(() =>
+      heartbeats.beat({
+        workerId,
+        role: "worker",
+        poolId: null,
+        status,
+        version: config.version,
+        region: config.region,
+        capabilities: config.capabilities,
+        currentLoad: held.size,
+        activeWorkIds: [...held.keys()]
+      })
+    ).pipe(Effect.catchCause((cause) => Effect.logWarning("heartbeat failed", cause)))
+
+  const runPrompt = Effect.fn("Worker.runPrompt")(function*(
+    lease: Lease,
+    command: RunnableCommand,
+    session: HeldSession,
+    openRuntime: Effect.Effect<RuntimeSession, RuntimeFailure>
+  ) {
+    const owner = { commandId: command.id, attempt: command.attempt }
+    const opening: Array<EventDraft> = []
+    if (command.abandonedAttempts > 0) {
+      opening.push({
+        type: "command.retried",
+        payload: { commandId: command.id, abandonedAttempt: command.abandonedAttempts, attempt: command.attempt },
+        ...owner
+      })
+    }
+    opening.push({ type: "session.status", payload: { status: "running", commandId: command.id }, ...owner })
+    yield* fenced(log.append(lease, opening), command.id)
+
+    const turn = Effect.gen(function*() {
+      const runtimeSession = yield* openRuntime
+      yield* Stream.runForEach(
+        runtimeSession.prompt({ commandId: command.id, text: command.payload.text ?? "", attempt: command.attempt }),
+        (event) => fenced(log.append(lease, [draftOf(event, command)]), command.id)
+      )
+    })
+    const outcome: TurnOutcome = yield* turn.pipe(
+      Effect.as<TurnOutcome>({ _tag: "acked" }),
+      Effect.catchTag("RuntimeFailure", (error) => Effect.succeed<TurnOutcome>({ _tag: "failed", message: error.message })),
+      Effect.raceFirst(Deferred.await(session.abort).pipe(Effect.as<TurnOutcome>({ _tag: "cancelled" })))
+    )
+
+    const closing: Array<EventDraft> = []
+    if (outcome._tag === "failed") {
+      closing.push({ type: "runtime.error", payload: { message: outcome.message, commandId: command.id }, ...owner })
+    }
+    closing.push({ type: "session.idle", payload: { commandId: command.id, outcome: outcome._tag }, ...owner })
+    yield* fenced(
+      log.append(lease, closing, {
+        commandId: command.id,
+        outcome: outcome._tag,
+        error: outcome._tag === "failed" ? outcome.message : undefined
+      }),
+      command.id
+    )
+    yield* Ref.update(stats.commandsCompleted, (n) => n + 1)
+    yield* Effect.logInfo("command completed").pipe(Effect.annotateLogs({ outcome: outcome._tag, attempt: command.attempt }))
+  })
+
+  const runAbort = Effect.fn("Worker.runAbort")(function*(lease: Lease, command: RunnableCommand, session: HeldSession) {
+    yield* fenced(
+      log.append(lease, [{ type: "session.aborted", payload: { commandId: command.id }, commandId: command.id, attempt: command.attempt }], {
+        commandId: command.id,
+        outcome: "acked"
+      }),
+      command.id
+    )
+    session.abort = yield* Deferred.make<void>()
+    yield* Ref.update(stats.commandsCompleted, (n) => n + 1)
+    yield* Effect.logInfo("session aborted")
+  })
+
+  /** Runs the leased session's mailbox until it is empty (true: lease released) or the worker drains (false). */
+  const runSession = (lease: Lease, session: HeldSession) =>
+    Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      let runtimeSession: RuntimeSession | undefined
+      const openRuntime = Effect.suspend(() =>
+        runtimeSession !== undefined
+          ? Effect.succeed(runtimeSession)
+          : runtime.open(lease.sessionId).pipe(
+            Effect.provideService(Scope.Scope, scope),
+            Effect.tap((opened) => Effect.sync(() => { runtimeSession = opened }))
+          )
+      )
+
+      const mailbox = Effect.gen(function*() {
+        while (true) {
+          if (draining) return yield* fenced(leases.releaseIfIdle(lease))
+          const next = yield* fenced(queue.next(lease))
+          if (Option.isNone(next)) {
+            if (yield* fenced(leases.releaseIfIdle(lease))) return true
+            continue
+          }
+          const command = next.value
+          const run = command.kind === "abort"
+            ? runAbort(lease, command, session)
+            : runPrompt(lease, command, session, openRuntime)
+          yield* run.pipe(Effect.annotateLogs({ commandId: command.id }))
+        }
+      })
+
+      const renewal = Effect.sleep(Math.max(1, Math.floor(ttl / 3))).pipe(
+        Effect.andThen(fenced(leases.renew(lease, ttl))),
+        Effect.forever
+      )
+      return yield* Effect.raceFirst(mailbox, renewal)
+    }).pipe(Effect.scoped)
+
+  const supervise = (lease: Lease, session: HeldSession) =>
+    runSession(lease, session).pipe(
+      Effect.onExit((exit) =>
+        Effect.gen(function*() {
+          const released = Exit.isSuccess(exit) && exit.value === true
+          const lost = Exit.isFailure(exit) && isStaleOwner(exit.cause)
+          if (!released && !lost) {
+            // Drained, interrupted or crashed while holding the lease: expire it so another worker claims at once.
+            yield* leases.expire(lease).pipe(
+              Effect.catchTag("StaleOwner", () => Effect.void),
+              Effect.catchCause((cause) => Effect.logWarning("lease expiry failed", cause))
+            )
+          }
+          if (Exit.isFailure(exit) && !lost && !Cause.hasInterruptsOnly(exit.cause)) {
+            yield* Effect.logError("session fiber failed", exit.cause)
+          }
+          if (held.get(lease.sessionId)?.epoch === lease.epoch) held.delete(lease.sessionId)
+          yield* Ref.set(stats.activeSessions, held.size)
+          yield* Effect.logDebug(released ? "lease released" : lost ? "lease lost" : "lease given up")
+          if (!draining) yield* requestClaim
+        })
+      ),
+      Effect.annotateLogs({ sessionId: lease.sessionId, epoch: lease.epoch, workerId })
+    )
+
+  const claimPass = Effect.gen(function*() {
+    if (draining) return
+    const free = config.concurrency - held.size
+    if (free <= 0) return
+    const claimed = yield* leases.claim(workerId, free, ttl, config.maxCommandAttempts)
+    for (const lease of claimed) {
+      const session: HeldSession = { epoch: lease.epoch, abort: yield* Deferred.make<void>() }
+      held.set(lease.sessionId, session)
+      yield* FiberMap.run(sessions, lease.sessionId, supervise(lease, session))
+      yield* Effect.logDebug("session claimed").pipe(Effect.annotateLogs({ sessionId: lease.sessionId, epoch: lease.epoch }))
+    }
+    yield* Ref.set(stats.activeSessions, held.size)
+  }).pipe(
+    Effect.uninterruptible,
+    Effect.catchCause((cause) => Effect.logError("claim pass failed", cause))
+  )
+
+  const reapTick = Effect.gen(function*() {
+    const result = yield* leases.reapExpired({
+      batchSize: config.reaperBatchSize,
+      drainCap: config.reaperDrainCap,
+      maxAttempts: config.maxCommandAttempts
+    })
+    if (result.reaped > 0) {
+      yield* Ref.update(stats.reapedLeases, (n) => n + result.reaped)
+      yield* Effect.logInfo("expired leases reaped").pipe(Effect.annotateLogs({ ...result }))
+      yield* requestClaim
+    }
+    if (result.capHit) {
+      yield* Ref.update(stats.reaperCapHits, (n) => n + 1)
+      yield* Effect.logWarning("reaper hit its drain cap").pipe(Effect.annotateLogs({ drainCap: config.reaperDrainCap }))
+    }
+  }).pipe(Effect.catchCause((cause) => Effect.logError("reaper tick failed", cause)))
+
+  // Finalizers run in reverse order: stop claiming and reaping, drain sessions, stop beating, beat "stopped".
+  yield* Effect.addFinalizer(() => beat("stopped"))
+  yield* beat("active")
+  yield* Effect.forkScoped(Effect.forever(Effect.sleep(config.heartbeatIntervalMs).pipe(
+    Effect.andThen(Effect.suspend(() => beat(draining ? "draining" : "active")))
+  )))
+
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      draining = true
+      yield* beat("draining")
+      yield* Effect.logInfo("worker draining").pipe(Effect.annotateLogs({ active: held.size, graceMs: config.shutdownGraceMs }))
+      const finished = yield* FiberMap.awaitEmpty(sessions).pipe(
+        Effect.ignore,
+        Effect.timeoutOption(config.shutdownGraceMs)
+      )
+      if (Option.isNone(finished)) {
+        yield* Effect.logWarning("shutdown grace elapsed; expiring remaining leases").pipe(
+          Effect.annotateLogs({ sessions: [...held.keys()] })
+        )
+        yield* FiberMap.clear(sessions)
+      }
+      yield* Effect.logInfo("worker drained")
+    }).pipe(Effect.annotateLogs({ workerId }))
+  )
+
+  const signals = yield* changeFeed.commandSignals
+  yield* Stream.runForEach(signals, (signal) =>
+    Effect.gen(function*() {
+      const session = held.get(signal.sessionId)
+      if (signal.kind === "abort" && session !== undefined) {
+        yield* Deferred.succeed(session.abort, undefined)
+        yield* Effect.logInfo("abort requested").pipe(Effect.annotateLogs({ sessionId: signal.sessionId, epoch: session.epoch }))
+      }
+      if (session === undefined) yield* requestClaim
+    })).pipe(
+      Effect.catchCause((cause) => Effect.logError("command signal stream failed", cause)),
+      Effect.forkScoped
+    )
+
+  yield* Effect.forkScoped(Effect.forever(Effect.sleep(config.reaperIntervalMs).pipe(Effect.andThen(reapTick))))
+  yield* Effect.forkScoped(Effect.forever(claimPass.pipe(
+    Effect.andThen(Effect.raceFirst(Queue.take(wake), Effect.sleep(config.pollIntervalMs)))
+  )))
+  yield* Effect.logInfo("worker started").pipe(Effect.annotateLogs({ workerId, concurrency: config.concurrency, leaseTtlMs: ttl }))
+}).pipe(Effect.annotateLogs({ role: "worker" }))
+
+/** The worker role without its configuration; provides `WorkerStats`. */
+export const layerNoDeps = Layer.effectDiscard(make).pipe(Layer.provideMerge(WorkerStats.layer))
+
+/** The worker role configured from the `OPEN_COWORK_CLOUD_*` environment. */
+export const layer = layerNoDeps.pipe(Layer.provide(WorkerConfig.layer))

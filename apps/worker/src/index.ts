@@ -1,0 +1,3 @@
+export * from "./WorkerRole.ts"
+export * from "./WorkerConfig.ts"
+export * from "./WorkerStats.ts"
