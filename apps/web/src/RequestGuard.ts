@@ -1,0 +1,97 @@
+import { HttpApiError } from "effect/http-api"
+import { ByteSize, Cause, Effect, Layer, SchemaIssue, type Types } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { errorResponse } from "./ErrorResponse.ts"
+
+/** Largest request body any route accepts. */
+export const MAX_BODY_BYTES = 1024 * 1024
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
+
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const isBodyTooLarge = (u: unknown): boolean => {
+  if (typeof u !== "object" || u === null) return false
+  const reason = (u as { reason?: unknown }).reason
+  if (reason === "BodyTooLarge") return true
+  if (typeof reason === "object" && reason !== null) return isBodyTooLarge(reason)
+  const cause = (u as { cause?: unknown }).cause
+  return typeof cause === "object" && cause !== null && cause !== u && isBodyTooLarge(cause)
+}
+
+const isRouteNotFound = (u: unknown): boolean =>
+  typeof u === "object" && u !== null && (u as { reason?: { _tag?: unknown } }).reason?._tag === "RouteNotFound"
+
+const schemaErrorResponse = (error: HttpApiError.HttpApiSchemaError) => {
+  const issues = formatIssues(error.cause.issue).issues.map((issue) => ({
+    path: (issue.path ?? []).map((segment) => String(typeof segment === "object" ? segment.key : segment)).join("."),
+    message: issue.message
+  }))
+  const first = issues[0]
+  const field = first !== undefined && first.path !== "" ? first.path : undefined
+  const location = error.kind.toLowerCase()
+  const message = first === undefined
+    ? `invalid ${location}`
+    : field === undefined
+    ? `invalid ${location}: ${first.message}`
+    : `invalid ${location} field \`${field}\`: ${first.message}`
+  return errorResponse(400, message, { details: { location, ...(field === undefined ? {} : { field }), issues } })
+}
+
+/** Maps whatever escaped the routes (decode failures, unknown routes, oversized bodies, defects) to the error shape. */
+const causeToResponse = (cause: Cause.Cause<unknown>) =>
+  Effect.gen(function*() {
+    if (Cause.hasInterruptsOnly(cause)) return HttpServerResponse.empty({ status: 499 })
+    const values = cause.reasons.map((reason) =>
+      Cause.isFailReason(reason) ? reason.error : Cause.isDieReason(reason) ? reason.defect : undefined
+    )
+    const schemaError = values.find(HttpApiError.HttpApiSchemaError.is)
+    if (schemaError !== undefined && schemaError.kind !== "Body" && schemaError.kind !== "ResponseHeaders") {
+      return schemaErrorResponse(schemaError)
+    }
+    if (values.some(isBodyTooLarge) || values.some(HttpApiError.HttpApiPayloadTooLarge.is)) {
+      return errorResponse(413, `request body exceeds ${MAX_BODY_BYTES} bytes`, { details: { limitBytes: MAX_BODY_BYTES } })
+    }
+    if (values.some(isRouteNotFound)) return errorResponse(404, "no such route")
+    yield* Effect.logError("unhandled error in request", cause)
+    return errorResponse(500, "internal error")
+  })
+
+/** Gives error responses the routes produced without a JSON body (415, 405, empty 4xx) the error shape. */
+const reshapeBareError = (response: HttpServerResponse.HttpServerResponse) => {
+  if (response.status < 400 || response.body._tag === "Uint8Array" && response.body.contentType === "application/json") {
+    return response
+  }
+  if (response.body._tag === "Stream") return response
+  const text = response.body._tag === "Uint8Array" ? new TextDecoder().decode(response.body.body) : ""
+  return errorResponse(response.status, text !== "" ? text : `request failed with status ${response.status}`, {
+    headers: Object.fromEntries(Object.entries(response.headers).filter(([name]) => name !== "content-type" && name !== "content-length"))
+  })
+}
+
+/**
+ * Global request guard: a request id on every response (echoed, or generated), a body size limit (checked against
+ * `Content-Length` up front and enforced while reading), and the `{"error": ...}` shape for every failure.
+ */
+export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter> = HttpRouter.middleware(
+  (httpEffect) =>
+    Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const incoming = request.headers["x-request-id"]
+      const requestId = incoming !== undefined && REQUEST_ID_PATTERN.test(incoming) ? incoming : globalThis.crypto.randomUUID()
+      const declaredLength = Number(request.headers["content-length"] ?? 0)
+      const response = declaredLength > MAX_BODY_BYTES
+        ? errorResponse(413, `request body exceeds ${MAX_BODY_BYTES} bytes`, {
+          details: { limitBytes: MAX_BODY_BYTES },
+          headers: { connection: "close" }
+        })
+        : yield* httpEffect.pipe(
+          Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(MAX_BODY_BYTES)),
+          Effect.map(reshapeBareError),
+          Effect.catchCause(causeToResponse),
+          Effect.annotateLogs({ request_id: requestId })
+        )
+      return HttpServerResponse.setHeader(response, "x-request-id", requestId)
+    }) as Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest>,
+  { global: true }
+)

@@ -1,0 +1,77 @@
+import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
+import { Config, Context, Duration, Effect, Layer, Queue, type Scope, Stream } from "effect"
+
+/**
+ * In-memory fan-out of session log growth to this process's SSE subscribers. It holds ONE `ChangeFeed`
+ * subscription (one `LISTEN` connection) for the whole process; subscribers catch up by keyset reads when
+ * signalled. A slow backstop poll of the watched sessions' tips covers notifications lost while the listening
+ * connection was being re-established.
+ */
+export class SessionEventHub extends Context.Service<SessionEventHub, {
+  /** Signals (the new tip) whenever the session's log may have grown; only the latest signal is kept. */
+  readonly watchSession: (sessionId: string) => Effect.Effect<Queue.Dequeue<number>, never, Scope.Scope>
+  /** Every change to one of the org's sessions. */
+  readonly watchOrg: (orgId: string) => Effect.Effect<Queue.Dequeue<SessionChanged>, never, Scope.Scope>
+}>()("cowork/web/SessionEventHub") {
+  static readonly layer = Layer.effect(
+    SessionEventHub,
+    Effect.gen(function*() {
+      const feed = yield* ChangeFeed
+      const eventLog = yield* EventLog
+      const backstopMs = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_BACKSTOP_POLL_MS").pipe(Config.withDefault(30_000))
+      const sessionWatchers = new Map<string, Set<Queue.Queue<number>>>()
+      const orgWatchers = new Map<string, Set<Queue.Queue<SessionChanged>>>()
+
+      const register = <K, A>(map: Map<K, Set<Queue.Queue<A>>>, key: K, capacity: number) =>
+        Effect.acquireRelease(
+          Effect.gen(function*() {
+            const queue = yield* Queue.sliding<A>(capacity)
+            let set = map.get(key)
+            if (set === undefined) {
+              set = new Set()
+              map.set(key, set)
+            }
+            set.add(queue)
+            return queue
+          }),
+          (queue) =>
+            Effect.sync(() => {
+              const set = map.get(key)
+              set?.delete(queue)
+              if (set !== undefined && set.size === 0) map.delete(key)
+            })
+        )
+
+      const signalSession = (sessionId: string, tip: number) =>
+        Effect.forEach(sessionWatchers.get(sessionId) ?? [], (queue) => Queue.offer(queue, tip), { discard: true })
+
+      const changes = yield* feed.sessionChanges
+      yield* changes.pipe(
+        Stream.runForEach((change) =>
+          Effect.andThen(
+            signalSession(change.sessionId, change.lastSequence),
+            Effect.forEach(orgWatchers.get(change.orgId) ?? [], (queue) => Queue.offer(queue, change), { discard: true })
+          )
+        ),
+        Effect.forkScoped
+      )
+
+      yield* Effect.gen(function*() {
+        for (const sessionId of [...sessionWatchers.keys()]) {
+          const bounds = yield* eventLog.bounds(sessionId)
+          yield* signalSession(sessionId, bounds.latestSequence)
+        }
+      }).pipe(
+        Effect.catchCause((cause) => Effect.logWarning("SSE backstop poll failed", cause)),
+        Effect.delay(Duration.millis(backstopMs)),
+        Effect.forever,
+        Effect.forkScoped
+      )
+
+      return SessionEventHub.of({
+        watchSession: (sessionId) => register(sessionWatchers, sessionId, 1),
+        watchOrg: (orgId) => register(orgWatchers, orgId, 1024)
+      })
+    })
+  )
+}

@@ -1,0 +1,82 @@
+import type { SessionEvent, SnapshotRequired } from "@cowork/domain"
+import { EventLog } from "@cowork/services"
+import { Effect, Queue, Stream } from "effect"
+import { HttpServerResponse } from "effect/http"
+import { SessionEventHub } from "./SessionEventHub.ts"
+import { WebLifecycle } from "./WebLifecycle.ts"
+
+export const KEEP_ALIVE_INTERVAL = "15 seconds"
+/** Reconnect delay suggested to clients (`retry:`). */
+export const RETRY_HINT_MS = 2_000
+/** Seconds a client should wait before reconnecting to a draining process (`Retry-After`). */
+export const DRAIN_RETRY_AFTER_SECONDS = 2
+const READ_BATCH = 200
+
+const frame = (fields: { readonly id?: string; readonly event: string; readonly data: unknown }): string =>
+  `${fields.id === undefined ? "" : `id: ${fields.id}\n`}event: ${fields.event}\ndata: ${JSON.stringify(fields.data)}\n\n`
+
+const eventFrame = (event: SessionEvent): string =>
+  frame({
+    id: String(event.sequence),
+    event: event.type,
+    data: { sequence: event.sequence, type: event.type, eventId: event.eventId, payload: event.payload, createdAt: event.createdAt }
+  })
+
+const sseResponse = (body: Stream.Stream<string>) =>
+  Effect.gen(function*() {
+    const lifecycle = yield* WebLifecycle
+    const keepAlive = Stream.tick(KEEP_ALIVE_INTERVAL).pipe(Stream.drop(1), Stream.map(() => ": keep-alive\n\n"))
+    const stream = Stream.make(`retry: ${RETRY_HINT_MS}\n\n`).pipe(
+      Stream.concat(Stream.merge(body, keepAlive, { haltStrategy: "left" })),
+      Stream.interruptWhen(lifecycle.draining),
+      Stream.encodeText
+    )
+    return HttpServerResponse.stream(stream, {
+      contentType: "text/event-stream",
+      headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+    })
+  })
+
+/**
+ * The session's events after `cursor`: a keyset replay, then live. Each read starts where the last one ended, and
+ * the subscriber registers for signals before its first read, so there is no gap and no duplicate.
+ */
+export const sessionEventsResponse = (sessionId: string, cursor: number) =>
+  Effect.gen(function*() {
+    const hub = yield* SessionEventHub
+    const eventLog = yield* EventLog
+    const body = Stream.unwrap(Effect.gen(function*() {
+      const signals = yield* hub.watchSession(sessionId)
+      let after = cursor
+      const nextFrames = Effect.gen(function*() {
+        while (true) {
+          const events = yield* eventLog.read(sessionId, after, READ_BATCH)
+          const last = events[events.length - 1]
+          if (last !== undefined) {
+            after = last.sequence
+            return events.map(eventFrame).join("")
+          }
+          yield* Queue.take(signals)
+        }
+      })
+      return Stream.fromEffectRepeat(nextFrames)
+    }))
+    return yield* sseResponse(body)
+  })
+
+/** A cursor older than retention: one `snapshot.required` frame, then the stream ends (reload the view, resume after it). */
+export const snapshotRequiredResponse = (snapshot: SnapshotRequired) =>
+  sseResponse(Stream.make(frame({ event: "snapshot.required", data: snapshot })))
+
+/** The org's session-list changes, live. */
+export const workspaceEventsResponse = (orgId: string) =>
+  Effect.gen(function*() {
+    const hub = yield* SessionEventHub
+    const body = Stream.unwrap(Effect.map(hub.watchOrg(orgId), (changes) =>
+      Stream.fromQueue(changes).pipe(
+        Stream.map((change) =>
+          frame({ event: "session.changed", data: { sessionId: change.sessionId, lastSequence: change.lastSequence } })
+        )
+      )))
+    return yield* sseResponse(body)
+  })

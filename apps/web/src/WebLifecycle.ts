@@ -1,0 +1,39 @@
+import { Config, Context, Deferred, Effect, Layer } from "effect"
+
+/**
+ * Who this process is (`role`, `profileName`) and whether it is draining. Draining starts when the role's scope
+ * begins to close: `/readyz` turns 503, new SSE requests get 503 + `Retry-After`, open SSE streams end.
+ */
+export class WebLifecycle extends Context.Service<WebLifecycle, {
+  readonly role: string
+  readonly profileName: string
+  readonly isDraining: Effect.Effect<boolean>
+  /** Completes when draining starts. */
+  readonly draining: Effect.Effect<void>
+  readonly beginDrain: Effect.Effect<void>
+}>()("cowork/web/WebLifecycle") {
+  static readonly layer = Layer.effect(
+    WebLifecycle,
+    Effect.gen(function*() {
+      const role = yield* Config.String("OPEN_COWORK_CLOUD_ROLE").pipe(Config.withDefault("web"))
+      const profileName = yield* Config.String("OPEN_COWORK_CLOUD_PROFILE_NAME").pipe(Config.withDefault("default"))
+      const started = yield* Deferred.make<void>()
+      return WebLifecycle.of({
+        role,
+        profileName,
+        isDraining: Deferred.isDone(started),
+        draining: Deferred.await(started),
+        beginDrain: Deferred.succeed(started, undefined).pipe(Effect.asVoid)
+      })
+    })
+  )
+
+  /**
+   * Starts draining when the scope it is built in closes. Build it AFTER the HTTP server (it depends on the server
+   * layer), so its finalizer runs first: streams end before the server stops accepting and closes connections.
+   */
+  static readonly drainOnShutdown = Layer.effectDiscard(Effect.gen(function*() {
+    const lifecycle = yield* WebLifecycle
+    yield* Effect.addFinalizer(() => lifecycle.beginDrain)
+  }))
+}

@@ -1,0 +1,52 @@
+import { Api } from "@cowork/domain"
+import { PgChangeFeed, PgEventLog, PgSessionStore, PgTokens } from "@cowork/postgres"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
+import { type Etag, type HttpPlatform, HttpRouter, type HttpServer, type HttpServerError } from "effect/http"
+import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { createServer } from "node:http"
+import * as AuthenticationLive from "./AuthenticationLive.ts"
+import * as HealthHandlers from "./HealthHandlers.ts"
+import * as RequestGuard from "./RequestGuard.ts"
+import * as SessionHandlers from "./SessionHandlers.ts"
+import { SessionEventHub } from "./SessionEventHub.ts"
+import { WebLifecycle } from "./WebLifecycle.ts"
+
+/** Every route of the web role, derived from the one `Api` definition, plus `/openapi.json` and `/docs`. */
+export const routes = Layer.mergeAll(
+  HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
+    Layer.provide([HealthHandlers.layer, SessionHandlers.layer]),
+    Layer.provide(AuthenticationLive.layer)
+  ),
+  HttpApiScalar.layer(Api, { path: "/docs" }),
+  RequestGuard.layer
+)
+
+/**
+ * The web role on a caller-provided `HttpServer`. Draining starts when the layer's scope begins to close (before
+ * the server stops): `/readyz` answers 503, SSE answers 503 + `Retry-After`, and open streams end.
+ */
+export const layerServe = WebLifecycle.drainOnShutdown.pipe(
+  Layer.provideMerge(HttpRouter.serve(routes)),
+  Layer.provide(SessionEventHub.layer),
+  Layer.provide(WebLifecycle.layer)
+)
+
+/** The HTTP server on `OPEN_COWORK_CLOUD_PORT` (default 8787). */
+export const layerNodeServer: Layer.Layer<
+  HttpServer.HttpServer | HttpPlatform.HttpPlatform | Etag.Generator | FileSystem.FileSystem | Path.Path,
+  Config.ConfigError | HttpServerError.ServeError
+> = Layer.unwrap(Effect.gen(function*() {
+  const port = yield* Config.Int("OPEN_COWORK_CLOUD_PORT").pipe(Config.withDefault(8787))
+  const graceMs = yield* Config.Int("OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(30_000))
+  return NodeHttpServer.layer(createServer, { port, gracefulShutdownTimeout: `${graceMs} millis` })
+}))
+
+/** The web role: needs the tenant services (`SessionStore`, `Tokens`, `EventLog`, `ChangeFeed`) and `SqlClient`. */
+export const layer = layerServe.pipe(Layer.provide(layerNodeServer))
+
+/** The Postgres-backed services the web role needs, given a `PgClient`. */
+export const layerPgServices = Layer.mergeAll(PgSessionStore.layer, PgTokens.layer, PgEventLog.layer, PgChangeFeed.layer)
+
+/** The web role over Postgres: requires only `PgClient` / `SqlClient`. */
+export const layerPg = layer.pipe(Layer.provide(layerPgServices))

@@ -1,0 +1,12 @@
+import { Database } from "@cowork/postgres"
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import * as WebRole from "./WebRole.ts"
+
+const database = Layer.unwrap(Effect.map(Database.resolveUrl(false), (url) => Database.layer({ url, applicationName: "cowork-web" })))
+
+WebRole.layerPg.pipe(
+  Layer.provide(Database.layerMigrate.pipe(Layer.provideMerge(database))),
+  Layer.launch,
+  NodeRuntime.runMain
+)

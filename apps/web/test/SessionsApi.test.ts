@@ -1,0 +1,230 @@
+import { MAX_PROMPT_LENGTH } from "@cowork/domain"
+import { assert, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
+import { layer, orgWithToken, request } from "./support/WebTestServer.ts"
+
+it.layer(layer)("sessions API", (it) => {
+  it.effect("health, readiness, request ids, OpenAPI and docs", () =>
+    Effect.gen(function*() {
+      const health = yield* request("GET", "/healthz")
+      assert.strictEqual(health.status, 200)
+      assert.deepStrictEqual(health.body, { ok: true, role: "web", profileName: "default" })
+      assert.match(health.headers.get("x-request-id") ?? "", /.+/)
+      const live = yield* request("GET", "/livez", { headers: { "x-request-id": "req-123" } })
+      assert.strictEqual(live.status, 200)
+      assert.strictEqual(live.headers.get("x-request-id"), "req-123")
+      const ready = yield* request("GET", "/readyz")
+      assert.strictEqual(ready.status, 200)
+      assert.deepStrictEqual(ready.body.checks, [{ name: "control_plane", status: "ok" }])
+      const openapi = yield* request("GET", "/openapi.json")
+      assert.strictEqual(openapi.status, 200)
+      assert.property(openapi.body.paths, "/api/sessions/{id}/prompt")
+      const docs = yield* request("GET", "/docs")
+      assert.strictEqual(docs.status, 200)
+      const missing = yield* request("GET", "/no/such/route")
+      assert.strictEqual(missing.status, 404)
+      assert.strictEqual(missing.body.error.code, "not_found")
+      assert.isNotNull(missing.headers.get("x-request-id"))
+    }))
+
+  it.effect("401 without or with a bad token, 403 without the scope, 404 for another org's session", () =>
+    Effect.gen(function*() {
+      const none = yield* request("GET", "/api/sessions")
+      assert.strictEqual(none.status, 401)
+      assert.strictEqual(none.body.error.code, "unauthorized")
+      const bad = yield* request("GET", "/api/sessions", { token: "occ_AAAAAAAAAAAA_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" })
+      assert.strictEqual(bad.status, 401)
+      const garbage = yield* request("GET", "/api/sessions", { token: "nonsense" })
+      assert.strictEqual(garbage.status, 401)
+      const operator = yield* orgWithToken(["operator"])
+      const forbidden = yield* request("GET", "/api/sessions", { token: operator.token })
+      assert.strictEqual(forbidden.status, 403)
+      assert.strictEqual(forbidden.body.error.code, "forbidden")
+      const admin = yield* orgWithToken(["admin"])
+      assert.strictEqual((yield* request("GET", "/api/sessions", { token: admin.token })).status, 200)
+
+      const alice = yield* orgWithToken(["web"])
+      const bob = yield* orgWithToken(["web"])
+      const created = yield* request("POST", "/api/sessions", { token: alice.token, body: { title: "alice's" } })
+      assert.strictEqual(created.status, 201)
+      const id = created.body.session.id
+      for (const path of [`/api/sessions/${id}`, `/api/sessions/${id}/view`, `/api/sessions/${id}/events`]) {
+        const other = yield* request("GET", path, { token: bob.token })
+        assert.strictEqual(other.status, 404, path)
+        assert.strictEqual(other.body.error.code, "not_found")
+      }
+      assert.strictEqual((yield* request("POST", `/api/sessions/${id}/prompt`, { token: bob.token, body: { text: "hi" } })).status, 404)
+      assert.strictEqual((yield* request("POST", `/api/sessions/${id}/abort`, { token: bob.token })).status, 404)
+    }))
+
+  it.effect("creates, gets, views and lists sessions with keyset pagination and filters", () =>
+    Effect.gen(function*() {
+      const { orgId, token } = yield* orgWithToken(["web"])
+      const created = yield* request("POST", "/api/sessions", {
+        token,
+        body: { title: "Alpha report", profileName: "research", projectSource: { git: "https://example.com/repo.git" } }
+      })
+      assert.strictEqual(created.status, 201)
+      const session = created.body.session
+      assert.strictEqual(session.orgId, orgId)
+      assert.strictEqual(session.title, "Alpha report")
+      assert.strictEqual(session.profileName, "research")
+      assert.strictEqual(session.status, "idle")
+      assert.strictEqual(session.lastSequence, 1)
+      const defaults = yield* request("POST", "/api/sessions", { token, body: {} })
+      assert.strictEqual(defaults.status, 201)
+      assert.strictEqual(defaults.body.session.profileName, "default")
+      for (let i = 0; i < 5; i++) {
+        assert.strictEqual((yield* request("POST", "/api/sessions", { token, body: { title: `Beta ${i}` } })).status, 201)
+      }
+
+      const got = yield* request("GET", `/api/sessions/${session.id}`, { token })
+      assert.strictEqual(got.status, 200)
+      assert.deepStrictEqual(got.body.session, session)
+      const view = yield* request("GET", `/api/sessions/${session.id}/view`, { token })
+      assert.strictEqual(view.status, 200)
+      assert.strictEqual(view.body.status, "idle")
+      assert.strictEqual(view.body.projectedSequence, 1)
+      assert.deepStrictEqual(view.body.messages, [])
+
+      const seen: Array<string> = []
+      let cursor: string | null = null
+      let pages = 0
+      do {
+        const page: any = yield* request("GET", `/api/sessions?limit=3${cursor === null ? "" : `&cursor=${cursor}`}`, { token })
+        assert.strictEqual(page.status, 200)
+        assert.strictEqual(page.body.totalEstimate, 7)
+        assert.isAtMost(page.body.sessions.length, 3)
+        seen.push(...page.body.sessions.map((s: any) => s.id))
+        cursor = page.body.nextCursor
+        pages++
+      } while (cursor !== null)
+      assert.strictEqual(pages, 3)
+      assert.strictEqual(seen.length, 7)
+      assert.strictEqual(new Set(seen).size, 7, "no session appears twice across pages")
+      assert.strictEqual(seen[seen.length - 1], session.id, "newest first")
+
+      const byProfile = yield* request("GET", "/api/sessions?profileName=research", { token })
+      assert.deepStrictEqual(byProfile.body.sessions.map((s: any) => s.id), [session.id])
+      const byText = yield* request("GET", "/api/sessions?q=beta", { token })
+      assert.strictEqual(byText.body.sessions.length, 5)
+      assert.strictEqual(byText.body.totalEstimate, 5)
+      const wildcard = yield* request("GET", `/api/sessions?q=${encodeURIComponent("%")}`, { token })
+      assert.strictEqual(wildcard.body.sessions.length, 0, "LIKE wildcards in q are literal")
+      yield* request("POST", `/api/sessions/${session.id}/abort`, { token })
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`UPDATE cloud_session_projections SET status = 'aborted' WHERE session_id = ${session.id}`
+      const aborted = yield* request("GET", "/api/sessions?status=aborted", { token })
+      assert.deepStrictEqual(aborted.body.sessions.map((s: any) => s.id), [session.id])
+      const badStatus = yield* request("GET", "/api/sessions?status=bogus", { token })
+      assert.strictEqual(badStatus.status, 400)
+      assert.strictEqual(badStatus.body.error.details.field, "status")
+    }))
+
+  it.effect("a repeated prompt with the same idempotency key returns the same command and inserts one row", () =>
+    Effect.gen(function*() {
+      const { token } = yield* orgWithToken(["web"])
+      const id = (yield* request("POST", "/api/sessions", { token, body: { title: "p" } })).body.session.id
+      const first = yield* request("POST", `/api/sessions/${id}/prompt`, { token, body: { text: "hello", idempotencyKey: "k-1" } })
+      assert.strictEqual(first.status, 202)
+      assert.match(first.body.commandId, /^cmd_/)
+      const repeats = yield* Effect.all(
+        Array.from({ length: 4 }, () =>
+          request("POST", `/api/sessions/${id}/prompt`, { token, body: { text: "hello", idempotencyKey: "k-1" } })),
+        { concurrency: "unbounded" }
+      )
+      for (const repeat of repeats) {
+        assert.strictEqual(repeat.status, 202)
+        assert.strictEqual(repeat.body.commandId, first.body.commandId)
+      }
+      const other = yield* request("POST", `/api/sessions/${id}/prompt`, { token, body: { text: "again" } })
+      assert.notStrictEqual(other.body.commandId, first.body.commandId)
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* sql<{ id: string; kind: string; payload: any }>`
+        SELECT id, kind, payload FROM cloud_session_commands WHERE session_id = ${id} ORDER BY position`
+      assert.deepStrictEqual(rows.map((r) => r.id), [first.body.commandId, other.body.commandId])
+      assert.deepStrictEqual(rows[0]!.payload, { text: "hello" })
+      const events = yield* sql<{ type: string; payload: any }>`
+        SELECT type, payload FROM cloud_session_events WHERE session_id = ${id} ORDER BY sequence`
+      assert.deepStrictEqual(events.map((e) => e.type), ["session.created", "prompt.submitted", "prompt.submitted"])
+      assert.deepStrictEqual(events[1]!.payload, { commandId: first.body.commandId, text: "hello" })
+      const view = yield* request("GET", `/api/sessions/${id}/view`, { token })
+      assert.strictEqual(view.body.status, "queued")
+      assert.deepStrictEqual(view.body.messages.map((m: any) => m.text), ["hello", "again"])
+    }))
+
+  it.effect("abort cancels pending prompts and queues an abort command; a later prompt is 409", () =>
+    Effect.gen(function*() {
+      const { token } = yield* orgWithToken(["web"])
+      const id = (yield* request("POST", "/api/sessions", { token, body: {} })).body.session.id
+      const prompt = yield* request("POST", `/api/sessions/${id}/prompt`, { token, body: { text: "work" } })
+      const abort = yield* request("POST", `/api/sessions/${id}/abort`, { token })
+      assert.strictEqual(abort.status, 202)
+      const again = yield* request("POST", `/api/sessions/${id}/abort`, { token })
+      assert.strictEqual(again.body.commandId, abort.body.commandId, "abort is idempotent")
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* sql<{ id: string; kind: string; status: string }>`
+        SELECT id, kind, status FROM cloud_session_commands WHERE session_id = ${id} ORDER BY position`
+      assert.deepStrictEqual(rows.map((r) => [r.id, r.kind, r.status]), [
+        [prompt.body.commandId, "prompt", "cancelled"],
+        [abort.body.commandId, "abort", "pending"]
+      ])
+      const late = yield* request("POST", `/api/sessions/${id}/prompt`, { token, body: { text: "more" } })
+      assert.strictEqual(late.status, 409)
+      assert.strictEqual(late.body.error.code, "conflict")
+    }))
+
+  it.effect("bad input is a 4xx with the error shape, never a 500", () =>
+    Effect.gen(function*() {
+      const { token } = yield* orgWithToken(["web"])
+      const id = (yield* request("POST", "/api/sessions", { token, body: {} })).body.session.id
+      const path = `/api/sessions/${id}/prompt`
+
+      const missing = yield* request("POST", path, { token, body: {} })
+      assert.strictEqual(missing.status, 400)
+      assert.strictEqual(missing.body.error.code, "bad_request")
+      assert.strictEqual(missing.body.error.details.field, "text")
+      assert.include(missing.body.error.message, "text")
+      const wrongType = yield* request("POST", path, { token, body: { text: 42 } })
+      assert.strictEqual(wrongType.status, 400)
+      assert.strictEqual(wrongType.body.error.details.field, "text")
+      const empty = yield* request("POST", path, { token, body: { text: "" } })
+      assert.strictEqual(empty.status, 400)
+      const nul = yield* request("POST", path, { token, body: { text: "a\u0000b" } })
+      assert.strictEqual(nul.status, 400)
+      const invalidJson = yield* request("POST", path, { token, rawBody: "{not json" })
+      assert.strictEqual(invalidJson.status, 400)
+      assert.strictEqual(invalidJson.body.error.code, "bad_request")
+      const longKey = yield* request("POST", path, { token, body: { text: "x", idempotencyKey: "k".repeat(500) } })
+      assert.strictEqual(longKey.status, 400)
+      assert.strictEqual(longKey.body.error.details.field, "idempotencyKey")
+      const longTitle = yield* request("POST", "/api/sessions", { token, body: { title: "t".repeat(1000) } })
+      assert.strictEqual(longTitle.status, 400)
+      assert.strictEqual(longTitle.body.error.details.field, "title")
+      const badLimit = yield* request("GET", "/api/sessions?limit=abc", { token })
+      assert.strictEqual(badLimit.status, 400)
+      assert.strictEqual(badLimit.body.error.details.field, "limit")
+      const hugeLimit = yield* request("GET", "/api/sessions?limit=100000", { token })
+      assert.strictEqual(hugeLimit.status, 400)
+      const badCursor = yield* request("GET", "/api/sessions?cursor=%25%25", { token })
+      assert.strictEqual(badCursor.status, 400)
+      const textType = yield* request("POST", path, { token, rawBody: "text", headers: { "content-type": "text/plain" } })
+      assert.strictEqual(textType.status, 415)
+      assert.strictEqual(textType.body.error.code, "unsupported_media_type")
+
+      const tooLongPrompt = yield* request("POST", path, { token, body: { text: "x".repeat(MAX_PROMPT_LENGTH + 1) } })
+      assert.strictEqual(tooLongPrompt.status, 413)
+      assert.strictEqual(tooLongPrompt.body.error.code, "payload_too_large")
+      const hugeBody = yield* request("POST", path, { token, body: { text: "x", padding: "y".repeat(2 * 1024 * 1024) } })
+      assert.strictEqual(hugeBody.status, 413)
+      assert.strictEqual(hugeBody.body.error.code, "payload_too_large")
+      assert.isNotNull(hugeBody.headers.get("x-request-id"))
+
+      const unknown = yield* request("POST", "/api/sessions/ses_doesnotexist/prompt", { token, body: { text: "hi" } })
+      assert.strictEqual(unknown.status, 404)
+      assert.strictEqual(unknown.body.error.code, "not_found")
+      const unknownGet = yield* request("GET", "/api/sessions/ses_doesnotexist", { token })
+      assert.strictEqual(unknownGet.status, 404)
+    }))
+})

@@ -1,0 +1,116 @@
+import { Effect } from "effect"
+
+export interface SseFrame {
+  readonly id?: string
+  readonly event?: string
+  readonly data?: string
+  readonly retry?: string
+  readonly comment?: string
+}
+
+/** A minimal SSE reader over fetch: frames are parsed as they arrive; `close` aborts the connection. */
+export interface SseConnection {
+  readonly status: number
+  readonly headers: Headers
+  /** Waits (up to `timeoutMs`) until `predicate` holds for the frames received so far. */
+  readonly waitFor: (predicate: (frames: ReadonlyArray<SseFrame>) => boolean, timeoutMs?: number) => Effect.Effect<ReadonlyArray<SseFrame>>
+  readonly frames: () => ReadonlyArray<SseFrame>
+  /** Resolves when the server ends the stream. */
+  readonly ended: Effect.Effect<void>
+  readonly close: Effect.Effect<void>
+}
+
+const parseFrame = (block: string): SseFrame | undefined => {
+  const frame: Record<string, string> = {}
+  for (const line of block.split("\n")) {
+    if (line === "") continue
+    if (line.startsWith(":")) {
+      frame.comment = line.slice(1).trim()
+      continue
+    }
+    const index = line.indexOf(":")
+    const field = index === -1 ? line : line.slice(0, index)
+    const value = index === -1 ? "" : line.slice(index + 1).replace(/^ /, "")
+    frame[field] = frame[field] === undefined || field !== "data" ? value : `${frame[field]}\n${value}`
+  }
+  return Object.keys(frame).length === 0 ? undefined : frame
+}
+
+export const connect = (url: string, headers: Record<string, string>) =>
+  Effect.acquireRelease(
+    Effect.promise(async (): Promise<SseConnection> => {
+      const controller = new AbortController()
+      const response = await fetch(url, { headers: { accept: "text/event-stream", ...headers }, signal: controller.signal })
+      const frames: Array<SseFrame> = []
+      let listeners: Array<() => void> = []
+      const notify = () => {
+        const current = listeners
+        listeners = []
+        for (const listener of current) listener()
+      }
+      let endedResolve: () => void = () => {}
+      const endedPromise = new Promise<void>((resolve) => {
+        endedResolve = resolve
+      })
+      const pump = async () => {
+        if (response.body === null) return
+        const reader = response.body.getReader()
+        const decoder = new TextDecoder()
+        let buffer = ""
+        try {
+          while (true) {
+            const { done, value } = await reader.read()
+            if (done) break
+            buffer += decoder.decode(value, { stream: true })
+            let boundary = buffer.indexOf("\n\n")
+            while (boundary !== -1) {
+              const frame = parseFrame(buffer.slice(0, boundary))
+              buffer = buffer.slice(boundary + 2)
+              if (frame !== undefined) frames.push(frame)
+              boundary = buffer.indexOf("\n\n")
+            }
+            notify()
+          }
+        } catch {
+          // aborted by close
+        }
+        endedResolve()
+        notify()
+      }
+      void pump()
+      const waitFor = (predicate: (frames: ReadonlyArray<SseFrame>) => boolean, timeoutMs = 5_000) =>
+        Effect.promise(() =>
+          new Promise<ReadonlyArray<SseFrame>>((resolve, reject) => {
+            const deadline = setTimeout(() => reject(new Error(`timed out waiting for SSE frames; got ${JSON.stringify(frames)}`)), timeoutMs)
+            const check = () => {
+              if (predicate(frames)) {
+                clearTimeout(deadline)
+                resolve([...frames])
+              } else {
+                listeners.push(check)
+              }
+            }
+            check()
+          })
+        )
+      return {
+        status: response.status,
+        headers: response.headers,
+        waitFor,
+        frames: () => [...frames],
+        ended: Effect.promise(() => endedPromise),
+        close: Effect.sync(() => controller.abort())
+      }
+    }),
+    (connection) => connection.close
+  )
+
+/** The event frames (those carrying an `id`), as parsed `data`. */
+export const eventData = (frames: ReadonlyArray<SseFrame>) =>
+  frames.filter((f) => f.id !== undefined && f.data !== undefined).map((f) => JSON.parse(f.data!) as {
+    sequence: number
+    type: string
+    eventId: string
+    payload: any
+    createdAt: string
+  })

@@ -1,0 +1,64 @@
+import { Tokens } from "@cowork/services"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Effect, Layer, Redacted } from "effect"
+import { HttpServer } from "effect/http"
+import { createServer } from "node:http"
+import * as TestDatabase from "../../../../test/support/TestDatabase.ts"
+import * as WebRole from "../../src/WebRole.ts"
+
+/** The web role on an ephemeral port over a fresh migrated database; exposes the services for seeding. */
+export const serverLayer = WebRole.layerServe.pipe(
+  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })),
+  Layer.provideMerge(WebRole.layerPgServices)
+)
+
+export const layer = serverLayer.pipe(Layer.provideMerge(TestDatabase.layer()))
+
+export const baseUrl = Effect.gen(function*() {
+  const server = yield* HttpServer.HttpServer
+  const address = server.address
+  if (address._tag === "UnixPathAddress") return yield* Effect.die(new Error("expected an internet address"))
+  return `http://127.0.0.1:${address.port}`
+})
+
+/** A fresh org with a token of the given scopes. */
+export const orgWithToken = (scopes: ReadonlyArray<"web" | "admin" | "operator" | "worker"> = ["web"]) =>
+  Effect.gen(function*() {
+    const tokens = yield* Tokens
+    const { orgId } = yield* tokens.createOrg(`org-${globalThis.crypto.randomUUID().slice(0, 8)}`)
+    const issued = yield* tokens.issue({ orgId, name: "test", scopes })
+    return { orgId, token: Redacted.value(issued.token) }
+  })
+
+export interface JsonResponse {
+  readonly status: number
+  readonly headers: Headers
+  readonly body: any
+}
+
+export const request = (
+  method: string,
+  path: string,
+  options: { readonly token?: string; readonly body?: unknown; readonly rawBody?: string; readonly headers?: Record<string, string> } = {}
+) =>
+  Effect.gen(function*() {
+    const url = `${yield* baseUrl}${path}`
+    const headers: Record<string, string> = { ...options.headers }
+    if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
+    let body: string | undefined
+    if (options.rawBody !== undefined) body = options.rawBody
+    else if (options.body !== undefined) body = JSON.stringify(options.body)
+    if (body !== undefined) headers["content-type"] ??= "application/json"
+    return yield* Effect.promise(async (): Promise<JsonResponse> => {
+      const response = await fetch(url, { method, headers, body })
+      const text = await response.text()
+      let parsed: unknown = text
+      try {
+        parsed = text === "" ? undefined : JSON.parse(text)
+      } catch {
+        parsed = text
+      }
+      return { status: response.status, headers: response.headers, body: parsed }
+    })
+  })
+

@@ -1,0 +1,113 @@
+import { ChangeFeed, type CommandSignal, type SessionChanged } from "@cowork/services"
+import { PgClient } from "@effect/sql-pg"
+import { Deferred, Duration, Effect, Layer, PubSub, Queue, Schedule, Semaphore, Stream } from "effect"
+import { EVENTS_CHANNEL } from "./AppendEvents.ts"
+import { COMMANDS_CHANNEL } from "./PgSessionStore.ts"
+
+/** A self-addressed probe: proves the listening connection still delivers notifications end to end. */
+const PING_PREFIX = "~ping "
+
+export interface ChangeFeedOptions {
+  /** How often the listening connection is probed with a self-notification. */
+  readonly healthCheckInterval: Duration.Input
+  /** How long a probe may take before the connection is considered dead and re-established. */
+  readonly healthCheckTimeout: Duration.Input
+}
+
+const defaultOptions: ChangeFeedOptions = { healthCheckInterval: "30 seconds", healthCheckTimeout: "10 seconds" }
+
+export const parseSessionChanged = (payload: string): SessionChanged | undefined => {
+  const [orgId, sessionId, last, ...rest] = payload.split(" ")
+  const lastSequence = Number(last)
+  if (rest.length > 0 || orgId === undefined || sessionId === undefined || !Number.isSafeInteger(lastSequence)) return undefined
+  return { orgId, sessionId, lastSequence }
+}
+
+export const parseCommandSignal = (payload: string): CommandSignal | undefined => {
+  const [kind, sessionId, ...rest] = payload.split(" ")
+  if (rest.length > 0 || sessionId === undefined || sessionId === "" || (kind !== "prompt" && kind !== "abort")) return undefined
+  return { kind, sessionId }
+}
+
+class ListenerUnhealthy {
+  readonly _tag = "ListenerUnhealthy"
+}
+
+/**
+ * ONE `LISTEN` connection per channel per process, started on first subscription and shared by every subscriber
+ * through an in-memory `PubSub`. The connection is probed periodically and re-established with backoff when it
+ * fails; a notification lost in between costs latency (readers catch up by keyset reads), never data.
+ */
+export const make = (options: ChangeFeedOptions = defaultOptions) =>
+  Effect.gen(function*() {
+    const pg = yield* PgClient.PgClient
+    const layerScope = yield* Effect.scope
+
+    const channel = <A>(name: string, parse: (payload: string) => A | undefined) =>
+      Effect.gen(function*() {
+        const pubsub = yield* PubSub.unbounded<A>()
+        const started = Semaphore.makeUnsafe(1)
+        let running = false
+
+        const listenOnce = Effect.scoped(Effect.gen(function*() {
+          const notifications = yield* pg.listen(name)
+          yield* Effect.logDebug("change feed listening").pipe(Effect.annotateLogs({ channel: name }))
+          let pending: { readonly nonce: string; readonly received: Deferred.Deferred<void> } | undefined
+          const probe = Effect.gen(function*() {
+            const nonce = globalThis.crypto.randomUUID()
+            const received = yield* Deferred.make<void>()
+            pending = { nonce, received }
+            yield* pg.notify(name, `${PING_PREFIX}${nonce}`)
+            yield* Deferred.await(received).pipe(
+              Effect.timeoutOrElse({ duration: options.healthCheckTimeout, orElse: () => Effect.fail(new ListenerUnhealthy()) })
+            )
+          }).pipe(Effect.delay(options.healthCheckInterval), Effect.forever)
+          const consume = Effect.gen(function*() {
+            while (true) {
+              const notification = yield* Queue.take(notifications)
+              if (notification.payload.startsWith(PING_PREFIX)) {
+                if (pending !== undefined && notification.payload === `${PING_PREFIX}${pending.nonce}`) {
+                  yield* Deferred.succeed(pending.received, undefined)
+                }
+                continue
+              }
+              const parsed = parse(notification.payload)
+              if (parsed !== undefined) yield* PubSub.publish(pubsub, parsed)
+            }
+          })
+          return yield* Effect.raceFirst(consume, probe)
+        }))
+
+        const start = started.withPermits(1)(Effect.suspend(() => {
+          if (running) return Effect.void
+          running = true
+          return listenOnce.pipe(
+            Effect.tapError((error) => Effect.logWarning("change feed connection lost; re-establishing").pipe(
+              Effect.annotateLogs({ channel: name, error: String(error) })
+            )),
+            Effect.retry(Schedule.min([Schedule.exponential("200 millis").pipe(Schedule.jittered), Schedule.spaced("10 seconds")])),
+            Effect.forkIn(layerScope),
+            Effect.asVoid
+          )
+        }))
+
+        return Effect.gen(function*() {
+          const subscription = yield* PubSub.subscribe(pubsub)
+          yield* start
+          return Stream.fromSubscription(subscription)
+        })
+      })
+
+    const sessionChanges = yield* channel(EVENTS_CHANNEL, parseSessionChanged)
+    const commandSignals = yield* channel(COMMANDS_CHANNEL, parseCommandSignal)
+
+    const notifyCommand = Effect.fn("ChangeFeed.notifyCommand")(function*(signal: CommandSignal) {
+      yield* pg.notify(COMMANDS_CHANNEL, `${signal.kind} ${signal.sessionId}`).pipe(Effect.orDie)
+    })
+
+    return ChangeFeed.of({ sessionChanges, commandSignals, notifyCommand })
+  })
+
+export const layer = Layer.effect(ChangeFeed, make())
+export const layerWith = (options: ChangeFeedOptions) => Layer.effect(ChangeFeed, make(options))
+

@@ -1,0 +1,226 @@
+import {
+  Conflict,
+  newCommandId,
+  newSessionId,
+  NotFound,
+  type ProjectedMessage,
+  type Session,
+  type SessionStatus,
+  type SessionView
+} from "@cowork/domain"
+import { type CreateSessionInput, type ListSessionsQuery, SessionStore } from "@cowork/services"
+import { Config, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import { appendEvents } from "./AppendEvents.ts"
+
+export const COMMANDS_CHANNEL = "cowork_commands"
+
+const DEFAULT_TITLE = "Untitled session"
+
+interface SessionRow {
+  readonly id: string
+  readonly org_id: string
+  readonly title: string
+  readonly profile_name: string
+  readonly status: string
+  readonly last_sequence: number | bigint
+  readonly created_at: Date
+  readonly updated_at: Date
+}
+
+const SESSION_COLUMNS = `s.id, s.org_id, s.title, s.profile_name, p.status, p.last_sequence, s.created_at, p.updated_at`
+
+const toSession = (row: SessionRow): Session => ({
+  id: row.id,
+  orgId: row.org_id,
+  title: row.title,
+  profileName: row.profile_name,
+  status: row.status as SessionStatus,
+  lastSequence: Number(row.last_sequence),
+  createdAt: row.created_at.toISOString(),
+  updatedAt: row.updated_at.toISOString()
+})
+
+/** Opaque keyset cursor: the id of the last session of the previous page. */
+export const encodeCursor = (sessionId: string): string => Buffer.from(sessionId, "utf8").toString("base64url")
+export const decodeCursor = (cursor: string): string | undefined => {
+  const id = Buffer.from(cursor, "base64url").toString("utf8")
+  return /^[A-Za-z0-9_-]{1,100}$/.test(id) ? id : undefined
+}
+
+const escapeLike = (value: string): string => value.replace(/[\\%_]/g, (c) => `\\${c}`)
+
+/** The tenant side of sessions over Postgres; every statement is scoped to the caller's org. */
+export const make = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const defaultProfile = yield* Config.String("OPEN_COWORK_CLOUD_PROFILE_NAME").pipe(Config.withDefault("default"))
+
+  const selectSession = (orgId: string, sessionId: string) =>
+    sql.unsafe<SessionRow>(
+      `SELECT ${SESSION_COLUMNS} FROM cloud_sessions s JOIN cloud_session_projections p ON p.session_id = s.id
+       WHERE s.id = $1 AND s.org_id = $2`,
+      [sessionId, orgId]
+    ).pipe(Effect.orDie)
+
+  const get = Effect.fn("SessionStore.get")(function*(orgId: string, sessionId: string) {
+    const rows = yield* selectSession(orgId, sessionId)
+    if (rows[0] === undefined) return yield* new NotFound({ message: `session ${sessionId} not found` })
+    return toSession(rows[0])
+  })
+
+  const create = Effect.fn("SessionStore.create")(function*(orgId: string, input: CreateSessionInput) {
+    const sessionId = newSessionId()
+    const title = input.title ?? DEFAULT_TITLE
+    const profileName = input.profileName ?? defaultProfile
+    yield* sql.withTransaction(Effect.gen(function*() {
+      yield* sql.unsafe(
+        `INSERT INTO cloud_sessions (id, org_id, title, profile_name, project_source) VALUES ($1, $2, $3, $4, $5::jsonb)`,
+        [sessionId, orgId, title, profileName, input.projectSource === undefined ? null : JSON.stringify(input.projectSource)]
+      )
+      yield* sql.unsafe(`INSERT INTO cloud_session_projections (session_id, org_id) VALUES ($1, $2)`, [sessionId, orgId])
+      yield* sql.unsafe(`INSERT INTO cloud_worker_leases (session_id) VALUES ($1)`, [sessionId])
+      yield* appendEvents(sessionId, [{ type: "session.created", payload: { title, profileName } }], undefined).pipe(
+        Effect.provideService(SqlClient.SqlClient, sql)
+      )
+    })).pipe(Effect.orDie)
+    return yield* get(orgId, sessionId).pipe(Effect.orDie)
+  })
+
+  const list = Effect.fn("SessionStore.list")(function*(orgId: string, query: ListSessionsQuery) {
+    const params: Array<unknown> = [orgId]
+    const filters: Array<string> = ["s.org_id = $1"]
+    const param = (value: unknown) => {
+      params.push(value)
+      return `$${params.length}`
+    }
+    if (query.status !== undefined) filters.push(`p.status = ${param(query.status)}`)
+    if (query.profileName !== undefined) filters.push(`s.profile_name = ${param(query.profileName)}`)
+    if (query.q !== undefined && query.q !== "") filters.push(`s.title ILIKE ${param(`%${escapeLike(query.q)}%`)}`)
+    const where = filters.join(" AND ")
+    const from = `cloud_sessions s JOIN cloud_session_projections p ON p.session_id = s.id`
+    const countRows = yield* sql.unsafe<{ n: number | bigint }>(`SELECT count(*) AS n FROM ${from} WHERE ${where}`, [...params])
+    const cursorId = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
+    const keyset = cursorId === undefined
+      ? ""
+      : ` AND (s.created_at, s.id) < (SELECT c.created_at, c.id FROM cloud_sessions c WHERE c.id = ${param(cursorId)} AND c.org_id = $1)`
+    const rows = yield* sql.unsafe<SessionRow>(
+      `SELECT ${SESSION_COLUMNS} FROM ${from} WHERE ${where}${keyset}
+       ORDER BY s.created_at DESC, s.id DESC LIMIT ${param(query.limit + 1)}`,
+      params
+    )
+    const page = rows.slice(0, query.limit)
+    const last = page[page.length - 1]
+    return {
+      sessions: page.map(toSession),
+      nextCursor: rows.length > query.limit && last !== undefined ? encodeCursor(last.id) : null,
+      totalEstimate: Number(countRows[0]?.n ?? 0)
+    }
+  }, Effect.orDie)
+
+  const view = Effect.fn("SessionStore.view")(function*(orgId: string, sessionId: string) {
+    const session = yield* get(orgId, sessionId)
+    const projection = yield* sql.unsafe<{ projected_sequence: number | bigint }>(
+      `SELECT projected_sequence FROM cloud_session_projections WHERE session_id = $1`,
+      [sessionId]
+    ).pipe(Effect.orDie)
+    const rows = yield* sql.unsafe<{
+      message_id: string
+      role: "user" | "assistant"
+      text: string
+      command_id: string | null
+      attempt: number | null
+      sequence: number | bigint
+    }>(
+      `SELECT message_id, role, text, command_id, attempt, sequence
+       FROM cloud_session_projection_messages WHERE session_id = $1 ORDER BY sequence`,
+      [sessionId]
+    ).pipe(Effect.orDie)
+    const projectedSequence = Number(projection[0]?.projected_sequence ?? 0)
+    const messages: Array<ProjectedMessage> = rows.map((r) => ({
+      messageId: r.message_id,
+      role: r.role,
+      text: r.text,
+      commandId: r.command_id,
+      attempt: r.attempt === null ? null : Number(r.attempt),
+      sequence: Number(r.sequence)
+    }))
+    return { session, status: session.status, projectedSequence, messages } satisfies SessionView
+  })
+
+  const prompt = Effect.fn("SessionStore.prompt")(function*(
+    orgId: string,
+    sessionId: string,
+    input: { readonly text: string; readonly idempotencyKey?: string | undefined }
+  ) {
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      // FOR SHARE: serializes with abort (which updates the row) without serializing concurrent prompts.
+      const sessions = yield* sql.unsafe<{ aborted: boolean }>(
+        `SELECT aborted_at IS NOT NULL AS aborted FROM cloud_sessions WHERE id = $1 AND org_id = $2 FOR SHARE`,
+        [sessionId, orgId]
+      )
+      const session = sessions[0]
+      if (session === undefined) return yield* new NotFound({ message: `session ${sessionId} not found` })
+      const key = input.idempotencyKey ?? null
+      const findExisting = sql.unsafe<{ id: string }>(
+        `SELECT id FROM cloud_session_commands WHERE session_id = $1 AND idempotency_key = $2`,
+        [sessionId, key]
+      )
+      if (key !== null) {
+        const existing = yield* findExisting
+        if (existing[0] !== undefined) return { commandId: existing[0].id, created: false }
+      }
+      if (session.aborted) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
+      const commandId = newCommandId()
+      const inserted = yield* sql.unsafe<{ id: string }>(
+        `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, idempotency_key)
+         VALUES ($1, $2, $3, 'prompt', $4::jsonb, $5)
+         ON CONFLICT (session_id, idempotency_key) DO NOTHING RETURNING id`,
+        [commandId, sessionId, orgId, JSON.stringify({ text: input.text }), key]
+      )
+      if (inserted[0] === undefined) {
+        // A concurrent request with the same key committed first.
+        const existing = yield* findExisting
+        return { commandId: existing[0]!.id, created: false }
+      }
+      yield* appendEvents(sessionId, [{ type: "prompt.submitted", payload: { commandId, text: input.text }, commandId }], undefined).pipe(
+        Effect.provideService(SqlClient.SqlClient, sql)
+      )
+      yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, `prompt ${sessionId}`])
+      return { commandId, created: true }
+    })).pipe(Effect.catchTag("SqlError", Effect.die))
+  })
+
+  const abort = Effect.fn("SessionStore.abort")(function*(orgId: string, sessionId: string) {
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      const locked = yield* sql.unsafe<{ aborted: boolean }>(
+        `SELECT aborted_at IS NOT NULL AS aborted FROM cloud_sessions WHERE id = $1 AND org_id = $2 FOR UPDATE`,
+        [sessionId, orgId]
+      )
+      if (locked[0] === undefined) return yield* new NotFound({ message: `session ${sessionId} not found` })
+      if (locked[0].aborted) {
+        const existing = yield* sql.unsafe<{ id: string }>(
+          `SELECT id FROM cloud_session_commands WHERE session_id = $1 AND kind = 'abort' ORDER BY position DESC LIMIT 1`,
+          [sessionId]
+        )
+        if (existing[0] !== undefined) return { commandId: existing[0].id, created: false }
+      }
+      yield* sql.unsafe(`UPDATE cloud_sessions SET aborted_at = coalesce(aborted_at, now()) WHERE id = $1`, [sessionId])
+      yield* sql.unsafe(
+        `UPDATE cloud_session_commands SET status = 'cancelled', completed_at = now()
+         WHERE session_id = $1 AND status = 'pending' AND kind = 'prompt'`,
+        [sessionId]
+      )
+      const commandId = newCommandId()
+      yield* sql.unsafe(
+        `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload) VALUES ($1, $2, $3, 'abort', '{}'::jsonb)`,
+        [commandId, sessionId, orgId]
+      )
+      yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, `abort ${sessionId}`])
+      return { commandId, created: true }
+    })).pipe(Effect.catchTag("SqlError", Effect.die))
+  })
+
+  return SessionStore.of({ create, list, get, view, prompt, abort })
+})
+
+export const layer = Layer.effect(SessionStore, make)
