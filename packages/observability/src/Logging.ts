@@ -1,0 +1,60 @@
+import { Cause, Context, Layer, Logger, References, Tracer } from "effect"
+import type { Role } from "./MetricsCatalog.ts"
+import { redact, redactDeep } from "./Redaction.ts"
+
+/**
+ * One JSON object per line. Annotations (`request_id`, `route`, `status`, `duration_ms`, `session_id`, `epoch`,
+ * `command_id`, ...) are top-level fields, so `jq 'select(.request_id == "...")'` finds a request's lines.
+ * Every string, annotation values and causes included, goes through Redaction first.
+ */
+export interface LogRecord {
+  readonly timestamp: string
+  readonly level: string
+  readonly message: string
+  readonly role: Role
+  readonly [field: string]: unknown
+}
+
+const RESERVED = new Set(["timestamp", "level", "message", "role", "details", "spans", "cause", "trace_id", "span_id", "fiber"])
+
+const toRecord = (role: Role, options: Logger.Options<unknown>): LogRecord => {
+  const parts = Array.isArray(options.message) ? options.message : [options.message]
+  const text = parts.filter((part) => typeof part === "string").join(" ")
+  const details = parts.filter((part) => typeof part !== "string")
+
+  const fields: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(options.fiber.getRef(References.CurrentLogAnnotations))) {
+    fields[RESERVED.has(key) ? `annotation_${key}` : redact(key)] = redactDeep(value)
+  }
+  const now = options.date.getTime()
+  const spans = options.fiber.getRef(References.CurrentLogSpans)
+  const span = Context.getOption(options.fiber.context, Tracer.ParentSpan)
+
+  return {
+    timestamp: options.date.toISOString(),
+    level: options.logLevel.toLowerCase(),
+    message: redact(text),
+    role,
+    ...fields,
+    ...(details.length > 0 ? { details: redactDeep(details.length === 1 ? details[0] : details) } : {}),
+    ...(spans.length > 0 ? { spans: Object.fromEntries(spans.map(([label, start]) => [label, now - start])) } : {}),
+    ...(span._tag === "Some" ? { trace_id: span.value.traceId, span_id: span.value.spanId } : {}),
+    ...(options.cause.reasons.length > 0 ? { cause: redact(Cause.pretty(options.cause)) } : {}),
+    fiber: `#${options.fiber.id}`
+  }
+}
+
+/** A logger writing one redacted JSON line per entry to `write`. */
+export const jsonLogger = (role: Role, write: (line: string) => void): Logger.Logger<unknown, void> =>
+  Logger.make((options) => write(JSON.stringify(toRecord(role, options))))
+
+const stdout = (line: string) => {
+  process.stdout.write(`${line}\n`)
+}
+
+export const Logging = {
+  /** Replaces the default logger with redacted JSON lines on stdout. */
+  layer: (role: Role): Layer.Layer<never> => Logger.layer([jsonLogger(role, stdout)]),
+  /** The same logger writing to `write`, for tests and for collecting lines into a diagnostics bundle. */
+  layerTo: (role: Role, write: (line: string) => void): Layer.Layer<never> => Logger.layer([jsonLogger(role, write)])
+} as const

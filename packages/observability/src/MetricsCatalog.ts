@@ -1,0 +1,293 @@
+/**
+ * The one place a metric is declared. The Prometheus registry, the Grafana dashboard and the alert rules are
+ * all checked against this catalog; a metric or label that is not here does not exist.
+ *
+ * Every label value is drawn from a closed list (never an id, never a raw path), so cardinality is bounded
+ * and no value can carry a secret. The `role` label is common to every metric and filled in by the registry
+ * from the process role; callers never pass it.
+ */
+
+export const ROLES = ["web", "worker", "scheduler", "gateway", "all"] as const
+export type Role = (typeof ROLES)[number]
+
+export const ROLE_LABEL = "role"
+
+export const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"] as const
+
+export const HTTP_STATUSES = [
+  "200", "201", "202", "204", "206", "301", "302", "304", "307", "308",
+  "400", "401", "403", "404", "405", "406", "408", "409", "410", "411", "412", "413", "415", "416", "422", "429",
+  "499", "500", "501", "502", "503", "504", "other"
+] as const
+
+/** Label for requests that matched no route (404s, scanners): their raw path never becomes a label. */
+export const UNMATCHED_ROUTE = "unmatched"
+
+/** Route templates as the routers declare them (shared/API.md). A new route is added here first. */
+export const HTTP_ROUTES = [
+  UNMATCHED_ROUTE,
+  "/",
+  "/healthz",
+  "/livez",
+  "/readyz",
+  "/metrics",
+  "/api/metrics",
+  "/api/runtime/status",
+  "/api/workers/heartbeats",
+  "/api/diagnostics",
+  "/api/config",
+  "/api/workspace",
+  "/api/events",
+  "/api/sessions",
+  "/api/sessions/:id",
+  "/api/sessions/:id/view",
+  "/api/sessions/:id/prompt",
+  "/api/sessions/:id/events",
+  "/api/sessions/:id/abort",
+  "/api/sessions/:id/retry",
+  "/api/sessions/:id/projection-status",
+  "/api/sessions/:id/projection-repair",
+  "/api/sessions/:id/artifacts",
+  "/api/sessions/:id/artifacts/:aid",
+  "/api/artifacts",
+  "/api/threads",
+  "/api/threads/tags",
+  "/api/threads/smart-filters",
+  "/api/workflows",
+  "/api/workflows/:id",
+  "/api/workflows/:id/run",
+  "/api/workflows/:id/pause",
+  "/api/workflows/:id/resume",
+  "/api/workflows/:id/archive",
+  "/webhooks/workflows/:id",
+  "/api/byok",
+  "/api/byok/:provider",
+  "/api/byok/:provider/validate",
+  "/api/usage/summary",
+  "/api/usage/events",
+  "/api/api-tokens",
+  "/api/api-tokens/:id",
+  "/api/channels/deliveries",
+  "/api/channels/deliveries/:id/retry",
+  "/api/channels/deliveries/:id/dead-letter",
+  "/api/admin/workers",
+  "/api/admin/workers/:id/activate",
+  "/api/admin/workers/:id/pause",
+  "/api/admin/workers/:id/drain",
+  "/api/admin/workers/:id/resume",
+  "/api/admin/workers/:id/retire",
+  "/api/admin/workers/:id/revoke",
+  "/api/admin/workers/:id/credentials",
+  "/api/admin/workers/:id/credentials/:cid/rotate",
+  "/api/admin/workers/:id/credentials/:cid/revoke",
+  "/api/admin/commands/:id/dead-letter",
+  "/api/admin/policy",
+  "/api/admin/audit"
+] as const
+
+export type HttpRoute = (typeof HTTP_ROUTES)[number]
+
+export const STALE_OWNER_OPERATIONS = [
+  "append_events", "complete_command", "next_command", "renew_lease", "release_lease", "checkpoint", "other"
+] as const
+
+export type LabelSpec = Readonly<Record<string, ReadonlyArray<string>>>
+
+export interface CounterSpec<L extends LabelSpec = LabelSpec> {
+  readonly type: "counter"
+  readonly help: string
+  readonly labels: L
+}
+
+export interface GaugeSpec<L extends LabelSpec = LabelSpec> {
+  readonly type: "gauge"
+  readonly help: string
+  readonly labels: L
+}
+
+export interface HistogramSpec<L extends LabelSpec = LabelSpec> {
+  readonly type: "histogram"
+  readonly help: string
+  readonly labels: L
+  readonly buckets: ReadonlyArray<number>
+}
+
+export type MetricSpec = CounterSpec | GaugeSpec | HistogramSpec
+export type MetricType = MetricSpec["type"]
+
+type NoLabels = Readonly<Record<never, never>>
+
+function counter(help: string): CounterSpec<NoLabels>
+function counter<const L extends LabelSpec>(help: string, labels: L): CounterSpec<L>
+function counter(help: string, labels: LabelSpec = {}): CounterSpec {
+  return { type: "counter", help, labels }
+}
+
+function gauge(help: string): GaugeSpec<NoLabels>
+function gauge<const L extends LabelSpec>(help: string, labels: L): GaugeSpec<L>
+function gauge(help: string, labels: LabelSpec = {}): GaugeSpec {
+  return { type: "gauge", help, labels }
+}
+
+function histogram(help: string, buckets: ReadonlyArray<number>): HistogramSpec<NoLabels>
+function histogram<const L extends LabelSpec>(help: string, buckets: ReadonlyArray<number>, labels: L): HistogramSpec<L>
+function histogram(help: string, buckets: ReadonlyArray<number>, labels: LabelSpec = {}): HistogramSpec {
+  return { type: "histogram", help, buckets, labels }
+}
+
+/** Bucket sets in milliseconds, chosen for what each operation costs when healthy and when it is not. */
+export const Buckets = {
+  /** An HTTP request: most answer in a few ms; SSE setup and exports can take seconds. */
+  httpRequest: [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+  /** One small write transaction (insert command + NOTIFY, create session rows). */
+  singleWrite: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500],
+  /** A `FOR UPDATE SKIP LOCKED` claim query: sub-ms on an idle table, seconds under lock contention. */
+  claim: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
+  /** One worker loop iteration: claim, run commands, ack; agent turns can take minutes. */
+  workerLoop: [10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000]
+} as const
+
+export const MetricsCatalog = {
+  open_cowork_cloud_http_requests_total: counter("HTTP requests answered, by method, status and route template.", {
+    method: HTTP_METHODS,
+    status: HTTP_STATUSES,
+    route: HTTP_ROUTES
+  }),
+  open_cowork_cloud_http_request_duration_ms: histogram(
+    "HTTP request duration in milliseconds, by method and route template.",
+    Buckets.httpRequest,
+    { method: HTTP_METHODS, route: HTTP_ROUTES }
+  ),
+  open_cowork_cloud_sse_connections: gauge("Open SSE connections held by this web process.", {
+    stream: ["session", "workspace"]
+  }),
+  open_cowork_cloud_command_queue_depth_estimate: gauge(
+    "Pending commands seen by the last bounded worker scan; an estimate, read it with oldest age and claim latency."
+  ),
+  open_cowork_cloud_command_oldest_age_ms: gauge(
+    "Age in milliseconds of the oldest pending command seen by the last worker scan (0 when none)."
+  ),
+  open_cowork_cloud_prompt_enqueue_duration_ms: histogram(
+    "Time to accept a prompt: insert the command and NOTIFY in one transaction.",
+    Buckets.singleWrite
+  ),
+  open_cowork_cloud_session_create_duration_ms: histogram(
+    "Time to create a session with its projection and lease rows.",
+    Buckets.singleWrite
+  ),
+  open_cowork_cloud_runnable_session_claim_duration_ms: histogram(
+    "Time of one runnable-session claim query (FOR UPDATE SKIP LOCKED), whether or not it claimed anything.",
+    Buckets.claim
+  ),
+  open_cowork_cloud_worker_loop_duration_ms: histogram(
+    "Duration of one worker loop iteration for a leased session: claim to last ack or release.",
+    Buckets.workerLoop
+  ),
+  open_cowork_cloud_worker_lease_claims_total: counter("Session leases claimed by this worker (each claim bumps the epoch)."),
+  open_cowork_cloud_worker_lease_renewals_total: counter("Successful lease renewals by this worker."),
+  open_cowork_cloud_worker_lease_denials_total: counter("Lease claims or renewals refused, by reason.", {
+    reason: ["held_by_other", "worker_not_active", "renewal_lost"]
+  }),
+  open_cowork_cloud_worker_expired_leases_reaped_total: counter(
+    "Expired leases recovered by the reaper; their running command went back to pending or dead.",
+    { outcome: ["requeued", "dead", "idle"] }
+  ),
+  open_cowork_cloud_worker_expired_lease_reaper_drain_cap_hits_total: counter(
+    "Reaper ticks that stopped at OPEN_COWORK_CLOUD_REAPER_DRAIN_CAP with expired leases possibly left over."
+  ),
+  open_cowork_cloud_worker_stale_owner_rejections_total: counter(
+    "Owner writes rejected because the (session, epoch) was no longer the live lease; never applied.",
+    { operation: STALE_OWNER_OPERATIONS }
+  ),
+  open_cowork_cloud_worker_commands_processed_total: counter("Command runs finished by this worker, by outcome.", {
+    status: ["acked", "failed", "cancelled", "requeued", "dead"]
+  }),
+  open_cowork_cloud_worker_heartbeat_age_ms: gauge(
+    "Milliseconds since this process last wrote its heartbeat successfully."
+  ),
+  open_cowork_cloud_projection_lag_events: gauge(
+    "Largest gap seen between a session's last event sequence and its projection's last_sequence."
+  ),
+  open_cowork_cloud_worker_shutdown_drains_total: counter(
+    "Graceful shutdown drains, by whether active sessions finished within OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS.",
+    { outcome: ["completed", "grace_expired"] }
+  ),
+  open_cowork_cloud_auth_failures_total: counter("Requests refused by authentication or authorization, by reason.", {
+    reason: ["missing_credentials", "invalid_token", "expired_token", "revoked_token", "forbidden_scope"]
+  })
+} as const satisfies Record<string, MetricSpec>
+
+export type Catalog = typeof MetricsCatalog
+export type MetricName = keyof Catalog
+
+type NamesOfType<T extends MetricType> = { [N in MetricName]: Catalog[N]["type"] extends T ? N : never }[MetricName]
+export type CounterName = NamesOfType<"counter">
+export type GaugeName = NamesOfType<"gauge">
+export type HistogramName = NamesOfType<"histogram">
+
+/** The label set a call site passes for metric `N` (the `role` label is added by the registry). */
+export type LabelsOf<N extends MetricName> = {
+  readonly [K in keyof Catalog[N]["labels"]]: Catalog[N]["labels"][K] extends ReadonlyArray<infer V> ? V : never
+}
+
+export const metricNames = (): ReadonlyArray<MetricName> => Object.keys(MetricsCatalog) as Array<MetricName>
+
+export const lookupMetric = (name: string): MetricSpec | undefined =>
+  Object.hasOwn(MetricsCatalog, name) ? (MetricsCatalog as Record<string, MetricSpec>)[name] : undefined
+
+/** Every label a series of this metric can carry, `role` included. */
+export const declaredLabels = (name: string): ReadonlyArray<string> => {
+  const spec = lookupMetric(name)
+  return spec === undefined ? [] : [ROLE_LABEL, ...Object.keys(spec.labels)]
+}
+
+const HISTOGRAM_SERIES_SUFFIXES = ["_bucket", "_sum", "_count"] as const
+
+/**
+ * The catalog metric a Prometheus series name belongs to (`x_ms_bucket` belongs to histogram `x_ms`), or
+ * undefined when the series is not one of ours.
+ */
+export const metricOfSeries = (series: string): MetricName | undefined => {
+  if (lookupMetric(series) !== undefined) return series as MetricName
+  for (const suffix of HISTOGRAM_SERIES_SUFFIXES) {
+    if (!series.endsWith(suffix)) continue
+    const base = series.slice(0, -suffix.length)
+    if (lookupMetric(base)?.type === "histogram") return base as MetricName
+  }
+  return undefined
+}
+
+/** `le` is the bucket bound label Prometheus adds to `_bucket` series. */
+export const seriesLabels = (series: string): ReadonlyArray<string> => {
+  const metric = metricOfSeries(series)
+  if (metric === undefined) return []
+  return series.endsWith("_bucket") && metric !== series ? [...declaredLabels(metric), "le"] : declaredLabels(metric)
+}
+
+/**
+ * The route label for a request: the matched route template, or `unmatched` when no route matched. A matched
+ * template missing from HTTP_ROUTES is passed through so that recording it dies in tests instead of being
+ * silently folded into `unmatched`.
+ */
+export const routeLabel = (template: string | undefined): HttpRoute => (template ?? UNMATCHED_ROUTE) as HttpRoute
+
+export const methodLabel = (method: string): (typeof HTTP_METHODS)[number] => {
+  const upper = method.toUpperCase()
+  return (HTTP_METHODS as ReadonlyArray<string>).includes(upper) ? (upper as (typeof HTTP_METHODS)[number]) : "OTHER"
+}
+
+export const statusLabel = (status: number): (typeof HTTP_STATUSES)[number] => {
+  const text = String(status)
+  return (HTTP_STATUSES as ReadonlyArray<string>).includes(text) ? (text as (typeof HTTP_STATUSES)[number]) : "other"
+}
+
+/** Maps `StaleOwner.operation` as the Pg stores raise it ("append", "append+acked", "renew", ...) to its label. */
+export const staleOwnerOperationLabel = (operation: string): (typeof STALE_OWNER_OPERATIONS)[number] => {
+  if (operation === "append") return "append_events"
+  if (operation.startsWith("append+")) return "complete_command"
+  if (operation === "next") return "next_command"
+  if (operation === "renew") return "renew_lease"
+  if (operation === "release" || operation === "expire") return "release_lease"
+  if (operation.startsWith("checkpoint")) return "checkpoint"
+  return "other"
+}

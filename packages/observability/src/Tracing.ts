@@ -1,0 +1,40 @@
+import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
+import * as Resource from "@effect/opentelemetry/Resource"
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
+import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { Config, Effect, Layer, Option } from "effect"
+import type { Role } from "./MetricsCatalog.ts"
+
+export const OTLP_ENDPOINT_ENV = "OPEN_COWORK_OTLP_ENDPOINT"
+
+/** Accepts a collector base URL (`http://collector:4318`) or the full traces URL, as OTLP tools do. */
+export const tracesUrl = (endpoint: string): string => {
+  const trimmed = endpoint.replace(/\/+$/, "")
+  return trimmed.endsWith("/v1/traces") ? trimmed : `${trimmed}/v1/traces`
+}
+
+/** Routes every Effect span (`Effect.fn`, `Effect.withSpan`, HTTP server spans) to `processor`. */
+const layerProcessor = (role: Role, processor: SpanProcessor): Layer.Layer<Resource.Resource> =>
+  NodeSdk.layer(() => ({
+    resource: { serviceName: `open-cowork-cloud-${role}`, attributes: { "cowork.role": role } },
+    spanProcessor: processor
+  }))
+
+export const Tracing = {
+  /**
+   * OTLP/HTTP span export when OPEN_COWORK_OTLP_ENDPOINT is set; otherwise nothing is installed and spans
+   * stay in-process (they still give logs their trace ids).
+   */
+  layer: (role: Role): Layer.Layer<Resource.Resource> =>
+    Layer.unwrap(
+      Effect.gen(function*() {
+        const endpoint = yield* Config.option(Config.String(OTLP_ENDPOINT_ENV)).pipe(Effect.orDie)
+        return Option.match(Option.filter(endpoint, (url) => url.trim() !== ""), {
+          onNone: () => Resource.layerEmpty,
+          onSome: (url) => layerProcessor(role, new BatchSpanProcessor(new OTLPTraceExporter({ url: tracesUrl(url) })))
+        })
+      })
+    ),
+  /** Export through a given processor (tests use a SimpleSpanProcessor over an InMemorySpanExporter). */
+  layerProcessor
+} as const

@@ -1,0 +1,5 @@
+export * from "./Logging.ts"
+export * from "./Metrics.ts"
+export * from "./MetricsCatalog.ts"
+export * from "./Redaction.ts"
+export * from "./Tracing.ts"

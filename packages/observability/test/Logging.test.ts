@@ -1,0 +1,67 @@
+import { Logging } from "@cowork/observability"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+
+const capture = () => {
+  const lines: Array<string> = []
+  return { lines, layer: Logging.layerTo("worker", (line) => lines.push(line)) }
+}
+
+describe("Logging", () => {
+  it.effect("writes one JSON object per line with the request and lease annotations at top level", () => {
+    const { lines, layer } = capture()
+    return Effect.gen(function*() {
+      yield* Effect.logInfo("command acked").pipe(
+        Effect.annotateLogs({ request_id: "req_42", session_id: "ses_1", epoch: 3, command_id: "cmd_9", duration_ms: 12 })
+      )
+      yield* Effect.logWarning("lease renewal slow", { attempt: 2 }).pipe(Effect.withSpan("LeaseStore.renew"))
+      assert.strictEqual(lines.length, 2)
+      for (const line of lines) assert.notInclude(line, "\n")
+      const [acked, slow] = lines.map((line) => JSON.parse(line))
+      assert.deepInclude(acked, {
+        level: "info",
+        message: "command acked",
+        role: "worker",
+        request_id: "req_42",
+        session_id: "ses_1",
+        epoch: 3,
+        command_id: "cmd_9",
+        duration_ms: 12
+      })
+      assert.isFalse(Number.isNaN(Date.parse(acked.timestamp)))
+      assert.strictEqual(slow.level, "warn")
+      assert.deepStrictEqual(slow.details, { attempt: 2 })
+      assert.match(slow.trace_id, /^[0-9a-f]+$/)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("redacts secrets in messages, annotations, details and causes", () => {
+    const { lines, layer } = capture()
+    const canaries = {
+      token: "occ_AbCd1234_zyXw9876543210QwErTyUiOp",
+      key: "sk-ant-api03-CANARY1234567890abcdefXYZ",
+      password: "Pa55w0rd-CANARY",
+      signature: "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+      email: "canary.person@example.org"
+    }
+    return Effect.gen(function*() {
+      yield* Effect.logError(`auth failed for Bearer ${canaries.token}`, { headers: { authorization: canaries.key } }).pipe(
+        Effect.annotateLogs({
+          database: `postgres://cowork:${canaries.password}@db:5432/cowork`,
+          upload: `https://b.s3.amazonaws.com/x?X-Amz-Signature=${canaries.signature}`,
+          owner: canaries.email
+        })
+      )
+      yield* Effect.logError("runtime crashed").pipe(
+        Effect.andThen(Effect.fail(new Error(`provider said: invalid key ${canaries.key}`))),
+        Effect.catchCause((cause) => Effect.logError("command failed", cause))
+      )
+      yield* Effect.fail(`cwd /home/canaryuser/project`).pipe(Effect.catchCause((cause) => Effect.logError(cause)))
+      const text = lines.join("\n")
+      assert.strictEqual(lines.length, 4)
+      for (const canary of [...Object.values(canaries), "canaryuser"]) assert.notInclude(text, canary)
+      const first = JSON.parse(lines[0]!)
+      assert.strictEqual(first.database, "postgres://[REDACTED]@db:5432/cowork")
+    }).pipe(Effect.provide(layer))
+  })
+})
