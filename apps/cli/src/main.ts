@@ -1,18 +1,18 @@
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect } from "effect"
 import { Command } from "effect/cli"
-import * as CliEnvironment from "./CliEnvironment.ts"
 import * as Admin from "./commands/Admin.ts"
 import * as Migrate from "./commands/Migrate.ts"
+import * as Serve from "./commands/Serve.ts"
 import * as Logging from "./Logging.ts"
 
-const cowork = Command.make("cowork").pipe(
-  Command.withDescription("Cowork Cloud control plane"),
-  Command.withSubcommands([Migrate.command, Admin.command])
+const cowork = Command.make("cowork", {}, () => Serve.fromEnvironment).pipe(
+  Command.withDescription("Cowork Cloud control plane. Without a subcommand, runs the role in OPEN_COWORK_CLOUD_ROLE (web, worker, all; default all)"),
+  Command.withSubcommands([Serve.up, Serve.web, Serve.worker, Migrate.command, Admin.command])
 )
 
 cowork.pipe(
   Command.run({ version: "0.0.0" }),
-  Effect.provide([CliEnvironment.layer, Logging.layer]),
+  Effect.provide([NodeServices.layer, Logging.layer]),
   NodeRuntime.runMain
 )

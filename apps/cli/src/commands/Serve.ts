@@ -1,0 +1,24 @@
+import { Config, Effect, Layer } from "effect"
+import { Command } from "effect/cli"
+import * as Roles from "../Roles.ts"
+
+const launch = (role: Roles.RoleName) =>
+  Layer.launch(Roles.layer(role)).pipe(Effect.annotateLogs({ role }))
+
+export const up = Command.make("up", {}, () => launch("all")).pipe(
+  Command.withDescription("All-in-one: web + worker in one process (embedded Postgres unless OPEN_COWORK_DATABASE_URL)")
+)
+
+export const web = Command.make("web", {}, () => launch("web")).pipe(
+  Command.withDescription("The web role: HTTP API and SSE fan-out (needs OPEN_COWORK_DATABASE_URL)")
+)
+
+export const worker = Command.make("worker", {}, () => launch("worker")).pipe(
+  Command.withDescription("The worker role: claims sessions and runs prompts (needs OPEN_COWORK_DATABASE_URL)")
+)
+
+/** `cowork` with no subcommand: the role named by `OPEN_COWORK_CLOUD_ROLE` (default `all`). */
+export const fromEnvironment = Effect.gen(function*() {
+  const role = yield* Config.Literals(["web", "worker", "all"], "OPEN_COWORK_CLOUD_ROLE").pipe(Config.withDefault("all"))
+  return yield* launch(role)
+})
