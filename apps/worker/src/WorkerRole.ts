@@ -210,7 +210,8 @@ const make = Effect.gen(function*() {
           if (held.get(lease.sessionId)?.epoch === lease.epoch) held.delete(lease.sessionId)
           yield* Ref.set(stats.activeSessions, held.size)
           yield* Effect.logDebug(released ? "lease released" : lost ? "lease lost" : "lease given up")
-          if (!draining) yield* requestClaim
+          // A crashed session is left to the backstop poll, so a persistent fault cannot spin the claim loop.
+          if (!draining && (released || lost)) yield* requestClaim
         })
       ),
       Effect.annotateLogs({ sessionId: lease.sessionId, epoch: lease.epoch, workerId })
