@@ -29,7 +29,7 @@ export const routes = Layer.mergeAll(
 export const layerServe = WebLifecycle.drainOnShutdown.pipe(
   Layer.provideMerge(HttpRouter.serve(routes)),
   Layer.provide(SessionEventHub.layer),
-  Layer.provide(WebLifecycle.layer)
+  Layer.provideMerge(WebLifecycle.layer)
 )
 
 /** The HTTP server on `OPEN_COWORK_CLOUD_PORT` (default 8787). */

@@ -1,6 +1,6 @@
 import { Tokens } from "@cowork/services"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted, References } from "effect"
 import { HttpServer } from "effect/http"
 import { createServer } from "node:http"
 import * as TestDatabase from "../../../../test/support/TestDatabase.ts"
@@ -9,7 +9,8 @@ import * as WebRole from "../../src/WebRole.ts"
 /** The web role on an ephemeral port over a fresh migrated database; exposes the services for seeding. */
 export const serverLayer = WebRole.layerServe.pipe(
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })),
-  Layer.provideMerge(WebRole.layerPgServices)
+  Layer.provideMerge(WebRole.layerPgServices),
+  Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
 )
 
 export const layer = serverLayer.pipe(Layer.provideMerge(TestDatabase.layer()))

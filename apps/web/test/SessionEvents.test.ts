@@ -1,0 +1,175 @@
+import { appendEvents } from "@cowork/postgres"
+import { EventLog } from "@cowork/services"
+import { assert, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import { WebLifecycle } from "../src/WebLifecycle.ts"
+import { connect, eventData } from "./support/SseClient.ts"
+import { baseUrl, layer, orgWithToken, request, serverLayer } from "./support/WebTestServer.ts"
+
+/** The worker's side, simulated: a fenced append under a live lease. */
+const workerAppend = (sessionId: string, texts: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`UPDATE cloud_worker_leases SET worker_id = 'w1', epoch = 1, expires_at = now() + interval '1 minute'
+      WHERE session_id = ${sessionId}`
+    const last = yield* appendEvents(
+      sessionId,
+      texts.map((text, i) => ({ type: "assistant.message" as const, payload: { messageId: `m-${text}-${i}`, delta: text } })),
+      { workerId: "w1", epoch: 1 }
+    )
+    assert.isDefined(last, "the fenced append was applied")
+    return last!
+  })
+
+const newSession = Effect.gen(function*() {
+  const { orgId, token } = yield* orgWithToken(["web"])
+  const session = (yield* request("POST", "/api/sessions", { token, body: { title: "sse" } })).body.session
+  return { orgId, token, id: session.id as string }
+})
+
+const sequences = (frames: Parameters<typeof eventData>[0]) => eventData(frames).map((e) => e.sequence)
+
+it.layer(layer, { excludeTestServices: true })("session events over SSE", (it) => {
+  it.effect("streams the log, then live events; a resumed stream has no gap and no duplicate", () =>
+    Effect.gen(function*() {
+      const { token, id } = yield* newSession
+      const url = `${yield* baseUrl}/api/sessions/${id}/events`
+      const auth = { authorization: `Bearer ${token}` }
+      const seen: Array<number> = []
+
+      const first = yield* connect(url, auth)
+      assert.strictEqual(first.status, 200)
+      assert.include(first.headers.get("content-type") ?? "", "text/event-stream")
+      assert.isNotNull(first.headers.get("x-request-id"))
+      const initial = yield* first.waitFor((frames) => sequences(frames).includes(1))
+      assert.strictEqual(initial[0]!.retry, "2000", "a retry hint comes first")
+      const created = eventData(initial)[0]!
+      assert.strictEqual(created.type, "session.created")
+      assert.match(created.eventId, /^evt_/)
+      assert.deepStrictEqual(created.payload, { title: "sse", profileName: "default" })
+      assert.strictEqual(initial.find((f) => f.id === "1")!.event, "session.created")
+
+      yield* request("POST", `/api/sessions/${id}/prompt`, { token, body: { text: "go" } })
+      yield* workerAppend(id, ["a", "b", "c"])
+      const live = yield* first.waitFor((frames) => sequences(frames).includes(5))
+      seen.push(...sequences(live))
+      yield* first.close
+
+      // Appended while disconnected.
+      yield* workerAppend(id, ["d", "e"])
+      const resumed = yield* connect(url, { ...auth, "last-event-id": String(seen[seen.length - 1]) })
+      yield* workerAppend(id, ["f"])
+      const after = yield* resumed.waitFor((frames) => sequences(frames).includes(8))
+      seen.push(...sequences(after))
+      assert.deepStrictEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8], "every sequence exactly once, in order")
+      yield* resumed.close
+    }))
+
+  it.effect("?after wins over Last-Event-ID; a cursor ahead of the log is 409; bad cursors are 400", () =>
+    Effect.gen(function*() {
+      const { token, id } = yield* newSession
+      yield* workerAppend(id, ["a", "b", "c", "d"])
+      const url = `${yield* baseUrl}/api/sessions/${id}/events`
+      const auth = { authorization: `Bearer ${token}` }
+      const stream = yield* connect(`${url}?after=3`, { ...auth, "last-event-id": "1" })
+      const frames = yield* stream.waitFor((f) => sequences(f).includes(5))
+      assert.deepStrictEqual(sequences(frames), [4, 5])
+      yield* stream.close
+
+      const ahead = yield* request("GET", `/api/sessions/${id}/events?after=99`, { token })
+      assert.strictEqual(ahead.status, 409)
+      assert.strictEqual(ahead.body.error.code, "conflict")
+      const aheadHeader = yield* request("GET", `/api/sessions/${id}/events`, { token, headers: { "last-event-id": "6" } })
+      assert.strictEqual(aheadHeader.status, 409)
+      const bad = yield* request("GET", `/api/sessions/${id}/events?after=-1`, { token })
+      assert.strictEqual(bad.status, 400)
+      assert.strictEqual(bad.body.error.details.field, "after")
+    }))
+
+  it.effect("a cursor older than retention gets snapshot.required", () =>
+    Effect.gen(function*() {
+      const { token, id } = yield* newSession
+      yield* workerAppend(id, ["a", "b", "c", "d", "e"])
+      const eventLog = yield* EventLog
+      yield* eventLog.prune(id, 4)
+      const url = `${yield* baseUrl}/api/sessions/${id}/events`
+      const pruned = yield* connect(`${url}?after=1`, { authorization: `Bearer ${token}` })
+      assert.strictEqual(pruned.status, 200)
+      const frames = yield* pruned.waitFor((f) => f.some((frame) => frame.event === "snapshot.required"))
+      const snapshot = frames.find((frame) => frame.event === "snapshot.required")!
+      assert.deepStrictEqual(JSON.parse(snapshot.data!), {
+        reason: "cursor_pruned",
+        afterSequence: 1,
+        earliestSequence: 4,
+        latestSequence: 6
+      })
+      assert.deepStrictEqual(sequences(frames), [], "no events are sent across the gap")
+      yield* pruned.ended
+
+      const edge = yield* connect(`${url}?after=3`, { authorization: `Bearer ${token}` })
+      const edgeFrames = yield* edge.waitFor((f) => sequences(f).includes(6))
+      assert.deepStrictEqual(sequences(edgeFrames), [4, 5, 6], "a cursor right before the retained log replays it")
+      yield* edge.close
+    }))
+
+  it.effect("N concurrent subscribers on one process share ONE LISTEN connection", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const sessions = yield* Effect.all(Array.from({ length: 3 }, () => newSession))
+      const url = yield* baseUrl
+      const connections = yield* Effect.forEach(
+        Array.from({ length: 12 }, (_, i) => sessions[i % sessions.length]!),
+        (s) => connect(`${url}/api/sessions/${s.id}/events`, { authorization: `Bearer ${s.token}` }),
+        { concurrency: "unbounded" }
+      )
+      yield* Effect.forEach(connections, (c) => c.waitFor((f) => sequences(f).includes(1)), { discard: true })
+      yield* Effect.forEach(sessions, (s) => workerAppend(s.id, ["x"]), { discard: true })
+      yield* Effect.forEach(connections, (c) => c.waitFor((f) => sequences(f).includes(2)), { discard: true })
+      const listeners = yield* sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND query ILIKE 'LISTEN%'`
+      assert.strictEqual(listeners[0]!.n, 1)
+      yield* Effect.forEach(connections, (c) => c.close, { discard: true })
+    }))
+
+  it.effect("GET /api/events carries the org's session changes only", () =>
+    Effect.gen(function*() {
+      const mine = yield* newSession
+      const theirs = yield* newSession
+      const url = `${yield* baseUrl}/api/events`
+      const stream = yield* connect(url, { authorization: `Bearer ${mine.token}` })
+      assert.strictEqual(stream.status, 200)
+      yield* stream.waitFor((f) => f.some((frame) => frame.retry !== undefined))
+      yield* workerAppend(theirs.id, ["other"])
+      yield* workerAppend(mine.id, ["mine"])
+      const frames = yield* stream.waitFor((f) => f.some((frame) => frame.event === "session.changed"))
+      const changes = frames.filter((frame) => frame.event === "session.changed").map((frame) => JSON.parse(frame.data!))
+      assert.deepStrictEqual(changes, [{ sessionId: mine.id, lastSequence: 2 }])
+      yield* stream.close
+    }))
+
+  it.effect("ends open streams, answers SSE with 503 + Retry-After and /readyz with a draining check", () =>
+    Effect.gen(function*() {
+      const { token, id } = yield* newSession
+      // A second web process on the same database, drained while the first keeps serving.
+      yield* Effect.gen(function*() {
+        const url = yield* baseUrl
+        const lifecycle = yield* WebLifecycle
+        const stream = yield* connect(`${url}/api/sessions/${id}/events`, { authorization: `Bearer ${token}` })
+        yield* stream.waitFor((f) => sequences(f).includes(1))
+        yield* lifecycle.beginDrain
+        yield* stream.ended
+        const sse = yield* request("GET", `/api/sessions/${id}/events`, { token })
+        assert.strictEqual(sse.status, 503)
+        assert.strictEqual(sse.headers.get("retry-after"), "2")
+        assert.strictEqual(sse.body.error.code, "unavailable")
+        const ready = yield* request("GET", "/readyz")
+        assert.strictEqual(ready.status, 503)
+        assert.isFalse(ready.body.ok)
+        assert.deepInclude(ready.body.checks, { name: "draining", status: "error", detail: "shutting down" })
+        assert.strictEqual((yield* request("GET", "/healthz")).status, 200)
+      }).pipe(Effect.provide(Layer.fresh(serverLayer)))
+      assert.strictEqual((yield* request("GET", "/readyz")).status, 200, "the other process is unaffected")
+    }))
+})
