@@ -1,0 +1,107 @@
+import { PgChangeFeed, PgTokens } from "@cowork/postgres"
+import { ChangeFeed, type SessionChanged, Tokens } from "@cowork/services"
+import { assert, it } from "@effect/vitest"
+import { Effect, Layer, Queue, Redacted, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import * as TestDatabase from "../../../test/support/TestDatabase.ts"
+
+const layer = Layer.mergeAll(
+  PgChangeFeed.layerWith({ healthCheckInterval: "200 millis", healthCheckTimeout: "1 second" }),
+  PgTokens.layer
+).pipe(Layer.provideMerge(TestDatabase.layer()))
+
+const listenerCount = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND query ILIKE 'LISTEN%'`
+  return rows[0]!.n
+}).pipe(Effect.orDie)
+
+/** Polls `effect` until it returns true, failing after `timeoutMs`. */
+const eventually = (effect: Effect.Effect<boolean, never, SqlClient.SqlClient>, timeoutMs = 10_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + timeoutMs
+    while (!(yield* effect)) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error("condition not met in time"))
+      yield* Effect.sleep("25 millis")
+    }
+  })
+
+it.layer(layer, { excludeTestServices: true })("PgChangeFeed", (it) => {
+  it.effect("fans one LISTEN out to every subscriber and re-establishes it after the connection dies", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const feed = yield* ChangeFeed
+      const sql = yield* SqlClient.SqlClient
+      const received: Array<Queue.Queue<SessionChanged>> = []
+      for (let i = 0; i < 3; i++) {
+        const queue = yield* Queue.unbounded<SessionChanged>()
+        const stream = yield* feed.sessionChanges
+        yield* stream.pipe(Stream.runForEach((change) => Queue.offer(queue, change)), Effect.forkScoped)
+        received.push(queue)
+      }
+      yield* eventually(Effect.map(listenerCount, (n) => n === 1))
+      yield* sql`SELECT pg_notify('cowork_events', 'org_a ses_a 7')`
+      for (const queue of received) {
+        assert.deepStrictEqual(yield* Queue.take(queue), { orgId: "org_a", sessionId: "ses_a", lastSequence: 7 })
+      }
+      assert.strictEqual(yield* listenerCount, 1)
+
+      yield* sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = current_database() AND query ILIKE 'LISTEN%'`
+      // Re-established with backoff: notifications flow again to the same subscribers.
+      let sequence = 100
+      yield* eventually(Effect.gen(function*() {
+        sequence++
+        yield* sql`SELECT pg_notify('cowork_events', ${`org_a ses_a ${sequence}`})`.pipe(Effect.orDie)
+        yield* Effect.sleep("50 millis")
+        const got = yield* Queue.clear(received[0]!)
+        return got.some((change) => change.lastSequence > 100)
+      }))
+      assert.strictEqual(yield* listenerCount, 1)
+    })))
+
+  it.effect("notifyCommand signals command listeners; malformed payloads are ignored", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const feed = yield* ChangeFeed
+      const sql = yield* SqlClient.SqlClient
+      const signals = yield* feed.commandSignals
+      const queue = yield* Queue.unbounded<unknown>()
+      yield* signals.pipe(Stream.runForEach((s) => Queue.offer(queue, s)), Effect.forkScoped)
+      yield* sql`SELECT pg_notify('cowork_commands', 'bogus')`
+      yield* feed.notifyCommand({ kind: "abort", sessionId: "ses_b" })
+      assert.deepStrictEqual(yield* Queue.take(queue), { kind: "abort", sessionId: "ses_b" })
+    })))
+})
+
+it.layer(layer)("PgTokens", (it) => {
+  it.effect("bootstrap once, issue, authenticate, scope, expire and revoke", () =>
+    Effect.gen(function*() {
+      const tokens = yield* Tokens
+      const sql = yield* SqlClient.SqlClient
+      const [a, b] = yield* Effect.all([tokens.bootstrap("acme"), tokens.bootstrap("acme")], { concurrency: "unbounded" })
+      assert.strictEqual(a.orgId, b.orgId)
+      const owner = a.owner ?? b.owner
+      assert.isDefined(owner)
+      assert.isTrue(a.owner === undefined || b.owner === undefined, "only one bootstrap issues the owner token")
+      const principal = yield* tokens.authenticate(owner!.token)
+      assert.deepStrictEqual([...principal.scopes].sort(), ["admin", "operator", "web"])
+      assert.strictEqual(principal.orgId, a.orgId)
+      const stored = yield* sql<{ secret_hash: string; last_used_at: Date | null }>`
+        SELECT secret_hash, last_used_at FROM cloud_api_tokens WHERE id = ${owner!.tokenId}`
+      assert.notInclude(Redacted.value(owner!.token), stored[0]!.secret_hash)
+      assert.match(stored[0]!.secret_hash, /^[0-9a-f]{64}$/)
+      assert.isNotNull(stored[0]!.last_used_at)
+
+      const wrongSecret = Redacted.value(owner!.token).replace(/.$/, (c) => (c === "A" ? "B" : "A"))
+      assert.strictEqual((yield* Effect.flip(tokens.authenticate(Redacted.make(wrongSecret))))._tag, "Unauthorized")
+      assert.strictEqual((yield* Effect.flip(tokens.authenticate(Redacted.make("occ_nope"))))._tag, "Unauthorized")
+
+      const expired = yield* tokens.issue({ orgId: a.orgId, name: "short", scopes: ["web"], expiresInMs: -1000 })
+      assert.strictEqual((yield* Effect.flip(tokens.authenticate(expired.token)))._tag, "Unauthorized")
+      const web = yield* tokens.issue({ orgId: a.orgId, name: "web", scopes: ["web"] })
+      assert.deepStrictEqual((yield* tokens.authenticate(web.token)).scopes, ["web"])
+      assert.isTrue(yield* tokens.revoke(a.orgId, web.tokenId))
+      assert.isFalse(yield* tokens.revoke(a.orgId, web.tokenId))
+      assert.strictEqual((yield* Effect.flip(tokens.authenticate(web.token)))._tag, "Unauthorized")
+    }))
+})
