@@ -8,7 +8,7 @@ import * as PgTokens from "@cowork/postgres/PgTokens"
 import { ScriptedRuntime } from "@cowork/runtime"
 import * as WebRole from "@cowork/web"
 import * as WorkerRole from "@cowork/worker"
-import { Layer } from "effect"
+import { type Effect, Layer } from "effect"
 import * as ControlPlaneDatabase from "./ControlPlaneDatabase.ts"
 import * as OwnerBootstrap from "./OwnerBootstrap.ts"
 
@@ -28,15 +28,21 @@ const workerAdapters = Layer.mergeAll(
 const web = Layer.mergeAll(WebRole.layer, OwnerBootstrap.layer).pipe(Layer.provide(webAdapters))
 const worker = WorkerRole.layer.pipe(Layer.provide(workerAdapters))
 
+const database = (role: RoleName) =>
+  ControlPlaneDatabase.layer({ embedded: role === "all", applicationName: `cowork-${role}` })
+
 /**
- * The process for a role, adapters and database included. Split roles need `OPEN_COWORK_DATABASE_URL`; the
- * all-in-one falls back to the embedded Postgres. Layer order on shutdown: roles stop first (the worker drains and
- * releases its leases), then the pool closes, then an embedded Postgres stops.
+ * Runs the process for a role, adapters and database included, until interrupted. Split roles need
+ * `OPEN_COWORK_DATABASE_URL`; the all-in-one falls back to the embedded Postgres. On shutdown the roles stop first
+ * (the worker drains and releases its leases), then the pool closes, then an embedded Postgres stops.
  */
-export const layer = (role: RoleName) => {
-  const roles = role === "web" ? web : role === "worker" ? worker : Layer.merge(web, worker)
-  return roles.pipe(Layer.provide(ControlPlaneDatabase.layer({
-    embedded: role === "all",
-    applicationName: `cowork-${role}`
-  })))
+export const launch = (role: RoleName): Effect.Effect<never, unknown> => {
+  switch (role) {
+    case "web":
+      return Layer.launch(web.pipe(Layer.provide(database(role))))
+    case "worker":
+      return Layer.launch(worker.pipe(Layer.provide(database(role))))
+    case "all":
+      return Layer.launch(Layer.merge(web, worker).pipe(Layer.provide(database(role))))
+  }
 }

@@ -1,5 +1,5 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Effect } from "effect"
+import { Cause, Effect, Exit, Runtime } from "effect"
 import { Command } from "effect/cli"
 import * as Admin from "./commands/Admin.ts"
 import * as Migrate from "./commands/Migrate.ts"
@@ -11,8 +11,12 @@ const cowork = Command.make("cowork", {}, () => Serve.fromEnvironment).pipe(
   Command.withSubcommands([Serve.up, Serve.web, Serve.worker, Migrate.command, Admin.command])
 )
 
+/** SIGTERM / SIGINT interrupt the main fiber; once every finalizer has run, that is a clean exit (code 0). */
+const teardown: Runtime.Teardown = (exit, onExit) =>
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+
 cowork.pipe(
   Command.run({ version: "0.0.0" }),
   Effect.provide([NodeServices.layer, Logging.layer]),
-  NodeRuntime.runMain
+  NodeRuntime.runMain({ teardown })
 )

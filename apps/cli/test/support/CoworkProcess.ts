@@ -1,0 +1,104 @@
+import { Effect, Schedule } from "effect"
+import * as ChildProcess from "node:child_process"
+import * as Net from "node:net"
+import * as Path from "node:path"
+
+const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
+const mainPath = Path.join(repoRoot, "apps/cli/src/main.ts")
+
+export const freePort = Effect.promise(() =>
+  new Promise<number>((resolve, reject) => {
+    const server = Net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  }))
+
+/** A `cowork` child process (Node 24: the test runner's own `process.execPath`) with its output captured. */
+export interface CoworkProcess {
+  readonly name: string
+  readonly child: ChildProcess.ChildProcess
+  readonly output: () => string
+  /** Resolves with the exit code (or signal name) once the process is gone. */
+  readonly exited: Promise<number | string>
+}
+
+const baseEnv = (): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && !key.startsWith("OPEN_COWORK_")) env[key] = value
+  }
+  return env
+}
+
+/** Runs `cowork <args>` to completion; fails with its output when it exits non-zero. */
+export const runCli = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+  Effect.callback<{ readonly stdout: string; readonly stderr: string }, Error>((resume) => {
+    const child = ChildProcess.execFile(process.execPath, [mainPath, ...args], {
+      cwd: repoRoot,
+      env: { ...baseEnv(), ...env },
+      timeout: 60_000
+    }, (error, stdout, stderr) => {
+      resume(error === null
+        ? Effect.succeed({ stdout, stderr })
+        : Effect.fail(new Error(`cowork ${args.join(" ")} failed: ${String(error)}\n${stdout}\n${stderr}`)))
+    })
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+/** Starts a long-running `cowork <args>`; SIGKILLed when the scope closes if still alive. */
+export const spawn = (name: string, args: ReadonlyArray<string>, env: Record<string, string>) =>
+  Effect.acquireRelease(
+    Effect.sync((): CoworkProcess => {
+      const child = ChildProcess.spawn(process.execPath, [mainPath, ...args], {
+        cwd: repoRoot,
+        env: { ...baseEnv(), ...env },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let output = ""
+      child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")))
+      child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")))
+      const exited = new Promise<number | string>((resolve) =>
+        child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown"))
+      )
+      return { name, child, output: () => output, exited }
+    }),
+    (proc) =>
+      Effect.promise(async () => {
+        if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill("SIGKILL")
+        await proc.exited
+      })
+  )
+
+/** Polls `check` every `intervalMs` until it returns a value, or fails after `timeoutMs` with `what`. */
+export const eventually = <A, E, R>(
+  what: string,
+  check: Effect.Effect<A | undefined, E, R>,
+  options: { readonly timeoutMs: number; readonly intervalMs?: number }
+) =>
+  check.pipe(
+    Effect.flatMap((value) => value === undefined ? Effect.fail("not yet" as const) : Effect.succeed(value)),
+    Effect.retry({
+      while: (error) => error === "not yet",
+      schedule: Schedule.spaced(options.intervalMs ?? 100)
+    }),
+    Effect.timeoutOrElse({
+      duration: options.timeoutMs,
+      orElse: () => Effect.die(new Error(`timed out after ${options.timeoutMs} ms waiting for ${what}`))
+    })
+  )
+
+/** Waits until `GET /readyz` answers 200, or dies with the process output. */
+export const waitReady = (proc: CoworkProcess, baseUrl: string, timeoutMs = 30_000) =>
+  eventually(
+    `${proc.name} to be ready`,
+    Effect.promise(() =>
+      fetch(`${baseUrl}/readyz`).then((r) => (r.status === 200 ? true : undefined), () => undefined)
+    ),
+    { timeoutMs, intervalMs: 100 }
+  ).pipe(
+    Effect.catchDefect((defect) => Effect.die(new Error(`${String(defect)}\n--- ${proc.name} output ---\n${proc.output()}`)))
+  )
