@@ -1,8 +1,8 @@
-import { MAX_PROMPT_LENGTH } from "@cowork/domain"
+import { authorizationTable, MAX_PROMPT_LENGTH } from "@cowork/domain"
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import { layer, orgWithToken, request } from "./support/WebTestServer.ts"
+import { baseUrl, layer, orgWithToken, request } from "./support/WebTestServer.ts"
 
 it.layer(layer)("sessions API", (it) => {
   it.effect("health, readiness, request ids, OpenAPI and docs", () =>
@@ -22,6 +22,10 @@ it.layer(layer)("sessions API", (it) => {
       assert.property(openapi.body.paths, "/api/sessions/{id}/prompt")
       const docs = yield* request("GET", "/docs")
       assert.strictEqual(docs.status, 200)
+      const table = authorizationTable()
+      assert.deepInclude(table, { method: "GET", path: "/readyz", scopes: [] })
+      assert.deepInclude(table, { method: "POST", path: "/api/sessions/:id/prompt", scopes: ["web", "admin"] })
+      assert.isTrue(table.filter((row) => row.path.startsWith("/api/")).every((row) => row.scopes.length > 0), "every /api route needs a scope")
       const missing = yield* request("GET", "/no/such/route")
       assert.strictEqual(missing.status, 404)
       assert.strictEqual(missing.body.error.code, "not_found")
@@ -220,6 +224,26 @@ it.layer(layer)("sessions API", (it) => {
       assert.strictEqual(hugeBody.status, 413)
       assert.strictEqual(hugeBody.body.error.code, "payload_too_large")
       assert.isNotNull(hugeBody.headers.get("x-request-id"))
+      const url = `${yield* baseUrl}${path}`
+      const chunked = yield* Effect.promise(async () => {
+        const chunk = new TextEncoder().encode("y".repeat(64 * 1024))
+        let sent = 0
+        const body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (sent++ < 40) controller.enqueue(chunk)
+            else controller.close()
+          }
+        })
+        const response = await fetch(url, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body,
+          duplex: "half"
+        } as RequestInit)
+        return { status: response.status, body: await response.json() as any }
+      })
+      assert.strictEqual(chunked.status, 413, "a chunked body without Content-Length is limited while it is read")
+      assert.strictEqual(chunked.body.error.code, "payload_too_large")
 
       const unknown = yield* request("POST", "/api/sessions/ses_doesnotexist/prompt", { token, body: { text: "hi" } })
       assert.strictEqual(unknown.status, 404)
