@@ -4,6 +4,8 @@ export const projects = [
   { extends: true, test: { name: "services", include: ["packages/services/test/**/*.test.ts"] } },
   { extends: true, test: { name: "postgres", include: ["packages/postgres/test/**/*.test.ts"] } },
   { extends: true, test: { name: "runtime", include: ["packages/runtime/test/**/*.test.ts"] } },
+  { extends: true, test: { name: "storage", include: ["packages/storage/test/**/*.test.ts"] } },
+  { extends: true, test: { name: "secrets", include: ["packages/secrets/test/**/*.test.ts"] } },
   { extends: true, test: { name: "observability", include: ["packages/observability/test/**/*.test.ts"] } },
   { extends: true, test: { name: "web", include: ["apps/web/test/**/*.test.ts"] } },
   { extends: true, test: { name: "worker", include: ["apps/worker/test/**/*.test.ts"] } },

@@ -1,0 +1,1 @@
+export * as LocalKeyFileSecretAdapter from "./LocalKeyFileSecretAdapter.ts"
