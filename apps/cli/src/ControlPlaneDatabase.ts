@@ -1,4 +1,4 @@
-import { Database } from "@cowork/postgres"
+import * as Database from "@cowork/postgres/Database"
 import { Effect, Layer } from "effect"
 
 export interface Options {

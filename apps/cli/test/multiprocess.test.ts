@@ -1,4 +1,4 @@
-import { Database } from "@cowork/postgres"
+import * as Database from "@cowork/postgres/Database"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, type Scope } from "effect"
 import { SqlClient } from "effect/sql"

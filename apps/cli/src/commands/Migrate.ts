@@ -1,4 +1,4 @@
-import { runMigrations } from "@cowork/postgres"
+import { runMigrations } from "@cowork/postgres/Migrations"
 import { Console, Effect } from "effect"
 import { Command } from "effect/cli"
 import * as ControlPlaneDatabase from "../ControlPlaneDatabase.ts"
