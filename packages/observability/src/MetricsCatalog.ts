@@ -144,8 +144,13 @@ export const Buckets = {
   /** A `FOR UPDATE SKIP LOCKED` claim query: sub-ms on an idle table, seconds under lock contention. */
   claim: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
   /** One worker loop iteration: claim, run commands, ack; agent turns can take minutes. */
-  workerLoop: [10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000]
+  workerLoop: [10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000],
+  /** One object-store call: sub-ms on a local disk, tens of ms to S3, seconds when the store struggles. */
+  objectStore: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000]
 } as const
+
+export const OBJECT_STORE_OPERATIONS = ["get", "put", "head", "delete", "list"] as const
+export const OBJECT_STORE_KINDS = ["file", "s3", "memory"] as const
 
 export const MetricsCatalog = {
   open_cowork_cloud_http_requests_total: counter("HTTP requests answered, by method, status and route template.", {
@@ -211,6 +216,15 @@ export const MetricsCatalog = {
   open_cowork_cloud_worker_shutdown_drains_total: counter(
     "Graceful shutdown drains, by whether active sessions finished within OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS.",
     { outcome: ["completed", "grace_expired"] }
+  ),
+  open_cowork_cloud_object_store_operations_total: counter(
+    "Object-store calls (artifacts, checkpoint save/restore), by outcome; a missing key is an answer (ok), not an error.",
+    { operation: OBJECT_STORE_OPERATIONS, status: ["ok", "error"], cloud_object_store_kind: OBJECT_STORE_KINDS }
+  ),
+  open_cowork_cloud_object_store_operation_duration_ms: histogram(
+    "Object-store call duration in milliseconds (a get until its body starts, not the whole download).",
+    Buckets.objectStore,
+    { operation: OBJECT_STORE_OPERATIONS, cloud_object_store_kind: OBJECT_STORE_KINDS }
   ),
   open_cowork_cloud_auth_failures_total: counter("Requests refused by authentication or authorization, by reason.", {
     reason: ["missing_credentials", "invalid_token", "expired_token", "revoked_token", "forbidden_scope"]

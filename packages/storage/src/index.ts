@@ -1,0 +1,5 @@
+export * as FaultyObjectStore from "./FaultyObjectStore.ts"
+export * as FileObjectStore from "./FileObjectStore.ts"
+export * as InstrumentedObjectStore from "./InstrumentedObjectStore.ts"
+export * as ObjectStoreConfig from "./ObjectStoreConfig.ts"
+export * as S3ObjectStore from "./S3ObjectStore.ts"
