@@ -16,7 +16,7 @@ describe("FaultyObjectStore", () => {
       yield* store.put("k", bytes)
       yield* faults.failNext(2, ["get", "head"])
       yield* store.put("other", bytes)
-      const attempts: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }>> = [store.head("k"), store.get("k")]
+      const attempts: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string; readonly key?: string | undefined }>> = [store.head("k"), store.get("k")]
       for (const attempt of attempts) {
         assert.deepInclude(failureOf(yield* Effect.exit(attempt)), { _tag: "ObjectStoreUnavailable", key: "k" })
       }
