@@ -1,0 +1,224 @@
+import {
+  CheckpointCorrupt,
+  InvalidObjectKey,
+  type ObjectNotFound,
+  type ObjectStoreUnavailable,
+  type SecretAdapterUnavailable,
+  type SecretRevealFailed
+} from "@cowork/domain"
+import { ObjectStore, readAll, type RuntimeState, SecretAdapter } from "@cowork/services"
+import { Context, Effect, Layer, Schema } from "effect"
+import * as Crypto from "node:crypto"
+
+/**
+ * Runtime state checkpoints in the object store, content-addressed and encrypted with the org's data key:
+ *
+ *   checkpoints/<orgId>/<sessionId>/chunks/<sha256 of the plaintext file>   one per distinct file content
+ *   checkpoints/<orgId>/<sessionId>/manifests/<version>.json                path → chunk hash + size
+ *
+ * Chunks are written before their manifest, so a manifest never names a missing chunk; a chunk already present
+ * is not uploaded again. Each envelope is bound to its object key, so chunks cannot be swapped or replayed
+ * under another name, and a chunk is checked against its hash when restored.
+ *
+ * One writer per session at a time (the lease owner) is assumed: `prune` running beside a `save` of the same
+ * session could delete a chunk the new manifest is about to name.
+ */
+
+const Manifest = Schema.Struct({
+  format: Schema.Literal(1),
+  orgId: Schema.String,
+  sessionId: Schema.String,
+  version: Schema.Number,
+  files: Schema.Array(Schema.Struct({ path: Schema.String, chunk: Schema.String, size: Schema.Number }))
+})
+type Manifest = typeof Manifest.Type
+
+const ManifestJson = Schema.fromJsonString(Manifest)
+
+export interface CheckpointSaved {
+  readonly version: number
+  /** Plaintext bytes of the chunks this save uploaded (the manifest is not counted). */
+  readonly uploadedBytes: number
+  readonly uploadedChunks: number
+  /** Distinct file contents already in the store from an earlier save. */
+  readonly reusedChunks: number
+}
+
+export interface CheckpointPruned {
+  readonly keptVersions: ReadonlyArray<number>
+  readonly deletedManifests: number
+  readonly deletedChunks: number
+}
+
+type StoreError = ObjectStoreUnavailable | InvalidObjectKey
+type LoadError = StoreError | ObjectNotFound | CheckpointCorrupt | SecretRevealFailed | SecretAdapterUnavailable
+
+export class CheckpointStore extends Context.Service<CheckpointStore, {
+  readonly save: (
+    orgId: string,
+    sessionId: string,
+    version: number,
+    state: RuntimeState
+  ) => Effect.Effect<CheckpointSaved, StoreError | SecretAdapterUnavailable>
+  /** Fails with ObjectNotFound when there is no manifest for this version. */
+  readonly load: (orgId: string, sessionId: string, version: number) => Effect.Effect<RuntimeState, LoadError>
+  /** Saved versions, ascending. */
+  readonly versions: (orgId: string, sessionId: string) => Effect.Effect<ReadonlyArray<number>, StoreError>
+  /**
+   * Deletes all but the newest `keepLast` manifests (at least one is always kept), then every chunk no kept
+   * manifest names.
+   */
+  readonly prune: (orgId: string, sessionId: string, keepLast: number) => Effect.Effect<CheckpointPruned, LoadError>
+}>()("cowork/CheckpointStore") {
+  static readonly layer: Layer.Layer<CheckpointStore, never, ObjectStore | SecretAdapter> = Layer.effect(
+    CheckpointStore,
+    Effect.gen(function*() {
+      return make(yield* ObjectStore, yield* SecretAdapter)
+    })
+  )
+}
+
+const SAFE_ID = /^[A-Za-z0-9_.-]+$/
+const CONCURRENCY = 4
+
+const sha256 = (bytes: Uint8Array) => Crypto.createHash("sha256").update(bytes).digest("hex")
+
+export const make = (store: ObjectStore["Service"], secrets: SecretAdapter["Service"]): CheckpointStore["Service"] => {
+  const sessionRoot = (orgId: string, sessionId: string): Effect.Effect<string, InvalidObjectKey> => {
+    for (const id of [orgId, sessionId]) {
+      if (!SAFE_ID.test(id) || id === "." || id === "..") {
+        return Effect.fail(new InvalidObjectKey({ key: id, reason: "org and session ids must be [A-Za-z0-9_.-]+" }))
+      }
+    }
+    return Effect.succeed(`checkpoints/${orgId}/${sessionId}`)
+  }
+  const chunkKey = (root: string, hash: string) => `${root}/chunks/${hash}`
+  const manifestKey = (root: string, version: number) => `${root}/manifests/${version}.json`
+
+  const checkVersion = (version: number) =>
+    Number.isSafeInteger(version) && version >= 0
+      ? Effect.void
+      : Effect.die(new Error(`checkpoint version must be a non-negative integer, got ${version}`))
+
+  const save = Effect.fn("CheckpointStore.save")(function*(
+    orgId: string,
+    sessionId: string,
+    version: number,
+    state: RuntimeState
+  ) {
+    yield* checkVersion(version)
+    const root = yield* sessionRoot(orgId, sessionId)
+    const files = [...state.files.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([path, bytes]) => ({ path, bytes, chunk: sha256(bytes) }))
+    const distinct = new Map(files.map((file) => [file.chunk, file.bytes]))
+
+    const uploads = yield* Effect.forEach(
+      distinct,
+      ([hash, bytes]) =>
+        Effect.gen(function*() {
+          const key = chunkKey(root, hash)
+          const existing = yield* store.head(key)
+          if (existing._tag === "Some") return 0
+          yield* store.put(key, yield* secrets.encrypt(orgId, bytes, key))
+          return bytes.byteLength
+        }),
+      { concurrency: CONCURRENCY }
+    )
+
+    const manifest: Manifest = {
+      format: 1,
+      orgId,
+      sessionId,
+      version,
+      files: files.map(({ path, chunk, bytes }) => ({ path, chunk, size: bytes.byteLength }))
+    }
+    const key = manifestKey(root, version)
+    const plaintext = new TextEncoder().encode(Schema.encodeSync(ManifestJson)(manifest))
+    yield* store.put(key, yield* secrets.encrypt(orgId, plaintext, key), { contentType: "application/octet-stream" })
+
+    const uploaded = uploads.filter((bytes) => bytes > 0)
+    return {
+      version,
+      uploadedBytes: uploaded.reduce((sum, bytes) => sum + bytes, 0),
+      uploadedChunks: uploaded.length,
+      reusedChunks: uploads.length - uploaded.length
+    }
+  })
+
+  const readManifest = (orgId: string, sessionId: string, root: string, version: number) =>
+    Effect.gen(function*() {
+      const key = manifestKey(root, version)
+      const sealed = yield* readAll(yield* store.get(key))
+      const plaintext = yield* secrets.decrypt(orgId, sealed, key)
+      const manifest = yield* Schema.decodeUnknownEffect(ManifestJson)(new TextDecoder().decode(plaintext)).pipe(
+        Effect.mapError(() => new CheckpointCorrupt({ key, message: "manifest does not decode" }))
+      )
+      if (manifest.orgId !== orgId || manifest.sessionId !== sessionId || manifest.version !== version) {
+        return yield* new CheckpointCorrupt({ key, message: "manifest names another checkpoint" })
+      }
+      return manifest
+    })
+
+  const load = Effect.fn("CheckpointStore.load")(function*(orgId: string, sessionId: string, version: number) {
+    yield* checkVersion(version)
+    const root = yield* sessionRoot(orgId, sessionId)
+    const manifest = yield* readManifest(orgId, sessionId, root, version)
+    const chunks = new Map<string, Uint8Array>()
+    yield* Effect.forEach(
+      new Set(manifest.files.map((file) => file.chunk)),
+      (hash) =>
+        Effect.gen(function*() {
+          const key = chunkKey(root, hash)
+          const sealed = yield* readAll(yield* store.get(key))
+          const bytes = yield* secrets.decrypt(orgId, sealed, key)
+          if (sha256(bytes) !== hash) return yield* new CheckpointCorrupt({ key, message: "chunk does not match its hash" })
+          chunks.set(hash, bytes)
+        }),
+      { concurrency: CONCURRENCY, discard: true }
+    )
+    const files = new Map<string, Uint8Array>()
+    for (const file of manifest.files) {
+      const bytes = chunks.get(file.chunk)!
+      if (bytes.byteLength !== file.size) {
+        return yield* new CheckpointCorrupt({ key: chunkKey(root, file.chunk), message: "chunk size differs from the manifest" })
+      }
+      files.set(file.path, bytes)
+    }
+    return { files } satisfies RuntimeState
+  })
+
+  const listVersions = (root: string) =>
+    Effect.map(store.list(`${root}/manifests/`), (entries) =>
+      entries
+        .map((entry) => /\/manifests\/(\d+)\.json$/.exec(entry.key)?.[1])
+        .filter((digits): digits is string => digits !== undefined)
+        .map(Number)
+        .sort((a, b) => a - b))
+
+  const versions = Effect.fn("CheckpointStore.versions")(function*(orgId: string, sessionId: string) {
+    return yield* listVersions(yield* sessionRoot(orgId, sessionId))
+  })
+
+  const prune = Effect.fn("CheckpointStore.prune")(function*(orgId: string, sessionId: string, keepLast: number) {
+    const root = yield* sessionRoot(orgId, sessionId)
+    const all = yield* listVersions(root)
+    const keep = Math.max(1, Math.floor(keepLast))
+    const kept = all.slice(-keep)
+    const dropped = all.slice(0, Math.max(0, all.length - keep))
+    yield* Effect.forEach(dropped, (version) => store.delete(manifestKey(root, version)), {
+      concurrency: CONCURRENCY,
+      discard: true
+    })
+    // A kept manifest that cannot be read fails the prune here, before any chunk is deleted.
+    const manifests = yield* Effect.forEach(kept, (version) => readManifest(orgId, sessionId, root, version), {
+      concurrency: CONCURRENCY
+    })
+    const referenced = new Set(manifests.flatMap((manifest) => manifest.files.map((file) => chunkKey(root, file.chunk))))
+    const orphans = (yield* store.list(`${root}/chunks/`)).filter((entry) => !referenced.has(entry.key))
+    yield* Effect.forEach(orphans, (entry) => store.delete(entry.key), { concurrency: CONCURRENCY, discard: true })
+    return { keptVersions: kept, deletedManifests: dropped.length, deletedChunks: orphans.length }
+  })
+
+  return CheckpointStore.of({ save, load, versions, prune })
+}
