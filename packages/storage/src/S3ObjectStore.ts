@@ -68,8 +68,8 @@ export const make = (settings: S3Settings): Effect.Effect<ObjectStore["Service"]
             accessKeyId: settings.credentials.accessKeyId,
             secretAccessKey: Redacted.value(settings.credentials.secretAccessKey)
           },
-          // The SDK's default CRC checksums on every request are not implemented by several S3-compatible
-          // stores (GCS interop, older MinIO, s3rver); send and verify them only where S3 requires them.
+          // Since early 2025 the SDK adds CRC checksums to every request by default, which some S3-compatible
+          // stores reject; send and verify them only where the S3 API requires them.
           requestChecksumCalculation: "WHEN_REQUIRED",
           responseChecksumValidation: "WHEN_REQUIRED"
         })
