@@ -1,8 +1,10 @@
+import { Logging, Metrics, Tracing } from "@cowork/observability"
 import * as PgChangeFeed from "@cowork/postgres/PgChangeFeed"
 import * as PgCommandQueue from "@cowork/postgres/PgCommandQueue"
 import * as PgEventLog from "@cowork/postgres/PgEventLog"
 import * as PgHeartbeats from "@cowork/postgres/PgHeartbeats"
 import * as PgLeaseStore from "@cowork/postgres/PgLeaseStore"
+import * as PgProjections from "@cowork/postgres/PgProjections"
 import * as PgSessionStore from "@cowork/postgres/PgSessionStore"
 import * as PgTokens from "@cowork/postgres/PgTokens"
 import { ScriptedRuntime } from "@cowork/runtime"
@@ -14,7 +16,15 @@ import * as OwnerBootstrap from "./OwnerBootstrap.ts"
 
 export type RoleName = "web" | "worker" | "all"
 
-const webAdapters = Layer.mergeAll(PgSessionStore.layer, PgTokens.layer, PgEventLog.layer, PgChangeFeed.layer)
+const webAdapters = Layer.mergeAll(
+  PgSessionStore.layer,
+  PgTokens.layer,
+  PgEventLog.layer,
+  PgChangeFeed.layer,
+  PgHeartbeats.layer,
+  PgCommandQueue.layer,
+  PgProjections.layer
+)
 
 const workerAdapters = Layer.mergeAll(
   PgLeaseStore.layer,
@@ -22,6 +32,7 @@ const workerAdapters = Layer.mergeAll(
   PgEventLog.layer,
   PgHeartbeats.layer,
   PgChangeFeed.layer,
+  PgProjections.layer,
   ScriptedRuntime.layerConfig
 )
 
@@ -32,6 +43,16 @@ const database = (role: RoleName) =>
   ControlPlaneDatabase.layer({ embedded: role === "all", applicationName: `cowork-${role}` })
 
 /**
+ * JSON logs on stderr, OTLP traces when configured, and the process's ONE metrics registry: in `cowork up` the web
+ * and worker roles record into the same registry, which web serves at `/metrics`.
+ */
+const observability = (role: RoleName) =>
+  Layer.mergeAll(Metrics.layer(role), Tracing.layer(role), Logging.layerStderr(role))
+
+const run = (role: RoleName, roleLayer: Layer.Layer<never, unknown, Layer.Success<ReturnType<typeof database>> | Metrics>) =>
+  Layer.launch(roleLayer.pipe(Layer.provide(database(role)), Layer.provide(observability(role))))
+
+/**
  * Runs the process for a role, adapters and database included, until interrupted. Split roles need
  * `OPEN_COWORK_DATABASE_URL`; the all-in-one falls back to the embedded Postgres. On shutdown the roles stop first
  * (the worker drains and releases its leases), then the pool closes, then an embedded Postgres stops.
@@ -39,10 +60,10 @@ const database = (role: RoleName) =>
 export const launch = (role: RoleName): Effect.Effect<never, unknown> => {
   switch (role) {
     case "web":
-      return Layer.launch(web.pipe(Layer.provide(database(role))))
+      return run(role, web)
     case "worker":
-      return Layer.launch(worker.pipe(Layer.provide(database(role))))
+      return run(role, worker)
     case "all":
-      return Layer.launch(Layer.merge(web, worker).pipe(Layer.provide(database(role))))
+      return run(role, Layer.merge(web, worker))
   }
 }

@@ -1,10 +1,10 @@
+import { Logging } from "@cowork/observability"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Effect, Exit, Runtime } from "effect"
 import { Command } from "effect/cli"
 import * as Admin from "./commands/Admin.ts"
 import * as Migrate from "./commands/Migrate.ts"
 import * as Serve from "./commands/Serve.ts"
-import * as Logging from "./Logging.ts"
 
 const cowork = Command.make("cowork", {}, () => Serve.fromEnvironment).pipe(
   Command.withDescription("Cowork Cloud control plane. Without a subcommand, runs the role in OPEN_COWORK_CLOUD_ROLE (web, worker, all; default all)"),
@@ -17,6 +17,6 @@ const teardown: Runtime.Teardown = (exit, onExit) =>
 
 cowork.pipe(
   Command.run({ version: "0.0.0" }),
-  Effect.provide([NodeServices.layer, Logging.layer]),
+  Effect.provide([NodeServices.layer, Logging.layerStderr("all")]),
   NodeRuntime.runMain({ teardown })
 )

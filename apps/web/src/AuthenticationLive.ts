@@ -1,6 +1,7 @@
 import { apiError, Authentication, CurrentPrincipal, requiredScopes } from "@cowork/domain"
+import { Metrics } from "@cowork/observability"
 import { Tokens } from "@cowork/services"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 
 /**
  * Bearer-token authentication for every protected route: 401 for a missing/unknown/expired/revoked token, 403
@@ -10,13 +11,19 @@ export const layer = Layer.effect(
   Authentication,
   Effect.gen(function*() {
     const tokens = yield* Tokens
+    const metrics = yield* Metrics
     return Authentication.of({
       bearer: Effect.fn("Authentication.bearer")(function*(httpEffect, { credential, endpoint, group }) {
+        const missing = Redacted.value(credential) === ""
         const principal = yield* tokens.authenticate(credential).pipe(
-          Effect.catchTag("Unauthorized", () => Effect.fail(apiError.unauthorized("missing or invalid bearer token")))
+          Effect.catchTag("Unauthorized", () =>
+            metrics.inc("open_cowork_cloud_auth_failures_total", { reason: missing ? "missing_credentials" : "invalid_token" }).pipe(
+              Effect.andThen(Effect.fail(apiError.unauthorized("missing or invalid bearer token")))
+            ))
         )
         const accepted = requiredScopes(group.annotations, endpoint.annotations)
         if (!accepted.some((scope) => principal.scopes.includes(scope))) {
+          yield* metrics.inc("open_cowork_cloud_auth_failures_total", { reason: "forbidden_scope" })
           return yield* apiError.forbidden("the token lacks the scope this route requires", { requiredScopes: accepted })
         }
         return yield* Effect.provideService(httpEffect, CurrentPrincipal, principal)

@@ -1,5 +1,6 @@
+import { methodLabel, Metrics, redactDeep, routeLabel, statusLabel } from "@cowork/observability"
 import { HttpApiError } from "effect/http-api"
-import { ByteSize, Cause, Effect, Layer, SchemaIssue, type Types } from "effect"
+import { ByteSize, Cause, Clock, Context, Effect, Layer, SchemaIssue, type Types } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { errorResponse } from "./ErrorResponse.ts"
 
@@ -69,29 +70,66 @@ const reshapeBareError = (response: HttpServerResponse.HttpServerResponse) => {
   })
 }
 
+/** Error bodies echo what the caller sent (ids, field values); they leave only after the redaction pass. */
+const redactErrorBody = (response: HttpServerResponse.HttpServerResponse) => {
+  if (response.status < 400 || response.body._tag !== "Uint8Array") return response
+  const text = new TextDecoder().decode(response.body.body)
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    return response
+  }
+  const redacted = JSON.stringify(redactDeep(parsed))
+  return redacted === text
+    ? response
+    : HttpServerResponse.setBody(response, HttpServerResponse.text(redacted, { contentType: response.body.contentType }).body)
+}
+
 /**
  * Global request guard: a request id on every response (echoed, or generated), a body size limit (checked against
- * `Content-Length` up front and enforced while reading), and the `{"error": ...}` shape for every failure.
+ * `Content-Length` up front and enforced while reading), the `{"error": ...}` shape for every failure (redacted),
+ * and the request's metrics and one JSON log line (`request_id`, `route` template, `status`, `duration_ms`).
  */
-export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter> = HttpRouter.middleware(
-  (httpEffect) =>
-    Effect.gen(function*() {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const incoming = request.headers["x-request-id"]
-      const requestId = incoming !== undefined && REQUEST_ID_PATTERN.test(incoming) ? incoming : globalThis.crypto.randomUUID()
-      const declaredLength = Number(request.headers["content-length"] ?? 0)
-      const response = declaredLength > MAX_BODY_BYTES
-        ? errorResponse(413, `request body exceeds ${MAX_BODY_BYTES} bytes`, {
-          details: { limitBytes: MAX_BODY_BYTES },
-          headers: { connection: "close" }
+export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | Metrics> = HttpRouter.middleware(
+  Effect.gen(function*() {
+    const metrics = yield* Metrics
+    return (httpEffect) =>
+      Effect.gen(function*() {
+        const started = yield* Clock.currentTimeMillis
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const incoming = request.headers["x-request-id"]
+        const requestId = incoming !== undefined && REQUEST_ID_PATTERN.test(incoming) ? incoming : globalThis.crypto.randomUUID()
+        const declaredLength = Number(request.headers["content-length"] ?? 0)
+        // The router puts the matched route in the fiber's context; read it before provideService restores that.
+        let template: string | undefined
+        const captureRoute = Effect.withFiber((fiber) => {
+          template = Context.getOrUndefined(fiber.context, HttpRouter.RouteContext)?.route.path
+          return Effect.void
         })
-        : yield* httpEffect.pipe(
-          Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(MAX_BODY_BYTES)),
-          Effect.map(reshapeBareError),
-          Effect.catchCause(causeToResponse),
-          Effect.annotateLogs({ request_id: requestId })
+        const response = declaredLength > MAX_BODY_BYTES
+          ? errorResponse(413, `request body exceeds ${MAX_BODY_BYTES} bytes`, {
+            details: { limitBytes: MAX_BODY_BYTES },
+            headers: { connection: "close" }
+          })
+          : yield* httpEffect.pipe(
+            Effect.ensuring(captureRoute),
+            Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(MAX_BODY_BYTES)),
+            Effect.map(reshapeBareError),
+            Effect.catchCause(causeToResponse),
+            Effect.map(redactErrorBody),
+            Effect.annotateLogs({ request_id: requestId })
+          )
+        const durationMs = (yield* Clock.currentTimeMillis) - started
+        const method = methodLabel(request.method)
+        const route = routeLabel(template)
+        yield* metrics.inc("open_cowork_cloud_http_requests_total", { method, status: statusLabel(response.status), route })
+        yield* metrics.observe("open_cowork_cloud_http_request_duration_ms", { method, route }, durationMs)
+        yield* Effect.logInfo("http request").pipe(
+          Effect.annotateLogs({ request_id: requestId, method, route, status: response.status, duration_ms: durationMs })
         )
-      return HttpServerResponse.setHeader(response, "x-request-id", requestId)
-    }) as Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest>,
+        return HttpServerResponse.setHeader(response, "x-request-id", requestId)
+      }) as Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest>
+  }),
   { global: true }
 )

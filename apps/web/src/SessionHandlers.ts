@@ -1,7 +1,9 @@
 import { Api, apiError, CurrentPrincipal, DEFAULT_PAGE_SIZE, MAX_PROMPT_LENGTH, NotFound } from "@cowork/domain"
+import { Metrics } from "@cowork/observability"
 import { EventLog, SessionStore } from "@cowork/services"
-import { Effect } from "effect"
+import { Effect, Option, type Tracer } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { HttpTraceContext } from "effect/http"
 import { errorResponse } from "./ErrorResponse.ts"
 import { DRAIN_RETRY_AFTER_SECONDS, sessionEventsResponse, snapshotRequiredResponse, workspaceEventsResponse } from "./SseStreams.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
@@ -40,12 +42,22 @@ export const layer = HttpApiBuilder.group(Api, "sessions", Effect.fn(function*(h
   const store = yield* SessionStore
   const eventLog = yield* EventLog
   const lifecycle = yield* WebLifecycle
+  const metrics = yield* Metrics
+  /** The HTTP request's server span as a W3C `traceparent`, stored with the command so the worker's run links to it. */
+  const traceParent = Effect.map(Effect.option(Effect.currentSpan), (current) => {
+    if (Option.isNone(current)) return undefined
+    let span: Tracer.Span = current.value
+    while (span.kind !== "server" && Option.isSome(span.parent) && span.parent.value._tag === "Span") span = span.parent.value
+    return span.sampled ? HttpTraceContext.toHeaders(span).traceparent : undefined
+  })
 
   return handlers.handleAll({
     create: ({ payload }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
-        return { session: yield* store.create(principal.orgId, payload) }
+        return {
+          session: yield* store.create(principal.orgId, payload).pipe(metrics.time("open_cowork_cloud_session_create_duration_ms"))
+        }
       }),
     list: ({ query }) =>
       Effect.gen(function*() {
@@ -74,7 +86,8 @@ export const layer = HttpApiBuilder.group(Api, "sessions", Effect.fn(function*(h
             maxLength: MAX_PROMPT_LENGTH
           })
         }
-        const { commandId } = yield* store.prompt(principal.orgId, params.id, payload).pipe(
+        const { commandId } = yield* store.prompt(principal.orgId, params.id, { ...payload, traceParent: yield* traceParent }).pipe(
+          metrics.time("open_cowork_cloud_prompt_enqueue_duration_ms"),
           Effect.catchTag("Conflict", (e) => Effect.fail(apiError.conflict(e.message)))
         )
         return { commandId }

@@ -1,4 +1,5 @@
 import type { SessionEvent, SnapshotRequired } from "@cowork/domain"
+import { Metrics } from "@cowork/observability"
 import { EventLog } from "@cowork/services"
 import { Effect, Queue, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
@@ -22,16 +23,19 @@ const eventFrame = (event: SessionEvent): string =>
     data: { sequence: event.sequence, type: event.type, eventId: event.eventId, payload: event.payload, createdAt: event.createdAt }
   })
 
-const sseResponse = (body: Stream.Stream<string>) =>
+/** Held open for as long as the response streams, counted in `open_cowork_cloud_sse_connections`. */
+const sseResponse = (kind: "session" | "workspace", body: Stream.Stream<string>) =>
   Effect.gen(function*() {
     const lifecycle = yield* WebLifecycle
+    const metrics = yield* Metrics
     const keepAlive = Stream.tick(KEEP_ALIVE_INTERVAL).pipe(Stream.drop(1), Stream.map(() => ": keep-alive\n\n"))
     const stream = Stream.make(`retry: ${RETRY_HINT_MS}\n\n`).pipe(
       Stream.concat(Stream.merge(body, keepAlive, { haltStrategy: "left" })),
       Stream.interruptWhen(lifecycle.draining),
       Stream.encodeText
     )
-    return HttpServerResponse.stream(stream, {
+    const counted = Stream.unwrap(Effect.as(metrics.hold("open_cowork_cloud_sse_connections", { stream: kind }), stream))
+    return HttpServerResponse.stream(counted, {
       contentType: "text/event-stream",
       headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
     })
@@ -61,12 +65,12 @@ export const sessionEventsResponse = (sessionId: string, cursor: number) =>
       })
       return Stream.fromEffectRepeat(nextFrames)
     }))
-    return yield* sseResponse(body)
+    return yield* sseResponse("session", body)
   })
 
 /** A cursor older than retention: one `snapshot.required` frame, then the stream ends (reload the view, resume after it). */
 export const snapshotRequiredResponse = (snapshot: SnapshotRequired) =>
-  sseResponse(Stream.make(frame({ event: "snapshot.required", data: snapshot })))
+  sseResponse("session", Stream.make(frame({ event: "snapshot.required", data: snapshot })))
 
 /** The org's session-list changes, live. */
 export const workspaceEventsResponse = (orgId: string) =>
@@ -78,5 +82,5 @@ export const workspaceEventsResponse = (orgId: string) =>
           frame({ event: "session.changed", data: { sessionId: change.sessionId, lastSequence: change.lastSequence } })
         )
       )))
-    return yield* sseResponse(body)
+    return yield* sseResponse("workspace", body)
   })

@@ -1,5 +1,5 @@
 import { Api } from "@cowork/domain"
-import { PgChangeFeed, PgEventLog, PgSessionStore, PgTokens } from "@cowork/postgres"
+import { PgChangeFeed, PgCommandQueue, PgEventLog, PgHeartbeats, PgProjections, PgSessionStore, PgTokens } from "@cowork/postgres"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
 import { type Etag, type HttpPlatform, HttpRouter, type HttpServer, type HttpServerError } from "effect/http"
@@ -7,6 +7,7 @@ import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { createServer } from "node:http"
 import * as AuthenticationLive from "./AuthenticationLive.ts"
 import * as HealthHandlers from "./HealthHandlers.ts"
+import * as OperatorHandlers from "./OperatorHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
 import { SessionEventHub } from "./SessionEventHub.ts"
@@ -15,7 +16,7 @@ import { WebLifecycle } from "./WebLifecycle.ts"
 /** Every route of the web role, derived from the one `Api` definition, plus `/openapi.json` and `/docs`. */
 export const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([HealthHandlers.layer, SessionHandlers.layer]),
+    Layer.provide([HealthHandlers.layer, SessionHandlers.layer, OperatorHandlers.layer]),
     Layer.provide(AuthenticationLive.layer)
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
@@ -27,7 +28,8 @@ export const routes = Layer.mergeAll(
  * the server stops): `/readyz` answers 503, SSE answers 503 + `Retry-After`, and open streams end.
  */
 export const layerServe = WebLifecycle.drainOnShutdown.pipe(
-  Layer.provideMerge(HttpRouter.serve(routes)),
+  // RequestGuard writes the one log line per request (route template, not the raw URL).
+  Layer.provideMerge(HttpRouter.serve(routes, { disableLogger: true })),
   Layer.provide(SessionEventHub.layer),
   Layer.provideMerge(WebLifecycle.layer)
 )
@@ -42,11 +44,22 @@ export const layerNodeServer: Layer.Layer<
   return NodeHttpServer.layer(createServer, { port, gracefulShutdownTimeout: `${graceMs} millis` })
 }))
 
-/** The web role: needs the tenant services (`SessionStore`, `Tokens`, `EventLog`, `ChangeFeed`) and `SqlClient`. */
+/**
+ * The web role: needs the tenant services (`SessionStore`, `Tokens`, `EventLog`, `ChangeFeed`), the operator ones
+ * (`Heartbeats`, `CommandQueue`, `Projections`), `SqlClient`, and the process's one `Metrics` registry.
+ */
 export const layer = layerServe.pipe(Layer.provide(layerNodeServer))
 
 /** The Postgres-backed services the web role needs, given a `PgClient`. */
-export const layerPgServices = Layer.mergeAll(PgSessionStore.layer, PgTokens.layer, PgEventLog.layer, PgChangeFeed.layer)
+export const layerPgServices = Layer.mergeAll(
+  PgSessionStore.layer,
+  PgTokens.layer,
+  PgEventLog.layer,
+  PgChangeFeed.layer,
+  PgHeartbeats.layer,
+  PgCommandQueue.layer,
+  PgProjections.layer
+)
 
 /** The web role over Postgres: requires only `PgClient` / `SqlClient`. */
 export const layerPg = layer.pipe(Layer.provide(layerPgServices))

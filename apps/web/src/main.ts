@@ -1,3 +1,4 @@
+import { Logging, Metrics, Tracing } from "@cowork/observability"
 import { Database } from "@cowork/postgres"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
@@ -7,6 +8,7 @@ const database = Layer.unwrap(Effect.map(Database.resolveUrl(false), (url) => Da
 
 WebRole.layerPg.pipe(
   Layer.provide(Database.layerMigrate.pipe(Layer.provideMerge(database))),
+  Layer.provide([Metrics.layer("web"), Tracing.layer("web"), Logging.layer("web")]),
   Layer.launch,
   NodeRuntime.runMain
 )

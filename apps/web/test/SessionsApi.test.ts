@@ -14,9 +14,21 @@ it.layer(layer)("sessions API", (it) => {
       const live = yield* request("GET", "/livez", { headers: { "x-request-id": "req-123" } })
       assert.strictEqual(live.status, 200)
       assert.strictEqual(live.headers.get("x-request-id"), "req-123")
+      const beforeBootstrap = yield* request("GET", "/readyz")
+      assert.strictEqual(beforeBootstrap.status, 503, "no live token yet: nobody could authenticate")
+      assert.deepInclude(beforeBootstrap.body.checks, {
+        name: "auth_config",
+        status: "error",
+        detail: "no live API token; bootstrap has not run"
+      })
+      yield* orgWithToken(["web"])
       const ready = yield* request("GET", "/readyz")
       assert.strictEqual(ready.status, 200)
-      assert.deepStrictEqual(ready.body.checks, [{ name: "control_plane", status: "ok" }])
+      assert.deepStrictEqual(ready.body.checks, [
+        { name: "control_plane", status: "ok" },
+        { name: "auth_config", status: "ok" },
+        { name: "role_dependencies", status: "ok" }
+      ])
       const openapi = yield* request("GET", "/openapi.json")
       assert.strictEqual(openapi.status, 200)
       assert.property(openapi.body.paths, "/api/sessions/{id}/prompt")

@@ -1,4 +1,5 @@
 import type { EventDraft, Lease, RunnableCommand, RuntimeFailure, StaleOwner } from "@cowork/domain"
+import { Metrics, staleOwnerOperationLabel } from "@cowork/observability"
 import {
   AgentRuntime,
   ChangeFeed,
@@ -9,9 +10,12 @@ import {
   type RuntimeEvent,
   type RuntimeSession
 } from "@cowork/services"
-import { Cause, Deferred, Effect, Exit, FiberMap, Layer, Option, Queue, Ref, Scope, Stream } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, FiberMap, Layer, Option, Queue, Ref, Scope, Stream, type Tracer } from "effect"
+import { Headers, HttpTraceContext } from "effect/http"
+import * as BacklogSampler from "./BacklogSampler.ts"
 import { WorkerConfig } from "./WorkerConfig.ts"
-import { WorkerStats } from "./WorkerStats.ts"
+import * as WorkerLiveness from "./WorkerLiveness.ts"
+import { WorkerStatus } from "./WorkerStatus.ts"
 
 /** A session this worker holds: the lease epoch, and the abort request its current prompt turn races against. */
 interface HeldSession {
@@ -44,6 +48,13 @@ const draftOf = (event: RuntimeEvent, command: RunnableCommand): EventDraft => {
   }
 }
 
+/** The enqueueing request's span, from the `traceparent` stored with the command, as a link for the run's span. */
+const enqueuedBy = (command: RunnableCommand): ReadonlyArray<Tracer.SpanLink> => {
+  if (command.traceParent === undefined) return []
+  const span = HttpTraceContext.w3c(Headers.fromInput({ traceparent: command.traceParent }))
+  return Option.isSome(span) ? [{ span: span.value, attributes: { "link.type": "enqueued-by" } }] : []
+}
+
 const isStaleOwner = (cause: Cause.Cause<unknown>) =>
   cause.reasons.some((reason) => Cause.isFailReason(reason) && (reason.error as { _tag?: unknown })._tag === "StaleOwner")
 
@@ -54,7 +65,8 @@ const isStaleOwner = (cause: Cause.Cause<unknown>) =>
  */
 const make = Effect.gen(function*() {
   const config = yield* WorkerConfig
-  const stats = yield* WorkerStats
+  const workerStatus = yield* WorkerStatus
+  const metrics = yield* Metrics
   const leases = yield* LeaseStore
   const queue = yield* CommandQueue
   const log = yield* EventLog
@@ -71,10 +83,11 @@ const make = Effect.gen(function*() {
   const sessions = yield* FiberMap.make<string>()
 
   const refused = (error: StaleOwner, commandId: string | undefined) =>
-    Ref.update(stats.staleOwnerRejections, (n) => n + 1).pipe(
+    metrics.inc("open_cowork_cloud_worker_stale_owner_rejections_total", { operation: staleOwnerOperationLabel(error.operation) }).pipe(
       Effect.andThen(Effect.logWarning("stale owner: write refused, not applied")),
-      Effect.annotateLogs({ sessionId: error.sessionId, epoch: error.epoch, commandId, operation: error.operation })
+      Effect.annotateLogs({ session_id: error.sessionId, epoch: error.epoch, command_id: commandId, operation: error.operation })
     )
+  const setActive = Effect.suspend(() => Ref.set(workerStatus.activeSessions, held.size))
   const fenced = <A>(write: Effect.Effect<A, StaleOwner>, commandId?: string) =>
     write.pipe(Effect.tapError((error) => refused(error, commandId)))
 
@@ -91,7 +104,10 @@ const make = Effect.gen(function*() {
         currentLoad: held.size,
         activeWorkIds: [...held.keys()]
       })
-    ).pipe(Effect.catchCause((cause) => Effect.logWarning("heartbeat failed", cause)))
+    ).pipe(
+      Effect.andThen(Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.set(workerStatus.lastHeartbeatAt, now))),
+      Effect.catchCause((cause) => Effect.logWarning("heartbeat failed", cause))
+    )
 
   const runPrompt = Effect.fn("Worker.runPrompt")(function*(
     lease: Lease,
@@ -137,7 +153,7 @@ const make = Effect.gen(function*() {
       }),
       command.id
     )
-    yield* Ref.update(stats.commandsCompleted, (n) => n + 1)
+    yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: outcome._tag })
     yield* Effect.logInfo("command completed").pipe(Effect.annotateLogs({ outcome: outcome._tag, attempt: command.attempt }))
   })
 
@@ -150,7 +166,7 @@ const make = Effect.gen(function*() {
       command.id
     )
     session.abort = yield* Deferred.make<void>()
-    yield* Ref.update(stats.commandsCompleted, (n) => n + 1)
+    yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: "acked" })
     yield* Effect.logInfo("session aborted")
   })
 
@@ -180,12 +196,22 @@ const make = Effect.gen(function*() {
           const run = command.kind === "abort"
             ? runAbort(lease, command, session)
             : runPrompt(lease, command, session, openRuntime)
-          yield* run.pipe(Effect.annotateLogs({ commandId: command.id }))
+          yield* run.pipe(
+            Effect.withSpan("worker.command", {
+              kind: "consumer",
+              links: enqueuedBy(command),
+              attributes: { "cowork.command.kind": command.kind, "cowork.command.attempt": command.attempt, "cowork.epoch": lease.epoch }
+            }),
+            Effect.annotateLogs({ command_id: command.id })
+          )
         }
       })
 
       const renewal = Effect.sleep(Math.max(1, Math.floor(ttl / 3))).pipe(
-        Effect.andThen(fenced(leases.renew(lease, ttl))),
+        Effect.andThen(fenced(leases.renew(lease, ttl)).pipe(
+          Effect.tapError(() => metrics.inc("open_cowork_cloud_worker_lease_denials_total", { reason: "renewal_lost" }))
+        )),
+        Effect.andThen(metrics.inc("open_cowork_cloud_worker_lease_renewals_total")),
         Effect.forever
       )
       return yield* Effect.raceFirst(mailbox, renewal)
@@ -193,6 +219,7 @@ const make = Effect.gen(function*() {
 
   const supervise = (lease: Lease, session: HeldSession) =>
     runSession(lease, session).pipe(
+      metrics.time("open_cowork_cloud_worker_loop_duration_ms"),
       Effect.onExit((exit) =>
         Effect.gen(function*() {
           const released = Exit.isSuccess(exit) && exit.value === true
@@ -208,27 +235,30 @@ const make = Effect.gen(function*() {
             yield* Effect.logError("session fiber failed", exit.cause)
           }
           if (held.get(lease.sessionId)?.epoch === lease.epoch) held.delete(lease.sessionId)
-          yield* Ref.set(stats.activeSessions, held.size)
+          yield* setActive
           yield* Effect.logDebug(released ? "lease released" : lost ? "lease lost" : "lease given up")
           // A crashed session is left to the backstop poll, so a persistent fault cannot spin the claim loop.
           if (!draining && (released || lost)) yield* requestClaim
         })
       ),
-      Effect.annotateLogs({ sessionId: lease.sessionId, epoch: lease.epoch, workerId })
+      Effect.annotateLogs({ session_id: lease.sessionId, epoch: lease.epoch, worker_id: workerId })
     )
 
   const claimPass = Effect.gen(function*() {
     if (draining) return
     const free = config.concurrency - held.size
     if (free <= 0) return
-    const claimed = yield* leases.claim(workerId, free, ttl, config.maxCommandAttempts)
+    const claimed = yield* leases.claim(workerId, free, ttl, config.maxCommandAttempts).pipe(
+      metrics.time("open_cowork_cloud_runnable_session_claim_duration_ms")
+    )
+    if (claimed.length > 0) yield* metrics.inc("open_cowork_cloud_worker_lease_claims_total", claimed.length)
     for (const lease of claimed) {
       const session: HeldSession = { epoch: lease.epoch, abort: yield* Deferred.make<void>() }
       held.set(lease.sessionId, session)
       yield* FiberMap.run(sessions, lease.sessionId, supervise(lease, session))
-      yield* Effect.logDebug("session claimed").pipe(Effect.annotateLogs({ sessionId: lease.sessionId, epoch: lease.epoch }))
+      yield* Effect.logDebug("session claimed").pipe(Effect.annotateLogs({ session_id: lease.sessionId, epoch: lease.epoch }))
     }
-    yield* Ref.set(stats.activeSessions, held.size)
+    yield* setActive
   }).pipe(
     Effect.uninterruptible,
     Effect.catchCause((cause) => Effect.logError("claim pass failed", cause))
@@ -241,13 +271,17 @@ const make = Effect.gen(function*() {
       maxAttempts: config.maxCommandAttempts
     })
     if (result.reaped > 0) {
-      yield* Ref.update(stats.reapedLeases, (n) => n + result.reaped)
+      const reaped = "open_cowork_cloud_worker_expired_leases_reaped_total"
+      if (result.requeued > 0) yield* metrics.inc(reaped, { outcome: "requeued" }, result.requeued)
+      if (result.dead > 0) yield* metrics.inc(reaped, { outcome: "dead" }, result.dead)
+      const idle = result.reaped - result.requeued - result.dead
+      if (idle > 0) yield* metrics.inc(reaped, { outcome: "idle" }, idle)
       yield* Effect.logInfo("expired leases reaped").pipe(Effect.annotateLogs({ ...result }))
       yield* requestClaim
     }
     if (result.capHit) {
-      yield* Ref.update(stats.reaperCapHits, (n) => n + 1)
-      yield* Effect.logWarning("reaper hit its drain cap").pipe(Effect.annotateLogs({ drainCap: config.reaperDrainCap }))
+      yield* metrics.inc("open_cowork_cloud_worker_expired_lease_reaper_drain_cap_hits_total")
+      yield* Effect.logWarning("reaper hit its drain cap").pipe(Effect.annotateLogs({ drain_cap: config.reaperDrainCap }))
     }
   }).pipe(Effect.catchCause((cause) => Effect.logError("reaper tick failed", cause)))
 
@@ -257,16 +291,25 @@ const make = Effect.gen(function*() {
   yield* Effect.forkScoped(Effect.forever(Effect.sleep(config.heartbeatIntervalMs).pipe(
     Effect.andThen(Effect.suspend(() => beat(draining ? "draining" : "active")))
   )))
+  yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+    const last = yield* Ref.get(workerStatus.lastHeartbeatAt)
+    const now = yield* Clock.currentTimeMillis
+    yield* metrics.set("open_cowork_cloud_worker_heartbeat_age_ms", last === undefined ? 0 : Math.max(0, now - last))
+  }).pipe(Effect.andThen(Effect.sleep(HEARTBEAT_AGE_SAMPLE_MS)))))
 
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
       draining = true
+      yield* Ref.set(workerStatus.draining, true)
       yield* beat("draining")
-      yield* Effect.logInfo("worker draining").pipe(Effect.annotateLogs({ active: held.size, graceMs: config.shutdownGraceMs }))
+      yield* Effect.logInfo("worker draining").pipe(Effect.annotateLogs({ active: held.size, grace_ms: config.shutdownGraceMs }))
       const finished = yield* FiberMap.awaitEmpty(sessions).pipe(
         Effect.ignore,
         Effect.timeoutOption(config.shutdownGraceMs)
       )
+      yield* metrics.inc("open_cowork_cloud_worker_shutdown_drains_total", {
+        outcome: Option.isNone(finished) ? "grace_expired" : "completed"
+      })
       if (Option.isNone(finished)) {
         yield* Effect.logWarning("shutdown grace elapsed; expiring remaining leases").pipe(
           Effect.annotateLogs({ sessions: [...held.keys()] })
@@ -274,7 +317,7 @@ const make = Effect.gen(function*() {
         yield* FiberMap.clear(sessions)
       }
       yield* Effect.logInfo("worker drained")
-    }).pipe(Effect.annotateLogs({ workerId }))
+    }).pipe(Effect.annotateLogs({ worker_id: workerId }))
   )
 
   const signals = yield* changeFeed.commandSignals
@@ -283,7 +326,7 @@ const make = Effect.gen(function*() {
       const session = held.get(signal.sessionId)
       if (signal.kind === "abort" && session !== undefined) {
         yield* Deferred.succeed(session.abort, undefined)
-        yield* Effect.logInfo("abort requested").pipe(Effect.annotateLogs({ sessionId: signal.sessionId, epoch: session.epoch }))
+        yield* Effect.logInfo("abort requested").pipe(Effect.annotateLogs({ session_id: signal.sessionId, epoch: session.epoch }))
       }
       if (session === undefined) yield* requestClaim
     })).pipe(
@@ -295,11 +338,22 @@ const make = Effect.gen(function*() {
   yield* Effect.forkScoped(Effect.forever(claimPass.pipe(
     Effect.andThen(Effect.raceFirst(Queue.take(wake), Effect.sleep(config.pollIntervalMs)))
   )))
-  yield* Effect.logInfo("worker started").pipe(Effect.annotateLogs({ workerId, concurrency: config.concurrency, leaseTtlMs: ttl }))
-}).pipe(Effect.annotateLogs({ role: "worker" }))
+  yield* Effect.logInfo("worker started").pipe(
+    Effect.annotateLogs({ worker_id: workerId, concurrency: config.concurrency, lease_ttl_ms: ttl })
+  )
+})
 
-/** The worker role without its configuration; provides `WorkerStats`. */
-export const layerNoDeps = Layer.effectDiscard(make).pipe(Layer.provideMerge(WorkerStats.layer))
+/** How often the heartbeat-age gauge is refreshed between beats. */
+const HEARTBEAT_AGE_SAMPLE_MS = 1_000
 
-/** The worker role configured from the `OPEN_COWORK_CLOUD_*` environment. */
-export const layer = layerNoDeps.pipe(Layer.provide(WorkerConfig.layer))
+/** The worker role without its configuration; records into the process's `Metrics`, provides `WorkerStatus`. */
+export const layerNoDeps = Layer.effectDiscard(make).pipe(Layer.provideMerge(WorkerStatus.layer))
+
+/**
+ * The worker role configured from the `OPEN_COWORK_CLOUD_*` environment, with its backlog sampler and (when
+ * `OPEN_COWORK_CLOUD_LIVENESS_PORT` is set) its probe and metrics server. Needs the process's `Metrics`.
+ */
+export const layer = Layer.mergeAll(
+  WorkerLiveness.layer.pipe(Layer.provideMerge(layerNoDeps)),
+  BacklogSampler.layer
+).pipe(Layer.provide(WorkerConfig.layer))

@@ -1,3 +1,5 @@
 export * from "./WorkerRole.ts"
 export * from "./WorkerConfig.ts"
-export * from "./WorkerStats.ts"
+export * from "./WorkerStatus.ts"
+export * as BacklogSampler from "./BacklogSampler.ts"
+export * as WorkerLiveness from "./WorkerLiveness.ts"

@@ -1,9 +1,11 @@
+import { Logging, Metrics, Tracing } from "@cowork/observability"
 import { Database } from "@cowork/postgres"
 import * as PgChangeFeed from "@cowork/postgres/PgChangeFeed"
 import * as PgCommandQueue from "@cowork/postgres/PgCommandQueue"
 import * as PgEventLog from "@cowork/postgres/PgEventLog"
 import * as PgHeartbeats from "@cowork/postgres/PgHeartbeats"
 import * as PgLeaseStore from "@cowork/postgres/PgLeaseStore"
+import * as PgProjections from "@cowork/postgres/PgProjections"
 import { ScriptedRuntime } from "@cowork/runtime"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
@@ -17,12 +19,14 @@ const adapters = Layer.mergeAll(
   PgEventLog.layer,
   PgHeartbeats.layer,
   PgChangeFeed.layer,
+  PgProjections.layer,
   ScriptedRuntime.layerConfig
 )
 
 WorkerRole.layer.pipe(
   Layer.provide(adapters),
-  Layer.provide(Database.layerMigrate.pipe(Layer.provideMerge(database))),
+  Layer.provideMerge(Database.layerMigrate.pipe(Layer.provideMerge(database))),
+  Layer.provide([Metrics.layer("worker"), Tracing.layer("worker"), Logging.layer("worker")]),
   Layer.launch,
   NodeRuntime.runMain
 )

@@ -1,5 +1,6 @@
 import { MemoryControlPlane } from "@cowork/services"
-import { WorkerConfig, type WorkerSettings, WorkerStats } from "@cowork/worker"
+import { Metrics, STALE_OWNER_OPERATIONS } from "@cowork/observability"
+import { WorkerConfig, type WorkerSettings } from "@cowork/worker"
 import * as WorkerRole from "@cowork/worker/WorkerRole"
 import { assert, it } from "@effect/vitest"
 import { Clock, Context, Effect, Exit, Fiber, Layer, Queue, Scope } from "effect"
@@ -8,15 +9,21 @@ import { GatedRuntime } from "./support/GatedRuntime.ts"
 
 const Env = Layer.merge(MemoryControlPlane.layer, GatedRuntime.layer)
 
-/** Starts a worker in its own scope (closing the scope is its SIGTERM); returns the scope and its stats. */
+/** Starts a worker in its own scope (closing the scope is its SIGTERM); returns the scope and its metrics. */
 const startWorker = (settings: Partial<WorkerSettings>) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
-      WorkerRole.layerNoDeps.pipe(Layer.provide(WorkerConfig.layerWith(settings))),
+      WorkerRole.layerNoDeps.pipe(Layer.provide(WorkerConfig.layerWith(settings)), Layer.provideMerge(Metrics.layerTest("worker"))),
       scope
     )
-    return { scope, stats: Context.get(context, WorkerStats) }
+    const metrics = Context.get(context, Metrics)
+    const staleOwnerRejections = Effect.map(
+      Effect.forEach(STALE_OWNER_OPERATIONS, (operation) =>
+        metrics.read("open_cowork_cloud_worker_stale_owner_rejections_total", { operation })),
+      (counts) => counts.reduce((a, b) => a + b, 0)
+    )
+    return { scope, metrics, staleOwnerRejections }
   })
 
 /** Lets the worker fibers run until `check` holds; no clock time passes. */
@@ -65,7 +72,7 @@ it.effect("a draining worker finishes its active command within the grace, then 
     ])
     const lease = yield* plane.lease(sessionId)
     assert.isTrue(lease.expiresAt <= (yield* Clock.currentTimeMillis), "the lease is free for another worker")
-    assert.strictEqual((yield* worker.stats.snapshot).staleOwnerRejections, 0)
+    assert.strictEqual(yield* worker.staleOwnerRejections, 0)
   }).pipe(Effect.provide(Env)))
 
 it.effect("a command hanging past the grace: the lease is expired and another worker re-runs it at once", () =>

@@ -1,7 +1,8 @@
 import { PgCommandQueue, PgEventLog, PgHeartbeats, PgLeaseStore } from "@cowork/postgres"
 import { ScriptedRuntime } from "@cowork/runtime"
 import { ChangeFeed, CommandQueue, EventLog, LeaseStore } from "@cowork/services"
-import { WorkerConfig, type WorkerSettings, WorkerStats } from "@cowork/worker"
+import { Metrics, STALE_OWNER_OPERATIONS } from "@cowork/observability"
+import { WorkerConfig, type WorkerSettings } from "@cowork/worker"
 import * as WorkerRole from "@cowork/worker/WorkerRole"
 import { assert, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Option, Scope, Stream } from "effect"
@@ -19,7 +20,8 @@ import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   sessionChanges: Effect.succeed(Stream.never),
   commandSignals: Effect.succeed(Stream.never),
-  notifyCommand: () => Effect.void
+  notifyCommand: () => Effect.void,
+  listeners: Effect.succeed([])
 }))
 
 const Env = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgHeartbeats.layer).pipe(
@@ -31,10 +33,16 @@ const startWorker = (settings: Partial<WorkerSettings>) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
-      WorkerRole.layerNoDeps.pipe(Layer.provide(WorkerConfig.layerWith({ pollIntervalMs: 50, leaseTtlMs: 3_000, ...settings }))),
+      WorkerRole.layerNoDeps.pipe(Layer.provide(WorkerConfig.layerWith({ pollIntervalMs: 50, leaseTtlMs: 3_000, ...settings })), Layer.provideMerge(Metrics.layerTest("worker"))),
       scope
     )
-    return { scope, stats: Context.get(context, WorkerStats) }
+    const metrics = Context.get(context, Metrics)
+    const staleOwnerRejections = Effect.map(
+      Effect.forEach(STALE_OWNER_OPERATIONS, (operation) =>
+        metrics.read("open_cowork_cloud_worker_stale_owner_rejections_total", { operation })),
+      (counts) => counts.reduce((a, b) => a + b, 0)
+    )
+    return { scope, metrics, staleOwnerRejections }
   })
 
 const within = <R>(check: Effect.Effect<boolean, unknown, R>, what: string, deadlineMs = 15_000) =>
@@ -127,7 +135,7 @@ it.layer(Env, { timeout: 60_000, excludeTestServices: true })("WorkerRole on Pos
       assert.isDefined(thief)
       const before = yield* eventTypes("ses_taken")
       yield* within(
-        Effect.map(worker.stats.snapshot, (stats) => stats.staleOwnerRejections >= 1),
+        Effect.map(worker.staleOwnerRejections, (n) => n >= 1),
         "the renewal is refused and counted"
       )
       const lease = yield* sql<{ worker_id: string; epoch: bigint }>`SELECT worker_id, epoch FROM cloud_worker_leases WHERE session_id = 'ses_taken'`

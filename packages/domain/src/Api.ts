@@ -196,9 +196,132 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
   .annotateMerge(OpenApi.annotations({ title: "Sessions", description: "Create, list, prompt, abort and stream sessions" }))
 {}
 
+// ---------------------------------------------------------------------------------------------------------------
+// Operator (bearer token with scope `operator`; tenant scopes get 403)
+
+export const HeartbeatCounts = Schema.Struct({
+  workers: Schema.Number,
+  schedulers: Schema.Number,
+  freshWorkers: Schema.Number,
+  freshSchedulers: Schema.Number
+})
+
+export const RuntimeStatus = Schema.Struct({
+  role: Schema.String,
+  profileName: Schema.String,
+  /** A fresh, active worker exists: prompts sent now will run. */
+  canExecute: Schema.Boolean,
+  /** `in_process` when this process runs a worker too (`cowork up`), else `external_workers`. */
+  commandProcessing: Schema.Literals(["in_process", "external_workers"]),
+  checkpoints: Schema.Struct({ enabled: Schema.Boolean }),
+  heartbeats: HeartbeatCounts
+})
+export type RuntimeStatus = typeof RuntimeStatus.Type
+
+export const WorkerHeartbeatView = Schema.Struct({
+  workerId: Schema.String,
+  role: Schema.Literals(["worker", "scheduler"]),
+  poolId: Schema.NullOr(Schema.String),
+  status: Schema.String,
+  version: Schema.String,
+  region: Schema.NullOr(Schema.String),
+  capabilities: Schema.Array(Schema.String),
+  currentLoad: Schema.Number,
+  activeWorkIds: Schema.Array(Schema.String),
+  lastSeenAt: Schema.String,
+  ageMs: Schema.Number,
+  fresh: Schema.Boolean
+})
+
+export const HeartbeatList = Schema.Struct({ heartbeats: Schema.Array(WorkerHeartbeatView) })
+
+export const QueueDiagnostics = Schema.Struct({
+  depthEstimate: Schema.Number,
+  depthCapped: Schema.Boolean,
+  scanLimit: Schema.Number,
+  oldestCommandAgeMs: Schema.Number,
+  maxProjectionLagEvents: Schema.Number
+})
+
+export const LeaseDiagnostics = Schema.Struct({
+  /** Leases held and unexpired, by the database clock. */
+  held: Schema.Number,
+  /** Leases still owned but past `expires_at`: the reaper's backlog. */
+  expiredUnreaped: Schema.Number,
+  /** This process's counters since start (a split web role runs no worker: zeros). */
+  counters: Schema.Record(Schema.String, Schema.Number)
+})
+
+export const Diagnostics = Schema.Struct({
+  generatedAt: Schema.String,
+  redaction: Schema.Literal("secrets-redacted"),
+  runtime: Schema.Struct({
+    ...RuntimeStatus.fields,
+    version: Schema.String,
+    nodeVersion: Schema.String,
+    uptimeSeconds: Schema.Number
+  }),
+  readiness: Readiness,
+  heartbeats: Schema.Array(WorkerHeartbeatView),
+  queues: QueueDiagnostics,
+  leases: LeaseDiagnostics,
+  byok: Schema.Struct({ status: Schema.String, providers: Schema.Array(Schema.Unknown), note: Schema.String }),
+  gateway: Schema.Struct({ status: Schema.String, note: Schema.String }),
+  links: Schema.Record(Schema.String, Schema.String)
+})
+export type Diagnostics = typeof Diagnostics.Type
+
+export const ProjectionStatusView = Schema.Struct({
+  sessionId: Schema.String,
+  status: SessionStatus,
+  lastSequence: Schema.Number,
+  projectedSequence: Schema.Number,
+  lagEvents: Schema.Number,
+  earliestSequence: Schema.Number,
+  messageRows: Schema.Number,
+  expectedMessageRows: Schema.Number,
+  expectedStatus: SessionStatus,
+  consistent: Schema.Boolean
+})
+
+export const ProjectionRepairResult = Schema.Struct({
+  before: ProjectionStatusView,
+  after: ProjectionStatusView,
+  changed: Schema.Boolean
+})
+
+/** The Prometheus text exposition format. */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+const PrometheusText = Schema.String.pipe(HttpApiSchema.asText({ contentType: PROMETHEUS_CONTENT_TYPE }))
+
+export class OperatorApi extends HttpApiGroup.make("operator")
+  .add(
+    HttpApiEndpoint.get("runtimeStatus", "/api/runtime/status", { success: RuntimeStatus }),
+    HttpApiEndpoint.get("heartbeats", "/api/workers/heartbeats", { success: HeartbeatList }),
+    HttpApiEndpoint.get("diagnostics", "/api/diagnostics", { success: Diagnostics })
+      .annotate(OpenApi.Description, "A redacted support bundle: runtime, readiness, heartbeats, queue and lease counters, links."),
+    HttpApiEndpoint.get("apiMetrics", "/api/metrics", { success: PrometheusText }),
+    HttpApiEndpoint.get("metrics", "/metrics", { success: PrometheusText }),
+    HttpApiEndpoint.get("projectionStatus", "/api/sessions/:id/projection-status", {
+      params: sessionId,
+      success: ProjectionStatusView,
+      error: ApiNotFound
+    }),
+    HttpApiEndpoint.post("projectionRepair", "/api/sessions/:id/projection-repair", {
+      params: sessionId,
+      success: ProjectionRepairResult,
+      error: [ApiNotFound, ApiConflict]
+    }).annotate(OpenApi.Description, "Rebuilds the projection from the event log in one transaction; idempotent.")
+  )
+  .middleware(Authentication)
+  .annotate(RequiredScopes, ["operator"])
+  .annotateMerge(OpenApi.annotations({ title: "Operator", description: "Runtime status, heartbeats, diagnostics, metrics, projections (operator tokens only)" }))
+{}
+
 export class Api extends HttpApi.make("cowork-cloud")
   .add(HealthApi)
   .add(SessionsApi)
+  .add(OperatorApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}
 

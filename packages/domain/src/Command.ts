@@ -23,4 +23,6 @@ export interface RunnableCommand {
   readonly attempt: number
   /** Attempts abandoned before this one (by a crashed or stale worker). */
   readonly abandonedAttempts: number
+  /** W3C `traceparent` of the request that enqueued it, when it was traced. */
+  readonly traceParent?: string | undefined
 }

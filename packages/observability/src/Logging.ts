@@ -52,9 +52,15 @@ const stdout = (line: string) => {
   process.stdout.write(`${line}\n`)
 }
 
+const stderr = (line: string) => {
+  process.stderr.write(`${line}\n`)
+}
+
 export const Logging = {
   /** Replaces the default logger with redacted JSON lines on stdout. */
   layer: (role: Role): Layer.Layer<never> => Logger.layer([jsonLogger(role, stdout)]),
+  /** The same on stderr, for CLIs whose stdout carries what a command prints for its caller (a token). */
+  layerStderr: (role: Role): Layer.Layer<never> => Logger.layer([jsonLogger(role, stderr)]),
   /** The same logger writing to `write`, for tests and for collecting lines into a diagnostics bundle. */
   layerTo: (role: Role, write: (line: string) => void): Layer.Layer<never> => Logger.layer([jsonLogger(role, write)])
 } as const

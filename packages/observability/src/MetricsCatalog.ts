@@ -32,6 +32,8 @@ export const HTTP_ROUTES = [
   "/readyz",
   "/metrics",
   "/api/metrics",
+  "/openapi.json",
+  "/docs",
   "/api/runtime/status",
   "/api/workers/heartbeats",
   "/api/diagnostics",

@@ -50,7 +50,7 @@ describe("MetricsCatalog", () => {
         }
       }
     }
-    for (const route of HTTP_ROUTES) assert.match(route, /^(unmatched|\/[a-z0-9/:_-]*)$/)
+    for (const route of HTTP_ROUTES) assert.match(route, /^(unmatched|\/[a-z0-9/:_.-]*)$/)
   })
 
   it("includes every metric the issue and the runbook name", () => {

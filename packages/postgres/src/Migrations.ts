@@ -122,6 +122,15 @@ CREATE TABLE IF NOT EXISTS cloud_audit_events (
 );
 CREATE INDEX IF NOT EXISTS cloud_audit_events_org ON cloud_audit_events (org_id, id DESC);
 `
+  },
+  {
+    id: 5,
+    name: "observability",
+    sql: `
+ALTER TABLE cloud_session_commands ADD COLUMN IF NOT EXISTS trace_parent text;
+CREATE INDEX IF NOT EXISTS cloud_session_projections_lagging ON cloud_session_projections ((last_sequence - projected_sequence))
+  WHERE projected_sequence < last_sequence;
+`
   }
 ]
 

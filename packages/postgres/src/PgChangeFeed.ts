@@ -1,4 +1,4 @@
-import { ChangeFeed, type CommandSignal, type SessionChanged } from "@cowork/services"
+import { ChangeFeed, type CommandSignal, type ListenerState, type SessionChanged } from "@cowork/services"
 import { PgClient } from "@effect/sql-pg"
 import { Deferred, Duration, Effect, Layer, PubSub, Queue, Schedule, Semaphore, Stream } from "effect"
 import { EVENTS_CHANNEL } from "./AppendEvents.ts"
@@ -42,6 +42,7 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
   Effect.gen(function*() {
     const pg = yield* PgClient.PgClient
     const layerScope = yield* Effect.scope
+    const states = new Map<string, { connected: boolean }>()
 
     const channel = <A>(name: string, parse: (payload: string) => A | undefined) =>
       Effect.gen(function*() {
@@ -49,8 +50,11 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
         const started = Semaphore.makeUnsafe(1)
         let running = false
 
+        const state = { connected: false }
         const listenOnce = Effect.scoped(Effect.gen(function*() {
           const notifications = yield* pg.listen(name)
+          state.connected = true
+          yield* Effect.addFinalizer(() => Effect.sync(() => { state.connected = false }))
           yield* Effect.logDebug("change feed listening").pipe(Effect.annotateLogs({ channel: name }))
           let pending: { readonly nonce: string; readonly received: Deferred.Deferred<void> } | undefined
           const probe = Effect.gen(function*() {
@@ -81,6 +85,7 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
         const start = started.withPermits(1)(Effect.suspend(() => {
           if (running) return Effect.void
           running = true
+          states.set(name, state)
           return listenOnce.pipe(
             Effect.tapError((error) => Effect.logWarning("change feed connection lost; re-establishing").pipe(
               Effect.annotateLogs({ channel: name, error: String(error) })
@@ -105,7 +110,11 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
       yield* pg.notify(COMMANDS_CHANNEL, `${signal.kind} ${signal.sessionId}`).pipe(Effect.orDie)
     })
 
-    return ChangeFeed.of({ sessionChanges, commandSignals, notifyCommand })
+    const listeners = Effect.sync(() =>
+      [...states].map(([channel, state]): ListenerState => ({ channel, connected: state.connected }))
+    )
+
+    return ChangeFeed.of({ sessionChanges, commandSignals, notifyCommand, listeners })
   })
 
 export const layer = Layer.effect(ChangeFeed, make())

@@ -13,6 +13,7 @@ export const make = Effect.gen(function*() {
       kind: CommandKind | null
       payload: { text?: string } | null
       attempt_count: number | null
+      trace_parent: string | null
     }>(
       `WITH live AS (
         SELECT l.session_id FROM cloud_worker_leases l
@@ -28,9 +29,9 @@ export const make = Effect.gen(function*() {
       started AS (
         UPDATE cloud_session_commands c SET status = 'running', claimed_epoch = $2, claimed_by = $3, started_at = now()
         FROM oldest WHERE c.id = oldest.id
-        RETURNING c.id, c.kind, c.payload, c.attempt_count
+        RETURNING c.id, c.kind, c.payload, c.attempt_count, c.trace_parent
       )
-      SELECT true AS live, started.id, started.kind, started.payload, started.attempt_count
+      SELECT true AS live, started.id, started.kind, started.payload, started.attempt_count, started.trace_parent
       FROM live LEFT JOIN started ON true`,
       [lease.sessionId, lease.epoch, lease.workerId]
     ).pipe(Effect.orDie)
@@ -46,7 +47,8 @@ export const make = Effect.gen(function*() {
       kind: row.kind,
       payload: row.payload ?? {},
       attempt: abandonedAttempts + 1,
-      abandonedAttempts
+      abandonedAttempts,
+      traceParent: row.trace_parent ?? undefined
     })
   })
 
@@ -61,7 +63,20 @@ export const make = Effect.gen(function*() {
       : Option.some({ status: row.status, attemptCount: Number(row.attempt_count) })
   })
 
-  return CommandQueue.of({ next, status })
+  /** Both reads walk the partial `pending` index; the count stops at `limit` rows. */
+  const backlog = Effect.fn("CommandQueue.backlog")(function*(limit: number) {
+    const rows = yield* sql.unsafe<{ depth: number; oldest_age_ms: number | null }>(
+      `SELECT
+        (SELECT count(*) FROM (SELECT 1 FROM cloud_session_commands WHERE status = 'pending' LIMIT $1) bounded)::int AS depth,
+        (SELECT (extract(epoch FROM clock_timestamp() - c.created_at) * 1000)::float8
+          FROM cloud_session_commands c WHERE c.status = 'pending' ORDER BY c.position LIMIT 1) AS oldest_age_ms`,
+      [limit]
+    ).pipe(Effect.orDie)
+    const depth = Number(rows[0]?.depth ?? 0)
+    return { depthEstimate: depth, capped: depth >= limit, oldestAgeMs: Math.max(0, Number(rows[0]?.oldest_age_ms ?? 0)) }
+  })
+
+  return CommandQueue.of({ next, backlog, status })
 })
 
 export const layer = Layer.effect(CommandQueue, make)

@@ -136,3 +136,14 @@ export const make = Effect.gen(function*() {
 })
 
 export const layer = Layer.effect(LeaseStore, make)
+
+/** Owned leases by liveness (database clock), over the `owned` partial index: the operator's lease census. */
+export const leaseCensus = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql.unsafe<{ held: number; expired: number }>(
+    `SELECT count(*) FILTER (WHERE expires_at > clock_timestamp())::int AS held,
+       count(*) FILTER (WHERE expires_at <= clock_timestamp())::int AS expired
+     FROM cloud_worker_leases WHERE worker_id IS NOT NULL`
+  )
+  return { held: Number(rows[0]?.held ?? 0), expiredUnreaped: Number(rows[0]?.expired ?? 0) }
+})

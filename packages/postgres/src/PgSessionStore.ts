@@ -150,7 +150,7 @@ export const make = Effect.gen(function*() {
   const prompt = Effect.fn("SessionStore.prompt")(function*(
     orgId: string,
     sessionId: string,
-    input: { readonly text: string; readonly idempotencyKey?: string | undefined }
+    input: { readonly text: string; readonly idempotencyKey?: string | undefined; readonly traceParent?: string | undefined }
   ) {
     return yield* sql.withTransaction(Effect.gen(function*() {
       // FOR SHARE: serializes with abort (which updates the row) without serializing concurrent prompts.
@@ -172,10 +172,10 @@ export const make = Effect.gen(function*() {
       if (session.aborted) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
       const commandId = newCommandId()
       const inserted = yield* sql.unsafe<{ id: string }>(
-        `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, idempotency_key)
-         VALUES ($1, $2, $3, 'prompt', $4::jsonb, $5)
+        `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, idempotency_key, trace_parent)
+         VALUES ($1, $2, $3, 'prompt', $4::jsonb, $5, $6)
          ON CONFLICT (session_id, idempotency_key) DO NOTHING RETURNING id`,
-        [commandId, sessionId, orgId, JSON.stringify({ text: input.text }), key]
+        [commandId, sessionId, orgId, JSON.stringify({ text: input.text }), key, input.traceParent ?? null]
       )
       if (inserted[0] === undefined) {
         // A concurrent request with the same key committed first.

@@ -106,3 +106,15 @@ export const make = Effect.gen(function*() {
 })
 
 export const layer = Layer.effect(Tokens, make)
+
+/**
+ * The `/readyz` `auth_config` check: the tokens table answers and bootstrap has issued at least one live token, so
+ * some caller can authenticate.
+ */
+export const authConfigured = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql.unsafe<{ ok: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM cloud_api_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS ok`
+  )
+  return rows[0]?.ok === true
+})

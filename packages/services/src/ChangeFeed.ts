@@ -13,6 +13,12 @@ export interface CommandSignal {
   readonly sessionId: string
 }
 
+/** A channel this process listens on, and whether its listening connection currently works. */
+export interface ListenerState {
+  readonly channel: string
+  readonly connected: boolean
+}
+
 /**
  * Cross-process notifications (Postgres `LISTEN`/`NOTIFY` in production). A process holds ONE listening
  * connection per channel and fans out in memory; readers catch up by keyset reads, so a lost notification costs
@@ -22,4 +28,6 @@ export class ChangeFeed extends Context.Service<ChangeFeed, {
   readonly sessionChanges: Effect.Effect<Stream.Stream<SessionChanged>, never, Scope.Scope>
   readonly commandSignals: Effect.Effect<Stream.Stream<CommandSignal>, never, Scope.Scope>
   readonly notifyCommand: (signal: CommandSignal) => Effect.Effect<void>
+  /** The channels listened on so far (a channel starts on its first subscription) and their connection state. */
+  readonly listeners: Effect.Effect<ReadonlyArray<ListenerState>>
 }>()("cowork/ChangeFeed") {}

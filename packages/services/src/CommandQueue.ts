@@ -1,6 +1,16 @@
 import type { CommandId, RunnableCommand, Lease, StaleOwner } from "@cowork/domain"
 import { Context, type Effect, type Option } from "effect"
 
+/** A bounded look at the pending backlog across every session (operators, the queue-depth gauges). */
+export interface QueueBacklog {
+  /** Pending commands counted, at most the scan limit. */
+  readonly depthEstimate: number
+  /** True when the scan stopped at its limit: the real depth is at least `depthEstimate`. */
+  readonly capped: boolean
+  /** Age of the oldest pending command by the store's clock; 0 when nothing is pending. */
+  readonly oldestAgeMs: number
+}
+
 /** The session mailbox as its owner sees it: the next pending command, in order, fenced by the lease. */
 export class CommandQueue extends Context.Service<CommandQueue, {
   /**
@@ -9,5 +19,7 @@ export class CommandQueue extends Context.Service<CommandQueue, {
    */
   readonly next: (lease: Lease) => Effect.Effect<Option.Option<RunnableCommand>, StaleOwner>
   /** Status of a command (tests and operators). */
+  /** Counts pending commands up to `limit` (never a full scan) and the age of the oldest one. */
+  readonly backlog: (limit: number) => Effect.Effect<QueueBacklog>
   readonly status: (commandId: CommandId | string) => Effect.Effect<Option.Option<{ readonly status: string; readonly attemptCount: number }>>
 }>()("cowork/CommandQueue") {}

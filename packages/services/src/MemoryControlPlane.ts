@@ -28,6 +28,8 @@ export interface MemoryCommand {
   attemptCount: number
   claimedEpoch: number | null
   lastError: string | null
+  /** Epoch millis by the Effect `Clock`. */
+  readonly createdAt: number
 }
 
 export interface MemoryMessage {
@@ -244,6 +246,16 @@ const make = Effect.gen(function*() {
           abandonedAttempts: command.attemptCount
         }))
       }),
+    backlog: (limit) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const pending = commands.filter((c) => c.status === "pending")
+        const oldest = pending[0]
+        return {
+          depthEstimate: Math.min(pending.length, limit),
+          capped: pending.length >= limit,
+          oldestAgeMs: oldest === undefined ? 0 : Math.max(0, now - oldest.createdAt)
+        }
+      }),
     status: (commandId) =>
       Effect.sync(() => {
         const command = commands.find((c) => c.id === commandId)
@@ -314,7 +326,8 @@ const make = Effect.gen(function*() {
   const changeFeed = ChangeFeed.of({
     sessionChanges: Effect.map(PubSub.subscribe(sessionChanges), Stream.fromSubscription),
     commandSignals: Effect.map(PubSub.subscribe(commandSignals), Stream.fromSubscription),
-    notifyCommand: (signal) => Effect.asVoid(PubSub.publish(commandSignals, signal))
+    notifyCommand: (signal) => Effect.asVoid(PubSub.publish(commandSignals, signal)),
+    listeners: Effect.succeed([])
   })
 
   const createSession = (sessionId?: string, orgId = "org_memory") =>
@@ -349,7 +362,8 @@ const make = Effect.gen(function*() {
         status: "pending",
         attemptCount: 0,
         claimedEpoch: null,
-        lastError: null
+        lastError: null,
+        createdAt: now
       })
       if (kind === "prompt") {
         writeEvents(session, [{ type: "prompt.submitted", payload: { commandId: id, text: text ?? "" } }], now)

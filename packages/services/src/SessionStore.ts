@@ -42,7 +42,12 @@ export class SessionStore extends Context.Service<SessionStore, {
   readonly prompt: (
     orgId: string,
     sessionId: string,
-    input: { readonly text: string; readonly idempotencyKey?: string | undefined }
+    input: {
+      readonly text: string
+      readonly idempotencyKey?: string | undefined
+      /** W3C `traceparent` of the request that sent the prompt, stored so the run links back to it. */
+      readonly traceParent?: string | undefined
+    }
   ) => Effect.Effect<EnqueuedCommand, NotFound | Conflict>
   /** Cancels pending commands, marks the session aborted and queues an `abort` command for its owner. */
   readonly abort: (orgId: string, sessionId: string) => Effect.Effect<EnqueuedCommand, NotFound>

@@ -2,7 +2,7 @@ import { Config, Effect } from "effect"
 import { Command } from "effect/cli"
 import * as Roles from "../Roles.ts"
 
-const launch = (role: Roles.RoleName) => Roles.launch(role).pipe(Effect.annotateLogs({ role }))
+const launch = Roles.launch
 
 export const up = Command.make("up", {}, () => launch("all")).pipe(
   Command.withDescription("All-in-one: web + worker in one process (embedded Postgres unless OPEN_COWORK_DATABASE_URL)")

@@ -1,3 +1,4 @@
+import { Metrics } from "@cowork/observability"
 import { Tokens } from "@cowork/services"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer, Redacted, References } from "effect"
@@ -10,6 +11,7 @@ import * as WebRole from "../../src/WebRole.ts"
 export const serverLayer = WebRole.layerServe.pipe(
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })),
   Layer.provideMerge(WebRole.layerPgServices),
+  Layer.provideMerge(Metrics.layerTest("web")),
   Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
 )
 

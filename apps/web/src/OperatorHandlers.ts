@@ -1,0 +1,150 @@
+import { Api, apiError, type Diagnostics, type RuntimeStatus, type WorkerHeartbeat } from "@cowork/domain"
+import { Metrics, MetricsCatalog, redactDeep } from "@cowork/observability"
+import { PgLeaseStore } from "@cowork/postgres"
+import { ChangeFeed, CommandQueue, Heartbeats } from "@cowork/services"
+import { Projections } from "@cowork/services/Projections"
+import { Config, Effect } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import { SqlClient } from "effect/sql"
+import * as WebReadiness from "./WebReadiness.ts"
+import { WebLifecycle } from "./WebLifecycle.ts"
+
+export const SERVICE_VERSION = "0.1.0"
+
+/** Pending commands the diagnostics scan counts at most (the gauge on workers uses the same bound). */
+export const QUEUE_SCAN_LIMIT = 10_000
+
+const notFound = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.catchIf(
+    effect,
+    (e): e is Extract<E, { readonly _tag: "NotFound" }> => (e as { _tag?: unknown })._tag === "NotFound",
+    (e) => Effect.fail(apiError.notFound((e as unknown as { message: string }).message))
+  )
+
+/**
+ * The operator routes. Everything they return is deployment state (never tenant content), and the diagnostics
+ * bundle goes through `redactDeep` before it leaves the process.
+ */
+export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(handlers) {
+  const lifecycle = yield* WebLifecycle
+  const metrics = yield* Metrics
+  const heartbeats = yield* Heartbeats
+  const queue = yield* CommandQueue
+  const projections = yield* Projections
+  const sql = yield* SqlClient.SqlClient
+  const feed = yield* ChangeFeed
+  const heartbeatIntervalMs = yield* Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS").pipe(Config.withDefault(5_000))
+  /** A heartbeat older than three intervals means the process missed at least two beats. */
+  const freshWithinMs = heartbeatIntervalMs * 3
+
+  const listHeartbeats = heartbeats.list(freshWithinMs)
+
+  const runtimeStatus = (beats: ReadonlyArray<WorkerHeartbeat>): RuntimeStatus => {
+    const workers = beats.filter((beat) => beat.role === "worker")
+    const schedulers = beats.filter((beat) => beat.role === "scheduler")
+    const freshWorkers = workers.filter((beat) => beat.fresh)
+    return {
+      role: lifecycle.role,
+      profileName: lifecycle.profileName,
+      canExecute: freshWorkers.some((beat) => beat.status === "active"),
+      commandProcessing: metrics.role === "all" ? "in_process" : "external_workers",
+      checkpoints: { enabled: false },
+      heartbeats: {
+        workers: workers.length,
+        schedulers: schedulers.length,
+        freshWorkers: freshWorkers.length,
+        freshSchedulers: schedulers.filter((beat) => beat.fresh).length
+      }
+    }
+  }
+
+  const sum = <N extends Parameters<typeof metrics.read>[0]>(name: N, label: string, values: ReadonlyArray<string>) =>
+    Effect.map(
+      Effect.forEach(values, (value) => (metrics.read as (n: string, l: object) => Effect.Effect<number>)(name, { [label]: value })),
+      (counts) => counts.reduce((a, b) => a + b, 0)
+    )
+
+  const counters = Effect.all({
+    lease_claims: metrics.read("open_cowork_cloud_worker_lease_claims_total"),
+    lease_renewals: metrics.read("open_cowork_cloud_worker_lease_renewals_total"),
+    lease_denials: sum(
+      "open_cowork_cloud_worker_lease_denials_total",
+      "reason",
+      MetricsCatalog.open_cowork_cloud_worker_lease_denials_total.labels.reason
+    ),
+    expired_leases_reaped: sum(
+      "open_cowork_cloud_worker_expired_leases_reaped_total",
+      "outcome",
+      MetricsCatalog.open_cowork_cloud_worker_expired_leases_reaped_total.labels.outcome
+    ),
+    reaper_drain_cap_hits: metrics.read("open_cowork_cloud_worker_expired_lease_reaper_drain_cap_hits_total"),
+    stale_owner_rejections: sum(
+      "open_cowork_cloud_worker_stale_owner_rejections_total",
+      "operation",
+      MetricsCatalog.open_cowork_cloud_worker_stale_owner_rejections_total.labels.operation
+    ),
+    commands_processed: sum(
+      "open_cowork_cloud_worker_commands_processed_total",
+      "status",
+      MetricsCatalog.open_cowork_cloud_worker_commands_processed_total.labels.status
+    )
+  })
+
+  const exposition = metrics.exposition
+
+  return handlers.handleAll({
+    runtimeStatus: () => Effect.map(listHeartbeats, runtimeStatus),
+    heartbeats: () => Effect.map(listHeartbeats, (list) => ({ heartbeats: list })),
+    diagnostics: () =>
+      Effect.gen(function*() {
+        const beats = yield* listHeartbeats
+        const backlog = yield* queue.backlog(QUEUE_SCAN_LIMIT)
+        const maxLag = yield* projections.maxLag
+        const census = yield* PgLeaseStore.leaseCensus.pipe(Effect.orDie)
+        const readiness = yield* WebReadiness.report
+        const bundle: Diagnostics = {
+          generatedAt: new Date().toISOString(),
+          redaction: "secrets-redacted",
+          runtime: {
+            ...runtimeStatus(beats),
+            version: SERVICE_VERSION,
+            nodeVersion: process.version,
+            uptimeSeconds: Math.round(process.uptime())
+          },
+          readiness,
+          heartbeats: beats,
+          queues: {
+            depthEstimate: backlog.depthEstimate,
+            depthCapped: backlog.capped,
+            scanLimit: QUEUE_SCAN_LIMIT,
+            oldestCommandAgeMs: Math.round(backlog.oldestAgeMs),
+            maxProjectionLagEvents: maxLag
+          },
+          leases: { ...census, counters: yield* counters },
+          byok: { status: "not_configured", providers: [], note: "BYOK is not part of this build; reads will return metadata only" },
+          gateway: { status: "not_configured", note: "no gateway deployment reports to this control plane" },
+          links: {
+            runtimeStatus: "/api/runtime/status",
+            heartbeats: "/api/workers/heartbeats",
+            metrics: "/api/metrics",
+            readiness: "/readyz",
+            projectionStatus: "/api/sessions/{id}/projection-status",
+            runbook: "docs/runbooks/operations.md"
+          }
+        }
+        return redactDeep(bundle) as Diagnostics
+      }).pipe(
+        Effect.provideService(WebLifecycle, lifecycle),
+        Effect.provideService(SqlClient.SqlClient, sql),
+        Effect.provideService(ChangeFeed, feed)
+      ),
+    apiMetrics: () => exposition,
+    metrics: () => exposition,
+    projectionStatus: ({ params }) => projections.status(params.id).pipe(notFound),
+    projectionRepair: ({ params }) =>
+      projections.repair(params.id).pipe(
+        notFound,
+        Effect.catchTag("Conflict", (e) => Effect.fail(apiError.conflict(e.message)))
+      )
+  })
+}))

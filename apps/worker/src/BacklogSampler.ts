@@ -1,0 +1,26 @@
+import { Metrics } from "@cowork/observability"
+import { CommandQueue } from "@cowork/services"
+import { Projections } from "@cowork/services/Projections"
+import { Effect, Layer } from "effect"
+import { WorkerConfig } from "./WorkerConfig.ts"
+
+/** The bounded scan behind `open_cowork_cloud_command_queue_depth_estimate`: never counts past this. */
+export const QUEUE_SCAN_LIMIT = 10_000
+
+/**
+ * Samples the shared backlog every poll interval: queue depth (a bounded estimate), the oldest pending command's
+ * age, and the worst projection lag. Every worker reports the same database-wide figures; dashboards take `max`.
+ */
+export const layer = Layer.effectDiscard(Effect.gen(function*() {
+  const config = yield* WorkerConfig
+  const metrics = yield* Metrics
+  const queue = yield* CommandQueue
+  const projections = yield* Projections
+  const sample = Effect.gen(function*() {
+    const backlog = yield* queue.backlog(QUEUE_SCAN_LIMIT)
+    yield* metrics.set("open_cowork_cloud_command_queue_depth_estimate", backlog.depthEstimate)
+    yield* metrics.set("open_cowork_cloud_command_oldest_age_ms", Math.round(backlog.oldestAgeMs))
+    yield* metrics.set("open_cowork_cloud_projection_lag_events", yield* projections.maxLag)
+  }).pipe(Effect.catchCause((cause) => Effect.logWarning("backlog sample failed", cause)))
+  yield* Effect.forkScoped(Effect.forever(sample.pipe(Effect.andThen(Effect.sleep(config.pollIntervalMs)))))
+}))
