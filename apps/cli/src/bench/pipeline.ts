@@ -396,6 +396,7 @@ const machine = () => {
     os: `${Os.type()} ${Os.release()} ${Os.arch()}`,
     cpus: `${cpus.length} × ${cpus[0]?.model ?? "unknown"}`,
     memory: `${round(Os.totalmem() / 1024 ** 3)} GiB`,
+    loadAverage: Os.loadavg().map((n) => round(n, 2)).join(" / "),
     node: process.version
   }
 }
@@ -407,7 +408,8 @@ const report = (results: any) => {
   return [
     `## ${results.date} — \`npm run bench:pipeline\``,
     "",
-    `Machine: ${results.machine.os}; ${results.machine.cpus}; ${results.machine.memory} RAM; Node ${results.machine.node}.`,
+    `Machine: ${results.machine.os}; ${results.machine.cpus}; ${results.machine.memory} RAM; Node ${results.machine.node};`,
+    `load average at start (1/5/15 min): ${results.machine.loadAverage}.`,
     `Stack: \`cowork up\` (web + worker, ${WORKER_CONCURRENCY} worker fibers, scripted runtime, prompt \`${PROMPT}\`) as a child process on`,
     "embedded Postgres (fsync on) started by the benchmark; load and SSE clients in the benchmark process.",
     "",
@@ -431,6 +433,7 @@ const report = (results: any) => {
 }
 
 const main = Effect.gen(function*() {
+  const startMachine = machine()
   const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-"))
   Fs.chmodSync(dataDir, 0o755)
   yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
@@ -454,7 +457,7 @@ const main = Effect.gen(function*() {
     const exitCode = yield* stopStack(stack)
     console.error(`stack stopped (exit ${exitCode}); ceiling …`)
     const ceiling = yield* measureCeiling
-    const results = { date: new Date().toISOString(), machine: machine(), latency, throughput, idle, ceiling }
+    const results = { date: new Date().toISOString(), machine: startMachine, latency, throughput, idle, ceiling }
     const markdown = report(results)
     console.log(JSON.stringify(results, null, 2))
     console.log(markdown)
