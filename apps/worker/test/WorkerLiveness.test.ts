@@ -1,0 +1,68 @@
+import { Metrics } from "@cowork/observability"
+import { ChangeFeed } from "@cowork/services"
+import { WorkerConfig, WorkerLiveness, WorkerStatus } from "@cowork/worker"
+import { NodeHttpServer } from "@effect/platform-node"
+import { assert, it } from "@effect/vitest"
+import { Effect, Layer, Ref, Stream } from "effect"
+import { HttpRouter, HttpServer } from "effect/http"
+import { createServer } from "node:http"
+import * as TestDatabase from "../../../test/support/TestDatabase.ts"
+
+let listenerUp = true
+const FlakyChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
+  sessionChanges: Effect.succeed(Stream.never),
+  commandSignals: Effect.succeed(Stream.never),
+  notifyCommand: () => Effect.void,
+  listeners: Effect.sync(() => [{ channel: "cowork_commands", connected: listenerUp }])
+}))
+
+const Server = HttpRouter.serve(WorkerLiveness.routes, { disableLogger: true }).pipe(
+  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })),
+  Layer.provideMerge(Layer.mergeAll(WorkerConfig.layerWith({}), WorkerStatus.layer, Metrics.layerTest("worker"), FlakyChangeFeed)),
+  Layer.provideMerge(TestDatabase.layer())
+)
+
+const get = (path: string) =>
+  Effect.gen(function*() {
+    const server = yield* HttpServer.HttpServer
+    const port = (server.address as { port: number }).port
+    return yield* Effect.promise(async () => {
+      const response = await fetch(`http://127.0.0.1:${port}${path}`)
+      return { status: response.status, text: await response.text() }
+    })
+  })
+
+it.layer(Server, { excludeTestServices: true })("worker liveness server", (it) => {
+  it.effect("livez, readyz (LISTEN state, then draining) and the catalog's metrics", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual(JSON.parse((yield* get("/livez")).text), { ok: true, role: "worker", profileName: "default" })
+      const ready = yield* get("/readyz")
+      assert.strictEqual(ready.status, 200)
+      assert.deepStrictEqual(JSON.parse(ready.text).checks, [
+        { name: "control_plane", status: "ok" },
+        { name: "role_dependencies", status: "ok" }
+      ])
+
+      listenerUp = false
+      const lost = yield* get("/readyz")
+      assert.strictEqual(lost.status, 503)
+      assert.deepInclude(JSON.parse(lost.text).checks, {
+        name: "role_dependencies",
+        status: "error",
+        detail: "LISTEN connection down (cowork_commands); re-establishing"
+      })
+      listenerUp = true
+
+      yield* Ref.set((yield* WorkerStatus).draining, true)
+      const draining = yield* get("/readyz")
+      assert.strictEqual(draining.status, 503)
+      assert.deepInclude(JSON.parse(draining.text).checks, { name: "draining", status: "error", detail: "shutting down" })
+
+      const metrics = yield* Metrics
+      yield* metrics.inc("open_cowork_cloud_worker_lease_claims_total", 3)
+      const scraped = yield* get("/metrics")
+      assert.strictEqual(scraped.status, 200)
+      assert.include(scraped.text, `open_cowork_cloud_worker_lease_claims_total{role="worker"} 3`)
+      assert.include(scraped.text, "# TYPE open_cowork_cloud_command_queue_depth_estimate gauge")
+    }))
+})
