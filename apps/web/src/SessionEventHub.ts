@@ -42,8 +42,15 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
             })
         )
 
+      // The highest tip announced per watched session: the backstop only wakes subscribers for growth they missed.
+      const knownTips = new Map<string, number>()
       const signalSession = (sessionId: string, tip: number) =>
-        Effect.forEach(sessionWatchers.get(sessionId) ?? [], (queue) => Queue.offer(queue, tip), { discard: true })
+        Effect.suspend(() => {
+          const watchers = sessionWatchers.get(sessionId)
+          if (watchers === undefined) return Effect.void
+          knownTips.set(sessionId, Math.max(tip, knownTips.get(sessionId) ?? 0))
+          return Effect.forEach(watchers, (queue) => Queue.offer(queue, tip), { discard: true })
+        })
 
       const changes = yield* feed.sessionChanges
       yield* changes.pipe(
@@ -56,10 +63,13 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         Effect.forkScoped
       )
 
+      // One batched read of every watched session's tip per interval, however many streams are open.
       yield* Effect.gen(function*() {
-        for (const sessionId of [...sessionWatchers.keys()]) {
-          const bounds = yield* eventLog.bounds(sessionId)
-          yield* signalSession(sessionId, bounds.latestSequence)
+        const watched = [...sessionWatchers.keys()]
+        for (const sessionId of knownTips.keys()) if (!sessionWatchers.has(sessionId)) knownTips.delete(sessionId)
+        const tips = yield* eventLog.latestSequences(watched)
+        for (const [sessionId, tip] of tips) {
+          if (tip > (knownTips.get(sessionId) ?? -1)) yield* signalSession(sessionId, tip)
         }
       }).pipe(
         Effect.catchCause((cause) => Effect.logWarning("SSE backstop poll failed", cause)),

@@ -60,7 +60,8 @@ export const sessionEventsResponse = (sessionId: string, cursor: number) =>
             after = last.sequence
             return events.map(eventFrame).join("")
           }
-          yield* Queue.take(signals)
+          // Wait for growth past our cursor; a signal about what we already sent costs no read.
+          while ((yield* Queue.take(signals)) <= after) continue
         }
       })
       return Stream.fromEffectRepeat(nextFrames)

@@ -1,6 +1,7 @@
 import {
   Buckets,
   HTTP_ROUTES,
+  type HttpRoute,
   lookupMetric,
   metricNames,
   Metrics,
@@ -108,7 +109,7 @@ describe("Metrics", () => {
           metrics.inc("open_cowork_cloud_http_requests_total", {
             method: "GET",
             status: "200",
-            route: routeLabel("/api/sessions/ses_8f3a91/view")
+            route: "/api/sessions/ses_8f3a91/view" as HttpRoute
           }),
           `route="/api/sessions/ses_8f3a91/view" is not one of the declared values`
         )

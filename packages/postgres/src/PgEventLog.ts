@@ -21,7 +21,11 @@ export const make = Effect.gen(function*() {
       return yield* new StaleOwner({
         sessionId: lease.sessionId,
         epoch: lease.epoch,
-        operation: completion === undefined ? "append" : `append+${completion.outcome}`
+        operation: completion === undefined
+          ? "append"
+          : completion.checkpointVersion === undefined
+          ? `append+${completion.outcome}`
+          : "checkpoint"
       })
     }
     return last
@@ -53,6 +57,15 @@ export const make = Effect.gen(function*() {
       : { earliestSequence: Number(row.earliest_sequence), latestSequence: Number(row.last_sequence) }
   })
 
+  const latestSequences = Effect.fn("EventLog.latestSequences")(function*(sessionIds: ReadonlyArray<string>) {
+    if (sessionIds.length === 0) return new Map<string, number>()
+    const rows = yield* sql.unsafe<{ session_id: string; last_sequence: bigint }>(
+      `SELECT session_id, last_sequence FROM cloud_session_projections WHERE session_id = ANY($1::text[])`,
+      [sessionIds]
+    ).pipe(Effect.orDie)
+    return new Map(rows.map((row) => [row.session_id, Number(row.last_sequence)]))
+  })
+
   const prune = Effect.fn("EventLog.prune")(function*(sessionId: string, before: number) {
     yield* sql.unsafe(
       `WITH pruned AS (DELETE FROM cloud_session_events WHERE session_id = $1 AND sequence < $2)
@@ -63,7 +76,7 @@ export const make = Effect.gen(function*() {
     ).pipe(Effect.orDie)
   })
 
-  return EventLog.of({ append, read, bounds, prune })
+  return EventLog.of({ append, read, bounds, latestSequences, prune })
 })
 
 export const layer = Layer.effect(EventLog, make)

@@ -6,6 +6,11 @@ export interface CommandCompletion {
   readonly commandId: string
   readonly outcome: "acked" | "failed" | "cancelled"
   readonly error?: string | undefined
+  /**
+   * The checkpoint saved for this command: the lease row's `checkpoint_version` moves to it in the same fenced
+   * statement as the ack, so a stale owner can never advance it.
+   */
+  readonly checkpointVersion?: number | undefined
 }
 
 export interface EventBounds {
@@ -32,6 +37,8 @@ export class EventLog extends Context.Service<EventLog, {
   /** Events with `sequence > after`, ascending, at most `limit`. */
   readonly read: (sessionId: string, after: number, limit: number) => Effect.Effect<ReadonlyArray<SessionEvent>>
   readonly bounds: (sessionId: string) => Effect.Effect<EventBounds>
+  /** The current tip of each given session, in one read (sessions that do not exist are absent). */
+  readonly latestSequences: (sessionIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, number>>
   /** Retention: drops events with `sequence < before` (the projection is unaffected). */
   readonly prune: (sessionId: string, before: number) => Effect.Effect<void>
 }>()("cowork/EventLog") {}

@@ -290,6 +290,15 @@ const make = Effect.gen(function*() {
         const session = sessionOf(sessionId)
         return { earliestSequence: session.earliestSequence, latestSequence: session.lastSequence }
       }),
+    latestSequences: (sessionIds) =>
+      Effect.sync(() => {
+        const tips = new Map<string, number>()
+        for (const sessionId of sessionIds) {
+          const session = sessions.get(sessionId)
+          if (session !== undefined) tips.set(sessionId, session.lastSequence)
+        }
+        return tips
+      }),
     prune: (sessionId, before) =>
       Effect.sync(() => {
         const session = sessionOf(sessionId)
