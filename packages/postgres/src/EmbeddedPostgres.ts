@@ -8,7 +8,8 @@ export interface EmbeddedCluster {
   readonly port: number
 }
 
-const freePort = (): Promise<number> =>
+/** An unused TCP port on the loopback interface. */
+export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
     const server = Net.createServer()
     server.once("error", reject)

@@ -24,11 +24,11 @@ import { Effect, Fiber, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { openSse } from "./SseReader.ts"
+import { freePort } from "@cowork/postgres/EmbeddedPostgres"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
 const envInt = (name: string, fallback: number) => {
@@ -49,16 +49,6 @@ const WORKER_EVENT_TYPES = new Set([
   "session.status", "assistant.message", "tool.call", "command.retried", "runtime.error", "session.idle"
 ])
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))
 

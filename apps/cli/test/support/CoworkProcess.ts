@@ -1,21 +1,12 @@
 import { Effect, Schedule } from "effect"
 import * as ChildProcess from "node:child_process"
-import * as Net from "node:net"
+import { freePort as findFreePort } from "@cowork/postgres/EmbeddedPostgres"
 import * as Path from "node:path"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
 const mainPath = Path.join(repoRoot, "apps/cli/src/main.ts")
 
-export const freePort = Effect.promise(() =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  }))
+export const freePort = Effect.promise(findFreePort)
 
 /** A `cowork` child process (Node 24: the test runner's own `process.execPath`) with its output captured. */
 export interface CoworkProcess {
