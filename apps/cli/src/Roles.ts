@@ -7,6 +7,7 @@ import * as PgLeaseStore from "@cowork/postgres/PgLeaseStore"
 import * as PgProjections from "@cowork/postgres/PgProjections"
 import * as PgSessionStore from "@cowork/postgres/PgSessionStore"
 import * as PgTokens from "@cowork/postgres/PgTokens"
+import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
 import { ScriptedRuntime } from "@cowork/runtime"
 import * as WebRole from "@cowork/web"
 import * as WorkerRole from "@cowork/worker"
@@ -23,7 +24,8 @@ const webAdapters = Layer.mergeAll(
   PgChangeFeed.layer,
   PgHeartbeats.layer,
   PgCommandQueue.layer,
-  PgProjections.layer
+  PgProjections.layer,
+  PgWorkerRegistry.layer
 )
 
 const workerAdapters = Layer.mergeAll(

@@ -1,5 +1,6 @@
 import { Api } from "@cowork/domain"
 import { PgChangeFeed, PgCommandQueue, PgEventLog, PgHeartbeats, PgProjections, PgSessionStore, PgTokens } from "@cowork/postgres"
+import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
 import { type Etag, type HttpPlatform, HttpRouter, type HttpServer, type HttpServerError } from "effect/http"
@@ -10,13 +11,14 @@ import * as HealthHandlers from "./HealthHandlers.ts"
 import * as OperatorHandlers from "./OperatorHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
+import * as WorkerAdminHandlers from "./WorkerAdminHandlers.ts"
 import { SessionEventHub } from "./SessionEventHub.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 /** Every route of the web role, derived from the one `Api` definition, plus `/openapi.json` and `/docs`. */
 export const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([HealthHandlers.layer, SessionHandlers.layer, OperatorHandlers.layer]),
+    Layer.provide([HealthHandlers.layer, SessionHandlers.layer, OperatorHandlers.layer, WorkerAdminHandlers.layer]),
     Layer.provide(AuthenticationLive.layer)
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
@@ -58,7 +60,8 @@ export const layerPgServices = Layer.mergeAll(
   PgChangeFeed.layer,
   PgHeartbeats.layer,
   PgCommandQueue.layer,
-  PgProjections.layer
+  PgProjections.layer,
+  PgWorkerRegistry.layer
 )
 
 /** The web role over Postgres: requires only `PgClient` / `SqlClient`. */

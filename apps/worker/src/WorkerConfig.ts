@@ -1,4 +1,4 @@
-import { Config, Context, Effect, Layer } from "effect"
+import { Config, ConfigProvider, Context, Effect, Layer, Option, type Redacted } from "effect"
 import * as Os from "node:os"
 
 export const WORKER_VERSION = "0.1.0"
@@ -21,6 +21,12 @@ export interface WorkerSettings {
   readonly profileName: string
   readonly version: string
   readonly capabilities: ReadonlyArray<string>
+  /**
+   * The worker's `ocw_<id>_<secret>` (OPEN_COWORK_CLOUD_WORKER_CREDENTIAL). Set: the worker is managed and must be
+   * registered, active and credentialed to claim and heartbeat. Unset on an unregistered worker id: unmanaged
+   * (the embedded `npm start` worker), claiming as the single-node default always did.
+   */
+  readonly credential: Redacted.Redacted<string> | undefined
 }
 
 const defaultWorkerId = () => `worker-${Os.hostname()}-${globalThis.crypto.randomUUID().slice(0, 8)}`
@@ -43,7 +49,8 @@ export const settings = (input: Partial<WorkerSettings> = {}): WorkerSettings =>
     region: input.region ?? null,
     profileName: input.profileName ?? "default",
     version: input.version ?? WORKER_VERSION,
-    capabilities: input.capabilities ?? ["prompt", "abort"]
+    capabilities: input.capabilities ?? ["prompt", "abort"],
+    credential: input.credential
   }
 }
 
@@ -54,8 +61,16 @@ const optionalString = (name: string) =>
 /** The worker's settings, from the `OPEN_COWORK_CLOUD_*` environment (see the operator runbooks). */
 export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>()("cowork/worker/WorkerConfig") {
   static readonly layer = Layer.effect(WorkerConfig, Effect.gen(function*() {
+    const workerId = yield* optionalString("OPEN_COWORK_CLOUD_WORKER_ID")
+    const credential = Option.getOrUndefined(yield* Config.Redacted("OPEN_COWORK_CLOUD_WORKER_CREDENTIAL").pipe(Config.option))
+    if (credential !== undefined && workerId === undefined) {
+      return yield* Effect.fail(new Config.ConfigError(new ConfigProvider.SourceError({
+        message: "OPEN_COWORK_CLOUD_WORKER_CREDENTIAL needs OPEN_COWORK_CLOUD_WORKER_ID: a managed worker runs under its registered id"
+      })))
+    }
     return settings({
-      workerId: yield* optionalString("OPEN_COWORK_CLOUD_WORKER_ID"),
+      credential,
+      workerId,
       concurrency: yield* optionalInt("OPEN_COWORK_CLOUD_WORKER_CONCURRENCY"),
       leaseTtlMs: yield* optionalInt("OPEN_COWORK_CLOUD_LEASE_TTL_MS"),
       shutdownGraceMs: yield* optionalInt("OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS"),

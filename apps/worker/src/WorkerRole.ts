@@ -102,7 +102,8 @@ const make = Effect.gen(function*() {
         region: config.region,
         capabilities: config.capabilities,
         currentLoad: held.size,
-        activeWorkIds: [...held.keys()]
+        activeWorkIds: [...held.keys()],
+        credential: config.credential
       })
     ).pipe(
       Effect.andThen(Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.set(workerStatus.lastHeartbeatAt, now))),
@@ -248,7 +249,7 @@ const make = Effect.gen(function*() {
     if (draining) return
     const free = config.concurrency - held.size
     if (free <= 0) return
-    const claimed = yield* leases.claim(workerId, free, ttl, config.maxCommandAttempts).pipe(
+    const claimed = yield* leases.claim(workerId, free, ttl, config.maxCommandAttempts, config.credential).pipe(
       metrics.time("open_cowork_cloud_runnable_session_claim_duration_ms")
     )
     if (claimed.length > 0) yield* metrics.inc("open_cowork_cloud_worker_lease_claims_total", claimed.length)

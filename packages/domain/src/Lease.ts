@@ -3,4 +3,6 @@ export interface Lease {
   readonly sessionId: string
   readonly workerId: string
   readonly epoch: number
+  /** The session's last acknowledged checkpoint when the lease was claimed (0: none). */
+  readonly checkpointVersion?: number | undefined
 }

@@ -1,6 +1,7 @@
 import { type EventDraft, newEventId, projectEvents } from "@cowork/domain"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
+import { notRevoked } from "./WorkerFence.ts"
 
 export const EVENTS_CHANNEL = "cowork_events"
 
@@ -12,6 +13,8 @@ export interface AppendFence {
     readonly commandId: string
     readonly outcome: "acked" | "failed" | "cancelled"
     readonly error?: string | undefined
+    /** Moves the lease row's `checkpoint_version` to this value in the same statement (the checkpoint ack). */
+    readonly checkpointVersion?: number | undefined
   } | undefined
 }
 
@@ -51,15 +54,20 @@ export const appendEvents = Effect.fnUntraced(function*(
     attempt: m.attempt,
     idx: m.draftIndex
   }))
+  const completion = fence?.completion
+  const checkpointVersion = completion?.checkpointVersion ?? null
+  // Advancing the checkpoint updates the lease row itself, so the fence takes the update lock up front instead of
+  // upgrading a share lock (which could deadlock against a concurrent renewal).
+  const fenceLock = checkpointVersion === null ? "FOR SHARE OF l" : "FOR NO KEY UPDATE OF l"
   const fenceSql = fence === undefined
     ? `SELECT $1::text AS session_id WHERE $7::bigint IS NULL AND $8::text IS NULL`
     : `SELECT l.session_id FROM cloud_worker_leases l
        WHERE l.session_id = $1 AND l.epoch = $7 AND l.worker_id = $8 AND l.expires_at > clock_timestamp()
+         AND ${notRevoked("l.worker_id")}
          AND ($9::text IS NULL OR EXISTS (
            SELECT 1 FROM cloud_session_commands c
            WHERE c.id = $9 AND c.session_id = $1 AND c.status = 'running' AND c.claimed_epoch = $7))
-       FOR SHARE OF l`
-  const completion = fence?.completion
+       ${fenceLock}`
   const rows = yield* sql.unsafe<{ last_sequence: number }>(
     `WITH fence AS (${fenceSql}),
     seq AS (
@@ -94,6 +102,10 @@ export const appendEvents = Effect.fnUntraced(function*(
     done AS (
       UPDATE cloud_session_commands c SET status = $10, completed_at = now(), last_error = $11
       FROM seq WHERE $9::text IS NOT NULL AND c.id = $9
+    ),
+    checkpointed AS (
+      UPDATE cloud_worker_leases l SET checkpoint_version = $12
+      FROM seq WHERE $12::bigint IS NOT NULL AND l.session_id = $1
     )
     SELECT seq.last_sequence::float8 AS last_sequence,
       pg_notify('${EVENTS_CHANNEL}', seq.org_id || ' ' || $1 || ' ' || seq.last_sequence::text) IS NULL AS notified
@@ -109,7 +121,8 @@ export const appendEvents = Effect.fnUntraced(function*(
       fence?.workerId ?? null,
       completion?.commandId ?? null,
       completion?.outcome ?? null,
-      completion?.error ?? null
+      completion?.error ?? null,
+      checkpointVersion
     ]
   )
   const row = rows[0]

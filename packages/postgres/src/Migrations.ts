@@ -131,6 +131,62 @@ ALTER TABLE cloud_session_commands ADD COLUMN IF NOT EXISTS trace_parent text;
 CREATE INDEX IF NOT EXISTS cloud_session_projections_lagging ON cloud_session_projections ((last_sequence - projected_sequence))
   WHERE projected_sequence < last_sequence;
 `
+  },
+  {
+    id: 6,
+    name: "worker_service_plane",
+    sql: `
+CREATE TABLE IF NOT EXISTS cloud_worker_pools (
+  id text PRIMARY KEY,
+  name text NOT NULL,
+  mode text NOT NULL CHECK (mode IN ('self_hosted', 'saas_operated')),
+  max_workers int NOT NULL CHECK (max_workers >= 0),
+  max_concurrent_work int NOT NULL CHECK (max_concurrent_work >= 0),
+  region text,
+  capabilities text[] NOT NULL DEFAULT '{}',
+  status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'draining', 'paused')),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS cloud_workers (
+  id text PRIMARY KEY,
+  pool_id text NOT NULL REFERENCES cloud_worker_pools(id),
+  name text NOT NULL,
+  status text NOT NULL DEFAULT 'pending'
+    CHECK (status IN ('pending', 'active', 'draining', 'paused', 'retired', 'revoked')),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS cloud_workers_pool ON cloud_workers (pool_id, status);
+CREATE TABLE IF NOT EXISTS cloud_worker_credentials (
+  id text PRIMARY KEY,
+  worker_id text NOT NULL REFERENCES cloud_workers(id),
+  secret_hash text NOT NULL,
+  scopes text[] NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL,
+  revoked_at timestamptz,
+  last_used_at timestamptz,
+  replaces_id text,
+  replaced_by_id text
+);
+CREATE INDEX IF NOT EXISTS cloud_worker_credentials_worker ON cloud_worker_credentials (worker_id);
+CREATE INDEX IF NOT EXISTS cloud_worker_leases_worker ON cloud_worker_leases (worker_id) WHERE worker_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS cloud_artifacts (
+  id text PRIMARY KEY,
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  session_id text NOT NULL REFERENCES cloud_sessions(id) ON DELETE CASCADE,
+  name text NOT NULL,
+  content_type text NOT NULL,
+  size_bytes bigint NOT NULL,
+  sha256 text NOT NULL,
+  object_key text NOT NULL,
+  created_by text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS cloud_artifacts_org ON cloud_artifacts (org_id, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS cloud_artifacts_session ON cloud_artifacts (session_id, created_at DESC, id DESC);
+`
   }
 ]
 

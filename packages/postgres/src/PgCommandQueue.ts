@@ -2,6 +2,7 @@ import { StaleOwner, type CommandKind, type Lease, type RunnableCommand } from "
 import { CommandQueue } from "@cowork/services"
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
+import { notRevoked } from "./WorkerFence.ts"
 
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -18,6 +19,7 @@ export const make = Effect.gen(function*() {
       `WITH live AS (
         SELECT l.session_id FROM cloud_worker_leases l
         WHERE l.session_id = $1 AND l.epoch = $2 AND l.worker_id = $3 AND l.expires_at > clock_timestamp()
+          AND ${notRevoked("l.worker_id")}
         FOR SHARE OF l
       ),
       oldest AS (

@@ -1,23 +1,54 @@
-import type { WorkerHeartbeat } from "@cowork/domain"
-import { type HeartbeatInput, Heartbeats } from "@cowork/services"
-import { Effect, Layer } from "effect"
+import { parseWorkerCredential, type WorkerHeartbeat, WorkerRefused } from "@cowork/domain"
+import { hashWorkerSecret, type HeartbeatInput, Heartbeats } from "@cowork/services"
+import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
-  /** An operator's `paused` / `revoked` survives the worker's own beats; the claim SQL honours it. */
+  /**
+   * An operator's `paused` / `revoked` survives an unmanaged worker's own beats; the claim SQL honours it. A
+   * registered worker's row shows its lifecycle status (the worker's own status while it is `active`), and the beat
+   * is written only with a valid credential, in the same statement that records the credential's last use.
+   */
   const beat = Effect.fn("Heartbeats.beat")(function*(input: HeartbeatInput) {
-    yield* sql.unsafe(
-      `INSERT INTO cloud_worker_heartbeats
-        (worker_id, role, pool_id, status, version, region, capabilities, current_load, active_work_ids, started_at, last_seen_at)
-      VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9::text[], now(), now())
-      ON CONFLICT (worker_id) DO UPDATE SET
-        role = EXCLUDED.role, pool_id = EXCLUDED.pool_id,
-        status = CASE WHEN cloud_worker_heartbeats.status IN ('paused', 'revoked')
-          THEN cloud_worker_heartbeats.status ELSE EXCLUDED.status END,
-        version = EXCLUDED.version, region = EXCLUDED.region, capabilities = EXCLUDED.capabilities,
-        current_load = EXCLUDED.current_load, active_work_ids = EXCLUDED.active_work_ids, last_seen_at = now()`,
+    const parsed = input.credential === undefined ? undefined : parseWorkerCredential(Redacted.value(input.credential))
+    const credentialId = input.credential === undefined ? null : parsed?.credentialId ?? ""
+    const secretHash = parsed === undefined ? null : hashWorkerSecret(parsed.secret)
+    const rows = yield* sql.unsafe<{ written: number; lifecycle: string | null }>(
+      `WITH registered AS (SELECT w.id, w.pool_id, w.status FROM cloud_workers w WHERE w.id = $1),
+      cred AS (
+        SELECT c.id, c.last_used_at FROM cloud_worker_credentials c JOIN registered w ON c.worker_id = w.id
+        WHERE c.id = $10 AND c.secret_hash = $11 AND c.revoked_at IS NULL AND c.expires_at > clock_timestamp()
+          AND w.status NOT IN ('retired', 'revoked')
+      ),
+      allowed AS (
+        SELECT (SELECT pool_id FROM registered) AS pool_id, (SELECT status FROM registered) AS lifecycle
+        WHERE ($10::text IS NULL AND NOT EXISTS (SELECT 1 FROM registered)) OR EXISTS (SELECT 1 FROM cred)
+      ),
+      used AS (UPDATE cloud_worker_credentials c SET last_used_at = now() FROM cred WHERE c.id = cred.id),
+      audited AS (
+        INSERT INTO cloud_audit_events (org_id, actor, action, target, details)
+        SELECT NULL, 'worker:' || $1, 'worker_credential.last_used', cred.id,
+          jsonb_build_object('workerId', $1, 'previousUseAt', cred.last_used_at)
+        FROM cred WHERE cred.last_used_at IS NULL OR cred.last_used_at < now() - interval '1 hour'
+      ),
+      upsert AS (
+        INSERT INTO cloud_worker_heartbeats
+          (worker_id, role, pool_id, status, version, region, capabilities, current_load, active_work_ids, started_at, last_seen_at)
+        SELECT $1, $2, coalesce(allowed.pool_id, $3),
+          CASE WHEN allowed.lifecycle IS NULL OR allowed.lifecycle = 'active' THEN $4 ELSE allowed.lifecycle END,
+          $5, $6, $7::text[], $8, $9::text[], now(), now()
+        FROM allowed
+        ON CONFLICT (worker_id) DO UPDATE SET
+          role = EXCLUDED.role, pool_id = EXCLUDED.pool_id,
+          status = CASE WHEN cloud_worker_heartbeats.status IN ('paused', 'revoked') AND NOT EXISTS (SELECT 1 FROM registered)
+            THEN cloud_worker_heartbeats.status ELSE EXCLUDED.status END,
+          version = EXCLUDED.version, region = EXCLUDED.region, capabilities = EXCLUDED.capabilities,
+          current_load = EXCLUDED.current_load, active_work_ids = EXCLUDED.active_work_ids, last_seen_at = now()
+        RETURNING 1
+      )
+      SELECT (SELECT count(*) FROM upsert)::int AS written, (SELECT status FROM registered) AS lifecycle`,
       [
         input.workerId,
         input.role,
@@ -27,9 +58,21 @@ export const make = Effect.gen(function*() {
         input.region,
         [...input.capabilities],
         input.currentLoad,
-        [...input.activeWorkIds]
+        [...input.activeWorkIds],
+        credentialId,
+        secretHash
       ]
     ).pipe(Effect.orDie)
+    const row = rows[0]!
+    if (Number(row.written) > 0) return
+    const reason = row.lifecycle === null
+      ? "a credential was presented but the worker is not registered"
+      : row.lifecycle === "retired" || row.lifecycle === "revoked"
+      ? `the worker is ${row.lifecycle}`
+      : input.credential === undefined
+      ? "the worker is registered: a credential is required"
+      : "the credential is invalid, expired or revoked"
+    return yield* new WorkerRefused({ workerId: input.workerId, reason })
   })
 
   const list = Effect.fn("Heartbeats.list")(function*(freshWithinMs: number) {

@@ -1,7 +1,8 @@
-import { StaleOwner, type Lease } from "@cowork/domain"
-import { LeaseStore, type ReapOptions } from "@cowork/services"
-import { Effect, Layer } from "effect"
+import { type Lease, parseWorkerCredential, StaleOwner } from "@cowork/domain"
+import { hashWorkerSecret, LeaseStore, type ReapOptions } from "@cowork/services"
+import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
+import { mayRenew, notRevoked } from "./WorkerFence.ts"
 
 export const COMMANDS_CHANNEL = "cowork_commands"
 
@@ -21,21 +22,74 @@ const recoverRunning = (owned: string, maxAttemptsParam: string) => `
   RETURNING c.session_id, c.status`
 
 /** The live-lease condition every owner write is fenced by (`$1` session, `$2` epoch, `$3` worker). */
-const LIVE = `l.session_id = $1 AND l.epoch = $2 AND l.worker_id = $3 AND l.expires_at > clock_timestamp()`
+const LIVE = `l.session_id = $1 AND l.epoch = $2 AND l.worker_id = $3 AND l.expires_at > clock_timestamp()
+  AND ${notRevoked("l.worker_id")}`
+
+/**
+ * How many sessions the claimer (`$1`, asking for `$2`) may take now. An unmanaged worker (no registration and
+ * no credential, `$5` null) may take `$2`. A managed one must be `active` in an `active` pool and present a
+ * credential (`$5` id, `$6` secret hash) that is unrevoked and unexpired; then the pool's `max_concurrent_work`
+ * (live leases held by its workers) caps the count, and a worker not yet holding work gets none when
+ * `max_workers` of the pool's workers already do.
+ */
+const ALLOWANCE = `
+  registered AS (SELECT 1 FROM cloud_workers w WHERE w.id = $1),
+  managed AS (
+    SELECT p.id AS pool_id, p.max_workers, p.max_concurrent_work
+    FROM cloud_workers w
+    JOIN cloud_worker_pools p ON p.id = w.pool_id
+    JOIN cloud_worker_credentials c ON c.worker_id = w.id
+    WHERE w.id = $1 AND w.status = 'active' AND p.status = 'active'
+      AND c.id = $5 AND c.secret_hash = $6 AND c.revoked_at IS NULL AND c.expires_at > clock_timestamp()
+  ),
+  pool_load AS (
+    SELECT count(*)::int AS live_work,
+      count(DISTINCT l.worker_id)::int AS working,
+      coalesce(bool_or(l.worker_id = $1), false) AS self_working
+    FROM cloud_worker_leases l JOIN cloud_workers w ON w.id = l.worker_id
+    WHERE w.pool_id = (SELECT pool_id FROM managed) AND l.expires_at > clock_timestamp()
+  ),
+  allowance AS (
+    SELECT CASE
+      WHEN $5::text IS NULL AND NOT EXISTS (SELECT 1 FROM registered) THEN $2::int
+      WHEN NOT EXISTS (SELECT 1 FROM managed) THEN 0
+      WHEN NOT pool_load.self_working AND pool_load.working >= managed.max_workers THEN 0
+      ELSE greatest(0, least($2::int, managed.max_concurrent_work - pool_load.live_work))
+    END AS n
+    FROM pool_load LEFT JOIN managed ON true
+  ),`
 
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
-  const claim = Effect.fn("LeaseStore.claim")(function*(workerId: string, limit: number, ttlMs: number, maxAttempts: number) {
+  const claim = Effect.fn("LeaseStore.claim")(function*(
+    workerId: string,
+    limit: number,
+    ttlMs: number,
+    maxAttempts: number,
+    credential?: Redacted.Redacted<string>
+  ) {
     if (limit <= 0) return []
-    const rows = yield* sql.unsafe<{ session_id: string; epoch: number }>(
-      `WITH candidates AS (
+    const parsed = credential === undefined ? undefined : parseWorkerCredential(Redacted.value(credential))
+    // A credential that does not parse still marks the worker as managed: it claims nothing.
+    const credentialId = credential === undefined ? null : parsed?.credentialId ?? ""
+    const secretHash = parsed === undefined ? null : hashWorkerSecret(parsed.secret)
+    // Locking the claimer's pool row first serializes the pool's claimers, so the claim statement (a fresh
+    // snapshot under READ COMMITTED) counts every lease the previous claimer committed: max_concurrent_work holds
+    // under concurrency. Unmanaged workers have no pool row and lock nothing.
+    const lockPool = sql.unsafe(
+      `SELECT p.id FROM cloud_worker_pools p JOIN cloud_workers w ON w.pool_id = p.id WHERE w.id = $1 FOR UPDATE OF p`,
+      [workerId]
+    )
+    const claimStatement = sql.unsafe<{ session_id: string; epoch: number; checkpoint_version: number }>(
+      `WITH ${ALLOWANCE}
+      candidates AS (
         SELECT l.session_id FROM cloud_worker_leases l
         WHERE l.expires_at <= clock_timestamp()
           AND l.session_id IN (SELECT c.session_id FROM cloud_session_commands c WHERE c.status IN ('pending', 'running'))
           AND NOT EXISTS (SELECT 1 FROM cloud_worker_heartbeats h
             WHERE h.worker_id = $1 AND h.status IN ('draining', 'paused', 'revoked'))
-        LIMIT $2
+        LIMIT (SELECT n FROM allowance)
         FOR UPDATE OF l SKIP LOCKED
       ),
       claimed AS (
@@ -44,15 +98,21 @@ export const make = Effect.gen(function*() {
           expires_at = now() + make_interval(secs => $3::float8 / 1000),
           claimed_at = now(), renewed_at = now()
         FROM candidates WHERE l.session_id = candidates.session_id
-        RETURNING l.session_id, l.epoch
+        RETURNING l.session_id, l.epoch, l.checkpoint_version
       ),
       recovered AS (${recoverRunning("claimed", "$4")})
-      SELECT claimed.session_id, claimed.epoch::float8 AS epoch,
+      SELECT claimed.session_id, claimed.epoch::float8 AS epoch, claimed.checkpoint_version::float8 AS checkpoint_version,
         (SELECT count(*) FROM recovered) AS recovered
       FROM claimed`,
-      [workerId, limit, ttlMs, maxAttempts]
-    ).pipe(Effect.orDie)
-    return rows.map((row): Lease => ({ sessionId: row.session_id, workerId, epoch: Number(row.epoch) }))
+      [workerId, limit, ttlMs, maxAttempts, credentialId, secretHash]
+    )
+    const rows = yield* sql.withTransaction(Effect.andThen(lockPool, claimStatement)).pipe(Effect.orDie)
+    return rows.map((row): Lease => ({
+      sessionId: row.session_id,
+      workerId,
+      epoch: Number(row.epoch),
+      checkpointVersion: Number(row.checkpoint_version)
+    }))
   })
 
   const fenced = (lease: Lease, operation: string, statement: string, extra: ReadonlyArray<unknown> = []) =>
@@ -68,7 +128,7 @@ export const make = Effect.gen(function*() {
   const renew = Effect.fn("LeaseStore.renew")(function*(lease: Lease, ttlMs: number) {
     yield* fenced(lease, "renew", `UPDATE cloud_worker_leases l
       SET expires_at = now() + make_interval(secs => $4::float8 / 1000), renewed_at = now()
-      WHERE ${LIVE} RETURNING true AS ok`, [ttlMs])
+      WHERE ${LIVE} AND ${mayRenew("l.worker_id")} RETURNING true AS ok`, [ttlMs])
   })
 
   const releaseIfIdle = Effect.fn("LeaseStore.releaseIfIdle")(function*(lease: Lease) {

@@ -1,5 +1,5 @@
-import type { WorkerHeartbeat } from "@cowork/domain"
-import { Context, type Effect } from "effect"
+import type { WorkerHeartbeat, WorkerRefused } from "@cowork/domain"
+import { Context, type Effect, type Redacted } from "effect"
 
 export interface HeartbeatInput {
   readonly workerId: string
@@ -11,11 +11,16 @@ export interface HeartbeatInput {
   readonly capabilities: ReadonlyArray<string>
   readonly currentLoad: number
   readonly activeWorkIds: ReadonlyArray<string>
+  /** A managed worker's `ocw_<id>_<secret>`; checked on every beat. */
+  readonly credential?: Redacted.Redacted<string> | undefined
 }
 
 export class Heartbeats extends Context.Service<Heartbeats, {
-  /** Upserts this process's heartbeat; `last_seen_at` is the database clock. */
-  readonly beat: (input: HeartbeatInput) => Effect.Effect<void>
+  /**
+   * Upserts this process's heartbeat; `last_seen_at` is the database clock. A registered worker must present a
+   * valid credential and not be retired or revoked, else `WorkerRefused` and nothing is written.
+   */
+  readonly beat: (input: HeartbeatInput) => Effect.Effect<void, WorkerRefused>
   /** Every heartbeat with its age; `fresh` when younger than `freshWithinMs`. */
   readonly list: (freshWithinMs: number) => Effect.Effect<ReadonlyArray<WorkerHeartbeat>>
 }>()("cowork/Heartbeats") {}

@@ -1,5 +1,5 @@
 import type { Lease, StaleOwner } from "@cowork/domain"
-import { Context, type Effect } from "effect"
+import { Context, type Effect, type Redacted } from "effect"
 
 export interface ReapResult {
   /** Expired leases recovered this tick. */
@@ -27,8 +27,18 @@ export class LeaseStore extends Context.Service<LeaseStore, {
    * Claims up to `limit` runnable sessions (a pending command, no live lease) with `FOR UPDATE SKIP LOCKED`.
    * A claim also returns any command still `running` under an older epoch to `pending` (attempt_count + 1, or
    * `dead` past `maxAttempts`), so the new owner re-runs it.
+   *
+   * A registered (managed) worker claims only while it is `active` in an `active` pool and presents a valid
+   * `credential` (`ocw_<id>_<secret>`), within the pool's `maxConcurrentWork` and `maxWorkers`; an unregistered
+   * worker without a credential is unmanaged and claims as before.
    */
-  readonly claim: (workerId: string, limit: number, ttlMs: number, maxAttempts: number) => Effect.Effect<ReadonlyArray<Lease>>
+  readonly claim: (
+    workerId: string,
+    limit: number,
+    ttlMs: number,
+    maxAttempts: number,
+    credential?: Redacted.Redacted<string>
+  ) => Effect.Effect<ReadonlyArray<Lease>>
   /** Extends the lease by `ttlMs` from now (database clock). Fails with `StaleOwner` if it is no longer live. */
   readonly renew: (lease: Lease, ttlMs: number) => Effect.Effect<void, StaleOwner>
   /**

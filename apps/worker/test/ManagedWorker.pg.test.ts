@@ -1,0 +1,112 @@
+import { PgCommandQueue, PgEventLog, PgHeartbeats, PgLeaseStore } from "@cowork/postgres"
+import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
+import { Metrics } from "@cowork/observability"
+import { ScriptedRuntime } from "@cowork/runtime"
+import { ChangeFeed, Heartbeats, WorkerRegistry } from "@cowork/services"
+import { WorkerConfig, type WorkerSettings } from "@cowork/worker"
+import * as WorkerRole from "@cowork/worker/WorkerRole"
+import { assert, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Scope, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import { commandRow, createSession, enqueue } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
+import * as TestDatabase from "../../../test/support/TestDatabase.ts"
+
+const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
+  sessionChanges: Effect.succeed(Stream.never),
+  commandSignals: Effect.succeed(Stream.never),
+  notifyCommand: () => Effect.void,
+  listeners: Effect.succeed([])
+}))
+
+const Env = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgHeartbeats.layer, PgWorkerRegistry.layer).pipe(
+  Layer.provideMerge(Layer.merge(SilentChangeFeed, ScriptedRuntime.layer)),
+  Layer.provideMerge(TestDatabase.layer())
+)
+
+const operator = { orgId: null, actor: "test:operator" }
+
+const startWorker = (settings: Partial<WorkerSettings>) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    yield* Layer.buildWithScope(
+      WorkerRole.layerNoDeps.pipe(
+        Layer.provide(WorkerConfig.layerWith({ pollIntervalMs: 50, heartbeatIntervalMs: 50, leaseTtlMs: 3_000, ...settings })),
+        Layer.provideMerge(Metrics.layerTest("worker"))
+      ),
+      scope
+    )
+    return scope
+  })
+
+const within = <R>(check: Effect.Effect<boolean, unknown, R>, what: string, deadlineMs = 15_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + deadlineMs
+    while (Date.now() < deadline) {
+      if (yield* check) return
+      yield* Effect.sleep(20)
+    }
+    assert.fail(`not within ${deadlineMs}ms: ${what}`)
+  })
+
+const heartbeatOf = (workerId: string) =>
+  Effect.gen(function*() {
+    const heartbeats = yield* Heartbeats
+    return (yield* heartbeats.list(60_000)).find((beat) => beat.workerId === workerId)
+  })
+
+it.layer(Env, { timeout: 60_000, excludeTestServices: true })("managed WorkerRole on Postgres", (it) => {
+  it.effect("a draining worker finishes its session, claims nothing new, and its heartbeat load reaches zero", () =>
+    Effect.gen(function*() {
+      const registry = yield* WorkerRegistry
+      const sql = yield* SqlClient.SqlClient
+      const pool = yield* registry.createPool({ name: "drain", mode: "self_hosted", maxWorkers: 1, maxConcurrentWork: 4 }, operator)
+      const worker = yield* registry.registerWorker({ poolId: pool.id, id: "worker-managed" }, operator)
+      const { plaintext } = yield* registry.issueCredential(worker.id, {}, operator)
+      yield* registry.transition(worker.id, "activate", operator, 15_000)
+
+      yield* createSession("ses_busy")
+      yield* enqueue("ses_busy", "cmd_busy_1", "prompt", "[[slow:150]] first")
+      const scope = yield* startWorker({ workerId: worker.id, credential: plaintext })
+      yield* within(
+        Effect.map(heartbeatOf(worker.id), (beat) => beat?.activeWorkIds.includes("ses_busy") === true),
+        "the worker holds the busy session"
+      )
+
+      yield* registry.transition(worker.id, "drain", operator, 15_000)
+      // Work queued on the held session still runs (its lease is renewed); a new session is not claimed.
+      yield* enqueue("ses_busy", "cmd_busy_2", "prompt", "[[slow:100]] second")
+      yield* createSession("ses_new")
+      yield* enqueue("ses_new", "cmd_new", "prompt", "hello")
+      yield* within(Effect.map(commandRow("cmd_busy_2"), (row) => row.status === "acked"), "held session drained")
+      yield* within(
+        Effect.map(heartbeatOf(worker.id), (beat) =>
+          beat !== undefined && beat.status === "draining" && beat.currentLoad === 0 && beat.activeWorkIds.length === 0),
+        "heartbeat shows draining with currentLoad=0 and activeWorkIds=[]"
+      )
+      yield* Effect.sleep(300)
+      assert.strictEqual((yield* commandRow("cmd_new")).status, "pending", "the draining worker claimed nothing new")
+      const lease = yield* sql<{ worker_id: string | null }>`SELECT worker_id FROM cloud_worker_leases WHERE session_id = 'ses_new'`
+      assert.isNull(lease[0]!.worker_id)
+
+      yield* registry.transition(worker.id, "resume", operator, 15_000)
+      yield* within(Effect.map(commandRow("cmd_new"), (row) => row.status === "acked"), "resumed worker claims again")
+      yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.effect("a worker whose credential is revoked stops heartbeating and claims nothing", () =>
+    Effect.gen(function*() {
+      const registry = yield* WorkerRegistry
+      const pool = yield* registry.createPool({ name: "revoke", mode: "self_hosted", maxWorkers: 1, maxConcurrentWork: 4 }, operator)
+      const worker = yield* registry.registerWorker({ poolId: pool.id, id: "worker-revoked" }, operator)
+      const issued = yield* registry.issueCredential(worker.id, {}, operator)
+      yield* registry.transition(worker.id, "activate", operator, 15_000)
+      yield* registry.revokeCredential(worker.id, issued.credential.id, operator)
+      yield* createSession("ses_revoked")
+      yield* enqueue("ses_revoked", "cmd_revoked", "prompt", "hello")
+      const scope = yield* startWorker({ workerId: worker.id, credential: issued.plaintext })
+      yield* Effect.sleep(400)
+      assert.strictEqual((yield* commandRow("cmd_revoked")).status, "pending")
+      assert.isUndefined(yield* heartbeatOf(worker.id), "no heartbeat is written with a revoked credential")
+      yield* Scope.close(scope, Exit.void)
+    }))
+})

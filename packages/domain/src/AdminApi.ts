@@ -1,0 +1,124 @@
+import { Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { ApiBadRequest, ApiConflict, ApiNotFound, Authentication, RequiredScopes } from "./ApiCore.ts"
+import { PoolMode, PoolStatus, RegisteredWorker, WorkerCredentialView, WorkerPool } from "./WorkerPlane.ts"
+
+/**
+ * Operator routes of the worker service plane: pools, worker lifecycle, worker credentials. Operator or admin
+ * tokens; a plaintext credential appears only in the response to issue and rotate.
+ */
+
+const Name = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(100))
+const Capabilities = Schema.Array(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(64))).check(Schema.isMaxLength(32))
+const Region = Schema.NullOr(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(64)))
+const Count = Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 100_000 }))
+const Id = Schema.String.check(Schema.isMaxLength(100))
+
+export const CreatePoolBody = Schema.Struct({
+  name: Name,
+  mode: PoolMode,
+  maxWorkers: Count,
+  maxConcurrentWork: Count,
+  region: Schema.optional(Region),
+  capabilities: Schema.optional(Capabilities)
+})
+
+export const UpdatePoolBody = Schema.Struct({
+  name: Schema.optional(Name),
+  mode: Schema.optional(PoolMode),
+  maxWorkers: Schema.optional(Count),
+  maxConcurrentWork: Schema.optional(Count),
+  region: Schema.optional(Region),
+  capabilities: Schema.optional(Capabilities),
+  status: Schema.optional(PoolStatus)
+})
+
+export const RegisterWorkerBody = Schema.Struct({
+  poolId: Id,
+  name: Schema.optional(Name),
+  /** The id the worker will run with (`OPEN_COWORK_CLOUD_WORKER_ID`); generated when absent. */
+  id: Schema.optional(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/)))
+})
+
+const Seconds = Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 365 * 24 * 3600 }))
+
+export const IssueCredentialBody = Schema.Struct({ expiresInSeconds: Schema.optional(Seconds.check(Schema.isGreaterThan(0))) })
+export const RotateCredentialBody = Schema.Struct({
+  expiresInSeconds: Schema.optional(Seconds.check(Schema.isGreaterThan(0))),
+  /** The old credential stays valid at most this long (default: until revoked or expired). */
+  graceSeconds: Schema.optional(Seconds)
+})
+
+export const PoolEnvelope = Schema.Struct({ pool: WorkerPool })
+export const PoolList = Schema.Struct({ pools: Schema.Array(WorkerPool) })
+export const WorkerEnvelope = Schema.Struct({ worker: RegisteredWorker })
+export const WorkerList = Schema.Struct({ workers: Schema.Array(RegisteredWorker) })
+export const CredentialEnvelope = Schema.Struct({ credential: WorkerCredentialView })
+export const CredentialList = Schema.Struct({ credentials: Schema.Array(WorkerCredentialView) })
+/** Issue / rotate: the one response that carries the plaintext `ocw_<id>_<secret>`. */
+export const IssuedCredential = Schema.Struct({ credential: WorkerCredentialView, secret: Schema.String })
+
+const poolParams = { id: Id }
+const workerParams = { id: Id }
+const credentialParams = { id: Id, cid: Id }
+
+const lifecycle = (action: "activate" | "pause" | "drain" | "resume" | "retire" | "revoke") =>
+  HttpApiEndpoint.post(action, `/api/admin/workers/:id/${action}`, {
+    params: workerParams,
+    success: WorkerEnvelope,
+    error: [ApiNotFound, ApiConflict]
+  })
+
+export class WorkerAdminApi extends HttpApiGroup.make("workerAdmin")
+  .add(
+    HttpApiEndpoint.get("listPools", "/api/admin/worker-pools", { success: PoolList }),
+    HttpApiEndpoint.post("createPool", "/api/admin/worker-pools", {
+      payload: CreatePoolBody,
+      success: PoolEnvelope.pipe(HttpApiSchema.status(201)),
+      error: ApiBadRequest
+    }),
+    HttpApiEndpoint.patch("updatePool", "/api/admin/worker-pools/:id", {
+      params: poolParams,
+      payload: UpdatePoolBody,
+      success: PoolEnvelope,
+      error: [ApiBadRequest, ApiNotFound]
+    }),
+    HttpApiEndpoint.get("listWorkers", "/api/admin/workers", { success: WorkerList }),
+    HttpApiEndpoint.post("registerWorker", "/api/admin/workers", {
+      payload: RegisterWorkerBody,
+      success: WorkerEnvelope.pipe(HttpApiSchema.status(201)),
+      error: [ApiBadRequest, ApiNotFound, ApiConflict]
+    }).annotate(OpenApi.Description, "Registers a worker in `pending`; activate it once it heartbeats with its credential."),
+    lifecycle("activate"),
+    lifecycle("pause"),
+    lifecycle("drain"),
+    lifecycle("resume"),
+    lifecycle("retire"),
+    lifecycle("revoke"),
+    HttpApiEndpoint.get("listCredentials", "/api/admin/workers/:id/credentials", {
+      params: workerParams,
+      success: CredentialList,
+      error: ApiNotFound
+    }),
+    HttpApiEndpoint.post("issueCredential", "/api/admin/workers/:id/credentials", {
+      params: workerParams,
+      payload: IssueCredentialBody,
+      success: IssuedCredential.pipe(HttpApiSchema.status(201)),
+      error: [ApiBadRequest, ApiNotFound, ApiConflict]
+    }).annotate(OpenApi.Description, "The plaintext `secret` is in this response only; store it in the secret manager."),
+    HttpApiEndpoint.post("rotateCredential", "/api/admin/workers/:id/credentials/:cid/rotate", {
+      params: credentialParams,
+      payload: RotateCredentialBody,
+      success: IssuedCredential.pipe(HttpApiSchema.status(201)),
+      error: [ApiBadRequest, ApiNotFound, ApiConflict]
+    }),
+    HttpApiEndpoint.post("revokeCredential", "/api/admin/workers/:id/credentials/:cid/revoke", {
+      params: credentialParams,
+      success: CredentialEnvelope,
+      error: ApiNotFound
+    })
+  )
+  .middleware(Authentication)
+  .annotate(RequiredScopes, ["operator", "admin"])
+  .annotateMerge(OpenApi.annotations({ title: "Worker admin", description: "Worker pools, worker lifecycle and worker credentials" }))
+{}
