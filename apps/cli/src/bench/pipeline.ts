@@ -27,7 +27,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
-import { openSse } from "./SseReader.ts"
+import { openSse } from "@cowork/client"
 import { freePort } from "@cowork/postgres/EmbeddedPostgres"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
@@ -153,7 +153,7 @@ const measureLatency = async (stack: Stack): Promise<LatencyResult> => {
     openSse(`${stack.baseUrl}/api/sessions/${sessionId}/events`, { authorization: `Bearer ${stack.token}` }, controller.signal, (frame) => {
       const now = performance.now()
       const current = pending.get(sessionId)
-      if (current === undefined || frame.event === undefined || !WORKER_EVENT_TYPES.has(frame.event)) return
+      if (current === undefined || !WORKER_EVENT_TYPES.has(frame.event)) return
       current.firstEvent ??= now
       if (frame.event === "assistant.message") current.firstDelta ??= now
       if (frame.event === "session.idle") {

@@ -1,12 +1,7 @@
+import { makeFrameReader, type SseFrame } from "@cowork/client"
 import { Effect } from "effect"
 
-export interface SseFrame {
-  readonly id?: string
-  readonly event?: string
-  readonly data?: string
-  readonly retry?: string
-  readonly comment?: string
-}
+export type { SseFrame }
 
 /** A minimal SSE reader over fetch: frames are parsed as they arrive; `close` aborts the connection. */
 export interface SseConnection {
@@ -18,22 +13,6 @@ export interface SseConnection {
   /** Resolves when the server ends the stream. */
   readonly ended: Effect.Effect<void>
   readonly close: Effect.Effect<void>
-}
-
-const parseFrame = (block: string): SseFrame | undefined => {
-  const frame: Record<string, string> = {}
-  for (const line of block.split("\n")) {
-    if (line === "") continue
-    if (line.startsWith(":")) {
-      frame.comment = line.slice(1).trim()
-      continue
-    }
-    const index = line.indexOf(":")
-    const field = index === -1 ? line : line.slice(0, index)
-    const value = index === -1 ? "" : line.slice(index + 1).replace(/^ /, "")
-    frame[field] = frame[field] === undefined || field !== "data" ? value : `${frame[field]}\n${value}`
-  }
-  return Object.keys(frame).length === 0 ? undefined : frame
 }
 
 export const connect = (url: string, headers: Record<string, string>) =>
@@ -54,22 +33,16 @@ export const connect = (url: string, headers: Record<string, string>) =>
       })
       const pump = async () => {
         if (response.body === null) return
-        const reader = response.body.getReader()
-        const decoder = new TextDecoder()
-        let buffer = ""
+        const parser = makeFrameReader((frame) => {
+          frames.push(frame)
+          notify()
+        })
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
         try {
           while (true) {
             const { done, value } = await reader.read()
             if (done) break
-            buffer += decoder.decode(value, { stream: true })
-            let boundary = buffer.indexOf("\n\n")
-            while (boundary !== -1) {
-              const frame = parseFrame(buffer.slice(0, boundary))
-              buffer = buffer.slice(boundary + 2)
-              if (frame !== undefined) frames.push(frame)
-              boundary = buffer.indexOf("\n\n")
-            }
-            notify()
+            parser.feed(value)
           }
         } catch {
           // aborted by close
