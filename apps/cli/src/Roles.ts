@@ -7,8 +7,11 @@ import * as PgLeaseStore from "@cowork/postgres/PgLeaseStore"
 import * as PgProjections from "@cowork/postgres/PgProjections"
 import * as PgSessionStore from "@cowork/postgres/PgSessionStore"
 import * as PgTokens from "@cowork/postgres/PgTokens"
+import * as PgArtifacts from "@cowork/postgres/PgArtifacts"
 import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
 import { ScriptedRuntime } from "@cowork/runtime"
+import type { ObjectStore } from "@cowork/services"
+import { ObjectStoreConfig } from "@cowork/storage"
 import * as WebRole from "@cowork/web"
 import * as WorkerRole from "@cowork/worker"
 import { type Effect, Layer } from "effect"
@@ -25,7 +28,8 @@ const webAdapters = Layer.mergeAll(
   PgHeartbeats.layer,
   PgCommandQueue.layer,
   PgProjections.layer,
-  PgWorkerRegistry.layer
+  PgWorkerRegistry.layer,
+  PgArtifacts.layer
 )
 
 const workerAdapters = Layer.mergeAll(
@@ -51,8 +55,16 @@ const database = (role: RoleName) =>
 const observability = (role: RoleName) =>
   Layer.mergeAll(Metrics.layer(role), Tracing.layer(role), Logging.layerStderr(role))
 
-const run = (role: RoleName, roleLayer: Layer.Layer<never, unknown, Layer.Success<ReturnType<typeof database>> | Metrics>) =>
-  Layer.launch(roleLayer.pipe(Layer.provide(database(role)), Layer.provide(observability(role))))
+/** The process's one object store (artifacts on web, checkpoints on workers): OPEN_COWORK_OBJECT_STORE_URI. */
+const run = (
+  role: RoleName,
+  roleLayer: Layer.Layer<never, unknown, Layer.Success<ReturnType<typeof database>> | Metrics | ObjectStore>
+) =>
+  Layer.launch(roleLayer.pipe(
+    Layer.provide(ObjectStoreConfig.layerConfig),
+    Layer.provide(database(role)),
+    Layer.provide(observability(role))
+  ))
 
 /**
  * Runs the process for a role, adapters and database included, until interrupted. Split roles need

@@ -2,10 +2,14 @@ import { methodLabel, Metrics, redactDeep, routeLabel, statusLabel } from "@cowo
 import { HttpApiError } from "effect/http-api"
 import { ByteSize, Cause, Clock, Context, Effect, Layer, SchemaIssue, type Types } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { artifactSettings } from "./ArtifactHandlers.ts"
 import { errorResponse } from "./ErrorResponse.ts"
 
 /** Largest request body any route accepts. */
 export const MAX_BODY_BYTES = 1024 * 1024
+
+/** Artifact uploads stream to the object store under their own, larger limit (OPEN_COWORK_CLOUD_ARTIFACT_MAX_BYTES). */
+const ARTIFACT_UPLOAD = /^\/api\/sessions\/[^/?]+\/artifacts\/?(\?|$)/
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -94,6 +98,7 @@ const redactErrorBody = (response: HttpServerResponse.HttpServerResponse) => {
 export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | Metrics> = HttpRouter.middleware(
   Effect.gen(function*() {
     const metrics = yield* Metrics
+    const artifacts = yield* artifactSettings.pipe(Effect.orDie)
     return (httpEffect) =>
       Effect.gen(function*() {
         const started = yield* Clock.currentTimeMillis
@@ -101,20 +106,23 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | Metrics> =
         const incoming = request.headers["x-request-id"]
         const requestId = incoming !== undefined && REQUEST_ID_PATTERN.test(incoming) ? incoming : globalThis.crypto.randomUUID()
         const declaredLength = Number(request.headers["content-length"] ?? 0)
+        const upload = request.method === "POST" && ARTIFACT_UPLOAD.test(request.url)
+        const limitBytes = upload ? artifacts.maxBytes : MAX_BODY_BYTES
         // The router puts the matched route in the fiber's context; read it before provideService restores that.
         let template: string | undefined
         const captureRoute = Effect.withFiber((fiber) => {
           template = Context.getOrUndefined(fiber.context, HttpRouter.RouteContext)?.route.path
           return Effect.void
         })
-        const response = declaredLength > MAX_BODY_BYTES
-          ? errorResponse(413, `request body exceeds ${MAX_BODY_BYTES} bytes`, {
-            details: { limitBytes: MAX_BODY_BYTES },
+        const response = declaredLength > limitBytes
+          ? errorResponse(413, `request body exceeds ${limitBytes} bytes`, {
+            details: { limitBytes },
             headers: { connection: "close" }
           })
           : yield* httpEffect.pipe(
             Effect.ensuring(captureRoute),
-            Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(MAX_BODY_BYTES)),
+            // One byte of headroom on uploads so the artifact handler's own limit answers first, naming it.
+            Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(upload ? limitBytes + 1 : limitBytes)),
             Effect.map(reshapeBareError),
             Effect.catchCause(causeToResponse),
             Effect.map(redactErrorBody),

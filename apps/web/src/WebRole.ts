@@ -1,11 +1,14 @@
 import { Api } from "@cowork/domain"
 import { PgChangeFeed, PgCommandQueue, PgEventLog, PgHeartbeats, PgProjections, PgSessionStore, PgTokens } from "@cowork/postgres"
+import * as PgArtifacts from "@cowork/postgres/PgArtifacts"
 import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
+import { ObjectStoreConfig } from "@cowork/storage"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
 import { type Etag, type HttpPlatform, HttpRouter, type HttpServer, type HttpServerError } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { createServer } from "node:http"
+import * as ArtifactHandlers from "./ArtifactHandlers.ts"
 import * as AuthenticationLive from "./AuthenticationLive.ts"
 import * as HealthHandlers from "./HealthHandlers.ts"
 import * as OperatorHandlers from "./OperatorHandlers.ts"
@@ -18,7 +21,7 @@ import { WebLifecycle } from "./WebLifecycle.ts"
 /** Every route of the web role, derived from the one `Api` definition, plus `/openapi.json` and `/docs`. */
 export const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([HealthHandlers.layer, SessionHandlers.layer, OperatorHandlers.layer, WorkerAdminHandlers.layer]),
+    Layer.provide([HealthHandlers.layer, SessionHandlers.layer, OperatorHandlers.layer, WorkerAdminHandlers.layer, ArtifactHandlers.layer]),
     Layer.provide(AuthenticationLive.layer)
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
@@ -61,7 +64,9 @@ export const layerPgServices = Layer.mergeAll(
   PgHeartbeats.layer,
   PgCommandQueue.layer,
   PgProjections.layer,
-  PgWorkerRegistry.layer
+  PgWorkerRegistry.layer,
+  // Artifact bytes go to the object store from OPEN_COWORK_OBJECT_STORE_URI (default <dataDir>/objects).
+  PgArtifacts.layer.pipe(Layer.provideMerge(ObjectStoreConfig.layerConfig))
 )
 
 /** The web role over Postgres: requires only `PgClient` / `SqlClient`. */

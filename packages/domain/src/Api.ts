@@ -2,6 +2,7 @@ import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import type { TokenScope } from "./Auth.ts"
 import { WorkerAdminApi } from "./AdminApi.ts"
+import { ArtifactsApi } from "./ArtifactsApi.ts"
 import {
   ApiBadRequest,
   ApiConflict,
@@ -280,6 +281,7 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(SessionsApi)
   .add(OperatorApi)
   .add(WorkerAdminApi)
+  .add(ArtifactsApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}
 

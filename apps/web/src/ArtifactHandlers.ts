@@ -1,0 +1,122 @@
+import {
+  Api,
+  apiError,
+  ApiUnsupportedMediaType,
+  CurrentPrincipal,
+  DEFAULT_ARTIFACT_CONTENT_TYPES,
+  DEFAULT_ARTIFACT_MAX_BYTES,
+  DEFAULT_PAGE_SIZE,
+  isArtifactName
+} from "@cowork/domain"
+import { Artifacts } from "@cowork/services"
+import { Config, Effect, Stream } from "effect"
+import { HttpServerResponse } from "effect/http"
+import { HttpApiBuilder } from "effect/http-api"
+
+const CURSOR_PATTERN = /^[A-Za-z0-9_-]{1,200}$/
+
+/** Uploads answer with these limits; the request guard lets this one route exceed its JSON body limit. */
+export const artifactSettings = Effect.gen(function*() {
+  const maxBytes = yield* Config.Int("OPEN_COWORK_CLOUD_ARTIFACT_MAX_BYTES").pipe(Config.withDefault(DEFAULT_ARTIFACT_MAX_BYTES))
+  const types = yield* Config.String("OPEN_COWORK_CLOUD_ARTIFACT_CONTENT_TYPES").pipe(Config.withDefault(""))
+  const allowed = types.trim() === ""
+    ? DEFAULT_ARTIFACT_CONTENT_TYPES
+    : types.split(",").map((type) => type.trim().toLowerCase()).filter((type) => type !== "")
+  return { maxBytes, allowedContentTypes: allowed }
+})
+
+const mediaType = (header: string | undefined) => header?.split(";")[0]?.trim().toLowerCase() ?? ""
+
+/** `attachment; filename*=UTF-8''...`: the stored name, percent-encoded so no header injection is possible. */
+const contentDisposition = (name: string) => `attachment; filename*=UTF-8''${encodeURIComponent(name)}`
+
+const storeErrors = <A, R>(effect: Effect.Effect<A, { readonly _tag: string; readonly message?: string }, R>) =>
+  Effect.mapError(effect, (error) => {
+    switch (error._tag) {
+      case "NotFound":
+        return apiError.notFound(error.message ?? "not found")
+      case "ArtifactTooLarge":
+        return apiError.payloadTooLarge("artifact exceeds the size limit", { limitBytes: (error as unknown as { limitBytes: number }).limitBytes })
+      case "InvalidObjectKey":
+        return apiError.badRequest("invalid artifact location")
+      default:
+        return apiError.unavailable("the object store is unavailable; retry later")
+    }
+  })
+
+export const layer = HttpApiBuilder.group(Api, "artifacts", Effect.fn(function*(handlers) {
+  const artifacts = yield* Artifacts
+  const settings = yield* artifactSettings
+
+  const pageOf = (cursor: string | undefined) =>
+    cursor !== undefined && !CURSOR_PATTERN.test(cursor)
+      ? Effect.fail(apiError.badRequest("invalid query field `cursor`", { field: "cursor" }))
+      : Effect.void
+
+  return handlers
+    .handleRaw("upload", ({ params, query, request }) =>
+      Effect.gen(function*() {
+        const principal = yield* CurrentPrincipal
+        const contentType = mediaType(request.headers["content-type"])
+        if (contentType === "") {
+          return yield* apiError.badRequest("missing `Content-Type` header: send the artifact's media type", { field: "content-type" })
+        }
+        if (!settings.allowedContentTypes.includes(contentType)) {
+          return yield* new ApiUnsupportedMediaType({
+            error: {
+              code: "unsupported_media_type",
+              message: `content type \`${contentType}\` is not allowed for artifacts`,
+              details: { contentType, allowed: settings.allowedContentTypes }
+            }
+          })
+        }
+        const declared = Number(request.headers["content-length"] ?? 0)
+        if (declared > settings.maxBytes) {
+          return yield* apiError.payloadTooLarge(`artifact exceeds ${settings.maxBytes} bytes`, { limitBytes: settings.maxBytes })
+        }
+        const name = query.name ?? "artifact"
+        if (!isArtifactName(name)) {
+          return yield* apiError.badRequest("invalid query field `name`: 1-255 characters, no slashes or control characters", { field: "name" })
+        }
+        const artifact = yield* artifacts.create({
+          orgId: principal.orgId,
+          sessionId: params.id,
+          name,
+          contentType,
+          createdBy: `token:${principal.tokenId}`,
+          body: Stream.orDie(request.stream),
+          maxBytes: settings.maxBytes
+        }).pipe(storeErrors)
+        return { artifact }
+      }))
+    .handle("listForSession", ({ params, query }) =>
+      Effect.gen(function*() {
+        const principal = yield* CurrentPrincipal
+        yield* pageOf(query.cursor)
+        return yield* artifacts.list(principal.orgId, {
+          sessionId: params.id,
+          limit: query.limit ?? DEFAULT_PAGE_SIZE,
+          cursor: query.cursor
+        }).pipe(storeErrors)
+      }))
+    .handle("download", ({ params }) =>
+      Effect.gen(function*() {
+        const principal = yield* CurrentPrincipal
+        const { artifact, body } = yield* artifacts.open(principal.orgId, params.id, params.aid).pipe(storeErrors)
+        return HttpServerResponse.stream(body.body, {
+          contentType: artifact.contentType,
+          contentLength: artifact.sizeBytes,
+          headers: {
+            "content-disposition": contentDisposition(artifact.name),
+            "x-content-type-options": "nosniff",
+            "cache-control": "private, no-store"
+          }
+        })
+      }))
+    .handle("list", ({ query }) =>
+      Effect.gen(function*() {
+        const principal = yield* CurrentPrincipal
+        yield* pageOf(query.cursor)
+        return yield* artifacts.list(principal.orgId, { limit: query.limit ?? DEFAULT_PAGE_SIZE, cursor: query.cursor }).pipe(storeErrors)
+      }))
+}))

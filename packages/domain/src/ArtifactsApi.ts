@@ -1,0 +1,53 @@
+import { Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { ApiBadRequest, ApiNotFound, ApiPayloadTooLarge, ApiUnavailable, Authentication, RequiredScopes } from "./ApiCore.ts"
+import { Artifact, ArtifactPage } from "./Artifact.ts"
+
+/** 415: the upload's content type is not on the allow-list. */
+export class ApiUnsupportedMediaType extends Schema.Error<ApiUnsupportedMediaType>("ApiUnsupportedMediaType")({
+  error: Schema.Struct({
+    code: Schema.String,
+    message: Schema.String,
+    details: Schema.optional(Schema.Record(Schema.String, Schema.Unknown))
+  })
+}, { httpApiStatus: 415 }) {}
+
+const Id = Schema.String.check(Schema.isMaxLength(100))
+const pageQuery = {
+  limit: Schema.optional(Schema.FiniteFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 100 }))),
+  cursor: Schema.optional(Schema.String.check(Schema.isMaxLength(200)))
+}
+
+export class ArtifactsApi extends HttpApiGroup.make("artifacts")
+  .add(
+    HttpApiEndpoint.post("upload", "/api/sessions/:id/artifacts", {
+      params: { id: Id },
+      query: { name: Schema.optional(Schema.String) },
+      payload: HttpApiSchema.StreamUint8Array({ contentType: "application/octet-stream" }),
+      success: Schema.Struct({ artifact: Artifact }).pipe(HttpApiSchema.status(201)),
+      error: [ApiBadRequest, ApiNotFound, ApiPayloadTooLarge, ApiUnsupportedMediaType, ApiUnavailable]
+    }).annotate(
+      OpenApi.Description,
+      "The raw bytes are the body; `Content-Type` must be on the allow-list (415 otherwise), the size at most OPEN_COWORK_CLOUD_ARTIFACT_MAX_BYTES (413). `?name=` names the file. Appends `artifact.created` to the session."
+    ),
+    HttpApiEndpoint.get("listForSession", "/api/sessions/:id/artifacts", {
+      params: { id: Id },
+      query: pageQuery,
+      success: ArtifactPage,
+      error: [ApiBadRequest, ApiNotFound]
+    }),
+    HttpApiEndpoint.get("download", "/api/sessions/:id/artifacts/:aid", {
+      params: { id: Id, aid: Id },
+      success: HttpApiSchema.StreamUint8Array(),
+      error: [ApiNotFound, ApiUnavailable]
+    }).annotate(OpenApi.Description, "Streams the bytes from the object store with the stored content type."),
+    HttpApiEndpoint.get("list", "/api/artifacts", {
+      query: pageQuery,
+      success: ArtifactPage,
+      error: ApiBadRequest
+    })
+  )
+  .middleware(Authentication)
+  .annotate(RequiredScopes, ["web", "admin"])
+  .annotateMerge(OpenApi.annotations({ title: "Artifacts", description: "Session files, stored in the object store" }))
+{}

@@ -1,0 +1,134 @@
+import { type Artifact, ArtifactTooLarge, makeId, NotFound } from "@cowork/domain"
+import { Artifacts, type NewArtifact, ObjectStore } from "@cowork/services"
+import { Effect, Layer, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import * as Crypto from "node:crypto"
+import { appendEvents } from "./AppendEvents.ts"
+
+interface ArtifactRow {
+  id: string
+  session_id: string
+  name: string
+  content_type: string
+  size_bytes: number
+  sha256: string
+  object_key: string
+  created_at: Date
+}
+
+const artifactOf = (row: ArtifactRow): Artifact => ({
+  id: row.id,
+  sessionId: row.session_id,
+  name: row.name,
+  contentType: row.content_type,
+  sizeBytes: Number(row.size_bytes),
+  sha256: row.sha256,
+  createdAt: new Date(row.created_at).toISOString()
+})
+
+/** Keyset cursor over `(created_at DESC, id DESC)`: the last row's time (µs-safe text) and id. */
+const encodeCursor = (row: { readonly created_at_text: string; readonly id: string }) =>
+  Buffer.from(JSON.stringify([row.created_at_text, row.id])).toString("base64url")
+
+const decodeCursor = (cursor: string): readonly [string, string] | undefined => {
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"))
+    return Array.isArray(parsed) && parsed.length === 2 && parsed.every((part) => typeof part === "string")
+      ? [parsed[0], parsed[1]]
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export const make = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const store = yield* ObjectStore
+
+  const sessionInOrg = (orgId: string, sessionId: string) =>
+    Effect.gen(function*() {
+      const rows = yield* sql.unsafe<{ id: string }>(`SELECT id FROM cloud_sessions WHERE id = $1 AND org_id = $2`, [sessionId, orgId])
+      if (rows.length === 0) return yield* new NotFound({ message: `no such session: ${sessionId}` })
+    }).pipe(Effect.catchTag("SqlError", Effect.die))
+
+  const create = <E>(input: NewArtifact<E>) =>
+    Effect.gen(function*() {
+      yield* sessionInOrg(input.orgId, input.sessionId)
+      const id = makeId("art")
+      const key = `artifacts/${input.orgId}/${input.sessionId}/${id}`
+      const hash = Crypto.createHash("sha256")
+      let size = 0
+      const metered = input.body.pipe(
+        Stream.mapEffect((chunk) => {
+          size += chunk.byteLength
+          if (size > input.maxBytes) return Effect.fail(new ArtifactTooLarge({ limitBytes: input.maxBytes }))
+          hash.update(chunk)
+          return Effect.succeed(chunk)
+        })
+      )
+      yield* store.put(key, metered, { contentType: input.contentType }).pipe(
+        // A partial upload may leave an object behind on some adapters; remove it.
+        Effect.tapError(() => store.delete(key).pipe(Effect.ignore))
+      )
+      const sha256 = hash.digest("hex")
+      const row = yield* sql.withTransaction(Effect.gen(function*() {
+        const rows = yield* sql.unsafe<ArtifactRow>(
+          `INSERT INTO cloud_artifacts (id, org_id, session_id, name, content_type, size_bytes, sha256, object_key, created_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+          [id, input.orgId, input.sessionId, input.name, input.contentType, size, sha256, key, input.createdBy]
+        )
+        yield* appendEvents(input.sessionId, [{
+          type: "artifact.created",
+          payload: { artifactId: id, name: input.name, contentType: input.contentType, sizeBytes: size, sha256 }
+        }], undefined).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+        return rows[0]!
+      })).pipe(
+        Effect.tapError(() => store.delete(key).pipe(Effect.ignore)),
+        Effect.orDie
+      )
+      return artifactOf(row)
+    }).pipe(Effect.withSpan("Artifacts.create"))
+
+  const open = Effect.fn("Artifacts.open")(function*(orgId: string, sessionId: string, artifactId: string) {
+    const rows = yield* sql.unsafe<ArtifactRow>(
+      `SELECT * FROM cloud_artifacts WHERE id = $1 AND session_id = $2 AND org_id = $3`,
+      [artifactId, sessionId, orgId]
+    ).pipe(Effect.orDie)
+    const row = rows[0]
+    if (row === undefined) return yield* new NotFound({ message: `no such artifact: ${artifactId}` })
+    const body = yield* store.get(row.object_key).pipe(
+      Effect.catchTag("ObjectNotFound", () => Effect.fail(new NotFound({ message: `artifact ${artifactId} has no stored bytes` })))
+    )
+    return { artifact: artifactOf(row), body }
+  })
+
+  const list = Effect.fn("Artifacts.list")(function*(
+    orgId: string,
+    options: { readonly sessionId?: string | undefined; readonly limit: number; readonly cursor?: string | undefined }
+  ) {
+    if (options.sessionId !== undefined) yield* sessionInOrg(orgId, options.sessionId)
+    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor)
+    const rows = yield* sql.unsafe<ArtifactRow & { created_at_text: string }>(
+      `SELECT *, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS created_at_text
+       FROM cloud_artifacts
+       WHERE org_id = $1 AND ($2::text IS NULL OR session_id = $2)
+         AND ($3::text IS NULL OR (created_at, id) < (($3::timestamp AT TIME ZONE 'UTC'), $4))
+       ORDER BY created_at DESC, id DESC LIMIT $5`,
+      [orgId, options.sessionId ?? null, after?.[0] ?? null, after?.[1] ?? null, options.limit + 1]
+    ).pipe(Effect.orDie)
+    const total = yield* sql.unsafe<{ n: number }>(
+      `SELECT count(*)::int AS n FROM cloud_artifacts WHERE org_id = $1 AND ($2::text IS NULL OR session_id = $2)`,
+      [orgId, options.sessionId ?? null]
+    ).pipe(Effect.orDie)
+    const page = rows.slice(0, options.limit)
+    return {
+      artifacts: page.map(artifactOf),
+      nextCursor: rows.length > options.limit ? encodeCursor(page.at(-1)!) : null,
+      totalEstimate: Number(total[0]!.n)
+    }
+  })
+
+  return Artifacts.of({ create, open, list })
+})
+
+export const layer = Layer.effect(Artifacts, make)

@@ -1,0 +1,34 @@
+import type { Artifact, ArtifactPage, ArtifactTooLarge, InvalidObjectKey, NotFound, ObjectStoreUnavailable } from "@cowork/domain"
+import { Context, type Effect, type Stream } from "effect"
+import type { ObjectBody } from "./ObjectStore.ts"
+
+export interface NewArtifact<E> {
+  readonly orgId: string
+  readonly sessionId: string
+  readonly name: string
+  readonly contentType: string
+  readonly createdBy: string
+  readonly body: Stream.Stream<Uint8Array, E>
+  readonly maxBytes: number
+}
+
+/**
+ * Session artifacts: bytes in the object store under `artifacts/<org>/<session>/<id>`, metadata in Postgres, and
+ * an `artifact.created` event on the session's stream once both are durable.
+ */
+export class Artifacts extends Context.Service<Artifacts, {
+  readonly create: <E>(
+    input: NewArtifact<E>
+  ) => Effect.Effect<Artifact, NotFound | ArtifactTooLarge | ObjectStoreUnavailable | InvalidObjectKey | E>
+  /** The artifact's metadata and its bytes as a stream. */
+  readonly open: (
+    orgId: string,
+    sessionId: string,
+    artifactId: string
+  ) => Effect.Effect<{ readonly artifact: Artifact; readonly body: ObjectBody }, NotFound | ObjectStoreUnavailable | InvalidObjectKey>
+  /** Newest first; `sessionId` undefined lists the whole org. NotFound for a session outside the org. */
+  readonly list: (
+    orgId: string,
+    options: { readonly sessionId?: string | undefined; readonly limit: number; readonly cursor?: string | undefined }
+  ) => Effect.Effect<ArtifactPage, NotFound>
+}>()("cowork/Artifacts") {}
