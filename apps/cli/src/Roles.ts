@@ -11,7 +11,8 @@ import * as PgArtifacts from "@cowork/postgres/PgArtifacts"
 import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
 import { ScriptedRuntime } from "@cowork/runtime"
 import type { ObjectStore } from "@cowork/services"
-import { ObjectStoreConfig } from "@cowork/storage"
+import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
+import { CheckpointStore, ObjectStoreConfig } from "@cowork/storage"
 import * as WebRole from "@cowork/web"
 import * as WorkerRole from "@cowork/worker"
 import { type Effect, Layer } from "effect"
@@ -39,7 +40,9 @@ const workerAdapters = Layer.mergeAll(
   PgHeartbeats.layer,
   PgChangeFeed.layer,
   PgProjections.layer,
-  ScriptedRuntime.layerConfig
+  ScriptedRuntime.layerConfig,
+  // Checkpoints: chunks and manifests in the object store, sealed with the org key from the local key file.
+  CheckpointStore.layer.pipe(Layer.provide(LocalKeyFileSecretAdapter.layerConfig))
 )
 
 const web = Layer.mergeAll(WebRole.layer, OwnerBootstrap.layer).pipe(Layer.provide(webAdapters))

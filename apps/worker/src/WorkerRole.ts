@@ -13,6 +13,7 @@ import {
 import { Cause, Clock, Deferred, Effect, Exit, FiberMap, Layer, Option, Queue, Ref, Scope, Stream, type Tracer } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
 import * as BacklogSampler from "./BacklogSampler.ts"
+import { type CheckpointCursor, SessionCheckpoints } from "./SessionCheckpoints.ts"
 import { WorkerConfig } from "./WorkerConfig.ts"
 import * as WorkerLiveness from "./WorkerLiveness.ts"
 import { WorkerStatus } from "./WorkerStatus.ts"
@@ -73,6 +74,7 @@ const make = Effect.gen(function*() {
   const heartbeats = yield* Heartbeats
   const changeFeed = yield* ChangeFeed
   const runtime = yield* AgentRuntime
+  const checkpoints = yield* SessionCheckpoints
   const { workerId, leaseTtlMs: ttl } = config
 
   const held = new Map<string, HeldSession>()
@@ -114,7 +116,8 @@ const make = Effect.gen(function*() {
     lease: Lease,
     command: RunnableCommand,
     session: HeldSession,
-    openRuntime: Effect.Effect<RuntimeSession, RuntimeFailure>
+    openRuntime: Effect.Effect<RuntimeSession, RuntimeFailure>,
+    checkpoint: CheckpointCursor
   ) {
     const owner = { commandId: command.id, attempt: command.attempt }
     const opening: Array<EventDraft> = []
@@ -146,14 +149,21 @@ const make = Effect.gen(function*() {
       closing.push({ type: "runtime.error", payload: { message: outcome.message, commandId: command.id }, ...owner })
     }
     closing.push({ type: "session.idle", payload: { commandId: command.id, outcome: outcome._tag }, ...owner })
+    // The state is saved before the ack; the ack statement itself moves checkpoint_version (no save, no ack).
+    const checkpointVersion = yield* checkpoint.save
     yield* fenced(
       log.append(lease, closing, {
         commandId: command.id,
         outcome: outcome._tag,
-        error: outcome._tag === "failed" ? outcome.message : undefined
+        error: outcome._tag === "failed" ? outcome.message : undefined,
+        checkpointVersion
       }),
       command.id
     )
+    if (checkpointVersion !== undefined) {
+      checkpoint.version = checkpointVersion
+      yield* checkpoints.prune(lease)
+    }
     yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: outcome._tag })
     yield* Effect.logInfo("command completed").pipe(Effect.annotateLogs({ outcome: outcome._tag, attempt: command.attempt }))
   })
@@ -184,8 +194,16 @@ const make = Effect.gen(function*() {
             Effect.tap((opened) => Effect.sync(() => { runtimeSession = opened }))
           )
       )
+      const checkpoint: CheckpointCursor = {
+        version: lease.checkpointVersion ?? 0,
+        save: Effect.suspend(() =>
+          runtimeSession === undefined ? Effect.succeed(undefined) : checkpoints.save(lease, runtimeSession, checkpoint.version))
+      }
 
       const mailbox = Effect.gen(function*() {
+        // Restore before anything runs (the lease is renewed meanwhile): a failure ends this fiber with the
+        // session's commands still pending, and the lease expired for the next claimer.
+        if (checkpoints.enabled) checkpoint.version = yield* checkpoints.restore(lease, yield* openRuntime)
         while (true) {
           if (draining) return yield* fenced(leases.releaseIfIdle(lease))
           const next = yield* fenced(queue.next(lease))
@@ -196,7 +214,7 @@ const make = Effect.gen(function*() {
           const command = next.value
           const run = command.kind === "abort"
             ? runAbort(lease, command, session)
-            : runPrompt(lease, command, session, openRuntime)
+            : runPrompt(lease, command, session, openRuntime, checkpoint)
           yield* run.pipe(
             Effect.withSpan("worker.command", {
               kind: "consumer",
@@ -348,7 +366,10 @@ const make = Effect.gen(function*() {
 const HEARTBEAT_AGE_SAMPLE_MS = 1_000
 
 /** The worker role without its configuration; records into the process's `Metrics`, provides `WorkerStatus`. */
-export const layerNoDeps = Layer.effectDiscard(make).pipe(Layer.provideMerge(WorkerStatus.layer))
+export const layerNoDeps = Layer.effectDiscard(make).pipe(
+  Layer.provideMerge(WorkerStatus.layer),
+  Layer.provide(SessionCheckpoints.layer)
+)
 
 /**
  * The worker role configured from the `OPEN_COWORK_CLOUD_*` environment, with its backlog sampler and (when

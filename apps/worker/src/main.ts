@@ -7,6 +7,8 @@ import * as PgHeartbeats from "@cowork/postgres/PgHeartbeats"
 import * as PgLeaseStore from "@cowork/postgres/PgLeaseStore"
 import * as PgProjections from "@cowork/postgres/PgProjections"
 import { ScriptedRuntime } from "@cowork/runtime"
+import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
+import { CheckpointStore, ObjectStoreConfig } from "@cowork/storage"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import * as WorkerRole from "./WorkerRole.ts"
@@ -20,7 +22,8 @@ const adapters = Layer.mergeAll(
   PgHeartbeats.layer,
   PgChangeFeed.layer,
   PgProjections.layer,
-  ScriptedRuntime.layerConfig
+  ScriptedRuntime.layerConfig,
+  CheckpointStore.layer.pipe(Layer.provide([LocalKeyFileSecretAdapter.layerConfig, ObjectStoreConfig.layerConfig]))
 )
 
 WorkerRole.layer.pipe(

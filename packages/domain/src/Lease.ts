@@ -5,4 +5,6 @@ export interface Lease {
   readonly epoch: number
   /** The session's last acknowledged checkpoint when the lease was claimed (0: none). */
   readonly checkpointVersion?: number | undefined
+  /** The session's org, where the store knows it (checkpoint keys are per org). */
+  readonly orgId?: string | undefined
 }

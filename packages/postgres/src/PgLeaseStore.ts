@@ -81,7 +81,7 @@ export const make = Effect.gen(function*() {
       `SELECT p.id FROM cloud_worker_pools p JOIN cloud_workers w ON w.pool_id = p.id WHERE w.id = $1 FOR UPDATE OF p`,
       [workerId]
     )
-    const claimStatement = sql.unsafe<{ session_id: string; epoch: number; checkpoint_version: number }>(
+    const claimStatement = sql.unsafe<{ session_id: string; epoch: number; checkpoint_version: number; org_id: string }>(
       `WITH ${ALLOWANCE}
       candidates AS (
         SELECT l.session_id FROM cloud_worker_leases l
@@ -102,6 +102,7 @@ export const make = Effect.gen(function*() {
       ),
       recovered AS (${recoverRunning("claimed", "$4")})
       SELECT claimed.session_id, claimed.epoch::float8 AS epoch, claimed.checkpoint_version::float8 AS checkpoint_version,
+        (SELECT s.org_id FROM cloud_sessions s WHERE s.id = claimed.session_id) AS org_id,
         (SELECT count(*) FROM recovered) AS recovered
       FROM claimed`,
       [workerId, limit, ttlMs, maxAttempts, credentialId, secretHash]
@@ -111,7 +112,8 @@ export const make = Effect.gen(function*() {
       sessionId: row.session_id,
       workerId,
       epoch: Number(row.epoch),
-      checkpointVersion: Number(row.checkpoint_version)
+      checkpointVersion: Number(row.checkpoint_version),
+      orgId: row.org_id
     }))
   })
 

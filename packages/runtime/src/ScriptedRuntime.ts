@@ -12,6 +12,7 @@ import { Config, Effect, Layer, Ref, Stream } from "effect"
  * - `[[fail]]`      fail with `RuntimeFailure` after the first delta
  * - `[[events:N]]`  exactly N delta events (0 allowed)
  * - `[[tool]]`      emit one `ToolCall` before the final message
+ * - `[[file:NAME]]` also write the reply to `workspace/NAME` (state with more than one file, for checkpoint drills)
  *
  * Session state is a set of files (`workspace/transcript.md` gets one entry per completed prompt) kept per session
  * id for the life of the layer, and round-tripped by `exportState` / `importState`.
@@ -31,11 +32,14 @@ export interface Script {
   readonly hang: boolean
   readonly fail: boolean
   readonly tool: boolean
+  /** `workspace/<file>` receives the reply when set. */
+  readonly file: string | undefined
 }
 
 export const TRANSCRIPT_PATH = "workspace/transcript.md"
 
 const directivePattern = /\[\[(slow|hang|fail|events|tool)(?::(\d+))?\]\]/g
+const filePattern = /\[\[file:([A-Za-z0-9._-]{1,64})\]\]/g
 
 /** Reads the directives out of a prompt; the reply echoes the rest of the text. */
 export const parse = (text: string, options: Options = {}): Script => {
@@ -64,8 +68,9 @@ export const parse = (text: string, options: Options = {}): Script => {
         break
     }
   }
-  const rest = text.replace(directivePattern, "").replace(/\s+/g, " ").trim()
-  return { reply: `echo: ${rest}`, delayMs, deltas, hang, fail, tool }
+  const file = [...text.matchAll(filePattern)].at(-1)?.[1]
+  const rest = text.replace(directivePattern, "").replace(filePattern, "").replace(/\s+/g, " ").trim()
+  return { reply: `echo: ${rest}`, delayMs, deltas, hang, fail, tool, file }
 }
 
 /** Splits `text` into exactly `count` contiguous chunks (some may be empty when the text is short). */
@@ -122,12 +127,21 @@ export const make = (options: Options = {}) =>
             return writeFiles(new Map(files).set(TRANSCRIPT_PATH, encoder.encode(next)))
           })
 
+        const writeFile = (path: string, content: string) =>
+          Effect.flatMap(readFiles, (files) => writeFiles(new Map(files).set(path, encoder.encode(content))))
+
         const prompt: RuntimeSession["prompt"] = ({ commandId, text }) => {
           const script = parse(text, options)
           const events = replyEvents(commandId, text, options)
           const steps: Array<Effect.Effect<RuntimeEvent, RuntimeFailure>> = events.map((event) =>
             event._tag === "AssistantMessage"
-              ? Effect.as(appendTranscript(transcriptEntry(commandId, text, script.reply)), event)
+              ? Effect.as(
+                Effect.andThen(
+                  appendTranscript(transcriptEntry(commandId, text, script.reply)),
+                  script.file === undefined ? Effect.void : writeFile(`workspace/${script.file}`, script.reply)
+                ),
+                event
+              )
               : Effect.succeed(event)
           )
           if (script.hang || script.fail) {

@@ -1,0 +1,131 @@
+import type { Lease } from "@cowork/domain"
+import type { RuntimeSession } from "@cowork/services"
+import { CheckpointStore } from "@cowork/storage"
+import { Config, Context, Effect, Layer, Option, Schedule, Schema } from "effect"
+
+/** The session's checkpoint could not be restored; its commands stay pending until a restore succeeds. */
+export class CheckpointRestoreFailed extends Schema.TaggedError<CheckpointRestoreFailed>()("CheckpointRestoreFailed", {
+  sessionId: Schema.String,
+  version: Schema.Number,
+  reason: Schema.String
+}) {}
+
+/**
+ * Versions are unique per lease owner: the first save under epoch E is `E * VERSIONS_PER_EPOCH + 1`, so a stale
+ * owner's unacknowledged manifest can never share a key with the new owner's, and versions only grow.
+ */
+export const VERSIONS_PER_EPOCH = 1_000_000
+
+export const nextVersion = (lease: Lease, current: number): number => {
+  const floor = lease.epoch * VERSIONS_PER_EPOCH
+  return current < floor ? floor + 1 : current + 1
+}
+
+/** How often a failed checkpoint save is retried while the lease is still held (the command stays unacknowledged). */
+const SAVE_RETRY = Schedule.spaced("500 millis")
+
+/**
+ * The worker's side of checkpoints: restore before a claimed session runs anything, save before each command's
+ * ack (the ack statement then moves `checkpoint_version`), prune the old ones after. Disabled (every call a no-op)
+ * when no `CheckpointStore` is provided or OPEN_COWORK_CLOUD_CHECKPOINTS=false.
+ */
+export class SessionCheckpoints extends Context.Service<SessionCheckpoints, {
+  readonly enabled: boolean
+  /**
+   * Loads the lease's checkpoint into the runtime (an empty state when there is none yet, so nothing from an
+   * unacknowledged attempt survives). Returns the restored version.
+   */
+  readonly restore: (lease: Lease, session: RuntimeSession) => Effect.Effect<number, CheckpointRestoreFailed>
+  /** Saves the runtime's state as the next version, retrying while the store is down; undefined when disabled. */
+  readonly save: (lease: Lease, session: RuntimeSession, current: number) => Effect.Effect<number | undefined>
+  /** Keeps the newest OPEN_COWORK_CLOUD_CHECKPOINT_KEEP versions; failures are logged, never fatal. */
+  readonly prune: (lease: Lease) => Effect.Effect<void>
+}>()("cowork/worker/SessionCheckpoints") {
+  static readonly layer = Layer.effect(SessionCheckpoints, Effect.gen(function*() {
+    const store = yield* Effect.serviceOption(CheckpointStore)
+    const enabledByConfig = yield* Config.Boolean("OPEN_COWORK_CLOUD_CHECKPOINTS").pipe(Config.withDefault(true))
+    const keepLast = yield* Config.Int("OPEN_COWORK_CLOUD_CHECKPOINT_KEEP").pipe(Config.withDefault(3))
+    return Option.isSome(store) && enabledByConfig ? make(store.value, keepLast) : disabled
+  }))
+}
+
+const describe = (error: { readonly _tag: string }) => {
+  const detail = (error as { readonly message?: unknown }).message ?? (error as { readonly key?: unknown }).key
+  return typeof detail === "string" ? `${error._tag}: ${detail}` : error._tag
+}
+
+const disabled = SessionCheckpoints.of({
+  enabled: false,
+  restore: (lease) => Effect.succeed(lease.checkpointVersion ?? 0),
+  save: () => Effect.succeed(undefined),
+  prune: () => Effect.void
+})
+
+export const make = (store: CheckpointStore["Service"], keepLast: number) =>
+  SessionCheckpoints.of({
+    enabled: true,
+    restore: Effect.fn("SessionCheckpoints.restore")(function*(lease: Lease, session: RuntimeSession) {
+      const version = lease.checkpointVersion ?? 0
+      if (lease.orgId === undefined) return version
+      if (version === 0) {
+        yield* session.importState({ files: new Map() })
+        return 0
+      }
+      const state = yield* store.load(lease.orgId, lease.sessionId, version).pipe(
+        Effect.mapError((error) =>
+          new CheckpointRestoreFailed({
+            sessionId: lease.sessionId,
+            version,
+            reason: describe(error)
+          })
+        ),
+        Effect.tapError((error) =>
+          Effect.logError("checkpoint restore failed; the session's commands stay pending until it succeeds").pipe(
+            Effect.annotateLogs({ session_id: lease.sessionId, checkpoint_version: version, reason: error.reason })
+          )
+        )
+      )
+      yield* session.importState(state)
+      yield* Effect.logInfo("checkpoint restored").pipe(
+        Effect.annotateLogs({ session_id: lease.sessionId, checkpoint_version: version, files: state.files.size })
+      )
+      return version
+    }),
+    save: Effect.fn("SessionCheckpoints.save")(function*(lease: Lease, session: RuntimeSession, current: number) {
+      const orgId = lease.orgId
+      if (orgId === undefined) return undefined
+      const version = nextVersion(lease, current)
+      const state = yield* session.exportState
+      const saved = yield* store.save(orgId, lease.sessionId, version, state).pipe(
+        Effect.tapError((error) =>
+          Effect.logWarning("checkpoint save failed; the command is not acknowledged until it succeeds").pipe(
+            Effect.annotateLogs({ session_id: lease.sessionId, checkpoint_version: version, error: error._tag })
+          )
+        ),
+        Effect.retry(SAVE_RETRY),
+        // The schedule never gives up: only interruption (lease lost, shutdown) ends the retries.
+        Effect.orDie
+      )
+      yield* Effect.logInfo("checkpoint saved").pipe(Effect.annotateLogs({
+        session_id: lease.sessionId,
+        checkpoint_version: version,
+        uploaded_bytes: saved.uploadedBytes,
+        uploaded_chunks: saved.uploadedChunks,
+        reused_chunks: saved.reusedChunks
+      }))
+      return version
+    }),
+    prune: (lease) =>
+      lease.orgId === undefined
+        ? Effect.void
+        : store.prune(lease.orgId, lease.sessionId, keepLast).pipe(
+          Effect.catchCause((cause) => Effect.logWarning("checkpoint prune failed", cause)),
+          Effect.asVoid
+        )
+  })
+
+/** A held session's checkpoint position: the version last acknowledged, and the save of the next one. */
+export interface CheckpointCursor {
+  version: number
+  readonly save: Effect.Effect<number | undefined>
+}

@@ -1,0 +1,147 @@
+import { PgCommandQueue, PgEventLog, PgHeartbeats, PgLeaseStore } from "@cowork/postgres"
+import { Metrics } from "@cowork/observability"
+import { ScriptedRuntime } from "@cowork/runtime"
+import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
+import { ChangeFeed, ObjectStore } from "@cowork/services"
+import { CheckpointStore, FaultyObjectStore } from "@cowork/storage"
+import { WorkerConfig } from "@cowork/worker"
+import * as WorkerRole from "@cowork/worker/WorkerRole"
+import { assert, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Scope, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { commandRow, createSession, enqueue, eventTypes } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
+import * as TestDatabase from "../../../test/support/TestDatabase.ts"
+
+const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
+  sessionChanges: Effect.succeed(Stream.never),
+  commandSignals: Effect.succeed(Stream.never),
+  notifyCommand: () => Effect.void,
+  listeners: Effect.succeed([])
+}))
+
+const keyFile = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-checkpoint-key-")), "secret.key")
+
+const Storage = CheckpointStore.layer.pipe(
+  Layer.provideMerge(FaultyObjectStore.layer),
+  Layer.provide(ObjectStore.layerMemory),
+  Layer.provideMerge(LocalKeyFileSecretAdapter.layer(keyFile))
+)
+
+const Env = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgHeartbeats.layer).pipe(
+  Layer.provideMerge(Layer.mergeAll(SilentChangeFeed, ScriptedRuntime.layer, Storage)),
+  Layer.provideMerge(TestDatabase.layer())
+)
+
+const startWorker = (workerId: string) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    yield* Layer.buildWithScope(
+      WorkerRole.layerNoDeps.pipe(
+        Layer.provide(WorkerConfig.layerWith({ workerId, pollIntervalMs: 50, leaseTtlMs: 3_000 })),
+        Layer.provideMerge(Metrics.layerTest("worker"))
+      ),
+      scope
+    )
+    return scope
+  })
+
+const within = <R>(check: Effect.Effect<boolean, unknown, R>, what: string, deadlineMs = 15_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + deadlineMs
+    while (Date.now() < deadline) {
+      if (yield* check) return
+      yield* Effect.sleep(20)
+    }
+    assert.fail(`not within ${deadlineMs}ms: ${what}`)
+  })
+
+const status = (commandId: string) => Effect.map(commandRow(commandId), (row) => row.status)
+
+const checkpointVersion = (sessionId: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ v: number }>`SELECT checkpoint_version::float8 AS v FROM cloud_worker_leases WHERE session_id = ${sessionId}`
+    return Number(rows[0]!.v)
+  })
+
+const transcriptAt = (sessionId: string, version: number) =>
+  Effect.gen(function*() {
+    const store = yield* CheckpointStore
+    const state = yield* store.load("org_test", sessionId, version)
+    return new TextDecoder().decode(state.files.get(ScriptedRuntime.TRANSCRIPT_PATH)!)
+  })
+
+const entries = (transcript: string) => [...transcript.matchAll(/^## (\S+)$/gm)].map((match) => match[1])
+
+it.layer(Env, { timeout: 60_000, excludeTestServices: true })("checkpoints on Postgres", (it) => {
+  it.effect("object-store outage: no ack while the save fails, nothing lost; restore failure keeps commands pending; both recover", () =>
+    Effect.gen(function*() {
+      const faults = yield* FaultyObjectStore.ObjectStoreFaults
+      yield* createSession("ses_cp")
+      yield* enqueue("ses_cp", "cmd_cp_1", "prompt", "first")
+      const first = yield* startWorker("worker-cp-1")
+      yield* within(Effect.map(status("cmd_cp_1"), (s) => s === "acked"), "first command acked")
+      const v1 = yield* checkpointVersion("ses_cp")
+      assert.isAbove(v1, 0, "the ack advanced checkpoint_version")
+      assert.deepStrictEqual(entries(yield* transcriptAt("ses_cp", v1)), ["cmd_cp_1"])
+
+      // The store goes down while the second command runs (after its restore): the save fails, is retried, no ack.
+      yield* enqueue("ses_cp", "cmd_cp_2", "prompt", "[[slow:100]] second")
+      yield* within(Effect.map(status("cmd_cp_2"), (s) => s === "running"), "second command running")
+      yield* faults.outageFor("1 hour")
+      yield* within(Effect.map(faults.injectedFailures, (n) => n >= 3), "the save retried through the outage")
+      assert.strictEqual(yield* status("cmd_cp_2"), "running", "no ack without a checkpoint")
+      assert.strictEqual(yield* checkpointVersion("ses_cp"), v1)
+      const idleBefore = (yield* eventTypes("ses_cp")).filter((e) => e.type === "session.idle").length
+      assert.strictEqual(idleBefore, 1)
+
+      yield* faults.reset
+      yield* within(Effect.map(status("cmd_cp_2"), (s) => s === "acked"), "acked once the store is back")
+      const v2 = yield* checkpointVersion("ses_cp")
+      assert.isAbove(v2, v1)
+      assert.deepStrictEqual(entries(yield* transcriptAt("ses_cp", v2)), ["cmd_cp_1", "cmd_cp_2"])
+      yield* Scope.close(first, Exit.void)
+
+      // A new owner cannot restore while the store is down: the command stays pending and nothing is appended.
+      yield* faults.outageFor("1 hour")
+      yield* enqueue("ses_cp", "cmd_cp_3", "prompt", "third")
+      const eventsBefore = (yield* eventTypes("ses_cp")).length
+      const injectedBefore = yield* faults.injectedFailures
+      const second = yield* startWorker("worker-cp-2")
+      yield* within(Effect.map(faults.injectedFailures, (n) => n >= injectedBefore + 2), "restore attempted and failed")
+      assert.strictEqual(yield* status("cmd_cp_3"), "pending")
+      assert.strictEqual((yield* eventTypes("ses_cp")).length, eventsBefore, "no events from a session that could not be restored")
+
+      yield* faults.reset
+      yield* within(Effect.map(status("cmd_cp_3"), (s) => s === "acked"), "runs after the restore succeeds")
+      const v3 = yield* checkpointVersion("ses_cp")
+      assert.deepStrictEqual(entries(yield* transcriptAt("ses_cp", v3)), ["cmd_cp_1", "cmd_cp_2", "cmd_cp_3"], "continued from the checkpoint")
+      const events = yield* eventTypes("ses_cp")
+      assert.deepStrictEqual(events.map((e) => e.sequence), events.map((_, i) => i + 1))
+      assert.strictEqual(events.filter((e) => e.type === "session.idle").length, 3, "each command acked once")
+      yield* Scope.close(second, Exit.void)
+    }))
+
+  it.effect("a stale owner's checkpoint ack is refused and cannot move checkpoint_version", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* (yield* FaultyObjectStore.ObjectStoreFaults).reset
+      yield* createSession("ses_stale_cp")
+      yield* enqueue("ses_stale_cp", "cmd_stale_cp", "prompt", "hello")
+      const worker = yield* startWorker("worker-stale-cp")
+      yield* within(Effect.map(status("cmd_stale_cp"), (s) => s === "acked"), "acked")
+      yield* Scope.close(worker, Exit.void)
+      const before = yield* checkpointVersion("ses_stale_cp")
+      const log = yield* Effect.provide(PgEventLog.make, Layer.succeed(SqlClient.SqlClient, sql))
+      const refused = yield* Effect.flip(log.append(
+        { sessionId: "ses_stale_cp", workerId: "worker-stale-cp", epoch: 1 },
+        [{ type: "session.idle", payload: {} }],
+        { commandId: "cmd_stale_cp", outcome: "acked", checkpointVersion: before + 100 }
+      ))
+      assert.strictEqual(refused.operation, "checkpoint")
+      assert.strictEqual(yield* checkpointVersion("ses_stale_cp"), before)
+    }))
+})
