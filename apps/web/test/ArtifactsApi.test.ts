@@ -53,6 +53,9 @@ it.layer(layer)("artifacts API", (it) => {
       const artifact = created.body.artifact
       assert.deepStrictEqual([artifact.name, artifact.contentType, artifact.sizeBytes], ["report v1.bin", "application/octet-stream", 1_500_000])
 
+      const ready = yield* request("GET", "/readyz")
+      assert.deepStrictEqual(ready.body.checks.find((c: any) => c.name === "object_store"), { name: "object_store", status: "ok" })
+
       const fetched = yield* download(token, `/api/sessions/${session.id}/artifacts/${artifact.id}`)
       assert.strictEqual(fetched.status, 200)
       assert.strictEqual(fetched.headers.get("content-type"), "application/octet-stream")

@@ -27,7 +27,8 @@ it.layer(layer)("sessions API", (it) => {
       assert.deepStrictEqual(ready.body.checks, [
         { name: "control_plane", status: "ok" },
         { name: "auth_config", status: "ok" },
-        { name: "role_dependencies", status: "ok" }
+        { name: "role_dependencies", status: "ok" },
+        { name: "object_store", status: "ok" }
       ])
       const openapi = yield* request("GET", "/openapi.json")
       assert.strictEqual(openapi.status, 200)
