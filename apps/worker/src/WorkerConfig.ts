@@ -45,7 +45,7 @@ export const settings = (input: Partial<WorkerSettings> = {}): WorkerSettings =>
     reaperBatchSize: input.reaperBatchSize ?? Math.max(1, Math.min(50, reaperDrainCap)),
     reaperIntervalMs: input.reaperIntervalMs ?? Math.max(1, Math.floor(leaseTtlMs / 3)),
     heartbeatIntervalMs: input.heartbeatIntervalMs ?? 5_000,
-    pollIntervalMs: input.pollIntervalMs ?? 5_000,
+    pollIntervalMs: input.pollIntervalMs ?? 30_000,
     region: input.region ?? null,
     profileName: input.profileName ?? "default",
     version: input.version ?? WORKER_VERSION,

@@ -131,13 +131,22 @@ const make = Effect.gen(function*() {
     opening.push({ type: "session.status", payload: { status: "running", commandId: command.id }, ...owner })
     yield* fenced(log.append(lease, opening), command.id)
 
+    // Adaptive batching: each append carries every runtime event that arrived while the previous one was in
+    // flight, so a fast runtime costs one statement per burst and a slow one still streams event by event.
     const turn = Effect.gen(function*() {
       const runtimeSession = yield* openRuntime
-      yield* Stream.runForEach(
+      const events = yield* Stream.toQueue(
         runtimeSession.prompt({ commandId: command.id, text: command.payload.text ?? "", attempt: command.attempt }),
-        (event) => fenced(log.append(lease, [draftOf(event, command)]), command.id)
+        { capacity: 1024 }
       )
-    })
+      while (true) {
+        const batch = yield* Queue.takeAll(events).pipe(
+          Effect.catchIf(Cause.isDone, () => Effect.succeed(undefined))
+        )
+        if (batch === undefined) return
+        yield* fenced(log.append(lease, batch.map((event) => draftOf(event, command))), command.id)
+      }
+    }).pipe(Effect.scoped)
     const outcome: TurnOutcome = yield* turn.pipe(
       Effect.as<TurnOutcome>({ _tag: "acked" }),
       Effect.catchTag("RuntimeFailure", (error) => Effect.succeed<TurnOutcome>({ _tag: "failed", message: error.message })),
