@@ -1,5 +1,5 @@
 import { InvalidObjectKey, ObjectNotFound, ObjectStoreUnavailable } from "@cowork/domain"
-import { Context, Effect, Layer, Option, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Option, Stream } from "effect"
 
 export type ObjectStoreKind = "file" | "s3" | "memory"
 
@@ -9,11 +9,15 @@ export interface ObjectMetadata {
   readonly key: string
   readonly size: number
   readonly contentType: string | undefined
+  /** When the object was last written; set by `head` (and `get`) in every adapter. */
+  readonly lastModified?: Date | undefined
 }
 
 export interface ObjectListing {
   readonly key: string
   readonly size: number
+  /** When the object was last written (store clock; the checkpoint prune grace window compares against it). */
+  readonly lastModified: Date
 }
 
 /** An object's metadata and its bytes as a stream; the bytes are read only when the stream runs. */
@@ -102,11 +106,13 @@ export const readAll = (body: ObjectBody): Effect.Effect<Uint8Array, ObjectStore
   Stream.runCollect(body.body).pipe(Effect.map(concatBytes))
 
 export const makeMemoryObjectStore = (): ObjectStore["Service"] => {
-  const objects = new Map<string, { readonly bytes: Uint8Array; readonly contentType: string | undefined }>()
-  const metadataOf = (key: string, entry: { readonly bytes: Uint8Array; readonly contentType: string | undefined }) => ({
+  type Entry = { readonly bytes: Uint8Array; readonly contentType: string | undefined; readonly lastModified: Date }
+  const objects = new Map<string, Entry>()
+  const metadataOf = (key: string, entry: Entry): ObjectMetadata => ({
     key,
     size: entry.bytes.byteLength,
-    contentType: entry.contentType
+    contentType: entry.contentType,
+    lastModified: entry.lastModified
   })
   return ObjectStore.of({
     kind: "memory",
@@ -114,7 +120,11 @@ export const makeMemoryObjectStore = (): ObjectStore["Service"] => {
       Effect.gen(function*() {
         yield* validateObjectKey(key)
         const bytes = yield* collectContent(content)
-        const entry = { bytes: bytes.slice(), contentType: options?.contentType }
+        const entry: Entry = {
+          bytes: bytes.slice(),
+          contentType: options?.contentType,
+          lastModified: new Date(yield* Clock.currentTimeMillis)
+        }
         objects.set(key, entry)
         return metadataOf(key, entry)
       }),
@@ -135,7 +145,7 @@ export const makeMemoryObjectStore = (): ObjectStore["Service"] => {
         Effect.map(() =>
           [...objects.entries()]
             .filter(([key]) => key.startsWith(prefix))
-            .map(([key, entry]) => ({ key, size: entry.bytes.byteLength }))
+            .map(([key, entry]) => ({ key, size: entry.bytes.byteLength, lastModified: entry.lastModified }))
             .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
         )
       )

@@ -7,7 +7,7 @@ import {
   type SecretRevealFailed
 } from "@cowork/domain"
 import { ObjectStore, readAll, type RuntimeState, SecretAdapter } from "@cowork/services"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import * as Crypto from "node:crypto"
 
 /**
@@ -20,8 +20,13 @@ import * as Crypto from "node:crypto"
  * is not uploaded again. Each envelope is bound to its object key, so chunks cannot be swapped or replayed
  * under another name, and a chunk is checked against its hash when restored.
  *
- * One writer per session at a time (the lease owner) is assumed: `prune` running beside a `save` of the same
- * session could delete a chunk the new manifest is about to name.
+ * Prune is safe beside a concurrent save by another owner (a stale owner that acked, lost its lease and prunes
+ * while the new owner is mid-save): it deletes a chunk only when no manifest present names it AND the object is
+ * older than the grace window (`chunkGraceMs`, default 15 minutes, by the object's `lastModified`). A chunk the
+ * new owner just uploaded for a manifest that has not landed yet is therefore never deleted. The one chunk a
+ * save does not upload is one already present (reused); `save` heads those again after its manifest is written
+ * and re-uploads any a concurrent prune removed, so the window left is a prune that read the manifests before
+ * the new one landed and deletes the reused chunk after that re-check.
  */
 
 const Manifest = Schema.Struct({
@@ -53,6 +58,13 @@ export interface CheckpointPruned {
 type StoreError = ObjectStoreUnavailable | InvalidObjectKey
 type LoadError = StoreError | ObjectNotFound | CheckpointCorrupt | SecretRevealFailed | SecretAdapterUnavailable
 
+export interface CheckpointStoreOptions {
+  /** A chunk written less than this long ago is never pruned (default 15 minutes; 0 turns the check off). */
+  readonly chunkGraceMs?: number | undefined
+}
+
+export const DEFAULT_CHUNK_GRACE_MS = 15 * 60 * 1000
+
 export class CheckpointStore extends Context.Service<CheckpointStore, {
   readonly save: (
     orgId: string,
@@ -65,8 +77,8 @@ export class CheckpointStore extends Context.Service<CheckpointStore, {
   /** Saved versions, ascending. */
   readonly versions: (orgId: string, sessionId: string) => Effect.Effect<ReadonlyArray<number>, StoreError>
   /**
-   * Deletes all but the newest `keepLast` manifests (at least one is always kept), then every chunk no kept
-   * manifest names.
+   * Deletes all but the newest `keepLast` manifests (at least one is always kept), then every chunk that no
+   * manifest still present names and that is older than the grace window.
    */
   readonly prune: (orgId: string, sessionId: string, keepLast: number) => Effect.Effect<CheckpointPruned, LoadError>
 }>()("cowork/CheckpointStore") {
@@ -76,6 +88,14 @@ export class CheckpointStore extends Context.Service<CheckpointStore, {
       return make(yield* ObjectStore, yield* SecretAdapter)
     })
   )
+
+  static readonly layerWith = (options: CheckpointStoreOptions): Layer.Layer<CheckpointStore, never, ObjectStore | SecretAdapter> =>
+    Layer.effect(
+      CheckpointStore,
+      Effect.gen(function*() {
+        return make(yield* ObjectStore, yield* SecretAdapter, options)
+      })
+    )
 }
 
 const SAFE_ID = /^[A-Za-z0-9_.-]+$/
@@ -83,7 +103,12 @@ const CONCURRENCY = 4
 
 const sha256 = (bytes: Uint8Array) => Crypto.createHash("sha256").update(bytes).digest("hex")
 
-export const make = (store: ObjectStore["Service"], secrets: SecretAdapter["Service"]): CheckpointStore["Service"] => {
+export const make = (
+  store: ObjectStore["Service"],
+  secrets: SecretAdapter["Service"],
+  options: CheckpointStoreOptions = {}
+): CheckpointStore["Service"] => {
+  const graceMs = Math.max(0, options.chunkGraceMs ?? DEFAULT_CHUNK_GRACE_MS)
   const sessionRoot = (orgId: string, sessionId: string): Effect.Effect<string, InvalidObjectKey> => {
     for (const id of [orgId, sessionId]) {
       if (!SAFE_ID.test(id) || id === "." || id === "..") {
@@ -136,6 +161,19 @@ export const make = (store: ObjectStore["Service"], secrets: SecretAdapter["Serv
     const key = manifestKey(root, version)
     const plaintext = new TextEncoder().encode(Schema.encodeSync(ManifestJson)(manifest))
     yield* store.put(key, yield* secrets.encrypt(orgId, plaintext, key), { contentType: "application/octet-stream" })
+
+    // A prune by another owner may have removed a reused (older) chunk before this manifest landed: put it back.
+    const reused = [...distinct].filter((_, index) => uploads[index] === 0)
+    yield* Effect.forEach(
+      reused,
+      ([hash, bytes]) =>
+        Effect.gen(function*() {
+          const key = chunkKey(root, hash)
+          if (Option.isSome(yield* store.head(key))) return
+          yield* store.put(key, yield* secrets.encrypt(orgId, bytes, key))
+        }),
+      { concurrency: CONCURRENCY, discard: true }
+    )
 
     const uploaded = uploads.filter((bytes) => bytes > 0)
     return {
@@ -202,6 +240,10 @@ export const make = (store: ObjectStore["Service"], secrets: SecretAdapter["Serv
 
   const prune = Effect.fn("CheckpointStore.prune")(function*(orgId: string, sessionId: string, keepLast: number) {
     const root = yield* sessionRoot(orgId, sessionId)
+    // Chunks are listed (with their ages) before the manifests are read, so a chunk written after this listing is
+    // not a candidate at all, and one written before it is either old enough or inside the grace window.
+    const chunks = yield* store.list(`${root}/chunks/`)
+    const now = yield* Clock.currentTimeMillis
     const all = yield* listVersions(root)
     const keep = Math.max(1, Math.floor(keepLast))
     const kept = all.slice(-keep)
@@ -210,12 +252,25 @@ export const make = (store: ObjectStore["Service"], secrets: SecretAdapter["Serv
       concurrency: CONCURRENCY,
       discard: true
     })
-    // A kept manifest that cannot be read fails the prune here, before any chunk is deleted.
-    const manifests = yield* Effect.forEach(kept, (version) => readManifest(orgId, sessionId, root, version), {
-      concurrency: CONCURRENCY
-    })
-    const referenced = new Set(manifests.flatMap((manifest) => manifest.files.map((file) => chunkKey(root, file.chunk))))
-    const orphans = (yield* store.list(`${root}/chunks/`)).filter((entry) => !referenced.has(entry.key))
+    // Every manifest present now (kept ones, plus any another owner wrote since the first listing) protects its
+    // chunks. A kept manifest that cannot be read fails the prune here, before any chunk is deleted.
+    const present = [...new Set([...kept, ...(yield* listVersions(root))])].filter((version) => !dropped.includes(version))
+    const manifests = yield* Effect.forEach(
+      present,
+      (version) =>
+        readManifest(orgId, sessionId, root, version).pipe(
+          // A manifest that appeared after the first listing may already be pruned by its own owner: skip it.
+          Effect.map(Option.some),
+          Effect.catchTag("ObjectNotFound", (error) => kept.includes(version) ? Effect.fail(error) : Effect.succeedNone)
+        ),
+      { concurrency: CONCURRENCY }
+    )
+    const referenced = new Set(
+      manifests.flatMap((manifest) => Option.isSome(manifest) ? manifest.value.files.map((file) => chunkKey(root, file.chunk)) : [])
+    )
+    const orphans = chunks.filter((entry) =>
+      !referenced.has(entry.key) && (graceMs === 0 || now - entry.lastModified.getTime() >= graceMs)
+    )
     yield* Effect.forEach(orphans, (entry) => store.delete(entry.key), { concurrency: CONCURRENCY, discard: true })
     return { keptVersions: kept, deletedManifests: dropped.length, deletedChunks: orphans.length }
   })

@@ -52,10 +52,11 @@ export const make = (rootDir: string): Effect.Effect<ObjectStore["Service"], Obj
         : Effect.fail(new ObjectStoreUnavailable({ operation, key, message: "key resolves outside the store root" }))
     }
 
-    const metadataOf = (key: string, size: number, contentType: string | undefined): ObjectMetadata => ({
+    const metadataOf = (key: string, size: number, contentType: string | undefined, lastModified?: Date): ObjectMetadata => ({
       key,
       size,
-      contentType
+      contentType,
+      ...(lastModified === undefined ? {} : { lastModified })
     })
 
     const readContentType = (key: string) =>
@@ -190,14 +191,14 @@ export const make = (rootDir: string): Effect.Effect<ObjectStore["Service"], Obj
             )
           })
         )
-        return { metadata: metadataOf(key, stat.size, contentType), body }
+        return { metadata: metadataOf(key, stat.size, contentType, stat.mtime), body }
       })
 
     const head = (key: string) =>
       Effect.gen(function*() {
         const { stat } = yield* statObject(key, "head")
         if (stat === undefined) return Option.none()
-        return Option.some(metadataOf(key, stat.size, yield* readContentType(key)))
+        return Option.some(metadataOf(key, stat.size, yield* readContentType(key), stat.mtime))
       })
 
     const remove = (key: string) =>
@@ -224,7 +225,10 @@ export const make = (rootDir: string): Effect.Effect<ObjectStore["Service"], Obj
       for (const entry of entries) {
         const path = Path.join(dir, entry.name)
         if (entry.isDirectory()) await walk(path, `${keyPrefix}${entry.name}/`, into)
-        else if (entry.isFile()) into.push({ key: `${keyPrefix}${entry.name}`, size: (await Fs.stat(path)).size })
+        else if (entry.isFile()) {
+          const stat = await Fs.stat(path)
+          into.push({ key: `${keyPrefix}${entry.name}`, size: stat.size, lastModified: stat.mtime })
+        }
       }
     }
 

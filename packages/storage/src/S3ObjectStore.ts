@@ -116,7 +116,7 @@ export const make = (settings: S3Settings): Effect.Effect<ObjectStore["Service"]
             Stream.ensuring(Effect.sync(() => source.destroy?.()))
           )
         return {
-          metadata: { key, size: response.ContentLength ?? 0, contentType: response.ContentType },
+          metadata: { key, size: response.ContentLength ?? 0, contentType: response.ContentType, lastModified: response.LastModified },
           body
         }
       })
@@ -132,7 +132,8 @@ export const make = (settings: S3Settings): Effect.Effect<ObjectStore["Service"]
         return Option.map(response, (found): ObjectMetadata => ({
           key,
           size: found.ContentLength ?? 0,
-          contentType: found.ContentType
+          contentType: found.ContentType,
+          lastModified: found.LastModified
         }))
       })
 
@@ -159,7 +160,14 @@ export const make = (settings: S3Settings): Effect.Effect<ObjectStore["Service"]
               { abortSignal }
             )).pipe(Effect.mapError(({ failure }) => failure))
           for (const object of page.Contents ?? []) {
-            if (object.Key !== undefined) found.push({ key: object.Key.slice(prefix.length), size: object.Size ?? 0 })
+            if (object.Key !== undefined) {
+              found.push({
+                key: object.Key.slice(prefix.length),
+                size: object.Size ?? 0,
+                // Absent only from a non-conforming store: treat the object as just written (never pruned early).
+                lastModified: object.LastModified ?? new Date()
+              })
+            }
           }
           continuationToken = page.IsTruncated === true ? page.NextContinuationToken : undefined
         } while (continuationToken !== undefined)

@@ -1,8 +1,15 @@
 import { Metrics } from "@cowork/observability"
 import { ObjectStore, readAll, type RuntimeState, SecretAdapter } from "@cowork/services"
-import { CheckpointStore, FaultyObjectStore, FileObjectStore } from "@cowork/storage"
+import {
+  CheckpointStore,
+  type CheckpointStoreOptions,
+  DEFAULT_CHUNK_GRACE_MS,
+  FaultyObjectStore,
+  FileObjectStore,
+  make as makeCheckpointStore
+} from "@cowork/storage"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Deferred, Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
@@ -18,8 +25,8 @@ const asText = (restored: RuntimeState) =>
   Object.fromEntries([...restored.files].map(([path, bytes]) => [path, new TextDecoder().decode(bytes)]))
 
 /** CheckpointStore over a fault-injecting wrapper of `store`, with in-memory keys. */
-const checkpointLayer = (store: Layer.Layer<ObjectStore>) =>
-  CheckpointStore.layer.pipe(
+const checkpointLayer = (store: Layer.Layer<ObjectStore>, options: CheckpointStoreOptions = {}) =>
+  CheckpointStore.layerWith(options).pipe(
     Layer.provideMerge(Layer.merge(FaultyObjectStore.layer.pipe(Layer.provide(store)), SecretAdapter.layerMemory))
   )
 
@@ -88,7 +95,7 @@ for (const [name, store] of stores) {
         const again = yield* checkpoints.prune("org_1", "ses_2", 0)
         assert.deepStrictEqual(again.keptVersions, [4])
         assert.deepStrictEqual(asText(yield* checkpoints.load("org_1", "ses_2", 4)), { "stable.txt": "same", "turn.txt": "turn 4" })
-      }).pipe(Effect.provide(checkpointLayer(store()))))
+      }).pipe(Effect.provide(checkpointLayer(store(), { chunkGraceMs: 0 }))))
 
     it.effect("during an object-store outage save and restore fail with ObjectStoreUnavailable; both work after it", () =>
       Effect.gen(function*() {
@@ -133,3 +140,82 @@ for (const [name, store] of stores) {
       }).pipe(Effect.provide(checkpointLayer(store()))))
   })
 }
+
+describe("CheckpointStore prune beside another owner's save", () => {
+  /** The new owner's view of the shared store: its manifest put waits for `release` (chunks are already written). */
+  const gatedManifests = (inner: ObjectStore["Service"], chunksWritten: Deferred.Deferred<void>, release: Deferred.Deferred<void>) =>
+    ObjectStore.of({
+      ...inner,
+      put: (key, content, options) =>
+        key.includes("/manifests/")
+          ? Deferred.succeed(chunksWritten, undefined).pipe(
+            Effect.andThen(Deferred.await(release)),
+            Effect.andThen(inner.put(key, content, options))
+          )
+          : inner.put(key, content, options)
+    })
+
+  it.effect("a stale owner's prune keeps the chunks a new owner uploaded before its manifest landed", () =>
+    Effect.gen(function*() {
+      const objects = yield* ObjectStore
+      const secrets = yield* SecretAdapter
+      const oldOwner = makeCheckpointStore(objects, secrets)
+      const chunksWritten = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const newOwner = makeCheckpointStore(gatedManifests(objects, chunksWritten, release), secrets)
+
+      // The old owner saved (and acked) version 1 long ago.
+      yield* oldOwner.save("org_1", "ses_r", 1, state({ "a.txt": "old alpha" }))
+      yield* TestClock.adjust(DEFAULT_CHUNK_GRACE_MS * 2)
+
+      // The new owner (epoch 2) uploads its chunks; its manifest has not landed yet.
+      const newState = state({ "a.txt": "new alpha", "b.txt": "new beta" })
+      const saving = yield* Effect.forkChild(newOwner.save("org_1", "ses_r", 2_000_001, newState))
+      yield* Deferred.await(chunksWritten)
+      assert.strictEqual((yield* objects.list("checkpoints/org_1/ses_r/chunks/")).length, 3)
+
+      // The stale owner's ack was its last act; it prunes now, keeping only its own version.
+      const pruned = yield* oldOwner.prune("org_1", "ses_r", 1)
+      assert.deepStrictEqual(pruned, { keptVersions: [1], deletedManifests: 0, deletedChunks: 0 })
+
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(saving)
+      assert.deepStrictEqual(asText(yield* newOwner.load("org_1", "ses_r", 2_000_001)), asText(newState))
+
+      // Once the new owner's manifest is the newest, the old version's chunk goes when it is past the grace window.
+      const later = yield* oldOwner.prune("org_1", "ses_r", 1)
+      assert.deepStrictEqual(later, { keptVersions: [2_000_001], deletedManifests: 1, deletedChunks: 1 })
+      assert.deepStrictEqual(asText(yield* newOwner.load("org_1", "ses_r", 2_000_001)), asText(newState))
+    }).pipe(Effect.provide(Layer.merge(ObjectStore.layerMemory, SecretAdapter.layerMemory))))
+
+  it.effect("an orphan chunk younger than the grace window survives prune; an older one is deleted", () =>
+    Effect.gen(function*() {
+      const objects = yield* ObjectStore
+      const checkpoints = yield* CheckpointStore
+      yield* checkpoints.save("org_1", "ses_g", 1, state({ "a.txt": "one" }))
+      yield* checkpoints.save("org_1", "ses_g", 2, state({ "a.txt": "two" }))
+      assert.strictEqual((yield* checkpoints.prune("org_1", "ses_g", 1)).deletedChunks, 0)
+      assert.strictEqual((yield* objects.list("checkpoints/org_1/ses_g/chunks/")).length, 2)
+      yield* TestClock.adjust(DEFAULT_CHUNK_GRACE_MS)
+      assert.strictEqual((yield* checkpoints.prune("org_1", "ses_g", 1)).deletedChunks, 1)
+      assert.deepStrictEqual(asText(yield* checkpoints.load("org_1", "ses_g", 2)), { "a.txt": "two" })
+    }).pipe(Effect.provide(checkpointLayer(ObjectStore.layerMemory))))
+
+  it.effect("a reused chunk a concurrent prune removed is uploaded again by the save that names it", () =>
+    Effect.gen(function*() {
+      const objects = yield* ObjectStore
+      const secrets = yield* SecretAdapter
+      const checkpoints = makeCheckpointStore(objects, secrets)
+      const chunksWritten = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const saver = makeCheckpointStore(gatedManifests(objects, chunksWritten, release), secrets)
+      yield* checkpoints.save("org_1", "ses_u", 1, state({ "a.txt": "same" }))
+      const saving = yield* Effect.forkChild(saver.save("org_1", "ses_u", 2, state({ "a.txt": "same" })))
+      yield* Deferred.await(chunksWritten)
+      // Stand-in for a prune that read the manifests before version 2 landed and deleted the reused chunk.
+      for (const entry of yield* objects.list("checkpoints/org_1/ses_u/chunks/")) yield* objects.delete(entry.key)
+      yield* Deferred.succeed(release, undefined)
+      assert.strictEqual((yield* Fiber.join(saving)).reusedChunks, 1)
+      assert.deepStrictEqual(asText(yield* saver.load("org_1", "ses_u", 2)), { "a.txt": "same" })
+    }).pipe(Effect.provide(Layer.merge(ObjectStore.layerMemory, SecretAdapter.layerMemory))))
+})

@@ -19,6 +19,19 @@ const namespace = () => `contract-${Date.now().toString(36)}-${counter++}`
  * The behaviour every ObjectStore adapter owes its callers, run against each adapter (memory, file, S3) with
  * the instrumented layer and a test Metrics registry.
  */
+/** Drops the store-clock timestamp so the rest can be compared exactly. */
+const withoutTime = <A extends { readonly lastModified?: Date | undefined }>(value: A | undefined) => {
+  if (value === undefined) return undefined
+  const { lastModified: _lastModified, ...rest } = value
+  return rest
+}
+
+/** Within the test's wall-clock window (S3 stores whole seconds, so allow a second of rounding either way). */
+const recent = (lastModified: Date, startedAt: number) => {
+  assert.isAtLeast(lastModified.getTime(), startedAt - 2_000)
+  assert.isAtMost(lastModified.getTime(), Date.now() + 2_000)
+}
+
 export const objectStoreContract = (
   name: string,
   storeLayer: Layer.Layer<ObjectStore | Metrics, unknown>,
@@ -37,25 +50,35 @@ export const objectStoreContract = (
           cloud_object_store_kind: kind
         })
 
+        const startedAt = Date.now()
         const put = yield* store.put(`${ns}/a.txt`, bytes("hello object store"), { contentType: "text/plain" })
-        assert.deepStrictEqual(put, { key: `${ns}/a.txt`, size: 18, contentType: "text/plain" })
+        assert.deepStrictEqual(withoutTime(put), { key: `${ns}/a.txt`, size: 18, contentType: "text/plain" })
         yield* store.put(`${ns}/nested/b.bin`, Stream.fromIterable([bytes("one "), bytes("two "), bytes("three")]))
 
         const head = yield* store.head(`${ns}/a.txt`)
-        assert.deepStrictEqual(Option.getOrUndefined(head), { key: `${ns}/a.txt`, size: 18, contentType: "text/plain" })
+        assert.deepStrictEqual(withoutTime(Option.getOrUndefined(head)), { key: `${ns}/a.txt`, size: 18, contentType: "text/plain" })
+        // lastModified comes from the store's clock (the memory store uses the Effect clock, a TestClock here).
+        const headModified = Option.getOrThrow(head).lastModified
+        assert.instanceOf(headModified, Date)
+        if (kind !== "memory") recent(headModified!, startedAt)
 
         const got = yield* store.get(`${ns}/nested/b.bin`)
         assert.strictEqual(got.metadata.size, 13)
         assert.strictEqual(text(yield* readAll(got)), "one two three")
 
-        assert.deepStrictEqual(yield* store.list(`${ns}/`), [
+        const listed = yield* store.list(`${ns}/`)
+        assert.deepStrictEqual(listed.map(withoutTime), [
           { key: `${ns}/a.txt`, size: 18 },
           { key: `${ns}/nested/b.bin`, size: 13 }
         ])
+        for (const entry of listed) {
+          assert.instanceOf(entry.lastModified, Date)
+          if (kind !== "memory") recent(entry.lastModified, startedAt)
+        }
 
         yield* store.delete(`${ns}/a.txt`)
         assert.isTrue(Option.isNone(yield* store.head(`${ns}/a.txt`)))
-        assert.deepStrictEqual(yield* store.list(`${ns}/`), [{ key: `${ns}/nested/b.bin`, size: 13 }])
+        assert.deepStrictEqual((yield* store.list(`${ns}/`)).map(withoutTime), [{ key: `${ns}/nested/b.bin`, size: 13 }])
 
         assert.strictEqual(
           yield* metrics.read("open_cowork_cloud_object_store_operations_total", {
