@@ -1,7 +1,8 @@
 import type { Lease } from "@cowork/domain"
-import type { RuntimeSession } from "@cowork/services"
+import { Metrics } from "@cowork/observability"
+import { CommandQueue, type RuntimeSession } from "@cowork/services"
 import { CheckpointStore } from "@cowork/storage"
-import { Config, Context, Effect, Layer, Option, Schedule, Schema } from "effect"
+import { Config, Context, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
 
 /** The session's checkpoint could not be restored; its commands stay pending until a restore succeeds. */
 export class CheckpointRestoreFailed extends Schema.TaggedError<CheckpointRestoreFailed>()("CheckpointRestoreFailed", {
@@ -25,6 +26,37 @@ export const nextVersion = (lease: Lease, current: number): number => {
 const SAVE_RETRY = Schedule.spaced("500 millis")
 
 /**
+ * A failed restore is retried while the lease is held: exponential from `baseMs`, each delay capped at `capMs`, at
+ * most `retries` times. Then the session fiber gives the lease back (its commands stay pending) and the next
+ * claim, at the latest the backstop poll, starts over.
+ */
+export interface RestoreRetry {
+  readonly baseMs: number
+  readonly capMs: number
+  readonly retries: number
+}
+
+export const DEFAULT_RESTORE_RETRY: RestoreRetry = { baseMs: 250, capMs: 5_000, retries: 8 }
+
+const restoreSchedule = (retry: RestoreRetry) =>
+  Schedule.exponential(Duration.millis(retry.baseMs), 2).pipe(
+    Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(retry.capMs))))
+  )
+
+/** What a failure means to an operator, without hosts, keys or messages from the store (they go to the log). */
+const REDACTED_REASON: Readonly<Record<string, string>> = {
+  ObjectStoreUnavailable: "object store unavailable",
+  ObjectNotFound: "checkpoint not found in the object store",
+  CheckpointCorrupt: "checkpoint corrupt",
+  SecretRevealFailed: "checkpoint could not be decrypted",
+  SecretAdapterUnavailable: "checkpoint key unavailable",
+  InvalidObjectKey: "invalid checkpoint key"
+}
+
+export const restoreErrorMessage = (tag: string) =>
+  `checkpoint restore failed: ${REDACTED_REASON[tag] ?? "unexpected error"}`
+
+/**
  * The worker's side of checkpoints: restore before a claimed session runs anything, save before each command's
  * ack (the ack statement then moves `checkpoint_version`), prune the old ones after. Disabled (every call a no-op)
  * when no `CheckpointStore` is provided or OPEN_COWORK_CLOUD_CHECKPOINTS=false.
@@ -45,8 +77,20 @@ export class SessionCheckpoints extends Context.Service<SessionCheckpoints, {
     const store = yield* Effect.serviceOption(CheckpointStore)
     const enabledByConfig = yield* Config.Boolean("OPEN_COWORK_CLOUD_CHECKPOINTS").pipe(Config.withDefault(true))
     const keepLast = yield* Config.Int("OPEN_COWORK_CLOUD_CHECKPOINT_KEEP").pipe(Config.withDefault(3))
-    return Option.isSome(store) && enabledByConfig ? make(store.value, keepLast) : disabled
+    const restoreRetry = Option.getOrElse(yield* Effect.serviceOption(RestoreRetryConfig), () => DEFAULT_RESTORE_RETRY)
+    return Option.isSome(store) && enabledByConfig
+      ? make(store.value, keepLast, { queue: yield* CommandQueue, metrics: yield* Metrics, restoreRetry })
+      : disabled
   }))
+}
+
+/** Overrides DEFAULT_RESTORE_RETRY (tests). */
+export class RestoreRetryConfig extends Context.Service<RestoreRetryConfig, RestoreRetry>()("cowork/worker/RestoreRetryConfig") {}
+
+export interface CheckpointReporting {
+  readonly queue: CommandQueue["Service"]
+  readonly metrics: Metrics["Service"]
+  readonly restoreRetry?: RestoreRetry | undefined
 }
 
 const describe = (error: { readonly _tag: string }) => {
@@ -61,8 +105,17 @@ const disabled = SessionCheckpoints.of({
   prune: () => Effect.void
 })
 
-export const make = (store: CheckpointStore["Service"], keepLast: number) =>
-  SessionCheckpoints.of({
+export const make = (store: CheckpointStore["Service"], keepLast: number, reporting: CheckpointReporting) => {
+  const { queue, metrics } = reporting
+  const countFailure = (operation: "save" | "restore") =>
+    metrics.inc("open_cowork_cloud_worker_checkpoint_failures_total", { operation })
+  // The command row shows why it is not running; a lease lost meanwhile just means the next owner reports it.
+  const noteRestoreError = (lease: Lease, tag: string) =>
+    queue.noteError(lease, restoreErrorMessage(tag)).pipe(
+      Effect.catchTag("StaleOwner", () => Effect.succeedNone),
+      Effect.catchCause((cause) => Effect.logWarning("could not record the restore error on the command", cause).pipe(Effect.as(Option.none())))
+    )
+  return SessionCheckpoints.of({
     enabled: true,
     restore: Effect.fn("SessionCheckpoints.restore")(function*(lease: Lease, session: RuntimeSession) {
       const version = lease.checkpointVersion ?? 0
@@ -71,18 +124,32 @@ export const make = (store: CheckpointStore["Service"], keepLast: number) =>
         yield* session.importState({ files: new Map() })
         return 0
       }
-      const state = yield* store.load(lease.orgId, lease.sessionId, version).pipe(
+      const orgId = lease.orgId
+      const state = yield* Effect.suspend(() => store.load(orgId, lease.sessionId, version)).pipe(
+        Effect.tapError((error) =>
+          Effect.gen(function*() {
+            yield* countFailure("restore")
+            const commandId = yield* noteRestoreError(lease, error._tag)
+            yield* Effect.logError("checkpoint restore failed; the session's commands stay pending until it succeeds").pipe(
+              Effect.annotateLogs({
+                session_id: lease.sessionId,
+                checkpoint_version: version,
+                reason: describe(error),
+                command_id: Option.getOrUndefined(commandId)
+              })
+            )
+          })
+        ),
+        Effect.retry({
+          schedule: restoreSchedule(reporting.restoreRetry ?? DEFAULT_RESTORE_RETRY),
+          times: (reporting.restoreRetry ?? DEFAULT_RESTORE_RETRY).retries
+        }),
         Effect.mapError((error) =>
           new CheckpointRestoreFailed({
             sessionId: lease.sessionId,
             version,
             reason: describe(error)
           })
-        ),
-        Effect.tapError((error) =>
-          Effect.logError("checkpoint restore failed; the session's commands stay pending until it succeeds").pipe(
-            Effect.annotateLogs({ session_id: lease.sessionId, checkpoint_version: version, reason: error.reason })
-          )
         )
       )
       yield* session.importState(state)
@@ -98,7 +165,8 @@ export const make = (store: CheckpointStore["Service"], keepLast: number) =>
       const state = yield* session.exportState
       const saved = yield* store.save(orgId, lease.sessionId, version, state).pipe(
         Effect.tapError((error) =>
-          Effect.logWarning("checkpoint save failed; the command is not acknowledged until it succeeds").pipe(
+          countFailure("save").pipe(
+            Effect.andThen(Effect.logWarning("checkpoint save failed; the command is not acknowledged until it succeeds")),
             Effect.annotateLogs({ session_id: lease.sessionId, checkpoint_version: version, error: error._tag })
           )
         ),
@@ -123,6 +191,7 @@ export const make = (store: CheckpointStore["Service"], keepLast: number) =>
           Effect.asVoid
         )
   })
+}
 
 /** A held session's checkpoint position: the version last acknowledged, and the save of the next one. */
 export interface CheckpointCursor {

@@ -6,8 +6,9 @@ import { ChangeFeed, ObjectStore } from "@cowork/services"
 import { CheckpointStore, FaultyObjectStore } from "@cowork/storage"
 import { WorkerConfig } from "@cowork/worker"
 import * as WorkerRole from "@cowork/worker/WorkerRole"
+import { RestoreRetryConfig } from "@cowork/worker/SessionCheckpoints"
 import { assert, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -46,6 +47,21 @@ const startWorker = (workerId: string) =>
       scope
     )
     return scope
+  })
+
+/** A worker whose only way to retry a restore is its own backoff: the backstop poll is ten minutes away. */
+const startBackoffWorker = (workerId: string) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(
+      WorkerRole.layerNoDeps.pipe(
+        Layer.provide(WorkerConfig.layerWith({ workerId, pollIntervalMs: 600_000, leaseTtlMs: 3_000 })),
+        Layer.provide(Layer.succeed(RestoreRetryConfig, { baseMs: 20, capMs: 200, retries: 100 })),
+        Layer.provideMerge(Metrics.layerTest("worker"))
+      ),
+      scope
+    )
+    return { scope, metrics: Context.get(context, Metrics) }
   })
 
 const within = <R>(check: Effect.Effect<boolean, unknown, R>, what: string, deadlineMs = 15_000) =>
@@ -143,5 +159,45 @@ it.layer(Env, { timeout: 60_000, excludeTestServices: true })("checkpoints on Po
       ))
       assert.strictEqual(refused.operation, "checkpoint")
       assert.strictEqual(yield* checkpointVersion("ses_stale_cp"), before)
+    }))
+
+  it.effect("a failed restore is written on the command (redacted), counted, and retried with backoff until the store is back", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const faults = yield* FaultyObjectStore.ObjectStoreFaults
+      yield* faults.reset
+      yield* createSession("ses_rf")
+      yield* enqueue("ses_rf", "cmd_rf_1", "prompt", "first")
+      const first = yield* startWorker("worker-rf-1")
+      yield* within(Effect.map(status("cmd_rf_1"), (s) => s === "acked"), "first command acked")
+      yield* Scope.close(first, Exit.void)
+
+      const commandState = sql<{ status: string; attempt_count: number; last_error: string | null }>`
+        SELECT status, attempt_count, last_error FROM cloud_session_commands WHERE id = 'cmd_rf_2'`.pipe(
+        Effect.map((rows) => ({ ...rows[0]!, attempt_count: Number(rows[0]!.attempt_count) }))
+      )
+      yield* faults.outageFor("1 hour")
+      yield* enqueue("ses_rf", "cmd_rf_2", "prompt", "second")
+      const second = yield* startBackoffWorker("worker-rf-2")
+      yield* within(
+        Effect.map(commandState, (row) => row.last_error !== null),
+        "the restore error recorded on the command"
+      )
+      assert.deepStrictEqual(yield* commandState, {
+        status: "pending",
+        attempt_count: 0,
+        last_error: "checkpoint restore failed: object store unavailable"
+      })
+      yield* within(
+        Effect.map(second.metrics.read("open_cowork_cloud_worker_checkpoint_failures_total", { operation: "restore" }), (n) => n >= 2),
+        "restore retried"
+      )
+
+      yield* faults.reset
+      yield* within(Effect.map(status("cmd_rf_2"), (s) => s === "acked"), "runs once the store is back, without waiting for the poll")
+      assert.deepStrictEqual(yield* commandState, { status: "acked", attempt_count: 0, last_error: null })
+      const v = yield* checkpointVersion("ses_rf")
+      assert.deepStrictEqual(entries(yield* transcriptAt("ses_rf", v)), ["cmd_rf_1", "cmd_rf_2"])
+      yield* Scope.close(second.scope, Exit.void)
     }))
 })

@@ -211,6 +211,10 @@ export const MetricsCatalog = {
   open_cowork_cloud_worker_commands_processed_total: counter("Command runs finished by this worker, by outcome.", {
     status: ["acked", "failed", "cancelled", "requeued", "dead"]
   }),
+  open_cowork_cloud_worker_checkpoint_failures_total: counter(
+    "Failed checkpoint attempts by this worker (each retry counted): a failed save holds the ack, a failed restore the session's next command.",
+    { operation: ["save", "restore"] }
+  ),
   open_cowork_cloud_worker_heartbeat_age_ms: gauge(
     "Milliseconds since this process last wrote its heartbeat successfully."
   ),

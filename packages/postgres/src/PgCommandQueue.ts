@@ -54,6 +54,35 @@ export const make = Effect.gen(function*() {
     })
   })
 
+  const noteError = Effect.fn("CommandQueue.noteError")(function*(lease: Lease, message: string) {
+    const rows = yield* sql.unsafe<{ live: boolean; id: string | null }>(
+      `WITH live AS (
+        SELECT l.session_id FROM cloud_worker_leases l
+        WHERE l.session_id = $1 AND l.epoch = $2 AND l.worker_id = $3 AND l.expires_at > clock_timestamp()
+          AND ${notRevoked("l.worker_id")}
+        FOR SHARE OF l
+      ),
+      oldest AS (
+        SELECT c.id FROM cloud_session_commands c, live
+        WHERE c.session_id = live.session_id AND c.status = 'pending'
+        ORDER BY c.position LIMIT 1
+        FOR UPDATE OF c
+      ),
+      noted AS (
+        UPDATE cloud_session_commands c SET last_error = $4
+        FROM oldest WHERE c.id = oldest.id AND c.status = 'pending'
+        RETURNING c.id
+      )
+      SELECT true AS live, noted.id FROM live LEFT JOIN noted ON true`,
+      [lease.sessionId, lease.epoch, lease.workerId, message]
+    ).pipe(Effect.orDie)
+    const row = rows[0]
+    if (row === undefined) {
+      return yield* new StaleOwner({ sessionId: lease.sessionId, epoch: lease.epoch, operation: "note_error" })
+    }
+    return Option.fromNullishOr(row.id)
+  })
+
   const status = Effect.fn("CommandQueue.status")(function*(commandId: string) {
     const rows = yield* sql.unsafe<{ status: string; attempt_count: number }>(
       `SELECT status, attempt_count FROM cloud_session_commands WHERE id = $1`,
@@ -78,7 +107,7 @@ export const make = Effect.gen(function*() {
     return { depthEstimate: depth, capped: depth >= limit, oldestAgeMs: Math.max(0, Number(rows[0]?.oldest_age_ms ?? 0)) }
   })
 
-  return CommandQueue.of({ next, backlog, status })
+  return CommandQueue.of({ next, noteError, backlog, status })
 })
 
 export const layer = Layer.effect(CommandQueue, make)

@@ -18,8 +18,14 @@ export class CommandQueue extends Context.Service<CommandQueue, {
    * `None` when the mailbox is empty. Fails with `StaleOwner` when the lease is no longer live.
    */
   readonly next: (lease: Lease) => Effect.Effect<Option.Option<RunnableCommand>, StaleOwner>
-  /** Status of a command (tests and operators). */
+  /**
+   * Records `message` (already redacted) as `last_error` on the leased session's oldest `pending` command, leaving
+   * its status and attempt count alone: why the owner cannot start it yet (e.g. its checkpoint restore failed).
+   * Returns the command's id, `None` when nothing is pending. Fails with `StaleOwner` when the lease is not live.
+   */
+  readonly noteError: (lease: Lease, message: string) => Effect.Effect<Option.Option<string>, StaleOwner>
   /** Counts pending commands up to `limit` (never a full scan) and the age of the oldest one. */
   readonly backlog: (limit: number) => Effect.Effect<QueueBacklog>
+  /** Status of a command (tests and operators). */
   readonly status: (commandId: CommandId | string) => Effect.Effect<Option.Option<{ readonly status: string; readonly attemptCount: number }>>
 }>()("cowork/CommandQueue") {}

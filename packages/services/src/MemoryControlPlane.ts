@@ -246,6 +246,15 @@ const make = Effect.gen(function*() {
           abandonedAttempts: command.attemptCount
         }))
       }),
+    noteError: (lease, message) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const session = sessionOf(lease.sessionId)
+        if (!isLive(session, lease, now)) return Effect.fail(stale(lease, "note_error"))
+        const command = commands.find((c) => c.sessionId === lease.sessionId && c.status === "pending")
+        if (command === undefined) return Effect.succeed(Option.none<string>())
+        command.lastError = message
+        return Effect.succeed(Option.some<string>(command.id))
+      }),
     backlog: (limit) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const pending = commands.filter((c) => c.status === "pending")
