@@ -1,8 +1,12 @@
 import * as PgTokens from "@cowork/postgres/PgTokens"
+import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
 import { Command } from "effect/cli"
 import { Layer } from "effect"
 import * as ControlPlaneDatabase from "../ControlPlaneDatabase.ts"
+import * as AdminCredential from "./AdminCredential.ts"
+import * as AdminPool from "./AdminPool.ts"
 import * as AdminToken from "./AdminToken.ts"
+import * as AdminWorker from "./AdminWorker.ts"
 
 /**
  * `cowork admin ...`: operator tasks straight against the database (`OPEN_COWORK_DATABASE_URL`, or the embedded
@@ -14,9 +18,12 @@ export const command = Command.make("admin").pipe(
     Command.make("token").pipe(
       Command.withDescription("API tokens"),
       Command.withSubcommands([AdminToken.create])
-    )
+    ),
+    AdminPool.command,
+    AdminWorker.command,
+    AdminCredential.command
   ]),
-  Command.provide(PgTokens.layer.pipe(
+  Command.provide(Layer.merge(PgTokens.layer, PgWorkerRegistry.layer).pipe(
     Layer.provide(ControlPlaneDatabase.layer({ embedded: true, applicationName: "cowork-admin", maxConnections: 2 }))
   ))
 )
