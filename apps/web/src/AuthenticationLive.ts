@@ -16,10 +16,11 @@ export const layer = Layer.effect(
       bearer: Effect.fn("Authentication.bearer")(function*(httpEffect, { credential, endpoint, group }) {
         const missing = Redacted.value(credential) === ""
         const principal = yield* tokens.authenticate(credential).pipe(
-          Effect.catchTag("Unauthorized", () =>
-            metrics.inc("open_cowork_cloud_auth_failures_total", { reason: missing ? "missing_credentials" : "invalid_token" }).pipe(
-              Effect.andThen(Effect.fail(apiError.unauthorized("missing or invalid bearer token")))
-            ))
+          // The reason is counted, never shown: every refused credential gets the same generic 401 body.
+          Effect.catchTag("Unauthorized", (error) =>
+            metrics.inc("open_cowork_cloud_auth_failures_total", {
+              reason: error.reason ?? (missing ? "missing_credentials" : "invalid_token")
+            }).pipe(Effect.andThen(Effect.fail(apiError.unauthorized("missing or invalid bearer token")))))
         )
         const accepted = requiredScopes(group.annotations, endpoint.annotations)
         if (!accepted.some((scope) => principal.scopes.includes(scope))) {

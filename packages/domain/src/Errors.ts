@@ -21,8 +21,17 @@ export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
   message: Schema.String
 }, { httpApiStatus: 409 }) {}
 
+/**
+ * Why a credential was refused. INTERNAL ONLY (metrics, logs): what the caller sees is one generic 401, so the
+ * response never reveals whether a token exists. `expired_token` / `revoked_token` are only ever reported for a
+ * presented secret that matches, so only the token's holder could cause them.
+ */
+export const UnauthorizedReason = Schema.Literals(["missing_credentials", "invalid_token", "expired_token", "revoked_token"])
+export type UnauthorizedReason = typeof UnauthorizedReason.Type
+
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
-  message: Schema.String
+  message: Schema.String,
+  reason: Schema.optional(UnauthorizedReason)
 }, { httpApiStatus: 401 }) {}
 
 export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {

@@ -1,4 +1,12 @@
-import { formatApiToken, newOrgId, parseApiToken, type Principal, type TokenScope, Unauthorized } from "@cowork/domain"
+import {
+  formatApiToken,
+  newOrgId,
+  parseApiToken,
+  type Principal,
+  type TokenScope,
+  Unauthorized,
+  type UnauthorizedReason
+} from "@cowork/domain"
 import { type IssuedToken, Tokens } from "@cowork/services"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
@@ -18,7 +26,8 @@ const randomTokenId = (): string => {
 
 const hashSecret = (secret: string): Buffer => Crypto.createHash("sha256").update(secret, "utf8").digest()
 
-const unauthorized = new Unauthorized({ message: "missing, invalid, expired or revoked token" })
+const unauthorized = (reason: UnauthorizedReason) =>
+  new Unauthorized({ message: "missing, invalid, expired or revoked token", reason })
 
 /** Tokens over `cloud_orgs` / `cloud_api_tokens`: only the sha256 of a token's secret is stored. */
 export const make = Effect.gen(function*() {
@@ -74,11 +83,14 @@ export const make = Effect.gen(function*() {
   }, Effect.orDie)
 
   const authenticate = Effect.fn("Tokens.authenticate")(function*(raw: Redacted.Redacted<string>) {
-    const parsed = parseApiToken(Redacted.value(raw))
-    if (parsed === undefined) return yield* unauthorized
-    const rows = yield* sql.unsafe<{ org_id: string; secret_hash: string; scopes: Array<string>; live: boolean }>(
+    const value = Redacted.value(raw)
+    if (value === "") return yield* unauthorized("missing_credentials")
+    const parsed = parseApiToken(value)
+    if (parsed === undefined) return yield* unauthorized("invalid_token")
+    const rows = yield* sql.unsafe<{ org_id: string; secret_hash: string; scopes: Array<string>; revoked: boolean; expired: boolean }>(
       `SELECT org_id, secret_hash, scopes,
-         (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS live
+         revoked_at IS NOT NULL AS revoked,
+         (expires_at IS NOT NULL AND expires_at <= now()) AS expired
        FROM cloud_api_tokens WHERE id = $1`,
       [parsed.tokenId]
     ).pipe(Effect.orDie)
@@ -87,7 +99,10 @@ export const make = Effect.gen(function*() {
     // Compare even when the token id is unknown, so timing does not reveal which ids exist.
     const stored = row === undefined ? Buffer.alloc(presented.length) : Buffer.from(row.secret_hash, "hex")
     const matches = stored.length === presented.length && Crypto.timingSafeEqual(stored, presented)
-    if (row === undefined || !matches || !row.live) return yield* unauthorized
+    // Expired / revoked only for the real secret: a guesser learns nothing, not even internally.
+    if (row === undefined || !matches) return yield* unauthorized("invalid_token")
+    if (row.revoked) return yield* unauthorized("revoked_token")
+    if (row.expired) return yield* unauthorized("expired_token")
     yield* sql.unsafe(
       `UPDATE cloud_api_tokens SET last_used_at = now()
        WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`,

@@ -21,6 +21,9 @@ export class Tokens extends Context.Service<Tokens, {
     readonly expiresInMs?: number | undefined
   }) => Effect.Effect<IssuedToken>
   readonly revoke: (orgId: string, tokenId: string) => Effect.Effect<boolean>
-  /** Resolves a bearer token; `Unauthorized` for anything unknown, malformed, expired or revoked. */
+  /**
+   * Resolves a bearer token; `Unauthorized` for anything unknown, malformed, expired or revoked, with an internal
+   * `reason` (for metrics; callers always get one generic 401).
+   */
   readonly authenticate: (raw: Redacted.Redacted<string>) => Effect.Effect<Principal, Unauthorized>
 }>()("cowork/Tokens") {}
