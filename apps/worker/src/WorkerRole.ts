@@ -83,6 +83,9 @@ const make = Effect.gen(function*() {
   const requestClaim = Queue.offer(wake, undefined).pipe(Effect.asVoid)
 
   const sessions = yield* FiberMap.make<string>()
+  // Checkpoint pruning runs beside the session, off the ack path: one prune at a time per session, best effort
+  // (the checkpoint store never deletes chunks young enough to belong to a save still in flight).
+  const pruning = yield* FiberMap.make<string>()
 
   const refused = (error: StaleOwner, commandId: string | undefined) =>
     metrics.inc("open_cowork_cloud_worker_stale_owner_rejections_total", { operation: staleOwnerOperationLabel(error.operation) }).pipe(
@@ -171,7 +174,7 @@ const make = Effect.gen(function*() {
     )
     if (checkpointVersion !== undefined) {
       checkpoint.version = checkpointVersion
-      yield* checkpoints.prune(lease)
+      yield* FiberMap.run(pruning, lease.sessionId, checkpoints.prune(lease), { onlyIfMissing: true })
     }
     yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: outcome._tag })
     yield* Effect.logInfo("command completed").pipe(Effect.annotateLogs({ outcome: outcome._tag, attempt: command.attempt }))
