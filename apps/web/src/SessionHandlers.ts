@@ -112,14 +112,14 @@ export const layer = HttpApiBuilder.group(Api, "sessions", Effect.fn(function*(h
           })
         }
         if (cursor < bounds.earliestSequence - 1) {
-          return yield* snapshotRequiredResponse({
+          return yield* snapshotRequiredResponse(principal.orgId, {
             reason: "cursor_pruned",
             afterSequence: cursor,
             earliestSequence: bounds.earliestSequence,
             latestSequence: bounds.latestSequence
           })
         }
-        return yield* sessionEventsResponse(params.id, cursor)
+        return yield* sessionEventsResponse(principal.orgId, params.id, cursor)
       }).pipe(notFound),
     workspaceEvents: () =>
       Effect.gen(function*() {

@@ -4,6 +4,7 @@ import { EventLog } from "@cowork/services"
 import { Effect, Queue, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { SessionEventHub } from "./SessionEventHub.ts"
+import { CAP_RETRY_AFTER_SECONDS, SseStreamCaps } from "./SseStreamCaps.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 export const KEEP_ALIVE_INTERVAL = "15 seconds"
@@ -23,18 +24,37 @@ const eventFrame = (event: SessionEvent): string =>
     data: { sequence: event.sequence, type: event.type, eventId: event.eventId, payload: event.payload, createdAt: event.createdAt }
   })
 
-/** Held open for as long as the response streams, counted in `open_cowork_cloud_sse_connections`. */
-const sseResponse = (kind: "session" | "workspace", body: Stream.Stream<string>) =>
+/** 429 for an org at its stream cap: `Retry-After` (seconds) and `retryAfterMs` in the body (API.md). */
+const capReachedResponse = (maxPerOrg: number) =>
+  HttpServerResponse.jsonUnsafe({
+    error: {
+      code: "rate_limited",
+      message: `this org already holds ${maxPerOrg} event streams on this server; close one or retry later`,
+      details: { limit: maxPerOrg }
+    },
+    retryAfterMs: CAP_RETRY_AFTER_SECONDS * 1_000
+  }, { status: 429, headers: { "retry-after": String(CAP_RETRY_AFTER_SECONDS) } })
+
+/**
+ * Held open for as long as the response streams, counted in `open_cowork_cloud_sse_connections` and against the
+ * org's stream cap (429 when the org is at it; a refused stream is never counted).
+ */
+const sseResponse = (orgId: string, kind: "session" | "workspace", body: Stream.Stream<string>) =>
   Effect.gen(function*() {
     const lifecycle = yield* WebLifecycle
     const metrics = yield* Metrics
+    const caps = yield* SseStreamCaps
+    const release = yield* caps.reserve(orgId)
+    if (release === undefined) return capReachedResponse(caps.maxPerOrg)
     const keepAlive = Stream.tick(KEEP_ALIVE_INTERVAL).pipe(Stream.drop(1), Stream.map(() => ": keep-alive\n\n"))
     const stream = Stream.make(`retry: ${RETRY_HINT_MS}\n\n`).pipe(
       Stream.concat(Stream.merge(body, keepAlive, { haltStrategy: "left" })),
       Stream.interruptWhen(lifecycle.draining),
       Stream.encodeText
     )
-    const counted = Stream.unwrap(Effect.as(metrics.hold("open_cowork_cloud_sse_connections", { stream: kind }), stream))
+    const counted = Stream.unwrap(Effect.as(metrics.hold("open_cowork_cloud_sse_connections", { stream: kind }), stream)).pipe(
+      Stream.ensuring(release)
+    )
     return HttpServerResponse.stream(counted, {
       contentType: "text/event-stream",
       headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
@@ -45,7 +65,7 @@ const sseResponse = (kind: "session" | "workspace", body: Stream.Stream<string>)
  * The session's events after `cursor`: a keyset replay, then live. Each read starts where the last one ended, and
  * the subscriber registers for signals before its first read, so there is no gap and no duplicate.
  */
-export const sessionEventsResponse = (sessionId: string, cursor: number) =>
+export const sessionEventsResponse = (orgId: string, sessionId: string, cursor: number) =>
   Effect.gen(function*() {
     const hub = yield* SessionEventHub
     const eventLog = yield* EventLog
@@ -66,12 +86,12 @@ export const sessionEventsResponse = (sessionId: string, cursor: number) =>
       })
       return Stream.fromEffectRepeat(nextFrames)
     }))
-    return yield* sseResponse("session", body)
+    return yield* sseResponse(orgId, "session", body)
   })
 
 /** A cursor older than retention: one `snapshot.required` frame, then the stream ends (reload the view, resume after it). */
-export const snapshotRequiredResponse = (snapshot: SnapshotRequired) =>
-  sseResponse("session", Stream.make(frame({ event: "snapshot.required", data: snapshot })))
+export const snapshotRequiredResponse = (orgId: string, snapshot: SnapshotRequired) =>
+  sseResponse(orgId, "session", Stream.make(frame({ event: "snapshot.required", data: snapshot })))
 
 /** The org's session-list changes, live. */
 export const workspaceEventsResponse = (orgId: string) =>
@@ -83,5 +103,5 @@ export const workspaceEventsResponse = (orgId: string) =>
           frame({ event: "session.changed", data: { sessionId: change.sessionId, lastSequence: change.lastSequence } })
         )
       )))
-    return yield* sseResponse("workspace", body)
+    return yield* sseResponse(orgId, "workspace", body)
   })

@@ -16,6 +16,7 @@ import * as RequestGuard from "./RequestGuard.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
 import * as WorkerAdminHandlers from "./WorkerAdminHandlers.ts"
 import { SessionEventHub } from "./SessionEventHub.ts"
+import { SseStreamCaps } from "./SseStreamCaps.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 /** Every route of the web role, derived from the one `Api` definition, plus `/openapi.json` and `/docs`. */
@@ -28,16 +29,23 @@ export const routes = Layer.mergeAll(
   RequestGuard.layer
 )
 
+const serveWith = <E>(lifecycle: Layer.Layer<WebLifecycle, E>) =>
+  WebLifecycle.drainOnShutdown.pipe(
+    // RequestGuard writes the one log line per request (route template, not the raw URL).
+    Layer.provideMerge(HttpRouter.serve(routes, { disableLogger: true })),
+    Layer.provide([SessionEventHub.layer, SseStreamCaps.layer]),
+    Layer.provideMerge(lifecycle)
+  )
+
 /**
- * The web role on a caller-provided `HttpServer`. Draining starts when the layer's scope begins to close (before
- * the server stops): `/readyz` answers 503, SSE answers 503 + `Retry-After`, and open streams end.
+ * The web role on a caller-provided `HttpServer`, its role from `OPEN_COWORK_CLOUD_ROLE` (default `web`). Draining
+ * starts when the layer's scope begins to close (before the server stops): `/readyz` answers 503, SSE answers 503 +
+ * `Retry-After`, and open streams end.
  */
-export const layerServe = WebLifecycle.drainOnShutdown.pipe(
-  // RequestGuard writes the one log line per request (route template, not the raw URL).
-  Layer.provideMerge(HttpRouter.serve(routes, { disableLogger: true })),
-  Layer.provide(SessionEventHub.layer),
-  Layer.provideMerge(WebLifecycle.layer)
-)
+export const layerServe = serveWith(WebLifecycle.layer)
+
+/** `layerServe` for a process whose launcher knows its role (`cowork up` → `all`, `cowork web` → `web`). */
+export const layerServeAs = (role: "web" | "all") => serveWith(WebLifecycle.layerRole(role))
 
 /** The HTTP server on `OPEN_COWORK_CLOUD_PORT` (default 8787). */
 export const layerNodeServer: Layer.Layer<
@@ -54,6 +62,9 @@ export const layerNodeServer: Layer.Layer<
  * (`Heartbeats`, `CommandQueue`, `Projections`), `SqlClient`, and the process's one `Metrics` registry.
  */
 export const layer = layerServe.pipe(Layer.provide(layerNodeServer))
+
+/** `layer` reporting the given process role on `/healthz`, `/livez`, `/readyz` and `/api/runtime/status`. */
+export const layerAs = (role: "web" | "all") => layerServeAs(role).pipe(Layer.provide(layerNodeServer))
 
 /** The Postgres-backed services the web role needs, given a `PgClient`. */
 export const layerPgServices = Layer.mergeAll(

@@ -8,6 +8,7 @@ import {
   ApiConflict,
   ApiNotFound,
   ApiPayloadTooLarge,
+  ApiRateLimited,
   ApiUnavailable,
   Authentication,
   RequiredScopes,
@@ -142,11 +143,11 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       params: sessionId,
       query: { after: Schema.optional(Schema.String) },
       success: HttpApiSchema.StreamSse({ data: SessionEvent }),
-      error: [ApiBadRequest, ApiNotFound, ApiConflict, ApiUnavailable]
+      error: [ApiBadRequest, ApiNotFound, ApiConflict, ApiRateLimited, ApiUnavailable]
     }).annotate(OpenApi.Description, "SSE: `id: <sequence>`, `event: <type>`, `data: <SessionEvent>`; resume with `?after=N` (wins) or `Last-Event-ID`; a pruned cursor gets `event: snapshot.required`, a cursor ahead of the log 409."),
     HttpApiEndpoint.get("workspaceEvents", "/api/events", {
       success: HttpApiSchema.StreamSse({ data: SessionChangedEvent }),
-      error: ApiUnavailable
+      error: [ApiRateLimited, ApiUnavailable]
     }).annotate(OpenApi.Description, "SSE of the caller's org: `event: session.changed` whenever one of its sessions' logs grows.")
   )
   .middleware(Authentication)

@@ -19,6 +19,11 @@ export class ApiForbidden extends Schema.Error<ApiForbidden>("ApiForbidden")({ e
 export class ApiNotFound extends Schema.Error<ApiNotFound>("ApiNotFound")({ error: ErrorBody }, { httpApiStatus: 404 }) {}
 export class ApiConflict extends Schema.Error<ApiConflict>("ApiConflict")({ error: ErrorBody }, { httpApiStatus: 409 }) {}
 export class ApiPayloadTooLarge extends Schema.Error<ApiPayloadTooLarge>("ApiPayloadTooLarge")({ error: ErrorBody }, { httpApiStatus: 413 }) {}
+/** 429: `Retry-After` (seconds) on the response and `retryAfterMs` in the body. */
+export class ApiRateLimited extends Schema.Error<ApiRateLimited>("ApiRateLimited")({
+  error: ErrorBody,
+  retryAfterMs: Schema.Number
+}, { httpApiStatus: 429 }) {}
 export class ApiUnavailable extends Schema.Error<ApiUnavailable>("ApiUnavailable")({ error: ErrorBody }, { httpApiStatus: 503 }) {}
 
 /** Builds the wire error for a status from a code, message and optional details. */
