@@ -7,7 +7,10 @@ import { WorkerConfig } from "@cowork/worker"
 import * as WorkerRole from "@cowork/worker/WorkerRole"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, it } from "@effect/vitest"
-import { Effect, Layer, Redacted, References } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { ConfigProvider, Effect, Layer, Redacted, References } from "effect"
 import { HttpServer } from "effect/http"
 import { SqlClient } from "effect/sql"
 import { createServer } from "node:http"
@@ -41,7 +44,11 @@ const Stack = Layer.mergeAll(
   Layer.provideMerge(Metrics.layerTest("all")),
   Layer.provideMerge(TestDatabase.layer()),
   Layer.provide(Logging.layerTo("all", (line) => logLines.push(line))),
-  Layer.provide(Layer.succeed(References.MinimumLogLevel, "All"))
+  Layer.provide(Layer.succeed(References.MinimumLogLevel, "All")),
+  // The web role's default object store goes under the OS temp dir, never the repo's .cowork.
+  Layer.provide(ConfigProvider.layerAdd(ConfigProvider.fromUnknown({
+    OPEN_COWORK_DATA_DIR: Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-canary-"))
+  })))
 )
 
 interface Captured {

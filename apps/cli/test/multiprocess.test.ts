@@ -2,6 +2,9 @@ import * as Database from "@cowork/postgres/Database"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, type Scope } from "effect"
 import { SqlClient } from "effect/sql"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
 import { type CoworkProcess, eventually, freePort, runCli, spawn, waitReady } from "./support/CoworkProcess.ts"
 import { type SseFrame, subscribe } from "./support/SseClient.ts"
@@ -20,7 +23,8 @@ interface Stack {
 
 const startStack = (url: string, options: { readonly leaseTtlMs: number; readonly shutdownGraceMs: number }) =>
   Effect.gen(function*() {
-    const env = { OPEN_COWORK_DATABASE_URL: url }
+    // A private data dir per drill (object store, key file) under the OS temp dir, never the repo's .cowork.
+    const env = { OPEN_COWORK_DATABASE_URL: url, OPEN_COWORK_DATA_DIR: Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-drill-")) }
     const migrated = yield* runCli(["migrate"], env)
     assert.match(migrated.stdout, /migrations applied: 1_control_plane/)
     const issued = yield* runCli(["admin", "token", "create", "--scopes", "web,operator", "--name", "drill"], env)

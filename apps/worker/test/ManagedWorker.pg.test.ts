@@ -2,11 +2,11 @@ import { PgCommandQueue, PgEventLog, PgHeartbeats, PgLeaseStore } from "@cowork/
 import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
 import { Metrics } from "@cowork/observability"
 import { ScriptedRuntime } from "@cowork/runtime"
-import { ChangeFeed, Heartbeats, WorkerRegistry } from "@cowork/services"
+import { ChangeFeed, Heartbeats, LeaseStore, WorkerRegistry } from "@cowork/services"
 import { WorkerConfig, type WorkerSettings } from "@cowork/worker"
 import * as WorkerRole from "@cowork/worker/WorkerRole"
 import { assert, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { commandRow, createSession, enqueue } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
@@ -25,17 +25,27 @@ const Env = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.
 
 const operator = { orgId: null, actor: "test:operator" }
 
+/** The running worker, its scope, and a count of the claim passes it has finished (each one times the claim query). */
 const startWorker = (settings: Partial<WorkerSettings>) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
-    yield* Layer.buildWithScope(
+    // Building the layer writes the first heartbeat (or fails to) before it returns; claim passes run after.
+    const context = yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(
         Layer.provide(WorkerConfig.layerWith({ pollIntervalMs: 50, heartbeatIntervalMs: 50, leaseTtlMs: 3_000, ...settings })),
         Layer.provideMerge(Metrics.layerTest("worker"))
       ),
       scope
     )
-    return scope
+    const metrics = Context.get(context, Metrics)
+    return { scope, claimPasses: metrics.read("open_cowork_cloud_runnable_session_claim_duration_ms") }
+  })
+
+/** Waits until the worker has finished two more claim passes than now, so at least one began after this call. */
+const afterAFullClaimPass = (claimPasses: Effect.Effect<number>) =>
+  Effect.gen(function*() {
+    const start = yield* claimPasses
+    yield* within(Effect.map(claimPasses, (n) => n >= start + 2), "a full claim pass")
   })
 
 const within = <R>(check: Effect.Effect<boolean, unknown, R>, what: string, deadlineMs = 15_000) =>
@@ -66,7 +76,7 @@ it.layer(Env, { timeout: 60_000, excludeTestServices: true })("managed WorkerRol
 
       yield* createSession("ses_busy")
       yield* enqueue("ses_busy", "cmd_busy_1", "prompt", "[[slow:150]] first")
-      const scope = yield* startWorker({ workerId: worker.id, credential: plaintext })
+      const { scope, claimPasses } = yield* startWorker({ workerId: worker.id, credential: plaintext })
       yield* within(
         Effect.map(heartbeatOf(worker.id), (beat) => beat?.activeWorkIds.includes("ses_busy") === true),
         "the worker holds the busy session"
@@ -83,10 +93,12 @@ it.layer(Env, { timeout: 60_000, excludeTestServices: true })("managed WorkerRol
           beat !== undefined && beat.status === "draining" && beat.currentLoad === 0 && beat.activeWorkIds.length === 0),
         "heartbeat shows draining with currentLoad=0 and activeWorkIds=[]"
       )
-      yield* Effect.sleep(300)
+      yield* afterAFullClaimPass(claimPasses)
       assert.strictEqual((yield* commandRow("cmd_new")).status, "pending", "the draining worker claimed nothing new")
       const lease = yield* sql<{ worker_id: string | null }>`SELECT worker_id FROM cloud_worker_leases WHERE session_id = 'ses_new'`
       assert.isNull(lease[0]!.worker_id)
+      // The claim SQL itself refuses a draining worker, whoever calls it.
+      assert.deepStrictEqual(yield* (yield* LeaseStore).claim(worker.id, 4, 3_000, 3, plaintext), [])
 
       yield* registry.transition(worker.id, "resume", operator, 15_000)
       yield* within(Effect.map(commandRow("cmd_new"), (row) => row.status === "acked"), "resumed worker claims again")
@@ -103,10 +115,12 @@ it.layer(Env, { timeout: 60_000, excludeTestServices: true })("managed WorkerRol
       yield* registry.revokeCredential(worker.id, issued.credential.id, operator)
       yield* createSession("ses_revoked")
       yield* enqueue("ses_revoked", "cmd_revoked", "prompt", "hello")
-      const scope = yield* startWorker({ workerId: worker.id, credential: issued.plaintext })
-      yield* Effect.sleep(400)
-      assert.strictEqual((yield* commandRow("cmd_revoked")).status, "pending")
+      const { scope, claimPasses } = yield* startWorker({ workerId: worker.id, credential: issued.plaintext })
       assert.isUndefined(yield* heartbeatOf(worker.id), "no heartbeat is written with a revoked credential")
+      yield* afterAFullClaimPass(claimPasses)
+      assert.strictEqual((yield* commandRow("cmd_revoked")).status, "pending")
+      assert.deepStrictEqual(yield* (yield* LeaseStore).claim(worker.id, 4, 3_000, 3, issued.plaintext), [])
+      assert.isUndefined(yield* heartbeatOf(worker.id), "nor by the heartbeats since")
       yield* Scope.close(scope, Exit.void)
     }))
 })

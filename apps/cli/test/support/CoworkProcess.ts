@@ -1,6 +1,8 @@
 import { Effect, Schedule } from "effect"
 import * as ChildProcess from "node:child_process"
 import { freePort as findFreePort } from "@cowork/postgres/EmbeddedPostgres"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
@@ -17,11 +19,20 @@ export interface CoworkProcess {
   readonly exited: Promise<number | string>
 }
 
+/**
+ * One data dir per test file under the OS temp dir, shared by the processes it starts (so web and workers see the
+ * same object store and key file): nothing a test spawns writes into the repo's `.cowork/`. A test passing its own
+ * OPEN_COWORK_DATA_DIR overrides it.
+ */
+let defaultDataDir: string | undefined
+export const testDataDir = (): string => (defaultDataDir ??= Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-process-")))
+
 const baseEnv = (): Record<string, string> => {
   const env: Record<string, string> = {}
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !key.startsWith("OPEN_COWORK_")) env[key] = value
   }
+  env.OPEN_COWORK_DATA_DIR = testDataDir()
   return env
 }
 

@@ -1,9 +1,12 @@
 import { Metrics } from "@cowork/observability"
 import { Tokens } from "@cowork/services"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer, Redacted, References } from "effect"
+import { ConfigProvider, Effect, Layer, Redacted, References } from "effect"
 import { HttpServer } from "effect/http"
+import * as Fs from "node:fs"
 import { createServer } from "node:http"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import * as TestDatabase from "../../../../test/support/TestDatabase.ts"
 import * as WebRole from "../../src/WebRole.ts"
 
@@ -12,7 +15,12 @@ export const serverLayer = WebRole.layerServe.pipe(
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })),
   Layer.provideMerge(WebRole.layerPgServices),
   Layer.provideMerge(Metrics.layerTest("web")),
-  Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
+  Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn")),
+  // The default object store (<data dir>/objects, probed by /readyz) goes under the OS temp dir, never the repo's
+  // .cowork; a test that sets OPEN_COWORK_OBJECT_STORE_URI (or the data dir) in the environment still wins.
+  Layer.provide(ConfigProvider.layerAdd(ConfigProvider.fromUnknown({
+    OPEN_COWORK_DATA_DIR: Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-web-test-"))
+  })))
 )
 
 export const layer = serverLayer.pipe(Layer.provideMerge(TestDatabase.layer()))
