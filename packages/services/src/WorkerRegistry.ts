@@ -218,6 +218,18 @@ export const makeMemory = (): WorkerRegistry["Service"] => {
         if (to === undefined) {
           return yield* new IllegalTransition({ workerId, action, from: entry.worker.status, to: ACTION_TARGET[action] })
         }
+        if (to === "active") {
+          const pool = pools.get(entry.worker.poolId)!
+          const busy = [...workers.values()].filter((other) =>
+            other.worker.poolId === pool.id && other.worker.id !== workerId &&
+            (other.worker.status === "active" || other.worker.status === "draining")
+          ).length
+          if (busy >= pool.maxWorkers) {
+            return yield* new Conflict({
+              message: `pool ${pool.id} already has maxWorkers=${pool.maxWorkers} active or draining workers`
+            })
+          }
+        }
         entry.worker = { ...entry.worker, status: to, updatedAt: yield* iso }
         if (to === "retired" || to === "revoked") {
           const now = yield* iso

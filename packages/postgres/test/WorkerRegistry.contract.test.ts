@@ -1,0 +1,16 @@
+import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import { workerRegistryContract } from "../../services/test/support/WorkerRegistryContract.ts"
+import * as TestDatabase from "../../../test/support/TestDatabase.ts"
+
+const storedCredentials = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  return JSON.stringify(yield* sql`SELECT * FROM cloud_worker_credentials`)
+}).pipe(Effect.orDie)
+
+workerRegistryContract(
+  "postgres",
+  PgWorkerRegistry.layer.pipe(Layer.provideMerge(TestDatabase.layer())),
+  storedCredentials
+)
