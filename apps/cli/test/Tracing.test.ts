@@ -62,6 +62,10 @@ it.layer(Stack, { timeout: 60_000, excludeTestServices: true })("traces", (it) =
       const stored = (yield* sql<{ trace_parent: string | null }>`SELECT trace_parent FROM cloud_session_commands WHERE id = ${commandId}`)[0]!
       assert.match(stored.trace_parent ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
 
+      // The ack commits before the command span ends: wait for the span too, under the same deadline.
+      while (Date.now() < deadline && !exporter.getFinishedSpans().some((span) => span.name === "worker.command")) {
+        yield* Effect.sleep(25)
+      }
       const spans = exporter.getFinishedSpans()
       const [, traceId, spanId] = stored.trace_parent!.split("-")
       const promptRequest = spans.find((span) => span.spanContext().spanId === spanId)

@@ -1,4 +1,4 @@
-import { Cause, Context, Layer, Logger, References, Tracer } from "effect"
+import { Cause, Context, Effect, Layer, Logger, References, Tracer } from "effect"
 import type { Role } from "./MetricsCatalog.ts"
 import { redact, redactDeep } from "./Redaction.ts"
 
@@ -48,19 +48,22 @@ const toRecord = (role: Role, options: Logger.Options<unknown>): LogRecord => {
 export const jsonLogger = (role: Role, write: (line: string) => void): Logger.Logger<unknown, void> =>
   Logger.make((options) => write(JSON.stringify(toRecord(role, options))))
 
-const stdout = (line: string) => {
-  process.stdout.write(`${line}\n`)
-}
-
-const stderr = (line: string) => {
-  process.stderr.write(`${line}\n`)
-}
+/**
+ * Lines for a process stream, written in batches: one `write` per 10 ms window instead of one per line (writes to a
+ * file or pipe are synchronous in Node, so per-line writes cost the event loop a syscall each). Flushed when the
+ * logger's scope closes.
+ */
+const batchedTo = (role: Role, stream: NodeJS.WritableStream) =>
+  Logger.batched(Logger.make((options) => JSON.stringify(toRecord(role, options))), {
+    window: "10 millis",
+    flush: (lines) => Effect.sync(() => { stream.write(`${lines.join("\n")}\n`) })
+  })
 
 export const Logging = {
   /** Replaces the default logger with redacted JSON lines on stdout. */
-  layer: (role: Role): Layer.Layer<never> => Logger.layer([jsonLogger(role, stdout)]),
+  layer: (role: Role): Layer.Layer<never> => Logger.layer([batchedTo(role, process.stdout)]),
   /** The same on stderr, for CLIs whose stdout carries what a command prints for its caller (a token). */
-  layerStderr: (role: Role): Layer.Layer<never> => Logger.layer([jsonLogger(role, stderr)]),
+  layerStderr: (role: Role): Layer.Layer<never> => Logger.layer([batchedTo(role, process.stderr)]),
   /** The same logger writing to `write`, for tests and for collecting lines into a diagnostics bundle. */
   layerTo: (role: Role, write: (line: string) => void): Layer.Layer<never> => Logger.layer([jsonLogger(role, write)])
 } as const
