@@ -45,11 +45,14 @@ const workerAdapters = Layer.mergeAll(
   CheckpointStore.layer.pipe(Layer.provide(LocalKeyFileSecretAdapter.layerConfig))
 )
 
-const web = Layer.mergeAll(WebRole.layer, OwnerBootstrap.layer).pipe(Layer.provide(webAdapters))
+/** The web role, reporting the PROCESS role (`all` under `cowork up`) on health and runtime-status routes. */
+const web = (role: "web" | "all") =>
+  Layer.mergeAll(WebRole.layerAs(role), OwnerBootstrap.layer).pipe(Layer.provide(webAdapters))
 const worker = WorkerRole.layer.pipe(Layer.provide(workerAdapters))
 
+// Serving roles never attach to another process's embedded cluster: `up` starts (and publishes) its own.
 const database = (role: RoleName) =>
-  ControlPlaneDatabase.layer({ embedded: role === "all", applicationName: `cowork-${role}` })
+  ControlPlaneDatabase.layer({ embedded: role === "all", applicationName: `cowork-${role}`, attach: false })
 
 /**
  * JSON logs on stderr, OTLP traces when configured, and the process's ONE metrics registry: in `cowork up` the web
@@ -77,10 +80,10 @@ const run = (
 export const launch = (role: RoleName): Effect.Effect<never, unknown> => {
   switch (role) {
     case "web":
-      return run(role, web)
+      return run(role, web("web"))
     case "worker":
       return run(role, worker)
     case "all":
-      return run(role, Layer.merge(web, worker))
+      return run(role, Layer.merge(web("all"), worker))
   }
 }
