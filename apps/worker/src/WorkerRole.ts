@@ -24,6 +24,9 @@ interface HeldSession {
   abort: Deferred.Deferred<void>
 }
 
+/** Checkpoints are pruned every this many saves (VERSIONS_PER_EPOCH is a multiple, so a lease's first save prunes). */
+const PRUNE_EVERY = 4
+
 type TurnOutcome =
   | { readonly _tag: "acked" }
   | { readonly _tag: "failed"; readonly message: string }
@@ -174,7 +177,10 @@ const make = Effect.gen(function*() {
     )
     if (checkpointVersion !== undefined) {
       checkpoint.version = checkpointVersion
-      yield* FiberMap.run(pruning, lease.sessionId, checkpoints.prune(lease), { onlyIfMissing: true })
+      // Amortized: the first save of a lease (which also clears what earlier owners left) and every PRUNE_EVERY-th.
+      if (checkpointVersion % PRUNE_EVERY === 1) {
+        yield* FiberMap.run(pruning, lease.sessionId, checkpoints.prune(lease), { onlyIfMissing: true })
+      }
     }
     yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: outcome._tag })
     yield* Effect.logInfo("command completed").pipe(Effect.annotateLogs({ outcome: outcome._tag, attempt: command.attempt }))

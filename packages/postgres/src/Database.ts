@@ -17,6 +17,7 @@ export const layer = (options: DatabaseOptions) =>
     url: options.url,
     maxConnections: options.maxConnections ?? 20,
     applicationName: options.applicationName ?? "cowork",
+    multiplex: true,
     connectTimeout: "10 seconds"
   })
 

@@ -80,7 +80,7 @@ interface Stack {
   readonly exited: Promise<number | string>
 }
 
-const startStack = async (databaseUrl: string): Promise<Stack> => {
+const startStack = async (databaseUrl: string, dataDir: string): Promise<Stack> => {
   const port = await freePort()
   const child = ChildProcess.spawn(process.execPath, [Path.join(repoRoot, "apps/cli/src/main.ts"), "up"], {
     cwd: repoRoot,
@@ -89,7 +89,11 @@ const startStack = async (databaseUrl: string): Promise<Stack> => {
       OPEN_COWORK_DATABASE_URL: databaseUrl,
       OPEN_COWORK_CLOUD_PORT: String(port),
       OPEN_COWORK_CLOUD_WORKER_ID: "bench-worker",
-      OPEN_COWORK_CLOUD_WORKER_CONCURRENCY: String(WORKER_CONCURRENCY)
+      OPEN_COWORK_CLOUD_WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
+      // The idle phase holds IDLE_STREAMS streams for one org on one web process.
+      OPEN_COWORK_CLOUD_SSE_MAX_STREAMS_PER_ORG: String(IDLE_STREAMS + 100),
+      // Checkpoints and artifacts go under the benchmark's temp dir, not the repository's .cowork/.
+      OPEN_COWORK_DATA_DIR: dataDir
     },
     stdio: ["ignore", "pipe", "pipe"]
   })
@@ -437,7 +441,7 @@ const main = Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql.unsafe(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).pipe(Effect.orDie)
     console.error("starting cowork up …")
-    const stack = yield* Effect.promise(() => startStack(url))
+    const stack = yield* Effect.promise(() => startStack(url, dataDir))
     console.error(`latency: ${LATENCY_RATE} prompts/s for ${LATENCY_SECONDS} s …`)
     const latency = yield* Effect.promise(() => measureLatency(stack))
     console.error(`throughput: ${THROUGHPUT_COMMANDS} prompts …`)
