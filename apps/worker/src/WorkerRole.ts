@@ -86,6 +86,14 @@ const make = Effect.gen(function*() {
   const requestClaim = Queue.offer(wake, undefined).pipe(Effect.asVoid)
 
   const sessions = yield* FiberMap.make<string>()
+  // Runtimes of sessions this worker released cleanly, keyed by session, with the checkpoint version they hold;
+  // bounded (oldest closed first) and closed when the worker stops.
+  const warm = new Map<string, { readonly runtime: RuntimeSession; readonly version: number; readonly scope: Scope.Closeable }>()
+  const warmCapacity = config.concurrency * 4
+  yield* Effect.addFinalizer(() =>
+    Effect.forEach([...warm.values()], (entry) => Scope.close(entry.scope, Exit.void), { discard: true }).pipe(
+      Effect.andThen(Effect.sync(() => warm.clear()))
+    ))
   // Checkpoint pruning runs beside the session, off the ack path: one prune at a time per session, best effort
   // (the checkpoint store never deletes chunks young enough to belong to a save still in flight).
   const pruning = yield* FiberMap.make<string>()
@@ -202,16 +210,34 @@ const make = Effect.gen(function*() {
   /** Runs the leased session's mailbox until it is empty (true: lease released) or the worker drains (false). */
   const runSession = (lease: Lease, session: HeldSession) =>
     Effect.gen(function*() {
-      const scope = yield* Effect.scope
-      let runtimeSession: RuntimeSession | undefined
+      // A runtime this worker kept warm is reused only when it holds exactly the lease's checkpoint: then the
+      // restore (object-store reads) is skipped. Anything else is closed and the session restores from the store.
+      const cached = warm.get(lease.sessionId)
+      warm.delete(lease.sessionId)
+      const reuse = cached !== undefined && checkpoints.enabled && cached.version === (lease.checkpointVersion ?? 0)
+      if (cached !== undefined && !reuse) yield* Scope.close(cached.scope, Exit.void)
+      const runtimeScope = reuse ? cached.scope : yield* Scope.make()
+      let keptWarm = false
+      yield* Effect.addFinalizer(() => keptWarm ? Effect.void : Scope.close(runtimeScope, Exit.void))
+      let runtimeSession: RuntimeSession | undefined = reuse ? cached.runtime : undefined
       const openRuntime = Effect.suspend(() =>
         runtimeSession !== undefined
           ? Effect.succeed(runtimeSession)
           : runtime.open(lease.sessionId).pipe(
-            Effect.provideService(Scope.Scope, scope),
+            Effect.provideService(Scope.Scope, runtimeScope),
             Effect.tap((opened) => Effect.sync(() => { runtimeSession = opened }))
           )
       )
+      const keepWarm = Effect.suspend(() => {
+        if (!checkpoints.enabled || runtimeSession === undefined || draining) return Effect.void
+        keptWarm = true
+        warm.set(lease.sessionId, { runtime: runtimeSession, version: checkpoint.version, scope: runtimeScope })
+        const [oldest] = warm.keys()
+        if (warm.size <= warmCapacity || oldest === undefined) return Effect.void
+        const evicted = warm.get(oldest)!
+        warm.delete(oldest)
+        return Scope.close(evicted.scope, Exit.void)
+      })
       const checkpoint: CheckpointCursor = {
         version: lease.checkpointVersion ?? 0,
         save: Effect.suspend(() =>
@@ -221,12 +247,15 @@ const make = Effect.gen(function*() {
       const mailbox = Effect.gen(function*() {
         // Restore before anything runs (the lease is renewed meanwhile): a failure ends this fiber with the
         // session's commands still pending, and the lease expired for the next claimer.
-        if (checkpoints.enabled) checkpoint.version = yield* checkpoints.restore(lease, yield* openRuntime)
+        if (checkpoints.enabled && !reuse) checkpoint.version = yield* checkpoints.restore(lease, yield* openRuntime)
         while (true) {
           if (draining) return yield* fenced(leases.releaseIfIdle(lease))
           const next = yield* fenced(queue.next(lease))
           if (Option.isNone(next)) {
-            if (yield* fenced(leases.releaseIfIdle(lease))) return true
+            if (yield* fenced(leases.releaseIfIdle(lease))) {
+              yield* keepWarm
+              return true
+            }
             continue
           }
           const command = next.value

@@ -200,4 +200,37 @@ it.layer(Env, { timeout: 60_000, excludeTestServices: true })("checkpoints on Po
       assert.deepStrictEqual(entries(yield* transcriptAt("ses_rf", v)), ["cmd_rf_1", "cmd_rf_2"])
       yield* Scope.close(second.scope, Exit.void)
     }))
+
+  it.effect("a worker that released a session reuses its warm runtime at the same checkpoint (no restore), and restores when the checkpoint moved", () =>
+    Effect.gen(function*() {
+      const faults = yield* FaultyObjectStore.ObjectStoreFaults
+      const sql = yield* SqlClient.SqlClient
+      yield* faults.reset
+      yield* createSession("ses_warm")
+      yield* enqueue("ses_warm", "cmd_warm_1", "prompt", "first")
+      const worker = yield* startWorker("worker-warm")
+      yield* within(Effect.map(status("cmd_warm_1"), (s) => s === "acked"), "first command acked")
+      const lease = (yield* sql<{ worker_id: string | null }>`SELECT worker_id FROM cloud_worker_leases WHERE session_id = 'ses_warm'`)[0]!
+      assert.isNull(lease.worker_id, "the idle session was released")
+
+      // Every read of the store fails from now on: a restore could not succeed (v1 > 0 needs a manifest read), so a
+      // second command acked now ran on the warm runtime.
+      yield* faults.failNext(1_000_000, ["get"])
+      yield* enqueue("ses_warm", "cmd_warm_2", "prompt", "second")
+      yield* within(Effect.map(status("cmd_warm_2"), (s) => s === "acked"), "second command acked without a restore")
+      yield* faults.reset
+      const v2 = yield* checkpointVersion("ses_warm")
+      assert.deepStrictEqual(entries(yield* transcriptAt("ses_warm", v2)), ["cmd_warm_1", "cmd_warm_2"], "the warm state carried on")
+
+      // Another owner moved the checkpoint (simulated): the warm runtime no longer matches, so the worker restores,
+      // which fails while reads fail: the command stays pending with the restore error on it.
+      yield* faults.failNext(1_000_000, ["get"])
+      yield* sql`UPDATE cloud_worker_leases SET checkpoint_version = checkpoint_version + 1 WHERE session_id = 'ses_warm'`
+      yield* enqueue("ses_warm", "cmd_warm_3", "prompt", "third")
+      const lastError = sql<{ last_error: string | null }>`SELECT last_error FROM cloud_session_commands WHERE id = 'cmd_warm_3'`
+      yield* within(Effect.map(lastError, (rows) => (rows[0]?.last_error ?? "").startsWith("checkpoint restore failed")), "a restore was attempted")
+      assert.strictEqual(yield* status("cmd_warm_3"), "pending", "nothing runs on a state that is not the checkpoint")
+      yield* faults.reset
+      yield* Scope.close(worker, Exit.void)
+    }))
 })

@@ -107,7 +107,11 @@ export const make = Effect.gen(function*() {
       FROM claimed`,
       [workerId, limit, ttlMs, maxAttempts, credentialId, secretHash]
     )
-    const rows = yield* sql.withTransaction(Effect.andThen(lockPool, claimStatement)).pipe(Effect.orDie)
+    // Without a credential the worker is either unmanaged (no pool limits) or refused by the allowance (claims
+    // nothing): no pool row to serialize on, so the claim is one statement, not a transaction.
+    const rows = yield* (credential === undefined
+      ? claimStatement
+      : sql.withTransaction(Effect.andThen(lockPool, claimStatement))).pipe(Effect.orDie)
     return rows.map((row): Lease => ({
       sessionId: row.session_id,
       workerId,
