@@ -7,6 +7,8 @@ export interface WorkerSettings {
   readonly workerId: string
   /** Sessions this worker runs at once. */
   readonly concurrency: number
+  /** Runtimes of released sessions kept warm (reused when the next claim finds the same checkpoint). */
+  readonly warmRuntimes: number
   readonly leaseTtlMs: number
   readonly shutdownGraceMs: number
   readonly maxCommandAttempts: number
@@ -38,6 +40,7 @@ export const settings = (input: Partial<WorkerSettings> = {}): WorkerSettings =>
   return {
     workerId: input.workerId ?? defaultWorkerId(),
     concurrency: input.concurrency ?? 4,
+    warmRuntimes: input.warmRuntimes ?? 64,
     leaseTtlMs,
     shutdownGraceMs: input.shutdownGraceMs ?? 30_000,
     maxCommandAttempts: input.maxCommandAttempts ?? 3,
@@ -72,6 +75,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       credential,
       workerId,
       concurrency: yield* optionalInt("OPEN_COWORK_CLOUD_WORKER_CONCURRENCY"),
+      warmRuntimes: yield* optionalInt("OPEN_COWORK_CLOUD_WORKER_WARM_RUNTIMES"),
       leaseTtlMs: yield* optionalInt("OPEN_COWORK_CLOUD_LEASE_TTL_MS"),
       shutdownGraceMs: yield* optionalInt("OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS"),
       maxCommandAttempts: yield* optionalInt("OPEN_COWORK_CLOUD_MAX_COMMAND_ATTEMPTS"),

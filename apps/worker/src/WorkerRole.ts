@@ -89,7 +89,7 @@ const make = Effect.gen(function*() {
   // Runtimes of sessions this worker released cleanly, keyed by session, with the checkpoint version they hold;
   // bounded (oldest closed first) and closed when the worker stops.
   const warm = new Map<string, { readonly runtime: RuntimeSession; readonly version: number; readonly scope: Scope.Closeable }>()
-  const warmCapacity = config.concurrency * 4
+  const warmCapacity = config.warmRuntimes
   yield* Effect.addFinalizer(() =>
     Effect.forEach([...warm.values()], (entry) => Scope.close(entry.scope, Exit.void), { discard: true }).pipe(
       Effect.andThen(Effect.sync(() => warm.clear()))
