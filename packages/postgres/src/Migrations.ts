@@ -187,6 +187,16 @@ CREATE TABLE IF NOT EXISTS cloud_artifacts (
 CREATE INDEX IF NOT EXISTS cloud_artifacts_org ON cloud_artifacts (org_id, created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS cloud_artifacts_session ON cloud_artifacts (session_id, created_at DESC, id DESC);
 `
+  },
+  {
+    id: 7,
+    name: "open_commands_index",
+    // Claims look for sessions with open (pending or running) commands: without this index every claim scanned the
+    // whole, ever-growing command history.
+    sql: `
+CREATE INDEX IF NOT EXISTS cloud_session_commands_open ON cloud_session_commands (session_id)
+  WHERE status IN ('pending', 'running');
+`
   }
 ]
 

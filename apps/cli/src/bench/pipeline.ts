@@ -7,6 +7,7 @@
  * 2. throughput: sustained commands/s end to end (first POST → last ack) for a backlog of prompts;
  * 3. idle: Postgres statements per minute with 0 and with 1,000 open SSE streams (pg_stat_statements calls and
  *    pg_stat_database xact_commit deltas);
+ * 3b. the same backlog on a second stack with checkpoints off (the session pipeline alone);
  * 4. ceiling: after the stack stops, the same fenced statements (claim → next → one append with the ack →
  *    release) issued back to back by 4 fibers on the same database, with no runtime and no event streaming.
  *
@@ -80,7 +81,13 @@ interface Stack {
   readonly exited: Promise<number | string>
 }
 
-const startStack = async (databaseUrl: string, dataDir: string): Promise<Stack> => {
+/** Starts `cowork up`; the owner token is read from its first-start banner, or passed in for a later start. */
+const startStack = async (
+  databaseUrl: string,
+  dataDir: string,
+  extraEnv: Record<string, string> = {},
+  knownToken?: string
+): Promise<Stack> => {
   const port = await freePort()
   const child = ChildProcess.spawn(process.execPath, [Path.join(repoRoot, "apps/cli/src/main.ts"), "up"], {
     cwd: repoRoot,
@@ -93,7 +100,8 @@ const startStack = async (databaseUrl: string, dataDir: string): Promise<Stack> 
       // The idle phase holds IDLE_STREAMS streams for one org on one web process.
       OPEN_COWORK_CLOUD_SSE_MAX_STREAMS_PER_ORG: String(IDLE_STREAMS + 100),
       // Checkpoints and artifacts go under the benchmark's temp dir, not the repository's .cowork/.
-      OPEN_COWORK_DATA_DIR: dataDir
+      OPEN_COWORK_DATA_DIR: dataDir,
+      ...extraEnv
     },
     stdio: ["ignore", "pipe", "pipe"]
   })
@@ -108,7 +116,7 @@ const startStack = async (databaseUrl: string, dataDir: string): Promise<Stack> 
   const baseUrl = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 60_000
   for (;;) {
-    const token = /occ_[A-Za-z0-9]+_[A-Za-z0-9_-]+/.exec(stdout)?.[0]
+    const token = knownToken ?? /occ_[A-Za-z0-9]+_[A-Za-z0-9_-]+/.exec(stdout)?.[0]
     const ready = await fetch(`${baseUrl}/readyz`).then((r) => r.status === 200, () => false)
     if (ready && token !== undefined) return { baseUrl, token, child, exited }
     if (Date.now() > deadline || child.exitCode !== null) {
@@ -228,9 +236,9 @@ const countAcked = (sessionPrefix: string) =>
     return Number(rows[0]!.n)
   }).pipe(Effect.orDie)
 
-const measureThroughput = (stack: Stack) =>
+const measureThroughput = (stack: Stack, label: string) =>
   Effect.gen(function*() {
-    const sessions = yield* Effect.promise(() => createSessions(stack, THROUGHPUT_SESSIONS, "throughput"))
+    const sessions = yield* Effect.promise(() => createSessions(stack, THROUGHPUT_SESSIONS, label))
     const perSession = Math.ceil(THROUGHPUT_COMMANDS / sessions.length)
     const jobs = sessions.flatMap((sessionId) => Array.from({ length: perSession }, () => sessionId))
     const started = performance.now()
@@ -242,14 +250,15 @@ const measureThroughput = (stack: Stack) =>
     const deadline = Date.now() + 300_000
     while (acked < jobs.length && Date.now() < deadline) {
       yield* Effect.sleep(25)
-      acked = yield* countAcked("throughput")
+      acked = yield* countAcked(label)
     }
     const finished = performance.now()
     const enqueueDone = yield* Fiber.join(enqueued)
     const sql = yield* SqlClient.SqlClient
     const span = yield* sql.unsafe<{ seconds: number }>(
       `SELECT extract(epoch FROM max(c.completed_at) - min(c.completed_at))::float8 AS seconds
-       FROM cloud_session_commands c JOIN cloud_sessions s ON s.id = c.session_id WHERE s.title LIKE 'throughput-%'`
+       FROM cloud_session_commands c JOIN cloud_sessions s ON s.id = c.session_id WHERE s.title LIKE $1`,
+      [`${label}-%`]
     ).pipe(Effect.orDie)
     const seconds = (finished - started) / 1000
     return {
@@ -396,9 +405,11 @@ const machine = () => {
 }
 
 const report = (results: any) => {
-  const { latency, throughput, ceiling, idle } = results
+  const { latency, throughput, throughputBare, ceiling, idle } = results
   const verdict = (ok: boolean) => (ok ? "meets target" : "MISSES target")
   const ratio = round(throughput.commandsPerSecond / ceiling.commandsPerSecond, 2)
+  const ratioBare = round(throughputBare.commandsPerSecond / ceiling.commandsPerSecond, 2)
+  const streamsCost = round(idle.withStreams.statementsPerMinute - idle.baseline.statementsPerMinute)
   return [
     `## ${results.date} — \`npm run bench:pipeline\``,
     "",
@@ -415,10 +426,12 @@ const report = (results: any) => {
     `| POST /prompt → 202, p50 / p99 | ${latency.postAccepted.p50} / ${latency.postAccepted.p99} ms | |`,
     `| offered load | ${latency.achievedRate} prompts/s over ${LATENCY_SESSIONS} sessions, ${latency.measured} of ${latency.prompts} measured (${latency.skippedOverlaps} skipped: previous prompt of the session still running) | 50 prompts/s |`,
     `| sustained commands/s end to end (first POST → last ack, ${throughput.commands} prompts over ${THROUGHPUT_SESSIONS} sessions) | ${throughput.commandsPerSecond} /s (${throughput.seconds} s; enqueue ${throughput.enqueuePerSecond} /s; first→last ack ${throughput.ackSpanCommandsPerSecond} /s) | ≥ 200 /s: ${verdict(throughput.commandsPerSecond >= 200)} |`,
+    `| the same with checkpoints off (\`OPEN_COWORK_CLOUD_CHECKPOINTS=false\`: the session pipeline alone) | ${throughputBare.commandsPerSecond} /s (${throughputBare.seconds} s; first→last ack ${throughputBare.ackSpanCommandsPerSecond} /s) | ≥ 200 /s: ${verdict(throughputBare.commandsPerSecond >= 200)} |`,
     `| raw fenced claim → next → append+ack → release, ${WORKER_CONCURRENCY} fibers, same database | ${ceiling.commandsPerSecond} /s (${ceiling.commands} commands in ${ceiling.seconds} s) | |`,
-    `| pipeline / ceiling | ${ratio} | |`,
+    `| pipeline / ceiling, checkpoints on / off | ${ratio} / ${ratioBare} | |`,
     `| Postgres statements/min, idle, 0 streams (pg_stat_statements / xact_commit) | ${idle.baseline.statementsPerMinute} / ${idle.baseline.xactCommitPerMinute} | |`,
-    `| Postgres statements/min, idle, ${idle.streams} SSE streams on ${idle.streams} sessions (pg_stat_statements / xact_commit) | ${idle.withStreams.statementsPerMinute} / ${idle.withStreams.xactCommitPerMinute} | ≤ 10: ${verdict(idle.withStreams.statementsPerMinute <= 10)} |`,
+    `| Postgres statements/min, idle, ${idle.streams} SSE streams on ${idle.streams} sessions (pg_stat_statements / xact_commit) | ${idle.withStreams.statementsPerMinute} / ${idle.withStreams.xactCommitPerMinute} | total ≤ 10: ${verdict(idle.withStreams.statementsPerMinute <= 10)} |`,
+    `| of which the ${idle.streams} open streams (difference) | ${streamsCost} | ≤ 10: ${verdict(streamsCost <= 10)} |`,
     "",
     `Idle windows: ${idle.windowMs / 1000} s each, scaled to a minute. The 0-stream baseline is the worker's own heartbeat, backstop`,
     "claim poll and reaper ticks plus the web role's LISTEN connection; the difference is what the open streams cost.",
@@ -445,13 +458,18 @@ const main = Effect.gen(function*() {
     console.error(`latency: ${LATENCY_RATE} prompts/s for ${LATENCY_SECONDS} s …`)
     const latency = yield* Effect.promise(() => measureLatency(stack))
     console.error(`throughput: ${THROUGHPUT_COMMANDS} prompts …`)
-    const throughput = yield* measureThroughput(stack)
+    const throughput = yield* measureThroughput(stack, "throughput")
     console.error(`idle: ${IDLE_STREAMS} SSE streams, ${IDLE_WINDOW_MS / 1000} s windows …`)
     const idle = yield* measureIdle(stack)
     const exitCode = yield* stopStack(stack)
-    console.error(`stack stopped (exit ${exitCode}); ceiling …`)
+    // The same backlog on a stack without checkpoints: the session pipeline alone, as the ceiling measures it.
+    console.error(`stack stopped (exit ${exitCode}); throughput with checkpoints off …`)
+    const bare = yield* Effect.promise(() => startStack(url, dataDir, { OPEN_COWORK_CLOUD_CHECKPOINTS: "false" }, stack.token))
+    const throughputBare = yield* measureThroughput(bare, "bare")
+    yield* stopStack(bare)
+    console.error("ceiling …")
     const ceiling = yield* measureCeiling
-    const results = { date: new Date().toISOString(), machine: startMachine, latency, throughput, idle, ceiling }
+    const results = { date: new Date().toISOString(), machine: startMachine, latency, throughput, throughputBare, idle, ceiling }
     const markdown = report(results)
     console.log(JSON.stringify(results, null, 2))
     console.log(markdown)
