@@ -146,7 +146,9 @@ const make = Effect.gen(function*() {
     yield* fenced(log.append(lease, opening), command.id)
 
     // Adaptive batching: each append carries every runtime event that arrived while the previous one was in
-    // flight, so a fast runtime costs one statement per burst and a slow one still streams event by event.
+    // flight, so a fast runtime costs one statement per burst and a slow one still streams event by event. The
+    // burst that ends the turn is not appended here: it rides in the closing statement with the ack.
+    let last: Array<EventDraft> = []
     const turn = Effect.gen(function*() {
       const runtimeSession = yield* openRuntime
       const events = yield* Stream.toQueue(
@@ -158,7 +160,21 @@ const make = Effect.gen(function*() {
           Effect.catchIf(Cause.isDone, () => Effect.succeed(undefined))
         )
         if (batch === undefined) return
-        yield* fenced(log.append(lease, batch.map((event) => draftOf(event, command))), command.id)
+        const drafts = batch.map((event) => draftOf(event, command))
+        // Whatever else is already queued joins the burst; the queue also tells whether the turn has ended.
+        for (let next = Queue.takeUnsafe(events); next !== undefined; next = Queue.takeUnsafe(events)) {
+          if (Exit.isSuccess(next)) {
+            drafts.push(draftOf(next.value, command))
+            continue
+          }
+          if (Cause.isDone(Cause.squash(next.cause))) {
+            last = drafts
+            return
+          }
+          yield* fenced(log.append(lease, drafts), command.id)
+          return yield* Effect.failCause(next.cause)
+        }
+        yield* fenced(log.append(lease, drafts), command.id)
       }
     }).pipe(Effect.scoped)
     const outcome: TurnOutcome = yield* turn.pipe(
@@ -167,7 +183,7 @@ const make = Effect.gen(function*() {
       Effect.raceFirst(Deferred.await(session.abort).pipe(Effect.as<TurnOutcome>({ _tag: "cancelled" })))
     )
 
-    const closing: Array<EventDraft> = []
+    const closing: Array<EventDraft> = [...last]
     if (outcome._tag === "failed") {
       closing.push({ type: "runtime.error", payload: { message: outcome.message, commandId: command.id }, ...owner })
     }
