@@ -183,13 +183,16 @@ const make = Effect.gen(function*() {
       Effect.raceFirst(Deferred.await(session.abort).pipe(Effect.as<TurnOutcome>({ _tag: "cancelled" })))
     )
 
-    const closing: Array<EventDraft> = [...last]
+    // The state is saved before the ack; the ack statement itself moves checkpoint_version (no save, no ack). The
+    // turn's last burst is not held back for the save: it is appended while the save runs. Without checkpoints
+    // there is nothing to wait for, and it rides in the closing statement.
+    const closing: Array<EventDraft> = checkpoints.enabled ? [] : [...last]
     if (outcome._tag === "failed") {
       closing.push({ type: "runtime.error", payload: { message: outcome.message, commandId: command.id }, ...owner })
     }
     closing.push({ type: "session.idle", payload: { commandId: command.id, outcome: outcome._tag }, ...owner })
-    // The state is saved before the ack; the ack statement itself moves checkpoint_version (no save, no ack).
-    const checkpointVersion = yield* checkpoint.save
+    const flushLast = checkpoints.enabled && last.length > 0 ? fenced(log.append(lease, last), command.id) : Effect.void
+    const [, checkpointVersion] = yield* Effect.all([flushLast, checkpoint.save], { concurrency: 2 })
     yield* fenced(
       log.append(lease, closing, {
         commandId: command.id,
