@@ -10,7 +10,7 @@ import * as PgTokens from "@cowork/postgres/PgTokens"
 import * as PgArtifacts from "@cowork/postgres/PgArtifacts"
 import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
 import { ScriptedRuntime } from "@cowork/runtime"
-import type { ObjectStore } from "@cowork/services"
+import type { ObjectStore, SecretAdapter } from "@cowork/services"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { CheckpointStore, ObjectStoreConfig } from "@cowork/storage"
 import * as WebRole from "@cowork/web"
@@ -41,8 +41,8 @@ const workerAdapters = Layer.mergeAll(
   PgChangeFeed.layer,
   PgProjections.layer,
   ScriptedRuntime.layerConfig,
-  // Checkpoints: chunks and manifests in the object store, sealed with the org key from the local key file.
-  CheckpointStore.layer.pipe(Layer.provide(LocalKeyFileSecretAdapter.layerConfig))
+  // Checkpoints: chunks and manifests in the object store, sealed with the org key from the secret adapter.
+  CheckpointStore.layer
 )
 
 /** The web role, reporting the PROCESS role (`all` under `cowork up`) on health and runtime-status routes. */
@@ -61,13 +61,18 @@ const database = (role: RoleName) =>
 const observability = (role: RoleName) =>
   Layer.mergeAll(Metrics.layer(role), Tracing.layer(role), Logging.layerStderr(role))
 
-/** The process's one object store (artifacts on web, checkpoints on workers): OPEN_COWORK_OBJECT_STORE_URI. */
+/**
+ * The process's one object store (artifacts on web, checkpoints on workers; OPEN_COWORK_OBJECT_STORE_URI) and one
+ * secret adapter (checkpoint keys on workers, the `secret_adapter` readiness probe on web;
+ * OPEN_COWORK_CLOUD_SECRET_KEY_REF).
+ */
 const run = (
   role: RoleName,
-  roleLayer: Layer.Layer<never, unknown, Layer.Success<ReturnType<typeof database>> | Metrics | ObjectStore>
+  roleLayer: Layer.Layer<never, unknown, Layer.Success<ReturnType<typeof database>> | Metrics | ObjectStore | SecretAdapter>
 ) =>
   Layer.launch(roleLayer.pipe(
     Layer.provide(ObjectStoreConfig.layerConfig),
+    Layer.provide(LocalKeyFileSecretAdapter.layerConfig),
     Layer.provide(database(role)),
     Layer.provide(observability(role))
   ))

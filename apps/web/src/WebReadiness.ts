@@ -1,6 +1,7 @@
 import type { Readiness, ReadinessCheck } from "@cowork/domain"
 import { ReadinessChecks } from "@cowork/postgres"
-import type { ChangeFeed, ObjectStore } from "@cowork/services"
+import { secretAdapterCheck } from "@cowork/secrets"
+import type { ChangeFeed, ObjectStore, SecretAdapter } from "@cowork/services"
 import { Effect } from "effect"
 import type { SqlClient } from "effect/sql"
 import { objectStoreCheck } from "./ObjectStoreReadiness.ts"
@@ -8,15 +9,16 @@ import { WebLifecycle } from "./WebLifecycle.ts"
 
 /**
  * The web role's readiness: the control plane, auth configuration and its LISTEN connection, plus `draining` while
- * it shuts down. `object_store` and `secret_adapter` join when those services exist in this codebase.
+ * it shuts down, and the `object_store` and `secret_adapter` probes.
  */
-export const report: Effect.Effect<Readiness, never, WebLifecycle | SqlClient.SqlClient | ChangeFeed | ObjectStore> = Effect.gen(function*() {
+export const report: Effect.Effect<Readiness, never, WebLifecycle | SqlClient.SqlClient | ChangeFeed | ObjectStore | SecretAdapter> = Effect.gen(function*() {
   const lifecycle = yield* WebLifecycle
   const checks: Array<ReadinessCheck> = [...yield* Effect.all([
     ReadinessChecks.controlPlane,
     ReadinessChecks.authConfig,
     ReadinessChecks.roleDependencies,
-    objectStoreCheck
+    objectStoreCheck,
+    secretAdapterCheck
   ], { concurrency: "unbounded" })]
   if (yield* lifecycle.isDraining) checks.push({ name: "draining", status: "error", detail: "shutting down" })
   return { ok: checks.every((check) => check.status === "ok"), role: lifecycle.role, profileName: lifecycle.profileName, checks }

@@ -2,6 +2,7 @@ import { Api } from "@cowork/domain"
 import { PgChangeFeed, PgCommandQueue, PgEventLog, PgHeartbeats, PgProjections, PgSessionStore, PgTokens } from "@cowork/postgres"
 import * as PgArtifacts from "@cowork/postgres/PgArtifacts"
 import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
+import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { ObjectStoreConfig } from "@cowork/storage"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
@@ -77,7 +78,9 @@ export const layerPgServices = Layer.mergeAll(
   PgProjections.layer,
   PgWorkerRegistry.layer,
   // Artifact bytes go to the object store from OPEN_COWORK_OBJECT_STORE_URI (default <dataDir>/objects).
-  PgArtifacts.layer.pipe(Layer.provideMerge(ObjectStoreConfig.layerConfig))
+  PgArtifacts.layer.pipe(Layer.provideMerge(ObjectStoreConfig.layerConfig)),
+  // Probed by /readyz (`secret_adapter`): OPEN_COWORK_CLOUD_SECRET_KEY_REF (default <dataDir>/secret.key).
+  LocalKeyFileSecretAdapter.layerConfig
 )
 
 /** The web role over Postgres: requires only `PgClient` / `SqlClient`. */

@@ -28,7 +28,8 @@ it.layer(layer)("sessions API", (it) => {
         { name: "control_plane", status: "ok" },
         { name: "auth_config", status: "ok" },
         { name: "role_dependencies", status: "ok" },
-        { name: "object_store", status: "ok" }
+        { name: "object_store", status: "ok" },
+        { name: "secret_adapter", status: "ok" }
       ])
       const openapi = yield* request("GET", "/openapi.json")
       assert.strictEqual(openapi.status, 200)

@@ -1,1 +1,2 @@
 export * as LocalKeyFileSecretAdapter from "./LocalKeyFileSecretAdapter.ts"
+export * from "./SecretAdapterReadiness.ts"
