@@ -1,18 +1,7 @@
 import { Logging, Metrics, Tracing } from "@cowork/observability"
-import * as PgChangeFeed from "@cowork/postgres/PgChangeFeed"
-import * as PgCommandQueue from "@cowork/postgres/PgCommandQueue"
-import * as PgEventLog from "@cowork/postgres/PgEventLog"
-import * as PgHeartbeats from "@cowork/postgres/PgHeartbeats"
-import * as PgLeaseStore from "@cowork/postgres/PgLeaseStore"
-import * as PgProjections from "@cowork/postgres/PgProjections"
-import * as PgSessionStore from "@cowork/postgres/PgSessionStore"
-import * as PgTokens from "@cowork/postgres/PgTokens"
-import * as PgArtifacts from "@cowork/postgres/PgArtifacts"
-import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
-import { ScriptedRuntime } from "@cowork/runtime"
 import type { ObjectStore, SecretAdapter } from "@cowork/services"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
-import { CheckpointStore, ObjectStoreConfig } from "@cowork/storage"
+import { ObjectStoreConfig } from "@cowork/storage"
 import * as WebRole from "@cowork/web"
 import * as WorkerRole from "@cowork/worker"
 import { type Effect, Layer } from "effect"
@@ -21,34 +10,10 @@ import * as OwnerBootstrap from "./OwnerBootstrap.ts"
 
 export type RoleName = "web" | "worker" | "all"
 
-const webAdapters = Layer.mergeAll(
-  PgSessionStore.layer,
-  PgTokens.layer,
-  PgEventLog.layer,
-  PgChangeFeed.layer,
-  PgHeartbeats.layer,
-  PgCommandQueue.layer,
-  PgProjections.layer,
-  PgWorkerRegistry.layer,
-  PgArtifacts.layer
-)
-
-const workerAdapters = Layer.mergeAll(
-  PgLeaseStore.layer,
-  PgCommandQueue.layer,
-  PgEventLog.layer,
-  PgHeartbeats.layer,
-  PgChangeFeed.layer,
-  PgProjections.layer,
-  ScriptedRuntime.layerConfig,
-  // Checkpoints: chunks and manifests in the object store, sealed with the org key from the secret adapter.
-  CheckpointStore.layer
-)
-
 /** The web role, reporting the PROCESS role (`all` under `cowork up`) on health and runtime-status routes. */
 const web = (role: "web" | "all") =>
-  Layer.mergeAll(WebRole.layerAs(role), OwnerBootstrap.layer).pipe(Layer.provide(webAdapters))
-const worker = WorkerRole.layer.pipe(Layer.provide(workerAdapters))
+  Layer.mergeAll(WebRole.layerAs(role), OwnerBootstrap.layer).pipe(Layer.provide(WebRole.layerPgAdapters))
+const worker = WorkerRole.layer.pipe(Layer.provide(WorkerRole.WorkerAdapters.layerPg))
 
 // Serving roles never attach to another process's embedded cluster: `up` starts (and publishes) its own.
 const database = (role: RoleName) =>

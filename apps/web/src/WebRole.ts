@@ -67,8 +67,8 @@ export const layer = layerServe.pipe(Layer.provide(layerNodeServer))
 /** `layer` reporting the given process role on `/healthz`, `/livez`, `/readyz` and `/api/runtime/status`. */
 export const layerAs = (role: "web" | "all") => layerServeAs(role).pipe(Layer.provide(layerNodeServer))
 
-/** The Postgres-backed services the web role needs, given a `PgClient`. */
-export const layerPgServices = Layer.mergeAll(
+/** The Postgres-backed services the web role needs, given a `PgClient` and the process's `ObjectStore`. */
+export const layerPgAdapters = Layer.mergeAll(
   PgSessionStore.layer,
   PgTokens.layer,
   PgEventLog.layer,
@@ -77,9 +77,15 @@ export const layerPgServices = Layer.mergeAll(
   PgCommandQueue.layer,
   PgProjections.layer,
   PgWorkerRegistry.layer,
-  // Artifact bytes go to the object store from OPEN_COWORK_OBJECT_STORE_URI (default <dataDir>/objects).
-  PgArtifacts.layer.pipe(Layer.provideMerge(ObjectStoreConfig.layerConfig)),
-  // Probed by /readyz (`secret_adapter`): OPEN_COWORK_CLOUD_SECRET_KEY_REF (default <dataDir>/secret.key).
+  PgArtifacts.layer
+)
+
+/**
+ * `layerPgAdapters` with the object store (artifact bytes; OPEN_COWORK_OBJECT_STORE_URI, default <dataDir>/objects)
+ * and the secret adapter (probed by `/readyz`; OPEN_COWORK_CLOUD_SECRET_KEY_REF) from configuration.
+ */
+export const layerPgServices = Layer.mergeAll(
+  layerPgAdapters.pipe(Layer.provideMerge(ObjectStoreConfig.layerConfig)),
   LocalKeyFileSecretAdapter.layerConfig
 )
 
