@@ -48,7 +48,7 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
       profileName: lifecycle.profileName,
       canExecute: freshWorkers.some((beat) => beat.status === "active"),
       commandProcessing: metrics.role === "all" ? "in_process" : "external_workers",
-      checkpoints: { enabled: false },
+      checkpoints: { enabled: freshWorkers.some((beat) => beat.capabilities.includes("checkpoints")) },
       heartbeats: {
         workers: workers.length,
         schedulers: schedulers.length,

@@ -67,6 +67,20 @@ it.layer(layer)("operator API", (it) => {
         checkpoints: { enabled: false },
         heartbeats: { workers: 1, schedulers: 1, freshWorkers: 1, freshSchedulers: 0 }
       })
+      // A fresh worker that checkpoints says so in its capabilities; runtime status reports it.
+      yield* heartbeats.beat({
+        workerId: "worker-op-1",
+        role: "worker",
+        poolId: null,
+        status: "active",
+        version: "0.1.0",
+        region: "eu-test",
+        capabilities: ["prompt", "abort", "checkpoints"],
+        currentLoad: 0,
+        activeWorkIds: []
+      })
+      const withCheckpoints = yield* request("GET", "/api/runtime/status", { token })
+      assert.deepStrictEqual(withCheckpoints.body.checkpoints, { enabled: true })
     }))
 
   it.effect("diagnostics: queue depth, oldest command age, leases, counters, links; marked redacted", () =>

@@ -116,7 +116,8 @@ const make = Effect.gen(function*() {
         status,
         version: config.version,
         region: config.region,
-        capabilities: config.capabilities,
+        // `checkpoints` tells operators (runtime status) that this worker saves and restores session state.
+        capabilities: checkpoints.enabled ? [...config.capabilities, "checkpoints"] : config.capabilities,
         currentLoad: held.size,
         activeWorkIds: [...held.keys()],
         credential: config.credential
