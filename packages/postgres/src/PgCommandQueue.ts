@@ -4,6 +4,23 @@ import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { notRevoked } from "./WorkerFence.ts"
 
+/**
+ * The fenced prefix of every mailbox statement (`$1` session, `$2` epoch, `$3` worker): `live` is the lease row,
+ * held FOR SHARE, only while it is this owner's live lease; `oldest` is the session's oldest pending command, locked.
+ */
+const OLDEST_PENDING_UNDER_LIVE_LEASE = `WITH live AS (
+        SELECT l.session_id FROM cloud_worker_leases l
+        WHERE l.session_id = $1 AND l.epoch = $2 AND l.worker_id = $3 AND l.expires_at > clock_timestamp()
+          AND ${notRevoked("l.worker_id")}
+        FOR SHARE OF l
+      ),
+      oldest AS (
+        SELECT c.id FROM cloud_session_commands c, live
+        WHERE c.session_id = live.session_id AND c.status = 'pending'
+        ORDER BY c.position LIMIT 1
+        FOR UPDATE OF c
+      )`
+
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
@@ -16,18 +33,7 @@ export const make = Effect.gen(function*() {
       attempt_count: number | null
       trace_parent: string | null
     }>(
-      `WITH live AS (
-        SELECT l.session_id FROM cloud_worker_leases l
-        WHERE l.session_id = $1 AND l.epoch = $2 AND l.worker_id = $3 AND l.expires_at > clock_timestamp()
-          AND ${notRevoked("l.worker_id")}
-        FOR SHARE OF l
-      ),
-      oldest AS (
-        SELECT c.id FROM cloud_session_commands c, live
-        WHERE c.session_id = live.session_id AND c.status = 'pending'
-        ORDER BY c.position LIMIT 1
-        FOR UPDATE OF c
-      ),
+      `${OLDEST_PENDING_UNDER_LIVE_LEASE},
       started AS (
         UPDATE cloud_session_commands c SET status = 'running', claimed_epoch = $2, claimed_by = $3, started_at = now()
         FROM oldest WHERE c.id = oldest.id
@@ -56,18 +62,7 @@ export const make = Effect.gen(function*() {
 
   const noteError = Effect.fn("CommandQueue.noteError")(function*(lease: Lease, message: string) {
     const rows = yield* sql.unsafe<{ live: boolean; id: string | null }>(
-      `WITH live AS (
-        SELECT l.session_id FROM cloud_worker_leases l
-        WHERE l.session_id = $1 AND l.epoch = $2 AND l.worker_id = $3 AND l.expires_at > clock_timestamp()
-          AND ${notRevoked("l.worker_id")}
-        FOR SHARE OF l
-      ),
-      oldest AS (
-        SELECT c.id FROM cloud_session_commands c, live
-        WHERE c.session_id = live.session_id AND c.status = 'pending'
-        ORDER BY c.position LIMIT 1
-        FOR UPDATE OF c
-      ),
+      `${OLDEST_PENDING_UNDER_LIVE_LEASE},
       noted AS (
         UPDATE cloud_session_commands c SET last_error = $4
         FROM oldest WHERE c.id = oldest.id AND c.status = 'pending'
