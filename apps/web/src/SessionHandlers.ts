@@ -5,7 +5,13 @@ import { Effect, Option, type Tracer } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { HttpTraceContext } from "effect/http"
 import { errorResponse } from "./ErrorResponse.ts"
-import { DRAIN_RETRY_AFTER_SECONDS, sessionEventsResponse, snapshotRequiredResponse, workspaceEventsResponse } from "./SseStreams.ts"
+import {
+  DRAIN_RETRY_AFTER_SECONDS,
+  sessionEventsResponse,
+  snapshotRequiredResponse,
+  sseHeadResponse,
+  workspaceEventsResponse
+} from "./SseStreams.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 const CURSOR_PATTERN = /^[A-Za-z0-9_-]{1,400}$/
@@ -103,6 +109,7 @@ export const layer = HttpApiBuilder.group(Api, "sessions", Effect.fn(function*(h
         if (yield* lifecycle.isDraining) return drainingResponse()
         const principal = yield* CurrentPrincipal
         yield* store.get(principal.orgId, params.id)
+        if (request.method === "HEAD") return sseHeadResponse()
         const cursor = yield* resumeCursor(query.after, request.headers["last-event-id"])
         const bounds = yield* eventLog.bounds(params.id)
         if (cursor > bounds.latestSequence) {
@@ -121,9 +128,10 @@ export const layer = HttpApiBuilder.group(Api, "sessions", Effect.fn(function*(h
         }
         return yield* sessionEventsResponse(principal.orgId, params.id, cursor)
       }).pipe(notFound),
-    workspaceEvents: () =>
+    workspaceEvents: ({ request }) =>
       Effect.gen(function*() {
         if (yield* lifecycle.isDraining) return drainingResponse()
+        if (request.method === "HEAD") return sseHeadResponse()
         const principal = yield* CurrentPrincipal
         return yield* workspaceEventsResponse(principal.orgId)
       })

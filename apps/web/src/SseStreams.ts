@@ -35,9 +35,17 @@ const capReachedResponse = (maxPerOrg: number) =>
     retryAfterMs: CAP_RETRY_AFTER_SECONDS * 1_000
   }, { status: 429, headers: { "retry-after": String(CAP_RETRY_AFTER_SECONDS) } })
 
+const SSE_HEADERS = { "cache-control": "no-cache", "x-accel-buffering": "no" }
+
+/** HEAD on an SSE route: the stream's headers, no stream opened and no slot taken. */
+export const sseHeadResponse = () =>
+  HttpServerResponse.empty({ status: 200, headers: { ...SSE_HEADERS, "content-type": "text/event-stream" } })
+
 /**
  * Held open for as long as the response streams, counted in `open_cowork_cloud_sse_connections` and against the
- * org's stream cap (429 when the org is at it; a refused stream is never counted).
+ * org's stream cap (429 when the org is at it; a refused stream is never counted). The slot belongs to the request's
+ * scope, which closes however the request ends (streamed to the end, aborted by the client, failed, or a response
+ * whose body the server never runs), so no exit path keeps it.
  */
 const sseResponse = (orgId: string, kind: "session" | "workspace", body: Stream.Stream<string>) =>
   Effect.gen(function*() {
@@ -46,6 +54,7 @@ const sseResponse = (orgId: string, kind: "session" | "workspace", body: Stream.
     const caps = yield* SseStreamCaps
     const release = yield* caps.reserve(orgId)
     if (release === undefined) return capReachedResponse(caps.maxPerOrg)
+    yield* Effect.addFinalizer(() => release)
     const keepAlive = Stream.tick(KEEP_ALIVE_INTERVAL).pipe(Stream.drop(1), Stream.map(() => ": keep-alive\n\n"))
     const stream = Stream.make(`retry: ${RETRY_HINT_MS}\n\n`).pipe(
       Stream.concat(Stream.merge(body, keepAlive, { haltStrategy: "left" })),
@@ -57,7 +66,7 @@ const sseResponse = (orgId: string, kind: "session" | "workspace", body: Stream.
     )
     return HttpServerResponse.stream(counted, {
       contentType: "text/event-stream",
-      headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+      headers: SSE_HEADERS
     })
   })
 
