@@ -14,7 +14,6 @@ import {
 } from "./SseStreams.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
-const CURSOR_PATTERN = /^[A-Za-z0-9_-]{1,400}$/
 const SEQUENCE_PATTERN = /^(0|[1-9][0-9]{0,15})$/
 
 const notFound = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -68,9 +67,6 @@ export const layer = HttpApiBuilder.group(Api, "sessions", Effect.fn(function*(h
     list: ({ query }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
-        if (query.cursor !== undefined && !CURSOR_PATTERN.test(query.cursor)) {
-          return yield* apiError.badRequest("invalid query field `cursor`", { field: "cursor" })
-        }
         return yield* store.list(principal.orgId, { ...query, limit: query.limit ?? DEFAULT_PAGE_SIZE })
       }),
     get: ({ params }) =>

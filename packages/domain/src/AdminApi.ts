@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { Id, Text } from "./Input.ts"
 import { ApiBadRequest, ApiConflict, ApiNotFound, Authentication, RequiredScopes } from "./ApiCore.ts"
 import { PoolMode, PoolStatus, RegisteredWorker, WorkerCredentialView, WorkerPool } from "./WorkerPlane.ts"
 
@@ -8,11 +9,10 @@ import { PoolMode, PoolStatus, RegisteredWorker, WorkerCredentialView, WorkerPoo
  * tokens; a plaintext credential appears only in the response to issue and rotate.
  */
 
-const Name = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(100))
-const Capabilities = Schema.Array(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(64))).check(Schema.isMaxLength(32))
-const Region = Schema.NullOr(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(64)))
+const Name = Text(100).check(Schema.isMinLength(1))
+const Capabilities = Schema.Array(Text(64).check(Schema.isMinLength(1))).check(Schema.isMaxLength(32))
+const Region = Schema.NullOr(Text(64).check(Schema.isMinLength(1)))
 const Count = Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 100_000 }))
-const Id = Schema.String.check(Schema.isMaxLength(100))
 
 export const CreatePoolBody = Schema.Struct({
   name: Name,
@@ -37,7 +37,7 @@ export const RegisterWorkerBody = Schema.Struct({
   poolId: Id,
   name: Schema.optional(Name),
   /** The id the worker will run with (`OPEN_COWORK_CLOUD_WORKER_ID`); generated when absent. */
-  id: Schema.optional(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/)))
+  id: Schema.optional(Id)
 })
 
 const Seconds = Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 365 * 24 * 3600 }))

@@ -14,6 +14,7 @@ import {
   RequiredScopes,
   requiredScopes
 } from "./ApiCore.ts"
+import { BoundedJson, Id, isStorableText, PageLimit, SessionCursor, Text } from "./Input.ts"
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TITLE_LENGTH, Session, SessionStatus, SessionView } from "./Session.ts"
 import { SessionEvent } from "./SessionEvent.ts"
 
@@ -55,20 +56,18 @@ export class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
 // ---------------------------------------------------------------------------------------------------------------
 // Sessions (bearer token with scope `web` or `admin`)
 
-const hasNoNul = Schema.makeFilter<string>((s) => !s.includes("\u0000") || "must not contain NUL characters")
-
 export const CreateSessionBody = Schema.Struct({
-  title: Schema.optional(Schema.String.check(Schema.isMaxLength(MAX_TITLE_LENGTH), hasNoNul)),
+  title: Schema.optional(Text(MAX_TITLE_LENGTH)),
   profileName: Schema.optional(
     Schema.String.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/))
   ),
-  projectSource: Schema.optional(Schema.Unknown)
+  projectSource: Schema.optional(BoundedJson)
 })
 
 /** `text` has no schema maximum: an over-long prompt is a 413 (see `MAX_PROMPT_LENGTH`), not a 400. */
 export const PromptBody = Schema.Struct({
-  text: Schema.String.check(Schema.isMinLength(1), hasNoNul),
-  idempotencyKey: Schema.optional(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(MAX_IDEMPOTENCY_KEY_LENGTH), hasNoNul))
+  text: Schema.String.check(Schema.isMinLength(1), isStorableText),
+  idempotencyKey: Schema.optional(Text(MAX_IDEMPOTENCY_KEY_LENGTH).check(Schema.isMinLength(1)))
 })
 
 export const SessionEnvelope = Schema.Struct({ session: Session })
@@ -85,11 +84,11 @@ export const MAX_PAGE_SIZE = 100
 export const DEFAULT_PAGE_SIZE = 50
 
 export const ListSessionsQuery = {
-  limit: Schema.optional(Schema.FiniteFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: MAX_PAGE_SIZE }))),
-  cursor: Schema.optional(Schema.String.check(Schema.isMaxLength(400))),
+  limit: Schema.optional(PageLimit(MAX_PAGE_SIZE)),
+  cursor: Schema.optional(SessionCursor),
   status: Schema.optional(SessionStatus),
-  profileName: Schema.optional(Schema.String.check(Schema.isMaxLength(64))),
-  q: Schema.optional(Schema.String.check(Schema.isMaxLength(200), hasNoNul))
+  profileName: Schema.optional(Text(64)),
+  q: Schema.optional(Text(200))
 }
 
 /** `snapshot.required`: the cursor is older than the retained log; reload the view, then resume after it. */
@@ -104,7 +103,7 @@ export type SnapshotRequired = typeof SnapshotRequired.Type
 /** A change to one of the org's sessions, as `GET /api/events` carries it (`event: session.changed`). */
 export const SessionChangedEvent = Schema.Struct({ sessionId: Schema.String, lastSequence: Schema.Number })
 
-const sessionId = { id: Schema.String.check(Schema.isMaxLength(100)) }
+const sessionId = { id: Id }
 
 export class SessionsApi extends HttpApiGroup.make("sessions")
   .add(
@@ -141,7 +140,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
     }),
     HttpApiEndpoint.get("events", "/api/sessions/:id/events", {
       params: sessionId,
-      query: { after: Schema.optional(Schema.String) },
+      query: { after: Schema.optional(Text(32)) },
       success: HttpApiSchema.StreamSse({ data: SessionEvent }),
       error: [ApiBadRequest, ApiNotFound, ApiConflict, ApiRateLimited, ApiUnavailable]
     }).annotate(OpenApi.Description, "SSE: `id: <sequence>`, `event: <type>`, `data: <SessionEvent>`; resume with `?after=N` (wins) or `Last-Event-ID`; a pruned cursor gets `event: snapshot.required`, a cursor ahead of the log 409."),

@@ -2,6 +2,7 @@ import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { ApiBadRequest, ApiNotFound, ApiPayloadTooLarge, ApiUnavailable, Authentication, RequiredScopes } from "./ApiCore.ts"
 import { Artifact, ArtifactPage } from "./Artifact.ts"
+import { ArtifactCursor, Id, PageLimit, Text } from "./Input.ts"
 
 /** 415: the upload's content type is not on the allow-list. */
 export class ApiUnsupportedMediaType extends Schema.Error<ApiUnsupportedMediaType>("ApiUnsupportedMediaType")({
@@ -12,17 +13,16 @@ export class ApiUnsupportedMediaType extends Schema.Error<ApiUnsupportedMediaTyp
   })
 }, { httpApiStatus: 415 }) {}
 
-const Id = Schema.String.check(Schema.isMaxLength(100))
 const pageQuery = {
-  limit: Schema.optional(Schema.FiniteFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 100 }))),
-  cursor: Schema.optional(Schema.String.check(Schema.isMaxLength(200)))
+  limit: Schema.optional(PageLimit(100)),
+  cursor: Schema.optional(ArtifactCursor)
 }
 
 export class ArtifactsApi extends HttpApiGroup.make("artifacts")
   .add(
     HttpApiEndpoint.post("upload", "/api/sessions/:id/artifacts", {
       params: { id: Id },
-      query: { name: Schema.optional(Schema.String) },
+      query: { name: Schema.optional(Text(255)) },
       payload: HttpApiSchema.StreamUint8Array({ contentType: "application/octet-stream" }),
       success: Schema.Struct({ artifact: Artifact }).pipe(HttpApiSchema.status(201)),
       error: [ApiBadRequest, ApiNotFound, ApiPayloadTooLarge, ApiUnsupportedMediaType, ApiUnavailable]

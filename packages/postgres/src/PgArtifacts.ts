@@ -1,4 +1,4 @@
-import { type Artifact, ArtifactTooLarge, makeId, NotFound } from "@cowork/domain"
+import { type Artifact, ArtifactTooLarge, decodeArtifactCursor, encodeArtifactCursor, makeId, NotFound } from "@cowork/domain"
 import { Artifacts, type NewArtifact, ObjectStore } from "@cowork/services"
 import { Effect, Layer, Stream } from "effect"
 import { SqlClient } from "effect/sql"
@@ -26,21 +26,7 @@ const artifactOf = (row: ArtifactRow): Artifact => ({
   createdAt: new Date(row.created_at).toISOString()
 })
 
-/** Keyset cursor over `(created_at DESC, id DESC)`: the last row's time (µs-safe text) and id. */
-const encodeCursor = (row: { readonly created_at_text: string; readonly id: string }) =>
-  Buffer.from(JSON.stringify([row.created_at_text, row.id])).toString("base64url")
-
-const decodeCursor = (cursor: string): readonly [string, string] | undefined => {
-  try {
-    const parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"))
-    return Array.isArray(parsed) && parsed.length === 2 && parsed.every((part) => typeof part === "string")
-      ? [parsed[0], parsed[1]]
-      : undefined
-  } catch {
-    return undefined
-  }
-}
-
+/** Keyset order: `(created_at DESC, id DESC)`; the cursor carries the last row's time as µs-exact UTC text. */
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const store = yield* ObjectStore
@@ -107,7 +93,7 @@ export const make = Effect.gen(function*() {
     options: { readonly sessionId?: string | undefined; readonly limit: number; readonly cursor?: string | undefined }
   ) {
     if (options.sessionId !== undefined) yield* sessionInOrg(orgId, options.sessionId)
-    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor)
+    const after = options.cursor === undefined ? undefined : decodeArtifactCursor(options.cursor)
     const rows = yield* sql.unsafe<ArtifactRow & { created_at_text: string }>(
       `SELECT *, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS created_at_text
        FROM cloud_artifacts
@@ -123,7 +109,7 @@ export const make = Effect.gen(function*() {
     const page = rows.slice(0, options.limit)
     return {
       artifacts: page.map(artifactOf),
-      nextCursor: rows.length > options.limit ? encodeCursor(page.at(-1)!) : null,
+      nextCursor: rows.length > options.limit ? encodeArtifactCursor(page.at(-1)!.created_at_text, page.at(-1)!.id) : null,
       totalEstimate: Number(total[0]!.n)
     }
   })

@@ -1,5 +1,7 @@
 import {
   Conflict,
+  decodeSessionCursor,
+  encodeSessionCursor,
   newCommandId,
   newSessionId,
   NotFound,
@@ -41,12 +43,6 @@ const toSession = (row: SessionRow): Session => ({
   updatedAt: row.updated_at.toISOString()
 })
 
-/** Opaque keyset cursor: the id of the last session of the previous page. */
-export const encodeCursor = (sessionId: string): string => Buffer.from(sessionId, "utf8").toString("base64url")
-export const decodeCursor = (cursor: string): string | undefined => {
-  const id = Buffer.from(cursor, "base64url").toString("utf8")
-  return /^[A-Za-z0-9_-]{1,100}$/.test(id) ? id : undefined
-}
 
 const escapeLike = (value: string): string => value.replace(/[\\%_]/g, (c) => `\\${c}`)
 
@@ -99,7 +95,7 @@ export const make = Effect.gen(function*() {
     const where = filters.join(" AND ")
     const from = `cloud_sessions s JOIN cloud_session_projections p ON p.session_id = s.id`
     const countRows = yield* sql.unsafe<{ n: number | bigint }>(`SELECT count(*) AS n FROM ${from} WHERE ${where}`, [...params])
-    const cursorId = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
+    const cursorId = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor)
     const keyset = cursorId === undefined
       ? ""
       : ` AND (s.created_at, s.id) < (SELECT c.created_at, c.id FROM cloud_sessions c WHERE c.id = ${param(cursorId)} AND c.org_id = $1)`
@@ -112,7 +108,7 @@ export const make = Effect.gen(function*() {
     const last = page[page.length - 1]
     return {
       sessions: page.map(toSession),
-      nextCursor: rows.length > query.limit && last !== undefined ? encodeCursor(last.id) : null,
+      nextCursor: rows.length > query.limit && last !== undefined ? encodeSessionCursor(last.id) : null,
       totalEstimate: Number(countRows[0]?.n ?? 0)
     }
   }, Effect.orDie)
