@@ -1,12 +1,13 @@
 import {
   Api,
-  apiError,
-  ApiUnsupportedMediaType,
+  ArtifactTooLarge,
+  BadRequest,
   CurrentPrincipal,
   DEFAULT_ARTIFACT_CONTENT_TYPES,
   DEFAULT_ARTIFACT_MAX_BYTES,
   DEFAULT_PAGE_SIZE,
-  isArtifactName
+  isArtifactName,
+  UnsupportedMediaType
 } from "@cowork/domain"
 import { Artifacts } from "@cowork/services"
 import { Config, Effect, Stream } from "effect"
@@ -28,20 +29,6 @@ const mediaType = (header: string | undefined) => header?.split(";")[0]?.trim().
 /** `attachment; filename*=UTF-8''...`: the stored name, percent-encoded so no header injection is possible. */
 const contentDisposition = (name: string) => `attachment; filename*=UTF-8''${encodeURIComponent(name)}`
 
-const storeErrors = <A, R>(effect: Effect.Effect<A, { readonly _tag: string; readonly message?: string }, R>) =>
-  Effect.mapError(effect, (error) => {
-    switch (error._tag) {
-      case "NotFound":
-        return apiError.notFound(error.message ?? "not found")
-      case "ArtifactTooLarge":
-        return apiError.payloadTooLarge("artifact exceeds the size limit", { limitBytes: (error as unknown as { limitBytes: number }).limitBytes })
-      case "InvalidObjectKey":
-        return apiError.badRequest("invalid artifact location")
-      default:
-        return apiError.unavailable("the object store is unavailable; retry later")
-    }
-  })
-
 export const layer = HttpApiBuilder.group(Api, "artifacts", Effect.fn(function*(handlers) {
   const artifacts = yield* Artifacts
   const settings = yield* artifactSettings
@@ -52,24 +39,18 @@ export const layer = HttpApiBuilder.group(Api, "artifacts", Effect.fn(function*(
         const principal = yield* CurrentPrincipal
         const contentType = mediaType(request.headers["content-type"])
         if (contentType === "") {
-          return yield* apiError.badRequest("missing `Content-Type` header: send the artifact's media type", { field: "content-type" })
+          return yield* new BadRequest({ message: "missing `Content-Type` header: send the artifact's media type", field: "content-type" })
         }
         if (!settings.allowedContentTypes.includes(contentType)) {
-          return yield* new ApiUnsupportedMediaType({
-            error: {
-              code: "unsupported_media_type",
-              message: `content type \`${contentType}\` is not allowed for artifacts`,
-              details: { contentType, allowed: settings.allowedContentTypes }
-            }
-          })
+          return yield* new UnsupportedMediaType({ contentType, allowed: settings.allowedContentTypes })
         }
         const declared = Number(request.headers["content-length"] ?? 0)
         if (declared > settings.maxBytes) {
-          return yield* apiError.payloadTooLarge(`artifact exceeds ${settings.maxBytes} bytes`, { limitBytes: settings.maxBytes })
+          return yield* new ArtifactTooLarge({ limitBytes: settings.maxBytes })
         }
         const name = query.name ?? "artifact"
         if (!isArtifactName(name)) {
-          return yield* apiError.badRequest("invalid query field `name`: 1-255 characters, no slashes or control characters", { field: "name" })
+          return yield* new BadRequest({ message: "invalid query field `name`: 1-255 characters, no slashes or control characters", field: "name" })
         }
         const artifact = yield* artifacts.create({
           orgId: principal.orgId,
@@ -79,7 +60,7 @@ export const layer = HttpApiBuilder.group(Api, "artifacts", Effect.fn(function*(
           createdBy: `token:${principal.tokenId}`,
           body: Stream.orDie(request.stream),
           maxBytes: settings.maxBytes
-        }).pipe(storeErrors)
+        })
         return { artifact }
       }))
     .handle("listForSession", ({ params, query }) =>
@@ -89,12 +70,12 @@ export const layer = HttpApiBuilder.group(Api, "artifacts", Effect.fn(function*(
           sessionId: params.id,
           limit: query.limit ?? DEFAULT_PAGE_SIZE,
           cursor: query.cursor
-        }).pipe(storeErrors)
+        })
       }))
     .handle("download", ({ params }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
-        const { artifact, body } = yield* artifacts.open(principal.orgId, params.id, params.aid).pipe(storeErrors)
+        const { artifact, body } = yield* artifacts.open(principal.orgId, params.id, params.aid)
         return HttpServerResponse.stream(body.body, {
           contentType: artifact.contentType,
           contentLength: artifact.sizeBytes,
@@ -108,6 +89,6 @@ export const layer = HttpApiBuilder.group(Api, "artifacts", Effect.fn(function*(
     .handle("list", ({ query }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
-        return yield* artifacts.list(principal.orgId, { limit: query.limit ?? DEFAULT_PAGE_SIZE, cursor: query.cursor }).pipe(storeErrors)
+        return yield* artifacts.list(principal.orgId, { limit: query.limit ?? DEFAULT_PAGE_SIZE, cursor: query.cursor })
       }))
 }))

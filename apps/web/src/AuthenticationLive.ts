@@ -1,4 +1,4 @@
-import { apiError, Authentication, CurrentPrincipal, requiredScopes } from "@cowork/domain"
+import { Authentication, CurrentPrincipal, Forbidden, requiredScopes } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { Tokens } from "@cowork/services"
 import { Effect, Layer, Redacted } from "effect"
@@ -16,16 +16,16 @@ export const layer = Layer.effect(
       bearer: Effect.fn("Authentication.bearer")(function*(httpEffect, { credential, endpoint, group }) {
         const missing = Redacted.value(credential) === ""
         const principal = yield* tokens.authenticate(credential).pipe(
-          // The reason is counted, never shown: every refused credential gets the same generic 401 body.
-          Effect.catchTag("Unauthorized", (error) =>
+          // The reason is counted, never shown: the wire form of Unauthorized has one generic body.
+          Effect.tapError((error) =>
             metrics.inc("open_cowork_cloud_auth_failures_total", {
               reason: error.reason ?? (missing ? "missing_credentials" : "invalid_token")
-            }).pipe(Effect.andThen(Effect.fail(apiError.unauthorized("missing or invalid bearer token")))))
+            }))
         )
         const accepted = requiredScopes(group.annotations, endpoint.annotations)
         if (!accepted.some((scope) => principal.scopes.includes(scope))) {
           yield* metrics.inc("open_cowork_cloud_auth_failures_total", { reason: "forbidden_scope" })
-          return yield* apiError.forbidden("the token lacks the scope this route requires", { requiredScopes: accepted })
+          return yield* new Forbidden({ message: "the token lacks the scope this route requires", requiredScopes: accepted })
         }
         return yield* Effect.provideService(httpEffect, CurrentPrincipal, principal)
       })

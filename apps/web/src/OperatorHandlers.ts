@@ -1,4 +1,4 @@
-import { Api, apiError, type Diagnostics, type RuntimeStatus, type WorkerHeartbeat } from "@cowork/domain"
+import { Api, type Diagnostics, type RuntimeStatus, type WorkerHeartbeat } from "@cowork/domain"
 import { Metrics, MetricsCatalog, redactDeep } from "@cowork/observability"
 import { PgLeaseStore } from "@cowork/postgres"
 import { ChangeFeed, CommandQueue, Heartbeats } from "@cowork/services"
@@ -13,13 +13,6 @@ export const SERVICE_VERSION = "0.1.0"
 
 /** Pending commands the diagnostics scan counts at most (the gauge on workers uses the same bound). */
 export const QUEUE_SCAN_LIMIT = 10_000
-
-const notFound = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.catchIf(
-    effect,
-    (e): e is Extract<E, { readonly _tag: "NotFound" }> => (e as { _tag?: unknown })._tag === "NotFound",
-    (e) => Effect.fail(apiError.notFound((e as unknown as { message: string }).message))
-  )
 
 /**
  * The operator routes. Everything they return is deployment state (never tenant content), and the diagnostics
@@ -140,11 +133,7 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
       ),
     apiMetrics: () => exposition,
     metrics: () => exposition,
-    projectionStatus: ({ params }) => projections.status(params.id).pipe(notFound),
-    projectionRepair: ({ params }) =>
-      projections.repair(params.id).pipe(
-        notFound,
-        Effect.catchTag("Conflict", (e) => Effect.fail(apiError.conflict(e.message)))
-      )
+    projectionStatus: ({ params }) => projections.status(params.id),
+    projectionRepair: ({ params }) => projections.repair(params.id)
   })
 }))

@@ -1,4 +1,4 @@
-import type { SessionEvent, SnapshotRequired } from "@cowork/domain"
+import { RateLimited, type SessionEvent, type SnapshotRequired } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { EventLog } from "@cowork/services"
 import { Effect, Queue, Stream } from "effect"
@@ -24,16 +24,13 @@ const eventFrame = (event: SessionEvent): string =>
     data: { sequence: event.sequence, type: event.type, eventId: event.eventId, payload: event.payload, createdAt: event.createdAt }
   })
 
-/** 429 for an org at its stream cap: `Retry-After` (seconds) and `retryAfterMs` in the body (API.md). */
-const capReachedResponse = (maxPerOrg: number) =>
-  HttpServerResponse.jsonUnsafe({
-    error: {
-      code: "rate_limited",
-      message: `this org already holds ${maxPerOrg} event streams on this server; close one or retry later`,
-      details: { limit: maxPerOrg }
-    },
-    retryAfterMs: CAP_RETRY_AFTER_SECONDS * 1_000
-  }, { status: 429, headers: { "retry-after": String(CAP_RETRY_AFTER_SECONDS) } })
+/** 429 for an org at its stream cap (`Retry-After` and `retryAfterMs` come with the error's wire form). */
+const capReached = (maxPerOrg: number) =>
+  new RateLimited({
+    message: `this org already holds ${maxPerOrg} event streams on this server; close one or retry later`,
+    retryAfterMs: CAP_RETRY_AFTER_SECONDS * 1_000,
+    details: { limit: maxPerOrg }
+  })
 
 const SSE_HEADERS = { "cache-control": "no-cache", "x-accel-buffering": "no" }
 
@@ -53,7 +50,7 @@ const sseResponse = (orgId: string, kind: "session" | "workspace", body: Stream.
     const metrics = yield* Metrics
     const caps = yield* SseStreamCaps
     const release = yield* caps.reserve(orgId)
-    if (release === undefined) return capReachedResponse(caps.maxPerOrg)
+    if (release === undefined) return yield* capReached(caps.maxPerOrg)
     yield* Effect.addFinalizer(() => release)
     const keepAlive = Stream.tick(KEEP_ALIVE_INTERVAL).pipe(Stream.drop(1), Stream.map(() => ": keep-alive\n\n"))
     const stream = Stream.make(`retry: ${RETRY_HINT_MS}\n\n`).pipe(

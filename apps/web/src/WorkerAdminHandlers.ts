@@ -1,27 +1,7 @@
-import { Api, apiError, CurrentPrincipal, type WorkerAction, type WorkerCredentialView } from "@cowork/domain"
+import { Api, CurrentPrincipal, type WorkerAction, type WorkerCredentialView } from "@cowork/domain"
 import { type Actor, WorkerRegistry } from "@cowork/services"
 import { Config, Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
-
-type Tagged = { readonly _tag: string; readonly message?: string }
-
-/** Registry errors as API errors: NotFound → 404, Conflict → 409, IllegalTransition → 409 naming both states. */
-const mapRegistryErrors = <A, E extends Tagged, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.mapError(effect, (error: E) => {
-    switch (error._tag) {
-      case "NotFound":
-        return apiError.notFound(error.message ?? "not found")
-      case "IllegalTransition": {
-        const illegal = error as unknown as { workerId: string; action: string; from: string; to: string }
-        return apiError.conflict(
-          `illegal transition for worker ${illegal.workerId}: ${illegal.from} → ${illegal.to} (${illegal.action})`,
-          { from: illegal.from, to: illegal.to, action: illegal.action }
-        )
-      }
-      default:
-        return apiError.conflict(error.message ?? "conflict")
-    }
-  })
 
 const actor = Effect.gen(function*() {
   const principal = yield* CurrentPrincipal
@@ -37,7 +17,7 @@ export const layer = HttpApiBuilder.group(Api, "workerAdmin", Effect.fn(function
   const lifecycle = (action: WorkerAction) => ({ params }: { readonly params: { readonly id: string } }) =>
     Effect.gen(function*() {
       return { worker: yield* registry.transition(params.id, action, yield* actor, freshWithinMs) }
-    }).pipe(mapRegistryErrors)
+    })
 
   const issued = (result: { readonly credential: WorkerCredentialView; readonly plaintext: Redacted.Redacted<string> }) => ({
     credential: result.credential,
@@ -53,12 +33,12 @@ export const layer = HttpApiBuilder.group(Api, "workerAdmin", Effect.fn(function
     updatePool: ({ params, payload }) =>
       Effect.gen(function*() {
         return { pool: yield* registry.updatePool(params.id, payload, yield* actor) }
-      }).pipe(mapRegistryErrors),
+      }),
     listWorkers: () => Effect.map(registry.listWorkers(freshWithinMs), (workers) => ({ workers })),
     registerWorker: ({ payload }) =>
       Effect.gen(function*() {
         return { worker: yield* registry.registerWorker(payload, yield* actor) }
-      }).pipe(mapRegistryErrors),
+      }),
     activate: lifecycle("activate"),
     pause: lifecycle("pause"),
     drain: lifecycle("drain"),
@@ -66,18 +46,18 @@ export const layer = HttpApiBuilder.group(Api, "workerAdmin", Effect.fn(function
     retire: lifecycle("retire"),
     revoke: lifecycle("revoke"),
     listCredentials: ({ params }) =>
-      Effect.map(registry.listCredentials(params.id), (credentials) => ({ credentials })).pipe(mapRegistryErrors),
+      Effect.map(registry.listCredentials(params.id), (credentials) => ({ credentials })),
     issueCredential: ({ params, payload }) =>
       Effect.gen(function*() {
         return issued(yield* registry.issueCredential(params.id, payload, yield* actor))
-      }).pipe(mapRegistryErrors),
+      }),
     rotateCredential: ({ params, payload }) =>
       Effect.gen(function*() {
         return issued(yield* registry.rotateCredential(params.id, params.cid, payload, yield* actor))
-      }).pipe(mapRegistryErrors),
+      }),
     revokeCredential: ({ params }) =>
       Effect.gen(function*() {
         return { credential: yield* registry.revokeCredential(params.id, params.cid, yield* actor) }
-      }).pipe(mapRegistryErrors)
+      })
   })
 }))

@@ -1,7 +1,8 @@
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { Id, Text } from "./Input.ts"
-import { ApiBadRequest, ApiConflict, ApiNotFound, Authentication, RequiredScopes } from "./ApiCore.ts"
+import { Authentication, RequiredScopes } from "./ApiCore.ts"
+import * as ApiError from "./ApiError.ts"
 import { PoolMode, PoolStatus, RegisteredWorker, WorkerCredentialView, WorkerPool } from "./WorkerPlane.ts"
 
 /**
@@ -66,7 +67,7 @@ const lifecycle = (action: "activate" | "pause" | "drain" | "resume" | "retire" 
   HttpApiEndpoint.post(action, `/api/admin/workers/:id/${action}`, {
     params: workerParams,
     success: WorkerEnvelope,
-    error: [ApiNotFound, ApiConflict]
+    error: [ApiError.NotFound, ApiError.IllegalTransition, ApiError.Conflict]
   })
 
 export class WorkerAdminApi extends HttpApiGroup.make("workerAdmin")
@@ -75,19 +76,19 @@ export class WorkerAdminApi extends HttpApiGroup.make("workerAdmin")
     HttpApiEndpoint.post("createPool", "/api/admin/worker-pools", {
       payload: CreatePoolBody,
       success: PoolEnvelope.pipe(HttpApiSchema.status(201)),
-      error: ApiBadRequest
+      error: ApiError.BadRequest
     }),
     HttpApiEndpoint.patch("updatePool", "/api/admin/worker-pools/:id", {
       params: poolParams,
       payload: UpdatePoolBody,
       success: PoolEnvelope,
-      error: [ApiBadRequest, ApiNotFound]
+      error: [ApiError.BadRequest, ApiError.NotFound]
     }),
     HttpApiEndpoint.get("listWorkers", "/api/admin/workers", { success: WorkerList }),
     HttpApiEndpoint.post("registerWorker", "/api/admin/workers", {
       payload: RegisterWorkerBody,
       success: WorkerEnvelope.pipe(HttpApiSchema.status(201)),
-      error: [ApiBadRequest, ApiNotFound, ApiConflict]
+      error: [ApiError.BadRequest, ApiError.NotFound, ApiError.Conflict]
     }).annotate(OpenApi.Description, "Registers a worker in `pending`; activate it once it heartbeats with its credential."),
     lifecycle("activate"),
     lifecycle("pause"),
@@ -98,24 +99,24 @@ export class WorkerAdminApi extends HttpApiGroup.make("workerAdmin")
     HttpApiEndpoint.get("listCredentials", "/api/admin/workers/:id/credentials", {
       params: workerParams,
       success: CredentialList,
-      error: ApiNotFound
+      error: ApiError.NotFound
     }),
     HttpApiEndpoint.post("issueCredential", "/api/admin/workers/:id/credentials", {
       params: workerParams,
       payload: IssueCredentialBody,
       success: IssuedCredential.pipe(HttpApiSchema.status(201)),
-      error: [ApiBadRequest, ApiNotFound, ApiConflict]
+      error: [ApiError.BadRequest, ApiError.NotFound, ApiError.Conflict]
     }).annotate(OpenApi.Description, "The plaintext `secret` is in this response only; store it in the secret manager."),
     HttpApiEndpoint.post("rotateCredential", "/api/admin/workers/:id/credentials/:cid/rotate", {
       params: credentialParams,
       payload: RotateCredentialBody,
       success: IssuedCredential.pipe(HttpApiSchema.status(201)),
-      error: [ApiBadRequest, ApiNotFound, ApiConflict]
+      error: [ApiError.BadRequest, ApiError.NotFound, ApiError.Conflict]
     }),
     HttpApiEndpoint.post("revokeCredential", "/api/admin/workers/:id/credentials/:cid/revoke", {
       params: credentialParams,
       success: CredentialEnvelope,
-      error: ApiNotFound
+      error: ApiError.NotFound
     })
   )
   .middleware(Authentication)

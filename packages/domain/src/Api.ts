@@ -3,17 +3,8 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "
 import type { TokenScope } from "./Auth.ts"
 import { WorkerAdminApi } from "./AdminApi.ts"
 import { ArtifactsApi } from "./ArtifactsApi.ts"
-import {
-  ApiBadRequest,
-  ApiConflict,
-  ApiNotFound,
-  ApiPayloadTooLarge,
-  ApiRateLimited,
-  ApiUnavailable,
-  Authentication,
-  RequiredScopes,
-  requiredScopes
-} from "./ApiCore.ts"
+import { Authentication, RequiredScopes, requiredScopes } from "./ApiCore.ts"
+import * as ApiError from "./ApiError.ts"
 import { BoundedJson, Id, isStorableText, PageLimit, SessionCursor, Text } from "./Input.ts"
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TITLE_LENGTH, Session, SessionStatus, SessionView } from "./Session.ts"
 import { SessionEvent } from "./SessionEvent.ts"
@@ -110,43 +101,43 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
     HttpApiEndpoint.post("create", "/api/sessions", {
       payload: CreateSessionBody,
       success: SessionEnvelope.pipe(HttpApiSchema.status(201)),
-      error: ApiBadRequest
+      error: ApiError.BadRequest
     }),
     HttpApiEndpoint.get("list", "/api/sessions", {
       query: ListSessionsQuery,
       success: SessionPage,
-      error: ApiBadRequest
+      error: ApiError.BadRequest
     }),
     HttpApiEndpoint.get("get", "/api/sessions/:id", {
       params: sessionId,
       success: SessionEnvelope,
-      error: ApiNotFound
+      error: ApiError.NotFound
     }),
     HttpApiEndpoint.get("view", "/api/sessions/:id/view", {
       params: sessionId,
       success: SessionView,
-      error: ApiNotFound
+      error: ApiError.NotFound
     }),
     HttpApiEndpoint.post("prompt", "/api/sessions/:id/prompt", {
       params: sessionId,
       payload: PromptBody,
       success: CommandAccepted.pipe(HttpApiSchema.status(202)),
-      error: [ApiBadRequest, ApiNotFound, ApiConflict, ApiPayloadTooLarge]
+      error: [ApiError.BadRequest, ApiError.NotFound, ApiError.Conflict, ApiError.PayloadTooLarge]
     }),
     HttpApiEndpoint.post("abort", "/api/sessions/:id/abort", {
       params: sessionId,
       success: CommandAccepted.pipe(HttpApiSchema.status(202)),
-      error: ApiNotFound
+      error: ApiError.NotFound
     }),
     HttpApiEndpoint.get("events", "/api/sessions/:id/events", {
       params: sessionId,
       query: { after: Schema.optional(Text(32)) },
       success: HttpApiSchema.StreamSse({ data: SessionEvent }),
-      error: [ApiBadRequest, ApiNotFound, ApiConflict, ApiRateLimited, ApiUnavailable]
+      error: [ApiError.BadRequest, ApiError.NotFound, ApiError.Conflict, ApiError.RateLimited, ApiError.Unavailable]
     }).annotate(OpenApi.Description, "SSE: `id: <sequence>`, `event: <type>`, `data: <SessionEvent>`; resume with `?after=N` (wins) or `Last-Event-ID`; a pruned cursor gets `event: snapshot.required`, a cursor ahead of the log 409."),
     HttpApiEndpoint.get("workspaceEvents", "/api/events", {
       success: HttpApiSchema.StreamSse({ data: SessionChangedEvent }),
-      error: [ApiRateLimited, ApiUnavailable]
+      error: [ApiError.RateLimited, ApiError.Unavailable]
     }).annotate(OpenApi.Description, "SSE of the caller's org: `event: session.changed` whenever one of its sessions' logs grows.")
   )
   .middleware(Authentication)
@@ -263,12 +254,12 @@ export class OperatorApi extends HttpApiGroup.make("operator")
     HttpApiEndpoint.get("projectionStatus", "/api/sessions/:id/projection-status", {
       params: sessionId,
       success: ProjectionStatusView,
-      error: ApiNotFound
+      error: ApiError.NotFound
     }),
     HttpApiEndpoint.post("projectionRepair", "/api/sessions/:id/projection-repair", {
       params: sessionId,
       success: ProjectionRepairResult,
-      error: [ApiNotFound, ApiConflict]
+      error: [ApiError.NotFound, ApiError.Conflict]
     }).annotate(OpenApi.Description, "Rebuilds the projection from the event log in one transaction; idempotent.")
   )
   .middleware(Authentication)

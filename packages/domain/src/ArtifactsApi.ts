@@ -1,17 +1,9 @@
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
-import { ApiBadRequest, ApiNotFound, ApiPayloadTooLarge, ApiUnavailable, Authentication, RequiredScopes } from "./ApiCore.ts"
+import { Authentication, RequiredScopes } from "./ApiCore.ts"
+import * as ApiError from "./ApiError.ts"
 import { Artifact, ArtifactPage } from "./Artifact.ts"
 import { ArtifactCursor, Id, PageLimit, Text } from "./Input.ts"
-
-/** 415: the upload's content type is not on the allow-list. */
-export class ApiUnsupportedMediaType extends Schema.Error<ApiUnsupportedMediaType>("ApiUnsupportedMediaType")({
-  error: Schema.Struct({
-    code: Schema.String,
-    message: Schema.String,
-    details: Schema.optional(Schema.Record(Schema.String, Schema.Unknown))
-  })
-}, { httpApiStatus: 415 }) {}
 
 const pageQuery = {
   limit: Schema.optional(PageLimit(100)),
@@ -25,7 +17,14 @@ export class ArtifactsApi extends HttpApiGroup.make("artifacts")
       query: { name: Schema.optional(Text(255)) },
       payload: HttpApiSchema.StreamUint8Array({ contentType: "application/octet-stream" }),
       success: Schema.Struct({ artifact: Artifact }).pipe(HttpApiSchema.status(201)),
-      error: [ApiBadRequest, ApiNotFound, ApiPayloadTooLarge, ApiUnsupportedMediaType, ApiUnavailable]
+      error: [
+        ApiError.BadRequest,
+        ApiError.NotFound,
+        ApiError.ArtifactTooLarge,
+        ApiError.UnsupportedMediaType,
+        ApiError.ObjectStoreUnavailable,
+        ApiError.InvalidObjectKey
+      ]
     }).annotate(
       OpenApi.Description,
       "The raw bytes are the body; `Content-Type` must be on the allow-list (415 otherwise), the size at most OPEN_COWORK_CLOUD_ARTIFACT_MAX_BYTES (413). `?name=` names the file. Appends `artifact.created` to the session."
@@ -34,17 +33,17 @@ export class ArtifactsApi extends HttpApiGroup.make("artifacts")
       params: { id: Id },
       query: pageQuery,
       success: ArtifactPage,
-      error: [ApiBadRequest, ApiNotFound]
+      error: [ApiError.BadRequest, ApiError.NotFound]
     }),
     HttpApiEndpoint.get("download", "/api/sessions/:id/artifacts/:aid", {
       params: { id: Id, aid: Id },
       success: HttpApiSchema.StreamUint8Array(),
-      error: [ApiNotFound, ApiUnavailable]
+      error: [ApiError.NotFound, ApiError.ObjectStoreUnavailable, ApiError.InvalidObjectKey]
     }).annotate(OpenApi.Description, "Streams the bytes from the object store with the stored content type."),
     HttpApiEndpoint.get("list", "/api/artifacts", {
       query: pageQuery,
       success: ArtifactPage,
-      error: ApiBadRequest
+      error: [ApiError.BadRequest, ApiError.NotFound]
     })
   )
   .middleware(Authentication)

@@ -17,8 +17,10 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
   message: Schema.String
 }, { httpApiStatus: 404 }) {}
 
+/** `details` travels to the caller (e.g. the idempotency key that clashed); it must never carry a secret. */
 export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
-  message: Schema.String
+  message: Schema.String,
+  details: Schema.optional(Schema.Record(Schema.String, Schema.Unknown))
 }, { httpApiStatus: 409 }) {}
 
 /**
@@ -35,7 +37,9 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthoriz
 }, { httpApiStatus: 401 }) {}
 
 export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
-  message: Schema.String
+  message: Schema.String,
+  /** Any one of these scopes would have been accepted. */
+  requiredScopes: Schema.optional(Schema.Array(Schema.String))
 }, { httpApiStatus: 403 }) {}
 
 export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", {
@@ -43,9 +47,30 @@ export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", {
   field: Schema.optional(Schema.String)
 }, { httpApiStatus: 400 }) {}
 
+/** A dependency is down or this process is draining: retry after `retryAfterSeconds` (the `Retry-After` header). */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
-  message: Schema.String
+  message: Schema.String,
+  retryAfterSeconds: Schema.Number
 }, { httpApiStatus: 503 }) {}
+
+/** The caller is over a limit: retry after `retryAfterMs` (body) / `Retry-After` (header, seconds). */
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
+  message: Schema.String,
+  retryAfterMs: Schema.Number,
+  details: Schema.optional(Schema.Record(Schema.String, Schema.Unknown))
+}, { httpApiStatus: 429 }) {}
+
+/** An input is over its size bound (`details` names the field and the limit). */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
+  message: Schema.String,
+  details: Schema.optional(Schema.Record(Schema.String, Schema.Unknown))
+}, { httpApiStatus: 413 }) {}
+
+/** The request's media type is not one this route accepts. */
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()("UnsupportedMediaType", {
+  contentType: Schema.String,
+  allowed: Schema.Array(Schema.String)
+}, { httpApiStatus: 415 }) {}
 
 /** The agent runtime failed while running a command (a runtime fault, not a lost lease). */
 export class RuntimeFailure extends Schema.TaggedError<RuntimeFailure>()("RuntimeFailure", {
