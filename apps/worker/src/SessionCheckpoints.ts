@@ -192,9 +192,3 @@ export const make = (store: CheckpointStore["Service"], keepLast: number, report
         )
   })
 }
-
-/** A held session's checkpoint position: the version last acknowledged, and the save of the next one. */
-export interface CheckpointCursor {
-  version: number
-  readonly save: Effect.Effect<number | undefined>
-}

@@ -1,0 +1,43 @@
+import type { Lease, RunnableCommand } from "@cowork/domain"
+import { Metrics } from "@cowork/observability"
+import { EventLog } from "@cowork/services"
+import { Effect, Option, type Tracer } from "effect"
+import { Headers, HttpTraceContext } from "effect/http"
+import { aborted } from "./EventDrafts.ts"
+import { fenced } from "./Fencing.ts"
+import { type HeldSession, HeldSessions } from "./HeldSessions.ts"
+import type { LeasedRuntime } from "./LeasedRuntime.ts"
+import * as PromptTurn from "./PromptTurn.ts"
+
+/** The enqueueing request's span, from the `traceparent` stored with the command, as a link for the run's span. */
+const enqueuedBy = (command: RunnableCommand): ReadonlyArray<Tracer.SpanLink> => {
+  if (command.traceParent === undefined) return []
+  const span = HttpTraceContext.w3c(Headers.fromInput({ traceparent: command.traceParent }))
+  return Option.isSome(span) ? [{ span: span.value, attributes: { "link.type": "enqueued-by" } }] : []
+}
+
+/** The abort command: `session.aborted` with the ack in one statement, then a fresh abort signal for what follows. */
+const runAbort = Effect.fn("Worker.runAbort")(function*(lease: Lease, command: RunnableCommand, session: HeldSession) {
+  const log = yield* EventLog
+  const metrics = yield* Metrics
+  const held = yield* HeldSessions
+  yield* fenced(log.append(lease, [aborted(command)], { commandId: command.id, outcome: "acked" }), command.id)
+  yield* held.rearmAbort(session)
+  yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: "acked" })
+  yield* Effect.logInfo("session aborted")
+})
+
+/** Runs one command of a held session's mailbox, by kind, in a `worker.command` span linked to its enqueueing. */
+export const run = (lease: Lease, command: RunnableCommand, session: HeldSession, runtime: LeasedRuntime) => {
+  const execute = command.kind === "abort"
+    ? runAbort(lease, command, session)
+    : PromptTurn.run(lease, command, { runtime: runtime.open, abortRequested: session.abortRequested, checkpoint: runtime.checkpoint })
+  return execute.pipe(
+    Effect.withSpan("worker.command", {
+      kind: "consumer",
+      links: enqueuedBy(command),
+      attributes: { "cowork.command.kind": command.kind, "cowork.command.attempt": command.attempt, "cowork.epoch": lease.epoch }
+    }),
+    Effect.annotateLogs({ command_id: command.id })
+  )
+}

@@ -1,0 +1,64 @@
+import type { EventDraft, RunnableCommand } from "@cowork/domain"
+import type { RuntimeEvent } from "@cowork/services"
+
+/** How a prompt turn ended: acknowledged, failed by the runtime, or cancelled by an abort. */
+export type TurnOutcome =
+  | { readonly _tag: "acked" }
+  | { readonly _tag: "failed"; readonly message: string }
+  | { readonly _tag: "cancelled" }
+
+const ownerOf = (command: RunnableCommand) => ({ commandId: command.id, attempt: command.attempt })
+
+/** The session event a runtime event becomes, owned by the command's attempt. */
+export const fromRuntimeEvent = (event: RuntimeEvent, command: RunnableCommand): EventDraft => {
+  const owner = ownerOf(command)
+  switch (event._tag) {
+    case "AssistantDelta":
+      return { type: "assistant.message", payload: { messageId: event.messageId, delta: event.delta, final: false }, ...owner }
+    case "AssistantMessage":
+      return { type: "assistant.message", payload: { messageId: event.messageId, text: event.text, final: true }, ...owner }
+    case "ToolCall":
+      return {
+        type: "tool.call",
+        payload: { callId: event.callId, tool: event.tool, input: event.input, output: event.output, commandId: command.id },
+        ...owner
+      }
+    case "Status":
+      return { type: "session.status", payload: { status: event.status, detail: event.detail, commandId: command.id }, ...owner }
+    case "Error":
+      return { type: "runtime.error", payload: { message: event.message, commandId: command.id }, ...owner }
+  }
+}
+
+/** What a turn appends before the runtime runs: the abandoned attempt it retries (if any), then `running`. */
+export const turnOpening = (command: RunnableCommand): Array<EventDraft> => {
+  const owner = ownerOf(command)
+  const opening: Array<EventDraft> = []
+  if (command.abandonedAttempts > 0) {
+    opening.push({
+      type: "command.retried",
+      payload: { commandId: command.id, abandonedAttempt: command.abandonedAttempts, attempt: command.attempt },
+      ...owner
+    })
+  }
+  opening.push({ type: "session.status", payload: { status: "running", commandId: command.id }, ...owner })
+  return opening
+}
+
+/** What closes a turn, after `carried` (the final burst when it rides along): the failure, then `session.idle`. */
+export const turnClosing = (command: RunnableCommand, outcome: TurnOutcome, carried: ReadonlyArray<EventDraft>): Array<EventDraft> => {
+  const owner = ownerOf(command)
+  const closing: Array<EventDraft> = [...carried]
+  if (outcome._tag === "failed") {
+    closing.push({ type: "runtime.error", payload: { message: outcome.message, commandId: command.id }, ...owner })
+  }
+  closing.push({ type: "session.idle", payload: { commandId: command.id, outcome: outcome._tag }, ...owner })
+  return closing
+}
+
+/** The abort command's own event. */
+export const aborted = (command: RunnableCommand): EventDraft => ({
+  type: "session.aborted",
+  payload: { commandId: command.id },
+  ...ownerOf(command)
+})

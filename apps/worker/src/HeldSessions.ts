@@ -1,0 +1,66 @@
+import type { Lease } from "@cowork/domain"
+import { Context, Deferred, Effect, Layer, Ref } from "effect"
+import { WorkerStatus } from "./WorkerStatus.ts"
+
+/** A session this worker holds: the lease epoch, and the abort request its current prompt turn races against. */
+export interface HeldSession {
+  readonly sessionId: string
+  readonly epoch: number
+  /** Completes when an abort is requested for the session; a fresh one is armed after each abort command runs. */
+  readonly abortRequested: Effect.Effect<void>
+}
+
+/**
+ * The sessions this worker holds, keyed by session id, with one abort signal each. Every change is mirrored in
+ * `WorkerStatus.activeSessions`; heartbeats report the size and the ids.
+ */
+export class HeldSessions extends Context.Service<HeldSessions, {
+  /** Records a claimed lease (replacing an older epoch of the same session). */
+  readonly hold: (lease: Lease) => Effect.Effect<HeldSession>
+  /** Forgets the lease, unless the session is already held again under a newer epoch. */
+  readonly forget: (lease: Lease) => Effect.Effect<void>
+  readonly isHeld: (sessionId: string) => boolean
+  readonly size: () => number
+  readonly sessionIds: () => ReadonlyArray<string>
+  /** Signals the session's running turn to stop; the held epoch, or undefined when the session is not held here. */
+  readonly requestAbort: (sessionId: string) => Effect.Effect<number | undefined>
+  /** Arms a fresh abort signal once the abort command ran, so the next prompt is not cancelled by the old one. */
+  readonly rearmAbort: (session: HeldSession) => Effect.Effect<void>
+}>()("cowork/worker/HeldSessions") {
+  static readonly layer = Layer.effect(HeldSessions, Effect.gen(function*() {
+    const status = yield* WorkerStatus
+    const held = new Map<string, { readonly epoch: number; abort: Deferred.Deferred<void> }>()
+    const publish = Effect.suspend(() => Ref.set(status.activeSessions, held.size))
+    return HeldSessions.of({
+      hold: (lease) =>
+        Effect.gen(function*() {
+          const entry = { epoch: lease.epoch, abort: yield* Deferred.make<void>() }
+          held.set(lease.sessionId, entry)
+          yield* publish
+          return {
+            sessionId: lease.sessionId,
+            epoch: lease.epoch,
+            abortRequested: Effect.suspend(() => Deferred.await(entry.abort))
+          }
+        }),
+      forget: (lease) =>
+        Effect.suspend(() => {
+          if (held.get(lease.sessionId)?.epoch === lease.epoch) held.delete(lease.sessionId)
+          return publish
+        }),
+      isHeld: (sessionId) => held.has(sessionId),
+      size: () => held.size,
+      sessionIds: () => [...held.keys()],
+      requestAbort: (sessionId) =>
+        Effect.suspend(() => {
+          const entry = held.get(sessionId)
+          return entry === undefined ? Effect.undefined : Effect.as(Deferred.succeed(entry.abort, undefined), entry.epoch)
+        }),
+      rearmAbort: (session) =>
+        Effect.gen(function*() {
+          const entry = held.get(session.sessionId)
+          if (entry?.epoch === session.epoch) entry.abort = yield* Deferred.make<void>()
+        })
+    })
+  }))
+}

@@ -1,0 +1,63 @@
+import type { EventDraft, Lease, RunnableCommand, RuntimeFailure } from "@cowork/domain"
+import { Metrics } from "@cowork/observability"
+import { EventLog, type RuntimeSession } from "@cowork/services"
+import { Effect } from "effect"
+import type { CheckpointCursor } from "./CheckpointCursor.ts"
+import { fromRuntimeEvent, turnClosing, turnOpening, type TurnOutcome } from "./EventDrafts.ts"
+import { fenced } from "./Fencing.ts"
+import { appendInBursts } from "./TurnBatcher.ts"
+
+/** What a prompt turn runs against: the session's runtime, its abort signal, and its checkpoint cursor. */
+export interface TurnContext {
+  readonly runtime: Effect.Effect<RuntimeSession, RuntimeFailure>
+  /** Completes when the session is aborted: the turn is interrupted and ends `cancelled`. */
+  readonly abortRequested: Effect.Effect<void>
+  readonly checkpoint: CheckpointCursor
+}
+
+/**
+ * Runs one prompt command: `running`, the runtime's events appended in bursts as they come, then the closing
+ * statement that acknowledges the command (with `session.idle` and the outcome). Every append is fenced by the
+ * lease; a runtime failure fails the command, an abort cancels it.
+ */
+export const run = Effect.fn("Worker.runPrompt")(function*(lease: Lease, command: RunnableCommand, turn: TurnContext) {
+  const log = yield* EventLog
+  const metrics = yield* Metrics
+  const { checkpoint } = turn
+  const append = (drafts: ReadonlyArray<EventDraft>) => fenced(log.append(lease, drafts), command.id)
+  yield* append(turnOpening(command))
+
+  let last: Array<EventDraft> = []
+  const outcome: TurnOutcome = yield* Effect.gen(function*() {
+    const runtime = yield* turn.runtime
+    last = yield* appendInBursts(
+      runtime.prompt({ commandId: command.id, text: command.payload.text ?? "", attempt: command.attempt }),
+      (event) => fromRuntimeEvent(event, command),
+      append
+    )
+  }).pipe(
+    Effect.scoped,
+    Effect.as<TurnOutcome>({ _tag: "acked" }),
+    Effect.catchTag("RuntimeFailure", (error) => Effect.succeed<TurnOutcome>({ _tag: "failed", message: error.message })),
+    Effect.raceFirst(turn.abortRequested.pipe(Effect.as<TurnOutcome>({ _tag: "cancelled" })))
+  )
+
+  // The state is saved before the ack; the ack statement itself moves checkpoint_version (no save, no ack). The
+  // turn's last burst is not held back for the save: it is appended while the save runs. Without checkpoints
+  // there is nothing to wait for, and it rides in the closing statement.
+  const closing = turnClosing(command, outcome, checkpoint.enabled ? [] : last)
+  const flushLast = checkpoint.enabled && last.length > 0 ? append(last) : Effect.void
+  const [, checkpointVersion] = yield* Effect.all([flushLast, checkpoint.save], { concurrency: 2 })
+  yield* fenced(
+    log.append(lease, closing, {
+      commandId: command.id,
+      outcome: outcome._tag,
+      error: outcome._tag === "failed" ? outcome.message : undefined,
+      checkpointVersion
+    }),
+    command.id
+  )
+  yield* checkpoint.acknowledged(checkpointVersion)
+  yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: outcome._tag })
+  yield* Effect.logInfo("command completed").pipe(Effect.annotateLogs({ outcome: outcome._tag, attempt: command.attempt }))
+})
