@@ -1,18 +1,12 @@
-import { Api, type Diagnostics, type RuntimeStatus, type WorkerHeartbeat } from "@cowork/domain"
+import { Api, type Diagnostics, heartbeatFreshWithinMs, type RuntimeStatus, SERVICE_VERSION, type WorkerHeartbeat } from "@cowork/domain"
 import { Metrics, MetricsCatalog, redactDeep } from "@cowork/observability"
 import { PgLeaseStore } from "@cowork/postgres"
-import { ChangeFeed, CommandQueue, Heartbeats } from "@cowork/services"
-import { Projections } from "@cowork/services/Projections"
+import { ChangeFeed, CommandQueue, Heartbeats, Projections, QUEUE_SCAN_LIMIT } from "@cowork/services"
 import { Config, Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { SqlClient } from "effect/sql"
 import * as WebReadiness from "./WebReadiness.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
-
-export const SERVICE_VERSION = "0.1.0"
-
-/** Pending commands the diagnostics scan counts at most (the gauge on workers uses the same bound). */
-export const QUEUE_SCAN_LIMIT = 10_000
 
 /**
  * The operator routes. Everything they return is deployment state (never tenant content), and the diagnostics
@@ -27,8 +21,7 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
   const sql = yield* SqlClient.SqlClient
   const feed = yield* ChangeFeed
   const heartbeatIntervalMs = yield* Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS").pipe(Config.withDefault(5_000))
-  /** A heartbeat older than three intervals means the process missed at least two beats. */
-  const freshWithinMs = heartbeatIntervalMs * 3
+  const freshWithinMs = heartbeatFreshWithinMs(heartbeatIntervalMs)
 
   const listHeartbeats = heartbeats.list(freshWithinMs)
 

@@ -1,7 +1,16 @@
 import { Api } from "@cowork/domain"
-import { PgChangeFeed, PgCommandQueue, PgEventLog, PgHeartbeats, PgProjections, PgSessionStore, PgTokens } from "@cowork/postgres"
-import * as PgArtifacts from "@cowork/postgres/PgArtifacts"
-import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
+import {
+  PgArtifacts,
+  PgChangeFeed,
+  PgCommandQueue,
+  PgEventLog,
+  PgHeartbeats,
+  PgProjections,
+  PgSessionStore,
+  PgTokens,
+  PgWorkerRegistry
+} from "@cowork/postgres"
+import { DEFAULT_PROFILE_NAME } from "@cowork/services"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { ObjectStoreConfig } from "@cowork/storage"
 import { NodeHttpServer } from "@effect/platform-node"
@@ -69,7 +78,10 @@ export const layerAs = (role: "web" | "all") => layerServeAs(role).pipe(Layer.pr
 
 /** The Postgres-backed services the web role needs, given a `PgClient` and the process's `ObjectStore`. */
 export const layerPgAdapters = Layer.mergeAll(
-  PgSessionStore.layer,
+  Layer.unwrap(Effect.map(
+    Config.String("OPEN_COWORK_CLOUD_PROFILE_NAME").pipe(Config.withDefault(DEFAULT_PROFILE_NAME)),
+    (defaultProfileName) => PgSessionStore.layerWith({ defaultProfileName })
+  )),
   PgTokens.layer,
   PgEventLog.layer,
   PgChangeFeed.layer,

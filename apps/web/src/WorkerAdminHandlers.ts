@@ -1,4 +1,4 @@
-import { Api, CurrentPrincipal, type WorkerAction, type WorkerCredentialView } from "@cowork/domain"
+import { Api, CurrentPrincipal, heartbeatFreshWithinMs, type WorkerAction, type WorkerCredentialView } from "@cowork/domain"
 import { type Actor, WorkerRegistry } from "@cowork/services"
 import { Config, Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
@@ -11,8 +11,7 @@ const actor = Effect.gen(function*() {
 export const layer = HttpApiBuilder.group(Api, "workerAdmin", Effect.fn(function*(handlers) {
   const registry = yield* WorkerRegistry
   const heartbeatIntervalMs = yield* Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS").pipe(Config.withDefault(5_000))
-  /** Same freshness rule as `/api/workers/heartbeats`: three missed intervals make a worker `unhealthy`. */
-  const freshWithinMs = heartbeatIntervalMs * 3
+  const freshWithinMs = heartbeatFreshWithinMs(heartbeatIntervalMs)
 
   const lifecycle = (action: WorkerAction) => ({ params }: { readonly params: { readonly id: string } }) =>
     Effect.gen(function*() {

@@ -1,11 +1,7 @@
 import { Metrics } from "@cowork/observability"
-import { CommandQueue } from "@cowork/services"
-import { Projections } from "@cowork/services/Projections"
+import { CommandQueue, Projections, QUEUE_SCAN_LIMIT } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { WorkerConfig } from "./WorkerConfig.ts"
-
-/** The bounded scan behind `open_cowork_cloud_command_queue_depth_estimate`: never counts past this. */
-export const QUEUE_SCAN_LIMIT = 10_000
 
 /**
  * Samples the shared backlog every poll interval: queue depth (a bounded estimate), the oldest pending command's

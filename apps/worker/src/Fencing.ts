@@ -1,12 +1,12 @@
 import type { StaleOwner } from "@cowork/domain"
-import { Metrics, staleOwnerOperationLabel } from "@cowork/observability"
+import { Metrics } from "@cowork/observability"
 import { Effect } from "effect"
 
 /** Counts and logs an owner write the store refused because the lease is no longer live; never applied. */
 export const refused = (error: StaleOwner, commandId?: string) =>
   Effect.gen(function*() {
     const metrics = yield* Metrics
-    yield* metrics.inc("open_cowork_cloud_worker_stale_owner_rejections_total", { operation: staleOwnerOperationLabel(error.operation) })
+    yield* metrics.inc("open_cowork_cloud_worker_stale_owner_rejections_total", { operation: error.operation })
     yield* Effect.logWarning("stale owner: write refused, not applied")
   }).pipe(
     Effect.annotateLogs({ session_id: error.sessionId, epoch: error.epoch, command_id: commandId, operation: error.operation })

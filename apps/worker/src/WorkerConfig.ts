@@ -1,7 +1,6 @@
+import { SERVICE_VERSION } from "@cowork/domain"
 import { Config, ConfigProvider, Context, Effect, Layer, Option, type Redacted } from "effect"
 import * as Os from "node:os"
-
-export const WORKER_VERSION = "0.1.0"
 
 export interface WorkerSettings {
   readonly workerId: string
@@ -51,7 +50,7 @@ export const settings = (input: Partial<WorkerSettings> = {}): WorkerSettings =>
     pollIntervalMs: input.pollIntervalMs ?? 30_000,
     region: input.region ?? null,
     profileName: input.profileName ?? "default",
-    version: input.version ?? WORKER_VERSION,
+    version: input.version ?? SERVICE_VERSION,
     capabilities: input.capabilities ?? ["prompt", "abort"],
     credential: input.credential
   }

@@ -1,13 +1,14 @@
-import { MemoryControlPlane } from "@cowork/services"
+import { layerMemoryControlPlane } from "@cowork/services"
 import { Metrics, STALE_OWNER_OPERATIONS } from "@cowork/observability"
 import { WorkerConfig, type WorkerSettings } from "@cowork/worker"
 import * as WorkerRole from "@cowork/worker/WorkerRole"
 import { assert, it } from "@effect/vitest"
 import { Clock, Context, Effect, Exit, Fiber, Layer, Queue, Scope } from "effect"
 import { TestClock } from "effect/testing"
+import { memoryPlane } from "../../../test/support/MemoryPlane.ts"
 import { GatedRuntime } from "./support/GatedRuntime.ts"
 
-const Env = Layer.merge(MemoryControlPlane.layer, GatedRuntime.layer)
+const Env = Layer.merge(layerMemoryControlPlane, GatedRuntime.layer)
 
 /** Starts a worker in its own scope (closing the scope is its SIGTERM); returns the scope and its metrics. */
 const startWorker = (settings: Partial<WorkerSettings>) =>
@@ -38,7 +39,7 @@ const eventually = <R>(check: Effect.Effect<boolean, never, R>, what: string) =>
 
 const commandStatus = (sessionId: string, commandId: string) =>
   Effect.gen(function*() {
-    const plane = yield* MemoryControlPlane
+    const plane = yield* memoryPlane
     return (yield* plane.commands(sessionId)).find((c) => c.id === commandId)!
   })
 
@@ -47,7 +48,7 @@ const assertContiguous = (sequences: ReadonlyArray<number>) =>
 
 it.effect("a draining worker finishes its active command within the grace, then releases the lease", () =>
   Effect.gen(function*() {
-    const plane = yield* MemoryControlPlane
+    const plane = yield* memoryPlane
     const runtime = yield* GatedRuntime
     const worker = yield* startWorker({ workerId: "worker-a", shutdownGraceMs: 10_000 })
     const sessionId = yield* plane.createSession()
@@ -77,7 +78,7 @@ it.effect("a draining worker finishes its active command within the grace, then 
 
 it.effect("a command hanging past the grace: the lease is expired and another worker re-runs it at once", () =>
   Effect.gen(function*() {
-    const plane = yield* MemoryControlPlane
+    const plane = yield* memoryPlane
     const runtime = yield* GatedRuntime
     const workerA = yield* startWorker({ workerId: "worker-a", shutdownGraceMs: 5_000 })
     const sessionId = yield* plane.createSession()
@@ -117,7 +118,7 @@ it.effect("a command hanging past the grace: the lease is expired and another wo
 
 it.effect("an abort signal interrupts the running turn: the prompt is cancelled, then the abort command runs", () =>
   Effect.gen(function*() {
-    const plane = yield* MemoryControlPlane
+    const plane = yield* memoryPlane
     const runtime = yield* GatedRuntime
     const worker = yield* startWorker({ workerId: "worker-a" })
     const sessionId = yield* plane.createSession()
@@ -141,7 +142,7 @@ it.effect("an abort signal interrupts the running turn: the prompt is cancelled,
 
 it.effect("a runtime failure fails the command with runtime.error in the same write; the lease renews every TTL/3", () =>
   Effect.gen(function*() {
-    const plane = yield* MemoryControlPlane
+    const plane = yield* memoryPlane
     const runtime = yield* GatedRuntime
     const worker = yield* startWorker({ workerId: "worker-a", leaseTtlMs: 3_000 })
     const sessionId = yield* plane.createSession()

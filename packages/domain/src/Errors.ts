@@ -1,17 +1,21 @@
 import { Schema } from "effect"
 
+/**
+ * The owner write a stale owner attempted: an event append, a command completion (the ack with its final batch),
+ * a checkpoint ack, taking the next command, noting a command error, or renewing, releasing or expiring the lease.
+ * Every store raises exactly these, and the stale-owner metric uses them as its `operation` label.
+ */
+export const StaleOwnerOperation = Schema.Literals([
+  "append", "complete", "checkpoint", "next", "note_error", "renew", "release", "expire"
+])
+export type StaleOwnerOperation = typeof StaleOwnerOperation.Type
+
 /** A lease holder's write was refused: its `(session_id, epoch)` is no longer the live lease. */
 export class StaleOwner extends Schema.TaggedError<StaleOwner>()("StaleOwner", {
   sessionId: Schema.String,
   epoch: Schema.Number,
-  operation: Schema.String
+  operation: StaleOwnerOperation
 }, { httpApiStatus: 409 }) {}
-
-/** The lease could not be renewed; the session fiber must stop. */
-export class LeaseLost extends Schema.TaggedError<LeaseLost>()("LeaseLost", {
-  sessionId: Schema.String,
-  epoch: Schema.Number
-}) {}
 
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
   message: Schema.String

@@ -12,3 +12,16 @@ export interface WorkerHeartbeat {
   readonly ageMs: number
   readonly fresh: boolean
 }
+
+/** A heartbeat is current for this many heartbeat intervals: older means the process missed at least two beats. */
+export const HEARTBEAT_FRESH_INTERVALS = 3
+
+/** How old a heartbeat may be and still count as fresh, for a heartbeat interval. */
+export const heartbeatFreshWithinMs = (heartbeatIntervalMs: number): number => heartbeatIntervalMs * HEARTBEAT_FRESH_INTERVALS
+
+/**
+ * The freshness rule: a heartbeat is fresh when it is younger than `freshWithinMs` and the process did not say it
+ * stopped (its last beat on a clean shutdown is `stopped`; that process runs nothing, however recent the beat).
+ */
+export const isHeartbeatFresh = (beat: { readonly ageMs: number; readonly status: string }, freshWithinMs: number): boolean =>
+  beat.ageMs < freshWithinMs && beat.status !== "stopped"

@@ -55,6 +55,17 @@ export interface ProjectionDelta {
   readonly dropAttempts: ReadonlyArray<{ readonly commandId: string; readonly attempt: number }>
 }
 
+/**
+ * The session status rule: the status a batch proposes (its `ProjectionDelta.status`) applied to the current one.
+ * `aborted` is final, and `queued` only moves an `idle` session (a prompt queued behind a running turn leaves it
+ * `running`). Every store applies this rule; Postgres through a CASE generated from it.
+ */
+export const nextSessionStatus = (current: SessionStatus, proposed: SessionStatus | undefined): SessionStatus => {
+  if (proposed === undefined || current === "aborted") return current
+  if (proposed === "queued" && current !== "idle") return current
+  return proposed
+}
+
 const str = (value: unknown): string => (typeof value === "string" ? value : "")
 
 export const projectEvents = (drafts: ReadonlyArray<EventDraft>): ProjectionDelta => {

@@ -7,6 +7,8 @@
  * from the process role; callers never pass it.
  */
 
+import { StaleOwnerOperation } from "@cowork/domain"
+
 export const ROLES = ["web", "worker", "scheduler", "gateway", "all"] as const
 export type Role = (typeof ROLES)[number]
 
@@ -91,9 +93,8 @@ export const HTTP_ROUTES = [
 
 export type HttpRoute = (typeof HTTP_ROUTES)[number]
 
-export const STALE_OWNER_OPERATIONS = [
-  "append_events", "complete_command", "next_command", "renew_lease", "release_lease", "checkpoint", "other"
-] as const
+/** The `operation` label of a stale-owner refusal: exactly the domain's closed `StaleOwner.operation` union. */
+export const STALE_OWNER_OPERATIONS = StaleOwnerOperation.literals
 
 export type LabelSpec = Readonly<Record<string, ReadonlyArray<string>>>
 
@@ -195,7 +196,7 @@ export const MetricsCatalog = {
   open_cowork_cloud_worker_lease_claims_total: counter("Session leases claimed by this worker (each claim bumps the epoch)."),
   open_cowork_cloud_worker_lease_renewals_total: counter("Successful lease renewals by this worker."),
   open_cowork_cloud_worker_lease_denials_total: counter("Lease claims or renewals refused, by reason.", {
-    reason: ["held_by_other", "worker_not_active", "renewal_lost"]
+    reason: ["renewal_lost"]
   }),
   open_cowork_cloud_worker_expired_leases_reaped_total: counter(
     "Expired leases recovered by the reaper; their running command went back to pending or dead.",
@@ -304,15 +305,4 @@ export const methodLabel = (method: string): (typeof HTTP_METHODS)[number] => {
 export const statusLabel = (status: number): (typeof HTTP_STATUSES)[number] => {
   const text = String(status)
   return (HTTP_STATUSES as ReadonlyArray<string>).includes(text) ? (text as (typeof HTTP_STATUSES)[number]) : "other"
-}
-
-/** Maps `StaleOwner.operation` as the Pg stores raise it ("append", "append+acked", "renew", ...) to its label. */
-export const staleOwnerOperationLabel = (operation: string): (typeof STALE_OWNER_OPERATIONS)[number] => {
-  if (operation === "append") return "append_events"
-  if (operation.startsWith("append+")) return "complete_command"
-  if (operation === "next") return "next_command"
-  if (operation === "renew") return "renew_lease"
-  if (operation === "release" || operation === "expire") return "release_lease"
-  if (operation.startsWith("checkpoint")) return "checkpoint"
-  return "other"
 }

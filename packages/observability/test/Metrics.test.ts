@@ -7,9 +7,9 @@ import {
   Metrics,
   MetricsCatalog,
   redact,
-  routeLabel,
-  staleOwnerOperationLabel
+  routeLabel
 } from "@cowork/observability"
+import { StaleOwnerOperation } from "@cowork/domain"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber } from "effect"
 import { TestClock } from "effect/testing"
@@ -73,12 +73,8 @@ describe("MetricsCatalog", () => {
     assert.sameMembers(Object.keys(MetricsCatalog.open_cowork_cloud_worker_commands_processed_total.labels), ["status"])
   })
 
-  it("maps the Pg stores' stale-owner operations to bounded labels", () => {
-    assert.strictEqual(staleOwnerOperationLabel("append"), "append_events")
-    assert.strictEqual(staleOwnerOperationLabel("append+acked"), "complete_command")
-    assert.strictEqual(staleOwnerOperationLabel("renew"), "renew_lease")
-    assert.strictEqual(staleOwnerOperationLabel("expire"), "release_lease")
-    assert.strictEqual(staleOwnerOperationLabel("something new"), "other")
+  it("labels stale-owner refusals with the domain's closed operation union, and unmatched routes as such", () => {
+    assert.deepStrictEqual(MetricsCatalog.open_cowork_cloud_worker_stale_owner_rejections_total.labels.operation, StaleOwnerOperation.literals)
     assert.strictEqual(routeLabel(undefined), "unmatched")
   })
 })

@@ -1,9 +1,24 @@
-import { type EventDraft, newEventId, projectEvents } from "@cowork/domain"
+import { type EventDraft, newEventId, nextSessionStatus, projectEvents, SessionStatus } from "@cowork/domain"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import { notRevoked } from "./WorkerFence.ts"
+import { EVENTS_CHANNEL } from "./Channels.ts"
+import { liveLease } from "./LeaseFence.ts"
 
-export const EVENTS_CHANNEL = "cowork_events"
+/**
+ * The session status rule (`nextSessionStatus`, domain) as SQL: a CASE listing every (current, proposed) pair the
+ * rule changes, generated from the rule itself so the two can never disagree.
+ */
+export const nextSessionStatusSql = (current: string, proposed: string): string => {
+  const changes = SessionStatus.literals.flatMap((from) =>
+    SessionStatus.literals.flatMap((to) => {
+      const next = nextSessionStatus(from, to)
+      return next === from ? [] : [`WHEN ${current} = '${from}' AND ${proposed} = '${to}' THEN '${next}'`]
+    })
+  )
+  return `CASE ${changes.join(" ")} ELSE ${current} END`
+}
+
+const STATUS_CASE = nextSessionStatusSql("p.status", "$3::text")
 
 export interface AppendFence {
   readonly workerId: string
@@ -62,8 +77,7 @@ export const appendEvents = Effect.fnUntraced(function*(
   const fenceSql = fence === undefined
     ? `SELECT $1::text AS session_id WHERE $7::bigint IS NULL AND $8::text IS NULL`
     : `SELECT l.session_id FROM cloud_worker_leases l
-       WHERE l.session_id = $1 AND l.epoch = $7 AND l.worker_id = $8 AND l.expires_at > clock_timestamp()
-         AND ${notRevoked("l.worker_id")}
+       WHERE ${liveLease("$1", "$7", "$8")}
          AND ($9::text IS NULL OR EXISTS (
            SELECT 1 FROM cloud_session_commands c
            WHERE c.id = $9 AND c.session_id = $1 AND c.status = 'running' AND c.claimed_epoch = $7))
@@ -74,10 +88,7 @@ export const appendEvents = Effect.fnUntraced(function*(
       UPDATE cloud_session_projections p SET
         last_sequence = p.last_sequence + $2,
         projected_sequence = p.last_sequence + $2,
-        status = CASE
-          WHEN $3::text IS NULL OR p.status = 'aborted' THEN p.status
-          WHEN $3 = 'queued' AND p.status <> 'idle' THEN p.status
-          ELSE $3 END,
+        status = ${STATUS_CASE},
         updated_at = now()
       FROM fence WHERE p.session_id = fence.session_id
       RETURNING p.last_sequence, p.org_id

@@ -1,4 +1,5 @@
 import { PgClient } from "@effect/sql-pg"
+import { DataDir } from "@cowork/services"
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -99,7 +100,7 @@ export const resolveUrl = (embedded: boolean, options: ResolveOptions = {}) =>
   Effect.gen(function*() {
     const url = yield* Config.Redacted("OPEN_COWORK_DATABASE_URL").pipe(Config.option)
     if (Option.isSome(url)) return url.value
-    const dataDir = yield* Config.String("OPEN_COWORK_DATA_DIR").pipe(Config.withDefault(".cowork"))
+    const dataDir = yield* DataDir
     if (options.attach === true) {
       const published = yield* publishedUrl(dataDir)
       if (Option.isSome(published)) {

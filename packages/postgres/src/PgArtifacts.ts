@@ -1,8 +1,7 @@
-import { type Artifact, ArtifactTooLarge, decodeArtifactCursor, encodeArtifactCursor, makeId, NotFound } from "@cowork/domain"
-import { Artifacts, type NewArtifact, ObjectStore } from "@cowork/services"
-import { Effect, Layer, Stream } from "effect"
+import { type Artifact, decodeArtifactCursor, encodeArtifactCursor, NotFound } from "@cowork/domain"
+import { artifactObjectKey, Artifacts, meteredBody, type NewArtifact, newArtifactId, ObjectStore } from "@cowork/services"
+import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import * as Crypto from "node:crypto"
 import { appendEvents } from "./AppendEvents.ts"
 
 interface ArtifactRow {
@@ -40,23 +39,15 @@ export const make = Effect.gen(function*() {
   const create = <E>(input: NewArtifact<E>) =>
     Effect.gen(function*() {
       yield* sessionInOrg(input.orgId, input.sessionId)
-      const id = makeId("art")
-      const key = `artifacts/${input.orgId}/${input.sessionId}/${id}`
-      const hash = Crypto.createHash("sha256")
-      let size = 0
-      const metered = input.body.pipe(
-        Stream.mapEffect((chunk) => {
-          size += chunk.byteLength
-          if (size > input.maxBytes) return Effect.fail(new ArtifactTooLarge({ limitBytes: input.maxBytes }))
-          hash.update(chunk)
-          return Effect.succeed(chunk)
-        })
-      )
-      yield* store.put(key, metered, { contentType: input.contentType }).pipe(
+      const id = newArtifactId()
+      const key = artifactObjectKey(input.orgId, input.sessionId, id)
+      const metered = meteredBody(input.body, input.maxBytes)
+      yield* store.put(key, metered.stream, { contentType: input.contentType }).pipe(
         // A partial upload may leave an object behind on some adapters; remove it.
         Effect.tapError(() => store.delete(key).pipe(Effect.ignore))
       )
-      const sha256 = hash.digest("hex")
+      const sha256 = metered.sha256()
+      const size = metered.size()
       const row = yield* sql.withTransaction(Effect.gen(function*() {
         const rows = yield* sql.unsafe<ArtifactRow>(
           `INSERT INTO cloud_artifacts (id, org_id, session_id, name, content_type, size_bytes, sha256, object_key, created_by)

@@ -1,8 +1,7 @@
-import { ChangeFeed, type CommandSignal, type ListenerState, type SessionChanged } from "@cowork/services"
+import { ChangeFeed, type CommandSignal, type ListenerState } from "@cowork/services"
 import { PgClient } from "@effect/sql-pg"
 import { Deferred, Duration, Effect, Layer, PubSub, Queue, Schedule, Semaphore, Stream } from "effect"
-import { EVENTS_CHANNEL } from "./AppendEvents.ts"
-import { COMMANDS_CHANNEL } from "./PgSessionStore.ts"
+import { COMMANDS_CHANNEL, EVENTS_CHANNEL, formatCommandSignal, parseCommandSignal, parseSessionChanged } from "./Channels.ts"
 
 /** A self-addressed probe: proves the listening connection still delivers notifications end to end. */
 const PING_PREFIX = "~ping "
@@ -15,19 +14,6 @@ export interface ChangeFeedOptions {
 }
 
 const defaultOptions: ChangeFeedOptions = { healthCheckInterval: "30 seconds", healthCheckTimeout: "10 seconds" }
-
-export const parseSessionChanged = (payload: string): SessionChanged | undefined => {
-  const [orgId, sessionId, last, ...rest] = payload.split(" ")
-  const lastSequence = Number(last)
-  if (rest.length > 0 || orgId === undefined || sessionId === undefined || !Number.isSafeInteger(lastSequence)) return undefined
-  return { orgId, sessionId, lastSequence }
-}
-
-export const parseCommandSignal = (payload: string): CommandSignal | undefined => {
-  const [kind, sessionId, ...rest] = payload.split(" ")
-  if (rest.length > 0 || sessionId === undefined || sessionId === "" || (kind !== "prompt" && kind !== "abort")) return undefined
-  return { kind, sessionId }
-}
 
 class ListenerUnhealthy {
   readonly _tag = "ListenerUnhealthy"
@@ -107,7 +93,7 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
     const commandSignals = yield* channel(COMMANDS_CHANNEL, parseCommandSignal)
 
     const notifyCommand = Effect.fn("ChangeFeed.notifyCommand")(function*(signal: CommandSignal) {
-      yield* pg.notify(COMMANDS_CHANNEL, `${signal.kind} ${signal.sessionId}`).pipe(Effect.orDie)
+      yield* pg.notify(COMMANDS_CHANNEL, formatCommandSignal(signal)).pipe(Effect.orDie)
     })
 
     const listeners = Effect.sync(() =>

@@ -2,7 +2,7 @@ import { StaleOwner, type CommandKind, type Lease, type RunnableCommand } from "
 import { CommandQueue } from "@cowork/services"
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
-import { notRevoked } from "./WorkerFence.ts"
+import { liveLease } from "./LeaseFence.ts"
 
 /**
  * The fenced prefix of every mailbox statement (`$1` session, `$2` epoch, `$3` worker): `live` is the lease row,
@@ -10,8 +10,7 @@ import { notRevoked } from "./WorkerFence.ts"
  */
 const OLDEST_PENDING_UNDER_LIVE_LEASE = `WITH live AS (
         SELECT l.session_id FROM cloud_worker_leases l
-        WHERE l.session_id = $1 AND l.epoch = $2 AND l.worker_id = $3 AND l.expires_at > clock_timestamp()
-          AND ${notRevoked("l.worker_id")}
+        WHERE ${liveLease("$1", "$2", "$3")}
         FOR SHARE OF l
       ),
       oldest AS (
@@ -78,17 +77,6 @@ export const make = Effect.gen(function*() {
     return Option.fromNullishOr(row.id)
   })
 
-  const status = Effect.fn("CommandQueue.status")(function*(commandId: string) {
-    const rows = yield* sql.unsafe<{ status: string; attempt_count: number }>(
-      `SELECT status, attempt_count FROM cloud_session_commands WHERE id = $1`,
-      [commandId]
-    ).pipe(Effect.orDie)
-    const row = rows[0]
-    return row === undefined
-      ? Option.none()
-      : Option.some({ status: row.status, attemptCount: Number(row.attempt_count) })
-  })
-
   /** Both reads walk the partial `pending` index; the count stops at `limit` rows. */
   const backlog = Effect.fn("CommandQueue.backlog")(function*(limit: number) {
     const rows = yield* sql.unsafe<{ depth: number; oldest_age_ms: number | null }>(
@@ -102,7 +90,7 @@ export const make = Effect.gen(function*() {
     return { depthEstimate: depth, capped: depth >= limit, oldestAgeMs: Math.max(0, Number(rows[0]?.oldest_age_ms ?? 0)) }
   })
 
-  return CommandQueue.of({ next, noteError, backlog, status })
+  return CommandQueue.of({ next, noteError, backlog })
 })
 
 export const layer = Layer.effect(CommandQueue, make)

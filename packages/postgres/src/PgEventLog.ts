@@ -1,5 +1,5 @@
 import { StaleOwner, type EventDraft, type Lease, type SessionEvent } from "@cowork/domain"
-import { type CommandCompletion, EventLog } from "@cowork/services"
+import { type CommandCompletion, EventLog, staleAppendOperation } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { appendEvents } from "./AppendEvents.ts"
@@ -21,11 +21,7 @@ export const make = Effect.gen(function*() {
       return yield* new StaleOwner({
         sessionId: lease.sessionId,
         epoch: lease.epoch,
-        operation: completion === undefined
-          ? "append"
-          : completion.checkpointVersion === undefined
-          ? `append+${completion.outcome}`
-          : "checkpoint"
+        operation: staleAppendOperation(completion)
       })
     }
     return last

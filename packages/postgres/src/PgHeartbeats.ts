@@ -1,20 +1,17 @@
-import { parseWorkerCredential, type WorkerHeartbeat, WorkerRefused } from "@cowork/domain"
-import { hashWorkerSecret, type HeartbeatInput, Heartbeats } from "@cowork/services"
-import { Effect, Layer, Redacted } from "effect"
+import { isHeartbeatFresh, type WorkerHeartbeat, WorkerRefused } from "@cowork/domain"
+import { type HeartbeatInput, Heartbeats, presentedCredential } from "@cowork/services"
+import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
   /**
-   * An operator's `paused` / `revoked` survives an unmanaged worker's own beats; the claim SQL honours it. A
-   * registered worker's row shows its lifecycle status (the worker's own status while it is `active`), and the beat
+   * A registered worker's row shows its lifecycle status (the worker's own status while it is `active`), and the beat
    * is written only with a valid credential, in the same statement that records the credential's last use.
    */
   const beat = Effect.fn("Heartbeats.beat")(function*(input: HeartbeatInput) {
-    const parsed = input.credential === undefined ? undefined : parseWorkerCredential(Redacted.value(input.credential))
-    const credentialId = input.credential === undefined ? null : parsed?.credentialId ?? ""
-    const secretHash = parsed === undefined ? null : hashWorkerSecret(parsed.secret)
+    const { credentialId, secretHash } = presentedCredential(input.credential)
     const rows = yield* sql.unsafe<{ written: number; lifecycle: string | null }>(
       `WITH registered AS (SELECT w.id, w.pool_id, w.status FROM cloud_workers w WHERE w.id = $1),
       cred AS (
@@ -42,8 +39,7 @@ export const make = Effect.gen(function*() {
         FROM allowed
         ON CONFLICT (worker_id) DO UPDATE SET
           role = EXCLUDED.role, pool_id = EXCLUDED.pool_id,
-          status = CASE WHEN cloud_worker_heartbeats.status IN ('paused', 'revoked') AND NOT EXISTS (SELECT 1 FROM registered)
-            THEN cloud_worker_heartbeats.status ELSE EXCLUDED.status END,
+          status = EXCLUDED.status,
           version = EXCLUDED.version, region = EXCLUDED.region, capabilities = EXCLUDED.capabilities,
           current_load = EXCLUDED.current_load, active_work_ids = EXCLUDED.active_work_ids, last_seen_at = now()
         RETURNING 1
@@ -105,7 +101,7 @@ export const make = Effect.gen(function*() {
       activeWorkIds: row.active_work_ids,
       lastSeenAt: new Date(row.last_seen_at).toISOString(),
       ageMs: Number(row.age_ms),
-      fresh: Number(row.age_ms) < freshWithinMs
+      fresh: isHeartbeatFresh({ ageMs: Number(row.age_ms), status: row.status }, freshWithinMs)
     }))
   })
 

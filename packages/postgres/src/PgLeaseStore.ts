@@ -1,10 +1,9 @@
-import { type Lease, parseWorkerCredential, StaleOwner } from "@cowork/domain"
-import { hashWorkerSecret, LeaseStore, type ReapOptions } from "@cowork/services"
-import { Effect, Layer, Redacted } from "effect"
+import { type Lease, StaleOwner, type StaleOwnerOperation } from "@cowork/domain"
+import { LeaseStore, presentedCredential, type ReapOptions } from "@cowork/services"
+import { Effect, Layer, type Redacted } from "effect"
 import { SqlClient } from "effect/sql"
-import { mayRenew, notRevoked } from "./WorkerFence.ts"
-
-export const COMMANDS_CHANNEL = "cowork_commands"
+import { COMMANDS_CHANNEL } from "./Channels.ts"
+import { liveLease, mayRenew } from "./LeaseFence.ts"
 
 /**
  * Commands still `running` on the sessions in `owned` go back to `pending` for another attempt, or become
@@ -22,8 +21,7 @@ const recoverRunning = (owned: string, maxAttemptsParam: string) => `
   RETURNING c.session_id, c.status`
 
 /** The live-lease condition every owner write is fenced by (`$1` session, `$2` epoch, `$3` worker). */
-const LIVE = `l.session_id = $1 AND l.epoch = $2 AND l.worker_id = $3 AND l.expires_at > clock_timestamp()
-  AND ${notRevoked("l.worker_id")}`
+const LIVE = liveLease("$1", "$2", "$3")
 
 /**
  * How many sessions the claimer (`$1`, asking for `$2`) may take now. An unmanaged worker (no registration and
@@ -70,10 +68,7 @@ export const make = Effect.gen(function*() {
     credential?: Redacted.Redacted<string>
   ) {
     if (limit <= 0) return []
-    const parsed = credential === undefined ? undefined : parseWorkerCredential(Redacted.value(credential))
-    // A credential that does not parse still marks the worker as managed: it claims nothing.
-    const credentialId = credential === undefined ? null : parsed?.credentialId ?? ""
-    const secretHash = parsed === undefined ? null : hashWorkerSecret(parsed.secret)
+    const { credentialId, secretHash } = presentedCredential(credential)
     // Locking the claimer's pool row first serializes the pool's claimers, so the claim statement (a fresh
     // snapshot under READ COMMITTED) counts every lease the previous claimer committed: max_concurrent_work holds
     // under concurrency. Unmanaged workers have no pool row and lock nothing.
@@ -87,8 +82,7 @@ export const make = Effect.gen(function*() {
         SELECT l.session_id FROM cloud_worker_leases l
         WHERE l.expires_at <= clock_timestamp()
           AND l.session_id IN (SELECT c.session_id FROM cloud_session_commands c WHERE c.status IN ('pending', 'running'))
-          AND NOT EXISTS (SELECT 1 FROM cloud_worker_heartbeats h
-            WHERE h.worker_id = $1 AND h.status IN ('draining', 'paused', 'revoked'))
+          AND NOT EXISTS (SELECT 1 FROM cloud_worker_heartbeats h WHERE h.worker_id = $1 AND h.status = 'draining')
         LIMIT (SELECT n FROM allowance)
         FOR UPDATE OF l SKIP LOCKED
       ),
@@ -121,7 +115,7 @@ export const make = Effect.gen(function*() {
     }))
   })
 
-  const fenced = (lease: Lease, operation: string, statement: string, extra: ReadonlyArray<unknown> = []) =>
+  const fenced = (lease: Lease, operation: StaleOwnerOperation, statement: string, extra: ReadonlyArray<unknown> = []) =>
     sql.unsafe<{ ok: boolean }>(statement, [lease.sessionId, lease.epoch, lease.workerId, ...extra]).pipe(
       Effect.orDie,
       Effect.flatMap((rows) =>

@@ -1,5 +1,5 @@
-import { Conflict, type EventDraft, NotFound, projectEvents, type SessionEventType, type SessionStatus } from "@cowork/domain"
-import { type ProjectionStatus, Projections } from "@cowork/services/Projections"
+import { Conflict, NotFound, type ProjectedMessage, type SessionStatus } from "@cowork/domain"
+import { type ProjectionStatus, Projections, replayLog, sameMessages } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 
@@ -18,7 +18,7 @@ interface EventRow {
   readonly attempt: number | null
 }
 
-interface ReplayedMessage {
+interface MessageRow {
   readonly message_id: string
   readonly role: "user" | "assistant"
   readonly text: string
@@ -27,53 +27,23 @@ interface ReplayedMessage {
   readonly sequence: number
 }
 
-/** The status rule `appendEvents` applies per batch, applied per event. */
-const nextStatus = (current: SessionStatus, proposed: SessionStatus | undefined): SessionStatus => {
-  if (proposed === undefined || current === "aborted") return current
-  if (proposed === "queued" && current !== "idle") return current
-  return proposed
-}
+const messageOf = (row: MessageRow): ProjectedMessage => ({
+  messageId: row.message_id,
+  role: row.role,
+  text: row.text,
+  commandId: row.command_id,
+  attempt: row.attempt === null ? null : Number(row.attempt),
+  sequence: Number(row.sequence)
+})
 
-/**
- * Replays a whole log through `projectEvents`: the status, and the message rows left once later writes overwrote
- * a message id and retries dropped the abandoned attempts' output.
- */
-export const replay = (events: ReadonlyArray<EventRow>) => {
-  let status: SessionStatus = "idle"
-  const messages = new Map<string, ReplayedMessage>()
-  const dropped = new Set<string>()
-  for (const event of events) {
-    const draft: EventDraft = {
-      type: event.type as SessionEventType,
-      payload: event.payload ?? {},
-      commandId: event.command_id ?? undefined,
-      attempt: event.attempt ?? undefined
-    }
-    const delta = projectEvents([draft])
-    status = nextStatus(status, delta.status)
-    for (const drop of delta.dropAttempts) dropped.add(`${drop.commandId} ${drop.attempt}`)
-    for (const message of delta.messages) {
-      messages.set(message.messageId, {
-        message_id: message.messageId,
-        role: message.role,
-        text: message.text,
-        command_id: message.commandId,
-        attempt: message.attempt,
-        sequence: Number(event.sequence)
-      })
-    }
-  }
-  const kept = [...messages.values()].filter((m) => m.attempt === null || !dropped.has(`${m.command_id} ${m.attempt}`))
-  return { status, messages: kept.sort((a, b) => a.sequence - b.sequence) }
-}
-
-const sameRows = (stored: ReadonlyArray<ReplayedMessage>, expected: ReadonlyArray<ReplayedMessage>) =>
-  stored.length === expected.length &&
-  stored.every((row, i) => {
-    const other = expected[i]!
-    return row.message_id === other.message_id && row.role === other.role && row.text === other.text &&
-      row.command_id === other.command_id && (row.attempt ?? null) === (other.attempt ?? null) && row.sequence === other.sequence
-  })
+const rowOf = (message: ProjectedMessage): MessageRow => ({
+  message_id: message.messageId,
+  role: message.role,
+  text: message.text,
+  command_id: message.commandId,
+  attempt: message.attempt,
+  sequence: message.sequence
+})
 
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -88,7 +58,7 @@ export const make = Effect.gen(function*() {
       )
       const projection = projections[0]
       if (projection === undefined) return yield* new NotFound({ message: `session ${sessionId} not found` })
-      const stored = yield* sql.unsafe<ReplayedMessage>(
+      const stored = yield* sql.unsafe<MessageRow>(
         `SELECT message_id, role, text, command_id, attempt, sequence::float8 AS sequence
          FROM cloud_session_projection_messages WHERE session_id = $1 ORDER BY sequence, message_id`,
         [sessionId]
@@ -97,11 +67,17 @@ export const make = Effect.gen(function*() {
         `SELECT sequence, type, payload, command_id, attempt FROM cloud_session_events WHERE session_id = $1 ORDER BY sequence`,
         [sessionId]
       )
-      const expected = replay(events)
+      const expected = replayLog(events.map((event) => ({
+        sequence: Number(event.sequence),
+        type: event.type,
+        payload: event.payload,
+        commandId: event.command_id,
+        attempt: event.attempt === null ? null : Number(event.attempt)
+      })))
       const lastSequence = Number(projection.last_sequence)
       const projectedSequence = Number(projection.projected_sequence)
       const earliestSequence = Number(projection.earliest_sequence)
-      const storedRows = stored.map((row) => ({ ...row, sequence: Number(row.sequence), attempt: row.attempt === null ? null : Number(row.attempt) }))
+      const storedRows = stored.map(messageOf)
       const status: ProjectionStatus = {
         sessionId,
         status: projection.status,
@@ -113,7 +89,7 @@ export const make = Effect.gen(function*() {
         expectedMessageRows: expected.messages.length,
         expectedStatus: expected.status,
         consistent: lastSequence === projectedSequence && projection.status === expected.status &&
-          sameRows(storedRows, expected.messages)
+          sameMessages(storedRows, expected.messages)
       }
       return { status, expected, maxSequence: events.length === 0 ? 0 : Number(events[events.length - 1]!.sequence) }
     })
@@ -137,7 +113,7 @@ export const make = Effect.gen(function*() {
           `INSERT INTO cloud_session_projection_messages (session_id, message_id, role, text, command_id, attempt, sequence)
            SELECT $1, x.message_id, x.role, x.text, x.command_id, x.attempt, x.sequence
            FROM jsonb_to_recordset($2::jsonb) AS x(message_id text, role text, text text, command_id text, attempt int, sequence bigint)`,
-          [sessionId, JSON.stringify(expected.messages)]
+          [sessionId, JSON.stringify(expected.messages.map(rowOf))]
         )
       }
       // last_sequence allocates sequences: it never moves back, or the next append would reuse one.

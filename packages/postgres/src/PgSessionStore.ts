@@ -10,14 +10,18 @@ import {
   type SessionStatus,
   type SessionView
 } from "@cowork/domain"
-import { type CreateSessionInput, type ListSessionsQuery, SessionStore } from "@cowork/services"
-import { Config, Effect, Layer } from "effect"
+import {
+  type CreateSessionInput,
+  DEFAULT_PROFILE_NAME,
+  DEFAULT_SESSION_TITLE,
+  type ListSessionsQuery,
+  SessionStore
+} from "@cowork/services"
+import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { appendEvents } from "./AppendEvents.ts"
+import { COMMANDS_CHANNEL, formatCommandSignal } from "./Channels.ts"
 
-export const COMMANDS_CHANNEL = "cowork_commands"
-
-const DEFAULT_TITLE = "Untitled session"
 
 interface SessionRow {
   readonly id: string
@@ -46,10 +50,15 @@ const toSession = (row: SessionRow): Session => ({
 
 const escapeLike = (value: string): string => value.replace(/[\\%_]/g, (c) => `\\${c}`)
 
+export interface SessionStoreOptions {
+  /** The profile of a session created without one (the composition root reads OPEN_COWORK_CLOUD_PROFILE_NAME). */
+  readonly defaultProfileName: string
+}
+
 /** The tenant side of sessions over Postgres; every statement is scoped to the caller's org. */
-export const make = Effect.gen(function*() {
+export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  const defaultProfile = yield* Config.String("OPEN_COWORK_CLOUD_PROFILE_NAME").pipe(Config.withDefault("default"))
+  const defaultProfile = options.defaultProfileName
 
   const selectSession = (orgId: string, sessionId: string) =>
     sql.unsafe<SessionRow>(
@@ -66,7 +75,7 @@ export const make = Effect.gen(function*() {
 
   const create = Effect.fn("SessionStore.create")(function*(orgId: string, input: CreateSessionInput) {
     const sessionId = newSessionId()
-    const title = input.title ?? DEFAULT_TITLE
+    const title = input.title ?? DEFAULT_SESSION_TITLE
     const profileName = input.profileName ?? defaultProfile
     yield* sql.withTransaction(Effect.gen(function*() {
       yield* sql.unsafe(
@@ -181,7 +190,7 @@ export const make = Effect.gen(function*() {
       yield* appendEvents(sessionId, [{ type: "prompt.submitted", payload: { commandId, text: input.text }, commandId }], undefined).pipe(
         Effect.provideService(SqlClient.SqlClient, sql)
       )
-      yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, `prompt ${sessionId}`])
+      yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, formatCommandSignal({ kind: "prompt", sessionId })])
       return { commandId, created: true }
     })).pipe(Effect.catchTag("SqlError", Effect.die))
   })
@@ -211,7 +220,7 @@ export const make = Effect.gen(function*() {
         `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload) VALUES ($1, $2, $3, 'abort', '{}'::jsonb)`,
         [commandId, sessionId, orgId]
       )
-      yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, `abort ${sessionId}`])
+      yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, formatCommandSignal({ kind: "abort", sessionId })])
       return { commandId, created: true }
     })).pipe(Effect.catchTag("SqlError", Effect.die))
   })
@@ -219,4 +228,7 @@ export const make = Effect.gen(function*() {
   return SessionStore.of({ create, list, get, view, prompt, abort })
 })
 
-export const layer = Layer.effect(SessionStore, make)
+export const layerWith = (options: SessionStoreOptions) => Layer.effect(SessionStore, make(options))
+
+/** Sessions created without a profile get `default`. */
+export const layer = layerWith({ defaultProfileName: DEFAULT_PROFILE_NAME })

@@ -1,6 +1,7 @@
 import {
   Conflict,
   IllegalTransition,
+  isHeartbeatFresh,
   isTerminal,
   NotFound,
   type PoolMode,
@@ -11,10 +12,10 @@ import {
   type WorkerAction,
   type WorkerCredentialView,
   type WorkerLifecycle,
-  type WorkerPool
+  type WorkerPool,
+  workerTransitions
 } from "@cowork/domain"
 import {
-  ACTION_TARGET,
   type Actor,
   clampCredentialTtl,
   newWorkerSecret,
@@ -45,6 +46,7 @@ interface WorkerRow {
   created_at: Date
   updated_at: Date
   last_seen_at: Date | null
+  heartbeat_status: string | null
   age_ms: number | null
 }
 
@@ -80,7 +82,11 @@ const workerOf = (freshWithinMs: number) => (row: WorkerRow): RegisteredWorker =
   poolId: row.pool_id,
   name: row.name,
   status: row.status,
-  health: row.age_ms === null ? "unknown" : Number(row.age_ms) < freshWithinMs ? "healthy" : "unhealthy",
+  health: row.age_ms === null
+    ? "unknown"
+    : isHeartbeatFresh({ ageMs: Number(row.age_ms), status: row.heartbeat_status ?? "" }, freshWithinMs)
+    ? "healthy"
+    : "unhealthy",
   lastHeartbeatAt: iso(row.last_seen_at),
   createdAt: iso(row.created_at)!,
   updatedAt: iso(row.updated_at)!
@@ -98,7 +104,7 @@ const credentialOf = (row: CredentialRow): WorkerCredentialView => ({
   replacedById: row.replaced_by_id
 })
 
-const WORKER_COLUMNS = `w.id, w.pool_id, w.name, w.status, w.created_at, w.updated_at, h.last_seen_at,
+const WORKER_COLUMNS = `w.id, w.pool_id, w.name, w.status, w.created_at, w.updated_at, h.last_seen_at, h.status AS heartbeat_status,
   (extract(epoch FROM clock_timestamp() - h.last_seen_at) * 1000)::float8 AS age_ms`
 const WORKER_FROM = `cloud_workers w LEFT JOIN cloud_worker_heartbeats h ON h.worker_id = w.id`
 const CREDENTIAL_COLUMNS = `id, worker_id, scopes, created_at, expires_at, revoked_at, last_used_at, replaces_id, replaced_by_id`
@@ -201,7 +207,7 @@ export const make = Effect.gen(function*() {
       if (from === undefined) return yield* notFound("worker", workerId)
       const to = transition(from.status, action)
       if (to === undefined) {
-        return yield* new IllegalTransition({ workerId, action, from: from.status, to: ACTION_TARGET[action] })
+        return yield* new IllegalTransition({ workerId, action, from: from.status, to: workerTransitions[action].to })
       }
       if (to === "active") {
         // The pool row lock serializes activations, so two cannot both take the last slot.

@@ -1,5 +1,5 @@
 import { SecretAdapterUnavailable } from "@cowork/domain"
-import { makeSecretAdapter, MASTER_KEY_BYTES, SecretAdapter } from "@cowork/services"
+import { DataDir, makeSecretAdapter, MASTER_KEY_BYTES, SecretAdapter } from "@cowork/services"
 import { Config, ConfigProvider, Effect, Layer, Redacted } from "effect"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs/promises"
@@ -91,7 +91,7 @@ export const layer = (keyFilePath: string): Layer.Layer<SecretAdapter> => Layer.
 export const keyFilePathConfig: Effect.Effect<string, Config.ConfigError> = Effect.gen(function*() {
   const ref = yield* Config.String("OPEN_COWORK_CLOUD_SECRET_KEY_REF").pipe(Config.withDefault(""))
   if (ref === "") {
-    const dataDir = yield* Config.String("OPEN_COWORK_DATA_DIR").pipe(Config.withDefault(".cowork"))
+    const dataDir = yield* DataDir
     return Path.resolve(dataDir, "secret.key")
   }
   const path = parseKeyRef(ref)

@@ -1,6 +1,8 @@
 import type { Artifact, ArtifactPage, ArtifactTooLarge, InvalidObjectKey, NotFound, ObjectStoreUnavailable } from "@cowork/domain"
-import { Context, type Effect, type Stream } from "effect"
-import type { ObjectBody } from "./ObjectStore.ts"
+import { Context, Effect, Layer, type Stream } from "effect"
+import { makeArtifactsMemory } from "./ArtifactsMemory.ts"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
+import { type ObjectBody, ObjectStore } from "./ObjectStore.ts"
 
 export interface NewArtifact<E> {
   readonly orgId: string
@@ -31,4 +33,12 @@ export class Artifacts extends Context.Service<Artifacts, {
     orgId: string,
     options: { readonly sessionId?: string | undefined; readonly limit: number; readonly cursor?: string | undefined }
   ) => Effect.Effect<ArtifactPage, NotFound>
-}>()("cowork/Artifacts") {}
+}>()("cowork/Artifacts") {
+  /** Metadata over the shared `MemoryDatabase`, bytes in whatever `ObjectStore` is provided. */
+  static readonly layerMemory: Layer.Layer<Artifacts, never, MemoryDatabase | ObjectStore> = Layer.effect(
+    Artifacts,
+    Effect.gen(function*() {
+      return makeArtifactsMemory(yield* MemoryDatabase, yield* ObjectStore)
+    })
+  )
+}

@@ -1,4 +1,5 @@
-import { Context, type Effect, type Scope, type Stream } from "effect"
+import { Context, Effect, Layer, PubSub, type Scope, Stream } from "effect"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
 
 /** A session's log grew: `lastSequence` is its new tip. */
 export interface SessionChanged {
@@ -30,4 +31,16 @@ export class ChangeFeed extends Context.Service<ChangeFeed, {
   readonly notifyCommand: (signal: CommandSignal) => Effect.Effect<void>
   /** The channels listened on so far (a channel starts on its first subscription) and their connection state. */
   readonly listeners: Effect.Effect<ReadonlyArray<ListenerState>>
-}>()("cowork/ChangeFeed") {}
+}>()("cowork/ChangeFeed") {
+  /** The memory database's notifications: delivered in process, never lost, so `listeners` is empty. */
+  static readonly layerMemory: Layer.Layer<ChangeFeed, never, MemoryDatabase> = Layer.effect(
+    ChangeFeed,
+    Effect.map(Effect.service(MemoryDatabase), (db) =>
+      ChangeFeed.of({
+        sessionChanges: Effect.map(PubSub.subscribe(db.sessionChanges), Stream.fromSubscription),
+        commandSignals: Effect.map(PubSub.subscribe(db.commandSignals), Stream.fromSubscription),
+        notifyCommand: (signal) => Effect.asVoid(PubSub.publish(db.commandSignals, signal)),
+        listeners: Effect.succeed([])
+      }))
+  )
+}

@@ -1,5 +1,10 @@
-import type { CommandId, RunnableCommand, Lease, StaleOwner } from "@cowork/domain"
-import { Context, type Effect, type Option } from "effect"
+import type { Lease, RunnableCommand, StaleOwner } from "@cowork/domain"
+import { Context, Effect, Layer, type Option } from "effect"
+import { makeCommandQueueMemory } from "./CommandQueueMemory.ts"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
+
+/** Pending commands a backlog scan counts at most (diagnostics and the queue-depth gauges). */
+export const QUEUE_SCAN_LIMIT = 10_000
 
 /** A bounded look at the pending backlog across every session (operators, the queue-depth gauges). */
 export interface QueueBacklog {
@@ -26,6 +31,9 @@ export class CommandQueue extends Context.Service<CommandQueue, {
   readonly noteError: (lease: Lease, message: string) => Effect.Effect<Option.Option<string>, StaleOwner>
   /** Counts pending commands up to `limit` (never a full scan) and the age of the oldest one. */
   readonly backlog: (limit: number) => Effect.Effect<QueueBacklog>
-  /** Status of a command (tests and operators). */
-  readonly status: (commandId: CommandId | string) => Effect.Effect<Option.Option<{ readonly status: string; readonly attemptCount: number }>>
-}>()("cowork/CommandQueue") {}
+}>()("cowork/CommandQueue") {
+  static readonly layerMemory: Layer.Layer<CommandQueue, never, MemoryDatabase> = Layer.effect(
+    CommandQueue,
+    Effect.map(Effect.service(MemoryDatabase), makeCommandQueueMemory)
+  )
+}

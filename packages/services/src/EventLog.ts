@@ -1,5 +1,7 @@
-import type { EventDraft, Lease, SessionEvent, StaleOwner } from "@cowork/domain"
-import { Context, type Effect } from "effect"
+import type { EventDraft, Lease, SessionEvent, StaleOwner, StaleOwnerOperation } from "@cowork/domain"
+import { Context, Effect, Layer } from "effect"
+import { makeEventLogMemory } from "./EventLogMemory.ts"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
 
 /** How the command that produced a batch ends, committed in the same fenced write as the batch. */
 export interface CommandCompletion {
@@ -12,6 +14,10 @@ export interface CommandCompletion {
    */
   readonly checkpointVersion?: number | undefined
 }
+
+/** What a refused `append` was: a plain append, a command completion, or a completion that acks a checkpoint. */
+export const staleAppendOperation = (completion: CommandCompletion | undefined): StaleOwnerOperation =>
+  completion === undefined ? "append" : completion.checkpointVersion === undefined ? "complete" : "checkpoint"
 
 export interface EventBounds {
   /** Lowest sequence still retained (1 when nothing was pruned). */
@@ -41,4 +47,9 @@ export class EventLog extends Context.Service<EventLog, {
   readonly latestSequences: (sessionIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, number>>
   /** Retention: drops events with `sequence < before` (the projection is unaffected). */
   readonly prune: (sessionId: string, before: number) => Effect.Effect<void>
-}>()("cowork/EventLog") {}
+}>()("cowork/EventLog") {
+  static readonly layerMemory: Layer.Layer<EventLog, never, MemoryDatabase> = Layer.effect(
+    EventLog,
+    Effect.map(Effect.service(MemoryDatabase), makeEventLogMemory)
+  )
+}

@@ -1,5 +1,7 @@
 import type { WorkerHeartbeat, WorkerRefused } from "@cowork/domain"
-import { Context, type Effect, type Redacted } from "effect"
+import { Context, Effect, Layer, type Redacted } from "effect"
+import { makeHeartbeatsMemory } from "./HeartbeatsMemory.ts"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
 
 export interface HeartbeatInput {
   readonly workerId: string
@@ -21,6 +23,11 @@ export class Heartbeats extends Context.Service<Heartbeats, {
    * valid credential and not be retired or revoked, else `WorkerRefused` and nothing is written.
    */
   readonly beat: (input: HeartbeatInput) => Effect.Effect<void, WorkerRefused>
-  /** Every heartbeat with its age; `fresh` when younger than `freshWithinMs`. */
+  /** Every heartbeat with its age, by worker id; `fresh` by `isHeartbeatFresh` (younger than `freshWithinMs`, not `stopped`). */
   readonly list: (freshWithinMs: number) => Effect.Effect<ReadonlyArray<WorkerHeartbeat>>
-}>()("cowork/Heartbeats") {}
+}>()("cowork/Heartbeats") {
+  static readonly layerMemory: Layer.Layer<Heartbeats, never, MemoryDatabase> = Layer.effect(
+    Heartbeats,
+    Effect.map(Effect.service(MemoryDatabase), makeHeartbeatsMemory)
+  )
+}

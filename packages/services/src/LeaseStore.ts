@@ -1,5 +1,7 @@
 import type { Lease, StaleOwner } from "@cowork/domain"
-import { Context, type Effect, type Redacted } from "effect"
+import { Context, Effect, Layer, type Redacted } from "effect"
+import { makeLeaseStoreMemory } from "./LeaseStoreMemory.ts"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
 
 export interface ReapResult {
   /** Expired leases recovered this tick. */
@@ -50,4 +52,10 @@ export class LeaseStore extends Context.Service<LeaseStore, {
   readonly expire: (lease: Lease) => Effect.Effect<void, StaleOwner>
   /** Recovers expired leases in batches with `SKIP LOCKED`, stopping at `drainCap` per tick. */
   readonly reapExpired: (options: ReapOptions) => Effect.Effect<ReapResult>
-}>()("cowork/LeaseStore") {}
+}>()("cowork/LeaseStore") {
+  /** Over the shared `MemoryDatabase`, with the same gating, fencing and expiry (by the Effect `Clock`). */
+  static readonly layerMemory: Layer.Layer<LeaseStore, never, MemoryDatabase> = Layer.effect(
+    LeaseStore,
+    Effect.map(Effect.service(MemoryDatabase), makeLeaseStoreMemory)
+  )
+}

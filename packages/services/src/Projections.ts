@@ -1,5 +1,7 @@
 import type { Conflict, NotFound, SessionStatus } from "@cowork/domain"
-import { Context, type Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
+import { makeProjectionsMemory } from "./ProjectionsMemory.ts"
 
 /** How far a session's projection is from its event log, as an operator checks it. */
 export interface ProjectionStatus {
@@ -43,4 +45,9 @@ export class Projections extends Context.Service<Projections, {
   readonly repair: (sessionId: string) => Effect.Effect<ProjectionRepair, NotFound | Conflict>
   /** Largest `last_sequence - projected_sequence` over all sessions (0 when every projection is current). */
   readonly maxLag: Effect.Effect<number>
-}>()("cowork/Projections") {}
+}>()("cowork/Projections") {
+  static readonly layerMemory: Layer.Layer<Projections, never, MemoryDatabase> = Layer.effect(
+    Projections,
+    Effect.map(Effect.service(MemoryDatabase), makeProjectionsMemory)
+  )
+}

@@ -1,5 +1,8 @@
 import type { Conflict, NotFound, Session, SessionStatus, SessionView } from "@cowork/domain"
-import { Context, type Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
+import { DEFAULT_PROFILE_NAME } from "./SessionRules.ts"
+import { makeSessionStoreMemory } from "./SessionStoreMemory.ts"
 
 export interface CreateSessionInput {
   readonly title?: string | undefined
@@ -51,4 +54,12 @@ export class SessionStore extends Context.Service<SessionStore, {
   ) => Effect.Effect<EnqueuedCommand, NotFound | Conflict>
   /** Cancels pending commands, marks the session aborted and queues an `abort` command for its owner. */
   readonly abort: (orgId: string, sessionId: string) => Effect.Effect<EnqueuedCommand, NotFound>
-}>()("cowork/SessionStore") {}
+}>()("cowork/SessionStore") {
+  /** Over the shared `MemoryDatabase`; sessions created without a profile get `defaultProfileName`. */
+  static readonly layerMemoryWith = (options: { readonly defaultProfileName: string }): Layer.Layer<SessionStore, never, MemoryDatabase> =>
+    Layer.effect(SessionStore, Effect.map(Effect.service(MemoryDatabase), (db) => makeSessionStoreMemory(db, options.defaultProfileName)))
+
+  static readonly layerMemory: Layer.Layer<SessionStore, never, MemoryDatabase> = SessionStore.layerMemoryWith({
+    defaultProfileName: DEFAULT_PROFILE_NAME
+  })
+}

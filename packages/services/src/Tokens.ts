@@ -1,5 +1,7 @@
 import type { Principal, TokenScope, Unauthorized } from "@cowork/domain"
-import { Context, type Effect, type Redacted } from "effect"
+import { Context, Effect, Layer, type Redacted } from "effect"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
+import { makeTokensMemory } from "./TokensMemory.ts"
 
 export interface IssuedToken {
   readonly tokenId: string
@@ -26,4 +28,9 @@ export class Tokens extends Context.Service<Tokens, {
    * `reason` (for metrics; callers always get one generic 401).
    */
   readonly authenticate: (raw: Redacted.Redacted<string>) => Effect.Effect<Principal, Unauthorized>
-}>()("cowork/Tokens") {}
+}>()("cowork/Tokens") {
+  static readonly layerMemory: Layer.Layer<Tokens, never, MemoryDatabase> = Layer.effect(
+    Tokens,
+    Effect.map(Effect.service(MemoryDatabase), makeTokensMemory)
+  )
+}

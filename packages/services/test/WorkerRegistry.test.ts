@@ -1,4 +1,5 @@
-import { WorkerRegistry } from "@cowork/services"
+import { MemoryDatabase, WorkerRegistry } from "@cowork/services"
+import { Layer } from "effect"
 import { workerRegistryContract } from "./support/WorkerRegistryContract.ts"
 
-workerRegistryContract("memory", WorkerRegistry.layerMemory)
+workerRegistryContract("memory", WorkerRegistry.layerMemory.pipe(Layer.provide(MemoryDatabase.layer)))

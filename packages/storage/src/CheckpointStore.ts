@@ -6,9 +6,8 @@ import {
   type SecretAdapterUnavailable,
   type SecretRevealFailed
 } from "@cowork/domain"
-import { ObjectStore, readAll, type RuntimeState, SecretAdapter } from "@cowork/services"
+import { ObjectStore, readAll, type RuntimeState, SecretAdapter, sha256Hex } from "@cowork/services"
 import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
-import * as Crypto from "node:crypto"
 
 /**
  * Runtime state checkpoints in the object store, content-addressed and encrypted with the org's data key:
@@ -101,7 +100,7 @@ export class CheckpointStore extends Context.Service<CheckpointStore, {
 const SAFE_ID = /^[A-Za-z0-9_.-]+$/
 const CONCURRENCY = 4
 
-const sha256 = (bytes: Uint8Array) => Crypto.createHash("sha256").update(bytes).digest("hex")
+const sha256 = sha256Hex
 
 export const make = (
   store: ObjectStore["Service"],

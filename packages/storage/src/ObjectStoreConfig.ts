@@ -1,6 +1,6 @@
 import type { ObjectStoreUnavailable } from "@cowork/domain"
 import type { Metrics } from "@cowork/observability"
-import type { ObjectStore } from "@cowork/services"
+import { DataDir, type ObjectStore } from "@cowork/services"
 import { Config, ConfigProvider, Effect, Layer } from "effect"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -32,7 +32,7 @@ export const parseObjectStoreUri = (uri: string, dataDir: string): ObjectStoreLo
 export const layerConfig: Layer.Layer<ObjectStore, Config.ConfigError | ObjectStoreUnavailable, Metrics> = Layer.unwrap(
   Effect.gen(function*() {
     const uri = yield* Config.String("OPEN_COWORK_OBJECT_STORE_URI").pipe(Config.withDefault(""))
-    const dataDir = yield* Config.String("OPEN_COWORK_DATA_DIR").pipe(Config.withDefault(".cowork"))
+    const dataDir = yield* DataDir
     const location = parseObjectStoreUri(uri.trim(), dataDir)
     if (location === undefined) {
       return yield* Effect.fail(

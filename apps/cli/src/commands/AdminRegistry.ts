@@ -1,3 +1,4 @@
+import { heartbeatFreshWithinMs } from "@cowork/domain"
 import type { Actor } from "@cowork/services"
 import { Config, Console, Effect } from "effect"
 import { CliError } from "effect/cli"
@@ -15,10 +16,10 @@ export const cliActor: Actor = {
   })()}`
 }
 
-/** Same freshness rule as the admin routes: three missed heartbeat intervals make a worker `unhealthy`. */
+/** Same freshness rule as the admin routes (`heartbeatFreshWithinMs`). */
 export const freshWithinMs = Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS").pipe(
   Config.withDefault(5_000),
-  Config.map((interval) => interval * 3)
+  Config.map(heartbeatFreshWithinMs)
 )
 
 type Tagged = { readonly _tag: string; readonly message?: string }

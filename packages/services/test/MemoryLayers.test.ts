@@ -1,11 +1,12 @@
-import { CommandQueue, EventLog, LeaseStore, MemoryControlPlane } from "@cowork/services"
+import { CommandQueue, EventLog, layerMemoryControlPlane, LeaseStore } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { TestClock } from "effect/testing"
+import { memoryPlane } from "../../../test/support/MemoryPlane.ts"
 
 it.effect("memory leases expire on the Effect clock, and a taken-over owner is refused like on Postgres", () =>
   Effect.gen(function*() {
-    const plane = yield* MemoryControlPlane
+    const plane = yield* memoryPlane
     const leases = yield* LeaseStore
     const queue = yield* CommandQueue
     const log = yield* EventLog
@@ -47,11 +48,11 @@ it.effect("memory leases expire on the Effect clock, and a taken-over owner is r
     yield* TestClock.adjust(10_000)
     const reaped = yield* leases.reapExpired({ batchSize: 10, drainCap: 10, maxAttempts: 3 })
     assert.strictEqual(reaped.reaped, 0, "a released lease is nobody's to reap")
-  }).pipe(Effect.provide(MemoryControlPlane.layer)))
+  }).pipe(Effect.provide(layerMemoryControlPlane)))
 
 it.effect("the memory reaper stops at the drain cap and kills commands past max attempts", () =>
   Effect.gen(function*() {
-    const plane = yield* MemoryControlPlane
+    const plane = yield* memoryPlane
     const leases = yield* LeaseStore
     const queue = yield* CommandQueue
     for (let i = 0; i < 25; i++) {
@@ -70,4 +71,4 @@ it.effect("the memory reaper stops at the drain cap and kills commands past max 
     yield* TestClock.adjust(1_000)
     const final = yield* leases.reapExpired({ batchSize: 50, drainCap: 50, maxAttempts: 2 })
     assert.deepStrictEqual([final.reaped, final.dead, final.requeued], [25, 25, 0])
-  }).pipe(Effect.provide(MemoryControlPlane.layer)))
+  }).pipe(Effect.provide(layerMemoryControlPlane)))

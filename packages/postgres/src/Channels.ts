@@ -1,0 +1,27 @@
+import type { CommandSignal, SessionChanged } from "@cowork/services"
+
+/**
+ * The NOTIFY channels and their payloads, written once: the stores that notify and the change feed that listens
+ * use these names and formats.
+ */
+
+/** A session's log grew: payload `<orgId> <sessionId> <lastSequence>`. */
+export const EVENTS_CHANNEL = "cowork_events"
+
+/** A command was queued or a session aborted: payload `<prompt|abort> <sessionId>`. */
+export const COMMANDS_CHANNEL = "cowork_commands"
+
+export const formatCommandSignal = (signal: CommandSignal): string => `${signal.kind} ${signal.sessionId}`
+
+export const parseSessionChanged = (payload: string): SessionChanged | undefined => {
+  const [orgId, sessionId, last, ...rest] = payload.split(" ")
+  const lastSequence = Number(last)
+  if (rest.length > 0 || orgId === undefined || sessionId === undefined || !Number.isSafeInteger(lastSequence)) return undefined
+  return { orgId, sessionId, lastSequence }
+}
+
+export const parseCommandSignal = (payload: string): CommandSignal | undefined => {
+  const [kind, sessionId, ...rest] = payload.split(" ")
+  if (rest.length > 0 || sessionId === undefined || sessionId === "" || (kind !== "prompt" && kind !== "abort")) return undefined
+  return { kind, sessionId }
+}

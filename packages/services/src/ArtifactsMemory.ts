@@ -1,0 +1,94 @@
+import { type Artifact, decodeArtifactCursor, encodeArtifactCursor, NotFound } from "@cowork/domain"
+import { Clock, Effect } from "effect"
+import { artifactObjectKey, meteredBody, newArtifactId } from "./ArtifactRules.ts"
+import type { Artifacts, NewArtifact } from "./Artifacts.ts"
+import type { MemoryArtifact, MemoryTables } from "./MemoryDatabase.ts"
+import { appendToLog } from "./MemoryLog.ts"
+import type { ObjectStore } from "./ObjectStore.ts"
+
+const artifactOf = (row: MemoryArtifact): Artifact => ({
+  id: row.id,
+  sessionId: row.sessionId,
+  name: row.name,
+  contentType: row.contentType,
+  sizeBytes: row.sizeBytes,
+  sha256: row.sha256,
+  createdAt: new Date(row.createdAt).toISOString()
+})
+
+/** The cursor's time as Postgres writes it: UTC with microseconds, no zone. */
+const cursorTime = (ms: number) => `${new Date(ms).toISOString().slice(0, 23)}000`
+
+/** Newest first: `(createdAt DESC, id DESC)`. */
+const newest = (a: MemoryArtifact, b: MemoryArtifact) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
+
+/** The memory twin of `PgArtifacts`: bytes in the given `ObjectStore`, metadata in the memory tables. */
+export const makeArtifactsMemory = (db: MemoryTables, store: ObjectStore["Service"]): Artifacts["Service"] => {
+  const sessionInOrg = (orgId: string, sessionId: string) =>
+    db.sessions.get(sessionId)?.orgId === orgId
+      ? Effect.void
+      : Effect.fail(new NotFound({ message: `no such session: ${sessionId}` }))
+
+  return {
+    create: <E>(input: NewArtifact<E>) =>
+      Effect.gen(function*() {
+        yield* sessionInOrg(input.orgId, input.sessionId)
+        const id = newArtifactId()
+        const key = artifactObjectKey(input.orgId, input.sessionId, id)
+        const metered = meteredBody(input.body, input.maxBytes)
+        yield* store.put(key, metered.stream, { contentType: input.contentType }).pipe(
+          Effect.tapError(() => store.delete(key).pipe(Effect.ignore))
+        )
+        const now = yield* Clock.currentTimeMillis
+        const row: MemoryArtifact = {
+          id,
+          orgId: input.orgId,
+          sessionId: input.sessionId,
+          name: input.name,
+          contentType: input.contentType,
+          sizeBytes: metered.size(),
+          sha256: metered.sha256(),
+          objectKey: key,
+          createdBy: input.createdBy,
+          createdAt: now
+        }
+        db.artifacts.set(id, row)
+        appendToLog(db, input.sessionId, [{
+          type: "artifact.created",
+          payload: { artifactId: id, name: row.name, contentType: row.contentType, sizeBytes: row.sizeBytes, sha256: row.sha256 }
+        }], now)
+        return artifactOf(row)
+      }),
+    open: (orgId, sessionId, artifactId) =>
+      Effect.gen(function*() {
+        const row = db.artifacts.get(artifactId)
+        if (row === undefined || row.orgId !== orgId || row.sessionId !== sessionId) {
+          return yield* new NotFound({ message: `no such artifact: ${artifactId}` })
+        }
+        const body = yield* store.get(row.objectKey).pipe(
+          Effect.catchTag("ObjectNotFound", () => Effect.fail(new NotFound({ message: `artifact ${artifactId} has no stored bytes` })))
+        )
+        return { artifact: artifactOf(row), body }
+      }),
+    list: (orgId, options) =>
+      Effect.gen(function*() {
+        if (options.sessionId !== undefined) yield* sessionInOrg(orgId, options.sessionId)
+        const all = [...db.artifacts.values()]
+          .filter((row) => row.orgId === orgId && (options.sessionId === undefined || row.sessionId === options.sessionId))
+          .sort(newest)
+        const after = options.cursor === undefined ? undefined : decodeArtifactCursor(options.cursor)
+        const rest = after === undefined
+          ? all
+          : all.filter((row) => {
+            const time = cursorTime(row.createdAt)
+            return time < after[0] || (time === after[0] && row.id < after[1])
+          })
+        const page = rest.slice(0, options.limit)
+        return {
+          artifacts: page.map(artifactOf),
+          nextCursor: rest.length > options.limit ? encodeArtifactCursor(cursorTime(page.at(-1)!.createdAt), page.at(-1)!.id) : null,
+          totalEstimate: all.length
+        }
+      })
+  }
+}

@@ -1,0 +1,153 @@
+import type {
+  CommandKind,
+  CommandStatus,
+  RegisteredWorker,
+  SessionEvent,
+  SessionStatus,
+  TokenScope,
+  WorkerCredentialView,
+  WorkerPool
+} from "@cowork/domain"
+import { Context, Effect, Layer, PubSub } from "effect"
+import type { CommandSignal, SessionChanged } from "./ChangeFeed.ts"
+import type { HeartbeatInput } from "./Heartbeats.ts"
+
+/**
+ * The control plane's tables in memory: ONE value every `layerMemory` shares, the way the Postgres layers share a
+ * database, so a test composes any subset of memory services over the same state. Every memory operation reads
+ * the Effect `Clock` once and then changes these tables in one synchronous step: as atomic as the single-statement
+ * Postgres writes it mirrors, and `TestClock` drives every expiry. Times are epoch millis by that clock.
+ */
+export interface MemoryTables {
+  readonly orgs: Map<string, { readonly id: string; readonly name: string; readonly createdAt: number }>
+  readonly tokens: Map<string, MemoryToken>
+  readonly sessions: Map<string, MemorySession>
+  readonly projections: Map<string, MemoryProjection>
+  readonly events: Map<string, Array<MemoryEvent>>
+  readonly leases: Map<string, MemoryLease>
+  /** In insertion order: `position` order, like the Postgres sequence. */
+  readonly commands: Array<MemoryCommand>
+  readonly heartbeats: Map<string, MemoryHeartbeat>
+  readonly pools: Map<string, WorkerPool>
+  readonly workers: Map<string, RegisteredWorker>
+  readonly credentials: Map<string, MemoryCredential>
+  readonly artifacts: Map<string, MemoryArtifact>
+  /** `NOTIFY cowork_events`. */
+  readonly sessionChanges: PubSub.PubSub<SessionChanged>
+  /** `NOTIFY cowork_commands`. */
+  readonly commandSignals: PubSub.PubSub<CommandSignal>
+}
+
+export interface MemoryToken {
+  readonly id: string
+  readonly orgId: string
+  readonly name: string
+  readonly secretHash: string
+  readonly scopes: ReadonlyArray<TokenScope>
+  readonly expiresAt: number | null
+  revokedAt: number | null
+  lastUsedAt: number | null
+}
+
+export interface MemorySession {
+  readonly id: string
+  readonly orgId: string
+  readonly title: string
+  readonly profileName: string
+  readonly createdAt: number
+  abortedAt: number | null
+}
+
+export interface MemoryMessage {
+  readonly messageId: string
+  readonly role: "user" | "assistant"
+  readonly text: string
+  readonly commandId: string | null
+  readonly attempt: number | null
+  readonly sequence: number
+}
+
+export interface MemoryProjection {
+  readonly orgId: string
+  status: SessionStatus
+  lastSequence: number
+  projectedSequence: number
+  earliestSequence: number
+  updatedAt: number
+  readonly messages: Map<string, MemoryMessage>
+}
+
+export interface MemoryEvent extends SessionEvent {
+  readonly commandId: string | null
+  readonly attempt: number | null
+}
+
+export interface MemoryLease {
+  workerId: string | null
+  epoch: number
+  /** `-Infinity` for a lease nobody holds. */
+  expiresAt: number
+  checkpointVersion: number
+}
+
+export interface MemoryCommand {
+  readonly id: string
+  readonly sessionId: string
+  readonly orgId: string
+  readonly kind: CommandKind
+  readonly payload: { readonly text?: string }
+  readonly idempotencyKey: string | null
+  readonly traceParent: string | null
+  readonly createdAt: number
+  status: CommandStatus
+  attemptCount: number
+  claimedEpoch: number | null
+  claimedBy: string | null
+  lastError: string | null
+}
+
+export interface MemoryHeartbeat extends Omit<HeartbeatInput, "credential"> {
+  readonly lastSeenAt: number
+}
+
+export interface MemoryCredential extends WorkerCredentialView {
+  readonly secretHash: string
+}
+
+export interface MemoryArtifact {
+  readonly id: string
+  readonly orgId: string
+  readonly sessionId: string
+  readonly name: string
+  readonly contentType: string
+  readonly sizeBytes: number
+  readonly sha256: string
+  readonly objectKey: string
+  readonly createdBy: string
+  readonly createdAt: number
+}
+
+export class MemoryDatabase extends Context.Service<MemoryDatabase, MemoryTables>()("cowork/MemoryDatabase") {
+  /** A fresh, empty database. */
+  static readonly layer: Layer.Layer<MemoryDatabase> = Layer.effect(
+    MemoryDatabase,
+    Effect.gen(function*() {
+      return MemoryDatabase.of({
+        orgs: new Map(),
+        tokens: new Map(),
+        sessions: new Map(),
+        projections: new Map(),
+        events: new Map(),
+        leases: new Map(),
+        commands: [],
+        heartbeats: new Map(),
+        pools: new Map(),
+        workers: new Map(),
+        credentials: new Map(),
+        artifacts: new Map(),
+        sessionChanges: yield* PubSub.unbounded<SessionChanged>(),
+        commandSignals: yield* PubSub.unbounded<CommandSignal>()
+      })
+    })
+  )
+}

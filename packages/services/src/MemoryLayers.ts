@@ -1,0 +1,27 @@
+import { Layer } from "effect"
+import { Artifacts } from "./Artifacts.ts"
+import { ChangeFeed } from "./ChangeFeed.ts"
+import { CommandQueue } from "./CommandQueue.ts"
+import { EventLog } from "./EventLog.ts"
+import { Heartbeats } from "./Heartbeats.ts"
+import { LeaseStore } from "./LeaseStore.ts"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
+import { ObjectStore } from "./ObjectStore.ts"
+import { Projections } from "./Projections.ts"
+import { SessionStore } from "./SessionStore.ts"
+import { Tokens } from "./Tokens.ts"
+import { WorkerRegistry } from "./WorkerRegistry.ts"
+
+/** Every control-plane service on memory over ONE fresh `MemoryDatabase` (exposed too, for tests that inspect it). */
+export const layerMemoryControlPlane = Layer.mergeAll(
+  LeaseStore.layerMemory,
+  CommandQueue.layerMemory,
+  EventLog.layerMemory,
+  Heartbeats.layerMemory,
+  ChangeFeed.layerMemory,
+  SessionStore.layerMemory,
+  Tokens.layerMemory,
+  Projections.layerMemory,
+  WorkerRegistry.layerMemory,
+  Artifacts.layerMemory
+).pipe(Layer.provideMerge(Layer.merge(MemoryDatabase.layer, ObjectStore.layerMemory)))

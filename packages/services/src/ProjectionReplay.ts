@@ -1,0 +1,53 @@
+import { type EventDraft, nextSessionStatus, projectEvents, type ProjectedMessage, type SessionEventType, type SessionStatus } from "@cowork/domain"
+
+/** A stored event as a replay reads it. */
+export interface ReplayEvent {
+  readonly sequence: number
+  readonly type: string
+  readonly payload: unknown
+  readonly commandId: string | null
+  readonly attempt: number | null
+}
+
+/**
+ * Replays a whole log through `projectEvents` and the session status rule, per event: the status, and the message
+ * rows left once later writes overwrote a message id and retries dropped the abandoned attempts' output. Every
+ * `Projections` store compares its projection with this and rebuilds from it.
+ */
+export const replayLog = (events: ReadonlyArray<ReplayEvent>) => {
+  let status: SessionStatus = "idle"
+  const messages = new Map<string, ProjectedMessage>()
+  const dropped = new Set<string>()
+  for (const event of events) {
+    const draft: EventDraft = {
+      type: event.type as SessionEventType,
+      payload: (event.payload ?? {}) as Record<string, unknown>,
+      commandId: event.commandId ?? undefined,
+      attempt: event.attempt ?? undefined
+    }
+    const delta = projectEvents([draft])
+    status = nextSessionStatus(status, delta.status)
+    for (const drop of delta.dropAttempts) dropped.add(`${drop.commandId} ${drop.attempt}`)
+    for (const message of delta.messages) {
+      messages.set(message.messageId, {
+        messageId: message.messageId,
+        role: message.role,
+        text: message.text,
+        commandId: message.commandId,
+        attempt: message.attempt,
+        sequence: event.sequence
+      })
+    }
+  }
+  const kept = [...messages.values()].filter((m) => m.attempt === null || !dropped.has(`${m.commandId} ${m.attempt}`))
+  return { status, messages: kept.sort((a, b) => a.sequence - b.sequence) }
+}
+
+/** Stored rows equal replayed ones, in order. */
+export const sameMessages = (stored: ReadonlyArray<ProjectedMessage>, expected: ReadonlyArray<ProjectedMessage>) =>
+  stored.length === expected.length &&
+  stored.every((row, i) => {
+    const other = expected[i]!
+    return row.messageId === other.messageId && row.role === other.role && row.text === other.text &&
+      row.commandId === other.commandId && (row.attempt ?? null) === (other.attempt ?? null) && row.sequence === other.sequence
+  })

@@ -1,0 +1,168 @@
+import {
+  Conflict,
+  decodeSessionCursor,
+  encodeSessionCursor,
+  newCommandId,
+  newSessionId,
+  NotFound,
+  type Session,
+  type SessionView
+} from "@cowork/domain"
+import { Clock, Effect, PubSub } from "effect"
+import type { CommandSignal } from "./ChangeFeed.ts"
+import type { MemoryTables } from "./MemoryDatabase.ts"
+import { appendToLog } from "./MemoryLog.ts"
+import { DEFAULT_SESSION_TITLE } from "./SessionRules.ts"
+import type { SessionStore } from "./SessionStore.ts"
+
+/** The memory twin of `PgSessionStore`, org-scoped the same way (another org's session is `NotFound`). */
+export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: string): SessionStore["Service"] => {
+  const notFound = (sessionId: string) => new NotFound({ message: `session ${sessionId} not found` })
+
+  const sessionOf = (orgId: string, sessionId: string): Session | undefined => {
+    const session = db.sessions.get(sessionId)
+    const projection = db.projections.get(sessionId)
+    if (session === undefined || projection === undefined || session.orgId !== orgId) return undefined
+    return {
+      id: session.id,
+      orgId: session.orgId,
+      title: session.title,
+      profileName: session.profileName,
+      status: projection.status,
+      lastSequence: projection.lastSequence,
+      createdAt: new Date(session.createdAt).toISOString(),
+      updatedAt: new Date(projection.updatedAt).toISOString()
+    }
+  }
+
+  const get = (orgId: string, sessionId: string) =>
+    Effect.suspend(() => {
+      const session = sessionOf(orgId, sessionId)
+      return session === undefined ? Effect.fail(notFound(sessionId)) : Effect.succeed(session)
+    })
+
+  const newest = (a: Session, b: Session) =>
+    a.createdAt !== b.createdAt ? (a.createdAt < b.createdAt ? 1 : -1) : a.id < b.id ? 1 : a.id > b.id ? -1 : 0
+
+  return {
+    create: (orgId, input) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const id = newSessionId()
+        const title = input.title ?? DEFAULT_SESSION_TITLE
+        const profileName = input.profileName ?? defaultProfileName
+        db.sessions.set(id, { id, orgId, title, profileName, createdAt: now, abortedAt: null })
+        db.projections.set(id, {
+          orgId,
+          status: "idle",
+          lastSequence: 0,
+          projectedSequence: 0,
+          earliestSequence: 1,
+          updatedAt: now,
+          messages: new Map()
+        })
+        db.leases.set(id, { workerId: null, epoch: 0, expiresAt: -Infinity, checkpointVersion: 0 })
+        appendToLog(db, id, [{ type: "session.created", payload: { title, profileName } }], now)
+        return sessionOf(orgId, id)!
+      }),
+    list: (orgId, query) =>
+      Effect.sync(() => {
+        const q = query.q === undefined || query.q === "" ? undefined : query.q.toLowerCase()
+        const matching = [...db.sessions.keys()]
+          .map((id) => sessionOf(orgId, id))
+          .filter((s): s is Session =>
+            s !== undefined && (query.status === undefined || s.status === query.status) &&
+            (query.profileName === undefined || s.profileName === query.profileName) &&
+            (q === undefined || s.title.toLowerCase().includes(q))
+          )
+          .sort(newest)
+        const cursorId = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor)
+        const after = cursorId === undefined ? undefined : sessionOf(orgId, cursorId)
+        const rest = cursorId === undefined
+          ? matching
+          : after === undefined
+          ? []
+          : matching.filter((s) => newest(after, s) < 0)
+        const page = rest.slice(0, query.limit)
+        const last = page.at(-1)
+        return {
+          sessions: page,
+          nextCursor: rest.length > query.limit && last !== undefined ? encodeSessionCursor(last.id) : null,
+          totalEstimate: matching.length
+        }
+      }),
+    get,
+    view: (orgId, sessionId) =>
+      Effect.map(get(orgId, sessionId), (session): SessionView => {
+        const projection = db.projections.get(sessionId)!
+        return {
+          session,
+          status: session.status,
+          projectedSequence: projection.projectedSequence,
+          messages: [...projection.messages.values()].sort((a, b) => a.sequence - b.sequence)
+        }
+      }),
+    prompt: (orgId, sessionId, input) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const session = db.sessions.get(sessionId)
+        if (session === undefined || session.orgId !== orgId) return yield* notFound(sessionId)
+        const key = input.idempotencyKey ?? null
+        const existing = key === null
+          ? undefined
+          : db.commands.find((c) => c.sessionId === sessionId && c.idempotencyKey === key)
+        if (existing !== undefined) return { commandId: existing.id, created: false }
+        if (session.abortedAt !== null) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
+        const commandId = newCommandId()
+        db.commands.push({
+          id: commandId,
+          sessionId,
+          orgId,
+          kind: "prompt",
+          payload: { text: input.text },
+          idempotencyKey: key,
+          traceParent: input.traceParent ?? null,
+          createdAt: now,
+          status: "pending",
+          attemptCount: 0,
+          claimedEpoch: null,
+          claimedBy: null,
+          lastError: null
+        })
+        appendToLog(db, sessionId, [{ type: "prompt.submitted", payload: { commandId, text: input.text }, commandId }], now)
+        PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "prompt", sessionId })
+        return { commandId, created: true }
+      }),
+    abort: (orgId, sessionId) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const session = db.sessions.get(sessionId)
+        if (session === undefined || session.orgId !== orgId) return yield* notFound(sessionId)
+        if (session.abortedAt !== null) {
+          const previous = db.commands.findLast((c) => c.sessionId === sessionId && c.kind === "abort")
+          if (previous !== undefined) return { commandId: previous.id, created: false }
+        }
+        session.abortedAt ??= now
+        for (const command of db.commands) {
+          if (command.sessionId === sessionId && command.status === "pending" && command.kind === "prompt") command.status = "cancelled"
+        }
+        const commandId = newCommandId()
+        db.commands.push({
+          id: commandId,
+          sessionId,
+          orgId,
+          kind: "abort",
+          payload: {},
+          idempotencyKey: null,
+          traceParent: null,
+          createdAt: now,
+          status: "pending",
+          attemptCount: 0,
+          claimedEpoch: null,
+          claimedBy: null,
+          lastError: null
+        })
+        PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "abort", sessionId })
+        return { commandId, created: true }
+      })
+  }
+}
