@@ -1,3 +1,4 @@
+import { authorizationTable } from "@cowork/domain"
 import { methodLabel, Metrics, redactDeep, routeLabel, statusLabel } from "@cowork/observability"
 import { HttpApiError } from "effect/http-api"
 import { ByteSize, Cause, Clock, Context, Effect, Layer, SchemaIssue, type Types } from "effect"
@@ -43,8 +44,28 @@ const schemaErrorResponse = (error: HttpApiError.HttpApiSchemaError) => {
   return errorResponse(400, message, { details: { location, ...(field === undefined ? {} : { field }), issues } })
 }
 
+/** Each route template of the API as a matcher, with the methods it takes. */
+const routeMethods: ReadonlyArray<{ readonly pattern: RegExp; readonly methods: ReadonlyArray<string> }> = (() => {
+  const byPath = new Map<string, Set<string>>()
+  for (const row of authorizationTable()) {
+    const methods = byPath.get(row.path) ?? new Set<string>()
+    methods.add(row.method)
+    byPath.set(row.path, methods)
+  }
+  return [...byPath].map(([path, methods]) => ({
+    pattern: new RegExp(`^${path.split("/").map((part) => part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("/")}/?$`),
+    methods: [...methods].sort()
+  }))
+})()
+
+/** The methods the route at this URL takes, when some route matches its path. */
+const allowedMethods = (url: string): ReadonlyArray<string> => {
+  const path = url.split("?")[0] ?? url
+  return routeMethods.filter((route) => route.pattern.test(path)).flatMap((route) => route.methods)
+}
+
 /** Maps whatever escaped the routes (decode failures, unknown routes, oversized bodies, defects) to the error shape. */
-const causeToResponse = (cause: Cause.Cause<unknown>) =>
+const causeToResponse = (request: HttpServerRequest.HttpServerRequest) => (cause: Cause.Cause<unknown>) =>
   Effect.gen(function*() {
     if (Cause.hasInterruptsOnly(cause)) return HttpServerResponse.empty({ status: 499 })
     const values = cause.reasons.map((reason) =>
@@ -57,7 +78,15 @@ const causeToResponse = (cause: Cause.Cause<unknown>) =>
     if (values.some(isBodyTooLarge) || values.some(HttpApiError.HttpApiPayloadTooLarge.is)) {
       return errorResponse(413, `request body exceeds ${MAX_BODY_BYTES} bytes`, { details: { limitBytes: MAX_BODY_BYTES } })
     }
-    if (values.some(isRouteNotFound)) return errorResponse(404, "no such route")
+    if (values.some(isRouteNotFound)) {
+      const allow = allowedMethods(request.url)
+      return allow.length === 0
+        ? errorResponse(404, "no such route")
+        : errorResponse(405, `${request.method} is not allowed here; use ${allow.join(" or ")}`, {
+          details: { allow },
+          headers: { allow: allow.join(", ") }
+        })
+    }
     yield* Effect.logError("unhandled error in request", cause)
     return errorResponse(500, "internal error")
   })
@@ -124,10 +153,15 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | Metrics> =
             // One byte of headroom on uploads so the artifact handler's own limit answers first, naming it.
             Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(upload ? limitBytes + 1 : limitBytes)),
             Effect.map(reshapeBareError),
-            Effect.catchCause(causeToResponse),
+            Effect.catchCause(causeToResponse(request)),
             Effect.map(redactErrorBody),
             Effect.annotateLogs({ request_id: requestId })
           )
+        // A refused caller's unread body is not worth the connection: answer, then close it.
+        const sentBody = declaredLength > 0 || request.headers["transfer-encoding"] !== undefined
+        const closing = sentBody && (response.status === 401 || response.status === 403)
+          ? HttpServerResponse.setHeader(response, "connection", "close")
+          : response
         const durationMs = (yield* Clock.currentTimeMillis) - started
         const method = methodLabel(request.method)
         const route = routeLabel(template)
@@ -136,7 +170,7 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | Metrics> =
         yield* Effect.logInfo("http request").pipe(
           Effect.annotateLogs({ request_id: requestId, method, route, status: response.status, duration_ms: durationMs })
         )
-        return HttpServerResponse.setHeader(response, "x-request-id", requestId)
+        return HttpServerResponse.setHeader(closing, "x-request-id", requestId)
       }) as Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest>
   }),
   { global: true }

@@ -13,14 +13,13 @@ import {
 import { DEFAULT_PROFILE_NAME } from "@cowork/services"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { ObjectStoreConfig } from "@cowork/storage"
-import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
 import { type Etag, type HttpPlatform, HttpRouter, type HttpServer, type HttpServerError } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
-import { createServer } from "node:http"
 import * as ArtifactHandlers from "./ArtifactHandlers.ts"
 import * as AuthenticationLive from "./AuthenticationLive.ts"
 import * as HealthHandlers from "./HealthHandlers.ts"
+import * as NodeServer from "./NodeServer.ts"
 import * as OperatorHandlers from "./OperatorHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
@@ -57,14 +56,14 @@ export const layerServe = serveWith(WebLifecycle.layer)
 /** `layerServe` for a process whose launcher knows its role (`cowork up` → `all`, `cowork web` → `web`). */
 export const layerServeAs = (role: "web" | "all") => serveWith(WebLifecycle.layerRole(role))
 
-/** The HTTP server on `OPEN_COWORK_CLOUD_PORT` (default 8787). */
+/** The HTTP server on `OPEN_COWORK_CLOUD_PORT` (default 8787), with the configured HTTP timeouts (NodeServer.ts). */
 export const layerNodeServer: Layer.Layer<
   HttpServer.HttpServer | HttpPlatform.HttpPlatform | Etag.Generator | FileSystem.FileSystem | Path.Path,
   Config.ConfigError | HttpServerError.ServeError
 > = Layer.unwrap(Effect.gen(function*() {
   const port = yield* Config.Int("OPEN_COWORK_CLOUD_PORT").pipe(Config.withDefault(8787))
   const graceMs = yield* Config.Int("OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(30_000))
-  return NodeHttpServer.layer(createServer, { port, gracefulShutdownTimeout: `${graceMs} millis` })
+  return NodeServer.layerOn(port, { gracefulShutdownMs: graceMs })
 }))
 
 /**

@@ -1,18 +1,18 @@
 import { Metrics } from "@cowork/observability"
 import { Tokens } from "@cowork/services"
-import { NodeHttpServer } from "@effect/platform-node"
 import { ConfigProvider, Effect, Layer, Redacted, References } from "effect"
 import { HttpServer } from "effect/http"
 import * as Fs from "node:fs"
-import { createServer } from "node:http"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as TestDatabase from "../../../../test/support/TestDatabase.ts"
+import * as NodeServer from "../../src/NodeServer.ts"
 import * as WebRole from "../../src/WebRole.ts"
 
 /** The web role on an ephemeral port over a fresh migrated database; exposes the services for seeding. */
 export const serverLayer = WebRole.layerServe.pipe(
-  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })),
+  // The production server settings (timeouts, parser errors in the error shape) on an ephemeral port.
+  Layer.provideMerge(NodeServer.layerOn(0)),
   Layer.provideMerge(WebRole.layerPgServices),
   Layer.provideMerge(Metrics.layerTest("web")),
   Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn")),

@@ -1,0 +1,98 @@
+import { NodeHttpServer } from "@effect/platform-node"
+import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
+import type { Etag, HttpPlatform, HttpServer, HttpServerError } from "effect/http"
+import { createServer, type Server, STATUS_CODES } from "node:http"
+import type { Duplex } from "node:stream"
+import { codeForStatus } from "./ErrorResponse.ts"
+
+/**
+ * The web role's Node HTTP server. Production runs behind a reverse proxy (TLS, client-facing timeouts, request
+ * buffering); these bounds still hold when a client reaches the process directly.
+ */
+export interface HttpTimeouts {
+  /** The whole request, headers and body (`OPEN_COWORK_CLOUD_HTTP_REQUEST_TIMEOUT_MS`, default 60 s). 408 after. */
+  readonly requestTimeoutMs: number
+  /** The request headers (`OPEN_COWORK_CLOUD_HTTP_HEADERS_TIMEOUT_MS`, default 15 s). */
+  readonly headersTimeoutMs: number
+  /** An idle keep-alive connection between requests (`OPEN_COWORK_CLOUD_HTTP_KEEP_ALIVE_TIMEOUT_MS`, default 5 s). */
+  readonly keepAliveTimeoutMs: number
+}
+
+export const httpTimeouts = Effect.gen(function*() {
+  const requestTimeoutMs = yield* Config.Int("OPEN_COWORK_CLOUD_HTTP_REQUEST_TIMEOUT_MS").pipe(Config.withDefault(60_000))
+  const headersTimeoutMs = yield* Config.Int("OPEN_COWORK_CLOUD_HTTP_HEADERS_TIMEOUT_MS").pipe(Config.withDefault(15_000))
+  const keepAliveTimeoutMs = yield* Config.Int("OPEN_COWORK_CLOUD_HTTP_KEEP_ALIVE_TIMEOUT_MS").pipe(Config.withDefault(5_000))
+  return {
+    requestTimeoutMs,
+    // Node requires headersTimeout <= requestTimeout.
+    headersTimeoutMs: Math.min(headersTimeoutMs, requestTimeoutMs),
+    keepAliveTimeoutMs
+  } satisfies HttpTimeouts
+})
+
+/** Node's parser and timeout errors, by the status the client is told. */
+const statusForClientError = (error: NodeJS.ErrnoException): number => {
+  switch (error.code) {
+    case "HPE_HEADER_OVERFLOW":
+      return 431
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return 408
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return 413
+    default:
+      return 400
+  }
+}
+
+const messageForStatus: Record<number, string> = {
+  400: "the request could not be parsed as HTTP/1.1",
+  408: "the request was not received in time",
+  413: "the request is too large",
+  431: "the request headers are too large"
+}
+
+/**
+ * Answers what Node's parser rejects before any route runs with the error shape, then closes the connection (the
+ * stream is no longer in a known state). Nothing is written once a response has started on the socket.
+ */
+const answerClientError = (error: NodeJS.ErrnoException, socket: Duplex) => {
+  if (error.code === "ECONNRESET" || !socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+    socket.destroy()
+    return
+  }
+  const status = statusForClientError(error)
+  const code = status === 431 ? "request_header_fields_too_large" : codeForStatus(status)
+  const body = JSON.stringify({ error: { code, message: messageForStatus[status] ?? STATUS_CODES[status] ?? "bad request" } })
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-request-id: ${globalThis.crypto.randomUUID()}\r\nconnection: close\r\n\r\n${body}`
+  )
+}
+
+/** A Node server with the given timeouts that answers parser errors in the error shape. */
+export const makeServer = (timeouts: HttpTimeouts): Server => {
+  const server = createServer({
+    requestTimeout: timeouts.requestTimeoutMs,
+    headersTimeout: timeouts.headersTimeoutMs,
+    keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+    // How often Node checks the two timeouts above (its default, 30 s, would let a slow client overstay by that much).
+    connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(timeouts.headersTimeoutMs / 2)))
+  })
+  server.on("clientError", answerClientError)
+  return server
+}
+
+/** The server on `port` with the configured timeouts and graceful-shutdown window. */
+export const layerOn = (
+  port: number,
+  options: { readonly gracefulShutdownMs?: number } = {}
+): Layer.Layer<
+  HttpServer.HttpServer | HttpPlatform.HttpPlatform | Etag.Generator | FileSystem.FileSystem | Path.Path,
+  Config.ConfigError | HttpServerError.ServeError
+> =>
+  Layer.unwrap(Effect.map(httpTimeouts, (timeouts) =>
+    NodeHttpServer.layer(() => makeServer(timeouts), {
+      port,
+      ...(options.gracefulShutdownMs === undefined ? {} : { gracefulShutdownTimeout: `${options.gracefulShutdownMs} millis` })
+    })))
