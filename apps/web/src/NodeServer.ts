@@ -3,7 +3,7 @@ import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
 import type { Etag, HttpPlatform, HttpServer, HttpServerError } from "effect/http"
 import { createServer, type Server, STATUS_CODES } from "node:http"
 import type { Duplex } from "node:stream"
-import { codeForStatus } from "./ErrorResponse.ts"
+import { ApiError } from "@cowork/domain"
 
 /**
  * The web role's Node HTTP server. Production runs behind a reverse proxy (TLS, client-facing timeouts, request
@@ -61,8 +61,7 @@ const answerClientError = (error: NodeJS.ErrnoException, socket: Duplex) => {
     return
   }
   const status = statusForClientError(error)
-  const code = status === 431 ? "request_header_fields_too_large" : codeForStatus(status)
-  const body = JSON.stringify({ error: { code, message: messageForStatus[status] ?? STATUS_CODES[status] ?? "bad request" } })
+  const body = JSON.stringify(ApiError.envelope(status, messageForStatus[status] ?? STATUS_CODES[status] ?? "bad request"))
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\n` +
       `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +

@@ -26,6 +26,7 @@ const codeByStatus: Record<number, string> = {
   415: "unsupported_media_type",
   422: "unprocessable_entity",
   429: "rate_limited",
+  431: "request_header_fields_too_large",
   500: "internal",
   503: "unavailable"
 }
