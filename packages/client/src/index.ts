@@ -1,1 +1,2 @@
+export * from "./CoworkClient.ts"
 export * from "./SseStream.ts"
