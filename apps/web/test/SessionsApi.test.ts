@@ -1,8 +1,8 @@
-import { authorizationTable, MAX_PROMPT_LENGTH } from "@cowork/domain"
+import { authorizationTable, Conflict, MAX_PROMPT_LENGTH, type SessionPage } from "@cowork/domain"
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import { baseUrl, layer, orgWithToken, request } from "./support/WebTestServer.ts"
+import { baseUrl, client, layer, orgWithToken, request } from "./support/WebTestServer.ts"
 
 it.layer(layer)("sessions API", (it) => {
   it.effect("health, readiness, request ids, OpenAPI and docs", () =>
@@ -79,118 +79,110 @@ it.layer(layer)("sessions API", (it) => {
   it.effect("creates, gets, views and lists sessions with keyset pagination and filters", () =>
     Effect.gen(function*() {
       const { orgId, token } = yield* orgWithToken(["web"])
-      const created = yield* request("POST", "/api/sessions", {
-        token,
-        body: { title: "Alpha report", profileName: "research", projectSource: { git: "https://example.com/repo.git" } }
+      const api = yield* client(token)
+      const { session } = yield* api.sessions.create({
+        payload: { title: "Alpha report", profileName: "research", projectSource: { git: "https://example.com/repo.git" } }
       })
-      assert.strictEqual(created.status, 201)
-      const session = created.body.session
       assert.strictEqual(session.orgId, orgId)
       assert.strictEqual(session.title, "Alpha report")
       assert.strictEqual(session.profileName, "research")
       assert.strictEqual(session.status, "idle")
       assert.strictEqual(session.lastSequence, 1)
-      const defaults = yield* request("POST", "/api/sessions", { token, body: {} })
-      assert.strictEqual(defaults.status, 201)
-      assert.strictEqual(defaults.body.session.profileName, "default")
-      for (let i = 0; i < 5; i++) {
-        assert.strictEqual((yield* request("POST", "/api/sessions", { token, body: { title: `Beta ${i}` } })).status, 201)
-      }
+      const defaults = yield* api.sessions.create({ payload: {} })
+      assert.strictEqual(defaults.session.profileName, "default")
+      for (let i = 0; i < 5; i++) yield* api.sessions.create({ payload: { title: `Beta ${i}` } })
 
-      const got = yield* request("GET", `/api/sessions/${session.id}`, { token })
-      assert.strictEqual(got.status, 200)
-      assert.deepStrictEqual(got.body.session, session)
-      const view = yield* request("GET", `/api/sessions/${session.id}/view`, { token })
-      assert.strictEqual(view.status, 200)
-      assert.strictEqual(view.body.status, "idle")
-      assert.strictEqual(view.body.projectedSequence, 1)
-      assert.deepStrictEqual(view.body.messages, [])
+      const got = yield* api.sessions.get({ params: { id: session.id } })
+      assert.deepStrictEqual(got.session, session)
+      const view = yield* api.sessions.view({ params: { id: session.id } })
+      assert.strictEqual(view.status, "idle")
+      assert.strictEqual(view.projectedSequence, 1)
+      assert.deepStrictEqual(view.messages, [])
 
       const seen: Array<string> = []
-      let cursor: string | null = null
+      let cursor: string | undefined = undefined
       let pages = 0
       do {
-        const page: any = yield* request("GET", `/api/sessions?limit=3${cursor === null ? "" : `&cursor=${cursor}`}`, { token })
-        assert.strictEqual(page.status, 200)
-        assert.strictEqual(page.body.totalEstimate, 7)
-        assert.isAtMost(page.body.sessions.length, 3)
-        seen.push(...page.body.sessions.map((s: any) => s.id))
-        cursor = page.body.nextCursor
+        const page: typeof SessionPage.Type = yield* api.sessions.list({ query: { limit: 3, cursor } })
+        assert.strictEqual(page.totalEstimate, 7)
+        assert.isAtMost(page.sessions.length, 3)
+        seen.push(...page.sessions.map((s) => s.id))
+        cursor = page.nextCursor ?? undefined
         pages++
-      } while (cursor !== null)
+      } while (cursor !== undefined)
       assert.strictEqual(pages, 3)
       assert.strictEqual(seen.length, 7)
       assert.strictEqual(new Set(seen).size, 7, "no session appears twice across pages")
       assert.strictEqual(seen[seen.length - 1], session.id, "newest first")
 
-      const byProfile = yield* request("GET", "/api/sessions?profileName=research", { token })
-      assert.deepStrictEqual(byProfile.body.sessions.map((s: any) => s.id), [session.id])
-      const byText = yield* request("GET", "/api/sessions?q=beta", { token })
-      assert.strictEqual(byText.body.sessions.length, 5)
-      assert.strictEqual(byText.body.totalEstimate, 5)
-      const wildcard = yield* request("GET", `/api/sessions?q=${encodeURIComponent("%")}`, { token })
-      assert.strictEqual(wildcard.body.sessions.length, 0, "LIKE wildcards in q are literal")
-      yield* request("POST", `/api/sessions/${session.id}/abort`, { token })
+      const byProfile = yield* api.sessions.list({ query: { profileName: "research" } })
+      assert.deepStrictEqual(byProfile.sessions.map((s) => s.id), [session.id])
+      const byText = yield* api.sessions.list({ query: { q: "beta" } })
+      assert.strictEqual(byText.sessions.length, 5)
+      assert.strictEqual(byText.totalEstimate, 5)
+      const wildcard = yield* api.sessions.list({ query: { q: "%" } })
+      assert.strictEqual(wildcard.sessions.length, 0, "LIKE wildcards in q are literal")
+      yield* api.sessions.abort({ params: { id: session.id } })
       const sql = yield* SqlClient.SqlClient
       yield* sql`UPDATE cloud_session_projections SET status = 'aborted' WHERE session_id = ${session.id}`
-      const aborted = yield* request("GET", "/api/sessions?status=aborted", { token })
-      assert.deepStrictEqual(aborted.body.sessions.map((s: any) => s.id), [session.id])
+      const aborted = yield* api.sessions.list({ query: { status: "aborted" } })
+      assert.deepStrictEqual(aborted.sessions.map((s) => s.id), [session.id])
       const badStatus = yield* request("GET", "/api/sessions?status=bogus", { token })
       assert.strictEqual(badStatus.status, 400)
       assert.strictEqual(badStatus.body.error.details.field, "status")
     }))
 
-  it.effect("a repeated prompt with the same idempotency key returns the same command and inserts one row", () =>
+  it.effect("a repeated prompt with the same idempotency key returns the same command and inserts one row; a different body under the key is 409", () =>
     Effect.gen(function*() {
       const { token } = yield* orgWithToken(["web"])
-      const id = (yield* request("POST", "/api/sessions", { token, body: { title: "p" } })).body.session.id
-      const first = yield* request("POST", `/api/sessions/${id}/prompt`, { token, body: { text: "hello", idempotencyKey: "k-1" } })
-      assert.strictEqual(first.status, 202)
-      assert.match(first.body.commandId, /^cmd_/)
-      const repeats = yield* Effect.all(
-        Array.from({ length: 4 }, () =>
-          request("POST", `/api/sessions/${id}/prompt`, { token, body: { text: "hello", idempotencyKey: "k-1" } })),
-        { concurrency: "unbounded" }
-      )
-      for (const repeat of repeats) {
-        assert.strictEqual(repeat.status, 202)
-        assert.strictEqual(repeat.body.commandId, first.body.commandId)
-      }
-      const other = yield* request("POST", `/api/sessions/${id}/prompt`, { token, body: { text: "again" } })
-      assert.notStrictEqual(other.body.commandId, first.body.commandId)
+      const api = yield* client(token)
+      const id = (yield* api.sessions.create({ payload: { title: "p" } })).session.id
+      const prompt = (text: string, idempotencyKey?: string) => api.sessions.prompt({ params: { id }, payload: { text, idempotencyKey } })
+      const first = yield* prompt("hello", "k-1")
+      assert.match(first.commandId, /^cmd_/)
+      const repeats = yield* Effect.all(Array.from({ length: 4 }, () => prompt("hello", "k-1")), { concurrency: "unbounded" })
+      for (const repeat of repeats) assert.strictEqual(repeat.commandId, first.commandId)
+      const reused = yield* request("POST", `/api/sessions/${id}/prompt`, { token, body: { text: "a different prompt", idempotencyKey: "k-1" } })
+      assert.strictEqual(reused.status, 409, "the same key with a different body is refused, not answered with the old command")
+      assert.strictEqual(reused.body.error.code, "conflict")
+      assert.include(reused.body.error.message, "k-1")
+      assert.deepStrictEqual(reused.body.error.details, { field: "idempotencyKey", idempotencyKey: "k-1" })
+      const reusedTyped = yield* Effect.flip(prompt("another different prompt", "k-1"))
+      assert.instanceOf(reusedTyped, Conflict)
+      const other = yield* prompt("again")
+      assert.notStrictEqual(other.commandId, first.commandId)
       const sql = yield* SqlClient.SqlClient
       const rows = yield* sql<{ id: string; kind: string; payload: any }>`
         SELECT id, kind, payload FROM cloud_session_commands WHERE session_id = ${id} ORDER BY position`
-      assert.deepStrictEqual(rows.map((r) => r.id), [first.body.commandId, other.body.commandId])
+      assert.deepStrictEqual(rows.map((r) => r.id), [first.commandId, other.commandId])
       assert.deepStrictEqual(rows[0]!.payload, { text: "hello" })
       const events = yield* sql<{ type: string; payload: any }>`
         SELECT type, payload FROM cloud_session_events WHERE session_id = ${id} ORDER BY sequence`
       assert.deepStrictEqual(events.map((e) => e.type), ["session.created", "prompt.submitted", "prompt.submitted"])
-      assert.deepStrictEqual(events[1]!.payload, { commandId: first.body.commandId, text: "hello" })
-      const view = yield* request("GET", `/api/sessions/${id}/view`, { token })
-      assert.strictEqual(view.body.status, "queued")
-      assert.deepStrictEqual(view.body.messages.map((m: any) => m.text), ["hello", "again"])
+      assert.deepStrictEqual(events[1]!.payload, { commandId: first.commandId, text: "hello" })
+      const view = yield* api.sessions.view({ params: { id } })
+      assert.strictEqual(view.status, "queued")
+      assert.deepStrictEqual(view.messages.map((m) => m.text), ["hello", "again"])
     }))
 
   it.effect("abort cancels pending prompts and queues an abort command; a later prompt is 409", () =>
     Effect.gen(function*() {
       const { token } = yield* orgWithToken(["web"])
-      const id = (yield* request("POST", "/api/sessions", { token, body: {} })).body.session.id
-      const prompt = yield* request("POST", `/api/sessions/${id}/prompt`, { token, body: { text: "work" } })
-      const abort = yield* request("POST", `/api/sessions/${id}/abort`, { token })
-      assert.strictEqual(abort.status, 202)
-      const again = yield* request("POST", `/api/sessions/${id}/abort`, { token })
-      assert.strictEqual(again.body.commandId, abort.body.commandId, "abort is idempotent")
+      const api = yield* client(token)
+      const id = (yield* api.sessions.create({ payload: {} })).session.id
+      const prompt = yield* api.sessions.prompt({ params: { id }, payload: { text: "work" } })
+      const abort = yield* api.sessions.abort({ params: { id } })
+      const again = yield* api.sessions.abort({ params: { id } })
+      assert.strictEqual(again.commandId, abort.commandId, "abort is idempotent")
       const sql = yield* SqlClient.SqlClient
       const rows = yield* sql<{ id: string; kind: string; status: string }>`
         SELECT id, kind, status FROM cloud_session_commands WHERE session_id = ${id} ORDER BY position`
       assert.deepStrictEqual(rows.map((r) => [r.id, r.kind, r.status]), [
-        [prompt.body.commandId, "prompt", "cancelled"],
-        [abort.body.commandId, "abort", "pending"]
+        [prompt.commandId, "prompt", "cancelled"],
+        [abort.commandId, "abort", "pending"]
       ])
-      const late = yield* request("POST", `/api/sessions/${id}/prompt`, { token, body: { text: "more" } })
-      assert.strictEqual(late.status, 409)
-      assert.strictEqual(late.body.error.code, "conflict")
+      const late = yield* Effect.flip(api.sessions.prompt({ params: { id }, payload: { text: "more" } }))
+      assert.instanceOf(late, Conflict)
     }))
 
   it.effect("bad input is a 4xx with the error shape, never a 500", () =>

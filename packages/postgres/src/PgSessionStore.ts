@@ -166,13 +166,23 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       const session = sessions[0]
       if (session === undefined) return yield* new NotFound({ message: `session ${sessionId} not found` })
       const key = input.idempotencyKey ?? null
-      const findExisting = sql.unsafe<{ id: string }>(
-        `SELECT id FROM cloud_session_commands WHERE session_id = $1 AND idempotency_key = $2`,
+      const findExisting = sql.unsafe<{ id: string; text: string | null }>(
+        `SELECT id, payload->>'text' AS text FROM cloud_session_commands WHERE session_id = $1 AND idempotency_key = $2`,
         [sessionId, key]
       )
+      /** The same key names the same prompt: a repeat returns its command, a different body under it is a 409. */
+      const replay = (existing: { readonly id: string; readonly text: string | null }) =>
+        existing.text === input.text
+          ? Effect.succeed({ commandId: existing.id, created: false })
+          : Effect.fail(
+            new Conflict({
+              message: `idempotency key \`${key}\` was already used for a different prompt on this session`,
+              details: { field: "idempotencyKey", idempotencyKey: key }
+            })
+          )
       if (key !== null) {
         const existing = yield* findExisting
-        if (existing[0] !== undefined) return { commandId: existing[0].id, created: false }
+        if (existing[0] !== undefined) return yield* replay(existing[0])
       }
       if (session.aborted) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
       const commandId = newCommandId()
@@ -184,8 +194,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       )
       if (inserted[0] === undefined) {
         // A concurrent request with the same key committed first.
-        const existing = yield* findExisting
-        return { commandId: existing[0]!.id, created: false }
+        return yield* replay((yield* findExisting)[0]!)
       }
       yield* appendEvents(sessionId, [{ type: "prompt.submitted", payload: { commandId, text: input.text }, commandId }], undefined).pipe(
         Effect.provideService(SqlClient.SqlClient, sql)

@@ -1,3 +1,4 @@
+import { makeFetch } from "@cowork/client"
 import { Metrics } from "@cowork/observability"
 import { Tokens } from "@cowork/services"
 import { ConfigProvider, Effect, Layer, Redacted, References } from "effect"
@@ -31,6 +32,9 @@ export const baseUrl = Effect.gen(function*() {
   if (address._tag === "UnixPathAddress") return yield* Effect.die(new Error("expected an internet address"))
   return `http://127.0.0.1:${address.port}`
 })
+
+/** The typed API client (packages/client) against this server, as `token`. */
+export const client = (token?: string) => Effect.flatMap(baseUrl, (url) => makeFetch({ baseUrl: url, token }))
 
 /** A fresh org with a token of the given scopes. */
 export const orgWithToken = (scopes: ReadonlyArray<"web" | "admin" | "operator" | "worker"> = ["web"]) =>
