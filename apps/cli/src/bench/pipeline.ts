@@ -28,7 +28,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
-import { openSse } from "@cowork/client"
+import { type Client, makeFetch, openSse } from "@cowork/client"
 import { freePort } from "@cowork/postgres/EmbeddedPostgres"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
@@ -77,6 +77,8 @@ const pool = async <A, B>(items: ReadonlyArray<A>, limit: number, task: (item: A
 interface Stack {
   readonly baseUrl: string
   readonly token: string
+  /** The typed API client, as the owner token. */
+  readonly api: Client
   readonly child: ChildProcess.ChildProcess
   readonly exited: Promise<number | string>
 }
@@ -114,11 +116,14 @@ const startStack = async (
     if (stderr.length > 200_000) stderr = stderr.slice(-100_000)
   })
   const baseUrl = `http://127.0.0.1:${port}`
+  const health = await Effect.runPromise(makeFetch({ baseUrl }))
   const deadline = Date.now() + 60_000
   for (;;) {
     const token = knownToken ?? /occ_[A-Za-z0-9]+_[A-Za-z0-9_-]+/.exec(stdout)?.[0]
-    const ready = await fetch(`${baseUrl}/readyz`).then((r) => r.status === 200, () => false)
-    if (ready && token !== undefined) return { baseUrl, token, child, exited }
+    const ready = await Effect.runPromise(health.readyz().pipe(Effect.as(true), Effect.orElseSucceed(() => false)))
+    if (ready && token !== undefined) {
+      return { baseUrl, token, api: await Effect.runPromise(makeFetch({ baseUrl, token })), child, exited }
+    }
     if (Date.now() > deadline || child.exitCode !== null) {
       child.kill("SIGKILL")
       throw new Error(`cowork up did not become ready\n${stdout}\n${stderr.slice(-4000)}`)
@@ -127,20 +132,12 @@ const startStack = async (
   }
 }
 
-const api = async (stack: Stack, method: string, path: string, body?: unknown) => {
-  const response = await fetch(`${stack.baseUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${stack.token}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  })
-  const json = await response.json() as any
-  if (response.status >= 300) throw new Error(`${method} ${path} → ${response.status} ${JSON.stringify(json)}`)
-  return json
-}
+const prompt = (stack: Stack, sessionId: string) =>
+  Effect.runPromise(stack.api.sessions.prompt({ params: { id: sessionId }, payload: { text: PROMPT } }))
 
 const createSessions = (stack: Stack, count: number, title: string) =>
   pool(Array.from({ length: count }, (_, i) => i), 32, async (i) =>
-    (await api(stack, "POST", "/api/sessions", { title: `${title}-${i}` })).session.id as string)
+    (await Effect.runPromise(stack.api.sessions.create({ payload: { title: `${title}-${i}` } }))).session.id)
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -179,7 +176,7 @@ const measureLatency = async (stack: Stack): Promise<LatencyResult> => {
     const entry: Pending = { sentAt: performance.now() }
     if (pending.has(sessionId)) return false
     if (record) pending.set(sessionId, entry)
-    return api(stack, "POST", `/api/sessions/${sessionId}/prompt`, { text: PROMPT }).then(() => {
+    return prompt(stack, sessionId).then(() => {
       entry.accepted = performance.now()
     })
   }
@@ -243,7 +240,7 @@ const measureThroughput = (stack: Stack, label: string) =>
     const jobs = sessions.flatMap((sessionId) => Array.from({ length: perSession }, () => sessionId))
     const started = performance.now()
     const enqueue = Effect.promise(() =>
-      pool(jobs, 64, (sessionId) => api(stack, "POST", `/api/sessions/${sessionId}/prompt`, { text: PROMPT }))
+      pool(jobs, 64, (sessionId) => prompt(stack, sessionId))
     ).pipe(Effect.map(() => performance.now()))
     const enqueued = yield* Effect.forkChild(enqueue)
     let acked = 0
