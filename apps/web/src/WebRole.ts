@@ -24,6 +24,7 @@ import * as OperatorHandlers from "./OperatorHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
 import * as WorkerAdminHandlers from "./WorkerAdminHandlers.ts"
+import * as WorkflowRoutes from "./WorkflowRoutes.ts"
 import { SessionEventHub } from "./SessionEventHub.ts"
 import { SseStreamCaps } from "./SseStreamCaps.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
@@ -32,6 +33,7 @@ import { WebLifecycle } from "./WebLifecycle.ts"
 export const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([HealthHandlers.layer, SessionHandlers.layer, OperatorHandlers.layer, WorkerAdminHandlers.layer, ArtifactHandlers.layer]),
+    Layer.provide(WorkflowRoutes.layer),
     Layer.provide(AuthenticationLive.layer)
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
@@ -88,7 +90,8 @@ export const layerPgAdapters = Layer.mergeAll(
   PgCommandQueue.layer,
   PgProjections.layer,
   PgWorkerRegistry.layer,
-  PgArtifacts.layer
+  PgArtifacts.layer,
+  WorkflowRoutes.layerPg
 )
 
 /**

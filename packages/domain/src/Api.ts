@@ -3,6 +3,7 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "
 import type { TokenScope } from "./Auth.ts"
 import { WorkerAdminApi } from "./AdminApi.ts"
 import { ArtifactsApi } from "./ArtifactsApi.ts"
+import { WebhooksApi, WorkflowsApi } from "./WorkflowsApi.ts"
 import { Authentication, RequiredScopes, requiredScopes } from "./ApiCore.ts"
 import * as ApiError from "./ApiError.ts"
 import { BoundedJson, Id, isStorableText, PageLimit, SessionCursor, Text } from "./Input.ts"
@@ -273,6 +274,8 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(OperatorApi)
   .add(WorkerAdminApi)
   .add(ArtifactsApi)
+  .add(WorkflowsApi)
+  .add(WebhooksApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}
 

@@ -63,6 +63,8 @@ export const HTTP_ROUTES = [
   "/api/workflows/:id/pause",
   "/api/workflows/:id/resume",
   "/api/workflows/:id/archive",
+  "/api/workflows/:id/runs",
+  "/api/workflows/:id/triggers/:tid/rotate-secret",
   "/webhooks/workflows/:id",
   "/api/byok",
   "/api/byok/:provider",
@@ -237,7 +239,39 @@ export const MetricsCatalog = {
   ),
   open_cowork_cloud_auth_failures_total: counter("Requests refused by authentication or authorization, by reason.", {
     reason: ["missing_credentials", "invalid_token", "expired_token", "revoked_token", "forbidden_scope"]
-  })
+  }),
+  open_cowork_cloud_scheduler_claims_total: counter("Due workflows claimed by this scheduler (each claim bumps the workflow's claim epoch)."),
+  open_cowork_cloud_scheduler_runs_started_total: counter(
+    "Workflow runs this process started (run row, session and prompt in one transaction), by trigger.",
+    { trigger: ["schedule", "manual", "webhook"] }
+  ),
+  open_cowork_cloud_scheduler_slots_total: counter(
+    "Schedule slots decided by this scheduler, by outcome: started, buffered (buffer_one), skipped by the overlap policy, skipped as missed (outside the catch-up window), or already recorded by another claimer (never fired twice).",
+    { outcome: ["started", "buffered", "skipped_overlap", "skipped_missed", "duplicate"] }
+  ),
+  open_cowork_cloud_scheduler_failures_total: counter("Scheduler operations that failed, by operation (a stale claim is refused, never applied).", {
+    operation: ["claim", "fire", "stale_claim", "renew", "reap", "sync_outcomes", "heartbeat"]
+  }),
+  open_cowork_cloud_scheduler_expired_claims_reaped_total: counter("Expired workflow claims cleared by the claim reaper."),
+  open_cowork_cloud_scheduler_expired_claim_reaper_drain_cap_hits_total: counter(
+    "Claim-reaper ticks that stopped at OPEN_COWORK_CLOUD_SCHEDULER_REAPER_DRAIN_CAP with expired claims possibly left over."
+  ),
+  open_cowork_cloud_scheduler_run_start_lag_ms: histogram(
+    "Milliseconds from a slot's due time to its run's session prompt being enqueued (the run's commit).",
+    [10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000]
+  ),
+  open_cowork_cloud_scheduler_due_queue_depth: gauge(
+    "Active workflows due now and not claimed, seen by the last bounded scan (an estimate; 0 when the schedulers keep up)."
+  ),
+  open_cowork_cloud_scheduler_oldest_due_age_ms: gauge("Milliseconds the oldest due-but-unclaimed workflow has waited (last scan)."),
+  open_cowork_cloud_scheduler_run_outcomes_total: counter("Workflow runs that reached an outcome through their session, by status.", {
+    status: ["running", "completed", "failed", "cancelled"]
+  }),
+  open_cowork_cloud_scheduler_heartbeat_age_ms: gauge("Milliseconds since this scheduler last wrote its heartbeat successfully."),
+  open_cowork_cloud_webhook_rejections_total: counter("Workflow webhook deliveries refused, by reason.", {
+    reason: ["missing_signature", "stale_timestamp", "bad_signature", "replayed", "body_too_large", "rate_limited", "not_found", "disabled"]
+  }),
+  open_cowork_cloud_webhook_deliveries_total: counter("Workflow webhook deliveries accepted (a run started).")
 } as const satisfies Record<string, MetricSpec>
 
 export type Catalog = typeof MetricsCatalog

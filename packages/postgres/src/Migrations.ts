@@ -197,6 +197,79 @@ CREATE INDEX IF NOT EXISTS cloud_artifacts_session ON cloud_artifacts (session_i
 CREATE INDEX IF NOT EXISTS cloud_session_commands_open ON cloud_session_commands (session_id)
   WHERE status IN ('pending', 'running');
 `
+  },
+  {
+    id: 20,
+    name: "workflows",
+    // A scheduled run is unique on (workflow_id, scheduled_for): the slot fires once however many schedulers race.
+    // Manual and webhook runs have no slot (NULLs never conflict); a webhook delivery's signature digest is its own
+    // primary key, recorded in the run's transaction (durable replay protection).
+    sql: `
+CREATE TABLE IF NOT EXISTS cloud_workflows (
+  id text PRIMARY KEY,
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  title text NOT NULL,
+  instructions text NOT NULL,
+  agent_name text NOT NULL,
+  skill_names text[] NOT NULL DEFAULT '{}',
+  tool_ids text[] NOT NULL DEFAULT '{}',
+  steps jsonb NOT NULL DEFAULT '[]',
+  triggers jsonb NOT NULL,
+  status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'archived')),
+  overlap_policy text NOT NULL DEFAULT 'skip' CHECK (overlap_policy IN ('skip', 'buffer_one', 'allow')),
+  catch_up_window_ms bigint NOT NULL DEFAULT 3600000,
+  catch_up_mode text NOT NULL DEFAULT 'each' CHECK (catch_up_mode IN ('each', 'latest')),
+  schedule_cursor timestamptz NOT NULL DEFAULT now(),
+  next_run_at timestamptz,
+  claimed_by text,
+  claim_epoch bigint NOT NULL DEFAULT 0,
+  claim_expires_at timestamptz,
+  last_run_at timestamptz,
+  latest_run_id text,
+  latest_run_status text,
+  latest_run_session_id text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS cloud_workflows_org ON cloud_workflows (org_id, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS cloud_workflows_due ON cloud_workflows (next_run_at)
+  WHERE status = 'active' AND claimed_by IS NULL AND next_run_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS cloud_workflows_claimed ON cloud_workflows (claim_expires_at) WHERE claimed_by IS NOT NULL;
+CREATE TABLE IF NOT EXISTS cloud_workflow_trigger_secrets (
+  workflow_id text NOT NULL REFERENCES cloud_workflows(id) ON DELETE CASCADE,
+  trigger_id text NOT NULL,
+  sealed text NOT NULL,
+  rotated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (workflow_id, trigger_id)
+);
+CREATE TABLE IF NOT EXISTS cloud_workflow_runs (
+  id text PRIMARY KEY,
+  workflow_id text NOT NULL REFERENCES cloud_workflows(id) ON DELETE CASCADE,
+  org_id text NOT NULL,
+  session_id text,
+  command_id text,
+  trigger_type text NOT NULL CHECK (trigger_type IN ('manual', 'schedule', 'webhook')),
+  trigger_id text,
+  trigger_payload jsonb,
+  scheduled_for timestamptz,
+  status text NOT NULL CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
+  summary text,
+  error text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  started_at timestamptz,
+  finished_at timestamptz,
+  UNIQUE (workflow_id, scheduled_for)
+);
+CREATE INDEX IF NOT EXISTS cloud_workflow_runs_workflow ON cloud_workflow_runs (workflow_id, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS cloud_workflow_runs_open ON cloud_workflow_runs (created_at) WHERE status IN ('queued', 'running');
+CREATE TABLE IF NOT EXISTS cloud_webhook_deliveries (
+  delivery_key text PRIMARY KEY,
+  workflow_id text NOT NULL REFERENCES cloud_workflows(id) ON DELETE CASCADE,
+  run_id text NOT NULL,
+  received_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS cloud_webhook_deliveries_received ON cloud_webhook_deliveries (received_at);
+`
   }
 ]
 
