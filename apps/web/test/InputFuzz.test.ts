@@ -49,7 +49,8 @@ const routes: ReadonlyArray<Route> = Object.values(Api.groups).flatMap((group) =
 const baselineBodies: Record<string, Record<string, unknown>> = {
   "sessions.prompt": { text: "hello" },
   "workerAdmin.createPool": { name: "fuzz", mode: "self_hosted", maxWorkers: 1, maxConcurrentWork: 1 },
-  "workerAdmin.registerWorker": { poolId: "pool_missing" }
+  "workerAdmin.registerWorker": { poolId: "pool_missing" },
+  "workflows.create": { title: "fuzz", instructions: "fuzz", agentName: "build", triggers: [{ type: "manual", enabled: true }] }
 }
 
 const deepArray = (depth: number): string => "[".repeat(depth) + "]".repeat(depth)

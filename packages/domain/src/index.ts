@@ -18,3 +18,4 @@ export * as ApiError from "./ApiError.ts"
 export * from "./Version.ts"
 export * from "./Workflow.ts"
 export * from "./WorkflowsApi.ts"
+
