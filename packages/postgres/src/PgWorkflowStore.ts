@@ -32,7 +32,7 @@ import {
 import { Config, Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { appendEvents } from "./AppendEvents.ts"
-import { COMMANDS_CHANNEL } from "./PgSessionStore.ts"
+import { COMMANDS_CHANNEL, formatCommandSignal } from "./Channels.ts"
 
 interface WorkflowRow {
   readonly id: string
@@ -165,7 +165,7 @@ export const make = Effect.gen(function*() {
         { type: "session.created", payload: { title: input.title.slice(0, 200), profileName } },
         { type: "prompt.submitted", payload: { commandId: input.commandId, text: input.text }, commandId: input.commandId }
       ], undefined).pipe(provideSql)
-      yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, `prompt ${input.sessionId}`])
+      yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, formatCommandSignal({ kind: "prompt", sessionId: input.sessionId })])
     })
 
   /** Inserts a run (and, when it starts now, its session); `undefined` when the slot's row already exists. */

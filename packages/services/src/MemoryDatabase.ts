@@ -11,6 +11,7 @@ import type {
 import { Context, Effect, Layer, PubSub } from "effect"
 import type { CommandSignal, SessionChanged } from "./ChangeFeed.ts"
 import type { HeartbeatInput } from "./Heartbeats.ts"
+import type { MemoryWorkflowTables } from "./WorkflowStore.ts"
 
 /**
  * The control plane's tables in memory: ONE value every `layerMemory` shares, the way the Postgres layers share a
@@ -32,6 +33,7 @@ export interface MemoryTables {
   readonly workers: Map<string, RegisteredWorker>
   readonly credentials: Map<string, MemoryCredential>
   readonly artifacts: Map<string, MemoryArtifact>
+  readonly workflowTables: MemoryWorkflowTables
   /** `NOTIFY cowork_events`. */
   readonly sessionChanges: PubSub.PubSub<SessionChanged>
   /** `NOTIFY cowork_commands`. */
@@ -145,6 +147,7 @@ export class MemoryDatabase extends Context.Service<MemoryDatabase, MemoryTables
         workers: new Map(),
         credentials: new Map(),
         artifacts: new Map(),
+        workflowTables: { workflows: new Map(), runs: [], deliveries: new Set(), order: new Map() },
         sessionChanges: yield* PubSub.unbounded<SessionChanged>(),
         commandSignals: yield* PubSub.unbounded<CommandSignal>()
       })

@@ -18,7 +18,8 @@ import {
   type WorkflowTrigger
 } from "@cowork/domain"
 import { Clock, Context, Effect, Layer, Option } from "effect"
-import { MemoryControlPlane } from "./MemoryControlPlane.ts"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
+import { makeSessionStoreMemory } from "./SessionStoreMemory.ts"
 import { nextSlot, type SlotPlan } from "./WorkflowSchedule.ts"
 
 export interface CreateWorkflowInput {
@@ -159,8 +160,8 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   readonly syncRunOutcomes: (limit: number) => Effect.Effect<number>
   readonly dueBacklog: (scanLimit: number) => Effect.Effect<DueBacklog>
 }>()("cowork/WorkflowStore") {
-  /** In memory, over the `MemoryControlPlane` (runs' sessions and commands live there); `Clock` drives claims. */
-  static readonly layerMemory: Layer.Layer<WorkflowStore, never, MemoryControlPlane> = Layer.effect(
+  /** In memory, over the shared `MemoryDatabase` (runs' sessions and commands live there too); `Clock` drives claims. */
+  static readonly layerMemory: Layer.Layer<WorkflowStore, never, MemoryDatabase> = Layer.effect(
     WorkflowStore,
     Effect.suspend(() => makeMemory)
   )
@@ -187,7 +188,16 @@ export const summarize = (text: string, max: number): string => {
   return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`
 }
 
-interface MemoryWorkflow {
+/** The workflow tables of the shared `MemoryDatabase`. */
+export interface MemoryWorkflowTables {
+  readonly workflows: Map<string, MemoryWorkflow>
+  readonly runs: Array<MemoryRun>
+  readonly deliveries: Set<string>
+  /** Insertion order, breaking ties between rows created in the same millisecond (newest first). */
+  readonly order: Map<string, number>
+}
+
+export interface MemoryWorkflow {
   readonly id: string
   readonly orgId: string
   readonly input: CreateWorkflowInput
@@ -206,7 +216,7 @@ interface MemoryWorkflow {
   readonly secrets: Map<string, Uint8Array>
 }
 
-interface MemoryRun {
+export interface MemoryRun {
   readonly id: string
   readonly workflowId: string
   sessionId: string | null
@@ -234,11 +244,10 @@ const memoryCursor = {
  * Postgres transaction it mirrors (same fences, same unique slot key, same replay refusal).
  */
 const makeMemory = Effect.gen(function*() {
-  const plane = yield* MemoryControlPlane
-  const workflows = new Map<string, MemoryWorkflow>()
-  const runs: Array<MemoryRun> = []
-  const deliveries = new Set<string>()
-  let sequence = 0
+  const db = yield* MemoryDatabase
+  const { workflows, runs, deliveries, order } = db.workflowTables
+  const sessions = makeSessionStoreMemory(db, "default")
+  const nextOrder = () => order.size + 1
 
   const toWorkflow = (w: MemoryWorkflow): Workflow => {
     const latest = w.latestRunStatus
@@ -288,7 +297,6 @@ const makeMemory = Effect.gen(function*() {
   })
 
   /** Newest first, like the Pg keyset order (a sequence number breaks ties within one millisecond). */
-  const order = new Map<string, number>()
   const newestFirst = (a: { id: string; createdAt: number }, b: { id: string; createdAt: number }) =>
     b.createdAt - a.createdAt || (order.get(b.id) ?? 0) - (order.get(a.id) ?? 0)
 
@@ -310,8 +318,12 @@ const makeMemory = Effect.gen(function*() {
 
   const startSession = (workflow: MemoryWorkflow, run: MemoryRun, now: number) =>
     Effect.gen(function*() {
-      const sessionId = yield* plane.createSession(undefined, workflow.orgId)
-      const commandId = yield* plane.enqueue(sessionId, "prompt", runPromptText(workflow.input, run.triggerPayload))
+      const session = yield* sessions.create(workflow.orgId, { title: workflow.input.title })
+      const sessionId = session.id
+      const { commandId } = yield* sessions.prompt(workflow.orgId, sessionId, {
+        text: runPromptText(workflow.input, run.triggerPayload),
+        idempotencyKey: `workflow-run:${run.id}`
+      }).pipe(Effect.orDie)
       run.sessionId = sessionId
       run.commandId = commandId
       workflow.lastRunAt = now
@@ -345,7 +357,7 @@ const makeMemory = Effect.gen(function*() {
       startedAt: null,
       finishedAt: fields.skipped === undefined ? null : now
     }
-    order.set(run.id, ++sequence)
+    order.set(run.id, nextOrder())
     runs.push(run)
     return run
   }
@@ -379,7 +391,7 @@ const makeMemory = Effect.gen(function*() {
           updatedAt: now,
           secrets: new Map(input.sealedSecrets.map((s) => [s.triggerId, s.sealed]))
         }
-        order.set(workflow.id, ++sequence)
+        order.set(workflow.id, nextOrder())
         workflows.set(workflow.id, workflow)
         return toWorkflow(workflow)
       }),
@@ -578,7 +590,7 @@ const makeMemory = Effect.gen(function*() {
         const open = runs.filter((r) => (r.status === "queued" || r.status === "running") && r.sessionId !== null)
         for (const run of open) {
           if (changed >= limit) break
-          const command = (yield* plane.commands(run.sessionId!)).find((c) => c.id === run.commandId)
+          const command = db.commands.find((c) => c.id === run.commandId)
           if (command === undefined || command.status === "pending" || (command.status === "running" && run.status === "running")) continue
           changed++
           const workflow = workflows.get(run.workflowId)!
@@ -586,7 +598,9 @@ const makeMemory = Effect.gen(function*() {
             run.status = "running"
           } else if (command.status === "acked") {
             run.status = "completed"
-            const replies = (yield* plane.messages(run.sessionId!)).filter((m) => m.role === "assistant")
+            const replies = [...(db.projections.get(run.sessionId!)?.messages.values() ?? [])]
+              .filter((m) => m.role === "assistant")
+              .sort((a, b) => a.sequence - b.sequence)
             const last = replies[replies.length - 1]
             run.summary = last === undefined ? null : summarize(last.text, MAX_RUN_SUMMARY_LENGTH)
           } else if (command.status === "cancelled") {
