@@ -1,0 +1,53 @@
+import { Metrics } from "@cowork/observability"
+import { Heartbeats, type HeartbeatInput } from "@cowork/services"
+import { assert, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Ref, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import * as Heartbeat from "../src/Heartbeat.ts"
+import { HeldSessions } from "../src/HeldSessions.ts"
+import { SessionCheckpoints } from "../src/SessionCheckpoints.ts"
+import { WorkerConfig } from "../src/WorkerConfig.ts"
+import { WorkerStatus } from "../src/WorkerStatus.ts"
+import { lease, settle } from "./support/StubStores.ts"
+
+it.effect("beats active, then draining once shutdown began, then stopped; the age gauge follows the last beat", () => {
+  const beats: Array<HeartbeatInput> = []
+  let failing = false
+  const env = Layer.mergeAll(
+    Layer.succeed(Heartbeats, Heartbeats.of({
+      beat: (input) => Effect.suspend(() => failing ? Effect.die("database down") : Effect.sync(() => { beats.push(input) })),
+      list: () => Effect.succeed([])
+    })),
+    Metrics.layerTest("worker"),
+    WorkerConfig.layerWith({ workerId: "worker-hb", heartbeatIntervalMs: 5_000 }),
+    Layer.succeed(SessionCheckpoints, SessionCheckpoints.of({
+      enabled: true,
+      restore: () => Effect.succeed(0),
+      save: () => Effect.succeed(undefined),
+      prune: () => Effect.void
+    }))
+  ).pipe(Layer.provideMerge(HeldSessions.layer.pipe(Layer.provideMerge(WorkerStatus.layer))))
+  return Effect.gen(function*() {
+    const metrics = yield* Metrics
+    const status = yield* WorkerStatus
+    const held = yield* HeldSessions
+    const age = metrics.read("open_cowork_cloud_worker_heartbeat_age_ms")
+    yield* held.hold(lease("ses_a", 1))
+    const scope = yield* Scope.make()
+    yield* Heartbeat.start.pipe(Scope.provide(scope))
+    yield* settle
+    assert.deepStrictEqual(beats.map((b) => [b.status, b.currentLoad, b.activeWorkIds]), [["active", 1, ["ses_a"]]])
+    assert.include(beats[0]!.capabilities, "checkpoints")
+
+    failing = true
+    for (let i = 0; i < 7; i++) yield* TestClock.adjust(1_000).pipe(Effect.andThen(settle))
+    assert.strictEqual(yield* age, 7_000, "a failed beat leaves the age growing")
+    failing = false
+    yield* Ref.set(status.draining, true)
+    for (let i = 0; i < 3; i++) yield* TestClock.adjust(1_000).pipe(Effect.andThen(settle))
+    assert.strictEqual(beats.at(-1)!.status, "draining")
+    assert.isBelow(yield* age, 1_000)
+    yield* Scope.close(scope, Exit.void)
+    assert.strictEqual(beats.at(-1)!.status, "stopped")
+  }).pipe(Effect.provide(env))
+})
