@@ -1,0 +1,4 @@
+import { leaseGatingContract } from "../../services/test/support/LeaseGatingContract.ts"
+import { pgHarness } from "./support/PgHarness.ts"
+
+leaseGatingContract(pgHarness)

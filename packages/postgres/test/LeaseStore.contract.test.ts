@@ -1,0 +1,4 @@
+import { leaseStoreContract } from "../../services/test/support/LeaseStoreContract.ts"
+import { pgHarness } from "./support/PgHarness.ts"
+
+leaseStoreContract(pgHarness)

@@ -1,0 +1,4 @@
+import { memoryHarness } from "./support/ControlPlaneHarness.ts"
+import { leaseGatingContract } from "./support/LeaseGatingContract.ts"
+
+leaseGatingContract(memoryHarness)

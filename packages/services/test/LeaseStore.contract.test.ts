@@ -1,0 +1,4 @@
+import { leaseStoreContract } from "./support/LeaseStoreContract.ts"
+import { memoryHarness } from "./support/ControlPlaneHarness.ts"
+
+leaseStoreContract(memoryHarness)
