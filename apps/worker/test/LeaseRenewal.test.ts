@@ -36,6 +36,6 @@ it.effect("renews every TTL/3 until the store refuses: then fails StaleOwner, co
     const exit = yield* Fiber.await(renewing)
     assert.isTrue(Exit.isFailure(exit))
     assert.strictEqual(yield* metrics.read("open_cowork_cloud_worker_lease_denials_total", { reason: "renewal_lost" }), 1)
-    assert.strictEqual(yield* metrics.read("open_cowork_cloud_worker_stale_owner_rejections_total", { operation: "renew_lease" }), 1)
+    assert.strictEqual(yield* metrics.read("open_cowork_cloud_worker_stale_owner_rejections_total", { operation: "renew" }), 1)
   }).pipe(Effect.provide(Layer.mergeAll(stores, Metrics.layerTest("worker"), WorkerConfig.layerWith({ leaseTtlMs: 3_000 }))))
 })
