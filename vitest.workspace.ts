@@ -9,5 +9,6 @@ export const projects = [
   { extends: true, test: { name: "observability", include: ["packages/observability/test/**/*.test.ts"] } },
   { extends: true, test: { name: "web", include: ["apps/web/test/**/*.test.ts"] } },
   { extends: true, test: { name: "worker", include: ["apps/worker/test/**/*.test.ts"] } },
-  { extends: true, test: { name: "cli", include: ["apps/cli/test/**/*.test.ts"] } }
+  { extends: true, test: { name: "cli", include: ["apps/cli/test/**/*.test.ts"] } },
+  { extends: true, test: { name: "scheduler", include: ["apps/scheduler/test/**/*.test.ts"] } }
 ]

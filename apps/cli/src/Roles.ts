@@ -4,16 +4,22 @@ import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { ObjectStoreConfig } from "@cowork/storage"
 import * as WebRole from "@cowork/web"
 import * as WorkerRole from "@cowork/worker"
+import { PgHeartbeats, PgWorkflowStore } from "@cowork/postgres"
+import { SchedulerConfig, SchedulerRole } from "@cowork/scheduler"
 import { type Effect, Layer } from "effect"
 import * as ControlPlaneDatabase from "./ControlPlaneDatabase.ts"
 import * as OwnerBootstrap from "./OwnerBootstrap.ts"
 
-export type RoleName = "web" | "worker" | "all"
+export type RoleName = "web" | "worker" | "scheduler" | "all"
 
 /** The web role, reporting the PROCESS role (`all` under `cowork up`) on health and runtime-status routes. */
 const web = (role: "web" | "all") =>
   Layer.mergeAll(WebRole.layerAs(role), OwnerBootstrap.layer).pipe(Layer.provide(WebRole.layerPgAdapters))
 const worker = WorkerRole.layer.pipe(Layer.provide(WorkerRole.WorkerAdapters.layerPg))
+const schedulerAdapters = Layer.mergeAll(PgWorkflowStore.layer, PgHeartbeats.layer, SchedulerConfig.layerConfig)
+/** The split scheduler serves its probes on the liveness port; inside `up` the web role answers them. */
+const scheduler = SchedulerRole.layer.pipe(Layer.provide(schedulerAdapters))
+const schedulerInProcess = SchedulerRole.layerCore.pipe(Layer.provide(schedulerAdapters))
 
 // Serving roles never attach to another process's embedded cluster: `up` starts (and publishes) its own.
 const database = (role: RoleName) =>
@@ -53,7 +59,9 @@ export const launch = (role: RoleName): Effect.Effect<never, unknown> => {
       return run(role, web("web"))
     case "worker":
       return run(role, worker)
+    case "scheduler":
+      return run(role, scheduler)
     case "all":
-      return run(role, Layer.merge(web("all"), worker))
+      return run(role, Layer.mergeAll(web("all"), worker, schedulerInProcess))
   }
 }

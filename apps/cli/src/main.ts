@@ -7,8 +7,8 @@ import * as Migrate from "./commands/Migrate.ts"
 import * as Serve from "./commands/Serve.ts"
 
 const cowork = Command.make("cowork", {}, () => Serve.fromEnvironment).pipe(
-  Command.withDescription("Cowork Cloud control plane. Without a subcommand, runs the role in OPEN_COWORK_CLOUD_ROLE (web, worker, all; default all)"),
-  Command.withSubcommands([Serve.up, Serve.web, Serve.worker, Migrate.command, Admin.command])
+  Command.withDescription("Cowork Cloud control plane. Without a subcommand, runs the role in OPEN_COWORK_CLOUD_ROLE (web, worker, scheduler, all; default all)"),
+  Command.withSubcommands([Serve.up, Serve.web, Serve.worker, Serve.scheduler, Migrate.command, Admin.command])
 )
 
 /** SIGTERM / SIGINT interrupt the main fiber; once every finalizer has run, that is a clean exit (code 0). */

@@ -264,9 +264,6 @@ export const MetricsCatalog = {
     "Active workflows due now and not claimed, seen by the last bounded scan (an estimate; 0 when the schedulers keep up)."
   ),
   open_cowork_cloud_scheduler_oldest_due_age_ms: gauge("Milliseconds the oldest due-but-unclaimed workflow has waited (last scan)."),
-  open_cowork_cloud_scheduler_run_outcomes_total: counter("Workflow runs that reached an outcome through their session, by status.", {
-    status: ["running", "completed", "failed", "cancelled"]
-  }),
   open_cowork_cloud_scheduler_heartbeat_age_ms: gauge("Milliseconds since this scheduler last wrote its heartbeat successfully."),
   open_cowork_cloud_webhook_rejections_total: counter("Workflow webhook deliveries refused, by reason.", {
     reason: ["missing_signature", "stale_timestamp", "bad_signature", "replayed", "body_too_large", "rate_limited", "not_found", "disabled"]

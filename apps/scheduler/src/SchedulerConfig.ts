@@ -1,0 +1,51 @@
+import { Config, Context, Effect, Layer } from "effect"
+import * as Os from "node:os"
+
+/** The scheduler role's settings (OPEN_COWORK_CLOUD_SCHEDULER_*; see the README's configuration table). */
+export interface SchedulerSettings {
+  readonly schedulerId: string
+  readonly profileName: string
+  /** How often the scheduler looks for due workflows. */
+  readonly tickMs: number
+  /** A claim's lifetime; renewed while a batch takes longer than a third of it. */
+  readonly claimTtlMs: number
+  /** Due workflows claimed per tick. */
+  readonly batchSize: number
+  /** Expired claims cleared per reaper tick. */
+  readonly reaperDrainCap: number
+  readonly heartbeatIntervalMs: number
+  /** Open runs moved to their session's outcome per tick. */
+  readonly outcomeBatch: number
+}
+
+export class SchedulerConfig extends Context.Service<SchedulerConfig, SchedulerSettings>()("cowork/SchedulerConfig") {
+  static readonly layerConfig = Layer.effect(
+    SchedulerConfig,
+    Effect.gen(function*() {
+      const generated = `sched-${Os.hostname().slice(0, 40)}-${globalThis.crypto.randomUUID().slice(0, 8)}`
+      return SchedulerConfig.of({
+        schedulerId: yield* Config.String("OPEN_COWORK_CLOUD_SCHEDULER_ID").pipe(Config.withDefault(generated)),
+        profileName: yield* Config.String("OPEN_COWORK_CLOUD_PROFILE_NAME").pipe(Config.withDefault("default")),
+        tickMs: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_TICK_MS").pipe(Config.withDefault(1_000)),
+        claimTtlMs: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_CLAIM_TTL_MS").pipe(Config.withDefault(30_000)),
+        batchSize: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_BATCH").pipe(Config.withDefault(100)),
+        reaperDrainCap: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_REAPER_DRAIN_CAP").pipe(Config.withDefault(100)),
+        heartbeatIntervalMs: yield* Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS").pipe(Config.withDefault(5_000)),
+        outcomeBatch: 200
+      })
+    })
+  )
+
+  static readonly layerTest = (overrides: Partial<SchedulerSettings> = {}) =>
+    Layer.succeed(SchedulerConfig, SchedulerConfig.of({
+      schedulerId: `sched-test-${globalThis.crypto.randomUUID().slice(0, 8)}`,
+      profileName: "default",
+      tickMs: 1_000,
+      claimTtlMs: 30_000,
+      batchSize: 100,
+      reaperDrainCap: 100,
+      heartbeatIntervalMs: 5_000,
+      outcomeBatch: 200,
+      ...overrides
+    }))
+}

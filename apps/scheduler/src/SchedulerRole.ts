@@ -1,0 +1,87 @@
+import { Metrics } from "@cowork/observability"
+import { Heartbeats, WorkflowStore } from "@cowork/services"
+import { Clock, Effect, Layer, Ref, Schedule } from "effect"
+import { SchedulerConfig } from "./SchedulerConfig.ts"
+import * as SchedulerLiveness from "./SchedulerLiveness.ts"
+import { SchedulerStatus } from "./SchedulerStatus.ts"
+import { tick } from "./SchedulerTick.ts"
+
+export const SCHEDULER_VERSION = "0.1.0"
+
+/**
+ * Heartbeats as `role: "scheduler"` every interval (`draining` once shutdown starts, `stopped` last), with the
+ * age of the last successful beat as a gauge.
+ */
+const heartbeatLoop = Effect.gen(function*() {
+  const heartbeats = yield* Heartbeats
+  const config = yield* SchedulerConfig
+  const status = yield* SchedulerStatus
+  const metrics = yield* Metrics
+  let lastBeat = yield* Clock.currentTimeMillis
+  const beat = (state: string) =>
+    heartbeats.beat({
+      workerId: config.schedulerId,
+      role: "scheduler",
+      poolId: null,
+      status: state,
+      version: SCHEDULER_VERSION,
+      region: null,
+      capabilities: ["workflows"],
+      currentLoad: 0,
+      activeWorkIds: []
+    }).pipe(
+      Effect.andThen(Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => (lastBeat = now)))),
+      Effect.catchCause(() => metrics.inc("open_cowork_cloud_scheduler_failures_total", { operation: "heartbeat" }))
+    )
+  yield* beat("active")
+  yield* Effect.addFinalizer(() => beat("stopped"))
+  yield* Effect.forkScoped(
+    Effect.gen(function*() {
+      yield* beat((yield* Ref.get(status.draining)) ? "draining" : "active")
+      yield* metrics.set("open_cowork_cloud_scheduler_heartbeat_age_ms", (yield* Clock.currentTimeMillis) - lastBeat)
+    }).pipe(Effect.repeat(Schedule.spaced(`${config.heartbeatIntervalMs} millis`)))
+  )
+})
+
+/** The tick loop: a failed tick is counted and logged, never the end of the loop. */
+const tickLoop = Effect.gen(function*() {
+  const config = yield* SchedulerConfig
+  const status = yield* SchedulerStatus
+  const metrics = yield* Metrics
+  yield* Effect.forkScoped(
+    Effect.gen(function*() {
+      if (yield* Ref.get(status.draining)) return
+      yield* tick.pipe(
+        Effect.tap((report) => Ref.update(status.ticks, (n) => n + 1).pipe(Effect.as(report))),
+        Effect.catchCause((cause) =>
+          metrics.inc("open_cowork_cloud_scheduler_failures_total", { operation: "claim" }).pipe(
+            Effect.andThen(Effect.logError("scheduler tick failed", cause))
+          ))
+      )
+    }).pipe(Effect.repeat(Schedule.spaced(`${config.tickMs} millis`)))
+  )
+})
+
+/**
+ * The scheduler role: heartbeats and the tick loop; on shutdown it stops claiming, releases the claims it holds
+ * (another replica takes them at once) and logs `scheduler drained`. Needs `WorkflowStore`, `Heartbeats`, `Metrics`
+ * and `SchedulerConfig`.
+ */
+export const layerCore = Layer.effectDiscard(Effect.gen(function*() {
+  const store = yield* WorkflowStore
+  const config = yield* SchedulerConfig
+  const status = yield* SchedulerStatus
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      yield* Ref.set(status.draining, true)
+      const released = yield* store.releaseClaims(config.schedulerId)
+      yield* Effect.logInfo("scheduler drained").pipe(Effect.annotateLogs({ released_claims: released, scheduler_id: config.schedulerId }))
+    })
+  )
+  yield* heartbeatLoop
+  yield* tickLoop
+  yield* Effect.logInfo("scheduler started").pipe(Effect.annotateLogs({ scheduler_id: config.schedulerId, tick_ms: config.tickMs }))
+})).pipe(Layer.provideMerge(SchedulerStatus.layer))
+
+/** `layerCore` plus its probes and `/metrics` on OPEN_COWORK_CLOUD_LIVENESS_PORT (the split `scheduler` role). */
+export const layer = SchedulerLiveness.layer.pipe(Layer.provideMerge(layerCore))

@@ -1,0 +1,91 @@
+import { Metrics } from "@cowork/observability"
+import { planSlots, type WorkflowClaim, WorkflowStore } from "@cowork/services"
+import { Clock, Effect } from "effect"
+import { SchedulerConfig } from "./SchedulerConfig.ts"
+
+/** What one tick did (tests and logs). */
+export interface TickReport {
+  readonly claimed: number
+  readonly started: number
+  readonly duplicates: number
+  readonly stale: number
+}
+
+/**
+ * One scheduler pass: reap expired claims (bounded), claim due workflows, decide each one's slots with the pure
+ * planner (catch-up window, overlap policy applied by the store), fire them under the claim, then move open runs to
+ * their sessions' outcomes and sample the due backlog. A claim that went stale is counted and skipped; its slots
+ * are decided again by whoever claims the workflow next, and the unique (workflow, slot) key makes that safe.
+ */
+export const tick = Effect.gen(function*() {
+  const store = yield* WorkflowStore
+  const metrics = yield* Metrics
+  const config = yield* SchedulerConfig
+
+  const reaped = yield* store.reapExpiredClaims(config.reaperDrainCap)
+  if (reaped.reaped > 0) yield* metrics.inc("open_cowork_cloud_scheduler_expired_claims_reaped_total", reaped.reaped)
+  if (reaped.capHit) yield* metrics.inc("open_cowork_cloud_scheduler_expired_claim_reaper_drain_cap_hits_total")
+
+  const claimedAt = yield* Clock.currentTimeMillis
+  const { now, claims } = yield* store.claimDue(config.schedulerId, config.batchSize, config.claimTtlMs)
+  if (claims.length > 0) yield* metrics.inc("open_cowork_cloud_scheduler_claims_total", claims.length)
+
+  let started = 0
+  let duplicates = 0
+  let stale = 0
+  let renewedAt = claimedAt
+  for (const claim of claims) {
+    const elapsed = (yield* Clock.currentTimeMillis) - renewedAt
+    const fire = (held: WorkflowClaim) =>
+      Effect.gen(function*() {
+        if (elapsed > config.claimTtlMs / 3) {
+          yield* Effect.forEach(claims.slice(claims.indexOf(held)), (rest) => Effect.ignore(store.renewClaim(rest, config.claimTtlMs)))
+          renewedAt = yield* Clock.currentTimeMillis
+        }
+        const plan = planSlots({
+          triggers: held.triggers,
+          cursor: held.cursor,
+          now,
+          catchUpWindowMs: held.catchUpWindowMs,
+          catchUpMode: held.catchUpMode
+        })
+        const result = yield* store.fireSlots(held, plan)
+        const skippedMissed = plan.skipped?.count ?? 0
+        for (const run of result.started) {
+          const lag = Date.parse(run.createdAt) - Date.parse(run.scheduledFor ?? run.createdAt)
+          yield* metrics.observe("open_cowork_cloud_scheduler_run_start_lag_ms", Math.max(0, lag))
+        }
+        if (result.started.length > 0) {
+          yield* metrics.inc("open_cowork_cloud_scheduler_runs_started_total", { trigger: "schedule" }, result.started.length)
+          yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "started" }, result.started.length)
+        }
+        if (result.buffered > 0) yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "buffered" }, result.buffered)
+        if (result.skippedByOverlap > 0) {
+          yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "skipped_overlap" }, result.skippedByOverlap)
+        }
+        if (skippedMissed > 0) yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "skipped_missed" }, skippedMissed)
+        if (result.duplicates > 0) yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "duplicate" }, result.duplicates)
+        started += result.started.length
+        duplicates += result.duplicates
+      })
+    yield* fire(claim).pipe(
+      Effect.catchTag("StaleClaim", (error) =>
+        Effect.gen(function*() {
+          stale++
+          yield* metrics.inc("open_cowork_cloud_scheduler_failures_total", { operation: "stale_claim" })
+          yield* Effect.logWarning("stale workflow claim refused").pipe(
+            Effect.annotateLogs({ workflow_id: error.workflowId, epoch: error.epoch, operation: error.operation })
+          )
+        }))
+    )
+  }
+
+  const changed = yield* store.syncRunOutcomes(config.outcomeBatch)
+  if (changed > 0) yield* Effect.logDebug("workflow runs followed their sessions").pipe(Effect.annotateLogs({ runs: changed }))
+
+  const backlog = yield* store.dueBacklog(10_000)
+  yield* metrics.set("open_cowork_cloud_scheduler_due_queue_depth", backlog.depth)
+  yield* metrics.set("open_cowork_cloud_scheduler_oldest_due_age_ms", Math.round(backlog.oldestDueMs))
+
+  return { claimed: claims.length, started, duplicates, stale } satisfies TickReport
+})

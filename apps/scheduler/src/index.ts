@@ -1,0 +1,5 @@
+export * from "./SchedulerConfig.ts"
+export * from "./SchedulerStatus.ts"
+export * as SchedulerLiveness from "./SchedulerLiveness.ts"
+export * as SchedulerRole from "./SchedulerRole.ts"
+export * from "./SchedulerTick.ts"
