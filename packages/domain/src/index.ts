@@ -19,3 +19,4 @@ export * from "./Version.ts"
 export * from "./Workflow.ts"
 export * from "./WorkflowsApi.ts"
 
+export * from "./Identity.ts"

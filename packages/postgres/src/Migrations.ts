@@ -270,6 +270,53 @@ CREATE TABLE IF NOT EXISTS cloud_webhook_deliveries (
 );
 CREATE INDEX IF NOT EXISTS cloud_webhook_deliveries_received ON cloud_webhook_deliveries (received_at);
 `
+  },
+  {
+    id: 30,
+    name: "identity",
+    // People: accounts from an OIDC subject, org memberships with roles, revocable browser sessions (only the
+    // sha256 of the cookie value is stored), one-time OIDC login transactions.
+    sql: `
+CREATE TABLE IF NOT EXISTS cloud_accounts (
+  id text PRIMARY KEY,
+  issuer text NOT NULL,
+  subject text NOT NULL,
+  email text,
+  name text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (issuer, subject)
+);
+CREATE TABLE IF NOT EXISTS cloud_memberships (
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  account_id text NOT NULL REFERENCES cloud_accounts(id),
+  role text NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (org_id, account_id)
+);
+CREATE TABLE IF NOT EXISTS cloud_browser_sessions (
+  id text PRIMARY KEY,
+  secret_hash text NOT NULL UNIQUE,
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  account_id text NOT NULL REFERENCES cloud_accounts(id),
+  csrf_token text NOT NULL,
+  idle_ms bigint NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  last_seen_at timestamptz NOT NULL DEFAULT now(),
+  idle_expires_at timestamptz NOT NULL,
+  absolute_expires_at timestamptz NOT NULL,
+  revoked_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS cloud_browser_sessions_account ON cloud_browser_sessions (org_id, account_id) WHERE revoked_at IS NULL;
+CREATE TABLE IF NOT EXISTS cloud_oidc_logins (
+  id_hash text PRIMARY KEY,
+  state text NOT NULL,
+  nonce text NOT NULL,
+  code_verifier text NOT NULL,
+  return_to text NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cloud_oidc_logins_expires ON cloud_oidc_logins (expires_at);
+`
   }
 ]
 
