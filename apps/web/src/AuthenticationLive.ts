@@ -2,6 +2,7 @@ import { Authentication, CurrentPrincipal, Forbidden, requiredScopes } from "@co
 import { Metrics } from "@cowork/observability"
 import { Tokens } from "@cowork/services"
 import { Effect, Layer, Redacted } from "effect"
+import { BrowserAuth } from "./BrowserAuth.ts"
 
 /**
  * Bearer-token authentication for every protected route: 401 for a missing/unknown/expired/revoked token, 403
@@ -12,9 +13,15 @@ export const layer = Layer.effect(
   Effect.gen(function*() {
     const tokens = yield* Tokens
     const metrics = yield* Metrics
+    const browser = yield* BrowserAuth
     return Authentication.of({
       bearer: Effect.fn("Authentication.bearer")(function*(httpEffect, { credential, endpoint, group }) {
         const missing = Redacted.value(credential) === ""
+        // A request with a bearer token is never cookie-authenticated; one without may carry a browser session.
+        if (missing) {
+          const viaCookie = yield* browser.principalFromCookie(requiredScopes(group.annotations, endpoint.annotations))
+          if (viaCookie !== undefined) return yield* Effect.provideService(httpEffect, CurrentPrincipal, viaCookie)
+        }
         const principal = yield* tokens.authenticate(credential).pipe(
           // The reason is counted, never shown: the wire form of Unauthorized has one generic body.
           Effect.tapError((error) =>

@@ -5,6 +5,7 @@ import {
   PgCommandQueue,
   PgEventLog,
   PgHeartbeats,
+  PgIdentity,
   PgProjections,
   PgSessionStore,
   PgTokens,
@@ -18,7 +19,10 @@ import { type Etag, type HttpPlatform, HttpRouter, type HttpServer, type HttpSer
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import * as ArtifactHandlers from "./ArtifactHandlers.ts"
 import * as AuthenticationLive from "./AuthenticationLive.ts"
+import * as AuthHandlers from "./AuthHandlers.ts"
+import * as BrowserAuth from "./BrowserAuth.ts"
 import * as HealthHandlers from "./HealthHandlers.ts"
+import * as MemberHandlers from "./MemberHandlers.ts"
 import * as NodeServer from "./NodeServer.ts"
 import * as OperatorHandlers from "./OperatorHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
@@ -34,7 +38,9 @@ export const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([HealthHandlers.layer, SessionHandlers.layer, OperatorHandlers.layer, WorkerAdminHandlers.layer, ArtifactHandlers.layer]),
     Layer.provide(WorkflowRoutes.layer),
-    Layer.provide(AuthenticationLive.layer)
+    Layer.provide([AuthHandlers.layer, MemberHandlers.layer]),
+    Layer.provide(AuthenticationLive.layer),
+    Layer.provide(BrowserAuth.layer)
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   RequestGuard.layer
@@ -91,7 +97,8 @@ export const layerPgAdapters = Layer.mergeAll(
   PgProjections.layer,
   PgWorkerRegistry.layer,
   PgArtifacts.layer,
-  WorkflowRoutes.layerPg
+  WorkflowRoutes.layerPg,
+  PgIdentity.layer
 )
 
 /**

@@ -6,7 +6,9 @@ import { ArtifactsApi } from "./ArtifactsApi.ts"
 import { WebhooksApi, WorkflowsApi } from "./WorkflowsApi.ts"
 import { Authentication, RequiredScopes, requiredScopes } from "./ApiCore.ts"
 import * as ApiError from "./ApiError.ts"
+import { AuthApi, ConfigApi, WorkspaceApi } from "./AuthApi.ts"
 import { BoundedJson, Id, isStorableText, PageLimit, SessionCursor, Text } from "./Input.ts"
+import { MembersApi } from "./MembersApi.ts"
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TITLE_LENGTH, Session, SessionStatus, SessionView } from "./Session.ts"
 import { SessionEvent } from "./SessionEvent.ts"
 
@@ -276,6 +278,7 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(ArtifactsApi)
   .add(WorkflowsApi)
   .add(WebhooksApi)
+  .add(AuthApi).add(ConfigApi).add(WorkspaceApi).add(MembersApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}
 

@@ -20,3 +20,5 @@ export * from "./Workflow.ts"
 export * from "./WorkflowsApi.ts"
 
 export * from "./Identity.ts"
+export * from "./AuthApi.ts"
+export * from "./MembersApi.ts"

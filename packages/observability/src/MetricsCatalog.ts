@@ -90,7 +90,14 @@ export const HTTP_ROUTES = [
   "/api/admin/workers/:id/credentials/:cid/revoke",
   "/api/admin/commands/:id/dead-letter",
   "/api/admin/policy",
-  "/api/admin/audit"
+  "/api/admin/audit",
+  "/auth/login",
+  "/auth/callback",
+  "/auth/logout",
+  "/auth/token-login",
+  "/api/members",
+  "/api/members/:accountId",
+  "/api/members/:accountId/sessions"
 ] as const
 
 export type HttpRoute = (typeof HTTP_ROUTES)[number]
@@ -268,7 +275,17 @@ export const MetricsCatalog = {
   open_cowork_cloud_webhook_rejections_total: counter("Workflow webhook deliveries refused, by reason.", {
     reason: ["missing_signature", "stale_timestamp", "bad_signature", "replayed", "body_too_large", "rate_limited", "not_found", "disabled"]
   }),
-  open_cowork_cloud_webhook_deliveries_total: counter("Workflow webhook deliveries accepted (a run started).")
+  open_cowork_cloud_webhook_deliveries_total: counter("Workflow webhook deliveries accepted (a run started)."),
+  open_cowork_cloud_browser_auth_refusals_total: counter("Requests with a browser session cookie refused, by reason.", {
+    reason: [
+      "unknown_session", "expired_idle", "expired_absolute", "revoked_session", "no_membership", "csrf_rejected",
+      "operator_route", "forbidden_scope"
+    ]
+  }),
+  open_cowork_cloud_sign_ins_total: counter("Sign-in attempts (OIDC callback, owner-token login), by method and outcome.", {
+    method: ["oidc", "token_login"],
+    outcome: ["ok", "refused", "not_a_member", "idp_unavailable"]
+  })
 } as const satisfies Record<string, MetricSpec>
 
 export type Catalog = typeof MetricsCatalog

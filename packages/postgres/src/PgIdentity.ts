@@ -8,7 +8,7 @@ import {
   newBrowserSessionId,
   NotAMember
 } from "@cowork/domain"
-import { COOKIE_VALUE_PATTERN, Identity, type PendingLogin, randomSecret, sha256Hex } from "@cowork/services"
+import { COOKIE_VALUE_PATTERN, Identity, newSecret, type PendingLogin, sha256Hex } from "@cowork/services"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 
@@ -81,6 +81,11 @@ export const make = Effect.gen(function*() {
     return rows[0] === undefined ? undefined : toAccount(rows[0])
   }, Effect.orDie)
 
+  const defaultOrgId = Effect.map(
+    sql.unsafe<{ id: string }>(`SELECT id FROM cloud_orgs ORDER BY created_at, id LIMIT 1`),
+    (rows) => rows[0]?.id
+  ).pipe(Effect.orDie, Effect.withSpan("Identity.defaultOrgId"))
+
   const role = Effect.fn("Identity.role")(function*(orgId: string, accountId: string) {
     const rows = yield* sql.unsafe<{ role: MemberRole }>(
       `SELECT role FROM cloud_memberships WHERE org_id = $1 AND account_id = $2`,
@@ -141,8 +146,8 @@ export const make = Effect.gen(function*() {
     readonly accountId: string
     readonly lifetimes: { readonly idleMs: number; readonly absoluteMs: number }
   }) {
-    const cookie = randomSecret()
-    const csrfToken = randomSecret()
+    const cookie = newSecret()
+    const csrfToken = newSecret()
     const rows = yield* sql.unsafe<SessionRow>(
       `INSERT INTO cloud_browser_sessions
          (id, secret_hash, org_id, account_id, csrf_token, idle_ms, idle_expires_at, absolute_expires_at)
@@ -242,7 +247,7 @@ export const make = Effect.gen(function*() {
   }, Effect.orDie)
 
   const beginLogin = Effect.fn("Identity.beginLogin")(function*(login: PendingLogin, ttlMs: number) {
-    const loginId = randomSecret()
+    const loginId = newSecret()
     // Abandoned logins are swept as new ones begin: the table stays as small as the logins in flight.
     yield* sql.unsafe(`DELETE FROM cloud_oidc_logins WHERE expires_at < now() - interval '1 hour'`)
     yield* sql.unsafe(
@@ -268,6 +273,7 @@ export const make = Effect.gen(function*() {
   return Identity.of({
     upsertAccount,
     getAccount,
+    defaultOrgId,
     role,
     setRole,
     removeMember,

@@ -9,7 +9,7 @@ import {
   NotAMember
 } from "@cowork/domain"
 import { Clock, Context, Effect, Layer, Redacted } from "effect"
-import * as Crypto from "node:crypto"
+import { newSecret, sha256Hex } from "./Secrets.ts"
 
 export interface SessionLifetimes {
   /** A session unused for this long ends. */
@@ -55,6 +55,8 @@ export class Identity extends Context.Service<Identity, {
     readonly name: string | null
   }) => Effect.Effect<Account>
   readonly getAccount: (accountId: string) => Effect.Effect<Account | undefined>
+  /** The org OIDC sign-ins join when none is configured: the oldest one. */
+  readonly defaultOrgId: Effect.Effect<string | undefined>
   readonly role: (orgId: string, accountId: string) => Effect.Effect<MemberRole | undefined>
   /** Adds the account to the org with the role, or changes its role. */
   readonly setRole: (orgId: string, accountId: string, role: MemberRole) => Effect.Effect<Member>
@@ -83,8 +85,6 @@ export class Identity extends Context.Service<Identity, {
   static readonly layerMemory = Layer.effect(Identity, Effect.sync(() => makeMemoryIdentity()))
 }
 
-export const randomSecret = (): string => Crypto.randomBytes(32).toString("base64url")
-export const sha256Hex = (value: string): string => Crypto.createHash("sha256").update(value, "utf8").digest("hex")
 
 /** A cookie value's stored form; malformed values never reach the store. */
 export const COOKIE_VALUE_PATTERN = /^[A-Za-z0-9_-]{43}$/
@@ -152,6 +152,11 @@ export const makeMemoryIdentity = (): Identity["Service"] => {
         return account
       }),
     getAccount: (accountId) => Effect.sync(() => accounts.get(accountId)),
+    // The memory store knows orgs only through their members: the first org anyone joined.
+    defaultOrgId: Effect.sync(() => {
+      const first = memberships.keys().next()
+      return first.done === true ? undefined : first.value.split("\u0000")[0]
+    }),
     role: (orgId, accountId) => Effect.sync(() => memberships.get(memberKey(orgId, accountId))?.role),
     setRole: (orgId, accountId, role) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
@@ -188,13 +193,13 @@ export const makeMemoryIdentity = (): Identity["Service"] => {
       Effect.gen(function*() {
         if (!memberships.has(memberKey(orgId, accountId))) return yield* new NotAMember({ orgId, accountId })
         const now = yield* Clock.currentTimeMillis
-        const cookie = randomSecret()
+        const cookie = newSecret()
         const absoluteExpiresAt = now + lifetimes.absoluteMs
         const session: MemorySession = {
           id: newBrowserSessionId(),
           orgId,
           accountId,
-          csrfToken: randomSecret(),
+          csrfToken: newSecret(),
           createdAt: now,
           lastSeenAt: now,
           idleExpiresAt: Math.min(now + lifetimes.idleMs, absoluteExpiresAt),
@@ -243,7 +248,7 @@ export const makeMemoryIdentity = (): Identity["Service"] => {
           .map(viewOf)),
     beginLogin: (login, ttlMs) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
-        const loginId = randomSecret()
+        const loginId = newSecret()
         logins.set(sha256Hex(loginId), { login, expiresAt: now + ttlMs })
         return Redacted.make(loginId)
       }),

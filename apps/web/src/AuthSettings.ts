@@ -1,0 +1,118 @@
+import type { MemberRole } from "@cowork/domain"
+import { Config, ConfigProvider, Effect, Option, Redacted } from "effect"
+import * as Fs from "node:fs"
+
+/** How people sign in: through an OIDC identity provider, or (no issuer configured) the local owner-token login. */
+export type AuthMode = "oidc" | "local"
+
+export interface OidcSettings {
+  readonly issuer: URL
+  readonly clientId: string
+  readonly clientSecret: Redacted.Redacted<string> | undefined
+  /** The org OIDC sign-ins join; unset: the first org (the embedded default's only one). */
+  readonly orgId: string | undefined
+  /** Verified emails in these domains become members on first sign-in (lower case, without `@`). */
+  readonly allowedDomains: ReadonlyArray<string>
+  readonly groupsClaim: string
+  /** IdP group → org role; the strongest mapped role wins. */
+  readonly roleMap: ReadonlyMap<string, MemberRole>
+}
+
+export interface AuthSettings {
+  readonly mode: AuthMode
+  readonly publicUrl: URL
+  readonly oidc: OidcSettings | undefined
+  /** `POST /auth/token-login` (the owner token exchanged for a browser session). */
+  readonly tokenLogin: boolean
+  readonly idleMs: number
+  readonly absoluteMs: number
+  readonly cookieName: string
+  readonly secureCookies: boolean
+}
+
+const configError = (message: string) => new Config.ConfigError(new ConfigProvider.SourceError({ message }))
+
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"])
+
+export const isLoopbackHttp = (url: URL): boolean => url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname)
+
+/**
+ * The session cookie is `__Host-cowork_session` (Secure, no Domain, Path=/) whenever the public URL is https. On
+ * a plain-http loopback URL (the embedded default on a laptop) it cannot be Secure, and a `__Host-` cookie must be,
+ * so it is `cowork_session` there — HttpOnly and SameSite=Lax all the same.
+ */
+export const cookieNameFor = (publicUrl: URL) => isLoopbackHttp(publicUrl) ? "cowork_session" : "__Host-cowork_session"
+
+/** `env:NAME` or `file:/absolute/path` (trimmed); a bare value is refused so a secret never sits in the config. */
+export const resolveSecretRef = (ref: string): Effect.Effect<Redacted.Redacted<string>, Config.ConfigError> =>
+  Effect.gen(function*() {
+    if (ref.startsWith("env:")) {
+      return yield* Config.Redacted(ref.slice("env:".length))
+    }
+    if (ref.startsWith("file:")) {
+      const path = ref.startsWith("file://") ? ref.slice("file://".length) : ref.slice("file:".length)
+      return yield* Effect.try({
+        try: () => Redacted.make(Fs.readFileSync(path, "utf8").trim()),
+        catch: () => configError("the secret file named by a *_SECRET_REF cannot be read")
+      })
+    }
+    return yield* Effect.fail(configError("secret refs are env:NAME or file:/absolute/path"))
+  })
+
+const ROLE_RANK: Record<MemberRole, number> = { member: 0, admin: 1, owner: 2 }
+
+export const strongestRole = (roles: ReadonlyArray<MemberRole>): MemberRole | undefined =>
+  roles.reduce<MemberRole | undefined>((best, role) => best === undefined || ROLE_RANK[role] > ROLE_RANK[best] ? role : best, undefined)
+
+const parseRoleMap = (raw: string): Map<string, MemberRole> => {
+  const map = new Map<string, MemberRole>()
+  for (const entry of raw.split(",").map((part) => part.trim()).filter((part) => part !== "")) {
+    const separator = entry.lastIndexOf("=")
+    const role = entry.slice(separator + 1).trim()
+    if (separator > 0 && (role === "owner" || role === "admin" || role === "member")) map.set(entry.slice(0, separator).trim(), role)
+  }
+  return map
+}
+
+const list = (raw: string) => raw.split(",").map((part) => part.trim().toLowerCase().replace(/^@/, "")).filter((part) => part !== "")
+
+/** Reads the OPEN_COWORK_CLOUD_* sign-in settings. */
+export const authSettings: Effect.Effect<AuthSettings, Config.ConfigError> = Effect.gen(function*() {
+  const port = yield* Config.Int("OPEN_COWORK_CLOUD_PORT").pipe(Config.withDefault(8787))
+  const publicUrlRaw = yield* Config.String("OPEN_COWORK_CLOUD_PUBLIC_URL").pipe(Config.withDefault(`http://127.0.0.1:${port}`))
+  const publicUrl = yield* Effect.try({
+    try: () => new URL(publicUrlRaw),
+    catch: () => configError("OPEN_COWORK_CLOUD_PUBLIC_URL must be an absolute URL")
+  })
+  const issuer = yield* Config.option(Config.String("OPEN_COWORK_CLOUD_OIDC_ISSUER"))
+  let oidc: OidcSettings | undefined
+  if (Option.isSome(issuer)) {
+    const clientId = yield* Config.String("OPEN_COWORK_CLOUD_OIDC_CLIENT_ID")
+    const secretRef = yield* Config.option(Config.String("OPEN_COWORK_CLOUD_OIDC_CLIENT_SECRET_REF"))
+    const clientSecret = Option.isSome(secretRef) ? yield* resolveSecretRef(secretRef.value) : undefined
+    const issuerUrl = yield* Effect.try({
+      try: () => new URL(issuer.value),
+      catch: () => configError("OPEN_COWORK_CLOUD_OIDC_ISSUER must be an absolute URL")
+    })
+    oidc = {
+      issuer: issuerUrl,
+      clientId,
+      clientSecret,
+      orgId: Option.getOrUndefined(yield* Config.option(Config.String("OPEN_COWORK_CLOUD_OIDC_ORG_ID"))),
+      allowedDomains: list(yield* Config.String("OPEN_COWORK_CLOUD_OIDC_ALLOWED_DOMAINS").pipe(Config.withDefault(""))),
+      groupsClaim: yield* Config.String("OPEN_COWORK_CLOUD_OIDC_GROUPS_CLAIM").pipe(Config.withDefault("groups")),
+      roleMap: parseRoleMap(yield* Config.String("OPEN_COWORK_CLOUD_OIDC_ROLE_MAP").pipe(Config.withDefault("")))
+    }
+  }
+  const tokenLogin = yield* Config.Boolean("OPEN_COWORK_CLOUD_TOKEN_LOGIN").pipe(Config.withDefault(oidc === undefined))
+  return {
+    mode: oidc === undefined ? "local" : "oidc",
+    publicUrl,
+    oidc,
+    tokenLogin,
+    idleMs: yield* Config.Int("OPEN_COWORK_CLOUD_SESSION_IDLE_MS").pipe(Config.withDefault(2 * 3_600_000)),
+    absoluteMs: yield* Config.Int("OPEN_COWORK_CLOUD_SESSION_ABSOLUTE_MS").pipe(Config.withDefault(12 * 3_600_000)),
+    cookieName: cookieNameFor(publicUrl),
+    secureCookies: !isLoopbackHttp(publicUrl)
+  } satisfies AuthSettings
+})

@@ -1,0 +1,54 @@
+import { Api, Conflict, CurrentPrincipal, Forbidden, type MemberRole, NotFound } from "@cowork/domain"
+import { Identity } from "@cowork/services"
+import { Effect } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+
+/** `/api/members`: owners and admins manage the org's people; an admin token acts with an owner's rights. */
+export const layer = HttpApiBuilder.group(Api, "members", Effect.fn(function*(handlers) {
+  const identity = yield* Identity
+
+  /** The member being changed, and whether the caller may change them (only an owner touches an owner). */
+  const target = Effect.fn("Members.target")(function*(accountId: string, grant?: MemberRole) {
+    const principal = yield* CurrentPrincipal
+    const actorRole: MemberRole = principal.browserSession?.role ?? "owner"
+    const role = yield* identity.role(principal.orgId, accountId)
+    if (role === undefined) return yield* new NotFound({ message: `no member ${accountId} in this org` })
+    if (actorRole !== "owner" && (role === "owner" || grant === "owner")) {
+      return yield* new Forbidden({ message: "only an owner can grant, change or remove the owner role" })
+    }
+    return { orgId: principal.orgId, role }
+  })
+
+  const keepsAnOwner = Effect.fn("Members.keepsAnOwner")(function*(orgId: string, accountId: string, role: MemberRole) {
+    if (role !== "owner") return
+    const owners = (yield* identity.listMembers(orgId)).filter((member) => member.role === "owner")
+    if (owners.length === 1 && owners[0]!.accountId === accountId) {
+      return yield* new Conflict({ message: "the org's last owner cannot be demoted or removed" })
+    }
+  })
+
+  return handlers.handleAll({
+    list: () =>
+      Effect.gen(function*() {
+        const principal = yield* CurrentPrincipal
+        return { members: yield* identity.listMembers(principal.orgId) }
+      }),
+    update: ({ params, payload }) =>
+      Effect.gen(function*() {
+        const { orgId, role } = yield* target(params.accountId, payload.role)
+        if (payload.role !== "owner") yield* keepsAnOwner(orgId, params.accountId, role)
+        return { member: yield* identity.setRole(orgId, params.accountId, payload.role) }
+      }),
+    remove: ({ params }) =>
+      Effect.gen(function*() {
+        const { orgId, role } = yield* target(params.accountId)
+        yield* keepsAnOwner(orgId, params.accountId, role)
+        yield* identity.removeMember(orgId, params.accountId)
+      }),
+    revokeSessions: ({ params }) =>
+      Effect.gen(function*() {
+        const { orgId } = yield* target(params.accountId)
+        return { revoked: yield* identity.revokeAccountSessions(orgId, params.accountId) }
+      })
+  })
+}))

@@ -1,0 +1,34 @@
+import { Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { Authentication, RequiredScopes } from "./ApiCore.ts"
+import * as ApiError from "./ApiError.ts"
+import { Member, MemberRole } from "./Identity.ts"
+import { Id } from "./Input.ts"
+
+const accountParams = { accountId: Id }
+
+/** Org members and their roles (`admin` scope: owners and admins, or an admin token). */
+export class MembersApi extends HttpApiGroup.make("members")
+  .add(
+    HttpApiEndpoint.get("list", "/api/members", { success: Schema.Struct({ members: Schema.Array(Member) }) }),
+    HttpApiEndpoint.patch("update", "/api/members/:accountId", {
+      params: accountParams,
+      payload: Schema.Struct({ role: MemberRole }),
+      success: Schema.Struct({ member: Member }),
+      error: [ApiError.BadRequest, ApiError.NotFound, ApiError.Forbidden, ApiError.Conflict]
+    }).annotate(OpenApi.Description, "Changes a member's role; only an owner grants or changes `owner`; the last owner stays."),
+    HttpApiEndpoint.delete("remove", "/api/members/:accountId", {
+      params: accountParams,
+      success: HttpApiSchema.NoContent,
+      error: [ApiError.NotFound, ApiError.Forbidden, ApiError.Conflict]
+    }).annotate(OpenApi.Description, "Removes the member and ends their browser sessions at once."),
+    HttpApiEndpoint.delete("revokeSessions", "/api/members/:accountId/sessions", {
+      params: accountParams,
+      success: Schema.Struct({ revoked: Schema.Number }),
+      error: [ApiError.NotFound, ApiError.Forbidden]
+    }).annotate(OpenApi.Description, "Ends every browser session of the member, at once (they must sign in again).")
+  )
+  .middleware(Authentication)
+  .annotate(RequiredScopes, ["admin"])
+  .annotateMerge(OpenApi.annotations({ title: "Members", description: "Org membership and roles; ending a member's sessions" }))
+{}
