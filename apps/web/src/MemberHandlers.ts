@@ -35,20 +35,20 @@ export const layer = HttpApiBuilder.group(Api, "members", Effect.fn(function*(ha
       }),
     update: ({ params, payload }) =>
       Effect.gen(function*() {
-        const { orgId, role } = yield* target(params.accountId, payload.role)
-        if (payload.role !== "owner") yield* keepsAnOwner(orgId, params.accountId, role)
-        return { member: yield* identity.setRole(orgId, params.accountId, payload.role) }
+        const { orgId, role } = yield* target(params.id, payload.role)
+        if (payload.role !== "owner") yield* keepsAnOwner(orgId, params.id, role)
+        return { member: yield* identity.setRole(orgId, params.id, payload.role) }
       }),
     remove: ({ params }) =>
       Effect.gen(function*() {
-        const { orgId, role } = yield* target(params.accountId)
-        yield* keepsAnOwner(orgId, params.accountId, role)
-        yield* identity.removeMember(orgId, params.accountId)
+        const { orgId, role } = yield* target(params.id)
+        yield* keepsAnOwner(orgId, params.id, role)
+        yield* identity.removeMember(orgId, params.id)
       }),
     revokeSessions: ({ params }) =>
       Effect.gen(function*() {
-        const { orgId } = yield* target(params.accountId)
-        return { revoked: yield* identity.revokeAccountSessions(orgId, params.accountId) }
+        const { orgId } = yield* target(params.id)
+        return { revoked: yield* identity.revokeAccountSessions(orgId, params.id) }
       })
   })
 }))

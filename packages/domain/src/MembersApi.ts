@@ -5,24 +5,24 @@ import * as ApiError from "./ApiError.ts"
 import { Member, MemberRole } from "./Identity.ts"
 import { Id } from "./Input.ts"
 
-const accountParams = { accountId: Id }
+const accountParams = { id: Id }
 
 /** Org members and their roles (`admin` scope: owners and admins, or an admin token). */
 export class MembersApi extends HttpApiGroup.make("members")
   .add(
     HttpApiEndpoint.get("list", "/api/members", { success: Schema.Struct({ members: Schema.Array(Member) }) }),
-    HttpApiEndpoint.patch("update", "/api/members/:accountId", {
+    HttpApiEndpoint.patch("update", "/api/members/:id", {
       params: accountParams,
       payload: Schema.Struct({ role: MemberRole }),
       success: Schema.Struct({ member: Member }),
       error: [ApiError.BadRequest, ApiError.NotFound, ApiError.Forbidden, ApiError.Conflict]
     }).annotate(OpenApi.Description, "Changes a member's role; only an owner grants or changes `owner`; the last owner stays."),
-    HttpApiEndpoint.delete("remove", "/api/members/:accountId", {
+    HttpApiEndpoint.delete("remove", "/api/members/:id", {
       params: accountParams,
       success: HttpApiSchema.NoContent,
       error: [ApiError.NotFound, ApiError.Forbidden, ApiError.Conflict]
     }).annotate(OpenApi.Description, "Removes the member and ends their browser sessions at once."),
-    HttpApiEndpoint.delete("revokeSessions", "/api/members/:accountId/sessions", {
+    HttpApiEndpoint.delete("revokeSessions", "/api/members/:id/sessions", {
       params: accountParams,
       success: Schema.Struct({ revoked: Schema.Number }),
       error: [ApiError.NotFound, ApiError.Forbidden]

@@ -96,8 +96,8 @@ export const HTTP_ROUTES = [
   "/auth/logout",
   "/auth/token-login",
   "/api/members",
-  "/api/members/:accountId",
-  "/api/members/:accountId/sessions"
+  "/api/members/:id",
+  "/api/members/:id/sessions"
 ] as const
 
 export type HttpRoute = (typeof HTTP_ROUTES)[number]
