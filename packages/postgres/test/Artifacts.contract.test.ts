@@ -1,0 +1,4 @@
+import { artifactsContract } from "../../services/test/support/ArtifactsContract.ts"
+import { pgHarness } from "./support/PgHarness.ts"
+
+artifactsContract(pgHarness)

@@ -1,0 +1,4 @@
+import { changeFeedContract } from "../../services/test/support/ChangeFeedContract.ts"
+import { pgHarness } from "./support/PgHarness.ts"
+
+changeFeedContract(pgHarness)

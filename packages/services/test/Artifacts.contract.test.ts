@@ -1,0 +1,4 @@
+import { memoryHarness } from "./support/ControlPlaneHarness.ts"
+import { artifactsContract } from "./support/ArtifactsContract.ts"
+
+artifactsContract(memoryHarness)

@@ -1,0 +1,4 @@
+import { memoryHarness } from "./support/ControlPlaneHarness.ts"
+import { sessionStoreContract } from "./support/SessionStoreContract.ts"
+
+sessionStoreContract(memoryHarness)

@@ -1,0 +1,4 @@
+import { memoryHarness } from "./support/ControlPlaneHarness.ts"
+import { tokensContract } from "./support/TokensContract.ts"
+
+tokensContract(memoryHarness)

@@ -1,0 +1,94 @@
+import { Artifacts, EventLog, readAll } from "@cowork/services"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Stream } from "effect"
+import * as Crypto from "node:crypto"
+import { type ControlPlaneHarness, onFreshStore } from "./ControlPlaneHarness.ts"
+import { newSession } from "./ControlPlaneFixtures.ts"
+
+const bytes = (text: string) => new TextEncoder().encode(text)
+
+/** Session artifacts: bytes and metadata stored together, the event on the session's stream, org scoping, limits. */
+export const artifactsContract = <R>(harness: ControlPlaneHarness<R>) =>
+  describe(`Artifacts contract: ${harness.name}`, () => {
+    it.effect("create stores the bytes with their size and sha256, appends artifact.created, and opens them again", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const artifacts = yield* Artifacts
+        const session = yield* newSession()
+        const artifact = yield* artifacts.create({
+          orgId: session.orgId,
+          sessionId: session.sessionId,
+          name: "notes.txt",
+          contentType: "text/plain",
+          createdBy: "test",
+          body: Stream.make(bytes("hello "), bytes("world")),
+          maxBytes: 1_000
+        })
+        assert.deepInclude(artifact, {
+          sessionId: session.sessionId,
+          name: "notes.txt",
+          contentType: "text/plain",
+          sizeBytes: 11,
+          sha256: Crypto.createHash("sha256").update("hello world").digest("hex")
+        })
+        const opened = yield* artifacts.open(session.orgId, session.sessionId, artifact.id)
+        assert.deepStrictEqual(opened.artifact, artifact)
+        assert.strictEqual(new TextDecoder().decode(yield* readAll(opened.body)), "hello world")
+        const events = yield* (yield* EventLog).read(session.sessionId, 0, 10)
+        assert.deepStrictEqual(events.at(-1)!.type, "artifact.created")
+        assert.deepInclude(events.at(-1)!.payload as object, { artifactId: artifact.id, sizeBytes: 11 })
+        const other = yield* newSession()
+        assert.strictEqual((yield* Effect.flip(artifacts.open(other.orgId, session.sessionId, artifact.id)))._tag, "NotFound")
+        assert.strictEqual((yield* Effect.flip(artifacts.open(session.orgId, session.sessionId, "art_unknown")))._tag, "NotFound")
+        assert.strictEqual((yield* Effect.flip(artifacts.list(other.orgId, { sessionId: session.sessionId, limit: 10 })))._tag, "NotFound")
+      })))
+
+    it.effect("an upload over its limit fails ArtifactTooLarge and leaves nothing behind; a foreign session is NotFound", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const artifacts = yield* Artifacts
+        const session = yield* newSession()
+        const upload = (orgId: string, size: number) =>
+          artifacts.create({
+            orgId,
+            sessionId: session.sessionId,
+            name: "big.bin",
+            contentType: "application/octet-stream",
+            createdBy: "test",
+            body: Stream.make(new Uint8Array(size)),
+            maxBytes: 10
+          })
+        assert.strictEqual((yield* Effect.flip(upload(session.orgId, 11)))._tag, "ArtifactTooLarge")
+        assert.strictEqual((yield* Effect.flip(upload((yield* newSession()).orgId, 1)))._tag, "NotFound")
+        assert.deepInclude(yield* artifacts.list(session.orgId, { limit: 10 }), { artifacts: [], totalEstimate: 0 })
+      })))
+
+    it.effect("list pages newest first through the org or one session, without gaps or repeats", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const artifacts = yield* Artifacts
+        const a = yield* newSession()
+        const b = yield* newSession(a.orgId)
+        const ids: Array<string> = []
+        for (const [i, session] of [a, b, a, a, b].entries()) {
+          ids.push((yield* artifacts.create({
+            orgId: a.orgId,
+            sessionId: session.sessionId,
+            name: `f${i}`,
+            contentType: "text/plain",
+            createdBy: "test",
+            body: Stream.make(bytes(`${i}`)),
+            maxBytes: 10
+          })).id)
+        }
+        const seen: Array<string> = []
+        let cursor: string | undefined
+        do {
+          const page = yield* artifacts.list(a.orgId, { limit: 2, cursor })
+          assert.strictEqual(page.totalEstimate, 5)
+          seen.push(...page.artifacts.map((x) => x.id))
+          cursor = page.nextCursor ?? undefined
+        } while (cursor !== undefined)
+        assert.sameMembers(seen, ids)
+        assert.strictEqual(new Set(seen).size, 5)
+        const onlyB = yield* artifacts.list(a.orgId, { sessionId: b.sessionId, limit: 10 })
+        assert.sameMembers(onlyB.artifacts.map((x) => x.name), ["f1", "f4"])
+      })))
+  })

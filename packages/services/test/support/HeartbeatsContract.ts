@@ -1,0 +1,84 @@
+import { type HeartbeatInput, Heartbeats, WorkerRegistry } from "@cowork/services"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, type Redacted } from "effect"
+import { type ControlPlaneHarness, onFreshStore } from "./ControlPlaneHarness.ts"
+import { bogusCredential, FRESH_MS, managedWorker, operator } from "./ControlPlaneFixtures.ts"
+
+const input = (workerId: string, status: string, credential?: Redacted.Redacted<string>): HeartbeatInput => ({
+  workerId,
+  role: "worker",
+  poolId: null,
+  status,
+  version: "1.2.3",
+  region: "eu",
+  capabilities: ["checkpoints"],
+  currentLoad: 2,
+  activeWorkIds: ["ses_a", "ses_b"],
+  credential
+})
+
+/** Heartbeats: who may beat, what the row shows, and the freshness rule (age, and `stopped` is never fresh). */
+export const heartbeatsContract = <R>(harness: ControlPlaneHarness<R>) =>
+  describe(`Heartbeats contract: ${harness.name}`, () => {
+    it.effect("an unmanaged beat is listed with its fields; fresh while young, stale once old, never fresh when stopped", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const heartbeats = yield* Heartbeats
+        yield* heartbeats.beat(input("w-b", "active"))
+        yield* heartbeats.beat(input("w-a", "active"))
+        const [a, b] = yield* heartbeats.list(FRESH_MS)
+        assert.deepStrictEqual([a?.workerId, b?.workerId], ["w-a", "w-b"], "ordered by worker id")
+        assert.deepInclude(a!, {
+          role: "worker", status: "active", version: "1.2.3", region: "eu", currentLoad: 2, fresh: true, poolId: null
+        })
+        assert.deepStrictEqual([a!.capabilities, a!.activeWorkIds], [["checkpoints"], ["ses_a", "ses_b"]])
+        assert.isBelow(a!.ageMs, 1_000)
+        yield* harness.elapse(FRESH_MS)
+        assert.deepStrictEqual((yield* heartbeats.list(FRESH_MS)).map((h) => h.fresh), [false, false])
+        yield* heartbeats.beat(input("w-a", "stopped"))
+        const [stopped] = yield* heartbeats.list(FRESH_MS)
+        assert.deepInclude(stopped!, { status: "stopped", fresh: false })
+        assert.isBelow(stopped!.ageMs, 1_000, "a recent beat, but the process said it stopped")
+      })))
+
+    it.effect("a registered worker beats only with a valid credential; unknown, revoked or retired are refused and write nothing", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const heartbeats = yield* Heartbeats
+        const registry = yield* WorkerRegistry
+        const refused = (beat: HeartbeatInput) => Effect.map(Effect.flip(heartbeats.beat(beat)), (e) => e._tag)
+        assert.strictEqual(yield* refused(input("w-stranger", "active", bogusCredential)), "WorkerRefused")
+        const worker = yield* managedWorker("w-managed")
+        assert.strictEqual(yield* refused(input(worker.workerId, "active")), "WorkerRefused", "registered: credential required")
+        assert.strictEqual(yield* refused(input(worker.workerId, "active", bogusCredential)), "WorkerRefused")
+        assert.deepStrictEqual(yield* heartbeats.list(FRESH_MS), [], "nothing written")
+        yield* heartbeats.beat(input(worker.workerId, "active", worker.credential))
+        const [row] = yield* heartbeats.list(FRESH_MS)
+        assert.deepInclude(row!, { workerId: worker.workerId, poolId: worker.poolId, status: "active" })
+        const listed = yield* registry.listCredentials(worker.workerId)
+        assert.isNotNull(listed[0]!.lastUsedAt, "the beat records the credential's use")
+        yield* registry.transition(worker.workerId, "pause", operator, FRESH_MS)
+        yield* heartbeats.beat(input(worker.workerId, "active", worker.credential))
+        assert.strictEqual((yield* heartbeats.list(FRESH_MS))[0]!.status, "paused", "the row shows the operator's lifecycle")
+        yield* registry.revokeCredential(worker.workerId, worker.credentialId, operator)
+        assert.strictEqual(yield* refused(input(worker.workerId, "active", worker.credential)), "WorkerRefused")
+        const fresh = yield* registry.issueCredential(worker.workerId, {}, operator)
+        yield* heartbeats.beat(input(worker.workerId, "active", fresh.plaintext))
+        yield* registry.transition(worker.workerId, "retire", operator, FRESH_MS)
+        assert.strictEqual(yield* refused(input(worker.workerId, "active", fresh.plaintext)), "WorkerRefused")
+      })))
+
+    it.effect("the registry's health follows the same freshness rule", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const heartbeats = yield* Heartbeats
+        const registry = yield* WorkerRegistry
+        const worker = yield* managedWorker("w-health")
+        const health = Effect.map(registry.listWorkers(FRESH_MS), (ws) => ws.find((w) => w.id === worker.workerId)!.health)
+        assert.strictEqual(yield* health, "unknown")
+        yield* heartbeats.beat(input(worker.workerId, "active", worker.credential))
+        assert.strictEqual(yield* health, "healthy")
+        yield* heartbeats.beat(input(worker.workerId, "stopped", worker.credential))
+        assert.strictEqual(yield* health, "unhealthy", "stopped")
+        yield* heartbeats.beat(input(worker.workerId, "active", worker.credential))
+        yield* harness.elapse(FRESH_MS)
+        assert.strictEqual(yield* health, "unhealthy", "old")
+      })))
+  })

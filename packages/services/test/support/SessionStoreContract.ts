@@ -1,0 +1,87 @@
+import { CommandQueue, SessionStore } from "@cowork/services"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import { type ControlPlaneHarness, onFreshStore } from "./ControlPlaneHarness.ts"
+import { claimOne, newOrg, newSession, prompt } from "./ControlPlaneFixtures.ts"
+
+/** The tenant side of sessions: defaults, org scoping, idempotent prompts, abort, and the keyset list. */
+export const sessionStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
+  describe(`SessionStore contract: ${harness.name}`, () => {
+    it.effect("create gives an idle session with its created event; another org's session is NotFound everywhere", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const orgId = yield* newOrg
+        const created = yield* sessions.create(orgId, {})
+        assert.deepInclude(created, { orgId, title: "Untitled session", profileName: "default", status: "idle", lastSequence: 1 })
+        const named = yield* sessions.create(orgId, { title: "Named", profileName: "research" })
+        assert.deepInclude(named, { title: "Named", profileName: "research" })
+        assert.deepStrictEqual(yield* sessions.get(orgId, created.id), created)
+        const other = yield* newOrg
+        const tags = yield* Effect.all([
+          Effect.flip(sessions.get(other, created.id)),
+          Effect.flip(sessions.view(other, created.id)),
+          Effect.flip(sessions.prompt(other, created.id, { text: "x" })),
+          Effect.flip(sessions.abort(other, created.id)),
+          Effect.flip(sessions.get(orgId, "ses_unknown"))
+        ])
+        assert.deepStrictEqual(tags.map((e) => e._tag), Array(5).fill("NotFound"))
+      })))
+
+    it.effect("a prompt queues once per idempotency key and shows as the user's message", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const session = yield* newSession()
+        const first = yield* sessions.prompt(session.orgId, session.sessionId, { text: "hello", idempotencyKey: "k1" })
+        const again = yield* sessions.prompt(session.orgId, session.sessionId, { text: "hello", idempotencyKey: "k1" })
+        assert.deepStrictEqual([first.created, again.created, again.commandId], [true, false, first.commandId])
+        const other = yield* sessions.prompt(session.orgId, session.sessionId, { text: "hello" })
+        assert.notStrictEqual(other.commandId, first.commandId)
+        const view = yield* sessions.view(session.orgId, session.sessionId)
+        assert.strictEqual(view.status, "queued")
+        assert.deepStrictEqual(view.messages.map((m) => [m.role, m.text, m.messageId]), [
+          ["user", "hello", first.commandId], ["user", "hello", other.commandId]
+        ])
+        assert.strictEqual(view.projectedSequence, 3)
+      })))
+
+    it.effect("abort cancels pending prompts, queues one abort command (idempotent), and refuses later prompts", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const session = yield* newSession()
+        yield* prompt(session, "one")
+        const aborted = yield* sessions.abort(session.orgId, session.sessionId)
+        const again = yield* sessions.abort(session.orgId, session.sessionId)
+        assert.deepStrictEqual([aborted.created, again.created, again.commandId], [true, false, aborted.commandId])
+        assert.strictEqual((yield* Effect.flip(sessions.prompt(session.orgId, session.sessionId, { text: "late" })))._tag, "Conflict")
+        const lease = yield* claimOne("w1", session.sessionId)
+        const next = Option.getOrThrow(yield* (yield* CommandQueue).next(lease))
+        assert.deepStrictEqual([next.id, next.kind], [aborted.commandId, "abort"], "the cancelled prompt never runs")
+      })))
+
+    it.effect("list filters by status, profile and title, newest first, in keyset pages without gaps or repeats", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const orgId = yield* newOrg
+        const made: Array<string> = []
+        for (const title of ["Alpha report", "beta notes", "Gamma REPORT", "delta", "epsilon report"]) {
+          made.push((yield* sessions.create(orgId, { title, profileName: title.startsWith("d") ? "other" : "default" })).id)
+        }
+        yield* prompt({ orgId, sessionId: made[0]! })
+        yield* sessions.create(yield* newOrg, { title: "another org's report" })
+        const seen: Array<string> = []
+        let cursor: string | undefined
+        do {
+          const page = yield* sessions.list(orgId, { limit: 2, cursor })
+          assert.strictEqual(page.totalEstimate, 5)
+          seen.push(...page.sessions.map((s) => s.id))
+          cursor = page.nextCursor ?? undefined
+        } while (cursor !== undefined)
+        assert.sameMembers(seen, made)
+        assert.strictEqual(new Set(seen).size, 5)
+        const reports = yield* sessions.list(orgId, { limit: 10, q: "report" })
+        assert.sameMembers(reports.sessions.map((s) => s.title), ["Alpha report", "Gamma REPORT", "epsilon report"])
+        assert.deepStrictEqual((yield* sessions.list(orgId, { limit: 10, status: "queued" })).sessions.map((s) => s.id), [made[0]])
+        assert.deepStrictEqual((yield* sessions.list(orgId, { limit: 10, profileName: "other" })).sessions.map((s) => s.title), ["delta"])
+        assert.deepStrictEqual((yield* sessions.list(orgId, { limit: 10, q: "%" })).sessions, [], "wildcards are literal")
+      })))
+  })
