@@ -1,5 +1,6 @@
 import * as PgTokens from "@cowork/postgres/PgTokens"
 import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
+import * as PgWorkflowStore from "@cowork/postgres/PgWorkflowStore"
 import { Command } from "effect/cli"
 import { Layer } from "effect"
 import * as ControlPlaneDatabase from "../ControlPlaneDatabase.ts"
@@ -7,6 +8,7 @@ import * as AdminCredential from "./AdminCredential.ts"
 import * as AdminPool from "./AdminPool.ts"
 import * as AdminToken from "./AdminToken.ts"
 import * as AdminWorker from "./AdminWorker.ts"
+import * as AdminWorkflow from "./AdminWorkflow.ts"
 
 /**
  * `cowork admin ...`: operator tasks straight against the database (`OPEN_COWORK_DATABASE_URL`, or the embedded
@@ -21,9 +23,10 @@ export const command = Command.make("admin").pipe(
     ),
     AdminPool.command,
     AdminWorker.command,
-    AdminCredential.command
+    AdminCredential.command,
+    AdminWorkflow.command
   ]),
-  Command.provide(Layer.merge(PgTokens.layer, PgWorkerRegistry.layer).pipe(
+  Command.provide(Layer.mergeAll(PgTokens.layer, PgWorkerRegistry.layer, PgWorkflowStore.layer).pipe(
     Layer.provide(ControlPlaneDatabase.layer({ embedded: true, applicationName: "cowork-admin", maxConnections: 2 }))
   ))
 )
