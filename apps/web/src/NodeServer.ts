@@ -82,10 +82,10 @@ export const makeServer = (timeouts: HttpTimeouts): Server => {
   return server
 }
 
-/** The server on `port` with the configured timeouts and graceful-shutdown window. */
+/** The server on `host:port` (host default: all interfaces) with the configured timeouts and graceful-shutdown window. */
 export const layerOn = (
   port: number,
-  options: { readonly gracefulShutdownMs?: number } = {}
+  options: { readonly host?: string; readonly gracefulShutdownMs?: number } = {}
 ): Layer.Layer<
   HttpServer.HttpServer | HttpPlatform.HttpPlatform | Etag.Generator | FileSystem.FileSystem | Path.Path,
   Config.ConfigError | HttpServerError.ServeError
@@ -93,5 +93,6 @@ export const layerOn = (
   Layer.unwrap(Effect.map(httpTimeouts, (timeouts) =>
     NodeHttpServer.layer(() => makeServer(timeouts), {
       port,
+      ...(options.host === undefined ? {} : { host: options.host }),
       ...(options.gracefulShutdownMs === undefined ? {} : { gracefulShutdownTimeout: `${options.gracefulShutdownMs} millis` })
     })))

@@ -11,7 +11,7 @@ import {
   PgTokens,
   PgWorkerRegistry
 } from "@cowork/postgres"
-import { DEFAULT_PROFILE_NAME } from "@cowork/services"
+import { DEFAULT_PROFILE_NAME, ListenHost } from "@cowork/services"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { ObjectStoreConfig } from "@cowork/storage"
 import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
@@ -64,14 +64,15 @@ export const layerServe = serveWith(WebLifecycle.layer)
 /** `layerServe` for a process whose launcher knows its role (`cowork up` → `all`, `cowork web` → `web`). */
 export const layerServeAs = (role: "web" | "all") => serveWith(WebLifecycle.layerRole(role))
 
-/** The HTTP server on `OPEN_COWORK_CLOUD_PORT` (default 8787), with the configured HTTP timeouts (NodeServer.ts). */
+/** The HTTP server on `OPEN_COWORK_CLOUD_HOST`:`OPEN_COWORK_CLOUD_PORT` (default 127.0.0.1:8787), with the configured HTTP timeouts (NodeServer.ts). */
 export const layerNodeServer: Layer.Layer<
   HttpServer.HttpServer | HttpPlatform.HttpPlatform | Etag.Generator | FileSystem.FileSystem | Path.Path,
   Config.ConfigError | HttpServerError.ServeError
 > = Layer.unwrap(Effect.gen(function*() {
   const port = yield* Config.Int("OPEN_COWORK_CLOUD_PORT").pipe(Config.withDefault(8787))
+  const host = yield* ListenHost
   const graceMs = yield* Config.Int("OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(30_000))
-  return NodeServer.layerOn(port, { gracefulShutdownMs: graceMs })
+  return NodeServer.layerOn(port, { host, gracefulShutdownMs: graceMs })
 }))
 
 /**
