@@ -1,4 +1,4 @@
-import { Logging, Metrics, Tracing } from "@cowork/observability"
+import { explainStartupFailure, Logging, Metrics, Tracing } from "@cowork/observability"
 import type { ObjectStore, SecretAdapter } from "@cowork/services"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { ObjectStoreConfig } from "@cowork/storage"
@@ -46,12 +46,14 @@ const run = (
     Layer.provide(LocalKeyFileSecretAdapter.layerConfig),
     Layer.provide(database(role)),
     Layer.provide(observability(role))
-  ))
+  )).pipe(explainStartupFailure)
 
 /**
  * Runs the process for a role, adapters and database included, until interrupted. Split roles need
  * `OPEN_COWORK_DATABASE_URL`; the all-in-one falls back to the embedded Postgres. On shutdown the roles stop first
- * (the worker drains and releases its leases), then the pool closes, then an embedded Postgres stops.
+ * (the worker drains and releases its leases), then the pool closes, then an embedded Postgres stops. A start the
+ * operator can fix (port in use, data dir held by another process, no database URL) ends with one log line naming
+ * the setting and exit code 1.
  */
 export const launch = (role: RoleName): Effect.Effect<never, unknown> => {
   switch (role) {

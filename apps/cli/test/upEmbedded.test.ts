@@ -7,7 +7,7 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { eventually, freePort, runCli } from "./support/CoworkProcess.ts"
+import { eventually, freePort, runCli, runCliExit } from "./support/CoworkProcess.ts"
 
 /**
  * `cowork up` on its embedded Postgres, as a real process: it reports role `all`, publishes its cluster for
@@ -94,6 +94,20 @@ it.live("cowork up: role all, a published cluster for admin/migrate, and Ctrl-C 
     assert.strictEqual(listed.status, 200, "the token admin created works against up")
     const migrated = yield* runCli(["migrate"], { OPEN_COWORK_DATA_DIR: dataDir })
     assert.match(migrated.stdout, /migrations: up to date/)
+
+    // 2b. A second up on the same data dir, and a split role without a URL, are refused with one line saying why.
+    const second = yield* runCliExit(["up"], { OPEN_COWORK_DATA_DIR: dataDir, OPEN_COWORK_CLOUD_PORT: String(yield* freePort) })
+    assert.strictEqual(second.code, 1, second.stderr)
+    assert.include(second.stderr, "already running on this data dir")
+    assert.notInclude(second.stderr, "postmaster.pid", "not the raw Postgres lock-file error")
+    const splitWeb = yield* runCliExit(["web"], { OPEN_COWORK_DATA_DIR: dataDir, OPEN_COWORK_CLOUD_PORT: String(yield* freePort) })
+    assert.strictEqual(splitWeb.code, 1, splitWeb.stderr)
+    const refusal = splitWeb.stderr.split("\n").filter((line) => line.includes('"level":"error"')).map((line) => JSON.parse(line))
+    assert.strictEqual(refusal.length, 1, splitWeb.stderr)
+    assert.strictEqual(refusal[0].variable, "OPEN_COWORK_DATABASE_URL")
+    assert.isTrue(refusal[0].upRunning, "it found the running up")
+    assert.strictEqual(refusal[0].publishedFile, published, "and names the file holding its URL")
+    assert.strictEqual((yield* json(`${api}/healthz`)).status, 200, "the running up is untouched")
 
     // 3. Ctrl-C while a prompt runs.
     const session = (yield* json(`${api}/api/sessions`, { method: "POST", headers: auth(token), body: JSON.stringify({ title: "ctrl-c" }) })).body.session

@@ -1,4 +1,4 @@
-import { Logging, Metrics, Tracing } from "@cowork/observability"
+import { explainStartupFailure, Logging, Metrics, Tracing } from "@cowork/observability"
 import { Database } from "@cowork/postgres"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
@@ -10,5 +10,7 @@ WebRole.layerPg.pipe(
   Layer.provide(Database.layerMigrate.pipe(Layer.provideMerge(database))),
   Layer.provide([Metrics.layer("web"), Tracing.layer("web"), Logging.layer("web")]),
   Layer.launch,
+  explainStartupFailure,
+  Effect.provide(Logging.layer("web")),
   NodeRuntime.runMain
 )

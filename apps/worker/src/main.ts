@@ -1,4 +1,4 @@
-import { Logging, Metrics, Tracing } from "@cowork/observability"
+import { explainStartupFailure, Logging, Metrics, Tracing } from "@cowork/observability"
 import { Database } from "@cowork/postgres"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { ObjectStoreConfig } from "@cowork/storage"
@@ -16,5 +16,7 @@ WorkerRole.layer.pipe(
   Layer.provideMerge(Database.layerMigrate.pipe(Layer.provideMerge(database))),
   Layer.provide([Metrics.layer("worker"), Tracing.layer("worker"), Logging.layer("worker")]),
   Layer.launch,
+  explainStartupFailure,
+  Effect.provide(Logging.layer("worker")),
   NodeRuntime.runMain
 )

@@ -1,9 +1,9 @@
 import { PgClient } from "@effect/sql-pg"
 import { DataDir } from "@cowork/services"
-import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Effect, Layer, Option, Redacted, Schema } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
+import { DataDirInUse, startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
 import { runMigrations } from "./Migrations.ts"
 
 export interface DatabaseOptions {
@@ -81,6 +81,16 @@ export const publishedUrl = (dataDir: string) =>
       : Option.none<Redacted.Redacted<string>>()
   }).pipe(Effect.catchCause(() => Effect.succeed(Option.none<Redacted.Redacted<string>>())))
 
+/**
+ * A split role (web, worker) started without `OPEN_COWORK_DATABASE_URL`. `publishedFile` is where a `cowork up` on
+ * the same data dir publishes its cluster's URL; `upRunning` says whether one answers there now.
+ */
+export class DatabaseUrlMissing extends Schema.TaggedError<DatabaseUrlMissing>()("DatabaseUrlMissing", {
+  dataDir: Schema.String,
+  publishedFile: Schema.String,
+  upRunning: Schema.Boolean
+}) {}
+
 export interface ResolveOptions {
   /**
    * Without `OPEN_COWORK_DATABASE_URL`, first use the embedded cluster another process (a running `cowork up`)
@@ -111,12 +121,16 @@ export const resolveUrl = (embedded: boolean, options: ResolveOptions = {}) =>
       }
     }
     if (!embedded) {
-      return yield* Effect.die(new Error(
-        "OPEN_COWORK_DATABASE_URL is required for split roles (web, worker), and for migrate unless a `cowork up` is running on OPEN_COWORK_DATA_DIR"
-      ))
+      // An attaching caller has just found no running `up`; the serving roles ask now, to say where the URL is.
+      const published = options.attach === true ? Option.none() : yield* publishedUrl(dataDir)
+      const upRunning = Option.isSome(published)
+      return yield* new DatabaseUrlMissing({ dataDir, publishedFile: Path.join(dataDir, "postgres", "cowork.url"), upRunning })
     }
     const port = yield* Config.Int("OPEN_COWORK_EMBEDDED_PG_PORT").pipe(Config.option)
-    const cluster = yield* startEmbeddedPostgres(`${dataDir}/postgres`, { port: Option.getOrUndefined(port) })
+    const cluster = yield* startEmbeddedPostgres(`${dataDir}/postgres`, { port: Option.getOrUndefined(port) }).pipe(
+      // Named by the data dir the operator configured, not its postgres/ subdirectory.
+      Effect.mapError((error) => (error instanceof DataDirInUse ? new DataDirInUse({ dataDir, pid: error.pid }) : error))
+    )
     yield* Effect.logInfo("embedded Postgres started").pipe(Effect.annotateLogs({ port: cluster.port, dataDir }))
     yield* ensureDatabase(cluster.url("postgres"), "cowork")
     yield* publishUrl(dataDir, cluster.url("cowork"))

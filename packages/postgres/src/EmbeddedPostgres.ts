@@ -1,8 +1,14 @@
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
+
+/** Another process (a running `cowork up`, or a command that started the cluster) holds this data dir's Postgres. */
+export class DataDirInUse extends Schema.TaggedError<DataDirInUse>()("DataDirInUse", {
+  dataDir: Schema.String,
+  pid: Schema.optional(Schema.Number)
+}) {}
 
 export interface EmbeddedCluster {
   readonly url: (database: string) => string
@@ -155,6 +161,7 @@ export const startEmbeddedPostgres = (dataDir: string, options: { readonly port?
             alive = false
           }
           if (!alive) Fs.rmSync(stalePid)
+          else throw new DataDirInUse({ dataDir: absolute, pid })
         }
         const port = options.port ?? (await freePort())
         if (!initialised) {
@@ -181,7 +188,13 @@ export const startEmbeddedPostgres = (dataDir: string, options: { readonly port?
         ])
         return { running, port }
       },
-      catch: (cause) => new Error(`embedded Postgres failed to start in ${dataDir}: ${String(cause)}`)
+      catch: (cause) =>
+        cause instanceof DataDirInUse
+          ? cause
+          : String(cause).includes("lock file \"postmaster.pid\" already exists")
+          // Two processes raced past the pid check: Postgres's own lock refused the second.
+          ? new DataDirInUse({ dataDir: Path.resolve(dataDir) })
+          : new Error(`embedded Postgres failed to start in ${dataDir}: ${String(cause)}`)
     }),
     ({ running }) =>
       Effect.promise(() => running.stop()).pipe(

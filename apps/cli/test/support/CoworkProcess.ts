@@ -51,6 +51,20 @@ export const runCli = (args: ReadonlyArray<string>, env: Record<string, string>)
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 
+/** Runs `cowork <args>` to completion, whatever its exit code. */
+export const runCliExit = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+  Effect.callback<{ readonly code: number | string; readonly stdout: string; readonly stderr: string }>((resume) => {
+    const child = ChildProcess.execFile(process.execPath, [mainPath, ...args], {
+      cwd: repoRoot,
+      env: { ...baseEnv(), ...env },
+      timeout: 60_000
+    }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : (error as { code?: number | string }).code ?? (error as { signal?: string }).signal ?? "?"
+      resume(Effect.succeed({ code, stdout, stderr }))
+    })
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
 /** Starts a long-running `cowork <args>`; SIGKILLed when the scope closes if still alive. */
 export const spawn = (name: string, args: ReadonlyArray<string>, env: Record<string, string>) =>
   Effect.acquireRelease(
