@@ -15,6 +15,7 @@ import {
   DEFAULT_PROFILE_NAME,
   DEFAULT_SESSION_TITLE,
   type ListSessionsQuery,
+  replayIdempotentPrompt,
   SessionStore
 } from "@cowork/services"
 import { Effect, Layer } from "effect"
@@ -170,16 +171,8 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
         `SELECT id, payload->>'text' AS text FROM cloud_session_commands WHERE session_id = $1 AND idempotency_key = $2`,
         [sessionId, key]
       )
-      /** The same key names the same prompt: a repeat returns its command, a different body under it is a 409. */
       const replay = (existing: { readonly id: string; readonly text: string | null }) =>
-        existing.text === input.text
-          ? Effect.succeed({ commandId: existing.id, created: false })
-          : Effect.fail(
-            new Conflict({
-              message: `idempotency key \`${key}\` was already used for a different prompt on this session`,
-              details: { field: "idempotencyKey", idempotencyKey: key }
-            })
-          )
+        replayIdempotentPrompt({ commandId: existing.id, text: existing.text }, key!, input.text)
       if (key !== null) {
         const existing = yield* findExisting
         if (existing[0] !== undefined) return yield* replay(existing[0])

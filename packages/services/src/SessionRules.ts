@@ -1,6 +1,25 @@
-/** What the session stores share: the defaults of a new session. */
+import { Conflict } from "@cowork/domain"
+import { Effect } from "effect"
+
+/** What the session stores share: the defaults of a new session, and the idempotent-prompt rule. */
 
 export const DEFAULT_SESSION_TITLE = "Untitled session"
 
 /** The profile a session gets when the request names none and the process configures none. */
 export const DEFAULT_PROFILE_NAME = "default"
+
+/**
+ * A prompt under an idempotency key already used on the session: the same text is the same prompt (its command is
+ * returned); a different text is refused, naming the key, rather than silently dropped.
+ */
+export const replayIdempotentPrompt = (
+  existing: { readonly commandId: string; readonly text: unknown },
+  key: string,
+  text: string
+) =>
+  existing.text === text
+    ? Effect.succeed({ commandId: existing.commandId, created: false })
+    : Effect.fail(new Conflict({
+      message: `idempotency key \`${key}\` was already used for a different prompt on this session`,
+      details: { field: "idempotencyKey", idempotencyKey: key }
+    }))

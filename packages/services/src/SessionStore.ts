@@ -41,7 +41,10 @@ export class SessionStore extends Context.Service<SessionStore, {
   readonly list: (orgId: string, query: ListSessionsQuery) => Effect.Effect<SessionPage>
   readonly get: (orgId: string, sessionId: string) => Effect.Effect<Session, NotFound>
   readonly view: (orgId: string, sessionId: string) => Effect.Effect<SessionView, NotFound>
-  /** `Conflict` when the session is aborted. A repeated `idempotencyKey` returns the first command. */
+  /**
+   * `Conflict` when the session is aborted. A repeated `idempotencyKey` with the same text returns the first command
+   * (even after an abort); with a different text it is a `Conflict` naming the key.
+   */
   readonly prompt: (
     orgId: string,
     sessionId: string,

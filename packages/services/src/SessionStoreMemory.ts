@@ -12,7 +12,7 @@ import { Clock, Effect, PubSub } from "effect"
 import type { CommandSignal } from "./ChangeFeed.ts"
 import type { MemoryTables } from "./MemoryDatabase.ts"
 import { appendToLog } from "./MemoryLog.ts"
-import { DEFAULT_SESSION_TITLE } from "./SessionRules.ts"
+import { DEFAULT_SESSION_TITLE, replayIdempotentPrompt } from "./SessionRules.ts"
 import type { SessionStore } from "./SessionStore.ts"
 
 /** The memory twin of `PgSessionStore`, org-scoped the same way (another org's session is `NotFound`). */
@@ -110,7 +110,7 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         const existing = key === null
           ? undefined
           : db.commands.find((c) => c.sessionId === sessionId && c.idempotencyKey === key)
-        if (existing !== undefined) return { commandId: existing.id, created: false }
+        if (existing !== undefined) return yield* replayIdempotentPrompt({ commandId: existing.id, text: existing.payload.text }, key!, input.text)
         if (session.abortedAt !== null) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
         const commandId = newCommandId()
         db.commands.push({

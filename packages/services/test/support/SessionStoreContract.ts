@@ -1,3 +1,4 @@
+import { Conflict } from "@cowork/domain"
 import { CommandQueue, SessionStore } from "@cowork/services"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
@@ -27,13 +28,16 @@ export const sessionStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.deepStrictEqual(tags.map((e) => e._tag), Array(5).fill("NotFound"))
       })))
 
-    it.effect("a prompt queues once per idempotency key and shows as the user's message", () =>
+    it.effect("a prompt queues once per idempotency key (another text under the key is a Conflict) and shows as the user's message", () =>
       onFreshStore(harness, Effect.gen(function*() {
         const sessions = yield* SessionStore
         const session = yield* newSession()
         const first = yield* sessions.prompt(session.orgId, session.sessionId, { text: "hello", idempotencyKey: "k1" })
         const again = yield* sessions.prompt(session.orgId, session.sessionId, { text: "hello", idempotencyKey: "k1" })
         assert.deepStrictEqual([first.created, again.created, again.commandId], [true, false, first.commandId])
+        const reused = yield* Effect.flip(sessions.prompt(session.orgId, session.sessionId, { text: "something else", idempotencyKey: "k1" }))
+        assert.instanceOf(reused, Conflict, "the same key with a different text is refused")
+        assert.deepStrictEqual(reused.details, { field: "idempotencyKey", idempotencyKey: "k1" })
         const other = yield* sessions.prompt(session.orgId, session.sessionId, { text: "hello" })
         assert.notStrictEqual(other.commandId, first.commandId)
         const view = yield* sessions.view(session.orgId, session.sessionId)
