@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import type { EventDraft } from "./SessionEvent.ts"
 
 export const CommandKind = Schema.Literals(["prompt", "abort"])
 export type CommandKind = typeof CommandKind.Type
@@ -26,3 +27,20 @@ export interface RunnableCommand {
   /** W3C `traceparent` of the request that enqueued it, when it was traced. */
   readonly traceParent?: string | undefined
 }
+
+/** A command that went `dead` (its attempts exhausted by crashed or lost workers). */
+export interface DeadCommand {
+  readonly commandId: string
+  readonly attempts: number
+  readonly reason: string | null
+}
+
+/**
+ * The terminal event appended (like any other append) when a command goes `dead`: `session.idle` with outcome
+ * `dead` and the reason, so the projection leaves `running` and SSE clients learn the turn is over.
+ */
+export const deadLetteredEvent = (dead: DeadCommand): EventDraft => ({
+  type: "session.idle",
+  payload: { outcome: "dead", commandId: dead.commandId, attempts: dead.attempts, reason: dead.reason ?? "attempts exhausted" },
+  commandId: dead.commandId
+})

@@ -1,7 +1,8 @@
-import { type Lease, StaleOwner, type StaleOwnerOperation } from "@cowork/domain"
+import { type DeadCommand, deadLetteredEvent, type Lease, StaleOwner, type StaleOwnerOperation } from "@cowork/domain"
 import { LeaseStore, presentedCredential, type ReapOptions } from "@cowork/services"
 import { Effect, Layer, type Redacted } from "effect"
 import { SqlClient } from "effect/sql"
+import { appendEvents } from "./AppendEvents.ts"
 import { COMMANDS_CHANNEL } from "./Channels.ts"
 import { liveLease, mayRenew } from "./LeaseFence.ts"
 
@@ -18,7 +19,12 @@ const recoverRunning = (owned: string, maxAttemptsParam: string) => `
     claimed_epoch = NULL,
     claimed_by = NULL
   FROM ${owned} o WHERE c.session_id = o.session_id AND c.status = 'running'
-  RETURNING c.session_id, c.status`
+  RETURNING c.session_id, c.status, c.id, c.attempt_count, c.last_error`
+
+/** The commands of `recovered` that went dead, per session, as `DeadCommand` JSON (null when none). */
+const deadCommands = (sessionColumn: string) => `(SELECT json_agg(json_build_object(
+    'commandId', r.id, 'attempts', r.attempt_count, 'reason', r.last_error))
+  FROM recovered r WHERE r.session_id = ${sessionColumn} AND r.status = 'dead')`
 
 /** The live-lease condition every owner write is fenced by (`$1` session, `$2` epoch, `$3` worker). */
 const LIVE = liveLease("$1", "$2", "$3")
@@ -76,7 +82,13 @@ export const make = Effect.gen(function*() {
       `SELECT p.id FROM cloud_worker_pools p JOIN cloud_workers w ON w.pool_id = p.id WHERE w.id = $1 FOR UPDATE OF p`,
       [workerId]
     )
-    const claimStatement = sql.unsafe<{ session_id: string; epoch: number; checkpoint_version: number; org_id: string }>(
+    const claimStatement = sql.unsafe<{
+      session_id: string
+      epoch: number
+      checkpoint_version: number
+      org_id: string
+      dead: ReadonlyArray<DeadCommand> | null
+    }>(
       `WITH ${ALLOWANCE}
       candidates AS (
         SELECT l.session_id FROM cloud_worker_leases l
@@ -97,15 +109,24 @@ export const make = Effect.gen(function*() {
       recovered AS (${recoverRunning("claimed", "$4")})
       SELECT claimed.session_id, claimed.epoch::float8 AS epoch, claimed.checkpoint_version::float8 AS checkpoint_version,
         (SELECT s.org_id FROM cloud_sessions s WHERE s.id = claimed.session_id) AS org_id,
-        (SELECT count(*) FROM recovered) AS recovered
+        ${deadCommands("claimed.session_id")} AS dead
       FROM claimed`,
       [workerId, limit, ttlMs, maxAttempts, credentialId, secretHash]
     )
+    // A command the takeover killed settles its session: the new owner appends the terminal event, fenced by the
+    // lease it just took.
+    const claimAndSettle = Effect.tap(claimStatement, (rows) =>
+      Effect.forEach(rows, (row) =>
+        row.dead === null
+          ? Effect.void
+          : Effect.asVoid(appendEvents(row.session_id, row.dead.map(deadLetteredEvent), { workerId, epoch: Number(row.epoch) })),
+        { discard: true }).pipe(Effect.provideService(SqlClient.SqlClient, sql)))
     // Without a credential the worker is either unmanaged (no pool limits) or refused by the allowance (claims
-    // nothing): no pool row to serialize on, so the claim is one statement, not a transaction.
+    // nothing): no pool row to serialize on, so the claim is one statement (two when a command died), not a
+    // transaction.
     const rows = yield* (credential === undefined
-      ? claimStatement
-      : sql.withTransaction(Effect.andThen(lockPool, claimStatement))).pipe(Effect.orDie)
+      ? claimAndSettle
+      : sql.withTransaction(Effect.andThen(lockPool, claimAndSettle))).pipe(Effect.orDie)
     return rows.map((row): Lease => ({
       sessionId: row.session_id,
       workerId,
@@ -153,8 +174,18 @@ export const make = Effect.gen(function*() {
       WHERE ${LIVE} RETURNING true AS ok`)
   })
 
+  /**
+   * One bounded batch, in one transaction with the terminal events of the commands it killed (appended like any
+   * unowned append: the session's sequence allocation serializes it with every other writer).
+   */
   const reapBatch = (limit: number, maxAttempts: number) =>
-    sql.unsafe<{ reaped: number; requeued: number; dead: number; notified: number }>(
+    sql.unsafe<{
+      reaped: number
+      requeued: number
+      dead: number
+      notified: number
+      dead_commands: ReadonlyArray<DeadCommand & { readonly sessionId: string }> | null
+    }>(
       `WITH expired AS (
         SELECT l.session_id FROM cloud_worker_leases l
         WHERE l.worker_id IS NOT NULL AND l.expires_at <= clock_timestamp()
@@ -173,9 +204,20 @@ export const make = Effect.gen(function*() {
         (SELECT count(*) FROM recovered WHERE status = 'pending')::int AS requeued,
         (SELECT count(*) FROM recovered WHERE status = 'dead')::int AS dead,
         (SELECT count(pg_notify('${COMMANDS_CHANNEL}', 'prompt ' || s.session_id))
-          FROM (SELECT DISTINCT session_id FROM recovered WHERE status = 'pending') s)::int AS notified`,
+          FROM (SELECT DISTINCT session_id FROM recovered WHERE status = 'pending') s)::int AS notified,
+        (SELECT json_agg(json_build_object(
+            'sessionId', r.session_id, 'commandId', r.id, 'attempts', r.attempt_count, 'reason', r.last_error))
+          FROM recovered r WHERE r.status = 'dead') AS dead_commands`,
       [limit, maxAttempts]
-    ).pipe(Effect.orDie, Effect.map((rows) => rows[0]!))
+    ).pipe(
+      Effect.map((rows) => rows[0]!),
+      Effect.tap((batch) =>
+        Effect.forEach(batch.dead_commands ?? [], (dead) => appendEvents(dead.sessionId, [deadLetteredEvent(dead)], undefined), {
+          discard: true
+        }).pipe(Effect.provideService(SqlClient.SqlClient, sql))),
+      sql.withTransaction,
+      Effect.orDie
+    )
 
   const reapExpired = Effect.fn("LeaseStore.reapExpired")(function*(options: ReapOptions) {
     let reaped = 0

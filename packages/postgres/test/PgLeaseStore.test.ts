@@ -98,6 +98,60 @@ it.layer(Stores, { timeout: 60_000 })("PgLeaseStore", (it) => {
       assert.deepStrictEqual(yield* leases.claim("worker-other", 4, TTL, 3), [], "nothing runnable is left")
     }))
 
+  it.effect("a command the reaper kills settles its session: a terminal session.idle (outcome dead, reason) in the log and the projection", () =>
+    Effect.gen(function*() {
+      const leases = yield* LeaseStore
+      const queue = yield* CommandQueue
+      const log = yield* EventLog
+      const sql = yield* SqlClient.SqlClient
+      yield* createSession("ses_dead_reaped")
+      yield* enqueue("ses_dead_reaped", "cmd_dead_reaped")
+      const [lease] = yield* leases.claim("worker-crashes", 1, TTL, 1)
+      yield* queue.next(lease!)
+      yield* log.append(lease!, [{ type: "session.status", payload: { status: "running", commandId: "cmd_dead_reaped" } }])
+      const status = () =>
+        sql<{ status: string; last_sequence: bigint }>`SELECT status, last_sequence FROM cloud_session_projections WHERE session_id = 'ses_dead_reaped'`
+          .pipe(Effect.map((rows) => ({ status: rows[0]!.status, lastSequence: Number(rows[0]!.last_sequence) })))
+      assert.strictEqual((yield* status()).status, "running")
+
+      yield* backdateLease("ses_dead_reaped")
+      const reaped = yield* leases.reapExpired({ batchSize: 10, drainCap: 10, maxAttempts: 1 })
+      assert.deepStrictEqual(reaped, { reaped: 1, capHit: false, requeued: 0, dead: 1 })
+      assert.deepStrictEqual(yield* commandRow("cmd_dead_reaped"), { status: "dead", attemptCount: 1 })
+      const events = yield* eventTypes("ses_dead_reaped")
+      const last = events[events.length - 1]!
+      assert.strictEqual(last.type, "session.idle")
+      assert.strictEqual(last.payload.outcome, "dead")
+      assert.strictEqual(last.payload.commandId, "cmd_dead_reaped")
+      assert.include(String(last.payload.reason), "abandoned by worker worker-crashes")
+      assert.deepStrictEqual(yield* status(), { status: "idle", lastSequence: last.sequence })
+      assert.deepStrictEqual(events.map((e) => e.sequence), events.map((_, i) => i + 1), "the log stays contiguous")
+    }))
+
+  it.effect("a command killed when another worker takes the session over settles it the same way", () =>
+    Effect.gen(function*() {
+      const leases = yield* LeaseStore
+      const queue = yield* CommandQueue
+      const log = yield* EventLog
+      yield* createSession("ses_dead_claimed")
+      yield* enqueue("ses_dead_claimed", "cmd_dead_claimed")
+      const [lease] = yield* leases.claim("worker-gone", 1, TTL, 1)
+      yield* queue.next(lease!)
+      yield* log.append(lease!, [{ type: "session.status", payload: { status: "running", commandId: "cmd_dead_claimed" } }])
+      yield* backdateLease("ses_dead_claimed")
+      const [takeover] = yield* leases.claim("worker-next", 1, TTL, 1)
+      assert.strictEqual(takeover?.sessionId, "ses_dead_claimed")
+      assert.deepStrictEqual(yield* commandRow("cmd_dead_claimed"), { status: "dead", attemptCount: 1 })
+      const events = yield* eventTypes("ses_dead_claimed")
+      const last = events[events.length - 1]!
+      assert.strictEqual(last.type, "session.idle")
+      assert.strictEqual(last.payload.outcome, "dead")
+      assert.strictEqual(last.payload.commandId, "cmd_dead_claimed")
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* sql<{ status: string }>`SELECT status FROM cloud_session_projections WHERE session_id = 'ses_dead_claimed'`
+      assert.strictEqual(rows[0]!.status, "idle")
+    }))
+
   it.effect("the reaper recovers expired leases within the drain cap, requeues and finally kills commands", () =>
     Effect.gen(function*() {
       const leases = yield* LeaseStore

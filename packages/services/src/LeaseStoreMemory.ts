@@ -1,16 +1,18 @@
-import { type Lease, StaleOwner, type StaleOwnerOperation } from "@cowork/domain"
+import { deadLetteredEvent, type Lease, StaleOwner, type StaleOwnerOperation } from "@cowork/domain"
 import { Clock, Effect, PubSub, type Redacted } from "effect"
 import type { CommandSignal } from "./ChangeFeed.ts"
 import type { LeaseStore, ReapOptions } from "./LeaseStore.ts"
 import type { MemoryTables } from "./MemoryDatabase.ts"
 import { liveLease, mayRenew } from "./MemoryFence.ts"
+import { appendToLog } from "./MemoryLog.ts"
 import { presentedCredential } from "./WorkerCredentials.ts"
 
 /**
  * Commands still `running` on a session taken over go back to `pending` for another attempt, or become `dead` once
- * `maxAttempts` attempts were abandoned (claim and the reaper, as in Postgres).
+ * `maxAttempts` attempts were abandoned (claim and the reaper, as in Postgres); a dead command's terminal event
+ * (`session.idle`, outcome `dead`) settles its session.
  */
-export const recoverRunning = (db: MemoryTables, sessionId: string, maxAttempts: number) => {
+export const recoverRunning = (db: MemoryTables, sessionId: string, maxAttempts: number, now: number) => {
   let requeued = 0
   let dead = 0
   for (const command of db.commands) {
@@ -22,6 +24,7 @@ export const recoverRunning = (db: MemoryTables, sessionId: string, maxAttempts:
     if (command.attemptCount >= maxAttempts) {
       command.status = "dead"
       dead++
+      appendToLog(db, sessionId, [deadLetteredEvent({ commandId: command.id, attempts: command.attemptCount, reason: command.lastError })], now)
     } else {
       command.status = "pending"
       requeued++
@@ -75,7 +78,7 @@ export const makeLeaseStoreMemory = (db: MemoryTables): LeaseStore["Service"] =>
           lease.workerId = workerId
           lease.epoch += 1
           lease.expiresAt = now + ttlMs
-          recoverRunning(db, sessionId, maxAttempts)
+          recoverRunning(db, sessionId, maxAttempts, now)
           claimed.push({
             sessionId,
             workerId,
@@ -121,7 +124,7 @@ export const makeLeaseStoreMemory = (db: MemoryTables): LeaseStore["Service"] =>
           lease.workerId = null
           lease.epoch += 1
           lease.expiresAt = -Infinity
-          const recovered = recoverRunning(db, sessionId, options.maxAttempts)
+          const recovered = recoverRunning(db, sessionId, options.maxAttempts, now)
           requeued += recovered.requeued
           dead += recovered.dead
           if (recovered.requeued > 0) PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "prompt", sessionId })

@@ -72,3 +72,24 @@ it.effect("the memory reaper stops at the drain cap and kills commands past max 
     const final = yield* leases.reapExpired({ batchSize: 50, drainCap: 50, maxAttempts: 2 })
     assert.deepStrictEqual([final.reaped, final.dead, final.requeued], [25, 25, 0])
   }).pipe(Effect.provide(layerMemoryControlPlane)))
+
+it.effect("a command the memory reaper kills settles its session with session.idle (outcome dead), as on Postgres", () =>
+  Effect.gen(function*() {
+    const plane = yield* memoryPlane
+    const leases = yield* LeaseStore
+    const queue = yield* CommandQueue
+    const log = yield* EventLog
+    const sessionId = yield* plane.createSession()
+    const commandId = yield* plane.enqueue(sessionId, "prompt", "x")
+    const [lease] = yield* leases.claim("w1", 1, 1_000, 1)
+    yield* queue.next(lease!)
+    yield* log.append(lease!, [{ type: "session.status", payload: { status: "running", commandId } }])
+    assert.strictEqual(yield* plane.status(sessionId), "running")
+    yield* TestClock.adjust(1_000)
+    const reaped = yield* leases.reapExpired({ batchSize: 10, drainCap: 10, maxAttempts: 1 })
+    assert.strictEqual(reaped.dead, 1)
+    const last = (yield* plane.events(sessionId)).at(-1)!
+    assert.strictEqual(last.type, "session.idle")
+    assert.deepInclude(last.payload as object, { outcome: "dead", commandId, attempts: 1 })
+    assert.strictEqual(yield* plane.status(sessionId), "idle")
+  }).pipe(Effect.provide(layerMemoryControlPlane)))
