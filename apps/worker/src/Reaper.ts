@@ -1,5 +1,5 @@
 import { Metrics } from "@cowork/observability"
-import { LeaseStore } from "@cowork/services"
+import { Heartbeats, LeaseStore } from "@cowork/services"
 import { Effect } from "effect"
 import { ClaimWake } from "./ClaimWake.ts"
 import { WorkerConfig } from "./WorkerConfig.ts"
@@ -33,8 +33,22 @@ export const reapTick = Effect.gen(function*() {
   }
 }).pipe(Effect.catchCause((cause) => Effect.logError("reaper tick failed", cause)))
 
-/** A reaper tick every reaper interval (lease TTL/3 by default), forever. */
+/** How often heartbeat rows past the retention are deleted. */
+export const HEARTBEAT_PRUNE_INTERVAL_MS = 60_000
+
+/** Deletes heartbeat rows older than the retention (dead processes' rows would otherwise stay forever). */
+export const pruneHeartbeats = Effect.gen(function*() {
+  const config = yield* WorkerConfig
+  const heartbeats = yield* Heartbeats
+  const pruned = yield* heartbeats.prune(config.heartbeatRetentionMs)
+  if (pruned > 0) yield* Effect.logInfo("old heartbeat rows pruned").pipe(Effect.annotateLogs({ pruned }))
+}).pipe(Effect.catchCause((cause) => Effect.logWarning("heartbeat prune failed", cause)))
+
+/** A reaper tick every reaper interval (lease TTL/3 by default), and a heartbeat prune every minute, forever. */
 export const run = Effect.gen(function*() {
   const { reaperIntervalMs } = yield* WorkerConfig
-  return yield* Effect.forever(Effect.sleep(reaperIntervalMs).pipe(Effect.andThen(reapTick)))
+  return yield* Effect.all([
+    Effect.forever(Effect.sleep(reaperIntervalMs).pipe(Effect.andThen(reapTick))),
+    Effect.forever(pruneHeartbeats.pipe(Effect.andThen(Effect.sleep(HEARTBEAT_PRUNE_INTERVAL_MS))))
+  ], { concurrency: 2, discard: true })
 })

@@ -16,6 +16,8 @@ export interface WorkerSettings {
   readonly reaperBatchSize: number
   readonly reaperIntervalMs: number
   readonly heartbeatIntervalMs: number
+  /** Heartbeat rows (any process's) last seen longer ago than this are deleted by the reaper. */
+  readonly heartbeatRetentionMs: number
   /** Backstop claim poll; command signals wake the claim loop sooner. */
   readonly pollIntervalMs: number
   readonly region: string | null
@@ -47,6 +49,7 @@ export const settings = (input: Partial<WorkerSettings> = {}): WorkerSettings =>
     reaperBatchSize: input.reaperBatchSize ?? Math.max(1, Math.min(50, reaperDrainCap)),
     reaperIntervalMs: input.reaperIntervalMs ?? Math.max(1, Math.floor(leaseTtlMs / 3)),
     heartbeatIntervalMs: input.heartbeatIntervalMs ?? 5_000,
+    heartbeatRetentionMs: input.heartbeatRetentionMs ?? 7 * 24 * 3600 * 1000,
     pollIntervalMs: input.pollIntervalMs ?? 30_000,
     region: input.region ?? null,
     profileName: input.profileName ?? "default",
@@ -80,6 +83,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       maxCommandAttempts: yield* optionalInt("OPEN_COWORK_CLOUD_MAX_COMMAND_ATTEMPTS"),
       reaperDrainCap: yield* optionalInt("OPEN_COWORK_CLOUD_REAPER_DRAIN_CAP"),
       heartbeatIntervalMs: yield* optionalInt("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS"),
+      heartbeatRetentionMs: yield* optionalInt("OPEN_COWORK_CLOUD_HEARTBEAT_RETENTION_MS"),
       pollIntervalMs: yield* optionalInt("OPEN_COWORK_CLOUD_POLL_INTERVAL_MS"),
       region: yield* optionalString("OPEN_COWORK_CLOUD_REGION"),
       profileName: yield* optionalString("OPEN_COWORK_CLOUD_PROFILE_NAME")

@@ -16,7 +16,8 @@ it.effect("beats active, then draining once shutdown began, then stopped; the ag
   const env = Layer.mergeAll(
     Layer.succeed(Heartbeats, Heartbeats.of({
       beat: (input) => Effect.suspend(() => failing ? Effect.die("database down") : Effect.sync(() => { beats.push(input) })),
-      list: () => Effect.succeed([])
+      list: () => Effect.succeed([]),
+      prune: () => Effect.succeed(0)
     })),
     Metrics.layerTest("worker"),
     WorkerConfig.layerWith({ workerId: "worker-hb", heartbeatIntervalMs: 5_000 }),

@@ -1,5 +1,5 @@
 import { Metrics } from "@cowork/observability"
-import type { ReapOptions, ReapResult } from "@cowork/services"
+import { Heartbeats, type ReapOptions, type ReapResult } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { ClaimWake } from "../src/ClaimWake.ts"
@@ -42,3 +42,18 @@ it.effect("a tick that reaped nothing counts nothing and leaves the claim loop a
     const woken = yield* wake.requested.pipe(Effect.timeoutOption(0))
     assert.strictEqual(woken._tag, "None")
   }).pipe(Effect.provide(reaping({ reaped: 0, requeued: 0, dead: 0, capHit: false }, []))))
+
+it.effect("the heartbeat prune deletes rows past the configured retention", () => {
+  const retentions: Array<number> = []
+  return Effect.gen(function*() {
+    yield* Reaper.pruneHeartbeats
+    assert.deepStrictEqual(retentions, [3_600_000])
+  }).pipe(Effect.provide(Layer.mergeAll(
+    Layer.succeed(Heartbeats, Heartbeats.of({
+      beat: () => Effect.void,
+      list: () => Effect.succeed([]),
+      prune: (retentionMs) => Effect.sync(() => retentions.push(retentionMs)).pipe(Effect.as(2))
+    })),
+    WorkerConfig.layerWith({ heartbeatRetentionMs: 3_600_000 })
+  )))
+})

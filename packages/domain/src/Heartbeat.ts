@@ -25,3 +25,18 @@ export const heartbeatFreshWithinMs = (heartbeatIntervalMs: number): number => h
  */
 export const isHeartbeatFresh = (beat: { readonly ageMs: number; readonly status: string }, freshWithinMs: number): boolean =>
   beat.ageMs < freshWithinMs && beat.status !== "stopped"
+
+/** Statuses age cannot change: the process said it stopped, or its registration ended. */
+const FINAL_HEARTBEAT_STATUSES: ReadonlyArray<string> = ["stopped", "retired", "revoked"]
+
+/**
+ * A stored heartbeat as every read shows it. A row that is no longer fresh and has no final status belongs to a
+ * process that stopped beating without saying so (crashed, killed, partitioned): it reads `unhealthy`, with no
+ * load and no active work (its last list is stale: the reaper hands that work to others).
+ */
+export const observedHeartbeat = (row: Omit<WorkerHeartbeat, "fresh">, freshWithinMs: number): WorkerHeartbeat => {
+  const fresh = isHeartbeatFresh(row, freshWithinMs)
+  return fresh || FINAL_HEARTBEAT_STATUSES.includes(row.status)
+    ? { ...row, fresh }
+    : { ...row, status: "unhealthy", currentLoad: 0, activeWorkIds: [], fresh }
+}

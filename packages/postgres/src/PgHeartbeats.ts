@@ -1,4 +1,4 @@
-import { isHeartbeatFresh, type WorkerHeartbeat, WorkerRefused } from "@cowork/domain"
+import { observedHeartbeat, WorkerRefused } from "@cowork/domain"
 import { type HeartbeatInput, Heartbeats, presentedCredential } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
@@ -89,7 +89,7 @@ export const make = Effect.gen(function*() {
         (extract(epoch FROM clock_timestamp() - last_seen_at) * 1000)::float8 AS age_ms
       FROM cloud_worker_heartbeats ORDER BY worker_id`
     ).pipe(Effect.orDie)
-    return rows.map((row): WorkerHeartbeat => ({
+    return rows.map((row) => observedHeartbeat({
       workerId: row.worker_id,
       role: row.role,
       poolId: row.pool_id,
@@ -100,12 +100,20 @@ export const make = Effect.gen(function*() {
       currentLoad: Number(row.current_load),
       activeWorkIds: row.active_work_ids,
       lastSeenAt: new Date(row.last_seen_at).toISOString(),
-      ageMs: Number(row.age_ms),
-      fresh: isHeartbeatFresh({ ageMs: Number(row.age_ms), status: row.status }, freshWithinMs)
-    }))
+      ageMs: Number(row.age_ms)
+    }, freshWithinMs))
   })
 
-  return Heartbeats.of({ beat, list })
+  const prune = Effect.fn("Heartbeats.prune")(function*(retentionMs: number) {
+    const rows = yield* sql.unsafe<{ worker_id: string }>(
+      `DELETE FROM cloud_worker_heartbeats
+       WHERE last_seen_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000) RETURNING worker_id`,
+      [retentionMs]
+    ).pipe(Effect.orDie)
+    return rows.length
+  })
+
+  return Heartbeats.of({ beat, list, prune })
 })
 
 export const layer = Layer.effect(Heartbeats, make)

@@ -23,8 +23,13 @@ export class Heartbeats extends Context.Service<Heartbeats, {
    * valid credential and not be retired or revoked, else `WorkerRefused` and nothing is written.
    */
   readonly beat: (input: HeartbeatInput) => Effect.Effect<void, WorkerRefused>
-  /** Every heartbeat with its age, by worker id; `fresh` by `isHeartbeatFresh` (younger than `freshWithinMs`, not `stopped`). */
+  /**
+   * Every heartbeat with its age, by worker id, as `observedHeartbeat` shows it: `fresh` by `isHeartbeatFresh`; a
+   * row that stopped beating without a final status reads `unhealthy` with no active work.
+   */
   readonly list: (freshWithinMs: number) => Effect.Effect<ReadonlyArray<WorkerHeartbeat>>
+  /** Deletes heartbeat rows last seen more than `retentionMs` ago (by the store's clock); returns how many. */
+  readonly prune: (retentionMs: number) => Effect.Effect<number>
 }>()("cowork/Heartbeats") {
   static readonly layerMemory: Layer.Layer<Heartbeats, never, MemoryDatabase> = Layer.effect(
     Heartbeats,

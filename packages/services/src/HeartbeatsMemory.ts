@@ -1,4 +1,4 @@
-import { isHeartbeatFresh, type WorkerHeartbeat, WorkerRefused } from "@cowork/domain"
+import { observedHeartbeat, WorkerRefused } from "@cowork/domain"
 import { Clock, Effect } from "effect"
 import type { HeartbeatInput, Heartbeats } from "./Heartbeats.ts"
 import type { MemoryTables } from "./MemoryDatabase.ts"
@@ -41,9 +41,8 @@ export const makeHeartbeatsMemory = (db: MemoryTables): Heartbeats["Service"] =>
       Effect.map(Clock.currentTimeMillis, (now) =>
         [...db.heartbeats.values()]
           .sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0))
-          .map((row): WorkerHeartbeat => {
-            const ageMs = now - row.lastSeenAt
-            return {
+          .map((row) =>
+            observedHeartbeat({
               workerId: row.workerId,
               role: row.role,
               poolId: row.poolId,
@@ -54,9 +53,18 @@ export const makeHeartbeatsMemory = (db: MemoryTables): Heartbeats["Service"] =>
               currentLoad: row.currentLoad,
               activeWorkIds: row.activeWorkIds,
               lastSeenAt: new Date(row.lastSeenAt).toISOString(),
-              ageMs,
-              fresh: isHeartbeatFresh({ ageMs, status: row.status }, freshWithinMs)
-            }
-          }))
+              ageMs: now - row.lastSeenAt
+            }, freshWithinMs))),
+    prune: (retentionMs) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        let pruned = 0
+        for (const [workerId, row] of db.heartbeats) {
+          if (now - row.lastSeenAt > retentionMs) {
+            db.heartbeats.delete(workerId)
+            pruned++
+          }
+        }
+        return pruned
+      })
   }
 }

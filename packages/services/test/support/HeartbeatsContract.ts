@@ -81,4 +81,42 @@ export const heartbeatsContract = <R>(harness: ControlPlaneHarness<R>) =>
         yield* harness.elapse(FRESH_MS)
         assert.strictEqual(yield* health, "unhealthy", "old")
       })))
+
+    it.effect("a silent worker reads unhealthy with no active work; stopped stays stopped; prune keeps the retention", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const heartbeats = yield* Heartbeats
+        const day = 24 * 3600 * 1000
+        const beat = (workerId: string, status: string, activeWorkIds: ReadonlyArray<string>) =>
+          heartbeats.beat({ ...input(workerId, status), currentLoad: activeWorkIds.length, activeWorkIds })
+        yield* beat("hb-ancient", "active", ["ses_ancient"])
+        yield* harness.elapse(10 * day)
+        yield* beat("hb-crashed", "active", ["ses_stale_1", "ses_stale_2"])
+        yield* beat("hb-draining-crashed", "draining", ["ses_stale_3"])
+        yield* beat("hb-stopped", "stopped", [])
+        yield* harness.elapse(4 * FRESH_MS)
+        yield* beat("hb-live", "active", ["ses_live"])
+
+        const byId = new Map((yield* heartbeats.list(FRESH_MS)).map((row) => [row.workerId, row]))
+        assert.deepInclude(byId.get("hb-live")!, { status: "active", fresh: true, currentLoad: 1 })
+        assert.deepStrictEqual(byId.get("hb-live")!.activeWorkIds, ["ses_live"])
+        for (const id of ["hb-crashed", "hb-draining-crashed", "hb-ancient"]) {
+          const row = byId.get(id)!
+          assert.deepInclude(row, { status: "unhealthy", fresh: false, currentLoad: 0 }, id)
+          assert.deepStrictEqual(row.activeWorkIds, [], `${id}: a silent worker's last work list is stale`)
+          assert.isAbove(row.ageMs, 3 * FRESH_MS, id)
+        }
+        assert.deepInclude(byId.get("hb-stopped")!, { status: "stopped", fresh: false })
+
+        assert.strictEqual(yield* heartbeats.prune(7 * day), 1)
+        assert.deepStrictEqual(
+          (yield* heartbeats.list(FRESH_MS)).map((row) => row.workerId),
+          ["hb-crashed", "hb-draining-crashed", "hb-live", "hb-stopped"]
+        )
+        assert.strictEqual(yield* heartbeats.prune(7 * day), 0)
+        yield* beat("hb-crashed", "active", ["ses_new"])
+        assert.deepInclude((yield* heartbeats.list(FRESH_MS)).find((row) => row.workerId === "hb-crashed")!, {
+          status: "active",
+          fresh: true
+        }, "a worker that beats again is healthy again")
+      })))
   })
