@@ -1,15 +1,14 @@
 import { Api, NotReady } from "@cowork/domain"
-import { ChangeFeed } from "@cowork/services"
+import { ChangeFeed, ControlPlaneStatus } from "@cowork/services"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
-import { SqlClient } from "effect/sql"
 import * as WebReadiness from "./WebReadiness.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 /** `/healthz`, `/livez` (the process loop is alive) and `/readyz` (dependencies reachable, not draining). */
 export const layer = HttpApiBuilder.group(Api, "health", Effect.fn(function*(handlers) {
   const lifecycle = yield* WebLifecycle
-  const sql = yield* SqlClient.SqlClient
+  const status = yield* ControlPlaneStatus
   const feed = yield* ChangeFeed
   const liveness = () => Effect.succeed({ ok: true as const, role: lifecycle.role, profileName: lifecycle.profileName })
 
@@ -23,7 +22,7 @@ export const layer = HttpApiBuilder.group(Api, "health", Effect.fn(function*(han
         return body
       }).pipe(
         Effect.provideService(WebLifecycle, lifecycle),
-        Effect.provideService(SqlClient.SqlClient, sql),
+        Effect.provideService(ControlPlaneStatus, status),
         Effect.provideService(ChangeFeed, feed)
       )
   })

@@ -1,10 +1,8 @@
 import { Api, type Diagnostics, heartbeatFreshWithinMs, type RuntimeStatus, SERVICE_VERSION, type WorkerHeartbeat } from "@cowork/domain"
 import { Metrics, MetricsCatalog, redactDeep } from "@cowork/observability"
-import { PgLeaseStore } from "@cowork/postgres"
-import { ChangeFeed, CommandQueue, Heartbeats, Projections, QUEUE_SCAN_LIMIT } from "@cowork/services"
+import { ChangeFeed, CommandQueue, ControlPlaneStatus, Heartbeats, Projections, QUEUE_SCAN_LIMIT } from "@cowork/services"
 import { Config, Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
-import { SqlClient } from "effect/sql"
 import * as WebReadiness from "./WebReadiness.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
@@ -18,7 +16,7 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
   const heartbeats = yield* Heartbeats
   const queue = yield* CommandQueue
   const projections = yield* Projections
-  const sql = yield* SqlClient.SqlClient
+  const status = yield* ControlPlaneStatus
   const feed = yield* ChangeFeed
   const heartbeatIntervalMs = yield* Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS").pipe(Config.withDefault(5_000))
   const freshWithinMs = heartbeatFreshWithinMs(heartbeatIntervalMs)
@@ -86,7 +84,7 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
         const beats = yield* listHeartbeats
         const backlog = yield* queue.backlog(QUEUE_SCAN_LIMIT)
         const maxLag = yield* projections.maxLag
-        const census = yield* PgLeaseStore.leaseCensus.pipe(Effect.orDie)
+        const census = yield* status.leaseCensus
         const readiness = yield* WebReadiness.report
         const bundle: Diagnostics = {
           generatedAt: new Date().toISOString(),
@@ -121,7 +119,7 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
         return redactDeep(bundle) as Diagnostics
       }).pipe(
         Effect.provideService(WebLifecycle, lifecycle),
-        Effect.provideService(SqlClient.SqlClient, sql),
+        Effect.provideService(ControlPlaneStatus, status),
         Effect.provideService(ChangeFeed, feed)
       ),
     apiMetrics: () => exposition,

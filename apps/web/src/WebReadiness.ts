@@ -1,9 +1,7 @@
 import type { Readiness, ReadinessCheck } from "@cowork/domain"
-import { ReadinessChecks } from "@cowork/postgres"
 import { secretAdapterCheck } from "@cowork/secrets"
-import type { ChangeFeed, ObjectStore, SecretAdapter } from "@cowork/services"
+import { type ChangeFeed, ControlPlaneStatus, type ObjectStore, roleDependenciesCheck, type SecretAdapter } from "@cowork/services"
 import { Effect } from "effect"
-import type { SqlClient } from "effect/sql"
 import { objectStoreCheck } from "./ObjectStoreReadiness.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
@@ -11,12 +9,13 @@ import { WebLifecycle } from "./WebLifecycle.ts"
  * The web role's readiness: the control plane, auth configuration and its LISTEN connection, plus `draining` while
  * it shuts down, and the `object_store` and `secret_adapter` probes.
  */
-export const report: Effect.Effect<Readiness, never, WebLifecycle | SqlClient.SqlClient | ChangeFeed | ObjectStore | SecretAdapter> = Effect.gen(function*() {
+export const report: Effect.Effect<Readiness, never, WebLifecycle | ControlPlaneStatus | ChangeFeed | ObjectStore | SecretAdapter> = Effect.gen(function*() {
   const lifecycle = yield* WebLifecycle
+  const status = yield* ControlPlaneStatus
   const checks: Array<ReadinessCheck> = [...yield* Effect.all([
-    ReadinessChecks.controlPlane,
-    ReadinessChecks.authConfig,
-    ReadinessChecks.roleDependencies,
+    status.controlPlane,
+    status.authConfig,
+    roleDependenciesCheck,
     objectStoreCheck,
     secretAdapterCheck
   ], { concurrency: "unbounded" })]

@@ -3,13 +3,15 @@ import {
   PgArtifacts,
   PgChangeFeed,
   PgCommandQueue,
+  PgControlPlaneStatus,
   PgEventLog,
   PgHeartbeats,
   PgIdentity,
   PgProjections,
   PgSessionStore,
   PgTokens,
-  PgWorkerRegistry
+  PgWorkerRegistry,
+  PgWorkflowStore
 } from "@cowork/postgres"
 import { DEFAULT_PROFILE_NAME, ListenHost } from "@cowork/services"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
@@ -77,7 +79,7 @@ export const layerNodeServer: Layer.Layer<
 
 /**
  * The web role: needs the tenant services (`SessionStore`, `Tokens`, `EventLog`, `ChangeFeed`), the operator ones
- * (`Heartbeats`, `CommandQueue`, `Projections`), `SqlClient`, and the process's one `Metrics` registry.
+ * (`Heartbeats`, `CommandQueue`, `Projections`, `ControlPlaneStatus`), and the process's one `Metrics` registry.
  */
 export const layer = layerServe.pipe(Layer.provide(layerNodeServer))
 
@@ -95,10 +97,11 @@ export const layerPgAdapters = Layer.mergeAll(
   PgChangeFeed.layer,
   PgHeartbeats.layer,
   PgCommandQueue.layer,
+  PgControlPlaneStatus.layer,
   PgProjections.layer,
   PgWorkerRegistry.layer,
   PgArtifacts.layer,
-  WorkflowRoutes.layerPg,
+  PgWorkflowStore.layer,
   PgIdentity.layer
 )
 

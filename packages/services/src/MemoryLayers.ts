@@ -2,8 +2,10 @@ import { Layer } from "effect"
 import { Artifacts } from "./Artifacts.ts"
 import { ChangeFeed } from "./ChangeFeed.ts"
 import { CommandQueue } from "./CommandQueue.ts"
+import { ControlPlaneStatus } from "./ControlPlaneStatus.ts"
 import { EventLog } from "./EventLog.ts"
 import { Heartbeats } from "./Heartbeats.ts"
+import { Identity } from "./Identity.ts"
 import { LeaseStore } from "./LeaseStore.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { ObjectStore } from "./ObjectStore.ts"
@@ -11,6 +13,7 @@ import { Projections } from "./Projections.ts"
 import { SessionStore } from "./SessionStore.ts"
 import { Tokens } from "./Tokens.ts"
 import { WorkerRegistry } from "./WorkerRegistry.ts"
+import { WorkflowStore } from "./WorkflowStore.ts"
 
 /** Every control-plane service on memory over ONE fresh `MemoryDatabase` (exposed too, for tests that inspect it). */
 export const layerMemoryControlPlane = Layer.mergeAll(
@@ -23,5 +26,8 @@ export const layerMemoryControlPlane = Layer.mergeAll(
   Tokens.layerMemory,
   Projections.layerMemory,
   WorkerRegistry.layerMemory,
-  Artifacts.layerMemory
+  Artifacts.layerMemory,
+  ControlPlaneStatus.layerMemory,
+  WorkflowStore.layerMemory,
+  Identity.layerMemory
 ).pipe(Layer.provideMerge(Layer.merge(MemoryDatabase.layer, ObjectStore.layerMemory)))
