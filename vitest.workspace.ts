@@ -3,12 +3,14 @@ export const projects = [
   { extends: true, test: { name: "domain", include: ["packages/domain/test/**/*.test.ts"] } },
   { extends: true, test: { name: "services", include: ["packages/services/test/**/*.test.ts"] } },
   { extends: true, test: { name: "postgres", include: ["packages/postgres/test/**/*.test.ts"] } },
-  { extends: true, test: { name: "runtime", include: ["packages/runtime/test/**/*.test.ts"] } },
+  { extends: true, test: { name: "runtime", include: ["packages/runtime/test/**/*.test.ts"], exclude: ["packages/runtime/test/opencode/**"] } },
   { extends: true, test: { name: "storage", include: ["packages/storage/test/**/*.test.ts"] } },
   { extends: true, test: { name: "secrets", include: ["packages/secrets/test/**/*.test.ts"] } },
   { extends: true, test: { name: "observability", include: ["packages/observability/test/**/*.test.ts"] } },
   { extends: true, test: { name: "web", include: ["apps/web/test/**/*.test.ts"] } },
   { extends: true, test: { name: "worker", include: ["apps/worker/test/**/*.test.ts"] } },
   { extends: true, test: { name: "cli", include: ["apps/cli/test/**/*.test.ts"] } },
-  { extends: true, test: { name: "scheduler", include: ["apps/scheduler/test/**/*.test.ts"] } }
+  { extends: true, test: { name: "scheduler", include: ["apps/scheduler/test/**/*.test.ts"] } },
+  // The real opencode binary (offline, against a fake model server on loopback).
+  { extends: true, test: { name: "runtime-opencode", include: ["packages/runtime/test/opencode/**/*.test.ts"] } }
 ]

@@ -33,6 +33,11 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
       canExecute: freshWorkers.some((beat) => beat.status === "active"),
       commandProcessing: metrics.role === "all" ? "in_process" : "external_workers",
       checkpoints: { enabled: freshWorkers.some((beat) => beat.capabilities.includes("checkpoints")) },
+      runtime: {
+        kinds: [...new Set(freshWorkers.flatMap((beat) =>
+          beat.capabilities.filter((c) => c.startsWith("runtime:")).map((c) => c.slice("runtime:".length))
+        ))].sort()
+      },
       heartbeats: {
         workers: workers.length,
         schedulers: schedulers.length,

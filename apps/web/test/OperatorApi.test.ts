@@ -65,6 +65,7 @@ it.layer(layer)("operator API", (it) => {
         canExecute: true,
         commandProcessing: "external_workers",
         checkpoints: { enabled: false },
+        runtime: { kinds: [] },
         heartbeats: { workers: 1, schedulers: 1, freshWorkers: 1, freshSchedulers: 0 }
       })
       // A fresh worker that checkpoints says so in its capabilities; runtime status reports it.
@@ -75,12 +76,13 @@ it.layer(layer)("operator API", (it) => {
         status: "active",
         version: "0.1.0",
         region: "eu-test",
-        capabilities: ["prompt", "abort", "checkpoints"],
+        capabilities: ["prompt", "abort", "checkpoints", "runtime:opencode"],
         currentLoad: 0,
         activeWorkIds: []
       })
       const withCheckpoints = yield* request("GET", "/api/runtime/status", { token })
       assert.deepStrictEqual(withCheckpoints.body.checkpoints, { enabled: true })
+      assert.deepStrictEqual(withCheckpoints.body.runtime, { kinds: ["opencode"] })
     }))
 
   it.effect("diagnostics: queue depth, oldest command age, leases, counters, links; marked redacted", () =>

@@ -20,13 +20,36 @@ export const fromRuntimeEvent = (event: RuntimeEvent, command: RunnableCommand):
     case "ToolCall":
       return {
         type: "tool.call",
-        payload: { callId: event.callId, tool: event.tool, input: event.input, output: event.output, commandId: command.id },
+        payload: {
+          callId: event.callId,
+          tool: event.tool,
+          status: event.status ?? "completed",
+          input: event.input,
+          output: event.output,
+          commandId: command.id
+        },
         ...owner
       }
     case "Status":
       return { type: "session.status", payload: { status: event.status, detail: event.detail, commandId: command.id }, ...owner }
     case "Error":
       return { type: "runtime.error", payload: { message: event.message, commandId: command.id }, ...owner }
+    case "PermissionRequested":
+      return {
+        type: "permission.requested",
+        payload: {
+          permissionId: event.permissionId,
+          permission: event.permission,
+          patterns: event.patterns,
+          callId: event.callId,
+          commandId: command.id
+        },
+        ...owner
+      }
+    case "QuestionAsked":
+      return { type: "question.asked", payload: { requestId: event.requestId, questions: event.questions, commandId: command.id }, ...owner }
+    case "Usage":
+      return { type: "usage.recorded", payload: { messageId: event.messageId, ...event.usage, commandId: command.id }, ...owner }
   }
 }
 

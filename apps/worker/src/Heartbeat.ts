@@ -1,5 +1,5 @@
 import { Metrics } from "@cowork/observability"
-import { Heartbeats } from "@cowork/services"
+import { AgentRuntime, Heartbeats } from "@cowork/services"
 import { Clock, Effect, Ref } from "effect"
 import { HeldSessions } from "./HeldSessions.ts"
 import { SessionCheckpoints } from "./SessionCheckpoints.ts"
@@ -19,6 +19,9 @@ export const beat = (status: HeartbeatStatus) =>
     const held = yield* HeldSessions
     const checkpoints = yield* SessionCheckpoints
     const heartbeats = yield* Heartbeats
+    const runtime = yield* AgentRuntime
+    // `runtime:<kind>` tells operators (runtime status) which agent runtime this worker runs.
+    const capabilities = [...config.capabilities, `runtime:${runtime.kind ?? "scripted"}`]
     yield* heartbeats.beat({
       workerId: config.workerId,
       role: "worker",
@@ -27,7 +30,7 @@ export const beat = (status: HeartbeatStatus) =>
       version: config.version,
       region: config.region,
       // `checkpoints` tells operators (runtime status) that this worker saves and restores session state.
-      capabilities: checkpoints.enabled ? [...config.capabilities, "checkpoints"] : config.capabilities,
+      capabilities: checkpoints.enabled ? [...capabilities, "checkpoints"] : capabilities,
       currentLoad: held.size(),
       activeWorkIds: [...held.sessionIds()],
       credential: config.credential

@@ -1,4 +1,5 @@
 import { Metrics } from "@cowork/observability"
+import { ScriptedRuntime } from "@cowork/runtime"
 import { Heartbeats, type HeartbeatInput } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Ref, Scope } from "effect"
@@ -20,6 +21,7 @@ it.effect("beats active, then draining once shutdown began, then stopped; the ag
       prune: () => Effect.succeed(0)
     })),
     Metrics.layerTest("worker"),
+    ScriptedRuntime.layer,
     WorkerConfig.layerWith({ workerId: "worker-hb", heartbeatIntervalMs: 5_000 }),
     Layer.succeed(SessionCheckpoints, SessionCheckpoints.of({
       enabled: true,
@@ -39,6 +41,7 @@ it.effect("beats active, then draining once shutdown began, then stopped; the ag
     yield* settle
     assert.deepStrictEqual(beats.map((b) => [b.status, b.currentLoad, b.activeWorkIds]), [["active", 1, ["ses_a"]]])
     assert.include(beats[0]!.capabilities, "checkpoints")
+    assert.include(beats[0]!.capabilities, "runtime:scripted")
 
     failing = true
     for (let i = 0; i < 7; i++) yield* TestClock.adjust(1_000).pipe(Effect.andThen(settle))

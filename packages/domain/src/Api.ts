@@ -166,6 +166,8 @@ export const RuntimeStatus = Schema.Struct({
   /** `in_process` when this process runs a worker too (`cowork up`), else `external_workers`. */
   commandProcessing: Schema.Literals(["in_process", "external_workers"]),
   checkpoints: Schema.Struct({ enabled: Schema.Boolean }),
+  /** The agent runtimes fresh workers run (`scripted`, `opencode`), from their `runtime:<kind>` capability. */
+  runtime: Schema.Struct({ kinds: Schema.Array(Schema.String) }),
   heartbeats: HeartbeatCounts
 })
 export type RuntimeStatus = typeof RuntimeStatus.Type

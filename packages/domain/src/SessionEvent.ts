@@ -9,6 +9,7 @@ export const SessionEventType = Schema.Literals([
   "tool.call",
   "permission.requested",
   "question.asked",
+  "usage.recorded",
   "artifact.created",
   "runtime.error",
   "command.retried",

@@ -285,7 +285,19 @@ export const MetricsCatalog = {
   open_cowork_cloud_sign_ins_total: counter("Sign-in attempts (OIDC callback, owner-token login), by method and outcome.", {
     method: ["oidc", "token_login"],
     outcome: ["ok", "refused", "not_a_member", "idp_unavailable"]
-  })
+  }),
+  open_cowork_cloud_byok_reveal_failures_total: counter(
+    "Model calls refused because the org's provider key could not be revealed (no key stored, unknown envelope key, tampered, secret adapter down).",
+    { reason: ["not_configured", "unknown_key", "authentication_failed", "malformed", "unavailable"] }
+  ),
+  open_cowork_cloud_model_proxy_requests_total: counter(
+    "Model calls the worker's loopback proxy forwarded to a provider, by whether the provider answered 2xx.",
+    { status: ["ok", "error"] }
+  ),
+  open_cowork_cloud_model_proxy_tokens_total: counter(
+    "Tokens the providers reported in answers forwarded by the model proxy, by direction.",
+    { direction: ["input", "output"] }
+  )
 } as const satisfies Record<string, MetricSpec>
 
 export type Catalog = typeof MetricsCatalog

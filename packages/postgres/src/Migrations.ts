@@ -199,6 +199,27 @@ CREATE INDEX IF NOT EXISTS cloud_session_commands_open ON cloud_session_commands
 `
   },
   {
+    id: 15,
+    name: "byok_keys",
+    // An org's provider keys, sealed with its data key; key_id is the master key (kid) the envelope names, so a
+    // KEK rotation finds what to rewrap. Only the envelope, last four characters and a fingerprint are stored.
+    sql: `
+CREATE TABLE IF NOT EXISTS cloud_byok_keys (
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  provider text NOT NULL,
+  envelope bytea NOT NULL,
+  key_id text NOT NULL,
+  last4 text NOT NULL,
+  fingerprint text NOT NULL,
+  base_url text,
+  health text NOT NULL DEFAULT 'unknown',
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (org_id, provider)
+);
+CREATE INDEX IF NOT EXISTS cloud_byok_keys_key_id ON cloud_byok_keys (key_id);
+`
+  },
+  {
     id: 20,
     name: "workflows",
     // A scheduled run is unique on (workflow_id, scheduled_for): the slot fires once however many schedulers race.

@@ -165,7 +165,7 @@ export const make = (options: Options = {}) =>
         }
       })
 
-    return AgentRuntime.of({ open })
+    return AgentRuntime.of({ kind: "scripted", open })
   })
 
 /** The scripted runtime with the given defaults. */

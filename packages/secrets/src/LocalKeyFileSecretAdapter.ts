@@ -1,25 +1,35 @@
 import { SecretAdapterUnavailable } from "@cowork/domain"
-import { DataDir, makeSecretAdapter, MASTER_KEY_BYTES, SecretAdapter } from "@cowork/services"
+import { DataDir, makeKeyringSecretAdapter, MASTER_KEY_BYTES, masterKeyId, SecretAdapter } from "@cowork/services"
 import { Config, ConfigProvider, Effect, Layer, Redacted } from "effect"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 
 /**
- * The embedded default secret adapter: one master key (32 random bytes, base64) in a local file created with
- * mode 0600 on first use. Back the file up with the database: without it, checkpoints and other envelopes
- * cannot be opened.
+ * The embedded default secret adapter: master keys (32 random bytes, base64, one per line) in a local file created
+ * with mode 0600 on first use. The first line seals; every line opens the envelopes that name it, so a rotation
+ * (`rotateKeyFile`: a new first line, the old keys kept below it) leaves old ciphertext readable. Back the file up
+ * with the database: without it, checkpoints and other envelopes cannot be opened.
  */
 
 const errorCode = (error: unknown) => (error as { readonly code?: unknown }).code
 
 const unavailable = (message: string) => new SecretAdapterUnavailable({ message })
 
-const decodeKey = (text: string, path: string): Effect.Effect<Redacted.Redacted<Uint8Array>, SecretAdapterUnavailable> => {
-  const bytes = Buffer.from(text.trim(), "base64")
-  return bytes.byteLength === MASTER_KEY_BYTES && bytes.toString("base64") === text.trim()
-    ? Effect.succeed(Redacted.make(new Uint8Array(bytes)))
-    : Effect.fail(unavailable(`key file ${path} is not ${MASTER_KEY_BYTES} base64-encoded bytes`))
+const decodeKeyring = (
+  text: string,
+  path: string
+): Effect.Effect<ReadonlyArray<Redacted.Redacted<Uint8Array>>, SecretAdapterUnavailable> => {
+  const lines = text.split("\n").map((line) => line.trim()).filter((line) => line !== "")
+  const keys: Array<Redacted.Redacted<Uint8Array>> = []
+  for (const line of lines) {
+    const bytes = Buffer.from(line, "base64")
+    if (bytes.byteLength !== MASTER_KEY_BYTES || bytes.toString("base64") !== line) {
+      return Effect.fail(unavailable(`key file ${path} is not lines of ${MASTER_KEY_BYTES} base64-encoded bytes`))
+    }
+    keys.push(Redacted.make(new Uint8Array(bytes)))
+  }
+  return keys.length === 0 ? Effect.fail(unavailable(`key file ${path} holds no key`)) : Effect.succeed(keys)
 }
 
 const readKeyFile = (path: string) =>
@@ -43,8 +53,8 @@ const createKeyFile = (path: string) =>
     catch: (error) => error
   })
 
-/** Reads the master key at `path`, creating it when absent. */
-export const loadOrCreateMasterKey = (path: string): Effect.Effect<Redacted.Redacted<Uint8Array>, SecretAdapterUnavailable> =>
+/** Reads the master keys at `path` (the sealing one first), creating the file with one key when absent. */
+export const loadOrCreateKeyring = (path: string): Effect.Effect<ReadonlyArray<Redacted.Redacted<Uint8Array>>, SecretAdapterUnavailable> =>
   Effect.gen(function*() {
     const existing = yield* readKeyFile(path).pipe(
       Effect.map((file) => file as { readonly text: string; readonly mode: number } | undefined),
@@ -60,7 +70,7 @@ export const loadOrCreateMasterKey = (path: string): Effect.Effect<Redacted.Reda
           Effect.annotateLogs({ path, mode: existing.mode.toString(8) })
         )
       }
-      return yield* decodeKey(existing.text, path)
+      return yield* decodeKeyring(existing.text, path)
     }
     const created = yield* createKeyFile(path).pipe(
       Effect.tap(() => Effect.logInfo("created secret key file").pipe(Effect.annotateLogs({ path }))),
@@ -73,7 +83,29 @@ export const loadOrCreateMasterKey = (path: string): Effect.Effect<Redacted.Reda
           : Effect.fail(unavailable(`cannot create key file ${path}: ${errorCode(error) ?? "error"}`))
       )
     )
-    return yield* decodeKey(created, path)
+    return yield* decodeKeyring(created, path)
+  })
+
+/**
+ * KEK rotation: a new master key becomes the first line of the key file, the previous ones stay below it (old
+ * envelopes keep opening). Written to a temporary file (0600) and renamed over the old one. Returns the key ids
+ * (never the keys). Processes holding the file's old contents keep sealing with the old key until restarted.
+ */
+export const rotateKeyFile = (path: string) =>
+  Effect.gen(function*() {
+    const previous = yield* loadOrCreateKeyring(path)
+    const next = Redacted.make(new Uint8Array(Crypto.randomBytes(MASTER_KEY_BYTES)))
+    const ring = [next, ...previous]
+    const text = ring.map((key) => Buffer.from(Redacted.value(key)).toString("base64")).join("\n") + "\n"
+    const temporary = `${path}.rotate-${process.pid}`
+    yield* Effect.tryPromise({
+      try: async () => {
+        await Fs.writeFile(temporary, text, { flag: "w", mode: 0o600 })
+        await Fs.rename(temporary, path)
+      },
+      catch: (error) => unavailable(`cannot write key file ${path}: ${errorCode(error) ?? "error"}`)
+    })
+    return { current: masterKeyId(next), retained: previous.map(masterKeyId) }
   })
 
 /** `file:/abs/path` or `file:///abs/path`; other schemes (KMS, secret managers) belong to other adapters. */
@@ -83,7 +115,7 @@ export const parseKeyRef = (ref: string): string | undefined => {
   return Path.isAbsolute(rest) ? Path.normalize(decodeURIComponent(rest)) : undefined
 }
 
-export const make = (keyFilePath: string): SecretAdapter["Service"] => makeSecretAdapter(loadOrCreateMasterKey(keyFilePath))
+export const make = (keyFilePath: string): SecretAdapter["Service"] => makeKeyringSecretAdapter(loadOrCreateKeyring(keyFilePath))
 
 export const layer = (keyFilePath: string): Layer.Layer<SecretAdapter> => Layer.sync(SecretAdapter, () => make(keyFilePath))
 

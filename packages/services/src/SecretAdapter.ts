@@ -111,28 +111,50 @@ export const openEnvelope = (
  */
 export const makeSecretAdapter = (
   loadMasterKey: Effect.Effect<Redacted.Redacted<Uint8Array>, SecretAdapterUnavailable>
+): SecretAdapter["Service"] => makeKeyringSecretAdapter(Effect.map(loadMasterKey, (key) => [key]))
+
+/**
+ * A SecretAdapter over a keyring: the first master key seals, every key opens the envelopes that name it (`kid`),
+ * so a rotated master key (`cowork admin secrets rotate-kek`) keeps old ciphertext readable. Loaded once.
+ */
+export const makeKeyringSecretAdapter = (
+  loadKeyring: Effect.Effect<ReadonlyArray<Redacted.Redacted<Uint8Array>>, SecretAdapterUnavailable>
 ): SecretAdapter["Service"] => {
-  let master: Redacted.Redacted<Uint8Array> | undefined
+  let ring: { readonly current: Redacted.Redacted<Uint8Array>; readonly byId: ReadonlyMap<string, Redacted.Redacted<Uint8Array>> } | undefined
   const dataKeys = new Map<string, DataKey>()
-  const masterKey = Effect.suspend(() =>
-    master !== undefined
-      ? Effect.succeed(master)
-      : loadMasterKey.pipe(Effect.tap((loaded) => Effect.sync(() => void (master = loaded))))
+  const keyring = Effect.suspend(() =>
+    ring !== undefined
+      ? Effect.succeed(ring)
+      : loadKeyring.pipe(
+        Effect.flatMap((keys) =>
+          keys.length === 0
+            ? Effect.fail(new SecretAdapterUnavailable({ message: "no master key" }))
+            : Effect.succeed({ current: keys[0]!, byId: new Map(keys.map((key) => [masterKeyId(key), key])) })
+        ),
+        Effect.tap((loaded) => Effect.sync(() => void (ring = loaded)))
+      )
   )
-  const dataKeyFor = (orgId: string) =>
-    Effect.suspend(() => {
-      const cached = dataKeys.get(orgId)
-      if (cached !== undefined) return Effect.succeed(cached)
-      return Effect.map(masterKey, (key) => {
-        const derived = deriveDataKey(key, orgId)
-        dataKeys.set(orgId, derived)
-        return derived
-      })
-    })
+  const derived = (master: Redacted.Redacted<Uint8Array>, orgId: string) => {
+    const cacheKey = `${masterKeyId(master)}\u0000${orgId}`
+    const cached = dataKeys.get(cacheKey)
+    if (cached !== undefined) return cached
+    const key = deriveDataKey(master, orgId)
+    dataKeys.set(cacheKey, key)
+    return key
+  }
+  const dataKeyFor = (orgId: string) => Effect.map(keyring, (loaded) => derived(loaded.current, orgId))
   return SecretAdapter.of({
     dataKeyFor,
     encrypt: (orgId, plaintext, context) => Effect.map(dataKeyFor(orgId), (key) => sealEnvelope(key, plaintext, context)),
     decrypt: (orgId, envelope, context) =>
-      Effect.flatMap(dataKeyFor(orgId), (key) => openEnvelope(key, envelope, context))
+      Effect.gen(function*() {
+        const loaded = yield* keyring
+        const keyId = yield* envelopeKeyId(envelope)
+        const master = loaded.byId.get(keyId)
+        if (master === undefined) {
+          return yield* new SecretRevealFailed({ reason: "unknown_key", message: `sealed with key ${keyId}` })
+        }
+        return yield* openEnvelope(derived(master, orgId), envelope, context)
+      })
   })
 }
