@@ -80,6 +80,20 @@ const checkLabels = (name: string, spec: MetricSpec, labels: unknown): string | 
   return undefined
 }
 
+/**
+ * A counter or histogram whose declared label values combine into at most this many series exports every one of
+ * them as 0 from start, so `rate()` and alerts find a series before the first event. The HTTP metrics (method x
+ * status x route) would be thousands of empty series: they appear with the first request instead.
+ */
+export const ZERO_SERIES_LIMIT = 64
+
+/** Every combination of the declared label values (one empty combination for an unlabelled metric). */
+const labelCombinations = (labels: Readonly<Record<string, ReadonlyArray<string>>>): Array<Record<string, string>> =>
+  Object.entries(labels).reduce<Array<Record<string, string>>>(
+    (combinations, [key, values]) => combinations.flatMap((combination) => values.map((value) => ({ ...combination, [key]: value }))),
+    [{}]
+  )
+
 export const makeMetrics = (role: Role, options: { readonly processMetrics: boolean }): Metrics["Service"] => {
   if (!ROLES.includes(role)) throw new MetricContractViolation({ message: `unknown role "${role}"` })
   const registry = new Prom.Registry()
@@ -97,6 +111,18 @@ export const makeMetrics = (role: Role, options: { readonly processMetrics: bool
         ? new Prom.Gauge(common)
         : new Prom.Histogram({ ...common, buckets: [...spec.buckets] })
     )
+  }
+
+  for (const [name, spec] of Object.entries(MetricsCatalog) as Array<[string, MetricSpec]>) {
+    if (spec.type === "gauge" && spec.zeroAtStart !== true) continue
+    const series = labelCombinations(spec.labels)
+    if (series.length > ZERO_SERIES_LIMIT) continue
+    const instrument = instruments.get(name)!
+    for (const labels of series) {
+      if (instrument instanceof Prom.Histogram) instrument.zero(labels)
+      else if (instrument instanceof Prom.Gauge) instrument.set(labels, 0)
+      else instrument.inc(labels, 0)
+    }
   }
 
   /** Validates a call against the catalog and hands the instrument to `use`; dies on any mismatch. */

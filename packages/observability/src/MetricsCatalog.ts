@@ -117,6 +117,8 @@ export interface GaugeSpec<L extends LabelSpec = LabelSpec> {
   readonly type: "gauge"
   readonly help: string
   readonly labels: L
+  /** A count of things held open (0 is a true reading before the first one): exported as 0 from start. */
+  readonly zeroAtStart?: true
 }
 
 export interface HistogramSpec<L extends LabelSpec = LabelSpec> {
@@ -177,9 +179,10 @@ export const MetricsCatalog = {
     Buckets.httpRequest,
     { method: HTTP_METHODS, route: HTTP_ROUTES }
   ),
-  open_cowork_cloud_sse_connections: gauge("Open SSE connections held by this web process.", {
-    stream: ["session", "workspace"]
-  }),
+  open_cowork_cloud_sse_connections: {
+    ...gauge("Open SSE connections held by this web process.", { stream: ["session", "workspace"] }),
+    zeroAtStart: true
+  },
   open_cowork_cloud_command_queue_depth_estimate: gauge(
     "Pending commands seen by the last bounded worker scan; an estimate, read it with oldest age and claim latency."
   ),

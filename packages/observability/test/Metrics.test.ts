@@ -162,6 +162,28 @@ describe("Metrics", () => {
       }))
   })
 
+  it.effect("exports zero samples from start for every known series of counters and histograms (and held gauges)", () =>
+    Effect.gen(function*() {
+      const metrics = yield* Metrics
+      const text = yield* metrics.exposition
+      for (const operation of MetricsCatalog.open_cowork_cloud_worker_stale_owner_rejections_total.labels.operation) {
+        assert.include(text, `open_cowork_cloud_worker_stale_owner_rejections_total{operation="${operation}",role="worker"} 0\n`)
+      }
+      for (const status of MetricsCatalog.open_cowork_cloud_worker_commands_processed_total.labels.status) {
+        assert.include(text, `open_cowork_cloud_worker_commands_processed_total{status="${status}",role="worker"} 0\n`)
+      }
+      assert.include(text, `open_cowork_cloud_worker_lease_claims_total{role="worker"} 0\n`)
+      assert.include(text, `open_cowork_cloud_sse_connections{stream="session",role="worker"} 0\n`)
+      assert.include(text, `open_cowork_cloud_sse_connections{stream="workspace",role="worker"} 0\n`)
+      assert.include(text, `open_cowork_cloud_object_store_operation_duration_ms_count{role="worker",operation="put",cloud_object_store_kind="s3"} 0\n`)
+      assert.include(text, `open_cowork_cloud_prompt_enqueue_duration_ms_bucket{le="+Inf",role="worker"} 0\n`)
+      // The HTTP metrics (method x status x route) stay sparse: their series appear with the first request.
+      assert.notMatch(text, /^open_cowork_cloud_http_requests_total\{/m)
+      // Recording still works on the pre-made series.
+      yield* metrics.inc("open_cowork_cloud_worker_stale_owner_rejections_total", { operation: "append" })
+      assert.include(yield* metrics.exposition, `open_cowork_cloud_worker_stale_owner_rejections_total{operation="append",role="worker"} 1\n`)
+    }).pipe(Effect.provide(Metrics.layerTest("worker"))))
+
   it.effect("serves default process metrics with the role on the real layer", () =>
     Effect.gen(function*() {
       const metrics = yield* Metrics
