@@ -5,6 +5,7 @@ import { Effect, Layer, Redacted } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import * as OpenId from "openid-client"
+import { recordAudit } from "./AuditHandlers.ts"
 import { strongestRole } from "./AuthSettings.ts"
 import { BrowserAuth } from "./BrowserAuth.ts"
 import * as OidcClient from "./OidcClient.ts"
@@ -60,7 +61,7 @@ export const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(h
       if (!allowed) return undefined
       yield* identity.setRole(orgId, account.id, "member")
     }
-    return { orgId, accountId: account.id }
+    return { orgId, accountId: account.id, role: (yield* identity.role(orgId, account.id)) ?? "member" }
   })
 
   return handlers.handleAll({
@@ -128,6 +129,13 @@ export const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(h
           Effect.catchTag("NotAMember", () => Effect.fail(new Forbidden({ message: "this account is not a member of the organization" })))
         )
         yield* signIn("oidc", "ok")
+        yield* recordAudit({
+          orgId: membership.orgId,
+          actor: `account:${membership.accountId}`,
+          action: "auth.sign_in",
+          target: `browser_session:${opened.session.id}`,
+          details: { method: "oidc", role: membership.role }
+        })
         return browser.clearLoginCookie(browser.setSessionCookie(
           HttpServerResponse.redirect(pending.returnTo, { status: 302, headers: { "cache-control": "no-store" } }),
           opened
@@ -147,6 +155,12 @@ export const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(h
             }
             if (query.everywhere === "true") yield* identity.revokeAccountSessions(session.value.orgId, session.value.accountId)
             else yield* identity.revokeSession(session.value.orgId, session.value.sessionId)
+            yield* recordAudit({
+              orgId: session.value.orgId,
+              actor: `account:${session.value.accountId}`,
+              action: query.everywhere === "true" ? "auth.sign_out_everywhere" : "auth.sign_out",
+              target: `browser_session:${session.value.sessionId}`
+            })
           }
         }
         return browser.clearSessionCookie(HttpServerResponse.empty({ status: 204 }))
@@ -179,6 +193,13 @@ export const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(h
         yield* identity.setRole(principal.orgId, account.id, role)
         const opened = yield* identity.openSession({ orgId: principal.orgId, accountId: account.id, lifetimes: settings }).pipe(Effect.orDie)
         yield* signIn("token_login", "ok")
+        yield* recordAudit({
+          orgId: principal.orgId,
+          actor: `token:${principal.tokenId}`,
+          action: "auth.sign_in",
+          target: `browser_session:${opened.session.id}`,
+          details: { method: "token_login", role }
+        })
         const body = {
           orgId: principal.orgId,
           accountId: account.id,

@@ -2,6 +2,7 @@ import { Api, Conflict, CurrentPrincipal, Forbidden, type MemberRole, NotFound }
 import { Identity } from "@cowork/services"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { actorOf, recordAudit } from "./AuditHandlers.ts"
 
 /** `/api/members`: owners and admins manage the org's people; an admin token acts with an owner's rights. */
 export const layer = HttpApiBuilder.group(Api, "members", Effect.fn(function*(handlers) {
@@ -16,7 +17,7 @@ export const layer = HttpApiBuilder.group(Api, "members", Effect.fn(function*(ha
     if (actorRole !== "owner" && (role === "owner" || grant === "owner")) {
       return yield* new Forbidden({ message: "only an owner can grant, change or remove the owner role" })
     }
-    return { orgId: principal.orgId, role }
+    return { orgId: principal.orgId, role, actor: actorOf(principal) }
   })
 
   const keepsAnOwner = Effect.fn("Members.keepsAnOwner")(function*(orgId: string, accountId: string, role: MemberRole) {
@@ -35,20 +36,25 @@ export const layer = HttpApiBuilder.group(Api, "members", Effect.fn(function*(ha
       }),
     update: ({ params, payload }) =>
       Effect.gen(function*() {
-        const { orgId, role } = yield* target(params.id, payload.role)
+        const { orgId, role, actor } = yield* target(params.id, payload.role)
         if (payload.role !== "owner") yield* keepsAnOwner(orgId, params.id, role)
-        return { member: yield* identity.setRole(orgId, params.id, payload.role) }
+        const member = yield* identity.setRole(orgId, params.id, payload.role)
+        yield* recordAudit({ orgId, actor, action: "member.role_changed", target: `account:${params.id}`, details: { from: role, to: payload.role } })
+        return { member }
       }),
     remove: ({ params }) =>
       Effect.gen(function*() {
-        const { orgId, role } = yield* target(params.id)
+        const { orgId, role, actor } = yield* target(params.id)
         yield* keepsAnOwner(orgId, params.id, role)
         yield* identity.removeMember(orgId, params.id)
+        yield* recordAudit({ orgId, actor, action: "member.removed", target: `account:${params.id}`, details: { role } })
       }),
     revokeSessions: ({ params }) =>
       Effect.gen(function*() {
-        const { orgId } = yield* target(params.id)
-        return { revoked: yield* identity.revokeAccountSessions(orgId, params.id) }
+        const { orgId, actor } = yield* target(params.id)
+        const revoked = yield* identity.revokeAccountSessions(orgId, params.id)
+        yield* recordAudit({ orgId, actor, action: "member.sessions_revoked", target: `account:${params.id}`, details: { revoked } })
+        return { revoked }
       })
   })
 }))

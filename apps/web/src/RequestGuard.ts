@@ -6,6 +6,9 @@ import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse 
 import { artifactSettings } from "./ArtifactHandlers.ts"
 import { errorResponse } from "./ErrorResponse.ts"
 
+/** The request's id (echoed in `X-Request-Id`), for handlers that record it (audit rows). */
+export const CurrentRequestId = Context.Reference<string | undefined>("cowork/web/CurrentRequestId", { defaultValue: () => undefined })
+
 /** Largest request body any route accepts. */
 export const MAX_BODY_BYTES = 1024 * 1024
 
@@ -150,6 +153,7 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | Metrics> =
           })
           : yield* httpEffect.pipe(
             Effect.ensuring(captureRoute),
+            Effect.provideService(CurrentRequestId, requestId),
             // One byte of headroom on uploads so the artifact handler's own limit answers first, naming it.
             Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(upload ? limitBytes + 1 : limitBytes)),
             Effect.map(reshapeBareError),

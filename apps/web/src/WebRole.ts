@@ -6,6 +6,7 @@ import {
   PgControlPlaneStatus,
   PgEventLog,
   PgHeartbeats,
+  PgAudit,
   PgIdentity,
   PgProjections,
   PgSessionStore,
@@ -20,6 +21,7 @@ import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
 import { type Etag, type HttpPlatform, HttpRouter, type HttpServer, type HttpServerError } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import * as ArtifactHandlers from "./ArtifactHandlers.ts"
+import * as AuditHandlers from "./AuditHandlers.ts"
 import * as AuthenticationLive from "./AuthenticationLive.ts"
 import * as AuthHandlers from "./AuthHandlers.ts"
 import * as BrowserAuth from "./BrowserAuth.ts"
@@ -40,7 +42,7 @@ export const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([HealthHandlers.layer, SessionHandlers.layer, OperatorHandlers.layer, WorkerAdminHandlers.layer, ArtifactHandlers.layer]),
     Layer.provide(WorkflowRoutes.layer),
-    Layer.provide([AuthHandlers.layer, MemberHandlers.layer]),
+    Layer.provide([AuthHandlers.layer, MemberHandlers.layer, AuditHandlers.layer]),
     Layer.provide(AuthenticationLive.layer),
     Layer.provide(BrowserAuth.layer)
   ),
@@ -102,7 +104,8 @@ export const layerPgAdapters = Layer.mergeAll(
   PgWorkerRegistry.layer,
   PgArtifacts.layer,
   PgWorkflowStore.layer,
-  PgIdentity.layer
+  PgIdentity.layer,
+  PgAudit.layer
 )
 
 /**

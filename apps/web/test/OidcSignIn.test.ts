@@ -185,6 +185,25 @@ it.layer(layer, { timeout: 120_000 })("OIDC sign-in through a real identity prov
       const removed = yield* mutate(admin, "DELETE", `/api/members/${bob.accountId}`, { csrf: adminWorkspace.json.csrfToken })
       assert.strictEqual(removed.status, 204, removed.text)
       assert.strictEqual((yield* get(again, "/api/workspace")).status, 401)
+
+      // The audit log tells who did it, with the request id, and carries no cookie or CSRF token.
+      const daveId: string = adminWorkspace.json.principal.accountId
+      const revocations = yield* get(admin, "/api/admin/audit?action=member.sessions_revoked")
+      assert.strictEqual(revocations.status, 200, revocations.text)
+      assert.lengthOf(revocations.json.events, 1)
+      assert.deepInclude(revocations.json.events[0], { actor: `account:${daveId}`, target: `account:${bob.accountId}` })
+      assert.deepStrictEqual(revocations.json.events[0].details, { revoked: 2 })
+      assert.isString(revocations.json.events[0].requestId)
+      const everything = yield* get(admin, "/api/admin/audit?limit=200")
+      const actions = everything.json.events.map((event: { action: string }) => event.action)
+      for (const action of ["auth.sign_in", "auth.sign_out", "member.sessions_revoked", "member.removed"]) assert.include(actions, action)
+      const byBob = yield* get(admin, `/api/admin/audit?actor=${encodeURIComponent(`account:${bob.accountId}`)}`)
+      assert.isTrue(byBob.json.events.length > 0 && byBob.json.events.every((event: { actor: string }) => event.actor === `account:${bob.accountId}`))
+      for (const secret of [stolenCookie, csrf, adminWorkspace.json.csrfToken, sessionCookie(admin)!.value]) {
+        assert.notInclude(everything.text, secret)
+      }
+      assert.strictEqual((yield* get(admin, "/api/admin/audit?since=yesterday")).status, 400)
+      assert.strictEqual((yield* get(laptop, "/api/admin/audit")).status, 401)
     }))
 
   it.effect("forged, expired and wrong-audience ID tokens, a nonce or state mismatch, a replayed callback are refused", () =>

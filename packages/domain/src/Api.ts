@@ -6,6 +6,7 @@ import { ArtifactsApi } from "./ArtifactsApi.ts"
 import { WebhooksApi, WorkflowsApi } from "./WorkflowsApi.ts"
 import { Authentication, RequiredScopes, requiredScopes } from "./ApiCore.ts"
 import * as ApiError from "./ApiError.ts"
+import { AuditApi } from "./AuditApi.ts"
 import { AuthApi, ConfigApi, WorkspaceApi } from "./AuthApi.ts"
 import { BoundedJson, Id, isStorableText, PageLimit, SessionCursor, Text } from "./Input.ts"
 import { MembersApi } from "./MembersApi.ts"
@@ -280,7 +281,7 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(ArtifactsApi)
   .add(WorkflowsApi)
   .add(WebhooksApi)
-  .add(AuthApi).add(ConfigApi).add(WorkspaceApi).add(MembersApi)
+  .add(AuthApi).add(ConfigApi).add(WorkspaceApi).add(MembersApi).add(AuditApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}
 

@@ -338,6 +338,16 @@ CREATE TABLE IF NOT EXISTS cloud_oidc_logins (
 );
 CREATE INDEX IF NOT EXISTS cloud_oidc_logins_expires ON cloud_oidc_logins (expires_at);
 `
+  },
+  {
+    id: 31,
+    name: "audit_request_ids",
+    // The audit log (created with the worker plane) learns the request that caused each row; it stays
+    // append-only and outlives an org's offboarding.
+    sql: `
+ALTER TABLE cloud_audit_events ADD COLUMN IF NOT EXISTS request_id text;
+CREATE INDEX IF NOT EXISTS cloud_audit_events_org_action ON cloud_audit_events (org_id, action, id DESC);
+`
   }
 ]
 
