@@ -7,7 +7,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
 import { type CoworkProcess, eventually, freePort, runCli, spawn, waitReady } from "./support/CoworkProcess.ts"
-import { type SseFrame, subscribe } from "./support/SseClient.ts"
+import { type SseFrame, subscribe } from "../../../test/support/SseClient.ts"
 
 /**
  * Failover drills with real processes: one `cowork web` and two `cowork worker` children on one fresh database,

@@ -4,7 +4,7 @@ import { assert, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { WebLifecycle } from "../src/WebLifecycle.ts"
-import { connect, eventData } from "./support/SseClient.ts"
+import { connect, eventData } from "../../../test/support/SseClient.ts"
 import { baseUrl, layer, orgWithToken, request, serverLayer } from "./support/WebTestServer.ts"
 
 /** The worker's side, simulated: a fenced append under a live lease. */

@@ -9,7 +9,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import * as WebRole from "../src/WebRole.ts"
-import { connect } from "./support/SseClient.ts"
+import { connect } from "../../../test/support/SseClient.ts"
 import { baseUrl, orgWithToken, request } from "./support/WebTestServer.ts"
 
 /** Sessions whose log reads fail: their streams end in an error after the slot was taken. */

@@ -8,7 +8,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import * as WebRole from "../src/WebRole.ts"
-import { connect } from "./support/SseClient.ts"
+import { connect } from "../../../test/support/SseClient.ts"
 import { baseUrl, orgWithToken, request } from "./support/WebTestServer.ts"
 
 /** The web role as `cowork up` builds it (process role `all`), with a per-org cap of 2 streams. */

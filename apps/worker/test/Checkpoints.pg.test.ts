@@ -15,6 +15,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { commandRow, createSession, enqueue, eventTypes } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
+import { within } from "../../../test/support/Eventually.ts"
 
 const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   sessionChanges: Effect.succeed(Stream.never),
@@ -62,16 +63,6 @@ const startBackoffWorker = (workerId: string) =>
       scope
     )
     return { scope, metrics: Context.get(context, Metrics) }
-  })
-
-const within = <R>(check: Effect.Effect<boolean, unknown, R>, what: string, deadlineMs = 15_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + deadlineMs
-    while (Date.now() < deadline) {
-      if (yield* check) return
-      yield* Effect.sleep(20)
-    }
-    assert.fail(`not within ${deadlineMs}ms: ${what}`)
   })
 
 const status = (commandId: string) => Effect.map(commandRow(commandId), (row) => row.status)

@@ -10,6 +10,7 @@ import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { commandRow, createSession, enqueue } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
+import { within } from "../../../test/support/Eventually.ts"
 
 const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   sessionChanges: Effect.succeed(Stream.never),
@@ -46,16 +47,6 @@ const afterAFullClaimPass = (claimPasses: Effect.Effect<number>) =>
   Effect.gen(function*() {
     const start = yield* claimPasses
     yield* within(Effect.map(claimPasses, (n) => n >= start + 2), "a full claim pass")
-  })
-
-const within = <R>(check: Effect.Effect<boolean, unknown, R>, what: string, deadlineMs = 15_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + deadlineMs
-    while (Date.now() < deadline) {
-      if (yield* check) return
-      yield* Effect.sleep(20)
-    }
-    assert.fail(`not within ${deadlineMs}ms: ${what}`)
   })
 
 const heartbeatOf = (workerId: string) =>

@@ -7,6 +7,7 @@ import { Clock, Context, Effect, Exit, Fiber, Layer, Queue, Scope } from "effect
 import { TestClock } from "effect/testing"
 import { memoryPlane } from "../../../test/support/MemoryPlane.ts"
 import { GatedRuntime } from "./support/GatedRuntime.ts"
+import { eventually } from "../../../test/support/Eventually.ts"
 
 const Env = Layer.merge(layerMemoryControlPlane, GatedRuntime.layer)
 
@@ -25,16 +26,6 @@ const startWorker = (settings: Partial<WorkerSettings>) =>
       (counts) => counts.reduce((a, b) => a + b, 0)
     )
     return { scope, metrics, staleOwnerRejections }
-  })
-
-/** Lets the worker fibers run until `check` holds; no clock time passes. */
-const eventually = <R>(check: Effect.Effect<boolean, never, R>, what: string) =>
-  Effect.gen(function*() {
-    for (let spin = 0; spin < 5_000; spin++) {
-      if (yield* check) return
-      yield* Effect.yieldNow
-    }
-    assert.fail(`never happened: ${what}`)
   })
 
 const commandStatus = (sessionId: string, commandId: string) =>

@@ -15,6 +15,7 @@ import {
   eventTypes
 } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
+import { within } from "../../../test/support/Eventually.ts"
 
 /** A change feed that never signals: the worker must find work through its backstop poll alone. */
 const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
@@ -43,16 +44,6 @@ const startWorker = (settings: Partial<WorkerSettings>) =>
       (counts) => counts.reduce((a, b) => a + b, 0)
     )
     return { scope, metrics, staleOwnerRejections }
-  })
-
-const within = <R>(check: Effect.Effect<boolean, unknown, R>, what: string, deadlineMs = 15_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + deadlineMs
-    while (Date.now() < deadline) {
-      if (yield* check) return
-      yield* Effect.sleep(20)
-    }
-    assert.fail(`not within ${deadlineMs}ms: ${what}`)
   })
 
 const acked = (commandId: string) => Effect.map(commandRow(commandId), (row) => row.status === "acked")
