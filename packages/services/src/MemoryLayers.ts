@@ -1,5 +1,6 @@
 import { Layer } from "effect"
 import { Artifacts } from "./Artifacts.ts"
+import { Audit } from "./Audit.ts"
 import { ChangeFeed } from "./ChangeFeed.ts"
 import { CommandQueue } from "./CommandQueue.ts"
 import { ControlPlaneStatus } from "./ControlPlaneStatus.ts"
@@ -29,5 +30,6 @@ export const layerMemoryControlPlane = Layer.mergeAll(
   Artifacts.layerMemory,
   ControlPlaneStatus.layerMemory,
   WorkflowStore.layerMemory,
-  Identity.layerMemory
+  Identity.layerMemory,
+  Audit.layerMemory
 ).pipe(Layer.provideMerge(Layer.merge(MemoryDatabase.layer, ObjectStore.layerMemory)))
