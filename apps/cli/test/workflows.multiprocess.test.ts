@@ -63,7 +63,16 @@ it.live("webhook replay refused across web replicas and after a restart; a run c
     let webA: CoworkProcess = yield* startWeb("web-a", portA)
     yield* startWeb("web-b", portB)
     yield* spawn("worker", ["worker"], { ...serving, OPEN_COWORK_CLOUD_POLL_INTERVAL_MS: "500" })
-    yield* spawn("scheduler", ["scheduler"], { ...serving, OPEN_COWORK_CLOUD_SCHEDULER_TICK_MS: "200" })
+    const livenessPort = yield* freePort
+    const scheduler = yield* spawn("scheduler", ["scheduler"], {
+      ...serving,
+      OPEN_COWORK_CLOUD_SCHEDULER_TICK_MS: "200",
+      OPEN_COWORK_CLOUD_LIVENESS_PORT: String(livenessPort)
+    })
+    const probes = `http://127.0.0.1:${livenessPort}`
+    yield* waitReady(scheduler, probes)
+    const live = yield* Effect.promise(() => fetch(`${probes}/livez`).then((r) => r.json() as Promise<any>))
+    assert.deepInclude(live, { ok: true, role: "scheduler" })
 
     const created = yield* call(a, token, "POST", "/api/workflows", {
       title: "on push",
@@ -111,4 +120,15 @@ it.live("webhook replay refused across web replicas and after a restart; a run c
     assert.isTrue(beats.some((beat) => beat.role === "scheduler" && beat.fresh))
     const detail = yield* call(a, token, "GET", `/api/workflows/${workflowId}`)
     assert.deepInclude(detail.body.workflow, { status: "active", latestRunId: manual.body.run.id, latestRunStatus: "completed" })
+
+    const metrics = yield* Effect.promise(() => fetch(`${probes}/metrics`).then((r) => r.text()))
+    assert.match(metrics, /open_cowork_cloud_scheduler_heartbeat_age_ms\{role="scheduler"\}/)
+    assert.match(metrics, /open_cowork_cloud_scheduler_due_queue_depth\{role="scheduler"\} 0/)
+
+    // Graceful drain: SIGTERM → releases its claims, beats `stopped`, exits 0.
+    scheduler.child.kill("SIGTERM")
+    assert.strictEqual(yield* Effect.promise(() => scheduler.exited), 0)
+    assert.include(scheduler.output(), "scheduler drained")
+    const after = (yield* call(b, token, "GET", "/api/workers/heartbeats")).body.heartbeats as Array<{ role: string; status: string }>
+    assert.deepStrictEqual(after.filter((beat) => beat.role === "scheduler").map((beat) => beat.status), ["stopped"])
   }), 180_000)

@@ -16,6 +16,8 @@ export interface SchedulerSettings {
   readonly heartbeatIntervalMs: number
   /** Open runs moved to their session's outcome per tick. */
   readonly outcomeBatch: number
+  /** Claimed workflows fired at once (each in its own transaction). */
+  readonly fireConcurrency: number
 }
 
 export class SchedulerConfig extends Context.Service<SchedulerConfig, SchedulerSettings>()("cowork/SchedulerConfig") {
@@ -31,7 +33,8 @@ export class SchedulerConfig extends Context.Service<SchedulerConfig, SchedulerS
         batchSize: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_BATCH").pipe(Config.withDefault(100)),
         reaperDrainCap: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_REAPER_DRAIN_CAP").pipe(Config.withDefault(100)),
         heartbeatIntervalMs: yield* Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS").pipe(Config.withDefault(5_000)),
-        outcomeBatch: 200
+        outcomeBatch: 200,
+        fireConcurrency: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_FIRE_CONCURRENCY").pipe(Config.withDefault(4))
       })
     })
   )
@@ -46,6 +49,7 @@ export class SchedulerConfig extends Context.Service<SchedulerConfig, SchedulerS
       reaperDrainCap: 100,
       heartbeatIntervalMs: 5_000,
       outcomeBatch: 200,
+      fireConcurrency: 4,
       ...overrides
     }))
 }

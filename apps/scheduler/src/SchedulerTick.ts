@@ -34,41 +34,43 @@ export const tick = Effect.gen(function*() {
   let duplicates = 0
   let stale = 0
   let renewedAt = claimedAt
-  for (const claim of claims) {
-    const elapsed = (yield* Clock.currentTimeMillis) - renewedAt
-    const fire = (held: WorkflowClaim) =>
-      Effect.gen(function*() {
-        if (elapsed > config.claimTtlMs / 3) {
-          yield* Effect.forEach(claims.slice(claims.indexOf(held)), (rest) => Effect.ignore(store.renewClaim(rest, config.claimTtlMs)))
-          renewedAt = yield* Clock.currentTimeMillis
-        }
-        const plan = planSlots({
-          triggers: held.triggers,
-          cursor: held.cursor,
-          now,
-          catchUpWindowMs: held.catchUpWindowMs,
-          catchUpMode: held.catchUpMode
-        })
-        const result = yield* store.fireSlots(held, plan)
-        const skippedMissed = plan.skipped?.count ?? 0
-        for (const run of result.started) {
-          const lag = Date.parse(run.createdAt) - Date.parse(run.scheduledFor ?? run.createdAt)
-          yield* metrics.observe("open_cowork_cloud_scheduler_run_start_lag_ms", Math.max(0, lag))
-        }
-        if (result.started.length > 0) {
-          yield* metrics.inc("open_cowork_cloud_scheduler_runs_started_total", { trigger: "schedule" }, result.started.length)
-          yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "started" }, result.started.length)
-        }
-        if (result.buffered > 0) yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "buffered" }, result.buffered)
-        if (result.skippedByOverlap > 0) {
-          yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "skipped_overlap" }, result.skippedByOverlap)
-        }
-        if (skippedMissed > 0) yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "skipped_missed" }, skippedMissed)
-        if (result.duplicates > 0) yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "duplicate" }, result.duplicates)
-        started += result.started.length
-        duplicates += result.duplicates
+  /** Renews every claim of the batch once a third of the TTL has passed since the claim (or the last renewal). */
+  const renewIfDue = Effect.gen(function*() {
+    const at = yield* Clock.currentTimeMillis
+    if (at - renewedAt <= config.claimTtlMs / 3) return
+    renewedAt = at
+    yield* Effect.forEach(claims, (held) => Effect.ignore(store.renewClaim(held, config.claimTtlMs)), { discard: true })
+    yield* metrics.inc("open_cowork_cloud_scheduler_claim_renewals_total")
+  })
+  const fire = (held: WorkflowClaim) =>
+    Effect.gen(function*() {
+      yield* renewIfDue
+      const plan = planSlots({
+        triggers: held.triggers,
+        cursor: held.cursor,
+        now,
+        catchUpWindowMs: held.catchUpWindowMs,
+        catchUpMode: held.catchUpMode
       })
-    yield* fire(claim).pipe(
+      const result = yield* store.fireSlots(held, plan)
+      const skippedMissed = plan.skipped?.count ?? 0
+      for (const run of result.started) {
+        const lag = Date.parse(run.createdAt) - Date.parse(run.scheduledFor ?? run.createdAt)
+        yield* metrics.observe("open_cowork_cloud_scheduler_run_start_lag_ms", Math.max(0, lag))
+      }
+      if (result.started.length > 0) {
+        yield* metrics.inc("open_cowork_cloud_scheduler_runs_started_total", { trigger: "schedule" }, result.started.length)
+        yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "started" }, result.started.length)
+      }
+      if (result.buffered > 0) yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "buffered" }, result.buffered)
+      if (result.skippedByOverlap > 0) {
+        yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "skipped_overlap" }, result.skippedByOverlap)
+      }
+      if (skippedMissed > 0) yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "skipped_missed" }, skippedMissed)
+      if (result.duplicates > 0) yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "duplicate" }, result.duplicates)
+      started += result.started.length
+      duplicates += result.duplicates
+    }).pipe(
       Effect.catchTag("StaleClaim", (error) =>
         Effect.gen(function*() {
           stale++
@@ -78,7 +80,8 @@ export const tick = Effect.gen(function*() {
           )
         }))
     )
-  }
+  // Each workflow fires in its own short transaction; a few at once keep one replica's batch moving.
+  yield* Effect.forEach(claims, fire, { concurrency: config.fireConcurrency, discard: true })
 
   const changed = yield* store.syncRunOutcomes(config.outcomeBatch)
   if (changed > 0) yield* Effect.logDebug("workflow runs followed their sessions").pipe(Effect.annotateLogs({ runs: changed }))

@@ -1,7 +1,10 @@
 import { WebhookSignature } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { baseUrl, layer, orgWithToken, request } from "./support/WebTestServer.ts"
+
+// Read when the server layer is built: a per-source webhook limit this file can reach.
+process.env.OPEN_COWORK_CLOUD_WEBHOOK_RATE_PER_MINUTE = "30"
+const { baseUrl, layer, orgWithToken, request } = await import("./support/WebTestServer.ts")
 
 const body = (overrides: Record<string, unknown> = {}) => ({
   title: "daily digest",
@@ -17,7 +20,7 @@ const deliver = (workflowId: string, raw: string, headers: Record<string, string
     return yield* Effect.promise(async () => {
       const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: raw })
       const text = await response.text()
-      return { status: response.status, body: text === "" ? undefined : JSON.parse(text) }
+      return { status: response.status, body: text === "" ? undefined : JSON.parse(text), retryAfter: response.headers.get("retry-after") }
     })
   })
 
@@ -143,5 +146,20 @@ it.layer(layer)("workflows API", (it) => {
 
       const metrics = yield* request("GET", "/metrics", { token: (yield* orgWithToken(["operator"])).token })
       assert.match(metrics.body, /open_cowork_cloud_webhook_rejections_total\{[^}]*reason="replayed"[^}]*\} 4/)
+    }))
+
+  it.effect("webhook: one source over the per-minute limit gets 429 with Retry-After and retryAfterMs", () =>
+    Effect.gen(function*() {
+      const statuses: Array<number> = []
+      let limited: { status: number; body: any; retryAfter: string | null } | undefined
+      for (let i = 0; i < 31 && limited === undefined; i++) {
+        const response = yield* deliver("wf_unknown", "{}", {})
+        statuses.push(response.status)
+        if (response.status === 429) limited = response
+      }
+      assert.isDefined(limited, `no 429 after ${statuses.length} deliveries: ${statuses.join(",")}`)
+      assert.isAtLeast(Number(limited!.retryAfter), 1)
+      assert.isAtLeast(limited!.body.retryAfterMs, 1_000)
+      assert.strictEqual(limited!.body.error.code, "rate_limited")
     }))
 })

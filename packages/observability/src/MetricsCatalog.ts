@@ -251,6 +251,7 @@ export const MetricsCatalog = {
     reason: ["missing_credentials", "invalid_token", "expired_token", "revoked_token", "forbidden_scope"]
   }),
   open_cowork_cloud_scheduler_claims_total: counter("Due workflows claimed by this scheduler (each claim bumps the workflow's claim epoch)."),
+  open_cowork_cloud_scheduler_claim_renewals_total: counter("Claim renewals of a batch that ran longer than a third of the claim TTL."),
   open_cowork_cloud_scheduler_runs_started_total: counter(
     "Workflow runs this process started (run row, session and prompt in one transaction), by trigger.",
     { trigger: ["schedule", "manual", "webhook"] }
