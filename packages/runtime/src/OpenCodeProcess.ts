@@ -97,7 +97,7 @@ const pluginPackage = (() => {
   }
 })()
 
-/** The opencode binary from the `opencode-ai` platform package. */
+/** The opencode binary from its platform package (`opencode-linux-x64` on this platform; the `opencode-ai` wrapper is not a dependency: its other platforms' packages are not all on the registry, which breaks `npm ci`). */
 export const defaultBinary = (): string => {
   const require = createRequire(import.meta.url)
   const platform = `opencode-${process.platform === "win32" ? "windows" : process.platform}-${process.arch}`

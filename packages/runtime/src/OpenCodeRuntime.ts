@@ -24,7 +24,7 @@ import { OpenCodeTurn } from "./OpenCodeTurn.ts"
 export interface Options {
   /** The runtime root: sessions live under `<root>/sessions/<sessionId>`. */
   readonly root: string
-  /** The opencode binary (default: the one the `opencode-ai` npm package installed). */
+  /** The opencode binary (default: the one the platform package `opencode-linux-x64` installed). */
   readonly binary?: string | undefined
   /** Spawn to healthy, generous: 2–10 s on a loaded 2-core machine (default 60 s). */
   readonly startTimeoutMs?: number | undefined
