@@ -1,30 +1,22 @@
-import {
-  Api,
-  ArtifactTooLarge,
-  BadRequest,
-  CurrentPrincipal,
-  DEFAULT_ARTIFACT_CONTENT_TYPES,
-  DEFAULT_ARTIFACT_MAX_BYTES,
-  DEFAULT_PAGE_SIZE,
-  isArtifactName,
-  UnsupportedMediaType
-} from "@cowork/domain"
+import { Api, CurrentPrincipal, DEFAULT_ARTIFACT_CONTENT_TYPES, DEFAULT_ARTIFACT_MAX_BYTES, DEFAULT_PAGE_SIZE } from "@cowork/domain"
 import { Artifacts } from "@cowork/services"
-import { Config, Effect, Stream } from "effect"
+import { Config, Effect } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
+import { maxUploadRequestBytes, receiveUpload } from "./ArtifactUpload.ts"
 
-/** Uploads answer with these limits; the request guard lets this one route exceed its JSON body limit. */
+/**
+ * Uploads answer with these limits; the request guard lets this one route's body reach `maxRequestBytes` (the file
+ * as base64 in JSON, or in multipart framing), and each form then limits the file's own bytes to `maxBytes`.
+ */
 export const artifactSettings = Effect.gen(function*() {
   const maxBytes = yield* Config.Int("OPEN_COWORK_CLOUD_ARTIFACT_MAX_BYTES").pipe(Config.withDefault(DEFAULT_ARTIFACT_MAX_BYTES))
   const types = yield* Config.String("OPEN_COWORK_CLOUD_ARTIFACT_CONTENT_TYPES").pipe(Config.withDefault(""))
   const allowed = types.trim() === ""
     ? DEFAULT_ARTIFACT_CONTENT_TYPES
     : types.split(",").map((type) => type.trim().toLowerCase()).filter((type) => type !== "")
-  return { maxBytes, allowedContentTypes: allowed }
+  return { maxBytes, maxRequestBytes: maxUploadRequestBytes(maxBytes), allowedContentTypes: allowed }
 })
-
-const mediaType = (header: string | undefined) => header?.split(";")[0]?.trim().toLowerCase() ?? ""
 
 /** `attachment; filename*=UTF-8''...`: the stored name, percent-encoded so no header injection is possible. */
 const contentDisposition = (name: string) => `attachment; filename*=UTF-8''${encodeURIComponent(name)}`
@@ -37,30 +29,16 @@ export const layer = HttpApiBuilder.group(Api, "artifacts", Effect.fn(function*(
     .handleRaw("upload", ({ params, query, request }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
-        const contentType = mediaType(request.headers["content-type"])
-        if (contentType === "") {
-          return yield* new BadRequest({ message: "missing `Content-Type` header: send the artifact's media type", field: "content-type" })
-        }
-        if (!settings.allowedContentTypes.includes(contentType)) {
-          return yield* new UnsupportedMediaType({ contentType, allowed: settings.allowedContentTypes })
-        }
-        const declared = Number(request.headers["content-length"] ?? 0)
-        if (declared > settings.maxBytes) {
-          return yield* new ArtifactTooLarge({ limitBytes: settings.maxBytes })
-        }
-        const name = query.name ?? "artifact"
-        if (!isArtifactName(name)) {
-          return yield* new BadRequest({ message: "invalid query field `name`: 1-255 characters, no slashes or control characters", field: "name" })
-        }
-        const artifact = yield* artifacts.create({
-          orgId: principal.orgId,
-          sessionId: params.id,
-          name,
-          contentType,
-          createdBy: `token:${principal.tokenId}`,
-          body: Stream.orDie(request.stream),
-          maxBytes: settings.maxBytes
-        })
+        const artifact = yield* receiveUpload(request, settings, query.name, (file) =>
+          artifacts.create({
+            orgId: principal.orgId,
+            sessionId: params.id,
+            name: file.name,
+            contentType: file.contentType,
+            createdBy: `token:${principal.tokenId}`,
+            body: file.body,
+            maxBytes: settings.maxBytes
+          }))
         return { artifact }
       }))
     .handle("listForSession", ({ params, query }) =>

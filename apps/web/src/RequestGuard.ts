@@ -139,7 +139,7 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | Metrics> =
         const requestId = incoming !== undefined && REQUEST_ID_PATTERN.test(incoming) ? incoming : globalThis.crypto.randomUUID()
         const declaredLength = Number(request.headers["content-length"] ?? 0)
         const upload = request.method === "POST" && ARTIFACT_UPLOAD.test(request.url)
-        const limitBytes = upload ? artifacts.maxBytes : MAX_BODY_BYTES
+        const limitBytes = upload ? artifacts.maxRequestBytes : MAX_BODY_BYTES
         // The router puts the matched route in the fiber's context; read it before provideService restores that.
         let template: string | undefined
         const captureRoute = Effect.withFiber((fiber) => {
