@@ -1,6 +1,6 @@
 import type { Lease } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { LeaseStore } from "@cowork/services"
+import { ChangeFeed, LeaseStore } from "@cowork/services"
 import { Cause, Context, Effect, Exit, FiberMap, Layer, Ref } from "effect"
 import { ClaimWake } from "./ClaimWake.ts"
 import { type HeldSession, HeldSessions } from "./HeldSessions.ts"
@@ -29,17 +29,23 @@ const supervise = (lease: Lease, session: HeldSession) =>
     const held = yield* HeldSessions
     const wake = yield* ClaimWake
     const status = yield* WorkerStatus
+    const changeFeed = yield* ChangeFeed
     return yield* SessionRunner.run(lease, session).pipe(
       metrics.time("open_cowork_cloud_worker_loop_duration_ms"),
       Effect.onExit((exit) =>
         Effect.gen(function*() {
           const released = Exit.isSuccess(exit) && exit.value === true
           const lost = Exit.isFailure(exit) && isStaleOwner(exit.cause)
+          const draining = yield* Ref.get(status.draining)
           if (!released && !lost) {
-            yield* leases.expire(lease).pipe(
-              Effect.catchTag("StaleOwner", () => Effect.void),
-              Effect.catchCause((cause) => Effect.logWarning("lease expiry failed", cause))
+            const expired = yield* leases.expire(lease).pipe(
+              Effect.as(true),
+              Effect.catchTag("StaleOwner", () => Effect.succeed(false)),
+              Effect.catchCause((cause) => Effect.logWarning("lease expiry failed", cause).pipe(Effect.as(false)))
             )
+            // A drain hands its sessions over at once: the other workers claim on this signal, not on their next
+            // poll or reaper tick. A crash is not signalled (this worker would claim the same session again).
+            if (expired && draining) yield* changeFeed.notifyCommand({ kind: "released", sessionId: lease.sessionId })
           }
           if (Exit.isFailure(exit) && !lost && !Cause.hasInterruptsOnly(exit.cause)) {
             yield* Effect.logError("session fiber failed", exit.cause)
@@ -47,7 +53,7 @@ const supervise = (lease: Lease, session: HeldSession) =>
           yield* held.forget(lease)
           yield* Effect.logDebug(released ? "lease released" : lost ? "lease lost" : "lease given up")
           // A crashed session is left to the backstop poll, so a persistent fault cannot spin the claim loop.
-          if (!(yield* Ref.get(status.draining)) && (released || lost)) yield* wake.request
+          if (!draining && (released || lost)) yield* wake.request
         })
       )
     )

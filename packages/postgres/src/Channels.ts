@@ -22,6 +22,6 @@ export const parseSessionChanged = (payload: string): SessionChanged | undefined
 
 export const parseCommandSignal = (payload: string): CommandSignal | undefined => {
   const [kind, sessionId, ...rest] = payload.split(" ")
-  if (rest.length > 0 || sessionId === undefined || sessionId === "" || (kind !== "prompt" && kind !== "abort")) return undefined
+  if (rest.length > 0 || sessionId === undefined || sessionId === "" || (kind !== "prompt" && kind !== "abort" && kind !== "released")) return undefined
   return { kind, sessionId }
 }

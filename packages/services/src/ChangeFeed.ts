@@ -8,9 +8,12 @@ export interface SessionChanged {
   readonly lastSequence: number
 }
 
-/** Wakes a worker: a command for `sessionId` was inserted (`prompt`) or the session was aborted (`abort`). */
+/**
+ * Wakes a worker: a command for `sessionId` was inserted (`prompt`), the session was aborted (`abort`), or a
+ * draining worker gave its lease up with work left (`released`: claim it now, not on the next poll).
+ */
 export interface CommandSignal {
-  readonly kind: "prompt" | "abort"
+  readonly kind: "prompt" | "abort" | "released"
   readonly sessionId: string
 }
 
