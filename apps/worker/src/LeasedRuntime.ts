@@ -40,7 +40,7 @@ export const acquire = Effect.fnUntraced(function*(lease: Lease) {
   const open = Effect.suspend(() =>
     session !== undefined
       ? Effect.succeed(session)
-      : agentRuntime.open(lease.sessionId).pipe(
+      : agentRuntime.open(lease.sessionId, { orgId: lease.orgId }).pipe(
         Effect.provideService(Scope.Scope, runtimeScope),
         Effect.tap((opened) => Effect.sync(() => { session = opened }))
       )

@@ -31,7 +31,12 @@ export const run = Effect.fn("Worker.runPrompt")(function*(lease: Lease, command
   const outcome: TurnOutcome = yield* Effect.gen(function*() {
     const runtime = yield* turn.runtime
     last = yield* appendInBursts(
-      runtime.prompt({ commandId: command.id, text: command.payload.text ?? "", attempt: command.attempt }),
+      runtime.prompt({
+        commandId: command.id,
+        text: command.payload.text ?? "",
+        agent: command.payload.agent,
+        attempt: command.attempt
+      }),
       (event) => fromRuntimeEvent(event, command),
       append
     )

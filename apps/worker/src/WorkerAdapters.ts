@@ -4,7 +4,8 @@ import * as PgEventLog from "@cowork/postgres/PgEventLog"
 import * as PgHeartbeats from "@cowork/postgres/PgHeartbeats"
 import * as PgLeaseStore from "@cowork/postgres/PgLeaseStore"
 import * as PgProjections from "@cowork/postgres/PgProjections"
-import { ScriptedRuntime } from "@cowork/runtime"
+import * as PgByokStore from "@cowork/postgres/PgByokStore"
+import { RuntimeSelection } from "@cowork/runtime"
 import { CheckpointStore } from "@cowork/storage"
 import { Layer } from "effect"
 
@@ -19,6 +20,7 @@ export const layerPg = Layer.mergeAll(
   PgHeartbeats.layer,
   PgChangeFeed.layer,
   PgProjections.layer,
-  ScriptedRuntime.layerConfig,
+  // OPEN_COWORK_CLOUD_RUNTIME: scripted (default) or opencode (keys revealed from cloud_byok_keys by the proxy).
+  RuntimeSelection.layerConfig.pipe(Layer.provide(PgByokStore.layer)),
   CheckpointStore.layer
 )

@@ -62,6 +62,8 @@ export const CreateSessionBody = Schema.Struct({
 /** `text` has no schema maximum: an over-long prompt is a 413 (see `MAX_PROMPT_LENGTH`), not a 400. */
 export const PromptBody = Schema.Struct({
   text: Schema.String.check(Schema.isMinLength(1), isStorableText),
+  /** The agent to run the prompt with (opencode's `build`, `plan`, or one the workspace defines). */
+  agent: Schema.optional(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/))),
   idempotencyKey: Schema.optional(Text(MAX_IDEMPOTENCY_KEY_LENGTH).check(Schema.isMinLength(1)))
 })
 

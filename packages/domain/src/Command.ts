@@ -19,7 +19,7 @@ export interface RunnableCommand {
   readonly id: string
   readonly sessionId: string
   readonly kind: CommandKind
-  readonly payload: { readonly text?: string }
+  readonly payload: { readonly text?: string; readonly agent?: string }
   /** 1-based number of this attempt. */
   readonly attempt: number
   /** Attempts abandoned before this one (by a crashed or stale worker). */

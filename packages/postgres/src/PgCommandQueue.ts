@@ -28,7 +28,7 @@ export const make = Effect.gen(function*() {
       live: boolean
       id: string | null
       kind: CommandKind | null
-      payload: { text?: string } | null
+      payload: { text?: string; agent?: string } | null
       attempt_count: number | null
       trace_parent: string | null
     }>(

@@ -156,7 +156,12 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
   const prompt = Effect.fn("SessionStore.prompt")(function*(
     orgId: string,
     sessionId: string,
-    input: { readonly text: string; readonly idempotencyKey?: string | undefined; readonly traceParent?: string | undefined }
+    input: {
+      readonly text: string
+      readonly agent?: string | undefined
+      readonly idempotencyKey?: string | undefined
+      readonly traceParent?: string | undefined
+    }
   ) {
     return yield* sql.withTransaction(Effect.gen(function*() {
       // FOR SHARE: serializes with abort (which updates the row) without serializing concurrent prompts.
@@ -183,7 +188,14 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
         `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, idempotency_key, trace_parent)
          VALUES ($1, $2, $3, 'prompt', $4::jsonb, $5, $6)
          ON CONFLICT (session_id, idempotency_key) DO NOTHING RETURNING id`,
-        [commandId, sessionId, orgId, JSON.stringify({ text: input.text }), key, input.traceParent ?? null]
+        [
+          commandId,
+          sessionId,
+          orgId,
+          JSON.stringify(input.agent === undefined ? { text: input.text } : { text: input.text, agent: input.agent }),
+          key,
+          input.traceParent ?? null
+        ]
       )
       if (inserted[0] === undefined) {
         // A concurrent request with the same key committed first.

@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { Metrics } from "@cowork/observability"
+import { ByokStore } from "@cowork/services"
 import { Context, Effect, Layer, Redacted, type Scope } from "effect"
 
 /**
@@ -258,3 +259,37 @@ export const make = (options: Options) =>
   })
 
 export const layer = (options: Options): Layer.Layer<ModelProxy, never, Metrics> => Layer.effect(ModelProxy, make(options))
+
+/** OpenAI-compatible base URLs of providers whose keys need no `baseUrl` when stored. */
+export const DEFAULT_BASE_URLS: Readonly<Record<string, string>> = {
+  openai: "https://api.openai.com/v1",
+  openrouter: "https://openrouter.ai/api/v1",
+  groq: "https://api.groq.com/openai/v1",
+  mistral: "https://api.mistral.ai/v1",
+  deepseek: "https://api.deepseek.com/v1"
+}
+
+/** Reveals from the org's stored keys (`ByokStore`): the stored `baseUrl`, else the provider's default. */
+export const revealFromByok = (byok: ByokStore["Service"]) => (orgId: string, provider: string) =>
+  byok.reveal(orgId, provider).pipe(
+    Effect.mapError((error) =>
+      error._tag === "NotFound"
+        ? new RevealFailure("not_configured", "no key stored")
+        : error._tag === "SecretRevealFailed"
+        ? new RevealFailure(error.reason, "the key's envelope could not be opened")
+        : new RevealFailure("unavailable", "the secret adapter is unavailable")
+    ),
+    Effect.flatMap((revealed) => {
+      const baseUrl = revealed.baseUrl ?? DEFAULT_BASE_URLS[provider]
+      return baseUrl === undefined
+        ? Effect.fail(new RevealFailure("not_configured", "no base URL for the provider"))
+        : Effect.succeed<UpstreamKey>({ apiKey: revealed.apiKey, baseUrl })
+    })
+  )
+
+/** The proxy over the org keys in `ByokStore`, for one provider. */
+export const layerByok = (provider: string): Layer.Layer<ModelProxy, never, Metrics | ByokStore> =>
+  Layer.effect(ModelProxy, Effect.gen(function*() {
+    const byok = yield* ByokStore
+    return yield* make({ provider, reveal: revealFromByok(byok) })
+  }))

@@ -57,6 +57,8 @@ export interface ProviderConfig {
   readonly baseURL: string
   /** What opencode sends as its key: a placeholder, the proxy authenticates the session by its URL. */
   readonly apiKey: string
+  /** Problems the endpoint reports out of band (a key that could not be revealed): redacted messages. */
+  readonly problems?: ((listener: (message: string) => void) => () => void) | undefined
 }
 
 export interface SpawnOptions {
@@ -221,6 +223,11 @@ export class OpenCodeProcess {
     this.exited = reason
     this.events.abort()
     for (const listener of this.exitListeners) listener(reason)
+  }
+
+  /** The HTTP Basic credentials opencode wants (tests probe its API with them). */
+  get authorizationHeader(): string {
+    return this.authorization
   }
 
   get exitReason(): string | undefined {

@@ -10,6 +10,7 @@ import {
 } from "@cowork/services"
 import { Cause, Config, Effect, Layer, Option, Queue, Scope, Semaphore, Stream } from "effect"
 import { defaultBinary, OpenCodeProcess, type ProviderConfig, sessionPaths } from "./OpenCodeProcess.ts"
+import * as ModelProxy from "./ModelProxy.ts"
 import * as OpenCodeState from "./OpenCodeState.ts"
 import { OpenCodeTurn } from "./OpenCodeTurn.ts"
 
@@ -37,6 +38,8 @@ export interface Options {
   ) => Effect.Effect<ProviderConfig, RuntimeFailure, Scope.Scope>
   /** Receives opencode's stdout/stderr lines (debug logging). */
   readonly onOutput?: ((sessionId: string, line: string) => void) | undefined
+  /** Told where a session's opencode listens and how to authenticate (tests probe its HTTP API with it). */
+  readonly onStarted?: ((sessionId: string, server: { readonly url: string; readonly authorization: string }) => void) | undefined
 }
 
 /** A fixed endpoint for every session (a fake model server in tests, or a proxy that needs no per-session path). */
@@ -47,6 +50,33 @@ export const staticEndpoint = (provider: { readonly baseURL: string; readonly mo
     model: provider.model,
     baseURL: provider.baseURL,
     apiKey: provider.apiKey ?? "cowork-placeholder"
+  })
+
+/**
+ * The endpoint of the worker's `ModelProxy`: each session gets its own token URL (released with the session), and
+ * a key that cannot be revealed is reported into the running turn as a runtime error.
+ */
+export const proxiedEndpoint = (model: string) => (sessionId: string, context: RuntimeSessionContext) =>
+  Effect.gen(function*() {
+    const proxy = yield* ModelProxy.ModelProxy
+    const listeners = new Set<(message: string) => void>()
+    const registration = yield* proxy.register({
+      sessionId,
+      orgId: context.orgId ?? "",
+      onRevealFailure: (_reason, message) => {
+        for (const listener of listeners) listener(message)
+      }
+    })
+    return {
+      id: "cowork",
+      model,
+      baseURL: registration.baseUrl,
+      apiKey: "cowork-proxy",
+      problems: (listener: (message: string) => void) => {
+        listeners.add(listener)
+        return () => listeners.delete(listener)
+      }
+    } satisfies ProviderConfig
   })
 
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/
@@ -92,6 +122,7 @@ export const make = (options: Options) =>
             catch: (error) => failure(`opencode failed to start: ${messageOf(error)}`)
           })
           proc = started
+          options.onStarted?.(sessionId, { url: started.url, authorization: started.authorizationHeader })
           return started
         }))
 
@@ -129,9 +160,13 @@ export const make = (options: Options) =>
                   const removeExit = server.onExit((reason) => {
                     if (!turn.done) Queue.failCauseUnsafe(queue, Cause.fail(failure(reason)))
                   })
+                  const removeProblems = provider.problems?.((message) => {
+                    if (!turn.done) Queue.offerUnsafe(queue, { _tag: "Error", message })
+                  })
                   return () => {
                     removeEvents()
                     removeExit()
+                    removeProblems?.()
                   }
                 }),
                 (remove) =>
@@ -197,22 +232,36 @@ export const make = (options: Options) =>
 
 export const layer = (options: Options): Layer.Layer<AgentRuntime> => Layer.effect(AgentRuntime, make(options))
 
+/** Opencode calling the worker's `ModelProxy` (keys never reach opencode). */
+export const layerProxied = (
+  options: Omit<Options, "endpoint"> & { readonly model: string }
+): Layer.Layer<AgentRuntime, never, ModelProxy.ModelProxy> =>
+  Layer.effect(
+    AgentRuntime,
+    Effect.gen(function*() {
+      const proxy = yield* ModelProxy.ModelProxy
+      const endpoint = proxiedEndpoint(options.model)
+      return yield* make({
+        ...options,
+        endpoint: (sessionId, context) => endpoint(sessionId, context).pipe(Effect.provideService(ModelProxy.ModelProxy, proxy))
+      })
+    })
+  )
+
 /**
  * Configured from the environment: `OPEN_COWORK_CLOUD_RUNTIME_ROOT` (default `<OPEN_COWORK_DATA_DIR or .cowork>/
- * runtime`), `OPEN_COWORK_CLOUD_OPENCODE_BIN`, `OPEN_COWORK_CLOUD_OPENCODE_START_TIMEOUT_MS` (60000), and the model
- * endpoint `OPEN_COWORK_CLOUD_OPENCODE_BASE_URL` + `OPEN_COWORK_CLOUD_OPENCODE_MODEL` when no proxy supplies one.
+ * runtime`), `OPEN_COWORK_CLOUD_OPENCODE_BIN`, `OPEN_COWORK_CLOUD_OPENCODE_START_TIMEOUT_MS` (60000) and the model
+ * opencode asks for, `OPEN_COWORK_CLOUD_OPENCODE_MODEL` (default `gpt-4o-mini`).
  */
 export const config = Config.all({
   root: Config.String("OPEN_COWORK_CLOUD_RUNTIME_ROOT").pipe(Config.option),
   dataDir: Config.String("OPEN_COWORK_DATA_DIR").pipe(Config.withDefault(".cowork")),
   binary: Config.String("OPEN_COWORK_CLOUD_OPENCODE_BIN").pipe(Config.option),
   startTimeoutMs: Config.Int("OPEN_COWORK_CLOUD_OPENCODE_START_TIMEOUT_MS").pipe(Config.withDefault(60_000)),
-  baseURL: Config.String("OPEN_COWORK_CLOUD_OPENCODE_BASE_URL").pipe(Config.option),
-  model: Config.String("OPEN_COWORK_CLOUD_OPENCODE_MODEL").pipe(Config.withDefault("default"))
+  model: Config.String("OPEN_COWORK_CLOUD_OPENCODE_MODEL").pipe(Config.withDefault("gpt-4o-mini"))
 }).pipe(Config.map((c) => ({
-  root: Option.getOrElse(c.root, () => path.join(c.dataDir, "runtime")),
+  root: path.resolve(Option.getOrElse(c.root, () => path.join(c.dataDir, "runtime"))),
   binary: Option.getOrUndefined(c.binary),
   startTimeoutMs: c.startTimeoutMs,
-  baseURL: Option.getOrUndefined(c.baseURL),
   model: c.model
 })))

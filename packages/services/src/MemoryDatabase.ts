@@ -97,7 +97,7 @@ export interface MemoryCommand {
   readonly sessionId: string
   readonly orgId: string
   readonly kind: CommandKind
-  readonly payload: { readonly text?: string }
+  readonly payload: { readonly text?: string; readonly agent?: string }
   readonly idempotencyKey: string | null
   readonly traceParent: string | null
   readonly createdAt: number

@@ -50,6 +50,8 @@ export class SessionStore extends Context.Service<SessionStore, {
     sessionId: string,
     input: {
       readonly text: string
+      /** The agent the runtime runs the prompt with (opencode's `build`, `plan`, …). */
+      readonly agent?: string | undefined
       readonly idempotencyKey?: string | undefined
       /** W3C `traceparent` of the request that sent the prompt, stored so the run links back to it. */
       readonly traceParent?: string | undefined

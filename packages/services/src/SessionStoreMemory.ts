@@ -118,7 +118,7 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
           sessionId,
           orgId,
           kind: "prompt",
-          payload: { text: input.text },
+          payload: input.agent === undefined ? { text: input.text } : { text: input.text, agent: input.agent },
           idempotencyKey: key,
           traceParent: input.traceParent ?? null,
           createdAt: now,
