@@ -2,7 +2,7 @@ import type { TestProject } from "vitest/node"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { freePort, loadEmbeddedPostgres } from "@cowork/postgres/EmbeddedPostgres"
+import { freePort, loadEmbeddedPostgres } from "@cowork/postgres"
 
 declare module "vitest" {
   export interface ProvidedContext {

@@ -1,4 +1,4 @@
-import * as Database from "@cowork/postgres/Database"
+import { Database } from "@cowork/postgres"
 import { Effect, Layer } from "effect"
 
 export interface Options {

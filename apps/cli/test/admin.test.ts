@@ -1,10 +1,10 @@
-import * as Database from "@cowork/postgres/Database"
+import { Database } from "@cowork/postgres"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Crypto from "node:crypto"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
-import { runCli } from "./support/CoworkProcess.ts"
+import { runCli } from "../../../test/support/CoworkProcess.ts"
 
 /** `cowork admin pool|worker|credential …` as a real process against a fresh database, checked through SQL. */
 

@@ -1,12 +1,12 @@
-import * as Database from "@cowork/postgres/Database"
-import * as PgWorkflowStore from "@cowork/postgres/PgWorkflowStore"
+import { Database } from "@cowork/postgres"
+import { PgWorkflowStore } from "@cowork/postgres"
 import { WorkflowStore } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
 import { workflowInput } from "../../../packages/services/test/support/WorkflowStoreContract.ts"
-import { runCli } from "./support/CoworkProcess.ts"
+import { runCli } from "../../../test/support/CoworkProcess.ts"
 
 /** `cowork admin workflow list|run|pause|resume` as a real process against a fresh database. */
 

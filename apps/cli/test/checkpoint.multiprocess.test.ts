@@ -1,5 +1,5 @@
 import { Metrics } from "@cowork/observability"
-import * as Database from "@cowork/postgres/Database"
+import { Database } from "@cowork/postgres"
 import { ScriptedRuntime } from "@cowork/runtime"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { CheckpointStore, FileObjectStore } from "@cowork/storage"
@@ -10,7 +10,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
-import { eventually, freePort, runCli, spawn, waitReady } from "./support/CoworkProcess.ts"
+import { eventually, freePort, runCli, spawn, waitReady } from "../../../test/support/CoworkProcess.ts"
 
 /**
  * Checkpoint failover with real processes: a session whose runtime state has files runs on one worker, which is

@@ -1,4 +1,4 @@
-import * as Database from "@cowork/postgres/Database"
+import { Database } from "@cowork/postgres"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, type Scope } from "effect"
 import { SqlClient } from "effect/sql"
@@ -6,7 +6,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
-import { type CoworkProcess, eventually, freePort, runCli, spawn, waitReady } from "./support/CoworkProcess.ts"
+import { type CoworkProcess, eventually, freePort, runCli, spawn, waitReady } from "../../../test/support/CoworkProcess.ts"
 import { type SseFrame, subscribe } from "../../../test/support/SseClient.ts"
 
 /**

@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
-import { eventually, freePort, runCliExit, spawn } from "./support/CoworkProcess.ts"
+import { eventually, freePort, runCliExit, spawn } from "../../../test/support/CoworkProcess.ts"
 
 /**
  * What a new operator sees when a start cannot work: one JSON error line naming the setting to change, exit code 1,

@@ -1,5 +1,5 @@
-import * as Database from "@cowork/postgres/Database"
-import { startEmbeddedPostgres } from "@cowork/postgres/EmbeddedPostgres"
+import { Database } from "@cowork/postgres"
+import { startEmbeddedPostgres } from "@cowork/postgres"
 import { assert, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
@@ -7,7 +7,7 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { eventually, freePort, runCli, runCliExit } from "./support/CoworkProcess.ts"
+import { eventually, freePort, runCli, runCliExit } from "../../../test/support/CoworkProcess.ts"
 
 /**
  * `cowork up` on its embedded Postgres, as a real process: it reports role `all`, publishes its cluster for

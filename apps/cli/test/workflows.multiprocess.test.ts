@@ -5,7 +5,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
-import { type CoworkProcess, eventually, freePort, runCli, spawn, waitReady } from "./support/CoworkProcess.ts"
+import { type CoworkProcess, eventually, freePort, runCli, spawn, waitReady } from "../../../test/support/CoworkProcess.ts"
 
 /**
  * Workflows across real processes: two `cowork web` replicas, a worker and a scheduler on one database. A webhook

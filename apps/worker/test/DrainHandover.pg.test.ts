@@ -1,7 +1,7 @@
 import { PgChangeFeed, PgCommandQueue, PgEventLog, PgHeartbeats, PgLeaseStore } from "@cowork/postgres"
 import { Metrics } from "@cowork/observability"
 import { WorkerConfig, type WorkerSettings } from "@cowork/worker"
-import * as WorkerRole from "@cowork/worker/WorkerRole"
+import * as WorkerRole from "@cowork/worker"
 import { assert, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Queue, Scope } from "effect"
 import { SqlClient } from "effect/sql"

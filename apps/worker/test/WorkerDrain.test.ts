@@ -1,7 +1,7 @@
 import { layerMemoryControlPlane } from "@cowork/services"
 import { Metrics, STALE_OWNER_OPERATIONS } from "@cowork/observability"
 import { WorkerConfig, type WorkerSettings } from "@cowork/worker"
-import * as WorkerRole from "@cowork/worker/WorkerRole"
+import * as WorkerRole from "@cowork/worker"
 import { assert, it } from "@effect/vitest"
 import { Clock, Context, Effect, Exit, Fiber, Layer, Queue, Scope } from "effect"
 import { TestClock } from "effect/testing"

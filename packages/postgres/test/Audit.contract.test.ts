@@ -1,4 +1,4 @@
-import * as PgAudit from "@cowork/postgres/PgAudit"
+import { PgAudit } from "@cowork/postgres"
 import { Layer } from "effect"
 import { auditContract } from "../../services/test/support/AuditContract.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"

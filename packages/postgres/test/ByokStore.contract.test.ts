@@ -1,4 +1,4 @@
-import * as PgByokStore from "@cowork/postgres/PgByokStore"
+import { PgByokStore } from "@cowork/postgres"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Crypto from "node:crypto"

@@ -1,4 +1,4 @@
-import * as PgIdentity from "@cowork/postgres/PgIdentity"
+import { PgIdentity } from "@cowork/postgres"
 import { newOrgId } from "@cowork/domain"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"

@@ -1,4 +1,4 @@
-import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
+import { PgWorkerRegistry } from "@cowork/postgres"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { workerRegistryContract } from "../../services/test/support/WorkerRegistryContract.ts"

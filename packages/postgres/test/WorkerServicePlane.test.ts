@@ -1,5 +1,5 @@
 import { PgCommandQueue, PgEventLog, PgHeartbeats, PgLeaseStore } from "@cowork/postgres"
-import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
+import { PgWorkerRegistry } from "@cowork/postgres"
 import { CommandQueue, EventLog, type HeartbeatInput, Heartbeats, LeaseStore, WorkerRegistry } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Redacted } from "effect"

@@ -5,11 +5,11 @@
  * separate process would have. Results are appended to docs/benchmarks.md.
  */
 import { Metrics } from "@cowork/observability"
-import * as Database from "@cowork/postgres/Database"
-import { startEmbeddedPostgres } from "@cowork/postgres/EmbeddedPostgres"
-import { runMigrations } from "@cowork/postgres/Migrations"
-import * as PgTokens from "@cowork/postgres/PgTokens"
-import * as PgWorkflowStore from "@cowork/postgres/PgWorkflowStore"
+import { Database } from "@cowork/postgres"
+import { startEmbeddedPostgres } from "@cowork/postgres"
+import { runMigrations } from "@cowork/postgres"
+import { PgTokens } from "@cowork/postgres"
+import { PgWorkflowStore } from "@cowork/postgres"
 import { SchedulerConfig, tick } from "@cowork/scheduler"
 import { Tokens, WorkflowStore } from "@cowork/services"
 import { NodeRuntime } from "@effect/platform-node"

@@ -1,4 +1,4 @@
-import { runMigrations } from "@cowork/postgres/Migrations"
+import { runMigrations } from "@cowork/postgres"
 import { Console, Effect } from "effect"
 import { Command } from "effect/cli"
 import * as ControlPlaneDatabase from "../ControlPlaneDatabase.ts"

@@ -1,11 +1,11 @@
 import { Effect, Schedule } from "effect"
 import * as ChildProcess from "node:child_process"
-import { freePort as findFreePort } from "@cowork/postgres/EmbeddedPostgres"
+import { freePort as findFreePort } from "@cowork/postgres"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 
-const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
+const repoRoot = Path.resolve(import.meta.dirname, "../..")
 const mainPath = Path.join(repoRoot, "apps/cli/src/main.ts")
 
 export const freePort = Effect.promise(findFreePort)
