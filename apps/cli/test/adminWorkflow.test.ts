@@ -1,5 +1,4 @@
-import { Database } from "@cowork/postgres"
-import { PgWorkflowStore } from "@cowork/postgres"
+import { Database, PgWorkflowStore } from "@cowork/postgres"
 import { WorkflowStore } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"

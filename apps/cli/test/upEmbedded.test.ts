@@ -1,5 +1,4 @@
-import { Database } from "@cowork/postgres"
-import { startEmbeddedPostgres } from "@cowork/postgres"
+import { Database, startEmbeddedPostgres } from "@cowork/postgres"
 import { assert, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"

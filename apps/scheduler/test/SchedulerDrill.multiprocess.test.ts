@@ -1,6 +1,4 @@
-import { Database } from "@cowork/postgres"
-import { PgTokens } from "@cowork/postgres"
-import { PgWorkflowStore } from "@cowork/postgres"
+import { Database, PgTokens, PgWorkflowStore } from "@cowork/postgres"
 import { Tokens, WorkflowStore } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"

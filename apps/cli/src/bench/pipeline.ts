@@ -14,11 +14,7 @@
  * Prints the results and appends them to docs/benchmarks.md. Knobs: BENCH_LATENCY_SECONDS (10),
  * BENCH_THROUGHPUT_COMMANDS (2000), BENCH_IDLE_STREAMS (1000), BENCH_IDLE_WINDOW_MS (30000).
  */
-import { Database } from "@cowork/postgres"
-import { startEmbeddedPostgres } from "@cowork/postgres"
-import { PgCommandQueue } from "@cowork/postgres"
-import { PgEventLog } from "@cowork/postgres"
-import { PgLeaseStore } from "@cowork/postgres"
+import { Database, freePort, PgCommandQueue, PgEventLog, PgLeaseStore, startEmbeddedPostgres } from "@cowork/postgres"
 import { CommandQueue, EventLog, LeaseStore } from "@cowork/services"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Fiber, Layer, Option, Redacted } from "effect"
@@ -29,7 +25,6 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { type Client, makeFetch, openSse } from "@cowork/client"
-import { freePort } from "@cowork/postgres"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
 const envInt = (name: string, fallback: number) => {

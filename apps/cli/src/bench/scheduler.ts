@@ -5,11 +5,7 @@
  * separate process would have. Results are appended to docs/benchmarks.md.
  */
 import { Metrics } from "@cowork/observability"
-import { Database } from "@cowork/postgres"
-import { startEmbeddedPostgres } from "@cowork/postgres"
-import { runMigrations } from "@cowork/postgres"
-import { PgTokens } from "@cowork/postgres"
-import { PgWorkflowStore } from "@cowork/postgres"
+import { Database, PgTokens, PgWorkflowStore, runMigrations, startEmbeddedPostgres } from "@cowork/postgres"
 import { SchedulerConfig, tick } from "@cowork/scheduler"
 import { Tokens, WorkflowStore } from "@cowork/services"
 import { NodeRuntime } from "@effect/platform-node"

@@ -1,6 +1,4 @@
-import { PgTokens } from "@cowork/postgres"
-import { PgWorkerRegistry } from "@cowork/postgres"
-import { PgWorkflowStore } from "@cowork/postgres"
+import { PgTokens, PgWorkerRegistry, PgWorkflowStore } from "@cowork/postgres"
 import { Command } from "effect/cli"
 import { Layer } from "effect"
 import * as ControlPlaneDatabase from "../ControlPlaneDatabase.ts"
