@@ -3,6 +3,9 @@ import { planSlots, type WorkflowClaim, WorkflowStore } from "@cowork/services"
 import { Clock, Effect } from "effect"
 import { SchedulerConfig } from "./SchedulerConfig.ts"
 
+/** Webhook replay keys are kept well past the ±5 minute signature window, then pruned in bounded batches. */
+export const WEBHOOK_REPLAY_KEY_RETENTION_MS = 60 * 60_000
+
 /** What one tick did (tests and logs). */
 export interface TickReport {
   readonly claimed: number
@@ -85,6 +88,8 @@ export const tick = Effect.gen(function*() {
 
   const changed = yield* store.syncRunOutcomes(config.outcomeBatch)
   if (changed > 0) yield* Effect.logDebug("workflow runs followed their sessions").pipe(Effect.annotateLogs({ runs: changed }))
+
+  yield* store.pruneWebhookDeliveries(WEBHOOK_REPLAY_KEY_RETENTION_MS, 1_000)
 
   const backlog = yield* store.dueBacklog(10_000)
   yield* metrics.set("open_cowork_cloud_scheduler_due_queue_depth", backlog.depth)

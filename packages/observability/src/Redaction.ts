@@ -55,7 +55,7 @@ const rules: ReadonlyArray<Rule> = [
   },
   {
     name: "cowork-token",
-    pattern: /\b(occ|ocw)_[A-Za-z0-9_-]{6,}/g,
+    pattern: /\b(occ|ocw|whsec)_[A-Za-z0-9_-]{6,}/g,
     replace: (_, prefix: string) => `${prefix}_${REDACTED}`
   },
   {

@@ -638,7 +638,20 @@ export const make = Effect.gen(function*() {
     return { depth, capped: depth >= scanLimit, oldestDueMs: Math.max(0, Number(rows[0]?.oldest_ms ?? 0)) }
   }, Effect.orDie)
 
+  const pruneWebhookDeliveries = Effect.fn("WorkflowStore.pruneWebhookDeliveries")(function*(olderThanMs: number, limit: number) {
+    const rows = yield* sql.unsafe(
+      `DELETE FROM cloud_webhook_deliveries WHERE delivery_key IN (
+         SELECT delivery_key FROM cloud_webhook_deliveries
+         WHERE received_at < now() - ($1::double precision * interval '1 millisecond')
+         ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED
+       ) RETURNING 1`,
+      [olderThanMs, limit]
+    )
+    return rows.length
+  }, Effect.orDie)
+
   return WorkflowStore.of({
+    pruneWebhookDeliveries,
     create,
     list,
     get,

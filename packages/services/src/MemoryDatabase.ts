@@ -147,7 +147,7 @@ export class MemoryDatabase extends Context.Service<MemoryDatabase, MemoryTables
         workers: new Map(),
         credentials: new Map(),
         artifacts: new Map(),
-        workflowTables: { workflows: new Map(), runs: [], deliveries: new Set(), order: new Map() },
+        workflowTables: { workflows: new Map(), runs: [], deliveries: new Map(), order: new Map() },
         sessionChanges: yield* PubSub.unbounded<SessionChanged>(),
         commandSignals: yield* PubSub.unbounded<CommandSignal>()
       })

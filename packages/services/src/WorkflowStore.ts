@@ -159,6 +159,11 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
    */
   readonly syncRunOutcomes: (limit: number) => Effect.Effect<number>
   readonly dueBacklog: (scanLimit: number) => Effect.Effect<DueBacklog>
+  /**
+   * Forgets webhook replay keys older than `olderThanMs`, at most `limit` per call. Safe once older than the
+   * signature window (±5 min): such a delivery is refused for its timestamp before its key is looked up.
+   */
+  readonly pruneWebhookDeliveries: (olderThanMs: number, limit: number) => Effect.Effect<number>
 }>()("cowork/WorkflowStore") {
   /** In memory, over the shared `MemoryDatabase` (runs' sessions and commands live there too); `Clock` drives claims. */
   static readonly layerMemory: Layer.Layer<WorkflowStore, never, MemoryDatabase> = Layer.effect(
@@ -192,7 +197,8 @@ export const summarize = (text: string, max: number): string => {
 export interface MemoryWorkflowTables {
   readonly workflows: Map<string, MemoryWorkflow>
   readonly runs: Array<MemoryRun>
-  readonly deliveries: Set<string>
+  /** Replay key → when it was recorded. */
+  readonly deliveries: Map<string, number>
   /** Insertion order, breaking ties between rows created in the same millisecond (newest first). */
   readonly order: Map<string, number>
 }
@@ -439,7 +445,7 @@ const makeMemory = Effect.gen(function*() {
             if (deliveries.has(input.deliveryKey)) {
               return Effect.fail(new Replayed({ message: "this webhook signature was already accepted" }))
             }
-            deliveries.add(input.deliveryKey)
+            deliveries.set(input.deliveryKey, now)
           }
           const run = addRun(workflow, { triggerType: input.triggerType, triggerPayload: input.payload, scheduledFor: null }, now)!
           return Effect.map(startSession(workflow, run, now), () => toRun(run))
@@ -622,6 +628,18 @@ const makeMemory = Effect.gen(function*() {
           }
         }
         return changed
+      }),
+    pruneWebhookDeliveries: (olderThanMs, limit) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        let pruned = 0
+        for (const [key, at] of deliveries) {
+          if (pruned >= limit) break
+          if (at < now - olderThanMs) {
+            deliveries.delete(key)
+            pruned++
+          }
+        }
+        return pruned
       }),
     dueBacklog: (scanLimit) =>
       Effect.map(Clock.currentTimeMillis, (now) => {

@@ -177,9 +177,17 @@ export const workflowStoreContract = <E, R = never>(
         assert.strictEqual(runs.totalEstimate, 1)
         assert.deepInclude(runs.runs[0]!, { triggerType: "webhook", triggerPayload: { n: 1 } })
 
+        assert.strictEqual(yield* store.pruneWebhookDeliveries(3_600_000, 100), 0, "a fresh replay key is kept")
+        const replayed = yield* Effect.flip(store.startRun(org, created.id, { triggerType: "webhook", deliveryKey: `key-${created.id}` }))
+        assert.strictEqual(replayed._tag, "Replayed")
+
         yield* store.rotateSecret(org, created.id, "hook", new Uint8Array([9]))
         assert.deepStrictEqual([...Option.getOrThrow(yield* store.webhookTarget(created.id)).triggers[0]!.sealed], [9])
         assert.strictEqual((yield* Effect.flip(store.rotateSecret(org, created.id, "nope", sealed)))._tag, "NotFound")
+        // Past retention the key is forgotten (the signature's timestamp window refuses such a delivery first).
+        assert.isAtLeast(yield* store.pruneWebhookDeliveries(-60_000, 1_000), 1)
+        yield* store.startRun(org, created.id, { triggerType: "webhook", deliveryKey: `key-${created.id}` })
+
         yield* store.setLifecycle(org, created.id, "pause")
         const paused = yield* Effect.flip(store.startRun(org, created.id, { triggerType: "webhook", deliveryKey: `other-${created.id}` }))
         assert.strictEqual(paused._tag, "Conflict")
