@@ -176,7 +176,7 @@ it.layer(layer)("sessions API", (it) => {
       const { token } = yield* orgWithToken(["web"])
       const api = yield* client(token)
       const id = (yield* api.sessions.create({ payload: {} })).session.id
-      const prompt = yield* api.sessions.prompt({ params: { id }, payload: { text: "work" } })
+      const prompt = yield* api.sessions.prompt({ params: { id }, payload: { text: "work", idempotencyKey: "before-abort" } })
       const abort = yield* api.sessions.abort({ params: { id } })
       const again = yield* api.sessions.abort({ params: { id } })
       assert.strictEqual(again.commandId, abort.commandId, "abort is idempotent")
@@ -189,6 +189,14 @@ it.layer(layer)("sessions API", (it) => {
       ])
       const late = yield* Effect.flip(api.sessions.prompt({ params: { id }, payload: { text: "more" } }))
       assert.instanceOf(late, Conflict)
+      assert.include(late.message, "aborted")
+      // The idempotency key is answered before the abort check (docs/architecture.md §1): a retried request gets
+      // the answer the first one got; another text under the key is the key's conflict, not the abort's.
+      const retried = yield* api.sessions.prompt({ params: { id }, payload: { text: "work", idempotencyKey: "before-abort" } })
+      assert.strictEqual(retried.commandId, prompt.commandId)
+      const reused = yield* Effect.flip(api.sessions.prompt({ params: { id }, payload: { text: "other", idempotencyKey: "before-abort" } }))
+      assert.instanceOf(reused, Conflict)
+      assert.deepStrictEqual(reused.details, { field: "idempotencyKey", idempotencyKey: "before-abort" })
     }))
 
   it.effect("bad input is a 4xx with the error shape, never a 500", () =>

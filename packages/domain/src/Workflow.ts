@@ -4,7 +4,7 @@ import { isStorableText } from "./Input.ts"
 
 /**
  * Workflows: a prompt (`instructions`) run as a new session by a manual call, a schedule or a signed webhook.
- * Field names and statuses are the ones existing clients send and read (shared/API.md, issue 10).
+ * Field names and statuses are the ones existing clients send and read (issue 10; the routes in WorkflowsApi.ts).
  */
 
 export const MAX_WORKFLOW_TITLE_LENGTH = 200

@@ -25,7 +25,7 @@ export const HTTP_STATUSES = [
 /** Label for requests that matched no route (404s, scanners): their raw path never becomes a label. */
 export const UNMATCHED_ROUTE = "unmatched"
 
-/** Route templates as the routers declare them (shared/API.md). A new route is added here first. */
+/** Route templates as the API definition declares them (packages/domain); RouteCatalog.test fails on an API route missing here. */
 export const HTTP_ROUTES = [
   UNMATCHED_ROUTE,
   "/",

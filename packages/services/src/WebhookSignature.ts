@@ -1,7 +1,7 @@
 import * as Crypto from "node:crypto"
 
 /**
- * Workflow webhook signatures (shared/API.md): `x-open-cowork-webhook-signature` = `v1=` + hex HMAC-SHA256 of
+ * Workflow webhook signatures (`POST /webhooks/workflows/:id`): `x-open-cowork-webhook-signature` = `v1=` + hex HMAC-SHA256 of
  * `v1:{timestamp}:{rawBody}` with the trigger's secret, `x-open-cowork-webhook-timestamp` in unix seconds.
  */
 
