@@ -1,6 +1,6 @@
 import type { WorkflowSchedule } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { layerMemoryControlPlane, WorkflowStore } from "@cowork/services"
+import { layerMemoryControlPlane, planSlots, WorkflowStore } from "@cowork/services"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
@@ -111,5 +111,26 @@ layer(storeLayer)("scheduler tick (memory store, TestClock, 3 replicas)", (it) =
       yield* runUntil(Date.parse("2027-07-01T00:05:30Z"), 60_000)
       assert.deepStrictEqual(yield* slots, ["2027-07-01T00:01:00.000Z"], "no worker ran it: the first run stays open")
       assert.strictEqual((yield* skipped).length, 4)
+    }))
+
+  it.effect("a replica dies holding a claim: after the TTL another reaps and fires; the dead one's late write is StaleClaim", () =>
+    Effect.gen(function*() {
+      const store = yield* WorkflowStore
+      yield* TestClock.setTime(Date.parse("2027-08-01T00:00:00.500Z"))
+      const { slots } = yield* scheduled({ type: "cron", expression: "* * * * * *", timezone: "UTC" })
+      yield* TestClock.adjust(1_000)
+      // "dead" claims the due workflow and then stops (SIGKILL): its claim stays until it expires.
+      const { now, claims } = yield* store.claimDue("dead", 100, 30_000)
+      const held = claims[0]!
+      yield* replicas
+      assert.deepStrictEqual(yield* slots, [], "a live claim keeps the others off")
+      yield* TestClock.adjust(30_000)
+      yield* replicas
+      const plan = planSlots({ triggers: held.triggers, cursor: held.cursor, now, catchUpWindowMs: 3_600_000, catchUpMode: "each" })
+      assert.strictEqual((yield* Effect.flip(store.fireSlots(held, plan)))._tag, "StaleClaim")
+      const fired = yield* slots
+      assert.strictEqual(new Set(fired).size, fired.length)
+      assert.strictEqual(fired[0], "2027-08-01T00:00:01.000Z")
+      assert.strictEqual(fired.length, 31, "the catch-up fired every slot of the outage once")
     }))
 })
