@@ -3,7 +3,7 @@ import { Heartbeats } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import { layer, orgWithToken, request } from "./support/WebTestServer.ts"
+import { client, layer, orgWithToken, request } from "./support/WebTestServer.ts"
 
 const OPERATOR_GETS = ["/api/runtime/status", "/api/workers/heartbeats", "/api/diagnostics", "/api/metrics", "/metrics"]
 
@@ -49,17 +49,18 @@ it.layer(layer)("operator API", (it) => {
       yield* sql`INSERT INTO cloud_worker_heartbeats (worker_id, role, status, version, last_seen_at)
         VALUES ('scheduler-stale', 'scheduler', 'active', '0.1.0', now() - interval '10 minutes')`
 
-      const list = yield* request("GET", "/api/workers/heartbeats", { token })
-      const worker = list.body.heartbeats.find((beat: any) => beat.workerId === "worker-op-1")
+      const api = yield* client(token)
+      const list = yield* api.operator.heartbeats()
+      const worker = list.heartbeats.find((beat) => beat.workerId === "worker-op-1")!
       assert.deepInclude(worker, { role: "worker", status: "active", region: "eu-test", currentLoad: 1, fresh: true })
       assert.deepStrictEqual(worker.activeWorkIds, ["ses_x"])
       assert.isBelow(worker.ageMs, 15_000)
-      const scheduler = list.body.heartbeats.find((beat: any) => beat.workerId === "scheduler-stale")
+      const scheduler = list.heartbeats.find((beat) => beat.workerId === "scheduler-stale")!
       assert.strictEqual(scheduler.fresh, false)
       assert.isAbove(scheduler.ageMs, 9 * 60_000)
 
-      const status = yield* request("GET", "/api/runtime/status", { token })
-      assert.deepStrictEqual(status.body, {
+      const status = yield* api.operator.runtimeStatus()
+      assert.deepStrictEqual(status, {
         role: "web",
         profileName: "default",
         canExecute: true,
@@ -80,22 +81,21 @@ it.layer(layer)("operator API", (it) => {
         currentLoad: 0,
         activeWorkIds: []
       })
-      const withCheckpoints = yield* request("GET", "/api/runtime/status", { token })
-      assert.deepStrictEqual(withCheckpoints.body.checkpoints, { enabled: true })
-      assert.deepStrictEqual(withCheckpoints.body.runtime, { kinds: ["opencode"] })
+      const withCheckpoints = yield* api.operator.runtimeStatus()
+      assert.deepStrictEqual(withCheckpoints.checkpoints, { enabled: true })
+      assert.deepStrictEqual(withCheckpoints.runtime, { kinds: ["opencode"] })
     }))
 
   it.effect("diagnostics: queue depth, oldest command age, leases, counters, links; marked redacted", () =>
     Effect.gen(function*() {
       const operator = yield* orgWithToken(["operator"])
       const tenant = yield* orgWithToken(["web"])
-      const session = (yield* request("POST", "/api/sessions", { token: tenant.token, body: {} })).body.session
-      yield* request("POST", `/api/sessions/${session.id}/prompt`, { token: tenant.token, body: { text: "queued" } })
+      const tenantApi = yield* client(tenant.token)
+      const { session } = yield* tenantApi.sessions.create({ payload: {} })
+      yield* tenantApi.sessions.prompt({ params: { id: session.id }, payload: { text: "queued" } })
       const sql = yield* SqlClient.SqlClient
       yield* sql`UPDATE cloud_session_commands SET created_at = now() - interval '90 seconds' WHERE session_id = ${session.id}`
-      const diagnostics = yield* request("GET", "/api/diagnostics", { token: operator.token })
-      assert.strictEqual(diagnostics.status, 200)
-      const body = diagnostics.body
+      const body = yield* (yield* client(operator.token)).operator.diagnostics()
       assert.strictEqual(body.redaction, "secrets-redacted")
       assert.isAtLeast(body.queues.depthEstimate, 1)
       assert.isAtLeast(body.queues.oldestCommandAgeMs, 89_000)
