@@ -1,4 +1,4 @@
-import { PgCommandQueue, PgEventLog, PgLeaseStore, PgTokens, PgWorkflowStore } from "@cowork/postgres"
+import { PgCommandQueue, PgEventLog, PgLeaseStore, PgSessionStore, PgTokens, PgWorkflowStore } from "@cowork/postgres"
 import { Tokens } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { workflowStoreContract } from "../../services/test/support/WorkflowStoreContract.ts"
@@ -6,7 +6,7 @@ import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 
 workflowStoreContract(
   "postgres",
-  Layer.mergeAll(PgWorkflowStore.layer, PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgTokens.layer).pipe(
+  Layer.mergeAll(PgWorkflowStore.layer, PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgTokens.layer, PgSessionStore.layer).pipe(
     Layer.provideMerge(TestDatabase.layer())
   ),
   Effect.gen(function*() {

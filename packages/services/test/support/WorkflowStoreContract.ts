@@ -5,6 +5,7 @@ import {
   EventLog,
   LeaseStore,
   planSlots,
+  SessionStore,
   type WorkflowClaim,
   WorkflowStore
 } from "@cowork/services"
@@ -73,7 +74,7 @@ const completeRun = (sessionId: string, outcome: "acked" | "failed", reply: stri
 
 export const workflowStoreContract = <E, R = never>(
   name: string,
-  storeLayer: Layer.Layer<WorkflowStore | LeaseStore | CommandQueue | EventLog | R, E>,
+  storeLayer: Layer.Layer<WorkflowStore | LeaseStore | CommandQueue | EventLog | SessionStore | R, E>,
   makeOrg: Effect.Effect<string, never, WorkflowStore | R>
 ) =>
   layer(storeLayer, { timeout: 60_000, excludeTestServices: true })(`WorkflowStore contract: ${name}`, (it) => {
@@ -133,6 +134,20 @@ export const workflowStoreContract = <E, R = never>(
         assert.deepInclude(failed, { id: failing.id, status: "failed" })
         assert.include(failed.error ?? "", "the model is down")
         assert.strictEqual((yield* store.get(org, created.id, 1)).workflow.status, "failed")
+      }))
+
+    it.effect("aborting a run's session cancels the run", () =>
+      Effect.gen(function*() {
+        const store = yield* WorkflowStore
+        const org = yield* makeOrg
+        const created = yield* store.create(org, workflowInput())
+        const run = yield* store.startRun(org, created.id, { triggerType: "manual" })
+        yield* (yield* SessionStore).abort(org, run.sessionId!)
+        yield* store.syncRunOutcomes(100)
+        const after = yield* store.get(org, created.id, 1)
+        assert.deepInclude(after.recentRuns[0]!, { id: run.id, status: "cancelled" })
+        assert.isNotNull(after.recentRuns[0]!.finishedAt)
+        assert.strictEqual(after.workflow.latestRunStatus, "cancelled")
       }))
 
     it.effect("lifecycle: pause / resume / archive; an archived workflow refuses runs and resume", () =>
