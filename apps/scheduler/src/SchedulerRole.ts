@@ -1,3 +1,4 @@
+import { SERVICE_VERSION } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { Heartbeats, WorkflowStore } from "@cowork/services"
 import { Clock, Effect, Layer, Ref, Schedule } from "effect"
@@ -6,7 +7,6 @@ import * as SchedulerLiveness from "./SchedulerLiveness.ts"
 import { SchedulerStatus } from "./SchedulerStatus.ts"
 import { tick } from "./SchedulerTick.ts"
 
-export const SCHEDULER_VERSION = "0.1.0"
 
 /**
  * Heartbeats as `role: "scheduler"` every interval (`draining` once shutdown starts, `stopped` last), with the
@@ -24,7 +24,7 @@ const heartbeatLoop = Effect.gen(function*() {
       role: "scheduler",
       poolId: null,
       status: state,
-      version: SCHEDULER_VERSION,
+      version: SERVICE_VERSION,
       region: null,
       capabilities: ["workflows"],
       currentLoad: 0,

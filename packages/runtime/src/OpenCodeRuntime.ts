@@ -1,13 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises"
 import * as path from "node:path"
 import { RuntimeFailure } from "@cowork/domain"
-import {
-  AgentRuntime,
-  type RuntimeEvent,
-  type RuntimeSession,
-  type RuntimeSessionContext,
-  type RuntimeState
-} from "@cowork/services"
+import { AgentRuntime, DataDir, type RuntimeEvent, type RuntimeSession, type RuntimeSessionContext, type RuntimeState } from "@cowork/services"
 import { Cause, Config, Effect, Layer, Option, Queue, Scope, Semaphore, Stream } from "effect"
 import { defaultBinary, OpenCodeProcess, type ProviderConfig, sessionPaths } from "./OpenCodeProcess.ts"
 import * as ModelProxy from "./ModelProxy.ts"
@@ -255,7 +249,7 @@ export const layerProxied = (
  */
 export const config = Config.all({
   root: Config.String("OPEN_COWORK_CLOUD_RUNTIME_ROOT").pipe(Config.option),
-  dataDir: Config.String("OPEN_COWORK_DATA_DIR").pipe(Config.withDefault(".cowork")),
+  dataDir: DataDir,
   binary: Config.String("OPEN_COWORK_CLOUD_OPENCODE_BIN").pipe(Config.option),
   startTimeoutMs: Config.Int("OPEN_COWORK_CLOUD_OPENCODE_START_TIMEOUT_MS").pipe(Config.withDefault(60_000)),
   model: Config.String("OPEN_COWORK_CLOUD_OPENCODE_MODEL").pipe(Config.withDefault("gpt-4o-mini"))

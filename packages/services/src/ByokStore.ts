@@ -1,7 +1,7 @@
 import { NotFound, type SecretAdapterUnavailable, type SecretRevealFailed } from "@cowork/domain"
 import { Context, Effect, Layer, Redacted } from "effect"
-import * as Crypto from "node:crypto"
 import { envelopeKeyId, SecretAdapter } from "./SecretAdapter.ts"
+import { sha256Hex } from "./Secrets.ts"
 
 /**
  * Bring-your-own-key: an org's provider API keys, sealed with the org's data key (the envelope names the master
@@ -87,7 +87,7 @@ export const PROVIDER_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/
 const contextOf = (orgId: string, provider: string) => `byok:${orgId}:${provider}`
 
 export const fingerprintOf = (apiKey: string): string =>
-  `sha256:${Crypto.createHash("sha256").update(apiKey, "utf8").digest("hex").slice(0, 16)}`
+  `sha256:${sha256Hex(apiKey).slice(0, 16)}`
 
 const metadataOf = (row: ByokRow): ByokKeyMetadata => ({
   provider: row.provider,

@@ -1,4 +1,5 @@
 import * as Crypto from "node:crypto"
+import { sha256Hex } from "./Secrets.ts"
 
 /**
  * Workflow webhook signatures (`POST /webhooks/workflows/:id`): `x-open-cowork-webhook-signature` = `v1=` + hex HMAC-SHA256 of
@@ -35,7 +36,7 @@ export const isFresh = (timestamp: string, nowMs: number): boolean => {
 
 /** The durable replay key of a delivery: a digest of its workflow and signature (the signature itself is not stored). */
 export const deliveryKey = (workflowId: string, signature: string): string =>
-  Crypto.createHash("sha256").update(`${workflowId}\u0000${signature}`).digest("hex")
+  sha256Hex(`${workflowId}\u0000${signature}`)
 
 /** A new signing secret: 32 random bytes, `whsec_` + base64url. */
 export const newSecret = (): string => `whsec_${Crypto.randomBytes(32).toString("base64url")}`
