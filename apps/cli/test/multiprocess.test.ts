@@ -1,3 +1,4 @@
+import { type Client, makeFetch } from "@cowork/client"
 import { Database } from "@cowork/postgres"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, type Scope } from "effect"
@@ -17,6 +18,8 @@ import { type SseFrame, subscribe } from "../../../test/support/SseClient.ts"
 interface Stack {
   readonly baseUrl: string
   readonly token: string
+  /** The typed API client, as the drill's token. */
+  readonly api: Client
   readonly workers: ReadonlyMap<string, CoworkProcess>
   readonly web: CoworkProcess
 }
@@ -58,7 +61,7 @@ const startStack = (url: string, options: { readonly leaseTtlMs: number; readonl
       const rows = yield* sql<{ worker_id: string }>`SELECT worker_id FROM cloud_worker_heartbeats`.pipe(Effect.orDie)
       return rows.length >= 2 ? true : undefined
     }), { timeoutMs: 30_000 })
-    return { baseUrl, token, workers, web } satisfies Stack
+    return { baseUrl, token, api: yield* makeFetch({ baseUrl, token }), workers, web } satisfies Stack
   })
 
 /** Runs `drill` against a fresh database, with a `SqlClient` on it for inspection. */
@@ -69,16 +72,6 @@ const onFreshDatabase = <A, E>(drill: (url: string) => Effect.Effect<A, E, SqlCl
       Effect.scoped,
       Effect.provide(Database.layer({ url: Redacted.make(url), maxConnections: 4, applicationName: "drill-inspector" }))
     )
-  })
-
-const api = (stack: Stack, method: string, path: string, body?: unknown) =>
-  Effect.promise(async () => {
-    const response = await fetch(`${stack.baseUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${stack.token}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body)
-    })
-    return { status: response.status, body: await response.json() as any }
   })
 
 interface EventRow {
@@ -123,17 +116,15 @@ const leaseOf = (sessionId: string) =>
 /** Creates a session, subscribes to its SSE stream, and queues `prompts`; returns the command ids. */
 const startSession = (stack: Stack, prompts: ReadonlyArray<string>, frames: Array<SseFrame>) =>
   Effect.gen(function*() {
-    const created = yield* api(stack, "POST", "/api/sessions", { title: "drill" })
-    assert.strictEqual(created.status, 201, JSON.stringify(created.body))
-    const sessionId: string = created.body.session.id
+    const sessionId = (yield* stack.api.sessions.create({ payload: { title: "drill" } }).pipe(Effect.orDie)).session.id
     yield* subscribe(`${stack.baseUrl}/api/sessions/${sessionId}/events`, { authorization: `Bearer ${stack.token}` }, (frame) => {
       frames.push(frame)
     })
     const commandIds: Array<string> = []
     for (const [i, text] of prompts.entries()) {
-      const accepted = yield* api(stack, "POST", `/api/sessions/${sessionId}/prompt`, { text, idempotencyKey: `p${i}` })
-      assert.strictEqual(accepted.status, 202, JSON.stringify(accepted.body))
-      commandIds.push(accepted.body.commandId)
+      const accepted = yield* stack.api.sessions.prompt({ params: { id: sessionId }, payload: { text, idempotencyKey: `p${i}` } })
+        .pipe(Effect.orDie)
+      commandIds.push(accepted.commandId)
     }
     return { sessionId, commandIds }
   })
@@ -212,10 +203,9 @@ describe("multi-process failover drill", () => {
       assert.isAbove(lease.epoch, owner.epoch, "the survivor took a newer lease")
       yield* assertRecovered(sessionId, commandIds, commandIds[0]!, frames)
 
-      const view = yield* api(stack, "GET", `/api/sessions/${sessionId}/view`)
-      assert.strictEqual(view.status, 200)
-      assert.strictEqual(view.body.status, "idle")
-      const texts = (role: string) => view.body.messages.filter((m: any) => m.role === role).map((m: any) => m.text)
+      const view = yield* stack.api.sessions.view({ params: { id: sessionId } }).pipe(Effect.orDie)
+      assert.strictEqual(view.status, "idle")
+      const texts = (role: string) => view.messages.filter((m) => m.role === role).map((m) => m.text)
       assert.deepStrictEqual(texts("user"), ["[[slow:250]] [[events:12]] first", "second", "[[tool]] third"])
       assert.deepStrictEqual(texts("assistant"), ["echo: first", "echo: second", "echo: third"], "each reply once, in order")
     })), { timeout: 90_000 })
