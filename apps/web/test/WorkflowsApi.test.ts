@@ -4,7 +4,7 @@ import { Effect } from "effect"
 
 // Read when the server layer is built: a per-source webhook limit this file can reach.
 process.env.OPEN_COWORK_CLOUD_WEBHOOK_RATE_PER_MINUTE = "30"
-const { baseUrl, layer, orgWithToken, request } = await import("./support/WebTestServer.ts")
+const { baseUrl, client, layer, orgWithToken, request } = await import("./support/WebTestServer.ts")
 
 const body = (overrides: Record<string, unknown> = {}) => ({
   title: "daily digest",
@@ -161,5 +161,38 @@ it.layer(layer)("workflows API", (it) => {
       assert.isAtLeast(Number(limited!.retryAfter), 1)
       assert.isAtLeast(limited!.body.retryAfterMs, 1_000)
       assert.strictEqual(limited!.body.error.code, "rate_limited")
+    }))
+
+  it.effect("the typed client decodes every workflow response; a domain error comes back as itself", () =>
+    Effect.gen(function*() {
+      const { token } = yield* orgWithToken(["web"])
+      const api = yield* client(token)
+      const { workflow, webhookSecrets } = yield* api.workflows.create({
+        payload: {
+          title: "typed",
+          instructions: "through the client",
+          agentName: "build",
+          triggers: [
+            { type: "schedule", enabled: true, schedule: { type: "monthly", timezone: "Asia/Tokyo", runAtHour: 8, runAtMinute: 15, dayOfMonth: 31 } },
+            { id: "hook", type: "webhook", enabled: true }
+          ],
+          overlapPolicy: "buffer_one",
+          catchUpMode: "latest"
+        }
+      })
+      assert.deepInclude(workflow, { overlapPolicy: "buffer_one", catchUpMode: "latest", catchUpWindowSeconds: 3_600 })
+      assert.deepStrictEqual(webhookSecrets.map((s) => s.triggerId), ["hook"])
+      const { run } = yield* api.workflows.run({ params: { id: workflow.id } })
+      const detail = yield* api.workflows.get({ params: { id: workflow.id } })
+      assert.strictEqual(detail.recentRuns[0]!.id, run.id)
+      const page = yield* api.workflows.runs({ params: { id: workflow.id }, query: { limit: 1 } })
+      assert.strictEqual(page.runs.length, 1)
+      const rotated = yield* api.workflows.rotateSecret({ params: { id: workflow.id, tid: "hook" } })
+      assert.match(rotated.secret, /^whsec_/)
+      yield* api.workflows.archive({ params: { id: workflow.id } })
+      const refused = yield* Effect.flip(api.workflows.run({ params: { id: workflow.id } }))
+      assert.strictEqual((refused as { _tag: string })._tag, "Conflict")
+      const missing = yield* Effect.flip(api.workflows.get({ params: { id: "wf_missing" } }))
+      assert.strictEqual((missing as { _tag: string })._tag, "NotFound")
     }))
 })
