@@ -118,3 +118,17 @@ export const waitReady = (proc: CoworkProcess, baseUrl: string, timeoutMs = 30_0
   ).pipe(
     Effect.catchDefect((defect) => Effect.die(new Error(`${String(defect)}\n--- ${proc.name} output ---\n${proc.output()}`)))
   )
+
+/** Runs `cowork <args>` to completion and returns its exit code and output, whatever the code. */
+export const runCliResult = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+  Effect.callback<{ readonly code: number; readonly stdout: string; readonly stderr: string }>((resume) => {
+    const child = ChildProcess.execFile(process.execPath, [mainPath, ...args], {
+      cwd: repoRoot,
+      env: { ...baseEnv(), ...env },
+      timeout: 60_000
+    }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1
+      resume(Effect.succeed({ code, stdout, stderr }))
+    })
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })

@@ -1,11 +1,11 @@
-import { Api, CurrentPrincipal, type Principal } from "@cowork/domain"
+import { Api, CurrentPrincipal, type OrgPrincipal } from "@cowork/domain"
 import { Audit, type AuditRecord } from "@cowork/services"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { CurrentRequestId } from "./RequestGuard.ts"
 
 /** How a principal appears in audit rows: the person behind a browser session, else the token. */
-export const actorOf = (principal: Principal): string =>
+export const actorOf = (principal: OrgPrincipal): string =>
   principal.browserSession === undefined ? `token:${principal.tokenId}` : `account:${principal.browserSession.accountId}`
 
 /** Records an audit row with the current request's id. */

@@ -1,4 +1,4 @@
-import { Api, BadRequest, SERVICE_VERSION, CurrentPrincipal, Forbidden, type MemberRole, NotFound, type Principal, Unauthorized, Unavailable } from "@cowork/domain"
+import { Api, BadRequest, SERVICE_VERSION, CurrentPrincipal, Forbidden, type MemberRole, NotFound, type OrgPrincipal, Unauthorized, Unavailable } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { Identity, Tokens } from "@cowork/services"
 import { Effect, Layer, Redacted } from "effect"
@@ -178,7 +178,7 @@ export const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(h
           Effect.catchTag("Unauthorized", () =>
             Effect.andThen(signIn("token_login", "refused"), Effect.fail(new Unauthorized({ message: "missing or invalid token" }))))
         )
-        if (!principal.scopes.includes("admin")) {
+        if (principal.kind !== "org" || !principal.scopes.includes("admin")) {
           yield* signIn("token_login", "refused")
           return yield* new Forbidden({ message: "only a token with the admin scope (the owner token) can sign a browser in" })
         }
@@ -230,7 +230,7 @@ export const configLayer = HttpApiBuilder.group(Api, "config", Effect.fn(functio
     }))
 }))
 
-const workspaceOf = (principal: Principal) => ({
+const workspaceOf = (principal: OrgPrincipal) => ({
   org: { id: principal.orgId },
   principal: principal.browserSession === undefined
     ? { kind: "token" as const, id: principal.tokenId, accountId: null, email: null }

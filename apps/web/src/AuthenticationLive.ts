@@ -1,41 +1,90 @@
-import { Authentication, CurrentPrincipal, Forbidden, requiredScopes } from "@cowork/domain"
+import {
+  Authentication,
+  CurrentCaller,
+  CurrentPrincipal,
+  Forbidden,
+  OperatorAuthentication,
+  type Principal,
+  requiredScopes
+} from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { Tokens } from "@cowork/services"
-import { Effect, Layer, Redacted } from "effect"
+import { type Context, Effect, Layer, Redacted } from "effect"
 import { BrowserAuth } from "./BrowserAuth.ts"
 
 /**
  * Bearer-token authentication for every protected route: 401 for a missing/unknown/expired/revoked token, 403
- * when the token lacks every scope the route's `RequiredScopes` annotation accepts.
+ * when the token lacks every scope the route's `RequiredScopes` annotation accepts, and 403 for a platform operator
+ * on a tenant route (tenant routes act inside one org; a platform operator belongs to none).
  */
-export const layer = Layer.effect(
+const makeAuthenticator = Effect.gen(function*() {
+  const tokens = yield* Tokens
+  const metrics = yield* Metrics
+  return Effect.fn("Authentication.bearer")(function*(
+    credential: Redacted.Redacted<string>,
+    groupAnnotations: Context.Context<never>,
+    endpointAnnotations: Context.Context<never>,
+    audience: "org" | "operator"
+  ) {
+    const missing = Redacted.value(credential) === ""
+    const principal: Principal = yield* tokens.authenticate(credential).pipe(
+      // The reason is counted, never shown: the wire form of Unauthorized has one generic body.
+      Effect.tapError((error) =>
+        metrics.inc("open_cowork_cloud_auth_failures_total", {
+          reason: error.reason ?? (missing ? "missing_credentials" : "invalid_token")
+        }))
+    )
+    const accepted = requiredScopes(groupAnnotations, endpointAnnotations)
+    if (!accepted.some((scope) => principal.scopes.includes(scope))) {
+      yield* metrics.inc("open_cowork_cloud_auth_failures_total", { reason: "forbidden_scope" })
+      return yield* new Forbidden({ message: "the token lacks the scope this route requires", requiredScopes: accepted })
+    }
+    if (audience === "org" && principal.kind !== "org") {
+      yield* metrics.inc("open_cowork_cloud_auth_failures_total", { reason: "forbidden_principal" })
+      return yield* new Forbidden({ message: "a platform operator token cannot act inside an org; use an org token" })
+    }
+    return principal
+  })
+})
+
+/** Tenant routes: provides the org principal, from a bearer token or (without one) a browser session cookie. */
+export const layerTenant = Layer.effect(
   Authentication,
   Effect.gen(function*() {
-    const tokens = yield* Tokens
-    const metrics = yield* Metrics
+    const authenticate = yield* makeAuthenticator
     const browser = yield* BrowserAuth
     return Authentication.of({
-      bearer: Effect.fn("Authentication.bearer")(function*(httpEffect, { credential, endpoint, group }) {
-        const missing = Redacted.value(credential) === ""
+      bearer: Effect.fn("Authentication.tenant")(function*(httpEffect, { credential, endpoint, group }) {
         // A request with a bearer token is never cookie-authenticated; one without may carry a browser session.
-        if (missing) {
+        if (Redacted.value(credential) === "") {
           const viaCookie = yield* browser.principalFromCookie(requiredScopes(group.annotations, endpoint.annotations))
           if (viaCookie !== undefined) return yield* Effect.provideService(httpEffect, CurrentPrincipal, viaCookie)
         }
-        const principal = yield* tokens.authenticate(credential).pipe(
-          // The reason is counted, never shown: the wire form of Unauthorized has one generic body.
-          Effect.tapError((error) =>
-            metrics.inc("open_cowork_cloud_auth_failures_total", {
-              reason: error.reason ?? (missing ? "missing_credentials" : "invalid_token")
-            }))
-        )
-        const accepted = requiredScopes(group.annotations, endpoint.annotations)
-        if (!accepted.some((scope) => principal.scopes.includes(scope))) {
-          yield* metrics.inc("open_cowork_cloud_auth_failures_total", { reason: "forbidden_scope" })
-          return yield* new Forbidden({ message: "the token lacks the scope this route requires", requiredScopes: accepted })
-        }
+        const principal = yield* authenticate(credential, group.annotations, endpoint.annotations, "org")
+        if (principal.kind !== "org") return yield* Effect.die(new Error("unreachable: tenant routes refuse platform principals"))
         return yield* Effect.provideService(httpEffect, CurrentPrincipal, principal)
       })
     })
   })
 )
+
+/** Operator routes (bearer tokens only, never a browser session): an org principal or a platform operator. */
+export const layerOperator = Layer.effect(
+  OperatorAuthentication,
+  Effect.gen(function*() {
+    const authenticate = yield* makeAuthenticator
+    const browser = yield* BrowserAuth
+    return OperatorAuthentication.of({
+      bearer: Effect.fn("Authentication.operator")(function*(httpEffect, { credential, endpoint, group }) {
+        // A browser session never reaches an operator route: BrowserAuth answers its cookie with a 403 that says so.
+        if (Redacted.value(credential) === "") {
+          yield* browser.principalFromCookie(requiredScopes(group.annotations, endpoint.annotations))
+        }
+        const principal = yield* authenticate(credential, group.annotations, endpoint.annotations, "operator")
+        return yield* Effect.provideService(httpEffect, CurrentCaller, principal)
+      })
+    })
+  })
+)
+
+export const layer = Layer.merge(layerTenant, layerOperator)

@@ -1,4 +1,4 @@
-import { Forbidden, type Principal, scopesForRole, type TokenScope, Unauthorized } from "@cowork/domain"
+import { Forbidden, type OrgPrincipal, scopesForRole, type TokenScope, Unauthorized } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { Identity, type OpenedBrowserSession } from "@cowork/services"
 import { Context, Effect, Layer, Redacted } from "effect"
@@ -30,7 +30,7 @@ export class BrowserAuth extends Context.Service<BrowserAuth, {
    */
   readonly principalFromCookie: (
     accepted: ReadonlyArray<TokenScope>
-  ) => Effect.Effect<Principal | undefined, Unauthorized | Forbidden, HttpServerRequest.HttpServerRequest>
+  ) => Effect.Effect<OrgPrincipal | undefined, Unauthorized | Forbidden, HttpServerRequest.HttpServerRequest>
   /** Origin / `Sec-Fetch-Site` say the request comes from this site (a cross-site form or script fails). */
   readonly sameSite: (request: HttpServerRequest.HttpServerRequest) => boolean
   /** Same-site and the `X-CSRF-Token` header equals the session's token. */
@@ -115,6 +115,7 @@ export const make = (settings: AuthSettings) =>
         return yield* refuse("csrf_rejected", "cross-site request refused: send X-CSRF-Token from the same origin")
       }
       return {
+        kind: "org",
         orgId: session.orgId,
         tokenId: session.sessionId,
         scopes,
@@ -125,7 +126,7 @@ export const make = (settings: AuthSettings) =>
           role: session.role,
           csrfToken
         }
-      } satisfies Principal
+      } satisfies OrgPrincipal
     })
 
     return BrowserAuth.of({

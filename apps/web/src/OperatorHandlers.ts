@@ -1,6 +1,6 @@
-import { Api, type Diagnostics, heartbeatFreshWithinMs, type RuntimeStatus, SERVICE_VERSION, type WorkerHeartbeat } from "@cowork/domain"
+import { Api, CurrentCaller, type Diagnostics, heartbeatFreshWithinMs, type RuntimeStatus, SERVICE_VERSION, type WorkerHeartbeat } from "@cowork/domain"
 import { Metrics, MetricsCatalog, redactDeep } from "@cowork/observability"
-import { ChangeFeed, CommandQueue, ControlPlaneStatus, Heartbeats, Projections, QUEUE_SCAN_LIMIT } from "@cowork/services"
+import { ChangeFeed, CommandQueue, ControlPlaneStatus, Heartbeats, Projections, QUEUE_SCAN_LIMIT, SessionStore } from "@cowork/services"
 import { Config, Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import * as WebReadiness from "./WebReadiness.ts"
@@ -8,7 +8,9 @@ import { WebLifecycle } from "./WebLifecycle.ts"
 
 /**
  * The operator routes. Everything they return is deployment state (never tenant content), and the diagnostics
- * bundle goes through `redactDeep` before it leaves the process.
+ * bundle goes through `redactDeep` before it leaves the process. An org principal sees the processes that serve its
+ * org, with only its own sessions in `activeWorkIds`, and reaches only its own sessions' projections (another org's
+ * session is a 404); a platform operator sees everything.
  */
 export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(handlers) {
   const lifecycle = yield* WebLifecycle
@@ -17,11 +19,20 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
   const queue = yield* CommandQueue
   const projections = yield* Projections
   const status = yield* ControlPlaneStatus
+  const sessions = yield* SessionStore
   const feed = yield* ChangeFeed
   const heartbeatIntervalMs = yield* Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS").pipe(Config.withDefault(5_000))
   const freshWithinMs = heartbeatFreshWithinMs(heartbeatIntervalMs)
 
-  const listHeartbeats = heartbeats.list(freshWithinMs)
+  /** The caller's org, or undefined for a platform operator (every org). */
+  const callerOrg = Effect.map(CurrentCaller, (caller) => (caller.kind === "org" ? caller.orgId : undefined))
+
+  /** An org principal sees the processes that serve its org, with only its own sessions in `activeWorkIds`. */
+  const listHeartbeats = Effect.flatMap(callerOrg, (orgId) => heartbeats.list(freshWithinMs, orgId))
+
+  /** An org principal reaches only its own org's sessions: another org's is a 404, as if it did not exist. */
+  const ownSession = (sessionId: string) =>
+    Effect.flatMap(callerOrg, (orgId) => (orgId === undefined ? Effect.void : Effect.asVoid(sessions.get(orgId, sessionId))))
 
   const runtimeStatus = (beats: ReadonlyArray<WorkerHeartbeat>): RuntimeStatus => {
     const workers = beats.filter((beat) => beat.role === "worker")
@@ -129,7 +140,7 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
       ),
     apiMetrics: () => exposition,
     metrics: () => exposition,
-    projectionStatus: ({ params }) => projections.status(params.id),
-    projectionRepair: ({ params }) => projections.repair(params.id)
+    projectionStatus: ({ params }) => Effect.andThen(ownSession(params.id), projections.status(params.id)),
+    projectionRepair: ({ params }) => Effect.andThen(ownSession(params.id), projections.repair(params.id))
   })
 }))

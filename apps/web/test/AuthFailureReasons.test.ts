@@ -15,7 +15,7 @@ it.layer(layer)("auth failure reasons", (it) => {
       const { orgId, token: live } = yield* orgWithToken(["web"])
       const expired = yield* tokens.issue({ orgId, name: "expired", scopes: ["web"], expiresInMs: -60_000 })
       const revoked = yield* tokens.issue({ orgId, name: "revoked", scopes: ["web"] })
-      assert.isTrue(yield* tokens.revoke(orgId, revoked.tokenId))
+      assert.isNotNull((yield* tokens.revoke(revoked.tokenId, { orgId })).revokedAt)
       const before = yield* counts
 
       const refused = [

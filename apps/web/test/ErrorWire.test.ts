@@ -3,6 +3,8 @@ import {
   ApiError,
   ArtifactTooLarge,
   Authentication,
+  CurrentCaller,
+  OperatorAuthentication,
   BadRequest,
   Conflict,
   CurrentPrincipal,
@@ -74,18 +76,28 @@ const failingGroups = Object.values(Api.groups).map((group) =>
 )
 
 /** Authentication fails with the requested sample when it is one of the middleware's errors, else lets the call in. */
-const authMiddleware = Layer.succeed(Authentication, Authentication.of({
-  bearer: (httpEffect) =>
-    Effect.gen(function*() {
-      const sample = yield* failWithRequested
-      if (sample instanceof Unauthorized || sample instanceof Forbidden) return yield* Effect.fail(sample)
-      return yield* Effect.provideService(httpEffect, CurrentPrincipal, { orgId: "org", tokenId: "tok", scopes: ["admin"] } as never)
-    })
-}))
+const authMiddleware = Layer.mergeAll(
+  Layer.succeed(Authentication, Authentication.of({
+    bearer: (httpEffect) =>
+      Effect.gen(function*() {
+        const sample = yield* failWithRequested
+        if (sample instanceof Unauthorized || sample instanceof Forbidden) return yield* Effect.fail(sample)
+        return yield* Effect.provideService(httpEffect, CurrentPrincipal, { kind: "org", orgId: "org", tokenId: "tok", scopes: ["admin"] })
+      })
+  })),
+  Layer.succeed(OperatorAuthentication, OperatorAuthentication.of({
+    bearer: (httpEffect) =>
+      Effect.gen(function*() {
+        const sample = yield* failWithRequested
+        if (sample instanceof Unauthorized || sample instanceof Forbidden) return yield* Effect.fail(sample)
+        return yield* Effect.provideService(httpEffect, CurrentCaller, { kind: "platform", tokenId: "tok", scopes: ["operator"] })
+      })
+  }))
+)
 
 const server = HttpRouter.serve(
   // The group layers are built generically above, so their service types are erased here.
-  (HttpApiBuilder.layer(Api) as unknown as Layer.Layer<never, never, Authentication>).pipe(
+  (HttpApiBuilder.layer(Api) as unknown as Layer.Layer<never, never, Authentication | OperatorAuthentication>).pipe(
     Layer.provide(failingGroups as [Layer.Layer<never>]),
     Layer.provide(authMiddleware)
   ),

@@ -3,15 +3,15 @@ import { Heartbeats } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import { client, layer, orgWithToken, request } from "./support/WebTestServer.ts"
+import { client, layer, orgWithToken, platformToken, request, tokenFor } from "./support/WebTestServer.ts"
 
 const OPERATOR_GETS = ["/api/runtime/status", "/api/workers/heartbeats", "/api/diagnostics", "/api/metrics", "/metrics"]
 
 it.layer(layer)("operator API", (it) => {
   it.effect("operator routes answer operator tokens only: tenant tokens 403, no token 401", () =>
     Effect.gen(function*() {
-      const operator = yield* orgWithToken(["operator"])
       const tenant = yield* orgWithToken(["web", "admin"])
+      const operator = { token: yield* tokenFor(tenant.orgId, ["operator"]) }
       const session = (yield* request("POST", "/api/sessions", { token: tenant.token, body: {} })).body.session
       const routes: Array<[string, string]> = [
         ...OPERATOR_GETS.map((path): [string, string] => ["GET", path]),
@@ -32,7 +32,7 @@ it.layer(layer)("operator API", (it) => {
 
   it.effect("runtime status and heartbeats report workers with their age and freshness", () =>
     Effect.gen(function*() {
-      const { token } = yield* orgWithToken(["operator"])
+      const token = yield* platformToken
       const heartbeats = yield* Heartbeats
       yield* heartbeats.beat({
         workerId: "worker-op-1",
@@ -133,8 +133,8 @@ it.layer(layer)("operator API", (it) => {
 
   it.effect("projection repair rebuilds a corrupted projection from the log, and is idempotent", () =>
     Effect.gen(function*() {
-      const operator = yield* orgWithToken(["operator"])
       const tenant = yield* orgWithToken(["web"])
+      const operator = { token: yield* tokenFor(tenant.orgId, ["operator"]) }
       const session = (yield* request("POST", "/api/sessions", { token: tenant.token, body: { title: "repair me" } })).body.session
       const commandId = (yield* request("POST", `/api/sessions/${session.id}/prompt`, { token: tenant.token, body: { text: "hello" } }))
         .body.commandId

@@ -37,8 +37,15 @@ it.layer(layer)("sessions API", (it) => {
       const docs = yield* request("GET", "/docs")
       assert.strictEqual(docs.status, 200)
       const table = authorizationTable()
-      assert.deepInclude(table, { method: "GET", path: "/readyz", scopes: [] })
-      assert.deepInclude(table, { method: "POST", path: "/api/sessions/:id/prompt", scopes: ["web", "admin"] })
+      assert.deepInclude(table, { group: "health", name: "readyz", method: "GET", path: "/readyz", audience: "none", scopes: [] })
+      assert.deepInclude(table, {
+        group: "sessions",
+        name: "prompt",
+        method: "POST",
+        path: "/api/sessions/:id/prompt",
+        audience: "org",
+        scopes: ["web", "admin"]
+      })
       // `/api/config` is the one public /api route: the bootstrap a client reads before it can sign in.
       const publicApi = new Set(["/api/config"])
       assert.deepStrictEqual(

@@ -1,13 +1,15 @@
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { Id, Text } from "./Input.ts"
-import { Authentication, RequiredScopes } from "./ApiCore.ts"
+import { OperatorAuthentication, RequiredScopes } from "./ApiCore.ts"
 import * as ApiError from "./ApiError.ts"
 import { PoolMode, PoolStatus, RegisteredWorker, WorkerCredentialView, WorkerPool } from "./WorkerPlane.ts"
 
 /**
- * Operator routes of the worker service plane: pools, worker lifecycle, worker credentials. Operator or admin
- * tokens; a plaintext credential appears only in the response to issue and rotate.
+ * Operator routes of the worker service plane: pools, worker lifecycle, worker credentials. Org operator or admin
+ * tokens manage their own org's `self_hosted` pools (another org's pool, worker or credential is a 404); platform
+ * operator tokens manage every pool, and alone the `saas_operated` ones. A plaintext credential appears only in the
+ * response to issue and rotate.
  */
 
 const Name = Text(100).check(Schema.isMinLength(1))
@@ -18,6 +20,8 @@ const Count = Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0,
 export const CreatePoolBody = Schema.Struct({
   name: Name,
   mode: PoolMode,
+  /** Platform operators only, for a `self_hosted` pool: the org it serves (an org token's pools serve its own org). */
+  orgId: Schema.optional(Id),
   maxWorkers: Count,
   maxConcurrentWork: Count,
   region: Schema.optional(Region),
@@ -76,13 +80,13 @@ export class WorkerAdminApi extends HttpApiGroup.make("workerAdmin")
     HttpApiEndpoint.post("createPool", "/api/admin/worker-pools", {
       payload: CreatePoolBody,
       success: PoolEnvelope.pipe(HttpApiSchema.status(201)),
-      error: ApiError.BadRequest
-    }),
+      error: [ApiError.BadRequest, ApiError.Forbidden, ApiError.NotFound]
+    }).annotate(OpenApi.Description, "An org token creates `self_hosted` pools for its own org; only a platform operator creates `saas_operated` pools (or a `self_hosted` pool for a named `orgId`)."),
     HttpApiEndpoint.patch("updatePool", "/api/admin/worker-pools/:id", {
       params: poolParams,
       payload: UpdatePoolBody,
       success: PoolEnvelope,
-      error: [ApiError.BadRequest, ApiError.NotFound]
+      error: [ApiError.BadRequest, ApiError.Forbidden, ApiError.NotFound, ApiError.Conflict]
     }),
     HttpApiEndpoint.get("listWorkers", "/api/admin/workers", { success: WorkerList }),
     HttpApiEndpoint.post("registerWorker", "/api/admin/workers", {
@@ -119,7 +123,7 @@ export class WorkerAdminApi extends HttpApiGroup.make("workerAdmin")
       error: ApiError.NotFound
     })
   )
-  .middleware(Authentication)
+  .middleware(OperatorAuthentication)
   .annotate(RequiredScopes, ["operator", "admin"])
   .annotateMerge(OpenApi.annotations({ title: "Worker admin", description: "Worker pools, worker lifecycle and worker credentials" }))
 {}

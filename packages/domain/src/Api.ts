@@ -4,7 +4,7 @@ import type { TokenScope } from "./Auth.ts"
 import { WorkerAdminApi } from "./AdminApi.ts"
 import { ArtifactsApi } from "./ArtifactsApi.ts"
 import { WebhooksApi, WorkflowsApi } from "./WorkflowsApi.ts"
-import { Authentication, RequiredScopes, requiredScopes } from "./ApiCore.ts"
+import { Authentication, OperatorAuthentication, RequiredScopes, requiredScopes } from "./ApiCore.ts"
 import * as ApiError from "./ApiError.ts"
 import { AuditApi } from "./AuditApi.ts"
 import { AuthApi, ConfigApi, WorkspaceApi } from "./AuthApi.ts"
@@ -270,7 +270,7 @@ export class OperatorApi extends HttpApiGroup.make("operator")
       error: [ApiError.NotFound, ApiError.Conflict]
     }).annotate(OpenApi.Description, "Rebuilds the projection from the event log in one transaction; idempotent.")
   )
-  .middleware(Authentication)
+  .middleware(OperatorAuthentication)
   .annotate(RequiredScopes, ["operator"])
   .annotateMerge(OpenApi.annotations({ title: "Operator", description: "Runtime status, heartbeats, diagnostics, metrics, projections (operator tokens only)" }))
 {}
@@ -287,14 +287,36 @@ export class Api extends HttpApi.make("cowork-cloud")
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}
 
-/** The authorization table derived from the API definition: `METHOD path → scopes` (`[]` = no auth). */
-export const authorizationTable = (): ReadonlyArray<{ readonly method: string; readonly path: string; readonly scopes: ReadonlyArray<TokenScope> }> => {
-  const rows: Array<{ method: string; path: string; scopes: ReadonlyArray<TokenScope> }> = []
+/** Who a route admits: `none` (no auth), `org` (tenant: org principals only), `operator` (org principals and platform operators). */
+export type RouteAudience = "none" | "org" | "operator"
+
+export interface AuthorizationRow {
+  readonly group: string
+  readonly name: string
+  readonly method: string
+  readonly path: string
+  readonly audience: RouteAudience
+  readonly scopes: ReadonlyArray<TokenScope>
+}
+
+/** The authorization table derived from the API definition: `METHOD path → audience, scopes` (`[]` = no auth). */
+export const authorizationTable = (): ReadonlyArray<AuthorizationRow> => {
+  const rows: Array<AuthorizationRow> = []
   for (const group of Object.values(Api.groups)) {
     for (const endpoint of Object.values(group.endpoints)) {
-      const authenticated = endpoint.middlewares.has(Authentication)
-      const scopes = requiredScopes(group.annotations, endpoint.annotations)
-      rows.push({ method: endpoint.method, path: endpoint.path, scopes: authenticated ? scopes : [] })
+      const audience: RouteAudience = endpoint.middlewares.has(OperatorAuthentication)
+        ? "operator"
+        : endpoint.middlewares.has(Authentication)
+        ? "org"
+        : "none"
+      rows.push({
+        group: group.identifier,
+        name: endpoint.identifier,
+        method: endpoint.method,
+        path: endpoint.path,
+        audience,
+        scopes: audience === "none" ? [] : requiredScopes(group.annotations, endpoint.annotations)
+      })
     }
   }
   return rows

@@ -1,6 +1,6 @@
 import { Context } from "effect"
 import { HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
-import type { Principal } from "./Auth.ts"
+import type { OrgPrincipal, Principal } from "./Auth.ts"
 import { TokenScope } from "./Auth.ts"
 import * as ApiError from "./ApiError.ts"
 
@@ -9,8 +9,17 @@ import * as ApiError from "./ApiError.ts"
 // ---------------------------------------------------------------------------------------------------------------
 // Authorization: who may call a route is declared next to it, as a `RequiredScopes` annotation.
 
-/** The authenticated caller, provided by `Authentication` to every protected handler. */
-export class CurrentPrincipal extends Context.Service<CurrentPrincipal, Principal>()("cowork/Api/CurrentPrincipal") {}
+/**
+ * The authenticated org-bound caller, provided by `Authentication` to every tenant handler. Tenant routes never see a
+ * platform operator (the middleware answers it 403), so handlers scope every read and write by `orgId`.
+ */
+export class CurrentPrincipal extends Context.Service<CurrentPrincipal, OrgPrincipal>()("cowork/Api/CurrentPrincipal") {}
+
+/**
+ * The authenticated caller of an operator route (`OperatorAuthentication`): an org principal, scoped to its org's
+ * objects, or a platform operator. Handlers branch on `kind`.
+ */
+export class CurrentCaller extends Context.Service<CurrentCaller, Principal>()("cowork/Api/CurrentCaller") {}
 
 /** Any one of these scopes grants access. Unannotated protected routes require `admin` (fail closed). */
 export const RequiredScopes = Context.Reference<ReadonlyArray<TokenScope>>("cowork/Api/RequiredScopes", {
@@ -26,9 +35,21 @@ export const requiredScopes = (
     ?? Context.getOrUndefined(groupAnnotations, RequiredScopes)
     ?? RequiredScopes.defaultValue()
 
+/** Tenant routes: org principals only (a platform operator gets 403), with the route's scopes. */
 export class Authentication extends HttpApiMiddleware.Service<Authentication, {
   provides: CurrentPrincipal
 }>()("cowork/Api/Authentication", {
+  security: { bearer: HttpApiSecurity.bearer },
+  error: [ApiError.Unauthorized, ApiError.Forbidden]
+}) {}
+
+/**
+ * Operator routes (bearer tokens only, never a browser session): org principals with the route's scopes, limited to
+ * their org's objects, and platform operators.
+ */
+export class OperatorAuthentication extends HttpApiMiddleware.Service<OperatorAuthentication, {
+  provides: CurrentCaller
+}>()("cowork/Api/OperatorAuthentication", {
   security: { bearer: HttpApiSecurity.bearer },
   error: [ApiError.Unauthorized, ApiError.Forbidden]
 }) {}

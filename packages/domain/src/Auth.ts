@@ -3,8 +3,15 @@ import { Schema } from "effect"
 export const TokenScope = Schema.Literals(["web", "admin", "operator", "worker"])
 export type TokenScope = typeof TokenScope.Type
 
-/** Who is calling: an org-bound token holder (or a signed-in person) and what it may do. */
-export interface Principal {
+/** The scopes a platform operator token may carry: it operates the platform, it never acts inside an org. */
+export const PLATFORM_TOKEN_SCOPES: ReadonlyArray<TokenScope> = ["operator"]
+
+/**
+ * A caller bound to one org (an org API token, or a signed-in person): every object it reaches carries that
+ * `org_id`; another org's object is a 404.
+ */
+export interface OrgPrincipal {
+  readonly kind: "org"
   readonly orgId: string
   /** The API token's id; for a browser session, the session's id. */
   readonly tokenId: string
@@ -22,6 +29,22 @@ export interface BrowserSessionPrincipal {
   readonly csrfToken: string
 }
 
+/**
+ * A platform operator (a token created only from the CLI, with database access): bound to no org. The only
+ * principal that manages `saas_operated` pools, their workers and credentials, and sees cross-org operations.
+ * Tenant routes refuse it.
+ */
+export interface PlatformPrincipal {
+  readonly kind: "platform"
+  readonly tokenId: string
+  readonly scopes: ReadonlyArray<TokenScope>
+}
+
+/** Who is calling: an org-bound principal or a platform operator. */
+export type Principal = OrgPrincipal | PlatformPrincipal
+
+export const isPlatform = (principal: Principal): principal is PlatformPrincipal => principal.kind === "platform"
+
 export const API_TOKEN_PREFIX = "occ"
 
 export interface ParsedToken {
@@ -38,3 +61,15 @@ export const parseApiToken = (raw: string): ParsedToken | undefined => {
 }
 
 export const formatApiToken = (tokenId: string, secret: string): string => `${API_TOKEN_PREFIX}_${tokenId}_${secret}`
+
+/** An API token's metadata, as lists show it: never the secret (only its sha256 is stored). */
+export const ApiTokenView = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  scopes: Schema.Array(TokenScope),
+  createdAt: Schema.String,
+  expiresAt: Schema.NullOr(Schema.String),
+  lastUsedAt: Schema.NullOr(Schema.String),
+  revokedAt: Schema.NullOr(Schema.String)
+})
+export type ApiTokenView = typeof ApiTokenView.Type

@@ -43,6 +43,8 @@ export const WorkerPool = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
   mode: PoolMode,
+  /** The org a self-hosted pool serves (its workers claim only that org's sessions); `null` for saas_operated. */
+  orgId: Schema.NullOr(Schema.String),
   maxWorkers: Schema.Number,
   maxConcurrentWork: Schema.Number,
   region: Schema.NullOr(Schema.String),

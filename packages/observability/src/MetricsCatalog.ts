@@ -235,7 +235,7 @@ export const MetricsCatalog = {
     { operation: OBJECT_STORE_OPERATIONS, cloud_object_store_kind: OBJECT_STORE_KINDS }
   ),
   open_cowork_cloud_auth_failures_total: counter("Requests refused by authentication or authorization, by reason.", {
-    reason: ["missing_credentials", "invalid_token", "expired_token", "revoked_token", "forbidden_scope"]
+    reason: ["missing_credentials", "invalid_token", "expired_token", "revoked_token", "forbidden_scope", "forbidden_principal"]
   }),
   open_cowork_cloud_scheduler_claims_total: counter("Due workflows claimed by this scheduler (each claim bumps the workflow's claim epoch)."),
   open_cowork_cloud_scheduler_claim_renewals_total: counter("Claim renewals of a batch that ran longer than a third of the claim TTL."),

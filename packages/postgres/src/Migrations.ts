@@ -199,6 +199,22 @@ CREATE INDEX IF NOT EXISTS cloud_session_commands_open ON cloud_session_commands
 `
   },
   {
+    id: 10,
+    name: "tenancy",
+    // Platform operator tokens belong to no org (`kind = 'platform'`, `org_id` NULL). Pools carry the org they
+    // serve: a self-hosted pool's workers claim only that org's sessions; saas_operated pools serve every org.
+    // Self-hosted pools made before this migration are given the bootstrap (oldest) org.
+    sql: `
+ALTER TABLE cloud_api_tokens ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'org' CHECK (kind IN ('org', 'platform'));
+ALTER TABLE cloud_api_tokens ALTER COLUMN org_id DROP NOT NULL;
+DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'cloud_api_tokens_kind_org') THEN ALTER TABLE cloud_api_tokens ADD CONSTRAINT cloud_api_tokens_kind_org CHECK ((kind = 'platform') = (org_id IS NULL)); END IF; END $$;
+ALTER TABLE cloud_worker_pools ADD COLUMN IF NOT EXISTS org_id text REFERENCES cloud_orgs(id);
+CREATE INDEX IF NOT EXISTS cloud_worker_pools_org ON cloud_worker_pools (org_id);
+UPDATE cloud_worker_pools SET org_id = (SELECT id FROM cloud_orgs ORDER BY created_at, id LIMIT 1)
+  WHERE mode = 'self_hosted' AND org_id IS NULL;
+`
+  },
+  {
     id: 15,
     name: "byok_keys",
     // An org's provider keys, sealed with its data key; key_id is the master key (kid) the envelope names, so a

@@ -71,7 +71,7 @@ export const make = Effect.gen(function*() {
     return yield* new WorkerRefused({ workerId: input.workerId, reason })
   })
 
-  const list = Effect.fn("Heartbeats.list")(function*(freshWithinMs: number) {
+  const list = Effect.fn("Heartbeats.list")(function*(freshWithinMs: number, orgId?: string | undefined) {
     const rows = yield* sql.unsafe<{
       worker_id: string
       role: "worker" | "scheduler"
@@ -85,9 +85,16 @@ export const make = Effect.gen(function*() {
       last_seen_at: Date
       age_ms: number
     }>(
-      `SELECT worker_id, role, pool_id, status, version, region, capabilities, current_load, active_work_ids, last_seen_at,
-        (extract(epoch FROM clock_timestamp() - last_seen_at) * 1000)::float8 AS age_ms
-      FROM cloud_worker_heartbeats ORDER BY worker_id`
+      `SELECT h.worker_id, h.role, h.pool_id, h.status, h.version, h.region, h.capabilities, h.current_load, h.last_seen_at,
+        CASE WHEN $1::text IS NULL THEN h.active_work_ids ELSE ARRAY(
+          SELECT a.id FROM unnest(h.active_work_ids) WITH ORDINALITY AS a(id, n)
+          JOIN cloud_sessions s ON s.id = a.id WHERE s.org_id = $1::text ORDER BY a.n
+        ) END AS active_work_ids,
+        (extract(epoch FROM clock_timestamp() - h.last_seen_at) * 1000)::float8 AS age_ms
+      FROM cloud_worker_heartbeats h LEFT JOIN cloud_worker_pools p ON p.id = h.pool_id
+      WHERE $1::text IS NULL OR p.org_id IS NULL OR p.org_id = $1::text
+      ORDER BY h.worker_id`,
+      [orgId ?? null]
     ).pipe(Effect.orDie)
     return rows.map((row) => observedHeartbeat({
       workerId: row.worker_id,

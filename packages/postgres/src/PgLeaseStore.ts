@@ -34,12 +34,13 @@ const LIVE = liveLease("$1", "$2", "$3")
  * no credential, `$5` null) may take `$2`. A managed one must be `active` in an `active` pool and present a
  * credential (`$5` id, `$6` secret hash) that is unrevoked and unexpired; then the pool's `max_concurrent_work`
  * (live leases held by its workers) caps the count, and a worker not yet holding work gets none when
- * `max_workers` of the pool's workers already do.
+ * `max_workers` of the pool's workers already do. A pool that belongs to an org (self-hosted) serves only that org:
+ * `tenant` names it, and the candidates are that org's sessions.
  */
 const ALLOWANCE = `
   registered AS (SELECT 1 FROM cloud_workers w WHERE w.id = $1),
   managed AS (
-    SELECT p.id AS pool_id, p.max_workers, p.max_concurrent_work
+    SELECT p.id AS pool_id, p.max_workers, p.max_concurrent_work, p.org_id
     FROM cloud_workers w
     JOIN cloud_worker_pools p ON p.id = w.pool_id
     JOIN cloud_worker_credentials c ON c.worker_id = w.id
@@ -61,7 +62,8 @@ const ALLOWANCE = `
       ELSE greatest(0, least($2::int, managed.max_concurrent_work - pool_load.live_work))
     END AS n
     FROM pool_load LEFT JOIN managed ON true
-  ),`
+  ),
+  tenant AS (SELECT (SELECT org_id FROM managed) AS org_id),`
 
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -93,7 +95,8 @@ export const make = Effect.gen(function*() {
       candidates AS (
         SELECT l.session_id FROM cloud_worker_leases l
         WHERE l.expires_at <= clock_timestamp()
-          AND l.session_id IN (SELECT c.session_id FROM cloud_session_commands c WHERE c.status IN ('pending', 'running'))
+          AND l.session_id IN (SELECT c.session_id FROM cloud_session_commands c WHERE c.status IN ('pending', 'running')
+            AND ((SELECT org_id FROM tenant) IS NULL OR c.org_id = (SELECT org_id FROM tenant)))
           AND NOT EXISTS (SELECT 1 FROM cloud_worker_heartbeats h WHERE h.worker_id = $1 AND h.status = 'draining')
         LIMIT (SELECT n FROM allowance)
         FOR UPDATE OF l SKIP LOCKED

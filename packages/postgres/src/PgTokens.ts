@@ -1,4 +1,4 @@
-import { newOrgId, type Principal, type TokenScope, Unauthorized } from "@cowork/domain"
+import { type ApiTokenView, newOrgId, NotFound, PLATFORM_TOKEN_SCOPES, type Principal, type TokenScope, Unauthorized } from "@cowork/domain"
 import {
   type IssuedToken,
   judgeToken,
@@ -6,7 +6,9 @@ import {
   newApiToken,
   OWNER_SCOPES,
   parsePresentedToken,
+  platformScopes,
   TOKEN_LAST_USED_RESOLUTION_MS,
+  type TokenListing,
   Tokens
 } from "@cowork/services"
 import { Effect, Layer, type Redacted } from "effect"
@@ -14,6 +16,34 @@ import { SqlClient } from "effect/sql"
 
 /** Arbitrary constant: serializes concurrent bootstraps so exactly one creates the first org. */
 const BOOTSTRAP_LOCK_KEY = 7_316_540_212
+
+interface TokenRow {
+  id: string
+  org_id: string | null
+  kind: "org" | "platform"
+  name: string
+  scopes: Array<string>
+  created_at: Date
+  expires_at: Date | null
+  last_used_at: Date | null
+  revoked_at: Date | null
+}
+
+const TOKEN_COLUMNS = "id, org_id, kind, name, scopes, created_at, expires_at, last_used_at, revoked_at"
+
+const iso = (date: Date | null) => (date === null ? null : new Date(date).toISOString())
+
+const viewOf = (row: TokenRow): ApiTokenView => ({
+  id: row.id,
+  name: row.name,
+  scopes: knownScopes(row.scopes),
+  createdAt: iso(row.created_at)!,
+  expiresAt: iso(row.expires_at),
+  lastUsedAt: iso(row.last_used_at),
+  revokedAt: iso(row.revoked_at)
+})
+
+const listingOf = (row: TokenRow): TokenListing => ({ ...viewOf(row), orgId: row.org_id, kind: row.kind })
 
 /** Tokens over `cloud_orgs` / `cloud_api_tokens`: only the sha256 of a token's secret is stored. */
 export const make = Effect.gen(function*() {
@@ -25,27 +55,78 @@ export const make = Effect.gen(function*() {
     return { orgId }
   }, Effect.orDie)
 
+  const insertToken = (input: {
+    readonly orgId: string | null
+    readonly name: string
+    readonly scopes: ReadonlyArray<TokenScope>
+    readonly expiresInMs?: number | undefined
+  }) =>
+    Effect.gen(function*() {
+      const minted = newApiToken()
+      const rows = yield* sql.unsafe<TokenRow>(
+        `INSERT INTO cloud_api_tokens (id, org_id, kind, name, secret_hash, scopes, expires_at)
+         VALUES ($1, $2, $3, $4, $5, ARRAY(SELECT jsonb_array_elements_text($6::jsonb)),
+           CASE WHEN $7::float8 IS NULL THEN NULL ELSE now() + ($7::float8 * interval '1 millisecond') END)
+         RETURNING ${TOKEN_COLUMNS}`,
+        [
+          minted.tokenId,
+          input.orgId,
+          input.orgId === null ? "platform" : "org",
+          input.name,
+          minted.secretHash,
+          JSON.stringify(input.scopes),
+          input.expiresInMs ?? null
+        ]
+      )
+      const view = viewOf(rows[0]!)
+      return { tokenId: minted.tokenId, token: minted.token, scopes: input.scopes, expiresAt: view.expiresAt, view } satisfies IssuedToken
+    })
+
   const issue = Effect.fn("Tokens.issue")(function*(input: {
     readonly orgId: string
     readonly name: string
     readonly scopes: ReadonlyArray<TokenScope>
     readonly expiresInMs?: number | undefined
   }) {
-    const minted = newApiToken()
-    const rows = yield* sql.unsafe<{ expires_at: Date | null }>(
-      `INSERT INTO cloud_api_tokens (id, org_id, name, secret_hash, scopes, expires_at)
-       VALUES ($1, $2, $3, $4, ARRAY(SELECT jsonb_array_elements_text($5::jsonb)),
-         CASE WHEN $6::float8 IS NULL THEN NULL ELSE now() + ($6::float8 * interval '1 millisecond') END)
-       RETURNING expires_at`,
-      [minted.tokenId, input.orgId, input.name, minted.secretHash, JSON.stringify(input.scopes), input.expiresInMs ?? null]
+    const org = yield* sql.unsafe<{ id: string }>(`SELECT id FROM cloud_orgs WHERE id = $1`, [input.orgId])
+    if (org.length === 0) return yield* new NotFound({ message: `no such org: ${input.orgId}` })
+    return yield* insertToken(input)
+  }, Effect.catchTag("SqlError", Effect.die))
+
+  const issuePlatform = Effect.fn("Tokens.issuePlatform")(function*(input: {
+    readonly name: string
+    readonly scopes: ReadonlyArray<TokenScope>
+    readonly expiresInMs?: number | undefined
+  }) {
+    if (input.scopes.length === 0 || input.scopes.some((scope) => !PLATFORM_TOKEN_SCOPES.includes(scope))) {
+      return yield* Effect.die(new Error(`platform tokens carry only ${PLATFORM_TOKEN_SCOPES.join(", ")}`))
+    }
+    return yield* insertToken({ ...input, orgId: null })
+  }, Effect.orDie)
+
+  const listOrgs = sql.unsafe<{ id: string; name: string; created_at: Date }>(
+    `SELECT id, name, created_at FROM cloud_orgs ORDER BY created_at, id`
+  ).pipe(
+    Effect.map((rows) => rows.map((row) => ({ id: row.id, name: row.name, createdAt: iso(row.created_at)! }))),
+    Effect.orDie,
+    Effect.withSpan("Tokens.listOrgs")
+  )
+
+  const list = Effect.fn("Tokens.list")(function*(orgId: string) {
+    const rows = yield* sql.unsafe<TokenRow>(
+      `SELECT ${TOKEN_COLUMNS} FROM cloud_api_tokens WHERE org_id = $1 ORDER BY created_at DESC, id DESC`,
+      [orgId]
     )
-    const expiresAt = rows[0]?.expires_at ?? null
-    return {
-      tokenId: minted.tokenId,
-      token: minted.token,
-      scopes: input.scopes,
-      expiresAt: expiresAt === null ? null : expiresAt.toISOString()
-    } satisfies IssuedToken
+    return rows.map(viewOf)
+  }, Effect.orDie)
+
+  const listAll = Effect.fn("Tokens.listAll")(function*(options: { readonly orgId?: string | undefined }) {
+    const rows = yield* sql.unsafe<TokenRow>(
+      `SELECT ${TOKEN_COLUMNS} FROM cloud_api_tokens WHERE $1::text IS NULL OR org_id = $1
+       ORDER BY created_at DESC, id DESC`,
+      [options.orgId ?? null]
+    )
+    return rows.map(listingOf)
   }, Effect.orDie)
 
   const bootstrap = Effect.fn("Tokens.bootstrap")(function*(orgName: string) {
@@ -54,23 +135,42 @@ export const make = Effect.gen(function*() {
       const existing = yield* sql.unsafe<{ id: string }>(`SELECT id FROM cloud_orgs ORDER BY created_at, id LIMIT 1`)
       if (existing[0] !== undefined) return { orgId: existing[0].id, owner: undefined }
       const { orgId } = yield* createOrg(orgName)
-      const owner = yield* issue({ orgId, name: "owner", scopes: OWNER_SCOPES })
+      const owner = yield* insertToken({ orgId, name: "owner", scopes: OWNER_SCOPES })
       return { orgId, owner }
     }))
   }, Effect.orDie)
 
-  const revoke = Effect.fn("Tokens.revoke")(function*(orgId: string, tokenId: string) {
-    const rows = yield* sql.unsafe<{ id: string }>(
-      `UPDATE cloud_api_tokens SET revoked_at = now() WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL RETURNING id`,
-      [tokenId, orgId]
+  const revoke = Effect.fn("Tokens.revoke")(function*(tokenId: string, options: { readonly orgId?: string | undefined }) {
+    const rows = yield* sql.unsafe<TokenRow>(
+      `UPDATE cloud_api_tokens SET revoked_at = coalesce(revoked_at, now())
+       WHERE id = $1 AND ($2::text IS NULL OR org_id = $2) RETURNING ${TOKEN_COLUMNS}`,
+      [tokenId, options.orgId ?? null]
     )
-    return rows.length > 0
+    const row = rows[0]
+    if (row === undefined) return yield* new NotFound({ message: `no such token: ${tokenId}` })
+    return viewOf(row)
+  }, Effect.catchTag("SqlError", Effect.die))
+
+  const invalidAmong = Effect.fn("Tokens.invalidAmong")(function*(tokenIds: ReadonlyArray<string>) {
+    if (tokenIds.length === 0) return []
+    const rows = yield* sql.unsafe<{ id: string }>(
+      `SELECT id FROM cloud_api_tokens WHERE id = ANY($1::text[])
+         AND (revoked_at IS NOT NULL OR (expires_at IS NOT NULL AND expires_at <= now()))`,
+      [[...tokenIds]]
+    )
+    return rows.map((row) => row.id)
   }, Effect.orDie)
 
   const authenticate = Effect.fn("Tokens.authenticate")(function*(raw: Redacted.Redacted<string>) {
     const parsed = parsePresentedToken(raw)
     if (parsed instanceof Unauthorized) return yield* parsed
-    const rows = yield* sql.unsafe<{ org_id: string; secret_hash: string; scopes: Array<string>; revoked: boolean; expired: boolean }>(
+    const rows = yield* sql.unsafe<{
+      org_id: string | null
+      secret_hash: string
+      scopes: Array<string>
+      revoked: boolean
+      expired: boolean
+    }>(
       `SELECT org_id, secret_hash, scopes,
          revoked_at IS NOT NULL AS revoked,
          (expires_at IS NOT NULL AND expires_at <= now()) AS expired
@@ -88,14 +188,13 @@ export const make = Effect.gen(function*() {
        WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - $2::float8 * interval '1 millisecond')`,
       [parsed.tokenId, TOKEN_LAST_USED_RESOLUTION_MS]
     ).pipe(Effect.orDie)
-    return {
-      orgId: row.org_id,
-      tokenId: parsed.tokenId,
-      scopes: knownScopes(row.scopes)
-    } satisfies Principal
+    const principal: Principal = row.org_id === null
+      ? { kind: "platform", tokenId: parsed.tokenId, scopes: platformScopes(row.scopes) }
+      : { kind: "org", orgId: row.org_id, tokenId: parsed.tokenId, scopes: knownScopes(row.scopes) }
+    return principal
   })
 
-  return Tokens.of({ bootstrap, createOrg, issue, revoke, authenticate })
+  return Tokens.of({ bootstrap, createOrg, listOrgs, issue, issuePlatform, list, listAll, revoke, invalidAmong, authenticate })
 })
 
 export const layer = Layer.effect(Tokens, make)

@@ -18,6 +18,7 @@ import {
 import {
   type Actor,
   clampCredentialTtl,
+  type RegistryScope,
   newWorkerSecret,
   randomId,
   WorkerRegistry
@@ -29,6 +30,7 @@ interface PoolRow {
   id: string
   name: string
   mode: PoolMode
+  org_id: string | null
   max_workers: number
   max_concurrent_work: number
   region: string | null
@@ -68,6 +70,7 @@ const poolOf = (row: PoolRow): WorkerPool => ({
   id: row.id,
   name: row.name,
   mode: row.mode,
+  orgId: row.org_id,
   maxWorkers: Number(row.max_workers),
   maxConcurrentWork: Number(row.max_concurrent_work),
   region: row.region,
@@ -107,6 +110,12 @@ const credentialOf = (row: CredentialRow): WorkerCredentialView => ({
 const WORKER_COLUMNS = `w.id, w.pool_id, w.name, w.status, w.created_at, w.updated_at, h.last_seen_at, h.status AS heartbeat_status,
   (extract(epoch FROM clock_timestamp() - h.last_seen_at) * 1000)::float8 AS age_ms`
 const WORKER_FROM = `cloud_workers w LEFT JOIN cloud_worker_heartbeats h ON h.worker_id = w.id`
+
+/**
+ * The pool `p` is within the scope given as parameter `param`: NULL reaches every pool (platform operator, CLI),
+ * an org id only that org's pools.
+ */
+const inScope = (pool: string, param: string) => `(${param}::text IS NULL OR ${pool}.org_id = ${param}::text)`
 const CREDENTIAL_COLUMNS = `id, worker_id, scopes, created_at, expires_at, revoked_at, last_used_at, replaces_id, replaced_by_id`
 
 /** Registry over `cloud_worker_pools`, `cloud_workers`, `cloud_worker_credentials`; audit rows in `cloud_audit_events`. */
@@ -122,23 +131,43 @@ export const make = Effect.gen(function*() {
   const notFound = (what: string, id: string) => new NotFound({ message: `no such ${what}: ${id}` })
 
   const createPool = Effect.fn("WorkerRegistry.createPool")(function*(input: Parameters<WorkerRegistry["Service"]["createPool"]>[0], actor: Actor) {
+    const orgId = actor.orgId ?? input.orgId ?? null
     return yield* sql.withTransaction(Effect.gen(function*() {
+      if (orgId !== null && (yield* sql.unsafe(`SELECT 1 FROM cloud_orgs WHERE id = $1`, [orgId])).length === 0) {
+        return yield* notFound("org", orgId)
+      }
       const rows = yield* sql.unsafe<PoolRow>(
-        `INSERT INTO cloud_worker_pools (id, name, mode, max_workers, max_concurrent_work, region, capabilities)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::text[]) RETURNING *`,
-        [`pool_${randomId(16)}`, input.name, input.mode, input.maxWorkers, input.maxConcurrentWork, input.region ?? null, [...(input.capabilities ?? [])]]
+        `INSERT INTO cloud_worker_pools (id, name, mode, max_workers, max_concurrent_work, region, capabilities, org_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8) RETURNING *`,
+        [
+          `pool_${randomId(16)}`,
+          input.name,
+          input.mode,
+          input.maxWorkers,
+          input.maxConcurrentWork,
+          input.region ?? null,
+          [...(input.capabilities ?? [])],
+          orgId
+        ]
       )
       const pool = poolOf(rows[0]!)
-      yield* audit(actor, "worker_pool.created", pool.id, { mode: pool.mode, maxWorkers: pool.maxWorkers, maxConcurrentWork: pool.maxConcurrentWork })
+      yield* audit(actor, "worker_pool.created", pool.id, {
+        mode: pool.mode,
+        orgId: pool.orgId,
+        maxWorkers: pool.maxWorkers,
+        maxConcurrentWork: pool.maxConcurrentWork
+      })
       return pool
     }))
-  }, Effect.orDie)
+  }, Effect.catchTag("SqlError", Effect.die))
 
-  const listPools = sql.unsafe<PoolRow>(`SELECT * FROM cloud_worker_pools ORDER BY created_at, id`).pipe(
-    Effect.map((rows) => rows.map(poolOf)),
-    Effect.orDie,
-    Effect.withSpan("WorkerRegistry.listPools")
-  )
+  const listPools = Effect.fn("WorkerRegistry.listPools")(function*(scope: RegistryScope) {
+    const rows = yield* sql.unsafe<PoolRow>(
+      `SELECT * FROM cloud_worker_pools p WHERE ${inScope("p", "$1")} ORDER BY created_at, id`,
+      [scope.orgId]
+    )
+    return rows.map(poolOf)
+  }, Effect.orDie)
 
   const updatePool = Effect.fn("WorkerRegistry.updatePool")(function*(poolId: string, patch: Parameters<WorkerRegistry["Service"]["updatePool"]>[1], actor: Actor) {
     return yield* sql.withTransaction(Effect.gen(function*() {
@@ -148,7 +177,7 @@ export const make = Effect.gen(function*() {
            max_concurrent_work = coalesce($5, max_concurrent_work),
            region = CASE WHEN $6::boolean THEN $7 ELSE region END,
            capabilities = coalesce($8::text[], capabilities), status = coalesce($9, status), updated_at = now()
-         WHERE id = $1 RETURNING *`,
+         WHERE id = $1 AND ${inScope("cloud_worker_pools", "$10")} RETURNING *`,
         [
           poolId,
           patch.name ?? null,
@@ -158,7 +187,8 @@ export const make = Effect.gen(function*() {
           patch.region !== undefined,
           patch.region ?? null,
           patch.capabilities === undefined ? null : [...patch.capabilities],
-          patch.status ?? null
+          patch.status ?? null,
+          actor.orgId
         ]
       )
       const row = rows[0]
@@ -174,7 +204,10 @@ export const make = Effect.gen(function*() {
   ) {
     const id = input.id ?? `wrk_${randomId(16)}`
     return yield* sql.withTransaction(Effect.gen(function*() {
-      const pool = yield* sql.unsafe<{ id: string }>(`SELECT id FROM cloud_worker_pools WHERE id = $1`, [input.poolId])
+      const pool = yield* sql.unsafe<{ id: string }>(
+        `SELECT p.id FROM cloud_worker_pools p WHERE p.id = $1 AND ${inScope("p", "$2")}`,
+        [input.poolId, actor.orgId]
+      )
       if (pool.length === 0) return yield* notFound("pool", input.poolId)
       const inserted = yield* sql.unsafe<{ id: string }>(
         `INSERT INTO cloud_workers (id, pool_id, name) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING id`,
@@ -187,8 +220,12 @@ export const make = Effect.gen(function*() {
     }))
   }, Effect.catchTag("SqlError", Effect.die))
 
-  const listWorkers = Effect.fn("WorkerRegistry.listWorkers")(function*(freshWithinMs: number) {
-    const rows = yield* sql.unsafe<WorkerRow>(`SELECT ${WORKER_COLUMNS} FROM ${WORKER_FROM} ORDER BY w.created_at, w.id`)
+  const listWorkers = Effect.fn("WorkerRegistry.listWorkers")(function*(scope: RegistryScope, freshWithinMs: number) {
+    const rows = yield* sql.unsafe<WorkerRow>(
+      `SELECT ${WORKER_COLUMNS} FROM ${WORKER_FROM} JOIN cloud_worker_pools p ON p.id = w.pool_id
+       WHERE ${inScope("p", "$1")} ORDER BY w.created_at, w.id`,
+      [scope.orgId]
+    )
     return rows.map(workerOf(freshWithinMs))
   }, Effect.orDie)
 
@@ -200,8 +237,9 @@ export const make = Effect.gen(function*() {
   ) {
     return yield* sql.withTransaction(Effect.gen(function*() {
       const current = yield* sql.unsafe<{ status: WorkerLifecycle; pool_id: string }>(
-        `SELECT status, pool_id FROM cloud_workers WHERE id = $1 FOR UPDATE`,
-        [workerId]
+        `SELECT w.status, w.pool_id FROM cloud_workers w JOIN cloud_worker_pools p ON p.id = w.pool_id
+         WHERE w.id = $1 AND ${inScope("p", "$2")} FOR UPDATE OF w`,
+        [workerId, actor.orgId]
       )
       const from = current[0]
       if (from === undefined) return yield* notFound("worker", workerId)
@@ -250,9 +288,13 @@ export const make = Effect.gen(function*() {
     }))
   }, Effect.catchTag("SqlError", Effect.die))
 
-  const workerStatus = (workerId: string) =>
+  const workerStatus = (workerId: string, scope: RegistryScope) =>
     Effect.gen(function*() {
-      const rows = yield* sql.unsafe<{ status: WorkerLifecycle }>(`SELECT status FROM cloud_workers WHERE id = $1 FOR UPDATE`, [workerId])
+      const rows = yield* sql.unsafe<{ status: WorkerLifecycle }>(
+        `SELECT w.status FROM cloud_workers w JOIN cloud_worker_pools p ON p.id = w.pool_id
+         WHERE w.id = $1 AND ${inScope("p", "$2")} FOR UPDATE OF w`,
+        [workerId, scope.orgId]
+      )
       const row = rows[0]
       if (row === undefined) return yield* notFound("worker", workerId)
       return row.status
@@ -275,8 +317,11 @@ export const make = Effect.gen(function*() {
       ? Effect.fail(new Conflict({ message: `worker ${workerId} is ${status}: terminal workers get no new credentials` }))
       : Effect.void
 
-  const listCredentials = Effect.fn("WorkerRegistry.listCredentials")(function*(workerId: string) {
-    const exists = yield* sql.unsafe<{ id: string }>(`SELECT id FROM cloud_workers WHERE id = $1`, [workerId])
+  const listCredentials = Effect.fn("WorkerRegistry.listCredentials")(function*(workerId: string, scope: RegistryScope) {
+    const exists = yield* sql.unsafe<{ id: string }>(
+      `SELECT w.id FROM cloud_workers w JOIN cloud_worker_pools p ON p.id = w.pool_id WHERE w.id = $1 AND ${inScope("p", "$2")}`,
+      [workerId, scope.orgId]
+    )
     if (exists.length === 0) return yield* notFound("worker", workerId)
     const rows = yield* sql.unsafe<CredentialRow>(
       `SELECT ${CREDENTIAL_COLUMNS} FROM cloud_worker_credentials WHERE worker_id = $1 ORDER BY created_at, id`,
@@ -291,7 +336,7 @@ export const make = Effect.gen(function*() {
     actor: Actor
   ) {
     return yield* sql.withTransaction(Effect.gen(function*() {
-      yield* refuseTerminal(workerId, yield* workerStatus(workerId))
+      yield* refuseTerminal(workerId, yield* workerStatus(workerId, actor))
       const issued = yield* insertCredential(workerId, options.expiresInSeconds, null)
       yield* audit(actor, "worker_credential.issued", issued.credential.id, {
         workerId,
@@ -309,7 +354,7 @@ export const make = Effect.gen(function*() {
     actor: Actor
   ) {
     return yield* sql.withTransaction(Effect.gen(function*() {
-      yield* refuseTerminal(workerId, yield* workerStatus(workerId))
+      yield* refuseTerminal(workerId, yield* workerStatus(workerId, actor))
       const old = yield* sql.unsafe<{ revoked_at: Date | null }>(
         `SELECT revoked_at FROM cloud_worker_credentials WHERE id = $1 AND worker_id = $2 FOR UPDATE`,
         [credentialId, workerId]
@@ -341,6 +386,7 @@ export const make = Effect.gen(function*() {
 
   const revokeCredential = Effect.fn("WorkerRegistry.revokeCredential")(function*(workerId: string, credentialId: string, actor: Actor) {
     return yield* sql.withTransaction(Effect.gen(function*() {
+      yield* workerStatus(workerId, actor)
       const rows = yield* sql.unsafe<CredentialRow & { was_revoked: boolean }>(
         `WITH before AS (SELECT id, revoked_at IS NOT NULL AS was_revoked FROM cloud_worker_credentials
            WHERE id = $1 AND worker_id = $2 FOR UPDATE)

@@ -85,7 +85,7 @@ it.layer(layer)("PgTokens", (it) => {
       assert.isTrue(a.owner === undefined || b.owner === undefined, "only one bootstrap issues the owner token")
       const principal = yield* tokens.authenticate(owner!.token)
       assert.deepStrictEqual([...principal.scopes].sort(), ["admin", "operator", "web"])
-      assert.strictEqual(principal.orgId, a.orgId)
+      assert.deepInclude(principal, { kind: "org", orgId: a.orgId })
       const stored = yield* sql<{ secret_hash: string; last_used_at: Date | null }>`
         SELECT secret_hash, last_used_at FROM cloud_api_tokens WHERE id = ${owner!.tokenId}`
       assert.notInclude(Redacted.value(owner!.token), stored[0]!.secret_hash)
@@ -100,8 +100,10 @@ it.layer(layer)("PgTokens", (it) => {
       assert.strictEqual((yield* Effect.flip(tokens.authenticate(expired.token)))._tag, "Unauthorized")
       const web = yield* tokens.issue({ orgId: a.orgId, name: "web", scopes: ["web"] })
       assert.deepStrictEqual((yield* tokens.authenticate(web.token)).scopes, ["web"])
-      assert.isTrue(yield* tokens.revoke(a.orgId, web.tokenId))
-      assert.isFalse(yield* tokens.revoke(a.orgId, web.tokenId))
+      const revoked = yield* tokens.revoke(web.tokenId, { orgId: a.orgId })
+      assert.isNotNull(revoked.revokedAt)
+      assert.deepStrictEqual(yield* tokens.revoke(web.tokenId, { orgId: a.orgId }), revoked, "revoking twice changes nothing")
+      assert.strictEqual((yield* Effect.flip(tokens.revoke(web.tokenId, { orgId: "org_other" })))._tag, "NotFound")
       assert.strictEqual((yield* Effect.flip(tokens.authenticate(web.token)))._tag, "Unauthorized")
     }))
 })

@@ -12,5 +12,10 @@ const storedCredentials = Effect.gen(function*() {
 workerRegistryContract(
   "postgres",
   PgWorkerRegistry.layer.pipe(Layer.provideMerge(TestDatabase.layer())),
-  storedCredentials
+  storedCredentials,
+  (orgId) =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO cloud_orgs (id, name) VALUES (${orgId}, ${orgId}) ON CONFLICT DO NOTHING`
+    }).pipe(Effect.orDie)
 )

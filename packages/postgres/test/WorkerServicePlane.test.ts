@@ -127,7 +127,7 @@ it.layer(Env, { timeout: 60_000, excludeTestServices: true })("worker service pl
       yield* heartbeats.beat(beatOf(worker!.id, worker!.credential))
       const rotated = yield* registry.rotateCredential(worker!.id, worker!.credentialId, {}, operator)
       assert.strictEqual(rotated.credential.replacesId, worker!.credentialId)
-      const views = yield* registry.listCredentials(worker!.id)
+      const views = yield* registry.listCredentials(worker!.id, operator)
       assert.strictEqual(views.find((c) => c.id === worker!.credentialId)!.replacedById, rotated.credential.id)
       assert.isNotNull(views.find((c) => c.id === worker!.credentialId)!.lastUsedAt)
 

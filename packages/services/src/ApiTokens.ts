@@ -1,4 +1,11 @@
-import { formatApiToken, parseApiToken, type TokenScope, Unauthorized, type UnauthorizedReason } from "@cowork/domain"
+import {
+  formatApiToken,
+  parseApiToken,
+  PLATFORM_TOKEN_SCOPES,
+  type TokenScope,
+  Unauthorized,
+  type UnauthorizedReason
+} from "@cowork/domain"
 import { Redacted } from "effect"
 import { newSecret, randomId, sha256Hex, sameDigest } from "./Secrets.ts"
 
@@ -42,6 +49,10 @@ export const judgeToken = (stored: StoredToken | undefined, presentedSecret: str
 
 export const knownScopes = (scopes: ReadonlyArray<string>): ReadonlyArray<TokenScope> =>
   scopes.filter((scope): scope is TokenScope => scope === "web" || scope === "admin" || scope === "operator" || scope === "worker")
+
+/** A platform token's principal keeps only the scopes a platform token may carry. */
+export const platformScopes = (scopes: ReadonlyArray<string>): ReadonlyArray<TokenScope> =>
+  knownScopes(scopes).filter((scope) => PLATFORM_TOKEN_SCOPES.includes(scope))
 
 /** The scopes of the first org's owner token. */
 export const OWNER_SCOPES: ReadonlyArray<TokenScope> = ["admin", "operator", "web"]

@@ -25,9 +25,11 @@ export class Heartbeats extends Context.Service<Heartbeats, {
   readonly beat: (input: HeartbeatInput) => Effect.Effect<void, WorkerRefused>
   /**
    * Every heartbeat with its age, by worker id, as `observedHeartbeat` shows it: `fresh` by `isHeartbeatFresh`; a
-   * row that stopped beating without a final status reads `unhealthy` with no active work.
+   * row that stopped beating without a final status reads `unhealthy` with no active work. With `orgId` (an org
+   * principal's view): only the processes that serve that org (unmanaged ones, saas_operated pools, the org's own
+   * pools), with `activeWorkIds` narrowed to that org's sessions.
    */
-  readonly list: (freshWithinMs: number) => Effect.Effect<ReadonlyArray<WorkerHeartbeat>>
+  readonly list: (freshWithinMs: number, orgId?: string | undefined) => Effect.Effect<ReadonlyArray<WorkerHeartbeat>>
   /** Deletes heartbeat rows last seen more than `retentionMs` ago (by the store's clock); returns how many. */
   readonly prune: (retentionMs: number) => Effect.Effect<number>
 }>()("cowork/Heartbeats") {

@@ -37,9 +37,13 @@ export const makeHeartbeatsMemory = (db: MemoryTables): Heartbeats["Service"] =>
         })
         return Effect.void
       }),
-    list: (freshWithinMs) =>
+    list: (freshWithinMs, orgId) =>
       Effect.map(Clock.currentTimeMillis, (now) =>
         [...db.heartbeats.values()]
+          .filter((row) => {
+            const poolOrg = row.poolId === null ? null : db.pools.get(row.poolId)?.orgId ?? null
+            return orgId === undefined || poolOrg === null || poolOrg === orgId
+          })
           .sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0))
           .map((row) =>
             observedHeartbeat({
@@ -51,7 +55,9 @@ export const makeHeartbeatsMemory = (db: MemoryTables): Heartbeats["Service"] =>
               region: row.region,
               capabilities: row.capabilities,
               currentLoad: row.currentLoad,
-              activeWorkIds: row.activeWorkIds,
+              activeWorkIds: orgId === undefined
+                ? row.activeWorkIds
+                : row.activeWorkIds.filter((sessionId) => db.sessions.get(sessionId)?.orgId === orgId),
               lastSeenAt: new Date(row.lastSeenAt).toISOString(),
               ageMs: now - row.lastSeenAt
             }, freshWithinMs))),

@@ -72,9 +72,12 @@ export const makeLeaseStoreMemory = (db: MemoryTables): LeaseStore["Service"] =>
         const claimed: Array<Lease> = []
         if (limit <= 0 || db.heartbeats.get(workerId)?.status === "draining") return claimed
         const allowed = allowance(db, workerId, limit, credential, now)
+        // A pool that belongs to an org (self-hosted) serves only that org's sessions.
+        const tenant = db.pools.get(db.workers.get(workerId)?.poolId ?? "")?.orgId ?? null
         for (const [sessionId, lease] of db.leases) {
           if (claimed.length >= allowed) break
           if (lease.expiresAt > now || !hasCommand(db, sessionId, ["pending", "running"])) continue
+          if (tenant !== null && db.sessions.get(sessionId)?.orgId !== tenant) continue
           lease.workerId = workerId
           lease.epoch += 1
           lease.expiresAt = now + ttlMs

@@ -42,8 +42,10 @@ export interface MemoryTables {
 
 export interface MemoryToken {
   readonly id: string
-  readonly orgId: string
+  /** `null` for a platform operator token. */
+  readonly orgId: string | null
   readonly name: string
+  readonly createdAt: number
   readonly secretHash: string
   readonly scopes: ReadonlyArray<TokenScope>
   readonly expiresAt: number | null

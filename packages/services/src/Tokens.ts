@@ -1,4 +1,4 @@
-import type { Principal, TokenScope, Unauthorized } from "@cowork/domain"
+import type { ApiTokenView, NotFound, Principal, TokenScope, Unauthorized } from "@cowork/domain"
 import { Context, Effect, Layer, type Redacted } from "effect"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { makeTokensMemory } from "./TokensMemory.ts"
@@ -9,6 +9,20 @@ export interface IssuedToken {
   readonly token: Redacted.Redacted<string>
   readonly scopes: ReadonlyArray<TokenScope>
   readonly expiresAt: string | null
+  /** The token's metadata as lists show it. */
+  readonly view: ApiTokenView
+}
+
+export interface OrgView {
+  readonly id: string
+  readonly name: string
+  readonly createdAt: string
+}
+
+/** A token as the CLI lists it: which org it belongs to (`null` for a platform operator token). */
+export interface TokenListing extends ApiTokenView {
+  readonly orgId: string | null
+  readonly kind: "org" | "platform"
 }
 
 /** Orgs and API tokens. Verification compares secret hashes in constant time. */
@@ -16,13 +30,34 @@ export class Tokens extends Context.Service<Tokens, {
   /** Creates the first org and its owner token (scopes admin + operator + web) if no org exists yet. */
   readonly bootstrap: (orgName: string) => Effect.Effect<{ readonly orgId: string; readonly owner: IssuedToken | undefined }>
   readonly createOrg: (name: string) => Effect.Effect<{ readonly orgId: string }>
+  readonly listOrgs: Effect.Effect<ReadonlyArray<OrgView>>
+  /** Issues an org token; `NotFound` when the org does not exist. */
   readonly issue: (input: {
     readonly orgId: string
     readonly name: string
     readonly scopes: ReadonlyArray<TokenScope>
     readonly expiresInMs?: number | undefined
+  }) => Effect.Effect<IssuedToken, NotFound>
+  /**
+   * Issues a platform operator token (bound to no org; scopes limited to `PLATFORM_TOKEN_SCOPES`). Only the CLI,
+   * with database access, calls this: no route creates one.
+   */
+  readonly issuePlatform: (input: {
+    readonly name: string
+    readonly scopes: ReadonlyArray<TokenScope>
+    readonly expiresInMs?: number | undefined
   }) => Effect.Effect<IssuedToken>
-  readonly revoke: (orgId: string, tokenId: string) => Effect.Effect<boolean>
+  /** An org's tokens, newest first (revoked ones included, with `revokedAt`); never a secret. */
+  readonly list: (orgId: string) => Effect.Effect<ReadonlyArray<ApiTokenView>>
+  /** Every token (the CLI's view), newest first; `orgId` narrows it to one org. */
+  readonly listAll: (options: { readonly orgId?: string | undefined }) => Effect.Effect<ReadonlyArray<TokenListing>>
+  /**
+   * Revokes a token (idempotent: an already revoked token is returned as it is). With `orgId`, only that org's
+   * token: another org's or a platform token is `NotFound`.
+   */
+  readonly revoke: (tokenId: string, options: { readonly orgId?: string | undefined }) => Effect.Effect<ApiTokenView, NotFound>
+  /** Of `tokenIds`, those revoked or expired now (database clock): their open streams end. */
+  readonly invalidAmong: (tokenIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string>>
   /**
    * Resolves a bearer token; `Unauthorized` for anything unknown, malformed, expired or revoked, with an internal
    * `reason` (for metrics; callers always get one generic 401).

@@ -1,8 +1,31 @@
-import { newOrgId, Unauthorized } from "@cowork/domain"
+import { type ApiTokenView, newOrgId, NotFound, PLATFORM_TOKEN_SCOPES, type Principal, type TokenScope, Unauthorized } from "@cowork/domain"
 import { Clock, Effect } from "effect"
-import { judgeToken, knownScopes, newApiToken, OWNER_SCOPES, parsePresentedToken, TOKEN_LAST_USED_RESOLUTION_MS } from "./ApiTokens.ts"
-import type { MemoryTables } from "./MemoryDatabase.ts"
+import {
+  judgeToken,
+  knownScopes,
+  newApiToken,
+  OWNER_SCOPES,
+  parsePresentedToken,
+  platformScopes,
+  TOKEN_LAST_USED_RESOLUTION_MS
+} from "./ApiTokens.ts"
+import type { MemoryTables, MemoryToken } from "./MemoryDatabase.ts"
 import type { IssuedToken, Tokens } from "./Tokens.ts"
+
+const iso = (millis: number | null) => (millis === null ? null : new Date(millis).toISOString())
+
+const viewOf = (row: MemoryToken): ApiTokenView => ({
+  id: row.id,
+  name: row.name,
+  scopes: knownScopes(row.scopes),
+  createdAt: iso(row.createdAt)!,
+  expiresAt: iso(row.expiresAt),
+  lastUsedAt: iso(row.lastUsedAt),
+  revokedAt: iso(row.revokedAt)
+})
+
+/** Newest first, like the Pg lists. */
+const newestFirst = (a: MemoryToken, b: MemoryToken) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1)
 
 export const makeTokensMemory = (db: MemoryTables): Tokens["Service"] => {
   const createOrg = (name: string) =>
@@ -12,27 +35,32 @@ export const makeTokensMemory = (db: MemoryTables): Tokens["Service"] => {
       return { orgId }
     })
 
-  const issue: Tokens["Service"]["issue"] = (input) =>
+  const insert = (input: {
+    readonly orgId: string | null
+    readonly name: string
+    readonly scopes: ReadonlyArray<TokenScope>
+    readonly expiresInMs?: number | undefined
+  }) =>
     Effect.map(Clock.currentTimeMillis, (now): IssuedToken => {
       const minted = newApiToken()
-      const expiresAt = input.expiresInMs === undefined ? null : now + input.expiresInMs
-      db.tokens.set(minted.tokenId, {
+      const row: MemoryToken = {
         id: minted.tokenId,
         orgId: input.orgId,
         name: input.name,
+        createdAt: now,
         secretHash: minted.secretHash,
         scopes: input.scopes,
-        expiresAt,
+        expiresAt: input.expiresInMs === undefined ? null : now + input.expiresInMs,
         revokedAt: null,
         lastUsedAt: null
-      })
-      return {
-        tokenId: minted.tokenId,
-        token: minted.token,
-        scopes: input.scopes,
-        expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString()
       }
+      db.tokens.set(minted.tokenId, row)
+      const view = viewOf(row)
+      return { tokenId: minted.tokenId, token: minted.token, scopes: input.scopes, expiresAt: view.expiresAt, view }
     })
+
+  const issue: Tokens["Service"]["issue"] = (input) =>
+    db.orgs.has(input.orgId) ? insert(input) : Effect.fail(new NotFound({ message: `no such org: ${input.orgId}` }))
 
   return {
     bootstrap: (orgName) =>
@@ -40,18 +68,44 @@ export const makeTokensMemory = (db: MemoryTables): Tokens["Service"] => {
         const first = [...db.orgs.values()].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))[0]
         if (first !== undefined) return { orgId: first.id, owner: undefined }
         const { orgId } = yield* createOrg(orgName)
-        const owner = yield* issue({ orgId, name: "owner", scopes: OWNER_SCOPES })
+        const owner = yield* insert({ orgId, name: "owner", scopes: OWNER_SCOPES })
         return { orgId, owner }
       }),
     createOrg,
+    listOrgs: Effect.sync(() =>
+      [...db.orgs.values()]
+        .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
+        .map((org) => ({ id: org.id, name: org.name, createdAt: iso(org.createdAt)! }))
+    ),
     issue,
-    revoke: (orgId, tokenId) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const token = db.tokens.get(tokenId)
-        if (token === undefined || token.orgId !== orgId || token.revokedAt !== null) return false
-        token.revokedAt = now
-        return true
+    issuePlatform: (input) =>
+      input.scopes.length === 0 || input.scopes.some((scope) => !PLATFORM_TOKEN_SCOPES.includes(scope))
+        ? Effect.die(new Error(`platform tokens carry only ${PLATFORM_TOKEN_SCOPES.join(", ")}`))
+        : insert({ ...input, orgId: null }),
+    list: (orgId) =>
+      Effect.sync(() => [...db.tokens.values()].filter((row) => row.orgId === orgId).sort(newestFirst).map(viewOf)),
+    listAll: (options) =>
+      Effect.sync(() =>
+        [...db.tokens.values()]
+          .filter((row) => options.orgId === undefined || row.orgId === options.orgId)
+          .sort(newestFirst)
+          .map((row) => ({ ...viewOf(row), orgId: row.orgId, kind: row.orgId === null ? "platform" as const : "org" as const }))
+      ),
+    revoke: (tokenId, options) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const row = db.tokens.get(tokenId)
+        if (row === undefined || (options.orgId !== undefined && row.orgId !== options.orgId)) {
+          return Effect.fail(new NotFound({ message: `no such token: ${tokenId}` }))
+        }
+        row.revokedAt ??= now
+        return Effect.succeed(viewOf(row))
       }),
+    invalidAmong: (tokenIds) =>
+      Effect.map(Clock.currentTimeMillis, (now) =>
+        tokenIds.filter((id) => {
+          const row = db.tokens.get(id)
+          return row !== undefined && (row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now))
+        })),
     authenticate: (raw) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const parsed = parsePresentedToken(raw)
@@ -65,7 +119,10 @@ export const makeTokensMemory = (db: MemoryTables): Tokens["Service"] => {
         )
         if (refused !== undefined || row === undefined) return Effect.fail(refused!)
         if (row.lastUsedAt === null || row.lastUsedAt < now - TOKEN_LAST_USED_RESOLUTION_MS) row.lastUsedAt = now
-        return Effect.succeed({ orgId: row.orgId, tokenId: row.id, scopes: knownScopes(row.scopes) })
+        const principal: Principal = row.orgId === null
+          ? { kind: "platform", tokenId: row.id, scopes: platformScopes(row.scopes) }
+          : { kind: "org", orgId: row.orgId, tokenId: row.id, scopes: knownScopes(row.scopes) }
+        return Effect.succeed(principal)
       })
   }
 }

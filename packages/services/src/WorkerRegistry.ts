@@ -13,15 +13,24 @@ import { Context, Effect, Layer, type Redacted } from "effect"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { makeWorkerRegistryMemory } from "./WorkerRegistryMemory.ts"
 
-/** Who did it, for the audit trail: the acting token and its org. */
-export interface Actor {
+/**
+ * Whose pools an operation reaches: one org's pools (`orgId`), or every pool (`null`: a platform operator, the CLI).
+ * Outside its scope a pool, its workers and their credentials do not exist (`NotFound`).
+ */
+export interface RegistryScope {
   readonly orgId: string | null
+}
+
+/** Who did it, for the audit trail and the scope of the change: the acting token and its org. */
+export interface Actor extends RegistryScope {
   readonly actor: string
 }
 
 export interface NewPool {
   readonly name: string
   readonly mode: PoolMode
+  /** The org a self-hosted pool serves; an org actor's pools always serve the actor's org. */
+  readonly orgId?: string | null | undefined
   readonly maxWorkers: number
   readonly maxConcurrentWork: number
   readonly region?: string | null | undefined
@@ -49,15 +58,16 @@ export interface IssuedWorkerCredential {
  * every credential issue / rotate / revoke (and first use, recorded by the heartbeat).
  */
 export class WorkerRegistry extends Context.Service<WorkerRegistry, {
-  readonly createPool: (input: NewPool, actor: Actor) => Effect.Effect<WorkerPool>
-  readonly listPools: Effect.Effect<ReadonlyArray<WorkerPool>>
+  /** `NotFound` when the pool's org does not exist. */
+  readonly createPool: (input: NewPool, actor: Actor) => Effect.Effect<WorkerPool, NotFound>
+  readonly listPools: (scope: RegistryScope) => Effect.Effect<ReadonlyArray<WorkerPool>>
   readonly updatePool: (poolId: string, patch: PoolPatch, actor: Actor) => Effect.Effect<WorkerPool, NotFound>
   /** Registers a worker in `pending`; `id` defaults to a generated one (the worker's OPEN_COWORK_CLOUD_WORKER_ID). */
   readonly registerWorker: (
     input: { readonly poolId: string; readonly name?: string | undefined; readonly id?: string | undefined },
     actor: Actor
   ) => Effect.Effect<RegisteredWorker, NotFound | Conflict>
-  readonly listWorkers: (freshWithinMs: number) => Effect.Effect<ReadonlyArray<RegisteredWorker>>
+  readonly listWorkers: (scope: RegistryScope, freshWithinMs: number) => Effect.Effect<ReadonlyArray<RegisteredWorker>>
   /**
    * Applies a lifecycle action from the transition table. `activate` / `resume` also honour the pool's
    * `maxWorkers` (active + draining workers). `retire` and `revoke` revoke the worker's live credentials; `revoke`
@@ -69,7 +79,7 @@ export class WorkerRegistry extends Context.Service<WorkerRegistry, {
     actor: Actor,
     freshWithinMs: number
   ) => Effect.Effect<RegisteredWorker, NotFound | IllegalTransition | Conflict>
-  readonly listCredentials: (workerId: string) => Effect.Effect<ReadonlyArray<WorkerCredentialView>, NotFound>
+  readonly listCredentials: (workerId: string, scope: RegistryScope) => Effect.Effect<ReadonlyArray<WorkerCredentialView>, NotFound>
   /** Fails with Conflict for a retired or revoked worker: terminal workers get no new credentials. */
   readonly issueCredential: (
     workerId: string,

@@ -15,7 +15,7 @@ import { Clock, Effect } from "effect"
 import type { MemoryCredential, MemoryTables } from "./MemoryDatabase.ts"
 import { randomId } from "./Secrets.ts"
 import { clampCredentialTtl, newWorkerSecret } from "./WorkerCredentials.ts"
-import type { WorkerRegistry } from "./WorkerRegistry.ts"
+import type { RegistryScope, WorkerRegistry } from "./WorkerRegistry.ts"
 
 /** The registry over the memory tables the memory claim and heartbeat read, mirroring `PgWorkerRegistry`. */
 export const makeWorkerRegistryMemory = (db: MemoryTables): WorkerRegistry["Service"] => {
@@ -33,14 +33,19 @@ export const makeWorkerRegistryMemory = (db: MemoryTables): WorkerRegistry["Serv
     return { ...worker, health: fresh ? "healthy" : "unhealthy", lastHeartbeatAt: new Date(beat.lastSeenAt).toISOString() }
   }
 
-  const worker = (id: string) =>
+  const inScope = (pool: WorkerPool | undefined, scope: RegistryScope): pool is WorkerPool =>
+    pool !== undefined && (scope.orgId === null || pool.orgId === scope.orgId)
+
+  const worker = (id: string, scope: RegistryScope) =>
     Effect.suspend(() => {
       const found = db.workers.get(id)
-      return found === undefined ? Effect.fail(notFound("worker")) : Effect.succeed(found)
+      return found === undefined || !inScope(db.pools.get(found.poolId), scope)
+        ? Effect.fail(notFound("worker"))
+        : Effect.succeed(found)
     })
 
-  const ownCredential = (workerId: string, credentialId: string) =>
-    Effect.suspend(() => {
+  const ownCredential = (workerId: string, credentialId: string, scope: RegistryScope) =>
+    Effect.flatMap(worker(workerId, scope), () => {
       const found = db.credentials.get(credentialId)
       return found === undefined || found.workerId !== workerId ? Effect.fail(notFound("credential")) : Effect.succeed(found)
     })
@@ -65,12 +70,15 @@ export const makeWorkerRegistryMemory = (db: MemoryTables): WorkerRegistry["Serv
     })
 
   return {
-    createPool: (input) =>
-      Effect.map(iso, (now) => {
+    createPool: (input, actor) =>
+      Effect.flatMap(iso, (now) => {
+        const orgId = actor.orgId ?? input.orgId ?? null
+        if (orgId !== null && !db.orgs.has(orgId)) return Effect.fail(notFound("org"))
         const pool: WorkerPool = {
           id: `pool_${randomId(16)}`,
           name: input.name,
           mode: input.mode,
+          orgId,
           maxWorkers: input.maxWorkers,
           maxConcurrentWork: input.maxConcurrentWork,
           region: input.region ?? null,
@@ -80,21 +88,21 @@ export const makeWorkerRegistryMemory = (db: MemoryTables): WorkerRegistry["Serv
           updatedAt: now
         }
         db.pools.set(pool.id, pool)
-        return pool
+        return Effect.succeed(pool)
       }),
-    listPools: Effect.sync(() => [...db.pools.values()]),
-    updatePool: (poolId, patch) =>
+    listPools: (scope) => Effect.sync(() => [...db.pools.values()].filter((pool) => inScope(pool, scope))),
+    updatePool: (poolId, patch, actor) =>
       Effect.gen(function*() {
         const pool = db.pools.get(poolId)
-        if (pool === undefined) return yield* notFound("pool")
+        if (!inScope(pool, actor)) return yield* notFound("pool")
         const defined = Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined))
         const next: WorkerPool = { ...pool, ...defined, updatedAt: yield* iso }
         db.pools.set(poolId, next)
         return next
       }),
-    registerWorker: (input) =>
+    registerWorker: (input, actor) =>
       Effect.gen(function*() {
-        if (!db.pools.has(input.poolId)) return yield* notFound("pool")
+        if (!inScope(db.pools.get(input.poolId), actor)) return yield* notFound("pool")
         const id = input.id ?? `wrk_${randomId(16)}`
         if (db.workers.has(id)) return yield* new Conflict({ message: `worker ${id} is already registered` })
         const now = yield* iso
@@ -111,11 +119,14 @@ export const makeWorkerRegistryMemory = (db: MemoryTables): WorkerRegistry["Serv
         db.workers.set(id, registered)
         return registered
       }),
-    listWorkers: (freshWithinMs) =>
-      Effect.map(Clock.currentTimeMillis, (now) => [...db.workers.values()].map((w) => withHealth(w, freshWithinMs, now))),
-    transition: (workerId, action, _actor, freshWithinMs) =>
+    listWorkers: (scope, freshWithinMs) =>
+      Effect.map(Clock.currentTimeMillis, (now) =>
+        [...db.workers.values()]
+          .filter((w) => inScope(db.pools.get(w.poolId), scope))
+          .map((w) => withHealth(w, freshWithinMs, now))),
+    transition: (workerId, action, actor, freshWithinMs) =>
       Effect.gen(function*() {
-        const current = yield* worker(workerId)
+        const current = yield* worker(workerId, actor)
         const to = transition(current.status, action)
         if (to === undefined) {
           return yield* new IllegalTransition({ workerId, action, from: current.status, to: workerTransitions[action].to })
@@ -147,19 +158,19 @@ export const makeWorkerRegistryMemory = (db: MemoryTables): WorkerRegistry["Serv
         }
         return withHealth(next, freshWithinMs, nowMs)
       }),
-    listCredentials: (workerId) =>
-      Effect.map(worker(workerId), () => [...db.credentials.values()].filter((c) => c.workerId === workerId).map(view)),
-    issueCredential: (workerId, options) =>
+    listCredentials: (workerId, scope) =>
+      Effect.map(worker(workerId, scope), () => [...db.credentials.values()].filter((c) => c.workerId === workerId).map(view)),
+    issueCredential: (workerId, options, actor) =>
       Effect.gen(function*() {
-        const current = yield* worker(workerId)
+        const current = yield* worker(workerId, actor)
         if (isTerminal(current.status)) return yield* noNewCredentials(current)
         return yield* issue(workerId, options.expiresInSeconds, null)
       }),
-    rotateCredential: (workerId, credentialId, options) =>
+    rotateCredential: (workerId, credentialId, options, actor) =>
       Effect.gen(function*() {
-        const current = yield* worker(workerId)
+        const current = yield* worker(workerId, actor)
         if (isTerminal(current.status)) return yield* noNewCredentials(current)
-        const old = yield* ownCredential(workerId, credentialId)
+        const old = yield* ownCredential(workerId, credentialId, actor)
         if (old.revokedAt !== null) return yield* new Conflict({ message: `credential ${credentialId} is revoked` })
         const issued = yield* issue(workerId, options.expiresInSeconds, credentialId)
         const now = yield* Clock.currentTimeMillis
@@ -169,9 +180,9 @@ export const makeWorkerRegistryMemory = (db: MemoryTables): WorkerRegistry["Serv
         db.credentials.set(credentialId, { ...old, replacedById: issued.credential.id, expiresAt })
         return issued
       }),
-    revokeCredential: (workerId, credentialId) =>
+    revokeCredential: (workerId, credentialId, actor) =>
       Effect.gen(function*() {
-        const old = yield* ownCredential(workerId, credentialId)
+        const old = yield* ownCredential(workerId, credentialId, actor)
         const next = old.revokedAt === null ? { ...old, revokedAt: yield* iso } : old
         db.credentials.set(credentialId, next)
         return view(next)

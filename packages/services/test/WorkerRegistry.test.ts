@@ -1,5 +1,10 @@
 import { MemoryDatabase, WorkerRegistry } from "@cowork/services"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { workerRegistryContract } from "./support/WorkerRegistryContract.ts"
 
-workerRegistryContract("memory", WorkerRegistry.layerMemory.pipe(Layer.provide(MemoryDatabase.layer)))
+workerRegistryContract(
+  "memory",
+  WorkerRegistry.layerMemory.pipe(Layer.provideMerge(MemoryDatabase.layer)),
+  undefined,
+  (orgId) => Effect.map(MemoryDatabase, (db) => void db.orgs.set(orgId, { id: orgId, name: orgId, createdAt: 0 }))
+)

@@ -3,6 +3,7 @@ import { Command } from "effect/cli"
 import { Layer } from "effect"
 import * as ControlPlaneDatabase from "../ControlPlaneDatabase.ts"
 import * as AdminCredential from "./AdminCredential.ts"
+import * as AdminOrg from "./AdminOrg.ts"
 import * as AdminPool from "./AdminPool.ts"
 import * as AdminToken from "./AdminToken.ts"
 import * as AdminWorker from "./AdminWorker.ts"
@@ -15,10 +16,8 @@ import * as AdminWorkflow from "./AdminWorkflow.ts"
 export const command = Command.make("admin").pipe(
   Command.withDescription("Operator tasks against the control-plane database"),
   Command.withSubcommands([
-    Command.make("token").pipe(
-      Command.withDescription("API tokens"),
-      Command.withSubcommands([AdminToken.create])
-    ),
+    AdminToken.command,
+    AdminOrg.command,
     AdminPool.command,
     AdminWorker.command,
     AdminCredential.command,

@@ -41,7 +41,7 @@ export const revoke = Command.make("revoke", { workerId, credentialId }, (input)
 
 export const list = Command.make("list", { workerId }, (input) =>
   Effect.gen(function*() {
-    yield* printJson({ credentials: yield* (yield* WorkerRegistry).listCredentials(input.workerId).pipe(userErrors) })
+    yield* printJson({ credentials: yield* (yield* WorkerRegistry).listCredentials(input.workerId, cliActor).pipe(userErrors) })
   })).pipe(Command.withDescription("A worker's credentials, metadata only"))
 
 export const command = Command.make("credential").pipe(

@@ -1,7 +1,8 @@
-import { TokenScope } from "@cowork/domain"
+import { PLATFORM_TOKEN_SCOPES, TokenScope } from "@cowork/domain"
 import { Tokens } from "@cowork/services"
 import { Console, Effect, Option, Redacted, Schema } from "effect"
-import { CliError, Command, Flag } from "effect/cli"
+import { Argument, CliError, Command, Flag } from "effect/cli"
+import { printJson, userErrors } from "./AdminRegistry.ts"
 
 const parseScopes = (raw: string) => {
   const scopes = raw.split(",").map((s) => s.trim()).filter((s) => s !== "")
@@ -16,19 +17,39 @@ const parseScopes = (raw: string) => {
 }
 
 /**
- * `cowork admin token create --scopes web,operator [--name] [--expires-in-ms] [--org]`: issues an API token and
- * prints it once. Without `--org` it uses the bootstrap org (creating it, and printing its owner token, on a
- * fresh database).
+ * `cowork admin token create --scopes web,operator [--name] [--expires-in-ms] [--org | --platform]`: issues an API
+ * token and prints it once. Without `--org` it uses the bootstrap org (creating it, and printing its owner token, on
+ * a fresh database). `--platform --scopes operator` issues a platform operator token, bound to no org: the only
+ * principal that manages saas_operated pools and sees every org's operations. Only this command creates one.
  */
 export const create = Command.make("create", {
   scopes: Flag.String("scopes").pipe(Flag.withDescription("Comma-separated scopes: web, admin, operator, worker")),
   name: Flag.String("name").pipe(Flag.withDescription("Label shown in token lists"), Flag.withDefault("cli")),
   expiresInMs: Flag.Int("expires-in-ms").pipe(Flag.withDescription("Lifetime in milliseconds"), Flag.optional),
-  org: Flag.String("org").pipe(Flag.withDescription("Org id (default: the bootstrap org)"), Flag.optional)
+  org: Flag.String("org").pipe(Flag.withDescription("Org id (default: the bootstrap org)"), Flag.optional),
+  platform: Flag.Boolean("platform").pipe(
+    Flag.withDescription("A platform operator token (no org; scopes: operator only)"),
+    Flag.withDefault(false)
+  )
 }, (input) =>
   Effect.gen(function*() {
     const scopes = yield* parseScopes(input.scopes)
     const tokens = yield* Tokens
+    const expiresInMs = Option.getOrUndefined(input.expiresInMs)
+    if (input.platform) {
+      if (Option.isSome(input.org)) {
+        return yield* new CliError.UserError({ cause: input.org, userMessage: "--platform tokens belong to no org: omit --org" })
+      }
+      const outside = scopes.filter((scope) => !PLATFORM_TOKEN_SCOPES.includes(scope))
+      if (outside.length > 0) {
+        return yield* new CliError.UserError({
+          cause: input.scopes,
+          userMessage: `platform tokens carry only ${PLATFORM_TOKEN_SCOPES.join(", ")} (got ${outside.join(", ")})`
+        })
+      }
+      const issued = yield* tokens.issuePlatform({ name: input.name, scopes, expiresInMs })
+      return yield* Console.log(Redacted.value(issued.token))
+    }
     const orgId = Option.isSome(input.org)
       ? input.org.value
       : yield* tokens.bootstrap("default").pipe(Effect.tap(({ owner }) =>
@@ -36,11 +57,29 @@ export const create = Command.make("create", {
           ? Effect.void
           : Console.log(`owner token (bootstrap org, shown once): ${Redacted.value(owner.token)}`)
       ), Effect.map(({ orgId }) => orgId))
-    const issued = yield* tokens.issue({
-      orgId,
-      name: input.name,
-      scopes,
-      expiresInMs: Option.getOrUndefined(input.expiresInMs)
-    })
+    const issued = yield* tokens.issue({ orgId, name: input.name, scopes, expiresInMs }).pipe(userErrors)
     yield* Console.log(Redacted.value(issued.token))
   })).pipe(Command.withDescription("Issue an API token; the plaintext is printed once and never stored"))
+
+/** `cowork admin token list [--org ORG]`: one JSON document, metadata only (never a secret). */
+export const list = Command.make("list", {
+  org: Flag.String("org").pipe(Flag.withDescription("Only this org's tokens (default: every token)"), Flag.optional)
+}, (input) =>
+  Effect.gen(function*() {
+    const tokens = yield* (yield* Tokens).listAll({ orgId: Option.getOrUndefined(input.org) })
+    yield* printJson({ tokens })
+  })).pipe(Command.withDescription("List API tokens: id, org, name, scopes, created/expires/last-used/revoked"))
+
+/** `cowork admin token revoke <token-id>`: revoked at once; the token's open event streams end within seconds. */
+export const revoke = Command.make("revoke", {
+  id: Argument.String("token-id").pipe(Argument.withDescription("Token id (the part after occ_)"))
+}, (input) =>
+  Effect.gen(function*() {
+    const token = yield* (yield* Tokens).revoke(input.id, {}).pipe(userErrors)
+    yield* printJson({ token })
+  })).pipe(Command.withDescription("Revoke an API token (org or platform); its open SSE streams end within seconds"))
+
+export const command = Command.make("token").pipe(
+  Command.withDescription("API tokens"),
+  Command.withSubcommands([create, list, revoke])
+)

@@ -21,7 +21,7 @@ export const register = Command.make("register", {
 
 export const list = Command.make("list", {}, () =>
   Effect.gen(function*() {
-    yield* printJson({ workers: yield* (yield* WorkerRegistry).listWorkers(yield* freshWithinMs) })
+    yield* printJson({ workers: yield* (yield* WorkerRegistry).listWorkers(cliActor, yield* freshWithinMs) })
   })).pipe(Command.withDescription("List registered workers with status and health (GET /api/admin/workers)"))
 
 const lifecycle = (action: WorkerAction, description: string) =>

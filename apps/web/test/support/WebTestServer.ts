@@ -77,3 +77,16 @@ export const request = (
     })
   })
 
+
+/** Another token of the given scopes in an existing org. */
+export const tokenFor = (orgId: string, scopes: ReadonlyArray<"web" | "admin" | "operator" | "worker">) =>
+  Effect.gen(function*() {
+    const issued = yield* (yield* Tokens).issue({ orgId, name: "test", scopes })
+    return Redacted.value(issued.token)
+  }).pipe(Effect.orDie)
+
+/** A platform operator token (bound to no org), as `cowork admin token create --platform --scopes operator` makes. */
+export const platformToken = Effect.gen(function*() {
+  const issued = yield* (yield* Tokens).issuePlatform({ name: "platform", scopes: ["operator"] })
+  return Redacted.value(issued.token)
+})

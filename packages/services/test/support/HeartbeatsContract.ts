@@ -2,7 +2,7 @@ import { type HeartbeatInput, Heartbeats, WorkerRegistry } from "@cowork/service
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, type Redacted } from "effect"
 import { type ControlPlaneHarness, onFreshStore } from "./ControlPlaneHarness.ts"
-import { bogusCredential, FRESH_MS, managedWorker, operator } from "./ControlPlaneFixtures.ts"
+import { bogusCredential, FRESH_MS, managedWorker, newSession, operator } from "./ControlPlaneFixtures.ts"
 
 const input = (workerId: string, status: string, credential?: Redacted.Redacted<string>): HeartbeatInput => ({
   workerId,
@@ -53,7 +53,7 @@ export const heartbeatsContract = <R>(harness: ControlPlaneHarness<R>) =>
         yield* heartbeats.beat(input(worker.workerId, "active", worker.credential))
         const [row] = yield* heartbeats.list(FRESH_MS)
         assert.deepInclude(row!, { workerId: worker.workerId, poolId: worker.poolId, status: "active" })
-        const listed = yield* registry.listCredentials(worker.workerId)
+        const listed = yield* registry.listCredentials(worker.workerId, operator)
         assert.isNotNull(listed[0]!.lastUsedAt, "the beat records the credential's use")
         yield* registry.transition(worker.workerId, "pause", operator, FRESH_MS)
         yield* heartbeats.beat(input(worker.workerId, "active", worker.credential))
@@ -71,7 +71,7 @@ export const heartbeatsContract = <R>(harness: ControlPlaneHarness<R>) =>
         const heartbeats = yield* Heartbeats
         const registry = yield* WorkerRegistry
         const worker = yield* managedWorker("w-health")
-        const health = Effect.map(registry.listWorkers(FRESH_MS), (ws) => ws.find((w) => w.id === worker.workerId)!.health)
+        const health = Effect.map(registry.listWorkers(operator, FRESH_MS), (ws) => ws.find((w) => w.id === worker.workerId)!.health)
         assert.strictEqual(yield* health, "unknown")
         yield* heartbeats.beat(input(worker.workerId, "active", worker.credential))
         assert.strictEqual(yield* health, "healthy")
@@ -118,5 +118,23 @@ export const heartbeatsContract = <R>(harness: ControlPlaneHarness<R>) =>
           status: "active",
           fresh: true
         }, "a worker that beats again is healthy again")
+      })))
+
+    it.effect("an org's view: only the processes serving it, and only its own sessions in activeWorkIds", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const heartbeats = yield* Heartbeats
+        const registry = yield* WorkerRegistry
+        const a = yield* newSession()
+        const b = yield* newSession()
+        yield* heartbeats.beat({ ...input("shared", "active"), activeWorkIds: [a.sessionId, b.sessionId] })
+        const poolA = yield* registry.createPool({ name: "a", mode: "self_hosted", maxWorkers: 1, maxConcurrentWork: 1 }, { orgId: a.orgId, actor: "a" })
+        const own = yield* managedWorker("a-own", { poolId: poolA.id })
+        yield* heartbeats.beat({ ...input(own.workerId, "active", own.credential), activeWorkIds: [a.sessionId] })
+
+        const seen = (orgId: string | undefined) =>
+          Effect.map(heartbeats.list(FRESH_MS, orgId), (rows) => rows.map((row) => [row.workerId, row.activeWorkIds]))
+        assert.deepStrictEqual(yield* seen(a.orgId), [["a-own", [a.sessionId]], ["shared", [a.sessionId]]])
+        assert.deepStrictEqual(yield* seen(b.orgId), [["shared", [b.sessionId]]], "another org's self-hosted worker is not listed")
+        assert.deepStrictEqual(yield* seen(undefined), [["a-own", [a.sessionId]], ["shared", [a.sessionId, b.sessionId]]])
       })))
   })

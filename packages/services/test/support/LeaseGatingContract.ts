@@ -99,4 +99,20 @@ export const leaseGatingContract = <R>(harness: ControlPlaneHarness<R>) =>
         const taken = yield* claimOne("w-unmanaged", sessionId)
         assert.strictEqual(taken.epoch, lease!.epoch + 1, "revoke expired its leases at once")
       })))
+  
+    it.effect("a worker of an org's self-hosted pool claims only that org's sessions; an unmanaged one claims any org's", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const registry = yield* WorkerRegistry
+        const own = yield* runnableSession()
+        const other = yield* runnableSession()
+        const pool = yield* registry.createPool(
+          { name: "tenant", mode: "self_hosted", maxWorkers: 1, maxConcurrentWork: 10 },
+          { orgId: own.orgId, actor: "test:org" }
+        )
+        assert.strictEqual(pool.orgId, own.orgId)
+        const worker = yield* managedWorker("tenant-worker", { poolId: pool.id })
+        const claimed = yield* claim(worker.workerId, 10, worker.credential)
+        assert.deepStrictEqual(claimed.map((lease) => lease.sessionId), [own.sessionId], "another org's session stays unclaimed")
+        assert.deepStrictEqual((yield* claim("unmanaged", 10)).map((lease) => lease.sessionId), [other.sessionId])
+      })))
   })

@@ -38,7 +38,9 @@ const PATH: Readonly<Record<WorkerLifecycle, ReadonlyArray<WorkerAction>>> = {
 export const workerRegistryContract = <E, R = never>(
   name: string,
   registryLayer: Layer.Layer<WorkerRegistry | R, E>,
-  storedCredentials?: Effect.Effect<string, never, R>
+  storedCredentials?: Effect.Effect<string, never, R>,
+  /** Makes the org exist where the store checks it (Postgres). */
+  seedOrg: (orgId: string) => Effect.Effect<void, never, R> = () => Effect.void
 ) =>
   layer(registryLayer, { timeout: 60_000 })(`WorkerRegistry contract: ${name}`, (it) => {
     it.effect("the transition table: every state × action moves as documented or fails IllegalTransition naming both", () =>
@@ -105,7 +107,7 @@ export const workerRegistryContract = <E, R = never>(
         const rotated = yield* registry.rotateCredential(worker.id, issued.credential.id, { graceSeconds: 60 }, operator)
         assert.strictEqual(rotated.credential.replacesId, issued.credential.id)
         assert.notStrictEqual(Redacted.value(rotated.plaintext), plaintext)
-        const afterRotate = yield* registry.listCredentials(worker.id)
+        const afterRotate = yield* registry.listCredentials(worker.id, operator)
         const old = afterRotate.find((c) => c.id === issued.credential.id)!
         assert.strictEqual(old.replacedById, rotated.credential.id)
         assert.isNull(old.revokedAt, "the old credential stays valid until revoked")
@@ -121,10 +123,10 @@ export const workerRegistryContract = <E, R = never>(
           "a revoked credential cannot be rotated"
         )
         assert.strictEqual((yield* Effect.flip(registry.revokeCredential(worker.id, "nope", operator)))._tag, "NotFound")
-        assert.strictEqual((yield* Effect.flip(registry.listCredentials("no-such-worker")))._tag, "NotFound")
+        assert.strictEqual((yield* Effect.flip(registry.listCredentials("no-such-worker", operator)))._tag, "NotFound")
 
         // Never listed again, in any field; the store keeps only the hash.
-        const listed = JSON.stringify(yield* registry.listCredentials(worker.id))
+        const listed = JSON.stringify(yield* registry.listCredentials(worker.id, operator))
         assert.notInclude(listed, secret)
         assert.notInclude(listed, Redacted.value(rotated.plaintext).split("_").at(-1)!)
         if (storedCredentials !== undefined) {
@@ -136,8 +138,43 @@ export const workerRegistryContract = <E, R = never>(
 
         // Retire revokes the live credential, and a terminal worker gets no new one.
         yield* registry.transition(worker.id, "retire", operator, FRESH_MS)
-        const afterRetire = yield* registry.listCredentials(worker.id)
+        const afterRetire = yield* registry.listCredentials(worker.id, operator)
         assert.isTrue(afterRetire.every((c) => c.revokedAt !== null))
         assert.strictEqual((yield* Effect.flip(registry.issueCredential(worker.id, {}, operator)))._tag, "Conflict")
+      }))
+
+    it.effect("an org's scope reaches only its org's pools, workers and credentials (NotFound otherwise); null reaches all", () =>
+      Effect.gen(function*() {
+        const registry = yield* WorkerRegistry
+        const suffix = globalThis.crypto.randomUUID().slice(0, 8)
+        const orgA = { orgId: `org_a_${suffix}`, actor: "test:a" }
+        const orgB = { orgId: `org_b_${suffix}`, actor: "test:b" }
+        yield* seedOrg(orgA.orgId)
+        yield* seedOrg(orgB.orgId)
+        const pool = yield* registry.createPool({ name: "a", mode: "self_hosted", maxWorkers: 2, maxConcurrentWork: 2 }, orgA)
+        assert.strictEqual(pool.orgId, orgA.orgId)
+        const forB = yield* registry.createPool({ name: "b", mode: "self_hosted", orgId: orgB.orgId, maxWorkers: 1, maxConcurrentWork: 1 }, operator)
+        assert.strictEqual(forB.orgId, orgB.orgId)
+        const worker = yield* registry.registerWorker({ poolId: pool.id, id: `scoped-${suffix}` }, orgA)
+        const issued = yield* registry.issueCredential(worker.id, {}, orgA)
+
+        assert.notInclude((yield* registry.listPools(orgB)).map((p) => p.id), pool.id)
+        assert.include((yield* registry.listPools(orgB)).map((p) => p.id), forB.id)
+        assert.notInclude((yield* registry.listWorkers(orgB, FRESH_MS)).map((w) => w.id), worker.id)
+        const notFound = [
+          registry.updatePool(pool.id, { status: "paused" }, orgB),
+          registry.registerWorker({ poolId: pool.id, id: `intruder-${suffix}` }, orgB),
+          registry.transition(worker.id, "activate", orgB, FRESH_MS),
+          registry.listCredentials(worker.id, orgB),
+          registry.issueCredential(worker.id, {}, orgB),
+          registry.rotateCredential(worker.id, issued.credential.id, {}, orgB),
+          registry.revokeCredential(worker.id, issued.credential.id, orgB)
+        ]
+        for (const attempt of notFound) {
+          assert.strictEqual((yield* Effect.flip(attempt as Effect.Effect<unknown, { readonly _tag: string }>))._tag, "NotFound")
+        }
+        assert.deepStrictEqual((yield* registry.listCredentials(worker.id, orgA)).map((c) => c.revokedAt), [null])
+        assert.include((yield* registry.listPools(operator)).map((p) => p.id), pool.id)
+        assert.strictEqual((yield* registry.transition(worker.id, "activate", operator, FRESH_MS)).status, "active")
       }))
   })
