@@ -1,10 +1,9 @@
-import * as Database from "@cowork/postgres/Database"
-import * as PgTokens from "@cowork/postgres/PgTokens"
+import { Database, PgTokens } from "@cowork/postgres"
 import { Tokens } from "@cowork/services"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
-import { runCli, runCliResult } from "./support/CoworkProcess.ts"
+import { runCli, runCliResult } from "../../../test/support/CoworkProcess.ts"
 
 /** Issue 8 items 1, 5 and 10 from the CLI: orgs, platform operator tokens, token list / revoke, one-line errors. */
 

@@ -1,5 +1,4 @@
-import { PgLeaseStore } from "@cowork/postgres"
-import * as PgWorkerRegistry from "@cowork/postgres/PgWorkerRegistry"
+import { PgLeaseStore, PgWorkerRegistry } from "@cowork/postgres"
 import { LeaseStore, WorkerRegistry } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
