@@ -67,6 +67,32 @@ const allowedMethods = (url: string): ReadonlyArray<string> => {
   return routeMethods.filter((route) => route.pattern.test(path)).flatMap((route) => route.methods)
 }
 
+/** Seconds a client should wait before retrying while the database is unreachable (`Retry-After`). */
+export const DATABASE_RETRY_AFTER_SECONDS = 2
+
+/** Postgres SQLSTATEs of a server that is shutting down, starting up, or out of connections. */
+const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300"])
+/** Socket failures of a connection the server dropped or never accepted. */
+const UNAVAILABLE_SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND"])
+
+/**
+ * A SQL failure that says the database cannot be reached right now (a 503 for the caller, not a 500): a connection
+ * error, or a server that is shutting down, starting up or out of connections.
+ */
+export const isDatabaseUnavailable = (u: unknown): boolean => {
+  if (typeof u !== "object" || u === null || (u as { _tag?: unknown })._tag !== "SqlError") return false
+  const reason = (u as { reason?: { _tag?: unknown; cause?: unknown } }).reason
+  const tag = String(reason?._tag ?? "")
+  if (tag.endsWith("ConnectionError")) return true
+  let cause: unknown = reason?.cause
+  for (let depth = 0; depth < 4 && typeof cause === "object" && cause !== null; depth++) {
+    const code = (cause as { code?: unknown }).code
+    if (typeof code === "string" && (UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_SOCKET_CODES.has(code))) return true
+    cause = (cause as { cause?: unknown }).cause
+  }
+  return false
+}
+
 /** Maps whatever escaped the routes (decode failures, unknown routes, oversized bodies, defects) to the error shape. */
 const causeToResponse = (request: HttpServerRequest.HttpServerRequest) => (cause: Cause.Cause<unknown>) =>
   Effect.gen(function*() {
@@ -89,6 +115,12 @@ const causeToResponse = (request: HttpServerRequest.HttpServerRequest) => (cause
           details: { allow },
           headers: { allow: allow.join(", ") }
         })
+    }
+    if (values.some(isDatabaseUnavailable)) {
+      yield* Effect.logWarning("database unavailable", cause)
+      return errorResponse(503, "the database is unavailable; retry shortly", {
+        headers: { "retry-after": String(DATABASE_RETRY_AFTER_SECONDS) }
+      })
     }
     yield* Effect.logError("unhandled error in request", cause)
     return errorResponse(500, "internal error")

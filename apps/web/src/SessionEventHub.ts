@@ -4,8 +4,8 @@ import { Config, Context, Duration, Effect, Layer, Queue, type Scope, Stream } f
 /**
  * In-memory fan-out of session log growth to this process's SSE subscribers. It holds ONE `ChangeFeed`
  * subscription (one `LISTEN` connection) for the whole process; subscribers catch up by keyset reads when
- * signalled. A slow backstop poll of the watched sessions' tips covers notifications lost while the listening
- * connection was being re-established.
+ * signalled. When the listening connection is re-established, one read of the watched sessions' tips wakes every
+ * subscriber whose session grew meanwhile; a slow backstop poll of the same read covers anything else.
  */
 export class SessionEventHub extends Context.Service<SessionEventHub, {
   /** Signals (the new tip) whenever the session's log may have grown; only the latest signal is kept. */
@@ -63,15 +63,27 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         Effect.forkScoped
       )
 
-      // One batched read of every watched session's tip per interval, however many streams are open.
-      yield* Effect.gen(function*() {
+      // One batched read of every watched session's tip: wakes subscribers for growth they were not told about.
+      const catchUp = Effect.gen(function*() {
         const watched = [...sessionWatchers.keys()]
         for (const sessionId of knownTips.keys()) if (!sessionWatchers.has(sessionId)) knownTips.delete(sessionId)
         const tips = yield* eventLog.latestSequences(watched)
         for (const [sessionId, tip] of tips) {
           if (tip > (knownTips.get(sessionId) ?? -1)) yield* signalSession(sessionId, tip)
         }
-      }).pipe(
+      })
+
+      // Right after the listening connection is back (notifications sent meanwhile were lost)...
+      const resyncs = yield* feed.resyncs
+      yield* resyncs.pipe(
+        Stream.runForEach(() =>
+          catchUp.pipe(Effect.catchCause((cause) => Effect.logWarning("SSE catch-up after LISTEN reconnect failed", cause)))
+        ),
+        Effect.forkScoped
+      )
+
+      // ...and, as a backstop, once per interval however many streams are open.
+      yield* catchUp.pipe(
         Effect.catchCause((cause) => Effect.logWarning("SSE backstop poll failed", cause)),
         Effect.delay(Duration.millis(backstopMs)),
         Effect.forever,

@@ -20,7 +20,8 @@ const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   sessionChanges: Effect.succeed(Stream.never),
   commandSignals: Effect.succeed(Stream.never),
   notifyCommand: () => Effect.void,
-  listeners: Effect.succeed([])
+  listeners: Effect.succeed([]),
+  resyncs: Effect.succeed(Stream.never)
 }))
 
 const keyFile = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-checkpoint-key-")), "secret.key")

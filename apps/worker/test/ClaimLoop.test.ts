@@ -22,7 +22,8 @@ const env = (limits: Array<number>) =>
         sessionChanges: Effect.succeed(Stream.never),
         commandSignals: Effect.map(PubSub.subscribe(signals), Stream.fromSubscription),
         notifyCommand: (signal) => Effect.asVoid(PubSub.publish(signals, signal)),
-        listeners: Effect.succeed([])
+        listeners: Effect.succeed([]),
+        resyncs: Effect.succeed(Stream.never)
       }))),
     Metrics.layerTest("worker"),
     ClaimWake.layer,

@@ -13,7 +13,8 @@ const FlakyChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   sessionChanges: Effect.succeed(Stream.never),
   commandSignals: Effect.succeed(Stream.never),
   notifyCommand: () => Effect.void,
-  listeners: Effect.sync(() => [{ channel: "cowork_commands", connected: listenerUp }])
+  listeners: Effect.sync(() => [{ channel: "cowork_commands", connected: listenerUp }]),
+  resyncs: Effect.succeed(Stream.never)
 }))
 
 const Server = HttpRouter.serve(WorkerLiveness.routes, { disableLogger: true }).pipe(

@@ -22,7 +22,8 @@ const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   sessionChanges: Effect.succeed(Stream.never),
   commandSignals: Effect.succeed(Stream.never),
   notifyCommand: () => Effect.void,
-  listeners: Effect.succeed([])
+  listeners: Effect.succeed([]),
+  resyncs: Effect.succeed(Stream.never)
 }))
 
 const Env = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgHeartbeats.layer).pipe(

@@ -1,6 +1,6 @@
 import { ChangeFeed, type CommandSignal, type ListenerState } from "@cowork/services"
 import { PgClient } from "@effect/sql-pg"
-import { Deferred, Duration, Effect, Layer, PubSub, Queue, Schedule, Semaphore, Stream } from "effect"
+import { Deferred, Duration, Effect, Layer, PubSub, Queue, Random, Semaphore, Stream } from "effect"
 import { COMMANDS_CHANNEL, EVENTS_CHANNEL, formatCommandSignal, parseCommandSignal, parseSessionChanged } from "./Channels.ts"
 
 /** A self-addressed probe: proves the listening connection still delivers notifications end to end. */
@@ -19,16 +19,28 @@ class ListenerUnhealthy {
   readonly _tag = "ListenerUnhealthy"
 }
 
+/** First reconnect delay after the listening connection fails; doubles per failed attempt up to the maximum. */
+export const RECONNECT_BASE_MS = 100
+/** Longest wait between reconnect attempts: a database that is back is listened to again within about this long. */
+export const RECONNECT_MAX_MS = 1_000
+
+/** The delay before reconnect attempt `attempt` (0-based): bounded exponential, jittered to 80-120%. */
+const reconnectDelay = (attempt: number) =>
+  Effect.map(Random.nextBetween(0.8, 1.2), (jitter) =>
+    Duration.millis(Math.round(Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(attempt, 16)) * jitter)))
+
 /**
  * ONE `LISTEN` connection per channel per process, started on first subscription and shared by every subscriber
- * through an in-memory `PubSub`. The connection is probed periodically and re-established with backoff when it
- * fails; a notification lost in between costs latency (readers catch up by keyset reads), never data.
+ * through an in-memory `PubSub`. The connection is probed periodically and re-established with a bounded, jittered
+ * backoff when it fails (reset once a connection works). Each re-established connection is announced on `resyncs`
+ * AFTER its `LISTEN` is active, so a subscriber's catch-up read there covers every notification lost meanwhile.
  */
 export const make = (options: ChangeFeedOptions = defaultOptions) =>
   Effect.gen(function*() {
     const pg = yield* PgClient.PgClient
     const layerScope = yield* Effect.scope
     const states = new Map<string, { connected: boolean }>()
+    const resyncHub = yield* PubSub.unbounded<string>()
 
     const channel = <A>(name: string, parse: (payload: string) => A | undefined) =>
       Effect.gen(function*() {
@@ -37,10 +49,15 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
         let running = false
 
         const state = { connected: false }
+        let everConnected = false
+        let connectedThisTime = false
         const listenOnce = Effect.scoped(Effect.gen(function*() {
           const notifications = yield* pg.listen(name)
           state.connected = true
+          connectedThisTime = true
           yield* Effect.addFinalizer(() => Effect.sync(() => { state.connected = false }))
+          if (everConnected) yield* PubSub.publish(resyncHub, name)
+          everConnected = true
           yield* Effect.logDebug("change feed listening").pipe(Effect.annotateLogs({ channel: name }))
           let pending: { readonly nonce: string; readonly received: Deferred.Deferred<void> } | undefined
           const probe = Effect.gen(function*() {
@@ -72,14 +89,18 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
           if (running) return Effect.void
           running = true
           states.set(name, state)
-          return listenOnce.pipe(
-            Effect.tapError((error) => Effect.logWarning("change feed connection lost; re-establishing").pipe(
-              Effect.annotateLogs({ channel: name, error: String(error) })
-            )),
-            Effect.retry(Schedule.min([Schedule.exponential("200 millis").pipe(Schedule.jittered), Schedule.spaced("10 seconds")])),
-            Effect.forkIn(layerScope),
-            Effect.asVoid
-          )
+          let attempt = 0
+          const supervised = Effect.gen(function*() {
+            connectedThisTime = false
+            const exit = yield* Effect.exit(listenOnce)
+            if (connectedThisTime) attempt = 0
+            const delay = yield* reconnectDelay(attempt++)
+            yield* Effect.logWarning("change feed connection lost; re-establishing").pipe(
+              Effect.annotateLogs({ channel: name, error: String(exit), retry_in_ms: Duration.toMillis(delay) })
+            )
+            yield* Effect.sleep(delay)
+          })
+          return Effect.forever(supervised).pipe(Effect.forkIn(layerScope), Effect.asVoid)
         }))
 
         return Effect.gen(function*() {
@@ -96,11 +117,13 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
       yield* pg.notify(COMMANDS_CHANNEL, formatCommandSignal(signal)).pipe(Effect.orDie)
     })
 
+    const resyncs = Effect.map(PubSub.subscribe(resyncHub), Stream.fromSubscription)
+
     const listeners = Effect.sync(() =>
       [...states].map(([channel, state]): ListenerState => ({ channel, connected: state.connected }))
     )
 
-    return ChangeFeed.of({ sessionChanges, commandSignals, notifyCommand, listeners })
+    return ChangeFeed.of({ sessionChanges, commandSignals, notifyCommand, listeners, resyncs })
   })
 
 export const layer = Layer.effect(ChangeFeed, make())

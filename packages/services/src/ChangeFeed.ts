@@ -34,8 +34,13 @@ export class ChangeFeed extends Context.Service<ChangeFeed, {
   readonly notifyCommand: (signal: CommandSignal) => Effect.Effect<void>
   /** The channels listened on so far (a channel starts on its first subscription) and their connection state. */
   readonly listeners: Effect.Effect<ReadonlyArray<ListenerState>>
+  /**
+   * The channel whose listening connection was just re-established (its `LISTEN` already active): notifications
+   * sent while it was down were lost, so subscribers catch up by reads now instead of waiting for a backstop poll.
+   */
+  readonly resyncs: Effect.Effect<Stream.Stream<string>, never, Scope.Scope>
 }>()("cowork/ChangeFeed") {
-  /** The memory database's notifications: delivered in process, never lost, so `listeners` is empty. */
+  /** The memory database's notifications: delivered in process, never lost, so `listeners` is empty and nothing resyncs. */
   static readonly layerMemory: Layer.Layer<ChangeFeed, never, MemoryDatabase> = Layer.effect(
     ChangeFeed,
     Effect.map(Effect.service(MemoryDatabase), (db) =>
@@ -43,7 +48,8 @@ export class ChangeFeed extends Context.Service<ChangeFeed, {
         sessionChanges: Effect.map(PubSub.subscribe(db.sessionChanges), Stream.fromSubscription),
         commandSignals: Effect.map(PubSub.subscribe(db.commandSignals), Stream.fromSubscription),
         notifyCommand: (signal) => Effect.asVoid(PubSub.publish(db.commandSignals, signal)),
-        listeners: Effect.succeed([])
+        listeners: Effect.succeed([]),
+        resyncs: Effect.succeed(Stream.never)
       }))
   )
 }
