@@ -1,5 +1,5 @@
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
-import { Config, Context, Duration, Effect, Layer, Queue, type Scope, Stream } from "effect"
+import { Config, Context, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } from "effect"
 
 /**
  * In-memory fan-out of session log growth to this process's SSE subscribers. It holds ONE `ChangeFeed`
@@ -73,11 +73,16 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         }
       })
 
-      // Right after the listening connection is back (notifications sent meanwhile were lost)...
+      // Right after the listening connection is back (notifications sent meanwhile were lost); the pool may still
+      // hold connections from before the outage, so a failed read is retried a few times before the backstop.
       const resyncs = yield* feed.resyncs
       yield* resyncs.pipe(
         Stream.runForEach(() =>
-          catchUp.pipe(Effect.catchCause((cause) => Effect.logWarning("SSE catch-up after LISTEN reconnect failed", cause)))
+          catchUp.pipe(
+            Effect.catchCause((cause) => Effect.fail(cause)),
+            Effect.retry({ schedule: Schedule.exponential("100 millis").pipe(Schedule.jittered), times: 6 }),
+            Effect.catchCause((cause) => Effect.logWarning("SSE catch-up after LISTEN reconnect failed", cause))
+          )
         ),
         Effect.forkScoped
       )

@@ -24,6 +24,9 @@ export const RECONNECT_BASE_MS = 100
 /** Longest wait between reconnect attempts: a database that is back is listened to again within about this long. */
 export const RECONNECT_MAX_MS = 1_000
 
+/** How long establishing the listening connection (connect + `LISTEN`) may take before it is retried. */
+export const LISTEN_TIMEOUT = Duration.seconds(3)
+
 /** The delay before reconnect attempt `attempt` (0-based): bounded exponential, jittered to 80-120%. */
 const reconnectDelay = (attempt: number) =>
   Effect.map(Random.nextBetween(0.8, 1.2), (jitter) =>
@@ -52,7 +55,10 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
         let everConnected = false
         let connectedThisTime = false
         const listenOnce = Effect.scoped(Effect.gen(function*() {
-          const notifications = yield* pg.listen(name)
+          // A connect into a restarting server can hang until the pool's connect timeout; give up sooner and retry.
+          const notifications = yield* pg.listen(name).pipe(
+            Effect.timeoutOrElse({ duration: LISTEN_TIMEOUT, orElse: () => Effect.fail(new ListenerUnhealthy()) })
+          )
           state.connected = true
           connectedThisTime = true
           yield* Effect.addFinalizer(() => Effect.sync(() => { state.connected = false }))
