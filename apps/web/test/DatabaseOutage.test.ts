@@ -6,7 +6,7 @@ import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { connect, eventData } from "./support/SseClient.ts"
+import { connect, eventData } from "../../../test/support/SseClient.ts"
 import { baseUrl, orgWithToken, request, serverLayer } from "./support/WebTestServer.ts"
 
 /** A Postgres cluster of this test file's own, so the outage drill can stop and start it. */
