@@ -2,6 +2,7 @@ import {
   PgArtifacts,
   PgChangeFeed,
   PgCommandQueue,
+  PgControlPlaneStatus,
   PgEventLog,
   PgHeartbeats,
   PgLeaseStore,
@@ -41,7 +42,8 @@ const services = Layer.mergeAll(
   PgSessionStore.layer,
   PgTokens.layer,
   PgWorkerRegistry.layer,
-  PgArtifacts.layer
+  PgArtifacts.layer,
+  PgControlPlaneStatus.layer
 ).pipe(Layer.provideMerge(ObjectStore.layerMemory))
 
 /** A fresh migrated database per test. */

@@ -2,6 +2,7 @@ import type {
   Artifacts,
   ChangeFeed,
   CommandQueue,
+  ControlPlaneStatus,
   EventLog,
   Heartbeats,
   LeaseStore,
@@ -19,6 +20,7 @@ import { TestClock } from "effect/testing"
 export type ControlPlane =
   | LeaseStore
   | CommandQueue
+  | ControlPlaneStatus
   | EventLog
   | Projections
   | Heartbeats

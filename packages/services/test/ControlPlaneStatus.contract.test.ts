@@ -1,0 +1,4 @@
+import { memoryHarness } from "./support/ControlPlaneHarness.ts"
+import { controlPlaneStatusContract } from "./support/ControlPlaneStatusContract.ts"
+
+controlPlaneStatusContract(memoryHarness)
