@@ -1,7 +1,9 @@
 import { appendEvents } from "@cowork/postgres"
 import { EventLog } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { sessionEvents } from "@cowork/client"
+import { Effect, Fiber, Layer, Stream } from "effect"
+import { FetchHttpClient } from "effect/http"
 import { SqlClient } from "effect/sql"
 import { WebLifecycle } from "../src/WebLifecycle.ts"
 import { connect, eventData } from "../../../test/support/SseClient.ts"
@@ -65,6 +67,24 @@ it.layer(layer, { excludeTestServices: true })("session events over SSE", (it) =
       assert.deepStrictEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8], "every sequence exactly once, in order")
       yield* resumed.close
     }))
+
+  it.effect("the typed client's reader decodes the stream: replay then live, resumable after a sequence", () =>
+    Effect.gen(function*() {
+      const { token, id } = yield* newSession
+      const options = { baseUrl: yield* baseUrl, token }
+      yield* workerAppend(id, ["a", "b"])
+      const live = yield* sessionEvents(options, id).pipe(Stream.take(5), Stream.runCollect, Effect.forkChild)
+      yield* workerAppend(id, ["c", "d"])
+      const items = yield* Fiber.join(live)
+      assert.deepStrictEqual(items.map((item) => item._tag === "Event" ? [item.event.sequence, item.event.type] : item._tag), [
+        [1, "session.created"], [2, "assistant.message"], [3, "assistant.message"], [4, "assistant.message"], [5, "assistant.message"]
+      ])
+      const resumed = yield* sessionEvents(options, id, 3).pipe(Stream.take(2), Stream.runCollect)
+      assert.deepStrictEqual(resumed.map((item) => item._tag === "Event" ? item.event.sequence : -1), [4, 5])
+      const other = yield* orgWithToken(["web"])
+      const refused = yield* Effect.flip(sessionEvents({ ...options, token: other.token }, id).pipe(Stream.runDrain))
+      assert.strictEqual((refused as { response?: { status: number } }).response?.status, 404, "another org's stream is a 404")
+    }).pipe(Effect.provide(FetchHttpClient.layer)))
 
   it.effect("?after wins over Last-Event-ID; a cursor ahead of the log is 409; bad cursors are 400", () =>
     Effect.gen(function*() {

@@ -1,2 +1,3 @@
 export * from "./CoworkClient.ts"
 export * from "./SseStream.ts"
+export * from "./SessionEvents.ts"
