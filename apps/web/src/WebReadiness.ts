@@ -1,15 +1,15 @@
 import type { Readiness, ReadinessCheck } from "@cowork/domain"
 import { secretAdapterCheck } from "@cowork/secrets"
-import { type ChangeFeed, ControlPlaneStatus, type ObjectStore, roleDependenciesCheck, type SecretAdapter } from "@cowork/services"
+import { objectStoreCheck } from "@cowork/storage"
+import { type ChangeFeed, ControlPlaneStatus, type DeploymentMarkers, type ObjectStore, roleDependenciesCheck, type SecretAdapter } from "@cowork/services"
 import { Effect } from "effect"
-import { objectStoreCheck } from "./ObjectStoreReadiness.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 /**
  * The web role's readiness: the control plane, auth configuration and its LISTEN connection, plus `draining` while
  * it shuts down, and the `object_store` and `secret_adapter` probes.
  */
-export const report: Effect.Effect<Readiness, never, WebLifecycle | ControlPlaneStatus | ChangeFeed | ObjectStore | SecretAdapter> = Effect.gen(function*() {
+export const report: Effect.Effect<Readiness, never, WebLifecycle | ControlPlaneStatus | ChangeFeed | ObjectStore | SecretAdapter | DeploymentMarkers> = Effect.gen(function*() {
   const lifecycle = yield* WebLifecycle
   const status = yield* ControlPlaneStatus
   const checks: Array<ReadinessCheck> = [...yield* Effect.all([

@@ -1,4 +1,13 @@
-import { PgByokStore, PgChangeFeed, PgCommandQueue, PgEventLog, PgHeartbeats, PgLeaseStore, PgProjections } from "@cowork/postgres"
+import {
+  PgByokStore,
+  PgChangeFeed,
+  PgCommandQueue,
+  PgDeploymentMarkers,
+  PgEventLog,
+  PgHeartbeats,
+  PgLeaseStore,
+  PgProjections
+} from "@cowork/postgres"
 import { RuntimeSelection } from "@cowork/runtime"
 import { CheckpointStore } from "@cowork/storage"
 import { Layer } from "effect"
@@ -14,6 +23,7 @@ export const layerPg = Layer.mergeAll(
   PgHeartbeats.layer,
   PgChangeFeed.layer,
   PgProjections.layer,
+  PgDeploymentMarkers.layer,
   // OPEN_COWORK_CLOUD_RUNTIME: scripted (default) or opencode (keys revealed from cloud_byok_keys by the proxy).
   RuntimeSelection.layerConfig.pipe(Layer.provide(PgByokStore.layer)),
   CheckpointStore.layer

@@ -1,5 +1,8 @@
 import { Metrics } from "@cowork/observability"
-import { ChangeFeed } from "@cowork/services"
+import { PgDeploymentMarkers } from "@cowork/postgres"
+import { NOT_THE_DEPLOYMENTS_KEY, secretAdapterCheck } from "@cowork/secrets"
+import { ChangeFeed, ObjectStore, SecretAdapter } from "@cowork/services"
+import { NOT_THE_DEPLOYMENTS_STORE, objectStoreCheck } from "@cowork/storage"
 import { WorkerConfig, WorkerLiveness, WorkerStatus } from "@cowork/worker"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, it } from "@effect/vitest"
@@ -17,11 +20,21 @@ const FlakyChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   resyncs: Effect.succeed(Stream.never)
 }))
 
-const Server = HttpRouter.serve(WorkerLiveness.routes, { disableLogger: true }).pipe(
-  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })),
-  Layer.provideMerge(Layer.mergeAll(WorkerConfig.layerWith({}), WorkerStatus.layer, Metrics.layerTest("worker"), FlakyChangeFeed)),
-  Layer.provideMerge(TestDatabase.layer())
-)
+/** The worker's liveness server on a fresh database, with its own object store and secret key. */
+const server = () =>
+  HttpRouter.serve(WorkerLiveness.routes, { disableLogger: true }).pipe(
+    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })),
+    Layer.provideMerge(Layer.mergeAll(
+      WorkerConfig.layerWith({}),
+      WorkerStatus.layer,
+      Metrics.layerTest("worker"),
+      FlakyChangeFeed,
+      ObjectStore.layerMemory,
+      SecretAdapter.layerMemory,
+      PgDeploymentMarkers.layer
+    )),
+    Layer.provideMerge(TestDatabase.layer())
+  )
 
 const get = (path: string) =>
   Effect.gen(function*() {
@@ -33,7 +46,7 @@ const get = (path: string) =>
     })
   })
 
-it.layer(Server, { excludeTestServices: true })("worker liveness server", (it) => {
+it.layer(server(), { excludeTestServices: true })("worker liveness server", (it) => {
   it.effect("livez, readyz (LISTEN state, then draining) and the catalog's metrics", () =>
     Effect.gen(function*() {
       assert.deepStrictEqual(JSON.parse((yield* get("/livez")).text), { ok: true, role: "worker", profileName: "default" })
@@ -41,7 +54,9 @@ it.layer(Server, { excludeTestServices: true })("worker liveness server", (it) =
       assert.strictEqual(ready.status, 200)
       assert.deepStrictEqual(JSON.parse(ready.text).checks, [
         { name: "control_plane", status: "ok" },
-        { name: "role_dependencies", status: "ok" }
+        { name: "role_dependencies", status: "ok" },
+        { name: "object_store", status: "ok" },
+        { name: "secret_adapter", status: "ok" }
       ])
 
       listenerUp = false
@@ -66,4 +81,20 @@ it.layer(Server, { excludeTestServices: true })("worker liveness server", (it) =
       assert.include(scraped.text, `open_cowork_cloud_worker_lease_claims_total{role="worker"} 3`)
       assert.include(scraped.text, "# TYPE open_cowork_cloud_command_queue_depth_estimate gauge")
     }))
+})
+
+it.layer(server(), { excludeTestServices: true })("worker liveness server of a split worker", (it) => {
+  it.effect("an object store and a secret key other than the deployment's make /readyz 503 naming what to share", () =>
+    Effect.gen(function*() {
+      // The web role probed first, with its own store and key: they are the deployment's.
+      const web = yield* Layer.build(Layer.fresh(Layer.merge(ObjectStore.layerMemory, SecretAdapter.layerMemory)))
+      assert.strictEqual((yield* objectStoreCheck.pipe(Effect.provideContext(web))).status, "ok")
+      assert.strictEqual((yield* secretAdapterCheck.pipe(Effect.provideContext(web))).status, "ok")
+
+      const ready = yield* get("/readyz")
+      assert.strictEqual(ready.status, 503)
+      const checks = JSON.parse(ready.text).checks
+      assert.deepInclude(checks, { name: "object_store", status: "error", detail: NOT_THE_DEPLOYMENTS_STORE })
+      assert.deepInclude(checks, { name: "secret_adapter", status: "error", detail: NOT_THE_DEPLOYMENTS_KEY })
+    }).pipe(Effect.scoped))
 })

@@ -199,6 +199,19 @@ CREATE INDEX IF NOT EXISTS cloud_session_commands_open ON cloud_session_commands
 `
   },
   {
+    id: 8,
+    name: "deployment_markers",
+    // What every process of a deployment must share (the object store, the secret key), recorded by the first one
+    // to probe it: a split process that cannot match a marker is not ready.
+    sql: `
+CREATE TABLE IF NOT EXISTS cloud_deployment_markers (
+  name text PRIMARY KEY,
+  value text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+`
+  },
+  {
     id: 10,
     name: "tenancy",
     // Platform operator tokens belong to no org (`kind = 'platform'`, `org_id` NULL). Pools carry the org they

@@ -4,6 +4,7 @@ import { Audit } from "./Audit.ts"
 import { ChangeFeed } from "./ChangeFeed.ts"
 import { CommandQueue } from "./CommandQueue.ts"
 import { ControlPlaneStatus } from "./ControlPlaneStatus.ts"
+import { DeploymentMarkers } from "./DeploymentMarkers.ts"
 import { EventLog } from "./EventLog.ts"
 import { Heartbeats } from "./Heartbeats.ts"
 import { Identity } from "./Identity.ts"
@@ -29,6 +30,7 @@ export const layerMemoryControlPlane = Layer.mergeAll(
   WorkerRegistry.layerMemory,
   Artifacts.layerMemory,
   ControlPlaneStatus.layerMemory,
+  DeploymentMarkers.layerMemory,
   WorkflowStore.layerMemory,
   Identity.layerMemory,
   Audit.layerMemory

@@ -1,0 +1,4 @@
+import { DeploymentMarkers } from "@cowork/services"
+import { deploymentMarkersContract } from "./support/DeploymentMarkersContract.ts"
+
+deploymentMarkersContract("memory", DeploymentMarkers.layerMemory)
