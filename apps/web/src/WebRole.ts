@@ -8,6 +8,7 @@ import {
   PgEventLog,
   PgHeartbeats,
   PgAudit,
+  PgByokStore,
   PgIdentity,
   PgProjections,
   PgSessionStore,
@@ -25,6 +26,7 @@ import * as ArtifactHandlers from "./ArtifactHandlers.ts"
 import * as AuditHandlers from "./AuditHandlers.ts"
 import * as AuthenticationLive from "./AuthenticationLive.ts"
 import * as AuthHandlers from "./AuthHandlers.ts"
+import * as ByokHandlers from "./ByokHandlers.ts"
 import * as BrowserAuth from "./BrowserAuth.ts"
 import * as HealthHandlers from "./HealthHandlers.ts"
 import * as MemberHandlers from "./MemberHandlers.ts"
@@ -44,6 +46,7 @@ export const routes = Layer.mergeAll(
     Layer.provide([HealthHandlers.layer, SessionHandlers.layer, OperatorHandlers.layer, WorkerAdminHandlers.layer, ArtifactHandlers.layer]),
     Layer.provide(WorkflowRoutes.layer),
     Layer.provide([AuthHandlers.layer, MemberHandlers.layer, AuditHandlers.layer]),
+    Layer.provide(ByokHandlers.layer),
     Layer.provide(AuthenticationLive.layer),
     Layer.provide(BrowserAuth.layer)
   ),
@@ -107,16 +110,16 @@ export const layerPgAdapters = Layer.mergeAll(
   PgArtifacts.layer,
   PgWorkflowStore.layer,
   PgIdentity.layer,
-  PgAudit.layer
+  PgAudit.layer,
+  PgByokStore.layer
 )
 
 /**
  * `layerPgAdapters` with the object store (artifact bytes; OPEN_COWORK_OBJECT_STORE_URI, default <dataDir>/objects)
  * and the secret adapter (probed by `/readyz`; OPEN_COWORK_CLOUD_SECRET_KEY_REF) from configuration.
  */
-export const layerPgServices = Layer.mergeAll(
-  layerPgAdapters.pipe(Layer.provideMerge(ObjectStoreConfig.layerConfig)),
-  LocalKeyFileSecretAdapter.layerConfig
+export const layerPgServices = layerPgAdapters.pipe(
+  Layer.provideMerge(Layer.mergeAll(ObjectStoreConfig.layerConfig, LocalKeyFileSecretAdapter.layerConfig))
 )
 
 /** The web role over Postgres: requires only `PgClient` / `SqlClient`. */

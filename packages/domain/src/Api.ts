@@ -3,6 +3,7 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "
 import type { TokenScope } from "./Auth.ts"
 import { WorkerAdminApi } from "./AdminApi.ts"
 import { ArtifactsApi } from "./ArtifactsApi.ts"
+import { ByokApi } from "./ByokApi.ts"
 import { WebhooksApi, WorkflowsApi } from "./WorkflowsApi.ts"
 import { Authentication, OperatorAuthentication, RequiredScopes, requiredScopes } from "./ApiCore.ts"
 import * as ApiError from "./ApiError.ts"
@@ -281,6 +282,7 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(OperatorApi)
   .add(WorkerAdminApi)
   .add(ArtifactsApi)
+  .add(ByokApi)
   .add(WorkflowsApi)
   .add(WebhooksApi)
   .add(AuthApi).add(ConfigApi).add(WorkspaceApi).add(MembersApi).add(AuditApi)

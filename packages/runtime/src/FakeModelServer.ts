@@ -129,13 +129,25 @@ const streamAnswer = async (res: ServerResponse, request: ChatRequest, answer: A
 }
 
 /** Starts the fake server on 127.0.0.1 (an ephemeral port unless given). */
-export const start = (options: { readonly port?: number } = {}): Promise<FakeModelServer> => {
+export const start = (options: {
+  readonly port?: number
+  /** Requests whose authorization header contains this answer 401 (a provider refusing a key). */
+  readonly refuseAuthorizationContaining?: string
+} = {}): Promise<FakeModelServer> => {
   const requests: Array<RecordedRequest> = []
   const server: Server = createServer((req, res) => {
     void (async () => {
       const raw = await readBody(req)
       const path = req.url ?? "/"
+      const authorization = req.headers.authorization ?? ""
+      if (options.refuseAuthorizationContaining !== undefined && authorization.includes(options.refuseAuthorizationContaining)) {
+        requests.push({ path, headers: { ...req.headers }, body: { messages: [] }, receivedAt: Date.now() })
+        res.writeHead(401, { "content-type": "application/json" })
+        res.end(JSON.stringify({ error: { message: "invalid api key" } }))
+        return
+      }
       if (req.method === "GET" && path.endsWith("/models")) {
+        requests.push({ path, headers: { ...req.headers }, body: { messages: [] }, receivedAt: Date.now() })
         res.writeHead(200, { "content-type": "application/json" })
         res.end(JSON.stringify({ object: "list", data: [{ id: "fake-model", object: "model" }] }))
         return

@@ -179,8 +179,7 @@ export const make = (options: Options) =>
         if (value === undefined || HOP_BY_HOP.has(name)) continue
         headers[name] = Array.isArray(value) ? value.join(", ") : value
       }
-      const header = (key.header ?? "authorization").toLowerCase()
-      headers[header] = header === "authorization" ? `Bearer ${Redacted.value(key.apiKey)}` : Redacted.value(key.apiKey)
+      Object.assign(headers, authHeaders(key))
       const target = `${key.baseUrl.replace(/\/$/, "")}${match[2] ?? ""}${match[3] ?? ""}`
       const abort = new AbortController()
       res.on("close", () => abort.abort())
@@ -259,6 +258,31 @@ export const make = (options: Options) =>
   })
 
 export const layer = (options: Options): Layer.Layer<ModelProxy, never, Metrics> => Layer.effect(ModelProxy, make(options))
+
+/** The auth header a key goes in, as the proxy adds it. */
+export const authHeaders = (key: UpstreamKey): Record<string, string> => {
+  const header = (key.header ?? "authorization").toLowerCase()
+  return { [header]: header === "authorization" ? `Bearer ${Redacted.value(key.apiKey)}` : Redacted.value(key.apiKey) }
+}
+
+/**
+ * A bounded test call with a key: `GET <baseUrl>/models` (10 s), its body discarded. The status tells whether the
+ * provider accepts the key; an unreachable provider is `undefined`.
+ */
+export const probeUpstream = (key: UpstreamKey, timeoutMs = 10_000): Effect.Effect<number | undefined> =>
+  Effect.promise(async () => {
+    try {
+      const response = await fetch(`${key.baseUrl.replace(/\/$/, "")}/models`, {
+        headers: authHeaders(key),
+        signal: AbortSignal.timeout(timeoutMs),
+        redirect: "manual"
+      })
+      await response.body?.cancel()
+      return response.status
+    } catch {
+      return undefined
+    }
+  })
 
 /** OpenAI-compatible base URLs of providers whose keys need no `baseUrl` when stored. */
 export const DEFAULT_BASE_URLS: Readonly<Record<string, string>> = {

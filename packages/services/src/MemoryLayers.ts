@@ -1,6 +1,7 @@
 import { Layer } from "effect"
 import { Artifacts } from "./Artifacts.ts"
 import { Audit } from "./Audit.ts"
+import { ByokStore } from "./ByokStore.ts"
 import { ChangeFeed } from "./ChangeFeed.ts"
 import { CommandQueue } from "./CommandQueue.ts"
 import { ControlPlaneStatus } from "./ControlPlaneStatus.ts"
@@ -11,6 +12,7 @@ import { Identity } from "./Identity.ts"
 import { LeaseStore } from "./LeaseStore.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { ObjectStore } from "./ObjectStore.ts"
+import { SecretAdapter } from "./SecretAdapter.ts"
 import { Projections } from "./Projections.ts"
 import { SessionStore } from "./SessionStore.ts"
 import { Tokens } from "./Tokens.ts"
@@ -33,5 +35,6 @@ export const layerMemoryControlPlane = Layer.mergeAll(
   DeploymentMarkers.layerMemory,
   WorkflowStore.layerMemory,
   Identity.layerMemory,
-  Audit.layerMemory
+  Audit.layerMemory,
+  ByokStore.layerMemory.pipe(Layer.provide(SecretAdapter.layerMemory))
 ).pipe(Layer.provideMerge(Layer.merge(MemoryDatabase.layer, ObjectStore.layerMemory)))

@@ -1,0 +1,100 @@
+import { Api, BadRequest, CurrentPrincipal, Unavailable } from "@cowork/domain"
+import { ModelProxy } from "@cowork/runtime"
+import { ByokStore } from "@cowork/services"
+import { Config, Effect, Redacted } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+
+/**
+ * BYOK routes: the org's provider keys, sealed by the store, read back as metadata only. A base URL must be https
+ * (plain http only with OPEN_COWORK_CLOUD_BYOK_ALLOW_HTTP=true, for local model servers) and may not carry
+ * credentials. `validate` makes one bounded call with the key and records its health.
+ */
+
+const secretAdapterDown = () => new Unavailable({ message: "the secret adapter is unavailable; retry later", retryAfterSeconds: 5 })
+
+const checkBaseUrl = (raw: string | undefined, allowHttp: boolean) =>
+  Effect.gen(function*() {
+    if (raw === undefined) return undefined
+    let url: URL
+    try {
+      url = new URL(raw)
+    } catch {
+      return yield* new BadRequest({ message: "baseUrl is not a URL", field: "baseUrl" })
+    }
+    if (url.protocol !== "https:" && !(allowHttp && url.protocol === "http:")) {
+      return yield* new BadRequest({ message: "baseUrl must be an https URL", field: "baseUrl" })
+    }
+    if (url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "") {
+      return yield* new BadRequest({ message: "baseUrl may not carry credentials, a query or a fragment", field: "baseUrl" })
+    }
+    return url.toString().replace(/\/$/, "")
+  })
+
+export const layer = HttpApiBuilder.group(Api, "byok", Effect.fn(function*(handlers) {
+  const byok = yield* ByokStore
+  const allowHttp = yield* Config.Boolean("OPEN_COWORK_CLOUD_BYOK_ALLOW_HTTP").pipe(Config.withDefault(false))
+
+  return handlers
+    .handle("list", () =>
+      Effect.gen(function*() {
+        const principal = yield* CurrentPrincipal
+        return { keys: yield* byok.list(principal.orgId) }
+      }))
+    .handle("store", ({ params, payload }) =>
+      Effect.gen(function*() {
+        const principal = yield* CurrentPrincipal
+        const baseUrl = yield* checkBaseUrl(payload.baseUrl, allowHttp)
+        if (baseUrl === undefined && ModelProxy.DEFAULT_BASE_URLS[params.provider] === undefined) {
+          return yield* new BadRequest({ message: `provider ${params.provider} needs a baseUrl`, field: "baseUrl" })
+        }
+        const key = yield* byok.put(principal.orgId, params.provider, { apiKey: Redacted.make(payload.apiKey), baseUrl }).pipe(
+          Effect.catchTag("SecretAdapterUnavailable", () => Effect.fail(secretAdapterDown()))
+        )
+        yield* Effect.logInfo("byok key stored").pipe(Effect.annotateLogs({ provider: params.provider, fingerprint: key.fingerprint }))
+        return { key }
+      }))
+    .handle("remove", ({ params }) =>
+      Effect.gen(function*() {
+        const principal = yield* CurrentPrincipal
+        yield* byok.remove(principal.orgId, params.provider)
+        yield* Effect.logInfo("byok key deleted").pipe(Effect.annotateLogs({ provider: params.provider }))
+        return { deleted: true }
+      }))
+    .handle("validate", ({ params }) =>
+      Effect.gen(function*() {
+        const principal = yield* CurrentPrincipal
+        const upstream = yield* ModelProxy.revealFromByok(byok)(principal.orgId, params.provider).pipe(
+          Effect.catch((failure) =>
+            Effect.gen(function*() {
+              if (failure.reason === "not_configured") {
+                // No key at all is a 404; a key without a usable base URL is reported like a failed call.
+                yield* byok.get(principal.orgId, params.provider)
+              }
+              if (failure.reason === "unavailable") return yield* secretAdapterDown()
+              return { failed: failure.reason } as const
+            })
+          )
+        )
+        if ("failed" in upstream) {
+          yield* byok.setHealth(principal.orgId, params.provider, "failing")
+          return {
+            key: yield* byok.get(principal.orgId, params.provider),
+            ok: false,
+            message: `the stored key could not be used (${upstream.failed})`
+          }
+        }
+        const status = yield* ModelProxy.probeUpstream(upstream)
+        const ok = status !== undefined && status >= 200 && status < 300
+        yield* byok.setHealth(principal.orgId, params.provider, ok ? "ok" : "failing")
+        return {
+          key: yield* byok.get(principal.orgId, params.provider),
+          ok,
+          ...(status === undefined ? {} : { upstreamStatus: status }),
+          message: ok
+            ? "the provider accepted the key"
+            : status === undefined
+            ? "the provider could not be reached"
+            : `the provider answered ${status}`
+        }
+      }))
+}))
