@@ -5,6 +5,7 @@ import * as ControlPlaneDatabase from "../ControlPlaneDatabase.ts"
 import * as AdminCredential from "./AdminCredential.ts"
 import * as AdminOrg from "./AdminOrg.ts"
 import * as AdminPool from "./AdminPool.ts"
+import * as AdminSecrets from "./AdminSecrets.ts"
 import * as AdminToken from "./AdminToken.ts"
 import * as AdminWorker from "./AdminWorker.ts"
 import * as AdminWorkflow from "./AdminWorkflow.ts"
@@ -21,9 +22,10 @@ export const command = Command.make("admin").pipe(
     AdminPool.command,
     AdminWorker.command,
     AdminCredential.command,
-    AdminWorkflow.command
+    AdminWorkflow.command,
+    AdminSecrets.command
   ]),
   Command.provide(Layer.mergeAll(PgTokens.layer, PgWorkerRegistry.layer, PgWorkflowStore.layer).pipe(
-    Layer.provide(ControlPlaneDatabase.layer({ embedded: true, applicationName: "cowork-admin", maxConnections: 2 }))
+    Layer.provideMerge(ControlPlaneDatabase.layer({ embedded: true, applicationName: "cowork-admin", maxConnections: 2 }))
   ))
 )
