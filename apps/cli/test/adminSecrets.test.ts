@@ -1,5 +1,4 @@
-import * as Database from "@cowork/postgres/Database"
-import * as PgByokStore from "@cowork/postgres/PgByokStore"
+import { Database, PgByokStore } from "@cowork/postgres"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { makeByokStore, SecretAdapter } from "@cowork/services"
 import { assert, describe, it } from "@effect/vitest"
@@ -9,7 +8,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
-import { runCli } from "./support/CoworkProcess.ts"
+import { runCli } from "../../../test/support/CoworkProcess.ts"
 
 /** `cowork admin secrets rotate-kek` as a real process: old ciphertext stays readable, BYOK keys are rewrapped. */
 

@@ -1,4 +1,4 @@
-import * as PgByokStore from "@cowork/postgres/PgByokStore"
+import { PgByokStore } from "@cowork/postgres"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { makeByokStore, SecretAdapter } from "@cowork/services"
 import { Effect } from "effect"
