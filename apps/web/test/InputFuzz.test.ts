@@ -48,6 +48,7 @@ const routes: ReadonlyArray<Route> = Object.values(Api.groups).flatMap((group) =
 /** Valid bodies for routes whose required fields would otherwise stop a request before its other fields are read. */
 const baselineBodies: Record<string, Record<string, unknown>> = {
   "sessions.prompt": { text: "hello" },
+  "byok.store": { apiKey: "sk-fuzz-baseline" },
   "workerAdmin.createPool": { name: "fuzz", mode: "self_hosted", maxWorkers: 1, maxConcurrentWork: 1 },
   "workerAdmin.registerWorker": { poolId: "pool_missing" },
   "workflows.create": { title: "fuzz", instructions: "fuzz", agentName: "build", triggers: [{ type: "manual", enabled: true }] }
