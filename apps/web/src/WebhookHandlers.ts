@@ -1,10 +1,18 @@
-import { Api, MAX_WEBHOOK_BODY_BYTES, type WebhookRejectionReason } from "@cowork/domain"
+import {
+  Api,
+  Conflict,
+  MAX_WEBHOOK_BODY_BYTES,
+  NotFound,
+  PayloadTooLarge,
+  RateLimited,
+  SignatureRefused,
+  type WebhookRejectionReason
+} from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { SecretAdapter, WebhookSignature, WorkflowStore } from "@cowork/services"
 import { Config, Effect, Option, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
-import { errorResponse } from "./ErrorResponse.ts"
 import { webhookSecretContext } from "./WorkflowHandlers.ts"
 
 const RATE_WINDOW_MS = 60_000
@@ -38,13 +46,11 @@ export const layer = HttpApiBuilder.group(Api, "webhooks", Effect.fn(function*(h
   const perMinute = yield* Config.Int("OPEN_COWORK_CLOUD_WEBHOOK_RATE_PER_MINUTE").pipe(Config.withDefault(120))
   const limited = makeRateLimiter(perMinute)
 
-  const reject = (reason: WebhookRejectionReason, status: number, message: string, headers?: Record<string, string>, extra?: object) =>
-    Effect.as(
-      metrics.inc("open_cowork_cloud_webhook_rejections_total", { reason }),
-      extra === undefined
-        ? errorResponse(status, message, { headers })
-        : HttpServerResponse.jsonUnsafe({ error: { code: "rate_limited", message }, ...extra }, { status, headers })
-    )
+  /** Counts the refusal by reason, then fails with the declared error (its wire form builds the body). */
+  const reject = <E>(reason: WebhookRejectionReason, error: E) =>
+    Effect.andThen(metrics.inc("open_cowork_cloud_webhook_rejections_total", { reason }), Effect.fail(error))
+  const tooLarge = () =>
+    new PayloadTooLarge({ message: `webhook body exceeds ${MAX_WEBHOOK_BODY_BYTES} bytes`, details: { limitBytes: MAX_WEBHOOK_BODY_BYTES } })
 
   return handlers.handleRaw("workflow", ({ params, request }) =>
     Effect.gen(function*() {
@@ -54,22 +60,21 @@ export const layer = HttpApiBuilder.group(Api, "webhooks", Effect.fn(function*(h
       const waitMs = limited(source, now)
       if (waitMs !== undefined) {
         const seconds = Math.max(1, Math.ceil(waitMs / 1000))
-        return yield* reject("rate_limited", 429, "too many webhook deliveries from this source; retry later", { "retry-after": String(seconds) }, {
+        return yield* reject("rate_limited", new RateLimited({
+          message: "too many webhook deliveries from this source; retry later",
           retryAfterMs: seconds * 1000
-        })
+        }))
       }
-      if (Number(request.headers["content-length"] ?? 0) > MAX_WEBHOOK_BODY_BYTES) {
-        return yield* reject("body_too_large", 413, `webhook body exceeds ${MAX_WEBHOOK_BODY_BYTES} bytes`)
-      }
+      if (Number(request.headers["content-length"] ?? 0) > MAX_WEBHOOK_BODY_BYTES) return yield* reject("body_too_large", tooLarge())
       const chunks: Array<Uint8Array> = []
       let size = 0
-      let tooLarge = false
+      let overLimit = false
       yield* request.stream.pipe(
         Stream.runForEachWhile((chunk) =>
           Effect.sync(() => {
             size += chunk.length
             if (size > MAX_WEBHOOK_BODY_BYTES) {
-              tooLarge = true
+              overLimit = true
               return false
             }
             chunks.push(chunk)
@@ -78,21 +83,24 @@ export const layer = HttpApiBuilder.group(Api, "webhooks", Effect.fn(function*(h
         ),
         Effect.orDie
       )
-      if (tooLarge) return yield* reject("body_too_large", 413, `webhook body exceeds ${MAX_WEBHOOK_BODY_BYTES} bytes`)
+      if (overLimit) return yield* reject("body_too_large", tooLarge())
       const body = Buffer.concat(chunks)
 
       const timestamp = request.headers[WebhookSignature.TIMESTAMP_HEADER]
       const signature = request.headers[WebhookSignature.SIGNATURE_HEADER]
       if (timestamp === undefined || signature === undefined || timestamp === "" || signature === "") {
-        return yield* reject("missing_signature", 401, `missing \`${WebhookSignature.TIMESTAMP_HEADER}\` or \`${WebhookSignature.SIGNATURE_HEADER}\` header`)
+        return yield* reject("missing_signature", new SignatureRefused({
+          message: `missing \`${WebhookSignature.TIMESTAMP_HEADER}\` or \`${WebhookSignature.SIGNATURE_HEADER}\` header`
+        }))
       }
       if (!WebhookSignature.isFresh(timestamp, now)) {
-        return yield* reject("stale_timestamp", 401, "the webhook timestamp is outside the accepted ±5 minute window")
+        return yield* reject("stale_timestamp", new SignatureRefused({ message: "the webhook timestamp is outside the accepted ±5 minute window" }))
       }
       const target = yield* store.webhookTarget(params.id)
-      if (Option.isNone(target)) return yield* reject("not_found", 404, "no such workflow webhook")
+      const noWebhook = new NotFound({ message: "no such workflow webhook" })
+      if (Option.isNone(target)) return yield* reject("not_found", noWebhook)
       const enabled = target.value.triggers.filter((trigger) => trigger.enabled)
-      if (enabled.length === 0) return yield* reject("not_found", 404, "no such workflow webhook")
+      if (enabled.length === 0) return yield* reject("not_found", noWebhook)
 
       let matched: string | undefined
       for (const trigger of enabled) {
@@ -105,7 +113,7 @@ export const layer = HttpApiBuilder.group(Api, "webhooks", Effect.fn(function*(h
           break
         }
       }
-      if (matched === undefined) return yield* reject("bad_signature", 401, "the webhook signature does not match")
+      if (matched === undefined) return yield* reject("bad_signature", new SignatureRefused({ message: "the webhook signature does not match" }))
 
       let payload: unknown
       try {
@@ -126,8 +134,8 @@ export const layer = HttpApiBuilder.group(Api, "webhooks", Effect.fn(function*(h
           NotFound: () => Effect.succeed(undefined)
         })
       )
-      if (started === undefined) return yield* reject("disabled", 409, "this workflow is not active")
-      if (Option.isNone(started)) return yield* reject("replayed", 409, "this webhook signature was already accepted")
+      if (started === undefined) return yield* reject("disabled", new Conflict({ message: "this workflow is not active" }))
+      if (Option.isNone(started)) return yield* reject("replayed", new Conflict({ message: "this webhook signature was already accepted" }))
       yield* metrics.inc("open_cowork_cloud_webhook_deliveries_total")
       yield* metrics.inc("open_cowork_cloud_scheduler_runs_started_total", { trigger: "webhook" })
       return HttpServerResponse.jsonUnsafe({ run: started.value }, { status: 202 })

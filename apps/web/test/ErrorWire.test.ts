@@ -16,6 +16,7 @@ import {
   ObjectStoreUnavailable,
   PayloadTooLarge,
   RateLimited,
+  SignatureRefused,
   Unauthorized,
   Unavailable,
   UnsupportedMediaType
@@ -39,6 +40,7 @@ const samples: ReadonlyArray<unknown> = [
   new BadRequest({ message: "invalid query field `cursor`", field: "cursor" }),
   new Unauthorized({ message: `token ${SECRET} expired`, reason: "expired_token" }),
   new Forbidden({ message: "the token lacks the scope this route requires", requiredScopes: ["operator"] }),
+  new SignatureRefused({ message: "the webhook signature does not match" }),
   new NotFound({ message: "session not found" }),
   new Conflict({ message: "idempotency key reused", details: { idempotencyKey: "k1" } }),
   new IllegalTransition({ workerId: "w1", action: "activate", from: "retired", to: "active" }),

@@ -134,6 +134,11 @@ export const Unauthorized = wire(Errors.Unauthorized, {
   decode: (body) => new Errors.Unauthorized({ message: body.message })
 })
 
+export const SignatureRefused = wire(Errors.SignatureRefused, {
+  encode: (e) => ({ message: e.message }),
+  decode: (body) => new Errors.SignatureRefused({ message: body.message })
+})
+
 export const Forbidden = wire(Errors.Forbidden, {
   encode: (e) => ({ message: e.message, details: e.requiredScopes === undefined ? undefined : { requiredScopes: e.requiredScopes } }),
   decode: (body) =>

@@ -57,6 +57,14 @@ export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable"
   retryAfterSeconds: Schema.Number
 }, { httpApiStatus: 503 }) {}
 
+/**
+ * A signed request (a workflow webhook) whose signature or timestamp is refused. Unlike a bearer token's 401, the
+ * message says what failed (missing header, stale timestamp, mismatch): the sender holds the secret either way.
+ */
+export class SignatureRefused extends Schema.TaggedError<SignatureRefused>()("SignatureRefused", {
+  message: Schema.String
+}, { httpApiStatus: 401 }) {}
+
 /** The caller is over a limit: retry after `retryAfterMs` (body) / `Retry-After` (header, seconds). */
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
   message: Schema.String,

@@ -68,7 +68,7 @@ export class WebhooksApi extends HttpApiGroup.make("webhooks")
       params: { id: Id },
       payload: HttpApiSchema.StreamUint8Array({ contentType: "application/json" }),
       success: WorkflowRunEnvelope.pipe(HttpApiSchema.status(202)),
-      error: [ApiError.BadRequest, ApiError.Unauthorized, ApiError.NotFound, ApiError.Conflict, ApiError.PayloadTooLarge, ApiError.RateLimited]
+      error: [ApiError.BadRequest, ApiError.SignatureRefused, ApiError.NotFound, ApiError.Conflict, ApiError.PayloadTooLarge, ApiError.RateLimited]
     }).annotate(
       OpenApi.Description,
       "Headers `x-open-cowork-webhook-timestamp` (unix seconds, within ±5 min) and `x-open-cowork-webhook-signature` = `v1=` + hex HMAC-SHA256 of `v1:{timestamp}:{rawBody}` with the trigger's secret. Each signature is accepted once (409 on replay); the body (at most 64 KiB) becomes the run's `triggerPayload`."
