@@ -1,3 +1,4 @@
+import { DefaultProfileName } from "@cowork/services"
 import { Config, Context, Effect, Layer } from "effect"
 import * as Os from "node:os"
 
@@ -27,7 +28,7 @@ export class SchedulerConfig extends Context.Service<SchedulerConfig, SchedulerS
       const generated = `sched-${Os.hostname().slice(0, 40)}-${globalThis.crypto.randomUUID().slice(0, 8)}`
       return SchedulerConfig.of({
         schedulerId: yield* Config.String("OPEN_COWORK_CLOUD_SCHEDULER_ID").pipe(Config.withDefault(generated)),
-        profileName: yield* Config.String("OPEN_COWORK_CLOUD_PROFILE_NAME").pipe(Config.withDefault("default")),
+        profileName: yield* DefaultProfileName,
         tickMs: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_TICK_MS").pipe(Config.withDefault(1_000)),
         claimTtlMs: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_CLAIM_TTL_MS").pipe(Config.withDefault(30_000)),
         batchSize: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_BATCH").pipe(Config.withDefault(100)),

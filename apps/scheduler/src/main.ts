@@ -9,7 +9,7 @@ import * as SchedulerRole from "./SchedulerRole.ts"
 const database = Layer.unwrap(Effect.map(Database.resolveUrl(false), (url) => Database.layer({ url, applicationName: "cowork-scheduler" })))
 
 SchedulerRole.layer.pipe(
-  Layer.provide([PgWorkflowStore.layer, PgHeartbeats.layer, SchedulerConfig.layerConfig]),
+  Layer.provide([PgWorkflowStore.layerConfig, PgHeartbeats.layer, SchedulerConfig.layerConfig]),
   Layer.provideMerge(Database.layerMigrate.pipe(Layer.provideMerge(database))),
   Layer.provide([Metrics.layer("scheduler"), Tracing.layer("scheduler"), Logging.layer("scheduler")]),
   Layer.launch,

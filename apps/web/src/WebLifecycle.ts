@@ -1,8 +1,9 @@
+import { DefaultProfileName } from "@cowork/services"
 import { Config, Context, Deferred, Effect, Layer } from "effect"
 
 const make = (role: string) =>
   Effect.gen(function*() {
-    const profileName = yield* Config.String("OPEN_COWORK_CLOUD_PROFILE_NAME").pipe(Config.withDefault("default"))
+    const profileName = yield* DefaultProfileName
     const started = yield* Deferred.make<void>()
     return WebLifecycle.of({
       role,

@@ -16,7 +16,7 @@ import {
   PgWorkerRegistry,
   PgWorkflowStore
 } from "@cowork/postgres"
-import { DEFAULT_PROFILE_NAME, ListenHost } from "@cowork/services"
+import { ListenHost } from "@cowork/services"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { ObjectStoreConfig } from "@cowork/storage"
 import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
@@ -94,10 +94,7 @@ export const layerAs = (role: "web" | "all") => layerServeAs(role).pipe(Layer.pr
 
 /** The Postgres-backed services the web role needs, given a `PgClient` and the process's `ObjectStore`. */
 export const layerPgAdapters = Layer.mergeAll(
-  Layer.unwrap(Effect.map(
-    Config.String("OPEN_COWORK_CLOUD_PROFILE_NAME").pipe(Config.withDefault(DEFAULT_PROFILE_NAME)),
-    (defaultProfileName) => PgSessionStore.layerWith({ defaultProfileName })
-  )),
+  PgSessionStore.layerConfig,
   PgTokens.layer,
   PgEventLog.layer,
   PgChangeFeed.layer,
@@ -108,7 +105,7 @@ export const layerPgAdapters = Layer.mergeAll(
   PgProjections.layer,
   PgWorkerRegistry.layer,
   PgArtifacts.layer,
-  PgWorkflowStore.layer,
+  PgWorkflowStore.layerConfig,
   PgIdentity.layer,
   PgAudit.layer,
   PgByokStore.layer

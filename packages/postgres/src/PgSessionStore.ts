@@ -13,6 +13,7 @@ import {
 import {
   type CreateSessionInput,
   DEFAULT_PROFILE_NAME,
+  DefaultProfileName,
   DEFAULT_SESSION_TITLE,
   type ListSessionsQuery,
   replayIdempotentPrompt,
@@ -246,3 +247,6 @@ export const layerWith = (options: SessionStoreOptions) => Layer.effect(SessionS
 
 /** Sessions created without a profile get `default`. */
 export const layer = layerWith({ defaultProfileName: DEFAULT_PROFILE_NAME })
+
+/** Sessions created without a profile get OPEN_COWORK_CLOUD_PROFILE_NAME (composition roots). */
+export const layerConfig = Layer.unwrap(Effect.map(DefaultProfileName, (defaultProfileName) => layerWith({ defaultProfileName })))

@@ -18,6 +18,8 @@ import {
 } from "@cowork/domain"
 import {
   type CreateWorkflowInput,
+  DEFAULT_PROFILE_NAME,
+  DefaultProfileName,
   type FireResult,
   nextSlot,
   type PageQuery,
@@ -29,7 +31,7 @@ import {
   type WorkflowClaim,
   WorkflowStore
 } from "@cowork/services"
-import { Config, Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { appendEvents } from "./AppendEvents.ts"
 import { COMMANDS_CHANNEL, formatCommandSignal } from "./Channels.ts"
@@ -129,9 +131,14 @@ const decodeCursor = decodeSessionCursor
 
 const toMillis = (date: Date | string) => (date instanceof Date ? date.getTime() : Date.parse(date))
 
-export const make = Effect.gen(function*() {
+export interface WorkflowStoreOptions {
+  /** The profile of the sessions runs create. */
+  readonly defaultProfileName: string
+}
+
+export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  const profileName = yield* Config.String("OPEN_COWORK_CLOUD_PROFILE_NAME").pipe(Config.withDefault("default"))
+  const profileName = options.defaultProfileName
   const provideSql = Effect.provideService(SqlClient.SqlClient, sql)
 
   const dbNow = Effect.map(sql.unsafe<{ now: Date }>(`SELECT now() AS now`), (rows) => rows[0]!.now.getTime())
@@ -670,4 +677,10 @@ export const make = Effect.gen(function*() {
   })
 })
 
-export const layer = Layer.effect(WorkflowStore, make)
+export const layerWith = (options: WorkflowStoreOptions) => Layer.effect(WorkflowStore, make(options))
+
+/** Run sessions get the `default` profile. */
+export const layer = layerWith({ defaultProfileName: DEFAULT_PROFILE_NAME })
+
+/** Run sessions get OPEN_COWORK_CLOUD_PROFILE_NAME (composition roots). */
+export const layerConfig = Layer.unwrap(Effect.map(DefaultProfileName, (defaultProfileName) => layerWith({ defaultProfileName })))

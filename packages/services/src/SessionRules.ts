@@ -1,3 +1,5 @@
+import { Config } from "effect"
+
 import { Conflict } from "@cowork/domain"
 import { Effect } from "effect"
 
@@ -7,6 +9,9 @@ export const DEFAULT_SESSION_TITLE = "Untitled session"
 
 /** The profile a session gets when the request names none and the process configures none. */
 export const DEFAULT_PROFILE_NAME = "default"
+
+/** OPEN_COWORK_CLOUD_PROFILE_NAME: the process's profile, read by composition roots (`layerConfig`), never by a store. */
+export const DefaultProfileName = Config.String("OPEN_COWORK_CLOUD_PROFILE_NAME").pipe(Config.withDefault(DEFAULT_PROFILE_NAME))
 
 /**
  * A prompt under an idempotency key already used on the session: the same text is the same prompt (its command is

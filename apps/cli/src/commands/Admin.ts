@@ -25,7 +25,7 @@ export const command = Command.make("admin").pipe(
     AdminWorkflow.command,
     AdminSecrets.command
   ]),
-  Command.provide(Layer.mergeAll(PgTokens.layer, PgWorkerRegistry.layer, PgWorkflowStore.layer).pipe(
+  Command.provide(Layer.mergeAll(PgTokens.layer, PgWorkerRegistry.layer, PgWorkflowStore.layerConfig).pipe(
     Layer.provideMerge(ControlPlaneDatabase.layer({ embedded: true, applicationName: "cowork-admin", maxConnections: 2 }))
   ))
 )
