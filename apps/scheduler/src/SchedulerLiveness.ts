@@ -1,6 +1,7 @@
 import type { Readiness } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { migrationsApplied } from "@cowork/postgres"
+import { ListenHost } from "@cowork/services"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Effect, Layer, Option, Ref } from "effect"
 import { HttpRouter, type HttpServerError, HttpServerResponse } from "effect/http"
@@ -35,7 +36,7 @@ export const routes = Layer.mergeAll(
   }))
 )
 
-/** Serves the probes on `OPEN_COWORK_CLOUD_LIVENESS_PORT` when it is set; otherwise nothing listens. */
+/** Serves the probes on `OPEN_COWORK_CLOUD_HOST`:`OPEN_COWORK_CLOUD_LIVENESS_PORT` when the port is set; otherwise nothing listens. */
 export const layer: Layer.Layer<
   never,
   Config.ConfigError | HttpServerError.ServeError,
@@ -43,8 +44,9 @@ export const layer: Layer.Layer<
 > = Layer.unwrap(Effect.gen(function*() {
   const port = yield* Config.option(Config.Int("OPEN_COWORK_CLOUD_LIVENESS_PORT"))
   if (Option.isNone(port)) return Layer.empty
-  yield* Effect.logInfo("liveness server listening").pipe(Effect.annotateLogs({ port: port.value }))
+  const host = yield* ListenHost
+  yield* Effect.logInfo("liveness server listening").pipe(Effect.annotateLogs({ host, port: port.value }))
   return HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
-    Layer.provide(NodeHttpServer.layer(createServer, { port: port.value }))
+    Layer.provide(NodeHttpServer.layer(createServer, { host, port: port.value }))
   )
 }))
