@@ -1,10 +1,11 @@
-import { RateLimited, type SessionEvent, type SnapshotRequired } from "@cowork/domain"
+import { CurrentPrincipal, RateLimited, type SessionEvent, type SnapshotRequired } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { EventLog } from "@cowork/services"
-import { Effect, Queue, Stream } from "effect"
+import { Effect, Option, Queue, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { SessionEventHub } from "./SessionEventHub.ts"
 import { CAP_RETRY_AFTER_SECONDS, SseStreamCaps } from "./SseStreamCaps.ts"
+import { TokenRevocations } from "./TokenRevocations.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 export const KEEP_ALIVE_INTERVAL = "15 seconds"
@@ -42,20 +43,25 @@ export const sseHeadResponse = () =>
  * Held open for as long as the response streams, counted in `open_cowork_cloud_sse_connections` and against the
  * org's stream cap (429 when the org is at it; a refused stream is never counted). The slot belongs to the request's
  * scope, which closes however the request ends (streamed to the end, aborted by the client, failed, or a response
- * whose body the server never runs), so no exit path keeps it.
+ * whose body the server never runs), so no exit path keeps it. The stream ends when the token it was opened with
+ * is revoked or expires (`TokenRevocations`).
  */
 const sseResponse = (orgId: string, kind: "session" | "workspace", body: Stream.Stream<string>) =>
   Effect.gen(function*() {
     const lifecycle = yield* WebLifecycle
     const metrics = yield* Metrics
     const caps = yield* SseStreamCaps
+    const revocations = yield* TokenRevocations
     const release = yield* caps.reserve(orgId)
     if (release === undefined) return yield* capReached(caps.maxPerOrg)
     yield* Effect.addFinalizer(() => release)
+    const principal = yield* Effect.serviceOption(CurrentPrincipal)
+    const credentialEnds = Option.isSome(principal) ? yield* revocations.watch(principal.value.tokenId) : Effect.never
     const keepAlive = Stream.tick(KEEP_ALIVE_INTERVAL).pipe(Stream.drop(1), Stream.map(() => ": keep-alive\n\n"))
     const stream = Stream.make(`retry: ${RETRY_HINT_MS}\n\n`).pipe(
       Stream.concat(Stream.merge(body, keepAlive, { haltStrategy: "left" })),
       Stream.interruptWhen(lifecycle.draining),
+      Stream.interruptWhen(credentialEnds),
       Stream.encodeText
     )
     const counted = Stream.unwrap(Effect.as(metrics.hold("open_cowork_cloud_sse_connections", { stream: kind }), stream)).pipe(

@@ -22,6 +22,7 @@ import { ObjectStoreConfig } from "@cowork/storage"
 import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
 import { type Etag, type HttpPlatform, HttpRouter, type HttpServer, type HttpServerError } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import * as ApiTokenHandlers from "./ApiTokenHandlers.ts"
 import * as ArtifactHandlers from "./ArtifactHandlers.ts"
 import * as AuditHandlers from "./AuditHandlers.ts"
 import * as AuthenticationLive from "./AuthenticationLive.ts"
@@ -38,6 +39,7 @@ import * as WorkerAdminHandlers from "./WorkerAdminHandlers.ts"
 import * as WorkflowRoutes from "./WorkflowRoutes.ts"
 import { SessionEventHub } from "./SessionEventHub.ts"
 import { SseStreamCaps } from "./SseStreamCaps.ts"
+import { TokenRevocations } from "./TokenRevocations.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 /** Every route of the web role, derived from the one `Api` definition, plus `/openapi.json` and `/docs`. */
@@ -47,6 +49,7 @@ export const routes = Layer.mergeAll(
     Layer.provide(WorkflowRoutes.layer),
     Layer.provide([AuthHandlers.layer, MemberHandlers.layer, AuditHandlers.layer]),
     Layer.provide(ByokHandlers.layer),
+    Layer.provide(ApiTokenHandlers.layer),
     Layer.provide(AuthenticationLive.layer),
     Layer.provide(BrowserAuth.layer)
   ),
@@ -58,7 +61,7 @@ const serveWith = <E>(lifecycle: Layer.Layer<WebLifecycle, E>) =>
   WebLifecycle.drainOnShutdown.pipe(
     // RequestGuard writes the one log line per request (route template, not the raw URL).
     Layer.provideMerge(HttpRouter.serve(routes, { disableLogger: true })),
-    Layer.provide([SessionEventHub.layer, SseStreamCaps.layer]),
+    Layer.provide([SessionEventHub.layer, SseStreamCaps.layer, TokenRevocations.layer]),
     Layer.provideMerge(lifecycle)
   )
 

@@ -51,7 +51,8 @@ const baselineBodies: Record<string, Record<string, unknown>> = {
   "byok.store": { apiKey: "sk-fuzz-baseline" },
   "workerAdmin.createPool": { name: "fuzz", mode: "self_hosted", maxWorkers: 1, maxConcurrentWork: 1 },
   "workerAdmin.registerWorker": { poolId: "pool_missing" },
-  "workflows.create": { title: "fuzz", instructions: "fuzz", agentName: "build", triggers: [{ type: "manual", enabled: true }] }
+  "workflows.create": { title: "fuzz", instructions: "fuzz", agentName: "build", triggers: [{ type: "manual", enabled: true }] },
+  "apiTokens.create": { name: "fuzz", scopes: ["web"] }
 }
 
 const deepArray = (depth: number): string => "[".repeat(depth) + "]".repeat(depth)

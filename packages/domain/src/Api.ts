@@ -7,6 +7,7 @@ import { ByokApi } from "./ByokApi.ts"
 import { WebhooksApi, WorkflowsApi } from "./WorkflowsApi.ts"
 import { Authentication, OperatorAuthentication, RequiredScopes, requiredScopes } from "./ApiCore.ts"
 import * as ApiError from "./ApiError.ts"
+import { ApiTokensApi } from "./ApiTokensApi.ts"
 import { AuditApi } from "./AuditApi.ts"
 import { AuthApi, ConfigApi, WorkspaceApi } from "./AuthApi.ts"
 import { BoundedJson, Id, isStorableText, PageLimit, SessionCursor, Text } from "./Input.ts"
@@ -286,6 +287,7 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(WorkflowsApi)
   .add(WebhooksApi)
   .add(AuthApi).add(ConfigApi).add(WorkspaceApi).add(MembersApi).add(AuditApi)
+  .add(ApiTokensApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}
 

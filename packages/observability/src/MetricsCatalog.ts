@@ -87,7 +87,9 @@ export const HTTP_ROUTES = [
   "/auth/token-login",
   "/api/members",
   "/api/members/:id",
-  "/api/members/:id/sessions"
+  "/api/members/:id/sessions",
+  "/api/api-tokens",
+  "/api/api-tokens/:id"
 ] as const
 
 export type HttpRoute = (typeof HTTP_ROUTES)[number]
