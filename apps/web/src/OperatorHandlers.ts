@@ -1,6 +1,6 @@
 import { Api, CurrentCaller, type Diagnostics, heartbeatFreshWithinMs, type RuntimeStatus, SERVICE_VERSION, type WorkerHeartbeat } from "@cowork/domain"
 import { Metrics, MetricsCatalog, redactDeep } from "@cowork/observability"
-import { ChangeFeed, CommandQueue, ControlPlaneStatus, Heartbeats, Projections, QUEUE_SCAN_LIMIT, SessionStore } from "@cowork/services"
+import { ByokStore, ChangeFeed, CommandQueue, ControlPlaneStatus, Heartbeats, Projections, QUEUE_SCAN_LIMIT, SessionStore } from "@cowork/services"
 import { Config, Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import * as WebReadiness from "./WebReadiness.ts"
@@ -16,6 +16,7 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
   const lifecycle = yield* WebLifecycle
   const metrics = yield* Metrics
   const heartbeats = yield* Heartbeats
+  const byokStore = yield* ByokStore
   const queue = yield* CommandQueue
   const projections = yield* Projections
   const status = yield* ControlPlaneStatus
@@ -121,7 +122,15 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
             maxProjectionLagEvents: maxLag
           },
           leases: { ...census, counters: yield* counters },
-          byok: { status: "not_configured", providers: [], note: "BYOK is not part of this build; reads will return metadata only" },
+          byok: yield* Effect.gen(function*() {
+            const orgId = yield* callerOrg
+            const providers = orgId === undefined ? [] : yield* byokStore.list(orgId)
+            return {
+              status: providers.length > 0 ? "configured" : "not_configured",
+              providers,
+              note: "the caller's org keys, metadata only (provider, last4, fingerprint, status, health, updatedAt)"
+            }
+          }),
           gateway: { status: "not_configured", note: "no gateway deployment reports to this control plane" },
           links: {
             runtimeStatus: "/api/runtime/status",
