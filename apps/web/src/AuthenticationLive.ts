@@ -5,7 +5,8 @@ import {
   Forbidden,
   OperatorAuthentication,
   type Principal,
-  requiredScopes
+  requiredScopes,
+  Unauthorized
 } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { Tokens } from "@cowork/services"
@@ -28,11 +29,11 @@ const makeAuthenticator = Effect.gen(function*() {
   ) {
     const missing = Redacted.value(credential) === ""
     const principal: Principal = yield* tokens.authenticate(credential).pipe(
-      // The reason is counted, never shown: the wire form of Unauthorized has one generic body.
-      Effect.tapError((error) =>
+      // The reason is counted, never shown: every refused bearer token gets the same generic 401.
+      Effect.catchTag("Unauthorized", (error) =>
         metrics.inc("open_cowork_cloud_auth_failures_total", {
           reason: error.reason ?? (missing ? "missing_credentials" : "invalid_token")
-        }))
+        }).pipe(Effect.andThen(Effect.fail(new Unauthorized({ message: "missing or invalid bearer token" })))))
     )
     const accepted = requiredScopes(groupAnnotations, endpointAnnotations)
     if (!accepted.some((scope) => principal.scopes.includes(scope))) {

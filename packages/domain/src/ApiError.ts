@@ -128,9 +128,9 @@ export const BadRequest = wire(Errors.BadRequest, {
   decode: (body) => new Errors.BadRequest({ message: body.message, field: body.details?.field === undefined ? undefined : str(body.details.field) })
 })
 
-/** Every refused credential gets the same body: the reason is counted and logged, never shown. */
+/** Why a credential was refused (`reason`) is counted and logged, never shown: the body carries the message only. */
 export const Unauthorized = wire(Errors.Unauthorized, {
-  encode: () => ({ message: "missing or invalid bearer token" }),
+  encode: (e) => ({ message: e.message }),
   decode: (body) => new Errors.Unauthorized({ message: body.message })
 })
 
