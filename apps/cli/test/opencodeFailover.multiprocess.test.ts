@@ -11,8 +11,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Crypto from "node:crypto"
-import { freshDatabaseUrl } from "../../../../test/support/TestDatabase.ts"
-import { eventually, freePort, runCli, spawn, waitReady } from "../../../../test/support/CoworkProcess.ts"
+import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
+import { eventually, freePort, runCli, spawn, waitReady } from "../../../test/support/CoworkProcess.ts"
 
 /**
  * The real thing end to end: `cowork web` + `cowork worker` processes with OPEN_COWORK_CLOUD_RUNTIME=opencode, the
