@@ -108,9 +108,8 @@ const wireWithRetryAfter = <S extends Schema.Top>(
       decode: ({ body, headers }) => codec.decode(body.error, { seconds: Number(headers["retry-after"]) || 0, ms: body.retryAfterMs }),
       encode: (value) => {
         const { message, details } = codec.encode(value)
-        const code = codeForStatus(status)
         return {
-          body: { error: { code, message, ...(details === undefined ? {} : { details }) }, ...codec.extra?.(value) },
+          body: { ...envelope(status, message, details), ...codec.extra?.(value) },
           headers: { "retry-after": String(Math.max(1, Math.ceil(codec.retryAfterSeconds(value)))) }
         }
       }
