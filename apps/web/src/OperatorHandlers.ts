@@ -99,7 +99,8 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
     diagnostics: () =>
       Effect.gen(function*() {
         const beats = yield* listHeartbeats
-        const backlog = yield* queue.backlog(QUEUE_SCAN_LIMIT)
+        // An org operator's queue figures are its own org's; the platform operator's are every org's.
+        const backlog = yield* queue.backlog(QUEUE_SCAN_LIMIT, yield* callerOrg)
         const maxLag = yield* projections.maxLag
         const census = yield* status.leaseCensus
         const readiness = yield* WebReadiness.report

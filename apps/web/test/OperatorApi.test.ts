@@ -88,8 +88,8 @@ it.layer(layer)("operator API", (it) => {
 
   it.effect("diagnostics: queue depth, oldest command age, leases, counters, links; marked redacted", () =>
     Effect.gen(function*() {
-      const operator = yield* orgWithToken(["operator"])
       const tenant = yield* orgWithToken(["web"])
+      const operator = { token: yield* tokenFor(tenant.orgId, ["operator"]) }
       const tenantApi = yield* client(tenant.token)
       const { session } = yield* tenantApi.sessions.create({ payload: {} })
       yield* tenantApi.sessions.prompt({ params: { id: session.id }, payload: { text: "queued" } })

@@ -99,6 +99,16 @@ it.layer(layer)("tenant isolation of operator and admin routes", (it) => {
           response.body.heartbeats.find((beat: any) => beat.workerId === "shared-worker-1").activeWorkIds)
       assert.deepStrictEqual(yield* seenBy(org1.token), [session1])
       assert.deepStrictEqual(yield* seenBy(org2.token), [session2])
+
+      // Queue figures in diagnostics: an org operator counts its own org's pending commands only.
+      yield* request("POST", `/api/sessions/${session1}/prompt`, { token: org1.token, body: { text: "queued" } })
+      const depth = (token: string) =>
+        Effect.map(request("GET", "/api/diagnostics", { token }), (response) => response.body.queues.depthEstimate as number)
+      const platform = yield* platformOperator
+      const everyOrg = yield* depth(platform)
+      assert.isAtLeast(everyOrg, 1)
+      assert.strictEqual(yield* depth(org2.token), 0, "org 2 sees none of org 1's queue")
+      assert.isAtLeast(yield* depth(org1.token), 1)
     }))
 
   it.effect("a platform operator token sees and manages every pool, runs saas pools, and is refused by tenant routes", () =>

@@ -78,13 +78,15 @@ export const make = Effect.gen(function*() {
   })
 
   /** Both reads walk the partial `pending` index; the count stops at `limit` rows. */
-  const backlog = Effect.fn("CommandQueue.backlog")(function*(limit: number) {
+  const backlog = Effect.fn("CommandQueue.backlog")(function*(limit: number, orgId?: string | undefined) {
     const rows = yield* sql.unsafe<{ depth: number; oldest_age_ms: number | null }>(
       `SELECT
-        (SELECT count(*) FROM (SELECT 1 FROM cloud_session_commands WHERE status = 'pending' LIMIT $1) bounded)::int AS depth,
+        (SELECT count(*) FROM (SELECT 1 FROM cloud_session_commands
+          WHERE status = 'pending' AND ($2::text IS NULL OR org_id = $2::text) LIMIT $1) bounded)::int AS depth,
         (SELECT (extract(epoch FROM clock_timestamp() - c.created_at) * 1000)::float8
-          FROM cloud_session_commands c WHERE c.status = 'pending' ORDER BY c.position LIMIT 1) AS oldest_age_ms`,
-      [limit]
+          FROM cloud_session_commands c WHERE c.status = 'pending' AND ($2::text IS NULL OR c.org_id = $2::text)
+          ORDER BY c.position LIMIT 1) AS oldest_age_ms`,
+      [limit, orgId ?? null]
     ).pipe(Effect.orDie)
     const depth = Number(rows[0]?.depth ?? 0)
     return { depthEstimate: depth, capped: depth >= limit, oldestAgeMs: Math.max(0, Number(rows[0]?.oldest_age_ms ?? 0)) }

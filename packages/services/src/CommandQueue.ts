@@ -30,7 +30,8 @@ export class CommandQueue extends Context.Service<CommandQueue, {
    */
   readonly noteError: (lease: Lease, message: string) => Effect.Effect<Option.Option<string>, StaleOwner>
   /** Counts pending commands up to `limit` (never a full scan) and the age of the oldest one. */
-  readonly backlog: (limit: number) => Effect.Effect<QueueBacklog>
+  /** With `orgId`: that org's pending commands only (an org operator's view); without, every org's. */
+  readonly backlog: (limit: number, orgId?: string | undefined) => Effect.Effect<QueueBacklog>
 }>()("cowork/CommandQueue") {
   static readonly layerMemory: Layer.Layer<CommandQueue, never, MemoryDatabase> = Layer.effect(
     CommandQueue,

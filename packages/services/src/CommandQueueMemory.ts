@@ -37,9 +37,11 @@ export const makeCommandQueueMemory = (db: MemoryTables): CommandQueue["Service"
         command.lastError = message
         return Effect.succeed(Option.some(command.id))
       }),
-    backlog: (limit) =>
+    backlog: (limit, orgId) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
-        const pending = db.commands.filter((command) => command.status === "pending")
+        const pending = db.commands.filter((command) =>
+          command.status === "pending" && (orgId === undefined || command.orgId === orgId)
+        )
         const depth = Math.min(pending.length, limit)
         const oldest = pending[0]
         return { depthEstimate: depth, capped: depth >= limit, oldestAgeMs: oldest === undefined ? 0 : Math.max(0, now - oldest.createdAt) }

@@ -50,5 +50,8 @@ export const commandQueueContract = <R>(harness: ControlPlaneHarness<R>) =>
         const lease = yield* claimOne("w1", session.sessionId)
         yield* queue.next(lease)
         assert.deepInclude(yield* queue.backlog(10), { depthEstimate: 2, capped: false }, "a running command is not backlog")
+        yield* runnableSession()
+        assert.deepInclude(yield* queue.backlog(10), { depthEstimate: 3 })
+        assert.deepInclude(yield* queue.backlog(10, session.orgId), { depthEstimate: 2 }, "an org's view counts only its own")
       })))
   })
