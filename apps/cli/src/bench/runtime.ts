@@ -55,6 +55,8 @@ interface Sample {
 
 const main = Effect.gen(function*() {
   const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-runtime-"))
+  // The embedded Postgres runs as its own user and must reach its directory.
+  Fs.chmodSync(dataDir, 0o755)
   yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
   const cluster = yield* startEmbeddedPostgres(Path.join(dataDir, "postgres"))
   yield* Database.ensureDatabase(cluster.url("postgres"), "bench")
