@@ -12,6 +12,7 @@ import { Metrics } from "@cowork/observability"
 import { Tokens } from "@cowork/services"
 import { type Context, Effect, Layer, Redacted } from "effect"
 import { BrowserAuth } from "./BrowserAuth.ts"
+import { RequestLimits } from "./RequestLimits.ts"
 
 /**
  * Bearer-token authentication for every protected route: 401 for a missing/unknown/expired/revoked token, 403
@@ -21,6 +22,7 @@ import { BrowserAuth } from "./BrowserAuth.ts"
 const makeAuthenticator = Effect.gen(function*() {
   const tokens = yield* Tokens
   const metrics = yield* Metrics
+  const limits = yield* RequestLimits
   return Effect.fn("Authentication.bearer")(function*(
     credential: Redacted.Redacted<string>,
     groupAnnotations: Context.Context<never>,
@@ -33,7 +35,11 @@ const makeAuthenticator = Effect.gen(function*() {
       Effect.catchTag("Unauthorized", (error) =>
         metrics.inc("open_cowork_cloud_auth_failures_total", {
           reason: error.reason ?? (missing ? "missing_credentials" : "invalid_token")
-        }).pipe(Effect.andThen(Effect.fail(new Unauthorized({ message: "missing or invalid bearer token" })))))
+        }).pipe(
+          // A presented credential that fails counts toward the source's back-off; a missing one does not.
+          Effect.andThen(missing ? Effect.void : limits.noteAuthFailure),
+          Effect.andThen(Effect.fail(new Unauthorized({ message: "missing or invalid bearer token" })))
+        ))
     )
     const accepted = requiredScopes(groupAnnotations, endpointAnnotations)
     if (!accepted.some((scope) => principal.scopes.includes(scope))) {
@@ -44,6 +50,7 @@ const makeAuthenticator = Effect.gen(function*() {
       yield* metrics.inc("open_cowork_cloud_auth_failures_total", { reason: "forbidden_principal" })
       return yield* new Forbidden({ message: "a platform operator token cannot act inside an org; use an org token" })
     }
+    yield* limits.admit(principal)
     return principal
   })
 })
@@ -54,12 +61,18 @@ export const layerTenant = Layer.effect(
   Effect.gen(function*() {
     const authenticate = yield* makeAuthenticator
     const browser = yield* BrowserAuth
+    const limits = yield* RequestLimits
     return Authentication.of({
       bearer: Effect.fn("Authentication.tenant")(function*(httpEffect, { credential, endpoint, group }) {
+        // A source in authentication back-off is refused before any credential is looked at.
+        yield* limits.checkSource
         // A request with a bearer token is never cookie-authenticated; one without may carry a browser session.
         if (Redacted.value(credential) === "") {
           const viaCookie = yield* browser.principalFromCookie(requiredScopes(group.annotations, endpoint.annotations))
-          if (viaCookie !== undefined) return yield* Effect.provideService(httpEffect, CurrentPrincipal, viaCookie)
+          if (viaCookie !== undefined) {
+            yield* limits.admit(viaCookie)
+            return yield* Effect.provideService(httpEffect, CurrentPrincipal, viaCookie)
+          }
         }
         const principal = yield* authenticate(credential, group.annotations, endpoint.annotations, "org")
         if (principal.kind !== "org") return yield* Effect.die(new Error("unreachable: tenant routes refuse platform principals"))
@@ -75,8 +88,10 @@ export const layerOperator = Layer.effect(
   Effect.gen(function*() {
     const authenticate = yield* makeAuthenticator
     const browser = yield* BrowserAuth
+    const limits = yield* RequestLimits
     return OperatorAuthentication.of({
       bearer: Effect.fn("Authentication.operator")(function*(httpEffect, { credential, endpoint, group }) {
+        yield* limits.checkSource
         // A browser session never reaches an operator route: BrowserAuth answers its cookie with a 403 that says so.
         if (Redacted.value(credential) === "") {
           yield* browser.principalFromCookie(requiredScopes(group.annotations, endpoint.annotations))

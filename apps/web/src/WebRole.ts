@@ -16,7 +16,7 @@ import {
   PgWorkerRegistry,
   PgWorkflowStore
 } from "@cowork/postgres"
-import { ListenHost } from "@cowork/services"
+import { ListenHost, RateLimiter } from "@cowork/services"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { ObjectStoreConfig } from "@cowork/storage"
 import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
@@ -34,6 +34,7 @@ import * as MemberHandlers from "./MemberHandlers.ts"
 import * as NodeServer from "./NodeServer.ts"
 import * as OperatorHandlers from "./OperatorHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
+import * as RequestLimits from "./RequestLimits.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
 import * as WorkerAdminHandlers from "./WorkerAdminHandlers.ts"
 import * as WorkflowRoutes from "./WorkflowRoutes.ts"
@@ -51,7 +52,8 @@ export const routes = Layer.mergeAll(
     Layer.provide(ByokHandlers.layer),
     Layer.provide(ApiTokenHandlers.layer),
     Layer.provide(AuthenticationLive.layer),
-    Layer.provide(BrowserAuth.layer)
+    Layer.provide([BrowserAuth.layer, RequestLimits.layer]),
+    Layer.provide(RateLimiter.layerMemory)
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   RequestGuard.layer

@@ -40,7 +40,7 @@ export class Authentication extends HttpApiMiddleware.Service<Authentication, {
   provides: CurrentPrincipal
 }>()("cowork/Api/Authentication", {
   security: { bearer: HttpApiSecurity.bearer },
-  error: [ApiError.Unauthorized, ApiError.Forbidden]
+  error: [ApiError.Unauthorized, ApiError.Forbidden, ApiError.RateLimited]
 }) {}
 
 /**
@@ -51,5 +51,5 @@ export class OperatorAuthentication extends HttpApiMiddleware.Service<OperatorAu
   provides: CurrentCaller
 }>()("cowork/Api/OperatorAuthentication", {
   security: { bearer: HttpApiSecurity.bearer },
-  error: [ApiError.Unauthorized, ApiError.Forbidden]
+  error: [ApiError.Unauthorized, ApiError.Forbidden, ApiError.RateLimited]
 }) {}

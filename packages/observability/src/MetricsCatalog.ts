@@ -282,6 +282,10 @@ export const MetricsCatalog = {
     method: ["oidc", "token_login"],
     outcome: ["ok", "refused", "not_a_member", "idp_unavailable"]
   }),
+  open_cowork_cloud_rate_limited_total: counter(
+    "Requests refused with 429 by the in-process limits: per principal, per org, or a source in authentication back-off.",
+    { scope: ["principal", "org", "auth_backoff"] }
+  ),
   open_cowork_cloud_byok_reveal_failures_total: counter(
     "Model calls refused because the org's provider key could not be revealed (no key stored, unknown envelope key, tampered, secret adapter down).",
     { reason: ["not_configured", "unknown_key", "authentication_failed", "malformed", "unavailable"] }

@@ -96,6 +96,9 @@ const startStack = async (
       OPEN_COWORK_CLOUD_WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
       // The idle phase holds IDLE_STREAMS streams for one org on one web process.
       OPEN_COWORK_CLOUD_SSE_MAX_STREAMS_PER_ORG: String(IDLE_STREAMS + 100),
+      // The bench is one token driving the whole load: the per-caller request limits would measure themselves.
+      OPEN_COWORK_CLOUD_RATE_LIMIT_PRINCIPAL_PER_MIN: "100000000",
+      OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN: "100000000",
       // Checkpoints and artifacts go under the benchmark's temp dir, not the repository's .cowork/.
       OPEN_COWORK_DATA_DIR: dataDir,
       ...extraEnv

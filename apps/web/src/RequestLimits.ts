@@ -1,0 +1,68 @@
+import { type Principal, RateLimited } from "@cowork/domain"
+import { Metrics } from "@cowork/observability"
+import { RateLimiter } from "@cowork/services"
+import { Config, Context, Effect, Layer, Option } from "effect"
+import { HttpServerRequest } from "effect/http"
+
+const MINUTE_MS = 60_000
+
+/**
+ * HTTP rate limits per principal and per org, and the back-off for sources that keep failing authentication. All in
+ * this process's memory (no database write per request); with `OPEN_COWORK_CLOUD_WEB_REPLICAS` = N each replica
+ * enforces 1/N of every limit. Refusals are 429 with `Retry-After` and `retryAfterMs`.
+ */
+export class RequestLimits extends Context.Service<RequestLimits, {
+  /** Before authenticating: a source blocked by the back-off is refused without touching the token store. */
+  readonly checkSource: Effect.Effect<void, RateLimited, HttpServerRequest.HttpServerRequest>
+  /** A presented credential was refused: counts toward the source's back-off. */
+  readonly noteAuthFailure: Effect.Effect<void, never, HttpServerRequest.HttpServerRequest>
+  /** After authenticating: one request from the principal and its org. */
+  readonly admit: (principal: Principal) => Effect.Effect<void, RateLimited>
+}>()("cowork/web/RequestLimits") {}
+
+export const sourceOf = (request: HttpServerRequest.HttpServerRequest): string =>
+  Option.getOrElse(request.remoteAddress ?? Option.none(), () => "unknown")
+
+export const layer = Layer.effect(
+  RequestLimits,
+  Effect.gen(function*() {
+    const limiter = yield* RateLimiter
+    const metrics = yield* Metrics
+    const replicas = Math.max(1, yield* Config.Int("OPEN_COWORK_CLOUD_WEB_REPLICAS").pipe(Config.withDefault(1)))
+    const share = (perMinute: number) => ({ limit: Math.max(1, Math.floor(perMinute / replicas)), perMs: MINUTE_MS })
+    const principalRule = share(yield* Config.Int("OPEN_COWORK_CLOUD_RATE_LIMIT_PRINCIPAL_PER_MIN").pipe(Config.withDefault(600)))
+    const orgRule = share(yield* Config.Int("OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN").pipe(Config.withDefault(3_000)))
+    const backoff = {
+      maxFailures: yield* Config.Int("OPEN_COWORK_CLOUD_AUTH_FAILURES_PER_MIN").pipe(Config.withDefault(10)),
+      windowMs: MINUTE_MS,
+      blockMs: yield* Config.Int("OPEN_COWORK_CLOUD_AUTH_BLOCK_MS").pipe(Config.withDefault(60_000))
+    }
+
+    const refuse = (scope: "principal" | "org" | "auth_backoff", retryAfterMs: number, message: string) =>
+      metrics.inc("open_cowork_cloud_rate_limited_total", { scope }).pipe(
+        Effect.andThen(Effect.fail(new RateLimited({ message, retryAfterMs, details: { limit: scope } })))
+      )
+
+    return RequestLimits.of({
+      checkSource: Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const blocked = yield* limiter.blockedFor(`auth:${sourceOf(request)}`)
+        if (blocked !== undefined) {
+          return yield* refuse("auth_backoff", blocked, "too many failed authentications from this address; retry later")
+        }
+      }),
+      noteAuthFailure: Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        yield* limiter.recordFailure(`auth:${sourceOf(request)}`, backoff)
+      }),
+      admit: (principal) =>
+        Effect.gen(function*() {
+          const principalWait = yield* limiter.take(`principal:${principal.tokenId}`, principalRule)
+          if (principalWait !== undefined) return yield* refuse("principal", principalWait, "request rate limit reached for this caller")
+          if (principal.kind !== "org") return
+          const orgWait = yield* limiter.take(`org:${principal.orgId}`, orgRule)
+          if (orgWait !== undefined) return yield* refuse("org", orgWait, "request rate limit reached for this organization")
+        })
+    })
+  })
+)
