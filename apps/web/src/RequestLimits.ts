@@ -11,7 +11,16 @@ const MINUTE_MS = 60_000
  * this process's memory (no database write per request); with `OPEN_COWORK_CLOUD_WEB_REPLICAS` = N each replica
  * enforces 1/N of every limit. Refusals are 429 with `Retry-After` and `retryAfterMs`.
  */
+export interface RequestLimitSettings {
+  readonly principalPerMinute: number
+  readonly orgPerMinute: number
+  readonly replicas: number
+  readonly authFailuresPerMinute: number
+  readonly authBlockMs: number
+}
+
 export class RequestLimits extends Context.Service<RequestLimits, {
+  readonly settings: RequestLimitSettings
   /** Before authenticating: a source blocked by the back-off is refused without touching the token store. */
   readonly checkSource: Effect.Effect<void, RateLimited, HttpServerRequest.HttpServerRequest>
   /** A presented credential was refused: counts toward the source's back-off. */
@@ -30,8 +39,10 @@ export const layer = Layer.effect(
     const metrics = yield* Metrics
     const replicas = Math.max(1, yield* Config.Int("OPEN_COWORK_CLOUD_WEB_REPLICAS").pipe(Config.withDefault(1)))
     const share = (perMinute: number) => ({ limit: Math.max(1, Math.floor(perMinute / replicas)), perMs: MINUTE_MS })
-    const principalRule = share(yield* Config.Int("OPEN_COWORK_CLOUD_RATE_LIMIT_PRINCIPAL_PER_MIN").pipe(Config.withDefault(600)))
-    const orgRule = share(yield* Config.Int("OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN").pipe(Config.withDefault(3_000)))
+    const principalPerMinute = yield* Config.Int("OPEN_COWORK_CLOUD_RATE_LIMIT_PRINCIPAL_PER_MIN").pipe(Config.withDefault(600))
+    const orgPerMinute = yield* Config.Int("OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN").pipe(Config.withDefault(3_000))
+    const principalRule = share(principalPerMinute)
+    const orgRule = share(orgPerMinute)
     const backoff = {
       maxFailures: yield* Config.Int("OPEN_COWORK_CLOUD_AUTH_FAILURES_PER_MIN").pipe(Config.withDefault(10)),
       windowMs: MINUTE_MS,
@@ -44,6 +55,13 @@ export const layer = Layer.effect(
       )
 
     return RequestLimits.of({
+      settings: {
+        principalPerMinute,
+        orgPerMinute,
+        replicas,
+        authFailuresPerMinute: backoff.maxFailures,
+        authBlockMs: backoff.blockMs
+      },
       checkSource: Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
         const blocked = yield* limiter.blockedFor(`auth:${sourceOf(request)}`)

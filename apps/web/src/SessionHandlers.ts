@@ -11,6 +11,7 @@ import {
   sseHeadResponse,
   workspaceEventsResponse
 } from "./SseStreams.ts"
+import { QuotaPolicy } from "./QuotaPolicy.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 const SEQUENCE_PATTERN = /^(0|[1-9][0-9]{0,15})$/
@@ -34,6 +35,7 @@ const resumeCursor = (after: string | undefined, lastEventId: string | undefined
 
 export const layer = HttpApiBuilder.group(Api, "sessions", Effect.fn(function*(handlers) {
   const store = yield* SessionStore
+  const quotaPolicy = yield* QuotaPolicy
   const eventLog = yield* EventLog
   const lifecycle = yield* WebLifecycle
   const metrics = yield* Metrics
@@ -77,8 +79,10 @@ export const layer = HttpApiBuilder.group(Api, "sessions", Effect.fn(function*(h
             details: { field: "text", maxLength: MAX_PROMPT_LENGTH }
           })
         }
-        const { commandId } = yield* store.prompt(principal.orgId, params.id, { ...payload, traceParent: yield* traceParent }).pipe(
-          metrics.time("open_cowork_cloud_prompt_enqueue_duration_ms")
+        const quota = yield* quotaPolicy.promptQuota(principal.orgId)
+        const { commandId } = yield* store.prompt(principal.orgId, params.id, { ...payload, traceParent: yield* traceParent, quota }).pipe(
+          metrics.time("open_cowork_cloud_prompt_enqueue_duration_ms"),
+          quotaPolicy.counted
         )
         return { commandId }
       }),

@@ -11,6 +11,7 @@ import {
   PgByokStore,
   PgIdentity,
   PgProjections,
+  PgQuotas,
   PgSessionStore,
   PgTokens,
   PgWorkerRegistry,
@@ -33,7 +34,9 @@ import * as HealthHandlers from "./HealthHandlers.ts"
 import * as MemberHandlers from "./MemberHandlers.ts"
 import * as NodeServer from "./NodeServer.ts"
 import * as OperatorHandlers from "./OperatorHandlers.ts"
+import * as PolicyHandlers from "./PolicyHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
+import * as QuotaPolicy from "./QuotaPolicy.ts"
 import * as RequestLimits from "./RequestLimits.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
 import * as WorkerAdminHandlers from "./WorkerAdminHandlers.ts"
@@ -48,11 +51,11 @@ export const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([HealthHandlers.layer, SessionHandlers.layer, OperatorHandlers.layer, WorkerAdminHandlers.layer, ArtifactHandlers.layer]),
     Layer.provide(WorkflowRoutes.layer),
-    Layer.provide([AuthHandlers.layer, MemberHandlers.layer, AuditHandlers.layer]),
+    Layer.provide([AuthHandlers.layer, MemberHandlers.layer, AuditHandlers.layer, PolicyHandlers.layer]),
     Layer.provide(ByokHandlers.layer),
     Layer.provide(ApiTokenHandlers.layer),
     Layer.provide(AuthenticationLive.layer),
-    Layer.provide([BrowserAuth.layer, RequestLimits.layer]),
+    Layer.provide([BrowserAuth.layer, RequestLimits.layer, QuotaPolicy.layer]),
     Layer.provide(RateLimiter.layerMemory)
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
@@ -113,7 +116,8 @@ export const layerPgAdapters = Layer.mergeAll(
   PgWorkflowStore.layerConfig,
   PgIdentity.layer,
   PgAudit.layer,
-  PgByokStore.layer
+  PgByokStore.layer,
+  PgQuotas.layer
 )
 
 /**

@@ -12,6 +12,7 @@ import { AuditApi } from "./AuditApi.ts"
 import { AuthApi, ConfigApi, WorkspaceApi } from "./AuthApi.ts"
 import { BoundedJson, Id, isStorableText, PageLimit, SessionCursor, Text } from "./Input.ts"
 import { MembersApi } from "./MembersApi.ts"
+import { PolicyApi } from "./PolicyApi.ts"
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TITLE_LENGTH, Session, SessionStatus, SessionView } from "./Session.ts"
 import { SessionEvent } from "./SessionEvent.ts"
 
@@ -130,7 +131,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       params: sessionId,
       payload: PromptBody,
       success: CommandAccepted.pipe(HttpApiSchema.status(202)),
-      error: [ApiError.BadRequest, ApiError.NotFound, ApiError.Conflict, ApiError.PayloadTooLarge]
+      error: [ApiError.BadRequest, ApiError.NotFound, ApiError.Conflict, ApiError.PayloadTooLarge, ApiError.RateLimited]
     }),
     HttpApiEndpoint.post("abort", "/api/sessions/:id/abort", {
       params: sessionId,
@@ -286,7 +287,7 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(ByokApi)
   .add(WorkflowsApi)
   .add(WebhooksApi)
-  .add(AuthApi).add(ConfigApi).add(WorkspaceApi).add(MembersApi).add(AuditApi)
+  .add(AuthApi).add(ConfigApi).add(WorkspaceApi).add(MembersApi).add(AuditApi).add(PolicyApi)
   .add(ApiTokensApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}

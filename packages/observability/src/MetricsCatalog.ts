@@ -286,6 +286,9 @@ export const MetricsCatalog = {
     "Requests refused with 429 by the in-process limits: per principal, per org, or a source in authentication back-off.",
     { scope: ["principal", "org", "auth_backoff"] }
   ),
+  open_cowork_cloud_quota_rejections_total: counter("Work refused because the org's quota was used up, by quota.", {
+    quota: ["prompts_per_hour", "queued_commands"]
+  }),
   open_cowork_cloud_byok_reveal_failures_total: counter(
     "Model calls refused because the org's provider key could not be revealed (no key stored, unknown envelope key, tampered, secret adapter down).",
     { reason: ["not_configured", "unknown_key", "authentication_failed", "malformed", "unavailable"] }

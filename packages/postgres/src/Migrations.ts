@@ -377,6 +377,29 @@ CREATE INDEX IF NOT EXISTS cloud_oidc_logins_expires ON cloud_oidc_logins (expir
 ALTER TABLE cloud_audit_events ADD COLUMN IF NOT EXISTS request_id text;
 CREATE INDEX IF NOT EXISTS cloud_audit_events_org_action ON cloud_audit_events (org_id, action, id DESC);
 `
+  },
+  {
+    id: 32,
+    name: "quotas",
+    // Quota admission: per-org counters in fixed windows (bumped in the admitting transaction) and per-org overrides
+    // of the configured defaults; pending commands are counted per org through a partial index.
+    sql: `
+CREATE TABLE IF NOT EXISTS cloud_quota_windows (
+  org_id text NOT NULL,
+  quota text NOT NULL,
+  window_start timestamptz NOT NULL,
+  used bigint NOT NULL,
+  PRIMARY KEY (org_id, quota, window_start)
+);
+CREATE TABLE IF NOT EXISTS cloud_org_quotas (
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  quota text NOT NULL,
+  value bigint NOT NULL CHECK (value >= 0),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (org_id, quota)
+);
+CREATE INDEX IF NOT EXISTS cloud_session_commands_org_pending ON cloud_session_commands (org_id) WHERE status = 'pending';
+`
   }
 ]
 

@@ -6,6 +6,7 @@ import {
   newSessionId,
   NotFound,
   type ProjectedMessage,
+  type PromptQuota,
   type Session,
   type SessionStatus,
   type SessionView
@@ -15,7 +16,10 @@ import {
   DEFAULT_PROFILE_NAME,
   DefaultProfileName,
   DEFAULT_SESSION_TITLE,
+  HOUR_MS,
   type ListSessionsQuery,
+  QUEUED_RETRY_AFTER_MS,
+  quotaExceeded,
   replayIdempotentPrompt,
   SessionStore
 } from "@cowork/services"
@@ -154,6 +158,37 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
     return { session, status: session.status, projectedSequence, messages } satisfies SessionView
   })
 
+  /**
+   * Counts the prompt in the org's current clock-hour window, only while under the limit, and checks the org's pending
+   * commands; inside the prompt's transaction, so a refusal rolls the count back and concurrent admissions of one org
+   * serialize on the window row (other orgs never wait).
+   */
+  const admitPrompt = (orgId: string, quota: PromptQuota) =>
+    Effect.gen(function*() {
+      const counted = yield* sql.unsafe<{ used: number }>(
+        `INSERT INTO cloud_quota_windows (org_id, quota, window_start, used)
+         VALUES ($1, 'prompts_per_hour', date_trunc('hour', now()), 1)
+         ON CONFLICT (org_id, quota, window_start) DO UPDATE SET used = cloud_quota_windows.used + 1
+           WHERE cloud_quota_windows.used < $2
+         RETURNING used`,
+        [orgId, quota.promptsPerHour]
+      )
+      if (counted.length === 0) {
+        const rows = yield* sql.unsafe<{ ms: number }>(
+          `SELECT (extract(epoch FROM date_trunc('hour', now()) + interval '1 hour' - now()) * 1000)::float8 AS ms`
+        )
+        return yield* quotaExceeded("prompts_per_hour", quota.promptsPerHour, Number(rows[0]?.ms ?? HOUR_MS))
+      }
+      const queued = yield* sql.unsafe<{ n: number }>(
+        `SELECT count(*)::int AS n FROM (
+           SELECT 1 FROM cloud_session_commands WHERE org_id = $1 AND status = 'pending' LIMIT $2) pending`,
+        [orgId, quota.queuedCommands]
+      )
+      if (Number(queued[0]?.n ?? 0) >= quota.queuedCommands) {
+        return yield* quotaExceeded("queued_commands", quota.queuedCommands, QUEUED_RETRY_AFTER_MS)
+      }
+    })
+
   const prompt = Effect.fn("SessionStore.prompt")(function*(
     orgId: string,
     sessionId: string,
@@ -162,6 +197,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       readonly agent?: string | undefined
       readonly idempotencyKey?: string | undefined
       readonly traceParent?: string | undefined
+      readonly quota?: PromptQuota | undefined
     }
   ) {
     return yield* sql.withTransaction(Effect.gen(function*() {
@@ -184,6 +220,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
         if (existing[0] !== undefined) return yield* replay(existing[0])
       }
       if (session.aborted) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
+      if (input.quota !== undefined) yield* admitPrompt(orgId, input.quota)
       const commandId = newCommandId()
       const inserted = yield* sql.unsafe<{ id: string }>(
         `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, idempotency_key, trace_parent)

@@ -9,6 +9,7 @@ import { DeploymentMarkers } from "./DeploymentMarkers.ts"
 import { EventLog } from "./EventLog.ts"
 import { Heartbeats } from "./Heartbeats.ts"
 import { Identity } from "./Identity.ts"
+import { Quotas } from "./Quotas.ts"
 import { LeaseStore } from "./LeaseStore.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { ObjectStore } from "./ObjectStore.ts"
@@ -36,5 +37,6 @@ export const layerMemoryControlPlane = Layer.mergeAll(
   WorkflowStore.layerMemory,
   Identity.layerMemory,
   Audit.layerMemory,
-  ByokStore.layerMemory.pipe(Layer.provide(SecretAdapter.layerMemory))
+  ByokStore.layerMemory.pipe(Layer.provide(SecretAdapter.layerMemory)),
+  Quotas.layerMemory
 ).pipe(Layer.provideMerge(Layer.merge(MemoryDatabase.layer, ObjectStore.layerMemory)))

@@ -1,4 +1,4 @@
-import type { Conflict, NotFound, Session, SessionStatus, SessionView } from "@cowork/domain"
+import type { Conflict, NotFound, PromptQuota, RateLimited, Session, SessionStatus, SessionView } from "@cowork/domain"
 import { Context, Effect, Layer } from "effect"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { DEFAULT_PROFILE_NAME } from "./SessionRules.ts"
@@ -55,8 +55,14 @@ export class SessionStore extends Context.Service<SessionStore, {
       readonly idempotencyKey?: string | undefined
       /** W3C `traceparent` of the request that sent the prompt, stored so the run links back to it. */
       readonly traceParent?: string | undefined
+      /**
+       * The org's quotas, checked atomically with the insert: `RateLimited` (details `quota`, `limit`) when the org
+       * sent `promptsPerHour` prompts this clock hour or has `queuedCommands` commands pending. An idempotent replay is
+       * never refused.
+       */
+      readonly quota?: PromptQuota | undefined
     }
-  ) => Effect.Effect<EnqueuedCommand, NotFound | Conflict>
+  ) => Effect.Effect<EnqueuedCommand, NotFound | Conflict | RateLimited>
   /** Cancels pending commands, marks the session aborted and queues an `abort` command for its owner. */
   readonly abort: (orgId: string, sessionId: string) => Effect.Effect<EnqueuedCommand, NotFound>
 }>()("cowork/SessionStore") {

@@ -5,10 +5,12 @@ import {
   newCommandId,
   newSessionId,
   NotFound,
+  type PromptQuota,
   type Session,
   type SessionView
 } from "@cowork/domain"
 import { Clock, Effect, PubSub } from "effect"
+import { HOUR_MS, QUEUED_RETRY_AFTER_MS, quotaExceeded } from "./QuotaRules.ts"
 import type { CommandSignal } from "./ChangeFeed.ts"
 import type { MemoryTables } from "./MemoryDatabase.ts"
 import { appendToLog } from "./MemoryLog.ts"
@@ -17,6 +19,22 @@ import type { SessionStore } from "./SessionStore.ts"
 
 /** The memory twin of `PgSessionStore`, org-scoped the same way (another org's session is `NotFound`). */
 export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: string): SessionStore["Service"] => {
+  // Prompts per org per clock hour (the Pg layer keeps the same fixed windows in cloud_quota_windows).
+  const promptWindows = new Map<string, number>()
+  const admitPrompt = (orgId: string, quota: PromptQuota, now: number) =>
+    Effect.gen(function*() {
+      const windowStart = Math.floor(now / HOUR_MS) * HOUR_MS
+      const key = `${orgId}\u0000${windowStart}`
+      const used = promptWindows.get(key) ?? 0
+      if (used >= quota.promptsPerHour) {
+        return yield* quotaExceeded("prompts_per_hour", quota.promptsPerHour, windowStart + HOUR_MS - now)
+      }
+      const queued = db.commands.filter((command) => command.orgId === orgId && command.status === "pending").length
+      if (queued >= quota.queuedCommands) {
+        return yield* quotaExceeded("queued_commands", quota.queuedCommands, QUEUED_RETRY_AFTER_MS)
+      }
+      promptWindows.set(key, used + 1)
+    })
   const notFound = (sessionId: string) => new NotFound({ message: `session ${sessionId} not found` })
 
   const sessionOf = (orgId: string, sessionId: string): Session | undefined => {
@@ -112,6 +130,7 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
           : db.commands.find((c) => c.sessionId === sessionId && c.idempotencyKey === key)
         if (existing !== undefined) return yield* replayIdempotentPrompt({ commandId: existing.id, text: existing.payload.text }, key!, input.text)
         if (session.abortedAt !== null) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
+        if (input.quota !== undefined) yield* admitPrompt(orgId, input.quota, now)
         const commandId = newCommandId()
         db.commands.push({
           id: commandId,

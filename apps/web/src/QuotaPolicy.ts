@@ -1,0 +1,43 @@
+import { DEFAULT_QUOTAS, type PromptQuota, type QuotaLimits, type RateLimited } from "@cowork/domain"
+import { Metrics } from "@cowork/observability"
+import { effectiveQuotas, Quotas } from "@cowork/services"
+import { Config, Context, Effect, Layer } from "effect"
+
+/**
+ * The org quotas the web role admits work under: `OPEN_COWORK_CLOUD_QUOTA_*` defaults, per-org overrides from the
+ * `Quotas` store. Refusals (429 + Retry-After + retryAfterMs) are counted in
+ * `open_cowork_cloud_quota_rejections_total{quota}`.
+ */
+export class QuotaPolicy extends Context.Service<QuotaPolicy, {
+  readonly defaults: QuotaLimits
+  readonly forOrg: (orgId: string) => Effect.Effect<QuotaLimits>
+  readonly promptQuota: (orgId: string) => Effect.Effect<PromptQuota>
+  /** Counts a quota refusal on its way out. */
+  readonly counted: <A, E, R>(effect: Effect.Effect<A, E | RateLimited, R>) => Effect.Effect<A, E | RateLimited, R>
+}>()("cowork/web/QuotaPolicy") {}
+
+export const layer = Layer.effect(
+  QuotaPolicy,
+  Effect.gen(function*() {
+    const quotas = yield* Quotas
+    const metrics = yield* Metrics
+    const defaults: QuotaLimits = {
+      prompts_per_hour: yield* Config.Int("OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR").pipe(Config.withDefault(DEFAULT_QUOTAS.prompts_per_hour)),
+      queued_commands: yield* Config.Int("OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS").pipe(Config.withDefault(DEFAULT_QUOTAS.queued_commands))
+    }
+    const forOrg = (orgId: string) => Effect.map(quotas.overrides(orgId), (overrides) => effectiveQuotas(defaults, overrides))
+    return QuotaPolicy.of({
+      defaults,
+      forOrg,
+      promptQuota: (orgId) =>
+        Effect.map(forOrg(orgId), (limits) => ({ promptsPerHour: limits.prompts_per_hour, queuedCommands: limits.queued_commands })),
+      counted: (effect) =>
+        Effect.tapError(effect, (error) => {
+          const quota = (error as { readonly _tag?: string; readonly details?: { readonly quota?: unknown } }).details?.quota
+          return (error as { readonly _tag?: string })._tag === "RateLimited" && (quota === "prompts_per_hour" || quota === "queued_commands")
+            ? metrics.inc("open_cowork_cloud_quota_rejections_total", { quota })
+            : Effect.void
+        })
+    })
+  })
+)

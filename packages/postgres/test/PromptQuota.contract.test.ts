@@ -1,0 +1,4 @@
+import { promptQuotaContract } from "../../services/test/support/PromptQuotaContract.ts"
+import { pgHarness } from "./support/PgHarness.ts"
+
+promptQuotaContract(pgHarness)

@@ -1,0 +1,49 @@
+import { SessionStore } from "@cowork/services"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { type ControlPlaneHarness, onFreshStore } from "./ControlPlaneHarness.ts"
+import { newSession } from "./ControlPlaneFixtures.ts"
+
+/** Org quotas at prompt admission, in the admitting transaction: prompts per hour and queued commands. */
+export const promptQuotaContract = <R>(harness: ControlPlaneHarness<R>) =>
+  describe(`SessionStore prompt quotas: ${harness.name}`, () => {
+    it.effect("the prompt past the hourly quota is refused with its quota and wait, nothing queued; replays and other orgs pass", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const quota = { promptsPerHour: 3, queuedCommands: 100 }
+        const session = yield* newSession()
+        for (let i = 0; i < 3; i++) {
+          yield* sessions.prompt(session.orgId, session.sessionId, { text: `p${i}`, idempotencyKey: `k${i}`, quota })
+        }
+        const refused = yield* Effect.flip(sessions.prompt(session.orgId, session.sessionId, { text: "one too many", quota }))
+        assert.strictEqual(refused._tag, "RateLimited")
+        if (refused._tag !== "RateLimited") return
+        assert.deepStrictEqual(refused.details, { quota: "prompts_per_hour", limit: 3 })
+        assert.isAbove(refused.retryAfterMs, 0)
+        assert.isAtMost(refused.retryAfterMs, 3_600_000, "at most until the hour's window ends")
+        const view = yield* sessions.view(session.orgId, session.sessionId)
+        assert.deepStrictEqual(view.messages.map((m) => m.text), ["p0", "p1", "p2"], "the refused prompt left no trace")
+
+        const replay = yield* sessions.prompt(session.orgId, session.sessionId, { text: "p1", idempotencyKey: "k1", quota })
+        assert.isFalse(replay.created, "a retried request gets its command back, not a 429")
+        const other = yield* newSession()
+        assert.isTrue((yield* sessions.prompt(other.orgId, other.sessionId, { text: "other org", quota })).created)
+        assert.isTrue((yield* sessions.prompt(session.orgId, session.sessionId, { text: "internal, unquoted" })).created)
+      })))
+
+    it.effect("queued commands: at the limit of pending commands a prompt is refused until the queue drains", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const quota = { promptsPerHour: 100, queuedCommands: 2 }
+        const first = yield* newSession()
+        const second = yield* newSession(first.orgId)
+        yield* sessions.prompt(first.orgId, first.sessionId, { text: "a", quota })
+        yield* sessions.prompt(first.orgId, first.sessionId, { text: "b", quota })
+        const refused = yield* Effect.flip(sessions.prompt(second.orgId, second.sessionId, { text: "c", quota }))
+        assert.strictEqual(refused._tag, "RateLimited")
+        if (refused._tag === "RateLimited") assert.deepStrictEqual(refused.details, { quota: "queued_commands", limit: 2 })
+        // Aborting the first session cancels its pending prompts: room again (the abort command itself is pending).
+        yield* sessions.abort(first.orgId, first.sessionId)
+        assert.isTrue((yield* sessions.prompt(second.orgId, second.sessionId, { text: "c", quota })).created)
+      })))
+  })
