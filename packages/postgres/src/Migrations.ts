@@ -400,6 +400,13 @@ CREATE TABLE IF NOT EXISTS cloud_org_quotas (
 );
 CREATE INDEX IF NOT EXISTS cloud_session_commands_org_pending ON cloud_session_commands (org_id) WHERE status = 'pending';
 `
+  },
+  {
+    id: 33,
+    name: "org_offboarding",
+    sql: `
+ALTER TABLE cloud_orgs ADD COLUMN IF NOT EXISTS offboarded_at timestamptz;
+`
   }
 ]
 

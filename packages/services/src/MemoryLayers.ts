@@ -13,6 +13,7 @@ import { Quotas } from "./Quotas.ts"
 import { LeaseStore } from "./LeaseStore.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { ObjectStore } from "./ObjectStore.ts"
+import { Offboarding } from "./Offboarding.ts"
 import { SecretAdapter } from "./SecretAdapter.ts"
 import { Projections } from "./Projections.ts"
 import { SessionStore } from "./SessionStore.ts"
@@ -35,7 +36,7 @@ export const layerMemoryControlPlane = Layer.mergeAll(
   ControlPlaneStatus.layerMemory,
   DeploymentMarkers.layerMemory,
   WorkflowStore.layerMemory,
-  Identity.layerMemory,
+  Offboarding.layerMemory.pipe(Layer.provideMerge(Identity.layerMemory)),
   Audit.layerMemory,
   ByokStore.layerMemory.pipe(Layer.provide(SecretAdapter.layerMemory)),
   Quotas.layerMemory

@@ -1,7 +1,7 @@
-import { Tokens } from "@cowork/services"
+import { Offboarding, Tokens } from "@cowork/services"
 import { Effect } from "effect"
-import { Command, Flag } from "effect/cli"
-import { printJson } from "./AdminRegistry.ts"
+import { Argument, Command, Flag } from "effect/cli"
+import { printJson, userErrors } from "./AdminRegistry.ts"
 
 /** `cowork admin org create --name NAME`: a new org (no token; issue one with `token create --org`). */
 export const create = Command.make("create", {
@@ -19,7 +19,29 @@ export const list = Command.make("list", {}, () =>
     yield* printJson({ orgs: yield* (yield* Tokens).listOrgs })
   })).pipe(Command.withDescription("List orgs: id, name, createdAt"))
 
+/**
+ * `cowork admin org offboard <orgId>`: runbook "Tenant Offboarding" in one transaction — tokens and browser sessions
+ * revoked, pending commands cancelled, sessions aborted, workflows archived — then prints what was ended and what
+ * remains (running prompts finish on their own: the command waits for them up to `--wait-ms`).
+ */
+export const offboard = Command.make("offboard", {
+  id: Argument.String("org-id").pipe(Argument.withDescription("Org id (org_…)")),
+  waitMs: Flag.Int("wait-ms").pipe(Flag.withDescription("How long to wait for running prompts to finish"), Flag.withDefault(60_000))
+}, ({ id, waitMs }) =>
+  Effect.gen(function*() {
+    const offboarding = yield* Offboarding
+    const report = yield* offboarding.offboard(id).pipe(userErrors)
+    const deadline = Date.now() + waitMs
+    let remaining = report.remaining
+    while (remaining.runningCommands > 0 && Date.now() < deadline) {
+      yield* Effect.sleep("1 second")
+      remaining = yield* offboarding.activity(id).pipe(userErrors)
+    }
+    const active = Object.values(remaining).some((count) => count > 0)
+    yield* printJson({ ...report, remaining, complete: !active })
+  })).pipe(Command.withDescription("Offboard an org: end every credential and all its work; report what remains"))
+
 export const command = Command.make("org").pipe(
   Command.withDescription("Orgs (tenants)"),
-  Command.withSubcommands([create, list])
+  Command.withSubcommands([create, list, offboard])
 )

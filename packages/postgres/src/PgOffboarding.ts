@@ -1,0 +1,77 @@
+import { NotFound } from "@cowork/domain"
+import { type OffboardingReport, Offboarding, type OrgActivity } from "@cowork/services"
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+
+/** Offboarding over the control-plane tables, in one transaction (cloud_orgs.offboarded_at, migration 33). */
+export const make = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const count = (rows: ReadonlyArray<unknown>) => rows.length
+
+  const activityOf = (orgId: string) =>
+    Effect.gen(function*() {
+      const rows = yield* sql.unsafe<{ [K in keyof OrgActivity]: number }>(
+        `SELECT
+           (SELECT count(*)::int FROM cloud_api_tokens WHERE org_id = $1 AND revoked_at IS NULL
+              AND (expires_at IS NULL OR expires_at > now())) AS "liveApiTokens",
+           (SELECT count(*)::int FROM cloud_browser_sessions WHERE org_id = $1 AND revoked_at IS NULL
+              AND idle_expires_at > now() AND absolute_expires_at > now()) AS "liveBrowserSessions",
+           (SELECT count(*)::int FROM cloud_session_commands WHERE org_id = $1 AND status = 'pending') AS "pendingCommands",
+           (SELECT count(*)::int FROM cloud_session_commands WHERE org_id = $1 AND status = 'running') AS "runningCommands",
+           (SELECT count(*)::int FROM cloud_sessions WHERE org_id = $1 AND aborted_at IS NULL) AS "openSessions",
+           (SELECT count(*)::int FROM cloud_workflows WHERE org_id = $1 AND status <> 'archived') AS "activeWorkflows"`,
+        [orgId]
+      )
+      return rows[0]!
+    })
+
+  const exists = (orgId: string) =>
+    Effect.map(sql.unsafe<{ id: string }>(`SELECT id FROM cloud_orgs WHERE id = $1`, [orgId]), (rows) => rows.length > 0)
+
+  const activity = Effect.fn("Offboarding.activity")(function*(orgId: string) {
+    if (!(yield* exists(orgId).pipe(Effect.orDie))) return yield* new NotFound({ message: `org ${orgId} not found` })
+    return yield* activityOf(orgId).pipe(Effect.orDie)
+  })
+
+  const offboard = Effect.fn("Offboarding.offboard")(function*(orgId: string) {
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      const org = yield* sql.unsafe<{ offboarded_at: Date }>(
+        `UPDATE cloud_orgs SET offboarded_at = coalesce(offboarded_at, now()) WHERE id = $1 RETURNING offboarded_at`,
+        [orgId]
+      )
+      if (org[0] === undefined) return yield* new NotFound({ message: `org ${orgId} not found` })
+      const apiTokens = count(yield* sql.unsafe(
+        `UPDATE cloud_api_tokens SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL RETURNING id`,
+        [orgId]
+      ))
+      const browserSessions = count(yield* sql.unsafe(
+        `UPDATE cloud_browser_sessions SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL
+           AND idle_expires_at > now() AND absolute_expires_at > now() RETURNING id`,
+        [orgId]
+      ))
+      yield* sql.unsafe(`UPDATE cloud_browser_sessions SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL`, [orgId])
+      const pendingCommands = count(yield* sql.unsafe(
+        `UPDATE cloud_session_commands SET status = 'cancelled' WHERE org_id = $1 AND status = 'pending' RETURNING id`,
+        [orgId]
+      ))
+      const sessions = count(yield* sql.unsafe(
+        `UPDATE cloud_sessions SET aborted_at = now() WHERE org_id = $1 AND aborted_at IS NULL RETURNING id`,
+        [orgId]
+      ))
+      const workflows = count(yield* sql.unsafe(
+        `UPDATE cloud_workflows SET status = 'archived', next_run_at = NULL WHERE org_id = $1 AND status <> 'archived' RETURNING id`,
+        [orgId]
+      ))
+      return {
+        orgId,
+        offboardedAt: org[0].offboarded_at.toISOString(),
+        ended: { apiTokens, browserSessions, pendingCommands, sessions, workflows },
+        remaining: yield* activityOf(orgId)
+      } satisfies OffboardingReport
+    })).pipe(Effect.catchTag("SqlError", Effect.die))
+  })
+
+  return Offboarding.of({ offboard, activity })
+})
+
+export const layer = Layer.effect(Offboarding, make)

@@ -1,0 +1,113 @@
+import { NotFound } from "@cowork/domain"
+import { Clock, Context, Effect, Layer } from "effect"
+import { Identity } from "./Identity.ts"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
+
+/** What is still active for an org; after offboarding everything but `runningCommands` is 0 at once. */
+export interface OrgActivity {
+  readonly liveApiTokens: number
+  readonly liveBrowserSessions: number
+  readonly pendingCommands: number
+  /** Prompts a worker was already running: they finish (or fail) on their own; poll until 0. */
+  readonly runningCommands: number
+  readonly openSessions: number
+  readonly activeWorkflows: number
+}
+
+export interface OffboardingReport {
+  readonly orgId: string
+  readonly offboardedAt: string
+  readonly ended: {
+    readonly apiTokens: number
+    readonly browserSessions: number
+    readonly pendingCommands: number
+    readonly sessions: number
+    readonly workflows: number
+  }
+  readonly remaining: OrgActivity
+}
+
+/**
+ * Tenant offboarding (runbook "Tenant Offboarding"), in one transaction: the org is marked offboarded, its API tokens
+ * and browser sessions are revoked, its pending commands cancelled, its sessions aborted, its workflows archived. Its
+ * audit rows and artifacts stay (retention is a separate decision). Idempotent: a second run ends nothing new.
+ */
+export class Offboarding extends Context.Service<Offboarding, {
+  readonly offboard: (orgId: string) => Effect.Effect<OffboardingReport, NotFound>
+  readonly activity: (orgId: string) => Effect.Effect<OrgActivity, NotFound>
+}>()("cowork/Offboarding") {
+  static readonly layerMemory: Layer.Layer<Offboarding, never, MemoryDatabase | Identity> = Layer.effect(
+    Offboarding,
+    Effect.gen(function*() {
+      const db = yield* MemoryDatabase
+      const identity = yield* Identity
+      const offboardedAt = new Map<string, number>()
+      const notFound = (orgId: string) => new NotFound({ message: `org ${orgId} not found` })
+
+      const activity = (orgId: string) =>
+        Effect.gen(function*() {
+          if (!db.orgs.has(orgId)) return yield* notFound(orgId)
+          const now = yield* Clock.currentTimeMillis
+          const commands = db.commands.filter((command) => command.orgId === orgId)
+          return {
+            liveApiTokens: [...db.tokens.values()].filter((token) =>
+              token.orgId === orgId && token.revokedAt === null && (token.expiresAt === null || token.expiresAt > now)
+            ).length,
+            liveBrowserSessions: (yield* identity.listSessions(orgId)).length,
+            pendingCommands: commands.filter((command) => command.status === "pending").length,
+            runningCommands: commands.filter((command) => command.status === "running").length,
+            openSessions: [...db.sessions.values()].filter((session) => session.orgId === orgId && session.abortedAt === null).length,
+            activeWorkflows: [...db.workflowTables.workflows.values()].filter((workflow) =>
+              workflow.orgId === orgId && workflow.lifecycle !== "archived"
+            ).length
+          } satisfies OrgActivity
+        })
+
+      return Offboarding.of({
+        activity,
+        offboard: (orgId) =>
+          Effect.gen(function*() {
+            if (!db.orgs.has(orgId)) return yield* notFound(orgId)
+            const now = yield* Clock.currentTimeMillis
+            if (!offboardedAt.has(orgId)) offboardedAt.set(orgId, now)
+            let apiTokens = 0
+            for (const token of db.tokens.values()) {
+              if (token.orgId === orgId && token.revokedAt === null) {
+                token.revokedAt = now
+                apiTokens++
+              }
+            }
+            const browserSessions = yield* identity.revokeOrgSessions(orgId)
+            let pendingCommands = 0
+            for (const command of db.commands) {
+              if (command.orgId === orgId && command.status === "pending") {
+                command.status = "cancelled"
+                pendingCommands++
+              }
+            }
+            let sessions = 0
+            for (const session of db.sessions.values()) {
+              if (session.orgId === orgId && session.abortedAt === null) {
+                session.abortedAt = now
+                sessions++
+              }
+            }
+            let workflows = 0
+            for (const workflow of db.workflowTables.workflows.values()) {
+              if (workflow.orgId === orgId && workflow.lifecycle !== "archived") {
+                workflow.lifecycle = "archived"
+                workflow.nextRunAt = null
+                workflows++
+              }
+            }
+            return {
+              orgId,
+              offboardedAt: new Date(offboardedAt.get(orgId)!).toISOString(),
+              ended: { apiTokens, browserSessions, pendingCommands, sessions, workflows },
+              remaining: yield* activity(orgId)
+            } satisfies OffboardingReport
+          })
+      })
+    })
+  )
+}
