@@ -14,6 +14,7 @@ import {
   PgQuotas,
   PgSessionStore,
   PgTokens,
+  PgUsage,
   PgWorkerRegistry,
   PgWorkflowStore
 } from "@cowork/postgres"
@@ -39,6 +40,7 @@ import * as RequestGuard from "./RequestGuard.ts"
 import * as QuotaPolicy from "./QuotaPolicy.ts"
 import * as RequestLimits from "./RequestLimits.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
+import * as UsageHandlers from "./UsageHandlers.ts"
 import * as WorkerAdminHandlers from "./WorkerAdminHandlers.ts"
 import * as WorkflowRoutes from "./WorkflowRoutes.ts"
 import { SessionEventHub } from "./SessionEventHub.ts"
@@ -51,7 +53,7 @@ export const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([HealthHandlers.layer, SessionHandlers.layer, OperatorHandlers.layer, WorkerAdminHandlers.layer, ArtifactHandlers.layer]),
     Layer.provide(WorkflowRoutes.layer),
-    Layer.provide([AuthHandlers.layer, MemberHandlers.layer, AuditHandlers.layer, PolicyHandlers.layer]),
+    Layer.provide([AuthHandlers.layer, MemberHandlers.layer, AuditHandlers.layer, PolicyHandlers.layer, UsageHandlers.layer]),
     Layer.provide(ByokHandlers.layer),
     Layer.provide(ApiTokenHandlers.layer),
     Layer.provide(AuthenticationLive.layer),
@@ -117,7 +119,8 @@ export const layerPgAdapters = Layer.mergeAll(
   PgIdentity.layer,
   PgAudit.layer,
   PgByokStore.layer,
-  PgQuotas.layer
+  PgQuotas.layer,
+  PgUsage.layer
 )
 
 /**

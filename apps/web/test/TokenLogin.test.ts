@@ -41,6 +41,20 @@ it.layer(layer)("local sign-in with the owner token", (it) => {
       const created = yield* Effect.promise(() =>
         browser.request("POST", `${web}/api/sessions`, { json: {}, headers: { origin: web, "x-csrf-token": signedIn.json.csrfToken } }))
       assert.strictEqual(created.status, 201)
+      const prompted = yield* Effect.promise(() =>
+        browser.request("POST", `${web}/api/sessions/${created.json.session.id}/prompt`, {
+          json: { text: "hello" },
+          headers: { origin: web, "x-csrf-token": signedIn.json.csrfToken }
+        }))
+      assert.strictEqual(prompted.status, 202, prompted.text)
+      // An explicit window: the server's Effect clock is the test clock here.
+      const usage = yield* Effect.promise(() => browser.request("GET", `${web}/api/usage/summary?since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z`))
+      assert.strictEqual(usage.status, 200, usage.text)
+      assert.deepInclude(usage.json, { orgId: owner.orgId, prompts: 1, sessionsCreated: 1, artifactUploads: 0 })
+      assert.deepInclude(usage.json.quotas, { prompts_per_hour: 600, queued_commands: 1000 })
+      const usageEvents = yield* Effect.promise(() => browser.request("GET", `${web}/api/usage/events`))
+      assert.deepStrictEqual(usageEvents.json.events.map((e: { kind: string; id: string }) => [e.kind, e.id]), [["prompt", prompted.json.commandId]])
+      assert.strictEqual((yield* Effect.promise(() => browser.request("GET", `${web}/api/usage/summary?since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z`))).status, 400)
 
       const out = yield* Effect.promise(() => browser.request("POST", `${web}/auth/logout`, { headers: { origin: web, "x-csrf-token": signedIn.json.csrfToken } }))
       assert.strictEqual(out.status, 204)

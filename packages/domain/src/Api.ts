@@ -13,6 +13,7 @@ import { AuthApi, ConfigApi, WorkspaceApi } from "./AuthApi.ts"
 import { BoundedJson, Id, isStorableText, PageLimit, SessionCursor, Text } from "./Input.ts"
 import { MembersApi } from "./MembersApi.ts"
 import { PolicyApi } from "./PolicyApi.ts"
+import { UsageApi } from "./UsageApi.ts"
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TITLE_LENGTH, Session, SessionStatus, SessionView } from "./Session.ts"
 import { SessionEvent } from "./SessionEvent.ts"
 
@@ -287,7 +288,7 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(ByokApi)
   .add(WorkflowsApi)
   .add(WebhooksApi)
-  .add(AuthApi).add(ConfigApi).add(WorkspaceApi).add(MembersApi).add(AuditApi).add(PolicyApi)
+  .add(AuthApi).add(ConfigApi).add(WorkspaceApi).add(MembersApi).add(AuditApi).add(PolicyApi).add(UsageApi)
   .add(ApiTokensApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}

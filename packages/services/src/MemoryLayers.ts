@@ -18,6 +18,7 @@ import { SecretAdapter } from "./SecretAdapter.ts"
 import { Projections } from "./Projections.ts"
 import { SessionStore } from "./SessionStore.ts"
 import { Tokens } from "./Tokens.ts"
+import { Usage } from "./Usage.ts"
 import { WorkerRegistry } from "./WorkerRegistry.ts"
 import { WorkflowStore } from "./WorkflowStore.ts"
 
@@ -39,5 +40,6 @@ export const layerMemoryControlPlane = Layer.mergeAll(
   Offboarding.layerMemory.pipe(Layer.provideMerge(Identity.layerMemory)),
   Audit.layerMemory,
   ByokStore.layerMemory.pipe(Layer.provide(SecretAdapter.layerMemory)),
-  Quotas.layerMemory
+  Quotas.layerMemory,
+  Usage.layerMemory
 ).pipe(Layer.provideMerge(Layer.merge(MemoryDatabase.layer, ObjectStore.layerMemory)))
