@@ -89,7 +89,10 @@ export const HTTP_ROUTES = [
   "/api/members/:id",
   "/api/members/:id/sessions",
   "/api/api-tokens",
-  "/api/api-tokens/:id"
+  "/api/api-tokens/:id",
+  "/api/admin/policy",
+  "/api/usage/summary",
+  "/api/usage/events"
 ] as const
 
 export type HttpRoute = (typeof HTTP_ROUTES)[number]
