@@ -12,7 +12,7 @@ const layer = serverLayer.pipe(
     OPEN_COWORK_CLOUD_AUTH_FAILURES_PER_MIN: "10",
     OPEN_COWORK_CLOUD_AUTH_BLOCK_MS: "60000",
     OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR: "2"
-  }))),
+  }), { asPrimary: true })),
   Layer.provideMerge(TestDatabase.layer())
 )
 
