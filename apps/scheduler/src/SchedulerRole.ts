@@ -43,7 +43,7 @@ const heartbeatLoop = Effect.gen(function*() {
   )
 })
 
-/** The tick loop: a failed tick is counted and logged, never the end of the loop. */
+/** The tick loop: a failed tick (its claim query, or a stage the tick does not count itself) is counted and logged, never the end of the loop. */
 const tickLoop = Effect.gen(function*() {
   const config = yield* SchedulerConfig
   const status = yield* SchedulerStatus

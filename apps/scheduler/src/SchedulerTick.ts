@@ -25,7 +25,19 @@ export const tick = Effect.gen(function*() {
   const metrics = yield* Metrics
   const config = yield* SchedulerConfig
 
-  const reaped = yield* store.reapExpiredClaims(config.reaperDrainCap)
+  /** A failed stage is counted by operation and logged; the tick goes on with the next stage. */
+  const counted = <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    operation: "reap" | "fire" | "renew" | "sync_outcomes",
+    fallback: A
+  ): Effect.Effect<A, never, R> =>
+    Effect.catchCause(effect, (cause) =>
+      metrics.inc("open_cowork_cloud_scheduler_failures_total", { operation }).pipe(
+        Effect.andThen(Effect.logError(`scheduler ${operation} failed`, cause)),
+        Effect.as(fallback)
+      ))
+
+  const reaped = yield* counted(store.reapExpiredClaims(config.reaperDrainCap), "reap", { reaped: 0, capHit: false })
   if (reaped.reaped > 0) yield* metrics.inc("open_cowork_cloud_scheduler_expired_claims_reaped_total", reaped.reaped)
   if (reaped.capHit) yield* metrics.inc("open_cowork_cloud_scheduler_expired_claim_reaper_drain_cap_hits_total")
 
@@ -42,7 +54,13 @@ export const tick = Effect.gen(function*() {
     const at = yield* Clock.currentTimeMillis
     if (at - renewedAt <= config.claimTtlMs / 3) return
     renewedAt = at
-    yield* Effect.forEach(claims, (held) => Effect.ignore(store.renewClaim(held, config.claimTtlMs)), { discard: true })
+    yield* Effect.forEach(claims, (held) =>
+      counted(
+        // A claim that went stale is refused again, and counted, when its slots are fired.
+        Effect.catchTag(store.renewClaim(held, config.claimTtlMs), "StaleClaim", () => Effect.void),
+        "renew",
+        undefined
+      ), { discard: true })
     yield* metrics.inc("open_cowork_cloud_scheduler_claim_renewals_total")
   })
   const fire = (held: WorkflowClaim) =>
@@ -81,12 +99,13 @@ export const tick = Effect.gen(function*() {
           yield* Effect.logWarning("stale workflow claim refused").pipe(
             Effect.annotateLogs({ workflow_id: error.workflowId, epoch: error.epoch, operation: error.operation })
           )
-        }))
+        })),
+      (firing) => counted(firing, "fire", undefined)
     )
   // Each workflow fires in its own short transaction; a few at once keep one replica's batch moving.
   yield* Effect.forEach(claims, fire, { concurrency: config.fireConcurrency, discard: true })
 
-  const changed = yield* store.syncRunOutcomes(config.outcomeBatch)
+  const changed = yield* counted(store.syncRunOutcomes(config.outcomeBatch), "sync_outcomes", 0)
   if (changed > 0) yield* Effect.logDebug("workflow runs followed their sessions").pipe(Effect.annotateLogs({ runs: changed }))
 
   yield* store.pruneWebhookDeliveries(WEBHOOK_REPLAY_KEY_RETENTION_MS, 1_000)
