@@ -17,7 +17,7 @@ describe("cowork admin org", () => {
       assert.strictEqual(report.orgId, orgId)
       assert.deepInclude(report.ended, { apiTokens: 1 })
       assert.isTrue(report.complete)
-      assert.deepStrictEqual(Object.values(report.remaining), [0, 0, 0, 0, 0, 0])
+      assert.isTrue(Object.values(report.remaining).every((count) => count === 0), JSON.stringify(report.remaining))
       const again = json((yield* cli("org", "offboard", orgId)).stdout)
       assert.deepInclude(again.ended, { apiTokens: 0 })
       const missing = yield* Effect.flip(cli("org", "offboard", "org_missing"))

@@ -19,7 +19,11 @@ export const make = Effect.gen(function*() {
            (SELECT count(*)::int FROM cloud_session_commands WHERE org_id = $1 AND status = 'pending') AS "pendingCommands",
            (SELECT count(*)::int FROM cloud_session_commands WHERE org_id = $1 AND status = 'running') AS "runningCommands",
            (SELECT count(*)::int FROM cloud_sessions WHERE org_id = $1 AND aborted_at IS NULL) AS "openSessions",
-           (SELECT count(*)::int FROM cloud_workflows WHERE org_id = $1 AND status <> 'archived') AS "activeWorkflows"`,
+           (SELECT count(*)::int FROM cloud_workflows WHERE org_id = $1 AND status <> 'archived') AS "activeWorkflows",
+           (SELECT count(*)::int FROM cloud_worker_credentials c
+              JOIN cloud_workers w ON w.id = c.worker_id JOIN cloud_worker_pools p ON p.id = w.pool_id
+              WHERE p.org_id = $1 AND c.revoked_at IS NULL AND c.expires_at > now()) AS "liveWorkerCredentials",
+           (SELECT count(*)::int FROM cloud_byok_keys WHERE org_id = $1) AS "byokKeys"`,
         [orgId]
       )
       return rows[0]!
@@ -62,10 +66,21 @@ export const make = Effect.gen(function*() {
         `UPDATE cloud_workflows SET status = 'archived', next_run_at = NULL WHERE org_id = $1 AND status <> 'archived' RETURNING id`,
         [orgId]
       ))
+      const orgWorkers = `SELECT w.id FROM cloud_workers w JOIN cloud_worker_pools p ON p.id = w.pool_id WHERE p.org_id = $1`
+      const workers = count(yield* sql.unsafe(
+        `UPDATE cloud_workers SET status = 'revoked', updated_at = now()
+         WHERE id IN (${orgWorkers}) AND status NOT IN ('retired', 'revoked') RETURNING id`,
+        [orgId]
+      ))
+      const workerCredentials = count(yield* sql.unsafe(
+        `UPDATE cloud_worker_credentials SET revoked_at = now() WHERE worker_id IN (${orgWorkers}) AND revoked_at IS NULL RETURNING id`,
+        [orgId]
+      ))
+      const byokKeys = count(yield* sql.unsafe(`DELETE FROM cloud_byok_keys WHERE org_id = $1 RETURNING provider`, [orgId]))
       return {
         orgId,
         offboardedAt: org[0].offboarded_at.toISOString(),
-        ended: { apiTokens, browserSessions, pendingCommands, sessions, workflows },
+        ended: { apiTokens, browserSessions, pendingCommands, sessions, workflows, workers, workerCredentials, byokKeys },
         remaining: yield* activityOf(orgId)
       } satisfies OffboardingReport
     })).pipe(Effect.catchTag("SqlError", Effect.die))

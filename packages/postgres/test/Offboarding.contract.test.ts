@@ -1,9 +1,12 @@
-import { PgIdentity, PgOffboarding, PgSessionStore, PgTokens } from "@cowork/postgres"
+import { PgByokStore, PgIdentity, PgOffboarding, PgSessionStore, PgTokens, PgWorkerRegistry } from "@cowork/postgres"
+import { SecretAdapter } from "@cowork/services"
 import { Layer } from "effect"
 import { offboardingContract } from "../../services/test/support/OffboardingContract.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 
 offboardingContract(
   "postgres",
-  Layer.mergeAll(PgOffboarding.layer, PgIdentity.layer, PgTokens.layer, PgSessionStore.layer).pipe(Layer.provideMerge(TestDatabase.layer()))
+  Layer.mergeAll(PgOffboarding.layer, PgIdentity.layer, PgTokens.layer, PgSessionStore.layer, PgWorkerRegistry.layer, PgByokStore.layer).pipe(
+    Layer.provideMerge(Layer.merge(TestDatabase.layer(), SecretAdapter.layerMemory))
+  )
 )

@@ -37,9 +37,10 @@ export const layerMemoryControlPlane = Layer.mergeAll(
   ControlPlaneStatus.layerMemory,
   DeploymentMarkers.layerMemory,
   WorkflowStore.layerMemory,
-  Offboarding.layerMemory.pipe(Layer.provideMerge(Identity.layerMemory)),
+  Offboarding.layerMemory.pipe(
+    Layer.provideMerge(Layer.merge(Identity.layerMemory, ByokStore.layerMemory.pipe(Layer.provide(SecretAdapter.layerMemory))))
+  ),
   Audit.layerMemory,
-  ByokStore.layerMemory.pipe(Layer.provide(SecretAdapter.layerMemory)),
   Quotas.layerMemory,
   Usage.layerMemory
 ).pipe(Layer.provideMerge(Layer.merge(MemoryDatabase.layer, ObjectStore.layerMemory)))

@@ -1,5 +1,6 @@
 import { NotFound } from "@cowork/domain"
 import { Clock, Context, Effect, Layer } from "effect"
+import { ByokStore } from "./ByokStore.ts"
 import { Identity } from "./Identity.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 
@@ -12,6 +13,9 @@ export interface OrgActivity {
   readonly runningCommands: number
   readonly openSessions: number
   readonly activeWorkflows: number
+  /** Unrevoked, unexpired credentials of workers in the org's own (self-hosted) pools. */
+  readonly liveWorkerCredentials: number
+  readonly byokKeys: number
 }
 
 export interface OffboardingReport {
@@ -23,24 +27,33 @@ export interface OffboardingReport {
     readonly pendingCommands: number
     readonly sessions: number
     readonly workflows: number
+    readonly workers: number
+    readonly workerCredentials: number
+    readonly byokKeys: number
   }
   readonly remaining: OrgActivity
 }
 
 /**
  * Tenant offboarding (runbook "Tenant Offboarding"), in one transaction: the org is marked offboarded, its API tokens
- * and browser sessions are revoked, its pending commands cancelled, its sessions aborted, its workflows archived. Its
- * audit rows and artifacts stay (retention is a separate decision). Idempotent: a second run ends nothing new.
+ * and browser sessions are revoked, its pending commands cancelled, its sessions aborted, its workflows archived, the
+ * workers of its own pools revoked with their credentials, its BYOK keys deleted. Its audit rows and artifacts stay
+ * (retention is a separate decision). Idempotent: a second run ends nothing new.
  */
 export class Offboarding extends Context.Service<Offboarding, {
   readonly offboard: (orgId: string) => Effect.Effect<OffboardingReport, NotFound>
   readonly activity: (orgId: string) => Effect.Effect<OrgActivity, NotFound>
 }>()("cowork/Offboarding") {
-  static readonly layerMemory: Layer.Layer<Offboarding, never, MemoryDatabase | Identity> = Layer.effect(
+  static readonly layerMemory: Layer.Layer<Offboarding, never, MemoryDatabase | Identity | ByokStore> = Layer.effect(
     Offboarding,
     Effect.gen(function*() {
       const db = yield* MemoryDatabase
       const identity = yield* Identity
+      const byok = yield* ByokStore
+      const orgWorkerIds = (orgId: string) => {
+        const pools = new Set([...db.pools.values()].filter((pool) => pool.orgId === orgId).map((pool) => pool.id))
+        return new Set([...db.workers.values()].filter((worker) => pools.has(worker.poolId)).map((worker) => worker.id))
+      }
       const offboardedAt = new Map<string, number>()
       const notFound = (orgId: string) => new NotFound({ message: `org ${orgId} not found` })
 
@@ -59,7 +72,14 @@ export class Offboarding extends Context.Service<Offboarding, {
             openSessions: [...db.sessions.values()].filter((session) => session.orgId === orgId && session.abortedAt === null).length,
             activeWorkflows: [...db.workflowTables.workflows.values()].filter((workflow) =>
               workflow.orgId === orgId && workflow.lifecycle !== "archived"
-            ).length
+            ).length,
+            liveWorkerCredentials: (() => {
+              const workers = orgWorkerIds(orgId)
+              return [...db.credentials.values()].filter((credential) =>
+                workers.has(credential.workerId) && credential.revokedAt === null && Date.parse(credential.expiresAt) > now
+              ).length
+            })(),
+            byokKeys: (yield* byok.list(orgId)).length
           } satisfies OrgActivity
         })
 
@@ -100,10 +120,27 @@ export class Offboarding extends Context.Service<Offboarding, {
                 workflows++
               }
             }
+            const workerIds = orgWorkerIds(orgId)
+            let workers = 0
+            for (const worker of db.workers.values()) {
+              if (workerIds.has(worker.id) && worker.status !== "retired" && worker.status !== "revoked") {
+                db.workers.set(worker.id, { ...worker, status: "revoked", updatedAt: new Date(now).toISOString() })
+                workers++
+              }
+            }
+            let workerCredentials = 0
+            for (const credential of db.credentials.values()) {
+              if (workerIds.has(credential.workerId) && credential.revokedAt === null) {
+                db.credentials.set(credential.id, { ...credential, revokedAt: new Date(now).toISOString() })
+                workerCredentials++
+              }
+            }
+            const keys = yield* byok.list(orgId)
+            for (const key of keys) yield* Effect.ignore(byok.remove(orgId, key.provider))
             return {
               orgId,
               offboardedAt: new Date(offboardedAt.get(orgId)!).toISOString(),
-              ended: { apiTokens, browserSessions, pendingCommands, sessions, workflows },
+              ended: { apiTokens, browserSessions, pendingCommands, sessions, workflows, workers, workerCredentials, byokKeys: keys.length },
               remaining: yield* activity(orgId)
             } satisfies OffboardingReport
           })
