@@ -11,6 +11,7 @@ import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import * as WebRole from "../src/WebRole.ts"
 import { connect } from "../../../test/support/SseClient.ts"
 import { baseUrl, orgWithToken, request } from "./support/WebTestServer.ts"
+import { within } from "../../../test/support/Eventually.ts"
 
 /** Sessions whose log reads fail: their streams end in an error after the slot was taken. */
 const failingReads = new Set<string>()
@@ -47,18 +48,6 @@ const openStreams = Effect.gen(function*() {
 })
 
 /** Polls until `check` holds, or fails after 5 s with the last value. */
-const eventually = <A, R>(read: Effect.Effect<A, never, R>, check: (a: A) => boolean, label: string) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + 5_000
-    let value = yield* read
-    while (!check(value)) {
-      if (Date.now() > deadline) return assert.fail(`${label}: last value ${JSON.stringify(value)}`)
-      yield* Effect.sleep("20 millis")
-      value = yield* read
-    }
-    return value
-  })
-
 it.layer(layer, { excludeTestServices: true })("SSE stream slots", (it) => {
   it.effect("open, abort, HEAD and error each give the slot back; HEAD opens no stream", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -74,9 +63,9 @@ it.layer(layer, { excludeTestServices: true })("SSE stream slots", (it) => {
       const opened = yield* connect(sessionUrl(healthy), auth)
       assert.strictEqual(opened.status, 200)
       yield* opened.waitFor((frames) => frames.length > 0)
-      yield* eventually(openStreams, (n) => n === 1, "one stream open")
+      yield* within(Effect.map(openStreams, (n) => n === 1), "one stream open", 5_000)
       yield* opened.close
-      yield* eventually(openStreams, (n) => n === 0, "aborted stream released")
+      yield* within(Effect.map(openStreams, (n) => n === 0), "aborted stream released", 5_000)
 
       // HEAD: headers only, no stream, no slot (more HEADs than the cap)
       for (const path of [`/api/sessions/${healthy}/events`, "/api/events", `/api/sessions/${healthy}/events`]) {
@@ -91,15 +80,15 @@ it.layer(layer, { excludeTestServices: true })("SSE stream slots", (it) => {
       const failed = yield* connect(sessionUrl(broken), auth)
       yield* failed.ended
       failingReads.delete(broken)
-      yield* eventually(openStreams, (n) => n === 0, "failed stream released")
+      yield* within(Effect.map(openStreams, (n) => n === 0), "failed stream released", 5_000)
 
       // every slot is free again: the org can hold its full cap
       const again = yield* Effect.all([connect(sessionUrl(healthy), auth), connect(`${base}/api/events`, auth)])
       assert.deepStrictEqual(again.map((c) => c.status), [200, 200])
-      yield* eventually(openStreams, (n) => n === 2, "two streams open")
+      yield* within(Effect.map(openStreams, (n) => n === 2), "two streams open", 5_000)
       const refused = yield* request("GET", "/api/events", { token })
       assert.strictEqual(refused.status, 429, "the cap still holds")
       yield* Effect.all(again.map((c) => c.close))
-      yield* eventually(openStreams, (n) => n === 0, "closed streams released")
+      yield* within(Effect.map(openStreams, (n) => n === 0), "closed streams released", 5_000)
     })))
 })

@@ -4,6 +4,7 @@ import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Queue, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
+import { within } from "../../../test/support/Eventually.ts"
 
 const layer = Layer.mergeAll(
   PgChangeFeed.layerWith({ healthCheckInterval: "200 millis", healthCheckTimeout: "1 second" }),
@@ -17,16 +18,6 @@ const listenerCount = Effect.gen(function*() {
   return rows[0]!.n
 }).pipe(Effect.orDie)
 
-/** Polls `effect` until it returns true, failing after `timeoutMs`. */
-const eventually = (effect: Effect.Effect<boolean, never, SqlClient.SqlClient>, timeoutMs = 10_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    while (!(yield* effect)) {
-      if (Date.now() > deadline) return yield* Effect.die(new Error("condition not met in time"))
-      yield* Effect.sleep("25 millis")
-    }
-  })
-
 it.layer(layer, { excludeTestServices: true })("PgChangeFeed", (it) => {
   it.effect("fans one LISTEN out to every subscriber and re-establishes it after the connection dies", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -39,7 +30,7 @@ it.layer(layer, { excludeTestServices: true })("PgChangeFeed", (it) => {
         yield* stream.pipe(Stream.runForEach((change) => Queue.offer(queue, change)), Effect.forkScoped)
         received.push(queue)
       }
-      yield* eventually(Effect.map(listenerCount, (n) => n === 1))
+      yield* within(Effect.map(listenerCount, (n) => n === 1), "one LISTEN connection", 10_000)
       yield* sql`SELECT pg_notify('cowork_events', 'org_a ses_a 7')`
       for (const queue of received) {
         assert.deepStrictEqual(yield* Queue.take(queue), { orgId: "org_a", sessionId: "ses_a", lastSequence: 7 })
@@ -50,13 +41,13 @@ it.layer(layer, { excludeTestServices: true })("PgChangeFeed", (it) => {
         WHERE datname = current_database() AND query ILIKE 'LISTEN%'`
       // Re-established with backoff: notifications flow again to the same subscribers.
       let sequence = 100
-      yield* eventually(Effect.gen(function*() {
+      yield* within(Effect.gen(function*() {
         sequence++
         yield* sql`SELECT pg_notify('cowork_events', ${`org_a ses_a ${sequence}`})`.pipe(Effect.orDie)
         yield* Effect.sleep("50 millis")
         const got = yield* Queue.clear(received[0]!)
         return got.some((change) => change.lastSequence > 100)
-      }))
+      }), "notifications flow again after the connection was re-established", 10_000)
       assert.strictEqual(yield* listenerCount, 1)
     })))
 
