@@ -170,12 +170,14 @@ export const make = Effect.gen(function*() {
       scopes: Array<string>
       revoked: boolean
       expired: boolean
+      stale: boolean
     }>(
       `SELECT org_id, secret_hash, scopes,
          revoked_at IS NOT NULL AS revoked,
-         (expires_at IS NOT NULL AND expires_at <= now()) AS expired
+         (expires_at IS NOT NULL AND expires_at <= now()) AS expired,
+         (last_used_at IS NULL OR last_used_at < now() - $2::float8 * interval '1 millisecond') AS stale
        FROM cloud_api_tokens WHERE id = $1`,
-      [parsed.tokenId]
+      [parsed.tokenId, TOKEN_LAST_USED_RESOLUTION_MS]
     ).pipe(Effect.orDie)
     const row = rows[0]
     const refused = judgeToken(
@@ -183,11 +185,14 @@ export const make = Effect.gen(function*() {
       parsed.secret
     )
     if (refused !== undefined || row === undefined) return yield* (refused ?? new Unauthorized({ message: "invalid token" }))
-    yield* sql.unsafe(
-      `UPDATE cloud_api_tokens SET last_used_at = now()
-       WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - $2::float8 * interval '1 millisecond')`,
-      [parsed.tokenId, TOKEN_LAST_USED_RESOLUTION_MS]
-    ).pipe(Effect.orDie)
+    // last_used_at moves at most once per resolution: no write statement on the request path otherwise.
+    if (row.stale) {
+      yield* sql.unsafe(
+        `UPDATE cloud_api_tokens SET last_used_at = now()
+         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - $2::float8 * interval '1 millisecond')`,
+        [parsed.tokenId, TOKEN_LAST_USED_RESOLUTION_MS]
+      ).pipe(Effect.orDie)
+    }
     const principal: Principal = row.org_id === null
       ? { kind: "platform", tokenId: parsed.tokenId, scopes: platformScopes(row.scopes) }
       : { kind: "org", orgId: row.org_id, tokenId: parsed.tokenId, scopes: knownScopes(row.scopes) }
