@@ -1,11 +1,17 @@
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
 import { Config, Context, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } from "effect"
 
+/** Allowance for the database clock running behind this process's when reading what changed during an outage. */
+const RESYNC_CLOCK_SLACK_MS = 5_000
+/** Most session changes replayed to workspace streams after one reconnect. */
+const RESYNC_ORG_LIMIT = 1_000
+
 /**
  * In-memory fan-out of session log growth to this process's SSE subscribers. It holds ONE `ChangeFeed`
  * subscription (one `LISTEN` connection) for the whole process; subscribers catch up by keyset reads when
  * signalled. When the listening connection is re-established, one read of the watched sessions' tips wakes every
- * subscriber whose session grew meanwhile; a slow backstop poll of the same read covers anything else.
+ * subscriber whose session grew meanwhile, and workspace streams get a `session.changed` for each of their org's
+ * sessions that changed since the connection was lost; a slow backstop poll of the tips covers anything else.
  */
 export class SessionEventHub extends Context.Service<SessionEventHub, {
   /** Signals (the new tip) whenever the session's log may have grown; only the latest signal is kept. */
@@ -73,12 +79,22 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         }
       })
 
+      // Workspace streams: the watched orgs' sessions that changed since the connection was lost (a few seconds of
+      // slack for the database's clock), each announced like a notification.
+      const orgCatchUp = (lostAt: number) =>
+        Effect.gen(function*() {
+          const changed = yield* eventLog.changedSince([...orgWatchers.keys()], lostAt - RESYNC_CLOCK_SLACK_MS, RESYNC_ORG_LIMIT)
+          for (const change of changed) {
+            yield* Effect.forEach(orgWatchers.get(change.orgId) ?? [], (queue) => Queue.offer(queue, change), { discard: true })
+          }
+        })
+
       // Right after the listening connection is back (notifications sent meanwhile were lost); the pool may still
       // hold connections from before the outage, so a failed read is retried a few times before the backstop.
       const resyncs = yield* feed.resyncs
       yield* resyncs.pipe(
-        Stream.runForEach(() =>
-          catchUp.pipe(
+        Stream.runForEach((resync) =>
+          Effect.andThen(catchUp, orgCatchUp(resync.lostAt)).pipe(
             Effect.catchCause((cause) => Effect.fail(cause)),
             Effect.retry({ schedule: Schedule.exponential("100 millis").pipe(Schedule.jittered), times: 6 }),
             Effect.catchCause((cause) => Effect.logWarning("SSE catch-up after LISTEN reconnect failed", cause))

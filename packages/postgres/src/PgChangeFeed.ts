@@ -1,6 +1,6 @@
-import { ChangeFeed, type CommandSignal, type ListenerState } from "@cowork/services"
+import { ChangeFeed, type CommandSignal, type ListenerState, type Resync } from "@cowork/services"
 import { PgClient } from "@effect/sql-pg"
-import { Deferred, Duration, Effect, Layer, PubSub, Queue, Random, Semaphore, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, Layer, PubSub, Queue, Random, Semaphore, Stream } from "effect"
 import { COMMANDS_CHANNEL, EVENTS_CHANNEL, formatCommandSignal, parseCommandSignal, parseSessionChanged } from "./Channels.ts"
 
 /** A self-addressed probe: proves the listening connection still delivers notifications end to end. */
@@ -43,7 +43,7 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
     const pg = yield* PgClient.PgClient
     const layerScope = yield* Effect.scope
     const states = new Map<string, { connected: boolean }>()
-    const resyncHub = yield* PubSub.unbounded<string>()
+    const resyncHub = yield* PubSub.unbounded<Resync>()
 
     const channel = <A>(name: string, parse: (payload: string) => A | undefined) =>
       Effect.gen(function*() {
@@ -53,6 +53,7 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
 
         const state = { connected: false }
         let everConnected = false
+        let lostAt = 0
         let connectedThisTime = false
         const listenOnce = Effect.scoped(Effect.gen(function*() {
           // A connect into a restarting server can hang until the pool's connect timeout; give up sooner and retry.
@@ -61,8 +62,13 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
           )
           state.connected = true
           connectedThisTime = true
-          yield* Effect.addFinalizer(() => Effect.sync(() => { state.connected = false }))
-          if (everConnected) yield* PubSub.publish(resyncHub, name)
+          yield* Effect.addFinalizer(() =>
+            Effect.map(Clock.currentTimeMillis, (now) => {
+              state.connected = false
+              lostAt = now
+            })
+          )
+          if (everConnected) yield* PubSub.publish(resyncHub, { channel: name, lostAt })
           everConnected = true
           yield* Effect.logDebug("change feed listening").pipe(Effect.annotateLogs({ channel: name }))
           let pending: { readonly nonce: string; readonly received: Deferred.Deferred<void> } | undefined

@@ -62,6 +62,17 @@ export const make = Effect.gen(function*() {
     return new Map(rows.map((row) => [row.session_id, Number(row.last_sequence)]))
   })
 
+  const changedSince = Effect.fn("EventLog.changedSince")(function*(orgIds: ReadonlyArray<string>, sinceMs: number, limit: number) {
+    if (orgIds.length === 0) return []
+    const rows = yield* sql.unsafe<{ org_id: string; session_id: string; last_sequence: bigint }>(
+      `SELECT org_id, session_id, last_sequence FROM cloud_session_projections
+       WHERE org_id = ANY($1::text[]) AND updated_at >= to_timestamp($2::float8 / 1000)
+       ORDER BY updated_at LIMIT $3`,
+      [orgIds, sinceMs, limit]
+    ).pipe(Effect.orDie)
+    return rows.map((row) => ({ orgId: row.org_id, sessionId: row.session_id, lastSequence: Number(row.last_sequence) }))
+  })
+
   const prune = Effect.fn("EventLog.prune")(function*(sessionId: string, before: number) {
     yield* sql.unsafe(
       `WITH pruned AS (DELETE FROM cloud_session_events WHERE session_id = $1 AND sequence < $2)
@@ -72,7 +83,7 @@ export const make = Effect.gen(function*() {
     ).pipe(Effect.orDie)
   })
 
-  return EventLog.of({ append, read, bounds, latestSequences, prune })
+  return EventLog.of({ append, read, bounds, latestSequences, changedSince, prune })
 })
 
 export const layer = Layer.effect(EventLog, make)

@@ -17,6 +17,12 @@ export interface CommandSignal {
   readonly sessionId: string
 }
 
+/** A channel's listening connection was re-established; notifications sent since `lostAt` (epoch ms) were lost. */
+export interface Resync {
+  readonly channel: string
+  readonly lostAt: number
+}
+
 /** A channel this process listens on, and whether its listening connection currently works. */
 export interface ListenerState {
   readonly channel: string
@@ -38,7 +44,7 @@ export class ChangeFeed extends Context.Service<ChangeFeed, {
    * The channel whose listening connection was just re-established (its `LISTEN` already active): notifications
    * sent while it was down were lost, so subscribers catch up by reads now instead of waiting for a backstop poll.
    */
-  readonly resyncs: Effect.Effect<Stream.Stream<string>, never, Scope.Scope>
+  readonly resyncs: Effect.Effect<Stream.Stream<Resync>, never, Scope.Scope>
 }>()("cowork/ChangeFeed") {
   /** The memory database's notifications: delivered in process, never lost, so `listeners` is empty and nothing resyncs. */
   static readonly layerMemory: Layer.Layer<ChangeFeed, never, MemoryDatabase> = Layer.effect(

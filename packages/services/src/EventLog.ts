@@ -1,4 +1,5 @@
 import type { EventDraft, Lease, SessionEvent, StaleOwner, StaleOwnerOperation } from "@cowork/domain"
+import type { SessionChanged } from "./ChangeFeed.ts"
 import { Context, Effect, Layer } from "effect"
 import { makeEventLogMemory } from "./EventLogMemory.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
@@ -45,6 +46,15 @@ export class EventLog extends Context.Service<EventLog, {
   readonly bounds: (sessionId: string) => Effect.Effect<EventBounds>
   /** The current tip of each given session, in one read (sessions that do not exist are absent). */
   readonly latestSequences: (sessionIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, number>>
+  /**
+   * The sessions of these orgs whose log grew at or after `sinceMs` (epoch ms, the store's clock), with their tips;
+   * at most `limit`, oldest change first. A listener that lost notifications reads what it missed here.
+   */
+  readonly changedSince: (
+    orgIds: ReadonlyArray<string>,
+    sinceMs: number,
+    limit: number
+  ) => Effect.Effect<ReadonlyArray<SessionChanged>>
   /** Retention: drops events with `sequence < before` (the projection is unaffected). */
   readonly prune: (sessionId: string, before: number) => Effect.Effect<void>
 }>()("cowork/EventLog") {

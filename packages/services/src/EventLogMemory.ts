@@ -47,6 +47,14 @@ export const makeEventLogMemory = (db: MemoryTables): EventLog["Service"] => ({
       }
       return tips
     }),
+  changedSince: (orgIds, sinceMs, limit) =>
+    Effect.sync(() =>
+      [...db.projections]
+        .filter(([, projection]) => orgIds.includes(projection.orgId) && projection.updatedAt >= sinceMs)
+        .sort(([, a], [, b]) => a.updatedAt - b.updatedAt)
+        .slice(0, limit)
+        .map(([sessionId, projection]) => ({ orgId: projection.orgId, sessionId, lastSequence: projection.lastSequence }))
+    ),
   prune: (sessionId, before) =>
     Effect.sync(() => {
       const projection = db.projections.get(sessionId)

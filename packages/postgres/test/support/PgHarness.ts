@@ -19,7 +19,7 @@ import * as TestDatabase from "../../../../test/support/TestDatabase.ts"
 
 /**
  * Postgres keeps time by its own clock, so `elapse` moves every stored time the rules compare with `now()` back by
- * `ms`: lease and credential expiry, heartbeat age, token expiry, command age.
+ * `ms`: lease and credential expiry, heartbeat age, token expiry, command age, a session's last change.
  */
 const elapse = (ms: number) =>
   Effect.gen(function*() {
@@ -30,6 +30,7 @@ const elapse = (ms: number) =>
     yield* sql.unsafe(`UPDATE cloud_worker_heartbeats SET last_seen_at = last_seen_at - ${back}`, [ms])
     yield* sql.unsafe(`UPDATE cloud_api_tokens SET expires_at = expires_at - ${back} WHERE expires_at IS NOT NULL`, [ms])
     yield* sql.unsafe(`UPDATE cloud_session_commands SET created_at = created_at - ${back}`, [ms])
+    yield* sql.unsafe(`UPDATE cloud_session_projections SET updated_at = updated_at - ${back}`, [ms])
   }).pipe(Effect.orDie)
 
 const services = Layer.mergeAll(

@@ -118,4 +118,24 @@ export const eventLogContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.deepStrictEqual(yield* log.bounds("ses_unknown"), { earliestSequence: 1, latestSequence: 0 })
         yield* log.prune("ses_unknown", 3)
       })))
+
+    it.effect("changedSince lists the orgs' sessions whose log grew since a time, with their tips", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const log = yield* EventLog
+        const sessions = yield* SessionStore
+        const quiet = yield* newSession()
+        const other = yield* newSession()
+        yield* harness.elapse(60_000)
+        const busy = yield* newSession(quiet.orgId)
+        yield* prompt(busy)
+        yield* prompt(other)
+        // The store's own clock: the busy session's last change.
+        const since = Date.parse((yield* sessions.get(busy.orgId, busy.sessionId)).updatedAt) - 1_000
+        assert.deepStrictEqual(yield* log.changedSince([quiet.orgId], since, 10), [
+          { orgId: quiet.orgId, sessionId: busy.sessionId, lastSequence: 2 }
+        ], "only the org's sessions that changed since then")
+        assert.strictEqual((yield* log.changedSince([quiet.orgId, other.orgId], since, 10)).length, 2)
+        assert.strictEqual((yield* log.changedSince([quiet.orgId, other.orgId], since, 1)).length, 1, "bounded")
+        assert.deepStrictEqual(yield* log.changedSince([], since, 10), [])
+      })))
   })
