@@ -16,9 +16,8 @@ import { eventually, freePort, runCli, spawn, waitReady } from "../../../test/su
 
 /**
  * The real thing end to end: `cowork web` + `cowork worker` processes with OPEN_COWORK_CLOUD_RUNTIME=opencode, the
- * org's key stored through the BYOK API, the fake provider on loopback. The worker is SIGKILLed mid-turn (its
- * opencode dies with the "machine"); a second worker restores the checkpoint at the same workspace path, re-runs
- * the turn, and the next prompt's request to the model carries the earlier turns. The key reaches the provider on
+ * org's key stored through the BYOK API, the fake provider on loopback. The worker is SIGKILLed mid-turn; a second
+ * worker stops the opencode it left behind, restores the checkpoint at the same workspace path, re-runs the turn, and the next prompt's request to the model carries the earlier turns. The key reaches the provider on
  * every call and appears in no log and no checkpoint.
  */
 
@@ -117,15 +116,26 @@ describe("opencode worker failover across processes", () => {
         return Number(rows[0]!.n) > 0 ? true : undefined
       }), { timeoutMs: 60_000 })
       const orphans = childrenOf(first.child.pid!)
+      assert.isAtLeast(orphans.length, 1, "the worker runs opencode as its child")
       spawned.push(...orphans)
       first.child.kill("SIGKILL")
-      // The "machine" died: its opencode goes with it.
-      killGroups(orphans)
       assert.strictEqual(yield* Effect.promise(() => first.exited), "SIGKILL")
+      // A SIGKILLed worker cannot stop its opencode: it keeps running on the session's directory until the next
+      // worker on this host reaps it (pid file + same workspace) before restoring into that directory.
+      const alive = (pid: number) => {
+        try {
+          process.kill(pid, 0)
+          return true
+        } catch {
+          return false
+        }
+      }
+      assert.isTrue(orphans.some(alive))
 
       const second = yield* spawn("oc-w2", ["worker"], workerEnv("oc-w2", yield* freePort))
       yield* Effect.addFinalizer(() => Effect.sync(() => killGroups(childrenOf(second.child.pid!))))
       yield* acked(c2)
+      yield* eventually("the orphaned opencode was reaped", Effect.sync(() => orphans.some(alive) ? undefined : true), { timeoutMs: 10_000 })
       const before = fake.completions().length
       const c3 = yield* prompt(sessionId, "what was the word?")
       const third = yield* acked(c3)

@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { existsSync } from "node:fs"
-import { access, mkdir, rm, symlink, writeFile } from "node:fs/promises"
+import { type AddressInfo, createServer } from "node:net"
+import { access, mkdir, readFile, readlink, realpath, rm, symlink, writeFile } from "node:fs/promises"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import type { Event as OpenCodeEvent } from "@opencode-ai/sdk/v2"
@@ -30,6 +31,8 @@ export interface SessionPaths {
   readonly configDir: string
   /** Our own record for the session (the opencode session id), part of the exported state. */
   readonly record: string
+  /** The pid of the opencode serving this directory, so a successor can stop one a dead worker left behind. */
+  readonly pidFile: string
 }
 
 export const sessionPaths = (root: string, sessionId: string): SessionPaths => {
@@ -45,7 +48,8 @@ export const sessionPaths = (root: string, sessionId: string): SessionPaths => {
     cache: path.join(xdg, "cache"),
     tmp: path.join(xdg, "tmp"),
     configDir: path.join(base, "opencode-config"),
-    record: path.join(base, "cowork-session.json")
+    record: path.join(base, "cowork-session.json"),
+    pidFile: path.join(base, "opencode.pid")
   }
 }
 
@@ -155,6 +159,35 @@ export const opencodeConfig = (options: Pick<SpawnOptions, "provider" | "permiss
 }
 
 /** Creates the session's directories (a git work dir, XDG roots) and writes the config and seeds. */
+/**
+ * Stops an opencode a dead predecessor left running on this session's directory (a worker killed with SIGKILL
+ * cannot stop its children): the pid file names it, and it is only signalled when it still runs in this session's
+ * workspace (so a recycled pid is never hit). Its whole process group goes, tools included.
+ */
+export const reapStale = async (paths: SessionPaths): Promise<void> => {
+  const text = await readFile(paths.pidFile, "utf8").catch(() => undefined)
+  if (text === undefined) return
+  const pid = Number(text.trim())
+  if (Number.isInteger(pid) && pid > 1) {
+    const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => undefined)
+    const work = await realpath(paths.work).catch(() => paths.work)
+    if (cwd === work) {
+      for (const target of [-pid, pid]) {
+        try {
+          process.kill(target, "SIGKILL")
+        } catch {
+          // gone, or not a group leader
+        }
+      }
+      const deadline = Date.now() + 5_000
+      while (Date.now() < deadline && (await readlink(`/proc/${pid}/cwd`).then(() => true, () => false))) {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+  }
+  await rm(paths.pidFile, { force: true })
+}
+
 export const prepare = async (options: Pick<SpawnOptions, "paths" | "provider" | "permission">): Promise<void> => {
   const { paths } = options
   for (const dir of [paths.work, paths.home, paths.data, paths.config, paths.state, paths.cache, paths.tmp, paths.configDir]) {
@@ -237,6 +270,7 @@ export class OpenCodeProcess {
   /** Spawns opencode in the session's work dir and resolves once it listens and reports healthy. */
   static async start(options: SpawnOptions): Promise<OpenCodeProcess> {
     const { paths } = options
+    await reapStale(paths)
     await prepare(options)
     const password = randomBytes(24).toString("base64url")
     const env: NodeJS.ProcessEnv = {
@@ -257,17 +291,37 @@ export class OpenCodeProcess {
       ...OFFLINE_ENV
     }
     if (!(await exists(path.join(paths.work, ".git")))) await gitInit(paths.work, env)
-    const child = spawn(options.binary, ["serve", "--port", "0", "--hostname", "127.0.0.1"], {
+    const deadline = Date.now() + options.startTimeoutMs
+    // `--port 0` does not mean "any port" to opencode (it tries 4096 first): pick a free one ourselves, and try again
+    // with another when opencode exits before listening (the port was taken in between).
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await OpenCodeProcess.spawnOn(options, env, password, await freeLoopbackPort(), deadline)
+      } catch (error) {
+        if (!(error instanceof ExitedBeforeListening) || attempt >= 3 || Date.now() >= deadline) throw error
+      }
+    }
+  }
+
+  private static async spawnOn(
+    options: SpawnOptions,
+    env: NodeJS.ProcessEnv,
+    password: string,
+    port: number,
+    deadline: number
+  ): Promise<OpenCodeProcess> {
+    const { paths } = options
+    const child = spawn(options.binary, ["serve", "--port", String(port), "--hostname", "127.0.0.1"], {
       cwd: paths.work,
       env: { ...env, OPENCODE_SERVER_PASSWORD: password },
       stdio: ["pipe", "pipe", "pipe"],
       // Its own process group, so stopping it also stops the tools it runs.
       detached: true
     })
+    if (child.pid !== undefined) await writeFile(paths.pidFile, String(child.pid))
     const authorization = `Basic ${Buffer.from(`opencode:${password}`).toString("base64")}`
-    const deadline = Date.now() + options.startTimeoutMs
     try {
-      const url = await listening(child, options)
+      const url = await listening(child, options, deadline)
       const proc = new OpenCodeProcess(child, url, authorization, paths.work)
       await proc.awaitHealthy(deadline)
       await proc.subscribe(deadline)
@@ -369,7 +423,19 @@ export class OpenCodeProcess {
 
 const exists = (file: string): Promise<boolean> => access(file).then(() => true, () => false)
 
-const listening = (child: ChildProcess, options: SpawnOptions): Promise<string> =>
+class ExitedBeforeListening extends Error {}
+
+const freeLoopbackPort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+
+const listening = (child: ChildProcess, options: SpawnOptions, deadline: number): Promise<string> =>
   new Promise((resolve, reject) => {
     let output = ""
     let settled = false
@@ -382,7 +448,7 @@ const listening = (child: ChildProcess, options: SpawnOptions): Promise<string> 
     }
     const timer = setTimeout(
       () => finish(new Error(`opencode did not listen within ${options.startTimeoutMs} ms`)),
-      options.startTimeoutMs
+      Math.max(1, deadline - Date.now())
     )
     const onLine = (line: string) => {
       options.onOutput?.(line)
@@ -406,7 +472,7 @@ const listening = (child: ChildProcess, options: SpawnOptions): Promise<string> 
     reader(child.stderr)
     child.once("error", (error) => finish(error))
     child.once("exit", (code, signal) =>
-      finish(new Error(`opencode exited before listening (${signal ?? code}): ${output.trim().slice(-500)}`)))
+      finish(new ExitedBeforeListening(`opencode exited before listening (${signal ?? code}): ${output.trim().slice(-500)}`)))
   })
 
 const stopChild = (child: ChildProcess): Promise<void> =>

@@ -1,7 +1,7 @@
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import * as path from "node:path"
 import { backup, DatabaseSync } from "node:sqlite"
-import type { SessionPaths } from "./OpenCodeProcess.ts"
+import { reapStale, type SessionPaths } from "./OpenCodeProcess.ts"
 
 /**
  * A session's exportable opencode state, as named files:
@@ -78,6 +78,8 @@ const targetOf = (paths: SessionPaths, name: string): string | undefined => {
 
 /** Replaces the session's workspace and opencode data with the state (opencode must not be running). */
 export const importState = async (paths: SessionPaths, files: ReadonlyMap<string, Uint8Array>): Promise<void> => {
+  // An opencode a dead worker left on this directory must not write into the restored state.
+  await reapStale(paths)
   await rm(paths.work, { recursive: true, force: true })
   await rm(openCodeData(paths), { recursive: true, force: true })
   await rm(paths.record, { force: true })
