@@ -48,10 +48,11 @@ it.live("webhook replay refused across web replicas and after a restart; a run c
     const env = { OPEN_COWORK_DATABASE_URL: url, OPEN_COWORK_DATA_DIR: Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-wf-drill-")) }
     yield* runCli(["migrate"], env)
     const token = (yield* runCli(["admin", "token", "create", "--scopes", "web,operator"], env)).stdout.trim().split("\n").at(-1)!
-    const serving = { ...env, OPEN_COWORK_CLOUD_RUN_MIGRATIONS: "false", OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS: "500" }
+    const serving = { ...env, OPEN_COWORK_CLOUD_RUN_MIGRATIONS: "false" }
 
     const startWeb = (name: string, port: number) =>
       Effect.gen(function*() {
+        // The web judges freshness by its own interval (default 5 s: fresh within 15 s), robust on a loaded box.
         const proc = yield* spawn(name, ["web"], { ...serving, OPEN_COWORK_CLOUD_PORT: String(port) })
         yield* waitReady(proc, `http://127.0.0.1:${port}`)
         return proc
@@ -62,11 +63,12 @@ it.live("webhook replay refused across web replicas and after a restart; a run c
     const b = `http://127.0.0.1:${portB}`
     let webA: CoworkProcess = yield* startWeb("web-a", portA)
     yield* startWeb("web-b", portB)
-    yield* spawn("worker", ["worker"], { ...serving, OPEN_COWORK_CLOUD_POLL_INTERVAL_MS: "500" })
+    yield* spawn("worker", ["worker"], { ...serving, OPEN_COWORK_CLOUD_POLL_INTERVAL_MS: "500", OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS: "500" })
     const livenessPort = yield* freePort
     const scheduler = yield* spawn("scheduler", ["scheduler"], {
       ...serving,
       OPEN_COWORK_CLOUD_SCHEDULER_TICK_MS: "200",
+      OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS: "500",
       OPEN_COWORK_CLOUD_LIVENESS_PORT: String(livenessPort)
     })
     const probes = `http://127.0.0.1:${livenessPort}`
