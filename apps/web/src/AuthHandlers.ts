@@ -56,10 +56,16 @@ export const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(h
     if (mapped !== undefined && mapped !== existing) {
       yield* identity.setRole(orgId, account.id, mapped)
     } else if (mapped === undefined && existing === undefined) {
-      const domain = identityClaims.email?.split("@")[1]
-      const allowed = identityClaims.emailVerified && domain !== undefined && oidcSettings.allowedDomains.includes(domain)
-      if (!allowed) return undefined
-      yield* identity.setRole(orgId, account.id, "member")
+      // An explicit invitation for the verified email wins; else an allowed domain makes a member.
+      const invited = identityClaims.emailVerified && identityClaims.email !== null
+        ? yield* identity.acceptInvitation(orgId, identityClaims.email, account.id)
+        : undefined
+      if (invited === undefined) {
+        const domain = identityClaims.email?.split("@")[1]
+        const allowed = identityClaims.emailVerified && domain !== undefined && oidcSettings.allowedDomains.includes(domain)
+        if (!allowed) return undefined
+        yield* identity.setRole(orgId, account.id, "member")
+      }
     }
     return { orgId, accountId: account.id, role: (yield* identity.role(orgId, account.id)) ?? "member" }
   })

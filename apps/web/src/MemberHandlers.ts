@@ -34,6 +34,18 @@ export const layer = HttpApiBuilder.group(Api, "members", Effect.fn(function*(ha
         const principal = yield* CurrentPrincipal
         return { members: yield* identity.listMembers(principal.orgId) }
       }),
+    invite: ({ payload }) =>
+      Effect.gen(function*() {
+        const principal = yield* CurrentPrincipal
+        const actorRole: MemberRole = principal.browserSession?.role ?? "owner"
+        if (actorRole !== "owner" && payload.role === "owner") {
+          return yield* new Forbidden({ message: "only an owner can grant, change or remove the owner role" })
+        }
+        const email = payload.email.toLowerCase()
+        yield* identity.invite(principal.orgId, email, payload.role)
+        yield* recordAudit({ orgId: principal.orgId, actor: actorOf(principal), action: "member.invited", target: `email:${email}`, details: { role: payload.role } })
+        return { invitation: { email, role: payload.role } }
+      }),
     update: ({ params, payload }) =>
       Effect.gen(function*() {
         const { orgId, role, actor } = yield* target(params.id, payload.role)

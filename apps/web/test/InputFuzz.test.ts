@@ -53,7 +53,8 @@ const baselineBodies: Record<string, Record<string, unknown>> = {
   "workerAdmin.createPool": { name: "fuzz", mode: "self_hosted", maxWorkers: 1, maxConcurrentWork: 1 },
   "workerAdmin.registerWorker": { poolId: "pool_missing" },
   "workflows.create": { title: "fuzz", instructions: "fuzz", agentName: "build", triggers: [{ type: "manual", enabled: true }] },
-  "apiTokens.create": { name: "fuzz", scopes: ["web"] }
+  "apiTokens.create": { name: "fuzz", scopes: ["web"] },
+  "members.invite": { email: "fuzz@example.com", role: "member" }
 }
 
 const deepArray = (depth: number): string => "[".repeat(depth) + "]".repeat(depth)

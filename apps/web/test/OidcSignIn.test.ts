@@ -270,6 +270,18 @@ it.layer(layer, { timeout: 120_000 })("OIDC sign-in through a real identity prov
       const after = yield* signInCounts
       assert.strictEqual(after.not_a_member! - before.not_a_member!, 2)
 
+      // An admin invites carol by email: her next sign-in (verified email) makes her a member, once.
+      const admin = (yield* signIn("dave")).browser
+      const adminCsrf: string = (yield* get(admin, "/api/workspace")).json.csrfToken
+      const invited = yield* mutate(admin, "POST", "/api/members", { csrf: adminCsrf, json: { email: "Carol@Elsewhere.org", role: "member" } })
+      assert.strictEqual(invited.status, 201, invited.text)
+      assert.deepStrictEqual(invited.json.invitation, { email: "carol@elsewhere.org", role: "member" })
+      const asOwner = yield* mutate(admin, "POST", "/api/members", { csrf: adminCsrf, json: { email: "x@elsewhere.org", role: "owner" } })
+      assert.strictEqual(asOwner.status, 403, "an admin cannot invite an owner")
+      const carolAgain = yield* signIn("carol")
+      assert.strictEqual(carolAgain.landed.status, 302, carolAgain.landed.text)
+      assert.deepInclude((yield* get(carolAgain.browser, "/api/workspace")).json, { role: "member" })
+
       const config = yield* get(new Browser(), "/api/config")
       assert.deepInclude(config.json, { authMode: "oidc", loginUrl: "/auth/login", tokenLoginUrl: null })
       const tokenLogin = yield* mutate(new Browser(), "POST", "/auth/token-login", { json: { token: "occ_x" } })

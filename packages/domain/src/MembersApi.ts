@@ -3,7 +3,7 @@ import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/ht
 import { Authentication, RequiredScopes } from "./ApiCore.ts"
 import * as ApiError from "./ApiError.ts"
 import { Member, MemberRole } from "./Identity.ts"
-import { Id } from "./Input.ts"
+import { Id, Text } from "./Input.ts"
 
 const accountParams = { id: Id }
 
@@ -11,6 +11,11 @@ const accountParams = { id: Id }
 export class MembersApi extends HttpApiGroup.make("members")
   .add(
     HttpApiEndpoint.get("list", "/api/members", { success: Schema.Struct({ members: Schema.Array(Member) }) }),
+    HttpApiEndpoint.post("invite", "/api/members", {
+      payload: Schema.Struct({ email: Text(320).check(Schema.isPattern(/^[^@\s]+@[^@\s]+$/)), role: MemberRole }),
+      success: Schema.Struct({ invitation: Schema.Struct({ email: Schema.String, role: MemberRole }) }).pipe(HttpApiSchema.status(201)),
+      error: [ApiError.BadRequest, ApiError.Forbidden]
+    }).annotate(OpenApi.Description, "Invites a person by email: their first sign-in with that verified email makes them a member with the role."),
     HttpApiEndpoint.patch("update", "/api/members/:id", {
       params: accountParams,
       payload: Schema.Struct({ role: MemberRole }),

@@ -407,6 +407,19 @@ CREATE INDEX IF NOT EXISTS cloud_session_commands_org_pending ON cloud_session_c
     sql: `
 ALTER TABLE cloud_orgs ADD COLUMN IF NOT EXISTS offboarded_at timestamptz;
 `
+  },
+  {
+    id: 34,
+    name: "invitations",
+    sql: `
+CREATE TABLE IF NOT EXISTS cloud_invitations (
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  email text NOT NULL,
+  role text NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (org_id, email)
+);
+`
   }
 ]
 

@@ -115,6 +115,31 @@ export const make = Effect.gen(function*() {
     return toMember(rows[0]!)
   }, Effect.orDie)
 
+  const invite = Effect.fn("Identity.invite")(function*(orgId: string, email: string, newRole: MemberRole) {
+    yield* sql.unsafe(
+      `INSERT INTO cloud_invitations (org_id, email, role) VALUES ($1, $2, $3)
+       ON CONFLICT (org_id, email) DO UPDATE SET role = EXCLUDED.role, created_at = now()`,
+      [orgId, email.toLowerCase(), newRole]
+    )
+  }, Effect.orDie)
+
+  const acceptInvitation = Effect.fn("Identity.acceptInvitation")(function*(orgId: string, email: string, accountId: string) {
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      const taken = yield* sql.unsafe<{ role: MemberRole }>(
+        `DELETE FROM cloud_invitations WHERE org_id = $1 AND email = $2 RETURNING role`,
+        [orgId, email.toLowerCase()]
+      )
+      const invited = taken[0]?.role
+      if (invited === undefined) return undefined
+      yield* sql.unsafe(
+        `INSERT INTO cloud_memberships (org_id, account_id, role) VALUES ($1, $2, $3)
+         ON CONFLICT (org_id, account_id) DO UPDATE SET role = EXCLUDED.role`,
+        [orgId, accountId, invited]
+      )
+      return invited
+    }))
+  }, Effect.orDie)
+
   const revokeAccountSessions = Effect.fn("Identity.revokeAccountSessions")(function*(orgId: string, accountId: string) {
     const rows = yield* sql.unsafe<{ live: boolean }>(
       `UPDATE cloud_browser_sessions SET revoked_at = now()
@@ -278,6 +303,8 @@ export const make = Effect.gen(function*() {
     setRole,
     removeMember,
     listMembers,
+    invite,
+    acceptInvitation,
     openSession,
     authenticateSession,
     revokeSession,

@@ -63,6 +63,13 @@ export class Identity extends Context.Service<Identity, {
   /** Removes the membership and ends the account's browser sessions in that org, at once. */
   readonly removeMember: (orgId: string, accountId: string) => Effect.Effect<boolean>
   readonly listMembers: (orgId: string) => Effect.Effect<ReadonlyArray<Member>>
+  /** Invites an email (lower-cased) to the org with a role; re-inviting replaces the role. */
+  readonly invite: (orgId: string, email: string, role: MemberRole) => Effect.Effect<void>
+  /**
+   * At sign-in with a verified email: turns a pending invitation into a membership (once) and returns its role, or
+   * `undefined` when there is none.
+   */
+  readonly acceptInvitation: (orgId: string, email: string, accountId: string) => Effect.Effect<MemberRole | undefined>
   /** Opens a browser session for a member; `NotAMember` without a membership. */
   readonly openSession: (input: {
     readonly orgId: string
@@ -121,6 +128,7 @@ export const makeMemoryIdentity = (): Identity["Service"] => {
   const memberships = new Map<string, { role: MemberRole; createdAt: number }>()
   const sessions = new Map<string, MemorySession>() // by sha256(cookie)
   const logins = new Map<string, { login: PendingLogin; expiresAt: number }>()
+  const invitations = new Map<string, MemberRole>()
   const memberKey = (orgId: string, accountId: string) => `${orgId}\u0000${accountId}`
 
   const endSessions = (now: number, match: (session: MemorySession) => boolean) => {
@@ -188,6 +196,16 @@ export const makeMemoryIdentity = (): Identity["Service"] => {
           })
         }
         return members.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.accountId.localeCompare(b.accountId))
+      }),
+    invite: (orgId, email, role) => Effect.sync(() => void invitations.set(memberKey(orgId, email.toLowerCase()), role)),
+    acceptInvitation: (orgId, email, accountId) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const key = memberKey(orgId, email.toLowerCase())
+        const role = invitations.get(key)
+        if (role === undefined) return undefined
+        invitations.delete(key)
+        memberships.set(memberKey(orgId, accountId), { role, createdAt: memberships.get(memberKey(orgId, accountId))?.createdAt ?? now })
+        return role
       }),
     openSession: ({ orgId, accountId, lifetimes }) =>
       Effect.gen(function*() {

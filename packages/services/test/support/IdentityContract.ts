@@ -122,6 +122,20 @@ export const identityContract = <E, R = never>(
         assert.deepStrictEqual(yield* identity.listSessions(orgId), [])
       }))
 
+    it.effect("an invitation by email becomes a membership at the invitee's sign-in, once", () =>
+      Effect.gen(function*() {
+        const identity = yield* Identity
+        const orgId = yield* newOrg
+        const invitee = yield* person("invitee")
+        assert.isUndefined(yield* identity.acceptInvitation(orgId, "invitee@example.com", invitee.id))
+        yield* identity.invite(orgId, "Invitee@Example.com", "member")
+        yield* identity.invite(orgId, "invitee@example.com", "admin")
+        assert.strictEqual(yield* identity.acceptInvitation(orgId, "INVITEE@example.com", invitee.id), "admin")
+        assert.strictEqual(yield* identity.role(orgId, invitee.id), "admin")
+        assert.isUndefined(yield* identity.acceptInvitation(orgId, "invitee@example.com", invitee.id), "taken once")
+        assert.isUndefined(yield* identity.acceptInvitation(yield* newOrg, "invitee@example.com", invitee.id), "only in the inviting org")
+      }))
+
     it.effect("a login transaction is taken once, and not after it expired", () =>
       Effect.gen(function*() {
         const identity = yield* Identity
