@@ -12,6 +12,7 @@ import {
   type SessionView
 } from "@cowork/domain"
 import {
+  busyConflict,
   type CreateSessionInput,
   DEFAULT_PROFILE_NAME,
   DefaultProfileName,
@@ -195,6 +196,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
     input: {
       readonly text: string
       readonly agent?: string | undefined
+      readonly multitaskStrategy?: "enqueue" | "reject" | undefined
       readonly idempotencyKey?: string | undefined
       readonly traceParent?: string | undefined
       readonly quota?: PromptQuota | undefined
@@ -220,6 +222,13 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
         if (existing[0] !== undefined) return yield* replay(existing[0])
       }
       if (session.aborted) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
+      if (input.multitaskStrategy === "reject") {
+        const busy = yield* sql.unsafe<{ id: string }>(
+          `SELECT id FROM cloud_session_commands WHERE session_id = $1 AND kind = 'prompt' AND status IN ('pending', 'running') LIMIT 1`,
+          [sessionId]
+        )
+        if (busy.length > 0) return yield* busyConflict(sessionId)
+      }
       if (input.quota !== undefined) yield* admitPrompt(orgId, input.quota)
       const commandId = newCommandId()
       const inserted = yield* sql.unsafe<{ id: string }>(

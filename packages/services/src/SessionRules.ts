@@ -28,3 +28,10 @@ export const replayIdempotentPrompt = (
       message: `idempotency key \`${key}\` was already used for a different prompt on this session`,
       details: { field: "idempotencyKey", idempotencyKey: key }
     }))
+
+/** A prompt with `multitaskStrategy: "reject"` while the session has an unfinished prompt. */
+export const busyConflict = (sessionId: string) =>
+  new Conflict({
+    message: `session ${sessionId} has a prompt queued or running (multitaskStrategy reject)`,
+    details: { field: "multitaskStrategy" }
+  })

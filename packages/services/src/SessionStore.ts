@@ -52,6 +52,11 @@ export class SessionStore extends Context.Service<SessionStore, {
       readonly text: string
       /** The agent the runtime runs the prompt with (opencode's `build`, `plan`, …). */
       readonly agent?: string | undefined
+      /**
+       * What to do when the session already has an unfinished prompt (queued or running): `enqueue` (default) runs
+       * it after; `reject` refuses with a `Conflict` naming `multitaskStrategy`.
+       */
+      readonly multitaskStrategy?: "enqueue" | "reject" | undefined
       readonly idempotencyKey?: string | undefined
       /** W3C `traceparent` of the request that sent the prompt, stored so the run links back to it. */
       readonly traceParent?: string | undefined

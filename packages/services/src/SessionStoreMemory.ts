@@ -14,7 +14,7 @@ import { HOUR_MS, QUEUED_RETRY_AFTER_MS, quotaExceeded } from "./QuotaRules.ts"
 import type { CommandSignal } from "./ChangeFeed.ts"
 import type { MemoryTables } from "./MemoryDatabase.ts"
 import { appendToLog } from "./MemoryLog.ts"
-import { DEFAULT_SESSION_TITLE, replayIdempotentPrompt } from "./SessionRules.ts"
+import { busyConflict, DEFAULT_SESSION_TITLE, replayIdempotentPrompt } from "./SessionRules.ts"
 import type { SessionStore } from "./SessionStore.ts"
 
 /** The memory twin of `PgSessionStore`, org-scoped the same way (another org's session is `NotFound`). */
@@ -130,6 +130,12 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
           : db.commands.find((c) => c.sessionId === sessionId && c.idempotencyKey === key)
         if (existing !== undefined) return yield* replayIdempotentPrompt({ commandId: existing.id, text: existing.payload.text }, key!, input.text)
         if (session.abortedAt !== null) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
+        if (
+          input.multitaskStrategy === "reject" &&
+          db.commands.some((c) => c.sessionId === sessionId && c.kind === "prompt" && (c.status === "pending" || c.status === "running"))
+        ) {
+          return yield* busyConflict(sessionId)
+        }
         if (input.quota !== undefined) yield* admitPrompt(orgId, input.quota, now)
         const commandId = newCommandId()
         db.commands.push({
