@@ -13,5 +13,7 @@ export const projects = [
   { extends: true, test: { name: "scheduler", include: ["apps/scheduler/test/**/*.test.ts"] } },
   // The real opencode binary (offline, against a fake model server on loopback).
   { extends: true, test: { name: "runtime-opencode", include: ["packages/runtime/test/opencode/**/*.test.ts"] } },
-  { extends: true, test: { name: "architecture", include: ["test/architecture/**/*.test.ts"] } }
+  { extends: true, test: { name: "architecture", include: ["test/architecture/**/*.test.ts"] } },
+  // Dockerfile, Compose and Kubernetes manifests (dclint; `kubectl kustomize`, installed by .ci/run).
+  { extends: true, test: { name: "deploy", include: ["test/deploy/**/*.test.ts"] } }
 ]

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Writes the secret files compose.yaml mounts (./secrets, git-ignored). Existing files are kept.
+set -eu
+cd "$(dirname "$0")"
+umask 077
+mkdir -p secrets
+random() { head -c "$1" /dev/urandom | base64 | tr -d '\n/+=' ; }
+[ -f secrets/postgres_password ] || random 24 > secrets/postgres_password
+[ -f secrets/database_url ] ||
+  printf 'postgres://cowork:%s@postgres:5432/cowork\n' "$(cat secrets/postgres_password)" > secrets/database_url
+# 32 random bytes, base64, one per line: the format OPEN_COWORK_CLOUD_SECRET_KEY_REF expects.
+[ -f secrets/cowork_secret_key ] || { head -c 32 /dev/urandom | base64; } > secrets/cowork_secret_key
+[ -f secrets/s3_access_key_id ] || printf 'cowork%s\n' "$(random 9)" > secrets/s3_access_key_id
+[ -f secrets/s3_secret_access_key ] || random 30 > secrets/s3_secret_access_key
+# The containers run as uid 10001 (and Postgres / MinIO as their own users): bind-mounted secret files must be
+# readable by them. cowork logs a warning that the key file is group/other-readable; on a shared host prefer
+# `chown 10001` on cowork_secret_key and mode 0400.
+chmod 0444 secrets/*
+echo "secrets written to $(pwd)/secrets"
