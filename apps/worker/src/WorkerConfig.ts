@@ -77,7 +77,11 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       credential,
       workerId,
       concurrency: yield* optionalInt("OPEN_COWORK_CLOUD_WORKER_CONCURRENCY"),
-      warmRuntimes: yield* optionalInt("OPEN_COWORK_CLOUD_WORKER_WARM_RUNTIMES"),
+      // A warm opencode runtime is a live process (~350 MiB): by default keep as many warm as run at once.
+      warmRuntimes: (yield* optionalInt("OPEN_COWORK_CLOUD_WORKER_WARM_RUNTIMES")) ??
+        ((yield* optionalString("OPEN_COWORK_CLOUD_RUNTIME")) === "opencode"
+          ? (yield* optionalInt("OPEN_COWORK_CLOUD_WORKER_CONCURRENCY")) ?? 4
+          : undefined),
       leaseTtlMs: yield* optionalInt("OPEN_COWORK_CLOUD_LEASE_TTL_MS"),
       shutdownGraceMs: yield* optionalInt("OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS"),
       maxCommandAttempts: yield* optionalInt("OPEN_COWORK_CLOUD_MAX_COMMAND_ATTEMPTS"),
