@@ -253,8 +253,9 @@ const workspaceOf = (principal: OrgPrincipal) => ({
     sessions: { supported: true },
     artifacts: { supported: true },
     members: { supported: principal.scopes.includes("admin") },
-    workflows: { supported: false, reason: "not available in this build" },
-    byok: { supported: false, reason: "not available in this build" }
+    workflows: { supported: true },
+    byok: principal.scopes.includes("admin") ? { supported: true } : { supported: false, reason: "managing provider keys needs the admin role" },
+    usage: { supported: true }
   }
 })
 
