@@ -8,6 +8,7 @@ import * as OpenId from "openid-client"
 import { recordAudit } from "./AuditHandlers.ts"
 import { strongestRole } from "./AuthSettings.ts"
 import { BrowserAuth } from "./BrowserAuth.ts"
+import { RequestLimits } from "./RequestLimits.ts"
 import * as OidcClient from "./OidcClient.ts"
 
 /** How long an OIDC login may stay at the IdP before its state / nonce / PKCE verifier are forgotten. */
@@ -29,6 +30,7 @@ export const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(h
   const identity = yield* Identity
   const tokens = yield* Tokens
   const metrics = yield* Metrics
+  const limits = yield* RequestLimits
   const settings = browser.settings
   const oidc = settings.oidc === undefined ? undefined : OidcClient.make(settings.oidc)
   const redirectUri = new URL("/auth/callback", settings.publicUrl).toString()
@@ -180,9 +182,14 @@ export const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(h
           yield* metrics.inc("open_cowork_cloud_browser_auth_refusals_total", { reason: "csrf_rejected" })
           return yield* new Forbidden({ message: "cross-site sign-in refused" })
         }
+        // The same back-off as bearer authentication: a blocked source is refused, a refused token counts.
+        yield* limits.checkSource
         const principal = yield* tokens.authenticate(Redacted.make(payload.token)).pipe(
           Effect.catchTag("Unauthorized", () =>
-            Effect.andThen(signIn("token_login", "refused"), Effect.fail(new Unauthorized({ message: "missing or invalid token" }))))
+            signIn("token_login", "refused").pipe(
+              Effect.andThen(limits.noteAuthFailure),
+              Effect.andThen(Effect.fail(new Unauthorized({ message: "missing or invalid token" })))
+            ))
         )
         if (principal.kind !== "org" || !principal.scopes.includes("admin")) {
           yield* signIn("token_login", "refused")

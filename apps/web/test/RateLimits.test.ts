@@ -88,13 +88,18 @@ it.layer(layer)("request rate limits and authentication back-off (in process mem
       for (let i = 0; i < 12; i++) assert.strictEqual((yield* request("GET", "/api/sessions")).status, 401, "no credentials: plain 401s")
       assert.strictEqual((yield* request("GET", "/api/sessions", { token: good.token })).status, 200)
       const before = yield* limited("auth_backoff")
-      for (let i = 0; i < 10; i++) {
+      // Five refused bearer tokens and five refused token logins: both count toward the same back-off.
+      for (let i = 0; i < 5; i++) {
         assert.strictEqual((yield* request("GET", "/api/sessions", { token: `occ_${"A".repeat(20)}_${"x".repeat(43)}` })).status, 401)
+        const guessed = yield* request("POST", "/auth/token-login", { body: { token: `occ_${"B".repeat(20)}_${"y".repeat(43)}` } })
+        assert.strictEqual(guessed.status, 401)
       }
       const blocked = yield* request("GET", "/api/sessions", { token: good.token })
       assert.strictEqual(blocked.status, 429)
       assert.isAbove(blocked.body.retryAfterMs, 50_000)
       assert.strictEqual(blocked.headers.get("retry-after"), "60")
       assert.strictEqual((yield* limited("auth_backoff")) - before, 1)
+      const login = yield* request("POST", "/auth/token-login", { body: { token: good.token } })
+      assert.strictEqual(login.status, 429, "a blocked address cannot sign a browser in either")
     }))
 })

@@ -50,7 +50,7 @@ export class AuthApi extends HttpApiGroup.make("auth", { topLevel: true })
     HttpApiEndpoint.post("tokenLogin", "/auth/token-login", {
       payload: TokenLoginBody,
       success: BrowserSessionStarted,
-      error: [ApiError.BadRequest, ApiError.Unauthorized, ApiError.Forbidden, ApiError.NotFound]
+      error: [ApiError.BadRequest, ApiError.Unauthorized, ApiError.Forbidden, ApiError.NotFound, ApiError.RateLimited]
     }).annotate(OpenApi.Description, "Local mode: exchanges an org token with the `admin` scope (the owner token `cowork up` printed) for a browser session cookie.")
   )
   .annotateMerge(OpenApi.annotations({ title: "Sign-in", description: "OIDC sign-in, owner-token login, logout" }))
