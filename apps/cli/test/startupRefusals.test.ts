@@ -1,7 +1,9 @@
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
+import * as Path from "node:path"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { eventually, freePort, runCliExit, spawn } from "../../../test/support/CoworkProcess.ts"
 
@@ -41,7 +43,7 @@ const reachable = (host: string, port: number) =>
     fetch(`http://${host}:${port}/healthz`).then((response) => response.status === 200, () => false)
   )
 
-it.live("port in use, unknown host, missing database URL: one line naming the variable, exit 1", () =>
+it.live("port in use (web, liveness, embedded Postgres), unknown host, missing database URL: one line naming the variable, exit 1", () =>
   Effect.gen(function*() {
     const databaseUrl = yield* TestDatabase.freshDatabaseUrl
     const webPort = yield* freePort
@@ -66,6 +68,19 @@ it.live("port in use, unknown host, missing database URL: one line naming the va
       OPEN_COWORK_CLOUD_HOST: "192.0.2.213"
     }))
     assert.strictEqual(badHost.variable, "OPEN_COWORK_CLOUD_HOST")
+
+    const pgPort = yield* freePort
+    yield* occupy(pgPort)
+    const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-refusal-"))
+    Fs.chmodSync(dataDir, 0o755) // as root, Postgres runs as `postgres` and must reach its data dir
+    const embedded = assertRefused(yield* runCliExit(["up"], {
+      OPEN_COWORK_DATA_DIR: dataDir,
+      OPEN_COWORK_EMBEDDED_PG_PORT: String(pgPort),
+      OPEN_COWORK_CLOUD_PORT: String(yield* freePort)
+    }))
+    assert.include(embedded.message, `port ${pgPort} is already in use`)
+    assert.strictEqual(embedded.variable, "OPEN_COWORK_EMBEDDED_PG_PORT")
+    Fs.rmSync(dataDir, { recursive: true, force: true })
 
     const noUrl = assertRefused(yield* runCliExit(["web"], {}))
     assert.strictEqual(noUrl.variable, "OPEN_COWORK_DATABASE_URL")

@@ -67,6 +67,14 @@ const explain = (error: unknown): Effect.Effect<Explanation | undefined> =>
           annotations: { dataDir, pid, variable: "OPEN_COWORK_DATA_DIR" }
         }
       }
+      case "EmbeddedPortInUse": {
+        const port = field(error, "port")
+        return {
+          message: `port ${String(port)} is already in use (the embedded Postgres, 127.0.0.1:${String(port)}): ` +
+            "set OPEN_COWORK_EMBEDDED_PG_PORT to a free port, or unset it to let cowork pick one",
+          annotations: { port, host: "127.0.0.1", variable: "OPEN_COWORK_EMBEDDED_PG_PORT" }
+        }
+      }
       case "DatabaseUrlMissing": {
         const file = String(field(error, "publishedFile"))
         const upRunning = field(error, "upRunning") === true

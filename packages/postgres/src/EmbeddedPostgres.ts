@@ -10,6 +10,11 @@ export class DataDirInUse extends Schema.TaggedError<DataDirInUse>()("DataDirInU
   pid: Schema.optional(Schema.Number)
 }) {}
 
+/** The configured embedded Postgres port (`OPEN_COWORK_EMBEDDED_PG_PORT`) is taken by another process. */
+export class EmbeddedPortInUse extends Schema.TaggedError<EmbeddedPortInUse>()("EmbeddedPortInUse", {
+  port: Schema.Number
+}) {}
+
 export interface EmbeddedCluster {
   readonly url: (database: string) => string
   readonly port: number
@@ -191,6 +196,8 @@ export const startEmbeddedPostgres = (dataDir: string, options: { readonly port?
       catch: (cause) =>
         cause instanceof DataDirInUse
           ? cause
+          : options.port !== undefined && String(cause).includes("Address already in use")
+          ? new EmbeddedPortInUse({ port: options.port })
           : String(cause).includes("lock file \"postmaster.pid\" already exists")
           // Two processes raced past the pid check: Postgres's own lock refused the second.
           ? new DataDirInUse({ dataDir: Path.resolve(dataDir) })
