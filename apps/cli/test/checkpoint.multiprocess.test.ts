@@ -1,3 +1,4 @@
+import { makeFetch } from "@cowork/client"
 import { Metrics } from "@cowork/observability"
 import { Database } from "@cowork/postgres"
 import { ScriptedRuntime } from "@cowork/runtime"
@@ -53,15 +54,7 @@ describe("checkpoint failover across processes", () => {
       yield* waitReady(web, baseUrl)
       const first = yield* spawn("ckpt-w1", ["worker"], workerEnv(env, "ckpt-w1", yield* freePort))
 
-      const api = (method: string, path: string, body?: unknown) =>
-        Effect.promise(async () => {
-          const response = await fetch(`${baseUrl}${path}`, {
-            method,
-            headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-            body: body === undefined ? undefined : JSON.stringify(body)
-          })
-          return { status: response.status, body: await response.json() as any }
-        })
+      const api = yield* makeFetch({ baseUrl, token })
       const sql = yield* SqlClient.SqlClient
       const command = (id: string) =>
         Effect.map(
@@ -69,11 +62,11 @@ describe("checkpoint failover across processes", () => {
           (rows) => rows[0]
         )
       const prompt = (sessionId: string, text: string) =>
-        Effect.map(api("POST", `/api/sessions/${sessionId}/prompt`, { text }), (r) => r.body.commandId as string)
+        Effect.map(api.sessions.prompt({ params: { id: sessionId }, payload: { text } }).pipe(Effect.orDie), (r) => r.commandId)
       const acked = (id: string, timeoutMs = 30_000) =>
         eventually(`${id} acked`, Effect.map(command(id), (row) => row?.status === "acked" ? row : undefined), { timeoutMs })
 
-      const sessionId: string = (yield* api("POST", "/api/sessions", { title: "checkpoint drill" })).body.session.id
+      const sessionId = (yield* api.sessions.create({ payload: { title: "checkpoint drill" } }).pipe(Effect.orDie)).session.id
       const c1 = yield* prompt(sessionId, "[[file:notes.txt]] alpha")
       yield* acked(c1)
       const c2 = yield* prompt(sessionId, "[[slow:300]] [[events:12]] second")
@@ -88,8 +81,8 @@ describe("checkpoint failover across processes", () => {
       const third = yield* acked(c3)
       assert.strictEqual(third.claimed_by, "ckpt-w2")
 
-      const view = yield* api("GET", `/api/sessions/${sessionId}/view`)
-      const assistant = view.body.messages.filter((m: any) => m.role === "assistant").map((m: any) => m.text)
+      const view = yield* api.sessions.view({ params: { id: sessionId } }).pipe(Effect.orDie)
+      const assistant = view.messages.filter((m) => m.role === "assistant").map((m) => m.text)
       assert.deepStrictEqual(assistant, ["echo: alpha", "echo: second", "echo: third"], "each reply once, in order")
       const idles = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM cloud_session_events WHERE session_id = ${sessionId} AND type = 'session.idle'`
       assert.strictEqual(Number(idles[0]!.n), 3, "one completion per command")
