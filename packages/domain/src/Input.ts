@@ -114,6 +114,7 @@ export const decodeArtifactCursor = (cursor: string): readonly [string, string] 
 
 const cursorOf = (decode: (cursor: string) => unknown) =>
   Schema.String.annotate({ expected: "a cursor from a previous page's nextCursor" }).check(
+    Schema.isMaxLength(300),
     Schema.makeFilter<string>((cursor) => decode(cursor) !== undefined || "not a cursor this list returned")
   )
 
