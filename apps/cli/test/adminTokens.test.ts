@@ -49,8 +49,8 @@ describe("cowork admin org / token", () => {
       const platformId = platform.split("_")[1]!
       assert.deepInclude(tokens.find((t: any) => t.id === orgTokenId), { orgId: org.id, kind: "org", name: "acme-ci", revokedAt: null })
       assert.deepInclude(tokens.find((t: any) => t.id === platformId), { orgId: null, kind: "platform", scopes: ["operator"] })
-      assert.notInclude(listOut, orgToken.split("_")[2]!, "never a secret")
-      assert.notInclude(listOut, platform.split("_")[2]!, "never a secret")
+      assert.notInclude(listOut, orgToken.split("_").slice(2).join("_"), "never a secret")
+      assert.notInclude(listOut, platform.split("_").slice(2).join("_"), "never a secret")
       const { tokens: acmeOnly } = json((yield* cli("token", "list", "--org", org.id)).stdout)
       assert.deepStrictEqual(acmeOnly.map((t: any) => t.id), [orgTokenId])
 

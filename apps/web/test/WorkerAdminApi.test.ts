@@ -47,7 +47,7 @@ it.layer(layer)("worker admin API", (it) => {
       const issued = yield* api.workerAdmin.issueCredential({ ...worker, payload: { expiresInSeconds: 3600 } })
       assert.match(issued.secret, /^ocw_[A-Za-z0-9]+_[A-Za-z0-9_-]+$/)
       const listed = yield* api.workerAdmin.listCredentials(worker)
-      assert.notInclude(JSON.stringify(listed), issued.secret.split("_")[2], "the plaintext appears only once")
+      assert.notInclude(JSON.stringify(listed), issued.secret.split("_").slice(2).join("_"), "the plaintext appears only once")
 
       assert.strictEqual((yield* api.workerAdmin.activate(worker)).worker.status, "active")
       yield* heartbeats.beat({

@@ -57,7 +57,7 @@ export const tokensContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.strictEqual((yield* Effect.flip(tokens.issue({ orgId: "org_nope", name: "x", scopes: ["web"] })))._tag, "NotFound")
         const listed = yield* tokens.list(orgId)
         assert.deepStrictEqual(listed.map((t) => t.id), [issued.tokenId])
-        assert.notInclude(JSON.stringify(listed), Redacted.value(issued.token).split("_")[2]!)
+        assert.notInclude(JSON.stringify(listed), Redacted.value(issued.token).split("_").slice(2).join("_"))
 
         const platform = yield* tokens.issuePlatform({ name: "ops", scopes: ["operator"] })
         assert.deepStrictEqual(yield* tokens.authenticate(platform.token), { kind: "platform", tokenId: platform.tokenId, scopes: ["operator"] })
