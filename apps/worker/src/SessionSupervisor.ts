@@ -45,7 +45,11 @@ const supervise = (lease: Lease, session: HeldSession) =>
             )
             // A drain hands its sessions over at once: the other workers claim on this signal, not on their next
             // poll or reaper tick. A crash is not signalled (this worker would claim the same session again).
-            if (expired && draining) yield* changeFeed.notifyCommand({ kind: "released", sessionId: lease.sessionId })
+            if (expired && draining) {
+              yield* changeFeed.notifyCommand({ kind: "released", sessionId: lease.sessionId }).pipe(
+                Effect.catchCause((cause) => Effect.logWarning("release signal failed; others claim on their next poll", cause))
+              )
+            }
           }
           if (Exit.isFailure(exit) && !lost && !Cause.hasInterruptsOnly(exit.cause)) {
             yield* Effect.logError("session fiber failed", exit.cause)
