@@ -334,6 +334,26 @@ describe("compose", () => {
     assert.deepStrictEqual(problems, [])
   })
 
+  it("init-secrets.sh writes every secret once, in the formats the services read", () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-init-secrets-"))
+    Fs.copyFileSync(Path.join(root, "deploy/compose/init-secrets.sh"), Path.join(dir, "init-secrets.sh"))
+    const run = () => ChildProcess.spawnSync("/bin/sh", [Path.join(dir, "init-secrets.sh")], { encoding: "utf8" })
+    assert.strictEqual(run().status, 0)
+    const secret = (name: string) => Fs.readFileSync(Path.join(dir, "secrets", name), "utf8")
+    for (const name of Object.keys(topSecrets)) assert.isAbove(secret(name).trim().length, 8, name)
+    const key = secret("cowork_secret_key").trim()
+    assert.strictEqual(Buffer.from(key, "base64").byteLength, 32)
+    assert.strictEqual(Buffer.from(key, "base64").toString("base64"), key)
+    assert.strictEqual(
+      secret("database_url").trim(),
+      `postgres://cowork:${secret("postgres_password").trim()}@postgres:5432/cowork`
+    )
+    const before = secret("s3_secret_access_key")
+    Fs.chmodSync(Path.join(dir, "secrets"), 0o700)
+    assert.strictEqual(run().status, 0)
+    assert.strictEqual(secret("s3_secret_access_key"), before, "existing secrets are kept")
+  })
+
   it("every OPEN_COWORK_* variable it sets is one the code reads", () => {
     assert.isAbove(codeVariables.size, 40)
     const names = new Set(Object.values(services).flatMap((service) => Object.keys(envOf(obj(service, "service")))))
