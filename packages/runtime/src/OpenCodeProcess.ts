@@ -356,10 +356,7 @@ export class OpenCodeProcess {
 
   /** Opens the one `/event` subscription; resolves once `server.connected` arrived. */
   private async subscribe(deadline: number): Promise<void> {
-    const response = await fetch(`${this.url}/event?directory=${encodeURIComponent(this.directory)}`, {
-      headers: { authorization: this.authorization, accept: "text/event-stream" },
-      signal: this.events.signal
-    })
+    const response = await this.connectEvents(deadline)
     if (!response.ok || response.body === null) throw new OpenCodeHttpError(response.status, "GET /event", "")
     const frames = parseSse(response.body)
     const connected = await Promise.race([
@@ -383,6 +380,25 @@ export class OpenCodeProcess {
         this.markExited(`opencode event stream failed: ${error instanceof Error ? error.message : String(error)}`)
       }
     })()
+  }
+
+  /**
+   * Connects to `/event`. On a loaded machine a just-healthy opencode has been seen to drop the first connection
+   * ("fetch failed"): a network-level failure is tried again until the start deadline, like the health poll.
+   */
+  private async connectEvents(deadline: number): Promise<Response> {
+    for (;;) {
+      if (this.exited !== undefined) throw new Error(this.exited)
+      try {
+        return await fetch(`${this.url}/event?directory=${encodeURIComponent(this.directory)}`, {
+          headers: { authorization: this.authorization, accept: "text/event-stream" },
+          signal: this.events.signal
+        })
+      } catch (error) {
+        if (this.events.signal.aborted || Date.now() >= deadline) throw error
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
   }
 
   /** Registers a listener for every event; returns its removal. */
