@@ -15,6 +15,7 @@ export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
   "@cowork/storage": ["@cowork/domain", "@cowork/observability", "@cowork/services"],
   "@cowork/secrets": ["@cowork/domain", "@cowork/observability", "@cowork/services"],
   "@cowork/runtime": ["@cowork/domain", "@cowork/observability", "@cowork/services"],
+  "@cowork/channels": ["@cowork/domain", "@cowork/observability", "@cowork/services"],
   "@cowork/web": [
     "@cowork/domain", "@cowork/observability", "@cowork/client", "@cowork/services",
     "@cowork/postgres", "@cowork/storage", "@cowork/secrets", "@cowork/runtime"

@@ -1,0 +1,115 @@
+import { Data, type Effect } from "effect"
+
+/** The channel kinds a binding can name. */
+export const PROVIDER_KINDS = ["telegram", "slack", "email", "webhook"] as const
+export type ProviderKind = (typeof PROVIDER_KINDS)[number]
+
+/** A provider's state as `/ready` and `open_cowork_gateway_provider_state{state}` report it. */
+export const PROVIDER_STATES = ["starting", "healthy", "degraded", "auth_failed", "down"] as const
+export type ProviderState = (typeof PROVIDER_STATES)[number]
+
+/** One message the gateway sends on behalf of a delivery. */
+export interface OutboundMessage {
+  /** The delivery's stable idempotency key (the same on every attempt). */
+  readonly idempotencyKey: string
+  /** Chat id (Telegram), channel id (Slack), address (email), URL (webhook). */
+  readonly target: string
+  /** The thread to answer in, when the channel has threads (Slack `thread_ts`, Telegram reply-to id). */
+  readonly threadId?: string | undefined
+  readonly text: string
+  /** What the session asked for: `assistant.message`, `question.asked`, `permission.requested`. */
+  readonly eventType: string
+  /** The JSON body an outbound webhook posts (other providers render `text`). */
+  readonly payload?: unknown
+}
+
+/**
+ * What one send attempt came to, in the terms of the delivery feed's ack: `sent`; `failed` (worth retrying: 5xx,
+ * timeouts, network errors, 429, with the provider's `Retry-After` when it gave one); `dead` (a permanent refusal
+ * such as a 4xx for a chat that does not exist). `authFailed` marks a credential refusal, which also moves the
+ * provider to `auth_failed`.
+ */
+export type SendOutcome =
+  | { readonly _tag: "Sent"; readonly providerMessageId?: string | undefined }
+  | { readonly _tag: "Failed"; readonly error: string; readonly retryAfterMs?: number | undefined; readonly status?: number | undefined }
+  | { readonly _tag: "Dead"; readonly error: string; readonly authFailed: boolean; readonly status?: number | undefined }
+
+export const sent = (providerMessageId?: string): SendOutcome => ({ _tag: "Sent", providerMessageId })
+export const failed = (error: string, retryAfterMs?: number, status?: number): SendOutcome => ({ _tag: "Failed", error, retryAfterMs, status })
+export const dead = (error: string, status?: number, authFailed = false): SendOutcome => ({ _tag: "Dead", error, status, authFailed })
+
+/**
+ * The usual HTTP mapping: 429 and 408/425 are `failed` (with the server's delay on a 429), any 5xx is `failed`,
+ * 401/403 are `dead` and a credential problem, other 4xx are `dead`.
+ */
+export const classifyStatus = (status: number, error: string, retryAfterMs?: number): SendOutcome => {
+  if (status === 429) return failed(error, retryAfterMs, status)
+  if (status === 408 || status === 425 || status >= 500) return failed(error, undefined, status)
+  if (status === 401 || status === 403) return dead(error, status, true)
+  return dead(error, status)
+}
+
+/** `Retry-After` in seconds or an HTTP date, as milliseconds from `nowMs`. */
+export const parseRetryAfter = (value: string | null | undefined, nowMs = Date.now()): number | undefined => {
+  if (value === null || value === undefined || value.trim() === "") return undefined
+  const trimmed = value.trim()
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000)
+  const at = Date.parse(trimmed)
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs)
+}
+
+/** A message that arrived from a channel, normalised: it becomes a prompt on the bound session. */
+export interface InboundMessage {
+  /** The provider's own id for the event (Telegram `update_id`, Slack `event_id`, the webhook's event id): the prompt's idempotency key. */
+  readonly providerEventId: string
+  /** Chat / channel / address the message came from: the binding's external target. */
+  readonly externalTarget: string
+  readonly externalThreadId?: string | undefined
+  /** The external user (resolved to an org principal by the cloud). */
+  readonly externalUserId: string
+  readonly text: string
+  /** A button press answering a question or permission (`callback_data` / Slack action value). */
+  readonly answer?: { readonly requestId: string; readonly value: string } | undefined
+}
+
+/** What an inbound request carried once its signature was accepted. */
+export type InboundParse =
+  | { readonly _tag: "Message"; readonly message: InboundMessage }
+  /** Slack's URL verification handshake: answer the challenge, nothing else. */
+  | { readonly _tag: "Challenge"; readonly challenge: string }
+  /** A valid request the gateway does not act on (a bot's own message, an edit, a reaction). */
+  | { readonly _tag: "Ignored"; readonly reason: string }
+
+/** Why an inbound request was refused (each a `webhook_requests_total{outcome}`). */
+export class InboundRefused extends Data.TaggedError("InboundRefused")<{
+  readonly reason: "missing_signature" | "stale_timestamp" | "bad_signature" | "replayed" | "bad_request"
+  readonly message: string
+}> {}
+
+/** The raw inbound request as the gateway's HTTP route hands it over (headers lower-cased). */
+export interface InboundRequest {
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly rawBody: Uint8Array
+  readonly nowMs: number
+}
+
+/** A verified request: its parse and, when the scheme has one, the signature to record once durably. */
+export interface VerifiedInbound {
+  readonly parse: InboundParse
+  /** Replay key (a digest of the signature), consumed once through the cloud. */
+  readonly replayKey?: string | undefined
+}
+
+/** One configured provider instance (`providers[].id`, the `:providerId` of `/webhooks/:providerId`). */
+export interface ChannelProvider {
+  readonly id: string
+  readonly kind: ProviderKind
+  readonly send: (message: OutboundMessage) => Effect.Effect<SendOutcome>
+  /** Checks the signature and parses an inbound request; absent when the kind takes no inbound (email). */
+  readonly verifyInbound?: ((request: InboundRequest) => Effect.Effect<VerifiedInbound, InboundRefused>) | undefined
+  /** A cheap credential/connectivity check (Telegram `getMe`, Slack `auth.test`, SMTP `verify`); true when usable. */
+  readonly probe: Effect.Effect<SendOutcome>
+  /** Strings the provider holds that must never leave the process (tokens, passwords, signing secrets). */
+  readonly secrets: ReadonlyArray<string>
+  readonly close: Effect.Effect<void>
+}

@@ -1,0 +1,163 @@
+import { ErrorCode, LogLevel, type Logger, WebClient } from "@slack/web-api"
+import { Effect } from "effect"
+import {
+  type ChannelProvider,
+  classifyStatus,
+  dead,
+  failed,
+  InboundRefused,
+  type InboundParse,
+  type InboundRequest,
+  type OutboundMessage,
+  sent,
+  type VerifiedInbound
+} from "./ChannelProvider.ts"
+import { isFresh, replayKey, SLACK_SIGNATURE_HEADER, SLACK_TIMESTAMP_HEADER, verifySlack } from "./InboundSignatures.ts"
+import { errorText, scrub } from "./Scrub.ts"
+
+export interface SlackSettings {
+  readonly id: string
+  readonly botToken: string
+  /** The app's signing secret: inbound Events API requests are refused without a valid `x-slack-signature`. */
+  readonly signingSecret?: string | undefined
+  /** Web API root (default `https://slack.com/api/`), for a test fake. */
+  readonly apiUrl?: string | undefined
+  readonly timeoutMs: number
+}
+
+/** Slack errors that mean the bot's credential is bad; the rest of `ok:false` answers are permanent for this message. */
+const AUTH_ERRORS = new Set(["invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission", "missing_scope"])
+/** `ok:false` answers worth another try. */
+const TRANSIENT_ERRORS = new Set(["ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"])
+
+const silent: Logger = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  setLevel: () => {},
+  getLevel: () => LogLevel.ERROR,
+  setName: () => {}
+}
+
+interface SlackEnvelope {
+  readonly type?: unknown
+  readonly challenge?: unknown
+  readonly event_id?: unknown
+  readonly event?: {
+    readonly type?: unknown
+    readonly subtype?: unknown
+    readonly bot_id?: unknown
+    readonly user?: unknown
+    readonly channel?: unknown
+    readonly text?: unknown
+    readonly ts?: unknown
+    readonly thread_ts?: unknown
+  }
+}
+
+const str = (value: unknown): string | undefined => (typeof value === "string" && value !== "" ? value : undefined)
+
+export const parseSlackEnvelope = (body: SlackEnvelope): InboundParse => {
+  if (body.type === "url_verification") {
+    const challenge = str(body.challenge)
+    return challenge === undefined ? { _tag: "Ignored", reason: "challenge without a value" } : { _tag: "Challenge", challenge }
+  }
+  if (body.type !== "event_callback") return { _tag: "Ignored", reason: "not an event callback" }
+  const eventId = str(body.event_id)
+  const event = body.event
+  if (eventId === undefined || event === undefined) return { _tag: "Ignored", reason: "no event" }
+  if (event.type !== "message" && event.type !== "app_mention") return { _tag: "Ignored", reason: "not a message" }
+  if (event.bot_id !== undefined || event.subtype !== undefined) return { _tag: "Ignored", reason: "bot message or edit" }
+  const channel = str(event.channel)
+  const user = str(event.user)
+  const text = str(event.text)
+  if (channel === undefined || user === undefined || text === undefined) return { _tag: "Ignored", reason: "message without channel, user or text" }
+  return {
+    _tag: "Message",
+    message: { providerEventId: eventId, externalTarget: channel, externalThreadId: str(event.thread_ts) ?? str(event.ts), externalUserId: user, text }
+  }
+}
+
+const verify = (settings: SlackSettings) => (request: InboundRequest): Effect.Effect<VerifiedInbound, InboundRefused> =>
+  Effect.gen(function*() {
+    const timestamp = request.headers[SLACK_TIMESTAMP_HEADER]
+    const signature = request.headers[SLACK_SIGNATURE_HEADER]
+    if (settings.signingSecret === undefined || timestamp === undefined || signature === undefined) {
+      return yield* new InboundRefused({ reason: "missing_signature", message: `${SLACK_TIMESTAMP_HEADER} and ${SLACK_SIGNATURE_HEADER} are required` })
+    }
+    if (!isFresh(timestamp, request.nowMs)) {
+      return yield* new InboundRefused({ reason: "stale_timestamp", message: `${SLACK_TIMESTAMP_HEADER} is outside the 5-minute window` })
+    }
+    if (!verifySlack(settings.signingSecret, timestamp, request.rawBody, signature)) {
+      return yield* new InboundRefused({ reason: "bad_signature", message: `${SLACK_SIGNATURE_HEADER} does not match` })
+    }
+    const body = yield* Effect.try({
+      try: () => JSON.parse(Buffer.from(request.rawBody).toString("utf8")) as SlackEnvelope,
+      catch: () => new InboundRefused({ reason: "bad_request", message: "body is not JSON" })
+    })
+    if (typeof body !== "object" || body === null) return yield* new InboundRefused({ reason: "bad_request", message: "body is not an event" })
+    // Slack re-sends a failed event with a new signature and the same event_id: the cloud's event claim dedups it.
+    return { parse: parseSlackEnvelope(body), replayKey: replayKey(settings.id, signature) }
+  })
+
+/** The Slack Web API through `@slack/web-api` (`slackApiUrl` points it at a fake); no client-side retries: the feed retries. */
+export const makeSlackProvider = (settings: SlackSettings): ChannelProvider => {
+  const client = new WebClient(settings.botToken, {
+    ...(settings.apiUrl === undefined ? {} : { slackApiUrl: settings.apiUrl }),
+    retryConfig: { retries: 0 },
+    rejectRateLimitedCalls: true,
+    timeout: settings.timeoutMs,
+    logger: silent,
+    logLevel: LogLevel.ERROR
+  })
+  const secrets = [settings.botToken, ...(settings.signingSecret === undefined ? [] : [settings.signingSecret])]
+  const classify = (error: unknown) => {
+    const coded = error as { code?: unknown; retryAfter?: unknown; statusCode?: unknown; data?: { error?: unknown }; headers?: Record<string, string> }
+    switch (coded.code) {
+      case ErrorCode.RateLimitedError:
+        return failed("slack: rate limited", typeof coded.retryAfter === "number" ? coded.retryAfter * 1000 : undefined, 429)
+      case ErrorCode.HTTPError: {
+        const status = typeof coded.statusCode === "number" ? coded.statusCode : 500
+        return classifyStatus(status, scrub(`slack: HTTP ${status}`, secrets))
+      }
+      case ErrorCode.PlatformError: {
+        const reason = typeof coded.data?.error === "string" ? coded.data.error : "unknown"
+        if (AUTH_ERRORS.has(reason)) return dead(`slack: ${reason}`, undefined, true)
+        if (TRANSIENT_ERRORS.has(reason)) return failed(`slack: ${reason}`)
+        return dead(scrub(`slack: ${reason}`, secrets))
+      }
+      default:
+        return failed(scrub(`slack network error: ${errorText(error)}`, secrets))
+    }
+  }
+  const send = (message: OutboundMessage) =>
+    Effect.promise(async () => {
+      try {
+        const result = await client.chat.postMessage({
+          channel: message.target,
+          text: message.text,
+          ...(message.threadId === undefined ? {} : { thread_ts: message.threadId })
+        })
+        return sent(typeof result.ts === "string" ? result.ts : undefined)
+      } catch (error) {
+        return classify(error)
+      }
+    })
+  return {
+    id: settings.id,
+    kind: "slack",
+    send,
+    verifyInbound: verify(settings),
+    probe: Effect.promise(async () => {
+      try {
+        await client.auth.test()
+        return sent()
+      } catch (error) {
+        return classify(error)
+      }
+    }),
+    secrets,
+    close: Effect.void
+  }
+}

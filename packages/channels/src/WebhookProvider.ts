@@ -1,0 +1,140 @@
+import { Effect } from "effect"
+import {
+  type ChannelProvider,
+  classifyStatus,
+  dead,
+  failed,
+  InboundRefused,
+  type InboundParse,
+  type InboundRequest,
+  type OutboundMessage,
+  parseRetryAfter,
+  sent,
+  type VerifiedInbound
+} from "./ChannelProvider.ts"
+import {
+  IDEMPOTENCY_KEY_HEADER,
+  isFresh,
+  replayKey,
+  signWebhook,
+  verifyWebhook,
+  WEBHOOK_SIGNATURE_HEADER,
+  WEBHOOK_TIMESTAMP_HEADER
+} from "./InboundSignatures.ts"
+import { errorText, scrub } from "./Scrub.ts"
+
+export interface WebhookSettings {
+  readonly id: string
+  /** Verifies inbound `POST /webhooks/:providerId` requests. */
+  readonly inboundSecret?: string | undefined
+  /** Signs outbound POSTs (same `v1=` scheme and headers); unsigned when unset. */
+  readonly outboundSecret?: string | undefined
+  readonly timeoutMs: number
+}
+
+interface WebhookEvent {
+  readonly eventId?: unknown
+  readonly target?: unknown
+  readonly threadId?: unknown
+  readonly userId?: unknown
+  readonly text?: unknown
+  readonly answer?: { readonly requestId?: unknown; readonly value?: unknown }
+}
+
+const str = (value: unknown, max: number): string | undefined =>
+  typeof value === "string" && value !== "" && value.length <= max ? value : undefined
+
+/** The generic inbound body: `{eventId, target, userId, text, threadId?, answer?: {requestId, value}}`. */
+export const parseWebhookEvent = (body: WebhookEvent): Effect.Effect<InboundParse, InboundRefused> => {
+  const eventId = str(body.eventId, 200)
+  const target = str(body.target, 500)
+  const userId = str(body.userId, 200)
+  const text = str(body.text, 64_000)
+  const missing = eventId === undefined ? "eventId" : target === undefined ? "target" : userId === undefined ? "userId" : text === undefined ? "text" : undefined
+  if (missing !== undefined) return Effect.fail(new InboundRefused({ reason: "bad_request", message: `${missing} is required (a non-empty string)` }))
+  const requestId = str(body.answer?.requestId, 200)
+  const value = str(body.answer?.value, 200)
+  return Effect.succeed({
+    _tag: "Message",
+    message: {
+      providerEventId: eventId!,
+      externalTarget: target!,
+      externalThreadId: str(body.threadId, 200),
+      externalUserId: userId!,
+      text: text!,
+      answer: requestId !== undefined && value !== undefined ? { requestId, value } : undefined
+    }
+  })
+}
+
+const verify = (settings: WebhookSettings) => (request: InboundRequest): Effect.Effect<VerifiedInbound, InboundRefused> =>
+  Effect.gen(function*() {
+    const timestamp = request.headers[WEBHOOK_TIMESTAMP_HEADER]
+    const signature = request.headers[WEBHOOK_SIGNATURE_HEADER]
+    if (settings.inboundSecret === undefined || timestamp === undefined || signature === undefined) {
+      return yield* new InboundRefused({ reason: "missing_signature", message: `${WEBHOOK_TIMESTAMP_HEADER} and ${WEBHOOK_SIGNATURE_HEADER} are required` })
+    }
+    if (!isFresh(timestamp, request.nowMs)) {
+      return yield* new InboundRefused({ reason: "stale_timestamp", message: `${WEBHOOK_TIMESTAMP_HEADER} is outside ±5 minutes` })
+    }
+    if (!verifyWebhook(settings.inboundSecret, timestamp, request.rawBody, signature)) {
+      return yield* new InboundRefused({ reason: "bad_signature", message: `${WEBHOOK_SIGNATURE_HEADER} does not match` })
+    }
+    const body = yield* Effect.try({
+      try: () => JSON.parse(Buffer.from(request.rawBody).toString("utf8")) as WebhookEvent,
+      catch: () => new InboundRefused({ reason: "bad_request", message: "body is not JSON" })
+    })
+    if (typeof body !== "object" || body === null) return yield* new InboundRefused({ reason: "bad_request", message: "body is not an object" })
+    return { parse: yield* parseWebhookEvent(body), replayKey: replayKey(settings.id, signature) }
+  })
+
+/**
+ * Outbound: a JSON POST to the binding's URL with `idempotency-key: <delivery key>` (the receiver dedups on it) and,
+ * with an outbound secret, the `v1=` signature headers. Redirects are not followed.
+ */
+export const makeWebhookProvider = (settings: WebhookSettings): ChannelProvider => {
+  const secrets = [settings.inboundSecret, settings.outboundSecret].filter((s): s is string => s !== undefined)
+  const send = (message: OutboundMessage) =>
+    Effect.promise(async () => {
+      let url: URL
+      try {
+        url = new URL(message.target)
+      } catch {
+        return dead("webhook target is not a URL")
+      }
+      if (url.protocol !== "https:" && url.protocol !== "http:") return dead("webhook target must be http(s)")
+      const body = JSON.stringify(message.payload ?? { eventType: message.eventType, text: message.text, idempotencyKey: message.idempotencyKey })
+      const timestamp = String(Math.floor(Date.now() / 1000))
+      try {
+        const response = await fetch(url, {
+          method: "POST",
+          redirect: "manual",
+          signal: AbortSignal.timeout(settings.timeoutMs),
+          headers: {
+            "content-type": "application/json",
+            [IDEMPOTENCY_KEY_HEADER]: message.idempotencyKey,
+            ...(settings.outboundSecret === undefined
+              ? {}
+              : { [WEBHOOK_TIMESTAMP_HEADER]: timestamp, [WEBHOOK_SIGNATURE_HEADER]: signWebhook(settings.outboundSecret, timestamp, body) })
+          },
+          body
+        })
+        await response.body?.cancel().catch(() => undefined)
+        if (response.status >= 200 && response.status < 300) return sent()
+        if (response.status >= 300 && response.status < 400) return dead(`webhook answered a redirect (${response.status})`, response.status)
+        return classifyStatus(response.status, `webhook answered ${response.status}`, parseRetryAfter(response.headers.get("retry-after")))
+      } catch (error) {
+        return failed(scrub(`webhook: ${errorText(error)}`, secrets))
+      }
+    })
+  return {
+    id: settings.id,
+    kind: "webhook",
+    send,
+    verifyInbound: verify(settings),
+    // Each binding has its own URL: there is no one endpoint to probe, so the provider is usable once configured.
+    probe: Effect.succeed(sent()),
+    secrets,
+    close: Effect.void
+  }
+}

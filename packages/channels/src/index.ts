@@ -1,0 +1,7 @@
+export * from "./ChannelProvider.ts"
+export * as InboundSignatures from "./InboundSignatures.ts"
+export * from "./TelegramProvider.ts"
+export * from "./SlackProvider.ts"
+export * from "./EmailProvider.ts"
+export * from "./WebhookProvider.ts"
+export * from "./ProviderConfig.ts"

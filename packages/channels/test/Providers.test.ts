@@ -1,0 +1,201 @@
+import {
+  InboundSignatures,
+  makeEmailProvider,
+  makeProviders,
+  makeSlackProvider,
+  makeTelegramProvider,
+  makeWebhookProvider,
+  type OutboundMessage,
+  ProviderConfigError
+} from "@cowork/channels"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Effect, Exit } from "effect"
+import { FakeSlack } from "./support/FakeSlack.ts"
+import { FakeTelegram } from "./support/FakeTelegram.ts"
+import { SmtpReceiver } from "./support/SmtpReceiver.ts"
+import { WebhookReceiver } from "./support/WebhookReceiver.ts"
+
+const message = (target: string, key = `dlv-${Math.random().toString(36).slice(2)}`): OutboundMessage => ({
+  idempotencyKey: key,
+  target,
+  text: "echo: hello",
+  eventType: "assistant.message"
+})
+
+const TG_TOKEN = "123456:canary-telegram-token-ABCDEF"
+const SLACK_TOKEN = "xoxb-canary-slack-token"
+
+describe("Telegram provider (grammY against a fake Bot API)", () => {
+  const fake = new FakeTelegram(TG_TOKEN)
+  beforeAll(() => fake.start())
+  afterAll(() => fake.stop())
+  const provider = () => makeTelegramProvider({ id: "tg", botToken: TG_TOKEN, webhookSecret: "tg-hook-secret", apiRoot: fake.apiRoot, timeoutMs: 1_000 })
+
+  it("sends, and maps 429 + retry_after, 500, a timeout, a missing chat and a bad token to the feed's acks", async () => {
+    const tg = provider()
+    assert.deepInclude(await Effect.runPromise(tg.send(message("1001"))), { _tag: "Sent" })
+    assert.deepInclude(fake.sends.at(-1), { chatId: "1001", text: "echo: hello" })
+
+    fake.inject({ kind: "status", status: 429, retryAfterSeconds: 7 })
+    assert.deepInclude(await Effect.runPromise(tg.send(message("1001"))), { _tag: "Failed", retryAfterMs: 7_000, status: 429 })
+    fake.inject({ kind: "status", status: 500 })
+    assert.deepInclude(await Effect.runPromise(tg.send(message("1001"))), { _tag: "Failed", status: 500 })
+    fake.inject({ kind: "hang" })
+    const timedOut = await Effect.runPromise(tg.send(message("1001")))
+    assert.strictEqual(timedOut._tag, "Failed")
+    assert.deepInclude(await Effect.runPromise(tg.send(message("404"))), { _tag: "Dead", status: 400, authFailed: false })
+
+    const wrong = makeTelegramProvider({ id: "tg", botToken: "999:wrong-token", apiRoot: fake.apiRoot, timeoutMs: 1_000 })
+    const refused = await Effect.runPromise(wrong.send(message("1001")))
+    assert.deepInclude(refused, { _tag: "Dead", status: 401, authFailed: true })
+    assert.deepInclude(await Effect.runPromise(wrong.probe), { _tag: "Dead" })
+    assert.deepInclude(await Effect.runPromise(tg.probe), { _tag: "Sent" })
+    for (const outcome of [refused, timedOut]) assert.notInclude(JSON.stringify(outcome), "canary-telegram-token")
+  })
+
+  it("accepts an update only with the secret token header, and parses messages and answer buttons", async () => {
+    const tg = provider()
+    const body = Buffer.from(JSON.stringify({ update_id: 77, message: { message_id: 5, chat: { id: 1001 }, from: { id: 555, is_bot: false }, text: "hi" } }))
+    const ok = await Effect.runPromise(tg.verifyInbound!({ headers: { [InboundSignatures.TELEGRAM_SECRET_HEADER]: "tg-hook-secret" }, rawBody: body, nowMs: Date.now() }))
+    assert.deepStrictEqual(ok.parse, { _tag: "Message", message: { providerEventId: "77", externalTarget: "1001", externalThreadId: undefined, externalUserId: "555", text: "hi" } })
+    const bad = await Effect.runPromiseExit(tg.verifyInbound!({ headers: { [InboundSignatures.TELEGRAM_SECRET_HEADER]: "nope" }, rawBody: body, nowMs: Date.now() }))
+    assert.isTrue(Exit.isFailure(bad))
+    const missing = await Effect.runPromiseExit(tg.verifyInbound!({ headers: {}, rawBody: body, nowMs: Date.now() }))
+    assert.isTrue(Exit.isFailure(missing))
+    const button = Buffer.from(JSON.stringify({ update_id: 78, callback_query: { id: "cb", from: { id: 555 }, data: "answer:per_1:once", message: { chat: { id: 1001 } } } }))
+    const answered = await Effect.runPromise(tg.verifyInbound!({ headers: { [InboundSignatures.TELEGRAM_SECRET_HEADER]: "tg-hook-secret" }, rawBody: button, nowMs: Date.now() }))
+    assert.deepInclude(answered.parse, { _tag: "Message" })
+    if (answered.parse._tag === "Message") assert.deepStrictEqual(answered.parse.message.answer, { requestId: "per_1", value: "once" })
+  })
+})
+
+describe("Slack provider (@slack/web-api against a fake Web API)", () => {
+  const fake = new FakeSlack(SLACK_TOKEN)
+  beforeAll(() => fake.start())
+  afterAll(() => fake.stop())
+
+  it("posts, and maps Retry-After, 5xx, a timeout, channel_not_found and invalid_auth", async () => {
+    const slack = makeSlackProvider({ id: "sl", botToken: SLACK_TOKEN, signingSecret: "slack-signing", apiUrl: fake.apiUrl, timeoutMs: 1_000 })
+    assert.deepInclude(await Effect.runPromise(slack.send({ ...message("C1"), threadId: "1700000000.000100" })), { _tag: "Sent" })
+    assert.deepInclude(fake.posts.at(-1), { channel: "C1", text: "echo: hello", threadTs: "1700000000.000100" })
+    fake.inject({ kind: "status", status: 429, retryAfterSeconds: 3 })
+    assert.deepInclude(await Effect.runPromise(slack.send(message("C1"))), { _tag: "Failed", retryAfterMs: 3_000 })
+    fake.inject({ kind: "status", status: 503 })
+    assert.deepInclude(await Effect.runPromise(slack.send(message("C1"))), { _tag: "Failed", status: 503 })
+    fake.inject({ kind: "hang" })
+    assert.strictEqual((await Effect.runPromise(slack.send(message("C1"))))._tag, "Failed")
+    assert.deepInclude(await Effect.runPromise(slack.send(message("C404"))), { _tag: "Dead", authFailed: false })
+    const wrong = makeSlackProvider({ id: "sl", botToken: "xoxb-wrong", apiUrl: fake.apiUrl, timeoutMs: 1_000 })
+    assert.deepInclude(await Effect.runPromise(wrong.send(message("C1"))), { _tag: "Dead", authFailed: true })
+  })
+
+  it("verifies v0 request signatures within 5 minutes and answers the URL challenge", async () => {
+    const slack = makeSlackProvider({ id: "sl", botToken: SLACK_TOKEN, signingSecret: "slack-signing", apiUrl: fake.apiUrl, timeoutMs: 1_000 })
+    const now = Date.now()
+    const ts = String(Math.floor(now / 1000))
+    const body = JSON.stringify({ type: "event_callback", event_id: "Ev1", event: { type: "message", channel: "C1", user: "U9", text: "hello", ts: "1.1" } })
+    const headers = (signature: string, timestamp = ts) => ({
+      [InboundSignatures.SLACK_TIMESTAMP_HEADER]: timestamp,
+      [InboundSignatures.SLACK_SIGNATURE_HEADER]: signature
+    })
+    const ok = await Effect.runPromise(slack.verifyInbound!({ headers: headers(InboundSignatures.signSlack("slack-signing", ts, body)), rawBody: Buffer.from(body), nowMs: now }))
+    assert.deepInclude(ok.parse, { _tag: "Message" })
+    assert.isString(ok.replayKey)
+    const stale = String(Math.floor(now / 1000) - 301)
+    const staleExit = await Effect.runPromiseExit(slack.verifyInbound!({ headers: headers(InboundSignatures.signSlack("slack-signing", stale, body), stale), rawBody: Buffer.from(body), nowMs: now }))
+    assert.isTrue(Exit.isFailure(staleExit) && JSON.stringify(staleExit.cause).includes("stale_timestamp"))
+    const forged = await Effect.runPromiseExit(slack.verifyInbound!({ headers: headers(InboundSignatures.signSlack("other", ts, body)), rawBody: Buffer.from(body), nowMs: now }))
+    assert.isTrue(Exit.isFailure(forged) && JSON.stringify(forged.cause).includes("bad_signature"))
+    const challenge = JSON.stringify({ type: "url_verification", challenge: "abc" })
+    const answered = await Effect.runPromise(slack.verifyInbound!({ headers: headers(InboundSignatures.signSlack("slack-signing", ts, challenge)), rawBody: Buffer.from(challenge), nowMs: now }))
+    assert.deepStrictEqual(answered.parse, { _tag: "Challenge", challenge: "abc" })
+  })
+})
+
+describe("Email provider (nodemailer to a real SMTP receiver)", () => {
+  const smtp = new SmtpReceiver({ user: "bot", password: "smtp-canary-password" })
+  beforeAll(() => smtp.start())
+  afterAll(() => smtp.stop())
+
+  it("delivers with the idempotency key header; 4xx is failed, 5xx dead, a bad password a credential problem", async () => {
+    const settings = { id: "mail", host: "127.0.0.1", port: smtp.port, secure: false, ignoreTls: true, user: "bot", password: "smtp-canary-password", from: "bot@cowork.test", timeoutMs: 2_000 }
+    const mail = makeEmailProvider(settings)
+    assert.deepInclude(await Effect.runPromise(mail.send(message("alice@example.com", "dlv-email-1"))), { _tag: "Sent" })
+    assert.deepInclude(smtp.mails.at(-1), { idempotencyKey: "dlv-email-1" })
+    assert.deepStrictEqual(smtp.mails.at(-1)?.to, ["alice@example.com"])
+    smtp.inject({ responseCode: 451, message: "try later" })
+    assert.deepInclude(await Effect.runPromise(mail.send(message("alice@example.com"))), { _tag: "Failed", status: 451 })
+    smtp.inject({ responseCode: 550, message: "no such mailbox" })
+    assert.deepInclude(await Effect.runPromise(mail.send(message("alice@example.com"))), { _tag: "Dead", status: 550 })
+    const wrong = makeEmailProvider({ ...settings, password: "wrong" })
+    const refused = await Effect.runPromise(wrong.send(message("alice@example.com")))
+    assert.deepInclude(refused, { _tag: "Dead", authFailed: true })
+    assert.notInclude(JSON.stringify(refused), "alice@example.com")
+    await Effect.runPromise(mail.close)
+    await Effect.runPromise(wrong.close)
+  })
+})
+
+describe("Webhook provider", () => {
+  const receiver = new WebhookReceiver("hook-out-secret")
+  beforeAll(() => receiver.start())
+  afterAll(() => receiver.stop())
+
+  it("posts signed JSON with the idempotency key; maps 429 Retry-After, 5xx, timeouts and 4xx", async () => {
+    const hook = makeWebhookProvider({ id: "hooks", inboundSecret: "hook-in-secret", outboundSecret: "hook-out-secret", timeoutMs: 1_000 })
+    assert.deepInclude(await Effect.runPromise(hook.send(message(receiver.url, "dlv-w-1"))), { _tag: "Sent" })
+    assert.deepInclude(receiver.received.at(-1), { idempotencyKey: "dlv-w-1", signatureValid: true })
+    receiver.inject({ kind: "status", status: 429, retryAfterSeconds: 2 })
+    assert.deepInclude(await Effect.runPromise(hook.send(message(receiver.url))), { _tag: "Failed", retryAfterMs: 2_000 })
+    receiver.inject({ kind: "status", status: 502 })
+    assert.deepInclude(await Effect.runPromise(hook.send(message(receiver.url))), { _tag: "Failed", status: 502 })
+    receiver.inject({ kind: "hang" })
+    assert.strictEqual((await Effect.runPromise(hook.send(message(receiver.url))))._tag, "Failed")
+    receiver.inject({ kind: "status", status: 404 })
+    assert.deepInclude(await Effect.runPromise(hook.send(message(receiver.url))), { _tag: "Dead", status: 404 })
+    assert.deepInclude(await Effect.runPromise(hook.send(message("ftp://example.com/x"))), { _tag: "Dead" })
+  })
+
+  it("verifies inbound v1 signatures (±5 min) and requires the event fields", async () => {
+    const hook = makeWebhookProvider({ id: "hooks", inboundSecret: "hook-in-secret", timeoutMs: 1_000 })
+    const now = Date.now()
+    const ts = String(Math.floor(now / 1000))
+    const body = JSON.stringify({ eventId: "ev-1", target: "room-1", userId: "u-1", text: "hello" })
+    const sign = (timestamp: string, payload: string, secret = "hook-in-secret") => ({
+      [InboundSignatures.WEBHOOK_TIMESTAMP_HEADER]: timestamp,
+      [InboundSignatures.WEBHOOK_SIGNATURE_HEADER]: InboundSignatures.signWebhook(secret, timestamp, payload)
+    })
+    const ok = await Effect.runPromise(hook.verifyInbound!({ headers: sign(ts, body), rawBody: Buffer.from(body), nowMs: now }))
+    assert.deepInclude(ok.parse, { _tag: "Message" })
+    assert.strictEqual(ok.replayKey, InboundSignatures.replayKey("hooks", sign(ts, body)[InboundSignatures.WEBHOOK_SIGNATURE_HEADER]))
+    const reasons = async (headers: Record<string, string>, payload = body) => {
+      const exit = await Effect.runPromiseExit(hook.verifyInbound!({ headers, rawBody: Buffer.from(payload), nowMs: now }))
+      return Exit.isFailure(exit) ? JSON.stringify(exit.cause) : "accepted"
+    }
+    assert.include(await reasons({}), "missing_signature")
+    const old = String(Math.floor(now / 1000) - 301)
+    assert.include(await reasons(sign(old, body)), "stale_timestamp")
+    assert.include(await reasons(sign(ts, body, "wrong")), "bad_signature")
+    const noText = JSON.stringify({ eventId: "ev-2", target: "room-1", userId: "u-1" })
+    assert.include(await reasons(sign(ts, noText), noText), "text is required")
+  })
+})
+
+describe("Provider configuration", () => {
+  it("reads credentials only from env:/file: refs and names the field that is wrong", () => {
+    const env = { TG: "123:tok", HOOK: "s3cret" }
+    const providers = makeProviders(JSON.stringify([
+      { id: "tg", kind: "telegram", botTokenRef: "env:TG", apiRoot: "http://127.0.0.1:1" },
+      { id: "hooks", kind: "webhook", inboundSecretRef: "env:HOOK" }
+    ]), env)
+    assert.deepStrictEqual(providers.map((p) => [p.config.id, p.config.kind]), [["tg", "telegram"], ["hooks", "webhook"]])
+    assert.notInclude(JSON.stringify(providers.map((p) => p.config)), "123:tok")
+    const fails = (json: unknown, fragment: string) =>
+      assert.throws(() => makeProviders(JSON.stringify(json), env), ProviderConfigError, fragment)
+    fails([{ id: "tg", kind: "telegram", botTokenRef: "123:inline" }], "botTokenRef: a credential must be a reference")
+    fails([{ id: "tg", kind: "telegram", botTokenRef: "env:MISSING" }], "MISSING is not set")
+    fails([{ id: "x", kind: "sms" }], "[0].kind must be one of")
+    fails([{ id: "a", kind: "webhook" }, { id: "a", kind: "webhook" }], `[1].id "a" is used twice`)
+    fails([{ id: "Bad Id", kind: "webhook" }], "[0].id must match")
+  })
+})

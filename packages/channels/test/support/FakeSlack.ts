@@ -1,0 +1,68 @@
+import { type Fault, FakeHttpServer, type RecordedRequest } from "./FakeHttpServer.ts"
+
+export interface SlackPost {
+  readonly channel: string
+  readonly text: string
+  readonly threadTs?: string | undefined
+  readonly at: number
+}
+
+/**
+ * A fake Slack Web API on loopback (`/api/<method>`, for `slackApiUrl`): `auth.test` and `chat.postMessage` with
+ * Slack's `{ok, error}` answers, `invalid_auth` for a wrong bearer token, `channel_not_found` for channel `C404`;
+ * injected faults are plain HTTP statuses (with `Retry-After` on a 429, as Slack sends it).
+ */
+export class FakeSlack {
+  readonly posts: Array<SlackPost> = []
+  readonly server: FakeHttpServer
+
+  readonly botToken: string
+
+  constructor(botToken: string) {
+    this.botToken = botToken
+    this.server = new FakeHttpServer((request) => this.answer(request), (fault) => ({ status: fault.status, body: { ok: false, error: fault.status === 429 ? "ratelimited" : "internal_error" } }))
+  }
+
+  /** The `slackApiUrl` (with its trailing slash). */
+  get apiUrl(): string {
+    return `${this.server.url}/api/`
+  }
+
+  async start(): Promise<this> {
+    await this.server.start()
+    return this
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop()
+  }
+
+  inject(fault: Fault, times = 1): void {
+    this.server.inject(fault, times)
+  }
+
+  waitForPosts(count: number, timeoutMs?: number): Promise<void> {
+    return this.server.waitFor(() => this.posts.length >= count, timeoutMs, `${count} Slack chat.postMessage calls`)
+  }
+
+  private answer(request: RecordedRequest) {
+    if (request.headers.authorization !== `Bearer ${this.botToken}`) return { status: 200, body: { ok: false, error: "invalid_auth" } }
+    const method = /^\/api\/([\w.]+)/.exec(request.path)?.[1]
+    const contentType = String(request.headers["content-type"] ?? "")
+    const params: Record<string, string> = contentType.includes("json")
+      ? JSON.parse(request.body) as Record<string, string>
+      : Object.fromEntries(new URLSearchParams(request.body))
+    switch (method) {
+      case "auth.test":
+        return { status: 200, body: { ok: true, url: "https://cowork.slack.com/", team: "Cowork", user: "cowork", team_id: "T1", user_id: "U1", bot_id: "B1" } }
+      case "chat.postMessage": {
+        if (params.channel === "C404") return { status: 200, body: { ok: false, error: "channel_not_found" } }
+        const ts = `${Math.floor(request.at / 1000)}.${String(this.posts.length).padStart(6, "0")}`
+        this.posts.push({ channel: String(params.channel), text: String(params.text), threadTs: params.thread_ts, at: request.at })
+        return { status: 200, body: { ok: true, channel: params.channel, ts, message: { text: params.text, ts } } }
+      }
+      default:
+        return { status: 200, body: { ok: false, error: "unknown_method" } }
+    }
+  }
+}
