@@ -26,7 +26,7 @@ export class ProviderConfigError extends Error {
   override readonly name = "ProviderConfigError"
 }
 
-const PROVIDER_ID = /^[a-z0-9][a-z0-9_-]{0,39}$/
+const PROVIDER_ID = /^[a-z0-9][a-z0-9-]{0,39}$/
 
 /** Resolves an `env:NAME` / `file:/path` reference to its value (trimmed); throws naming the field, never the value. */
 export const resolveSecretRef = (ref: string, field: string, env: Readonly<Record<string, string | undefined>> = process.env): string => {

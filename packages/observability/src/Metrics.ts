@@ -4,6 +4,7 @@ import {
   type CounterName,
   type GaugeName,
   type HistogramName,
+  isConfiguredLabel,
   type LabelsOf,
   lookupMetric,
   type MetricName,
@@ -65,7 +66,10 @@ type PromMetric = Prom.Counter | Prom.Gauge | Prom.Histogram
 
 const violation = (message: string) => Effect.die(new MetricContractViolation({ message }))
 
-const checkLabels = (name: string, spec: MetricSpec, labels: unknown): string | undefined => {
+/** Distinct values seen per configured label (`metric.label`), to hold each to its declared count. */
+type SeenValues = Map<string, Set<string>>
+
+const checkLabels = (name: string, spec: MetricSpec, labels: unknown, seen: SeenValues): string | undefined => {
   const given = (labels ?? {}) as Record<string, unknown>
   if (typeof given !== "object") return `${name}: labels must be an object`
   for (const key of Object.keys(given)) {
@@ -75,6 +79,14 @@ const checkLabels = (name: string, spec: MetricSpec, labels: unknown): string | 
   for (const [key, allowed] of Object.entries(spec.labels)) {
     const value = given[key]
     if (typeof value !== "string") return `${name}: missing label "${key}"`
+    if (isConfiguredLabel(allowed)) {
+      if (!allowed.pattern.test(value)) return `${name}: label ${key}="${value}" does not match ${allowed.pattern.source}`
+      const values = seen.get(`${name}.${key}`) ?? new Set<string>()
+      if (!values.has(value) && values.size >= allowed.maxValues) return `${name}: label ${key} has more than ${allowed.maxValues} values`
+      values.add(value)
+      seen.set(`${name}.${key}`, values)
+      continue
+    }
     if (!allowed.includes(value)) return `${name}: label ${key}="${value}" is not one of the declared values`
   }
   return undefined
@@ -88,9 +100,11 @@ const checkLabels = (name: string, spec: MetricSpec, labels: unknown): string | 
 export const ZERO_SERIES_LIMIT = 64
 
 /** Every combination of the declared label values (one empty combination for an unlabelled metric). */
-const labelCombinations = (labels: Readonly<Record<string, ReadonlyArray<string>>>): Array<Record<string, string>> =>
+const labelCombinations = (labels: MetricSpec["labels"]): Array<Record<string, string>> =>
   Object.entries(labels).reduce<Array<Record<string, string>>>(
-    (combinations, [key, values]) => combinations.flatMap((combination) => values.map((value) => ({ ...combination, [key]: value }))),
+    (combinations, [key, values]) =>
+      // Configured values are not known here: their series appear when the process records them (or zeroes them).
+      isConfiguredLabel(values) ? [] : combinations.flatMap((combination) => values.map((value) => ({ ...combination, [key]: value }))),
     [{}]
   )
 
@@ -101,6 +115,7 @@ export const makeMetrics = (role: Role, options: { readonly processMetrics: bool
   if (options.processMetrics) Prom.collectDefaultMetrics({ register: registry })
 
   const instruments = new Map<string, PromMetric>()
+  const seen: SeenValues = new Map()
   for (const [name, spec] of Object.entries(MetricsCatalog) as Array<[string, MetricSpec]>) {
     const common = { name, help: spec.help, labelNames: Object.keys(spec.labels), registers: [registry] }
     instruments.set(
@@ -116,7 +131,7 @@ export const makeMetrics = (role: Role, options: { readonly processMetrics: bool
   for (const [name, spec] of Object.entries(MetricsCatalog) as Array<[string, MetricSpec]>) {
     if (spec.type === "gauge" && spec.zeroAtStart !== true) continue
     const series = labelCombinations(spec.labels)
-    if (series.length > ZERO_SERIES_LIMIT) continue
+    if (series.length === 0 || series.length > ZERO_SERIES_LIMIT) continue
     const instrument = instruments.get(name)!
     for (const labels of series) {
       if (instrument instanceof Prom.Histogram) instrument.zero(labels)
@@ -136,7 +151,7 @@ export const makeMetrics = (role: Role, options: { readonly processMetrics: bool
       const spec = lookupMetric(name)
       if (spec === undefined) return violation(`metric "${name}" is not declared in the catalog`)
       if (!types.includes(spec.type)) return violation(`${name} is a ${spec.type}; this operation needs ${types.join(" or ")}`)
-      const problem = checkLabels(name, spec, labels)
+      const problem = checkLabels(name, spec, labels, seen)
       if (problem !== undefined) return violation(problem)
       use(instruments.get(name)!, (labels ?? {}) as Prom.LabelValues<string>)
       return Effect.void

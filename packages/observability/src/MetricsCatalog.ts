@@ -100,7 +100,18 @@ export type HttpRoute = (typeof HTTP_ROUTES)[number]
 /** The `operation` label of a stale-owner refusal: exactly the domain's closed `StaleOwner.operation` union. */
 export const STALE_OWNER_OPERATIONS = StaleOwnerOperation.literals
 
-export type LabelSpec = Readonly<Record<string, ReadonlyArray<string>>>
+/**
+ * A label whose values an operator configures at start rather than the code listing them (the gateway's provider
+ * ids): bounded by a pattern that admits neither ids nor secrets and by a count per process.
+ */
+export interface ConfiguredLabel {
+  readonly pattern: RegExp
+  readonly maxValues: number
+}
+
+export const isConfiguredLabel = (values: ReadonlyArray<string> | ConfiguredLabel): values is ConfiguredLabel => !Array.isArray(values)
+
+export type LabelSpec = Readonly<Record<string, ReadonlyArray<string> | ConfiguredLabel>>
 
 export interface CounterSpec<L extends LabelSpec = LabelSpec> {
   readonly type: "counter"
@@ -159,6 +170,13 @@ export const Buckets = {
   /** One object-store call: sub-ms on a local disk, tens of ms to S3, seconds when the store struggles. */
   objectStore: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000]
 } as const
+
+/** The gateway's channel kinds and provider states (packages/channels declares the same lists). */
+export const GATEWAY_PROVIDER_KINDS = ["telegram", "slack", "email", "webhook"] as const
+export const GATEWAY_PROVIDER_STATES = ["starting", "healthy", "degraded", "auth_failed", "down"] as const
+/** A gateway provider id as OPEN_COWORK_GATEWAY_PROVIDERS names it (at most 32 per gateway). */
+export const GATEWAY_PROVIDER_ID: ConfiguredLabel = { pattern: /^[a-z0-9][a-z0-9-]{0,39}$/, maxValues: 32 }
+const gatewayProvider = { provider_id: GATEWAY_PROVIDER_ID, provider_kind: GATEWAY_PROVIDER_KINDS }
 
 export const OBJECT_STORE_OPERATIONS = ["get", "put", "head", "delete", "list"] as const
 export const OBJECT_STORE_KINDS = ["file", "s3", "memory"] as const
@@ -303,7 +321,45 @@ export const MetricsCatalog = {
   open_cowork_cloud_model_proxy_tokens_total: counter(
     "Tokens the providers reported in answers forwarded by the model proxy, by direction.",
     { direction: ["input", "output"] }
-  )
+  ),
+  open_cowork_gateway_uptime_seconds: gauge("Seconds since this gateway process started."),
+  open_cowork_gateway_providers: gauge("Channel providers configured in this gateway."),
+  open_cowork_gateway_session_streams: {
+    ...gauge("Push streams this gateway holds open to the cloud (the delivery wake-up stream)."),
+    zeroAtStart: true
+  },
+  open_cowork_gateway_delivery_queue_depth_max: {
+    ...gauge("Deliveries this gateway has claimed and not yet acked (the largest since the last claim)."),
+    zeroAtStart: true
+  },
+  open_cowork_gateway_incoming_messages_total: counter("Inbound channel messages that passed signature checks."),
+  open_cowork_gateway_prompted_messages_total: counter("Inbound messages that became a prompt on a bound session (a duplicate provider event is not counted)."),
+  open_cowork_gateway_deliveries_received_total: counter("Deliveries claimed from the cloud's delivery feed."),
+  open_cowork_gateway_deliveries_sent_total: counter("Deliveries a provider accepted and the cloud acked as sent."),
+  open_cowork_gateway_delivery_retries_total: counter("Deliveries acked as failed (the cloud schedules the retry with backoff)."),
+  open_cowork_gateway_delivery_dead_letters_total: counter("Deliveries acked as dead, or moved to dead by the cloud's attempt cap."),
+  open_cowork_gateway_webhook_requests_total: counter("Requests to POST /webhooks/:providerId, by outcome.", {
+    outcome: [
+      "prompted", "duplicate", "ignored", "challenge", "missing_signature", "stale_timestamp", "bad_signature", "replayed",
+      "bad_request", "body_too_large", "rate_limited", "auth_backoff", "unknown_provider", "unbound", "error"
+    ]
+  }),
+  open_cowork_gateway_stream_reconnects_total: counter("Times the delivery wake-up stream to the cloud was opened again after it ended or failed."),
+  open_cowork_gateway_errors_total: counter("Gateway operations that failed, by operation (a refused fenced ack is `stale_claim`).", {
+    operation: ["claim", "renew", "ack", "stale_claim", "send", "stream", "inbound", "prompt", "probe"]
+  }),
+  open_cowork_gateway_delivery_latency_ms: histogram(
+    "Milliseconds from the cloud's commit of the delivery (its event) to the provider accepting it.",
+    [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000]
+  ),
+  open_cowork_gateway_provider_state: gauge("1 for the state each provider is in, 0 for the others.", {
+    ...gatewayProvider,
+    state: GATEWAY_PROVIDER_STATES
+  }),
+  open_cowork_gateway_provider_deliveries_sent_total: counter("Deliveries sent, by provider.", gatewayProvider),
+  open_cowork_gateway_provider_delivery_retries_total: counter("Deliveries acked as failed, by provider.", gatewayProvider),
+  open_cowork_gateway_provider_delivery_dead_letters_total: counter("Deliveries acked or moved to dead, by provider.", gatewayProvider),
+  open_cowork_gateway_provider_incoming_messages_total: counter("Inbound messages accepted, by provider.", gatewayProvider)
 } as const satisfies Record<string, MetricSpec>
 
 export type Catalog = typeof MetricsCatalog
@@ -316,7 +372,7 @@ export type HistogramName = NamesOfType<"histogram">
 
 /** The label set a call site passes for metric `N` (the `role` label is added by the registry). */
 export type LabelsOf<N extends MetricName> = {
-  readonly [K in keyof Catalog[N]["labels"]]: Catalog[N]["labels"][K] extends ReadonlyArray<infer V> ? V : never
+  readonly [K in keyof Catalog[N]["labels"]]: Catalog[N]["labels"][K] extends ReadonlyArray<infer V> ? V : string
 }
 
 export const metricNames = (): ReadonlyArray<MetricName> => Object.keys(MetricsCatalog) as Array<MetricName>

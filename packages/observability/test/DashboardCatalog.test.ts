@@ -1,4 +1,4 @@
-import { lookupMetric, metricOfSeries, Metrics, ROLE_LABEL, ROLES, seriesLabels } from "@cowork/observability"
+import { isConfiguredLabel, lookupMetric, metricOfSeries, Metrics, ROLE_LABEL, ROLES, seriesLabels } from "@cowork/observability"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
@@ -50,8 +50,11 @@ const references = (expr: string) => {
   return { selectors, groupings, functions, metrics }
 }
 
-const allowedValues = (metric: string, label: string): ReadonlyArray<string> | undefined =>
-  label === ROLE_LABEL ? ROLES : lookupMetric(metricOfSeries(metric) ?? "")?.labels[label]
+const allowedValues = (metric: string, label: string): ReadonlyArray<string> | undefined => {
+  if (label === ROLE_LABEL) return ROLES
+  const values = lookupMetric(metricOfSeries(metric) ?? "")?.labels[label]
+  return values === undefined || isConfiguredLabel(values) ? undefined : values
+}
 
 /** Everything wrong with one expression against the catalog; empty when it only names what the code emits. */
 const problems = (where: string, expr: string, templateLabels: ReadonlyArray<string> = []): Array<string> => {

@@ -1,5 +1,6 @@
 import {
   Buckets,
+  isConfiguredLabel,
   HTTP_ROUTES,
   type HttpRoute,
   lookupMetric,
@@ -43,6 +44,11 @@ describe("MetricsCatalog", () => {
   it("declares only bounded label values that carry neither ids nor secrets", () => {
     for (const name of metricNames()) {
       for (const [label, values] of Object.entries(lookupMetric(name)!.labels)) {
+        if (isConfiguredLabel(values)) {
+          assert.isAtMost(values.maxValues, 80, `${name}.${label} is bounded`)
+          assert.isFalse(values.pattern.test("ses_8f3a91") || values.pattern.test("occ_abc_def") || values.pattern.test("a b"), `${name}.${label}: no ids or spaces`)
+          continue
+        }
         assert.isAtLeast(values.length, 1, `${name}.${label}`)
         assert.isAtMost(values.length, 80, `${name}.${label} is bounded`)
         for (const value of values) {
@@ -94,6 +100,25 @@ describe("Metrics", () => {
           `open_cowork_cloud_http_requests_total{method="POST",status="202",route="/api/sessions/:id/prompt",role="web"} 3`
         )
         assert.include(text, "# TYPE open_cowork_cloud_worker_loop_duration_ms histogram")
+      }))
+
+    it.effect("takes configured provider ids as labels within their pattern and count", () =>
+      Effect.gen(function*() {
+        const metrics = yield* Metrics
+        yield* metrics.inc("open_cowork_gateway_provider_deliveries_sent_total", { provider_id: "tg-main", provider_kind: "telegram" })
+        assert.strictEqual(yield* metrics.read("open_cowork_gateway_provider_deliveries_sent_total", { provider_id: "tg-main", provider_kind: "telegram" }), 1)
+        yield* expectDefect(
+          metrics.inc("open_cowork_gateway_provider_deliveries_sent_total", { provider_id: "ses_8f3a91", provider_kind: "telegram" }),
+          `provider_id="ses_8f3a91" does not match`
+        )
+        for (let i = 1; i < 32; i++) {
+          yield* metrics.inc("open_cowork_gateway_provider_incoming_messages_total", { provider_id: `p${i}`, provider_kind: "webhook" })
+        }
+        yield* metrics.inc("open_cowork_gateway_provider_incoming_messages_total", { provider_id: "p32", provider_kind: "webhook" })
+        yield* expectDefect(
+          metrics.inc("open_cowork_gateway_provider_incoming_messages_total", { provider_id: "p33", provider_kind: "webhook" }),
+          "more than 32 values"
+        )
       }))
 
     it.effect("dies on an undeclared metric, label or value, and never lets a raw path become a route", () =>
