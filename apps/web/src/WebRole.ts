@@ -31,6 +31,7 @@ import * as AuthenticationLive from "./AuthenticationLive.ts"
 import * as AuthHandlers from "./AuthHandlers.ts"
 import * as ByokHandlers from "./ByokHandlers.ts"
 import * as BrowserAuth from "./BrowserAuth.ts"
+import * as ChannelHandlers from "./ChannelHandlers.ts"
 import * as HealthHandlers from "./HealthHandlers.ts"
 import * as MemberHandlers from "./MemberHandlers.ts"
 import * as NodeServer from "./NodeServer.ts"
@@ -56,6 +57,7 @@ export const routes = Layer.mergeAll(
     Layer.provide([AuthHandlers.layer, MemberHandlers.layer, AuditHandlers.layer, PolicyHandlers.layer, UsageHandlers.layer]),
     Layer.provide(ByokHandlers.layer),
     Layer.provide(ApiTokenHandlers.layer),
+    Layer.provide(ChannelHandlers.layer),
     Layer.provide(AuthenticationLive.layer),
     Layer.provide([BrowserAuth.layer, RequestLimits.layer, QuotaPolicy.layer]),
     Layer.provide(RateLimiter.layerMemory)

@@ -4,6 +4,7 @@ import type { TokenScope } from "./Auth.ts"
 import { WorkerAdminApi } from "./AdminApi.ts"
 import { ArtifactsApi } from "./ArtifactsApi.ts"
 import { ByokApi } from "./ByokApi.ts"
+import { ChannelsApi } from "./ChannelsApi.ts"
 import { WebhooksApi, WorkflowsApi } from "./WorkflowsApi.ts"
 import { Authentication, OperatorAuthentication, RequiredScopes, requiredScopes } from "./ApiCore.ts"
 import * as ApiError from "./ApiError.ts"
@@ -292,6 +293,7 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(WebhooksApi)
   .add(AuthApi).add(ConfigApi).add(WorkspaceApi).add(MembersApi).add(AuditApi).add(PolicyApi).add(UsageApi)
   .add(ApiTokensApi)
+  .add(ChannelsApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}
 

@@ -1,6 +1,7 @@
 import { Schema, SchemaTransformation } from "effect"
 import { HttpApiSchema } from "effect/http-api"
 import * as Artifact from "./Artifact.ts"
+import * as Channel from "./Channel.ts"
 import * as Errors from "./Errors.ts"
 import * as StorageErrors from "./StorageErrors.ts"
 import * as WorkerPlane from "./WorkerPlane.ts"
@@ -219,4 +220,18 @@ export const ObjectStoreUnavailable = wire(StorageErrors.ObjectStoreUnavailable,
 export const InvalidObjectKey = wire(StorageErrors.InvalidObjectKey, {
   encode: () => ({ message: "invalid object location" }),
   decode: () => new StorageErrors.InvalidObjectKey({ key: "", reason: "rejected by the server" })
+})
+
+/** 409 when a fenced delivery ack / renew or provider-event completion comes from a caller whose claim is gone. */
+export const ClaimLost = wire(Channel.ClaimLost, {
+  encode: (e) => ({
+    message: `the ${e.kind === "delivery" ? "delivery" : "provider event"} claim is no longer held (${e.reason})`,
+    details: { kind: e.kind, id: e.id, reason: e.reason }
+  }),
+  decode: (body) =>
+    new Channel.ClaimLost({
+      kind: details(body).kind === "provider_event" ? "provider_event" : "delivery",
+      id: str(details(body).id),
+      reason: details(body).reason === "expired" || details(body).reason === "reclaimed" ? details(body).reason as "expired" | "reclaimed" : "not_claimed"
+    })
 })

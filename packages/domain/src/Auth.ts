@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 
-export const TokenScope = Schema.Literals(["web", "admin", "operator", "worker"])
+/** `gateway`: a gateway service token, bound to channel bindings (issued by `POST /api/channels/gateway-tokens`). */
+export const TokenScope = Schema.Literals(["web", "admin", "operator", "worker", "gateway"])
 export type TokenScope = typeof TokenScope.Type
 
 /** The scopes a platform operator token may carry: it operates the platform, it never acts inside an org. */

@@ -92,7 +92,30 @@ export const HTTP_ROUTES = [
   "/api/api-tokens/:id",
   "/api/admin/policy",
   "/api/usage/summary",
-  "/api/usage/events"
+  "/api/usage/events",
+  "/api/channels/bindings",
+  "/api/channels/bindings/:id",
+  "/api/channels/bindings/:id/status",
+  "/api/channels/bindings/:id/sessions",
+  "/api/channels/bindings/:id/sessions/:routeId",
+  "/api/channels/bindings/:id/prompt",
+  "/api/channels/bindings/:id/answer",
+  "/api/channels/provider-events/claim",
+  "/api/channels/provider-events/complete",
+  "/api/channels/identities",
+  "/api/channels/identities/:id",
+  "/api/channels/identities/resolve",
+  "/api/channels/deliveries",
+  "/api/channels/deliveries/stream",
+  "/api/channels/deliveries/claim",
+  "/api/channels/deliveries/:id",
+  "/api/channels/deliveries/:id/ack",
+  "/api/channels/deliveries/:id/renew",
+  "/api/channels/deliveries/:id/retry",
+  "/api/channels/deliveries/:id/dead-letter",
+  "/api/channels/cursors",
+  "/api/channels/gateway",
+  "/api/channels/gateway-tokens"
 ] as const
 
 export type HttpRoute = (typeof HTTP_ROUTES)[number]

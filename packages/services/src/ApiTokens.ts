@@ -48,7 +48,8 @@ export const judgeToken = (stored: StoredToken | undefined, presentedSecret: str
 }
 
 export const knownScopes = (scopes: ReadonlyArray<string>): ReadonlyArray<TokenScope> =>
-  scopes.filter((scope): scope is TokenScope => scope === "web" || scope === "admin" || scope === "operator" || scope === "worker")
+  scopes.filter((scope): scope is TokenScope => scope === "web" || scope === "admin" || scope === "operator" || scope === "worker" ||
+    scope === "gateway")
 
 /** A platform token's principal keeps only the scopes a platform token may carry. */
 export const platformScopes = (scopes: ReadonlyArray<string>): ReadonlyArray<TokenScope> =>
