@@ -6,6 +6,7 @@ import {
   CurrentCaller,
   OperatorAuthentication,
   BadRequest,
+  ClaimLost,
   Conflict,
   CurrentPrincipal,
   Forbidden,
@@ -51,6 +52,7 @@ const samples: ReadonlyArray<unknown> = [
   new Unavailable({ message: "draining", retryAfterSeconds: 2 }),
   new ObjectStoreUnavailable({ operation: "put", message: `PUT https://AKIAEXAMPLE:${SECRET}@s3.internal/bucket failed` }),
   new InvalidObjectKey({ key: "orgs/o1/../secret", reason: "dot segment" }),
+  new ClaimLost({ kind: "delivery", id: "dlv_1", reason: "expired" }),
   new NotReady({ ok: false, role: "web", profileName: "default", checks: [{ name: "control_plane", status: "error", detail: "down" }] })
 ]
 

@@ -54,7 +54,20 @@ const baselineBodies: Record<string, Record<string, unknown>> = {
   "workerAdmin.registerWorker": { poolId: "pool_missing" },
   "workflows.create": { title: "fuzz", instructions: "fuzz", agentName: "build", triggers: [{ type: "manual", enabled: true }] },
   "apiTokens.create": { name: "fuzz", scopes: ["web"] },
-  "members.invite": { email: "fuzz@example.com", role: "member" }
+  "members.invite": { email: "fuzz@example.com", role: "member" },
+  "channels.createBinding": { providerKind: "webhook", providerId: "fuzz", displayName: "fuzz", externalTarget: "https://example.com/hook" },
+  "channels.reportBindingStatus": { status: "active" },
+  "channels.bindSession": { externalThreadId: "t", sessionId: "ses_missing" },
+  "channels.prompt": { providerEventId: "e1", externalThreadId: "t", externalUserId: "u", text: "hi" },
+  "channels.answer": { providerEventId: "e1", externalThreadId: "t", externalUserId: "u", action: "question-reject", requestId: "r" },
+  "channels.claimProviderEvent": { channelBindingId: "chb_missing", providerEventId: "e1" },
+  "channels.completeProviderEvent": { channelBindingId: "chb_missing", providerEventId: "e1", claimToken: "x", outcome: "ignored" },
+  "channels.createIdentity": { providerKind: "telegram", providerId: "fuzz", externalUserId: "u", accountId: "acc_missing" },
+  "channels.resolveIdentity": { channelBindingId: "chb_missing", externalUserId: "u" },
+  "channels.ackDelivery": { claimToken: "x", outcome: "sent" },
+  "channels.renewDelivery": { claimToken: "x" },
+  "channels.putCursor": { channelBindingId: "chb_missing", name: "offset", value: "1" },
+  "channels.createGatewayToken": { name: "fuzz", channelBindingIds: ["chb_missing"] }
 }
 
 const deepArray = (depth: number): string => "[".repeat(depth) + "]".repeat(depth)
@@ -147,7 +160,8 @@ const layer = serverLayer.pipe(
 it.layer(layer, { excludeTestServices: true })("input fuzz over every route", (it) => {
   it.effect("no 5xx and the documented error shape for every class of hostile input", () =>
     Effect.gen(function*() {
-      const { token } = yield* orgWithToken(["web", "admin", "operator"])
+      // `gateway` too, so the gateway-only channel routes read their inputs.
+      const { token } = yield* orgWithToken(["web", "admin", "operator", "gateway"])
       const session = (yield* request("POST", "/api/sessions", { token, body: { title: "fuzz" } })).body.session
       const port = Number(new URL(yield* baseUrl).port)
       const auth = { authorization: `Bearer ${token}` }

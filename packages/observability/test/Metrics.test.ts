@@ -50,7 +50,8 @@ describe("MetricsCatalog", () => {
           continue
         }
         assert.isAtLeast(values.length, 1, `${name}.${label}`)
-        assert.isAtMost(values.length, 80, `${name}.${label} is bounded`)
+        // A closed list (the route templates are the largest: one per API route), never an open set such as ids.
+        assert.isAtMost(values.length, 150, `${name}.${label} is bounded`)
         for (const value of values) {
           assert.strictEqual(redact(value), value, `${name}.${label}="${value}" would be redacted`)
           assert.notMatch(value, /(ses|cmd|wrk|org|tok)_[A-Za-z0-9]/, "no ids in label values")
