@@ -126,8 +126,8 @@ export class ChannelsApi extends HttpApiGroup.make("channels")
       error: [ApiError.BadRequest, ApiError.NotFound, ApiError.Conflict]
     }).annotate(RequiredScopes, ADMIN)
       .annotate(OpenApi.Description, "Binds an existing session to an external chat / thread of the binding (409 when the thread already has a session)."),
-    HttpApiEndpoint.delete("unbindSession", "/api/channels/bindings/:id/sessions/:routeId", {
-      params: { id: Id, routeId: Id },
+    HttpApiEndpoint.delete("unbindSession", "/api/channels/bindings/:id/sessions/:rid", {
+      params: { id: Id, rid: Id },
       success: RouteEnvelope,
       error: ApiError.NotFound
     }).annotate(RequiredScopes, ADMIN),

@@ -97,7 +97,7 @@ export const HTTP_ROUTES = [
   "/api/channels/bindings/:id",
   "/api/channels/bindings/:id/status",
   "/api/channels/bindings/:id/sessions",
-  "/api/channels/bindings/:id/sessions/:routeId",
+  "/api/channels/bindings/:id/sessions/:rid",
   "/api/channels/bindings/:id/prompt",
   "/api/channels/bindings/:id/answer",
   "/api/channels/provider-events/claim",

@@ -1,3 +1,4 @@
+import type { TokenScope } from "@cowork/domain"
 import { makeFetch } from "@cowork/client"
 import { Metrics } from "@cowork/observability"
 import { Tokens } from "@cowork/services"
@@ -37,7 +38,7 @@ export const baseUrl = Effect.gen(function*() {
 export const client = (token?: string) => Effect.flatMap(baseUrl, (url) => makeFetch({ baseUrl: url, token }))
 
 /** A fresh org with a token of the given scopes. */
-export const orgWithToken = (scopes: ReadonlyArray<"web" | "admin" | "operator" | "worker"> = ["web"]) =>
+export const orgWithToken = (scopes: ReadonlyArray<TokenScope> = ["web"]) =>
   Effect.gen(function*() {
     const tokens = yield* Tokens
     const { orgId } = yield* tokens.createOrg(`org-${globalThis.crypto.randomUUID().slice(0, 8)}`)
