@@ -3,7 +3,8 @@
 #   docker build -t cowork-cloud .
 #   docker run cowork-cloud web | worker | scheduler | up | migrate | admin ...
 #   docker run -e OPEN_COWORK_CLOUD_ROLE=worker cowork-cloud          # no command: the role in OPEN_COWORK_CLOUD_ROLE
-# The TypeScript sources run as they are (Node 24 strips types); there is no web UI bundle to build yet.
+# The TypeScript sources run as they are (Node 24 strips types); `npm ci` builds the web workbench bundle (the root
+# `prepare` script: Vite, a dependency of apps/workbench, so --omit=dev keeps it).
 # See deploy/README.md for the environment, secrets-as-files (`*_FILE`) and the probes.
 
 ARG NODE_VERSION=24

@@ -4,7 +4,8 @@ import * as Path from "node:path"
 /**
  * The layering of the workspace, declared once: what each package may import. Imports point down: apps → adapters
  * (postgres, storage, secrets, runtime) → services → domain; observability and client sit just above domain; roles
- * (web, worker, scheduler) never import each other; only the CLI composes them.
+ * (web, worker, scheduler) never import each other; only the CLI composes them. The workbench (browser) sees only the
+ * domain and the typed client.
  */
 export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
   "@cowork/domain": [],
@@ -28,6 +29,8 @@ export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
     "@cowork/domain", "@cowork/observability", "@cowork/services", "@cowork/postgres", "@cowork/storage",
     "@cowork/secrets", "@cowork/runtime"
   ],
+  // The browser app: only what runs in a browser (the API definitions and the typed client).
+  "@cowork/workbench": ["@cowork/domain", "@cowork/client"],
   "@cowork/cli": [
     "@cowork/domain", "@cowork/observability", "@cowork/client", "@cowork/services", "@cowork/postgres",
     "@cowork/storage", "@cowork/secrets", "@cowork/runtime", "@cowork/web", "@cowork/worker", "@cowork/scheduler"
@@ -96,7 +99,7 @@ export const readRepository = (root: string) => {
     for (const entry of Fs.readdirSync(Path.join(root, dir), { withFileTypes: true })) {
       const path = `${dir}/${entry.name}`
       if (entry.isDirectory() && entry.name !== "node_modules") walk(path)
-      else if (entry.isFile() && entry.name.endsWith(".ts")) files.push({ path, text: Fs.readFileSync(Path.join(root, path), "utf8") })
+      else if (entry.isFile() && /\.tsx?$/.test(entry.name)) files.push({ path, text: Fs.readFileSync(Path.join(root, path), "utf8") })
     }
   }
   for (const group of ["packages", "apps"]) {

@@ -1,4 +1,4 @@
-import { Api, BadRequest, SERVICE_VERSION, CurrentPrincipal, Forbidden, type MemberRole, NotFound, type OrgPrincipal, Unauthorized, Unavailable } from "@cowork/domain"
+import { Api, BadRequest, SERVICE_VERSION, CurrentPrincipal, Forbidden, type MemberRole, NotFound, type OrgPrincipal, type PublicConfig, Unauthorized, Unavailable } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { Identity, Tokens } from "@cowork/services"
 import { Effect, Layer, Redacted } from "effect"
@@ -6,7 +6,7 @@ import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import * as OpenId from "openid-client"
 import { recordAudit } from "./AuditHandlers.ts"
-import { strongestRole } from "./AuthSettings.ts"
+import { type AuthSettings, strongestRole } from "./AuthSettings.ts"
 import { BrowserAuth } from "./BrowserAuth.ts"
 import { RequestLimits } from "./RequestLimits.ts"
 import * as OidcClient from "./OidcClient.ts"
@@ -232,16 +232,18 @@ export const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(h
 /** `GET /api/config`: what a client needs before it signs in. */
 export const configLayer = HttpApiBuilder.group(Api, "config", Effect.fn(function*(handlers) {
   const settings = (yield* BrowserAuth).settings
-  return handlers.handle("config", () =>
-    Effect.succeed({
-      authMode: settings.mode,
-      loginUrl: settings.oidc === undefined ? null : "/auth/login",
-      tokenLoginUrl: settings.tokenLogin ? "/auth/token-login" : null,
-      logoutUrl: "/auth/logout",
-      features: { oidc: settings.oidc !== undefined, tokenLogin: settings.tokenLogin, artifacts: true, sse: true },
-      version: SERVICE_VERSION
-    }))
+  return handlers.handle("config", () => Effect.succeed(publicConfigOf(settings)))
 }))
+
+/** What any client may know before signing in (`GET /api/config`, and the workbench's bootstrap element). */
+export const publicConfigOf = (settings: AuthSettings): PublicConfig => ({
+  authMode: settings.mode,
+  loginUrl: settings.oidc === undefined ? null : "/auth/login",
+  tokenLoginUrl: settings.tokenLogin ? "/auth/token-login" : null,
+  logoutUrl: "/auth/logout",
+  features: { oidc: settings.oidc !== undefined, tokenLogin: settings.tokenLogin, artifacts: true, sse: true },
+  version: SERVICE_VERSION
+})
 
 const workspaceOf = (principal: OrgPrincipal) => ({
   org: { id: principal.orgId },

@@ -44,6 +44,7 @@ import * as SessionHandlers from "./SessionHandlers.ts"
 import * as UsageHandlers from "./UsageHandlers.ts"
 import * as WorkerAdminHandlers from "./WorkerAdminHandlers.ts"
 import * as WorkflowRoutes from "./WorkflowRoutes.ts"
+import * as Workbench from "./Workbench.ts"
 import { SessionEventHub } from "./SessionEventHub.ts"
 import { SseStreamCaps } from "./SseStreamCaps.ts"
 import { TokenRevocations } from "./TokenRevocations.ts"
@@ -63,6 +64,7 @@ export const routes = Layer.mergeAll(
     Layer.provide(RateLimiter.layerMemory)
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
+  Workbench.layer,
   RequestGuard.layer
 )
 
