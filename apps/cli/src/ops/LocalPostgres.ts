@@ -2,7 +2,7 @@ import { freePort } from "@cowork/postgres"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { findProgram, PgToolError, programVersion, run } from "./PgTools.ts"
+import { findProgram, PgToolError, programVersion } from "./PgTools.ts"
 
 /**
  * A throwaway PostgreSQL server for the drills, from the distribution's packages (Debian `postgresql-15`: the
@@ -40,7 +40,13 @@ export const startLocalPostgres = async (dir: string, options: { readonly major?
   const user = asPostgresUser()
   const dataDir = Path.join(dir, "data")
   Fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
-  if (user.uid !== undefined) Fs.chownSync(dir, user.uid, user.gid!)
+  if (user.uid !== undefined) {
+    Fs.chownSync(dir, user.uid, user.gid!)
+    // The postgres user must be able to reach it (a mkdtemp parent is 0700).
+    const parent = Path.dirname(Path.resolve(dir))
+    const mode = Fs.statSync(parent).mode & 0o777
+    if ((mode & 0o001) === 0) Fs.chmodSync(parent, mode | 0o711)
+  }
   if (!Fs.existsSync(Path.join(dataDir, "PG_VERSION"))) {
     await new Promise<void>((resolve, reject) => {
       const child = ChildProcess.spawn(initdb, ["-D", dataDir, "-U", "cowork", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"], {
@@ -104,10 +110,4 @@ export const startLocalPostgres = async (dir: string, options: { readonly major?
     start,
     running: () => child !== undefined && child.exitCode === null && child.signalCode === null
   }
-}
-
-/** Creates `database` on the server (connecting to its `postgres` database) through psql. */
-export const createDatabase = async (server: LocalPostgres, database: string) => {
-  const psql = findProgram("psql", server.major)
-  await run(psql, ["-v", "ON_ERROR_STOP=1", "-q", "-d", server.url("postgres"), "-c", `CREATE DATABASE "${database.replaceAll('"', "")}"`])
 }
