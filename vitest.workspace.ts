@@ -11,6 +11,7 @@ export const projects = [
   { extends: true, test: { name: "worker", include: ["apps/worker/test/**/*.test.ts"] } },
   { extends: true, test: { name: "cli", include: ["apps/cli/test/**/*.test.ts"], exclude: ["apps/cli/test/drills/**"] } },
   { extends: true, test: { name: "scheduler", include: ["apps/scheduler/test/**/*.test.ts"] } },
+  { extends: true, test: { name: "gateway", include: ["apps/gateway/test/**/*.test.ts"], exclude: ["apps/gateway/test/drill/**"] } },
   { extends: true, test: { name: "channels", include: ["packages/channels/test/**/*.test.ts"] } },
   // The real opencode binary (offline, against a fake model server on loopback).
   { extends: true, test: { name: "runtime-opencode", include: ["packages/runtime/test/opencode/**/*.test.ts"] } },

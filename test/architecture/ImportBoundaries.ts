@@ -31,9 +31,11 @@ export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
   ],
   // The browser app: only what runs in a browser (the API definitions and the typed client).
   "@cowork/workbench": ["@cowork/domain", "@cowork/client"],
+  "@cowork/gateway": ["@cowork/domain", "@cowork/observability", "@cowork/client", "@cowork/services", "@cowork/channels"],
   "@cowork/cli": [
     "@cowork/domain", "@cowork/observability", "@cowork/client", "@cowork/services", "@cowork/postgres",
-    "@cowork/storage", "@cowork/secrets", "@cowork/runtime", "@cowork/web", "@cowork/worker", "@cowork/scheduler"
+    "@cowork/storage", "@cowork/secrets", "@cowork/runtime", "@cowork/channels", "@cowork/web", "@cowork/worker",
+    "@cowork/scheduler", "@cowork/gateway"
   ]
 }
 

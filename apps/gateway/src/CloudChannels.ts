@@ -1,0 +1,96 @@
+import type { InboundMessage, ProviderKind } from "@cowork/channels"
+import { Context, Data, type Effect, type Stream } from "effect"
+
+/**
+ * What the gateway needs from the cloud, in its own terms. The gateway holds no state of its own that matters:
+ * claims, fencing, the attempt cap, backoff, replay keys and provider-event claims all live in Postgres behind the
+ * web role's API, so any number of replicas can run. `CloudClient.layer` implements this over the typed client;
+ * tests use an in-memory one.
+ */
+
+/** A delivery this gateway holds a claim on. `claimToken` fences renewals and the ack. */
+export interface ClaimedDelivery {
+  readonly id: string
+  readonly channelBindingId: string
+  readonly providerId: string
+  readonly providerKind: ProviderKind
+  readonly target: string
+  readonly threadId?: string | undefined
+  readonly eventType: string
+  readonly text: string
+  readonly payload?: unknown
+  readonly idempotencyKey: string
+  /** Attempts so far, this one included. */
+  readonly attempt: number
+  readonly claimToken: string
+  /** When the cloud committed the event (and, in the same transaction, the delivery). */
+  readonly committedAt: string
+}
+
+export type AckOutcome =
+  | { readonly status: "sent" }
+  | { readonly status: "failed"; readonly error: string; readonly retryAfterMs?: number | undefined }
+  | { readonly status: "dead"; readonly error: string }
+
+/** What the cloud made of an ack: a failed ack is `pending` again (retry scheduled) or `dead` at the server's cap. */
+export interface AckResult {
+  readonly status: "sent" | "pending" | "dead"
+  readonly nextAttemptAt?: string | undefined
+}
+
+/** A delivery as the operator routes list it (no credential, redacted error). */
+export interface DeliveryView {
+  readonly id: string
+  readonly channelBindingId: string
+  readonly status: string
+  readonly attempts: number
+  readonly nextAttemptAt: string | null
+  readonly lastClaimedBy: string | null
+  readonly lastError: string | null
+  readonly idempotencyKey: string
+  readonly createdAt: string
+}
+
+/** Who this gateway's token is: the bindings it may serve. */
+export interface GatewayScope {
+  readonly scope: string
+  readonly tokenId: string
+  readonly channelBindingIds: ReadonlyArray<string>
+}
+
+export interface InboundResult {
+  /** `prompted`: a prompt (or answer) was queued; `duplicate`: this provider event was already claimed; `unbound`: no binding for the target. */
+  readonly status: "prompted" | "duplicate" | "unbound"
+  readonly sessionId?: string | undefined
+}
+
+/** The claim on a delivery expired (another gateway may hold it now): the renewal or ack was refused. */
+export class ClaimLost extends Data.TaggedError("ClaimLost")<{ readonly deliveryId: string }> {}
+
+/** The cloud did not answer usefully (network, 5xx, 503 draining, an unexpected answer). */
+export class CloudUnavailable extends Data.TaggedError("CloudUnavailable")<{ readonly message: string; readonly status?: number | undefined }> {}
+
+/** An operator route asked for a delivery this gateway may not touch (another binding's, or not last claimed by it). */
+export class DeliveryNotFound extends Data.TaggedError("DeliveryNotFound")<{ readonly deliveryId: string }> {}
+
+export interface DeliveryQuery {
+  readonly status?: string | undefined
+  readonly channelBindingId?: string | undefined
+  readonly limit?: number | undefined
+}
+
+export class CloudChannels extends Context.Service<CloudChannels, {
+  readonly whoami: Effect.Effect<GatewayScope, CloudUnavailable>
+  readonly claim: (limit: number, ttlMs: number) => Effect.Effect<ReadonlyArray<ClaimedDelivery>, CloudUnavailable>
+  readonly renew: (delivery: ClaimedDelivery, ttlMs: number) => Effect.Effect<void, ClaimLost | CloudUnavailable>
+  readonly ack: (delivery: ClaimedDelivery, outcome: AckOutcome) => Effect.Effect<AckResult, ClaimLost | CloudUnavailable>
+  /** Ends when the cloud closes it; every element means "something may be due". */
+  readonly wakeups: Stream.Stream<void, CloudUnavailable>
+  /** Records a signed request's replay key once, durably: true the first time, false on a replay. */
+  readonly consumeReplayKey: (providerId: string, key: string) => Effect.Effect<boolean, CloudUnavailable>
+  /** Claims the provider event, resolves the identity and the bound session, and prompts (idempotency key = provider event id). */
+  readonly inbound: (providerId: string, providerKind: ProviderKind, message: InboundMessage) => Effect.Effect<InboundResult, CloudUnavailable>
+  readonly listDeliveries: (query: DeliveryQuery) => Effect.Effect<ReadonlyArray<DeliveryView>, CloudUnavailable>
+  readonly retry: (deliveryId: string) => Effect.Effect<DeliveryView, DeliveryNotFound | CloudUnavailable>
+  readonly deadLetter: (deliveryId: string) => Effect.Effect<DeliveryView, DeliveryNotFound | CloudUnavailable>
+}>()("cowork/gateway/CloudChannels") {}

@@ -1,0 +1,189 @@
+import type { OutboundMessage, SendOutcome } from "@cowork/channels"
+import { Metrics } from "@cowork/observability"
+import { Cause, Clock, Duration, Effect, Fiber, FiberSet, Option, Queue, Ref, Schedule, Stream } from "effect"
+import { type AckOutcome, type AckResult, type ClaimedDelivery, CloudChannels } from "./CloudChannels.ts"
+import { GatewayConfig } from "./GatewayConfig.ts"
+import { GatewayState } from "./GatewayState.ts"
+import { Providers } from "./Providers.ts"
+
+const toAck = (outcome: SendOutcome): AckOutcome => {
+  switch (outcome._tag) {
+    case "Sent":
+      return { status: "sent" }
+    case "Failed":
+      return { status: "failed", error: outcome.error, retryAfterMs: outcome.retryAfterMs }
+    case "Dead":
+      return { status: "dead", error: outcome.error }
+  }
+}
+
+const toMessage = (delivery: ClaimedDelivery): OutboundMessage => ({
+  idempotencyKey: delivery.idempotencyKey,
+  target: delivery.target,
+  threadId: delivery.threadId,
+  text: delivery.text,
+  eventType: delivery.eventType,
+  payload: delivery.payload
+})
+
+/**
+ * The delivery loop: wake on the cloud's push stream (or the backstop poll), claim what is due up to the free send
+ * slots, and for each claimed delivery renew the claim while the provider call runs, then ack it with the claim's
+ * fencing token. The server owns backoff and the attempt cap; a refused ack (the claim expired and someone else
+ * may hold it) is counted and dropped. On shutdown: stop claiming, let sends in flight finish within the grace.
+ */
+export const run = Effect.gen(function*() {
+  const cloud = yield* CloudChannels
+  const config = yield* GatewayConfig
+  const providers = yield* Providers
+  const metrics = yield* Metrics
+  const state = yield* GatewayState
+  const wake = yield* Queue.sliding<void>(1)
+  const requestWake = Queue.offer(wake, undefined).pipe(Effect.asVoid)
+  const sends = yield* FiberSet.make<void, never>()
+  let peak = 0
+
+  const countError = (operation: "claim" | "renew" | "ack" | "stale_claim" | "send" | "stream") =>
+    metrics.inc("open_cowork_gateway_errors_total", { operation })
+
+  /** Retries an ack the cloud did not answer (a sent delivery whose ack is lost would be sent again). */
+  const ackWithRetry = (delivery: ClaimedDelivery, outcome: AckOutcome) =>
+    cloud.ack(delivery, outcome).pipe(
+      Effect.tapError((error) => error._tag === "CloudUnavailable" ? countError("ack") : Effect.void),
+      Effect.retry({
+        schedule: Schedule.exponential("100 millis").pipe(Schedule.jittered),
+        times: 6,
+        while: (error) => error._tag === "CloudUnavailable"
+      })
+    )
+
+  const sendOne = (delivery: ClaimedDelivery) =>
+    Effect.gen(function*() {
+      const provider = providers.get(delivery.providerId)
+      const labels = { provider_id: delivery.providerId, provider_kind: delivery.providerKind }
+      let outcome: SendOutcome
+      if (provider === undefined) {
+        outcome = { _tag: "Failed", error: `provider ${delivery.providerId} is not configured on gateway ${config.gatewayId}` }
+      } else {
+        // Renew every third of the TTL while the provider call runs; a lost claim is counted, the ack will be refused.
+        const renewal = yield* Effect.forkChild(
+          cloud.renew(delivery, config.claimTtlMs).pipe(
+            Effect.delay(`${Math.max(1, Math.floor(config.claimTtlMs / 3))} millis`),
+            Effect.forever,
+            Effect.catchTag("ClaimLost", () => countError("stale_claim")),
+            Effect.catchTag("CloudUnavailable", () => countError("renew"))
+          )
+        )
+        outcome = yield* provider.send(toMessage(delivery)).pipe(Effect.ensuring(Fiber.interrupt(renewal)))
+        yield* providers.record(delivery.providerId, outcome)
+        if (outcome._tag !== "Sent") yield* countError("send")
+      }
+      const result: AckResult | undefined = yield* ackWithRetry(delivery, toAck(outcome)).pipe(
+        Effect.catchTag("ClaimLost", () =>
+          Effect.andThen(countError("stale_claim"), Effect.logWarning("delivery ack refused: the claim expired").pipe(
+            Effect.annotateLogs({ delivery_id: delivery.id, attempt: delivery.attempt }),
+            Effect.as(undefined)
+          ))),
+        Effect.catchTag("CloudUnavailable", (error) =>
+          Effect.logError("delivery ack failed; the claim will expire and the delivery be retried").pipe(
+            Effect.annotateLogs({ delivery_id: delivery.id, error: error.message }),
+            Effect.as(undefined)
+          ))
+      )
+      if (result === undefined) return
+      if (result.status === "sent") {
+        yield* metrics.inc("open_cowork_gateway_deliveries_sent_total")
+        yield* metrics.inc("open_cowork_gateway_provider_deliveries_sent_total", labels)
+        const committed = Date.parse(delivery.committedAt)
+        if (!Number.isNaN(committed)) yield* metrics.observe("open_cowork_gateway_delivery_latency_ms", Math.max(0, (yield* Clock.currentTimeMillis) - committed))
+      } else if (result.status === "pending") {
+        yield* metrics.inc("open_cowork_gateway_delivery_retries_total")
+        yield* metrics.inc("open_cowork_gateway_provider_delivery_retries_total", labels)
+      } else {
+        yield* metrics.inc("open_cowork_gateway_delivery_dead_letters_total")
+        yield* metrics.inc("open_cowork_gateway_provider_delivery_dead_letters_total", labels)
+        yield* Effect.logWarning("delivery dead-lettered").pipe(
+          Effect.annotateLogs({ delivery_id: delivery.id, attempt: delivery.attempt, provider_id: delivery.providerId })
+        )
+      }
+    }).pipe(
+      Effect.catchCause((cause) =>
+        Cause.hasInterruptsOnly(cause) ? Effect.interrupt : Effect.logError("delivery send failed", cause)
+      ),
+      Effect.ensuring(Effect.andThen(Ref.update(state.inFlight, (n) => n - 1), requestWake))
+    )
+
+  /** Claims until nothing more is due or every send slot is taken. */
+  const claimRound = Effect.gen(function*() {
+    while (!(yield* Ref.get(state.draining))) {
+      const free = config.concurrency - (yield* Ref.get(state.inFlight))
+      if (free <= 0) return
+      const wanted = Math.min(config.claimBatch, free)
+      const claimed = yield* cloud.claim(wanted, config.claimTtlMs).pipe(
+        Effect.tap(() => Ref.update(state.feed, (feed) => ({ ...feed, lastClaimOk: true, lastError: null }))),
+        Effect.catchTag("CloudUnavailable", (error) =>
+          Effect.gen(function*() {
+            yield* countError("claim")
+            yield* Ref.update(state.feed, (feed) => ({ ...feed, lastClaimOk: false, lastError: error.message }))
+            yield* Effect.logWarning("delivery claim failed").pipe(Effect.annotateLogs({ error: error.message }))
+            return []
+          }))
+      )
+      if (claimed.length === 0) return
+      yield* metrics.inc("open_cowork_gateway_deliveries_received_total", claimed.length)
+      const inFlight = yield* Ref.updateAndGet(state.inFlight, (n) => n + claimed.length)
+      peak = Math.max(peak, inFlight)
+      yield* metrics.set("open_cowork_gateway_delivery_queue_depth_max", peak)
+      for (const delivery of claimed) yield* FiberSet.run(sends, sendOne(delivery))
+      if (claimed.length < wanted) return
+    }
+  })
+
+  yield* Effect.forkScoped(
+    Effect.gen(function*() {
+      yield* Queue.take(wake)
+      peak = yield* Ref.get(state.inFlight)
+      yield* claimRound
+    }).pipe(Effect.forever)
+  )
+
+  // The backstop poll: a missed push (or no push stream) delays a delivery by at most this interval.
+  yield* Effect.forkScoped(requestWake.pipe(Effect.repeat(Schedule.spaced(`${config.pollIntervalMs} millis`))))
+
+  // The push stream: every element wakes the claim loop; a dropped stream is reopened with backoff.
+  let opened = 0
+  yield* Effect.forkScoped(
+    Effect.scoped(Effect.gen(function*() {
+      if (opened++ > 0) yield* metrics.inc("open_cowork_gateway_stream_reconnects_total")
+      yield* metrics.hold("open_cowork_gateway_session_streams")
+      yield* cloud.wakeups.pipe(
+        Stream.runForEach(() =>
+          Effect.andThen(Ref.update(state.feed, (feed) => ({ ...feed, streamConnected: true })), requestWake)
+        )
+      )
+    })).pipe(
+      Effect.catchTag("CloudUnavailable", (error) =>
+        Effect.andThen(countError("stream"), Ref.update(state.feed, (feed) => ({ ...feed, lastError: error.message })))),
+      Effect.andThen(Ref.update(state.feed, (feed) => ({ ...feed, streamConnected: false }))),
+      Effect.repeat(Schedule.exponential("200 millis").pipe(
+        Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5)))),
+        Schedule.jittered
+      ))
+    )
+  )
+
+  // Added last, so it runs first on shutdown: stop claiming, then wait for the sends in flight.
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      yield* Ref.set(state.draining, true)
+      const active = yield* Ref.get(state.inFlight)
+      yield* Effect.logInfo("gateway draining").pipe(Effect.annotateLogs({ in_flight: active, grace_ms: config.shutdownGraceMs }))
+      const finished = yield* FiberSet.awaitEmpty(sends).pipe(Effect.timeoutOption(config.shutdownGraceMs))
+      if (Option.isNone(finished)) {
+        yield* Effect.logWarning("shutdown grace elapsed; unfinished deliveries go back to the feed when their claims expire")
+      }
+      yield* Effect.logInfo("gateway drained")
+    })
+  )
+  yield* requestWake
+})

@@ -1,0 +1,6 @@
+export * from "./CloudChannels.ts"
+export * from "./GatewayConfig.ts"
+export * from "./GatewayState.ts"
+export * from "./Providers.ts"
+export * as GatewayRole from "./GatewayRole.ts"
+export * as GatewayHttp from "./GatewayHttp.ts"

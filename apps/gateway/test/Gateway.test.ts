@@ -1,0 +1,153 @@
+import { InboundSignatures } from "@cowork/channels"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { FakeTelegram } from "../../../packages/channels/test/support/FakeTelegram.ts"
+import { WebhookReceiver } from "../../../packages/channels/test/support/WebhookReceiver.ts"
+import { ADMIN_TOKEN, type RunningGateway, startGateway } from "./support/GatewayHarness.ts"
+import { MemoryCloud } from "./support/MemoryCloud.ts"
+
+const TG_TOKEN = "424242:canary-gateway-telegram-token"
+const HOOK_IN = "canary-hook-inbound-secret"
+const HOOK_OUT = "canary-hook-outbound-secret"
+const env = { GW_TG: TG_TOKEN, GW_HOOK_IN: HOOK_IN, GW_HOOK_OUT: HOOK_OUT, GW_TG_HOOK: "canary-tg-webhook-secret" }
+
+const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000) => {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check()) return
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  assert.fail(`not within ${timeoutMs} ms: ${what}`)
+}
+
+describe("gateway role against an in-memory cloud", () => {
+  const telegram = new FakeTelegram(TG_TOKEN)
+  const receiver = new WebhookReceiver(HOOK_OUT)
+  const cloud = new MemoryCloud({ maxAttempts: 4, baseBackoffMs: 20 })
+  let gateway: RunningGateway
+
+  beforeAll(async () => {
+    await telegram.start()
+    await receiver.start()
+    gateway = await startGateway(cloud, [
+      { id: "tg", kind: "telegram", botTokenRef: "env:GW_TG", webhookSecretRef: "env:GW_TG_HOOK", apiRoot: telegram.apiRoot, timeoutMs: 1_000 },
+      { id: "hooks", kind: "webhook", inboundSecretRef: "env:GW_HOOK_IN", outboundSecretRef: "env:GW_HOOK_OUT", timeoutMs: 1_000 }
+    ], env, { claimTtlMs: 2_000 })
+  })
+  afterAll(async () => {
+    await gateway?.stop()
+    await telegram.stop()
+    await receiver.stop()
+  })
+
+  it("is healthy and ready once the feed answers and a provider is healthy; operator routes need the admin token", async () => {
+    assert.deepStrictEqual(await (await fetch(`${gateway.url}/health`)).json(), { ok: true, status: "ok", mode: "cloud" })
+    await until("ready", async () => (await fetch(`${gateway.url}/ready`)).status === 200)
+    const ready = await (await fetch(`${gateway.url}/ready`)).json() as { providers: Array<{ id: string; state: string }> }
+    assert.sameDeepMembers(ready.providers.map((p) => [p.id, p.state]), [["tg", "healthy"], ["hooks", "healthy"]])
+    assert.strictEqual((await fetch(`${gateway.url}/metrics`)).status, 401)
+    assert.strictEqual((await fetch(`${gateway.url}/diagnostics`, { headers: { authorization: "Bearer nope" } })).status, 401)
+    const metrics = await (await fetch(`${gateway.url}/metrics`, { headers: gateway.admin })).text()
+    assert.include(metrics, "open_cowork_gateway_providers")
+    assert.include(metrics, `open_cowork_gateway_provider_state{provider_id="tg",provider_kind="telegram",state="healthy",role="gateway"} 1`)
+  })
+
+  it("sends each delivery once with its idempotency key and acks it sent", async () => {
+    const a = cloud.add({ providerId: "hooks", providerKind: "webhook", target: receiver.url, text: "reply one" })
+    const b = cloud.add({ providerId: "tg", providerKind: "telegram", target: "1001", text: "reply two" })
+    await receiver.waitForKeys(1)
+    await telegram.waitForSends(1)
+    await until("both acked sent", () => a.status === "sent" && b.status === "sent")
+    assert.deepStrictEqual(receiver.received.map((r) => r.idempotencyKey), [a.idempotencyKey])
+    assert.isTrue(receiver.received[0]!.signatureValid)
+    assert.deepInclude(telegram.sends[0], { chatId: "1001", text: "reply two" })
+    assert.strictEqual(await Effect.runPromise(gateway.metrics.read("open_cowork_gateway_deliveries_sent_total")), 2)
+  })
+
+  it("retries 500s and a 429 (honouring Retry-After) with the server's backoff, then dead-letters at the server's cap", async () => {
+    receiver.inject({ kind: "status", status: 500 })
+    receiver.inject({ kind: "status", status: 429, retryAfterSeconds: 1 })
+    const flaky = cloud.add({ providerId: "hooks", providerKind: "webhook", target: receiver.url, text: "flaky" })
+    await until("flaky sent", () => flaky.status === "sent")
+    assert.strictEqual(flaky.attempts, 3)
+    const faults = receiver.server.faultsServed.slice(-2)
+    const delivered = receiver.received.find((r) => r.idempotencyKey === flaky.idempotencyKey)!
+    assert.isAtLeast(delivered.at - faults[1]!.at, 900, "the 429's Retry-After delayed the next attempt")
+
+    receiver.server.failAlways({ kind: "status", status: 503 })
+    const doomed = cloud.add({ providerId: "hooks", providerKind: "webhook", target: receiver.url, text: "doomed" })
+    await until("doomed dead", () => doomed.status === "dead")
+    receiver.server.heal()
+    assert.strictEqual(doomed.attempts, 4, "the cloud's cap, not the gateway's")
+    assert.isAtLeast(await Effect.runPromise(gateway.metrics.read("open_cowork_gateway_delivery_dead_letters_total")), 1)
+    assert.isAtLeast(await Effect.runPromise(gateway.metrics.read("open_cowork_gateway_provider_delivery_retries_total", { provider_id: "hooks", provider_kind: "webhook" })), 4)
+
+    const gone = cloud.add({ providerId: "tg", providerKind: "telegram", target: "404", text: "no chat" })
+    await until("a missing chat is dead at once", () => gone.status === "dead")
+    assert.strictEqual(gone.attempts, 1)
+  })
+
+  it("lists deliveries and retries / dead-letters only those this gateway claimed", async () => {
+    const listed = await (await fetch(`${gateway.url}/deliveries?status=dead`, { headers: gateway.admin })).json() as { deliveries: Array<{ id: string; status: string }> }
+    assert.isAtLeast(listed.deliveries.length, 1)
+    assert.isTrue(listed.deliveries.every((d) => d.status === "dead"))
+    assert.strictEqual((await fetch(`${gateway.url}/deliveries?status=bogus`, { headers: gateway.admin })).status, 400)
+    const dead = listed.deliveries.find((d) => cloud.deliveries.get(d.id)?.target === receiver.url)!
+    const retried = await fetch(`${gateway.url}/deliveries/${dead.id}/retry`, { method: "POST", headers: gateway.admin })
+    assert.strictEqual(retried.status, 200)
+    await until("the retried delivery is sent", () => cloud.deliveries.get(dead.id)?.status === "sent")
+    const foreign = cloud.add({ providerId: "hooks", providerKind: "webhook", target: receiver.url, text: "other binding", channelBindingId: "chb_other" })
+    assert.strictEqual((await fetch(`${gateway.url}/deliveries/${foreign.id}/dead-letter`, { method: "POST", headers: gateway.admin })).status, 404)
+    const all = await (await fetch(`${gateway.url}/deliveries`, { headers: gateway.admin })).json() as { deliveries: Array<{ id: string }> }
+    assert.notInclude(all.deliveries.map((d) => d.id), foreign.id)
+  })
+
+  it("turns a signed webhook into one prompt; replays, bad signatures, stale timestamps and big bodies are refused", async () => {
+    const post = (body: string, headers: Record<string, string>) =>
+      fetch(`${gateway.url}/webhooks/hooks`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body })
+    const signed = (body: string, secret = HOOK_IN, ts = String(Math.floor(Date.now() / 1000))) => ({
+      [InboundSignatures.WEBHOOK_TIMESTAMP_HEADER]: ts,
+      [InboundSignatures.WEBHOOK_SIGNATURE_HEADER]: InboundSignatures.signWebhook(secret, ts, body)
+    })
+    const body = JSON.stringify({ eventId: "evt-1", target: "room-1", userId: "u-1", text: "hello gateway" })
+    const headers = signed(body)
+    assert.strictEqual((await post(body, headers)).status, 202)
+    assert.strictEqual((await post(body, headers)).status, 409, "the same signature twice")
+    const resent = await post(body, signed(body, HOOK_IN, String(Math.floor(Date.now() / 1000) - 1)))
+    assert.deepStrictEqual([resent.status, await resent.json()], [200, { status: "duplicate" }], "the provider's retry of the same event")
+    assert.strictEqual(cloud.prompts.filter((p) => p.message.providerEventId === "evt-1").length, 1)
+    assert.strictEqual((await post(body, signed(body, "wrong"))).status, 401)
+    assert.strictEqual((await post(body, signed(body, HOOK_IN, String(Math.floor(Date.now() / 1000) - 400)))).status, 401)
+    assert.strictEqual((await post(body, {})).status, 401)
+    const big = JSON.stringify({ eventId: "evt-big", target: "r", userId: "u", text: "x".repeat(1024 * 1024) })
+    assert.strictEqual((await post(big, signed(big))).status, 413)
+    assert.strictEqual((await fetch(`${gateway.url}/webhooks/nope`, { method: "POST", body: "{}" })).status, 404)
+
+    const update = JSON.stringify({ update_id: 9001, message: { message_id: 1, chat: { id: 1001 }, from: { id: 7 }, text: "from telegram" } })
+    const tg = await fetch(`${gateway.url}/webhooks/tg`, { method: "POST", headers: { [InboundSignatures.TELEGRAM_SECRET_HEADER]: "canary-tg-webhook-secret" }, body: update })
+    assert.strictEqual(tg.status, 202)
+    assert.deepInclude(cloud.prompts.at(-1)!.message, { providerEventId: "9001", externalTarget: "1001", text: "from telegram" })
+  })
+
+  it("never shows a credential in diagnostics, metrics or answers (canary)", async () => {
+    const diagnostics = await (await fetch(`${gateway.url}/diagnostics`, { headers: gateway.admin })).text()
+    const parsed = JSON.parse(diagnostics) as { deliveryOperator: Record<string, unknown>; config: { providers: Array<{ id: string }> } }
+    assert.deepStrictEqual(parsed.deliveryOperator, {
+      scope: "gateway", channelBindingIds: ["chb_1"], listAllowed: true, retryAllowed: true, deadLetterAllowed: true, disabledReason: null
+    })
+    assert.sameMembers(parsed.config.providers.map((p) => p.id), ["tg", "hooks"])
+    const metrics = await (await fetch(`${gateway.url}/metrics`, { headers: gateway.admin })).text()
+    const lists = await (await fetch(`${gateway.url}/deliveries`, { headers: gateway.admin })).text()
+    for (const text of [diagnostics, metrics, lists]) {
+      for (const canary of [TG_TOKEN, "canary-gateway-telegram", HOOK_IN, HOOK_OUT, "canary-tg-webhook-secret", ADMIN_TOKEN]) {
+        assert.notInclude(text, canary)
+      }
+    }
+  })
+
+  it("drains on shutdown and leaves no delivery claimed", async () => {
+    await gateway.stop()
+    const stuck = [...cloud.deliveries.values()].filter((d) => d.status === "claimed")
+    assert.deepStrictEqual(stuck, [])
+  })
+})

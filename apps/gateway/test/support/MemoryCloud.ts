@@ -1,0 +1,195 @@
+import type { InboundMessage, ProviderKind } from "@cowork/channels"
+import { type AckOutcome, type AckResult, ClaimLost, CloudChannels, type ClaimedDelivery, DeliveryNotFound, type DeliveryView } from "@cowork/gateway"
+import { Effect, Layer, PubSub, Stream } from "effect"
+
+/**
+ * The cloud's side of the delivery feed in memory, with the server's rules: claims with a TTL and a fencing token,
+ * expired claims back to pending, backoff computed here (or the provider's Retry-After), the attempt cap enforced
+ * here. For gateway unit tests; the real feed is tested against the web role.
+ */
+export interface MemoryDelivery {
+  id: string
+  channelBindingId: string
+  providerId: string
+  providerKind: ProviderKind
+  target: string
+  text: string
+  idempotencyKey: string
+  status: "pending" | "claimed" | "sent" | "failed" | "dead"
+  attempts: number
+  nextAttemptAt: number
+  claimToken: string | null
+  claimExpiresAt: number
+  lastClaimedBy: string | null
+  lastError: string | null
+  createdAt: number
+}
+
+export class MemoryCloud {
+  readonly deliveries = new Map<string, MemoryDelivery>()
+  readonly replayKeys = new Set<string>()
+  readonly providerEvents = new Set<string>()
+  readonly prompts: Array<{ providerId: string; message: InboundMessage }> = []
+  readonly bindings: ReadonlyArray<string>
+  /** Failed acks the cloud refused because the claim had moved on. */
+  staleAcks = 0
+  private next = 1
+  private readonly wake = Effect.runSync(PubSub.unbounded<void>())
+  readonly maxAttempts: number
+  readonly baseBackoffMs: number
+
+  constructor(options: { readonly bindings?: ReadonlyArray<string>; readonly maxAttempts?: number; readonly baseBackoffMs?: number } = {}) {
+    this.bindings = options.bindings ?? ["chb_1"]
+    this.maxAttempts = options.maxAttempts ?? 5
+    this.baseBackoffMs = options.baseBackoffMs ?? 20
+  }
+
+  add(fields: Pick<MemoryDelivery, "providerId" | "providerKind" | "target" | "text"> & { channelBindingId?: string }): MemoryDelivery {
+    const id = `dlv_${this.next++}`
+    const delivery: MemoryDelivery = {
+      channelBindingId: this.bindings[0]!,
+      ...fields,
+      id,
+      idempotencyKey: `key-${id}`,
+      status: "pending",
+      attempts: 0,
+      nextAttemptAt: 0,
+      claimToken: null,
+      claimExpiresAt: 0,
+      lastClaimedBy: null,
+      lastError: null,
+      createdAt: Date.now()
+    }
+    this.deliveries.set(id, delivery)
+    Effect.runSync(PubSub.publish(this.wake, undefined))
+    return delivery
+  }
+
+  private view(d: MemoryDelivery): DeliveryView {
+    return {
+      id: d.id,
+      channelBindingId: d.channelBindingId,
+      status: d.status,
+      attempts: d.attempts,
+      nextAttemptAt: d.status === "pending" || d.status === "failed" ? new Date(d.nextAttemptAt).toISOString() : null,
+      lastClaimedBy: d.lastClaimedBy,
+      lastError: d.lastError,
+      idempotencyKey: d.idempotencyKey,
+      createdAt: new Date(d.createdAt).toISOString()
+    }
+  }
+
+  layer(gatewayTokenId = "tok_gateway"): Layer.Layer<CloudChannels> {
+    const self = this
+    const live = (delivery: ClaimedDelivery) => {
+      const row = self.deliveries.get(delivery.id)
+      return row !== undefined && row.status === "claimed" && row.claimToken === delivery.claimToken && row.claimExpiresAt > Date.now() ? row : undefined
+    }
+    return Layer.succeed(CloudChannels, CloudChannels.of({
+      whoami: Effect.succeed({ scope: "gateway", tokenId: gatewayTokenId, channelBindingIds: self.bindings }),
+      claim: (limit, ttlMs) =>
+        Effect.sync(() => {
+          const now = Date.now()
+          const claimed: Array<ClaimedDelivery> = []
+          for (const row of self.deliveries.values()) {
+            if (claimed.length >= limit) break
+            if (row.status === "claimed" && row.claimExpiresAt <= now) {
+              row.status = row.attempts >= self.maxAttempts ? "dead" : "pending"
+            }
+            const due = (row.status === "pending" || row.status === "failed") && row.nextAttemptAt <= now
+            if (!due || !self.bindings.includes(row.channelBindingId)) continue
+            row.status = "claimed"
+            row.attempts++
+            row.claimToken = `${row.id}:${row.attempts}`
+            row.claimExpiresAt = now + ttlMs
+            row.lastClaimedBy = gatewayTokenId
+            claimed.push({
+              id: row.id,
+              channelBindingId: row.channelBindingId,
+              providerId: row.providerId,
+              providerKind: row.providerKind,
+              target: row.target,
+              eventType: "assistant.message",
+              text: row.text,
+              idempotencyKey: row.idempotencyKey,
+              attempt: row.attempts,
+              claimToken: row.claimToken,
+              committedAt: new Date(row.createdAt).toISOString()
+            })
+          }
+          return claimed
+        }),
+      renew: (delivery, ttlMs) =>
+        Effect.suspend(() => {
+          const row = live(delivery)
+          if (row === undefined) return Effect.fail(new ClaimLost({ deliveryId: delivery.id }))
+          row.claimExpiresAt = Date.now() + ttlMs
+          return Effect.void
+        }),
+      ack: (delivery, outcome: AckOutcome) =>
+        Effect.suspend((): Effect.Effect<AckResult, ClaimLost> => {
+          const row = live(delivery)
+          if (row === undefined) {
+            self.staleAcks++
+            return Effect.fail(new ClaimLost({ deliveryId: delivery.id }))
+          }
+          row.claimToken = null
+          if (outcome.status === "sent") {
+            row.status = "sent"
+            return Effect.succeed({ status: "sent" as const })
+          }
+          row.lastError = outcome.error
+          if (outcome.status === "dead" || row.attempts >= self.maxAttempts) {
+            row.status = "dead"
+            return Effect.succeed({ status: "dead" as const })
+          }
+          row.status = "failed"
+          const backoff = Math.min(self.baseBackoffMs * 2 ** (row.attempts - 1), 60_000)
+          row.nextAttemptAt = Date.now() + Math.max(backoff, outcome.retryAfterMs ?? 0)
+          return Effect.succeed({ status: "pending" as const, nextAttemptAt: new Date(row.nextAttemptAt).toISOString() })
+        }),
+      wakeups: Stream.concat(Stream.make(undefined), Stream.fromPubSub(self.wake)),
+      consumeReplayKey: (providerId, key) =>
+        Effect.sync(() => {
+          const id = `${providerId}:${key}`
+          if (self.replayKeys.has(id)) return false
+          self.replayKeys.add(id)
+          return true
+        }),
+      inbound: (providerId, _kind, message) =>
+        Effect.sync(() => {
+          const id = `${providerId}:${message.providerEventId}`
+          if (self.providerEvents.has(id)) return { status: "duplicate" as const }
+          self.providerEvents.add(id)
+          self.prompts.push({ providerId, message })
+          return { status: "prompted" as const, sessionId: "ses_memory" }
+        }),
+      listDeliveries: (query) =>
+        Effect.sync(() =>
+          [...self.deliveries.values()]
+            .filter((d) => self.bindings.includes(d.channelBindingId))
+            .filter((d) => query.status === undefined || d.status === query.status)
+            .filter((d) => query.channelBindingId === undefined || d.channelBindingId === query.channelBindingId)
+            .slice(0, query.limit ?? 100)
+            .map((d) => self.view(d))
+        ),
+      retry: (id) =>
+        Effect.suspend(() => {
+          const row = self.deliveries.get(id)
+          if (row === undefined || row.lastClaimedBy !== gatewayTokenId) return Effect.fail(new DeliveryNotFound({ deliveryId: id }))
+          row.status = "pending"
+          row.attempts = 0
+          row.nextAttemptAt = 0
+          Effect.runSync(PubSub.publish(self.wake, undefined))
+          return Effect.succeed(self.view(row))
+        }),
+      deadLetter: (id) =>
+        Effect.suspend(() => {
+          const row = self.deliveries.get(id)
+          if (row === undefined || row.lastClaimedBy !== gatewayTokenId) return Effect.fail(new DeliveryNotFound({ deliveryId: id }))
+          row.status = "dead"
+          return Effect.succeed(self.view(row))
+        })
+    }))
+  }
+}
