@@ -1,9 +1,19 @@
 import { makeProviders } from "@cowork/channels"
 import { GatewayConfig, type GatewaySettings, GatewayRole } from "@cowork/gateway"
 import { Metrics } from "@cowork/observability"
-import { freePort } from "@cowork/postgres"
+import * as Net from "node:net"
 import { Context, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
 import type { MemoryCloud } from "./MemoryCloud.ts"
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = Net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as Net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
 
 export const ADMIN_TOKEN = "gateway-admin-canary-7f3e"
 
