@@ -40,6 +40,7 @@ import * as PolicyHandlers from "./PolicyHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
 import * as QuotaPolicy from "./QuotaPolicy.ts"
 import * as RequestLimits from "./RequestLimits.ts"
+import * as SessionAskHandlers from "./SessionAskHandlers.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
 import * as UsageHandlers from "./UsageHandlers.ts"
 import * as WorkerAdminHandlers from "./WorkerAdminHandlers.ts"
@@ -59,6 +60,7 @@ export const routes = Layer.mergeAll(
     Layer.provide(ByokHandlers.layer),
     Layer.provide(ApiTokenHandlers.layer),
     Layer.provide(ChannelHandlers.layer),
+    Layer.provide(SessionAskHandlers.layer),
     Layer.provide(AuthenticationLive.layer),
     Layer.provide([BrowserAuth.layer, RequestLimits.layer, QuotaPolicy.layer]),
     Layer.provide(RateLimiter.layerMemory)

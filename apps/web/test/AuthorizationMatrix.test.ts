@@ -62,6 +62,12 @@ const bodyFor = (row: AuthorizationRow, own: Fixtures): { readonly type: string;
       return json({})
     case "sessions.prompt":
       return json({ text: "hello" })
+    case "sessionAsks.permissionRespond":
+      return json({ permissionId: "per_matrix", response: "once" })
+    case "sessionAsks.questionReply":
+      return json({ requestId: "que_matrix", answers: [["yes"]] })
+    case "sessionAsks.questionReject":
+      return json({ requestId: "que_matrix" })
     case "artifacts.upload":
       return { type: "text/plain", data: "hello" }
     case "workerAdmin.createPool":

@@ -49,6 +49,9 @@ const routes: ReadonlyArray<Route> = Object.values(Api.groups).flatMap((group) =
 /** Valid bodies for routes whose required fields would otherwise stop a request before its other fields are read. */
 const baselineBodies: Record<string, Record<string, unknown>> = {
   "sessions.prompt": { text: "hello" },
+  "sessionAsks.permissionRespond": { permissionId: "per_fuzz", response: "once" },
+  "sessionAsks.questionReply": { requestId: "que_fuzz", answers: [["yes"]] },
+  "sessionAsks.questionReject": { requestId: "que_fuzz" },
   "byok.store": { apiKey: "sk-fuzz-baseline" },
   "workerAdmin.createPool": { name: "fuzz", mode: "self_hosted", maxWorkers: 1, maxConcurrentWork: 1 },
   "workerAdmin.registerWorker": { poolId: "pool_missing" },

@@ -1,8 +1,9 @@
 import type { Lease, RunnableCommand } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { EventLog } from "@cowork/services"
+import { CommandQueue, EventLog } from "@cowork/services"
 import { Effect, Option, type Tracer } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
+import { runStale } from "./AnswerDelivery.ts"
 import { aborted } from "./EventDrafts.ts"
 import { fenced } from "./Fencing.ts"
 import { type HeldSession, HeldSessions } from "./HeldSessions.ts"
@@ -28,11 +29,24 @@ const runAbort = Effect.fn("Worker.runAbort")(function*(lease: Lease, command: R
 })
 
 /** Runs one command of a held session's mailbox, by kind, in a `worker.command` span linked to its enqueueing. */
-export const run = (lease: Lease, command: RunnableCommand, session: HeldSession, runtime: LeasedRuntime) => {
-  const execute = command.kind === "abort"
-    ? runAbort(lease, command, session)
-    : PromptTurn.run(lease, command, { runtime: runtime.open, abortRequested: session.abortRequested, checkpoint: runtime.checkpoint })
-  return execute.pipe(
+export const run = (lease: Lease, command: RunnableCommand, session: HeldSession, runtime: LeasedRuntime) =>
+  Effect.gen(function*() {
+    const queue = yield* CommandQueue
+    switch (command.kind) {
+      case "abort":
+        return yield* runAbort(lease, command, session)
+      case "prompt":
+        return yield* PromptTurn.run(lease, command, {
+          runtime: runtime.open,
+          abortRequested: session.abortRequested,
+          checkpoint: runtime.checkpoint,
+          answers: { nextSignal: session.nextAnswerSignal, next: queue.nextAnswer(lease) }
+        })
+      default:
+        // An answer the running turn did not take: its turn is over.
+        return yield* runStale(lease, command)
+    }
+  }).pipe(
     Effect.withSpan("worker.command", {
       kind: "consumer",
       links: enqueuedBy(command),
@@ -40,4 +54,3 @@ export const run = (lease: Lease, command: RunnableCommand, session: HeldSession
     }),
     Effect.annotateLogs({ command_id: command.id })
   )
-}

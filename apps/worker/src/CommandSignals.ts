@@ -5,7 +5,7 @@ import { HeldSessions } from "./HeldSessions.ts"
 
 /**
  * Follows the command signals (from the caller's scope on): an abort for a session held here interrupts its
- * running turn; a signal for a session not held here wakes the claim loop.
+ * running turn, an answer is handed to its running turn; a signal for a session not held here wakes the claim loop.
  */
 export const follow = Effect.gen(function*() {
   const changeFeed = yield* ChangeFeed
@@ -20,6 +20,7 @@ export const follow = Effect.gen(function*() {
           yield* Effect.logInfo("abort requested").pipe(Effect.annotateLogs({ session_id: signal.sessionId, epoch }))
         }
       }
+      if (signal.kind === "answer") yield* held.signalAnswer(signal.sessionId)
       if (!held.isHeld(signal.sessionId)) yield* wake.request
     })).pipe(
       Effect.catchCause((cause) => Effect.logError("command signal stream failed", cause)),

@@ -8,6 +8,11 @@ export interface HeldSession {
   readonly epoch: number
   /** Completes when an abort is requested for the session; a fresh one is armed after each abort command runs. */
   readonly abortRequested: Effect.Effect<void>
+  /**
+   * Arms a wait for the next answer signal (an answer to an ask was queued): the returned effect completes on the
+   * first signal after this call. Arm before looking at the mailbox, so a signal in between is not missed.
+   */
+  readonly nextAnswerSignal: Effect.Effect<Effect.Effect<void>>
 }
 
 /**
@@ -26,21 +31,27 @@ export class HeldSessions extends Context.Service<HeldSessions, {
   readonly requestAbort: (sessionId: string) => Effect.Effect<number | undefined>
   /** Arms a fresh abort signal once the abort command ran, so the next prompt is not cancelled by the old one. */
   readonly rearmAbort: (session: HeldSession) => Effect.Effect<void>
+  /** Tells the session's running turn an answer was queued; false when the session is not held here. */
+  readonly signalAnswer: (sessionId: string) => Effect.Effect<boolean>
 }>()("cowork/worker/HeldSessions") {
   static readonly layer = Layer.effect(HeldSessions, Effect.gen(function*() {
     const status = yield* WorkerStatus
-    const held = new Map<string, { readonly epoch: number; abort: Deferred.Deferred<void> }>()
+    const held = new Map<string, { readonly epoch: number; abort: Deferred.Deferred<void>; answer: Deferred.Deferred<void> }>()
     const publish = Effect.suspend(() => Ref.set(status.activeSessions, held.size))
     return HeldSessions.of({
       hold: (lease) =>
         Effect.gen(function*() {
-          const entry = { epoch: lease.epoch, abort: yield* Deferred.make<void>() }
+          const entry = { epoch: lease.epoch, abort: yield* Deferred.make<void>(), answer: yield* Deferred.make<void>() }
           held.set(lease.sessionId, entry)
           yield* publish
           return {
             sessionId: lease.sessionId,
             epoch: lease.epoch,
-            abortRequested: Effect.suspend(() => Deferred.await(entry.abort))
+            abortRequested: Effect.suspend(() => Deferred.await(entry.abort)),
+            nextAnswerSignal: Effect.sync(() => {
+              const armed = entry.answer
+              return Deferred.await(armed)
+            })
           }
         }),
       forget: (lease) =>
@@ -55,6 +66,15 @@ export class HeldSessions extends Context.Service<HeldSessions, {
         Effect.suspend(() => {
           const entry = held.get(sessionId)
           return entry === undefined ? Effect.undefined : Effect.as(Deferred.succeed(entry.abort, undefined), entry.epoch)
+        }),
+      signalAnswer: (sessionId) =>
+        Effect.sync(() => {
+          const entry = held.get(sessionId)
+          if (entry === undefined) return false
+          const fired = entry.answer
+          entry.answer = Deferred.makeUnsafe<void>()
+          Deferred.doneUnsafe(fired, Effect.void)
+          return true
         }),
       rearmAbort: (session) =>
         Effect.gen(function*() {

@@ -2,6 +2,7 @@ import type { EventDraft, Lease, RunnableCommand, RuntimeFailure } from "@cowork
 import { Metrics } from "@cowork/observability"
 import { EventLog, type RuntimeSession } from "@cowork/services"
 import { Effect } from "effect"
+import { makeTurnAsks, type TurnAnswers } from "./AnswerDelivery.ts"
 import type { CheckpointCursor } from "./CheckpointCursor.ts"
 import { fromRuntimeEvent, turnClosing, turnOpening, type TurnOutcome } from "./EventDrafts.ts"
 import { fenced } from "./Fencing.ts"
@@ -13,6 +14,8 @@ export interface TurnContext {
   /** Completes when the session is aborted: the turn is interrupted and ends `cancelled`. */
   readonly abortRequested: Effect.Effect<void>
   readonly checkpoint: CheckpointCursor
+  /** The answers to the turn's asks (permission requests, questions); a turn without them cannot be answered. */
+  readonly answers?: TurnAnswers | undefined
 }
 
 /**
@@ -30,6 +33,9 @@ export const run = Effect.fn("Worker.runPrompt")(function*(lease: Lease, command
   let last: Array<EventDraft> = []
   const outcome: TurnOutcome = yield* Effect.gen(function*() {
     const runtime = yield* turn.runtime
+    // While the turn runs, the answers to its asks are delivered beside it (the turn waits on them).
+    const asks = turn.answers === undefined ? undefined : makeTurnAsks(lease, turn.answers, turn.runtime)
+    if (asks !== undefined) yield* Effect.forkScoped(asks.deliver)
     last = yield* appendInBursts(
       runtime.prompt({
         commandId: command.id,
@@ -37,7 +43,10 @@ export const run = Effect.fn("Worker.runPrompt")(function*(lease: Lease, command
         agent: command.payload.agent,
         attempt: command.attempt
       }),
-      (event) => fromRuntimeEvent(event, command),
+      (event) => {
+        asks?.observe(event)
+        return fromRuntimeEvent(event, command)
+      },
       append
     )
   }).pipe(

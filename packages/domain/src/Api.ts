@@ -15,6 +15,7 @@ import { BoundedJson, Id, isStorableText, PageLimit, SessionCursor, Text } from 
 import { MembersApi } from "./MembersApi.ts"
 import { PolicyApi } from "./PolicyApi.ts"
 import { UsageApi } from "./UsageApi.ts"
+import { SessionAsksApi } from "./SessionAsksApi.ts"
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TITLE_LENGTH, Session, SessionStatus, SessionView } from "./Session.ts"
 import { SessionEvent } from "./SessionEvent.ts"
 
@@ -294,6 +295,7 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(AuthApi).add(ConfigApi).add(WorkspaceApi).add(MembersApi).add(AuditApi).add(PolicyApi).add(UsageApi)
   .add(ApiTokensApi)
   .add(ChannelsApi)
+  .add(SessionAsksApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}
 

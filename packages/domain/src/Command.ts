@@ -1,8 +1,64 @@
 import { Schema } from "effect"
 import type { EventDraft } from "./SessionEvent.ts"
 
-export const CommandKind = Schema.Literals(["prompt", "abort"])
+export const CommandKind = Schema.Literals(["prompt", "abort", "permission_respond", "question_reply", "question_reject"])
 export type CommandKind = typeof CommandKind.Type
+
+/**
+ * The answers to a running turn's asks (human in the loop). They sit in the session's mailbox like any command, but
+ * the turn waiting on the ask takes them out of order (ahead of queued prompts): see `CommandQueue.nextAnswer`.
+ */
+export const ANSWER_COMMAND_KINDS = ["permission_respond", "question_reply", "question_reject"] as const
+export type AnswerCommandKind = typeof ANSWER_COMMAND_KINDS[number]
+export const isAnswerKind = (kind: CommandKind): kind is AnswerCommandKind =>
+  (ANSWER_COMMAND_KINDS as ReadonlyArray<string>).includes(kind)
+
+/** An answer to a permission request: allow this once, always (for the session), or reject. */
+export const PermissionResponse = Schema.Literals(["once", "always", "reject"])
+export type PermissionResponse = typeof PermissionResponse.Type
+
+/** An answer to a pending ask, as the web role queues it and the worker delivers it to the runtime. */
+export type AskAnswer =
+  | { readonly kind: "permission_respond"; readonly permissionId: string; readonly response: PermissionResponse }
+  | { readonly kind: "question_reply"; readonly requestId: string; readonly answers: ReadonlyArray<ReadonlyArray<string>> }
+  | { readonly kind: "question_reject"; readonly requestId: string }
+
+/** The ask an answer resolves: its kind (`permission` / `question`) and id. */
+export const askOf = (answer: AskAnswer): { readonly ask: "permission" | "question"; readonly askId: string } =>
+  answer.kind === "permission_respond"
+    ? { ask: "permission", askId: answer.permissionId }
+    : { ask: "question", askId: answer.requestId }
+
+/** The command payload of an answer (the answer without its kind). */
+export const answerPayload = (answer: AskAnswer): CommandPayload => {
+  const { kind: _kind, ...payload } = answer
+  return payload
+}
+
+/** The answer a command carries, when it is one. */
+export const answerOf = (command: { readonly kind: CommandKind; readonly payload: CommandPayload }): AskAnswer | undefined => {
+  const p = command.payload
+  switch (command.kind) {
+    case "permission_respond":
+      return { kind: "permission_respond", permissionId: p.permissionId ?? "", response: p.response ?? "reject" }
+    case "question_reply":
+      return { kind: "question_reply", requestId: p.requestId ?? "", answers: p.answers ?? [] }
+    case "question_reject":
+      return { kind: "question_reject", requestId: p.requestId ?? "" }
+    default:
+      return undefined
+  }
+}
+
+/** What a command row's `payload` holds: a prompt's text and agent, or an answer's fields. */
+export interface CommandPayload {
+  readonly text?: string
+  readonly agent?: string
+  readonly permissionId?: string
+  readonly response?: PermissionResponse
+  readonly requestId?: string
+  readonly answers?: ReadonlyArray<ReadonlyArray<string>>
+}
 
 /**
  * pending → running → acked | failed; running → pending (reaped, attempt_count + 1) | dead (attempts exhausted);
@@ -19,7 +75,7 @@ export interface RunnableCommand {
   readonly id: string
   readonly sessionId: string
   readonly kind: CommandKind
-  readonly payload: { readonly text?: string; readonly agent?: string }
+  readonly payload: CommandPayload
   /** 1-based number of this attempt. */
   readonly attempt: number
   /** Attempts abandoned before this one (by a crashed or stale worker). */

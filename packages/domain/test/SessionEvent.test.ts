@@ -26,6 +26,32 @@ describe("projectEvents", () => {
     assert.isUndefined(delta.status)
   })
 
+  it("opens asks and closes them when answered, when their turn ends or is retried, and on abort (net effect, in order)", () => {
+    const asked = projectEvents([
+      { type: "permission.requested", payload: { permissionId: "per_1", permission: "edit" }, commandId: "cmd_1", attempt: 1 },
+      { type: "question.asked", payload: { requestId: "que_1", questions: [] }, commandId: "cmd_1", attempt: 1 },
+      { type: "permission.replied", payload: { permissionId: "per_1", response: "once" }, commandId: "cmd_a" }
+    ])
+    assert.deepStrictEqual(asked.asksOpened.map((a) => [a.ask, a.askId, a.commandId, a.draftIndex]), [["question", "que_1", "cmd_1", 1]])
+    assert.deepStrictEqual(asked.asksClosed, [{ ask: "permission", askId: "per_1" }])
+    const ended = projectEvents([
+      { type: "question.asked", payload: { requestId: "que_2", questions: [] }, commandId: "cmd_2", attempt: 1 },
+      { type: "session.idle", payload: { commandId: "cmd_1" }, commandId: "cmd_1", attempt: 1 }
+    ])
+    assert.deepStrictEqual(ended.asksOpened.map((a) => a.askId), ["que_2"], "another turn's ask stays")
+    assert.deepStrictEqual(ended.asksClosedForCommands, ["cmd_1"])
+    const retried = projectEvents([
+      { type: "command.retried", payload: { commandId: "cmd_1", abandonedAttempt: 1, attempt: 2 } },
+      { type: "permission.requested", payload: { permissionId: "per_1", permission: "edit" }, commandId: "cmd_1", attempt: 2 }
+    ])
+    assert.deepStrictEqual([retried.asksClosedForCommands, retried.asksOpened.map((a) => a.askId)], [["cmd_1"], ["per_1"]])
+    const aborted = projectEvents([
+      { type: "permission.requested", payload: { permissionId: "per_3", permission: "bash" }, commandId: "cmd_3", attempt: 1 },
+      { type: "session.aborted", payload: { commandId: "cmd_x" } }
+    ])
+    assert.deepStrictEqual([aborted.asksOpened, aborted.asksClearedAll], [[], true])
+  })
+
   it("never costs more than one message row per event", () => {
     const drafts = Array.from({ length: 500 }, (_, i) => ({
       type: "assistant.message" as const,

@@ -115,7 +115,10 @@ export const HTTP_ROUTES = [
   "/api/channels/deliveries/:id/dead-letter",
   "/api/channels/cursors",
   "/api/channels/gateway",
-  "/api/channels/gateway-tokens"
+  "/api/channels/gateway-tokens",
+  "/api/sessions/:id/permission-respond",
+  "/api/sessions/:id/question-reply",
+  "/api/sessions/:id/question-reject"
 ] as const
 
 export type HttpRoute = (typeof HTTP_ROUTES)[number]

@@ -69,6 +69,36 @@ export const appendEvents = Effect.fnUntraced(function*(
     attempt: m.attempt,
     idx: m.draftIndex
   }))
+  // The pending asks change only in batches that ask, answer, end a turn or abort; every other append (the stream of
+  // deltas) leaves the statement as it was.
+  const asksChange = delta.asksOpened.length > 0 || delta.asksClosed.length > 0 ||
+    delta.asksClosedForCommands.length > 0 || delta.asksClearedAll
+  const asksSql = asksChange
+    ? `,
+    asks_gone AS (
+      DELETE FROM cloud_session_pending_asks a USING seq
+      WHERE a.session_id = $1
+        AND NOT EXISTS (SELECT 1 FROM jsonb_to_recordset($13::jsonb) AS o(kind text, ask_id text) WHERE o.kind = a.kind AND o.ask_id = a.ask_id)
+        AND ($16::boolean
+          OR EXISTS (SELECT 1 FROM jsonb_to_recordset($14::jsonb) AS c(kind text, ask_id text) WHERE c.kind = a.kind AND c.ask_id = a.ask_id)
+          OR a.command_id IN (SELECT jsonb_array_elements_text($15::jsonb)))
+    ),
+    asks_new AS (
+      INSERT INTO cloud_session_pending_asks (session_id, kind, ask_id, command_id, payload, sequence)
+      SELECT $1, o.kind, o.ask_id, o.command_id, o.payload, seq.last_sequence - $2 + o.idx + 1
+      FROM seq, jsonb_to_recordset($13::jsonb) AS o(kind text, ask_id text, command_id text, payload jsonb, idx int)
+      ON CONFLICT (session_id, kind, ask_id) DO UPDATE
+        SET command_id = EXCLUDED.command_id, payload = EXCLUDED.payload, sequence = EXCLUDED.sequence
+    )`
+    : ""
+  const asksParams = asksChange
+    ? [
+      JSON.stringify(delta.asksOpened.map((a) => ({ kind: a.ask, ask_id: a.askId, command_id: a.commandId, payload: a.payload, idx: a.draftIndex }))),
+      JSON.stringify(delta.asksClosed.map((a) => ({ kind: a.ask, ask_id: a.askId }))),
+      JSON.stringify(delta.asksClosedForCommands),
+      delta.asksClearedAll
+    ]
+    : []
   const completion = fence?.completion
   const checkpointVersion = completion?.checkpointVersion ?? null
   // Advancing the checkpoint updates the lease row itself, so the fence takes the update lock up front instead of
@@ -117,7 +147,7 @@ export const appendEvents = Effect.fnUntraced(function*(
     checkpointed AS (
       UPDATE cloud_worker_leases l SET checkpoint_version = $12
       FROM seq WHERE $12::bigint IS NOT NULL AND l.session_id = $1
-    )
+    )${asksSql}
     SELECT seq.last_sequence::float8 AS last_sequence,
       pg_notify('${EVENTS_CHANNEL}', seq.org_id || ' ' || $1 || ' ' || seq.last_sequence::text) IS NULL AS notified
     FROM seq`,
@@ -133,7 +163,8 @@ export const appendEvents = Effect.fnUntraced(function*(
       completion?.commandId ?? null,
       completion?.outcome ?? null,
       completion?.error ?? null,
-      checkpointVersion
+      checkpointVersion,
+      ...asksParams
     ]
   )
   const row = rows[0]

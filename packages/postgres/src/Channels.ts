@@ -8,7 +8,7 @@ import type { CommandSignal, SessionChanged } from "@cowork/services"
 /** A session's log grew: payload `<orgId> <sessionId> <lastSequence>`. */
 export const EVENTS_CHANNEL = "cowork_events"
 
-/** A command was queued or a session aborted: payload `<prompt|abort> <sessionId>`. */
+/** A command was queued or a session aborted: payload `<prompt|abort|released|answer> <sessionId>`. */
 export const COMMANDS_CHANNEL = "cowork_commands"
 
 export const formatCommandSignal = (signal: CommandSignal): string => `${signal.kind} ${signal.sessionId}`
@@ -22,6 +22,6 @@ export const parseSessionChanged = (payload: string): SessionChanged | undefined
 
 export const parseCommandSignal = (payload: string): CommandSignal | undefined => {
   const [kind, sessionId, ...rest] = payload.split(" ")
-  if (rest.length > 0 || sessionId === undefined || sessionId === "" || (kind !== "prompt" && kind !== "abort" && kind !== "released")) return undefined
+  if (rest.length > 0 || sessionId === undefined || sessionId === "" || (kind !== "prompt" && kind !== "abort" && kind !== "released" && kind !== "answer")) return undefined
   return { kind, sessionId }
 }

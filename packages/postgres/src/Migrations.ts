@@ -249,6 +249,23 @@ CREATE INDEX IF NOT EXISTS cloud_byok_keys_key_id ON cloud_byok_keys (key_id);
 `
   },
   {
+    id: 16,
+    name: "session_pending_asks",
+    // The projection's pending asks (permission requests and questions a running turn waits on), maintained by the
+    // same statement that appends the events; an answer is accepted (409 otherwise) only while its ask is here.
+    sql: `
+CREATE TABLE IF NOT EXISTS cloud_session_pending_asks (
+  session_id text NOT NULL REFERENCES cloud_sessions(id) ON DELETE CASCADE,
+  kind text NOT NULL CHECK (kind IN ('permission', 'question')),
+  ask_id text NOT NULL,
+  command_id text,
+  payload jsonb NOT NULL,
+  sequence bigint NOT NULL,
+  PRIMARY KEY (session_id, kind, ask_id)
+);
+`
+  },
+  {
     id: 20,
     name: "workflows",
     // A scheduled run is unique on (workflow_id, scheduled_for): the slot fires once however many schedulers race.

@@ -1,4 +1,4 @@
-import { StaleOwner, type CommandKind, type Lease, type RunnableCommand } from "@cowork/domain"
+import { ANSWER_COMMAND_KINDS, type CommandKind, type CommandPayload, type Lease, type RunnableCommand, StaleOwner } from "@cowork/domain"
 import { CommandQueue } from "@cowork/services"
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
@@ -8,31 +8,35 @@ import { liveLease } from "./LeaseFence.ts"
  * The fenced prefix of every mailbox statement (`$1` session, `$2` epoch, `$3` worker): `live` is the lease row,
  * held FOR SHARE, only while it is this owner's live lease; `oldest` is the session's oldest pending command, locked.
  */
-const OLDEST_PENDING_UNDER_LIVE_LEASE = `WITH live AS (
+const oldestPendingUnderLiveLease = (kinds: string) => `WITH live AS (
         SELECT l.session_id FROM cloud_worker_leases l
         WHERE ${liveLease("$1", "$2", "$3")}
         FOR SHARE OF l
       ),
       oldest AS (
         SELECT c.id FROM cloud_session_commands c, live
-        WHERE c.session_id = live.session_id AND c.status = 'pending'
+        WHERE c.session_id = live.session_id AND c.status = 'pending'${kinds}
         ORDER BY c.position LIMIT 1
         FOR UPDATE OF c
       )`
+const OLDEST_PENDING_UNDER_LIVE_LEASE = oldestPendingUnderLiveLease("")
+const OLDEST_ANSWER_UNDER_LIVE_LEASE = oldestPendingUnderLiveLease(
+  ` AND c.kind IN (${ANSWER_COMMAND_KINDS.map((kind) => `'${kind}'`).join(", ")})`
+)
 
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
-  const next = Effect.fn("CommandQueue.next")(function*(lease: Lease) {
+  const start = (prefix: string, lease: Lease) => Effect.gen(function*() {
     const rows = yield* sql.unsafe<{
       live: boolean
       id: string | null
       kind: CommandKind | null
-      payload: { text?: string; agent?: string } | null
+      payload: CommandPayload | null
       attempt_count: number | null
       trace_parent: string | null
     }>(
-      `${OLDEST_PENDING_UNDER_LIVE_LEASE},
+      `${prefix},
       started AS (
         UPDATE cloud_session_commands c SET status = 'running', claimed_epoch = $2, claimed_by = $3, started_at = now()
         FROM oldest WHERE c.id = oldest.id
@@ -57,6 +61,12 @@ export const make = Effect.gen(function*() {
       abandonedAttempts,
       traceParent: row.trace_parent ?? undefined
     })
+  })
+  const next = Effect.fn("CommandQueue.next")(function*(lease: Lease) {
+    return yield* start(OLDEST_PENDING_UNDER_LIVE_LEASE, lease)
+  })
+  const nextAnswer = Effect.fn("CommandQueue.nextAnswer")(function*(lease: Lease) {
+    return yield* start(OLDEST_ANSWER_UNDER_LIVE_LEASE, lease)
   })
 
   const noteError = Effect.fn("CommandQueue.noteError")(function*(lease: Lease, message: string) {
@@ -92,7 +102,7 @@ export const make = Effect.gen(function*() {
     return { depthEstimate: depth, capped: depth >= limit, oldestAgeMs: Math.max(0, Number(rows[0]?.oldest_age_ms ?? 0)) }
   })
 
-  return CommandQueue.of({ next, noteError, backlog })
+  return CommandQueue.of({ next, nextAnswer, noteError, backlog })
 })
 
 export const layer = Layer.effect(CommandQueue, make)

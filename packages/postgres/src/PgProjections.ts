@@ -116,6 +116,15 @@ export const make = Effect.gen(function*() {
           [sessionId, JSON.stringify(expected.messages.map(rowOf))]
         )
       }
+      yield* sql.unsafe(`DELETE FROM cloud_session_pending_asks WHERE session_id = $1`, [sessionId])
+      if (expected.asks.length > 0) {
+        yield* sql.unsafe(
+          `INSERT INTO cloud_session_pending_asks (session_id, kind, ask_id, command_id, payload, sequence)
+           SELECT $1, x.kind, x.ask_id, x.command_id, x.payload, x.sequence
+           FROM jsonb_to_recordset($2::jsonb) AS x(kind text, ask_id text, command_id text, payload jsonb, sequence bigint)`,
+          [sessionId, JSON.stringify(expected.asks.map((a) => ({ kind: a.ask, ask_id: a.askId, command_id: a.commandId, payload: a.payload, sequence: a.sequence })))]
+        )
+      }
       // last_sequence allocates sequences: it never moves back, or the next append would reuse one.
       yield* sql.unsafe(
         `UPDATE cloud_session_projections SET status = $2,

@@ -1,10 +1,15 @@
 import {
+  answerPayload,
+  type AskAnswer,
+  askOf,
+  type CommandPayload,
   Conflict,
   decodeSessionCursor,
   encodeSessionCursor,
   newCommandId,
   newSessionId,
   NotFound,
+  pendingAsksView,
   type ProjectedMessage,
   type PromptQuota,
   type Session,
@@ -12,6 +17,8 @@ import {
   type SessionView
 } from "@cowork/domain"
 import {
+  answerKey,
+  askNotPending,
   busyConflict,
   type CreateSessionInput,
   DEFAULT_PROFILE_NAME,
@@ -21,6 +28,7 @@ import {
   type ListSessionsQuery,
   QUEUED_RETRY_AFTER_MS,
   quotaExceeded,
+  replayAnswer,
   replayIdempotentPrompt,
   SessionStore
 } from "@cowork/services"
@@ -156,7 +164,24 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       attempt: r.attempt === null ? null : Number(r.attempt),
       sequence: Number(r.sequence)
     }))
-    return { session, status: session.status, projectedSequence, messages } satisfies SessionView
+    const asks = yield* sql.unsafe<{
+      kind: "permission" | "question"
+      ask_id: string
+      command_id: string | null
+      payload: Record<string, unknown>
+      sequence: number | bigint
+    }>(
+      `SELECT kind, ask_id, command_id, payload, sequence FROM cloud_session_pending_asks WHERE session_id = $1 ORDER BY sequence`,
+      [sessionId]
+    ).pipe(Effect.orDie)
+    const pending = pendingAsksView(asks.map((a) => ({
+      ask: a.kind,
+      askId: a.ask_id,
+      commandId: a.command_id,
+      payload: a.payload,
+      sequence: Number(a.sequence)
+    })))
+    return { session, status: session.status, projectedSequence, messages, ...pending } satisfies SessionView
   })
 
   /**
@@ -256,6 +281,45 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
     })).pipe(Effect.catchTag("SqlError", Effect.die))
   })
 
+  const answer = Effect.fn("SessionStore.answer")(function*(orgId: string, sessionId: string, input: AskAnswer) {
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      // FOR SHARE: serializes with abort, like a prompt.
+      const sessions = yield* sql.unsafe<{ aborted: boolean }>(
+        `SELECT aborted_at IS NOT NULL AS aborted FROM cloud_sessions WHERE id = $1 AND org_id = $2 FOR SHARE`,
+        [sessionId, orgId]
+      )
+      const session = sessions[0]
+      if (session === undefined) return yield* new NotFound({ message: `session ${sessionId} not found` })
+      const key = answerKey(input)
+      const findExisting = sql.unsafe<{ id: string; kind: string; payload: CommandPayload }>(
+        `SELECT id, kind, payload FROM cloud_session_commands WHERE session_id = $1 AND idempotency_key = $2`,
+        [sessionId, key]
+      )
+      const replay = (existing: { readonly id: string; readonly kind: string; readonly payload: CommandPayload }) =>
+        replayAnswer({ commandId: existing.id, kind: existing.kind, payload: existing.payload }, input)
+      const existing = yield* findExisting
+      if (existing[0] !== undefined) return yield* replay(existing[0])
+      if (session.aborted) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
+      const { ask, askId } = askOf(input)
+      const pending = yield* sql.unsafe<{ one: number }>(
+        `SELECT 1 AS one FROM cloud_session_pending_asks WHERE session_id = $1 AND kind = $2 AND ask_id = $3`,
+        [sessionId, ask, askId]
+      )
+      if (pending.length === 0) return yield* askNotPending(input)
+      const commandId = newCommandId()
+      const inserted = yield* sql.unsafe<{ id: string }>(
+        `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, idempotency_key)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+         ON CONFLICT (session_id, idempotency_key) DO NOTHING RETURNING id`,
+        [commandId, sessionId, orgId, input.kind, JSON.stringify(answerPayload(input)), key]
+      )
+      // A concurrent answer to the same ask committed first.
+      if (inserted[0] === undefined) return yield* replay((yield* findExisting)[0]!)
+      yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, formatCommandSignal({ kind: "answer", sessionId })])
+      return { commandId, created: true }
+    })).pipe(Effect.catchTag("SqlError", Effect.die))
+  })
+
   const abort = Effect.fn("SessionStore.abort")(function*(orgId: string, sessionId: string) {
     return yield* sql.withTransaction(Effect.gen(function*() {
       const locked = yield* sql.unsafe<{ aborted: boolean }>(
@@ -273,7 +337,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       yield* sql.unsafe(`UPDATE cloud_sessions SET aborted_at = coalesce(aborted_at, now()) WHERE id = $1`, [sessionId])
       yield* sql.unsafe(
         `UPDATE cloud_session_commands SET status = 'cancelled', completed_at = now()
-         WHERE session_id = $1 AND status = 'pending' AND kind = 'prompt'`,
+         WHERE session_id = $1 AND status = 'pending' AND kind <> 'abort'`,
         [sessionId]
       )
       const commandId = newCommandId()
@@ -286,7 +350,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
     })).pipe(Effect.catchTag("SqlError", Effect.die))
   })
 
-  return SessionStore.of({ create, list, get, view, prompt, abort })
+  return SessionStore.of({ create, list, get, view, prompt, answer, abort })
 })
 
 export const layerWith = (options: SessionStoreOptions) => Layer.effect(SessionStore, make(options))

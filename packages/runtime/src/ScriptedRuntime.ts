@@ -1,6 +1,6 @@
 import { RuntimeFailure } from "@cowork/domain"
-import { AgentRuntime, type RuntimeEvent, type RuntimeSession, type RuntimeState } from "@cowork/services"
-import { Config, Effect, Layer, Ref, Stream } from "effect"
+import { AgentRuntime, type PermissionResponse, type RuntimeEvent, type RuntimeSession, type RuntimeState } from "@cowork/services"
+import { Config, Deferred, Effect, Layer, Ref, Stream } from "effect"
 
 /**
  * A deterministic agent runtime for tests, drills and benchmarks. The reply to a prompt is a pure function of
@@ -13,6 +13,11 @@ import { Config, Effect, Layer, Ref, Stream } from "effect"
  * - `[[events:N]]`  exactly N delta events (0 allowed)
  * - `[[tool]]`      emit one `ToolCall` before the final message
  * - `[[file:NAME]]` also write the reply to `workspace/NAME` (state with more than one file, for checkpoint drills)
+ * - `[[permission]]` first ask permission (`PermissionRequested`, id `per_<commandId>`, permission `edit`) and wait
+ *   for the answer: allowed (`once` / `always`), a completed `edit` tool call and the reply ending `[permission once]`;
+ *   rejected, an `edit` tool call with status `error` and the reply ending `[permission rejected]`
+ * - `[[question]]`  first ask a question (`QuestionAsked`, id `que_<commandId>`, options `yes` / `no`) and wait: the
+ *   reply ends `[answered: <labels>]`, or `[question rejected]`
  *
  * Session state is a set of files (`workspace/transcript.md` gets one entry per completed prompt) kept per session
  * id for the life of the layer, and round-tripped by `exportState` / `importState`.
@@ -34,11 +39,13 @@ export interface Script {
   readonly tool: boolean
   /** `workspace/<file>` receives the reply when set. */
   readonly file: string | undefined
+  /** Ask this before replying, and wait for the answer. */
+  readonly ask: "permission" | "question" | undefined
 }
 
 export const TRANSCRIPT_PATH = "workspace/transcript.md"
 
-const directivePattern = /\[\[(slow|hang|fail|events|tool)(?::(\d+))?\]\]/g
+const directivePattern = /\[\[(slow|hang|fail|events|tool|permission|question)(?::(\d+))?\]\]/g
 const filePattern = /\[\[file:([A-Za-z0-9._-]{1,64})\]\]/g
 
 /** Reads the directives out of a prompt; the reply echoes the rest of the text. */
@@ -48,6 +55,7 @@ export const parse = (text: string, options: Options = {}): Script => {
   let hang = false
   let fail = false
   let tool = false
+  let ask: Script["ask"]
   for (const match of text.matchAll(directivePattern)) {
     const value = match[2] === undefined ? undefined : Number(match[2])
     switch (match[1]) {
@@ -66,11 +74,15 @@ export const parse = (text: string, options: Options = {}): Script => {
       case "tool":
         tool = true
         break
+      case "permission":
+      case "question":
+        ask = match[1]
+        break
     }
   }
   const file = [...text.matchAll(filePattern)].at(-1)?.[1]
   const rest = text.replace(directivePattern, "").replace(filePattern, "").replace(/\s+/g, " ").trim()
-  return { reply: `echo: ${rest}`, delayMs, deltas, hang, fail, tool, file }
+  return { reply: `echo: ${rest}`, delayMs, deltas, hang, fail, tool, file, ask }
 }
 
 /** Splits `text` into exactly `count` contiguous chunks (some may be empty when the text is short). */
@@ -81,8 +93,9 @@ const chunks = (text: string, count: number): ReadonlyArray<string> =>
 const messageIdFor = (commandId: string): string => `msg_${commandId}`
 
 /** The events of a completed turn, in order (without the failure / hang behaviour). */
-export const replyEvents = (commandId: string, text: string, options: Options = {}): ReadonlyArray<RuntimeEvent> => {
-  const script = parse(text, options)
+export const replyEvents = (commandId: string, text: string, options: Options = {}, suffix = ""): ReadonlyArray<RuntimeEvent> => {
+  const parsed = parse(text, options)
+  const script = suffix === "" ? parsed : { ...parsed, reply: `${parsed.reply} ${suffix}` }
   const messageId = messageIdFor(commandId)
   const events: Array<RuntimeEvent> = chunks(script.reply, script.deltas).map((delta) => ({
     _tag: "AssistantDelta",
@@ -100,6 +113,54 @@ export const replyEvents = (commandId: string, text: string, options: Options = 
   }
   events.push({ _tag: "AssistantMessage", messageId, text: script.reply })
   return events
+}
+
+/** The answer a scripted ask waits for. */
+type ScriptedAnswer =
+  | { readonly _tag: "permission"; readonly response: PermissionResponse }
+  | { readonly _tag: "reply"; readonly answers: ReadonlyArray<ReadonlyArray<string>> }
+  | { readonly _tag: "reject" }
+
+export const SCRIPTED_QUESTIONS = [{
+  question: "Proceed?",
+  header: "Confirm",
+  options: [{ label: "yes", description: "go on" }, { label: "no", description: "stop here" }]
+}]
+
+/** The ask event of a `[[permission]]` / `[[question]]` prompt. */
+export const askEvent = (ask: "permission" | "question", commandId: string, file: string | undefined): RuntimeEvent =>
+  ask === "permission"
+    ? {
+      _tag: "PermissionRequested",
+      permissionId: `per_${commandId}`,
+      permission: "edit",
+      patterns: [`workspace/${file ?? "reply.txt"}`],
+      callId: `call_${commandId}`
+    }
+    : { _tag: "QuestionAsked", requestId: `que_${commandId}`, questions: SCRIPTED_QUESTIONS }
+
+/** What the answer adds to the reply, and the tool call a permission answer produces. */
+const afterAnswer = (commandId: string, answer: ScriptedAnswer): { readonly suffix: string; readonly events: ReadonlyArray<RuntimeEvent> } => {
+  switch (answer._tag) {
+    case "permission": {
+      const allowed = answer.response !== "reject"
+      return {
+        suffix: allowed ? `[permission ${answer.response}]` : "[permission rejected]",
+        events: [{
+          _tag: "ToolCall",
+          callId: `call_${commandId}`,
+          tool: "edit",
+          input: {},
+          status: allowed ? "completed" : "error",
+          output: allowed ? { ok: true } : { error: "permission rejected" }
+        }]
+      }
+    }
+    case "reply":
+      return { suffix: `[answered: ${answer.answers.map((labels) => labels.join("+")).join(", ")}]`, events: [] }
+    case "reject":
+      return { suffix: "[question rejected]", events: [] }
+  }
 }
 
 const encoder = new TextEncoder()
@@ -130,9 +191,14 @@ export const make = (options: Options = {}) =>
         const writeFile = (path: string, content: string) =>
           Effect.flatMap(readFiles, (files) => writeFiles(new Map(files).set(path, encoder.encode(content))))
 
-        const prompt: RuntimeSession["prompt"] = ({ commandId, text }) => {
-          const script = parse(text, options)
-          const events = replyEvents(commandId, text, options)
+        /** Asks waiting for their answer, by `askKey`-like `kind:id`. */
+        const waiting = new Map<string, Deferred.Deferred<ScriptedAnswer>>()
+
+        const replyStream = (commandId: string, text: string, answered?: { readonly suffix: string; readonly events: ReadonlyArray<RuntimeEvent> }) => {
+          const parsed = parse(text, options)
+          const script = answered === undefined ? parsed : { ...parsed, reply: `${parsed.reply} ${answered.suffix}` }
+          const events = [...replyEvents(commandId, text, options, answered?.suffix)]
+          if (answered !== undefined) events.splice(events.length - 1, 0, ...answered.events)
           const steps: Array<Effect.Effect<RuntimeEvent, RuntimeFailure>> = events.map((event) =>
             event._tag === "AssistantMessage"
               ? Effect.as(
@@ -156,12 +222,40 @@ export const make = (options: Options = {}) =>
           )
         }
 
+        const prompt: RuntimeSession["prompt"] = ({ commandId, text }) => {
+          const script = parse(text, options)
+          if (script.ask === undefined) return replyStream(commandId, text)
+          const ask = askEvent(script.ask, commandId, script.file)
+          const key = ask._tag === "PermissionRequested" ? `permission:${ask.permissionId}` : `question:${(ask as { requestId: string }).requestId}`
+          return Stream.unwrap(Effect.gen(function*() {
+            const answer = yield* Deferred.make<ScriptedAnswer>()
+            waiting.set(key, answer)
+            return Stream.concat(
+              Stream.make(ask),
+              Stream.unwrap(Effect.map(Deferred.await(answer), (given) => replyStream(commandId, text, afterAnswer(commandId, given))))
+            ).pipe(Stream.ensuring(Effect.sync(() => {
+              if (waiting.get(key) === answer) waiting.delete(key)
+            })))
+          }))
+        }
+
+        const answer = (key: string, given: ScriptedAnswer) =>
+          Effect.suspend(() => {
+            const pending = waiting.get(key)
+            if (pending === undefined) return Effect.fail(new RuntimeFailure({ message: `no pending ${key.replace(":", " ")}` }))
+            waiting.delete(key)
+            return Deferred.succeed(pending, given).pipe(Effect.asVoid)
+          })
+
         return {
           prompt,
           exportState: Effect.map(readFiles, (files): RuntimeState => ({
             files: new Map([...files].map(([path, bytes]) => [path, bytes.slice()]))
           })),
-          importState: (state) => writeFiles(new Map([...state.files].map(([path, bytes]) => [path, bytes.slice()])))
+          importState: (state) => writeFiles(new Map([...state.files].map(([path, bytes]) => [path, bytes.slice()]))),
+          respondPermission: (permissionId, response) => answer(`permission:${permissionId}`, { _tag: "permission", response }),
+          replyQuestion: (requestId, answers) => answer(`question:${requestId}`, { _tag: "reply", answers }),
+          rejectQuestion: (requestId) => answer(`question:${requestId}`, { _tag: "reject" })
         }
       })
 

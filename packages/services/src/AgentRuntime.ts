@@ -1,4 +1,4 @@
-import type { RuntimeFailure } from "@cowork/domain"
+import type { PermissionResponse, RuntimeFailure } from "@cowork/domain"
 import { Context, type Effect, type Scope, type Stream } from "effect"
 
 /** Token counts of one model step (opencode's `step-finish`), for usage accounting. */
@@ -40,8 +40,7 @@ export interface RuntimeState {
   readonly files: ReadonlyMap<string, Uint8Array>
 }
 
-/** An answer to a permission request: allow this once, always (for the session), or reject. */
-export type PermissionResponse = "once" | "always" | "reject"
+export type { PermissionResponse }
 
 export interface RuntimeSession {
   /** Runs one prompt; the stream ends when the turn ends. Interrupting the stream aborts the turn. */

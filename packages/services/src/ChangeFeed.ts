@@ -9,11 +9,12 @@ export interface SessionChanged {
 }
 
 /**
- * Wakes a worker: a command for `sessionId` was inserted (`prompt`), the session was aborted (`abort`), or a
- * draining worker gave its lease up with work left (`released`: claim it now, not on the next poll).
+ * Wakes a worker: a command for `sessionId` was inserted (`prompt`), the session was aborted (`abort`), a draining
+ * worker gave its lease up with work left (`released`: claim it now, not on the next poll), or an answer to a
+ * running turn's ask was queued (`answer`: the turn waiting on it takes it).
  */
 export interface CommandSignal {
-  readonly kind: "prompt" | "abort" | "released"
+  readonly kind: "prompt" | "abort" | "released" | "answer"
   readonly sessionId: string
 }
 

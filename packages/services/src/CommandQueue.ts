@@ -24,6 +24,11 @@ export class CommandQueue extends Context.Service<CommandQueue, {
    */
   readonly next: (lease: Lease) => Effect.Effect<Option.Option<RunnableCommand>, StaleOwner>
   /**
+   * Like `next`, but only answers (`permission_respond`, `question_reply`, `question_reject`): the oldest pending one,
+   * ahead of any queued prompt. The running turn that waits on an ask takes its answer with it.
+   */
+  readonly nextAnswer: (lease: Lease) => Effect.Effect<Option.Option<RunnableCommand>, StaleOwner>
+  /**
    * Records `message` (already redacted) as `last_error` on the leased session's oldest `pending` command, leaving
    * its status and attempt count alone: why the owner cannot start it yet (e.g. its checkpoint restore failed).
    * Returns the command's id, `None` when nothing is pending. Fails with `StaleOwner` when the lease is not live.

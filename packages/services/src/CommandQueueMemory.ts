@@ -1,20 +1,19 @@
-import { type Lease, type RunnableCommand, StaleOwner } from "@cowork/domain"
+import { type CommandKind, isAnswerKind, type Lease, type RunnableCommand, StaleOwner } from "@cowork/domain"
 import { Clock, Effect, Option } from "effect"
 import type { CommandQueue } from "./CommandQueue.ts"
 import type { MemoryTables } from "./MemoryDatabase.ts"
 import { liveLease } from "./MemoryFence.ts"
 
 export const makeCommandQueueMemory = (db: MemoryTables): CommandQueue["Service"] => {
-  const oldestPending = (sessionId: string) =>
-    db.commands.find((command) => command.sessionId === sessionId && command.status === "pending")
+  const oldestPending = (sessionId: string, kinds: (kind: CommandKind) => boolean = () => true) =>
+    db.commands.find((command) => command.sessionId === sessionId && command.status === "pending" && kinds(command.kind))
   const stale = (lease: Lease, operation: "next" | "note_error") =>
     Effect.fail(new StaleOwner({ sessionId: lease.sessionId, epoch: lease.epoch, operation }))
 
-  return {
-    next: (lease) =>
+  const start = (lease: Lease, kinds?: (kind: CommandKind) => boolean) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         if (liveLease(db, lease, now) === undefined) return stale(lease, "next")
-        const command = oldestPending(lease.sessionId)
+        const command = oldestPending(lease.sessionId, kinds)
         if (command === undefined) return Effect.succeed(Option.none<RunnableCommand>())
         command.status = "running"
         command.claimedEpoch = lease.epoch
@@ -28,7 +27,11 @@ export const makeCommandQueueMemory = (db: MemoryTables): CommandQueue["Service"
           abandonedAttempts: command.attemptCount,
           traceParent: command.traceParent ?? undefined
         }))
-      }),
+      })
+
+  return {
+    next: (lease) => start(lease),
+    nextAnswer: (lease) => start(lease, isAnswerKind),
     noteError: (lease, message) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         if (liveLease(db, lease, now) === undefined) return stale(lease, "note_error")

@@ -1,9 +1,11 @@
 import type {
   CommandKind,
+  CommandPayload,
   CommandStatus,
   RegisteredWorker,
   SessionEvent,
   SessionStatus,
+  StoredAsk,
   TokenScope,
   WorkerCredentialView,
   WorkerPool
@@ -79,6 +81,8 @@ export interface MemoryProjection {
   earliestSequence: number
   updatedAt: number
   readonly messages: Map<string, MemoryMessage>
+  /** Pending asks by `askKey(kind, id)`. */
+  readonly asks: Map<string, StoredAsk>
 }
 
 export interface MemoryEvent extends SessionEvent {
@@ -99,7 +103,7 @@ export interface MemoryCommand {
   readonly sessionId: string
   readonly orgId: string
   readonly kind: CommandKind
-  readonly payload: { readonly text?: string; readonly agent?: string }
+  readonly payload: CommandPayload
   readonly idempotencyKey: string | null
   readonly traceParent: string | null
   readonly createdAt: number

@@ -1,4 +1,4 @@
-import { type EventDraft, newEventId, nextSessionStatus, projectEvents } from "@cowork/domain"
+import { askKey, type EventDraft, newEventId, nextSessionStatus, projectEvents } from "@cowork/domain"
 import { PubSub } from "effect"
 import type { MemoryTables } from "./MemoryDatabase.ts"
 
@@ -38,6 +38,22 @@ export const appendToLog = (
     for (const [id, message] of projection.messages) {
       if (message.commandId === drop.commandId && message.attempt === drop.attempt) projection.messages.delete(id)
     }
+  }
+  const reopened = new Set(delta.asksOpened.map((row) => askKey(row.ask, row.askId)))
+  const closedCommands = new Set(delta.asksClosedForCommands)
+  for (const [key, ask] of projection.asks) {
+    if (reopened.has(key)) continue
+    if (delta.asksClearedAll || (ask.commandId !== null && closedCommands.has(ask.commandId))) projection.asks.delete(key)
+  }
+  for (const closed of delta.asksClosed) projection.asks.delete(askKey(closed.ask, closed.askId))
+  for (const row of delta.asksOpened) {
+    projection.asks.set(askKey(row.ask, row.askId), {
+      ask: row.ask,
+      askId: row.askId,
+      commandId: row.commandId,
+      payload: row.payload,
+      sequence: first + row.draftIndex
+    })
   }
   for (const message of delta.messages) {
     projection.messages.set(message.messageId, {

@@ -1,4 +1,4 @@
-import { type EventDraft, nextSessionStatus, projectEvents, type ProjectedMessage, type SessionEventType, type SessionStatus } from "@cowork/domain"
+import { askKey, type EventDraft, nextSessionStatus, projectEvents, type ProjectedMessage, type SessionEventType, type SessionStatus, type StoredAsk } from "@cowork/domain"
 
 /** A stored event as a replay reads it. */
 export interface ReplayEvent {
@@ -11,13 +11,15 @@ export interface ReplayEvent {
 
 /**
  * Replays a whole log through `projectEvents` and the session status rule, per event: the status, and the message
- * rows left once later writes overwrote a message id and retries dropped the abandoned attempts' output. Every
+ * rows left once later writes overwrote a message id and retries dropped the abandoned attempts' output, and the asks
+ * still pending. Every
  * `Projections` store compares its projection with this and rebuilds from it.
  */
 export const replayLog = (events: ReadonlyArray<ReplayEvent>) => {
   let status: SessionStatus = "idle"
   const messages = new Map<string, ProjectedMessage>()
   const dropped = new Set<string>()
+  const asks = new Map<string, StoredAsk>()
   for (const event of events) {
     const draft: EventDraft = {
       type: event.type as SessionEventType,
@@ -27,6 +29,13 @@ export const replayLog = (events: ReadonlyArray<ReplayEvent>) => {
     }
     const delta = projectEvents([draft])
     status = nextSessionStatus(status, delta.status)
+    for (const [key, ask] of asks) {
+      if (delta.asksClearedAll || (ask.commandId !== null && delta.asksClosedForCommands.includes(ask.commandId))) asks.delete(key)
+    }
+    for (const closed of delta.asksClosed) asks.delete(askKey(closed.ask, closed.askId))
+    for (const row of delta.asksOpened) {
+      asks.set(askKey(row.ask, row.askId), { ask: row.ask, askId: row.askId, commandId: row.commandId, payload: row.payload, sequence: event.sequence })
+    }
     for (const drop of delta.dropAttempts) dropped.add(`${drop.commandId} ${drop.attempt}`)
     for (const message of delta.messages) {
       messages.set(message.messageId, {
@@ -40,7 +49,7 @@ export const replayLog = (events: ReadonlyArray<ReplayEvent>) => {
     }
   }
   const kept = [...messages.values()].filter((m) => m.attempt === null || !dropped.has(`${m.commandId} ${m.attempt}`))
-  return { status, messages: kept.sort((a, b) => a.sequence - b.sequence) }
+  return { status, messages: kept.sort((a, b) => a.sequence - b.sequence), asks: [...asks.values()] }
 }
 
 /** Stored rows equal replayed ones, in order. */

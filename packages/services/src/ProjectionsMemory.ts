@@ -1,4 +1,4 @@
-import { Conflict, NotFound } from "@cowork/domain"
+import { askKey, Conflict, NotFound } from "@cowork/domain"
 import { Clock, Effect } from "effect"
 import type { MemoryTables } from "./MemoryDatabase.ts"
 import { replayLog, sameMessages } from "./ProjectionReplay.ts"
@@ -49,6 +49,8 @@ export const makeProjectionsMemory = (db: MemoryTables): Projections["Service"] 
         const { projection, expected, maxSequence } = found
         projection.messages.clear()
         for (const message of expected.messages) projection.messages.set(message.messageId, message)
+        projection.asks.clear()
+        for (const ask of expected.asks) projection.asks.set(askKey(ask.ask, ask.askId), ask)
         projection.status = expected.status
         projection.lastSequence = Math.max(projection.lastSequence, maxSequence)
         projection.projectedSequence = projection.lastSequence

@@ -1,4 +1,4 @@
-import type { Conflict, NotFound, PromptQuota, RateLimited, Session, SessionStatus, SessionView } from "@cowork/domain"
+import type { AskAnswer, Conflict, NotFound, PromptQuota, RateLimited, Session, SessionStatus, SessionView } from "@cowork/domain"
 import { Context, Effect, Layer } from "effect"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { DEFAULT_PROFILE_NAME } from "./SessionRules.ts"
@@ -68,6 +68,13 @@ export class SessionStore extends Context.Service<SessionStore, {
       readonly quota?: PromptQuota | undefined
     }
   ) => Effect.Effect<EnqueuedCommand, NotFound | Conflict | RateLimited>
+  /**
+   * Queues the answer to an ask the session's running turn waits on (a permission request or a question), for its
+   * owner to deliver to the live runtime. One answer per ask: the same answer again returns the first command, another
+   * answer is a `Conflict` naming the field; a `Conflict` too when the ask is not pending (never asked, answered, or
+   * its turn ended) or the session is aborted. This is the one entry point for every client (web routes, gateway).
+   */
+  readonly answer: (orgId: string, sessionId: string, answer: AskAnswer) => Effect.Effect<EnqueuedCommand, NotFound | Conflict>
   /** Cancels pending commands, marks the session aborted and queues an `abort` command for its owner. */
   readonly abort: (orgId: string, sessionId: string) => Effect.Effect<EnqueuedCommand, NotFound>
 }>()("cowork/SessionStore") {

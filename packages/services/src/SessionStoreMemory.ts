@@ -1,10 +1,14 @@
 import {
+  answerPayload,
+  askKey,
+  askOf,
   Conflict,
   decodeSessionCursor,
   encodeSessionCursor,
   newCommandId,
   newSessionId,
   NotFound,
+  pendingAsksView,
   type PromptQuota,
   type Session,
   type SessionView
@@ -14,7 +18,7 @@ import { HOUR_MS, QUEUED_RETRY_AFTER_MS, quotaExceeded } from "./QuotaRules.ts"
 import type { CommandSignal } from "./ChangeFeed.ts"
 import type { MemoryTables } from "./MemoryDatabase.ts"
 import { appendToLog } from "./MemoryLog.ts"
-import { busyConflict, DEFAULT_SESSION_TITLE, replayIdempotentPrompt } from "./SessionRules.ts"
+import { answerKey, askNotPending, busyConflict, DEFAULT_SESSION_TITLE, replayAnswer, replayIdempotentPrompt } from "./SessionRules.ts"
 import type { SessionStore } from "./SessionStore.ts"
 
 /** The memory twin of `PgSessionStore`, org-scoped the same way (another org's session is `NotFound`). */
@@ -76,7 +80,8 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
           projectedSequence: 0,
           earliestSequence: 1,
           updatedAt: now,
-          messages: new Map()
+          messages: new Map(),
+          asks: new Map()
         })
         db.leases.set(id, { workerId: null, epoch: 0, expiresAt: -Infinity, checkpointVersion: 0 })
         appendToLog(db, id, [{ type: "session.created", payload: { title, profileName } }], now)
@@ -116,7 +121,8 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
           session,
           status: session.status,
           projectedSequence: projection.projectedSequence,
-          messages: [...projection.messages.values()].sort((a, b) => a.sequence - b.sequence)
+          messages: [...projection.messages.values()].sort((a, b) => a.sequence - b.sequence),
+          ...pendingAsksView([...projection.asks.values()])
         }
       }),
     prompt: (orgId, sessionId, input) =>
@@ -157,6 +163,36 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "prompt", sessionId })
         return { commandId, created: true }
       }),
+    answer: (orgId, sessionId, answer) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const session = db.sessions.get(sessionId)
+        if (session === undefined || session.orgId !== orgId) return yield* notFound(sessionId)
+        const key = answerKey(answer)
+        const existing = db.commands.find((c) => c.sessionId === sessionId && c.idempotencyKey === key)
+        if (existing !== undefined) return yield* replayAnswer({ commandId: existing.id, kind: existing.kind, payload: existing.payload }, answer)
+        if (session.abortedAt !== null) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
+        const { ask, askId } = askOf(answer)
+        if (!db.projections.get(sessionId)!.asks.has(askKey(ask, askId))) return yield* askNotPending(answer)
+        const commandId = newCommandId()
+        db.commands.push({
+          id: commandId,
+          sessionId,
+          orgId,
+          kind: answer.kind,
+          payload: answerPayload(answer),
+          idempotencyKey: key,
+          traceParent: null,
+          createdAt: now,
+          status: "pending",
+          attemptCount: 0,
+          claimedEpoch: null,
+          claimedBy: null,
+          lastError: null
+        })
+        PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "answer", sessionId })
+        return { commandId, created: true }
+      }),
     abort: (orgId, sessionId) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
@@ -168,7 +204,7 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         }
         session.abortedAt ??= now
         for (const command of db.commands) {
-          if (command.sessionId === sessionId && command.status === "pending" && command.kind === "prompt") command.status = "cancelled"
+          if (command.sessionId === sessionId && command.status === "pending" && command.kind !== "abort") command.status = "cancelled"
         }
         const commandId = newCommandId()
         db.commands.push({

@@ -1,5 +1,5 @@
 import { Conflict } from "@cowork/domain"
-import { CommandQueue, SessionStore } from "@cowork/services"
+import { CommandQueue, EventLog, SessionStore } from "@cowork/services"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { type ControlPlaneHarness, onFreshStore } from "./ControlPlaneHarness.ts"
@@ -87,5 +87,62 @@ export const sessionStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.deepStrictEqual((yield* sessions.list(orgId, { limit: 10, status: "queued" })).sessions.map((s) => s.id), [made[0]])
         assert.deepStrictEqual((yield* sessions.list(orgId, { limit: 10, profileName: "other" })).sessions.map((s) => s.title), ["delta"])
         assert.deepStrictEqual((yield* sessions.list(orgId, { limit: 10, q: "%" })).sessions, [], "wildcards are literal")
+      })))
+
+    it.effect("answers: queued only while their ask is pending (409 naming the field otherwise), one per ask, taken ahead of prompts, cleared with the turn", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const log = yield* EventLog
+        const queue = yield* CommandQueue
+        const session = yield* newSession()
+        const turn = yield* prompt(session, "ask")
+        const respond = (response: "once" | "always" | "reject", permissionId = "per_1") =>
+          sessions.answer(session.orgId, session.sessionId, { kind: "permission_respond", permissionId, response })
+        const early = yield* Effect.flip(respond("once"))
+        assert.instanceOf(early, Conflict, "nothing asked yet")
+        assert.deepInclude(early.details, { field: "permissionId" })
+
+        const lease = yield* claimOne("w1", session.sessionId)
+        const running = Option.getOrThrow(yield* queue.next(lease))
+        assert.strictEqual(running.id, turn)
+        yield* log.append(lease, [
+          { type: "permission.requested", payload: { permissionId: "per_1", permission: "edit", patterns: ["a.txt"], commandId: turn }, commandId: turn, attempt: 1 },
+          { type: "question.asked", payload: { requestId: "que_1", questions: [{ question: "ok?" }], commandId: turn }, commandId: turn, attempt: 1 }
+        ])
+        const view = yield* sessions.view(session.orgId, session.sessionId)
+        assert.deepStrictEqual(view.pendingPermissions.map((p) => [p.permissionId, p.permission, p.patterns, p.commandId]), [["per_1", "edit", ["a.txt"], turn]])
+        assert.deepStrictEqual(view.pendingQuestions.map((q) => [q.requestId, q.questions]), [["que_1", [{ question: "ok?" }]]])
+
+        const queuedPrompt = yield* prompt(session, "later")
+        const answered = yield* respond("once")
+        const again = yield* respond("once")
+        assert.deepStrictEqual([answered.created, again.created, again.commandId], [true, false, answered.commandId])
+        const changed = yield* Effect.flip(respond("reject"))
+        assert.instanceOf(changed, Conflict, "another answer to the same ask")
+        const reply = yield* sessions.answer(session.orgId, session.sessionId, { kind: "question_reply", requestId: "que_1", answers: [["yes"]] })
+        assert.strictEqual((yield* Effect.flip(sessions.answer(yield* newOrg, session.sessionId, { kind: "question_reject", requestId: "que_1" })))._tag, "NotFound")
+
+        // The turn takes the answers ahead of the prompt queued before them, in their order.
+        const first = Option.getOrThrow(yield* queue.nextAnswer(lease))
+        const second = Option.getOrThrow(yield* queue.nextAnswer(lease))
+        assert.deepStrictEqual([first.id, first.kind, first.payload], [answered.commandId, "permission_respond", { permissionId: "per_1", response: "once" }])
+        assert.deepStrictEqual([second.id, second.kind, second.payload], [reply.commandId, "question_reply", { requestId: "que_1", answers: [["yes"]] }])
+        assert.isTrue(Option.isNone(yield* queue.nextAnswer(lease)))
+        yield* log.append(lease, [
+          { type: "permission.replied", payload: { permissionId: "per_1", response: "once" }, commandId: answered.commandId, attempt: 1 }
+        ], { commandId: answered.commandId, outcome: "acked" })
+        const afterReply = yield* sessions.view(session.orgId, session.sessionId)
+        assert.deepStrictEqual([afterReply.pendingPermissions.length, afterReply.pendingQuestions.length], [0, 1])
+        // The turn ends before the question's answer is delivered: its asks are no longer pending.
+        yield* log.append(lease, [{ type: "session.idle", payload: { commandId: turn, outcome: "acked" }, commandId: turn, attempt: 1 }], {
+          commandId: turn,
+          outcome: "acked"
+        })
+        const closed = yield* sessions.view(session.orgId, session.sessionId)
+        assert.deepStrictEqual([closed.pendingPermissions, closed.pendingQuestions], [[], []])
+        const late = yield* Effect.flip(sessions.answer(session.orgId, session.sessionId, { kind: "question_reject", requestId: "que_1" }))
+        assert.instanceOf(late, Conflict)
+        assert.deepInclude((late as Conflict).details, { field: "requestId" })
+        assert.strictEqual(Option.getOrThrow(yield* queue.next(lease)).id, queuedPrompt)
       })))
   })
