@@ -3,6 +3,7 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Effect, Exit, Runtime } from "effect"
 import { Command } from "effect/cli"
 import * as Admin from "./commands/Admin.ts"
+import * as Gateway from "./commands/Gateway.ts"
 import * as Backup from "./commands/Backup.ts"
 import * as Drill from "./commands/Drill.ts"
 import * as Migrate from "./commands/Migrate.ts"
@@ -11,7 +12,7 @@ import * as Serve from "./commands/Serve.ts"
 
 const cowork = Command.make("cowork", {}, () => Serve.fromEnvironment).pipe(
   Command.withDescription("Cowork Cloud control plane. Without a subcommand, runs the role in OPEN_COWORK_CLOUD_ROLE (web, worker, scheduler, all; default all)"),
-  Command.withSubcommands([Serve.up, Serve.web, Serve.worker, Serve.scheduler, Migrate.command, Admin.command, Backup.command, Restore.command, Drill.command])
+  Command.withSubcommands([Serve.up, Serve.web, Serve.worker, Serve.scheduler, Gateway.command, Migrate.command, Admin.command, Backup.command, Restore.command, Drill.command])
 )
 
 /** SIGTERM / SIGINT interrupt the main fiber; once every finalizer has run, that is a clean exit (code 0). */

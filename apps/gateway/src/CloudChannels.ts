@@ -51,16 +51,23 @@ export interface DeliveryView {
   readonly createdAt: string
 }
 
-/** Who this gateway's token is: the bindings it may serve. */
+/** Who this gateway's token is: the bindings it may serve, and what the cloud lets it do on the feed. */
 export interface GatewayScope {
   readonly scope: string
   readonly tokenId: string
   readonly channelBindingIds: ReadonlyArray<string>
+  readonly listAllowed: boolean
+  readonly retryAllowed: boolean
+  readonly deadLetterAllowed: boolean
 }
 
 export interface InboundResult {
-  /** `prompted`: a prompt (or answer) was queued; `duplicate`: this provider event was already claimed; `unbound`: no binding for the target. */
-  readonly status: "prompted" | "duplicate" | "unbound"
+  /**
+   * `prompted`: a prompt (or answer) was queued; `duplicate`: this provider event was already handled;
+   * `in_progress`: another replica holds its claim right now (the provider should retry); `unbound`: no binding for
+   * the target; `refused`: the binding's policy or state refused it (done for good).
+   */
+  readonly status: "prompted" | "duplicate" | "in_progress" | "unbound" | "refused"
   readonly sessionId?: string | undefined
 }
 
@@ -69,6 +76,9 @@ export class ClaimLost extends Data.TaggedError("ClaimLost")<{ readonly delivery
 
 /** The cloud did not answer usefully (network, 5xx, 503 draining, an unexpected answer). */
 export class CloudUnavailable extends Data.TaggedError("CloudUnavailable")<{ readonly message: string; readonly status?: number | undefined }> {}
+
+/** The cloud refused a retry / dead-letter in the delivery's current state (e.g. retrying a sent delivery). */
+export class DeliveryConflict extends Data.TaggedError("DeliveryConflict")<{ readonly deliveryId: string; readonly message: string }> {}
 
 /** An operator route asked for a delivery this gateway may not touch (another binding's, or not last claimed by it). */
 export class DeliveryNotFound extends Data.TaggedError("DeliveryNotFound")<{ readonly deliveryId: string }> {}
@@ -91,6 +101,6 @@ export class CloudChannels extends Context.Service<CloudChannels, {
   /** Claims the provider event, resolves the identity and the bound session, and prompts (idempotency key = provider event id). */
   readonly inbound: (providerId: string, providerKind: ProviderKind, message: InboundMessage) => Effect.Effect<InboundResult, CloudUnavailable>
   readonly listDeliveries: (query: DeliveryQuery) => Effect.Effect<ReadonlyArray<DeliveryView>, CloudUnavailable>
-  readonly retry: (deliveryId: string) => Effect.Effect<DeliveryView, DeliveryNotFound | CloudUnavailable>
-  readonly deadLetter: (deliveryId: string) => Effect.Effect<DeliveryView, DeliveryNotFound | CloudUnavailable>
+  readonly retry: (deliveryId: string) => Effect.Effect<DeliveryView, DeliveryNotFound | DeliveryConflict | CloudUnavailable>
+  readonly deadLetter: (deliveryId: string) => Effect.Effect<DeliveryView, DeliveryNotFound | DeliveryConflict | CloudUnavailable>
 }>()("cowork/gateway/CloudChannels") {}

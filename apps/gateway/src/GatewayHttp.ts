@@ -73,12 +73,13 @@ export const routes = Layer.unwrap(Effect.gen(function*() {
       : scope.scope.channelBindingIds.length === 0
       ? "the gateway token is bound to no channel binding"
       : null
+    const grant = scope._tag === "Known" ? scope.scope : undefined
     return {
-      scope: scope._tag === "Known" ? scope.scope.scope : "gateway",
-      channelBindingIds: scope._tag === "Known" ? scope.scope.channelBindingIds : [],
-      listAllowed: disabledReason === null,
-      retryAllowed: disabledReason === null,
-      deadLetterAllowed: disabledReason === null,
+      scope: grant?.scope ?? "gateway",
+      channelBindingIds: grant?.channelBindingIds ?? [],
+      listAllowed: disabledReason === null && grant?.listAllowed === true,
+      retryAllowed: disabledReason === null && grant?.retryAllowed === true,
+      deadLetterAllowed: disabledReason === null && grant?.deadLetterAllowed === true,
       disabledReason
     }
   })
@@ -145,6 +146,7 @@ export const routes = Layer.unwrap(Effect.gen(function*() {
       return safeJson({ delivery })
     }).pipe(
       Effect.catchTag("DeliveryNotFound", () => Effect.succeed(errorResponse(404, "not_found", "no such delivery last claimed by this gateway"))),
+      Effect.catchTag("DeliveryConflict", (error) => Effect.succeed(safeJson({ error: { code: "conflict", message: error.message } }, 409))),
       Effect.catchTag("CloudUnavailable", (error) => Effect.succeed(safeJson({ error: { code: "unavailable", message: error.message } }, 503)))
     )
 

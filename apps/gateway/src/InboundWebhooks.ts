@@ -121,8 +121,10 @@ export const make = Effect.gen(function*() {
           yield* metrics.inc("open_cowork_gateway_incoming_messages_total")
           yield* metrics.inc("open_cowork_gateway_provider_incoming_messages_total", labels)
           const result = yield* cloud.inbound(providerId, configured.config.kind, parse.message)
-          yield* count(result.status)
+          yield* count(result.status === "in_progress" ? "duplicate" : result.status === "refused" ? "ignored" : result.status)
           if (result.status === "prompted") yield* metrics.inc("open_cowork_gateway_prompted_messages_total")
+          // Another replica is handling this very event: a provider retry finds it completed (or claims it if that replica died).
+          if (result.status === "in_progress") return errorBody(503, "this event is being handled; retry later", 5_000)
           return HttpServerResponse.jsonUnsafe({ status: result.status }, { status: result.status === "prompted" ? 202 : 200 })
         }
       }

@@ -86,7 +86,14 @@ export class MemoryCloud {
       return row !== undefined && row.status === "claimed" && row.claimToken === delivery.claimToken && row.claimExpiresAt > Date.now() ? row : undefined
     }
     return Layer.succeed(CloudChannels, CloudChannels.of({
-      whoami: Effect.succeed({ scope: "gateway", tokenId: gatewayTokenId, channelBindingIds: self.bindings }),
+      whoami: Effect.succeed({
+        scope: "gateway",
+        tokenId: gatewayTokenId,
+        channelBindingIds: self.bindings,
+        listAllowed: true,
+        retryAllowed: true,
+        deadLetterAllowed: true
+      }),
       claim: (limit, ttlMs) =>
         Effect.sync(() => {
           const now = Date.now()

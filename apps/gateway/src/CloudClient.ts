@@ -1,0 +1,260 @@
+import type { InboundMessage } from "@cowork/channels"
+import { type Client, deliveryWakeups, make as makeClient } from "@cowork/client"
+import type { ChannelAnswerBody, ChannelBinding, ChannelDelivery, ClaimedDelivery as WireDelivery } from "@cowork/domain"
+import { Clock, Effect, Layer, Ref, Stream } from "effect"
+import { FetchHttpClient, HttpClient } from "effect/http"
+import {
+  type AckResult,
+  ClaimLost,
+  type ClaimedDelivery,
+  CloudChannels,
+  CloudUnavailable,
+  DeliveryConflict,
+  DeliveryNotFound,
+  type DeliveryView,
+  type InboundResult
+} from "./CloudChannels.ts"
+import { GatewayConfig } from "./GatewayConfig.ts"
+import { renderText } from "./Render.ts"
+
+/** Bindings are re-read at most this often when an inbound message names a target the cache does not know. */
+const BINDINGS_REFRESH_MS = 5_000
+const EVENT_CLAIM_TTL_MS = 60_000
+
+const describe = (error: unknown): string => {
+  const tagged = error as { _tag?: unknown; message?: unknown; reason?: unknown; response?: { status?: unknown } }
+  const status = typeof tagged.response?.status === "number" ? ` ${tagged.response.status}` : ""
+  const tag = typeof tagged._tag === "string" ? tagged._tag : "error"
+  return `${tag}${status}${typeof tagged.message === "string" ? `: ${tagged.message.slice(0, 300)}` : ""}`
+}
+
+const unavailable = (error: unknown) => {
+  const status = (error as { response?: { status?: unknown } }).response?.status
+  return new CloudUnavailable({ message: describe(error), status: typeof status === "number" ? status : undefined })
+}
+
+const tagOf = (error: unknown): string | undefined => (error as { _tag?: unknown })?._tag as string | undefined
+
+const view = (d: ChannelDelivery): DeliveryView => ({
+  id: d.id,
+  channelBindingId: d.channelBindingId,
+  status: d.status,
+  attempts: d.attempts,
+  nextAttemptAt: d.nextAttemptAt,
+  lastClaimedBy: d.lastClaimedBy,
+  lastError: d.lastError,
+  idempotencyKey: d.idempotencyKey,
+  createdAt: d.createdAt
+})
+
+const toClaimed = (d: WireDelivery): ClaimedDelivery => ({
+  id: d.id,
+  channelBindingId: d.channelBindingId,
+  providerId: d.providerId,
+  providerKind: d.providerKind,
+  target: d.externalTarget,
+  // A route on the binding's own target (a chat without topics) has no thread to answer in.
+  threadId: d.externalThreadId === null || d.externalThreadId === d.externalTarget ? undefined : d.externalThreadId,
+  eventType: d.eventType,
+  text: renderText(d),
+  payload: {
+    deliveryId: d.id,
+    idempotencyKey: d.idempotencyKey,
+    sessionId: d.sessionId,
+    eventId: d.eventId,
+    eventType: d.eventType,
+    kind: d.kind,
+    externalThreadId: d.externalThreadId,
+    text: renderText(d),
+    payload: d.payload
+  },
+  idempotencyKey: d.idempotencyKey,
+  attempt: d.attempts,
+  claimToken: d.claimToken,
+  committedAt: d.createdAt
+})
+
+/** A chat answer as the cloud's human-in-the-loop command: a permission's once/always/reject, or a question's reply. */
+const answerBody = (message: InboundMessage): ChannelAnswerBody => {
+  const { requestId, value } = message.answer!
+  const common = { providerEventId: message.providerEventId, externalThreadId: message.externalThreadId ?? message.externalTarget, externalUserId: message.externalUserId }
+  if (requestId.startsWith("per") && (value === "once" || value === "always" || value === "reject")) {
+    return { ...common, action: "permission-respond", permissionId: requestId, response: value }
+  }
+  if (value === "reject") return { ...common, action: "question-reject", requestId }
+  return { ...common, action: "question-reply", requestId, answers: [[value]] }
+}
+
+/** `CloudChannels` over the typed client of the web role's API, with the gateway's service token. */
+export const make = Effect.gen(function*() {
+  const config = yield* GatewayConfig
+  const http = yield* HttpClient.HttpClient
+  const options = { baseUrl: config.cloudUrl, token: config.token }
+  const client: Client = yield* makeClient(options)
+  const channels = client.channels
+  const bindings = yield* Ref.make<{ readonly at: number; readonly list: ReadonlyArray<ChannelBinding> }>({ at: 0, list: [] })
+
+  const loadBindings = Effect.gen(function*() {
+    const list = (yield* channels.listBindings().pipe(Effect.mapError(unavailable))).bindings
+    yield* Ref.set(bindings, { at: yield* Clock.currentTimeMillis, list })
+    return list
+  })
+
+  /** The binding an inbound message is for: its provider and target (chat / channel id; a webhook may name the binding id). */
+  const bindingFor = (providerId: string, target: string) =>
+    Effect.gen(function*() {
+      const match = (list: ReadonlyArray<ChannelBinding>) =>
+        list.find((b) => b.providerId === providerId && (b.externalTarget === target || b.id === target))
+      const cached = yield* Ref.get(bindings)
+      const hit = match(cached.list)
+      if (hit !== undefined) return hit
+      if ((yield* Clock.currentTimeMillis) - cached.at < BINDINGS_REFRESH_MS) return undefined
+      return match(yield* loadBindings)
+    })
+
+  const firstBindingOf = (providerId: string) =>
+    Effect.gen(function*() {
+      const pick = (list: ReadonlyArray<ChannelBinding>) => [...list].filter((b) => b.providerId === providerId).sort((a, b) => a.id.localeCompare(b.id))[0]
+      return pick((yield* Ref.get(bindings)).list) ?? pick(yield* loadBindings)
+    })
+
+  const fenced = <A>(deliveryId: string, effect: Effect.Effect<A, unknown>) =>
+    effect.pipe(Effect.mapError((error) => {
+      const tag = tagOf(error)
+      return tag === "ClaimLost" || tag === "NotFound" ? new ClaimLost({ deliveryId }) : unavailable(error)
+    }))
+
+  const control = (deliveryId: string, effect: Effect.Effect<{ readonly delivery: ChannelDelivery }, unknown>) =>
+    effect.pipe(
+      Effect.map((answer) => view(answer.delivery)),
+      Effect.mapError((error) => {
+        const tag = tagOf(error)
+        if (tag === "NotFound" || tag === "Forbidden") return new DeliveryNotFound({ deliveryId })
+        if (tag === "Conflict") return new DeliveryConflict({ deliveryId, message: describe(error) })
+        return unavailable(error)
+      })
+    )
+
+  return CloudChannels.of({
+    whoami: channels.gatewayGrant().pipe(
+      Effect.map((grant) => ({
+        scope: grant.scope,
+        tokenId: grant.tokenId,
+        channelBindingIds: grant.channelBindingIds,
+        listAllowed: grant.listAllowed,
+        retryAllowed: grant.retryAllowed,
+        deadLetterAllowed: grant.deadLetterAllowed
+      })),
+      Effect.mapError(unavailable)
+    ),
+    claim: (limit, ttlMs) =>
+      channels.claimDeliveries({ payload: { limit, claimTtlMs: ttlMs, gatewayId: config.gatewayId } }).pipe(
+        Effect.map((answer) => answer.deliveries.map(toClaimed)),
+        Effect.mapError(unavailable)
+      ),
+    renew: (delivery, ttlMs) =>
+      fenced(delivery.id, channels.renewDelivery({ params: { id: delivery.id }, payload: { claimToken: delivery.claimToken, claimTtlMs: ttlMs } })).pipe(Effect.asVoid),
+    ack: (delivery, outcome) =>
+      fenced(
+        delivery.id,
+        channels.ackDelivery({
+          params: { id: delivery.id },
+          payload: outcome.status === "sent"
+            ? { claimToken: delivery.claimToken, outcome: "sent" }
+            : {
+              claimToken: delivery.claimToken,
+              outcome: outcome.status,
+              error: outcome.error.slice(0, 2_000),
+              ...(outcome.status === "failed" && outcome.retryAfterMs !== undefined
+                ? { retryAfterMs: Math.min(86_400_000, Math.max(0, Math.round(outcome.retryAfterMs))) }
+                : {})
+            }
+        })
+      ).pipe(Effect.map(({ delivery: d }): AckResult => ({
+        status: d.status === "sent" ? "sent" : d.status === "dead" ? "dead" : "pending",
+        nextAttemptAt: d.nextAttemptAt ?? undefined
+      }))),
+    wakeups: deliveryWakeups(options).pipe(
+      Stream.provideService(HttpClient.HttpClient, http),
+      Stream.map(() => undefined),
+      Stream.mapError(unavailable)
+    ),
+    consumeReplayKey: (providerId, key) =>
+      Effect.gen(function*() {
+        const binding = yield* firstBindingOf(providerId)
+        // No binding of this provider: nothing to record it under, and the message is answered as unbound.
+        if (binding === undefined) return true
+        const claim = yield* channels.claimProviderEvent({ payload: { channelBindingId: binding.id, providerEventId: key, kind: "signature" } }).pipe(
+          Effect.mapError(unavailable)
+        )
+        return claim.status === "claimed"
+      }),
+    inbound: (providerId, _kind, message) =>
+      Effect.gen(function*() {
+        const binding = yield* bindingFor(providerId, message.externalTarget)
+        if (binding === undefined) return { status: "unbound" } satisfies InboundResult
+        const claim = yield* channels.claimProviderEvent({
+          payload: {
+            channelBindingId: binding.id,
+            providerEventId: message.providerEventId,
+            kind: message.answer === undefined ? "message" : "callback",
+            claimTtlMs: EVENT_CLAIM_TTL_MS
+          }
+        }).pipe(Effect.mapError(unavailable))
+        if (claim.status === "completed") return { status: "duplicate" } satisfies InboundResult
+        if (claim.status === "in_progress" || claim.claimToken === null) return { status: "in_progress" } satisfies InboundResult
+        const claimToken = claim.claimToken
+        const complete = (outcome: "prompted" | "ignored" | "released") =>
+          channels.completeProviderEvent({
+            payload: { channelBindingId: binding.id, providerEventId: message.providerEventId, claimToken, outcome }
+          }).pipe(Effect.ignore)
+        const threadId = message.externalThreadId ?? message.externalTarget
+        const handed: Effect.Effect<{ readonly sessionId: string; readonly duplicate: boolean }, unknown> = message.answer === undefined
+          ? channels.prompt({
+            params: { id: binding.id },
+            payload: {
+              providerEventId: message.providerEventId,
+              externalThreadId: threadId,
+              externalUserId: message.externalUserId,
+              text: message.text.slice(0, 100_000)
+            }
+          }).pipe(Effect.map((accepted) => ({ sessionId: accepted.sessionId, duplicate: accepted.duplicate })))
+          : channels.answer({ params: { id: binding.id }, payload: answerBody(message) }).pipe(
+            Effect.map((accepted) => ({ sessionId: accepted.sessionId, duplicate: false }))
+          )
+        return yield* handed.pipe(
+          Effect.flatMap((accepted) =>
+            Effect.as(complete("prompted"), {
+              status: accepted.duplicate ? "duplicate" : "prompted",
+              sessionId: accepted.sessionId
+            } satisfies InboundResult)
+          ),
+          Effect.catch((error): Effect.Effect<InboundResult, CloudUnavailable> => {
+            const tag = tagOf(error)
+            // The binding's policy refused this user, the binding is not active, or the text is unusable: done for good.
+            if (tag === "Forbidden" || tag === "Conflict" || tag === "BadRequest" || tag === "NotFound" || tag === "PayloadTooLarge") {
+              return Effect.as(complete("ignored"), { status: "refused" } satisfies InboundResult)
+            }
+            return Effect.andThen(complete("released"), Effect.fail(unavailable(error)))
+          })
+        )
+      }),
+    listDeliveries: (query) =>
+      channels.listDeliveries({
+        query: {
+          ...(query.status === undefined ? {} : { status: query.status as ChannelDelivery["status"] }),
+          ...(query.channelBindingId === undefined ? {} : { channelBindingId: query.channelBindingId }),
+          ...(query.limit === undefined ? {} : { limit: query.limit })
+        }
+      }).pipe(
+        Effect.map((page) => page.deliveries.map(view)),
+        Effect.mapError(unavailable)
+      ),
+    retry: (deliveryId) => control(deliveryId, channels.retryDelivery({ params: { id: deliveryId } })),
+    deadLetter: (deliveryId) =>
+      control(deliveryId, channels.deadLetterDelivery({ params: { id: deliveryId }, payload: { reason: "dead-lettered by a gateway operator" } }))
+  })
+})
+
+/** The cloud over `fetch`, from GatewayConfig (OPEN_COWORK_GATEWAY_CLOUD_URL, OPEN_COWORK_GATEWAY_TOKEN). */
+export const layer = Layer.effect(CloudChannels, make).pipe(Layer.provide(FetchHttpClient.layer))

@@ -1,0 +1,5 @@
+import { NodeRuntime } from "@effect/platform-node"
+import { launch } from "./GatewayLaunch.ts"
+
+/** The gateway alone (`cowork gateway` is the usual entry point). */
+NodeRuntime.runMain(launch)
