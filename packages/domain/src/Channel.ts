@@ -185,9 +185,10 @@ export const ClaimProviderEventBody = Schema.Struct({
 
 /**
  * `claimed`: this caller holds it (process it, then complete with `claimToken`); `in_progress`: another holder's
- * claim is live (do nothing now; it is retried if that holder dies); `completed`: already processed (a duplicate).
+ * claim is live (do nothing now; it is retried if that holder dies); `completed`: already processed (a duplicate);
+ * `released`: the answer to a `released` completion (nobody holds it; the next claim gets it).
  */
-export const ProviderEventClaimStatus = Schema.Literals(["claimed", "in_progress", "completed"])
+export const ProviderEventClaimStatus = Schema.Literals(["claimed", "in_progress", "completed", "released"])
 export type ProviderEventClaimStatus = typeof ProviderEventClaimStatus.Type
 
 export const ProviderEventClaim = Schema.Struct({
@@ -310,6 +311,8 @@ export const ClaimedDelivery = Schema.Struct({ ...ChannelDelivery.fields, claimT
 export type ClaimedDelivery = typeof ClaimedDelivery.Type
 
 export const MAX_DELIVERY_CLAIM_BATCH = 100
+/** A new delivery's attempt cap (the feed's configured cap replaces it at each claim). */
+export const DEFAULT_DELIVERY_MAX_ATTEMPTS = 8
 
 export const ClaimDeliveriesBody = Schema.Struct({
   limit: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: MAX_DELIVERY_CLAIM_BATCH }))),

@@ -339,6 +339,110 @@ CREATE INDEX IF NOT EXISTS cloud_webhook_deliveries_received ON cloud_webhook_de
 `
   },
   {
+    id: 25,
+    name: "channels",
+    sql: `
+CREATE TABLE IF NOT EXISTS cloud_channel_bindings (
+  id text PRIMARY KEY,
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  provider_kind text NOT NULL CHECK (provider_kind IN ('telegram', 'slack', 'email', 'webhook')),
+  provider_id text NOT NULL,
+  display_name text NOT NULL,
+  status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled', 'auth_required', 'error')),
+  status_detail text,
+  settings jsonb NOT NULL DEFAULT '{}'::jsonb,
+  credential_ref text,
+  external_target text NOT NULL,
+  inbound_policy text NOT NULL DEFAULT 'open' CHECK (inbound_policy IN ('open', 'linked_only')),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (org_id, provider_id, external_target)
+);
+CREATE INDEX IF NOT EXISTS cloud_channel_bindings_org ON cloud_channel_bindings (org_id, created_at, id);
+CREATE TABLE IF NOT EXISTS cloud_channel_routes (
+  id text PRIMARY KEY,
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  channel_binding_id text NOT NULL REFERENCES cloud_channel_bindings(id) ON DELETE CASCADE,
+  external_thread_id text NOT NULL,
+  session_id text NOT NULL REFERENCES cloud_sessions(id),
+  origin text NOT NULL CHECK (origin IN ('first_message', 'explicit')),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (channel_binding_id, external_thread_id)
+);
+CREATE INDEX IF NOT EXISTS cloud_channel_routes_session ON cloud_channel_routes (session_id);
+CREATE TABLE IF NOT EXISTS cloud_channel_identities (
+  id text PRIMARY KEY,
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  provider_kind text NOT NULL,
+  provider_id text NOT NULL,
+  external_user_id text NOT NULL,
+  account_id text NOT NULL,
+  display_name text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (org_id, provider_kind, provider_id, external_user_id)
+);
+CREATE TABLE IF NOT EXISTS cloud_channel_deliveries (
+  id text PRIMARY KEY,
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  channel_binding_id text NOT NULL REFERENCES cloud_channel_bindings(id) ON DELETE CASCADE,
+  route_id text NOT NULL,
+  external_thread_id text,
+  session_id text NOT NULL,
+  event_id text NOT NULL,
+  event_sequence bigint NOT NULL,
+  event_type text NOT NULL,
+  kind text NOT NULL,
+  payload jsonb NOT NULL,
+  status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'claimed', 'sent', 'failed', 'dead')),
+  attempts int NOT NULL DEFAULT 0,
+  max_attempts int NOT NULL DEFAULT 8,
+  next_attempt_at timestamptz NOT NULL DEFAULT now(),
+  claim_expires_at timestamptz,
+  claim_token text,
+  last_claimed_by text,
+  last_claimed_replica text,
+  last_error text,
+  idempotency_key text NOT NULL UNIQUE,
+  provider_message_id text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  sent_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS cloud_channel_deliveries_due ON cloud_channel_deliveries (channel_binding_id, next_attempt_at) WHERE status IN ('pending', 'failed');
+CREATE INDEX IF NOT EXISTS cloud_channel_deliveries_claimed ON cloud_channel_deliveries (claim_expires_at) WHERE status = 'claimed';
+CREATE INDEX IF NOT EXISTS cloud_channel_deliveries_org ON cloud_channel_deliveries (org_id, created_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS cloud_channel_provider_events (
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  channel_binding_id text NOT NULL REFERENCES cloud_channel_bindings(id) ON DELETE CASCADE,
+  provider_event_id text NOT NULL,
+  kind text NOT NULL,
+  status text NOT NULL CHECK (status IN ('claimed', 'completed')),
+  claim_token text,
+  claim_expires_at timestamptz,
+  claimed_by text,
+  outcome text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  completed_at timestamptz,
+  PRIMARY KEY (channel_binding_id, provider_event_id)
+);
+CREATE TABLE IF NOT EXISTS cloud_channel_cursors (
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  channel_binding_id text NOT NULL REFERENCES cloud_channel_bindings(id) ON DELETE CASCADE,
+  name text NOT NULL,
+  value text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  updated_by text,
+  PRIMARY KEY (channel_binding_id, name)
+);
+CREATE TABLE IF NOT EXISTS cloud_channel_gateway_tokens (
+  token_id text NOT NULL REFERENCES cloud_api_tokens(id),
+  org_id text NOT NULL REFERENCES cloud_orgs(id),
+  channel_binding_id text NOT NULL REFERENCES cloud_channel_bindings(id) ON DELETE CASCADE,
+  PRIMARY KEY (token_id, channel_binding_id)
+);
+`
+  },
+  {
     id: 30,
     name: "identity",
     // People: accounts from an OIDC subject, org memberships with roles, revocable browser sessions (only the

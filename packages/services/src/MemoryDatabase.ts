@@ -12,6 +12,8 @@ import type {
 } from "@cowork/domain"
 import { Context, Effect, Layer, PubSub } from "effect"
 import type { CommandSignal, SessionChanged } from "./ChangeFeed.ts"
+import type { MemoryChannelTables } from "./ChannelStore.ts"
+import type { DeliveryNotice } from "./DeliveryFeed.ts"
 import type { HeartbeatInput } from "./Heartbeats.ts"
 import type { MemoryWorkflowTables } from "./WorkflowStore.ts"
 
@@ -36,6 +38,9 @@ export interface MemoryTables {
   readonly credentials: Map<string, MemoryCredential>
   readonly artifacts: Map<string, MemoryArtifact>
   readonly workflowTables: MemoryWorkflowTables
+  readonly channelTables: MemoryChannelTables
+  /** `NOTIFY cowork_channel_deliveries`. */
+  readonly deliveryNotices: PubSub.PubSub<DeliveryNotice>
   /** `NOTIFY cowork_events`. */
   readonly sessionChanges: PubSub.PubSub<SessionChanged>
   /** `NOTIFY cowork_commands`. */
@@ -154,6 +159,16 @@ export class MemoryDatabase extends Context.Service<MemoryDatabase, MemoryTables
         credentials: new Map(),
         artifacts: new Map(),
         workflowTables: { workflows: new Map(), runs: [], deliveries: new Map(), order: new Map() },
+        channelTables: {
+          bindings: new Map(),
+          routes: new Map(),
+          identities: new Map(),
+          deliveries: [],
+          providerEvents: new Map(),
+          cursors: new Map(),
+          gatewayGrants: new Map()
+        },
+        deliveryNotices: yield* PubSub.unbounded<DeliveryNotice>(),
         sessionChanges: yield* PubSub.unbounded<SessionChanged>(),
         commandSignals: yield* PubSub.unbounded<CommandSignal>()
       })

@@ -3,8 +3,10 @@ import { Artifacts } from "./Artifacts.ts"
 import { Audit } from "./Audit.ts"
 import { ByokStore } from "./ByokStore.ts"
 import { ChangeFeed } from "./ChangeFeed.ts"
+import { ChannelStore } from "./ChannelStore.ts"
 import { CommandQueue } from "./CommandQueue.ts"
 import { ControlPlaneStatus } from "./ControlPlaneStatus.ts"
+import { DeliveryFeed } from "./DeliveryFeed.ts"
 import { DeploymentMarkers } from "./DeploymentMarkers.ts"
 import { EventLog } from "./EventLog.ts"
 import { Heartbeats } from "./Heartbeats.ts"
@@ -42,5 +44,7 @@ export const layerMemoryControlPlane = Layer.mergeAll(
   ),
   Audit.layerMemory,
   Quotas.layerMemory,
-  Usage.layerMemory
+  Usage.layerMemory,
+  ChannelStore.layerMemory,
+  DeliveryFeed.layerMemory
 ).pipe(Layer.provideMerge(Layer.merge(MemoryDatabase.layer, ObjectStore.layerMemory)))

@@ -1,10 +1,21 @@
-import { askKey, type EventDraft, newEventId, nextSessionStatus, projectEvents } from "@cowork/domain"
+import {
+  askKey,
+  DEFAULT_DELIVERY_MAX_ATTEMPTS,
+  deliveryDrafts,
+  deliveryIdempotencyKey,
+  type EventDraft,
+  newDeliveryId,
+  newEventId,
+  nextSessionStatus,
+  projectEvents
+} from "@cowork/domain"
 import { PubSub } from "effect"
 import type { MemoryTables } from "./MemoryDatabase.ts"
 
 /**
  * The memory twin of Postgres `appendEvents` without a fence: allocates contiguous sequences, stores the events,
- * applies the projection delta (status rule, message rows, dropped attempts) and notifies `sessionChanges`.
+ * applies the projection delta (status rule, message rows, dropped attempts), inserts the channel deliveries of the
+ * batch (the outbox: one per delivered event and route of the session) and notifies `sessionChanges`.
  * Returns the new last sequence, `undefined` for a session that does not exist (nothing written).
  */
 export const appendToLog = (
@@ -65,6 +76,57 @@ export const appendToLog = (
       sequence: first + message.draftIndex
     })
   }
+  insertDeliveries(db, sessionId, drafts, first, log.slice(-drafts.length), now)
   PubSub.publishUnsafe(db.sessionChanges, { orgId: projection.orgId, sessionId, lastSequence: projection.lastSequence })
   return projection.lastSequence
+}
+
+/** The memory twin of the append statement's outbox insert: routes of disabled bindings get none. */
+const insertDeliveries = (
+  db: MemoryTables,
+  sessionId: string,
+  drafts: ReadonlyArray<EventDraft>,
+  first: number,
+  events: ReadonlyArray<{ readonly eventId: string }>,
+  now: number
+) => {
+  const outbox = deliveryDrafts(drafts)
+  if (outbox.length === 0) return
+  const channels = db.channelTables
+  const routes = [...channels.routes.values()].filter((route) =>
+    route.sessionId === sessionId && channels.bindings.get(route.channelBindingId)?.status !== "disabled"
+  )
+  for (const route of routes) {
+    for (const draft of outbox) {
+      const eventId = events[draft.draftIndex]!.eventId
+      channels.deliveries.push({
+        id: newDeliveryId(),
+        orgId: route.orgId,
+        channelBindingId: route.channelBindingId,
+        routeId: route.id,
+        externalThreadId: route.externalThreadId,
+        sessionId,
+        eventId,
+        eventSequence: first + draft.draftIndex,
+        eventType: draft.eventType,
+        kind: draft.kind,
+        payload: drafts[draft.draftIndex]!.payload,
+        idempotencyKey: deliveryIdempotencyKey(eventId, route.id),
+        createdAt: now,
+        status: "pending",
+        attempts: 0,
+        maxAttempts: DEFAULT_DELIVERY_MAX_ATTEMPTS,
+        nextAttemptAt: now,
+        claimExpiresAt: null,
+        claimToken: null,
+        lastClaimedBy: null,
+        lastClaimedReplica: null,
+        lastError: null,
+        providerMessageId: null,
+        updatedAt: now,
+        sentAt: null
+      })
+    }
+    PubSub.publishUnsafe(db.deliveryNotices, { orgId: route.orgId, channelBindingId: route.channelBindingId })
+  }
 }
