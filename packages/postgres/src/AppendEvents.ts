@@ -1,7 +1,7 @@
-import { type EventDraft, newEventId, nextSessionStatus, projectEvents, SessionStatus } from "@cowork/domain"
+import { deliveryDrafts, type EventDraft, newEventId, nextSessionStatus, projectEvents, SessionStatus } from "@cowork/domain"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import { EVENTS_CHANNEL } from "./Channels.ts"
+import { DELIVERIES_CHANNEL, EVENTS_CHANNEL } from "./Channels.ts"
 import { liveLease } from "./LeaseFence.ts"
 
 /**
@@ -32,6 +32,30 @@ export interface AppendFence {
     readonly checkpointVersion?: number | undefined
   } | undefined
 }
+
+/**
+ * The outbox, only in a batch that has delivered events (final assistant messages, questions, permission requests:
+ * `deliveryDrafts`, parameter `$param`): one delivery per such event and route of the session to a binding that is not disabled,
+ * inserted by the append statement itself — an event is never committed without its deliveries, nor a delivery
+ * without its event. Each binding that got one is notified.
+ */
+const outboxSql = (param: number) => `,
+    outbox AS (
+      INSERT INTO cloud_channel_deliveries (id, org_id, channel_binding_id, route_id, external_thread_id, session_id,
+        event_id, event_sequence, event_type, kind, payload, idempotency_key)
+      SELECT 'dlv_' || md5(d.event_id || ' ' || r.id), seq.org_id, r.channel_binding_id, r.id, r.external_thread_id, $1,
+        d.event_id, seq.last_sequence - $2 + d.idx + 1, d.type, o.kind, d.payload, 'ocd_' || d.event_id || '_' || r.id
+      FROM seq
+      JOIN jsonb_to_recordset($${param}::jsonb) AS o(idx int, kind text) ON true
+      JOIN jsonb_to_recordset($4::jsonb) AS d(idx int, event_id text, type text, payload jsonb) ON d.idx = o.idx
+      JOIN cloud_channel_routes r ON r.session_id = $1
+      JOIN cloud_channel_bindings b ON b.id = r.channel_binding_id AND b.status <> 'disabled'
+      RETURNING org_id, channel_binding_id
+    ),
+    outbox_notified AS (
+      SELECT pg_notify('${DELIVERIES_CHANNEL}', x.org_id || ' ' || x.channel_binding_id)
+      FROM (SELECT DISTINCT org_id, channel_binding_id FROM outbox) x
+    )`
 
 /**
  * Appends a batch of events to a session's log in ONE statement: allocates contiguous sequences on the
@@ -99,6 +123,7 @@ export const appendEvents = Effect.fnUntraced(function*(
       delta.asksClearedAll
     ]
     : []
+  const outbox = deliveryDrafts(drafts)
   const completion = fence?.completion
   const checkpointVersion = completion?.checkpointVersion ?? null
   // Advancing the checkpoint updates the lease row itself, so the fence takes the update lock up front instead of
@@ -147,9 +172,10 @@ export const appendEvents = Effect.fnUntraced(function*(
     checkpointed AS (
       UPDATE cloud_worker_leases l SET checkpoint_version = $12
       FROM seq WHERE $12::bigint IS NOT NULL AND l.session_id = $1
-    )${asksSql}
+    )${asksSql}${outbox.length === 0 ? "" : outboxSql(13 + asksParams.length)}
     SELECT seq.last_sequence::float8 AS last_sequence,
-      pg_notify('${EVENTS_CHANNEL}', seq.org_id || ' ' || $1 || ' ' || seq.last_sequence::text) IS NULL AS notified
+      pg_notify('${EVENTS_CHANNEL}', seq.org_id || ' ' || $1 || ' ' || seq.last_sequence::text) IS NULL AS notified${
+      outbox.length === 0 ? "" : ", (SELECT count(*) FROM outbox_notified) AS outbox_notified"}
     FROM seq`,
     [
       sessionId,
@@ -164,7 +190,8 @@ export const appendEvents = Effect.fnUntraced(function*(
       completion?.outcome ?? null,
       completion?.error ?? null,
       checkpointVersion,
-      ...asksParams
+      ...asksParams,
+      ...(outbox.length === 0 ? [] : [JSON.stringify(outbox.map((d) => ({ idx: d.draftIndex, kind: d.kind })))])
     ]
   )
   const row = rows[0]

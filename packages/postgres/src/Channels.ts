@@ -11,6 +11,15 @@ export const EVENTS_CHANNEL = "cowork_events"
 /** A command was queued or a session aborted: payload `<prompt|abort|released|answer> <sessionId>`. */
 export const COMMANDS_CHANNEL = "cowork_commands"
 
+/** A channel binding got a claimable delivery: payload `<orgId> <channelBindingId>`. */
+export const DELIVERIES_CHANNEL = "cowork_channel_deliveries"
+
+export const parseDeliveryNotice = (payload: string): { readonly orgId: string; readonly channelBindingId: string } | undefined => {
+  const [orgId, channelBindingId, ...rest] = payload.split(" ")
+  if (rest.length > 0 || orgId === undefined || orgId === "" || channelBindingId === undefined || channelBindingId === "") return undefined
+  return { orgId, channelBindingId }
+}
+
 export const formatCommandSignal = (signal: CommandSignal): string => `${signal.kind} ${signal.sessionId}`
 
 export const parseSessionChanged = (payload: string): SessionChanged | undefined => {
