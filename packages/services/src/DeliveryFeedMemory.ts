@@ -201,12 +201,13 @@ export const makeDeliveryFeedMemory = (db: MemoryTables, options: DeliveryFeedOp
     get: (scope, deliveryId) => Effect.map(find(scope, deliveryId), view),
     list: (scope, query) =>
       Effect.sync(() => {
+        // Newest first: the table is in insertion order.
         const matching = channels.deliveries
           .filter((row) =>
             inScope(scope, row) && (query.status === undefined || row.status === query.status) &&
             (query.channelBindingId === undefined || row.channelBindingId === query.channelBindingId)
           )
-          .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1))
+          .reverse()
         const afterId = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor)
         const start = afterId === undefined ? 0 : matching.findIndex((row) => row.id === afterId) + 1
         const page = matching.slice(start, start + query.limit)

@@ -1,6 +1,8 @@
 import {
   PgArtifacts,
   PgChangeFeed,
+  PgChannelStore,
+  PgDeliveryFeed,
   PgCommandQueue,
   PgControlPlaneStatus,
   PgEventLog,
@@ -19,7 +21,8 @@ import * as TestDatabase from "../../../../test/support/TestDatabase.ts"
 
 /**
  * Postgres keeps time by its own clock, so `elapse` moves every stored time the rules compare with `now()` back by
- * `ms`: lease and credential expiry, heartbeat age, token expiry, command age, a session's last change.
+ * `ms`: lease and credential expiry, heartbeat age, token expiry, command age, a session's last change, delivery
+ * and provider-event claims and delivery retry times.
  */
 const elapse = (ms: number) =>
   Effect.gen(function*() {
@@ -31,6 +34,11 @@ const elapse = (ms: number) =>
     yield* sql.unsafe(`UPDATE cloud_api_tokens SET expires_at = expires_at - ${back} WHERE expires_at IS NOT NULL`, [ms])
     yield* sql.unsafe(`UPDATE cloud_session_commands SET created_at = created_at - ${back}`, [ms])
     yield* sql.unsafe(`UPDATE cloud_session_projections SET updated_at = updated_at - ${back}`, [ms])
+    yield* sql.unsafe(
+      `UPDATE cloud_channel_deliveries SET next_attempt_at = next_attempt_at - ${back}, claim_expires_at = claim_expires_at - ${back}`,
+      [ms]
+    )
+    yield* sql.unsafe(`UPDATE cloud_channel_provider_events SET claim_expires_at = claim_expires_at - ${back}`, [ms])
   }).pipe(Effect.orDie)
 
 const services = Layer.mergeAll(
@@ -44,7 +52,9 @@ const services = Layer.mergeAll(
   PgTokens.layer,
   PgWorkerRegistry.layer,
   PgArtifacts.layer,
-  PgControlPlaneStatus.layer
+  PgControlPlaneStatus.layer,
+  PgChannelStore.layer,
+  PgDeliveryFeed.layer
 ).pipe(Layer.provideMerge(ObjectStore.layerMemory))
 
 /** A fresh migrated database per test. */

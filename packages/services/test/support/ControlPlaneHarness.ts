@@ -1,6 +1,8 @@
 import type {
   Artifacts,
   ChangeFeed,
+  ChannelStore,
+  DeliveryFeed,
   CommandQueue,
   ControlPlaneStatus,
   EventLog,
@@ -30,6 +32,8 @@ export type ControlPlane =
   | Artifacts
   | WorkerRegistry
   | ObjectStore
+  | ChannelStore
+  | DeliveryFeed
 
 /**
  * What a contract suite runs against: a fresh store per test (`layer`), and the store's clock. Expiry is driven

@@ -1,0 +1,4 @@
+import { deliveryFeedContract } from "../../services/test/support/DeliveryFeedContract.ts"
+import { pgHarness } from "./support/PgHarness.ts"
+
+deliveryFeedContract(pgHarness)
