@@ -1,21 +1,62 @@
+import type { SessionEvent } from "@cowork/domain"
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
-import { Config, Context, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } from "effect"
+import { type Cause, Config, Context, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } from "effect"
+import { eventFrame } from "./SseFrames.ts"
 
 /** Allowance for the database clock running behind this process's when reading what changed during an outage. */
 const RESYNC_CLOCK_SLACK_MS = 5_000
 /** Most session changes replayed to workspace streams after one reconnect. */
 const RESYNC_ORG_LIMIT = 1_000
+/** Events per keyset read (the hub's and a resuming subscriber's). */
+export const READ_BATCH = 200
+/**
+ * Frames a subscriber may have queued but not yet written to its socket (`OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES`,
+ * default 1 MiB). A subscriber past it is a slow consumer: its stream ends after what is queued (the `retry:` hint
+ * applies) and the client resumes by `Last-Event-ID` with no gap.
+ */
+export const DEFAULT_SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
+
+/** One open session stream: its cursor (the last sequence queued for it) and its queue of rendered frames. */
+interface Subscriber {
+  cursor: number
+  /** Joined the session's live fan-out (its replay reached the hub's read position). */
+  live: boolean
+  ended: boolean
+  buffered: number
+  readonly queue: Queue.Queue<string, Cause.Done>
+}
+
+/** Every subscriber of one session on this process, and the one read position they share. */
+interface Feed {
+  readonly sessionId: string
+  readonly subscribers: Set<Subscriber>
+  /** The last sequence the hub read and fanned out. */
+  lastRead: number
+  /** The highest tip signalled. */
+  tip: number
+  /** Read until a short batch, whatever the tip (a new feed; a full batch). */
+  catchUp: boolean
+  /** A read loop is running for this feed (at most one). */
+  reading: boolean
+}
 
 /**
  * In-memory fan-out of session log growth to this process's SSE subscribers. It holds ONE `ChangeFeed`
- * subscription (one `LISTEN` connection) for the whole process; subscribers catch up by keyset reads when
- * signalled. When the listening connection is re-established, one read of the watched sessions' tips wakes every
- * subscriber whose session grew meanwhile, and workspace streams get a `session.changed` for each of their org's
- * sessions that changed since the connection was lost; a slow backstop poll of the tips covers anything else.
+ * subscription (one `LISTEN` connection) for the whole process, and ONE read position per watched session: on a
+ * notification the session's feed reads once after its last read sequence and queues the rendered frames (rendered
+ * once) to every live subscriber of the session, whatever their number. A subscriber resuming from an older cursor
+ * reads its own backlog, then joins the live fan-out when its cursor has reached the feed's read position (no gap,
+ * no duplicate: both happen in one synchronous step, and the feed only queues what is past a subscriber's cursor).
+ * When the listening connection is re-established, one read of the watched sessions' tips wakes every feed whose
+ * session grew meanwhile, and workspace streams get a `session.changed` for each of their org's sessions that
+ * changed since the connection was lost; a slow backstop poll of the tips covers anything else.
  */
 export class SessionEventHub extends Context.Service<SessionEventHub, {
-  /** Signals (the new tip) whenever the session's log may have grown; only the latest signal is kept. */
-  readonly watchSession: (sessionId: string) => Effect.Effect<Queue.Dequeue<number>, never, Scope.Scope>
+  /**
+   * The session's events after `cursor` as rendered SSE frames: the backlog, then live. The stream ends (after what
+   * is queued) when the subscriber falls more than the buffer behind, or when reads keep failing.
+   */
+  readonly subscribeSession: (sessionId: string, cursor: number) => Effect.Effect<Stream.Stream<string>, never, Scope.Scope>
   /** Every change to one of the org's sessions. */
   readonly watchOrg: (orgId: string) => Effect.Effect<Queue.Dequeue<SessionChanged>, never, Scope.Scope>
 }>()("cowork/web/SessionEventHub") {
@@ -24,39 +65,172 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
     Effect.gen(function*() {
       const feed = yield* ChangeFeed
       const eventLog = yield* EventLog
+      const layerScope = yield* Effect.scope
       const backstopMs = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_BACKSTOP_POLL_MS").pipe(Config.withDefault(30_000))
-      const sessionWatchers = new Map<string, Set<Queue.Queue<number>>>()
+      const bufferBytes = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES").pipe(
+        Config.withDefault(DEFAULT_SUBSCRIBER_BUFFER_BYTES)
+      )
+      const feeds = new Map<string, Feed>()
       const orgWatchers = new Map<string, Set<Queue.Queue<SessionChanged>>>()
 
-      const register = <K, A>(map: Map<K, Set<Queue.Queue<A>>>, key: K, capacity: number) =>
+      // A read that fails (a pool connection from before an outage) is retried briefly before giving up.
+      const read = (sessionId: string, after: number) =>
+        eventLog.read(sessionId, after, READ_BATCH).pipe(
+          Effect.catchCause((cause) => Effect.fail(cause)),
+          Effect.retry({ schedule: Schedule.exponential("100 millis").pipe(Schedule.jittered), times: 4 })
+        )
+
+      const end = (sub: Subscriber) => {
+        if (sub.ended) return
+        sub.ended = true
+        sub.live = false
+        Queue.endUnsafe(sub.queue)
+      }
+
+      /** Queues `chunk`; a subscriber that has more than the buffer queued is ended instead (it resumes by id). */
+      const offer = (sub: Subscriber, chunk: string) => {
+        if (sub.ended) return
+        if (sub.buffered > 0 && sub.buffered + chunk.length > bufferBytes) return end(sub)
+        sub.buffered += chunk.length
+        Queue.offerUnsafe(sub.queue, chunk)
+      }
+
+      /** Fans one read out: each live subscriber gets the frames past its cursor, rendered once for all. */
+      const deliver = (f: Feed, events: ReadonlyArray<SessionEvent>) => {
+        const first = events[0]!.sequence
+        const last = events[events.length - 1]!.sequence
+        const frames = events.map(eventFrame)
+        let all: string | undefined
+        for (const sub of f.subscribers) {
+          if (!sub.live || sub.cursor >= last) continue
+          let chunk = ""
+          if (sub.cursor < first) chunk = all ??= frames.join("")
+          else for (let i = 0; i < events.length; i++) if (events[i]!.sequence > sub.cursor) chunk += frames[i]
+          sub.cursor = last
+          offer(sub, chunk)
+        }
+        if (last > f.lastRead) f.lastRead = last
+      }
+
+      const wanted = (f: Feed) => f.subscribers.size > 0 && (f.catchUp || f.tip > f.lastRead)
+
+      /** The feed's one read loop: reads after its last read sequence until it has what was signalled. */
+      const pump = (f: Feed): Effect.Effect<void> =>
+        Effect.gen(function*() {
+          while (true) {
+            // The check and `reading = false` are one synchronous step, so a signal is never left unread.
+            if (!wanted(f)) {
+              f.reading = false
+              return
+            }
+            const target = f.tip
+            f.catchUp = false
+            const events = yield* read(f.sessionId, f.lastRead)
+            if (events.length > 0) deliver(f, events)
+            if (events.length === READ_BATCH) f.catchUp = true
+            // Signalled growth that is not there to read (pruned): stop rather than spin; the backstop re-checks.
+            else if (events.length === 0 && f.tip === target && f.tip > f.lastRead) f.tip = f.lastRead
+          }
+        }).pipe(
+          Effect.catchCause((cause) =>
+            Effect.gen(function*() {
+              // Reads keep failing: end this session's streams; their clients resume by id (the `retry:` hint).
+              f.reading = false
+              for (const sub of f.subscribers) end(sub)
+              if (feeds.get(f.sessionId) === f) feeds.delete(f.sessionId)
+              yield* Effect.logWarning("SSE session read failed; its streams end and resume", cause)
+            })
+          )
+        )
+
+      const startPump = (f: Feed) =>
+        Effect.suspend(() => {
+          if (f.reading || !wanted(f)) return Effect.void
+          f.reading = true
+          return Effect.asVoid(Effect.forkIn(pump(f), layerScope))
+        })
+
+      const signalSession = (sessionId: string, tip: number) =>
+        Effect.suspend(() => {
+          const f = feeds.get(sessionId)
+          if (f === undefined) return Effect.void
+          if (tip > f.tip) f.tip = tip
+          return startPump(f)
+        })
+
+      const subscribeSession = (sessionId: string, cursor: number) =>
+        Effect.gen(function*() {
+          const sub: Subscriber = { cursor, live: false, ended: false, buffered: 0, queue: yield* Queue.unbounded<string, Cause.Done>() }
+          const f = yield* Effect.acquireRelease(
+            Effect.sync(() => {
+              let f = feeds.get(sessionId)
+              if (f === undefined) {
+                // A new feed reads from its first subscriber's cursor until it has everything, then on signals.
+                f = { sessionId, subscribers: new Set(), lastRead: cursor, tip: cursor, catchUp: true, reading: false }
+                feeds.set(sessionId, f)
+              }
+              f.subscribers.add(sub)
+              return f
+            }),
+            (f) =>
+              Effect.sync(() => {
+                end(sub)
+                f.subscribers.delete(sub)
+                if (f.subscribers.size === 0 && feeds.get(sessionId) === f) feeds.delete(sessionId)
+              })
+          )
+          // Replay: read our own backlog until our cursor reaches the feed's read position, then join it (one
+          // synchronous step: from then on the feed queues everything past our cursor).
+          const join = Effect.gen(function*() {
+            while (!sub.ended) {
+              if (sub.cursor >= f.lastRead) {
+                sub.live = true
+                return yield* startPump(f)
+              }
+              const events = yield* read(sessionId, sub.cursor)
+              if (sub.ended) return
+              const last = events[events.length - 1]
+              if (last === undefined) {
+                // The rest of the backlog is gone (pruned): the feed's reads go on from our cursor.
+                sub.live = true
+                return yield* startPump(f)
+              }
+              offer(sub, events.map(eventFrame).join(""))
+              sub.cursor = last.sequence
+            }
+          }).pipe(
+            Effect.catchCause((cause) =>
+              Effect.andThen(Effect.sync(() => end(sub)), Effect.logWarning("SSE replay read failed; the stream ends and resumes", cause))
+            )
+          )
+          yield* Effect.forkScoped(join)
+          return Stream.fromQueue(sub.queue).pipe(
+            Stream.map((chunk) => {
+              sub.buffered -= chunk.length
+              return chunk
+            })
+          )
+        })
+
+      const registerOrg = (orgId: string) =>
         Effect.acquireRelease(
           Effect.gen(function*() {
-            const queue = yield* Queue.sliding<A>(capacity)
-            let set = map.get(key)
+            const queue = yield* Queue.sliding<SessionChanged>(1024)
+            let set = orgWatchers.get(orgId)
             if (set === undefined) {
               set = new Set()
-              map.set(key, set)
+              orgWatchers.set(orgId, set)
             }
             set.add(queue)
             return queue
           }),
           (queue) =>
             Effect.sync(() => {
-              const set = map.get(key)
+              const set = orgWatchers.get(orgId)
               set?.delete(queue)
-              if (set !== undefined && set.size === 0) map.delete(key)
+              if (set !== undefined && set.size === 0) orgWatchers.delete(orgId)
             })
         )
-
-      // The highest tip announced per watched session: the backstop only wakes subscribers for growth they missed.
-      const knownTips = new Map<string, number>()
-      const signalSession = (sessionId: string, tip: number) =>
-        Effect.suspend(() => {
-          const watchers = sessionWatchers.get(sessionId)
-          if (watchers === undefined) return Effect.void
-          knownTips.set(sessionId, Math.max(tip, knownTips.get(sessionId) ?? 0))
-          return Effect.forEach(watchers, (queue) => Queue.offer(queue, tip), { discard: true })
-        })
 
       const changes = yield* feed.sessionChanges
       yield* changes.pipe(
@@ -69,14 +243,12 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         Effect.forkScoped
       )
 
-      // One batched read of every watched session's tip: wakes subscribers for growth they were not told about.
+      // One batched read of every watched session's tip: wakes the feeds that are behind it (growth they were not
+      // told about, or could not read).
       const catchUp = Effect.gen(function*() {
-        const watched = [...sessionWatchers.keys()]
-        for (const sessionId of knownTips.keys()) if (!sessionWatchers.has(sessionId)) knownTips.delete(sessionId)
-        const tips = yield* eventLog.latestSequences(watched)
-        for (const [sessionId, tip] of tips) {
-          if (tip > (knownTips.get(sessionId) ?? -1)) yield* signalSession(sessionId, tip)
-        }
+        if (feeds.size === 0) return
+        const tips = yield* eventLog.latestSequences([...feeds.keys()])
+        for (const [sessionId, tip] of tips) yield* signalSession(sessionId, tip)
       })
 
       // Workspace streams: the watched orgs' sessions that changed since the connection was lost (a few seconds of
@@ -112,8 +284,8 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
       )
 
       return SessionEventHub.of({
-        watchSession: (sessionId) => register(sessionWatchers, sessionId, 1),
-        watchOrg: (orgId) => register(orgWatchers, orgId, 1024)
+        subscribeSession,
+        watchOrg: registerOrg
       })
     })
   )

@@ -1,9 +1,9 @@
-import { CurrentPrincipal, RateLimited, type SessionEvent, type SnapshotRequired } from "@cowork/domain"
+import { CurrentPrincipal, RateLimited, type SnapshotRequired } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { EventLog } from "@cowork/services"
-import { Effect, Option, Queue, Stream } from "effect"
+import { Effect, Option, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { SessionEventHub } from "./SessionEventHub.ts"
+import { frame } from "./SseFrames.ts"
 import { CAP_RETRY_AFTER_SECONDS, SseStreamCaps } from "./SseStreamCaps.ts"
 import { TokenRevocations } from "./TokenRevocations.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
@@ -13,18 +13,6 @@ export const KEEP_ALIVE_INTERVAL = "15 seconds"
 export const RETRY_HINT_MS = 2_000
 /** Seconds a client should wait before reconnecting to a draining process (`Retry-After`). */
 export const DRAIN_RETRY_AFTER_SECONDS = 2
-const READ_BATCH = 200
-
-const frame = (fields: { readonly id?: string; readonly event: string; readonly data: unknown }): string =>
-  `${fields.id === undefined ? "" : `id: ${fields.id}\n`}event: ${fields.event}\ndata: ${JSON.stringify(fields.data)}\n\n`
-
-const eventFrame = (event: SessionEvent): string =>
-  frame({
-    id: String(event.sequence),
-    event: event.type,
-    data: { sequence: event.sequence, type: event.type, eventId: event.eventId, payload: event.payload, createdAt: event.createdAt }
-  })
-
 /** 429 for an org at its stream cap (`Retry-After` and `retryAfterMs` come with the error's wire form). */
 const capReached = (maxPerOrg: number) =>
   new RateLimited({
@@ -74,31 +62,13 @@ const sseResponse = (orgId: string, kind: "session" | "workspace", body: Stream.
   })
 
 /**
- * The session's events after `cursor`: a keyset replay, then live. Each read starts where the last one ended, and
- * the subscriber registers for signals before its first read, so there is no gap and no duplicate.
+ * The session's events after `cursor`: its backlog, then live, through the process's per-session fan-out (one read
+ * per session per notification, however many streams watch it); no gap and no duplicate.
  */
 export const sessionEventsResponse = (orgId: string, sessionId: string, cursor: number) =>
   Effect.gen(function*() {
     const hub = yield* SessionEventHub
-    const eventLog = yield* EventLog
-    const body = Stream.unwrap(Effect.gen(function*() {
-      const signals = yield* hub.watchSession(sessionId)
-      let after = cursor
-      const nextFrames = Effect.gen(function*() {
-        while (true) {
-          const events = yield* eventLog.read(sessionId, after, READ_BATCH)
-          const last = events[events.length - 1]
-          if (last !== undefined) {
-            after = last.sequence
-            return events.map(eventFrame).join("")
-          }
-          // Wait for growth past our cursor; a signal about what we already sent costs no read.
-          while ((yield* Queue.take(signals)) <= after) continue
-        }
-      })
-      return Stream.fromEffectRepeat(nextFrames)
-    }))
-    return yield* sseResponse(orgId, "session", body)
+    return yield* sseResponse(orgId, "session", Stream.unwrap(hub.subscribeSession(sessionId, cursor)))
   })
 
 /** A cursor older than retention: one `snapshot.required` frame, then the stream ends (reload the view, resume after it). */

@@ -1,0 +1,504 @@
+/**
+ * `npm run bench:sse`: SSE fan-out and idle cost (issue 15, targets 4 and 6), on an embedded Postgres started here.
+ *
+ * Fan-out: `cowork web` and `cowork worker` as SEPARATE child processes (so the web process's CPU and RSS are its
+ * own), 100 sessions, and S subscribers per session (1, 10, 100 → 100, 1,000, 10,000 streams on one web process).
+ * Per phase, prompts are offered open-loop at 50/s round-robin over the 100 sessions (a busy session's prompt is
+ * queued, never skipped) and measured:
+ * - commit → client: every frame every subscriber receives, from the event's `createdAt` (its transaction's time,
+ *   at or before the commit; same machine, same clock) to its arrival, p50 / p99 / max;
+ * - gaps and duplicates: each stream checks that the ids it receives are consecutive;
+ * - event reads per notification: calls of the event-log read statement (pg_stat_statements) divided by the
+ *   notifications, counted as the `session.changed` frames of one workspace stream (one per NOTIFY);
+ * - web CPU per prompt: the web process's utime+stime (/proc) over the phase divided by the prompts;
+ * - RSS per stream: the web process's RSS with the streams open minus before, divided by the streams.
+ *
+ * Idle: `cowork up` (the all-in-one: web + worker + scheduler) with 1,000 open session streams, Postgres
+ * statements per minute over a window (pg_stat_statements calls), with the statements that made them.
+ *
+ * Knobs: BENCH_SSE_SUBSCRIBERS ("1,10,100"), BENCH_SSE_SESSIONS (100), BENCH_SSE_RATE (50), BENCH_SSE_SECONDS (15),
+ * BENCH_IDLE_STREAMS (1000), BENCH_IDLE_WINDOW_MS (60000), BENCH_SSE_PHASES ("fanout,idle"), BENCH_NOTE (a line
+ * for the report). Prints the results and appends them to docs/benchmarks.md.
+ */
+import { Database, freePort, startEmbeddedPostgres } from "@cowork/postgres"
+import { makeFetch, type Client } from "@cowork/client"
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Http from "node:http"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { performance } from "node:perf_hooks"
+
+const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
+const envInt = (name: string, fallback: number) => {
+  const value = Number(process.env[name])
+  return Number.isFinite(value) && value > 0 ? value : fallback
+}
+const SUBSCRIBERS = (process.env.BENCH_SSE_SUBSCRIBERS ?? "1,10,100").split(",").map(Number).filter((n) => n > 0)
+const SESSIONS = envInt("BENCH_SSE_SESSIONS", 100)
+const RATE = envInt("BENCH_SSE_RATE", 50)
+const SECONDS = envInt("BENCH_SSE_SECONDS", 15)
+const IDLE_STREAMS = envInt("BENCH_IDLE_STREAMS", 1000)
+const IDLE_WINDOW_MS = envInt("BENCH_IDLE_WINDOW_MS", 60_000)
+const PHASES = new Set((process.env.BENCH_SSE_PHASES ?? "fanout,idle").split(","))
+const PROMPT = "[[events:3]] sse benchmark prompt"
+const READ_STATEMENT = "FROM cloud_session_events%WHERE session_id = $1 AND sequence > $2"
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))
+const round = (n: number, digits = 1) => Number.isFinite(n) ? Number(n.toFixed(digits)) : n
+const percentile = (sorted: Float64Array, p: number) =>
+  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+
+const pool = async <A, B>(items: ReadonlyArray<A>, limit: number, task: (item: A, index: number) => Promise<B>) => {
+  const results: Array<B> = new Array(items.length)
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await task(items[index]!, index)
+    }
+  }))
+  return results
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+interface Proc {
+  readonly child: ChildProcess.ChildProcess
+  readonly exited: Promise<number | string>
+  stdout: string
+  stderr: string
+}
+
+const spawnRole = (command: string, env: Record<string, string>): Proc => {
+  const child = ChildProcess.spawn(process.execPath, [Path.join(repoRoot, "apps/cli/src/main.ts"), command], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  const proc: Proc = {
+    child,
+    exited: new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal ?? "?"))),
+    stdout: "",
+    stderr: ""
+  }
+  child.stdout!.on("data", (chunk: Buffer) => (proc.stdout += chunk.toString("utf8")))
+  child.stderr!.on("data", (chunk: Buffer) => {
+    proc.stderr += chunk.toString("utf8")
+    if (proc.stderr.length > 200_000) proc.stderr = proc.stderr.slice(-100_000)
+  })
+  return proc
+}
+
+const stop = async (proc: Proc) => {
+  proc.child.kill("SIGTERM")
+  const code = await Promise.race([proc.exited, sleep(60_000).then(() => "timeout")])
+  if (code === "timeout") proc.child.kill("SIGKILL")
+}
+
+const commonEnv = (databaseUrl: string, dataDir: string, port: number): Record<string, string> => ({
+  OPEN_COWORK_DATABASE_URL: databaseUrl,
+  OPEN_COWORK_CLOUD_PORT: String(port),
+  OPEN_COWORK_CLOUD_WORKER_ID: "bench-sse-worker",
+  OPEN_COWORK_CLOUD_WORKER_CONCURRENCY: "8",
+  OPEN_COWORK_CLOUD_CHECKPOINTS: "false",
+  OPEN_COWORK_CLOUD_SSE_MAX_STREAMS_PER_ORG: "100000",
+  OPEN_COWORK_CLOUD_RATE_LIMIT_PRINCIPAL_PER_MIN: "100000000",
+  OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN: "100000000",
+  OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR: "100000000",
+  OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS: "100000000",
+  OPEN_COWORK_DATA_DIR: dataDir,
+  OPEN_COWORK_CLOUD_LOG_LEVEL: "warn"
+})
+
+const waitReady = async (baseUrl: string, proc: Proc, knownToken?: string) => {
+  const health = await Effect.runPromise(makeFetch({ baseUrl }))
+  const deadline = Date.now() + 90_000
+  for (;;) {
+    const token = knownToken ?? /occ_[A-Za-z0-9]+_[A-Za-z0-9_-]+/.exec(proc.stdout)?.[0]
+    const ready = await Effect.runPromise(health.readyz().pipe(Effect.as(true), Effect.orElseSucceed(() => false)))
+    if (ready && token !== undefined) return token
+    if (Date.now() > deadline || proc.child.exitCode !== null) {
+      proc.child.kill("SIGKILL")
+      throw new Error(`process did not become ready\n${proc.stdout}\n${proc.stderr.slice(-4000)}`)
+    }
+    await sleep(200)
+  }
+}
+
+/** utime+stime of a process in ms, and its RSS in bytes (Linux /proc). */
+const procUsage = (pid: number) => {
+  const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  const ticks = Number(fields[11]) + Number(fields[12])
+  const status = Fs.readFileSync(`/proc/${pid}/status`, "utf8")
+  const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
+  return { cpuMs: (ticks * 1000) / 100, rss: rssKiB * 1024 }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Collected over every stream of a phase. */
+class Frames {
+  latencies: Array<number> = []
+  gaps = 0
+  duplicates = 0
+  frames = 0
+  measuring = false
+  record(latencyMs: number) {
+    if (this.measuring) this.latencies.push(latencyMs)
+  }
+}
+
+interface OpenStream {
+  readonly close: () => void
+  readonly ended: Promise<void>
+}
+
+const agent = new Http.Agent({ keepAlive: false, maxSockets: Infinity })
+
+/**
+ * A session stream over a raw socket with a minimal frame parser (the bench process must keep up with tens of
+ * thousands of frames per second): checks ids are consecutive and records commit → arrival per event frame.
+ */
+const openSessionStream = (baseUrl: string, token: string, sessionId: string, after: number, frames: Frames) =>
+  new Promise<OpenStream>((resolve, reject) => {
+    let last = after
+    let buffer = ""
+    const request = Http.get(`${baseUrl}/api/sessions/${sessionId}/events?after=${after}`, {
+      agent,
+      headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" }
+    }, (response) => {
+      if (response.statusCode !== 200) {
+        reject(new Error(`session stream answered ${response.statusCode}`))
+        response.resume()
+        return
+      }
+      response.setEncoding("utf8")
+      const ended = new Promise<void>((done) => {
+        response.on("end", done)
+        response.on("close", done)
+        response.on("error", () => done())
+      })
+      response.on("data", (chunk: string) => {
+        const now = Date.now()
+        buffer += chunk
+        let end: number
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end)
+          buffer = buffer.slice(end + 2)
+          if (!block.startsWith("id: ")) continue
+          const id = Number(block.slice(4, block.indexOf("\n")))
+          if (id <= last) frames.duplicates++
+          else if (id !== last + 1) frames.gaps++
+          last = Math.max(last, id)
+          frames.frames++
+          const at = block.lastIndexOf("\"createdAt\":\"")
+          if (at >= 0) frames.record(now - Date.parse(block.slice(at + 13, block.indexOf("\"", at + 13))))
+        }
+      })
+      resolve({ close: () => request.destroy(), ended })
+    })
+    request.on("error", reject)
+  })
+
+/** The workspace stream: one `session.changed` per notification. */
+const openWorkspaceStream = (baseUrl: string, token: string, onChange: () => void) =>
+  new Promise<OpenStream>((resolve, reject) => {
+    const request = Http.get(`${baseUrl}/api/events`, { agent, headers: { authorization: `Bearer ${token}` } }, (response) => {
+      if (response.statusCode !== 200) return reject(new Error(`workspace stream answered ${response.statusCode}`))
+      response.setEncoding("utf8")
+      let buffer = ""
+      response.on("data", (chunk: string) => {
+        buffer += chunk
+        let end: number
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          if (buffer.slice(0, end).includes("event: session.changed")) onChange()
+          buffer = buffer.slice(end + 2)
+        }
+      })
+      resolve({ close: () => request.destroy(), ended: new Promise((done) => response.on("close", done)) })
+    })
+    request.on("error", reject)
+  })
+
+const readCalls = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(`SELECT pg_stat_clear_snapshot()`)
+  const rows = yield* sql.unsafe<{ calls: number }>(
+    `SELECT coalesce(sum(calls), 0)::float8 AS calls FROM pg_stat_statements WHERE query LIKE $1`,
+    [`%${READ_STATEMENT}%`]
+  )
+  return Number(rows[0]!.calls)
+}).pipe(Effect.orDie)
+
+interface PhaseResult {
+  readonly subscribersPerSession: number
+  readonly streams: number
+  readonly prompts: number
+  readonly offeredRate: number
+  readonly notifications: number
+  readonly eventReads: number
+  readonly readsPerNotification: number
+  readonly webCpuMsPerPrompt: number
+  readonly rssPerStreamKiB: number
+  readonly latency: { readonly samples: number; readonly p50: number; readonly p99: number; readonly max: number }
+  readonly gaps: number
+  readonly duplicates: number
+  readonly framesPerStreamExpected: number
+  readonly missingFrames: number
+}
+
+const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number, sessions: ReadonlyArray<string>, perSession: number) =>
+  Effect.gen(function*() {
+    const frames = new Frames()
+    const api_ = api
+    // Start every stream at the session's current tip: only this phase's events are counted.
+    const tips = yield* Effect.promise(() =>
+      pool(sessions, 16, async (id) => (await Effect.runPromise(api_.sessions.get({ params: { id } }))).session.lastSequence as number))
+    const rssBefore = procUsage(webPid).rss
+    const streams: Array<OpenStream> = []
+    yield* Effect.addFinalizer(() => Effect.sync(() => streams.forEach((s) => s.close())))
+    const targets = sessions.flatMap((id, i) => Array.from({ length: perSession }, () => ({ id, tip: tips[i]! })))
+    yield* Effect.promise(() =>
+      pool(targets, 200, async (target) => {
+        streams.push(await openSessionStream(baseUrl, token, target.id, target.tip, frames))
+      }))
+    yield* Effect.sleep(3_000)
+    const rssAfter = procUsage(webPid).rss
+    let notifications = 0
+    const workspace = yield* Effect.promise(() => openWorkspaceStream(baseUrl, token, () => notifications++))
+    yield* Effect.addFinalizer(() => Effect.sync(() => workspace.close()))
+    yield* Effect.sleep(500)
+
+    const readsBefore = yield* readCalls
+    const cpuBefore = procUsage(webPid).cpuMs
+    notifications = 0
+    frames.measuring = true
+    const total = RATE * SECONDS
+    const interval = 1000 / RATE
+    const started = performance.now()
+    const inflight: Array<Promise<unknown>> = []
+    for (let i = 0; i < total; i++) {
+      yield* Effect.promise(() => sleep(started + i * interval - performance.now()))
+      inflight.push(Effect.runPromise(api.sessions.prompt({ params: { id: sessions[i % sessions.length]! }, payload: { text: PROMPT } })))
+    }
+    const sendSeconds = (performance.now() - started) / 1000
+    yield* Effect.promise(() => Promise.all(inflight))
+    // Drain: until every stream has every event of every session (the tips), or a deadline.
+    const finalTips = new Map<string, number>()
+    const deadline = Date.now() + 60_000
+    let expected = 0
+    for (;;) {
+      yield* Effect.sleep(500)
+      const views = yield* Effect.promise(() =>
+        pool(sessions, 16, async (id) => (await Effect.runPromise(api.sessions.get({ params: { id } }))).session))
+      const settled = views.every((s: any) => s.status === "idle")
+      expected = views.reduce((sum, s: any, i) => sum + (s.lastSequence - tips[i]!), 0) * perSession
+      views.forEach((s: any) => finalTips.set(s.id, s.lastSequence))
+      if ((settled && frames.frames >= expected) || Date.now() > deadline) break
+    }
+    const cpuAfter = procUsage(webPid).cpuMs
+    const readsAfter = yield* readCalls
+    frames.measuring = false
+    const sorted = Float64Array.from(frames.latencies).sort()
+    return {
+      subscribersPerSession: perSession,
+      streams: streams.length,
+      prompts: total,
+      offeredRate: round(total / sendSeconds),
+      notifications,
+      eventReads: readsAfter - readsBefore,
+      readsPerNotification: round((readsAfter - readsBefore) / Math.max(1, notifications), 2),
+      webCpuMsPerPrompt: round((cpuAfter - cpuBefore) / total, 2),
+      rssPerStreamKiB: round((rssAfter - rssBefore) / 1024 / streams.length, 1),
+      latency: {
+        samples: sorted.length,
+        p50: round(percentile(sorted, 50)),
+        p99: round(percentile(sorted, 99)),
+        max: round(sorted[sorted.length - 1] ?? Number.NaN)
+      },
+      gaps: frames.gaps,
+      duplicates: frames.duplicates,
+      framesPerStreamExpected: round(expected / Math.max(1, streams.length)),
+      missingFrames: Math.max(0, expected - frames.frames)
+    } satisfies PhaseResult
+  }).pipe(Effect.scoped)
+
+const fanout = (url: string, dataDir: string) =>
+  Effect.gen(function*() {
+    const port = yield* Effect.promise(() => freePort())
+    const baseUrl = `http://127.0.0.1:${port}`
+    const web = spawnRole("web", commonEnv(url, dataDir, port))
+    yield* Effect.addFinalizer(() => Effect.promise(() => stop(web)))
+    const token = yield* Effect.promise(() => waitReady(baseUrl, web))
+    Fs.writeFileSync(Path.join(dataDir, "bench-token"), token)
+    const livenessPort = yield* Effect.promise(() => freePort())
+    const worker = spawnRole("worker", { ...commonEnv(url, dataDir, port), OPEN_COWORK_CLOUD_LIVENESS_PORT: String(livenessPort) })
+    yield* Effect.addFinalizer(() => Effect.promise(() => stop(worker)))
+    const api = yield* Effect.promise(() => Effect.runPromise(makeFetch({ baseUrl, token })))
+    const sessions = yield* Effect.promise(() =>
+      pool(Array.from({ length: SESSIONS }, (_, i) => i), 16, async (i) =>
+        (await Effect.runPromise(api.sessions.create({ payload: { title: `sse-${i}` } }))).session.id as string))
+    // Warm-up: one prompt per session (JIT, pools, the worker's runtimes), not measured.
+    yield* Effect.promise(() => pool(sessions, 16, (id) => Effect.runPromise(api.sessions.prompt({ params: { id }, payload: { text: PROMPT } }))))
+    const warmDeadline = Date.now() + 60_000
+    for (;;) {
+      yield* Effect.sleep(500)
+      const views = yield* Effect.promise(() => pool(sessions, 16, async (id) => (await Effect.runPromise(api.sessions.get({ params: { id } }))).session))
+      if (views.every((s: any) => s.status === "idle") || Date.now() > warmDeadline) break
+    }
+    const phases: Array<PhaseResult> = []
+    for (const perSession of SUBSCRIBERS) {
+      console.error(`fan-out: ${perSession} subscribers per session (${perSession * SESSIONS} streams), ${RATE} prompts/s for ${SECONDS} s …`)
+      const result = yield* fanoutPhase(baseUrl, token, api, web.child.pid!, sessions, perSession)
+      console.error(JSON.stringify(result))
+      phases.push(result)
+      yield* Effect.sleep(2_000)
+    }
+    return phases
+  }).pipe(Effect.scoped)
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const statementsByQuery = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(`SELECT pg_stat_clear_snapshot()`)
+  const rows = yield* sql.unsafe<{ query: string; calls: number }>(
+    `SELECT query, sum(calls)::float8 AS calls FROM pg_stat_statements
+     WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT ILIKE '%pg_stat%'
+     GROUP BY query`
+  )
+  return new Map(rows.map((row) => [row.query, Number(row.calls)]))
+}).pipe(Effect.orDie)
+
+const idle = (url: string, dataDir: string) =>
+  Effect.gen(function*() {
+    const port = yield* Effect.promise(() => freePort())
+    const baseUrl = `http://127.0.0.1:${port}`
+    const up = spawnRole("up", commonEnv(url, dataDir, port))
+    yield* Effect.addFinalizer(() => Effect.promise(() => stop(up)))
+    const tokenFile = Path.join(dataDir, "bench-token")
+    const known = Fs.existsSync(tokenFile) ? Fs.readFileSync(tokenFile, "utf8") : undefined
+    const token = yield* Effect.promise(() => waitReady(baseUrl, up, known))
+    const api = yield* Effect.promise(() => Effect.runPromise(makeFetch({ baseUrl, token })))
+    const sessions = yield* Effect.promise(() =>
+      pool(Array.from({ length: IDLE_STREAMS }, (_, i) => i), 16, async (i) =>
+        (await Effect.runPromise(api.sessions.create({ payload: { title: `idle-${i}` } }))).session.id as string))
+    const frames = new Frames()
+    const streams: Array<OpenStream> = []
+    yield* Effect.addFinalizer(() => Effect.sync(() => streams.forEach((s) => s.close())))
+    yield* Effect.promise(() =>
+      pool(sessions, 100, async (id) => {
+        streams.push(await openSessionStream(baseUrl, token, id, 0, frames))
+      }))
+    // Let start-up work (first ticks, the streams' first reads) pass before the window.
+    yield* Effect.sleep(10_000)
+    const before = yield* statementsByQuery
+    yield* Effect.sleep(IDLE_WINDOW_MS)
+    const after = yield* statementsByQuery
+    const perMinute = 60_000 / IDLE_WINDOW_MS
+    const byQuery = [...after].map(([query, calls]) => ({
+      query: query.replace(/\s+/g, " ").slice(0, 110),
+      perMinute: round((calls - (before.get(query) ?? 0)) * perMinute)
+    })).filter((row) => row.perMinute > 0).sort((a, b) => b.perMinute - a.perMinute)
+    return {
+      streams: streams.length,
+      windowMs: IDLE_WINDOW_MS,
+      statementsPerMinute: round(byQuery.reduce((sum, row) => sum + row.perMinute, 0)),
+      byQuery
+    }
+  }).pipe(Effect.scoped)
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const machine = () => {
+  const cpus = Os.cpus()
+  return {
+    os: `${Os.type()} ${Os.release()} ${Os.arch()}`,
+    cpus: `${cpus.length} × ${cpus[0]?.model ?? "unknown"}`,
+    memory: `${round(Os.totalmem() / 1024 ** 3)} GiB`,
+    loadAverage: Os.loadavg().map((n) => round(n, 2)).join(" / "),
+    node: process.version
+  }
+}
+
+const gitHead = () => {
+  try {
+    return ChildProcess.execSync("git rev-parse --short HEAD", { cwd: repoRoot, encoding: "utf8" }).trim()
+  } catch {
+    return "unknown"
+  }
+}
+
+const report = (results: any) => {
+  const lines = [
+    `## ${results.date} — \`npm run bench:sse\` (commit ${results.commit})`,
+    "",
+    `Machine: ${results.machine.os}; ${results.machine.cpus}; ${results.machine.memory} RAM; Node ${results.machine.node};`,
+    `load average at start (1/5/15 min): ${results.machine.loadAverage}; at end: ${results.loadAtEnd}.`
+  ]
+  if (process.env.BENCH_NOTE) lines.push(`Note: ${process.env.BENCH_NOTE}`)
+  if (results.fanout !== undefined) {
+    lines.push(
+      "",
+      `Fan-out: \`cowork web\` and \`cowork worker\` (8 fibers, scripted runtime, checkpoints off) as separate processes;`,
+      `${SESSIONS} sessions; ${RATE} prompts/s offered open-loop for ${SECONDS} s per row (prompt \`${PROMPT}\`); SSE clients in the`,
+      "benchmark process. Latency = event `createdAt` (its transaction's clock) → frame parsed by the client, every frame of every stream.",
+      "",
+      "| subscribers / session | streams | prompts (offered /s) | notifications | event reads | reads / notification | web CPU / prompt | RSS / stream | commit → client p50 / p99 / max | gaps / dups / missing frames |",
+      "|---|---|---|---|---|---|---|---|---|---|"
+    )
+    for (const p of results.fanout as Array<PhaseResult>) {
+      lines.push(
+        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} | ${p.webCpuMsPerPrompt} ms | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} |`
+      )
+    }
+  }
+  if (results.idle !== undefined) {
+    const idle = results.idle
+    lines.push(
+      "",
+      `Idle: \`cowork up\` (web + worker + scheduler), ${idle.streams} open session streams, ${idle.windowMs / 1000} s window scaled to a`,
+      `minute: **${idle.statementsPerMinute} statements/min** (target ≤ 10). By statement:`,
+      "",
+      "| statements/min | statement |",
+      "|---|---|",
+      ...idle.byQuery.map((row: any) => `| ${row.perMinute} | \`${row.query.replace(/\|/g, "\\|")}\` |`)
+    )
+  }
+  return [...lines, ""].join("\n")
+}
+
+const main = Effect.gen(function*() {
+  const startMachine = machine()
+  const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-sse-"))
+  Fs.chmodSync(dataDir, 0o755)
+  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
+  const cluster = yield* startEmbeddedPostgres(Path.join(dataDir, "postgres"))
+  yield* Database.ensureDatabase(cluster.url("postgres"), "bench")
+  const url = cluster.url("bench")
+  const database = Database.layer({ url: Redacted.make(url), maxConnections: 2, applicationName: "bench" })
+  return yield* Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).pipe(Effect.orDie)
+    const results: any = { date: new Date().toISOString(), commit: gitHead(), machine: startMachine }
+    if (PHASES.has("fanout")) results.fanout = yield* fanout(url, dataDir)
+    if (PHASES.has("idle")) {
+      console.error(`idle: cowork up with ${IDLE_STREAMS} streams, ${IDLE_WINDOW_MS / 1000} s window …`)
+      // A fresh database for the all-in-one: the split roles' org is reused through its token.
+      results.idle = yield* idle(url, dataDir)
+    }
+    results.loadAtEnd = Os.loadavg().map((n) => round(n, 2)).join(" / ")
+    const markdown = report(results)
+    console.log(JSON.stringify(results, null, 2))
+    console.log(markdown)
+    Fs.appendFileSync(Path.join(repoRoot, "docs/benchmarks.md"), `\n${markdown}`)
+    console.error("appended to docs/benchmarks.md")
+  }).pipe(Effect.provide(Layer.orDie(database)))
+}).pipe(Effect.scoped)
+
+main.pipe(Effect.orDie, NodeRuntime.runMain)

@@ -1,0 +1,236 @@
+import type { SessionEvent } from "@cowork/domain"
+import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
+import { assert, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Exit, Fiber, Layer, PubSub, Scope, Stream } from "effect"
+import { READ_BATCH, SessionEventHub } from "../src/SessionEventHub.ts"
+
+/**
+ * The per-session SSE fan-out against an instrumented event log (every read counted) and a change feed the test
+ * drives: reads per notification, and no gap / no duplicate over random subscribe / resume / disconnect interleavings.
+ */
+class Instrumented {
+  readonly logs = new Map<string, Array<SessionEvent>>()
+  reads = 0
+  /** Extra scheduler yields inside each read, to interleave reads with appends and subscriptions. */
+  readDelay: () => number = () => 0
+  constructor(readonly changes: PubSub.PubSub<SessionChanged>) {}
+
+  tip(sessionId: string) {
+    return this.logs.get(sessionId)?.length ?? 0
+  }
+
+  /** Appends `count` events; notifies unless `notify` is false (a lost notification). */
+  append(sessionId: string, count: number, notify = true) {
+    return Effect.suspend(() => {
+      const log = this.logs.get(sessionId) ?? []
+      this.logs.set(sessionId, log)
+      for (let i = 0; i < count; i++) {
+        const sequence = log.length + 1
+        log.push({ sequence, type: "assistant.message", eventId: `evt_${sequence}`, payload: { n: sequence }, createdAt: new Date(0).toISOString() })
+      }
+      return notify ? PubSub.publish(this.changes, { orgId: "org", sessionId, lastSequence: log.length }) : Effect.void
+    })
+  }
+
+  readonly eventLog = EventLog.of({
+    read: (sessionId, after, limit) => {
+      const self = this
+      return Effect.gen(function*() {
+        self.reads++
+        // Snapshot at the read's start (a statement sees the log as of its start), returned after the delay.
+        const rows = (self.logs.get(sessionId) ?? []).filter((e) => e.sequence > after).slice(0, limit)
+        for (let i = self.readDelay(); i > 0; i--) yield* Effect.yieldNow
+        return rows
+      })
+    },
+    latestSequences: (ids) => Effect.sync(() => new Map(ids.map((id) => [id, this.tip(id)]))),
+    changedSince: () => Effect.succeed([]),
+    bounds: () => Effect.die("unused"),
+    append: () => Effect.die("unused"),
+    prune: () => Effect.die("unused")
+  })
+}
+
+const setup = (bufferBytes = 1024 * 1024) =>
+  Effect.gen(function*() {
+    const changes = yield* PubSub.unbounded<SessionChanged>()
+    const log = new Instrumented(changes)
+    const feed = ChangeFeed.of({
+      sessionChanges: Effect.map(PubSub.subscribe(changes), Stream.fromSubscription),
+      commandSignals: Effect.succeed(Stream.never),
+      notifyCommand: () => Effect.void,
+      listeners: Effect.succeed([]),
+      resyncs: Effect.succeed(Stream.never)
+    })
+    const context = yield* Layer.build(SessionEventHub.layer.pipe(
+      Layer.provide(Layer.succeed(EventLog, log.eventLog)),
+      Layer.provide(Layer.succeed(ChangeFeed, feed)),
+      Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({
+        OPEN_COWORK_CLOUD_SSE_BACKSTOP_POLL_MS: "600000",
+        OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES: String(bufferBytes)
+      })))
+    ))
+    return { log, hub: context.mapUnsafe.get(SessionEventHub.key) as SessionEventHub["Service"] }
+  })
+
+/** One client: the ids it received over all its connections, and its current connection. */
+interface Client {
+  readonly sessionId: string
+  readonly start: number
+  received: Array<number>
+  scope?: Scope.Closeable
+  fiber?: Fiber.Fiber<void>
+}
+
+const ids = (chunk: string) => [...chunk.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))
+
+const connect = (hub: SessionEventHub["Service"], client: Client, consume = true) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const cursor = client.received.length === 0 ? client.start : client.received[client.received.length - 1]!
+    const stream = yield* hub.subscribeSession(client.sessionId, cursor).pipe(Scope.provide(scope))
+    client.scope = scope
+    const run = Stream.runForEach(stream, (chunk) => Effect.sync(() => client.received.push(...ids(chunk))))
+    if (consume) client.fiber = yield* Effect.forkDetach(run)
+    return run
+  })
+
+const disconnect = (client: Client) =>
+  Effect.gen(function*() {
+    if (client.fiber !== undefined) yield* Fiber.interrupt(client.fiber)
+    if (client.scope !== undefined) yield* Scope.close(client.scope, Exit.void)
+    client.fiber = undefined
+    client.scope = undefined
+  })
+
+/** Polls `done` (yielding to the hub's fibers) until it holds, or fails after `ms`. */
+const eventually = (done: () => boolean, what: string, ms = 10_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + ms
+    while (!done()) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+      yield* Effect.sleep("1 millis")
+    }
+  })
+
+const assertExactly = (client: Client, tip: number, label: string) =>
+  assert.deepStrictEqual(
+    client.received,
+    Array.from({ length: tip - client.start }, (_, i) => client.start + i + 1),
+    `${label}: every sequence after ${client.start} exactly once, in order`
+  )
+
+it.live("N subscribers on one session cost exactly ONE event read per notification", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const { log, hub } = yield* setup()
+    yield* log.append("s1", 3)
+    const clients: Array<Client> = Array.from({ length: 50 }, () => ({ sessionId: "s1", start: 0, received: [] }))
+    for (const client of clients) yield* connect(hub, client)
+    yield* eventually(() => clients.every((c) => c.received.length === 3), "the backlog")
+    // Joining costs at most one read per subscriber (its replay) plus the feed's own; nothing per live event.
+    assert.isAtMost(log.reads, clients.length + 1)
+
+    for (let n = 1; n <= 10; n++) {
+      const before = log.reads
+      yield* log.append("s1", 2)
+      yield* eventually(() => clients.every((c) => c.received.length === 3 + 2 * n), `notification ${n}`)
+      assert.strictEqual(log.reads - before, 1, `notification ${n}: one read for ${clients.length} subscribers`)
+    }
+    // A second session's subscribers are a feed of their own: one read each per notification there too.
+    const others: Array<Client> = Array.from({ length: 20 }, () => ({ sessionId: "s2", start: 0, received: [] }))
+    yield* log.append("s2", 1)
+    for (const client of others) yield* connect(hub, client)
+    yield* eventually(() => others.every((c) => c.received.length === 1), "s2 backlog")
+    const before = log.reads
+    yield* log.append("s2", 1)
+    yield* log.append("s1", 1)
+    yield* eventually(() => others.every((c) => c.received.length === 2) && clients.every((c) => c.received.length === 24), "both")
+    assert.strictEqual(log.reads - before, 2)
+    for (const client of [...clients, ...others]) {
+      assertExactly(client, log.tip(client.sessionId), "subscriber")
+      yield* disconnect(client)
+    }
+  })))
+
+it.live("a backlog longer than one read batch is read in batches, then live, for every subscriber", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const { log, hub } = yield* setup()
+    yield* log.append("s1", READ_BATCH * 2 + 17)
+    const clients: Array<Client> = [0, 5, READ_BATCH, READ_BATCH * 2 + 17].map((start) => ({ sessionId: "s1", start, received: [] }))
+    for (const client of clients) yield* connect(hub, client)
+    yield* log.append("s1", 3)
+    const tip = log.tip("s1")
+    yield* eventually(() => clients.every((c) => (c.received[c.received.length - 1] ?? c.start) === tip), "catch-up")
+    for (const client of clients) assertExactly(client, tip, `from ${client.start}`)
+  })))
+
+it.live("random subscribe / resume / disconnect interleavings with concurrent appends: no gap, no duplicate", () =>
+  Effect.scoped(Effect.gen(function*() {
+    for (let seed = 1; seed <= 12; seed++) {
+      let state = seed * 2654435761
+      const random = () => {
+        state = (state * 1103515245 + 12345) >>> 0
+        return state / 2 ** 32
+      }
+      const { log, hub } = yield* setup()
+      log.readDelay = () => Math.floor(random() * 4)
+      const sessions = ["a", "b", "c"]
+      for (const s of sessions) yield* log.append(s, 1 + Math.floor(random() * 5))
+      const clients: Array<Client> = []
+      for (let step = 0; step < 300; step++) {
+        const roll = random()
+        const session = sessions[Math.floor(random() * sessions.length)]!
+        if (roll < 0.35) {
+          // Append a burst; now and then the notification repeats an old tip or is lost (the next one covers it).
+          yield* log.append(session, 1 + Math.floor(random() * (random() < 0.1 ? READ_BATCH + 5 : 4)), random() > 0.1)
+          if (random() < 0.1) yield* PubSub.publish(log.changes, { orgId: "org", sessionId: session, lastSequence: 1 })
+        } else if (roll < 0.6) {
+          const client: Client = { sessionId: session, start: Math.floor(random() * (log.tip(session) + 1)), received: [] }
+          clients.push(client)
+          yield* connect(hub, client)
+        } else if (roll < 0.75 && clients.length > 0) {
+          yield* disconnect(clients[Math.floor(random() * clients.length)]!)
+        } else if (roll < 0.9 && clients.length > 0) {
+          // Resume a disconnected client from the last id it got (Last-Event-ID).
+          const client = clients[Math.floor(random() * clients.length)]!
+          if (client.scope === undefined) yield* connect(hub, client)
+        }
+        for (let i = Math.floor(random() * 6); i > 0; i--) yield* Effect.yieldNow
+      }
+      for (const client of clients) if (client.scope === undefined) yield* connect(hub, client)
+      for (const s of sessions) yield* log.append(s, 1)
+      yield* eventually(
+        () => clients.every((c) => (c.received[c.received.length - 1] ?? c.start) === log.tip(c.sessionId)),
+        `seed ${seed}: every client at its session's tip`
+      )
+      for (const client of clients) {
+        assertExactly(client, log.tip(client.sessionId), `seed ${seed}`)
+        yield* disconnect(client)
+      }
+    }
+  })), 60_000)
+
+it.live("a subscriber that falls more than its buffer behind is ended; it resumes by id with no gap; others are unaffected", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const { log, hub } = yield* setup(4_096)
+    yield* log.append("s1", 1)
+    const fast: Client = { sessionId: "s1", start: 0, received: [] }
+    const slow: Client = { sessionId: "s1", start: 0, received: [] }
+    yield* connect(hub, fast)
+    const drainSlow = yield* connect(hub, slow, false)
+    yield* eventually(() => fast.received.length === 1, "fast backlog")
+    for (let i = 0; i < 40; i++) {
+      yield* log.append("s1", 1)
+      yield* eventually(() => fast.received.length === i + 2, `event ${i}`)
+    }
+    // The slow stream ends after what it had queued (under ~4 KiB), well short of the tip...
+    yield* drainSlow
+    assert.isAbove(slow.received.length, 0)
+    assert.isBelow(slow.received[slow.received.length - 1]!, log.tip("s1"))
+    // ...and resumes from its last id.
+    yield* Scope.close(slow.scope!, Exit.void)
+    yield* connect(hub, slow)
+    yield* eventually(() => slow.received[slow.received.length - 1] === log.tip("s1"), "slow caught up")
+    assertExactly(slow, log.tip("s1"), "slow")
+    assertExactly(fast, log.tip("s1"), "fast")
+  })))
