@@ -13,7 +13,10 @@ class Instrumented {
   reads = 0
   /** Extra scheduler yields inside each read, to interleave reads with appends and subscriptions. */
   readDelay: () => number = () => 0
-  constructor(readonly changes: PubSub.PubSub<SessionChanged>) {}
+  readonly changes: PubSub.PubSub<SessionChanged>
+  constructor(changes: PubSub.PubSub<SessionChanged>) {
+    this.changes = changes
+  }
 
   tip(sessionId: string) {
     return this.logs.get(sessionId)?.length ?? 0
