@@ -12,6 +12,11 @@ random() { head -c "$1" /dev/urandom | base64 | tr -d '\n/+=' ; }
 [ -f secrets/cowork_secret_key ] || { head -c 32 /dev/urandom | base64; } > secrets/cowork_secret_key
 [ -f secrets/s3_access_key_id ] || printf 'cowork%s\n' "$(random 9)" > secrets/s3_access_key_id
 [ -f secrets/s3_secret_access_key ] || random 30 > secrets/s3_secret_access_key
+# The gateway (profile `gateway`): its admin and inbound webhook secrets are random; its service token is issued by
+# the web role (POST /api/channels/gateway-tokens): replace the placeholder with that token before starting it.
+[ -f secrets/gateway_admin_token ] || random 30 > secrets/gateway_admin_token
+[ -f secrets/gateway_webhook_secret ] || random 30 > secrets/gateway_webhook_secret
+[ -f secrets/gateway_token ] || echo 'not-issued-yet: replace with a token from POST /api/channels/gateway-tokens' > secrets/gateway_token
 # The containers run as uid 10001 (and Postgres / MinIO as their own users): bind-mounted secret files must be
 # readable by them. cowork logs a warning that the key file is group/other-readable; on a shared host prefer
 # `chown 10001` on cowork_secret_key and mode 0400.

@@ -1,8 +1,9 @@
 // Container health check: GET <path> (default /livez) on the role's probe port, exit 0 on a 2xx.
 // web and `up` answer on OPEN_COWORK_CLOUD_PORT (8787); worker and scheduler on OPEN_COWORK_CLOUD_LIVENESS_PORT
-// (8788). The check tries the web port first and the liveness port when nothing listens there.
+// (8788), the gateway on OPEN_COWORK_GATEWAY_PORT (8790, path /health). The check tries the web port first and the
+// others when nothing listens there.
 const path = process.argv[2] ?? "/livez"
-const ports = [process.env.OPEN_COWORK_CLOUD_PORT ?? "8787", process.env.OPEN_COWORK_CLOUD_LIVENESS_PORT]
+const ports = [process.env.OPEN_COWORK_CLOUD_PORT ?? "8787", process.env.OPEN_COWORK_CLOUD_LIVENESS_PORT, process.env.OPEN_COWORK_GATEWAY_PORT]
   .filter((port) => port !== undefined && port !== "")
 
 const probe = async (port) => {

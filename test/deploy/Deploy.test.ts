@@ -265,13 +265,17 @@ const durationMs = (value: string) => {
 }
 
 describe("compose", () => {
-  it("has Postgres, MinIO, web x2, worker x2 and a scheduler, and leaves the gateway as a note", () => {
-    for (const name of ["postgres", "minio", "web", "worker", "scheduler", "migrate"]) assert.property(services, name)
+  it("has Postgres, MinIO, web x2, worker x2, a scheduler, and gateway x2 in its own profile", () => {
+    for (const name of ["postgres", "minio", "web", "worker", "scheduler", "migrate", "gateway"]) assert.property(services, name)
     assert.strictEqual(obj(obj(services.web, "web").deploy, "deploy").replicas, 2)
     assert.strictEqual(obj(obj(services.worker, "worker").deploy, "deploy").replicas, 2)
-    assert.notProperty(services, "gateway")
-    assert.match(read(composePath), /# gateway: .*does not exist yet/)
-    for (const role of ["web", "worker", "scheduler", "migrate"]) {
+    const gateway = obj(services.gateway, "gateway")
+    assert.strictEqual(obj(gateway.deploy, "deploy").replicas, 2)
+    assert.deepStrictEqual(gateway.profiles, ["gateway"], "it starts once a gateway token was issued")
+    assert.deepStrictEqual(arr(obj(gateway.healthcheck, "gateway.healthcheck").test).map(str), ["CMD", "node", "/app/deploy/docker/healthcheck.mjs", "/health"])
+    assert.strictEqual(envOf(gateway).OPEN_COWORK_GATEWAY_CLOUD_URL, "http://web:8787")
+    assert.isAbove(durationMs(str(gateway.stop_grace_period)), Number(envOf(gateway).OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS))
+    for (const role of ["web", "worker", "scheduler", "migrate", "gateway"]) {
       assert.deepStrictEqual(obj(services[role], role).command, [role])
     }
   })

@@ -11,7 +11,7 @@ import * as Restore from "./commands/Restore.ts"
 import * as Serve from "./commands/Serve.ts"
 
 const cowork = Command.make("cowork", {}, () => Serve.fromEnvironment).pipe(
-  Command.withDescription("Cowork Cloud control plane. Without a subcommand, runs the role in OPEN_COWORK_CLOUD_ROLE (web, worker, scheduler, all; default all)"),
+  Command.withDescription("Cowork Cloud control plane. Without a subcommand, runs the role in OPEN_COWORK_CLOUD_ROLE (web, worker, scheduler, gateway, all; default all)"),
   Command.withSubcommands([Serve.up, Serve.web, Serve.worker, Serve.scheduler, Gateway.command, Migrate.command, Admin.command, Backup.command, Restore.command, Drill.command])
 )
 

@@ -1,3 +1,4 @@
+import { GatewayLaunch } from "@cowork/gateway"
 import { Config, Effect } from "effect"
 import { Command } from "effect/cli"
 import * as Roles from "../Roles.ts"
@@ -22,6 +23,7 @@ export const scheduler = Command.make("scheduler", {}, () => launch("scheduler")
 
 /** `cowork` with no subcommand: the role named by `OPEN_COWORK_CLOUD_ROLE` (default `all`). */
 export const fromEnvironment = Effect.gen(function*() {
-  const role = yield* Config.Literals(["web", "worker", "scheduler", "all"], "OPEN_COWORK_CLOUD_ROLE").pipe(Config.withDefault("all"))
-  return yield* launch(role)
+  const role = yield* Config.Literals(["web", "worker", "scheduler", "gateway", "all"], "OPEN_COWORK_CLOUD_ROLE").pipe(Config.withDefault("all"))
+  // The gateway has no database: it is launched on its own, not through the database-backed roles.
+  return yield* (role === "gateway" ? GatewayLaunch.launch : launch(role))
 })
