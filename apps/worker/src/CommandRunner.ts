@@ -40,7 +40,8 @@ export const run = (lease: Lease, command: RunnableCommand, session: HeldSession
           runtime: runtime.open,
           abortRequested: session.abortRequested,
           checkpoint: runtime.checkpoint,
-          answers: { nextSignal: session.nextAnswerSignal, next: queue.nextAnswer(lease) }
+          answers: { nextSignal: session.nextAnswerSignal, next: queue.nextAnswer(lease) },
+          interruptRequested: session.interruptRequested(command.id)
         })
       default:
         // An answer the running turn did not take: its turn is over.

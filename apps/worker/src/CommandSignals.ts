@@ -21,6 +21,11 @@ export const follow = Effect.gen(function*() {
         }
       }
       if (signal.kind === "answer") yield* held.signalAnswer(signal.sessionId)
+      if (signal.kind === "interrupt" && (yield* held.requestInterrupt(signal.sessionId, signal.commandId, signal.by))) {
+        yield* Effect.logInfo("interrupt requested").pipe(
+          Effect.annotateLogs({ session_id: signal.sessionId, command_id: signal.commandId, interrupted_by: signal.by })
+        )
+      }
       if (!held.isHeld(signal.sessionId)) yield* wake.request
     })).pipe(
       Effect.catchCause((cause) => Effect.logError("command signal stream failed", cause)),

@@ -1,11 +1,19 @@
 import type { EventDraft, RunnableCommand } from "@cowork/domain"
 import type { RuntimeEvent } from "@cowork/services"
 
-/** How a prompt turn ended: acknowledged, failed by the runtime, or cancelled by an abort. */
+/**
+ * How a prompt turn ended: acknowledged, failed by the runtime, cancelled by an abort, or interrupted by a later prompt
+ * (`multitaskStrategy: interrupt`, `by` its command id; the command completes `cancelled`).
+ */
 export type TurnOutcome =
   | { readonly _tag: "acked" }
   | { readonly _tag: "failed"; readonly message: string }
   | { readonly _tag: "cancelled" }
+  | { readonly _tag: "interrupted"; readonly by: string }
+
+/** The command status a turn outcome completes its command with. */
+export const completionOf = (outcome: TurnOutcome): "acked" | "failed" | "cancelled" =>
+  outcome._tag === "interrupted" ? "cancelled" : outcome._tag
 
 const ownerOf = (command: RunnableCommand) => ({ commandId: command.id, attempt: command.attempt })
 
@@ -68,12 +76,29 @@ export const turnOpening = (command: RunnableCommand): Array<EventDraft> => {
   return opening
 }
 
-/** What closes a turn, after `carried` (the final burst when it rides along): the failure, then `session.idle`. */
-export const turnClosing = (command: RunnableCommand, outcome: TurnOutcome, carried: ReadonlyArray<EventDraft>): Array<EventDraft> => {
+/**
+ * What closes a turn, after `carried` (the final burst when it rides along): the failure, then `session.idle`. An
+ * interrupted turn keeps its output: each message it was streaming becomes final with the text so far (`partial`,
+ * marked `interrupted`), then `session.status` `interrupted` names the interrupting prompt.
+ */
+export const turnClosing = (
+  command: RunnableCommand,
+  outcome: TurnOutcome,
+  carried: ReadonlyArray<EventDraft>,
+  partial: ReadonlyMap<string, string> = new Map()
+): Array<EventDraft> => {
   const owner = ownerOf(command)
   const closing: Array<EventDraft> = [...carried]
   if (outcome._tag === "failed") {
     closing.push({ type: "runtime.error", payload: { message: outcome.message, commandId: command.id }, ...owner })
+  }
+  if (outcome._tag === "interrupted") {
+    for (const [messageId, text] of partial) {
+      if (text !== "") closing.push({ type: "assistant.message", payload: { messageId, text, final: true, interrupted: true }, ...owner })
+    }
+    closing.push({ type: "session.status", payload: { status: "interrupted", commandId: command.id, interruptedBy: outcome.by }, ...owner })
+    closing.push({ type: "session.idle", payload: { commandId: command.id, outcome: "interrupted", interruptedBy: outcome.by }, ...owner })
+    return closing
   }
   closing.push({ type: "session.idle", payload: { commandId: command.id, outcome: outcome._tag }, ...owner })
   return closing

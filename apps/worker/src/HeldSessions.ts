@@ -13,6 +13,8 @@ export interface HeldSession {
    * first signal after this call. Arm before looking at the mailbox, so a signal in between is not missed.
    */
   readonly nextAnswerSignal: Effect.Effect<Effect.Effect<void>>
+  /** Completes with the interrupting prompt's id when the prompt `commandId` is interrupted (`multitaskStrategy`). */
+  readonly interruptRequested: (commandId: string) => Effect.Effect<string>
 }
 
 /**
@@ -33,15 +35,39 @@ export class HeldSessions extends Context.Service<HeldSessions, {
   readonly rearmAbort: (session: HeldSession) => Effect.Effect<void>
   /** Tells the session's running turn an answer was queued; false when the session is not held here. */
   readonly signalAnswer: (sessionId: string) => Effect.Effect<boolean>
+  /**
+   * Interrupts the session's prompt `commandId` (now, or when its turn starts: the signal may beat the turn) in
+   * favour of the prompt `by`; false when the session is not held here.
+   */
+  readonly requestInterrupt: (sessionId: string, commandId: string, by: string) => Effect.Effect<boolean>
 }>()("cowork/worker/HeldSessions") {
   static readonly layer = Layer.effect(HeldSessions, Effect.gen(function*() {
     const status = yield* WorkerStatus
-    const held = new Map<string, { readonly epoch: number; abort: Deferred.Deferred<void>; answer: Deferred.Deferred<void> }>()
+    const held = new Map<string, {
+      readonly epoch: number
+      abort: Deferred.Deferred<void>
+      answer: Deferred.Deferred<void>
+      /** Interrupts by interrupted command id: the interrupting prompt's id. */
+      readonly interrupts: Map<string, Deferred.Deferred<string>>
+    }>()
     const publish = Effect.suspend(() => Ref.set(status.activeSessions, held.size))
     return HeldSessions.of({
       hold: (lease) =>
         Effect.gen(function*() {
-          const entry = { epoch: lease.epoch, abort: yield* Deferred.make<void>(), answer: yield* Deferred.make<void>() }
+          const entry = {
+            epoch: lease.epoch,
+            abort: yield* Deferred.make<void>(),
+            answer: yield* Deferred.make<void>(),
+            interrupts: new Map<string, Deferred.Deferred<string>>()
+          }
+          const interruptOf = (commandId: string) => {
+            let interrupt = entry.interrupts.get(commandId)
+            if (interrupt === undefined) {
+              interrupt = Deferred.makeUnsafe<string>()
+              entry.interrupts.set(commandId, interrupt)
+            }
+            return interrupt
+          }
           held.set(lease.sessionId, entry)
           yield* publish
           return {
@@ -51,7 +77,11 @@ export class HeldSessions extends Context.Service<HeldSessions, {
             nextAnswerSignal: Effect.sync(() => {
               const armed = entry.answer
               return Deferred.await(armed)
-            })
+            }),
+            interruptRequested: (commandId) =>
+              Effect.suspend(() => Deferred.await(interruptOf(commandId))).pipe(
+                Effect.ensuring(Effect.sync(() => entry.interrupts.delete(commandId)))
+              )
           }
         }),
       forget: (lease) =>
@@ -74,6 +104,19 @@ export class HeldSessions extends Context.Service<HeldSessions, {
           const fired = entry.answer
           entry.answer = Deferred.makeUnsafe<void>()
           Deferred.doneUnsafe(fired, Effect.void)
+          return true
+        }),
+      requestInterrupt: (sessionId, commandId, by) =>
+        Effect.sync(() => {
+          const entry = held.get(sessionId)
+          if (entry === undefined) return false
+          let interrupt = entry.interrupts.get(commandId)
+          if (interrupt === undefined) {
+            // Requested before the turn armed it; a handful at most (one per interrupting prompt), gone with the lease.
+            interrupt = Deferred.makeUnsafe<string>()
+            entry.interrupts.set(commandId, interrupt)
+          }
+          Deferred.doneUnsafe(interrupt, Effect.succeed(by))
           return true
         }),
       rearmAbort: (session) =>

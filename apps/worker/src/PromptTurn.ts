@@ -4,7 +4,7 @@ import { EventLog, type RuntimeSession } from "@cowork/services"
 import { Effect } from "effect"
 import { makeTurnAsks, type TurnAnswers } from "./AnswerDelivery.ts"
 import type { CheckpointCursor } from "./CheckpointCursor.ts"
-import { fromRuntimeEvent, turnClosing, turnOpening, type TurnOutcome } from "./EventDrafts.ts"
+import { completionOf, fromRuntimeEvent, turnClosing, turnOpening, type TurnOutcome } from "./EventDrafts.ts"
 import { fenced } from "./Fencing.ts"
 import { appendInBursts } from "./TurnBatcher.ts"
 
@@ -16,6 +16,8 @@ export interface TurnContext {
   readonly checkpoint: CheckpointCursor
   /** The answers to the turn's asks (permission requests, questions); a turn without them cannot be answered. */
   readonly answers?: TurnAnswers | undefined
+  /** Completes (with the interrupting prompt's id) when a later prompt interrupts this one. */
+  readonly interruptRequested?: Effect.Effect<string> | undefined
 }
 
 /**
@@ -31,6 +33,8 @@ export const run = Effect.fn("Worker.runPrompt")(function*(lease: Lease, command
   yield* append(turnOpening(command))
 
   let last: Array<EventDraft> = []
+  // The text of each message still streaming (kept as the message if the turn is interrupted).
+  const partial = new Map<string, string>()
   const outcome: TurnOutcome = yield* Effect.gen(function*() {
     const runtime = yield* turn.runtime
     // While the turn runs, the answers to its asks are delivered beside it (the turn waits on them).
@@ -45,6 +49,8 @@ export const run = Effect.fn("Worker.runPrompt")(function*(lease: Lease, command
       }),
       (event) => {
         asks?.observe(event)
+        if (event._tag === "AssistantDelta") partial.set(event.messageId, (partial.get(event.messageId) ?? "") + event.delta)
+        if (event._tag === "AssistantMessage") partial.delete(event.messageId)
         return fromRuntimeEvent(event, command)
       },
       append
@@ -53,25 +59,30 @@ export const run = Effect.fn("Worker.runPrompt")(function*(lease: Lease, command
     Effect.scoped,
     Effect.as<TurnOutcome>({ _tag: "acked" }),
     Effect.catchTag("RuntimeFailure", (error) => Effect.succeed<TurnOutcome>({ _tag: "failed", message: error.message })),
-    Effect.raceFirst(turn.abortRequested.pipe(Effect.as<TurnOutcome>({ _tag: "cancelled" })))
+    Effect.raceFirst(turn.abortRequested.pipe(Effect.as<TurnOutcome>({ _tag: "cancelled" }))),
+    Effect.raceFirst(
+      turn.interruptRequested === undefined
+        ? Effect.never
+        : turn.interruptRequested.pipe(Effect.map((by): TurnOutcome => ({ _tag: "interrupted", by })))
+    )
   )
 
   // The state is saved before the ack; the ack statement itself moves checkpoint_version (no save, no ack). The
   // turn's last burst is not held back for the save: it is appended while the save runs. Without checkpoints
   // there is nothing to wait for, and it rides in the closing statement.
-  const closing = turnClosing(command, outcome, checkpoint.enabled ? [] : last)
+  const closing = turnClosing(command, outcome, checkpoint.enabled ? [] : last, partial)
   const flushLast = checkpoint.enabled && last.length > 0 ? append(last) : Effect.void
   const [, checkpointVersion] = yield* Effect.all([flushLast, checkpoint.save], { concurrency: 2 })
   yield* fenced(
     log.append(lease, closing, {
       commandId: command.id,
-      outcome: outcome._tag,
+      outcome: completionOf(outcome),
       error: outcome._tag === "failed" ? outcome.message : undefined,
       checkpointVersion
     }),
     command.id
   )
   yield* checkpoint.acknowledged(checkpointVersion)
-  yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: outcome._tag })
+  yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: completionOf(outcome) })
   yield* Effect.logInfo("command completed").pipe(Effect.annotateLogs({ outcome: outcome._tag, attempt: command.attempt }))
 })

@@ -35,7 +35,7 @@ const startWorker = (workerId: string) =>
 
 const types = (sessionId: string) => Effect.map(eventTypes(sessionId), (events) => events.map((e) => e.type))
 
-it.layer(Env, { timeout: 60_000, excludeTestServices: true })("human in the loop on Postgres", (it) => {
+it.layer(Env, { timeout: 60_000, excludeTestServices: true })("human in the loop and interrupts on Postgres", (it) => {
   it.effect("the waiting turn takes its answer ahead of a queued prompt; the ask shows in the view until answered", () =>
     Effect.gen(function*() {
       const sessions = yield* SessionStore
@@ -59,6 +59,24 @@ it.layer(Env, { timeout: 60_000, excludeTestServices: true })("human in the loop
       assert.deepStrictEqual(done.pendingPermissions, [])
       assert.deepStrictEqual(done.messages.filter((m) => m.role === "assistant").map((m) => m.text), [
         "echo: change it [permission always]", "echo: next"
+      ])
+      yield* Scope.close(worker, Exit.void)
+    }))
+
+  it.effect("multitaskStrategy interrupt stops the running turn through the real change feed; the interrupting prompt runs next", () =>
+    Effect.gen(function*() {
+      const sessions = yield* SessionStore
+      yield* createSession("ses_interrupt", "org_hitl")
+      const worker = yield* startWorker("worker-interrupt")
+      const long = yield* sessions.prompt("org_hitl", "ses_interrupt", { text: "forever [[hang]]" })
+      yield* within(Effect.map(types("ses_interrupt"), (t) => t.includes("assistant.message")), "the long turn streams")
+      const urgent = yield* sessions.prompt("org_hitl", "ses_interrupt", { text: "now", multitaskStrategy: "interrupt" })
+      yield* within(Effect.map(commandRow(urgent.commandId), (row) => row.status === "acked"), "the interrupting prompt ran")
+      assert.deepStrictEqual(yield* commandRow(long.commandId), { status: "cancelled", attemptCount: 0 })
+      const idles = (yield* eventTypes("ses_interrupt")).filter((e) => e.type === "session.idle").map((e) => e.payload)
+      assert.deepStrictEqual(idles, [
+        { commandId: long.commandId, outcome: "interrupted", interruptedBy: urgent.commandId },
+        { commandId: urgent.commandId, outcome: "acked" }
       ])
       yield* Scope.close(worker, Exit.void)
     }))

@@ -70,8 +70,11 @@ export const PromptBody = Schema.Struct({
   text: Schema.String.check(Schema.isMinLength(1), isStorableText),
   /** The agent to run the prompt with (opencode's `build`, `plan`, or one the workspace defines). */
   agent: Schema.optional(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/))),
-  /** While a prompt is queued or running: `enqueue` (default) runs this one after it, `reject` answers 409. */
-  multitaskStrategy: Schema.optional(Schema.Literals(["enqueue", "reject"])),
+  /**
+   * While a prompt is queued or running: `enqueue` (default) runs this one after it, `reject` answers 409, `interrupt`
+   * stops the running turn (its output so far kept, `session.idle` outcome `interrupted`) and queues this one.
+   */
+  multitaskStrategy: Schema.optional(Schema.Literals(["enqueue", "reject", "interrupt"])),
   idempotencyKey: Schema.optional(Text(MAX_IDEMPOTENCY_KEY_LENGTH).check(Schema.isMinLength(1)))
 })
 

@@ -8,7 +8,10 @@ import type { CommandSignal, SessionChanged } from "@cowork/services"
 /** A session's log grew: payload `<orgId> <sessionId> <lastSequence>`. */
 export const EVENTS_CHANNEL = "cowork_events"
 
-/** A command was queued or a session aborted: payload `<prompt|abort|released|answer> <sessionId>`. */
+/**
+ * A command was queued or a session aborted: payload `<prompt|abort|released|answer> <sessionId>`, or
+ * `interrupt <sessionId> <runningCommandId> <interruptingCommandId>`.
+ */
 export const COMMANDS_CHANNEL = "cowork_commands"
 
 /** A channel binding got a claimable delivery: payload `<orgId> <channelBindingId>`. */
@@ -20,7 +23,10 @@ export const parseDeliveryNotice = (payload: string): { readonly orgId: string; 
   return { orgId, channelBindingId }
 }
 
-export const formatCommandSignal = (signal: CommandSignal): string => `${signal.kind} ${signal.sessionId}`
+export const formatCommandSignal = (signal: CommandSignal): string =>
+  signal.kind === "interrupt"
+    ? `interrupt ${signal.sessionId} ${signal.commandId} ${signal.by}`
+    : `${signal.kind} ${signal.sessionId}`
 
 export const parseSessionChanged = (payload: string): SessionChanged | undefined => {
   const [orgId, sessionId, last, ...rest] = payload.split(" ")
@@ -31,6 +37,13 @@ export const parseSessionChanged = (payload: string): SessionChanged | undefined
 
 export const parseCommandSignal = (payload: string): CommandSignal | undefined => {
   const [kind, sessionId, ...rest] = payload.split(" ")
+  if (kind === "interrupt") {
+    const [commandId, by, ...more] = rest
+    if (more.length > 0 || sessionId === undefined || sessionId === "" || commandId === undefined || commandId === "" || by === undefined || by === "") {
+      return undefined
+    }
+    return { kind, sessionId, commandId, by }
+  }
   if (rest.length > 0 || sessionId === undefined || sessionId === "" || (kind !== "prompt" && kind !== "abort" && kind !== "released" && kind !== "answer")) return undefined
   return { kind, sessionId }
 }

@@ -221,7 +221,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
     input: {
       readonly text: string
       readonly agent?: string | undefined
-      readonly multitaskStrategy?: "enqueue" | "reject" | undefined
+      readonly multitaskStrategy?: "enqueue" | "reject" | "interrupt" | undefined
       readonly idempotencyKey?: string | undefined
       readonly traceParent?: string | undefined
       readonly quota?: PromptQuota | undefined
@@ -277,6 +277,18 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
         Effect.provideService(SqlClient.SqlClient, sql)
       )
       yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, formatCommandSignal({ kind: "prompt", sessionId })])
+      if (input.multitaskStrategy === "interrupt") {
+        const running = yield* sql.unsafe<{ id: string }>(
+          `SELECT id FROM cloud_session_commands WHERE session_id = $1 AND kind = 'prompt' AND status = 'running' LIMIT 1`,
+          [sessionId]
+        )
+        if (running[0] !== undefined) {
+          yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [
+            COMMANDS_CHANNEL,
+            formatCommandSignal({ kind: "interrupt", sessionId, commandId: running[0].id, by: commandId })
+          ])
+        }
+      }
       return { commandId, created: true }
     })).pipe(Effect.catchTag("SqlError", Effect.die))
   })

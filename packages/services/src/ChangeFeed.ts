@@ -10,13 +10,13 @@ export interface SessionChanged {
 
 /**
  * Wakes a worker: a command for `sessionId` was inserted (`prompt`), the session was aborted (`abort`), a draining
- * worker gave its lease up with work left (`released`: claim it now, not on the next poll), or an answer to a
- * running turn's ask was queued (`answer`: the turn waiting on it takes it).
+ * worker gave its lease up with work left (`released`: claim it now, not on the next poll), an answer to a running
+ * turn's ask was queued (`answer`: the turn waiting on it takes it), or a prompt with `multitaskStrategy: interrupt`
+ * was queued while `commandId` ran (`interrupt`: that turn stops; `by` is the interrupting prompt).
  */
-export interface CommandSignal {
-  readonly kind: "prompt" | "abort" | "released" | "answer"
-  readonly sessionId: string
-}
+export type CommandSignal =
+  | { readonly kind: "prompt" | "abort" | "released" | "answer"; readonly sessionId: string }
+  | { readonly kind: "interrupt"; readonly sessionId: string; readonly commandId: string; readonly by: string }
 
 /** A channel's listening connection was re-established; notifications sent since `lostAt` (epoch ms) were lost. */
 export interface Resync {

@@ -54,9 +54,10 @@ export class SessionStore extends Context.Service<SessionStore, {
       readonly agent?: string | undefined
       /**
        * What to do when the session already has an unfinished prompt (queued or running): `enqueue` (default) runs
-       * it after; `reject` refuses with a `Conflict` naming `multitaskStrategy`.
+       * it after; `reject` refuses with a `Conflict` naming `multitaskStrategy`; `interrupt` queues it like `enqueue`
+       * and signals the session's owner to stop the prompt running at this moment (none running: nothing to stop).
        */
-      readonly multitaskStrategy?: "enqueue" | "reject" | undefined
+      readonly multitaskStrategy?: "enqueue" | "reject" | "interrupt" | undefined
       readonly idempotencyKey?: string | undefined
       /** W3C `traceparent` of the request that sent the prompt, stored so the run links back to it. */
       readonly traceParent?: string | undefined

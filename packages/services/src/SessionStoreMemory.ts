@@ -161,6 +161,12 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         })
         appendToLog(db, sessionId, [{ type: "prompt.submitted", payload: { commandId, text: input.text }, commandId }], now)
         PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "prompt", sessionId })
+        if (input.multitaskStrategy === "interrupt") {
+          const running = db.commands.find((c) => c.sessionId === sessionId && c.kind === "prompt" && c.status === "running")
+          if (running !== undefined) {
+            PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "interrupt", sessionId, commandId: running.id, by: commandId })
+          }
+        }
         return { commandId, created: true }
       }),
     answer: (orgId, sessionId, answer) =>
