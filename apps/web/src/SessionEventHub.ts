@@ -15,6 +15,11 @@ export const READ_BATCH = 200
  * applies) and the client resumes by `Last-Event-ID` with no gap.
  */
 export const DEFAULT_SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
+/** The `: keep-alive` comment every open session stream gets from one process-wide timer. */
+export const KEEP_ALIVE_INTERVAL = "15 seconds"
+
+const encoder = new TextEncoder()
+const KEEP_ALIVE = encoder.encode(": keep-alive\n\n")
 
 /** One open session stream: its cursor (the last sequence queued for it) and its queue of rendered frames. */
 interface Subscriber {
@@ -23,7 +28,7 @@ interface Subscriber {
   live: boolean
   ended: boolean
   buffered: number
-  readonly queue: Queue.Queue<string, Cause.Done>
+  readonly queue: Queue.Queue<Uint8Array, Cause.Done>
 }
 
 /** Every subscriber of one session on this process, and the one read position they share. */
@@ -53,10 +58,11 @@ interface Feed {
  */
 export class SessionEventHub extends Context.Service<SessionEventHub, {
   /**
-   * The session's events after `cursor` as rendered SSE frames: the backlog, then live. The stream ends (after what
-   * is queued) when the subscriber falls more than the buffer behind, or when reads keep failing.
+   * The session's events after `cursor` as encoded SSE frames: the backlog, then live, with a `: keep-alive` comment
+   * every 15 s. The stream ends (after what is queued) when the subscriber falls more than the buffer behind, or
+   * when reads keep failing.
    */
-  readonly subscribeSession: (sessionId: string, cursor: number) => Effect.Effect<Stream.Stream<string>, never, Scope.Scope>
+  readonly subscribeSession: (sessionId: string, cursor: number) => Effect.Effect<Stream.Stream<Uint8Array>, never, Scope.Scope>
   /** Every change to one of the org's sessions. */
   readonly watchOrg: (orgId: string) => Effect.Effect<Queue.Dequeue<SessionChanged>, never, Scope.Scope>
 }>()("cowork/web/SessionEventHub") {
@@ -88,10 +94,10 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
       }
 
       /** Queues `chunk`; a subscriber that has more than the buffer queued is ended instead (it resumes by id). */
-      const offer = (sub: Subscriber, chunk: string) => {
+      const offer = (sub: Subscriber, chunk: Uint8Array) => {
         if (sub.ended) return
-        if (sub.buffered > 0 && sub.buffered + chunk.length > bufferBytes) return end(sub)
-        sub.buffered += chunk.length
+        if (sub.buffered > 0 && sub.buffered + chunk.byteLength > bufferBytes) return end(sub)
+        sub.buffered += chunk.byteLength
         Queue.offerUnsafe(sub.queue, chunk)
       }
 
@@ -100,12 +106,16 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         const first = events[0]!.sequence
         const last = events[events.length - 1]!.sequence
         const frames = events.map(eventFrame)
-        let all: string | undefined
+        let all: Uint8Array | undefined
         for (const sub of f.subscribers) {
           if (!sub.live || sub.cursor >= last) continue
-          let chunk = ""
-          if (sub.cursor < first) chunk = all ??= frames.join("")
-          else for (let i = 0; i < events.length; i++) if (events[i]!.sequence > sub.cursor) chunk += frames[i]
+          let chunk: Uint8Array
+          if (sub.cursor < first) chunk = all ??= encoder.encode(frames.join(""))
+          else {
+            let text = ""
+            for (let i = 0; i < events.length; i++) if (events[i]!.sequence > sub.cursor) text += frames[i]
+            chunk = encoder.encode(text)
+          }
           sub.cursor = last
           offer(sub, chunk)
         }
@@ -160,7 +170,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
 
       const subscribeSession = (sessionId: string, cursor: number) =>
         Effect.gen(function*() {
-          const sub: Subscriber = { cursor, live: false, ended: false, buffered: 0, queue: yield* Queue.unbounded<string, Cause.Done>() }
+          const sub: Subscriber = { cursor, live: false, ended: false, buffered: 0, queue: yield* Queue.unbounded<Uint8Array, Cause.Done>() }
           const f = yield* Effect.acquireRelease(
             Effect.sync(() => {
               let f = feeds.get(sessionId)
@@ -195,7 +205,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
                 sub.live = true
                 return yield* startPump(f)
               }
-              offer(sub, events.map(eventFrame).join(""))
+              offer(sub, encoder.encode(events.map(eventFrame).join("")))
               sub.cursor = last.sequence
             }
           }).pipe(
@@ -206,7 +216,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
           yield* Effect.forkScoped(join)
           return Stream.fromQueue(sub.queue).pipe(
             Stream.map((chunk) => {
-              sub.buffered -= chunk.length
+              sub.buffered -= chunk.byteLength
               return chunk
             })
           )
@@ -282,6 +292,12 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         Effect.forever,
         Effect.forkScoped
       )
+
+      // One timer for every open session stream (not one per stream): a subscriber too far behind to take even
+      // this is ended like any slow one.
+      yield* Effect.sync(() => {
+        for (const f of feeds.values()) for (const sub of f.subscribers) offer(sub, KEEP_ALIVE)
+      }).pipe(Effect.delay(KEEP_ALIVE_INTERVAL), Effect.forever, Effect.forkScoped)
 
       return SessionEventHub.of({
         subscribeSession,

@@ -2,13 +2,14 @@ import { CurrentPrincipal, RateLimited, type SnapshotRequired } from "@cowork/do
 import { Metrics } from "@cowork/observability"
 import { Effect, Option, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
-import { SessionEventHub } from "./SessionEventHub.ts"
+import { KEEP_ALIVE_INTERVAL, SessionEventHub } from "./SessionEventHub.ts"
 import { frame } from "./SseFrames.ts"
 import { CAP_RETRY_AFTER_SECONDS, SseStreamCaps } from "./SseStreamCaps.ts"
 import { TokenRevocations } from "./TokenRevocations.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
-export const KEEP_ALIVE_INTERVAL = "15 seconds"
+const encoder = new TextEncoder()
+const encoded = (body: Stream.Stream<string>) => Stream.map(body, (text) => encoder.encode(text))
 /** Reconnect delay suggested to clients (`retry:`). */
 export const RETRY_HINT_MS = 2_000
 /** Seconds a client should wait before reconnecting to a draining process (`Retry-After`). */
@@ -20,6 +21,9 @@ const capReached = (maxPerOrg: number) =>
     retryAfterMs: CAP_RETRY_AFTER_SECONDS * 1_000,
     details: { limit: maxPerOrg }
   })
+
+const RETRY_FRAME = encoder.encode(`retry: ${RETRY_HINT_MS}\n\n`)
+const KEEP_ALIVE_FRAME = encoder.encode(": keep-alive\n\n")
 
 const SSE_HEADERS = { "cache-control": "no-cache", "x-accel-buffering": "no" }
 
@@ -34,7 +38,13 @@ export const sseHeadResponse = () =>
  * whose body the server never runs), so no exit path keeps it. The stream ends when the token it was opened with
  * is revoked or expires (`TokenRevocations`).
  */
-const sseResponse = (orgId: string, kind: "session" | "workspace", body: Stream.Stream<string>) =>
+const sseResponse = (
+  orgId: string,
+  kind: "session" | "workspace",
+  body: Stream.Stream<Uint8Array>,
+  /** The body carries its own keep-alive comments (the session hub's process-wide timer). */
+  keptAlive = false
+) =>
   Effect.gen(function*() {
     const lifecycle = yield* WebLifecycle
     const metrics = yield* Metrics
@@ -45,12 +55,11 @@ const sseResponse = (orgId: string, kind: "session" | "workspace", body: Stream.
     yield* Effect.addFinalizer(() => release)
     const principal = yield* Effect.serviceOption(CurrentPrincipal)
     const credentialEnds = Option.isSome(principal) ? yield* revocations.watch(principal.value.tokenId) : Effect.never
-    const keepAlive = Stream.tick(KEEP_ALIVE_INTERVAL).pipe(Stream.drop(1), Stream.map(() => ": keep-alive\n\n"))
-    const stream = Stream.make(`retry: ${RETRY_HINT_MS}\n\n`).pipe(
-      Stream.concat(Stream.merge(body, keepAlive, { haltStrategy: "left" })),
-      Stream.interruptWhen(lifecycle.draining),
-      Stream.interruptWhen(credentialEnds),
-      Stream.encodeText
+    const keepAlive = Stream.tick(KEEP_ALIVE_INTERVAL).pipe(Stream.drop(1), Stream.map(() => KEEP_ALIVE_FRAME))
+    const stream = Stream.make(RETRY_FRAME).pipe(
+      Stream.concat(keptAlive ? body : Stream.merge(body, keepAlive, { haltStrategy: "left" })),
+      // One watcher fiber per stream for both reasons to end it.
+      Stream.interruptWhen(Effect.raceFirst(lifecycle.draining, credentialEnds))
     )
     const counted = Stream.unwrap(Effect.as(metrics.hold("open_cowork_cloud_sse_connections", { stream: kind }), stream)).pipe(
       Stream.ensuring(release)
@@ -68,12 +77,12 @@ const sseResponse = (orgId: string, kind: "session" | "workspace", body: Stream.
 export const sessionEventsResponse = (orgId: string, sessionId: string, cursor: number) =>
   Effect.gen(function*() {
     const hub = yield* SessionEventHub
-    return yield* sseResponse(orgId, "session", Stream.unwrap(hub.subscribeSession(sessionId, cursor)))
+    return yield* sseResponse(orgId, "session", Stream.unwrap(hub.subscribeSession(sessionId, cursor)), true)
   })
 
 /** A cursor older than retention: one `snapshot.required` frame, then the stream ends (reload the view, resume after it). */
 export const snapshotRequiredResponse = (orgId: string, snapshot: SnapshotRequired) =>
-  sseResponse(orgId, "session", Stream.make(frame({ event: "snapshot.required", data: snapshot })))
+  sseResponse(orgId, "session", encoded(Stream.make(frame({ event: "snapshot.required", data: snapshot }))))
 
 /** The org's session-list changes, live. */
 export const workspaceEventsResponse = (orgId: string) =>
@@ -85,5 +94,5 @@ export const workspaceEventsResponse = (orgId: string) =>
           frame({ event: "session.changed", data: { sessionId: change.sessionId, lastSequence: change.lastSequence } })
         )
       )))
-    return yield* sseResponse(orgId, "workspace", body)
+    return yield* sseResponse(orgId, "workspace", encoded(body))
   })

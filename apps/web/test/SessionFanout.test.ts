@@ -2,6 +2,7 @@ import type { SessionEvent } from "@cowork/domain"
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Exit, Fiber, Layer, PubSub, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import { READ_BATCH, SessionEventHub } from "../src/SessionEventHub.ts"
 
 /**
@@ -85,7 +86,8 @@ interface Client {
   fiber?: Fiber.Fiber<void>
 }
 
-const ids = (chunk: string) => [...chunk.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))
+const decoder = new TextDecoder()
+const ids = (chunk: Uint8Array) => [...decoder.decode(chunk).matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))
 
 const connect = (hub: SessionEventHub["Service"], client: Client, consume = true) =>
   Effect.gen(function*() {
@@ -236,4 +238,24 @@ it.live("a subscriber that falls more than its buffer behind is ended; it resume
     yield* eventually(() => slow.received[slow.received.length - 1] === log.tip("s1"), "slow caught up")
     assertExactly(slow, log.tip("s1"), "slow")
     assertExactly(fast, log.tip("s1"), "fast")
+  })))
+
+it.effect("every open session stream gets a `: keep-alive` comment every 15 s from the one process-wide timer", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const { log, hub } = yield* setup()
+    yield* log.append("s1", 1)
+    const texts: Array<string> = []
+    const streams = yield* Effect.forEach([0, 1], (cursor) => hub.subscribeSession("s1", cursor))
+    yield* Effect.forEach(streams, (stream) =>
+      Effect.forkScoped(Stream.runForEach(stream, (chunk) => Effect.sync(() => texts.push(decoder.decode(chunk))))))
+    const keepAlives = () => texts.filter((t) => t === ": keep-alive\n\n").length
+    for (let i = 0; i < 100; i++) yield* Effect.yieldNow
+    assert.strictEqual(keepAlives(), 0)
+    yield* TestClock.adjust("15 seconds")
+    for (let i = 0; i < 100 && keepAlives() < 2; i++) yield* Effect.yieldNow
+    assert.strictEqual(keepAlives(), 2, "one per stream")
+    yield* TestClock.adjust("15 seconds")
+    for (let i = 0; i < 100 && keepAlives() < 4; i++) yield* Effect.yieldNow
+    assert.strictEqual(keepAlives(), 4)
+    assert.strictEqual(log.reads <= 2, true, "keep-alives cost no reads")
   })))

@@ -250,6 +250,7 @@ interface PhaseResult {
   readonly duplicates: number
   readonly framesPerStreamExpected: number
   readonly missingFrames: number
+  readonly failedPrompts: number
 }
 
 const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number, sessions: ReadonlyArray<string>, perSession: number) =>
@@ -282,9 +283,12 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
     const interval = 1000 / RATE
     const started = performance.now()
     const inflight: Array<Promise<unknown>> = []
+    let failedPrompts = 0
     for (let i = 0; i < total; i++) {
       yield* Effect.promise(() => sleep(started + i * interval - performance.now()))
-      inflight.push(Effect.runPromise(api.sessions.prompt({ params: { id: sessions[i % sessions.length]! }, payload: { text: PROMPT } })))
+      inflight.push(Effect.runPromise(api.sessions.prompt({ params: { id: sessions[i % sessions.length]! }, payload: { text: PROMPT } })).catch(() => {
+        failedPrompts++
+      }))
     }
     const sendSeconds = (performance.now() - started) / 1000
     yield* Effect.promise(() => Promise.all(inflight))
@@ -324,7 +328,8 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       gaps: frames.gaps,
       duplicates: frames.duplicates,
       framesPerStreamExpected: round(expected / Math.max(1, streams.length)),
-      missingFrames: Math.max(0, expected - frames.frames)
+      missingFrames: Math.max(0, expected - frames.frames),
+      failedPrompts
     } satisfies PhaseResult
   }).pipe(Effect.scoped)
 
@@ -449,12 +454,12 @@ const report = (results: any) => {
       `${SESSIONS} sessions; ${RATE} prompts/s offered open-loop for ${SECONDS} s per row (prompt \`${PROMPT}\`); SSE clients in the`,
       "benchmark process. Latency = event `createdAt` (its transaction's clock) → frame parsed by the client, every frame of every stream.",
       "",
-      "| subscribers / session | streams | prompts (offered /s) | notifications | event reads | reads / notification | web CPU / prompt | RSS / stream | commit → client p50 / p99 / max | gaps / dups / missing frames |",
-      "|---|---|---|---|---|---|---|---|---|---|"
+      "| subscribers / session | streams | prompts (offered /s) | notifications | event reads | reads / notification | web CPU / prompt | RSS / stream | commit → client p50 / p99 / max | gaps / dups / missing frames | failed POSTs |",
+      "|---|---|---|---|---|---|---|---|---|---|---|"
     )
     for (const p of results.fanout as Array<PhaseResult>) {
       lines.push(
-        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} | ${p.webCpuMsPerPrompt} ms | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} |`
+        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} | ${p.webCpuMsPerPrompt} ms | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} | ${p.failedPrompts} |`
       )
     }
   }
