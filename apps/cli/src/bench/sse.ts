@@ -244,6 +244,9 @@ interface PhaseResult {
   readonly eventReads: number
   readonly readsPerNotification: number
   readonly webCpuMsPerPrompt: number
+  /** Cores the web process / the benchmark's own SSE clients used over the phase (1 = one core busy). */
+  readonly webCpuShare: number
+  readonly clientCpuShare: number
   readonly rssPerStreamKiB: number
   readonly latency: { readonly samples: number; readonly p50: number; readonly p99: number; readonly max: number }
   readonly gaps: number
@@ -277,6 +280,8 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
 
     const readsBefore = yield* readCalls
     const cpuBefore = procUsage(webPid).cpuMs
+    const clientBefore = process.cpuUsage()
+    const phaseStarted = performance.now()
     notifications = 0
     frames.measuring = true
     const total = RATE * SECONDS
@@ -306,6 +311,8 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       if ((settled && frames.frames >= expected) || Date.now() > deadline) break
     }
     const cpuAfter = procUsage(webPid).cpuMs
+    const client = process.cpuUsage(clientBefore)
+    const phaseMs = performance.now() - phaseStarted
     const readsAfter = yield* readCalls
     frames.measuring = false
     const sorted = Float64Array.from(frames.latencies).sort()
@@ -318,6 +325,8 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       eventReads: readsAfter - readsBefore,
       readsPerNotification: round((readsAfter - readsBefore) / Math.max(1, notifications), 2),
       webCpuMsPerPrompt: round((cpuAfter - cpuBefore) / total, 2),
+      webCpuShare: round((cpuAfter - cpuBefore) / phaseMs, 2),
+      clientCpuShare: round((client.user + client.system) / 1000 / phaseMs, 2),
       rssPerStreamKiB: round((rssAfter - rssBefore) / 1024 / streams.length, 1),
       latency: {
         samples: sorted.length,
@@ -454,12 +463,12 @@ const report = (results: any) => {
       `${SESSIONS} sessions; ${RATE} prompts/s offered open-loop for ${SECONDS} s per row (prompt \`${PROMPT}\`); SSE clients in the`,
       "benchmark process. Latency = event `createdAt` (its transaction's clock) → frame parsed by the client, every frame of every stream.",
       "",
-      "| subscribers / session | streams | prompts (offered /s) | notifications | event reads | reads / notification | web CPU / prompt | RSS / stream | commit → client p50 / p99 / max | gaps / dups / missing frames | failed POSTs |",
+      "| subscribers / session | streams | prompts (offered /s) | notifications | event reads | reads / notification | web CPU / prompt (cores busy: web / bench clients) | RSS / stream | commit → client p50 / p99 / max | gaps / dups / missing frames | failed POSTs |",
       "|---|---|---|---|---|---|---|---|---|---|---|"
     )
     for (const p of results.fanout as Array<PhaseResult>) {
       lines.push(
-        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} | ${p.webCpuMsPerPrompt} ms | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} | ${p.failedPrompts} |`
+        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} | ${p.webCpuMsPerPrompt} ms (${p.webCpuShare} / ${p.clientCpuShare}) | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} | ${p.failedPrompts} |`
       )
     }
   }
