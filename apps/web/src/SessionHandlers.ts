@@ -12,6 +12,7 @@ import {
   workspaceEventsResponse
 } from "./SseStreams.ts"
 import { QuotaPolicy } from "./QuotaPolicy.ts"
+import { viewerOf } from "./ThreadHandlers.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 const SEQUENCE_PATTERN = /^(0|[1-9][0-9]{0,15})$/
@@ -52,7 +53,9 @@ export const layer = HttpApiBuilder.group(Api, "sessions", Effect.fn(function*(h
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
         return {
-          session: yield* store.create(principal.orgId, payload).pipe(metrics.time("open_cowork_cloud_session_create_duration_ms"))
+          session: yield* store.create(principal.orgId, { ...payload, createdBy: viewerOf(principal) }).pipe(
+            metrics.time("open_cowork_cloud_session_create_duration_ms")
+          )
         }
       }),
     list: ({ query }) =>

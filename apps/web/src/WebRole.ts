@@ -13,6 +13,7 @@ import {
   PgProjections,
   PgQuotas,
   PgSessionStore,
+  PgThreads,
   PgTokens,
   PgUsage,
   PgWorkerRegistry,
@@ -42,6 +43,7 @@ import * as QuotaPolicy from "./QuotaPolicy.ts"
 import * as RequestLimits from "./RequestLimits.ts"
 import * as SessionAskHandlers from "./SessionAskHandlers.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
+import * as ThreadHandlers from "./ThreadHandlers.ts"
 import * as UsageHandlers from "./UsageHandlers.ts"
 import * as WorkerAdminHandlers from "./WorkerAdminHandlers.ts"
 import * as WorkflowRoutes from "./WorkflowRoutes.ts"
@@ -61,6 +63,7 @@ export const routes = Layer.mergeAll(
     Layer.provide(ApiTokenHandlers.layer),
     Layer.provide(ChannelHandlers.layer),
     Layer.provide(SessionAskHandlers.layer),
+    Layer.provide(ThreadHandlers.layer),
     Layer.provide(AuthenticationLive.layer),
     Layer.provide([BrowserAuth.layer, RequestLimits.layer, QuotaPolicy.layer]),
     Layer.provide(RateLimiter.layerMemory)
@@ -126,7 +129,8 @@ export const layerPgAdapters = Layer.mergeAll(
   PgAudit.layer,
   PgByokStore.layer,
   PgQuotas.layer,
-  PgUsage.layer
+  PgUsage.layer,
+  PgThreads.layer
 )
 
 /**

@@ -16,8 +16,10 @@ import { MembersApi } from "./MembersApi.ts"
 import { PolicyApi } from "./PolicyApi.ts"
 import { UsageApi } from "./UsageApi.ts"
 import { SessionAsksApi } from "./SessionAsksApi.ts"
+import { ThreadsApi } from "./ThreadsApi.ts"
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TITLE_LENGTH, Session, SessionStatus, SessionView } from "./Session.ts"
 import { SessionEvent } from "./SessionEvent.ts"
+import { Tags } from "./ThreadsApi.ts"
 
 export * from "./ApiCore.ts"
 
@@ -62,7 +64,9 @@ export const CreateSessionBody = Schema.Struct({
   profileName: Schema.optional(
     Schema.String.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/))
   ),
-  projectSource: Schema.optional(BoundedJson)
+  projectSource: Schema.optional(BoundedJson),
+  /** Tags for the thread views (see `ThreadsApi`). */
+  tags: Schema.optional(Tags)
 })
 
 /** `text` has no schema maximum: an over-long prompt is a 413 (see `MAX_PROMPT_LENGTH`), not a 400. */
@@ -299,6 +303,7 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(ApiTokensApi)
   .add(ChannelsApi)
   .add(SessionAsksApi)
+  .add(ThreadsApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}
 

@@ -118,7 +118,10 @@ export const HTTP_ROUTES = [
   "/api/channels/gateway-tokens",
   "/api/sessions/:id/permission-respond",
   "/api/sessions/:id/question-reply",
-  "/api/sessions/:id/question-reject"
+  "/api/sessions/:id/question-reject",
+  "/api/threads",
+  "/api/threads/tags",
+  "/api/threads/smart-filters"
 ] as const
 
 export type HttpRoute = (typeof HTTP_ROUTES)[number]

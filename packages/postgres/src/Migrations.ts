@@ -266,6 +266,17 @@ CREATE TABLE IF NOT EXISTS cloud_session_pending_asks (
 `
   },
   {
+    id: 17,
+    name: "session_tags",
+    // The thread views: a session's tags (distinct, lower-case; GIN for the tag filter) and who created it (the
+    // \`mine\` smart filter). Sessions from before carry no tags and no creator.
+    sql: `
+ALTER TABLE cloud_sessions ADD COLUMN IF NOT EXISTS tags text[] NOT NULL DEFAULT '{}';
+ALTER TABLE cloud_sessions ADD COLUMN IF NOT EXISTS created_by text;
+CREATE INDEX IF NOT EXISTS cloud_sessions_tags ON cloud_sessions USING gin (tags);
+`
+  },
+  {
     id: 20,
     name: "workflows",
     // A scheduled run is unique on (workflow_id, scheduled_for): the slot fires once however many schedulers race.

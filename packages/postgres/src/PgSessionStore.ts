@@ -8,6 +8,7 @@ import {
   encodeSessionCursor,
   newCommandId,
   newSessionId,
+  normalizeTags,
   NotFound,
   pendingAsksView,
   type ProjectedMessage,
@@ -94,8 +95,17 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
     const profileName = input.profileName ?? defaultProfile
     yield* sql.withTransaction(Effect.gen(function*() {
       yield* sql.unsafe(
-        `INSERT INTO cloud_sessions (id, org_id, title, profile_name, project_source) VALUES ($1, $2, $3, $4, $5::jsonb)`,
-        [sessionId, orgId, title, profileName, input.projectSource === undefined ? null : JSON.stringify(input.projectSource)]
+        `INSERT INTO cloud_sessions (id, org_id, title, profile_name, project_source, tags, created_by)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6::text[], $7)`,
+        [
+          sessionId,
+          orgId,
+          title,
+          profileName,
+          input.projectSource === undefined ? null : JSON.stringify(input.projectSource),
+          [...normalizeTags(input.tags ?? [])],
+          input.createdBy ?? null
+        ]
       )
       yield* sql.unsafe(`INSERT INTO cloud_session_projections (session_id, org_id) VALUES ($1, $2)`, [sessionId, orgId])
       yield* sql.unsafe(`INSERT INTO cloud_worker_leases (session_id) VALUES ($1)`, [sessionId])

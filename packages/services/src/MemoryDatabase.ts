@@ -63,7 +63,11 @@ export interface MemoryToken {
 export interface MemorySession {
   readonly id: string
   readonly orgId: string
-  readonly title: string
+  title: string
+  /** Distinct, lower-case (absent: none). */
+  tags?: ReadonlyArray<string>
+  /** `account:<id>` or `token:<id>` that created it (absent: unknown). */
+  readonly createdBy?: string | null
   readonly profileName: string
   readonly createdAt: number
   abortedAt: number | null

@@ -19,6 +19,7 @@ import { Offboarding } from "./Offboarding.ts"
 import { SecretAdapter } from "./SecretAdapter.ts"
 import { Projections } from "./Projections.ts"
 import { SessionStore } from "./SessionStore.ts"
+import { Threads } from "./Threads.ts"
 import { Tokens } from "./Tokens.ts"
 import { Usage } from "./Usage.ts"
 import { WorkerRegistry } from "./WorkerRegistry.ts"
@@ -46,5 +47,6 @@ export const layerMemoryControlPlane = Layer.mergeAll(
   Quotas.layerMemory,
   Usage.layerMemory,
   ChannelStore.layerMemory,
-  DeliveryFeed.layerMemory
+  DeliveryFeed.layerMemory,
+  Threads.layerMemory
 ).pipe(Layer.provideMerge(Layer.merge(MemoryDatabase.layer, ObjectStore.layerMemory)))

@@ -8,6 +8,10 @@ export interface CreateSessionInput {
   readonly title?: string | undefined
   readonly profileName?: string | undefined
   readonly projectSource?: unknown
+  /** Lower-case tags (see `ThreadsApi`); duplicates are dropped. */
+  readonly tags?: ReadonlyArray<string> | undefined
+  /** `account:<id>` or `token:<id>` of the caller (the threads' `mine` filter). */
+  readonly createdBy?: string | undefined
 }
 
 export interface ListSessionsQuery {

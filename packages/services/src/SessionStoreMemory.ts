@@ -7,6 +7,7 @@ import {
   encodeSessionCursor,
   newCommandId,
   newSessionId,
+  normalizeTags,
   NotFound,
   pendingAsksView,
   type PromptQuota,
@@ -72,7 +73,16 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         const id = newSessionId()
         const title = input.title ?? DEFAULT_SESSION_TITLE
         const profileName = input.profileName ?? defaultProfileName
-        db.sessions.set(id, { id, orgId, title, profileName, createdAt: now, abortedAt: null })
+        db.sessions.set(id, {
+          id,
+          orgId,
+          title,
+          profileName,
+          createdAt: now,
+          abortedAt: null,
+          tags: normalizeTags(input.tags ?? []),
+          createdBy: input.createdBy ?? null
+        })
         db.projections.set(id, {
           orgId,
           status: "idle",

@@ -10,6 +10,7 @@ import {
   PgLeaseStore,
   PgProjections,
   PgSessionStore,
+  PgThreads,
   PgTokens,
   PgWorkerRegistry
 } from "@cowork/postgres"
@@ -54,7 +55,8 @@ const services = Layer.mergeAll(
   PgArtifacts.layer,
   PgControlPlaneStatus.layer,
   PgChannelStore.layer,
-  PgDeliveryFeed.layer
+  PgDeliveryFeed.layer,
+  PgThreads.layer
 ).pipe(Layer.provideMerge(ObjectStore.layerMemory))
 
 /** A fresh migrated database per test. */

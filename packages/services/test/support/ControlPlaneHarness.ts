@@ -11,6 +11,7 @@ import type {
   ObjectStore,
   Projections,
   SessionStore,
+  Threads,
   Tokens,
   WorkerRegistry
 } from "@cowork/services"
@@ -34,6 +35,7 @@ export type ControlPlane =
   | ObjectStore
   | ChannelStore
   | DeliveryFeed
+  | Threads
 
 /**
  * What a contract suite runs against: a fresh store per test (`layer`), and the store's clock. Expiry is driven
