@@ -35,6 +35,12 @@ export interface Proc {
   readonly kill: (signal?: NodeJS.Signals) => Promise<number | string>
 }
 
+/** Children still running when this process exits are killed (one exit hook for all of them). */
+const live = new Set<ChildProcess.ChildProcess>()
+process.once("exit", () => {
+  for (const child of live) child.kill("SIGKILL")
+})
+
 export const spawnCowork = (name: string, args: ReadonlyArray<string>, env: Record<string, string>): Proc => {
   const child = ChildProcess.spawn(process.execPath, [mainPath, ...args], {
     cwd: repoRoot,
@@ -62,9 +68,8 @@ export const spawnCowork = (name: string, args: ReadonlyArray<string>, env: Reco
     clearTimeout(timer)
     return code
   }
-  process.once("exit", () => {
-    if (alive()) child.kill("SIGKILL")
-  })
+  live.add(child)
+  void exited.then(() => live.delete(child))
   return { name, child, output: () => output, exited, alive, stop, kill }
 }
 
