@@ -33,7 +33,10 @@ const asPostgresUser = (): { readonly uid?: number; readonly gid?: number } => {
   }
 }
 
-export const startLocalPostgres = async (dir: string, options: { readonly major?: number } = {}): Promise<LocalPostgres> => {
+export const startLocalPostgres = async (
+  dir: string,
+  options: { readonly major?: number; readonly durable?: boolean; readonly maxConnections?: number } = {}
+): Promise<LocalPostgres> => {
   const initdb = findProgram("initdb", options.major ?? 15)
   const postgres = findProgram("postgres", options.major ?? 15)
   const { major, version } = programVersion(postgres)
@@ -70,10 +73,9 @@ export const startLocalPostgres = async (dir: string, options: { readonly major?
       "-p", String(port),
       "-k", dir,
       "-c", "listen_addresses=127.0.0.1",
-      "-c", "max_connections=300",
-      "-c", "fsync=off",
-      "-c", "synchronous_commit=off",
-      "-c", "full_page_writes=off"
+      "-c", `max_connections=${options.maxConnections ?? 300}`,
+      // Drills trade durability for speed; the load harness keeps Postgres's defaults (fsync on).
+      ...(options.durable === true ? [] : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
     ], { ...user, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LC_MESSAGES: "C" } })
     child = proc
     exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()))

@@ -1,0 +1,494 @@
+import { openSse } from "@cowork/client"
+import * as ChildProcess from "node:child_process"
+import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { performance } from "node:perf_hooks"
+import { GATES, type Gate, loadTargets, type Profile, PROFILES } from "./LaunchValidate.ts"
+import { type LocalPostgres, startLocalPostgres } from "./LocalPostgres.ts"
+import { call, ensureDatabase, freePort, type Proc, query, runCowork, sleep, spawnCowork, waitFor, waitReady } from "./Procs.ts"
+
+/**
+ * `cowork load` / `cowork soak`: a profile of deploy/load/launch-readiness-targets.json driven against a split stack
+ * this command starts (web, worker(s), scheduler as real processes on a Debian PostgreSQL with fsync on; scripted
+ * runtime), measuring every gate:
+ *
+ * - storedThreads: sessions seeded up to the target (bulk SQL beyond the first 50 API-created ones), then listed
+ *   and searched through the API while the load runs;
+ * - sseStreams: the target number of SSE streams held open for the whole run; every stream must still be open and
+ *   have received its session's events at the end;
+ * - promptsPerMinute: prompts POSTed at the target rate, counted when acked within the window;
+ * - activeWorkerSessions: the most sessions with a running command at once (sampled), prompts spread so the target
+ *   can be reached ([[slow:…]] replies hold a session for ~1 s);
+ * - workflowRunsPerMinute: manual runs POSTed at the target rate, counted when completed;
+ * - p95ReadMs / p95MutationMs / errorRate: every request the harness makes;
+ * - projectionLagEvents / oldestCommandAgeSeconds: sampled from the database every second;
+ * - gatewayMessagesPerMinute: not driven (the gateway's fake providers are not wired into the harness): the gate is
+ *   reported as skipped, which makes the decision at best conditional-go.
+ *
+ * Also sampled: CPU and RSS of every role process, Postgres connections per application. Output: JSON + Markdown.
+ */
+
+export interface LoadOptions {
+  readonly profile: Profile
+  readonly durationMs: number
+  readonly mode: "load" | "soak"
+  readonly outputDir: string
+  readonly reportName?: string | undefined
+  readonly log?: (line: string) => void
+}
+
+export type Verdict = "go" | "conditional-go" | "no-go"
+
+export interface GateResult {
+  readonly gate: Gate
+  readonly target: number
+  readonly measured: number | null
+  readonly direction: "min" | "max"
+  readonly result: "pass" | "fail" | "skipped"
+  readonly note: string
+}
+
+const percentile = (values: ReadonlyArray<number>, p: number) => {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+}
+const round = (n: number, digits = 1) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n)
+
+/** utime+stime (clock ticks) and RSS (bytes) of a pid from /proc; undefined when it is gone. */
+const procStat = (pid: number | undefined) => {
+  if (pid === undefined) return undefined
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    const ticks = Number(fields[11]) + Number(fields[12])
+    const rssPages = Number(fields[21])
+    return { cpuSeconds: ticks / 100, rssBytes: rssPages * 4096 }
+  } catch {
+    return undefined
+  }
+}
+
+export const runLoad = async (options: LoadOptions) => {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
+  const root = Path.resolve(import.meta.dirname, "../../../..")
+  const targets = loadTargets(root).profiles[options.profile]!.targets as Record<Gate, number>
+  const startedAt = new Date()
+  const work = Fs.mkdtempSync(Path.join(Os.tmpdir(), `cowork-${options.mode}-`))
+  Fs.chmodSync(work, 0o755)
+  const procs: Array<Proc> = []
+  let server: LocalPostgres | undefined
+  const controllers: Array<AbortController> = []
+  try {
+    log(`${options.mode}: profile ${options.profile}, ${options.durationMs / 1000} s; starting PostgreSQL and the stack`)
+    server = await startLocalPostgres(Path.join(work, "pg"), { durable: true, maxConnections: 400 })
+    await ensureDatabase(server.url("postgres"), "cowork_load")
+    const url = server.url("cowork_load")
+    const workers = targets.activeWorkerSessions > 8 ? 2 : 1
+    const concurrency = Math.max(4, Math.ceil((targets.activeWorkerSessions * 1.5) / workers))
+    const env = {
+      OPEN_COWORK_DATA_DIR: Path.join(work, "data"),
+      OPEN_COWORK_DATABASE_URL: url,
+      OPEN_COWORK_CLOUD_SSE_MAX_STREAMS_PER_ORG: String(targets.sseStreams + 100),
+      OPEN_COWORK_CLOUD_RATE_LIMIT_PRINCIPAL_PER_MIN: "100000000",
+      OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN: "100000000",
+      OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR: "100000000",
+      OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS: "100000000"
+    }
+    Fs.mkdirSync(env.OPEN_COWORK_DATA_DIR, { recursive: true })
+    const migrated = await runCowork(["migrate"], env)
+    if (migrated.code !== 0) throw new Error(`migrate failed: ${migrated.stderr}`)
+    const issued = await runCowork(["admin", "token", "create", "--scopes", "web,admin,operator", "--name", "load"], env)
+    const token = issued.stdout.trim().split("\n").at(-1)!.trim()
+    const serving = { ...env, OPEN_COWORK_CLOUD_RUN_MIGRATIONS: "false" }
+    const webPort = await freePort()
+    const web = spawnCowork("web", ["web"], { ...serving, OPEN_COWORK_CLOUD_PORT: String(webPort) })
+    procs.push(web)
+    const base = `http://127.0.0.1:${webPort}`
+    await waitReady(web, base)
+    for (let i = 1; i <= workers; i++) {
+      const port = await freePort()
+      const worker = spawnCowork(`worker-${i}`, ["worker"], {
+        ...serving,
+        OPEN_COWORK_CLOUD_WORKER_ID: `load-worker-${i}`,
+        OPEN_COWORK_CLOUD_WORKER_CONCURRENCY: String(concurrency),
+        OPEN_COWORK_CLOUD_LIVENESS_PORT: String(port)
+      })
+      procs.push(worker)
+      await waitReady(worker, `http://127.0.0.1:${port}`)
+    }
+    const schedulerPort = await freePort()
+    const scheduler = spawnCowork("scheduler", ["scheduler"], { ...serving, OPEN_COWORK_CLOUD_LIVENESS_PORT: String(schedulerPort) })
+    procs.push(scheduler)
+    await waitReady(scheduler, `http://127.0.0.1:${schedulerPort}`)
+
+    // ---- request accounting -------------------------------------------------------------------------------------
+    const reads: Array<number> = []
+    const mutations: Array<number> = []
+    let requests = 0
+    let errors = 0
+    const errorSamples: Array<string> = []
+    const timed = async (kind: "read" | "mutation", method: string, path: string, body?: unknown) => {
+      const t0 = performance.now()
+      requests++
+      try {
+        const r = await call(base, token, method, path, body)
+        ;(kind === "read" ? reads : mutations).push(performance.now() - t0)
+        if (r.status >= 500) {
+          errors++
+          if (errorSamples.length < 5) errorSamples.push(`${method} ${path.replace(/[a-z]+_[0-9a-z]+/g, ":id")} → ${r.status}`)
+        }
+        return r
+      } catch (error) {
+        errors++
+        if (errorSamples.length < 5) errorSamples.push(`${method} ${path.replace(/[a-z]+_[0-9a-z]+/g, ":id")} → ${String(error).slice(0, 80)}`)
+        return { status: 0, body: undefined as any, headers: new Headers() }
+      }
+    }
+
+    // ---- seed stored threads --------------------------------------------------------------------------------------
+    log(`${options.mode}: seeding ${targets.storedThreads} stored threads`)
+    const apiSessions = Math.min(50, targets.storedThreads)
+    const sessions: Array<string> = []
+    for (let i = 0; i < apiSessions; i++) {
+      const r = await timed("mutation", "POST", "/api/sessions", { title: `load thread ${i}` })
+      if (r.status === 201) sessions.push(r.body.session.id)
+    }
+    const org = (await query<{ org_id: string }>(url, "SELECT org_id FROM cloud_sessions LIMIT 1"))[0]!.org_id
+    const bulk = targets.storedThreads - apiSessions
+    if (bulk > 0) {
+      await query(url, `WITH s AS (
+          INSERT INTO cloud_sessions (id, org_id, title) SELECT 'ses_load' || g || '${Crypto.randomBytes(3).toString("hex")}', $1, 'stored thread ' || g
+          FROM generate_series(1, $2) g RETURNING id)
+        INSERT INTO cloud_session_projections (session_id, org_id, last_sequence) SELECT id, $1, 0 FROM s`, [org, bulk])
+    }
+    const storedThreads = Number((await query<{ n: string }>(url, "SELECT count(*) AS n FROM cloud_sessions"))[0]!.n)
+
+    // ---- SSE fan-out ------------------------------------------------------------------------------------------------
+    log(`${options.mode}: opening ${targets.sseStreams} SSE streams`)
+    const streamFrames: Array<number> = new Array(targets.sseStreams).fill(0)
+    const streamOpen: Array<boolean> = new Array(targets.sseStreams).fill(false)
+    await Promise.all(Array.from({ length: targets.sseStreams }, async (_, i) => {
+      const controller = new AbortController()
+      controllers.push(controller)
+      const sessionId = sessions[i % sessions.length]!
+      try {
+        const stream = await openSse(`${base}/api/sessions/${sessionId}/events`, { authorization: `Bearer ${token}` }, controller.signal, (frame) => {
+          if (frame.id !== undefined) streamFrames[i]!++
+        })
+        streamOpen[i] = true
+        void stream.ended.then(() => {
+          streamOpen[i] = false
+        })
+      } catch {
+        errors++
+      }
+    }))
+
+    // ---- workflow -----------------------------------------------------------------------------------------------------
+    const workflow = await timed("mutation", "POST", "/api/workflows", {
+      title: "load workflow", instructions: "[[events:2]] load run", agentName: "build", triggers: [{ type: "manual", enabled: true }], overlapPolicy: "allow"
+    })
+    const workflowId = workflow.body?.workflow?.id as string
+
+    // ---- samplers ---------------------------------------------------------------------------------------------------
+    let running = true
+    const samples: Array<{ t: number; activeSessions: number; lag: number; oldestAge: number; connections: number; procs: Record<string, { cpu: number; rssMb: number }> }> = []
+    const cpuStart = new Map(procs.map((p) => [p.name, procStat(p.child.pid)?.cpuSeconds ?? 0]))
+    const sampler = (async () => {
+      while (running) {
+        const t = Date.now()
+        const [active, lag, oldest, conns] = await Promise.all([
+          query<{ n: string }>(url, "SELECT count(DISTINCT session_id) AS n FROM cloud_session_commands WHERE status = 'running'"),
+          query<{ m: string | null }>(url, "SELECT max(last_sequence - projected_sequence) AS m FROM cloud_session_projections"),
+          query<{ s: number | null }>(url, "SELECT extract(epoch FROM now() - min(created_at))::float8 AS s FROM cloud_session_commands WHERE status = 'pending'"),
+          query<{ n: string }>(url, "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'cowork_load'")
+        ]).catch(() => [[{ n: "0" }], [{ m: "0" }], [{ s: 0 }], [{ n: "0" }]] as const)
+        const procSample: Record<string, { cpu: number; rssMb: number }> = {}
+        for (const p of procs) {
+          const s = procStat(p.child.pid)
+          if (s !== undefined) procSample[p.name] = { cpu: s.cpuSeconds, rssMb: round(s.rssBytes / 1024 / 1024) }
+        }
+        samples.push({
+          t,
+          activeSessions: Number((active[0] as any).n),
+          lag: Number((lag[0] as any).m ?? 0),
+          oldestAge: Number((oldest[0] as any).s ?? 0),
+          connections: Number((conns[0] as any).n),
+          procs: procSample
+        })
+        await sleep(1_000 - (Date.now() - t))
+      }
+    })()
+
+    // ---- drivers ----------------------------------------------------------------------------------------------------
+    log(`${options.mode}: driving traffic`)
+    const windowStart = new Date()
+    const deadline = Date.now() + options.durationMs
+    const promptIds: Array<string> = []
+    const runIds: Array<string> = []
+    const paced = async (perMinute: number, task: (i: number) => Promise<void>) => {
+      const interval = 60_000 / perMinute
+      const t0 = Date.now()
+      const inflight: Array<Promise<void>> = []
+      for (let i = 0; Date.now() < deadline; i++) {
+        await sleep(t0 + i * interval - Date.now())
+        if (Date.now() >= deadline) break
+        inflight.push(task(i))
+      }
+      await Promise.all(inflight)
+    }
+    // Prompts: spread over enough sessions that activeWorkerSessions can be reached; each reply takes ~1 s.
+    const promptRate = Math.max(targets.promptsPerMinute, targets.activeWorkerSessions * 60)
+    const promptDriver = paced(promptRate, async (i) => {
+      const sessionId = sessions[i % sessions.length]!
+      const r = await timed("mutation", "POST", `/api/sessions/${sessionId}/prompt`, { text: `[[slow:200]] [[events:4]] load ${i}` })
+      if (r.status === 202) promptIds.push(r.body.commandId)
+    })
+    // Offered at twice the target: the gate is a capacity, and a run finishing just after the window must not decide it.
+    const workflowDriver = paced(targets.workflowRunsPerMinute * 2, async () => {
+      const r = await timed("mutation", "POST", `/api/workflows/${workflowId}/run`)
+      if (r.status === 202) runIds.push(r.body.run.id)
+    })
+    const artifactDriver = paced(30, async (i) => {
+      const sessionId = sessions[i % sessions.length]!
+      const up = await timed("mutation", "POST", `/api/sessions/${sessionId}/artifacts`, {
+        filename: `load-${i}.bin`, contentType: "application/octet-stream", dataBase64: Crypto.randomBytes(16_384).toString("base64")
+      })
+      if (up.status === 201) await timed("read", "GET", `/api/sessions/${sessionId}/artifacts/${up.body.artifact.id}`)
+    })
+    const readers = Array.from({ length: 4 }, async (_, r) => {
+      for (let i = 0; Date.now() < deadline; i++) {
+        const sessionId = sessions[(i + r) % sessions.length]!
+        switch (i % 6) {
+          case 0: await timed("read", "GET", "/api/sessions?limit=50"); break
+          case 1: await timed("read", "GET", `/api/sessions?limit=20&q=thread%20${i % 100}`); break
+          case 2: await timed("read", "GET", `/api/sessions/${sessionId}/view`); break
+          case 3: await timed("read", "GET", "/api/workspace"); break
+          case 4: await timed("read", "GET", "/api/workflows"); break
+          case 5: await timed("read", "GET", "/api/artifacts?limit=20"); break
+        }
+        await sleep(50)
+      }
+    })
+    await Promise.all([promptDriver, workflowDriver, artifactDriver, ...readers])
+    const windowEnd = new Date()
+    const windowMinutes = (windowEnd.getTime() - windowStart.getTime()) / 60_000
+    // Let the queue drain (bounded), then count what completed inside the window.
+    await waitFor("queue to drain", async () => {
+      const rows = await query<{ n: string }>(url, "SELECT count(*) AS n FROM cloud_session_commands WHERE status IN ('pending','running')")
+      return Number(rows[0]!.n) === 0 ? true : undefined
+    }, 60_000, 250).catch(() => undefined)
+    running = false
+    await sampler
+
+    const ackedInWindow = Number((await query<{ n: string }>(url,
+      "SELECT count(*) AS n FROM cloud_session_commands WHERE id = ANY($1::text[]) AND status = 'acked' AND completed_at <= $2",
+      [promptIds, windowEnd.toISOString()]))[0]!.n)
+    const ackedTotal = Number((await query<{ n: string }>(url,
+      "SELECT count(*) AS n FROM cloud_session_commands WHERE id = ANY($1::text[]) AND status = 'acked'", [promptIds]))[0]!.n)
+    const runsCompleted = Number((await query<{ n: string }>(url,
+      "SELECT count(*) AS n FROM cloud_workflow_runs WHERE id = ANY($1::text[]) AND status = 'completed' AND finished_at <= $2",
+      [runIds, windowEnd.toISOString()]))[0]!.n)
+    const openStreams = streamOpen.filter(Boolean).length
+    const streamsWithEvents = streamFrames.filter((n) => n > 0).length
+    for (const controller of controllers) controller.abort()
+
+    const measured: Record<Gate, number | null> = {
+      sseStreams: Math.min(openStreams, streamsWithEvents),
+      storedThreads,
+      promptsPerMinute: round(ackedInWindow / windowMinutes),
+      activeWorkerSessions: Math.max(0, ...samples.map((s) => s.activeSessions)),
+      workflowRunsPerMinute: round(runsCompleted / windowMinutes),
+      gatewayMessagesPerMinute: null,
+      p95ReadMs: round(percentile(reads, 95)),
+      p95MutationMs: round(percentile(mutations, 95)),
+      projectionLagEvents: Math.max(0, ...samples.map((s) => s.lag)),
+      oldestCommandAgeSeconds: round(Math.max(0, ...samples.map((s) => s.oldestAge))),
+      errorRate: requests === 0 ? 1 : round(errors / requests, 4)
+    }
+    const gates: Array<GateResult> = (Object.keys(GATES) as Array<Gate>).map((gate) => {
+      const target = targets[gate]
+      const value = measured[gate]
+      const direction = GATES[gate]
+      if (value === null) {
+        return { gate, target, measured: null, direction, result: "skipped", note: "gateway inbound/outbound not driven by this harness" }
+      }
+      const pass = direction === "min" ? value >= target : value <= target
+      return { gate, target, measured: value, direction, result: pass ? "pass" : "fail", note: "" }
+    })
+    const decision: Verdict = gates.some((g) => g.result === "fail") ? "no-go" : gates.some((g) => g.result === "skipped") ? "conditional-go" : "go"
+    const procSummary: Record<string, { cpuPercent: number; rssStartMb: number; rssEndMb: number; rssMaxMb: number }> = {}
+    const durationS = (windowEnd.getTime() - windowStart.getTime()) / 1000
+    for (const p of procs) {
+      const series = samples.map((s) => s.procs[p.name]).filter((x) => x !== undefined)
+      if (series.length === 0) continue
+      procSummary[p.name] = {
+        cpuPercent: round(((series.at(-1)!.cpu - (cpuStart.get(p.name) ?? 0)) / durationS) * 100),
+        rssStartMb: series[0]!.rssMb,
+        rssEndMb: series.at(-1)!.rssMb,
+        rssMaxMb: Math.max(...series.map((s) => s.rssMb))
+      }
+    }
+    const commit = (() => {
+      try {
+        return ChildProcess.execFileSync("git", ["rev-parse", "HEAD"], { cwd: root, encoding: "utf8" }).trim()
+      } catch {
+        return "unknown"
+      }
+    })()
+    const report = {
+      command: `cowork ${options.mode} --profile ${options.profile} --duration-ms ${options.durationMs}`,
+      mode: options.mode,
+      profile: options.profile,
+      decision,
+      commit,
+      imageDigest: "none (run from the source checkout; no image built on this machine)",
+      startedAt: startedAt.toISOString(),
+      window: { start: windowStart.toISOString(), end: windowEnd.toISOString(), seconds: round(durationS) },
+      environment: {
+        stack: `web x1, worker x${workers} (concurrency ${concurrency} each), scheduler x1 as real processes; scripted runtime; file object store`,
+        postgres: `PostgreSQL ${server.version} (Debian, started by the harness, fsync on)`,
+        host: `${Os.type()} ${Os.arch()}, ${Os.cpus().length} CPU (${Os.cpus()[0]?.model ?? "?"}), ${round(Os.totalmem() / 1024 ** 3)} GiB; load average at start ${Os.loadavg().map((n) => round(n, 2)).join(" / ")}; Node ${process.version}`
+      },
+      gates,
+      traffic: {
+        requests,
+        errors,
+        errorSamples,
+        reads: reads.length,
+        mutations: mutations.length,
+        promptsSent: promptIds.length,
+        promptsAcked: ackedTotal,
+        promptsAckedInWindow: ackedInWindow,
+        workflowRunsStarted: runIds.length,
+        workflowRunsCompletedInWindow: runsCompleted,
+        sseStreamsOpened: targets.sseStreams,
+        sseStreamsOpenAtEnd: openStreams,
+        sseFramesReceived: streamFrames.reduce((a, b) => a + b, 0),
+        p50ReadMs: round(percentile(reads, 50)),
+        p50MutationMs: round(percentile(mutations, 50))
+      },
+      processes: procSummary,
+      postgresConnections: { max: Math.max(0, ...samples.map((s) => s.connections)), end: samples.at(-1)?.connections ?? 0 },
+      trend: samples.filter((_, i) => i % Math.max(1, Math.floor(samples.length / 10)) === 0).map((s) => ({
+        t: round((s.t - windowStart.getTime()) / 1000, 0), activeSessions: s.activeSessions, lag: s.lag, oldestAge: round(s.oldestAge), connections: s.connections,
+        rssMb: Object.fromEntries(Object.entries(s.procs).map(([k, v]) => [k, v.rssMb]))
+      }))
+    }
+    Fs.mkdirSync(options.outputDir, { recursive: true })
+    const name = options.reportName ?? `${options.mode}-${options.profile}`
+    const jsonPath = Path.join(options.outputDir, `${name}.json`)
+    const mdPath = Path.join(options.outputDir, `${name}.md`)
+    Fs.writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`)
+    Fs.writeFileSync(mdPath, renderLoadReport(report))
+    return { report, jsonPath, mdPath }
+  } catch (error) {
+    for (const proc of procs) process.stderr.write(`--- ${proc.name} (tail) ---\n${proc.output().slice(-2_000)}\n`)
+    throw error
+  } finally {
+    for (const controller of controllers) controller.abort()
+    await Promise.all(procs.map((proc) => proc.stop(20_000)))
+    if (server !== undefined) await server.stop()
+    Fs.rmSync(work, { recursive: true, force: true })
+  }
+}
+
+export type LoadReport = Awaited<ReturnType<typeof runLoad>>["report"]
+
+const AREA: Record<Gate, string> = {
+  sseStreams: "SSE fan-out: streams held open and receiving",
+  storedThreads: "stored threads listed / searched",
+  promptsPerMinute: "session prompt throughput (acked in window)",
+  activeWorkerSessions: "worker sessions running at once",
+  workflowRunsPerMinute: "workflow runs completed",
+  gatewayMessagesPerMinute: "gateway inbound / outbound",
+  p95ReadMs: "Cloud Web reads, p95",
+  p95MutationMs: "mutations (create, prompt, upload, run), p95",
+  projectionLagEvents: "projection lag, max",
+  oldestCommandAgeSeconds: "oldest pending command, max",
+  errorRate: "error rate (5xx + network)"
+}
+
+/** Markdown in the launch-readiness report template's structure (docs/launch/launch-readiness-report-template.md). */
+export const renderLoadReport = (r: LoadReport): string => [
+  `# Launch readiness report — ${r.profile} — ${r.startedAt.slice(0, 10)}`,
+  "",
+  `Generated by \`${r.command}\` (apps/cli/src/ops/Load.ts); every figure below is measured by that run. JSON beside this file.`,
+  "",
+  "## Release candidate",
+  "",
+  `- Environment: local split stack started by the harness — ${r.environment.stack}; ${r.environment.postgres}`,
+  `- Host: ${r.environment.host}`,
+  "- Cloud URL / Gateway URL: loopback, ephemeral ports (no gateway process driven)",
+  `- Commit SHA: ${r.commit}`,
+  `- Image tag / digest: ${r.imageDigest}`,
+  `- Primary command(s): \`${r.command}\``,
+  "- Sanitised environment profile: rate limits and prompt quotas raised for the single load token; SSE per-org cap = target + 100",
+  `- Target profile: ${r.profile} (deploy/load/launch-readiness-targets.json)`,
+  "- Accepted launch tier: local-self-host-beta (deploy/load/launch-evidence-matrix.json)",
+  `- Window: ${r.window.start} → ${r.window.end} (${r.window.seconds} s)`,
+  "",
+  "## Go / no-go",
+  "",
+  `- Decision: **${r.decision}**`,
+  `- Why: ${r.gates.filter((g) => g.result === "fail").map((g) => `${g.gate} failed`).join(", ") || "every measured gate passed"}${r.gates.some((g) => g.result === "skipped") ? `; skipped: ${r.gates.filter((g) => g.result === "skipped").map((g) => g.gate).join(", ")} (a skipped gate caps the decision at conditional-go)` : ""}`,
+  `- Claims explicitly not made: hosted tiers (private-beta and above); gateway delivery capacity`,
+  "",
+  "## Load test report",
+  "",
+  "| area | gate | target | measured | result |",
+  "|---|---|---|---|---|",
+  ...r.gates.map((g) => `| ${AREA[g.gate]} | ${g.gate} | ${g.direction === "min" ? "≥" : "≤"} ${g.target} | ${g.measured ?? "—"} | ${g.result}${g.note === "" ? "" : ` (${g.note})`} |`),
+  "",
+  `Traffic: ${r.traffic.requests} requests (${r.traffic.reads} reads, ${r.traffic.mutations} mutations), ${r.traffic.errors} errors${r.traffic.errorSamples.length > 0 ? ` (e.g. ${r.traffic.errorSamples.join("; ")})` : ""};`,
+  `p50 read ${r.traffic.p50ReadMs} ms, p50 mutation ${r.traffic.p50MutationMs} ms; prompts sent ${r.traffic.promptsSent}, acked ${r.traffic.promptsAcked} (${r.traffic.promptsAckedInWindow} inside the window);`,
+  `workflow runs started ${r.traffic.workflowRunsStarted}, completed in window ${r.traffic.workflowRunsCompletedInWindow}; SSE streams ${r.traffic.sseStreamsOpenAtEnd}/${r.traffic.sseStreamsOpened} open at the end, ${r.traffic.sseFramesReceived} frames received.`,
+  "",
+  "## Soak test report",
+  "",
+  r.mode === "soak"
+    ? `- Duration ${r.window.seconds} s; max error rate ${r.gates.find((g) => g.gate === "errorRate")!.measured}; p95 read ${r.gates.find((g) => g.gate === "p95ReadMs")!.measured} ms; p95 mutation ${r.gates.find((g) => g.gate === "p95MutationMs")!.measured} ms; max oldest command age ${r.gates.find((g) => g.gate === "oldestCommandAgeSeconds")!.measured} s; max projection lag ${r.gates.find((g) => g.gate === "projectionLagEvents")!.measured}`
+    : "- Not a soak run (`cowork soak --profile … --duration-ms …` runs the same harness for longer; trend below).",
+  "",
+  "| t (s) | running sessions | projection lag | oldest pending (s) | Postgres connections | RSS MB per process |",
+  "|---|---|---|---|---|---|",
+  ...r.trend.map((s) => `| ${s.t} | ${s.activeSessions} | ${s.lag} | ${s.oldestAge} | ${s.connections} | ${Object.entries(s.rssMb).map(([k, v]) => `${k} ${v}`).join(", ")} |`),
+  "",
+  "## Failover and recovery evidence",
+  "",
+  "- `cowork drill failover`: docs/runbooks/failover-drill-report.md",
+  "",
+  "## Restore and backup evidence",
+  "",
+  "- `cowork drill restore`: docs/runbooks/restore-drill-report.md",
+  "",
+  "## Security boundary evidence",
+  "",
+  "- The tests named under securityBoundaries in deploy/load/launch-evidence-matrix.json (run by `npm test`).",
+  "",
+  "## Cost and scaling notes",
+  "",
+  "| process | CPU (% of one core, window average) | RSS start → end (max) MB |",
+  "|---|---|---|",
+  ...Object.entries(r.processes).map(([name, p]) => `| ${name} | ${p.cpuPercent} | ${p.rssStartMb} → ${p.rssEndMb} (${p.rssMaxMb}) |`),
+  "",
+  `Postgres connections: max ${r.postgresConnections.max}, at the end ${r.postgresConnections.end}.`,
+  "",
+  "## Known limits",
+  "",
+  "- One machine runs the stack, Postgres and the load generator together: figures are a floor for this host, not a capacity plan.",
+  "- The scripted runtime stands in for a model: worker figures exclude model latency and provider quotas.",
+  "- Gateway inbound/outbound is not driven by this harness (skipped gate).",
+  "",
+  "## Findings",
+  "",
+  "| finding | evidence | disposition | follow-up | tier impact |",
+  "|---|---|---|---|---|",
+  ...r.gates.filter((g) => g.result !== "pass").map((g) => `| ${g.gate} ${g.result} | measured ${g.measured ?? "—"} vs ${g.target} | ${g.result === "skipped" ? "tier-scoped-out-of-scope" : "narrow-follow-up-issue"} | ${g.result === "skipped" ? "drive the gateway's fake providers from the harness" : "investigate"} | caps ${r.profile} at ${g.result === "skipped" ? "conditional-go" : "no-go"} |`),
+  ""
+].join("\n")
+
+export { PROFILES }
