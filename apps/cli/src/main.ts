@@ -6,13 +6,15 @@ import * as Admin from "./commands/Admin.ts"
 import * as Gateway from "./commands/Gateway.ts"
 import * as Backup from "./commands/Backup.ts"
 import * as Drill from "./commands/Drill.ts"
+import * as Launch from "./commands/Launch.ts"
+import * as Load from "./commands/Load.ts"
 import * as Migrate from "./commands/Migrate.ts"
 import * as Restore from "./commands/Restore.ts"
 import * as Serve from "./commands/Serve.ts"
 
 const cowork = Command.make("cowork", {}, () => Serve.fromEnvironment).pipe(
   Command.withDescription("Cowork Cloud control plane. Without a subcommand, runs the role in OPEN_COWORK_CLOUD_ROLE (web, worker, scheduler, gateway, all; default all)"),
-  Command.withSubcommands([Serve.up, Serve.web, Serve.worker, Serve.scheduler, Gateway.command, Migrate.command, Admin.command, Backup.command, Restore.command, Drill.command])
+  Command.withSubcommands([Serve.up, Serve.web, Serve.worker, Serve.scheduler, Gateway.command, Migrate.command, Admin.command, Backup.command, Restore.command, Drill.command, Launch.command, Load.load, Load.soak])
 )
 
 /** SIGTERM / SIGINT interrupt the main fiber; once every finalizer has run, that is a clean exit (code 0). */
