@@ -20,13 +20,14 @@ describe("cowork launch validate", () => {
       const file = Path.join(dir, "planted.md")
       Fs.writeFileSync(file, [
         "Check `GET /api/sessions/:id/view` and `POST /api/workflows/:id/{run,pause}` (both exist).",
-        "Then `GET /api/imaginary/status` and `POST /api/workflows/:id/explode`.",
+        "Then `GET /api/imaginary/status` and `POST /api/workflows/:id/explode`; `/webhooks/*` exists, `/api/nowhere/*` does not.",
         "Watch open_cowork_cloud_http_requests_total and open_cowork_cloud_made_up_total.",
         "Set OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS, not OPEN_COWORK_CLOUD_NOT_A_SETTING."
       ].join("\n"))
       const findings = checkRunbooks(root, [file]).filter((f) => !f.ok).map((f) => f.message.replace(/^.*?: /, ""))
       assert.deepStrictEqual(findings.sort(), [
         "/api/imaginary/status is not a route the code serves",
+        "/api/nowhere/* is not a route the code serves",
         "/api/workflows/:id/explode is not a route the code serves",
         "OPEN_COWORK_CLOUD_NOT_A_SETTING is read nowhere in the code",
         "open_cowork_cloud_made_up_total is not in the metrics catalog"
