@@ -3,11 +3,13 @@ import { Tokens } from "@cowork/services"
 import { Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { TokenRevocations } from "./TokenRevocations.ts"
+import { TokenVerifier } from "./TokenVerifier.ts"
 
 /** `/api/api-tokens`: the caller's org's tokens. Another org's token is a 404; a new token never outranks its creator. */
 export const layer = HttpApiBuilder.group(Api, "apiTokens", Effect.fn(function*(handlers) {
   const tokens = yield* Tokens
   const revocations = yield* TokenRevocations
+  const verifier = yield* TokenVerifier
 
   return handlers.handleAll({
     list: () =>
@@ -35,6 +37,7 @@ export const layer = HttpApiBuilder.group(Api, "apiTokens", Effect.fn(function*(
     revoke: ({ params }) =>
       Effect.gen(function*() {
         const token = yield* tokens.revoke(params.id, { orgId: (yield* CurrentPrincipal).orgId })
+        yield* verifier.forget(token.id)
         yield* revocations.revoked(token.id)
         return { token }
       })

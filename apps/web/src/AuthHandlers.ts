@@ -204,7 +204,13 @@ export const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(h
         })
         const role: MemberRole = principal.scopes.includes("operator") ? "owner" : "admin"
         yield* identity.setRole(principal.orgId, account.id, role)
-        const opened = yield* identity.openSession({ orgId: principal.orgId, accountId: account.id, lifetimes: settings }).pipe(Effect.orDie)
+        // The session lives no longer than the token that opened it.
+        const opened = yield* identity.openSession({
+          orgId: principal.orgId,
+          accountId: account.id,
+          lifetimes: settings,
+          sourceTokenId: principal.tokenId
+        }).pipe(Effect.orDie)
         yield* signIn("token_login", "ok")
         yield* recordAudit({
           orgId: principal.orgId,

@@ -9,10 +9,10 @@ import {
   Unauthorized
 } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { Tokens } from "@cowork/services"
 import { type Context, Effect, Layer, Redacted } from "effect"
 import { BrowserAuth } from "./BrowserAuth.ts"
 import { RequestLimits } from "./RequestLimits.ts"
+import { TokenVerifier } from "./TokenVerifier.ts"
 
 /**
  * Bearer-token authentication for every protected route: 401 for a missing/unknown/expired/revoked token, 403
@@ -20,7 +20,7 @@ import { RequestLimits } from "./RequestLimits.ts"
  * on a tenant route (tenant routes act inside one org; a platform operator belongs to none).
  */
 const makeAuthenticator = Effect.gen(function*() {
-  const tokens = yield* Tokens
+  const tokens = yield* TokenVerifier
   const metrics = yield* Metrics
   const limits = yield* RequestLimits
   return Effect.fn("Authentication.bearer")(function*(

@@ -124,7 +124,8 @@ export const make = (settings: AuthSettings) =>
           accountId: session.accountId,
           email: session.email,
           role: session.role,
-          csrfToken
+          csrfToken,
+          sourceTokenId: session.sourceTokenId
         }
       } satisfies OrgPrincipal
     })

@@ -36,7 +36,7 @@ export const sseHeadResponse = () =>
  * org's stream cap (429 when the org is at it; a refused stream is never counted). The slot belongs to the request's
  * scope, which closes however the request ends (streamed to the end, aborted by the client, failed, or a response
  * whose body the server never runs), so no exit path keeps it. The stream ends when the token it was opened with
- * is revoked or expires (`TokenRevocations`).
+ * (API token or browser session) is revoked or expires, on whichever process it was revoked (`TokenRevocations`).
  */
 const sseResponse = (
   orgId: string,
@@ -54,7 +54,7 @@ const sseResponse = (
     if (release === undefined) return yield* capReached(caps.maxPerOrg)
     yield* Effect.addFinalizer(() => release)
     const principal = yield* Effect.serviceOption(CurrentPrincipal)
-    const credentialEnds = Option.isSome(principal) ? yield* revocations.watch(principal.value.tokenId) : Effect.never
+    const credentialEnds = Option.isSome(principal) ? yield* revocations.watch(principal.value) : Effect.never
     const keepAlive = Stream.tick(KEEP_ALIVE_INTERVAL).pipe(Stream.drop(1), Stream.map(() => KEEP_ALIVE_FRAME))
     const stream = Stream.make(RETRY_FRAME).pipe(
       Stream.concat(keptAlive ? body : Stream.merge(body, keepAlive, { haltStrategy: "left" })),

@@ -51,6 +51,7 @@ import * as Workbench from "./Workbench.ts"
 import { SessionEventHub } from "./SessionEventHub.ts"
 import { SseStreamCaps } from "./SseStreamCaps.ts"
 import { TokenRevocations } from "./TokenRevocations.ts"
+import { TokenVerifier } from "./TokenVerifier.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 /** Every route of the web role, derived from the one `Api` definition, plus `/openapi.json` and `/docs`. */
@@ -65,6 +66,7 @@ export const routes = Layer.mergeAll(
     Layer.provide(SessionAskHandlers.layer),
     Layer.provide(ThreadHandlers.layer),
     Layer.provide(AuthenticationLive.layer),
+    Layer.provide(TokenVerifier.layer),
     Layer.provide([BrowserAuth.layer, RequestLimits.layer, QuotaPolicy.layer]),
     Layer.provide(RateLimiter.layerMemory)
   ),

@@ -21,6 +21,7 @@ const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   commandSignals: Effect.succeed(Stream.never),
   notifyCommand: () => Effect.void,
   listeners: Effect.succeed([]),
+  revocations: Effect.succeed(Stream.never),
   resyncs: Effect.succeed(Stream.never)
 }))
 

@@ -23,6 +23,7 @@ const env = (limits: Array<number>) =>
         commandSignals: Effect.map(PubSub.subscribe(signals), Stream.fromSubscription),
         notifyCommand: (signal) => Effect.asVoid(PubSub.publish(signals, signal)),
         listeners: Effect.succeed([]),
+        revocations: Effect.succeed(Stream.never),
         resyncs: Effect.succeed(Stream.never)
       }))),
     Metrics.layerTest("worker"),

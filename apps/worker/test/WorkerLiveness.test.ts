@@ -17,6 +17,7 @@ const FlakyChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   commandSignals: Effect.succeed(Stream.never),
   notifyCommand: () => Effect.void,
   listeners: Effect.sync(() => [{ channel: "cowork_commands", connected: listenerUp }]),
+  revocations: Effect.succeed(Stream.never),
   resyncs: Effect.succeed(Stream.never)
 }))
 

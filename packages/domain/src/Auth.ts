@@ -28,6 +28,8 @@ export interface BrowserSessionPrincipal {
   readonly role: "owner" | "admin" | "member"
   /** Echoed by `GET /api/workspace` so the workbench can send it as `X-CSRF-Token` on mutations. */
   readonly csrfToken: string
+  /** The API token the session was signed in with (token login), if any: the session ends with it. */
+  readonly sourceTokenId?: string | null | undefined
 }
 
 /**

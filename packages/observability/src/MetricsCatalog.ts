@@ -325,7 +325,7 @@ export const MetricsCatalog = {
   open_cowork_cloud_browser_auth_refusals_total: counter("Requests with a browser session cookie refused, by reason.", {
     reason: [
       "unknown_session", "expired_idle", "expired_absolute", "revoked_session", "no_membership", "csrf_rejected",
-      "operator_route", "forbidden_scope"
+      "operator_route", "forbidden_scope", "source_token_revoked"
     ]
   }),
   open_cowork_cloud_sign_ins_total: counter("Sign-in attempts (OIDC callback, owner-token login), by method and outcome.", {
@@ -388,7 +388,11 @@ export const MetricsCatalog = {
   open_cowork_gateway_provider_deliveries_sent_total: counter("Deliveries sent, by provider.", gatewayProvider),
   open_cowork_gateway_provider_delivery_retries_total: counter("Deliveries acked as failed, by provider.", gatewayProvider),
   open_cowork_gateway_provider_delivery_dead_letters_total: counter("Deliveries acked or moved to dead, by provider.", gatewayProvider),
-  open_cowork_gateway_provider_incoming_messages_total: counter("Inbound messages accepted, by provider.", gatewayProvider)
+  open_cowork_gateway_provider_incoming_messages_total: counter("Inbound messages accepted, by provider.", gatewayProvider),
+  open_cowork_cloud_token_cache_lookups_total: counter(
+    "API-token authentications by how the web process's verification cache answered: hit (no database read), miss (read and cached), bypass (the revocation listener is down: read, not cached).",
+    { result: ["hit", "miss", "bypass"] }
+  )
 } as const satisfies Record<string, MetricSpec>
 
 export type Catalog = typeof MetricsCatalog

@@ -1,4 +1,6 @@
-import type { CommandSignal, SessionChanged } from "@cowork/services"
+import { Effect } from "effect"
+import type { SqlClient } from "effect/sql"
+import type { CommandSignal, Revocation, SessionChanged } from "@cowork/services"
 
 /**
  * The NOTIFY channels and their payloads, written once: the stores that notify and the change feed that listens
@@ -47,3 +49,40 @@ export const parseCommandSignal = (payload: string): CommandSignal | undefined =
   if (rest.length > 0 || sessionId === undefined || sessionId === "" || (kind !== "prompt" && kind !== "abort" && kind !== "released" && kind !== "answer")) return undefined
   return { kind, sessionId }
 }
+
+/**
+ * A credential was revoked: sent on `EVENTS_CHANNEL` (the one channel a web process listens on, so it keeps ONE
+ * `LISTEN` connection) with payload `!revoked <token|browser_session|org> <id>`, which no session change can be (an
+ * org id never starts with `!`); an older process reading it finds no session change there and ignores it.
+ */
+export const AUTH_CHANNEL = EVENTS_CHANNEL
+const REVOKED_PREFIX = "!revoked "
+
+export const parseRevocation = (payload: string): Revocation | undefined => {
+  if (!payload.startsWith(REVOKED_PREFIX)) return undefined
+  const [kind, id, ...rest] = payload.slice(REVOKED_PREFIX.length).split(" ")
+  if (rest.length > 0 || id === undefined || id === "" || (kind !== "token" && kind !== "browser_session" && kind !== "org")) return undefined
+  return { kind, id }
+}
+
+/** A message on `EVENTS_CHANNEL`: a session's log grew, or a credential was revoked. */
+export type EventsMessage = { readonly session: SessionChanged } | { readonly revocation: Revocation }
+
+export const parseEventsMessage = (payload: string): EventsMessage | undefined => {
+  const revocation = parseRevocation(payload)
+  if (revocation !== undefined) return { revocation }
+  const session = parseSessionChanged(payload)
+  return session === undefined ? undefined : { session }
+}
+
+/**
+ * Announces revocations with `pg_notify` on `AUTH_CHANNEL`: inside a transaction they are delivered at its commit
+ * (never for a rolled-back revocation), otherwise at once.
+ */
+export const notifyRevocations = (sql: SqlClient.SqlClient, revocations: ReadonlyArray<Revocation>) =>
+  revocations.length === 0
+    ? Effect.void
+    : sql.unsafe(
+      `SELECT pg_notify('${AUTH_CHANNEL}', '${REVOKED_PREFIX}' || kind || ' ' || id) FROM unnest($1::text[], $2::text[]) AS r(kind, id)`,
+      [revocations.map((r) => r.kind), revocations.map((r) => r.id)]
+    ).pipe(Effect.asVoid)

@@ -552,6 +552,16 @@ CREATE TABLE IF NOT EXISTS cloud_invitations (
   PRIMARY KEY (org_id, email)
 );
 `
+  },
+  {
+    id: 35,
+    name: "token_login_sessions",
+    // A browser session signed in with an API token (token login) ends when that token is revoked or expires.
+    sql: `
+ALTER TABLE cloud_browser_sessions ADD COLUMN IF NOT EXISTS source_token_id text;
+CREATE INDEX IF NOT EXISTS cloud_browser_sessions_source_token ON cloud_browser_sessions (source_token_id)
+  WHERE source_token_id IS NOT NULL;
+`
   }
 ]
 

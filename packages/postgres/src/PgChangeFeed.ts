@@ -1,7 +1,7 @@
 import { ChangeFeed, type CommandSignal, type ListenerState, type Resync } from "@cowork/services"
 import { PgClient } from "@effect/sql-pg"
-import { Clock, Deferred, Duration, Effect, Layer, PubSub, Queue, Random, Semaphore, Stream } from "effect"
-import { COMMANDS_CHANNEL, EVENTS_CHANNEL, formatCommandSignal, parseCommandSignal, parseSessionChanged } from "./Channels.ts"
+import { Clock, Deferred, Duration, Effect, Layer, PubSub, Queue, Random, Result, Semaphore, Stream } from "effect"
+import { COMMANDS_CHANNEL, EVENTS_CHANNEL, type EventsMessage, formatCommandSignal, parseCommandSignal, parseEventsMessage } from "./Channels.ts"
 
 /** A self-addressed probe: proves the listening connection still delivers notifications end to end. */
 const PING_PREFIX = "~ping "
@@ -122,7 +122,12 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
         })
       })
 
-    const sessionChanges = yield* channel(EVENTS_CHANNEL, parseSessionChanged)
+    // Session changes and revocations share one channel, so a web process holds ONE listening connection.
+    const events = yield* channel(EVENTS_CHANNEL, parseEventsMessage)
+    const sessionChanges = Effect.map(events, Stream.filterMap((message: EventsMessage) =>
+      "session" in message ? Result.succeed(message.session) : Result.failVoid))
+    const revocations = Effect.map(events, Stream.filterMap((message: EventsMessage) =>
+      "revocation" in message ? Result.succeed(message.revocation) : Result.failVoid))
     const commandSignals = yield* channel(COMMANDS_CHANNEL, parseCommandSignal)
 
     const notifyCommand = Effect.fn("ChangeFeed.notifyCommand")(function*(signal: CommandSignal) {
@@ -135,7 +140,7 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
       [...states].map(([channel, state]): ListenerState => ({ channel, connected: state.connected }))
     )
 
-    return ChangeFeed.of({ sessionChanges, commandSignals, notifyCommand, listeners, resyncs })
+    return ChangeFeed.of({ sessionChanges, commandSignals, notifyCommand, revocations, listeners, resyncs })
   })
 
 export const layer = Layer.effect(ChangeFeed, make())

@@ -11,6 +11,7 @@ import {
 import { COOKIE_VALUE_PATTERN, Identity, newSecret, type PendingLogin, sha256Hex } from "@cowork/services"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
+import { notifyRevocations } from "./Channels.ts"
 
 interface AccountRow {
   id: string
@@ -140,13 +141,18 @@ export const make = Effect.gen(function*() {
     }))
   }, Effect.orDie)
 
+  /** Announces the sessions just ended: their event streams close on every web process. */
+  const announce = (rows: ReadonlyArray<{ id: string }>) =>
+    notifyRevocations(sql, rows.map((row) => ({ kind: "browser_session" as const, id: row.id })))
+
   const revokeAccountSessions = Effect.fn("Identity.revokeAccountSessions")(function*(orgId: string, accountId: string) {
-    const rows = yield* sql.unsafe<{ live: boolean }>(
+    const rows = yield* sql.unsafe<{ id: string; live: boolean }>(
       `UPDATE cloud_browser_sessions SET revoked_at = now()
        WHERE org_id = $1 AND account_id = $2 AND revoked_at IS NULL
-       RETURNING (idle_expires_at > now() AND absolute_expires_at > now()) AS live`,
+       RETURNING id, (idle_expires_at > now() AND absolute_expires_at > now()) AS live`,
       [orgId, accountId]
     )
+    yield* announce(rows)
     return rows.filter((row) => row.live).length
   }, Effect.orDie)
 
@@ -170,18 +176,30 @@ export const make = Effect.gen(function*() {
     readonly orgId: string
     readonly accountId: string
     readonly lifetimes: { readonly idleMs: number; readonly absoluteMs: number }
+    readonly sourceTokenId?: string | undefined
   }) {
     const cookie = newSecret()
     const csrfToken = newSecret()
+    // No session in an offboarded org.
     const rows = yield* sql.unsafe<SessionRow>(
       `INSERT INTO cloud_browser_sessions
-         (id, secret_hash, org_id, account_id, csrf_token, idle_ms, idle_expires_at, absolute_expires_at)
+         (id, secret_hash, org_id, account_id, csrf_token, idle_ms, idle_expires_at, absolute_expires_at, source_token_id)
        SELECT $1, $2, m.org_id, m.account_id, $3, $4::bigint,
          LEAST(now() + $4::float8 * interval '1 millisecond', now() + $5::float8 * interval '1 millisecond'),
-         now() + $5::float8 * interval '1 millisecond'
-       FROM cloud_memberships m WHERE m.org_id = $6 AND m.account_id = $7
+         now() + $5::float8 * interval '1 millisecond', $8
+       FROM cloud_memberships m JOIN cloud_orgs o ON o.id = m.org_id AND o.offboarded_at IS NULL
+       WHERE m.org_id = $6 AND m.account_id = $7
        RETURNING ${SESSION_COLUMNS}`,
-      [newBrowserSessionId(), sha256Hex(cookie), csrfToken, input.lifetimes.idleMs, input.lifetimes.absoluteMs, input.orgId, input.accountId]
+      [
+        newBrowserSessionId(),
+        sha256Hex(cookie),
+        csrfToken,
+        input.lifetimes.idleMs,
+        input.lifetimes.absoluteMs,
+        input.orgId,
+        input.accountId,
+        input.sourceTokenId ?? null
+      ]
     ).pipe(Effect.orDie)
     const row = rows[0]
     if (row === undefined) return yield* new NotAMember({ orgId: input.orgId, accountId: input.accountId })
@@ -202,8 +220,12 @@ export const make = Effect.gen(function*() {
       role: MemberRole | null
       email: string | null
       stale: boolean
+      source_token_id: string | null
+      source_token_ended: boolean
     }>(
-      `SELECT s.id, s.org_id, s.account_id, s.csrf_token,
+      `SELECT s.id, s.org_id, s.account_id, s.csrf_token, s.source_token_id,
+         (s.source_token_id IS NOT NULL AND (t.id IS NULL OR t.revoked_at IS NOT NULL
+           OR (t.expires_at IS NOT NULL AND t.expires_at <= now()))) AS source_token_ended,
          s.revoked_at IS NOT NULL AS revoked,
          s.absolute_expires_at <= now() AS expired_absolute,
          s.idle_expires_at <= now() AS expired_idle,
@@ -212,6 +234,7 @@ export const make = Effect.gen(function*() {
        FROM cloud_browser_sessions s
        JOIN cloud_accounts a ON a.id = s.account_id
        LEFT JOIN cloud_memberships m ON m.org_id = s.org_id AND m.account_id = s.account_id
+       LEFT JOIN cloud_api_tokens t ON t.id = s.source_token_id
        WHERE s.secret_hash = $1`,
       [sha256Hex(value)]
     ).pipe(Effect.orDie)
@@ -220,6 +243,7 @@ export const make = Effect.gen(function*() {
     if (row.revoked) return yield* new BrowserSessionRefused({ reason: "revoked_session" })
     if (row.expired_absolute) return yield* new BrowserSessionRefused({ reason: "expired_absolute" })
     if (row.expired_idle) return yield* new BrowserSessionRefused({ reason: "expired_idle" })
+    if (row.source_token_ended) return yield* new BrowserSessionRefused({ reason: "source_token_revoked" })
     if (row.role === null) return yield* new BrowserSessionRefused({ reason: "no_membership" })
     // The idle lifetime moves at most every min(60 s, idle/10): not a write per request.
     if (row.stale) {
@@ -236,9 +260,24 @@ export const make = Effect.gen(function*() {
       accountId: row.account_id,
       email: row.email,
       role: row.role,
-      csrfToken: Redacted.make(row.csrf_token)
+      csrfToken: Redacted.make(row.csrf_token),
+      sourceTokenId: row.source_token_id
     }
   })
+
+  const endedAmong = Effect.fn("Identity.endedAmong")(function*(sessionIds: ReadonlyArray<string>) {
+    if (sessionIds.length === 0) return []
+    const live = yield* sql.unsafe<{ id: string }>(
+      `SELECT s.id FROM cloud_browser_sessions s
+       JOIN cloud_memberships m ON m.org_id = s.org_id AND m.account_id = s.account_id
+       LEFT JOIN cloud_api_tokens t ON t.id = s.source_token_id
+       WHERE s.id = ANY($1::text[]) AND s.revoked_at IS NULL AND s.idle_expires_at > now() AND s.absolute_expires_at > now()
+         AND (s.source_token_id IS NULL OR (t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())))`,
+      [[...sessionIds]]
+    )
+    const liveIds = new Set(live.map((row) => row.id))
+    return sessionIds.filter((id) => !liveIds.has(id))
+  }, Effect.orDie)
 
   const revokeSession = Effect.fn("Identity.revokeSession")(function*(orgId: string, sessionId: string) {
     const rows = yield* sql.unsafe<{ id: string }>(
@@ -248,15 +287,17 @@ export const make = Effect.gen(function*() {
        RETURNING id`,
       [orgId, sessionId]
     )
+    yield* announce(rows)
     return rows.length > 0
   }, Effect.orDie)
 
   const revokeOrgSessions = Effect.fn("Identity.revokeOrgSessions")(function*(orgId: string) {
-    const rows = yield* sql.unsafe<{ live: boolean }>(
+    const rows = yield* sql.unsafe<{ id: string; live: boolean }>(
       `UPDATE cloud_browser_sessions SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL
-       RETURNING (idle_expires_at > now() AND absolute_expires_at > now()) AS live`,
+       RETURNING id, (idle_expires_at > now() AND absolute_expires_at > now()) AS live`,
       [orgId]
     )
+    yield* announce(rows)
     return rows.filter((row) => row.live).length
   }, Effect.orDie)
 
@@ -307,6 +348,7 @@ export const make = Effect.gen(function*() {
     acceptInvitation,
     openSession,
     authenticateSession,
+    endedAmong,
     revokeSession,
     revokeAccountSessions,
     revokeOrgSessions,

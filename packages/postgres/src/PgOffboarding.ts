@@ -2,6 +2,7 @@ import { NotFound } from "@cowork/domain"
 import { type OffboardingReport, Offboarding, type OrgActivity } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { notifyRevocations } from "./Channels.ts"
 
 /** Offboarding over the control-plane tables, in one transaction (cloud_orgs.offboarded_at, migration 33). */
 export const make = Effect.gen(function*() {
@@ -77,6 +78,8 @@ export const make = Effect.gen(function*() {
         [orgId]
       ))
       const byokKeys = count(yield* sql.unsafe(`DELETE FROM cloud_byok_keys WHERE org_id = $1 RETURNING provider`, [orgId]))
+      // At commit, every web process drops the org's cached tokens and ends its open streams.
+      yield* notifyRevocations(sql, [{ kind: "org", id: orgId }])
       return {
         orgId,
         offboardedAt: org[0].offboarded_at.toISOString(),

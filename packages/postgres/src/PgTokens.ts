@@ -1,4 +1,4 @@
-import { type ApiTokenView, newOrgId, NotFound, PLATFORM_TOKEN_SCOPES, type Principal, type TokenScope, Unauthorized } from "@cowork/domain"
+import { type ApiTokenView, Conflict, newOrgId, NotFound, PLATFORM_TOKEN_SCOPES, type Principal, type TokenScope, Unauthorized } from "@cowork/domain"
 import {
   type IssuedToken,
   judgeToken,
@@ -13,6 +13,7 @@ import {
 } from "@cowork/services"
 import { Effect, Layer, type Redacted } from "effect"
 import { SqlClient } from "effect/sql"
+import { notifyRevocations } from "./Channels.ts"
 
 /** Arbitrary constant: serializes concurrent bootstraps so exactly one creates the first org. */
 const BOOTSTRAP_LOCK_KEY = 7_316_540_212
@@ -88,8 +89,12 @@ export const make = Effect.gen(function*() {
     readonly scopes: ReadonlyArray<TokenScope>
     readonly expiresInMs?: number | undefined
   }) {
-    const org = yield* sql.unsafe<{ id: string }>(`SELECT id FROM cloud_orgs WHERE id = $1`, [input.orgId])
-    if (org.length === 0) return yield* new NotFound({ message: `no such org: ${input.orgId}` })
+    const org = yield* sql.unsafe<{ offboarded: boolean }>(
+      `SELECT offboarded_at IS NOT NULL AS offboarded FROM cloud_orgs WHERE id = $1`,
+      [input.orgId]
+    )
+    if (org[0] === undefined) return yield* new NotFound({ message: `no such org: ${input.orgId}` })
+    if (org[0].offboarded) return yield* new Conflict({ message: `org ${input.orgId} is offboarded: it gets no new token` })
     return yield* insertToken(input)
   }, Effect.catchTag("SqlError", Effect.die))
 
@@ -141,14 +146,25 @@ export const make = Effect.gen(function*() {
   }, Effect.orDie)
 
   const revoke = Effect.fn("Tokens.revoke")(function*(tokenId: string, options: { readonly orgId?: string | undefined }) {
-    const rows = yield* sql.unsafe<TokenRow>(
-      `UPDATE cloud_api_tokens SET revoked_at = coalesce(revoked_at, now())
-       WHERE id = $1 AND ($2::text IS NULL OR org_id = $2) RETURNING ${TOKEN_COLUMNS}`,
-      [tokenId, options.orgId ?? null]
-    )
-    const row = rows[0]
-    if (row === undefined) return yield* new NotFound({ message: `no such token: ${tokenId}` })
-    return viewOf(row)
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      const rows = yield* sql.unsafe<TokenRow>(
+        `UPDATE cloud_api_tokens SET revoked_at = coalesce(revoked_at, now())
+         WHERE id = $1 AND ($2::text IS NULL OR org_id = $2) RETURNING ${TOKEN_COLUMNS}`,
+        [tokenId, options.orgId ?? null]
+      )
+      const row = rows[0]
+      if (row === undefined) return yield* new NotFound({ message: `no such token: ${tokenId}` })
+      // The browser sessions this token signed in end with it.
+      const sessions = yield* sql.unsafe<{ id: string }>(
+        `UPDATE cloud_browser_sessions SET revoked_at = now() WHERE source_token_id = $1 AND revoked_at IS NULL RETURNING id`,
+        [tokenId]
+      )
+      yield* notifyRevocations(sql, [
+        { kind: "token", id: tokenId },
+        ...sessions.map((session) => ({ kind: "browser_session" as const, id: session.id }))
+      ])
+      return viewOf(row)
+    }))
   }, Effect.catchTag("SqlError", Effect.die))
 
   const invalidAmong = Effect.fn("Tokens.invalidAmong")(function*(tokenIds: ReadonlyArray<string>) {
@@ -161,7 +177,7 @@ export const make = Effect.gen(function*() {
     return rows.map((row) => row.id)
   }, Effect.orDie)
 
-  const authenticate = Effect.fn("Tokens.authenticate")(function*(raw: Redacted.Redacted<string>) {
+  const verify = Effect.fn("Tokens.verify")(function*(raw: Redacted.Redacted<string>) {
     const parsed = parsePresentedToken(raw)
     if (parsed instanceof Unauthorized) return yield* parsed
     const rows = yield* sql.unsafe<{
@@ -171,8 +187,9 @@ export const make = Effect.gen(function*() {
       revoked: boolean
       expired: boolean
       stale: boolean
+      expires_at: Date | null
     }>(
-      `SELECT org_id, secret_hash, scopes,
+      `SELECT org_id, secret_hash, scopes, expires_at,
          revoked_at IS NOT NULL AS revoked,
          (expires_at IS NOT NULL AND expires_at <= now()) AS expired,
          (last_used_at IS NULL OR last_used_at < now() - $2::float8 * interval '1 millisecond') AS stale
@@ -196,10 +213,13 @@ export const make = Effect.gen(function*() {
     const principal: Principal = row.org_id === null
       ? { kind: "platform", tokenId: parsed.tokenId, scopes: platformScopes(row.scopes) }
       : { kind: "org", orgId: row.org_id, tokenId: parsed.tokenId, scopes: knownScopes(row.scopes) }
-    return principal
+    return { principal, expiresAt: iso(row.expires_at) }
   })
 
-  return Tokens.of({ bootstrap, createOrg, listOrgs, issue, issuePlatform, list, listAll, revoke, invalidAmong, authenticate })
+  const authenticate = (raw: Redacted.Redacted<string>) => Effect.map(verify(raw), (verified) => verified.principal)
+
+
+  return Tokens.of({ bootstrap, createOrg, listOrgs, issue, issuePlatform, list, listAll, revoke, invalidAmong, authenticate, verify })
 })
 
 export const layer = Layer.effect(Tokens, make)

@@ -1,4 +1,4 @@
-import { PgIdentity } from "@cowork/postgres"
+import { PgIdentity, PgTokens } from "@cowork/postgres"
 import { newOrgId } from "@cowork/domain"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
@@ -17,4 +17,4 @@ const storedSessions = Effect.gen(function*() {
   return JSON.stringify(yield* sql`SELECT id, secret_hash, org_id, account_id, csrf_token FROM cloud_browser_sessions`)
 }).pipe(Effect.orDie)
 
-identityContract("postgres", PgIdentity.layer.pipe(Layer.provideMerge(TestDatabase.layer())), newOrg, storedSessions)
+identityContract("postgres", Layer.merge(PgIdentity.layer, PgTokens.layer).pipe(Layer.provideMerge(TestDatabase.layer())), newOrg, storedSessions)

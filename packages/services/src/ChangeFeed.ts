@@ -18,6 +18,19 @@ export type CommandSignal =
   | { readonly kind: "prompt" | "abort" | "released" | "answer"; readonly sessionId: string }
   | { readonly kind: "interrupt"; readonly sessionId: string; readonly commandId: string; readonly by: string }
 
+/**
+ * A credential stopped being valid: an API token revoked (`token`), a browser session ended (`browser_session`), or
+ * every credential of an org ended at once (`org`, offboarding). Caches of verified credentials drop it and the
+ * event streams opened with it end, on every web process.
+ */
+export interface Revocation {
+  readonly kind: "token" | "browser_session" | "org"
+  readonly id: string
+}
+
+/** The `NOTIFY` channel revocations travel on: the session-events channel, so a web process keeps ONE listener. */
+export const REVOCATIONS_CHANNEL = "cowork_events"
+
 /** A channel's listening connection was re-established; notifications sent since `lostAt` (epoch ms) were lost. */
 export interface Resync {
   readonly channel: string
@@ -39,6 +52,8 @@ export class ChangeFeed extends Context.Service<ChangeFeed, {
   readonly sessionChanges: Effect.Effect<Stream.Stream<SessionChanged>, never, Scope.Scope>
   readonly commandSignals: Effect.Effect<Stream.Stream<CommandSignal>, never, Scope.Scope>
   readonly notifyCommand: (signal: CommandSignal) => Effect.Effect<void>
+  /** Revoked credentials, as the stores that revoke them announce them (`REVOCATIONS_CHANNEL`). */
+  readonly revocations: Effect.Effect<Stream.Stream<Revocation>, never, Scope.Scope>
   /** The channels listened on so far (a channel starts on its first subscription) and their connection state. */
   readonly listeners: Effect.Effect<ReadonlyArray<ListenerState>>
   /**
@@ -55,6 +70,7 @@ export class ChangeFeed extends Context.Service<ChangeFeed, {
         sessionChanges: Effect.map(PubSub.subscribe(db.sessionChanges), Stream.fromSubscription),
         commandSignals: Effect.map(PubSub.subscribe(db.commandSignals), Stream.fromSubscription),
         notifyCommand: (signal) => Effect.asVoid(PubSub.publish(db.commandSignals, signal)),
+        revocations: Effect.map(PubSub.subscribe(db.revocations), Stream.fromSubscription),
         listeners: Effect.succeed([]),
         resyncs: Effect.succeed(Stream.never)
       }))

@@ -8,7 +8,9 @@ import {
   newBrowserSessionId,
   NotAMember
 } from "@cowork/domain"
-import { Clock, Context, Effect, Layer, Redacted } from "effect"
+import { Clock, Context, Effect, Layer, Option, PubSub, Redacted } from "effect"
+import type { Revocation } from "./ChangeFeed.ts"
+import { MemoryDatabase, type MemoryTables } from "./MemoryDatabase.ts"
 import { newSecret, sha256Hex } from "./Secrets.ts"
 
 export interface SessionLifetimes {
@@ -33,6 +35,8 @@ export interface AuthenticatedBrowserSession {
   /** Read from the membership on every request: a demotion or removal applies at once. */
   readonly role: MemberRole
   readonly csrfToken: Redacted.Redacted<string>
+  /** The API token this session was signed in with (token login): the session ends with it. */
+  readonly sourceTokenId: string | null
 }
 
 export interface PendingLogin {
@@ -70,14 +74,21 @@ export class Identity extends Context.Service<Identity, {
    * `undefined` when there is none.
    */
   readonly acceptInvitation: (orgId: string, email: string, accountId: string) => Effect.Effect<MemberRole | undefined>
-  /** Opens a browser session for a member; `NotAMember` without a membership. */
+  /**
+   * Opens a browser session for a member; `NotAMember` without a membership or in an offboarded org. With
+   * `sourceTokenId` (token login) the session ends when that token is revoked or expires.
+   */
   readonly openSession: (input: {
     readonly orgId: string
     readonly accountId: string
     readonly lifetimes: SessionLifetimes
+    readonly sourceTokenId?: string | undefined
   }) => Effect.Effect<OpenedBrowserSession, NotAMember>
   /** Resolves a cookie value; extends the idle lifetime (never past the absolute one). */
   readonly authenticateSession: (cookie: Redacted.Redacted<string>) => Effect.Effect<AuthenticatedBrowserSession, BrowserSessionRefused>
+  /** Of `sessionIds`, those ended now (revoked, expired, their member removed or their source token revoked). */
+  readonly endedAmong: (sessionIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string>>
+  /** Every revocation below is announced on `ChangeFeed.revocations` (`browser_session` per ended session). */
   readonly revokeSession: (orgId: string, sessionId: string) => Effect.Effect<boolean>
   /** Log out everywhere / an admin ends a member's sessions: returns how many were live. */
   readonly revokeAccountSessions: (orgId: string, accountId: string) => Effect.Effect<number>
@@ -89,7 +100,14 @@ export class Identity extends Context.Service<Identity, {
   /** Takes a login transaction once: a second take, or an expired one, is `undefined`. */
   readonly consumeLogin: (loginId: Redacted.Redacted<string>) => Effect.Effect<PendingLogin | undefined>
 }>()("cowork/Identity") {
-  static readonly layerMemory = Layer.effect(Identity, Effect.sync(() => makeMemoryIdentity()))
+  /**
+   * In memory. Over a `MemoryDatabase` when one is provided: token-login sessions then follow their token, offboarded
+   * orgs open no session, and revocations are announced on its `revocations`.
+   */
+  static readonly layerMemory = Layer.effect(
+    Identity,
+    Effect.map(Effect.serviceOption(MemoryDatabase), (db) => makeMemoryIdentity(Option.getOrUndefined(db)))
+  )
 }
 
 
@@ -106,6 +124,7 @@ interface MemorySession {
   idleExpiresAt: number
   readonly absoluteExpiresAt: number
   readonly idleMs: number
+  readonly sourceTokenId: string | null
   revokedAt: number | null
 }
 
@@ -123,7 +142,7 @@ const viewOf = (session: MemorySession): BrowserSessionView => ({
 })
 
 /** The in-memory Identity (time from the Effect `Clock`, so tests move it with `TestClock`). */
-export const makeMemoryIdentity = (): Identity["Service"] => {
+export const makeMemoryIdentity = (db?: MemoryTables): Identity["Service"] => {
   const accounts = new Map<string, Account>()
   const memberships = new Map<string, { role: MemberRole; createdAt: number }>()
   const sessions = new Map<string, MemorySession>() // by sha256(cookie)
@@ -137,13 +156,21 @@ export const makeMemoryIdentity = (): Identity["Service"] => {
       if (session.revokedAt === null && match(session)) {
         if (session.idleExpiresAt > now && session.absoluteExpiresAt > now) ended++
         session.revokedAt = now
+        if (db !== undefined) PubSub.publishUnsafe<Revocation>(db.revocations, { kind: "browser_session", id: session.id })
       }
     }
     return ended
   }
 
+  /** The token a token-login session came from is revoked or expired (known only over a `MemoryDatabase`). */
+  const sourceTokenEnded = (session: MemorySession, now: number) => {
+    if (session.sourceTokenId === null || db === undefined) return false
+    const token = db.tokens.get(session.sourceTokenId)
+    return token === undefined || token.revokedAt !== null || (token.expiresAt !== null && token.expiresAt <= now)
+  }
+
   const live = (session: MemorySession, now: number) =>
-    session.revokedAt === null && session.idleExpiresAt > now && session.absoluteExpiresAt > now
+    session.revokedAt === null && session.idleExpiresAt > now && session.absoluteExpiresAt > now && !sourceTokenEnded(session, now)
 
   return Identity.of({
     upsertAccount: (input) =>
@@ -207,9 +234,11 @@ export const makeMemoryIdentity = (): Identity["Service"] => {
         memberships.set(memberKey(orgId, accountId), { role, createdAt: memberships.get(memberKey(orgId, accountId))?.createdAt ?? now })
         return role
       }),
-    openSession: ({ orgId, accountId, lifetimes }) =>
+    openSession: ({ orgId, accountId, lifetimes, sourceTokenId }) =>
       Effect.gen(function*() {
-        if (!memberships.has(memberKey(orgId, accountId))) return yield* new NotAMember({ orgId, accountId })
+        if (!memberships.has(memberKey(orgId, accountId)) || db?.offboardedOrgs.has(orgId) === true) {
+          return yield* new NotAMember({ orgId, accountId })
+        }
         const now = yield* Clock.currentTimeMillis
         const cookie = newSecret()
         const absoluteExpiresAt = now + lifetimes.absoluteMs
@@ -223,6 +252,7 @@ export const makeMemoryIdentity = (): Identity["Service"] => {
           idleExpiresAt: Math.min(now + lifetimes.idleMs, absoluteExpiresAt),
           absoluteExpiresAt,
           idleMs: lifetimes.idleMs,
+          sourceTokenId: sourceTokenId ?? null,
           revokedAt: null
         }
         sessions.set(sha256Hex(cookie), session)
@@ -237,6 +267,7 @@ export const makeMemoryIdentity = (): Identity["Service"] => {
         if (session.revokedAt !== null) return yield* new BrowserSessionRefused({ reason: "revoked_session" })
         if (session.absoluteExpiresAt <= now) return yield* new BrowserSessionRefused({ reason: "expired_absolute" })
         if (session.idleExpiresAt <= now) return yield* new BrowserSessionRefused({ reason: "expired_idle" })
+        if (sourceTokenEnded(session, now)) return yield* new BrowserSessionRefused({ reason: "source_token_revoked" })
         const membership = memberships.get(memberKey(session.orgId, session.accountId))
         if (membership === undefined) return yield* new BrowserSessionRefused({ reason: "no_membership" })
         session.lastSeenAt = now
@@ -247,8 +278,18 @@ export const makeMemoryIdentity = (): Identity["Service"] => {
           accountId: session.accountId,
           email: accounts.get(session.accountId)?.email ?? null,
           role: membership.role,
-          csrfToken: Redacted.make(session.csrfToken)
+          csrfToken: Redacted.make(session.csrfToken),
+          sourceTokenId: session.sourceTokenId
         }
+      }),
+    endedAmong: (sessionIds) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const byId = new Map([...sessions.values()].map((session) => [session.id, session]))
+        return sessionIds.filter((id) => {
+          const session = byId.get(id)
+          return session === undefined || !live(session, now) ||
+            !memberships.has(memberKey(session.orgId, session.accountId))
+        })
       }),
     revokeSession: (orgId, sessionId) =>
       Effect.map(Clock.currentTimeMillis, (now) =>

@@ -11,7 +11,7 @@ import type {
   WorkerPool
 } from "@cowork/domain"
 import { Context, Effect, Layer, PubSub } from "effect"
-import type { CommandSignal, SessionChanged } from "./ChangeFeed.ts"
+import type { CommandSignal, Revocation, SessionChanged } from "./ChangeFeed.ts"
 import type { MemoryChannelTables } from "./ChannelStore.ts"
 import type { DeliveryNotice } from "./DeliveryFeed.ts"
 import type { HeartbeatInput } from "./Heartbeats.ts"
@@ -45,6 +45,10 @@ export interface MemoryTables {
   readonly sessionChanges: PubSub.PubSub<SessionChanged>
   /** `NOTIFY cowork_commands`. */
   readonly commandSignals: PubSub.PubSub<CommandSignal>
+  /** `NOTIFY cowork_auth`. */
+  readonly revocations: PubSub.PubSub<Revocation>
+  /** `cloud_orgs.offboarded_at`: an offboarded org gets no new token or browser session. */
+  readonly offboardedOrgs: Map<string, number>
 }
 
 export interface MemoryToken {
@@ -174,7 +178,9 @@ export class MemoryDatabase extends Context.Service<MemoryDatabase, MemoryTables
         },
         deliveryNotices: yield* PubSub.unbounded<DeliveryNotice>(),
         sessionChanges: yield* PubSub.unbounded<SessionChanged>(),
-        commandSignals: yield* PubSub.unbounded<CommandSignal>()
+        commandSignals: yield* PubSub.unbounded<CommandSignal>(),
+        revocations: yield* PubSub.unbounded<Revocation>(),
+        offboardedOrgs: new Map()
       })
     })
   )

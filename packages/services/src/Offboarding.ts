@@ -1,7 +1,8 @@
 import { NotFound } from "@cowork/domain"
-import { Clock, Context, Effect, Layer } from "effect"
+import { Clock, Context, Effect, Layer, PubSub } from "effect"
 import { ByokStore } from "./ByokStore.ts"
 import { Identity } from "./Identity.ts"
+import type { Revocation } from "./ChangeFeed.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 
 /** What is still active for an org; after offboarding everything but `runningCommands` is 0 at once. */
@@ -54,7 +55,7 @@ export class Offboarding extends Context.Service<Offboarding, {
         const pools = new Set([...db.pools.values()].filter((pool) => pool.orgId === orgId).map((pool) => pool.id))
         return new Set([...db.workers.values()].filter((worker) => pools.has(worker.poolId)).map((worker) => worker.id))
       }
-      const offboardedAt = new Map<string, number>()
+      const offboardedAt = db.offboardedOrgs
       const notFound = (orgId: string) => new NotFound({ message: `org ${orgId} not found` })
 
       const activity = (orgId: string) =>
@@ -137,6 +138,7 @@ export class Offboarding extends Context.Service<Offboarding, {
             }
             const keys = yield* byok.list(orgId)
             for (const key of keys) yield* Effect.ignore(byok.remove(orgId, key.provider))
+            PubSub.publishUnsafe<Revocation>(db.revocations, { kind: "org", id: orgId })
             return {
               orgId,
               offboardedAt: new Date(offboardedAt.get(orgId)!).toISOString(),

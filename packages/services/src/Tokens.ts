@@ -1,4 +1,4 @@
-import type { ApiTokenView, NotFound, Principal, TokenScope, Unauthorized } from "@cowork/domain"
+import type { ApiTokenView, Conflict, NotFound, Principal, TokenScope, Unauthorized } from "@cowork/domain"
 import { Context, Effect, Layer, type Redacted } from "effect"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { makeTokensMemory } from "./TokensMemory.ts"
@@ -25,19 +25,25 @@ export interface TokenListing extends ApiTokenView {
   readonly kind: "org" | "platform"
 }
 
+/** A verified token: who it is, and until when it stays valid unless revoked (`null`: no expiry). */
+export interface VerifiedToken {
+  readonly principal: Principal
+  readonly expiresAt: string | null
+}
+
 /** Orgs and API tokens. Verification compares secret hashes in constant time. */
 export class Tokens extends Context.Service<Tokens, {
   /** Creates the first org and its owner token (scopes admin + operator + web) if no org exists yet. */
   readonly bootstrap: (orgName: string) => Effect.Effect<{ readonly orgId: string; readonly owner: IssuedToken | undefined }>
   readonly createOrg: (name: string) => Effect.Effect<{ readonly orgId: string }>
   readonly listOrgs: Effect.Effect<ReadonlyArray<OrgView>>
-  /** Issues an org token; `NotFound` when the org does not exist. */
+  /** Issues an org token; `NotFound` when the org does not exist, `Conflict` when it is offboarded. */
   readonly issue: (input: {
     readonly orgId: string
     readonly name: string
     readonly scopes: ReadonlyArray<TokenScope>
     readonly expiresInMs?: number | undefined
-  }) => Effect.Effect<IssuedToken, NotFound>
+  }) => Effect.Effect<IssuedToken, NotFound | Conflict>
   /**
    * Issues a platform operator token (bound to no org; scopes limited to `PLATFORM_TOKEN_SCOPES`). Only the CLI,
    * with database access, calls this: no route creates one.
@@ -53,7 +59,8 @@ export class Tokens extends Context.Service<Tokens, {
   readonly listAll: (options: { readonly orgId?: string | undefined }) => Effect.Effect<ReadonlyArray<TokenListing>>
   /**
    * Revokes a token (idempotent: an already revoked token is returned as it is). With `orgId`, only that org's
-   * token: another org's or a platform token is `NotFound`.
+   * token: another org's or a platform token is `NotFound`. The browser sessions it signed in (token login) end with
+   * it, and the revocation is announced on `ChangeFeed.revocations` (the token, and each session it ended).
    */
   readonly revoke: (tokenId: string, options: { readonly orgId?: string | undefined }) => Effect.Effect<ApiTokenView, NotFound>
   /** Of `tokenIds`, those revoked or expired now (database clock): their open streams end. */
@@ -63,6 +70,8 @@ export class Tokens extends Context.Service<Tokens, {
    * `reason` (for metrics; callers always get one generic 401).
    */
   readonly authenticate: (raw: Redacted.Redacted<string>) => Effect.Effect<Principal, Unauthorized>
+  /** `authenticate`, with the token's expiry (what a cache of verified tokens needs). */
+  readonly verify: (raw: Redacted.Redacted<string>) => Effect.Effect<VerifiedToken, Unauthorized>
 }>()("cowork/Tokens") {
   static readonly layerMemory: Layer.Layer<Tokens, never, MemoryDatabase> = Layer.effect(
     Tokens,

@@ -1,5 +1,5 @@
-import { type ApiTokenView, newOrgId, NotFound, PLATFORM_TOKEN_SCOPES, type Principal, type TokenScope, Unauthorized } from "@cowork/domain"
-import { Clock, Effect } from "effect"
+import { type ApiTokenView, Conflict, newOrgId, NotFound, PLATFORM_TOKEN_SCOPES, type Principal, type TokenScope, Unauthorized } from "@cowork/domain"
+import { Clock, Effect, PubSub } from "effect"
 import {
   judgeToken,
   knownScopes,
@@ -10,6 +10,7 @@ import {
   TOKEN_LAST_USED_RESOLUTION_MS
 } from "./ApiTokens.ts"
 import type { MemoryTables, MemoryToken } from "./MemoryDatabase.ts"
+import type { Revocation } from "./ChangeFeed.ts"
 import type { IssuedToken, Tokens } from "./Tokens.ts"
 
 const iso = (millis: number | null) => (millis === null ? null : new Date(millis).toISOString())
@@ -60,7 +61,30 @@ export const makeTokensMemory = (db: MemoryTables): Tokens["Service"] => {
     })
 
   const issue: Tokens["Service"]["issue"] = (input) =>
-    db.orgs.has(input.orgId) ? insert(input) : Effect.fail(new NotFound({ message: `no such org: ${input.orgId}` }))
+    !db.orgs.has(input.orgId)
+      ? Effect.fail(new NotFound({ message: `no such org: ${input.orgId}` }))
+      : db.offboardedOrgs.has(input.orgId)
+      ? Effect.fail(new Conflict({ message: `org ${input.orgId} is offboarded: it gets no new token` }))
+      : insert(input)
+
+  const verify: Tokens["Service"]["verify"] = (raw) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const parsed = parsePresentedToken(raw)
+      if (parsed instanceof Unauthorized) return Effect.fail(parsed)
+      const row = db.tokens.get(parsed.tokenId)
+      const refused = judgeToken(
+        row === undefined
+          ? undefined
+          : { secretHash: row.secretHash, revoked: row.revokedAt !== null, expired: row.expiresAt !== null && row.expiresAt <= now },
+        parsed.secret
+      )
+      if (refused !== undefined || row === undefined) return Effect.fail(refused!)
+      if (row.lastUsedAt === null || row.lastUsedAt < now - TOKEN_LAST_USED_RESOLUTION_MS) row.lastUsedAt = now
+      const principal: Principal = row.orgId === null
+        ? { kind: "platform", tokenId: row.id, scopes: platformScopes(row.scopes) }
+        : { kind: "org", orgId: row.orgId, tokenId: row.id, scopes: knownScopes(row.scopes) }
+      return Effect.succeed({ principal, expiresAt: iso(row.expiresAt) })
+    })
 
   return {
     bootstrap: (orgName) =>
@@ -98,6 +122,7 @@ export const makeTokensMemory = (db: MemoryTables): Tokens["Service"] => {
           return Effect.fail(new NotFound({ message: `no such token: ${tokenId}` }))
         }
         row.revokedAt ??= now
+        PubSub.publishUnsafe<Revocation>(db.revocations, { kind: "token", id: tokenId })
         return Effect.succeed(viewOf(row))
       }),
     invalidAmong: (tokenIds) =>
@@ -106,23 +131,7 @@ export const makeTokensMemory = (db: MemoryTables): Tokens["Service"] => {
           const row = db.tokens.get(id)
           return row !== undefined && (row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now))
         })),
-    authenticate: (raw) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const parsed = parsePresentedToken(raw)
-        if (parsed instanceof Unauthorized) return Effect.fail(parsed)
-        const row = db.tokens.get(parsed.tokenId)
-        const refused = judgeToken(
-          row === undefined
-            ? undefined
-            : { secretHash: row.secretHash, revoked: row.revokedAt !== null, expired: row.expiresAt !== null && row.expiresAt <= now },
-          parsed.secret
-        )
-        if (refused !== undefined || row === undefined) return Effect.fail(refused!)
-        if (row.lastUsedAt === null || row.lastUsedAt < now - TOKEN_LAST_USED_RESOLUTION_MS) row.lastUsedAt = now
-        const principal: Principal = row.orgId === null
-          ? { kind: "platform", tokenId: row.id, scopes: platformScopes(row.scopes) }
-          : { kind: "org", orgId: row.orgId, tokenId: row.id, scopes: knownScopes(row.scopes) }
-        return Effect.succeed(principal)
-      })
+    authenticate: (raw) => Effect.map(verify(raw), (verified) => verified.principal),
+    verify
   }
 }

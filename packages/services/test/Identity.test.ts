@@ -1,5 +1,9 @@
-import { Identity } from "@cowork/services"
-import { Effect } from "effect"
+import { Identity, MemoryDatabase, Tokens } from "@cowork/services"
+import { Effect, Layer } from "effect"
 import { identityContract } from "./support/IdentityContract.ts"
 
-identityContract("memory", Identity.layerMemory, Effect.sync(() => `org_${globalThis.crypto.randomUUID()}`))
+const newOrg = Effect.gen(function*() {
+  return (yield* (yield* Tokens).createOrg("contract")).orgId
+})
+
+identityContract("memory", Layer.merge(Identity.layerMemory, Tokens.layerMemory).pipe(Layer.provideMerge(MemoryDatabase.layer)), newOrg)

@@ -1,4 +1,4 @@
-import { ChangeFeed, type CommandSignal, EventLog, type SessionChanged } from "@cowork/services"
+import { ChangeFeed, type CommandSignal, EventLog, type Revocation, type SessionChanged, Tokens } from "@cowork/services"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Queue, Stream } from "effect"
 import { type ControlPlaneHarness, onFreshStore } from "./ControlPlaneHarness.ts"
@@ -46,5 +46,25 @@ export const changeFeedContract = <R>(harness: ControlPlaneHarness<R>) =>
         )
         assert.strictEqual(changed.orgId, session.orgId)
         assert.isAtMost(changed.lastSequence, (yield* log.bounds(session.sessionId)).latestSequence, "a tip the log reached")
+      }))))
+
+    it.live("a revoked token is announced to every subscriber, with its id", () =>
+      onFreshStore(harness, Effect.scoped(Effect.gen(function*() {
+        const feed = yield* ChangeFeed
+        const tokens = yield* Tokens
+        const first = yield* Queue.unbounded<Revocation>()
+        const second = yield* Queue.unbounded<Revocation>()
+        yield* Effect.forkScoped(Stream.runForEach(yield* feed.revocations, (r) => Queue.offer(first, r)))
+        yield* Effect.forkScoped(Stream.runForEach(yield* feed.revocations, (r) => Queue.offer(second, r)))
+        const { orgId } = yield* tokens.createOrg("revocations")
+        const issued = yield* Effect.orDie(tokens.issue({ orgId, name: "ci", scopes: ["web"] }))
+        const announced = yield* deliveredEventually(
+          Effect.orDie(tokens.revoke(issued.tokenId, { orgId })),
+          first,
+          (r) => r.id === issued.tokenId
+        )
+        assert.deepStrictEqual(announced, { kind: "token", id: issued.tokenId })
+        const other = yield* Queue.take(second).pipe(Effect.repeat({ until: (r) => r.id === issued.tokenId }))
+        assert.strictEqual(other.kind, "token")
       }))))
   })

@@ -1,4 +1,4 @@
-import { Identity } from "@cowork/services"
+import { Identity, Tokens } from "@cowork/services"
 import { assert, layer } from "@effect/vitest"
 import { Effect, type Layer, Redacted } from "effect"
 
@@ -14,8 +14,8 @@ const lifetimes = { idleMs: HOUR, absoluteMs: 12 * HOUR }
 
 export const identityContract = <E, R = never>(
   name: string,
-  identityLayer: Layer.Layer<Identity | R, E>,
-  newOrg: Effect.Effect<string, never, R>,
+  identityLayer: Layer.Layer<Identity | Tokens | R, E>,
+  newOrg: Effect.Effect<string, never, R | Tokens>,
   storedSessions?: Effect.Effect<string, never, R>
 ) =>
   layer(identityLayer, { timeout: 60_000 })(`Identity contract: ${name}`, (it) => {
@@ -120,6 +120,35 @@ export const identityContract = <E, R = never>(
         assert.strictEqual(yield* identity.revokeOrgSessions(orgId), 1)
         assert.strictEqual((yield* Effect.flip(identity.authenticateSession(fresh.cookie))).reason, "revoked_session")
         assert.deepStrictEqual(yield* identity.listSessions(orgId), [])
+      }))
+
+    it.effect("a session signed in with a token (token login) ends when that token is revoked; others live on", () =>
+      Effect.gen(function*() {
+        const identity = yield* Identity
+        const tokens = yield* Tokens
+        const { orgId } = yield* tokens.createOrg("token-login")
+        const token = yield* tokens.issue({ orgId, name: "owner", scopes: ["admin", "web"] })
+        const other = yield* tokens.issue({ orgId, name: "other", scopes: ["admin", "web"] })
+        const account = yield* person("owner-token")
+        yield* identity.setRole(orgId, account.id, "owner")
+        const viaToken = yield* identity.openSession({ orgId, accountId: account.id, lifetimes, sourceTokenId: token.tokenId })
+        const viaOther = yield* identity.openSession({ orgId, accountId: account.id, lifetimes, sourceTokenId: other.tokenId })
+        const plain = yield* identity.openSession({ orgId, accountId: account.id, lifetimes })
+        assert.strictEqual((yield* identity.authenticateSession(viaToken.cookie)).sourceTokenId, token.tokenId)
+        assert.isNull((yield* identity.authenticateSession(plain.cookie)).sourceTokenId)
+        const ids = [viaToken.session.id, viaOther.session.id, plain.session.id]
+        assert.deepStrictEqual(yield* identity.endedAmong(ids), [])
+
+        yield* tokens.revoke(token.tokenId, { orgId })
+        assert.strictEqual((yield* Effect.flip(identity.authenticateSession(viaToken.cookie)))._tag, "BrowserSessionRefused")
+        assert.deepStrictEqual(yield* identity.endedAmong(ids), [viaToken.session.id])
+        assert.strictEqual((yield* identity.authenticateSession(viaOther.cookie)).sessionId, viaOther.session.id)
+        assert.strictEqual((yield* identity.authenticateSession(plain.cookie)).sessionId, plain.session.id)
+        assert.notInclude((yield* identity.listSessions(orgId)).map((session) => session.id), viaToken.session.id)
+
+        yield* identity.revokeSession(orgId, plain.session.id)
+        assert.deepStrictEqual(yield* identity.endedAmong(ids), [viaToken.session.id, plain.session.id])
+        assert.deepStrictEqual(yield* identity.endedAmong(["bs_unknown"]), ["bs_unknown"], "an unknown session counts as ended")
       }))
 
     it.effect("an invitation by email becomes a membership at the invitee's sign-in, once", () =>

@@ -78,6 +78,13 @@ export const offboardingContract = <E, R = never>(
           byokKeys: 1
         })
 
+        // An offboarded org gets no new token and no new browser session.
+        assert.strictEqual((yield* Effect.flip(tokens.issue({ orgId: acme.orgId, name: "late", scopes: ["web"] })))._tag, "Conflict")
+        const member = yield* identity.upsertAccount({ issuer: "https://idp", subject: globalThis.crypto.randomUUID(), email: null, name: null })
+        yield* identity.setRole(acme.orgId, member.id, "member")
+        assert.strictEqual((yield* Effect.flip(identity.openSession({ orgId: acme.orgId, accountId: member.id, lifetimes })))._tag, "NotAMember")
+        yield* tokens.issue({ orgId: bystander.orgId, name: "still", scopes: ["web"] })
+
         const again = yield* offboarding.offboard(acme.orgId)
         assert.deepStrictEqual(Object.values(again.ended), [0, 0, 0, 0, 0, 0, 0, 0])
         assert.strictEqual(again.offboardedAt, report.offboardedAt, "the first offboarding time is kept")
