@@ -64,6 +64,7 @@ const setup = (bufferBytes = 1024 * 1024) =>
       commandSignals: Effect.succeed(Stream.never),
       notifyCommand: () => Effect.void,
       listeners: Effect.succeed([]),
+      revocations: Effect.succeed(Stream.never),
       resyncs: Effect.succeed(Stream.never)
     })
     const context = yield* Layer.build(SessionEventHub.layer.pipe(
