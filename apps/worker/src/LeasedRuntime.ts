@@ -42,7 +42,10 @@ export const acquire = Effect.fnUntraced(function*(lease: Lease) {
       ? Effect.succeed(session)
       : agentRuntime.open(lease.sessionId, { orgId: lease.orgId }).pipe(
         Effect.provideService(Scope.Scope, runtimeScope),
-        Effect.tap((opened) => Effect.sync(() => { session = opened }))
+        Effect.tap((opened) => Effect.sync(() => { session = opened })),
+        // The checkpoint holds the state: when this runtime closes (released and not kept warm, evicted from the warm
+        // set, the lease lost or handed over), its local files go too.
+        Effect.tap((opened) => checkpoint.enabled ? opened.discardOnClose ?? Effect.void : Effect.void)
       )
   )
   return {

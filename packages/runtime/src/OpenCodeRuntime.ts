@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises"
+import { readFile, rm, writeFile } from "node:fs/promises"
 import * as path from "node:path"
 import { RuntimeFailure } from "@cowork/domain"
 import { AgentRuntime, DataDir, type RuntimeEvent, type RuntimeSession, type RuntimeSessionContext, type RuntimeState } from "@cowork/services"
@@ -96,8 +96,15 @@ export const make = (options: Options) =>
         const lock = yield* Semaphore.make(1)
         let proc: OpenCodeProcess | undefined
         let record: SessionRecord | undefined
+        let discard = false
 
-        yield* Scope.addFinalizer(scope, Effect.promise(() => proc?.stop() ?? Promise.resolve()))
+        yield* Scope.addFinalizer(
+          scope,
+          Effect.promise(async () => {
+            await proc?.stop()
+            if (discard) await rm(paths.base, { recursive: true, force: true }).catch(() => undefined)
+          })
+        )
 
         const running = lock.withPermits(1)(Effect.gen(function*() {
           if (proc !== undefined && proc.exitReason === undefined) return proc
@@ -216,7 +223,10 @@ export const make = (options: Options) =>
             call(`/permission/${encodeURIComponent(permissionId)}/reply`, { reply: response }),
           replyQuestion: (requestId, answers) =>
             call(`/question/${encodeURIComponent(requestId)}/reply`, { answers }),
-          rejectQuestion: (requestId) => call(`/question/${encodeURIComponent(requestId)}/reject`)
+          rejectQuestion: (requestId) => call(`/question/${encodeURIComponent(requestId)}/reject`),
+          discardOnClose: Effect.sync(() => {
+            discard = true
+          })
         }
         return session
       })

@@ -58,6 +58,11 @@ export interface RuntimeSession {
   /** Answers a pending question of the running turn: one list of chosen labels per question. */
   readonly replyQuestion?: (requestId: string, answers: ReadonlyArray<ReadonlyArray<string>>) => Effect.Effect<void, RuntimeFailure>
   readonly rejectQuestion?: (requestId: string) => Effect.Effect<void, RuntimeFailure>
+  /**
+   * From now on, closing the session deletes its local files (workspace, data dir): the worker asks for it when a
+   * checkpoint holds the state, so a session that ends here or moves to another worker leaves no disk behind.
+   */
+  readonly discardOnClose?: Effect.Effect<void>
 }
 
 /** Where a session runs: the org whose keys its model calls use. */
