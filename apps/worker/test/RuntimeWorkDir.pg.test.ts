@@ -36,6 +36,7 @@ const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   sessionChanges: Effect.succeed(Stream.never),
   commandSignals: Effect.succeed(Stream.never),
   notifyCommand: () => Effect.void,
+  revocations: Effect.succeed(Stream.never),
   listeners: Effect.succeed([]),
   resyncs: Effect.succeed(Stream.never)
 }))
