@@ -107,17 +107,34 @@ export const eventually = <A, E, R>(
     })
   )
 
-/** Waits until `GET /readyz` answers 200, or dies with the process output. */
-export const waitReady = (proc: CoworkProcess, baseUrl: string, timeoutMs = 30_000) =>
-  eventually(
+/**
+ * Waits until `GET /readyz` answers 200, or dies with the last answer (which check failed) and the process output.
+ * Each probe request has its own deadline, so one hung request cannot use up the whole wait unseen.
+ */
+export const waitReady = (proc: CoworkProcess, baseUrl: string, timeoutMs = 30_000) => {
+  let last = "no answer yet"
+  return eventually(
     `${proc.name} to be ready`,
     Effect.promise(() =>
-      fetch(`${baseUrl}/readyz`).then((r) => (r.status === 200 ? true : undefined), () => undefined)
+      fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(5_000) }).then(
+        async (r) => {
+          if (r.status === 200) return true
+          last = `${r.status} ${await r.text().catch(() => "")}`
+          return undefined
+        },
+        (error: unknown) => {
+          last = `request failed: ${String(error)}`
+          return undefined
+        }
+      )
     ),
     { timeoutMs, intervalMs: 100 }
   ).pipe(
-    Effect.catchDefect((defect) => Effect.die(new Error(`${String(defect)}\n--- ${proc.name} output ---\n${proc.output()}`)))
+    Effect.catchDefect((defect) =>
+      Effect.die(new Error(`${String(defect)}\nlast /readyz: ${last}\n--- ${proc.name} output ---\n${proc.output()}`))
+    )
   )
+}
 
 /** Runs `cowork <args>` to completion and returns its exit code and output, whatever the code. */
 export const runCliResult = (args: ReadonlyArray<string>, env: Record<string, string>) =>
