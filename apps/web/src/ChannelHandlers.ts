@@ -1,49 +1,346 @@
-import { Api, Conflict, CurrentPrincipal, NotFound, Unavailable } from "@cowork/domain"
-import { Effect } from "effect"
+import {
+  Api,
+  type AskAnswer,
+  BadRequest,
+  type ChannelAnswerBody,
+  type ChannelBinding,
+  Conflict,
+  CurrentPrincipal,
+  DEFAULT_CLAIM_TTL_MS,
+  DEFAULT_PAGE_SIZE,
+  Forbidden,
+  NotFound,
+  type OrgPrincipal,
+  type ResolvedIdentity,
+  Unavailable
+} from "@cowork/domain"
+import { redact } from "@cowork/observability"
+import { ChannelStore, DeliveryFeed, type DeliveryScope, Identity, SessionStore, Tokens } from "@cowork/services"
+import { Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { deliveryStreamResponse } from "./ChannelDeliveryStream.ts"
+import { QuotaPolicy } from "./QuotaPolicy.ts"
+import { WebLifecycle } from "./WebLifecycle.ts"
 
-const notYet = Effect.fail(new NotFound({ message: "channel binding not found" }))
+/**
+ * What a caller reaches on `/api/channels/...`: an org admin every binding of the org; a gateway token (scope
+ * `gateway` without `admin`) only the bindings it was issued for — any other binding, and anything under it, is a
+ * 404 exactly like another org's.
+ */
+interface ChannelAccess {
+  readonly principal: OrgPrincipal
+  /** A gateway token (not an admin). */
+  readonly gateway: boolean
+  readonly scope: DeliveryScope
+}
 
-/** `/api/channels/...` (issue 11): the first cut declares the routes; the channel store backs them next. */
+const bindingNotFound = () => new NotFound({ message: "channel binding not found" })
+
+const draining = new Unavailable({ message: "this process is shutting down; reconnect", retryAfterSeconds: 2 })
+
 export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(handlers) {
+  const channels = yield* ChannelStore
+  const feed = yield* DeliveryFeed
+  const sessions = yield* SessionStore
+  const identity = yield* Identity
+  const tokens = yield* Tokens
+  const quotaPolicy = yield* QuotaPolicy
+  const lifecycle = yield* WebLifecycle
+
+  const access: Effect.Effect<ChannelAccess, never, CurrentPrincipal> = Effect.gen(function*() {
+    const principal = yield* CurrentPrincipal
+    if (principal.scopes.includes("admin")) return { principal, gateway: false, scope: { orgId: principal.orgId } }
+    const bindingIds = yield* channels.gatewayBindings(principal.orgId, principal.tokenId)
+    return { principal, gateway: true, scope: { orgId: principal.orgId, bindingIds } }
+  })
+
+  const visibleBinding = (caller: ChannelAccess, bindingId: string) =>
+    caller.scope.bindingIds !== undefined && !caller.scope.bindingIds.includes(bindingId)
+      ? Effect.fail(bindingNotFound())
+      : channels.getBinding(caller.scope.orgId, bindingId)
+
+  const activeBinding = (caller: ChannelAccess, bindingId: string) =>
+    Effect.flatMap(visibleBinding(caller, bindingId), (binding) =>
+      binding.status === "active"
+        ? Effect.succeed(binding)
+        : Effect.fail(new Conflict({ message: `the binding is ${binding.status}`, details: { status: binding.status } })))
+
+  const resolve = (orgId: string, binding: ChannelBinding, externalUserId: string) =>
+    Effect.gen(function*() {
+      const linked = yield* channels.findIdentity(orgId, binding.providerKind, binding.providerId, externalUserId)
+      const role = linked === undefined ? undefined : yield* identity.role(orgId, linked.accountId)
+      const principal = linked === undefined || role === undefined ? null : { accountId: linked.accountId, role }
+      const resolved: ResolvedIdentity = { identity: linked ?? null, principal, mayPrompt: binding.inboundPolicy === "open" || principal !== null }
+      return resolved
+    })
+
+  /** Refuses an external user the binding's `inboundPolicy` does not admit (`linked_only`: linked to a member). */
+  const admit = (orgId: string, binding: ChannelBinding, externalUserId: string) =>
+    Effect.flatMap(resolve(orgId, binding, externalUserId), (resolved) =>
+      resolved.mayPrompt
+        ? Effect.void
+        : Effect.fail(new Forbidden({ message: "this external user is not linked to a member of the org (the binding admits linked users only)" })))
+
+  const answerOf = (body: ChannelAnswerBody) => {
+    const missing = (field: string) => Effect.fail(new BadRequest({ message: `\`${field}\` is required for ${body.action}`, field }))
+    switch (body.action) {
+      case "permission-respond":
+        if (body.permissionId === undefined) return missing("permissionId")
+        if (body.response === undefined) return missing("response")
+        return Effect.succeed<AskAnswer>({ kind: "permission_respond", permissionId: body.permissionId, response: body.response })
+      case "question-reply":
+        if (body.requestId === undefined) return missing("requestId")
+        if (body.answers === undefined) return missing("answers")
+        return Effect.succeed<AskAnswer>({ kind: "question_reply", requestId: body.requestId, answers: body.answers })
+      case "question-reject":
+        if (body.requestId === undefined) return missing("requestId")
+        return Effect.succeed<AskAnswer>({ kind: "question_reject", requestId: body.requestId })
+    }
+  }
+
+  const claimedLastBy = (caller: ChannelAccess) => (caller.gateway ? caller.principal.tokenId : undefined)
+
   return handlers.handleAll({
-    listBindings: () => Effect.succeed({ bindings: [] }),
-    createBinding: () => Effect.fail(new Conflict({ message: "channel bindings are not stored yet" })),
-    getBinding: () => notYet,
-    updateBinding: () => notYet,
-    deleteBinding: () => notYet,
-    reportBindingStatus: () => notYet,
-    listRoutes: () => notYet,
-    bindSession: () => notYet,
-    unbindSession: () => notYet,
-    prompt: () => notYet,
-    answer: () => notYet,
-    claimProviderEvent: () => notYet,
-    completeProviderEvent: () => notYet,
-    listIdentities: () => Effect.succeed({ identities: [] }),
-    createIdentity: () => notYet,
-    deleteIdentity: () => notYet,
-    resolveIdentity: () => notYet,
-    listDeliveries: () => Effect.succeed({ deliveries: [], nextCursor: null, totalEstimate: 0 }),
-    deliveryStream: () => Effect.fail(new Unavailable({ message: "the delivery stream is not served yet", retryAfterSeconds: 5 })),
-    claimDeliveries: () => Effect.succeed({ deliveries: [] }),
-    getDelivery: () => notYet,
-    ackDelivery: () => notYet,
-    renewDelivery: () => notYet,
-    retryDelivery: () => notYet,
-    deadLetterDelivery: () => notYet,
-    listCursors: () => Effect.succeed({ cursors: [] }),
-    putCursor: () => notYet,
+    listBindings: () =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        return { bindings: yield* channels.listBindings(caller.scope.orgId, caller.scope.bindingIds) }
+      }),
+    createBinding: ({ payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        return { binding: yield* channels.createBinding(caller.scope.orgId, payload) }
+      }),
+    getBinding: ({ params }) =>
+      Effect.gen(function*() {
+        return { binding: yield* visibleBinding(yield* access, params.id) }
+      }),
+    updateBinding: ({ params, payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        const patch = { ...payload, statusDetail: payload.statusDetail === undefined || payload.statusDetail === null ? payload.statusDetail : redact(payload.statusDetail) }
+        return { binding: yield* channels.updateBinding(caller.scope.orgId, params.id, patch) }
+      }),
+    deleteBinding: ({ params }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        return { binding: yield* channels.deleteBinding(caller.scope.orgId, params.id) }
+      }),
+    reportBindingStatus: ({ params, payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        const binding = yield* visibleBinding(caller, params.id)
+        if (binding.status === "disabled") {
+          return yield* new Conflict({ message: "the binding is disabled; an admin enables it", details: { status: binding.status } })
+        }
+        const detail = payload.detail === undefined || payload.detail === null ? null : redact(payload.detail)
+        return {
+          binding: yield* channels.updateBinding(caller.scope.orgId, params.id, {
+            status: payload.status,
+            statusDetail: payload.status === "active" ? null : detail
+          })
+        }
+      }),
+
+    listRoutes: ({ params }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        yield* visibleBinding(caller, params.id)
+        return { routes: yield* channels.listRoutes(caller.scope.orgId, params.id) }
+      }),
+    bindSession: ({ params, payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        return { route: yield* channels.bindSession(caller.scope.orgId, params.id, payload.externalThreadId, payload.sessionId) }
+      }),
+    unbindSession: ({ params }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        return { route: yield* channels.unbindSession(caller.scope.orgId, params.id, params.rid) }
+      }),
+
+    prompt: ({ params, payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        const orgId = caller.scope.orgId
+        const binding = yield* activeBinding(caller, params.id)
+        yield* admit(orgId, binding, payload.externalUserId)
+        const title = payload.threadTitle ?? `${binding.displayName}: ${payload.externalThreadId}`.slice(0, 200)
+        const { route, created } = yield* channels.routeFor(orgId, binding.id, payload.externalThreadId, sessions.create(orgId, { title }))
+        const quota = yield* quotaPolicy.promptQuota(orgId)
+        const enqueued = yield* sessions.prompt(orgId, route.sessionId, {
+          text: payload.text,
+          idempotencyKey: payload.providerEventId,
+          quota
+        }).pipe(quotaPolicy.counted)
+        return { sessionId: route.sessionId, commandId: enqueued.commandId, sessionCreated: created, duplicate: !enqueued.created }
+      }),
+    answer: ({ params, payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        const orgId = caller.scope.orgId
+        const binding = yield* activeBinding(caller, params.id)
+        const answer = yield* answerOf(payload)
+        yield* admit(orgId, binding, payload.externalUserId)
+        const route = (yield* channels.listRoutes(orgId, binding.id)).find((r) => r.externalThreadId === payload.externalThreadId)
+        if (route === undefined) return yield* new NotFound({ message: "no session is bound to this thread" })
+        const enqueued = yield* sessions.answer(orgId, route.sessionId, answer)
+        return { sessionId: route.sessionId, commandId: enqueued.commandId }
+      }),
+    claimProviderEvent: ({ payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        yield* visibleBinding(caller, payload.channelBindingId)
+        return yield* channels.claimProviderEvent(caller.scope.orgId, {
+          channelBindingId: payload.channelBindingId,
+          providerEventId: payload.providerEventId,
+          kind: payload.kind ?? "message",
+          ttlMs: payload.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS,
+          claimedBy: caller.principal.tokenId
+        })
+      }),
+    completeProviderEvent: ({ payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        yield* visibleBinding(caller, payload.channelBindingId)
+        return yield* channels.completeProviderEvent(caller.scope.orgId, payload)
+      }),
+
+    listIdentities: () =>
+      Effect.gen(function*() {
+        return { identities: yield* channels.listIdentities((yield* access).scope.orgId) }
+      }),
+    createIdentity: ({ payload }) =>
+      Effect.gen(function*() {
+        const orgId = (yield* access).scope.orgId
+        if ((yield* identity.role(orgId, payload.accountId)) === undefined) {
+          return yield* new NotFound({ message: "no member of this org has that account id" })
+        }
+        return { identity: yield* channels.createIdentity(orgId, payload) }
+      }),
+    deleteIdentity: ({ params }) =>
+      Effect.gen(function*() {
+        return { identity: yield* channels.deleteIdentity((yield* access).scope.orgId, params.id) }
+      }),
+    resolveIdentity: ({ payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        const binding = yield* visibleBinding(caller, payload.channelBindingId)
+        return yield* resolve(caller.scope.orgId, binding, payload.externalUserId)
+      }),
+
+    listDeliveries: ({ query }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        if (query.channelBindingId !== undefined) yield* visibleBinding(caller, query.channelBindingId)
+        return yield* feed.list(caller.scope, { ...query, limit: query.limit ?? DEFAULT_PAGE_SIZE })
+      }),
+    deliveryStream: ({ request }) =>
+      Effect.gen(function*() {
+        if (yield* lifecycle.isDraining) return yield* draining
+        return yield* deliveryStreamResponse((yield* access).scope, request.method === "HEAD")
+      }),
+    claimDeliveries: ({ payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        // Expired claims go back to the feed first (bounded by the drain cap), so a dead gateway's work is claimable.
+        yield* feed.reap
+        const requested = payload.channelBindingIds
+        const bindingIds = requested === undefined
+          ? caller.scope.bindingIds
+          : requested.filter((id) => caller.scope.bindingIds === undefined || caller.scope.bindingIds.includes(id))
+        return {
+          deliveries: yield* feed.claim({ orgId: caller.scope.orgId, bindingIds }, {
+            limit: payload.limit ?? 10,
+            ttlMs: payload.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS,
+            claimedBy: caller.principal.tokenId,
+            replica: payload.gatewayId
+          })
+        }
+      }),
+    getDelivery: ({ params }) =>
+      Effect.gen(function*() {
+        return { delivery: yield* feed.get((yield* access).scope, params.id) }
+      }),
+    ackDelivery: ({ params, payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        return {
+          delivery: yield* feed.ack(caller.scope, params.id, { ...payload, error: payload.error === undefined ? undefined : redact(payload.error) })
+        }
+      }),
+    renewDelivery: ({ params, payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        return { delivery: yield* feed.renew(caller.scope, params.id, payload.claimToken, payload.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS) }
+      }),
+    retryDelivery: ({ params }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        return { delivery: yield* feed.retry(caller.scope, params.id, claimedLastBy(caller)) }
+      }),
+    deadLetterDelivery: ({ params, payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        const reason = payload.reason === undefined ? undefined : redact(payload.reason)
+        return { delivery: yield* feed.deadLetter(caller.scope, params.id, reason, claimedLastBy(caller)) }
+      }),
+
+    listCursors: ({ query }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        if (query.channelBindingId !== undefined) yield* visibleBinding(caller, query.channelBindingId)
+        const bindingIds = query.channelBindingId === undefined ? caller.scope.bindingIds : [query.channelBindingId]
+        return { cursors: yield* channels.listCursors(caller.scope.orgId, bindingIds) }
+      }),
+    putCursor: ({ payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        yield* visibleBinding(caller, payload.channelBindingId)
+        return { cursor: yield* channels.putCursor(caller.scope.orgId, payload, caller.principal.tokenId) }
+      }),
+
     gatewayGrant: () =>
-      Effect.map(CurrentPrincipal, (principal) => ({
-        tokenId: principal.tokenId,
-        scope: principal.scopes.includes("admin") ? "admin" as const : "gateway" as const,
-        channelBindingIds: [],
-        listAllowed: true,
-        retryAllowed: true,
-        deadLetterAllowed: true
-      })),
-    listGatewayTokens: () => Effect.succeed({ tokens: [] }),
-    createGatewayToken: () => notYet
+      Effect.gen(function*() {
+        const caller = yield* access
+        const channelBindingIds = caller.scope.bindingIds ?? (yield* channels.listBindings(caller.scope.orgId)).map((b) => b.id)
+        return {
+          tokenId: caller.principal.tokenId,
+          scope: caller.gateway ? "gateway" as const : "admin" as const,
+          channelBindingIds,
+          listAllowed: true,
+          retryAllowed: true,
+          deadLetterAllowed: true
+        }
+      }),
+    listGatewayTokens: () =>
+      Effect.gen(function*() {
+        const orgId = (yield* access).scope.orgId
+        const grants = yield* channels.listGatewayGrants(orgId)
+        const all = yield* tokens.list(orgId)
+        return {
+          tokens: all
+            .filter((token) => token.scopes.includes("gateway"))
+            .map((token) => ({ token, channelBindingIds: grants.get(token.id) ?? [] }))
+        }
+      }),
+    createGatewayToken: ({ payload }) =>
+      Effect.gen(function*() {
+        const orgId = (yield* access).scope.orgId
+        const channelBindingIds = [...new Set(payload.channelBindingIds)]
+        const existing = yield* channels.listBindings(orgId, channelBindingIds)
+        if (existing.length !== channelBindingIds.length) return yield* bindingNotFound()
+        const issued = yield* tokens.issue({
+          orgId,
+          name: payload.name,
+          scopes: ["gateway"],
+          expiresInMs: payload.expiresInSeconds === undefined ? undefined : payload.expiresInSeconds * 1_000
+        }).pipe(Effect.orDie)
+        // A binding deleted meanwhile: the token is revoked rather than left serving fewer bindings than asked.
+        yield* channels.grantGatewayToken(orgId, issued.tokenId, channelBindingIds).pipe(
+          Effect.tapError(() => tokens.revoke(issued.tokenId, { orgId }).pipe(Effect.ignore))
+        )
+        return { token: issued.view, channelBindingIds, secret: Redacted.value(issued.token) }
+      })
   })
 }))

@@ -9,6 +9,8 @@ import {
   PgHeartbeats,
   PgAudit,
   PgByokStore,
+  PgChannelStore,
+  PgDeliveryFeed,
   PgIdentity,
   PgProjections,
   PgQuotas,
@@ -132,7 +134,9 @@ export const layerPgAdapters = Layer.mergeAll(
   PgByokStore.layer,
   PgQuotas.layer,
   PgUsage.layer,
-  PgThreads.layer
+  PgThreads.layer,
+  PgChannelStore.layer,
+  PgDeliveryFeed.layerConfig
 )
 
 /**

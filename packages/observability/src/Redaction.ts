@@ -74,7 +74,8 @@ const rules: ReadonlyArray<Rule> = [
         String.raw`\bhf_[A-Za-z0-9]{30,}`,
         String.raw`\bgsk_[A-Za-z0-9]{30,}`,
         String.raw`\bxai-[A-Za-z0-9]{30,}`,
-        String.raw`\b\d{8,10}:AA[A-Za-z0-9_-]{33}\b`,
+        // A Telegram bot token, also inside a Bot API URL (`https://api.telegram.org/bot<token>/getMe`).
+        String.raw`(?:\b|(?<=\/bot))\d{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])`,
         String.raw`\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`
       ].join("|"),
       "g"

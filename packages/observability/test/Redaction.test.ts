@@ -157,6 +157,15 @@ const canaries: ReadonlyArray<(g: Gen) => Canary> = [
   (g) => {
     const cookie = g.canary(30)
     return { kind: "cookie-header", text: `Cookie: cowork_session=${cookie}; theme=dark`, secrets: [cookie], keeps: ["Cookie: "] }
+  },
+  (g) => {
+    const secret = g.canary(33, `${ALNUM}_-`)
+    const token = `${g.int(10_000_000, 9_999_999_999)}:AA${secret}`
+    return {
+      kind: "telegram-bot-token",
+      text: g.pick([token, `https://api.telegram.org/bot${token}/sendMessage`, `bot token ${token}`]),
+      secrets: [secret]
+    }
   }
 ]
 
