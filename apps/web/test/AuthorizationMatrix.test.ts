@@ -28,6 +28,9 @@ interface Fixtures {
   readonly workflow: string
   readonly trigger: string
   readonly account: string
+  readonly binding: string
+  readonly route: string
+  readonly identity: string
 }
 
 interface Response {
@@ -85,6 +88,12 @@ const bodyFor = (row: AuthorizationRow, own: Fixtures): { readonly type: string;
       return json({})
     case "members.update":
       return json({ role: "member" })
+    case "channels.updateBinding":
+      return json({ displayName: "renamed" })
+    case "channels.bindSession":
+      return json({ externalThreadId: "matrix-thread-2", sessionId: own.session })
+    case "channels.reportBindingStatus":
+      return json({ status: "error", detail: "matrix" })
     case "apiTokens.create":
       return json({ name: "matrix", scopes: ["admin"] })
     default:
@@ -101,6 +110,8 @@ const pathFor = (row: AuthorizationRow, fixtures: Fixtures): string | undefined 
     if (row.path.startsWith("/api/workflows/:id")) return param === "id" ? fixtures.workflow : param === "tid" ? fixtures.trigger : undefined
     if (row.path.startsWith("/api/members/:id")) return param === "id" ? fixtures.account : undefined
     if (row.path.startsWith("/api/api-tokens/:id")) return param === "id" ? fixtures.apiToken : undefined
+    if (row.path.startsWith("/api/channels/bindings/:id")) return param === "id" ? fixtures.binding : param === "rid" ? fixtures.route : undefined
+    if (row.path.startsWith("/api/channels/identities/:id")) return param === "id" ? fixtures.identity : undefined
     return undefined
   }
   let unresolved = false
@@ -139,6 +150,19 @@ const orgFixtures = Effect.gen(function*() {
   }))
   const account = yield* identity.upsertAccount({ issuer: "matrix", subject: globalThis.crypto.randomUUID(), email: null, name: null })
   yield* identity.setRole(orgId, account.id, "member")
+  const binding = (yield* send("POST", "/api/channels/bindings", json({
+    providerKind: "webhook",
+    providerId: "matrix",
+    displayName: "matrix",
+    externalTarget: "https://example.com/hook"
+  }))).binding.id as string
+  const route = (yield* send("POST", `/api/channels/bindings/${binding}/sessions`, json({ externalThreadId: "matrix-thread", sessionId: session }))).route.id as string
+  const channelIdentity = (yield* send("POST", "/api/channels/identities", json({
+    providerKind: "webhook",
+    providerId: "matrix",
+    externalUserId: "matrix-user",
+    accountId: account.id
+  }))).identity.id as string
   return {
     orgId,
     session,
@@ -149,7 +173,10 @@ const orgFixtures = Effect.gen(function*() {
     apiToken,
     workflow: created.workflow.id as string,
     trigger: created.workflow.triggers[0].id as string,
-    account: account.id
+    account: account.id,
+    binding,
+    route,
+    identity: channelIdentity
   } satisfies Fixtures
 }).pipe(Effect.orDie)
 

@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { makeId } from "./Ids.ts"
-import { BoundedJson, Id, isStorableText, Text } from "./Input.ts"
+import { Id, isStorableText, jsonProblem, Text } from "./Input.ts"
 import type { EventDraft } from "./SessionEvent.ts"
 
 /**
@@ -47,8 +47,10 @@ export const CredentialRef = Schema.String.annotate({
 export const SECRET_SETTING_KEY = /secret|token|password|passwd|credential|api[_-]?key|private[_-]?key/i
 
 /** Binding settings: bounded JSON, an object whose keys never look like a credential. */
-export const ChannelSettings = Schema.Record(Schema.String, BoundedJson).check(
+export const ChannelSettings = Schema.Record(Schema.String, Schema.Unknown).check(
   Schema.makeFilter<Record<string, unknown>>((settings) => {
+    const problem = jsonProblem(settings)
+    if (problem !== undefined) return problem
     const keys = Object.keys(settings)
     if (keys.length > 50) return "at most 50 settings"
     const secretLike = keys.find((key) => SECRET_SETTING_KEY.test(key))
