@@ -2,11 +2,13 @@ import { CurrentPrincipal } from "@cowork/domain"
 import { DeliveryFeed, type DeliveryScope } from "@cowork/services"
 import { Effect, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
-import { KEEP_ALIVE_INTERVAL, RETRY_HINT_MS } from "./SseStreams.ts"
 import { TokenRevocations } from "./TokenRevocations.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 const SSE_HEADERS = { "cache-control": "no-cache", "x-accel-buffering": "no" }
+/** The same cadence as the session streams: a comment every 15 s, reconnect after 2 s. */
+const KEEP_ALIVE_INTERVAL = "15 seconds"
+const RETRY_HINT_MS = 2_000
 
 /**
  * `GET /api/channels/deliveries/stream`: one `delivery.available` frame `{channelBindingId}` whenever a binding in the
