@@ -24,7 +24,7 @@ export const deliveryStreamResponse = (scope: DeliveryScope, headOnly: boolean) 
     const lifecycle = yield* WebLifecycle
     const revocations = yield* TokenRevocations
     const principal = yield* CurrentPrincipal
-    const credentialEnds = yield* revocations.watch(principal.tokenId)
+    const credentialEnds = yield* revocations.watch(principal)
     const notices = yield* feed.notices
     const inScope = (bindingId: string) => scope.bindingIds === undefined || scope.bindingIds.includes(bindingId)
     const frame = (channelBindingId: string) => `event: delivery.available\ndata: ${JSON.stringify({ channelBindingId })}\n\n`
