@@ -1,6 +1,6 @@
 import { Api, CurrentCaller, type Diagnostics, heartbeatFreshWithinMs, type RuntimeStatus, SERVICE_VERSION, type WorkerHeartbeat } from "@cowork/domain"
 import { Metrics, MetricsCatalog, redactDeep } from "@cowork/observability"
-import { ByokStore, ChangeFeed, CommandQueue, ControlPlaneStatus, Heartbeats, Projections, QUEUE_SCAN_LIMIT, SessionStore } from "@cowork/services"
+import { ByokStore, ChangeFeed, DeliveryFeed, CommandQueue, ControlPlaneStatus, Heartbeats, Projections, QUEUE_SCAN_LIMIT, SessionStore } from "@cowork/services"
 import { Config, Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import * as WebReadiness from "./WebReadiness.ts"
@@ -17,6 +17,7 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
   const metrics = yield* Metrics
   const heartbeats = yield* Heartbeats
   const byokStore = yield* ByokStore
+  const deliveryFeed = yield* DeliveryFeed
   const queue = yield* CommandQueue
   const projections = yield* Projections
   const status = yield* ControlPlaneStatus
@@ -132,7 +133,15 @@ export const layer = HttpApiBuilder.group(Api, "operator", Effect.fn(function*(h
               note: "the caller's org keys, metadata only (provider, last4, fingerprint, status, health, updatedAt)"
             }
           }),
-          gateway: { status: "not_configured", note: "no gateway deployment reports to this control plane" },
+          gateway: yield* Effect.gen(function*() {
+            const deliveries = yield* deliveryFeed.countsByStatus(yield* callerOrg)
+            const total = Object.values(deliveries).reduce((a, b) => a + b, 0)
+            return {
+              status: total > 0 ? "active" : "not_configured",
+              note: "channel deliveries by status; gateway processes report their own /diagnostics",
+              deliveries
+            }
+          }),
           links: {
             runtimeStatus: "/api/runtime/status",
             heartbeats: "/api/workers/heartbeats",

@@ -1,8 +1,8 @@
 import { type EventDraft } from "@cowork/domain"
 import { PgLeaseStore } from "@cowork/postgres"
-import { EventLog, LeaseStore } from "@cowork/services"
+import { EventLog, LeaseStore, Tokens } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { baseUrl, layer, orgWithToken, request } from "./support/WebTestServer.ts"
 
@@ -157,7 +157,7 @@ it.layer(layer, { excludeTestServices: true })("channels API", (it) => {
 
   it.effect("deliveries: claim, fenced ack after expiry is 409, the server's attempt cap makes it dead, admins retry and dead-letter", () =>
     Effect.gen(function*() {
-      const { admin, a, gateway } = yield* setup
+      const { admin, a, gateway, orgId } = yield* setup
       const prompted = yield* request("POST", `/api/channels/bindings/${a}/prompt`, {
         token: gateway,
         body: { providerEventId: "u-1", externalThreadId: "chat-1", externalUserId: "user-1", text: "hi" }
@@ -196,6 +196,10 @@ it.layer(layer, { excludeTestServices: true })("channels API", (it) => {
       assert.deepInclude(retried.body.delivery, { status: "pending", attempts: 0 })
       const dead = yield* request("POST", `/api/channels/deliveries/${delivery.id}/dead-letter`, { token: admin, body: { reason: "chat removed" } })
       assert.deepInclude(dead.body.delivery, { status: "dead", lastError: "chat removed" })
+      const operator = Redacted.value((yield* (yield* Tokens).issue({ orgId, name: "ops", scopes: ["operator"] }).pipe(Effect.orDie)).token)
+      const diagnostics = yield* request("GET", "/api/diagnostics", { token: operator })
+      assert.deepInclude(diagnostics.body.gateway, { status: "active" })
+      assert.deepInclude(diagnostics.body.gateway.deliveries, { dead: 1, pending: 0 })
       const other = yield* setup
       assert.strictEqual((yield* request("POST", `/api/channels/deliveries/${delivery.id}/retry`, { token: other.admin })).status, 404)
       assert.strictEqual((yield* request("GET", `/api/channels/deliveries/${delivery.id}`, { token: other.gateway })).status, 404)

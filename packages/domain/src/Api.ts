@@ -238,7 +238,12 @@ export const Diagnostics = Schema.Struct({
   queues: QueueDiagnostics,
   leases: LeaseDiagnostics,
   byok: Schema.Struct({ status: Schema.String, providers: Schema.Array(Schema.Unknown), note: Schema.String }),
-  gateway: Schema.Struct({ status: Schema.String, note: Schema.String }),
+  gateway: Schema.Struct({
+    status: Schema.String,
+    note: Schema.String,
+    /** Channel deliveries by status (the caller's org; every org's for a platform operator). */
+    deliveries: Schema.optional(Schema.Record(Schema.String, Schema.Number))
+  }),
   links: Schema.Record(Schema.String, Schema.String)
 })
 export type Diagnostics = typeof Diagnostics.Type

@@ -302,9 +302,10 @@ export const make = (options: DeliveryFeedOptions) =>
         yield* startListening
         return Stream.fromSubscription(subscription)
       }),
-      countsByStatus: Effect.gen(function*() {
+      countsByStatus: (orgId) => Effect.gen(function*() {
         const rows = yield* sql.unsafe<{ status: DeliveryStatus; n: number }>(
-          `SELECT status, count(*)::int AS n FROM cloud_channel_deliveries GROUP BY status`
+          `SELECT status, count(*)::int AS n FROM cloud_channel_deliveries WHERE ($1::text IS NULL OR org_id = $1) GROUP BY status`,
+          [orgId ?? null]
         ).pipe(Effect.orDie)
         const counts = Object.fromEntries(DeliveryStatusSchema.literals.map((status) => [status, 0])) as Record<DeliveryStatus, number>
         for (const row of rows) counts[row.status] = Number(row.n)

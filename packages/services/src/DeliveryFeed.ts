@@ -121,8 +121,8 @@ export class DeliveryFeed extends Context.Service<DeliveryFeed, {
   readonly reap: Effect.Effect<DeliveryReapResult>
   /** Deliveries that became claimable, as they happen (a subscriber catches up by claiming). */
   readonly notices: Effect.Effect<Stream.Stream<DeliveryNotice>, never, Scope.Scope>
-  /** Per status, over every org (for metrics and diagnostics). */
-  readonly countsByStatus: Effect.Effect<Readonly<Record<DeliveryStatus, number>>>
+  /** Per status: one org's, or every org's (`undefined`: a platform operator's diagnostics). */
+  readonly countsByStatus: (orgId: string | undefined) => Effect.Effect<Readonly<Record<DeliveryStatus, number>>>
 }>()("cowork/DeliveryFeed") {
   static readonly layerMemoryWith = (options: DeliveryFeedOptions): Layer.Layer<DeliveryFeed, never, MemoryDatabase> =>
     Layer.effect(DeliveryFeed, Effect.map(Effect.service(MemoryDatabase), (db) => makeDeliveryFeedMemory(db, options)))

@@ -220,9 +220,9 @@ export const makeDeliveryFeedMemory = (db: MemoryTables, options: DeliveryFeedOp
       }),
     reap,
     notices: Effect.map(PubSub.subscribe(db.deliveryNotices), Stream.fromSubscription),
-    countsByStatus: Effect.sync(() => {
+    countsByStatus: (orgId) => Effect.sync(() => {
       const counts = Object.fromEntries(DeliveryStatusSchema.literals.map((status) => [status, 0])) as Record<DeliveryStatus, number>
-      for (const row of channels.deliveries) counts[row.status]++
+      for (const row of channels.deliveries) if (orgId === undefined || row.orgId === orgId) counts[row.status]++
       return counts
     })
   }
