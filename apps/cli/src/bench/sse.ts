@@ -144,6 +144,10 @@ const procUsage = (pid: number) => {
 /** Collected over every stream of a phase. */
 class Frames {
   latencies: Array<number> = []
+  /** `session:tip` → when the workspace stream announced it (the web process got the NOTIFY; no read involved). */
+  readonly notified = new Map<string, number>()
+  /** Workspace announcement → the session stream's frame with that sequence (the fan-out's own delay). */
+  fanout: Array<number> = []
   gaps = 0
   duplicates = 0
   frames = 0
@@ -198,6 +202,8 @@ const openSessionStream = (baseUrl: string, token: string, sessionId: string, af
           frames.frames++
           const at = block.lastIndexOf("\"createdAt\":\"")
           if (at >= 0) frames.record(now - Date.parse(block.slice(at + 13, block.indexOf("\"", at + 13))))
+          const announced = frames.measuring ? frames.notified.get(`${sessionId}:${id}`) : undefined
+          if (announced !== undefined) frames.fanout.push(performance.now() - announced)
         }
       })
       resolve({ close: () => request.destroy(), ended })
@@ -206,7 +212,7 @@ const openSessionStream = (baseUrl: string, token: string, sessionId: string, af
   })
 
 /** The workspace stream: one `session.changed` per notification. */
-const openWorkspaceStream = (baseUrl: string, token: string, onChange: () => void) =>
+const openWorkspaceStream = (baseUrl: string, token: string, onChange: (sessionId: string, tip: number) => void) =>
   new Promise<OpenStream>((resolve, reject) => {
     const request = Http.get(`${baseUrl}/api/events`, { agent, headers: { authorization: `Bearer ${token}` } }, (response) => {
       if (response.statusCode !== 200) return reject(new Error(`workspace stream answered ${response.statusCode}`))
@@ -216,7 +222,11 @@ const openWorkspaceStream = (baseUrl: string, token: string, onChange: () => voi
         buffer += chunk
         let end: number
         while ((end = buffer.indexOf("\n\n")) >= 0) {
-          if (buffer.slice(0, end).includes("event: session.changed")) onChange()
+          const block = buffer.slice(0, end)
+          if (block.includes("event: session.changed")) {
+            const data = JSON.parse(block.slice(block.indexOf("data: ") + 6)) as { sessionId: string; lastSequence: number }
+            onChange(data.sessionId, data.lastSequence)
+          }
           buffer = buffer.slice(end + 2)
         }
       })
@@ -249,6 +259,7 @@ interface PhaseResult {
   readonly clientCpuShare: number
   readonly rssPerStreamKiB: number
   readonly latency: { readonly samples: number; readonly p50: number; readonly p99: number; readonly max: number }
+  readonly fanoutDelay: { readonly samples: number; readonly p50: number; readonly p99: number; readonly max: number }
   readonly gaps: number
   readonly duplicates: number
   readonly framesPerStreamExpected: number
@@ -274,7 +285,10 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
     yield* Effect.sleep(3_000)
     const rssAfter = procUsage(webPid).rss
     let notifications = 0
-    const workspace = yield* Effect.promise(() => openWorkspaceStream(baseUrl, token, () => notifications++))
+    const workspace = yield* Effect.promise(() => openWorkspaceStream(baseUrl, token, (sessionId, tip) => {
+      notifications++
+      frames.notified.set(`${sessionId}:${tip}`, performance.now())
+    }))
     yield* Effect.addFinalizer(() => Effect.sync(() => workspace.close()))
     yield* Effect.sleep(500)
 
@@ -316,6 +330,7 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
     const readsAfter = yield* readCalls
     frames.measuring = false
     const sorted = Float64Array.from(frames.latencies).sort()
+    const fanoutSorted = Float64Array.from(frames.fanout).sort()
     return {
       subscribersPerSession: perSession,
       streams: streams.length,
@@ -333,6 +348,12 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
         p50: round(percentile(sorted, 50)),
         p99: round(percentile(sorted, 99)),
         max: round(sorted[sorted.length - 1] ?? Number.NaN)
+      },
+      fanoutDelay: {
+        samples: fanoutSorted.length,
+        p50: round(percentile(fanoutSorted, 50)),
+        p99: round(percentile(fanoutSorted, 99)),
+        max: round(fanoutSorted[fanoutSorted.length - 1] ?? Number.NaN)
       },
       gaps: frames.gaps,
       duplicates: frames.duplicates,
@@ -461,14 +482,16 @@ const report = (results: any) => {
       "",
       `Fan-out: \`cowork web\` and \`cowork worker\` (8 fibers, scripted runtime, checkpoints off) as separate processes;`,
       `${SESSIONS} sessions; ${RATE} prompts/s offered open-loop for ${SECONDS} s per row (prompt \`${PROMPT}\`); SSE clients in the`,
-      "benchmark process. Latency = event `createdAt` (its transaction's clock) → frame parsed by the client, every frame of every stream.",
+      "benchmark process. Commit → client = event `createdAt` (its transaction's START, so it includes the transaction itself)",
+      "→ frame parsed by the client, every frame of every stream. NOTIFY at web → client = the workspace stream's `session.changed`",
+      "(written straight from the notification, no read) → each session stream's frame carrying that tip: the fan-out's own delay.",
       "",
-      "| subscribers / session | streams | prompts (offered /s) | notifications | event reads | reads / notification | web CPU / prompt (cores busy: web / bench clients) | RSS / stream | commit → client p50 / p99 / max | gaps / dups / missing frames | failed POSTs |",
-      "|---|---|---|---|---|---|---|---|---|---|---|"
+      "| subscribers / session | streams | prompts (offered /s) | notifications | event reads | reads / notification | web CPU / prompt (cores busy: web / bench clients) | RSS / stream | commit → client p50 / p99 / max | NOTIFY at web → client p50 / p99 / max | gaps / dups / missing frames | failed POSTs |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     for (const p of results.fanout as Array<PhaseResult>) {
       lines.push(
-        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} | ${p.webCpuMsPerPrompt} ms (${p.webCpuShare} / ${p.clientCpuShare}) | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} | ${p.failedPrompts} |`
+        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} | ${p.webCpuMsPerPrompt} ms (${p.webCpuShare} / ${p.clientCpuShare}) | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.fanoutDelay.p50} / ${p.fanoutDelay.p99} / ${p.fanoutDelay.max} ms (${p.fanoutDelay.samples}) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} | ${p.failedPrompts} |`
       )
     }
   }
