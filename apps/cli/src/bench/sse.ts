@@ -238,11 +238,12 @@ const openWorkspaceStream = (baseUrl: string, token: string, onChange: (sessionI
 const readCalls = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql.unsafe(`SELECT pg_stat_clear_snapshot()`)
-  const rows = yield* sql.unsafe<{ calls: number }>(
-    `SELECT coalesce(sum(calls), 0)::float8 AS calls FROM pg_stat_statements WHERE query LIKE $1`,
+  const rows = yield* sql.unsafe<{ calls: number; ms: number }>(
+    `SELECT coalesce(sum(calls), 0)::float8 AS calls, coalesce(sum(total_exec_time), 0)::float8 AS ms
+     FROM pg_stat_statements WHERE query LIKE $1`,
     [`%${READ_STATEMENT}%`]
   )
-  return Number(rows[0]!.calls)
+  return { calls: Number(rows[0]!.calls), ms: Number(rows[0]!.ms) }
 }).pipe(Effect.orDie)
 
 interface PhaseResult {
@@ -253,6 +254,8 @@ interface PhaseResult {
   readonly notifications: number
   readonly eventReads: number
   readonly readsPerNotification: number
+  /** Mean execution time of one event read inside Postgres (pg_stat_statements). */
+  readonly readExecMs: number
   readonly webCpuMsPerPrompt: number
   /** Cores the web process / the benchmark's own SSE clients used over the phase (1 = one core busy). */
   readonly webCpuShare: number
@@ -337,8 +340,9 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       prompts: total,
       offeredRate: round(total / sendSeconds),
       notifications,
-      eventReads: readsAfter - readsBefore,
-      readsPerNotification: round((readsAfter - readsBefore) / Math.max(1, notifications), 2),
+      eventReads: readsAfter.calls - readsBefore.calls,
+      readsPerNotification: round((readsAfter.calls - readsBefore.calls) / Math.max(1, notifications), 2),
+      readExecMs: round((readsAfter.ms - readsBefore.ms) / Math.max(1, readsAfter.calls - readsBefore.calls), 2),
       webCpuMsPerPrompt: round((cpuAfter - cpuBefore) / total, 2),
       webCpuShare: round((cpuAfter - cpuBefore) / phaseMs, 2),
       clientCpuShare: round((client.user + client.system) / 1000 / phaseMs, 2),
@@ -491,7 +495,7 @@ const report = (results: any) => {
     )
     for (const p of results.fanout as Array<PhaseResult>) {
       lines.push(
-        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} | ${p.webCpuMsPerPrompt} ms (${p.webCpuShare} / ${p.clientCpuShare}) | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.fanoutDelay.p50} / ${p.fanoutDelay.p99} / ${p.fanoutDelay.max} ms (${p.fanoutDelay.samples}) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} | ${p.failedPrompts} |`
+        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} (${p.readExecMs} ms each in Postgres) | ${p.webCpuMsPerPrompt} ms (${p.webCpuShare} / ${p.clientCpuShare}) | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.fanoutDelay.p50} / ${p.fanoutDelay.p99} / ${p.fanoutDelay.max} ms (${p.fanoutDelay.samples}) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} | ${p.failedPrompts} |`
       )
     }
   }
