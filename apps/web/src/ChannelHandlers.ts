@@ -3,6 +3,7 @@ import {
   type AskAnswer,
   BadRequest,
   type ChannelAnswerBody,
+  ClaimLost,
   type ChannelBinding,
   Conflict,
   CurrentPrincipal,
@@ -14,7 +15,7 @@ import {
   type ResolvedIdentity,
   Unavailable
 } from "@cowork/domain"
-import { redact } from "@cowork/observability"
+import { Metrics, redact } from "@cowork/observability"
 import { ChannelStore, DeliveryFeed, type DeliveryScope, Identity, SessionStore, Tokens } from "@cowork/services"
 import { Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
@@ -46,6 +47,11 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
   const tokens = yield* Tokens
   const quotaPolicy = yield* QuotaPolicy
   const lifecycle = yield* WebLifecycle
+  const metrics = yield* Metrics
+
+  const countClaimLost = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.tapError(effect, (error) =>
+      error instanceof ClaimLost ? metrics.inc("open_cowork_cloud_channel_claim_lost_total", { kind: error.kind }) : Effect.void)
 
   const access: Effect.Effect<ChannelAccess, never, CurrentPrincipal> = Effect.gen(function*() {
     const principal = yield* CurrentPrincipal
@@ -173,6 +179,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
           idempotencyKey: payload.providerEventId,
           quota
         }).pipe(quotaPolicy.counted)
+        yield* metrics.inc("open_cowork_cloud_channel_prompts_total", { result: enqueued.created ? "prompted" : "duplicate" })
         return { sessionId: route.sessionId, commandId: enqueued.commandId, sessionCreated: created, duplicate: !enqueued.created }
       }),
     answer: ({ params, payload }) =>
@@ -203,7 +210,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
       Effect.gen(function*() {
         const caller = yield* access
         yield* visibleBinding(caller, payload.channelBindingId)
-        return yield* channels.completeProviderEvent(caller.scope.orgId, payload)
+        return yield* countClaimLost(channels.completeProviderEvent(caller.scope.orgId, payload))
       }),
 
     listIdentities: () =>
@@ -244,19 +251,21 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
       Effect.gen(function*() {
         const caller = yield* access
         // Expired claims go back to the feed first (bounded by the drain cap), so a dead gateway's work is claimable.
-        yield* feed.reap
+        const reaped = yield* feed.reap
+        if (reaped.returned > 0) yield* metrics.inc("open_cowork_cloud_channel_expired_claims_reaped_total", { outcome: "pending" }, reaped.returned)
+        if (reaped.dead > 0) yield* metrics.inc("open_cowork_cloud_channel_expired_claims_reaped_total", { outcome: "dead" }, reaped.dead)
         const requested = payload.channelBindingIds
         const bindingIds = requested === undefined
           ? caller.scope.bindingIds
           : requested.filter((id) => caller.scope.bindingIds === undefined || caller.scope.bindingIds.includes(id))
-        return {
-          deliveries: yield* feed.claim({ orgId: caller.scope.orgId, bindingIds }, {
-            limit: payload.limit ?? 10,
-            ttlMs: payload.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS,
-            claimedBy: caller.principal.tokenId,
-            replica: payload.gatewayId
-          })
-        }
+        const deliveries = yield* feed.claim({ orgId: caller.scope.orgId, bindingIds }, {
+          limit: payload.limit ?? 10,
+          ttlMs: payload.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS,
+          claimedBy: caller.principal.tokenId,
+          replica: payload.gatewayId
+        })
+        if (deliveries.length > 0) yield* metrics.inc("open_cowork_cloud_channel_deliveries_claimed_total", deliveries.length)
+        return { deliveries }
       }),
     getDelivery: ({ params }) =>
       Effect.gen(function*() {
@@ -265,14 +274,18 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
     ackDelivery: ({ params, payload }) =>
       Effect.gen(function*() {
         const caller = yield* access
-        return {
-          delivery: yield* feed.ack(caller.scope, params.id, { ...payload, error: payload.error === undefined ? undefined : redact(payload.error) })
+        const delivery = yield* countClaimLost(
+          feed.ack(caller.scope, params.id, { ...payload, error: payload.error === undefined ? undefined : redact(payload.error) })
+        )
+        if (delivery.status === "sent" || delivery.status === "failed" || delivery.status === "dead") {
+          yield* metrics.inc("open_cowork_cloud_channel_delivery_acks_total", { status: delivery.status })
         }
+        return { delivery }
       }),
     renewDelivery: ({ params, payload }) =>
       Effect.gen(function*() {
         const caller = yield* access
-        return { delivery: yield* feed.renew(caller.scope, params.id, payload.claimToken, payload.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS) }
+        return { delivery: yield* countClaimLost(feed.renew(caller.scope, params.id, payload.claimToken, payload.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS)) }
       }),
     retryDelivery: ({ params }) =>
       Effect.gen(function*() {

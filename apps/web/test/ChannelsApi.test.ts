@@ -200,6 +200,12 @@ it.layer(layer, { excludeTestServices: true })("channels API", (it) => {
       const diagnostics = yield* request("GET", "/api/diagnostics", { token: operator })
       assert.deepInclude(diagnostics.body.gateway, { status: "active" })
       assert.deepInclude(diagnostics.body.gateway.deliveries, { dead: 1, pending: 0 })
+      const exposition = (yield* request("GET", "/api/metrics", { token: operator })).body as string
+      for (const series of [
+        /open_cowork_cloud_channel_claim_lost_total\{kind="delivery"[^}]*\} [1-9]/,
+        /open_cowork_cloud_channel_delivery_acks_total\{status="dead"[^}]*\} [1-9]/,
+        /open_cowork_cloud_channel_deliveries_claimed_total\{[^}]*\} [1-9]/
+      ]) assert.match(exposition, series)
       const other = yield* setup
       assert.strictEqual((yield* request("POST", `/api/channels/deliveries/${delivery.id}/retry`, { token: other.admin })).status, 404)
       assert.strictEqual((yield* request("GET", `/api/channels/deliveries/${delivery.id}`, { token: other.gateway })).status, 404)

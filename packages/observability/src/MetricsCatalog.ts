@@ -392,6 +392,23 @@ export const MetricsCatalog = {
   open_cowork_cloud_token_cache_lookups_total: counter(
     "API-token authentications by how the web process's verification cache answered: hit (no database read), miss (read and cached), bypass (the revocation listener is down: read, not cached).",
     { result: ["hit", "miss", "bypass"] }
+  ),
+  open_cowork_cloud_channel_deliveries_claimed_total: counter("Channel deliveries claimed by gateways through this web process (each claim is one attempt)."),
+  open_cowork_cloud_channel_delivery_acks_total: counter(
+    "Channel delivery acks accepted, by the delivery's resulting status (a failed ack at the attempt cap is dead).",
+    { status: ["sent", "failed", "dead"] }
+  ),
+  open_cowork_cloud_channel_claim_lost_total: counter(
+    "Fenced channel writes refused because the caller's claim expired or was taken over, by kind.",
+    { kind: ["delivery", "provider_event"] }
+  ),
+  open_cowork_cloud_channel_expired_claims_reaped_total: counter(
+    "Expired channel delivery claims returned to the feed, by outcome (dead: the attempt cap was reached).",
+    { outcome: ["pending", "dead"] }
+  ),
+  open_cowork_cloud_channel_prompts_total: counter(
+    "Inbound channel messages prompted, by result (duplicate: the provider event id was already prompted).",
+    { result: ["prompted", "duplicate"] }
   )
 } as const satisfies Record<string, MetricSpec>
 
