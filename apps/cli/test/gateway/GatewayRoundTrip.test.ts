@@ -1,0 +1,143 @@
+import { InboundSignatures } from "@cowork/channels"
+import { assert, it } from "@effect/vitest"
+import { Effect, Exit, Scope } from "effect"
+import { FakeSlack } from "../../../../packages/channels/test/support/FakeSlack.ts"
+import { FakeTelegram } from "../../../../packages/channels/test/support/FakeTelegram.ts"
+import { SmtpReceiver } from "../../../../packages/channels/test/support/SmtpReceiver.ts"
+import { WebhookReceiver } from "../../../../packages/channels/test/support/WebhookReceiver.ts"
+import {
+  CloudLayer,
+  createBinding,
+  GATEWAY_ADMIN,
+  http,
+  issueGatewayToken,
+  orgAdmin,
+  startGateway,
+  startWorker,
+  until
+} from "./GatewayStack.ts"
+
+/**
+ * What a user notices end to end: a message in Telegram / Slack / a signed webhook becomes a prompt on the bound
+ * session, and the session's reply arrives at the provider; email replies arrive at an SMTP server. Web and worker
+ * roles on the memory stack with the scripted runtime, a gateway against the web role's HTTP API, loopback fakes.
+ */
+
+const TG_TOKEN = "777001:canary-roundtrip-telegram-token"
+const TG_HOOK = "canary-roundtrip-tg-webhook-secret"
+const SLACK_TOKEN = "xoxb-canary-roundtrip-slack"
+const SLACK_SIGNING = "canary-roundtrip-slack-signing"
+const HOOK_IN = "canary-roundtrip-hook-in"
+const HOOK_OUT = "canary-roundtrip-hook-out"
+const SMTP_PASSWORD = "canary-roundtrip-smtp-password"
+const env = { RT_TG: TG_TOKEN, RT_TG_HOOK: TG_HOOK, RT_SLACK: SLACK_TOKEN, RT_SLACK_SIGNING: SLACK_SIGNING, RT_HOOK_IN: HOOK_IN, RT_HOOK_OUT: HOOK_OUT, RT_SMTP: SMTP_PASSWORD }
+const CANARIES = [TG_TOKEN, TG_HOOK, SLACK_TOKEN, SLACK_SIGNING, HOOK_IN, HOOK_OUT, SMTP_PASSWORD, GATEWAY_ADMIN]
+
+const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
+const nowSeconds = () => String(Math.floor(Date.now() / 1000))
+
+it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway round trips (memory stack, scripted runtime, provider fakes)", (it) => {
+  it.effect("Telegram, Slack and a signed webhook prompt the bound session once and get its reply; email replies reach SMTP; a gateway token sees only its bindings", () =>
+    Effect.gen(function*() {
+      const telegram = new FakeTelegram(TG_TOKEN)
+      const slack = new FakeSlack(SLACK_TOKEN)
+      const receiver = new WebhookReceiver(HOOK_OUT)
+      const smtp = new SmtpReceiver({ user: "bot", password: SMTP_PASSWORD })
+      yield* promise(() => Promise.all([telegram.start(), slack.start(), receiver.start(), smtp.start()]))
+      yield* Effect.addFinalizer(() => promise(() => Promise.all([telegram.stop(), slack.stop(), receiver.stop(), smtp.stop()])))
+
+      const { token: admin, url, api } = yield* orgAdmin
+      const tgBinding = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "1001", credentialRef: "env:RT_TG" })
+      const slackBinding = yield* createBinding(url, admin, { providerKind: "slack", providerId: "slack", externalTarget: "C1" })
+      const hookBinding = yield* createBinding(url, admin, { providerKind: "webhook", providerId: "hooks", externalTarget: receiver.url })
+      const mailBinding = yield* createBinding(url, admin, { providerKind: "email", providerId: "mail", externalTarget: "alice@example.com" })
+      const gatewayToken = yield* issueGatewayToken(url, admin, [tgBinding.id, slackBinding.id, hookBinding.id, mailBinding.id])
+
+      const worker = yield* startWorker("worker-gateway-rt")
+      const gateway = yield* startGateway(url, gatewayToken, [
+        { id: "tg", kind: "telegram", botTokenRef: "env:RT_TG", webhookSecretRef: "env:RT_TG_HOOK", apiRoot: telegram.apiRoot, timeoutMs: 2_000 },
+        { id: "slack", kind: "slack", botTokenRef: "env:RT_SLACK", signingSecretRef: "env:RT_SLACK_SIGNING", apiUrl: slack.apiUrl, timeoutMs: 2_000 },
+        { id: "hooks", kind: "webhook", inboundSecretRef: "env:RT_HOOK_IN", outboundSecretRef: "env:RT_HOOK_OUT", timeoutMs: 2_000 },
+        { id: "mail", kind: "email", host: "127.0.0.1", port: smtp.port, secure: false, ignoreTls: true, user: "bot", passwordRef: "env:RT_SMTP", from: "cowork@example.com", timeoutMs: 2_000 }
+      ], env)
+      yield* until("the gateway is ready", Effect.map(http("GET", `${gateway.url}/ready`, undefined), (r) => (r.status === 200 ? true : undefined)))
+
+      // Telegram: an update with the secret token header → a prompt on a new session → the reply at sendMessage.
+      const update = { update_id: 5001, message: { message_id: 1, chat: { id: 1001 }, from: { id: 555, is_bot: false }, text: "hello from telegram" } }
+      const tgPost = () => http("POST", `${gateway.url}/webhooks/tg`, undefined, update, { [InboundSignatures.TELEGRAM_SECRET_HEADER]: TG_HOOK })
+      assert.strictEqual((yield* tgPost()).status, 202)
+      yield* promise(() => telegram.waitForSends(1, 30_000))
+      assert.deepInclude(telegram.sends[0], { chatId: "1001", text: "echo: hello from telegram" })
+      const retried = yield* tgPost()
+      assert.deepStrictEqual([retried.status, retried.body], [200, { status: "duplicate" }], "Telegram's retry of the update prompts nothing")
+
+      // Slack: a signed Events API callback → the reply in the message's thread.
+      const slackBody = JSON.stringify({
+        type: "event_callback", event_id: "Ev777",
+        event: { type: "message", channel: "C1", user: "U42", text: "hello from slack", ts: "1700000000.000100" }
+      })
+      const ts = nowSeconds()
+      const slackPost = yield* http("POST", `${gateway.url}/webhooks/slack`, undefined, slackBody, {
+        [InboundSignatures.SLACK_TIMESTAMP_HEADER]: ts,
+        [InboundSignatures.SLACK_SIGNATURE_HEADER]: InboundSignatures.signSlack(SLACK_SIGNING, ts, slackBody)
+      })
+      assert.strictEqual(slackPost.status, 202, JSON.stringify(slackPost.body))
+      yield* promise(() => slack.waitForPosts(1, 30_000))
+      assert.deepInclude(slack.posts[0], { channel: "C1", text: "echo: hello from slack", threadTs: "1700000000.000100" })
+
+      // The signed webhook → the reply POSTed to the binding's URL with the delivery's idempotency key.
+      const hookBody = JSON.stringify({ eventId: "hook-evt-1", target: receiver.url, userId: "ext-user-1", text: "hello from a webhook" })
+      const hts = nowSeconds()
+      const hookPost = yield* http("POST", `${gateway.url}/webhooks/hooks`, undefined, hookBody, {
+        [InboundSignatures.WEBHOOK_TIMESTAMP_HEADER]: hts,
+        [InboundSignatures.WEBHOOK_SIGNATURE_HEADER]: InboundSignatures.signWebhook(HOOK_IN, hts, hookBody)
+      })
+      assert.strictEqual(hookPost.status, 202, JSON.stringify(hookPost.body))
+      yield* promise(() => receiver.waitForKeys(1, 30_000))
+      const received = receiver.received[0]!
+      assert.isTrue(received.signatureValid)
+      assert.match(received.idempotencyKey!, /^ocd_/)
+      assert.deepInclude(received.body as object, { text: "echo: hello from a webhook", eventType: "assistant.message" })
+
+      // Email: a session bound to the mail binding; its reply arrives at the SMTP server with the idempotency key.
+      const { session } = yield* api.sessions.create({ payload: { title: "mail" } })
+      const bound = yield* http("POST", `${url}/api/channels/bindings/${mailBinding.id}/sessions`, admin, { externalThreadId: "alice@example.com", sessionId: session.id })
+      assert.strictEqual(bound.status, 201, JSON.stringify(bound.body))
+      yield* api.sessions.prompt({ params: { id: session.id }, payload: { text: "hello by mail" } })
+      yield* promise(() => smtp.waitForMails(1, 30_000))
+      assert.deepStrictEqual(smtp.mails[0]!.to, ["alice@example.com"])
+      assert.match(smtp.mails[0]!.idempotencyKey!, /^ocd_/)
+      assert.include(smtp.mails[0]!.raw, "echo: hello by mail")
+
+      // Everything was acked sent exactly once.
+      const sent = yield* until("four deliveries sent", Effect.map(http("GET", `${gateway.url}/deliveries?status=sent`, undefined, undefined, gateway.admin), (r) =>
+        r.status === 200 && (r.body.deliveries as Array<unknown>).length >= 4 ? r.body.deliveries as Array<{ id: string; channelBindingId: string }> : undefined))
+      assert.strictEqual(sent.length, 4)
+      assert.strictEqual(telegram.sends.length, 1)
+
+      // A gateway token bound to the Slack binding only: none of the others' deliveries, and no claim on them.
+      const slackOnly = yield* issueGatewayToken(url, admin, [slackBinding.id])
+      const listed = yield* http("GET", `${url}/api/channels/deliveries`, slackOnly)
+      assert.strictEqual(listed.status, 200)
+      assert.deepStrictEqual([...new Set((listed.body.deliveries as Array<{ channelBindingId: string }>).map((d) => d.channelBindingId))], [slackBinding.id])
+      const foreign = sent.find((d) => d.channelBindingId === tgBinding.id)!
+      assert.strictEqual((yield* http("GET", `${url}/api/channels/deliveries/${foreign.id}`, slackOnly)).status, 404)
+      assert.strictEqual((yield* http("GET", `${url}/api/channels/deliveries?channelBindingId=${tgBinding.id}`, slackOnly)).status, 404)
+      assert.strictEqual((yield* http("POST", `${url}/api/channels/deliveries/${foreign.id}/retry`, slackOnly)).status, 404)
+
+      // Credentials never appear in what the gateway or the cloud shows.
+      const shown = [
+        yield* http("GET", `${gateway.url}/diagnostics`, undefined, undefined, gateway.admin),
+        yield* http("GET", `${gateway.url}/metrics`, undefined, undefined, gateway.admin),
+        yield* http("GET", `${gateway.url}/deliveries`, undefined, undefined, gateway.admin),
+        yield* http("GET", `${gateway.url}/ready`, undefined),
+        yield* http("GET", `${url}/api/channels/bindings`, admin),
+        yield* http("GET", `${url}/api/channels/deliveries`, admin)
+      ].map((r) => typeof r.body === "string" ? r.body : JSON.stringify(r.body))
+      for (const text of shown) for (const canary of CANARIES) assert.notInclude(text, canary)
+      assert.include(shown[0]!, "deliveryOperator")
+
+      yield* gateway.stop
+      yield* Scope.close(worker, Exit.void)
+    }))
+})
