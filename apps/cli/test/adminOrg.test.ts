@@ -1,5 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Database } from "@cowork/postgres"
+import { Effect, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
 import { runCli } from "../../../test/support/CoworkProcess.ts"
 
@@ -22,5 +24,18 @@ describe("cowork admin org", () => {
       assert.deepInclude(again.ended, { apiTokens: 0 })
       const missing = yield* Effect.flip(cli("org", "offboard", "org_missing"))
       assert.include(missing.message, "org org_missing not found")
+      // An offboarded org gets no new token.
+      const refused = yield* Effect.flip(cli("token", "create", "--scopes", "web", "--org", orgId))
+      assert.include(refused.message, "is offboarded")
+      // The token and the offboarding are in the org's audit log, by the CLI.
+      const rows = yield* Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => sql.unsafe<{ action: string; actor: string }>(
+        `SELECT action, actor FROM cloud_audit_events WHERE org_id = $1 ORDER BY id`,
+        [orgId]
+      )).pipe(Effect.provide(Database.layer({ url: Redacted.make(url), maxConnections: 1 })))
+      assert.deepStrictEqual(rows.map((row) => [row.action, row.actor]), [
+        ["token.created", "cli:admin"],
+        ["org.offboarded", "cli:admin"],
+        ["org.offboarded", "cli:admin"]
+      ])
     }), { timeout: 120_000 })
 })

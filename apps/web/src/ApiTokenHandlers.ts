@@ -2,6 +2,7 @@ import { Api, CurrentPrincipal, Forbidden } from "@cowork/domain"
 import { Tokens } from "@cowork/services"
 import { Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { actorOf, recordAudit } from "./AuditHandlers.ts"
 import { TokenRevocations } from "./TokenRevocations.ts"
 import { TokenVerifier } from "./TokenVerifier.ts"
 
@@ -32,13 +33,28 @@ export const layer = HttpApiBuilder.group(Api, "apiTokens", Effect.fn(function*(
           scopes: [...new Set(payload.scopes)],
           expiresInMs: payload.expiresInSeconds === undefined ? undefined : payload.expiresInSeconds * 1_000
         }).pipe(Effect.orDie)
+        yield* recordAudit({
+          orgId: principal.orgId,
+          actor: actorOf(principal),
+          action: "token.created",
+          target: `token:${issued.tokenId}`,
+          details: { name: issued.view.name, scopes: [...issued.view.scopes], expiresAt: issued.view.expiresAt }
+        })
         return { token: issued.view, secret: Redacted.value(issued.token) }
       }),
     revoke: ({ params }) =>
       Effect.gen(function*() {
-        const token = yield* tokens.revoke(params.id, { orgId: (yield* CurrentPrincipal).orgId })
+        const principal = yield* CurrentPrincipal
+        const token = yield* tokens.revoke(params.id, { orgId: principal.orgId })
         yield* verifier.forget(token.id)
         yield* revocations.revoked(token.id)
+        yield* recordAudit({
+          orgId: principal.orgId,
+          actor: actorOf(principal),
+          action: "token.revoked",
+          target: `token:${token.id}`,
+          details: { name: token.name }
+        })
         return { token }
       })
   })

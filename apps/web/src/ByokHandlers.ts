@@ -3,6 +3,7 @@ import { ModelProxy } from "@cowork/runtime"
 import { ByokStore } from "@cowork/services"
 import { Config, Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { actorOf, recordAudit } from "./AuditHandlers.ts"
 
 /**
  * BYOK routes: the org's provider keys, sealed by the store, read back as metadata only. A base URL must be https
@@ -47,17 +48,38 @@ export const layer = HttpApiBuilder.group(Api, "byok", Effect.fn(function*(handl
         if (baseUrl === undefined && ModelProxy.DEFAULT_BASE_URLS[params.provider] === undefined) {
           return yield* new BadRequest({ message: `provider ${params.provider} needs a baseUrl`, field: "baseUrl" })
         }
+        const previous = yield* Effect.option(byok.get(principal.orgId, params.provider))
         const key = yield* byok.put(principal.orgId, params.provider, { apiKey: Redacted.make(payload.apiKey), baseUrl }).pipe(
           Effect.catchTag("SecretAdapterUnavailable", () => Effect.fail(secretAdapterDown()))
         )
         yield* Effect.logInfo("byok key stored").pipe(Effect.annotateLogs({ provider: params.provider, fingerprint: key.fingerprint }))
+        // Who set or replaced which provider's key, identified by fingerprint only (never the key).
+        yield* recordAudit({
+          orgId: principal.orgId,
+          actor: actorOf(principal),
+          action: previous._tag === "Some" ? "byok.rotated" : "byok.set",
+          target: `byok:${params.provider}`,
+          details: {
+            fingerprint: key.fingerprint,
+            ...(previous._tag === "Some" ? { previousFingerprint: previous.value.fingerprint } : {}),
+            ...(baseUrl === undefined ? {} : { baseUrl })
+          }
+        })
         return { key }
       }))
     .handle("remove", ({ params }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
+        const removed = yield* byok.get(principal.orgId, params.provider)
         yield* byok.remove(principal.orgId, params.provider)
         yield* Effect.logInfo("byok key deleted").pipe(Effect.annotateLogs({ provider: params.provider }))
+        yield* recordAudit({
+          orgId: principal.orgId,
+          actor: actorOf(principal),
+          action: "byok.deleted",
+          target: `byok:${params.provider}`,
+          details: { fingerprint: removed.fingerprint }
+        })
         return { deleted: true }
       }))
     .handle("validate", ({ params }) =>
@@ -75,8 +97,17 @@ export const layer = HttpApiBuilder.group(Api, "byok", Effect.fn(function*(handl
             })
           )
         )
+        const audited = (details: { readonly ok: boolean; readonly upstreamStatus?: number; readonly reason?: string }) =>
+          recordAudit({
+            orgId: principal.orgId,
+            actor: actorOf(principal),
+            action: "byok.validated",
+            target: `byok:${params.provider}`,
+            details
+          })
         if ("failed" in upstream) {
           yield* byok.setHealth(principal.orgId, params.provider, "failing")
+          yield* audited({ ok: false, reason: upstream.failed })
           return {
             key: yield* byok.get(principal.orgId, params.provider),
             ok: false,
@@ -86,6 +117,7 @@ export const layer = HttpApiBuilder.group(Api, "byok", Effect.fn(function*(handl
         const status = yield* ModelProxy.probeUpstream(upstream)
         const ok = status !== undefined && status >= 200 && status < 300
         yield* byok.setHealth(principal.orgId, params.provider, ok ? "ok" : "failing")
+        yield* audited({ ok, ...(status === undefined ? {} : { upstreamStatus: status }) })
         return {
           key: yield* byok.get(principal.orgId, params.provider),
           ok,

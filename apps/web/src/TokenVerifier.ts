@@ -24,6 +24,8 @@ export class TokenVerifier extends Context.Service<TokenVerifier, {
   readonly size: Effect.Effect<number>
   /** `tokenId` was just revoked through this process: it is refused here at once, before the notification returns. */
   readonly forget: (tokenId: string) => Effect.Effect<void>
+  /** `orgId` was just offboarded through this process: its tokens are refused here at once. */
+  readonly forgetOrg: (orgId: string) => Effect.Effect<void>
 }>()("cowork/web/TokenVerifier") {
   static readonly layer = Layer.effect(
     TokenVerifier,
@@ -96,7 +98,8 @@ export class TokenVerifier extends Context.Service<TokenVerifier, {
       return TokenVerifier.of({
         authenticate,
         size: Effect.sync(() => cache.size),
-        forget: (tokenId) => Effect.sync(() => drop((principal) => principal.tokenId === tokenId))
+        forget: (tokenId) => Effect.sync(() => drop((principal) => principal.tokenId === tokenId)),
+        forgetOrg: (orgId) => Effect.sync(() => drop((principal) => principal.kind === "org" && principal.orgId === orgId))
       })
     })
   )

@@ -12,6 +12,7 @@ import {
   PgChannelStore,
   PgDeliveryFeed,
   PgIdentity,
+  PgOffboarding,
   PgProjections,
   PgQuotas,
   PgSessionStore,
@@ -39,6 +40,7 @@ import * as HealthHandlers from "./HealthHandlers.ts"
 import * as MemberHandlers from "./MemberHandlers.ts"
 import * as NodeServer from "./NodeServer.ts"
 import * as OperatorHandlers from "./OperatorHandlers.ts"
+import * as OrgAdminHandlers from "./OrgAdminHandlers.ts"
 import * as PolicyHandlers from "./PolicyHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
 import * as QuotaPolicy from "./QuotaPolicy.ts"
@@ -64,6 +66,7 @@ export const routes = Layer.mergeAll(
     Layer.provide([AuthHandlers.layer, MemberHandlers.layer, AuditHandlers.layer, PolicyHandlers.layer, UsageHandlers.layer]),
     Layer.provide(ByokHandlers.layer),
     Layer.provide(ApiTokenHandlers.layer),
+    Layer.provide(OrgAdminHandlers.layer),
     Layer.provide(ChannelHandlers.layer),
     Layer.provide(SessionAskHandlers.layer),
     Layer.provide(ThreadHandlers.layer),
@@ -130,6 +133,7 @@ export const layerPgAdapters = Layer.mergeAll(
   PgArtifacts.layer,
   PgWorkflowStore.layerConfig,
   PgIdentity.layer,
+  PgOffboarding.layer,
   PgAudit.layer,
   PgByokStore.layer,
   PgQuotas.layer,

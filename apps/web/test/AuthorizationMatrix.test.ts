@@ -112,6 +112,7 @@ const pathFor = (row: AuthorizationRow, fixtures: Fixtures): string | undefined 
     if (row.path.startsWith("/api/api-tokens/:id")) return param === "id" ? fixtures.apiToken : undefined
     if (row.path.startsWith("/api/channels/bindings/:id")) return param === "id" ? fixtures.binding : param === "rid" ? fixtures.route : undefined
     if (row.path.startsWith("/api/channels/identities/:id")) return param === "id" ? fixtures.identity : undefined
+    if (row.path.startsWith("/api/admin/orgs/:id")) return param === "id" ? fixtures.orgId : undefined
     return undefined
   }
   let unresolved = false

@@ -13,6 +13,7 @@ import { AuditApi } from "./AuditApi.ts"
 import { AuthApi, ConfigApi, WorkspaceApi } from "./AuthApi.ts"
 import { BoundedJson, Id, isStorableText, PageLimit, SessionCursor, Text } from "./Input.ts"
 import { MembersApi } from "./MembersApi.ts"
+import { OrgAdminApi } from "./OrgAdminApi.ts"
 import { PolicyApi } from "./PolicyApi.ts"
 import { UsageApi } from "./UsageApi.ts"
 import { SessionAsksApi } from "./SessionAsksApi.ts"
@@ -309,6 +310,7 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(ChannelsApi)
   .add(SessionAsksApi)
   .add(ThreadsApi)
+  .add(OrgAdminApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}
 

@@ -121,7 +121,8 @@ export const HTTP_ROUTES = [
   "/api/sessions/:id/question-reject",
   "/api/threads",
   "/api/threads/tags",
-  "/api/threads/smart-filters"
+  "/api/threads/smart-filters",
+  "/api/admin/orgs/:id/offboard"
 ] as const
 
 export type HttpRoute = (typeof HTTP_ROUTES)[number]

@@ -1,4 +1,4 @@
-import { PgOffboarding, PgTokens, PgWorkerRegistry, PgWorkflowStore } from "@cowork/postgres"
+import { PgAudit, PgOffboarding, PgTokens, PgWorkerRegistry, PgWorkflowStore } from "@cowork/postgres"
 import { Command } from "effect/cli"
 import { Layer } from "effect"
 import * as ControlPlaneDatabase from "../ControlPlaneDatabase.ts"
@@ -25,7 +25,7 @@ export const command = Command.make("admin").pipe(
     AdminWorkflow.command,
     AdminSecrets.command
   ]),
-  Command.provide(Layer.mergeAll(PgTokens.layer, PgWorkerRegistry.layer, PgWorkflowStore.layerConfig, PgOffboarding.layer).pipe(
+  Command.provide(Layer.mergeAll(PgTokens.layer, PgWorkerRegistry.layer, PgWorkflowStore.layerConfig, PgOffboarding.layer, PgAudit.layer).pipe(
     Layer.provideMerge(ControlPlaneDatabase.layer({ embedded: true, applicationName: "cowork-admin", maxConnections: 2 }))
   ))
 )

@@ -1,7 +1,8 @@
-import { Offboarding, Tokens } from "@cowork/services"
+import { Audit, Offboarding, Tokens } from "@cowork/services"
 import { Effect } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { printJson, userErrors } from "./AdminRegistry.ts"
+import { CLI_ACTOR } from "./AdminToken.ts"
 
 /** `cowork admin org create --name NAME`: a new org (no token; issue one with `token create --org`). */
 export const create = Command.make("create", {
@@ -31,6 +32,7 @@ export const offboard = Command.make("offboard", {
   Effect.gen(function*() {
     const offboarding = yield* Offboarding
     const report = yield* offboarding.offboard(id).pipe(userErrors)
+    yield* (yield* Audit).record({ orgId: id, actor: CLI_ACTOR, action: "org.offboarded", target: `org:${id}`, details: { ended: report.ended } })
     const deadline = Date.now() + waitMs
     let remaining = report.remaining
     while (remaining.runningCommands > 0 && Date.now() < deadline) {

@@ -1,8 +1,11 @@
 import { PLATFORM_TOKEN_SCOPES, TokenScope } from "@cowork/domain"
-import { Tokens } from "@cowork/services"
+import { Audit, Tokens } from "@cowork/services"
 import { Console, Effect, Option, Redacted, Schema } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { printJson, userErrors } from "./AdminRegistry.ts"
+
+/** How the admin CLI appears in audit rows: it acts with database access, not with a token. */
+export const CLI_ACTOR = "cli:admin"
 
 const parseScopes = (raw: string) => {
   const scopes = raw.split(",").map((s) => s.trim()).filter((s) => s !== "")
@@ -58,6 +61,13 @@ export const create = Command.make("create", {
           : Console.log(`owner token (bootstrap org, shown once): ${Redacted.value(owner.token)}`)
       ), Effect.map(({ orgId }) => orgId))
     const issued = yield* tokens.issue({ orgId, name: input.name, scopes, expiresInMs }).pipe(userErrors)
+    yield* (yield* Audit).record({
+      orgId,
+      actor: CLI_ACTOR,
+      action: "token.created",
+      target: `token:${issued.tokenId}`,
+      details: { name: input.name, scopes: [...scopes], expiresAt: issued.expiresAt }
+    })
     yield* Console.log(Redacted.value(issued.token))
   })).pipe(Command.withDescription("Issue an API token; the plaintext is printed once and never stored"))
 
@@ -75,7 +85,12 @@ export const revoke = Command.make("revoke", {
   id: Argument.String("token-id").pipe(Argument.withDescription("Token id (the part after occ_)"))
 }, (input) =>
   Effect.gen(function*() {
-    const token = yield* (yield* Tokens).revoke(input.id, {}).pipe(userErrors)
+    const tokens = yield* Tokens
+    const token = yield* tokens.revoke(input.id, {}).pipe(userErrors)
+    const orgId = (yield* tokens.listAll({})).find((listed) => listed.id === token.id)?.orgId
+    if (orgId != null) {
+      yield* (yield* Audit).record({ orgId, actor: CLI_ACTOR, action: "token.revoked", target: `token:${token.id}`, details: { name: token.name } })
+    }
     yield* printJson({ token })
   })).pipe(Command.withDescription("Revoke an API token (org or platform); its open SSE streams end within seconds"))
 

@@ -1,0 +1,58 @@
+import { Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
+import { OperatorAuthentication, RequiredScopes } from "./ApiCore.ts"
+import * as ApiError from "./ApiError.ts"
+import { Id } from "./Input.ts"
+
+const Count = Schema.Number
+
+/** What is still active for an org; after offboarding everything but `runningCommands` is 0 at once. */
+export const OrgActivity = Schema.Struct({
+  liveApiTokens: Count,
+  liveBrowserSessions: Count,
+  pendingCommands: Count,
+  runningCommands: Count,
+  openSessions: Count,
+  activeWorkflows: Count,
+  liveWorkerCredentials: Count,
+  byokKeys: Count
+})
+
+export const OffboardingResult = Schema.Struct({
+  orgId: Schema.String,
+  offboardedAt: Schema.String,
+  ended: Schema.Struct({
+    apiTokens: Count,
+    browserSessions: Count,
+    pendingCommands: Count,
+    sessions: Count,
+    workflows: Count,
+    workers: Count,
+    workerCredentials: Count,
+    byokKeys: Count
+  }),
+  remaining: OrgActivity,
+  /** Nothing is active any more (prompts a worker was already running finish on their own: call again to see). */
+  complete: Schema.Boolean
+})
+export type OffboardingResult = typeof OffboardingResult.Type
+
+/**
+ * Tenant offboarding (runbook "Tenant Offboarding") as a route: a platform operator offboards any org; an org's own
+ * operator token (the owner token) only its own org (another org is a 404). Idempotent; audited as `org.offboarded`.
+ */
+export class OrgAdminApi extends HttpApiGroup.make("orgAdmin")
+  .add(
+    HttpApiEndpoint.post("offboard", "/api/admin/orgs/:id/offboard", {
+      params: { id: Id },
+      success: OffboardingResult,
+      error: ApiError.NotFound
+    }).annotate(
+      OpenApi.Description,
+      "Marks the org offboarded (no new token, browser session or prompt), revokes its API tokens, browser sessions and worker credentials, cancels pending commands, aborts sessions, archives workflows, deletes BYOK keys; audit rows and artifacts stay. Reports what remains."
+    )
+  )
+  .middleware(OperatorAuthentication)
+  .annotate(RequiredScopes, ["operator"])
+  .annotateMerge(OpenApi.annotations({ title: "Org admin", description: "Tenant lifecycle: offboarding" }))
+{}
