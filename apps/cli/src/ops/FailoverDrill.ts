@@ -426,7 +426,7 @@ export const runFailoverDrill = async (options: FailoverDrillOptions = {}): Prom
       faults,
       invariants,
       notCovered: [
-        "gateway x2 and channel deliveries: no gateway role in this build",
+        "gateway x2 and channel deliveries: apps/gateway exists, but the web role does not store channel bindings yet (POST /api/channels/bindings answers 409 \"channel bindings are not stored yet\"), so no gateway can be bound end to end",
         "BYOK reveal failure: the scripted runtime reveals no key (covered by the worker tests, not this drill)"
       ]
     }

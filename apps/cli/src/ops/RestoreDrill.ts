@@ -338,7 +338,7 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
       return s === "acked" || s === "failed" || s === "dead" ? s : undefined
     }, 60_000, 200).catch((e) => `not finished: ${String(e)}`)
     const smokeMs = Date.now() - smokeStarted
-    record("smoke prompt on a restored session (POST /prompt → acked)", prompted.status === 202 && smokeStatus === "acked", `HTTP ${prompted.status}, command ${smokeStatus} in ${smokeMs} ms`)
+    record("smoke prompt on a restored session (POST /api/sessions/:id/prompt → acked)", prompted.status === 202 && smokeStatus === "acked", `HTTP ${prompted.status}, command ${smokeStatus} in ${smokeMs} ms`)
     const seqs = (await query<{ sequence: string }>(targetUrl, "SELECT sequence FROM cloud_session_events WHERE session_id = $1 ORDER BY sequence", [smokeSession])).map((r) => Number(r.sequence))
     const contiguous = seqs.every((s, i) => s === i + 1)
     const newEvents = seqs.filter((s) => s > (before.lastSequence[smokeSession] ?? 0)).length
@@ -397,7 +397,9 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
     ]
     const excluded = [
       ...manifest.excluded,
-      hasGateway ? "" : "Gateway: no gateway role or channel tables in this build; runbook steps 10 (start Gateway, deliveries resume from cursors) not run",
+      hasGateway
+        ? "Gateway (runbook step 10: start it, deliveries resume from cursors) not run: the web role does not store channel bindings yet (POST /api/channels/bindings answers 409), so the drill seeds none; the channel tables are backed up and restored with their counts above"
+        : "Gateway: no channel tables in this build; runbook step 10 (start Gateway, deliveries resume from cursors) not run",
       "worker heartbeats and leases are restored as they were at the backup; they age out (no worker holds a lease after the restore)"
     ].filter((line) => line !== "")
     const ok = refusal.ok && checks.every((c) => c.ok)
