@@ -392,7 +392,7 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
       { what: "BYOK keys, ciphertext (cloud_byok_keys)", ...count("cloud_byok_keys") },
       { what: "audit events (cloud_audit_events)", ...count("cloud_audit_events") },
       { what: "channel bindings", ...(t.cloud_channel_bindings ?? { before: "no table in this build", after: "no table in this build" }) },
-      { what: "deliveries pending/failed/dead", ...(hasGateway ? { before: "see table counts", after: deliveries.map((d) => `${d.status} ${d.n}`).join(", ") || "0" } : { before: "no table in this build", after: "no table in this build" }) },
+      { what: "deliveries pending/failed/dead", ...(hasGateway ? { before: `${t.cloud_channel_deliveries?.before ?? 0} rows`, after: `${t.cloud_channel_deliveries?.after ?? 0} rows${deliveries.length === 0 ? "" : `: ${deliveries.map((d) => `${d.status} ${d.n}`).join(", ")}`}` } : { before: "no table in this build", after: "no table in this build" }) },
       { what: "object-store objects (checkpoints, artifacts)", before: manifest.objectStore.objects, after: restored.objects.restored }
     ]
     const excluded = [
