@@ -51,6 +51,7 @@ class Instrumented {
     changedSince: () => Effect.succeed([]),
     bounds: () => Effect.die("unused"),
     append: () => Effect.die("unused"),
+    close: () => Effect.die("unused"),
     prune: () => Effect.die("unused")
   })
 }

@@ -17,18 +17,26 @@ const enqueuedBy = (command: RunnableCommand): ReadonlyArray<Tracer.SpanLink> =>
   return Option.isSome(span) ? [{ span: span.value, attributes: { "link.type": "enqueued-by" } }] : []
 }
 
-/** The abort command: `session.aborted` with the ack in one statement, then a fresh abort signal for what follows. */
+/**
+ * The abort command: `session.aborted` with the ack in one statement (releasing the lease when nothing else is
+ * pending), then a fresh abort signal for what follows. True when the lease was released.
+ */
 const runAbort = Effect.fn("Worker.runAbort")(function*(lease: Lease, command: RunnableCommand, session: HeldSession) {
   const log = yield* EventLog
   const metrics = yield* Metrics
   const held = yield* HeldSessions
-  yield* fenced(log.append(lease, [aborted(command)], { commandId: command.id, outcome: "acked" }), command.id)
+  const closed = yield* fenced(log.close(lease, [aborted(command)], { commandId: command.id, outcome: "acked" }), command.id)
   yield* held.rearmAbort(session)
   yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: "acked" })
   yield* Effect.logInfo("session aborted")
+  return closed.released
 })
 
-/** Runs one command of a held session's mailbox, by kind, in a `worker.command` span linked to its enqueueing. */
+/**
+ * Runs one command of a held session's mailbox (started by `CommandQueue.start`: a prompt's opening events are
+ * written), by kind, in a `worker.command` span linked to its enqueueing. True when its closing write released the
+ * lease (nothing else was pending).
+ */
 export const run = (lease: Lease, command: RunnableCommand, session: HeldSession, runtime: LeasedRuntime) =>
   Effect.gen(function*() {
     const queue = yield* CommandQueue
@@ -41,11 +49,13 @@ export const run = (lease: Lease, command: RunnableCommand, session: HeldSession
           abortRequested: session.abortRequested,
           checkpoint: runtime.checkpoint,
           answers: { nextSignal: session.nextAnswerSignal, next: queue.nextAnswer(lease) },
-          interruptRequested: session.interruptRequested(command.id)
+          interruptRequested: session.interruptRequested(command.id),
+          opened: true
         })
       default:
         // An answer the running turn did not take: its turn is over.
-        return yield* runStale(lease, command)
+        yield* runStale(lease, command)
+        return false
     }
   }).pipe(
     Effect.withSpan("worker.command", {

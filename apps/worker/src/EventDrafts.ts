@@ -1,4 +1,4 @@
-import type { EventDraft, RunnableCommand } from "@cowork/domain"
+import { type EventDraft, type RunnableCommand, turnOpeningEvents } from "@cowork/domain"
 import type { RuntimeEvent } from "@cowork/services"
 
 /**
@@ -62,19 +62,7 @@ export const fromRuntimeEvent = (event: RuntimeEvent, command: RunnableCommand):
 }
 
 /** What a turn appends before the runtime runs: the abandoned attempt it retries (if any), then `running`. */
-export const turnOpening = (command: RunnableCommand): Array<EventDraft> => {
-  const owner = ownerOf(command)
-  const opening: Array<EventDraft> = []
-  if (command.abandonedAttempts > 0) {
-    opening.push({
-      type: "command.retried",
-      payload: { commandId: command.id, abandonedAttempt: command.abandonedAttempts, attempt: command.attempt },
-      ...owner
-    })
-  }
-  opening.push({ type: "session.status", payload: { status: "running", commandId: command.id }, ...owner })
-  return opening
-}
+export const turnOpening = turnOpeningEvents
 
 /**
  * What closes a turn, after `carried` (the final burst when it rides along): the failure, then `session.idle`. An

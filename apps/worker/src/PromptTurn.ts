@@ -18,19 +18,22 @@ export interface TurnContext {
   readonly answers?: TurnAnswers | undefined
   /** Completes (with the interrupting prompt's id) when a later prompt interrupts this one. */
   readonly interruptRequested?: Effect.Effect<string> | undefined
+  /** The opening events are already written (`CommandQueue.start`); otherwise the turn appends them first. */
+  readonly opened?: boolean | undefined
 }
 
 /**
- * Runs one prompt command: `running`, the runtime's events appended in bursts as they come, then the closing
- * statement that acknowledges the command (with `session.idle` and the outcome). Every append is fenced by the
- * lease; a runtime failure fails the command, an abort cancels it.
+ * Runs one prompt command: `running` (unless already written), the runtime's events appended in bursts as they
+ * come, then the closing statement that acknowledges the command (with `session.idle` and the outcome) and releases
+ * the lease when nothing else is pending. Every append is fenced by the lease; a runtime failure fails the command,
+ * an abort cancels it. Returns whether the lease was released.
  */
 export const run = Effect.fn("Worker.runPrompt")(function*(lease: Lease, command: RunnableCommand, turn: TurnContext) {
   const log = yield* EventLog
   const metrics = yield* Metrics
   const { checkpoint } = turn
   const append = (drafts: ReadonlyArray<EventDraft>) => fenced(log.append(lease, drafts), command.id)
-  yield* append(turnOpening(command))
+  if (turn.opened !== true) yield* append(turnOpening(command))
 
   let last: Array<EventDraft> = []
   // The text of each message still streaming (kept as the message if the turn is interrupted).
@@ -73,8 +76,8 @@ export const run = Effect.fn("Worker.runPrompt")(function*(lease: Lease, command
   const closing = turnClosing(command, outcome, checkpoint.enabled ? [] : last, partial)
   const flushLast = checkpoint.enabled && last.length > 0 ? append(last) : Effect.void
   const [, checkpointVersion] = yield* Effect.all([flushLast, checkpoint.save], { concurrency: 2 })
-  yield* fenced(
-    log.append(lease, closing, {
+  const closed = yield* fenced(
+    log.close(lease, closing, {
       commandId: command.id,
       outcome: completionOf(outcome),
       error: outcome._tag === "failed" ? outcome.message : undefined,
@@ -85,4 +88,5 @@ export const run = Effect.fn("Worker.runPrompt")(function*(lease: Lease, command
   yield* checkpoint.acknowledged(checkpointVersion)
   yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: completionOf(outcome) })
   yield* Effect.logInfo("command completed").pipe(Effect.annotateLogs({ outcome: outcome._tag, attempt: command.attempt }))
+  return closed.released
 })

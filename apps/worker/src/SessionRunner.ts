@@ -26,7 +26,9 @@ export const run = (lease: Lease, session: HeldSession) =>
       yield* runtime.restore
       while (true) {
         if (yield* Ref.get(status.draining)) return yield* fenced(leases.releaseIfIdle(lease))
-        const next = yield* fenced(queue.next(lease))
+        // The command starts with its opening events in one write; it closes with its ack, releasing the lease in
+        // the same write when nothing else is pending.
+        const next = yield* fenced(queue.start(lease))
         if (Option.isNone(next)) {
           if (yield* fenced(leases.releaseIfIdle(lease))) {
             yield* runtime.keepWarm
@@ -34,7 +36,10 @@ export const run = (lease: Lease, session: HeldSession) =>
           }
           continue
         }
-        yield* CommandRunner.run(lease, next.value, session, runtime)
+        if (yield* CommandRunner.run(lease, next.value, session, runtime)) {
+          yield* runtime.keepWarm
+          return true
+        }
       }
     })
     return yield* Effect.raceFirst(mailbox, LeaseRenewal.renewForever(lease))

@@ -26,7 +26,9 @@ const runTurn = (
     const appends: Array<Append> = options.appends ?? []
     const log = Layer.mock(EventLog)({
       append: (_lease, drafts: ReadonlyArray<EventDraft>, completion) =>
-        Effect.sync(() => appends.push({ types: drafts.map((d) => d.type), completion }))
+        Effect.sync(() => appends.push({ types: drafts.map((d) => d.type), completion })),
+      close: (_lease, drafts: ReadonlyArray<EventDraft>, completion) =>
+        Effect.sync(() => ({ lastSequence: appends.push({ types: drafts.map((d) => d.type), completion }), released: true }))
     })
     const runtime: RuntimeSession = {
       prompt: () => events,

@@ -84,6 +84,24 @@ export interface RunnableCommand {
   readonly traceParent?: string | undefined
 }
 
+/**
+ * What a prompt turn appends before its runtime runs: the abandoned attempt it retries (if any), then `running`.
+ * `CommandQueue.start` writes them in the statement that starts the command.
+ */
+export const turnOpeningEvents = (command: RunnableCommand): Array<EventDraft> => {
+  const owner = { commandId: command.id, attempt: command.attempt }
+  const opening: Array<EventDraft> = []
+  if (command.abandonedAttempts > 0) {
+    opening.push({
+      type: "command.retried",
+      payload: { commandId: command.id, abandonedAttempt: command.abandonedAttempts, attempt: command.attempt },
+      ...owner
+    })
+  }
+  opening.push({ type: "session.status", payload: { status: "running", commandId: command.id }, ...owner })
+  return opening
+}
+
 /** A command that went `dead` (its attempts exhausted by crashed or lost workers). */
 export interface DeadCommand {
   readonly commandId: string

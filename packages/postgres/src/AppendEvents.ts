@@ -31,6 +31,24 @@ export interface AppendFence {
     /** Moves the lease row's `checkpoint_version` to this value in the same statement (the checkpoint ack). */
     readonly checkpointVersion?: number | undefined
   } | undefined
+  /**
+   * With a completion: release the lease in the same statement when no command of the session is left `pending`
+   * (as `releaseIfIdle`); the result's `released` says whether it did.
+   */
+  readonly release?: boolean | undefined
+}
+
+/**
+ * What a caller composing the append into a larger statement supplies, given the number of its first parameter
+ * (the append's own come first): CTEs placed before the append's own (ending with a comma), the `fence` CTE's body
+ * (a one-column `session_id` row gates the append; it must mention `$7` and `$8` so their types are known), extra
+ * output columns, and its parameters.
+ */
+export type AppendComposition = (firstParam: number) => {
+  readonly prefix: string
+  readonly fence: string
+  readonly select?: string | undefined
+  readonly params: ReadonlyArray<unknown>
 }
 
 /**
@@ -57,25 +75,12 @@ const outboxSql = (param: number) => `,
       FROM (SELECT DISTINCT org_id, channel_binding_id FROM outbox) x
     )`
 
-/**
- * Appends a batch of events to a session's log in ONE statement: allocates contiguous sequences on the
- * projection row, inserts the events, applies the projection delta (status, message rows, dropped attempts),
- * completes the command, and `NOTIFY`s web processes — all or nothing.
- *
- * With a `fence`, the statement first locks the lease row `FOR SHARE` and proceeds only if `(session, epoch,
- * worker)` is the live, unexpired lease (by the database clock); claimers and the reaper take that row `FOR
- * UPDATE`, so ownership cannot change between the check and the commit. Returns the new last sequence, or
- * `undefined` when the fence refused the write (nothing applied).
- *
- * Without a fence (web-side events such as `session.created`, `prompt.submitted`), the same sequence allocation
- * serializes it with the owner's writes.
- */
-export const appendEvents = Effect.fnUntraced(function*(
+export const appendEventsStatement = (
   sessionId: string,
   drafts: ReadonlyArray<EventDraft>,
-  fence: AppendFence | undefined
-) {
-  const sql = yield* SqlClient.SqlClient
+  fence: AppendFence | undefined,
+  compose?: AppendComposition
+): { readonly sql: string; readonly params: ReadonlyArray<unknown> } => {
   const delta = projectEvents(drafts)
   const events = drafts.map((draft, idx) => ({
     idx,
@@ -128,8 +133,30 @@ export const appendEvents = Effect.fnUntraced(function*(
   const checkpointVersion = completion?.checkpointVersion ?? null
   // Advancing the checkpoint updates the lease row itself, so the fence takes the update lock up front instead of
   // upgrading a share lock (which could deadlock against a concurrent renewal).
-  const fenceLock = checkpointVersion === null ? "FOR SHARE OF l" : "FOR NO KEY UPDATE OF l"
-  const fenceSql = fence === undefined
+  const release = fence?.release === true && completion !== undefined
+  const fenceLock = checkpointVersion === null && !release ? "FOR SHARE OF l" : "FOR NO KEY UPDATE OF l"
+  // The lease row moves once per statement: the checkpoint ack and, when releasing, the release, in one update.
+  const leaseUpdate = release
+    ? `idle AS (
+      SELECT NOT EXISTS (SELECT 1 FROM cloud_session_commands c WHERE c.session_id = $1 AND c.status = 'pending') AS idle
+    ),
+    checkpointed AS (
+      UPDATE cloud_worker_leases l SET
+        checkpoint_version = coalesce($12::bigint, l.checkpoint_version),
+        worker_id = CASE WHEN idle.idle THEN NULL ELSE l.worker_id END,
+        expires_at = CASE WHEN idle.idle THEN '-infinity'::timestamptz ELSE l.expires_at END
+      FROM seq, idle WHERE l.session_id = $1 AND ($12::bigint IS NOT NULL OR idle.idle)
+      RETURNING l.worker_id IS NULL AS released
+    )`
+    : `checkpointed AS (
+      UPDATE cloud_worker_leases l SET checkpoint_version = $12
+      FROM seq WHERE $12::bigint IS NOT NULL AND l.session_id = $1
+    )`
+  const outboxParams = outbox.length === 0 ? [] : [JSON.stringify(outbox.map((d) => ({ idx: d.draftIndex, kind: d.kind })))]
+  const composition = compose?.(13 + asksParams.length + outboxParams.length)
+  const fenceSql = composition !== undefined
+    ? composition.fence
+    : fence === undefined
     ? `SELECT $1::text AS session_id WHERE $7::bigint IS NULL AND $8::text IS NULL`
     : `SELECT l.session_id FROM cloud_worker_leases l
        WHERE ${liveLease("$1", "$7", "$8")}
@@ -137,8 +164,8 @@ export const appendEvents = Effect.fnUntraced(function*(
            SELECT 1 FROM cloud_session_commands c
            WHERE c.id = $9 AND c.session_id = $1 AND c.status = 'running' AND c.claimed_epoch = $7))
        ${fenceLock}`
-  const rows = yield* sql.unsafe<{ last_sequence: number }>(
-    `WITH fence AS (${fenceSql}),
+  const sql = `WITH ${composition?.prefix ?? ""}
+    fence AS (${fenceSql}),
     seq AS (
       UPDATE cloud_session_projections p SET
         last_sequence = p.last_sequence + $2,
@@ -169,15 +196,15 @@ export const appendEvents = Effect.fnUntraced(function*(
       UPDATE cloud_session_commands c SET status = $10, completed_at = now(), last_error = $11
       FROM seq WHERE $9::text IS NOT NULL AND c.id = $9
     ),
-    checkpointed AS (
-      UPDATE cloud_worker_leases l SET checkpoint_version = $12
-      FROM seq WHERE $12::bigint IS NOT NULL AND l.session_id = $1
-    )${asksSql}${outbox.length === 0 ? "" : outboxSql(13 + asksParams.length)}
+    ${leaseUpdate}${asksSql}${outbox.length === 0 ? "" : outboxSql(13 + asksParams.length)}
     SELECT seq.last_sequence::float8 AS last_sequence,
       pg_notify('${EVENTS_CHANNEL}', seq.org_id || ' ' || $1 || ' ' || seq.last_sequence::text) IS NULL AS notified${
-      outbox.length === 0 ? "" : ", (SELECT count(*) FROM outbox_notified) AS outbox_notified"}
-    FROM seq`,
-    [
+      outbox.length === 0 ? "" : ", (SELECT count(*) FROM outbox_notified) AS outbox_notified"}${
+      release ? ", coalesce((SELECT released FROM checkpointed), false) AS released" : ""}${composition?.select ?? ""}
+    FROM seq`
+  return {
+    sql,
+    params: [
       sessionId,
       drafts.length,
       delta.status ?? null,
@@ -191,9 +218,33 @@ export const appendEvents = Effect.fnUntraced(function*(
       completion?.error ?? null,
       checkpointVersion,
       ...asksParams,
-      ...(outbox.length === 0 ? [] : [JSON.stringify(outbox.map((d) => ({ idx: d.draftIndex, kind: d.kind })))])
+      ...outboxParams,
+      ...(composition?.params ?? [])
     ]
-  )
+  }
+}
+
+/**
+ * Appends a batch of events to a session's log in ONE statement: allocates contiguous sequences on the
+ * projection row, inserts the events, applies the projection delta (status, message rows, dropped attempts),
+ * completes the command, and `NOTIFY`s web processes — all or nothing.
+ *
+ * With a `fence`, the statement first locks the lease row `FOR SHARE` and proceeds only if `(session, epoch,
+ * worker)` is the live, unexpired lease (by the database clock); claimers and the reaper take that row `FOR
+ * UPDATE`, so ownership cannot change between the check and the commit. Returns the new last sequence, or
+ * `undefined` when the fence refused the write (nothing applied).
+ *
+ * Without a fence (web-side events such as `session.created`, `prompt.submitted`), the same sequence allocation
+ * serializes it with the owner's writes.
+ */
+export const appendEvents = Effect.fnUntraced(function*(
+  sessionId: string,
+  drafts: ReadonlyArray<EventDraft>,
+  fence: AppendFence | undefined
+) {
+  const sql = yield* SqlClient.SqlClient
+  const statement = appendEventsStatement(sessionId, drafts, fence)
+  const rows = yield* sql.unsafe<{ last_sequence: number }>(statement.sql, statement.params)
   const row = rows[0]
   return row === undefined ? undefined : Number(row.last_sequence)
 })

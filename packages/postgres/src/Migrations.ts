@@ -562,6 +562,17 @@ ALTER TABLE cloud_browser_sessions ADD COLUMN IF NOT EXISTS source_token_id text
 CREATE INDEX IF NOT EXISTS cloud_browser_sessions_source_token ON cloud_browser_sessions (source_token_id)
   WHERE source_token_id IS NOT NULL;
 `
+  },
+  {
+    id: 40,
+    name: "session_pending_index",
+    // The owner's hot reads of its own mailbox (start/next: the session's oldest pending command; close/release: is
+    // anything pending?) walk only that session's pending commands, not the session's whole history (the
+    // (session_id, position) index) nor every session's backlog (the global pending index): flat as history grows.
+    sql: `
+CREATE INDEX IF NOT EXISTS cloud_session_commands_session_pending ON cloud_session_commands (session_id, position)
+  WHERE status = 'pending';
+`
   }
 ]
 

@@ -1,7 +1,9 @@
-import { ANSWER_COMMAND_KINDS, type CommandKind, type CommandPayload, type Lease, type RunnableCommand, StaleOwner } from "@cowork/domain"
+import { ANSWER_COMMAND_KINDS, type CommandKind, type CommandPayload, type Lease, newEventId, type RunnableCommand, StaleOwner } from "@cowork/domain"
 import { CommandQueue } from "@cowork/services"
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
+import { nextSessionStatusSql } from "./AppendEvents.ts"
+import { EVENTS_CHANNEL } from "./Channels.ts"
 import { liveLease } from "./LeaseFence.ts"
 
 /**
@@ -24,10 +26,64 @@ const OLDEST_ANSWER_UNDER_LIVE_LEASE = oldestPendingUnderLiveLease(
   ` AND c.kind IN (${ANSWER_COMMAND_KINDS.map((kind) => `'${kind}'`).join(", ")})`
 )
 
+/**
+ * `next` plus, for a prompt, the opening events of its turn (domain `turnOpeningEvents`, written here in SQL:
+ * `command.retried` when attempts were abandoned, then `session.status` running) appended as an owner append does:
+ * contiguous sequences on the projection row, the projection delta (status, the abandoned attempt's messages
+ * dropped), NOTIFY. `$4` / `$5` are the two event ids.
+ */
+const takeOldest = (prefix: string) => `${prefix},
+      started AS (
+        UPDATE cloud_session_commands c SET status = 'running', claimed_epoch = $2, claimed_by = $3, started_at = now()
+        FROM oldest WHERE c.id = oldest.id
+        RETURNING c.id, c.kind, c.payload, c.attempt_count, c.trace_parent
+      )
+      SELECT true AS live, started.id, started.kind, started.payload, started.attempt_count, started.trace_parent
+      FROM live LEFT JOIN started ON true`
+const NEXT = takeOldest(OLDEST_PENDING_UNDER_LIVE_LEASE)
+const NEXT_ANSWER = takeOldest(OLDEST_ANSWER_UNDER_LIVE_LEASE)
+
+const START = `${OLDEST_PENDING_UNDER_LIVE_LEASE},
+      started AS (
+        UPDATE cloud_session_commands c SET status = 'running', claimed_epoch = $2, claimed_by = $3, started_at = now()
+        FROM oldest WHERE c.id = oldest.id
+        RETURNING c.id, c.kind, c.payload, c.attempt_count, c.trace_parent
+      ),
+      opening AS (
+        SELECT o.idx, o.event_id, o.type, o.payload, started.id AS command_id, (started.attempt_count + 1)::int AS attempt
+        FROM started, LATERAL (VALUES
+          (0, $4::text, 'command.retried', jsonb_build_object(
+            'commandId', started.id, 'abandonedAttempt', started.attempt_count, 'attempt', started.attempt_count + 1)),
+          (1, $5::text, 'session.status', jsonb_build_object('status', 'running', 'commandId', started.id))
+        ) AS o(idx, event_id, type, payload)
+        WHERE started.kind = 'prompt' AND (o.idx = 1 OR started.attempt_count > 0)
+      ),
+      seq AS (
+        UPDATE cloud_session_projections p SET
+          last_sequence = p.last_sequence + (SELECT count(*) FROM opening),
+          projected_sequence = p.last_sequence + (SELECT count(*) FROM opening),
+          status = ${nextSessionStatusSql("p.status", "'running'")},
+          updated_at = now()
+        FROM started WHERE started.kind = 'prompt' AND p.session_id = $1
+        RETURNING p.last_sequence, p.org_id
+      ),
+      ins AS (
+        INSERT INTO cloud_session_events (session_id, sequence, event_id, type, payload, command_id, attempt)
+        SELECT $1, seq.last_sequence - 1 + o.idx, o.event_id, o.type, o.payload, o.command_id, o.attempt
+        FROM seq, opening o
+      ),
+      dropped AS (
+        DELETE FROM cloud_session_projection_messages m USING started, seq
+        WHERE started.attempt_count > 0 AND m.session_id = $1 AND m.command_id = started.id AND m.attempt = started.attempt_count
+      )
+      SELECT true AS live, started.id, started.kind, started.payload, started.attempt_count, started.trace_parent,
+        (SELECT pg_notify('${EVENTS_CHANNEL}', seq.org_id || ' ' || $1 || ' ' || seq.last_sequence::text) IS NULL FROM seq) AS notified
+      FROM live LEFT JOIN started ON true`
+
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
-  const start = (prefix: string, lease: Lease) => Effect.gen(function*() {
+  const take = (lease: Lease, statement: string, extra: ReadonlyArray<unknown> = []) => Effect.gen(function*() {
     const rows = yield* sql.unsafe<{
       live: boolean
       id: string | null
@@ -36,15 +92,8 @@ export const make = Effect.gen(function*() {
       attempt_count: number | null
       trace_parent: string | null
     }>(
-      `${prefix},
-      started AS (
-        UPDATE cloud_session_commands c SET status = 'running', claimed_epoch = $2, claimed_by = $3, started_at = now()
-        FROM oldest WHERE c.id = oldest.id
-        RETURNING c.id, c.kind, c.payload, c.attempt_count, c.trace_parent
-      )
-      SELECT true AS live, started.id, started.kind, started.payload, started.attempt_count, started.trace_parent
-      FROM live LEFT JOIN started ON true`,
-      [lease.sessionId, lease.epoch, lease.workerId]
+      statement,
+      [lease.sessionId, lease.epoch, lease.workerId, ...extra]
     ).pipe(Effect.orDie)
     const row = rows[0]
     if (row === undefined) {
@@ -62,12 +111,9 @@ export const make = Effect.gen(function*() {
       traceParent: row.trace_parent ?? undefined
     })
   })
-  const next = Effect.fn("CommandQueue.next")(function*(lease: Lease) {
-    return yield* start(OLDEST_PENDING_UNDER_LIVE_LEASE, lease)
-  })
-  const nextAnswer = Effect.fn("CommandQueue.nextAnswer")(function*(lease: Lease) {
-    return yield* start(OLDEST_ANSWER_UNDER_LIVE_LEASE, lease)
-  })
+  const next = (lease: Lease) => take(lease, NEXT).pipe(Effect.withSpan("CommandQueue.next"))
+  const nextAnswer = (lease: Lease) => take(lease, NEXT_ANSWER).pipe(Effect.withSpan("CommandQueue.nextAnswer"))
+  const start = (lease: Lease) => take(lease, START, [newEventId(), newEventId()]).pipe(Effect.withSpan("CommandQueue.start"))
 
   const noteError = Effect.fn("CommandQueue.noteError")(function*(lease: Lease, message: string) {
     const rows = yield* sql.unsafe<{ live: boolean; id: string | null }>(
@@ -102,7 +148,7 @@ export const make = Effect.gen(function*() {
     return { depthEstimate: depth, capped: depth >= limit, oldestAgeMs: Math.max(0, Number(rows[0]?.oldest_age_ms ?? 0)) }
   })
 
-  return CommandQueue.of({ next, nextAnswer, noteError, backlog })
+  return CommandQueue.of({ next, nextAnswer, start, noteError, backlog })
 })
 
 export const layer = Layer.effect(CommandQueue, make)

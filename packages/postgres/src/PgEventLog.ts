@@ -2,7 +2,7 @@ import { StaleOwner, type EventDraft, type Lease, type SessionEvent } from "@cow
 import { type CommandCompletion, EventLog, staleAppendOperation } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { appendEvents } from "./AppendEvents.ts"
+import { appendEvents, appendEventsStatement } from "./AppendEvents.ts"
 
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -26,6 +26,21 @@ export const make = Effect.gen(function*() {
     }
     return last
   })
+
+  const close = Effect.fnUntraced(function*(lease: Lease, drafts: ReadonlyArray<EventDraft>, completion: CommandCompletion) {
+    const statement = appendEventsStatement(lease.sessionId, drafts, {
+      workerId: lease.workerId,
+      epoch: lease.epoch,
+      completion,
+      release: true
+    })
+    const rows = yield* sql.unsafe<{ last_sequence: number; released: boolean }>(statement.sql, statement.params).pipe(Effect.orDie)
+    const row = rows[0]
+    if (row === undefined) {
+      return yield* new StaleOwner({ sessionId: lease.sessionId, epoch: lease.epoch, operation: staleAppendOperation(completion) })
+    }
+    return { lastSequence: Number(row.last_sequence), released: row.released === true }
+  }, Effect.withSpan("EventLog.close"))
 
   const read = Effect.fn("EventLog.read")(function*(sessionId: string, after: number, limit: number) {
     const rows = yield* sql.unsafe<{ sequence: bigint; type: string; event_id: string; payload: unknown; created_at: Date }>(
@@ -83,7 +98,7 @@ export const make = Effect.gen(function*() {
     ).pipe(Effect.orDie)
   })
 
-  return EventLog.of({ append, read, bounds, latestSequences, changedSince, prune })
+  return EventLog.of({ append, close, read, bounds, latestSequences, changedSince, prune })
 })
 
 export const layer = Layer.effect(EventLog, make)

@@ -35,7 +35,7 @@ import {
 } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { appendEvents } from "./AppendEvents.ts"
+import { appendEvents, appendEventsStatement } from "./AppendEvents.ts"
 import { COMMANDS_CHANNEL, formatCommandSignal } from "./Channels.ts"
 
 
@@ -225,6 +225,83 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       }
     })
 
+  /**
+   * The common prompt (no idempotency key, strategy `enqueue`) as ONE statement, one round trip: the session check (FOR
+   * SHARE, as the transaction below), the quota admission, the command insert, `prompt.submitted` with its
+   * projection, and both notifications. It writes only when it can decide alone: the session exists, is not aborted,
+   * and — under a quota — the org's window row for this hour exists and both limits admit. The pending count is the
+   * statement's snapshot, possibly older than the window row it locked: every admission committed in between bumped
+   * that row by one and queued at most one command, so `count + (locked used - snapshot used)` bounds the real
+   * queue (exact when nobody raced; when it refuses, the transaction recounts). Otherwise it returns no row and
+   * writes nothing.
+   */
+  const promptStatement = (
+    orgId: string,
+    sessionId: string,
+    commandId: string,
+    input: { readonly text: string; readonly agent?: string | undefined; readonly traceParent?: string | undefined; readonly quota?: PromptQuota | undefined }
+  ) =>
+    appendEventsStatement(
+      sessionId,
+      [{ type: "prompt.submitted", payload: { commandId, text: input.text }, commandId }],
+      undefined,
+      (first) => {
+        // The composition's parameters: org, command id, payload, trace parent, prompts/hour (null: no quota),
+        // queued limit, commands channel, signal.
+        const [org, command, payload, trace, perHour, queuedLimit, channel, signal] = Array.from({ length: 8 }, (_, i) => `$${first + i}`)
+        return {
+          prefix: `
+    ses AS (
+      SELECT s.id FROM cloud_sessions s WHERE s.id = $1 AND s.org_id = ${org} AND s.aborted_at IS NULL FOR SHARE OF s
+    ),
+    win AS (
+      SELECT w.used FROM cloud_quota_windows w
+      WHERE ${perHour}::bigint IS NOT NULL AND w.org_id = ${org} AND w.quota = 'prompts_per_hour' AND w.window_start = date_trunc('hour', now())
+    ),
+    locked AS (
+      SELECT w.used FROM cloud_quota_windows w
+      WHERE ${perHour}::bigint IS NOT NULL AND w.org_id = ${org} AND w.quota = 'prompts_per_hour' AND w.window_start = date_trunc('hour', now())
+      FOR UPDATE OF w
+    ),
+    queued AS (
+      SELECT count(*) AS n FROM (
+        SELECT 1 FROM cloud_session_commands
+        WHERE ${perHour}::bigint IS NOT NULL AND org_id = ${org} AND status = 'pending' LIMIT ${queuedLimit}::bigint) q
+    ),
+    ok AS (
+      SELECT ses.id FROM ses
+      WHERE ${perHour}::bigint IS NULL OR (
+        (SELECT used FROM locked) < ${perHour}::bigint
+        AND (SELECT n FROM queued) + (SELECT used FROM locked) - coalesce((SELECT used FROM win), 0) < ${queuedLimit}::bigint)
+    ),
+    bumped AS (
+      UPDATE cloud_quota_windows w SET used = w.used + 1 FROM ok
+      WHERE ${perHour}::bigint IS NOT NULL AND w.org_id = ${org} AND w.quota = 'prompts_per_hour'
+        AND w.window_start = date_trunc('hour', now())
+      RETURNING w.used
+    ),
+    cmd AS (
+      INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, trace_parent)
+      SELECT ${command}, ok.id, ${org}, 'prompt', ${payload}::jsonb, ${trace} FROM ok
+      WHERE ${perHour}::bigint IS NULL OR EXISTS (SELECT 1 FROM bumped)
+      RETURNING session_id
+    ),`,
+          fence: `SELECT cmd.session_id FROM cmd WHERE $7::bigint IS NULL AND $8::text IS NULL`,
+          select: `, pg_notify(${channel}, ${signal}) IS NULL AS signalled`,
+          params: [
+            orgId,
+            commandId,
+            JSON.stringify(input.agent === undefined ? { text: input.text } : { text: input.text, agent: input.agent }),
+            input.traceParent ?? null,
+            input.quota?.promptsPerHour ?? null,
+            input.quota?.queuedCommands ?? null,
+            COMMANDS_CHANNEL,
+            formatCommandSignal({ kind: "prompt", sessionId })
+          ]
+        }
+      }
+    )
+
   const prompt = Effect.fn("SessionStore.prompt")(function*(
     orgId: string,
     sessionId: string,
@@ -237,6 +314,15 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       readonly quota?: PromptQuota | undefined
     }
   ) {
+    // `reject` and `interrupt` look at the running turn, and a key may replay: those take the transaction.
+    if (input.idempotencyKey === undefined && (input.multitaskStrategy ?? "enqueue") === "enqueue") {
+      const commandId = newCommandId()
+      const fast = promptStatement(orgId, sessionId, commandId, input)
+      const rows = yield* sql.unsafe<{ last_sequence: number }>(fast.sql, fast.params).pipe(Effect.orDie)
+      if (rows.length > 0) return { commandId, created: true }
+      // Refused or undecided (session missing or aborted, a quota at its limit or raced, the hour's first prompt):
+      // nothing was written; the transaction below decides, and answers as it always did.
+    }
     return yield* sql.withTransaction(Effect.gen(function*() {
       // FOR SHARE: serializes with abort (which updates the row) without serializing concurrent prompts.
       const sessions = yield* sql.unsafe<{ aborted: boolean }>(

@@ -29,6 +29,12 @@ export class CommandQueue extends Context.Service<CommandQueue, {
    */
   readonly nextAnswer: (lease: Lease) => Effect.Effect<Option.Option<RunnableCommand>, StaleOwner>
   /**
+   * `next`, and for a prompt its opening events (`turnOpeningEvents`: `command.retried` when an attempt was
+   * abandoned, then `session.status` running) appended in the same fenced write: what an owner does first with every
+   * command, in one round trip.
+   */
+  readonly start: (lease: Lease) => Effect.Effect<Option.Option<RunnableCommand>, StaleOwner>
+  /**
    * Records `message` (already redacted) as `last_error` on the leased session's oldest `pending` command, leaving
    * its status and attempt count alone: why the owner cannot start it yet (e.g. its checkpoint restore failed).
    * Returns the command's id, `None` when nothing is pending. Fails with `StaleOwner` when the lease is not live.

@@ -1,8 +1,9 @@
-import { type CommandKind, isAnswerKind, type Lease, type RunnableCommand, StaleOwner } from "@cowork/domain"
+import { type CommandKind, isAnswerKind, type Lease, type RunnableCommand, StaleOwner, turnOpeningEvents } from "@cowork/domain"
 import { Clock, Effect, Option } from "effect"
 import type { CommandQueue } from "./CommandQueue.ts"
 import type { MemoryTables } from "./MemoryDatabase.ts"
 import { liveLease } from "./MemoryFence.ts"
+import { appendToLog } from "./MemoryLog.ts"
 
 export const makeCommandQueueMemory = (db: MemoryTables): CommandQueue["Service"] => {
   const oldestPending = (sessionId: string, kinds: (kind: CommandKind) => boolean = () => true) =>
@@ -10,7 +11,7 @@ export const makeCommandQueueMemory = (db: MemoryTables): CommandQueue["Service"
   const stale = (lease: Lease, operation: "next" | "note_error") =>
     Effect.fail(new StaleOwner({ sessionId: lease.sessionId, epoch: lease.epoch, operation }))
 
-  const start = (lease: Lease, kinds?: (kind: CommandKind) => boolean) =>
+  const take = (lease: Lease, kinds?: (kind: CommandKind) => boolean) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         if (liveLease(db, lease, now) === undefined) return stale(lease, "next")
         const command = oldestPending(lease.sessionId, kinds)
@@ -30,8 +31,16 @@ export const makeCommandQueueMemory = (db: MemoryTables): CommandQueue["Service"
       })
 
   return {
-    next: (lease) => start(lease),
-    nextAnswer: (lease) => start(lease, isAnswerKind),
+    next: (lease) => take(lease),
+    nextAnswer: (lease) => take(lease, isAnswerKind),
+    start: (lease) =>
+      Effect.flatMap(take(lease), (started) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          if (started._tag === "Some" && started.value.kind === "prompt") {
+            appendToLog(db, lease.sessionId, turnOpeningEvents(started.value), now)
+          }
+          return started
+        })),
     noteError: (lease, message) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         if (liveLease(db, lease, now) === undefined) return stale(lease, "note_error")

@@ -20,6 +20,12 @@ export interface CommandCompletion {
 export const staleAppendOperation = (completion: CommandCompletion | undefined): StaleOwnerOperation =>
   completion === undefined ? "append" : completion.checkpointVersion === undefined ? "complete" : "checkpoint"
 
+/** What `close` did: the new last sequence, and whether the lease was released (the mailbox was empty). */
+export interface ClosedCommand {
+  readonly lastSequence: number
+  readonly released: boolean
+}
+
 export interface EventBounds {
   /** Lowest sequence still retained (1 when nothing was pruned). */
   readonly earliestSequence: number
@@ -41,6 +47,15 @@ export class EventLog extends Context.Service<EventLog, {
     drafts: ReadonlyArray<EventDraft>,
     completion?: CommandCompletion
   ) => Effect.Effect<number, StaleOwner>
+  /**
+   * The closing write of a command: `append` with its completion and, when no command of the session is left
+   * `pending`, the lease released in the same write (as `LeaseStore.releaseIfIdle`). Same fence, same refusal.
+   */
+  readonly close: (
+    lease: Lease,
+    drafts: ReadonlyArray<EventDraft>,
+    completion: CommandCompletion
+  ) => Effect.Effect<ClosedCommand, StaleOwner>
   /** Events with `sequence > after`, ascending, at most `limit`. */
   readonly read: (sessionId: string, after: number, limit: number) => Effect.Effect<ReadonlyArray<SessionEvent>>
   readonly bounds: (sessionId: string) => Effect.Effect<EventBounds>

@@ -5,8 +5,7 @@ import type { MemoryTables } from "./MemoryDatabase.ts"
 import { liveLease } from "./MemoryFence.ts"
 import { appendToLog } from "./MemoryLog.ts"
 
-export const makeEventLogMemory = (db: MemoryTables): EventLog["Service"] => ({
-  append: (lease: Lease, drafts: ReadonlyArray<EventDraft>, completion?: CommandCompletion) =>
+const append = (db: MemoryTables) => (lease: Lease, drafts: ReadonlyArray<EventDraft>, completion?: CommandCompletion) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const row = liveLease(db, lease, now)
       const command = completion === undefined ? undefined : db.commands.find((c) => c.id === completion.commandId)
@@ -23,7 +22,20 @@ export const makeEventLogMemory = (db: MemoryTables): EventLog["Service"] => ({
         if (completion.checkpointVersion !== undefined) row.checkpointVersion = completion.checkpointVersion
       }
       return Effect.succeed(last)
-    }),
+    })
+
+export const makeEventLogMemory = (db: MemoryTables): EventLog["Service"] => ({
+  append: append(db),
+  close: (lease, drafts, completion) =>
+    Effect.flatMap(append(db)(lease, drafts, completion), (lastSequence) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const row = liveLease(db, lease, now)
+        const pending = db.commands.some((c) => c.sessionId === lease.sessionId && c.status === "pending")
+        if (row === undefined || pending) return { lastSequence, released: false }
+        row.workerId = null
+        row.expiresAt = -Infinity
+        return { lastSequence, released: true }
+      })),
   read: (sessionId, after, limit) =>
     Effect.sync(() =>
       (db.events.get(sessionId) ?? [])

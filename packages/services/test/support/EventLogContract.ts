@@ -73,6 +73,29 @@ export const eventLogContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.notStrictEqual(Option.getOrThrow(yield* queue.next(next)).id, command.id, "an acked command never re-runs")
       })))
 
+    it.effect("close acks the command and releases the lease when nothing is pending; with more pending it keeps it", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const log = yield* EventLog
+        const queue = yield* CommandQueue
+        const leases = yield* LeaseStore
+        const session = yield* runnableSession()
+        yield* prompt(session, "second")
+        const lease = yield* claimOne("w1", session.sessionId)
+        const first = Option.getOrThrow(yield* queue.start(lease))
+        const kept = yield* log.close(lease, [{ type: "session.idle", payload: {} }], { commandId: first.id, outcome: "acked" })
+        assert.isFalse(kept.released, "another command is pending")
+        assert.strictEqual(kept.lastSequence, (yield* log.bounds(session.sessionId)).latestSequence)
+        const second = Option.getOrThrow(yield* queue.start(lease))
+        yield* expectStale(log.close(lease, [], { commandId: first.id, outcome: "acked" }), lease, "complete")
+        const done = yield* log.close(lease, [{ type: "session.idle", payload: {} }], { commandId: second.id, outcome: "acked", checkpointVersion: 3 })
+        assert.isTrue(done.released)
+        yield* expectStale(leases.renew(lease, 1_000), lease, "renew")
+        yield* expectStale(log.close(lease, [], { commandId: second.id, outcome: "acked" }), lease, "complete")
+        yield* prompt(session, "third")
+        const again = yield* claimOne("w2", session.sessionId)
+        assert.strictEqual(again.checkpointVersion, 3, "the checkpoint ack rode in the releasing write")
+      })))
+
     it.effect("the projection follows the status rule and drops an abandoned attempt's output; Projections agrees with a replay", () =>
       onFreshStore(harness, Effect.gen(function*() {
         const log = yield* EventLog

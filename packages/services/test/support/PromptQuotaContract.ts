@@ -46,4 +46,41 @@ export const promptQuotaContract = <R>(harness: ControlPlaneHarness<R>) =>
         yield* sessions.abort(first.orgId, first.sessionId)
         assert.isTrue((yield* sessions.prompt(second.orgId, second.sessionId, { text: "c", quota })).created)
       })))
+
+    it.effect("concurrent prompts of one org never queue past the limit, and refused ones use no hourly quota", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const first = yield* newSession()
+        const others = [yield* newSession(first.orgId), yield* newSession(first.orgId)]
+        const all = [first, ...others]
+        // The hour's window row exists before the burst (the first prompt of an hour creates it).
+        yield* sessions.prompt(first.orgId, first.sessionId, { text: "opening", quota: { promptsPerHour: 100, queuedCommands: 5 } })
+        const quota = { promptsPerHour: 100, queuedCommands: 5 }
+        const results = yield* Effect.all(
+          Array.from({ length: 16 }, (_, i) =>
+            Effect.result(sessions.prompt(first.orgId, all[i % all.length]!.sessionId, { text: `burst ${i}`, quota }))),
+          { concurrency: "unbounded" }
+        )
+        const created = results.filter((r) => r._tag === "Success").length
+        assert.strictEqual(created, 4, "the opening prompt + 4 = the 5 queued commands allowed")
+        for (const r of results) {
+          if (r._tag === "Failure") {
+            assert.strictEqual(r.failure._tag, "RateLimited")
+            if (r.failure._tag === "RateLimited") assert.deepStrictEqual(r.failure.details, { quota: "queued_commands", limit: 5 })
+          }
+        }
+        const texts = (yield* Effect.forEach(all, (s) => sessions.view(s.orgId, s.sessionId))).flatMap((v) => v.messages.map((m) => m.text))
+        assert.strictEqual(texts.length, 5)
+        // Five admitted so far; the hourly limit of 7 leaves exactly two more once the queue has room.
+        yield* sessions.abort(first.orgId, first.sessionId)
+        yield* sessions.abort(others[0]!.orgId, others[0]!.sessionId)
+        yield* sessions.abort(others[1]!.orgId, others[1]!.sessionId)
+        const fresh = yield* newSession(first.orgId)
+        const hourly = { promptsPerHour: 7, queuedCommands: 100 }
+        assert.isTrue((yield* sessions.prompt(fresh.orgId, fresh.sessionId, { text: "6th", quota: hourly })).created)
+        assert.isTrue((yield* sessions.prompt(fresh.orgId, fresh.sessionId, { text: "7th", quota: hourly })).created)
+        const over = yield* Effect.flip(sessions.prompt(fresh.orgId, fresh.sessionId, { text: "8th", quota: hourly }))
+        assert.strictEqual(over._tag, "RateLimited")
+        if (over._tag === "RateLimited") assert.deepStrictEqual(over.details, { quota: "prompts_per_hour", limit: 7 })
+      })))
   })

@@ -1,0 +1,246 @@
+/**
+ * `npm run bench:history`: is the owner's per-command work flat as history grows? On one embedded Postgres:
+ *
+ * A. an empty database: 200 fresh sessions × 5 prompts (enqueued through SessionStore), worked off by 8 fibers
+ *    through the real stores — the worker's path (claim → start → close) and the legacy one (claim → next →
+ *    append + ack → releaseIfIdle) on separate sessions;
+ * B. the same after seeding history through the real schema: BENCH_HISTORY_SESSIONS (10,000) sessions ×
+ *    BENCH_HISTORY_COMMANDS (100) acked commands × 5 events each (1,000,000 commands, 5,000,000 events by default),
+ *    VACUUM ANALYZE; the measured sessions are seeded ones (each with its own history).
+ *
+ * Per hot statement (pg_stat_statements, reset before each phase): calls, mean execution and planning time, and
+ * shared buffers touched per call (hit + read: the work, independent of the machine's load). Prints the ratio
+ * B / A per statement and appends a section to docs/benchmarks.md (unless BENCH_NO_APPEND=1).
+ */
+import type { EventDraft } from "@cowork/domain"
+import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, PgSessionStore, PgTokens, runMigrations, startEmbeddedPostgres } from "@cowork/postgres"
+import { CommandQueue, EventLog, LeaseStore, SessionStore, Tokens } from "@cowork/services"
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer, Option, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { performance } from "node:perf_hooks"
+import { round } from "./stack.ts"
+
+const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
+const envInt = (name: string, fallback: number) => {
+  const value = Number(process.env[name])
+  return Number.isFinite(value) && value > 0 ? value : fallback
+}
+const HISTORY_SESSIONS = envInt("BENCH_HISTORY_SESSIONS", 10_000)
+const HISTORY_COMMANDS = envInt("BENCH_HISTORY_COMMANDS", 100)
+const EVENTS_PER_COMMAND = 5
+const MEASURED_SESSIONS = 200
+const PROMPTS_PER_SESSION = 5
+const FIBERS = 8
+
+/** Which hot statement a pg_stat_statements entry is, by its text. */
+const classify = (query: string): string | undefined => {
+  if (query.includes("candidates AS")) return "claim"
+  if (query.includes("opening AS")) return "start (next + opening events)"
+  if (query.includes("idle AS")) return "close (append + ack + release)"
+  if (query.includes("busy AS")) return "releaseIfIdle"
+  if (query.includes("started AS")) return "next"
+  if (query.includes("ses AS")) return "enqueue (one statement)"
+  if (query.includes("fence AS") && query.includes("cloud_worker_leases l WHERE")) return "append (fenced)"
+  return undefined
+}
+
+const statementStats = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql.unsafe<{ query: string; calls: number; exec: number; plan: number; blocks: number }>(
+    `SELECT query, calls::float8 AS calls, total_exec_time::float8 AS exec, total_plan_time::float8 AS plan,
+       (shared_blks_hit + shared_blks_read)::float8 AS blocks
+     FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`
+  )
+  const byName = new Map<string, { calls: number; exec: number; plan: number; blocks: number }>()
+  for (const row of rows) {
+    const name = classify(row.query)
+    if (name === undefined) continue
+    const entry = byName.get(name) ?? { calls: 0, exec: 0, plan: 0, blocks: 0 }
+    entry.calls += Number(row.calls)
+    entry.exec += Number(row.exec)
+    entry.plan += Number(row.plan)
+    entry.blocks += Number(row.blocks)
+    byName.set(name, entry)
+  }
+  return new Map([...byName].map(([name, e]) => [name, {
+    calls: e.calls,
+    execMs: round(e.exec / e.calls, 3),
+    planMs: round(e.plan / e.calls, 3),
+    blocks: round(e.blocks / e.calls, 1)
+  }]))
+}).pipe(Effect.orDie)
+
+type Stats = Effect.Success<typeof statementStats>
+
+/** Works off the pending prompts of `sessionIds` with the worker's path (start/close) or the legacy one. */
+const workOff = (workerId: string, folded: boolean) =>
+  Effect.gen(function*() {
+    const leases = yield* LeaseStore
+    const queue = yield* CommandQueue
+    const log = yield* EventLog
+    let done = 0
+    for (;;) {
+      const claimed = yield* leases.claim(workerId, 1, 15_000, 3)
+      if (claimed.length === 0) return done
+      const lease = claimed[0]!
+      for (;;) {
+        const next = yield* (folded ? queue.start(lease) : queue.next(lease))
+        if (Option.isNone(next)) {
+          if (yield* leases.releaseIfIdle(lease)) break
+          continue
+        }
+        const command = next.value
+        const owner = { commandId: command.id, attempt: command.attempt }
+        const drafts: Array<EventDraft> = [
+          { type: "assistant.message", payload: { messageId: `msg_${command.id}`, text: "echo: history", final: true }, ...owner },
+          { type: "session.idle", payload: { commandId: command.id, outcome: "acked" }, ...owner }
+        ]
+        done++
+        if (folded) {
+          if ((yield* log.close(lease, drafts, { commandId: command.id, outcome: "acked" })).released) break
+          continue
+        }
+        yield* log.append(lease, [{ type: "session.status", payload: { status: "running", commandId: command.id }, ...owner }])
+        yield* log.append(lease, drafts, { commandId: command.id, outcome: "acked" })
+      }
+    }
+  })
+
+const measure = (orgId: string, sessionIds: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const store = yield* SessionStore
+    yield* sql.unsafe(`SELECT pg_stat_statements_reset()`).pipe(Effect.orDie)
+    const half = Math.floor(sessionIds.length / 2)
+    const started = performance.now()
+    // The worker's path on the first half of the sessions, the legacy one on the second: enqueued in turn.
+    for (const [part, folded] of [[sessionIds.slice(0, half), true], [sessionIds.slice(half), false]] as const) {
+      yield* Effect.forEach(part, (sessionId) =>
+        Effect.forEach(Array.from({ length: PROMPTS_PER_SESSION }), (_, i) => store.prompt(orgId, sessionId, { text: `p${i}` }), { discard: true }),
+        { concurrency: 16, discard: true }).pipe(Effect.orDie)
+      yield* Effect.all(Array.from({ length: FIBERS }, (_, i) => workOff(`w${i}`, folded)), { concurrency: "unbounded" })
+    }
+    const seconds = (performance.now() - started) / 1000
+    return { stats: yield* statementStats, seconds: round(seconds, 2) }
+  })
+
+const createSessions = (orgId: string, count: number) =>
+  Effect.gen(function*() {
+    const store = yield* SessionStore
+    return yield* Effect.forEach(Array.from({ length: count }), () => Effect.map(store.create(orgId, {}), (s) => s.id), { concurrency: 16 })
+  })
+
+/** History through the real tables: sessions (with projection and lease rows), acked commands, their events. */
+const seed = (orgId: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const chunk = 500
+    const started = performance.now()
+    for (let from = 1; from <= HISTORY_SESSIONS; from += chunk) {
+      const to = Math.min(HISTORY_SESSIONS, from + chunk - 1)
+      yield* sql.withTransaction(Effect.gen(function*() {
+        yield* sql.unsafe(
+          `INSERT INTO cloud_sessions (id, org_id, title) SELECT 'ses_hist_' || g, $1, 'history ' || g FROM generate_series($2::int, $3::int) g`,
+          [orgId, from, to]
+        )
+        yield* sql.unsafe(
+          `INSERT INTO cloud_session_projections (session_id, org_id, last_sequence, projected_sequence)
+           SELECT 'ses_hist_' || g, $1, $4::int * $5::int, $4::int * $5::int FROM generate_series($2::int, $3::int) g`,
+          [orgId, from, to, HISTORY_COMMANDS, EVENTS_PER_COMMAND]
+        )
+        yield* sql.unsafe(`INSERT INTO cloud_worker_leases (session_id) SELECT 'ses_hist_' || g FROM generate_series($1::int, $2::int) g`, [from, to])
+        yield* sql.unsafe(
+          `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, status, claimed_epoch, claimed_by, started_at, completed_at)
+           SELECT 'cmd_hist_' || g || '_' || k, 'ses_hist_' || g, $1, 'prompt', jsonb_build_object('text', 'history ' || k),
+             'acked', 1, 'seed', now(), now()
+           FROM generate_series($2::int, $3::int) g, generate_series(1, $4::int) k ORDER BY k, g`,
+          [orgId, from, to, HISTORY_COMMANDS]
+        )
+        yield* sql.unsafe(
+          `INSERT INTO cloud_session_events (session_id, sequence, event_id, type, payload, command_id, attempt)
+           SELECT 'ses_hist_' || g, (k - 1) * $5::int + e, 'evt_hist_' || g || '_' || k || '_' || e,
+             CASE e WHEN 1 THEN 'prompt.submitted' WHEN 2 THEN 'session.status' WHEN $5::int THEN 'session.idle' ELSE 'assistant.message' END,
+             jsonb_build_object('commandId', 'cmd_hist_' || g || '_' || k, 'text', 'history event'), 'cmd_hist_' || g || '_' || k, 1
+           FROM generate_series($2::int, $3::int) g, generate_series(1, $4::int) k, generate_series(1, $5::int) e`,
+          [from, to, HISTORY_COMMANDS, EVENTS_PER_COMMAND]
+        )
+      })).pipe(Effect.orDie)
+      if ((to / chunk) % 4 === 0) console.error(`  seeded ${to} / ${HISTORY_SESSIONS} sessions (${round((performance.now() - started) / 1000)} s)`)
+    }
+    yield* sql.unsafe(`VACUUM ANALYZE`).pipe(Effect.orDie)
+    const counts = yield* sql.unsafe<{ commands: number; events: number }>(
+      `SELECT (SELECT count(*) FROM cloud_session_commands)::float8 AS commands, (SELECT count(*) FROM cloud_session_events)::float8 AS events`
+    ).pipe(Effect.orDie)
+    return { commands: Number(counts[0]!.commands), events: Number(counts[0]!.events), seconds: round((performance.now() - started) / 1000) }
+  })
+
+const report = (r: { date: string; commit: string; machine: string; load: string; seeded: Effect.Success<ReturnType<typeof seed>>; empty: { stats: Stats; seconds: number }; full: { stats: Stats; seconds: number } }) => {
+  const names = [...new Set([...r.empty.stats.keys(), ...r.full.stats.keys()])].sort()
+  const rows = names.map((name) => {
+    const a = r.empty.stats.get(name)
+    const b = r.full.stats.get(name)
+    const ratio = (x?: number, y?: number) => (x && y ? round(y / x, 2) : "–")
+    return `| ${name} | ${a?.calls ?? 0} / ${b?.calls ?? 0} | ${a?.execMs ?? "–"} → ${b?.execMs ?? "–"} (${ratio(a?.execMs, b?.execMs)}×) | ${a?.planMs ?? "–"} → ${b?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${b?.blocks ?? "–"} (${ratio(a?.blocks, b?.blocks)}×) |`
+  })
+  return [
+    `## ${r.date} — \`npm run bench:history\``,
+    "",
+    `Commit ${r.commit}; ${r.machine}; load average at start ${r.load}. Embedded Postgres 18 (fsync on). Seeded through the`,
+    `real tables: ${r.seeded.commands.toLocaleString("en")} commands (acked but the measured ones) and ${r.seeded.events.toLocaleString("en")} events over`,
+    `${HISTORY_SESSIONS.toLocaleString("en")} sessions in ${r.seeded.seconds} s, then VACUUM ANALYZE. Measured: ${MEASURED_SESSIONS} sessions × ${PROMPTS_PER_SESSION} prompts`,
+    `(fresh sessions on the empty database, seeded sessions — ${HISTORY_COMMANDS} acked commands each — on the full one), half`,
+    `worked off through start/close, half through next/append/releaseIfIdle, ${FIBERS} fibers. Per statement (pg_stat_statements):`,
+    "mean execution and planning ms, and shared buffers touched per call (the work, independent of the load).",
+    "",
+    "| statement | calls empty / full | exec ms empty → full | plan ms empty → full | buffers per call empty → full |",
+    "|---|---|---|---|---|",
+    ...rows,
+    ""
+  ].join("\n")
+}
+
+const main = Effect.gen(function*() {
+  const cpus = Os.cpus()
+  const machine = `${Os.type()} ${Os.release()} ${Os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? "?"}, Node ${process.version}`
+  const load = Os.loadavg().map((n) => round(n, 2)).join(" / ")
+  const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-history-"))
+  Fs.chmodSync(dataDir, 0o755)
+  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
+  const cluster = yield* startEmbeddedPostgres(Path.join(dataDir, "postgres"))
+  yield* Database.ensureDatabase(cluster.url("postgres"), "history")
+  const database = Database.layer({ url: Redacted.make(cluster.url("history")), maxConnections: FIBERS + 4, applicationName: "bench-history" })
+  const services = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgSessionStore.layer, PgTokens.layer).pipe(
+    Layer.provideMerge(database)
+  )
+  return yield* Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* runMigrations.pipe(Effect.orDie)
+    yield* sql.unsafe(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).pipe(Effect.orDie)
+    const { orgId } = yield* (yield* Tokens).createOrg("history")
+    console.error("empty database …")
+    const fresh = yield* createSessions(orgId, MEASURED_SESSIONS)
+    const empty = yield* measure(orgId, fresh)
+    console.error(`seeding ${HISTORY_SESSIONS} sessions × ${HISTORY_COMMANDS} commands × ${EVENTS_PER_COMMAND} events …`)
+    const seeded = yield* seed(orgId)
+    console.error(`seeded ${JSON.stringify(seeded)}; full database …`)
+    const step = Math.floor(HISTORY_SESSIONS / MEASURED_SESSIONS)
+    const full = yield* measure(orgId, Array.from({ length: MEASURED_SESSIONS }, (_, i) => `ses_hist_${1 + i * step}`))
+    const commit = process.env.BENCH_COMMIT ?? (() => {
+      try {
+        return ChildProcess.execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repoRoot, encoding: "utf8" }).trim()
+      } catch {
+        return "unknown"
+      }
+    })()
+    const markdown = report({ date: new Date().toISOString(), commit, machine, load, seeded, empty, full })
+    console.log(markdown)
+    if (process.env.BENCH_NO_APPEND !== "1") Fs.appendFileSync(Path.join(repoRoot, "docs/benchmarks.md"), `\n${markdown}\n`)
+  }).pipe(Effect.provide(services))
+}).pipe(Effect.scoped)
+
+main.pipe(Effect.orDie, NodeRuntime.runMain)

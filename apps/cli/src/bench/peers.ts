@@ -1,0 +1,522 @@
+/**
+ * `npm run bench:peers`: our pipeline and two peers in ONE run, back to back, on one embedded Postgres (fsync on):
+ *
+ * 1. ours, checkpoints off: `cowork up` (web + worker, scripted runtime) as a child process; a backlog of prompts
+ *    POSTed over HTTP (64 in flight) while the worker drains them: commands/s first POST → last ack; then the
+ *    open-loop latency phase (50 prompts/s over 50 sessions, every prompt timed even when its session is busy);
+ * 2. ours, checkpoints on: the same;
+ * 3. graphile-worker (pinned devDependency, its own `graphile_worker` schema in the same database): the same number
+ *    of no-op jobs added one by one (64 in flight) while a runner of the same concurrency works them off;
+ * 4. ceiling: our fenced statements alone (claim → next → one append carrying the ack → release), no HTTP, no runtime.
+ *
+ * For each: CPU per 1,000 commands (node and every Postgres process, from /proc utime+stime; exited backends through
+ * the postmaster's cutime/cstime), statements and round trips per command (pg_stat_statements calls; round trips
+ * count BEGIN/COMMIT too; the benchmark's own probes are tagged and left out), commits (pg_stat_database
+ * xact_commit, less our probes) and WAL fsyncs (pg_stat_io, object `wal`) per command. Load average before and after
+ * each phase. Prints JSON and a markdown section, appended to docs/benchmarks.md.
+ *
+ * Knobs: BENCH_COMMANDS (2000), BENCH_CONCURRENCY (16 worker fibers / graphile concurrency / ceiling fibers),
+ * BENCH_LATENCY_SECONDS (10), BENCH_NO_APPEND=1 (print only), BENCH_LABEL (a note for the heading).
+ */
+import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, startEmbeddedPostgres } from "@cowork/postgres"
+import { CommandQueue, EventLog, LeaseStore } from "@cowork/services"
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer, Option, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { performance } from "node:perf_hooks"
+import { openSse } from "@cowork/client"
+import { Logger as GraphileLogger, makeWorkerUtils, run as runGraphile } from "graphile-worker"
+import { createSessions, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
+
+const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
+const envInt = (name: string, fallback: number) => {
+  const value = Number(process.env[name])
+  return Number.isFinite(value) && value > 0 ? value : fallback
+}
+const COMMANDS = envInt("BENCH_COMMANDS", 2000)
+const CONCURRENCY = envInt("BENCH_CONCURRENCY", 16)
+const LATENCY_SECONDS = envInt("BENCH_LATENCY_SECONDS", 10)
+const LATENCY_RATE = 50
+const LATENCY_SESSIONS = 50
+const SESSIONS = 200
+const IN_FLIGHT = 64
+const PROMPT = "[[events:3]] benchmark prompt"
+/** Every query of the benchmark's own carries this tag (after its first keyword: pg_stat_statements drops leading comments); the counters leave them out. */
+const PROBE = "/* bench-probe */"
+const CLK_TCK = 100
+
+// ---------------------------------------------------------------------------------------------------------------
+// Counters
+
+/** utime + stime (+ cutime + cstime when `children`) of one process, in ms. */
+const cpuOf = (pid: number, children: boolean): number => {
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    // fields[0] is field 3 (state): utime = field 14, stime 15, cutime 16, cstime 17.
+    const ticks = Number(fields[11]) + Number(fields[12]) + (children ? Number(fields[13]) + Number(fields[14]) : 0)
+    return (ticks * 1000) / CLK_TCK
+  } catch {
+    return 0
+  }
+}
+
+const ppidOf = (pid: number): number => {
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+  } catch {
+    return -1
+  }
+}
+
+/** The postmaster and its live children; exited backends are in the postmaster's cutime/cstime. */
+const postgresCpu = (postmaster: number): number => {
+  let total = cpuOf(postmaster, true)
+  for (const entry of Fs.readdirSync("/proc")) {
+    const pid = Number(entry)
+    if (Number.isInteger(pid) && pid !== postmaster && ppidOf(pid) === postmaster) total += cpuOf(pid, false)
+  }
+  return total
+}
+
+interface Counters {
+  readonly byQuery: ReadonlyMap<string, { readonly query: string; readonly calls: number }>
+  readonly at: number
+  readonly nodeMs: number
+  readonly postgresMs: number
+  readonly statements: number
+  readonly roundTrips: number
+  readonly commits: number
+  readonly walFsyncs: number
+}
+
+let probes = 0
+
+const readCounters = (postmaster: number, nodeCpu: () => number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    // Backends flush their statistics at most once a second when idle: wait for it, then take a fresh snapshot.
+    yield* Effect.sleep(1_200)
+    probes += 5
+    yield* sql.unsafe(`SELECT ${PROBE} pg_stat_clear_snapshot()`)
+    const calls = yield* sql.unsafe<{ statements: number; round_trips: number }>(
+      `SELECT ${PROBE}
+         coalesce(sum(calls) FILTER (WHERE query !~* '^\\s*(BEGIN|COMMIT|ROLLBACK|START TRANSACTION|SAVEPOINT|RELEASE)'), 0)::float8 AS statements,
+         coalesce(sum(calls), 0)::float8 AS round_trips
+       FROM pg_stat_statements
+       WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND query NOT LIKE '%bench-probe%'`
+    )
+    const xacts = yield* sql.unsafe<{ commits: number }>(
+      `SELECT ${PROBE} xact_commit::float8 AS commits FROM pg_stat_database WHERE datname = current_database()`
+    )
+    const wal = yield* sql.unsafe<{ fsyncs: number }>(
+      `SELECT ${PROBE} coalesce(sum(fsyncs), 0)::float8 AS fsyncs FROM pg_stat_io WHERE object = 'wal'`
+    )
+    const rows = yield* sql.unsafe<{ queryid: string; query: string; calls: number }>(
+      `SELECT ${PROBE} queryid::text AS queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query, calls::float8 AS calls
+       FROM pg_stat_statements
+       WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench-probe%'`
+    )
+    return {
+      byQuery: new Map(rows.map((r) => [r.queryid, { query: r.query, calls: Number(r.calls) }])),
+      at: performance.now(),
+      nodeMs: nodeCpu(),
+      postgresMs: postgresCpu(postmaster),
+      statements: Number(calls[0]!.statements),
+      roundTrips: Number(calls[0]!.round_trips),
+      commits: Number(xacts[0]!.commits) - probes,
+      walFsyncs: Number(wal[0]!.fsyncs)
+    } satisfies Counters
+  }).pipe(Effect.orDie)
+
+/** The statements that ran most between two samples, per command. */
+const topStatements = (before: Counters, after: Counters, commands: number) =>
+  [...after.byQuery.entries()]
+    .map(([id, a]) => ({ query: a.query, perCommand: round((a.calls - (before.byQuery.get(id)?.calls ?? 0)) / commands, 2) }))
+    .filter((q) => q.perCommand >= 0.05)
+    .sort((x, y) => y.perCommand - x.perCommand)
+
+const perCommand = (before: Counters, after: Counters, commands: number) => ({
+  nodeCpuMs: round((after.nodeMs - before.nodeMs) / commands, 2),
+  postgresCpuMs: round((after.postgresMs - before.postgresMs) / commands, 2),
+  statements: round((after.statements - before.statements) / commands, 2),
+  roundTrips: round((after.roundTrips - before.roundTrips) / commands, 2),
+  commits: round((after.commits - before.commits) / commands, 2),
+  walFsyncs: round((after.walFsyncs - before.walFsyncs) / commands, 2)
+})
+
+const loadAverage = () => Os.loadavg().map((n) => round(n, 2)).join(" / ")
+
+// ---------------------------------------------------------------------------------------------------------------
+// Ours
+
+const countAcked = (label: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    probes++
+    const rows = yield* sql.unsafe<{ n: number }>(
+      `SELECT ${PROBE} count(*)::int AS n FROM cloud_session_commands c JOIN cloud_sessions s ON s.id = c.session_id
+       WHERE s.title LIKE $1 AND c.status = 'acked'`,
+      [`${label}-%`]
+    )
+    return Number(rows[0]!.n)
+  }).pipe(Effect.orDie)
+
+const drainOurs = (stack: Stack, label: string, sessions: ReadonlyArray<string>, commands: number) =>
+  Effect.gen(function*() {
+    const perSession = Math.ceil(commands / sessions.length)
+    const jobs = sessions.flatMap((sessionId) => Array.from({ length: perSession }, () => sessionId))
+    const started = performance.now()
+    const enqueued = Effect.runPromise(Effect.promise(() => pool(jobs, IN_FLIGHT, (sessionId) => prompt(stack, sessionId, PROMPT))))
+    let acked = 0
+    const deadline = Date.now() + 600_000
+    while (acked < jobs.length && Date.now() < deadline) {
+      yield* Effect.sleep(50)
+      acked = yield* countAcked(label)
+    }
+    const seconds = (performance.now() - started) / 1000
+    yield* Effect.promise(() => enqueued)
+    return { commands: jobs.length, acked, seconds: round(seconds, 2), perSecond: round(acked / seconds) }
+  })
+
+/** Open loop: prompt i goes to session i mod 50 at i / 50 s whatever that session is doing; matched by command id. */
+const latencyOpenLoop = async (stack: Stack) => {
+  const sessions = await createSessions(stack, LATENCY_SESSIONS, "latency")
+  const controller = new AbortController()
+  interface Timing { sentAt?: number; accepted?: number; firstEvent?: number; idle?: number }
+  const timings = new Map<string, Timing>()
+  const timing = (commandId: string) => {
+    let t = timings.get(commandId)
+    if (t === undefined) timings.set(commandId, (t = {}))
+    return t
+  }
+  await Promise.all(sessions.map((sessionId) =>
+    openSse(`${stack.baseUrl}/api/sessions/${sessionId}/events`, { authorization: `Bearer ${stack.token}` }, controller.signal, (frame) => {
+      if (frame.event === "" || frame.event === "prompt.submitted") return
+      const now = performance.now()
+      let commandId: unknown
+      try {
+        commandId = (JSON.parse(frame.data) as { payload?: { commandId?: unknown } }).payload?.commandId
+      } catch {
+        return
+      }
+      if (typeof commandId !== "string") return
+      const t = timing(commandId)
+      t.firstEvent ??= now
+      if (frame.event === "session.idle") t.idle ??= now
+    })))
+  const send = async (sessionId: string) => {
+    const sentAt = performance.now()
+    const { commandId } = await prompt(stack, sessionId, PROMPT)
+    const t = timing(commandId)
+    t.sentAt = sentAt
+    t.accepted = performance.now()
+    return commandId
+  }
+  // Warm-up, not measured.
+  const warm = await Promise.all(sessions.map(send))
+  const warmDeadline = Date.now() + 30_000
+  while (warm.some((id) => timings.get(id)?.idle === undefined) && Date.now() < warmDeadline) await sleep(20)
+
+  const total = LATENCY_RATE * LATENCY_SECONDS
+  const interval = 1000 / LATENCY_RATE
+  const started = performance.now()
+  const sent: Array<Promise<string>> = []
+  for (let i = 0; i < total; i++) {
+    await sleep(started + i * interval - performance.now())
+    sent.push(send(sessions[i % sessions.length]!))
+  }
+  const sendSeconds = (performance.now() - started) / 1000
+  const ids = await Promise.all(sent)
+  const deadline = Date.now() + 60_000
+  while (ids.some((id) => timings.get(id)?.idle === undefined) && Date.now() < deadline) await sleep(20)
+  controller.abort()
+  const measured = ids.map((id) => timings.get(id)!).filter((t) => t.firstEvent !== undefined && t.sentAt !== undefined)
+  const firstEvent = measured.map((t) => t.firstEvent! - t.sentAt!)
+  const idle = measured.filter((t) => t.idle !== undefined).map((t) => t.idle! - t.sentAt!)
+  const accepted = measured.map((t) => t.accepted! - t.sentAt!)
+  const stat = (values: ReadonlyArray<number>) => ({
+    p50: round(percentile(values, 50)),
+    p99: round(percentile(values, 99)),
+    max: round(values.length === 0 ? Number.NaN : Math.max(...values))
+  })
+  return {
+    prompts: total,
+    measured: measured.length,
+    offeredPerSecond: round(total / sendSeconds),
+    firstEvent: stat(firstEvent),
+    idle: stat(idle),
+    accepted: stat(accepted)
+  }
+}
+
+const runOurs = (url: string, dataDir: string, postmaster: number, label: string, env: Record<string, string>, token?: string) =>
+  Effect.gen(function*() {
+    const loadBefore = loadAverage()
+    const stack = yield* Effect.promise(() =>
+      startStack({ databaseUrl: url, dataDir, workerConcurrency: CONCURRENCY, extraEnv: env, knownToken: token }))
+    const nodeCpu = () => cpuOf(stack.child.pid!, true)
+    // Warm-up: JIT, pools, plans; not measured.
+    const warmSessions = yield* Effect.promise(() => createSessions(stack, 50, `warm${label}`))
+    yield* drainOurs(stack, `warm${label}`, warmSessions, 200)
+    const sessions = yield* Effect.promise(() => createSessions(stack, SESSIONS, label))
+    const before = yield* readCounters(postmaster, nodeCpu)
+    const throughput = yield* drainOurs(stack, label, sessions, COMMANDS)
+    const after = yield* readCounters(postmaster, nodeCpu)
+    const latency = yield* Effect.promise(() => latencyOpenLoop(stack))
+    yield* stopStack(stack)
+    return {
+      stack,
+      result: { throughput, perCommand: perCommand(before, after, throughput.acked), top: topStatements(before, after, throughput.acked), latency, loadBefore, loadAfter: loadAverage() }
+    }
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// graphile-worker
+
+const runGraphileWorker = (url: string, postmaster: number) =>
+  Effect.gen(function*() {
+    const loadBefore = loadAverage()
+    const logger = new GraphileLogger(() => () => {})
+    const utils = yield* Effect.promise(() => makeWorkerUtils({ connectionString: url, logger }))
+    yield* Effect.promise(() => utils.migrate())
+    let done = 0
+    let target = Number.POSITIVE_INFINITY
+    let finished: () => void = () => {}
+    const allDone = new Promise<void>((resolve) => (finished = resolve))
+    const runner = yield* Effect.promise(() =>
+      runGraphile({
+        connectionString: url,
+        concurrency: CONCURRENCY,
+        noHandleSignals: true,
+        pollInterval: 2_000,
+        logger,
+        taskList: {
+          bench: async () => {
+            if (++done >= target) finished()
+          }
+        }
+      })
+    )
+    const addAll = (n: number) =>
+      pool(Array.from({ length: n }, (_, i) => i), IN_FLIGHT, (i) => utils.addJob("bench", { i }, { queueName: `q${i % SESSIONS}` }))
+    // Warm-up.
+    target = 200
+    yield* Effect.promise(() => addAll(200).then(() => allDone))
+    done = 0
+    target = COMMANDS
+    const allDone2 = new Promise<void>((resolve) => (finished = resolve))
+    const nodeCpu = () => cpuOf(process.pid, false)
+    const before = yield* readCounters(postmaster, nodeCpu)
+    const started = performance.now()
+    yield* Effect.promise(() => Promise.all([addAll(COMMANDS), allDone2]))
+    const seconds = (performance.now() - started) / 1000
+    const after = yield* readCounters(postmaster, nodeCpu)
+    yield* Effect.promise(() => runner.stop())
+    yield* Effect.promise(async () => utils.release())
+    return {
+      throughput: { commands: COMMANDS, acked: done, seconds: round(seconds, 2), perSecond: round(done / seconds) },
+      perCommand: perCommand(before, after, done),
+      top: topStatements(before, after, done),
+      loadBefore,
+      loadAfter: loadAverage()
+    }
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Ceiling: our fenced statements alone
+
+const seedBacklog = (sessions: number, perSession: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    probes++
+    yield* sql.unsafe(
+      `WITH ${PROBE} o AS (SELECT id FROM cloud_orgs ORDER BY created_at LIMIT 1), s AS (
+         INSERT INTO cloud_sessions (id, org_id, title)
+         SELECT 'ses_ceiling_' || g, o.id, 'ceiling-' || g FROM generate_series(1, $1) g, o RETURNING id, org_id
+       ), p AS (
+         INSERT INTO cloud_session_projections (session_id, org_id, last_sequence) SELECT id, org_id, 0 FROM s RETURNING session_id, org_id
+       ), l AS (
+         INSERT INTO cloud_worker_leases (session_id) SELECT session_id FROM p RETURNING session_id
+       )
+       INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload)
+       SELECT 'cmd_ceiling_' || l.session_id || '_' || k, l.session_id, o.id, 'prompt', '{"text":"ceiling"}'::jsonb
+       FROM l, o, generate_series(1, $2) k ORDER BY l.session_id, k`,
+      [sessions, perSession]
+    )
+  }).pipe(Effect.orDie)
+
+const runCeiling = (postmaster: number) =>
+  Effect.gen(function*() {
+    const loadBefore = loadAverage()
+    const perSession = Math.ceil(COMMANDS / SESSIONS)
+    yield* seedBacklog(SESSIONS, perSession)
+    const leases = yield* LeaseStore
+    const queue = yield* CommandQueue
+    const log = yield* EventLog
+    const fiber = (workerId: string) =>
+      Effect.gen(function*() {
+        let completed = 0
+        for (;;) {
+          const claimed = yield* leases.claim(workerId, 1, 15_000, 3)
+          if (claimed.length === 0) return completed
+          const lease = claimed[0]!
+          for (;;) {
+            const next = yield* queue.next(lease)
+            if (Option.isNone(next)) {
+              if (yield* leases.releaseIfIdle(lease)) break
+              continue
+            }
+            const command = next.value
+            const owner = { commandId: command.id, attempt: command.attempt }
+            yield* log.append(lease, [
+              { type: "session.status", payload: { status: "running", commandId: command.id }, ...owner },
+              { type: "assistant.message", payload: { messageId: `msg_${command.id}`, text: "echo: ceiling", final: true }, ...owner },
+              { type: "session.idle", payload: { commandId: command.id, outcome: "acked" }, ...owner }
+            ], { commandId: command.id, outcome: "acked" })
+            completed++
+          }
+        }
+      })
+    const nodeCpu = () => cpuOf(process.pid, false)
+    const before = yield* readCounters(postmaster, nodeCpu)
+    const started = performance.now()
+    const counts = yield* Effect.all(Array.from({ length: CONCURRENCY }, (_, i) => fiber(`ceiling-${i}`)), { concurrency: "unbounded" })
+    const seconds = (performance.now() - started) / 1000
+    const total = counts.reduce((a, b) => a + b, 0)
+    const after = yield* readCounters(postmaster, nodeCpu)
+    return {
+      throughput: { commands: total, acked: total, seconds: round(seconds, 2), perSecond: round(total / seconds) },
+      perCommand: perCommand(before, after, total),
+      top: topStatements(before, after, total),
+      loadBefore,
+      loadAfter: loadAverage()
+    }
+  }).pipe(Effect.orDie)
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const gitCommit = () => {
+  if (process.env.BENCH_COMMIT) return process.env.BENCH_COMMIT
+  try {
+    return ChildProcess.execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repoRoot, encoding: "utf8" }).trim()
+  } catch {
+    return "unknown"
+  }
+}
+
+type PhaseResult = {
+  readonly throughput: { readonly commands: number; readonly acked: number; readonly seconds: number; readonly perSecond: number }
+  readonly perCommand: ReturnType<typeof perCommand>
+  readonly loadBefore: string
+  readonly loadAfter: string
+}
+
+const report = (results: {
+  readonly date: string
+  readonly commit: string
+  readonly machine: string
+  readonly off: PhaseResult & { readonly top: ReturnType<typeof topStatements> } & { readonly latency: Awaited<ReturnType<typeof latencyOpenLoop>> }
+  readonly on: PhaseResult & { readonly latency: Awaited<ReturnType<typeof latencyOpenLoop>> }
+  readonly graphile: PhaseResult
+  readonly ceiling: PhaseResult
+}) => {
+  const { off, on, graphile, ceiling } = results
+  const row = (name: string, r: PhaseResult) => {
+    const c = r.perCommand
+    return `| ${name} | ${r.throughput.perSecond} /s (${r.throughput.acked} in ${r.throughput.seconds} s) | ${c.nodeCpuMs} | ${c.postgresCpuMs} | ${round(c.nodeCpuMs + c.postgresCpuMs, 2)} | ${c.statements} | ${c.commits} | ${c.walFsyncs} | ${r.loadBefore} → ${r.loadAfter} |`
+  }
+  const latencyRow = (name: string, l: Awaited<ReturnType<typeof latencyOpenLoop>>) =>
+    `| ${name} | ${l.offeredPerSecond} /s, ${l.measured} of ${l.prompts} timed | ${l.firstEvent.p50} / ${l.firstEvent.p99} / ${l.firstEvent.max} | ${l.idle.p50} / ${l.idle.p99} | ${l.accepted.p50} / ${l.accepted.p99} |`
+  return [
+    `## ${results.date} — \`npm run bench:peers\`${process.env.BENCH_LABEL ? ` (${process.env.BENCH_LABEL})` : ""}`,
+    "",
+    `Commit ${results.commit}; ${results.machine}. One embedded Postgres 18 (fsync on), ${COMMANDS} commands per phase over`,
+    `${SESSIONS} sessions / queues, ${IN_FLIGHT} enqueues in flight, concurrency ${CONCURRENCY} (worker fibers, graphile-worker`,
+    "concurrency, ceiling fibers). Ours: `cowork up` child process, scripted runtime, prompt `" + PROMPT + "`; its node CPU",
+    "is that child (web + worker); graphile-worker and the ceiling run in the benchmark process (node CPU = this process,",
+    "enqueueing included). Statements: pg_stat_statements calls, which miss BEGIN/COMMIT run as prepared statements, so",
+    "round trips = statements + 2 per explicit transaction. Transactions: pg_stat_database xact_commit (read-only ones",
+    "included); WAL fsyncs: pg_stat_io (object wal) — the durable commits. Our probes are left out of all three.",
+    "",
+    "| per command | throughput | CPU ms node | CPU ms Postgres | CPU ms total | statements | transactions | WAL fsyncs | load before → after |",
+    "|---|---|---|---|---|---|---|---|---|",
+    row("ours, checkpoints off", off),
+    row("ours, checkpoints on", on),
+    row("graphile-worker 0.18.0 (no-op task)", graphile),
+    row("ceiling: our fenced SQL alone", ceiling),
+    "",
+    "| ratio (same run) | checkpoints off | checkpoints on |",
+    "|---|---|---|",
+    `| ours / graphile-worker | ${round(off.throughput.perSecond / graphile.throughput.perSecond, 3)} | ${round(on.throughput.perSecond / graphile.throughput.perSecond, 3)} |`,
+    `| ours / ceiling | ${round(off.throughput.perSecond / ceiling.throughput.perSecond, 3)} | ${round(on.throughput.perSecond / ceiling.throughput.perSecond, 3)} |`,
+    "",
+    "| open-loop latency, 50 prompts/s over 50 sessions | offered | prompt → first worker SSE event p50 / p99 / max ms | prompt → session.idle p50 / p99 ms | POST → 202 p50 / p99 ms |",
+    "|---|---|---|---|---|",
+    latencyRow("checkpoints off", off.latency),
+    latencyRow("checkpoints on", on.latency),
+    "",
+    "Statements per command, ours with checkpoints off (pg_stat_statements calls in the measured window / commands):",
+    "",
+    "| calls per command | statement |",
+    "|---|---|",
+    ...off.top.slice(0, 14).map((q) => `| ${q.perCommand} | \`${q.query.replaceAll("|", "\\|").replaceAll("`", "'")}\` |`),
+    ""
+  ].join("\n")
+}
+
+const main = Effect.gen(function*() {
+  const cpus = Os.cpus()
+  const machineLine = `${Os.type()} ${Os.release()} ${Os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? "?"}, Node ${process.version}`
+  const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-peers-"))
+  Fs.chmodSync(dataDir, 0o755)
+  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
+  const pgDir = Path.join(dataDir, "postgres")
+  const cluster = yield* startEmbeddedPostgres(pgDir)
+  yield* Database.ensureDatabase(cluster.url("postgres"), "bench")
+  const url = cluster.url("bench")
+  const postmaster = Number(Fs.readFileSync(Path.join(pgDir, "postmaster.pid"), "utf8").split("\n")[0])
+  const database = Database.layer({ url: Redacted.make(url), maxConnections: CONCURRENCY + 4, applicationName: "bench" })
+  const services = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer).pipe(Layer.provideMerge(database))
+
+  return yield* Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).pipe(Effect.orDie)
+    console.error("ours, checkpoints off …")
+    const off = yield* runOurs(url, dataDir, postmaster, "off", { OPEN_COWORK_CLOUD_CHECKPOINTS: "false" })
+    console.error(JSON.stringify(off.result))
+    console.error("ours, checkpoints on …")
+    const on = yield* runOurs(url, dataDir, postmaster, "on", {}, off.stack.token)
+    console.error(JSON.stringify(on.result))
+    console.error("graphile-worker …")
+    const graphile = yield* runGraphileWorker(url, postmaster)
+    console.error(JSON.stringify(graphile))
+    console.error("ceiling …")
+    const ceiling = yield* runCeiling(postmaster)
+    console.error(JSON.stringify(ceiling))
+    const results = {
+      date: new Date().toISOString(),
+      commit: gitCommit(),
+      machine: machineLine,
+      off: off.result,
+      on: on.result,
+      graphile,
+      ceiling
+    }
+    const markdown = report(results)
+    console.log(JSON.stringify(results, null, 2))
+    console.log(markdown)
+    if (process.env.BENCH_NO_APPEND !== "1") {
+      Fs.appendFileSync(Path.join(repoRoot, "docs/benchmarks.md"), `\n${markdown}\n`)
+      console.error("appended to docs/benchmarks.md")
+    }
+  }).pipe(Effect.provide(services))
+}).pipe(Effect.scoped)
+
+main.pipe(Effect.orDie, NodeRuntime.runMain)
