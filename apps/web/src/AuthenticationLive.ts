@@ -23,7 +23,8 @@ const makeAuthenticator = Effect.gen(function*() {
   const tokens = yield* TokenVerifier
   const metrics = yield* Metrics
   const limits = yield* RequestLimits
-  return Effect.fn("Authentication.bearer")(function*(
+  // Per request: no call-site stack capture (Effect.fn's), only the span.
+  return Effect.fnUntraced(function*(
     credential: Redacted.Redacted<string>,
     groupAnnotations: Context.Context<never>,
     endpointAnnotations: Context.Context<never>,
@@ -52,7 +53,7 @@ const makeAuthenticator = Effect.gen(function*() {
     }
     yield* limits.admit(principal)
     return principal
-  })
+  }, Effect.withSpan("Authentication.bearer"))
 })
 
 /** Tenant routes: provides the org principal, from a bearer token or (without one) a browser session cookie. */

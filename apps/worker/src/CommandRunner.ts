@@ -21,7 +21,7 @@ const enqueuedBy = (command: RunnableCommand): ReadonlyArray<Tracer.SpanLink> =>
  * The abort command: `session.aborted` with the ack in one statement (releasing the lease when nothing else is
  * pending), then a fresh abort signal for what follows. True when the lease was released.
  */
-const runAbort = Effect.fn("Worker.runAbort")(function*(lease: Lease, command: RunnableCommand, session: HeldSession) {
+const runAbort = Effect.fnUntraced(function*(lease: Lease, command: RunnableCommand, session: HeldSession) {
   const log = yield* EventLog
   const metrics = yield* Metrics
   const held = yield* HeldSessions
@@ -30,7 +30,7 @@ const runAbort = Effect.fn("Worker.runAbort")(function*(lease: Lease, command: R
   yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: "acked" })
   yield* Effect.logInfo("session aborted")
   return closed.released
-})
+}, Effect.withSpan("Worker.runAbort"))
 
 /**
  * Runs one command of a held session's mailbox (started by `CommandQueue.start`: a prompt's opening events are

@@ -28,7 +28,7 @@ export interface TurnContext {
  * the lease when nothing else is pending. Every append is fenced by the lease; a runtime failure fails the command,
  * an abort cancels it. Returns whether the lease was released.
  */
-export const run = Effect.fn("Worker.runPrompt")(function*(lease: Lease, command: RunnableCommand, turn: TurnContext) {
+export const run = Effect.fnUntraced(function*(lease: Lease, command: RunnableCommand, turn: TurnContext) {
   const log = yield* EventLog
   const metrics = yield* Metrics
   const { checkpoint } = turn
@@ -89,4 +89,4 @@ export const run = Effect.fn("Worker.runPrompt")(function*(lease: Lease, command
   yield* metrics.inc("open_cowork_cloud_worker_commands_processed_total", { status: completionOf(outcome) })
   yield* Effect.logInfo("command completed").pipe(Effect.annotateLogs({ outcome: outcome._tag, attempt: command.attempt }))
   return closed.released
-})
+}, Effect.withSpan("Worker.runPrompt"))

@@ -158,7 +158,7 @@ export const make = (store: CheckpointStore["Service"], keepLast: number, report
       )
       return version
     }),
-    save: Effect.fn("SessionCheckpoints.save")(function*(lease: Lease, session: RuntimeSession, current: number) {
+    save: Effect.fnUntraced(function*(lease: Lease, session: RuntimeSession, current: number) {
       const orgId = lease.orgId
       if (orgId === undefined) return undefined
       const version = nextVersion(lease, current)
@@ -182,7 +182,7 @@ export const make = (store: CheckpointStore["Service"], keepLast: number, report
         reused_chunks: saved.reusedChunks
       }))
       return version
-    }),
+    }, Effect.withSpan("SessionCheckpoints.save")),
     prune: (lease) =>
       lease.orgId === undefined
         ? Effect.void

@@ -7,7 +7,7 @@ import { appendEvents, appendEventsStatement } from "./AppendEvents.ts"
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
-  const append = Effect.fn("EventLog.append")(function*(
+  const append = Effect.fnUntraced(function*(
     lease: Lease,
     drafts: ReadonlyArray<EventDraft>,
     completion?: CommandCompletion
@@ -25,7 +25,7 @@ export const make = Effect.gen(function*() {
       })
     }
     return last
-  })
+  }, Effect.withSpan("EventLog.append"))
 
   const close = Effect.fnUntraced(function*(lease: Lease, drafts: ReadonlyArray<EventDraft>, completion: CommandCompletion) {
     const statement = appendEventsStatement(lease.sessionId, drafts, {
@@ -42,7 +42,7 @@ export const make = Effect.gen(function*() {
     return { lastSequence: Number(row.last_sequence), released: row.released === true }
   }, Effect.withSpan("EventLog.close"))
 
-  const read = Effect.fn("EventLog.read")(function*(sessionId: string, after: number, limit: number) {
+  const read = Effect.fnUntraced(function*(sessionId: string, after: number, limit: number) {
     const rows = yield* sql.unsafe<{ sequence: bigint; type: string; event_id: string; payload: unknown; created_at: Date }>(
       `SELECT sequence, type, event_id, payload, created_at FROM cloud_session_events
        WHERE session_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3`,
@@ -55,9 +55,9 @@ export const make = Effect.gen(function*() {
       payload: row.payload,
       createdAt: new Date(row.created_at).toISOString()
     }))
-  })
+  }, Effect.withSpan("EventLog.read"))
 
-  const bounds = Effect.fn("EventLog.bounds")(function*(sessionId: string) {
+  const bounds = Effect.fnUntraced(function*(sessionId: string) {
     const rows = yield* sql.unsafe<{ earliest_sequence: bigint; last_sequence: bigint }>(
       `SELECT earliest_sequence, last_sequence FROM cloud_session_projections WHERE session_id = $1`,
       [sessionId]
@@ -66,7 +66,7 @@ export const make = Effect.gen(function*() {
     return row === undefined
       ? { earliestSequence: 1, latestSequence: 0 }
       : { earliestSequence: Number(row.earliest_sequence), latestSequence: Number(row.last_sequence) }
-  })
+  }, Effect.withSpan("EventLog.bounds"))
 
   const latestSequences = Effect.fn("EventLog.latestSequences")(function*(sessionIds: ReadonlyArray<string>) {
     if (sessionIds.length === 0) return new Map<string, number>()

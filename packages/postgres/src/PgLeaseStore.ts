@@ -33,7 +33,7 @@ const LIVE = liveLease("$1", "$2", "$3")
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
-  const claim = Effect.fn("LeaseStore.claim")(function*(
+  const claim = Effect.fnUntraced(function*(
     workerId: string,
     limit: number,
     ttlMs: number,
@@ -102,7 +102,7 @@ export const make = Effect.gen(function*() {
       checkpointVersion: Number(row.checkpoint_version),
       orgId: row.org_id
     }))
-  })
+  }, Effect.withSpan("LeaseStore.claim"))
 
   const fenced = (lease: Lease, operation: StaleOwnerOperation, statement: string, extra: ReadonlyArray<unknown> = []) =>
     sql.unsafe<{ ok: boolean }>(statement, [lease.sessionId, lease.epoch, lease.workerId, ...extra]).pipe(
@@ -114,13 +114,13 @@ export const make = Effect.gen(function*() {
       )
     )
 
-  const renew = Effect.fn("LeaseStore.renew")(function*(lease: Lease, ttlMs: number) {
+  const renew = Effect.fnUntraced(function*(lease: Lease, ttlMs: number) {
     yield* fenced(lease, "renew", `UPDATE cloud_worker_leases l
       SET expires_at = now() + make_interval(secs => $4::float8 / 1000), renewed_at = now()
       WHERE ${LIVE} AND ${mayRenew("l.worker_id")} RETURNING true AS ok`, [ttlMs])
-  })
+  }, Effect.withSpan("LeaseStore.renew"))
 
-  const releaseIfIdle = Effect.fn("LeaseStore.releaseIfIdle")(function*(lease: Lease) {
+  const releaseIfIdle = Effect.fnUntraced(function*(lease: Lease) {
     const row = yield* fenced(lease, "release", `WITH live AS (
         SELECT l.session_id FROM cloud_worker_leases l WHERE ${LIVE} FOR UPDATE OF l
       ),
@@ -135,7 +135,7 @@ export const make = Effect.gen(function*() {
       )
       SELECT EXISTS (SELECT 1 FROM released) AS ok FROM live`)
     return row.ok
-  })
+  }, Effect.withSpan("LeaseStore.releaseIfIdle"))
 
   const expire = Effect.fn("LeaseStore.expire")(function*(lease: Lease) {
     yield* fenced(lease, "expire", `UPDATE cloud_worker_leases l SET expires_at = now()

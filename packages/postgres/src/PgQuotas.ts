@@ -6,7 +6,7 @@ import { SqlClient } from "effect/sql"
 /** Quota overrides in `cloud_org_quotas`. */
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  const overrides = Effect.fn("Quotas.overrides")(function*(orgId: string) {
+  const overrides = Effect.fnUntraced(function*(orgId: string) {
     const rows = yield* sql.unsafe<{ quota: QuotaName; value: string | number }>(
       `SELECT quota, value FROM cloud_org_quotas WHERE org_id = $1`,
       [orgId]
@@ -14,7 +14,7 @@ export const make = Effect.gen(function*() {
     const result: QuotaOverrides = {}
     for (const row of rows) result[row.quota] = Number(row.value)
     return result
-  }, Effect.orDie)
+  }, Effect.orDie, Effect.withSpan("Quotas.overrides"))
   const setOverride = Effect.fn("Quotas.setOverride")(function*(orgId: string, quota: QuotaName, value: number | null) {
     if (value === null) {
       yield* sql.unsafe(`DELETE FROM cloud_org_quotas WHERE org_id = $1 AND quota = $2`, [orgId, quota])

@@ -83,11 +83,11 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       [sessionId, orgId]
     ).pipe(Effect.orDie)
 
-  const get = Effect.fn("SessionStore.get")(function*(orgId: string, sessionId: string) {
+  const get = Effect.fnUntraced(function*(orgId: string, sessionId: string) {
     const rows = yield* selectSession(orgId, sessionId)
     if (rows[0] === undefined) return yield* new NotFound({ message: `session ${sessionId} not found` })
     return toSession(rows[0])
-  })
+  }, Effect.withSpan("SessionStore.get"))
 
   const create = Effect.fn("SessionStore.create")(function*(orgId: string, input: CreateSessionInput) {
     const sessionId = newSessionId()
@@ -302,7 +302,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       }
     )
 
-  const prompt = Effect.fn("SessionStore.prompt")(function*(
+  const prompt = Effect.fnUntraced(function*(
     orgId: string,
     sessionId: string,
     input: {
@@ -387,7 +387,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       }
       return { commandId, created: true }
     })).pipe(Effect.catchTag("SqlError", Effect.die))
-  })
+  }, Effect.withSpan("SessionStore.prompt"))
 
   const answer = Effect.fn("SessionStore.answer")(function*(orgId: string, sessionId: string, input: AskAnswer) {
     return yield* sql.withTransaction(Effect.gen(function*() {

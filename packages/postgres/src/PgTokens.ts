@@ -177,7 +177,7 @@ export const make = Effect.gen(function*() {
     return rows.map((row) => row.id)
   }, Effect.orDie)
 
-  const verify = Effect.fn("Tokens.verify")(function*(raw: Redacted.Redacted<string>) {
+  const verify = Effect.fnUntraced(function*(raw: Redacted.Redacted<string>) {
     const parsed = parsePresentedToken(raw)
     if (parsed instanceof Unauthorized) return yield* parsed
     const rows = yield* sql.unsafe<{
@@ -214,7 +214,7 @@ export const make = Effect.gen(function*() {
       ? { kind: "platform", tokenId: parsed.tokenId, scopes: platformScopes(row.scopes) }
       : { kind: "org", orgId: row.org_id, tokenId: parsed.tokenId, scopes: knownScopes(row.scopes) }
     return { principal, expiresAt: iso(row.expires_at) }
-  })
+  }, Effect.withSpan("Tokens.verify"))
 
   const authenticate = (raw: Redacted.Redacted<string>) => Effect.map(verify(raw), (verified) => verified.principal)
 

@@ -46,8 +46,29 @@ const hkdf = (master: Uint8Array, info: string, length: number) =>
   new Uint8Array(Crypto.hkdfSync("sha256", master, "cowork-cloud/v1", info, length))
 
 /** Identifies a master key without revealing it: an HKDF output under its own label, never the key's hash. */
-export const masterKeyId = (master: Redacted.Redacted<Uint8Array>): string =>
-  Buffer.from(hkdf(Redacted.value(master), "key-id", KEY_ID_BYTES)).toString("hex")
+const masterKeyIds = new WeakMap<Redacted.Redacted<Uint8Array>, string>()
+
+/** The master key's id (an HKDF of it), computed once per loaded key. */
+export const masterKeyId = (master: Redacted.Redacted<Uint8Array>): string => {
+  let id = masterKeyIds.get(master)
+  if (id === undefined) {
+    id = Buffer.from(hkdf(Redacted.value(master), "key-id", KEY_ID_BYTES)).toString("hex")
+    masterKeyIds.set(master, id)
+  }
+  return id
+}
+
+const keyObjects = new WeakMap<DataKey, Crypto.KeyObject>()
+
+/** The data key as a prepared cipher key, once per data key (the adapter keeps one data key per org). */
+const cipherKey = (dataKey: DataKey): Crypto.KeyObject => {
+  let key = keyObjects.get(dataKey)
+  if (key === undefined) {
+    key = Crypto.createSecretKey(Redacted.value(dataKey.key))
+    keyObjects.set(dataKey, key)
+  }
+  return key
+}
 
 /** HKDF-SHA256 of the master key with the org id as info: independent 256-bit keys per org. */
 export const deriveDataKey = (master: Redacted.Redacted<Uint8Array>, orgId: string): DataKey => ({
@@ -64,7 +85,7 @@ export const sealEnvelope = (dataKey: DataKey, plaintext: Uint8Array, context = 
   header.writeUInt8(ENVELOPE_VERSION, 0)
   Buffer.from(dataKey.keyId, "hex").copy(header, 1)
   const nonce = Crypto.randomBytes(NONCE_BYTES)
-  const cipher = Crypto.createCipheriv("aes-256-gcm", Redacted.value(dataKey.key), nonce, { authTagLength: TAG_BYTES })
+  const cipher = Crypto.createCipheriv("aes-256-gcm", cipherKey(dataKey), nonce, { authTagLength: TAG_BYTES })
   cipher.setAAD(associatedData(header, dataKey.orgId, context))
   const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()])
   return new Uint8Array(Buffer.concat([header, nonce, cipher.getAuthTag(), ciphertext]))
@@ -92,7 +113,7 @@ export const openEnvelope = (
     const ciphertext = envelope.subarray(OVERHEAD)
     return yield* Effect.try({
       try: () => {
-        const decipher = Crypto.createDecipheriv("aes-256-gcm", Redacted.value(dataKey.key), nonce, { authTagLength: TAG_BYTES })
+        const decipher = Crypto.createDecipheriv("aes-256-gcm", cipherKey(dataKey), nonce, { authTagLength: TAG_BYTES })
         decipher.setAAD(associatedData(header, dataKey.orgId, context))
         decipher.setAuthTag(tag)
         return new Uint8Array(Buffer.concat([decipher.update(ciphertext), decipher.final()]))
