@@ -268,6 +268,8 @@ interface PhaseResult {
   readonly framesPerStreamExpected: number
   readonly missingFrames: number
   readonly failedPrompts: number
+  /** POST /prompt → 202 (the web's enqueue transaction shares the web process's pool with the event reads). */
+  readonly post: { readonly p50: number; readonly p99: number }
 }
 
 const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number, sessions: ReadonlyArray<string>, perSession: number) =>
@@ -306,11 +308,14 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
     const started = performance.now()
     const inflight: Array<Promise<unknown>> = []
     let failedPrompts = 0
+    const posts: Array<number> = []
     for (let i = 0; i < total; i++) {
       yield* Effect.promise(() => sleep(started + i * interval - performance.now()))
-      inflight.push(Effect.runPromise(api.sessions.prompt({ params: { id: sessions[i % sessions.length]! }, payload: { text: PROMPT } })).catch(() => {
-        failedPrompts++
-      }))
+      const sentAt = performance.now()
+      inflight.push(Effect.runPromise(api.sessions.prompt({ params: { id: sessions[i % sessions.length]! }, payload: { text: PROMPT } })).then(
+        () => void posts.push(performance.now() - sentAt),
+        () => void failedPrompts++
+      ))
     }
     const sendSeconds = (performance.now() - started) / 1000
     yield* Effect.promise(() => Promise.all(inflight))
@@ -334,6 +339,7 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
     frames.measuring = false
     const sorted = Float64Array.from(frames.latencies).sort()
     const fanoutSorted = Float64Array.from(frames.fanout).sort()
+    const postSorted = Float64Array.from(posts).sort()
     return {
       subscribersPerSession: perSession,
       streams: streams.length,
@@ -363,7 +369,8 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       duplicates: frames.duplicates,
       framesPerStreamExpected: round(expected / Math.max(1, streams.length)),
       missingFrames: Math.max(0, expected - frames.frames),
-      failedPrompts
+      failedPrompts,
+      post: { p50: round(percentile(postSorted, 50)), p99: round(percentile(postSorted, 99)) }
     } satisfies PhaseResult
   }).pipe(Effect.scoped)
 
@@ -490,12 +497,12 @@ const report = (results: any) => {
       "→ frame parsed by the client, every frame of every stream. NOTIFY at web → client = the workspace stream's `session.changed`",
       "(written straight from the notification, no read) → each session stream's frame carrying that tip: the fan-out's own delay.",
       "",
-      "| subscribers / session | streams | prompts (offered /s) | notifications | event reads | reads / notification | web CPU / prompt (cores busy: web / bench clients) | RSS / stream | commit → client p50 / p99 / max | NOTIFY at web → client p50 / p99 / max | gaps / dups / missing frames | failed POSTs |",
-      "|---|---|---|---|---|---|---|---|---|---|---|---|"
+      "| subscribers / session | streams | prompts (offered /s) | notifications | event reads | reads / notification | web CPU / prompt (cores busy: web / bench clients) | RSS / stream | commit → client p50 / p99 / max | NOTIFY at web → client p50 / p99 / max | gaps / dups / missing frames | failed POSTs | POST → 202 p50 / p99 |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     for (const p of results.fanout as Array<PhaseResult>) {
       lines.push(
-        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} (${p.readExecMs} ms each in Postgres) | ${p.webCpuMsPerPrompt} ms (${p.webCpuShare} / ${p.clientCpuShare}) | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.fanoutDelay.p50} / ${p.fanoutDelay.p99} / ${p.fanoutDelay.max} ms (${p.fanoutDelay.samples}) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} | ${p.failedPrompts} |`
+        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} (${p.readExecMs} ms each in Postgres) | ${p.webCpuMsPerPrompt} ms (${p.webCpuShare} / ${p.clientCpuShare}) | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.fanoutDelay.p50} / ${p.fanoutDelay.p99} / ${p.fanoutDelay.max} ms (${p.fanoutDelay.samples}) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} | ${p.failedPrompts} | ${p.post.p50} / ${p.post.p99} ms |`
       )
     }
   }
