@@ -1,4 +1,4 @@
-import type { InboundMessage, ProviderKind } from "@cowork/channels"
+import type { AnswerButton, InboundMessage, ProviderKind } from "@cowork/channels"
 import { Context, Data, type Effect, type Stream } from "effect"
 
 /**
@@ -19,6 +19,7 @@ export interface ClaimedDelivery {
   readonly eventType: string
   readonly text: string
   readonly payload?: unknown
+  readonly buttons?: ReadonlyArray<AnswerButton> | undefined
   readonly idempotencyKey: string
   /** Attempts so far, this one included. */
   readonly attempt: number

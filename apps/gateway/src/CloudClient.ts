@@ -15,7 +15,7 @@ import {
   type InboundResult
 } from "./CloudChannels.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
-import { renderText } from "./Render.ts"
+import { renderButtons, renderText } from "./Render.ts"
 
 /** Bindings are re-read at most this often when an inbound message names a target the cache does not know. */
 const BINDINGS_REFRESH_MS = 5_000
@@ -57,6 +57,7 @@ const toClaimed = (d: WireDelivery): ClaimedDelivery => ({
   threadId: d.externalThreadId === null || d.externalThreadId === d.externalTarget ? undefined : d.externalThreadId,
   eventType: d.eventType,
   text: renderText(d),
+  buttons: renderButtons(d),
   payload: {
     deliveryId: d.id,
     idempotencyKey: d.idempotencyKey,

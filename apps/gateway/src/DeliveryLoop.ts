@@ -23,7 +23,8 @@ const toMessage = (delivery: ClaimedDelivery): OutboundMessage => ({
   threadId: delivery.threadId,
   text: delivery.text,
   eventType: delivery.eventType,
-  payload: delivery.payload
+  payload: delivery.payload,
+  buttons: delivery.buttons
 })
 
 /**

@@ -1,3 +1,4 @@
+import type { AnswerButton } from "@cowork/channels"
 import type { ClaimedDelivery as WireDelivery } from "@cowork/domain"
 
 const str = (value: unknown): string | undefined => (typeof value === "string" && value !== "" ? value : undefined)
@@ -35,4 +36,24 @@ export const renderText = (delivery: Pick<WireDelivery, "kind" | "payload">): st
       ].filter((line) => line !== undefined).join("\n")
     }
   }
+}
+
+/** Buttons for a question's options (its first question) or a permission's once / always / reject. */
+export const renderButtons = (delivery: Pick<WireDelivery, "kind" | "payload">): ReadonlyArray<AnswerButton> => {
+  const payload = (delivery.payload ?? {}) as Record<string, unknown>
+  if (delivery.kind === "permission") {
+    const requestId = str(payload.permissionId)
+    if (requestId === undefined) return []
+    return [["Allow once", "once"], ["Always", "always"], ["Reject", "reject"]].map(([label, value]) => ({ label: label!, requestId, value: value! }))
+  }
+  if (delivery.kind === "question") {
+    const requestId = str(payload.requestId)
+    const first = Array.isArray(payload.questions) ? payload.questions[0] as { options?: unknown } | undefined : undefined
+    if (requestId === undefined) return []
+    const options = Array.isArray(first?.options)
+      ? first.options.map((option) => str((option as { label?: unknown })?.label) ?? str(option)).filter((label): label is string => label !== undefined)
+      : []
+    return [...options.map((label) => ({ label, requestId, value: label })), { label: "Reject", requestId, value: "reject" }]
+  }
+  return []
 }

@@ -21,6 +21,23 @@ export interface OutboundMessage {
   readonly eventType: string
   /** The JSON body an outbound webhook posts (other providers render `text`). */
   readonly payload?: unknown
+  /**
+   * Answer buttons for a question or permission request (Telegram inline keyboard): each press comes back as an
+   * inbound `answer:<requestId>:<value>` callback.
+   */
+  readonly buttons?: ReadonlyArray<AnswerButton> | undefined
+}
+
+export interface AnswerButton {
+  readonly label: string
+  readonly requestId: string
+  readonly value: string
+}
+
+/** Telegram limits `callback_data` to 64 bytes: a button whose data would not fit is left out. */
+export const answerData = (button: AnswerButton): string | undefined => {
+  const data = `answer:${button.requestId}:${button.value}`
+  return Buffer.byteLength(data, "utf8") <= 64 ? data : undefined
 }
 
 /**

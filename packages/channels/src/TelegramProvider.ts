@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import { Api, GrammyError, HttpError } from "grammy"
 import {
+  answerData,
   type ChannelProvider,
   classifyStatus,
   failed,
@@ -114,8 +115,13 @@ export const makeTelegramProvider = (settings: TelegramSettings): ChannelProvide
     Effect.promise(async () => {
       try {
         const threadId = message.threadId === undefined ? undefined : Number(message.threadId)
+        const keyboard = (message.buttons ?? []).flatMap((button) => {
+          const data = answerData(button)
+          return data === undefined ? [] : [{ text: button.label.slice(0, 64), callback_data: data }]
+        })
         const result = await api.sendMessage(message.target, message.text, {
-          ...(threadId !== undefined && Number.isSafeInteger(threadId) ? { message_thread_id: threadId } : {})
+          ...(threadId !== undefined && Number.isSafeInteger(threadId) ? { message_thread_id: threadId } : {}),
+          ...(keyboard.length > 0 ? { reply_markup: { inline_keyboard: [keyboard] } } : {})
         })
         return sent(String(result.message_id))
       } catch (error) {

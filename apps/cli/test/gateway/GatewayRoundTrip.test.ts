@@ -140,4 +140,40 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       yield* gateway.stop
       yield* Scope.close(worker, Exit.void)
     }))
+
+  it.effect("a permission request reaches Telegram with answer buttons; pressing one answers it and the turn's reply follows", () =>
+    Effect.gen(function*() {
+      const telegram = new FakeTelegram(TG_TOKEN)
+      yield* promise(() => telegram.start())
+      yield* Effect.addFinalizer(() => promise(() => telegram.stop()))
+      const { token: admin, url } = yield* orgAdmin
+      const binding = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "2002" })
+      const gatewayToken = yield* issueGatewayToken(url, admin, [binding.id])
+      const worker = yield* startWorker("worker-gateway-hitl")
+      const gateway = yield* startGateway(url, gatewayToken, [
+        { id: "tg", kind: "telegram", botTokenRef: "env:RT_TG", webhookSecretRef: "env:RT_TG_HOOK", apiRoot: telegram.apiRoot, timeoutMs: 2_000 }
+      ], env)
+      const update = (body: unknown) =>
+        http("POST", `${gateway.url}/webhooks/tg`, undefined, body, { [InboundSignatures.TELEGRAM_SECRET_HEADER]: TG_HOOK })
+
+      const asked = yield* update({ update_id: 7001, message: { message_id: 1, chat: { id: 2002 }, from: { id: 9 }, text: "edit it [[permission]]" } })
+      assert.strictEqual(asked.status, 202)
+      yield* promise(() => telegram.waitForSends(1, 30_000))
+      const request = telegram.sends[0]!
+      assert.include(request.text, "permission edit")
+      assert.deepStrictEqual(request.buttons.map(([label]) => label), ["Allow once", "Always", "Reject"])
+      const once = request.buttons[0]![1]
+      assert.match(once, /^answer:per_[^:]+:once$/)
+
+      const pressed = yield* update({ update_id: 7002, callback_query: { id: "cb-1", from: { id: 9 }, data: once, message: { message_id: 2, chat: { id: 2002 } } } })
+      assert.strictEqual(pressed.status, 202, JSON.stringify(pressed.body))
+      yield* promise(() => telegram.waitForSends(2, 30_000))
+      assert.strictEqual(telegram.sends[1]!.text, "echo: edit it [permission once]")
+      assert.deepStrictEqual(telegram.sends[1]!.buttons, [])
+      const again = yield* update({ update_id: 7002, callback_query: { id: "cb-1", from: { id: 9 }, data: once, message: { message_id: 2, chat: { id: 2002 } } } })
+      assert.deepStrictEqual([again.status, again.body], [200, { status: "duplicate" }])
+
+      yield* gateway.stop
+      yield* Scope.close(worker, Exit.void)
+    }))
 })

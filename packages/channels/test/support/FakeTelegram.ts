@@ -4,6 +4,8 @@ export interface TelegramSend {
   readonly chatId: string
   readonly text: string
   readonly threadId?: number | undefined
+  /** The inline keyboard's buttons: `[text, callback_data]`. */
+  readonly buttons: ReadonlyArray<readonly [string, string]>
   readonly at: number
 }
 
@@ -70,6 +72,8 @@ export class FakeTelegram {
           chatId: String(body.chat_id),
           text: String(body.text),
           threadId: typeof body.message_thread_id === "number" ? body.message_thread_id : undefined,
+          buttons: ((body.reply_markup as { inline_keyboard?: Array<Array<{ text: string; callback_data: string }>> } | undefined)?.inline_keyboard ?? [])
+            .flat().map((button) => [button.text, button.callback_data] as const),
           at: request.at
         })
         return { status: 200, body: { ok: true, result: { message_id: messageId, date: Math.floor(request.at / 1000), chat: { id: Number(body.chat_id), type: "private" }, text: body.text } } }
