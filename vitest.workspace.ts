@@ -20,5 +20,12 @@ export const projects = [
   { extends: true, test: { name: "deploy", include: ["test/deploy/**/*.test.ts"] } },
   // Drills with real processes (restore, failover) and the load harness: slow, so not in `npm test`; .ci/run runs
   // them as their own step with COWORK_DRILLS=1 (`COWORK_DRILLS=1 npx vitest run --project drills`).
-  ...(process.env.COWORK_DRILLS === "1" ? [{ extends: true, test: { name: "drills", include: ["apps/cli/test/drills/**/*.test.ts"] } }] : [])
+  ...(process.env.COWORK_DRILLS === "1" ? [{ extends: true, test: { name: "drills", include: ["apps/cli/test/drills/**/*.test.ts"] } }] : []),
+  // The workbench's pure modules (the timeline fold); the browser flows are in `browserProjects`.
+  { extends: true, test: { name: "workbench", include: ["apps/workbench/test/unit/**/*.test.ts"] } }
+]
+
+/** Not part of `npm test`: `npm run test:browser` (vitest.browser.config.ts), a separate CI step. */
+export const browserProjects = [
+  { extends: true, test: { name: "browser", include: ["apps/workbench/test/browser/**/*.test.ts"] } }
 ]

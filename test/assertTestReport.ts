@@ -3,7 +3,7 @@
 // report is written by vitest itself, so a failure it counted cannot be hidden by how the process ended.
 import * as Fs from "node:fs"
 
-const path = ".vitest-report.json"
+const path = process.argv[2] ?? ".vitest-report.json"
 if (!Fs.existsSync(path)) {
   console.error(`test report check: ${path} is missing (did vitest run?)`)
   process.exit(1)

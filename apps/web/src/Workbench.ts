@@ -1,5 +1,5 @@
 import { Config, Effect, Layer } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -99,6 +99,7 @@ export const renderShell = (build: BuiltWorkbench, nonce: string, bootstrap: unk
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>Cowork Cloud</title>
+<link rel="icon" href="data:,">
 ${build.styles.map((href) => `<link rel="stylesheet" href="${escapeHtml(href)}">`).join("\n")}
 <script id="cowork-bootstrap" type="application/json" nonce="${nonce}">${scriptJson(bootstrap)}</script>
 <script type="module" src="${escapeHtml(build.script)}" nonce="${nonce}"></script>
@@ -129,7 +130,8 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter> = HttpRoute
   }
   const bootstrap = { ...publicConfigOf(settings), apiBase: "/api" }
 
-  const shell = Effect.sync(() => {
+  const shell = Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
     if (build === undefined) {
       return HttpServerResponse.text("The workbench is not built. Run `npm run build:workbench`, then reload.\n", {
         status: 503,
@@ -137,7 +139,11 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter> = HttpRoute
       })
     }
     const nonce = Crypto.randomBytes(18).toString("base64")
-    return HttpServerResponse.text(renderShell(build, nonce, bootstrap), {
+    // Whether a session cookie came with the page (not whether it is valid): without one the app shows the sign-in
+    // form at once instead of asking /api/workspace for a 401.
+    const cookie = request.cookies[settings.cookieName]
+    const page = { ...bootstrap, sessionCookie: cookie !== undefined && cookie !== "" }
+    return HttpServerResponse.text(renderShell(build, nonce, page), {
       contentType: "text/html; charset=utf-8",
       headers: { ...SHELL_HEADERS, "content-security-policy": contentSecurityPolicy(nonce) }
     })

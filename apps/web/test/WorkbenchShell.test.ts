@@ -4,10 +4,10 @@ import * as Fs from "node:fs"
 import { DEFAULT_BUILD_DIR, readBuild, renderShell } from "../src/Workbench.ts"
 import { baseUrl, layer } from "./support/WebTestServer.ts"
 
-const get = (path: string) =>
+const get = (path: string, headers: Record<string, string> = {}) =>
   Effect.gen(function*() {
     const url = yield* baseUrl
-    const response = yield* Effect.promise(() => fetch(`${url}${path}`))
+    const response = yield* Effect.promise(() => fetch(`${url}${path}`, { headers }))
     return { status: response.status, headers: response.headers, text: yield* Effect.promise(() => response.text()) }
   })
 
@@ -57,10 +57,11 @@ it.layer(layer)("the workbench shell served by the web role", (it) => {
       const bootstrap = /<script id="cowork-bootstrap" type="application\/json" nonce="[^"]+">([\s\S]*?)<\/script>/.exec(first.text)?.[1]
       assert.isDefined(bootstrap)
       const config = JSON.parse(bootstrap!)
-      assert.deepInclude(config, { authMode: "local", tokenLoginUrl: "/auth/token-login", logoutUrl: "/auth/logout", apiBase: "/api" })
+      assert.deepInclude(config, { authMode: "local", tokenLoginUrl: "/auth/token-login", logoutUrl: "/auth/logout", apiBase: "/api", sessionCookie: false })
       assert.notMatch(bootstrap!, /occ_|ocw_|csrf|token"\s*:/i, "no credential in the bootstrap")
 
-      const second = yield* get("/")
+      const second = yield* get("/", { cookie: "cowork_session=abc" })
+      assert.include(second.text, '"sessionCookie":true', "the page knows a cookie came (not whether it is valid)")
       assert.notStrictEqual(nonceOf(second.headers.get("content-security-policy") ?? ""), nonce, "a fresh nonce per request")
     }))
 

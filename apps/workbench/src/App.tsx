@@ -38,7 +38,8 @@ export const App = () => {
   }
 
   useEffect(() => {
-    void loadWorkspace()
+    if (bootstrap.sessionCookie) void loadWorkspace()
+    else setAuth({ state: "signed-out" })
     return onUnauthorized(() => {
       setCsrfToken(undefined)
       setAuth({ state: "signed-out" })

@@ -10,6 +10,8 @@ import { Cause, Effect, Exit } from "effect"
 
 export interface Bootstrap extends PublicConfig {
   readonly apiBase: string
+  /** A session cookie came with the page (its validity is for /api/workspace to say). */
+  readonly sessionCookie: boolean
 }
 
 export const readBootstrap = (): Bootstrap => {

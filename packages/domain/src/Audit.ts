@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { fromBase64Url, toBase64Url } from "./Base64Url.ts"
 
 /**
  * Who did what to what: sign-ins and sign-outs, member and role changes, session revocations, token changes, admin
@@ -27,8 +28,8 @@ export const AuditPage = Schema.Struct({
 export type AuditPage = typeof AuditPage.Type
 
 /** Keyset cursor over the audit log: the last event's id (a decimal sequence), base64url. */
-export const encodeAuditCursor = (id: string): string => Buffer.from(id, "utf8").toString("base64url")
+export const encodeAuditCursor = (id: string): string => toBase64Url(id)
 export const decodeAuditCursor = (cursor: string): string | undefined => {
-  const decoded = Buffer.from(cursor, "base64url").toString("utf8")
-  return /^[0-9]{1,19}$/.test(decoded) ? decoded : undefined
+  const decoded = fromBase64Url(cursor)
+  return decoded !== undefined && /^[0-9]{1,19}$/.test(decoded) ? decoded : undefined
 }

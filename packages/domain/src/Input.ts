@@ -1,4 +1,5 @@
 import { Schema, SchemaTransformation } from "effect"
+import { fromBase64Url, toBase64Url } from "./Base64Url.ts"
 
 /**
  * Bounds on everything a client sends, declared in the API schemas so a hostile value is a 400 naming its field
@@ -84,23 +85,23 @@ export const BoundedJson = Schema.Unknown.annotate({
 // Keyset cursors: opaque to clients, checked at the schema so a malformed one is a 400, never the first page.
 
 /** Sessions: the base64url id of the previous page's last session. */
-export const encodeSessionCursor = (sessionId: string): string => Buffer.from(sessionId, "utf8").toString("base64url")
+export const encodeSessionCursor = (sessionId: string): string => toBase64Url(sessionId)
 export const decodeSessionCursor = (cursor: string): string | undefined => {
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(cursor)) return undefined
-  const id = Buffer.from(cursor, "base64url").toString("utf8")
-  return ID_PATTERN.test(id) && encodeSessionCursor(id) === cursor ? id : undefined
+  const id = fromBase64Url(cursor)
+  return id !== undefined && ID_PATTERN.test(id) && encodeSessionCursor(id) === cursor ? id : undefined
 }
 
 const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/
 
 /** Artifacts: base64url JSON `[createdAt (UTC, microseconds), id]` of the previous page's last artifact. */
 export const encodeArtifactCursor = (createdAt: string, id: string): string =>
-  Buffer.from(JSON.stringify([createdAt, id])).toString("base64url")
+  toBase64Url(JSON.stringify([createdAt, id]))
 export const decodeArtifactCursor = (cursor: string): readonly [string, string] | undefined => {
   if (!/^[A-Za-z0-9_-]{1,300}$/.test(cursor)) return undefined
   let parsed: unknown
   try {
-    parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"))
+    parsed = JSON.parse(fromBase64Url(cursor) ?? "null")
   } catch {
     return undefined
   }

@@ -66,7 +66,7 @@ export const SessionList = () => {
     if (element === null || cursor === null) return
     const observer = new IntersectionObserver((entries) => {
       if (entries.some((entry) => entry.isIntersecting) && !loading) void load(false, cursor)
-    })
+    }, { rootMargin: "0px 0px 200px 0px" })
     observer.observe(element)
     return () => observer.disconnect()
   }, [cursor, loading])
@@ -137,7 +137,7 @@ export const SessionList = () => {
         ))}
       </ul>
       {sessions.length === 0 && !loading && <p class="muted">No sessions yet.</p>}
-      <div ref={sentinel} />
+      <div class="sentinel" ref={sentinel} aria-hidden="true" />
       {cursor !== null && (
         <button type="button" disabled={loading} onClick={() => void load(false, cursor)}>{loading ? "Loading…" : "Load more"}</button>
       )}

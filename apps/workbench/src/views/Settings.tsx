@@ -118,7 +118,7 @@ const Byok = () => {
       <h2 id="byok-title">Provider keys (BYOK)</h2>
       <form class="grid" onSubmit={store}>
         <label for="byok-provider">Provider</label>
-        <input id="byok-provider" required pattern="[a-z0-9][a-z0-9_-]{0,31}" value={provider} onInput={(e) => setProvider((e.currentTarget as HTMLInputElement).value)} />
+        <input id="byok-provider" required pattern="[a-z0-9][a-z0-9_\-]{0,31}" value={provider} onInput={(e) => setProvider((e.currentTarget as HTMLInputElement).value)} />
         <label for="byok-key">API key</label>
         <input id="byok-key" type="password" autoComplete="off" required minLength={8} value={apiKey} onInput={(e) => setApiKey((e.currentTarget as HTMLInputElement).value)} />
         <label for="byok-base">Base URL (optional)</label>

@@ -1,0 +1,294 @@
+import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import type { Page } from "playwright-core"
+import { launch, type Problems } from "./support/Chromium.ts"
+import { Stack } from "./support/Stack.ts"
+
+const images = Path.resolve(import.meta.dirname, "../../../../docs/images")
+const WORKER_ID = "browser-worker-1"
+
+let stack: Stack
+let browser: Awaited<ReturnType<typeof launch>>
+let page: Page
+/** Console errors allowed only while the web process is down on purpose (the page's reconnect attempts). */
+const outage: Array<string> = []
+
+const shot = async (name: string, target: Page = page) => {
+  Fs.mkdirSync(images, { recursive: true })
+  await target.screenshot({ path: Path.join(images, `${name}.png`), fullPage: false })
+}
+
+
+/** Waits until the page's assistant message with this final text is there, and returns how many match. */
+const finalAnswer = async (expected: string, timeout = 60_000) => {
+  await page.waitForFunction(
+    (want) => [...document.querySelectorAll(".msg.assistant:not(.streaming) .text")].some((el) => el.textContent === want),
+    expected,
+    { timeout }
+  )
+  return page.locator(".msg.assistant .text", { hasText: expected }).count()
+}
+
+const newSession = async (title: string) => {
+  await page.goto(`${stack.baseUrl}/sessions`)
+  await page.getByLabel("Title of the new session").fill(title)
+  await page.getByRole("button", { name: "New session" }).click()
+  await page.waitForURL(/\/sessions\/[^/]+$/)
+  await page.getByRole("heading", { name: title }).waitFor()
+  await page.locator(".badge.conn-live").waitFor()
+  return decodeURIComponent(new URL(page.url()).pathname.split("/").pop()!)
+}
+
+const sendPrompt = async (prompt: string) => {
+  const box = page.getByLabel("Prompt")
+  await box.fill(prompt)
+  await box.press("Enter")
+}
+
+const assertNoProblems = (problems: Problems, allowed: ReadonlyArray<string> = []) => {
+  assert.deepStrictEqual(problems.csp, [], "no CSP violation")
+  assert.deepStrictEqual(problems.console.filter((line) => !allowed.includes(line)), [], "no console error")
+}
+
+beforeAll(async () => {
+  stack = await Stack.start()
+  await stack.startWorker(WORKER_ID)
+  browser = await launch()
+  page = browser.page
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await stack?.close()
+})
+
+describe("the workbench in Chromium", () => {
+  it("signs in with the owner token: the cookie is the only credential; nothing in storage or the URL", async () => {
+    await page.goto(`${stack.baseUrl}/`)
+    await page.getByRole("heading", { name: "Sign in" }).waitFor()
+    await shot("sign-in")
+    await page.getByLabel("Owner token").fill(stack.ownerToken)
+    await page.getByRole("button", { name: "Sign in" }).click()
+    await page.getByRole("heading", { name: "Sessions" }).waitFor()
+    assert.strictEqual(await page.getByLabel("Owner token").count(), 0)
+
+    const cookies = await browser.context.cookies(stack.baseUrl)
+    const session = cookies.find((cookie) => cookie.name === "cowork_session")
+    assert.isDefined(session)
+    assert.isTrue(session!.httpOnly, "script cannot read the session cookie")
+    assert.notInclude(session!.value, stack.ownerToken.slice(4, 20))
+    const stored = await page.evaluate(() => ({
+      local: JSON.stringify({ ...localStorage }),
+      session: JSON.stringify({ ...sessionStorage }),
+      cookie: document.cookie,
+      url: location.href,
+      bootstrap: document.getElementById("cowork-bootstrap")?.textContent ?? ""
+    }))
+    for (const [where, value] of Object.entries(stored)) {
+      assert.notInclude(value, stack.ownerToken, `${where} holds no token`)
+      assert.notMatch(value, /occ_/, `${where} holds no token`)
+    }
+    assert.strictEqual(stored.local, "{}")
+    assert.strictEqual(stored.session, "{}")
+    assertNoProblems(browser.problems)
+  })
+
+  it("creates a session, sends a prompt with Enter, and shows the answer streaming in", async () => {
+    await newSession("First steps")
+    await sendPrompt("hello workbench [[slow:150]] [[events:8]]")
+    await page.locator(".msg.user .text", { hasText: "hello workbench" }).waitFor()
+    // Deltas first: the message is on the page, still streaming, before the final text.
+    await page.locator(".msg.assistant.streaming").waitFor({ timeout: 30_000 })
+    assert.strictEqual(await finalAnswer("echo: hello workbench"), 1)
+    await page.locator('[data-testid="session-status"]', { hasText: "idle" }).waitFor()
+
+    // Shift+Enter makes a new line instead of sending.
+    const box = page.getByLabel("Prompt")
+    await box.fill("two")
+    await box.press("Shift+Enter")
+    await box.pressSequentially("lines [[tool]]")
+    assert.strictEqual(await box.inputValue(), "two\nlines [[tool]]")
+    await box.press("Enter")
+    assert.strictEqual(await finalAnswer("echo: two lines"), 1)
+    const tool = page.locator(".msg.tool details")
+    await tool.locator("summary", { hasText: "echo" }).waitFor()
+    assert.isFalse(await tool.evaluate((el) => (el as HTMLDetailsElement).open), "tool calls start collapsed")
+    await tool.locator("summary").click()
+    assert.include(await tool.locator("pre").first().innerText(), "echo: two lines")
+    await shot("session")
+    assertNoProblems(browser.problems)
+  })
+
+  it("uploads artifacts (file picker and drag and drop) and downloads them", async () => {
+    await newSession("Artifacts")
+    await page.locator("#artifact-file").setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("picked file\n") })
+    await page.getByRole("link", { name: "notes.txt" }).waitFor()
+    await page.evaluate(() => {
+      const transfer = new DataTransfer()
+      transfer.items.add(new File(['{"dropped":true}'], "dropped.json", { type: "application/json" }))
+      document.querySelector(".artifacts")!.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }))
+    })
+    await page.getByRole("link", { name: "dropped.json" }).waitFor()
+    for (const [name, content] of [["notes.txt", "picked file\n"], ["dropped.json", '{"dropped":true}']] as const) {
+      const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name }).click()])
+      const path = await download.path()
+      assert.strictEqual(Fs.readFileSync(path, "utf8"), content, name)
+      assert.strictEqual(download.suggestedFilename(), name)
+    }
+    assertNoProblems(browser.problems)
+  })
+
+  it("aborts a long run", async () => {
+    await newSession("Long run")
+    await sendPrompt("think forever [[hang]]")
+    await page.locator('[data-testid="session-status"]', { hasText: "running" }).waitFor({ timeout: 30_000 })
+    await page.getByRole("button", { name: "Abort" }).click()
+    await page.locator(".msg.note-abort", { hasText: "Aborted" }).waitFor({ timeout: 30_000 })
+    await page.locator('[data-testid="session-status"]', { hasText: "aborted" }).waitFor()
+    assert.isTrue(await page.getByLabel("Prompt").isDisabled())
+    assertNoProblems(browser.problems)
+  })
+
+  it("keeps streaming across a killed and restarted web process, without a duplicate or a gap", async () => {
+    const id = await newSession("Survives a restart")
+    const words = Array.from({ length: 24 }, (_, i) => `w${i}`).join(" ")
+    await sendPrompt(`${words} [[slow:250]] [[events:24]]`)
+    await page.locator(".msg.assistant.streaming").waitFor({ timeout: 30_000 })
+    const before = browser.problems.console.length
+    await stack.killWeb()
+    await page.locator(".badge.conn-reconnecting").waitFor({ timeout: 30_000 })
+    await stack.startWeb()
+    assert.strictEqual(await finalAnswer(`echo: ${words}`), 1, "the answer once")
+    outage.push(...browser.problems.console.slice(before))
+    for (const line of outage) assert.match(line, /net::ERR_|Failed to load resource/, line)
+
+    // What the page shows is exactly the server's log folded once: one item per event key, nothing twice.
+    const seqs = await page.locator(".timeline > li").evaluateAll((items) => items.map((el) => el.getAttribute("data-seq")))
+    assert.strictEqual(new Set(seqs).size, seqs.length, `no repeated item: ${seqs.join(",")}`)
+    assert.strictEqual(await page.locator(".msg.assistant").count(), 1)
+    assert.strictEqual(await page.locator(".msg.user").count(), 1)
+    const view = await stack.api("GET", `/api/sessions/${id}/view`)
+    assert.deepStrictEqual(
+      view.messages.map((m: { role: string; text: string }) => [m.role, m.text]),
+      [["user", `${words} [[slow:250]] [[events:24]]`], ["assistant", `echo: ${words}`]]
+    )
+    assertNoProblems(browser.problems, outage)
+  })
+
+  it("lists sessions with search, status filter and live updates from /api/events", async () => {
+    await page.goto(`${stack.baseUrl}/sessions`)
+    await page.locator('li[data-session-id]').first().waitFor()
+    const { session } = await stack.api("POST", "/api/sessions", { title: "Arrived live" })
+    await page.locator(`li[data-session-id="${session.id}"]`).waitFor({ timeout: 30_000 })
+    const onlyTitle = (title: string) =>
+      page.waitForFunction((want) => {
+        const items = [...document.querySelectorAll("li[data-session-id] .title")]
+        return items.length === 1 && items[0]!.textContent === want
+      }, title)
+    await page.getByLabel("Search").fill("Artifacts")
+    await onlyTitle("Artifacts")
+    await page.getByLabel("Search").fill("")
+    await page.getByLabel("Status").selectOption("aborted")
+    await onlyTitle("Long run")
+    await page.getByLabel("Status").selectOption("")
+    await page.waitForFunction(() => document.querySelectorAll("li[data-session-id]").length >= 5)
+    await shot("sessions")
+    assertNoProblems(browser.problems, outage)
+  })
+
+  it("pages through many sessions as the list scrolls (keyset)", async () => {
+    for (let i = 0; i < 40; i++) await stack.api("POST", "/api/sessions", { title: `bulk ${String(i).padStart(2, "0")}` })
+    await page.goto(`${stack.baseUrl}/sessions`)
+    await page.locator('li[data-session-id]').nth(19).waitFor()
+    await page.locator("li[data-session-id]").last().scrollIntoViewIfNeeded()
+    await page.mouse.wheel(0, 20_000)
+    await page.waitForFunction(() => document.querySelectorAll("li[data-session-id]").length >= 40, undefined, { timeout: 30_000 })
+    const ids = await page.locator("li[data-session-id]").evaluateAll((items) => items.map((el) => el.getAttribute("data-session-id")))
+    assert.strictEqual(new Set(ids).size, ids.length, "no session twice across pages")
+    assertNoProblems(browser.problems, outage)
+  })
+
+  it("settings: an API token's secret is shown once; provider keys show metadata only", async () => {
+    await page.goto(`${stack.baseUrl}/settings`)
+    await page.getByLabel("Name").fill("ci")
+    await page.getByRole("button", { name: "Create token" }).click()
+    const secret = await page.getByLabel("New token secret").inputValue()
+    assert.match(secret, /^occ_/)
+    await page.getByRole("button", { name: "Done" }).click()
+    assert.strictEqual(await page.getByLabel("New token secret").count(), 0)
+    assert.notInclude(await page.content(), secret, "gone from the page once dismissed")
+    await page.getByRole("cell", { name: "ci", exact: true }).waitFor()
+
+    await page.getByLabel("Provider", { exact: true }).fill("openai")
+    await page.getByLabel("API key").fill("sk-test-browser-key-1234")
+    await page.getByRole("button", { name: "Add or rotate key" }).click()
+    await page.getByRole("cell", { name: "…1234" }).waitFor()
+    assert.strictEqual(await page.getByLabel("API key").inputValue(), "")
+    assert.notInclude(await page.content(), "sk-test-browser-key")
+    await shot("settings")
+    await page.getByRole("button", { name: "Revoke ci" }).click()
+    await page.getByRole("cell", { name: "revoked" }).waitFor()
+    await page.getByRole("button", { name: "Remove the openai key" }).click()
+    await page.getByText("No provider keys stored.").waitFor()
+    assertNoProblems(browser.problems, outage)
+  })
+
+  it("workflows: create, run now, see the run's session", async () => {
+    await page.goto(`${stack.baseUrl}/workflows`)
+    await page.getByLabel("Title").fill("Daily digest")
+    await page.getByLabel("Instructions").fill("summarise the day")
+    await page.getByLabel("Trigger").selectOption("cron")
+    await page.getByLabel("Cron expression").fill("0 9 * * 1-5")
+    await page.getByLabel("Time zone").fill("Europe/Berlin")
+    await page.getByRole("button", { name: "Create workflow" }).click()
+    await page.getByRole("cell", { name: "Daily digest" }).waitFor()
+    await page.getByRole("button", { name: "Run now" }).click()
+    await page.getByRole("button", { name: "Runs" }).click()
+    await page.locator("section[aria-labelledby=runs-title] a", { hasText: "session" }).first().waitFor({ timeout: 30_000 })
+    await shot("workflows")
+    await page.getByRole("button", { name: "Pause" }).click()
+    await page.getByRole("button", { name: "Resume" }).waitFor()
+    assertNoProblems(browser.problems, outage)
+  })
+
+  it("the operator page (operator token held in page memory only) shows the worker this test started", async () => {
+    await page.goto(`${stack.baseUrl}/operator`)
+    await page.getByLabel("Operator token").fill(stack.ownerToken)
+    await page.getByRole("button", { name: "Open" }).click()
+    await page.locator(`tr[data-worker-id="${WORKER_ID}"]`).waitFor({ timeout: 30_000 })
+    assert.include(await page.locator(`tr[data-worker-id="${WORKER_ID}"]`).innerText(), "worker")
+    await page.locator('[data-testid="queue-depth"]').waitFor()
+    await page.getByRole("list", { name: "Audit log" }).getByText("auth.sign_in").first().waitFor()
+    await shot("operator")
+    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + location.href)
+    assert.notInclude(stored, stack.ownerToken)
+    assertNoProblems(browser.problems, outage)
+  })
+
+  it("dark theme and a narrow screen", async () => {
+    const dark = await browser.context.newPage()
+    await dark.emulateMedia({ colorScheme: "dark" })
+    await dark.setViewportSize({ width: 390, height: 800 })
+    await dark.goto(`${stack.baseUrl}/sessions`)
+    await dark.locator("li[data-session-id]").first().waitFor()
+    const background = await dark.evaluate(() => getComputedStyle(document.body).backgroundColor)
+    assert.strictEqual(background, "rgb(17, 19, 24)")
+    const overflow = await dark.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)
+    assert.isAtMost(overflow, 0, "no horizontal scrolling on a phone-sized screen")
+    await shot("sessions-dark-narrow", dark)
+    await dark.close()
+    assertNoProblems(browser.problems, outage)
+  })
+
+  it("signs out: the cookie is gone and the API refuses the old session", async () => {
+    await page.goto(`${stack.baseUrl}/sessions`)
+    const before = (await browser.context.cookies(stack.baseUrl)).find((cookie) => cookie.name === "cowork_session")!
+    await page.getByRole("button", { name: "Sign out" }).click()
+    await page.getByRole("heading", { name: "Sign in" }).waitFor()
+    assert.isUndefined((await browser.context.cookies(stack.baseUrl)).find((cookie) => cookie.name === "cowork_session"))
+    const replay = await fetch(`${stack.baseUrl}/api/workspace`, { headers: { cookie: `cowork_session=${before.value}` } })
+    assert.strictEqual(replay.status, 401)
+    assertNoProblems(browser.problems, outage)
+  })
+})

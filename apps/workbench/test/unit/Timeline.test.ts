@@ -1,0 +1,78 @@
+import { assert, describe, it } from "@effect/vitest"
+import type { SessionEvent } from "@cowork/domain"
+import { apply, emptyTimeline, fromView, type Timeline } from "../../src/timeline.ts"
+
+let sequence = 0
+const event = (type: string, payload: Record<string, unknown>): SessionEvent => ({
+  sequence: ++sequence,
+  type,
+  eventId: `evt_${sequence}`,
+  payload,
+  createdAt: "2026-11-30T00:00:00.000Z"
+})
+const fold = (events: ReadonlyArray<SessionEvent>, from: Timeline = emptyTimeline) => events.reduce(apply, from)
+
+describe("the session timeline fold", () => {
+  it("grows the assistant message delta by delta, then takes the final text; an event seen twice changes nothing", () => {
+    sequence = 0
+    const events = [
+      event("prompt.submitted", { commandId: "cmd_1", text: "hi" }),
+      event("session.status", { status: "running", commandId: "cmd_1" }),
+      event("assistant.message", { messageId: "msg_1", delta: "ec", final: false }),
+      event("assistant.message", { messageId: "msg_1", delta: "ho", final: false }),
+      event("tool.call", { callId: "call_1", tool: "echo", status: "completed", input: { a: 1 }, output: { b: 2 } }),
+      event("assistant.message", { messageId: "msg_1", text: "echo: hi", final: true }),
+      event("session.idle", { commandId: "cmd_1" })
+    ]
+    const partial = fold(events.slice(0, 4))
+    assert.deepInclude(partial.items[1], { kind: "assistant", text: "echo", final: false })
+    const done = fold(events)
+    assert.deepStrictEqual(done.items.map((item) => item.kind), ["user", "assistant", "tool"])
+    assert.deepInclude(done.items[1], { text: "echo: hi", final: true })
+    assert.strictEqual(done.status, "idle")
+    assert.strictEqual(fold(events, done), done, "a replayed event is ignored")
+  })
+
+  it("drops a retried attempt's partial output and says so; an abort is final", () => {
+    sequence = 0
+    const timeline = fold([
+      event("session.status", { status: "running", commandId: "cmd_1" }),
+      event("assistant.message", { messageId: "msg_a", delta: "half", final: false }),
+      event("command.retried", { commandId: "cmd_1", abandonedAttempt: 1, attempt: 2 }),
+      event("assistant.message", { messageId: "msg_b", delta: "again", final: false }),
+      event("session.aborted", { commandId: "cmd_1" }),
+      event("session.idle", { commandId: "cmd_1" })
+    ])
+    assert.deepStrictEqual(timeline.items.map((item) => item.kind === "assistant" ? item.text : item.kind), ["note", "again", "note"])
+    assert.match((timeline.items[0] as { text: string }).text, /^Retried: attempt 2 replaces attempt 1/)
+    assert.strictEqual(timeline.status, "aborted")
+  })
+
+  it("shows permission requests and questions until they are answered", () => {
+    sequence = 0
+    const asked = fold([
+      event("permission.requested", { permissionId: "per_1", permission: "bash", patterns: ["ls"] }),
+      event("question.asked", { requestId: "que_1", questions: [{ question: "Which?", options: [{ label: "A" }, { label: "B" }] }] })
+    ])
+    assert.deepInclude(asked.items[0], { kind: "permission", answer: undefined, patterns: ["ls"] })
+    const answered = fold([
+      event("permission.replied", { permissionId: "per_1", response: "once" }),
+      event("question.replied", { requestId: "que_1", answers: [["B"]] })
+    ], asked)
+    assert.deepInclude(answered.items[0], { answer: "once" })
+    assert.deepInclude(answered.items[1], { answer: "B" })
+  })
+
+  it("a snapshot reload starts from the projected view and goes on after its sequence", () => {
+    const view = fromView({
+      session: { id: "ses_1", orgId: "org_1", title: "", profileName: "default", status: "idle", lastSequence: 40, createdAt: "", updatedAt: "" },
+      status: "idle",
+      projectedSequence: 40,
+      messages: [{ messageId: "cmd_9", role: "user", text: "q", commandId: "cmd_9", attempt: null, sequence: 38 }]
+    })
+    assert.strictEqual(view.lastSequence, 40)
+    sequence = 39
+    const next = fold([event("prompt.submitted", { commandId: "cmd_old", text: "old" }), event("prompt.submitted", { commandId: "cmd_10", text: "new" })], view)
+    assert.deepStrictEqual(next.items.map((item) => (item as { text: string }).text), ["q", "new"])
+  })
+})
