@@ -67,9 +67,13 @@ export const emptyTimeline: Timeline = { items: [], status: undefined, runningCo
 
 const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined)
 
-/** The timeline a `snapshot.required` reload starts from: the projected view's completed messages. */
+/**
+ * The timeline a `snapshot.required` reload starts from: the projected view's completed messages and the asks its
+ * running turn still waits on, in sequence order.
+ */
 export const fromView = (view: SessionView): Timeline => ({
-  items: view.messages.map((message): Item =>
+  items: [
+    ...view.messages.map((message): Item =>
     message.role === "user"
       ? { kind: "user", key: `user:${message.messageId}`, seq: message.sequence, text: message.text }
       : {
@@ -80,7 +84,27 @@ export const fromView = (view: SessionView): Timeline => ({
         final: true,
         commandId: message.commandId ?? undefined
       }
-  ),
+    ),
+    ...view.pendingPermissions.map((ask): Item => ({
+      kind: "permission",
+      key: `permission:${ask.permissionId}`,
+      seq: ask.sequence,
+      permissionId: ask.permissionId,
+      permission: ask.permission,
+      patterns: ask.patterns,
+      answer: undefined,
+      commandId: ask.commandId ?? undefined
+    })),
+    ...view.pendingQuestions.map((ask): Item => ({
+      kind: "question",
+      key: `question:${ask.requestId}`,
+      seq: ask.sequence,
+      requestId: ask.requestId,
+      questions: Array.isArray(ask.questions) ? (ask.questions as ReadonlyArray<Question>) : [],
+      answer: undefined,
+      commandId: ask.commandId ?? undefined
+    }))
+  ].sort((a, b) => a.seq - b.seq),
   status: view.status,
   runningCommand: undefined,
   lastSequence: view.projectedSequence,

@@ -120,6 +120,27 @@ describe("the workbench in Chromium", () => {
     assertNoProblems(browser.problems)
   })
 
+  it("answers a permission request and a question with the buttons; the turn goes on with the answer", async () => {
+    await newSession("Asks")
+    await sendPrompt("change the file [[permission]]")
+    const ask = page.getByRole("group", { name: "Permission request: edit" })
+    await ask.waitFor({ timeout: 30_000 })
+    await ask.getByRole("button", { name: "Allow once" }).click()
+    await ask.getByText("Answered: once").waitFor({ timeout: 30_000 })
+    await page.locator(".msg.assistant:not(.streaming) .text", { hasText: "[permission once]" }).waitFor({ timeout: 30_000 })
+    await page.locator(".msg.tool summary", { hasText: "edit" }).waitFor()
+
+    await sendPrompt("shall we [[question]]")
+    const question = page.getByRole("group", { name: "Question" })
+    await question.getByText("Confirm: Proceed?").waitFor({ timeout: 30_000 })
+    await question.getByLabel("yes").check()
+    await question.getByRole("button", { name: "Answer" }).click()
+    await question.getByText("Answered: yes").waitFor({ timeout: 30_000 })
+    await page.locator(".msg.assistant:not(.streaming) .text", { hasText: "[answered: yes]" }).waitFor({ timeout: 30_000 })
+    await shot("session-asks")
+    assertNoProblems(browser.problems)
+  })
+
   it("uploads artifacts (file picker and drag and drop) and downloads them", async () => {
     await newSession("Artifacts")
     await page.locator("#artifact-file").setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("picked file\n") })

@@ -68,11 +68,13 @@ describe("the session timeline fold", () => {
       session: { id: "ses_1", orgId: "org_1", title: "", profileName: "default", status: "idle", lastSequence: 40, createdAt: "", updatedAt: "" },
       status: "idle",
       projectedSequence: 40,
-      messages: [{ messageId: "cmd_9", role: "user", text: "q", commandId: "cmd_9", attempt: null, sequence: 38 }]
+      messages: [{ messageId: "cmd_9", role: "user", text: "q", commandId: "cmd_9", attempt: null, sequence: 38 }],
+      pendingPermissions: [{ permissionId: "per_9", permission: "edit", patterns: ["a.txt"], callId: null, commandId: "cmd_9", sequence: 39 }],
+      pendingQuestions: []
     })
     assert.strictEqual(view.lastSequence, 40)
     sequence = 39
     const next = fold([event("prompt.submitted", { commandId: "cmd_old", text: "old" }), event("prompt.submitted", { commandId: "cmd_10", text: "new" })], view)
-    assert.deepStrictEqual(next.items.map((item) => (item as { text: string }).text), ["q", "new"])
+    assert.deepStrictEqual(next.items.map((item) => item.kind === "permission" ? item.permissionId : (item as { text: string }).text), ["q", "per_9", "new"])
   })
 })
