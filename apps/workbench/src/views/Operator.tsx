@@ -1,18 +1,26 @@
 import type { Client } from "@cowork/client"
-import type { AuditEvent, Diagnostics, RegisteredWorker } from "@cowork/domain"
+import { type AuditEvent, type ChannelDelivery, type DeliveryStatus, type Diagnostics, type RegisteredWorker, type WorkerAction, workerTransitions } from "@cowork/domain"
 import { useEffect, useState } from "preact/hooks"
 import { errorText, operatorClient, run } from "../api.ts"
 import { when } from "./SessionList.tsx"
 
 type Heartbeat = Diagnostics["heartbeats"][number]
-type Lifecycle = "activate" | "pause" | "drain" | "resume" | "retire" | "revoke"
+type Lifecycle = WorkerAction
 const ACTIONS: ReadonlyArray<Lifecycle> = ["activate", "pause", "drain", "resume", "retire", "revoke"]
 const REFRESH_MS = 5_000
+
+const DELIVERY_STATUSES: ReadonlyArray<DeliveryStatus> = ["pending", "claimed", "sent", "failed", "dead"]
+
+interface Deliveries {
+  readonly counts: Readonly<Record<DeliveryStatus, number>>
+  readonly shown: ReadonlyArray<ChannelDelivery>
+}
 
 interface Snapshot {
   readonly diagnostics: Diagnostics
   readonly workers: ReadonlyArray<RegisteredWorker> | string
   readonly audit: ReadonlyArray<AuditEvent> | string
+  readonly deliveries: Deliveries | string
 }
 
 /**
@@ -26,13 +34,22 @@ export const OperatorView = () => {
   const [snapshot, setSnapshot] = useState<Snapshot | undefined>()
   const [error, setError] = useState<string | undefined>()
   const [message, setMessage] = useState<string | undefined>()
+  const [deliveryStatus, setDeliveryStatus] = useState<DeliveryStatus>("failed")
 
-  const refresh = async (c: Client) => {
+  /** Gateway deliveries of the token's org (`/api/channels/deliveries`, admin scope): counts by status, one status listed. */
+  const readDeliveries = async (c: Client, status: DeliveryStatus): Promise<Deliveries> => {
+    const pages = await Promise.all(DELIVERY_STATUSES.map((s) => run(c.channels.listDeliveries({ query: { status: s, limit: s === status ? 50 : 1 } }))))
+    const counts = Object.fromEntries(DELIVERY_STATUSES.map((s, i) => [s, pages[i]!.totalEstimate])) as Record<DeliveryStatus, number>
+    return { counts, shown: pages[DELIVERY_STATUSES.indexOf(status)]!.deliveries }
+  }
+
+  const refresh = async (c: Client, status: DeliveryStatus = deliveryStatus) => {
     try {
       const diagnostics = await run(c.operator.diagnostics())
       const workers = await run(c.workerAdmin.listWorkers()).then((r) => r.workers, (f) => errorText(f))
       const audit = await run(c.audit.list({ query: { limit: 20 } })).then((r) => r.events, (f) => `audit log: ${errorText(f)}`)
-      setSnapshot({ diagnostics, workers, audit })
+      const deliveries = await readDeliveries(c, status).catch((f) => `deliveries: ${errorText(f)}`)
+      setSnapshot({ diagnostics, workers, audit, deliveries })
       setError(undefined)
     } catch (failure) {
       setError(errorText(failure))
@@ -42,9 +59,9 @@ export const OperatorView = () => {
   useEffect(() => {
     if (client === undefined) return
     void refresh(client)
-    const timer = setInterval(() => void refresh(client), REFRESH_MS)
+    const timer = setInterval(() => void refresh(client, deliveryStatus), REFRESH_MS)
     return () => clearInterval(timer)
-  }, [client])
+  }, [client, deliveryStatus])
 
   if (client === undefined) {
     return (
@@ -77,6 +94,17 @@ export const OperatorView = () => {
       const endpoint = client.workerAdmin[action] as (request: { readonly params: { readonly id: string } }) => Parameters<typeof run>[0]
       await run(endpoint({ params: { id: workerId } }))
       setMessage(`${action}: ${workerId}`)
+      await refresh(client)
+    } catch (failure) {
+      setError(errorText(failure))
+    }
+  }
+
+  const deliveryAction = async (id: string, action: "retry" | "dead-letter") => {
+    try {
+      if (action === "retry") await run(client.channels.retryDelivery({ params: { id } }))
+      else await run(client.channels.deadLetterDelivery({ params: { id }, payload: { reason: "dead-lettered from the operator page" } }))
+      setMessage(`${action}: ${id}`)
       await refresh(client)
     } catch (failure) {
       setError(errorText(failure))
@@ -143,7 +171,7 @@ export const OperatorView = () => {
                     <td>{worker.health}</td>
                     <td>{worker.lastHeartbeatAt === null ? "never" : when(worker.lastHeartbeatAt)}</td>
                     <td class="row">
-                      {ACTIONS.map((action) => (
+                      {ACTIONS.filter((action) => workerTransitions[action].from.includes(worker.status)).map((action) => (
                         <button type="button" class={action === "revoke" ? "danger" : ""} aria-label={`${action} ${worker.name}`}
                           onClick={() => void lifecycle(worker.id, action)}>{action}</button>
                       ))}
@@ -162,7 +190,45 @@ export const OperatorView = () => {
               ))}
             </ul>
           )}
-          <p class="muted small">Gateway deliveries: not shown yet (the deliveries routes are not on this server).</p>
+          <h2>Gateway deliveries</h2>
+          {typeof snapshot!.deliveries === "string" ? <p class="muted">{snapshot!.deliveries}</p> : (
+            <>
+              <div class="stats" aria-label="Deliveries by status">
+                {DELIVERY_STATUSES.map((s) => (
+                  <div class="stat"><span class="label">{s}</span><span class="value" data-testid={`deliveries-${s}`}>{(snapshot!.deliveries as Deliveries).counts[s]}</span></div>
+                ))}
+              </div>
+              <div class="row filters">
+                <label for="delivery-status">Show</label>
+                <select id="delivery-status" value={deliveryStatus} onChange={(e) => setDeliveryStatus((e.currentTarget as HTMLSelectElement).value as DeliveryStatus)}>
+                  {DELIVERY_STATUSES.map((s) => <option value={s}>{s}</option>)}
+                </select>
+              </div>
+              <table aria-label="Deliveries">
+                <thead><tr><th scope="col">Delivery</th><th scope="col">Channel</th><th scope="col">Kind</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+                <tbody>
+                  {snapshot!.deliveries.shown.map((delivery) => (
+                    <tr key={delivery.id} data-delivery-id={delivery.id}>
+                      <td><code class="small">{delivery.id}</code> <span class="badge">{delivery.status}</span></td>
+                      <td>{delivery.providerKind} · {delivery.externalTarget}</td>
+                      <td>{delivery.kind}</td>
+                      <td>{delivery.attempts} / {delivery.maxAttempts}</td>
+                      <td>{delivery.lastError ?? "—"}</td>
+                      <td class="row">
+                        {(delivery.status === "failed" || delivery.status === "dead") && (
+                          <button type="button" aria-label={`Retry ${delivery.id}`} onClick={() => void deliveryAction(delivery.id, "retry")}>Retry</button>
+                        )}
+                        {delivery.status !== "sent" && delivery.status !== "dead" && (
+                          <button type="button" class="danger" aria-label={`Dead-letter ${delivery.id}`} onClick={() => void deliveryAction(delivery.id, "dead-letter")}>Dead-letter</button>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              {snapshot!.deliveries.shown.length === 0 && <p class="muted">No {deliveryStatus} deliveries.</p>}
+            </>
+          )}
         </>
       )}
     </section>

@@ -1,10 +1,28 @@
 import type { Workflow, WorkflowRun } from "@cowork/domain"
-import { useEffect, useState } from "preact/hooks"
+import { Cron } from "croner"
+import { useEffect, useMemo, useState } from "preact/hooks"
 import { api, errorText, run } from "../api.ts"
 import { onLinkClick } from "../router.ts"
 import { when } from "./SessionList.tsx"
 
 const localZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone
+
+/** The next runs of a cron schedule in its zone (and the viewer's), or why it is not valid. */
+export const previewCron = (expression: string, timezone: string, count = 3): ReadonlyArray<string> | string => {
+  try {
+    new Intl.DateTimeFormat(undefined, { timeZone: timezone })
+  } catch {
+    return `unknown time zone “${timezone}”`
+  }
+  try {
+    const runs = new Cron(expression, { timezone, paused: true }).nextRuns(count)
+    const inZone = new Intl.DateTimeFormat(undefined, { timeZone: timezone, dateStyle: "medium", timeStyle: "short" })
+    const local = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" })
+    return runs.map((run) => timezone === localZone() ? inZone.format(run) : `${inZone.format(run)} ${timezone} (${local.format(run)} here)`)
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error)
+  }
+}
 
 /** Workflows: list, create (manual or cron schedule with a time zone), run now, pause / resume, recent runs. */
 export const WorkflowsView = () => {
@@ -18,6 +36,8 @@ export const WorkflowsView = () => {
   const [schedule, setSchedule] = useState<"manual" | "cron">("manual")
   const [expression, setExpression] = useState("0 9 * * 1-5")
   const [timezone, setTimezone] = useState(localZone())
+
+  const preview = useMemo(() => (schedule === "cron" ? previewCron(expression, timezone) : undefined), [schedule, expression, timezone])
 
   const load = () => run(api.workflows.list({ query: { limit: 100 } })).then((page) => setWorkflows(page.workflows), (f) => setError(errorText(f)))
   useEffect(() => void load(), [])
@@ -57,6 +77,14 @@ export const WorkflowsView = () => {
       (f) => setError(errorText(f))
     )
 
+  // An open runs panel follows new runs and their sessions (a run gets its session a moment after it starts).
+  const openRuns = runs?.workflowId
+  useEffect(() => {
+    if (openRuns === undefined) return
+    const timer = setInterval(() => showRuns(openRuns), 3_000)
+    return () => clearInterval(timer)
+  }, [openRuns])
+
   return (
     <section aria-labelledby="workflows-title">
       <h1 id="workflows-title">Workflows</h1>
@@ -78,6 +106,10 @@ export const WorkflowsView = () => {
             <input id="wf-cron" required value={expression} onInput={(e) => setExpression((e.currentTarget as HTMLInputElement).value)} />
             <label for="wf-zone">Time zone</label>
             <input id="wf-zone" required value={timezone} onInput={(e) => setTimezone((e.currentTarget as HTMLInputElement).value)} />
+            <span class="muted">Next runs</span>
+            {typeof preview === "string"
+              ? <p class="error" role="alert" data-testid="cron-preview">{preview}</p>
+              : <ul class="preview" aria-live="polite" data-testid="cron-preview">{preview?.map((line) => <li>{line}</li>)}</ul>}
           </>
         )}
         <span />
