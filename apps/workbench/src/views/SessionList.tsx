@@ -1,4 +1,4 @@
-import type { Session, SessionStatus } from "@cowork/domain"
+import type { SessionStatus, SmartFilter, SmartFilterId } from "@cowork/domain"
 import { useEffect, useRef, useState } from "preact/hooks"
 import { api, errorText, run } from "../api.ts"
 import { navigate, onLinkClick } from "../router.ts"
@@ -9,14 +9,28 @@ const STATUSES: ReadonlyArray<SessionStatus> = ["idle", "queued", "running", "ab
 
 export const when = (iso: string) => new Date(iso).toLocaleString()
 
+/** A row of the list: a session, with its tags when the threads view listed it. */
+interface Row {
+  readonly id: string
+  readonly title: string
+  readonly status: SessionStatus
+  readonly updatedAt: string
+  readonly tags?: ReadonlyArray<string>
+}
+
 /**
- * Sessions: search (`q`), status filter, keyset pages loaded as the end of the list scrolls into view (or with the
- * button), a form to create one, and live updates from `GET /api/events`.
+ * Sessions: search (`q`), status filter, the threads views (smart filters with their counts, tags), keyset pages
+ * loaded as the end of the list scrolls into view (or with the button), a form to create one, and live updates from
+ * `GET /api/events`. A smart filter or a tag lists through `GET /api/threads`; otherwise `GET /api/sessions`.
  */
 export const SessionList = () => {
   const [q, setQ] = useState("")
   const [status, setStatus] = useState<SessionStatus | "">("")
-  const [sessions, setSessions] = useState<ReadonlyArray<Session>>([])
+  const [smart, setSmart] = useState<SmartFilterId | "">("")
+  const [tag, setTag] = useState("")
+  const [smartFilters, setSmartFilters] = useState<ReadonlyArray<SmartFilter>>([])
+  const [tags, setTags] = useState<ReadonlyArray<{ readonly tag: string; readonly count: number }>>([])
+  const [sessions, setSessions] = useState<ReadonlyArray<Row>>([])
   const [cursor, setCursor] = useState<string | null>(null)
   const [total, setTotal] = useState<number | undefined>()
   const [loading, setLoading] = useState(false)
@@ -24,26 +38,35 @@ export const SessionList = () => {
   const [title, setTitle] = useState("")
   const sentinel = useRef<HTMLDivElement>(null)
   const generation = useRef(0)
-  const filters = useRef({ q, status })
-  filters.current = { q, status }
+  const filters = useRef({ q, status, smart, tag })
+  filters.current = { q, status, smart, tag }
+
+  const loadViews = () => {
+    void run(api.threads.smartFilters()).then((r) => setSmartFilters(r.filters), () => undefined)
+    void run(api.threads.tags()).then((r) => setTags(r.tags), () => undefined)
+  }
 
   const load = async (reset: boolean, after: string | null) => {
     const mine = reset ? ++generation.current : generation.current
     setLoading(true)
     try {
-      const page = await run(api.sessions.list({
-        query: {
-          limit: PAGE,
-          ...(after === null ? {} : { cursor: after }),
-          ...(filters.current.q.trim() === "" ? {} : { q: filters.current.q.trim() }),
-          ...(filters.current.status === "" ? {} : { status: filters.current.status })
-        }
-      }))
+      const { q: query, status: wanted, smart: filter, tag: chosen } = filters.current
+      const common = {
+        limit: PAGE,
+        ...(after === null ? {} : { cursor: after }),
+        ...(query.trim() === "" ? {} : { q: query.trim() })
+      }
+      const page: { readonly rows: ReadonlyArray<Row>; readonly nextCursor: string | null; readonly totalEstimate: number } =
+        filter !== "" || chosen !== ""
+          ? await run(api.threads.list({ query: { ...common, ...(filter === "" ? {} : { filter }), ...(chosen === "" ? {} : { tag: chosen }) } }))
+            .then((r) => ({ rows: r.threads, nextCursor: r.nextCursor, totalEstimate: r.totalEstimate }))
+          : await run(api.sessions.list({ query: { ...common, ...(wanted === "" ? {} : { status: wanted }) } }))
+            .then((r) => ({ rows: r.sessions, nextCursor: r.nextCursor, totalEstimate: r.totalEstimate }))
       if (mine !== generation.current) return
       setSessions((current) => {
         const base = reset ? [] : current
         const seen = new Set(base.map((s) => s.id))
-        return [...base, ...page.sessions.filter((s) => !seen.has(s.id))]
+        return [...base, ...page.rows.filter((s) => !seen.has(s.id))]
       })
       setCursor(page.nextCursor)
       setTotal(page.totalEstimate)
@@ -58,7 +81,9 @@ export const SessionList = () => {
   useEffect(() => {
     const timer = setTimeout(() => void load(true, null), 200)
     return () => clearTimeout(timer)
-  }, [q, status])
+  }, [q, status, smart, tag])
+
+  useEffect(loadViews, [])
 
   // The next keyset page when the end of the list comes into view.
   useEffect(() => {
@@ -78,7 +103,9 @@ export const SessionList = () => {
         if (frame.event !== "session.changed") return
         const { sessionId } = JSON.parse(frame.data) as { sessionId: string }
         void run(api.sessions.get({ params: { id: sessionId } })).then(({ session }) => {
-          const { q: query, status: wanted } = filters.current
+          const { q: query, status: wanted, smart: filter, tag: chosen } = filters.current
+          // A filtered threads view is read again instead: its rules (mine, recent, tags) live on the server.
+          if (filter !== "" || chosen !== "") return void load(true, null)
           const matches = (wanted === "" || session.status === wanted) &&
             (query.trim() === "" || session.title.toLowerCase().includes(query.trim().toLowerCase()))
           setSessions((current) => {
@@ -118,18 +145,41 @@ export const SessionList = () => {
         <input id="session-q" type="search" value={q} placeholder="Title contains…" maxLength={200}
           onInput={(e) => setQ((e.currentTarget as HTMLInputElement).value)} />
         <label for="session-status">Status</label>
-        <select id="session-status" value={status} onChange={(e) => setStatus((e.currentTarget as HTMLSelectElement).value as SessionStatus | "")}>
+        <select id="session-status" value={status} disabled={smart !== "" || tag !== ""} title={smart !== "" || tag !== "" ? "not combined with a smart filter or tag" : undefined} onChange={(e) => setStatus((e.currentTarget as HTMLSelectElement).value as SessionStatus | "")}>
           <option value="">Any</option>
           {STATUSES.map((s) => <option value={s}>{s}</option>)}
         </select>
+        {tags.length > 0 && (
+          <>
+            <label for="session-tag">Tag</label>
+            <select id="session-tag" value={tag} onChange={(e) => setTag((e.currentTarget as HTMLSelectElement).value)}>
+              <option value="">Any</option>
+              {tags.map((t) => <option value={t.tag}>{t.tag} ({t.count})</option>)}
+            </select>
+          </>
+        )}
         {total !== undefined && <span class="muted">≈ {total} sessions</span>}
       </div>
+      {smartFilters.length > 0 && (
+        <div class="row chips" role="group" aria-label="Smart filters">
+          {smartFilters.map((f) => (
+            <button type="button" class={smart === f.id ? "chip on" : "chip"} aria-pressed={smart === f.id} title={f.description}
+              onClick={() => {
+                setSmart(smart === f.id ? "" : f.id)
+                loadViews()
+              }}>
+              {f.title} <span class="count">{f.count}</span>
+            </button>
+          ))}
+        </div>
+      )}
       {error !== undefined && <p class="error" role="alert">{error}</p>}
       <ul class="list" aria-label="Sessions" aria-busy={loading}>
         {sessions.map((session) => (
           <li key={session.id} data-session-id={session.id}>
             <a href={`/sessions/${encodeURIComponent(session.id)}`} onClick={onLinkClick}>
               <span class="title">{session.title === "" ? "Untitled session" : session.title}</span>
+              {session.tags?.map((t) => <span class="badge tag">#{t}</span>)}
               <span class={`badge status-${session.status}`}>{session.status}</span>
               <span class="muted small">{when(session.updatedAt)}</span>
             </a>

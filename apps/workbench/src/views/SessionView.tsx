@@ -211,6 +211,19 @@ export const SessionView = ({ id }: { readonly id: string }) => {
     }
   }
 
+  const [tagsText, setTagsText] = useState("")
+  const [savedTags, setSavedTags] = useState<ReadonlyArray<string> | undefined>()
+  const saveTags = async (event: Event) => {
+    event.preventDefault()
+    const tags = tagsText.split(",").map((t) => t.trim().toLowerCase()).filter((t) => t !== "")
+    try {
+      const { thread } = await run(api.threads.update({ params: { id }, payload: { tags } }))
+      setSavedTags(thread.tags)
+    } catch (failure) {
+      setError(errorText(failure))
+    }
+  }
+
   const status = timeline.status ?? session?.status
   const busy = status === "running" || status === "queued"
 
@@ -224,6 +237,13 @@ export const SessionView = ({ id }: { readonly id: string }) => {
           <span class={`badge conn-${connection}`} role="status" aria-live="polite">{connection === "live" ? "live" : connection === "connecting" ? "connecting…" : "reconnecting…"}</span>
         </div>
       </div>
+      <form class="row tags-form" onSubmit={saveTags}>
+        <label for="session-tags">Tags</label>
+        <input id="session-tags" value={tagsText} placeholder="comma separated, e.g. billing, urgent"
+          onInput={(e) => setTagsText((e.currentTarget as HTMLInputElement).value)} />
+        <button type="submit">Save tags</button>
+        {savedTags !== undefined && <span class="muted" role="status">Tags: {savedTags.length === 0 ? "none" : savedTags.map((t) => `#${t}`).join(" ")}</span>}
+      </form>
       {error !== undefined && (
         <p class="error" role="alert">{error} <button type="button" class="link" onClick={() => setError(undefined)}>Dismiss</button></p>
       )}

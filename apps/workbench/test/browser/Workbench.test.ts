@@ -177,10 +177,18 @@ describe("the workbench in Chromium", () => {
     await sendPrompt(`${words} [[slow:250]] [[events:24]]`)
     await page.locator(".msg.assistant.streaming").waitFor({ timeout: 30_000 })
     const before = browser.problems.console.length
+    const resumes: Array<string | undefined> = []
+    const onRequest = (request: { url: () => string; headers: () => Record<string, string> }) => {
+      if (request.url().includes(`/api/sessions/${id}/events`)) resumes.push(request.headers()["last-event-id"])
+    }
+    page.on("request", onRequest)
     await stack.killWeb()
     await page.locator(".badge.conn-reconnecting").waitFor({ timeout: 30_000 })
     await stack.startWeb()
     assert.strictEqual(await finalAnswer(`echo: ${words}`), 1, "the answer once")
+    page.off("request", onRequest)
+    assert.isAbove(resumes.length, 0, "the page reconnected")
+    for (const header of resumes) assert.match(header ?? "", /^[1-9][0-9]*$/, "every reconnect resumes with Last-Event-ID")
     outage.push(...browser.problems.console.slice(before))
     for (const line of outage) assert.match(line, /net::ERR_|Failed to load resource/, line)
 
@@ -213,6 +221,21 @@ describe("the workbench in Chromium", () => {
     await page.getByLabel("Status").selectOption("aborted")
     await onlyTitle("Long run")
     await page.getByLabel("Status").selectOption("")
+    await page.waitForFunction(() => document.querySelectorAll("li[data-session-id]").length >= 5)
+
+    // Threads views: a tag set on a session lists it alone; the smart filters show their counts.
+    await page.locator("li[data-session-id] a", { hasText: "First steps" }).click()
+    await page.getByLabel("Tags").fill("billing, Urgent")
+    await page.getByRole("button", { name: "Save tags" }).click()
+    await page.getByText("Tags: #billing #urgent").waitFor()
+    await page.getByRole("link", { name: "← Sessions" }).click()
+    await page.getByLabel("Tag", { exact: true }).selectOption("urgent")
+    await onlyTitle("First steps")
+    assert.include(await page.locator("li[data-session-id]").innerText(), "#billing")
+    await page.getByLabel("Tag", { exact: true }).selectOption("")
+    const filters = page.getByRole("group", { name: "Smart filters" })
+    await filters.getByRole("button", { name: /^Mine/ }).waitFor()
+    assert.strictEqual(await filters.getByRole("button").count(), 4)
     await page.waitForFunction(() => document.querySelectorAll("li[data-session-id]").length >= 5)
     await shot("sessions")
     assertNoProblems(browser.problems, outage)
