@@ -1,5 +1,5 @@
 import { Conflict, NotFound, type ProjectedMessage, type SessionStatus } from "@cowork/domain"
-import { type ProjectionStatus, Projections, replayLog, sameMessages } from "@cowork/services"
+import { type ProjectionStatus, Projections, replayLog, sameAsks, sameMessages } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 
@@ -63,6 +63,10 @@ export const make = Effect.gen(function*() {
          FROM cloud_session_projection_messages WHERE session_id = $1 ORDER BY sequence, message_id`,
         [sessionId]
       )
+      const asks = yield* sql.unsafe<{ kind: "permission" | "question"; ask_id: string; command_id: string | null; sequence: number }>(
+        `SELECT kind, ask_id, command_id, sequence::float8 AS sequence FROM cloud_session_pending_asks WHERE session_id = $1`,
+        [sessionId]
+      )
       const events = yield* sql.unsafe<EventRow>(
         `SELECT sequence, type, payload, command_id, attempt FROM cloud_session_events WHERE session_id = $1 ORDER BY sequence`,
         [sessionId]
@@ -89,7 +93,8 @@ export const make = Effect.gen(function*() {
         expectedMessageRows: expected.messages.length,
         expectedStatus: expected.status,
         consistent: lastSequence === projectedSequence && projection.status === expected.status &&
-          sameMessages(storedRows, expected.messages)
+          sameMessages(storedRows, expected.messages) &&
+          sameAsks(asks.map((a) => ({ ask: a.kind, askId: a.ask_id, commandId: a.command_id, payload: {}, sequence: Number(a.sequence) })), expected.asks)
       }
       return { status, expected, maxSequence: events.length === 0 ? 0 : Number(events[events.length - 1]!.sequence) }
     })

@@ -60,3 +60,11 @@ export const sameMessages = (stored: ReadonlyArray<ProjectedMessage>, expected: 
     return row.messageId === other.messageId && row.role === other.role && row.text === other.text &&
       row.commandId === other.commandId && (row.attempt ?? null) === (other.attempt ?? null) && row.sequence === other.sequence
   })
+
+/** Stored pending asks equal replayed ones (kind, id, owning command and sequence), in any order. */
+export const sameAsks = (stored: ReadonlyArray<StoredAsk>, expected: ReadonlyArray<StoredAsk>) => {
+  const key = (a: StoredAsk) => `${a.ask} ${a.askId} ${a.commandId ?? ""} ${a.sequence}`
+  const left = stored.map(key).sort()
+  const right = expected.map(key).sort()
+  return left.length === right.length && left.every((k, i) => k === right[i])
+}

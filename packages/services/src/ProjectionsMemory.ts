@@ -1,7 +1,7 @@
 import { askKey, Conflict, NotFound } from "@cowork/domain"
 import { Clock, Effect } from "effect"
 import type { MemoryTables } from "./MemoryDatabase.ts"
-import { replayLog, sameMessages } from "./ProjectionReplay.ts"
+import { replayLog, sameAsks, sameMessages } from "./ProjectionReplay.ts"
 import type { ProjectionStatus, Projections } from "./Projections.ts"
 
 export const makeProjectionsMemory = (db: MemoryTables): Projections["Service"] => {
@@ -22,7 +22,7 @@ export const makeProjectionsMemory = (db: MemoryTables): Projections["Service"] 
       expectedMessageRows: expected.messages.length,
       expectedStatus: expected.status,
       consistent: projection.lastSequence === projection.projectedSequence && projection.status === expected.status &&
-        sameMessages(stored, expected.messages)
+        sameMessages(stored, expected.messages) && sameAsks([...projection.asks.values()], expected.asks)
     }
     return { projection, status, expected, maxSequence: events.at(-1)?.sequence ?? 0 }
   }

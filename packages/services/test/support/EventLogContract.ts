@@ -116,6 +116,10 @@ export const eventLogContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.deepStrictEqual(view.messages.map((m) => [m.role, m.messageId, m.attempt]), [
           ["user", session.commandId, null], ["user", view.messages[1]!.messageId, null], ["assistant", "m2", 2]
         ])
+        yield* log.append(lease, [
+          { type: "permission.requested", payload: { permissionId: "per_1", permission: "edit" }, commandId: session.commandId, attempt: 2 }
+        ])
+        assert.deepInclude(yield* projections.status(session.sessionId), { consistent: true }, "a pending ask agrees with the replay")
         yield* log.append(lease, [{ type: "session.aborted", payload: {} }])
         yield* log.append(lease, [{ type: "session.status", payload: { status: "running" } }])
         assert.strictEqual((yield* sessions.get(session.orgId, session.sessionId)).status, "aborted", "aborted is final")
