@@ -101,6 +101,8 @@ export class CloudChannels extends Context.Service<CloudChannels, {
   readonly consumeReplayKey: (providerId: string, key: string) => Effect.Effect<boolean, CloudUnavailable>
   /** Claims the provider event, resolves the identity and the bound session, and prompts (idempotency key = provider event id). */
   readonly inbound: (providerId: string, providerKind: ProviderKind, message: InboundMessage) => Effect.Effect<InboundResult, CloudUnavailable>
+  /** Tells the cloud a provider's credential was refused (`auth_required`, with a redacted detail) or works again (`active`), on every binding of it this token serves. */
+  readonly reportProviderStatus: (providerId: string, status: "active" | "auth_required", detail: string | null) => Effect.Effect<void, CloudUnavailable>
   readonly listDeliveries: (query: DeliveryQuery) => Effect.Effect<ReadonlyArray<DeliveryView>, CloudUnavailable>
   readonly retry: (deliveryId: string) => Effect.Effect<DeliveryView, DeliveryNotFound | DeliveryConflict | CloudUnavailable>
   readonly deadLetter: (deliveryId: string) => Effect.Effect<DeliveryView, DeliveryNotFound | DeliveryConflict | CloudUnavailable>

@@ -240,6 +240,16 @@ export const make = Effect.gen(function*() {
           })
         )
       }),
+    reportProviderStatus: (providerId, status, detail) =>
+      Effect.gen(function*() {
+        const served = (yield* loadBindings).filter((b) => b.providerId === providerId && b.status !== "disabled" && b.status !== status)
+        yield* Effect.forEach(served, (binding) =>
+          channels.reportBindingStatus({ params: { id: binding.id }, payload: { status, detail: detail?.slice(0, 500) ?? null } }).pipe(
+            // A binding an admin disabled meanwhile stays disabled (409): nothing to report.
+            Effect.catchTag("Conflict", () => Effect.void),
+            Effect.mapError(unavailable)
+          ), { discard: true })
+      }),
     listDeliveries: (query) =>
       channels.listDeliveries({
         query: {

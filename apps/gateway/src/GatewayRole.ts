@@ -25,6 +25,33 @@ const scopeRefresh = Effect.gen(function*() {
 })
 
 /**
+ * Reports a provider whose credential is refused to the cloud (its bindings go `auth_required`, so admins see it) and
+ * reports it `active` again once it works (also after a restart with a rotated credential); checked every few
+ * seconds, the cloud called only on a change.
+ */
+const statusReports = Effect.gen(function*() {
+  const cloud = yield* CloudChannels
+  const providers = yield* Providers
+  const reported = new Map<string, "active" | "auth_required">()
+  yield* Effect.forkScoped(
+    Effect.gen(function*() {
+      for (const status of yield* providers.statuses) {
+        const wanted = status.state === "auth_failed" ? "auth_required" : status.state === "healthy" ? "active" : undefined
+        if (wanted === undefined) continue
+        // The first healthy probe reports `active` too: a binding left `auth_required` before a rotation and restart
+        // recovers (the cloud is only called for bindings whose status differs).
+        if (reported.get(status.id) === wanted) continue
+        yield* cloud.reportProviderStatus(status.id, wanted, status.detail).pipe(
+          Effect.tap(() => Effect.sync(() => reported.set(status.id, wanted))),
+          Effect.catchTag("CloudUnavailable", (error) =>
+            Effect.logWarning("provider status not reported to the cloud").pipe(Effect.annotateLogs({ provider_id: status.id, error: error.message })))
+        )
+      }
+    }).pipe(Effect.repeat(Schedule.spaced("5 seconds")))
+  )
+})
+
+/**
  * The gateway role without its HTTP server: providers (probed at start), the delivery loop, the scope refresh.
  * Needs `GatewayConfig`, `CloudChannels` and `Metrics`. On shutdown the delivery loop stops claiming and lets sends
  * in flight finish within OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS.
@@ -33,6 +60,7 @@ export const layerCore = Layer.effectDiscard(Effect.gen(function*() {
   const config = yield* GatewayConfig
   const state = yield* GatewayState
   yield* scopeRefresh
+  yield* statusReports
   yield* DeliveryLoop.run
   yield* Ref.set(state.started, true)
   yield* Effect.logInfo("gateway started").pipe(Effect.annotateLogs({

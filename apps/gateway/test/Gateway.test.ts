@@ -151,3 +151,25 @@ describe("gateway role against an in-memory cloud", () => {
     assert.deepStrictEqual(stuck, [])
   })
 })
+
+describe("a provider whose credential is refused", () => {
+  const telegram = new FakeTelegram(TG_TOKEN)
+  const cloud = new MemoryCloud()
+  let gateway: RunningGateway | undefined
+  beforeAll(() => telegram.start())
+  afterAll(async () => {
+    await gateway?.stop()
+    await telegram.stop()
+  })
+
+  it("is auth_failed in /ready and reported to the cloud as auth_required for its bindings", async () => {
+    gateway = await startGateway(cloud, [
+      { id: "tg-bad", kind: "telegram", botTokenRef: "env:GW_WRONG", apiRoot: telegram.apiRoot, timeoutMs: 1_000 }
+    ], { GW_WRONG: "999:wrong-token" })
+    await until("reported", () => cloud.statusReports.some((r) => r.providerId === "tg-bad" && r.status === "auth_required"))
+    const ready = await fetch(`${gateway.url}/ready`)
+    assert.strictEqual(ready.status, 503, "no usable provider")
+    const body = await ready.json() as { providers: Array<{ id: string; state: string }> }
+    assert.deepStrictEqual(body.providers.map((p) => [p.id, p.state]), [["tg-bad", "auth_failed"]])
+  })
+})

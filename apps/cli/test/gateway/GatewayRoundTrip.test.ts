@@ -176,4 +176,25 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       yield* gateway.stop
       yield* Scope.close(worker, Exit.void)
     }))
+
+  it.effect("a refused bot token shows on the binding as auth_required (redacted detail), and active again once it works", () =>
+    Effect.gen(function*() {
+      const telegram = new FakeTelegram(TG_TOKEN)
+      yield* promise(() => telegram.start())
+      yield* Effect.addFinalizer(() => promise(() => telegram.stop()))
+      const { token: admin, url } = yield* orgAdmin
+      const binding = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "3003" })
+      const gatewayToken = yield* issueGatewayToken(url, admin, [binding.id])
+      const providers = (tokenRef: string) => [{ id: "tg", kind: "telegram", botTokenRef: tokenRef, apiRoot: telegram.apiRoot, timeoutMs: 2_000 }]
+      const status = Effect.map(http("GET", `${url}/api/channels/bindings/${binding.id}`, admin), (r) => r.body.binding as { status: string; statusDetail: string | null })
+      const wrong = yield* startGateway(url, gatewayToken, providers("env:RT_WRONG"), { RT_WRONG: "123:canary-rotated-away-token" })
+      const refused = yield* until("auth_required", Effect.map(status, (b) => (b.status === "auth_required" ? b : undefined)))
+      assert.include(refused.statusDetail ?? "", "401")
+      assert.notInclude(JSON.stringify(refused), "canary-rotated-away-token")
+      yield* wrong.stop
+      // The rotated credential: a restarted gateway probes it and reports the binding active again.
+      const fixed = yield* startGateway(url, gatewayToken, providers("env:RT_TG"), env)
+      yield* until("active again", Effect.map(status, (b) => (b.status === "active" ? true : undefined)))
+      yield* fixed.stop
+    }))
 })

@@ -30,6 +30,7 @@ export class MemoryCloud {
   readonly replayKeys = new Set<string>()
   readonly providerEvents = new Set<string>()
   readonly prompts: Array<{ providerId: string; message: InboundMessage }> = []
+  readonly statusReports: Array<{ providerId: string; status: string }> = []
   readonly bindings: ReadonlyArray<string>
   /** Failed acks the cloud refused because the claim had moved on. */
   staleAcks = 0
@@ -171,6 +172,7 @@ export class MemoryCloud {
           self.prompts.push({ providerId, message })
           return { status: "prompted" as const, sessionId: "ses_memory" }
         }),
+      reportProviderStatus: (providerId, status) => Effect.sync(() => void self.statusReports.push({ providerId, status })),
       listDeliveries: (query) =>
         Effect.sync(() =>
           [...self.deliveries.values()]
