@@ -3,6 +3,7 @@ import { Artifacts } from "@cowork/services"
 import { Config, Effect } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
+import { QuotaPolicy } from "./QuotaPolicy.ts"
 import { maxUploadRequestBytes, receiveUpload } from "./ArtifactUpload.ts"
 
 /**
@@ -24,11 +25,13 @@ const contentDisposition = (name: string) => `attachment; filename*=UTF-8''${enc
 export const layer = HttpApiBuilder.group(Api, "artifacts", Effect.fn(function*(handlers) {
   const artifacts = yield* Artifacts
   const settings = yield* artifactSettings
+  const quotas = yield* QuotaPolicy
 
   return handlers
     .handleRaw("upload", ({ params, query, request }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
+        const bytesPerDay = (yield* quotas.forOrg(principal.orgId)).artifact_bytes_per_day
         const artifact = yield* receiveUpload(request, settings, query.name, (file) =>
           artifacts.create({
             orgId: principal.orgId,
@@ -37,8 +40,9 @@ export const layer = HttpApiBuilder.group(Api, "artifacts", Effect.fn(function*(
             contentType: file.contentType,
             createdBy: `token:${principal.tokenId}`,
             body: file.body,
-            maxBytes: settings.maxBytes
-          }))
+            maxBytes: settings.maxBytes,
+            bytesPerDay
+          })).pipe(quotas.counted)
         return { artifact }
       }))
     .handle("listForSession", ({ params, query }) =>

@@ -1,4 +1,4 @@
-import { DEFAULT_QUOTAS, type PromptQuota, type QuotaLimits, type RateLimited } from "@cowork/domain"
+import { DEFAULT_QUOTAS, type PromptQuota, type QuotaLimits, QUOTA_NAMES, type QuotaName, type RateLimited } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { effectiveQuotas, Quotas } from "@cowork/services"
 import { Config, Context, Effect, Layer } from "effect"
@@ -21,21 +21,26 @@ export const layer = Layer.effect(
   Effect.gen(function*() {
     const quotas = yield* Quotas
     const metrics = yield* Metrics
-    const defaults: QuotaLimits = {
-      prompts_per_hour: yield* Config.Int("OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR").pipe(Config.withDefault(DEFAULT_QUOTAS.prompts_per_hour)),
-      queued_commands: yield* Config.Int("OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS").pipe(Config.withDefault(DEFAULT_QUOTAS.queued_commands))
+    const configured: Partial<Record<QuotaName, number>> = {}
+    for (const name of QUOTA_NAMES) {
+      configured[name] = yield* Config.Int(`OPEN_COWORK_CLOUD_QUOTA_${name.toUpperCase()}`).pipe(Config.withDefault(DEFAULT_QUOTAS[name]))
     }
+    const defaults: QuotaLimits = { ...DEFAULT_QUOTAS, ...configured }
     const forOrg = (orgId: string) => Effect.map(quotas.overrides(orgId), (overrides) => effectiveQuotas(defaults, overrides))
     return QuotaPolicy.of({
       defaults,
       forOrg,
       promptQuota: (orgId) =>
-        Effect.map(forOrg(orgId), (limits) => ({ promptsPerHour: limits.prompts_per_hour, queuedCommands: limits.queued_commands })),
+        Effect.map(forOrg(orgId), (limits) => ({
+          promptsPerHour: limits.prompts_per_hour,
+          queuedCommands: limits.queued_commands,
+          concurrentSessions: limits.concurrent_sessions
+        })),
       counted: (effect) =>
         Effect.tapError(effect, (error) => {
           const quota = (error as { readonly _tag?: string; readonly details?: { readonly quota?: unknown } }).details?.quota
-          return (error as { readonly _tag?: string })._tag === "RateLimited" && (quota === "prompts_per_hour" || quota === "queued_commands")
-            ? metrics.inc("open_cowork_cloud_quota_rejections_total", { quota })
+          return (error as { readonly _tag?: string })._tag === "RateLimited" && (QUOTA_NAMES as ReadonlyArray<unknown>).includes(quota)
+            ? metrics.inc("open_cowork_cloud_quota_rejections_total", { quota: quota as QuotaName })
             : Effect.void
         })
     })

@@ -338,7 +338,10 @@ export const MetricsCatalog = {
     { scope: ["principal", "org", "auth_backoff"] }
   ),
   open_cowork_cloud_quota_rejections_total: counter("Work refused because the org's quota was used up, by quota.", {
-    quota: ["prompts_per_hour", "queued_commands"]
+    quota: [
+      "prompts_per_hour", "queued_commands", "concurrent_sessions", "active_workers", "artifact_bytes_per_day",
+      "workflow_runs_per_hour", "channel_deliveries_per_hour"
+    ]
   }),
   open_cowork_cloud_byok_reveal_failures_total: counter(
     "Model calls refused because the org's provider key could not be revealed (no key stored, unknown envelope key, tampered, secret adapter down).",

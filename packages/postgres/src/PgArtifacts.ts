@@ -2,6 +2,7 @@ import { type Artifact, decodeArtifactCursor, encodeArtifactCursor, NotFound } f
 import { artifactObjectKey, Artifacts, meteredBody, type NewArtifact, newArtifactId, ObjectStore } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { admitInWindow } from "./QuotaWindows.ts"
 import { appendEvents } from "./AppendEvents.ts"
 
 interface ArtifactRow {
@@ -49,6 +50,7 @@ export const make = Effect.gen(function*() {
       const sha256 = metered.sha256()
       const size = metered.size()
       const row = yield* sql.withTransaction(Effect.gen(function*() {
+        if (input.bytesPerDay !== undefined) yield* admitInWindow(sql, input.orgId, "artifact_bytes_per_day", size, input.bytesPerDay)
         const rows = yield* sql.unsafe<ArtifactRow>(
           `INSERT INTO cloud_artifacts (id, org_id, session_id, name, content_type, size_bytes, sha256, object_key, created_by)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
@@ -61,7 +63,7 @@ export const make = Effect.gen(function*() {
         return rows[0]!
       })).pipe(
         Effect.tapError(() => store.delete(key).pipe(Effect.ignore)),
-        Effect.orDie
+        Effect.catchTag("SqlError", Effect.die)
       )
       return artifactOf(row)
     }).pipe(Effect.withSpan("Artifacts.create"))

@@ -35,6 +35,7 @@ import {
 } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { pruneQuotaWindows } from "./QuotaWindows.ts"
 import { appendEvents, appendEventsStatement } from "./AppendEvents.ts"
 import { COMMANDS_CHANNEL, formatCommandSignal } from "./Channels.ts"
 
@@ -199,7 +200,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
    * commands; inside the prompt's transaction, so a refusal rolls the count back and concurrent admissions of one org
    * serialize on the window row (other orgs never wait).
    */
-  const admitPrompt = (orgId: string, quota: PromptQuota) =>
+  const admitPrompt = (orgId: string, sessionId: string, quota: PromptQuota) =>
     Effect.gen(function*() {
       const counted = yield* sql.unsafe<{ used: number }>(
         `INSERT INTO cloud_quota_windows (org_id, quota, window_start, used)
@@ -215,6 +216,8 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
         )
         return yield* quotaExceeded("prompts_per_hour", quota.promptsPerHour, Number(rows[0]?.ms ?? HOUR_MS))
       }
+      // The first admission of a window sweeps the org's windows that ended over a day ago: the table stays small.
+      if (Number(counted[0]!.used) === 1) yield* pruneQuotaWindows(sql, orgId)
       const queued = yield* sql.unsafe<{ n: number }>(
         `SELECT count(*)::int AS n FROM (
            SELECT 1 FROM cloud_session_commands WHERE org_id = $1 AND status = 'pending' LIMIT $2) pending`,
@@ -222,6 +225,17 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       )
       if (Number(queued[0]?.n ?? 0) >= quota.queuedCommands) {
         return yield* quotaExceeded("queued_commands", quota.queuedCommands, QUEUED_RETRY_AFTER_MS)
+      }
+      if (quota.concurrentSessions !== undefined) {
+        // A prompt for a session already at work adds no concurrency; one that starts another is counted.
+        const active = yield* sql.unsafe<{ n: number; mine: boolean | null }>(
+          `SELECT count(DISTINCT session_id)::int AS n, bool_or(session_id = $2) AS mine
+           FROM cloud_session_commands WHERE org_id = $1 AND kind = 'prompt' AND status IN ('pending', 'running')`,
+          [orgId, sessionId]
+        )
+        if (active[0]?.mine !== true && Number(active[0]?.n ?? 0) >= quota.concurrentSessions) {
+          return yield* quotaExceeded("concurrent_sessions", quota.concurrentSessions, QUEUED_RETRY_AFTER_MS)
+        }
       }
     })
 
@@ -350,7 +364,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
         )
         if (busy.length > 0) return yield* busyConflict(sessionId)
       }
-      if (input.quota !== undefined) yield* admitPrompt(orgId, input.quota)
+      if (input.quota !== undefined) yield* admitPrompt(orgId, sessionId, input.quota)
       const commandId = newCommandId()
       const inserted = yield* sql.unsafe<{ id: string }>(
         `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, idempotency_key, trace_parent)

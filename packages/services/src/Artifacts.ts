@@ -1,4 +1,4 @@
-import type { Artifact, ArtifactPage, ArtifactTooLarge, InvalidObjectKey, NotFound, ObjectStoreUnavailable } from "@cowork/domain"
+import type { Artifact, ArtifactPage, ArtifactTooLarge, InvalidObjectKey, NotFound, ObjectStoreUnavailable, RateLimited } from "@cowork/domain"
 import { Context, Effect, Layer, type Stream } from "effect"
 import { makeArtifactsMemory } from "./ArtifactsMemory.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
@@ -12,6 +12,11 @@ export interface NewArtifact<E> {
   readonly createdBy: string
   readonly body: Stream.Stream<Uint8Array, E>
   readonly maxBytes: number
+  /**
+   * The org's `artifact_bytes_per_day` quota, checked with the metadata insert (the bytes are counted in the UTC day's
+   * window): `RateLimited` when this upload would pass it, and the stored object is removed. Absent: not checked.
+   */
+  readonly bytesPerDay?: number | undefined
 }
 
 /**
@@ -21,7 +26,7 @@ export interface NewArtifact<E> {
 export class Artifacts extends Context.Service<Artifacts, {
   readonly create: <E>(
     input: NewArtifact<E>
-  ) => Effect.Effect<Artifact, NotFound | ArtifactTooLarge | ObjectStoreUnavailable | InvalidObjectKey | E>
+  ) => Effect.Effect<Artifact, NotFound | ArtifactTooLarge | ObjectStoreUnavailable | InvalidObjectKey | RateLimited | E>
   /** The artifact's metadata and its bytes as a stream. */
   readonly open: (
     orgId: string,

@@ -4,7 +4,10 @@ import { artifactObjectKey, meteredBody, newArtifactId } from "./ArtifactRules.t
 import type { Artifacts, NewArtifact } from "./Artifacts.ts"
 import type { MemoryArtifact, MemoryTables } from "./MemoryDatabase.ts"
 import { appendToLog } from "./MemoryLog.ts"
+import { quotaExceeded } from "./QuotaRules.ts"
 import type { ObjectStore } from "./ObjectStore.ts"
+
+const DAY_MS = 86_400_000
 
 const artifactOf = (row: MemoryArtifact): Artifact => ({
   id: row.id,
@@ -28,6 +31,8 @@ export const makeArtifactsMemory = (db: MemoryTables, store: ObjectStore["Servic
     db.sessions.get(sessionId)?.orgId === orgId
       ? Effect.void
       : Effect.fail(new NotFound({ message: `no such session: ${sessionId}` }))
+  // Uploaded bytes per org per UTC day (the Pg layer keeps the same windows in cloud_quota_windows).
+  const bytesByDay = new Map<string, number>()
 
   return {
     create: <E>(input: NewArtifact<E>) =>
@@ -40,6 +45,16 @@ export const makeArtifactsMemory = (db: MemoryTables, store: ObjectStore["Servic
           Effect.tapError(() => store.delete(key).pipe(Effect.ignore))
         )
         const now = yield* Clock.currentTimeMillis
+        if (input.bytesPerDay !== undefined) {
+          const dayStart = Math.floor(now / DAY_MS) * DAY_MS
+          const windowKey = `${input.orgId}\u0000${dayStart}`
+          const used = bytesByDay.get(windowKey) ?? 0
+          if (used + metered.size() > input.bytesPerDay) {
+            yield* store.delete(key).pipe(Effect.ignore)
+            return yield* quotaExceeded("artifact_bytes_per_day", input.bytesPerDay, dayStart + DAY_MS - now)
+          }
+          bytesByDay.set(windowKey, used + metered.size())
+        }
         const row: MemoryArtifact = {
           id,
           orgId: input.orgId,

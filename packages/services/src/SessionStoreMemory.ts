@@ -26,7 +26,7 @@ import type { SessionStore } from "./SessionStore.ts"
 export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: string): SessionStore["Service"] => {
   // Prompts per org per clock hour (the Pg layer keeps the same fixed windows in cloud_quota_windows).
   const promptWindows = new Map<string, number>()
-  const admitPrompt = (orgId: string, quota: PromptQuota, now: number) =>
+  const admitPrompt = (orgId: string, sessionId: string, quota: PromptQuota, now: number) =>
     Effect.gen(function*() {
       const windowStart = Math.floor(now / HOUR_MS) * HOUR_MS
       const key = `${orgId}\u0000${windowStart}`
@@ -37,6 +37,22 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
       const queued = db.commands.filter((command) => command.orgId === orgId && command.status === "pending").length
       if (queued >= quota.queuedCommands) {
         return yield* quotaExceeded("queued_commands", quota.queuedCommands, QUEUED_RETRY_AFTER_MS)
+      }
+      if (quota.concurrentSessions !== undefined) {
+        const active = new Set(db.commands
+          .filter((command) =>
+            command.orgId === orgId && command.kind === "prompt" && (command.status === "pending" || command.status === "running"))
+          .map((command) => command.sessionId))
+        if (!active.has(sessionId) && active.size >= quota.concurrentSessions) {
+          return yield* quotaExceeded("concurrent_sessions", quota.concurrentSessions, QUEUED_RETRY_AFTER_MS)
+        }
+      }
+      if (used === 0) {
+        // A new window: the org's windows that ended over a day ago go.
+        for (const [other] of promptWindows) {
+          const [otherOrg, start] = other.split("\u0000")
+          if (otherOrg === orgId && Number(start) < now - 2 * 24 * HOUR_MS) promptWindows.delete(other)
+        }
       }
       promptWindows.set(key, used + 1)
     })
@@ -152,7 +168,7 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         ) {
           return yield* busyConflict(sessionId)
         }
-        if (input.quota !== undefined) yield* admitPrompt(orgId, input.quota, now)
+        if (input.quota !== undefined) yield* admitPrompt(orgId, sessionId, input.quota, now)
         const commandId = newCommandId()
         db.commands.push({
           id: commandId,

@@ -91,4 +91,33 @@ export const artifactsContract = <R>(harness: ControlPlaneHarness<R>) =>
         const onlyB = yield* artifacts.list(a.orgId, { sessionId: b.sessionId, limit: 10 })
         assert.sameMembers(onlyB.artifacts.map((x) => x.name), ["f1", "f4"])
       })))
+
+    it.effect("bytes per day: the upload that would pass the org's daily quota is RateLimited and leaves no artifact; other orgs count apart", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const artifacts = yield* Artifacts
+        const session = yield* newSession()
+        const put = (orgId: string, sessionId: string, text: string) =>
+          artifacts.create({
+            orgId,
+            sessionId,
+            name: "a.txt",
+            contentType: "text/plain",
+            createdBy: "test",
+            body: Stream.make(bytes(text)),
+            maxBytes: 1_000,
+            bytesPerDay: 10
+          })
+        yield* put(session.orgId, session.sessionId, "12345678")
+        const refused = yield* Effect.flip(put(session.orgId, session.sessionId, "12345"))
+        assert.strictEqual(refused._tag, "RateLimited")
+        if (refused._tag === "RateLimited") {
+          assert.deepStrictEqual(refused.details, { quota: "artifact_bytes_per_day", limit: 10 })
+          assert.isAbove(refused.retryAfterMs, 0)
+          assert.isAtMost(refused.retryAfterMs, 86_400_000)
+        }
+        assert.strictEqual((yield* artifacts.list(session.orgId, { limit: 10 })).artifacts.length, 1)
+        yield* put(session.orgId, session.sessionId, "12")
+        const other = yield* newSession()
+        yield* put(other.orgId, other.sessionId, "1234567890")
+      })))
   })

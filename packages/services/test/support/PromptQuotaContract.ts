@@ -83,4 +83,27 @@ export const promptQuotaContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.strictEqual(over._tag, "RateLimited")
         if (over._tag === "RateLimited") assert.deepStrictEqual(over.details, { quota: "prompts_per_hour", limit: 7 })
       })))
+
+    it.effect("concurrent sessions: a prompt that would start one more working session is refused; more prompts for a working one pass", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const quota = { promptsPerHour: 100, queuedCommands: 100, concurrentSessions: 2 }
+        const first = yield* newSession()
+        const second = yield* newSession(first.orgId)
+        const third = yield* newSession(first.orgId)
+        yield* sessions.prompt(first.orgId, first.sessionId, { text: "a", quota })
+        yield* sessions.prompt(second.orgId, second.sessionId, { text: "b", quota })
+        assert.isTrue((yield* sessions.prompt(first.orgId, first.sessionId, { text: "a again", quota })).created, "a working session takes more")
+        const refused = yield* Effect.flip(sessions.prompt(third.orgId, third.sessionId, { text: "c", quota }))
+        assert.strictEqual(refused._tag, "RateLimited")
+        if (refused._tag === "RateLimited") {
+          assert.deepStrictEqual(refused.details, { quota: "concurrent_sessions", limit: 2 })
+          assert.isAbove(refused.retryAfterMs, 0)
+        }
+        const other = yield* newSession()
+        assert.isTrue((yield* sessions.prompt(other.orgId, other.sessionId, { text: "other org", quota })).created)
+        // The second session's work ends (aborted): the third may start.
+        yield* sessions.abort(second.orgId, second.sessionId)
+        assert.isTrue((yield* sessions.prompt(third.orgId, third.sessionId, { text: "c", quota })).created)
+      })))
   })
