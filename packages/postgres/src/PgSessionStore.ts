@@ -261,8 +261,8 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       undefined,
       (first) => {
         // The composition's parameters: org, command id, payload, trace parent, prompts/hour (null: no quota),
-        // queued limit, commands channel, signal.
-        const [org, command, payload, trace, perHour, queuedLimit, channel, signal] = Array.from({ length: 8 }, (_, i) => `$${first + i}`)
+        // queued limit, commands channel, signal, concurrent sessions (null: not checked).
+        const [org, command, payload, trace, perHour, queuedLimit, channel, signal, concurrent] = Array.from({ length: 9 }, (_, i) => `$${first + i}`)
         return {
           prefix: `
     ses AS (
@@ -282,11 +282,16 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
         SELECT 1 FROM cloud_session_commands
         WHERE ${perHour}::bigint IS NOT NULL AND org_id = ${org} AND status = 'pending' LIMIT ${queuedLimit}::bigint) q
     ),
+    active AS (
+      SELECT count(DISTINCT session_id) AS n, bool_or(session_id = $1) AS mine FROM cloud_session_commands
+      WHERE ${concurrent}::bigint IS NOT NULL AND org_id = ${org} AND kind = 'prompt' AND status IN ('pending', 'running')
+    ),
     ok AS (
       SELECT ses.id FROM ses
-      WHERE ${perHour}::bigint IS NULL OR (
+      WHERE (${perHour}::bigint IS NULL OR (
         (SELECT used FROM locked) < ${perHour}::bigint
-        AND (SELECT n FROM queued) + (SELECT used FROM locked) - coalesce((SELECT used FROM win), 0) < ${queuedLimit}::bigint)
+        AND (SELECT n FROM queued) + (SELECT used FROM locked) - coalesce((SELECT used FROM win), 0) < ${queuedLimit}::bigint))
+        AND (${concurrent}::bigint IS NULL OR (SELECT mine FROM active) IS TRUE OR (SELECT n FROM active) < ${concurrent}::bigint)
     ),
     bumped AS (
       UPDATE cloud_quota_windows w SET used = w.used + 1 FROM ok
@@ -310,7 +315,8 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
             input.quota?.promptsPerHour ?? null,
             input.quota?.queuedCommands ?? null,
             COMMANDS_CHANNEL,
-            formatCommandSignal({ kind: "prompt", sessionId })
+            formatCommandSignal({ kind: "prompt", sessionId }),
+            input.quota?.concurrentSessions ?? null
           ]
         }
       }
