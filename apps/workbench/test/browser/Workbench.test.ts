@@ -35,7 +35,7 @@ const newSession = async (title: string) => {
   await page.getByLabel("Title of the new session").fill(title)
   await page.getByRole("button", { name: "New session" }).click()
   await page.waitForURL(/\/sessions\/[^/]+$/)
-  await page.getByRole("heading", { name: title }).waitFor()
+  await page.getByRole("heading", { name: title, level: 1 }).waitFor()
   await page.locator(".badge.conn-live").waitFor()
   return decodeURIComponent(new URL(page.url()).pathname.split("/").pop()!)
 }
@@ -202,6 +202,37 @@ describe("the workbench in Chromium", () => {
       view.messages.map((m: { role: string; text: string }) => [m.role, m.text]),
       [["user", `${words} [[slow:250]] [[events:24]]`], ["assistant", `echo: ${words}`]]
     )
+    assertNoProblems(browser.problems, outage)
+  })
+
+  it("a cursor older than the retained log: snapshot.required reloads the projected view, then the stream goes on", async () => {
+    const { session } = await stack.api("POST", "/api/sessions", { title: "Pruned" })
+    await stack.api("POST", `/api/sessions/${session.id}/prompt`, { text: "early one" })
+    await stack.api("POST", `/api/sessions/${session.id}/prompt`, { text: "early two" })
+    const view = await stack.viewWhen(session.id, (v) => v.status === "idle" && v.messages.length === 4)
+    // What the retention job does: events before the last one are gone (EventLog.prune's statement).
+    await stack.sql(
+      `WITH pruned AS (DELETE FROM cloud_session_events WHERE session_id = $1 AND sequence < $2)
+       UPDATE cloud_session_projections p SET earliest_sequence = GREATEST(p.earliest_sequence, LEAST($2::bigint, p.last_sequence + 1))
+       WHERE p.session_id = $1`,
+      [session.id, view.projectedSequence]
+    )
+    const snapshots: Array<string> = []
+    const onResponse = async (response: { url: () => string; headers: () => Record<string, string>; text: () => Promise<string> }) => {
+      if (response.url().includes(`/api/sessions/${session.id}/events`) && (await response.text().catch(() => "")).includes("snapshot.required")) {
+        snapshots.push(response.url())
+      }
+    }
+    page.on("response", onResponse)
+    await page.goto(`${stack.baseUrl}/sessions/${session.id}`)
+    assert.strictEqual(await finalAnswer("echo: early one"), 1)
+    assert.strictEqual(await finalAnswer("echo: early two"), 1)
+    await page.locator(".badge.conn-live").waitFor()
+    await sendPrompt("after the snapshot")
+    assert.strictEqual(await finalAnswer("echo: after the snapshot"), 1)
+    assert.strictEqual(await page.locator(".msg.user").count(), 3)
+    page.off("response", onResponse)
+    assert.strictEqual(snapshots.length, 1, "the server answered snapshot.required once")
     assertNoProblems(browser.problems, outage)
   })
 

@@ -137,6 +137,26 @@ export class Stack {
     return text === "" ? undefined : JSON.parse(text)
   }
 
+  /** One SQL statement on the stack's database (for drills the API cannot stage, e.g. pruning a session's log). */
+  async sql(text: string, values: ReadonlyArray<unknown> = []): Promise<void> {
+    const { default: pg } = await import("pg")
+    const client = new pg.Client({ connectionString: this.env.OPEN_COWORK_DATABASE_URL })
+    await client.connect()
+    try {
+      await client.query(text, [...values])
+    } finally {
+      await client.end()
+    }
+  }
+
+  /** Polls the session's projected view until `ready` holds (or fails after 30 s). */
+  async viewWhen(sessionId: string, ready: (view: any) => boolean): Promise<any> {
+    return waitFor(`session ${sessionId} view`, 30_000, async () => {
+      const view = await this.api("GET", `/api/sessions/${sessionId}/view`)
+      return ready(view) ? view : undefined
+    })
+  }
+
   logs(): string {
     return [this.web?.output ?? "", ...this.workers.map((w) => w.output)].join("\n---\n")
   }
