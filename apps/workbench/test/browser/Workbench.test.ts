@@ -358,6 +358,30 @@ describe("the workbench in Chromium", () => {
     assertNoProblems(browser.problems, outage)
   })
 
+  it("works from the keyboard: a skip link first, then the controls in order, and Enter opens a session", async () => {
+    await page.goto(`${stack.baseUrl}/sessions`)
+    await page.locator("li[data-session-id]").first().waitFor()
+    await page.keyboard.press("Tab")
+    assert.strictEqual(await page.evaluate(() => document.activeElement?.textContent), "Skip to content")
+    await page.keyboard.press("Enter")
+    assert.strictEqual(await page.evaluate(() => document.activeElement?.id), "main")
+    // Every form control has an accessible name.
+    const unnamed = await page.locator("input, select, textarea, button").evaluateAll((elements) =>
+      elements.filter((el) => {
+        const labelled = (el as HTMLInputElement).labels?.length || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby")
+        return !labelled && (el.textContent ?? "").trim() === "" && el.getAttribute("type") !== "hidden"
+      }).map((el) => el.outerHTML.slice(0, 80)))
+    assert.deepStrictEqual(unnamed, [])
+    const first = page.locator("li[data-session-id] a").first()
+    await first.focus()
+    const title = await first.locator(".title").innerText()
+    await page.keyboard.press("Enter")
+    await page.getByRole("heading", { name: title, level: 1 }).waitFor()
+    await page.getByLabel("Prompt").focus()
+    assert.strictEqual(await page.evaluate(() => document.activeElement?.id), "prompt-text")
+    assertNoProblems(browser.problems, outage)
+  })
+
   it("dark theme and a narrow screen", async () => {
     const dark = await browser.context.newPage()
     await dark.emulateMedia({ colorScheme: "dark" })
