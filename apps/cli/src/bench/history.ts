@@ -163,10 +163,10 @@ const seed = (orgId: string) =>
         )
         yield* sql.unsafe(
           `INSERT INTO cloud_session_events (session_id, sequence, event_id, type, payload, command_id, attempt)
-           SELECT 'ses_hist_' || g, (k - 1) * $5::int + e, 'evt_hist_' || g || '_' || k || '_' || e,
-             CASE e WHEN 1 THEN 'prompt.submitted' WHEN 2 THEN 'session.status' WHEN $5::int THEN 'session.idle' ELSE 'assistant.message' END,
+           SELECT 'ses_hist_' || g, (k - 1) * $4::int + e, 'evt_hist_' || g || '_' || k || '_' || e,
+             CASE e WHEN 1 THEN 'prompt.submitted' WHEN 2 THEN 'session.status' WHEN $4::int THEN 'session.idle' ELSE 'assistant.message' END,
              jsonb_build_object('commandId', 'cmd_hist_' || g || '_' || k, 'text', 'history event'), 'cmd_hist_' || g || '_' || k, 1
-           FROM generate_series($2::int, $3::int) g, generate_series(1, $4::int) k, generate_series(1, $5::int) e`,
+           FROM generate_series($1::int, $2::int) g, generate_series(1, $3::int) k, generate_series(1, $4::int) e`,
           [from, to, HISTORY_COMMANDS, EVENTS_PER_COMMAND]
         )
       })).pipe(Effect.orDie)
