@@ -45,7 +45,7 @@ const classify = (query: string): string | undefined => {
   if (query.includes("busy AS")) return "releaseIfIdle"
   if (query.includes("started AS")) return "next"
   if (query.includes("ses AS")) return "enqueue (one statement)"
-  if (query.includes("fence AS") && query.includes("cloud_worker_leases l WHERE")) return "append (fenced)"
+  if (query.includes("fence AS") && /cloud_worker_leases l\s+WHERE/.test(query)) return "append (fenced)"
   return undefined
 }
 
@@ -195,7 +195,8 @@ const report = (r: { date: string; commit: string; machine: string; load: string
     `${HISTORY_SESSIONS.toLocaleString("en")} sessions in ${r.seeded.seconds} s, then VACUUM ANALYZE. Measured: ${MEASURED_SESSIONS} sessions × ${PROMPTS_PER_SESSION} prompts`,
     `(fresh sessions on the empty database, seeded sessions — ${HISTORY_COMMANDS} acked commands each — on the full one), half`,
     `worked off through start/close, half through next/append/releaseIfIdle, ${FIBERS} fibers. Per statement (pg_stat_statements):`,
-    "mean execution and planning ms, and shared buffers touched per call (the work, independent of the load).",
+    "mean execution and planning ms (planning is 0 unless pg_stat_statements.track_planning is on: the client's",
+    "prepared statements mostly reuse their plans), and shared buffers touched per call (the work, independent of the load).",
     "",
     "| statement | calls empty / full | exec ms empty → full | plan ms empty → full | buffers per call empty → full |",
     "|---|---|---|---|---|",
