@@ -291,7 +291,10 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       WHERE (${perHour}::bigint IS NULL OR (
         (SELECT used FROM locked) < ${perHour}::bigint
         AND (SELECT n FROM queued) + (SELECT used FROM locked) - coalesce((SELECT used FROM win), 0) < ${queuedLimit}::bigint))
-        AND (${concurrent}::bigint IS NULL OR (SELECT mine FROM active) IS TRUE OR (SELECT n FROM active) < ${concurrent}::bigint)
+        -- The active count is the snapshot's too: each admission committed since bumped the window and started at
+        -- most one more session, so the same bound applies (no window under a quota: undecided, the transaction).
+        AND (${concurrent}::bigint IS NULL OR (SELECT mine FROM active) IS TRUE
+          OR (SELECT n FROM active) + (SELECT used FROM locked) - coalesce((SELECT used FROM win), 0) < ${concurrent}::bigint)
     ),
     bumped AS (
       UPDATE cloud_quota_windows w SET used = w.used + 1 FROM ok

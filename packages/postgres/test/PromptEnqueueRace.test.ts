@@ -56,4 +56,45 @@ describe("prompt enqueue under a quota, several processes", () => {
         assert.strictEqual(created, round === 0 ? limit : 3, `round ${round}: admitted up to the limit`)
       }
     }), 60_000)
+
+  it.effect("racing prompts of one org from 6 processes start no more sessions than concurrent_sessions allows", () =>
+    Effect.gen(function*() {
+      const url = yield* freshDatabaseUrl
+      const setup = Layer.mergeAll(PgSessionStore.layer, PgTokens.layer).pipe(
+        Layer.provideMerge(Database.layer({ url: Redacted.make(url), maxConnections: 2 }))
+      )
+      const quota = { promptsPerHour: 1_000, queuedCommands: 1_000, concurrentSessions: 4 }
+      const { orgId, sessionIds } = yield* Effect.gen(function*() {
+        yield* runMigrations
+        const { orgId } = yield* (yield* Tokens).createOrg("race")
+        const store = yield* SessionStore
+        const sessionIds = yield* Effect.forEach(Array.from({ length: 24 }), () => Effect.map(store.create(orgId, {}), (s) => s.id))
+        // The hour's window row exists: one session at work already.
+        yield* store.prompt(orgId, sessionIds[0]!, { text: "opening", quota })
+        return { orgId, sessionIds }
+      }).pipe(Effect.provide(setup))
+      yield* Effect.all(
+        Array.from({ length: 6 }, (_, p) =>
+          Effect.gen(function*() {
+            const store = yield* SessionStore
+            // Each process prompts 4 sessions of its own (none at work yet).
+            return yield* Effect.all(
+              Array.from({ length: 4 }, (_, i) =>
+                Effect.result(store.prompt(orgId, sessionIds[1 + p * 3 + (i % 3)]!, { text: `p${p} #${i}`, quota }))),
+              { concurrency: "unbounded" }
+            )
+          }).pipe(Effect.provide(process(url)))),
+        { concurrency: "unbounded" }
+      )
+      const active = yield* Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql.unsafe<{ n: number }>(
+          `SELECT count(DISTINCT session_id)::int AS n FROM cloud_session_commands
+           WHERE org_id = $1 AND kind = 'prompt' AND status IN ('pending', 'running')`,
+          [orgId]
+        )
+        return Number(rows[0]!.n)
+      }).pipe(Effect.provide(setup))
+      assert.strictEqual(active, 4, "exactly the allowed number of sessions at work")
+    }), 60_000)
 })
