@@ -28,6 +28,12 @@ export interface AuthSettings {
   readonly absoluteMs: number
   readonly cookieName: string
   readonly secureCookies: boolean
+  /**
+   * `OPEN_COWORK_CLOUD_COOKIE_SECRET_REF`: the session cookie is signed with it (HMAC-SHA256) and a cookie whose
+   * signature does not match is never looked up; rotating it ends every browser session. Unset: unsigned (the value
+   * is still 256 random bits of which the database keeps only a hash).
+   */
+  readonly cookieSecret: Redacted.Redacted<string> | undefined
 }
 
 const configError = (message: string) => new Config.ConfigError(new ConfigProvider.SourceError({ message }))
@@ -37,11 +43,12 @@ const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"])
 export const isLoopbackHttp = (url: URL): boolean => url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname)
 
 /**
- * The session cookie is `__Host-cowork_session` (Secure, no Domain, Path=/) whenever the public URL is https. On
- * a plain-http loopback URL (the embedded default on a laptop) it cannot be Secure, and a `__Host-` cookie must be,
- * so it is `cowork_session` there — HttpOnly and SameSite=Lax all the same.
+ * The session cookie is `__Host-cowork_session` (Secure, no Domain, Path=/) only when the public URL is https. On a
+ * plain-http URL it is `cowork_session`: on loopback (the embedded default on a laptop) it is not Secure, since http
+ * cannot carry a Secure cookie there; on any other http URL it stays Secure (a browser then sends it only over https,
+ * so set the public URL to the https address people use) — HttpOnly and SameSite=Lax all the same.
  */
-export const cookieNameFor = (publicUrl: URL) => isLoopbackHttp(publicUrl) ? "cowork_session" : "__Host-cowork_session"
+export const cookieNameFor = (publicUrl: URL) => publicUrl.protocol === "https:" ? "__Host-cowork_session" : "cowork_session"
 
 /** `env:NAME` or `file:/absolute/path` (trimmed); a bare value is refused so a secret never sits in the config. */
 export const resolveSecretRef = (ref: string): Effect.Effect<Redacted.Redacted<string>, Config.ConfigError> =>
@@ -104,6 +111,11 @@ export const authSettings: Effect.Effect<AuthSettings, Config.ConfigError> = Eff
       roleMap: parseRoleMap(yield* Config.String("OPEN_COWORK_CLOUD_OIDC_ROLE_MAP").pipe(Config.withDefault("")))
     }
   }
+  const cookieSecretRef = yield* Config.option(Config.String("OPEN_COWORK_CLOUD_COOKIE_SECRET_REF"))
+  const cookieSecret = Option.isSome(cookieSecretRef) ? yield* resolveSecretRef(cookieSecretRef.value) : undefined
+  if (cookieSecret !== undefined && Redacted.value(cookieSecret).length < 32) {
+    return yield* Effect.fail(configError("the secret named by OPEN_COWORK_CLOUD_COOKIE_SECRET_REF must be at least 32 characters"))
+  }
   const tokenLogin = yield* Config.Boolean("OPEN_COWORK_CLOUD_TOKEN_LOGIN").pipe(Config.withDefault(oidc === undefined))
   return {
     mode: oidc === undefined ? "local" : "oidc",
@@ -113,6 +125,7 @@ export const authSettings: Effect.Effect<AuthSettings, Config.ConfigError> = Eff
     idleMs: yield* Config.Int("OPEN_COWORK_CLOUD_SESSION_IDLE_MS").pipe(Config.withDefault(2 * 3_600_000)),
     absoluteMs: yield* Config.Int("OPEN_COWORK_CLOUD_SESSION_ABSOLUTE_MS").pipe(Config.withDefault(12 * 3_600_000)),
     cookieName: cookieNameFor(publicUrl),
-    secureCookies: !isLoopbackHttp(publicUrl)
+    secureCookies: !isLoopbackHttp(publicUrl),
+    cookieSecret
   } satisfies AuthSettings
 })

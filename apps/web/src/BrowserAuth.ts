@@ -54,7 +54,19 @@ export const make = (settings: AuthSettings) =>
     const publicOrigin = settings.publicUrl.origin
     const loopback = isLoopbackHttp(settings.publicUrl)
     const cookieOptions = { httpOnly: true, secure: settings.secureCookies, sameSite: "lax", path: "/" } as const
-    const loginCookieName = settings.secureCookies ? "__Host-cowork_login" : "cowork_login"
+    const loginCookieName = settings.cookieName.startsWith("__Host-") ? "__Host-cowork_login" : "cowork_login"
+    const secret = settings.cookieSecret === undefined ? undefined : Redacted.value(settings.cookieSecret)
+    const signatureOf = (value: string) => Crypto.createHmac("sha256", secret!).update(value, "utf8").digest("base64url")
+    /** The cookie as sent: `<value>.<signature>` with a cookie secret, else the value itself. */
+    const signed = (value: string) => secret === undefined ? value : `${value}.${signatureOf(value)}`
+    /** The value of a cookie whose signature checks out (constant time), else `undefined`. */
+    const verified = (raw: string): string | undefined => {
+      if (secret === undefined) return raw
+      const dot = raw.lastIndexOf(".")
+      if (dot <= 0) return undefined
+      const value = raw.slice(0, dot)
+      return constantTimeEquals(raw.slice(dot + 1), signatureOf(value)) ? value : undefined
+    }
 
     const originAllowed = (origin: string, host: string | undefined): boolean => {
       if (origin === publicOrigin) return true
@@ -83,9 +95,11 @@ export const make = (settings: AuthSettings) =>
       return sameSite(request) && presented !== undefined && constantTimeEquals(presented, csrfToken)
     }
 
+    /** The session cookie's value; a cookie with a wrong or missing signature reads as an unknown session. */
     const sessionCookie = (request: HttpServerRequest.HttpServerRequest) => {
-      const value = request.cookies[settings.cookieName]
-      return value === undefined || value === "" ? undefined : Redacted.make(value)
+      const raw = request.cookies[settings.cookieName]
+      if (raw === undefined || raw === "") return undefined
+      return Redacted.make(verified(raw) ?? "!")
     }
 
     const refuse = (reason: "operator_route" | "forbidden_scope" | "csrf_rejected", message: string) =>
@@ -137,7 +151,7 @@ export const make = (settings: AuthSettings) =>
       csrfValid,
       sessionCookie,
       setSessionCookie: (response, opened) =>
-        HttpServerResponse.setCookieUnsafe(response, settings.cookieName, Redacted.value(opened.cookie), {
+        HttpServerResponse.setCookieUnsafe(response, settings.cookieName, signed(Redacted.value(opened.cookie)), {
           ...cookieOptions,
           // The browser drops it when the session's absolute lifetime ends; the server enforces both lifetimes.
           expires: new Date(opened.session.absoluteExpiresAt)

@@ -1,8 +1,9 @@
 import { type Principal, RateLimited } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { RateLimiter } from "@cowork/services"
-import { Config, Context, Effect, Layer, Option } from "effect"
+import { Config, ConfigProvider, Context, Effect, Layer } from "effect"
 import { HttpServerRequest } from "effect/http"
+import { clientAddress, parseTrustedProxies } from "./ClientAddress.ts"
 
 const MINUTE_MS = 60_000
 
@@ -27,10 +28,9 @@ export class RequestLimits extends Context.Service<RequestLimits, {
   readonly noteAuthFailure: Effect.Effect<void, never, HttpServerRequest.HttpServerRequest>
   /** After authenticating: one request from the principal and its org. */
   readonly admit: (principal: Principal) => Effect.Effect<void, RateLimited>
+  /** The client's address, through trusted proxies (`OPEN_COWORK_CLOUD_TRUSTED_PROXIES`): what per-address limits key on. */
+  readonly sourceOf: (request: HttpServerRequest.HttpServerRequest) => string
 }>()("cowork/web/RequestLimits") {}
-
-export const sourceOf = (request: HttpServerRequest.HttpServerRequest): string =>
-  Option.getOrElse(request.remoteAddress ?? Option.none(), () => "unknown")
 
 export const layer = Layer.effect(
   RequestLimits,
@@ -49,12 +49,22 @@ export const layer = Layer.effect(
       blockMs: yield* Config.Int("OPEN_COWORK_CLOUD_AUTH_BLOCK_MS").pipe(Config.withDefault(60_000))
     }
 
+    const trustedRaw = yield* Config.String("OPEN_COWORK_CLOUD_TRUSTED_PROXIES").pipe(Config.withDefault(""))
+    const trusted = trustedRaw.trim() === "" ? undefined : parseTrustedProxies(trustedRaw)
+    if (trustedRaw.trim() !== "" && trusted === undefined) {
+      return yield* Effect.fail(new Config.ConfigError(new ConfigProvider.SourceError({
+        message: "OPEN_COWORK_CLOUD_TRUSTED_PROXIES must list IP addresses or CIDR ranges, comma-separated"
+      })))
+    }
+    const sourceOf = (request: HttpServerRequest.HttpServerRequest) => clientAddress(request, trusted)
+
     const refuse = (scope: "principal" | "org" | "auth_backoff", retryAfterMs: number, message: string) =>
       metrics.inc("open_cowork_cloud_rate_limited_total", { scope }).pipe(
         Effect.andThen(Effect.fail(new RateLimited({ message, retryAfterMs, details: { limit: scope } })))
       )
 
     return RequestLimits.of({
+      sourceOf,
       settings: {
         principalPerMinute,
         orgPerMinute,

@@ -13,6 +13,7 @@ import { SecretAdapter, WebhookSignature, WorkflowStore } from "@cowork/services
 import { Config, Effect, Option, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
+import { RequestLimits } from "./RequestLimits.ts"
 import { webhookSecretContext } from "./WorkflowHandlers.ts"
 
 const RATE_WINDOW_MS = 60_000
@@ -43,6 +44,7 @@ export const layer = HttpApiBuilder.group(Api, "webhooks", Effect.fn(function*(h
   const store = yield* WorkflowStore
   const secrets = yield* SecretAdapter
   const metrics = yield* Metrics
+  const requestLimits = yield* RequestLimits
   const perMinute = yield* Config.Int("OPEN_COWORK_CLOUD_WEBHOOK_RATE_PER_MINUTE").pipe(Config.withDefault(120))
   const limited = makeRateLimiter(perMinute)
 
@@ -56,7 +58,8 @@ export const layer = HttpApiBuilder.group(Api, "webhooks", Effect.fn(function*(h
     Effect.gen(function*() {
       // The sender's timestamp is wall-clock time, so the window is checked against this host's wall clock.
       const now = Date.now()
-      const source = Option.getOrElse(request.remoteAddress, () => "unknown")
+      // The client's address, through trusted proxies: a proxy's address would put every sender in one bucket.
+      const source = requestLimits.sourceOf(request)
       const waitMs = limited(source, now)
       if (waitMs !== undefined) {
         const seconds = Math.max(1, Math.ceil(waitMs / 1000))
