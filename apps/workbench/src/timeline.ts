@@ -13,6 +13,8 @@ export type Item =
     readonly seq: number
     readonly text: string
     readonly final: boolean
+    /** The turn ended (failed, aborted) before the message was complete. */
+    readonly incomplete?: boolean
     readonly commandId: string | undefined
   }
   | {
@@ -119,6 +121,10 @@ const upsert = (items: ReadonlyArray<Item>, key: string, make: (previous: Item |
   return next
 }
 
+/** A turn that ended leaves no message streaming: what it wrote so far stays, marked incomplete. */
+const endStreaming = (items: ReadonlyArray<Item>): ReadonlyArray<Item> =>
+  items.map((item) => (item.kind === "assistant" && !item.final ? { ...item, final: true, incomplete: true } : item))
+
 const markAnswered = (items: ReadonlyArray<Item>, key: string, answer: string): ReadonlyArray<Item> =>
   items.map((item) => (item.key === key && (item.kind === "permission" || item.kind === "question") ? { ...item, answer } : item))
 
@@ -203,7 +209,7 @@ export const apply = (timeline: Timeline, event: SessionEvent): Timeline => {
       items = markAnswered(items, `question:${str(p.requestId)}`, "declined")
       break
     case "runtime.error":
-      items = [...items, { kind: "error", key: `error:${seq}`, seq, message: str(p.message) ?? "the runtime failed" }]
+      items = [...endStreaming(items), { kind: "error", key: `error:${seq}`, seq, message: str(p.message) ?? "the runtime failed" }]
       break
     case "command.retried": {
       const commandId = str(p.commandId)
@@ -221,11 +227,12 @@ export const apply = (timeline: Timeline, event: SessionEvent): Timeline => {
     case "session.idle":
       if (status !== "aborted") status = "idle"
       runningCommand = undefined
+      items = endStreaming(items)
       break
     case "session.aborted":
       status = "aborted"
       runningCommand = undefined
-      items = [...items, { kind: "note", key: `note:${seq}`, seq, tone: "abort", text: "Aborted" }]
+      items = [...endStreaming(items), { kind: "note", key: `note:${seq}`, seq, tone: "abort", text: "Aborted" }]
       break
     case "artifact.created":
       artifactsVersion += 1

@@ -95,7 +95,7 @@ const TimelineItem = ({ sessionId, item, onError }: { readonly sessionId: string
     case "assistant":
       return (
         <li class={`msg assistant${item.final ? "" : " streaming"}`} data-seq={item.seq} data-message-key={item.key} aria-busy={!item.final}>
-          <span class="who">Agent</span><div class="text">{item.text}</div>
+          <span class="who">Agent{item.incomplete === true ? " · incomplete" : ""}</span><div class="text">{item.text}</div>
         </li>
       )
     case "tool":

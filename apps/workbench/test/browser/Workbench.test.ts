@@ -7,6 +7,8 @@ import { Stack } from "./support/Stack.ts"
 
 const images = Path.resolve(import.meta.dirname, "../../../../docs/images")
 const WORKER_ID = "browser-worker-1"
+/** The worker that is running now (a test kills the first one and starts another). */
+let liveWorker = WORKER_ID
 
 let stack: Stack
 let browser: Awaited<ReturnType<typeof launch>>
@@ -205,6 +207,26 @@ describe("the workbench in Chromium", () => {
     assertNoProblems(browser.problems, outage)
   })
 
+  it("shows a runtime error, and a turn retried after its worker died (command.retried) with the partial text dropped", async () => {
+    await newSession("Failures")
+    await sendPrompt("break [[fail]]")
+    await page.locator(".msg.error-item", { hasText: "scripted failure" }).waitFor({ timeout: 30_000 })
+    await page.locator('[data-testid="session-status"]', { hasText: "idle" }).waitFor()
+
+    const words = Array.from({ length: 30 }, (_, i) => `r${i}`).join(" ")
+    await sendPrompt(`${words} [[slow:400]] [[events:30]]`)
+    await page.locator(".msg.assistant.streaming").waitFor({ timeout: 30_000 })
+    await stack.startWorker("browser-worker-2")
+    await stack.killWorker(WORKER_ID)
+    liveWorker = "browser-worker-2"
+    await page.locator(".msg.note-retry", { hasText: /^Retried: attempt 2 replaces attempt 1/ }).waitFor({ timeout: 60_000 })
+    assert.strictEqual(await finalAnswer(`echo: ${words}`, 90_000), 1)
+    assert.strictEqual(await page.locator(".msg.assistant .text", { hasText: "echo: r0" }).count(), 1, "the abandoned attempt's partial text is gone")
+    assert.strictEqual(await page.locator(".msg.assistant.streaming").count(), 0)
+    assert.strictEqual(await page.locator(".msg.assistant .who", { hasText: "incomplete" }).count(), 1, "the failed turn's partial text stays, marked")
+    assertNoProblems(browser.problems, outage)
+  })
+
   it("a cursor older than the retained log: snapshot.required reloads the projected view, then the stream goes on", async () => {
     const { session } = await stack.api("POST", "/api/sessions", { title: "Pruned" })
     await stack.api("POST", `/api/sessions/${session.id}/prompt`, { text: "early one" })
@@ -337,8 +359,10 @@ describe("the workbench in Chromium", () => {
     await page.goto(`${stack.baseUrl}/operator`)
     await page.getByLabel("Operator token").fill(stack.ownerToken)
     await page.getByRole("button", { name: "Open" }).click()
-    await page.locator(`tr[data-worker-id="${WORKER_ID}"]`).waitFor({ timeout: 30_000 })
-    assert.include(await page.locator(`tr[data-worker-id="${WORKER_ID}"]`).innerText(), "worker")
+    const row = page.locator(`tr[data-worker-id="${liveWorker}"]`)
+    await row.waitFor({ timeout: 30_000 })
+    assert.include(await row.innerText(), "worker")
+    assert.notInclude(await row.innerText(), "stale")
     await page.locator('[data-testid="queue-depth"]').waitFor()
     await page.getByRole("list", { name: "Audit log" }).getByText("auth.sign_in").first().waitFor()
     await shot("operator")

@@ -44,6 +44,7 @@ describe("the session timeline fold", () => {
       event("session.idle", { commandId: "cmd_1" })
     ])
     assert.deepStrictEqual(timeline.items.map((item) => item.kind === "assistant" ? item.text : item.kind), ["note", "again", "note"])
+    assert.deepInclude(timeline.items[1], { final: true, incomplete: true }, "an abort leaves nothing streaming")
     assert.match((timeline.items[0] as { text: string }).text, /^Retried: attempt 2 replaces attempt 1/)
     assert.strictEqual(timeline.status, "aborted")
   })

@@ -60,7 +60,7 @@ const waitFor = async <A>(what: string, deadlineMs: number, probe: () => Promise
  */
 export class Stack {
   private web: Role | undefined
-  private readonly workers: Array<Role> = []
+  private readonly workers: Array<Role & { id?: string }> = []
 
   readonly port: number
   readonly baseUrl: string
@@ -84,7 +84,9 @@ export class Stack {
       OPEN_COWORK_DATA_DIR: dataDir,
       OPEN_COWORK_CLOUD_PORT: String(port),
       // A short drain so a stopped web process lets go of its port at once.
-      OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS: "1000"
+      OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS: "1000",
+      // A killed worker's lease expires within seconds, so another worker retries its turn while the test waits.
+      OPEN_COWORK_CLOUD_LEASE_TTL_MS: "6000"
     }
     const stack = new Stack(port, env, dataDir)
     await stack.startWeb()
@@ -110,6 +112,14 @@ export class Stack {
     this.web = undefined
   }
 
+  /** Kills the named worker process with SIGKILL (no drain, no lease release: the lease has to expire). */
+  async killWorker(workerId: string): Promise<void> {
+    const worker = this.workers.find((w) => w.id === workerId && w.child.exitCode === null)
+    if (worker === undefined) throw new Error(`no running worker ${workerId}`)
+    worker.child.kill("SIGKILL")
+    await worker.exited
+  }
+
   /** Starts a worker process with the given id and waits until the web role sees it fresh. */
   async startWorker(workerId: string): Promise<void> {
     const worker = spawnRole("worker", {
@@ -117,7 +127,7 @@ export class Stack {
       OPEN_COWORK_CLOUD_WORKER_ID: workerId,
       OPEN_COWORK_CLOUD_LIVENESS_PORT: String(await freePort())
     })
-    this.workers.push(worker)
+    this.workers.push(Object.assign(worker, { id: workerId }))
     await waitFor(`worker ${workerId} heartbeat`, 60_000, async () => {
       const response = await fetch(`${this.baseUrl}/api/workers/heartbeats`, { headers: { authorization: `Bearer ${this.ownerToken}` } })
       const body = await response.json() as { heartbeats: ReadonlyArray<{ workerId: string; fresh: boolean }> }
