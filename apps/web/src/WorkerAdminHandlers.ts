@@ -13,6 +13,7 @@ import {
 import { type Actor, WorkerRegistry } from "@cowork/services"
 import { Config, Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { QuotaPolicy } from "./QuotaPolicy.ts"
 
 /**
  * The caller as the registry's actor and scope: an org principal reaches only its org's (self-hosted) pools, their
@@ -50,6 +51,7 @@ const poolOrg = (mode: PoolMode, requested: string | undefined) =>
 
 export const layer = HttpApiBuilder.group(Api, "workerAdmin", Effect.fn(function*(handlers) {
   const registry = yield* WorkerRegistry
+  const quotas = yield* QuotaPolicy
   const heartbeatIntervalMs = yield* Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS").pipe(Config.withDefault(5_000))
   const freshWithinMs = heartbeatFreshWithinMs(heartbeatIntervalMs)
 
@@ -95,7 +97,10 @@ export const layer = HttpApiBuilder.group(Api, "workerAdmin", Effect.fn(function
       }),
     registerWorker: ({ payload }) =>
       Effect.gen(function*() {
-        return { worker: yield* registry.registerWorker(payload, yield* actor) }
+        const caller = yield* CurrentCaller
+        // An org's own workers count against its active_workers quota; a platform operator is not held to it.
+        const activeWorkers = caller.kind === "org" ? (yield* quotas.forOrg(caller.orgId)).active_workers : undefined
+        return { worker: yield* registry.registerWorker({ ...payload, activeWorkers }, yield* actor).pipe(quotas.counted) }
       }),
     activate: lifecycle("activate"),
     pause: lifecycle("pause"),

@@ -5,7 +5,7 @@ import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { layer, orgWithToken, request } from "./support/WebTestServer.ts"
 
-const rejections = (quota: "artifact_bytes_per_day" | "concurrent_sessions") =>
+const rejections = (quota: "artifact_bytes_per_day" | "concurrent_sessions" | "active_workers") =>
   Effect.flatMap(Effect.service(Metrics), (metrics) => metrics.read("open_cowork_cloud_quota_rejections_total", { quota }))
 
 const upload = (token: string, sessionId: string, text: string) =>
@@ -53,6 +53,23 @@ it.layer(layer)("org quotas at admission", (it) => {
       assert.strictEqual((yield* rejections("concurrent_sessions")) - before, 1)
       const policy = yield* request("GET", "/api/usage/summary", { token: acme.token })
       assert.deepInclude(policy.body.quotas, { concurrent_sessions: 1, artifact_bytes_per_day: 10 * 1024 ** 3 })
+    }))
+
+  it.effect("active workers: an org operator registering a worker past the org's quota gets 429", () =>
+    Effect.gen(function*() {
+      const acme = yield* orgWithToken(["operator"])
+      yield* (yield* Quotas).setOverride(acme.orgId, "active_workers", 1)
+      const pool = (yield* request("POST", "/api/admin/worker-pools", {
+        token: acme.token,
+        body: { name: "own", mode: "self_hosted", maxWorkers: 5, maxConcurrentWork: 1 }
+      })).body.pool.id as string
+      assert.strictEqual((yield* request("POST", "/api/admin/workers", { token: acme.token, body: { poolId: pool } })).status, 201)
+      const before = yield* rejections("active_workers")
+      const refused = yield* request("POST", "/api/admin/workers", { token: acme.token, body: { poolId: pool } })
+      assert.strictEqual(refused.status, 429)
+      assert.deepInclude(refused.body.error.details, { quota: "active_workers", limit: 1 })
+      assert.isAbove(Number(refused.headers.get("retry-after")), 0)
+      assert.strictEqual((yield* rejections("active_workers")) - before, 1)
     }))
 
   it.effect("quota window rows that ended over a day ago are deleted when the org opens a new window", () =>

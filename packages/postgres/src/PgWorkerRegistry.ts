@@ -6,7 +6,7 @@ import {
   type WorkerLifecycle,
   workerTransitions
 } from "@cowork/domain"
-import { type Actor, type RegistryScope, randomId, WorkerRegistry } from "@cowork/services"
+import { type Actor, QUEUED_RETRY_AFTER_MS, quotaExceeded, type RegistryScope, randomId, WorkerRegistry } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { makeWorkerCredentials } from "./PgWorkerCredentials.ts"
@@ -97,16 +97,34 @@ export const make = Effect.gen(function*() {
   }, Effect.catchTag("SqlError", Effect.die))
 
   const registerWorker = Effect.fn("WorkerRegistry.registerWorker")(function*(
-    input: { readonly poolId: string; readonly name?: string | undefined; readonly id?: string | undefined },
+    input: {
+      readonly poolId: string
+      readonly name?: string | undefined
+      readonly id?: string | undefined
+      readonly activeWorkers?: number | undefined
+    },
     actor: Actor
   ) {
     const id = input.id ?? `wrk_${randomId(16)}`
     return yield* sql.withTransaction(Effect.gen(function*() {
-      const pool = yield* sql.unsafe<{ id: string }>(
-        `SELECT p.id FROM cloud_worker_pools p WHERE p.id = $1 AND ${inScope("p", "$2")}`,
+      const pool = yield* sql.unsafe<{ id: string; org_id: string | null }>(
+        `SELECT p.id, p.org_id FROM cloud_worker_pools p WHERE p.id = $1 AND ${inScope("p", "$2")}`,
         [input.poolId, actor.orgId]
       )
-      if (pool.length === 0) return yield* notFound("pool", input.poolId)
+      if (pool[0] === undefined) return yield* notFound("pool", input.poolId)
+      const orgId = pool[0].org_id
+      if (input.activeWorkers !== undefined && orgId !== null) {
+        // Registrations of one org serialize here, so two at once cannot both take the last place.
+        yield* sql.unsafe(`SELECT pg_advisory_xact_lock(hashtext('cowork-active-workers:' || $1))`, [orgId])
+        const active = yield* sql.unsafe<{ n: number }>(
+          `SELECT count(*)::int AS n FROM cloud_workers w JOIN cloud_worker_pools p ON p.id = w.pool_id
+           WHERE p.org_id = $1 AND w.status NOT IN ('retired', 'revoked')`,
+          [orgId]
+        )
+        if (Number(active[0]?.n ?? 0) >= input.activeWorkers) {
+          return yield* quotaExceeded("active_workers", input.activeWorkers, QUEUED_RETRY_AFTER_MS)
+        }
+      }
       const inserted = yield* sql.unsafe<{ id: string }>(
         `INSERT INTO cloud_workers (id, pool_id, name) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING id`,
         [id, input.poolId, input.name ?? id]

@@ -4,6 +4,7 @@ import type {
   NotFound,
   PoolMode,
   PoolStatus,
+  RateLimited,
   RegisteredWorker,
   WorkerAction,
   WorkerCredentialView,
@@ -62,11 +63,20 @@ export class WorkerRegistry extends Context.Service<WorkerRegistry, {
   readonly createPool: (input: NewPool, actor: Actor) => Effect.Effect<WorkerPool, NotFound>
   readonly listPools: (scope: RegistryScope) => Effect.Effect<ReadonlyArray<WorkerPool>>
   readonly updatePool: (poolId: string, patch: PoolPatch, actor: Actor) => Effect.Effect<WorkerPool, NotFound>
-  /** Registers a worker in `pending`; `id` defaults to a generated one (the worker's OPEN_COWORK_CLOUD_WORKER_ID). */
+  /**
+   * Registers a worker in `pending`; `id` defaults to a generated one (the worker's OPEN_COWORK_CLOUD_WORKER_ID).
+   * With `activeWorkers`, an org's (self-hosted) pool takes no worker once the org has that many unretired,
+   * unrevoked workers across its pools: `RateLimited` (quota `active_workers`).
+   */
   readonly registerWorker: (
-    input: { readonly poolId: string; readonly name?: string | undefined; readonly id?: string | undefined },
+    input: {
+      readonly poolId: string
+      readonly name?: string | undefined
+      readonly id?: string | undefined
+      readonly activeWorkers?: number | undefined
+    },
     actor: Actor
-  ) => Effect.Effect<RegisteredWorker, NotFound | Conflict>
+  ) => Effect.Effect<RegisteredWorker, NotFound | Conflict | RateLimited>
   readonly listWorkers: (scope: RegistryScope, freshWithinMs: number) => Effect.Effect<ReadonlyArray<RegisteredWorker>>
   /**
    * Applies a lifecycle action from the transition table. `activate` / `resume` also honour the pool's

@@ -13,6 +13,7 @@ import {
 } from "@cowork/domain"
 import { Clock, Effect } from "effect"
 import type { MemoryCredential, MemoryTables } from "./MemoryDatabase.ts"
+import { QUEUED_RETRY_AFTER_MS, quotaExceeded } from "./QuotaRules.ts"
 import { randomId } from "./Secrets.ts"
 import { clampCredentialTtl, newWorkerSecret } from "./WorkerCredentials.ts"
 import type { RegistryScope, WorkerRegistry } from "./WorkerRegistry.ts"
@@ -105,6 +106,13 @@ export const makeWorkerRegistryMemory = (db: MemoryTables): WorkerRegistry["Serv
         if (!inScope(db.pools.get(input.poolId), actor)) return yield* notFound("pool")
         const id = input.id ?? `wrk_${randomId(16)}`
         if (db.workers.has(id)) return yield* new Conflict({ message: `worker ${id} is already registered` })
+        const orgId = db.pools.get(input.poolId)?.orgId ?? null
+        if (input.activeWorkers !== undefined && orgId !== null) {
+          const active = [...db.workers.values()].filter((worker) =>
+            db.pools.get(worker.poolId)?.orgId === orgId && worker.status !== "retired" && worker.status !== "revoked"
+          ).length
+          if (active >= input.activeWorkers) return yield* quotaExceeded("active_workers", input.activeWorkers, QUEUED_RETRY_AFTER_MS)
+        }
         const now = yield* iso
         const registered: RegisteredWorker = {
           id,

@@ -143,6 +143,24 @@ export const workerRegistryContract = <E, R = never>(
         assert.strictEqual((yield* Effect.flip(registry.issueCredential(worker.id, {}, operator)))._tag, "Conflict")
       }))
 
+    it.effect("active workers: an org at its quota registers no more workers in any of its pools until one is retired", () =>
+      Effect.gen(function*() {
+        const registry = yield* WorkerRegistry
+        const suffix = globalThis.crypto.randomUUID().slice(0, 8)
+        const org = { orgId: `org_q_${suffix}`, actor: "test:q" }
+        yield* seedOrg(org.orgId)
+        const first = yield* registry.createPool({ name: "one", mode: "self_hosted", maxWorkers: 10, maxConcurrentWork: 2 }, org)
+        const second = yield* registry.createPool({ name: "two", mode: "self_hosted", maxWorkers: 10, maxConcurrentWork: 2 }, org)
+        const a = yield* registry.registerWorker({ poolId: first.id, activeWorkers: 2 }, org)
+        yield* registry.registerWorker({ poolId: second.id, activeWorkers: 2 }, org)
+        const refused = yield* Effect.flip(registry.registerWorker({ poolId: second.id, activeWorkers: 2 }, org))
+        assert.strictEqual(refused._tag, "RateLimited")
+        if (refused._tag === "RateLimited") assert.deepStrictEqual(refused.details, { quota: "active_workers", limit: 2 })
+        yield* registry.transition(a.id, "retire", org, FRESH_MS)
+        yield* registry.registerWorker({ poolId: first.id, activeWorkers: 2 }, org)
+        yield* registry.registerWorker({ poolId: first.id }, org)
+      }))
+
     it.effect("an org's scope reaches only its org's pools, workers and credentials (NotFound otherwise); null reaches all", () =>
       Effect.gen(function*() {
         const registry = yield* WorkerRegistry
