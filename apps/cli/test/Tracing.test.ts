@@ -86,8 +86,8 @@ it.layer(Stack, { timeout: 60_000, excludeTestServices: true })("traces", (it) =
       assert.include(children.map((span) => span.name), "Worker.runPrompt")
       assert.include(
         spans.filter((span) => span.spanContext().traceId === command!.spanContext().traceId).map((span) => span.name),
-        "EventLog.append",
-        "the acking append is inside the command's trace"
+        "EventLog.close",
+        "the acking append (the closing one: the mailbox is empty after this prompt) is inside the command's trace"
       )
     }))
 })
