@@ -18,11 +18,14 @@ interface Explanation {
 const field = (u: unknown, key: string): unknown =>
   typeof u === "object" && u !== null ? (u as Record<string, unknown>)[key] : undefined
 
-/** The variable that set `port`: the web port, else the worker's liveness port. */
+/** The variable that set `port`: the worker's liveness port, the gateway's port (default 8790), else the web port. */
 const portVariable = (port: unknown) =>
   Effect.gen(function*() {
     const liveness = yield* Config.option(Config.Int("OPEN_COWORK_CLOUD_LIVENESS_PORT")).pipe(Effect.orElseSucceed(() => Option.none()))
     if (Option.isSome(liveness) && liveness.value === port) return "OPEN_COWORK_CLOUD_LIVENESS_PORT"
+    const gateway = yield* Config.Int("OPEN_COWORK_GATEWAY_PORT").pipe(Config.withDefault(8790), Effect.orElseSucceed(() => 8790))
+    const web = yield* Config.Int("OPEN_COWORK_CLOUD_PORT").pipe(Config.withDefault(8787), Effect.orElseSucceed(() => 8787))
+    if (gateway === port && web !== port) return "OPEN_COWORK_GATEWAY_PORT"
     return "OPEN_COWORK_CLOUD_PORT"
   })
 
