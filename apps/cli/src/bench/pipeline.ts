@@ -101,6 +101,7 @@ const startStack = async (
       OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN: "100000000",
       OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR: "100000000",
       OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS: "100000000",
+      OPEN_COWORK_CLOUD_QUOTA_CONCURRENT_SESSIONS: "100000000",
       // Checkpoints and artifacts go under the benchmark's temp dir, not the repository's .cowork/.
       OPEN_COWORK_DATA_DIR: dataDir,
       ...extraEnv

@@ -64,6 +64,7 @@ export const startStack = async (options: StackOptions): Promise<Stack> => {
       OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN: "100000000",
       OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR: "100000000",
       OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS: "100000000",
+      OPEN_COWORK_CLOUD_QUOTA_CONCURRENT_SESSIONS: "100000000",
       OPEN_COWORK_DATA_DIR: options.dataDir,
       ...options.extraEnv
     },
