@@ -26,6 +26,10 @@ export const subscribe = (url: string, startAfter: number, callbacks: StreamCall
   let controller = new AbortController()
   let backoffMs = 250
   let timer: ReturnType<typeof setTimeout> | undefined
+  // After `snapshot.required` the caller reloads its state; reconnecting before it calls `resetTo` would only earn
+  // the same answer again.
+  let held = false
+  let release: (() => void) | undefined
 
   const connect = async () => {
     if (closed) return
@@ -36,6 +40,7 @@ export const subscribe = (url: string, startAfter: number, callbacks: StreamCall
     try {
       const { ended } = await openSse(url, headers, controller.signal, (frame) => {
         if (frame.event === "" && frame.data === "") return
+        if (frame.event === "snapshot.required") held = true
         const sequence = frame.id !== undefined && /^\d+$/.test(frame.id) ? Number(frame.id) : undefined
         if (sequence !== undefined) {
           if (sequence <= last) return
@@ -56,6 +61,14 @@ export const subscribe = (url: string, startAfter: number, callbacks: StreamCall
       }
     }
     if (closed) return
+    if (held) {
+      await new Promise<void>((resolve) => {
+        release = resolve
+      })
+      if (closed) return
+      void connect()
+      return
+    }
     callbacks.onState?.("reconnecting")
     timer = setTimeout(connect, backoffMs)
     backoffMs = Math.min(backoffMs * 2, 5_000)
@@ -67,10 +80,14 @@ export const subscribe = (url: string, startAfter: number, callbacks: StreamCall
       closed = true
       if (timer !== undefined) clearTimeout(timer)
       controller.abort()
+      release?.()
     },
     resetTo: (sequence) => {
       last = sequence
+      held = false
       controller.abort()
+      release?.()
+      release = undefined
     }
   }
 }
