@@ -426,7 +426,7 @@ export const runFailoverDrill = async (options: FailoverDrillOptions = {}): Prom
       faults,
       invariants,
       notCovered: [
-        "gateway x2 and channel deliveries: apps/gateway exists, but the web role does not store channel bindings yet (POST /api/channels/bindings answers 409 \"channel bindings are not stored yet\"), so no gateway can be bound end to end",
+        "gateway x2 and channel deliveries: not in this drill; the gateway has its own multi-process drill (apps/cli/test/drills/gatewayDrill.test.ts: 2 replicas SIGKILLed while 300 replies are delivered, exactly once after dedup by idempotency key)",
         "BYOK reveal failure: the scripted runtime reveals no key (covered by the worker tests, not this drill)"
       ]
     }

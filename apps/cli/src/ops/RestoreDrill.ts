@@ -398,7 +398,7 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
     const excluded = [
       ...manifest.excluded,
       hasGateway
-        ? "Gateway (runbook step 10: start it, deliveries resume from cursors) not run: the web role does not store channel bindings yet (POST /api/channels/bindings answers 409), so the drill seeds none; the channel tables are backed up and restored with their counts above"
+        ? "Gateway (runbook step 10: start it, deliveries resume from cursors) not run: the drill seeds no channel bindings (bindings are stored since 52b578f; seeding them here is not written yet); the channel tables are backed up and restored with their counts above"
         : "Gateway: no channel tables in this build; runbook step 10 (start Gateway, deliveries resume from cursors) not run",
       "worker heartbeats and leases are restored as they were at the backup; they age out (no worker holds a lease after the restore)"
     ].filter((line) => line !== "")
