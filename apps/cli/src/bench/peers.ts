@@ -19,9 +19,8 @@
  * BENCH_LATENCY_SECONDS (10), BENCH_NO_APPEND=1 (print only), BENCH_LABEL (a note for the heading).
  */
 import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, startEmbeddedPostgres } from "@cowork/postgres"
-import { CommandQueue, EventLog, LeaseStore } from "@cowork/services"
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
@@ -30,7 +29,7 @@ import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { openSse } from "@cowork/client"
 import { Logger as GraphileLogger, makeWorkerUtils, run as runGraphile } from "graphile-worker"
-import { createSessions, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
+import { ceilingWorker, createSessions, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
 const envInt = (name: string, fallback: number) => {
@@ -357,33 +356,7 @@ const runCeiling = (postmaster: number) =>
     const loadBefore = loadAverage()
     const perSession = Math.ceil(COMMANDS / SESSIONS)
     yield* seedBacklog(SESSIONS, perSession)
-    const leases = yield* LeaseStore
-    const queue = yield* CommandQueue
-    const log = yield* EventLog
-    const fiber = (workerId: string) =>
-      Effect.gen(function*() {
-        let completed = 0
-        for (;;) {
-          const claimed = yield* leases.claim(workerId, 1, 15_000, 3)
-          if (claimed.length === 0) return completed
-          const lease = claimed[0]!
-          for (;;) {
-            const next = yield* queue.next(lease)
-            if (Option.isNone(next)) {
-              if (yield* leases.releaseIfIdle(lease)) break
-              continue
-            }
-            const command = next.value
-            const owner = { commandId: command.id, attempt: command.attempt }
-            yield* log.append(lease, [
-              { type: "session.status", payload: { status: "running", commandId: command.id }, ...owner },
-              { type: "assistant.message", payload: { messageId: `msg_${command.id}`, text: "echo: ceiling", final: true }, ...owner },
-              { type: "session.idle", payload: { commandId: command.id, outcome: "acked" }, ...owner }
-            ], { commandId: command.id, outcome: "acked" })
-            completed++
-          }
-        }
-      })
+    const fiber = ceilingWorker
     const nodeCpu = () => cpuOf(process.pid, false)
     const before = yield* readCounters(postmaster, nodeCpu)
     const started = performance.now()

@@ -15,9 +15,9 @@
  * BENCH_THROUGHPUT_COMMANDS (2000), BENCH_IDLE_STREAMS (1000), BENCH_IDLE_WINDOW_MS (30000).
  */
 import { Database, freePort, PgCommandQueue, PgEventLog, PgLeaseStore, startEmbeddedPostgres } from "@cowork/postgres"
-import { CommandQueue, EventLog, LeaseStore } from "@cowork/services"
+import { ceilingWorker } from "./stack.ts"
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Fiber, Layer, Option, Redacted } from "effect"
+import { Effect, Fiber, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
@@ -344,33 +344,7 @@ const measureCeiling = Effect.gen(function*() {
   const sessions = THROUGHPUT_SESSIONS
   const perSession = Math.ceil(THROUGHPUT_COMMANDS / sessions)
   yield* seedBacklog(sessions, perSession)
-  const leases = yield* LeaseStore
-  const queue = yield* CommandQueue
-  const log = yield* EventLog
-  const fiber = (workerId: string) =>
-    Effect.gen(function*() {
-      let completed = 0
-      for (;;) {
-        const claimed = yield* leases.claim(workerId, 1, 15_000, 3)
-        if (claimed.length === 0) return completed
-        const lease = claimed[0]!
-        for (;;) {
-          const next = yield* queue.next(lease)
-          if (Option.isNone(next)) {
-            if (yield* leases.releaseIfIdle(lease)) break
-            continue
-          }
-          const command = next.value
-          const owner = { commandId: command.id, attempt: command.attempt }
-          yield* log.append(lease, [
-            { type: "session.status", payload: { status: "running", commandId: command.id }, ...owner },
-            { type: "assistant.message", payload: { messageId: `msg_${command.id}`, text: "echo: ceiling", final: true }, ...owner },
-            { type: "session.idle", payload: { commandId: command.id, outcome: "acked" }, ...owner }
-          ], { commandId: command.id, outcome: "acked" })
-          completed++
-        }
-      }
-    })
+  const fiber = ceilingWorker
   const started = performance.now()
   const counts = yield* Effect.all(
     Array.from({ length: WORKER_CONCURRENCY }, (_, i) => fiber(`ceiling-${i}`)),

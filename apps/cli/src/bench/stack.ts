@@ -1,6 +1,7 @@
 /** Shared by the benchmarks: `cowork up` as a child process, and small helpers for load generation. */
 import { freePort } from "@cowork/postgres"
-import { Effect } from "effect"
+import { CommandQueue, EventLog, LeaseStore } from "@cowork/services"
+import { Effect, Option } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Path from "node:path"
 import { type Client, makeFetch } from "@cowork/client"
@@ -111,3 +112,36 @@ export const prompt = (stack: Stack, sessionId: string, text: string) =>
 export const createSessions = (stack: Stack, count: number, title: string) =>
   pool(Array.from({ length: count }, (_, i) => i), 32, async (i) =>
     (await Effect.runPromise(stack.api.sessions.create({ payload: { title: `${title}-${i}` } }))).session.id)
+
+/**
+ * The raw fenced ceiling of both pipeline benches: one worker fiber that claims a session, runs its backlog through
+ * `next` + one fenced append per command (status, final message, idle, ack) and releases it when idle; returns how
+ * many commands it completed once no session is left to claim.
+ */
+export const ceilingWorker = (workerId: string) =>
+  Effect.gen(function*() {
+    const leases = yield* LeaseStore
+    const queue = yield* CommandQueue
+    const log = yield* EventLog
+    let completed = 0
+    for (;;) {
+      const claimed = yield* leases.claim(workerId, 1, 15_000, 3)
+      if (claimed.length === 0) return completed
+      const lease = claimed[0]!
+      for (;;) {
+        const next = yield* queue.next(lease)
+        if (Option.isNone(next)) {
+          if (yield* leases.releaseIfIdle(lease)) break
+          continue
+        }
+        const command = next.value
+        const owner = { commandId: command.id, attempt: command.attempt }
+        yield* log.append(lease, [
+          { type: "session.status", payload: { status: "running", commandId: command.id }, ...owner },
+          { type: "assistant.message", payload: { messageId: `msg_${command.id}`, text: "echo: ceiling", final: true }, ...owner },
+          { type: "session.idle", payload: { commandId: command.id, outcome: "acked" }, ...owner }
+        ], { commandId: command.id, outcome: "acked" })
+        completed++
+      }
+    }
+  })
