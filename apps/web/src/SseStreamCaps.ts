@@ -6,7 +6,7 @@ export const CAP_RETRY_AFTER_SECONDS = 5
 
 /**
  * The per-org cap on SSE streams held open by this web process (`OPEN_COWORK_CLOUD_SSE_MAX_STREAMS_PER_ORG`,
- * default 200; session and workspace streams together). A stream takes a slot before its response is returned and
+ * default 200; session, workspace and gateway delivery streams together). A stream takes a slot before its response is returned and
  * gives it back when the stream ends, however it ends.
  */
 export class SseStreamCaps extends Context.Service<SseStreamCaps, {

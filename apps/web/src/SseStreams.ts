@@ -9,7 +9,7 @@ import { TokenRevocations } from "./TokenRevocations.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 const encoder = new TextEncoder()
-const encoded = (body: Stream.Stream<string>) => Stream.map(body, (text) => encoder.encode(text))
+export const encoded = (body: Stream.Stream<string>) => Stream.map(body, (text) => encoder.encode(text))
 /** Reconnect delay suggested to clients (`retry:`). */
 export const RETRY_HINT_MS = 2_000
 /** Seconds a client should wait before reconnecting to a draining process (`Retry-After`). */
@@ -38,9 +38,9 @@ export const sseHeadResponse = () =>
  * whose body the server never runs), so no exit path keeps it. The stream ends when the token it was opened with
  * (API token or browser session) is revoked or expires, on whichever process it was revoked (`TokenRevocations`).
  */
-const sseResponse = (
+export const sseResponse = (
   orgId: string,
-  kind: "session" | "workspace",
+  kind: "session" | "workspace" | "delivery",
   body: Stream.Stream<Uint8Array>,
   /** The body carries its own keep-alive comments (the session hub's process-wide timer). */
   keptAlive = false

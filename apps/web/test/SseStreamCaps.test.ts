@@ -24,14 +24,13 @@ const layer = WebRole.layerServeAs("all").pipe(
   Layer.provideMerge(TestDatabase.layer())
 )
 
-/** Polls the SSE gauge (session + workspace streams) until it equals `expected`, or fails after 5 s. */
+/** Polls the SSE gauge (session + workspace + delivery streams) until it equals `expected`, or fails after 5 s. */
 const gaugeBecomes = (expected: number) =>
   Effect.gen(function*() {
     const metrics = yield* Metrics
-    const read = Effect.all([
-      metrics.read("open_cowork_cloud_sse_connections", { stream: "session" }),
-      metrics.read("open_cowork_cloud_sse_connections", { stream: "workspace" })
-    ]).pipe(Effect.map(([session, workspace]) => session + workspace))
+    const read = Effect.all(
+      (["session", "workspace", "delivery"] as const).map((stream) => metrics.read("open_cowork_cloud_sse_connections", { stream }))
+    ).pipe(Effect.map((counts) => counts.reduce((sum, n) => sum + n, 0)))
     const deadline = Date.now() + 5_000
     let value = yield* read
     while (value !== expected) {
@@ -93,5 +92,41 @@ it.layer(layer, { excludeTestServices: true })("per-org SSE stream caps", (it) =
       yield* gaugeBecomes(0)
       const afterAll = yield* Effect.all([connect(sessionUrl, authA), connect(workspaceUrl, authA)])
       assert.deepStrictEqual(afterAll.map((c) => c.status), [200, 200])
+    })))
+
+  it.effect("the gateway delivery stream takes one of the org's slots like session and workspace streams", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const admin = yield* orgWithToken(["web", "admin"])
+      const binding = yield* request("POST", "/api/channels/bindings", {
+        token: admin.token,
+        body: { providerKind: "telegram", providerId: "tg", displayName: "caps", externalTarget: "-1", credentialRef: "env:TELEGRAM_BOT_TOKEN" }
+      })
+      assert.strictEqual(binding.status, 201, JSON.stringify(binding.body))
+      const issued = yield* request("POST", "/api/channels/gateway-tokens", {
+        token: admin.token,
+        body: { name: "gw", channelBindingIds: [binding.body.binding.id] }
+      })
+      assert.strictEqual(issued.status, 201, JSON.stringify(issued.body))
+      const base = yield* baseUrl
+      const deliveryUrl = `${base}/api/channels/deliveries/stream`
+      const asGateway = { authorization: `Bearer ${issued.body.secret}` }
+
+      const delivery = yield* connect(deliveryUrl, asGateway)
+      const workspace = yield* connect(`${base}/api/events`, { authorization: `Bearer ${admin.token}` })
+      assert.deepStrictEqual([delivery.status, workspace.status], [200, 200])
+      yield* gaugeBecomes(2)
+
+      const refusedDelivery = yield* request("GET", "/api/channels/deliveries/stream", { token: issued.body.secret })
+      assert.strictEqual(refusedDelivery.status, 429, "a delivery stream over the org's cap")
+      assert.strictEqual(refusedDelivery.headers.get("retry-after"), "5")
+      assert.strictEqual(refusedDelivery.body.error.details.limit, 2)
+      assert.strictEqual((yield* request("GET", "/api/events", { token: admin.token })).status, 429, "delivery streams count for the org")
+
+      yield* delivery.close
+      yield* gaugeBecomes(1)
+      const again = yield* connect(deliveryUrl, asGateway)
+      assert.strictEqual(again.status, 200, "the closed delivery stream's slot is free again")
+      yield* Effect.all([again.close, workspace.close])
+      yield* gaugeBecomes(0)
     })))
 })

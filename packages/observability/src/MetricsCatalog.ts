@@ -223,7 +223,7 @@ export const MetricsCatalog = {
     { method: HTTP_METHODS, route: HTTP_ROUTES }
   ),
   open_cowork_cloud_sse_connections: {
-    ...gauge("Open SSE connections held by this web process.", { stream: ["session", "workspace"] }),
+    ...gauge("Open SSE connections held by this web process.", { stream: ["session", "workspace", "delivery"] }),
     zeroAtStart: true
   },
   open_cowork_cloud_command_queue_depth_estimate: gauge(
