@@ -125,7 +125,9 @@ export const make = Effect.gen(function*() {
           if (result.status === "prompted") yield* metrics.inc("open_cowork_gateway_prompted_messages_total")
           // Another replica is handling this very event: a provider retry finds it completed (or claims it if that replica died).
           if (result.status === "in_progress") return errorBody(503, "this event is being handled; retry later", 5_000)
-          return HttpServerResponse.jsonUnsafe({ status: result.status }, { status: result.status === "prompted" ? 202 : 200 })
+          // Slack wants a plain 200 for events and interactions alike.
+          const accepted = result.status === "prompted" && configured.config.kind !== "slack"
+          return HttpServerResponse.jsonUnsafe({ status: result.status }, { status: accepted ? 202 : 200 })
         }
       }
     }).pipe(

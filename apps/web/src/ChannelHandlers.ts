@@ -5,6 +5,7 @@ import {
   type ChannelAnswerBody,
   ClaimLost,
   type ChannelBinding,
+  chatTextAnswer,
   Conflict,
   CurrentPrincipal,
   DEFAULT_CLAIM_TTL_MS,
@@ -173,6 +174,18 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         yield* admit(orgId, binding, payload.externalUserId)
         const title = payload.threadTitle ?? `${binding.displayName}: ${payload.externalThreadId}`.slice(0, 200)
         const { route, created } = yield* channels.routeFor(orgId, binding.id, payload.externalThreadId, sessions.create(orgId, { title }))
+        // A plain reply on a thread whose session waits on a question (or a permission, by keyword) answers it.
+        const pending = created ? undefined : chatTextAnswer(yield* sessions.view(orgId, route.sessionId), payload.text)
+        if (pending !== undefined) {
+          const answered = yield* sessions.answer(orgId, route.sessionId, pending).pipe(
+            // Answered meanwhile (a button, another reply): this text is a prompt after all.
+            Effect.catchTag("Conflict", () => Effect.succeed(undefined))
+          )
+          if (answered !== undefined) {
+            yield* metrics.inc("open_cowork_cloud_channel_prompts_total", { result: "answered" })
+            return { sessionId: route.sessionId, commandId: answered.commandId, sessionCreated: false, duplicate: false, answered: true }
+          }
+        }
         const quota = yield* quotaPolicy.promptQuota(orgId)
         const enqueued = yield* sessions.prompt(orgId, route.sessionId, {
           text: payload.text,

@@ -34,10 +34,20 @@ export interface AnswerButton {
   readonly value: string
 }
 
-/** Telegram limits `callback_data` to 64 bytes: a button whose data would not fit is left out. */
-export const answerData = (button: AnswerButton): string | undefined => {
+/**
+ * A button's data, `answer:<requestId>:<value>` (Telegram `callback_data`, Slack action `value`), within `maxBytes`
+ * (Telegram allows 64, Slack 2,000): a button whose data would not fit is left out.
+ */
+export const answerData = (button: AnswerButton, maxBytes = 64): string | undefined => {
   const data = `answer:${button.requestId}:${button.value}`
-  return Buffer.byteLength(data, "utf8") <= 64 ? data : undefined
+  return Buffer.byteLength(data, "utf8") <= maxBytes ? data : undefined
+}
+
+/** The `{requestId, value}` of a pressed button's `answer:<requestId>:<value>` data, or undefined. */
+export const parseAnswerData = (data: unknown): { requestId: string; value: string } | undefined => {
+  if (typeof data !== "string") return undefined
+  const match = /^answer:([^:]{1,200}):(.{1,200})$/.exec(data)
+  return match === null ? undefined : { requestId: match[1]!, value: match[2]! }
 }
 
 /**

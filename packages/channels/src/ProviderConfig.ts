@@ -12,7 +12,8 @@ import { makeWebhookProvider } from "./WebhookProvider.ts"
  *
  *   {"id":"tg","kind":"telegram","botTokenRef":"env:TG_TOKEN","webhookSecretRef":"env:TG_HOOK","apiRoot":"https://api.telegram.org"}
  *   {"id":"slack","kind":"slack","botTokenRef":"file:/run/secrets/slack_bot","signingSecretRef":"env:SLACK_SIGNING","apiUrl":"https://slack.com/api/"}
- *   {"id":"mail","kind":"email","host":"smtp.example.com","port":587,"secure":false,"user":"bot","passwordRef":"env:SMTP_PASS","from":"bot@example.com"}
+ *   {"id":"mail","kind":"email","host":"smtp.example.com","port":587,"secure":false,"user":"bot","passwordRef":"env:SMTP_PASS","from":"bot@example.com",
+ *    "inboundSecretRef":"env:MAIL_RELAY_SECRET"}
  *   {"id":"hooks","kind":"webhook","inboundSecretRef":"env:HOOK_IN","outboundSecretRef":"env:HOOK_OUT"}
  */
 export interface ProviderConfig {
@@ -173,6 +174,7 @@ export const makeProviders = (
             from: requiredString(raw, index, "from"),
             subject: optionalString(raw, index, "subject"),
             ignoreTls: optionalBoolean(raw, index, "ignoreTls"),
+            inboundSecret: secret(raw, index, "inboundSecretRef", env),
             timeoutMs
           })
         }

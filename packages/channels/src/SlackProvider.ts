@@ -1,6 +1,7 @@
 import { ErrorCode, LogLevel, type Logger, WebClient } from "@slack/web-api"
 import { Effect } from "effect"
 import {
+  answerData,
   type ChannelProvider,
   classifyStatus,
   dead,
@@ -9,6 +10,7 @@ import {
   type InboundParse,
   type InboundRequest,
   type OutboundMessage,
+  parseAnswerData,
   sent,
   type VerifiedInbound
 } from "./ChannelProvider.ts"
@@ -79,6 +81,66 @@ export const parseSlackEnvelope = (body: SlackEnvelope): InboundParse => {
   }
 }
 
+/** A Block Kit `block_actions` interaction (the `payload=` of an interactivity request): a pressed answer button. */
+interface SlackInteraction {
+  readonly type?: unknown
+  readonly trigger_id?: unknown
+  readonly user?: { readonly id?: unknown }
+  readonly channel?: { readonly id?: unknown }
+  readonly container?: { readonly channel_id?: unknown; readonly message_ts?: unknown; readonly thread_ts?: unknown }
+  readonly message?: { readonly ts?: unknown; readonly thread_ts?: unknown }
+  readonly actions?: ReadonlyArray<{ readonly action_id?: unknown; readonly value?: unknown; readonly action_ts?: unknown }>
+}
+
+/** The `block_id` of the answer buttons the gateway posts with a question or permission request. */
+export const SLACK_ANSWER_BLOCK = "cowork_answer"
+
+/**
+ * A pressed answer button: an `answer` on the thread the question was posted in (the session's route; a message
+ * outside a thread routes by its channel). The provider event id is Slack's `trigger_id` (unique per press), so a
+ * replayed or re-sent interaction answers once.
+ */
+export const parseSlackInteraction = (body: SlackInteraction): InboundParse => {
+  if (body.type !== "block_actions") return { _tag: "Ignored", reason: "not a block action" }
+  const action = Array.isArray(body.actions) ? body.actions[0] : undefined
+  const answer = parseAnswerData(action?.value)
+  const channel = str(body.channel?.id) ?? str(body.container?.channel_id)
+  const user = str(body.user?.id)
+  if (action === undefined || answer === undefined) return { _tag: "Ignored", reason: "not an answer button" }
+  if (channel === undefined || user === undefined) return { _tag: "Ignored", reason: "action without channel or user" }
+  const eventId = str(body.trigger_id) ?? [str(body.container?.message_ts), str(action.action_ts), user].join(":")
+  return {
+    _tag: "Message",
+    message: {
+      providerEventId: `slack-action:${eventId}`.slice(0, 200),
+      externalTarget: channel,
+      externalThreadId: str(body.message?.thread_ts) ?? str(body.container?.thread_ts),
+      externalUserId: user,
+      text: answer.value,
+      answer
+    }
+  }
+}
+
+/** Block Kit for a message with answer buttons: the text, then one actions block (Slack allows 25 elements). */
+export const slackBlocks = (message: OutboundMessage): ReadonlyArray<unknown> | undefined => {
+  const elements = (message.buttons ?? []).flatMap((button, index) => {
+    const value = answerData(button, 2_000)
+    return value === undefined ? [] : [{
+      type: "button",
+      action_id: `answer_${index}`,
+      text: { type: "plain_text", text: button.label.slice(0, 75) || "?" },
+      value,
+      ...(button.value === "reject" ? { style: "danger" } : index === 0 ? { style: "primary" } : {})
+    }]
+  }).slice(0, 25)
+  if (elements.length === 0) return undefined
+  return [
+    { type: "section", text: { type: "plain_text", text: message.text.slice(0, 3_000) || " " } },
+    { type: "actions", block_id: SLACK_ANSWER_BLOCK, elements }
+  ]
+}
+
 const verify = (settings: SlackSettings) => (request: InboundRequest): Effect.Effect<VerifiedInbound, InboundRefused> =>
   Effect.gen(function*() {
     const timestamp = request.headers[SLACK_TIMESTAMP_HEADER]
@@ -92,13 +154,19 @@ const verify = (settings: SlackSettings) => (request: InboundRequest): Effect.Ef
     if (!verifySlack(settings.signingSecret, timestamp, request.rawBody, signature)) {
       return yield* new InboundRefused({ reason: "bad_signature", message: `${SLACK_SIGNATURE_HEADER} does not match` })
     }
+    const raw = Buffer.from(request.rawBody).toString("utf8")
+    // Interactivity (a pressed button) arrives form-encoded as `payload=<json>`; the Events API as JSON.
+    const interactive = (request.headers["content-type"] ?? "").includes("application/x-www-form-urlencoded") || raw.startsWith("payload=")
     const body = yield* Effect.try({
-      try: () => JSON.parse(Buffer.from(request.rawBody).toString("utf8")) as SlackEnvelope,
-      catch: () => new InboundRefused({ reason: "bad_request", message: "body is not JSON" })
+      try: () => JSON.parse(interactive ? new URLSearchParams(raw).get("payload") ?? "" : raw) as unknown,
+      catch: () => new InboundRefused({ reason: "bad_request", message: interactive ? "payload is not JSON" : "body is not JSON" })
     })
     if (typeof body !== "object" || body === null) return yield* new InboundRefused({ reason: "bad_request", message: "body is not an event" })
     // Slack re-sends a failed event with a new signature and the same event_id: the cloud's event claim dedups it.
-    return { parse: parseSlackEnvelope(body), replayKey: replayKey(settings.id, signature) }
+    return {
+      parse: interactive ? parseSlackInteraction(body as SlackInteraction) : parseSlackEnvelope(body as SlackEnvelope),
+      replayKey: replayKey(settings.id, signature)
+    }
   })
 
 /** The Slack Web API through `@slack/web-api` (`slackApiUrl` points it at a fake); no client-side retries: the feed retries. */
@@ -134,10 +202,12 @@ export const makeSlackProvider = (settings: SlackSettings): ChannelProvider => {
   const send = (message: OutboundMessage) =>
     Effect.promise(async () => {
       try {
+        const blocks = slackBlocks(message)
         const result = await client.chat.postMessage({
           channel: message.target,
           text: message.text,
-          ...(message.threadId === undefined ? {} : { thread_ts: message.threadId })
+          ...(message.threadId === undefined ? {} : { thread_ts: message.threadId }),
+          ...(blocks === undefined ? {} : { blocks: blocks as Array<never> })
         })
         return sent(typeof result.ts === "string" ? result.ts : undefined)
       } catch (error) {

@@ -7,6 +7,7 @@ import {
   failed,
   InboundRefused,
   type InboundParse,
+  parseAnswerData,
   type InboundRequest,
   type OutboundMessage,
   sent,
@@ -43,13 +44,6 @@ interface TelegramUpdate {
 
 const idText = (value: unknown): string | undefined =>
   typeof value === "number" && Number.isSafeInteger(value) ? String(value) : typeof value === "string" && value !== "" ? value : undefined
-
-/** `answer:<requestId>:<value>`, the `callback_data` of the buttons the gateway renders for questions and permissions. */
-export const parseAnswerData = (data: unknown): { requestId: string; value: string } | undefined => {
-  if (typeof data !== "string") return undefined
-  const match = /^answer:([^:]{1,200}):(.{1,200})$/.exec(data)
-  return match === null ? undefined : { requestId: match[1]!, value: match[2]! }
-}
 
 export const parseTelegramUpdate = (update: TelegramUpdate): InboundParse => {
   const updateId = idText(update.update_id)

@@ -67,25 +67,40 @@ export const parseWebhookEvent = (body: WebhookEvent): Effect.Effect<InboundPars
   })
 }
 
-const verify = (settings: WebhookSettings) => (request: InboundRequest): Effect.Effect<VerifiedInbound, InboundRefused> =>
+/**
+ * The generic signature scheme (`x-open-cowork-gateway-webhook-{timestamp,signature}`, ±5 minutes, constant-time)
+ * and a JSON object body; also what an inbound-mail relay signs for the email provider.
+ */
+export const verifySignedJson = (providerId: string, secret: string | undefined, request: InboundRequest): Effect.Effect<
+  { readonly body: Record<string, unknown>; readonly replayKey: string },
+  InboundRefused
+> =>
   Effect.gen(function*() {
     const timestamp = request.headers[WEBHOOK_TIMESTAMP_HEADER]
     const signature = request.headers[WEBHOOK_SIGNATURE_HEADER]
-    if (settings.inboundSecret === undefined || timestamp === undefined || signature === undefined) {
+    if (secret === undefined || timestamp === undefined || signature === undefined) {
       return yield* new InboundRefused({ reason: "missing_signature", message: `${WEBHOOK_TIMESTAMP_HEADER} and ${WEBHOOK_SIGNATURE_HEADER} are required` })
     }
     if (!isFresh(timestamp, request.nowMs)) {
       return yield* new InboundRefused({ reason: "stale_timestamp", message: `${WEBHOOK_TIMESTAMP_HEADER} is outside ±5 minutes` })
     }
-    if (!verifyWebhook(settings.inboundSecret, timestamp, request.rawBody, signature)) {
+    if (!verifyWebhook(secret, timestamp, request.rawBody, signature)) {
       return yield* new InboundRefused({ reason: "bad_signature", message: `${WEBHOOK_SIGNATURE_HEADER} does not match` })
     }
     const body = yield* Effect.try({
-      try: () => JSON.parse(Buffer.from(request.rawBody).toString("utf8")) as WebhookEvent,
+      try: () => JSON.parse(Buffer.from(request.rawBody).toString("utf8")) as unknown,
       catch: () => new InboundRefused({ reason: "bad_request", message: "body is not JSON" })
     })
-    if (typeof body !== "object" || body === null) return yield* new InboundRefused({ reason: "bad_request", message: "body is not an object" })
-    return { parse: yield* parseWebhookEvent(body), replayKey: replayKey(settings.id, signature) }
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      return yield* new InboundRefused({ reason: "bad_request", message: "body is not an object" })
+    }
+    return { body: body as Record<string, unknown>, replayKey: replayKey(providerId, signature) }
+  })
+
+const verify = (settings: WebhookSettings) => (request: InboundRequest): Effect.Effect<VerifiedInbound, InboundRefused> =>
+  Effect.gen(function*() {
+    const { body, replayKey } = yield* verifySignedJson(settings.id, settings.inboundSecret, request)
+    return { parse: yield* parseWebhookEvent(body as WebhookEvent), replayKey }
   })
 
 /**

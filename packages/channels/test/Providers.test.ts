@@ -110,6 +110,45 @@ describe("Slack provider (@slack/web-api against a fake Web API)", () => {
     const answered = await Effect.runPromise(slack.verifyInbound!({ headers: headers(InboundSignatures.signSlack("slack-signing", ts, challenge)), rawBody: Buffer.from(challenge), nowMs: now }))
     assert.deepStrictEqual(answered.parse, { _tag: "Challenge", challenge: "abc" })
   })
+
+  it("posts answer buttons as Block Kit and reads a pressed button from a signed interactivity payload", async () => {
+    const slack = makeSlackProvider({ id: "sl", botToken: SLACK_TOKEN, signingSecret: "slack-signing", apiUrl: fake.apiUrl, timeoutMs: 1_000 })
+    const buttons = [{ label: "Allow once", requestId: "per_9", value: "once" }, { label: "Reject", requestId: "per_9", value: "reject" }]
+    assert.deepInclude(await Effect.runPromise(slack.send({ ...message("C1"), eventType: "permission.requested", buttons })), { _tag: "Sent" })
+    assert.deepStrictEqual(fake.posts.at(-1)!.buttons, [["Allow once", "answer:per_9:once"], ["Reject", "answer:per_9:reject"]])
+    const now = Date.now()
+    const ts = String(Math.floor(now / 1000))
+    const interaction = (payload: unknown) => `payload=${encodeURIComponent(JSON.stringify(payload))}`
+    const verify = (body: string, secret = "slack-signing") =>
+      Effect.runPromiseExit(slack.verifyInbound!({
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          [InboundSignatures.SLACK_TIMESTAMP_HEADER]: ts,
+          [InboundSignatures.SLACK_SIGNATURE_HEADER]: InboundSignatures.signSlack(secret, ts, body)
+        },
+        rawBody: Buffer.from(body),
+        nowMs: now
+      }))
+    const pressed = interaction({
+      type: "block_actions", trigger_id: "trig-1", user: { id: "U9" }, channel: { id: "C1" },
+      container: { channel_id: "C1", message_ts: "2.2", thread_ts: "1.1" }, message: { ts: "2.2", thread_ts: "1.1" },
+      actions: [{ action_id: "answer_0", value: "answer:per_9:once", action_ts: "3.3" }]
+    })
+    const ok = await verify(pressed)
+    assert.isTrue(Exit.isSuccess(ok))
+    if (Exit.isSuccess(ok)) {
+      assert.deepStrictEqual(ok.value.parse, {
+        _tag: "Message",
+        message: { providerEventId: "slack-action:trig-1", externalTarget: "C1", externalThreadId: "1.1", externalUserId: "U9", text: "once", answer: { requestId: "per_9", value: "once" } }
+      })
+    }
+    const forged = await verify(pressed, "other")
+    assert.isTrue(Exit.isFailure(forged) && JSON.stringify(forged.cause).includes("bad_signature"))
+    const other = await verify(interaction({ type: "block_actions", trigger_id: "t", user: { id: "U9" }, channel: { id: "C1" }, actions: [{ value: "something else" }] }))
+    assert.isTrue(Exit.isSuccess(other) && other.value.parse._tag === "Ignored")
+    const garbled = await verify("payload=%7Bnot-json")
+    assert.isTrue(Exit.isFailure(garbled) && JSON.stringify(garbled.cause).includes("bad_request"))
+  })
 })
 
 describe("Email provider (nodemailer to a real SMTP receiver)", () => {
@@ -133,6 +172,44 @@ describe("Email provider (nodemailer to a real SMTP receiver)", () => {
     assert.notInclude(JSON.stringify(refused), "alice@example.com")
     await Effect.runPromise(mail.close)
     await Effect.runPromise(wrong.close)
+  })
+
+  it("with an inbound secret: reply instructions under a question, and a relay's signed mail becomes the reply's new text", async () => {
+    const settings = { id: "mail", host: "127.0.0.1", port: smtp.port, secure: false, ignoreTls: true, user: "bot", password: "smtp-canary-password", from: "bot@cowork.test", timeoutMs: 2_000 }
+    const mail = makeEmailProvider({ ...settings, inboundSecret: "relay-secret" })
+    const buttons = [{ label: "yes", requestId: "que_1", value: "yes" }, { label: "no", requestId: "que_1", value: "no" }, { label: "Reject", requestId: "que_1", value: "reject" }]
+    assert.deepInclude(await Effect.runPromise(mail.send({ ...message("alice@example.com", "dlv-q-1"), eventType: "question.asked", buttons })), { _tag: "Sent" })
+    assert.include(smtp.mails.at(-1)!.raw, "Reply to this email with your answer (yes / no)")
+    assert.isUndefined(makeEmailProvider(settings).verifyInbound, "outbound only without an inbound secret")
+    const now = Date.now()
+    const ts = String(Math.floor(now / 1000))
+    const verify = (payload: unknown, secret = "relay-secret") => {
+      const body = JSON.stringify(payload)
+      return Effect.runPromiseExit(mail.verifyInbound!({
+        headers: {
+          [InboundSignatures.WEBHOOK_TIMESTAMP_HEADER]: ts,
+          [InboundSignatures.WEBHOOK_SIGNATURE_HEADER]: InboundSignatures.signWebhook(secret, ts, body)
+        },
+        rawBody: Buffer.from(body),
+        nowMs: now
+      }))
+    }
+    const reply = { messageId: "<abc@mail.example.com>", from: "Alice <Alice@Example.com>", text: "yes please\r\n\r\nOn Mon, 30 Nov 2026 Bot wrote:\r\n> The session asks" }
+    const ok = await verify(reply)
+    assert.isTrue(Exit.isSuccess(ok))
+    if (Exit.isSuccess(ok)) {
+      assert.deepStrictEqual(ok.value.parse, {
+        _tag: "Message",
+        message: { providerEventId: "<abc@mail.example.com>", externalTarget: "alice@example.com", externalUserId: "alice@example.com", text: "yes please" }
+      })
+    }
+    const forged = await verify(reply, "wrong")
+    assert.isTrue(Exit.isFailure(forged) && JSON.stringify(forged.cause).includes("bad_signature"))
+    const noFrom = await verify({ messageId: "<x@y>", from: "nobody", text: "hi" })
+    assert.isTrue(Exit.isFailure(noFrom) && JSON.stringify(noFrom.cause).includes("from is required"))
+    const quoteOnly = await verify({ messageId: "<q@y>", from: "a@b.c", text: "> only the quote" })
+    assert.isTrue(Exit.isSuccess(quoteOnly) && quoteOnly.value.parse._tag === "Ignored")
+    await Effect.runPromise(mail.close)
   })
 })
 

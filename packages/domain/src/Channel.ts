@@ -233,7 +233,12 @@ export const ChannelPromptAccepted = Schema.Struct({
   /** The route (and its session) was created by this message. */
   sessionCreated: Schema.Boolean,
   /** An earlier prompt with this provider event id was returned (nothing new queued). */
-  duplicate: Schema.Boolean
+  duplicate: Schema.Boolean,
+  /**
+   * The text answered the ask the session waits on instead of prompting (a reply to a pending question, or
+   * once/always/reject to a pending permission): `commandId` is the answer's command.
+   */
+  answered: Schema.optional(Schema.Boolean)
 })
 export type ChannelPromptAccepted = typeof ChannelPromptAccepted.Type
 

@@ -411,8 +411,8 @@ export const MetricsCatalog = {
     { outcome: ["pending", "dead"] }
   ),
   open_cowork_cloud_channel_prompts_total: counter(
-    "Inbound channel messages prompted, by result (duplicate: the provider event id was already prompted).",
-    { result: ["prompted", "duplicate"] }
+    "Inbound channel messages prompted, by result (duplicate: the provider event id was already prompted; answered: the text answered the ask the session waits on).",
+    { result: ["prompted", "duplicate", "answered"] }
   )
 } as const satisfies Record<string, MetricSpec>
 

@@ -81,7 +81,8 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
         [InboundSignatures.SLACK_TIMESTAMP_HEADER]: ts,
         [InboundSignatures.SLACK_SIGNATURE_HEADER]: InboundSignatures.signSlack(SLACK_SIGNING, ts, slackBody)
       })
-      assert.strictEqual(slackPost.status, 202, JSON.stringify(slackPost.body))
+      assert.strictEqual(slackPost.status, 200, JSON.stringify(slackPost.body))
+      assert.deepStrictEqual(slackPost.body, { status: "prompted" })
       yield* promise(() => slack.waitForPosts(1, 30_000))
       assert.deepInclude(slack.posts[0], { channel: "C1", text: "echo: hello from slack", threadTs: "1700000000.000100" })
 
@@ -175,6 +176,130 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
 
       yield* gateway.stop
       yield* Scope.close(worker, Exit.void)
+    }))
+
+  it.effect("Slack: answer buttons on a permission / question; a signed interaction or a threaded reply answers it and the turn's reply follows; forged and replayed interactions answer nothing", () =>
+    Effect.gen(function*() {
+      const slack = new FakeSlack(SLACK_TOKEN)
+      yield* promise(() => slack.start())
+      yield* Effect.addFinalizer(() => promise(() => slack.stop()))
+      const { token: admin, url } = yield* orgAdmin
+      const binding = yield* createBinding(url, admin, { providerKind: "slack", providerId: "slack", externalTarget: "C9" })
+      const gatewayToken = yield* issueGatewayToken(url, admin, [binding.id])
+      const worker = yield* startWorker("worker-gateway-slack-hitl")
+      const gateway = yield* startGateway(url, gatewayToken, [
+        { id: "slack", kind: "slack", botTokenRef: "env:RT_SLACK", signingSecretRef: "env:RT_SLACK_SIGNING", apiUrl: slack.apiUrl, timeoutMs: 2_000 }
+      ], env)
+      const signed = (body: string, secret = SLACK_SIGNING, ts = nowSeconds()) => ({
+        [InboundSignatures.SLACK_TIMESTAMP_HEADER]: ts,
+        [InboundSignatures.SLACK_SIGNATURE_HEADER]: InboundSignatures.signSlack(secret, ts, body)
+      })
+      const event = (eventId: string, text: string, ts: string, threadTs?: string) => {
+        const body = JSON.stringify({
+          type: "event_callback", event_id: eventId,
+          event: { type: "message", channel: "C9", user: "U42", text, ts, ...(threadTs === undefined ? {} : { thread_ts: threadTs }) }
+        })
+        return http("POST", `${gateway.url}/webhooks/slack`, undefined, body, signed(body))
+      }
+      /** The form body Slack posts when a button is pressed (`payload=<block_actions JSON>`). */
+      const interaction = (triggerId: string, post: { ts: string; threadTs?: string | undefined }, value: string) =>
+        `payload=${encodeURIComponent(JSON.stringify({
+          type: "block_actions", trigger_id: triggerId, user: { id: "U42" }, channel: { id: "C9" },
+          container: { type: "message", channel_id: "C9", message_ts: post.ts, thread_ts: post.threadTs },
+          message: { ts: post.ts, thread_ts: post.threadTs },
+          actions: [{ action_id: "answer_0", block_id: "cowork_answer", type: "button", value, action_ts: "1700000999.000001" }]
+        }))}`
+      const press = (body: string, headers: Record<string, string>) =>
+        http("POST", `${gateway.url}/webhooks/slack`, undefined, body, { "content-type": "application/x-www-form-urlencoded", ...headers })
+
+      // A permission request: the post in the thread carries once / always / reject buttons.
+      assert.strictEqual((yield* event("EvP1", "edit it [[permission]]", "1700000100.000100")).status, 200)
+      yield* promise(() => slack.waitForPosts(1, 30_000))
+      const asked = slack.posts[0]!
+      assert.include(asked.text, "permission edit")
+      assert.strictEqual(asked.threadTs, "1700000100.000100")
+      assert.deepStrictEqual(asked.buttons.map(([label]) => label), ["Allow once", "Always", "Reject"])
+      const once = asked.buttons[0]![1]
+      assert.match(once, /^answer:per_[^:]+:once$/)
+
+      // A forged interaction (wrong signing secret) is refused and answers nothing.
+      const pressBody = interaction("trigger-p1", asked, once)
+      const forged = yield* press(pressBody, signed(pressBody, "not-the-signing-secret"))
+      assert.strictEqual(forged.status, 401)
+      // The signed one answers the permission: the waiting turn continues and its reply arrives in the thread.
+      const headers = signed(pressBody)
+      const pressed = yield* press(pressBody, headers)
+      assert.deepStrictEqual([pressed.status, pressed.body], [200, { status: "prompted" }])
+      yield* promise(() => slack.waitForPosts(2, 30_000))
+      assert.deepInclude(slack.posts[1], { channel: "C9", text: "echo: edit it [permission once]", threadTs: "1700000100.000100" })
+      assert.deepStrictEqual(slack.posts[1]!.buttons, [])
+      // The same request again is a replayed signature; re-signed (Slack's retry) it is the same trigger: a duplicate.
+      assert.strictEqual((yield* press(pressBody, headers)).status, 409)
+      const resent = yield* press(pressBody, signed(pressBody, SLACK_SIGNING, String(Number(nowSeconds()) - 1)))
+      assert.deepStrictEqual([resent.status, resent.body], [200, { status: "duplicate" }])
+
+      // A question: its options as buttons; a plain reply in the thread answers it.
+      assert.strictEqual((yield* event("EvQ1", "pick one [[question]]", "1700000200.000100")).status, 200)
+      yield* promise(() => slack.waitForPosts(3, 30_000))
+      const question = slack.posts[2]!
+      assert.deepStrictEqual(question.buttons.map(([label]) => label), ["yes", "no", "Reject"])
+      assert.strictEqual((yield* event("EvQ2", "no", "1700000200.000300", "1700000200.000100")).status, 200)
+      yield* promise(() => slack.waitForPosts(4, 30_000))
+      assert.deepInclude(slack.posts[3], { text: "echo: pick one [answered: no]", threadTs: "1700000200.000100" })
+
+      // A question answered by its button.
+      assert.strictEqual((yield* event("EvQ3", "again [[question]]", "1700000300.000100")).status, 200)
+      yield* promise(() => slack.waitForPosts(5, 30_000))
+      const yes = slack.posts[4]!.buttons[0]![1]
+      const yesBody = interaction("trigger-q3", slack.posts[4]!, yes)
+      assert.strictEqual((yield* press(yesBody, signed(yesBody))).status, 200)
+      yield* promise(() => slack.waitForPosts(6, 30_000))
+      assert.deepInclude(slack.posts[5], { text: "echo: again [answered: yes]", threadTs: "1700000300.000100" })
+      const sent = yield* until("six deliveries sent", Effect.map(http("GET", `${gateway.url}/deliveries?status=sent`, undefined, undefined, gateway.admin), (r) =>
+        r.status === 200 && (r.body.deliveries as Array<unknown>).length >= 6 ? r.body.deliveries as Array<unknown> : undefined))
+      assert.strictEqual(sent.length, 6)
+      assert.strictEqual(slack.posts.length, 6, "each answer continued its turn once")
+
+      yield* gateway.stop
+      yield* Scope.close(worker, Exit.void)
+    }))
+
+  it.effect("email: a relay's signed mail prompts; the permission request mail says how to answer; the reply answers it and the turn's reply is mailed", () =>
+    Effect.gen(function*() {
+      const smtp = new SmtpReceiver({ user: "bot", password: SMTP_PASSWORD })
+      yield* promise(() => smtp.start())
+      yield* Effect.addFinalizer(() => promise(() => smtp.stop()))
+      const { token: admin, url } = yield* orgAdmin
+      const binding = yield* createBinding(url, admin, { providerKind: "email", providerId: "mail", externalTarget: "bob@example.com" })
+      const gatewayToken = yield* issueGatewayToken(url, admin, [binding.id])
+      const worker = yield* startWorker("worker-gateway-mail-hitl")
+      const gateway = yield* startGateway(url, gatewayToken, [
+        { id: "mail", kind: "email", host: "127.0.0.1", port: smtp.port, secure: false, ignoreTls: true, user: "bot", passwordRef: "env:RT_SMTP", inboundSecretRef: "env:RT_HOOK_IN", from: "cowork@example.com", timeoutMs: 2_000 }
+      ], env)
+      const inbound = (mail: { messageId: string; from: string; text: string }, secret = HOOK_IN) => {
+        const body = JSON.stringify(mail)
+        const ts = nowSeconds()
+        return http("POST", `${gateway.url}/webhooks/mail`, undefined, body, {
+          [InboundSignatures.WEBHOOK_TIMESTAMP_HEADER]: ts,
+          [InboundSignatures.WEBHOOK_SIGNATURE_HEADER]: InboundSignatures.signWebhook(secret, ts, body)
+        })
+      }
+      const first = yield* inbound({ messageId: "<m1@mail.example.com>", from: "Bob <bob@example.com>", text: "edit it [[permission]]" })
+      assert.strictEqual(first.status, 202, JSON.stringify(first.body))
+      yield* promise(() => smtp.waitForMails(1, 30_000))
+      assert.deepStrictEqual(smtp.mails[0]!.to, ["bob@example.com"])
+      assert.include(smtp.mails[0]!.raw, "permission edit")
+      assert.include(smtp.mails[0]!.raw, "Reply to this email with once, always or reject.")
+      assert.strictEqual((yield* inbound({ messageId: "<m2@mail.example.com>", from: "bob@example.com", text: "once" }, "forged-relay-secret")).status, 401)
+      const reply = yield* inbound({ messageId: "<m2@mail.example.com>", from: "bob@example.com", text: "once\n\nOn Mon, Nov 30, 2026 cowork wrote:\n> The session asks for permission edit" })
+      assert.strictEqual(reply.status, 202, JSON.stringify(reply.body))
+      yield* promise(() => smtp.waitForMails(2, 30_000))
+      assert.include(smtp.mails[1]!.raw, "echo: edit it [permission once]")
+      const again = yield* inbound({ messageId: "<m2@mail.example.com>", from: "bob@example.com", text: "once" })
+      assert.deepStrictEqual([again.status, again.body], [200, { status: "duplicate" }], "the relay's retry of the same mail")
+      yield* gateway.stop
+      yield* Scope.close(worker, Exit.void)
+      assert.strictEqual(smtp.mails.length, 2)
     }))
 
   it.effect("a refused bot token shows on the binding as auth_required (redacted detail), and active again once it works", () =>

@@ -4,7 +4,20 @@ export interface SlackPost {
   readonly channel: string
   readonly text: string
   readonly threadTs?: string | undefined
+  /** `[label, value]` of each button in the message's Block Kit actions blocks. */
+  readonly buttons: ReadonlyArray<readonly [string, string]>
+  /** The message's `ts` as this fake answered it. */
+  readonly ts: string
   readonly at: number
+}
+
+const buttonsOf = (blocks: unknown): Array<readonly [string, string]> => {
+  const parsed = typeof blocks === "string" ? JSON.parse(blocks) as unknown : blocks
+  if (!Array.isArray(parsed)) return []
+  return parsed.flatMap((block: { type?: unknown; elements?: unknown }) =>
+    block.type === "actions" && Array.isArray(block.elements)
+      ? block.elements.map((e: { text?: { text?: unknown }; value?: unknown }) => [String(e.text?.text), String(e.value)] as const)
+      : [])
 }
 
 /**
@@ -49,8 +62,8 @@ export class FakeSlack {
     if (request.headers.authorization !== `Bearer ${this.botToken}`) return { status: 200, body: { ok: false, error: "invalid_auth" } }
     const method = /^\/api\/([\w.]+)/.exec(request.path)?.[1]
     const contentType = String(request.headers["content-type"] ?? "")
-    const params: Record<string, string> = contentType.includes("json")
-      ? JSON.parse(request.body) as Record<string, string>
+    const params: Record<string, any> = contentType.includes("json")
+      ? JSON.parse(request.body) as Record<string, any>
       : Object.fromEntries(new URLSearchParams(request.body))
     switch (method) {
       case "auth.test":
@@ -58,7 +71,7 @@ export class FakeSlack {
       case "chat.postMessage": {
         if (params.channel === "C404") return { status: 200, body: { ok: false, error: "channel_not_found" } }
         const ts = `${Math.floor(request.at / 1000)}.${String(this.posts.length).padStart(6, "0")}`
-        this.posts.push({ channel: String(params.channel), text: String(params.text), threadTs: params.thread_ts, at: request.at })
+        this.posts.push({ channel: String(params.channel), text: String(params.text), threadTs: params.thread_ts, buttons: buttonsOf(params.blocks), ts, at: request.at })
         return { status: 200, body: { ok: true, channel: params.channel, ts, message: { text: params.text, ts } } }
       }
       default:
