@@ -72,6 +72,10 @@ export interface InboundResult {
   readonly sessionId?: string | undefined
 }
 
+export type SignatureClaim =
+  | { readonly status: "claimed"; readonly settle: (handled: boolean) => Effect.Effect<void> }
+  | { readonly status: "replayed" | "in_progress" }
+
 /** The claim on a delivery expired (another gateway may hold it now): the renewal or ack was refused. */
 export class ClaimLost extends Data.TaggedError("ClaimLost")<{ readonly deliveryId: string }> {}
 
@@ -97,8 +101,12 @@ export class CloudChannels extends Context.Service<CloudChannels, {
   readonly ack: (delivery: ClaimedDelivery, outcome: AckOutcome) => Effect.Effect<AckResult, ClaimLost | CloudUnavailable>
   /** Ends when the cloud closes it; every element means "something may be due". */
   readonly wakeups: Stream.Stream<void, CloudUnavailable>
-  /** Records a signed request's replay key once, durably: true the first time, false on a replay. */
-  readonly consumeReplayKey: (providerId: string, key: string) => Effect.Effect<boolean, CloudUnavailable>
+  /**
+   * Claims a signed request's replay key, durably and shared by every replica, while the request is handled:
+   * `claimed` (settle it: handled, the key is taken for good; not handled, released so the provider's retry of the
+   * same signed request is accepted), `replayed` (handled before), `in_progress` (another replica handles it now).
+   */
+  readonly claimSignature: (providerId: string, key: string) => Effect.Effect<SignatureClaim, CloudUnavailable>
   /** Claims the provider event, resolves the identity and the bound session, and prompts (idempotency key = provider event id). */
   readonly inbound: (providerId: string, providerKind: ProviderKind, message: InboundMessage) => Effect.Effect<InboundResult, CloudUnavailable>
   /** Tells the cloud a provider's credential was refused (`auth_required`, with a redacted detail) or works again (`active`), on every binding of it this token serves. */

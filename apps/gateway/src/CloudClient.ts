@@ -12,7 +12,8 @@ import {
   DeliveryConflict,
   DeliveryNotFound,
   type DeliveryView,
-  type InboundResult
+  type InboundResult,
+  type SignatureClaim
 } from "./CloudChannels.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import { renderButtons, renderText } from "./Render.ts"
@@ -20,6 +21,8 @@ import { renderButtons, renderText } from "./Render.ts"
 /** Bindings are re-read at most this often when an inbound message names a target the cache does not know. */
 const BINDINGS_REFRESH_MS = 5_000
 const EVENT_CLAIM_TTL_MS = 60_000
+/** How long a signed request's replay key stays claimed when the replica handling it dies before settling it. */
+const SIGNATURE_CLAIM_TTL_MS = 60_000
 
 const describe = (error: unknown): string => {
   const tagged = error as { _tag?: unknown; message?: unknown; reason?: unknown; response?: { status?: unknown } }
@@ -180,15 +183,26 @@ export const make = Effect.gen(function*() {
       Stream.map(() => undefined),
       Stream.mapError(unavailable)
     ),
-    consumeReplayKey: (providerId, key) =>
+    claimSignature: (providerId, key) =>
       Effect.gen(function*() {
         const binding = yield* firstBindingOf(providerId)
         // No binding of this provider: nothing to record it under, and the message is answered as unbound.
-        if (binding === undefined) return true
-        const claim = yield* channels.claimProviderEvent({ payload: { channelBindingId: binding.id, providerEventId: key, kind: "signature" } }).pipe(
-          Effect.mapError(unavailable)
-        )
-        return claim.status === "claimed"
+        if (binding === undefined) return { status: "claimed", settle: () => Effect.void } satisfies SignatureClaim as SignatureClaim
+        const claim = yield* channels.claimProviderEvent({
+          payload: { channelBindingId: binding.id, providerEventId: key, kind: "signature", claimTtlMs: SIGNATURE_CLAIM_TTL_MS }
+        }).pipe(Effect.mapError(unavailable))
+        if (claim.status === "completed") return { status: "replayed" } satisfies SignatureClaim as SignatureClaim
+        if (claim.status !== "claimed" || claim.claimToken === null) return { status: "in_progress" } satisfies SignatureClaim as SignatureClaim
+        const claimToken = claim.claimToken
+        return {
+          status: "claimed",
+          // A settle the cloud does not take leaves the claim to expire: a retry is then accepted (and the
+          // provider-event claim still prompts once).
+          settle: (handled) =>
+            channels.completeProviderEvent({
+              payload: { channelBindingId: binding.id, providerEventId: key, claimToken, outcome: handled ? "accepted" : "released" }
+            }).pipe(Effect.ignore)
+        } satisfies SignatureClaim as SignatureClaim
       }),
     inbound: (providerId, _kind, message) =>
       Effect.gen(function*() {

@@ -1,10 +1,10 @@
-import type { InboundRefused } from "@cowork/channels"
+import type { InboundParse, InboundRefused, ProviderKind } from "@cowork/channels"
 import { Metrics } from "@cowork/observability"
 import { RateLimiter } from "@cowork/services"
 import { Effect, Option, Stream } from "effect"
 import type { HttpServerRequest } from "effect/http"
 import { HttpServerResponse } from "effect/http"
-import { CloudChannels } from "./CloudChannels.ts"
+import { CloudChannels, type CloudUnavailable } from "./CloudChannels.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import { Providers } from "./Providers.ts"
 
@@ -30,9 +30,10 @@ const AUTH_BACKOFF = { maxFailures: 10, windowMs: 60_000, blockMs: 5 * 60_000 }
 
 /**
  * `POST /webhooks/:providerId`: per-source rate limit and auth-failure back-off, the 1 MiB body cap, the provider's
- * signature scheme, the signature's replay key recorded once through the cloud (shared by every replica), then the
- * cloud claims the provider event and prompts the bound session with the provider event id as idempotency key.
- * A provider retry of the same event, or the same event posted to another replica, prompts once.
+ * signature scheme, the signature's replay key claimed through the cloud (shared by every replica) while the request
+ * is handled, then the cloud claims the provider event and prompts the bound session with the provider event id as
+ * idempotency key. A provider retry of the same event, or the same event posted to another replica, prompts once; a
+ * request answered 503 (the cloud unavailable) releases its signature, so the provider's retry of it is accepted.
  */
 export const make = Effect.gen(function*() {
   const config = yield* GatewayConfig
@@ -42,6 +43,39 @@ export const make = Effect.gen(function*() {
   const limiter = yield* RateLimiter
 
   const count = (outcome: Outcome) => metrics.inc("open_cowork_gateway_webhook_requests_total", { outcome })
+
+  const unavailable = (providerId: string, error: CloudUnavailable) =>
+    Effect.gen(function*() {
+      yield* count("error")
+      yield* metrics.inc("open_cowork_gateway_errors_total", { operation: "inbound" })
+      yield* Effect.logWarning("inbound webhook not handed to the cloud").pipe(Effect.annotateLogs({ provider_id: providerId, error: error.message }))
+    })
+
+  /** What a verified request comes to; `retry`: answered 503, the provider should send it again. */
+  const handle = (providerId: string, kind: ProviderKind, parse: InboundParse) =>
+    Effect.gen(function*() {
+      switch (parse._tag) {
+        case "Challenge":
+          yield* count("challenge")
+          return { response: HttpServerResponse.jsonUnsafe({ challenge: parse.challenge }), retry: false }
+        case "Ignored":
+          yield* count("ignored")
+          return { response: HttpServerResponse.jsonUnsafe({ status: "ignored" }), retry: false }
+        case "Message": {
+          const labels = { provider_id: providerId, provider_kind: kind }
+          yield* metrics.inc("open_cowork_gateway_incoming_messages_total")
+          yield* metrics.inc("open_cowork_gateway_provider_incoming_messages_total", labels)
+          const result = yield* cloud.inbound(providerId, kind, parse.message)
+          yield* count(result.status === "in_progress" ? "duplicate" : result.status === "refused" ? "ignored" : result.status)
+          if (result.status === "prompted") yield* metrics.inc("open_cowork_gateway_prompted_messages_total")
+          // Another replica is handling this very event: a provider retry finds it completed (or claims it if that replica died).
+          if (result.status === "in_progress") return { response: errorBody(503, "this event is being handled; retry later", 5_000), retry: true }
+          // Slack wants a plain 200 for events and interactions alike.
+          const accepted = result.status === "prompted" && kind !== "slack"
+          return { response: HttpServerResponse.jsonUnsafe({ status: result.status }, { status: accepted ? 202 : 200 }), retry: false }
+        }
+      }
+    })
 
   return (providerId: string, request: HttpServerRequest.HttpServerRequest) =>
     Effect.gen(function*() {
@@ -102,42 +136,25 @@ export const make = Effect.gen(function*() {
         return errorBody(401, message)
       }
       const { parse, replayKey } = verified.value
-      if (replayKey !== undefined) {
-        const first = yield* cloud.consumeReplayKey(providerId, replayKey)
-        if (!first) {
-          yield* count("replayed")
-          return errorBody(409, "this signature was already accepted")
-        }
+      // The signature's replay key is claimed while the request is handled and settled after: taken for good once
+      // handled, released when the answer is a 503 (the provider's retry of this very request is then accepted).
+      const signature = replayKey === undefined ? undefined : yield* cloud.claimSignature(providerId, replayKey)
+      if (signature?.status === "replayed") {
+        yield* count("replayed")
+        return errorBody(409, "this signature was already accepted")
       }
-      switch (parse._tag) {
-        case "Challenge":
-          yield* count("challenge")
-          return HttpServerResponse.jsonUnsafe({ challenge: parse.challenge })
-        case "Ignored":
-          yield* count("ignored")
-          return HttpServerResponse.jsonUnsafe({ status: "ignored" })
-        case "Message": {
-          const labels = { provider_id: providerId, provider_kind: configured.config.kind }
-          yield* metrics.inc("open_cowork_gateway_incoming_messages_total")
-          yield* metrics.inc("open_cowork_gateway_provider_incoming_messages_total", labels)
-          const result = yield* cloud.inbound(providerId, configured.config.kind, parse.message)
-          yield* count(result.status === "in_progress" ? "duplicate" : result.status === "refused" ? "ignored" : result.status)
-          if (result.status === "prompted") yield* metrics.inc("open_cowork_gateway_prompted_messages_total")
-          // Another replica is handling this very event: a provider retry finds it completed (or claims it if that replica died).
-          if (result.status === "in_progress") return errorBody(503, "this event is being handled; retry later", 5_000)
-          // Slack wants a plain 200 for events and interactions alike.
-          const accepted = result.status === "prompted" && configured.config.kind !== "slack"
-          return HttpServerResponse.jsonUnsafe({ status: result.status }, { status: accepted ? 202 : 200 })
-        }
+      if (signature?.status === "in_progress") {
+        yield* count("duplicate")
+        return errorBody(503, "this request is being handled; retry later", 5_000)
       }
+      const handled = yield* handle(providerId, configured.config.kind, parse).pipe(
+        Effect.catchTag("CloudUnavailable", (error) => Effect.as(unavailable(providerId, error), { response: errorBody(503, "the cloud is unavailable; retry later", 5_000), retry: true }))
+      )
+      if (signature?.status === "claimed") yield* signature.settle(!handled.retry)
+      return handled.response
     }).pipe(
+      // The signature claim itself did not reach the cloud: nothing was claimed, the provider's retry is accepted.
       Effect.catchTag("CloudUnavailable", (error) =>
-        Effect.gen(function*() {
-          yield* count("error")
-          yield* metrics.inc("open_cowork_gateway_errors_total", { operation: "inbound" })
-          yield* Effect.logWarning("inbound webhook not handed to the cloud").pipe(Effect.annotateLogs({ provider_id: providerId, error: error.message }))
-          // The provider retries a non-2xx: nothing was claimed, so the retry prompts once.
-          return errorBody(503, "the cloud is unavailable; retry later", 5_000)
-        }))
+        Effect.as(unavailable(providerId, error), errorBody(503, "the cloud is unavailable; retry later", 5_000)))
     )
 })

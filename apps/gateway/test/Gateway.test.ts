@@ -123,6 +123,17 @@ describe("gateway role against an in-memory cloud", () => {
     assert.strictEqual((await post(big, signed(big))).status, 413)
     assert.strictEqual((await fetch(`${gateway.url}/webhooks/nope`, { method: "POST", body: "{}" })).status, 404)
 
+    // The cloud answers 503 once: the gateway answers 503 and releases the signature, so the provider's retry of
+    // the very same signed request is accepted and prompts once; after that it is a replay.
+    const during = JSON.stringify({ eventId: "evt-503", target: "room-1", userId: "u-1", text: "during an outage" })
+    const duringHeaders = signed(during)
+    cloud.failInbound = 1
+    assert.strictEqual((await post(during, duringHeaders)).status, 503)
+    assert.strictEqual(cloud.prompts.filter((p) => p.message.providerEventId === "evt-503").length, 0)
+    assert.strictEqual((await post(during, duringHeaders)).status, 202, "the provider's retry of the same signed request")
+    assert.strictEqual((await post(during, duringHeaders)).status, 409, "a replay once it was handled")
+    assert.strictEqual(cloud.prompts.filter((p) => p.message.providerEventId === "evt-503").length, 1)
+
     const update = JSON.stringify({ update_id: 9001, message: { message_id: 1, chat: { id: 1001 }, from: { id: 7 }, text: "from telegram" } })
     const tg = await fetch(`${gateway.url}/webhooks/tg`, { method: "POST", headers: { [InboundSignatures.TELEGRAM_SECRET_HEADER]: "canary-tg-webhook-secret" }, body: update })
     assert.strictEqual(tg.status, 202)

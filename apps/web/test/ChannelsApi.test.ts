@@ -144,7 +144,14 @@ it.layer(layer, { excludeTestServices: true })("channels API", (it) => {
       assert.strictEqual(stale.status, 409)
 
       const signature = { channelBindingId: a, providerEventId: "sig-0123abcd", kind: "signature" }
-      assert.deepInclude((yield* request("POST", "/api/channels/provider-events/claim", { token: gateway, body: signature })).body, { status: "claimed" })
+      const signed = yield* request("POST", "/api/channels/provider-events/claim", { token: gateway, body: signature })
+      assert.deepInclude(signed.body, { status: "claimed" })
+      assert.deepInclude((yield* request("POST", "/api/channels/provider-events/claim", { token: gateway, body: signature })).body, { status: "in_progress" })
+      const accepted = yield* request("POST", "/api/channels/provider-events/complete", {
+        token: gateway,
+        body: { channelBindingId: a, providerEventId: "sig-0123abcd", claimToken: signed.body.claimToken, outcome: "accepted" }
+      })
+      assert.deepInclude(accepted.body, { status: "completed", outcome: "accepted" })
       assert.deepInclude((yield* request("POST", "/api/channels/provider-events/claim", { token: gateway, body: signature })).body, { status: "completed" })
 
       // linked_only: an unlinked user is refused; once linked to a member, admitted.

@@ -167,7 +167,8 @@ export type ResolvedIdentity = typeof ResolvedIdentity.Type
 
 /**
  * `message` / `callback`: an inbound update, claimed while the gateway prompts (TTL), then completed; `signature`:
- * a webhook signature's digest, accepted once ever (the replay store replicas share).
+ * a webhook signature's digest (the replay store replicas share), claimed while its request is handled, completed
+ * `accepted` once it was (every later claim: `completed`, a replay), released when it was not (a retry may claim it).
  */
 export const ProviderEventKind = Schema.Literals(["message", "callback", "signature"])
 export type ProviderEventKind = typeof ProviderEventKind.Type
@@ -206,8 +207,11 @@ export const ProviderEventClaim = Schema.Struct({
 })
 export type ProviderEventClaim = typeof ProviderEventClaim.Type
 
-/** `released`: processing failed; the claim is dropped so a provider retry can claim it again. */
-export const ProviderEventOutcome = Schema.Literals(["prompted", "ignored", "released"])
+/**
+ * `released`: processing failed; the claim is dropped so a provider retry can claim it again. `accepted`: a
+ * signature's request was handled.
+ */
+export const ProviderEventOutcome = Schema.Literals(["prompted", "ignored", "accepted", "released"])
 export type ProviderEventOutcome = typeof ProviderEventOutcome.Type
 
 export const CompleteProviderEventBody = Schema.Struct({

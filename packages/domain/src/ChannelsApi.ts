@@ -152,7 +152,7 @@ export class ChannelsApi extends HttpApiGroup.make("channels")
       success: ProviderEventClaim,
       error: [ApiError.BadRequest, ApiError.NotFound]
     }).annotate(RequiredScopes, GATEWAY)
-      .annotate(OpenApi.Description, "Durable, shared by every replica: `claimed` (process it, then complete), `in_progress` (another holder's live claim) or `completed` (a duplicate). Kind `signature` records a webhook signature digest once: `claimed` the first time, `completed` on every replay."),
+      .annotate(OpenApi.Description, "Durable, shared by every replica: `claimed` (process it, then complete), `in_progress` (another holder's live claim) or `completed` (a duplicate). Kind `signature` records a webhook signature digest: `claimed` while its request is handled, then completed (`accepted`) so every replay is `completed`, or `released` when the request could not be handled (the provider's retry of the same signature is then accepted)."),
     HttpApiEndpoint.post("completeProviderEvent", "/api/channels/provider-events/complete", {
       payload: CompleteProviderEventBody,
       success: ProviderEventClaim,

@@ -304,30 +304,19 @@ export const make = Effect.gen(function*() {
 
     claimProviderEvent: Effect.fn("ChannelStore.claimProviderEvent")(function*(orgId, input) {
       yield* bindingRow(orgId, input.channelBindingId)
-      const signature = input.kind === "signature"
-      const token = signature ? null : globalThis.crypto.randomUUID()
+      const token = globalThis.crypto.randomUUID()
       // Insert, or take over an expired claim; a live claim or a completed event is left alone. ONE statement, so
-      // two replicas racing on the same event cannot both win.
+      // two replicas racing on the same event cannot both win. A signature is claimed the same way: completed once
+      // its request was handled, released (or left to expire) when it was not, so a provider's retry is accepted.
       const won = yield* sql.unsafe<EventRow>(
         `INSERT INTO cloud_channel_provider_events AS e
-           (org_id, channel_binding_id, provider_event_id, kind, status, claim_token, claim_expires_at, claimed_by, outcome, completed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::text IS NULL THEN NULL ELSE now() + $7::float8 * interval '1 millisecond' END,
-           $8, $9, CASE WHEN $5 = 'completed' THEN now() END)
+           (org_id, channel_binding_id, provider_event_id, kind, status, claim_token, claim_expires_at, claimed_by)
+         VALUES ($1, $2, $3, $4, 'claimed', $5, now() + $6::float8 * interval '1 millisecond', $7)
          ON CONFLICT (channel_binding_id, provider_event_id) DO UPDATE SET
            claim_token = EXCLUDED.claim_token, claim_expires_at = EXCLUDED.claim_expires_at, claimed_by = EXCLUDED.claimed_by
          WHERE e.status = 'claimed' AND e.claim_expires_at <= now()
          RETURNING e.kind, e.status, e.claim_token, e.claim_expires_at, e.outcome, true AS live`,
-        [
-          orgId,
-          input.channelBindingId,
-          input.providerEventId,
-          input.kind,
-          signature ? "completed" : "claimed",
-          token,
-          input.ttlMs,
-          input.claimedBy,
-          signature ? "accepted" : null
-        ]
+        [orgId, input.channelBindingId, input.providerEventId, input.kind, token, input.ttlMs, input.claimedBy]
       ).pipe(Effect.orDie)
       if (won[0] !== undefined) return claimView(input.channelBindingId, input.providerEventId, won[0], "claimed", token)
       const rows = yield* sql.unsafe<EventRow>(

@@ -95,7 +95,9 @@ export class ChannelStore extends Context.Service<ChannelStore, {
   /**
    * Claims an inbound provider event of a binding for `ttlMs` (durable, shared by every replica): `claimed` with a
    * token, `in_progress` while another claim is live, `completed` once done. An expired claim is claimed afresh.
-   * Kind `signature` completes at once: the first call is `claimed`, every later one `completed`.
+   * Kind `signature` (a signed request's digest) the same: completed (`accepted`) once its request was handled, a
+   * replay is then `completed` for good; released, or left to expire, when the request was not handled (the cloud
+   * was unavailable), so the provider's retry of the same signed request is accepted.
    */
   readonly claimProviderEvent: (orgId: string, input: {
     readonly channelBindingId: string

@@ -214,17 +214,16 @@ export const makeChannelStoreMemory = (db: MemoryTables): ChannelStore["Service"
           return claimView(input.channelBindingId, input.providerEventId, row, "in_progress", null)
         }
         const claimToken = globalThis.crypto.randomUUID()
-        const signature = input.kind === "signature"
         const claimed: MemoryProviderEvent = {
           orgId,
           kind: input.kind,
-          status: signature ? "completed" : "claimed",
-          claimToken: signature ? null : claimToken,
-          claimExpiresAt: signature ? null : now + input.ttlMs,
-          outcome: signature ? "accepted" : null
+          status: "claimed",
+          claimToken,
+          claimExpiresAt: now + input.ttlMs,
+          outcome: null
         }
         channels.providerEvents.set(key, claimed)
-        return { ...claimView(input.channelBindingId, input.providerEventId, claimed, "claimed", signature ? null : claimToken), outcome: null }
+        return claimView(input.channelBindingId, input.providerEventId, claimed, "claimed", claimToken)
       }),
     completeProviderEvent: (orgId, input) =>
       Effect.gen(function*() {

@@ -1,5 +1,15 @@
 import type { InboundMessage, ProviderKind } from "@cowork/channels"
-import { type AckOutcome, type AckResult, ClaimLost, CloudChannels, type ClaimedDelivery, DeliveryNotFound, type DeliveryView } from "@cowork/gateway"
+import {
+  type AckOutcome,
+  type AckResult,
+  ClaimLost,
+  CloudChannels,
+  CloudUnavailable,
+  type ClaimedDelivery,
+  DeliveryNotFound,
+  type DeliveryView,
+  type SignatureClaim
+} from "@cowork/gateway"
 import { Effect, Layer, PubSub, Stream } from "effect"
 
 /**
@@ -27,7 +37,10 @@ export interface MemoryDelivery {
 
 export class MemoryCloud {
   readonly deliveries = new Map<string, MemoryDelivery>()
-  readonly replayKeys = new Set<string>()
+  /** Signature replay keys: `claimed` while a request is handled, `completed` once it was. */
+  readonly replayKeys = new Map<string, "claimed" | "completed">()
+  /** The next `inbound` calls that fail as a cloud answering 503. */
+  failInbound = 0
   readonly providerEvents = new Set<string>()
   readonly prompts: Array<{ providerId: string; message: InboundMessage }> = []
   readonly statusReports: Array<{ providerId: string; status: string }> = []
@@ -157,21 +170,32 @@ export class MemoryCloud {
           return Effect.succeed({ status: "pending" as const, nextAttemptAt: new Date(row.nextAttemptAt).toISOString() })
         }),
       wakeups: Stream.concat(Stream.make(undefined), Stream.fromPubSub(self.wake)),
-      consumeReplayKey: (providerId, key) =>
-        Effect.sync(() => {
+      claimSignature: (providerId, key) =>
+        Effect.sync((): SignatureClaim => {
           const id = `${providerId}:${key}`
-          if (self.replayKeys.has(id)) return false
-          self.replayKeys.add(id)
-          return true
+          const state = self.replayKeys.get(id)
+          if (state === "completed") return { status: "replayed" }
+          if (state === "claimed") return { status: "in_progress" }
+          self.replayKeys.set(id, "claimed")
+          return {
+            status: "claimed",
+            settle: (handled) => Effect.sync(() => void (handled ? self.replayKeys.set(id, "completed") : self.replayKeys.delete(id)))
+          }
         }),
       inbound: (providerId, _kind, message) =>
-        Effect.sync(() => {
+        Effect.suspend(() => {
+          if (self.failInbound > 0) {
+            self.failInbound--
+            return Effect.fail(new CloudUnavailable({ message: "ResponseError 503: draining", status: 503 }))
+          }
+          return Effect.succeed(undefined)
+        }).pipe(Effect.map(() => {
           const id = `${providerId}:${message.providerEventId}`
           if (self.providerEvents.has(id)) return { status: "duplicate" as const }
           self.providerEvents.add(id)
           self.prompts.push({ providerId, message })
           return { status: "prompted" as const, sessionId: "ses_memory" }
-        }),
+        })),
       reportProviderStatus: (providerId, status) => Effect.sync(() => void self.statusReports.push({ providerId, status })),
       listDeliveries: (query) =>
         Effect.sync(() =>

@@ -138,9 +138,23 @@ export const channelStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
         }))
         assert.strictEqual((expired as ClaimLost).reason, "expired")
 
-        assert.strictEqual((yield* claim("gw-a", "sig-1", "signature")).status, "claimed")
+        // A signature: claimed while its request is handled, then accepted for good; one whose request was not
+        // handled (the cloud answered 503) is released, or expires, and the provider's retry of it is claimed again.
+        const signature = yield* claim("gw-a", "sig-1", "signature")
+        assert.strictEqual(signature.status, "claimed")
+        assert.deepInclude(yield* claim("gw-b", "sig-1", "signature"), { status: "in_progress", claimToken: null }, "the same request at another replica meanwhile")
+        assert.deepInclude(
+          yield* channels.completeProviderEvent(orgId, { channelBindingId: binding.id, providerEventId: "sig-1", claimToken: signature.claimToken!, outcome: "accepted" }),
+          { status: "completed", outcome: "accepted", kind: "signature" }
+        )
         yield* harness.elapse(600_000)
         assert.strictEqual((yield* claim("gw-b", "sig-1", "signature")).status, "completed", "a signature replay, however late")
+        const unhandled = yield* claim("gw-a", "sig-2", "signature")
+        yield* channels.completeProviderEvent(orgId, { channelBindingId: binding.id, providerEventId: "sig-2", claimToken: unhandled.claimToken!, outcome: "released" })
+        assert.strictEqual((yield* claim("gw-b", "sig-2", "signature")).status, "claimed", "the retry after a release")
+        yield* claim("gw-a", "sig-3", "signature")
+        yield* harness.elapse(6_000)
+        assert.strictEqual((yield* claim("gw-b", "sig-3", "signature")).status, "claimed", "the retry after the claim expired")
         assert.instanceOf(
           yield* Effect.flip(channels.claimProviderEvent(yield* newOrg, { channelBindingId: binding.id, providerEventId: "x", kind: "message", ttlMs: 5_000, claimedBy: "g" })),
           NotFound
