@@ -59,7 +59,8 @@ describe("opencode worker failover across processes", () => {
         ...env,
         OPEN_COWORK_CLOUD_PORT: String(port),
         OPEN_COWORK_CLOUD_RUN_MIGRATIONS: "false",
-        OPEN_COWORK_CLOUD_BYOK_ALLOW_HTTP: "true"
+        OPEN_COWORK_CLOUD_BYOK_ALLOW_HTTP: "true",
+        OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS: "127.0.0.1"
       })
       const baseUrl = `http://127.0.0.1:${port}`
       yield* waitReady(web, baseUrl)
@@ -74,6 +75,7 @@ describe("opencode worker failover across processes", () => {
         OPEN_COWORK_CLOUD_POLL_INTERVAL_MS: "300",
         OPEN_COWORK_CLOUD_RUNTIME: "opencode",
         OPEN_COWORK_CLOUD_OPENCODE_MODEL: "fake-model",
+        OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS: "127.0.0.1",
         // Both "machines" use the same absolute runtime root: opencode's rows name the workspace path.
         OPEN_COWORK_CLOUD_RUNTIME_ROOT: Path.join(dataDir, "runtime")
       })

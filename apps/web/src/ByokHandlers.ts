@@ -1,19 +1,26 @@
 import { Api, BadRequest, CurrentPrincipal, Unavailable } from "@cowork/domain"
 import { ModelProxy } from "@cowork/runtime"
-import { ByokStore } from "@cowork/services"
+import { ByokStore, ProviderAddress } from "@cowork/services"
 import { Config, Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { actorOf, recordAudit } from "./AuditHandlers.ts"
 
 /**
  * BYOK routes: the org's provider keys, sealed by the store, read back as metadata only. A base URL must be https
- * (plain http only with OPEN_COWORK_CLOUD_BYOK_ALLOW_HTTP=true, for local model servers) and may not carry
- * credentials. `validate` makes one bounded call with the key and records its health.
+ * (plain http only with OPEN_COWORK_CLOUD_BYOK_ALLOW_HTTP=true, for local model servers), may not carry
+ * credentials, and its host must resolve to public addresses only (`ProviderAddress`: no loopback, private,
+ * link-local, CGNAT, multicast or unspecified address, unless listed in OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS); the
+ * validate call checks again on the connection it makes. `validate` makes one bounded call with the key and records
+ * its health.
  */
 
 const secretAdapterDown = () => new Unavailable({ message: "the secret adapter is unavailable; retry later", retryAfterSeconds: 5 })
 
-const checkBaseUrl = (raw: string | undefined, allowHttp: boolean) =>
+/** 400 naming `baseUrl` for a provider host that is not public (and not allowed by the operator). */
+const refusedBaseUrl = (refused: ProviderAddress.ProviderAddressRefused) =>
+  new BadRequest({ message: `baseUrl refused: ${refused.message}`, field: "baseUrl" })
+
+const checkBaseUrl = (raw: string | undefined, allowHttp: boolean, allowedHosts: ReadonlySet<string>) =>
   Effect.gen(function*() {
     if (raw === undefined) return undefined
     let url: URL
@@ -28,12 +35,14 @@ const checkBaseUrl = (raw: string | undefined, allowHttp: boolean) =>
     if (url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "") {
       return yield* new BadRequest({ message: "baseUrl may not carry credentials, a query or a fragment", field: "baseUrl" })
     }
+    yield* ProviderAddress.checkHost(url.hostname, allowedHosts).pipe(Effect.mapError(refusedBaseUrl))
     return url.toString().replace(/\/$/, "")
   })
 
 export const layer = HttpApiBuilder.group(Api, "byok", Effect.fn(function*(handlers) {
   const byok = yield* ByokStore
   const allowHttp = yield* Config.Boolean("OPEN_COWORK_CLOUD_BYOK_ALLOW_HTTP").pipe(Config.withDefault(false))
+  const allowedHosts = yield* ProviderAddress.allowedHostsConfig
 
   return handlers
     .handle("list", () =>
@@ -44,7 +53,7 @@ export const layer = HttpApiBuilder.group(Api, "byok", Effect.fn(function*(handl
     .handle("store", ({ params, payload }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
-        const baseUrl = yield* checkBaseUrl(payload.baseUrl, allowHttp)
+        const baseUrl = yield* checkBaseUrl(payload.baseUrl, allowHttp, allowedHosts)
         if (baseUrl === undefined && ModelProxy.DEFAULT_BASE_URLS[params.provider] === undefined) {
           return yield* new BadRequest({ message: `provider ${params.provider} needs a baseUrl`, field: "baseUrl" })
         }
@@ -114,7 +123,12 @@ export const layer = HttpApiBuilder.group(Api, "byok", Effect.fn(function*(handl
             message: `the stored key could not be used (${upstream.failed})`
           }
         }
-        const status = yield* ModelProxy.probeUpstream(upstream)
+        const status = yield* ModelProxy.probeUpstream(upstream, allowedHosts).pipe(
+          Effect.tapError(() =>
+            Effect.andThen(byok.setHealth(principal.orgId, params.provider, "failing"), audited({ ok: false, reason: "address_refused" }))
+          ),
+          Effect.mapError(refusedBaseUrl)
+        )
         const ok = status !== undefined && status >= 200 && status < 300
         yield* byok.setHealth(principal.orgId, params.provider, ok ? "ok" : "failing")
         yield* audited({ ok, ...(status === undefined ? {} : { upstreamStatus: status }) })

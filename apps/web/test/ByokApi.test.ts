@@ -4,8 +4,9 @@ import { Effect } from "effect"
 import * as Crypto from "node:crypto"
 import { layer, orgWithToken, request } from "./support/WebTestServer.ts"
 
-// The fake provider listens on plain http (loopback): allowed only by this switch.
+// The fake provider listens on plain http on loopback: allowed only by these switches.
 process.env.OPEN_COWORK_CLOUD_BYOK_ALLOW_HTTP = "true"
+process.env.OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS = "127.0.0.1"
 
 const fake = Effect.acquireRelease(
   Effect.promise(() => FakeModelServer.start({ refuseAuthorizationContaining: "refused" })),

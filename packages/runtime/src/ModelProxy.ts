@@ -2,8 +2,9 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { Metrics } from "@cowork/observability"
-import { ByokStore } from "@cowork/services"
-import { Context, Effect, Layer, Redacted, type Scope } from "effect"
+import { ByokStore, ProviderAddress } from "@cowork/services"
+import { type Config, Context, Effect, Layer, Redacted, type Scope } from "effect"
+import * as UpstreamClient from "./UpstreamClient.ts"
 
 /**
  * The worker's loopback model proxy: the only place a provider key exists in plaintext, and only in memory.
@@ -11,7 +12,8 @@ import { Context, Effect, Layer, Redacted, type Scope } from "effect"
  * placeholder key, so its config endpoints, the agent's shell and its data dir never hold the key. A request is
  * authenticated by its session token (constant-time), the org's key is revealed from the key source, the
  * provider's auth header is added (anything opencode sent in its place is dropped), and the request is forwarded
- * to the provider's base URL with the answer streamed back. Token usage reported in the answers is counted per
+ * to the provider's base URL with the answer streamed back, only if that URL's host is public or allowed by the
+ * operator (`ProviderAddress`; otherwise 502 `upstream_address_refused`). Token usage reported in the answers is counted per
  * org and session. A key that cannot be revealed answers 401 with a redacted reason, is counted in
  * `open_cowork_cloud_byok_reveal_failures_total`, and is reported to the session's registration.
  */
@@ -66,6 +68,8 @@ export interface Options {
   readonly reveal: (orgId: string, provider: string) => Effect.Effect<UpstreamKey, RevealFailure>
   /** Largest request body forwarded (default 16 MiB). */
   readonly maxBodyBytes?: number | undefined
+  /** Provider hosts allowed to resolve to non-public addresses (`OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS`; default none). */
+  readonly allowedHosts?: ReadonlySet<string> | undefined
 }
 
 interface Entry {
@@ -149,6 +153,10 @@ export const make = (options: Options) =>
     const entries = new Map<string, Entry>()
     const usage = new Map<string, { requests: number; inputTokens: number; outputTokens: number }>()
     const maxBody = options.maxBodyBytes ?? 16 * 1024 * 1024
+    const upstreams = yield* Effect.acquireRelease(
+      Effect.sync(() => UpstreamClient.make(options.allowedHosts ?? new Set())),
+      (client) => Effect.sync(() => client.close())
+    )
 
     const lookup = (token: string): Entry | undefined => {
       const dot = token.indexOf(".")
@@ -183,30 +191,31 @@ export const make = (options: Options) =>
       const target = `${key.baseUrl.replace(/\/$/, "")}${match[2] ?? ""}${match[3] ?? ""}`
       const abort = new AbortController()
       res.on("close", () => abort.abort())
-      let upstream: Response
+      let upstream: IncomingMessage
       try {
-        upstream = await fetch(target, {
+        upstream = await upstreams.request(target, {
           method: req.method ?? "POST",
           headers,
-          ...(req.method === "GET" || req.method === "HEAD" ? {} : { body: new Uint8Array(body) }),
+          body: req.method === "GET" || req.method === "HEAD" ? undefined : body,
           signal: abort.signal
         })
-      } catch {
-        return answer(res, 502, "upstream_unreachable", `the ${options.provider} endpoint could not be reached`)
+      } catch (error) {
+        return error instanceof ProviderAddress.ProviderAddressRefused
+          ? answer(res, 502, "upstream_address_refused", `the ${options.provider} endpoint was refused: ${error.message}`)
+          : answer(res, 502, "upstream_unreachable", `the ${options.provider} endpoint could not be reached`)
       }
-      const responseHeaders: Record<string, string> = {}
-      upstream.headers.forEach((value, name) => {
-        if (!HOP_BY_HOP.has(name) && name !== "content-encoding") responseHeaders[name] = value
-      })
-      res.writeHead(upstream.status, responseHeaders)
+      const status = upstream.statusCode ?? 502
+      const responseHeaders: Record<string, string | Array<string>> = {}
+      for (const [name, value] of Object.entries(upstream.headers)) {
+        if (value !== undefined && !HOP_BY_HOP.has(name) && name !== "content-encoding") responseHeaders[name] = value
+      }
+      res.writeHead(status, responseHeaders)
       const scanner = new UsageScanner()
       const decoder = new TextDecoder()
       try {
-        if (upstream.body !== null) {
-          for await (const chunk of upstream.body) {
-            scanner.push(decoder.decode(chunk, { stream: true }))
-            res.write(chunk)
-          }
+        for await (const chunk of upstream as AsyncIterable<Buffer>) {
+          scanner.push(decoder.decode(chunk, { stream: true }))
+          res.write(chunk)
         }
       } catch {
         // the client went away or the upstream broke: end what we have
@@ -221,7 +230,7 @@ export const make = (options: Options) =>
       counted.outputTokens += scanner.outputTokens
       usage.set(key2, counted)
       await run(Effect.all([
-        metrics.inc("open_cowork_cloud_model_proxy_requests_total", { status: upstream.ok ? "ok" : "error" }),
+        metrics.inc("open_cowork_cloud_model_proxy_requests_total", { status: status >= 200 && status < 300 ? "ok" : "error" }),
         metrics.inc("open_cowork_cloud_model_proxy_tokens_total", { direction: "input" }, scanner.inputTokens),
         metrics.inc("open_cowork_cloud_model_proxy_tokens_total", { direction: "output" }, scanner.outputTokens)
       ], { discard: true }))
@@ -266,23 +275,37 @@ export const authHeaders = (key: UpstreamKey): Record<string, string> => {
 }
 
 /**
- * A bounded test call with a key: `GET <baseUrl>/models` (10 s), its body discarded. The status tells whether the
- * provider accepts the key; an unreachable provider is `undefined`.
+ * A bounded test call with a key: `GET <baseUrl>/models` (10 s, no redirects), its body discarded. The status tells
+ * whether the provider accepts the key; an unreachable provider is `undefined`; a host that is not public (and not
+ * allowed) fails with `ProviderAddressRefused` before anything is sent.
  */
-export const probeUpstream = (key: UpstreamKey, timeoutMs = 10_000): Effect.Effect<number | undefined> =>
-  Effect.promise(async () => {
-    try {
-      const response = await fetch(`${key.baseUrl.replace(/\/$/, "")}/models`, {
-        headers: authHeaders(key),
-        signal: AbortSignal.timeout(timeoutMs),
-        redirect: "manual"
-      })
-      await response.body?.cancel()
-      return response.status
-    } catch {
-      return undefined
-    }
-  })
+export const probeUpstream = (
+  key: UpstreamKey,
+  allowedHosts: ReadonlySet<string>,
+  timeoutMs = 10_000
+): Effect.Effect<number | undefined, ProviderAddress.ProviderAddressRefused> =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => UpstreamClient.make(allowedHosts)),
+    (client) =>
+      Effect.tryPromise({
+        try: async () => {
+          try {
+            const response = await client.request(`${key.baseUrl.replace(/\/$/, "")}/models`, {
+              method: "GET",
+              headers: authHeaders(key),
+              signal: AbortSignal.timeout(timeoutMs)
+            })
+            response.destroy()
+            return response.statusCode
+          } catch (error) {
+            if (error instanceof ProviderAddress.ProviderAddressRefused) throw error
+            return undefined
+          }
+        },
+        catch: (error) => error as ProviderAddress.ProviderAddressRefused
+      }),
+    (client) => Effect.sync(() => client.close())
+  )
 
 /** OpenAI-compatible base URLs of providers whose keys need no `baseUrl` when stored. */
 export const DEFAULT_BASE_URLS: Readonly<Record<string, string>> = {
@@ -311,9 +334,10 @@ export const revealFromByok = (byok: ByokStore["Service"]) => (orgId: string, pr
     })
   )
 
-/** The proxy over the org keys in `ByokStore`, for one provider. */
-export const layerByok = (provider: string): Layer.Layer<ModelProxy, never, Metrics | ByokStore> =>
+/** The proxy over the org keys in `ByokStore`, for one provider (allowed hosts from `OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS`). */
+export const layerByok = (provider: string): Layer.Layer<ModelProxy, Config.ConfigError, Metrics | ByokStore> =>
   Layer.effect(ModelProxy, Effect.gen(function*() {
     const byok = yield* ByokStore
-    return yield* make({ provider, reveal: revealFromByok(byok) })
+    const allowedHosts = yield* ProviderAddress.allowedHostsConfig
+    return yield* make({ provider, reveal: revealFromByok(byok), allowedHosts })
   }))

@@ -2,15 +2,19 @@ import { Metrics } from "@cowork/observability"
 import { FakeModelServer, ModelProxy } from "@cowork/runtime"
 import { ByokStore, SecretAdapter } from "@cowork/services"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { ConfigProvider, Effect, Layer, Redacted } from "effect"
 
 /** The loopback model proxy on its own: session tokens, the key swapped in, usage counted, reveal failures. */
 
-const layers = ModelProxy.layerByok("openai").pipe(
-  Layer.provideMerge(ByokStore.layerMemory),
-  Layer.provideMerge(SecretAdapter.layerMemory),
-  Layer.provideMerge(Metrics.layerTest("worker"))
-)
+/** The proxy with `OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS` as given (the fake model listens on 127.0.0.1). */
+const layersAllowing = (allowedHosts: string) =>
+  ModelProxy.layerByok("openai").pipe(
+    Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS: allowedHosts }))),
+    Layer.provideMerge(ByokStore.layerMemory),
+    Layer.provideMerge(SecretAdapter.layerMemory),
+    Layer.provideMerge(Metrics.layerTest("worker"))
+  )
+const layers = layersAllowing("127.0.0.1")
 
 const chat = (baseUrl: string, authorization = "Bearer placeholder") =>
   Effect.promise(async () => {
@@ -57,4 +61,22 @@ describe("ModelProxy", () => {
       assert.strictEqual(yield* metrics.read("open_cowork_cloud_byok_reveal_failures_total", { reason: "not_configured" }), 1)
       assert.strictEqual(fake.completions().length, 1, "nothing was forwarded without a key")
     }).pipe(Effect.scoped, Effect.provide(layers)))
+
+  it.effect("an org's base URL on a non-public address is refused at run time (502, nothing sent) unless the operator allows its host", () =>
+    Effect.gen(function*() {
+      const fake = yield* Effect.acquireRelease(Effect.promise(() => FakeModelServer.start()), (s) => Effect.promise(() => s.close()))
+      const byok = yield* ByokStore
+      const proxy = yield* ModelProxy.ModelProxy
+      const failures: Array<string> = []
+      for (const [orgId, baseUrl] of [["org_loop", fake.url], ["org_named", fake.url.replace("127.0.0.1", "localhost")]] as const) {
+        yield* byok.put(orgId, "openai", { apiKey: Redacted.make("sk-proxy-test-key-2"), baseUrl })
+        const registration = yield* proxy.register({ sessionId: `ses_${orgId}`, orgId, onRevealFailure: (reason) => failures.push(reason) })
+        const refused = yield* chat(registration.baseUrl)
+        assert.strictEqual(refused.status, 502, baseUrl)
+        assert.include(refused.text, "upstream_address_refused")
+        assert.include(refused.text, "loopback")
+      }
+      assert.strictEqual(fake.completions().length, 0, "nothing reached the loopback server")
+      assert.deepStrictEqual(failures, [])
+    }).pipe(Effect.scoped, Effect.provide(layersAllowing(""))))
 })

@@ -71,7 +71,8 @@ const main = Effect.gen(function*() {
       OPEN_COWORK_CLOUD_PORT: String(port),
       OPEN_COWORK_CLOUD_RUNTIME: "opencode",
       OPEN_COWORK_CLOUD_OPENCODE_MODEL: "fake-model",
-      OPEN_COWORK_CLOUD_BYOK_ALLOW_HTTP: "true"
+      OPEN_COWORK_CLOUD_BYOK_ALLOW_HTTP: "true",
+      OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS: "127.0.0.1"
     },
     stdio: ["ignore", "pipe", "pipe"]
   })

@@ -5,7 +5,7 @@ import { Metrics } from "@cowork/observability"
 import { FakeModelServer, ModelProxy, OpenCodeRuntime } from "@cowork/runtime"
 import { AgentRuntime, ByokStore, type RuntimeEvent, SecretAdapter } from "@cowork/services"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Effect, Layer, Redacted, Stream } from "effect"
+import { ConfigProvider, Effect, Layer, Redacted, Stream } from "effect"
 import * as Crypto from "node:crypto"
 
 /**
@@ -35,7 +35,10 @@ const layers = Layer.suspend(() =>
     model: "fake-model",
     onStarted: (sessionId, server) => servers.set(sessionId, server)
   }).pipe(
-    Layer.provideMerge(ModelProxy.layerByok("openai")),
+    // The fake model listens on loopback: allowed as an operator would allow a local model server.
+    Layer.provideMerge(ModelProxy.layerByok("openai").pipe(
+      Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS: "127.0.0.1" })))
+    )),
     Layer.provideMerge(ByokStore.layerMemory),
     Layer.provideMerge(SecretAdapter.layerMemory),
     Layer.provideMerge(Metrics.layerTest("worker"))

@@ -1,0 +1,48 @@
+import { ProviderAddress } from "@cowork/services"
+import * as Http from "node:http"
+import * as Https from "node:https"
+import * as Net from "node:net"
+
+/**
+ * HTTP(S) requests to an org's model provider: connections go only to public addresses (or hosts the operator
+ * allowed), checked in the socket's own DNS lookup (`ProviderAddress.guardedLookup`), so what is checked is what is
+ * connected to. No redirects are followed. Keep-alive connections are pooled per client.
+ */
+export interface UpstreamClient {
+  /** Resolves with the response head (its body streams); rejects with `ProviderAddressRefused` or a network error. */
+  readonly request: (target: string, init: {
+    readonly method: string
+    readonly headers: Readonly<Record<string, string>>
+    readonly body?: Uint8Array | undefined
+    readonly signal: AbortSignal
+  }) => Promise<Http.IncomingMessage>
+  readonly close: () => void
+}
+
+export const make = (allowedHosts: ReadonlySet<string>): UpstreamClient => {
+  const lookup = ProviderAddress.guardedLookup(allowedHosts)
+  const http = new Http.Agent({ keepAlive: true, lookup } as Http.AgentOptions)
+  const https = new Https.Agent({ keepAlive: true, lookup } as Https.AgentOptions)
+  return {
+    request: async (target, init) => {
+      const url = new URL(target)
+      // Node connects to an IP-literal host without a lookup: check it here.
+      if (Net.isIP(url.hostname.replace(/^\[(.*)\]$/, "$1")) !== 0) await ProviderAddress.resolveChecked(url.hostname, allowedHosts)
+      const secure = url.protocol === "https:"
+      return new Promise((resolve, reject) => {
+        const request = (secure ? Https : Http).request(url, {
+          method: init.method,
+          headers: init.headers,
+          agent: secure ? https : http,
+          signal: init.signal
+        }, resolve)
+        request.on("error", reject)
+        request.end(init.body)
+      })
+    },
+    close: () => {
+      http.destroy()
+      https.destroy()
+    }
+  }
+}

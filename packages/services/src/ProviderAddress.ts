@@ -1,0 +1,152 @@
+import { Config, Data, Effect } from "effect"
+import * as Dns from "node:dns"
+import * as Net from "node:net"
+
+/**
+ * Which network addresses an org-supplied model provider URL (a BYOK `baseUrl`) may reach. The web role's validate
+ * call and the worker's model proxy make requests to a URL an org chose, from inside the deployment's network: a
+ * host that resolves to a loopback, private (RFC 1918, fc00::/7), link-local (169.254/16, fe80::/10, cloud metadata),
+ * shared (CGNAT 100.64/10), multicast, unspecified or reserved address is refused, unless the operator lists the host
+ * in `OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS` (comma-separated hostnames or IP literals, e.g. a local model server).
+ * The check runs inside the connection's own DNS lookup (`guardedLookup`), so the address connected to is the address
+ * checked: a name that resolves differently the next time (DNS rebinding) cannot slip past it.
+ */
+
+export const ALLOWED_HOSTS_VARIABLE = "OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS"
+
+export class ProviderAddressRefused extends Data.TaggedError("ProviderAddressRefused")<{
+  readonly host: string
+  /** What kind of address it resolved to (`loopback`, `private`, …), or `unresolvable`. */
+  readonly range: string
+}> {
+  override get message() {
+    return this.range === "unresolvable"
+      ? `the host ${this.host} could not be resolved`
+      : `the host ${this.host} resolves to a ${this.range} address; model providers must be public (an operator can allow a host with ${ALLOWED_HOSTS_VARIABLE})`
+  }
+}
+
+/** The error code a refused connection fails with (the lookup's error), for callers that only see a Node error. */
+export const REFUSED_CODE = "ERR_COWORK_PROVIDER_ADDRESS_REFUSED"
+
+const normalizeHost = (host: string) => host.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "")
+
+export const parseAllowedHosts = (raw: string): ReadonlySet<string> =>
+  new Set(raw.split(",").map(normalizeHost).filter((host) => host !== ""))
+
+/** `OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS` (default: none). */
+export const allowedHostsConfig: Config.Config<ReadonlySet<string>> = Config.String("OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS").pipe(
+  Config.withDefault(""),
+  Config.map(parseAllowedHosts)
+)
+
+const RANGES: ReadonlyArray<readonly [range: string, subnet: string, prefix: number, family: "ipv4" | "ipv6"]> = [
+  ["unspecified", "0.0.0.0", 8, "ipv4"],
+  ["private", "10.0.0.0", 8, "ipv4"],
+  ["shared (CGNAT)", "100.64.0.0", 10, "ipv4"],
+  ["loopback", "127.0.0.0", 8, "ipv4"],
+  ["link-local", "169.254.0.0", 16, "ipv4"],
+  ["private", "172.16.0.0", 12, "ipv4"],
+  ["reserved", "192.0.0.0", 24, "ipv4"],
+  ["private", "192.168.0.0", 16, "ipv4"],
+  ["reserved", "198.18.0.0", 15, "ipv4"],
+  ["multicast", "224.0.0.0", 4, "ipv4"],
+  ["reserved", "240.0.0.0", 4, "ipv4"],
+  ["unspecified", "::", 128, "ipv6"],
+  ["loopback", "::1", 128, "ipv6"],
+  // IPv4-mapped and NAT64 addresses carry an IPv4 address that is checked as such (`embeddedIpv4`).
+  ["private", "fc00::", 7, "ipv6"],
+  ["link-local", "fe80::", 10, "ipv6"],
+  ["multicast", "ff00::", 8, "ipv6"]
+]
+
+const lists = RANGES.map(([range, subnet, prefix, family]) => {
+  const list = new Net.BlockList()
+  list.addSubnet(subnet, prefix, family)
+  return { range, list, family }
+})
+
+/** The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`) or NAT64 (`64:ff9b::a.b.c.d`) IPv6 address. */
+const embeddedIpv4 = (address: string): string | undefined => {
+  const mapped = new Net.SocketAddress({ address, family: "ipv6" }).address.toLowerCase()
+  const match = /^(?:::ffff:|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/.exec(mapped)
+  if (match === null) return undefined
+  if (match[1] !== undefined) return match[1]
+  const high = Number.parseInt(match[2]!, 16)
+  const low = Number.parseInt(match[3]!, 16)
+  return [high >> 8, high & 255, low >> 8, low & 255].join(".")
+}
+
+/** The kind of non-public range `address` (an IP literal) is in, or `undefined` for a public address. */
+export const refusedRange = (address: string): string | undefined => {
+  const family = Net.isIP(address) === 6 ? "ipv6" : Net.isIP(address) === 4 ? "ipv4" : undefined
+  if (family === undefined) return "unresolvable"
+  if (family === "ipv6") {
+    const v4 = embeddedIpv4(address)
+    if (v4 !== undefined) return refusedRange(v4)
+  }
+  return lists.find((entry) => entry.family === family && entry.list.check(address, family))?.range
+}
+
+interface Resolved {
+  readonly address: string
+  readonly family: number
+}
+
+const refusal = (host: string, range: string) =>
+  Object.assign(new ProviderAddressRefused({ host, range }), { code: REFUSED_CODE })
+
+/** Every address `host` resolves to, each checked (an allowed host is not checked); rejects with `ProviderAddressRefused`. */
+export const resolveChecked = async (host: string, allowed: ReadonlySet<string>): Promise<ReadonlyArray<Resolved>> => {
+  const name = normalizeHost(host)
+  const isAllowed = allowed.has(name)
+  let addresses: ReadonlyArray<Resolved>
+  if (Net.isIP(name) !== 0) {
+    addresses = [{ address: name, family: Net.isIP(name) }]
+  } else {
+    try {
+      addresses = await Dns.promises.lookup(name, { all: true, verbatim: true })
+    } catch {
+      throw refusal(name, "unresolvable")
+    }
+  }
+  if (addresses.length === 0) throw refusal(name, "unresolvable")
+  if (!isAllowed) {
+    for (const { address } of addresses) {
+      const range = refusedRange(address)
+      if (range !== undefined) throw refusal(name, range)
+    }
+  }
+  return addresses
+}
+
+/** Checks the host of a provider URL now (a store-time check; a connection checks again in `guardedLookup`). */
+export const checkHost = (host: string, allowed: ReadonlySet<string>): Effect.Effect<void, ProviderAddressRefused> =>
+  Effect.tryPromise({
+    try: () => resolveChecked(host, allowed),
+    catch: (error) => error instanceof ProviderAddressRefused ? error : new ProviderAddressRefused({ host, range: "unresolvable" })
+  }).pipe(Effect.asVoid)
+
+type LookupCallback = (
+  error: NodeJS.ErrnoException | null,
+  address: string | ReadonlyArray<{ address: string; family: number }>,
+  family?: number
+) => void
+
+/**
+ * A `lookup` for `net.connect` / `http(s).request`: resolves the name and refuses it (error code `REFUSED_CODE`) when
+ * any address is non-public, so the socket connects only to an address that was checked. Node skips `lookup` for an
+ * IP-literal host: check those with `checkHost` before connecting.
+ */
+export const guardedLookup = (allowed: ReadonlySet<string>) =>
+(hostname: string, options: { readonly all?: boolean | undefined; readonly family?: number | string | undefined }, callback: LookupCallback) => {
+  resolveChecked(hostname, allowed).then(
+    (addresses) => {
+      const wanted = options.family === 4 || options.family === 6 ? addresses.filter((a) => a.family === options.family) : addresses
+      if (wanted.length === 0) return callback(refusal(hostname, "unresolvable"), [])
+      if (options.all === true) return callback(null, wanted)
+      callback(null, wanted[0]!.address, wanted[0]!.family)
+    },
+    (error: NodeJS.ErrnoException) => callback(error, [])
+  )
+}

@@ -1,0 +1,79 @@
+import { ProviderAddress } from "@cowork/services"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+
+/** Which addresses an org's model provider URL may reach, and the lookup that pins a connection to the checked one. */
+
+describe("ProviderAddress", () => {
+  it("classifies every non-public range and lets public addresses through", () => {
+    const refused: ReadonlyArray<readonly [string, string]> = [
+      ["127.0.0.1", "loopback"], ["127.200.0.9", "loopback"], ["::1", "loopback"],
+      ["10.1.2.3", "private"], ["172.16.0.1", "private"], ["172.31.255.255", "private"], ["192.168.1.1", "private"],
+      ["fc00::1", "private"], ["fd12:3456::1", "private"],
+      ["169.254.169.254", "link-local"], ["fe80::1", "link-local"],
+      ["100.64.0.1", "shared (CGNAT)"], ["100.127.255.254", "shared (CGNAT)"],
+      ["224.0.0.1", "multicast"], ["239.255.255.250", "multicast"], ["ff02::1", "multicast"],
+      ["0.0.0.0", "unspecified"], ["::", "unspecified"],
+      ["255.255.255.255", "reserved"],
+      // IPv4 inside IPv6 is checked as the IPv4 address it carries.
+      ["::ffff:127.0.0.1", "loopback"], ["::ffff:7f00:1", "loopback"], ["::ffff:10.0.0.1", "private"], ["64:ff9b::a9fe:a9fe", "link-local"]
+    ]
+    for (const [address, range] of refused) assert.strictEqual(ProviderAddress.refusedRange(address), range, address)
+    for (const address of ["93.184.216.34", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::6810:85e5", "::ffff:8.8.8.8"]) {
+      assert.isUndefined(ProviderAddress.refusedRange(address), address)
+    }
+  })
+
+  it.effect("checkHost resolves names first; the operator's allow-list (hostnames or IP literals) skips the check", () =>
+    Effect.gen(function*() {
+      const none = ProviderAddress.parseAllowedHosts("")
+      const refusedName = yield* Effect.flip(ProviderAddress.checkHost("localhost", none))
+      assert.strictEqual(refusedName.range, "loopback")
+      assert.include(refusedName.message, "OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS")
+      assert.strictEqual((yield* Effect.flip(ProviderAddress.checkHost("[::1]", none))).range, "loopback")
+      assert.strictEqual((yield* Effect.flip(ProviderAddress.checkHost("no-such-host.invalid", none))).range, "unresolvable")
+      const allowed = ProviderAddress.parseAllowedHosts(" LocalHost , [::1],127.0.0.1 ")
+      assert.deepStrictEqual([...allowed], ["localhost", "::1", "127.0.0.1"])
+      yield* ProviderAddress.checkHost("localhost", allowed)
+      yield* ProviderAddress.checkHost("[::1]", allowed)
+      assert.strictEqual((yield* Effect.flip(ProviderAddress.checkHost("10.0.0.1", allowed))).range, "private", "only the listed hosts")
+    }))
+
+  it.effect("a connection through guardedLookup never reaches a loopback server by name unless allowed", () =>
+    Effect.gen(function*() {
+      let connections = 0
+      const server = yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          new Promise<Http.Server>((resolve) => {
+            const s = Http.createServer((_req, res) => res.end("ok"))
+            s.on("connection", () => connections++)
+            s.listen(0, "127.0.0.1", () => resolve(s))
+          })
+        ),
+        (s) => Effect.promise(() => new Promise<void>((resolve) => s.close(() => resolve())))
+      )
+      const port = (server.address() as AddressInfo).port
+      const get = (allowed: string) =>
+        Effect.promise(() =>
+          new Promise<{ readonly status?: number; readonly code?: string }>((resolve) => {
+            const request = Http.get({
+              host: "localhost",
+              port,
+              agent: false,
+              family: 4,
+              lookup: ProviderAddress.guardedLookup(ProviderAddress.parseAllowedHosts(allowed))
+            } as Http.RequestOptions, (res) => {
+              res.resume()
+              resolve({ status: res.statusCode! })
+            })
+            request.on("error", (error: NodeJS.ErrnoException) => resolve({ code: error.code! }))
+          })
+        )
+      assert.deepStrictEqual(yield* get(""), { code: ProviderAddress.REFUSED_CODE })
+      assert.strictEqual(connections, 0, "the refused lookup opened no connection")
+      assert.deepStrictEqual(yield* get("localhost"), { status: 200 })
+      assert.strictEqual(connections, 1)
+    }))
+})
