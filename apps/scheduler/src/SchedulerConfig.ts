@@ -1,4 +1,5 @@
-import { DefaultProfileName } from "@cowork/services"
+import { DEFAULT_QUOTAS, type QuotaLimits } from "@cowork/domain"
+import { DefaultProfileName, quotaDefaults } from "@cowork/services"
 import { Config, Context, Effect, Layer } from "effect"
 import * as Os from "node:os"
 
@@ -19,6 +20,8 @@ export interface SchedulerSettings {
   readonly outcomeBatch: number
   /** Claimed workflows fired at once (each in its own transaction). */
   readonly fireConcurrency: number
+  /** The quota defaults (OPEN_COWORK_CLOUD_QUOTA_*); each org's overrides apply over them. */
+  readonly quotaDefaults: QuotaLimits
 }
 
 export class SchedulerConfig extends Context.Service<SchedulerConfig, SchedulerSettings>()("cowork/SchedulerConfig") {
@@ -35,7 +38,8 @@ export class SchedulerConfig extends Context.Service<SchedulerConfig, SchedulerS
         reaperDrainCap: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_REAPER_DRAIN_CAP").pipe(Config.withDefault(100)),
         heartbeatIntervalMs: yield* Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS").pipe(Config.withDefault(5_000)),
         outcomeBatch: 200,
-        fireConcurrency: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_FIRE_CONCURRENCY").pipe(Config.withDefault(4))
+        fireConcurrency: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_FIRE_CONCURRENCY").pipe(Config.withDefault(4)),
+        quotaDefaults: yield* quotaDefaults
       })
     })
   )
@@ -51,6 +55,7 @@ export class SchedulerConfig extends Context.Service<SchedulerConfig, SchedulerS
       heartbeatIntervalMs: 5_000,
       outcomeBatch: 200,
       fireConcurrency: 4,
+      quotaDefaults: DEFAULT_QUOTAS,
       ...overrides
     }))
 }

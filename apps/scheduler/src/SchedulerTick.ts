@@ -1,5 +1,5 @@
 import { Metrics } from "@cowork/observability"
-import { planSlots, type WorkflowClaim, WorkflowStore } from "@cowork/services"
+import { effectiveQuotas, planSlots, Quotas, type WorkflowClaim, WorkflowStore } from "@cowork/services"
 import { Clock, Effect } from "effect"
 import { SchedulerConfig } from "./SchedulerConfig.ts"
 
@@ -17,13 +17,15 @@ export interface TickReport {
 /**
  * One scheduler pass: reap expired claims (bounded), claim due workflows, decide each one's slots with the pure
  * planner (catch-up window, overlap policy applied by the store), fire them under the claim, then move open runs to
- * their sessions' outcomes and sample the due backlog. A claim that went stale is counted and skipped; its slots
+ * their sessions' outcomes and sample the due backlog. Each org's `workflow_runs_per_hour` is read once per tick and
+ * counted by the store as the slots fire; a slot past it is recorded as a cancelled run (counted as a quota rejection). A claim that went stale is counted and skipped; its slots
  * are decided again by whoever claims the workflow next, and the unique (workflow, slot) key makes that safe.
  */
 export const tick = Effect.gen(function*() {
   const store = yield* WorkflowStore
   const metrics = yield* Metrics
   const config = yield* SchedulerConfig
+  const quotas = yield* Quotas
 
   /** A failed stage is counted by operation and logged; the tick goes on with the next stage. */
   const counted = <A, E, R>(
@@ -63,6 +65,15 @@ export const tick = Effect.gen(function*() {
       ), { discard: true })
     yield* metrics.inc("open_cowork_cloud_scheduler_claim_renewals_total")
   })
+  const runsPerHour = new Map<string, number>()
+  const runsPerHourOf = (orgId: string) =>
+    Effect.gen(function*() {
+      const known = runsPerHour.get(orgId)
+      if (known !== undefined) return known
+      const limit = effectiveQuotas(config.quotaDefaults, yield* quotas.overrides(orgId)).workflow_runs_per_hour
+      runsPerHour.set(orgId, limit)
+      return limit
+    })
   const fire = (held: WorkflowClaim) =>
     Effect.gen(function*() {
       yield* renewIfDue
@@ -73,7 +84,7 @@ export const tick = Effect.gen(function*() {
         catchUpWindowMs: held.catchUpWindowMs,
         catchUpMode: held.catchUpMode
       })
-      const result = yield* store.fireSlots(held, plan)
+      const result = yield* store.fireSlots(held, plan, yield* runsPerHourOf(held.orgId))
       const skippedMissed = plan.skipped?.count ?? 0
       for (const run of result.started) {
         const lag = Date.parse(run.createdAt) - Date.parse(run.scheduledFor ?? run.createdAt)
@@ -86,6 +97,10 @@ export const tick = Effect.gen(function*() {
       if (result.buffered > 0) yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "buffered" }, result.buffered)
       if (result.skippedByOverlap > 0) {
         yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "skipped_overlap" }, result.skippedByOverlap)
+      }
+      if (result.skippedByQuota > 0) {
+        yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "skipped_quota" }, result.skippedByQuota)
+        yield* metrics.inc("open_cowork_cloud_quota_rejections_total", { quota: "workflow_runs_per_hour" }, result.skippedByQuota)
       }
       if (skippedMissed > 0) yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "skipped_missed" }, skippedMissed)
       if (result.duplicates > 0) yield* metrics.inc("open_cowork_cloud_scheduler_slots_total", { outcome: "duplicate" }, result.duplicates)

@@ -45,7 +45,9 @@ const drill = (url: string) =>
       OPEN_COWORK_CLOUD_SCHEDULER_ID: id,
       OPEN_COWORK_CLOUD_SCHEDULER_TICK_MS: "200",
       OPEN_COWORK_CLOUD_SCHEDULER_CLAIM_TTL_MS: "2000",
-      OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS: "500"
+      OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS: "500",
+      // 50 workflows a second in one org: far past the default 600 runs per hour, which is not what this drill is about.
+      OPEN_COWORK_CLOUD_QUOTA_WORKFLOW_RUNS_PER_HOUR: "1000000"
     })
     const schedulers = new Map<string, CoworkProcess>()
     for (const id of ["drill-s1", "drill-s2", "drill-s3"]) schedulers.set(id, yield* spawn(id, ["scheduler"], schedulerEnv(id)))

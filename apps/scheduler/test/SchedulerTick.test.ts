@@ -1,6 +1,6 @@
 import type { WorkflowSchedule } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { layerMemoryControlPlane, planSlots, WorkflowStore } from "@cowork/services"
+import { layerMemoryControlPlane, planSlots, Quotas, WorkflowStore } from "@cowork/services"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
@@ -30,7 +30,7 @@ const scheduled = (schedule: WorkflowSchedule, overrides: Parameters<typeof work
     const slots = Effect.map(store.listRuns(org, workflow.id, { limit: 100 }), (page) =>
       page.runs.filter((run) => run.status !== "cancelled").map((run) => run.scheduledFor!).sort())
     const skipped = Effect.map(store.listRuns(org, workflow.id, { limit: 100 }), (page) => page.runs.filter((run) => run.status === "cancelled"))
-    return { workflow, slots, skipped }
+    return { orgId: org, workflow, slots, skipped }
   })
 
 /** Steps the clock from now to `until` by `step`, all three replicas ticking after every step. */
@@ -111,6 +111,30 @@ layer(storeLayer)("scheduler tick (memory store, TestClock, 3 replicas)", (it) =
       yield* runUntil(Date.parse("2027-07-01T00:05:30Z"), 60_000)
       assert.deepStrictEqual(yield* slots, ["2027-07-01T00:01:00.000Z"], "no worker ran it: the first run stays open")
       assert.strictEqual((yield* skipped).length, 4)
+    }))
+
+  it.effect("workflow_runs_per_hour: slots past the org's quota are recorded as refused runs and counted; the next hour fires; other orgs unaffected", () =>
+    Effect.gen(function*() {
+      const metrics = yield* Metrics
+      yield* TestClock.setTime(Date.parse("2027-09-01T00:00:00Z"))
+      const every10 = { type: "cron", expression: "*/10 * * * *", timezone: "UTC" } as const
+      const limited = yield* scheduled(every10)
+      const free = yield* scheduled(every10)
+      const before = yield* metrics.read("open_cowork_cloud_quota_rejections_total", { quota: "workflow_runs_per_hour" })
+      yield* (yield* Quotas).setOverride(limited.orgId, "workflow_runs_per_hour", 3)
+      yield* runUntil(Date.parse("2027-09-01T01:05:00Z"), 5 * 60_000)
+      assert.deepStrictEqual(yield* limited.slots, [
+        "2027-09-01T00:10:00.000Z",
+        "2027-09-01T00:20:00.000Z",
+        "2027-09-01T00:30:00.000Z",
+        "2027-09-01T01:00:00.000Z" // a new clock hour: the quota has room again
+      ])
+      const refused = yield* limited.skipped
+      assert.deepStrictEqual(refused.map((run) => run.scheduledFor).sort(), ["2027-09-01T00:40:00.000Z", "2027-09-01T00:50:00.000Z"])
+      assert.isTrue(refused.every((run) => (run.summary ?? "").includes("workflow runs per hour quota (3)")))
+      assert.strictEqual((yield* metrics.read("open_cowork_cloud_quota_rejections_total", { quota: "workflow_runs_per_hour" })) - before, 2)
+      assert.strictEqual(yield* metrics.read("open_cowork_cloud_scheduler_slots_total", { outcome: "skipped_quota" }), 2)
+      assert.strictEqual((yield* free.slots).length, 6, "another org's workflow fired every slot")
     }))
 
   it.effect("a replica dies holding a claim: after the TTL another reaps and fires; the dead one's late write is StaleClaim", () =>

@@ -1,7 +1,7 @@
-import { DEFAULT_QUOTAS, type PromptQuota, type QuotaLimits, QUOTA_NAMES, type QuotaName, type RateLimited } from "@cowork/domain"
+import { type PromptQuota, type QuotaLimits, QUOTA_NAMES, type QuotaName, type RateLimited } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { effectiveQuotas, Quotas } from "@cowork/services"
-import { Config, Context, Effect, Layer } from "effect"
+import { effectiveQuotas, quotaDefaults, Quotas } from "@cowork/services"
+import { Context, Effect, Layer } from "effect"
 
 /**
  * The org quotas the web role admits work under: `OPEN_COWORK_CLOUD_QUOTA_*` defaults, per-org overrides from the
@@ -21,19 +21,7 @@ export const layer = Layer.effect(
   Effect.gen(function*() {
     const quotas = yield* Quotas
     const metrics = yield* Metrics
-    // Each variable named literally: operators (and `cowork launch validate`) find it in the code.
-    const configured: Record<QuotaName, string> = {
-      prompts_per_hour: "OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR",
-      queued_commands: "OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS",
-      concurrent_sessions: "OPEN_COWORK_CLOUD_QUOTA_CONCURRENT_SESSIONS",
-      active_workers: "OPEN_COWORK_CLOUD_QUOTA_ACTIVE_WORKERS",
-      artifact_bytes_per_day: "OPEN_COWORK_CLOUD_QUOTA_ARTIFACT_BYTES_PER_DAY",
-      workflow_runs_per_hour: "OPEN_COWORK_CLOUD_QUOTA_WORKFLOW_RUNS_PER_HOUR",
-      channel_deliveries_per_hour: "OPEN_COWORK_CLOUD_QUOTA_CHANNEL_DELIVERIES_PER_HOUR"
-    }
-    const values: Partial<Record<QuotaName, number>> = {}
-    for (const name of QUOTA_NAMES) values[name] = yield* Config.Int(configured[name]).pipe(Config.withDefault(DEFAULT_QUOTAS[name]))
-    const defaults: QuotaLimits = { ...DEFAULT_QUOTAS, ...values }
+    const defaults = yield* quotaDefaults
     const forOrg = (orgId: string) => Effect.map(quotas.overrides(orgId), (overrides) => effectiveQuotas(defaults, overrides))
     return QuotaPolicy.of({
       defaults,

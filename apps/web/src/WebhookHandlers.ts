@@ -14,6 +14,7 @@ import { Config, Effect, Option, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { RequestLimits } from "./RequestLimits.ts"
+import { QuotaPolicy } from "./QuotaPolicy.ts"
 import { webhookSecretContext } from "./WorkflowHandlers.ts"
 
 const RATE_WINDOW_MS = 60_000
@@ -45,6 +46,7 @@ export const layer = HttpApiBuilder.group(Api, "webhooks", Effect.fn(function*(h
   const secrets = yield* SecretAdapter
   const metrics = yield* Metrics
   const requestLimits = yield* RequestLimits
+  const quotaPolicy = yield* QuotaPolicy
   const perMinute = yield* Config.Int("OPEN_COWORK_CLOUD_WEBHOOK_RATE_PER_MINUTE").pipe(Config.withDefault(120))
   const limited = makeRateLimiter(perMinute)
 
@@ -124,17 +126,20 @@ export const layer = HttpApiBuilder.group(Api, "webhooks", Effect.fn(function*(h
       } catch {
         payload = { raw: body.toString("utf8") }
       }
-      const started = yield* store.startRun(target.value.orgId, params.id, {
+      const limits = yield* quotaPolicy.forOrg(target.value.orgId)
+      const started = yield* quotaPolicy.counted(store.startRun(target.value.orgId, params.id, {
         triggerType: "webhook",
         triggerId: matched,
         payload,
-        deliveryKey: WebhookSignature.deliveryKey(params.id, signature)
-      }).pipe(
+        deliveryKey: WebhookSignature.deliveryKey(params.id, signature),
+        runsPerHour: limits.workflow_runs_per_hour
+      })).pipe(
         Effect.map(Option.some),
         Effect.catchTags({
           Replayed: () => Effect.succeed(Option.none<never>()),
           Conflict: () => Effect.succeed(undefined),
-          NotFound: () => Effect.succeed(undefined)
+          NotFound: () => Effect.succeed(undefined),
+          RateLimited: (refusal) => reject("rate_limited", refusal)
         })
       )
       if (started === undefined) return yield* reject("disabled", new Conflict({ message: "this workflow is not active" }))

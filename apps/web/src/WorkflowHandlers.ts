@@ -13,6 +13,7 @@ import { Metrics } from "@cowork/observability"
 import { SecretAdapter, validateTriggers, WebhookSignature, WorkflowStore } from "@cowork/services"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { QuotaPolicy } from "./QuotaPolicy.ts"
 
 const RECENT_RUNS = 10
 
@@ -24,6 +25,7 @@ export const layer = HttpApiBuilder.group(Api, "workflows", Effect.fn(function*(
   const store = yield* WorkflowStore
   const secrets = yield* SecretAdapter
   const metrics = yield* Metrics
+  const quotaPolicy = yield* QuotaPolicy
 
   const seal = (orgId: string, triggerId: string, secret: string) =>
     secrets.encrypt(orgId, new TextEncoder().encode(secret), webhookSecretContext(triggerId)).pipe(
@@ -75,9 +77,10 @@ export const layer = HttpApiBuilder.group(Api, "workflows", Effect.fn(function*(
     run: ({ params }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
-        const run = yield* store.startRun(principal.orgId, params.id, { triggerType: "manual" }).pipe(
-          Effect.catchTag("Replayed", (e) => Effect.fail(new Conflict({ message: e.message })))
-        )
+        const limits = yield* quotaPolicy.forOrg(principal.orgId)
+        const run = yield* quotaPolicy.counted(
+          store.startRun(principal.orgId, params.id, { triggerType: "manual", runsPerHour: limits.workflow_runs_per_hour })
+        ).pipe(Effect.catchTag("Replayed", (e) => Effect.fail(new Conflict({ message: e.message }))))
         yield* metrics.inc("open_cowork_cloud_scheduler_runs_started_total", { trigger: "manual" })
         return { run }
       }),

@@ -5,7 +5,7 @@ import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { layer, orgWithToken, request } from "./support/WebTestServer.ts"
 
-const rejections = (quota: "artifact_bytes_per_day" | "concurrent_sessions" | "active_workers") =>
+const rejections = (quota: "artifact_bytes_per_day" | "concurrent_sessions" | "active_workers" | "workflow_runs_per_hour") =>
   Effect.flatMap(Effect.service(Metrics), (metrics) => metrics.read("open_cowork_cloud_quota_rejections_total", { quota }))
 
 const upload = (token: string, sessionId: string, text: string) =>
@@ -70,6 +70,37 @@ it.layer(layer)("org quotas at admission", (it) => {
       assert.deepInclude(refused.body.error.details, { quota: "active_workers", limit: 1 })
       assert.isAbove(Number(refused.headers.get("retry-after")), 0)
       assert.strictEqual((yield* rejections("active_workers")) - before, 1)
+    }))
+
+  it.effect("workflow runs per hour: the manual run past the quota is 429 with Retry-After and records no run; other orgs run", () =>
+    Effect.gen(function*() {
+      const acme = yield* orgWithToken(["web"])
+      const other = yield* orgWithToken(["web"])
+      yield* (yield* Quotas).setOverride(acme.orgId, "workflow_runs_per_hour", 2)
+      const workflow = (token: string) =>
+        Effect.map(
+          request("POST", "/api/workflows", {
+            token,
+            body: { title: "report", instructions: "summarise", agentName: "build", triggers: [{ type: "manual", enabled: true }] }
+          }),
+          (response) => response.body.workflow.id as string
+        )
+      const ours = yield* workflow(acme.token)
+      for (let i = 0; i < 2; i++) assert.strictEqual((yield* request("POST", `/api/workflows/${ours}/run`, { token: acme.token })).status, 202)
+      const before = yield* rejections("workflow_runs_per_hour")
+      const refused = yield* request("POST", `/api/workflows/${ours}/run`, { token: acme.token })
+      assert.strictEqual(refused.status, 429)
+      assert.deepInclude(refused.body.error, { code: "rate_limited", details: { quota: "workflow_runs_per_hour", limit: 2 } })
+      assert.isAbove(refused.body.error.retryAfterMs ?? refused.body.retryAfterMs, 0)
+      const retryAfter = Number(refused.headers.get("retry-after"))
+      assert.isAbove(retryAfter, 0)
+      assert.isAtMost(retryAfter, 3_600, "at most until the clock hour ends")
+      assert.strictEqual((yield* rejections("workflow_runs_per_hour")) - before, 1)
+      const runs = yield* request("GET", `/api/workflows/${ours}/runs`, { token: acme.token })
+      assert.strictEqual(runs.body.runs.length, 2, "the refused run left no run (and no session)")
+
+      const theirs = yield* workflow(other.token)
+      for (let i = 0; i < 3; i++) assert.strictEqual((yield* request("POST", `/api/workflows/${theirs}/run`, { token: other.token })).status, 202)
     }))
 
   it.effect("quota window rows that ended over a day ago are deleted when the org opens a new window", () =>

@@ -36,8 +36,11 @@ export class WorkflowsApi extends HttpApiGroup.make("workflows")
     HttpApiEndpoint.post("run", "/api/workflows/:id/run", {
       params: { id: Id },
       success: WorkflowRunEnvelope.pipe(HttpApiSchema.status(202)),
-      error: [ApiError.NotFound, ApiError.Conflict]
-    }).annotate(OpenApi.Description, "Starts a manual run now: a new session with the workflow's instructions as its prompt."),
+      error: [ApiError.NotFound, ApiError.Conflict, ApiError.RateLimited]
+    }).annotate(
+      OpenApi.Description,
+      "Starts a manual run now: a new session with the workflow's instructions as its prompt. 429 with `Retry-After` once the org's `workflow_runs_per_hour` is used up."
+    ),
     HttpApiEndpoint.post("pause", "/api/workflows/:id/pause", { params: { id: Id }, success: WorkflowEnvelope, error: [ApiError.NotFound, ApiError.Conflict] }),
     HttpApiEndpoint.post("resume", "/api/workflows/:id/resume", { params: { id: Id }, success: WorkflowEnvelope, error: [ApiError.NotFound, ApiError.Conflict] }),
     HttpApiEndpoint.post("archive", "/api/workflows/:id/archive", { params: { id: Id }, success: WorkflowEnvelope, error: ApiError.NotFound }),

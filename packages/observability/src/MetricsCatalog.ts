@@ -300,8 +300,8 @@ export const MetricsCatalog = {
     { trigger: ["schedule", "manual", "webhook"] }
   ),
   open_cowork_cloud_scheduler_slots_total: counter(
-    "Schedule slots decided by this scheduler, by outcome: started, buffered (buffer_one), skipped by the overlap policy, skipped as missed (outside the catch-up window), or already recorded by another claimer (never fired twice).",
-    { outcome: ["started", "buffered", "skipped_overlap", "skipped_missed", "duplicate"] }
+    "Schedule slots decided by this scheduler, by outcome: started, buffered (buffer_one), skipped by the overlap policy, skipped as missed (outside the catch-up window), skipped because the org's workflow_runs_per_hour quota was used up, or already recorded by another claimer (never fired twice).",
+    { outcome: ["started", "buffered", "skipped_overlap", "skipped_missed", "skipped_quota", "duplicate"] }
   ),
   open_cowork_cloud_scheduler_failures_total: counter("Scheduler operations that failed, by operation (a stale claim is refused, never applied).", {
     operation: ["claim", "fire", "stale_claim", "renew", "reap", "sync_outcomes", "heartbeat"]

@@ -35,6 +35,7 @@ import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { appendEvents } from "./AppendEvents.ts"
 import { COMMANDS_CHANNEL, formatCommandSignal } from "./Channels.ts"
+import { admitInWindow } from "./QuotaWindows.ts"
 
 interface WorkflowRow {
   readonly id: string
@@ -371,6 +372,8 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
       if (row.status === "archived" || (input.triggerType === "webhook" && row.status !== "active")) {
         return yield* new Conflict({ message: `workflow ${workflowId} is ${row.status}` })
       }
+      // Counted in the run's transaction: a replay or any refusal below rolls the count back with the run.
+      if (input.runsPerHour !== undefined) yield* admitInWindow(sql, orgId, "workflow_runs_per_hour", 1, input.runsPerHour)
       const run = yield* insertRun(row, {
         triggerType: input.triggerType,
         triggerId: input.triggerId ?? null,
@@ -471,7 +474,7 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
     if (rows.length === 0) return yield* stale(claim, "renew")
   })
 
-  const fireSlots = Effect.fn("WorkflowStore.fireSlots")(function*(claim: WorkflowClaim, plan: SlotPlan) {
+  const fireSlots = Effect.fn("WorkflowStore.fireSlots")(function*(claim: WorkflowClaim, plan: SlotPlan, runsPerHour?: number) {
     return yield* sql.withTransaction(Effect.gen(function*() {
       // The fence: the row lock keeps the reaper and other claimers out until this transaction ends.
       const rows = yield* sql.unsafe<WorkflowRow>(
@@ -497,17 +500,38 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
       )
       let running = open.some((run) => run.session_id !== null)
       let buffered = open.some((run) => run.session_id === null)
-      const result = { started: [] as Array<WorkflowRun>, buffered: 0, skippedByOverlap: 0, duplicates: 0 }
+      const result = { started: [] as Array<WorkflowRun>, buffered: 0, skippedByOverlap: 0, skippedByQuota: 0, duplicates: 0 }
       for (const slot of plan.fire) {
         const base = { triggerType: "schedule" as const, triggerId: null, payload: { scheduledFor: new Date(slot).toISOString() }, scheduledFor: slot }
         let mode: "start" | "buffer" | { skipped: string } = "start"
+        let refused = false
         if (running && workflow.overlap_policy === "skip") mode = { skipped: "skipped: the previous run is still in progress (overlap policy skip)" }
         if (running && workflow.overlap_policy === "buffer_one") {
           mode = buffered ? { skipped: "skipped: a run is already waiting (overlap policy buffer_one)" } : "buffer"
         }
+        if (runsPerHour !== undefined && typeof mode !== "object") {
+          // The workflow row is locked: no other transaction records this slot meanwhile, so a slot already
+          // recorded is a duplicate and costs no quota.
+          const recorded = yield* sql.unsafe(
+            `SELECT 1 FROM cloud_workflow_runs WHERE workflow_id = $1 AND scheduled_for = to_timestamp($2::double precision / 1000)`,
+            [claim.workflowId, slot]
+          )
+          if (recorded.length === 0) {
+            const refusal = yield* admitInWindow(sql, workflow.org_id, "workflow_runs_per_hour", 1, runsPerHour).pipe(
+              Effect.as(undefined),
+              Effect.catchTag("RateLimited", Effect.succeed)
+            )
+            if (refusal !== undefined) {
+              mode = { skipped: `skipped: ${refusal.message}` }
+              refused = true
+            }
+          }
+        }
         const run = yield* insertRun(workflow, { ...base, mode })
         if (run === undefined) {
           result.duplicates++
+        } else if (refused) {
+          result.skippedByQuota++
         } else if (mode === "start") {
           result.started.push(run)
           running = true

@@ -6,6 +6,7 @@ import {
   newWorkflowRunId,
   NotFound,
   type OverlapPolicy,
+  type RateLimited,
   Replayed,
   StaleClaim,
   webhookPath,
@@ -19,6 +20,7 @@ import {
 } from "@cowork/domain"
 import { Clock, Context, Effect, Layer, Option } from "effect"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
+import { admitInMemoryWindow, HOUR_MS } from "./QuotaRules.ts"
 import { makeSessionStoreMemory } from "./SessionStoreMemory.ts"
 import { nextSlot, type SlotPlan } from "./WorkflowSchedule.ts"
 
@@ -55,6 +57,8 @@ export interface StartRunInput {
    * second delivery with the same signature — concurrent, on another replica, after a restart — is `Replayed`.
    */
   readonly deliveryKey?: string | undefined
+  /** The org's `workflow_runs_per_hour`, counted in the same transaction as the run (`RateLimited` past it); absent: not checked. */
+  readonly runsPerHour?: number | undefined
 }
 
 export interface WebhookTarget {
@@ -86,6 +90,8 @@ export interface FireResult {
   readonly buffered: number
   /** Slots not fired because of the overlap policy (recorded as cancelled runs). */
   readonly skippedByOverlap: number
+  /** Slots not fired because the org's `workflow_runs_per_hour` was used up (recorded as cancelled runs, not retried). */
+  readonly skippedByQuota: number
   /** Slots another claimer had already recorded (the unique key refused them): never a double fire. */
   readonly duplicates: number
 }
@@ -119,10 +125,15 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   /** `Conflict` for an illegal move (resuming an archived workflow). Idempotent otherwise. */
   readonly setLifecycle: (orgId: string, workflowId: string, action: WorkflowAction) => Effect.Effect<Workflow, NotFound | Conflict>
   /**
-   * Starts a run now: run row, session, prompt command (and the delivery key) in one transaction. `Conflict` when
-   * the workflow is archived (manual) or not active (webhook); `Replayed` when the delivery key was seen before.
+   * Starts a run now: run row, session, prompt command (and the delivery key, and the run counted in the org's
+   * hourly window) in one transaction. `Conflict` when the workflow is archived (manual) or not active (webhook);
+   * `Replayed` when the delivery key was seen before; `RateLimited` when `runsPerHour` is used up (nothing written).
    */
-  readonly startRun: (orgId: string, workflowId: string, input: StartRunInput) => Effect.Effect<WorkflowRun, NotFound | Conflict | Replayed>
+  readonly startRun: (
+    orgId: string,
+    workflowId: string,
+    input: StartRunInput
+  ) => Effect.Effect<WorkflowRun, NotFound | Conflict | Replayed | RateLimited>
   readonly listRuns: (orgId: string, workflowId: string, query: PageQuery) => Effect.Effect<WorkflowRunPage, NotFound>
   /** Replaces a webhook trigger's sealed secret. */
   readonly rotateSecret: (orgId: string, workflowId: string, triggerId: string, sealed: Uint8Array) => Effect.Effect<void, NotFound>
@@ -144,9 +155,11 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   /**
    * Applies a plan under the claim, in one transaction: records the skipped slots, starts (or buffers, or skips by
    * overlap policy) each slot to fire, moves the cursor and `nextRunAt`, updates the workflow's latest-run fields,
-   * and releases the claim. `StaleClaim` (nothing applied) when the claim is no longer live.
+   * and releases the claim. `StaleClaim` (nothing applied) when the claim is no longer live. With `runsPerHour`,
+   * each slot that would start or buffer a run is counted in the org's hourly window first; past the quota the slot
+   * is recorded as a cancelled run saying so (decided once, like every slot: never retried).
    */
-  readonly fireSlots: (claim: WorkflowClaim, plan: SlotPlan) => Effect.Effect<FireResult, StaleClaim>
+  readonly fireSlots: (claim: WorkflowClaim, plan: SlotPlan, runsPerHour?: number) => Effect.Effect<FireResult, StaleClaim>
   /** Drain: gives up every claim this scheduler holds, so another replica takes them at once. */
   readonly releaseClaims: (schedulerId: string) => Effect.Effect<number>
   /** Clears expired claims (`SKIP LOCKED`), at most `drainCap` per call. */
@@ -254,6 +267,12 @@ const makeMemory = Effect.gen(function*() {
   const { workflows, runs, deliveries, order } = db.workflowTables
   const sessions = makeSessionStoreMemory(db, "default")
   const nextOrder = () => order.size + 1
+  /** Runs admitted per org per clock hour (the Pg layer keeps them in cloud_quota_windows). */
+  const runWindows = new Map<string, number>()
+  const admitRun = (orgId: string, runsPerHour: number | undefined, now: number) =>
+    runsPerHour === undefined
+      ? Effect.void
+      : admitInMemoryWindow(runWindows, orgId, "workflow_runs_per_hour", 1, runsPerHour, HOUR_MS, now)
 
   const toWorkflow = (w: MemoryWorkflow): Workflow => {
     const latest = w.latestRunStatus
@@ -437,18 +456,18 @@ const makeMemory = Effect.gen(function*() {
         })),
     startRun: (orgId, workflowId, input) =>
       Effect.flatMap(owned(orgId, workflowId), (workflow) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<WorkflowRun, Conflict | Replayed> => {
+        Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<WorkflowRun, Conflict | Replayed | RateLimited> => {
           if (workflow.lifecycle === "archived" || (input.triggerType === "webhook" && workflow.lifecycle !== "active")) {
             return Effect.fail(new Conflict({ message: `workflow ${workflowId} is ${workflow.lifecycle}` }))
           }
-          if (input.deliveryKey !== undefined) {
-            if (deliveries.has(input.deliveryKey)) {
-              return Effect.fail(new Replayed({ message: "this webhook signature was already accepted" }))
-            }
-            deliveries.set(input.deliveryKey, now)
+          if (input.deliveryKey !== undefined && deliveries.has(input.deliveryKey)) {
+            return Effect.fail(new Replayed({ message: "this webhook signature was already accepted" }))
           }
-          const run = addRun(workflow, { triggerType: input.triggerType, triggerPayload: input.payload, scheduledFor: null }, now)!
-          return Effect.map(startSession(workflow, run, now), () => toRun(run))
+          return Effect.flatMap(admitRun(orgId, input.runsPerHour, now), () => {
+            if (input.deliveryKey !== undefined) deliveries.set(input.deliveryKey, now)
+            const run = addRun(workflow, { triggerType: input.triggerType, triggerPayload: input.payload, scheduledFor: null }, now)!
+            return Effect.map(startSession(workflow, run, now), () => toRun(run))
+          })
         })),
     listRuns: (orgId, workflowId, query) =>
       Effect.map(owned(orgId, workflowId), () => {
@@ -511,7 +530,7 @@ const makeMemory = Effect.gen(function*() {
         workflow.claimExpiresAt = now + ttlMs
         return Effect.void
       }),
-    fireSlots: (claim, plan) =>
+    fireSlots: (claim, plan, runsPerHour) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const workflow = liveClaim(claim, now)
         if (workflow === undefined) {
@@ -530,14 +549,23 @@ const makeMemory = Effect.gen(function*() {
           const open = runs.filter((r) => r.workflowId === workflow.id && (r.status === "queued" || r.status === "running"))
           let running = open.some((r) => r.sessionId !== null)
           let buffered = open.some((r) => r.sessionId === null)
-          const result = { started: [] as Array<WorkflowRun>, buffered: 0, skippedByOverlap: 0, duplicates: 0 }
+          const result = { started: [] as Array<WorkflowRun>, buffered: 0, skippedByOverlap: 0, skippedByQuota: 0, duplicates: 0 }
           for (const slot of plan.fire) {
             let skipped: string | undefined
             let buffer = false
+            let refused = false
             if (running && workflow.input.overlapPolicy === "skip") skipped = "skipped: the previous run is still in progress (overlap policy skip)"
             if (running && workflow.input.overlapPolicy === "buffer_one") {
               if (buffered) skipped = "skipped: a run is already waiting (overlap policy buffer_one)"
               else buffer = true
+            }
+            const duplicate = runs.some((r) => r.workflowId === workflow.id && r.scheduledFor === slot)
+            if (skipped === undefined && !duplicate) {
+              const admitted = yield* Effect.result(admitRun(workflow.orgId, runsPerHour, now))
+              if (admitted._tag === "Failure") {
+                skipped = `skipped: ${admitted.failure.message}`
+                refused = true
+              }
             }
             const run = addRun(workflow, {
               triggerType: "schedule",
@@ -547,6 +575,8 @@ const makeMemory = Effect.gen(function*() {
             }, now)
             if (run === undefined) {
               result.duplicates++
+            } else if (refused) {
+              result.skippedByQuota++
             } else if (skipped !== undefined) {
               result.skippedByOverlap++
             } else if (buffer) {

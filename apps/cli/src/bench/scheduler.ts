@@ -4,8 +4,9 @@
  * minus its slot) p50 / p99, on embedded Postgres. Each replica is a tick loop with its own connection pool, as a
  * separate process would have. Results are appended to docs/benchmarks.md.
  */
+import { DEFAULT_QUOTAS } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { Database, PgTokens, PgWorkflowStore, runMigrations, startEmbeddedPostgres } from "@cowork/postgres"
+import { Database, PgQuotas, PgTokens, PgWorkflowStore, runMigrations, startEmbeddedPostgres } from "@cowork/postgres"
 import { SchedulerConfig, tick } from "@cowork/scheduler"
 import { Tokens, WorkflowStore } from "@cowork/services"
 import { NodeRuntime } from "@effect/platform-node"
@@ -64,8 +65,13 @@ const measure = (clusterUrl: (database: string) => string, workflows: number, re
       tick.pipe(
         Effect.repeat(Schedule.spaced(`${TICK_MS} millis`)),
         Effect.provide(Layer.mergeAll(
-          PgWorkflowStore.layer.pipe(Layer.provide(pool(`bench-scheduler-${i}`))),
-          SchedulerConfig.layerTest({ schedulerId: `bench-${i}`, tickMs: TICK_MS }),
+          Layer.merge(PgWorkflowStore.layer, PgQuotas.layer).pipe(Layer.provide(pool(`bench-scheduler-${i}`))),
+          // The quota is counted on every fire (as in production) but set out of reach: the bench measures throughput.
+          SchedulerConfig.layerTest({
+            schedulerId: `bench-${i}`,
+            tickMs: TICK_MS,
+            quotaDefaults: { ...DEFAULT_QUOTAS, workflow_runs_per_hour: Number.MAX_SAFE_INTEGER }
+          }),
           Metrics.layerTest("scheduler")
         )),
         Effect.forkChild

@@ -270,6 +270,59 @@ export const workflowStoreContract = <E, R = never>(
         assert.isAtLeast(backlog.depth, 1, "released and due: counted in the due backlog")
       }))
 
+    it.effect("workflow_runs_per_hour: a manual run past it is RateLimited and writes nothing; a replay costs no run; other orgs unaffected", () =>
+      Effect.gen(function*() {
+        const store = yield* WorkflowStore
+        const org = yield* makeOrg
+        const other = yield* makeOrg
+        const created = yield* store.create(org, workflowInput({
+          triggers: [{ id: "hook", type: "webhook", enabled: true }],
+          sealedSecrets: [{ triggerId: "hook", sealed: new Uint8Array([1]) }]
+        }))
+        yield* store.startRun(org, created.id, { triggerType: "webhook", deliveryKey: `q-${created.id}`, runsPerHour: 2 })
+        const replay = yield* Effect.flip(store.startRun(org, created.id, { triggerType: "webhook", deliveryKey: `q-${created.id}`, runsPerHour: 2 }))
+        assert.strictEqual(replay._tag, "Replayed", "a replay is refused and not counted")
+        yield* store.startRun(org, created.id, { triggerType: "manual", runsPerHour: 2 })
+        const refused = yield* Effect.flip(store.startRun(org, created.id, { triggerType: "manual", runsPerHour: 2 }))
+        assert.strictEqual(refused._tag, "RateLimited")
+        if (refused._tag === "RateLimited") {
+          assert.deepStrictEqual(refused.details, { quota: "workflow_runs_per_hour", limit: 2 })
+          assert.isAbove(refused.retryAfterMs, 0)
+          assert.isAtMost(refused.retryAfterMs, 3_600_000)
+        }
+        assert.strictEqual((yield* store.listRuns(org, created.id, { limit: 10 })).totalEstimate, 2, "the refusal recorded no run")
+        assert.strictEqual((yield* store.startRun(org, created.id, { triggerType: "manual" })).status, "queued", "no limit given: not checked")
+
+        const theirs = yield* store.create(other, workflowInput())
+        for (let i = 0; i < 2; i++) yield* store.startRun(other, theirs.id, { triggerType: "manual", runsPerHour: 2 })
+      }))
+
+    it.effect("workflow_runs_per_hour at a scheduled fire: slots past it are recorded as cancelled runs saying so, decided once", () =>
+      Effect.gen(function*() {
+        const store = yield* WorkflowStore
+        const org = yield* makeOrg
+        const created = yield* store.create(org, workflowInput({ triggers: [everySecond] }))
+        const { now, claim } = yield* claimWhenDue("quota", created.id)
+        // Three slots of the last seconds, as after a short outage; the org has one run left this hour.
+        const plan = { skipped: null, fire: [now - 3_000, now - 2_000, now - 1_000].map((t) => Math.floor(t / 1000) * 1000), cursor: now, nextRunAt: now + 1_000 }
+        yield* store.startRun(org, created.id, { triggerType: "manual", runsPerHour: 2 })
+        const fired = yield* store.fireSlots(claim, plan, 2)
+        assert.deepInclude(fired, { buffered: 0, skippedByOverlap: 0, skippedByQuota: 2, duplicates: 0 })
+        assert.strictEqual(fired.started.length, 1)
+        const runs = (yield* store.listRuns(org, created.id, { limit: 10 })).runs.filter((r) => r.triggerType === "schedule")
+        const refused = runs.filter((r) => r.status === "cancelled")
+        assert.strictEqual(refused.length, 2)
+        assert.isTrue(refused.every((r) => r.sessionId === null && (r.summary ?? "").includes("workflow runs per hour quota (2)")))
+        assert.isTrue(refused.every((r) => r.finishedAt !== null))
+
+        // The same slots under a new claim: all duplicates, none counted again, nothing retried.
+        const again = yield* claimWhenDue("quota-2", created.id)
+        const replay = yield* store.fireSlots(again.claim, plan, 1_000)
+        assert.deepInclude(replay, { skippedByQuota: 0, duplicates: 3 })
+        assert.strictEqual(replay.started.length, 0)
+        assert.strictEqual((yield* store.listRuns(org, created.id, { limit: 10 })).totalEstimate, 4)
+      }))
+
     it.effect("overlap policy skip: no new run while one is open; buffer_one keeps one waiting and starts it after", () =>
       Effect.gen(function*() {
         const store = yield* WorkflowStore
