@@ -23,6 +23,7 @@ import {
   type FireResult,
   nextSlot,
   type PageQuery,
+  quotaExceeded,
   runPromptText,
   type SlotPlan,
   type StartRunInput,
@@ -35,7 +36,7 @@ import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { appendEvents } from "./AppendEvents.ts"
 import { COMMANDS_CHANNEL, formatCommandSignal } from "./Channels.ts"
-import { admitInWindow } from "./QuotaWindows.ts"
+import { admitInWindow, usedInWindow } from "./QuotaWindows.ts"
 
 interface WorkflowRow {
   readonly id: string
@@ -474,6 +475,11 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
     if (rows.length === 0) return yield* stale(claim, "renew")
   })
 
+  /** A concurrent fire of the same org used the room this one planned with: the transaction is run again. */
+  class QuotaRace {
+    readonly _tag = "QuotaRace"
+  }
+
   const fireSlots = Effect.fn("WorkflowStore.fireSlots")(function*(claim: WorkflowClaim, plan: SlotPlan, runsPerHour?: number) {
     return yield* sql.withTransaction(Effect.gen(function*() {
       // The fence: the row lock keeps the reaper and other claimers out until this transaction ends.
@@ -498,6 +504,22 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
         `SELECT session_id FROM cloud_workflow_runs WHERE workflow_id = $1 AND status IN ('queued', 'running')`,
         [claim.workflowId]
       )
+      // The quota, optimistically: plan with the window's room read without a lock, count the runs as the last write
+      // (the org's window row is then locked only until commit, so fires of one org do not queue behind each other).
+      // A slot already recorded is a duplicate and costs nothing (the workflow row is locked: none appears meanwhile).
+      let room = Number.POSITIVE_INFINITY
+      let recorded = new Set<number>()
+      if (runsPerHour !== undefined && plan.fire.length > 0) {
+        room = runsPerHour - (yield* usedInWindow(sql, workflow.org_id, "workflow_runs_per_hour"))
+        const existing = yield* sql.unsafe<{ slot: number }>(
+          `SELECT (extract(epoch FROM scheduled_for) * 1000)::float8 AS slot FROM cloud_workflow_runs
+           WHERE workflow_id = $1 AND scheduled_for = ANY(SELECT to_timestamp(unnest($2::float8[]) / 1000))`,
+          [claim.workflowId, [...plan.fire]]
+        )
+        recorded = new Set(existing.map((row) => Number(row.slot)))
+      }
+      const refusedBecause = runsPerHour === undefined ? "" : `skipped: ${quotaExceeded("workflow_runs_per_hour", runsPerHour, 1).message}`
+      let admitted = 0
       let running = open.some((run) => run.session_id !== null)
       let buffered = open.some((run) => run.session_id === null)
       const result = { started: [] as Array<WorkflowRun>, buffered: 0, skippedByOverlap: 0, skippedByQuota: 0, duplicates: 0 }
@@ -509,22 +531,12 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
         if (running && workflow.overlap_policy === "buffer_one") {
           mode = buffered ? { skipped: "skipped: a run is already waiting (overlap policy buffer_one)" } : "buffer"
         }
-        if (runsPerHour !== undefined && typeof mode !== "object") {
-          // The workflow row is locked: no other transaction records this slot meanwhile, so a slot already
-          // recorded is a duplicate and costs no quota.
-          const recorded = yield* sql.unsafe(
-            `SELECT 1 FROM cloud_workflow_runs WHERE workflow_id = $1 AND scheduled_for = to_timestamp($2::double precision / 1000)`,
-            [claim.workflowId, slot]
-          )
-          if (recorded.length === 0) {
-            const refusal = yield* admitInWindow(sql, workflow.org_id, "workflow_runs_per_hour", 1, runsPerHour).pipe(
-              Effect.as(undefined),
-              Effect.catchTag("RateLimited", Effect.succeed)
-            )
-            if (refusal !== undefined) {
-              mode = { skipped: `skipped: ${refusal.message}` }
-              refused = true
-            }
+        if (runsPerHour !== undefined && typeof mode !== "object" && !recorded.has(slot)) {
+          if (admitted < room) {
+            admitted++
+          } else {
+            mode = { skipped: refusedBecause }
+            refused = true
           }
         }
         const run = yield* insertRun(workflow, { ...base, mode })
@@ -542,6 +554,11 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
           result.skippedByOverlap++
         }
       }
+      if (runsPerHour !== undefined && admitted > 0) {
+        yield* admitInWindow(sql, workflow.org_id, "workflow_runs_per_hour", admitted, runsPerHour).pipe(
+          Effect.catchTag("RateLimited", () => Effect.fail(new QuotaRace()))
+        )
+      }
       yield* sql.unsafe(
         `UPDATE cloud_workflows SET schedule_cursor = to_timestamp($2::double precision / 1000),
            next_run_at = CASE WHEN $3::double precision IS NULL THEN NULL ELSE to_timestamp($3::double precision / 1000) END,
@@ -550,7 +567,11 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
         [claim.workflowId, plan.cursor, plan.nextRunAt]
       )
       return result satisfies FireResult
-    })).pipe(Effect.catchTag("SqlError", Effect.die))
+    })).pipe(
+      Effect.retry({ while: (error) => error instanceof QuotaRace, times: 5 }),
+      Effect.catchTag("SqlError", Effect.die),
+      Effect.catchIf((error): error is QuotaRace => error instanceof QuotaRace, () => Effect.die(new Error("workflow quota: the org's window kept moving; the slots are decided on a later tick")))
+    )
   })
 
   const releaseClaims = Effect.fn("WorkflowStore.releaseClaims")(function*(schedulerId: string) {

@@ -46,3 +46,17 @@ export const admitInWindow = (
     }
     if (Number(counted[0]!.used) === amount) yield* pruneQuotaWindows(sql, orgId)
   })
+
+/**
+ * What the org has used of `quota` in its current window, read without a lock: an optimistic admission plans with it,
+ * then confirms with `admitInWindow` as its transaction's last write (so the window row is locked only until commit).
+ */
+export const usedInWindow = (sql: SqlClient.SqlClient, orgId: string, quota: QuotaName): Effect.Effect<number, SqlError.SqlError> =>
+  Effect.map(
+    sql.unsafe<{ used: number | string }>(
+      `SELECT used FROM cloud_quota_windows
+       WHERE org_id = $1 AND quota = $2 AND window_start = to_timestamp(floor(extract(epoch FROM now()) * 1000 / $3::float8) * $3::float8 / 1000)`,
+      [orgId, quota, QUOTA_WINDOW_MS[quota] ?? 3_600_000]
+    ),
+    (rows) => Number(rows[0]?.used ?? 0)
+  )

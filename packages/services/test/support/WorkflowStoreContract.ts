@@ -323,6 +323,26 @@ export const workflowStoreContract = <E, R = never>(
         assert.strictEqual((yield* store.listRuns(org, created.id, { limit: 10 })).totalEstimate, 4)
       }))
 
+    it.effect("workflow_runs_per_hour: concurrent fires of one org's workflows never admit past the quota together", () =>
+      Effect.gen(function*() {
+        const store = yield* WorkflowStore
+        const org = yield* makeOrg
+        const ids: Array<string> = []
+        for (let i = 0; i < 4; i++) ids.push((yield* store.create(org, workflowInput({ triggers: [everySecond] }))).id)
+        const held = new Map<string, WorkflowClaim>()
+        let now = 0
+        yield* Effect.gen(function*() {
+          const due = yield* store.claimDue("race", 100, 30_000)
+          now = due.now
+          for (const claim of due.claims) if (ids.includes(claim.workflowId)) held.set(claim.workflowId, claim)
+          if (held.size < ids.length) return yield* Effect.fail("not due yet" as const)
+        }).pipe(Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 100 }), Effect.orDie)
+        const plan = { skipped: null, fire: [now - 2_000, now - 1_000].map((t) => Math.floor(t / 1000) * 1000), cursor: now, nextRunAt: now + 1_000 }
+        const fired = yield* Effect.all([...held.values()].map((claim) => store.fireSlots(claim, plan, 5)), { concurrency: "unbounded" })
+        assert.strictEqual(fired.reduce((n, r) => n + r.started.length, 0), 5, "5 of the 8 slots started")
+        assert.strictEqual(fired.reduce((n, r) => n + r.skippedByQuota, 0), 3, "the other 3 were refused by the quota")
+      }))
+
     it.effect("overlap policy skip: no new run while one is open; buffer_one keeps one waiting and starts it after", () =>
       Effect.gen(function*() {
         const store = yield* WorkflowStore
