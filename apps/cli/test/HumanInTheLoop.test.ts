@@ -80,7 +80,7 @@ it.layer(Web.pipe(Layer.provideMerge(Checkpoints)), { timeout: 60_000 })("human 
 
       const asked = yield* stream.waitFor((f) => eventData(f).some((e) => e.type === "permission.requested"), 15_000)
       const request = eventData(asked).find((e) => e.type === "permission.requested")!
-      const permissionId = `per_${commandId}`
+      const permissionId = `per_${commandId}_1`
       assert.deepInclude(request.payload as object, { permissionId, permission: "edit", commandId })
 
       const view = yield* api.sessions.view({ params: { id: session.id } })
@@ -148,22 +148,22 @@ it.layer(Web.pipe(Layer.provideMerge(Checkpoints)), { timeout: 60_000 })("human 
       const first = yield* api.sessions.prompt({ params: { id: session.id }, payload: { text: "ask me [[question]]" } })
       yield* stream.waitFor((f) => eventData(f).some((e) => e.type === "question.asked"), 15_000)
       const view = yield* api.sessions.view({ params: { id: session.id } })
-      assert.deepStrictEqual(view.pendingQuestions.map((q) => q.requestId), [`que_${first.commandId}`])
+      assert.deepStrictEqual(view.pendingQuestions.map((q) => q.requestId), [`que_${first.commandId}_1`])
       assert.deepStrictEqual(view.pendingQuestions[0]!.questions, ScriptedRuntime.SCRIPTED_QUESTIONS)
-      const tooMany = yield* post(`/api/sessions/${session.id}/question-reply`, { requestId: `que_${first.commandId}`, answers: "yes" })
+      const tooMany = yield* post(`/api/sessions/${session.id}/question-reply`, { requestId: `que_${first.commandId}_1`, answers: "yes" })
       assert.strictEqual(tooMany.status, 400)
-      assert.strictEqual((yield* post(`/api/sessions/${session.id}/question-reply`, { requestId: `que_${first.commandId}`, answers: [["yes"]] })).status, 202)
+      assert.strictEqual((yield* post(`/api/sessions/${session.id}/question-reply`, { requestId: `que_${first.commandId}_1`, answers: [["yes"]] })).status, 202)
       yield* stream.waitFor(() => idles() === 1, 15_000)
 
       const second = yield* api.sessions.prompt({ params: { id: session.id }, payload: { text: "ask again [[question]]" } })
       yield* stream.waitFor((f) => eventData(f).filter((e) => e.type === "question.asked").length === 2, 15_000)
-      assert.strictEqual((yield* post(`/api/sessions/${session.id}/question-reject`, { requestId: `que_${second.commandId}` })).status, 202)
+      assert.strictEqual((yield* post(`/api/sessions/${session.id}/question-reject`, { requestId: `que_${second.commandId}_1` })).status, 202)
       yield* stream.waitFor(() => idles() === 2, 15_000)
 
       const third = yield* api.sessions.prompt({ params: { id: session.id }, payload: { text: "write [[permission]]" } })
       yield* stream.waitFor((f) => eventData(f).filter((e) => e.type === "permission.requested").length === 1, 15_000)
       assert.strictEqual(
-        (yield* post(`/api/sessions/${session.id}/permission-respond`, { permissionId: `per_${third.commandId}`, response: "reject" })).status,
+        (yield* post(`/api/sessions/${session.id}/permission-respond`, { permissionId: `per_${third.commandId}_1`, response: "reject" })).status,
         202
       )
       yield* stream.waitFor(() => idles() === 3, 15_000)
@@ -196,7 +196,7 @@ it.layer(Web.pipe(Layer.provideMerge(Checkpoints)), { timeout: 60_000 })("human 
       yield* stream.waitFor((f) => eventData(f).some((e) => e.type === "session.aborted"), 15_000)
       const view = yield* api.sessions.view({ params: { id: session.id } })
       assert.deepStrictEqual(view.pendingPermissions, [])
-      const late = yield* post(`/api/sessions/${session.id}/permission-respond`, { permissionId: `per_${commandId}`, response: "once" })
+      const late = yield* post(`/api/sessions/${session.id}/permission-respond`, { permissionId: `per_${commandId}_1`, response: "once" })
       assert.strictEqual(late.status, 409)
       yield* eventually(Effect.map(commandStatus(commandId), (s) => s === "cancelled"), "the waiting turn was cancelled")
       yield* Scope.close(worker, Exit.void)

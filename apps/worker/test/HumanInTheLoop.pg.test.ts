@@ -44,10 +44,10 @@ it.layer(Env, { timeout: 60_000, excludeTestServices: true })("human in the loop
       const { commandId } = yield* sessions.prompt("org_hitl", "ses_hitl", { text: "change it [[permission]]" })
       yield* within(Effect.map(types("ses_hitl"), (t) => t.includes("permission.requested")), "permission requested")
       const waiting = yield* sessions.view("org_hitl", "ses_hitl")
-      assert.deepStrictEqual(waiting.pendingPermissions.map((p) => p.permissionId), [`per_${commandId}`])
+      assert.deepStrictEqual(waiting.pendingPermissions.map((p) => p.permissionId), [`per_${commandId}_1`])
       const queued = yield* sessions.prompt("org_hitl", "ses_hitl", { text: "next" })
 
-      const answer = yield* sessions.answer("org_hitl", "ses_hitl", { kind: "permission_respond", permissionId: `per_${commandId}`, response: "always" })
+      const answer = yield* sessions.answer("org_hitl", "ses_hitl", { kind: "permission_respond", permissionId: `per_${commandId}_1`, response: "always" })
       yield* within(Effect.map(commandRow(queued.commandId), (row) => row.status === "acked"), "both turns done")
       assert.deepStrictEqual(yield* commandRow(answer.commandId), { status: "acked", attemptCount: 0 })
       const all = (yield* types("ses_hitl")).filter((t) => t !== "assistant.message")

@@ -13,11 +13,12 @@ import { Config, Deferred, Effect, Layer, Ref, Stream } from "effect"
  * - `[[events:N]]`  exactly N delta events (0 allowed)
  * - `[[tool]]`      emit one `ToolCall` before the final message
  * - `[[file:NAME]]` also write the reply to `workspace/NAME` (state with more than one file, for checkpoint drills)
- * - `[[permission]]` first ask permission (`PermissionRequested`, id `per_<commandId>`, permission `edit`) and wait
+ * - `[[permission]]` first ask permission (`PermissionRequested`, id `per_<commandId>_<attempt>`, permission `edit`) and wait
  *   for the answer: allowed (`once` / `always`), a completed `edit` tool call and the reply ending `[permission once]`;
  *   rejected, an `edit` tool call with status `error` and the reply ending `[permission rejected]`
- * - `[[question]]`  first ask a question (`QuestionAsked`, id `que_<commandId>`, options `yes` / `no`) and wait: the
- *   reply ends `[answered: <labels>]`, or `[question rejected]`
+ * - `[[question]]`  first ask a question (`QuestionAsked`, id `que_<commandId>_<attempt>`, options `yes` / `no`) and wait:
+ *   the reply ends `[answered: <labels>]`, or `[question rejected]`. Ask ids are new on every attempt, as opencode's
+ *   are: an answer meant for an attempt whose worker died does not answer the retried turn.
  *
  * Session state is a set of files (`workspace/transcript.md` gets one entry per completed prompt) kept per session
  * id for the life of the layer, and round-tripped by `exportState` / `importState`.
@@ -128,16 +129,16 @@ export const SCRIPTED_QUESTIONS = [{
 }]
 
 /** The ask event of a `[[permission]]` / `[[question]]` prompt. */
-export const askEvent = (ask: "permission" | "question", commandId: string, file: string | undefined): RuntimeEvent =>
+export const askEvent = (ask: "permission" | "question", commandId: string, attempt: number, file: string | undefined): RuntimeEvent =>
   ask === "permission"
     ? {
       _tag: "PermissionRequested",
-      permissionId: `per_${commandId}`,
+      permissionId: `per_${commandId}_${attempt}`,
       permission: "edit",
       patterns: [`workspace/${file ?? "reply.txt"}`],
       callId: `call_${commandId}`
     }
-    : { _tag: "QuestionAsked", requestId: `que_${commandId}`, questions: SCRIPTED_QUESTIONS }
+    : { _tag: "QuestionAsked", requestId: `que_${commandId}_${attempt}`, questions: SCRIPTED_QUESTIONS }
 
 /** What the answer adds to the reply, and the tool call a permission answer produces. */
 const afterAnswer = (commandId: string, answer: ScriptedAnswer): { readonly suffix: string; readonly events: ReadonlyArray<RuntimeEvent> } => {
@@ -222,10 +223,10 @@ export const make = (options: Options = {}) =>
           )
         }
 
-        const prompt: RuntimeSession["prompt"] = ({ commandId, text }) => {
+        const prompt: RuntimeSession["prompt"] = ({ attempt, commandId, text }) => {
           const script = parse(text, options)
           if (script.ask === undefined) return replyStream(commandId, text)
-          const ask = askEvent(script.ask, commandId, script.file)
+          const ask = askEvent(script.ask, commandId, attempt, script.file)
           const key = ask._tag === "PermissionRequested" ? `permission:${ask.permissionId}` : `question:${(ask as { requestId: string }).requestId}`
           return Stream.unwrap(Effect.gen(function*() {
             const answer = yield* Deferred.make<ScriptedAnswer>()

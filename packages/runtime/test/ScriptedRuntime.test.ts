@@ -2,7 +2,7 @@ import { RuntimeFailure } from "@cowork/domain"
 import { ScriptedRuntime } from "@cowork/runtime"
 import { AgentRuntime, type RuntimeEvent } from "@cowork/services"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Ref, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Ref, Stream } from "effect"
 import { TestClock } from "effect/testing"
 
 const openSession = (sessionId: string) =>
@@ -120,4 +120,41 @@ describe("ScriptedRuntime", () => {
       assert.isTrue(after.startsWith(transcript))
       assert.include(after, "## cmd_c")
     }))
+
+  it.effect("a retried turn asks with new ids (as opencode does): an answer meant for the earlier attempt does not answer it", () =>
+    Effect.gen(function*() {
+      const session = yield* openSession("ses_retry")
+      const askOf = (attempt: number, text: string) =>
+        Effect.gen(function*() {
+          const first = yield* Deferred.make<RuntimeEvent>()
+          const fiber = yield* session.prompt({ commandId: "cmd_r", text, attempt }).pipe(
+            Stream.runForEach((event) => Deferred.succeed(first, event)),
+            Effect.forkChild
+          )
+          return { ask: yield* Deferred.await(first), fiber }
+        })
+      const permissionIdOf = (event: RuntimeEvent) => event._tag === "PermissionRequested" ? event.permissionId : assert.fail(event._tag)
+      const requestIdOf = (event: RuntimeEvent) => event._tag === "QuestionAsked" ? event.requestId : assert.fail(event._tag)
+
+      // Attempt 1 asks, and its worker dies before the answer arrives: the turn is retried as attempt 2.
+      const killed = yield* askOf(1, "edit [[permission]]")
+      yield* Fiber.interrupt(killed.fiber)
+      const retried = yield* askOf(2, "edit [[permission]]")
+      const earlierId = permissionIdOf(killed.ask)
+      const retriedId = permissionIdOf(retried.ask)
+      assert.notStrictEqual(retriedId, earlierId)
+      const stale = yield* Effect.flip(session.respondPermission!(earlierId, "once"))
+      assert.instanceOf(stale, RuntimeFailure)
+      assert.isUndefined(retried.fiber.pollUnsafe(), "the answer meant for attempt 1 did not answer attempt 2")
+      yield* session.respondPermission!(retriedId, "once")
+      yield* Fiber.join(retried.fiber)
+
+      const question1 = yield* askOf(1, "ok? [[question]]")
+      yield* Fiber.interrupt(question1.fiber)
+      const question2 = yield* askOf(2, "ok? [[question]]")
+      assert.notStrictEqual(requestIdOf(question2.ask), requestIdOf(question1.ask))
+      assert.instanceOf(yield* Effect.flip(session.rejectQuestion!(requestIdOf(question1.ask))), RuntimeFailure)
+      yield* session.replyQuestion!(requestIdOf(question2.ask), [["yes"]])
+      yield* Fiber.join(question2.fiber)
+    }).pipe(Effect.scoped, Effect.provide(ScriptedRuntime.layer)))
 })
