@@ -4,7 +4,7 @@ import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { ObjectStoreConfig } from "@cowork/storage"
 import * as WebRole from "@cowork/web"
 import * as WorkerRole from "@cowork/worker"
-import { PgHeartbeats, PgQuotas, PgWorkflowStore } from "@cowork/postgres"
+import { PgChangeFeed, PgHeartbeats, PgQuotas, PgWorkflowStore } from "@cowork/postgres"
 import { SchedulerConfig, SchedulerRole } from "@cowork/scheduler"
 import { type Effect, Layer } from "effect"
 import * as ControlPlaneDatabase from "./ControlPlaneDatabase.ts"
@@ -16,7 +16,8 @@ export type RoleName = "web" | "worker" | "scheduler" | "all"
 const web = (role: "web" | "all") =>
   Layer.mergeAll(WebRole.layerAs(role), OwnerBootstrap.layer).pipe(Layer.provide(WebRole.layerPgAdapters))
 const worker = WorkerRole.layer.pipe(Layer.provide(WorkerRole.WorkerAdapters.layerPg))
-const schedulerAdapters = Layer.mergeAll(PgWorkflowStore.layerConfig, PgHeartbeats.layer, PgQuotas.layer, SchedulerConfig.layerConfig)
+// The change feed is the same layer the web and worker roles use: `cowork up` keeps one listener per channel.
+const schedulerAdapters = Layer.mergeAll(PgWorkflowStore.layerConfig, PgHeartbeats.layer, PgQuotas.layer, PgChangeFeed.layer, SchedulerConfig.layerConfig)
 /** The split scheduler serves its probes on the liveness port; inside `up` the web role answers them. */
 const scheduler = SchedulerRole.layer.pipe(Layer.provide(schedulerAdapters))
 const schedulerInProcess = SchedulerRole.layerCore.pipe(Layer.provide(schedulerAdapters))

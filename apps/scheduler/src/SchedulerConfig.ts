@@ -7,8 +7,16 @@ import * as Os from "node:os"
 export interface SchedulerSettings {
   readonly schedulerId: string
   readonly profileName: string
-  /** How often the scheduler looks for due workflows. */
+  /**
+   * The shortest time between two passes (unless the last one claimed a full batch), and how often open runs'
+   * outcomes are followed. The scheduler otherwise sleeps until the next due slot or claim expiry.
+   */
   readonly tickMs: number
+  /**
+   * The longest sleep when nothing is due: a backstop for a lost workflow-change notification (a reconnected
+   * listener already wakes the scheduler).
+   */
+  readonly backstopMs: number
   /** A claim's lifetime; renewed while a batch takes longer than a third of it. */
   readonly claimTtlMs: number
   /** Due workflows claimed per tick. */
@@ -33,6 +41,7 @@ export class SchedulerConfig extends Context.Service<SchedulerConfig, SchedulerS
         schedulerId: yield* Config.String("OPEN_COWORK_CLOUD_SCHEDULER_ID").pipe(Config.withDefault(generated)),
         profileName: yield* DefaultProfileName,
         tickMs: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_TICK_MS").pipe(Config.withDefault(1_000)),
+        backstopMs: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_BACKSTOP_MS").pipe(Config.withDefault(300_000)),
         claimTtlMs: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_CLAIM_TTL_MS").pipe(Config.withDefault(30_000)),
         batchSize: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_BATCH").pipe(Config.withDefault(100)),
         reaperDrainCap: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_REAPER_DRAIN_CAP").pipe(Config.withDefault(100)),
@@ -49,6 +58,7 @@ export class SchedulerConfig extends Context.Service<SchedulerConfig, SchedulerS
       schedulerId: `sched-test-${globalThis.crypto.randomUUID().slice(0, 8)}`,
       profileName: "default",
       tickMs: 1_000,
+      backstopMs: 300_000,
       claimTtlMs: 30_000,
       batchSize: 100,
       reaperDrainCap: 100,

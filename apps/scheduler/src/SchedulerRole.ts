@@ -5,7 +5,8 @@ import { Clock, Effect, Layer, Ref, Schedule } from "effect"
 import { SchedulerConfig } from "./SchedulerConfig.ts"
 import * as SchedulerLiveness from "./SchedulerLiveness.ts"
 import { SchedulerStatus } from "./SchedulerStatus.ts"
-import { tick } from "./SchedulerTick.ts"
+import * as ReplayKeyPrune from "./ReplayKeyPrune.ts"
+import * as SchedulerLoop from "./SchedulerLoop.ts"
 
 
 /**
@@ -43,29 +44,10 @@ const heartbeatLoop = Effect.gen(function*() {
   )
 })
 
-/** The tick loop: a failed tick (its claim query, or a stage the tick does not count itself) is counted and logged, never the end of the loop. */
-const tickLoop = Effect.gen(function*() {
-  const config = yield* SchedulerConfig
-  const status = yield* SchedulerStatus
-  const metrics = yield* Metrics
-  yield* Effect.forkScoped(
-    Effect.gen(function*() {
-      if (yield* Ref.get(status.draining)) return
-      yield* tick.pipe(
-        Effect.tap((report) => Ref.update(status.ticks, (n) => n + 1).pipe(Effect.as(report))),
-        Effect.catchCause((cause) =>
-          metrics.inc("open_cowork_cloud_scheduler_failures_total", { operation: "claim" }).pipe(
-            Effect.andThen(Effect.logError("scheduler tick failed", cause))
-          ))
-      )
-    }).pipe(Effect.repeat(Schedule.spaced(`${config.tickMs} millis`)))
-  )
-})
-
 /**
- * The scheduler role: heartbeats and the tick loop; on shutdown it stops claiming, releases the claims it holds
- * (another replica takes them at once) and logs `scheduler drained`. Needs `WorkflowStore`, `Heartbeats`, `Metrics`
- * and `SchedulerConfig`.
+ * The scheduler role: heartbeats, the scheduler loop (sleeps until it has work) and the replay-key prune; on shutdown it stops claiming, releases the claims it holds
+ * (another replica takes them at once) and logs `scheduler drained`. Needs `WorkflowStore`, `Heartbeats`,
+ * `ChangeFeed`, `Metrics` and `SchedulerConfig`.
  */
 export const layerCore = Layer.effectDiscard(Effect.gen(function*() {
   const store = yield* WorkflowStore
@@ -79,8 +61,11 @@ export const layerCore = Layer.effectDiscard(Effect.gen(function*() {
     })
   )
   yield* heartbeatLoop
-  yield* tickLoop
-  yield* Effect.logInfo("scheduler started").pipe(Effect.annotateLogs({ scheduler_id: config.schedulerId, tick_ms: config.tickMs }))
+  yield* Effect.forkScoped(SchedulerLoop.run)
+  yield* Effect.forkScoped(ReplayKeyPrune.run)
+  yield* Effect.logInfo("scheduler started").pipe(
+    Effect.annotateLogs({ scheduler_id: config.schedulerId, tick_ms: config.tickMs, backstop_ms: config.backstopMs })
+  )
 })).pipe(Layer.provideMerge(SchedulerStatus.layer))
 
 /** `layerCore` plus its probes and `/metrics` on OPEN_COWORK_CLOUD_LIVENESS_PORT (the split `scheduler` role). */

@@ -3,9 +3,6 @@ import { effectiveQuotas, planSlots, Quotas, type WorkflowClaim, WorkflowStore }
 import { Clock, Effect } from "effect"
 import { SchedulerConfig } from "./SchedulerConfig.ts"
 
-/** Webhook replay keys are kept well past the ±5 minute signature window, then pruned in bounded batches. */
-export const WEBHOOK_REPLAY_KEY_RETENTION_MS = 60 * 60_000
-
 /** What one tick did (tests and logs). */
 export interface TickReport {
   readonly claimed: number
@@ -17,7 +14,7 @@ export interface TickReport {
 /**
  * One scheduler pass: reap expired claims (bounded), claim due workflows, decide each one's slots with the pure
  * planner (catch-up window, overlap policy applied by the store), fire them under the claim, then move open runs to
- * their sessions' outcomes and sample the due backlog. Each org's `workflow_runs_per_hour` is read once per tick and
+ * their sessions' outcomes; `SchedulerLoop` decides when a pass is needed. Each org's `workflow_runs_per_hour` is read once per tick and
  * counted by the store as the slots fire; a slot past it is recorded as a cancelled run (counted as a quota rejection). A claim that went stale is counted and skipped; its slots
  * are decided again by whoever claims the workflow next, and the unique (workflow, slot) key makes that safe.
  */
@@ -122,12 +119,6 @@ export const tick = Effect.gen(function*() {
 
   const changed = yield* counted(store.syncRunOutcomes(config.outcomeBatch), "sync_outcomes", 0)
   if (changed > 0) yield* Effect.logDebug("workflow runs followed their sessions").pipe(Effect.annotateLogs({ runs: changed }))
-
-  yield* store.pruneWebhookDeliveries(WEBHOOK_REPLAY_KEY_RETENTION_MS, 1_000)
-
-  const backlog = yield* store.dueBacklog(10_000)
-  yield* metrics.set("open_cowork_cloud_scheduler_due_queue_depth", backlog.depth)
-  yield* metrics.set("open_cowork_cloud_scheduler_oldest_due_age_ms", Math.round(backlog.oldestDueMs))
 
   return { claimed: claims.length, started, duplicates, stale } satisfies TickReport
 })

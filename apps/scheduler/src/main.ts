@@ -1,5 +1,5 @@
 import { Logging, Metrics, Tracing } from "@cowork/observability"
-import { Database, PgHeartbeats, PgQuotas, PgWorkflowStore } from "@cowork/postgres"
+import { Database, PgChangeFeed, PgHeartbeats, PgQuotas, PgWorkflowStore } from "@cowork/postgres"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { SchedulerConfig } from "./SchedulerConfig.ts"
@@ -9,7 +9,7 @@ import * as SchedulerRole from "./SchedulerRole.ts"
 const database = Layer.unwrap(Effect.map(Database.resolveUrl(false), (url) => Database.layer({ url, applicationName: "cowork-scheduler" })))
 
 SchedulerRole.layer.pipe(
-  Layer.provide([PgWorkflowStore.layerConfig, PgHeartbeats.layer, PgQuotas.layer, SchedulerConfig.layerConfig]),
+  Layer.provide([PgWorkflowStore.layerConfig, PgHeartbeats.layer, PgQuotas.layer, PgChangeFeed.layer, SchedulerConfig.layerConfig]),
   Layer.provideMerge(Database.layerMigrate.pipe(Layer.provideMerge(database))),
   Layer.provide([Metrics.layer("scheduler"), Tracing.layer("scheduler"), Logging.layer("scheduler")]),
   Layer.launch,

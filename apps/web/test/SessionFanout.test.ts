@@ -66,6 +66,7 @@ const setup = (bufferBytes = 1024 * 1024) =>
       notifyCommand: () => Effect.void,
       listeners: Effect.succeed([]),
       revocations: Effect.succeed(Stream.never),
+      workflowChanges: Effect.succeed(Stream.never),
       resyncs: Effect.succeed(Stream.never)
     })
     const context = yield* Layer.build(SessionEventHub.layer.pipe(

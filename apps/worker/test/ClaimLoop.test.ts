@@ -24,6 +24,7 @@ const env = (limits: Array<number>) =>
         notifyCommand: (signal) => Effect.asVoid(PubSub.publish(signals, signal)),
         listeners: Effect.succeed([]),
         revocations: Effect.succeed(Stream.never),
+        workflowChanges: Effect.succeed(Stream.never),
         resyncs: Effect.succeed(Stream.never)
       }))),
     Metrics.layerTest("worker"),

@@ -18,6 +18,7 @@ const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   notifyCommand: () => Effect.void,
   listeners: Effect.succeed([]),
   revocations: Effect.succeed(Stream.never),
+  workflowChanges: Effect.succeed(Stream.never),
   resyncs: Effect.succeed(Stream.never)
 }))
 

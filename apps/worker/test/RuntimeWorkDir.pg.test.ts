@@ -37,6 +37,7 @@ const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   commandSignals: Effect.succeed(Stream.never),
   notifyCommand: () => Effect.void,
   revocations: Effect.succeed(Stream.never),
+  workflowChanges: Effect.succeed(Stream.never),
   listeners: Effect.succeed([]),
   resyncs: Effect.succeed(Stream.never)
 }))

@@ -18,6 +18,7 @@ const FlakyChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   notifyCommand: () => Effect.void,
   listeners: Effect.sync(() => [{ channel: "cowork_commands", connected: listenerUp }]),
   revocations: Effect.succeed(Stream.never),
+  workflowChanges: Effect.succeed(Stream.never),
   resyncs: Effect.succeed(Stream.never)
 }))
 

@@ -304,7 +304,7 @@ export const MetricsCatalog = {
     { outcome: ["started", "buffered", "skipped_overlap", "skipped_missed", "skipped_quota", "duplicate"] }
   ),
   open_cowork_cloud_scheduler_failures_total: counter("Scheduler operations that failed, by operation (a stale claim is refused, never applied).", {
-    operation: ["claim", "fire", "stale_claim", "renew", "reap", "sync_outcomes", "heartbeat"]
+    operation: ["claim", "fire", "stale_claim", "renew", "reap", "sync_outcomes", "heartbeat", "outlook", "prune"]
   }),
   open_cowork_cloud_scheduler_expired_claims_reaped_total: counter("Expired workflow claims cleared by the claim reaper."),
   open_cowork_cloud_scheduler_expired_claim_reaper_drain_cap_hits_total: counter(

@@ -25,6 +25,25 @@ export const parseDeliveryNotice = (payload: string): { readonly orgId: string; 
   return { orgId, channelBindingId }
 }
 
+/**
+ * A workflow was created or resumed, or a run started by hand or webhook: payload `workflow` on `COMMANDS_CHANNEL`
+ * (the scheduler re-plans its wake). No command signal has this form, so a worker's parser ignores it.
+ */
+export const WORKFLOW_CHANGED = "workflow"
+
+/** A message on `COMMANDS_CHANNEL`: a command signal for workers, or a workflow change for schedulers. */
+export type CommandsMessage = { readonly signal: CommandSignal } | { readonly workflow: true }
+
+export const parseCommandsMessage = (payload: string): CommandsMessage | undefined => {
+  if (payload === WORKFLOW_CHANGED) return { workflow: true }
+  const signal = parseCommandSignal(payload)
+  return signal === undefined ? undefined : { signal }
+}
+
+/** `NOTIFY cowork_commands 'workflow'`: inside a transaction it is delivered at the commit (never on a rollback). */
+export const notifyWorkflowChanged = (sql: SqlClient.SqlClient) =>
+  sql.unsafe(`SELECT pg_notify('${COMMANDS_CHANNEL}', '${WORKFLOW_CHANGED}')`).pipe(Effect.asVoid)
+
 export const formatCommandSignal = (signal: CommandSignal): string =>
   signal.kind === "interrupt"
     ? `interrupt ${signal.sessionId} ${signal.commandId} ${signal.by}`

@@ -1,7 +1,15 @@
 import { ChangeFeed, type CommandSignal, type ListenerState, type Resync } from "@cowork/services"
 import { PgClient } from "@effect/sql-pg"
 import { Clock, Deferred, Duration, Effect, Layer, PubSub, Queue, Random, Result, Semaphore, Stream } from "effect"
-import { COMMANDS_CHANNEL, EVENTS_CHANNEL, type EventsMessage, formatCommandSignal, parseCommandSignal, parseEventsMessage } from "./Channels.ts"
+import {
+  COMMANDS_CHANNEL,
+  type CommandsMessage,
+  EVENTS_CHANNEL,
+  type EventsMessage,
+  formatCommandSignal,
+  parseCommandsMessage,
+  parseEventsMessage
+} from "./Channels.ts"
 
 /** A self-addressed probe: proves the listening connection still delivers notifications end to end. */
 const PING_PREFIX = "~ping "
@@ -128,7 +136,12 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
       "session" in message ? Result.succeed(message.session) : Result.failVoid))
     const revocations = Effect.map(events, Stream.filterMap((message: EventsMessage) =>
       "revocation" in message ? Result.succeed(message.revocation) : Result.failVoid))
-    const commandSignals = yield* channel(COMMANDS_CHANNEL, parseCommandSignal)
+    // Command signals and workflow changes share one channel, so `cowork up` holds ONE commands listener.
+    const commands = yield* channel(COMMANDS_CHANNEL, parseCommandsMessage)
+    const commandSignals = Effect.map(commands, Stream.filterMap((message: CommandsMessage) =>
+      "signal" in message ? Result.succeed(message.signal) : Result.failVoid))
+    const workflowChanges = Effect.map(commands, Stream.filterMap((message: CommandsMessage) =>
+      "workflow" in message ? Result.succeed<void>(undefined) : Result.failVoid))
 
     const notifyCommand = Effect.fn("ChangeFeed.notifyCommand")(function*(signal: CommandSignal) {
       yield* pg.notify(COMMANDS_CHANNEL, formatCommandSignal(signal)).pipe(Effect.orDie)
@@ -140,7 +153,7 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
       [...states].map(([channel, state]): ListenerState => ({ channel, connected: state.connected }))
     )
 
-    return ChangeFeed.of({ sessionChanges, commandSignals, notifyCommand, revocations, listeners, resyncs })
+    return ChangeFeed.of({ sessionChanges, commandSignals, notifyCommand, revocations, workflowChanges, listeners, resyncs })
   })
 
 export const layer = Layer.effect(ChangeFeed, make())

@@ -25,6 +25,7 @@ import {
   type PageQuery,
   quotaExceeded,
   runPromptText,
+  type SchedulerOutlook,
   type SlotPlan,
   type StartRunInput,
   summarize,
@@ -35,7 +36,7 @@ import {
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { appendEvents } from "./AppendEvents.ts"
-import { COMMANDS_CHANNEL, formatCommandSignal } from "./Channels.ts"
+import { COMMANDS_CHANNEL, formatCommandSignal, notifyWorkflowChanged } from "./Channels.ts"
 import { admitInWindow, usedInWindow } from "./QuotaWindows.ts"
 
 interface WorkflowRow {
@@ -276,6 +277,7 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
           [id, secret.triggerId, Buffer.from(secret.sealed).toString("base64")]
         )
       }
+      if (next !== undefined) yield* notifyWorkflowChanged(sql)
       return toWorkflow(rows[0]!)
     })).pipe(Effect.orDie)
   })
@@ -362,6 +364,7 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
              updated_at = now() WHERE id = $1`,
           [workflowId, next ?? null]
         )
+        if (next !== undefined) yield* notifyWorkflowChanged(sql)
       }
       return toWorkflow((yield* found(orgId, workflowId))!)
     })).pipe(Effect.catchTag("SqlError", Effect.die))
@@ -391,6 +394,8 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
         // The whole transaction (run, session) rolls back with the refusal.
         if (recorded.length === 0) return yield* new Replayed({ message: "this webhook signature was already accepted" })
       }
+      // The scheduler follows the run's outcome.
+      yield* notifyWorkflowChanged(sql)
       return run!
     })).pipe(Effect.catchTag("SqlError", Effect.die))
   })
@@ -579,6 +584,8 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
       `UPDATE cloud_workflows SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = $1 RETURNING 1`,
       [schedulerId]
     )
+    // The other replicas take them now, not when the claims would have expired.
+    if (rows.length > 0) yield* notifyWorkflowChanged(sql)
     return rows.length
   }, Effect.orDie)
 
@@ -677,17 +684,41 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
     })).pipe(Effect.orDie)
   })
 
-  const dueBacklog = Effect.fn("WorkflowStore.dueBacklog")(function*(scanLimit: number) {
-    const rows = yield* sql.unsafe<{ n: string | number; oldest_ms: number | null }>(
-      `SELECT count(*) AS n, (extract(epoch FROM now() - min(next_run_at)) * 1000)::float8 AS oldest_ms FROM (
-         SELECT next_run_at FROM cloud_workflows
-         WHERE status = 'active' AND claimed_by IS NULL AND next_run_at IS NOT NULL AND next_run_at <= now()
-         LIMIT $1
+  const outlook = Effect.fn("WorkflowStore.outlook")(function*(scanLimit: number) {
+    // Each part reads a partial index (cloud_workflows_due, cloud_workflows_claimed, cloud_workflow_runs_open).
+    const rows = yield* sql.unsafe<{
+      db_now: Date
+      n: string | number
+      oldest_ms: number | null
+      next_due: Date | null
+      claim_expires: Date | null
+      open_runs: boolean
+    }>(
+      `SELECT now() AS db_now, due.n, due.oldest_ms,
+         (SELECT min(next_run_at) FROM cloud_workflows
+          WHERE status = 'active' AND claimed_by IS NULL AND next_run_at IS NOT NULL) AS next_due,
+         (SELECT min(claim_expires_at) FROM cloud_workflows WHERE claimed_by IS NOT NULL) AS claim_expires,
+         EXISTS (SELECT 1 FROM cloud_workflow_runs WHERE status IN ('queued', 'running') AND session_id IS NOT NULL) AS open_runs
+       FROM (
+         SELECT count(*) AS n, (extract(epoch FROM now() - min(next_run_at)) * 1000)::float8 AS oldest_ms FROM (
+           SELECT next_run_at FROM cloud_workflows
+           WHERE status = 'active' AND claimed_by IS NULL AND next_run_at IS NOT NULL AND next_run_at <= now()
+           LIMIT $1
+         ) d
        ) due`,
       [scanLimit]
     )
-    const depth = Number(rows[0]?.n ?? 0)
-    return { depth, capped: depth >= scanLimit, oldestDueMs: Math.max(0, Number(rows[0]?.oldest_ms ?? 0)) }
+    const row = rows[0]!
+    const depth = Number(row.n)
+    return {
+      now: row.db_now.getTime(),
+      depth,
+      capped: depth >= scanLimit,
+      oldestDueMs: Math.max(0, Number(row.oldest_ms ?? 0)),
+      nextDueAt: row.next_due === null ? null : toMillis(row.next_due),
+      claimExpiresAt: row.claim_expires === null ? null : toMillis(row.claim_expires),
+      openRuns: row.open_runs
+    } satisfies SchedulerOutlook
   }, Effect.orDie)
 
   const pruneWebhookDeliveries = Effect.fn("WorkflowStore.pruneWebhookDeliveries")(function*(olderThanMs: number, limit: number) {
@@ -718,7 +749,7 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
     releaseClaims,
     reapExpiredClaims,
     syncRunOutcomes,
-    dueBacklog
+    outlook
   })
 })
 

@@ -1,14 +1,16 @@
-import { PgChangeFeed, PgTokens } from "@cowork/postgres"
-import { ChangeFeed, type SessionChanged, Tokens } from "@cowork/services"
+import { PgChangeFeed, PgTokens, PgWorkflowStore } from "@cowork/postgres"
+import { ChangeFeed, type SessionChanged, Tokens, WorkflowStore } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Queue, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { within } from "../../../test/support/Eventually.ts"
+import { workflowInput } from "../../services/test/support/WorkflowStoreContract.ts"
 
 const layer = Layer.mergeAll(
   PgChangeFeed.layerWith({ healthCheckInterval: "200 millis", healthCheckTimeout: "1 second" }),
-  PgTokens.layer
+  PgTokens.layer,
+  PgWorkflowStore.layer
 ).pipe(Layer.provideMerge(TestDatabase.layer()))
 
 const listenerCount = Effect.gen(function*() {
@@ -61,6 +63,35 @@ it.layer(layer, { excludeTestServices: true })("PgChangeFeed", (it) => {
       yield* sql`SELECT pg_notify('cowork_commands', 'bogus')`
       yield* feed.notifyCommand({ kind: "abort", sessionId: "ses_b" })
       assert.deepStrictEqual(yield* Queue.take(queue), { kind: "abort", sessionId: "ses_b" })
+    })))
+
+  it.effect("a created workflow, a resume and a started run wake schedulers at commit; workers see no signal from them", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const feed = yield* ChangeFeed
+      const store = yield* WorkflowStore
+      const changes = yield* Queue.unbounded<void>()
+      const signals = yield* Queue.unbounded<unknown>()
+      yield* (yield* feed.workflowChanges).pipe(Stream.runForEach(() => Queue.offer(changes, undefined)), Effect.forkScoped)
+      yield* (yield* feed.commandSignals).pipe(Stream.runForEach((s) => Queue.offer(signals, s)), Effect.forkScoped)
+      const { orgId } = yield* (yield* Tokens).createOrg(`wf-${globalThis.crypto.randomUUID().slice(0, 6)}`)
+      yield* within(
+        Effect.map(feed.listeners, (all) => all.some((l) => l.channel === "cowork_commands" && l.connected)),
+        "the commands channel is listened to",
+        10_000
+      )
+      const daily = { id: "d", type: "schedule" as const, enabled: true, schedule: { type: "daily" as const, timezone: "UTC", runAtHour: 3, runAtMinute: 0 } }
+      const workflow = yield* store.create(orgId, workflowInput({ triggers: [daily] }))
+      yield* Queue.take(changes)
+      yield* store.setLifecycle(orgId, workflow.id, "pause").pipe(Effect.orDie)
+      yield* store.setLifecycle(orgId, workflow.id, "resume").pipe(Effect.orDie)
+      yield* Queue.take(changes)
+      const manual = yield* store.create(orgId, workflowInput())
+      yield* store.startRun(orgId, manual.id, { triggerType: "manual" }).pipe(Effect.orDie)
+      yield* Queue.take(changes)
+      // The run's prompt signals the workers (its own NOTIFY); nothing else reached them.
+      const seen = yield* Queue.take(signals)
+      assert.strictEqual((seen as { kind: string }).kind, "prompt")
+      assert.strictEqual((yield* Queue.clear(changes)).length, 0, "pause and a manual-only create wake no one")
     })))
 })
 

@@ -54,6 +54,11 @@ export class ChangeFeed extends Context.Service<ChangeFeed, {
   readonly notifyCommand: (signal: CommandSignal) => Effect.Effect<void>
   /** Revoked credentials, as the stores that revoke them announce them (`REVOCATIONS_CHANNEL`). */
   readonly revocations: Effect.Effect<Stream.Stream<Revocation>, never, Scope.Scope>
+  /**
+   * A workflow was created or resumed, or a run started by hand or webhook: the scheduler, which sleeps until the
+   * next due slot, re-plans its wake (sent on the commands channel, so it costs no extra listening connection).
+   */
+  readonly workflowChanges: Effect.Effect<Stream.Stream<void>, never, Scope.Scope>
   /** The channels listened on so far (a channel starts on its first subscription) and their connection state. */
   readonly listeners: Effect.Effect<ReadonlyArray<ListenerState>>
   /**
@@ -71,6 +76,7 @@ export class ChangeFeed extends Context.Service<ChangeFeed, {
         commandSignals: Effect.map(PubSub.subscribe(db.commandSignals), Stream.fromSubscription),
         notifyCommand: (signal) => Effect.asVoid(PubSub.publish(db.commandSignals, signal)),
         revocations: Effect.map(PubSub.subscribe(db.revocations), Stream.fromSubscription),
+        workflowChanges: Effect.map(PubSub.subscribe(db.workflowChanges), Stream.fromSubscription),
         listeners: Effect.succeed([]),
         resyncs: Effect.succeed(Stream.never)
       }))

@@ -47,6 +47,8 @@ export interface MemoryTables {
   readonly commandSignals: PubSub.PubSub<CommandSignal>
   /** `NOTIFY cowork_auth`. */
   readonly revocations: PubSub.PubSub<Revocation>
+  /** `NOTIFY cowork_commands 'workflow'`: a workflow's schedule or runs changed (the scheduler re-plans its wake). */
+  readonly workflowChanges: PubSub.PubSub<void>
   /** `cloud_orgs.offboarded_at`: an offboarded org gets no new token or browser session. */
   readonly offboardedOrgs: Map<string, number>
 }
@@ -180,6 +182,7 @@ export class MemoryDatabase extends Context.Service<MemoryDatabase, MemoryTables
         sessionChanges: yield* PubSub.unbounded<SessionChanged>(),
         commandSignals: yield* PubSub.unbounded<CommandSignal>(),
         revocations: yield* PubSub.unbounded<Revocation>(),
+        workflowChanges: yield* PubSub.unbounded<void>(),
         offboardedOrgs: new Map()
       })
     })

@@ -18,7 +18,7 @@ import {
   type WorkflowStep,
   type WorkflowTrigger
 } from "@cowork/domain"
-import { Clock, Context, Effect, Layer, Option } from "effect"
+import { Clock, Context, Effect, Layer, Option, PubSub } from "effect"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { admitInMemoryWindow, HOUR_MS } from "./QuotaRules.ts"
 import { makeSessionStoreMemory } from "./SessionStoreMemory.ts"
@@ -102,12 +102,25 @@ export interface ClaimReapResult {
   readonly capHit: boolean
 }
 
-export interface DueBacklog {
+/**
+ * What the scheduler needs to know to sleep until it has work (one read): the due backlog (its gauges), the next
+ * slot of an unclaimed active workflow, the earliest claim expiry (a dead replica's claim to reap), and whether any
+ * started run is still open (its outcome is followed by polling). Times are the store's clock, epoch ms.
+ */
+export interface SchedulerOutlook {
+  /** The store's clock when it was read. */
+  readonly now: number
   /** Active workflows due now and not claimed, counted up to the scan limit. */
   readonly depth: number
   readonly capped: boolean
   /** How long the oldest of them has been due (store clock), 0 when none. */
   readonly oldestDueMs: number
+  /** The earliest `nextRunAt` of an active unclaimed workflow (due or not); `null` when there is none. */
+  readonly nextDueAt: number | null
+  /** The earliest expiry of a held claim; `null` when no workflow is claimed. */
+  readonly claimExpiresAt: number | null
+  /** A started run (with a session) is still queued or running. */
+  readonly openRuns: boolean
 }
 
 /**
@@ -160,7 +173,7 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
    * is recorded as a cancelled run saying so (decided once, like every slot: never retried).
    */
   readonly fireSlots: (claim: WorkflowClaim, plan: SlotPlan, runsPerHour?: number) => Effect.Effect<FireResult, StaleClaim>
-  /** Drain: gives up every claim this scheduler holds, so another replica takes them at once. */
+  /** Drain: gives up every claim this scheduler holds and wakes the other replicas, so they take them at once. */
   readonly releaseClaims: (schedulerId: string) => Effect.Effect<number>
   /** Clears expired claims (`SKIP LOCKED`), at most `drainCap` per call. */
   readonly reapExpiredClaims: (drainCap: number) => Effect.Effect<ClaimReapResult>
@@ -171,7 +184,8 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
    * buffered run starts when the one before it finishes. Returns the runs that changed.
    */
   readonly syncRunOutcomes: (limit: number) => Effect.Effect<number>
-  readonly dueBacklog: (scanLimit: number) => Effect.Effect<DueBacklog>
+  /** The scheduler's outlook in one read; the due backlog is counted up to `scanLimit`. */
+  readonly outlook: (scanLimit: number) => Effect.Effect<SchedulerOutlook>
   /**
    * Forgets webhook replay keys older than `olderThanMs`, at most `limit` per call. Safe once older than the
    * signature window (±5 min): such a delivery is refused for its timestamp before its key is looked up.
@@ -387,6 +401,9 @@ const makeMemory = Effect.gen(function*() {
     return run
   }
 
+  /** `NOTIFY cowork_commands 'workflow'`. */
+  const workflowChanged = PubSub.publish(db.workflowChanges, undefined).pipe(Effect.asVoid)
+
   const liveClaim = (claim: WorkflowClaim, now: number) => {
     const workflow = workflows.get(claim.workflowId)
     return workflow !== undefined && workflow.claimedBy === claim.schedulerId && workflow.claimEpoch === claim.epoch &&
@@ -419,7 +436,7 @@ const makeMemory = Effect.gen(function*() {
         order.set(workflow.id, nextOrder())
         workflows.set(workflow.id, workflow)
         return toWorkflow(workflow)
-      }),
+      }).pipe(Effect.tap((workflow) => workflow.nextRunAt === null ? Effect.void : workflowChanged)),
     list: (orgId, query) =>
       Effect.sync(() => {
         const result = page([...workflows.values()].filter((w) => w.orgId === orgId), query)
@@ -451,6 +468,7 @@ const makeMemory = Effect.gen(function*() {
             workflow.cursor = now
             workflow.nextRunAt = nextSlot(workflow.input.triggers, now) ?? null
             workflow.updatedAt = now
+            return Effect.as(workflowChanged, toWorkflow(workflow))
           }
           return Effect.succeed(toWorkflow(workflow))
         })),
@@ -466,7 +484,7 @@ const makeMemory = Effect.gen(function*() {
           return Effect.flatMap(admitRun(orgId, input.runsPerHour, now), () => {
             if (input.deliveryKey !== undefined) deliveries.set(input.deliveryKey, now)
             const run = addRun(workflow, { triggerType: input.triggerType, triggerPayload: input.payload, scheduledFor: null }, now)!
-            return Effect.map(startSession(workflow, run, now), () => toRun(run))
+            return startSession(workflow, run, now).pipe(Effect.andThen(workflowChanged), Effect.map(() => toRun(run)))
           })
         })),
     listRuns: (orgId, workflowId, query) =>
@@ -606,7 +624,7 @@ const makeMemory = Effect.gen(function*() {
           released++
         }
         return released
-      }),
+      }).pipe(Effect.tap((released) => released > 0 ? workflowChanged : Effect.void)),
     reapExpiredClaims: (drainCap) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const expired = [...workflows.values()]
@@ -671,13 +689,21 @@ const makeMemory = Effect.gen(function*() {
         }
         return pruned
       }),
-    dueBacklog: (scanLimit) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const due = [...workflows.values()]
-          .filter((w) => w.lifecycle === "active" && w.claimedBy === null && w.nextRunAt !== null && w.nextRunAt <= now)
-          .slice(0, scanLimit)
+    outlook: (scanLimit) =>
+      Effect.map(Clock.currentTimeMillis, (now): SchedulerOutlook => {
+        const unclaimed = [...workflows.values()].filter((w) => w.lifecycle === "active" && w.claimedBy === null && w.nextRunAt !== null)
+        const due = unclaimed.filter((w) => w.nextRunAt! <= now).slice(0, scanLimit)
         const oldest = due.reduce((min, w) => Math.min(min, w.nextRunAt!), now)
-        return { depth: due.length, capped: due.length >= scanLimit, oldestDueMs: now - oldest }
+        const claimed = [...workflows.values()].filter((w) => w.claimedBy !== null)
+        return {
+          now,
+          depth: due.length,
+          capped: due.length >= scanLimit,
+          oldestDueMs: now - oldest,
+          nextDueAt: unclaimed.length === 0 ? null : Math.min(...unclaimed.map((w) => w.nextRunAt!)),
+          claimExpiresAt: claimed.length === 0 ? null : Math.min(...claimed.map((w) => w.claimExpiresAt)),
+          openRuns: runs.some((r) => (r.status === "queued" || r.status === "running") && r.sessionId !== null)
+        }
       })
   })
 })

@@ -266,7 +266,7 @@ export const workflowStoreContract = <E, R = never>(
         const held = yield* claimWhenDue("draining", ids[0]!)
         assert.isAtLeast(yield* store.releaseClaims("draining"), 1)
         assert.strictEqual((yield* Effect.flip(store.renewClaim(held.claim, 1_000)))._tag, "StaleClaim")
-        const backlog = yield* store.dueBacklog(1_000)
+        const backlog = yield* store.outlook(1_000)
         assert.isAtLeast(backlog.depth, 1, "released and due: counted in the due backlog")
       }))
 
@@ -341,6 +341,30 @@ export const workflowStoreContract = <E, R = never>(
         const fired = yield* Effect.all([...held.values()].map((claim) => store.fireSlots(claim, plan, 5)), { concurrency: "unbounded" })
         assert.strictEqual(fired.reduce((n, r) => n + r.started.length, 0), 5, "5 of the 8 slots started")
         assert.strictEqual(fired.reduce((n, r) => n + r.skippedByQuota, 0), 3, "the other 3 were refused by the quota")
+      }))
+
+    it.effect("the outlook: the next due slot, the earliest claim expiry and open runs, by the store's clock", () =>
+      Effect.gen(function*() {
+        const store = yield* WorkflowStore
+        const org = yield* makeOrg
+        const daily = yield* store.create(org, workflowInput({
+          triggers: [{ id: "d", type: "schedule", enabled: true, schedule: { type: "daily", timezone: "UTC", runAtHour: 3, runAtMinute: 0 } }]
+        }))
+        const before = yield* store.outlook(1_000)
+        assert.isNotNull(before.nextDueAt)
+        assert.isAtMost(before.nextDueAt!, Date.parse(daily.nextRunAt!), "a not-yet-due slot is the next wake at the latest")
+        assert.isTrue(Math.abs(before.now - Date.now()) < 60_000, "now is the store's clock")
+
+        const due = yield* store.create(org, workflowInput({ triggers: [everySecond] }))
+        const held = yield* claimWhenDue("sched-outlook", due.id, 60_000)
+        const claimed = yield* store.outlook(1_000)
+        assert.isNotNull(claimed.claimExpiresAt, "a held claim is a wake (its holder may die)")
+        assert.isAtMost(claimed.claimExpiresAt!, claimed.now + 60_000)
+        yield* store.releaseClaims(held.claim.schedulerId)
+
+        const manual = yield* store.create(org, workflowInput())
+        yield* store.startRun(org, manual.id, { triggerType: "manual" })
+        assert.isTrue((yield* store.outlook(1_000)).openRuns, "a started run is followed until its outcome")
       }))
 
     it.effect("overlap policy skip: no new run while one is open; buffer_one keeps one waiting and starts it after", () =>
