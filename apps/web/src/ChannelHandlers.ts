@@ -271,12 +271,17 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         const bindingIds = requested === undefined
           ? caller.scope.bindingIds
           : requested.filter((id) => caller.scope.bindingIds === undefined || caller.scope.bindingIds.includes(id))
-        const deliveries = yield* feed.claim({ orgId: caller.scope.orgId, bindingIds }, {
+        const limits = yield* quotaPolicy.forOrg(caller.scope.orgId)
+        const { deliveries, deferredByQuota } = yield* feed.claim({ orgId: caller.scope.orgId, bindingIds }, {
           limit: payload.limit ?? 10,
           ttlMs: payload.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS,
           claimedBy: caller.principal.tokenId,
-          replica: payload.gatewayId
+          replica: payload.gatewayId,
+          deliveriesPerHour: limits.channel_deliveries_per_hour
         })
+        if (deferredByQuota > 0) {
+          yield* metrics.inc("open_cowork_cloud_quota_rejections_total", { quota: "channel_deliveries_per_hour" }, deferredByQuota)
+        }
         if (deliveries.length > 0) yield* metrics.inc("open_cowork_cloud_channel_deliveries_claimed_total", deliveries.length)
         return { deliveries }
       }),

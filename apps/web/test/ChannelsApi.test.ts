@@ -1,6 +1,7 @@
 import { type EventDraft } from "@cowork/domain"
+import { Metrics } from "@cowork/observability"
 import { PgLeaseStore } from "@cowork/postgres"
-import { EventLog, LeaseStore, Tokens } from "@cowork/services"
+import { EventLog, LeaseStore, Quotas, Tokens } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
@@ -216,6 +217,26 @@ it.layer(layer, { excludeTestServices: true })("channels API", (it) => {
       const other = yield* setup
       assert.strictEqual((yield* request("POST", `/api/channels/deliveries/${delivery.id}/retry`, { token: other.admin })).status, 404)
       assert.strictEqual((yield* request("GET", `/api/channels/deliveries/${delivery.id}`, { token: other.gateway })).status, 404)
+    }))
+
+  it.effect("channel_deliveries_per_hour: the claim leaves first attempts past the org's quota pending and counts each as a rejection", () =>
+    Effect.gen(function*() {
+      const { a, gateway, orgId } = yield* setup
+      yield* (yield* Quotas).setOverride(orgId, "channel_deliveries_per_hour", 1)
+      const prompted = yield* request("POST", `/api/channels/bindings/${a}/prompt`, {
+        token: gateway,
+        body: { providerEventId: "q-1", externalThreadId: "chat-q", externalUserId: "user-1", text: "hi" }
+      })
+      yield* appendAsWorker(prompted.body.sessionId, [reply("one"), reply("two")])
+      const metrics = yield* Metrics
+      const before = yield* metrics.read("open_cowork_cloud_quota_rejections_total", { quota: "channel_deliveries_per_hour" })
+      const claimed = yield* request("POST", "/api/channels/deliveries/claim", { token: gateway, body: { limit: 5 } })
+      assert.strictEqual(claimed.status, 200, JSON.stringify(claimed.body))
+      assert.strictEqual(claimed.body.deliveries.length, 1)
+      assert.strictEqual((yield* metrics.read("open_cowork_cloud_quota_rejections_total", { quota: "channel_deliveries_per_hour" })) - before, 1)
+      const pending = yield* request("GET", "/api/channels/deliveries?status=pending", { token: gateway })
+      assert.strictEqual(pending.body.deliveries.length, 1, "the other waits for the next hour, still pending")
+      assert.isAbove(Date.parse(pending.body.deliveries[0].nextAttemptAt), Date.now())
     }))
 
   it.effect("a connected gateway is woken by the delivery stream when its binding gets a delivery", () =>

@@ -90,6 +90,16 @@ const COLUMNS = `d.*, b.provider_kind, b.provider_id, b.external_target`
 /** `$1` the org, `$2` the bindings (`NULL`: every binding of the org). */
 const SCOPE = `d.org_id = $1 AND ($2::text[] IS NULL OR d.channel_binding_id = ANY($2::text[]))`
 
+/** The claim of the rows in `due` (`$4` max attempts, `$5` TTL ms, `$6` claimer, `$7` replica): one attempt each. */
+const CLAIM_DUE = `UPDATE cloud_channel_deliveries d SET status = 'claimed', attempts = d.attempts + 1, max_attempts = $4,
+    claim_token = gen_random_uuid()::text, claim_expires_at = now() + $5::float8 * interval '1 millisecond',
+    last_claimed_by = $6, last_claimed_replica = $7, updated_at = now()
+  FROM due WHERE d.id = due.id
+  RETURNING d.*`
+
+/** The start of the current clock hour (the fixed windows of `cloud_quota_windows`, as `admitInWindow` computes them). */
+const HOUR_WINDOW = `to_timestamp(floor(extract(epoch FROM now()) / 3600) * 3600)`
+
 const scopeParams = (scope: DeliveryScope) => [scope.orgId, scope.bindingIds === undefined ? null : [...scope.bindingIds]]
 
 export const make = (options: DeliveryFeedOptions) =>
@@ -192,26 +202,69 @@ export const make = (options: DeliveryFeedOptions) =>
 
     return DeliveryFeed.of({
       claim: Effect.fn("DeliveryFeed.claim")(function*(scope, input) {
-        const rows = yield* sql.unsafe<DeliveryRow>(
+        if (input.deliveriesPerHour === undefined) {
+          const rows = yield* sql.unsafe<DeliveryRow>(
+            `WITH due AS (
+               SELECT d.id FROM cloud_channel_deliveries d JOIN cloud_channel_bindings b ON b.id = d.channel_binding_id
+               WHERE ${SCOPE} AND b.status = 'active' AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
+               ORDER BY d.next_attempt_at, d.id LIMIT $3
+               FOR UPDATE OF d SKIP LOCKED
+             ),
+             claimed AS (${CLAIM_DUE})
+             SELECT d.*, b.provider_kind, b.provider_id, b.external_target
+             FROM claimed d JOIN cloud_channel_bindings b ON b.id = d.channel_binding_id
+             ORDER BY d.next_attempt_at, d.id`,
+            [...scopeParams(scope), input.limit, options.maxAttempts, input.ttlMs, input.claimedBy, input.replica ?? null]
+          ).pipe(Effect.orDie)
+          return { deliveries: rows.map((row) => ({ ...view(row), claimToken: row.claim_token! })), deferredByQuota: 0 }
+        }
+        // One statement: the due rows; the org's window row for this clock hour, locked (only when a first attempt is
+        // due, so an idle poll writes nothing); first attempts admitted in order while the window has room, the rest
+        // deferred to the window's end; the admitted first attempts added to the window.
+        const rows = yield* sql.unsafe<DeliveryRow & { readonly deferred: number | string; readonly id: string | null }>(
           `WITH due AS (
-             SELECT d.id FROM cloud_channel_deliveries d JOIN cloud_channel_bindings b ON b.id = d.channel_binding_id
+             SELECT d.id, d.attempts, d.next_attempt_at FROM cloud_channel_deliveries d
+               JOIN cloud_channel_bindings b ON b.id = d.channel_binding_id
              WHERE ${SCOPE} AND b.status = 'active' AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
              ORDER BY d.next_attempt_at, d.id LIMIT $3
              FOR UPDATE OF d SKIP LOCKED
            ),
-           claimed AS (
-             UPDATE cloud_channel_deliveries d SET status = 'claimed', attempts = d.attempts + 1, max_attempts = $4,
-               claim_token = gen_random_uuid()::text, claim_expires_at = now() + $5::float8 * interval '1 millisecond',
-               last_claimed_by = $6, last_claimed_replica = $7, updated_at = now()
-             FROM due WHERE d.id = due.id
-             RETURNING d.*
+           window_row AS (
+             SELECT used FROM cloud_quota_windows
+             WHERE org_id = $1 AND quota = 'channel_deliveries_per_hour' AND window_start = ${HOUR_WINDOW}
+               AND EXISTS (SELECT 1 FROM due WHERE due.attempts = 0)
+             FOR UPDATE
+           ),
+           ranked AS (
+             SELECT id, attempts, count(*) FILTER (WHERE attempts = 0) OVER (ORDER BY next_attempt_at, id) AS first_rank FROM due
+           ),
+           admitted AS (
+             SELECT id FROM ranked WHERE attempts > 0 OR first_rank <= $8::bigint - COALESCE((SELECT used FROM window_row), 0)
+           ),
+           deferred AS (
+             UPDATE cloud_channel_deliveries d SET next_attempt_at = ${HOUR_WINDOW} + interval '1 hour', updated_at = now()
+             FROM ranked WHERE d.id = ranked.id AND ranked.id NOT IN (SELECT id FROM admitted)
+             RETURNING d.id
+           ),
+           claimed AS (${CLAIM_DUE.replace("FROM due WHERE d.id = due.id", "FROM admitted WHERE d.id = admitted.id")}),
+           counted AS (
+             INSERT INTO cloud_quota_windows (org_id, quota, window_start, used)
+             SELECT $1, 'channel_deliveries_per_hour', ${HOUR_WINDOW}, count(*) FROM claimed WHERE claimed.attempts = 1
+             HAVING count(*) > 0
+             ON CONFLICT (org_id, quota, window_start) DO UPDATE SET used = cloud_quota_windows.used + EXCLUDED.used
+             RETURNING 1
            )
-           SELECT d.*, b.provider_kind, b.provider_id, b.external_target
-           FROM claimed d JOIN cloud_channel_bindings b ON b.id = d.channel_binding_id
+           SELECT d.*, b.provider_kind, b.provider_id, b.external_target,
+             (SELECT count(*) FROM deferred) AS deferred, (SELECT count(*) FROM counted) AS counted
+           FROM (SELECT 1) one
+             LEFT JOIN (claimed d JOIN cloud_channel_bindings b ON b.id = d.channel_binding_id) ON true
            ORDER BY d.next_attempt_at, d.id`,
-          [...scopeParams(scope), input.limit, options.maxAttempts, input.ttlMs, input.claimedBy, input.replica ?? null]
+          [...scopeParams(scope), input.limit, options.maxAttempts, input.ttlMs, input.claimedBy, input.replica ?? null, input.deliveriesPerHour]
         ).pipe(Effect.orDie)
-        return rows.map((row) => ({ ...view(row), claimToken: row.claim_token! }))
+        return {
+          deliveries: rows.filter((row) => row.id !== null).map((row) => ({ ...view(row), claimToken: row.claim_token! })),
+          deferredByQuota: Number(rows[0]?.deferred ?? 0)
+        }
       }),
       renew: (scope, deliveryId, claimToken, ttlMs) =>
         fenced(scope, deliveryId, claimToken, `claim_expires_at = now() + $5::float8 * interval '1 millisecond'`, [ttlMs]).pipe(

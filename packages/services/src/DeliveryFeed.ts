@@ -58,6 +58,15 @@ export interface DeliveryPage {
   readonly totalEstimate: number
 }
 
+export interface DeliveryClaim {
+  readonly deliveries: ReadonlyArray<ClaimedDelivery>
+  /**
+   * Due first attempts not claimed because the org's `channel_deliveries_per_hour` is used up: they stay `pending`
+   * with `nextAttemptAt` moved to the end of the clock hour (each one is a quota rejection).
+   */
+  readonly deferredByQuota: number
+}
+
 export interface DeliveryReapResult {
   readonly returned: number
   readonly dead: number
@@ -80,14 +89,18 @@ export interface DeliveryNotice {
 export class DeliveryFeed extends Context.Service<DeliveryFeed, {
   /**
    * Claims up to `limit` due deliveries (`pending` / `failed` with `nextAttemptAt` passed) of the scope's ACTIVE
-   * bindings, oldest due first, skipping ones another claimer holds; each claim is one attempt.
+   * bindings, oldest due first, skipping ones another claimer holds; each claim is one attempt. With
+   * `deliveriesPerHour`, a delivery's FIRST attempt (attempts 0: new, or reset by a retry) is counted in the org's
+   * clock-hour window in the same statement; first attempts past the quota are deferred to the window's end, never
+   * claimed (later attempts of an admitted delivery are not counted again).
    */
   readonly claim: (scope: DeliveryScope, input: {
     readonly limit: number
     readonly ttlMs: number
     readonly claimedBy: string
     readonly replica?: string | undefined
-  }) => Effect.Effect<ReadonlyArray<ClaimedDelivery>>
+    readonly deliveriesPerHour?: number | undefined
+  }) => Effect.Effect<DeliveryClaim>
   readonly renew: (scope: DeliveryScope, deliveryId: string, claimToken: string, ttlMs: number) => Effect.Effect<ChannelDelivery, NotFound | ClaimLost>
   /** `failed` → `failed` with the next attempt scheduled, or `dead` at the cap; `error` is stored redacted. */
   readonly ack: (scope: DeliveryScope, deliveryId: string, input: {

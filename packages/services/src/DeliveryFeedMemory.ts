@@ -20,6 +20,7 @@ import {
   MAX_DELIVERY_ERROR_LENGTH
 } from "./DeliveryFeed.ts"
 import type { MemoryTables } from "./MemoryDatabase.ts"
+import { admitInMemoryWindow, HOUR_MS } from "./QuotaRules.ts"
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
@@ -27,6 +28,8 @@ export const deliveryNotFound = () => new NotFound({ message: "delivery not foun
 
 export const makeDeliveryFeedMemory = (db: MemoryTables, options: DeliveryFeedOptions): DeliveryFeed["Service"] => {
   const channels = db.channelTables
+  /** First attempts claimed per org per clock hour (the Pg layer keeps them in cloud_quota_windows). */
+  const deliveryWindows = new Map<string, number>()
 
   const view = (row: MemoryDelivery): ChannelDelivery => {
     const binding = channels.bindings.get(row.channelBindingId)
@@ -120,7 +123,19 @@ export const makeDeliveryFeedMemory = (db: MemoryTables, options: DeliveryFeedOp
           .sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1))
           .slice(0, input.limit)
         const claimed: Array<ClaimedDelivery> = []
+        let deferredByQuota = 0
         for (const row of due) {
+          if (row.attempts === 0 && input.deliveriesPerHour !== undefined) {
+            const admitted = yield* Effect.result(
+              admitInMemoryWindow(deliveryWindows, scope.orgId, "channel_deliveries_per_hour", 1, input.deliveriesPerHour, HOUR_MS, now)
+            )
+            if (admitted._tag === "Failure") {
+              deferredByQuota++
+              row.nextAttemptAt = now + admitted.failure.retryAfterMs
+              row.updatedAt = now
+              continue
+            }
+          }
           const claimToken = globalThis.crypto.randomUUID()
           row.status = "claimed"
           row.attempts += 1
@@ -132,7 +147,7 @@ export const makeDeliveryFeedMemory = (db: MemoryTables, options: DeliveryFeedOp
           row.updatedAt = now
           claimed.push({ ...view(row), claimToken })
         }
-        return claimed
+        return { deliveries: claimed, deferredByQuota }
       }),
     renew: (scope, deliveryId, claimToken, ttlMs) =>
       Effect.gen(function*() {

@@ -38,7 +38,11 @@ const boundSession = (status: "active" | "disabled" = "active") =>
 const reply = (text: string): EventDraft => ({ type: "assistant.message", payload: { messageId: `m-${text}`, text, final: true } })
 
 const claimAll = (scope: DeliveryScope, claimedBy = "tok_a", limit = 10) =>
-  Effect.flatMap(Effect.service(DeliveryFeed), (feed) => feed.claim(scope, { limit, ttlMs: TTL, claimedBy, replica: "gw-1" }))
+  Effect.flatMap(Effect.service(DeliveryFeed), (feed) =>
+    Effect.map(feed.claim(scope, { limit, ttlMs: TTL, claimedBy, replica: "gw-1" }), (claim) => claim.deliveries))
+
+const claimWithin = (scope: DeliveryScope, deliveriesPerHour: number, claimedBy = "tok_a") =>
+  Effect.flatMap(Effect.service(DeliveryFeed), (feed) => feed.claim(scope, { limit: 10, ttlMs: TTL, claimedBy, deliveriesPerHour }))
 
 export const deliveryFeedContract = <R>(harness: ControlPlaneHarness<R>) =>
   describe(`DeliveryFeed contract: ${harness.name}`, () => {
@@ -213,6 +217,35 @@ export const deliveryFeedContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.deepStrictEqual(yield* claimAll({ orgId: b.orgId, bindingIds: [b.binding.id] }), [])
         assert.deepStrictEqual(yield* claimAll({ orgId: a.orgId, bindingIds: ["chb_other"] }), [])
         assert.instanceOf(yield* Effect.flip(feed.retry({ orgId: b.orgId }, delivery!.id)), NotFound)
+      })))
+
+    it.effect("channel_deliveries_per_hour: first attempts past it stay pending until the hour ends; retries are not counted again; other orgs claim", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const feed = yield* DeliveryFeed
+        const { orgId, binding, lease } = yield* boundSession()
+        yield* (yield* EventLog).append(lease, [reply("one"), reply("two"), reply("three")])
+        const scope = { orgId, bindingIds: [binding.id] }
+        const first = yield* claimWithin(scope, 2)
+        assert.strictEqual(first.deliveries.length, 2, "two first attempts fit the hour")
+        assert.strictEqual(first.deferredByQuota, 1)
+        const deferred = (yield* feed.list({ orgId }, { limit: 10, status: "pending" })).deliveries
+        assert.strictEqual(deferred.length, 1, "the third stays pending: not lost, not dead")
+        const waitMs = Date.parse(deferred[0]!.nextAttemptAt!) - Date.parse(deferred[0]!.updatedAt)
+        assert.isAbove(waitMs, 0)
+        assert.isAtMost(waitMs, 3_600_000, "until the clock hour ends")
+        assert.deepInclude(yield* claimWithin(scope, 2), { deliveries: [], deferredByQuota: 0 }, "not due, not counted twice")
+
+        // A failed attempt of an admitted delivery is retried past the quota: it was counted once, when first claimed.
+        const failing = first.deliveries[0]!
+        yield* feed.ack(scope, failing.id, { claimToken: failing.claimToken, outcome: "failed", error: "503", retryAfterMs: 1_000 })
+        yield* harness.elapse(3_000)
+        const retried = yield* claimWithin(scope, 2)
+        assert.deepStrictEqual(retried.deliveries.map((d) => [d.id, d.attempts]), [[failing.id, 2]])
+
+        const other = yield* boundSession()
+        yield* (yield* EventLog).append(other.lease, [reply("theirs")])
+        const theirs = yield* claimWithin({ orgId: other.orgId, bindingIds: [other.binding.id] }, 2)
+        assert.strictEqual(theirs.deliveries.length, 1, "another org's window is its own")
       })))
 
     it.effect("lists newest first in keyset pages, filtered by status and binding", () =>
