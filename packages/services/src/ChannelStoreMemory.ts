@@ -11,7 +11,7 @@ import {
   NotFound,
   type ProviderEventClaim
 } from "@cowork/domain"
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Semaphore } from "effect"
 import type { ChannelStore, MemoryProviderEvent } from "./ChannelStore.ts"
 import type { MemoryTables } from "./MemoryDatabase.ts"
 
@@ -50,6 +50,16 @@ export const makeChannelStoreMemory = (db: MemoryTables): ChannelStore["Service"
     const route = { id: newChannelRouteId(), orgId, channelBindingId: bindingId, externalThreadId, sessionId, origin, createdAt: iso(now) }
     channels.routes.set(route.id, route)
     return route
+  }
+  /** One lock per binding, as the Pg layer locks the binding row: a thread's first messages make one session. */
+  const firstMessageLocks = new Map<string, Semaphore.Semaphore>()
+  const firstMessageLock = (bindingId: string) => {
+    let lock = firstMessageLocks.get(bindingId)
+    if (lock === undefined) {
+      lock = Semaphore.makeUnsafe(1)
+      firstMessageLocks.set(bindingId, lock)
+    }
+    return lock
   }
   const routeOf = (bindingId: string, externalThreadId: string) =>
     [...channels.routes.values()].find((r) => r.channelBindingId === bindingId && r.externalThreadId === externalThreadId)
@@ -155,12 +165,13 @@ export const makeChannelStoreMemory = (db: MemoryTables): ChannelStore["Service"
         yield* binding(orgId, bindingId)
         const existing = routeOf(bindingId, externalThreadId)
         if (existing !== undefined) return { route: strip(existing), created: false }
-        const session = yield* createSession
-        const now = yield* Clock.currentTimeMillis
-        // Another first message of the thread may have routed it meanwhile: the first route wins.
-        const raced = routeOf(bindingId, externalThreadId)
-        if (raced !== undefined) return { route: strip(raced), created: false }
-        return { route: strip(newRoute(orgId, bindingId, externalThreadId, session.id, "first_message", now)), created: true }
+        return yield* firstMessageLock(bindingId).withPermits(1)(Effect.gen(function*() {
+          const raced = routeOf(bindingId, externalThreadId)
+          if (raced !== undefined) return { route: strip(raced), created: false }
+          const session = yield* createSession
+          const now = yield* Clock.currentTimeMillis
+          return { route: strip(newRoute(orgId, bindingId, externalThreadId, session.id, "first_message", now)), created: true }
+        }))
       }),
 
     createIdentity: (orgId, input) =>
