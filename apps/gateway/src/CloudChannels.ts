@@ -109,6 +109,16 @@ export class CloudChannels extends Context.Service<CloudChannels, {
   readonly claimSignature: (providerId: string, key: string) => Effect.Effect<SignatureClaim, CloudUnavailable>
   /** Claims the provider event, resolves the identity and the bound session, and prompts (idempotency key = provider event id). */
   readonly inbound: (providerId: string, providerKind: ProviderKind, message: InboundMessage) => Effect.Effect<InboundResult, CloudUnavailable>
+  /**
+   * The binding's `credentialRef` (a reference, never a secret), or null: from the bindings this token serves, read
+   * again when the cached list is older than 30 s (a changed reference is picked up within that).
+   */
+  readonly credentialRef: (channelBindingId: string) => Effect.Effect<string | null, CloudUnavailable>
+  /**
+   * Tells the cloud one binding's own credential was refused (`auth_required`) or could not be resolved (`error`),
+   * with a redacted detail, or works again (`active`).
+   */
+  readonly reportBindingStatus: (channelBindingId: string, status: "active" | "auth_required" | "error", detail: string | null) => Effect.Effect<void, CloudUnavailable>
   /** Tells the cloud a provider's credential was refused (`auth_required`, with a redacted detail) or works again (`active`), on every binding of it this token serves. */
   readonly reportProviderStatus: (providerId: string, status: "active" | "auth_required", detail: string | null) => Effect.Effect<void, CloudUnavailable>
   readonly listDeliveries: (query: DeliveryQuery) => Effect.Effect<ReadonlyArray<DeliveryView>, CloudUnavailable>

@@ -21,6 +21,8 @@ import { renderButtons, renderText } from "./Render.ts"
 /** Bindings are re-read at most this often when an inbound message names a target the cache does not know. */
 const BINDINGS_REFRESH_MS = 5_000
 const EVENT_CLAIM_TTL_MS = 60_000
+/** A binding's credentialRef is read again from the cloud when the cached bindings are older than this. */
+const CREDENTIAL_REFRESH_MS = 30_000
 /** How long a signed request's replay key stays claimed when the replica handling it dies before settling it. */
 const SIGNATURE_CLAIM_TTL_MS = 60_000
 
@@ -254,9 +256,29 @@ export const make = Effect.gen(function*() {
           })
         )
       }),
+    credentialRef: (channelBindingId) =>
+      Effect.gen(function*() {
+        const cached = yield* Ref.get(bindings)
+        const known = cached.list.find((b) => b.id === channelBindingId)
+        if (known !== undefined && (yield* Clock.currentTimeMillis) - cached.at < CREDENTIAL_REFRESH_MS) return known.credentialRef
+        const fresh = yield* loadBindings.pipe(
+          // The cloud did not answer: the reference known last still names the credential.
+          Effect.catchTag("CloudUnavailable", (error) => known === undefined ? Effect.fail(error) : Effect.succeed(cached.list))
+        )
+        return fresh.find((b) => b.id === channelBindingId)?.credentialRef ?? null
+      }),
+    reportBindingStatus: (channelBindingId, status, detail) =>
+      channels.reportBindingStatus({ params: { id: channelBindingId }, payload: { status, detail: detail?.slice(0, 500) ?? null } }).pipe(
+        Effect.asVoid,
+        Effect.catchTag("Conflict", () => Effect.void),
+        Effect.mapError(unavailable)
+      ),
     reportProviderStatus: (providerId, status, detail) =>
       Effect.gen(function*() {
-        const served = (yield* loadBindings).filter((b) => b.providerId === providerId && b.status !== "disabled" && b.status !== status)
+        // A binding with its own credential (credentialRef) does not share the provider's: its status is its own.
+        const served = (yield* loadBindings).filter((b) =>
+          b.providerId === providerId && b.credentialRef === null && b.status !== "disabled" && b.status !== status
+        )
         yield* Effect.forEach(served, (binding) =>
           channels.reportBindingStatus({ params: { id: binding.id }, payload: { status, detail: detail?.slice(0, 500) ?? null } }).pipe(
             // A binding an admin disabled meanwhile stays disabled (409): nothing to report.

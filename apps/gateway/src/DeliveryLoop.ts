@@ -1,6 +1,7 @@
 import type { OutboundMessage, SendOutcome } from "@cowork/channels"
 import { Metrics } from "@cowork/observability"
 import { Cause, Clock, Duration, Effect, Fiber, FiberSet, Option, Queue, Ref, Schedule, Stream } from "effect"
+import { BindingCredentials } from "./BindingCredentials.ts"
 import { type AckOutcome, type AckResult, type ClaimedDelivery, CloudChannels } from "./CloudChannels.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import { GatewayState } from "./GatewayState.ts"
@@ -37,6 +38,7 @@ export const run = Effect.gen(function*() {
   const cloud = yield* CloudChannels
   const config = yield* GatewayConfig
   const providers = yield* Providers
+  const credentials = yield* BindingCredentials
   const metrics = yield* Metrics
   const state = yield* GatewayState
   const wake = yield* Queue.sliding<void>(1)
@@ -44,7 +46,7 @@ export const run = Effect.gen(function*() {
   const sends = yield* FiberSet.make<void, never>()
   let peak = 0
 
-  const countError = (operation: "claim" | "renew" | "ack" | "stale_claim" | "send" | "stream") =>
+  const countError = (operation: "claim" | "renew" | "ack" | "stale_claim" | "send" | "stream" | "credential") =>
     metrics.inc("open_cowork_gateway_errors_total", { operation })
 
   /** Retries an ack the cloud did not answer (a sent delivery whose ack is lost would be sent again). */
@@ -58,14 +60,43 @@ export const run = Effect.gen(function*() {
       })
     )
 
+  /** A binding's own credential refused (or working again): the binding's status in the cloud, reported on a change. */
+  const bindingReported = new Map<string, "active" | "auth_required" | "error">()
+  const reportBinding = (channelBindingId: string, status: "active" | "auth_required" | "error", detail: string | null) =>
+    bindingReported.get(channelBindingId) === status || (status === "active" && !bindingReported.has(channelBindingId))
+      ? Effect.void
+      : cloud.reportBindingStatus(channelBindingId, status, detail).pipe(
+        Effect.tap(() => Effect.sync(() => bindingReported.set(channelBindingId, status))),
+        Effect.catchTag("CloudUnavailable", () => Effect.void)
+      )
+
+  /** The provider for this delivery: the configured one, or one with the binding's own credential (`credentialRef`). */
+  const providerOf = (delivery: ClaimedDelivery) =>
+    credentials.providerFor(delivery.providerId, delivery.channelBindingId).pipe(
+      Effect.map((bound) =>
+        bound === undefined
+          ? { _tag: "Unusable" as const, error: `provider ${delivery.providerId} is not configured on gateway ${config.gatewayId}` }
+          : { _tag: "Usable" as const, bound }
+      ),
+      Effect.catchTag("CredentialUnresolved", (error) =>
+        Effect.gen(function*() {
+          yield* countError("credential")
+          yield* Effect.logWarning("binding credential not resolved").pipe(Effect.annotateLogs({ channel_binding_id: delivery.channelBindingId, error: error.message }))
+          yield* reportBinding(delivery.channelBindingId, "error", error.message)
+          return { _tag: "Unusable" as const, error: error.message }
+        })),
+      Effect.catchTag("CloudUnavailable", (error) => Effect.succeed({ _tag: "Unusable" as const, error: `binding credential: ${error.message}` }))
+    )
+
   const sendOne = (delivery: ClaimedDelivery) =>
     Effect.gen(function*() {
-      const provider = providers.get(delivery.providerId)
+      const resolved = yield* providerOf(delivery)
       const labels = { provider_id: delivery.providerId, provider_kind: delivery.providerKind }
       let outcome: SendOutcome
-      if (provider === undefined) {
-        outcome = { _tag: "Failed", error: `provider ${delivery.providerId} is not configured on gateway ${config.gatewayId}` }
+      if (resolved._tag === "Unusable") {
+        outcome = { _tag: "Failed", error: resolved.error }
       } else {
+        const { provider, own } = resolved.bound
         // Renew every third of the TTL while the provider call runs; a lost claim is counted, the ack will be refused.
         const renewal = yield* Effect.forkChild(
           cloud.renew(delivery, config.claimTtlMs).pipe(
@@ -76,7 +107,14 @@ export const run = Effect.gen(function*() {
           )
         )
         outcome = yield* provider.send(toMessage(delivery)).pipe(Effect.ensuring(Fiber.interrupt(renewal)))
-        yield* providers.record(delivery.providerId, outcome)
+        if (!own) {
+          yield* providers.record(delivery.providerId, outcome)
+        } else if (outcome._tag === "Dead" && outcome.authFailed) {
+          // The binding's own credential was refused: the binding (not the shared provider) needs attention.
+          yield* reportBinding(delivery.channelBindingId, "auth_required", outcome.error)
+        } else if (outcome._tag === "Sent") {
+          yield* reportBinding(delivery.channelBindingId, "active", null)
+        }
         if (outcome._tag !== "Sent") yield* countError("send")
       }
       const result: AckResult | undefined = yield* ackWithRetry(delivery, toAck(outcome)).pipe(

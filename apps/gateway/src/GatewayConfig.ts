@@ -25,6 +25,10 @@ export interface GatewaySettings {
   readonly shutdownGraceMs: number
   readonly webhookRatePerMinute: number
   readonly maxBodyBytes: number
+  /** A binding's resolved `credentialRef` is resolved again once older than this (rotation without a restart). */
+  readonly credentialTtlMs: number
+  /** Where `env:` credential references are looked up (the process environment). */
+  readonly secretEnv: Readonly<Record<string, string | undefined>>
 }
 
 export class GatewayConfigError extends Error {
@@ -57,7 +61,9 @@ export class GatewayConfig extends Context.Service<GatewayConfig, GatewaySetting
         probeIntervalMs: yield* Config.Int("OPEN_COWORK_GATEWAY_PROBE_INTERVAL_MS").pipe(Config.withDefault(60_000)),
         shutdownGraceMs: yield* Config.Int("OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(30_000)),
         webhookRatePerMinute: yield* Config.Int("OPEN_COWORK_GATEWAY_WEBHOOK_RATE_PER_MINUTE").pipe(Config.withDefault(600)),
-        maxBodyBytes: 1024 * 1024
+        maxBodyBytes: 1024 * 1024,
+        credentialTtlMs: yield* Config.Int("OPEN_COWORK_GATEWAY_CREDENTIAL_TTL_MS").pipe(Config.withDefault(60_000)),
+        secretEnv: process.env
       })
     })
   )
@@ -78,6 +84,8 @@ export class GatewayConfig extends Context.Service<GatewayConfig, GatewaySetting
       shutdownGraceMs: 5_000,
       webhookRatePerMinute: 600,
       maxBodyBytes: 1024 * 1024,
+      credentialTtlMs: 60_000,
+      secretEnv: {},
       ...overrides
     }))
 }

@@ -5,6 +5,7 @@ import { Effect, Layer, Option, Redacted, Ref } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"
 import * as Crypto from "node:crypto"
+import { BindingCredentials } from "./BindingCredentials.ts"
 import { CloudChannels, type DeliveryView } from "./CloudChannels.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import { feedHealthy, GatewayState } from "./GatewayState.ts"
@@ -31,12 +32,15 @@ export const routes = Layer.unwrap(Effect.gen(function*() {
   const metrics = yield* Metrics
   const cloud = yield* CloudChannels
   const inbound = yield* InboundWebhooks.make
-  const hidden = [Redacted.value(config.token), ...Option.toArray(Option.map(config.adminToken, Redacted.value)), ...providers.secrets]
+  const credentials = yield* BindingCredentials
+  const fixed = [Redacted.value(config.token), ...Option.toArray(Option.map(config.adminToken, Redacted.value)), ...providers.secrets]
+  /** The gateway's own secrets and every binding credential resolved so far. */
+  const hidden = () => [...fixed, ...credentials.secrets()]
 
   /** Every answer that can carry configuration or errors is scrubbed of the gateway's own secrets, then redacted. */
   const safeJson = (body: unknown, status = 200) => {
     let text = JSON.stringify(redactDeep(body))
-    for (const secret of hidden) if (secret.length >= 4) text = text.split(secret).join("[REDACTED]")
+    for (const secret of hidden()) if (secret.length >= 4) text = text.split(secret).join("[REDACTED]")
     return HttpServerResponse.text(text, { status, contentType: "application/json" })
   }
 

@@ -1,5 +1,6 @@
 import { RateLimiter } from "@cowork/services"
 import { Effect, Layer, Ref, Schedule } from "effect"
+import { BindingCredentials } from "./BindingCredentials.ts"
 import { CloudChannels } from "./CloudChannels.ts"
 import * as DeliveryLoop from "./DeliveryLoop.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
@@ -73,6 +74,7 @@ export const layerCore = Layer.effectDiscard(Effect.gen(function*() {
 export const layer = GatewayHttp.layer.pipe(
   Layer.provideMerge(layerCore),
   Layer.provideMerge(Providers.layer),
+  Layer.provideMerge(BindingCredentials.layer),
   Layer.provideMerge(GatewayState.layer),
   Layer.provide(RateLimiter.layerMemory)
 )

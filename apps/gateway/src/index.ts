@@ -1,3 +1,4 @@
+export * from "./BindingCredentials.ts"
 export * from "./CloudChannels.ts"
 export * from "./GatewayConfig.ts"
 export * from "./GatewayState.ts"

@@ -1,6 +1,9 @@
 import { InboundSignatures } from "@cowork/channels"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { FakeTelegram } from "../../../packages/channels/test/support/FakeTelegram.ts"
 import { WebhookReceiver } from "../../../packages/channels/test/support/WebhookReceiver.ts"
 import { ADMIN_TOKEN, type RunningGateway, startGateway } from "./support/GatewayHarness.ts"
@@ -182,5 +185,74 @@ describe("a provider whose credential is refused", () => {
     assert.strictEqual(ready.status, 503, "no usable provider")
     const body = await ready.json() as { providers: Array<{ id: string; state: string }> }
     assert.deepStrictEqual(body.providers.map((p) => [p.id, p.state]), [["tg-bad", "auth_failed"]])
+  })
+})
+
+describe("a binding's own credential (credentialRef), resolved by the gateway", () => {
+  const OWN = "canary-binding-own-webhook-secret"
+  const ROTATED = "canary-binding-rotated-webhook-secret"
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "gw-credential-"))
+  const file = Path.join(dir, "binding-secret")
+  const shared = new WebhookReceiver(HOOK_OUT)
+  const own = new WebhookReceiver(OWN)
+  const rotated = new WebhookReceiver(ROTATED)
+  const cloud = new MemoryCloud({ bindings: ["chb_env", "chb_own", "chb_file", "chb_missing"] })
+  const logs: Array<string> = []
+  let gateway: RunningGateway | undefined
+  beforeAll(async () => {
+    await Promise.all([shared.start(), own.start(), rotated.start()])
+    Fs.writeFileSync(file, `${OWN}\n`, { mode: 0o600 })
+    cloud.credentialRefs.set("chb_own", "env:GW_BINDING_OWN")
+    cloud.credentialRefs.set("chb_file", `file:${file}`)
+    cloud.credentialRefs.set("chb_missing", "env:GW_NOT_SET")
+    gateway = await startGateway(cloud, [
+      { id: "hooks", kind: "webhook", inboundSecretRef: "env:GW_HOOK_IN", outboundSecretRef: "env:GW_HOOK_OUT", timeoutMs: 1_000 }
+    ], env, { secretEnv: { ...env, GW_BINDING_OWN: OWN }, credentialTtlMs: 100 }, logs)
+  })
+  afterAll(async () => {
+    await gateway?.stop()
+    await Promise.all([shared.stop(), own.stop(), rotated.stop()])
+    Fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  it("signs with the binding's credential (env: or file:), falls back to the provider's, picks up a rotated file, and never shows one", async () => {
+    const viaEnv = cloud.add({ providerId: "hooks", providerKind: "webhook", target: shared.url, text: "provider credential", channelBindingId: "chb_env" })
+    const viaOwn = cloud.add({ providerId: "hooks", providerKind: "webhook", target: own.url, text: "binding credential", channelBindingId: "chb_own" })
+    const viaFile = cloud.add({ providerId: "hooks", providerKind: "webhook", target: own.url, text: "binding file credential", channelBindingId: "chb_file" })
+    await until("three sent", () => [viaEnv, viaOwn, viaFile].every((d) => d.status === "sent"))
+    assert.deepStrictEqual(shared.received.map((r) => [r.idempotencyKey, r.signatureValid]), [[viaEnv.idempotencyKey, true]])
+    assert.sameDeepMembers(own.received.map((r) => [r.idempotencyKey, r.signatureValid]), [[viaOwn.idempotencyKey, true], [viaFile.idempotencyKey, true]])
+
+    // Rotation: the mounted secret changes; once the resolved value is older than the TTL (100 ms here) the new one
+    // signs, without a restart. Polled with a deadline: each round one delivery, sent, checked.
+    Fs.writeFileSync(file, `${ROTATED}\n`)
+    let rounds = 0
+    await until("a delivery signed with the rotated secret", async () => {
+      rounds++
+      const probe = cloud.add({ providerId: "hooks", providerKind: "webhook", target: rotated.url, text: `after rotation ${rounds}`, channelBindingId: "chb_file" })
+      await until("sent", () => probe.status === "sent")
+      return rotated.received.find((r) => r.idempotencyKey === probe.idempotencyKey)?.signatureValid === true
+    }, 10_000)
+
+    // A reference this gateway cannot resolve: the delivery is retried (not sent unsigned or with another credential)
+    // and the binding reported `error`, naming the reference, never a value.
+    const unresolved = cloud.add({ providerId: "hooks", providerKind: "webhook", target: own.url, text: "no credential", channelBindingId: "chb_missing" })
+    await until("reported error", () => cloud.bindingReports.some((r) => r.channelBindingId === "chb_missing" && r.status === "error"))
+    assert.notStrictEqual(unresolved.status, "sent")
+    assert.include(cloud.bindingReports.find((r) => r.channelBindingId === "chb_missing")!.detail ?? "", "GW_NOT_SET")
+    assert.isFalse(own.received.some((r) => r.idempotencyKey === unresolved.idempotencyKey))
+
+    const shown = await Promise.all([
+      fetch(`${gateway!.url}/diagnostics`, { headers: gateway!.admin }).then((r) => r.text()),
+      fetch(`${gateway!.url}/metrics`, { headers: gateway!.admin }).then((r) => r.text()),
+      fetch(`${gateway!.url}/deliveries`, { headers: gateway!.admin }).then((r) => r.text()),
+      fetch(`${gateway!.url}/ready`).then((r) => r.text())
+    ])
+    const errors = [...cloud.deliveries.values()].map((d) => d.lastError ?? "").join("\n")
+    assert.isTrue(logs.some((line) => line.includes("binding credential not resolved")), "the gateway's log lines were captured")
+    for (const text of [...shown, errors, JSON.stringify(cloud.bindingReports), ...logs]) {
+      for (const canary of [OWN, ROTATED, "canary-binding"]) assert.notInclude(text, canary)
+    }
+    assert.include(shown[1]!, `open_cowork_gateway_errors_total{operation="credential",role="gateway"}`)
   })
 })

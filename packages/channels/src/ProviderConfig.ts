@@ -103,6 +103,12 @@ const httpUrl = (raw: Raw, index: number, name: string): string | undefined => {
 export interface ConfiguredProvider {
   readonly config: ProviderConfig
   readonly provider: ChannelProvider
+  /**
+   * The same provider (same settings, same inbound secrets) sending with another outbound credential: a binding's
+   * own `credentialRef` — the bot token (Telegram, Slack), the SMTP password (email), the outbound signing secret
+   * (webhook).
+   */
+  readonly withCredential: (credential: string) => ChannelProvider
 }
 
 /** Parses the JSON list and builds each provider; throws a `ProviderConfigError` naming the field that is wrong. */
@@ -139,55 +145,51 @@ export const makeProviders = (
     }
     const config: ProviderConfig = { id, kind: kind as ProviderKind, settings: visible }
     switch (kind as ProviderKind) {
-      case "telegram":
-        return {
-          config,
-          provider: makeTelegramProvider({
-            id,
-            botToken: requiredSecret(raw, index, "botTokenRef", env),
-            webhookSecret: secret(raw, index, "webhookSecretRef", env),
-            apiRoot: httpUrl(raw, index, "apiRoot"),
-            timeoutMs
-          })
+      case "telegram": {
+        const settings = {
+          id,
+          botToken: requiredSecret(raw, index, "botTokenRef", env),
+          webhookSecret: secret(raw, index, "webhookSecretRef", env),
+          apiRoot: httpUrl(raw, index, "apiRoot"),
+          timeoutMs
         }
-      case "slack":
-        return {
-          config,
-          provider: makeSlackProvider({
-            id,
-            botToken: requiredSecret(raw, index, "botTokenRef", env),
-            signingSecret: secret(raw, index, "signingSecretRef", env),
-            apiUrl: httpUrl(raw, index, "apiUrl"),
-            timeoutMs
-          })
+        return { config, provider: makeTelegramProvider(settings), withCredential: (botToken) => makeTelegramProvider({ ...settings, botToken }) }
+      }
+      case "slack": {
+        const settings = {
+          id,
+          botToken: requiredSecret(raw, index, "botTokenRef", env),
+          signingSecret: secret(raw, index, "signingSecretRef", env),
+          apiUrl: httpUrl(raw, index, "apiUrl"),
+          timeoutMs
         }
-      case "email":
-        return {
-          config,
-          provider: makeEmailProvider({
-            id,
-            host: requiredString(raw, index, "host"),
-            port: optionalNumber(raw, index, "port", 587),
-            secure: optionalBoolean(raw, index, "secure"),
-            user: optionalString(raw, index, "user"),
-            password: secret(raw, index, "passwordRef", env),
-            from: requiredString(raw, index, "from"),
-            subject: optionalString(raw, index, "subject"),
-            ignoreTls: optionalBoolean(raw, index, "ignoreTls"),
-            inboundSecret: secret(raw, index, "inboundSecretRef", env),
-            timeoutMs
-          })
+        return { config, provider: makeSlackProvider(settings), withCredential: (botToken) => makeSlackProvider({ ...settings, botToken }) }
+      }
+      case "email": {
+        const settings = {
+          id,
+          host: requiredString(raw, index, "host"),
+          port: optionalNumber(raw, index, "port", 587),
+          secure: optionalBoolean(raw, index, "secure"),
+          user: optionalString(raw, index, "user"),
+          password: secret(raw, index, "passwordRef", env),
+          from: requiredString(raw, index, "from"),
+          subject: optionalString(raw, index, "subject"),
+          ignoreTls: optionalBoolean(raw, index, "ignoreTls"),
+          inboundSecret: secret(raw, index, "inboundSecretRef", env),
+          timeoutMs
         }
-      case "webhook":
-        return {
-          config,
-          provider: makeWebhookProvider({
-            id,
-            inboundSecret: secret(raw, index, "inboundSecretRef", env),
-            outboundSecret: secret(raw, index, "outboundSecretRef", env),
-            timeoutMs
-          })
+        return { config, provider: makeEmailProvider(settings), withCredential: (password) => makeEmailProvider({ ...settings, password }) }
+      }
+      case "webhook": {
+        const settings = {
+          id,
+          inboundSecret: secret(raw, index, "inboundSecretRef", env),
+          outboundSecret: secret(raw, index, "outboundSecretRef", env),
+          timeoutMs
         }
+        return { config, provider: makeWebhookProvider(settings), withCredential: (outboundSecret) => makeWebhookProvider({ ...settings, outboundSecret }) }
+      }
     }
   })
 }

@@ -378,8 +378,8 @@ export const MetricsCatalog = {
     ]
   }),
   open_cowork_gateway_stream_reconnects_total: counter("Times the delivery wake-up stream to the cloud was opened again after it ended or failed."),
-  open_cowork_gateway_errors_total: counter("Gateway operations that failed, by operation (a refused fenced ack is `stale_claim`).", {
-    operation: ["claim", "renew", "ack", "stale_claim", "send", "stream", "inbound", "prompt", "probe"]
+  open_cowork_gateway_errors_total: counter("Gateway operations that failed, by operation (a refused fenced ack is `stale_claim`; a binding credentialRef not resolved is `credential`).", {
+    operation: ["claim", "renew", "ack", "stale_claim", "send", "stream", "inbound", "prompt", "probe", "credential"]
   }),
   open_cowork_gateway_delivery_latency_ms: histogram(
     "Milliseconds from the cloud's commit of the delivery (its event) to the provider accepting it.",

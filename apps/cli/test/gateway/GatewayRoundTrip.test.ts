@@ -302,6 +302,42 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       assert.strictEqual(smtp.mails.length, 2)
     }))
 
+  it.effect("a binding's own credentialRef: the gateway resolves it and sends with it while the provider's configured token is refused; the binding stays active and its reads show only the reference", () =>
+    Effect.gen(function*() {
+      const telegram = new FakeTelegram(TG_TOKEN)
+      yield* promise(() => telegram.start())
+      yield* Effect.addFinalizer(() => promise(() => telegram.stop()))
+      const { token: admin, url } = yield* orgAdmin
+      const shared = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "4004" })
+      const owned = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "5005", credentialRef: "env:RT_TG_OWN" })
+      const gatewayToken = yield* issueGatewayToken(url, admin, [shared.id, owned.id])
+      const worker = yield* startWorker("worker-gateway-own-credential")
+      const gateway = yield* startGateway(url, gatewayToken, [
+        { id: "tg", kind: "telegram", botTokenRef: "env:RT_WRONG", webhookSecretRef: "env:RT_TG_HOOK", apiRoot: telegram.apiRoot, timeoutMs: 2_000 }
+      ], { ...env, RT_WRONG: "123:canary-refused-provider-token", RT_TG_OWN: TG_TOKEN })
+      const status = (id: string) => Effect.map(http("GET", `${url}/api/channels/bindings/${id}`, admin), (r) => r.body.binding as { status: string; credentialRef: string | null })
+      yield* until("the provider's token refused: its shared binding auth_required", Effect.map(status(shared.id), (b) => (b.status === "auth_required" ? true : undefined)))
+
+      const update = { update_id: 8001, message: { message_id: 1, chat: { id: 5005 }, from: { id: 77 }, text: "with my own bot" } }
+      const posted = yield* http("POST", `${gateway.url}/webhooks/tg`, undefined, update, { [InboundSignatures.TELEGRAM_SECRET_HEADER]: TG_HOOK })
+      assert.strictEqual(posted.status, 202, JSON.stringify(posted.body))
+      yield* promise(() => telegram.waitForSends(1, 30_000))
+      assert.deepInclude(telegram.sends[0], { chatId: "5005", text: "echo: with my own bot" })
+      const binding = yield* status(owned.id)
+      assert.deepStrictEqual([binding.status, binding.credentialRef], ["active", "env:RT_TG_OWN"])
+
+      const shown = [
+        yield* http("GET", `${gateway.url}/diagnostics`, undefined, undefined, gateway.admin),
+        yield* http("GET", `${gateway.url}/metrics`, undefined, undefined, gateway.admin),
+        yield* http("GET", `${gateway.url}/deliveries`, undefined, undefined, gateway.admin),
+        yield* http("GET", `${url}/api/channels/bindings`, admin),
+        yield* http("GET", `${url}/api/channels/deliveries`, admin)
+      ].map((r) => typeof r.body === "string" ? r.body : JSON.stringify(r.body))
+      for (const text of shown) for (const canary of [TG_TOKEN, "canary-roundtrip-telegram", "canary-refused-provider-token"]) assert.notInclude(text, canary)
+      yield* gateway.stop
+      yield* Scope.close(worker, Exit.void)
+    }))
+
   it.effect("a refused bot token shows on the binding as auth_required (redacted detail), and active again once it works", () =>
     Effect.gen(function*() {
       const telegram = new FakeTelegram(TG_TOKEN)

@@ -143,6 +143,7 @@ export const startGateway = (
       port,
       pollIntervalMs: 1_000,
       claimTtlMs: 5_000,
+      secretEnv: env,
       ...overrides
     })
     const context = yield* Layer.buildWithScope(

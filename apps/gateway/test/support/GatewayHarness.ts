@@ -1,6 +1,6 @@
 import { makeProviders } from "@cowork/channels"
 import { GatewayConfig, type GatewaySettings, GatewayRole } from "@cowork/gateway"
-import { Metrics } from "@cowork/observability"
+import { Logging, Metrics } from "@cowork/observability"
 import * as Net from "node:net"
 import { Context, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
 import type { MemoryCloud } from "./MemoryCloud.ts"
@@ -29,7 +29,9 @@ export const startGateway = async (
   cloud: MemoryCloud,
   providersJson: ReadonlyArray<unknown>,
   env: Record<string, string>,
-  overrides: Partial<GatewaySettings> = {}
+  overrides: Partial<GatewaySettings> = {},
+  /** Every log line of the gateway (redacted JSON, as deployed) is appended here when given. */
+  logs?: Array<string>
 ): Promise<RunningGateway> => {
   const port = await freePort()
   const scope = Effect.runSync(Scope.make())
@@ -43,7 +45,8 @@ export const startGateway = async (
       ...overrides
     })),
     Layer.provide(cloud.layer()),
-    Layer.provideMerge(metricsLayer)
+    Layer.provideMerge(metricsLayer),
+    Layer.provide(logs === undefined ? Layer.empty : Logging.layerTo("gateway", (line) => logs.push(line)))
   )
   const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
   const metrics = Context.get(context, Metrics)

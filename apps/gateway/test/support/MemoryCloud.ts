@@ -44,6 +44,9 @@ export class MemoryCloud {
   readonly providerEvents = new Set<string>()
   readonly prompts: Array<{ providerId: string; message: InboundMessage }> = []
   readonly statusReports: Array<{ providerId: string; status: string }> = []
+  /** `credentialRef` per binding (absent: none). */
+  readonly credentialRefs = new Map<string, string>()
+  readonly bindingReports: Array<{ channelBindingId: string; status: string; detail: string | null }> = []
   readonly bindings: ReadonlyArray<string>
   /** Failed acks the cloud refused because the claim had moved on. */
   staleAcks = 0
@@ -197,6 +200,8 @@ export class MemoryCloud {
           return { status: "prompted" as const, sessionId: "ses_memory" }
         })),
       reportProviderStatus: (providerId, status) => Effect.sync(() => void self.statusReports.push({ providerId, status })),
+      credentialRef: (channelBindingId) => Effect.sync(() => self.credentialRefs.get(channelBindingId) ?? null),
+      reportBindingStatus: (channelBindingId, status, detail) => Effect.sync(() => void self.bindingReports.push({ channelBindingId, status, detail })),
       listDeliveries: (query) =>
         Effect.sync(() =>
           [...self.deliveries.values()]

@@ -1,0 +1,91 @@
+import { type ChannelProvider, ProviderConfigError, resolveSecretRef } from "@cowork/channels"
+import { sha256Hex } from "@cowork/services"
+import { Clock, Context, Data, Effect, Layer } from "effect"
+import { CloudChannels, type CloudUnavailable } from "./CloudChannels.ts"
+import { GatewayConfig } from "./GatewayConfig.ts"
+
+/** A binding's `credentialRef` could not be turned into a credential here (names the reference, never a value). */
+export class CredentialUnresolved extends Data.TaggedError("CredentialUnresolved")<{
+  readonly channelBindingId: string
+  readonly message: string
+}> {}
+
+/** The provider a delivery goes out through; `own`: built with the binding's own credential. */
+export interface BoundProvider {
+  readonly provider: ChannelProvider
+  readonly own: boolean
+}
+
+/**
+ * Per-binding credentials. A binding whose `credentialRef` is set (stored in the cloud as a reference; the cloud
+ * never sees the credential) sends through its provider's configuration with that credential in place of the
+ * provider's own: the bot token (Telegram, Slack), the SMTP password (email), the outbound signing secret (webhook).
+ * The gateway resolves the reference itself with the same syntax as `OPEN_COWORK_GATEWAY_PROVIDERS` (`env:NAME`,
+ * `file:/absolute/path`), again once a resolved value is older than OPEN_COWORK_GATEWAY_CREDENTIAL_TTL_MS — so a
+ * rotated file (a mounted secret) or a changed reference is picked up without a restart. A binding without one
+ * uses the provider's configured credential.
+ */
+export class BindingCredentials extends Context.Service<BindingCredentials, {
+  /** Undefined when this gateway has no provider with that id. */
+  readonly providerFor: (providerId: string, channelBindingId: string) => Effect.Effect<BoundProvider | undefined, CredentialUnresolved | CloudUnavailable>
+  /** Every credential resolved so far (rotated-away ones included): never in an answer, a log line or a metric. */
+  readonly secrets: () => ReadonlyArray<string>
+}>()("cowork/gateway/BindingCredentials") {
+  static readonly layer = Layer.effect(
+    BindingCredentials,
+    Effect.gen(function*() {
+      const config = yield* GatewayConfig
+      const cloud = yield* CloudChannels
+      const resolved = new Map<string, { readonly value: string; readonly at: number }>()
+      const built = new Map<string, { readonly digest: string; readonly provider: ChannelProvider }>()
+      const secrets = new Set<string>()
+
+      const resolve = (ref: string, channelBindingId: string) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          const hit = resolved.get(ref)
+          if (hit !== undefined && now - hit.at < config.credentialTtlMs) return hit.value
+          if (!ref.startsWith("env:") && !ref.startsWith("file:")) {
+            return yield* new CredentialUnresolved({
+              channelBindingId,
+              message: `credentialRef scheme ${ref.split(":")[0]}: is not one this gateway resolves (env:NAME, file:/absolute/path)`
+            })
+          }
+          const value = yield* Effect.try({
+            try: () => resolveSecretRef(ref, `credentialRef of binding ${channelBindingId}`, config.secretEnv),
+            catch: (error) =>
+              new CredentialUnresolved({
+                channelBindingId,
+                message: error instanceof ProviderConfigError ? error.message : `credentialRef of binding ${channelBindingId} cannot be resolved`
+              })
+          })
+          secrets.add(value)
+          resolved.set(ref, { value, at: now })
+          return value
+        })
+
+      yield* Effect.addFinalizer(() => Effect.forEach([...built.values()], (entry) => entry.provider.close, { discard: true }))
+
+      return BindingCredentials.of({
+        providerFor: (providerId, channelBindingId) =>
+          Effect.gen(function*() {
+            const entry = config.providers.find((candidate) => candidate.config.id === providerId)
+            if (entry === undefined) return undefined
+            const ref = yield* cloud.credentialRef(channelBindingId)
+            if (ref === null) return { provider: entry.provider, own: false }
+            const credential = yield* resolve(ref, channelBindingId)
+            const digest = sha256Hex(credential)
+            const key = `${providerId}\u0000${channelBindingId}`
+            const current = built.get(key)
+            if (current?.digest === digest) return { provider: current.provider, own: true }
+            // A rotated credential: the new client replaces the old one, which is closed.
+            const provider = entry.withCredential(credential)
+            built.set(key, { digest, provider })
+            if (current !== undefined) yield* current.provider.close
+            return { provider, own: true }
+          }),
+        secrets: () => [...secrets]
+      })
+    })
+  )
+}
