@@ -1,6 +1,6 @@
 import type { OrgPrincipal } from "@cowork/domain"
 import { ChangeFeed, Identity, Tokens } from "@cowork/services"
-import { Config, Context, Deferred, Effect, Layer, Schedule, type Scope, Stream } from "effect"
+import { Config, Context, Deferred, Effect, Layer, Queue, type Scope, Stream } from "effect"
 
 interface Watched {
   holders: number
@@ -10,13 +10,18 @@ interface Watched {
   readonly ended: Deferred.Deferred<void>
 }
 
+/** Shortest time between two checks started by new watches or reconnects (a burst of new streams costs one read). */
+export const CHECK_SPACING_MS = 1_000
+
 /**
  * Ends the event streams of a credential once it is revoked or expires: an API token, or a browser session (logout,
  * logout everywhere, an admin ending it, member removal, the token it was signed in with revoked). Revocations are
  * pushed by Postgres `NOTIFY` (`ChangeFeed.revocations`, from whichever process revoked), so they end at once on
- * every web process; an org's offboarding ends all of its streams. As a backstop for a lost notification and for
- * expiry, each process checks its watched credentials in ONE batched read per kind every
- * `OPEN_COWORK_CLOUD_SSE_TOKEN_CHECK_MS` (default 2000).
+ * every web process; an org's offboarding ends all of its streams. The watched credentials are read (ONE batched
+ * read per kind) when a credential is first watched (it may have been revoked before this process heard of it, and
+ * its expiry becomes known), when the listening connection is re-established (notifications may have been lost), at
+ * the earliest expiry among them, and at the latest every `OPEN_COWORK_CLOUD_SSE_TOKEN_CHECK_MS` (default 300000, a
+ * backstop). Idle with open streams, that is one read per backstop.
  */
 export class TokenRevocations extends Context.Service<TokenRevocations, {
   /** Completes when the principal's credential ends; the watch ends with the caller's scope. */
@@ -30,8 +35,10 @@ export class TokenRevocations extends Context.Service<TokenRevocations, {
       const tokens = yield* Tokens
       const identity = yield* Identity
       const feed = yield* ChangeFeed
-      const intervalMs = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_TOKEN_CHECK_MS").pipe(Config.withDefault(2_000))
+      const backstopMs = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_TOKEN_CHECK_MS").pipe(Config.withDefault(300_000))
       const watched = new Map<string, Watched>()
+      const wake = yield* Queue.sliding<void>(1)
+      const request = Queue.offer(wake, undefined).pipe(Effect.asVoid)
 
       const end = (id: string) => {
         const entry = watched.get(id)
@@ -43,24 +50,43 @@ export class TokenRevocations extends Context.Service<TokenRevocations, {
           if (revocation.kind !== "org") return end(revocation.id)
           for (const [id, entry] of watched) if (entry.orgId === revocation.id) end(id)
         })))
+      // A re-established listener may have missed revocations.
+      yield* Effect.forkScoped(Stream.runForEach(yield* feed.resyncs, () => request))
 
+      /** Ends what ended; returns how long until the first watched credential expires (null: none does). */
       const check = Effect.gen(function*() {
-        if (watched.size === 0) return
+        if (watched.size === 0) return null
         const ids = (kind: Watched["kind"]) => [...watched].filter(([, entry]) => entry.kind === kind).map(([id]) => id)
-        for (const id of yield* tokens.invalidAmong(ids("token"))) end(id)
-        for (const id of yield* identity.endedAmong(ids("browser_session"))) end(id)
+        const checks = [yield* tokens.invalidAmong(ids("token")), yield* identity.endedAmong(ids("browser_session"))]
+        let next: number | null = null
+        for (const result of checks) {
+          for (const id of result.ended) end(id)
+          if (result.nextExpiryInMs !== null) next = Math.min(next ?? result.nextExpiryInMs, result.nextExpiryInMs)
+        }
+        return next
       }).pipe(
-        // A failed check (database down) is retried on the next tick; streams keep running meanwhile.
-        Effect.catchCause((cause) => Effect.logWarning("credential revocation check failed", cause))
+        // A failed check (database down) is retried after the spacing; streams keep running meanwhile.
+        Effect.catchCause((cause) => Effect.as(Effect.logWarning("credential revocation check failed", cause), CHECK_SPACING_MS))
       )
-      yield* Effect.forkScoped(Effect.repeat(check, Schedule.spaced(`${intervalMs} millis`)))
+      yield* Effect.forkScoped(Effect.gen(function*() {
+        while (true) {
+          const next = yield* check
+          // A few ms past the expiry, so the read finds it expired by the database clock.
+          const sleep = next === null ? backstopMs : Math.min(Math.max(0, Math.ceil(next)) + 5, backstopMs)
+          const woken = yield* Effect.raceFirst(Effect.as(Queue.take(wake), true), Effect.as(Effect.sleep(sleep), false))
+          if (woken) yield* Effect.sleep(CHECK_SPACING_MS)
+        }
+      }))
 
       const hold = (id: string, orgId: string, kind: Watched["kind"]) =>
         Effect.acquireRelease(
-          Effect.sync(() => {
-            const entry = watched.get(id) ?? { holders: 0, orgId, kind, ended: Deferred.makeUnsafe<void>() }
+          Effect.gen(function*() {
+            const known = watched.get(id)
+            const entry = known ?? { holders: 0, orgId, kind, ended: Deferred.makeUnsafe<void>() }
             entry.holders += 1
             watched.set(id, entry)
+            // A credential new to this process: read it (revoked meanwhile? when does it expire?).
+            if (known === undefined) yield* request
             return entry
           }),
           (entry) =>

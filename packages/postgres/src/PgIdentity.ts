@@ -12,6 +12,7 @@ import { COOKIE_VALUE_PATTERN, Identity, newSecret, type PendingLogin, sha256Hex
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { notifyRevocations } from "./Channels.ts"
+import { credentialCheck } from "./CredentialCheck.ts"
 
 interface AccountRow {
   id: string
@@ -266,9 +267,12 @@ export const make = Effect.gen(function*() {
   })
 
   const endedAmong = Effect.fn("Identity.endedAmong")(function*(sessionIds: ReadonlyArray<string>) {
-    if (sessionIds.length === 0) return []
-    const live = yield* sql.unsafe<{ id: string }>(
-      `SELECT s.id FROM cloud_browser_sessions s
+    if (sessionIds.length === 0) return { ended: [], nextExpiryInMs: null }
+    const live = yield* sql.unsafe<{ id: string; expires_in_ms: number }>(
+      `SELECT s.id,
+         (extract(epoch FROM least(s.idle_expires_at, s.absolute_expires_at, coalesce(t.expires_at, 'infinity')) - now()) * 1000)::float8
+           AS expires_in_ms
+       FROM cloud_browser_sessions s
        JOIN cloud_memberships m ON m.org_id = s.org_id AND m.account_id = s.account_id
        LEFT JOIN cloud_api_tokens t ON t.id = s.source_token_id
        WHERE s.id = ANY($1::text[]) AND s.revoked_at IS NULL AND s.idle_expires_at > now() AND s.absolute_expires_at > now()
@@ -276,7 +280,10 @@ export const make = Effect.gen(function*() {
       [[...sessionIds]]
     )
     const liveIds = new Set(live.map((row) => row.id))
-    return sessionIds.filter((id) => !liveIds.has(id))
+    return credentialCheck([
+      ...live.map((row) => ({ id: row.id, ended: false, expires_in_ms: row.expires_in_ms })),
+      ...sessionIds.filter((id) => !liveIds.has(id)).map((id) => ({ id, ended: true, expires_in_ms: null }))
+    ])
   }, Effect.orDie)
 
   const revokeSession = Effect.fn("Identity.revokeSession")(function*(orgId: string, sessionId: string) {

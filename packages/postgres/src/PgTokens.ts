@@ -14,6 +14,7 @@ import {
 import { Effect, Layer, type Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { notifyRevocations } from "./Channels.ts"
+import { credentialCheck } from "./CredentialCheck.ts"
 
 /** Arbitrary constant: serializes concurrent bootstraps so exactly one creates the first org. */
 const BOOTSTRAP_LOCK_KEY = 7_316_540_212
@@ -168,13 +169,14 @@ export const make = Effect.gen(function*() {
   }, Effect.catchTag("SqlError", Effect.die))
 
   const invalidAmong = Effect.fn("Tokens.invalidAmong")(function*(tokenIds: ReadonlyArray<string>) {
-    if (tokenIds.length === 0) return []
-    const rows = yield* sql.unsafe<{ id: string }>(
-      `SELECT id FROM cloud_api_tokens WHERE id = ANY($1::text[])
-         AND (revoked_at IS NOT NULL OR (expires_at IS NOT NULL AND expires_at <= now()))`,
+    if (tokenIds.length === 0) return { ended: [], nextExpiryInMs: null }
+    const rows = yield* sql.unsafe<{ id: string; ended: boolean; expires_in_ms: number | null }>(
+      `SELECT id, (revoked_at IS NOT NULL OR (expires_at IS NOT NULL AND expires_at <= now())) AS ended,
+         (extract(epoch FROM expires_at - now()) * 1000)::float8 AS expires_in_ms
+       FROM cloud_api_tokens WHERE id = ANY($1::text[])`,
       [[...tokenIds]]
     )
-    return rows.map((row) => row.id)
+    return credentialCheck(rows)
   }, Effect.orDie)
 
   const verify = Effect.fnUntraced(function*(raw: Redacted.Redacted<string>) {

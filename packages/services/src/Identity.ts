@@ -10,6 +10,7 @@ import {
 } from "@cowork/domain"
 import { Clock, Context, Effect, Layer, Option, PubSub, Redacted } from "effect"
 import type { Revocation } from "./ChangeFeed.ts"
+import type { CredentialCheck } from "./Tokens.ts"
 import { MemoryDatabase, type MemoryTables } from "./MemoryDatabase.ts"
 import { newSecret, sha256Hex } from "./Secrets.ts"
 
@@ -86,8 +87,11 @@ export class Identity extends Context.Service<Identity, {
   }) => Effect.Effect<OpenedBrowserSession, NotAMember>
   /** Resolves a cookie value; extends the idle lifetime (never past the absolute one). */
   readonly authenticateSession: (cookie: Redacted.Redacted<string>) => Effect.Effect<AuthenticatedBrowserSession, BrowserSessionRefused>
-  /** Of `sessionIds`, those ended now (revoked, expired, their member removed or their source token revoked). */
-  readonly endedAmong: (sessionIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string>>
+  /**
+   * Of `sessionIds`, those ended now (revoked, expired, their member removed or their source token revoked), and how
+   * long until the first of the others expires (idle or absolute lifetime, or its source token's expiry).
+   */
+  readonly endedAmong: (sessionIds: ReadonlyArray<string>) => Effect.Effect<CredentialCheck>
   /** Every revocation below is announced on `ChangeFeed.revocations` (`browser_session` per ended session). */
   readonly revokeSession: (orgId: string, sessionId: string) => Effect.Effect<boolean>
   /** Log out everywhere / an admin ends a member's sessions: returns how many were live. */
@@ -285,11 +289,19 @@ export const makeMemoryIdentity = (db?: MemoryTables): Identity["Service"] => {
     endedAmong: (sessionIds) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const byId = new Map([...sessions.values()].map((session) => [session.id, session]))
-        return sessionIds.filter((id) => {
+        const ended: Array<string> = []
+        let next: number | null = null
+        for (const id of sessionIds) {
           const session = byId.get(id)
-          return session === undefined || !live(session, now) ||
-            !memberships.has(memberKey(session.orgId, session.accountId))
-        })
+          if (session === undefined || !live(session, now) || !memberships.has(memberKey(session.orgId, session.accountId))) {
+            ended.push(id)
+            continue
+          }
+          const source = session.sourceTokenId === null ? undefined : db?.tokens.get(session.sourceTokenId)?.expiresAt ?? undefined
+          const expires = Math.min(session.idleExpiresAt, session.absoluteExpiresAt, source ?? Number.POSITIVE_INFINITY)
+          next = Math.min(next ?? expires, expires)
+        }
+        return { ended, nextExpiryInMs: next === null ? null : next - now }
       }),
     revokeSession: (orgId, sessionId) =>
       Effect.map(Clock.currentTimeMillis, (now) =>

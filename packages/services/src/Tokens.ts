@@ -31,6 +31,12 @@ export interface VerifiedToken {
   readonly expiresAt: string | null
 }
 
+/** Which of a set of credentials ended, and when the first live one expires (ms from now; `null`: none expires). */
+export interface CredentialCheck {
+  readonly ended: ReadonlyArray<string>
+  readonly nextExpiryInMs: number | null
+}
+
 /** Orgs and API tokens. Verification compares secret hashes in constant time. */
 export class Tokens extends Context.Service<Tokens, {
   /** Creates the first org and its owner token (scopes admin + operator + web) if no org exists yet. */
@@ -63,8 +69,11 @@ export class Tokens extends Context.Service<Tokens, {
    * it, and the revocation is announced on `ChangeFeed.revocations` (the token, and each session it ended).
    */
   readonly revoke: (tokenId: string, options: { readonly orgId?: string | undefined }) => Effect.Effect<ApiTokenView, NotFound>
-  /** Of `tokenIds`, those revoked or expired now (database clock): their open streams end. */
-  readonly invalidAmong: (tokenIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string>>
+  /**
+   * Of `tokenIds`, those revoked or expired now (database clock): their open streams end; and how long until the
+   * first of the others expires, so the caller checks again then instead of polling.
+   */
+  readonly invalidAmong: (tokenIds: ReadonlyArray<string>) => Effect.Effect<CredentialCheck>
   /**
    * Resolves a bearer token; `Unauthorized` for anything unknown, malformed, expired or revoked, with an internal
    * `reason` (for metrics; callers always get one generic 401).

@@ -126,11 +126,17 @@ export const makeTokensMemory = (db: MemoryTables): Tokens["Service"] => {
         return Effect.succeed(viewOf(row))
       }),
     invalidAmong: (tokenIds) =>
-      Effect.map(Clock.currentTimeMillis, (now) =>
-        tokenIds.filter((id) => {
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const ended: Array<string> = []
+        let next: number | null = null
+        for (const id of tokenIds) {
           const row = db.tokens.get(id)
-          return row !== undefined && (row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now))
-        })),
+          if (row === undefined) continue
+          if (row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now)) ended.push(id)
+          else if (row.expiresAt !== null) next = Math.min(next ?? row.expiresAt, row.expiresAt)
+        }
+        return { ended, nextExpiryInMs: next === null ? null : next - now }
+      }),
     authenticate: (raw) => Effect.map(verify(raw), (verified) => verified.principal),
     verify
   }

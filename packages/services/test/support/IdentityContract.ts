@@ -137,18 +137,20 @@ export const identityContract = <E, R = never>(
         assert.strictEqual((yield* identity.authenticateSession(viaToken.cookie)).sourceTokenId, token.tokenId)
         assert.isNull((yield* identity.authenticateSession(plain.cookie)).sourceTokenId)
         const ids = [viaToken.session.id, viaOther.session.id, plain.session.id]
-        assert.deepStrictEqual(yield* identity.endedAmong(ids), [])
+        const live = yield* identity.endedAmong(ids)
+        assert.deepStrictEqual(live.ended, [])
+        assert.isTrue(live.nextExpiryInMs! > HOUR - 60_000 && live.nextExpiryInMs! <= HOUR, "the idle lifetime is the next check")
 
         yield* tokens.revoke(token.tokenId, { orgId })
         assert.strictEqual((yield* Effect.flip(identity.authenticateSession(viaToken.cookie)))._tag, "BrowserSessionRefused")
-        assert.deepStrictEqual(yield* identity.endedAmong(ids), [viaToken.session.id])
+        assert.deepStrictEqual((yield* identity.endedAmong(ids)).ended, [viaToken.session.id])
         assert.strictEqual((yield* identity.authenticateSession(viaOther.cookie)).sessionId, viaOther.session.id)
         assert.strictEqual((yield* identity.authenticateSession(plain.cookie)).sessionId, plain.session.id)
         assert.notInclude((yield* identity.listSessions(orgId)).map((session) => session.id), viaToken.session.id)
 
         yield* identity.revokeSession(orgId, plain.session.id)
-        assert.deepStrictEqual(yield* identity.endedAmong(ids), [viaToken.session.id, plain.session.id])
-        assert.deepStrictEqual(yield* identity.endedAmong(["bs_unknown"]), ["bs_unknown"], "an unknown session counts as ended")
+        assert.deepStrictEqual((yield* identity.endedAmong(ids)).ended, [viaToken.session.id, plain.session.id])
+        assert.deepStrictEqual(yield* identity.endedAmong(["bs_unknown"]), { ended: ["bs_unknown"], nextExpiryInMs: null }, "an unknown session counts as ended")
       }))
 
     it.effect("an invitation by email becomes a membership at the invitee's sign-in, once", () =>

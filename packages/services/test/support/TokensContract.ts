@@ -36,16 +36,20 @@ export const tokensContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.deepStrictEqual(yield* reason(`occ_UnknownTokenId1234_${secret}`), ["Unauthorized", "invalid_token"])
         const otherOrg = (yield* tokens.createOrg("other")).orgId
         assert.strictEqual((yield* Effect.flip(tokens.revoke(issued.tokenId, { orgId: otherOrg })))._tag, "NotFound", "another org's token")
-        assert.deepStrictEqual(yield* tokens.invalidAmong([issued.tokenId, short.tokenId]), [])
+        const live = yield* tokens.invalidAmong([issued.tokenId, short.tokenId])
+        assert.deepStrictEqual(live.ended, [])
+        assert.isNotNull(live.nextExpiryInMs, "the short-lived token's expiry is the next check")
+        assert.isTrue(live.nextExpiryInMs! > 50_000 && live.nextExpiryInMs! <= 60_000, `expires in ${live.nextExpiryInMs} ms`)
+        assert.isNull((yield* tokens.invalidAmong([issued.tokenId])).nextExpiryInMs, "a token without expiry never needs a check")
         const revoked = yield* tokens.revoke(issued.tokenId, { orgId })
         assert.isNotNull(revoked.revokedAt)
         assert.deepStrictEqual(yield* tokens.revoke(issued.tokenId, { orgId }), revoked, "already revoked: unchanged")
-        assert.deepStrictEqual(yield* tokens.invalidAmong([issued.tokenId, short.tokenId]), [issued.tokenId])
+        assert.deepStrictEqual((yield* tokens.invalidAmong([issued.tokenId, short.tokenId])).ended, [issued.tokenId])
         assert.deepStrictEqual(yield* reason(Redacted.value(issued.token)), ["Unauthorized", "revoked_token"])
         yield* tokens.authenticate(short.token)
         yield* harness.elapse(60_000)
         assert.deepStrictEqual(yield* reason(Redacted.value(short.token)), ["Unauthorized", "expired_token"])
-        assert.deepStrictEqual(yield* tokens.invalidAmong([short.tokenId]), [short.tokenId], "expired by the store clock")
+        assert.deepStrictEqual(yield* tokens.invalidAmong([short.tokenId]), { ended: [short.tokenId], nextExpiryInMs: null }, "expired by the store clock")
       })))
 
     it.effect("lists show metadata only; an unknown org is NotFound; platform tokens belong to no org", () =>
