@@ -16,7 +16,15 @@ let page: Page
 /** Console errors allowed only while the web process is down on purpose (the page's reconnect attempts). */
 const outage: Array<string> = []
 
+/** The docs' screenshots are rewritten only when asked (`COWORK_UPDATE_SCREENSHOTS=1`), so test runs leave the tree clean. */
+const updateScreenshots = process.env.COWORK_UPDATE_SCREENSHOTS === "1"
+
+/** Renders the view as a screenshot (so every run exercises it); writes `docs/images/<name>.png` only when asked. */
 const shot = async (name: string, target: Page = page) => {
+  if (!updateScreenshots) {
+    await target.screenshot({ fullPage: false })
+    return
+  }
   Fs.mkdirSync(images, { recursive: true })
   await target.screenshot({ path: Path.join(images, `${name}.png`), fullPage: false })
 }
