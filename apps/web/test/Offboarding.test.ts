@@ -1,5 +1,5 @@
-import { PgOffboarding } from "@cowork/postgres"
-import { Offboarding } from "@cowork/services"
+import { PgLeaseStore, PgOffboarding } from "@cowork/postgres"
+import { EventLog, LeaseStore, Offboarding } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
@@ -36,5 +36,47 @@ it.layer(PgOffboarding.layer.pipe(Layer.provideMerge(layer)))("tenant offboardin
         browser.request("POST", `${web}/auth/token-login`, { json: { token: leaving.token }, headers: { origin: web } }))
       assert.strictEqual(again.status, 401, "the revoked owner token cannot sign a browser in again")
       assert.strictEqual((yield* request("GET", "/api/sessions", { token: staying.token })).status, 200)
+    })))
+
+  it.effect("the route ends the org's channels: bindings disabled, deliveries dead-lettered, its gateway token refused", () =>
+    TestClock.withLive(Effect.gen(function*() {
+      const leaving = yield* orgWithToken(["admin", "operator", "web"])
+      const binding = yield* request("POST", "/api/channels/bindings", {
+        token: leaving.token,
+        body: { providerKind: "telegram", providerId: "tg-main", displayName: "chat", externalTarget: "-1001", credentialRef: "env:TELEGRAM_BOT_TOKEN" }
+      })
+      assert.strictEqual(binding.status, 201, JSON.stringify(binding.body))
+      const issued = yield* request("POST", "/api/channels/gateway-tokens", {
+        token: leaving.token,
+        body: { name: "gw", channelBindingIds: [binding.body.binding.id] }
+      })
+      const gateway = issued.body.secret as string
+      const prompted = yield* request("POST", `/api/channels/bindings/${binding.body.binding.id}/prompt`, {
+        token: gateway,
+        body: { providerEventId: "u-1", externalThreadId: "chat-1", externalUserId: "user-1", text: "hi" }
+      })
+      assert.strictEqual(prompted.status, 202, JSON.stringify(prompted.body))
+      const sessionId = prompted.body.sessionId as string
+      yield* Effect.gen(function*() {
+        const lease = (yield* (yield* LeaseStore).claim(`w-${sessionId}`, 100, 30_000, 3)).find((l) => l.sessionId === sessionId)!
+        yield* (yield* EventLog).append(lease, ["one", "two"].map((text) => ({
+          type: "assistant.message" as const,
+          payload: { messageId: `m-${text}`, text, final: true }
+        })))
+      }).pipe(Effect.provide(PgLeaseStore.layer), Effect.orDie)
+      const claimed = yield* request("POST", "/api/channels/deliveries/claim", { token: gateway, body: { limit: 1 } })
+      assert.strictEqual(claimed.body.deliveries.length, 1)
+
+      const offboarded = yield* request("POST", `/api/admin/orgs/${leaving.orgId}/offboard`, { token: leaving.token })
+      assert.strictEqual(offboarded.status, 200, JSON.stringify(offboarded.body))
+      assert.deepInclude(offboarded.body.ended, { apiTokens: 2, gatewayTokens: 1, channelBindings: 1, deliveries: 2 })
+      assert.deepInclude(offboarded.body.remaining, { liveGatewayTokens: 0, activeChannelBindings: 0, openDeliveries: 0 })
+      assert.isTrue(offboarded.body.complete)
+      assert.strictEqual((yield* request("POST", "/api/channels/deliveries/claim", { token: gateway, body: {} })).status, 401)
+      const ack = yield* request("POST", `/api/channels/deliveries/${claimed.body.deliveries[0].id}/ack`, {
+        token: gateway,
+        body: { claimToken: claimed.body.deliveries[0].claimToken, outcome: "sent" }
+      })
+      assert.strictEqual(ack.status, 401, "a gateway mid-send is refused")
     })))
 })

@@ -15,7 +15,13 @@ export const OrgActivity = Schema.Struct({
   openSessions: Count,
   activeWorkflows: Count,
   liveWorkerCredentials: Count,
-  byokKeys: Count
+  byokKeys: Count,
+  /** API tokens with the `gateway` scope still accepted (also counted in `liveApiTokens`). */
+  liveGatewayTokens: Count,
+  /** Channel bindings not disabled. */
+  activeChannelBindings: Count,
+  /** Channel deliveries pending, failed (awaiting a retry) or claimed. */
+  openDeliveries: Count
 })
 
 export const OffboardingResult = Schema.Struct({
@@ -29,7 +35,13 @@ export const OffboardingResult = Schema.Struct({
     workflows: Count,
     workers: Count,
     workerCredentials: Count,
-    byokKeys: Count
+    byokKeys: Count,
+    /** Of `apiTokens`, those with the `gateway` scope. */
+    gatewayTokens: Count,
+    /** Bindings disabled (a gateway serves them no more). */
+    channelBindings: Count,
+    /** Open deliveries dead-lettered (`lastError` "the organization was offboarded"). */
+    deliveries: Count
   }),
   remaining: OrgActivity,
   /** Nothing is active any more (prompts a worker was already running finish on their own: call again to see). */
@@ -49,7 +61,7 @@ export class OrgAdminApi extends HttpApiGroup.make("orgAdmin")
       error: ApiError.NotFound
     }).annotate(
       OpenApi.Description,
-      "Marks the org offboarded (no new token, browser session or prompt), revokes its API tokens, browser sessions and worker credentials, cancels pending commands, aborts sessions, archives workflows, deletes BYOK keys; audit rows and artifacts stay. Reports what remains."
+      "Marks the org offboarded (no new token, browser session or prompt), revokes its API tokens, browser sessions and worker credentials, cancels pending commands, aborts sessions, archives workflows, deletes BYOK keys, disables channel bindings and dead-letters their open deliveries (gateway tokens are revoked with the API tokens); audit rows and artifacts stay. Reports what remains."
     )
   )
   .middleware(OperatorAuthentication)

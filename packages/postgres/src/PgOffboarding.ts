@@ -1,5 +1,5 @@
 import { NotFound } from "@cowork/domain"
-import { type OffboardingReport, Offboarding, type OrgActivity } from "@cowork/services"
+import { OFFBOARDED_DELIVERY_ERROR, type OffboardingReport, Offboarding, type OrgActivity } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { notifyRevocations } from "./Channels.ts"
@@ -24,7 +24,12 @@ export const make = Effect.gen(function*() {
            (SELECT count(*)::int FROM cloud_worker_credentials c
               JOIN cloud_workers w ON w.id = c.worker_id JOIN cloud_worker_pools p ON p.id = w.pool_id
               WHERE p.org_id = $1 AND c.revoked_at IS NULL AND c.expires_at > now()) AS "liveWorkerCredentials",
-           (SELECT count(*)::int FROM cloud_byok_keys WHERE org_id = $1) AS "byokKeys"`,
+           (SELECT count(*)::int FROM cloud_byok_keys WHERE org_id = $1) AS "byokKeys",
+           (SELECT count(*)::int FROM cloud_api_tokens WHERE org_id = $1 AND 'gateway' = ANY(scopes) AND revoked_at IS NULL
+              AND (expires_at IS NULL OR expires_at > now())) AS "liveGatewayTokens",
+           (SELECT count(*)::int FROM cloud_channel_bindings WHERE org_id = $1 AND status <> 'disabled') AS "activeChannelBindings",
+           (SELECT count(*)::int FROM cloud_channel_deliveries WHERE org_id = $1
+              AND status IN ('pending', 'failed', 'claimed')) AS "openDeliveries"`,
         [orgId]
       )
       return rows[0]!
@@ -45,9 +50,22 @@ export const make = Effect.gen(function*() {
         [orgId]
       )
       if (org[0] === undefined) return yield* new NotFound({ message: `org ${orgId} not found` })
-      const apiTokens = count(yield* sql.unsafe(
-        `UPDATE cloud_api_tokens SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL RETURNING id`,
+      const revokedTokens = yield* sql.unsafe<{ gateway: boolean }>(
+        `UPDATE cloud_api_tokens SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL RETURNING 'gateway' = ANY(scopes) AS gateway`,
         [orgId]
+      )
+      const apiTokens = revokedTokens.length
+      const gatewayTokens = revokedTokens.filter((token) => token.gateway).length
+      const channelBindings = count(yield* sql.unsafe(
+        `UPDATE cloud_channel_bindings SET status = 'disabled', status_detail = $2, updated_at = now()
+         WHERE org_id = $1 AND status <> 'disabled' RETURNING id`,
+        [orgId, OFFBOARDED_DELIVERY_ERROR]
+      ))
+      // A gateway still holding a claim then gets ClaimLost on its ack: nothing of the org is sent after this commit.
+      const deliveries = count(yield* sql.unsafe(
+        `UPDATE cloud_channel_deliveries SET status = 'dead', claim_token = NULL, claim_expires_at = NULL, last_error = $2, updated_at = now()
+         WHERE org_id = $1 AND status IN ('pending', 'failed', 'claimed') RETURNING id`,
+        [orgId, OFFBOARDED_DELIVERY_ERROR]
       ))
       const browserSessions = count(yield* sql.unsafe(
         `UPDATE cloud_browser_sessions SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL
@@ -83,7 +101,19 @@ export const make = Effect.gen(function*() {
       return {
         orgId,
         offboardedAt: org[0].offboarded_at.toISOString(),
-        ended: { apiTokens, browserSessions, pendingCommands, sessions, workflows, workers, workerCredentials, byokKeys },
+        ended: {
+          apiTokens,
+          browserSessions,
+          pendingCommands,
+          sessions,
+          workflows,
+          workers,
+          workerCredentials,
+          byokKeys,
+          gatewayTokens,
+          channelBindings,
+          deliveries
+        },
         remaining: yield* activityOf(orgId)
       } satisfies OffboardingReport
     })).pipe(Effect.catchTag("SqlError", Effect.die))

@@ -17,7 +17,16 @@ export interface OrgActivity {
   /** Unrevoked, unexpired credentials of workers in the org's own (self-hosted) pools. */
   readonly liveWorkerCredentials: number
   readonly byokKeys: number
+  /** Gateway tokens (API tokens with the `gateway` scope, also counted in `liveApiTokens`) still accepted. */
+  readonly liveGatewayTokens: number
+  /** Channel bindings not disabled: a gateway would still serve them. */
+  readonly activeChannelBindings: number
+  /** Channel deliveries still pending, failed (to be retried) or claimed. */
+  readonly openDeliveries: number
 }
+
+/** What offboarding does to a delivery it ends (its `lastError`). */
+export const OFFBOARDED_DELIVERY_ERROR = "the organization was offboarded"
 
 export interface OffboardingReport {
   readonly orgId: string
@@ -31,6 +40,10 @@ export interface OffboardingReport {
     readonly workers: number
     readonly workerCredentials: number
     readonly byokKeys: number
+    /** Of `apiTokens`, those with the `gateway` scope. */
+    readonly gatewayTokens: number
+    readonly channelBindings: number
+    readonly deliveries: number
   }
   readonly remaining: OrgActivity
 }
@@ -38,8 +51,9 @@ export interface OffboardingReport {
 /**
  * Tenant offboarding (runbook "Tenant Offboarding"), in one transaction: the org is marked offboarded, its API tokens
  * and browser sessions are revoked, its pending commands cancelled, its sessions aborted, its workflows archived, the
- * workers of its own pools revoked with their credentials, its BYOK keys deleted. Its audit rows and artifacts stay
- * (retention is a separate decision). Idempotent: a second run ends nothing new.
+ * workers of its own pools revoked with their credentials, its BYOK keys deleted, its channel bindings disabled and its
+ * open deliveries dead-lettered (its gateway tokens are API tokens: revoked with them). Its audit rows and artifacts
+ * stay (retention is a separate decision). Idempotent: a second run ends nothing new.
  */
 export class Offboarding extends Context.Service<Offboarding, {
   readonly offboard: (orgId: string) => Effect.Effect<OffboardingReport, NotFound>
@@ -80,7 +94,17 @@ export class Offboarding extends Context.Service<Offboarding, {
                 workers.has(credential.workerId) && credential.revokedAt === null && Date.parse(credential.expiresAt) > now
               ).length
             })(),
-            byokKeys: (yield* byok.list(orgId)).length
+            byokKeys: (yield* byok.list(orgId)).length,
+            liveGatewayTokens: [...db.tokens.values()].filter((token) =>
+              token.orgId === orgId && token.scopes.includes("gateway") && token.revokedAt === null &&
+              (token.expiresAt === null || token.expiresAt > now)
+            ).length,
+            activeChannelBindings: [...db.channelTables.bindings.values()].filter((binding) =>
+              binding.orgId === orgId && binding.status !== "disabled"
+            ).length,
+            openDeliveries: db.channelTables.deliveries.filter((delivery) =>
+              delivery.orgId === orgId && (delivery.status === "pending" || delivery.status === "failed" || delivery.status === "claimed")
+            ).length
           } satisfies OrgActivity
         })
 
@@ -92,10 +116,35 @@ export class Offboarding extends Context.Service<Offboarding, {
             const now = yield* Clock.currentTimeMillis
             if (!offboardedAt.has(orgId)) offboardedAt.set(orgId, now)
             let apiTokens = 0
+            let gatewayTokens = 0
             for (const token of db.tokens.values()) {
               if (token.orgId === orgId && token.revokedAt === null) {
                 token.revokedAt = now
                 apiTokens++
+                if (token.scopes.includes("gateway")) gatewayTokens++
+              }
+            }
+            let channelBindings = 0
+            for (const binding of db.channelTables.bindings.values()) {
+              if (binding.orgId === orgId && binding.status !== "disabled") {
+                db.channelTables.bindings.set(binding.id, {
+                  ...binding,
+                  status: "disabled",
+                  statusDetail: OFFBOARDED_DELIVERY_ERROR,
+                  updatedAt: new Date(now).toISOString()
+                })
+                channelBindings++
+              }
+            }
+            let deliveries = 0
+            for (const delivery of db.channelTables.deliveries) {
+              if (delivery.orgId === orgId && (delivery.status === "pending" || delivery.status === "failed" || delivery.status === "claimed")) {
+                delivery.status = "dead"
+                delivery.claimToken = null
+                delivery.claimExpiresAt = null
+                delivery.lastError = OFFBOARDED_DELIVERY_ERROR
+                delivery.updatedAt = now
+                deliveries++
               }
             }
             const browserSessions = yield* identity.revokeOrgSessions(orgId)
@@ -142,7 +191,19 @@ export class Offboarding extends Context.Service<Offboarding, {
             return {
               orgId,
               offboardedAt: new Date(offboardedAt.get(orgId)!).toISOString(),
-              ended: { apiTokens, browserSessions, pendingCommands, sessions, workflows, workers, workerCredentials, byokKeys: keys.length },
+              ended: {
+                apiTokens,
+                browserSessions,
+                pendingCommands,
+                sessions,
+                workflows,
+                workers,
+                workerCredentials,
+                byokKeys: keys.length,
+                gatewayTokens,
+                channelBindings,
+                deliveries
+              },
               remaining: yield* activity(orgId)
             } satisfies OffboardingReport
           })

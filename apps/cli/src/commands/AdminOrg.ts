@@ -22,7 +22,8 @@ export const list = Command.make("list", {}, () =>
 
 /**
  * `cowork admin org offboard <orgId>`: runbook "Tenant Offboarding" in one transaction — tokens and browser sessions
- * revoked, pending commands cancelled, sessions aborted, workflows archived — then prints what was ended and what
+ * revoked, pending commands cancelled, sessions aborted, workflows archived, channel bindings disabled and their open
+ * deliveries dead-lettered — then prints what was ended and what
  * remains (running prompts finish on their own: the command waits for them up to `--wait-ms`).
  */
 export const offboard = Command.make("offboard", {
