@@ -186,11 +186,10 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
             return { sessionId: route.sessionId, commandId: answered.commandId, sessionCreated: false, duplicate: false, answered: true }
           }
         }
-        const quota = yield* quotaPolicy.promptQuota(orgId)
         const enqueued = yield* sessions.prompt(orgId, route.sessionId, {
           text: payload.text,
           idempotencyKey: payload.providerEventId,
-          quota
+          quota: quotaPolicy.promptQuota
         }).pipe(quotaPolicy.counted)
         yield* metrics.inc("open_cowork_cloud_channel_prompts_total", { result: enqueued.created ? "prompted" : "duplicate" })
         return { sessionId: route.sessionId, commandId: enqueued.commandId, sessionCreated: created, duplicate: !enqueued.created }

@@ -11,7 +11,11 @@ import { Context, Effect, Layer } from "effect"
 export class QuotaPolicy extends Context.Service<QuotaPolicy, {
   readonly defaults: QuotaLimits
   readonly forOrg: (orgId: string) => Effect.Effect<QuotaLimits>
-  readonly promptQuota: (orgId: string) => Effect.Effect<PromptQuota>
+  /**
+   * What a prompt admission checks: the configured defaults. The session store applies the org's overrides inside the
+   * admission statement, so a prompt costs no separate read of them.
+   */
+  readonly promptQuota: PromptQuota
   /** Counts a quota refusal on its way out. */
   readonly counted: <A, E, R>(effect: Effect.Effect<A, E | RateLimited, R>) => Effect.Effect<A, E | RateLimited, R>
 }>()("cowork/web/QuotaPolicy") {}
@@ -26,12 +30,11 @@ export const layer = Layer.effect(
     return QuotaPolicy.of({
       defaults,
       forOrg,
-      promptQuota: (orgId) =>
-        Effect.map(forOrg(orgId), (limits) => ({
-          promptsPerHour: limits.prompts_per_hour,
-          queuedCommands: limits.queued_commands,
-          concurrentSessions: limits.concurrent_sessions
-        })),
+      promptQuota: {
+        promptsPerHour: defaults.prompts_per_hour,
+        queuedCommands: defaults.queued_commands,
+        concurrentSessions: defaults.concurrent_sessions
+      },
       counted: (effect) =>
         Effect.tapError(effect, (error) => {
           const quota = (error as { readonly _tag?: string; readonly details?: { readonly quota?: unknown } }).details?.quota

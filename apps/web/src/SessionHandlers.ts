@@ -82,8 +82,11 @@ export const layer = HttpApiBuilder.group(Api, "sessions", Effect.fn(function*(h
             details: { field: "text", maxLength: MAX_PROMPT_LENGTH }
           })
         }
-        const quota = yield* quotaPolicy.promptQuota(principal.orgId)
-        const { commandId } = yield* store.prompt(principal.orgId, params.id, { ...payload, traceParent: yield* traceParent, quota }).pipe(
+        const { commandId } = yield* store.prompt(principal.orgId, params.id, {
+          ...payload,
+          traceParent: yield* traceParent,
+          quota: quotaPolicy.promptQuota
+        }).pipe(
           metrics.time("open_cowork_cloud_prompt_enqueue_duration_ms"),
           quotaPolicy.counted
         )

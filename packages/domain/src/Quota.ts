@@ -40,7 +40,10 @@ export const DEFAULT_QUOTAS: QuotaLimits = {
   channel_deliveries_per_hour: 6_000
 }
 
-/** What a prompt admission checks, in the same transaction as the insert. */
+/**
+ * What a prompt admission checks, in the same transaction as the insert: the configured defaults, over which the
+ * store applies the org's overrides inside the admission (no separate read of them per prompt).
+ */
 export interface PromptQuota {
   readonly promptsPerHour: number
   readonly queuedCommands: number

@@ -573,6 +573,16 @@ CREATE INDEX IF NOT EXISTS cloud_browser_sessions_source_token ON cloud_browser_
 CREATE INDEX IF NOT EXISTS cloud_session_commands_session_pending ON cloud_session_commands (session_id, position)
   WHERE status = 'pending';
 `
+  },
+  {
+    id: 46,
+    name: "org_open_prompts_index",
+    // The concurrent_sessions quota counts the org's sessions with an open prompt up to the limit: a distinct scan of
+    // this index in session order stops at the limit instead of reading the org's whole open backlog.
+    sql: `
+CREATE INDEX IF NOT EXISTS cloud_session_commands_org_open_prompts ON cloud_session_commands (org_id, session_id)
+  WHERE kind = 'prompt' AND status IN ('pending', 'running');
+`
   }
 ]
 

@@ -13,6 +13,7 @@ import {
   pendingAsksView,
   type ProjectedMessage,
   type PromptQuota,
+  type QuotaName,
   type Session,
   type SessionStatus,
   type SessionView
@@ -27,6 +28,7 @@ import {
   DEFAULT_SESSION_TITLE,
   HOUR_MS,
   type ListSessionsQuery,
+  promptQuotaWithOverrides,
   QUEUED_RETRY_AFTER_MS,
   quotaExceeded,
   replayAnswer,
@@ -39,6 +41,26 @@ import { pruneQuotaWindows } from "./QuotaWindows.ts"
 import { appendEvents, appendEventsStatement } from "./AppendEvents.ts"
 import { COMMANDS_CHANNEL, formatCommandSignal } from "./Channels.ts"
 
+
+/**
+ * The concurrent_sessions check's two reads, as CTEs `mine` and `active` (`session`, `org`, `limit`: SQL expressions).
+ * `mine`: does the session itself have an open prompt (then this prompt adds no concurrency: one probe of the open
+ * commands index by session)? `active`: only when it does not, the org's sessions with an open prompt, counted up to
+ * `limit` and no further (a distinct scan of the org's open-prompts index that stops at the limit): flat in the org's
+ * backlog, and skipped for a session that is already at work.
+ */
+const ACTIVE_SESSIONS_SQL = (session: string, org: string, limit: string) => `mine AS (
+      SELECT EXISTS (
+        SELECT 1 FROM cloud_session_commands
+        WHERE session_id = ${session} AND kind = 'prompt' AND status IN ('pending', 'running')) AS yes
+    ),
+    active AS (
+      SELECT count(*) AS n FROM (
+        SELECT DISTINCT session_id FROM cloud_session_commands
+        WHERE ${limit} IS NOT NULL AND NOT (SELECT yes FROM mine)
+          AND org_id = ${org} AND kind = 'prompt' AND status IN ('pending', 'running')
+        ORDER BY session_id LIMIT ${limit}) d
+    )`
 
 interface SessionRow {
   readonly id: string
@@ -200,8 +222,13 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
    * commands; inside the prompt's transaction, so a refusal rolls the count back and concurrent admissions of one org
    * serialize on the window row (other orgs never wait).
    */
-  const admitPrompt = (orgId: string, sessionId: string, quota: PromptQuota) =>
+  const admitPrompt = (orgId: string, sessionId: string, defaults: PromptQuota) =>
     Effect.gen(function*() {
+      const overrides = yield* sql.unsafe<{ quota: QuotaName; value: string | number }>(
+        `SELECT quota, value FROM cloud_org_quotas WHERE org_id = $1`,
+        [orgId]
+      )
+      const quota = promptQuotaWithOverrides(defaults, Object.fromEntries(overrides.map((row) => [row.quota, Number(row.value)])))
       const counted = yield* sql.unsafe<{ used: number }>(
         `INSERT INTO cloud_quota_windows (org_id, quota, window_start, used)
          VALUES ($1, 'prompts_per_hour', date_trunc('hour', now()), 1)
@@ -228,10 +255,9 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       }
       if (quota.concurrentSessions !== undefined) {
         // A prompt for a session already at work adds no concurrency; one that starts another is counted.
-        const active = yield* sql.unsafe<{ n: number; mine: boolean | null }>(
-          `SELECT count(DISTINCT session_id)::int AS n, bool_or(session_id = $2) AS mine
-           FROM cloud_session_commands WHERE org_id = $1 AND kind = 'prompt' AND status IN ('pending', 'running')`,
-          [orgId, sessionId]
+        const active = yield* sql.unsafe<{ n: number; mine: boolean }>(
+          `WITH ${ACTIVE_SESSIONS_SQL("$2", "$1", "$3::bigint")} SELECT (SELECT n FROM active)::int AS n, (SELECT yes FROM mine) AS mine`,
+          [orgId, sessionId, quota.concurrentSessions]
         )
         if (active[0]?.mine !== true && Number(active[0]?.n ?? 0) >= quota.concurrentSessions) {
           return yield* quotaExceeded("concurrent_sessions", quota.concurrentSessions, QUEUED_RETRY_AFTER_MS)
@@ -268,6 +294,14 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
     ses AS (
       SELECT s.id FROM cloud_sessions s WHERE s.id = $1 AND s.org_id = ${org} AND s.aborted_at IS NULL FOR SHARE OF s
     ),
+    lim AS (
+      -- The org's overrides over the configured defaults (one row: an aggregate), read here instead of per request.
+      SELECT coalesce(max(q.value) FILTER (WHERE q.quota = 'prompts_per_hour'), ${perHour}::bigint) AS per_hour,
+        coalesce(max(q.value) FILTER (WHERE q.quota = 'queued_commands'), ${queuedLimit}::bigint) AS queued,
+        CASE WHEN ${concurrent}::bigint IS NOT NULL
+          THEN coalesce(max(q.value) FILTER (WHERE q.quota = 'concurrent_sessions'), ${concurrent}::bigint) END AS concurrent
+      FROM cloud_org_quotas q WHERE ${perHour}::bigint IS NOT NULL AND q.org_id = ${org}
+    ),
     win AS (
       SELECT w.used FROM cloud_quota_windows w
       WHERE ${perHour}::bigint IS NOT NULL AND w.org_id = ${org} AND w.quota = 'prompts_per_hour' AND w.window_start = date_trunc('hour', now())
@@ -280,21 +314,18 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
     queued AS (
       SELECT count(*) AS n FROM (
         SELECT 1 FROM cloud_session_commands
-        WHERE ${perHour}::bigint IS NOT NULL AND org_id = ${org} AND status = 'pending' LIMIT ${queuedLimit}::bigint) q
+        WHERE ${perHour}::bigint IS NOT NULL AND org_id = ${org} AND status = 'pending' LIMIT (SELECT queued FROM lim)) q
     ),
-    active AS (
-      SELECT count(DISTINCT session_id) AS n, bool_or(session_id = $1) AS mine FROM cloud_session_commands
-      WHERE ${concurrent}::bigint IS NOT NULL AND org_id = ${org} AND kind = 'prompt' AND status IN ('pending', 'running')
-    ),
+    ${ACTIVE_SESSIONS_SQL("$1", org, "(SELECT concurrent FROM lim)")},
     ok AS (
       SELECT ses.id FROM ses
       WHERE (${perHour}::bigint IS NULL OR (
-        (SELECT used FROM locked) < ${perHour}::bigint
-        AND (SELECT n FROM queued) + (SELECT used FROM locked) - coalesce((SELECT used FROM win), 0) < ${queuedLimit}::bigint))
+        (SELECT used FROM locked) < (SELECT per_hour FROM lim)
+        AND (SELECT n FROM queued) + (SELECT used FROM locked) - coalesce((SELECT used FROM win), 0) < (SELECT queued FROM lim)))
         -- The active count is the snapshot's too: each admission committed since bumped the window and started at
         -- most one more session, so the same bound applies (no window under a quota: undecided, the transaction).
-        AND (${concurrent}::bigint IS NULL OR (SELECT mine FROM active) IS TRUE
-          OR (SELECT n FROM active) + (SELECT used FROM locked) - coalesce((SELECT used FROM win), 0) < ${concurrent}::bigint)
+        AND ((SELECT concurrent FROM lim) IS NULL OR (SELECT yes FROM mine)
+          OR (SELECT n FROM active) + (SELECT used FROM locked) - coalesce((SELECT used FROM win), 0) < (SELECT concurrent FROM lim))
     ),
     bumped AS (
       UPDATE cloud_quota_windows w SET used = w.used + 1 FROM ok

@@ -2,6 +2,7 @@ import type {
   CommandKind,
   CommandPayload,
   CommandStatus,
+  QuotaName,
   RegisteredWorker,
   SessionEvent,
   SessionStatus,
@@ -51,6 +52,8 @@ export interface MemoryTables {
   readonly workflowChanges: PubSub.PubSub<void>
   /** `cloud_orgs.offboarded_at`: an offboarded org gets no new token or browser session. */
   readonly offboardedOrgs: Map<string, number>
+  /** `cloud_org_quotas`: per-org overrides of the configured quota defaults (read by prompt admission too). */
+  readonly orgQuotas: Map<string, Partial<Record<QuotaName, number>>>
 }
 
 export interface MemoryToken {
@@ -183,7 +186,8 @@ export class MemoryDatabase extends Context.Service<MemoryDatabase, MemoryTables
         commandSignals: yield* PubSub.unbounded<CommandSignal>(),
         revocations: yield* PubSub.unbounded<Revocation>(),
         workflowChanges: yield* PubSub.unbounded<void>(),
-        offboardedOrgs: new Map()
+        offboardedOrgs: new Map(),
+        orgQuotas: new Map()
       })
     })
   )

@@ -66,9 +66,10 @@ export class SessionStore extends Context.Service<SessionStore, {
       /** W3C `traceparent` of the request that sent the prompt, stored so the run links back to it. */
       readonly traceParent?: string | undefined
       /**
-       * The org's quotas, checked atomically with the insert: `RateLimited` (details `quota`, `limit`) when the org
-       * sent `promptsPerHour` prompts this clock hour or has `queuedCommands` commands pending. An idempotent replay is
-       * never refused.
+       * The configured quota defaults; the org's overrides (`Quotas`) apply over them, read inside the admission.
+       * Checked atomically with the insert: `RateLimited` (details `quota`, `limit`) when the org sent its prompts per
+       * hour this clock hour, has its queued commands pending, or would start one session more than it may run at once.
+       * An idempotent replay is never refused.
        */
       readonly quota?: PromptQuota | undefined
     }

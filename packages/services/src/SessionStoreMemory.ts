@@ -21,13 +21,15 @@ import type { MemoryTables } from "./MemoryDatabase.ts"
 import { appendToLog } from "./MemoryLog.ts"
 import { answerKey, askNotPending, busyConflict, DEFAULT_SESSION_TITLE, replayAnswer, replayIdempotentPrompt } from "./SessionRules.ts"
 import type { SessionStore } from "./SessionStore.ts"
+import { promptQuotaWithOverrides } from "./Quotas.ts"
 
 /** The memory twin of `PgSessionStore`, org-scoped the same way (another org's session is `NotFound`). */
 export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: string): SessionStore["Service"] => {
   // Prompts per org per clock hour (the Pg layer keeps the same fixed windows in cloud_quota_windows).
   const promptWindows = new Map<string, number>()
-  const admitPrompt = (orgId: string, sessionId: string, quota: PromptQuota, now: number) =>
+  const admitPrompt = (orgId: string, sessionId: string, defaults: PromptQuota, now: number) =>
     Effect.gen(function*() {
+      const quota = promptQuotaWithOverrides(defaults, db.orgQuotas.get(orgId) ?? {})
       const windowStart = Math.floor(now / HOUR_MS) * HOUR_MS
       const key = `${orgId}\u0000${windowStart}`
       const used = promptWindows.get(key) ?? 0

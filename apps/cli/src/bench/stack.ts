@@ -51,7 +51,9 @@ export interface StackOptions {
 /** Starts `cowork up`; the owner token is read from its first-start banner, or passed in for a later start. */
 export const startStack = async (options: StackOptions): Promise<Stack> => {
   const port = await freePort()
-  const child = ChildProcess.spawn(process.execPath, [Path.join(repoRoot, "apps/cli/src/main.ts"), "up"], {
+  // BENCH_CHILD_NODE_ARGS: node flags for the child only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (not allowed in NODE_OPTIONS).
+  const nodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "")
+  const child = ChildProcess.spawn(process.execPath, [...nodeArgs, Path.join(repoRoot, "apps/cli/src/main.ts"), "up"], {
     cwd: repoRoot,
     env: {
       ...process.env,

@@ -9,6 +9,7 @@ import {
   PgHeartbeats,
   PgLeaseStore,
   PgProjections,
+  PgQuotas,
   PgSessionStore,
   PgThreads,
   PgTokens,
@@ -56,7 +57,8 @@ const services = Layer.mergeAll(
   PgControlPlaneStatus.layer,
   PgChannelStore.layer,
   PgDeliveryFeed.layer,
-  PgThreads.layer
+  PgThreads.layer,
+  PgQuotas.layer
 ).pipe(Layer.provideMerge(ObjectStore.layerMemory))
 
 /** A fresh migrated database per test. */

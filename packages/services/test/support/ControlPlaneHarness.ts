@@ -10,6 +10,7 @@ import type {
   LeaseStore,
   ObjectStore,
   Projections,
+  Quotas,
   SessionStore,
   Threads,
   Tokens,
@@ -36,6 +37,7 @@ export type ControlPlane =
   | ChannelStore
   | DeliveryFeed
   | Threads
+  | Quotas
 
 /**
  * What a contract suite runs against: a fresh store per test (`layer`), and the store's clock. Expiry is driven

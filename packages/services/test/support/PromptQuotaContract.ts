@@ -1,4 +1,4 @@
-import { SessionStore } from "@cowork/services"
+import { Quotas, SessionStore } from "@cowork/services"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { type ControlPlaneHarness, onFreshStore } from "./ControlPlaneHarness.ts"
@@ -105,5 +105,34 @@ export const promptQuotaContract = <R>(harness: ControlPlaneHarness<R>) =>
         // The second session's work ends (aborted): the third may start.
         yield* sessions.abort(second.orgId, second.sessionId)
         assert.isTrue((yield* sessions.prompt(third.orgId, third.sessionId, { text: "c", quota })).created)
+      })))
+
+    it.effect("the org's overrides apply inside the admission: each lowered or raised limit counts, other orgs keep the defaults", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const quotas = yield* Quotas
+        const defaults = { promptsPerHour: 100, queuedCommands: 100, concurrentSessions: 1 }
+        const first = yield* newSession()
+        const second = yield* newSession(first.orgId)
+        const refusal = (session: { readonly orgId: string; readonly sessionId: string }) =>
+          Effect.map(Effect.flip(sessions.prompt(session.orgId, session.sessionId, { text: "refused", quota: defaults })), (e) =>
+            e._tag === "RateLimited" ? e.details : e._tag)
+        assert.isTrue((yield* sessions.prompt(first.orgId, first.sessionId, { text: "a", quota: defaults })).created)
+        assert.deepStrictEqual(yield* refusal(second), { quota: "concurrent_sessions", limit: 1 })
+        yield* quotas.setOverride(first.orgId, "concurrent_sessions", 2)
+        assert.isTrue((yield* sessions.prompt(second.orgId, second.sessionId, { text: "b", quota: defaults })).created, "raised")
+        yield* quotas.setOverride(first.orgId, "queued_commands", 2)
+        assert.deepStrictEqual(yield* refusal(first), { quota: "queued_commands", limit: 2 })
+        yield* quotas.setOverride(first.orgId, "queued_commands", null)
+        yield* quotas.setOverride(first.orgId, "prompts_per_hour", 2)
+        assert.deepStrictEqual(yield* refusal(first), { quota: "prompts_per_hour", limit: 2 })
+        yield* quotas.setOverride(first.orgId, "prompts_per_hour", 3)
+        assert.isTrue((yield* sessions.prompt(first.orgId, first.sessionId, { text: "c", quota: defaults })).created)
+        const view = yield* sessions.view(first.orgId, first.sessionId)
+        assert.deepStrictEqual(view.messages.map((m) => m.text), ["a", "c"], "refused prompts left no trace")
+        const other = yield* newSession()
+        const otherSecond = yield* newSession(other.orgId)
+        assert.isTrue((yield* sessions.prompt(other.orgId, other.sessionId, { text: "x", quota: defaults })).created)
+        assert.deepStrictEqual(yield* refusal(otherSecond), { quota: "concurrent_sessions", limit: 1 }, "another org: the defaults")
       })))
   })
