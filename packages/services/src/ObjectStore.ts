@@ -51,6 +51,11 @@ export class ObjectStore extends Context.Service<ObjectStore, {
   readonly delete: (key: string) => Effect.Effect<void, ObjectStoreUnavailable | InvalidObjectKey>
   /** Every key under `prefix` (a string prefix, `""` for all), sorted. */
   readonly list: (prefix: string) => Effect.Effect<ReadonlyArray<ObjectListing>, ObjectStoreUnavailable | InvalidObjectKey>
+  /**
+   * The keys `list` would return, without their size and age: where those cost a call per object (the file store's
+   * `stat`), a caller that needs them for a few keys only lists the names and `head`s those.
+   */
+  readonly keys: (prefix: string) => Effect.Effect<ReadonlyArray<string>, ObjectStoreUnavailable | InvalidObjectKey>
 }>()("cowork/ObjectStore") {
   static readonly layerMemory = Layer.sync(ObjectStore, () => makeMemoryObjectStore())
 }
@@ -148,6 +153,10 @@ export const makeMemoryObjectStore = (): ObjectStore["Service"] => {
             .map(([key, entry]) => ({ key, size: entry.bytes.byteLength, lastModified: entry.lastModified }))
             .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
         )
+      ),
+    keys: (prefix) =>
+      validateObjectPrefix(prefix).pipe(
+        Effect.map(() => [...objects.keys()].filter((key) => key.startsWith(prefix)).sort())
       )
   })
 }

@@ -99,6 +99,10 @@ export class CheckpointStore extends Context.Service<CheckpointStore, {
 
 const SAFE_ID = /^[A-Za-z0-9_.-]+$/
 const CONCURRENCY = 4
+/** Manifests this process wrote or read, by key: a version's manifest never changes once written. */
+const MANIFEST_CACHE_SIZE = 4_096
+/** Chunks remembered as too young to prune (see `youngOrphans`). */
+const YOUNG_ORPHANS_SIZE = 65_536
 
 const sha256 = sha256Hex
 
@@ -108,6 +112,16 @@ export const make = (
   options: CheckpointStoreOptions = {}
 ): CheckpointStore["Service"] => {
   const graceMs = Math.max(0, options.chunkGraceMs ?? DEFAULT_CHUNK_GRACE_MS)
+  // A manifest key names one content for good (versions are unique per lease owner and never reused, a retried save
+  // writes the same state again), so a prune re-reading the kept manifests (every few saves, each a get + decrypt +
+  // decode) takes the ones this process wrote or read from here. Presence is still listed from the store on every
+  // prune (only contents are cached), and `load` always reads and verifies the stored manifest.
+  const manifestCache = new Map<string, Manifest>()
+  const remember = (key: string, manifest: Manifest) => {
+    manifestCache.delete(key)
+    manifestCache.set(key, manifest)
+    if (manifestCache.size > MANIFEST_CACHE_SIZE) manifestCache.delete(manifestCache.keys().next().value!)
+  }
   const sessionRoot = (orgId: string, sessionId: string): Effect.Effect<string, InvalidObjectKey> => {
     for (const id of [orgId, sessionId]) {
       if (!SAFE_ID.test(id) || id === "." || id === "..") {
@@ -159,7 +173,9 @@ export const make = (
     }
     const key = manifestKey(root, version)
     const plaintext = new TextEncoder().encode(Schema.encodeSync(ManifestJson)(manifest))
-    yield* store.put(key, yield* secrets.encrypt(orgId, plaintext, key), { contentType: "application/octet-stream" })
+    // No content type: like the chunks, an opaque envelope (the file store would write and fsync a metadata file for it).
+    yield* store.put(key, yield* secrets.encrypt(orgId, plaintext, key))
+    remember(key, manifest)
 
     // A prune by another owner may have removed a reused (older) chunk before this manifest landed: put it back.
     const reused = [...distinct].filter((_, index) => uploads[index] === 0)
@@ -194,6 +210,7 @@ export const make = (
       if (manifest.orgId !== orgId || manifest.sessionId !== sessionId || manifest.version !== version) {
         return yield* new CheckpointCorrupt({ key, message: "manifest names another checkpoint" })
       }
+      remember(key, manifest)
       return manifest
     })
 
@@ -237,17 +254,41 @@ export const make = (
     return yield* listVersions(yield* sessionRoot(orgId, sessionId))
   })
 
+  // Unnamed chunks this process found inside the grace window, with the time they leave it: later prunes skip their
+  // `head` until then. Safe to skip: an object's age only ever restarts (a re-upload makes it younger), never grows
+  // past what was seen, so the chunk cannot be old enough before that time. Bounded; a forgotten entry costs a head.
+  const youngOrphans = new Map<string, number>()
+  const oldEnough = (key: string, now: number) =>
+    Effect.gen(function*() {
+      const notBefore = youngOrphans.get(key)
+      if (notBefore !== undefined && now < notBefore) return Option.none<string>()
+      const found = yield* store.head(key)
+      if (Option.isNone(found)) {
+        youngOrphans.delete(key)
+        return Option.none<string>()
+      }
+      // No age from the store (a non-conforming one): as if just written, never pruned early.
+      const written = found.value.lastModified?.getTime() ?? now
+      if (now - written >= graceMs) return Option.some(key)
+      youngOrphans.delete(key)
+      youngOrphans.set(key, written + graceMs)
+      if (youngOrphans.size > YOUNG_ORPHANS_SIZE) youngOrphans.delete(youngOrphans.keys().next().value!)
+      return Option.none<string>()
+    })
+
   const prune = Effect.fn("CheckpointStore.prune")(function*(orgId: string, sessionId: string, keepLast: number) {
     const root = yield* sessionRoot(orgId, sessionId)
-    // Chunks are listed (with their ages) before the manifests are read, so a chunk written after this listing is
-    // not a candidate at all, and one written before it is either old enough or inside the grace window.
-    const chunks = yield* store.list(`${root}/chunks/`)
+    // Chunks are listed before the manifests are read, so a chunk written after this listing is not a candidate at
+    // all, and one written before it is either old enough or inside the grace window. Names only: the age is looked
+    // up (below) for the chunks no manifest names, not for every chunk (the file store's `stat` per file).
+    const chunks = yield* store.keys(`${root}/chunks/`)
     const now = yield* Clock.currentTimeMillis
     const all = yield* listVersions(root)
     const keep = Math.max(1, Math.floor(keepLast))
     const kept = all.slice(-keep)
     const dropped = all.slice(0, Math.max(0, all.length - keep))
-    yield* Effect.forEach(dropped, (version) => store.delete(manifestKey(root, version)), {
+    yield* Effect.forEach(dropped, (version) =>
+      Effect.andThen(store.delete(manifestKey(root, version)), Effect.sync(() => manifestCache.delete(manifestKey(root, version)))), {
       concurrency: CONCURRENCY,
       discard: true
     })
@@ -257,7 +298,10 @@ export const make = (
     const manifests = yield* Effect.forEach(
       present,
       (version) =>
-        readManifest(orgId, sessionId, root, version).pipe(
+        Effect.suspend(() => {
+          const cached = manifestCache.get(manifestKey(root, version))
+          return cached === undefined ? readManifest(orgId, sessionId, root, version) : Effect.succeed(cached)
+        }).pipe(
           // A manifest that appeared after the first listing may already be pruned by its own owner: skip it.
           Effect.map(Option.some),
           Effect.catchTag("ObjectNotFound", (error) => kept.includes(version) ? Effect.fail(error) : Effect.succeedNone)
@@ -267,10 +311,16 @@ export const make = (
     const referenced = new Set(
       manifests.flatMap((manifest) => Option.isSome(manifest) ? manifest.value.files.map((file) => chunkKey(root, file.chunk)) : [])
     )
-    const orphans = chunks.filter((entry) =>
-      !referenced.has(entry.key) && (graceMs === 0 || now - entry.lastModified.getTime() >= graceMs)
+    const aged = yield* Effect.forEach(
+      chunks.filter((key) => !referenced.has(key)),
+      (key) => graceMs === 0 ? Effect.succeed(Option.some(key)) : oldEnough(key, now),
+      { concurrency: CONCURRENCY }
     )
-    yield* Effect.forEach(orphans, (entry) => store.delete(entry.key), { concurrency: CONCURRENCY, discard: true })
+    const orphans = aged.flatMap((key) => Option.isSome(key) ? [key.value] : [])
+    yield* Effect.forEach(orphans, (key) => Effect.andThen(store.delete(key), Effect.sync(() => youngOrphans.delete(key))), {
+      concurrency: CONCURRENCY,
+      discard: true
+    })
     return { keptVersions: kept, deletedManifests: dropped.length, deletedChunks: orphans.length }
   })
 

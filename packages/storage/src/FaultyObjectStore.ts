@@ -47,7 +47,8 @@ export const layer: Layer.Layer<ObjectStore | ObjectStoreFaults, never, ObjectSt
       get: (key) => Effect.andThen(gate("get", key), inner.get(key)),
       head: (key) => Effect.andThen(gate("head", key), inner.head(key)),
       delete: (key) => Effect.andThen(gate("delete", key), inner.delete(key)),
-      list: (prefix) => Effect.andThen(gate("list", prefix), inner.list(prefix))
+      list: (prefix) => Effect.andThen(gate("list", prefix), inner.list(prefix)),
+      keys: (prefix) => Effect.andThen(gate("list", prefix), inner.keys(prefix))
     })
 
     const faults = ObjectStoreFaults.of({

@@ -214,7 +214,8 @@ export const make = (rootDir: string): Effect.Effect<ObjectStore["Service"], Obj
         })
       })
 
-    const walk = async (dir: string, keyPrefix: string, into: Array<ObjectListing>) => {
+    /** The files under `dir` as `[key, path]`, by `readdir` alone. */
+    const walk = async (dir: string, keyPrefix: string, into: Array<readonly [string, string]>) => {
       let entries: Array<import("node:fs").Dirent>
       try {
         entries = await Fs.readdir(dir, { withFileTypes: true })
@@ -225,27 +226,35 @@ export const make = (rootDir: string): Effect.Effect<ObjectStore["Service"], Obj
       for (const entry of entries) {
         const path = Path.join(dir, entry.name)
         if (entry.isDirectory()) await walk(path, `${keyPrefix}${entry.name}/`, into)
-        else if (entry.isFile()) {
-          const stat = await Fs.stat(path)
-          into.push({ key: `${keyPrefix}${entry.name}`, size: stat.size, lastModified: stat.mtime })
-        }
+        else if (entry.isFile()) into.push([`${keyPrefix}${entry.name}`, path])
       }
     }
 
-    const list = (prefix: string) =>
+    const files = (prefix: string) =>
       Effect.gen(function*() {
         yield* validateObjectPrefix(prefix)
         // Walk only the deepest directory the prefix names in full, then filter by the partial last segment.
         const dirKey = prefix.slice(0, prefix.lastIndexOf("/") + 1)
         const dir = dirKey === "" ? dataRoot : yield* pathUnder(dataRoot, dirKey.slice(0, -1), "list")
-        const found: Array<ObjectListing> = []
+        const found: Array<readonly [string, string]> = []
         yield* io("list", prefix, () => walk(dir, dirKey, found))
-        return found
-          .filter((entry) => entry.key.startsWith(prefix))
-          .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+        return found.filter(([key]) => key.startsWith(prefix)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       })
 
-    return ObjectStore.of({ kind: "file", put, get, head, delete: remove, list })
+    const list = (prefix: string) =>
+      Effect.flatMap(files(prefix), (found) =>
+        io("list", prefix, async () => {
+          const listed: Array<ObjectListing> = []
+          for (const [key, path] of found) {
+            const stat = await Fs.stat(path)
+            listed.push({ key, size: stat.size, lastModified: stat.mtime })
+          }
+          return listed
+        }))
+
+    const keys = (prefix: string) => Effect.map(files(prefix), (found) => found.map(([key]) => key))
+
+    return ObjectStore.of({ kind: "file", put, get, head, delete: remove, list, keys })
   })
 
 /** The instrumented file store rooted at `rootDir`. */

@@ -35,7 +35,8 @@ export const instrument = (store: ObjectStore["Service"]): Effect.Effect<ObjectS
       get: (key) => record("get", store.get(key)),
       head: (key) => record("head", store.head(key)),
       delete: (key) => record("delete", store.delete(key)),
-      list: (prefix) => record("list", store.list(prefix))
+      list: (prefix) => record("list", store.list(prefix)),
+      keys: (prefix) => record("list", store.keys(prefix))
     })
   })
 

@@ -174,7 +174,10 @@ export const make = (settings: S3Settings): Effect.Effect<ObjectStore["Service"]
         return found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
       })
 
-    return ObjectStore.of({ kind: "s3", put, get, head, delete: remove, list })
+    // A listing page carries every object's size and age anyway: the names cost no more than the full listing.
+    const keys = (keyPrefix: string) => Effect.map(list(keyPrefix), (found) => found.map((entry) => entry.key))
+
+    return ObjectStore.of({ kind: "s3", put, get, head, delete: remove, list, keys })
   })
 
 export const layer = (settings: S3Settings): Layer.Layer<ObjectStore, never, Metrics> =>

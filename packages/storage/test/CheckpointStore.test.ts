@@ -188,6 +188,25 @@ describe("CheckpointStore prune beside another owner's save", () => {
       assert.deepStrictEqual(asText(yield* newOwner.load("org_1", "ses_r", 2_000_001)), asText(newState))
     }).pipe(Effect.provide(Layer.merge(ObjectStore.layerMemory, SecretAdapter.layerMemory))))
 
+  it.effect("a prune after this process's own saves reads no manifest back; another process's prune reads them once", () =>
+    Effect.gen(function*() {
+      const objects = yield* ObjectStore
+      const secrets = yield* SecretAdapter
+      const gets: Array<string> = []
+      const counted = ObjectStore.of({ ...objects, get: (key) => Effect.andThen(Effect.sync(() => gets.push(key)), objects.get(key)) })
+      const owner = makeCheckpointStore(counted, secrets, { chunkGraceMs: 0 })
+      for (const version of [1, 2, 3]) yield* owner.save("org_1", "ses_c", version, state({ "turn.txt": `turn ${version}` }))
+      assert.deepStrictEqual(yield* owner.prune("org_1", "ses_c", 2), { keptVersions: [2, 3], deletedManifests: 1, deletedChunks: 1 })
+      assert.deepStrictEqual(gets, [], "the kept manifests came from this process's saves")
+      const other = makeCheckpointStore(counted, secrets, { chunkGraceMs: 0 })
+      yield* owner.save("org_1", "ses_c", 4, state({ "turn.txt": "turn 4" }))
+      assert.deepStrictEqual(yield* other.prune("org_1", "ses_c", 2), { keptVersions: [3, 4], deletedManifests: 1, deletedChunks: 1 })
+      assert.deepStrictEqual(gets.length, 2, "a process that did not write them reads each kept manifest")
+      yield* other.prune("org_1", "ses_c", 2)
+      assert.deepStrictEqual(gets.length, 2, "and only once")
+      assert.deepStrictEqual(asText(yield* other.load("org_1", "ses_c", 4)), { "turn.txt": "turn 4" })
+    }).pipe(Effect.provide(Layer.merge(ObjectStore.layerMemory, SecretAdapter.layerMemory))))
+
   it.effect("an orphan chunk younger than the grace window survives prune; an older one is deleted", () =>
     Effect.gen(function*() {
       const objects = yield* ObjectStore

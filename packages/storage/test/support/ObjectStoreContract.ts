@@ -141,6 +141,9 @@ export const objectStoreContract = (
           [`${ns}/b/c2.txt`, `${ns}/b1/x`, `${ns}/bc`]
         )
         assert.deepStrictEqual(yield* store.list(`${ns}/nothing-here/`), [])
+        assert.deepStrictEqual(yield* store.keys(`${ns}/b`), [`${ns}/b/c2.txt`, `${ns}/b1/x`, `${ns}/bc`], "keys: the same names")
+        assert.deepStrictEqual(yield* store.keys(`${ns}/nothing-here/`), [])
+        assert.strictEqual(failureOf(yield* Effect.exit(store.keys("../")))?._tag, "InvalidObjectKey")
       }))
 
     it.effect("keys that could escape their namespace are refused with InvalidObjectKey", () =>
