@@ -73,15 +73,27 @@ export const make = (rootDir: string): Effect.Effect<ObjectStore["Service"], Obj
         )
       )
 
-    /** Renames `from` to `to`, creating the parent directory (again, should a concurrent delete prune it). */
+    /**
+     * Renames `from` to `to`; when the parent directory is missing (a new prefix, or a concurrent delete pruned it),
+     * creates it and tries again. The rename comes first: the directory usually exists, and a put pays no `mkdir`.
+     */
     const moveIntoPlace = async (from: string, to: string) => {
       for (let attempt = 0;; attempt++) {
-        await Fs.mkdir(Path.dirname(to), { recursive: true, mode: 0o700 })
         try {
           return await Fs.rename(from, to)
         } catch (error) {
-          if (errorCode(error) !== "ENOENT" || attempt >= 3) throw error
+          if (errorCode(error) !== "ENOENT" || attempt >= 4) throw error
         }
+        await Fs.mkdir(Path.dirname(to), { recursive: true, mode: 0o700 })
+      }
+    }
+
+    /** Removes the file at `path`; absent is fine (one `unlink`, not `rm`'s `lstat` + removal). */
+    const removeFile = async (path: string) => {
+      try {
+        await Fs.unlink(path)
+      } catch (error) {
+        if (errorCode(error) !== "ENOENT") throw error
       }
     }
 
@@ -147,7 +159,7 @@ export const make = (rootDir: string): Effect.Effect<ObjectStore["Service"], Obj
         const metaPath = yield* pathUnder(metaRoot, key, "put")
         const size = yield* writeAtomically(key, dataPath, content)
         const contentType = options?.contentType
-        if (contentType === undefined) yield* io("put", key, () => Fs.rm(metaPath, { force: true }))
+        if (contentType === undefined) yield* io("put", key, () => removeFile(metaPath))
         else yield* writeAtomically<never>(key, metaPath, new TextEncoder().encode(JSON.stringify({ contentType })))
         return metadataOf(key, size, contentType)
       })
@@ -207,8 +219,8 @@ export const make = (rootDir: string): Effect.Effect<ObjectStore["Service"], Obj
         const dataPath = yield* pathUnder(dataRoot, key, "delete")
         const metaPath = yield* pathUnder(metaRoot, key, "delete")
         yield* io("delete", key, async () => {
-          await Fs.rm(dataPath, { force: true })
-          await Fs.rm(metaPath, { force: true })
+          await removeFile(dataPath)
+          await removeFile(metaPath)
           await pruneEmptyParents(dataRoot, Path.dirname(dataPath))
           await pruneEmptyParents(metaRoot, Path.dirname(metaPath))
         })
