@@ -221,19 +221,25 @@ export const CompleteProviderEventBody = Schema.Struct({
   outcome: ProviderEventOutcome
 })
 
-export const ChannelPromptBody = Schema.Struct({
-  /** The provider's id of the inbound update; the prompt's idempotency key (a retry prompts once). */
+/** Where an inbound message (a prompt or an answer) came from: the provider's update, its chat / thread and its user. */
+const inboundFields = {
+  /** The provider's id of the inbound update; the idempotency key of what it queues (a retry queues once). */
   providerEventId: ProviderEventId,
   externalThreadId: ExternalId,
-  externalUserId: ExternalId,
+  externalUserId: ExternalId
+}
+
+export const ChannelPromptBody = Schema.Struct({
+  ...inboundFields,
   text: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(MAX_CHANNEL_TEXT_LENGTH), isStorableText),
   /** The title of a session created for a new thread. */
   threadTitle: Schema.optional(Text(200))
 })
 
+export const ChannelAnswerAccepted = Schema.Struct({ sessionId: Schema.String, commandId: Schema.String })
+
 export const ChannelPromptAccepted = Schema.Struct({
-  sessionId: Schema.String,
-  commandId: Schema.String,
+  ...ChannelAnswerAccepted.fields,
   /** The route (and its session) was created by this message. */
   sessionCreated: Schema.Boolean,
   /** An earlier prompt with this provider event id was returned (nothing new queued). */
@@ -252,9 +258,7 @@ export type ChannelPromptAccepted = typeof ChannelPromptAccepted.Type
  * `POST /api/sessions/:id/{permission-respond,question-reply,question-reject}`.
  */
 export const ChannelAnswerBody = Schema.Struct({
-  providerEventId: ProviderEventId,
-  externalThreadId: ExternalId,
-  externalUserId: ExternalId,
+  ...inboundFields,
   action: Schema.Literals(["permission-respond", "question-reply", "question-reject"]),
   permissionId: Schema.optional(Text(200).check(Schema.isMinLength(1))),
   response: Schema.optional(Schema.Literals(["once", "always", "reject"])),
@@ -262,8 +266,6 @@ export const ChannelAnswerBody = Schema.Struct({
   answers: Schema.optional(Schema.Array(Schema.Array(Text(10_000))).check(Schema.isMaxLength(50)))
 })
 export type ChannelAnswerBody = typeof ChannelAnswerBody.Type
-
-export const ChannelAnswerAccepted = Schema.Struct({ sessionId: Schema.String, commandId: Schema.String })
 
 // ---------------------------------------------------------------------------------------------------------------
 // Deliveries: the outbox a gateway drains

@@ -42,11 +42,18 @@ const GATEWAY_OR_ADMIN: ReadonlyArray<"gateway" | "admin"> = ["gateway", "admin"
 
 const byId = { id: Id }
 
-export const BindingEnvelope = Schema.Struct({ binding: ChannelBinding })
-export const DeliveryEnvelope = Schema.Struct({ delivery: ChannelDelivery })
-export const RouteEnvelope = Schema.Struct({ route: ChannelRoute })
-export const IdentityEnvelope = Schema.Struct({ identity: ChannelIdentity })
-export const CursorEnvelope = Schema.Struct({ cursor: ChannelCursor })
+/** `{ <key>: <object> }`, the shape of a response carrying one object. */
+const envelope = <const K extends string, S extends Schema.Constraint>(key: K, schema: S) =>
+  Schema.Struct({ [key]: schema } as { readonly [k in K]: S })
+/** `{ <key>: [<item>, …] }`, the shape of a response carrying a whole list. */
+const listOf = <const K extends string, S extends Schema.Constraint>(key: K, item: S) =>
+  Schema.Struct({ [key]: Schema.Array(item) } as { readonly [k in K]: Schema.$Array<S> })
+
+export const BindingEnvelope = envelope("binding", ChannelBinding)
+export const DeliveryEnvelope = envelope("delivery", ChannelDelivery)
+export const RouteEnvelope = envelope("route", ChannelRoute)
+export const IdentityEnvelope = envelope("identity", ChannelIdentity)
+export const CursorEnvelope = envelope("cursor", ChannelCursor)
 
 export const DeliveryPage = Schema.Struct({
   deliveries: Schema.Array(ChannelDelivery),
@@ -63,8 +70,7 @@ export const ListDeliveriesQuery = {
 
 export const GatewayTokenView = Schema.Struct({ token: ApiTokenView, channelBindingIds: Schema.Array(Schema.String) })
 export const IssuedGatewayToken = Schema.Struct({
-  token: ApiTokenView,
-  channelBindingIds: Schema.Array(Schema.String),
+  ...GatewayTokenView.fields,
   /** `occ_<id>_<secret>`: in this response only. */
   secret: Schema.String
 })
@@ -79,7 +85,7 @@ export class ChannelsApi extends HttpApiGroup.make("channels")
   .add(
     // ---- bindings
     HttpApiEndpoint.get("listBindings", "/api/channels/bindings", {
-      success: Schema.Struct({ bindings: Schema.Array(ChannelBinding) })
+      success: listOf("bindings", ChannelBinding)
     }).annotate(RequiredScopes, GATEWAY_OR_ADMIN)
       .annotate(OpenApi.Description, "The org's bindings (a gateway token: the bindings it serves). `credentialRef` is a reference, never a secret."),
     HttpApiEndpoint.post("createBinding", "/api/channels/bindings", {
@@ -116,7 +122,7 @@ export class ChannelsApi extends HttpApiGroup.make("channels")
     // ---- session routes
     HttpApiEndpoint.get("listRoutes", "/api/channels/bindings/:id/sessions", {
       params: byId,
-      success: Schema.Struct({ routes: Schema.Array(ChannelRoute) }),
+      success: listOf("routes", ChannelRoute),
       error: ApiError.NotFound
     }).annotate(RequiredScopes, GATEWAY_OR_ADMIN),
     HttpApiEndpoint.post("bindSession", "/api/channels/bindings/:id/sessions", {
@@ -162,7 +168,7 @@ export class ChannelsApi extends HttpApiGroup.make("channels")
 
     // ---- identities
     HttpApiEndpoint.get("listIdentities", "/api/channels/identities", {
-      success: Schema.Struct({ identities: Schema.Array(ChannelIdentity) })
+      success: listOf("identities", ChannelIdentity)
     }).annotate(RequiredScopes, ADMIN),
     HttpApiEndpoint.post("createIdentity", "/api/channels/identities", {
       payload: CreateChannelIdentityBody,
@@ -195,7 +201,7 @@ export class ChannelsApi extends HttpApiGroup.make("channels")
       .annotate(OpenApi.Description, "SSE wake-up: `event: delivery.available` `{channelBindingId}` when one of the token's bindings gets a delivery (backed by NOTIFY); `: keep-alive` every 15 s. Claim on every frame and also poll (a lost notification costs latency only)."),
     HttpApiEndpoint.post("claimDeliveries", "/api/channels/deliveries/claim", {
       payload: ClaimDeliveriesBody,
-      success: Schema.Struct({ deliveries: Schema.Array(ClaimedDelivery) }),
+      success: listOf("deliveries", ClaimedDelivery),
       error: [ApiError.BadRequest, ApiError.NotFound]
     }).annotate(RequiredScopes, GATEWAY)
       .annotate(OpenApi.Description, "Claims up to `limit` due deliveries of the token's active bindings (`FOR UPDATE SKIP LOCKED`), oldest first, for `claimTtlMs`; each claim counts one attempt. Expired claims are returned to the feed first."),
@@ -235,7 +241,7 @@ export class ChannelsApi extends HttpApiGroup.make("channels")
     // ---- cursors
     HttpApiEndpoint.get("listCursors", "/api/channels/cursors", {
       query: { channelBindingId: Schema.optional(Id) },
-      success: Schema.Struct({ cursors: Schema.Array(ChannelCursor) }),
+      success: listOf("cursors", ChannelCursor),
       error: [ApiError.BadRequest, ApiError.NotFound]
     }).annotate(RequiredScopes, GATEWAY_OR_ADMIN),
     HttpApiEndpoint.put("putCursor", "/api/channels/cursors", {
@@ -251,7 +257,7 @@ export class ChannelsApi extends HttpApiGroup.make("channels")
     }).annotate(RequiredScopes, GATEWAY_OR_ADMIN)
       .annotate(OpenApi.Description, "What the calling token may do on the delivery feed (the gateway's `deliveryOperator`)."),
     HttpApiEndpoint.get("listGatewayTokens", "/api/channels/gateway-tokens", {
-      success: Schema.Struct({ tokens: Schema.Array(GatewayTokenView) })
+      success: listOf("tokens", GatewayTokenView)
     }).annotate(RequiredScopes, ADMIN),
     HttpApiEndpoint.post("createGatewayToken", "/api/channels/gateway-tokens", {
       payload: CreateGatewayTokenBody,
