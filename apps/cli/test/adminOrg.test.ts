@@ -20,8 +20,10 @@ describe("cowork admin org", () => {
       assert.deepInclude(report.ended, { apiTokens: 1 })
       assert.isTrue(report.complete)
       assert.isTrue(Object.values(report.remaining).every((count) => count === 0), JSON.stringify(report.remaining))
-      const again = json((yield* cli("org", "offboard", orgId)).stdout)
+      assert.deepStrictEqual(report.artifacts, { policy: "retain", deleted: 0, deletedBytes: 0, strayObjects: 0, remaining: 0 })
+      const again = json((yield* cli("org", "offboard", "--artifacts", "delete", orgId)).stdout)
       assert.deepInclude(again.ended, { apiTokens: 0 })
+      assert.deepInclude(again.artifacts, { policy: "delete", remaining: 0 })
       const missing = yield* Effect.flip(cli("org", "offboard", "org_missing"))
       assert.include(missing.message, "org org_missing not found")
       // An offboarded org gets no new token.

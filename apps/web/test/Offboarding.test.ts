@@ -1,10 +1,10 @@
 import { PgLeaseStore, PgOffboarding } from "@cowork/postgres"
-import { EventLog, LeaseStore, Offboarding } from "@cowork/services"
+import { Artifacts, Audit, EventLog, LeaseStore, ObjectStore, Offboarding } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { Browser } from "./support/Browser.ts"
-import { baseUrl, layer, orgWithToken, request } from "./support/WebTestServer.ts"
+import { baseUrl, layer, orgWithToken, platformToken, request } from "./support/WebTestServer.ts"
 
 /** After offboarding, every way into the org is refused at the HTTP level; another org carries on. */
 it.layer(PgOffboarding.layer.pipe(Layer.provideMerge(layer)))("tenant offboarding over HTTP", (it) => {
@@ -78,5 +78,36 @@ it.layer(PgOffboarding.layer.pipe(Layer.provideMerge(layer)))("tenant offboardin
         body: { claimToken: claimed.body.deliveries[0].claimToken, outcome: "sent" }
       })
       assert.strictEqual(ack.status, 401, "a gateway mid-send is refused")
+      assert.deepStrictEqual(offboarded.body.artifacts, { policy: "retain", deleted: 0, deletedBytes: 0, strayObjects: 0, remaining: 0 })
+    })))
+
+  it.effect("artifacts by retention policy: retain keeps them (reported), delete removes objects and rows; audit rows stay", () =>
+    TestClock.withLive(Effect.gen(function*() {
+      const leaving = yield* orgWithToken(["admin", "operator", "web"])
+      const session = (yield* request("POST", "/api/sessions", { token: leaving.token, body: {} })).body.session.id as string
+      for (const text of ["first", "second"]) {
+        const uploaded = yield* request("POST", `/api/sessions/${session}/artifacts?name=a.txt`, {
+          token: leaving.token,
+          rawBody: text,
+          headers: { "content-type": "text/plain" }
+        })
+        assert.strictEqual(uploaded.status, 201, JSON.stringify(uploaded.body))
+      }
+      const bad = yield* request("POST", `/api/admin/orgs/${leaving.orgId}/offboard?artifacts=shred`, { token: leaving.token })
+      assert.strictEqual(bad.status, 400, "an unknown policy is refused before anything happens")
+
+      const retained = yield* (yield* Offboarding).offboard(leaving.orgId).pipe(
+        Effect.andThen(Effect.flatMap(Effect.service(Artifacts), (artifacts) => artifacts.countOrg(leaving.orgId)))
+      )
+      assert.strictEqual(retained, 2, "offboarding alone keeps the artifacts")
+
+      const platform = yield* platformToken
+      const deleted = yield* request("POST", `/api/admin/orgs/${leaving.orgId}/offboard?artifacts=delete`, { token: platform })
+      assert.strictEqual(deleted.status, 200, JSON.stringify(deleted.body))
+      assert.deepStrictEqual(deleted.body.artifacts, { policy: "delete", deleted: 2, deletedBytes: 11, strayObjects: 0, remaining: 0 })
+      assert.deepStrictEqual(yield* (yield* ObjectStore).list(`artifacts/${leaving.orgId}/`), [])
+      const audit = yield* (yield* Audit).list(leaving.orgId, { action: "org.offboarded", limit: 10 })
+      assert.isAtLeast(audit.events.length, 1, "the audit rows stay, with what was done to the artifacts")
+      assert.deepInclude(audit.events[0]!.details, { artifacts: deleted.body.artifacts })
     })))
 })

@@ -24,6 +24,21 @@ export const OrgActivity = Schema.Struct({
   openDeliveries: Count
 })
 
+/** What offboarding does with the org's artifacts: keep them (the default) or delete their objects and rows. */
+export const ArtifactRetentionPolicy = Schema.Literals(["retain", "delete"])
+export type ArtifactRetentionPolicy = typeof ArtifactRetentionPolicy.Type
+
+export const OffboardingArtifacts = Schema.Struct({
+  policy: ArtifactRetentionPolicy,
+  /** Artifacts deleted now (objects and rows), their bytes, and objects under the org's prefix with no row. */
+  deleted: Count,
+  deletedBytes: Count,
+  strayObjects: Count,
+  /** Artifacts the org still has (all of them under `retain`; 0 after `delete`). */
+  remaining: Count
+})
+export type OffboardingArtifacts = typeof OffboardingArtifacts.Type
+
 export const OffboardingResult = Schema.Struct({
   orgId: Schema.String,
   offboardedAt: Schema.String,
@@ -44,6 +59,7 @@ export const OffboardingResult = Schema.Struct({
     deliveries: Count
   }),
   remaining: OrgActivity,
+  artifacts: OffboardingArtifacts,
   /** Nothing is active any more (prompts a worker was already running finish on their own: call again to see). */
   complete: Schema.Boolean
 })
@@ -57,11 +73,12 @@ export class OrgAdminApi extends HttpApiGroup.make("orgAdmin")
   .add(
     HttpApiEndpoint.post("offboard", "/api/admin/orgs/:id/offboard", {
       params: { id: Id },
+      query: { artifacts: Schema.optional(ArtifactRetentionPolicy) },
       success: OffboardingResult,
-      error: ApiError.NotFound
+      error: [ApiError.NotFound, ApiError.BadRequest, ApiError.Unavailable]
     }).annotate(
       OpenApi.Description,
-      "Marks the org offboarded (no new token, browser session or prompt), revokes its API tokens, browser sessions and worker credentials, cancels pending commands, aborts sessions, archives workflows, deletes BYOK keys, disables channel bindings and dead-letters their open deliveries (gateway tokens are revoked with the API tokens); audit rows and artifacts stay. Reports what remains."
+      "Marks the org offboarded (no new token, browser session or prompt), revokes its API tokens, browser sessions and worker credentials, cancels pending commands, aborts sessions, archives workflows, deletes BYOK keys, disables channel bindings and dead-letters their open deliveries (gateway tokens are revoked with the API tokens); audit rows stay. `?artifacts=delete` deletes the org's artifact objects and rows (503 if the object store fails: the org is offboarded, call again to finish); the default `retain` keeps them. Reports what remains."
     )
   )
   .middleware(OperatorAuthentication)

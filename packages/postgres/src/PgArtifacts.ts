@@ -1,5 +1,14 @@
 import { type Artifact, decodeArtifactCursor, encodeArtifactCursor, NotFound } from "@cowork/domain"
-import { artifactObjectKey, Artifacts, meteredBody, type NewArtifact, newArtifactId, ObjectStore } from "@cowork/services"
+import {
+  ARTIFACT_DELETE_BATCH,
+  artifactObjectKey,
+  Artifacts,
+  deleteStrayArtifactObjects,
+  meteredBody,
+  type NewArtifact,
+  newArtifactId,
+  ObjectStore
+} from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { admitInWindow } from "./QuotaWindows.ts"
@@ -107,7 +116,30 @@ export const make = Effect.gen(function*() {
     }
   })
 
-  return Artifacts.of({ create, open, list })
+  const deleteOrg = Effect.fn("Artifacts.deleteOrg")(function*(orgId: string) {
+    let artifacts = 0
+    let bytes = 0
+    while (true) {
+      const rows = yield* sql.unsafe<{ id: string; object_key: string; size_bytes: number | string }>(
+        `SELECT id, object_key, size_bytes FROM cloud_artifacts WHERE org_id = $1 ORDER BY id LIMIT $2`,
+        [orgId, ARTIFACT_DELETE_BATCH]
+      ).pipe(Effect.orDie)
+      if (rows.length === 0) break
+      // Objects first: a row is never left without the chance to delete its object on a later run.
+      yield* Effect.forEach(rows, (row) => store.delete(row.object_key), { concurrency: 8, discard: true })
+      yield* sql.unsafe(`DELETE FROM cloud_artifacts WHERE id = ANY($1::text[])`, [rows.map((row) => row.id)]).pipe(Effect.orDie)
+      artifacts += rows.length
+      bytes += rows.reduce((sum, row) => sum + Number(row.size_bytes), 0)
+    }
+    return { artifacts, bytes, strayObjects: yield* deleteStrayArtifactObjects(store, orgId) }
+  })
+
+  const countOrg = Effect.fn("Artifacts.countOrg")(function*(orgId: string) {
+    const rows = yield* sql.unsafe<{ n: number }>(`SELECT count(*)::int AS n FROM cloud_artifacts WHERE org_id = $1`, [orgId])
+    return Number(rows[0]!.n)
+  }, Effect.orDie)
+
+  return Artifacts.of({ create, open, list, deleteOrg, countOrg })
 })
 
 export const layer = Layer.effect(Artifacts, make)

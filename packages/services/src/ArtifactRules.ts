@@ -1,6 +1,7 @@
 import { ArtifactTooLarge, makeId } from "@cowork/domain"
 import { Effect, Stream } from "effect"
 import { sha256Stream } from "./Secrets.ts"
+import type { ObjectStore } from "./ObjectStore.ts"
 
 /** What every `Artifacts` store shares: ids, object keys, and the metered upload. */
 
@@ -8,6 +9,17 @@ export const newArtifactId = (): string => makeId("art")
 
 export const artifactObjectKey = (orgId: string, sessionId: string, artifactId: string): string =>
   `artifacts/${orgId}/${sessionId}/${artifactId}`
+
+/** Where every object of an org's artifacts lives. */
+export const orgArtifactPrefix = (orgId: string): string => `artifacts/${orgId}/`
+
+/** Deletes the objects still under the org's artifact prefix (after its rows' objects went): how many there were. */
+export const deleteStrayArtifactObjects = (store: ObjectStore["Service"], orgId: string) =>
+  Effect.gen(function*() {
+    const left = yield* store.list(orgArtifactPrefix(orgId))
+    yield* Effect.forEach(left, (object) => store.delete(object.key), { concurrency: 8, discard: true })
+    return left.length
+  })
 
 /**
  * The upload stream, counted and hashed as it passes: it fails with `ArtifactTooLarge` as soon as it exceeds

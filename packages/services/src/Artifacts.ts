@@ -19,6 +19,18 @@ export interface NewArtifact<E> {
   readonly bytesPerDay?: number | undefined
 }
 
+/** What deleting an org's artifacts removed. */
+export interface OrgArtifactsDeleted {
+  /** Artifacts (metadata rows) deleted with their objects. */
+  readonly artifacts: number
+  readonly bytes: number
+  /** Objects under the org's prefix with no metadata row (a failed upload's leftovers), deleted too. */
+  readonly strayObjects: number
+}
+
+/** Artifacts deleted per batch (objects first, then their rows). */
+export const ARTIFACT_DELETE_BATCH = 200
+
 /**
  * Session artifacts: bytes in the object store under `artifacts/<org>/<session>/<id>`, metadata in Postgres, and
  * an `artifact.created` event on the session's stream once both are durable.
@@ -38,6 +50,14 @@ export class Artifacts extends Context.Service<Artifacts, {
     orgId: string,
     options: { readonly sessionId?: string | undefined; readonly limit: number; readonly cursor?: string | undefined }
   ) => Effect.Effect<ArtifactPage, NotFound>
+  /**
+   * Deletes every artifact of the org (offboarding under the `delete` retention policy): in batches, the objects
+   * first, then their rows, then any object left under `artifacts/<org>/`. An object store failure stops it with
+   * what is left still listed: running it again finishes the job.
+   */
+  readonly deleteOrg: (orgId: string) => Effect.Effect<OrgArtifactsDeleted, ObjectStoreUnavailable | InvalidObjectKey>
+  /** How many artifacts (rows) the org has. */
+  readonly countOrg: (orgId: string) => Effect.Effect<number>
 }>()("cowork/Artifacts") {
   /** Metadata over the shared `MemoryDatabase`, bytes in whatever `ObjectStore` is provided. */
   static readonly layerMemory: Layer.Layer<Artifacts, never, MemoryDatabase | ObjectStore> = Layer.effect(

@@ -1,6 +1,6 @@
 import { type Artifact, decodeArtifactCursor, encodeArtifactCursor, NotFound } from "@cowork/domain"
 import { Clock, Effect } from "effect"
-import { artifactObjectKey, meteredBody, newArtifactId } from "./ArtifactRules.ts"
+import { artifactObjectKey, deleteStrayArtifactObjects, meteredBody, newArtifactId } from "./ArtifactRules.ts"
 import type { Artifacts, NewArtifact } from "./Artifacts.ts"
 import type { MemoryArtifact, MemoryTables } from "./MemoryDatabase.ts"
 import { appendToLog } from "./MemoryLog.ts"
@@ -104,6 +104,19 @@ export const makeArtifactsMemory = (db: MemoryTables, store: ObjectStore["Servic
           nextCursor: rest.length > options.limit ? encodeArtifactCursor(cursorTime(page.at(-1)!.createdAt), page.at(-1)!.id) : null,
           totalEstimate: all.length
         }
-      })
+      }),
+    deleteOrg: (orgId) =>
+      Effect.gen(function*() {
+        let artifacts = 0
+        let bytes = 0
+        for (const row of [...db.artifacts.values()].filter((row) => row.orgId === orgId)) {
+          yield* store.delete(row.objectKey)
+          db.artifacts.delete(row.id)
+          artifacts++
+          bytes += row.sizeBytes
+        }
+        return { artifacts, bytes, strayObjects: yield* deleteStrayArtifactObjects(store, orgId) }
+      }),
+    countOrg: (orgId) => Effect.sync(() => [...db.artifacts.values()].filter((row) => row.orgId === orgId).length)
   }
 }

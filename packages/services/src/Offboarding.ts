@@ -1,4 +1,5 @@
-import { NotFound } from "@cowork/domain"
+import { type ArtifactRetentionPolicy, type InvalidObjectKey, NotFound, type ObjectStoreUnavailable, type OffboardingArtifacts } from "@cowork/domain"
+import { Artifacts } from "./Artifacts.ts"
 import { Clock, Context, Effect, Layer, PubSub } from "effect"
 import { ByokStore } from "./ByokStore.ts"
 import { Identity } from "./Identity.ts"
@@ -47,6 +48,26 @@ export interface OffboardingReport {
   }
   readonly remaining: OrgActivity
 }
+
+/**
+ * The artifacts step of offboarding, after the transaction: under `delete`, every artifact object and row of the org
+ * goes (and stray objects under its prefix); under `retain`, nothing. Reports what the org still has.
+ */
+export const applyArtifactRetention = (
+  orgId: string,
+  policy: ArtifactRetentionPolicy
+): Effect.Effect<OffboardingArtifacts, ObjectStoreUnavailable | InvalidObjectKey, Artifacts> =>
+  Effect.gen(function*() {
+    const artifacts = yield* Artifacts
+    const deleted = policy === "delete" ? yield* artifacts.deleteOrg(orgId) : { artifacts: 0, bytes: 0, strayObjects: 0 }
+    return {
+      policy,
+      deleted: deleted.artifacts,
+      deletedBytes: deleted.bytes,
+      strayObjects: deleted.strayObjects,
+      remaining: yield* artifacts.countOrg(orgId)
+    }
+  })
 
 /**
  * Tenant offboarding (runbook "Tenant Offboarding"), in one transaction: the org is marked offboarded, its API tokens

@@ -1,4 +1,4 @@
-import { Artifacts, EventLog, readAll } from "@cowork/services"
+import { Artifacts, EventLog, ObjectStore, readAll } from "@cowork/services"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
 import * as Crypto from "node:crypto"
@@ -119,5 +119,32 @@ export const artifactsContract = <R>(harness: ControlPlaneHarness<R>) =>
         yield* put(session.orgId, session.sessionId, "12")
         const other = yield* newSession()
         yield* put(other.orgId, other.sessionId, "1234567890")
+      })))
+
+    it.effect("deleteOrg removes every artifact of the org, its objects and any stray object under its prefix; other orgs keep theirs", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const artifacts = yield* Artifacts
+        const store = yield* ObjectStore
+        const put = (orgId: string, sessionId: string, text: string) =>
+          artifacts.create({ orgId, sessionId, name: "a.txt", contentType: "text/plain", createdBy: "test", body: Stream.make(bytes(text)), maxBytes: 1_000 })
+        const leaving = yield* newSession()
+        const second = yield* newSession(leaving.orgId)
+        for (const text of ["one", "two"]) yield* put(leaving.orgId, leaving.sessionId, text)
+        yield* put(leaving.orgId, second.sessionId, "three")
+        yield* store.put(`artifacts/${leaving.orgId}/${leaving.sessionId}/art_partial`, bytes("half an upload"))
+        const staying = yield* newSession()
+        const kept = yield* put(staying.orgId, staying.sessionId, "mine")
+
+        assert.strictEqual(yield* artifacts.countOrg(leaving.orgId), 3)
+        const deleted = yield* artifacts.deleteOrg(leaving.orgId)
+        assert.deepStrictEqual(deleted, { artifacts: 3, bytes: 11, strayObjects: 1 })
+        assert.strictEqual(yield* artifacts.countOrg(leaving.orgId), 0)
+        assert.deepStrictEqual(yield* store.list(`artifacts/${leaving.orgId}/`), [], "no object of the org is left")
+        assert.strictEqual((yield* artifacts.list(leaving.orgId, { limit: 10 })).totalEstimate, 0)
+        assert.deepStrictEqual(yield* artifacts.deleteOrg(leaving.orgId), { artifacts: 0, bytes: 0, strayObjects: 0 }, "idempotent")
+
+        const opened = yield* artifacts.open(staying.orgId, staying.sessionId, kept.id)
+        assert.strictEqual(new TextDecoder().decode(yield* readAll(opened.body)), "mine")
+        assert.strictEqual(yield* artifacts.countOrg(staying.orgId), 1)
       })))
   })
