@@ -27,6 +27,32 @@ const deadCommands = (sessionColumn: string) => `(SELECT json_agg(json_build_obj
     'commandId', r.id, 'attempts', r.attempt_count, 'reason', r.last_error))
   FROM recovered r WHERE r.session_id = ${sessionColumn} AND r.status = 'dead')`
 
+/** The claimer's tenant filter on a command `c` (a self-hosted pool serves only its org; `tenant` is from ALLOWANCE). */
+const OF_TENANT = `((SELECT org_id FROM tenant) IS NULL OR c.org_id = (SELECT org_id FROM tenant))`
+
+/**
+ * The sessions a claim may take, driven from the open (pending or running) commands into the leases by key: the
+ * distinct sessions of the open-commands partial index, in its order (it streams: the walk stops at the allowance),
+ * each joined to its own lease row, locked `SKIP LOCKED` only while free or expired (the condition is re-checked on
+ * the row's latest version). The work is the open backlog walked up to the first claimable sessions, never the
+ * history nor every session's lease. A running command under an expired lease makes its session claimable (the
+ * takeover: `recovered` requeues or kills the command).
+ */
+const CANDIDATES = `open AS (
+        SELECT DISTINCT c.session_id FROM cloud_session_commands c
+        WHERE c.status IN ('pending', 'running') AND ${OF_TENANT}
+      ),
+      candidates AS (
+        SELECT free.session_id FROM open
+        CROSS JOIN LATERAL (
+          SELECT l.session_id FROM cloud_worker_leases l
+          WHERE l.session_id = open.session_id AND l.expires_at <= clock_timestamp()
+          FOR UPDATE OF l SKIP LOCKED
+        ) free
+        WHERE NOT EXISTS (SELECT 1 FROM cloud_worker_heartbeats h WHERE h.worker_id = $1 AND h.status = 'draining')
+        LIMIT (SELECT n FROM allowance)
+      ),`
+
 /** The live-lease condition every owner write is fenced by (`$1` session, `$2` epoch, `$3` worker). */
 const LIVE = liveLease("$1", "$2", "$3")
 
@@ -49,6 +75,8 @@ export const make = Effect.gen(function*() {
       `SELECT p.id FROM cloud_worker_pools p JOIN cloud_workers w ON w.pool_id = p.id WHERE w.id = $1 FOR UPDATE OF p`,
       [workerId]
     )
+    // The claimed leases are updated by key (`= ANY` of the candidates' array): joined to the CTE, whose size the
+    // planner cannot know, the update hashed a sequential scan of every lease row (it grew with the sessions).
     const claimStatement = sql.unsafe<{
       session_id: string
       epoch: number
@@ -57,21 +85,13 @@ export const make = Effect.gen(function*() {
       dead: ReadonlyArray<DeadCommand> | null
     }>(
       `WITH ${ALLOWANCE}
-      candidates AS (
-        SELECT l.session_id FROM cloud_worker_leases l
-        WHERE l.expires_at <= clock_timestamp()
-          AND l.session_id IN (SELECT c.session_id FROM cloud_session_commands c WHERE c.status IN ('pending', 'running')
-            AND ((SELECT org_id FROM tenant) IS NULL OR c.org_id = (SELECT org_id FROM tenant)))
-          AND NOT EXISTS (SELECT 1 FROM cloud_worker_heartbeats h WHERE h.worker_id = $1 AND h.status = 'draining')
-        LIMIT (SELECT n FROM allowance)
-        FOR UPDATE OF l SKIP LOCKED
-      ),
+      ${CANDIDATES}
       claimed AS (
         UPDATE cloud_worker_leases l SET
           worker_id = $1, epoch = l.epoch + 1,
           expires_at = now() + make_interval(secs => $3::float8 / 1000),
           claimed_at = now(), renewed_at = now()
-        FROM candidates WHERE l.session_id = candidates.session_id
+        WHERE l.session_id = ANY (ARRAY(SELECT session_id FROM candidates))
         RETURNING l.session_id, l.epoch, l.checkpoint_version
       ),
       recovered AS (${recoverRunning("claimed", "$4")})

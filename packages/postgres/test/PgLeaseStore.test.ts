@@ -190,4 +190,29 @@ it.layer(Stores, { timeout: 60_000 })("PgLeaseStore", (it) => {
       assert.deepStrictEqual(yield* commandRow("cmd_ses_reap_00"), { status: "dead", attemptCount: 2 })
       assert.deepStrictEqual(yield* leases.claim("worker-x", 25, TTL, 2), [], "dead commands are not runnable")
     }))
+
+  it.effect("a claim takes each runnable session once, whatever its number of pending commands, passing over busy ones", () =>
+    Effect.gen(function*() {
+      const leases = yield* LeaseStore
+      // Whatever earlier tests left runnable is taken aside first (held by a live lease).
+      yield* leases.claim("worker-sweep", 1_000, TTL, 3)
+      for (const id of ["ses_once_0busy", "ses_once_a_many", "ses_once_b", "ses_once_c"]) yield* createSession(id)
+      yield* enqueue("ses_once_0busy", "cmd_once_busy_1")
+      yield* enqueue("ses_once_0busy", "cmd_once_busy_2")
+      const busy = yield* leases.claim("worker-busy", 1, TTL, 3)
+      assert.deepStrictEqual(busy.map((l) => l.sessionId), ["ses_once_0busy"])
+      for (const n of [1, 2, 3]) yield* enqueue("ses_once_a_many", `cmd_once_many_${n}`)
+      yield* enqueue("ses_once_b", "cmd_once_b")
+      yield* enqueue("ses_once_c", "cmd_once_c")
+      const two = yield* leases.claim("worker-f", 2, TTL, 3)
+      assert.strictEqual(new Set(two.map((l) => l.sessionId)).size, 2, "two distinct sessions")
+      assert.notInclude(two.map((l) => l.sessionId), "ses_once_0busy")
+      const rest = yield* leases.claim("worker-f", 10, TTL, 3)
+      assert.deepStrictEqual(
+        [...two, ...rest].map((l) => l.sessionId).sort(),
+        ["ses_once_a_many", "ses_once_b", "ses_once_c"],
+        "every runnable session, each once"
+      )
+      assert.deepStrictEqual(yield* leases.claim("worker-g", 10, TTL, 3), [], "every runnable session is held")
+    }))
 })
