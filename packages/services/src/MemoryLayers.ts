@@ -12,6 +12,7 @@ import { EventLog } from "./EventLog.ts"
 import { Heartbeats } from "./Heartbeats.ts"
 import { Identity } from "./Identity.ts"
 import { Quotas } from "./Quotas.ts"
+import { Retention } from "./Retention.ts"
 import { LeaseStore } from "./LeaseStore.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { ObjectStore } from "./ObjectStore.ts"
@@ -48,5 +49,6 @@ export const layerMemoryControlPlane = Layer.mergeAll(
   Usage.layerMemory,
   ChannelStore.layerMemory,
   DeliveryFeed.layerMemory,
-  Threads.layerMemory
+  Threads.layerMemory,
+  Retention.layerMemory
 ).pipe(Layer.provideMerge(Layer.merge(MemoryDatabase.layer, ObjectStore.layerMemory)))

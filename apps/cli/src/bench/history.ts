@@ -6,15 +6,18 @@
  *    append + ack → releaseIfIdle) on separate sessions;
  * B. the same after seeding history through the real schema: BENCH_HISTORY_SESSIONS (10,000) sessions ×
  *    BENCH_HISTORY_COMMANDS (100) acked commands × 5 events each (1,000,000 commands, 5,000,000 events by default),
- *    VACUUM ANALYZE; the measured sessions are seeded ones (each with its own history).
+ *    VACUUM ANALYZE; the measured sessions are seeded ones (each with its own history);
+ * C. the same after one retention pass (`Retention`, as `cowork admin retention run`) that deletes every acked command
+ *    and prunes every projected event (ages of 1 ms), timed (rows deleted per second), then VACUUM ANALYZE (what
+ *    autovacuum does later); measured on other seeded sessions.
  *
  * Per hot statement (pg_stat_statements, reset before each phase): calls, mean execution and planning time, and
  * shared buffers touched per call (hit + read: the work, independent of the machine's load). Prints the ratio
  * B / A per statement and appends a section to docs/benchmarks.md (unless BENCH_NO_APPEND=1).
  */
 import type { EventDraft } from "@cowork/domain"
-import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, PgSessionStore, PgTokens, runMigrations, startEmbeddedPostgres } from "@cowork/postgres"
-import { CommandQueue, EventLog, LeaseStore, SessionStore, Tokens } from "@cowork/services"
+import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, PgRetention, PgSessionStore, PgTokens, runMigrations, startEmbeddedPostgres } from "@cowork/postgres"
+import { CommandQueue, EventLog, LeaseStore, retentionPass, SessionStore, Tokens } from "@cowork/services"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
@@ -179,13 +182,30 @@ const seed = (orgId: string) =>
     return { commands: Number(counts[0]!.commands), events: Number(counts[0]!.events), seconds: round((performance.now() - started) / 1000) }
   })
 
-const report = (r: { date: string; commit: string; machine: string; load: string; seeded: Effect.Success<ReturnType<typeof seed>>; empty: { stats: Stats; seconds: number }; full: { stats: Stats; seconds: number } }) => {
+/** One retention pass deleting every acked command and projected event (ages of 1 ms), timed; then VACUUM ANALYZE. */
+const retain = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const started = performance.now()
+  const totals = yield* retentionPass({ commandsOlderThanMs: 1, eventsOlderThanMs: 1 }, 500)
+  const seconds = (performance.now() - started) / 1000
+  const vacuumStarted = performance.now()
+  yield* sql.unsafe(`VACUUM ANALYZE cloud_session_commands, cloud_session_events, cloud_session_projections`).pipe(Effect.orDie)
+  return {
+    ...totals,
+    seconds: round(seconds, 1),
+    rowsPerSecond: Math.round((totals.commandsDeleted + totals.eventsDeleted) / seconds),
+    vacuumSeconds: round((performance.now() - vacuumStarted) / 1000, 1)
+  }
+})
+
+const report = (r: { date: string; commit: string; machine: string; load: string; seeded: Effect.Success<ReturnType<typeof seed>>; empty: { stats: Stats; seconds: number }; full: { stats: Stats; seconds: number }; retained: Effect.Success<typeof retain>; after: { stats: Stats; seconds: number } }) => {
   const names = [...new Set([...r.empty.stats.keys(), ...r.full.stats.keys()])].sort()
   const rows = names.map((name) => {
     const a = r.empty.stats.get(name)
     const b = r.full.stats.get(name)
+    const c = r.after.stats.get(name)
     const ratio = (x?: number, y?: number) => (x && y ? round(y / x, 2) : "–")
-    return `| ${name} | ${a?.calls ?? 0} / ${b?.calls ?? 0} | ${a?.execMs ?? "–"} → ${b?.execMs ?? "–"} (${ratio(a?.execMs, b?.execMs)}×) | ${a?.planMs ?? "–"} → ${b?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${b?.blocks ?? "–"} (${ratio(a?.blocks, b?.blocks)}×) |`
+    return `| ${name} | ${a?.calls ?? 0} / ${b?.calls ?? 0} / ${c?.calls ?? 0} | ${a?.execMs ?? "–"} → ${b?.execMs ?? "–"} (${ratio(a?.execMs, b?.execMs)}×) → ${c?.execMs ?? "–"} | ${a?.planMs ?? "–"} → ${b?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${b?.blocks ?? "–"} (${ratio(a?.blocks, b?.blocks)}×) → ${c?.blocks ?? "–"} (${ratio(a?.blocks, c?.blocks)}×) |`
   })
   return [
     `## ${r.date} — \`npm run bench:history\``,
@@ -198,9 +218,13 @@ const report = (r: { date: string; commit: string; machine: string; load: string
     "mean execution and planning ms (planning is 0 unless pg_stat_statements.track_planning is on: the client's",
     "prepared statements mostly reuse their plans), and shared buffers touched per call (the work, independent of the load).",
     "",
-    "| statement | calls empty / full | exec ms empty → full | plan ms empty → full | buffers per call empty → full |",
+    "| statement | calls empty / full / after retention | exec ms empty → full → after retention | plan ms empty → full | buffers per call empty → full → after retention |",
     "|---|---|---|---|---|",
     ...rows,
+    "",
+    `Retention pass (ages of 1 ms: every acked command, every projected event; ${r.retained.batches} batches of 500 sessions):`,
+    `${r.retained.commandsDeleted.toLocaleString("en")} commands and ${r.retained.eventsDeleted.toLocaleString("en")} events deleted in ${r.retained.seconds} s`,
+    `(**${r.retained.rowsPerSecond.toLocaleString("en")} rows/s**), then VACUUM ANALYZE of the three tables in ${r.retained.vacuumSeconds} s.`,
     ""
   ].join("\n")
 }
@@ -215,7 +239,7 @@ const main = Effect.gen(function*() {
   const cluster = yield* startEmbeddedPostgres(Path.join(dataDir, "postgres"))
   yield* Database.ensureDatabase(cluster.url("postgres"), "history")
   const database = Database.layer({ url: Redacted.make(cluster.url("history")), maxConnections: FIBERS + 4, applicationName: "bench-history" })
-  const services = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgSessionStore.layer, PgTokens.layer).pipe(
+  const services = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgSessionStore.layer, PgTokens.layer, PgRetention.layer).pipe(
     Layer.provideMerge(database)
   )
   return yield* Effect.gen(function*() {
@@ -231,6 +255,10 @@ const main = Effect.gen(function*() {
     console.error(`seeded ${JSON.stringify(seeded)}; full database …`)
     const step = Math.floor(HISTORY_SESSIONS / MEASURED_SESSIONS)
     const full = yield* measure(orgId, Array.from({ length: MEASURED_SESSIONS }, (_, i) => `ses_hist_${1 + i * step}`))
+    console.error("retention pass …")
+    const retained = yield* retain
+    console.error(`retained ${JSON.stringify(retained)}; after retention …`)
+    const after = yield* measure(orgId, Array.from({ length: MEASURED_SESSIONS }, (_, i) => `ses_hist_${2 + i * step}`))
     const commit = process.env.BENCH_COMMIT ?? (() => {
       try {
         return ChildProcess.execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repoRoot, encoding: "utf8" }).trim()
@@ -238,7 +266,7 @@ const main = Effect.gen(function*() {
         return "unknown"
       }
     })()
-    const markdown = report({ date: new Date().toISOString(), commit, machine, load, seeded, empty, full })
+    const markdown = report({ date: new Date().toISOString(), commit, machine, load, seeded, empty, full, retained, after })
     console.log(markdown)
     if (process.env.BENCH_NO_APPEND !== "1") Fs.appendFileSync(Path.join(repoRoot, "docs/benchmarks.md"), `\n${markdown}\n`)
   }).pipe(Effect.provide(services))

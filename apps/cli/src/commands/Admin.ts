@@ -1,10 +1,11 @@
-import { PgAudit, PgOffboarding, PgTokens, PgWorkerRegistry, PgWorkflowStore } from "@cowork/postgres"
+import { PgAudit, PgOffboarding, PgRetention, PgTokens, PgWorkerRegistry, PgWorkflowStore } from "@cowork/postgres"
 import { Command } from "effect/cli"
 import { Layer } from "effect"
 import * as ControlPlaneDatabase from "../ControlPlaneDatabase.ts"
 import * as AdminCredential from "./AdminCredential.ts"
 import * as AdminOrg from "./AdminOrg.ts"
 import * as AdminPool from "./AdminPool.ts"
+import * as AdminRetention from "./AdminRetention.ts"
 import * as AdminSecrets from "./AdminSecrets.ts"
 import * as AdminToken from "./AdminToken.ts"
 import * as AdminWorker from "./AdminWorker.ts"
@@ -23,9 +24,10 @@ export const command = Command.make("admin").pipe(
     AdminWorker.command,
     AdminCredential.command,
     AdminWorkflow.command,
-    AdminSecrets.command
+    AdminSecrets.command,
+    AdminRetention.command
   ]),
-  Command.provide(Layer.mergeAll(PgTokens.layer, PgWorkerRegistry.layer, PgWorkflowStore.layerConfig, PgOffboarding.layer, PgAudit.layer).pipe(
+  Command.provide(Layer.mergeAll(PgTokens.layer, PgWorkerRegistry.layer, PgWorkflowStore.layerConfig, PgOffboarding.layer, PgAudit.layer, PgRetention.layer).pipe(
     Layer.provideMerge(ControlPlaneDatabase.layer({ embedded: true, applicationName: "cowork-admin", maxConnections: 2 }))
   ))
 )

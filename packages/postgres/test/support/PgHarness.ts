@@ -10,6 +10,7 @@ import {
   PgLeaseStore,
   PgProjections,
   PgQuotas,
+  PgRetention,
   PgSessionStore,
   PgThreads,
   PgTokens,
@@ -23,7 +24,7 @@ import * as TestDatabase from "../../../../test/support/TestDatabase.ts"
 
 /**
  * Postgres keeps time by its own clock, so `elapse` moves every stored time the rules compare with `now()` back by
- * `ms`: lease and credential expiry, heartbeat age, token expiry, command age, a session's last change, delivery
+ * `ms`: lease and credential expiry, heartbeat age, token expiry, command and event age, a session's last change, delivery
  * and provider-event claims and delivery retry times.
  */
 const elapse = (ms: number) =>
@@ -35,6 +36,7 @@ const elapse = (ms: number) =>
     yield* sql.unsafe(`UPDATE cloud_worker_heartbeats SET last_seen_at = last_seen_at - ${back}`, [ms])
     yield* sql.unsafe(`UPDATE cloud_api_tokens SET expires_at = expires_at - ${back} WHERE expires_at IS NOT NULL`, [ms])
     yield* sql.unsafe(`UPDATE cloud_session_commands SET created_at = created_at - ${back}`, [ms])
+    yield* sql.unsafe(`UPDATE cloud_session_events SET created_at = created_at - ${back}`, [ms])
     yield* sql.unsafe(`UPDATE cloud_session_projections SET updated_at = updated_at - ${back}`, [ms])
     yield* sql.unsafe(
       `UPDATE cloud_channel_deliveries SET next_attempt_at = next_attempt_at - ${back}, claim_expires_at = claim_expires_at - ${back}`,
@@ -58,7 +60,8 @@ const services = Layer.mergeAll(
   PgChannelStore.layer,
   PgDeliveryFeed.layer,
   PgThreads.layer,
-  PgQuotas.layer
+  PgQuotas.layer,
+  PgRetention.layer
 ).pipe(Layer.provideMerge(ObjectStore.layerMemory))
 
 /** A fresh migrated database per test. */

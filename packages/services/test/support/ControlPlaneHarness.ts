@@ -11,6 +11,7 @@ import type {
   ObjectStore,
   Projections,
   Quotas,
+  Retention,
   SessionStore,
   Threads,
   Tokens,
@@ -38,6 +39,7 @@ export type ControlPlane =
   | DeliveryFeed
   | Threads
   | Quotas
+  | Retention
 
 /**
  * What a contract suite runs against: a fresh store per test (`layer`), and the store's clock. Expiry is driven

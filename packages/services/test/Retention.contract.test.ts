@@ -1,0 +1,4 @@
+import { retentionContract } from "./support/RetentionContract.ts"
+import { memoryHarness } from "./support/ControlPlaneHarness.ts"
+
+retentionContract(memoryHarness)
