@@ -64,7 +64,7 @@ export const layerTenant = Layer.effect(
     const browser = yield* BrowserAuth
     const limits = yield* RequestLimits
     return Authentication.of({
-      bearer: Effect.fn("Authentication.tenant")(function*(httpEffect, { credential, endpoint, group }) {
+      bearer: Effect.fnUntraced(function*(httpEffect, { credential, endpoint, group }) {
         // A source in authentication back-off is refused before any credential is looked at.
         yield* limits.checkSource
         // A request with a bearer token is never cookie-authenticated; one without may carry a browser session.
@@ -78,7 +78,7 @@ export const layerTenant = Layer.effect(
         const principal = yield* authenticate(credential, group.annotations, endpoint.annotations, "org")
         if (principal.kind !== "org") return yield* Effect.die(new Error("unreachable: tenant routes refuse platform principals"))
         return yield* Effect.provideService(httpEffect, CurrentPrincipal, principal)
-      })
+      }, Effect.withSpan("Authentication.tenant"))
     })
   })
 )

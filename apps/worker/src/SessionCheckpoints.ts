@@ -117,7 +117,7 @@ export const make = (store: CheckpointStore["Service"], keepLast: number, report
     )
   return SessionCheckpoints.of({
     enabled: true,
-    restore: Effect.fn("SessionCheckpoints.restore")(function*(lease: Lease, session: RuntimeSession) {
+    restore: Effect.fnUntraced(function*(lease: Lease, session: RuntimeSession) {
       const version = lease.checkpointVersion ?? 0
       if (lease.orgId === undefined) return version
       if (version === 0) {
@@ -157,7 +157,7 @@ export const make = (store: CheckpointStore["Service"], keepLast: number, report
         Effect.annotateLogs({ session_id: lease.sessionId, checkpoint_version: version, files: state.files.size })
       )
       return version
-    }),
+    }, Effect.withSpan("SessionCheckpoints.restore")),
     save: Effect.fnUntraced(function*(lease: Lease, session: RuntimeSession, current: number) {
       const orgId = lease.orgId
       if (orgId === undefined) return undefined

@@ -138,7 +138,7 @@ export const make = (
       ? Effect.void
       : Effect.die(new Error(`checkpoint version must be a non-negative integer, got ${version}`))
 
-  const save = Effect.fn("CheckpointStore.save")(function*(
+  const save = Effect.fnUntraced(function*(
     orgId: string,
     sessionId: string,
     version: number,
@@ -197,7 +197,7 @@ export const make = (
       uploadedChunks: uploaded.length,
       reusedChunks: uploads.length - uploaded.length
     }
-  })
+  }, Effect.withSpan("CheckpointStore.save"))
 
   const readManifest = (orgId: string, sessionId: string, root: string, version: number) =>
     Effect.gen(function*() {
@@ -276,7 +276,7 @@ export const make = (
       return Option.none<string>()
     })
 
-  const prune = Effect.fn("CheckpointStore.prune")(function*(orgId: string, sessionId: string, keepLast: number) {
+  const prune = Effect.fnUntraced(function*(orgId: string, sessionId: string, keepLast: number) {
     const root = yield* sessionRoot(orgId, sessionId)
     // Chunks are listed before the manifests are read, so a chunk written after this listing is not a candidate at
     // all, and one written before it is either old enough or inside the grace window. Names only: the age is looked
@@ -322,7 +322,7 @@ export const make = (
       discard: true
     })
     return { keptVersions: kept, deletedManifests: dropped.length, deletedChunks: orphans.length }
-  })
+  }, Effect.withSpan("CheckpointStore.prune"))
 
   return CheckpointStore.of({ save, load, versions, prune })
 }
