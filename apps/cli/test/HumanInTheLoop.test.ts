@@ -1,18 +1,9 @@
-import { makeFetch } from "@cowork/client"
-import { Metrics } from "@cowork/observability"
 import { ScriptedRuntime } from "@cowork/runtime"
-import { CheckpointStore } from "@cowork/storage"
-import { layerMemoryControlPlane, MemoryDatabase, SecretAdapter, Tokens } from "@cowork/services"
-import * as WebRole from "@cowork/web"
-import { WorkerConfig } from "@cowork/worker"
-import * as WorkerRole from "@cowork/worker"
+import { MemoryDatabase, Tokens } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Layer, Redacted, References, Scope } from "effect"
-import { HttpServer } from "effect/http"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
+import { Effect, Exit, Redacted, Scope } from "effect"
 import { eventually } from "../../../test/support/Eventually.ts"
+import { memoryStack, orgClient, startWorker } from "../../../test/support/MemoryStack.ts"
 import { connect, eventData } from "../../../test/support/SseClient.ts"
 
 /**
@@ -20,40 +11,8 @@ import { connect, eventData } from "../../../test/support/SseClient.ts"
  * waits, the view and the SSE stream show the ask, the answer route queues a command the worker hands to the waiting
  * turn, and the turn continues.
  */
-const Stores = layerMemoryControlPlane.pipe(
-  Layer.provideMerge(Layer.mergeAll(ScriptedRuntime.layer, SecretAdapter.layerMemory, Metrics.layerTest("all")))
-)
-const Checkpoints = CheckpointStore.layer.pipe(Layer.provideMerge(Stores))
-
-const Web = WebRole.layerServeAs("all").pipe(
-  Layer.provideMerge(WebRole.layerNodeServer),
-  Layer.provide(ConfigProvider.layerAdd(ConfigProvider.fromUnknown({
-    OPEN_COWORK_CLOUD_PORT: "0",
-    OPEN_COWORK_DATA_DIR: Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-hitl-"))
-  }))),
-  Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
-)
-
-const startWorker = (workerId: string) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    yield* Layer.buildWithScope(
-      WorkerRole.layerNoDeps.pipe(
-        Layer.provide(WorkerConfig.layerWith({ workerId, pollIntervalMs: 600_000 })),
-        Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
-      ),
-      scope
-    )
-    return scope
-  })
-
 const setup = Effect.gen(function*() {
-  const tokens = yield* Tokens
-  const { orgId } = yield* tokens.createOrg(`hitl-${globalThis.crypto.randomUUID().slice(0, 8)}`)
-  const token = Redacted.value((yield* tokens.issue({ orgId, name: "test", scopes: ["web"] })).token)
-  const server = yield* HttpServer.HttpServer
-  const url = server.address._tag === "UnixPathAddress" ? assert.fail("expected a TCP address") : `http://127.0.0.1:${server.address.port}`
-  const api = yield* makeFetch({ baseUrl: url, token })
+  const { token, url, api } = yield* orgClient(`hitl-${globalThis.crypto.randomUUID().slice(0, 8)}`)
   const post = (path: string, body: unknown) =>
     Effect.promise(async () => {
       const response = await fetch(`${url}${path}`, {
@@ -69,7 +28,7 @@ const setup = Effect.gen(function*() {
 const commandStatus = (commandId: string) =>
   Effect.map(Effect.service(MemoryDatabase), (db) => db.commands.find((c) => c.id === commandId)?.status)
 
-it.layer(Web.pipe(Layer.provideMerge(Checkpoints)), { timeout: 60_000 })("human in the loop (memory stack, scripted runtime)", (it) => {
+it.layer(memoryStack("hitl"), { timeout: 60_000 })("human in the loop (memory stack, scripted runtime)", (it) => {
   it.effect("a permission request waits for its answer: view and SSE show it, permission-respond lets the turn continue, a second answer is 409", () =>
     Effect.gen(function*() {
       const { token, url, api, post } = yield* setup

@@ -1,56 +1,18 @@
 import { makeFetch } from "@cowork/client"
-import { Metrics } from "@cowork/observability"
 import { ScriptedRuntime } from "@cowork/runtime"
+import { MemoryDatabase, Tokens } from "@cowork/services"
 import { CheckpointStore } from "@cowork/storage"
-import { layerMemoryControlPlane, MemoryDatabase, SecretAdapter, Tokens } from "@cowork/services"
-import * as WebRole from "@cowork/web"
-import { WorkerConfig } from "@cowork/worker"
-import * as WorkerRole from "@cowork/worker"
 import { assert, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Layer, Redacted, References, Scope } from "effect"
-import { HttpServer } from "effect/http"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
+import { Effect, Exit, Redacted, Scope } from "effect"
 import { eventually } from "../../../test/support/Eventually.ts"
+import { baseUrl, memoryStack, startWorker } from "../../../test/support/MemoryStack.ts"
 import { connect, eventData } from "../../../test/support/SseClient.ts"
 
 /**
  * The web and worker roles on memory layers only (no Postgres, no object-store directory), under the `TestClock`:
  * the same role layers `cowork up` runs, over `layerMemoryControlPlane`, a memory object store and secret adapter.
  */
-const Stores = layerMemoryControlPlane.pipe(
-  Layer.provideMerge(Layer.mergeAll(ScriptedRuntime.layer, SecretAdapter.layerMemory, Metrics.layerTest("all")))
-)
-const Checkpoints = CheckpointStore.layer.pipe(Layer.provideMerge(Stores))
-
-const Web = WebRole.layerServeAs("all").pipe(
-  Layer.provideMerge(WebRole.layerNodeServer),
-  Layer.provide(ConfigProvider.layerAdd(ConfigProvider.fromUnknown({
-    OPEN_COWORK_CLOUD_PORT: "0",
-    OPEN_COWORK_DATA_DIR: Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-memory-stack-"))
-  }))),
-  Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
-)
-
-/** A worker in its own scope (closing it is its SIGTERM). */
-const startWorker = (workerId: string) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    yield* Layer.buildWithScope(
-      WorkerRole.layerNoDeps.pipe(
-        Layer.provide(WorkerConfig.layerWith({ workerId, pollIntervalMs: 600_000 })),
-        Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
-      ),
-      scope
-    )
-    return scope
-  })
-
-const baseUrl = Effect.map(Effect.service(HttpServer.HttpServer), (server) =>
-  server.address._tag === "UnixPathAddress" ? assert.fail("expected a TCP address") : `http://127.0.0.1:${server.address.port}`)
-
-it.layer(Web.pipe(Layer.provideMerge(Checkpoints)), { timeout: 60_000 })("web + worker on memory layers", (it) => {
+it.layer(memoryStack("memory-stack"), { timeout: 60_000 })("web + worker on memory layers", (it) => {
   it.effect("one prompt: 202, the worker runs it, and the session's SSE stream carries it end to end; a second worker restores the checkpoint", () =>
     Effect.gen(function*() {
       const { owner } = yield* (yield* Tokens).bootstrap("memory org")

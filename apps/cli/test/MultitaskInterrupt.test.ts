@@ -1,17 +1,7 @@
-import { makeFetch } from "@cowork/client"
-import { Metrics } from "@cowork/observability"
-import { ScriptedRuntime } from "@cowork/runtime"
-import { CheckpointStore } from "@cowork/storage"
-import { layerMemoryControlPlane, MemoryDatabase, SecretAdapter, Tokens } from "@cowork/services"
-import * as WebRole from "@cowork/web"
-import { WorkerConfig } from "@cowork/worker"
-import * as WorkerRole from "@cowork/worker"
+import { MemoryDatabase } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Layer, Redacted, References, Scope } from "effect"
-import { HttpServer } from "effect/http"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
+import { Effect, Exit, Scope } from "effect"
+import { memoryStack, orgClient, startWorker } from "../../../test/support/MemoryStack.ts"
 import { connect, eventData } from "../../../test/support/SseClient.ts"
 
 /**
@@ -19,34 +9,13 @@ import { connect, eventData } from "../../../test/support/SseClient.ts"
  * final message marked `interrupted`, `session.status` interrupted, `session.idle` outcome interrupted), every queued
  * prompt still runs in order, and each command completes exactly once.
  */
-const Stores = layerMemoryControlPlane.pipe(
-  Layer.provideMerge(Layer.mergeAll(ScriptedRuntime.layer, SecretAdapter.layerMemory, Metrics.layerTest("all")))
-)
-const Web = WebRole.layerServeAs("all").pipe(
-  Layer.provideMerge(WebRole.layerNodeServer),
-  Layer.provide(ConfigProvider.layerAdd(ConfigProvider.fromUnknown({
-    OPEN_COWORK_CLOUD_PORT: "0",
-    OPEN_COWORK_DATA_DIR: Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-interrupt-"))
-  }))),
-  Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
-)
-
-it.layer(Web.pipe(Layer.provideMerge(CheckpointStore.layer.pipe(Layer.provideMerge(Stores)))), { timeout: 60_000 })("multitaskStrategy interrupt", (it) => {
+it.layer(memoryStack("interrupt"), { timeout: 60_000 })("multitaskStrategy interrupt", (it) => {
   it.effect("stops the running turn, keeps its output, and runs every queued prompt once, in order", () =>
     Effect.gen(function*() {
-      const tokens = yield* Tokens
-      const { orgId } = yield* tokens.createOrg("interrupt org")
-      const token = Redacted.value((yield* tokens.issue({ orgId, name: "test", scopes: ["web"] })).token)
-      const server = yield* HttpServer.HttpServer
-      const url = server.address._tag === "UnixPathAddress" ? assert.fail("expected a TCP address") : `http://127.0.0.1:${server.address.port}`
-      const api = yield* makeFetch({ baseUrl: url, token })
+      const { token, url, api } = yield* orgClient("interrupt org")
       const { session } = yield* api.sessions.create({ payload: { title: "interrupt" } })
       const stream = yield* connect(`${url}/api/sessions/${session.id}/events`, { authorization: `Bearer ${token}` })
-      const scope = yield* Scope.make()
-      yield* Layer.buildWithScope(
-        WorkerRole.layerNoDeps.pipe(Layer.provide(WorkerConfig.layerWith({ workerId: "worker-interrupt", pollIntervalMs: 600_000 }))),
-        scope
-      )
+      const scope = yield* startWorker("worker-interrupt")
 
       const long = yield* api.sessions.prompt({ params: { id: session.id }, payload: { text: "a long answer [[hang]]" } })
       yield* stream.waitFor((f) => eventData(f).some((e) => e.type === "assistant.message"), 15_000)
