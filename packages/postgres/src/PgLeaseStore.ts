@@ -9,7 +9,8 @@ import { liveLease, mayRenew } from "./LeaseFence.ts"
 
 /**
  * Commands still `running` on the sessions in `owned` go back to `pending` for another attempt, or become
- * `dead` once `$maxAttempts` attempts were abandoned. Shared by claim (sessions taken over) and the reaper.
+ * `dead` once `$maxAttempts` attempts were abandoned. Shared by claim (sessions taken over) and the reaper. By key
+ * (`= ANY` of the sessions): joined to `owned`, whose size the planner cannot know, it hashed every open command.
  */
 const recoverRunning = (owned: string, maxAttemptsParam: string) => `
   UPDATE cloud_session_commands c SET
@@ -19,7 +20,7 @@ const recoverRunning = (owned: string, maxAttemptsParam: string) => `
     last_error = 'attempt ' || (c.attempt_count + 1) || ' abandoned by worker ' || coalesce(c.claimed_by, '?'),
     claimed_epoch = NULL,
     claimed_by = NULL
-  FROM ${owned} o WHERE c.session_id = o.session_id AND c.status = 'running'
+  WHERE c.session_id = ANY (ARRAY(SELECT session_id FROM ${owned})) AND c.status = 'running'
   RETURNING c.session_id, c.status, c.id, c.attempt_count, c.last_error`
 
 /** The commands of `recovered` that went dead, per session, as `DeadCommand` JSON (null when none). */
