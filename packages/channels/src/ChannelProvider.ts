@@ -1,4 +1,4 @@
-import { Data, type Effect } from "effect"
+import { Data, Effect } from "effect"
 
 /** The channel kinds a binding can name. */
 export const PROVIDER_KINDS = ["telegram", "slack", "email", "webhook"] as const
@@ -64,6 +64,23 @@ export type SendOutcome =
 export const sent = (providerMessageId?: string): SendOutcome => ({ _tag: "Sent", providerMessageId })
 export const failed = (error: string, retryAfterMs?: number, status?: number): SendOutcome => ({ _tag: "Failed", error, retryAfterMs, status })
 export const dead = (error: string, status?: number, authFailed = false): SendOutcome => ({ _tag: "Dead", error, status, authFailed })
+
+/**
+ * One call to a provider's API as a `SendOutcome`: `outcome` of what it returned, or the provider's `classify` of what
+ * it threw (never a failed effect).
+ */
+export const callProvider = <A>(
+  call: () => Promise<A>,
+  outcome: (result: A) => SendOutcome,
+  classify: (error: unknown) => SendOutcome
+): Effect.Effect<SendOutcome> =>
+  Effect.promise(async () => {
+    try {
+      return outcome(await call())
+    } catch (error) {
+      return classify(error)
+    }
+  })
 
 /**
  * The usual HTTP mapping: 429 and 408/425 are `failed` (with the server's delay on a 429), any 5xx is `failed`,

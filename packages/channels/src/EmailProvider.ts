@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import * as Nodemailer from "nodemailer"
 import {
+  callProvider,
   type ChannelProvider,
   dead,
   failed,
@@ -120,9 +121,9 @@ export const makeEmailProvider = (settings: EmailSettings): ChannelProvider => {
     kind: "email",
     ...(settings.inboundSecret === undefined ? {} : { verifyInbound: verify }),
     send: (message: OutboundMessage) =>
-      Effect.promise(async () => {
-        try {
-          const info = await transport.sendMail({
+      callProvider(
+        () =>
+          transport.sendMail({
             from: settings.from,
             to: message.target,
             subject: settings.subject ?? (message.eventType === "assistant.message" ? "Reply from your Cowork session" : "Your Cowork session needs an answer"),
@@ -131,20 +132,11 @@ export const makeEmailProvider = (settings: EmailSettings): ChannelProvider => {
               : `${message.text}\n\n${replyInstructions(message)}`,
             messageId: `<${message.idempotencyKey}@open-cowork.gateway>`,
             headers: { "X-Open-Cowork-Idempotency-Key": message.idempotencyKey }
-          })
-          return sent(typeof info.messageId === "string" ? info.messageId : undefined)
-        } catch (error) {
-          return classify(error)
-        }
-      }),
-    probe: Effect.promise(async () => {
-      try {
-        await transport.verify()
-        return sent()
-      } catch (error) {
-        return classify(error)
-      }
-    }),
+          }),
+        (info) => sent(typeof info.messageId === "string" ? info.messageId : undefined),
+        classify
+      ),
+    probe: callProvider(() => transport.verify(), () => sent(), classify),
     secrets,
     close: Effect.sync(() => transport.close())
   }

@@ -2,12 +2,13 @@ import { ErrorCode, LogLevel, type Logger, WebClient } from "@slack/web-api"
 import { Effect } from "effect"
 import {
   answerData,
+  callProvider,
   type ChannelProvider,
   classifyStatus,
   dead,
   failed,
-  InboundRefused,
   type InboundParse,
+  InboundRefused,
   type InboundRequest,
   type OutboundMessage,
   parseAnswerData,
@@ -200,33 +201,25 @@ export const makeSlackProvider = (settings: SlackSettings): ChannelProvider => {
     }
   }
   const send = (message: OutboundMessage) =>
-    Effect.promise(async () => {
-      try {
+    callProvider(
+      () => {
         const blocks = slackBlocks(message)
-        const result = await client.chat.postMessage({
+        return client.chat.postMessage({
           channel: message.target,
           text: message.text,
           ...(message.threadId === undefined ? {} : { thread_ts: message.threadId }),
           ...(blocks === undefined ? {} : { blocks: blocks as Array<never> })
         })
-        return sent(typeof result.ts === "string" ? result.ts : undefined)
-      } catch (error) {
-        return classify(error)
-      }
-    })
+      },
+      (result) => sent(typeof result.ts === "string" ? result.ts : undefined),
+      classify
+    )
   return {
     id: settings.id,
     kind: "slack",
     send,
     verifyInbound: verify(settings),
-    probe: Effect.promise(async () => {
-      try {
-        await client.auth.test()
-        return sent()
-      } catch (error) {
-        return classify(error)
-      }
-    }),
+    probe: callProvider(() => client.auth.test(), () => sent(), classify),
     secrets,
     close: Effect.void
   }

@@ -2,14 +2,15 @@ import { Effect } from "effect"
 import { Api, GrammyError, HttpError } from "grammy"
 import {
   answerData,
+  callProvider,
   type ChannelProvider,
   classifyStatus,
   failed,
-  InboundRefused,
   type InboundParse,
-  parseAnswerData,
+  InboundRefused,
   type InboundRequest,
   type OutboundMessage,
+  parseAnswerData,
   sent,
   type VerifiedInbound
 } from "./ChannelProvider.ts"
@@ -106,35 +107,27 @@ export const makeTelegramProvider = (settings: TelegramSettings): ChannelProvide
     return failed(scrub(`telegram: ${errorText(error)}`, secrets))
   }
   const send = (message: OutboundMessage) =>
-    Effect.promise(async () => {
-      try {
+    callProvider(
+      () => {
         const threadId = message.threadId === undefined ? undefined : Number(message.threadId)
         const keyboard = (message.buttons ?? []).flatMap((button) => {
           const data = answerData(button)
           return data === undefined ? [] : [{ text: button.label.slice(0, 64), callback_data: data }]
         })
-        const result = await api.sendMessage(message.target, message.text, {
+        return api.sendMessage(message.target, message.text, {
           ...(threadId !== undefined && Number.isSafeInteger(threadId) ? { message_thread_id: threadId } : {}),
           ...(keyboard.length > 0 ? { reply_markup: { inline_keyboard: [keyboard] } } : {})
         })
-        return sent(String(result.message_id))
-      } catch (error) {
-        return classify(error)
-      }
-    })
+      },
+      (result) => sent(String(result.message_id)),
+      classify
+    )
   return {
     id: settings.id,
     kind: "telegram",
     send,
     verifyInbound: verify(settings),
-    probe: Effect.promise(async () => {
-      try {
-        await api.getMe()
-        return sent()
-      } catch (error) {
-        return classify(error)
-      }
-    }),
+    probe: callProvider(() => api.getMe(), () => sent(), classify),
     secrets,
     close: Effect.void
   }

@@ -132,3 +132,21 @@ export class FakeHttpServer {
     await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 }
+
+/** A fake service over one `FakeHttpServer`: started, stopped and given faults through it. */
+export abstract class FakeService {
+  abstract readonly server: FakeHttpServer
+
+  async start(): Promise<this> {
+    await this.server.start()
+    return this
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop()
+  }
+
+  inject(fault: Fault, times = 1): void {
+    this.server.inject(fault, times)
+  }
+}

@@ -1,4 +1,4 @@
-import { type Fault, FakeHttpServer, type RecordedRequest } from "./FakeHttpServer.ts"
+import { FakeHttpServer, FakeService, type RecordedRequest } from "./FakeHttpServer.ts"
 
 export interface SlackPost {
   readonly channel: string
@@ -25,13 +25,14 @@ const buttonsOf = (blocks: unknown): Array<readonly [string, string]> => {
  * Slack's `{ok, error}` answers, `invalid_auth` for a wrong bearer token, `channel_not_found` for channel `C404`;
  * injected faults are plain HTTP statuses (with `Retry-After` on a 429, as Slack sends it).
  */
-export class FakeSlack {
+export class FakeSlack extends FakeService {
   readonly posts: Array<SlackPost> = []
   readonly server: FakeHttpServer
 
   readonly botToken: string
 
   constructor(botToken: string) {
+    super()
     this.botToken = botToken
     this.server = new FakeHttpServer((request) => this.answer(request), (fault) => ({ status: fault.status, body: { ok: false, error: fault.status === 429 ? "ratelimited" : "internal_error" } }))
   }
@@ -39,19 +40,6 @@ export class FakeSlack {
   /** The `slackApiUrl` (with its trailing slash). */
   get apiUrl(): string {
     return `${this.server.url}/api/`
-  }
-
-  async start(): Promise<this> {
-    await this.server.start()
-    return this
-  }
-
-  stop(): Promise<void> {
-    return this.server.stop()
-  }
-
-  inject(fault: Fault, times = 1): void {
-    this.server.inject(fault, times)
   }
 
   waitForPosts(count: number, timeoutMs?: number): Promise<void> {

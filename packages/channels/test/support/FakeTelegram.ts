@@ -1,4 +1,4 @@
-import { type Fault, FakeHttpServer, type RecordedRequest } from "./FakeHttpServer.ts"
+import { FakeHttpServer, FakeService, type RecordedRequest } from "./FakeHttpServer.ts"
 
 export interface TelegramSend {
   readonly chatId: string
@@ -14,7 +14,7 @@ export interface TelegramSend {
  * answer like Telegram, a wrong token gets Telegram's 401, and injected faults use Telegram's error shape
  * (`parameters.retry_after` on a 429).
  */
-export class FakeTelegram {
+export class FakeTelegram extends FakeService {
   readonly sends: Array<TelegramSend> = []
   readonly server: FakeHttpServer
   private nextMessageId = 1
@@ -22,6 +22,7 @@ export class FakeTelegram {
   readonly botToken: string
 
   constructor(botToken: string) {
+    super()
     this.botToken = botToken
     this.server = new FakeHttpServer(
       (request) => this.answer(request),
@@ -39,19 +40,6 @@ export class FakeTelegram {
 
   get apiRoot(): string {
     return this.server.url
-  }
-
-  async start(): Promise<this> {
-    await this.server.start()
-    return this
-  }
-
-  stop(): Promise<void> {
-    return this.server.stop()
-  }
-
-  inject(fault: Fault, times = 1): void {
-    this.server.inject(fault, times)
   }
 
   waitForSends(count: number, timeoutMs?: number): Promise<void> {

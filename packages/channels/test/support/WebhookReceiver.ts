@@ -1,5 +1,5 @@
 import { InboundSignatures } from "@cowork/channels"
-import { type Fault, FakeHttpServer } from "./FakeHttpServer.ts"
+import { FakeHttpServer, FakeService } from "./FakeHttpServer.ts"
 
 export interface ReceivedWebhook {
   readonly idempotencyKey: string | undefined
@@ -9,13 +9,14 @@ export interface ReceivedWebhook {
 }
 
 /** An HTTP receiver for outbound webhooks: records each POST with its idempotency key and checks its signature. */
-export class WebhookReceiver {
+export class WebhookReceiver extends FakeService {
   readonly received: Array<ReceivedWebhook> = []
   readonly server: FakeHttpServer
 
   private readonly secret: string | undefined
 
   constructor(secret?: string) {
+    super()
     this.secret = secret
     this.server = new FakeHttpServer((request) => {
       const header = (name: string) => {
@@ -39,19 +40,6 @@ export class WebhookReceiver {
 
   get url(): string {
     return `${this.server.url}/hook`
-  }
-
-  async start(): Promise<this> {
-    await this.server.start()
-    return this
-  }
-
-  stop(): Promise<void> {
-    return this.server.stop()
-  }
-
-  inject(fault: Fault, times = 1): void {
-    this.server.inject(fault, times)
   }
 
   /** Distinct idempotency keys received (after dedup). */
