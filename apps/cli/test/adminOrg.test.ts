@@ -15,6 +15,12 @@ describe("cowork admin org", () => {
       const orgId: string = json((yield* cli("org", "create", "--name", "leaving")).stdout).org.id
       assert.match(orgId, /^org_/)
       yield* cli("token", "create", "--scopes", "web", "--org", orgId)
+      // A quota override, set and shown with the effective limits (audited).
+      const quota = json((yield* cli("org", "quota", "--quota", "workflow_runs_per_hour", "--value", "5", orgId)).stdout)
+      assert.deepStrictEqual(quota.overrides, { workflow_runs_per_hour: 5 })
+      assert.deepInclude(quota.effective, { workflow_runs_per_hour: 5, prompts_per_hour: 600 })
+      const both = yield* Effect.flip(cli("org", "quota", "--quota", "workflow_runs_per_hour", "--clear", "--value", "1", orgId))
+      assert.include(both.message, "give --value N or --clear")
       const report = json((yield* cli("org", "offboard", orgId)).stdout)
       assert.strictEqual(report.orgId, orgId)
       assert.deepInclude(report.ended, { apiTokens: 1 })
@@ -36,6 +42,7 @@ describe("cowork admin org", () => {
       )).pipe(Effect.provide(Database.layer({ url: Redacted.make(url), maxConnections: 1 })))
       assert.deepStrictEqual(rows.map((row) => [row.action, row.actor]), [
         ["token.created", "cli:admin"],
+        ["quota.override_set", "cli:admin"],
         ["org.offboarded", "cli:admin"],
         ["org.offboarded", "cli:admin"]
       ])

@@ -20,6 +20,7 @@ import { Metrics, redact } from "@cowork/observability"
 import { ChannelStore, DeliveryFeed, type DeliveryScope, Identity, SessionStore, Tokens } from "@cowork/services"
 import { Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { actorOf, recordAudit } from "./AuditHandlers.ts"
 import { deliveryStreamResponse } from "./ChannelDeliveryStream.ts"
 import { QuotaPolicy } from "./QuotaPolicy.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
@@ -107,6 +108,15 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
 
   const claimedLastBy = (caller: ChannelAccess) => (caller.gateway ? caller.principal.tokenId : undefined)
 
+  /** An admin (or gateway) change to the org's channels, in its audit log (references only: no credential, no text). */
+  const audited = (caller: ChannelAccess, action: string, target: string, details: Record<string, unknown>) =>
+    recordAudit({ orgId: caller.scope.orgId, actor: actorOf(caller.principal), action, target, details })
+  const bindingDetails = (binding: ChannelBinding) => ({
+    providerKind: binding.providerKind,
+    providerId: binding.providerId,
+    status: binding.status
+  })
+
   return handlers.handleAll({
     listBindings: () =>
       Effect.gen(function*() {
@@ -116,7 +126,9 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
     createBinding: ({ payload }) =>
       Effect.gen(function*() {
         const caller = yield* access
-        return { binding: yield* channels.createBinding(caller.scope.orgId, payload) }
+        const binding = yield* channels.createBinding(caller.scope.orgId, payload)
+        yield* audited(caller, "channel.binding_created", `channel_binding:${binding.id}`, bindingDetails(binding))
+        return { binding }
       }),
     getBinding: ({ params }) =>
       Effect.gen(function*() {
@@ -126,12 +138,16 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
       Effect.gen(function*() {
         const caller = yield* access
         const patch = { ...payload, statusDetail: payload.statusDetail === undefined || payload.statusDetail === null ? payload.statusDetail : redact(payload.statusDetail) }
-        return { binding: yield* channels.updateBinding(caller.scope.orgId, params.id, patch) }
+        const binding = yield* channels.updateBinding(caller.scope.orgId, params.id, patch)
+        yield* audited(caller, "channel.binding_updated", `channel_binding:${binding.id}`, { ...bindingDetails(binding), fields: Object.keys(payload) })
+        return { binding }
       }),
     deleteBinding: ({ params }) =>
       Effect.gen(function*() {
         const caller = yield* access
-        return { binding: yield* channels.deleteBinding(caller.scope.orgId, params.id) }
+        const binding = yield* channels.deleteBinding(caller.scope.orgId, params.id)
+        yield* audited(caller, "channel.binding_deleted", `channel_binding:${binding.id}`, bindingDetails(binding))
+        return { binding }
       }),
     reportBindingStatus: ({ params, payload }) =>
       Effect.gen(function*() {
@@ -235,11 +251,16 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         if ((yield* identity.role(orgId, payload.accountId)) === undefined) {
           return yield* new NotFound({ message: "no member of this org has that account id" })
         }
-        return { identity: yield* channels.createIdentity(orgId, payload) }
+        const linked = yield* channels.createIdentity(orgId, payload)
+        yield* audited(yield* access, "channel.identity_linked", `channel_identity:${linked.id}`, { accountId: payload.accountId })
+        return { identity: linked }
       }),
     deleteIdentity: ({ params }) =>
       Effect.gen(function*() {
-        return { identity: yield* channels.deleteIdentity((yield* access).scope.orgId, params.id) }
+        const caller = yield* access
+        const unlinked = yield* channels.deleteIdentity(caller.scope.orgId, params.id)
+        yield* audited(caller, "channel.identity_unlinked", `channel_identity:${unlinked.id}`, { accountId: unlinked.accountId })
+        return { identity: unlinked }
       }),
     resolveIdentity: ({ payload }) =>
       Effect.gen(function*() {
@@ -307,13 +328,17 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
     retryDelivery: ({ params }) =>
       Effect.gen(function*() {
         const caller = yield* access
-        return { delivery: yield* feed.retry(caller.scope, params.id, claimedLastBy(caller)) }
+        const delivery = yield* feed.retry(caller.scope, params.id, claimedLastBy(caller))
+        yield* audited(caller, "channel.delivery_retried", `channel_delivery:${delivery.id}`, { channelBindingId: delivery.channelBindingId })
+        return { delivery }
       }),
     deadLetterDelivery: ({ params, payload }) =>
       Effect.gen(function*() {
         const caller = yield* access
         const reason = payload.reason === undefined ? undefined : redact(payload.reason)
-        return { delivery: yield* feed.deadLetter(caller.scope, params.id, reason, claimedLastBy(caller)) }
+        const delivery = yield* feed.deadLetter(caller.scope, params.id, reason, claimedLastBy(caller))
+        yield* audited(caller, "channel.delivery_dead_lettered", `channel_delivery:${delivery.id}`, { channelBindingId: delivery.channelBindingId })
+        return { delivery }
       }),
 
     listCursors: ({ query }) =>
@@ -370,6 +395,12 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         yield* channels.grantGatewayToken(orgId, issued.tokenId, channelBindingIds).pipe(
           Effect.tapError(() => tokens.revoke(issued.tokenId, { orgId }).pipe(Effect.ignore))
         )
+        yield* audited(yield* access, "token.created", `token:${issued.tokenId}`, {
+          name: issued.view.name,
+          scopes: [...issued.view.scopes],
+          expiresAt: issued.view.expiresAt,
+          channelBindingIds
+        })
         return { token: issued.view, channelBindingIds, secret: Redacted.value(issued.token) }
       })
   })

@@ -99,4 +99,38 @@ it.layer(layer)("audit of token and BYOK changes", (it) => {
       assert.strictEqual(audit.events[1]!.actor, `platform-token:${tokenIdOf(platform)}`)
       assert.strictEqual(audit.events[1]!.target, `org:${leaving.orgId}`)
     }))
+
+  it.effect("channel admin actions are audited: binding create / update / delete, gateway token create and revoke, identity link", () =>
+    Effect.gen(function*() {
+      const { orgId, token: admin } = yield* orgWithToken(["web", "admin"])
+      const adminId = tokenIdOf(admin)
+      const binding = yield* request("POST", "/api/channels/bindings", {
+        token: admin,
+        body: { providerKind: "telegram", providerId: "tg-main", displayName: "chat", externalTarget: "-1001", credentialRef: "env:TELEGRAM_BOT_TOKEN" }
+      })
+      const bindingId = binding.body.binding.id as string
+      assert.strictEqual((yield* request("PATCH", `/api/channels/bindings/${bindingId}`, { token: admin, body: { displayName: "team" } })).status, 200)
+      const issued = yield* request("POST", "/api/channels/gateway-tokens", {
+        token: admin,
+        body: { name: "gw", channelBindingIds: [bindingId] },
+        headers: { "x-request-id": "req-gateway-token" }
+      })
+      assert.strictEqual(issued.status, 201)
+      const gatewayId = issued.body.token.id as string
+      assert.strictEqual((yield* request("DELETE", `/api/api-tokens/${gatewayId}`, { token: admin })).status, 200)
+      assert.strictEqual((yield* request("DELETE", `/api/channels/bindings/${bindingId}`, { token: admin })).status, 200)
+
+      const events = [...(yield* (yield* Audit).list(orgId, { limit: 50 })).events].reverse()
+      assert.deepStrictEqual(events.map((event) => [event.action, event.actor, event.target]), [
+        ["channel.binding_created", `token:${adminId}`, `channel_binding:${bindingId}`],
+        ["channel.binding_updated", `token:${adminId}`, `channel_binding:${bindingId}`],
+        ["token.created", `token:${adminId}`, `token:${gatewayId}`],
+        ["token.revoked", `token:${adminId}`, `token:${gatewayId}`],
+        ["channel.binding_deleted", `token:${adminId}`, `channel_binding:${bindingId}`]
+      ])
+      assert.deepInclude(events[2]!.details, { name: "gw", scopes: ["gateway"], channelBindingIds: [bindingId] })
+      assert.strictEqual(events[2]!.requestId, "req-gateway-token")
+      assert.deepInclude(events[1]!.details, { fields: ["displayName"] })
+      assert.notInclude(JSON.stringify(events), "TELEGRAM_BOT_TOKEN", "no credential reference in the log")
+    }))
 })

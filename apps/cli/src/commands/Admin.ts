@@ -1,4 +1,4 @@
-import { PgAudit, PgOffboarding, PgRetention, PgTokens, PgWorkerRegistry, PgWorkflowStore } from "@cowork/postgres"
+import { PgAudit, PgOffboarding, PgQuotas, PgRetention, PgTokens, PgWorkerRegistry, PgWorkflowStore } from "@cowork/postgres"
 import { Command } from "effect/cli"
 import { Layer } from "effect"
 import * as ControlPlaneDatabase from "../ControlPlaneDatabase.ts"
@@ -27,7 +27,15 @@ export const command = Command.make("admin").pipe(
     AdminSecrets.command,
     AdminRetention.command
   ]),
-  Command.provide(Layer.mergeAll(PgTokens.layer, PgWorkerRegistry.layer, PgWorkflowStore.layerConfig, PgOffboarding.layer, PgAudit.layer, PgRetention.layer).pipe(
+  Command.provide(Layer.mergeAll(
+    PgTokens.layer,
+    PgWorkerRegistry.layer,
+    PgWorkflowStore.layerConfig,
+    PgOffboarding.layer,
+    PgAudit.layer,
+    PgRetention.layer,
+    PgQuotas.layer
+  ).pipe(
     Layer.provideMerge(ControlPlaneDatabase.layer({ embedded: true, applicationName: "cowork-admin", maxConnections: 2 }))
   ))
 )

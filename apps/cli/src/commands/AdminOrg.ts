@@ -1,6 +1,7 @@
-import { applyArtifactRetention, Audit, Offboarding, Tokens } from "@cowork/services"
+import { QuotaName } from "@cowork/domain"
+import { applyArtifactRetention, Audit, effectiveQuotas, Offboarding, quotaDefaults, Quotas, Tokens } from "@cowork/services"
 import { PgArtifacts } from "@cowork/postgres"
-import { Config, Effect, Layer } from "effect"
+import { Config, Effect, Layer, Option } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import * as StoreAt from "../ops/StoreAt.ts"
 import { printJson, userErrors } from "./AdminRegistry.ts"
@@ -68,7 +69,42 @@ export const offboard = Command.make("offboard", {
     yield* printJson({ ...report, remaining, artifacts, complete: !active })
   })).pipe(Command.withDescription("Offboard an org: end every credential and all its work; report what remains"))
 
+/**
+ * `cowork admin org quota <orgId> [--quota NAME (--value N | --clear)]`: sets or clears one per-org quota override
+ * (applies at the next admission, no restart), audited as `quota.override_set` / `quota.override_cleared`; prints the
+ * org's overrides and effective quotas (over the OPEN_COWORK_CLOUD_QUOTA_* defaults of this environment).
+ */
+export const quota = Command.make("quota", {
+  id: Argument.String("org-id").pipe(Argument.withDescription("Org id (org_…)")),
+  quota: Flag.Literals("quota", QuotaName.literals).pipe(Flag.withDescription("The quota to override"), Flag.optional),
+  value: Flag.Int("value").pipe(Flag.withDescription("The org's limit (0 or more)"), Flag.optional),
+  clear: Flag.Boolean("clear").pipe(Flag.withDescription("Remove the override: back to the default"), Flag.withDefault(false))
+}, ({ id, quota: name, value, clear }) =>
+  Effect.gen(function*() {
+    const quotas = yield* Quotas
+    const usage = (message: string) => new CliError.UserError({ cause: message, userMessage: message })
+    if (!(yield* (yield* Tokens).listOrgs).some((org) => org.id === id)) return yield* usage(`org ${id} not found`)
+    if (Option.isSome(name)) {
+      if (clear === Option.isSome(value)) return yield* usage("give --value N or --clear with --quota")
+      if (Option.isSome(value) && value.value < 0) return yield* usage("--value must be 0 or more")
+      const before = (yield* quotas.overrides(id))[name.value] ?? null
+      const after = Option.getOrNull(value)
+      yield* quotas.setOverride(id, name.value, after)
+      yield* (yield* Audit).record({
+        orgId: id,
+        actor: CLI_ACTOR,
+        action: after === null ? "quota.override_cleared" : "quota.override_set",
+        target: `quota:${name.value}`,
+        details: { from: before, to: after }
+      })
+    } else if (clear || Option.isSome(value)) {
+      return yield* usage("--value and --clear need --quota")
+    }
+    const overrides = yield* quotas.overrides(id)
+    yield* printJson({ orgId: id, overrides, effective: effectiveQuotas(yield* quotaDefaults, overrides) })
+  })).pipe(Command.withDescription("Show, set or clear an org's quota overrides (audited)"))
+
 export const command = Command.make("org").pipe(
   Command.withDescription("Orgs (tenants)"),
-  Command.withSubcommands([create, list, offboard])
+  Command.withSubcommands([create, list, offboard, quota])
 )
