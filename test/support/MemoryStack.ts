@@ -1,7 +1,14 @@
 import { makeFetch } from "@cowork/client"
 import { Metrics } from "@cowork/observability"
 import { ScriptedRuntime } from "@cowork/runtime"
-import { layerMemoryControlPlane, SecretAdapter, Tokens } from "@cowork/services"
+import {
+  DeliveryFeed,
+  type DeliveryFeedOptions,
+  defaultDeliveryFeedOptions,
+  layerMemoryControlPlane,
+  SecretAdapter,
+  Tokens
+} from "@cowork/services"
 import { CheckpointStore } from "@cowork/storage"
 import * as WebRole from "@cowork/web"
 import * as WorkerRole from "@cowork/worker"
@@ -16,11 +23,16 @@ import * as Path from "node:path"
 /**
  * The web and worker roles on memory layers only (no Postgres, no object-store directory): the role layers
  * `cowork up` runs, over `layerMemoryControlPlane`, the scripted runtime, a memory secret adapter and the checkpoint
- * store. The web role listens on an ephemeral port with its data dir under `<tmp>/cowork-<name>-…`.
+ * store. The web role listens on an ephemeral port with its data dir under `<tmp>/cowork-<name>-…`; `deliveryFeed`
+ * sets the server's delivery rules (attempt cap, backoff) for a test.
  */
-export const memoryStack = (name: string) => {
-  const stores = layerMemoryControlPlane.pipe(
+export const memoryStack = (name: string, options: { readonly deliveryFeed?: Partial<DeliveryFeedOptions> } = {}) => {
+  const controlPlane = layerMemoryControlPlane.pipe(
     Layer.provideMerge(Layer.mergeAll(ScriptedRuntime.layer, SecretAdapter.layerMemory, Metrics.layerTest("all")))
+  )
+  const stores = options.deliveryFeed === undefined ? controlPlane : Layer.merge(
+    controlPlane,
+    DeliveryFeed.layerMemoryWith({ ...defaultDeliveryFeedOptions, ...options.deliveryFeed }).pipe(Layer.provide(controlPlane))
   )
   return WebRole.layerServeAs("all").pipe(
     Layer.provideMerge(WebRole.layerNodeServer),
@@ -33,13 +45,13 @@ export const memoryStack = (name: string) => {
   )
 }
 
-/** A worker of the stack in its own scope (closing it is its SIGTERM); it polls rarely, so work travels by signal. */
-export const startWorker = (workerId: string) =>
+/** A worker of the stack in its own scope (closing it is its SIGTERM); by default it polls rarely, so work travels by signal. */
+export const startWorker = (workerId: string, pollIntervalMs = 600_000) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(
-        Layer.provide(WorkerConfig.layerWith({ workerId, pollIntervalMs: 600_000 })),
+        Layer.provide(WorkerConfig.layerWith({ workerId, pollIntervalMs })),
         Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
       ),
       scope

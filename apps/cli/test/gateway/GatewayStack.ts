@@ -2,56 +2,24 @@ import { makeProviders } from "@cowork/channels"
 import { makeFetch } from "@cowork/client"
 import { CloudClient, GatewayConfig, type GatewaySettings, GatewayRole } from "@cowork/gateway"
 import { Metrics } from "@cowork/observability"
-import { ScriptedRuntime } from "@cowork/runtime"
-import { DeliveryFeed, type DeliveryFeedOptions, defaultDeliveryFeedOptions, layerMemoryControlPlane, SecretAdapter, Tokens } from "@cowork/services"
-import { CheckpointStore } from "@cowork/storage"
-import * as WebRole from "@cowork/web"
-import * as WorkerRole from "@cowork/worker"
-import { WorkerConfig } from "@cowork/worker"
+import { type DeliveryFeedOptions, Tokens } from "@cowork/services"
 import { assert } from "@effect/vitest"
-import { ConfigProvider, Context, Effect, Exit, Layer, Option, Redacted, References, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Option, Redacted, References, Scope } from "effect"
 import { HttpServer } from "effect/http"
-import * as Fs from "node:fs"
 import * as Net from "node:net"
-import * as Os from "node:os"
-import * as Path from "node:path"
+import { memoryStack, startWorker as startMemoryWorker } from "../../../../test/support/MemoryStack.ts"
 
 /**
  * The web and worker roles on the memory stack (the scripted runtime answers `echo: <text>`) with gateways started in
  * this process against the web role's HTTP API, as a deployed gateway talks to it.
  */
-const Stores = layerMemoryControlPlane.pipe(
-  Layer.provideMerge(Layer.mergeAll(ScriptedRuntime.layer, SecretAdapter.layerMemory, Metrics.layerTest("all")))
-)
-
 /** The cloud with the server's delivery rules (attempt cap, backoff) set for a test. */
-export const cloudLayer = (feed: Partial<DeliveryFeedOptions> = {}) => {
-  const stores = Layer.merge(Stores, DeliveryFeed.layerMemoryWith({ ...defaultDeliveryFeedOptions, ...feed }).pipe(Layer.provide(Stores)))
-  return WebRole.layerServeAs("all").pipe(
-    Layer.provideMerge(WebRole.layerNodeServer),
-    Layer.provide(ConfigProvider.layerAdd(ConfigProvider.fromUnknown({
-      OPEN_COWORK_CLOUD_PORT: "0",
-      OPEN_COWORK_DATA_DIR: Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-gateway-"))
-    }))),
-    Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn")),
-    Layer.provideMerge(CheckpointStore.layer.pipe(Layer.provideMerge(stores)))
-  )
-}
+export const cloudLayer = (feed: Partial<DeliveryFeedOptions> = {}) => memoryStack("gateway", { deliveryFeed: feed })
 
 export const CloudLayer = cloudLayer()
 
-export const startWorker = (workerId: string) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    yield* Layer.buildWithScope(
-      WorkerRole.layerNoDeps.pipe(
-        Layer.provide(WorkerConfig.layerWith({ workerId, pollIntervalMs: 1_000 })),
-        Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
-      ),
-      scope
-    )
-    return scope
-  })
+/** A worker that also polls every second (a gateway test's backstop). */
+export const startWorker = (workerId: string) => startMemoryWorker(workerId, 1_000)
 
 export const freePort = () =>
   new Promise<number>((resolve, reject) => {
