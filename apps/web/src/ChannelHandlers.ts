@@ -18,7 +18,7 @@ import {
 } from "@cowork/domain"
 import { Metrics, redact } from "@cowork/observability"
 import { ChannelStore, DeliveryFeed, type DeliveryScope, Identity, SessionStore, Tokens } from "@cowork/services"
-import { Effect, Redacted } from "effect"
+import { Clock, Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { actorOf, recordAudit } from "./AuditHandlers.ts"
 import { deliveryStreamResponse } from "./ChannelDeliveryStream.ts"
@@ -38,6 +38,13 @@ interface ChannelAccess {
 }
 
 const bindingNotFound = () => new NotFound({ message: "channel binding not found" })
+
+const PROVIDER_EVENT_PRUNE_EVERY_MS = 60_000
+/**
+ * Signatures are kept past the ±5-minute timestamp window (a replay that old is refused as stale); updates and
+ * callbacks past any provider's retries (Telegram and Slack retry within hours).
+ */
+const PROVIDER_EVENT_RETENTION = { signatureRetentionMs: 10 * 60_000, eventRetentionMs: 7 * 86_400_000, limit: 1_000 }
 
 const draining = new Unavailable({ message: "this process is shutting down; reconnect", retryAfterSeconds: 2 })
 
@@ -105,6 +112,19 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         return Effect.succeed<AskAnswer>({ kind: "question_reject", requestId: body.requestId })
     }
   }
+
+  /**
+   * Provider-event retention, riding on the gateways' claim polls (no timer of its own in an idle cloud): at most
+   * once a minute per web process, one bounded batch.
+   */
+  let lastPruneAt = Number.NEGATIVE_INFINITY
+  const pruneProviderEvents = Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    if (now - lastPruneAt < PROVIDER_EVENT_PRUNE_EVERY_MS) return
+    lastPruneAt = now
+    const pruned = yield* channels.pruneProviderEvents(PROVIDER_EVENT_RETENTION)
+    if (pruned > 0) yield* metrics.inc("open_cowork_cloud_channel_provider_events_pruned_total", pruned)
+  })
 
   const claimedLastBy = (caller: ChannelAccess) => (caller.gateway ? caller.principal.tokenId : undefined)
 
@@ -283,6 +303,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
     claimDeliveries: ({ payload }) =>
       Effect.gen(function*() {
         const caller = yield* access
+        yield* pruneProviderEvents
         // Expired claims go back to the feed first (bounded by the drain cap), so a dead gateway's work is claimable.
         const reaped = yield* feed.reap
         if (reaped.returned > 0) yield* metrics.inc("open_cowork_cloud_channel_expired_claims_reaped_total", { outcome: "pending" }, reaped.returned)

@@ -410,6 +410,9 @@ export const MetricsCatalog = {
     "Expired channel delivery claims returned to the feed, by outcome (dead: the attempt cap was reached).",
     { outcome: ["pending", "dead"] }
   ),
+  open_cowork_cloud_channel_provider_events_pruned_total: counter(
+    "Inbound provider-event claims deleted by retention (signatures past their window, completed updates and abandoned claims past 7 days)."
+  ),
   open_cowork_cloud_channel_prompts_total: counter(
     "Inbound channel messages prompted, by result (duplicate: the provider event id was already prompted; answered: the text answered the ask the session waits on).",
     { result: ["prompted", "duplicate", "answered"] }

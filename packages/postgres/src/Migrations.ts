@@ -454,6 +454,15 @@ CREATE TABLE IF NOT EXISTS cloud_channel_gateway_tokens (
 `
   },
   {
+    id: 26,
+    name: "channel_provider_event_retention",
+    // The provider-event prune reads completed rows by completion time and abandoned claims by expiry.
+    sql: `
+CREATE INDEX IF NOT EXISTS cloud_channel_provider_events_completed ON cloud_channel_provider_events (completed_at) WHERE status = 'completed';
+CREATE INDEX IF NOT EXISTS cloud_channel_provider_events_abandoned ON cloud_channel_provider_events (claim_expires_at) WHERE status = 'claimed';
+`
+  },
+  {
     id: 30,
     name: "identity",
     // People: accounts from an OIDC subject, org memberships with roles, revocable browser sessions (only the

@@ -358,6 +358,31 @@ export const make = Effect.gen(function*() {
       return yield* new ClaimLost({ kind: "provider_event", id: input.providerEventId, reason })
     }),
 
+    pruneProviderEvents: Effect.fn("ChannelStore.pruneProviderEvents")(function*(retention) {
+      const rows = yield* sql.unsafe<{ n: string }>(
+        `WITH doomed AS (
+           (SELECT channel_binding_id, provider_event_id FROM cloud_channel_provider_events
+            WHERE status = 'completed' AND completed_at < now() - $1::float8 * interval '1 millisecond' AND kind = 'signature'
+            LIMIT $3)
+           UNION ALL
+           (SELECT channel_binding_id, provider_event_id FROM cloud_channel_provider_events
+            WHERE status = 'completed' AND completed_at < now() - $2::float8 * interval '1 millisecond' AND kind <> 'signature'
+            LIMIT $3)
+           UNION ALL
+           (SELECT channel_binding_id, provider_event_id FROM cloud_channel_provider_events
+            WHERE status = 'claimed' AND claim_expires_at < now() - $2::float8 * interval '1 millisecond'
+            LIMIT $3)
+           LIMIT $3
+         ), gone AS (
+           DELETE FROM cloud_channel_provider_events e USING doomed d
+           WHERE e.channel_binding_id = d.channel_binding_id AND e.provider_event_id = d.provider_event_id
+           RETURNING 1
+         )
+         SELECT count(*)::text AS n FROM gone`,
+        [retention.signatureRetentionMs, retention.eventRetentionMs, retention.limit]
+      ).pipe(Effect.orDie)
+      return Number(rows[0]?.n ?? 0)
+    }),
     listCursors: Effect.fn("ChannelStore.listCursors")(function*(orgId, bindingIds) {
       const rows = yield* sql.unsafe<CursorRow>(
         `SELECT * FROM cloud_channel_cursors WHERE org_id = $1 AND ($2::text[] IS NULL OR channel_binding_id = ANY($2::text[]))

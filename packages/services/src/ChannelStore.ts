@@ -114,6 +114,18 @@ export class ChannelStore extends Context.Service<ChannelStore, {
     readonly outcome: ProviderEventOutcome
   }) => Effect.Effect<ProviderEventClaim, NotFound | ClaimLost>
 
+  /**
+   * Retention of the provider-event claims (every org): deletes at most `limit` rows — signatures completed more than
+   * `signatureRetentionMs` ago (a replay that old is refused by its timestamp anyway), updates / callbacks completed
+   * more than `eventRetentionMs` ago (past any provider's retries), and claims abandoned (expired, never completed)
+   * more than `eventRetentionMs` ago. Returns how many.
+   */
+  readonly pruneProviderEvents: (retention: {
+    readonly signatureRetentionMs: number
+    readonly eventRetentionMs: number
+    readonly limit: number
+  }) => Effect.Effect<number>
+
   readonly listCursors: (orgId: string, bindingIds: ReadonlyArray<string> | undefined) => Effect.Effect<ReadonlyArray<ChannelCursor>>
   /** `Conflict` when `expectedValue` does not match; `NotFound` for an unknown binding. */
   readonly putCursor: (orgId: string, write: CursorWrite, updatedBy: string) => Effect.Effect<ChannelCursor, NotFound | Conflict>
@@ -168,6 +180,7 @@ export interface MemoryProviderEvent {
   claimToken: string | null
   claimExpiresAt: number | null
   outcome: string | null
+  completedAt?: number | null
 }
 
 export interface MemoryChannelTables {

@@ -255,7 +255,25 @@ export const makeChannelStoreMemory = (db: MemoryTables): ChannelStore["Service"
         row.claimToken = null
         row.claimExpiresAt = null
         row.outcome = input.outcome
+        row.completedAt = now
         return claimView(input.channelBindingId, input.providerEventId, row, "completed", null)
+      }),
+
+    pruneProviderEvents: (retention) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        let pruned = 0
+        for (const [key, row] of channels.providerEvents) {
+          if (pruned >= retention.limit) break
+          const keep = row.kind === "signature" ? retention.signatureRetentionMs : retention.eventRetentionMs
+          const expired = row.status === "completed"
+            ? (row.completedAt ?? now) < now - keep
+            : row.claimExpiresAt !== null && row.claimExpiresAt < now - retention.eventRetentionMs
+          if (!expired) continue
+          channels.providerEvents.delete(key)
+          pruned++
+        }
+        return pruned
       }),
 
     listCursors: (orgId, bindingIds) =>

@@ -42,7 +42,10 @@ const elapse = (ms: number) =>
       `UPDATE cloud_channel_deliveries SET next_attempt_at = next_attempt_at - ${back}, claim_expires_at = claim_expires_at - ${back}`,
       [ms]
     )
-    yield* sql.unsafe(`UPDATE cloud_channel_provider_events SET claim_expires_at = claim_expires_at - ${back}`, [ms])
+    yield* sql.unsafe(
+      `UPDATE cloud_channel_provider_events SET claim_expires_at = claim_expires_at - ${back}, completed_at = completed_at - ${back}`,
+      [ms]
+    )
   }).pipe(Effect.orDie)
 
 const services = Layer.mergeAll(

@@ -163,6 +163,37 @@ export const channelStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
         )
       })))
 
+    it.effect("provider-event retention: signatures past their window, completed events and abandoned claims past retention, a bounded batch at a time", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const channels = yield* ChannelStore
+        const { orgId, binding } = yield* orgWithBinding
+        const retention = { signatureRetentionMs: 10 * 60_000, eventRetentionMs: 7 * 86_400_000, limit: 100 }
+        const claimAndComplete = (providerEventId: string, kind: "message" | "signature", outcome: "prompted" | "accepted") =>
+          Effect.gen(function*() {
+            const claim = yield* channels.claimProviderEvent(orgId, { channelBindingId: binding.id, providerEventId, kind, ttlMs: 5_000, claimedBy: "gw" })
+            yield* channels.completeProviderEvent(orgId, { channelBindingId: binding.id, providerEventId, claimToken: claim.claimToken!, outcome })
+          })
+        const status = (providerEventId: string, kind: "message" | "signature") =>
+          Effect.map(
+            channels.claimProviderEvent(orgId, { channelBindingId: binding.id, providerEventId, kind, ttlMs: 5_000, claimedBy: "probe" }),
+            (claim) => claim.status
+          )
+        yield* claimAndComplete("sig-old", "signature", "accepted")
+        yield* claimAndComplete("upd-old", "message", "prompted")
+        yield* channels.claimProviderEvent(orgId, { channelBindingId: binding.id, providerEventId: "upd-abandoned", kind: "message", ttlMs: 5_000, claimedBy: "gw" })
+        assert.strictEqual(yield* channels.pruneProviderEvents(retention), 0, "nothing is old enough yet")
+        yield* harness.elapse(11 * 60_000)
+        assert.strictEqual(yield* channels.pruneProviderEvents(retention), 1, "the signature, past its timestamp window")
+        assert.strictEqual(yield* status("upd-old", "message"), "completed", "a completed update is kept for the provider's retries")
+        yield* harness.elapse(7 * 86_400_000)
+        for (let i = 0; i < 3; i++) yield* claimAndComplete(`sig-new-${i}`, "signature", "accepted")
+        assert.strictEqual(yield* channels.pruneProviderEvents({ ...retention, limit: 1 }), 1, "a bounded batch")
+        assert.strictEqual(yield* channels.pruneProviderEvents(retention), 1, "the rest that is due")
+        assert.strictEqual(yield* status("upd-old", "message"), "claimed", "pruned: a new claim")
+        assert.strictEqual(yield* status("sig-new-0", "signature"), "completed", "recent signatures stay replays")
+        assert.strictEqual(yield* channels.pruneProviderEvents(retention), 0)
+      })))
+
     it.effect("cursors: written, compare-and-set refuses a moved cursor; gateway grants name only the org's bindings", () =>
       onFreshStore(harness, Effect.gen(function*() {
         const channels = yield* ChannelStore
