@@ -23,6 +23,11 @@ export interface SchedulerSettings {
   readonly batchSize: number
   /** Expired claims cleared per reaper tick. */
   readonly reaperDrainCap: number
+  /**
+   * How often the scheduler beats: the idle heartbeat interval (OPEN_COWORK_CLOUD_IDLE_HEARTBEAT_INTERVAL_MS, at least
+   * the heartbeat interval). A scheduler's work is guarded by claims with their own expiry, not by its heartbeat;
+   * its row records the interval, so readers judge its freshness by it.
+   */
   readonly heartbeatIntervalMs: number
   /** Open runs moved to their session's outcome per tick. */
   readonly outcomeBatch: number
@@ -45,7 +50,10 @@ export class SchedulerConfig extends Context.Service<SchedulerConfig, SchedulerS
         claimTtlMs: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_CLAIM_TTL_MS").pipe(Config.withDefault(30_000)),
         batchSize: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_BATCH").pipe(Config.withDefault(100)),
         reaperDrainCap: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_REAPER_DRAIN_CAP").pipe(Config.withDefault(100)),
-        heartbeatIntervalMs: yield* Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS").pipe(Config.withDefault(5_000)),
+        heartbeatIntervalMs: Math.max(
+          yield* Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS").pipe(Config.withDefault(5_000)),
+          yield* Config.Int("OPEN_COWORK_CLOUD_IDLE_HEARTBEAT_INTERVAL_MS").pipe(Config.withDefault(60_000))
+        ),
         outcomeBatch: 200,
         fireConcurrency: yield* Config.Int("OPEN_COWORK_CLOUD_SCHEDULER_FIRE_CONCURRENCY").pipe(Config.withDefault(4)),
         quotaDefaults: yield* quotaDefaults

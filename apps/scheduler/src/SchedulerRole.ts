@@ -29,11 +29,13 @@ const heartbeatLoop = Effect.gen(function*() {
       region: null,
       capabilities: ["workflows"],
       currentLoad: 0,
-      activeWorkIds: []
+      activeWorkIds: [],
+      intervalMs: config.heartbeatIntervalMs
     }).pipe(
       Effect.andThen(Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => (lastBeat = now)))),
       Effect.catchCause(() => metrics.inc("open_cowork_cloud_scheduler_failures_total", { operation: "heartbeat" }))
     )
+  yield* metrics.set("open_cowork_cloud_scheduler_heartbeat_interval_ms", config.heartbeatIntervalMs)
   yield* beat("active")
   yield* Effect.addFinalizer(() => beat("stopped"))
   yield* Effect.forkScoped(

@@ -72,7 +72,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
       const feed = yield* ChangeFeed
       const eventLog = yield* EventLog
       const layerScope = yield* Effect.scope
-      const backstopMs = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_BACKSTOP_POLL_MS").pipe(Config.withDefault(30_000))
+      const backstopMs = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_BACKSTOP_POLL_MS").pipe(Config.withDefault(300_000))
       const bufferBytes = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES").pipe(
         Config.withDefault(DEFAULT_SUBSCRIBER_BUFFER_BYTES)
       )

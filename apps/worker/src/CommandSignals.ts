@@ -5,7 +5,8 @@ import { HeldSessions } from "./HeldSessions.ts"
 
 /**
  * Follows the command signals (from the caller's scope on): an abort for a session held here interrupts its
- * running turn, an answer is handed to its running turn; a signal for a session not held here wakes the claim loop.
+ * running turn, an answer is handed to its running turn; a signal for a session not held here, or a re-established
+ * listener, wakes the claim loop.
  */
 export const follow = Effect.gen(function*() {
   const changeFeed = yield* ChangeFeed
@@ -31,4 +32,6 @@ export const follow = Effect.gen(function*() {
       Effect.catchCause((cause) => Effect.logError("command signal stream failed", cause)),
       Effect.forkScoped
     )
+  // A re-established listener: signals sent while it was down were lost, so claim now rather than at the backstop.
+  yield* Stream.runForEach(yield* changeFeed.resyncs, () => wake.request).pipe(Effect.forkScoped)
 })

@@ -16,6 +16,13 @@ export interface WorkerSettings {
   readonly reaperBatchSize: number
   readonly reaperIntervalMs: number
   readonly heartbeatIntervalMs: number
+  /** The heartbeat interval while the worker holds no session (readers judge freshness by each row's interval). */
+  readonly idleHeartbeatIntervalMs: number
+  /**
+   * The longest wait of the lease reaper while no lease is held anywhere, and of the backlog sample while no command
+   * signal arrives. Events wake them sooner: a command signal, a reconnected listener, a lease's expiry.
+   */
+  readonly idleBackstopMs: number
   /** Heartbeat rows (any process's) last seen longer ago than this are deleted by the reaper. */
   readonly heartbeatRetentionMs: number
   /** Backstop claim poll; command signals wake the claim loop sooner. */
@@ -49,6 +56,8 @@ export const settings = (input: Partial<WorkerSettings> = {}): WorkerSettings =>
     reaperBatchSize: input.reaperBatchSize ?? Math.max(1, Math.min(50, reaperDrainCap)),
     reaperIntervalMs: input.reaperIntervalMs ?? Math.max(1, Math.floor(leaseTtlMs / 3)),
     heartbeatIntervalMs: input.heartbeatIntervalMs ?? 5_000,
+    idleHeartbeatIntervalMs: input.idleHeartbeatIntervalMs ?? 60_000,
+    idleBackstopMs: input.idleBackstopMs ?? 300_000,
     heartbeatRetentionMs: input.heartbeatRetentionMs ?? 7 * 24 * 3600 * 1000,
     pollIntervalMs: input.pollIntervalMs ?? 30_000,
     region: input.region ?? null,
@@ -87,6 +96,8 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       maxCommandAttempts: yield* optionalInt("OPEN_COWORK_CLOUD_MAX_COMMAND_ATTEMPTS"),
       reaperDrainCap: yield* optionalInt("OPEN_COWORK_CLOUD_REAPER_DRAIN_CAP"),
       heartbeatIntervalMs: yield* optionalInt("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS"),
+      idleHeartbeatIntervalMs: yield* optionalInt("OPEN_COWORK_CLOUD_IDLE_HEARTBEAT_INTERVAL_MS"),
+      idleBackstopMs: yield* optionalInt("OPEN_COWORK_CLOUD_IDLE_BACKSTOP_MS"),
       heartbeatRetentionMs: yield* optionalInt("OPEN_COWORK_CLOUD_HEARTBEAT_RETENTION_MS"),
       pollIntervalMs: yield* optionalInt("OPEN_COWORK_CLOUD_POLL_INTERVAL_MS"),
       region: yield* optionalString("OPEN_COWORK_CLOUD_REGION"),

@@ -2,7 +2,7 @@ import { Metrics } from "@cowork/observability"
 import { ScriptedRuntime } from "@cowork/runtime"
 import { Heartbeats, type HeartbeatInput } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Ref, Scope } from "effect"
+import { Clock, Effect, Exit, Layer, Ref, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as Heartbeat from "../src/Heartbeat.ts"
 import { HeldSessions } from "../src/HeldSessions.ts"
@@ -54,4 +54,48 @@ it.effect("beats active, then draining once shutdown began, then stopped; the ag
     yield* Scope.close(scope, Exit.void)
     assert.strictEqual(beats.at(-1)!.status, "stopped")
   }).pipe(Effect.provide(env))
+})
+
+it.effect("idle, a worker beats every idle interval and says so in its row; once it holds a session, every interval", () => {
+  const beats: Array<HeartbeatInput & { readonly at: number }> = []
+  const env = Layer.mergeAll(
+    Layer.succeed(Heartbeats, Heartbeats.of({
+      beat: (input) => Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => { beats.push({ ...input, at }) })),
+      list: () => Effect.succeed([]),
+      prune: () => Effect.succeed(0)
+    })),
+    Metrics.layerTest("worker"),
+    ScriptedRuntime.layer,
+    WorkerConfig.layerWith({ workerId: "worker-idle", heartbeatIntervalMs: 5_000, idleHeartbeatIntervalMs: 60_000 }),
+    Layer.succeed(SessionCheckpoints, SessionCheckpoints.of({
+      enabled: false,
+      restore: () => Effect.succeed(0),
+      save: () => Effect.succeed(undefined),
+      prune: () => Effect.void
+    }))
+  ).pipe(Layer.provideMerge(HeldSessions.layer.pipe(Layer.provideMerge(WorkerStatus.layer))))
+  return Effect.gen(function*() {
+    const metrics = yield* Metrics
+    const held = yield* HeldSessions
+    yield* Heartbeat.start
+    yield* settle
+    assert.deepStrictEqual(beats.map((b) => [b.at, b.intervalMs, b.currentLoad]), [[0, 60_000, 0]])
+    assert.strictEqual(yield* metrics.read("open_cowork_cloud_worker_heartbeat_interval_ms"), 60_000)
+    for (let i = 0; i < 59; i++) yield* TestClock.adjust(1_000).pipe(Effect.andThen(settle))
+    assert.strictEqual(beats.length, 1, "no beat within the idle interval")
+    yield* TestClock.adjust(1_000).pipe(Effect.andThen(settle))
+    assert.deepStrictEqual(beats.map((b) => b.at), [0, 60_000])
+    yield* TestClock.adjust(12_000).pipe(Effect.andThen(settle))
+    yield* held.hold(lease("ses_busy", 1))
+    yield* TestClock.adjust(2_999).pipe(Effect.andThen(settle))
+    assert.strictEqual(beats.length, 2)
+    yield* TestClock.adjust(1).pipe(Effect.andThen(settle))
+    assert.deepStrictEqual(
+      beats.slice(2).map((b) => [b.at, b.intervalMs, b.currentLoad]),
+      [[75_000, 5_000, 1]],
+      "busy: beats at the next heartbeat interval, as a busy worker would"
+    )
+    yield* TestClock.adjust(5_000).pipe(Effect.andThen(settle))
+    assert.deepStrictEqual(beats.slice(3).map((b) => [b.at, b.intervalMs]), [[80_000, 5_000]])
+  }).pipe(Effect.scoped, Effect.provide(env))
 })

@@ -20,11 +20,16 @@ export const HEARTBEAT_FRESH_INTERVALS = 3
 export const heartbeatFreshWithinMs = (heartbeatIntervalMs: number): number => heartbeatIntervalMs * HEARTBEAT_FRESH_INTERVALS
 
 /**
- * The freshness rule: a heartbeat is fresh when it is younger than `freshWithinMs` and the process did not say it
- * stopped (its last beat on a clean shutdown is `stopped`; that process runs nothing, however recent the beat).
+ * The freshness rule: a heartbeat is fresh when it is younger than `freshWithinMs` — or, when the row says how long
+ * until its writer beats again (`intervalMs`: an idle worker beats less often), younger than that many intervals —
+ * and the process did not say it stopped (its last beat on a clean shutdown is `stopped`; that process runs nothing,
+ * however recent the beat).
  */
-export const isHeartbeatFresh = (beat: { readonly ageMs: number; readonly status: string }, freshWithinMs: number): boolean =>
-  beat.ageMs < freshWithinMs && beat.status !== "stopped"
+export const isHeartbeatFresh = (
+  beat: { readonly ageMs: number; readonly status: string; readonly intervalMs?: number | null | undefined },
+  freshWithinMs: number
+): boolean =>
+  beat.ageMs < (beat.intervalMs == null ? freshWithinMs : heartbeatFreshWithinMs(beat.intervalMs)) && beat.status !== "stopped"
 
 /** Statuses age cannot change: the process said it stopped, or its registration ended. */
 const FINAL_HEARTBEAT_STATUSES: ReadonlyArray<string> = ["stopped", "retired", "revoked"]
@@ -34,8 +39,12 @@ const FINAL_HEARTBEAT_STATUSES: ReadonlyArray<string> = ["stopped", "retired", "
  * process that stopped beating without saying so (crashed, killed, partitioned): it reads `unhealthy`, with no
  * load and no active work (its last list is stale: the reaper hands that work to others).
  */
-export const observedHeartbeat = (row: Omit<WorkerHeartbeat, "fresh">, freshWithinMs: number): WorkerHeartbeat => {
-  const fresh = isHeartbeatFresh(row, freshWithinMs)
+export const observedHeartbeat = (
+  stored: Omit<WorkerHeartbeat, "fresh"> & { readonly intervalMs?: number | null | undefined },
+  freshWithinMs: number
+): WorkerHeartbeat => {
+  const { intervalMs, ...row } = stored
+  const fresh = isHeartbeatFresh({ ...row, intervalMs }, freshWithinMs)
   return fresh || FINAL_HEARTBEAT_STATUSES.includes(row.status)
     ? { ...row, fresh }
     : { ...row, status: "unhealthy", currentLoad: 0, activeWorkIds: [], fresh }

@@ -274,6 +274,9 @@ export const MetricsCatalog = {
   open_cowork_cloud_worker_heartbeat_age_ms: gauge(
     "Milliseconds since this process last wrote its heartbeat successfully."
   ),
+  open_cowork_cloud_worker_heartbeat_interval_ms: gauge(
+    "Milliseconds until this worker's next heartbeat: the heartbeat interval while it holds a session, the idle interval otherwise (alerts compare the age with it)."
+  ),
   open_cowork_cloud_projection_lag_events: gauge(
     "Largest gap seen between a session's last event sequence and its projection's last_sequence."
   ),
@@ -319,6 +322,7 @@ export const MetricsCatalog = {
   ),
   open_cowork_cloud_scheduler_oldest_due_age_ms: gauge("Milliseconds the oldest due-but-unclaimed workflow has waited (last scan)."),
   open_cowork_cloud_scheduler_heartbeat_age_ms: gauge("Milliseconds since this scheduler last wrote its heartbeat successfully."),
+  open_cowork_cloud_scheduler_heartbeat_interval_ms: gauge("Milliseconds until this scheduler's next heartbeat (its heartbeat row records it; alerts compare the age with it)."),
   open_cowork_cloud_webhook_rejections_total: counter("Workflow webhook deliveries refused, by reason.", {
     reason: ["missing_signature", "stale_timestamp", "bad_signature", "replayed", "body_too_large", "rate_limited", "not_found", "disabled"]
   }),

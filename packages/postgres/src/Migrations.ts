@@ -584,6 +584,15 @@ CREATE INDEX IF NOT EXISTS cloud_session_commands_session_pending ON cloud_sessi
 `
   },
   {
+    id: 41,
+    name: "heartbeat_interval",
+    // Each heartbeat row says how long until its writer beats again (an idle worker beats less often), so readers
+    // judge its freshness against that, not against their own configured interval. NULL: an older writer.
+    sql: `
+ALTER TABLE cloud_worker_heartbeats ADD COLUMN IF NOT EXISTS interval_ms integer;
+`
+  },
+  {
     id: 46,
     name: "org_open_prompts_index",
     // The concurrent_sessions quota counts the org's sessions with an open prompt up to the limit: a distinct scan of

@@ -15,13 +15,16 @@ import {
 const PING_PREFIX = "~ping "
 
 export interface ChangeFeedOptions {
-  /** How often the listening connection is probed with a self-notification. */
+  /**
+   * How often the listening connection is probed with a self-notification when it received nothing else meanwhile
+   * (any notification proves the connection works, so a busy channel is never probed).
+   */
   readonly healthCheckInterval: Duration.Input
   /** How long a probe may take before the connection is considered dead and re-established. */
   readonly healthCheckTimeout: Duration.Input
 }
 
-const defaultOptions: ChangeFeedOptions = { healthCheckInterval: "30 seconds", healthCheckTimeout: "10 seconds" }
+const defaultOptions: ChangeFeedOptions = { healthCheckInterval: "2 minutes", healthCheckTimeout: "10 seconds" }
 
 class ListenerUnhealthy {
   readonly _tag = "ListenerUnhealthy"
@@ -80,7 +83,11 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
           everConnected = true
           yield* Effect.logDebug("change feed listening").pipe(Effect.annotateLogs({ channel: name }))
           let pending: { readonly nonce: string; readonly received: Deferred.Deferred<void> } | undefined
+          let heardAt = yield* Clock.currentTimeMillis
+          const intervalMs = Duration.toMillis(Duration.fromInputUnsafe(options.healthCheckInterval))
           const probe = Effect.gen(function*() {
+            // Something arrived within the interval: the connection delivers, no probe needed.
+            if ((yield* Clock.currentTimeMillis) - heardAt < intervalMs) return
             const nonce = globalThis.crypto.randomUUID()
             const received = yield* Deferred.make<void>()
             pending = { nonce, received }
@@ -98,6 +105,7 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
                 }
                 continue
               }
+              heardAt = yield* Clock.currentTimeMillis
               const parsed = parse(notification.payload)
               if (parsed !== undefined) yield* PubSub.publish(pubsub, parsed)
             }

@@ -32,16 +32,18 @@ export const make = Effect.gen(function*() {
       ),
       upsert AS (
         INSERT INTO cloud_worker_heartbeats
-          (worker_id, role, pool_id, status, version, region, capabilities, current_load, active_work_ids, started_at, last_seen_at)
+          (worker_id, role, pool_id, status, version, region, capabilities, current_load, active_work_ids, started_at, last_seen_at,
+           interval_ms)
         SELECT $1, $2, coalesce(allowed.pool_id, $3),
           CASE WHEN allowed.lifecycle IS NULL OR allowed.lifecycle = 'active' THEN $4 ELSE allowed.lifecycle END,
-          $5, $6, $7::text[], $8, $9::text[], now(), now()
+          $5, $6, $7::text[], $8, $9::text[], now(), now(), $12::int
         FROM allowed
         ON CONFLICT (worker_id) DO UPDATE SET
           role = EXCLUDED.role, pool_id = EXCLUDED.pool_id,
           status = EXCLUDED.status,
           version = EXCLUDED.version, region = EXCLUDED.region, capabilities = EXCLUDED.capabilities,
-          current_load = EXCLUDED.current_load, active_work_ids = EXCLUDED.active_work_ids, last_seen_at = now()
+          current_load = EXCLUDED.current_load, active_work_ids = EXCLUDED.active_work_ids, last_seen_at = now(),
+          interval_ms = EXCLUDED.interval_ms
         RETURNING 1
       )
       SELECT (SELECT count(*) FROM upsert)::int AS written, (SELECT status FROM registered) AS lifecycle`,
@@ -56,7 +58,8 @@ export const make = Effect.gen(function*() {
         input.currentLoad,
         [...input.activeWorkIds],
         credentialId,
-        secretHash
+        secretHash,
+        input.intervalMs === undefined ? null : Math.round(input.intervalMs)
       ]
     ).pipe(Effect.orDie)
     const row = rows[0]!
@@ -84,8 +87,10 @@ export const make = Effect.gen(function*() {
       active_work_ids: Array<string>
       last_seen_at: Date
       age_ms: number
+      interval_ms: number | null
     }>(
       `SELECT h.worker_id, h.role, h.pool_id, h.status, h.version, h.region, h.capabilities, h.current_load, h.last_seen_at,
+        h.interval_ms,
         CASE WHEN $1::text IS NULL THEN h.active_work_ids ELSE ARRAY(
           SELECT a.id FROM unnest(h.active_work_ids) WITH ORDINALITY AS a(id, n)
           JOIN cloud_sessions s ON s.id = a.id WHERE s.org_id = $1::text ORDER BY a.n
@@ -107,7 +112,8 @@ export const make = Effect.gen(function*() {
       currentLoad: Number(row.current_load),
       activeWorkIds: row.active_work_ids,
       lastSeenAt: new Date(row.last_seen_at).toISOString(),
-      ageMs: Number(row.age_ms)
+      ageMs: Number(row.age_ms),
+      intervalMs: row.interval_ms
     }, freshWithinMs))
   })
 

@@ -174,6 +174,7 @@ export const make = Effect.gen(function*() {
       dead: number
       notified: number
       dead_commands: ReadonlyArray<DeadCommand & { readonly sessionId: string }> | null
+      next_expiry_ms: number | null
     }>(
       `WITH expired AS (
         SELECT l.session_id FROM cloud_worker_leases l
@@ -196,7 +197,9 @@ export const make = Effect.gen(function*() {
           FROM (SELECT DISTINCT session_id FROM recovered WHERE status = 'pending') s)::int AS notified,
         (SELECT json_agg(json_build_object(
             'sessionId', r.session_id, 'commandId', r.id, 'attempts', r.attempt_count, 'reason', r.last_error))
-          FROM recovered r WHERE r.status = 'dead') AS dead_commands`,
+          FROM recovered r WHERE r.status = 'dead') AS dead_commands,
+        (extract(epoch FROM (SELECT min(expires_at) FROM cloud_worker_leases
+           WHERE worker_id IS NOT NULL AND expires_at > clock_timestamp()) - clock_timestamp()) * 1000)::float8 AS next_expiry_ms`,
       [limit, maxAttempts]
     ).pipe(
       Effect.map((rows) => rows[0]!),
@@ -212,15 +215,17 @@ export const make = Effect.gen(function*() {
     let reaped = 0
     let requeued = 0
     let dead = 0
+    let nextExpiryInMs: number | null = null
     while (reaped < options.drainCap) {
       const limit = Math.min(options.batchSize, options.drainCap - reaped)
       const batch = yield* reapBatch(limit, options.maxAttempts)
       reaped += Number(batch.reaped)
       requeued += Number(batch.requeued)
       dead += Number(batch.dead)
-      if (Number(batch.reaped) < limit) return { reaped, capHit: false, requeued, dead }
+      nextExpiryInMs = batch.next_expiry_ms === null ? null : Number(batch.next_expiry_ms)
+      if (Number(batch.reaped) < limit) return { reaped, capHit: false, requeued, dead, nextExpiryInMs }
     }
-    return { reaped, capHit: true, requeued, dead }
+    return { reaped, capHit: true, requeued, dead, nextExpiryInMs }
   })
 
   return LeaseStore.of({ claim, renew, releaseIfIdle, expire, reapExpired })

@@ -179,8 +179,10 @@ export const make = Effect.gen(function*() {
         }
       }
       yield* sql.unsafe(`UPDATE cloud_workers SET status = $2, updated_at = now() WHERE id = $1`, [workerId, to])
+      // The row shows the lifecycle at once, a resume included (an idle worker may not beat again for a minute, and
+      // the claim refuses a worker whose row says draining; a process draining for shutdown claims nothing anyway).
       yield* sql.unsafe(
-        `UPDATE cloud_worker_heartbeats SET status = $2 WHERE worker_id = $1 AND $2 <> 'active'`,
+        `UPDATE cloud_worker_heartbeats SET status = $2 WHERE worker_id = $1 AND ($2 <> 'active' OR status = 'draining')`,
         [workerId, to]
       )
       yield* audit(actor, `worker.${to}`, workerId, { action, from: from.status, to })

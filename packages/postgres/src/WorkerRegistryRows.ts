@@ -37,6 +37,7 @@ export interface WorkerRow {
   last_seen_at: Date | null
   heartbeat_status: string | null
   age_ms: number | null
+  interval_ms: number | null
 }
 
 export interface CredentialRow {
@@ -74,7 +75,7 @@ export const workerOf = (freshWithinMs: number) => (row: WorkerRow): RegisteredW
   status: row.status,
   health: row.age_ms === null
     ? "unknown"
-    : isHeartbeatFresh({ ageMs: Number(row.age_ms), status: row.heartbeat_status ?? "" }, freshWithinMs)
+    : isHeartbeatFresh({ ageMs: Number(row.age_ms), status: row.heartbeat_status ?? "", intervalMs: row.interval_ms }, freshWithinMs)
     ? "healthy"
     : "unhealthy",
   lastHeartbeatAt: iso(row.last_seen_at),
@@ -95,7 +96,7 @@ export const credentialOf = (row: CredentialRow): WorkerCredentialView => ({
 })
 
 export const WORKER_COLUMNS = `w.id, w.pool_id, w.name, w.status, w.created_at, w.updated_at, h.last_seen_at, h.status AS heartbeat_status,
-  (extract(epoch FROM clock_timestamp() - h.last_seen_at) * 1000)::float8 AS age_ms`
+  (extract(epoch FROM clock_timestamp() - h.last_seen_at) * 1000)::float8 AS age_ms, h.interval_ms`
 export const WORKER_FROM = `cloud_workers w LEFT JOIN cloud_worker_heartbeats h ON h.worker_id = w.id`
 
 /**

@@ -116,7 +116,7 @@ it.layer(Stores, { timeout: 60_000 })("PgLeaseStore", (it) => {
 
       yield* backdateLease("ses_dead_reaped")
       const reaped = yield* leases.reapExpired({ batchSize: 10, drainCap: 10, maxAttempts: 1 })
-      assert.deepStrictEqual(reaped, { reaped: 1, capHit: false, requeued: 0, dead: 1 })
+      assert.deepInclude(reaped, { reaped: 1, capHit: false, requeued: 0, dead: 1 })
       assert.deepStrictEqual(yield* commandRow("cmd_dead_reaped"), { status: "dead", attemptCount: 1 })
       const events = yield* eventTypes("ses_dead_reaped")
       const last = events[events.length - 1]!
@@ -168,12 +168,12 @@ it.layer(Stores, { timeout: 60_000 })("PgLeaseStore", (it) => {
       yield* sql`UPDATE cloud_worker_leases SET expires_at = now() - interval '1 second' WHERE session_id LIKE 'ses_reap_%'`
 
       const first = yield* leases.reapExpired({ batchSize: 4, drainCap: 10, maxAttempts: 2 })
-      assert.deepStrictEqual(first, { reaped: 10, capHit: true, requeued: 10, dead: 0 })
+      assert.deepInclude(first, { reaped: 10, capHit: true, requeued: 10, dead: 0 })
       const second = yield* leases.reapExpired({ batchSize: 4, drainCap: 10, maxAttempts: 2 })
-      assert.deepStrictEqual(second, { reaped: 10, capHit: true, requeued: 10, dead: 0 })
+      assert.deepInclude(second, { reaped: 10, capHit: true, requeued: 10, dead: 0 })
       const third = yield* leases.reapExpired({ batchSize: 4, drainCap: 10, maxAttempts: 2 })
-      assert.deepStrictEqual(third, { reaped: 5, capHit: false, requeued: 5, dead: 0 })
-      assert.deepStrictEqual(yield* leases.reapExpired({ batchSize: 4, drainCap: 10, maxAttempts: 2 }), {
+      assert.deepInclude(third, { reaped: 5, capHit: false, requeued: 5, dead: 0 })
+      assert.deepInclude(yield* leases.reapExpired({ batchSize: 4, drainCap: 10, maxAttempts: 2 }), {
         reaped: 0, capHit: false, requeued: 0, dead: 0
       })
       const leaseRows = yield* sql<{ worker_id: string | null; epoch: bigint }>`SELECT worker_id, epoch FROM cloud_worker_leases WHERE session_id LIKE 'ses_reap_%'`
@@ -186,7 +186,7 @@ it.layer(Stores, { timeout: 60_000 })("PgLeaseStore", (it) => {
       for (const lease of again) yield* queue.next(lease)
       yield* sql`UPDATE cloud_worker_leases SET expires_at = now() - interval '1 second' WHERE session_id LIKE 'ses_reap_%'`
       const final = yield* leases.reapExpired({ batchSize: 50, drainCap: 100, maxAttempts: 2 })
-      assert.deepStrictEqual(final, { reaped: 25, capHit: false, requeued: 0, dead: 25 })
+      assert.deepInclude(final, { reaped: 25, capHit: false, requeued: 0, dead: 25 })
       assert.deepStrictEqual(yield* commandRow("cmd_ses_reap_00"), { status: "dead", attemptCount: 2 })
       assert.deepStrictEqual(yield* leases.claim("worker-x", 25, TTL, 2), [], "dead commands are not runnable")
     }))

@@ -15,6 +15,8 @@ export interface HeartbeatInput {
   readonly activeWorkIds: ReadonlyArray<string>
   /** A managed worker's `ocw_<id>_<secret>`; checked on every beat. */
   readonly credential?: Redacted.Redacted<string> | undefined
+  /** The longest time until this process beats again; readers judge the row's freshness by it. */
+  readonly intervalMs?: number | undefined
 }
 
 export class Heartbeats extends Context.Service<Heartbeats, {

@@ -59,7 +59,8 @@ export const makeHeartbeatsMemory = (db: MemoryTables): Heartbeats["Service"] =>
                 ? row.activeWorkIds
                 : row.activeWorkIds.filter((sessionId) => db.sessions.get(sessionId)?.orgId === orgId),
               lastSeenAt: new Date(row.lastSeenAt).toISOString(),
-              ageMs: now - row.lastSeenAt
+              ageMs: now - row.lastSeenAt,
+              intervalMs: row.intervalMs
             }, freshWithinMs))),
     prune: (retentionMs) =>
       Effect.map(Clock.currentTimeMillis, (now) => {

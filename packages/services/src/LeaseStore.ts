@@ -12,6 +12,11 @@ export interface ReapResult {
   readonly requeued: number
   /** Commands that exhausted their attempts and became `dead`. */
   readonly dead: number
+  /**
+   * How long until the first lease still held (by any worker) expires, by the store's clock; `null` when no lease is
+   * held. The reaper sleeps until then: a worker that dies is reaped when its lease expires, not a tick later.
+   */
+  readonly nextExpiryInMs: number | null
 }
 
 export interface ReapOptions {

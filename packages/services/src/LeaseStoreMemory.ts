@@ -132,7 +132,9 @@ export const makeLeaseStoreMemory = (db: MemoryTables): LeaseStore["Service"] =>
           dead += recovered.dead
           if (recovered.requeued > 0) PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "prompt", sessionId })
         }
-        return { reaped: expired.length, capHit: expired.length >= options.drainCap, requeued, dead }
+        const held = [...db.leases.values()].filter((lease) => lease.workerId !== null && lease.expiresAt > now)
+        const nextExpiryInMs = held.length === 0 ? null : Math.min(...held.map((lease) => lease.expiresAt)) - now
+        return { reaped: expired.length, capHit: expired.length >= options.drainCap, requeued, dead, nextExpiryInMs }
       })
   }
 }

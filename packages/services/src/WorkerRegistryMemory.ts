@@ -30,7 +30,7 @@ export const makeWorkerRegistryMemory = (db: MemoryTables): WorkerRegistry["Serv
   const withHealth = (worker: RegisteredWorker, freshWithinMs: number, now: number): RegisteredWorker => {
     const beat = db.heartbeats.get(worker.id)
     if (beat === undefined) return { ...worker, health: "unknown", lastHeartbeatAt: null }
-    const fresh = isHeartbeatFresh({ ageMs: now - beat.lastSeenAt, status: beat.status }, freshWithinMs)
+    const fresh = isHeartbeatFresh({ ageMs: now - beat.lastSeenAt, status: beat.status, intervalMs: beat.intervalMs }, freshWithinMs)
     return { ...worker, health: fresh ? "healthy" : "unhealthy", lastHeartbeatAt: new Date(beat.lastSeenAt).toISOString() }
   }
 
@@ -153,7 +153,7 @@ export const makeWorkerRegistryMemory = (db: MemoryTables): WorkerRegistry["Serv
         const next: RegisteredWorker = { ...current, status: to, updatedAt: now }
         db.workers.set(workerId, next)
         const beat = db.heartbeats.get(workerId)
-        if (beat !== undefined && to !== "active") db.heartbeats.set(workerId, { ...beat, status: to })
+        if (beat !== undefined && (to !== "active" || beat.status === "draining")) db.heartbeats.set(workerId, { ...beat, status: to })
         if (to === "retired" || to === "revoked") {
           for (const [id, credential] of db.credentials) {
             if (credential.workerId === workerId && credential.revokedAt === null) db.credentials.set(id, { ...credential, revokedAt: now })

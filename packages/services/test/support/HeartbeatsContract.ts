@@ -66,6 +66,24 @@ export const heartbeatsContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.strictEqual(yield* refused(input(worker.workerId, "active", fresh.plaintext)), "WorkerRefused")
       })))
 
+    it.effect("a row written with its own interval (an idle worker) is judged by it, in the list and the registry", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const heartbeats = yield* Heartbeats
+        const registry = yield* WorkerRegistry
+        const worker = yield* managedWorker("w-idle")
+        // FRESH_MS is three intervals of the reader; this writer beats every 4 × FRESH_MS while idle.
+        yield* heartbeats.beat({ ...input(worker.workerId, "active", worker.credential), intervalMs: 4 * FRESH_MS })
+        yield* heartbeats.beat({ ...input("w-busy", "active"), intervalMs: FRESH_MS / 3 })
+        yield* harness.elapse(2 * FRESH_MS)
+        const byId = new Map((yield* heartbeats.list(FRESH_MS)).map((h) => [h.workerId, h]))
+        assert.deepInclude(byId.get(worker.workerId)!, { status: "active", fresh: true }, "within its own intervals")
+        assert.deepInclude(byId.get("w-busy")!, { status: "unhealthy", fresh: false })
+        const health = Effect.map(registry.listWorkers(operator, FRESH_MS), (ws) => ws.find((w) => w.id === worker.workerId)!.health)
+        assert.strictEqual(yield* health, "healthy")
+        yield* harness.elapse(11 * FRESH_MS)
+        assert.strictEqual(yield* health, "unhealthy", "past three of its intervals")
+      })))
+
     it.effect("the registry's health follows the same freshness rule", () =>
       onFreshStore(harness, Effect.gen(function*() {
         const heartbeats = yield* Heartbeats
