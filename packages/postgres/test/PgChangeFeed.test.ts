@@ -20,8 +20,9 @@ const listenerCount = Effect.gen(function*() {
   return rows[0]!.n
 }).pipe(Effect.orDie)
 
-const eventsListening = (feed: ChangeFeed["Service"]) =>
-  Effect.map(feed.listeners, (all) => all.some((l) => l.channel === "cowork_events" && l.connected))
+/** The feed's LISTEN on `channel` has completed (a notification sent from now on reaches it). */
+const listening = (feed: ChangeFeed["Service"], channel: "cowork_events" | "cowork_commands") =>
+  Effect.map(feed.listeners, (all) => all.some((l) => l.channel === channel && l.connected))
 
 it.layer(layer, { excludeTestServices: true })("PgChangeFeed", (it) => {
   it.effect("fans one LISTEN out to every subscriber and re-establishes it after the connection dies", () =>
@@ -37,7 +38,7 @@ it.layer(layer, { excludeTestServices: true })("PgChangeFeed", (it) => {
       }
       // pg_stat_activity shows `LISTEN` as soon as the statement starts, before it takes effect: a notification sent
       // then is lost. The feed reports the channel connected only once its LISTEN has completed, so wait for that.
-      yield* within(eventsListening(feed), "the events channel is listened to", 10_000)
+      yield* within(listening(feed, "cowork_events"), "the events channel is listened to", 10_000)
       assert.strictEqual(yield* listenerCount, 1, "one LISTEN connection for three subscribers")
       yield* sql`SELECT pg_notify('cowork_events', 'org_a ses_a 7')`
       for (const queue of received) {
@@ -67,6 +68,7 @@ it.layer(layer, { excludeTestServices: true })("PgChangeFeed", (it) => {
       const signals = yield* feed.commandSignals
       const queue = yield* Queue.unbounded<unknown>()
       yield* signals.pipe(Stream.runForEach((s) => Queue.offer(queue, s)), Effect.forkScoped)
+      yield* within(listening(feed, "cowork_commands"), "the commands channel is listened to", 10_000)
       yield* sql`SELECT pg_notify('cowork_commands', 'bogus')`
       yield* feed.notifyCommand({ kind: "abort", sessionId: "ses_b" })
       assert.deepStrictEqual(yield* Queue.take(queue), { kind: "abort", sessionId: "ses_b" })
@@ -81,11 +83,7 @@ it.layer(layer, { excludeTestServices: true })("PgChangeFeed", (it) => {
       yield* (yield* feed.workflowChanges).pipe(Stream.runForEach(() => Queue.offer(changes, undefined)), Effect.forkScoped)
       yield* (yield* feed.commandSignals).pipe(Stream.runForEach((s) => Queue.offer(signals, s)), Effect.forkScoped)
       const { orgId } = yield* (yield* Tokens).createOrg(`wf-${globalThis.crypto.randomUUID().slice(0, 6)}`)
-      yield* within(
-        Effect.map(feed.listeners, (all) => all.some((l) => l.channel === "cowork_commands" && l.connected)),
-        "the commands channel is listened to",
-        10_000
-      )
+      yield* within(listening(feed, "cowork_commands"), "the commands channel is listened to", 10_000)
       const daily = { id: "d", type: "schedule" as const, enabled: true, schedule: { type: "daily" as const, timezone: "UTC", runAtHour: 3, runAtMinute: 0 } }
       const workflow = yield* store.create(orgId, workflowInput({ triggers: [daily] }))
       yield* Queue.take(changes)
