@@ -4,6 +4,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import type { Manifest, RestoreResult } from "./BackupRestore.ts"
+import { bindSession, type FakeProvider, type GatewayGrant, postInbound, provisionGateway, startFakeProvider, startGateway } from "./GatewayFleet.ts"
 import { type LocalPostgres, startLocalPostgres } from "./LocalPostgres.ts"
 import { findProgram, withDatabase } from "./PgTools.ts"
 import { call, ensureDatabase, freePort, type Proc, query, runCowork, spawnCowork, waitFor, waitReady } from "./Procs.ts"
@@ -11,8 +12,10 @@ import { call, ensureDatabase, freePort, type Proc, query, runCowork, spawnCowor
 /**
  * `cowork drill restore`: the backup/restore runbook run for real, end to end, with real processes.
  *
- * 1. A source stack (web, worker, scheduler) on a fresh database; seeded through the HTTP API: sessions with prompts
- *    (events, projections, checkpoints in the object store), artifacts, workflows and a workflow run, a BYOK key.
+ * 1. A source stack (web, worker, scheduler, gateway) on a fresh database; seeded through the HTTP API: sessions with
+ *    prompts (events, projections, checkpoints in the object store), artifacts, workflows and a workflow run, a BYOK
+ *    key; a webhook channel binding at a fake provider with two sessions bound to it, their replies delivered by the
+ *    gateway, one inbound provider event; then the gateway stopped and more replies left as pending deliveries.
  * 2. Worker and scheduler stopped; `cowork backup` while web still serves (an online backup).
  * 3. `cowork restore` refused while a worker is attached to the target; then restored into a NEW database and a NEW
  *    object store.
@@ -20,6 +23,8 @@ import { call, ensureDatabase, freePort, type Proc, query, runCowork, spawnCowor
  *    (bytes by sha256), workflow, run count and BYOK metadata compared with the source.
  * 5. One worker: a smoke prompt on a restored session (sequence continues without a gap, a new checkpoint is written).
  * 6. Scheduler: a due workflow slot is claimed and runs once; the restored workflows did not fire again.
+ * 6b. Gateway last (runbook "Restore Check"): the deliveries pending at the backup arrive at the provider once each,
+ *    the ones sent before it are not sent again, and the inbound event posted again is a duplicate (no new prompt).
  * 7. The report (docs/runbooks/restore-drill-report.md by default): counts before/after per table, smoke results,
  *    exclusions.
  *
@@ -77,6 +82,7 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
   Fs.chmodSync(work, 0o755)
   const procs: Array<Proc> = []
   let server: LocalPostgres | undefined
+  let provider: FakeProvider | undefined
   try {
     let serverUrl: string
     let postgresLabel: string
@@ -155,15 +161,28 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
       if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status} ${JSON.stringify(r.body)}`)
       return r.body
     }
+    // A webhook binding at the fake provider and a gateway for it; the first two sessions are bound to threads.
+    provider = await startFakeProvider()
+    const grant: GatewayGrant = await provisionGateway(srcWeb.baseUrl, token, provider.url)
+    const gatewaySettings = async (cloudUrl: string, gatewayId: string) => ({ cloudUrl, port: await freePort(), gatewayId, claimTtlMs: 3_000, pollIntervalMs: 300 })
+    const srcGatewaySettings = await gatewaySettings(srcWeb.baseUrl, "source-gateway")
+    const srcGateway = await startGateway("source-gateway", grant, srcGatewaySettings)
+    procs.push(srcGateway)
     const sessionCount = options.sessions ?? 4
+    const boundSessions = Math.min(2, sessionCount)
     const sessionIds: Array<string> = []
     for (let i = 0; i < sessionCount; i++) {
       const created = await expect("create session", src.post("/api/sessions", { title: `restore drill ${i}` }), 201)
       sessionIds.push(created.session.id)
+      if (i < boundSessions) await bindSession(srcWeb.baseUrl, token, grant.bindingId, `restore-thread-${i}`, created.session.id)
       for (let p = 0; p < 2; p++) {
         await expect("prompt", src.post(`/api/sessions/${created.session.id}/prompt`, { text: `[[events:3]] seed ${i}.${p}` }), 202)
       }
     }
+    // One inbound provider event (a new thread: the cloud creates its session); its reply is a delivery too.
+    const inboundEvent = { eventId: "restore-drill-in-1", bindingId: grant.bindingId, threadId: "restore-thread-inbound", text: "[[events:2]] inbound before the backup" }
+    const inboundStatus = await postInbound(srcGatewaySettings.port, grant.inboundSecret, inboundEvent)
+    if (inboundStatus !== 202) throw new Error(`inbound provider event: HTTP ${inboundStatus} (expected 202)`)
     const artifactShas = new Map<string, string>()
     for (const sessionId of sessionIds.slice(0, 2)) {
       for (let a = 0; a < 2; a++) {
@@ -201,6 +220,28 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
       const runs = await src.get(`/api/workflows/${manual.workflow.id}/runs`)
       return runs.body.runs?.[0]?.status === "completed" ? true : undefined
     }, 60_000, 250)
+    // Deliveries: the ones so far sent by the gateway; then the gateway stops and one more reply per bound session
+    // stays pending in the outbox (what the restored stack must deliver, once).
+    const deliveryStatus = async (url: string) => {
+      const rows = await query<{ k: string; status: string }>(url, "SELECT idempotency_key AS k, status FROM cloud_channel_deliveries")
+      return { rows, summary: Object.entries(Object.groupBy(rows, (r) => r.status)).map(([status, list]) => `${status} ${list!.length}`).sort().join(", ") }
+    }
+    await waitFor("the source gateway to deliver every reply", async () => {
+      const { rows } = await deliveryStatus(sourceUrl)
+      return rows.length >= boundSessions * 2 + 1 && rows.every((r) => r.status === "sent" && provider!.firstAt.has(r.k)) ? true : undefined
+    }, 60_000, 250)
+    await srcGateway.stop()
+    for (let i = 0; i < boundSessions; i++) {
+      await expect("prompt", src.post(`/api/sessions/${sessionIds[i]}/prompt`, { text: `[[events:2]] pending reply ${i}` }), 202)
+    }
+    await waitFor("the replies left for the gateway to be pending deliveries", async () => {
+      const open = await query<{ n: string }>(sourceUrl, "SELECT count(*) AS n FROM cloud_session_commands WHERE status IN ('pending','running')")
+      const pending = (await deliveryStatus(sourceUrl)).rows.filter((r) => r.status === "pending").length
+      return Number(open[0]!.n) === 0 && pending >= boundSessions ? true : undefined
+    }, 60_000, 250)
+    const sourceDeliveries = await deliveryStatus(sourceUrl)
+    const sentBefore = new Set(sourceDeliveries.rows.filter((r) => r.status === "sent").map((r) => r.k))
+    const pendingBefore = sourceDeliveries.rows.filter((r) => r.status === "pending").map((r) => r.k)
     await waitFor("checkpoints in the source store", async () => {
       const rows = await query<{ n: string }>(sourceUrl, "SELECT count(*) AS n FROM cloud_session_commands WHERE status = 'acked'")
       const dir = Path.join(work, "source-objects", "data", "checkpoints")
@@ -291,6 +332,7 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
     const status = await dst.get("/api/runtime/status")
     record("no worker or scheduler heartbeat is fresh while web runs alone", status.status === 200 && status.body.heartbeats?.freshWorkers === 0 && status.body.heartbeats?.freshSchedulers === 0,
       `freshWorkers ${status.body.heartbeats?.freshWorkers}, freshSchedulers ${status.body.heartbeats?.freshSchedulers}`)
+    const restoredDeliveries = await deliveryStatus(targetUrl)
     const after = await snapshotOf(dst)
     const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
     record("session list (ids)", same(before.sessionIds, after.sessionIds), `${after.sessionIds.length} sessions (source ${before.sessionIds.length})`)
@@ -316,19 +358,20 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
     void dstWorker
     const smokeSession = sessionIds[0]!
     const checkpointDir = Path.join(work, "restored-objects", "data", "checkpoints")
-    const countManifests = () => {
-      let n = 0
+    /** The checkpoint manifests in the restored store (names: a session keeps its newest few, so counts can stay flat). */
+    const listManifests = () => {
+      const names = new Set<string>()
       const walk = (dir: string) => {
         if (!Fs.existsSync(dir)) return
         for (const entry of Fs.readdirSync(dir, { withFileTypes: true })) {
           if (entry.isDirectory()) walk(Path.join(dir, entry.name))
-          else if (dir.endsWith(`${Path.sep}manifests`)) n++
+          else if (dir.endsWith(`${Path.sep}manifests`)) names.add(Path.join(dir, entry.name))
         }
       }
       walk(checkpointDir)
-      return n
+      return names
     }
-    const manifestsBefore = countManifests()
+    const manifestsBefore = listManifests()
     const smokeStarted = Date.now()
     const prompted = await dst.post(`/api/sessions/${smokeSession}/prompt`, { text: "[[events:2]] restore smoke" })
     const commandId = prompted.body?.commandId as string | undefined
@@ -343,8 +386,10 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
     const contiguous = seqs.every((s, i) => s === i + 1)
     const newEvents = seqs.filter((s) => s > (before.lastSequence[smokeSession] ?? 0)).length
     record("event sequence continues after the restored one without a gap", contiguous && newEvents > 0, `1..${seqs.at(-1)}, ${newEvents} new after ${before.lastSequence[smokeSession]}`)
-    const manifestsAfter = await waitFor("a new checkpoint manifest", async () => (countManifests() > manifestsBefore ? countManifests() : undefined), 30_000, 200).catch(() => countManifests())
-    record("checkpoint written to the restored store after the smoke prompt", manifestsAfter > manifestsBefore, `checkpoint manifests ${manifestsBefore} → ${manifestsAfter}`)
+    const newManifests = () => [...listManifests()].filter((name) => !manifestsBefore.has(name)).length
+    const written = await waitFor("a new checkpoint manifest", async () => (newManifests() > 0 ? newManifests() : undefined), 30_000, 200).catch(() => 0)
+    record("checkpoint written to the restored store after the smoke prompt", written > 0,
+      `${written} new checkpoint manifest(s) (${manifestsBefore.size} restored; a session keeps its newest few)`)
 
     // ---- 6. scheduler: a due slot is claimed once; restored workflows do not fire again ------------------------
     log("restore drill: scheduler")
@@ -372,10 +417,30 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
     for (const id of Object.keys(before.runs)) runsNow[id] = Number((await dst.get(`/api/workflows/${id}/runs`)).body.totalEstimate ?? 0)
     record("restored workflows did not fire again; no slot fired twice", same(before.runs, runsNow) && Number(slotDupes[0]!.n) === 0, `runs ${JSON.stringify(Object.values(runsNow))}, duplicate slots ${slotDupes[0]!.n}`)
 
-    const hasGateway = Object.keys(restored.tables).some((t) => t.startsWith("cloud_channel_"))
-    const deliveries = hasGateway
-      ? await query<{ status: string; n: string }>(targetUrl, "SELECT status, count(*) AS n FROM cloud_channel_deliveries GROUP BY status").catch(() => [])
-      : []
+    // ---- 6b. gateway last: deliveries resume from the durable outbox, once ---------------------------------------
+    log("restore drill: gateway last; deliveries resume")
+    const arrivalsBefore = provider.arrivals.length
+    const dstGatewaySettings = await gatewaySettings(dstWeb.baseUrl, "restored-gateway")
+    procs.push(await startGateway("restored-gateway", grant, dstGatewaySettings))
+    await waitFor("the pending deliveries to reach the provider", async () => (pendingBefore.every((k) => provider!.firstAt.has(k)) ? true : undefined), 60_000, 100)
+      .catch(() => undefined)
+    const settled = await waitFor("no delivery pending or claimed in the restored database", async () => {
+      const { rows, summary } = await deliveryStatus(targetUrl)
+      return rows.every((r) => r.status === "sent") ? summary : undefined
+    }, 30_000, 250).catch(async () => (await deliveryStatus(targetUrl)).summary)
+    const resent = provider.arrivals.slice(arrivalsBefore)
+    const arrivalsOf = (key: string) => resent.filter((a) => a.key === key).length
+    const pendingOnce = pendingBefore.filter((k) => arrivalsOf(k) === 1).length
+    record("gateway started last: every delivery pending at the backup arrives at the provider exactly once",
+      pendingBefore.length > 0 && pendingOnce === pendingBefore.length,
+      `${pendingOnce}/${pendingBefore.length} pending deliveries received once (${resent.length} posts since the gateway started)`)
+    const sentAgain = [...sentBefore].filter((k) => arrivalsOf(k) > 0).length
+    record("deliveries sent before the backup are not sent again", sentBefore.size > 0 && sentAgain === 0, `${sentAgain} of ${sentBefore.size} sent again`)
+    record("no delivery left pending or claimed after the gateway ran", settled.split(", ").every((part) => part.startsWith("sent ")), settled)
+    const again = await postInbound(dstGatewaySettings.port, grant.inboundSecret, inboundEvent, 1)
+    const prompts = await query<{ n: string }>(targetUrl, "SELECT count(*) AS n FROM cloud_session_commands WHERE idempotency_key = $1", [inboundEvent.eventId])
+    record("the inbound provider event posted again after the restore is a duplicate (claimed before the backup: no second prompt)",
+      again === 200 && Number(prompts[0]!.n) === 1, `HTTP ${again}, ${prompts[0]!.n} prompt(s) for the event`)
 
     // ---- 7. report --------------------------------------------------------------------------------------------
     const t = restored.tables
@@ -391,15 +456,20 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
       { what: "workflow runs (cloud_workflow_runs)", ...count("cloud_workflow_runs") },
       { what: "BYOK keys, ciphertext (cloud_byok_keys)", ...count("cloud_byok_keys") },
       { what: "audit events (cloud_audit_events)", ...count("cloud_audit_events") },
-      { what: "channel bindings", ...(t.cloud_channel_bindings ?? { before: "no table in this build", after: "no table in this build" }) },
-      { what: "deliveries pending/failed/dead", ...(hasGateway ? { before: `${t.cloud_channel_deliveries?.before ?? 0} rows`, after: `${t.cloud_channel_deliveries?.after ?? 0} rows${deliveries.length === 0 ? "" : `: ${deliveries.map((d) => `${d.status} ${d.n}`).join(", ")}`}` } : { before: "no table in this build", after: "no table in this build" }) },
+      { what: "channel bindings (cloud_channel_bindings)", ...count("cloud_channel_bindings") },
+      { what: "channel routes, thread → session (cloud_channel_routes)", ...count("cloud_channel_routes") },
+      { what: "gateway token grants, token → binding (cloud_channel_gateway_tokens)", ...count("cloud_channel_gateway_tokens") },
+      { what: "gateway provider events and signature replay keys (cloud_channel_provider_events)", ...count("cloud_channel_provider_events") },
+      {
+        what: "deliveries by status (cloud_channel_deliveries; after = restored, before the gateway ran)",
+        before: `${t.cloud_channel_deliveries?.before ?? 0} rows: ${sourceDeliveries.summary}`,
+        after: `${t.cloud_channel_deliveries?.after ?? 0} rows: ${restoredDeliveries.summary}`
+      },
       { what: "object-store objects (checkpoints, artifacts)", before: manifest.objectStore.objects, after: restored.objects.restored }
     ]
     const excluded = [
       ...manifest.excluded,
-      hasGateway
-        ? "Gateway (runbook step 10: start it, deliveries resume from cursors) not run: the drill seeds no channel bindings (bindings are stored since 52b578f; seeding them here is not written yet); the channel tables are backed up and restored with their counts above"
-        : "Gateway: no channel tables in this build; runbook step 10 (start Gateway, deliveries resume from cursors) not run",
+      "Gateway providers other than the generic webhook (Telegram, Slack, email): the drill's binding is a webhook at a fake provider on loopback; the outbox and provider-event tables are the same for every provider",
       "worker heartbeats and leases are restored as they were at the backup; they age out (no worker holds a lease after the restore)"
     ].filter((line) => line !== "")
     const ok = refusal.ok && checks.every((c) => c.ok)
@@ -446,6 +516,7 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
     throw error
   } finally {
     await Promise.all(procs.map((proc) => proc.stop(20_000)))
+    await provider?.close()
     if (server !== undefined) await server.stop()
     Fs.rmSync(work, { recursive: true, force: true })
   }
@@ -487,7 +558,7 @@ export const renderReport = (r: RestoreDrillReport): string => {
     "| step | check | result | detail |",
     "|---|---|---|---|",
     `| restore | ${r.refusal.check} | ${r.refusal.ok ? "refused (pass)" : "FAIL"} | ${r.refusal.detail.replaceAll("|", "\\|")} |`,
-    ...r.checks.map((c) => `| ${c.check.startsWith("GET") || c.check.includes("heartbeat") || c.check.includes("session list") || c.check.includes("projections") || c.check.includes("artifact") || c.check.includes("workflow definitions") || c.check.includes("run history") || c.check.includes("BYOK") ? "web only" : c.check.includes("scheduler") || c.check.includes("did not fire") ? "+ scheduler" : "+ one worker"} | ${c.check} | ${mark(c.ok)} | ${c.detail.replaceAll("|", "\\|")} |`),
+    ...r.checks.map((c) => `| ${/gateway|deliver|inbound/.test(c.check) ? "+ gateway" : c.check.startsWith("GET") || c.check.includes("heartbeat") || c.check.includes("session list") || c.check.includes("projections") || c.check.includes("artifact") || c.check.includes("workflow definitions") || c.check.includes("run history") || c.check.includes("BYOK") ? "web only" : c.check.includes("scheduler") || c.check.includes("did not fire") ? "+ scheduler" : "+ one worker"} | ${c.check} | ${mark(c.ok)} | ${c.detail.replaceAll("|", "\\|")} |`),
     "",
     "## Intentionally excluded",
     "",
