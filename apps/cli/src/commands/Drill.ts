@@ -1,7 +1,7 @@
-import { Config, Console, Effect } from "effect"
+import { Config, Console, Effect, Option } from "effect"
 import { CliError, Command, Flag } from "effect/cli"
 import * as Path from "node:path"
-import { runFailoverDrill } from "../ops/FailoverDrill.ts"
+import { type DrillObjectStore, runFailoverDrill } from "../ops/FailoverDrill.ts"
 import { runRestoreDrill } from "../ops/RestoreDrill.ts"
 
 /**
@@ -26,8 +26,35 @@ export const restore = Command.make("restore", {
   })).pipe(Command.withDescription("Seed, back up, restore into a new database + store, start web then a worker then the scheduler, and write the drill report"))
 
 /**
- * `cowork drill failover`: web/worker/scheduler x2 as real processes; SIGKILL/SIGTERM each role, a Postgres restart
- * and an object-store outage under client traffic; time to recover per fault and the invariants, as JSON + Markdown.
+ * The operator's S3 for the failover drill: OPEN_COWORK_OBJECT_STORE_URI=s3://… with OPEN_COWORK_OBJECT_STORE_ENDPOINT
+ * (and the credentials, region, path style) as the roles read them; none set: undefined (the dev s3rver).
+ */
+const operatorObjectStore = Effect.gen(function*() {
+  const optional = (name: string) => Config.option(Config.String(name)).pipe(Effect.map(Option.getOrUndefined))
+  const uri = yield* optional("OPEN_COWORK_OBJECT_STORE_URI")
+  if (uri === undefined || !uri.startsWith("s3://")) return undefined
+  const endpoint = yield* optional("OPEN_COWORK_OBJECT_STORE_ENDPOINT")
+  if (endpoint === undefined) {
+    return yield* Effect.fail(new CliError.UserError({
+      cause: uri,
+      userMessage: "OPEN_COWORK_OBJECT_STORE_URI is an s3:// store but OPEN_COWORK_OBJECT_STORE_ENDPOINT is not set: the failover drill cuts the store with a TCP proxy in front of that endpoint (http://host:port)"
+    }))
+  }
+  const pathStyle = yield* optional("OPEN_COWORK_OBJECT_STORE_FORCE_PATH_STYLE")
+  return {
+    uri,
+    endpoint,
+    accessKeyId: yield* optional("OPEN_COWORK_OBJECT_STORE_ACCESS_KEY_ID"),
+    secretAccessKey: yield* optional("OPEN_COWORK_OBJECT_STORE_SECRET_ACCESS_KEY"),
+    region: yield* optional("OPEN_COWORK_OBJECT_STORE_REGION"),
+    forcePathStyle: pathStyle === undefined ? undefined : pathStyle === "true"
+  } satisfies DrillObjectStore
+})
+
+/**
+ * `cowork drill failover`: web/worker/scheduler/gateway x2 as real processes; SIGKILL/SIGTERM each role, a Postgres
+ * restart and an object-store outage under client traffic; time to recover per fault and the invariants, as JSON +
+ * Markdown. The object store is the operator's S3 (OPEN_COWORK_OBJECT_STORE_*) when set, else the dev s3rver.
  */
 export const failover = Command.make("failover", {
   report: Flag.String("report").pipe(
@@ -37,13 +64,14 @@ export const failover = Command.make("failover", {
   sessions: Flag.Int("sessions").pipe(Flag.withDescription("Sessions driven (one SSE client each)"), Flag.withDefault(6))
 }, (input) =>
   Effect.gen(function*() {
+    const objectStore = yield* operatorObjectStore
     const report = yield* Effect.tryPromise({
-      try: () => runFailoverDrill({ reportPath: Path.resolve(input.report), sessions: input.sessions }),
+      try: () => runFailoverDrill({ reportPath: Path.resolve(input.report), sessions: input.sessions, objectStore }),
       catch: (error) => new CliError.UserError({ cause: error, userMessage: `failover drill failed: ${error instanceof Error ? error.message : String(error)}` })
     })
     yield* Console.log(JSON.stringify({ ok: report.ok, durationMs: report.durationMs, traffic: report.traffic, faults: report.faults, invariants: report.invariants, report: input.report }))
     if (!report.ok) return yield* Effect.fail(new CliError.UserError({ cause: report, userMessage: "failover drill: a fault did not recover or an invariant failed (see the report)" }))
-  })).pipe(Command.withDescription("Kill and restart every role, Postgres and the object store under traffic; report time to recover and the invariants"))
+  })).pipe(Command.withDescription("Kill and restart every role (gateways included), Postgres and the object store under traffic; report time to recover and the invariants (S3: OPEN_COWORK_OBJECT_STORE_* if set, else the dev s3rver)"))
 
 export const command = Command.make("drill").pipe(
   Command.withDescription("Operational drills with real processes"),

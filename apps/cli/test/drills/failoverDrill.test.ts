@@ -7,13 +7,14 @@ import * as Path from "node:path"
 
 /**
  * `cowork drill failover` (short form: 4 sessions) as CI runs it in the `drills` project. The drill exits 1 when a
- * fault does not recover or an invariant fails; the JSON report carries a time to recover for every fault.
+ * fault does not recover or an invariant fails (deliveries and inbound events through the two gateways included);
+ * the JSON report carries a time to recover for every fault.
  */
 
 const main = Path.resolve(import.meta.dirname, "../../src/main.ts")
 
 describe("cowork drill failover", () => {
-  it.live("every role killed and restarted, Postgres restarted, the object store cut: nothing lost, acked twice or skipped", () =>
+  it.live("every role (gateways included) killed and restarted, Postgres restarted, the object store cut: nothing lost, acked twice, skipped or delivered twice after dedup", () =>
     Effect.gen(function*() {
       const report = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-failover-report-")), "failover-drill-report.md")
       const result = yield* Effect.promise(() =>
@@ -28,10 +29,12 @@ describe("cowork drill failover", () => {
       assert.isTrue(json.ok)
       assert.deepStrictEqual(json.faults.map((f: any) => `${f.fault} ${f.target.split(" ")[0]}`), [
         "SIGKILL worker-1", "SIGTERM worker-2", "SIGKILL web-1", "SIGTERM web-2", "SIGKILL scheduler-1", "SIGTERM scheduler-2",
-        "restart Postgres", "outage object"
+        "SIGKILL gateway-1", "SIGTERM gateway-2", "restart Postgres", "outage object"
       ])
       for (const fault of json.faults) assert.isNumber(fault.timeToRecoverMs, fault.target)
-      assert.strictEqual(json.invariants.length, 6)
+      assert.strictEqual(json.invariants.length, 9)
+      assert.isAbove(json.traffic.deliveries, 20, "bound sessions' replies were delivered")
+      assert.isAbove(json.traffic.inboundEvents, 5, "inbound provider events were posted during the drill")
       assert.isAbove(json.traffic.promptsAccepted, 20)
       assert.isAbove(json.traffic.sseReconnects, 0, "the web faults made SSE clients resume")
       assert.include(Fs.readFileSync(report, "utf8"), "## Faults and time to recover")
