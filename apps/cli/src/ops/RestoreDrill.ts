@@ -208,7 +208,7 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
       triggers: [{ type: "schedule", enabled: true, schedule: { type: "daily", timezone: "UTC", runAtHour: (new Date().getUTCHours() + 12) % 24, runAtMinute: 0 } }]
     }), 201)
     await expect("run workflow", src.post(`/api/workflows/${manual.workflow.id}/run`), 202)
-    const byokStored = await src.post("/api/byok/anthropic", { apiKey: `sk-ant-drill-${Crypto.randomBytes(12).toString("hex")}`, baseUrl: "https://api.anthropic.com/v1" })
+    const byokStored = await src.post("/api/byok/openai", { apiKey: `sk-drill-${Crypto.randomBytes(12).toString("hex")}` })
     if (byokStored.status !== 200 && byokStored.status !== 201) throw new Error(`store BYOK key: HTTP ${byokStored.status} ${JSON.stringify(byokStored.body)}`)
 
     await waitFor("every seeded command to finish", async () => {
