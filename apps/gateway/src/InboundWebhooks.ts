@@ -68,6 +68,11 @@ export const make = Effect.gen(function*() {
           const result = yield* cloud.inbound(providerId, kind, parse.message)
           yield* count(result.status === "in_progress" ? "duplicate" : result.status === "refused" ? "ignored" : result.status)
           if (result.status === "prompted") yield* metrics.inc("open_cowork_gateway_prompted_messages_total")
+          // A pressed answer button the cloud took: the provider shows the answer on that message (bounded, best effort).
+          const acknowledge = providers.get(providerId)?.acknowledge
+          if (result.status === "prompted" && parse.message.answer !== undefined && acknowledge !== undefined) {
+            yield* acknowledge(parse.message).pipe(Effect.timeoutOption("1500 millis"))
+          }
           // Another replica is handling this very event: a provider retry finds it completed (or claims it if that replica died).
           if (result.status === "in_progress") return { response: errorBody(503, "this event is being handled; retry later", 5_000), retry: true }
           // Slack wants a plain 200 for events and interactions alike.

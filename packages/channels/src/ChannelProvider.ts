@@ -114,6 +114,8 @@ export interface InboundMessage {
   readonly text: string
   /** A button press answering a question or permission (`callback_data` / Slack action value). */
   readonly answer?: { readonly requestId: string; readonly value: string } | undefined
+  /** The message whose button was pressed (Slack: its `ts` and text), so the provider can show the answer on it. */
+  readonly pressedMessage?: { readonly id: string; readonly text: string } | undefined
 }
 
 /** What an inbound request carried once its signature was accepted. */
@@ -151,6 +153,11 @@ export interface ChannelProvider {
   readonly send: (message: OutboundMessage) => Effect.Effect<SendOutcome>
   /** Checks the signature and parses an inbound request; absent when the kind takes no inbound (email). */
   readonly verifyInbound?: ((request: InboundRequest) => Effect.Effect<VerifiedInbound, InboundRefused>) | undefined
+  /**
+   * After the cloud took a button's answer: shows it on the pressed message (Slack replaces the buttons with the
+   * answer). Best effort: a failure changes nothing about the answer.
+   */
+  readonly acknowledge?: ((message: InboundMessage) => Effect.Effect<void>) | undefined
   /** A cheap credential/connectivity check (Telegram `getMe`, Slack `auth.test`, SMTP `verify`); true when usable. */
   readonly probe: Effect.Effect<SendOutcome>
   /** Strings the provider holds that must never leave the process (tokens, passwords, signing secrets). */

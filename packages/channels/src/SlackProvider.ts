@@ -7,6 +7,7 @@ import {
   classifyStatus,
   dead,
   failed,
+  type InboundMessage,
   type InboundParse,
   InboundRefused,
   type InboundRequest,
@@ -89,7 +90,7 @@ interface SlackInteraction {
   readonly user?: { readonly id?: unknown }
   readonly channel?: { readonly id?: unknown }
   readonly container?: { readonly channel_id?: unknown; readonly message_ts?: unknown; readonly thread_ts?: unknown }
-  readonly message?: { readonly ts?: unknown; readonly thread_ts?: unknown }
+  readonly message?: { readonly ts?: unknown; readonly thread_ts?: unknown; readonly text?: unknown }
   readonly actions?: ReadonlyArray<{ readonly action_id?: unknown; readonly value?: unknown; readonly action_ts?: unknown }>
 }
 
@@ -110,6 +111,7 @@ export const parseSlackInteraction = (body: SlackInteraction): InboundParse => {
   if (action === undefined || answer === undefined) return { _tag: "Ignored", reason: "not an answer button" }
   if (channel === undefined || user === undefined) return { _tag: "Ignored", reason: "action without channel or user" }
   const eventId = str(body.trigger_id) ?? [str(body.container?.message_ts), str(action.action_ts), user].join(":")
+  const pressedTs = str(body.message?.ts) ?? str(body.container?.message_ts)
   return {
     _tag: "Message",
     message: {
@@ -118,7 +120,8 @@ export const parseSlackInteraction = (body: SlackInteraction): InboundParse => {
       externalThreadId: str(body.message?.thread_ts) ?? str(body.container?.thread_ts),
       externalUserId: user,
       text: answer.value,
-      answer
+      answer,
+      pressedMessage: pressedTs === undefined ? undefined : { id: pressedTs, text: str(body.message?.text) ?? "" }
     }
   }
 }
@@ -214,10 +217,30 @@ export const makeSlackProvider = (settings: SlackSettings): ChannelProvider => {
       (result) => sent(typeof result.ts === "string" ? result.ts : undefined),
       classify
     )
+  /** The pressed message keeps its text; its buttons give way to who answered what. */
+  const acknowledge = (message: InboundMessage) =>
+    Effect.promise(async () => {
+      if (message.pressedMessage === undefined || message.answer === undefined) return
+      const answered = `Answered ${message.answer.value} (<@${message.externalUserId}>)`
+      try {
+        await client.chat.update({
+          channel: message.externalTarget,
+          ts: message.pressedMessage.id,
+          text: `${message.pressedMessage.text}\n${answered}`.trim(),
+          blocks: [
+            { type: "section", text: { type: "plain_text", text: message.pressedMessage.text.slice(0, 3_000) || " " } },
+            { type: "context", elements: [{ type: "mrkdwn", text: answered }] }
+          ] as Array<never>
+        })
+      } catch {
+        // Best effort: the answer was taken; the buttons stay (a second press is refused by the cloud).
+      }
+    })
   return {
     id: settings.id,
     kind: "slack",
     send,
+    acknowledge,
     verifyInbound: verify(settings),
     probe: callProvider(() => client.auth.test(), () => sent(), classify),
     secrets,

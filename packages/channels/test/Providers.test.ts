@@ -139,7 +139,15 @@ describe("Slack provider (@slack/web-api against a fake Web API)", () => {
     if (Exit.isSuccess(ok)) {
       assert.deepStrictEqual(ok.value.parse, {
         _tag: "Message",
-        message: { providerEventId: "slack-action:trig-1", externalTarget: "C1", externalThreadId: "1.1", externalUserId: "U9", text: "once", answer: { requestId: "per_9", value: "once" } }
+        message: {
+          providerEventId: "slack-action:trig-1",
+          externalTarget: "C1",
+          externalThreadId: "1.1",
+          externalUserId: "U9",
+          text: "once",
+          answer: { requestId: "per_9", value: "once" },
+          pressedMessage: { id: "2.2", text: "" }
+        }
       })
     }
     const forged = await verify(pressed, "other")

@@ -202,11 +202,11 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
         return http("POST", `${gateway.url}/webhooks/slack`, undefined, body, signed(body))
       }
       /** The form body Slack posts when a button is pressed (`payload=<block_actions JSON>`). */
-      const interaction = (triggerId: string, post: { ts: string; threadTs?: string | undefined }, value: string) =>
+      const interaction = (triggerId: string, post: { ts: string; text: string; threadTs?: string | undefined }, value: string) =>
         `payload=${encodeURIComponent(JSON.stringify({
           type: "block_actions", trigger_id: triggerId, user: { id: "U42" }, channel: { id: "C9" },
           container: { type: "message", channel_id: "C9", message_ts: post.ts, thread_ts: post.threadTs },
-          message: { ts: post.ts, thread_ts: post.threadTs },
+          message: { ts: post.ts, thread_ts: post.threadTs, text: post.text },
           actions: [{ action_id: "answer_0", block_id: "cowork_answer", type: "button", value, action_ts: "1700000999.000001" }]
         }))}`
       const press = (body: string, headers: Record<string, string>) =>
@@ -230,6 +230,9 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       const headers = signed(pressBody)
       const pressed = yield* press(pressBody, headers)
       assert.deepStrictEqual([pressed.status, pressed.body], [200, { status: "prompted" }])
+      // The pressed message shows the answer instead of its buttons.
+      assert.deepStrictEqual(slack.updates.map((u) => [u.channel, u.ts, u.buttons.length]), [["C9", asked.ts, 0]])
+      assert.include(slack.updates[0]!.text, "Answered once (<@U42>)")
       yield* promise(() => slack.waitForPosts(2, 30_000))
       assert.deepInclude(slack.posts[1], { channel: "C9", text: "echo: edit it [permission once]", threadTs: "1700000100.000100" })
       assert.deepStrictEqual(slack.posts[1]!.buttons, [])
@@ -237,6 +240,7 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       assert.strictEqual((yield* press(pressBody, headers)).status, 409)
       const resent = yield* press(pressBody, signed(pressBody, SLACK_SIGNING, String(Number(nowSeconds()) - 1)))
       assert.deepStrictEqual([resent.status, resent.body], [200, { status: "duplicate" }])
+      assert.strictEqual(slack.updates.length, 1, "a duplicate press edits nothing")
 
       // A question: its options as buttons; a plain reply in the thread answers it.
       assert.strictEqual((yield* event("EvQ1", "pick one [[question]]", "1700000200.000100")).status, 200)

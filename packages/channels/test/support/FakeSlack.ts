@@ -21,12 +21,21 @@ const buttonsOf = (blocks: unknown): Array<readonly [string, string]> => {
 }
 
 /**
- * A fake Slack Web API on loopback (`/api/<method>`, for `slackApiUrl`): `auth.test` and `chat.postMessage` with
+ * A fake Slack Web API on loopback (`/api/<method>`, for `slackApiUrl`): `auth.test`, `chat.postMessage` and `chat.update` with
  * Slack's `{ok, error}` answers, `invalid_auth` for a wrong bearer token, `channel_not_found` for channel `C404`;
  * injected faults are plain HTTP statuses (with `Retry-After` on a 429, as Slack sends it).
  */
+export interface SlackUpdate {
+  readonly channel: string
+  readonly ts: string
+  readonly text: string
+  readonly buttons: ReadonlyArray<readonly [string, string]>
+}
+
 export class FakeSlack extends FakeService {
   readonly posts: Array<SlackPost> = []
+  /** `chat.update` calls (a message edited after its button was pressed). */
+  readonly updates: Array<SlackUpdate> = []
   readonly server: FakeHttpServer
 
   readonly botToken: string
@@ -61,6 +70,13 @@ export class FakeSlack extends FakeService {
         const ts = `${Math.floor(request.at / 1000)}.${String(this.posts.length).padStart(6, "0")}`
         this.posts.push({ channel: String(params.channel), text: String(params.text), threadTs: params.thread_ts, buttons: buttonsOf(params.blocks), ts, at: request.at })
         return { status: 200, body: { ok: true, channel: params.channel, ts, message: { text: params.text, ts } } }
+      }
+      case "chat.update": {
+        if (!this.posts.some((post) => post.ts === params.ts && post.channel === params.channel)) {
+          return { status: 200, body: { ok: false, error: "message_not_found" } }
+        }
+        this.updates.push({ channel: String(params.channel), ts: String(params.ts), text: String(params.text), buttons: buttonsOf(params.blocks) })
+        return { status: 200, body: { ok: true, channel: params.channel, ts: params.ts, text: params.text } }
       }
       default:
         return { status: 200, body: { ok: false, error: "unknown_method" } }
