@@ -21,6 +21,9 @@ describe("cowork admin org", () => {
       assert.deepInclude(quota.effective, { workflow_runs_per_hour: 5, prompts_per_hour: 600 })
       const both = yield* Effect.flip(cli("org", "quota", "--quota", "workflow_runs_per_hour", "--clear", "--value", "1", orgId))
       assert.include(both.message, "give --value N or --clear")
+      // Artifact retention by age: nothing old yet; an age below a day is refused.
+      assert.deepStrictEqual(json((yield* cli("artifacts", "prune", "--older-than-days", "30", "--org", orgId)).stdout).orgs, [])
+      assert.include((yield* Effect.flip(cli("artifacts", "prune", "--older-than-days", "0"))).message, "between 1 and")
       const report = json((yield* cli("org", "offboard", orgId)).stdout)
       assert.strictEqual(report.orgId, orgId)
       assert.deepInclude(report.ended, { apiTokens: 1 })

@@ -116,22 +116,39 @@ export const make = Effect.gen(function*() {
     }
   })
 
+  /** Deletes the artifacts matching `where` (over `params`) batch by batch; what went, per org. */
+  const deleteMatching = (where: string, params: ReadonlyArray<unknown>) =>
+    Effect.gen(function*() {
+      const byOrg = new Map<string, { orgId: string; artifacts: number; bytes: number }>()
+      while (true) {
+        const rows = yield* sql.unsafe<{ id: string; org_id: string; object_key: string; size_bytes: number | string }>(
+          `SELECT id, org_id, object_key, size_bytes FROM cloud_artifacts WHERE ${where} ORDER BY created_at, id LIMIT $${params.length + 1}`,
+          [...params, ARTIFACT_DELETE_BATCH]
+        ).pipe(Effect.orDie)
+        if (rows.length === 0) break
+        // Objects first: a row is never left without the chance to delete its object on a later run.
+        yield* Effect.forEach(rows, (row) => store.delete(row.object_key), { concurrency: 8, discard: true })
+        yield* sql.unsafe(`DELETE FROM cloud_artifacts WHERE id = ANY($1::text[])`, [rows.map((row) => row.id)]).pipe(Effect.orDie)
+        for (const row of rows) {
+          const org = byOrg.get(row.org_id) ?? { orgId: row.org_id, artifacts: 0, bytes: 0 }
+          org.artifacts++
+          org.bytes += Number(row.size_bytes)
+          byOrg.set(row.org_id, org)
+        }
+      }
+      return [...byOrg.values()]
+    })
+
   const deleteOrg = Effect.fn("Artifacts.deleteOrg")(function*(orgId: string) {
-    let artifacts = 0
-    let bytes = 0
-    while (true) {
-      const rows = yield* sql.unsafe<{ id: string; object_key: string; size_bytes: number | string }>(
-        `SELECT id, object_key, size_bytes FROM cloud_artifacts WHERE org_id = $1 ORDER BY id LIMIT $2`,
-        [orgId, ARTIFACT_DELETE_BATCH]
-      ).pipe(Effect.orDie)
-      if (rows.length === 0) break
-      // Objects first: a row is never left without the chance to delete its object on a later run.
-      yield* Effect.forEach(rows, (row) => store.delete(row.object_key), { concurrency: 8, discard: true })
-      yield* sql.unsafe(`DELETE FROM cloud_artifacts WHERE id = ANY($1::text[])`, [rows.map((row) => row.id)]).pipe(Effect.orDie)
-      artifacts += rows.length
-      bytes += rows.reduce((sum, row) => sum + Number(row.size_bytes), 0)
-    }
-    return { artifacts, bytes, strayObjects: yield* deleteStrayArtifactObjects(store, orgId) }
+    const deleted = (yield* deleteMatching(`org_id = $1`, [orgId]))[0]
+    return { artifacts: deleted?.artifacts ?? 0, bytes: deleted?.bytes ?? 0, strayObjects: yield* deleteStrayArtifactObjects(store, orgId) }
+  })
+
+  const deleteOlderThan = Effect.fn("Artifacts.deleteOlderThan")(function*(olderThanMs: number, orgId: string | undefined) {
+    return yield* deleteMatching(
+      `created_at < now() - $1::float8 * interval '1 millisecond' AND ($2::text IS NULL OR org_id = $2)`,
+      [olderThanMs, orgId ?? null]
+    )
   })
 
   const countOrg = Effect.fn("Artifacts.countOrg")(function*(orgId: string) {
@@ -139,7 +156,7 @@ export const make = Effect.gen(function*() {
     return Number(rows[0]!.n)
   }, Effect.orDie)
 
-  return Artifacts.of({ create, open, list, deleteOrg, countOrg })
+  return Artifacts.of({ create, open, list, deleteOrg, deleteOlderThan, countOrg })
 })
 
 export const layer = Layer.effect(Artifacts, make)

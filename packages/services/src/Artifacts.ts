@@ -28,6 +28,9 @@ export interface OrgArtifactsDeleted {
   readonly strayObjects: number
 }
 
+/** What an age-based retention pass removed, per org (orgs with nothing removed are absent). */
+export type ArtifactsPruned = ReadonlyArray<{ readonly orgId: string; readonly artifacts: number; readonly bytes: number }>
+
 /** Artifacts deleted per batch (objects first, then their rows). */
 export const ARTIFACT_DELETE_BATCH = 200
 
@@ -56,6 +59,14 @@ export class Artifacts extends Context.Service<Artifacts, {
    * what is left still listed: running it again finishes the job.
    */
   readonly deleteOrg: (orgId: string) => Effect.Effect<OrgArtifactsDeleted, ObjectStoreUnavailable | InvalidObjectKey>
+  /**
+   * Retention by age: deletes the artifacts (objects, then rows, in batches) created more than `olderThanMs` ago by
+   * the store's clock, of one org or of every org. Stops at an object store failure; run again to finish.
+   */
+  readonly deleteOlderThan: (
+    olderThanMs: number,
+    orgId: string | undefined
+  ) => Effect.Effect<ArtifactsPruned, ObjectStoreUnavailable | InvalidObjectKey>
   /** How many artifacts (rows) the org has. */
   readonly countOrg: (orgId: string) => Effect.Effect<number>
 }>()("cowork/Artifacts") {

@@ -31,6 +31,20 @@ export const makeArtifactsMemory = (db: MemoryTables, store: ObjectStore["Servic
     db.sessions.get(sessionId)?.orgId === orgId
       ? Effect.void
       : Effect.fail(new NotFound({ message: `no such session: ${sessionId}` }))
+  /** Deletes the matching artifacts, objects first (as the Pg layer does), per org. */
+  const deleteMatching = (matches: (row: MemoryArtifact) => boolean) =>
+    Effect.gen(function*() {
+      const byOrg = new Map<string, { orgId: string; artifacts: number; bytes: number }>()
+      for (const row of [...db.artifacts.values()].filter(matches)) {
+        yield* store.delete(row.objectKey)
+        db.artifacts.delete(row.id)
+        const org = byOrg.get(row.orgId) ?? { orgId: row.orgId, artifacts: 0, bytes: 0 }
+        org.artifacts++
+        org.bytes += row.sizeBytes
+        byOrg.set(row.orgId, org)
+      }
+      return [...byOrg.values()]
+    })
   // Uploaded bytes per org per UTC day (the Pg layer keeps the same windows in cloud_quota_windows).
   const bytesByDay = new Map<string, number>()
 
@@ -107,16 +121,12 @@ export const makeArtifactsMemory = (db: MemoryTables, store: ObjectStore["Servic
       }),
     deleteOrg: (orgId) =>
       Effect.gen(function*() {
-        let artifacts = 0
-        let bytes = 0
-        for (const row of [...db.artifacts.values()].filter((row) => row.orgId === orgId)) {
-          yield* store.delete(row.objectKey)
-          db.artifacts.delete(row.id)
-          artifacts++
-          bytes += row.sizeBytes
-        }
-        return { artifacts, bytes, strayObjects: yield* deleteStrayArtifactObjects(store, orgId) }
+        const deleted = (yield* deleteMatching((row) => row.orgId === orgId))[0]
+        return { artifacts: deleted?.artifacts ?? 0, bytes: deleted?.bytes ?? 0, strayObjects: yield* deleteStrayArtifactObjects(store, orgId) }
       }),
+    deleteOlderThan: (olderThanMs, orgId) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        deleteMatching((row) => row.createdAt < now - olderThanMs && (orgId === undefined || row.orgId === orgId))),
     countOrg: (orgId) => Effect.sync(() => [...db.artifacts.values()].filter((row) => row.orgId === orgId).length)
   }
 }

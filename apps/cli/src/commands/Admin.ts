@@ -2,6 +2,7 @@ import { PgAudit, PgOffboarding, PgQuotas, PgRetention, PgTokens, PgWorkerRegist
 import { Command } from "effect/cli"
 import { Layer } from "effect"
 import * as ControlPlaneDatabase from "../ControlPlaneDatabase.ts"
+import * as AdminArtifacts from "./AdminArtifacts.ts"
 import * as AdminCredential from "./AdminCredential.ts"
 import * as AdminOrg from "./AdminOrg.ts"
 import * as AdminPool from "./AdminPool.ts"
@@ -25,7 +26,8 @@ export const command = Command.make("admin").pipe(
     AdminCredential.command,
     AdminWorkflow.command,
     AdminSecrets.command,
-    AdminRetention.command
+    AdminRetention.command,
+    AdminArtifacts.command
   ]),
   Command.provide(Layer.mergeAll(
     PgTokens.layer,

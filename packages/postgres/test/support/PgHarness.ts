@@ -25,7 +25,7 @@ import * as TestDatabase from "../../../../test/support/TestDatabase.ts"
 /**
  * Postgres keeps time by its own clock, so `elapse` moves every stored time the rules compare with `now()` back by
  * `ms`: lease and credential expiry, heartbeat age, token expiry, command and event age, a session's last change, delivery
- * and provider-event claims and delivery retry times.
+ * and provider-event claims, delivery retry times and artifact age.
  */
 const elapse = (ms: number) =>
   Effect.gen(function*() {
@@ -46,6 +46,7 @@ const elapse = (ms: number) =>
       `UPDATE cloud_channel_provider_events SET claim_expires_at = claim_expires_at - ${back}, completed_at = completed_at - ${back}`,
       [ms]
     )
+    yield* sql.unsafe(`UPDATE cloud_artifacts SET created_at = created_at - ${back}`, [ms])
   }).pipe(Effect.orDie)
 
 const services = Layer.mergeAll(

@@ -147,4 +147,28 @@ export const artifactsContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.strictEqual(new TextDecoder().decode(yield* readAll(opened.body)), "mine")
         assert.strictEqual(yield* artifacts.countOrg(staying.orgId), 1)
       })))
+
+    it.effect("deleteOlderThan: artifacts past the age go (objects and rows), per org; newer ones and other orgs stay", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const artifacts = yield* Artifacts
+        const store = yield* ObjectStore
+        const put = (orgId: string, sessionId: string, text: string) =>
+          artifacts.create({ orgId, sessionId, name: "a.txt", contentType: "text/plain", createdBy: "test", body: Stream.make(bytes(text)), maxBytes: 1_000 })
+        const acme = yield* newSession()
+        const other = yield* newSession()
+        const old = yield* put(acme.orgId, acme.sessionId, "old")
+        yield* put(other.orgId, other.sessionId, "theirs")
+        yield* harness.elapse(2 * 86_400_000)
+        const fresh = yield* put(acme.orgId, acme.sessionId, "fresh")
+
+        assert.deepStrictEqual(yield* artifacts.deleteOlderThan(86_400_000, acme.orgId), [{ orgId: acme.orgId, artifacts: 1, bytes: 3 }])
+        assert.strictEqual((yield* Effect.flip(artifacts.open(acme.orgId, acme.sessionId, old.id)))._tag, "NotFound")
+        assert.strictEqual((yield* store.list(`artifacts/${acme.orgId}/`)).length, 1, "only the fresh one's object is left")
+        assert.strictEqual((yield* artifacts.open(acme.orgId, acme.sessionId, fresh.id)).artifact.id, fresh.id)
+        assert.strictEqual(yield* artifacts.countOrg(other.orgId), 1, "another org's is untouched by an org-scoped pass")
+
+        const everyOrg = yield* artifacts.deleteOlderThan(86_400_000, undefined)
+        assert.deepInclude(everyOrg, { orgId: other.orgId, artifacts: 1, bytes: 6 })
+        assert.isFalse(everyOrg.some((org) => org.orgId === acme.orgId), "nothing of acme's is old enough any more")
+      })))
   })
