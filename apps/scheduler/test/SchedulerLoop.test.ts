@@ -11,7 +11,8 @@ import { SchedulerStatus } from "../src/SchedulerStatus.ts"
 /**
  * The scheduler loop on the memory store with `TestClock`: idle it reads its outlook once per backstop and runs no
  * pass; a workflow created meanwhile wakes it (the store's change notification), and it then sleeps until that
- * workflow's slot and fires it there; a dead replica's claim is reaped when it expires, not a tick later.
+ * workflow's slot and fires it there; a due slot under another replica's claim is retried every tick (that replica
+ * may die before it fires), and a dead replica's claim is reaped when it expires.
  */
 
 const BACKSTOP = 300_000
@@ -98,7 +99,7 @@ it.effect("idle: one outlook read per backstop, no pass; a created workflow wake
       }))
   }))
 
-it.effect("a dead replica's claim is reaped when it expires; an open run is followed every tick", () =>
+it.effect("a dead replica's claim on a due slot: a pass per tick until it expires, then reaped and fired; open runs followed every tick", () =>
   Effect.gen(function*() {
     yield* TestClock.setTime(Date.parse("2027-10-02T00:00:00Z"))
     yield* run(({ passes, start }) =>
@@ -116,13 +117,17 @@ it.effect("a dead replica's claim is reaped when it expires; an open run is foll
         const base = yield* Ref.get(passes)
         yield* start
         yield* settle
-        assert.strictEqual(yield* Ref.get(passes), base, "a live claim: nothing to do before it expires")
-        yield* TestClock.adjust(30_000 - 1)
+        assert.strictEqual(yield* Ref.get(passes), base + 1, "a due slot under a live claim: a pass (it claims nothing)")
+        yield* TestClock.adjust(TICK)
         yield* settle
-        assert.strictEqual(yield* Ref.get(passes), base, "asleep until the claim expires")
+        assert.strictEqual(yield* Ref.get(passes), base + 2, "then one per tick: the claimer may die before it fires")
+        yield* TestClock.adjust(30_000 - TICK - 1)
+        yield* settle
+        const beforeExpiry = yield* Ref.get(passes)
+        assert.strictEqual((yield* store.listRuns("org_loop", due.id, { limit: 100 })).runs.length, 0, "nothing fired under the live claim")
         yield* TestClock.adjust(1)
         yield* settle
-        assert.strictEqual(yield* Ref.get(passes), base + 1, "woke at the expiry: reaped and fired in one pass")
+        assert.strictEqual(yield* Ref.get(passes), beforeExpiry + 1, "the pass at the expiry reaped the claim and fired")
         const runs = yield* store.listRuns("org_loop", due.id, { limit: 100 })
         const fired = runs.runs.filter((r) => r.status !== "cancelled").map((r) => r.scheduledFor)
         assert.strictEqual(fired.length, 31, "every slot of the outage fired once")
@@ -132,7 +137,7 @@ it.effect("a dead replica's claim is reaped when it expires; an open run is foll
         yield* TestClock.adjust(TICK)
         yield* settle
         const followed = yield* Ref.get(passes)
-        assert.strictEqual(followed, base + 2)
+        assert.strictEqual(followed, beforeExpiry + 2)
         yield* TestClock.adjust(TICK / 2)
         yield* settle
         assert.strictEqual(yield* Ref.get(passes), followed)

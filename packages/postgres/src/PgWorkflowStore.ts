@@ -695,8 +695,11 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
       open_runs: boolean
     }>(
       `SELECT now() AS db_now, due.n, due.oldest_ms,
-         (SELECT min(next_run_at) FROM cloud_workflows
-          WHERE status = 'active' AND claimed_by IS NULL AND next_run_at IS NOT NULL) AS next_due,
+         least(
+           (SELECT min(next_run_at) FROM cloud_workflows
+            WHERE status = 'active' AND claimed_by IS NULL AND next_run_at IS NOT NULL),
+           (SELECT min(next_run_at) FROM cloud_workflows WHERE claimed_by IS NOT NULL AND status = 'active')
+         ) AS next_due,
          (SELECT min(claim_expires_at) FROM cloud_workflows WHERE claimed_by IS NOT NULL) AS claim_expires,
          EXISTS (SELECT 1 FROM cloud_workflow_runs WHERE status IN ('queued', 'running') AND session_id IS NOT NULL) AS open_runs
        FROM (

@@ -115,7 +115,11 @@ export interface SchedulerOutlook {
   readonly capped: boolean
   /** How long the oldest of them has been due (store clock), 0 when none. */
   readonly oldestDueMs: number
-  /** The earliest `nextRunAt` of an active unclaimed workflow (due or not); `null` when there is none. */
+  /**
+   * The earliest `nextRunAt` of an active workflow (due or not), claimed ones included: a replica whose claimer dies
+   * before firing must still wake for that slot (it then retries every tick until the claim is reaped or released).
+   * `null` when there is none.
+   */
   readonly nextDueAt: number | null
   /** The earliest expiry of a held claim; `null` when no workflow is claimed. */
   readonly claimExpiresAt: number | null
@@ -691,7 +695,8 @@ const makeMemory = Effect.gen(function*() {
       }),
     outlook: (scanLimit) =>
       Effect.map(Clock.currentTimeMillis, (now): SchedulerOutlook => {
-        const unclaimed = [...workflows.values()].filter((w) => w.lifecycle === "active" && w.claimedBy === null && w.nextRunAt !== null)
+        const scheduled = [...workflows.values()].filter((w) => w.lifecycle === "active" && w.nextRunAt !== null)
+        const unclaimed = scheduled.filter((w) => w.claimedBy === null)
         const due = unclaimed.filter((w) => w.nextRunAt! <= now).slice(0, scanLimit)
         const oldest = due.reduce((min, w) => Math.min(min, w.nextRunAt!), now)
         const claimed = [...workflows.values()].filter((w) => w.claimedBy !== null)
@@ -700,7 +705,7 @@ const makeMemory = Effect.gen(function*() {
           depth: due.length,
           capped: due.length >= scanLimit,
           oldestDueMs: now - oldest,
-          nextDueAt: unclaimed.length === 0 ? null : Math.min(...unclaimed.map((w) => w.nextRunAt!)),
+          nextDueAt: scheduled.length === 0 ? null : Math.min(...scheduled.map((w) => w.nextRunAt!)),
           claimExpiresAt: claimed.length === 0 ? null : Math.min(...claimed.map((w) => w.claimExpiresAt)),
           openRuns: runs.some((r) => (r.status === "queued" || r.status === "running") && r.sessionId !== null)
         }
