@@ -101,7 +101,10 @@ export const runLoad = async (options: LoadOptions) => {
       OPEN_COWORK_CLOUD_RATE_LIMIT_PRINCIPAL_PER_MIN: "100000000",
       OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN: "100000000",
       OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR: "100000000",
-      OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS: "100000000"
+      OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS: "100000000",
+      // The load's own volume (public-beta: 40 runs and ~900 deliveries a minute) would pass the hourly defaults.
+      OPEN_COWORK_CLOUD_QUOTA_WORKFLOW_RUNS_PER_HOUR: "100000000",
+      OPEN_COWORK_CLOUD_QUOTA_CHANNEL_DELIVERIES_PER_HOUR: "100000000"
     }
     Fs.mkdirSync(env.OPEN_COWORK_DATA_DIR, { recursive: true })
     const migrated = await runCowork(["migrate"], env)
