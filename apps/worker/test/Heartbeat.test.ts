@@ -7,29 +7,33 @@ import { TestClock } from "effect/testing"
 import * as Heartbeat from "../src/Heartbeat.ts"
 import { HeldSessions } from "../src/HeldSessions.ts"
 import { SessionCheckpoints } from "../src/SessionCheckpoints.ts"
-import { WorkerConfig } from "../src/WorkerConfig.ts"
+import { WorkerConfig, type WorkerSettings } from "../src/WorkerConfig.ts"
 import { WorkerStatus } from "../src/WorkerStatus.ts"
 import { lease, settle } from "./support/StubStores.ts"
 
-it.effect("beats active, then draining once shutdown began, then stopped; the age gauge follows the last beat", () => {
-  const beats: Array<HeartbeatInput> = []
-  let failing = false
-  const env = Layer.mergeAll(
-    Layer.succeed(Heartbeats, Heartbeats.of({
-      beat: (input) => Effect.suspend(() => failing ? Effect.die("database down") : Effect.sync(() => { beats.push(input) })),
-      list: () => Effect.succeed([]),
-      prune: () => Effect.succeed(0)
-    })),
+/** The heartbeat's environment around a stub `beat`: scripted runtime, no-op checkpoints, held sessions, status. */
+const heartbeatEnv = (beat: Heartbeats["Service"]["beat"], settings: Partial<WorkerSettings>, checkpoints: boolean) =>
+  Layer.mergeAll(
+    Layer.succeed(Heartbeats, Heartbeats.of({ beat, list: () => Effect.succeed([]), prune: () => Effect.succeed(0) })),
     Metrics.layerTest("worker"),
     ScriptedRuntime.layer,
-    WorkerConfig.layerWith({ workerId: "worker-hb", heartbeatIntervalMs: 5_000 }),
+    WorkerConfig.layerWith(settings),
     Layer.succeed(SessionCheckpoints, SessionCheckpoints.of({
-      enabled: true,
+      enabled: checkpoints,
       restore: () => Effect.succeed(0),
       save: () => Effect.succeed(undefined),
       prune: () => Effect.void
     }))
   ).pipe(Layer.provideMerge(HeldSessions.layer.pipe(Layer.provideMerge(WorkerStatus.layer))))
+
+it.effect("beats active, then draining once shutdown began, then stopped; the age gauge follows the last beat", () => {
+  const beats: Array<HeartbeatInput> = []
+  let failing = false
+  const env = heartbeatEnv(
+    (input) => Effect.suspend(() => failing ? Effect.die("database down") : Effect.sync(() => { beats.push(input) })),
+    { workerId: "worker-hb", heartbeatIntervalMs: 5_000 },
+    true
+  )
   return Effect.gen(function*() {
     const metrics = yield* Metrics
     const status = yield* WorkerStatus
@@ -58,22 +62,11 @@ it.effect("beats active, then draining once shutdown began, then stopped; the ag
 
 it.effect("idle, a worker beats every idle interval and says so in its row; once it holds a session, every interval", () => {
   const beats: Array<HeartbeatInput & { readonly at: number }> = []
-  const env = Layer.mergeAll(
-    Layer.succeed(Heartbeats, Heartbeats.of({
-      beat: (input) => Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => { beats.push({ ...input, at }) })),
-      list: () => Effect.succeed([]),
-      prune: () => Effect.succeed(0)
-    })),
-    Metrics.layerTest("worker"),
-    ScriptedRuntime.layer,
-    WorkerConfig.layerWith({ workerId: "worker-idle", heartbeatIntervalMs: 5_000, idleHeartbeatIntervalMs: 60_000 }),
-    Layer.succeed(SessionCheckpoints, SessionCheckpoints.of({
-      enabled: false,
-      restore: () => Effect.succeed(0),
-      save: () => Effect.succeed(undefined),
-      prune: () => Effect.void
-    }))
-  ).pipe(Layer.provideMerge(HeldSessions.layer.pipe(Layer.provideMerge(WorkerStatus.layer))))
+  const env = heartbeatEnv(
+    (input) => Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => { beats.push({ ...input, at }) })),
+    { workerId: "worker-idle", heartbeatIntervalMs: 5_000, idleHeartbeatIntervalMs: 60_000 },
+    false
+  )
   return Effect.gen(function*() {
     const metrics = yield* Metrics
     const held = yield* HeldSessions
