@@ -559,11 +559,6 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
           result.skippedByOverlap++
         }
       }
-      if (runsPerHour !== undefined && admitted > 0) {
-        yield* admitInWindow(sql, workflow.org_id, "workflow_runs_per_hour", admitted, runsPerHour).pipe(
-          Effect.catchTag("RateLimited", () => Effect.fail(new QuotaRace()))
-        )
-      }
       yield* sql.unsafe(
         `UPDATE cloud_workflows SET schedule_cursor = to_timestamp($2::double precision / 1000),
            next_run_at = CASE WHEN $3::double precision IS NULL THEN NULL ELSE to_timestamp($3::double precision / 1000) END,
@@ -571,6 +566,12 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
          WHERE id = $1`,
         [claim.workflowId, plan.cursor, plan.nextRunAt]
       )
+      // The very last statement: the org's window row stays locked only until this commit.
+      if (runsPerHour !== undefined && admitted > 0) {
+        yield* admitInWindow(sql, workflow.org_id, "workflow_runs_per_hour", admitted, runsPerHour).pipe(
+          Effect.catchTag("RateLimited", () => Effect.fail(new QuotaRace()))
+        )
+      }
       return result satisfies FireResult
     })).pipe(
       Effect.retry({ while: (error) => error instanceof QuotaRace, times: 5 }),
