@@ -201,7 +201,7 @@ export const runFailoverDrill = async (options: FailoverDrillOptions = {}): Prom
     const ports: Record<string, number> = {}
     const serving = { ...env, OPEN_COWORK_CLOUD_RUN_MIGRATIONS: "false" }
     const roleEnv = (name: string): Record<string, string> => {
-      if (name.startsWith("web")) return { ...serving, OPEN_COWORK_CLOUD_PORT: String(ports[name]) }
+      if (name.startsWith("web")) return { ...serving, OPEN_COWORK_CLOUD_PORT: String(ports[name]), OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS: "5000" }
       return {
         ...serving,
         OPEN_COWORK_CLOUD_LIVENESS_PORT: String(ports[name]),
@@ -235,17 +235,17 @@ export const runFailoverDrill = async (options: FailoverDrillOptions = {}): Prom
       await waitReady(proc, `http://127.0.0.1:${ports[name]}`)
       return proc
     }
-    const names = ["web-1", "web-2", "worker-1", "worker-2", "scheduler-1", "scheduler-2"]
-    log("failover drill: starting web x2, worker x2, scheduler x2")
-    for (const name of names) await start(name)
+    // Ports first (one at a time, so no two roles draw the same), then the webs, then every other role at once.
+    for (const name of ["web-1", "web-2", "worker-1", "worker-2", "scheduler-1", "scheduler-2", "gateway-1", "gateway-2"]) ports[name] = await freePort()
+    log("failover drill: starting web x2")
+    await Promise.all(["web-1", "web-2"].map((name) => start(name)))
     const webs = () => ["web-1", "web-2"].map((n) => `http://127.0.0.1:${ports[n]}`)
-
     // The fake provider (answers after 100 ms, so a gateway holds claims while it sends), a webhook binding at it, and
     // two gateways sharing one gateway token.
-    log("failover drill: fake provider, webhook binding, starting gateway x2")
     provider = await startFakeProvider(100)
     grant = await provisionGateway(webs()[0]!, token, provider.url)
-    await Promise.all(["gateway-1", "gateway-2"].map((name) => start(name)))
+    log("failover drill: starting worker x2, scheduler x2, gateway x2")
+    await Promise.all(["worker-1", "worker-2", "scheduler-1", "scheduler-2", "gateway-1", "gateway-2"].map((name) => start(name)))
     const gatewayPorts = () => ["gateway-1", "gateway-2"].map((n) => ports[n]!)
 
     // ---- clients -------------------------------------------------------------------------------------------
@@ -433,6 +433,7 @@ export const runFailoverDrill = async (options: FailoverDrillOptions = {}): Prom
         return ms
       })
     }
+    let gatewayRestart: Promise<unknown> = Promise.resolve()
     const deliveryKeys = async () =>
       (await query<{ k: string }>(url, "SELECT idempotency_key AS k FROM cloud_channel_deliveries")).map((r) => r.k)
     for (const [gateway, signal] of [["gateway-1", "SIGKILL"], ["gateway-2", "SIGTERM"]] as const) {
@@ -459,7 +460,9 @@ export const runFailoverDrill = async (options: FailoverDrillOptions = {}): Prom
         const wasOutstanding = new Set(outstanding)
         const recoveredAt = Math.max(at, ...done.filter((r) => wasOutstanding.has(r.k)).map((r) => Math.max(Number(r.sent), provider!.firstAt.get(r.k)!)))
         const newLatency = Math.max(0, ...later.map((r) => provider!.firstAt.get(r.k)! - Number(r.created)))
-        await start(gateway)
+        // gateway-1 must be back before gateway-2 goes; gateway-2's restart runs on during the faults that follow.
+        if (gateway === "gateway-1") await start(gateway)
+        else gatewayRestart = start(gateway)
         return {
           ms: recoveredAt - at,
           detail: `${held} deliveries claimed by ${gateway} and ${outstanding.length} not yet sent just before the ${signal}, all sent since; ` +
@@ -491,6 +494,7 @@ export const runFailoverDrill = async (options: FailoverDrillOptions = {}): Prom
 
     // ---- drain and check -------------------------------------------------------------------------------------
     log("failover drill: draining traffic and checking invariants")
+    await gatewayRestart
     stopTraffic = true
     await promptLoop
     await inboundLoop
@@ -581,7 +585,7 @@ export const runFailoverDrill = async (options: FailoverDrillOptions = {}): Prom
         postgres: `PostgreSQL ${server.version} (Debian, started by the drill)`,
         objectStore: `S3 protocol: ${storeName}, behind a TCP proxy the drill cuts`,
         channel: "one webhook binding at a fake provider on loopback (answers after 100 ms); every session bound to it; signed inbound events",
-        settings: "lease TTL 3 s, shutdown grace 5 s, heartbeat 0.5 s, poll 0.3 s, scheduler tick 0.2 s, gateway claim TTL 3 s and poll 0.3 s",
+        settings: "lease TTL 3 s, shutdown grace 5 s (every role), heartbeat 0.5 s, poll 0.3 s, scheduler tick 0.2 s, gateway claim TTL 3 s and poll 0.3 s",
         host: `${Os.type()} ${Os.arch()}, ${Os.cpus().length} CPU, Node ${process.version}`
       },
       traffic: {
