@@ -107,8 +107,12 @@ export const run = Effect.gen(function*() {
           )
         )
         outcome = yield* provider.send(toMessage(delivery)).pipe(Effect.ensuring(Fiber.interrupt(renewal)))
-        if (!own) {
+        if (outcome._tag === "Dead" && outcome.targetRefused === true) {
+          // The binding's target may not be reached (a webhook URL to a non-public address): the binding's error.
+          yield* reportBinding(delivery.channelBindingId, "error", outcome.error)
+        } else if (!own) {
           yield* providers.record(delivery.providerId, outcome)
+          if (outcome._tag === "Sent") yield* reportBinding(delivery.channelBindingId, "active", null)
         } else if (outcome._tag === "Dead" && outcome.authFailed) {
           // The binding's own credential was refused: the binding (not the shared provider) needs attention.
           yield* reportBinding(delivery.channelBindingId, "auth_required", outcome.error)

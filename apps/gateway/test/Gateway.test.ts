@@ -12,7 +12,14 @@ import { MemoryCloud } from "./support/MemoryCloud.ts"
 const TG_TOKEN = "424242:canary-gateway-telegram-token"
 const HOOK_IN = "canary-hook-inbound-secret"
 const HOOK_OUT = "canary-hook-outbound-secret"
-const env = { GW_TG: TG_TOKEN, GW_HOOK_IN: HOOK_IN, GW_HOOK_OUT: HOOK_OUT, GW_TG_HOOK: "canary-tg-webhook-secret" }
+const env = {
+  GW_TG: TG_TOKEN,
+  GW_HOOK_IN: HOOK_IN,
+  GW_HOOK_OUT: HOOK_OUT,
+  GW_TG_HOOK: "canary-tg-webhook-secret",
+  // The fake receivers listen on loopback: an operator allows it (every other target must be public).
+  OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1"
+}
 
 const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000) => {
   const deadline = Date.now() + timeoutMs
@@ -254,5 +261,56 @@ describe("a binding's own credential (credentialRef), resolved by the gateway", 
       for (const canary of [OWN, ROTATED, "canary-binding"]) assert.notInclude(text, canary)
     }
     assert.include(shown[1]!, `open_cowork_gateway_errors_total{operation="credential",role="gateway"}`)
+  })
+})
+
+describe("webhook targets resolving to non-public addresses (SSRF)", () => {
+  const receiver = new WebhookReceiver(HOOK_OUT)
+  const providers = [{ id: "hooks", kind: "webhook", inboundSecretRef: "env:GW_HOOK_IN", outboundSecretRef: "env:GW_HOOK_OUT", timeoutMs: 1_000 }]
+  const { OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS: _allowed, ...noAllowList } = env
+  let refusing: RunningGateway | undefined
+  let allowing: RunningGateway | undefined
+  beforeAll(() => receiver.start())
+  afterAll(async () => {
+    await refusing?.stop()
+    await allowing?.stop()
+    await receiver.stop()
+  })
+
+  it("are dead at the first attempt with the refusal (never the URL's path) and the binding's error; nothing reaches the receiver unless allowed", async () => {
+    const cloud = new MemoryCloud({ maxAttempts: 4, baseBackoffMs: 20 })
+    refusing = await startGateway(cloud, providers, noAllowList, { claimTtlMs: 2_000 })
+    const port = new URL(receiver.url).port
+    const targets: ReadonlyArray<readonly [target: string, range: string]> = [
+      [`${receiver.url}?token=canary-ssrf-path-token`, "loopback"],
+      [`http://localhost:${port}/hook`, "loopback"],
+      [`http://[::1]:${port}/hook`, "loopback"],
+      ["http://10.1.2.3/hook", "private"],
+      ["http://169.254.169.254/latest/meta-data/", "link-local"],
+      [`http://[::ffff:127.0.0.1]:${port}/hook`, "loopback"]
+    ]
+    const deliveries = targets.map(([target]) => cloud.add({ providerId: "hooks", providerKind: "webhook", target, text: "internal" }))
+    await until("every refused target dead", () => deliveries.every((d) => d.status === "dead"))
+    deliveries.forEach((delivery, index) => {
+      assert.strictEqual(delivery.attempts, 1, "not retried")
+      assert.include(delivery.lastError, "webhook target refused")
+      assert.include(delivery.lastError, `${targets[index]![1]} address`)
+      assert.include(delivery.lastError, "OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS")
+      assert.notInclude(delivery.lastError, "canary-ssrf-path-token")
+    })
+    assert.strictEqual(receiver.received.length, 0)
+    assert.strictEqual(receiver.server.requests.length, 0, "no request reached the loopback receiver")
+    assert.deepInclude(cloud.bindingReports.map((r) => r.status), "error")
+    assert.include(cloud.bindingReports.find((r) => r.status === "error")!.detail, "webhook target refused")
+    const ready = await (await fetch(`${refusing.url}/ready`)).json() as { providers: Array<{ id: string; state: string }> }
+    assert.deepStrictEqual(ready.providers.map((p) => [p.id, p.state]), [["hooks", "healthy"]], "one binding's target is not the provider's problem")
+
+    // The operator allows the loopback host: the same target is delivered.
+    const allowedCloud = new MemoryCloud({ maxAttempts: 4, baseBackoffMs: 20 })
+    allowing = await startGateway(allowedCloud, providers, env, { claimTtlMs: 2_000 })
+    const delivered = allowedCloud.add({ providerId: "hooks", providerKind: "webhook", target: receiver.url, text: "allowed" })
+    await receiver.waitForKeys(1)
+    await until("allowed target sent", () => delivered.status === "sent")
+    assert.deepStrictEqual(receiver.received.map((r) => r.idempotencyKey), [delivered.idempotencyKey])
   })
 })

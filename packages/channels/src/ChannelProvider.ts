@@ -59,7 +59,14 @@ export const parseAnswerData = (data: unknown): { requestId: string; value: stri
 export type SendOutcome =
   | { readonly _tag: "Sent"; readonly providerMessageId?: string | undefined }
   | { readonly _tag: "Failed"; readonly error: string; readonly retryAfterMs?: number | undefined; readonly status?: number | undefined }
-  | { readonly _tag: "Dead"; readonly error: string; readonly authFailed: boolean; readonly status?: number | undefined }
+  | {
+    readonly _tag: "Dead"
+    readonly error: string
+    readonly authFailed: boolean
+    readonly status?: number | undefined
+    /** The binding's target may not be reached (a webhook URL resolving to a non-public address): the binding's error. */
+    readonly targetRefused?: boolean | undefined
+  }
 
 export const sent = (providerMessageId?: string): SendOutcome => ({ _tag: "Sent", providerMessageId })
 export const failed = (error: string, retryAfterMs?: number, status?: number): SendOutcome => ({ _tag: "Failed", error, retryAfterMs, status })

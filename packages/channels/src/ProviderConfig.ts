@@ -1,3 +1,4 @@
+import { ProviderAddress } from "@cowork/services"
 import * as Fs from "node:fs"
 import type { ChannelProvider, ProviderKind } from "./ChannelProvider.ts"
 import { PROVIDER_KINDS } from "./ChannelProvider.ts"
@@ -15,6 +16,9 @@ import { makeWebhookProvider } from "./WebhookProvider.ts"
  *   {"id":"mail","kind":"email","host":"smtp.example.com","port":587,"secure":false,"user":"bot","passwordRef":"env:SMTP_PASS","from":"bot@example.com",
  *    "inboundSecretRef":"env:MAIL_RELAY_SECRET"}
  *   {"id":"hooks","kind":"webhook","inboundSecretRef":"env:HOOK_IN","outboundSecretRef":"env:HOOK_OUT"}
+ *
+ * A webhook provider posts to each binding's org-supplied URL: only public addresses, unless the host is listed in
+ * `OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS` (read from `env`).
  */
 export interface ProviderConfig {
   readonly id: string
@@ -186,7 +190,8 @@ export const makeProviders = (
           id,
           inboundSecret: secret(raw, index, "inboundSecretRef", env),
           outboundSecret: secret(raw, index, "outboundSecretRef", env),
-          timeoutMs
+          timeoutMs,
+          allowedHosts: ProviderAddress.parseAllowedHosts(env[ProviderAddress.WEBHOOK_ALLOWED_HOSTS_VARIABLE] ?? "")
         }
         return { config, provider: makeWebhookProvider(settings), withCredential: (outboundSecret) => makeWebhookProvider({ ...settings, outboundSecret }) }
       }

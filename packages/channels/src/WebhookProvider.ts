@@ -1,3 +1,4 @@
+import { ProviderAddress, UpstreamClient } from "@cowork/services"
 import { Effect } from "effect"
 import {
   type ChannelProvider,
@@ -10,6 +11,7 @@ import {
   type OutboundMessage,
   parseRetryAfter,
   sent,
+  type SendOutcome,
   type VerifiedInbound
 } from "./ChannelProvider.ts"
 import {
@@ -30,6 +32,11 @@ export interface WebhookSettings {
   /** Signs outbound POSTs (same `v1=` scheme and headers); unsigned when unset. */
   readonly outboundSecret?: string | undefined
   readonly timeoutMs: number
+  /**
+   * Hosts a binding's URL may use although they resolve to a non-public address (`OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS`;
+   * default none): every other target must resolve to public addresses only (`ProviderAddress`).
+   */
+  readonly allowedHosts?: ReadonlySet<string> | undefined
 }
 
 interface WebhookEvent {
@@ -105,12 +112,15 @@ const verify = (settings: WebhookSettings) => (request: InboundRequest): Effect.
 
 /**
  * Outbound: a JSON POST to the binding's URL with `idempotency-key: <delivery key>` (the receiver dedups on it) and,
- * with an outbound secret, the `v1=` signature headers. Redirects are not followed.
+ * with an outbound secret, the `v1=` signature headers. The URL is org-supplied: it is connected to only when its host
+ * resolves to public addresses (checked in the connection's own DNS lookup, `UpstreamClient`), or is allowed by the
+ * operator; a refused target is `dead` (never retried) and the binding's error. Redirects are not followed.
  */
 export const makeWebhookProvider = (settings: WebhookSettings): ChannelProvider => {
   const secrets = [settings.inboundSecret, settings.outboundSecret].filter((s): s is string => s !== undefined)
+  const client = UpstreamClient.make(settings.allowedHosts ?? new Set(), ProviderAddress.WEBHOOK_ALLOWED_HOSTS_VARIABLE)
   const send = (message: OutboundMessage) =>
-    Effect.promise(async () => {
+    Effect.promise(async (): Promise<SendOutcome> => {
       let url: URL
       try {
         url = new URL(message.target)
@@ -121,9 +131,8 @@ export const makeWebhookProvider = (settings: WebhookSettings): ChannelProvider 
       const body = JSON.stringify(message.payload ?? { eventType: message.eventType, text: message.text, idempotencyKey: message.idempotencyKey })
       const timestamp = String(Math.floor(Date.now() / 1000))
       try {
-        const response = await fetch(url, {
+        const response = await client.request(url.href, {
           method: "POST",
-          redirect: "manual",
           signal: AbortSignal.timeout(settings.timeoutMs),
           headers: {
             "content-type": "application/json",
@@ -132,13 +141,20 @@ export const makeWebhookProvider = (settings: WebhookSettings): ChannelProvider 
               ? {}
               : { [WEBHOOK_TIMESTAMP_HEADER]: timestamp, [WEBHOOK_SIGNATURE_HEADER]: signWebhook(settings.outboundSecret, timestamp, body) })
           },
-          body
+          body: Buffer.from(body, "utf8")
         })
-        await response.body?.cancel().catch(() => undefined)
-        if (response.status >= 200 && response.status < 300) return sent()
-        if (response.status >= 300 && response.status < 400) return dead(`webhook answered a redirect (${response.status})`, response.status)
-        return classifyStatus(response.status, `webhook answered ${response.status}`, parseRetryAfter(response.headers.get("retry-after")))
+        // The answer's body is not read: drain it so the keep-alive connection can be reused.
+        response.resume()
+        const status = response.statusCode ?? 0
+        if (status >= 200 && status < 300) return sent()
+        if (status >= 300 && status < 400) return dead(`webhook answered a redirect (${status})`, status)
+        const retryAfter = response.headers["retry-after"]
+        return classifyStatus(status, `webhook answered ${status}`, parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter))
       } catch (error) {
+        if (error instanceof ProviderAddress.ProviderAddressRefused) {
+          // Names the host and the kind of address only (never the URL's path or query, which may carry a token).
+          return { _tag: "Dead", error: scrub(`webhook target refused: ${error.message}`, secrets), authFailed: false, targetRefused: true }
+        }
         return failed(scrub(`webhook: ${errorText(error)}`, secrets))
       }
     })
@@ -150,6 +166,6 @@ export const makeWebhookProvider = (settings: WebhookSettings): ChannelProvider 
     // Each binding has its own URL: there is no one endpoint to probe, so the provider is usable once configured.
     probe: Effect.succeed(sent()),
     secrets,
-    close: Effect.void
+    close: Effect.sync(() => client.close())
   }
 }

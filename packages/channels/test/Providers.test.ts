@@ -227,7 +227,12 @@ describe("Webhook provider", () => {
   afterAll(() => receiver.stop())
 
   it("posts signed JSON with the idempotency key; maps 429 Retry-After, 5xx, timeouts and 4xx", async () => {
-    const hook = makeWebhookProvider({ id: "hooks", inboundSecret: "hook-in-secret", outboundSecret: "hook-out-secret", timeoutMs: 1_000 })
+    const loopback = new Set(["127.0.0.1"])
+    const refusing = makeWebhookProvider({ id: "hooks", outboundSecret: "hook-out-secret", timeoutMs: 1_000 })
+    assert.deepInclude(await Effect.runPromise(refusing.send(message(receiver.url, "dlv-w-0"))), { _tag: "Dead", targetRefused: true })
+    assert.strictEqual(receiver.received.length, 0, "a loopback target is refused without the operator's allow-list")
+    await Effect.runPromise(refusing.close)
+    const hook = makeWebhookProvider({ id: "hooks", inboundSecret: "hook-in-secret", outboundSecret: "hook-out-secret", timeoutMs: 1_000, allowedHosts: loopback })
     assert.deepInclude(await Effect.runPromise(hook.send(message(receiver.url, "dlv-w-1"))), { _tag: "Sent" })
     assert.deepInclude(receiver.received.at(-1), { idempotencyKey: "dlv-w-1", signatureValid: true })
     receiver.inject({ kind: "status", status: 429, retryAfterSeconds: 2 })

@@ -2,9 +2,8 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { Metrics } from "@cowork/observability"
-import { ByokStore, ProviderAddress } from "@cowork/services"
+import { ByokStore, ProviderAddress, UpstreamClient } from "@cowork/services"
 import { type Config, Context, Effect, Layer, Redacted, type Scope } from "effect"
-import * as UpstreamClient from "./UpstreamClient.ts"
 
 /**
  * The worker's loopback model proxy: the only place a provider key exists in plaintext, and only in memory.

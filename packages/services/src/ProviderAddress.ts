@@ -13,16 +13,20 @@ import * as Net from "node:net"
  */
 
 export const ALLOWED_HOSTS_VARIABLE = "OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS"
+/** The gateway's allow-list for outbound webhook targets (the same rule, another use). */
+export const WEBHOOK_ALLOWED_HOSTS_VARIABLE = "OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS"
 
 export class ProviderAddressRefused extends Data.TaggedError("ProviderAddressRefused")<{
   readonly host: string
   /** What kind of address it resolved to (`loopback`, `private`, …), or `unresolvable`. */
   readonly range: string
+  /** The operator's allow-list variable for this use (default `OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS`). */
+  readonly variable?: string | undefined
 }> {
   override get message() {
     return this.range === "unresolvable"
       ? `the host ${this.host} could not be resolved`
-      : `the host ${this.host} resolves to a ${this.range} address; model providers must be public (an operator can allow a host with ${ALLOWED_HOSTS_VARIABLE})`
+      : `the host ${this.host} resolves to a ${this.range} address; it must be public (an operator can allow a host with ${this.variable ?? ALLOWED_HOSTS_VARIABLE})`
   }
 }
 
@@ -93,11 +97,11 @@ interface Resolved {
   readonly family: number
 }
 
-const refusal = (host: string, range: string) =>
-  Object.assign(new ProviderAddressRefused({ host, range }), { code: REFUSED_CODE })
+const refusal = (host: string, range: string, variable?: string) =>
+  Object.assign(new ProviderAddressRefused({ host, range, variable }), { code: REFUSED_CODE })
 
 /** Every address `host` resolves to, each checked (an allowed host is not checked); rejects with `ProviderAddressRefused`. */
-export const resolveChecked = async (host: string, allowed: ReadonlySet<string>): Promise<ReadonlyArray<Resolved>> => {
+export const resolveChecked = async (host: string, allowed: ReadonlySet<string>, variable?: string): Promise<ReadonlyArray<Resolved>> => {
   const name = normalizeHost(host)
   const isAllowed = allowed.has(name)
   let addresses: ReadonlyArray<Resolved>
@@ -107,14 +111,14 @@ export const resolveChecked = async (host: string, allowed: ReadonlySet<string>)
     try {
       addresses = await Dns.promises.lookup(name, { all: true, verbatim: true })
     } catch {
-      throw refusal(name, "unresolvable")
+      throw refusal(name, "unresolvable", variable)
     }
   }
-  if (addresses.length === 0) throw refusal(name, "unresolvable")
+  if (addresses.length === 0) throw refusal(name, "unresolvable", variable)
   if (!isAllowed) {
     for (const { address } of addresses) {
       const range = refusedRange(address)
-      if (range !== undefined) throw refusal(name, range)
+      if (range !== undefined) throw refusal(name, range, variable)
     }
   }
   return addresses
@@ -138,12 +142,12 @@ type LookupCallback = (
  * any address is non-public, so the socket connects only to an address that was checked. Node skips `lookup` for an
  * IP-literal host: check those with `checkHost` before connecting.
  */
-export const guardedLookup = (allowed: ReadonlySet<string>) =>
+export const guardedLookup = (allowed: ReadonlySet<string>, variable?: string) =>
 (hostname: string, options: { readonly all?: boolean | undefined; readonly family?: number | string | undefined }, callback: LookupCallback) => {
-  resolveChecked(hostname, allowed).then(
+  resolveChecked(hostname, allowed, variable).then(
     (addresses) => {
       const wanted = options.family === 4 || options.family === 6 ? addresses.filter((a) => a.family === options.family) : addresses
-      if (wanted.length === 0) return callback(refusal(hostname, "unresolvable"), [])
+      if (wanted.length === 0) return callback(refusal(hostname, "unresolvable", variable), [])
       if (options.all === true) return callback(null, wanted)
       callback(null, wanted[0]!.address, wanted[0]!.family)
     },

@@ -1,12 +1,13 @@
-import { ProviderAddress } from "@cowork/services"
 import * as Http from "node:http"
 import * as Https from "node:https"
 import * as Net from "node:net"
+import * as ProviderAddress from "./ProviderAddress.ts"
 
 /**
- * HTTP(S) requests to an org's model provider: connections go only to public addresses (or hosts the operator
- * allowed), checked in the socket's own DNS lookup (`ProviderAddress.guardedLookup`), so what is checked is what is
- * connected to. No redirects are followed. Keep-alive connections are pooled per client.
+ * HTTP(S) requests to an org-supplied URL (a BYOK model provider, an outbound webhook target): connections go only to
+ * public addresses (or hosts the operator allowed in `variable`), checked in the socket's own DNS lookup
+ * (`ProviderAddress.guardedLookup`), so what is checked is what is connected to. No redirects are followed.
+ * Keep-alive connections are pooled per client.
  */
 export interface UpstreamClient {
   /** Resolves with the response head (its body streams); rejects with `ProviderAddressRefused` or a network error. */
@@ -19,15 +20,15 @@ export interface UpstreamClient {
   readonly close: () => void
 }
 
-export const make = (allowedHosts: ReadonlySet<string>): UpstreamClient => {
-  const lookup = ProviderAddress.guardedLookup(allowedHosts)
+export const make = (allowedHosts: ReadonlySet<string>, variable: string = ProviderAddress.ALLOWED_HOSTS_VARIABLE): UpstreamClient => {
+  const lookup = ProviderAddress.guardedLookup(allowedHosts, variable)
   const http = new Http.Agent({ keepAlive: true, lookup } as Http.AgentOptions)
   const https = new Https.Agent({ keepAlive: true, lookup } as Https.AgentOptions)
   return {
     request: async (target, init) => {
       const url = new URL(target)
       // Node connects to an IP-literal host without a lookup: check it here.
-      if (Net.isIP(url.hostname.replace(/^\[(.*)\]$/, "$1")) !== 0) await ProviderAddress.resolveChecked(url.hostname, allowedHosts)
+      if (Net.isIP(url.hostname.replace(/^\[(.*)\]$/, "$1")) !== 0) await ProviderAddress.resolveChecked(url.hostname, allowedHosts, variable)
       const secure = url.protocol === "https:"
       return new Promise((resolve, reject) => {
         const request = (secure ? Https : Http).request(url, {
