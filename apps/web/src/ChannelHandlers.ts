@@ -17,7 +17,7 @@ import {
   Unavailable
 } from "@cowork/domain"
 import { Metrics, redact } from "@cowork/observability"
-import { ChannelStore, DeliveryFeed, type DeliveryScope, Identity, SessionStore, Tokens } from "@cowork/services"
+import { ChannelStore, DeliveryFeed, type DeliveryScope, Identity, ProviderAddress, SessionStore, Tokens } from "@cowork/services"
 import { Clock, Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { actorOf, recordAudit } from "./AuditHandlers.ts"
@@ -39,6 +39,24 @@ interface ChannelAccess {
 
 const bindingNotFound = () => new NotFound({ message: "channel binding not found" })
 
+/**
+ * A webhook binding's URL whose host is a literal non-public address (or `localhost`) is refused at once (400 naming
+ * `externalTarget`), unless listed in OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS. A host name is not resolved here (no
+ * DNS at store time): the gateway checks every target when it connects, and that check is the authoritative one.
+ */
+const checkWebhookTarget = (target: string, allowedHosts: ReadonlySet<string>) => {
+  let host: string
+  try {
+    host = new URL(target).hostname
+  } catch {
+    return Effect.void
+  }
+  const refused = ProviderAddress.literalRefusal(host, allowedHosts, ProviderAddress.WEBHOOK_ALLOWED_HOSTS_VARIABLE)
+  return refused === undefined
+    ? Effect.void
+    : Effect.fail(new BadRequest({ message: `externalTarget refused: ${refused.message}`, field: "externalTarget" }))
+}
+
 const PROVIDER_EVENT_PRUNE_EVERY_MS = 60_000
 /**
  * Signatures are kept past the ±5-minute timestamp window (a replay that old is refused as stale); updates and
@@ -57,6 +75,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
   const quotaPolicy = yield* QuotaPolicy
   const lifecycle = yield* WebLifecycle
   const metrics = yield* Metrics
+  const webhookAllowedHosts = yield* ProviderAddress.webhookAllowedHostsConfig
 
   const countClaimLost = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.tapError(effect, (error) =>
@@ -146,6 +165,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
     createBinding: ({ payload }) =>
       Effect.gen(function*() {
         const caller = yield* access
+        if (payload.providerKind === "webhook") yield* checkWebhookTarget(payload.externalTarget, webhookAllowedHosts)
         const binding = yield* channels.createBinding(caller.scope.orgId, payload)
         yield* audited(caller, "channel.binding_created", `channel_binding:${binding.id}`, bindingDetails(binding))
         return { binding }
@@ -157,6 +177,9 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
     updateBinding: ({ params, payload }) =>
       Effect.gen(function*() {
         const caller = yield* access
+        if (payload.externalTarget !== undefined && (yield* visibleBinding(caller, params.id)).providerKind === "webhook") {
+          yield* checkWebhookTarget(payload.externalTarget, webhookAllowedHosts)
+        }
         const patch = { ...payload, statusDetail: payload.statusDetail === undefined || payload.statusDetail === null ? payload.statusDetail : redact(payload.statusDetail) }
         const binding = yield* channels.updateBinding(caller.scope.orgId, params.id, patch)
         yield* audited(caller, "channel.binding_updated", `channel_binding:${binding.id}`, { ...bindingDetails(binding), fields: Object.keys(payload) })

@@ -92,6 +92,24 @@ export const refusedRange = (address: string): string | undefined => {
   return lists.find((entry) => entry.family === family && entry.list.check(address, family))?.range
 }
 
+/** `OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS` (default: none). */
+export const webhookAllowedHostsConfig: Config.Config<ReadonlySet<string>> = Config.String(WEBHOOK_ALLOWED_HOSTS_VARIABLE).pipe(
+  Config.withDefault(""),
+  Config.map(parseAllowedHosts)
+)
+
+/**
+ * The refusal of a URL host that is non-public on its face, without DNS: an IP literal in a refused range, or
+ * `localhost` / `*.localhost` (RFC 6761); `undefined` for any other host (a name is checked when connecting) or an
+ * allowed one. For a store-time check that must not depend on DNS.
+ */
+export const literalRefusal = (host: string, allowed: ReadonlySet<string>, variable?: string): ProviderAddressRefused | undefined => {
+  const name = normalizeHost(host)
+  if (allowed.has(name)) return undefined
+  const range = Net.isIP(name) !== 0 ? refusedRange(name) : name === "localhost" || name.endsWith(".localhost") ? "loopback" : undefined
+  return range === undefined ? undefined : new ProviderAddressRefused({ host: name, range, variable })
+}
+
 interface Resolved {
   readonly address: string
   readonly family: number

@@ -128,7 +128,9 @@ const main = Effect.gen(function*() {
     OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR: "100000000",
     OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS: "100000000",
     // The backlog is counted at the claim like any org's deliveries; the bench measures throughput, not the quota.
-    OPEN_COWORK_CLOUD_QUOTA_CHANNEL_DELIVERIES_PER_HOUR: "100000000"
+    OPEN_COWORK_CLOUD_QUOTA_CHANNEL_DELIVERIES_PER_HOUR: "100000000",
+    // The receiver listens on loopback: allowed explicitly (web at binding create, gateways at send).
+    OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1"
   }
   yield* Effect.promise(() => runCli(["migrate"], env))
   const admin = (yield* Effect.promise(() => runCli(["admin", "token", "create", "--scopes", "web,admin", "--name", "bench"], env))).trim().split("\n").at(-1)!
@@ -184,6 +186,7 @@ const main = Effect.gen(function*() {
         processes.push(spawn(["gateway"], {
           OPEN_COWORK_GATEWAY_CLOUD_URL: baseUrl,
           OPEN_COWORK_GATEWAY_TOKEN: token,
+          OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS: env.OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS,
           OPEN_COWORK_GATEWAY_PORT: String(port),
           OPEN_COWORK_GATEWAY_ID: `bench-${replicas}-${i}`,
           OPEN_COWORK_GATEWAY_PROVIDERS: JSON.stringify([{ id: "bench", kind: "webhook", timeoutMs: 5_000 }])

@@ -4,7 +4,7 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { bindSession, deliverInbound, type FakeProvider, provisionGateway, startFakeProvider, startGateway } from "./GatewayFleet.ts"
+import { bindSession, deliverInbound, type FakeProvider, LOOPBACK_WEBHOOKS, provisionGateway, startFakeProvider, startGateway } from "./GatewayFleet.ts"
 import { type LocalPostgres, startLocalPostgres } from "./LocalPostgres.ts"
 import { call, ensureDatabase, freePort, type Proc, query, runCowork, sleep, spawnCowork, waitFor, waitReady } from "./Procs.ts"
 
@@ -201,7 +201,7 @@ export const runFailoverDrill = async (options: FailoverDrillOptions = {}): Prom
     const ports: Record<string, number> = {}
     const serving = { ...env, OPEN_COWORK_CLOUD_RUN_MIGRATIONS: "false" }
     const roleEnv = (name: string): Record<string, string> => {
-      if (name.startsWith("web")) return { ...serving, OPEN_COWORK_CLOUD_PORT: String(ports[name]), OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS: "5000" }
+      if (name.startsWith("web")) return { ...serving, ...LOOPBACK_WEBHOOKS, OPEN_COWORK_CLOUD_PORT: String(ports[name]), OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS: "5000" }
       return {
         ...serving,
         OPEN_COWORK_CLOUD_LIVENESS_PORT: String(ports[name]),

@@ -96,6 +96,12 @@ export interface GatewaySettings {
   readonly shutdownGraceMs?: number | undefined
 }
 
+/**
+ * The fake provider listens on loopback, which a webhook binding's URL may use only when the operator allows it
+ * (`OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS`): set on the gateways (send time) and the webs (binding create).
+ */
+export const LOOPBACK_WEBHOOKS: Readonly<Record<string, string>> = { OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1" }
+
 export const gatewayEnv = (grant: GatewayGrant, settings: GatewaySettings): Record<string, string> => ({
   OPEN_COWORK_GATEWAY_CLOUD_URL: settings.cloudUrl,
   OPEN_COWORK_GATEWAY_TOKEN: grant.token,
@@ -105,6 +111,7 @@ export const gatewayEnv = (grant: GatewayGrant, settings: GatewaySettings): Reco
   OPEN_COWORK_GATEWAY_POLL_INTERVAL_MS: String(settings.pollIntervalMs ?? 500),
   OPEN_COWORK_GATEWAY_CONCURRENCY: String(settings.concurrency ?? 8),
   OPEN_COWORK_GATEWAY_WEBHOOK_RATE_PER_MINUTE: "100000",
+  ...LOOPBACK_WEBHOOKS,
   OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS: String(settings.shutdownGraceMs ?? 5_000),
   [INBOUND_SECRET_VAR]: grant.inboundSecret,
   OPEN_COWORK_GATEWAY_PROVIDERS: JSON.stringify([{ id: PROVIDER_ID, kind: "webhook", inboundSecretRef: `env:${INBOUND_SECRET_VAR}`, timeoutMs: 5_000 }])

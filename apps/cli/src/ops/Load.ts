@@ -5,7 +5,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
-import { type FakeProvider, freePort as gatewayPort, postInbound, provisionGateway, startFakeProvider, startGateway } from "./GatewayFleet.ts"
+import { type FakeProvider, freePort as gatewayPort, LOOPBACK_WEBHOOKS, postInbound, provisionGateway, startFakeProvider, startGateway } from "./GatewayFleet.ts"
 import { GATES, type Gate, loadTargets, type Profile, PROFILES } from "./LaunchValidate.ts"
 import { type LocalPostgres, startLocalPostgres } from "./LocalPostgres.ts"
 import { call, ensureDatabase, freePort, type Proc, query, runCowork, sleep, spawnCowork, waitFor, waitReady } from "./Procs.ts"
@@ -113,7 +113,7 @@ export const runLoad = async (options: LoadOptions) => {
     const token = issued.stdout.trim().split("\n").at(-1)!.trim()
     const serving = { ...env, OPEN_COWORK_CLOUD_RUN_MIGRATIONS: "false" }
     const webPort = await freePort()
-    const web = spawnCowork("web", ["web"], { ...serving, OPEN_COWORK_CLOUD_PORT: String(webPort) })
+    const web = spawnCowork("web", ["web"], { ...serving, ...LOOPBACK_WEBHOOKS, OPEN_COWORK_CLOUD_PORT: String(webPort) })
     procs.push(web)
     const base = `http://127.0.0.1:${webPort}`
     await waitReady(web, base)

@@ -4,7 +4,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import type { Manifest, RestoreResult } from "./BackupRestore.ts"
-import { bindSession, type FakeProvider, type GatewayGrant, postInbound, provisionGateway, startFakeProvider, startGateway } from "./GatewayFleet.ts"
+import { bindSession, type FakeProvider, type GatewayGrant, LOOPBACK_WEBHOOKS, postInbound, provisionGateway, startFakeProvider, startGateway } from "./GatewayFleet.ts"
 import { type LocalPostgres, startLocalPostgres } from "./LocalPostgres.ts"
 import { findProgram, withDatabase } from "./PgTools.ts"
 import { call, ensureDatabase, freePort, type Proc, query, runCowork, spawnCowork, waitFor, waitReady } from "./Procs.ts"
@@ -125,7 +125,7 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
 
     const startWeb = async (name: string, env: Record<string, string>) => {
       const port = await freePort()
-      const proc = spawnCowork(name, ["web"], { ...env, OPEN_COWORK_CLOUD_PORT: String(port) })
+      const proc = spawnCowork(name, ["web"], { ...env, ...LOOPBACK_WEBHOOKS, OPEN_COWORK_CLOUD_PORT: String(port) })
       procs.push(proc)
       const baseUrl = `http://127.0.0.1:${port}`
       await waitReady(proc, baseUrl)

@@ -43,7 +43,12 @@ const drill = (url: string) =>
     yield* Effect.promise(() => receiver.start())
     yield* Effect.addFinalizer(() => Effect.promise(() => receiver.stop()))
 
-    const env = { OPEN_COWORK_DATABASE_URL: url, OPEN_COWORK_DATA_DIR: Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-gateway-drill-")) }
+    const env = {
+      OPEN_COWORK_DATABASE_URL: url,
+      OPEN_COWORK_DATA_DIR: Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-gateway-drill-")),
+      // The receiver listens on loopback: allowed explicitly (web at binding create, gateways at send).
+      OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1"
+    }
     yield* runCli(["migrate"], env)
     const admin = (yield* runCli(["admin", "token", "create", "--scopes", "web,admin", "--name", "drill"], env)).stdout.trim().split("\n").at(-1)!
     const serving = { ...env, OPEN_COWORK_CLOUD_RUN_MIGRATIONS: "false" }
@@ -71,6 +76,7 @@ const drill = (url: string) =>
     const gatewayEnv = (name: string, port: number) => ({
       OPEN_COWORK_GATEWAY_CLOUD_URL: baseUrl,
       OPEN_COWORK_GATEWAY_TOKEN: gatewayToken,
+      OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS: env.OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS,
       OPEN_COWORK_GATEWAY_PORT: String(port),
       OPEN_COWORK_GATEWAY_ID: name,
       OPEN_COWORK_GATEWAY_CLAIM_TTL_MS: "5000",

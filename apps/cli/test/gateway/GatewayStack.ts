@@ -57,6 +57,9 @@ export const http = (method: string, url: string, token: string | undefined, bod
     return { status: response.status, body: parsed }
   })
 
+// The fake receivers listen on loopback: the in-process web (binding create) allows it like the gateways below.
+process.env.OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS = "127.0.0.1"
+
 /** A fresh org with an admin token, its base URL and typed client. */
 export const orgAdmin = Effect.gen(function*() {
   const tokens = yield* Tokens
@@ -104,7 +107,8 @@ export const startGateway = (
     const scope = yield* Scope.make()
     const metrics = Metrics.layerTest("gateway")
     const config = GatewayConfig.layerTest({
-      providers: makeProviders(JSON.stringify(providers), env),
+      // The fake receivers listen on loopback, which webhook targets may reach only when the operator allows it.
+      providers: makeProviders(JSON.stringify(providers), { OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1", ...env }),
       cloudUrl,
       token: Redacted.make(token),
       adminToken: Option.some(Redacted.make(GATEWAY_ADMIN)),
