@@ -238,7 +238,9 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       assert.deepStrictEqual(slack.posts[1]!.buttons, [])
       // The same request again is a replayed signature; re-signed (Slack's retry) it is the same trigger: a duplicate.
       assert.strictEqual((yield* press(pressBody, headers)).status, 409)
-      const resent = yield* press(pressBody, signed(pressBody, SLACK_SIGNING, String(Number(nowSeconds()) - 1)))
+      // A timestamp one second before the original's: a different signature whatever the clock did meanwhile (now - 1
+      // equalled the original's second when the turn took over a second, and the retry was a 409 replay).
+      const resent = yield* press(pressBody, signed(pressBody, SLACK_SIGNING, String(Number(headers[InboundSignatures.SLACK_TIMESTAMP_HEADER]) - 1)))
       assert.deepStrictEqual([resent.status, resent.body], [200, { status: "duplicate" }])
       assert.strictEqual(slack.updates.length, 1, "a duplicate press edits nothing")
 
