@@ -1,7 +1,8 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
 import type { Etag, HttpPlatform, HttpServer, HttpServerError } from "effect/http"
-import { createServer, type Server, STATUS_CODES } from "node:http"
+import { Server, type ServerOptions, type ServerResponse, STATUS_CODES } from "node:http"
+import type { Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { ApiError } from "@cowork/domain"
 
@@ -69,9 +70,46 @@ const answerClientError = (error: NodeJS.ErrnoException, socket: Duplex) => {
   )
 }
 
-/** A Node server with the given timeouts that answers parser errors in the error shape. */
+/**
+ * A Node server whose `close` (the platform's shutdown) also ends keep-alive. Node closes the connections idle at that
+ * moment, but a connection whose request is still in flight goes back to keep-alive once answered, and stays open until
+ * the client leaves or `keepAliveTimeout` passes: a gateway's agent holding it kept the process for the whole shutdown
+ * grace. From `close` on, a response not yet started says `Connection: close`, and a connection is closed as soon as
+ * its response finishes (one that streamed, say SSE, included).
+ */
+class DrainingServer extends Server {
+  #closing = false
+  readonly #sockets = new Set<Socket>()
+
+  constructor(options: ServerOptions) {
+    super(options)
+    this.on("connection", (socket: Socket) => {
+      this.#sockets.add(socket)
+      socket.once("close", () => this.#sockets.delete(socket))
+    })
+  }
+
+  #lastOnItsConnection(response: ServerResponse) {
+    if (!response.headersSent) response.shouldKeepAlive = false
+    response.once("finish", () => setImmediate(() => this.closeIdleConnections()))
+  }
+
+  override close(callback?: (error?: Error) => void): this {
+    if (!this.#closing) {
+      this.#closing = true
+      this.on("request", (_request, response: ServerResponse) => this.#lastOnItsConnection(response))
+      for (const socket of this.#sockets) {
+        const response = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+        if (response != null) this.#lastOnItsConnection(response)
+      }
+    }
+    return super.close(callback)
+  }
+}
+
+/** A Node server with the given timeouts that answers parser errors in the error shape and ends keep-alive on close. */
 export const makeServer = (timeouts: HttpTimeouts): Server => {
-  const server = createServer({
+  const server = new DrainingServer({
     requestTimeout: timeouts.requestTimeoutMs,
     headersTimeout: timeouts.headersTimeoutMs,
     keepAliveTimeout: timeouts.keepAliveTimeoutMs,
