@@ -6,7 +6,8 @@ import * as Net from "node:net"
  * Which network addresses an org-supplied model provider URL (a BYOK `baseUrl`) may reach. The web role's validate
  * call and the worker's model proxy make requests to a URL an org chose, from inside the deployment's network: a
  * host that resolves to a loopback, private (RFC 1918, fc00::/7), link-local (169.254/16, fe80::/10, cloud metadata),
- * shared (CGNAT 100.64/10), multicast, unspecified or reserved address is refused, unless the operator lists the host
+ * shared (CGNAT 100.64/10), multicast, unspecified or reserved address is refused (an IPv6 address carrying an IPv4
+ * one, IPv4-mapped, NAT64, 6to4 or Teredo, by the IPv4 address it carries), unless the operator lists the host
  * in `OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS` (comma-separated hostnames or IP literals, e.g. a local model server).
  * The check runs inside the connection's own DNS lookup (`guardedLookup`), so the address connected to is the address
  * checked: a name that resolves differently the next time (DNS rebinding) cannot slip past it.
@@ -58,7 +59,7 @@ const RANGES: ReadonlyArray<readonly [range: string, subnet: string, prefix: num
   ["reserved", "240.0.0.0", 4, "ipv4"],
   ["unspecified", "::", 128, "ipv6"],
   ["loopback", "::1", 128, "ipv6"],
-  // IPv4-mapped and NAT64 addresses carry an IPv4 address that is checked as such (`embeddedIpv4`).
+  // IPv4-mapped, NAT64, 6to4 and Teredo addresses carry IPv4 addresses that are checked as such (`embeddedIpv4`).
   ["private", "fc00::", 7, "ipv6"],
   ["link-local", "fe80::", 10, "ipv6"],
   ["multicast", "ff00::", 8, "ipv6"]
@@ -70,15 +71,37 @@ const lists = RANGES.map(([range, subnet, prefix, family]) => {
   return { range, list, family }
 })
 
-/** The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`) or NAT64 (`64:ff9b::a.b.c.d`) IPv6 address. */
-const embeddedIpv4 = (address: string): string | undefined => {
-  const mapped = new Net.SocketAddress({ address, family: "ipv6" }).address.toLowerCase()
-  const match = /^(?:::ffff:|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/.exec(mapped)
-  if (match === null) return undefined
-  if (match[1] !== undefined) return match[1]
-  const high = Number.parseInt(match[2]!, 16)
-  const low = Number.parseInt(match[3]!, 16)
-  return [high >> 8, high & 255, low >> 8, low & 255].join(".")
+/** The eight 16-bit words of an IPv6 literal (already known valid), a trailing dotted IPv4 part and a zone id allowed. */
+const ipv6Words = (address: string): ReadonlyArray<number> => {
+  let text = address.toLowerCase().replace(/%.*$/, "")
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (dotted !== null) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number]
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  const words = (part: string) => part === "" ? [] : part.split(":").map((word) => Number.parseInt(word, 16))
+  const gap = text.indexOf("::")
+  if (gap === -1) return words(text)
+  const head = words(text.slice(0, gap))
+  const tail = words(text.slice(gap + 2))
+  return [...head, ...Array<number>(8 - head.length - tail.length).fill(0), ...tail]
+}
+
+const ipv4Of = (high: number, low: number) => [high >> 8, high & 255, low >> 8, low & 255].join(".")
+
+/**
+ * The IPv4 addresses an IPv6 address carries, each reachable through it: IPv4-mapped (`::ffff:a.b.c.d`), NAT64
+ * (`64:ff9b::/96`, the last 32 bits), 6to4 (`2002::/16`, bits 16-47) and Teredo (`2001:0::/32`: the server in bits
+ * 32-63, the client inverted in the last 32 bits). Empty for any other address.
+ */
+const embeddedIpv4 = (address: string): ReadonlyArray<string> => {
+  const w = ipv6Words(address) as [number, number, number, number, number, number, number, number]
+  const zero = (from: number, to: number) => w.slice(from, to).every((word) => word === 0)
+  if (zero(0, 5) && w[5] === 0xffff) return [ipv4Of(w[6], w[7])]
+  if (w[0] === 0x64 && w[1] === 0xff9b && zero(2, 6)) return [ipv4Of(w[6], w[7])]
+  if (w[0] === 0x2002) return [ipv4Of(w[1], w[2])]
+  if (w[0] === 0x2001 && w[1] === 0) return [ipv4Of(w[2], w[3]), ipv4Of(~w[6] & 0xffff, ~w[7] & 0xffff)]
+  return []
 }
 
 /** The kind of non-public range `address` (an IP literal) is in, or `undefined` for a public address. */
@@ -86,8 +109,8 @@ export const refusedRange = (address: string): string | undefined => {
   const family = Net.isIP(address) === 6 ? "ipv6" : Net.isIP(address) === 4 ? "ipv4" : undefined
   if (family === undefined) return "unresolvable"
   if (family === "ipv6") {
-    const v4 = embeddedIpv4(address)
-    if (v4 !== undefined) return refusedRange(v4)
+    const carried = embeddedIpv4(address)
+    if (carried.length > 0) return carried.map(refusedRange).find((range) => range !== undefined)
   }
   return lists.find((entry) => entry.family === family && entry.list.check(address, family))?.range
 }

@@ -21,9 +21,33 @@ describe("ProviderAddress", () => {
       ["::ffff:127.0.0.1", "loopback"], ["::ffff:7f00:1", "loopback"], ["::ffff:10.0.0.1", "private"], ["64:ff9b::a9fe:a9fe", "link-local"]
     ]
     for (const [address, range] of refused) assert.strictEqual(ProviderAddress.refusedRange(address), range, address)
-    for (const address of ["93.184.216.34", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::6810:85e5", "::ffff:8.8.8.8"]) {
+    for (const address of ["93.184.216.34", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::6810:85e5", "::ffff:8.8.8.8", "64:ff9b::808:808"]) {
       assert.isUndefined(ProviderAddress.refusedRange(address), address)
     }
+  })
+
+  it("unpacks the IPv4 address that 6to4, Teredo and NAT64 addresses carry, and checks it", () => {
+    const refused: ReadonlyArray<readonly [string, string]> = [
+      // 6to4 (2002::/16): the IPv4 address is the next 32 bits.
+      ["2002:7f00:0001::", "loopback"], ["2002:7f00:1::1", "loopback"], ["2002:a00:1:1::5", "private"],
+      ["2002:a9fe:a9fe::", "link-local"], ["2002:c0a8:0101:0:0:0:0:1", "private"], ["2002::", "unspecified"],
+      // Teredo (2001:0::/32): the server's IPv4 address in bits 32-63, the client's inverted in the last 32 bits.
+      ["2001:0:7f00:1::", "loopback"], ["2001:0:a00:1:0:0:f7f7:f7f7", "private"],
+      ["2001:0:808:808:0:0:80ff:fefe", "loopback"], ["2001:0000:0808:0808:8000:0000:5601:5601", "link-local"],
+      // NAT64 (64:ff9b::/96), in either notation.
+      ["64:ff9b::7f00:1", "loopback"], ["64:ff9b::127.0.0.1", "loopback"], ["64:ff9b::192.168.0.1", "private"],
+      ["64:ff9b:0:0:0:0:a00:1", "private"]
+    ]
+    for (const [address, range] of refused) assert.strictEqual(ProviderAddress.refusedRange(address), range, address)
+    // Public IPv4 on both Teredo ends (8.8.8.8 server; 93.184.216.34 client, inverted) and in 6to4: allowed.
+    for (const address of ["2002:808:808::1", "2002:5db8:d822::", "2001:0:808:808:0:0:a247:27dd", "64:ff9b::5db8:d822"]) {
+      assert.isUndefined(ProviderAddress.refusedRange(address), address)
+    }
+    assert.strictEqual(
+      ProviderAddress.literalRefusal("[2002:7f00:1::]", ProviderAddress.parseAllowedHosts(""))?.range,
+      "loopback",
+      "the store-time check refuses a 6to4 loopback literal"
+    )
   })
 
   it.effect("checkHost resolves names first; the operator's allow-list (hostnames or IP literals) skips the check", () =>
