@@ -82,8 +82,12 @@ const toClaimed = (d: WireDelivery): ClaimedDelivery => ({
 
 /** A chat answer as the cloud's human-in-the-loop command: a permission's once/always/reject, or a question's reply. */
 const answerBody = (message: InboundMessage): ChannelAnswerBody => {
-  const { requestId, value } = message.answer!
+  const answer = message.answer!
+  const { requestId } = answer
   const common = { providerEventId: message.providerEventId, externalThreadId: message.externalThreadId ?? message.externalTarget, externalUserId: message.externalUserId }
+  // A completed pick: the cloud resolves each question's option index to its label.
+  if ("choices" in answer) return { ...common, action: "question-reply", requestId, choices: answer.choices.map((choice) => choice ?? 0) }
+  const { value } = answer
   if (requestId.startsWith("per") && (value === "once" || value === "always" || value === "reject")) {
     return { ...common, action: "permission-respond", permissionId: requestId, response: value }
   }

@@ -1,4 +1,14 @@
-import type { InboundParse, InboundRefused, ProviderKind } from "@cowork/channels"
+import {
+  answerSummary,
+  completes,
+  type InboundParse,
+  type InboundRefused,
+  type Press,
+  type PressOutcome,
+  type ProviderKind,
+  reselect,
+  unchosen
+} from "@cowork/channels"
 import { Metrics } from "@cowork/observability"
 import { RateLimiter } from "@cowork/services"
 import { Effect, Option, Stream } from "effect"
@@ -9,7 +19,7 @@ import { GatewayConfig } from "./GatewayConfig.ts"
 import { Providers } from "./Providers.ts"
 
 type Outcome =
-  | "prompted" | "duplicate" | "ignored" | "challenge" | "missing_signature" | "stale_timestamp" | "bad_signature" | "replayed"
+  | "prompted" | "duplicate" | "ignored" | "selected" | "challenge" | "missing_signature" | "stale_timestamp" | "bad_signature" | "replayed"
   | "bad_request" | "body_too_large" | "rate_limited" | "auth_backoff" | "unknown_provider" | "unbound" | "error"
 
 const STATUS_CODE: Readonly<Record<number, string>> = {
@@ -51,6 +61,17 @@ export const make = Effect.gen(function*() {
       yield* Effect.logWarning("inbound webhook not handed to the cloud").pipe(Effect.annotateLogs({ provider_id: providerId, error: error.message }))
     })
 
+  /**
+   * Tells the provider what came of a press (Telegram answers the callback; the message shows the answer or the
+   * selection so far). Bounded and best effort: the request's answer does not wait longer than this.
+   */
+  const acknowledge = (providerId: string, press: Press | undefined, outcome: PressOutcome) => {
+    const provider = providers.get(providerId)
+    return press === undefined || provider?.acknowledge === undefined
+      ? Effect.void
+      : provider.acknowledge(press, outcome).pipe(Effect.timeoutOption("1500 millis"), Effect.asVoid)
+  }
+
   /** What a verified request comes to; `retry`: answered 503, the provider should send it again. */
   const handle = (providerId: string, kind: ProviderKind, parse: InboundParse) =>
     Effect.gen(function*() {
@@ -60,18 +81,42 @@ export const make = Effect.gen(function*() {
           return { response: HttpServerResponse.jsonUnsafe({ challenge: parse.challenge }), retry: false }
         case "Ignored":
           yield* count("ignored")
+          yield* acknowledge(providerId, parse.press, { _tag: "NotTaken", note: "This button does not answer anything." })
           return { response: HttpServerResponse.jsonUnsafe({ status: "ignored" }), retry: false }
         case "Message": {
+          const { answer, pressedMessage } = parse.message
+          const press = pressedMessage === undefined
+            ? undefined
+            : { target: parse.message.externalTarget, userId: parse.message.externalUserId, message: pressedMessage }
+          // A pick that leaves a question unchosen: nothing for the cloud yet, the message shows the selection so far
+          // (its buttons' data carry it, so the press that completes it answers every question).
+          if (answer !== undefined && !completes(answer)) {
+            yield* count("selected")
+            const buttons = pressedMessage?.buttons
+            yield* acknowledge(providerId, press, buttons === undefined
+              ? { _tag: "NotTaken", note: "This message can no longer be changed; reply with your answers instead." }
+              : { _tag: "Selected", buttons: reselect(buttons, answer), remaining: unchosen(answer) })
+            return { response: HttpServerResponse.jsonUnsafe({ status: "selected" }), retry: false }
+          }
           const labels = { provider_id: providerId, provider_kind: kind }
           yield* metrics.inc("open_cowork_gateway_incoming_messages_total")
           yield* metrics.inc("open_cowork_gateway_provider_incoming_messages_total", labels)
           const result = yield* cloud.inbound(providerId, kind, parse.message)
           yield* count(result.status === "in_progress" ? "duplicate" : result.status === "refused" ? "ignored" : result.status)
           if (result.status === "prompted") yield* metrics.inc("open_cowork_gateway_prompted_messages_total")
-          // A pressed answer button the cloud took: the provider shows the answer on that message (bounded, best effort).
-          const acknowledge = providers.get(providerId)?.acknowledge
-          if (result.status === "prompted" && parse.message.answer !== undefined && acknowledge !== undefined) {
-            yield* acknowledge(parse.message).pipe(Effect.timeoutOption("1500 millis"))
+          // A press: answered on the provider, and the message shows the answer the cloud took (bounded, best effort).
+          // One being handled by another replica is left to the provider's retry.
+          if (answer !== undefined && result.status !== "in_progress") {
+            yield* acknowledge(providerId, press, result.status === "prompted"
+              ? { _tag: "Answered", summary: answerSummary(pressedMessage?.buttons, answer) }
+              : {
+                _tag: "NotTaken",
+                note: result.status === "duplicate"
+                  ? "Already answered."
+                  : result.status === "unbound"
+                  ? "This chat is not bound to a session."
+                  : "Not taken: the question is no longer waiting for an answer, or you may not answer it."
+              })
           }
           // Another replica is handling this very event: a provider retry finds it completed (or claims it if that replica died).
           if (result.status === "in_progress") return { response: errorBody(503, "this event is being handled; retry later", 5_000), retry: true }

@@ -6,6 +6,7 @@ import {
   ClaimLost,
   type ChannelBinding,
   chatTextAnswer,
+  choiceAnswer,
   Conflict,
   CurrentPrincipal,
   DEFAULT_CLAIM_TTL_MS,
@@ -115,17 +116,34 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         ? Effect.void
         : Effect.fail(new Forbidden({ message: "this external user is not linked to a member of the org (the binding admits linked users only)" })))
 
-  const answerOf = (body: ChannelAnswerBody) => {
+  /**
+   * The session command of a chat answer. Button `choices` (one option index per question) are resolved against the
+   * session's pending question: not pending is the same 409 as answering it twice; indexes that do not fit are a 400
+   * naming `choices`.
+   */
+  const answerOf = (orgId: string, sessionId: string, body: ChannelAnswerBody) => {
     const missing = (field: string) => Effect.fail(new BadRequest({ message: `\`${field}\` is required for ${body.action}`, field }))
     switch (body.action) {
       case "permission-respond":
         if (body.permissionId === undefined) return missing("permissionId")
         if (body.response === undefined) return missing("response")
         return Effect.succeed<AskAnswer>({ kind: "permission_respond", permissionId: body.permissionId, response: body.response })
-      case "question-reply":
-        if (body.requestId === undefined) return missing("requestId")
-        if (body.answers === undefined) return missing("answers")
-        return Effect.succeed<AskAnswer>({ kind: "question_reply", requestId: body.requestId, answers: body.answers })
+      case "question-reply": {
+        const requestId = body.requestId
+        if (requestId === undefined) return missing("requestId")
+        if (body.answers !== undefined) return Effect.succeed<AskAnswer>({ kind: "question_reply", requestId, answers: body.answers })
+        const choices = body.choices
+        if (choices === undefined) return missing("answers")
+        return Effect.gen(function*() {
+          const pending = (yield* sessions.view(orgId, sessionId)).pendingQuestions.find((q) => q.requestId === requestId)
+          if (pending === undefined) {
+            return yield* new Conflict({ message: `question ${requestId} is not pending on this session`, details: { field: "requestId", requestId } })
+          }
+          const resolved = choiceAnswer(pending, choices)
+          if (resolved._tag === "Invalid") return yield* new BadRequest({ message: resolved.message, field: "choices" })
+          return resolved.answer
+        })
+      }
       case "question-reject":
         if (body.requestId === undefined) return missing("requestId")
         return Effect.succeed<AskAnswer>({ kind: "question_reject", requestId: body.requestId })
@@ -258,10 +276,11 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         const caller = yield* access
         const orgId = caller.scope.orgId
         const binding = yield* activeBinding(caller, params.id)
-        const answer = yield* answerOf(payload)
         yield* admit(orgId, binding, payload.externalUserId)
         const route = (yield* channels.listRoutes(orgId, binding.id)).find((r) => r.externalThreadId === payload.externalThreadId)
         if (route === undefined) return yield* new NotFound({ message: "no session is bound to this thread" })
+        // Only the session this thread routes to: an ask id of another session (forged button data) is not pending here.
+        const answer = yield* answerOf(orgId, route.sessionId, payload)
         const enqueued = yield* sessions.answer(orgId, route.sessionId, answer)
         return { sessionId: route.sessionId, commandId: enqueued.commandId }
       }),

@@ -1,4 +1,5 @@
 import { Data, Effect } from "effect"
+import type { AnswerButton, ButtonView, PressedAnswer } from "./AnswerButtons.ts"
 
 /** The channel kinds a binding can name. */
 export const PROVIDER_KINDS = ["telegram", "slack", "email", "webhook"] as const
@@ -22,32 +23,10 @@ export interface OutboundMessage {
   /** The JSON body an outbound webhook posts (other providers render `text`). */
   readonly payload?: unknown
   /**
-   * Answer buttons for a question or permission request (Telegram inline keyboard): each press comes back as an
-   * inbound `answer:<requestId>:<value>` callback.
+   * Answer buttons for a question or permission request (Telegram inline keyboard, Slack Block Kit): each press comes
+   * back as an inbound message with its `answer` (see AnswerButtons.ts for the data they carry).
    */
   readonly buttons?: ReadonlyArray<AnswerButton> | undefined
-}
-
-export interface AnswerButton {
-  readonly label: string
-  readonly requestId: string
-  readonly value: string
-}
-
-/**
- * A button's data, `answer:<requestId>:<value>` (Telegram `callback_data`, Slack action `value`), within `maxBytes`
- * (Telegram allows 64, Slack 2,000): a button whose data would not fit is left out.
- */
-export const answerData = (button: AnswerButton, maxBytes = 64): string | undefined => {
-  const data = `answer:${button.requestId}:${button.value}`
-  return Buffer.byteLength(data, "utf8") <= maxBytes ? data : undefined
-}
-
-/** The `{requestId, value}` of a pressed button's `answer:<requestId>:<value>` data, or undefined. */
-export const parseAnswerData = (data: unknown): { requestId: string; value: string } | undefined => {
-  if (typeof data !== "string") return undefined
-  const match = /^answer:([^:]{1,200}):(.{1,200})$/.exec(data)
-  return match === null ? undefined : { requestId: match[1]!, value: match[2]! }
 }
 
 /**
@@ -120,18 +99,46 @@ export interface InboundMessage {
   readonly externalUserId: string
   readonly text: string
   /** A button press answering a question or permission (`callback_data` / Slack action value). */
-  readonly answer?: { readonly requestId: string; readonly value: string } | undefined
-  /** The message whose button was pressed (Slack: its `ts` and text), so the provider can show the answer on it. */
-  readonly pressedMessage?: { readonly id: string; readonly text: string } | undefined
+  readonly answer?: PressedAnswer | undefined
+  /** The message whose button was pressed, so the provider can answer the press and show the answer on it. */
+  readonly pressedMessage?: PressedMessage | undefined
 }
+
+/** The chat message whose answer button was pressed, as the provider reported it. */
+export interface PressedMessage {
+  /** Telegram `message_id`, Slack `ts` (empty when the provider did not include the message). */
+  readonly id: string
+  readonly text: string
+  /** Telegram's `callback_query.id`: answered (`answerCallbackQuery`) whatever came of the press. */
+  readonly callbackId?: string | undefined
+  /** The message's buttons as rows, when the provider sent them along (to show a partial selection). */
+  readonly buttons?: ReadonlyArray<ReadonlyArray<ButtonView>> | undefined
+}
+
+/** A press on the chat it came from, for `ChannelProvider.acknowledge`. */
+export interface Press {
+  readonly target: string
+  readonly userId: string
+  readonly message: PressedMessage
+}
+
+/**
+ * What came of a press: `Answered` (the cloud took the answer: the message shows it in place of its buttons);
+ * `Selected` (a pick of an ask with more questions: the message shows the selection so far, as these buttons);
+ * `NotTaken` (a duplicate, an ask no longer pending, a user the binding does not admit, data the gateway did not make).
+ */
+export type PressOutcome =
+  | { readonly _tag: "Answered"; readonly summary: string }
+  | { readonly _tag: "Selected"; readonly buttons: ReadonlyArray<ReadonlyArray<ButtonView>>; readonly remaining: number }
+  | { readonly _tag: "NotTaken"; readonly note: string }
 
 /** What an inbound request carried once its signature was accepted. */
 export type InboundParse =
   | { readonly _tag: "Message"; readonly message: InboundMessage }
   /** Slack's URL verification handshake: answer the challenge, nothing else. */
   | { readonly _tag: "Challenge"; readonly challenge: string }
-  /** A valid request the gateway does not act on (a bot's own message, an edit, a reaction). */
-  | { readonly _tag: "Ignored"; readonly reason: string }
+  /** A valid request the gateway does not act on (a bot's own message, an edit, a reaction); a press is still answered. */
+  | { readonly _tag: "Ignored"; readonly reason: string; readonly press?: Press | undefined }
 
 /** Why an inbound request was refused (each a `webhook_requests_total{outcome}`). */
 export class InboundRefused extends Data.TaggedError("InboundRefused")<{
@@ -161,10 +168,11 @@ export interface ChannelProvider {
   /** Checks the signature and parses an inbound request; absent when the kind takes no inbound (email). */
   readonly verifyInbound?: ((request: InboundRequest) => Effect.Effect<VerifiedInbound, InboundRefused>) | undefined
   /**
-   * After the cloud took a button's answer: shows it on the pressed message (Slack replaces the buttons with the
-   * answer). Best effort: a failure changes nothing about the answer.
+   * After a press: answers it (Telegram's `answerCallbackQuery`, so the client stops its spinner) and shows what came
+   * of it on the pressed message (the answer in place of the buttons, or the selection so far). Best effort and
+   * bounded by the caller: a failure changes nothing about the answer.
    */
-  readonly acknowledge?: ((message: InboundMessage) => Effect.Effect<void>) | undefined
+  readonly acknowledge?: ((press: Press, outcome: PressOutcome) => Effect.Effect<void>) | undefined
   /** A cheap credential/connectivity check (Telegram `getMe`, Slack `auth.test`, SMTP `verify`); true when usable. */
   readonly probe: Effect.Effect<SendOutcome>
   /** Strings the provider holds that must never leave the process (tokens, passwords, signing secrets). */

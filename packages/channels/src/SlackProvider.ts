@@ -1,18 +1,18 @@
 import { ErrorCode, LogLevel, type Logger, WebClient } from "@slack/web-api"
 import { Effect } from "effect"
+import { answerData, type ButtonView, parseAnswerData } from "./AnswerButtons.ts"
 import {
-  answerData,
   callProvider,
   type ChannelProvider,
   classifyStatus,
   dead,
   failed,
-  type InboundMessage,
   type InboundParse,
   InboundRefused,
   type InboundRequest,
   type OutboundMessage,
-  parseAnswerData,
+  type Press,
+  type PressOutcome,
   sent,
   type VerifiedInbound
 } from "./ChannelProvider.ts"
@@ -90,12 +90,41 @@ interface SlackInteraction {
   readonly user?: { readonly id?: unknown }
   readonly channel?: { readonly id?: unknown }
   readonly container?: { readonly channel_id?: unknown; readonly message_ts?: unknown; readonly thread_ts?: unknown }
-  readonly message?: { readonly ts?: unknown; readonly thread_ts?: unknown; readonly text?: unknown }
+  readonly message?: { readonly ts?: unknown; readonly thread_ts?: unknown; readonly text?: unknown; readonly blocks?: unknown }
   readonly actions?: ReadonlyArray<{ readonly action_id?: unknown; readonly value?: unknown; readonly action_ts?: unknown }>
 }
 
-/** The `block_id` of the answer buttons the gateway posts with a question or permission request. */
+/** The `block_id` of the answer buttons the gateway posts with a question or permission request (`_<row>` after the first). */
 export const SLACK_ANSWER_BLOCK = "cowork_answer"
+/** Block Kit's limits: elements per actions block, blocks per message, section text. */
+const MAX_ELEMENTS = 25
+const MAX_BLOCKS = 50
+const MAX_SECTION_TEXT = 3_000
+
+/** The answer buttons of a message's Block Kit (its actions blocks), as rows. */
+const buttonRowsOf = (blocks: unknown): ReadonlyArray<ReadonlyArray<ButtonView>> | undefined => {
+  if (!Array.isArray(blocks)) return undefined
+  return blocks.slice(0, MAX_BLOCKS).flatMap((block: { type?: unknown; elements?: unknown }) =>
+    block?.type === "actions" && Array.isArray(block.elements)
+      ? [block.elements.flatMap((element: { text?: { text?: unknown }; value?: unknown }) =>
+        typeof element?.value === "string" ? [{ label: typeof element.text?.text === "string" ? element.text.text : "", data: element.value }] : [])]
+      : []
+  )
+}
+
+/** Block Kit for a text and rows of answer buttons: a section, then one actions block per row. */
+const blocksOf = (text: string, rows: ReadonlyArray<ReadonlyArray<ButtonView>>): Array<unknown> => {
+  let index = 0
+  const actions = rows.filter((row) => row.length > 0).slice(0, MAX_BLOCKS - 1).map((row, r) => ({
+    type: "actions",
+    block_id: r === 0 ? SLACK_ANSWER_BLOCK : `${SLACK_ANSWER_BLOCK}_${r}`,
+    elements: row.slice(0, MAX_ELEMENTS).map((button) => {
+      const style = button.data.endsWith(":reject") ? { style: "danger" } : index === 0 ? { style: "primary" } : {}
+      return { type: "button", action_id: `answer_${index++}`, text: { type: "plain_text", text: button.label.slice(0, 75) || "?" }, value: button.data, ...style }
+    })
+  }))
+  return [{ type: "section", text: { type: "plain_text", text: text.slice(0, MAX_SECTION_TEXT) || " " } }, ...actions]
+}
 
 /**
  * A pressed answer button: an `answer` on the thread the question was posted in (the session's route; a message
@@ -119,30 +148,24 @@ export const parseSlackInteraction = (body: SlackInteraction): InboundParse => {
       externalTarget: channel,
       externalThreadId: str(body.message?.thread_ts) ?? str(body.container?.thread_ts),
       externalUserId: user,
-      text: answer.value,
+      text: "value" in answer ? answer.value : "",
       answer,
-      pressedMessage: pressedTs === undefined ? undefined : { id: pressedTs, text: str(body.message?.text) ?? "" }
+      pressedMessage: pressedTs === undefined
+        ? undefined
+        : { id: pressedTs, text: str(body.message?.text) ?? "", buttons: buttonRowsOf(body.message?.blocks) }
     }
   }
 }
 
-/** Block Kit for a message with answer buttons: the text, then one actions block (Slack allows 25 elements). */
+/** Block Kit for a message with answer buttons: the text, then one actions block per row (a question's options). */
 export const slackBlocks = (message: OutboundMessage): ReadonlyArray<unknown> | undefined => {
-  const elements = (message.buttons ?? []).flatMap((button, index) => {
-    const value = answerData(button, 2_000)
-    return value === undefined ? [] : [{
-      type: "button",
-      action_id: `answer_${index}`,
-      text: { type: "plain_text", text: button.label.slice(0, 75) || "?" },
-      value,
-      ...(button.value === "reject" ? { style: "danger" } : index === 0 ? { style: "primary" } : {})
-    }]
-  }).slice(0, 25)
-  if (elements.length === 0) return undefined
-  return [
-    { type: "section", text: { type: "plain_text", text: message.text.slice(0, 3_000) || " " } },
-    { type: "actions", block_id: SLACK_ANSWER_BLOCK, elements }
-  ]
+  const rows: Array<Array<ButtonView>> = []
+  for (const button of message.buttons ?? []) {
+    const data = answerData(button, 2_000)
+    if (data !== undefined) (rows[button.row ?? 0] ??= []).push({ label: button.label, data })
+  }
+  const filled = rows.filter((row) => row !== undefined && row.length > 0)
+  return filled.length === 0 ? undefined : blocksOf(message.text, filled)
 }
 
 const verify = (settings: SlackSettings) => (request: InboundRequest): Effect.Effect<VerifiedInbound, InboundRefused> =>
@@ -217,20 +240,26 @@ export const makeSlackProvider = (settings: SlackSettings): ChannelProvider => {
       (result) => sent(typeof result.ts === "string" ? result.ts : undefined),
       classify
     )
-  /** The pressed message keeps its text; its buttons give way to who answered what. */
-  const acknowledge = (message: InboundMessage) =>
+  /**
+   * The pressed message keeps its text; its buttons give way to who answered what, or show the selection so far.
+   * A press not taken changes nothing (the cloud refused it; the buttons stay for whoever may answer).
+   */
+  const acknowledge = (press: Press, outcome: PressOutcome) =>
     Effect.promise(async () => {
-      if (message.pressedMessage === undefined || message.answer === undefined) return
-      const answered = `Answered ${message.answer.value} (<@${message.externalUserId}>)`
+      if (press.message.id === "" || outcome._tag === "NotTaken") return
+      const text = press.message.text
+      const answered = outcome._tag === "Answered" ? `Answered ${outcome.summary} (<@${press.userId}>)` : undefined
       try {
         await client.chat.update({
-          channel: message.externalTarget,
-          ts: message.pressedMessage.id,
-          text: `${message.pressedMessage.text}\n${answered}`.trim(),
-          blocks: [
-            { type: "section", text: { type: "plain_text", text: message.pressedMessage.text.slice(0, 3_000) || " " } },
-            { type: "context", elements: [{ type: "mrkdwn", text: answered }] }
-          ] as Array<never>
+          channel: press.target,
+          ts: press.message.id,
+          text: answered === undefined ? text || " " : `${text}\n${answered}`.trim(),
+          blocks: (answered === undefined && outcome._tag === "Selected"
+            ? blocksOf(text, outcome.buttons)
+            : [
+              { type: "section", text: { type: "plain_text", text: text.slice(0, MAX_SECTION_TEXT) || " " } },
+              { type: "context", elements: [{ type: "mrkdwn", text: answered ?? "" }] }
+            ]) as Array<never>
         })
       } catch {
         // Best effort: the answer was taken; the buttons stay (a second press is refused by the cloud).

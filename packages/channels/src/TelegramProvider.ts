@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { Api, GrammyError, HttpError } from "grammy"
+import { answerData, type ButtonView, parseAnswerData } from "./AnswerButtons.ts"
 import {
-  answerData,
   callProvider,
   type ChannelProvider,
   classifyStatus,
@@ -10,7 +10,8 @@ import {
   InboundRefused,
   type InboundRequest,
   type OutboundMessage,
-  parseAnswerData,
+  type Press,
+  type PressOutcome,
   sent,
   type VerifiedInbound
 } from "./ChannelProvider.ts"
@@ -37,11 +38,40 @@ interface TelegramUpdate {
     readonly text?: unknown
   }
   readonly callback_query?: {
+    readonly id?: unknown
     readonly from?: { readonly id?: unknown }
     readonly data?: unknown
-    readonly message?: { readonly chat?: { readonly id?: unknown } }
+    readonly message?: {
+      readonly message_id?: unknown
+      readonly message_thread_id?: unknown
+      readonly chat?: { readonly id?: unknown }
+      readonly text?: unknown
+      readonly reply_markup?: { readonly inline_keyboard?: unknown }
+    }
   }
 }
+
+/** Telegram's limits: message text, a callback answer's text, inline keyboard rows and buttons per row. */
+const MAX_TEXT = 4_096
+const MAX_CALLBACK_TEXT = 200
+const MAX_ROWS = 100
+const MAX_ROW_BUTTONS = 8
+
+/** The inline keyboard a pressed message carried (`[[{text, callback_data}]]`), as button rows. */
+const keyboardOf = (markup: unknown): ReadonlyArray<ReadonlyArray<ButtonView>> | undefined => {
+  const rows = (markup as { inline_keyboard?: unknown } | undefined)?.inline_keyboard
+  if (!Array.isArray(rows)) return undefined
+  return rows.slice(0, MAX_ROWS).map((row) =>
+    Array.isArray(row)
+      ? row.flatMap((button: { text?: unknown; callback_data?: unknown }) =>
+        typeof button?.text === "string" && typeof button.callback_data === "string" ? [{ label: button.text, data: button.callback_data }] : [])
+      : []
+  )
+}
+
+const inlineKeyboard = (rows: ReadonlyArray<ReadonlyArray<ButtonView>>) => ({
+  inline_keyboard: rows.map((row) => row.slice(0, MAX_ROW_BUTTONS).map((button) => ({ text: button.label.slice(0, 64), callback_data: button.data })))
+})
 
 const idText = (value: unknown): string | undefined =>
   typeof value === "number" && Number.isSafeInteger(value) ? String(value) : typeof value === "string" && value !== "" ? value : undefined
@@ -54,8 +84,30 @@ export const parseTelegramUpdate = (update: TelegramUpdate): InboundParse => {
     const chat = idText(callback.message?.chat?.id)
     const user = idText(callback.from?.id)
     const answer = parseAnswerData(callback.data)
-    if (chat === undefined || user === undefined || answer === undefined) return { _tag: "Ignored", reason: "callback without chat, user or answer" }
-    return { _tag: "Message", message: { providerEventId: updateId, externalTarget: chat, externalUserId: user, text: answer.value, answer } }
+    const pressedMessage = {
+      id: idText(callback.message?.message_id) ?? "",
+      text: typeof callback.message?.text === "string" ? callback.message.text : "",
+      callbackId: idText(callback.id),
+      buttons: keyboardOf(callback.message?.reply_markup)
+    }
+    if (chat === undefined || user === undefined || answer === undefined) {
+      // Still answered, so the client stops its spinner (when Telegram said which callback this is).
+      const press = pressedMessage.callbackId === undefined ? undefined : { target: chat ?? "", userId: user ?? "", message: pressedMessage }
+      return { _tag: "Ignored", reason: "callback without chat, user or answer", press }
+    }
+    return {
+      _tag: "Message",
+      message: {
+        providerEventId: updateId,
+        externalTarget: chat,
+        // A question asked in a forum topic is answered on that topic's route.
+        externalThreadId: idText(callback.message?.message_thread_id),
+        externalUserId: user,
+        text: "value" in answer ? answer.value : "",
+        answer,
+        pressedMessage
+      }
+    }
   }
   const message = update.message
   const chat = idText(message?.chat?.id)
@@ -110,22 +162,58 @@ export const makeTelegramProvider = (settings: TelegramSettings): ChannelProvide
     callProvider(
       () => {
         const threadId = message.threadId === undefined ? undefined : Number(message.threadId)
-        const keyboard = (message.buttons ?? []).flatMap((button) => {
+        const rows: Array<Array<ButtonView>> = []
+        for (const button of message.buttons ?? []) {
           const data = answerData(button)
-          return data === undefined ? [] : [{ text: button.label.slice(0, 64), callback_data: data }]
-        })
-        return api.sendMessage(message.target, message.text, {
+          if (data === undefined) continue
+          const row = button.row ?? 0
+          ;(rows[row] ??= []).push({ label: button.label, data })
+        }
+        const keyboard = rows.filter((row) => row !== undefined && row.length > 0).slice(0, MAX_ROWS)
+        return api.sendMessage(message.target, message.text.slice(0, MAX_TEXT), {
           ...(threadId !== undefined && Number.isSafeInteger(threadId) ? { message_thread_id: threadId } : {}),
-          ...(keyboard.length > 0 ? { reply_markup: { inline_keyboard: [keyboard] } } : {})
+          ...(keyboard.length > 0 ? { reply_markup: inlineKeyboard(keyboard) } : {})
         })
       },
       (result) => sent(String(result.message_id)),
       classify
     )
+  /**
+   * Every press is answered (`answerCallbackQuery`: the client's spinner stops, with a short note); then the pressed
+   * message shows the answer and who gave it in place of its keyboard, or the selection so far. Best effort.
+   */
+  const acknowledge = (press: Press, outcome: PressOutcome) =>
+    Effect.promise(async () => {
+      const { callbackId, id } = press.message
+      const note = outcome._tag === "Answered"
+        ? `Answered: ${outcome.summary}`
+        : outcome._tag === "Selected"
+        ? `Noted. ${outcome.remaining} more to choose.`
+        : outcome.note
+      try {
+        if (callbackId !== undefined) await api.answerCallbackQuery(callbackId, { text: note.slice(0, MAX_CALLBACK_TEXT) })
+      } catch {
+        // Best effort: the client's spinner stops on its own.
+      }
+      const messageId = Number(id)
+      if (press.target === "" || !Number.isSafeInteger(messageId) || messageId <= 0) return
+      try {
+        if (outcome._tag === "Answered") {
+          const answered = `Answered: ${outcome.summary} (user ${press.userId})`.slice(0, 1_000)
+          const text = `${press.message.text.slice(0, MAX_TEXT - answered.length - 2)}\n\n${answered}`.trim()
+          await api.editMessageText(press.target, messageId, text, { reply_markup: { inline_keyboard: [] } })
+        } else if (outcome._tag === "Selected") {
+          await api.editMessageReplyMarkup(press.target, messageId, { reply_markup: inlineKeyboard(outcome.buttons) })
+        }
+      } catch {
+        // Best effort: the answer was taken (or the selection is in the press's data); the message keeps its buttons.
+      }
+    })
   return {
     id: settings.id,
     kind: "telegram",
     send,
+    acknowledge,
     verifyInbound: verify(settings),
     probe: callProvider(() => api.getMe(), () => sent(), classify),
     secrets,

@@ -1,3 +1,4 @@
+export * from "./AnswerButtons.ts"
 export * from "./ChannelProvider.ts"
 export * as InboundSignatures from "./InboundSignatures.ts"
 export * from "./TelegramProvider.ts"

@@ -6,6 +6,7 @@ import {
   makeTelegramProvider,
   makeWebhookProvider,
   type OutboundMessage,
+  slackBlocks,
   ProviderConfigError
 } from "@cowork/channels"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
@@ -66,6 +67,67 @@ describe("Telegram provider (grammY against a fake Bot API)", () => {
     const answered = await Effect.runPromise(tg.verifyInbound!({ headers: { [InboundSignatures.TELEGRAM_SECRET_HEADER]: "tg-hook-secret" }, rawBody: button, nowMs: Date.now() }))
     assert.deepInclude(answered.parse, { _tag: "Message" })
     if (answered.parse._tag === "Message") assert.deepStrictEqual(answered.parse.message.answer, { requestId: "per_1", value: "once" })
+  })
+
+  it("sends one keyboard row per question; reads a press with its topic and keyboard; answers every press and shows its outcome on the message", async () => {
+    const tg = provider()
+    const buttons = [
+      { label: "1: yes", requestId: "que_7", choice: { question: 0, option: 0, questions: 2 }, row: 0 },
+      { label: "1: no", requestId: "que_7", choice: { question: 0, option: 1, questions: 2 }, row: 0 },
+      { label: "2: red", requestId: "que_7", choice: { question: 1, option: 0, questions: 2 }, row: 1 },
+      { label: "Reject", requestId: "que_7", value: "reject", row: 2 }
+    ]
+    assert.deepInclude(await Effect.runPromise(tg.send({ ...message("1001"), threadId: "12", eventType: "question.asked", buttons })), { _tag: "Sent" })
+    const asked = fake.sends.at(-1)!
+    assert.deepStrictEqual(asked.rows, [
+      [["1: yes", "pick:que_7:0:0-"], ["1: no", "pick:que_7:0:1-"]],
+      [["2: red", "pick:que_7:1:-0"]],
+      [["Reject", "answer:que_7:reject"]]
+    ])
+    const keyboard = { inline_keyboard: asked.rows.map((row) => row.map(([text, data]) => ({ text, callback_data: data }))) }
+    const pressBody = (data: string, callbackId = "cb-7") =>
+      Buffer.from(JSON.stringify({
+        update_id: 90,
+        callback_query: { id: callbackId, from: { id: 555 }, data, message: { message_id: asked.messageId, message_thread_id: 12, chat: { id: 1001 }, text: asked.text, reply_markup: keyboard } }
+      }))
+    const verified = await Effect.runPromise(tg.verifyInbound!({ headers: { [InboundSignatures.TELEGRAM_SECRET_HEADER]: "tg-hook-secret" }, rawBody: pressBody("pick:que_7:0:1-"), nowMs: Date.now() }))
+    assert.strictEqual(verified.parse._tag, "Message")
+    if (verified.parse._tag !== "Message") return
+    const pressed = verified.parse.message
+    assert.deepInclude(pressed, { externalTarget: "1001", externalThreadId: "12", externalUserId: "555", answer: { requestId: "que_7", question: 0, choices: [1, undefined] } })
+    assert.deepStrictEqual(pressed.pressedMessage, {
+      id: String(asked.messageId),
+      text: asked.text,
+      callbackId: "cb-7",
+      buttons: asked.rows.map((row) => row.map(([label, data]) => ({ label, data })))
+    })
+    const press = { target: "1001", userId: "555", message: pressed.pressedMessage! }
+
+    // A partial selection: the callback is answered and the keyboard replaced; the text stays.
+    const rows = [[{ label: "✓ 1: no", data: "pick:que_7:0:1-" }], [{ label: "2: red", data: "pick:que_7:1:10" }]]
+    await Effect.runPromise(tg.acknowledge!(press, { _tag: "Selected", buttons: rows, remaining: 1 }))
+    assert.deepStrictEqual(fake.callbackAnswers.at(-1), { callbackId: "cb-7", text: "Noted. 1 more to choose." })
+    assert.deepInclude(fake.edits.at(-1), { method: "editMessageReplyMarkup", chatId: "1001", messageId: asked.messageId, text: undefined })
+    assert.deepStrictEqual(fake.edits.at(-1)!.rows, [[["✓ 1: no", "pick:que_7:0:1-"]], [["2: red", "pick:que_7:1:10"]]])
+
+    // Answered: the keyboard gives way to the answer and who gave it.
+    await Effect.runPromise(tg.acknowledge!(press, { _tag: "Answered", summary: "1: no, 2: red" }))
+    assert.deepStrictEqual(fake.callbackAnswers.at(-1), { callbackId: "cb-7", text: "Answered: 1: no, 2: red" })
+    assert.deepInclude(fake.edits.at(-1), { method: "editMessageText", text: `${asked.text}\n\nAnswered: 1: no, 2: red (user 555)` })
+    assert.deepStrictEqual(fake.edits.at(-1)!.rows, [])
+
+    // Not taken: only the callback is answered. An edit Telegram refuses (or a callback too old) changes nothing.
+    const edits = fake.edits.length
+    await Effect.runPromise(tg.acknowledge!(press, { _tag: "NotTaken", note: "Already answered." }))
+    assert.deepStrictEqual(fake.callbackAnswers.at(-1), { callbackId: "cb-7", text: "Already answered." })
+    assert.strictEqual(fake.edits.length, edits)
+    await Effect.runPromise(tg.acknowledge!({ ...press, message: { ...press.message, id: "9999" } }, { _tag: "Answered", summary: "x" }))
+    assert.strictEqual(fake.edits.length, edits)
+
+    // Data the gateway did not make: ignored, but the press is still answered.
+    const forged = await Effect.runPromise(tg.verifyInbound!({ headers: { [InboundSignatures.TELEGRAM_SECRET_HEADER]: "tg-hook-secret" }, rawBody: pressBody("run:rm -rf", "cb-8"), nowMs: Date.now() }))
+    assert.strictEqual(forged.parse._tag, "Ignored")
+    if (forged.parse._tag === "Ignored") assert.strictEqual(forged.parse.press?.message.callbackId, "cb-8")
   })
 })
 
@@ -146,7 +208,7 @@ describe("Slack provider (@slack/web-api against a fake Web API)", () => {
           externalUserId: "U9",
           text: "once",
           answer: { requestId: "per_9", value: "once" },
-          pressedMessage: { id: "2.2", text: "" }
+          pressedMessage: { id: "2.2", text: "", buttons: undefined }
         }
       })
     }
@@ -156,6 +218,48 @@ describe("Slack provider (@slack/web-api against a fake Web API)", () => {
     assert.isTrue(Exit.isSuccess(other) && other.value.parse._tag === "Ignored")
     const garbled = await verify("payload=%7Bnot-json")
     assert.isTrue(Exit.isFailure(garbled) && JSON.stringify(garbled.cause).includes("bad_request"))
+  })
+
+  it("posts one actions block per question; a partial selection re-renders the buttons, an answer replaces them", async () => {
+    const slack = makeSlackProvider({ id: "sl", botToken: SLACK_TOKEN, signingSecret: "slack-signing", apiUrl: fake.apiUrl, timeoutMs: 1_000 })
+    const buttons = [
+      { label: "1: yes", requestId: "que_5", choice: { question: 0, option: 0, questions: 2 }, row: 0 },
+      { label: "2: red", requestId: "que_5", choice: { question: 1, option: 0, questions: 2 }, row: 1 },
+      { label: "Reject", requestId: "que_5", value: "reject", row: 2 }
+    ]
+    assert.deepInclude(await Effect.runPromise(slack.send({ ...message("C1"), eventType: "question.asked", buttons })), { _tag: "Sent" })
+    const asked = fake.posts.at(-1)!
+    assert.deepStrictEqual(asked.buttons, [["1: yes", "pick:que_5:0:0-"], ["2: red", "pick:que_5:1:-0"], ["Reject", "answer:que_5:reject"]])
+    const blocks = slackBlocks({ ...message("C1"), buttons })!
+    assert.deepStrictEqual(blocks.map((b) => (b as { block_id?: string }).block_id), [undefined, "cowork_answer", "cowork_answer_1", "cowork_answer_2"])
+
+    // The interaction carries the message's blocks: the press reads its buttons from them.
+    const now = Date.now()
+    const ts = String(Math.floor(now / 1000))
+    const body = `payload=${encodeURIComponent(JSON.stringify({
+      type: "block_actions", trigger_id: "trig-5", user: { id: "U9" }, channel: { id: "C1" },
+      message: { ts: asked.ts, text: asked.text, blocks },
+      actions: [{ action_id: "answer_0", value: "pick:que_5:0:0-" }]
+    }))}`
+    const verified = await Effect.runPromise(slack.verifyInbound!({
+      headers: { "content-type": "application/x-www-form-urlencoded", [InboundSignatures.SLACK_TIMESTAMP_HEADER]: ts, [InboundSignatures.SLACK_SIGNATURE_HEADER]: InboundSignatures.signSlack("slack-signing", ts, body) },
+      rawBody: Buffer.from(body),
+      nowMs: now
+    }))
+    assert.strictEqual(verified.parse._tag, "Message")
+    if (verified.parse._tag !== "Message") return
+    const pressed = verified.parse.message.pressedMessage!
+    assert.deepStrictEqual(pressed.buttons, [[{ label: "1: yes", data: "pick:que_5:0:0-" }], [{ label: "2: red", data: "pick:que_5:1:-0" }], [{ label: "Reject", data: "answer:que_5:reject" }]])
+    const press = { target: "C1", userId: "U9", message: pressed }
+    await Effect.runPromise(slack.acknowledge!(press, { _tag: "Selected", buttons: [[{ label: "✓ 1: yes", data: "pick:que_5:0:0-" }], [{ label: "2: red", data: "pick:que_5:1:00" }]], remaining: 1 }))
+    assert.deepInclude(fake.updates.at(-1), { channel: "C1", ts: asked.ts, text: asked.text })
+    assert.deepStrictEqual(fake.updates.at(-1)!.buttons, [["✓ 1: yes", "pick:que_5:0:0-"], ["2: red", "pick:que_5:1:00"]])
+    await Effect.runPromise(slack.acknowledge!(press, { _tag: "Answered", summary: "1: yes, 2: red" }))
+    assert.deepInclude(fake.updates.at(-1), { text: `${asked.text}\nAnswered 1: yes, 2: red (<@U9>)` })
+    assert.deepStrictEqual(fake.updates.at(-1)!.buttons, [])
+    const updates = fake.updates.length
+    await Effect.runPromise(slack.acknowledge!(press, { _tag: "NotTaken", note: "Already answered." }))
+    assert.strictEqual(fake.updates.length, updates)
   })
 })
 

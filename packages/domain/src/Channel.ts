@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 import { makeId } from "./Ids.ts"
 import { Id, isStorableText, jsonProblem, Text } from "./Input.ts"
+import { MAX_CHOICE_OPTIONS, MAX_CHOICE_QUESTIONS } from "./QuestionChoices.ts"
 import type { EventDraft } from "./SessionEvent.ts"
 
 /**
@@ -254,8 +255,9 @@ export type ChannelPromptAccepted = typeof ChannelPromptAccepted.Type
 
 /**
  * A chat answer to a session's question or permission request: `permission-respond` `{permissionId, response}`,
- * `question-reply` `{requestId, answers}`, `question-reject` `{requestId}` — the same commands as
- * `POST /api/sessions/:id/{permission-respond,question-reply,question-reject}`.
+ * `question-reply` `{requestId, answers}` (or `{requestId, choices}`: one option index per question, resolved to its
+ * label by the cloud against the pending question, as answer buttons send it), `question-reject` `{requestId}` — the
+ * same commands as `POST /api/sessions/:id/{permission-respond,question-reply,question-reject}`.
  */
 export const ChannelAnswerBody = Schema.Struct({
   ...inboundFields,
@@ -263,7 +265,13 @@ export const ChannelAnswerBody = Schema.Struct({
   permissionId: Schema.optional(Text(200).check(Schema.isMinLength(1))),
   response: Schema.optional(Schema.Literals(["once", "always", "reject"])),
   requestId: Schema.optional(Text(200).check(Schema.isMinLength(1))),
-  answers: Schema.optional(Schema.Array(Schema.Array(Text(10_000))).check(Schema.isMaxLength(50)))
+  answers: Schema.optional(Schema.Array(Schema.Array(Text(10_000))).check(Schema.isMaxLength(50))),
+  choices: Schema.optional(
+    Schema.Array(Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: MAX_CHOICE_OPTIONS - 1 }))).check(
+      Schema.isMinLength(1),
+      Schema.isMaxLength(MAX_CHOICE_QUESTIONS)
+    )
+  )
 })
 export type ChannelAnswerBody = typeof ChannelAnswerBody.Type
 

@@ -18,7 +18,8 @@ import { Config, Deferred, Effect, Layer, Ref, Stream } from "effect"
  *   rejected, an `edit` tool call with status `error` and the reply ending `[permission rejected]`
  * - `[[question]]`  first ask a question (`QuestionAsked`, id `que_<commandId>_<attempt>`, options `yes` / `no`) and wait:
  *   the reply ends `[answered: <labels>]`, or `[question rejected]`. Ask ids are new on every attempt, as opencode's
- *   are: an answer meant for an attempt whose worker died does not answer the retried turn.
+ *   are: an answer meant for an attempt whose worker died does not answer the retried turn. `[[question:N]]` asks N
+ *   questions at once (the first as above, the others with options `red` / `blue`); the reply lists every answer.
  *
  * Session state is a set of files (`workspace/transcript.md` gets one entry per completed prompt) kept per session
  * id for the life of the layer, and round-tripped by `exportState` / `importState`.
@@ -42,6 +43,8 @@ export interface Script {
   readonly file: string | undefined
   /** Ask this before replying, and wait for the answer. */
   readonly ask: "permission" | "question" | undefined
+  /** Questions the ask carries (`[[question:N]]`, default 1). */
+  readonly questions: number
 }
 
 export const TRANSCRIPT_PATH = "workspace/transcript.md"
@@ -57,6 +60,7 @@ export const parse = (text: string, options: Options = {}): Script => {
   let fail = false
   let tool = false
   let ask: Script["ask"]
+  let questions = 1
   for (const match of text.matchAll(directivePattern)) {
     const value = match[2] === undefined ? undefined : Number(match[2])
     switch (match[1]) {
@@ -76,14 +80,17 @@ export const parse = (text: string, options: Options = {}): Script => {
         tool = true
         break
       case "permission":
+        ask = match[1]
+        break
       case "question":
         ask = match[1]
+        questions = Math.min(20, Math.max(1, value ?? 1))
         break
     }
   }
   const file = [...text.matchAll(filePattern)].at(-1)?.[1]
   const rest = text.replace(directivePattern, "").replace(filePattern, "").replace(/\s+/g, " ").trim()
-  return { reply: `echo: ${rest}`, delayMs, deltas, hang, fail, tool, file, ask }
+  return { reply: `echo: ${rest}`, delayMs, deltas, hang, fail, tool, file, ask, questions }
 }
 
 /** Splits `text` into exactly `count` contiguous chunks (some may be empty when the text is short). */
@@ -128,8 +135,18 @@ export const SCRIPTED_QUESTIONS = [{
   options: [{ label: "yes", description: "go on" }, { label: "no", description: "stop here" }]
 }]
 
-/** The ask event of a `[[permission]]` / `[[question]]` prompt. */
-export const askEvent = (ask: "permission" | "question", commandId: string, attempt: number, file: string | undefined): RuntimeEvent =>
+/** The questions of a `[[question:N]]` prompt: the scripted one, then N-1 more with options `red` / `blue`. */
+export const scriptedQuestions = (count: number): ReadonlyArray<unknown> => [
+  ...SCRIPTED_QUESTIONS,
+  ...Array.from({ length: Math.max(0, count - 1) }, (_, i) => ({
+    question: `Which colour for part ${i + 2}?`,
+    header: `Part ${i + 2}`,
+    options: [{ label: "red", description: "warm" }, { label: "blue", description: "cool" }]
+  }))
+]
+
+/** The ask event of a `[[permission]]` / `[[question]]` / `[[question:N]]` prompt. */
+export const askEvent = (ask: "permission" | "question", commandId: string, attempt: number, file: string | undefined, questions = 1): RuntimeEvent =>
   ask === "permission"
     ? {
       _tag: "PermissionRequested",
@@ -138,7 +155,7 @@ export const askEvent = (ask: "permission" | "question", commandId: string, atte
       patterns: [`workspace/${file ?? "reply.txt"}`],
       callId: `call_${commandId}`
     }
-    : { _tag: "QuestionAsked", requestId: `que_${commandId}_${attempt}`, questions: SCRIPTED_QUESTIONS }
+    : { _tag: "QuestionAsked", requestId: `que_${commandId}_${attempt}`, questions: questions === 1 ? SCRIPTED_QUESTIONS : scriptedQuestions(questions) }
 
 /** What the answer adds to the reply, and the tool call a permission answer produces. */
 const afterAnswer = (commandId: string, answer: ScriptedAnswer): { readonly suffix: string; readonly events: ReadonlyArray<RuntimeEvent> } => {
@@ -226,7 +243,7 @@ export const make = (options: Options = {}) =>
         const prompt: RuntimeSession["prompt"] = ({ attempt, commandId, text }) => {
           const script = parse(text, options)
           if (script.ask === undefined) return replyStream(commandId, text)
-          const ask = askEvent(script.ask, commandId, attempt, script.file)
+          const ask = askEvent(script.ask, commandId, attempt, script.file, script.questions)
           const key = ask._tag === "PermissionRequested" ? `permission:${ask.permissionId}` : `question:${(ask as { requestId: string }).requestId}`
           return Stream.unwrap(Effect.gen(function*() {
             const answer = yield* Deferred.make<ScriptedAnswer>()

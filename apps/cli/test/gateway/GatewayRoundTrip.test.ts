@@ -178,6 +178,101 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       yield* Scope.close(worker, Exit.void)
     }))
 
+  it.effect("Telegram: every press is answered; a two-question ask is answered by a pick on each row; another session's request id in a press answers nothing", () =>
+    Effect.gen(function*() {
+      const telegram = new FakeTelegram(TG_TOKEN)
+      yield* promise(() => telegram.start())
+      yield* Effect.addFinalizer(() => promise(() => telegram.stop()))
+      const { token: admin, url } = yield* orgAdmin
+      const mine = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "3003" })
+      const theirs = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "3004" })
+      const gatewayToken = yield* issueGatewayToken(url, admin, [mine.id, theirs.id])
+      const worker = yield* startWorker("worker-gateway-tg-picks")
+      const gateway = yield* startGateway(url, gatewayToken, [
+        { id: "tg", kind: "telegram", botTokenRef: "env:RT_TG", webhookSecretRef: "env:RT_TG_HOOK", apiRoot: telegram.apiRoot, timeoutMs: 2_000 }
+      ], env)
+      const update = (body: unknown) =>
+        http("POST", `${gateway.url}/webhooks/tg`, undefined, body, { [InboundSignatures.TELEGRAM_SECRET_HEADER]: TG_HOOK })
+      type Rows = ReadonlyArray<ReadonlyArray<readonly [string, string]>>
+      /** A press on a message this fake sent, carrying the keyboard it shows now (as Telegram does). */
+      const press = (updateId: number, callbackId: string, chat: number, messageId: number, text: string, rows: Rows, data: string) =>
+        update({
+          update_id: updateId,
+          callback_query: {
+            id: callbackId, from: { id: 9 }, data,
+            message: { message_id: messageId, chat: { id: chat }, text, reply_markup: { inline_keyboard: rows.map((row) => row.map(([label, d]) => ({ text: label, callback_data: d }))) } }
+          }
+        })
+
+      // Two questions: one keyboard row of options each, numbered like the text.
+      assert.strictEqual((yield* update({ update_id: 8001, message: { message_id: 1, chat: { id: 3003 }, from: { id: 9 }, text: "plan [[question:2]]" } })).status, 202)
+      yield* promise(() => telegram.waitForSends(1, 30_000))
+      const asked = telegram.sends[0]!
+      assert.include(asked.text, "1. Confirm")
+      assert.include(asked.text, "2. Part 2")
+      assert.deepStrictEqual(asked.rows.map((row) => row.map(([label]) => label)), [["1: yes", "1: no"], ["2: red", "2: blue"], ["Reject"]])
+
+      // The cloud's answer route resolves choices against the pending question: one index per question, each an option.
+      const requestId = asked.rows[0]![0]![1].split(":")[1]!
+      const answerRoute = (eventId: string, body: Record<string, unknown>) =>
+        http("POST", `${url}/api/channels/bindings/${mine.id}/answer`, gatewayToken, {
+          providerEventId: eventId, externalThreadId: "3003", externalUserId: "9", action: "question-reply", requestId, ...body
+        })
+      for (const [eventId, choices] of [["c1", [0]], ["c2", [0, 2]], ["c3", [0, 36]], ["c4", []]] as const) {
+        const refused = yield* answerRoute(eventId, { choices })
+        assert.strictEqual(refused.status, 400, `${JSON.stringify(choices)}: ${JSON.stringify(refused.body)}`)
+        assert.include(JSON.stringify(refused.body), "choices")
+      }
+      const notPending = yield* answerRoute("c5", { requestId: "que_not_pending", choices: [0, 0] })
+      assert.strictEqual(notPending.status, 409, JSON.stringify(notPending.body))
+
+      // The first pick: nothing reaches the session; the callback is answered and the keyboard shows the choice.
+      const first = yield* press(8002, "cb-p1", 3003, asked.messageId, asked.text, asked.rows, asked.rows[0]![1]![1])
+      assert.deepStrictEqual([first.status, first.body], [200, { status: "selected" }])
+      assert.deepStrictEqual(telegram.callbackAnswers.at(-1), { callbackId: "cb-p1", text: "Noted. 1 more to choose." })
+      const marked = telegram.edits.at(-1)!
+      assert.deepInclude(marked, { method: "editMessageReplyMarkup", chatId: "3003", messageId: asked.messageId })
+      assert.deepStrictEqual(marked.rows.map((row) => row.map(([label]) => label)), [["1: yes", "✓ 1: no"], ["2: red", "2: blue"], ["Reject"]])
+
+      // The second pick, from the keyboard as it now is, answers both questions at once.
+      const second = yield* press(8003, "cb-p2", 3003, asked.messageId, asked.text, marked.rows, marked.rows[1]![1]![1])
+      assert.deepStrictEqual([second.status, second.body], [202, { status: "prompted" }])
+      assert.deepStrictEqual(telegram.callbackAnswers.at(-1), { callbackId: "cb-p2", text: "Answered: 1: no, 2: blue" })
+      assert.deepInclude(telegram.edits.at(-1), { method: "editMessageText", text: `${asked.text}\n\nAnswered: 1: no, 2: blue (user 9)` })
+      assert.deepStrictEqual(telegram.edits.at(-1)!.rows, [])
+      yield* promise(() => telegram.waitForSends(2, 30_000))
+      assert.deepInclude(telegram.sends[1], { chatId: "3003", text: "echo: plan [answered: no, blue]" })
+      // Pressed again (a stale keyboard): answered as already taken, nothing edited.
+      const edits = telegram.edits.length
+      const stale = yield* press(8004, "cb-p3", 3003, asked.messageId, asked.text, marked.rows, marked.rows[1]![0]![1])
+      assert.deepStrictEqual([stale.status, stale.body], [200, { status: "refused" }])
+      assert.match(telegram.callbackAnswers.at(-1)!.text!, /^Not taken/)
+      assert.strictEqual(telegram.edits.length, edits)
+
+      // Another chat's session asks; a press in this chat naming its request id is not pending here: refused.
+      assert.strictEqual((yield* update({ update_id: 8101, message: { message_id: 1, chat: { id: 3004 }, from: { id: 9 }, text: "other [[question]]" } })).status, 202)
+      yield* promise(() => telegram.waitForSends(3, 30_000))
+      const theirAsk = telegram.sends[2]!
+      assert.strictEqual(theirAsk.chatId, "3004")
+      const theirYes = theirAsk.rows[0]![0]![1]
+      const forged = yield* press(8102, "cb-f", 3003, asked.messageId, asked.text, theirAsk.rows, theirYes)
+      assert.deepStrictEqual([forged.status, forged.body], [200, { status: "refused" }])
+      assert.deepStrictEqual(telegram.callbackAnswers.at(-1)!.callbackId, "cb-f")
+      // Data the gateway did not make is answered too (no spinner), and ignored.
+      const garbage = yield* press(8103, "cb-g", 3003, asked.messageId, asked.text, [], "run:something")
+      assert.deepStrictEqual([garbage.status, garbage.body], [200, { status: "ignored" }])
+      assert.deepStrictEqual(telegram.callbackAnswers.at(-1), { callbackId: "cb-g", text: "This button does not answer anything." })
+      // Their question is still theirs to answer.
+      const theirs1 = yield* press(8104, "cb-t", 3004, theirAsk.messageId, theirAsk.text, theirAsk.rows, theirYes)
+      assert.deepStrictEqual([theirs1.status, theirs1.body], [202, { status: "prompted" }])
+      yield* promise(() => telegram.waitForSends(4, 30_000))
+      assert.deepInclude(telegram.sends[3], { chatId: "3004", text: "echo: other [answered: yes]" })
+      assert.strictEqual(telegram.sends.filter((send) => send.chatId === "3003").length, 2, "the forged press continued no turn")
+
+      yield* gateway.stop
+      yield* Scope.close(worker, Exit.void)
+    }))
+
   it.effect("Slack: answer buttons on a permission / question; a signed interaction or a threaded reply answers it and the turn's reply follows; forged and replayed interactions answer nothing", () =>
     Effect.gen(function*() {
       const slack = new FakeSlack(SLACK_TOKEN)
