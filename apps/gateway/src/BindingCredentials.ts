@@ -1,7 +1,7 @@
-import { type ChannelProvider, ProviderConfigError, resolveSecretRef } from "@cowork/channels"
-import { sha256Hex } from "@cowork/services"
+import type { ChannelProvider } from "@cowork/channels"
+import { resolveOrgSecretRef, SecretRefError, sha256Hex } from "@cowork/services"
 import { Clock, Context, Data, Effect, Layer } from "effect"
-import { CloudChannels, type CloudUnavailable } from "./CloudChannels.ts"
+import { type BindingCredentialRef, CloudChannels, type CloudUnavailable } from "./CloudChannels.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 
 /** A binding's `credentialRef` could not be turned into a credential here (names the reference, never a value). */
@@ -20,8 +20,11 @@ export interface BoundProvider {
  * Per-binding credentials. A binding whose `credentialRef` is set (stored in the cloud as a reference; the cloud
  * never sees the credential) sends through its provider's configuration with that credential in place of the
  * provider's own: the bot token (Telegram, Slack), the SMTP password (email), the outbound signing secret (webhook).
- * The gateway resolves the reference itself with the same syntax as `OPEN_COWORK_GATEWAY_PROVIDERS` (`env:NAME`,
- * `file:/absolute/path`), again once a resolved value is older than OPEN_COWORK_GATEWAY_CREDENTIAL_TTL_MS — so a
+ * The org sets the reference, so the gateway resolves it only inside that org's namespace (the org comes from the
+ * cloud with the binding): `env:OPEN_COWORK_GATEWAY_CRED_<ORGKEY>__NAME` or `file:name` under
+ * `<OPEN_COWORK_GATEWAY_CREDENTIALS_DIR>/<orgId>/` — never the gateway's own token, a provider's shared credential,
+ * another org's credential or an arbitrary path (a refused reference is reported like an unresolved one, naming
+ * the rule). A resolved value is resolved again once older than OPEN_COWORK_GATEWAY_CREDENTIAL_TTL_MS — so a
  * rotated file (a mounted secret) or a changed reference is picked up without a restart. A binding without one
  * uses the provider's configured credential.
  */
@@ -40,27 +43,27 @@ export class BindingCredentials extends Context.Service<BindingCredentials, {
       const built = new Map<string, { readonly digest: string; readonly provider: ChannelProvider }>()
       const secrets = new Set<string>()
 
-      const resolve = (ref: string, channelBindingId: string) =>
+      const resolve = (bound: BindingCredentialRef, channelBindingId: string) =>
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
-          const hit = resolved.get(ref)
+          // Keyed by org too: the same reference names a different credential (or none) in another org's namespace.
+          const key = `${bound.orgId}\u0000${bound.credentialRef}`
+          const hit = resolved.get(key)
           if (hit !== undefined && now - hit.at < config.credentialTtlMs) return hit.value
-          if (!ref.startsWith("env:") && !ref.startsWith("file:")) {
-            return yield* new CredentialUnresolved({
-              channelBindingId,
-              message: `credentialRef scheme ${ref.split(":")[0]}: is not one this gateway resolves (env:NAME, file:/absolute/path)`
-            })
-          }
           const value = yield* Effect.try({
-            try: () => resolveSecretRef(ref, `credentialRef of binding ${channelBindingId}`, config.secretEnv),
+            try: () =>
+              resolveOrgSecretRef(bound.credentialRef, bound.orgId, `credentialRef of binding ${channelBindingId}`, {
+                env: config.secretEnv,
+                credentialsDir: config.credentialsDir
+              }),
             catch: (error) =>
               new CredentialUnresolved({
                 channelBindingId,
-                message: error instanceof ProviderConfigError ? error.message : `credentialRef of binding ${channelBindingId} cannot be resolved`
+                message: error instanceof SecretRefError ? error.message : `credentialRef of binding ${channelBindingId} cannot be resolved`
               })
           })
           secrets.add(value)
-          resolved.set(ref, { value, at: now })
+          resolved.set(key, { value, at: now })
           return value
         })
 
@@ -71,9 +74,9 @@ export class BindingCredentials extends Context.Service<BindingCredentials, {
           Effect.gen(function*() {
             const entry = config.providers.find((candidate) => candidate.config.id === providerId)
             if (entry === undefined) return undefined
-            const ref = yield* cloud.credentialRef(channelBindingId)
-            if (ref === null) return { provider: entry.provider, own: false }
-            const credential = yield* resolve(ref, channelBindingId)
+            const bound = yield* cloud.credentialRef(channelBindingId)
+            if (bound === null) return { provider: entry.provider, own: false }
+            const credential = yield* resolve(bound, channelBindingId)
             const digest = sha256Hex(credential)
             const key = `${providerId}\u0000${channelBindingId}`
             const current = built.get(key)

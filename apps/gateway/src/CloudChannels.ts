@@ -94,6 +94,12 @@ export interface DeliveryQuery {
   readonly limit?: number | undefined
 }
 
+/** A binding's own credential reference, and the org whose namespace it must resolve in. */
+export interface BindingCredentialRef {
+  readonly orgId: string
+  readonly credentialRef: string
+}
+
 export class CloudChannels extends Context.Service<CloudChannels, {
   readonly whoami: Effect.Effect<GatewayScope, CloudUnavailable>
   readonly claim: (limit: number, ttlMs: number) => Effect.Effect<ReadonlyArray<ClaimedDelivery>, CloudUnavailable>
@@ -110,10 +116,11 @@ export class CloudChannels extends Context.Service<CloudChannels, {
   /** Claims the provider event, resolves the identity and the bound session, and prompts (idempotency key = provider event id). */
   readonly inbound: (providerId: string, providerKind: ProviderKind, message: InboundMessage) => Effect.Effect<InboundResult, CloudUnavailable>
   /**
-   * The binding's `credentialRef` (a reference, never a secret), or null: from the bindings this token serves, read
-   * again when the cached list is older than 30 s (a changed reference is picked up within that).
+   * The binding's `credentialRef` (a reference, never a secret) with the binding's org (the namespace it resolves
+   * in), or null: from the bindings this token serves, read again when the cached list is older than 30 s (a changed
+   * reference is picked up within that).
    */
-  readonly credentialRef: (channelBindingId: string) => Effect.Effect<string | null, CloudUnavailable>
+  readonly credentialRef: (channelBindingId: string) => Effect.Effect<BindingCredentialRef | null, CloudUnavailable>
   /**
    * Tells the cloud one binding's own credential was refused (`auth_required`) or could not be resolved (`error`),
    * with a redacted detail, or works again (`active`).

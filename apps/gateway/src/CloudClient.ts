@@ -5,6 +5,7 @@ import { Clock, Effect, Layer, Ref, Stream } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
 import {
   type AckResult,
+  type BindingCredentialRef,
   ClaimLost,
   type ClaimedDelivery,
   CloudChannels,
@@ -264,12 +265,14 @@ export const make = Effect.gen(function*() {
       Effect.gen(function*() {
         const cached = yield* Ref.get(bindings)
         const known = cached.list.find((b) => b.id === channelBindingId)
-        if (known !== undefined && (yield* Clock.currentTimeMillis) - cached.at < CREDENTIAL_REFRESH_MS) return known.credentialRef
+        const refOf = (binding: ChannelBinding | undefined): BindingCredentialRef | null =>
+          binding === undefined || binding.credentialRef === null ? null : { orgId: binding.orgId, credentialRef: binding.credentialRef }
+        if (known !== undefined && (yield* Clock.currentTimeMillis) - cached.at < CREDENTIAL_REFRESH_MS) return refOf(known)
         const fresh = yield* loadBindings.pipe(
           // The cloud did not answer: the reference known last still names the credential.
           Effect.catchTag("CloudUnavailable", (error) => known === undefined ? Effect.fail(error) : Effect.succeed(cached.list))
         )
-        return fresh.find((b) => b.id === channelBindingId)?.credentialRef ?? null
+        return refOf(fresh.find((b) => b.id === channelBindingId))
       }),
     reportBindingStatus: (channelBindingId, status, detail) =>
       channels.reportBindingStatus({ params: { id: channelBindingId }, payload: { status, detail: detail?.slice(0, 500) ?? null } }).pipe(

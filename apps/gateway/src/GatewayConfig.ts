@@ -1,6 +1,8 @@
 import { type ConfiguredProvider, makeProviders, ProviderConfigError } from "@cowork/channels"
+import { CREDENTIALS_DIR_VARIABLE } from "@cowork/domain"
 import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
 import * as Os from "node:os"
+import * as Path from "node:path"
 
 /** The gateway's settings (OPEN_COWORK_GATEWAY_*; see the README's configuration table). */
 export interface GatewaySettings {
@@ -29,6 +31,11 @@ export interface GatewaySettings {
   readonly credentialTtlMs: number
   /** Where `env:` credential references are looked up (the process environment). */
   readonly secretEnv: Readonly<Record<string, string | undefined>>
+  /**
+   * `OPEN_COWORK_GATEWAY_CREDENTIALS_DIR`: a binding's `file:name` reference reads `<dir>/<orgId>/name` (absolute;
+   * unset, `file:` references are refused).
+   */
+  readonly credentialsDir: string | undefined
 }
 
 export class GatewayConfigError extends Error {
@@ -46,6 +53,10 @@ export class GatewayConfig extends Context.Service<GatewayConfig, GatewaySetting
         try: () => makeProviders(providersJson),
         catch: (error) => new GatewayConfigError(error instanceof ProviderConfigError ? error.message : "OPEN_COWORK_GATEWAY_PROVIDERS is invalid")
       })
+      const credentialsDir = Option.getOrUndefined(yield* Config.option(Config.String(CREDENTIALS_DIR_VARIABLE)))
+      if (credentialsDir !== undefined && !Path.isAbsolute(credentialsDir)) {
+        return yield* Effect.fail(new GatewayConfigError(`${CREDENTIALS_DIR_VARIABLE} must be an absolute path`))
+      }
       return GatewayConfig.of({
         gatewayId: yield* Config.String("OPEN_COWORK_GATEWAY_ID").pipe(Config.withDefault(generated)),
         host: yield* Config.String("OPEN_COWORK_CLOUD_HOST").pipe(Config.withDefault("127.0.0.1")),
@@ -63,7 +74,8 @@ export class GatewayConfig extends Context.Service<GatewayConfig, GatewaySetting
         webhookRatePerMinute: yield* Config.Int("OPEN_COWORK_GATEWAY_WEBHOOK_RATE_PER_MINUTE").pipe(Config.withDefault(600)),
         maxBodyBytes: 1024 * 1024,
         credentialTtlMs: yield* Config.Int("OPEN_COWORK_GATEWAY_CREDENTIAL_TTL_MS").pipe(Config.withDefault(60_000)),
-        secretEnv: process.env
+        secretEnv: process.env,
+        credentialsDir
       })
     })
   )
@@ -86,6 +98,7 @@ export class GatewayConfig extends Context.Service<GatewayConfig, GatewaySetting
       maxBodyBytes: 1024 * 1024,
       credentialTtlMs: 60_000,
       secretEnv: {},
+      credentialsDir: undefined,
       ...overrides
     }))
 }

@@ -1,4 +1,5 @@
 import { InboundSignatures } from "@cowork/channels"
+import { orgCredentialEnvPrefix } from "@cowork/domain"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
@@ -199,22 +200,25 @@ describe("a binding's own credential (credentialRef), resolved by the gateway", 
   const OWN = "canary-binding-own-webhook-secret"
   const ROTATED = "canary-binding-rotated-webhook-secret"
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "gw-credential-"))
-  const file = Path.join(dir, "binding-secret")
+  const cloud = new MemoryCloud({ bindings: ["chb_env", "chb_own", "chb_file", "chb_missing"], orgId: "org_gw_own" })
+  // The org's namespace: its variables' prefix, its directory under OPEN_COWORK_GATEWAY_CREDENTIALS_DIR.
+  const prefix = orgCredentialEnvPrefix(cloud.orgId)
+  const file = Path.join(dir, cloud.orgId, "binding-secret")
   const shared = new WebhookReceiver(HOOK_OUT)
   const own = new WebhookReceiver(OWN)
   const rotated = new WebhookReceiver(ROTATED)
-  const cloud = new MemoryCloud({ bindings: ["chb_env", "chb_own", "chb_file", "chb_missing"] })
   const logs: Array<string> = []
   let gateway: RunningGateway | undefined
   beforeAll(async () => {
     await Promise.all([shared.start(), own.start(), rotated.start()])
+    Fs.mkdirSync(Path.dirname(file))
     Fs.writeFileSync(file, `${OWN}\n`, { mode: 0o600 })
-    cloud.credentialRefs.set("chb_own", "env:GW_BINDING_OWN")
-    cloud.credentialRefs.set("chb_file", `file:${file}`)
-    cloud.credentialRefs.set("chb_missing", "env:GW_NOT_SET")
+    cloud.credentialRefs.set("chb_own", `env:${prefix}OWN`)
+    cloud.credentialRefs.set("chb_file", "file:binding-secret")
+    cloud.credentialRefs.set("chb_missing", `env:${prefix}NOT_SET`)
     gateway = await startGateway(cloud, [
       { id: "hooks", kind: "webhook", inboundSecretRef: "env:GW_HOOK_IN", outboundSecretRef: "env:GW_HOOK_OUT", timeoutMs: 1_000 }
-    ], env, { secretEnv: { ...env, GW_BINDING_OWN: OWN }, credentialTtlMs: 100 }, logs)
+    ], env, { secretEnv: { ...env, [`${prefix}OWN`]: OWN }, credentialsDir: dir, credentialTtlMs: 100 }, logs)
   })
   afterAll(async () => {
     await gateway?.stop()
@@ -246,7 +250,7 @@ describe("a binding's own credential (credentialRef), resolved by the gateway", 
     const unresolved = cloud.add({ providerId: "hooks", providerKind: "webhook", target: own.url, text: "no credential", channelBindingId: "chb_missing" })
     await until("reported error", () => cloud.bindingReports.some((r) => r.channelBindingId === "chb_missing" && r.status === "error"))
     assert.notStrictEqual(unresolved.status, "sent")
-    assert.include(cloud.bindingReports.find((r) => r.channelBindingId === "chb_missing")!.detail ?? "", "GW_NOT_SET")
+    assert.include(cloud.bindingReports.find((r) => r.channelBindingId === "chb_missing")!.detail ?? "", `${prefix}NOT_SET`)
     assert.isFalse(own.received.some((r) => r.idempotencyKey === unresolved.idempotencyKey))
 
     const shown = await Promise.all([
@@ -261,6 +265,80 @@ describe("a binding's own credential (credentialRef), resolved by the gateway", 
       for (const canary of [OWN, ROTATED, "canary-binding"]) assert.notInclude(text, canary)
     }
     assert.include(shown[1]!, `open_cowork_gateway_errors_total{operation="credential",role="gateway"}`)
+  })
+})
+
+describe("a binding's credentialRef is confined to its org's namespace (the org sets it; the gateway resolves it)", () => {
+  const ORG_A_OWN = "canary-org-a-own-webhook-secret"
+  const ORG_B_ENV = "canary-org-b-env-credential"
+  const ORG_B_FILE = "canary-org-b-file-credential"
+  const OUTSIDE_FILE = "canary-outside-file-credential"
+  const GATEWAY_TOKEN = "occ_canary-gateway-own-token"
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "gw-credential-ns-"))
+  const refused = ["chb_org_b_env", "chb_gateway_token", "chb_absolute", "chb_dotdot", "chb_org_b_file_name"] as const
+  const cloud = new MemoryCloud({ bindings: ["chb_a_own", ...refused], orgId: "org_a" })
+  const orgB = "org_a_5f"
+  const receiver = new WebhookReceiver(ORG_A_OWN)
+  const anyKey = new WebhookReceiver("not-a-key-any-delivery-here-signs-with")
+  const logs: Array<string> = []
+  let gateway: RunningGateway | undefined
+  beforeAll(async () => {
+    await Promise.all([receiver.start(), anyKey.start()])
+    Fs.mkdirSync(Path.join(dir, "org_a"))
+    Fs.mkdirSync(Path.join(dir, orgB))
+    Fs.writeFileSync(Path.join(dir, orgB, "hook"), `${ORG_B_FILE}\n`)
+    Fs.writeFileSync(Path.join(dir, "outside"), `${OUTSIDE_FILE}\n`)
+    const prefixA = orgCredentialEnvPrefix("org_a")
+    cloud.credentialRefs.set("chb_a_own", `env:${prefixA}HOOK`)
+    cloud.credentialRefs.set("chb_org_b_env", `env:${orgCredentialEnvPrefix(orgB)}HOOK`)
+    cloud.credentialRefs.set("chb_gateway_token", "env:OPEN_COWORK_GATEWAY_TOKEN")
+    cloud.credentialRefs.set("chb_absolute", `file:${Path.join(dir, orgB, "hook")}`)
+    cloud.credentialRefs.set("chb_dotdot", `file:../${orgB}/hook`)
+    // A plain name that exists only in org B's directory: org A's directory has no such file.
+    cloud.credentialRefs.set("chb_org_b_file_name", "file:hook")
+    gateway = await startGateway(cloud, [
+      { id: "hooks", kind: "webhook", inboundSecretRef: "env:GW_HOOK_IN", outboundSecretRef: "env:GW_HOOK_OUT", timeoutMs: 1_000 }
+    ], env, {
+      secretEnv: { ...env, [`${prefixA}HOOK`]: ORG_A_OWN, [`${orgCredentialEnvPrefix(orgB)}HOOK`]: ORG_B_ENV, OPEN_COWORK_GATEWAY_TOKEN: GATEWAY_TOKEN },
+      credentialsDir: dir
+    }, logs)
+  })
+  afterAll(async () => {
+    await gateway?.stop()
+    await Promise.all([receiver.stop(), anyKey.stop()])
+    Fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  it("refuses another org's variable or file, the gateway's own token, an absolute path and `..`; the org's own reference works; no value shows", async () => {
+    const ownDelivery = cloud.add({ providerId: "hooks", providerKind: "webhook", target: receiver.url, text: "own", channelBindingId: "chb_a_own" })
+    const attempts = refused.map((channelBindingId) =>
+      cloud.add({ providerId: "hooks", providerKind: "webhook", target: anyKey.url, text: channelBindingId, channelBindingId })
+    )
+    await until("the own reference sent", () => ownDelivery.status === "sent")
+    assert.deepStrictEqual(receiver.received.map((r) => [r.idempotencyKey, r.signatureValid]), [[ownDelivery.idempotencyKey, true]])
+    await until("every refused binding reported error", () =>
+      refused.every((id) => cloud.bindingReports.some((r) => r.channelBindingId === id && r.status === "error")))
+    await until("every refused delivery failed with its reason", () => attempts.every((d) => d.lastError !== null))
+    for (const delivery of attempts) {
+      assert.notStrictEqual(delivery.status, "sent", delivery.channelBindingId)
+      const detail = cloud.bindingReports.find((r) => r.channelBindingId === delivery.channelBindingId)!.detail ?? ""
+      const expected = delivery.channelBindingId === "chb_org_b_file_name" ? "cannot read" : "refused"
+      assert.include(detail, expected, delivery.channelBindingId)
+      assert.include(delivery.lastError, expected, delivery.channelBindingId)
+    }
+    assert.strictEqual(anyKey.received.length, 0, "nothing sent with a credential outside the org's namespace")
+
+    const shown = await Promise.all([
+      fetch(`${gateway!.url}/diagnostics`, { headers: gateway!.admin }).then((r) => r.text()),
+      fetch(`${gateway!.url}/metrics`, { headers: gateway!.admin }).then((r) => r.text()),
+      fetch(`${gateway!.url}/deliveries`, { headers: gateway!.admin }).then((r) => r.text()),
+      fetch(`${gateway!.url}/ready`).then((r) => r.text())
+    ])
+    const errors = [...cloud.deliveries.values()].map((d) => d.lastError ?? "").join("\n")
+    assert.isTrue(logs.some((line) => line.includes("binding credential not resolved")), "the gateway's log lines were captured")
+    for (const text of [...shown, errors, JSON.stringify(cloud.bindingReports), ...logs]) {
+      for (const canary of [ORG_A_OWN, ORG_B_ENV, ORG_B_FILE, OUTSIDE_FILE, GATEWAY_TOKEN, "canary-"]) assert.notInclude(text, canary)
+    }
   })
 })
 

@@ -1,6 +1,6 @@
 import type { MemberRole } from "@cowork/domain"
+import { resolveSecretRefConfig } from "@cowork/services"
 import { Config, ConfigProvider, Effect, Option, Redacted } from "effect"
-import * as Fs from "node:fs"
 
 /** How people sign in: through an OIDC identity provider, or (no issuer configured) the local owner-token login. */
 export type AuthMode = "oidc" | "local"
@@ -50,22 +50,6 @@ export const isLoopbackHttp = (url: URL): boolean => url.protocol === "http:" &&
  */
 export const cookieNameFor = (publicUrl: URL) => publicUrl.protocol === "https:" ? "__Host-cowork_session" : "cowork_session"
 
-/** `env:NAME` or `file:/absolute/path` (trimmed); a bare value is refused so a secret never sits in the config. */
-export const resolveSecretRef = (ref: string): Effect.Effect<Redacted.Redacted<string>, Config.ConfigError> =>
-  Effect.gen(function*() {
-    if (ref.startsWith("env:")) {
-      return yield* Config.Redacted(ref.slice("env:".length))
-    }
-    if (ref.startsWith("file:")) {
-      const path = ref.startsWith("file://") ? ref.slice("file://".length) : ref.slice("file:".length)
-      return yield* Effect.try({
-        try: () => Redacted.make(Fs.readFileSync(path, "utf8").trim()),
-        catch: () => configError("the secret file named by a *_SECRET_REF cannot be read")
-      })
-    }
-    return yield* Effect.fail(configError("secret refs are env:NAME or file:/absolute/path"))
-  })
-
 const ROLE_RANK: Record<MemberRole, number> = { member: 0, admin: 1, owner: 2 }
 
 export const strongestRole = (roles: ReadonlyArray<MemberRole>): MemberRole | undefined =>
@@ -96,7 +80,7 @@ export const authSettings: Effect.Effect<AuthSettings, Config.ConfigError> = Eff
   if (Option.isSome(issuer)) {
     const clientId = yield* Config.String("OPEN_COWORK_CLOUD_OIDC_CLIENT_ID")
     const secretRef = yield* Config.option(Config.String("OPEN_COWORK_CLOUD_OIDC_CLIENT_SECRET_REF"))
-    const clientSecret = Option.isSome(secretRef) ? yield* resolveSecretRef(secretRef.value) : undefined
+    const clientSecret = Option.isSome(secretRef) ? yield* resolveSecretRefConfig(secretRef.value, "OPEN_COWORK_CLOUD_OIDC_CLIENT_SECRET_REF") : undefined
     const issuerUrl = yield* Effect.try({
       try: () => new URL(issuer.value),
       catch: () => configError("OPEN_COWORK_CLOUD_OIDC_ISSUER must be an absolute URL")
@@ -112,7 +96,7 @@ export const authSettings: Effect.Effect<AuthSettings, Config.ConfigError> = Eff
     }
   }
   const cookieSecretRef = yield* Config.option(Config.String("OPEN_COWORK_CLOUD_COOKIE_SECRET_REF"))
-  const cookieSecret = Option.isSome(cookieSecretRef) ? yield* resolveSecretRef(cookieSecretRef.value) : undefined
+  const cookieSecret = Option.isSome(cookieSecretRef) ? yield* resolveSecretRefConfig(cookieSecretRef.value, "OPEN_COWORK_CLOUD_COOKIE_SECRET_REF") : undefined
   if (cookieSecret !== undefined && Redacted.value(cookieSecret).length < 32) {
     return yield* Effect.fail(configError("the secret named by OPEN_COWORK_CLOUD_COOKIE_SECRET_REF must be at least 32 characters"))
   }

@@ -13,6 +13,7 @@ import {
   DEFAULT_PAGE_SIZE,
   Forbidden,
   NotFound,
+  orgCredentialRef,
   type OrgPrincipal,
   type ResolvedIdentity,
   Unavailable
@@ -39,6 +40,19 @@ interface ChannelAccess {
 }
 
 const bindingNotFound = () => new NotFound({ message: "channel binding not found" })
+
+/**
+ * A binding's `credentialRef` outside the org's credential namespace (another org's variable, the gateway's own,
+ * a path) is refused at once (400 naming `credentialRef`, with the org's prefix; never echoing the reference). The
+ * gateway checks it again before resolving, and that check is the authoritative one.
+ */
+const checkCredentialRef = (ref: string | null | undefined, orgId: string) => {
+  if (ref === undefined || ref === null) return Effect.void
+  const checked = orgCredentialRef(ref, orgId)
+  return checked._tag === "Refused"
+    ? Effect.fail(new BadRequest({ message: `credentialRef refused: ${checked.reason}`, field: "credentialRef" }))
+    : Effect.void
+}
 
 /**
  * A webhook binding's URL whose host is a literal non-public address (or `localhost`) is refused at once (400 naming
@@ -184,6 +198,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
       Effect.gen(function*() {
         const caller = yield* access
         if (payload.providerKind === "webhook") yield* checkWebhookTarget(payload.externalTarget, webhookAllowedHosts)
+        yield* checkCredentialRef(payload.credentialRef, caller.scope.orgId)
         const binding = yield* channels.createBinding(caller.scope.orgId, payload)
         yield* audited(caller, "channel.binding_created", `channel_binding:${binding.id}`, bindingDetails(binding))
         return { binding }
@@ -198,6 +213,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         if (payload.externalTarget !== undefined && (yield* visibleBinding(caller, params.id)).providerKind === "webhook") {
           yield* checkWebhookTarget(payload.externalTarget, webhookAllowedHosts)
         }
+        yield* checkCredentialRef(payload.credentialRef, caller.scope.orgId)
         const patch = { ...payload, statusDetail: payload.statusDetail === undefined || payload.statusDetail === null ? payload.statusDetail : redact(payload.statusDetail) }
         const binding = yield* channels.updateBinding(caller.scope.orgId, params.id, patch)
         yield* audited(caller, "channel.binding_updated", `channel_binding:${binding.id}`, { ...bindingDetails(binding), fields: Object.keys(payload) })

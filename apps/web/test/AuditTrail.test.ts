@@ -106,7 +106,7 @@ it.layer(layer)("audit of token and BYOK changes", (it) => {
       const adminId = tokenIdOf(admin)
       const binding = yield* request("POST", "/api/channels/bindings", {
         token: admin,
-        body: { providerKind: "telegram", providerId: "tg-main", displayName: "chat", externalTarget: "-1001", credentialRef: "env:TELEGRAM_BOT_TOKEN" }
+        body: { providerKind: "telegram", providerId: "tg-main", displayName: "chat", externalTarget: "-1001", credentialRef: "file:telegram-bot-token" }
       })
       const bindingId = binding.body.binding.id as string
       assert.strictEqual((yield* request("PATCH", `/api/channels/bindings/${bindingId}`, { token: admin, body: { displayName: "team" } })).status, 200)
@@ -131,6 +131,6 @@ it.layer(layer)("audit of token and BYOK changes", (it) => {
       assert.deepInclude(events[2]!.details, { name: "gw", scopes: ["gateway"], channelBindingIds: [bindingId] })
       assert.strictEqual(events[2]!.requestId, "req-gateway-token")
       assert.deepInclude(events[1]!.details, { fields: ["displayName"] })
-      assert.notInclude(JSON.stringify(events), "TELEGRAM_BOT_TOKEN", "no credential reference in the log")
+      assert.notInclude(JSON.stringify(events), "telegram-bot-token", "no credential reference in the log")
     }))
 })

@@ -1,4 +1,4 @@
-import { type EventDraft } from "@cowork/domain"
+import { type EventDraft, orgCredentialEnvPrefix } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { PgLeaseStore } from "@cowork/postgres"
 import { EventLog, LeaseStore, Quotas, Tokens } from "@cowork/services"
@@ -24,7 +24,7 @@ const setup = Effect.gen(function*() {
   const create = (target: string) =>
     request("POST", "/api/channels/bindings", {
       token: admin,
-      body: { providerKind: "telegram", providerId: "tg-main", displayName: `chat ${target}`, externalTarget: target, credentialRef: "env:TELEGRAM_BOT_TOKEN" }
+      body: { providerKind: "telegram", providerId: "tg-main", displayName: `chat ${target}`, externalTarget: target, credentialRef: "file:telegram-bot-token" }
     })
   const a = yield* create("-1001")
   assert.strictEqual(a.status, 201, JSON.stringify(a.body))
@@ -110,7 +110,49 @@ it.layer(layer, { excludeTestServices: true })("channels API", (it) => {
         ))
       ]
       for (const read of reads) assert.notInclude(read, "Hcanaryqq", "no API read carries the credential")
-      assert.include(reads.join(""), "env:TELEGRAM_BOT_TOKEN", "the reference is shown")
+      assert.include(reads.join(""), "file:telegram-bot-token", "the reference is shown")
+    }))
+
+  it.effect("a credentialRef outside the org's namespace is refused at store time (400 naming credentialRef, no echo); the binding's org is shown to its gateway token", () =>
+    Effect.gen(function*() {
+      const { orgId, admin, a, gateway } = yield* setup
+      const other = yield* setup
+      const own = `${orgCredentialEnvPrefix(orgId)}TG_BOT`
+      const refusedRefs = [
+        `env:${orgCredentialEnvPrefix(other.orgId)}TG_BOT`, // another org's variable
+        "env:OPEN_COWORK_GATEWAY_TOKEN", // the gateway's own token
+        `env:${orgCredentialEnvPrefix(orgId)}`, // the bare prefix names nothing
+        "file:/etc/passwd",
+        "file:../other-org/token",
+        "file:..",
+        "file:sub/token",
+        "vault://kv/tg",
+        "env:CANARY_STORE_TIME-ref"
+      ]
+      for (const credentialRef of refusedRefs) {
+        const created = yield* request("POST", "/api/channels/bindings", {
+          token: admin,
+          body: { providerKind: "telegram", providerId: "tg-ns", displayName: "ns", externalTarget: "-77", credentialRef }
+        })
+        assert.strictEqual(created.status, 400, `${credentialRef}: ${JSON.stringify(created.body)}`)
+        assert.strictEqual(created.body.error.details.field, "credentialRef", credentialRef)
+        const patched = yield* request("PATCH", `/api/channels/bindings/${a}`, { token: admin, body: { credentialRef } })
+        assert.strictEqual(patched.status, 400, credentialRef)
+        assert.strictEqual(patched.body.error.details.field, "credentialRef", credentialRef)
+        if (credentialRef.startsWith("env:") && !credentialRef.includes(orgCredentialEnvPrefix(orgId))) {
+          assert.notInclude(JSON.stringify([created.body, patched.body]), credentialRef.slice(4), "the reference is not echoed")
+        }
+      }
+      const wrongOrg = yield* request("PATCH", `/api/channels/bindings/${a}`, { token: admin, body: { credentialRef: refusedRefs[0] } })
+      assert.include(wrongOrg.body.error.message, orgCredentialEnvPrefix(orgId), "the refusal names the org's own prefix")
+      for (const credentialRef of [`env:${own}`, "file:tg-bot.token", null]) {
+        const accepted = yield* request("PATCH", `/api/channels/bindings/${a}`, { token: admin, body: { credentialRef } })
+        assert.strictEqual(accepted.status, 200, JSON.stringify(accepted.body))
+        assert.strictEqual(accepted.body.binding.credentialRef, credentialRef)
+      }
+      const listed = yield* request("GET", "/api/channels/bindings", { token: gateway })
+      assert.deepStrictEqual(listed.body.bindings.map((b: { id: string; orgId: string }) => [b.id, b.orgId]), [[a, orgId]])
+      assert.strictEqual((yield* request("GET", `/api/channels/bindings/${a}`, { token: other.gateway })).status, 404)
     }))
 
   it.effect("an inbound message prompts the thread's session once per provider event; provider-event and signature claims are durable", () =>

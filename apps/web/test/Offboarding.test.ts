@@ -43,7 +43,7 @@ it.layer(PgOffboarding.layer.pipe(Layer.provideMerge(layer)))("tenant offboardin
       const leaving = yield* orgWithToken(["admin", "operator", "web"])
       const binding = yield* request("POST", "/api/channels/bindings", {
         token: leaving.token,
-        body: { providerKind: "telegram", providerId: "tg-main", displayName: "chat", externalTarget: "-1001", credentialRef: "env:TELEGRAM_BOT_TOKEN" }
+        body: { providerKind: "telegram", providerId: "tg-main", displayName: "chat", externalTarget: "-1001", credentialRef: "file:telegram-bot-token" }
       })
       assert.strictEqual(binding.status, 201, JSON.stringify(binding.body))
       const issued = yield* request("POST", "/api/channels/gateway-tokens", {

@@ -99,7 +99,7 @@ it.layer(layer, { excludeTestServices: true })("per-org SSE stream caps", (it) =
       const admin = yield* orgWithToken(["web", "admin"])
       const binding = yield* request("POST", "/api/channels/bindings", {
         token: admin.token,
-        body: { providerKind: "telegram", providerId: "tg", displayName: "caps", externalTarget: "-1", credentialRef: "env:TELEGRAM_BOT_TOKEN" }
+        body: { providerKind: "telegram", providerId: "tg", displayName: "caps", externalTarget: "-1", credentialRef: "file:telegram-bot-token" }
       })
       assert.strictEqual(binding.status, 201, JSON.stringify(binding.body))
       const issued = yield* request("POST", "/api/channels/gateway-tokens", {

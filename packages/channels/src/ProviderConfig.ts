@@ -1,5 +1,4 @@
-import { ProviderAddress } from "@cowork/services"
-import * as Fs from "node:fs"
+import { ProviderAddress, resolveSecretRef, SecretRefError } from "@cowork/services"
 import type { ChannelProvider, ProviderKind } from "./ChannelProvider.ts"
 import { PROVIDER_KINDS } from "./ChannelProvider.ts"
 import { makeEmailProvider } from "./EmailProvider.ts"
@@ -33,27 +32,14 @@ export class ProviderConfigError extends Error {
 
 const PROVIDER_ID = /^[a-z0-9][a-z0-9-]{0,39}$/
 
-/** Resolves an `env:NAME` / `file:/path` reference to its value (trimmed); throws naming the field, never the value. */
-export const resolveSecretRef = (ref: string, field: string, env: Readonly<Record<string, string | undefined>> = process.env): string => {
-  if (ref.startsWith("env:")) {
-    const name = ref.slice(4)
-    const value = env[name]
-    if (value === undefined || value.trim() === "") throw new ProviderConfigError(`${field}: environment variable ${name} is not set`)
-    return value.trim()
+/** A provider credential: the one resolver (services' SecretRef), its failure as this configuration's error. */
+const resolveRef = (ref: string, field: string, env: Readonly<Record<string, string | undefined>>): string => {
+  try {
+    return resolveSecretRef(ref, field, env)
+  } catch (error) {
+    if (error instanceof SecretRefError) throw new ProviderConfigError(error.message)
+    throw error
   }
-  if (ref.startsWith("file:")) {
-    const path = ref.startsWith("file://") ? ref.slice(7) : ref.slice(5)
-    if (!path.startsWith("/")) throw new ProviderConfigError(`${field}: file: refs need an absolute path`)
-    try {
-      const value = Fs.readFileSync(path, "utf8").trim()
-      if (value === "") throw new ProviderConfigError(`${field}: ${path} is empty`)
-      return value
-    } catch (error) {
-      if (error instanceof ProviderConfigError) throw error
-      throw new ProviderConfigError(`${field}: cannot read ${path}`)
-    }
-  }
-  throw new ProviderConfigError(`${field}: a credential must be a reference (env:NAME or file:/absolute/path), never inline`)
 }
 
 type Raw = Record<string, unknown>
@@ -85,10 +71,10 @@ const optionalBoolean = (raw: Raw, index: number, name: string): boolean => {
 }
 const secret = (raw: Raw, index: number, name: string, env: Readonly<Record<string, string | undefined>>): string | undefined => {
   const ref = optionalString(raw, index, name)
-  return ref === undefined ? undefined : resolveSecretRef(ref, `OPEN_COWORK_GATEWAY_PROVIDERS[${index}].${name}`, env)
+  return ref === undefined ? undefined : resolveRef(ref, `OPEN_COWORK_GATEWAY_PROVIDERS[${index}].${name}`, env)
 }
 const requiredSecret = (raw: Raw, index: number, name: string, env: Readonly<Record<string, string | undefined>>): string =>
-  resolveSecretRef(requiredString(raw, index, name), `OPEN_COWORK_GATEWAY_PROVIDERS[${index}].${name}`, env)
+  resolveRef(requiredString(raw, index, name), `OPEN_COWORK_GATEWAY_PROVIDERS[${index}].${name}`, env)
 
 const httpUrl = (raw: Raw, index: number, name: string): string | undefined => {
   const value = optionalString(raw, index, name)

@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { CREDENTIAL_REF_PATTERN } from "./CredentialNamespace.ts"
 import { makeId } from "./Ids.ts"
 import { Id, isStorableText, jsonProblem, Text } from "./Input.ts"
 import { MAX_CHOICE_OPTIONS, MAX_CHOICE_QUESTIONS } from "./QuestionChoices.ts"
@@ -35,13 +36,12 @@ export const ProviderId = Schema.String.annotate({ expected: "a provider id (1-6
 )
 
 /**
- * Where the gateway finds the channel's credential: a secret reference it resolves itself (`env:NAME`,
- * `file:/run/secrets/name`, or a secret manager's `<scheme>://…`). The cloud stores the reference, never the
- * plaintext, and refuses a value that is not a reference.
+ * Where the gateway finds the channel's credential: a reference into the org's credential namespace (`env:NAME` with
+ * the org's prefix, or `file:name` in the org's credentials directory; see CredentialNamespace.ts). The cloud stores
+ * the reference, never the plaintext, and refuses a value that is not a reference of that syntax.
  */
-export const CREDENTIAL_REF_PATTERN = /^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:\/[^\s\u0000]{1,400}|[a-z][a-z0-9+.-]{1,30}:\/\/[^\s\u0000]{1,400})$/
 export const CredentialRef = Schema.String.annotate({
-  expected: "a secret reference: env:NAME, file:/path or scheme://… (never the credential itself)"
+  expected: "a secret reference: env:NAME or file:name (never the credential itself, never a path)"
 }).check(Schema.isPattern(CREDENTIAL_REF_PATTERN))
 
 /** Keys a settings object may not carry: credentials go by reference (`credentialRef`), never in settings. */
@@ -61,6 +61,8 @@ export const ChannelSettings = Schema.Record(Schema.String, Schema.Unknown).chec
 
 export const ChannelBinding = Schema.Struct({
   id: Schema.String,
+  /** The binding's org: the namespace its `credentialRef` resolves in. */
+  orgId: Schema.String,
   providerKind: ChannelProviderKind,
   providerId: Schema.String,
   displayName: Schema.String,

@@ -93,7 +93,7 @@ export class ChannelsApi extends HttpApiGroup.make("channels")
       success: BindingEnvelope.pipe(HttpApiSchema.status(201)),
       error: [ApiError.BadRequest, ApiError.Conflict]
     }).annotate(RequiredScopes, ADMIN)
-      .annotate(OpenApi.Description, "Creates a binding. The credential is passed by reference (`env:NAME`, `file:/path`, `scheme://…`) and resolved by the gateway; a plaintext value is refused."),
+      .annotate(OpenApi.Description, "Creates a binding. The credential is passed by reference in the org's namespace (`env:OPEN_COWORK_GATEWAY_CRED_<ORGKEY>__NAME` or `file:name`; see CredentialNamespace) and resolved by the gateway; a plaintext value, a path, another scheme or another org's name is refused (400 naming credentialRef)."),
     HttpApiEndpoint.get("getBinding", "/api/channels/bindings/:id", {
       params: byId,
       success: BindingEnvelope,

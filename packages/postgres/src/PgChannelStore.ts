@@ -18,6 +18,7 @@ import { SqlClient } from "effect/sql"
 
 interface BindingRow {
   readonly id: string
+  readonly org_id: string
   readonly provider_kind: ChannelBinding["providerKind"]
   readonly provider_id: string
   readonly display_name: string
@@ -33,6 +34,7 @@ interface BindingRow {
 
 const bindingView = (row: BindingRow): ChannelBinding => ({
   id: row.id,
+  orgId: row.org_id,
   providerKind: row.provider_kind,
   providerId: row.provider_id,
   displayName: row.display_name,

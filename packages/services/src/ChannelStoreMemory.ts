@@ -27,7 +27,7 @@ export const makeChannelStoreMemory = (db: MemoryTables): ChannelStore["Service"
     const row = channels.bindings.get(bindingId)
     return row !== undefined && row.orgId === orgId ? Effect.succeed(row) : Effect.fail(bindingNotFound())
   }
-  const bindingView = (row: ChannelBinding & { readonly orgId: string }): ChannelBinding => strip(row)
+  const bindingView = (row: ChannelBinding): ChannelBinding => ({ ...row })
 
   const eventKey = (bindingId: string, providerEventId: string) => `${bindingId}\u0000${providerEventId}`
   const claimView = (

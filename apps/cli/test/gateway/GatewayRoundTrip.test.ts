@@ -1,4 +1,5 @@
 import { InboundSignatures } from "@cowork/channels"
+import { orgCredentialEnvPrefix } from "@cowork/domain"
 import { assert, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { FakeSlack } from "../../../../packages/channels/test/support/FakeSlack.ts"
@@ -46,8 +47,10 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       yield* promise(() => Promise.all([telegram.start(), slack.start(), receiver.start(), smtp.start()]))
       yield* Effect.addFinalizer(() => promise(() => Promise.all([telegram.stop(), slack.stop(), receiver.stop(), smtp.stop()])))
 
-      const { token: admin, url, api } = yield* orgAdmin
-      const tgBinding = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "1001", credentialRef: "env:RT_TG" })
+      const { orgId, token: admin, url, api } = yield* orgAdmin
+      // The binding's own credential, in its org's namespace (the same token as the provider's here).
+      const ownTg = `${orgCredentialEnvPrefix(orgId)}TG`
+      const tgBinding = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "1001", credentialRef: `env:${ownTg}` })
       const slackBinding = yield* createBinding(url, admin, { providerKind: "slack", providerId: "slack", externalTarget: "C1" })
       const hookBinding = yield* createBinding(url, admin, { providerKind: "webhook", providerId: "hooks", externalTarget: receiver.url })
       const mailBinding = yield* createBinding(url, admin, { providerKind: "email", providerId: "mail", externalTarget: "alice@example.com" })
@@ -59,7 +62,7 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
         { id: "slack", kind: "slack", botTokenRef: "env:RT_SLACK", signingSecretRef: "env:RT_SLACK_SIGNING", apiUrl: slack.apiUrl, timeoutMs: 2_000 },
         { id: "hooks", kind: "webhook", inboundSecretRef: "env:RT_HOOK_IN", outboundSecretRef: "env:RT_HOOK_OUT", timeoutMs: 2_000 },
         { id: "mail", kind: "email", host: "127.0.0.1", port: smtp.port, secure: false, ignoreTls: true, user: "bot", passwordRef: "env:RT_SMTP", from: "cowork@example.com", timeoutMs: 2_000 }
-      ], env)
+      ], { ...env, [ownTg]: TG_TOKEN })
       yield* until("the gateway is ready", Effect.map(http("GET", `${gateway.url}/ready`, undefined), (r) => (r.status === 200 ? true : undefined)))
 
       // Telegram: an update with the secret token header → a prompt on a new session → the reply at sendMessage.
@@ -408,14 +411,15 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       const telegram = new FakeTelegram(TG_TOKEN)
       yield* promise(() => telegram.start())
       yield* Effect.addFinalizer(() => promise(() => telegram.stop()))
-      const { token: admin, url } = yield* orgAdmin
+      const { orgId, token: admin, url } = yield* orgAdmin
+      const ownTg = `${orgCredentialEnvPrefix(orgId)}TG_OWN`
       const shared = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "4004" })
-      const owned = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "5005", credentialRef: "env:RT_TG_OWN" })
+      const owned = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "5005", credentialRef: `env:${ownTg}` })
       const gatewayToken = yield* issueGatewayToken(url, admin, [shared.id, owned.id])
       const worker = yield* startWorker("worker-gateway-own-credential")
       const gateway = yield* startGateway(url, gatewayToken, [
         { id: "tg", kind: "telegram", botTokenRef: "env:RT_WRONG", webhookSecretRef: "env:RT_TG_HOOK", apiRoot: telegram.apiRoot, timeoutMs: 2_000 }
-      ], { ...env, RT_WRONG: "123:canary-refused-provider-token", RT_TG_OWN: TG_TOKEN })
+      ], { ...env, RT_WRONG: "123:canary-refused-provider-token", [ownTg]: TG_TOKEN })
       const status = (id: string) => Effect.map(http("GET", `${url}/api/channels/bindings/${id}`, admin), (r) => r.body.binding as { status: string; credentialRef: string | null })
       yield* until("the provider's token refused: its shared binding auth_required", Effect.map(status(shared.id), (b) => (b.status === "auth_required" ? true : undefined)))
 
@@ -425,7 +429,7 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       yield* promise(() => telegram.waitForSends(1, 30_000))
       assert.deepInclude(telegram.sends[0], { chatId: "5005", text: "echo: with my own bot" })
       const binding = yield* status(owned.id)
-      assert.deepStrictEqual([binding.status, binding.credentialRef], ["active", "env:RT_TG_OWN"])
+      assert.deepStrictEqual([binding.status, binding.credentialRef], ["active", `env:${ownTg}`])
 
       const shown = [
         yield* http("GET", `${gateway.url}/diagnostics`, undefined, undefined, gateway.admin),

@@ -48,6 +48,8 @@ export class MemoryCloud {
   readonly credentialRefs = new Map<string, string>()
   readonly bindingReports: Array<{ channelBindingId: string; status: string; detail: string | null }> = []
   readonly bindings: ReadonlyArray<string>
+  /** The org every binding here belongs to (the namespace a `credentialRef` resolves in). */
+  readonly orgId: string
   /** Failed acks the cloud refused because the claim had moved on. */
   staleAcks = 0
   private next = 1
@@ -55,8 +57,11 @@ export class MemoryCloud {
   readonly maxAttempts: number
   readonly baseBackoffMs: number
 
-  constructor(options: { readonly bindings?: ReadonlyArray<string>; readonly maxAttempts?: number; readonly baseBackoffMs?: number } = {}) {
+  constructor(
+    options: { readonly bindings?: ReadonlyArray<string>; readonly maxAttempts?: number; readonly baseBackoffMs?: number; readonly orgId?: string } = {}
+  ) {
     this.bindings = options.bindings ?? ["chb_1"]
+    this.orgId = options.orgId ?? "org_gateway_test"
     this.maxAttempts = options.maxAttempts ?? 5
     this.baseBackoffMs = options.baseBackoffMs ?? 20
   }
@@ -200,7 +205,11 @@ export class MemoryCloud {
           return { status: "prompted" as const, sessionId: "ses_memory" }
         })),
       reportProviderStatus: (providerId, status) => Effect.sync(() => void self.statusReports.push({ providerId, status })),
-      credentialRef: (channelBindingId) => Effect.sync(() => self.credentialRefs.get(channelBindingId) ?? null),
+      credentialRef: (channelBindingId) =>
+        Effect.sync(() => {
+          const credentialRef = self.credentialRefs.get(channelBindingId)
+          return credentialRef === undefined ? null : { orgId: self.orgId, credentialRef }
+        }),
       reportBindingStatus: (channelBindingId, status, detail) => Effect.sync(() => void self.bindingReports.push({ channelBindingId, status, detail })),
       listDeliveries: (query) =>
         Effect.sync(() =>

@@ -26,7 +26,7 @@ export const channelStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
       onFreshStore(harness, Effect.gen(function*() {
         const channels = yield* ChannelStore
         const { orgId, binding } = yield* orgWithBinding
-        assert.deepInclude(binding, { status: "active", inboundPolicy: "open", credentialRef: null, statusDetail: null })
+        assert.deepInclude(binding, { orgId, status: "active", inboundPolicy: "open", credentialRef: null, statusDetail: null })
         assert.instanceOf(yield* Effect.flip(channels.createBinding(orgId, bindingInput)), Conflict)
         const other = yield* newOrg
         yield* channels.createBinding(other, bindingInput)
