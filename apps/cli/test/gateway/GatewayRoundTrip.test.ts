@@ -364,6 +364,37 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       assert.strictEqual(sent.length, 6)
       assert.strictEqual(slack.posts.length, 6, "each answer continued its turn once")
 
+      // Two questions: one actions block each. A pick on the first re-renders the buttons with the selection; the
+      // pick on the second, from the message as it now is, answers both.
+      assert.strictEqual((yield* event("EvM1", "plan [[question:2]]", "1700000400.000100")).status, 200)
+      yield* promise(() => slack.waitForPosts(7, 30_000))
+      const twoAsked = slack.posts[6]!
+      assert.deepStrictEqual(twoAsked.buttons.map(([label]) => label), ["1: yes", "1: no", "2: red", "2: blue", "Reject"])
+      const pick = (triggerId: string, blocks: unknown, value: string) =>
+        `payload=${encodeURIComponent(JSON.stringify({
+          type: "block_actions", trigger_id: triggerId, user: { id: "U42" }, channel: { id: "C9" },
+          container: { type: "message", channel_id: "C9", message_ts: twoAsked.ts, thread_ts: twoAsked.threadTs },
+          message: { ts: twoAsked.ts, thread_ts: twoAsked.threadTs, text: twoAsked.text, blocks },
+          actions: [{ action_id: "answer_0", type: "button", value, action_ts: "1700000999.000002" }]
+        }))}`
+      const firstPick = pick("trigger-m1", twoAsked.blocks, twoAsked.buttons[0]![1])
+      const picked = yield* press(firstPick, signed(firstPick))
+      assert.deepStrictEqual([picked.status, picked.body], [200, { status: "selected" }])
+      const selection = slack.updates.at(-1)!
+      assert.deepStrictEqual(selection.buttons.map(([label]) => label), ["✓ 1: yes", "1: no", "2: red", "2: blue", "Reject"])
+      const secondPick = pick("trigger-m2", selection.blocks, selection.buttons[3]![1])
+      assert.deepStrictEqual((yield* press(secondPick, signed(secondPick))).body, { status: "prompted" })
+      assert.include(slack.updates.at(-1)!.text, "Answered 1: yes, 2: blue (<@U42>)")
+      yield* promise(() => slack.waitForPosts(8, 30_000))
+      assert.deepInclude(slack.posts[7], { text: "echo: plan [answered: yes, blue]", threadTs: "1700000400.000100" })
+
+      // A threaded reply with one line per question answers each with its line.
+      assert.strictEqual((yield* event("EvM2", "again [[question:2]]", "1700000500.000100")).status, 200)
+      yield* promise(() => slack.waitForPosts(9, 30_000))
+      assert.strictEqual((yield* event("EvM3", "no\nred", "1700000500.000300", "1700000500.000100")).status, 200)
+      yield* promise(() => slack.waitForPosts(10, 30_000))
+      assert.deepInclude(slack.posts[9], { text: "echo: again [answered: no, red]", threadTs: "1700000500.000100" })
+
       yield* gateway.stop
       yield* Scope.close(worker, Exit.void)
     }))

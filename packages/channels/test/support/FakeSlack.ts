@@ -8,11 +8,15 @@ export interface SlackPost {
   readonly buttons: ReadonlyArray<readonly [string, string]>
   /** The message's `ts` as this fake answered it. */
   readonly ts: string
+  /** The Block Kit blocks as posted (what Slack sends back in an interaction's `message.blocks`). */
+  readonly blocks: unknown
   readonly at: number
 }
 
+const parsedBlocks = (blocks: unknown): unknown => (typeof blocks === "string" ? JSON.parse(blocks) as unknown : blocks)
+
 const buttonsOf = (blocks: unknown): Array<readonly [string, string]> => {
-  const parsed = typeof blocks === "string" ? JSON.parse(blocks) as unknown : blocks
+  const parsed = parsedBlocks(blocks)
   if (!Array.isArray(parsed)) return []
   return parsed.flatMap((block: { type?: unknown; elements?: unknown }) =>
     block.type === "actions" && Array.isArray(block.elements)
@@ -30,6 +34,7 @@ export interface SlackUpdate {
   readonly ts: string
   readonly text: string
   readonly buttons: ReadonlyArray<readonly [string, string]>
+  readonly blocks: unknown
 }
 
 export class FakeSlack extends FakeService {
@@ -68,14 +73,14 @@ export class FakeSlack extends FakeService {
       case "chat.postMessage": {
         if (params.channel === "C404") return { status: 200, body: { ok: false, error: "channel_not_found" } }
         const ts = `${Math.floor(request.at / 1000)}.${String(this.posts.length).padStart(6, "0")}`
-        this.posts.push({ channel: String(params.channel), text: String(params.text), threadTs: params.thread_ts, buttons: buttonsOf(params.blocks), ts, at: request.at })
+        this.posts.push({ channel: String(params.channel), text: String(params.text), threadTs: params.thread_ts, buttons: buttonsOf(params.blocks), ts, blocks: parsedBlocks(params.blocks), at: request.at })
         return { status: 200, body: { ok: true, channel: params.channel, ts, message: { text: params.text, ts } } }
       }
       case "chat.update": {
         if (!this.posts.some((post) => post.ts === params.ts && post.channel === params.channel)) {
           return { status: 200, body: { ok: false, error: "message_not_found" } }
         }
-        this.updates.push({ channel: String(params.channel), ts: String(params.ts), text: String(params.text), buttons: buttonsOf(params.blocks) })
+        this.updates.push({ channel: String(params.channel), ts: String(params.ts), text: String(params.text), buttons: buttonsOf(params.blocks), blocks: parsedBlocks(params.blocks) })
         return { status: 200, body: { ok: true, channel: params.channel, ts: params.ts, text: params.text } }
       }
       default:
