@@ -1,4 +1,4 @@
-import { migrationsApplied } from "@cowork/postgres"
+import { ReadinessChecks } from "@cowork/postgres"
 import { ProbeServer } from "@cowork/services"
 import { Effect, Ref } from "effect"
 import type { SqlClient } from "effect/sql"
@@ -11,14 +11,7 @@ const probes: ProbeServer.ProbeOptions<SchedulerConfig | SchedulerStatus | SqlCl
   profileName: Effect.gen(function*() {
     return (yield* SchedulerConfig).profileName
   }),
-  checks: Effect.gen(function*() {
-    const applied = yield* migrationsApplied.pipe(Effect.orElseSucceed(() => false))
-    return [
-      applied
-        ? { name: "control_plane", status: "ok" }
-        : { name: "control_plane", status: "error", detail: "database unreachable or migrations pending" }
-    ]
-  }),
+  checks: Effect.map(ReadinessChecks.controlPlane, (check) => [check]),
   draining: Effect.gen(function*() {
     return yield* Ref.get((yield* SchedulerStatus).draining)
   })

@@ -607,8 +607,6 @@ CREATE INDEX IF NOT EXISTS cloud_session_commands_org_open_prompts ON cloud_sess
 /** Arbitrary constant shared by every role: the advisory lock key serializing migrations. */
 const MIGRATION_LOCK_KEY = 7_316_540_211
 
-export const latestMigrationId = Math.max(...migrations.map((m) => m.id))
-
 export const runMigrations = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   return yield* sql.withTransaction(Effect.gen(function*() {
@@ -630,11 +628,16 @@ export const runMigrations = Effect.gen(function*() {
   }))
 }).pipe(Effect.withSpan("Migrations.run"))
 
-/** True when every migration this build knows is applied (the `/readyz` `control_plane` check). */
-export const migrationsApplied = Effect.gen(function*() {
+/**
+ * The ids of the migrations this build knows that the database has not applied, in order (every id is compared, not
+ * just the highest: a database missing a migration between applied ones is not up to date).
+ */
+export const pendingMigrations = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql.unsafe<{ max: number | null }>(
-    `SELECT max(id)::int AS max FROM cloud_schema_migrations`
-  )
-  return Number(rows[0]?.max ?? 0) >= latestMigrationId
+  const rows = yield* sql.unsafe<{ id: number }>(`SELECT id FROM cloud_schema_migrations`)
+  const applied = new Set(rows.map((row) => Number(row.id)))
+  return migrations.map((migration) => migration.id).filter((id) => !applied.has(id))
 })
+
+/** True when every migration this build knows is applied (the `/readyz` `control_plane` check). */
+export const migrationsApplied = Effect.map(pendingMigrations, (pending) => pending.length === 0)

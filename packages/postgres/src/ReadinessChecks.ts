@@ -1,6 +1,6 @@
 import { NO_LIVE_TOKEN, probe, roleDependenciesCheck } from "@cowork/services"
 import { Effect } from "effect"
-import { migrationsApplied } from "./Migrations.ts"
+import { pendingMigrations } from "./Migrations.ts"
 import { authConfigured } from "./PgTokens.ts"
 
 /** The `/readyz` checks of the Postgres control plane (the probe and its fixed texts: services Readiness.ts). */
@@ -8,7 +8,7 @@ import { authConfigured } from "./PgTokens.ts"
 /** `control_plane`: the database answers and every migration this build knows is applied. */
 export const controlPlane = probe(
   "control_plane",
-  Effect.map(migrationsApplied, (applied) => applied ? undefined : "migrations pending"),
+  Effect.map(pendingMigrations, (pending) => pending.length === 0 ? undefined : `migrations pending: ${pending.join(", ")}`),
   "database unreachable"
 )
 
