@@ -21,4 +21,9 @@ random() { head -c "$1" /dev/urandom | base64 | tr -d '\n/+=' ; }
 # readable by them. cowork logs a warning that the key file is group/other-readable; on a shared host prefer
 # `chown 10001` on cowork_secret_key and mode 0400.
 chmod 0444 secrets/*
-echo "secrets written to $(pwd)/secrets"
+# Per-org binding credentials for the gateway (OPEN_COWORK_GATEWAY_CREDENTIALS_DIR, mounted read-only): one
+# directory per org id, e.g. credentials/org_0mx3ur2k8c1f0a/tg-bot, which that org's bindings name as "file:tg-bot".
+# Readable by uid 10001 like the secrets above (on a shared host prefer `chown -R 10001` and modes 0700 / 0400).
+mkdir -p credentials
+chmod 0755 credentials
+echo "secrets written to $(pwd)/secrets; per-org gateway credentials go in $(pwd)/credentials/<orgId>/"

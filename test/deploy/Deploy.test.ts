@@ -56,7 +56,8 @@ const codeVariables: ReadonlySet<string> = (() => {
 const unknownVariables = (names: Iterable<string>) =>
   [...names].filter((name) => name.startsWith("OPEN_COWORK_"))
     .filter((name) => !codeVariables.has(name) && !(name.endsWith("_FILE") && codeVariables.has(name.slice(0, -5))))
-const SECRET_NAME = /PASSWORD|SECRET_ACCESS_KEY|ACCESS_KEY_ID|DATABASE_URL|CREDENTIAL|CLIENT_SECRET|TOKEN$/
+/** A setting holding a secret (…_CREDENTIALS_DIR is the directory of per-org credential files: a path, not one). */
+const SECRET_NAME = /PASSWORD|SECRET_ACCESS_KEY|ACCESS_KEY_ID|DATABASE_URL|CREDENTIAL(?!S_DIR$)|CLIENT_SECRET|TOKEN$/
 const SHUTDOWN_GRACE_DEFAULT_MS = 30_000
 
 // ---- Dockerfile ----
@@ -278,6 +279,13 @@ describe("compose", () => {
     for (const role of ["web", "worker", "scheduler", "migrate", "gateway"]) {
       assert.deepStrictEqual(obj(services[role], role).command, [role])
     }
+     // The webhook allow-list on both roles that check it (the same value); per-org binding credentials mounted read-only.
+    assert.strictEqual(envOf(gateway).OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS, envOf(obj(services.web, "web")).OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS)
+    assert.isDefined(envOf(gateway).OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS)
+    const credentialsDir = envOf(gateway).OPEN_COWORK_GATEWAY_CREDENTIALS_DIR!
+    assert.isTrue(Path.isAbsolute(credentialsDir), "an absolute credentials directory")
+    assert.include(arr(gateway.volumes).map(str), `./credentials:${credentialsDir}:ro`)
+    assert.include(read("deploy/compose/.gitignore").split("\n"), "credentials/")
   })
 
   it("every depends_on, secret and volume a service names exists, and conditions fit the target", () => {
