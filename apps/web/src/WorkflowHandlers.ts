@@ -10,7 +10,7 @@ import {
   type WorkflowTrigger
 } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { SecretAdapter, validateTriggers, WebhookSignature, WorkflowStore } from "@cowork/services"
+import { SecretAdapter, startManualRun, validateTriggers, WebhookSignature, WorkflowStore } from "@cowork/services"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { QuotaPolicy } from "./QuotaPolicy.ts"
@@ -77,10 +77,7 @@ export const layer = HttpApiBuilder.group(Api, "workflows", Effect.fn(function*(
     run: ({ params }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
-        const limits = yield* quotaPolicy.forOrg(principal.orgId)
-        const run = yield* quotaPolicy.counted(
-          store.startRun(principal.orgId, params.id, { triggerType: "manual", runsPerHour: limits.workflow_runs_per_hour })
-        ).pipe(Effect.catchTag("Replayed", (e) => Effect.fail(new Conflict({ message: e.message }))))
+        const run = yield* quotaPolicy.counted(startManualRun(principal.orgId, params.id, { defaults: quotaPolicy.defaults })).pipe(Effect.catchTag("Replayed", (e) => Effect.fail(new Conflict({ message: e.message }))))
         yield* metrics.inc("open_cowork_cloud_scheduler_runs_started_total", { trigger: "manual" })
         return { run }
       }),

@@ -24,18 +24,20 @@ export const freshWithinMs = Config.Int("OPEN_COWORK_CLOUD_HEARTBEAT_INTERVAL_MS
 
 type Tagged = { readonly _tag: string; readonly message?: string }
 
-/** Registry errors as CLI user errors, worded like the routes' 404 / 409 bodies. */
-export const userErrors = <A, E extends Tagged, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.mapError(effect, (error: E) => {
-    if (error._tag === "IllegalTransition") {
-      const illegal = error as unknown as { workerId: string; action: string; from: string; to: string }
-      return new CliError.UserError({
-        cause: error,
-        userMessage: `illegal transition for worker ${illegal.workerId}: ${illegal.from} → ${illegal.to} (${illegal.action})`
-      })
-    }
-    return new CliError.UserError({ cause: error, userMessage: error.message ?? error._tag })
-  })
+/** A registry error as a CLI user error, worded like the routes' 404 / 409 bodies. */
+export const userError = (error: Tagged): CliError.UserError => {
+  if (error._tag === "IllegalTransition") {
+    const illegal = error as unknown as { workerId: string; action: string; from: string; to: string }
+    return new CliError.UserError({
+      cause: error,
+      userMessage: `illegal transition for worker ${illegal.workerId}: ${illegal.from} → ${illegal.to} (${illegal.action})`
+    })
+  }
+  return new CliError.UserError({ cause: error, userMessage: error.message ?? error._tag })
+}
+
+/** Registry errors as CLI user errors (`userError`). */
+export const userErrors = <A, E extends Tagged, R>(effect: Effect.Effect<A, E, R>) => Effect.mapError(effect, userError)
 
 export const parseList = (raw: string): ReadonlyArray<string> =>
   raw.split(",").map((item) => item.trim()).filter((item) => item !== "")

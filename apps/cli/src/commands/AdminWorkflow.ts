@@ -1,7 +1,8 @@
-import { Tokens, WorkflowStore } from "@cowork/services"
+import { Audit, quotaDefaults, startManualRun, Tokens, WorkflowStore } from "@cowork/services"
 import { Effect, Option } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
-import { printJson, userErrors } from "./AdminRegistry.ts"
+import { printJson, userError, userErrors } from "./AdminRegistry.ts"
+import { CLI_ACTOR } from "./AdminToken.ts"
 
 /** The org that owns a workflow (operators name workflows by id; the store stays org-scoped). */
 const ownerOf = (workflowId: string) =>
@@ -25,12 +26,31 @@ export const list = Command.make("list", {
     yield* printJson(yield* (yield* WorkflowStore).list(orgId, { limit: Math.max(1, Math.min(100, input.limit)) }))
   })).pipe(Command.withDescription("List an org's workflows with status, nextRunAt and latest run (GET /api/workflows)"))
 
-/** `cowork admin workflow run wf_…`: a manual run now (a session with the workflow's prompt). */
-export const run = Command.make("run", { id: workflowId }, ({ id }) =>
+/**
+ * `cowork admin workflow run wf_… [--force]`: a manual run now (a session with the workflow's prompt), under the org's
+ * `workflow_runs_per_hour` like the API's; `--force` runs it past the quota, audited as `workflow.run_forced`.
+ */
+export const run = Command.make("run", {
+  id: workflowId,
+  force: Flag.Boolean("force").pipe(
+    Flag.withDescription("Run even when the org's workflow_runs_per_hour quota is used up (audited; the run still counts)"),
+    Flag.withDefault(false)
+  )
+}, ({ id, force }) =>
   Effect.gen(function*() {
     const orgId = yield* ownerOf(id)
-    yield* printJson({ run: yield* (yield* WorkflowStore).startRun(orgId, id, { triggerType: "manual" }).pipe(userErrors) })
-  })).pipe(Command.withDescription("Start a manual run now (POST /api/workflows/:id/run)"))
+    const started = yield* startManualRun(orgId, id, { defaults: yield* quotaDefaults, force }).pipe(
+      Effect.mapError((error) =>
+        error._tag === "RateLimited"
+          ? new CliError.UserError({ cause: error, userMessage: `${error.message} (--force runs it anyway)` })
+          : userError(error)
+      )
+    )
+    if (force) {
+      yield* (yield* Audit).record({ orgId, actor: CLI_ACTOR, action: "workflow.run_forced", target: `workflow:${id}`, details: { runId: started.id } })
+    }
+    yield* printJson({ run: started })
+  })).pipe(Command.withDescription("Start a manual run now, under the org's workflow_runs_per_hour quota unless --force (POST /api/workflows/:id/run)"))
 
 const lifecycle = (action: "pause" | "resume", description: string) =>
   Command.make(action, { id: workflowId }, ({ id }) =>
