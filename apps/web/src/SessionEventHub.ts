@@ -1,7 +1,7 @@
 import type { SessionEvent } from "@cowork/domain"
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
 import { type Cause, Config, Context, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } from "effect"
-import { eventFrame } from "./SseFrames.ts"
+import { eventFrame, frame } from "./SseFrames.ts"
 
 /** Allowance for the database clock running behind this process's when reading what changed during an outage. */
 const RESYNC_CLOCK_SLACK_MS = 5_000
@@ -101,14 +101,46 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         Queue.offerUnsafe(sub.queue, chunk)
       }
 
-      /** Fans one read out: each live subscriber gets the frames past its cursor, rendered once for all. */
-      const deliver = (f: Feed, events: ReadonlyArray<SessionEvent>) => {
+      /**
+       * Subscribers whose next events were pruned (a retention pass) before they read them: sequences are contiguous,
+       * so a read after a cursor that does not start right after it is a gap. Each gets one `snapshot.required` (as a
+       * client resuming from that cursor would) and its stream ends; the client reloads the view and resumes after it.
+       */
+      const snapshotRequired = (sessionId: string, subs: ReadonlyArray<Subscriber>) =>
+        eventLog.bounds(sessionId).pipe(
+          Effect.map((bounds) => {
+            for (const sub of subs) {
+              const data = {
+                reason: "cursor_pruned",
+                afterSequence: sub.cursor,
+                earliestSequence: bounds.earliestSequence,
+                latestSequence: bounds.latestSequence
+              }
+              offer(sub, encoder.encode(frame({ event: "snapshot.required", data })))
+              end(sub)
+            }
+          }),
+          // Without the bounds the streams just end: their clients resume by id and get it from the route.
+          Effect.catchCause(() => Effect.sync(() => subs.forEach(end)))
+        )
+
+      /**
+       * Fans one read out: each live subscriber gets the frames past its cursor, rendered once for all. Returns the
+       * subscribers the read skipped ahead of (pruned events between their cursor and the read), taken out of the feed.
+       */
+      const deliver = (f: Feed, events: ReadonlyArray<SessionEvent>): ReadonlyArray<Subscriber> => {
         const first = events[0]!.sequence
         const last = events[events.length - 1]!.sequence
         const frames = events.map(eventFrame)
         let all: Uint8Array | undefined
+        const skipped: Array<Subscriber> = []
         for (const sub of f.subscribers) {
           if (!sub.live || sub.cursor >= last) continue
+          if (sub.cursor < first - 1) {
+            sub.live = false
+            skipped.push(sub)
+            continue
+          }
           let chunk: Uint8Array
           if (sub.cursor < first) chunk = all ??= encoder.encode(frames.join(""))
           else {
@@ -120,6 +152,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
           offer(sub, chunk)
         }
         if (last > f.lastRead) f.lastRead = last
+        return skipped
       }
 
       const wanted = (f: Feed) => f.subscribers.size > 0 && (f.catchUp || f.tip > f.lastRead)
@@ -136,10 +169,23 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
             const target = f.tip
             f.catchUp = false
             const events = yield* read(f.sessionId, f.lastRead)
-            if (events.length > 0) deliver(f, events)
+            if (events.length > 0) {
+              const skipped = deliver(f, events)
+              if (skipped.length > 0) yield* snapshotRequired(f.sessionId, skipped)
+            }
             if (events.length === READ_BATCH) f.catchUp = true
-            // Signalled growth that is not there to read (pruned): stop rather than spin; the backstop re-checks.
-            else if (events.length === 0 && f.tip === target && f.tip > f.lastRead) f.tip = f.lastRead
+            else if (events.length === 0 && f.tip === target && f.tip > f.lastRead) {
+              // Signalled growth that is not there to read: pruned. The streams behind it get snapshot.required and
+              // the feed reads on from the earliest retained event; if nothing was pruned after all, stop rather
+              // than spin (the backstop re-checks).
+              const bounds = yield* eventLog.bounds(f.sessionId)
+              if (bounds.earliestSequence - 1 > f.lastRead) {
+                const behind = [...f.subscribers].filter((sub) => sub.live && sub.cursor < bounds.earliestSequence - 1)
+                for (const sub of behind) sub.live = false
+                f.lastRead = bounds.earliestSequence - 1
+                yield* snapshotRequired(f.sessionId, behind)
+              } else f.tip = f.lastRead
+            }
           }
         }).pipe(
           Effect.catchCause((cause) =>
@@ -199,14 +245,11 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
               }
               const events = yield* read(sessionId, sub.cursor)
               if (sub.ended) return
-              const last = events[events.length - 1]
-              if (last === undefined) {
-                // The rest of the backlog is gone (pruned): the feed's reads go on from our cursor.
-                sub.live = true
-                return yield* startPump(f)
-              }
+              // Nothing after our cursor although the feed read up to its position, or a read that does not start
+              // right after it: the backlog was pruned while we replayed it.
+              if (events.length === 0 || events[0]!.sequence > sub.cursor + 1) return yield* snapshotRequired(sessionId, [sub])
               offer(sub, encoder.encode(events.map(eventFrame).join("")))
-              sub.cursor = last.sequence
+              sub.cursor = events[events.length - 1]!.sequence
             }
           }).pipe(
             Effect.catchCause((cause) =>

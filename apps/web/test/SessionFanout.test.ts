@@ -1,7 +1,7 @@
 import type { SessionEvent } from "@cowork/domain"
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Fiber, Layer, PubSub, Scope, Stream } from "effect"
+import { ConfigProvider, Deferred, Effect, Exit, Fiber, Layer, PubSub, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { READ_BATCH, SessionEventHub } from "../src/SessionEventHub.ts"
 
@@ -11,7 +11,11 @@ import { READ_BATCH, SessionEventHub } from "../src/SessionEventHub.ts"
  */
 class Instrumented {
   readonly logs = new Map<string, Array<SessionEvent>>()
+  /** Per session: the sequence after the last one ever appended (the log may have lost a pruned prefix). */
+  readonly tips = new Map<string, number>()
   reads = 0
+  /** While set, a read with `after` at or past `from` waits for `open` before it looks at the log. */
+  gate: { readonly from: number; readonly open: Deferred.Deferred<void> } | undefined
   /** Extra scheduler yields inside each read, to interleave reads with appends and subscriptions. */
   readDelay: () => number = () => 0
   readonly changes: PubSub.PubSub<SessionChanged>
@@ -20,7 +24,12 @@ class Instrumented {
   }
 
   tip(sessionId: string) {
-    return this.logs.get(sessionId)?.length ?? 0
+    return this.tips.get(sessionId) ?? 0
+  }
+
+  /** Retention: drops the events before `before` (never past the tip), as `EventLog.prune` does. */
+  prune(sessionId: string, before: number) {
+    this.logs.set(sessionId, (this.logs.get(sessionId) ?? []).filter((e) => e.sequence >= before))
   }
 
   /** Appends `count` events; notifies unless `notify` is false (a lost notification). */
@@ -29,10 +38,11 @@ class Instrumented {
       const log = this.logs.get(sessionId) ?? []
       this.logs.set(sessionId, log)
       for (let i = 0; i < count; i++) {
-        const sequence = log.length + 1
+        const sequence = this.tip(sessionId) + 1
+        this.tips.set(sessionId, sequence)
         log.push({ sequence, type: "assistant.message", eventId: `evt_${sequence}`, payload: { n: sequence }, createdAt: new Date(0).toISOString() })
       }
-      return notify ? PubSub.publish(this.changes, { orgId: "org", sessionId, lastSequence: log.length }) : Effect.void
+      return notify ? PubSub.publish(this.changes, { orgId: "org", sessionId, lastSequence: this.tip(sessionId) }) : Effect.void
     })
   }
 
@@ -41,6 +51,7 @@ class Instrumented {
       const self = this
       return Effect.gen(function*() {
         self.reads++
+        if (self.gate !== undefined && after >= self.gate.from) yield* Deferred.await(self.gate.open)
         // Snapshot at the read's start (a statement sees the log as of its start), returned after the delay.
         const rows = (self.logs.get(sessionId) ?? []).filter((e) => e.sequence > after).slice(0, limit)
         for (let i = self.readDelay(); i > 0; i--) yield* Effect.yieldNow
@@ -49,7 +60,8 @@ class Instrumented {
     },
     latestSequences: (ids) => Effect.sync(() => new Map(ids.map((id) => [id, this.tip(id)]))),
     changedSince: () => Effect.succeed([]),
-    bounds: () => Effect.die("unused"),
+    bounds: (sessionId) =>
+      Effect.sync(() => ({ earliestSequence: this.logs.get(sessionId)?.[0]?.sequence ?? this.tip(sessionId) + 1, latestSequence: this.tip(sessionId) })),
     append: () => Effect.die("unused"),
     close: () => Effect.die("unused"),
     prune: () => Effect.die("unused")
@@ -85,6 +97,10 @@ interface Client {
   readonly sessionId: string
   readonly start: number
   received: Array<number>
+  /** The `snapshot.required` frames' data it received. */
+  snapshots?: Array<unknown>
+  /** Its current connection's stream ended. */
+  ended?: boolean
   scope?: Scope.Closeable
   fiber?: Fiber.Fiber<void>
 }
@@ -98,7 +114,12 @@ const connect = (hub: SessionEventHub["Service"], client: Client, consume = true
     const cursor = client.received.length === 0 ? client.start : client.received[client.received.length - 1]!
     const stream = yield* hub.subscribeSession(client.sessionId, cursor).pipe(Scope.provide(scope))
     client.scope = scope
-    const run = Stream.runForEach(stream, (chunk) => Effect.sync(() => client.received.push(...ids(chunk))))
+    client.ended = false
+    const run = Stream.runForEach(stream, (chunk) =>
+      Effect.sync(() => {
+        client.received.push(...ids(chunk))
+        for (const m of decoder.decode(chunk).matchAll(/^event: snapshot\.required\ndata: (.*)$/gm)) (client.snapshots ??= []).push(JSON.parse(m[1]!))
+      })).pipe(Effect.ensuring(Effect.sync(() => (client.ended = true))))
     if (consume) client.fiber = yield* Effect.forkDetach(run)
     return run
   })
@@ -217,6 +238,59 @@ it.live("random subscribe / resume / disconnect interleavings with concurrent ap
       }
     }
   })), 60_000)
+
+it.live("retention prunes events a live stream has not read yet: it gets snapshot.required and ends, never a silent gap", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const { log, hub } = yield* setup()
+    yield* log.append("s1", 5)
+    const behind: Client = { sessionId: "s1", start: 0, received: [] }
+    yield* connect(hub, behind)
+    yield* eventually(() => behind.received.length === 5, "the backlog")
+    // Events 6..10 are committed but their notification is late; a retention pass prunes before 9 meanwhile.
+    yield* log.append("s1", 5, false)
+    log.prune("s1", 9)
+    // A stream that opens now (its cursor 8 was checked against the bounds) has missed nothing.
+    const late: Client = { sessionId: "s1", start: 8, received: [] }
+    yield* connect(hub, late)
+    yield* PubSub.publish(log.changes, { orgId: "org", sessionId: "s1", lastSequence: 10 })
+    yield* eventually(() => behind.ended === true, "the stream behind the pruned range to end")
+    assert.deepStrictEqual(behind.received, [1, 2, 3, 4, 5], "nothing after the gap")
+    assert.deepStrictEqual(behind.snapshots, [{ reason: "cursor_pruned", afterSequence: 5, earliestSequence: 9, latestSequence: 10 }])
+    yield* eventually(() => late.received.length === 2, "the stream past the gap")
+    assert.deepStrictEqual(late.received, [9, 10])
+    assert.isUndefined(late.snapshots)
+    assert.isFalse(late.ended)
+  })))
+
+it.live("retention prunes the rest of a replaying stream's backlog mid-replay: snapshot.required, not a jump", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const { log, hub } = yield* setup()
+    const total = READ_BATCH * 2 + 17
+    // The next batch pruned, then the whole rest of the log (nothing left to read at all).
+    for (const [sessionId, cut] of [["s1", READ_BATCH + 50], ["s2", total + 1]] as const) {
+      yield* log.append(sessionId, total)
+      // A live stream at the tip holds the session's feed; the replaying one reads its own backlog in batches.
+      const live: Client = { sessionId, start: total, received: [] }
+      yield* connect(hub, live)
+      const open = yield* Deferred.make<void>()
+      log.gate = { from: READ_BATCH, open }
+      const replaying: Client = { sessionId, start: 0, received: [] }
+      yield* connect(hub, replaying)
+      yield* eventually(() => replaying.received.length === READ_BATCH, `${sessionId}: the first batch`)
+      // A retention pass runs before the stream reads its next batch.
+      log.prune(sessionId, cut)
+      yield* Deferred.succeed(open, undefined)
+      yield* eventually(() => replaying.ended === true, `${sessionId}: the replaying stream to end`)
+      log.gate = undefined
+      assert.deepStrictEqual(replaying.received, Array.from({ length: READ_BATCH }, (_, i) => i + 1), "no event past the gap")
+      assert.deepStrictEqual(replaying.snapshots, [
+        { reason: "cursor_pruned", afterSequence: READ_BATCH, earliestSequence: cut, latestSequence: total }
+      ])
+      assert.isFalse(live.ended, "the stream at the tip goes on")
+      yield* log.append(sessionId, 1)
+      yield* eventually(() => live.received.length === 1, `${sessionId}: live event`)
+    }
+  })))
 
 it.live("a subscriber that falls more than its buffer behind is ended; it resumes by id with no gap; others are unaffected", () =>
   Effect.scoped(Effect.gen(function*() {
