@@ -26,11 +26,17 @@ export interface BoundProvider {
  * another org's credential or an arbitrary path (a refused reference is reported like an unresolved one, naming
  * the rule). A resolved value is resolved again once older than OPEN_COWORK_GATEWAY_CREDENTIAL_TTL_MS — so a
  * rotated file (a mounted secret) or a changed reference is picked up without a restart. A binding without one
- * uses the provider's configured credential.
+ * uses the provider's configured credential. A binding's `inboundCredentialRef` (its own inbound signing secret) is
+ * resolved the same way, for `/webhooks/:providerId/:bindingId`.
  */
 export class BindingCredentials extends Context.Service<BindingCredentials, {
   /** Undefined when this gateway has no provider with that id. */
   readonly providerFor: (providerId: string, channelBindingId: string) => Effect.Effect<BoundProvider | undefined, CredentialUnresolved | CloudUnavailable>
+  /**
+   * The binding's own inbound secret (`inboundCredentialRef`, resolved in the org's namespace like `credentialRef`),
+   * or undefined when the binding is not one of this provider's or has none.
+   */
+  readonly inboundSecret: (providerId: string, channelBindingId: string) => Effect.Effect<string | undefined, CredentialUnresolved | CloudUnavailable>
   /** Every credential resolved so far (rotated-away ones included): never in an answer, a log line or a metric. */
   readonly secrets: () => ReadonlyArray<string>
 }>()("cowork/gateway/BindingCredentials") {
@@ -43,7 +49,7 @@ export class BindingCredentials extends Context.Service<BindingCredentials, {
       const built = new Map<string, { readonly digest: string; readonly provider: ChannelProvider }>()
       const secrets = new Set<string>()
 
-      const resolve = (bound: BindingCredentialRef, channelBindingId: string) =>
+      const resolve = (bound: BindingCredentialRef, channelBindingId: string, field = "credentialRef") =>
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
           // Keyed by org too: the same reference names a different credential (or none) in another org's namespace.
@@ -52,14 +58,14 @@ export class BindingCredentials extends Context.Service<BindingCredentials, {
           if (hit !== undefined && now - hit.at < config.credentialTtlMs) return hit.value
           const value = yield* Effect.try({
             try: () =>
-              resolveOrgSecretRef(bound.credentialRef, bound.orgId, `credentialRef of binding ${channelBindingId}`, {
+              resolveOrgSecretRef(bound.credentialRef, bound.orgId, `${field} of binding ${channelBindingId}`, {
                 env: config.secretEnv,
                 credentialsDir: config.credentialsDir
               }),
             catch: (error) =>
               new CredentialUnresolved({
                 channelBindingId,
-                message: error instanceof SecretRefError ? error.message : `credentialRef of binding ${channelBindingId} cannot be resolved`
+                message: error instanceof SecretRefError ? error.message : `${field} of binding ${channelBindingId} cannot be resolved`
               })
           })
           secrets.add(value)
@@ -86,6 +92,12 @@ export class BindingCredentials extends Context.Service<BindingCredentials, {
             built.set(key, { digest, provider })
             if (current !== undefined) yield* current.provider.close
             return { provider, own: true }
+          }),
+        inboundSecret: (providerId, channelBindingId) =>
+          Effect.gen(function*() {
+            const bound = yield* cloud.credentialRef(channelBindingId, "inbound")
+            if (bound === null || bound.providerId !== providerId) return undefined
+            return yield* resolve(bound, channelBindingId, "inboundCredentialRef")
           }),
         secrets: () => [...secrets]
       })

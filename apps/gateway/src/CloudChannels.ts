@@ -98,7 +98,12 @@ export interface DeliveryQuery {
 export interface BindingCredentialRef {
   readonly orgId: string
   readonly credentialRef: string
+  /** The binding's provider id. */
+  readonly providerId: string
 }
+
+/** Which of a binding's own credentials: the one it sends with (`credentialRef`), or its inbound secret (`inboundCredentialRef`). */
+export type CredentialUse = "outbound" | "inbound"
 
 export class CloudChannels extends Context.Service<CloudChannels, {
   readonly whoami: Effect.Effect<GatewayScope, CloudUnavailable>
@@ -112,15 +117,20 @@ export class CloudChannels extends Context.Service<CloudChannels, {
    * `claimed` (settle it: handled, the key is taken for good; not handled, released so the provider's retry of the
    * same signed request is accepted), `replayed` (handled before), `in_progress` (another replica handles it now).
    */
-  readonly claimSignature: (providerId: string, key: string) => Effect.Effect<SignatureClaim, CloudUnavailable>
-  /** Claims the provider event, resolves the identity and the bound session, and prompts (idempotency key = provider event id). */
-  readonly inbound: (providerId: string, providerKind: ProviderKind, message: InboundMessage) => Effect.Effect<InboundResult, CloudUnavailable>
+  readonly claimSignature: (providerId: string, key: string, channelBindingId?: string) => Effect.Effect<SignatureClaim, CloudUnavailable>
+  /**
+   * Claims the provider event, resolves the identity and the bound session, and prompts (idempotency key = provider
+   * event id). `viaBinding`: the request came signed with that binding's own inbound secret, and may only reach that
+   * binding (its target, or its id, named in the message); without it, a binding with its own inbound secret is
+   * `unbound` (the provider-wide secret does not admit it).
+   */
+  readonly inbound: (providerId: string, providerKind: ProviderKind, message: InboundMessage, viaBinding?: string) => Effect.Effect<InboundResult, CloudUnavailable>
   /**
    * The binding's `credentialRef` (a reference, never a secret) with the binding's org (the namespace it resolves
    * in), or null: from the bindings this token serves, read again when the cached list is older than 30 s (a changed
    * reference is picked up within that).
    */
-  readonly credentialRef: (channelBindingId: string) => Effect.Effect<BindingCredentialRef | null, CloudUnavailable>
+  readonly credentialRef: (channelBindingId: string, use?: CredentialUse) => Effect.Effect<BindingCredentialRef | null, CloudUnavailable>
   /**
    * Tells the cloud one binding's own credential was refused (`auth_required`) or could not be resolved (`error`),
    * with a redacted detail, or works again (`active`).

@@ -123,6 +123,17 @@ export const make = Effect.gen(function*() {
       return match(yield* loadBindings)
     })
 
+  /** A binding of this provider by id (read again when the cache does not know it and is older than the refresh interval). */
+  const bindingById = (providerId: string, channelBindingId: string) =>
+    Effect.gen(function*() {
+      const match = (list: ReadonlyArray<ChannelBinding>) => list.find((b) => b.id === channelBindingId && b.providerId === providerId)
+      const cached = yield* Ref.get(bindings)
+      const hit = match(cached.list)
+      if (hit !== undefined) return hit
+      if ((yield* Clock.currentTimeMillis) - cached.at < BINDINGS_REFRESH_MS) return undefined
+      return match(yield* loadBindings)
+    })
+
   const firstBindingOf = (providerId: string) =>
     Effect.gen(function*() {
       const pick = (list: ReadonlyArray<ChannelBinding>) => [...list].filter((b) => b.providerId === providerId).sort((a, b) => a.id.localeCompare(b.id))[0]
@@ -190,9 +201,9 @@ export const make = Effect.gen(function*() {
       Stream.map(() => undefined),
       Stream.mapError(unavailable)
     ),
-    claimSignature: (providerId, key) =>
+    claimSignature: (providerId, key, channelBindingId) =>
       Effect.gen(function*() {
-        const binding = yield* firstBindingOf(providerId)
+        const binding = channelBindingId === undefined ? yield* firstBindingOf(providerId) : yield* bindingById(providerId, channelBindingId)
         // No binding of this provider: nothing to record it under, and the message is answered as unbound.
         if (binding === undefined) return { status: "claimed", settle: () => Effect.void } satisfies SignatureClaim as SignatureClaim
         const claim = yield* channels.claimProviderEvent({
@@ -211,9 +222,15 @@ export const make = Effect.gen(function*() {
             }).pipe(Effect.ignore)
         } satisfies SignatureClaim as SignatureClaim
       }),
-    inbound: (providerId, _kind, message) =>
+    inbound: (providerId, _kind, message, viaBinding) =>
       Effect.gen(function*() {
-        const binding = yield* bindingFor(providerId, message.externalTarget)
+        const found = viaBinding === undefined ? yield* bindingFor(providerId, message.externalTarget) : yield* bindingById(providerId, viaBinding)
+        // Signed with a binding's own secret: that binding only. Signed with the provider's: not a binding that has its own.
+        const binding = found === undefined
+          ? undefined
+          : viaBinding === undefined
+          ? (found.inboundCredentialRef === null ? found : undefined)
+          : (found.externalTarget === message.externalTarget || found.id === message.externalTarget ? found : undefined)
         if (binding === undefined) return { status: "unbound" } satisfies InboundResult
         const claim = yield* channels.claimProviderEvent({
           payload: {
@@ -261,12 +278,16 @@ export const make = Effect.gen(function*() {
           })
         )
       }),
-    credentialRef: (channelBindingId) =>
+    credentialRef: (channelBindingId, use = "outbound") =>
       Effect.gen(function*() {
         const cached = yield* Ref.get(bindings)
         const known = cached.list.find((b) => b.id === channelBindingId)
-        const refOf = (binding: ChannelBinding | undefined): BindingCredentialRef | null =>
-          binding === undefined || binding.credentialRef === null ? null : { orgId: binding.orgId, credentialRef: binding.credentialRef }
+        const refOf = (binding: ChannelBinding | undefined): BindingCredentialRef | null => {
+          const credentialRef = use === "outbound" ? binding?.credentialRef : binding?.inboundCredentialRef
+          return binding === undefined || credentialRef === null || credentialRef === undefined
+            ? null
+            : { orgId: binding.orgId, credentialRef, providerId: binding.providerId }
+        }
         if (known !== undefined && (yield* Clock.currentTimeMillis) - cached.at < CREDENTIAL_REFRESH_MS) return refOf(known)
         const fresh = yield* loadBindings.pipe(
           // The cloud did not answer: the reference known last still names the credential.

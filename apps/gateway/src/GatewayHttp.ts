@@ -196,7 +196,9 @@ export const routes = Layer.unwrap(Effect.gen(function*() {
     HttpRouter.add("POST", "/deliveries/:id/retry", admin(control("retry"))),
     HttpRouter.add("POST", "/deliveries/:id/dead-letter", admin(control("dead-letter"))),
     HttpRouter.add("POST", "/webhooks/:providerId", (request) =>
-      Effect.flatMap(HttpRouter.params, ({ providerId }) => inbound(providerId ?? "", request)))
+      Effect.flatMap(HttpRouter.params, ({ providerId }) => inbound(providerId ?? "", request))),
+    HttpRouter.add("POST", "/webhooks/:providerId/:bindingId", (request) =>
+      Effect.flatMap(HttpRouter.params, ({ bindingId, providerId }) => inbound(providerId ?? "", request, bindingId ?? "")))
   )
 }))
 

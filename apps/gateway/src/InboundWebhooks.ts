@@ -14,6 +14,7 @@ import { RateLimiter } from "@cowork/services"
 import { Effect, Option, Stream } from "effect"
 import type { HttpServerRequest } from "effect/http"
 import { HttpServerResponse } from "effect/http"
+import { BindingCredentials, type CredentialUnresolved } from "./BindingCredentials.ts"
 import { CloudChannels, type CloudUnavailable } from "./CloudChannels.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import { Providers } from "./Providers.ts"
@@ -51,6 +52,7 @@ export const make = Effect.gen(function*() {
   const cloud = yield* CloudChannels
   const metrics = yield* Metrics
   const limiter = yield* RateLimiter
+  const credentials = yield* BindingCredentials
 
   const count = (outcome: Outcome) => metrics.inc("open_cowork_gateway_webhook_requests_total", { outcome })
 
@@ -73,7 +75,7 @@ export const make = Effect.gen(function*() {
   }
 
   /** What a verified request comes to; `retry`: answered 503, the provider should send it again. */
-  const handle = (providerId: string, kind: ProviderKind, parse: InboundParse) =>
+  const handle = (providerId: string, kind: ProviderKind, parse: InboundParse, viaBinding: string | undefined) =>
     Effect.gen(function*() {
       switch (parse._tag) {
         case "Challenge":
@@ -101,7 +103,7 @@ export const make = Effect.gen(function*() {
           const labels = { provider_id: providerId, provider_kind: kind }
           yield* metrics.inc("open_cowork_gateway_incoming_messages_total")
           yield* metrics.inc("open_cowork_gateway_provider_incoming_messages_total", labels)
-          const result = yield* cloud.inbound(providerId, kind, parse.message)
+          const result = yield* cloud.inbound(providerId, kind, parse.message, viaBinding)
           yield* count(result.status === "in_progress" ? "duplicate" : result.status === "refused" ? "ignored" : result.status)
           if (result.status === "prompted") yield* metrics.inc("open_cowork_gateway_prompted_messages_total")
           // A press: answered on the provider, and the message shows the answer the cloud took (bounded, best effort).
@@ -127,7 +129,23 @@ export const make = Effect.gen(function*() {
       }
     })
 
-  return (providerId: string, request: HttpServerRequest.HttpServerRequest) =>
+  /** A binding's own inbound secret could not be resolved: the binding's error, and the provider should retry later. */
+  const secretUnresolved = (providerId: string, channelBindingId: string, error: CredentialUnresolved) =>
+    Effect.gen(function*() {
+      yield* count("error")
+      yield* metrics.inc("open_cowork_gateway_errors_total", { operation: "credential" })
+      yield* Effect.logWarning("binding inbound secret not resolved").pipe(
+        Effect.annotateLogs({ provider_id: providerId, channel_binding_id: channelBindingId, error: error.message })
+      )
+      yield* cloud.reportBindingStatus(channelBindingId, "error", error.message).pipe(Effect.catchTag("CloudUnavailable", () => Effect.void))
+      return errorBody(503, "this binding's inbound secret cannot be resolved on the gateway; retry later", 60_000)
+    })
+
+  /**
+   * `POST /webhooks/:providerId` (the provider's inbound secret), or `POST /webhooks/:providerId/:bindingId` (that
+   * binding's own `inboundCredentialRef`, and only that binding: 404 when it has none).
+   */
+  return (providerId: string, request: HttpServerRequest.HttpServerRequest, bindingId?: string) =>
     Effect.gen(function*() {
       const now = Date.now()
       const source = Option.getOrElse(request.remoteAddress, () => "unknown")
@@ -174,7 +192,21 @@ export const make = Effect.gen(function*() {
       }
       const headers: Record<string, string | undefined> = {}
       for (const [key, value] of Object.entries(request.headers)) headers[key.toLowerCase()] = value
-      const verified = yield* provider.verifyInbound({ headers, rawBody: Buffer.concat(chunks), nowMs: now }).pipe(
+      const own = bindingId === undefined
+        ? { _tag: "Provider" as const }
+        : yield* credentials.inboundSecret(providerId, bindingId).pipe(
+          Effect.map((secret) => secret === undefined ? { _tag: "None" as const } : { _tag: "Own" as const, secret }),
+          Effect.catchTag("CredentialUnresolved", (error) => Effect.succeed({ _tag: "Unresolved" as const, error }))
+        )
+      if (own._tag === "None") {
+        yield* count("unbound")
+        // Counted like a refused signature: probing binding ids backs off like guessing secrets.
+        yield* limiter.recordFailure(`auth:${source}`, AUTH_BACKOFF)
+        return errorBody(404, "no binding of this provider with its own inbound secret at this path")
+      }
+      if (own._tag === "Unresolved") return yield* secretUnresolved(providerId, bindingId!, own.error)
+      const secret = own._tag === "Own" ? own.secret : undefined
+      const verified = yield* provider.verifyInbound({ headers, rawBody: Buffer.concat(chunks), nowMs: now }, secret).pipe(
         Effect.map((value) => ({ _tag: "Ok" as const, value })),
         Effect.catchTag("InboundRefused", (refused: InboundRefused) => Effect.succeed({ _tag: "Refused" as const, refused }))
       )
@@ -188,7 +220,7 @@ export const make = Effect.gen(function*() {
       const { parse, replayKey } = verified.value
       // The signature's replay key is claimed while the request is handled and settled after: taken for good once
       // handled, released when the answer is a 503 (the provider's retry of this very request is then accepted).
-      const signature = replayKey === undefined ? undefined : yield* cloud.claimSignature(providerId, replayKey)
+      const signature = replayKey === undefined ? undefined : yield* cloud.claimSignature(providerId, replayKey, bindingId)
       if (signature?.status === "replayed") {
         yield* count("replayed")
         return errorBody(409, "this signature was already accepted")
@@ -197,7 +229,7 @@ export const make = Effect.gen(function*() {
         yield* count("duplicate")
         return errorBody(503, "this request is being handled; retry later", 5_000)
       }
-      const handled = yield* handle(providerId, configured.config.kind, parse).pipe(
+      const handled = yield* handle(providerId, configured.config.kind, parse, bindingId).pipe(
         Effect.catchTag("CloudUnavailable", (error) => Effect.as(unavailable(providerId, error), { response: errorBody(503, "the cloud is unavailable; retry later", 5_000), retry: true }))
       )
       if (signature?.status === "claimed") yield* signature.settle(!handled.retry)

@@ -42,15 +42,15 @@ interface ChannelAccess {
 const bindingNotFound = () => new NotFound({ message: "channel binding not found" })
 
 /**
- * A binding's `credentialRef` outside the org's credential namespace (another org's variable, the gateway's own,
- * a path) is refused at once (400 naming `credentialRef`, with the org's prefix; never echoing the reference). The
- * gateway checks it again before resolving, and that check is the authoritative one.
+ * A binding's `credentialRef` (or `inboundCredentialRef`) outside the org's credential namespace (another org's
+ * variable, the gateway's own, a path) is refused at once (400 naming the field, with the org's prefix; never
+ * echoing the reference). The gateway checks it again before resolving, and that check is the authoritative one.
  */
-const checkCredentialRef = (ref: string | null | undefined, orgId: string) => {
+const checkCredentialRef = (ref: string | null | undefined, orgId: string, field: "credentialRef" | "inboundCredentialRef" = "credentialRef") => {
   if (ref === undefined || ref === null) return Effect.void
   const checked = orgCredentialRef(ref, orgId)
   return checked._tag === "Refused"
-    ? Effect.fail(new BadRequest({ message: `credentialRef refused: ${checked.reason}`, field: "credentialRef" }))
+    ? Effect.fail(new BadRequest({ message: `${field} refused: ${checked.reason}`, field }))
     : Effect.void
 }
 
@@ -199,6 +199,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         const caller = yield* access
         if (payload.providerKind === "webhook") yield* checkWebhookTarget(payload.externalTarget, webhookAllowedHosts)
         yield* checkCredentialRef(payload.credentialRef, caller.scope.orgId)
+        yield* checkCredentialRef(payload.inboundCredentialRef, caller.scope.orgId, "inboundCredentialRef")
         const binding = yield* channels.createBinding(caller.scope.orgId, payload)
         yield* audited(caller, "channel.binding_created", `channel_binding:${binding.id}`, bindingDetails(binding))
         return { binding }
@@ -214,6 +215,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
           yield* checkWebhookTarget(payload.externalTarget, webhookAllowedHosts)
         }
         yield* checkCredentialRef(payload.credentialRef, caller.scope.orgId)
+        yield* checkCredentialRef(payload.inboundCredentialRef, caller.scope.orgId, "inboundCredentialRef")
         const patch = { ...payload, statusDetail: payload.statusDetail === undefined || payload.statusDetail === null ? payload.statusDetail : redact(payload.statusDetail) }
         const binding = yield* channels.updateBinding(caller.scope.orgId, params.id, patch)
         yield* audited(caller, "channel.binding_updated", `channel_binding:${binding.id}`, { ...bindingDetails(binding), fields: Object.keys(payload) })

@@ -165,8 +165,12 @@ export interface ChannelProvider {
   readonly id: string
   readonly kind: ProviderKind
   readonly send: (message: OutboundMessage) => Effect.Effect<SendOutcome>
-  /** Checks the signature and parses an inbound request; absent when the kind takes no inbound (email). */
-  readonly verifyInbound?: ((request: InboundRequest) => Effect.Effect<VerifiedInbound, InboundRefused>) | undefined
+  /**
+   * Checks the signature and parses an inbound request; absent when the kind takes no inbound (email without a
+   * relay). `secret`: a binding's own inbound secret, checked in place of the provider's (Telegram's secret token,
+   * Slack's signing secret, the `v1` webhook / mail-relay secret).
+   */
+  readonly verifyInbound?: ((request: InboundRequest, secret?: string) => Effect.Effect<VerifiedInbound, InboundRefused>) | undefined
   /**
    * After a press: answers it (Telegram's `answerCallbackQuery`, so the client stops its spinner) and shows what came
    * of it on the pressed message (the answer in place of the buttons, or the selection so far). Best effort and

@@ -101,9 +101,9 @@ export const makeEmailProvider = (settings: EmailSettings): ChannelProvider => {
     logger: false
   })
   const secrets = [settings.password, settings.inboundSecret].filter((secret): secret is string => secret !== undefined)
-  const verify = (request: InboundRequest): Effect.Effect<VerifiedInbound, InboundRefused> =>
+  const verify = (request: InboundRequest, secret?: string): Effect.Effect<VerifiedInbound, InboundRefused> =>
     Effect.gen(function*() {
-      const { body, replayKey } = yield* verifySignedJson(settings.id, settings.inboundSecret, request)
+      const { body, replayKey } = yield* verifySignedJson(settings.id, secret ?? settings.inboundSecret, request)
       return { parse: yield* parseInboundMail(body as InboundMail), replayKey }
     })
   const classify = (error: unknown) => {

@@ -168,17 +168,18 @@ export const slackBlocks = (message: OutboundMessage): ReadonlyArray<unknown> | 
   return filled.length === 0 ? undefined : blocksOf(message.text, filled)
 }
 
-const verify = (settings: SlackSettings) => (request: InboundRequest): Effect.Effect<VerifiedInbound, InboundRefused> =>
+const verify = (settings: SlackSettings) => (request: InboundRequest, secret?: string): Effect.Effect<VerifiedInbound, InboundRefused> =>
   Effect.gen(function*() {
     const timestamp = request.headers[SLACK_TIMESTAMP_HEADER]
     const signature = request.headers[SLACK_SIGNATURE_HEADER]
-    if (settings.signingSecret === undefined || timestamp === undefined || signature === undefined) {
+    const signingSecret = secret ?? settings.signingSecret
+    if (signingSecret === undefined || timestamp === undefined || signature === undefined) {
       return yield* new InboundRefused({ reason: "missing_signature", message: `${SLACK_TIMESTAMP_HEADER} and ${SLACK_SIGNATURE_HEADER} are required` })
     }
     if (!isFresh(timestamp, request.nowMs)) {
       return yield* new InboundRefused({ reason: "stale_timestamp", message: `${SLACK_TIMESTAMP_HEADER} is outside the 5-minute window` })
     }
-    if (!verifySlack(settings.signingSecret, timestamp, request.rawBody, signature)) {
+    if (!verifySlack(signingSecret, timestamp, request.rawBody, signature)) {
       return yield* new InboundRefused({ reason: "bad_signature", message: `${SLACK_SIGNATURE_HEADER} does not match` })
     }
     const raw = Buffer.from(request.rawBody).toString("utf8")

@@ -121,13 +121,14 @@ export const parseTelegramUpdate = (update: TelegramUpdate): InboundParse => {
   }
 }
 
-const verify = (settings: TelegramSettings) => (request: InboundRequest): Effect.Effect<VerifiedInbound, InboundRefused> =>
+const verify = (settings: TelegramSettings) => (request: InboundRequest, secret?: string): Effect.Effect<VerifiedInbound, InboundRefused> =>
   Effect.gen(function*() {
     const presented = request.headers[TELEGRAM_SECRET_HEADER]
-    if (settings.webhookSecret === undefined || presented === undefined) {
+    const expected = secret ?? settings.webhookSecret
+    if (expected === undefined || presented === undefined) {
       return yield* new InboundRefused({ reason: "missing_signature", message: `${TELEGRAM_SECRET_HEADER} is required` })
     }
-    if (!verifyTelegram(settings.webhookSecret, presented)) {
+    if (!verifyTelegram(expected, presented)) {
       return yield* new InboundRefused({ reason: "bad_signature", message: `${TELEGRAM_SECRET_HEADER} does not match` })
     }
     const update = yield* Effect.try({

@@ -104,9 +104,9 @@ export const verifySignedJson = (providerId: string, secret: string | undefined,
     return { body: body as Record<string, unknown>, replayKey: replayKey(providerId, signature) }
   })
 
-const verify = (settings: WebhookSettings) => (request: InboundRequest): Effect.Effect<VerifiedInbound, InboundRefused> =>
+const verify = (settings: WebhookSettings) => (request: InboundRequest, secret?: string): Effect.Effect<VerifiedInbound, InboundRefused> =>
   Effect.gen(function*() {
-    const { body, replayKey } = yield* verifySignedJson(settings.id, settings.inboundSecret, request)
+    const { body, replayKey } = yield* verifySignedJson(settings.id, secret ?? settings.inboundSecret, request)
     return { parse: yield* parseWebhookEvent(body as WebhookEvent), replayKey }
   })
 

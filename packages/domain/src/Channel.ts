@@ -72,6 +72,12 @@ export const ChannelBinding = Schema.Struct({
   settings: Schema.Record(Schema.String, Schema.Unknown),
   /** The secret reference (never a secret). */
   credentialRef: Schema.NullOr(Schema.String),
+  /**
+   * The binding's own inbound signing secret, by reference in the org's namespace like `credentialRef`: inbound
+   * requests for this binding go to the gateway's `/webhooks/:providerId/:bindingId` signed with it, and the
+   * provider-wide secret no longer admits them.
+   */
+  inboundCredentialRef: Schema.NullOr(Schema.String),
   /** The default target: a chat / channel id, an email address, a URL. */
   externalTarget: Schema.String,
   inboundPolicy: InboundPolicy,
@@ -88,6 +94,7 @@ export const CreateChannelBindingBody = Schema.Struct({
   status: Schema.optional(ChannelBindingStatus),
   settings: Schema.optional(ChannelSettings),
   credentialRef: Schema.optional(CredentialRef),
+  inboundCredentialRef: Schema.optional(CredentialRef),
   inboundPolicy: Schema.optional(InboundPolicy)
 })
 export type CreateChannelBindingBody = typeof CreateChannelBindingBody.Type
@@ -99,6 +106,7 @@ export const UpdateChannelBindingBody = Schema.Struct({
   statusDetail: Schema.optional(Schema.NullOr(Text(500))),
   settings: Schema.optional(ChannelSettings),
   credentialRef: Schema.optional(Schema.NullOr(CredentialRef)),
+  inboundCredentialRef: Schema.optional(Schema.NullOr(CredentialRef)),
   inboundPolicy: Schema.optional(InboundPolicy)
 })
 export type UpdateChannelBindingBody = typeof UpdateChannelBindingBody.Type

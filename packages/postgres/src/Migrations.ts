@@ -573,6 +573,15 @@ CREATE INDEX IF NOT EXISTS cloud_browser_sessions_source_token ON cloud_browser_
 `
   },
   {
+    id: 36,
+    name: "channel_binding_inbound_credential",
+    // A binding's own inbound signing secret, by reference (like credential_ref): requests for it come to the
+    // gateway's /webhooks/:providerId/:bindingId signed with that secret instead of the provider-wide one.
+    sql: `
+ALTER TABLE cloud_channel_bindings ADD COLUMN IF NOT EXISTS inbound_credential_ref text;
+`
+  },
+  {
     id: 40,
     name: "session_pending_index",
     // The owner's hot reads of its own mailbox (start/next: the session's oldest pending command; close/release: is

@@ -26,6 +26,7 @@ interface BindingRow {
   readonly status_detail: string | null
   readonly settings: Record<string, unknown>
   readonly credential_ref: string | null
+  readonly inbound_credential_ref: string | null
   readonly external_target: string
   readonly inbound_policy: ChannelBinding["inboundPolicy"]
   readonly created_at: Date
@@ -42,6 +43,7 @@ const bindingView = (row: BindingRow): ChannelBinding => ({
   statusDetail: row.status_detail,
   settings: row.settings ?? {},
   credentialRef: row.credential_ref,
+  inboundCredentialRef: row.inbound_credential_ref,
   externalTarget: row.external_target,
   inboundPolicy: row.inbound_policy,
   createdAt: new Date(row.created_at).toISOString(),
@@ -154,8 +156,8 @@ export const make = Effect.gen(function*() {
     createBinding: Effect.fn("ChannelStore.createBinding")(function*(orgId, input) {
       const rows = yield* sql.unsafe<BindingRow>(
         `INSERT INTO cloud_channel_bindings (id, org_id, provider_kind, provider_id, display_name, status, settings, credential_ref,
-           external_target, inbound_policy)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)
+           external_target, inbound_policy, inbound_credential_ref)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)
          ON CONFLICT (org_id, provider_id, external_target) DO NOTHING RETURNING *`,
         [
           newChannelBindingId(),
@@ -167,7 +169,8 @@ export const make = Effect.gen(function*() {
           JSON.stringify(input.settings ?? {}),
           input.credentialRef ?? null,
           input.externalTarget,
-          input.inboundPolicy ?? "open"
+          input.inboundPolicy ?? "open",
+          input.inboundCredentialRef ?? null
         ]
       ).pipe(Effect.orDie)
       if (rows[0] === undefined) return yield* bindingClash()
@@ -194,6 +197,7 @@ export const make = Effect.gen(function*() {
            settings = COALESCE($8::jsonb, settings),
            credential_ref = CASE WHEN $9 THEN $10 ELSE credential_ref END,
            inbound_policy = COALESCE($11, inbound_policy),
+           inbound_credential_ref = CASE WHEN $12 THEN $13 ELSE inbound_credential_ref END,
            updated_at = now()
          WHERE org_id = $1 AND id = $2 RETURNING *`,
         [
@@ -207,7 +211,9 @@ export const make = Effect.gen(function*() {
           patch.settings === undefined ? null : JSON.stringify(patch.settings),
           has(patch.credentialRef),
           patch.credentialRef ?? null,
-          patch.inboundPolicy ?? null
+          patch.inboundPolicy ?? null,
+          has(patch.inboundCredentialRef),
+          patch.inboundCredentialRef ?? null
         ]
       ).pipe(
         Effect.catch((error) => (isUniqueViolation(error) ? Effect.fail(bindingClash()) : Effect.die(error)))

@@ -29,6 +29,7 @@ export interface BindingPatch {
   readonly statusDetail?: string | null | undefined
   readonly settings?: Record<string, unknown> | undefined
   readonly credentialRef?: string | null | undefined
+  readonly inboundCredentialRef?: string | null | undefined
   readonly inboundPolicy?: InboundPolicy | undefined
 }
 

@@ -87,6 +87,7 @@ export const makeChannelStoreMemory = (db: MemoryTables): ChannelStore["Service"
           statusDetail: null,
           settings: input.settings ?? {},
           credentialRef: input.credentialRef ?? null,
+          inboundCredentialRef: input.inboundCredentialRef ?? null,
           externalTarget: input.externalTarget,
           inboundPolicy: input.inboundPolicy ?? "open",
           createdAt: iso(now),
@@ -119,6 +120,7 @@ export const makeChannelStoreMemory = (db: MemoryTables): ChannelStore["Service"
           statusDetail: patch.statusDetail !== undefined ? patch.statusDetail : row.statusDetail,
           settings: patch.settings ?? row.settings,
           credentialRef: patch.credentialRef !== undefined ? patch.credentialRef : row.credentialRef,
+          inboundCredentialRef: patch.inboundCredentialRef !== undefined ? patch.inboundCredentialRef : row.inboundCredentialRef,
           inboundPolicy: patch.inboundPolicy ?? row.inboundPolicy,
           updatedAt: iso(now)
         }

@@ -474,6 +474,70 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       yield* Scope.close(worker, Exit.void)
     }))
 
+  it.effect("a binding's own inbound secret: its requests come signed with it to /webhooks/:providerId/:bindingId and reach only that binding; the provider-wide secret no longer admits it", () =>
+    Effect.gen(function*() {
+      const receiver = new WebhookReceiver(HOOK_OUT)
+      yield* promise(() => receiver.start())
+      yield* Effect.addFinalizer(() => promise(() => receiver.stop()))
+      const { orgId, token: admin, url } = yield* orgAdmin
+      const ownIn = `${orgCredentialEnvPrefix(orgId)}HOOK_IN`
+      const ownSecret = "canary-roundtrip-binding-inbound-secret"
+      // Store time: a reference outside the org's namespace is refused naming the field (and not echoed).
+      const outside = yield* http("POST", `${url}/api/channels/bindings`, admin, {
+        providerKind: "webhook", providerId: "hooks", displayName: "x", externalTarget: `${receiver.url}/outside`, inboundCredentialRef: "env:RT_HOOK_IN"
+      })
+      assert.strictEqual(outside.status, 400, JSON.stringify(outside.body))
+      assert.include(JSON.stringify(outside.body), "inboundCredentialRef")
+      assert.notInclude(JSON.stringify(outside.body), "RT_HOOK_IN")
+      const own = yield* createBinding(url, admin, { providerKind: "webhook", providerId: "hooks", externalTarget: `${receiver.url}/own`, inboundCredentialRef: `env:${ownIn}` })
+      const shared = yield* createBinding(url, admin, { providerKind: "webhook", providerId: "hooks", externalTarget: `${receiver.url}/shared` })
+      assert.strictEqual((own as { inboundCredentialRef?: unknown }).inboundCredentialRef, `env:${ownIn}`)
+      const gatewayToken = yield* issueGatewayToken(url, admin, [own.id, shared.id])
+      const worker = yield* startWorker("worker-gateway-own-inbound")
+      const gateway = yield* startGateway(url, gatewayToken, [
+        { id: "hooks", kind: "webhook", inboundSecretRef: "env:RT_HOOK_IN", outboundSecretRef: "env:RT_HOOK_OUT", timeoutMs: 2_000 }
+      ], { ...env, [ownIn]: ownSecret })
+      yield* until("the gateway is ready", Effect.map(http("GET", `${gateway.url}/ready`, undefined), (r) => (r.status === 200 ? true : undefined)))
+      const post = (path: string, event: Record<string, unknown>, secret: string) => {
+        const body = JSON.stringify(event)
+        const ts = nowSeconds()
+        return http("POST", `${gateway.url}${path}`, undefined, body, {
+          [InboundSignatures.WEBHOOK_TIMESTAMP_HEADER]: ts,
+          [InboundSignatures.WEBHOOK_SIGNATURE_HEADER]: InboundSignatures.signWebhook(secret, ts, body)
+        })
+      }
+      const event = (eventId: string, target: string, text: string) => ({ eventId, target, userId: "ext-1", text })
+
+      // Its own path, its own secret: a prompt on that binding, the reply at its URL.
+      const accepted = yield* post(`/webhooks/hooks/${own.id}`, event("own-1", own.id, "via my own secret"), ownSecret)
+      assert.deepStrictEqual([accepted.status, accepted.body], [202, { status: "prompted" }])
+      yield* promise(() => receiver.waitForKeys(1, 30_000))
+      assert.deepInclude(receiver.received[0]!.body as object, { text: "echo: via my own secret" })
+      // The provider-wide secret on its path, and its own secret on the provider-wide path, are refused.
+      assert.strictEqual((yield* post(`/webhooks/hooks/${own.id}`, event("own-2", own.id, "provider secret"), HOOK_IN)).status, 401)
+      assert.strictEqual((yield* post("/webhooks/hooks", event("own-3", own.id, "own secret, shared path"), ownSecret)).status, 401)
+      // The provider-wide secret naming the binding that has its own: not admitted (unbound), nothing prompted.
+      const sharedPath = yield* post("/webhooks/hooks", event("own-4", own.id, "provider secret naming it"), HOOK_IN)
+      assert.deepStrictEqual([sharedPath.status, sharedPath.body], [200, { status: "unbound" }])
+      // Its own secret naming another binding: that binding is not reached.
+      const across = yield* post(`/webhooks/hooks/${own.id}`, event("own-5", shared.id, "own secret naming another"), ownSecret)
+      assert.deepStrictEqual([across.status, across.body], [200, { status: "unbound" }])
+      // A binding without its own secret has no such path; the provider-wide path still serves it.
+      assert.strictEqual((yield* post(`/webhooks/hooks/${shared.id}`, event("sh-1", shared.id, "no own secret"), HOOK_IN)).status, 404)
+      assert.strictEqual((yield* post("/webhooks/hooks", event("sh-2", shared.id, "the shared way"), HOOK_IN)).status, 202)
+      yield* promise(() => receiver.waitForKeys(2, 30_000))
+      assert.deepStrictEqual(receiver.received.map((r) => (r.body as { text: string }).text).sort(), ["echo: the shared way", "echo: via my own secret"])
+
+      const shown = [
+        yield* http("GET", `${gateway.url}/diagnostics`, undefined, undefined, gateway.admin),
+        yield* http("GET", `${gateway.url}/metrics`, undefined, undefined, gateway.admin),
+        yield* http("GET", `${url}/api/channels/bindings`, admin)
+      ].map((r) => typeof r.body === "string" ? r.body : JSON.stringify(r.body))
+      for (const text of shown) assert.notInclude(text, ownSecret)
+      yield* gateway.stop
+      yield* Scope.close(worker, Exit.void)
+    }))
+
   it.effect("a refused bot token shows on the binding as auth_required (redacted detail), and active again once it works", () =>
     Effect.gen(function*() {
       const telegram = new FakeTelegram(TG_TOKEN)

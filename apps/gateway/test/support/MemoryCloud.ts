@@ -46,6 +46,9 @@ export class MemoryCloud {
   readonly statusReports: Array<{ providerId: string; status: string }> = []
   /** `credentialRef` per binding (absent: none). */
   readonly credentialRefs = new Map<string, string>()
+  /** `inboundCredentialRef` per binding (absent: none), and each such binding's provider id. */
+  readonly inboundCredentialRefs = new Map<string, string>()
+  readonly bindingProviders = new Map<string, string>()
   readonly bindingReports: Array<{ channelBindingId: string; status: string; detail: string | null }> = []
   readonly bindings: ReadonlyArray<string>
   /** The org every binding here belongs to (the namespace a `credentialRef` resolves in). */
@@ -205,10 +208,10 @@ export class MemoryCloud {
           return { status: "prompted" as const, sessionId: "ses_memory" }
         })),
       reportProviderStatus: (providerId, status) => Effect.sync(() => void self.statusReports.push({ providerId, status })),
-      credentialRef: (channelBindingId) =>
+      credentialRef: (channelBindingId, use = "outbound") =>
         Effect.sync(() => {
-          const credentialRef = self.credentialRefs.get(channelBindingId)
-          return credentialRef === undefined ? null : { orgId: self.orgId, credentialRef }
+          const credentialRef = (use === "outbound" ? self.credentialRefs : self.inboundCredentialRefs).get(channelBindingId)
+          return credentialRef === undefined ? null : { orgId: self.orgId, credentialRef, providerId: self.bindingProviders.get(channelBindingId) ?? "" }
         }),
       reportBindingStatus: (channelBindingId, status, detail) => Effect.sync(() => void self.bindingReports.push({ channelBindingId, status, detail })),
       listDeliveries: (query) =>

@@ -26,7 +26,7 @@ export const channelStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
       onFreshStore(harness, Effect.gen(function*() {
         const channels = yield* ChannelStore
         const { orgId, binding } = yield* orgWithBinding
-        assert.deepInclude(binding, { orgId, status: "active", inboundPolicy: "open", credentialRef: null, statusDetail: null })
+        assert.deepInclude(binding, { orgId, status: "active", inboundPolicy: "open", credentialRef: null, inboundCredentialRef: null, statusDetail: null })
         assert.instanceOf(yield* Effect.flip(channels.createBinding(orgId, bindingInput)), Conflict)
         const other = yield* newOrg
         yield* channels.createBinding(other, bindingInput)
@@ -34,12 +34,18 @@ export const channelStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
           status: "auth_required",
           statusDetail: "401 from provider",
           credentialRef: "env:HOOK_SECRET",
+          inboundCredentialRef: "env:HOOK_IN",
           settings: { format: "json" }
         })
-        assert.deepInclude(updated, { status: "auth_required", statusDetail: "401 from provider", credentialRef: "env:HOOK_SECRET" })
+        assert.deepInclude(updated, { status: "auth_required", statusDetail: "401 from provider", credentialRef: "env:HOOK_SECRET", inboundCredentialRef: "env:HOOK_IN" })
         assert.deepStrictEqual(updated.settings, { format: "json" })
-        const cleared = yield* channels.updateBinding(orgId, binding.id, { statusDetail: null, credentialRef: null })
-        assert.deepInclude(cleared, { statusDetail: null, credentialRef: null, status: "auth_required" })
+        // A patch without the field keeps it; null clears it.
+        assert.deepInclude(yield* channels.updateBinding(orgId, binding.id, { displayName: "renamed" }), { inboundCredentialRef: "env:HOOK_IN" })
+        const cleared = yield* channels.updateBinding(orgId, binding.id, { statusDetail: null, credentialRef: null, inboundCredentialRef: null })
+        assert.deepInclude(cleared, { statusDetail: null, credentialRef: null, inboundCredentialRef: null, status: "auth_required" })
+        const created = yield* channels.createBinding(orgId, { ...bindingInput, externalTarget: "https://hooks.example.com/own", inboundCredentialRef: "env:OWN_IN" })
+        assert.deepInclude((yield* channels.getBinding(orgId, created.id)), { inboundCredentialRef: "env:OWN_IN" })
+        yield* channels.deleteBinding(orgId, created.id)
         assert.instanceOf(yield* Effect.flip(channels.getBinding(other, binding.id)), NotFound)
         assert.instanceOf(yield* Effect.flip(channels.updateBinding(other, binding.id, { status: "disabled" })), NotFound)
         assert.deepStrictEqual((yield* channels.listBindings(orgId)).map((b) => b.id), [binding.id])
