@@ -4,7 +4,7 @@ import { assert, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { Browser } from "./support/Browser.ts"
-import { baseUrl, layer, orgWithToken, platformToken, request } from "./support/WebTestServer.ts"
+import { baseUrl, bindingWithGatewayToken, layer, orgWithToken, platformToken, request } from "./support/WebTestServer.ts"
 
 /** After offboarding, every way into the org is refused at the HTTP level; another org carries on. */
 it.layer(PgOffboarding.layer.pipe(Layer.provideMerge(layer)))("tenant offboarding over HTTP", (it) => {
@@ -41,17 +41,8 @@ it.layer(PgOffboarding.layer.pipe(Layer.provideMerge(layer)))("tenant offboardin
   it.effect("the route ends the org's channels: bindings disabled, deliveries dead-lettered, its gateway token refused", () =>
     TestClock.withLive(Effect.gen(function*() {
       const leaving = yield* orgWithToken(["admin", "operator", "web"])
-      const binding = yield* request("POST", "/api/channels/bindings", {
-        token: leaving.token,
-        body: { providerKind: "telegram", providerId: "tg-main", displayName: "chat", externalTarget: "-1001", credentialRef: "file:telegram-bot-token" }
-      })
-      assert.strictEqual(binding.status, 201, JSON.stringify(binding.body))
-      const issued = yield* request("POST", "/api/channels/gateway-tokens", {
-        token: leaving.token,
-        body: { name: "gw", channelBindingIds: [binding.body.binding.id] }
-      })
-      const gateway = issued.body.secret as string
-      const prompted = yield* request("POST", `/api/channels/bindings/${binding.body.binding.id}/prompt`, {
+      const { bindingId, gatewayToken: gateway } = yield* bindingWithGatewayToken(leaving.token)
+      const prompted = yield* request("POST", `/api/channels/bindings/${bindingId}/prompt`, {
         token: gateway,
         body: { providerEventId: "u-1", externalThreadId: "chat-1", externalUserId: "user-1", text: "hi" }
       })

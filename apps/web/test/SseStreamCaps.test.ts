@@ -9,7 +9,7 @@ import * as Path from "node:path"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import * as WebRole from "../src/WebRole.ts"
 import { connect } from "../../../test/support/SseClient.ts"
-import { baseUrl, orgWithToken, request } from "./support/WebTestServer.ts"
+import { baseUrl, bindingWithGatewayToken, orgWithToken, request } from "./support/WebTestServer.ts"
 
 /** The web role as `cowork up` builds it (process role `all`), with a per-org cap of 2 streams. */
 const layer = WebRole.layerServeAs("all").pipe(
@@ -97,26 +97,17 @@ it.layer(layer, { excludeTestServices: true })("per-org SSE stream caps", (it) =
   it.effect("the gateway delivery stream takes one of the org's slots like session and workspace streams", () =>
     Effect.scoped(Effect.gen(function*() {
       const admin = yield* orgWithToken(["web", "admin"])
-      const binding = yield* request("POST", "/api/channels/bindings", {
-        token: admin.token,
-        body: { providerKind: "telegram", providerId: "tg", displayName: "caps", externalTarget: "-1", credentialRef: "file:telegram-bot-token" }
-      })
-      assert.strictEqual(binding.status, 201, JSON.stringify(binding.body))
-      const issued = yield* request("POST", "/api/channels/gateway-tokens", {
-        token: admin.token,
-        body: { name: "gw", channelBindingIds: [binding.body.binding.id] }
-      })
-      assert.strictEqual(issued.status, 201, JSON.stringify(issued.body))
+      const { gatewayToken } = yield* bindingWithGatewayToken(admin.token)
       const base = yield* baseUrl
       const deliveryUrl = `${base}/api/channels/deliveries/stream`
-      const asGateway = { authorization: `Bearer ${issued.body.secret}` }
+      const asGateway = { authorization: `Bearer ${gatewayToken}` }
 
       const delivery = yield* connect(deliveryUrl, asGateway)
       const workspace = yield* connect(`${base}/api/events`, { authorization: `Bearer ${admin.token}` })
       assert.deepStrictEqual([delivery.status, workspace.status], [200, 200])
       yield* gaugeBecomes(2)
 
-      const refusedDelivery = yield* request("GET", "/api/channels/deliveries/stream", { token: issued.body.secret })
+      const refusedDelivery = yield* request("GET", "/api/channels/deliveries/stream", { token: gatewayToken })
       assert.strictEqual(refusedDelivery.status, 429, "a delivery stream over the org's cap")
       assert.strictEqual(refusedDelivery.headers.get("retry-after"), "5")
       assert.strictEqual(refusedDelivery.body.error.details.limit, 2)

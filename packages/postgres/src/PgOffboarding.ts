@@ -1,5 +1,5 @@
 import { NotFound } from "@cowork/domain"
-import { OFFBOARDED_DELIVERY_ERROR, type OffboardingReport, Offboarding, type OrgActivity } from "@cowork/services"
+import { nothingEnded, OFFBOARDED_DELIVERY_ERROR, Offboarding, offboardingReport, type OrgActivity } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { notifyRevocations } from "./Channels.ts"
@@ -54,68 +54,52 @@ export const make = Effect.gen(function*() {
         `UPDATE cloud_api_tokens SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL RETURNING 'gateway' = ANY(scopes) AS gateway`,
         [orgId]
       )
-      const apiTokens = revokedTokens.length
-      const gatewayTokens = revokedTokens.filter((token) => token.gateway).length
-      const channelBindings = count(yield* sql.unsafe(
+      const ended = nothingEnded()
+      ended.apiTokens = revokedTokens.length
+      ended.gatewayTokens = revokedTokens.filter((token) => token.gateway).length
+      ended.channelBindings = count(yield* sql.unsafe(
         `UPDATE cloud_channel_bindings SET status = 'disabled', status_detail = $2, updated_at = now()
          WHERE org_id = $1 AND status <> 'disabled' RETURNING id`,
         [orgId, OFFBOARDED_DELIVERY_ERROR]
       ))
       // A gateway still holding a claim then gets ClaimLost on its ack: nothing of the org is sent after this commit.
-      const deliveries = count(yield* sql.unsafe(
+      ended.deliveries = count(yield* sql.unsafe(
         `UPDATE cloud_channel_deliveries SET status = 'dead', claim_token = NULL, claim_expires_at = NULL, last_error = $2, updated_at = now()
          WHERE org_id = $1 AND status IN ('pending', 'failed', 'claimed') RETURNING id`,
         [orgId, OFFBOARDED_DELIVERY_ERROR]
       ))
-      const browserSessions = count(yield* sql.unsafe(
+      ended.browserSessions = count(yield* sql.unsafe(
         `UPDATE cloud_browser_sessions SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL
            AND idle_expires_at > now() AND absolute_expires_at > now() RETURNING id`,
         [orgId]
       ))
       yield* sql.unsafe(`UPDATE cloud_browser_sessions SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL`, [orgId])
-      const pendingCommands = count(yield* sql.unsafe(
+      ended.pendingCommands = count(yield* sql.unsafe(
         `UPDATE cloud_session_commands SET status = 'cancelled' WHERE org_id = $1 AND status = 'pending' RETURNING id`,
         [orgId]
       ))
-      const sessions = count(yield* sql.unsafe(
+      ended.sessions = count(yield* sql.unsafe(
         `UPDATE cloud_sessions SET aborted_at = now() WHERE org_id = $1 AND aborted_at IS NULL RETURNING id`,
         [orgId]
       ))
-      const workflows = count(yield* sql.unsafe(
+      ended.workflows = count(yield* sql.unsafe(
         `UPDATE cloud_workflows SET status = 'archived', next_run_at = NULL WHERE org_id = $1 AND status <> 'archived' RETURNING id`,
         [orgId]
       ))
       const orgWorkers = `SELECT w.id FROM cloud_workers w JOIN cloud_worker_pools p ON p.id = w.pool_id WHERE p.org_id = $1`
-      const workers = count(yield* sql.unsafe(
+      ended.workers = count(yield* sql.unsafe(
         `UPDATE cloud_workers SET status = 'revoked', updated_at = now()
          WHERE id IN (${orgWorkers}) AND status NOT IN ('retired', 'revoked') RETURNING id`,
         [orgId]
       ))
-      const workerCredentials = count(yield* sql.unsafe(
+      ended.workerCredentials = count(yield* sql.unsafe(
         `UPDATE cloud_worker_credentials SET revoked_at = now() WHERE worker_id IN (${orgWorkers}) AND revoked_at IS NULL RETURNING id`,
         [orgId]
       ))
-      const byokKeys = count(yield* sql.unsafe(`DELETE FROM cloud_byok_keys WHERE org_id = $1 RETURNING provider`, [orgId]))
+      ended.byokKeys = count(yield* sql.unsafe(`DELETE FROM cloud_byok_keys WHERE org_id = $1 RETURNING provider`, [orgId]))
       // At commit, every web process drops the org's cached tokens and ends its open streams.
       yield* notifyRevocations(sql, [{ kind: "org", id: orgId }])
-      return {
-        orgId,
-        offboardedAt: org[0].offboarded_at.toISOString(),
-        ended: {
-          apiTokens,
-          browserSessions,
-          pendingCommands,
-          sessions,
-          workflows,
-          workers,
-          workerCredentials,
-          byokKeys,
-          gatewayTokens,
-          channelBindings,
-          deliveries
-        },
-        remaining: yield* activityOf(orgId)
-      } satisfies OffboardingReport
+      return offboardingReport(orgId, org[0].offboarded_at, ended, yield* activityOf(orgId))
     })).pipe(Effect.catchTag("SqlError", Effect.die))
   })
 

@@ -29,25 +29,51 @@ export interface OrgActivity {
 /** What offboarding does to a delivery it ends (its `lastError`). */
 export const OFFBOARDED_DELIVERY_ERROR = "the organization was offboarded"
 
+/** What one offboarding ended, by kind. */
+export interface OffboardingEnded {
+  apiTokens: number
+  browserSessions: number
+  pendingCommands: number
+  sessions: number
+  workflows: number
+  workers: number
+  workerCredentials: number
+  byokKeys: number
+  /** Of `apiTokens`, those with the `gateway` scope. */
+  gatewayTokens: number
+  channelBindings: number
+  deliveries: number
+}
+
 export interface OffboardingReport {
   readonly orgId: string
   readonly offboardedAt: string
-  readonly ended: {
-    readonly apiTokens: number
-    readonly browserSessions: number
-    readonly pendingCommands: number
-    readonly sessions: number
-    readonly workflows: number
-    readonly workers: number
-    readonly workerCredentials: number
-    readonly byokKeys: number
-    /** Of `apiTokens`, those with the `gateway` scope. */
-    readonly gatewayTokens: number
-    readonly channelBindings: number
-    readonly deliveries: number
-  }
+  readonly ended: Readonly<OffboardingEnded>
   readonly remaining: OrgActivity
 }
+
+/** Nothing ended yet: a store counts what it ends into this, then reports it with `offboardingReport`. */
+export const nothingEnded = (): OffboardingEnded => ({
+  apiTokens: 0,
+  browserSessions: 0,
+  pendingCommands: 0,
+  sessions: 0,
+  workflows: 0,
+  workers: 0,
+  workerCredentials: 0,
+  byokKeys: 0,
+  gatewayTokens: 0,
+  channelBindings: 0,
+  deliveries: 0
+})
+
+/** The report every `Offboarding` store answers with. */
+export const offboardingReport = (orgId: string, offboardedAt: Date, ended: OffboardingEnded, remaining: OrgActivity): OffboardingReport => ({
+  orgId,
+  offboardedAt: offboardedAt.toISOString(),
+  ended,
+  remaining
+})
 
 /**
  * The artifacts step of offboarding, after the transaction: under `delete`, every artifact object and row of the org
@@ -136,16 +162,14 @@ export class Offboarding extends Context.Service<Offboarding, {
             if (!db.orgs.has(orgId)) return yield* notFound(orgId)
             const now = yield* Clock.currentTimeMillis
             if (!offboardedAt.has(orgId)) offboardedAt.set(orgId, now)
-            let apiTokens = 0
-            let gatewayTokens = 0
+            const ended = nothingEnded()
             for (const token of db.tokens.values()) {
               if (token.orgId === orgId && token.revokedAt === null) {
                 token.revokedAt = now
-                apiTokens++
-                if (token.scopes.includes("gateway")) gatewayTokens++
+                ended.apiTokens++
+                if (token.scopes.includes("gateway")) ended.gatewayTokens++
               }
             }
-            let channelBindings = 0
             for (const binding of db.channelTables.bindings.values()) {
               if (binding.orgId === orgId && binding.status !== "disabled") {
                 db.channelTables.bindings.set(binding.id, {
@@ -154,10 +178,9 @@ export class Offboarding extends Context.Service<Offboarding, {
                   statusDetail: OFFBOARDED_DELIVERY_ERROR,
                   updatedAt: new Date(now).toISOString()
                 })
-                channelBindings++
+                ended.channelBindings++
               }
             }
-            let deliveries = 0
             for (const delivery of db.channelTables.deliveries) {
               if (delivery.orgId === orgId && (delivery.status === "pending" || delivery.status === "failed" || delivery.status === "claimed")) {
                 delivery.status = "dead"
@@ -165,68 +188,47 @@ export class Offboarding extends Context.Service<Offboarding, {
                 delivery.claimExpiresAt = null
                 delivery.lastError = OFFBOARDED_DELIVERY_ERROR
                 delivery.updatedAt = now
-                deliveries++
+                ended.deliveries++
               }
             }
-            const browserSessions = yield* identity.revokeOrgSessions(orgId)
-            let pendingCommands = 0
+            ended.browserSessions = yield* identity.revokeOrgSessions(orgId)
             for (const command of db.commands) {
               if (command.orgId === orgId && command.status === "pending") {
                 command.status = "cancelled"
-                pendingCommands++
+                ended.pendingCommands++
               }
             }
-            let sessions = 0
             for (const session of db.sessions.values()) {
               if (session.orgId === orgId && session.abortedAt === null) {
                 session.abortedAt = now
-                sessions++
+                ended.sessions++
               }
             }
-            let workflows = 0
             for (const workflow of db.workflowTables.workflows.values()) {
               if (workflow.orgId === orgId && workflow.lifecycle !== "archived") {
                 workflow.lifecycle = "archived"
                 workflow.nextRunAt = null
-                workflows++
+                ended.workflows++
               }
             }
             const workerIds = orgWorkerIds(orgId)
-            let workers = 0
             for (const worker of db.workers.values()) {
               if (workerIds.has(worker.id) && worker.status !== "retired" && worker.status !== "revoked") {
                 db.workers.set(worker.id, { ...worker, status: "revoked", updatedAt: new Date(now).toISOString() })
-                workers++
+                ended.workers++
               }
             }
-            let workerCredentials = 0
             for (const credential of db.credentials.values()) {
               if (workerIds.has(credential.workerId) && credential.revokedAt === null) {
                 db.credentials.set(credential.id, { ...credential, revokedAt: new Date(now).toISOString() })
-                workerCredentials++
+                ended.workerCredentials++
               }
             }
             const keys = yield* byok.list(orgId)
             for (const key of keys) yield* Effect.ignore(byok.remove(orgId, key.provider))
+            ended.byokKeys = keys.length
             PubSub.publishUnsafe<Revocation>(db.revocations, { kind: "org", id: orgId })
-            return {
-              orgId,
-              offboardedAt: new Date(offboardedAt.get(orgId)!).toISOString(),
-              ended: {
-                apiTokens,
-                browserSessions,
-                pendingCommands,
-                sessions,
-                workflows,
-                workers,
-                workerCredentials,
-                byokKeys: keys.length,
-                gatewayTokens,
-                channelBindings,
-                deliveries
-              },
-              remaining: yield* activity(orgId)
-            } satisfies OffboardingReport
+            return offboardingReport(orgId, new Date(offboardedAt.get(orgId)!), ended, yield* activity(orgId))
           })
       })
     })

@@ -79,6 +79,22 @@ export const request = (
   })
 
 
+/** A Telegram binding in the admin's org and a gateway token bound to it, both through the API (each must be 201). */
+export const bindingWithGatewayToken = (adminToken: string) =>
+  Effect.gen(function*() {
+    const binding = yield* request("POST", "/api/channels/bindings", {
+      token: adminToken,
+      body: { providerKind: "telegram", providerId: "tg-main", displayName: "chat", externalTarget: "-1001", credentialRef: "file:telegram-bot-token" }
+    })
+    if (binding.status !== 201) return yield* Effect.die(new Error(`binding create: ${binding.status} ${JSON.stringify(binding.body)}`))
+    const issued = yield* request("POST", "/api/channels/gateway-tokens", {
+      token: adminToken,
+      body: { name: "gw", channelBindingIds: [binding.body.binding.id] }
+    })
+    if (issued.status !== 201) return yield* Effect.die(new Error(`gateway token: ${issued.status} ${JSON.stringify(issued.body)}`))
+    return { bindingId: binding.body.binding.id as string, gatewayToken: issued.body.secret as string }
+  })
+
 /** Another token of the given scopes in an existing org. */
 export const tokenFor = (orgId: string, scopes: ReadonlyArray<"web" | "admin" | "operator" | "worker">) =>
   Effect.gen(function*() {
