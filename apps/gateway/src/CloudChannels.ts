@@ -126,6 +126,11 @@ export class CloudChannels extends Context.Service<CloudChannels, {
    */
   readonly inbound: (providerId: string, providerKind: ProviderKind, message: InboundMessage, viaBinding?: string) => Effect.Effect<InboundResult, CloudUnavailable>
   /**
+   * Whether the message's user may answer on its binding (the binding found as `inbound` finds it, active, and its
+   * `inboundPolicy` admitting the user) — for a pick that only changes what the message shows, nothing is queued.
+   */
+  readonly mayAnswer: (providerId: string, message: InboundMessage, viaBinding?: string) => Effect.Effect<"admitted" | "unbound" | "refused", CloudUnavailable>
+  /**
    * The binding's `credentialRef` (a reference, never a secret) with the binding's org (the namespace it resolves
    * in), or null: from the bindings this token serves, read again when the cached list is older than 30 s (a changed
    * reference is picked up within that).

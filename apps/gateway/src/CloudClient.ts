@@ -134,6 +134,21 @@ export const make = Effect.gen(function*() {
       return match(yield* loadBindings)
     })
 
+  /**
+   * The binding an inbound message reaches. Signed with a binding's own secret (`viaBinding`): that binding only, when
+   * the message names its target or id. Signed with the provider's: the binding of the target, unless it has its own.
+   */
+  const inboundBinding = (providerId: string, message: InboundMessage, viaBinding: string | undefined) =>
+    Effect.map(
+      viaBinding === undefined ? bindingFor(providerId, message.externalTarget) : bindingById(providerId, viaBinding),
+      (found) =>
+        found === undefined
+          ? undefined
+          : viaBinding === undefined
+          ? (found.inboundCredentialRef === null ? found : undefined)
+          : (found.externalTarget === message.externalTarget || found.id === message.externalTarget ? found : undefined)
+    )
+
   const firstBindingOf = (providerId: string) =>
     Effect.gen(function*() {
       const pick = (list: ReadonlyArray<ChannelBinding>) => [...list].filter((b) => b.providerId === providerId).sort((a, b) => a.id.localeCompare(b.id))[0]
@@ -222,15 +237,20 @@ export const make = Effect.gen(function*() {
             }).pipe(Effect.ignore)
         } satisfies SignatureClaim as SignatureClaim
       }),
+    mayAnswer: (providerId, message, viaBinding) =>
+      Effect.gen(function*() {
+        const binding = yield* inboundBinding(providerId, message, viaBinding)
+        if (binding === undefined) return "unbound" as const
+        if (binding.status !== "active") return "refused" as const
+        const resolved = yield* channels.resolveIdentity({ payload: { channelBindingId: binding.id, externalUserId: message.externalUserId } }).pipe(
+          Effect.map((identity) => identity.mayPrompt),
+          Effect.catch((error) => (tagOf(error) === "NotFound" ? Effect.succeed(false) : Effect.fail(unavailable(error))))
+        )
+        return resolved ? "admitted" as const : "refused" as const
+      }),
     inbound: (providerId, _kind, message, viaBinding) =>
       Effect.gen(function*() {
-        const found = viaBinding === undefined ? yield* bindingFor(providerId, message.externalTarget) : yield* bindingById(providerId, viaBinding)
-        // Signed with a binding's own secret: that binding only. Signed with the provider's: not a binding that has its own.
-        const binding = found === undefined
-          ? undefined
-          : viaBinding === undefined
-          ? (found.inboundCredentialRef === null ? found : undefined)
-          : (found.externalTarget === message.externalTarget || found.id === message.externalTarget ? found : undefined)
+        const binding = yield* inboundBinding(providerId, message, viaBinding)
         if (binding === undefined) return { status: "unbound" } satisfies InboundResult
         const claim = yield* channels.claimProviderEvent({
           payload: {

@@ -92,7 +92,14 @@ export const make = Effect.gen(function*() {
             : { target: parse.message.externalTarget, userId: parse.message.externalUserId, message: pressedMessage }
           // A pick that leaves a question unchosen: nothing for the cloud yet, the message shows the selection so far
           // (its buttons' data carry it, so the press that completes it answers every question).
+          // Only a user who may answer there changes it (the binding's inbound policy, as for the answer itself).
           if (answer !== undefined && !completes(answer)) {
+            const may = yield* cloud.mayAnswer(providerId, parse.message, viaBinding)
+            if (may !== "admitted") {
+              yield* count(may === "unbound" ? "unbound" : "ignored")
+              yield* acknowledge(providerId, press, { _tag: "NotTaken", note: may === "unbound" ? "This chat is not bound to a session." : "Not taken: you may not answer here." })
+              return { response: HttpServerResponse.jsonUnsafe({ status: may }), retry: false }
+            }
             yield* count("selected")
             const buttons = pressedMessage?.buttons
             yield* acknowledge(providerId, press, buttons === undefined

@@ -83,6 +83,9 @@ export const parseInboundMail = (body: InboundMail): Effect.Effect<InboundParse,
 export const replyInstructions = (message: OutboundMessage): string => {
   if (message.eventType === "permission.requested") return "Reply to this email with once, always or reject."
   if (message.eventType !== "question.asked") return ""
+  if ((message.buttons ?? []).some((button) => (button.choice?.questions ?? 1) > 1)) {
+    return "Reply to this email with one line per question, in order; the text above the quoted message is taken."
+  }
   const options = (message.buttons ?? []).filter((button) => button.value !== "reject").map((button) => button.label)
   return `Reply to this email with your answer${options.length > 0 ? ` (${options.join(" / ")})` : ""}; the text above the quoted message is taken.`
 }

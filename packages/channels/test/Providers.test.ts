@@ -292,6 +292,9 @@ describe("Email provider (nodemailer to a real SMTP receiver)", () => {
     const buttons = [{ label: "yes", requestId: "que_1", value: "yes" }, { label: "no", requestId: "que_1", value: "no" }, { label: "Reject", requestId: "que_1", value: "reject" }]
     assert.deepInclude(await Effect.runPromise(mail.send({ ...message("alice@example.com", "dlv-q-1"), eventType: "question.asked", buttons })), { _tag: "Sent" })
     assert.include(smtp.mails.at(-1)!.raw, "Reply to this email with your answer (yes / no)")
+    const picks = [0, 1].map((question) => ({ label: `${question + 1}: yes`, requestId: "que_2", choice: { question, option: 0, questions: 2 }, row: question }))
+    assert.deepInclude(await Effect.runPromise(mail.send({ ...message("alice@example.com", "dlv-q-2"), eventType: "question.asked", buttons: picks })), { _tag: "Sent" })
+    assert.include(smtp.mails.at(-1)!.raw, "Reply to this email with one line per question, in order")
     assert.isUndefined(makeEmailProvider(settings).verifyInbound, "outbound only without an inbound secret")
     const now = Date.now()
     const ts = String(Math.floor(now / 1000))
@@ -317,6 +320,17 @@ describe("Email provider (nodemailer to a real SMTP receiver)", () => {
     }
     const forged = await verify(reply, "wrong")
     assert.isTrue(Exit.isFailure(forged) && JSON.stringify(forged.cause).includes("bad_signature"))
+    // A binding's own inbound secret is checked in place of the provider's.
+    const own = (signedWith: string) => {
+      const body = JSON.stringify(reply)
+      return Effect.runPromiseExit(mail.verifyInbound!({
+        headers: { [InboundSignatures.WEBHOOK_TIMESTAMP_HEADER]: ts, [InboundSignatures.WEBHOOK_SIGNATURE_HEADER]: InboundSignatures.signWebhook(signedWith, ts, body) },
+        rawBody: Buffer.from(body),
+        nowMs: now
+      }, "binding-secret"))
+    }
+    assert.isTrue(Exit.isSuccess(await own("binding-secret")))
+    assert.isTrue(Exit.isFailure(await own("relay-secret")), "the provider's secret does not pass for a binding's own")
     const noFrom = await verify({ messageId: "<x@y>", from: "nobody", text: "hi" })
     assert.isTrue(Exit.isFailure(noFrom) && JSON.stringify(noFrom.cause).includes("from is required"))
     const quoteOnly = await verify({ messageId: "<q@y>", from: "a@b.c", text: "> only the quote" })

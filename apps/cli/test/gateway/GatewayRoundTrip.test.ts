@@ -272,6 +272,17 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       assert.deepInclude(telegram.sends[3], { chatId: "3004", text: "echo: other [answered: yes]" })
       assert.strictEqual(telegram.sends.filter((send) => send.chatId === "3003").length, 2, "the forged press continued no turn")
 
+      // A pick that only changes the message is still checked: a user the binding does not admit, or a chat without
+      // a binding, changes nothing.
+      const editsBefore = telegram.edits.length
+      assert.strictEqual((yield* http("PATCH", `${url}/api/channels/bindings/${mine.id}`, admin, { inboundPolicy: "linked_only" })).status, 200)
+      const unadmitted = yield* press(8201, "cb-u", 3003, asked.messageId, asked.text, asked.rows, asked.rows[0]![0]![1])
+      assert.deepStrictEqual([unadmitted.status, unadmitted.body], [200, { status: "refused" }])
+      assert.deepStrictEqual(telegram.callbackAnswers.at(-1), { callbackId: "cb-u", text: "Not taken: you may not answer here." })
+      const unbound = yield* press(8202, "cb-n", 9999, asked.messageId, asked.text, asked.rows, asked.rows[0]![0]![1])
+      assert.deepStrictEqual([unbound.status, unbound.body], [200, { status: "unbound" }])
+      assert.strictEqual(telegram.edits.length, editsBefore)
+
       yield* gateway.stop
       yield* Scope.close(worker, Exit.void)
     }))

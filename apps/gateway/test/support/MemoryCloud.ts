@@ -207,6 +207,7 @@ export class MemoryCloud {
           self.prompts.push({ providerId, message })
           return { status: "prompted" as const, sessionId: "ses_memory" }
         })),
+      mayAnswer: () => Effect.succeed("admitted" as const),
       reportProviderStatus: (providerId, status) => Effect.sync(() => void self.statusReports.push({ providerId, status })),
       credentialRef: (channelBindingId, use = "outbound") =>
         Effect.sync(() => {
