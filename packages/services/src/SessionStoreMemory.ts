@@ -17,7 +17,7 @@ import {
 import { Clock, Effect, PubSub } from "effect"
 import { HOUR_MS, QUEUED_RETRY_AFTER_MS, quotaExceeded } from "./QuotaRules.ts"
 import type { CommandSignal } from "./ChangeFeed.ts"
-import type { MemoryTables } from "./MemoryDatabase.ts"
+import type { MemoryCommand, MemoryTables } from "./MemoryDatabase.ts"
 import { appendToLog } from "./MemoryLog.ts"
 import { answerKey, askNotPending, busyConflict, DEFAULT_SESSION_TITLE, replayAnswer, replayIdempotentPrompt } from "./SessionRules.ts"
 import type { SessionStore } from "./SessionStore.ts"
@@ -25,6 +25,14 @@ import { promptQuotaWithOverrides } from "./Quotas.ts"
 
 /** The memory twin of `PgSessionStore`, org-scoped the same way (another org's session is `NotFound`). */
 export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: string): SessionStore["Service"] => {
+  /** Queues a new pending command, as the Pg layer's insert does; returns its id. */
+  const enqueue = (
+    command: Pick<MemoryCommand, "sessionId" | "orgId" | "kind" | "payload" | "idempotencyKey" | "traceParent" | "createdAt">
+  ): string => {
+    const id = newCommandId()
+    db.commands.push({ id, ...command, status: "pending", attemptCount: 0, claimedEpoch: null, claimedBy: null, lastError: null })
+    return id
+  }
   // Prompts per org per clock hour (the Pg layer keeps the same fixed windows in cloud_quota_windows).
   const promptWindows = new Map<string, number>()
   const admitPrompt = (orgId: string, sessionId: string, defaults: PromptQuota, now: number) =>
@@ -171,21 +179,14 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
           return yield* busyConflict(sessionId)
         }
         if (input.quota !== undefined) yield* admitPrompt(orgId, sessionId, input.quota, now)
-        const commandId = newCommandId()
-        db.commands.push({
-          id: commandId,
+        const commandId = enqueue({
           sessionId,
           orgId,
           kind: "prompt",
           payload: input.agent === undefined ? { text: input.text } : { text: input.text, agent: input.agent },
           idempotencyKey: key,
           traceParent: input.traceParent ?? null,
-          createdAt: now,
-          status: "pending",
-          attemptCount: 0,
-          claimedEpoch: null,
-          claimedBy: null,
-          lastError: null
+          createdAt: now
         })
         appendToLog(db, sessionId, [{ type: "prompt.submitted", payload: { commandId, text: input.text }, commandId }], now)
         PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "prompt", sessionId })
@@ -208,21 +209,14 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         if (session.abortedAt !== null) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
         const { ask, askId } = askOf(answer)
         if (!db.projections.get(sessionId)!.asks.has(askKey(ask, askId))) return yield* askNotPending(answer)
-        const commandId = newCommandId()
-        db.commands.push({
-          id: commandId,
+        const commandId = enqueue({
           sessionId,
           orgId,
           kind: answer.kind,
           payload: answerPayload(answer),
           idempotencyKey: key,
           traceParent: null,
-          createdAt: now,
-          status: "pending",
-          attemptCount: 0,
-          claimedEpoch: null,
-          claimedBy: null,
-          lastError: null
+          createdAt: now
         })
         PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "answer", sessionId })
         return { commandId, created: true }
@@ -240,21 +234,14 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         for (const command of db.commands) {
           if (command.sessionId === sessionId && command.status === "pending" && command.kind !== "abort") command.status = "cancelled"
         }
-        const commandId = newCommandId()
-        db.commands.push({
-          id: commandId,
+        const commandId = enqueue({
           sessionId,
           orgId,
           kind: "abort",
           payload: {},
           idempotencyKey: null,
           traceParent: null,
-          createdAt: now,
-          status: "pending",
-          attemptCount: 0,
-          claimedEpoch: null,
-          claimedBy: null,
-          lastError: null
+          createdAt: now
         })
         PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "abort", sessionId })
         return { commandId, created: true }
