@@ -28,6 +28,7 @@ import {
   DEFAULT_SESSION_TITLE,
   HOUR_MS,
   type ListSessionsQuery,
+  type PromptInput,
   promptQuotaWithOverrides,
   QUEUED_RETRY_AFTER_MS,
   quotaExceeded,
@@ -356,18 +357,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       }
     )
 
-  const prompt = Effect.fnUntraced(function*(
-    orgId: string,
-    sessionId: string,
-    input: {
-      readonly text: string
-      readonly agent?: string | undefined
-      readonly multitaskStrategy?: "enqueue" | "reject" | "interrupt" | undefined
-      readonly idempotencyKey?: string | undefined
-      readonly traceParent?: string | undefined
-      readonly quota?: PromptQuota | undefined
-    }
-  ) {
+  const prompt = Effect.fnUntraced(function*(orgId: string, sessionId: string, input: PromptInput) {
     // `reject` and `interrupt` look at the running turn, and a key may replay: those take the transaction.
     if (input.idempotencyKey === undefined && (input.multitaskStrategy ?? "enqueue") === "enqueue") {
       const commandId = newCommandId()

@@ -35,6 +35,29 @@ export interface EnqueuedCommand {
   readonly created: boolean
 }
 
+/** What `SessionStore.prompt` queues, and how. */
+export interface PromptInput {
+  readonly text: string
+  /** The agent the runtime runs the prompt with (opencode's `build`, `plan`, …). */
+  readonly agent?: string | undefined
+  /**
+   * What to do when the session already has an unfinished prompt (queued or running): `enqueue` (default) runs
+   * it after; `reject` refuses with a `Conflict` naming `multitaskStrategy`; `interrupt` queues it like `enqueue`
+   * and signals the session's owner to stop the prompt running at this moment (none running: nothing to stop).
+   */
+  readonly multitaskStrategy?: "enqueue" | "reject" | "interrupt" | undefined
+  readonly idempotencyKey?: string | undefined
+  /** W3C `traceparent` of the request that sent the prompt, stored so the run links back to it. */
+  readonly traceParent?: string | undefined
+  /**
+   * The configured quota defaults; the org's overrides (`Quotas`) apply over them, read inside the admission.
+   * Checked atomically with the insert: `RateLimited` (details `quota`, `limit`) when the org sent its prompts per
+   * hour this clock hour, has its queued commands pending, or would start one session more than it may run at once.
+   * An idempotent replay is never refused.
+   */
+  readonly quota?: PromptQuota | undefined
+}
+
 /**
  * The tenant side of sessions: create, list, read, and enqueue commands. Every call is scoped to an org; another
  * org's session is `NotFound`. Enqueueing inserts the command, appends its event and `NOTIFY`s workers in one
@@ -49,31 +72,7 @@ export class SessionStore extends Context.Service<SessionStore, {
    * `Conflict` when the session is aborted. A repeated `idempotencyKey` with the same text returns the first command
    * (even after an abort); with a different text it is a `Conflict` naming the key.
    */
-  readonly prompt: (
-    orgId: string,
-    sessionId: string,
-    input: {
-      readonly text: string
-      /** The agent the runtime runs the prompt with (opencode's `build`, `plan`, …). */
-      readonly agent?: string | undefined
-      /**
-       * What to do when the session already has an unfinished prompt (queued or running): `enqueue` (default) runs
-       * it after; `reject` refuses with a `Conflict` naming `multitaskStrategy`; `interrupt` queues it like `enqueue`
-       * and signals the session's owner to stop the prompt running at this moment (none running: nothing to stop).
-       */
-      readonly multitaskStrategy?: "enqueue" | "reject" | "interrupt" | undefined
-      readonly idempotencyKey?: string | undefined
-      /** W3C `traceparent` of the request that sent the prompt, stored so the run links back to it. */
-      readonly traceParent?: string | undefined
-      /**
-       * The configured quota defaults; the org's overrides (`Quotas`) apply over them, read inside the admission.
-       * Checked atomically with the insert: `RateLimited` (details `quota`, `limit`) when the org sent its prompts per
-       * hour this clock hour, has its queued commands pending, or would start one session more than it may run at once.
-       * An idempotent replay is never refused.
-       */
-      readonly quota?: PromptQuota | undefined
-    }
-  ) => Effect.Effect<EnqueuedCommand, NotFound | Conflict | RateLimited>
+  readonly prompt: (orgId: string, sessionId: string, input: PromptInput) => Effect.Effect<EnqueuedCommand, NotFound | Conflict | RateLimited>
   /**
    * Queues the answer to an ask the session's running turn waits on (a permission request or a question), for its
    * owner to deliver to the live runtime. One answer per ask: the same answer again returns the first command, another
