@@ -1,7 +1,8 @@
 import type { SessionEvent } from "@cowork/domain"
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
-import { type Cause, Config, Context, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } from "effect"
+import { Config, Context, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } from "effect"
 import { eventFrame, frame } from "./SseFrames.ts"
+import type { SseSink } from "./SseSink.ts"
 
 /** Allowance for the database clock running behind this process's when reading what changed during an outage. */
 const RESYNC_CLOCK_SLACK_MS = 5_000
@@ -10,25 +11,23 @@ const RESYNC_ORG_LIMIT = 1_000
 /** Events per keyset read (the hub's and a resuming subscriber's). */
 export const READ_BATCH = 200
 /**
- * Frames a subscriber may have queued but not yet written to its socket (`OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES`,
- * default 1 MiB). A subscriber past it is a slow consumer: its stream ends after what is queued (the `retry:` hint
- * applies) and the client resumes by `Last-Event-ID` with no gap.
+ * Frames a subscriber may have queued but not yet handed to its socket (`OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES`,
+ * default 1 MiB; the socket's own buffer comes on top). A subscriber past it is a slow consumer: its stream ends
+ * after what is queued (the `retry:` hint applies) and the client resumes by `Last-Event-ID` with no gap.
  */
 export const DEFAULT_SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
 /** The `: keep-alive` comment every open session stream gets from one process-wide timer. */
 export const KEEP_ALIVE_INTERVAL = "15 seconds"
 
-const encoder = new TextEncoder()
-const KEEP_ALIVE = encoder.encode(": keep-alive\n\n")
+const KEEP_ALIVE = Buffer.from(": keep-alive\n\n")
+const encode = (frames: string) => Buffer.from(frames, "utf8")
 
-/** One open session stream: its cursor (the last sequence queued for it) and its queue of rendered frames. */
+/** One open session stream: its cursor (the last sequence queued for it) and the response body it is written to. */
 interface Subscriber {
   cursor: number
   /** Joined the session's live fan-out (its replay reached the hub's read position). */
   live: boolean
-  ended: boolean
-  buffered: number
-  readonly queue: Queue.Queue<Uint8Array, Cause.Done>
+  readonly sink: SseSink
 }
 
 /** Every subscriber of one session on this process, and the one read position they share. */
@@ -58,11 +57,12 @@ interface Feed {
  */
 export class SessionEventHub extends Context.Service<SessionEventHub, {
   /**
-   * The session's events after `cursor` as encoded SSE frames: the backlog, then live, with a `: keep-alive` comment
-   * every 15 s. The stream ends (after what is queued) when the subscriber falls more than the buffer behind, or
-   * when reads keep failing.
+   * Writes the session's events after `cursor` to `sink` as encoded SSE frames until the scope closes: the backlog,
+   * then live, with a `: keep-alive` comment every 15 s. The hub finishes the sink (after what is queued) when the
+   * subscriber falls more than the buffer behind, or when reads keep failing. No fiber runs per subscriber once its
+   * backlog is replayed: the session's one read loop writes to every subscriber's sink.
    */
-  readonly subscribeSession: (sessionId: string, cursor: number) => Effect.Effect<Stream.Stream<Uint8Array>, never, Scope.Scope>
+  readonly subscribeSession: (sessionId: string, cursor: number, sink: SseSink) => Effect.Effect<void, never, Scope.Scope>
   /** Every change to one of the org's sessions. */
   readonly watchOrg: (orgId: string) => Effect.Effect<Queue.Dequeue<SessionChanged>, never, Scope.Scope>
 }>()("cowork/web/SessionEventHub") {
@@ -87,18 +87,15 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         )
 
       const end = (sub: Subscriber) => {
-        if (sub.ended) return
-        sub.ended = true
         sub.live = false
-        Queue.endUnsafe(sub.queue)
+        sub.sink.finish()
       }
 
       /** Queues `chunk`; a subscriber that has more than the buffer queued is ended instead (it resumes by id). */
       const offer = (sub: Subscriber, chunk: Uint8Array) => {
-        if (sub.ended) return
-        if (sub.buffered > 0 && sub.buffered + chunk.byteLength > bufferBytes) return end(sub)
-        sub.buffered += chunk.byteLength
-        Queue.offerUnsafe(sub.queue, chunk)
+        const queued = sub.sink.readableLength
+        if (queued > 0 && queued + chunk.byteLength > bufferBytes) return end(sub)
+        sub.sink.send(chunk)
       }
 
       /**
@@ -116,7 +113,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
                 earliestSequence: bounds.earliestSequence,
                 latestSequence: bounds.latestSequence
               }
-              offer(sub, encoder.encode(frame({ event: "snapshot.required", data })))
+              offer(sub, encode(frame({ event: "snapshot.required", data })))
               end(sub)
             }
           }),
@@ -142,11 +139,12 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
             continue
           }
           let chunk: Uint8Array
-          if (sub.cursor < first) chunk = all ??= encoder.encode(frames.join(""))
+          // The same bytes for every subscriber that needs the whole read (the usual case): encoded once.
+          if (sub.cursor < first) chunk = all ??= encode(frames.join(""))
           else {
             let text = ""
             for (let i = 0; i < events.length; i++) if (events[i]!.sequence > sub.cursor) text += frames[i]
-            chunk = encoder.encode(text)
+            chunk = encode(text)
           }
           sub.cursor = last
           offer(sub, chunk)
@@ -214,9 +212,9 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
           return startPump(f)
         })
 
-      const subscribeSession = (sessionId: string, cursor: number) =>
+      const subscribeSession = (sessionId: string, cursor: number, sink: SseSink) =>
         Effect.gen(function*() {
-          const sub: Subscriber = { cursor, live: false, ended: false, buffered: 0, queue: yield* Queue.unbounded<Uint8Array, Cause.Done>() }
+          const sub: Subscriber = { cursor, live: false, sink }
           const f = yield* Effect.acquireRelease(
             Effect.sync(() => {
               let f = feeds.get(sessionId)
@@ -238,17 +236,17 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
           // Replay: read our own backlog until our cursor reaches the feed's read position, then join it (one
           // synchronous step: from then on the feed queues everything past our cursor).
           const join = Effect.gen(function*() {
-            while (!sub.ended) {
+            while (!sink.finished) {
               if (sub.cursor >= f.lastRead) {
                 sub.live = true
                 return yield* startPump(f)
               }
               const events = yield* read(sessionId, sub.cursor)
-              if (sub.ended) return
+              if (sink.finished) return
               // Nothing after our cursor although the feed read up to its position, or a read that does not start
               // right after it: the backlog was pruned while we replayed it.
               if (events.length === 0 || events[0]!.sequence > sub.cursor + 1) return yield* snapshotRequired(sessionId, [sub])
-              offer(sub, encoder.encode(events.map(eventFrame).join("")))
+              offer(sub, encode(events.map(eventFrame).join("")))
               sub.cursor = events[events.length - 1]!.sequence
             }
           }).pipe(
@@ -257,12 +255,6 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
             )
           )
           yield* Effect.forkScoped(join)
-          return Stream.fromQueue(sub.queue).pipe(
-            Stream.map((chunk) => {
-              sub.buffered -= chunk.byteLength
-              return chunk
-            })
-          )
         })
 
       const registerOrg = (orgId: string) =>

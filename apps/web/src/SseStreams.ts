@@ -1,9 +1,10 @@
 import { CurrentPrincipal, RateLimited, type SnapshotRequired } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { Effect, Option, Stream } from "effect"
+import { Deferred, Effect, Option, type Scope, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { KEEP_ALIVE_INTERVAL, SessionEventHub } from "./SessionEventHub.ts"
 import { frame } from "./SseFrames.ts"
+import { SseSink } from "./SseSink.ts"
 import { CAP_RETRY_AFTER_SECONDS, SseStreamCaps } from "./SseStreamCaps.ts"
 import { TokenRevocations } from "./TokenRevocations.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
@@ -32,18 +33,26 @@ export const sseHeadResponse = () =>
   HttpServerResponse.empty({ status: 200, headers: { ...SSE_HEADERS, "content-type": "text/event-stream" } })
 
 /**
+ * A body written by plain calls into the response's `SseSink` (the session hub) until the request's scope closes.
+ */
+export type SinkBody = (sink: SseSink) => Effect.Effect<void, never, Scope.Scope>
+
+/**
  * Held open for as long as the response streams, counted in `open_cowork_cloud_sse_connections` and against the
  * org's stream cap (429 when the org is at it; a refused stream is never counted). The slot belongs to the request's
  * scope, which closes however the request ends (streamed to the end, aborted by the client, failed, or a response
- * whose body the server never runs), so no exit path keeps it. The stream ends when the token it was opened with
- * (API token or browser session) is revoked or expires, on whichever process it was revoked (`TokenRevocations`).
+ * whose body the server never runs), so no exit path keeps it. The stream ends when the process drains, or when the
+ * token it was opened with (API token or browser session) is revoked or expires, on whichever process it was revoked
+ * (`TokenRevocations`): both are callbacks, not a watcher per stream.
+ *
+ * `body` is either an Effect stream (workspace, delivery and `snapshot.required` streams: one fiber runs it, with its
+ * own keep-alive timer), or a `SinkBody` (session streams, the ones that come by the thousand): the server pipes the
+ * sink to the socket and nothing runs per stream between frames; the hub's process-wide timer sends its keep-alives.
  */
 export const sseResponse = (
   orgId: string,
   kind: "session" | "workspace" | "delivery",
-  body: Stream.Stream<Uint8Array>,
-  /** The body carries its own keep-alive comments (the session hub's process-wide timer). */
-  keptAlive = false
+  body: Stream.Stream<Uint8Array> | SinkBody
 ) =>
   Effect.gen(function*() {
     const lifecycle = yield* WebLifecycle
@@ -53,18 +62,30 @@ export const sseResponse = (
     const release = yield* caps.reserve(orgId)
     if (release === undefined) return yield* capReached(caps.maxPerOrg)
     yield* Effect.addFinalizer(() => release)
+    yield* metrics.hold("open_cowork_cloud_sse_connections", { stream: kind })
     const principal = yield* Effect.serviceOption(CurrentPrincipal)
-    const credentialEnds = Option.isSome(principal) ? yield* revocations.watch(principal.value) : Effect.never
+    /** Registers `stop` for both reasons to end the stream (run at once if one already holds). */
+    const endOn = (stop: () => void) =>
+      Effect.andThen(
+        lifecycle.onDrain(stop),
+        Option.isSome(principal) ? revocations.onEnd(principal.value, stop) : Effect.void
+      )
+    if (typeof body === "function") {
+      const sink = new SseSink()
+      sink.send(RETRY_FRAME)
+      yield* endOn(() => sink.finish())
+      yield* body(sink)
+      return HttpServerResponse.raw(sink, { contentType: "text/event-stream", headers: SSE_HEADERS })
+    }
+    const ended = Deferred.makeUnsafe<void>()
+    yield* endOn(() => Deferred.doneUnsafe(ended, Effect.void))
     const keepAlive = Stream.tick(KEEP_ALIVE_INTERVAL).pipe(Stream.drop(1), Stream.map(() => KEEP_ALIVE_FRAME))
     const stream = Stream.make(RETRY_FRAME).pipe(
-      Stream.concat(keptAlive ? body : Stream.merge(body, keepAlive, { haltStrategy: "left" })),
-      // One watcher fiber per stream for both reasons to end it.
-      Stream.interruptWhen(Effect.raceFirst(lifecycle.draining, credentialEnds))
-    )
-    const counted = Stream.unwrap(Effect.as(metrics.hold("open_cowork_cloud_sse_connections", { stream: kind }), stream)).pipe(
+      Stream.concat(Stream.merge(body, keepAlive, { haltStrategy: "left" })),
+      Stream.interruptWhen(Deferred.await(ended)),
       Stream.ensuring(release)
     )
-    return HttpServerResponse.stream(counted, {
+    return HttpServerResponse.stream(stream, {
       contentType: "text/event-stream",
       headers: SSE_HEADERS
     })
@@ -77,7 +98,7 @@ export const sseResponse = (
 export const sessionEventsResponse = (orgId: string, sessionId: string, cursor: number) =>
   Effect.gen(function*() {
     const hub = yield* SessionEventHub
-    return yield* sseResponse(orgId, "session", Stream.unwrap(hub.subscribeSession(sessionId, cursor)), true)
+    return yield* sseResponse(orgId, "session", (sink) => hub.subscribeSession(sessionId, cursor, sink))
   })
 
 /** A cursor older than retention: one `snapshot.required` frame, then the stream ends (reload the view, resume after it). */

@@ -1,13 +1,14 @@
 import type { OrgPrincipal } from "@cowork/domain"
 import { ChangeFeed, Identity, Tokens } from "@cowork/services"
-import { Config, Context, Deferred, Effect, Layer, Queue, type Scope, Stream } from "effect"
+import { Config, Context, Effect, Layer, Queue, type Scope, Stream } from "effect"
 
 interface Watched {
-  holders: number
   readonly orgId: string
   /** What the credential is: its revocation is checked in the tokens table or the browser sessions table. */
   readonly kind: "token" | "browser_session"
-  readonly ended: Deferred.Deferred<void>
+  ended: boolean
+  /** Called once when the credential ends (each open stream's way to end itself; no fiber per stream). */
+  readonly listeners: Set<() => void>
 }
 
 /** Shortest time between two checks started by new watches or reconnects (a burst of new streams costs one read). */
@@ -24,8 +25,11 @@ export const CHECK_SPACING_MS = 1_000
  * backstop). Idle with open streams, that is one read per backstop.
  */
 export class TokenRevocations extends Context.Service<TokenRevocations, {
-  /** Completes when the principal's credential ends; the watch ends with the caller's scope. */
-  readonly watch: (principal: OrgPrincipal) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
+  /**
+   * Calls `listener` (synchronously, once) when the principal's credential ends — at once if it already did; the
+   * registration ends with the caller's scope.
+   */
+  readonly onEnd: (principal: OrgPrincipal, listener: () => void) => Effect.Effect<void, never, Scope.Scope>
   /** `tokenId` was just revoked through this process: its streams end now. */
   readonly revoked: (tokenId: string) => Effect.Effect<void>
 }>()("cowork/web/TokenRevocations") {
@@ -42,7 +46,9 @@ export class TokenRevocations extends Context.Service<TokenRevocations, {
 
       const end = (id: string) => {
         const entry = watched.get(id)
-        if (entry !== undefined) Deferred.doneUnsafe(entry.ended, Effect.void)
+        if (entry === undefined || entry.ended) return
+        entry.ended = true
+        for (const listener of entry.listeners) listener()
       }
 
       yield* Effect.forkScoped(Stream.runForEach(yield* feed.revocations, (revocation) =>
@@ -78,36 +84,41 @@ export class TokenRevocations extends Context.Service<TokenRevocations, {
         }
       }))
 
-      const hold = (id: string, orgId: string, kind: Watched["kind"]) =>
+      const hold = (id: string, orgId: string, kind: Watched["kind"], listener: () => void) =>
         Effect.acquireRelease(
           Effect.gen(function*() {
             const known = watched.get(id)
-            const entry = known ?? { holders: 0, orgId, kind, ended: Deferred.makeUnsafe<void>() }
-            entry.holders += 1
+            const entry = known ?? { orgId, kind, ended: false, listeners: new Set() }
             watched.set(id, entry)
+            if (entry.ended) listener()
+            else entry.listeners.add(listener)
             // A credential new to this process: read it (revoked meanwhile? when does it expire?).
             if (known === undefined) yield* request
             return entry
           }),
           (entry) =>
             Effect.sync(() => {
-              entry.holders -= 1
-              if (entry.holders === 0 && watched.get(id) === entry) watched.delete(id)
+              entry.listeners.delete(listener)
+              if (entry.listeners.size === 0 && watched.get(id) === entry) watched.delete(id)
             })
         )
 
       return TokenRevocations.of({
-        watch: (principal) =>
+        onEnd: (principal, listener) =>
           Effect.gen(function*() {
+            // Each registration gets its own once-only wrapper (a token-login session ends with either credential).
+            let called = false
+            const once = () => {
+              if (called) return
+              called = true
+              listener()
+            }
             const session = principal.browserSession
-            if (session === undefined) return Deferred.await((yield* hold(principal.tokenId, principal.orgId, "token")).ended)
-            const own = yield* hold(session.sessionId, principal.orgId, "browser_session")
+            if (session === undefined) return yield* hold(principal.tokenId, principal.orgId, "token", once)
+            yield* hold(session.sessionId, principal.orgId, "browser_session", once)
             // A token-login session also ends with its token.
-            const source = session.sourceTokenId == null ? undefined : yield* hold(session.sourceTokenId, principal.orgId, "token")
-            return source === undefined
-              ? Deferred.await(own.ended)
-              : Effect.raceFirst(Deferred.await(own.ended), Deferred.await(source.ended))
-          }),
+            if (session.sourceTokenId != null) yield* hold(session.sourceTokenId, principal.orgId, "token", once)
+          }).pipe(Effect.asVoid),
         revoked: (tokenId) => Effect.sync(() => end(tokenId))
       })
     })

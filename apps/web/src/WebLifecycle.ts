@@ -1,16 +1,29 @@
 import { DefaultProfileName } from "@cowork/services"
-import { Config, Context, Deferred, Effect, Layer } from "effect"
+import { Config, Context, Effect, Layer, type Scope } from "effect"
 
 const make = (role: string) =>
   Effect.gen(function*() {
     const profileName = yield* DefaultProfileName
-    const started = yield* Deferred.make<void>()
+    let draining = false
+    const listeners = new Set<() => void>()
     return WebLifecycle.of({
       role,
       profileName,
-      isDraining: Deferred.isDone(started),
-      draining: Deferred.await(started),
-      beginDrain: Deferred.succeed(started, undefined).pipe(Effect.asVoid)
+      isDraining: Effect.sync(() => draining),
+      onDrain: (listener) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            if (draining) listener()
+            else listeners.add(listener)
+          }),
+          () => Effect.sync(() => listeners.delete(listener))
+        ),
+      beginDrain: Effect.sync(() => {
+        if (draining) return
+        draining = true
+        for (const listener of listeners) listener()
+        listeners.clear()
+      })
     })
   })
 
@@ -23,8 +36,11 @@ export class WebLifecycle extends Context.Service<WebLifecycle, {
   readonly role: string
   readonly profileName: string
   readonly isDraining: Effect.Effect<boolean>
-  /** Completes when draining starts. */
-  readonly draining: Effect.Effect<void>
+  /**
+   * Calls `listener` (synchronously, once) when draining starts, or at once if it has; unregistered when the scope
+   * closes. A plain callback, so an open stream holds no fiber to notice the drain.
+   */
+  readonly onDrain: (listener: () => void) => Effect.Effect<void, never, Scope.Scope>
   readonly beginDrain: Effect.Effect<void>
 }>()("cowork/web/WebLifecycle") {
   /** The role given by the process launcher (`cowork up` → `all`, `cowork web` → `web`). */

@@ -1,9 +1,10 @@
 import type { SessionEvent } from "@cowork/domain"
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
-import { ConfigProvider, Deferred, Effect, Exit, Fiber, Layer, PubSub, Scope, Stream } from "effect"
+import { ConfigProvider, Deferred, Effect, Exit, Layer, PubSub, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { READ_BATCH, SessionEventHub } from "../src/SessionEventHub.ts"
+import { SseSink } from "../src/SseSink.ts"
 
 /**
  * The per-session SSE fan-out against an instrumented event log (every read counted) and a change feed the test
@@ -102,33 +103,44 @@ interface Client {
   /** Its current connection's stream ended. */
   ended?: boolean
   scope?: Scope.Closeable
-  fiber?: Fiber.Fiber<void>
+  sink?: SseSink
 }
 
 const decoder = new TextDecoder()
 const ids = (chunk: Uint8Array) => [...decoder.decode(chunk).matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))
 
-const connect = (hub: SessionEventHub["Service"], client: Client, consume = true) =>
+/** Reads `sink` like the server's pipe does (every chunk as it comes); completes when the stream ends. */
+const consume = (sink: SseSink, onChunk: (chunk: Uint8Array) => void) =>
+  Effect.callback<void>((resume) => {
+    sink.on("data", onChunk)
+    sink.once("end", () => resume(Effect.void))
+    sink.once("close", () => resume(Effect.void))
+  })
+
+/** Connects `client` from its last id; with `reading` false nothing reads its sink until the returned effect runs. */
+const connect = (hub: SessionEventHub["Service"], client: Client, reading = true) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const cursor = client.received.length === 0 ? client.start : client.received[client.received.length - 1]!
-    const stream = yield* hub.subscribeSession(client.sessionId, cursor).pipe(Scope.provide(scope))
+    const sink = new SseSink()
+    yield* hub.subscribeSession(client.sessionId, cursor, sink).pipe(Scope.provide(scope))
     client.scope = scope
+    client.sink = sink
     client.ended = false
-    const run = Stream.runForEach(stream, (chunk) =>
-      Effect.sync(() => {
-        client.received.push(...ids(chunk))
-        for (const m of decoder.decode(chunk).matchAll(/^event: snapshot\.required\ndata: (.*)$/gm)) (client.snapshots ??= []).push(JSON.parse(m[1]!))
-      })).pipe(Effect.ensuring(Effect.sync(() => (client.ended = true))))
-    if (consume) client.fiber = yield* Effect.forkDetach(run)
+    const run = consume(sink, (chunk) => {
+      client.received.push(...ids(chunk))
+      for (const m of decoder.decode(chunk).matchAll(/^event: snapshot\.required\ndata: (.*)$/gm)) (client.snapshots ??= []).push(JSON.parse(m[1]!))
+    }).pipe(Effect.ensuring(Effect.sync(() => (client.ended = true))))
+    if (reading) yield* Effect.forkDetach(run)
     return run
   })
 
+/** The client goes away: its response body is destroyed (as the server's pipe does) and the request scope closes. */
 const disconnect = (client: Client) =>
   Effect.gen(function*() {
-    if (client.fiber !== undefined) yield* Fiber.interrupt(client.fiber)
+    client.sink?.destroy()
     if (client.scope !== undefined) yield* Scope.close(client.scope, Exit.void)
-    client.fiber = undefined
+    client.sink = undefined
     client.scope = undefined
   })
 
@@ -322,9 +334,11 @@ it.effect("every open session stream gets a `: keep-alive` comment every 15 s fr
     const { log, hub } = yield* setup()
     yield* log.append("s1", 1)
     const texts: Array<string> = []
-    const streams = yield* Effect.forEach([0, 1], (cursor) => hub.subscribeSession("s1", cursor))
-    yield* Effect.forEach(streams, (stream) =>
-      Effect.forkScoped(Stream.runForEach(stream, (chunk) => Effect.sync(() => texts.push(decoder.decode(chunk))))))
+    const sinks = yield* Effect.forEach([0, 1], (cursor) => {
+      const sink = new SseSink()
+      return Effect.as(hub.subscribeSession("s1", cursor, sink), sink)
+    })
+    yield* Effect.forEach(sinks, (sink) => Effect.forkScoped(consume(sink, (chunk) => texts.push(decoder.decode(chunk)))))
     const keepAlives = () => texts.filter((t) => t === ": keep-alive\n\n").length
     for (let i = 0; i < 100; i++) yield* Effect.yieldNow
     assert.strictEqual(keepAlives(), 0)

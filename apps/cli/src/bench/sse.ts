@@ -18,7 +18,8 @@
  *
  * Knobs: BENCH_SSE_SUBSCRIBERS ("1,10,100"), BENCH_SSE_SESSIONS (100), BENCH_SSE_RATE (50), BENCH_SSE_SECONDS (15),
  * BENCH_IDLE_STREAMS (1000), BENCH_IDLE_WINDOW_MS (60000), BENCH_SSE_PHASES ("fanout,idle"), BENCH_NOTE (a line
- * for the report). Prints the results and appends them to docs/benchmarks.md.
+ * for the report), BENCH_CHILD_NODE_ARGS (node flags for the web process), BENCH_NO_APPEND=1 (print only). Prints
+ * the results and appends them to docs/benchmarks.md.
  */
 import { Database, freePort, startEmbeddedPostgres } from "@cowork/postgres"
 import { makeFetch, type Client } from "@cowork/client"
@@ -73,8 +74,13 @@ interface Proc {
   stderr: string
 }
 
+// BENCH_CHILD_NODE_ARGS: node flags for the web process (`cowork web`, or `cowork up` when idle) only, e.g.
+// `--cpu-prof --cpu-prof-dir=/tmp/prof` or `--heapsnapshot-signal=SIGUSR2` (not allowed in NODE_OPTIONS).
+const webNodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "")
+
 const spawnRole = (command: string, env: Record<string, string>): Proc => {
-  const child = ChildProcess.spawn(process.execPath, [Path.join(repoRoot, "apps/cli/src/main.ts"), command], {
+  const nodeArgs = command === "worker" ? [] : webNodeArgs
+  const child = ChildProcess.spawn(process.execPath, [...nodeArgs, Path.join(repoRoot, "apps/cli/src/main.ts"), command], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"]
@@ -544,8 +550,10 @@ const main = Effect.gen(function*() {
     const markdown = report(results)
     console.log(JSON.stringify(results, null, 2))
     console.log(markdown)
-    Fs.appendFileSync(Path.join(repoRoot, "docs/benchmarks.md"), `\n${markdown}`)
-    console.error("appended to docs/benchmarks.md")
+    if (process.env.BENCH_NO_APPEND !== "1") {
+      Fs.appendFileSync(Path.join(repoRoot, "docs/benchmarks.md"), `\n${markdown}`)
+      console.error("appended to docs/benchmarks.md")
+    }
   }).pipe(Effect.provide(Layer.orDie(database)))
 }).pipe(Effect.scoped)
 

@@ -1,0 +1,34 @@
+import { Readable } from "node:stream"
+
+/**
+ * One SSE response body as the HTTP server sends it: a Node `Readable` that the server pipes to the socket (with the
+ * socket's backpressure), fed by plain calls — the session hub's fan-out, the process-wide keep-alive, the end on
+ * drain or revocation — so an open stream costs no fiber, queue or timer of its own. Frames `send` while the socket
+ * keeps up go straight to it; the rest wait here (`readableLength` bytes), and the feeder decides when that is too
+ * much (the hub ends a slow consumer). `finish` ends the stream after what is queued; a client that disconnected
+ * destroys it, after which both are no-ops.
+ */
+export class SseSink extends Readable {
+  #finished = false
+
+  /** No more frames will be queued: finished, or destroyed by a disconnect. */
+  get finished() {
+    return this.#finished || this.destroyed
+  }
+
+  /** Queues one encoded frame (or several); ignored once finished. */
+  send(chunk: Uint8Array) {
+    if (!this.finished) this.push(chunk)
+  }
+
+  /** Ends the stream after what is queued (the client reconnects by `Last-Event-ID`). Idempotent. */
+  finish() {
+    if (this.finished) return
+    this.#finished = true
+    this.push(null)
+  }
+
+  override _read() {
+    // Frames are pushed by the feeders; the pipe's demand needs no action here.
+  }
+}
