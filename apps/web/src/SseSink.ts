@@ -1,3 +1,4 @@
+import { Equal } from "effect"
 import { Readable } from "node:stream"
 
 /**
@@ -10,6 +11,13 @@ import { Readable } from "node:stream"
  */
 export class SseSink extends Readable {
   #finished = false
+
+  constructor() {
+    super()
+    // Compared and hashed by reference: a cause that carries the response (a client abort, when the server combines
+    // causes) must not walk the stream's graph (socket, server, every pipe) — that cost milliseconds per disconnect.
+    Equal.byReferenceUnsafe(this)
+  }
 
   /** No more frames will be queued: finished, or destroyed by a disconnect. */
   get finished() {
