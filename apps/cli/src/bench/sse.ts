@@ -11,12 +11,15 @@
  * - event reads per notification: calls of the event-log read statement (pg_stat_statements) divided by the
  *   notifications, counted as the `session.changed` frames of one workspace stream (one per NOTIFY);
  * - web CPU per prompt: the web process's utime+stime (/proc) over the phase divided by the prompts;
+ * - cores busy: the web process, the SSE client process(es) and the driver (which sends the prompts), each on its
+ *   own — the clients run in `sseClients.ts` processes (BENCH_SSE_CLIENT_PROCS, default 1) so that parsing every
+ *   frame neither delays the prompts nor the clients' clock readings;
  * - RSS per stream: the web process's RSS with the streams open minus before, divided by the streams.
  *
  * Idle: `cowork up` (the all-in-one: web + worker + scheduler) with 1,000 open session streams, Postgres
  * statements per minute over a window (pg_stat_statements calls), with the statements that made them.
  *
- * Knobs: BENCH_SSE_SUBSCRIBERS ("1,10,100"), BENCH_SSE_SESSIONS (100), BENCH_SSE_RATE (50), BENCH_SSE_SECONDS (15),
+ * Knobs: BENCH_SSE_SUBSCRIBERS ("1,10,100"), BENCH_SSE_CLIENT_PROCS (1), BENCH_SSE_SESSIONS (100), BENCH_SSE_RATE (50), BENCH_SSE_SECONDS (15),
  * BENCH_IDLE_STREAMS (1000), BENCH_IDLE_WINDOW_MS (60000), BENCH_SSE_PHASES ("fanout,idle"), BENCH_NOTE (a line
  * for the report), BENCH_CHILD_NODE_ARGS (node flags for the web process), BENCH_NO_APPEND=1 (print only). Prints
  * the results and appends them to docs/benchmarks.md.
@@ -28,7 +31,6 @@ import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
-import * as Http from "node:http"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
@@ -45,6 +47,7 @@ const SECONDS = envInt("BENCH_SSE_SECONDS", 15)
 const IDLE_STREAMS = envInt("BENCH_IDLE_STREAMS", 1000)
 const IDLE_WINDOW_MS = envInt("BENCH_IDLE_WINDOW_MS", 60_000)
 const PHASES = new Set((process.env.BENCH_SSE_PHASES ?? "fanout,idle").split(","))
+const CLIENT_PROCS = envInt("BENCH_SSE_CLIENT_PROCS", 1)
 const PROMPT = "[[events:3]] sse benchmark prompt"
 const READ_STATEMENT = "FROM cloud_session_events%WHERE session_id = $1 AND sequence > $2"
 
@@ -147,99 +150,52 @@ const procUsage = (pid: number) => {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** Collected over every stream of a phase. */
-class Frames {
-  latencies: Array<number> = []
-  /** `session:tip` → when the workspace stream announced it (the web process got the NOTIFY; no read involved). */
-  readonly notified = new Map<string, number>()
-  /** Workspace announcement → the session stream's frame with that sequence (the fan-out's own delay). */
-  fanout: Array<number> = []
-  gaps = 0
-  duplicates = 0
-  frames = 0
-  measuring = false
-  record(latencyMs: number) {
-    if (this.measuring) this.latencies.push(latencyMs)
+/** A process of SSE clients (`sseClients.ts`): asked over IPC, each request answered with its id. */
+interface ClientProcess {
+  readonly pid: number
+  readonly ask: (message: { readonly type: string; readonly [key: string]: unknown }) => Promise<any>
+  readonly kill: () => void
+}
+
+const forkClients = (): ClientProcess => {
+  const child = ChildProcess.fork(Path.join(import.meta.dirname, "sseClients.ts"), [], {
+    serialization: "advanced",
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  let next = 0
+  const waiting = new Map<number, { resolve: (reply: any) => void; reject: (error: Error) => void }>()
+  child.on("message", (message: any) => {
+    waiting.get(message.id)?.resolve(message)
+    waiting.delete(message.id)
+  })
+  child.once("exit", (code) => {
+    for (const { reject } of waiting.values()) reject(new Error(`bench SSE client process exited (${code})`))
+    waiting.clear()
+  })
+  return {
+    pid: child.pid!,
+    ask: (message) =>
+      new Promise((resolve, reject) => {
+        const id = ++next
+        waiting.set(id, { resolve, reject })
+        child.send({ ...message, id })
+      }),
+    kill: () => child.kill()
   }
 }
 
-interface OpenStream {
-  readonly close: () => void
-  readonly ended: Promise<void>
+/** Opens `targets` (one session stream each, from its tip) spread over the client processes, plus a workspace stream each. */
+const openClients = async (baseUrl: string, token: string, targets: ReadonlyArray<{ readonly id: string; readonly tip: number }>) => {
+  const clients = Array.from({ length: CLIENT_PROCS }, forkClients)
+  try {
+    await Promise.all(clients.map((client, c) =>
+      client.ask({ type: "open", baseUrl, token, targets: targets.filter((_, i) => i % CLIENT_PROCS === c) })))
+  } catch (error) {
+    clients.forEach((client) => client.kill())
+    throw error
+  }
+  return clients
 }
-
-const agent = new Http.Agent({ keepAlive: false, maxSockets: Infinity })
-
-/**
- * A session stream over a raw socket with a minimal frame parser (the bench process must keep up with tens of
- * thousands of frames per second): checks ids are consecutive and records commit → arrival per event frame.
- */
-const openSessionStream = (baseUrl: string, token: string, sessionId: string, after: number, frames: Frames) =>
-  new Promise<OpenStream>((resolve, reject) => {
-    let last = after
-    let buffer = ""
-    const request = Http.get(`${baseUrl}/api/sessions/${sessionId}/events?after=${after}`, {
-      agent,
-      headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" }
-    }, (response) => {
-      if (response.statusCode !== 200) {
-        reject(new Error(`session stream answered ${response.statusCode}`))
-        response.resume()
-        return
-      }
-      response.setEncoding("utf8")
-      const ended = new Promise<void>((done) => {
-        response.on("end", done)
-        response.on("close", done)
-        response.on("error", () => done())
-      })
-      response.on("data", (chunk: string) => {
-        const now = Date.now()
-        buffer += chunk
-        let end: number
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, end)
-          buffer = buffer.slice(end + 2)
-          if (!block.startsWith("id: ")) continue
-          const id = Number(block.slice(4, block.indexOf("\n")))
-          if (id <= last) frames.duplicates++
-          else if (id !== last + 1) frames.gaps++
-          last = Math.max(last, id)
-          frames.frames++
-          const at = block.lastIndexOf("\"createdAt\":\"")
-          if (at >= 0) frames.record(now - Date.parse(block.slice(at + 13, block.indexOf("\"", at + 13))))
-          const announced = frames.measuring ? frames.notified.get(`${sessionId}:${id}`) : undefined
-          if (announced !== undefined) frames.fanout.push(performance.now() - announced)
-        }
-      })
-      resolve({ close: () => request.destroy(), ended })
-    })
-    request.on("error", reject)
-  })
-
-/** The workspace stream: one `session.changed` per notification. */
-const openWorkspaceStream = (baseUrl: string, token: string, onChange: (sessionId: string, tip: number) => void) =>
-  new Promise<OpenStream>((resolve, reject) => {
-    const request = Http.get(`${baseUrl}/api/events`, { agent, headers: { authorization: `Bearer ${token}` } }, (response) => {
-      if (response.statusCode !== 200) return reject(new Error(`workspace stream answered ${response.statusCode}`))
-      response.setEncoding("utf8")
-      let buffer = ""
-      response.on("data", (chunk: string) => {
-        buffer += chunk
-        let end: number
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, end)
-          if (block.includes("event: session.changed")) {
-            const data = JSON.parse(block.slice(block.indexOf("data: ") + 6)) as { sessionId: string; lastSequence: number }
-            onChange(data.sessionId, data.lastSequence)
-          }
-          buffer = buffer.slice(end + 2)
-        }
-      })
-      resolve({ close: () => request.destroy(), ended: new Promise((done) => response.on("close", done)) })
-    })
-    request.on("error", reject)
-  })
 
 const readCalls = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -263,9 +219,10 @@ interface PhaseResult {
   /** Mean execution time of one event read inside Postgres (pg_stat_statements). */
   readonly readExecMs: number
   readonly webCpuMsPerPrompt: number
-  /** Cores the web process / the benchmark's own SSE clients used over the phase (1 = one core busy). */
+  /** Cores the web process / the SSE client processes / the benchmark's driver (prompts) used over the phase. */
   readonly webCpuShare: number
   readonly clientCpuShare: number
+  readonly driverCpuShare: number
   readonly rssPerStreamKiB: number
   readonly latency: { readonly samples: number; readonly p50: number; readonly p99: number; readonly max: number }
   readonly fanoutDelay: { readonly samples: number; readonly p50: number; readonly p99: number; readonly max: number }
@@ -280,35 +237,26 @@ interface PhaseResult {
 
 const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number, sessions: ReadonlyArray<string>, perSession: number) =>
   Effect.gen(function*() {
-    const frames = new Frames()
     const api_ = api
     // Start every stream at the session's current tip: only this phase's events are counted.
     const tips = yield* Effect.promise(() =>
       pool(sessions, 16, async (id) => (await Effect.runPromise(api_.sessions.get({ params: { id } }))).session.lastSequence as number))
     const rssBefore = procUsage(webPid).rss
-    const streams: Array<OpenStream> = []
-    yield* Effect.addFinalizer(() => Effect.sync(() => streams.forEach((s) => s.close())))
     const targets = sessions.flatMap((id, i) => Array.from({ length: perSession }, () => ({ id, tip: tips[i]! })))
-    yield* Effect.promise(() =>
-      pool(targets, 200, async (target) => {
-        streams.push(await openSessionStream(baseUrl, token, target.id, target.tip, frames))
-      }))
+    const clients = yield* Effect.promise(() => openClients(baseUrl, token, targets))
+    yield* Effect.addFinalizer(() => Effect.sync(() => clients.forEach((client) => client.kill())))
     yield* Effect.sleep(3_000)
     const rssAfter = procUsage(webPid).rss
-    let notifications = 0
-    const workspace = yield* Effect.promise(() => openWorkspaceStream(baseUrl, token, (sessionId, tip) => {
-      notifications++
-      frames.notified.set(`${sessionId}:${tip}`, performance.now())
-    }))
-    yield* Effect.addFinalizer(() => Effect.sync(() => workspace.close()))
-    yield* Effect.sleep(500)
+    const clientCpu = () => clients.reduce((sum, client) => sum + procUsage(client.pid).cpuMs, 0)
+    const receivedFrames = () =>
+      Promise.all(clients.map((client) => client.ask({ type: "count" }))).then((replies) => replies.reduce((sum, r) => sum + r.frames, 0))
 
     const readsBefore = yield* readCalls
     const cpuBefore = procUsage(webPid).cpuMs
-    const clientBefore = process.cpuUsage()
+    const clientBefore = clientCpu()
+    const driverBefore = process.cpuUsage()
     const phaseStarted = performance.now()
-    notifications = 0
-    frames.measuring = true
+    yield* Effect.promise(() => Promise.all(clients.map((client) => client.ask({ type: "measure" }))))
     const total = RATE * SECONDS
     const interval = 1000 / RATE
     const started = performance.now()
@@ -336,19 +284,35 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       const settled = views.every((s: any) => s.status === "idle")
       expected = views.reduce((sum, s: any, i) => sum + (s.lastSequence - tips[i]!), 0) * perSession
       views.forEach((s: any) => finalTips.set(s.id, s.lastSequence))
-      if ((settled && frames.frames >= expected) || Date.now() > deadline) break
+      if ((settled && (yield* Effect.promise(receivedFrames)) >= expected) || Date.now() > deadline) break
     }
     const cpuAfter = procUsage(webPid).cpuMs
-    const client = process.cpuUsage(clientBefore)
+    const clientMs = clientCpu() - clientBefore
+    const driver = process.cpuUsage(driverBefore)
     const phaseMs = performance.now() - phaseStarted
     const readsAfter = yield* readCalls
-    frames.measuring = false
-    const sorted = Float64Array.from(frames.latencies).sort()
-    const fanoutSorted = Float64Array.from(frames.fanout).sort()
+    const results = yield* Effect.promise(() => Promise.all(clients.map((client) => client.ask({ type: "stop" }))))
+    const concat = (key: "latencies" | "fanout") => {
+      const all = new Float64Array(results.reduce((n, r) => n + r[key].length, 0))
+      let at = 0
+      for (const r of results) {
+        all.set(r[key], at)
+        at += r[key].length
+      }
+      return all.sort()
+    }
+    const sorted = concat("latencies")
+    const fanoutSorted = concat("fanout")
+    const frames = {
+      frames: results.reduce((n, r) => n + r.frames, 0),
+      gaps: results.reduce((n, r) => n + r.gaps, 0),
+      duplicates: results.reduce((n, r) => n + r.duplicates, 0)
+    }
+    const notifications = results[0]!.notifications as number
     const postSorted = Float64Array.from(posts).sort()
     return {
       subscribersPerSession: perSession,
-      streams: streams.length,
+      streams: targets.length,
       prompts: total,
       offeredRate: round(total / sendSeconds),
       notifications,
@@ -357,8 +321,9 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       readExecMs: round((readsAfter.ms - readsBefore.ms) / Math.max(1, readsAfter.calls - readsBefore.calls), 2),
       webCpuMsPerPrompt: round((cpuAfter - cpuBefore) / total, 2),
       webCpuShare: round((cpuAfter - cpuBefore) / phaseMs, 2),
-      clientCpuShare: round((client.user + client.system) / 1000 / phaseMs, 2),
-      rssPerStreamKiB: round((rssAfter - rssBefore) / 1024 / streams.length, 1),
+      clientCpuShare: round(clientMs / phaseMs, 2),
+      driverCpuShare: round((driver.user + driver.system) / 1000 / phaseMs, 2),
+      rssPerStreamKiB: round((rssAfter - rssBefore) / 1024 / targets.length, 1),
       latency: {
         samples: sorted.length,
         p50: round(percentile(sorted, 50)),
@@ -373,7 +338,7 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       },
       gaps: frames.gaps,
       duplicates: frames.duplicates,
-      framesPerStreamExpected: round(expected / Math.max(1, streams.length)),
+      framesPerStreamExpected: round(expected / Math.max(1, targets.length)),
       missingFrames: Math.max(0, expected - frames.frames),
       failedPrompts,
       post: { p50: round(percentile(postSorted, 50)), p99: round(percentile(postSorted, 99)) }
@@ -440,13 +405,8 @@ const idle = (url: string, dataDir: string) =>
     const sessions = yield* Effect.promise(() =>
       pool(Array.from({ length: IDLE_STREAMS }, (_, i) => i), 16, async (i) =>
         (await Effect.runPromise(api.sessions.create({ payload: { title: `idle-${i}` } }))).session.id as string))
-    const frames = new Frames()
-    const streams: Array<OpenStream> = []
-    yield* Effect.addFinalizer(() => Effect.sync(() => streams.forEach((s) => s.close())))
-    yield* Effect.promise(() =>
-      pool(sessions, 100, async (id) => {
-        streams.push(await openSessionStream(baseUrl, token, id, 0, frames))
-      }))
+    const clients = yield* Effect.promise(() => openClients(baseUrl, token, sessions.map((id) => ({ id, tip: 0 }))))
+    yield* Effect.addFinalizer(() => Effect.sync(() => clients.forEach((client) => client.kill())))
     // Let start-up work (first ticks, the streams' first reads) pass before the window.
     yield* Effect.sleep(10_000)
     const before = yield* statementsByQuery
@@ -458,7 +418,7 @@ const idle = (url: string, dataDir: string) =>
       perMinute: round((calls - (before.get(query) ?? 0)) * perMinute)
     })).filter((row) => row.perMinute > 0).sort((a, b) => b.perMinute - a.perMinute)
     return {
-      streams: streams.length,
+      streams: sessions.length,
       windowMs: IDLE_WINDOW_MS,
       statementsPerMinute: round(byQuery.reduce((sum, row) => sum + row.perMinute, 0)),
       byQuery
@@ -498,17 +458,18 @@ const report = (results: any) => {
     lines.push(
       "",
       `Fan-out: \`cowork web\` and \`cowork worker\` (8 fibers, scripted runtime, checkpoints off) as separate processes;`,
-      `${SESSIONS} sessions; ${RATE} prompts/s offered open-loop for ${SECONDS} s per row (prompt \`${PROMPT}\`); SSE clients in the`,
-      "benchmark process. Commit → client = event `createdAt` (its transaction's START, so it includes the transaction itself)",
+      `${SESSIONS} sessions; ${RATE} prompts/s offered open-loop for ${SECONDS} s per row (prompt \`${PROMPT}\`); SSE clients in`,
+      `${CLIENT_PROCS} process(es) of their own (\`sseClients.ts\`), prompts sent by the benchmark's driver process.`,
+      "Commit → client = event `createdAt` (its transaction's START, so it includes the transaction itself)",
       "→ frame parsed by the client, every frame of every stream. NOTIFY at web → client = the workspace stream's `session.changed`",
       "(written straight from the notification, no read) → each session stream's frame carrying that tip: the fan-out's own delay.",
       "",
-      "| subscribers / session | streams | prompts (offered /s) | notifications | event reads | reads / notification | web CPU / prompt (cores busy: web / bench clients) | RSS / stream | commit → client p50 / p99 / max | NOTIFY at web → client p50 / p99 / max | gaps / dups / missing frames | failed POSTs | POST → 202 p50 / p99 |",
+      "| subscribers / session | streams | prompts (offered /s) | notifications | event reads | reads / notification | web CPU / prompt (cores busy: web / SSE clients / driver) | RSS / stream | commit → client p50 / p99 / max | NOTIFY at web → client p50 / p99 / max | gaps / dups / missing frames | failed POSTs | POST → 202 p50 / p99 |",
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     for (const p of results.fanout as Array<PhaseResult>) {
       lines.push(
-        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} (${p.readExecMs} ms each in Postgres) | ${p.webCpuMsPerPrompt} ms (${p.webCpuShare} / ${p.clientCpuShare}) | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.fanoutDelay.p50} / ${p.fanoutDelay.p99} / ${p.fanoutDelay.max} ms (${p.fanoutDelay.samples}) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} | ${p.failedPrompts} | ${p.post.p50} / ${p.post.p99} ms |`
+        `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} (${p.readExecMs} ms each in Postgres) | ${p.webCpuMsPerPrompt} ms (${p.webCpuShare} / ${p.clientCpuShare} / ${p.driverCpuShare}) | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.fanoutDelay.p50} / ${p.fanoutDelay.p99} / ${p.fanoutDelay.max} ms (${p.fanoutDelay.samples}) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} | ${p.failedPrompts} | ${p.post.p50} / ${p.post.p99} ms |`
       )
     }
   }
