@@ -26,3 +26,13 @@ export const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, what: stri
     }
     assert.fail(`never happened: ${what}`)
   })
+
+/**
+ * Runs one step of a test with a deadline of real time, failing naming `what` when it takes longer: a hung database
+ * call or subscription then names its step instead of timing the whole test out. Needs the live clock.
+ */
+export const step = <A, E, R>(what: string, effect: Effect.Effect<A, E, R>, deadlineMs = 10_000) =>
+  Effect.timeoutOrElse(effect, {
+    duration: deadlineMs,
+    orElse: () => Effect.sync(() => assert.fail(`step did not finish within ${deadlineMs}ms: ${what}`))
+  })

@@ -10,6 +10,7 @@ import {
   parseCommandsMessage,
   parseEventsMessage
 } from "./Channels.ts"
+import { listen } from "./ListenConnection.ts"
 
 /** A self-addressed probe: proves the listening connection still delivers notifications end to end. */
 const PING_PREFIX = "~ping "
@@ -67,8 +68,8 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
         let lostAt = 0
         let connectedThisTime = false
         const listenOnce = Effect.scoped(Effect.gen(function*() {
-          // A connect into a restarting server can hang until the pool's connect timeout; give up sooner and retry.
-          const notifications = yield* pg.listen(name).pipe(
+          // A connect into a restarting server can hang until the connect timeout; give up sooner and retry.
+          const notifications = yield* listen(pg, name).pipe(
             Effect.timeoutOrElse({ duration: LISTEN_TIMEOUT, orElse: () => Effect.fail(new ListenerUnhealthy()) })
           )
           state.connected = true

@@ -21,6 +21,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Config, Effect, Layer, PubSub, Queue, Random, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { DELIVERIES_CHANNEL, parseDeliveryNotice } from "./Channels.ts"
+import { listen } from "./ListenConnection.ts"
 
 interface DeliveryRow {
   readonly id: string
@@ -186,7 +187,7 @@ export const make = (options: DeliveryFeedOptions) =>
       if (listening) return Effect.void
       listening = true
       return Effect.scoped(Effect.gen(function*() {
-        const notifications = yield* pg.listen(DELIVERIES_CHANNEL)
+        const notifications = yield* listen(pg, DELIVERIES_CHANNEL)
         while (true) {
           const notice = parseDeliveryNotice((yield* Queue.take(notifications)).payload)
           if (notice !== undefined) yield* PubSub.publish(hub, notice)

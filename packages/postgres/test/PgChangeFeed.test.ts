@@ -4,7 +4,7 @@ import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Queue, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
-import { within } from "../../../test/support/Eventually.ts"
+import { step, within } from "../../../test/support/Eventually.ts"
 import { workflowInput } from "../../services/test/support/WorkflowStoreContract.ts"
 
 const layer = Layer.mergeAll(
@@ -97,6 +97,27 @@ it.layer(layer, { excludeTestServices: true })("PgChangeFeed", (it) => {
       const seen = yield* Queue.take(signals)
       assert.strictEqual((seen as { kind: string }).kind, "prompt")
       assert.strictEqual((yield* Queue.clear(changes)).length, 0, "pause and a manual-only create wake no one")
+    })))
+})
+
+// A pool of ONE connection: the listening connections must not come out of it.
+const onePool = PgChangeFeed.layer.pipe(Layer.provideMerge(TestDatabase.layer({ maxConnections: 1 })))
+
+it.layer(onePool, { excludeTestServices: true })("PgChangeFeed listening connections", (it) => {
+  it.effect("are not pooled: with both channels listened to, a one-connection pool still runs queries and transactions", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const feed = yield* ChangeFeed
+      const sql = yield* SqlClient.SqlClient
+      const signals = yield* Queue.unbounded<unknown>()
+      yield* (yield* feed.commandSignals).pipe(Stream.runForEach((s) => Queue.offer(signals, s)), Effect.forkScoped)
+      yield* (yield* feed.sessionChanges).pipe(Stream.runDrain, Effect.forkScoped)
+      yield* within(listening(feed, "cowork_commands"), "the commands channel is listened to", 10_000)
+      yield* within(listening(feed, "cowork_events"), "the events channel is listened to", 10_000)
+      // A pooled listener holds its connection for as long as it listens: every query below would wait forever.
+      yield* step("a query on the pool", sql`SELECT 1`)
+      yield* step("a transaction on the pool", sql.withTransaction(sql`SELECT 1`))
+      yield* step("a notification through the pool", feed.notifyCommand({ kind: "abort", sessionId: "ses_pool" }))
+      assert.deepStrictEqual(yield* step("the signal arrives", Queue.take(signals)), { kind: "abort", sessionId: "ses_pool" })
     })))
 })
 
