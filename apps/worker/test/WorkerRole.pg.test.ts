@@ -123,9 +123,12 @@ it.layer(Env, { timeout: 60_000, excludeTestServices: true })("WorkerRole on Pos
         Effect.map(eventTypes("ses_taken"), (events) => events.some((e) => e.type === "assistant.message")),
         "the turn started"
       )
-      // Another worker takes the session over (as after a long pause of this one).
-      yield* backdateLease("ses_taken")
-      const [thief] = yield* leases.claim("worker-thief", 1, 60_000, 3)
+      // Another worker takes the session over (as after a long pause of this one), in ONE transaction: the stale
+      // worker polls every 50 ms (and its reaper wakes it), so between a committed backdate and the thief's claim it
+      // could claim the expired lease itself and leave the thief nothing.
+      const [thief] = yield* sql.withTransaction(
+        Effect.andThen(backdateLease("ses_taken"), leases.claim("worker-thief", 1, 60_000, 3))
+      )
       assert.isDefined(thief)
       const before = yield* eventTypes("ses_taken")
       yield* within(
