@@ -10,8 +10,8 @@ import {
   unchosen
 } from "@cowork/channels"
 import { Metrics } from "@cowork/observability"
-import { RateLimiter } from "@cowork/services"
-import { Effect, Option, Stream } from "effect"
+import { RateLimiter, readBoundedBody } from "@cowork/services"
+import { Effect, Option } from "effect"
 import type { HttpServerRequest } from "effect/http"
 import { HttpServerResponse } from "effect/http"
 import { BindingCredentials, type CredentialUnresolved } from "./BindingCredentials.ts"
@@ -172,28 +172,8 @@ export const make = Effect.gen(function*() {
         yield* count("unknown_provider")
         return errorBody(404, "no inbound provider with this id")
       }
-      if (Number(request.headers["content-length"] ?? 0) > config.maxBodyBytes) {
-        yield* count("body_too_large")
-        return errorBody(413, `body exceeds ${config.maxBodyBytes} bytes`)
-      }
-      const chunks: Array<Uint8Array> = []
-      let size = 0
-      let overLimit = false
-      yield* request.stream.pipe(
-        Stream.runForEachWhile((chunk) =>
-          Effect.sync(() => {
-            size += chunk.length
-            if (size > config.maxBodyBytes) {
-              overLimit = true
-              return false
-            }
-            chunks.push(chunk)
-            return true
-          })
-        ),
-        Effect.orDie
-      )
-      if (overLimit) {
+      const body = yield* readBoundedBody(request, config.maxBodyBytes)
+      if (body === undefined) {
         yield* count("body_too_large")
         return errorBody(413, `body exceeds ${config.maxBodyBytes} bytes`)
       }
@@ -213,7 +193,7 @@ export const make = Effect.gen(function*() {
       }
       if (own._tag === "Unresolved") return yield* secretUnresolved(providerId, bindingId!, own.error)
       const secret = own._tag === "Own" ? own.secret : undefined
-      const verified = yield* provider.verifyInbound({ headers, rawBody: Buffer.concat(chunks), nowMs: now }, secret).pipe(
+      const verified = yield* provider.verifyInbound({ headers, rawBody: body, nowMs: now }, secret).pipe(
         Effect.map((value) => ({ _tag: "Ok" as const, value })),
         Effect.catchTag("InboundRefused", (refused: InboundRefused) => Effect.succeed({ _tag: "Refused" as const, refused }))
       )

@@ -9,8 +9,8 @@ import {
   type WebhookRejectionReason
 } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { SecretAdapter, WebhookSignature, WorkflowStore } from "@cowork/services"
-import { Config, Effect, Option, Stream } from "effect"
+import { readBoundedBody, SecretAdapter, WebhookSignature, WorkflowStore } from "@cowork/services"
+import { Config, Effect, Option } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { RequestLimits } from "./RequestLimits.ts"
@@ -70,26 +70,8 @@ export const layer = HttpApiBuilder.group(Api, "webhooks", Effect.fn(function*(h
           retryAfterMs: seconds * 1000
         }))
       }
-      if (Number(request.headers["content-length"] ?? 0) > MAX_WEBHOOK_BODY_BYTES) return yield* reject("body_too_large", tooLarge())
-      const chunks: Array<Uint8Array> = []
-      let size = 0
-      let overLimit = false
-      yield* request.stream.pipe(
-        Stream.runForEachWhile((chunk) =>
-          Effect.sync(() => {
-            size += chunk.length
-            if (size > MAX_WEBHOOK_BODY_BYTES) {
-              overLimit = true
-              return false
-            }
-            chunks.push(chunk)
-            return true
-          })
-        ),
-        Effect.orDie
-      )
-      if (overLimit) return yield* reject("body_too_large", tooLarge())
-      const body = Buffer.concat(chunks)
+      const body = yield* readBoundedBody(request, MAX_WEBHOOK_BODY_BYTES)
+      if (body === undefined) return yield* reject("body_too_large", tooLarge())
 
       const timestamp = request.headers[WebhookSignature.TIMESTAMP_HEADER]
       const signature = request.headers[WebhookSignature.SIGNATURE_HEADER]
