@@ -31,6 +31,25 @@ const until = async (what: string, check: () => boolean | Promise<boolean>, time
   assert.fail(`not within ${timeoutMs} ms: ${what}`)
 }
 
+/**
+ * No credential in the gateway's answers (/diagnostics, /metrics, /deliveries, /ready), the deliveries' errors, its
+ * binding reports or its log lines (which must have recorded the unresolved credential); the answers, for more checks.
+ */
+const assertNoCredentialShown = async (gateway: RunningGateway, cloud: MemoryCloud, logs: ReadonlyArray<string>, canaries: ReadonlyArray<string>) => {
+  const shown = await Promise.all([
+    fetch(`${gateway.url}/diagnostics`, { headers: gateway.admin }).then((r) => r.text()),
+    fetch(`${gateway.url}/metrics`, { headers: gateway.admin }).then((r) => r.text()),
+    fetch(`${gateway.url}/deliveries`, { headers: gateway.admin }).then((r) => r.text()),
+    fetch(`${gateway.url}/ready`).then((r) => r.text())
+  ])
+  const errors = [...cloud.deliveries.values()].map((d) => d.lastError ?? "").join("\n")
+  assert.isTrue(logs.some((line) => line.includes("binding credential not resolved")), "the gateway's log lines were captured")
+  for (const text of [...shown, errors, JSON.stringify(cloud.bindingReports), ...logs]) {
+    for (const canary of canaries) assert.notInclude(text, canary)
+  }
+  return shown
+}
+
 describe("gateway role against an in-memory cloud", () => {
   const telegram = new FakeTelegram(TG_TOKEN)
   const receiver = new WebhookReceiver(HOOK_OUT)
@@ -253,17 +272,7 @@ describe("a binding's own credential (credentialRef), resolved by the gateway", 
     assert.include(cloud.bindingReports.find((r) => r.channelBindingId === "chb_missing")!.detail ?? "", `${prefix}NOT_SET`)
     assert.isFalse(own.received.some((r) => r.idempotencyKey === unresolved.idempotencyKey))
 
-    const shown = await Promise.all([
-      fetch(`${gateway!.url}/diagnostics`, { headers: gateway!.admin }).then((r) => r.text()),
-      fetch(`${gateway!.url}/metrics`, { headers: gateway!.admin }).then((r) => r.text()),
-      fetch(`${gateway!.url}/deliveries`, { headers: gateway!.admin }).then((r) => r.text()),
-      fetch(`${gateway!.url}/ready`).then((r) => r.text())
-    ])
-    const errors = [...cloud.deliveries.values()].map((d) => d.lastError ?? "").join("\n")
-    assert.isTrue(logs.some((line) => line.includes("binding credential not resolved")), "the gateway's log lines were captured")
-    for (const text of [...shown, errors, JSON.stringify(cloud.bindingReports), ...logs]) {
-      for (const canary of [OWN, ROTATED, "canary-binding"]) assert.notInclude(text, canary)
-    }
+    const shown = await assertNoCredentialShown(gateway!, cloud, logs, [OWN, ROTATED, "canary-binding"])
     assert.include(shown[1]!, `open_cowork_gateway_errors_total{operation="credential",role="gateway"}`)
   })
 })
@@ -328,17 +337,7 @@ describe("a binding's credentialRef is confined to its org's namespace (the org 
     }
     assert.strictEqual(anyKey.received.length, 0, "nothing sent with a credential outside the org's namespace")
 
-    const shown = await Promise.all([
-      fetch(`${gateway!.url}/diagnostics`, { headers: gateway!.admin }).then((r) => r.text()),
-      fetch(`${gateway!.url}/metrics`, { headers: gateway!.admin }).then((r) => r.text()),
-      fetch(`${gateway!.url}/deliveries`, { headers: gateway!.admin }).then((r) => r.text()),
-      fetch(`${gateway!.url}/ready`).then((r) => r.text())
-    ])
-    const errors = [...cloud.deliveries.values()].map((d) => d.lastError ?? "").join("\n")
-    assert.isTrue(logs.some((line) => line.includes("binding credential not resolved")), "the gateway's log lines were captured")
-    for (const text of [...shown, errors, JSON.stringify(cloud.bindingReports), ...logs]) {
-      for (const canary of [ORG_A_OWN, ORG_B_ENV, ORG_B_FILE, OUTSIDE_FILE, GATEWAY_TOKEN, "canary-"]) assert.notInclude(text, canary)
-    }
+    await assertNoCredentialShown(gateway!, cloud, logs, [ORG_A_OWN, ORG_B_ENV, ORG_B_FILE, OUTSIDE_FILE, GATEWAY_TOKEN, "canary-"])
   })
 })
 
