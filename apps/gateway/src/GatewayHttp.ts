@@ -183,6 +183,9 @@ export const routes = Layer.unwrap(Effect.gen(function*() {
             shutdownGraceMs: config.shutdownGraceMs,
             webhookRatePerMinute: config.webhookRatePerMinute,
             maxBodyBytes: config.maxBodyBytes,
+            credentialTtlMs: config.credentialTtlMs,
+            // Where a binding's `file:` credentialRef is read (`<dir>/<orgId>/<name>`); null: such references are refused.
+            credentialsDir: config.credentialsDir ?? null,
             tokenConfigured: true,
             adminTokenConfigured: Option.isSome(config.adminToken),
             providers: config.providers.map((entry) => entry.config)

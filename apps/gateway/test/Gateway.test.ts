@@ -337,7 +337,8 @@ describe("a binding's credentialRef is confined to its org's namespace (the org 
     }
     assert.strictEqual(anyKey.received.length, 0, "nothing sent with a credential outside the org's namespace")
 
-    await assertNoCredentialShown(gateway!, cloud, logs, [ORG_A_OWN, ORG_B_ENV, ORG_B_FILE, OUTSIDE_FILE, GATEWAY_TOKEN, "canary-"])
+    const [diagnostics] = await assertNoCredentialShown(gateway!, cloud, logs, [ORG_A_OWN, ORG_B_ENV, ORG_B_FILE, OUTSIDE_FILE, GATEWAY_TOKEN, "canary-"])
+    assert.strictEqual((JSON.parse(diagnostics!) as { config: { credentialsDir: string } }).config.credentialsDir, dir)
   })
 })
 
