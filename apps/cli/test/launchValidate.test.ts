@@ -22,7 +22,8 @@ describe("cowork launch validate", () => {
         "Check `GET /api/sessions/:id/view` and `POST /api/workflows/:id/{run,pause}` (both exist).",
         "Then `GET /api/imaginary/status` and `POST /api/workflows/:id/explode`; `/webhooks/*` exists, `/api/nowhere/*` does not.",
         "Watch open_cowork_cloud_http_requests_total and open_cowork_cloud_made_up_total.",
-        "Set OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS, not OPEN_COWORK_CLOUD_NOT_A_SETTING."
+        "Set OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS, not OPEN_COWORK_CLOUD_NOT_A_SETTING.",
+        "An org's credential OPEN_COWORK_GATEWAY_CRED_ORG_5FA1__TG_BOT (a per-org family), not OPEN_COWORK_GATEWAY_CRED_NO_ORG_KEY."
       ].join("\n"))
       const findings = checkRunbooks(root, [file]).filter((f) => !f.ok).map((f) => f.message.replace(/^.*?: /, ""))
       assert.deepStrictEqual(findings.sort(), [
@@ -30,6 +31,7 @@ describe("cowork launch validate", () => {
         "/api/nowhere/* is not a route the code serves",
         "/api/workflows/:id/explode is not a route the code serves",
         "OPEN_COWORK_CLOUD_NOT_A_SETTING is read nowhere in the code",
+        "OPEN_COWORK_GATEWAY_CRED_NO_ORG_KEY is read nowhere in the code",
         "open_cowork_cloud_made_up_total is not in the metrics catalog"
       ].sort())
       const names = runbookNames("POST /api/admin/workers/<id>/credentials/<old cid>/revoke", "x.md")

@@ -1,3 +1,4 @@
+import { CREDENTIAL_ENV_PREFIX } from "@cowork/domain"
 import { HTTP_ROUTES, metricOfSeries } from "@cowork/observability"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -259,8 +260,11 @@ export const checkRunbooks = (root: string, files?: ReadonlyArray<string>): Arra
       counted.env++
       // `OPEN_COWORK_X_*` written as a family: the prefix must occur; `<NAME>_FILE` is the entry point's generic form.
       const stem = name.replace(/_+$/, "")
+      // A per-org binding credential (`OPEN_COWORK_GATEWAY_CRED_<ORGKEY>__<NAME>`) is named by the operator: its family
+      // prefix must occur.
       const found = source.includes(name) || (name.endsWith("_") && source.includes(stem)) ||
-        (name.endsWith("_FILE") && source.includes(name.slice(0, -"_FILE".length)))
+        (name.endsWith("_FILE") && source.includes(name.slice(0, -"_FILE".length))) ||
+        (name.startsWith(CREDENTIAL_ENV_PREFIX) && name.includes("__", CREDENTIAL_ENV_PREFIX.length) && source.includes(CREDENTIAL_ENV_PREFIX))
       if (!found) out.push({ area: "runbook env", ok: false, message: `${rel}: ${name} is read nowhere in the code` })
     }
   }
