@@ -84,7 +84,7 @@ const postgresCpu = (postmaster: number): number => {
 }
 
 interface Counters {
-  readonly byQuery: ReadonlyMap<string, { readonly query: string; readonly calls: number }>
+  readonly byQuery: ReadonlyMap<string, { readonly query: string; readonly calls: number; readonly execMs: number; readonly planMs: number }>
   readonly at: number
   readonly nodeMs: number
   readonly postgresMs: number
@@ -117,13 +117,14 @@ const readCounters = (postmaster: number, nodeCpu: () => number) =>
     const wal = yield* sql.unsafe<{ fsyncs: number }>(
       `SELECT ${PROBE} coalesce(sum(fsyncs), 0)::float8 AS fsyncs FROM pg_stat_io WHERE object = 'wal'`
     )
-    const rows = yield* sql.unsafe<{ queryid: string; query: string; calls: number }>(
-      `SELECT ${PROBE} queryid::text AS queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query, calls::float8 AS calls
+    const rows = yield* sql.unsafe<{ queryid: string; query: string; calls: number; exec_ms: number; plan_ms: number }>(
+      `SELECT ${PROBE} queryid::text AS queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query, calls::float8 AS calls,
+         total_exec_time::float8 AS exec_ms, total_plan_time::float8 AS plan_ms
        FROM pg_stat_statements
        WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench-probe%'`
     )
     return {
-      byQuery: new Map(rows.map((r) => [r.queryid, { query: r.query, calls: Number(r.calls) }])),
+      byQuery: new Map(rows.map((r) => [r.queryid, { query: r.query, calls: Number(r.calls), execMs: Number(r.exec_ms), planMs: Number(r.plan_ms) }])),
       at: performance.now(),
       nodeMs: nodeCpu(),
       postgresMs: postgresCpu(postmaster),
@@ -134,10 +135,22 @@ const readCounters = (postmaster: number, nodeCpu: () => number) =>
     } satisfies Counters
   }).pipe(Effect.orDie)
 
-/** The statements that ran most between two samples, per command. */
+/**
+ * The statements that ran most between two samples, per command, with their mean execution and planning time per
+ * call (pg_stat_statements; planning is tracked because the bench turns `track_planning` on).
+ */
 const topStatements = (before: Counters, after: Counters, commands: number) =>
   [...after.byQuery.entries()]
-    .map(([id, a]) => ({ query: a.query, perCommand: round((a.calls - (before.byQuery.get(id)?.calls ?? 0)) / commands, 2) }))
+    .map(([id, a]) => {
+      const b = before.byQuery.get(id)
+      const calls = a.calls - (b?.calls ?? 0)
+      return {
+        query: a.query,
+        perCommand: round(calls / commands, 2),
+        execMsPerCall: round((a.execMs - (b?.execMs ?? 0)) / Math.max(calls, 1), 3),
+        planMsPerCall: round((a.planMs - (b?.planMs ?? 0)) / Math.max(calls, 1), 3)
+      }
+    })
     .filter((q) => q.perCommand >= 0.05)
     .sort((x, y) => y.perCommand - x.perCommand)
 
@@ -155,32 +168,53 @@ const loadAverage = () => Os.loadavg().map((n) => round(n, 2)).join(" / ")
 // ---------------------------------------------------------------------------------------------------------------
 // Ours
 
-const countAcked = (label: string) =>
+/**
+ * The phase's commands still open (pending or running), polled while the worker drains: a probe of the small
+ * open-commands index, not a count of every acked command so far (that read grew with the run and its Postgres CPU
+ * was counted as ours). The acked total is read once, at the end.
+ */
+const countOpen = (sessions: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     probes++
     const rows = yield* sql.unsafe<{ n: number }>(
-      `SELECT ${PROBE} count(*)::int AS n FROM cloud_session_commands c JOIN cloud_sessions s ON s.id = c.session_id
-       WHERE s.title LIKE $1 AND c.status = 'acked'`,
-      [`${label}-%`]
+      `SELECT ${PROBE} count(*)::int AS n FROM cloud_session_commands
+       WHERE session_id = ANY($1::text[]) AND status IN ('pending', 'running')`,
+      [sessions]
     )
     return Number(rows[0]!.n)
   }).pipe(Effect.orDie)
 
-const drainOurs = (stack: Stack, label: string, sessions: ReadonlyArray<string>, commands: number) =>
+const countAcked = (sessions: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    probes++
+    const rows = yield* sql.unsafe<{ n: number }>(
+      `SELECT ${PROBE} count(*)::int AS n FROM cloud_session_commands WHERE session_id = ANY($1::text[]) AND status = 'acked'`,
+      [sessions]
+    )
+    return Number(rows[0]!.n)
+  }).pipe(Effect.orDie)
+
+const drainOurs = (stack: Stack, sessions: ReadonlyArray<string>, commands: number) =>
   Effect.gen(function*() {
     const perSession = Math.ceil(commands / sessions.length)
     const jobs = sessions.flatMap((sessionId) => Array.from({ length: perSession }, () => sessionId))
     const started = performance.now()
-    const enqueued = Effect.runPromise(Effect.promise(() => pool(jobs, IN_FLIGHT, (sessionId) => prompt(stack, sessionId, PROMPT))))
-    let acked = 0
+    let enqueuedAll = false
+    const enqueued = Effect.runPromise(Effect.promise(() =>
+      pool(jobs, IN_FLIGHT, (sessionId) => prompt(stack, sessionId, PROMPT)).then(() => {
+        enqueuedAll = true
+      })
+    ))
     const deadline = Date.now() + 600_000
-    while (acked < jobs.length && Date.now() < deadline) {
+    while (Date.now() < deadline) {
       yield* Effect.sleep(50)
-      acked = yield* countAcked(label)
+      if (enqueuedAll && (yield* countOpen(sessions)) === 0) break
     }
     const seconds = (performance.now() - started) / 1000
     yield* Effect.promise(() => enqueued)
+    const acked = yield* countAcked(sessions)
     return { commands: jobs.length, acked, seconds: round(seconds, 2), perSecond: round(acked / seconds) }
   })
 
@@ -263,10 +297,10 @@ const runOurs = (url: string, dataDir: string, postmaster: number, label: string
     const nodeCpu = () => cpuOf(stack.child.pid!, true)
     // Warm-up: JIT, pools, plans; not measured.
     const warmSessions = yield* Effect.promise(() => createSessions(stack, 50, `warm${label}`))
-    yield* drainOurs(stack, `warm${label}`, warmSessions, 200)
+    yield* drainOurs(stack, warmSessions, 200)
     const sessions = yield* Effect.promise(() => createSessions(stack, SESSIONS, label))
     const before = yield* readCounters(postmaster, nodeCpu)
-    const throughput = yield* drainOurs(stack, label, sessions, COMMANDS)
+    const throughput = yield* drainOurs(stack, sessions, COMMANDS)
     const after = yield* readCounters(postmaster, nodeCpu)
     const latency = yield* Effect.promise(() => latencyOpenLoop(stack))
     yield* stopStack(stack)
@@ -437,9 +471,11 @@ const report = (results: {
     "",
     "Statements per command, ours with checkpoints off (pg_stat_statements calls in the measured window / commands):",
     "",
-    "| calls per command | statement |",
-    "|---|---|",
-    ...off.top.slice(0, 14).map((q) => `| ${q.perCommand} | \`${q.query.replaceAll("|", "\\|").replaceAll("`", "'")}\` |`),
+    "| calls per command | execution ms per call | planning ms per call | statement |",
+    "|---|---|---|---|",
+    ...off.top.slice(0, 14).map((q) =>
+      `| ${q.perCommand} | ${q.execMsPerCall} | ${q.planMsPerCall} | \`${q.query.replaceAll("|", "\\|").replaceAll("`", "'")}\` |`
+    ),
     ""
   ].join("\n")
 }
@@ -461,6 +497,9 @@ const main = Effect.gen(function*() {
   return yield* Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql.unsafe(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).pipe(Effect.orDie)
+    // Planning time per statement (off by default; a reload applies it to every backend).
+    yield* sql.unsafe(`ALTER SYSTEM SET pg_stat_statements.track_planning = on`).pipe(Effect.orDie)
+    yield* sql.unsafe(`SELECT pg_reload_conf()`).pipe(Effect.orDie)
     console.error("ours, checkpoints off …")
     const off = yield* runOurs(url, dataDir, postmaster, "off", { OPEN_COWORK_CLOUD_CHECKPOINTS: "false" })
     console.error(JSON.stringify(off.result))
