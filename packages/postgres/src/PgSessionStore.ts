@@ -340,7 +340,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       WHERE ${perHour}::bigint IS NULL OR EXISTS (SELECT 1 FROM bumped)
       RETURNING session_id
     ),`,
-          fence: `SELECT cmd.session_id FROM cmd WHERE $7::bigint IS NULL AND $8::text IS NULL`,
+          fence: `SELECT cmd.session_id FROM cmd`,
           select: `, pg_notify(${channel}, ${signal}) IS NULL AS signalled`,
           params: [
             orgId,
