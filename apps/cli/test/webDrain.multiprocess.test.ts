@@ -65,22 +65,26 @@ it.live("SIGTERM with keep-alive clients: the in-flight request finishes, stream
         request.on("error", (error) => (stream.failed = String(error)))
       })
     )
-    // A request in flight: headers sent, the body not yet complete.
+    // A request in flight: the server has taken it (it asked for the body: 100 Continue), the body is not complete.
     const body = JSON.stringify({ title: "finished during the drain" })
     let answer: { status: number; connection: string | undefined; body: string } | undefined
     let failed: string | undefined
     const slow = Http.request(`${baseUrl}/api/sessions`, {
       method: "POST",
       agent,
-      headers: { ...auth, "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) }
+      headers: { ...auth, "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), expect: "100-continue" }
     }, (res) => {
       let text = ""
       res.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")))
       res.on("end", () => (answer = { status: res.statusCode!, connection: res.headers.connection, body: text }))
     })
     slow.on("error", (error) => (failed = String(error)))
+    const continued = new Promise<void>((resolve) => slow.once("continue", resolve))
+    slow.flushHeaders()
+    yield* Effect.promise(() => continued).pipe(
+      Effect.timeoutOrElse({ duration: 10_000, orElse: () => Effect.die(new Error(`no 100 Continue\n${web.output()}`)) })
+    )
     slow.write(body.slice(0, 5))
-    yield* eventually("the request to reach the server", Effect.sync(() => slow.socket?.writableLength === 0 ? true : undefined), { timeoutMs: 5_000, intervalMs: 20 })
 
     web.child.kill("SIGTERM")
     yield* eventually("the server to stop accepting connections", refusesConnections(port), { timeoutMs: 10_000, intervalMs: 20 })
