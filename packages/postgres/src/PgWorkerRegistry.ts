@@ -6,7 +6,7 @@ import {
   type WorkerLifecycle,
   workerTransitions
 } from "@cowork/domain"
-import { type Actor, QUEUED_RETRY_AFTER_MS, quotaExceeded, type RegistryScope, randomId, WorkerRegistry } from "@cowork/services"
+import { type Actor, type NewWorker, QUEUED_RETRY_AFTER_MS, quotaExceeded, type RegistryScope, randomId, WorkerRegistry } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { makeWorkerCredentials } from "./PgWorkerCredentials.ts"
@@ -96,15 +96,7 @@ export const make = Effect.gen(function*() {
     }))
   }, Effect.catchTag("SqlError", Effect.die))
 
-  const registerWorker = Effect.fn("WorkerRegistry.registerWorker")(function*(
-    input: {
-      readonly poolId: string
-      readonly name?: string | undefined
-      readonly id?: string | undefined
-      readonly activeWorkers?: number | undefined
-    },
-    actor: Actor
-  ) {
+  const registerWorker = Effect.fn("WorkerRegistry.registerWorker")(function*(input: NewWorker, actor: Actor) {
     const id = input.id ?? `wrk_${randomId(16)}`
     return yield* sql.withTransaction(Effect.gen(function*() {
       const pool = yield* sql.unsafe<{ id: string; org_id: string | null }>(

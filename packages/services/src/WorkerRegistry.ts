@@ -54,6 +54,15 @@ export interface IssuedWorkerCredential {
   readonly plaintext: Redacted.Redacted<string>
 }
 
+/** A worker to register (`WorkerRegistry.registerWorker`). */
+export interface NewWorker {
+  readonly poolId: string
+  readonly name?: string | undefined
+  readonly id?: string | undefined
+  /** The org's `active_workers` quota, checked with the insert (absent: not checked). */
+  readonly activeWorkers?: number | undefined
+}
+
 /**
  * Worker pools, registered workers and their credentials, with an audit event for every lifecycle change and
  * every credential issue / rotate / revoke (and first use, recorded by the heartbeat).
@@ -68,15 +77,7 @@ export class WorkerRegistry extends Context.Service<WorkerRegistry, {
    * With `activeWorkers`, an org's (self-hosted) pool takes no worker once the org has that many unretired,
    * unrevoked workers across its pools: `RateLimited` (quota `active_workers`).
    */
-  readonly registerWorker: (
-    input: {
-      readonly poolId: string
-      readonly name?: string | undefined
-      readonly id?: string | undefined
-      readonly activeWorkers?: number | undefined
-    },
-    actor: Actor
-  ) => Effect.Effect<RegisteredWorker, NotFound | Conflict | RateLimited>
+  readonly registerWorker: (input: NewWorker, actor: Actor) => Effect.Effect<RegisteredWorker, NotFound | Conflict | RateLimited>
   readonly listWorkers: (scope: RegistryScope, freshWithinMs: number) => Effect.Effect<ReadonlyArray<RegisteredWorker>>
   /**
    * Applies a lifecycle action from the transition table. `activate` / `resume` also honour the pool's
