@@ -1,4 +1,6 @@
+import { CREDENTIAL_ENV_PREFIX, CREDENTIALS_DIR_VARIABLE } from "@cowork/domain"
 import { ProviderAddress, resolveSecretRef, SecretRefError } from "@cowork/services"
+import * as Path from "node:path"
 import type { ChannelProvider, ProviderKind } from "./ChannelProvider.ts"
 import { PROVIDER_KINDS } from "./ChannelProvider.ts"
 import { makeEmailProvider } from "./EmailProvider.ts"
@@ -32,8 +34,24 @@ export class ProviderConfigError extends Error {
 
 const PROVIDER_ID = /^[a-z0-9][a-z0-9-]{0,39}$/
 
-/** A provider credential: the one resolver (services' SecretRef), its failure as this configuration's error. */
+/**
+ * A provider credential: the one resolver (services' SecretRef), its failure as this configuration's error. A
+ * provider's credential is shared by every org it serves, so it may not live in an org's credential namespace
+ * (an `OPEN_COWORK_GATEWAY_CRED_*` variable, a file under OPEN_COWORK_GATEWAY_CREDENTIALS_DIR): that org's
+ * bindings could name it as their own.
+ */
 const resolveRef = (ref: string, field: string, env: Readonly<Record<string, string | undefined>>): string => {
+  const credentialsDir = env[CREDENTIALS_DIR_VARIABLE]
+  const path = ref.startsWith("file://") ? ref.slice(7) : ref.startsWith("file:") ? ref.slice(5) : undefined
+  if (
+    ref.startsWith(`env:${CREDENTIAL_ENV_PREFIX}`) ||
+    (path !== undefined && credentialsDir !== undefined && credentialsDir !== "" &&
+      Path.resolve(path).startsWith(`${Path.resolve(credentialsDir)}${Path.sep}`))
+  ) {
+    throw new ProviderConfigError(
+      `${field}: a provider's credential may not be in the per-org credential namespace (${CREDENTIAL_ENV_PREFIX}* variables, files under ${CREDENTIALS_DIR_VARIABLE})`
+    )
+  }
   try {
     return resolveSecretRef(ref, field, env)
   } catch (error) {

@@ -405,5 +405,17 @@ describe("Provider configuration", () => {
     fails([{ id: "x", kind: "sms" }], "[0].kind must be one of")
     fails([{ id: "a", kind: "webhook" }, { id: "a", kind: "webhook" }], `[1].id "a" is used twice`)
     fails([{ id: "Bad Id", kind: "webhook" }], "[0].id must match")
+    // A provider's (shared) credential outside every org's namespace: an org's bindings could otherwise name it.
+    const inNamespace = (ref: string, extra: Record<string, string> = {}) =>
+      assert.throws(() => makeProviders(JSON.stringify([{ id: "tg", kind: "telegram", botTokenRef: ref }]), { ...env, ...extra }), ProviderConfigError, "per-org credential namespace")
+    inNamespace("env:OPEN_COWORK_GATEWAY_CRED_ORG_5FA__TG", { OPEN_COWORK_GATEWAY_CRED_ORG_5FA__TG: "123:tok" })
+    inNamespace("file:/run/cowork-credentials/org_a/tg", { OPEN_COWORK_GATEWAY_CREDENTIALS_DIR: "/run/cowork-credentials" })
+    inNamespace("file:///run/cowork-credentials/../cowork-credentials/org_a/tg", { OPEN_COWORK_GATEWAY_CREDENTIALS_DIR: "/run/cowork-credentials/" })
+    // A sibling directory whose name merely begins like it is not inside it (the file is then simply missing here).
+    assert.throws(() =>
+      makeProviders(JSON.stringify([{ id: "tg", kind: "telegram", botTokenRef: "file:/run/cowork-credentials-shared/tg" }]), {
+        ...env,
+        OPEN_COWORK_GATEWAY_CREDENTIALS_DIR: "/run/cowork-credentials"
+      }), ProviderConfigError, "cannot read")
   })
 })
