@@ -48,7 +48,9 @@ const reconnectDelay = (attempt: number) =>
  * ONE `LISTEN` connection per channel per process, started on first subscription and shared by every subscriber
  * through an in-memory `PubSub`. The connection is probed periodically and re-established with a bounded, jittered
  * backoff when it fails (reset once a connection works). Each re-established connection is announced on `resyncs`
- * AFTER its `LISTEN` is active, so a subscriber's catch-up read there covers every notification lost meanwhile.
+ * AFTER its `LISTEN` is active, so a subscriber's catch-up read there covers every notification lost meanwhile. A
+ * subscription returns once the channel's first connection attempt is over, so a notification sent after it returns
+ * reaches it (or, when that attempt failed, the connection that follows is announced on `resyncs`).
  */
 export const make = (options: ChangeFeedOptions = defaultOptions) =>
   Effect.gen(function*() {
@@ -66,6 +68,10 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
         const state = { connected: false }
         let everConnected = false
         let lostAt = 0
+        // Completed by the channel's first connection attempt, whether its LISTEN is active or it failed.
+        const firstAttempt = yield* Deferred.make<void>()
+        let startedAt = 0
+        let firstAttemptFailed = false
         let connectedThisTime = false
         const listenOnce = Effect.scoped(Effect.gen(function*() {
           // A connect into a restarting server can hang until the connect timeout; give up sooner and retry.
@@ -80,8 +86,12 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
               lostAt = now
             })
           )
-          if (everConnected) yield* PubSub.publish(resyncHub, { channel: name, lostAt })
+          // Re-established, or established after a failed first attempt that subscribers stopped waiting for.
+          if (everConnected || firstAttemptFailed) {
+            yield* PubSub.publish(resyncHub, { channel: name, lostAt: everConnected ? lostAt : startedAt })
+          }
           everConnected = true
+          yield* Deferred.succeed(firstAttempt, undefined)
           yield* Effect.logDebug("change feed listening").pipe(Effect.annotateLogs({ channel: name }))
           let pending: { readonly nonce: string; readonly received: Deferred.Deferred<void> } | undefined
           let heardAt = yield* Clock.currentTimeMillis
@@ -122,6 +132,8 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
           const supervised = Effect.gen(function*() {
             connectedThisTime = false
             const exit = yield* Effect.exit(listenOnce)
+            if (!everConnected) firstAttemptFailed = true
+            yield* Deferred.succeed(firstAttempt, undefined)
             if (connectedThisTime) attempt = 0
             const delay = yield* reconnectDelay(attempt++)
             yield* Effect.logWarning("change feed connection lost; re-establishing").pipe(
@@ -129,12 +141,20 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
             )
             yield* Effect.sleep(delay)
           })
-          return Effect.forever(supervised).pipe(Effect.forkIn(layerScope), Effect.asVoid)
+          return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            startedAt = now
+            return Effect.forever(supervised).pipe(Effect.forkIn(layerScope), Effect.asVoid)
+          })
         }))
 
+        // The subscription is returned once the channel's first connection attempt is over (at most LISTEN_TIMEOUT):
+        // when its `LISTEN` is active, every notification sent after the subscription returns reaches it (one sent
+        // while the connection was still being opened would be lost); when it failed, the connection that follows
+        // is announced on `resyncs` from the moment the channel started.
         return Effect.gen(function*() {
           const subscription = yield* PubSub.subscribe(pubsub)
           yield* start
+          yield* Deferred.await(firstAttempt)
           return Stream.fromSubscription(subscription)
         })
       })

@@ -18,7 +18,7 @@ import {
   MAX_DELIVERY_ERROR_LENGTH
 } from "@cowork/services"
 import { PgClient } from "@effect/sql-pg"
-import { Config, Effect, Layer, PubSub, Queue, Random, Stream } from "effect"
+import { Config, Deferred, Effect, Layer, PubSub, Queue, Random, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { DELIVERIES_CHANNEL, parseDeliveryNotice } from "./Channels.ts"
 import { listen } from "./ListenConnection.ts"
@@ -182,12 +182,16 @@ export const make = (options: DeliveryFeedOptions) =>
 
     // ONE listening connection per process, started on the first subscription, fanned out in memory.
     const hub = yield* PubSub.unbounded<{ readonly orgId: string; readonly channelBindingId: string }>()
+    // Completed by the first connection attempt, whether its LISTEN is active or it failed.
+    const firstAttempt = yield* Deferred.make<void>()
     let listening = false
     const startListening = Effect.suspend(() => {
       if (listening) return Effect.void
       listening = true
       return Effect.scoped(Effect.gen(function*() {
-        const notifications = yield* listen(pg, DELIVERIES_CHANNEL)
+        const notifications = yield* listen(pg, DELIVERIES_CHANNEL).pipe(
+          Effect.ensuring(Deferred.succeed(firstAttempt, undefined))
+        )
         while (true) {
           const notice = parseDeliveryNotice((yield* Queue.take(notifications)).payload)
           if (notice !== undefined) yield* PubSub.publish(hub, notice)
@@ -351,9 +355,12 @@ export const make = (options: DeliveryFeedOptions) =>
         }
       }),
       reap: reap(),
+      // Returned once the first LISTEN is active (or failed): a delivery made after a gateway's stream opened wakes it
+      // (the stream's opening frame, sent after this, covers what was waiting before).
       notices: Effect.gen(function*() {
         const subscription = yield* PubSub.subscribe(hub)
         yield* startListening
+        yield* Deferred.await(firstAttempt)
         return Stream.fromSubscription(subscription)
       }),
       countsByStatus: (orgId) => Effect.gen(function*() {

@@ -121,6 +121,18 @@ it.layer(onePool, { excludeTestServices: true })("PgChangeFeed listening connect
     })))
 })
 
+it.layer(PgChangeFeed.layer.pipe(Layer.provideMerge(TestDatabase.layer())), { excludeTestServices: true })("PgChangeFeed subscriptions", (it) => {
+  it.effect("return once the LISTEN is active: ONE notification sent right after the first subscription reaches it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const feed = yield* ChangeFeed
+      const sql = yield* SqlClient.SqlClient
+      const changes = yield* Queue.unbounded<SessionChanged>()
+      yield* (yield* feed.sessionChanges).pipe(Stream.runForEach((c) => Queue.offer(changes, c)), Effect.forkScoped)
+      yield* sql`SELECT pg_notify('cowork_events', 'org_f ses_f 1')`
+      assert.deepStrictEqual(yield* step("the one notification arrives", Queue.take(changes)), { orgId: "org_f", sessionId: "ses_f", lastSequence: 1 })
+    })))
+})
+
 it.layer(layer)("PgTokens", (it) => {
   it.effect("bootstrap once, issue, authenticate, scope, expire and revoke", () =>
     Effect.gen(function*() {
