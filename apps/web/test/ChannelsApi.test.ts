@@ -294,28 +294,28 @@ it.layer(layer, { excludeTestServices: true })("channels API", (it) => {
       assert.strictEqual(response.status, 200)
       const reader = response.body!.getReader()
       let text = ""
-      const readUntil = (needle: string, deadlineMs: number) =>
+      // ONE read in flight at a time: a read abandoned to a timer would still take the next chunk, and lose it.
+      let read: Promise<ReadableStreamReadResult<Uint8Array>> | undefined
+      /** Reads until `needle` appears after offset `from` of everything read; false after `deadlineMs`. */
+      const readUntil = (needle: string, deadlineMs: number, from = 0) =>
         Effect.promise(async () => {
           const deadline = Date.now() + deadlineMs
-          while (!text.includes(needle) && Date.now() < deadline) {
-            const chunk = await Promise.race([reader.read(), new Promise<undefined>((r) => setTimeout(() => r(undefined), deadline - Date.now()))])
-            if (chunk === undefined || chunk.done) break
+          while (!text.slice(from).includes(needle)) {
+            const left = deadline - Date.now()
+            if (left <= 0) return false
+            read ??= reader.read()
+            const chunk = await Promise.race([read, new Promise<undefined>((r) => setTimeout(() => r(undefined), left))])
+            if (chunk === undefined) continue
+            read = undefined
+            if (chunk.done) return false
             text += new TextDecoder().decode(chunk.value)
           }
-          return text.includes(needle)
+          return true
         })
       assert.isTrue(yield* readUntil(`data: {"channelBindingId":"${a}"}`, 5_000), "the opening wake-up")
       const before = text.length
       yield* appendAsWorker(prompted.body.sessionId, [reply("pong")])
-      const woke = yield* Effect.promise(async () => {
-        const deadline = Date.now() + 10_000
-        while (Date.now() < deadline) {
-          if (text.slice(before).includes("event: delivery.available")) return true
-          const chunk = await Promise.race([reader.read(), new Promise<undefined>((r) => setTimeout(() => r(undefined), 500))])
-          if (chunk !== undefined && !chunk.done) text += new TextDecoder().decode(chunk.value)
-        }
-        return false
-      })
+      const woke = yield* readUntil("event: delivery.available", 10_000, before)
       controller.abort()
       assert.isTrue(woke, `a wake-up after the reply; got ${JSON.stringify(text.slice(before))}`)
     }))
