@@ -124,7 +124,8 @@ const pool = async <A>(items: ReadonlyArray<A>, limit: number, task: (item: A) =
 
 const frames = new Frames()
 const streams: Array<OpenStream> = []
-const reply = (message: object) => process.send!(message)
+/** Sends `message`; `sent` runs once it is handed to the channel (a large reply is flushed asynchronously). */
+const reply = (message: object, sent?: () => void) => process.send!(message, undefined, {}, sent)
 
 process.on("message", (message: Request) => {
   void (async () => {
@@ -155,9 +156,11 @@ process.on("message", (message: Request) => {
           duplicates: frames.duplicates,
           frames: frames.frames,
           notifications: frames.notifications
+        }, () => {
+          // Disconnecting before the reply is flushed would drop it.
+          for (const stream of streams) stream.close()
+          process.disconnect()
         })
-        for (const stream of streams) stream.close()
-        process.disconnect()
         return
       }
     }
