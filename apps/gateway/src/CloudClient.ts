@@ -111,28 +111,23 @@ export const make = Effect.gen(function*() {
     return list
   })
 
-  /** The binding an inbound message is for: its provider and target (chat / channel id; a webhook may name the binding id). */
-  const bindingFor = (providerId: string, target: string) =>
+  /** The first cached binding that matches, or (when none does and the cache is older than the refresh interval) the first fresh one. */
+  const findBinding = (match: (binding: ChannelBinding) => boolean) =>
     Effect.gen(function*() {
-      const match = (list: ReadonlyArray<ChannelBinding>) =>
-        list.find((b) => b.providerId === providerId && (b.externalTarget === target || b.id === target))
       const cached = yield* Ref.get(bindings)
-      const hit = match(cached.list)
+      const hit = cached.list.find(match)
       if (hit !== undefined) return hit
       if ((yield* Clock.currentTimeMillis) - cached.at < BINDINGS_REFRESH_MS) return undefined
-      return match(yield* loadBindings)
+      return (yield* loadBindings).find(match)
     })
 
-  /** A binding of this provider by id (read again when the cache does not know it and is older than the refresh interval). */
+  /** The binding an inbound message is for: its provider and target (chat / channel id; a webhook may name the binding id). */
+  const bindingFor = (providerId: string, target: string) =>
+    findBinding((b) => b.providerId === providerId && (b.externalTarget === target || b.id === target))
+
+  /** A binding of this provider by id. */
   const bindingById = (providerId: string, channelBindingId: string) =>
-    Effect.gen(function*() {
-      const match = (list: ReadonlyArray<ChannelBinding>) => list.find((b) => b.id === channelBindingId && b.providerId === providerId)
-      const cached = yield* Ref.get(bindings)
-      const hit = match(cached.list)
-      if (hit !== undefined) return hit
-      if ((yield* Clock.currentTimeMillis) - cached.at < BINDINGS_REFRESH_MS) return undefined
-      return match(yield* loadBindings)
-    })
+    findBinding((b) => b.id === channelBindingId && b.providerId === providerId)
 
   /**
    * The binding an inbound message reaches. Signed with a binding's own secret (`viaBinding`): that binding only, when
