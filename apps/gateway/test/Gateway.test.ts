@@ -275,6 +275,43 @@ describe("a binding's own credential (credentialRef), resolved by the gateway", 
     const shown = await assertNoCredentialShown(gateway!, cloud, logs, [OWN, ROTATED, "canary-binding"])
     assert.include(shown[1]!, `open_cowork_gateway_errors_total{operation="credential",role="gateway"}`)
   })
+
+  it("verifies a binding's own inbound secret on /webhooks/:providerId/:bindingId; the provider's does not pass there; an unresolvable one is 503 and the binding's error", async () => {
+    cloud.inboundCredentialRefs.set("chb_own", `env:${prefix}OWN`)
+    cloud.inboundCredentialRefs.set("chb_missing", `env:${prefix}NOT_SET`)
+    for (const id of ["chb_own", "chb_missing"]) cloud.bindingProviders.set(id, "hooks")
+    const post = (path: string, eventId: string, secret: string) => {
+      const body = JSON.stringify({ eventId, target: "chb_own", userId: "u-1", text: "own inbound" })
+      const ts = String(Math.floor(Date.now() / 1000))
+      return fetch(`${gateway!.url}${path}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          [InboundSignatures.WEBHOOK_TIMESTAMP_HEADER]: ts,
+          [InboundSignatures.WEBHOOK_SIGNATURE_HEADER]: InboundSignatures.signWebhook(secret, ts, body)
+        },
+        body
+      })
+    }
+    assert.strictEqual((await post("/webhooks/hooks/chb_own", "own-in-1", OWN)).status, 202)
+    assert.strictEqual(cloud.prompts.filter((p) => p.message.providerEventId === "own-in-1").length, 1)
+    assert.strictEqual((await post("/webhooks/hooks/chb_own", "own-in-2", HOOK_IN)).status, 401, "the provider's secret on the binding's path")
+    assert.strictEqual((await post("/webhooks/hooks/chb_env", "own-in-3", HOOK_IN)).status, 404, "a binding without its own inbound secret")
+    assert.strictEqual((await post("/webhooks/other/chb_own", "own-in-4", OWN)).status, 404, "another provider id")
+    const credentialErrors = async () => {
+      const text = await (await fetch(`${gateway!.url}/metrics`, { headers: gateway!.admin })).text()
+      return Number(/open_cowork_gateway_errors_total\{operation="credential",role="gateway"\} (\d+)/.exec(text)?.[1] ?? 0)
+    }
+    const before = await credentialErrors()
+    const missing = await post("/webhooks/hooks/chb_missing", "own-in-5", OWN)
+    assert.strictEqual(missing.status, 503)
+    assert.isNotNull(missing.headers.get("retry-after"))
+    const report = cloud.bindingReports.filter((r) => r.channelBindingId === "chb_missing" && r.status === "error").at(-1)
+    assert.include(report?.detail ?? "", "inboundCredentialRef")
+    assert.strictEqual(await credentialErrors(), before + 1)
+    const diagnostics = await (await fetch(`${gateway!.url}/diagnostics`, { headers: gateway!.admin })).text()
+    assert.notInclude(diagnostics, OWN)
+  })
 })
 
 describe("a binding's credentialRef is confined to its org's namespace (the org sets it; the gateway resolves it)", () => {
