@@ -45,13 +45,24 @@ interface WebhookEvent {
   readonly threadId?: unknown
   readonly userId?: unknown
   readonly text?: unknown
-  readonly answer?: { readonly requestId?: unknown; readonly value?: unknown }
+  readonly answer?: { readonly requestId?: unknown; readonly value?: unknown; readonly choices?: unknown }
 }
+
+/** `choices`: one option index per question (0-35), at most 20 — what an answer button carries, for several questions at once. */
+const choicesOf = (value: unknown): ReadonlyArray<number> | undefined =>
+  Array.isArray(value) && value.length >= 1 && value.length <= 20 &&
+    value.every((choice) => typeof choice === "number" && Number.isInteger(choice) && choice >= 0 && choice < 36)
+    ? value as ReadonlyArray<number>
+    : undefined
 
 const str = (value: unknown, max: number): string | undefined =>
   typeof value === "string" && value !== "" && value.length <= max ? value : undefined
 
-/** The generic inbound body: `{eventId, target, userId, text, threadId?, answer?: {requestId, value}}`. */
+/**
+ * The generic inbound body: `{eventId, target, userId, text, threadId?, answer?: {requestId, value} | {requestId,
+ * choices}}` — `value` a permission's once / always / reject or a question's reject (or its one answer), `choices` one
+ * option index per question of the ask, answering them all.
+ */
 export const parseWebhookEvent = (body: WebhookEvent): Effect.Effect<InboundParse, InboundRefused> => {
   const eventId = str(body.eventId, 200)
   const target = str(body.target, 500)
@@ -61,6 +72,10 @@ export const parseWebhookEvent = (body: WebhookEvent): Effect.Effect<InboundPars
   if (missing !== undefined) return Effect.fail(new InboundRefused({ reason: "bad_request", message: `${missing} is required (a non-empty string)` }))
   const requestId = str(body.answer?.requestId, 200)
   const value = str(body.answer?.value, 200)
+  const choices = choicesOf(body.answer?.choices)
+  if (body.answer !== undefined && (requestId === undefined || (value === undefined && choices === undefined))) {
+    return Effect.fail(new InboundRefused({ reason: "bad_request", message: "answer needs requestId and value, or requestId and choices (one option index 0-35 per question, at most 20)" }))
+  }
   return Effect.succeed({
     _tag: "Message",
     message: {
@@ -69,7 +84,13 @@ export const parseWebhookEvent = (body: WebhookEvent): Effect.Effect<InboundPars
       externalThreadId: str(body.threadId, 200),
       externalUserId: userId!,
       text: text!,
-      answer: requestId !== undefined && value !== undefined ? { requestId, value } : undefined
+      answer: requestId === undefined
+        ? undefined
+        : choices !== undefined
+        ? { requestId, question: 0, choices }
+        : value !== undefined
+        ? { requestId, value }
+        : undefined
     }
   })
 }

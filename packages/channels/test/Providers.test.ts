@@ -386,6 +386,17 @@ describe("Webhook provider", () => {
     assert.include(await reasons(sign(ts, body, "wrong")), "bad_signature")
     const noText = JSON.stringify({ eventId: "ev-2", target: "room-1", userId: "u-1" })
     assert.include(await reasons(sign(ts, noText), noText), "text is required")
+    // An answer: a value, or one option index per question; anything else is a 400 naming what it needs.
+    const answered = async (answer: unknown) => {
+      const payload = JSON.stringify({ eventId: "ev-3", target: "room-1", userId: "u-1", text: "answer", answer })
+      const exit = await Effect.runPromiseExit(hook.verifyInbound!({ headers: sign(ts, payload), rawBody: Buffer.from(payload), nowMs: now }))
+      return Exit.isSuccess(exit) && exit.value.parse._tag === "Message" ? exit.value.parse.message.answer : Exit.isFailure(exit) ? JSON.stringify(exit.cause) : undefined
+    }
+    assert.deepStrictEqual(await answered({ requestId: "per_1", value: "once" }), { requestId: "per_1", value: "once" })
+    assert.deepStrictEqual(await answered({ requestId: "que_1", choices: [1, 0] }), { requestId: "que_1", question: 0, choices: [1, 0] })
+    for (const bad of [{ requestId: "que_1" }, { requestId: "que_1", choices: [36] }, { requestId: "que_1", choices: [] }, { value: "once" }, { requestId: "que_1", choices: [0.5] }]) {
+      assert.include(String(await answered(bad)), "answer needs requestId", JSON.stringify(bad))
+    }
   })
 })
 

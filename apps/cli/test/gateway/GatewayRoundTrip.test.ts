@@ -539,6 +539,16 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       yield* promise(() => receiver.waitForKeys(2, 30_000))
       assert.deepStrictEqual(receiver.received.map((r) => (r.body as { text: string }).text).sort(), ["echo: the shared way", "echo: via my own secret"])
 
+      // A webhook answers an ask of several questions at once with one option index per question.
+      assert.strictEqual((yield* post(`/webhooks/hooks/${own.id}`, event("own-6", own.id, "plan [[question:2]]"), ownSecret)).status, 202)
+      yield* promise(() => receiver.waitForKeys(3, 30_000))
+      const asked = receiver.received[2]!.body as { eventType: string; payload: { requestId: string } }
+      assert.strictEqual(asked.eventType, "question.asked")
+      const answer = { ...event("own-7", own.id, "answer"), answer: { requestId: asked.payload.requestId, choices: [1, 1] } }
+      assert.deepStrictEqual((yield* post(`/webhooks/hooks/${own.id}`, answer, ownSecret)).body, { status: "prompted" })
+      yield* promise(() => receiver.waitForKeys(4, 30_000))
+      assert.deepInclude(receiver.received[3]!.body as object, { text: "echo: plan [answered: no, blue]" })
+
       const shown = [
         yield* http("GET", `${gateway.url}/diagnostics`, undefined, undefined, gateway.admin),
         yield* http("GET", `${gateway.url}/metrics`, undefined, undefined, gateway.admin),
