@@ -113,6 +113,8 @@ export interface PressedMessage {
   readonly callbackId?: string | undefined
   /** The message's buttons as rows, when the provider sent them along (to show a partial selection). */
   readonly buttons?: ReadonlyArray<ReadonlyArray<ButtonView>> | undefined
+  /** Who pressed, as the chat shows them (Telegram `@username` or first name), when the provider said. */
+  readonly by?: string | undefined
 }
 
 /** A press on the chat it came from, for `ChannelProvider.acknowledge`. */

@@ -39,7 +39,7 @@ interface TelegramUpdate {
   }
   readonly callback_query?: {
     readonly id?: unknown
-    readonly from?: { readonly id?: unknown }
+    readonly from?: { readonly id?: unknown; readonly username?: unknown; readonly first_name?: unknown }
     readonly data?: unknown
     readonly message?: {
       readonly message_id?: unknown
@@ -56,6 +56,14 @@ const MAX_TEXT = 4_096
 const MAX_CALLBACK_TEXT = 200
 const MAX_ROWS = 100
 const MAX_ROW_BUTTONS = 8
+
+/** `@username`, else the first name (bounded), of the user who pressed. */
+const displayName = (from: { readonly username?: unknown; readonly first_name?: unknown } | undefined): string | undefined =>
+  typeof from?.username === "string" && /^\w{1,64}$/.test(from.username)
+    ? `@${from.username}`
+    : typeof from?.first_name === "string" && from.first_name.trim() !== ""
+    ? from.first_name.trim().slice(0, 64)
+    : undefined
 
 /** The inline keyboard a pressed message carried (`[[{text, callback_data}]]`), as button rows. */
 const keyboardOf = (markup: unknown): ReadonlyArray<ReadonlyArray<ButtonView>> | undefined => {
@@ -88,7 +96,8 @@ export const parseTelegramUpdate = (update: TelegramUpdate): InboundParse => {
       id: idText(callback.message?.message_id) ?? "",
       text: typeof callback.message?.text === "string" ? callback.message.text : "",
       callbackId: idText(callback.id),
-      buttons: keyboardOf(callback.message?.reply_markup)
+      buttons: keyboardOf(callback.message?.reply_markup),
+      by: displayName(callback.from)
     }
     if (chat === undefined || user === undefined || answer === undefined) {
       // Still answered, so the client stops its spinner (when Telegram said which callback this is).
@@ -200,7 +209,7 @@ export const makeTelegramProvider = (settings: TelegramSettings): ChannelProvide
       if (press.target === "" || !Number.isSafeInteger(messageId) || messageId <= 0) return
       try {
         if (outcome._tag === "Answered") {
-          const answered = `Answered: ${outcome.summary} (user ${press.userId})`.slice(0, 1_000)
+          const answered = `Answered: ${outcome.summary} (by ${press.message.by ?? `user ${press.userId}`})`.slice(0, 1_000)
           const text = `${press.message.text.slice(0, MAX_TEXT - answered.length - 2)}\n\n${answered}`.trim()
           await api.editMessageText(press.target, messageId, text, { reply_markup: { inline_keyboard: [] } })
         } else if (outcome._tag === "Selected") {

@@ -99,7 +99,8 @@ describe("Telegram provider (grammY against a fake Bot API)", () => {
       id: String(asked.messageId),
       text: asked.text,
       callbackId: "cb-7",
-      buttons: asked.rows.map((row) => row.map(([label, data]) => ({ label, data })))
+      buttons: asked.rows.map((row) => row.map(([label, data]) => ({ label, data }))),
+      by: undefined
     })
     const press = { target: "1001", userId: "555", message: pressed.pressedMessage! }
 
@@ -113,7 +114,9 @@ describe("Telegram provider (grammY against a fake Bot API)", () => {
     // Answered: the keyboard gives way to the answer and who gave it.
     await Effect.runPromise(tg.acknowledge!(press, { _tag: "Answered", summary: "1: no, 2: red" }))
     assert.deepStrictEqual(fake.callbackAnswers.at(-1), { callbackId: "cb-7", text: "Answered: 1: no, 2: red" })
-    assert.deepInclude(fake.edits.at(-1), { method: "editMessageText", text: `${asked.text}\n\nAnswered: 1: no, 2: red (user 555)` })
+    assert.deepInclude(fake.edits.at(-1), { method: "editMessageText", text: `${asked.text}\n\nAnswered: 1: no, 2: red (by user 555)` })
+    await Effect.runPromise(tg.acknowledge!({ ...press, message: { ...press.message, by: "@alice" } }, { _tag: "Answered", summary: "1: no, 2: red" }))
+    assert.deepInclude(fake.edits.at(-1), { text: `${asked.text}\n\nAnswered: 1: no, 2: red (by @alice)` })
     assert.deepStrictEqual(fake.edits.at(-1)!.rows, [])
 
     // Not taken: only the callback is answered. An edit Telegram refuses (or a callback too old) changes nothing.

@@ -202,7 +202,7 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
         update({
           update_id: updateId,
           callback_query: {
-            id: callbackId, from: { id: 9 }, data,
+            id: callbackId, from: { id: 9, username: "pat", first_name: "Pat" }, data,
             message: { message_id: messageId, chat: { id: chat }, text, reply_markup: { inline_keyboard: rows.map((row) => row.map(([label, d]) => ({ text: label, callback_data: d }))) } }
           }
         })
@@ -241,7 +241,7 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       const second = yield* press(8003, "cb-p2", 3003, asked.messageId, asked.text, marked.rows, marked.rows[1]![1]![1])
       assert.deepStrictEqual([second.status, second.body], [202, { status: "prompted" }])
       assert.deepStrictEqual(telegram.callbackAnswers.at(-1), { callbackId: "cb-p2", text: "Answered: 1: no, 2: blue" })
-      assert.deepInclude(telegram.edits.at(-1), { method: "editMessageText", text: `${asked.text}\n\nAnswered: 1: no, 2: blue (user 9)` })
+      assert.deepInclude(telegram.edits.at(-1), { method: "editMessageText", text: `${asked.text}\n\nAnswered: 1: no, 2: blue (by @pat)` })
       assert.deepStrictEqual(telegram.edits.at(-1)!.rows, [])
       yield* promise(() => telegram.waitForSends(2, 30_000))
       assert.deepInclude(telegram.sends[1], { chatId: "3003", text: "echo: plan [answered: no, blue]" })
