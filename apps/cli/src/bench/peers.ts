@@ -15,7 +15,7 @@
  * xact_commit, less our probes) and WAL fsyncs (pg_stat_io, object `wal`) per command. Load average before and after
  * each phase. Prints JSON and a markdown section, appended to docs/benchmarks.md.
  *
- * Knobs: BENCH_COMMANDS (2000), BENCH_CONCURRENCY (16 worker fibers / graphile concurrency / ceiling fibers),
+ * Knobs: BENCH_ORDER (grouped | interleaved: the backlog's prompts per session back to back, or round robin), BENCH_COMMANDS (2000), BENCH_CONCURRENCY (16 worker fibers / graphile concurrency / ceiling fibers),
  * BENCH_LATENCY_SECONDS (10), BENCH_NO_APPEND=1 (print only), BENCH_LABEL (a note for the heading).
  */
 import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, startEmbeddedPostgres } from "@cowork/postgres"
@@ -39,6 +39,11 @@ const envInt = (name: string, fallback: number) => {
 const COMMANDS = envInt("BENCH_COMMANDS", 2000)
 const CONCURRENCY = envInt("BENCH_CONCURRENCY", 16)
 const LATENCY_SECONDS = envInt("BENCH_LATENCY_SECONDS", 10)
+/**
+ * `grouped` (default, as every earlier run): each session's prompts back to back, so the 64 in flight fall on a few
+ * sessions at a time and contend for their rows; `interleaved`: round robin over the sessions.
+ */
+const ORDER = process.env.BENCH_ORDER === "interleaved" ? "interleaved" : "grouped"
 const LATENCY_RATE = 50
 const LATENCY_SESSIONS = 50
 const SESSIONS = 200
@@ -199,7 +204,9 @@ const countAcked = (sessions: ReadonlyArray<string>) =>
 const drainOurs = (stack: Stack, sessions: ReadonlyArray<string>, commands: number) =>
   Effect.gen(function*() {
     const perSession = Math.ceil(commands / sessions.length)
-    const jobs = sessions.flatMap((sessionId) => Array.from({ length: perSession }, () => sessionId))
+    const jobs = ORDER === "grouped"
+      ? sessions.flatMap((sessionId) => Array.from({ length: perSession }, () => sessionId))
+      : Array.from({ length: perSession }, () => sessions).flat()
     const started = performance.now()
     let enqueuedAll = false
     const enqueued = Effect.runPromise(Effect.promise(() =>
@@ -445,7 +452,7 @@ const report = (results: {
     `## ${results.date} — \`npm run bench:peers\`${process.env.BENCH_LABEL ? ` (${process.env.BENCH_LABEL})` : ""}`,
     "",
     `Commit ${results.commit}; ${results.machine}. One embedded Postgres 18 (fsync on), ${COMMANDS} commands per phase over`,
-    `${SESSIONS} sessions / queues, ${IN_FLIGHT} enqueues in flight, concurrency ${CONCURRENCY} (worker fibers, graphile-worker`,
+    `${SESSIONS} sessions / queues (${ORDER}), ${IN_FLIGHT} enqueues in flight, concurrency ${CONCURRENCY} (worker fibers, graphile-worker`,
     "concurrency, ceiling fibers). Ours: `cowork up` child process, scripted runtime, prompt `" + PROMPT + "`; its node CPU",
     "is that child (web + worker); graphile-worker and the ceiling run in the benchmark process (node CPU = this process,",
     "enqueueing included). Statements: pg_stat_statements calls, which miss BEGIN/COMMIT run as prepared statements, so",
