@@ -329,7 +329,7 @@ it.live("a subscriber that falls more than its buffer behind is ended; it resume
     assertExactly(fast, log.tip("s1"), "fast")
   })))
 
-it.effect("every open session stream gets a `: keep-alive` comment every 15 s from the one process-wide timer", () =>
+it.effect("every idle session stream gets a `: keep-alive` comment every 15 s from the one process-wide timer; a busy one none", () =>
   Effect.scoped(Effect.gen(function*() {
     const { log, hub } = yield* setup()
     yield* log.append("s1", 1)
@@ -348,5 +348,19 @@ it.effect("every open session stream gets a `: keep-alive` comment every 15 s fr
     yield* TestClock.adjust("15 seconds")
     for (let i = 0; i < 100 && keepAlives() < 4; i++) yield* Effect.yieldNow
     assert.strictEqual(keepAlives(), 4)
-    assert.strictEqual(log.reads <= 2, true, "keep-alives cost no reads")
+    // A stream written to meanwhile needs none: 10 s on, an event; at 45 s (where a fixed 15 s timer would write
+    // to every stream) it has been idle only 5 s, so nothing; 10 s later it gets one.
+    yield* TestClock.adjust("10 seconds")
+    const frames = () => texts.filter((t) => t.startsWith("id: ")).length
+    const framesBefore = frames()
+    yield* log.append("s1", 1)
+    for (let i = 0; i < 100 && frames() < framesBefore + 2; i++) yield* Effect.yieldNow
+    assert.strictEqual(frames(), framesBefore + 2, "the event reached both streams")
+    yield* TestClock.adjust("5 seconds")
+    for (let i = 0; i < 100; i++) yield* Effect.yieldNow
+    assert.strictEqual(keepAlives(), 4, "no keep-alive for a stream written to within 15 s")
+    yield* TestClock.adjust("10 seconds")
+    for (let i = 0; i < 100 && keepAlives() < 6; i++) yield* Effect.yieldNow
+    assert.strictEqual(keepAlives(), 6)
+    assert.strictEqual(log.reads <= 3, true, "keep-alives cost no reads")
   })))
