@@ -1,5 +1,11 @@
 import { type PgClient, PgConnection } from "@effect/sql-pg"
-import { Effect } from "effect"
+import { Duration, Effect } from "effect"
+
+/**
+ * How long establishing a listening connection (connect + `LISTEN`) may take before it is retried, and how long a
+ * subscription waits for its channel's first one.
+ */
+export const LISTEN_TIMEOUT = Duration.seconds(3)
 
 /**
  * `LISTEN` on `channel` over a connection of its own, opened with the client's settings and closed with the scope.

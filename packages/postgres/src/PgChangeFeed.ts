@@ -10,7 +10,7 @@ import {
   parseCommandsMessage,
   parseEventsMessage
 } from "./Channels.ts"
-import { listen } from "./ListenConnection.ts"
+import { listen, LISTEN_TIMEOUT } from "./ListenConnection.ts"
 
 /** A self-addressed probe: proves the listening connection still delivers notifications end to end. */
 const PING_PREFIX = "~ping "
@@ -36,8 +36,6 @@ export const RECONNECT_BASE_MS = 100
 /** Longest wait between reconnect attempts: a database that is back is listened to again within about this long. */
 export const RECONNECT_MAX_MS = 1_000
 
-/** How long establishing the listening connection (connect + `LISTEN`) may take before it is retried. */
-export const LISTEN_TIMEOUT = Duration.seconds(3)
 
 /** The delay before reconnect attempt `attempt` (0-based): bounded exponential, jittered to 80-120%. */
 const reconnectDelay = (attempt: number) =>
@@ -49,8 +47,9 @@ const reconnectDelay = (attempt: number) =>
  * through an in-memory `PubSub`. The connection is probed periodically and re-established with a bounded, jittered
  * backoff when it fails (reset once a connection works). Each re-established connection is announced on `resyncs`
  * AFTER its `LISTEN` is active, so a subscriber's catch-up read there covers every notification lost meanwhile. A
- * subscription returns once the channel's first connection attempt is over, so a notification sent after it returns
- * reaches it (or, when that attempt failed, the connection that follows is announced on `resyncs`).
+ * subscription returns once the channel's first connection attempt is over (LISTEN_TIMEOUT at most), so a notification
+ * sent after it returns reaches it (or, when that attempt failed or took longer, the connection that follows is
+ * announced on `resyncs`).
  */
 export const make = (options: ChangeFeedOptions = defaultOptions) =>
   Effect.gen(function*() {
@@ -86,7 +85,7 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
               lostAt = now
             })
           )
-          // Re-established, or established after a failed first attempt that subscribers stopped waiting for.
+          // Re-established, or established after a first attempt that failed or that subscribers stopped waiting for.
           if (everConnected || firstAttemptFailed) {
             yield* PubSub.publish(resyncHub, { channel: name, lostAt: everConnected ? lostAt : startedAt })
           }
@@ -147,14 +146,16 @@ export const make = (options: ChangeFeedOptions = defaultOptions) =>
           })
         }))
 
-        // The subscription is returned once the channel's first connection attempt is over (at most LISTEN_TIMEOUT):
-        // when its `LISTEN` is active, every notification sent after the subscription returns reaches it (one sent
-        // while the connection was still being opened would be lost); when it failed, the connection that follows
-        // is announced on `resyncs` from the moment the channel started.
+        // The subscription is returned once the channel's first connection attempt is over, waiting LISTEN_TIMEOUT at
+        // most (a subscriber, often a layer being built, never hangs on the listener): when its `LISTEN` is active,
+        // every notification sent after the subscription returns reaches it (one sent while the connection was still
+        // being opened would be lost); otherwise the connection that follows is announced on `resyncs` from the moment
+        // the channel started.
         return Effect.gen(function*() {
           const subscription = yield* PubSub.subscribe(pubsub)
           yield* start
-          yield* Deferred.await(firstAttempt)
+          const waited = yield* Effect.timeoutOption(Deferred.await(firstAttempt), LISTEN_TIMEOUT)
+          if (waited._tag === "None" && !everConnected) firstAttemptFailed = true
           return Stream.fromSubscription(subscription)
         })
       })

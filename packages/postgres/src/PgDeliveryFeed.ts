@@ -21,7 +21,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Config, Deferred, Effect, Layer, PubSub, Queue, Random, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { DELIVERIES_CHANNEL, parseDeliveryNotice } from "./Channels.ts"
-import { listen } from "./ListenConnection.ts"
+import { listen, LISTEN_TIMEOUT } from "./ListenConnection.ts"
 
 interface DeliveryRow {
   readonly id: string
@@ -355,12 +355,12 @@ export const make = (options: DeliveryFeedOptions) =>
         }
       }),
       reap: reap(),
-      // Returned once the first LISTEN is active (or failed): a delivery made after a gateway's stream opened wakes it
-      // (the stream's opening frame, sent after this, covers what was waiting before).
+      // Returned once the first LISTEN is active (or failed; 3 s at most): a delivery made after a gateway's stream
+      // opened wakes it (the stream's opening frame, sent after this, covers what was waiting before).
       notices: Effect.gen(function*() {
         const subscription = yield* PubSub.subscribe(hub)
         yield* startListening
-        yield* Deferred.await(firstAttempt)
+        yield* Effect.timeoutOption(Deferred.await(firstAttempt), LISTEN_TIMEOUT)
         return Stream.fromSubscription(subscription)
       }),
       countsByStatus: (orgId) => Effect.gen(function*() {
