@@ -80,6 +80,7 @@ const answerClientError = (error: NodeJS.ErrnoException, socket: Duplex) => {
 class DrainingServer extends Server {
   #closing = false
   readonly #sockets = new Set<Socket>()
+  readonly #own = new Set<(...args: Array<any>) => void>()
 
   constructor(options: ServerOptions) {
     super(options)
@@ -87,6 +88,23 @@ class DrainingServer extends Server {
       this.#sockets.add(socket)
       socket.once("close", () => this.#sockets.delete(socket))
     })
+    // The port is bound before the role's routes are attached (its layers are still being built): Node would leave a
+    // request arriving in between unanswered forever (a health probe without its own deadline then hung). Until a
+    // handler is attached, a request is answered 503 with Retry-After and the connection closed.
+    const starting = (_request: unknown, response: ServerResponse) => {
+      if (this.listeners("request").some((listener) => !this.#own.has(listener as never)) || response.headersSent) return
+      const body = JSON.stringify(ApiError.envelope(503, "the server is starting"))
+      response.writeHead(503, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body),
+        "retry-after": "1",
+        "x-request-id": globalThis.crypto.randomUUID(),
+        connection: "close"
+      })
+      response.end(body)
+    }
+    this.#own.add(starting)
+    this.on("request", starting)
   }
 
   #lastOnItsConnection(response: ServerResponse) {
@@ -97,7 +115,9 @@ class DrainingServer extends Server {
   override close(callback?: (error?: Error) => void): this {
     if (!this.#closing) {
       this.#closing = true
-      this.on("request", (_request, response: ServerResponse) => this.#lastOnItsConnection(response))
+      const last = (_request: unknown, response: ServerResponse) => this.#lastOnItsConnection(response)
+      this.#own.add(last)
+      this.on("request", last)
       for (const socket of this.#sockets) {
         const response = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
         if (response != null) this.#lastOnItsConnection(response)

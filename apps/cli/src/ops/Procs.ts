@@ -105,7 +105,8 @@ export const waitReady = async (proc: Proc, baseUrl: string, timeoutMs = 60_000)
   try {
     await waitFor(`${proc.name} /readyz`, async () => {
       if (!proc.alive()) throw new Error(`${proc.name} exited`)
-      const response = await fetch(`${baseUrl}/readyz`).catch(() => undefined)
+      // Each probe has its own deadline: one left unanswered must not use up the whole wait.
+      const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined)
       return response?.status === 200 ? true : undefined
     }, timeoutMs)
   } catch (error) {
