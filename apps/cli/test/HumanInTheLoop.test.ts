@@ -111,6 +111,9 @@ it.layer(memoryStack("hitl"), { timeout: 60_000 })("human in the loop (memory st
       assert.deepStrictEqual(view.pendingQuestions[0]!.questions, ScriptedRuntime.SCRIPTED_QUESTIONS)
       const tooMany = yield* post(`/api/sessions/${session.id}/question-reply`, { requestId: `que_${first.commandId}_1`, answers: "yes" })
       assert.strictEqual(tooMany.status, 400)
+      // One list of answers per question asked: a list for a question that was not asked is refused, naming the field.
+      const wrongCount = yield* post(`/api/sessions/${session.id}/question-reply`, { requestId: `que_${first.commandId}_1`, answers: [["yes"], ["no"]] })
+      assert.deepStrictEqual([wrongCount.status, wrongCount.body.error.code, wrongCount.body.error.details?.field], [400, "bad_request", "answers"])
       assert.strictEqual((yield* post(`/api/sessions/${session.id}/question-reply`, { requestId: `que_${first.commandId}_1`, answers: [["yes"]] })).status, 202)
       yield* stream.waitFor(() => idles() === 1, 15_000)
 

@@ -25,6 +25,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import { actorOf, recordAudit } from "./AuditHandlers.ts"
 import { deliveryStreamResponse } from "./ChannelDeliveryStream.ts"
 import { QuotaPolicy } from "./QuotaPolicy.ts"
+import { checkQuestionReply } from "./QuestionReplyCheck.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 /**
@@ -145,7 +146,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
       case "question-reply": {
         const requestId = body.requestId
         if (requestId === undefined) return missing("requestId")
-        if (body.answers !== undefined) return Effect.succeed<AskAnswer>({ kind: "question_reply", requestId, answers: body.answers })
+        if (body.answers !== undefined) return checkQuestionReply(sessions, orgId, sessionId, { kind: "question_reply", requestId, answers: body.answers })
         const choices = body.choices
         if (choices === undefined) return missing("answers")
         return Effect.gen(function*() {

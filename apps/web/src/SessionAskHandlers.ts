@@ -2,6 +2,7 @@ import { Api, CurrentPrincipal } from "@cowork/domain"
 import { SessionStore } from "@cowork/services"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { checkQuestionReply } from "./QuestionReplyCheck.ts"
 
 /** Answers to a running turn's asks: each queued in the session's mailbox through `SessionStore.answer`. */
 export const layer = HttpApiBuilder.group(Api, "sessionAsks", Effect.fn(function*(handlers) {
@@ -16,7 +17,8 @@ export const layer = HttpApiBuilder.group(Api, "sessionAsks", Effect.fn(function
     questionReply: ({ params, payload }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
-        return accepted(yield* store.answer(principal.orgId, params.id, { kind: "question_reply", ...payload }))
+        const answer = yield* checkQuestionReply(store, principal.orgId, params.id, { kind: "question_reply", ...payload })
+        return accepted(yield* store.answer(principal.orgId, params.id, answer))
       }),
     questionReject: ({ params, payload }) =>
       Effect.gen(function*() {

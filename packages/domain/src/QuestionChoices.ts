@@ -41,3 +41,15 @@ export const choiceAnswer = (
   }
   return { _tag: "Answer", answer: { kind: "question_reply", requestId: question.requestId, answers } }
 }
+
+/**
+ * Why a `question_reply`'s answers do not fit the pending question, or undefined when they do: one list of answers per
+ * question asked, in order (an ask whose questions are not a list is not counted). opencode takes the lists by position,
+ * so a short or long list would answer the wrong questions or leave some unanswered.
+ */
+export const answerCountProblem = (question: Pick<PendingQuestion, "questions">, answers: ReadonlyArray<unknown>): string | undefined => {
+  const asked = askedQuestions(question.questions).length
+  return asked > 0 && answers.length !== asked
+    ? `\`answers\` must give one list per question asked (${asked}), in order; got ${answers.length}`
+    : undefined
+}

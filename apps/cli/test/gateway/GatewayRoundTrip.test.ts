@@ -226,6 +226,10 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
         assert.strictEqual(refused.status, 400, `${JSON.stringify(choices)}: ${JSON.stringify(refused.body)}`)
         assert.include(JSON.stringify(refused.body), "choices")
       }
+      // Text answers too: one list per question asked, else a 400 naming `answers` (opencode takes them by position).
+      const short = yield* answerRoute("c6", { answers: [["yes"]] })
+      assert.strictEqual(short.status, 400, JSON.stringify(short.body))
+      assert.strictEqual(short.body.error.details?.field, "answers")
       const notPending = yield* answerRoute("c5", { requestId: "que_not_pending", choices: [0, 0] })
       assert.strictEqual(notPending.status, 409, JSON.stringify(notPending.body))
 
