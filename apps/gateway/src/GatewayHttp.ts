@@ -1,9 +1,8 @@
 import { SERVICE_VERSION } from "@cowork/domain"
 import { Metrics, redactDeep } from "@cowork/observability"
-import { NodeHttpServer } from "@effect/platform-node"
+import { NodeServer } from "@cowork/services"
 import { Effect, Layer, Option, Redacted, Ref } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { createServer } from "node:http"
 import * as Crypto from "node:crypto"
 import { BindingCredentials } from "./BindingCredentials.ts"
 import { CloudChannels, type DeliveryView } from "./CloudChannels.ts"
@@ -205,11 +204,14 @@ export const routes = Layer.unwrap(Effect.gen(function*() {
   )
 }))
 
-/** Serves `routes` on OPEN_COWORK_CLOUD_HOST:OPEN_COWORK_GATEWAY_PORT. */
+/**
+ * Serves `routes` on OPEN_COWORK_CLOUD_HOST:OPEN_COWORK_GATEWAY_PORT (`NodeServer`: the OPEN_COWORK_CLOUD_HTTP_*
+ * timeouts; on shutdown a keep-alive client is told `Connection: close`), within OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS.
+ */
 export const layer = Layer.unwrap(Effect.gen(function*() {
   const config = yield* GatewayConfig
   yield* Effect.logInfo("gateway listening").pipe(Effect.annotateLogs({ host: config.host, port: config.port }))
   return HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
-    Layer.provide(NodeHttpServer.layer(createServer, { host: config.host, port: config.port, gracefulShutdownTimeout: "5 seconds" }))
+    Layer.provide(NodeServer.layerOn(config.port, { host: config.host, gracefulShutdownMs: config.shutdownGraceMs }))
   )
 }))

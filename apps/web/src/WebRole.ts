@@ -22,7 +22,7 @@ import {
   PgWorkerRegistry,
   PgWorkflowStore
 } from "@cowork/postgres"
-import { ListenHost, RateLimiter } from "@cowork/services"
+import { ListenHost, NodeServer, RateLimiter } from "@cowork/services"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { ObjectStoreConfig } from "@cowork/storage"
 import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
@@ -38,7 +38,6 @@ import * as BrowserAuth from "./BrowserAuth.ts"
 import * as ChannelHandlers from "./ChannelHandlers.ts"
 import * as HealthHandlers from "./HealthHandlers.ts"
 import * as MemberHandlers from "./MemberHandlers.ts"
-import * as NodeServer from "./NodeServer.ts"
 import * as OperatorHandlers from "./OperatorHandlers.ts"
 import * as OrgAdminHandlers from "./OrgAdminHandlers.ts"
 import * as PolicyHandlers from "./PolicyHandlers.ts"
@@ -98,7 +97,7 @@ export const layerServe = serveWith(WebLifecycle.layer)
 /** `layerServe` for a process whose launcher knows its role (`cowork up` → `all`, `cowork web` → `web`). */
 export const layerServeAs = (role: "web" | "all") => serveWith(WebLifecycle.layerRole(role))
 
-/** The HTTP server on `OPEN_COWORK_CLOUD_HOST`:`OPEN_COWORK_CLOUD_PORT` (default 127.0.0.1:8787), with the configured HTTP timeouts (NodeServer.ts). */
+/** The HTTP server on `OPEN_COWORK_CLOUD_HOST`:`OPEN_COWORK_CLOUD_PORT` (default 127.0.0.1:8787), with the configured HTTP timeouts (`NodeServer` in @cowork/services). */
 export const layerNodeServer: Layer.Layer<
   HttpServer.HttpServer | HttpPlatform.HttpPlatform | Etag.Generator | FileSystem.FileSystem | Path.Path,
   Config.ConfigError | HttpServerError.ServeError

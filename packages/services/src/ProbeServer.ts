@@ -1,10 +1,9 @@
 import type { Readiness, ReadinessCheck } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Effect, Layer, Option } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
-import { createServer } from "node:http"
 import { ListenHost } from "./ListenHost.ts"
+import * as NodeServer from "./NodeServer.ts"
 
 /** What a role without the web API reports on its probes. */
 export interface ProbeOptions<R> {
@@ -44,7 +43,10 @@ export const routes = <R>(options: ProbeOptions<R>) => {
   )
 }
 
-/** Serves `routes(options)` on `OPEN_COWORK_CLOUD_HOST`:`OPEN_COWORK_CLOUD_LIVENESS_PORT` when the port is set; otherwise nothing listens. */
+/**
+ * Serves `routes(options)` on `OPEN_COWORK_CLOUD_HOST`:`OPEN_COWORK_CLOUD_LIVENESS_PORT` when the port is set; otherwise
+ * nothing listens. The server is `NodeServer`'s: a scraper's keep-alive connection does not hold the shutdown.
+ */
 export const layer = <R>(options: ProbeOptions<R>) =>
   Layer.unwrap(Effect.gen(function*() {
     const port = yield* Config.option(Config.Int("OPEN_COWORK_CLOUD_LIVENESS_PORT"))
@@ -52,6 +54,6 @@ export const layer = <R>(options: ProbeOptions<R>) =>
     const host = yield* ListenHost
     yield* Effect.logInfo("liveness server listening").pipe(Effect.annotateLogs({ host, port: port.value }))
     return HttpRouter.serve(routes(options), { disableLogger: true, disableListenLog: true }).pipe(
-      Layer.provide(NodeHttpServer.layer(createServer, { host, port: port.value }))
+      Layer.provide(NodeServer.layerOn(port.value, { host }))
     )
   }))

@@ -1,14 +1,13 @@
 import type { TokenScope } from "@cowork/domain"
 import { makeFetch } from "@cowork/client"
 import { Metrics } from "@cowork/observability"
-import { Tokens } from "@cowork/services"
+import { NodeServer, Tokens } from "@cowork/services"
 import { ConfigProvider, Effect, Layer, Redacted, References } from "effect"
 import { HttpServer } from "effect/http"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as TestDatabase from "../../../../test/support/TestDatabase.ts"
-import * as NodeServer from "../../src/NodeServer.ts"
 import * as WebRole from "../../src/WebRole.ts"
 
 /** The web role on an ephemeral port over a fresh migrated database; exposes the services for seeding. */

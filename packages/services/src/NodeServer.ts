@@ -7,8 +7,9 @@ import type { Duplex } from "node:stream"
 import { ApiError } from "@cowork/domain"
 
 /**
- * The web role's Node HTTP server. Production runs behind a reverse proxy (TLS, client-facing timeouts, request
- * buffering); these bounds still hold when a client reaches the process directly.
+ * The Node HTTP server of every role (the web API, the gateway, the worker's and scheduler's probe port). Production
+ * runs behind a reverse proxy or a pod network (TLS, client-facing timeouts, request buffering); these bounds still
+ * hold when a client reaches the process directly.
  */
 export interface HttpTimeouts {
   /** The whole request, headers and body (`OPEN_COWORK_CLOUD_HTTP_REQUEST_TIMEOUT_MS`, default 60 s). 408 after. */
@@ -73,9 +74,10 @@ const answerClientError = (error: NodeJS.ErrnoException, socket: Duplex) => {
 /**
  * A Node server whose `close` (the platform's shutdown) also ends keep-alive. Node closes the connections idle at that
  * moment, but a connection whose request is still in flight goes back to keep-alive once answered, and stays open until
- * the client leaves or `keepAliveTimeout` passes: a gateway's agent holding it kept the process for the whole shutdown
- * grace. From `close` on, a response not yet started says `Connection: close`, and a connection is closed as soon as
- * its response finishes (one that streamed, say SSE, included).
+ * the client leaves or `keepAliveTimeout` passes: a client that goes on using it (a gateway's agent on the web role, a
+ * provider's webhook client on the gateway, a scraper on a probe port) kept the process for the whole shutdown grace.
+ * From `close` on, a response not yet started says `Connection: close`, and a connection is closed as soon as its
+ * response finishes (one that streamed, say SSE, included).
  */
 class DrainingServer extends Server {
   #closing = false
@@ -117,7 +119,8 @@ class DrainingServer extends Server {
       this.#closing = true
       const last = (_request: unknown, response: ServerResponse) => this.#lastOnItsConnection(response)
       this.#own.add(last)
-      this.on("request", last)
+      // Before the handler: a route answering synchronously (a probe) writes its headers inside its own listener.
+      this.prependListener("request", last)
       for (const socket of this.#sockets) {
         const response = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
         if (response != null) this.#lastOnItsConnection(response)
