@@ -11,26 +11,20 @@
  * 4. ceiling: after the stack stops, the same fenced statements (claim → next → one append with the ack →
  *    release) issued back to back by 4 fibers on the same database, with no runtime and no event streaming.
  *
- * Prints the results and appends them to docs/benchmarks.md. Knobs: BENCH_LATENCY_SECONDS (10),
- * BENCH_THROUGHPUT_COMMANDS (2000), BENCH_IDLE_STREAMS (1000), BENCH_IDLE_WINDOW_MS (30000).
+ * Prints the results and appends them to docs/benchmarks.md. Settings: docs/benchmarks.md, "Bench settings".
  */
-import { Database, freePort, PgCommandQueue, PgEventLog, PgLeaseStore, startEmbeddedPostgres } from "@cowork/postgres"
-import { ceilingWorker } from "./stack.ts"
+import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, startEmbeddedPostgres } from "@cowork/postgres"
+import { ceilingWorker, createSessions, envInt, gitHead, machine, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Fiber, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
-import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
-import { type Client, makeFetch, openSse } from "@cowork/client"
+import { openSse } from "@cowork/client"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
-const envInt = (name: string, fallback: number) => {
-  const value = Number(process.env[name])
-  return Number.isFinite(value) && value > 0 ? value : fallback
-}
 const LATENCY_SECONDS = envInt("BENCH_LATENCY_SECONDS", 10)
 const LATENCY_RATE = 50
 const LATENCY_SESSIONS = 50
@@ -45,100 +39,13 @@ const WORKER_EVENT_TYPES = new Set([
   "session.status", "assistant.message", "tool.call", "command.retried", "runtime.error", "session.idle"
 ])
 
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))
-
-const percentile = (values: ReadonlyArray<number>, p: number): number => {
-  if (values.length === 0) return Number.NaN
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
-}
-
-const round = (n: number, digits = 1) => Number.isFinite(n) ? Number(n.toFixed(digits)) : n
-
-/** Runs `task` over `items` with at most `limit` in flight. */
-const pool = async <A, B>(items: ReadonlyArray<A>, limit: number, task: (item: A, index: number) => Promise<B>) => {
-  const results: Array<B> = new Array(items.length)
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const index = next++
-      results[index] = await task(items[index]!, index)
-    }
-  }))
-  return results
-}
-
-interface Stack {
-  readonly baseUrl: string
-  readonly token: string
-  /** The typed API client, as the owner token. */
-  readonly api: Client
-  readonly child: ChildProcess.ChildProcess
-  readonly exited: Promise<number | string>
-}
-
-/** Starts `cowork up`; the owner token is read from its first-start banner, or passed in for a later start. */
-const startStack = async (
-  databaseUrl: string,
-  dataDir: string,
-  extraEnv: Record<string, string> = {},
-  knownToken?: string
-): Promise<Stack> => {
-  const port = await freePort()
-  const child = ChildProcess.spawn(process.execPath, [Path.join(repoRoot, "apps/cli/src/main.ts"), "up"], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      OPEN_COWORK_DATABASE_URL: databaseUrl,
-      OPEN_COWORK_CLOUD_PORT: String(port),
-      OPEN_COWORK_CLOUD_WORKER_ID: "bench-worker",
-      OPEN_COWORK_CLOUD_WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
-      // The idle phase holds IDLE_STREAMS streams for one org on one web process.
-      OPEN_COWORK_CLOUD_SSE_MAX_STREAMS_PER_ORG: String(IDLE_STREAMS + 100),
-      // The bench is one token driving the whole load: the per-caller request limits would measure themselves.
-      OPEN_COWORK_CLOUD_RATE_LIMIT_PRINCIPAL_PER_MIN: "100000000",
-      OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN: "100000000",
-      OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR: "100000000",
-      OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS: "100000000",
-      OPEN_COWORK_CLOUD_QUOTA_CONCURRENT_SESSIONS: "100000000",
-      // Checkpoints and artifacts go under the benchmark's temp dir, not the repository's .cowork/.
-      OPEN_COWORK_DATA_DIR: dataDir,
-      ...extraEnv
-    },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  const exited = new Promise<number | string>((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal ?? "?")))
-  let stdout = ""
-  let stderr = ""
-  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")))
-  child.stderr!.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("utf8")
-    if (stderr.length > 200_000) stderr = stderr.slice(-100_000)
-  })
-  const baseUrl = `http://127.0.0.1:${port}`
-  const health = await Effect.runPromise(makeFetch({ baseUrl }))
-  const deadline = Date.now() + 60_000
-  for (;;) {
-    const token = knownToken ?? /occ_[A-Za-z0-9]+_[A-Za-z0-9_-]+/.exec(stdout)?.[0]
-    const ready = await Effect.runPromise(health.readyz().pipe(Effect.as(true), Effect.orElseSucceed(() => false)))
-    if (ready && token !== undefined) {
-      return { baseUrl, token, api: await Effect.runPromise(makeFetch({ baseUrl, token })), child, exited }
-    }
-    if (Date.now() > deadline || child.exitCode !== null) {
-      child.kill("SIGKILL")
-      throw new Error(`cowork up did not become ready\n${stdout}\n${stderr.slice(-4000)}`)
-    }
-    await sleep(100)
-  }
-}
-
-const prompt = (stack: Stack, sessionId: string) =>
-  Effect.runPromise(stack.api.sessions.prompt({ params: { id: sessionId }, payload: { text: PROMPT } }))
-
-const createSessions = (stack: Stack, count: number, title: string) =>
-  pool(Array.from({ length: count }, (_, i) => i), 32, async (i) =>
-    (await Effect.runPromise(stack.api.sessions.create({ payload: { title: `${title}-${i}` } }))).session.id)
+/** `cowork up` with WORKER_CONCURRENCY fibers; the idle phase holds IDLE_STREAMS streams for one org on one web process. */
+const stackOptions = (databaseUrl: string, dataDir: string, extraEnv: Record<string, string> = {}) => ({
+  databaseUrl,
+  dataDir,
+  workerConcurrency: WORKER_CONCURRENCY,
+  extraEnv: { OPEN_COWORK_CLOUD_SSE_MAX_STREAMS_PER_ORG: String(IDLE_STREAMS + 100), ...extraEnv }
+})
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -177,7 +84,7 @@ const measureLatency = async (stack: Stack): Promise<LatencyResult> => {
     const entry: Pending = { sentAt: performance.now() }
     if (pending.has(sessionId)) return false
     if (record) pending.set(sessionId, entry)
-    return prompt(stack, sessionId).then(() => {
+    return prompt(stack, sessionId, PROMPT).then(() => {
       entry.accepted = performance.now()
     })
   }
@@ -241,7 +148,7 @@ const measureThroughput = (stack: Stack, label: string) =>
     const jobs = sessions.flatMap((sessionId) => Array.from({ length: perSession }, () => sessionId))
     const started = performance.now()
     const enqueue = Effect.promise(() =>
-      pool(jobs, 64, (sessionId) => prompt(stack, sessionId))
+      pool(jobs, 64, (sessionId) => prompt(stack, sessionId, PROMPT))
     ).pipe(Effect.map(() => performance.now()))
     const enqueued = yield* Effect.forkChild(enqueue)
     let acked = 0
@@ -357,25 +264,6 @@ const measureCeiling = Effect.gen(function*() {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const stopStack = (stack: Stack) =>
-  Effect.promise(async () => {
-    stack.child.kill("SIGTERM")
-    const code = await Promise.race([stack.exited, sleep(60_000).then(() => "timeout")])
-    if (code === "timeout") stack.child.kill("SIGKILL")
-    return code
-  })
-
-const machine = () => {
-  const cpus = Os.cpus()
-  return {
-    os: `${Os.type()} ${Os.release()} ${Os.arch()}`,
-    cpus: `${cpus.length} × ${cpus[0]?.model ?? "unknown"}`,
-    memory: `${round(Os.totalmem() / 1024 ** 3)} GiB`,
-    loadAverage: Os.loadavg().map((n) => round(n, 2)).join(" / "),
-    node: process.version
-  }
-}
-
 const report = (results: any) => {
   const { latency, throughput, throughputBare, ceiling, idle } = results
   const verdict = (ok: boolean) => (ok ? "meets target" : "MISSES target")
@@ -383,7 +271,7 @@ const report = (results: any) => {
   const ratioBare = round(throughputBare.commandsPerSecond / ceiling.commandsPerSecond, 2)
   const streamsCost = round(idle.withStreams.statementsPerMinute - idle.baseline.statementsPerMinute)
   return [
-    `## ${results.date} — \`npm run bench:pipeline\``,
+    `## ${results.date} — \`npm run bench:pipeline\` (commit ${results.commit})`,
     "",
     `Machine: ${results.machine.os}; ${results.machine.cpus}; ${results.machine.memory} RAM; Node ${results.machine.node};`,
     `load average at start (1/5/15 min): ${results.machine.loadAverage}.`,
@@ -426,7 +314,7 @@ const main = Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql.unsafe(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).pipe(Effect.orDie)
     console.error("starting cowork up …")
-    const stack = yield* Effect.promise(() => startStack(url, dataDir))
+    const stack = yield* Effect.promise(() => startStack(stackOptions(url, dataDir)))
     console.error(`latency: ${LATENCY_RATE} prompts/s for ${LATENCY_SECONDS} s …`)
     const latency = yield* Effect.promise(() => measureLatency(stack))
     console.error(`throughput: ${THROUGHPUT_COMMANDS} prompts …`)
@@ -436,15 +324,16 @@ const main = Effect.gen(function*() {
     const exitCode = yield* stopStack(stack)
     // The same backlog on a stack without checkpoints: the session pipeline alone, as the ceiling measures it.
     console.error(`stack stopped (exit ${exitCode}); throughput with checkpoints off …`)
-    const bare = yield* Effect.promise(() => startStack(url, dataDir, { OPEN_COWORK_CLOUD_CHECKPOINTS: "false" }, stack.token))
+    const bare = yield* Effect.promise(() => startStack({ ...stackOptions(url, dataDir, { OPEN_COWORK_CLOUD_CHECKPOINTS: "false" }), knownToken: stack.token }))
     const throughputBare = yield* measureThroughput(bare, "bare")
     yield* stopStack(bare)
     console.error("ceiling …")
     const ceiling = yield* measureCeiling
-    const results = { date: new Date().toISOString(), machine: startMachine, latency, throughput, throughputBare, idle, ceiling }
+    const results = { date: new Date().toISOString(), commit: gitHead(), machine: startMachine, latency, throughput, throughputBare, idle, ceiling }
     const markdown = report(results)
     console.log(JSON.stringify(results, null, 2))
     console.log(markdown)
+    if (process.env.BENCH_NO_APPEND === "1") return
     const file = Path.join(repoRoot, "docs/benchmarks.md")
     if (!Fs.existsSync(file)) {
       Fs.writeFileSync(file, "# Benchmarks\n\nAppended by `npm run bench:pipeline` (apps/cli/src/bench/pipeline.ts); newest last.\n\n")

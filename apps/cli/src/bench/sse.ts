@@ -34,12 +34,9 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
+import { childNodeArgs, envInt, gitHead, machine, pool, type Proc, round, sleep, spawnCowork, stopProcess as stop, waitReady } from "./stack.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
-const envInt = (name: string, fallback: number) => {
-  const value = Number(process.env[name])
-  return Number.isFinite(value) && value > 0 ? value : fallback
-}
 const SUBSCRIBERS = (process.env.BENCH_SSE_SUBSCRIBERS ?? "1,10,100").split(",").map(Number).filter((n) => n > 0)
 const SESSIONS = envInt("BENCH_SSE_SESSIONS", 100)
 const RATE = envInt("BENCH_SSE_RATE", 50)
@@ -51,62 +48,14 @@ const CLIENT_PROCS = envInt("BENCH_SSE_CLIENT_PROCS", 1)
 const PROMPT = "[[events:3]] sse benchmark prompt"
 const READ_STATEMENT = "FROM cloud_session_events%WHERE session_id = $1 AND sequence > $2"
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))
-const round = (n: number, digits = 1) => Number.isFinite(n) ? Number(n.toFixed(digits)) : n
 const percentile = (sorted: Float64Array, p: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 
-const pool = async <A, B>(items: ReadonlyArray<A>, limit: number, task: (item: A, index: number) => Promise<B>) => {
-  const results: Array<B> = new Array(items.length)
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const index = next++
-      results[index] = await task(items[index]!, index)
-    }
-  }))
-  return results
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 
-interface Proc {
-  readonly child: ChildProcess.ChildProcess
-  readonly exited: Promise<number | string>
-  stdout: string
-  stderr: string
-}
-
-// BENCH_CHILD_NODE_ARGS: node flags for the web process (`cowork web`, or `cowork up` when idle) only, e.g.
-// `--cpu-prof --cpu-prof-dir=/tmp/prof` or `--heapsnapshot-signal=SIGUSR2` (not allowed in NODE_OPTIONS).
-const webNodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "")
-
-const spawnRole = (command: string, env: Record<string, string>): Proc => {
-  const nodeArgs = command === "worker" ? [] : webNodeArgs
-  const child = ChildProcess.spawn(process.execPath, [...nodeArgs, Path.join(repoRoot, "apps/cli/src/main.ts"), command], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  const proc: Proc = {
-    child,
-    exited: new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal ?? "?"))),
-    stdout: "",
-    stderr: ""
-  }
-  child.stdout!.on("data", (chunk: Buffer) => (proc.stdout += chunk.toString("utf8")))
-  child.stderr!.on("data", (chunk: Buffer) => {
-    proc.stderr += chunk.toString("utf8")
-    if (proc.stderr.length > 200_000) proc.stderr = proc.stderr.slice(-100_000)
-  })
-  return proc
-}
-
-const stop = async (proc: Proc) => {
-  proc.child.kill("SIGTERM")
-  const code = await Promise.race([proc.exited, sleep(60_000).then(() => "timeout")])
-  if (code === "timeout") proc.child.kill("SIGKILL")
-}
+// BENCH_CHILD_NODE_ARGS apply to the web process (`cowork web`, or `cowork up` when idle) only.
+const spawnRole = (command: string, env: Record<string, string>): Proc =>
+  spawnCowork(command, env, command === "worker" ? [] : childNodeArgs())
 
 const commonEnv = (databaseUrl: string, dataDir: string, port: number): Record<string, string> => ({
   OPEN_COWORK_DATABASE_URL: databaseUrl,
@@ -122,21 +71,6 @@ const commonEnv = (databaseUrl: string, dataDir: string, port: number): Record<s
   OPEN_COWORK_DATA_DIR: dataDir,
   OPEN_COWORK_CLOUD_LOG_LEVEL: "warn"
 })
-
-const waitReady = async (baseUrl: string, proc: Proc, knownToken?: string) => {
-  const health = await Effect.runPromise(makeFetch({ baseUrl }))
-  const deadline = Date.now() + 90_000
-  for (;;) {
-    const token = knownToken ?? /occ_[A-Za-z0-9]+_[A-Za-z0-9_-]+/.exec(proc.stdout)?.[0]
-    const ready = await Effect.runPromise(health.readyz().pipe(Effect.as(true), Effect.orElseSucceed(() => false)))
-    if (ready && token !== undefined) return token
-    if (Date.now() > deadline || proc.child.exitCode !== null) {
-      proc.child.kill("SIGKILL")
-      throw new Error(`process did not become ready\n${proc.stdout}\n${proc.stderr.slice(-4000)}`)
-    }
-    await sleep(200)
-  }
-}
 
 /** utime+stime of a process in ms, and its RSS in bytes (Linux /proc). */
 const procUsage = (pid: number) => {
@@ -426,25 +360,6 @@ const idle = (url: string, dataDir: string) =>
   }).pipe(Effect.scoped)
 
 // ---------------------------------------------------------------------------------------------------------------
-
-const machine = () => {
-  const cpus = Os.cpus()
-  return {
-    os: `${Os.type()} ${Os.release()} ${Os.arch()}`,
-    cpus: `${cpus.length} × ${cpus[0]?.model ?? "unknown"}`,
-    memory: `${round(Os.totalmem() / 1024 ** 3)} GiB`,
-    loadAverage: Os.loadavg().map((n) => round(n, 2)).join(" / "),
-    node: process.version
-  }
-}
-
-const gitHead = () => {
-  try {
-    return ChildProcess.execSync("git rev-parse --short HEAD", { cwd: repoRoot, encoding: "utf8" }).trim()
-  } catch {
-    return "unknown"
-  }
-}
 
 const report = (results: any) => {
   const lines = [

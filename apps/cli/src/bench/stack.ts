@@ -3,6 +3,7 @@ import { freePort } from "@cowork/postgres"
 import { CommandQueue, EventLog, LeaseStore } from "@cowork/services"
 import { Effect, Option } from "effect"
 import * as ChildProcess from "node:child_process"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { type Client, makeFetch } from "@cowork/client"
 
@@ -48,65 +49,119 @@ export interface StackOptions {
   readonly knownToken?: string | undefined
 }
 
-/** Starts `cowork up`; the owner token is read from its first-start banner, or passed in for a later start. */
-export const startStack = async (options: StackOptions): Promise<Stack> => {
-  const port = await freePort()
-  // BENCH_CHILD_NODE_ARGS: node flags for the child only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (not allowed in NODE_OPTIONS).
-  const nodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "")
-  const child = ChildProcess.spawn(process.execPath, [...nodeArgs, Path.join(repoRoot, "apps/cli/src/main.ts"), "up"], {
+/** A positive integer setting from the environment (a `BENCH_*` knob; see docs/benchmarks.md, "Bench settings"). */
+export const envInt = (name: string, fallback: number) => {
+  const value = Number(process.env[name])
+  return Number.isFinite(value) && value > 0 ? value : fallback
+}
+
+/** The machine line of a benchmark entry (load average at the time of the call). */
+export const machine = () => {
+  const cpus = Os.cpus()
+  return {
+    os: `${Os.type()} ${Os.release()} ${Os.arch()}`,
+    cpus: `${cpus.length} × ${cpus[0]?.model ?? "unknown"}`,
+    memory: `${round(Os.totalmem() / 1024 ** 3)} GiB`,
+    loadAverage: Os.loadavg().map((n) => round(n, 2)).join(" / "),
+    node: process.version
+  }
+}
+
+/** The measured commit: BENCH_COMMIT when set (a tree built elsewhere), else this checkout's short HEAD, else "unknown". */
+export const gitHead = () => {
+  if (process.env.BENCH_COMMIT) return process.env.BENCH_COMMIT
+  try {
+    return ChildProcess.execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repoRoot, encoding: "utf8" }).trim()
+  } catch {
+    return "unknown"
+  }
+}
+
+/** BENCH_CHILD_NODE_ARGS: node flags for a measured child, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (not allowed in NODE_OPTIONS). */
+export const childNodeArgs = (): ReadonlyArray<string> => (process.env.BENCH_CHILD_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "")
+
+/** A `cowork <command>` child process, its output captured (stdout's first 100 kB: the token banner; stderr's tail). */
+export interface Proc {
+  readonly child: ChildProcess.ChildProcess
+  readonly exited: Promise<number | string>
+  stdout: string
+  stderr: string
+}
+
+export const spawnCowork = (command: string, env: Record<string, string>, nodeArgs: ReadonlyArray<string> = []): Proc => {
+  const child = ChildProcess.spawn(process.execPath, [...nodeArgs, Path.join(repoRoot, "apps/cli/src/main.ts"), command], {
     cwd: repoRoot,
-    env: {
-      ...process.env,
-      OPEN_COWORK_DATABASE_URL: options.databaseUrl,
-      OPEN_COWORK_CLOUD_PORT: String(port),
-      OPEN_COWORK_CLOUD_WORKER_ID: "bench-worker",
-      OPEN_COWORK_CLOUD_WORKER_CONCURRENCY: String(options.workerConcurrency),
-      OPEN_COWORK_CLOUD_SSE_MAX_STREAMS_PER_ORG: "5000",
-      // One token drives the whole load: the per-caller request limits would measure themselves.
-      OPEN_COWORK_CLOUD_RATE_LIMIT_PRINCIPAL_PER_MIN: "100000000",
-      OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN: "100000000",
-      OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR: "100000000",
-      OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS: "100000000",
-      OPEN_COWORK_CLOUD_QUOTA_CONCURRENT_SESSIONS: "100000000",
-      OPEN_COWORK_DATA_DIR: options.dataDir,
-      ...options.extraEnv
-    },
+    env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })
-  const exited = new Promise<number | string>((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal ?? "?")))
-  let stdout = ""
-  let stderr = ""
+  const proc: Proc = {
+    child,
+    exited: new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal ?? "?"))),
+    stdout: "",
+    stderr: ""
+  }
   child.stdout!.on("data", (chunk: Buffer) => {
-    if (stdout.length < 100_000) stdout += chunk.toString("utf8")
+    if (proc.stdout.length < 100_000) proc.stdout += chunk.toString("utf8")
   })
   child.stderr!.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("utf8")
-    if (stderr.length > 200_000) stderr = stderr.slice(-100_000)
+    proc.stderr += chunk.toString("utf8")
+    if (proc.stderr.length > 200_000) proc.stderr = proc.stderr.slice(-100_000)
   })
-  const baseUrl = `http://127.0.0.1:${port}`
+  return proc
+}
+
+/**
+ * Waits until `baseUrl`'s `/readyz` answers and the owner token is known (read from the first-start banner, or
+ * passed in for a later start); returns the token. Gives up after 90 s or when the process exits.
+ */
+export const waitReady = async (baseUrl: string, proc: Proc, knownToken?: string): Promise<string> => {
   const health = await Effect.runPromise(makeFetch({ baseUrl }))
   const deadline = Date.now() + 90_000
   for (;;) {
-    const token = options.knownToken ?? /occ_[A-Za-z0-9]+_[A-Za-z0-9_-]+/.exec(stdout)?.[0]
+    const token = knownToken ?? /occ_[A-Za-z0-9]+_[A-Za-z0-9_-]+/.exec(proc.stdout)?.[0]
     const ready = await Effect.runPromise(health.readyz().pipe(Effect.as(true), Effect.orElseSucceed(() => false)))
-    if (ready && token !== undefined) {
-      return { baseUrl, token, api: await Effect.runPromise(makeFetch({ baseUrl, token })), child, exited }
-    }
-    if (Date.now() > deadline || child.exitCode !== null) {
-      child.kill("SIGKILL")
-      throw new Error(`cowork up did not become ready\n${stdout.slice(-4000)}\n${stderr.slice(-4000)}`)
+    if (ready && token !== undefined) return token
+    if (Date.now() > deadline || proc.child.exitCode !== null) {
+      proc.child.kill("SIGKILL")
+      throw new Error(`process did not become ready\n${proc.stdout.slice(-4000)}\n${proc.stderr.slice(-4000)}`)
     }
     await sleep(100)
   }
 }
 
-export const stopStack = (stack: Stack) =>
-  Effect.promise(async () => {
-    stack.child.kill("SIGTERM")
-    const code = await Promise.race([stack.exited, sleep(60_000).then(() => "timeout")])
-    if (code === "timeout") stack.child.kill("SIGKILL")
-    return code
-  })
+/** SIGTERM, then SIGKILL if still running after 60 s; the exit code, or "timeout". */
+export const stopProcess = async (proc: { readonly child: ChildProcess.ChildProcess; readonly exited: Promise<number | string> }) => {
+  proc.child.kill("SIGTERM")
+  const code = await Promise.race([proc.exited, sleep(60_000).then(() => "timeout")])
+  if (code === "timeout") proc.child.kill("SIGKILL")
+  return code
+}
+
+/** Starts `cowork up` (BENCH_CHILD_NODE_ARGS apply); the owner token is read from its first-start banner, or passed in for a later start. */
+export const startStack = async (options: StackOptions): Promise<Stack> => {
+  const port = await freePort()
+  const proc = spawnCowork("up", {
+    OPEN_COWORK_DATABASE_URL: options.databaseUrl,
+    OPEN_COWORK_CLOUD_PORT: String(port),
+    OPEN_COWORK_CLOUD_WORKER_ID: "bench-worker",
+    OPEN_COWORK_CLOUD_WORKER_CONCURRENCY: String(options.workerConcurrency),
+    OPEN_COWORK_CLOUD_SSE_MAX_STREAMS_PER_ORG: "5000",
+    // One token drives the whole load: the per-caller request limits would measure themselves.
+    OPEN_COWORK_CLOUD_RATE_LIMIT_PRINCIPAL_PER_MIN: "100000000",
+    OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN: "100000000",
+    OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR: "100000000",
+    OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS: "100000000",
+    OPEN_COWORK_CLOUD_QUOTA_CONCURRENT_SESSIONS: "100000000",
+    // Checkpoints and artifacts go under the benchmark's temp dir, not the repository's .cowork/.
+    OPEN_COWORK_DATA_DIR: options.dataDir,
+    ...options.extraEnv
+  }, childNodeArgs())
+  const baseUrl = `http://127.0.0.1:${port}`
+  const token = await waitReady(baseUrl, proc, options.knownToken)
+  return { baseUrl, token, api: await Effect.runPromise(makeFetch({ baseUrl, token })), child: proc.child, exited: proc.exited }
+}
+
+export const stopStack = (stack: Stack) => Effect.promise(() => stopProcess(stack))
 
 export const prompt = (stack: Stack, sessionId: string, text: string) =>
   Effect.runPromise(stack.api.sessions.prompt({ params: { id: sessionId }, payload: { text } }))
