@@ -7,8 +7,9 @@ import * as Net from "node:net"
  * call and the worker's model proxy make requests to a URL an org chose, from inside the deployment's network: a
  * host that resolves to a loopback, private (RFC 1918, fc00::/7), link-local (169.254/16, fe80::/10, cloud metadata),
  * shared (CGNAT 100.64/10), multicast, unspecified or reserved address is refused (an IPv6 address carrying an IPv4
- * one, IPv4-mapped, NAT64, 6to4 or Teredo, by the IPv4 address it carries), unless the operator lists the host
- * in `OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS` (comma-separated hostnames or IP literals, e.g. a local model server).
+ * one, IPv4-mapped, -translated or -compatible, NAT64 (well-known or local-use), 6to4 or Teredo, by the IPv4 address it
+ * carries), unless the operator lists the host in `OPEN_COWORK_CLOUD_BYOK_ALLOWED_HOSTS` (comma-separated hostnames or
+ * IP literals, e.g. a local model server).
  * The check runs inside the connection's own DNS lookup (`guardedLookup`), so the address connected to is the address
  * checked: a name that resolves differently the next time (DNS rebinding) cannot slip past it.
  */
@@ -59,7 +60,7 @@ const RANGES: ReadonlyArray<readonly [range: string, subnet: string, prefix: num
   ["reserved", "240.0.0.0", 4, "ipv4"],
   ["unspecified", "::", 128, "ipv6"],
   ["loopback", "::1", 128, "ipv6"],
-  // IPv4-mapped, NAT64, 6to4 and Teredo addresses carry IPv4 addresses that are checked as such (`embeddedIpv4`).
+  // IPv4-mapped/-translated/-compatible, NAT64, 6to4 and Teredo addresses carry IPv4 addresses checked as such (`embeddedIpv4`).
   ["private", "fc00::", 7, "ipv6"],
   ["link-local", "fe80::", 10, "ipv6"],
   ["multicast", "ff00::", 8, "ipv6"]
@@ -90,15 +91,51 @@ const ipv6Words = (address: string): ReadonlyArray<number> => {
 const ipv4Of = (high: number, low: number) => [high >> 8, high & 255, low >> 8, low & 255].join(".")
 
 /**
- * The IPv4 addresses an IPv6 address carries, each reachable through it: IPv4-mapped (`::ffff:a.b.c.d`), NAT64
- * (`64:ff9b::/96`, the last 32 bits), 6to4 (`2002::/16`, bits 16-47) and Teredo (`2001:0::/32`: the server in bits
- * 32-63, the client inverted in the last 32 bits). Empty for any other address.
+ * The readings of a local-use NAT64 address (`64:ff9b:1::/48`, RFC 8215): the operator picks a prefix of 48 to 96
+ * bits inside it, which the address does not tell, so every RFC 6052 layout it can be in is read. A layout shorter than
+ * /96 keeps bits 64-71 zero and its suffix (the bits after the IPv4 address) zero; /96 is always possible.
+ */
+const localNat64Ipv4 = (w: readonly [number, number, number, number, number, number, number, number]) => {
+  const bits = (from: number, to: number) => {
+    let value = 0
+    for (let bit = from; bit < to; bit++) value = value * 2 + ((w[bit >> 4]! >> (15 - (bit & 15))) & 1)
+    return value
+  }
+  const octets = (ranges: ReadonlyArray<readonly [number, number]>) => {
+    const value = ranges.reduce((acc, [from, to]) => acc * 2 ** (to - from) + bits(from, to), 0)
+    return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join(".")
+  }
+  const readings: Array<string> = []
+  if (bits(64, 72) === 0) {
+    // [prefix length, the IPv4 address's bits around the reserved octet, where the zero suffix starts]
+    const layouts: ReadonlyArray<readonly [ReadonlyArray<readonly [number, number]>, number]> = [
+      [[[48, 64], [72, 88]], 88],
+      [[[56, 64], [72, 96]], 96],
+      [[[72, 104]], 104]
+    ]
+    for (const [ranges, suffix] of layouts) {
+      if (bits(suffix, 128) === 0) readings.push(octets(ranges))
+    }
+  }
+  readings.push(octets([[96, 128]]))
+  return readings
+}
+
+/**
+ * The IPv4 addresses an IPv6 address carries, each reachable through it: IPv4-mapped (`::ffff:a.b.c.d`),
+ * IPv4-translated (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, deprecated; `::` and `::1` excepted), NAT64
+ * (`64:ff9b::/96`, the last 32 bits; the local-use `64:ff9b:1::/48`, every layout it can be in), 6to4 (`2002::/16`,
+ * bits 16-47) and Teredo (`2001:0::/32`: the server in bits 32-63, the client inverted in the last 32 bits). Empty for
+ * any other address.
  */
 const embeddedIpv4 = (address: string): ReadonlyArray<string> => {
   const w = ipv6Words(address) as [number, number, number, number, number, number, number, number]
   const zero = (from: number, to: number) => w.slice(from, to).every((word) => word === 0)
   if (zero(0, 5) && w[5] === 0xffff) return [ipv4Of(w[6], w[7])]
+  if (zero(0, 4) && w[4] === 0xffff && w[5] === 0) return [ipv4Of(w[6], w[7])]
+  if (zero(0, 6) && (w[6] !== 0 || w[7] > 1)) return [ipv4Of(w[6], w[7])]
   if (w[0] === 0x64 && w[1] === 0xff9b && zero(2, 6)) return [ipv4Of(w[6], w[7])]
+  if (w[0] === 0x64 && w[1] === 0xff9b && w[2] === 1) return localNat64Ipv4(w)
   if (w[0] === 0x2002) return [ipv4Of(w[1], w[2])]
   if (w[0] === 0x2001 && w[1] === 0) return [ipv4Of(w[2], w[3]), ipv4Of(~w[6] & 0xffff, ~w[7] & 0xffff)]
   return []

@@ -26,7 +26,7 @@ describe("ProviderAddress", () => {
     }
   })
 
-  it("unpacks the IPv4 address that 6to4, Teredo and NAT64 addresses carry, and checks it", () => {
+  it("unpacks the IPv4 address that 6to4, Teredo, NAT64 (well-known and local-use), IPv4-compatible and -translated addresses carry, and checks it", () => {
     const refused: ReadonlyArray<readonly [string, string]> = [
       // 6to4 (2002::/16): the IPv4 address is the next 32 bits.
       ["2002:7f00:0001::", "loopback"], ["2002:7f00:1::1", "loopback"], ["2002:a00:1:1::5", "private"],
@@ -43,6 +43,27 @@ describe("ProviderAddress", () => {
     for (const address of ["2002:808:808::1", "2002:5db8:d822::", "2001:0:808:808:0:0:a247:27dd", "64:ff9b::5db8:d822"]) {
       assert.isUndefined(ProviderAddress.refusedRange(address), address)
     }
+    // Local-use NAT64 (64:ff9b:1::/48, RFC 8215): the operator's prefix is 48 to 96 bits, so every RFC 6052 layout the
+    // address can be in is read; one non-public reading refuses it.
+    const localNat64: ReadonlyArray<readonly [string, string]> = [
+      ["64:ff9b:1::7f00:1", "loopback"], ["64:ff9b:1::10.0.0.1", "private"], ["64:ff9b:1:ffff::a9fe:a9fe", "link-local"],
+      // /48 layout of 127.0.0.1 (bits 48-63 and 72-87), /64 layout of 10.0.0.1 (bits 72-103).
+      ["64:ff9b:1:7f00:0:100::", "loopback"], ["64:ff9b:1:abcd:a:0:100:0", "private"],
+      // IPv4-compatible (::a.b.c.d, deprecated) and IPv4-translated (::ffff:0:a.b.c.d).
+      ["::127.0.0.1", "loopback"], ["::a9fe:a9fe", "link-local"], ["::10.0.0.1", "private"], ["::2", "unspecified"],
+      ["::ffff:0:127.0.0.1", "loopback"], ["::ffff:0:a00:1", "private"]
+    ]
+    for (const [address, range] of localNat64) assert.strictEqual(ProviderAddress.refusedRange(address), range, address)
+    for (const address of ["64:ff9b:1::808:808", "64:ff9b:1:abcd:8:808:800:0", "::8.8.8.8", "::ffff:0:8.8.8.8"]) {
+      assert.isUndefined(ProviderAddress.refusedRange(address), address)
+    }
+    assert.strictEqual(ProviderAddress.refusedRange("::1"), "loopback")
+    assert.strictEqual(ProviderAddress.refusedRange("::"), "unspecified")
+    assert.strictEqual(
+      ProviderAddress.literalRefusal("[64:ff9b:1::a9fe:a9fe]", ProviderAddress.parseAllowedHosts(""))?.range,
+      "link-local",
+      "the store-time check refuses a local-use NAT64 literal carrying the metadata address"
+    )
     assert.strictEqual(
       ProviderAddress.literalRefusal("[2002:7f00:1::]", ProviderAddress.parseAllowedHosts(""))?.range,
       "loopback",
