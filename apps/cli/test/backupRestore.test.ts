@@ -50,6 +50,9 @@ describe("cowork backup / restore", () => {
       assert.strictEqual((yield* runCliResult(["migrate"], env)).code, 0)
       yield* Effect.promise(() => query(source, `INSERT INTO cloud_orgs (id, name) VALUES ('org_a', 'a'), ('org_b', 'b')`))
       yield* Effect.promise(() => query(source, `INSERT INTO cloud_sessions (id, org_id, title) VALUES ('ses_1', 'org_a', 'one'), ('ses_2', 'org_b', 'two')`))
+      // A database that missed one migration between applied ones: the highest id alone would not show it.
+      yield* Effect.promise(() => query(source, `DELETE FROM cloud_schema_migrations WHERE id = 10`))
+      const appliedIds = (yield* Effect.promise(() => query<{ id: number }>(source, `SELECT id FROM cloud_schema_migrations ORDER BY id`))).map((r) => Number(r.id))
       Fs.mkdirSync(Path.join(storeDir, "data", "artifacts", "org_a"), { recursive: true })
       Fs.writeFileSync(Path.join(storeDir, "data", "artifacts", "org_a", "x.bin"), Buffer.from("artifact bytes"))
       Fs.mkdirSync(Path.join(storeDir, "data", "checkpoints", "org_a", "ses_1", "manifests"), { recursive: true })
@@ -66,6 +69,9 @@ describe("cowork backup / restore", () => {
       assert.notInclude(backedUp.stdout, storeDir)
       const manifest = JSON.parse(Fs.readFileSync(Path.join(backupDir, "manifest.json"), "utf8"))
       assert.match(manifest.postgres.file, /^postgres\/open-cowork-\d{8}T\d{6}Z\.dump$/)
+      assert.deepStrictEqual(manifest.source.migrationIds, appliedIds, "every applied migration id")
+      assert.notInclude(manifest.source.migrationIds, 10)
+      assert.strictEqual(manifest.source.latestMigrationId, appliedIds.at(-1))
       assert.deepStrictEqual(manifest.objectStore.entries.map((e: { key: string }) => e.key), ["artifacts/org_a/x.bin", "checkpoints/org_a/ses_1/manifests/1.json"])
       // A second backup into the same directory is refused.
       assert.strictEqual((yield* runCliResult(["backup", "--to", backupDir], env)).code, 1)
@@ -80,6 +86,17 @@ describe("cowork backup / restore", () => {
       const refusedCorrupt = yield* restoreTo("r_corrupt", "store-corrupt", corrupt)
       assert.strictEqual(refusedCorrupt.code, 1)
       assert.include(refusedCorrupt.stderr, "backup corrupt: object artifacts/org_a/x.bin does not match its sha256")
+
+      // A manifest that records a migration the dump does not hold: the restored set is compared, and the restore fails.
+      const otherSet = Path.join(work, "other-set")
+      Fs.cpSync(backupDir, otherSet, { recursive: true })
+      Fs.writeFileSync(Path.join(otherSet, "manifest.json"), JSON.stringify({
+        ...manifest,
+        source: { ...manifest.source, migrationIds: [...appliedIds, 10].sort((a, b) => a - b) }
+      }))
+      const refusedSet = yield* restoreTo("r_set", "store-set", otherSet)
+      assert.strictEqual(refusedSet.code, 1)
+      assert.include(refusedSet.stderr, "restored migrations differ from the manifest: missing 10; unexpected none")
 
       // A worker connected to the target: refused, nothing restored.
       yield* Effect.promise(() => ensureDatabase(server.url("postgres"), "r_ok"))
@@ -98,6 +115,8 @@ describe("cowork backup / restore", () => {
       const result = JSON.parse(restored.stdout.trim().split("\n").at(-1)!).restored
       assert.deepStrictEqual(result.tables.cloud_sessions, { before: 2, after: 2 })
       assert.deepStrictEqual(result.objects, { restored: 2, bytes: 16, verified: true })
+      // The restored set is the backup's; the one this build knows and it lacks is pending (what /readyz reports).
+      assert.deepStrictEqual(result.migrations, { applied: appliedIds.length, comparedWithManifest: true, pending: [10] })
       const rows = yield* Effect.promise(() => query<{ id: string }>(server.url("r_ok"), "SELECT id FROM cloud_sessions ORDER BY id"))
       assert.deepStrictEqual(rows.map((r) => r.id), ["ses_1", "ses_2"])
       assert.strictEqual(Fs.readFileSync(Path.join(work, "store-ok", "data", "artifacts", "org_a", "x.bin"), "utf8"), "artifact bytes")

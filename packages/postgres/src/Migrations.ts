@@ -637,16 +637,24 @@ export const runMigrations = Effect.gen(function*() {
   }))
 }).pipe(Effect.withSpan("Migrations.run"))
 
-/**
- * The ids of the migrations this build knows that the database has not applied, in order (every id is compared, not
- * just the highest: a database missing a migration between applied ones is not up to date).
- */
-export const pendingMigrations = Effect.gen(function*() {
+/** Every migration id the database records as applied, ascending (a backup's manifest lists them all). */
+export const appliedMigrationIds = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql.unsafe<{ id: number }>(`SELECT id FROM cloud_schema_migrations`)
-  const applied = new Set(rows.map((row) => Number(row.id)))
-  return migrations.map((migration) => migration.id).filter((id) => !applied.has(id))
+  const rows = yield* sql.unsafe<{ id: number }>(`SELECT id FROM cloud_schema_migrations ORDER BY id`)
+  return rows.map((row) => Number(row.id))
 })
+
+/**
+ * The ids of the migrations this build knows that are not in `applied`, in order (every id is compared, not just the
+ * highest: a database missing a migration between applied ones is not up to date).
+ */
+export const pendingOf = (applied: Iterable<number>): ReadonlyArray<number> => {
+  const set = new Set(applied)
+  return migrations.map((migration) => migration.id).filter((id) => !set.has(id))
+}
+
+/** `pendingOf` the database's applied migrations (the `/readyz` `control_plane` check). */
+export const pendingMigrations = Effect.map(appliedMigrationIds, pendingOf)
 
 /** True when every migration this build knows is applied (the `/readyz` `control_plane` check). */
 export const migrationsApplied = Effect.map(pendingMigrations, (pending) => pending.length === 0)

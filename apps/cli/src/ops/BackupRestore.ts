@@ -1,4 +1,4 @@
-import { Database } from "@cowork/postgres"
+import { appliedMigrationIds, Database, pendingOf } from "@cowork/postgres"
 import { ObjectStore } from "@cowork/services"
 import { Effect, Layer, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
@@ -51,6 +51,11 @@ export interface Manifest {
     readonly serverMajor: number
     readonly objectStoreKind: string
     readonly latestMigrationId: number | null
+    /**
+     * Every migration id applied in the dumped snapshot, ascending (not only the highest: a database can miss one
+     * between applied ones). Absent in a backup taken before it was recorded; restore then cannot compare the set.
+     */
+    readonly migrationIds?: ReadonlyArray<number>
   }
   readonly postgres: {
     readonly file: string
@@ -112,12 +117,11 @@ const serverVersion = Effect.gen(function*() {
   return { major: majorOfVersionNum(Number(rows[0]!.num)), version: rows[0]!.text }
 })
 
-const latestMigration = Effect.gen(function*() {
+/** The applied migration ids (empty when the database was never migrated), in the caller's transaction. */
+const migrationIds = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql.unsafe<{ max: number | null }>(
-    `SELECT max(id)::int AS max FROM cloud_schema_migrations`
-  ).pipe(Effect.orElseSucceed(() => [{ max: null }]))
-  return rows[0]?.max === null || rows[0]?.max === undefined ? null : Number(rows[0].max)
+  const present = yield* sql.unsafe<{ present: boolean }>(`SELECT to_regclass('public.cloud_schema_migrations') IS NOT NULL AS present`)
+  return present[0]?.present === true ? yield* appliedMigrationIds : []
 })
 
 const sqlLayer = (url: string, applicationName: string) =>
@@ -174,11 +178,11 @@ export const backup = (options: BackupOptions) =>
       const pgDumpPath = yield* Effect.try({ try: () => findProgram("pg_dump", server.major), catch: (e) => e as PgToolError })
       const pgDump = { ...(yield* Effect.try({ try: () => programVersion(pgDumpPath), catch: (e) => e as PgToolError })), path: pgDumpPath }
       yield* Effect.try({ try: () => checkDumpable(pgDump, server.major), catch: (e) => e as PgToolError })
-      const migration = yield* latestMigration
-      const tables = yield* sql.withTransaction(Effect.gen(function*() {
+      const { migrations, tables } = yield* sql.withTransaction(Effect.gen(function*() {
         yield* sql.unsafe(`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`)
         const snapshot = (yield* sql.unsafe<{ id: string }>(`SELECT pg_export_snapshot() AS id`))[0]!.id
         const counts = yield* countTables
+        const migrations = yield* migrationIds
         const connection = connectionFor(options.databaseUrl)
         yield* Effect.tryPromise({
           try: () =>
@@ -192,9 +196,9 @@ export const backup = (options: BackupOptions) =>
             ], connection.env),
           catch: (e) => e as PgToolError
         })
-        return counts
+        return { migrations, tables: counts }
       }))
-      return { server, pgDump, tables, migration }
+      return { server, pgDump, tables, migrations }
     }).pipe(Effect.provide(sqlLayer(options.databaseUrl, "cowork-backup")))
 
     const objects = yield* copyStoreOut(options.dir)
@@ -206,7 +210,8 @@ export const backup = (options: BackupOptions) =>
         serverVersion: dumped.server.version,
         serverMajor: dumped.server.major,
         objectStoreKind: objects.kind,
-        latestMigrationId: dumped.migration
+        latestMigrationId: dumped.migrations.at(-1) ?? null,
+        migrationIds: dumped.migrations
       },
       postgres: {
         file: dumpFile,
@@ -294,6 +299,14 @@ export interface RestoreResult {
   readonly database: string
   readonly tables: Record<string, { readonly before: number; readonly after: number }>
   readonly objects: { readonly restored: number; readonly bytes: number; readonly verified: boolean }
+  readonly migrations: {
+    /** Migration ids applied in the restored database (equal to the manifest's set, or the restore failed). */
+    readonly applied: number
+    /** False for a backup whose manifest predates `migrationIds`: the set could not be compared. */
+    readonly comparedWithManifest: boolean
+    /** Ids this build knows that the backup lacks (`pendingOf`, as `/readyz`): the web role applies them at start. */
+    readonly pending: ReadonlyArray<number>
+  }
   readonly pgRestoreVersion: string
   readonly serverVersion: string
 }
@@ -301,7 +314,7 @@ export interface RestoreResult {
 /**
  * Restores a backup into a new database and the ambient ObjectStore (a new, empty store), in the runbook's order:
  * verify the backup; refuse while workers/scheduler/gateway are attached; Postgres first (pg_restore, then every
- * table's row count checked against the manifest); then the object store (each object's sha256 checked, then the
+ * table's row count and the set of applied migration ids checked against the manifest); then the object store (each object's sha256 checked, then the
  * store's listing compared with the manifest). Nothing is started: web comes next, alone.
  */
 export const restore = (options: RestoreOptions) =>
@@ -354,7 +367,7 @@ export const restore = (options: RestoreOptions) =>
         catch: (e) => e as PgToolError
       })
       const after = yield* countTables
-      return { after, server, pgRestore }
+      return { after, migrations: yield* migrationIds, server, pgRestore }
     }).pipe(Effect.provide(sqlLayer(options.databaseUrl, "cowork-restore")))
 
     const tables: Record<string, { before: number; after: number }> = {}
@@ -367,6 +380,17 @@ export const restore = (options: RestoreOptions) =>
     }
     if (mismatched.length > 0) {
       return yield* Effect.fail(new PgToolError(`restored row counts differ from the manifest: ${mismatched.join(", ")}`))
+    }
+    const recorded = manifest.source.migrationIds
+    if (recorded !== undefined) {
+      const restoredIds = new Set(restored.migrations)
+      const missing = recorded.filter((id) => !restoredIds.has(id))
+      const unexpected = restored.migrations.filter((id) => !recorded.includes(id))
+      if (missing.length > 0 || unexpected.length > 0) {
+        return yield* Effect.fail(new PgToolError(
+          `restored migrations differ from the manifest: missing ${missing.join(", ") || "none"}; unexpected ${unexpected.join(", ") || "none"}`
+        ))
+      }
     }
 
     // Object store second, only after Postgres is in place (runbook step 4); workers must still be at zero.
@@ -389,6 +413,7 @@ export const restore = (options: RestoreOptions) =>
       database: describeUrl(options.databaseUrl),
       tables,
       objects: { restored: manifest.objectStore.entries.length, bytes: manifest.objectStore.bytes, verified: true },
+      migrations: { applied: restored.migrations.length, comparedWithManifest: recorded !== undefined, pending: pendingOf(restored.migrations) },
       pgRestoreVersion: restored.pgRestore.version,
       serverVersion: restored.server.version
     } satisfies RestoreResult
