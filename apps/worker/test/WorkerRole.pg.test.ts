@@ -16,6 +16,7 @@ import {
 } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { within } from "../../../test/support/Eventually.ts"
+import { workerScope } from "./support/TestScope.ts"
 
 /** A change feed that never signals: the worker must find work through its backstop poll alone. */
 const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
@@ -33,9 +34,10 @@ const Env = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.
   Layer.provideMerge(TestDatabase.layer())
 )
 
+/** A worker in its own scope (`workerScope`: closed with the test's, whatever the outcome). */
 const startWorker = (settings: Partial<WorkerSettings>) =>
   Effect.gen(function*() {
-    const scope = yield* Scope.make()
+    const scope = yield* workerScope
     const context = yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(Layer.provide(WorkerConfig.layerWith({ pollIntervalMs: 50, leaseTtlMs: 3_000, ...settings })), Layer.provideMerge(Metrics.layerTest("worker"))),
       scope
@@ -79,6 +81,22 @@ it.layer(Env, { timeout: 60_000, excludeTestServices: true })("WorkerRole on Pos
       yield* Scope.close(worker.scope, Exit.void)
       const stopped = yield* sql<{ status: string }>`SELECT status FROM cloud_worker_heartbeats WHERE worker_id = 'worker-e2e'`
       assert.strictEqual(stopped[0]!.status, "stopped")
+    }))
+
+  it.effect("a test that fails while its worker runs still stops the worker (heartbeat stopped, nothing left running)", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const status = Effect.map(
+        sql<{ status: string }>`SELECT status FROM cloud_worker_heartbeats WHERE worker_id = 'worker-failing-test'`,
+        (rows) => rows[0]?.status
+      )
+      const failed = yield* Effect.exit(Effect.scoped(Effect.gen(function*() {
+        yield* startWorker({ workerId: "worker-failing-test" })
+        yield* within(Effect.map(status, (s) => s === "active"), "the worker heartbeats")
+        return yield* Effect.die(new Error("an assertion failed"))
+      })))
+      assert.isTrue(Exit.isFailure(failed))
+      assert.strictEqual(yield* status, "stopped", "the failed test's scope stopped its worker")
     }))
 
   it.effect("re-runs a command abandoned by a crashed worker: command.retried, and the projection drops its output", () =>
