@@ -350,6 +350,41 @@ CREATE INDEX IF NOT EXISTS cloud_webhook_deliveries_received ON cloud_webhook_de
 `
   },
   {
+    id: 23,
+    name: "mailbox_indexes_keyed",
+    // Issue 15 target 3. The per-session statements (start/next: the session's oldest pending command; close and
+    // releaseIfIdle: is anything pending?) must reach the session's mailbox by its key (migration 40's
+    // (session_id, position) index). But every partial index on `status = 'pending'` is usable by them, and under
+    // statistics taken while the mailbox was empty (a large history: autovacuum rarely analyzes it) the planner
+    // prefers the physically smallest one — the org's (one deduplicated key) or the global one — and walks every
+    // pending command of the org with a filter on the session: O(backlog) per call. These two indexes now carry a
+    // predicate only the statements they serve imply (an `org_id = …` condition implies `org_id IS NOT NULL`; the
+    // backlog reads state `position > 0`, true of every row), so a per-session statement cannot use them.
+    // On a database created after this migration, migration 32 finds org_pending already there (IF NOT EXISTS).
+    sql: `
+DROP INDEX IF EXISTS cloud_session_commands_pending;
+CREATE INDEX IF NOT EXISTS cloud_session_commands_pending ON cloud_session_commands (position)
+  WHERE status = 'pending' AND position > 0;
+DROP INDEX IF EXISTS cloud_session_commands_org_pending;
+CREATE INDEX IF NOT EXISTS cloud_session_commands_org_pending ON cloud_session_commands (org_id)
+  WHERE status = 'pending' AND org_id IS NOT NULL;
+`
+  },
+  {
+    id: 24,
+    name: "idempotency_keys_partial",
+    // Issue 15 target 3. The (session_id, idempotency_key) uniqueness was a table constraint: an index entry for every
+    // command, almost all with a NULL key (a prompt without a key, every command of the worker's path), maintained
+    // on the insert and again on each status change (a status change is never a HOT update: the mailbox's partial
+    // indexes name the status) — three insertions per command into an index the size of the history. The same
+    // uniqueness on the keyed commands only (NULL keys never conflicted): ON CONFLICT names the predicate.
+    sql: `
+CREATE UNIQUE INDEX IF NOT EXISTS cloud_session_commands_idempotency ON cloud_session_commands (session_id, idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+ALTER TABLE cloud_session_commands DROP CONSTRAINT IF EXISTS cloud_session_commands_session_id_idempotency_key_key;
+`
+  },
+  {
     id: 25,
     name: "channels",
     sql: `

@@ -9,6 +9,8 @@ import { liveLease } from "./LeaseFence.ts"
 /**
  * The fenced prefix of every mailbox statement (`$1` session, `$2` epoch, `$3` worker): `live` is the lease row,
  * held FOR SHARE, only while it is this owner's live lease; `oldest` is the session's oldest pending command, locked.
+ * `oldest` names the session by its key (`$1`), not through a join on `live`: the only index that serves it is the
+ * per-session pending one (migration 40, 23), whatever the statistics say about the history.
  */
 const oldestPendingUnderLiveLease = (kinds: string) => `WITH live AS (
         SELECT l.session_id FROM cloud_worker_leases l
@@ -16,8 +18,8 @@ const oldestPendingUnderLiveLease = (kinds: string) => `WITH live AS (
         FOR SHARE OF l
       ),
       oldest AS (
-        SELECT c.id FROM cloud_session_commands c, live
-        WHERE c.session_id = live.session_id AND c.status = 'pending'${kinds}
+        SELECT c.id FROM cloud_session_commands c
+        WHERE c.session_id = $1 AND c.status = 'pending'${kinds} AND EXISTS (SELECT 1 FROM live)
         ORDER BY c.position LIMIT 1
         FOR UPDATE OF c
       )`
@@ -133,14 +135,17 @@ export const make = Effect.gen(function*() {
     return Option.fromNullishOr(row.id)
   })
 
-  /** Both reads walk the partial `pending` index; the count stops at `limit` rows. */
+  /**
+   * Both reads walk the partial `pending` index (its predicate needs the `position > 0` they state, true of every
+   * row: migration 23); the count stops at `limit` rows.
+   */
   const backlog = Effect.fn("CommandQueue.backlog")(function*(limit: number, orgId?: string | undefined) {
     const rows = yield* sql.unsafe<{ depth: number; oldest_age_ms: number | null }>(
       `SELECT
         (SELECT count(*) FROM (SELECT 1 FROM cloud_session_commands
-          WHERE status = 'pending' AND ($2::text IS NULL OR org_id = $2::text) LIMIT $1) bounded)::int AS depth,
+          WHERE status = 'pending' AND position > 0 AND ($2::text IS NULL OR org_id = $2::text) LIMIT $1) bounded)::int AS depth,
         (SELECT (extract(epoch FROM clock_timestamp() - c.created_at) * 1000)::float8
-          FROM cloud_session_commands c WHERE c.status = 'pending' AND ($2::text IS NULL OR c.org_id = $2::text)
+          FROM cloud_session_commands c WHERE c.status = 'pending' AND c.position > 0 AND ($2::text IS NULL OR c.org_id = $2::text)
           ORDER BY c.position LIMIT 1) AS oldest_age_ms`,
       [limit, orgId ?? null]
     ).pipe(Effect.orDie)

@@ -146,8 +146,7 @@ export const make = Effect.gen(function*() {
         SELECT l.session_id FROM cloud_worker_leases l WHERE ${LIVE} FOR UPDATE OF l
       ),
       busy AS (
-        SELECT EXISTS (SELECT 1 FROM cloud_session_commands c, live
-          WHERE c.session_id = live.session_id AND c.status = 'pending') AS pending
+        SELECT EXISTS (SELECT 1 FROM cloud_session_commands c WHERE c.session_id = $1 AND c.status = 'pending') AS pending
       ),
       released AS (
         UPDATE cloud_worker_leases l SET worker_id = NULL, expires_at = '-infinity'

@@ -399,7 +399,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       const inserted = yield* sql.unsafe<{ id: string }>(
         `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, idempotency_key, trace_parent)
          VALUES ($1, $2, $3, 'prompt', $4::jsonb, $5, $6)
-         ON CONFLICT (session_id, idempotency_key) DO NOTHING RETURNING id`,
+         ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id`,
         [
           commandId,
           sessionId,
@@ -462,7 +462,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       const inserted = yield* sql.unsafe<{ id: string }>(
         `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, idempotency_key)
          VALUES ($1, $2, $3, $4, $5::jsonb, $6)
-         ON CONFLICT (session_id, idempotency_key) DO NOTHING RETURNING id`,
+         ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id`,
         [commandId, sessionId, orgId, input.kind, JSON.stringify(answerPayload(input)), key]
       )
       // A concurrent answer to the same ask committed first.
