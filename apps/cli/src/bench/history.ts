@@ -11,6 +11,8 @@
  *    and prunes every projected event (ages of 1 ms), timed (rows deleted per second), then VACUUM ANALYZE (what
  *    autovacuum does later); measured on other seeded sessions.
  *
+ * BENCH_HISTORY_DIR=<dir> keeps the seeded cluster for re-measurement (see `main`).
+ *
  * Per hot statement (pg_stat_statements, reset before each phase): calls, mean execution and planning time, and
  * shared buffers touched per call (hit + read: the work, independent of the machine's load). Prints the ratio
  * B / A per statement and appends a section to docs/benchmarks.md (unless BENCH_NO_APPEND=1).
@@ -21,18 +23,14 @@ import { CommandQueue, EventLog, LeaseStore, retentionPass, SessionStore, Tokens
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
-import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
-import { round } from "./stack.ts"
+import { postgresCpu } from "./procCpu.ts"
+import { envInt, gitHead, machine as machineOf, round } from "./stack.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
-const envInt = (name: string, fallback: number) => {
-  const value = Number(process.env[name])
-  return Number.isFinite(value) && value > 0 ? value : fallback
-}
 const HISTORY_SESSIONS = envInt("BENCH_HISTORY_SESSIONS", 10_000)
 const HISTORY_COMMANDS = envInt("BENCH_HISTORY_COMMANDS", 100)
 const EVENTS_PER_COMMAND = 5
@@ -114,12 +112,17 @@ const workOff = (workerId: string, folded: boolean) =>
     }
   })
 
-const measure = (orgId: string, sessionIds: ReadonlyArray<string>) =>
+/**
+ * Enqueues and works off `PROMPTS_PER_SESSION` prompts on each of `sessionIds`; the statements' figures, and the CPU
+ * of every process of the cluster (`postmaster`: backends, autovacuum, WAL writer …) per command.
+ */
+const measure = (orgId: string, sessionIds: ReadonlyArray<string>, postmaster: number) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const store = yield* SessionStore
     yield* sql.unsafe(`SELECT pg_stat_statements_reset()`).pipe(Effect.orDie)
     const half = Math.floor(sessionIds.length / 2)
+    const cpuBefore = postgresCpu(postmaster)
     const started = performance.now()
     // The worker's path on the first half of the sessions, the legacy one on the second: enqueued in turn.
     for (const [part, folded] of [[sessionIds.slice(0, half), true], [sessionIds.slice(half), false]] as const) {
@@ -129,7 +132,8 @@ const measure = (orgId: string, sessionIds: ReadonlyArray<string>) =>
       yield* Effect.all(Array.from({ length: FIBERS }, (_, i) => workOff(`w${i}`, folded)), { concurrency: "unbounded" })
     }
     const seconds = (performance.now() - started) / 1000
-    return { stats: yield* statementStats, seconds: round(seconds, 2) }
+    const postgresCpuMs = round((postgresCpu(postmaster) - cpuBefore) / (sessionIds.length * PROMPTS_PER_SESSION), 3)
+    return { stats: yield* statementStats, seconds: round(seconds, 2), postgresCpuMs }
   })
 
 const createSessions = (orgId: string, count: number) =>
@@ -137,6 +141,14 @@ const createSessions = (orgId: string, count: number) =>
     const store = yield* SessionStore
     return yield* Effect.forEach(Array.from({ length: count }), () => Effect.map(store.create(orgId, {}), (s) => s.id), { concurrency: 16 })
   })
+
+const counts = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql.unsafe<{ commands: number; events: number }>(
+    `SELECT (SELECT count(*) FROM cloud_session_commands)::float8 AS commands, (SELECT count(*) FROM cloud_session_events)::float8 AS events`
+  ).pipe(Effect.orDie)
+  return { commands: Number(rows[0]!.commands), events: Number(rows[0]!.events) }
+})
 
 /** History through the real tables: sessions (with projection and lease rows), acked commands, their events. */
 const seed = (orgId: string) =>
@@ -176,10 +188,7 @@ const seed = (orgId: string) =>
       if ((to / chunk) % 4 === 0) console.error(`  seeded ${to} / ${HISTORY_SESSIONS} sessions (${round((performance.now() - started) / 1000)} s)`)
     }
     yield* sql.unsafe(`VACUUM ANALYZE`).pipe(Effect.orDie)
-    const counts = yield* sql.unsafe<{ commands: number; events: number }>(
-      `SELECT (SELECT count(*) FROM cloud_session_commands)::float8 AS commands, (SELECT count(*) FROM cloud_session_events)::float8 AS events`
-    ).pipe(Effect.orDie)
-    return { commands: Number(counts[0]!.commands), events: Number(counts[0]!.events), seconds: round((performance.now() - started) / 1000) }
+    return { ...(yield* counts), seconds: round((performance.now() - started) / 1000) }
   })
 
 /** One retention pass deleting every acked command and projected event (ages of 1 ms), timed; then VACUUM ANALYZE. */
@@ -198,78 +207,154 @@ const retain = Effect.gen(function*() {
   }
 })
 
-const report = (r: { date: string; commit: string; machine: string; load: string; seeded: Effect.Success<ReturnType<typeof seed>>; empty: { stats: Stats; seconds: number }; full: { stats: Stats; seconds: number }; retained: Effect.Success<typeof retain>; after: { stats: Stats; seconds: number } }) => {
-  const names = [...new Set([...r.empty.stats.keys(), ...r.full.stats.keys()])].sort()
-  const rows = names.map((name) => {
-    const a = r.empty.stats.get(name)
-    const b = r.full.stats.get(name)
-    const c = r.after.stats.get(name)
-    const ratio = (x?: number, y?: number) => (x && y ? round(y / x, 2) : "–")
-    return `| ${name} | ${a?.calls ?? 0} / ${b?.calls ?? 0} / ${c?.calls ?? 0} | ${a?.execMs ?? "–"} → ${b?.execMs ?? "–"} (${ratio(a?.execMs, b?.execMs)}×) → ${c?.execMs ?? "–"} | ${a?.planMs ?? "–"} → ${b?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${b?.blocks ?? "–"} (${ratio(a?.blocks, b?.blocks)}×) → ${c?.blocks ?? "–"} (${ratio(a?.blocks, c?.blocks)}×) |`
-  })
+type Phase = { stats: Stats; seconds: number; postgresCpuMs: number }
+
+const report = (r: { date: string; commit: string; machine: string; load: string; loadEnd: string; seeded: { commands: number; events: number; seconds: number }; reused: boolean; rounds: ReadonlyArray<{ empty: Phase; full: Phase }>; retained: Effect.Success<typeof retain> | undefined; after: Phase | undefined }) => {
+  const names = [...new Set(r.rounds.flatMap((round) => [...round.empty.stats.keys(), ...round.full.stats.keys()]))].sort()
+  const ratio = (x?: number, y?: number) => (x && y ? round(y / x, 2) : "–")
+  const rows = names.flatMap((name) => [
+    ...r.rounds.map((pair, i) => {
+      const a = pair.empty.stats.get(name)
+      const b = pair.full.stats.get(name)
+      return `| ${name} | ${i + 1} | ${a?.calls ?? 0} / ${b?.calls ?? 0} | ${a?.execMs ?? "–"} → ${b?.execMs ?? "–"} (**${ratio(a?.execMs, b?.execMs)}×**) | ${a?.planMs ?? "–"} → ${b?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${b?.blocks ?? "–"} (**${ratio(a?.blocks, b?.blocks)}×**) |`
+    }),
+    ...(r.after === undefined ? [] : (() => {
+      const a = r.rounds[0]!.empty.stats.get(name)
+      const c = r.after.stats.get(name)
+      return [`| ${name} | after retention | ${a?.calls ?? 0} / ${c?.calls ?? 0} | ${a?.execMs ?? "–"} → ${c?.execMs ?? "–"} (${ratio(a?.execMs, c?.execMs)}×) | ${a?.planMs ?? "–"} → ${c?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${c?.blocks ?? "–"} (${ratio(a?.blocks, c?.blocks)}×) |`]
+    })())
+  ])
+  const seeding = r.reused
+    ? `${r.seeded.commands.toLocaleString("en")} commands and ${r.seeded.events.toLocaleString("en")} events (a kept cluster seeded by an earlier run, BENCH_HISTORY_DIR; ANALYZE at start)`
+    : `${r.seeded.commands.toLocaleString("en")} commands (acked but the measured ones) and ${r.seeded.events.toLocaleString("en")} events over ${HISTORY_SESSIONS.toLocaleString("en")} sessions in ${r.seeded.seconds} s, then VACUUM ANALYZE`
   return [
     `## ${r.date} — \`npm run bench:history\``,
     "",
-    `Commit ${r.commit}; ${r.machine}; load average at start ${r.load}. Embedded Postgres 18 (fsync on). Seeded through the`,
-    `real tables: ${r.seeded.commands.toLocaleString("en")} commands (acked but the measured ones) and ${r.seeded.events.toLocaleString("en")} events over`,
-    `${HISTORY_SESSIONS.toLocaleString("en")} sessions in ${r.seeded.seconds} s, then VACUUM ANALYZE. Measured: ${MEASURED_SESSIONS} sessions × ${PROMPTS_PER_SESSION} prompts`,
-    `(fresh sessions on the empty database, seeded sessions — ${HISTORY_COMMANDS} acked commands each — on the full one), half`,
-    `worked off through start/close, half through next/append/releaseIfIdle, ${FIBERS} fibers. Per statement (pg_stat_statements):`,
-    "mean execution and planning ms (planning is 0 unless pg_stat_statements.track_planning is on: the client's",
-    "prepared statements mostly reuse their plans), and shared buffers touched per call (the work, independent of the load).",
+    `Commit ${r.commit}; ${r.machine}; load average at start ${r.load}, at end ${r.loadEnd}. Embedded Postgres 18 (fsync on).`,
+    `Seeded through the real tables: ${seeding}. Each round measures ${MEASURED_SESSIONS} sessions × ${PROMPTS_PER_SESSION} prompts`,
+    `on the empty database (fresh sessions), then on the full one (seeded sessions — ${HISTORY_COMMANDS} acked commands each — no earlier`,
+    `round measured); in each, half worked off through start/close, half through next/append/releaseIfIdle, ${FIBERS} fibers.`,
+    "Per statement (pg_stat_statements): mean execution and planning ms (planning is 0 unless track_planning is on: the",
+    "client's prepared statements mostly reuse their plans), and shared buffers touched per call (the work, independent of",
+    "the load); ratios full / empty of the same round.",
     "",
-    "| statement | calls empty / full / after retention | exec ms empty → full → after retention | plan ms empty → full | buffers per call empty → full → after retention |",
-    "|---|---|---|---|---|",
+    "| statement | round | calls empty / full | exec ms empty → full | plan ms empty → full | buffers per call empty → full |",
+    "|---|---|---|---|---|---|",
     ...rows,
     "",
-    `Retention pass (ages of 1 ms: every acked command, every projected event; ${r.retained.batches} batches of 500 sessions):`,
-    `${r.retained.commandsDeleted.toLocaleString("en")} commands and ${r.retained.eventsDeleted.toLocaleString("en")} events deleted in ${r.retained.seconds} s`,
-    `(**${r.retained.rowsPerSecond.toLocaleString("en")} rows/s**), then VACUUM ANALYZE of the three tables in ${r.retained.vacuumSeconds} s.`,
+    "Postgres CPU per command (every process of the cluster, /proc utime + stime over the phase; 1 command = its enqueue,",
+    "claim share, start or next, appends, close or ack, release):",
+    "",
+    "| round | empty ms | full ms | full / empty |",
+    "|---|---|---|---|",
+    ...r.rounds.map((pair, i) => `| ${i + 1} | ${pair.empty.postgresCpuMs} | ${pair.full.postgresCpuMs} | **${round(pair.full.postgresCpuMs / pair.empty.postgresCpuMs, 2)}×** |`),
+    ...(r.after === undefined ? [] : [`| after retention | ${r.rounds[0]!.empty.postgresCpuMs} | ${r.after.postgresCpuMs} | ${round(r.after.postgresCpuMs / r.rounds[0]!.empty.postgresCpuMs, 2)}× |`]),
+    "",
+    ...(r.retained === undefined ? ["No retention pass in this run (a kept cluster keeps its history)."] : [
+      `Retention pass (ages of 1 ms: every acked command, every projected event; ${r.retained.batches} batches of 500 sessions):`,
+      `${r.retained.commandsDeleted.toLocaleString("en")} commands and ${r.retained.eventsDeleted.toLocaleString("en")} events deleted in ${r.retained.seconds} s`,
+      `(**${r.retained.rowsPerSecond.toLocaleString("en")} rows/s**), then VACUUM ANALYZE of the three tables in ${r.retained.vacuumSeconds} s.`
+    ]),
     ""
   ].join("\n")
 }
 
-const main = Effect.gen(function*() {
-  const cpus = Os.cpus()
-  const machine = `${Os.type()} ${Os.release()} ${Os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? "?"}, Node ${process.version}`
-  const load = Os.loadavg().map((n) => round(n, 2)).join(" / ")
-  const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-history-"))
-  Fs.chmodSync(dataDir, 0o755)
-  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
-  const cluster = yield* startEmbeddedPostgres(Path.join(dataDir, "postgres"))
-  yield* Database.ensureDatabase(cluster.url("postgres"), "history")
-  const database = Database.layer({ url: Redacted.make(cluster.url("history")), maxConnections: FIBERS + 4, applicationName: "bench-history" })
-  const services = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgSessionStore.layer, PgTokens.layer, PgRetention.layer).pipe(
-    Layer.provideMerge(database)
+/** The bench's stores on one database of the cluster. */
+const servicesFor = (url: string) =>
+  Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgSessionStore.layer, PgTokens.layer, PgRetention.layer).pipe(
+    Layer.provideMerge(Database.layer({ url: Redacted.make(url), maxConnections: FIBERS + 4, applicationName: "bench-history" }))
   )
-  return yield* Effect.gen(function*() {
+
+/** Migrations, pg_stat_statements and the bench's org (created once, found again in a kept database). */
+const prepare = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* runMigrations.pipe(Effect.orDie)
+  yield* sql.unsafe(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).pipe(Effect.orDie)
+  const existing = yield* sql.unsafe<{ org_id: string }>(`SELECT org_id FROM cloud_sessions WHERE id = 'ses_hist_1'`).pipe(Effect.orDie)
+  if (existing[0] !== undefined) return { orgId: existing[0].org_id, seeded: true }
+  const { orgId } = yield* (yield* Tokens).createOrg("history")
+  return { orgId, seeded: false }
+})
+
+/**
+ * BENCH_HISTORY_DIR keeps the cluster (and its seeded `history` database) in that directory across runs, so a
+ * re-measurement skips the ~200 s seeding: the empty database is recreated each run, the full phase measures seeded
+ * sessions no earlier round measured (a counter in the directory), and the retention phase, which deletes the
+ * history, runs only with BENCH_HISTORY_RETENTION=1. BENCH_HISTORY_ROUNDS (1) alternates empty / full rounds in one
+ * run, so each ratio compares two phases measured back to back, after an unreported warm-up of both.
+ */
+const main = Effect.gen(function*() {
+  const host = machineOf()
+  const machine = `${host.os}, ${host.cpus}, ${host.memory}, Node ${host.node}`
+  const load = host.loadAverage
+  const keptDir = process.env.BENCH_HISTORY_DIR
+  const rounds = envInt("BENCH_HISTORY_ROUNDS", 1)
+  const dataDir = keptDir === undefined ? Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-history-")) : Path.resolve(keptDir)
+  Fs.mkdirSync(dataDir, { recursive: true })
+  Fs.chmodSync(dataDir, 0o755)
+  if (keptDir === undefined) yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
+  const runRetention = keptDir === undefined || process.env.BENCH_HISTORY_RETENTION === "1"
+  const cluster = yield* startEmbeddedPostgres(Path.join(dataDir, "postgres"))
+  const postmaster = Number(Fs.readFileSync(Path.join(dataDir, "postgres", "postmaster.pid"), "utf8").split("\n")[0])
+  const admin = cluster.url("postgres")
+  yield* Database.ensureDatabase(admin, "history")
+  // The empty database: recreated on every run (a kept cluster keeps only the seeded one).
+  yield* Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    yield* runMigrations.pipe(Effect.orDie)
-    yield* sql.unsafe(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).pipe(Effect.orDie)
-    const { orgId } = yield* (yield* Tokens).createOrg("history")
-    console.error("empty database …")
-    const fresh = yield* createSessions(orgId, MEASURED_SESSIONS)
-    const empty = yield* measure(orgId, fresh)
-    console.error(`seeding ${HISTORY_SESSIONS} sessions × ${HISTORY_COMMANDS} commands × ${EVENTS_PER_COMMAND} events …`)
-    const seeded = yield* seed(orgId)
-    console.error(`seeded ${JSON.stringify(seeded)}; full database …`)
-    const step = Math.floor(HISTORY_SESSIONS / MEASURED_SESSIONS)
-    const full = yield* measure(orgId, Array.from({ length: MEASURED_SESSIONS }, (_, i) => `ses_hist_${1 + i * step}`))
+    yield* sql.unsafe(`DROP DATABASE IF EXISTS history_empty WITH (FORCE)`)
+  }).pipe(Effect.provide(Database.layer({ url: Redacted.make(admin), maxConnections: 1, applicationName: "bench-history" })), Effect.orDie)
+  yield* Database.ensureDatabase(admin, "history_empty")
+  const emptyDb = yield* Layer.build(servicesFor(cluster.url("history_empty")))
+  const fullDb = yield* Layer.build(servicesFor(cluster.url("history")))
+  const { orgId: emptyOrg } = yield* prepare.pipe(Effect.provide(emptyDb))
+  const { orgId, seeded: alreadySeeded } = yield* prepare.pipe(Effect.provide(fullDb))
+  const seeded = yield* Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    if (!alreadySeeded) {
+      console.error(`seeding ${HISTORY_SESSIONS} sessions × ${HISTORY_COMMANDS} commands × ${EVENTS_PER_COMMAND} events …`)
+      return yield* seed(orgId)
+    }
+    yield* sql.unsafe(`ANALYZE`).pipe(Effect.orDie)
+    return { ...(yield* counts), seconds: 0 }
+  }).pipe(Effect.provide(fullDb))
+  console.error(`seeded ${JSON.stringify(seeded)}`)
+  const step = Math.floor(HISTORY_SESSIONS / MEASURED_SESSIONS)
+  // Each full phase measures seeded sessions no earlier one measured: offsets 1, 2, … of every step-th session.
+  const counterFile = Path.join(dataDir, "measured-phases")
+  let used = Fs.existsSync(counterFile) ? Number(Fs.readFileSync(counterFile, "utf8")) : 0
+  const nextSeeded = () => {
+    const offset = 1 + (used++ % (step - 1))
+    Fs.writeFileSync(counterFile, String(used))
+    return Array.from({ length: MEASURED_SESSIONS }, (_, i) => `ses_hist_${offset + i * step}`)
+  }
+  // A warm-up on both databases, not reported: the first phase of a run otherwise pays the cold caches and the
+  // connections' first plans (its execution times were 1.5–2.5× the later phases').
+  console.error("warm-up …")
+  yield* Effect.gen(function*() {
+    return yield* measure(emptyOrg, yield* createSessions(emptyOrg, MEASURED_SESSIONS / 4), postmaster)
+  }).pipe(Effect.provide(emptyDb))
+  yield* measure(orgId, nextSeeded().slice(0, MEASURED_SESSIONS / 4), postmaster).pipe(Effect.provide(fullDb))
+  const measured: Array<{ empty: Phase; full: Phase }> = []
+  for (let i = 0; i < rounds; i++) {
+    console.error(`round ${i + 1}: empty database …`)
+    const empty = yield* Effect.gen(function*() {
+      return yield* measure(emptyOrg, yield* createSessions(emptyOrg, MEASURED_SESSIONS), postmaster)
+    }).pipe(Effect.provide(emptyDb))
+    console.error(`round ${i + 1}: full database …`)
+    const full = yield* measure(orgId, nextSeeded(), postmaster).pipe(Effect.provide(fullDb))
+    measured.push({ empty, full })
+  }
+  let retained: Effect.Success<typeof retain> | undefined
+  let after: Phase | undefined
+  if (runRetention) {
     console.error("retention pass …")
-    const retained = yield* retain
+    retained = yield* retain.pipe(Effect.provide(fullDb))
     console.error(`retained ${JSON.stringify(retained)}; after retention …`)
-    const after = yield* measure(orgId, Array.from({ length: MEASURED_SESSIONS }, (_, i) => `ses_hist_${2 + i * step}`))
-    const commit = process.env.BENCH_COMMIT ?? (() => {
-      try {
-        return ChildProcess.execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repoRoot, encoding: "utf8" }).trim()
-      } catch {
-        return "unknown"
-      }
-    })()
-    const markdown = report({ date: new Date().toISOString(), commit, machine, load, seeded, empty, full, retained, after })
-    console.log(markdown)
-    if (process.env.BENCH_NO_APPEND !== "1") Fs.appendFileSync(Path.join(repoRoot, "docs/benchmarks.md"), `\n${markdown}\n`)
-  }).pipe(Effect.provide(services))
+    after = yield* measure(orgId, nextSeeded(), postmaster).pipe(Effect.provide(fullDb))
+  }
+  const markdown = report({ date: new Date().toISOString(), commit: gitHead(), machine, load, loadEnd: machineOf().loadAverage, seeded, reused: alreadySeeded, rounds: measured, retained, after })
+  console.log(markdown)
+  if (process.env.BENCH_NO_APPEND !== "1") Fs.appendFileSync(Path.join(repoRoot, "docs/benchmarks.md"), `\n${markdown}\n`)
 }).pipe(Effect.scoped)
 
 main.pipe(Effect.orDie, NodeRuntime.runMain)

@@ -29,6 +29,7 @@ import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { openSse } from "@cowork/client"
 import { Logger as GraphileLogger, makeWorkerUtils, run as runGraphile } from "graphile-worker"
+import { cpuOf, postgresCpu } from "./procCpu.ts"
 import { ceilingWorker, createSessions, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
@@ -51,42 +52,9 @@ const IN_FLIGHT = 64
 const PROMPT = "[[events:3]] benchmark prompt"
 /** Every query of the benchmark's own carries this tag (after its first keyword: pg_stat_statements drops leading comments); the counters leave them out. */
 const PROBE = "/* bench-probe */"
-const CLK_TCK = 100
 
 // ---------------------------------------------------------------------------------------------------------------
 // Counters
-
-/** utime + stime (+ cutime + cstime when `children`) of one process, in ms. */
-const cpuOf = (pid: number, children: boolean): number => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    // fields[0] is field 3 (state): utime = field 14, stime 15, cutime 16, cstime 17.
-    const ticks = Number(fields[11]) + Number(fields[12]) + (children ? Number(fields[13]) + Number(fields[14]) : 0)
-    return (ticks * 1000) / CLK_TCK
-  } catch {
-    return 0
-  }
-}
-
-const ppidOf = (pid: number): number => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-  } catch {
-    return -1
-  }
-}
-
-/** The postmaster and its live children; exited backends are in the postmaster's cutime/cstime. */
-const postgresCpu = (postmaster: number): number => {
-  let total = cpuOf(postmaster, true)
-  for (const entry of Fs.readdirSync("/proc")) {
-    const pid = Number(entry)
-    if (Number.isInteger(pid) && pid !== postmaster && ppidOf(pid) === postmaster) total += cpuOf(pid, false)
-  }
-  return total
-}
 
 interface Counters {
   readonly byQuery: ReadonlyMap<string, { readonly query: string; readonly calls: number; readonly execMs: number; readonly planMs: number }>
