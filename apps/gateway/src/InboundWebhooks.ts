@@ -89,7 +89,12 @@ export const make = Effect.gen(function*() {
           const { answer, pressedMessage } = parse.message
           const press = pressedMessage === undefined
             ? undefined
-            : { target: parse.message.externalTarget, userId: parse.message.externalUserId, message: pressedMessage }
+            : {
+              target: parse.message.externalTarget,
+              threadId: parse.message.externalThreadId,
+              userId: parse.message.externalUserId,
+              message: pressedMessage
+            }
           // A pick that leaves a question unchosen: nothing for the cloud yet, the message shows the selection so far
           // (its buttons' data carry it, so the press that completes it answers every question).
           // Only a user who may answer there changes it (the binding's inbound policy, as for the answer itself).

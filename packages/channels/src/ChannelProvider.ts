@@ -120,6 +120,8 @@ export interface PressedMessage {
 /** A press on the chat it came from, for `ChannelProvider.acknowledge`. */
 export interface Press {
   readonly target: string
+  /** The thread the pressed message is in (Slack `thread_ts`), when the provider said: a note goes there. */
+  readonly threadId?: string | undefined
   readonly userId: string
   readonly message: PressedMessage
 }
@@ -174,9 +176,10 @@ export interface ChannelProvider {
    */
   readonly verifyInbound?: ((request: InboundRequest, secret?: string) => Effect.Effect<VerifiedInbound, InboundRefused>) | undefined
   /**
-   * After a press: answers it (Telegram's `answerCallbackQuery`, so the client stops its spinner) and shows what came
-   * of it on the pressed message (the answer in place of the buttons, or the selection so far). Best effort and
-   * bounded by the caller: a failure changes nothing about the answer.
+   * After a press: answers it (Telegram's `answerCallbackQuery`, so the client stops its spinner; Slack: a press not
+   * taken gets an ephemeral note only the presser sees) and shows what came of it on the pressed message (the answer in
+   * place of the buttons, or the selection so far). Best effort and bounded by the caller: a failure changes nothing
+   * about the answer.
    */
   readonly acknowledge?: ((press: Press, outcome: PressOutcome) => Effect.Effect<void>) | undefined
   /** A cheap credential/connectivity check (Telegram `getMe`, Slack `auth.test`, SMTP `verify`); true when usable. */

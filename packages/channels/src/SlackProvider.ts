@@ -243,11 +243,27 @@ export const makeSlackProvider = (settings: SlackSettings): ChannelProvider => {
     )
   /**
    * The pressed message keeps its text; its buttons give way to who answered what, or show the selection so far.
-   * A press not taken changes nothing (the cloud refused it; the buttons stay for whoever may answer).
+   * A press not taken leaves the message as it is (the buttons stay for whoever may answer) and tells the presser why,
+   * in an ephemeral message only they see (`chat.postEphemeral`, in the pressed message's thread), as Telegram's
+   * `answerCallbackQuery` does.
    */
   const acknowledge = (press: Press, outcome: PressOutcome) =>
     Effect.promise(async () => {
-      if (press.message.id === "" || outcome._tag === "NotTaken") return
+      if (outcome._tag === "NotTaken") {
+        if (press.target === "" || press.userId === "") return
+        try {
+          await client.chat.postEphemeral({
+            channel: press.target,
+            user: press.userId,
+            text: outcome.note.slice(0, MAX_SECTION_TEXT),
+            ...(press.threadId === undefined ? {} : { thread_ts: press.threadId })
+          })
+        } catch {
+          // Best effort: nothing was taken, and the buttons are still there.
+        }
+        return
+      }
+      if (press.message.id === "") return
       const text = press.message.text
       const answered = outcome._tag === "Answered" ? `Answered ${outcome.summary} (<@${press.userId}>)` : undefined
       try {

@@ -261,8 +261,10 @@ describe("Slack provider (@slack/web-api against a fake Web API)", () => {
     assert.deepInclude(fake.updates.at(-1), { text: `${asked.text}\nAnswered 1: yes, 2: red (<@U9>)` })
     assert.deepStrictEqual(fake.updates.at(-1)!.buttons, [])
     const updates = fake.updates.length
-    await Effect.runPromise(slack.acknowledge!(press, { _tag: "NotTaken", note: "Already answered." }))
+    // A press not taken: the message stays as it is, and only the presser is told why (in the message's thread).
+    await Effect.runPromise(slack.acknowledge!({ ...press, threadId: "1700000000.000100" }, { _tag: "NotTaken", note: "Already answered." }))
     assert.strictEqual(fake.updates.length, updates)
+    assert.deepStrictEqual(fake.ephemerals, [{ channel: "C1", user: "U9", text: "Already answered.", threadTs: "1700000000.000100" }])
   })
 })
 

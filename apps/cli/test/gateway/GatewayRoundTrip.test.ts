@@ -356,6 +356,8 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       const resent = yield* press(pressBody, signed(pressBody, SLACK_SIGNING, String(Number(headers[InboundSignatures.SLACK_TIMESTAMP_HEADER]) - 1)))
       assert.deepStrictEqual([resent.status, resent.body], [200, { status: "duplicate" }])
       assert.strictEqual(slack.updates.length, 1, "a duplicate press edits nothing")
+      // …and the presser alone is told, in the thread (Slack has no callback answer: an ephemeral message).
+      assert.deepStrictEqual(slack.ephemerals, [{ channel: "C9", user: "U42", text: "Already answered.", threadTs: "1700000100.000100" }])
 
       // A question: its options as buttons; a plain reply in the thread answers it.
       assert.strictEqual((yield* event("EvQ1", "pick one [[question]]", "1700000200.000100")).status, 200)

@@ -25,7 +25,7 @@ const buttonsOf = (blocks: unknown): Array<readonly [string, string]> => {
 }
 
 /**
- * A fake Slack Web API on loopback (`/api/<method>`, for `slackApiUrl`): `auth.test`, `chat.postMessage` and `chat.update` with
+ * A fake Slack Web API on loopback (`/api/<method>`, for `slackApiUrl`): `auth.test`, `chat.postMessage`, `chat.update` and `chat.postEphemeral` with
  * Slack's `{ok, error}` answers, `invalid_auth` for a wrong bearer token, `channel_not_found` for channel `C404`;
  * injected faults are plain HTTP statuses (with `Retry-After` on a 429, as Slack sends it).
  */
@@ -37,8 +37,18 @@ export interface SlackUpdate {
   readonly blocks: unknown
 }
 
+/** A `chat.postEphemeral` call: a note only `user` sees. */
+export interface SlackEphemeral {
+  readonly channel: string
+  readonly user: string
+  readonly text: string
+  readonly threadTs?: string | undefined
+}
+
 export class FakeSlack extends FakeService {
   readonly posts: Array<SlackPost> = []
+  /** `chat.postEphemeral` calls (a press not taken, told to the presser). */
+  readonly ephemerals: Array<SlackEphemeral> = []
   /** `chat.update` calls (a message edited after its button was pressed). */
   readonly updates: Array<SlackUpdate> = []
   readonly server: FakeHttpServer
@@ -82,6 +92,12 @@ export class FakeSlack extends FakeService {
         }
         this.updates.push({ channel: String(params.channel), ts: String(params.ts), text: String(params.text), buttons: buttonsOf(params.blocks), blocks: parsedBlocks(params.blocks) })
         return { status: 200, body: { ok: true, channel: params.channel, ts: params.ts, text: params.text } }
+      }
+      case "chat.postEphemeral": {
+        if (params.channel === "C404") return { status: 200, body: { ok: false, error: "channel_not_found" } }
+        if (typeof params.user !== "string" || params.user === "") return { status: 200, body: { ok: false, error: "user_not_in_channel" } }
+        this.ephemerals.push({ channel: String(params.channel), user: params.user, text: String(params.text), threadTs: params.thread_ts })
+        return { status: 200, body: { ok: true, message_ts: `${Math.floor(request.at / 1000)}.${String(this.ephemerals.length).padStart(6, "0")}` } }
       }
       default:
         return { status: 200, body: { ok: false, error: "unknown_method" } }
