@@ -17,6 +17,7 @@ import {
   type SignatureClaim
 } from "./CloudChannels.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
+import { admittedBinding, inboundCandidate } from "./InboundBinding.ts"
 import { renderButtons, renderText } from "./Render.ts"
 
 /** Bindings are re-read at most this often when an inbound message names a target the cache does not know. */
@@ -121,27 +122,15 @@ export const make = Effect.gen(function*() {
       return (yield* loadBindings).find(match)
     })
 
-  /** The binding an inbound message is for: its provider and target (chat / channel id; a webhook may name the binding id). */
-  const bindingFor = (providerId: string, target: string) =>
-    findBinding((b) => b.providerId === providerId && (b.externalTarget === target || b.id === target))
-
   /** A binding of this provider by id. */
   const bindingById = (providerId: string, channelBindingId: string) =>
     findBinding((b) => b.id === channelBindingId && b.providerId === providerId)
 
-  /**
-   * The binding an inbound message reaches. Signed with a binding's own secret (`viaBinding`): that binding only, when
-   * the message names its target or id. Signed with the provider's: the binding of the target, unless it has its own.
-   */
+  /** The binding an inbound message reaches (`InboundBinding`: a binding's own secret reaches that binding only). */
   const inboundBinding = (providerId: string, message: InboundMessage, viaBinding: string | undefined) =>
     Effect.map(
-      viaBinding === undefined ? bindingFor(providerId, message.externalTarget) : bindingById(providerId, viaBinding),
-      (found) =>
-        found === undefined
-          ? undefined
-          : viaBinding === undefined
-          ? (found.inboundCredentialRef === null ? found : undefined)
-          : (found.externalTarget === message.externalTarget || found.id === message.externalTarget ? found : undefined)
+      findBinding(inboundCandidate(providerId, message.externalTarget, viaBinding)),
+      (found) => admittedBinding(found, message.externalTarget, viaBinding)
     )
 
   const firstBindingOf = (providerId: string) =>

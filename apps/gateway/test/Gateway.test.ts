@@ -280,8 +280,8 @@ describe("a binding's own credential (credentialRef), resolved by the gateway", 
     cloud.inboundCredentialRefs.set("chb_own", `env:${prefix}OWN`)
     cloud.inboundCredentialRefs.set("chb_missing", `env:${prefix}NOT_SET`)
     for (const id of ["chb_own", "chb_missing"]) cloud.bindingProviders.set(id, "hooks")
-    const post = (path: string, eventId: string, secret: string) => {
-      const body = JSON.stringify({ eventId, target: "chb_own", userId: "u-1", text: "own inbound" })
+    const post = (path: string, eventId: string, secret: string, target = "chb_own") => {
+      const body = JSON.stringify({ eventId, target, userId: "u-1", text: "own inbound" })
       const ts = String(Math.floor(Date.now() / 1000))
       return fetch(`${gateway!.url}${path}`, {
         method: "POST",
@@ -298,6 +298,13 @@ describe("a binding's own credential (credentialRef), resolved by the gateway", 
     assert.strictEqual((await post("/webhooks/hooks/chb_own", "own-in-2", HOOK_IN)).status, 401, "the provider's secret on the binding's path")
     assert.strictEqual((await post("/webhooks/hooks/chb_env", "own-in-3", HOOK_IN)).status, 404, "a binding without its own inbound secret")
     assert.strictEqual((await post("/webhooks/other/chb_own", "own-in-4", OWN)).status, 404, "another provider id")
+    // The binding-only rule, as the real cloud client applies it: the provider-wide secret naming the binding that has
+    // its own is not admitted, nor its own secret naming another binding (each 200 unbound, nothing prompted).
+    const providerWide = await post("/webhooks/hooks", "own-in-6", HOOK_IN)
+    assert.deepStrictEqual([providerWide.status, await providerWide.json()], [200, { status: "unbound" }])
+    const across = await post("/webhooks/hooks/chb_own", "own-in-7", OWN, "chb_1")
+    assert.deepStrictEqual([across.status, await across.json()], [200, { status: "unbound" }])
+    assert.deepStrictEqual(cloud.prompts.filter((p) => ["own-in-6", "own-in-7"].includes(p.message.providerEventId)), [])
     const credentialErrors = async () => {
       const text = await (await fetch(`${gateway!.url}/metrics`, { headers: gateway!.admin })).text()
       return Number(/open_cowork_gateway_errors_total\{operation="credential",role="gateway"\} (\d+)/.exec(text)?.[1] ?? 0)

@@ -2,12 +2,15 @@ import type { InboundMessage, ProviderKind } from "@cowork/channels"
 import {
   type AckOutcome,
   type AckResult,
+  admittedBinding,
   ClaimLost,
   CloudChannels,
   CloudUnavailable,
   type ClaimedDelivery,
   DeliveryNotFound,
   type DeliveryView,
+  inboundCandidate,
+  type InboundBindingView,
   type SignatureClaim
 } from "@cowork/gateway"
 import { Effect, Layer, PubSub, Stream } from "effect"
@@ -49,6 +52,8 @@ export class MemoryCloud {
   /** `inboundCredentialRef` per binding (absent: none), and each such binding's provider id. */
   readonly inboundCredentialRefs = new Map<string, string>()
   readonly bindingProviders = new Map<string, string>()
+  /** `externalTarget` per binding (absent: the binding's id, as a webhook names it). */
+  readonly bindingTargets = new Map<string, string>()
   readonly bindingReports: Array<{ channelBindingId: string; status: string; detail: string | null }> = []
   readonly bindings: ReadonlyArray<string>
   /** The org every binding here belongs to (the namespace a `credentialRef` resolves in). */
@@ -102,6 +107,23 @@ export class MemoryCloud {
       idempotencyKey: d.idempotencyKey,
       createdAt: new Date(d.createdAt).toISOString()
     }
+  }
+
+  /**
+   * Whether an inbound message reaches a binding here, by the gateway's rule (`InboundBinding`: a binding's own secret
+   * reaches that binding only; the provider's secret no binding that has its own). A target that names no binding
+   * here counts as bound (the memory cloud routes any chat), unless the message came via a binding's own secret.
+   */
+  admits(providerId: string, target: string, viaBinding: string | undefined): boolean {
+    const views: Array<InboundBindingView> = [...new Set([...this.bindings, ...this.bindingProviders.keys()])].map((id) => ({
+      id,
+      providerId: this.bindingProviders.get(id) ?? providerId,
+      externalTarget: this.bindingTargets.get(id) ?? id,
+      inboundCredentialRef: this.inboundCredentialRefs.get(id) ?? null
+    }))
+    const candidate = views.find(inboundCandidate(providerId, target, viaBinding))
+    if (candidate === undefined) return viaBinding === undefined
+    return admittedBinding(candidate, target, viaBinding) !== undefined
   }
 
   layer(gatewayTokenId = "tok_gateway"): Layer.Layer<CloudChannels> {
@@ -193,7 +215,7 @@ export class MemoryCloud {
             settle: (handled) => Effect.sync(() => void (handled ? self.replayKeys.set(id, "completed") : self.replayKeys.delete(id)))
           }
         }),
-      inbound: (providerId, _kind, message) =>
+      inbound: (providerId, _kind, message, viaBinding) =>
         Effect.suspend(() => {
           if (self.failInbound > 0) {
             self.failInbound--
@@ -201,13 +223,15 @@ export class MemoryCloud {
           }
           return Effect.succeed(undefined)
         }).pipe(Effect.map(() => {
+          if (!self.admits(providerId, message.externalTarget, viaBinding)) return { status: "unbound" as const }
           const id = `${providerId}:${message.providerEventId}`
           if (self.providerEvents.has(id)) return { status: "duplicate" as const }
           self.providerEvents.add(id)
           self.prompts.push({ providerId, message })
           return { status: "prompted" as const, sessionId: "ses_memory" }
         })),
-      mayAnswer: () => Effect.succeed("admitted" as const),
+      mayAnswer: (providerId, message, viaBinding) =>
+        Effect.succeed(self.admits(providerId, message.externalTarget, viaBinding) ? "admitted" as const : "unbound" as const),
       reportProviderStatus: (providerId, status) => Effect.sync(() => void self.statusReports.push({ providerId, status })),
       credentialRef: (channelBindingId, use = "outbound") =>
         Effect.sync(() => {
