@@ -12,7 +12,7 @@ export interface CheckpointCursor {
   readonly version: () => number
   /** Loads the lease's checkpoint into the runtime; the cursor starts there. */
   readonly restore: (runtime: RuntimeSession) => Effect.Effect<void, CheckpointRestoreFailed>
-  /** Saves the runtime's state as the next version (undefined when disabled or no runtime was opened). */
+  /** Saves the runtime's state as the next version (undefined when disabled, no runtime was opened, or the state is unchanged). */
   readonly save: Effect.Effect<number | undefined>
   /**
    * The ack statement moved `checkpoint_version` to `version`: the cursor follows, and old versions are pruned

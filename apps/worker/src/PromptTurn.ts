@@ -1,12 +1,15 @@
 import type { EventDraft, Lease, RunnableCommand, RuntimeFailure } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { EventLog, type RuntimeSession } from "@cowork/services"
-import { Effect } from "effect"
+import { Effect, Fiber, Option } from "effect"
 import { makeTurnAsks, type TurnAnswers } from "./AnswerDelivery.ts"
 import type { CheckpointCursor } from "./CheckpointCursor.ts"
 import { completionOf, fromRuntimeEvent, turnClosing, turnOpening, type TurnOutcome } from "./EventDrafts.ts"
 import { fenced } from "./Fencing.ts"
 import { appendInBursts } from "./TurnBatcher.ts"
+
+/** How long the turn's last burst waits for the checkpoint save to ride in the closing statement with the ack. */
+export const LAST_BURST_HOLD = "100 millis"
 
 /** What a prompt turn runs against: the session's runtime, its abort signal, and its checkpoint cursor. */
 export interface TurnContext {
@@ -71,11 +74,23 @@ export const run = Effect.fnUntraced(function*(lease: Lease, command: RunnableCo
   )
 
   // The state is saved before the ack; the ack statement itself moves checkpoint_version (no save, no ack). The
-  // turn's last burst is not held back for the save: it is appended while the save runs. Without checkpoints
-  // there is nothing to wait for, and it rides in the closing statement.
-  const closing = turnClosing(command, outcome, checkpoint.enabled ? [] : last, partial)
-  const flushLast = checkpoint.enabled && last.length > 0 ? append(last) : Effect.void
-  const [, checkpointVersion] = yield* Effect.all([flushLast, checkpoint.save], { concurrency: 2 })
+  // turn's last burst waits for the save and rides in the closing statement (one fenced write and one commit, not
+  // two), unless the save takes longer than LAST_BURST_HOLD (a slow or failing store): then the burst is appended on
+  // its own while the save goes on, and the closing statement carries only the ack.
+  let closingLast = last
+  let checkpointVersion: number | undefined
+  if (!checkpoint.enabled || last.length === 0) checkpointVersion = yield* checkpoint.save
+  else {
+    const saving = yield* Effect.forkChild(checkpoint.save)
+    const saved = yield* Effect.timeoutOption(Fiber.join(saving), LAST_BURST_HOLD)
+    if (Option.isSome(saved)) checkpointVersion = saved.value
+    else {
+      yield* append(last)
+      closingLast = []
+      checkpointVersion = yield* Fiber.join(saving)
+    }
+  }
+  const closing = turnClosing(command, outcome, closingLast, partial)
   const closed = yield* fenced(
     log.close(lease, closing, {
       commandId: command.id,

@@ -68,7 +68,10 @@ export class SessionCheckpoints extends Context.Service<SessionCheckpoints, {
    * unacknowledged attempt survives). Returns the restored version.
    */
   readonly restore: (lease: Lease, session: RuntimeSession) => Effect.Effect<number, CheckpointRestoreFailed>
-  /** Saves the runtime's state as the next version, retrying while the store is down; undefined when disabled. */
+  /**
+   * Saves the runtime's state as the next version after `current` (the acknowledged one), retrying while the store is
+   * down; undefined when disabled, or when the state is `current`'s (nothing written, nothing to move).
+   */
   readonly save: (lease: Lease, session: RuntimeSession, current: number) => Effect.Effect<number | undefined>
   /** Keeps the newest OPEN_COWORK_CLOUD_CHECKPOINT_KEEP versions; failures are logged, never fatal. */
   readonly prune: (lease: Lease) => Effect.Effect<void>
@@ -163,7 +166,7 @@ export const make = (store: CheckpointStore["Service"], keepLast: number, report
       if (orgId === undefined) return undefined
       const version = nextVersion(lease, current)
       const state = yield* session.exportState
-      const saved = yield* store.save(orgId, lease.sessionId, version, state).pipe(
+      const saved = yield* store.save(orgId, lease.sessionId, version, state, current).pipe(
         Effect.tapError((error) =>
           countFailure("save").pipe(
             Effect.andThen(Effect.logWarning("checkpoint save failed; the command is not acknowledged until it succeeds")),
@@ -174,12 +177,15 @@ export const make = (store: CheckpointStore["Service"], keepLast: number, report
         // The schedule never gives up: only interruption (lease lost, shutdown) ends the retries.
         Effect.orDie
       )
+      // The state is the acknowledged version's: nothing to write, and the ack leaves checkpoint_version where it is.
+      if (!saved.written) return undefined
       yield* Effect.logInfo("checkpoint saved").pipe(Effect.annotateLogs({
         session_id: lease.sessionId,
         checkpoint_version: version,
         uploaded_bytes: saved.uploadedBytes,
         uploaded_chunks: saved.uploadedChunks,
-        reused_chunks: saved.reusedChunks
+        reused_chunks: saved.reusedChunks,
+        inlined_chunks: saved.inlinedChunks
       }))
       return version
     }, Effect.withSpan("SessionCheckpoints.save")),

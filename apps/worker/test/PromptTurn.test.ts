@@ -2,7 +2,8 @@ import { type EventDraft, RuntimeFailure } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { type CommandCompletion, EventLog, type RuntimeEvent, type RuntimeSession } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import type { CheckpointCursor } from "../src/CheckpointCursor.ts"
 import * as PromptTurn from "../src/PromptTurn.ts"
 import { command, lease } from "./support/StubStores.ts"
@@ -99,21 +100,51 @@ it.effect("an abort interrupts the running turn: the command is cancelled", () =
     assert.deepStrictEqual(processed, { acked: 0, failed: 0, cancelled: 1 })
   }))
 
-it.effect("with checkpoints: the final burst is appended while the state saves, and the ack carries the saved version", () =>
+it.effect("with checkpoints: the final burst waits for the save and rides in the closing statement with the saved version", () =>
   Effect.gen(function*() {
     const appends: Array<Append> = []
     const acknowledged: Array<number | undefined> = []
-    // The save completes only once the final burst is written: holding the burst back for the save would hang it.
-    const save = Effect.gen(function*() {
-      for (let spin = 0; spin < 1_000 && appends.length < 2; spin++) yield* Effect.yieldNow
-      if (appends.length < 2) return yield* Effect.die("the final burst waited for the checkpoint save")
+    const save = Effect.sync(() => {
+      assert.strictEqual(appends.length, 1, "the final burst is not written before the state is saved")
       return 1_000_001
     })
     yield* runTurn(Stream.make(final), {
       appends,
       checkpoint: { enabled: true, save, acknowledged: (version) => Effect.sync(() => { acknowledged.push(version) }) }
     })
-    assert.deepStrictEqual(appends.map((a) => a.types), [["session.status"], ["assistant.message"], ["session.idle"]])
+    assert.deepStrictEqual(appends.map((a) => a.types), [["session.status"], ["assistant.message", "session.idle"]])
     assert.strictEqual(appends.at(-1)!.completion!.checkpointVersion, 1_000_001)
     assert.deepStrictEqual(acknowledged, [1_000_001])
+  }))
+
+it.effect("with checkpoints: a save slower than LAST_BURST_HOLD does not hold the final burst back", () =>
+  Effect.gen(function*() {
+    const appends: Array<Append> = []
+    const release = yield* Deferred.make<void>()
+    const save = Effect.as(Deferred.await(release), 1_000_002)
+    const turn = yield* Effect.forkChild(runTurn(Stream.make(final), { appends, checkpoint: { enabled: true, save } }))
+    // Poll with a bound: the clock moves past the hold until the burst is written on its own.
+    for (let step = 0; step < 100 && appends.length < 2; step++) {
+      yield* TestClock.adjust(PromptTurn.LAST_BURST_HOLD)
+      yield* Effect.yieldNow
+    }
+    assert.deepStrictEqual(appends.map((a) => a.types), [["session.status"], ["assistant.message"]], "written while the save runs")
+    assert.isUndefined(appends[1]!.completion)
+    yield* Deferred.succeed(release, undefined)
+    yield* Fiber.join(turn)
+    assert.deepStrictEqual(appends.map((a) => a.types), [["session.status"], ["assistant.message"], ["session.idle"]])
+    assert.strictEqual(appends.at(-1)!.completion!.checkpointVersion, 1_000_002)
+  }))
+
+it.effect("with checkpoints: a state that did not change is not saved, and the ack leaves checkpoint_version", () =>
+  Effect.gen(function*() {
+    const appends: Array<Append> = []
+    const acknowledged: Array<number | undefined> = []
+    yield* runTurn(Stream.make(final), {
+      appends,
+      checkpoint: { enabled: true, save: Effect.succeed(undefined), acknowledged: (version) => Effect.sync(() => { acknowledged.push(version) }) }
+    })
+    assert.deepStrictEqual(appends.map((a) => a.types), [["session.status"], ["assistant.message", "session.idle"]])
+    assert.isUndefined(appends.at(-1)!.completion!.checkpointVersion)
+    assert.deepStrictEqual(acknowledged, [undefined])
   }))

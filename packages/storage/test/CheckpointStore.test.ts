@@ -1,9 +1,11 @@
+import { ObjectStoreUnavailable } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { ObjectStore, readAll, type RuntimeState, SecretAdapter } from "@cowork/services"
 import {
   CheckpointStore,
   type CheckpointStoreOptions,
   DEFAULT_CHUNK_GRACE_MS,
+  DEFAULT_INLINE_MAX_BYTES,
   FaultyObjectStore,
   FileObjectStore,
   make as makeCheckpointStore
@@ -40,6 +42,8 @@ const stores: ReadonlyArray<[string, () => Layer.Layer<ObjectStore>]> = [
 ]
 
 const transcript = new Uint8Array(64 * 1024).map((_, index) => index % 256)
+/** Every content a chunk object (format 1), as before manifests inlined small contents. */
+const chunksOnly: CheckpointStoreOptions = { inlineMaxBytes: 0 }
 
 for (const [name, store] of stores) {
   describe(`CheckpointStore over the ${name} store`, () => {
@@ -56,14 +60,16 @@ for (const [name, store] of stores) {
         const saved1 = yield* checkpoints.save("org_1", "ses_1", 1, first)
         assert.deepStrictEqual(saved1, {
           version: 1,
+          written: true,
           uploadedBytes: transcript.byteLength + 11 + 2,
           uploadedChunks: 3,
-          reusedChunks: 0
+          reusedChunks: 0,
+          inlinedChunks: 0
         })
 
         const second = state({ ...asText(first), "workspace/transcript.md": transcript, "workspace/notes.txt": "second notes!" })
         const saved2 = yield* checkpoints.save("org_1", "ses_1", 2, second)
-        assert.deepStrictEqual(saved2, { version: 2, uploadedBytes: 13, uploadedChunks: 1, reusedChunks: 2 })
+        assert.deepStrictEqual(saved2, { version: 2, written: true, uploadedBytes: 13, uploadedChunks: 1, reusedChunks: 2, inlinedChunks: 0 })
 
         assert.deepStrictEqual(asText(yield* checkpoints.load("org_1", "ses_1", 1)), asText(first))
         assert.deepStrictEqual(asText(yield* checkpoints.load("org_1", "ses_1", 2)), asText(second))
@@ -74,6 +80,55 @@ for (const [name, store] of stores) {
         assert.notInclude(Buffer.from(chunk).toString("latin1"), "second notes")
         const manifest = yield* readAll(yield* objects.get("checkpoints/org_1/ses_1/manifests/2.json"))
         assert.notInclude(Buffer.from(manifest).toString("latin1"), "workspace/notes.txt")
+      }).pipe(Effect.provide(checkpointLayer(store(), chunksOnly))))
+
+    it.effect("small new contents are inlined in the manifest (one object per save); large ones stay chunks; both restore and prune", () =>
+      Effect.gen(function*() {
+        const checkpoints = yield* CheckpointStore
+        const objects = yield* ObjectStore
+        const secrets = yield* SecretAdapter
+        const count = (kind: string) => Effect.map(objects.keys(`checkpoints/org_1/ses_i/${kind}/`), (keys) => keys.length)
+        const big = new Uint8Array(DEFAULT_INLINE_MAX_BYTES).map((_, index) => (index * 7) % 256)
+        const first = state({ "workspace/transcript.md": "turn 1", "workspace/notes.txt": "notes", "copy.txt": "notes", "big.bin": big })
+        // The two small contents fit; the 64 KiB one does not fit beside them and becomes a chunk.
+        assert.deepStrictEqual(yield* checkpoints.save("org_1", "ses_i", 1, first, 0), {
+          version: 1,
+          written: true,
+          uploadedBytes: big.byteLength,
+          uploadedChunks: 1,
+          reusedChunks: 0,
+          inlinedChunks: 2
+        })
+        assert.deepStrictEqual([yield* count("chunks"), yield* count("manifests")], [1, 1])
+        const sealed = Buffer.from(yield* readAll(yield* objects.get("checkpoints/org_1/ses_i/manifests/1.json"))).toString("latin1")
+        assert.notInclude(sealed, "notes", "inlined contents are encrypted with the manifest")
+        assert.notInclude(sealed, Buffer.from("notes").toString("base64"))
+
+        // The next turn changes the transcript: one object (the manifest); the chunk the last manifest names is reused.
+        const second = state({ ...asText(first), "workspace/transcript.md": "turn 1\nturn 2", "big.bin": big })
+        assert.deepStrictEqual(yield* checkpoints.save("org_1", "ses_i", 2, second, 1), {
+          version: 2,
+          written: true,
+          uploadedBytes: 0,
+          uploadedChunks: 0,
+          reusedChunks: 1,
+          inlinedChunks: 2
+        })
+        assert.deepStrictEqual([yield* count("chunks"), yield* count("manifests")], [1, 2])
+
+        // Another process (no cached manifests) restores both forms; so does this one.
+        const other = makeCheckpointStore(objects, secrets)
+        assert.deepStrictEqual(asText(yield* other.load("org_1", "ses_i", 1)), asText(first))
+        assert.deepStrictEqual(asText(yield* other.load("org_1", "ses_i", 2)), asText(second))
+        assert.deepStrictEqual((yield* checkpoints.load("org_1", "ses_i", 2)).files.get("big.bin"), big)
+
+        // Prune keeps the chunk a kept manifest names; once none does, it goes (an inlined content protects nothing).
+        const pruner = makeCheckpointStore(objects, secrets, { chunkGraceMs: 0 })
+        assert.deepStrictEqual(yield* pruner.prune("org_1", "ses_i", 1), { keptVersions: [2], deletedManifests: 1, deletedChunks: 0 })
+        yield* checkpoints.save("org_1", "ses_i", 3, state({ "workspace/transcript.md": "turn 3" }), 2)
+        assert.deepStrictEqual(yield* pruner.prune("org_1", "ses_i", 1), { keptVersions: [3], deletedManifests: 1, deletedChunks: 1 })
+        assert.deepStrictEqual([yield* count("chunks"), yield* count("manifests")], [0, 1])
+        assert.deepStrictEqual(asText(yield* other.load("org_1", "ses_i", 3)), { "workspace/transcript.md": "turn 3" })
       }).pipe(Effect.provide(checkpointLayer(store()))))
 
     it.effect("prune keeps the newest K manifests and only the chunks they name", () =>
@@ -95,7 +150,7 @@ for (const [name, store] of stores) {
         const again = yield* checkpoints.prune("org_1", "ses_2", 0)
         assert.deepStrictEqual(again.keptVersions, [4])
         assert.deepStrictEqual(asText(yield* checkpoints.load("org_1", "ses_2", 4)), { "stable.txt": "same", "turn.txt": "turn 4" })
-      }).pipe(Effect.provide(checkpointLayer(store(), { chunkGraceMs: 0 }))))
+      }).pipe(Effect.provide(checkpointLayer(store(), { ...chunksOnly, chunkGraceMs: 0 }))))
 
     it.effect("during an object-store outage save and restore fail with ObjectStoreUnavailable; both work after it", () =>
       Effect.gen(function*() {
@@ -137,7 +192,7 @@ for (const [name, store] of stores) {
         yield* objects.put("checkpoints/org_2/ses_5/manifests/1.json", manifest)
         assert.strictEqual(failureOf(yield* Effect.exit(checkpoints.load("org_2", "ses_5", 1)))?._tag, "SecretRevealFailed")
         assert.strictEqual(failureOf(yield* Effect.exit(checkpoints.load("../x", "ses_5", 1)))?._tag, "InvalidObjectKey")
-      }).pipe(Effect.provide(checkpointLayer(store()))))
+      }).pipe(Effect.provide(checkpointLayer(store(), chunksOnly))))
   })
 }
 
@@ -159,10 +214,10 @@ describe("CheckpointStore prune beside another owner's save", () => {
     Effect.gen(function*() {
       const objects = yield* ObjectStore
       const secrets = yield* SecretAdapter
-      const oldOwner = makeCheckpointStore(objects, secrets)
+      const oldOwner = makeCheckpointStore(objects, secrets, chunksOnly)
       const chunksWritten = yield* Deferred.make<void>()
       const release = yield* Deferred.make<void>()
-      const newOwner = makeCheckpointStore(gatedManifests(objects, chunksWritten, release), secrets)
+      const newOwner = makeCheckpointStore(gatedManifests(objects, chunksWritten, release), secrets, chunksOnly)
 
       // The old owner saved (and acked) version 1 long ago.
       yield* oldOwner.save("org_1", "ses_r", 1, state({ "a.txt": "old alpha" }))
@@ -194,17 +249,90 @@ describe("CheckpointStore prune beside another owner's save", () => {
       const secrets = yield* SecretAdapter
       const gets: Array<string> = []
       const counted = ObjectStore.of({ ...objects, get: (key) => Effect.andThen(Effect.sync(() => gets.push(key)), objects.get(key)) })
-      const owner = makeCheckpointStore(counted, secrets, { chunkGraceMs: 0 })
+      const owner = makeCheckpointStore(counted, secrets, { ...chunksOnly, chunkGraceMs: 0 })
       for (const version of [1, 2, 3]) yield* owner.save("org_1", "ses_c", version, state({ "turn.txt": `turn ${version}` }))
       assert.deepStrictEqual(yield* owner.prune("org_1", "ses_c", 2), { keptVersions: [2, 3], deletedManifests: 1, deletedChunks: 1 })
       assert.deepStrictEqual(gets, [], "the kept manifests came from this process's saves")
-      const other = makeCheckpointStore(counted, secrets, { chunkGraceMs: 0 })
+      const other = makeCheckpointStore(counted, secrets, { ...chunksOnly, chunkGraceMs: 0 })
       yield* owner.save("org_1", "ses_c", 4, state({ "turn.txt": "turn 4" }))
       assert.deepStrictEqual(yield* other.prune("org_1", "ses_c", 2), { keptVersions: [3, 4], deletedManifests: 1, deletedChunks: 1 })
       assert.deepStrictEqual(gets.length, 2, "a process that did not write them reads each kept manifest")
       yield* other.prune("org_1", "ses_c", 2)
       assert.deepStrictEqual(gets.length, 2, "and only once")
       assert.deepStrictEqual(asText(yield* other.load("org_1", "ses_c", 4)), { "turn.txt": "turn 4" })
+    }).pipe(Effect.provide(Layer.merge(ObjectStore.layerMemory, SecretAdapter.layerMemory))))
+
+  it.effect("a manifest from before inlining (every content a chunk) restores, and its chunks are reused", () =>
+    Effect.gen(function*() {
+      const objects = yield* ObjectStore
+      const secrets = yield* SecretAdapter
+      const before = makeCheckpointStore(objects, secrets, chunksOnly)
+      const files = state({ "a.txt": "alpha", "b.txt": "beta" })
+      yield* before.save("org_1", "ses_f", 1, files)
+      const after = makeCheckpointStore(objects, secrets)
+      assert.deepStrictEqual(asText(yield* after.load("org_1", "ses_f", 1)), asText(files))
+      const saved = yield* after.save("org_1", "ses_f", 2, state({ "a.txt": "alpha", "b.txt": "beta", "c.txt": "gamma" }), 1)
+      assert.deepStrictEqual([saved.reusedChunks, saved.inlinedChunks, saved.uploadedChunks], [2, 1, 0])
+      assert.deepStrictEqual(asText(yield* before.load("org_1", "ses_f", 1)), asText(files))
+    }).pipe(Effect.provide(Layer.merge(ObjectStore.layerMemory, SecretAdapter.layerMemory))))
+
+  it.effect("a state equal to the version it replaces writes nothing; a process that does not know that version saves", () =>
+    Effect.gen(function*() {
+      const objects = yield* ObjectStore
+      const secrets = yield* SecretAdapter
+      const puts: Array<string> = []
+      const counted = ObjectStore.of({ ...objects, put: (key, content, options) => Effect.andThen(Effect.sync(() => puts.push(key)), objects.put(key, content, options)) })
+      const owner = makeCheckpointStore(counted, secrets)
+      const unchanged = (version: number) => ({ version, written: false, uploadedBytes: 0, uploadedChunks: 0, reusedChunks: 0, inlinedChunks: 0 })
+
+      assert.deepStrictEqual(yield* owner.save("org_1", "ses_n", 1, state({}), 0), unchanged(0), "the empty state is version 0")
+      const files = state({ "a.txt": "alpha", "b.txt": "beta" })
+      assert.isTrue((yield* owner.save("org_1", "ses_n", 1, files, 0)).written)
+      assert.deepStrictEqual(yield* owner.save("org_1", "ses_n", 2, state({ "b.txt": "beta", "a.txt": "alpha" }), 1), unchanged(1))
+      assert.deepStrictEqual(puts, ["checkpoints/org_1/ses_n/manifests/1.json"])
+      assert.deepStrictEqual(yield* owner.versions("org_1", "ses_n"), [1])
+
+      const changes: ReadonlyArray<Record<string, string>> = [{ "a.txt": "alpha" }, { "a.txt": "alpha", "b.txt": "BETA" }, { "a.txt": "alpha", "b.txt": "beta", "c.txt": "" }]
+      for (const changed of changes) {
+        assert.isTrue((yield* owner.save("org_1", "ses_n", 2, state(changed), 1)).written, JSON.stringify(changed))
+      }
+      // Without the replaced version's manifest in hand, a save never assumes: it writes.
+      const other = makeCheckpointStore(counted, secrets)
+      assert.isTrue((yield* other.save("org_1", "ses_n", 3, files, 1)).written)
+      assert.isTrue((yield* owner.save("org_1", "ses_n", 4, files, undefined)).written)
+      // Once it has read that version (a restore), it knows.
+      yield* other.load("org_1", "ses_n", 3)
+      assert.deepStrictEqual(yield* other.save("org_1", "ses_n", 5, files, 3), unchanged(3))
+    }).pipe(Effect.provide(Layer.merge(ObjectStore.layerMemory, SecretAdapter.layerMemory))))
+
+  it.effect("a crash between a chunk and its manifest leaves the last saved version restorable; the orphan chunk goes later", () =>
+    Effect.gen(function*() {
+      const objects = yield* ObjectStore
+      const secrets = yield* SecretAdapter
+      // The process dies after the chunk landed: its manifest put never happens (here: fails).
+      const crashing = ObjectStore.of({
+        ...objects,
+        put: (key, content, options) =>
+          key.includes("/manifests/")
+            ? Effect.fail(new ObjectStoreUnavailable({ operation: "put", key, message: "process killed" }))
+            : objects.put(key, content, options)
+      })
+      const checkpoints = makeCheckpointStore(objects, secrets, { chunkGraceMs: DEFAULT_CHUNK_GRACE_MS })
+      const first = state({ "a.txt": "alpha" })
+      yield* checkpoints.save("org_1", "ses_x", 1, first, 0)
+      const big = new Uint8Array(DEFAULT_INLINE_MAX_BYTES + 1).fill(7)
+      const dying = makeCheckpointStore(crashing, secrets)
+      assert.strictEqual(failureOf(yield* Effect.exit(dying.save("org_1", "ses_x", 2, state({ "a.txt": "alpha", "big.bin": big }), 1)))?._tag, "ObjectStoreUnavailable")
+      assert.strictEqual((yield* objects.keys("checkpoints/org_1/ses_x/chunks/")).length, 1, "the chunk landed")
+
+      const restarted = makeCheckpointStore(objects, secrets)
+      assert.deepStrictEqual(yield* restarted.versions("org_1", "ses_x"), [1])
+      assert.deepStrictEqual(asText(yield* restarted.load("org_1", "ses_x", 1)), asText(first))
+      assert.strictEqual(failureOf(yield* Effect.exit(restarted.load("org_1", "ses_x", 2)))?._tag, "ObjectNotFound")
+      assert.strictEqual((yield* restarted.prune("org_1", "ses_x", 1)).deletedChunks, 0, "inside the grace window")
+      yield* TestClock.adjust(DEFAULT_CHUNK_GRACE_MS)
+      assert.deepStrictEqual(yield* restarted.prune("org_1", "ses_x", 1), { keptVersions: [1], deletedManifests: 0, deletedChunks: 1 })
+      assert.deepStrictEqual(asText(yield* restarted.load("org_1", "ses_x", 1)), asText(first))
     }).pipe(Effect.provide(Layer.merge(ObjectStore.layerMemory, SecretAdapter.layerMemory))))
 
   it.effect("an orphan chunk younger than the grace window survives prune; an older one is deleted", () =>
@@ -218,16 +346,16 @@ describe("CheckpointStore prune beside another owner's save", () => {
       yield* TestClock.adjust(DEFAULT_CHUNK_GRACE_MS)
       assert.strictEqual((yield* checkpoints.prune("org_1", "ses_g", 1)).deletedChunks, 1)
       assert.deepStrictEqual(asText(yield* checkpoints.load("org_1", "ses_g", 2)), { "a.txt": "two" })
-    }).pipe(Effect.provide(checkpointLayer(ObjectStore.layerMemory))))
+    }).pipe(Effect.provide(checkpointLayer(ObjectStore.layerMemory, chunksOnly))))
 
   it.effect("a reused chunk a concurrent prune removed is uploaded again by the save that names it", () =>
     Effect.gen(function*() {
       const objects = yield* ObjectStore
       const secrets = yield* SecretAdapter
-      const checkpoints = makeCheckpointStore(objects, secrets)
+      const checkpoints = makeCheckpointStore(objects, secrets, chunksOnly)
       const chunksWritten = yield* Deferred.make<void>()
       const release = yield* Deferred.make<void>()
-      const saver = makeCheckpointStore(gatedManifests(objects, chunksWritten, release), secrets)
+      const saver = makeCheckpointStore(gatedManifests(objects, chunksWritten, release), secrets, chunksOnly)
       yield* checkpoints.save("org_1", "ses_u", 1, state({ "a.txt": "same" }))
       const saving = yield* Effect.forkChild(saver.save("org_1", "ses_u", 2, state({ "a.txt": "same" })))
       yield* Deferred.await(chunksWritten)

@@ -37,7 +37,8 @@ const main = Effect.gen(function*() {
         for (let version = 1; version <= saves; version++) {
           transcript += `## turn ${version}\n\necho: benchmark prompt\n\n`
           const files = new Map([["workspace/transcript.md", encoder.encode(transcript)]])
-          yield* checkpoints.save("org_bench", `ses_${tag}_${s}`, version, { files })
+          // As the worker does: the version it replaces is the previous one (its manifest known to this process).
+          yield* checkpoints.save("org_bench", `ses_${tag}_${s}`, version, { files }, version - 1)
           if (version % 4 === 1) yield* checkpoints.prune("org_bench", `ses_${tag}_${s}`, 3)
         }
       }
