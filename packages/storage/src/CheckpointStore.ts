@@ -321,10 +321,11 @@ export const make = (
     return { files } satisfies RuntimeState
   })
 
+  // Names only (no size or age): the file store answers with one `readdir`, not a `stat` per manifest.
   const listVersions = (root: string) =>
-    Effect.map(store.list(`${root}/manifests/`), (entries) =>
-      entries
-        .map((entry) => /\/manifests\/(\d+)\.json$/.exec(entry.key)?.[1])
+    Effect.map(store.keys(`${root}/manifests/`), (keys) =>
+      keys
+        .map((key) => /\/manifests\/(\d+)\.json$/.exec(key)?.[1])
         .filter((digits): digits is string => digits !== undefined)
         .map(Number)
         .sort((a, b) => a - b))

@@ -19,9 +19,10 @@ import * as InstrumentedObjectStore from "./InstrumentedObjectStore.ts"
 
 /**
  * The embedded default: objects as files under `<root>/data/<key>`, their content type beside them under
- * `<root>/meta/<key>`. A put writes a temp file under `<root>/tmp`, fsyncs it and renames it into place, so
- * a reader sees the old object or the new one, never a partial one. Keys are validated and every resolved
- * path is checked to stay inside the root.
+ * `<root>/meta/<key>` (only when one was given). A put writes a temp file under `<root>/tmp`, fsyncs it, renames
+ * it into place and fsyncs the directory it landed in (and those of any directory the rename had to create), so a
+ * reader sees the old object or the new one, never a partial one, and a put that returned survives a crash of the
+ * machine. Keys are validated and every resolved path is checked to stay inside the root.
  */
 
 const errorCode = (error: unknown) => (error as { readonly code?: unknown } | undefined)?.code
@@ -73,18 +74,37 @@ export const make = (rootDir: string): Effect.Effect<ObjectStore["Service"], Obj
         )
       )
 
+    /** Makes the entries of `dir` (a rename or a new subdirectory in it) durable. */
+    const syncDirectory = async (dir: string) => {
+      const handle = await Fs.open(dir, "r")
+      try {
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+    }
+
     /**
-     * Renames `from` to `to`; when the parent directory is missing (a new prefix, or a concurrent delete pruned it),
-     * creates it and tries again. The rename comes first: the directory usually exists, and a put pays no `mkdir`.
+     * Renames `from` to `to`, then makes the rename durable: fsyncs the directory it landed in and, when the parent
+     * was missing (a new prefix, or a concurrent delete pruned it) and had to be created, each directory up to the
+     * first one that existed. The rename comes first: the directory usually exists, and a put pays no `mkdir`.
      */
     const moveIntoPlace = async (from: string, to: string) => {
+      let created: string | undefined
       for (let attempt = 0;; attempt++) {
         try {
-          return await Fs.rename(from, to)
+          await Fs.rename(from, to)
+          break
         } catch (error) {
           if (errorCode(error) !== "ENOENT" || attempt >= 4) throw error
         }
-        await Fs.mkdir(Path.dirname(to), { recursive: true, mode: 0o700 })
+        created = (await Fs.mkdir(Path.dirname(to), { recursive: true, mode: 0o700 })) ?? created
+      }
+      let dir = Path.dirname(to)
+      await syncDirectory(dir)
+      while (created !== undefined && dir !== Path.dirname(created) && dir.startsWith(root + Path.sep)) {
+        dir = Path.dirname(dir)
+        await syncDirectory(dir)
       }
     }
 
