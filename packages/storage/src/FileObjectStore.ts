@@ -108,12 +108,14 @@ export const make = (rootDir: string): Effect.Effect<ObjectStore["Service"], Obj
       }
     }
 
-    /** Removes the file at `path`; absent is fine (one `unlink`, not `rm`'s `lstat` + removal). */
+    /** Removes the file at `path`; absent is fine (one `unlink`, not `rm`'s `lstat` + removal). Whether it was there. */
     const removeFile = async (path: string) => {
       try {
         await Fs.unlink(path)
+        return true
       } catch (error) {
         if (errorCode(error) !== "ENOENT") throw error
+        return false
       }
     }
 
@@ -240,9 +242,10 @@ export const make = (rootDir: string): Effect.Effect<ObjectStore["Service"], Obj
         const metaPath = yield* pathUnder(metaRoot, key, "delete")
         yield* io("delete", key, async () => {
           await removeFile(dataPath)
-          await removeFile(metaPath)
+          // Most objects have no metadata file: then no metadata directory was emptied either.
+          const hadMeta = await removeFile(metaPath)
           await pruneEmptyParents(dataRoot, Path.dirname(dataPath))
-          await pruneEmptyParents(metaRoot, Path.dirname(metaPath))
+          if (hadMeta) await pruneEmptyParents(metaRoot, Path.dirname(metaPath))
         })
       })
 
