@@ -36,7 +36,8 @@ const HISTORY_COMMANDS = envInt("BENCH_HISTORY_COMMANDS", 100)
 const EVENTS_PER_COMMAND = 5
 const MEASURED_SESSIONS = 200
 const PROMPTS_PER_SESSION = 5
-const FIBERS = 8
+/** Worker fibers; prompts are enqueued 2 × FIBERS at a time. 1: every statement alone (no lock waits in its time). */
+const FIBERS = envInt("BENCH_HISTORY_FIBERS", 8)
 
 /** Which hot statement a pg_stat_statements entry is, by its text. */
 const classify = (query: string): string | undefined => {
@@ -128,7 +129,7 @@ const measure = (orgId: string, sessionIds: ReadonlyArray<string>, postmaster: n
     for (const [part, folded] of [[sessionIds.slice(0, half), true], [sessionIds.slice(half), false]] as const) {
       yield* Effect.forEach(part, (sessionId) =>
         Effect.forEach(Array.from({ length: PROMPTS_PER_SESSION }), (_, i) => store.prompt(orgId, sessionId, { text: `p${i}` }), { discard: true }),
-        { concurrency: 16, discard: true }).pipe(Effect.orDie)
+        { concurrency: 2 * FIBERS, discard: true }).pipe(Effect.orDie)
       yield* Effect.all(Array.from({ length: FIBERS }, (_, i) => workOff(`w${i}`, folded)), { concurrency: "unbounded" })
     }
     const seconds = (performance.now() - started) / 1000
@@ -233,7 +234,7 @@ const report = (r: { date: string; commit: string; machine: string; load: string
     `Commit ${r.commit}; ${r.machine}; load average at start ${r.load}, at end ${r.loadEnd}. Embedded Postgres 18 (fsync on).`,
     `Seeded through the real tables: ${seeding}. Each round measures ${MEASURED_SESSIONS} sessions × ${PROMPTS_PER_SESSION} prompts`,
     `on the empty database (fresh sessions), then on the full one (seeded sessions — ${HISTORY_COMMANDS} acked commands each — no earlier`,
-    `round measured); in each, half worked off through start/close, half through next/append/releaseIfIdle, ${FIBERS} fibers.`,
+    `round measured); in each, half worked off through start/close, half through next/append/releaseIfIdle, ${FIBERS} fibers (${2 * FIBERS} prompts enqueued at a time).`,
     "Per statement (pg_stat_statements): mean execution and planning ms (planning is 0 unless track_planning is on: the",
     "client's prepared statements mostly reuse their plans), and shared buffers touched per call (the work, independent of",
     "the load); ratios full / empty of the same round.",
