@@ -16,7 +16,9 @@
  * each phase. Prints JSON and a markdown section, appended to docs/benchmarks.md.
  *
  * Knobs: BENCH_ORDER (grouped | interleaved: the backlog's prompts per session back to back, or round robin), BENCH_COMMANDS (2000), BENCH_CONCURRENCY (16 worker fibers / graphile concurrency / ceiling fibers),
- * BENCH_LATENCY_SECONDS (10), BENCH_NO_APPEND=1 (print only), BENCH_LABEL (a note for the heading).
+ * BENCH_LATENCY_SECONDS (10), BENCH_NO_APPEND=1 (print only), BENCH_LABEL (a note for the heading),
+ * BENCH_PEERS_ONLY_OFF=1 (only phase 1, ours with checkpoints off, printed as JSON: for before/after pairs of the node
+ * side; implies no append).
  */
 import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, startEmbeddedPostgres } from "@cowork/postgres"
 import { NodeRuntime } from "@effect/platform-node"
@@ -478,6 +480,10 @@ const main = Effect.gen(function*() {
     console.error("ours, checkpoints off …")
     const off = yield* runOurs(url, dataDir, postmaster, "off", { OPEN_COWORK_CLOUD_CHECKPOINTS: "false" })
     console.error(JSON.stringify(off.result))
+    if (process.env.BENCH_PEERS_ONLY_OFF === "1") {
+      console.log(JSON.stringify({ date: new Date().toISOString(), commit: gitCommit(), machine: machineLine, off: off.result }))
+      return
+    }
     console.error("ours, checkpoints on …")
     const on = yield* runOurs(url, dataDir, postmaster, "on", {}, off.stack.token)
     console.error(JSON.stringify(on.result))
