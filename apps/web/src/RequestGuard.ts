@@ -1,13 +1,16 @@
 import { authorizationTable } from "@cowork/domain"
 import { methodLabel, Metrics, redactDeep, routeLabel, statusLabel } from "@cowork/observability"
 import { HttpApiError } from "effect/http-api"
-import { ByteSize, Cause, Clock, Context, Effect, Layer, SchemaIssue, type Types } from "effect"
+import { ByteSize, Cause, Clock, Config, Context, Effect, Layer, LogLevel, SchemaIssue, type Types } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { artifactSettings } from "./ArtifactHandlers.ts"
 import { errorResponse } from "./ErrorResponse.ts"
 
 /** The request's id (echoed in `X-Request-Id`), for handlers that record it (audit rows). */
 export const CurrentRequestId = Context.Reference<string | undefined>("cowork/web/CurrentRequestId", { defaultValue: () => undefined })
+
+/** A request that took at least this long is logged at info even when it succeeded (OPEN_COWORK_CLOUD_SLOW_REQUEST_MS). */
+export const DEFAULT_SLOW_REQUEST_MS = 1_000
 
 /** Largest request body any route accepts. */
 export const MAX_BODY_BYTES = 1024 * 1024
@@ -157,12 +160,17 @@ const redactErrorBody = (response: HttpServerResponse.HttpServerResponse) => {
 /**
  * Global request guard: a request id on every response (echoed, or generated), a body size limit (checked against
  * `Content-Length` up front and enforced while reading), the `{"error": ...}` shape for every failure (redacted),
- * and the request's metrics and one JSON log line (`request_id`, `route` template, `status`, `duration_ms`).
+ * and the request's metrics and one JSON log line (`request_id`, `route` template, `status`, `duration_ms`): at info
+ * for a failure (status >= 400) or a slow request (OPEN_COWORK_CLOUD_SLOW_REQUEST_MS, default 1 s), at debug otherwise.
  */
 export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | Metrics> = HttpRouter.middleware(
   Effect.gen(function*() {
     const metrics = yield* Metrics
     const artifacts = yield* artifactSettings.pipe(Effect.orDie)
+    const slowRequestMs = yield* Config.Int("OPEN_COWORK_CLOUD_SLOW_REQUEST_MS").pipe(
+      Config.withDefault(DEFAULT_SLOW_REQUEST_MS),
+      Effect.orDie
+    )
     return (httpEffect) =>
       Effect.gen(function*() {
         const started = yield* Clock.currentTimeMillis
@@ -203,9 +211,18 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | Metrics> =
         const route = routeLabel(template)
         yield* metrics.inc("open_cowork_cloud_http_requests_total", { method, status: statusLabel(response.status), route })
         yield* metrics.observe("open_cowork_cloud_http_request_duration_ms", { method, route }, durationMs)
-        yield* Effect.logInfo("http request").pipe(
-          Effect.annotateLogs({ request_id: requestId, method, route, status: response.status, duration_ms: durationMs })
-        )
+        // The metrics above count every request; the log line is for what an operator looks into: a failure or a
+        // slow request at info, a fast success at debug (at hundreds of prompts a second an info line per 202 is
+        // most of the log volume and a few per cent of the web's CPU).
+        if (response.status >= 400 || durationMs >= slowRequestMs) {
+          yield* Effect.logInfo("http request").pipe(
+            Effect.annotateLogs({ request_id: requestId, method, route, status: response.status, duration_ms: durationMs })
+          )
+        } else if (yield* LogLevel.isEnabled("Debug")) {
+          yield* Effect.logDebug("http request").pipe(
+            Effect.annotateLogs({ request_id: requestId, method, route, status: response.status, duration_ms: durationMs })
+          )
+        }
         return HttpServerResponse.setHeader(closing, "x-request-id", requestId)
       }) as Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest>
   }),
