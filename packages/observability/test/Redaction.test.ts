@@ -266,3 +266,21 @@ describe("redactDeep", () => {
     assert.strictEqual(output.token, REDACTED)
   })
 })
+
+describe("redact remembers only clean text", () => {
+  it("masks a secret every time it is seen, and returns clean text unchanged every time", () => {
+    const secret = "occ_abcdef123456_Zx9"
+    const line = `token ${secret} used`
+    for (let i = 0; i < 3; i++) {
+      assert.strictEqual(redact(secret), `occ_${REDACTED}`)
+      assert.strictEqual(redact(line), `token occ_${REDACTED} used`)
+      assert.strictEqual(redact("command completed"), "command completed")
+    }
+  })
+
+  it("still masks after the remembered set filled and was emptied", () => {
+    for (let i = 0; i < 5_000; i++) redact(`clean text ${i}`)
+    assert.strictEqual(redact("Bearer abcdefgh12345678"), `Bearer ${REDACTED}`)
+    assert.strictEqual(redact("clean text 4999"), "clean text 4999")
+  })
+})

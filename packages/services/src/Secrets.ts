@@ -18,7 +18,7 @@ export const randomId = (length = 20): string => {
 export const newSecret = (): string => Crypto.randomBytes(32).toString("base64url")
 
 /** Hex sha256 of a string (UTF-8) or bytes. */
-export const sha256Hex = (data: string | Uint8Array): string => Crypto.createHash("sha256").update(data).digest("hex")
+export const sha256Hex = (data: string | Uint8Array): string => Crypto.hash("sha256", data, "hex")
 
 /** An incremental sha256 for streamed bytes. */
 export const sha256Stream = () => {
