@@ -10,6 +10,9 @@ import { type HeldSession, HeldSessions } from "./HeldSessions.ts"
 import type { LeasedRuntime } from "./LeasedRuntime.ts"
 import * as PromptTurn from "./PromptTurn.ts"
 
+/** The span's call site is always the same line: no stack capture (an `Error`) per command. */
+const NO_STACK_TRACE = { captureStackTrace: false } as const
+
 /** The enqueueing request's span, from the `traceparent` stored with the command, as a link for the run's span. */
 const enqueuedBy = (command: RunnableCommand): ReadonlyArray<Tracer.SpanLink> => {
   if (command.traceParent === undefined) return []
@@ -62,6 +65,6 @@ export const run = (lease: Lease, command: RunnableCommand, session: HeldSession
       kind: "consumer",
       links: enqueuedBy(command),
       attributes: { "cowork.command.kind": command.kind, "cowork.command.attempt": command.attempt, "cowork.epoch": lease.epoch }
-    }),
+    }, NO_STACK_TRACE),
     Effect.annotateLogs({ command_id: command.id })
   )

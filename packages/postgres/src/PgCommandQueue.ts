@@ -113,9 +113,13 @@ export const make = Effect.gen(function*() {
       traceParent: row.trace_parent ?? undefined
     })
   })
-  const next = (lease: Lease) => take(lease, NEXT).pipe(Effect.withSpan("CommandQueue.next"))
-  const nextAnswer = (lease: Lease) => take(lease, NEXT_ANSWER).pipe(Effect.withSpan("CommandQueue.nextAnswer"))
-  const start = (lease: Lease) => take(lease, START, [newEventId(), newEventId()]).pipe(Effect.withSpan("CommandQueue.start"))
+  // Once or more per command: spans without a captured call site (an `Error` per call; always these lines).
+  const NO_STACK_TRACE = { captureStackTrace: false } as const
+  const next = (lease: Lease) => take(lease, NEXT).pipe(Effect.withSpan("CommandQueue.next", undefined, NO_STACK_TRACE))
+  const nextAnswer = (lease: Lease) =>
+    take(lease, NEXT_ANSWER).pipe(Effect.withSpan("CommandQueue.nextAnswer", undefined, NO_STACK_TRACE))
+  const start = (lease: Lease) =>
+    take(lease, START, [newEventId(), newEventId()]).pipe(Effect.withSpan("CommandQueue.start", undefined, NO_STACK_TRACE))
 
   const noteError = Effect.fn("CommandQueue.noteError")(function*(lease: Lease, message: string) {
     const rows = yield* sql.unsafe<{ live: boolean; id: string | null }>(
