@@ -286,12 +286,25 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       sessionId,
       [{ type: "prompt.submitted", payload: { commandId, text: input.text }, commandId }],
       undefined,
-      (first) => {
-        // The composition's parameters: org, command id, payload, trace parent, prompts/hour (null: no quota),
-        // queued limit, commands channel, signal, concurrent sessions (null: not checked).
-        const [org, command, payload, trace, perHour, queuedLimit, channel, signal, concurrent] = Array.from({ length: 9 }, (_, i) => `$${first + i}`)
-        return {
-          prefix: `
+      {
+        key: "prompt",
+        // org, command id, payload, trace parent, prompts/hour (null: no quota), queued limit, commands channel,
+        // signal, concurrent sessions (null: not checked).
+        params: [
+          orgId,
+          commandId,
+          JSON.stringify(input.agent === undefined ? { text: input.text } : { text: input.text, agent: input.agent }),
+          input.traceParent ?? null,
+          input.quota?.promptsPerHour ?? null,
+          input.quota?.queuedCommands ?? null,
+          COMMANDS_CHANNEL,
+          formatCommandSignal({ kind: "prompt", sessionId }),
+          input.quota?.concurrentSessions ?? null
+        ],
+        text: (first) => {
+          const [org, command, payload, trace, perHour, queuedLimit, channel, signal, concurrent] = Array.from({ length: 9 }, (_, i) => `$${first + i}`)
+          return {
+            prefix: `
     ses AS (
       SELECT s.id FROM cloud_sessions s WHERE s.id = $1 AND s.org_id = ${org} AND s.aborted_at IS NULL FOR SHARE OF s
     ),
@@ -340,19 +353,9 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       WHERE ${perHour}::bigint IS NULL OR EXISTS (SELECT 1 FROM bumped)
       RETURNING session_id
     ),`,
-          fence: `SELECT cmd.session_id FROM cmd`,
-          select: `, pg_notify(${channel}, ${signal}) IS NULL AS signalled`,
-          params: [
-            orgId,
-            commandId,
-            JSON.stringify(input.agent === undefined ? { text: input.text } : { text: input.text, agent: input.agent }),
-            input.traceParent ?? null,
-            input.quota?.promptsPerHour ?? null,
-            input.quota?.queuedCommands ?? null,
-            COMMANDS_CHANNEL,
-            formatCommandSignal({ kind: "prompt", sessionId }),
-            input.quota?.concurrentSessions ?? null
-          ]
+            fence: `SELECT cmd.session_id FROM cmd`,
+            select: `, pg_notify(${channel}, ${signal}) IS NULL AS signalled`
+          }
         }
       }
     )
