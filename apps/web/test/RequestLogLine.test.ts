@@ -1,11 +1,11 @@
 import { Logging, Metrics } from "@cowork/observability"
+import { NodeServer } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, type LogLevel, References } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
-import * as NodeServer from "../src/NodeServer.ts"
 import * as WebRole from "../src/WebRole.ts"
 import { orgWithToken, request } from "./support/WebTestServer.ts"
 
