@@ -1,13 +1,11 @@
 import { type Artifact, decodeArtifactCursor, encodeArtifactCursor, NotFound } from "@cowork/domain"
 import {
   ARTIFACT_DELETE_BATCH,
-  artifactObjectKey,
   Artifacts,
   deleteStrayArtifactObjects,
-  meteredBody,
   type NewArtifact,
-  newArtifactId,
-  ObjectStore
+  ObjectStore,
+  storeArtifactBytes
 } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
@@ -49,15 +47,7 @@ export const make = Effect.gen(function*() {
   const create = <E>(input: NewArtifact<E>) =>
     Effect.gen(function*() {
       yield* sessionInOrg(input.orgId, input.sessionId)
-      const id = newArtifactId()
-      const key = artifactObjectKey(input.orgId, input.sessionId, id)
-      const metered = meteredBody(input.body, input.maxBytes)
-      yield* store.put(key, metered.stream, { contentType: input.contentType }).pipe(
-        // A partial upload may leave an object behind on some adapters; remove it.
-        Effect.tapError(() => store.delete(key).pipe(Effect.ignore))
-      )
-      const sha256 = metered.sha256()
-      const size = metered.size()
+      const { id, key, sha256, size } = yield* storeArtifactBytes(store, input)
       const row = yield* sql.withTransaction(Effect.gen(function*() {
         if (input.bytesPerDay !== undefined) yield* admitInWindow(sql, input.orgId, "artifact_bytes_per_day", size, input.bytesPerDay)
         const rows = yield* sql.unsafe<ArtifactRow>(

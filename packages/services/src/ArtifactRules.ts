@@ -5,9 +5,9 @@ import type { ObjectStore } from "./ObjectStore.ts"
 
 /** What every `Artifacts` store shares: ids, object keys, and the metered upload. */
 
-export const newArtifactId = (): string => makeId("art")
+const newArtifactId = (): string => makeId("art")
 
-export const artifactObjectKey = (orgId: string, sessionId: string, artifactId: string): string =>
+const artifactObjectKey = (orgId: string, sessionId: string, artifactId: string): string =>
   `artifacts/${orgId}/${sessionId}/${artifactId}`
 
 /** Where every object of an org's artifacts lives. */
@@ -25,7 +25,7 @@ export const deleteStrayArtifactObjects = (store: ObjectStore["Service"], orgId:
  * The upload stream, counted and hashed as it passes: it fails with `ArtifactTooLarge` as soon as it exceeds
  * `maxBytes`; `size` and `sha256` are read once the stream has run.
  */
-export const meteredBody = <E>(body: Stream.Stream<Uint8Array, E>, maxBytes: number) => {
+const meteredBody = <E>(body: Stream.Stream<Uint8Array, E>, maxBytes: number) => {
   const hash = sha256Stream()
   let size = 0
   const stream = body.pipe(
@@ -38,3 +38,28 @@ export const meteredBody = <E>(body: Stream.Stream<Uint8Array, E>, maxBytes: num
   )
   return { stream, size: () => size, sha256: () => hash.digestHex() }
 }
+
+/**
+ * The first half of creating an artifact, the same in every layer: a new id, and the upload streamed into the store
+ * under its key, metered (`ArtifactTooLarge` past `maxBytes`); a failed upload's partial object is removed (some
+ * adapters leave one). Returns what the metadata row records.
+ */
+export const storeArtifactBytes = <E>(
+  store: ObjectStore["Service"],
+  input: {
+    readonly orgId: string
+    readonly sessionId: string
+    readonly contentType: string
+    readonly body: Stream.Stream<Uint8Array, E>
+    readonly maxBytes: number
+  }
+) =>
+  Effect.gen(function*() {
+    const id = newArtifactId()
+    const key = artifactObjectKey(input.orgId, input.sessionId, id)
+    const metered = meteredBody(input.body, input.maxBytes)
+    yield* store.put(key, metered.stream, { contentType: input.contentType }).pipe(
+      Effect.tapError(() => store.delete(key).pipe(Effect.ignore))
+    )
+    return { id, key, size: metered.size(), sha256: metered.sha256() }
+  })

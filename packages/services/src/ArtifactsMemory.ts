@@ -1,6 +1,6 @@
 import { type Artifact, decodeArtifactCursor, encodeArtifactCursor, NotFound } from "@cowork/domain"
 import { Clock, Effect } from "effect"
-import { artifactObjectKey, deleteStrayArtifactObjects, meteredBody, newArtifactId } from "./ArtifactRules.ts"
+import { deleteStrayArtifactObjects, storeArtifactBytes } from "./ArtifactRules.ts"
 import type { Artifacts, NewArtifact } from "./Artifacts.ts"
 import type { MemoryArtifact, MemoryTables } from "./MemoryDatabase.ts"
 import { appendToLog } from "./MemoryLog.ts"
@@ -52,22 +52,17 @@ export const makeArtifactsMemory = (db: MemoryTables, store: ObjectStore["Servic
     create: <E>(input: NewArtifact<E>) =>
       Effect.gen(function*() {
         yield* sessionInOrg(input.orgId, input.sessionId)
-        const id = newArtifactId()
-        const key = artifactObjectKey(input.orgId, input.sessionId, id)
-        const metered = meteredBody(input.body, input.maxBytes)
-        yield* store.put(key, metered.stream, { contentType: input.contentType }).pipe(
-          Effect.tapError(() => store.delete(key).pipe(Effect.ignore))
-        )
+        const { id, key, sha256, size } = yield* storeArtifactBytes(store, input)
         const now = yield* Clock.currentTimeMillis
         if (input.bytesPerDay !== undefined) {
           const dayStart = Math.floor(now / DAY_MS) * DAY_MS
           const windowKey = `${input.orgId}\u0000${dayStart}`
           const used = bytesByDay.get(windowKey) ?? 0
-          if (used + metered.size() > input.bytesPerDay) {
+          if (used + size > input.bytesPerDay) {
             yield* store.delete(key).pipe(Effect.ignore)
             return yield* quotaExceeded("artifact_bytes_per_day", input.bytesPerDay, dayStart + DAY_MS - now)
           }
-          bytesByDay.set(windowKey, used + metered.size())
+          bytesByDay.set(windowKey, used + size)
         }
         const row: MemoryArtifact = {
           id,
@@ -75,8 +70,8 @@ export const makeArtifactsMemory = (db: MemoryTables, store: ObjectStore["Servic
           sessionId: input.sessionId,
           name: input.name,
           contentType: input.contentType,
-          sizeBytes: metered.size(),
-          sha256: metered.sha256(),
+          sizeBytes: size,
+          sha256: sha256,
           objectKey: key,
           createdBy: input.createdBy,
           createdAt: now
