@@ -15,12 +15,8 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
-import { round } from "./stack.ts"
+import { envInt, round } from "./stack.ts"
 
-const envInt = (name: string, fallback: number) => {
-  const value = Number(process.env[name])
-  return Number.isFinite(value) && value > 0 ? value : fallback
-}
 const SESSIONS = envInt("BENCH_SESSIONS", 20)
 const SAVES = envInt("BENCH_SAVES", 40)
 

@@ -22,39 +22,13 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { envInt, percentile, type Proc, sleep, spawnCowork } from "./stack.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
 const mainPath = Path.join(repoRoot, "apps/cli/src/main.ts")
-const envInt = (name: string, fallback: number) => {
-  const value = Number(process.env[name])
-  return Number.isFinite(value) && value > 0 ? value : fallback
-}
 const DELIVERIES = envInt("BENCH_GATEWAY_DELIVERIES", 300)
 const LATENCY_REPLIES = envInt("BENCH_GATEWAY_LATENCY_REPLIES", 60)
 const SESSIONS = 30
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-interface Proc {
-  readonly child: ChildProcess.ChildProcess
-  readonly output: () => string
-  readonly exited: Promise<unknown>
-}
-
-const spawn = (args: ReadonlyArray<string>, env: Record<string, string>): Proc => {
-  const child = ChildProcess.spawn(process.execPath, [mainPath, ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  let output = ""
-  const keep = (chunk: Buffer) => {
-    output += chunk.toString("utf8")
-    if (output.length > 200_000) output = output.slice(-100_000)
-  }
-  child.stdout!.on("data", keep)
-  child.stderr!.on("data", keep)
-  return { child, output: () => output, exited: new Promise((resolve) => child.once("exit", resolve)) }
-}
 
 const runCli = (args: ReadonlyArray<string>, env: Record<string, string>) =>
   new Promise<string>((resolve, reject) =>
@@ -99,7 +73,6 @@ const startReceiver = async () => {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, arrivals, close: () => server.close() }
 }
 
-const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!
 
 interface Row {
   readonly replicas: number
@@ -142,8 +115,8 @@ const main = Effect.gen(function*() {
     for (const proc of processes) proc.child.kill("SIGKILL")
     await Promise.all(processes.map((proc) => proc.exited))
   }))
-  processes.push(spawn(["web"], { ...serving, OPEN_COWORK_CLOUD_PORT: String(webPort) }))
-  processes.push(spawn(["worker"], {
+  processes.push(spawnCowork("web", { ...serving, OPEN_COWORK_CLOUD_PORT: String(webPort) }))
+  processes.push(spawnCowork("worker", {
     ...serving,
     OPEN_COWORK_CLOUD_WORKER_ID: "bench-gateway-worker",
     OPEN_COWORK_CLOUD_WORKER_CONCURRENCY: "8",
@@ -183,7 +156,7 @@ const main = Effect.gen(function*() {
       for (const i of gateways) {
         const port = yield* Effect.promise(() => freePort())
         ports.push(port)
-        processes.push(spawn(["gateway"], {
+        processes.push(spawnCowork("gateway", {
           OPEN_COWORK_GATEWAY_CLOUD_URL: baseUrl,
           OPEN_COWORK_GATEWAY_TOKEN: token,
           OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS: env.OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS,
@@ -219,8 +192,8 @@ const main = Effect.gen(function*() {
         deliveries: DELIVERIES,
         perSecond: Math.round(perSecond * 10) / 10,
         latencyReplies: latencies.length,
-        p50: percentile(latencies, 0.5),
-        p99: percentile(latencies, 0.99),
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
         max: latencies.at(-1) ?? NaN,
         duplicates: arrivals().length - firstArrival.size
       } satisfies Row

@@ -32,13 +32,9 @@ import { performance } from "node:perf_hooks"
 import { openSse } from "@cowork/client"
 import { Logger as GraphileLogger, makeWorkerUtils, run as runGraphile } from "graphile-worker"
 import { cpuOf, postgresCpu } from "./procCpu.ts"
-import { ceilingWorker, createSessions, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
+import { ceilingWorker, createSessions, envInt, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
-const envInt = (name: string, fallback: number) => {
-  const value = Number(process.env[name])
-  return Number.isFinite(value) && value > 0 ? value : fallback
-}
 const COMMANDS = envInt("BENCH_COMMANDS", 2000)
 const CONCURRENCY = envInt("BENCH_CONCURRENCY", 16)
 const LATENCY_SECONDS = envInt("BENCH_LATENCY_SECONDS", 10)

@@ -12,39 +12,20 @@
  * Prints the figures and appends them to docs/benchmarks.md.
  */
 import { openSse } from "@cowork/client"
-import { Database, startEmbeddedPostgres } from "@cowork/postgres"
+import { Database, freePort, startEmbeddedPostgres } from "@cowork/postgres"
 import { FakeModelServer } from "@cowork/runtime"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { envInt, percentile, round, sleep } from "./stack.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
-const envInt = (name: string, fallback: number) => {
-  const value = Number(process.env[name])
-  return Number.isFinite(value) && value > 0 ? value : fallback
-}
 const SESSIONS = envInt("BENCH_RUNTIME_SESSIONS", 3)
 const PROMPTS = envInt("BENCH_RUNTIME_PROMPTS", 6)
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-const round = (n: number, digits = 0) => Math.round(n * 10 ** digits) / 10 ** digits
-const percentile = (values: ReadonlyArray<number>, p: number) => {
-  if (values.length === 0) return Number.NaN
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
-}
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = Net.createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
 
 interface Sample {
   readonly cold: boolean
@@ -132,12 +113,12 @@ const main = Effect.gen(function*() {
 
   const warm = samples.filter((sample) => !sample.cold)
   const cold = samples.filter((sample) => sample.cold)
-  const stats = (values: ReadonlyArray<number>) => `p50 ${round(percentile(values, 50))} ms, p99 ${round(percentile(values, 99))} ms`
+  const stats = (values: ReadonlyArray<number>) => `p50 ${round(percentile(values, 50), 0)} ms, p99 ${round(percentile(values, 99), 0)} ms`
   const cpus = Os.cpus()
   const markdown = [
     `## ${new Date().toISOString()} — bench:runtime (real opencode ${"1.18.33"}, fake model on loopback)`,
     "",
-    `Machine: ${cpus.length} × ${cpus[0]?.model ?? "unknown"}, ${round(Os.totalmem() / 1024 ** 3)} GiB, load ${Os.loadavg().map((n) => round(n, 2)).join(" / ")}, ${process.version}.`,
+    `Machine: ${cpus.length} × ${cpus[0]?.model ?? "unknown"}, ${round(Os.totalmem() / 1024 ** 3, 0)} GiB, load ${Os.loadavg().map((n) => round(n, 2)).join(" / ")}, ${process.version}.`,
     `Stack: \`cowork up\` with OPEN_COWORK_CLOUD_RUNTIME=opencode, checkpoints on; ${SESSIONS} sessions × ${PROMPTS} prompts, one at a time.`,
     "",
     "| figure | samples | value |",
