@@ -16,6 +16,15 @@ export const READ_BATCH = 200
  * after what is queued (the `retry:` hint applies) and the client resumes by `Last-Event-ID` with no gap.
  */
 export const DEFAULT_SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
+/**
+ * How long a session's feed waits after a notification before it reads (`OPEN_COWORK_CLOUD_SSE_COALESCE_MS`, default
+ * 0: read at once). Notifications that arrive meanwhile are covered by that one read, so every stream of the session
+ * gets them in ONE socket write: the web CPU per notification grows with the streams by one write each, and that
+ * write (a `writev` syscall per stream) is what is left per subscriber. A prompt's events come in ~3 commits a few
+ * milliseconds apart; a window that covers them makes it one write per stream per prompt, at the price of that much
+ * delay on every event (see docs/benchmarks.md, 2026-12-01 perf-sse).
+ */
+export const DEFAULT_COALESCE_MS = 0
 /** The `: keep-alive` comment every open session stream gets from one process-wide timer. */
 export const KEEP_ALIVE_INTERVAL = "15 seconds"
 /**
@@ -85,6 +94,8 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
       const bufferBytes = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES").pipe(
         Config.withDefault(DEFAULT_SUBSCRIBER_BUFFER_BYTES)
       )
+      const coalesceMs = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_COALESCE_MS").pipe(Config.withDefault(DEFAULT_COALESCE_MS))
+      const coalesce = coalesceMs > 0 ? Effect.sleep(Duration.millis(coalesceMs)) : Effect.void
       const feeds = new Map<string, Feed>()
       /** Keep-alive ticks so far (a counter, not a clock: no clock read per frame). */
       let tick = 0
@@ -167,9 +178,13 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
 
       const wanted = (f: Feed) => f.subscribers.size > 0 && (f.catchUp || f.tip > f.lastRead)
 
-      /** The feed's one read loop: reads after its last read sequence until it has what was signalled. */
-      const pump = (f: Feed): Effect.Effect<void> =>
+      /**
+       * The feed's one read loop: reads after its last read sequence until it has what was signalled. Woken by a
+       * notification, it first waits the coalescing window (notifications meanwhile only raise the tip).
+       */
+      const pump = (f: Feed, woken: boolean): Effect.Effect<void> =>
         Effect.gen(function*() {
+          if (woken) yield* coalesce
           while (true) {
             // The check and `reading = false` are one synchronous step, so a signal is never left unread.
             if (!wanted(f)) {
@@ -209,11 +224,11 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
           )
         )
 
-      const startPump = (f: Feed) =>
+      const startPump = (f: Feed, woken: boolean) =>
         Effect.suspend(() => {
           if (f.reading || !wanted(f)) return Effect.void
           f.reading = true
-          return Effect.asVoid(Effect.forkIn(pump(f), layerScope))
+          return Effect.asVoid(Effect.forkIn(pump(f, woken), layerScope))
         })
 
       const signalSession = (sessionId: string, tip: number) =>
@@ -221,7 +236,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
           const f = feeds.get(sessionId)
           if (f === undefined) return Effect.void
           if (tip > f.tip) f.tip = tip
-          return startPump(f)
+          return startPump(f, true)
         })
 
       const subscribeSession = (sessionId: string, cursor: number, sink: SseSink) =>
@@ -251,7 +266,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
             while (!sink.finished) {
               if (sub.cursor >= f.lastRead) {
                 sub.live = true
-                return yield* startPump(f)
+                return yield* startPump(f, false)
               }
               const events = yield* read(sessionId, sub.cursor)
               if (sink.finished) return

@@ -5,6 +5,7 @@ import { sessionEvents } from "@cowork/client"
 import { Effect, Fiber, Layer, Stream } from "effect"
 import { FetchHttpClient } from "effect/http"
 import { SqlClient } from "effect/sql"
+import * as Http from "node:http"
 import { WebLifecycle } from "../src/WebLifecycle.ts"
 import { connect, eventData } from "../../../test/support/SseClient.ts"
 import { baseUrl, layer, orgWithToken, request, serverLayer } from "./support/WebTestServer.ts"
@@ -171,6 +172,93 @@ it.layer(layer, { excludeTestServices: true })("session events over SSE", (it) =
       assert.isTrue(changes.every((c) => c.sessionId === mine.id), "another org's sessions never appear")
       assert.deepStrictEqual(changes[changes.length - 1], { sessionId: mine.id, lastSequence: 2 })
       yield* stream.close
+    }))
+
+  it.effect("a burst of commits, one longer than a read batch, reaches every stream complete and in order", () =>
+    Effect.gen(function*() {
+      const { token, id } = yield* newSession
+      const url = `${yield* baseUrl}/api/sessions/${id}/events`
+      const auth = { authorization: `Bearer ${token}` }
+      const streams = [yield* connect(url, auth), yield* connect(url, auth), yield* connect(`${url}?after=1`, auth)]
+      yield* Effect.forEach(streams.slice(0, 2), (s) => s.waitFor((f) => sequences(f).includes(1)), { discard: true })
+      // 450 events in one commit (more than two read batches of 200), then four small commits back to back.
+      let tip = yield* workerAppend(id, Array.from({ length: 450 }, (_, i) => `burst-${i}`))
+      for (let i = 0; i < 4; i++) tip = yield* workerAppend(id, [`tail-${i}-a`, `tail-${i}-b`])
+      assert.strictEqual(tip, 1 + 450 + 8)
+      for (const [i, stream] of streams.entries()) {
+        const frames = yield* stream.waitFor((f) => sequences(f).includes(tip), 15_000)
+        const from = i === 2 ? 2 : 1
+        assert.deepStrictEqual(sequences(frames), Array.from({ length: tip - from + 1 }, (_, k) => from + k), `stream ${i}: every sequence once, in order`)
+        const texts = eventData(frames).filter((e) => e.type === "assistant.message").map((e) => (e.payload as { delta: string }).delta)
+        assert.strictEqual(texts[0], "burst-0")
+        assert.strictEqual(texts[449], "burst-449")
+        assert.strictEqual(texts[457], "tail-3-b")
+        yield* stream.close
+      }
+    }))
+
+  it.effect("a client that stops reading: its stream ends once its backlog passes the buffer (bounded memory); it resumes by id with no gap", () =>
+    Effect.gen(function*() {
+      const { token, id } = yield* newSession
+      const base = yield* baseUrl
+      const url = `${base}/api/sessions/${id}/events`
+      const auth = { authorization: `Bearer ${token}` }
+      const fast = yield* connect(url, auth)
+      // The slow client: node's HTTP client, paused after the first frame (its socket is then not read any more).
+      const slow = yield* Effect.promise(() =>
+        new Promise<{ readonly text: () => string; readonly resume: (tip: number) => Promise<void> }>((resolve, reject) => {
+          const request = Http.get(url, { headers: { ...auth, accept: "text/event-stream" } }, (response) => {
+            let text = ""
+            let paused = false
+            let tip = Number.POSITIVE_INFINITY
+            let ended: () => void = () => {}
+            // The end of the stream, or (without a bound) the whole backlog.
+            const end = new Promise<void>((done) => (ended = done))
+            response.setEncoding("utf8")
+            response.on("data", (chunk: string) => {
+              text += chunk
+              if (text.includes(`id: ${tip}\n`)) ended()
+              if (!paused && text.includes("id: 1\n")) {
+                paused = true
+                response.pause()
+              }
+            })
+            response.on("end", () => ended())
+            response.on("error", reject)
+            resolve({
+              text: () => text,
+              resume: (last) => {
+                tip = last
+                response.resume()
+                return end
+              }
+            })
+          })
+          request.on("error", reject)
+        })
+      )
+      yield* fast.waitFor((f) => sequences(f).includes(1))
+      // ~12 MB of events in 6 commits, each read on its own (the fast stream has it before the next commit): far more
+      // than the socket buffers plus the 1 MiB a stream may have queued in the process. (One read is always accepted
+      // by a stream with nothing queued; the next ones wait behind it, and the one past the buffer ends the stream.)
+      const big = "x".repeat(100_000)
+      let tip = 1
+      for (let i = 0; i < 6; i++) {
+        tip = yield* workerAppend(id, Array.from({ length: 20 }, (_, k) => `${i}-${k}-${big}`))
+        yield* fast.waitFor((f) => sequences(f).includes(tip), 30_000)
+      }
+      assert.deepStrictEqual(sequences(fast.frames()), Array.from({ length: tip }, (_, k) => k + 1))
+      yield* fast.close
+      // Reading again, the slow client gets what was queued, then the end of the stream, short of the tip.
+      yield* Effect.promise(() => slow.resume(tip))
+      const got = [...slow.text().matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))
+      assert.isAbove(got.length, 0)
+      assert.isBelow(got[got.length - 1]!, tip, "the stream ended before the backlog it could not take")
+      assert.deepStrictEqual(got, Array.from({ length: got.length }, (_, k) => k + 1), "what it got has no gap")
+      const resumed = yield* connect(url, { ...auth, "last-event-id": String(got[got.length - 1]) })
+      const rest = yield* resumed.waitFor((f) => sequences(f).includes(tip), 30_000)
+      assert.deepStrictEqual(sequences(rest), Array.from({ length: tip - got.length }, (_, k) => got.length + k + 1), "the rest, no gap")
+      yield* resumed.close
     }))
 
   it.effect("ends open streams, answers SSE with 503 + Retry-After and /readyz with a draining check", () =>

@@ -69,7 +69,7 @@ class Instrumented {
   })
 }
 
-const setup = (bufferBytes = 1024 * 1024) =>
+const setup = (bufferBytes = 1024 * 1024, coalesceMs = 0) =>
   Effect.gen(function*() {
     const changes = yield* PubSub.unbounded<SessionChanged>()
     const log = new Instrumented(changes)
@@ -87,7 +87,8 @@ const setup = (bufferBytes = 1024 * 1024) =>
       Layer.provide(Layer.succeed(ChangeFeed, feed)),
       Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({
         OPEN_COWORK_CLOUD_SSE_BACKSTOP_POLL_MS: "600000",
-        OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES: String(bufferBytes)
+        OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES: String(bufferBytes),
+        OPEN_COWORK_CLOUD_SSE_COALESCE_MS: String(coalesceMs)
       })))
     ))
     return { log, hub: context.mapUnsafe.get(SessionEventHub.key) as SessionEventHub["Service"] }
@@ -363,4 +364,38 @@ it.effect("every idle session stream gets a `: keep-alive` comment every 15 s fr
     for (let i = 0; i < 100 && keepAlives() < 6; i++) yield* Effect.yieldNow
     assert.strictEqual(keepAlives(), 6)
     assert.strictEqual(log.reads <= 3, true, "keep-alives cost no reads")
+  })))
+
+it.effect("with a coalescing window, the notifications within it cost one read and ONE write per stream, every event in order", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const { log, hub } = yield* setup(1024 * 1024, 20)
+    yield* log.append("s1", 1)
+    const chunks: Array<Array<Uint8Array>> = [[], []]
+    const sinks = yield* Effect.forEach([0, 1], (cursor) => {
+      const sink = new SseSink()
+      return Effect.as(hub.subscribeSession("s1", cursor, sink), sink)
+    })
+    yield* Effect.forEach(sinks, (sink, i) => Effect.forkScoped(consume(sink, (chunk) => chunks[i]!.push(chunk))))
+    const received = (i: number) => chunks[i]!.flatMap(ids)
+    // (The first append's notification may reach the feed after the streams opened: its read waits the window too.)
+    yield* TestClock.adjust("20 millis")
+    for (let i = 0; i < 100 && received(0).length < 1; i++) yield* Effect.yieldNow
+    assert.deepStrictEqual(received(0), [1], "the backlog")
+    const writesBefore = chunks.map((c) => c.length)
+    const readsBefore = log.reads
+    // A burst: 3 commits (1 + 40 + 2 events), each notified, within the window.
+    yield* log.append("s1", 1)
+    yield* TestClock.adjust("5 millis")
+    yield* log.append("s1", 40)
+    yield* TestClock.adjust("5 millis")
+    yield* log.append("s1", 2)
+    for (let i = 0; i < 100; i++) yield* Effect.yieldNow
+    assert.strictEqual(log.reads, readsBefore, "nothing read inside the window")
+    assert.deepStrictEqual(chunks.map((c) => c.length), writesBefore, "nothing written inside the window")
+    yield* TestClock.adjust("10 millis")
+    for (let i = 0; i < 100 && received(1).length < 43; i++) yield* Effect.yieldNow
+    assert.strictEqual(log.reads - readsBefore, 1, "one read for the three notifications")
+    assert.deepStrictEqual(chunks.map((c, i) => c.length - writesBefore[i]!), [1, 1], "one write per stream")
+    assert.deepStrictEqual(received(0), Array.from({ length: 44 }, (_, i) => i + 1), "complete and in order")
+    assert.deepStrictEqual(received(1), Array.from({ length: 43 }, (_, i) => i + 2), "complete and in order")
   })))
