@@ -1,6 +1,6 @@
 import type { SessionEvent } from "@cowork/domain"
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
-import { Config, Context, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } from "effect"
+import { Config, Context, Duration, Effect, Layer, Schedule, type Scope, Stream } from "effect"
 import { eventFrame, frame } from "./SseFrames.ts"
 import type { SseSink } from "./SseSink.ts"
 
@@ -38,14 +38,18 @@ const KEEP_ALIVE_IDLE_TICKS = 3
 const KEEP_ALIVE = Buffer.from(": keep-alive\n\n")
 const encode = (frames: string) => Buffer.from(frames, "utf8")
 
-/** One open session stream: its cursor (the last sequence queued for it) and the response body it is written to. */
-interface Subscriber {
-  cursor: number
-  /** Joined the session's live fan-out (its replay reached the hub's read position). */
-  live: boolean
+/** One open stream the hub writes to: the response body, and when it was last written to. */
+interface Listener {
   /** The keep-alive tick during which something was last queued to it. */
   lastTick: number
   readonly sink: SseSink
+}
+
+/** One open session stream: a listener with its cursor (the last sequence queued for it). */
+interface Subscriber extends Listener {
+  cursor: number
+  /** Joined the session's live fan-out (its replay reached the hub's read position). */
+  live: boolean
 }
 
 /** Every subscriber of one session on this process, and the one read position they share. */
@@ -81,8 +85,12 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
    * backlog is replayed: the session's one read loop writes to every subscriber's sink.
    */
   readonly subscribeSession: (sessionId: string, cursor: number, sink: SseSink) => Effect.Effect<void, never, Scope.Scope>
-  /** Every change to one of the org's sessions. */
-  readonly watchOrg: (orgId: string) => Effect.Effect<Queue.Dequeue<SessionChanged>, never, Scope.Scope>
+  /**
+   * Writes a `session.changed` frame to `sink` for every change to one of the org's sessions until the scope closes
+   * (the workspace stream): encoded once per change for all of the org's streams, the same idle-only keep-alive and
+   * slow-consumer end as session streams, no fiber or queue per stream.
+   */
+  readonly subscribeOrg: (orgId: string, sink: SseSink) => Effect.Effect<void, never, Scope.Scope>
 }>()("cowork/web/SessionEventHub") {
   static readonly layer = Layer.effect(
     SessionEventHub,
@@ -99,7 +107,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
       const feeds = new Map<string, Feed>()
       /** Keep-alive ticks so far (a counter, not a clock: no clock read per frame). */
       let tick = 0
-      const orgWatchers = new Map<string, Set<Queue.Queue<SessionChanged>>>()
+      const orgWatchers = new Map<string, Set<Listener>>()
 
       // A read that fails (a pool connection from before an outage) is retried briefly before giving up.
       const read = (sessionId: string, after: number) =>
@@ -113,10 +121,10 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         sub.sink.finish()
       }
 
-      /** Queues `chunk`; a subscriber that has more than the buffer queued is ended instead (it resumes by id). */
-      const offer = (sub: Subscriber, chunk: Uint8Array) => {
+      /** Queues `chunk`; a stream that has more than the buffer queued is ended instead (it resumes by id). */
+      const offer = (sub: Listener, chunk: Uint8Array) => {
         const queued = sub.sink.readableLength
-        if (queued > 0 && queued + chunk.byteLength > bufferBytes) return end(sub)
+        if (queued > 0 && queued + chunk.byteLength > bufferBytes) return sub.sink.finish()
         sub.lastTick = tick
         sub.sink.send(chunk)
       }
@@ -155,7 +163,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         let all: Uint8Array | undefined
         const skipped: Array<Subscriber> = []
         for (const sub of f.subscribers) {
-          if (!sub.live || sub.cursor >= last) continue
+          if (!sub.live || sub.cursor >= last || sub.sink.finished) continue
           if (sub.cursor < first - 1) {
             sub.live = false
             skipped.push(sub)
@@ -284,33 +292,39 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
           yield* Effect.forkScoped(join)
         })
 
-      const registerOrg = (orgId: string) =>
-        Effect.acquireRelease(
-          Effect.gen(function*() {
-            const queue = yield* Queue.sliding<SessionChanged>(1024)
+      const subscribeOrg = (orgId: string, sink: SseSink) =>
+        Effect.asVoid(Effect.acquireRelease(
+          Effect.sync(() => {
+            const watcher: Listener = { lastTick: tick, sink }
             let set = orgWatchers.get(orgId)
             if (set === undefined) {
               set = new Set()
               orgWatchers.set(orgId, set)
             }
-            set.add(queue)
-            return queue
+            set.add(watcher)
+            return watcher
           }),
-          (queue) =>
+          (watcher) =>
             Effect.sync(() => {
+              sink.finish()
               const set = orgWatchers.get(orgId)
-              set?.delete(queue)
+              set?.delete(watcher)
               if (set !== undefined && set.size === 0) orgWatchers.delete(orgId)
             })
-        )
+        ))
+
+      /** A change to the org's workspace streams: one frame, encoded once for all of them. */
+      const announce = (change: SessionChanged) => {
+        const watchers = orgWatchers.get(change.orgId)
+        if (watchers === undefined) return
+        const chunk = encode(frame({ event: "session.changed", data: { sessionId: change.sessionId, lastSequence: change.lastSequence } }))
+        for (const watcher of watchers) offer(watcher, chunk)
+      }
 
       const changes = yield* feed.sessionChanges
       yield* changes.pipe(
         Stream.runForEach((change) =>
-          Effect.andThen(
-            signalSession(change.sessionId, change.lastSequence),
-            Effect.forEach(orgWatchers.get(change.orgId) ?? [], (queue) => Queue.offer(queue, change), { discard: true })
-          )
+          Effect.andThen(signalSession(change.sessionId, change.lastSequence), Effect.sync(() => announce(change)))
         ),
         Effect.forkScoped
       )
@@ -328,9 +342,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
       const orgCatchUp = (lostAt: number) =>
         Effect.gen(function*() {
           const changed = yield* eventLog.changedSince([...orgWatchers.keys()], lostAt - RESYNC_CLOCK_SLACK_MS, RESYNC_ORG_LIMIT)
-          for (const change of changed) {
-            yield* Effect.forEach(orgWatchers.get(change.orgId) ?? [], (queue) => Queue.offer(queue, change), { discard: true })
-          }
+          for (const change of changed) announce(change)
         })
 
       // Right after the listening connection is back (notifications sent meanwhile were lost); the pool may still
@@ -355,18 +367,21 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         Effect.forkScoped
       )
 
-      // One timer for every open session stream (not one per stream), writing only to the idle ones: a subscriber
-      // too far behind to take even this is ended like any slow one.
+      // One timer for every open session and workspace stream (not one per stream), writing only to the idle ones: a
+      // stream too far behind to take even this is ended like any slow one.
       yield* Effect.sync(() => {
         tick++
         for (const f of feeds.values()) {
           for (const sub of f.subscribers) if (tick - sub.lastTick >= KEEP_ALIVE_IDLE_TICKS) offer(sub, KEEP_ALIVE)
         }
+        for (const watchers of orgWatchers.values()) {
+          for (const watcher of watchers) if (tick - watcher.lastTick >= KEEP_ALIVE_IDLE_TICKS) offer(watcher, KEEP_ALIVE)
+        }
       }).pipe(Effect.delay(KEEP_ALIVE_TICK), Effect.forever, Effect.forkScoped)
 
       return SessionEventHub.of({
         subscribeSession,
-        watchOrg: registerOrg
+        subscribeOrg
       })
     })
   )

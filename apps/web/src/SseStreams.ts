@@ -45,9 +45,10 @@ export type SinkBody = (sink: SseSink) => Effect.Effect<void, never, Scope.Scope
  * token it was opened with (API token or browser session) is revoked or expires, on whichever process it was revoked
  * (`TokenRevocations`): both are callbacks, not a watcher per stream.
  *
- * `body` is either an Effect stream (workspace, delivery and `snapshot.required` streams: one fiber runs it, with its
- * own keep-alive timer), or a `SinkBody` (session streams, the ones that come by the thousand): the server pipes the
- * sink to the socket and nothing runs per stream between frames; the hub's process-wide timer sends its keep-alives.
+ * `body` is either an Effect stream (delivery streams, one per gateway process, and the one-frame `snapshot.required`
+ * streams: one fiber runs it, with its own keep-alive timer), or a `SinkBody` (session and workspace streams, the ones
+ * that come by the thousand — a browser tab holds one of each): the server pipes the sink to the socket and nothing
+ * runs per stream between frames; the hub's process-wide timer sends their keep-alives.
  */
 export const sseResponse = (
   orgId: string,
@@ -109,11 +110,5 @@ export const snapshotRequiredResponse = (orgId: string, snapshot: SnapshotRequir
 export const workspaceEventsResponse = (orgId: string) =>
   Effect.gen(function*() {
     const hub = yield* SessionEventHub
-    const body = Stream.unwrap(Effect.map(hub.watchOrg(orgId), (changes) =>
-      Stream.fromQueue(changes).pipe(
-        Stream.map((change) =>
-          frame({ event: "session.changed", data: { sessionId: change.sessionId, lastSequence: change.lastSequence } })
-        )
-      )))
-    return yield* sseResponse(orgId, "workspace", encoded(body))
+    return yield* sseResponse(orgId, "workspace", (sink) => hub.subscribeOrg(orgId, sink))
   })

@@ -399,3 +399,40 @@ it.effect("with a coalescing window, the notifications within it cost one read a
     assert.deepStrictEqual(received(0), Array.from({ length: 44 }, (_, i) => i + 1), "complete and in order")
     assert.deepStrictEqual(received(1), Array.from({ length: 43 }, (_, i) => i + 2), "complete and in order")
   })))
+
+it.effect("workspace streams: each change of the org's sessions once per stream (another org's never), idle keep-alives from the same timer, ended when the scope closes", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const { log, hub } = yield* setup()
+    const texts = new Map<SseSink, Array<string>>()
+    const open = (orgId: string) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const sink = new SseSink()
+        texts.set(sink, [])
+        yield* hub.subscribeOrg(orgId, sink).pipe(Scope.provide(scope))
+        yield* Effect.forkScoped(consume(sink, (chunk) => texts.get(sink)!.push(decoder.decode(chunk))))
+        return { sink, scope }
+      })
+    const [a, b, other] = yield* Effect.forEach(["org", "org", "org2"], open)
+    const changes = (sink: SseSink) => texts.get(sink)!.filter((t) => t.startsWith("event: session.changed"))
+    yield* log.append("s1", 2)
+    yield* log.append("s2", 1)
+    for (let i = 0; i < 100 && changes(b!.sink).length < 2; i++) yield* Effect.yieldNow
+    for (const w of [a!, b!]) {
+      assert.deepStrictEqual(changes(w.sink), [
+        `event: session.changed\ndata: {"sessionId":"s1","lastSequence":2}\n\n`,
+        `event: session.changed\ndata: {"sessionId":"s2","lastSequence":1}\n\n`
+      ])
+    }
+    assert.deepStrictEqual(texts.get(other!.sink), [], "another org's changes never")
+    yield* TestClock.adjust("15 seconds")
+    const keepAlives = (sink: SseSink) => texts.get(sink)!.filter((t) => t === ": keep-alive\n\n").length
+    for (let i = 0; i < 100 && keepAlives(other!.sink) < 1; i++) yield* Effect.yieldNow
+    assert.deepStrictEqual([a!, b!, other!].map((w) => keepAlives(w.sink)), [1, 1, 1], "one keep-alive each, from the hub's timer")
+    yield* Scope.close(a!.scope, Exit.void)
+    assert.isTrue(a!.sink.finished, "closing the request's scope ends the stream")
+    yield* log.append("s1", 1)
+    for (let i = 0; i < 100 && changes(b!.sink).length < 3; i++) yield* Effect.yieldNow
+    assert.strictEqual(changes(b!.sink).length, 3)
+    assert.strictEqual(changes(a!.sink).length, 2, "nothing after its end")
+  })))
