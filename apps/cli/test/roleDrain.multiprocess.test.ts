@@ -5,12 +5,13 @@ import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
 import { type CoworkProcess, eventually, freePort, runCli, spawn } from "../../../test/support/CoworkProcess.ts"
 
 /**
- * SIGTERM of a real `cowork gateway`, `cowork worker` and `cowork scheduler` while a keep-alive client is using its
- * HTTP server (the gateway's API, the worker's and scheduler's probe port): a request in flight when the shutdown
- * begins, then one every 50 ms on the same connection, as a provider's webhook client or a scraper does. A connection
- * idle at that moment Node closes by itself; this one it would keep serving, each answer keeping it alive, until the
- * client left. From the shutdown on the server must answer `Connection: close`, close the connection once that answer
- * is written, and the process exit well before any grace or keep-alive timeout (all set far longer than the wait).
+ * SIGTERM of a real `cowork gateway`, `cowork worker` and `cowork scheduler` with two keep-alive clients on its HTTP
+ * server (the gateway's API, the worker's and scheduler's probe port): one idle, one using it — a request in flight
+ * when the shutdown begins, then one every 50 ms on the same connection, as a provider's webhook client or a scraper
+ * does. The idle connection Node closes by itself; the busy one it would keep serving, each answer keeping it alive,
+ * until the client left. From the shutdown on the server must answer `Connection: close`, close each connection once
+ * its answer is written, and the process exit well before any grace or keep-alive timeout (all set far longer than
+ * the wait).
  */
 
 /** How long the test waits for the exit: a fraction of every grace involved, so an exit that waited for one fails. */
@@ -42,6 +43,18 @@ const drains = (proc: CoworkProcess, port: number, path: string) =>
       fetch(url, { signal: AbortSignal.timeout(5_000) }).then((r) => r.status, () => undefined)), { timeoutMs: 60_000 })
 
     const request = `GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n`
+    // An idle keep-alive client: one answered request, then nothing.
+    const idle = Net.connect(port, "127.0.0.1")
+    yield* Effect.addFinalizer(() => Effect.sync(() => idle.destroy()))
+    let idleAnswered = false
+    let idleClosed = false
+    idle.on("data", () => (idleAnswered = true))
+    idle.on("close", () => (idleClosed = true))
+    idle.on("error", () => {})
+    idle.write(`${request}\r\n`)
+    yield* eventually("the idle client's answer", Effect.sync(() => (idleAnswered ? true : undefined)), { timeoutMs: 10_000, intervalMs: 20 })
+
+    // A busy keep-alive client.
     const socket = Net.connect(port, "127.0.0.1")
     yield* Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))
     let received = ""
@@ -76,6 +89,7 @@ const drains = (proc: CoworkProcess, port: number, path: string) =>
     assert.isAtLeast(answers(), 2, "the request in flight was answered")
     assert.match(received.slice(received.indexOf("HTTP/1.1 ", 1)), /connection: close/i, `told not to reuse the connection: ${JSON.stringify(received)}`)
     assert.isTrue(closed, "the server closed the connection")
+    assert.isTrue(idleClosed, "the idle connection was closed too")
   })
 
 it.live("gateway: SIGTERM with a busy keep-alive client exits before the grace", () =>
