@@ -18,7 +18,9 @@
  * Knobs: BENCH_ORDER (grouped | interleaved: the backlog's prompts per session back to back, or round robin), BENCH_COMMANDS (2000), BENCH_CONCURRENCY (16 worker fibers / graphile concurrency / ceiling fibers),
  * BENCH_LATENCY_SECONDS (10), BENCH_NO_APPEND=1 (print only), BENCH_LABEL (a note for the heading),
  * BENCH_PEERS_ONLY_OFF=1 (only phase 1, ours with checkpoints off, printed as JSON: for before/after pairs of the node
- * side; implies no append).
+ * side; implies no append), BENCH_SAMPLE_WAITS=1 (sample pg_stat_activity + pg_locks during our drains: who waits on
+ * which relation's rows, behind which statement; the sampling costs Postgres CPU, so such a run is for attribution,
+ * not for CPU figures).
  */
 import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, startEmbeddedPostgres } from "@cowork/postgres"
 import { NodeRuntime } from "@effect/platform-node"
@@ -33,6 +35,7 @@ import { openSse } from "@cowork/client"
 import { Logger as GraphileLogger, makeWorkerUtils, run as runGraphile } from "graphile-worker"
 import { cpuOf, postgresCpu } from "./procCpu.ts"
 import { ceilingWorker, createSessions, envInt, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
+import { sampleWaits, waitsMarkdown } from "./waitSampler.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
 const COMMANDS = envInt("BENCH_COMMANDS", 2000)
@@ -59,6 +62,8 @@ interface Counters {
   readonly at: number
   readonly nodeMs: number
   readonly postgresMs: number
+  /** The CPU of the backends listening for notifications (woken by every NOTIFY commit of the database). */
+  readonly listenMs: number
   readonly statements: number
   readonly roundTrips: number
   readonly commits: number
@@ -94,7 +99,11 @@ const readCounters = (postmaster: number, nodeCpu: () => number) =>
        FROM pg_stat_statements
        WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench-probe%'`
     )
+    const listeners = yield* sql.unsafe<{ pid: number }>(
+      `SELECT ${PROBE} pid FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'`
+    )
     return {
+      listenMs: listeners.reduce((total, row) => total + cpuOf(Number(row.pid), false), 0),
       byQuery: new Map(rows.map((r) => [r.queryid, { query: r.query, calls: Number(r.calls), execMs: Number(r.exec_ms), planMs: Number(r.plan_ms) }])),
       at: performance.now(),
       nodeMs: nodeCpu(),
@@ -128,6 +137,7 @@ const topStatements = (before: Counters, after: Counters, commands: number) =>
 const perCommand = (before: Counters, after: Counters, commands: number) => ({
   nodeCpuMs: round((after.nodeMs - before.nodeMs) / commands, 2),
   postgresCpuMs: round((after.postgresMs - before.postgresMs) / commands, 2),
+  listenCpuMs: round((after.listenMs - before.listenMs) / commands, 3),
   statements: round((after.statements - before.statements) / commands, 2),
   roundTrips: round((after.roundTrips - before.roundTrips) / commands, 2),
   commits: round((after.commits - before.commits) / commands, 2),
@@ -273,7 +283,12 @@ const runOurs = (url: string, dataDir: string, postmaster: number, label: string
     yield* drainOurs(stack, warmSessions, 200)
     const sessions = yield* Effect.promise(() => createSessions(stack, SESSIONS, label))
     const before = yield* readCounters(postmaster, nodeCpu)
-    const throughput = yield* drainOurs(stack, sessions, COMMANDS)
+    const throughput = process.env.BENCH_SAMPLE_WAITS === "1"
+      ? yield* Effect.map(sampleWaits(drainOurs(stack, sessions, COMMANDS)), ({ result, samples, waits }) => {
+        console.error(`waits during the drain (${label}):\n${waitsMarkdown(samples, waits)}`)
+        return result
+      })
+      : yield* drainOurs(stack, sessions, COMMANDS)
     const after = yield* readCounters(postmaster, nodeCpu)
     const latency = yield* Effect.promise(() => latencyOpenLoop(stack))
     yield* stopStack(stack)
