@@ -228,6 +228,30 @@ UPDATE cloud_worker_pools SET org_id = (SELECT id FROM cloud_orgs ORDER BY creat
 `
   },
   {
+    id: 11,
+    name: "prompt_window_admission",
+    // The prompt enqueue's bump of the org's hourly window row, as a statement of its own inside the enqueue statement:
+    // every enqueue of an org waits for that row (held to the commit), and the waiter then rechecks the updated row
+    // (EvalPlanQual), which sets up every subplan of the statement the row lock is in — here one UPDATE, not the
+    // whole enqueue. A VOLATILE function's statement takes its own snapshot: it sees the row as last committed.
+    // The body names a table of a later migration: it is checked at the first call, not here.
+    sql: `
+SET LOCAL check_function_bodies = off;
+CREATE OR REPLACE FUNCTION cloud_admit_prompt_window(
+  org text, per_hour bigint, queued_limit bigint, queued_seen bigint, used_seen bigint,
+  concurrent_limit bigint, active_seen bigint, mine boolean
+) RETURNS bigint LANGUAGE sql VOLATILE AS $$
+  UPDATE cloud_quota_windows w SET used = w.used + 1
+  WHERE w.org_id = org AND w.quota = 'prompts_per_hour' AND w.window_start = date_trunc('hour', now())
+    AND w.used < per_hour
+    AND queued_seen + w.used - used_seen < queued_limit
+    AND (concurrent_limit IS NULL OR mine OR active_seen + w.used - used_seen < concurrent_limit)
+  RETURNING w.used
+$$;
+SET LOCAL check_function_bodies = on;
+`
+  },
+  {
     id: 15,
     name: "byok_keys",
     // An org's provider keys, sealed with its data key; key_id is the master key (kid) the envelope names, so a

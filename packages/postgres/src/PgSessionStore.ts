@@ -271,10 +271,12 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
    * SHARE, as the transaction below), the quota admission, the command insert, `prompt.submitted` with its
    * projection, and both notifications. It writes only when it can decide alone: the session exists, is not aborted,
    * and — under a quota — the org's window row for this hour exists and both limits admit. The pending count is the
-   * statement's snapshot, possibly older than the window row it locked: every admission committed in between bumped
-   * that row by one and queued at most one command, so `count + (locked used - snapshot used)` bounds the real
+   * statement's snapshot, possibly older than the window row it bumps: every admission committed in between bumped
+   * that row by one and queued at most one command, so `count + (used now - snapshot used)` bounds the real
    * queue (exact when nobody raced; when it refuses, the transaction recounts). Otherwise it returns no row and
-   * writes nothing.
+   * writes nothing. The bump itself is `cloud_admit_prompt_window` (migration 11), a statement of its own: the org's
+   * admissions queue on that row until each commits, and the recheck after such a wait (EvalPlanQual) then sets up
+   * that one UPDATE instead of every part of this statement.
    */
   const promptStatement = (
     orgId: string,
@@ -320,37 +322,29 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       SELECT w.used FROM cloud_quota_windows w
       WHERE ${perHour}::bigint IS NOT NULL AND w.org_id = ${org} AND w.quota = 'prompts_per_hour' AND w.window_start = date_trunc('hour', now())
     ),
-    locked AS (
-      SELECT w.used FROM cloud_quota_windows w
-      WHERE ${perHour}::bigint IS NOT NULL AND w.org_id = ${org} AND w.quota = 'prompts_per_hour' AND w.window_start = date_trunc('hour', now())
-      FOR UPDATE OF w
-    ),
+    ${ACTIVE_SESSIONS_SQL("$1", org, "(SELECT concurrent FROM lim)")},
     queued AS (
       SELECT count(*) AS n FROM (
         SELECT 1 FROM cloud_session_commands
         WHERE ${perHour}::bigint IS NOT NULL AND org_id = ${org} AND status = 'pending' LIMIT (SELECT queued FROM lim)) q
     ),
-    ${ACTIVE_SESSIONS_SQL("$1", org, "(SELECT concurrent FROM lim)")},
-    ok AS (
-      SELECT ses.id FROM ses
-      WHERE (${perHour}::bigint IS NULL OR (
-        (SELECT used FROM locked) < (SELECT per_hour FROM lim)
-        AND (SELECT n FROM queued) + (SELECT used FROM locked) - coalesce((SELECT used FROM win), 0) < (SELECT queued FROM lim)))
-        -- The active count is the snapshot's too: each admission committed since bumped the window and started at
-        -- most one more session, so the same bound applies (no window under a quota: undecided, the transaction).
-        AND ((SELECT concurrent FROM lim) IS NULL OR (SELECT yes FROM mine)
-          OR (SELECT n FROM active) + (SELECT used FROM locked) - coalesce((SELECT used FROM win), 0) < (SELECT concurrent FROM lim))
+    -- The window row is bumped by a statement of its own (migration 11): it waits for the org's admissions in flight
+    -- and rechecks the row as last committed; the counts are this statement's snapshot, which may be older: every
+    -- admission committed since bumped the row by one and queued at most one command and started at most one session,
+    -- so count + (used now - used seen) bounds both (no window row: undecided, the transaction below).
+    admitted AS (
+      SELECT cloud_admit_prompt_window(${org}, (SELECT per_hour FROM lim), (SELECT queued FROM lim), (SELECT n FROM queued),
+        coalesce((SELECT used FROM win), 0), (SELECT concurrent FROM lim),
+        CASE WHEN (SELECT concurrent FROM lim) IS NOT NULL THEN (SELECT n FROM active) END,
+        CASE WHEN (SELECT concurrent FROM lim) IS NOT NULL THEN (SELECT yes FROM mine) END) AS used
+      FROM ses WHERE ${perHour}::bigint IS NOT NULL
     ),
-    bumped AS (
-      UPDATE cloud_quota_windows w SET used = w.used + 1 FROM ok
-      WHERE ${perHour}::bigint IS NOT NULL AND w.org_id = ${org} AND w.quota = 'prompts_per_hour'
-        AND w.window_start = date_trunc('hour', now())
-      RETURNING w.used
+    ok AS (
+      SELECT ses.id FROM ses WHERE ${perHour}::bigint IS NULL OR (SELECT used FROM admitted) IS NOT NULL
     ),
     cmd AS (
       INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, trace_parent)
       SELECT ${command}, ok.id, ${org}, 'prompt', ${payload}::jsonb, ${trace} FROM ok
-      WHERE ${perHour}::bigint IS NULL OR EXISTS (SELECT 1 FROM bumped)
       RETURNING session_id
     ),`,
             fence: `SELECT cmd.session_id FROM cmd`,
