@@ -18,10 +18,11 @@ import {
   MAX_DELIVERY_ERROR_LENGTH
 } from "@cowork/services"
 import { PgClient } from "@effect/sql-pg"
-import { Config, Deferred, Effect, Layer, PubSub, Queue, Random, Stream } from "effect"
+import { Config, Effect, Layer, Random, Result, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { DELIVERIES_CHANNEL, parseDeliveryNotice } from "./Channels.ts"
-import { listen, LISTEN_TIMEOUT } from "./ListenConnection.ts"
+import * as ListenConnection from "./ListenConnection.ts"
+import { ListenHub } from "./ListenConnection.ts"
 
 interface DeliveryRow {
   readonly id: string
@@ -107,7 +108,7 @@ export const make = (options: DeliveryFeedOptions) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const pg = yield* PgClient.PgClient
-    const layerScope = yield* Effect.scope
+    const listener = yield* ListenHub
 
     const select = (scope: DeliveryScope, deliveryId: string) =>
       sql.unsafe<DeliveryRow>(
@@ -178,31 +179,6 @@ export const make = (options: DeliveryFeedOptions) =>
         yield* notify(orgId!, bindingId!)
       }
       return { returned: rows.length - dead, dead, capped: rows.length >= options.reapLimit }
-    })
-
-    // ONE listening connection per process, started on the first subscription, fanned out in memory.
-    const hub = yield* PubSub.unbounded<{ readonly orgId: string; readonly channelBindingId: string }>()
-    // Completed by the first connection attempt, whether its LISTEN is active or it failed.
-    const firstAttempt = yield* Deferred.make<void>()
-    let listening = false
-    const startListening = Effect.suspend(() => {
-      if (listening) return Effect.void
-      listening = true
-      return Effect.scoped(Effect.gen(function*() {
-        const notifications = yield* listen(pg, DELIVERIES_CHANNEL).pipe(
-          Effect.ensuring(Deferred.succeed(firstAttempt, undefined))
-        )
-        while (true) {
-          const notice = parseDeliveryNotice((yield* Queue.take(notifications)).payload)
-          if (notice !== undefined) yield* PubSub.publish(hub, notice)
-        }
-      })).pipe(
-        Effect.catchCause((cause) => Effect.logWarning("delivery notices: listening connection lost; re-establishing", cause)),
-        Effect.andThen(Effect.sleep("1 second")),
-        Effect.forever,
-        Effect.forkIn(layerScope),
-        Effect.asVoid
-      )
     })
 
     return DeliveryFeed.of({
@@ -355,14 +331,13 @@ export const make = (options: DeliveryFeedOptions) =>
         }
       }),
       reap: reap(),
-      // Returned once the first LISTEN is active (or failed; 3 s at most): a delivery made after a gateway's stream
-      // opened wakes it (the stream's opening frame, sent after this, covers what was waiting before).
-      notices: Effect.gen(function*() {
-        const subscription = yield* PubSub.subscribe(hub)
-        yield* startListening
-        yield* Effect.timeoutOption(Deferred.await(firstAttempt), LISTEN_TIMEOUT)
-        return Stream.fromSubscription(subscription)
-      }),
+      // On the process's one listening connection (shared with the change feed); returned once the channel's LISTEN
+      // is active (or its first attempt failed; 3 s at most): a delivery made after a gateway's stream opened wakes it
+      // (the stream's opening frame, sent after this, covers what was waiting before).
+      notices: Effect.map(listener.subscribe(DELIVERIES_CHANNEL), Stream.filterMap((payload: string) => {
+        const notice = parseDeliveryNotice(payload)
+        return notice === undefined ? Result.failVoid : Result.succeed(notice)
+      })),
       countsByStatus: (orgId) => Effect.gen(function*() {
         const rows = yield* sql.unsafe<{ status: DeliveryStatus; n: number }>(
           `SELECT status, count(*)::int AS n FROM cloud_channel_deliveries WHERE ($1::text IS NULL OR org_id = $1) GROUP BY status`,
@@ -384,7 +359,8 @@ export const layerConfig = Layer.effect(
     )
     return yield* make({ ...defaultDeliveryFeedOptions, maxAttempts })
   })
-)
+).pipe(Layer.provide(ListenConnection.layer))
 
-export const layer = Layer.effect(DeliveryFeed, make(defaultDeliveryFeedOptions))
-export const layerWith = (options: DeliveryFeedOptions) => Layer.effect(DeliveryFeed, make(options))
+export const layer = Layer.effect(DeliveryFeed, make(defaultDeliveryFeedOptions)).pipe(Layer.provide(ListenConnection.layer))
+export const layerWith = (options: DeliveryFeedOptions) =>
+  Layer.effect(DeliveryFeed, make(options)).pipe(Layer.provide(ListenConnection.layer))

@@ -1,5 +1,5 @@
-import { PgChangeFeed, PgTokens, PgWorkflowStore } from "@cowork/postgres"
-import { ChangeFeed, type SessionChanged, Tokens, WorkflowStore } from "@cowork/services"
+import { PgChangeFeed, PgDeliveryFeed, PgTokens, PgWorkflowStore } from "@cowork/postgres"
+import { ChangeFeed, type CommandSignal, DeliveryFeed, type Resync, type SessionChanged, Tokens, WorkflowStore } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Queue, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
@@ -130,6 +130,54 @@ it.layer(PgChangeFeed.layer.pipe(Layer.provideMerge(TestDatabase.layer())), { ex
       yield* (yield* feed.sessionChanges).pipe(Stream.runForEach((c) => Queue.offer(changes, c)), Effect.forkScoped)
       yield* sql`SELECT pg_notify('cowork_events', 'org_f ses_f 1')`
       assert.deepStrictEqual(yield* step("the one notification arrives", Queue.take(changes)), { orgId: "org_f", sessionId: "ses_f", lastSequence: 1 })
+    })))
+})
+
+// The change feed and the delivery feed of one layer build: the process's feeds share ONE listening connection.
+const sharedListener = Layer.mergeAll(PgChangeFeed.layer, PgDeliveryFeed.layer).pipe(Layer.provideMerge(TestDatabase.layer()))
+
+it.layer(sharedListener, { excludeTestServices: true })("PgChangeFeed and PgDeliveryFeed", (it) => {
+  it.effect("listen to three channels on ONE backend; a reconnect LISTENs all of them again and announces both feed channels", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const feed = yield* ChangeFeed
+      const deliveries = yield* DeliveryFeed
+      const sql = yield* SqlClient.SqlClient
+      const changes = yield* Queue.unbounded<SessionChanged>()
+      const signals = yield* Queue.unbounded<CommandSignal>()
+      const notices = yield* Queue.unbounded<{ readonly orgId: string; readonly channelBindingId: string }>()
+      const resyncs = yield* Queue.unbounded<Resync>()
+      yield* (yield* feed.resyncs).pipe(Stream.runForEach((r) => Queue.offer(resyncs, r)), Effect.forkScoped)
+      yield* (yield* feed.sessionChanges).pipe(Stream.runForEach((c) => Queue.offer(changes, c)), Effect.forkScoped)
+      yield* (yield* feed.commandSignals).pipe(Stream.runForEach((c) => Queue.offer(signals, c)), Effect.forkScoped)
+      yield* (yield* deliveries.notices).pipe(Stream.runForEach((n) => Queue.offer(notices, n)), Effect.forkScoped)
+      yield* within(listening(feed, "cowork_events"), "the events channel is listened to", 10_000)
+      yield* within(listening(feed, "cowork_commands"), "the commands channel is listened to", 10_000)
+      // A listening backend's last statement is a LISTEN (one per channel on separate connections: 3).
+      const backends = listenerCount
+      assert.strictEqual(yield* backends, 1, "one listening backend for three channels")
+      const sendAll = (n: number) =>
+        sql`SELECT pg_notify('cowork_events', ${`org_s ses_s ${n}`}), pg_notify('cowork_commands', 'prompt ses_s'),
+          pg_notify('cowork_channel_deliveries', ${`org_s chb_${n}`})`.pipe(Effect.orDie)
+      yield* sendAll(1)
+      assert.deepStrictEqual(yield* step("the session change", Queue.take(changes)), { orgId: "org_s", sessionId: "ses_s", lastSequence: 1 })
+      assert.deepStrictEqual(yield* step("the command signal", Queue.take(signals)), { kind: "prompt", sessionId: "ses_s" })
+      assert.deepStrictEqual(yield* step("the delivery notice", Queue.take(notices)), { orgId: "org_s", channelBindingId: "chb_1" })
+
+      yield* sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'`
+      const seen = { change: false, signal: false, notice: false }
+      let n = 100
+      yield* within(Effect.gen(function*() {
+        n++
+        yield* sendAll(n)
+        yield* Effect.sleep("50 millis")
+        if ((yield* Queue.clear(changes)).some((c) => c.lastSequence > 100)) seen.change = true
+        if ((yield* Queue.clear(signals)).length > 0) seen.signal = true
+        if ((yield* Queue.clear(notices)).some((x) => x.channelBindingId !== "chb_1")) seen.notice = true
+        return seen.change && seen.signal && seen.notice
+      }), "all three channels deliver again after the reconnect", 10_000)
+      const announced = new Set((yield* Queue.clear(resyncs)).map((r) => r.channel))
+      assert.deepStrictEqual([...announced].sort(), ["cowork_commands", "cowork_events"], "both feed channels resync, the delivery channel is not the change feed's")
+      yield* within(Effect.map(backends, (count) => count === 1), "one listening backend again", 10_000)
     })))
 })
 

@@ -45,7 +45,7 @@ export interface ListenerState {
 
 /**
  * Cross-process notifications (Postgres `LISTEN`/`NOTIFY` in production). A process holds ONE listening
- * connection per channel and fans out in memory; readers catch up by keyset reads, so a lost notification costs
+ * connection for all its channels and fans out in memory; readers catch up by keyset reads, so a lost notification costs
  * latency (until the backstop poll), never data.
  */
 export class ChangeFeed extends Context.Service<ChangeFeed, {
