@@ -34,6 +34,12 @@ export const KEEP_ALIVE_INTERVAL = "15 seconds"
  */
 const KEEP_ALIVE_TICK = "5 seconds"
 const KEEP_ALIVE_IDLE_TICKS = 3
+/**
+ * A stream that was ended (too far behind, drained, revoked) but whose client has not taken what was queued after 3
+ * more ticks (10–15 s) stopped reading: its connection is closed, so it holds neither its buffers (up to one read
+ * past `OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES`, plus the socket's) nor its stream slot.
+ */
+const STALLED_TICKS = 3
 
 const KEEP_ALIVE = Buffer.from(": keep-alive\n\n")
 const encode = (frames: string) => Buffer.from(frames, "utf8")
@@ -42,6 +48,8 @@ const encode = (frames: string) => Buffer.from(frames, "utf8")
 interface Listener {
   /** The keep-alive tick during which something was last queued to it. */
   lastTick: number
+  /** The first keep-alive tick that found its sink finished (it is still open: its client has not taken the rest). */
+  finishedTick?: number
   readonly sink: SseSink
 }
 
@@ -368,15 +376,17 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
       )
 
       // One timer for every open session and workspace stream (not one per stream), writing only to the idle ones: a
-      // stream too far behind to take even this is ended like any slow one.
+      // stream too far behind to take even this is ended like any slow one; an ended one still open is closed.
+      const tend = (listener: Listener) => {
+        if (listener.sink.finished) {
+          listener.finishedTick ??= tick
+          if (tick - listener.finishedTick >= STALLED_TICKS) listener.sink.abort()
+        } else if (tick - listener.lastTick >= KEEP_ALIVE_IDLE_TICKS) offer(listener, KEEP_ALIVE)
+      }
       yield* Effect.sync(() => {
         tick++
-        for (const f of feeds.values()) {
-          for (const sub of f.subscribers) if (tick - sub.lastTick >= KEEP_ALIVE_IDLE_TICKS) offer(sub, KEEP_ALIVE)
-        }
-        for (const watchers of orgWatchers.values()) {
-          for (const watcher of watchers) if (tick - watcher.lastTick >= KEEP_ALIVE_IDLE_TICKS) offer(watcher, KEEP_ALIVE)
-        }
+        for (const f of feeds.values()) f.subscribers.forEach(tend)
+        for (const watchers of orgWatchers.values()) watchers.forEach(tend)
       }).pipe(Effect.delay(KEEP_ALIVE_TICK), Effect.forever, Effect.forkScoped)
 
       return SessionEventHub.of({

@@ -11,6 +11,8 @@ import { Readable } from "node:stream"
  */
 export class SseSink extends Readable {
   #finished = false
+  /** Where the server pipes it (the HTTP response), to close the connection of a client that stopped reading. */
+  #destination: { destroy?: () => void } | undefined
 
   constructor() {
     super()
@@ -34,6 +36,21 @@ export class SseSink extends Readable {
     if (this.finished) return
     this.#finished = true
     this.push(null)
+  }
+
+  override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
+    this.#destination = destination as { destroy?: () => void }
+    return super.pipe(destination, options)
+  }
+
+  /**
+   * Closes the connection now, whatever is still queued: for a finished stream whose client does not take what was
+   * queued (it stopped reading), so it holds neither its buffers nor its stream slot. The client resumes by id.
+   */
+  abort() {
+    this.#finished = true
+    this.#destination?.destroy?.()
+    this.destroy()
   }
 
   override _read() {

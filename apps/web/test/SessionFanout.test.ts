@@ -3,6 +3,7 @@ import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { ConfigProvider, Deferred, Effect, Exit, Layer, PubSub, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
+import { Writable } from "node:stream"
 import { READ_BATCH, SessionEventHub } from "../src/SessionEventHub.ts"
 import { SseSink } from "../src/SseSink.ts"
 
@@ -435,4 +436,41 @@ it.effect("workspace streams: each change of the org's sessions once per stream 
     for (let i = 0; i < 100 && changes(b!.sink).length < 3; i++) yield* Effect.yieldNow
     assert.strictEqual(changes(b!.sink).length, 3)
     assert.strictEqual(changes(a!.sink).length, 2, "nothing after its end")
+  })))
+
+it.effect("a stream ended for being too far behind whose client still takes nothing is closed 3 ticks later; a reading one is not", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const { log, hub } = yield* setup(4_096)
+    // The stalled client's side: a response whose socket never takes a byte more.
+    let destinationDestroyed = false
+    const stalled = new Writable({
+      highWaterMark: 1_024,
+      write: () => {},
+      destroy: (error, callback) => {
+        destinationDestroyed = true
+        callback(error)
+      }
+    })
+    const slowSink = new SseSink()
+    slowSink.pipe(stalled)
+    yield* hub.subscribeSession("s1", 0, slowSink)
+    const reading: Client = { sessionId: "s1", start: 0, received: [] }
+    yield* connect(hub, reading)
+    for (let n = 1; n <= 4; n++) {
+      yield* log.append("s1", 100)
+      for (let i = 0; i < 100 && reading.received.length < 100 * n; i++) yield* Effect.yieldNow
+    }
+    assert.strictEqual(reading.received.length, 400)
+    assert.isTrue(slowSink.finished, "ended for being more than the buffer behind")
+    assert.isFalse(slowSink.destroyed, "not closed yet: what is queued may still be taken")
+    // The first tick finds it ended; 3 ticks later it is closed, connection and all.
+    yield* TestClock.adjust("15 seconds")
+    for (let i = 0; i < 50; i++) yield* Effect.yieldNow
+    assert.isFalse(destinationDestroyed)
+    yield* TestClock.adjust("5 seconds")
+    for (let i = 0; i < 100 && !destinationDestroyed; i++) yield* Effect.yieldNow
+    assert.isTrue(destinationDestroyed, "the stalled client's connection is closed")
+    assert.isTrue(slowSink.destroyed)
+    assert.isFalse(reading.sink!.finished, "the reading stream goes on")
+    assert.isFalse(reading.ended)
   })))
