@@ -3,13 +3,14 @@
  * fast path under the three prompt quotas), from many connections of ONE org at once — the contention of the drain in
  * `bench:peers` (every admission of an org waits for the org's hourly window row) without HTTP, worker or runtime, so a
  * change to the enqueue can be priced in alternating pairs on a noisy machine. Rounds of BENCH_ENQUEUE_ROUND prompts
- * (BENCH_CONCURRENCY at a time, round robin over BENCH_SESSIONS sessions); between rounds, unmeasured, the round's
- * commands are marked acked so the pending backlog (which the queued_commands admission counts) stays at
- * BENCH_BACKLOG. CPU = every Postgres process of the cluster (/proc utime + stime; exited ones through the
+ * (BENCH_ENQUEUE_IN_FLIGHT at a time, round robin over BENCH_ENQUEUE_SESSIONS sessions); between rounds, unmeasured,
+ * the round's commands are marked acked so the pending backlog (which the queued_commands admission counts) stays at
+ * BENCH_ENQUEUE_BACKLOG. CPU = every Postgres process of the cluster (/proc utime + stime; exited ones through the
  * postmaster's cutime/cstime) per prompt, over the rounds only; fsync on, `synchronous_commit` on (the row lock is held
  * through the commit's WAL flush, as in production).
  *
- * Knobs: BENCH_ROUNDS (10), BENCH_ENQUEUE_ROUND (500), BENCH_CONCURRENCY (16), BENCH_SESSIONS (8), BENCH_BACKLOG (0).
+ * Knobs (docs/benchmarks.md, "Bench settings"): BENCH_ENQUEUE_ROUNDS (10), BENCH_ENQUEUE_ROUND (500),
+ * BENCH_ENQUEUE_IN_FLIGHT (64, as the drain of bench:peers), BENCH_ENQUEUE_SESSIONS (16), BENCH_ENQUEUE_BACKLOG (0).
  */
 import { Database, PgSessionStore, runMigrations, startEmbeddedPostgres } from "@cowork/postgres"
 import { SessionStore } from "@cowork/services"
@@ -23,11 +24,11 @@ import { performance } from "node:perf_hooks"
 import { postgresCpu } from "./procCpu.ts"
 import { envInt, round } from "./stack.ts"
 
-const ROUNDS = envInt("BENCH_ROUNDS", 10)
+const ROUNDS = envInt("BENCH_ENQUEUE_ROUNDS", 10)
 const PER_ROUND = envInt("BENCH_ENQUEUE_ROUND", 500)
-const CONCURRENCY = envInt("BENCH_CONCURRENCY", 16)
-const SESSIONS = envInt("BENCH_SESSIONS", 8)
-const BACKLOG = envInt("BENCH_BACKLOG", 0)
+const CONCURRENCY = envInt("BENCH_ENQUEUE_IN_FLIGHT", 64)
+const SESSIONS = envInt("BENCH_ENQUEUE_SESSIONS", 16)
+const BACKLOG = envInt("BENCH_ENQUEUE_BACKLOG", 0)
 const QUOTA = { promptsPerHour: 100_000_000, queuedCommands: 100_000_000, concurrentSessions: 100_000_000 }
 
 const main = Effect.gen(function*() {
