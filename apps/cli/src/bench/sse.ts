@@ -34,7 +34,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
-import { childNodeArgs, envInt, gitHead, machine, pool, type Proc, round, sleep, spawnCowork, stopProcess as stop, waitReady } from "./stack.ts"
+import { childNodeArgs, envInt, gitHead, machine, pool, type Proc, round, sleep, spawnCowork, waitReady } from "./stack.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
 const SUBSCRIBERS = (process.env.BENCH_SSE_SUBSCRIBERS ?? "1,10,100").split(",").map(Number).filter((n) => n > 0)
@@ -284,12 +284,12 @@ const fanout = (url: string, dataDir: string) =>
     const port = yield* Effect.promise(() => freePort())
     const baseUrl = `http://127.0.0.1:${port}`
     const web = spawnRole("web", commonEnv(url, dataDir, port))
-    yield* Effect.addFinalizer(() => Effect.promise(() => stop(web)))
+    yield* Effect.addFinalizer(() => Effect.promise(() => web.stop()))
     const token = yield* Effect.promise(() => waitReady(baseUrl, web))
     Fs.writeFileSync(Path.join(dataDir, "bench-token"), token)
     const livenessPort = yield* Effect.promise(() => freePort())
     const worker = spawnRole("worker", { ...commonEnv(url, dataDir, port), OPEN_COWORK_CLOUD_LIVENESS_PORT: String(livenessPort) })
-    yield* Effect.addFinalizer(() => Effect.promise(() => stop(worker)))
+    yield* Effect.addFinalizer(() => Effect.promise(() => worker.stop()))
     const api = yield* Effect.promise(() => Effect.runPromise(makeFetch({ baseUrl, token })))
     const sessions = yield* Effect.promise(() =>
       pool(Array.from({ length: SESSIONS }, (_, i) => i), 16, async (i) =>
@@ -331,7 +331,7 @@ const idle = (url: string, dataDir: string) =>
     const port = yield* Effect.promise(() => freePort())
     const baseUrl = `http://127.0.0.1:${port}`
     const up = spawnRole("up", commonEnv(url, dataDir, port))
-    yield* Effect.addFinalizer(() => Effect.promise(() => stop(up)))
+    yield* Effect.addFinalizer(() => Effect.promise(() => up.stop()))
     const tokenFile = Path.join(dataDir, "bench-token")
     const known = Fs.existsSync(tokenFile) ? Fs.readFileSync(tokenFile, "utf8") : undefined
     const token = yield* Effect.promise(() => waitReady(baseUrl, up, known))

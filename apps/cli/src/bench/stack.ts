@@ -6,6 +6,7 @@ import * as ChildProcess from "node:child_process"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { type Client, makeFetch } from "@cowork/client"
+import { type Proc, spawnCowork as spawnProc } from "../ops/Procs.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
 
@@ -38,6 +39,7 @@ export interface Stack {
   readonly api: Client
   readonly child: ChildProcess.ChildProcess
   readonly exited: Promise<number | string>
+  readonly proc: Proc
 }
 
 export interface StackOptions {
@@ -80,35 +82,11 @@ export const gitHead = () => {
 /** BENCH_CHILD_NODE_ARGS: node flags for a measured child, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (not allowed in NODE_OPTIONS). */
 export const childNodeArgs = (): ReadonlyArray<string> => (process.env.BENCH_CHILD_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "")
 
-/** A `cowork <command>` child process, its output captured (stdout's first 100 kB: the token banner; stderr's tail). */
-export interface Proc {
-  readonly child: ChildProcess.ChildProcess
-  readonly exited: Promise<number | string>
-  stdout: string
-  stderr: string
-}
+export type { Proc }
 
-export const spawnCowork = (command: string, env: Record<string, string>, nodeArgs: ReadonlyArray<string> = []): Proc => {
-  const child = ChildProcess.spawn(process.execPath, [...nodeArgs, Path.join(repoRoot, "apps/cli/src/main.ts"), command], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  const proc: Proc = {
-    child,
-    exited: new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal ?? "?"))),
-    stdout: "",
-    stderr: ""
-  }
-  child.stdout!.on("data", (chunk: Buffer) => {
-    if (proc.stdout.length < 100_000) proc.stdout += chunk.toString("utf8")
-  })
-  child.stderr!.on("data", (chunk: Buffer) => {
-    proc.stderr += chunk.toString("utf8")
-    if (proc.stderr.length > 200_000) proc.stderr = proc.stderr.slice(-100_000)
-  })
-  return proc
-}
+/** A measured `cowork <command>` (`ops/Procs.ts`): this process's whole environment passed on, `nodeArgs` to its node. */
+export const spawnCowork = (command: string, env: Record<string, string>, nodeArgs: ReadonlyArray<string> = []): Proc =>
+  spawnProc(command, [command], env, { nodeArgs, inheritEnv: true })
 
 /**
  * Waits until `baseUrl`'s `/readyz` answers and the owner token is known (read from the first-start banner, or
@@ -118,23 +96,15 @@ export const waitReady = async (baseUrl: string, proc: Proc, knownToken?: string
   const health = await Effect.runPromise(makeFetch({ baseUrl }))
   const deadline = Date.now() + 90_000
   for (;;) {
-    const token = knownToken ?? /occ_[A-Za-z0-9]+_[A-Za-z0-9_-]+/.exec(proc.stdout)?.[0]
+    const token = knownToken ?? /occ_[A-Za-z0-9]+_[A-Za-z0-9_-]+/.exec(proc.output())?.[0]
     const ready = await Effect.runPromise(health.readyz().pipe(Effect.as(true), Effect.orElseSucceed(() => false)))
     if (ready && token !== undefined) return token
-    if (Date.now() > deadline || proc.child.exitCode !== null) {
-      proc.child.kill("SIGKILL")
-      throw new Error(`process did not become ready\n${proc.stdout.slice(-4000)}\n${proc.stderr.slice(-4000)}`)
+    if (Date.now() > deadline || !proc.alive()) {
+      await proc.kill()
+      throw new Error(`${proc.name} did not become ready\n${proc.output().slice(-8000)}`)
     }
     await sleep(100)
   }
-}
-
-/** SIGTERM, then SIGKILL if still running after 60 s; the exit code, or "timeout". */
-export const stopProcess = async (proc: { readonly child: ChildProcess.ChildProcess; readonly exited: Promise<number | string> }) => {
-  proc.child.kill("SIGTERM")
-  const code = await Promise.race([proc.exited, sleep(60_000).then(() => "timeout")])
-  if (code === "timeout") proc.child.kill("SIGKILL")
-  return code
 }
 
 /** Starts `cowork up` (BENCH_CHILD_NODE_ARGS apply); the owner token is read from its first-start banner, or passed in for a later start. */
@@ -158,10 +128,11 @@ export const startStack = async (options: StackOptions): Promise<Stack> => {
   }, childNodeArgs())
   const baseUrl = `http://127.0.0.1:${port}`
   const token = await waitReady(baseUrl, proc, options.knownToken)
-  return { baseUrl, token, api: await Effect.runPromise(makeFetch({ baseUrl, token })), child: proc.child, exited: proc.exited }
+  return { baseUrl, token, api: await Effect.runPromise(makeFetch({ baseUrl, token })), child: proc.child, exited: proc.exited, proc }
 }
 
-export const stopStack = (stack: Stack) => Effect.promise(() => stopProcess(stack))
+/** SIGTERM, then SIGKILL if still running after 60 s; the exit code or signal. */
+export const stopStack = (stack: Stack) => Effect.promise(() => stack.proc.stop(60_000))
 
 export const prompt = (stack: Stack, sessionId: string, text: string) =>
   Effect.runPromise(stack.api.sessions.prompt({ params: { id: sessionId }, payload: { text } }))

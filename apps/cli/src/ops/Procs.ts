@@ -41,10 +41,20 @@ process.once("exit", () => {
   for (const child of live) child.kill("SIGKILL")
 })
 
-export const spawnCowork = (name: string, args: ReadonlyArray<string>, env: Record<string, string>): Proc => {
-  const child = ChildProcess.spawn(process.execPath, [mainPath, ...args], {
+/**
+ * Starts `cowork <args>`. `nodeArgs`: flags for the child's node (before the script). `inheritEnv`: the whole
+ * environment of this process is passed on, OPEN_COWORK_* included (the benchmarks: an operator's settings reach the
+ * measured process); otherwise only `env`'s OPEN_COWORK_* variables (the drills).
+ */
+export const spawnCowork = (
+  name: string,
+  args: ReadonlyArray<string>,
+  env: Record<string, string>,
+  options: { readonly nodeArgs?: ReadonlyArray<string>; readonly inheritEnv?: boolean } = {}
+): Proc => {
+  const child = ChildProcess.spawn(process.execPath, [...(options.nodeArgs ?? []), mainPath, ...args], {
     cwd: repoRoot,
-    env: baseEnv(env),
+    env: options.inheritEnv === true ? { ...process.env, ...env } : baseEnv(env),
     stdio: ["ignore", "pipe", "pipe"]
   })
   let output = ""
