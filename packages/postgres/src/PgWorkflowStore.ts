@@ -282,48 +282,48 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
     })).pipe(Effect.orDie)
   })
 
-  const list = Effect.fn("WorkflowStore.list")(function*(orgId: string, query: PageQuery) {
-    const count = yield* sql.unsafe<{ n: string | number }>(`SELECT count(*) AS n FROM cloud_workflows WHERE org_id = $1`, [orgId])
-    const cursorId = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
-    const params: Array<unknown> = [orgId, query.limit + 1]
-    const keyset = cursorId === undefined
-      ? ""
-      : ` AND (created_at, id) < (SELECT c.created_at, c.id FROM cloud_workflows c WHERE c.id = $3 AND c.org_id = $1)`
-    if (cursorId !== undefined) params.push(cursorId)
-    const rows = yield* sql.unsafe<WorkflowRow>(
-      `SELECT * FROM cloud_workflows WHERE org_id = $1${keyset} ORDER BY created_at DESC, id DESC LIMIT $2`,
-      params
-    )
-    const page = rows.slice(0, query.limit)
-    const last = page[page.length - 1]
-    return {
-      workflows: page.map(toWorkflow),
-      nextCursor: rows.length > query.limit && last !== undefined ? encodeCursor(last.id) : null,
-      totalEstimate: Number(count[0]?.n ?? 0)
-    }
-  }, Effect.orDie)
-
-  const runsPage = (workflowId: string, query: PageQuery) =>
+  /**
+   * One page of `table`'s rows whose `scopeColumn` is `scopeId`, newest first (`created_at DESC, id DESC`), after the
+   * row the cursor names (in the same scope); the rows, the next cursor and the scope's total.
+   */
+  const newestFirst = <Row extends { readonly id: string }>(
+    table: "cloud_workflows" | "cloud_workflow_runs",
+    scopeColumn: "org_id" | "workflow_id",
+    scopeId: string,
+    columns: string,
+    query: PageQuery
+  ) =>
     Effect.gen(function*() {
-      const count = yield* sql.unsafe<{ n: string | number }>(`SELECT count(*) AS n FROM cloud_workflow_runs WHERE workflow_id = $1`, [workflowId])
+      const count = yield* sql.unsafe<{ n: string | number }>(`SELECT count(*) AS n FROM ${table} WHERE ${scopeColumn} = $1`, [scopeId])
       const cursorId = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
-      const params: Array<unknown> = [workflowId, query.limit + 1]
+      const params: Array<unknown> = [scopeId, query.limit + 1]
       const keyset = cursorId === undefined
         ? ""
-        : ` AND (created_at, id) < (SELECT c.created_at, c.id FROM cloud_workflow_runs c WHERE c.id = $3 AND c.workflow_id = $1)`
+        : ` AND (created_at, id) < (SELECT c.created_at, c.id FROM ${table} c WHERE c.id = $3 AND c.${scopeColumn} = $1)`
       if (cursorId !== undefined) params.push(cursorId)
-      const rows = yield* sql.unsafe<RunRow>(
-        `SELECT ${RUN_COLUMNS} FROM cloud_workflow_runs WHERE workflow_id = $1${keyset} ORDER BY created_at DESC, id DESC LIMIT $2`,
+      const rows = yield* sql.unsafe<Row>(
+        `SELECT ${columns} FROM ${table} WHERE ${scopeColumn} = $1${keyset} ORDER BY created_at DESC, id DESC LIMIT $2`,
         params
       )
       const page = rows.slice(0, query.limit)
       const last = page[page.length - 1]
       return {
-        runs: page.map(toRun),
+        page,
         nextCursor: rows.length > query.limit && last !== undefined ? encodeCursor(last.id) : null,
         totalEstimate: Number(count[0]?.n ?? 0)
       }
     })
+
+  const list = Effect.fn("WorkflowStore.list")(function*(orgId: string, query: PageQuery) {
+    const { nextCursor, page, totalEstimate } = yield* newestFirst<WorkflowRow>("cloud_workflows", "org_id", orgId, "*", query)
+    return { workflows: page.map(toWorkflow), nextCursor, totalEstimate }
+  }, Effect.orDie)
+
+  const runsPage = (workflowId: string, query: PageQuery) =>
+    Effect.map(
+      newestFirst<RunRow>("cloud_workflow_runs", "workflow_id", workflowId, RUN_COLUMNS, query),
+      ({ nextCursor, page, totalEstimate }) => ({ runs: page.map(toRun), nextCursor, totalEstimate })
+    )
 
   const get = Effect.fn("WorkflowStore.get")(function*(orgId: string, workflowId: string, recentRuns: number) {
     const row = yield* found(orgId, workflowId).pipe(Effect.catchTag("SqlError", Effect.die))
