@@ -2,6 +2,7 @@ import { Effect, Schedule } from "effect"
 import * as ChildProcess from "node:child_process"
 import { freePort as findFreePort } from "@cowork/postgres"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 
@@ -149,3 +150,16 @@ export const runCliResult = (args: ReadonlyArray<string>, env: Record<string, st
     })
     return Effect.sync(() => child.kill("SIGKILL"))
   })
+
+/** `true` once nothing listens on `127.0.0.1:port` (a connection is refused); for `eventually` after a SIGTERM. */
+export const refusesConnections = (port: number) =>
+  Effect.promise(() =>
+    new Promise<true | undefined>((resolve) => {
+      const socket = Net.connect(port, "127.0.0.1")
+      socket.once("connect", () => {
+        socket.destroy()
+        resolve(undefined)
+      })
+      socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "ECONNREFUSED" ? true : undefined))
+    })
+  )

@@ -2,7 +2,7 @@ import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Net from "node:net"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
-import { type CoworkProcess, eventually, freePort, runCli, spawn } from "../../../test/support/CoworkProcess.ts"
+import { type CoworkProcess, eventually, freePort, refusesConnections, runCli, spawn } from "../../../test/support/CoworkProcess.ts"
 
 /**
  * SIGTERM of a real `cowork gateway`, `cowork worker` and `cowork scheduler` with two keep-alive clients on its HTTP
@@ -23,18 +23,6 @@ const longTimeouts = {
   OPEN_COWORK_CLOUD_HTTP_HEADERS_TIMEOUT_MS: LONG_MS,
   OPEN_COWORK_CLOUD_HTTP_REQUEST_TIMEOUT_MS: LONG_MS
 }
-
-const refusesConnections = (port: number) =>
-  Effect.promise(() =>
-    new Promise<true | undefined>((resolve) => {
-      const socket = Net.connect(port, "127.0.0.1")
-      socket.once("connect", () => {
-        socket.destroy()
-        resolve(undefined)
-      })
-      socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "ECONNREFUSED" ? true : undefined))
-    })
-  )
 
 const drains = (proc: CoworkProcess, port: number, path: string) =>
   Effect.gen(function*() {

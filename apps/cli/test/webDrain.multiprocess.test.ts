@@ -1,9 +1,8 @@
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Http from "node:http"
-import * as Net from "node:net"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
-import { eventually, freePort, runCli, spawn, waitReady } from "../../../test/support/CoworkProcess.ts"
+import { eventually, freePort, refusesConnections, runCli, spawn, waitReady } from "../../../test/support/CoworkProcess.ts"
 
 /**
  * SIGTERM of a real `cowork web` while clients hold keep-alive connections (as the gateway's agent does): an idle
@@ -15,18 +14,6 @@ import { eventually, freePort, runCli, spawn, waitReady } from "../../../test/su
 const GRACE_MS = 120_000
 /** How long the test waits for the exit: a fraction of the grace, so an exit that waited for it fails. */
 const EXIT_DEADLINE_MS = 20_000
-
-const refusesConnections = (port: number) =>
-  Effect.promise(() =>
-    new Promise<true | undefined>((resolve) => {
-      const socket = Net.connect(port, "127.0.0.1")
-      socket.once("connect", () => {
-        socket.destroy()
-        resolve(undefined)
-      })
-      socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "ECONNREFUSED" ? true : undefined))
-    })
-  )
 
 it.live("SIGTERM with keep-alive clients: the in-flight request finishes, streams end, and the process exits before the grace", () =>
   Effect.gen(function*() {
