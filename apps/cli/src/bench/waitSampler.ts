@@ -15,7 +15,7 @@ const PROBE = "/* bench-probe */"
 const classify = (a: string) => `CASE
     WHEN ${a}.query LIKE '%ses AS (%' THEN 'enqueue'
     WHEN ${a}.query LIKE '%opening AS (%' THEN 'start'
-    WHEN ${a}.query LIKE 'WITH fence AS (SELECT l.session_id FROM cloud_worker_leases%' THEN 'close'
+    WHEN ${a}.query LIKE '%fence AS (SELECT l.session_id FROM cloud_worker_leases%' THEN 'close (fenced append)'
     WHEN ${a}.query LIKE 'WITH live AS%' THEN 'next'
     WHEN ${a}.query LIKE '%cloud_worker_leases%' THEN 'lease'
     WHEN ${a}.query LIKE 'LISTEN%' OR ${a}.backend_type <> 'client backend' THEN 'other'
