@@ -64,6 +64,8 @@ interface Counters {
   readonly postgresMs: number
   /** The CPU of the backends listening for notifications (woken by every NOTIFY commit of the database). */
   readonly listenMs: number
+  /** CPU ms by kind of Postgres process: client backends (listening or not), background processes by type. */
+  readonly byKind: ReadonlyMap<string, number>
   readonly statements: number
   readonly roundTrips: number
   readonly commits: number
@@ -102,7 +104,15 @@ const readCounters = (postmaster: number, nodeCpu: () => number) =>
     const listeners = yield* sql.unsafe<{ pid: number }>(
       `SELECT ${PROBE} pid FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'`
     )
+    const processes = yield* sql.unsafe<{ pid: number; kind: string }>(
+      `SELECT ${PROBE} pid, CASE WHEN backend_type <> 'client backend' THEN backend_type
+         WHEN query ILIKE 'LISTEN%' THEN 'client backend (listening)' ELSE 'client backend' END AS kind
+       FROM pg_stat_activity`
+    )
+    const byKind = new Map<string, number>([["postmaster + exited processes", cpuOf(postmaster, true)]])
+    for (const row of processes) byKind.set(row.kind, (byKind.get(row.kind) ?? 0) + cpuOf(Number(row.pid), false))
     return {
+      byKind,
       listenMs: listeners.reduce((total, row) => total + cpuOf(Number(row.pid), false), 0),
       byQuery: new Map(rows.map((r) => [r.queryid, { query: r.query, calls: Number(r.calls), execMs: Number(r.exec_ms), planMs: Number(r.plan_ms) }])),
       at: performance.now(),
@@ -138,6 +148,8 @@ const perCommand = (before: Counters, after: Counters, commands: number) => ({
   nodeCpuMs: round((after.nodeMs - before.nodeMs) / commands, 2),
   postgresCpuMs: round((after.postgresMs - before.postgresMs) / commands, 2),
   listenCpuMs: round((after.listenMs - before.listenMs) / commands, 3),
+  // A backend that exited in between moves into "postmaster + exited processes"; one that started counts from zero.
+  postgresCpuMsByKind: Object.fromEntries([...after.byKind].map(([kind, ms]) => [kind, round((ms - (before.byKind.get(kind) ?? 0)) / commands, 3)])),
   statements: round((after.statements - before.statements) / commands, 2),
   roundTrips: round((after.roundTrips - before.roundTrips) / commands, 2),
   commits: round((after.commits - before.commits) / commands, 2),
