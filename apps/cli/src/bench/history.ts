@@ -53,27 +53,29 @@ const classify = (query: string): string | undefined => {
 
 const statementStats = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql.unsafe<{ query: string; calls: number; exec: number; plan: number; blocks: number }>(
+  const rows = yield* sql.unsafe<{ query: string; calls: number; exec: number; plan: number; blocks: number; read: number }>(
     `SELECT query, calls::float8 AS calls, total_exec_time::float8 AS exec, total_plan_time::float8 AS plan,
-       (shared_blks_hit + shared_blks_read)::float8 AS blocks
+       (shared_blks_hit + shared_blks_read)::float8 AS blocks, shared_blks_read::float8 AS read
      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`
   )
-  const byName = new Map<string, { calls: number; exec: number; plan: number; blocks: number }>()
+  const byName = new Map<string, { calls: number; exec: number; plan: number; blocks: number; read: number }>()
   for (const row of rows) {
     const name = classify(row.query)
     if (name === undefined) continue
-    const entry = byName.get(name) ?? { calls: 0, exec: 0, plan: 0, blocks: 0 }
+    const entry = byName.get(name) ?? { calls: 0, exec: 0, plan: 0, blocks: 0, read: 0 }
     entry.calls += Number(row.calls)
     entry.exec += Number(row.exec)
     entry.plan += Number(row.plan)
     entry.blocks += Number(row.blocks)
+    entry.read += Number(row.read)
     byName.set(name, entry)
   }
   return new Map([...byName].map(([name, e]) => [name, {
     calls: e.calls,
     execMs: round(e.exec / e.calls, 3),
     planMs: round(e.plan / e.calls, 3),
-    blocks: round(e.blocks / e.calls, 1)
+    blocks: round(e.blocks / e.calls, 1),
+    read: round(e.read / e.calls, 2)
   }]))
 }).pipe(Effect.orDie)
 
@@ -217,12 +219,12 @@ const report = (r: { date: string; commit: string; machine: string; load: string
     ...r.rounds.map((pair, i) => {
       const a = pair.empty.stats.get(name)
       const b = pair.full.stats.get(name)
-      return `| ${name} | ${i + 1} | ${a?.calls ?? 0} / ${b?.calls ?? 0} | ${a?.execMs ?? "–"} → ${b?.execMs ?? "–"} (**${ratio(a?.execMs, b?.execMs)}×**) | ${a?.planMs ?? "–"} → ${b?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${b?.blocks ?? "–"} (**${ratio(a?.blocks, b?.blocks)}×**) |`
+      return `| ${name} | ${i + 1} | ${a?.calls ?? 0} / ${b?.calls ?? 0} | ${a?.execMs ?? "–"} → ${b?.execMs ?? "–"} (**${ratio(a?.execMs, b?.execMs)}×**) | ${a?.planMs ?? "–"} → ${b?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${b?.blocks ?? "–"} (**${ratio(a?.blocks, b?.blocks)}×**) | ${a?.read ?? "–"} → ${b?.read ?? "–"} |`
     }),
     ...(r.after === undefined ? [] : (() => {
       const a = r.rounds[0]!.empty.stats.get(name)
       const c = r.after.stats.get(name)
-      return [`| ${name} | after retention | ${a?.calls ?? 0} / ${c?.calls ?? 0} | ${a?.execMs ?? "–"} → ${c?.execMs ?? "–"} (${ratio(a?.execMs, c?.execMs)}×) | ${a?.planMs ?? "–"} → ${c?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${c?.blocks ?? "–"} (${ratio(a?.blocks, c?.blocks)}×) |`]
+      return [`| ${name} | after retention | ${a?.calls ?? 0} / ${c?.calls ?? 0} | ${a?.execMs ?? "–"} → ${c?.execMs ?? "–"} (${ratio(a?.execMs, c?.execMs)}×) | ${a?.planMs ?? "–"} → ${c?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${c?.blocks ?? "–"} (${ratio(a?.blocks, c?.blocks)}×) | ${a?.read ?? "–"} → ${c?.read ?? "–"} |`]
     })())
   ])
   const seeding = r.reused
@@ -239,8 +241,8 @@ const report = (r: { date: string; commit: string; machine: string; load: string
     "client's prepared statements mostly reuse their plans), and shared buffers touched per call (the work, independent of",
     "the load); ratios full / empty of the same round.",
     "",
-    "| statement | round | calls empty / full | exec ms empty → full | plan ms empty → full | buffers per call empty → full |",
-    "|---|---|---|---|---|---|",
+    "| statement | round | calls empty / full | exec ms empty → full | plan ms empty → full | buffers per call empty → full | of which read (not in shared buffers) |",
+    "|---|---|---|---|---|---|---|",
     ...rows,
     "",
     "Postgres CPU per command (every process of the cluster, /proc utime + stime over the phase; 1 command = its enqueue,",
