@@ -1,14 +1,36 @@
-import { PgCommandQueue, PgEventLog, PgLeaseStore } from "@cowork/postgres"
-import { CommandQueue, EventLog, LeaseStore } from "@cowork/services"
+import { PgCommandQueue, PgEventLog, PgLeaseStore, PgSessionStore } from "@cowork/postgres"
+import { CommandQueue, EventLog, LeaseStore, SessionStore } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { createSession, enqueue } from "./support/WorkerFixtures.ts"
 
-const Stores = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer).pipe(
+const Stores = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgSessionStore.layer).pipe(
   Layer.provideMerge(TestDatabase.layer())
 )
+
+/** 50 other sessions of `org` with 400 acked commands each, analyzed while nothing is pending, then 3 pending each. */
+const historyThenBacklog = (org: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe(`INSERT INTO cloud_sessions (id, org_id, title) SELECT $1 || '_other_' || g, $1, 'other' FROM generate_series(1, 50) g`, [org])
+    yield* sql.unsafe(`INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, status, completed_at)
+      SELECT $1 || '_old_' || g || '_' || k, $1 || '_other_' || g, $1, 'prompt', '{}'::jsonb, 'acked', now()
+      FROM generate_series(1, 50) g, generate_series(1, 400) k`, [org])
+    yield* sql.unsafe(`ANALYZE cloud_session_commands`)
+    yield* sql.unsafe(`INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload)
+      SELECT $1 || '_queued_' || g || '_' || k, $1 || '_other_' || g, $1, 'prompt', '{}'::jsonb
+      FROM generate_series(1, 50) g, generate_series(1, 3) k`, [org])
+  })
+
+/** Index scans of the current transaction, by index name. */
+const xactScans = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ name: string; scans: number }>`SELECT c.relname AS name, pg_stat_get_xact_numscans(c.oid)::int AS scans
+    FROM pg_class c WHERE c.relkind = 'i' AND c.relname LIKE 'cloud_session_commands%'`
+  return Object.fromEntries(rows.map((row) => [row.name, Number(row.scans)]))
+})
 
 /** Issue 15 target 3: the owner's mailbox statements stay flat as the history and the org's backlog grow. */
 it.layer(Stores, { timeout: 60_000 })("mailbox plans", (it) => {
@@ -19,17 +41,8 @@ it.layer(Stores, { timeout: 60_000 })("mailbox plans", (it) => {
       const log = yield* EventLog
       const leases = yield* LeaseStore
       yield* createSession("ses_mine")
-      // 50 other sessions of the same org with 400 acked commands each, analyzed while nothing is pending: the
-      // statistics say no command is pending (the state a large, rarely analyzed history is in).
-      yield* sql.unsafe(`INSERT INTO cloud_sessions (id, org_id, title) SELECT 'ses_other_' || g, 'org_test', 'other' FROM generate_series(1, 50) g`)
-      yield* sql.unsafe(`INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, status, completed_at)
-        SELECT 'cmd_old_' || g || '_' || k, 'ses_other_' || g, 'org_test', 'prompt', '{}'::jsonb, 'acked', now()
-        FROM generate_series(1, 50) g, generate_series(1, 400) k`)
-      yield* sql.unsafe(`ANALYZE cloud_session_commands`)
-      // Then a backlog on the other sessions (150 pending), and two prompts for ours.
-      yield* sql.unsafe(`INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload)
-        SELECT 'cmd_queued_' || g || '_' || k, 'ses_other_' || g, 'org_test', 'prompt', '{}'::jsonb
-        FROM generate_series(1, 50) g, generate_series(1, 3) k`)
+      // The statistics say no command is pending (the state a large, rarely analyzed history is in); then a backlog.
+      yield* historyThenBacklog("org_test")
       yield* enqueue("ses_mine", "cmd_mine_1")
       yield* enqueue("ses_mine", "cmd_mine_2")
       const epoch = (yield* sql<{ epoch: number }>`UPDATE cloud_worker_leases
@@ -47,13 +60,29 @@ it.layer(Stores, { timeout: 60_000 })("mailbox plans", (it) => {
         assert.strictEqual(second.id, "cmd_mine_2")
         yield* log.append(lease, [{ type: "session.idle", payload: { commandId: second.id, outcome: "acked" }, commandId: second.id, attempt: 1 }], { commandId: second.id, outcome: "acked" })
         assert.isTrue(yield* leases.releaseIfIdle(lease))
-        return yield* sql<{ name: string; scans: number }>`SELECT c.relname AS name, pg_stat_get_xact_numscans(c.oid)::int AS scans
-          FROM pg_class c WHERE c.relname IN ('cloud_session_commands_org_pending', 'cloud_session_commands_pending',
-            'cloud_session_commands_session_pending', 'cloud_session_commands_open')`
+        return yield* xactScans
       }))
-      const byName = Object.fromEntries(scans.map((row) => [row.name, Number(row.scans)]))
+      const byName = scans
       assert.strictEqual(byName["cloud_session_commands_org_pending"], 0, JSON.stringify(byName))
       assert.strictEqual(byName["cloud_session_commands_pending"], 0, JSON.stringify(byName))
       assert.isAbove((byName["cloud_session_commands_session_pending"] ?? 0) + (byName["cloud_session_commands_open"] ?? 0), 0, JSON.stringify(byName))
+    }))
+
+  it.effect("a prompt under quotas checks its own session's open prompts by its key, not by walking the org's open prompts", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const store = yield* SessionStore
+      yield* createSession("ses_quota", "org_quota")
+      yield* historyThenBacklog("org_quota")
+      yield* enqueue("ses_quota", "cmd_quota_1")
+      const quota = { promptsPerHour: 10_000, queuedCommands: 10_000, concurrentSessions: 1_000 }
+      const scans = yield* sql.withTransaction(Effect.gen(function*() {
+        yield* store.prompt("org_quota", "ses_quota", { text: "again", quota })
+        return yield* xactScans
+      }))
+      // The session already has an open prompt: the concurrent_sessions count is skipped, and that check reads the
+      // session's own open commands; the queue count reads the org's pending index (its own statement, bounded).
+      assert.strictEqual(scans["cloud_session_commands_org_open_prompts"], 0, JSON.stringify(scans))
+      assert.isAbove(scans["cloud_session_commands_open"] ?? 0, 0, JSON.stringify(scans))
     }))
 })
