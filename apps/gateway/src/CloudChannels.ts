@@ -70,6 +70,8 @@ export interface InboundResult {
    */
   readonly status: "prompted" | "duplicate" | "in_progress" | "unbound" | "refused"
   readonly sessionId?: string | undefined
+  /** `refused` because the ask was already answered differently from a chat: that answer's chat user id. */
+  readonly answeredBy?: string | undefined
 }
 
 export type SignatureClaim =

@@ -276,7 +276,11 @@ export const make = Effect.gen(function*() {
             const tag = tagOf(error)
             // The binding's policy refused this user, the binding is not active, or the text is unusable: done for good.
             if (tag === "Forbidden" || tag === "Conflict" || tag === "BadRequest" || tag === "NotFound" || tag === "PayloadTooLarge") {
-              return Effect.as(complete("ignored"), { status: "refused" } satisfies InboundResult)
+              const answeredBy = tag === "Conflict" ? (error as { details?: { answeredBy?: unknown } }).details?.answeredBy : undefined
+              return Effect.as(complete("ignored"), {
+                status: "refused",
+                ...(typeof answeredBy === "string" ? { answeredBy } : {})
+              } satisfies InboundResult)
             }
             return Effect.andThen(complete("released"), Effect.fail(unavailable(error)))
           })

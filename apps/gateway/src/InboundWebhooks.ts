@@ -125,11 +125,12 @@ export const make = Effect.gen(function*() {
               ? { _tag: "Answered", summary: answerSummary(pressedMessage?.buttons, answer) }
               : {
                 _tag: "NotTaken",
-                note: result.status === "duplicate"
+                note: result.status === "duplicate" || result.answeredBy !== undefined
                   ? "Already answered."
                   : result.status === "unbound"
                   ? "This chat is not bound to a session."
-                  : "Not taken: the question is no longer waiting for an answer, or you may not answer it."
+                  : "Not taken: the question is no longer waiting for an answer, or you may not answer it.",
+                answeredBy: result.answeredBy
               })
           }
           // Another replica is handling this very event: a provider retry finds it completed (or claims it if that replica died).

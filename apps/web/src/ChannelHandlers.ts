@@ -300,7 +300,8 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         if (route === undefined) return yield* new NotFound({ message: "no session is bound to this thread" })
         // Only the session this thread routes to: an ask id of another session (forged button data) is not pending here.
         const answer = yield* answerOf(orgId, route.sessionId, payload)
-        const enqueued = yield* sessions.answer(orgId, route.sessionId, answer)
+        // Recorded with the answer: a different answer pressed later is told who answered (a 409's `answeredBy`).
+        const enqueued = yield* sessions.answer(orgId, route.sessionId, { ...answer, answeredBy: payload.externalUserId })
         return { sessionId: route.sessionId, commandId: enqueued.commandId }
       }),
     claimProviderEvent: ({ payload }) =>

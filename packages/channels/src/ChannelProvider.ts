@@ -134,7 +134,12 @@ export interface Press {
 export type PressOutcome =
   | { readonly _tag: "Answered"; readonly summary: string }
   | { readonly _tag: "Selected"; readonly buttons: ReadonlyArray<ReadonlyArray<ButtonView>>; readonly remaining: number }
-  | { readonly _tag: "NotTaken"; readonly note: string }
+  | {
+    readonly _tag: "NotTaken"
+    readonly note: string
+    /** The ask was already answered from this chat by this user (the provider's user id): a provider may name them. */
+    readonly answeredBy?: string | undefined
+  }
 
 /** What an inbound request carried once its signature was accepted. */
 export type InboundParse =

@@ -96,6 +96,9 @@ interface SlackInteraction {
 
 /** The `block_id` of the answer buttons the gateway posts with a question or permission request (`_<row>` after the first). */
 export const SLACK_ANSWER_BLOCK = "cowork_answer"
+/** A Slack user id (`U…` / `W…`): what may go into a `<@…>` mention. */
+const SLACK_USER_ID = /^[UW][A-Z0-9]{1,31}$/
+
 /** Block Kit's limits: elements per actions block, blocks per message, section text. */
 const MAX_ELEMENTS = 25
 const MAX_BLOCKS = 50
@@ -252,10 +255,12 @@ export const makeSlackProvider = (settings: SlackSettings): ChannelProvider => {
       if (outcome._tag === "NotTaken") {
         if (press.target === "" || press.userId === "") return
         try {
+          // "Already answered by @someone": a Slack user id becomes a mention (anything else is left out, never markup).
+          const by = outcome.answeredBy !== undefined && SLACK_USER_ID.test(outcome.answeredBy) ? outcome.answeredBy : undefined
           await client.chat.postEphemeral({
             channel: press.target,
             user: press.userId,
-            text: outcome.note.slice(0, MAX_SECTION_TEXT),
+            text: (by === undefined ? outcome.note : `Already answered by <@${by}>.`).slice(0, MAX_SECTION_TEXT),
             ...(press.threadId === undefined ? {} : { thread_ts: press.threadId })
           })
         } catch {

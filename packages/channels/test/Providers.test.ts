@@ -265,6 +265,10 @@ describe("Slack provider (@slack/web-api against a fake Web API)", () => {
     await Effect.runPromise(slack.acknowledge!({ ...press, threadId: "1700000000.000100" }, { _tag: "NotTaken", note: "Already answered." }))
     assert.strictEqual(fake.updates.length, updates)
     assert.deepStrictEqual(fake.ephemerals, [{ channel: "C1", user: "U9", text: "Already answered.", threadTs: "1700000000.000100" }])
+    // Answered differently by another user first: named as a mention; an id that is not a Slack user id is left out.
+    await Effect.runPromise(slack.acknowledge!(press, { _tag: "NotTaken", note: "Already answered.", answeredBy: "U42" }))
+    await Effect.runPromise(slack.acknowledge!(press, { _tag: "NotTaken", note: "Already answered.", answeredBy: "<!channel>" }))
+    assert.deepStrictEqual(fake.ephemerals.slice(1).map((e) => e.text), ["Already answered by <@U42>.", "Already answered."])
   })
 })
 

@@ -19,9 +19,18 @@ export type PermissionResponse = typeof PermissionResponse.Type
 
 /** An answer to a pending ask, as the web role queues it and the worker delivers it to the runtime. */
 export type AskAnswer =
-  | { readonly kind: "permission_respond"; readonly permissionId: string; readonly response: PermissionResponse }
-  | { readonly kind: "question_reply"; readonly requestId: string; readonly answers: ReadonlyArray<ReadonlyArray<string>> }
-  | { readonly kind: "question_reject"; readonly requestId: string }
+  & (
+    | { readonly kind: "permission_respond"; readonly permissionId: string; readonly response: PermissionResponse }
+    | { readonly kind: "question_reply"; readonly requestId: string; readonly answers: ReadonlyArray<ReadonlyArray<string>> }
+    | { readonly kind: "question_reject"; readonly requestId: string }
+  )
+  & {
+    /**
+     * Who gave it, when it came from a chat: the provider's user id (a later, different answer is told it, "already
+     * answered by …"). Not delivered to the runtime.
+     */
+    readonly answeredBy?: string | undefined
+  }
 
 /** The ask an answer resolves: its kind (`permission` / `question`) and id. */
 export const askOf = (answer: AskAnswer): { readonly ask: "permission" | "question"; readonly askId: string } =>
@@ -58,6 +67,8 @@ export interface CommandPayload {
   readonly response?: PermissionResponse
   readonly requestId?: string
   readonly answers?: ReadonlyArray<ReadonlyArray<string>>
+  /** An answer's chat user (`AskAnswer.answeredBy`). */
+  readonly answeredBy?: string
 }
 
 /**

@@ -60,14 +60,19 @@ const sameAnswer = (kind: string, payload: CommandPayload, answer: AskAnswer): b
 
 /**
  * An answer to an ask that already has one: the same answer is the same command (returned); another one is refused,
- * naming the ask's field.
+ * naming the ask's field (and `answeredBy`, the chat user of the first one, when it came from a chat).
  */
 export const replayAnswer = (existing: { readonly commandId: string; readonly kind: string; readonly payload: CommandPayload }, answer: AskAnswer) =>
   sameAnswer(existing.kind, existing.payload, answer)
     ? Effect.succeed({ commandId: existing.commandId, created: false })
     : Effect.fail(new Conflict({
       message: `${askOf(answer).ask} ${askOf(answer).askId} was already answered differently`,
-      details: { field: askField(answer), [askField(answer)]: askOf(answer).askId }
+      details: {
+        field: askField(answer),
+        [askField(answer)]: askOf(answer).askId,
+        // The chat user who answered first (a chat answer records it), for the "already answered by …" note.
+        ...(existing.payload.answeredBy === undefined ? {} : { answeredBy: existing.payload.answeredBy })
+      }
     }))
 
 /** An answer to an ask the session is not waiting on (never asked, already answered, or its turn ended). */

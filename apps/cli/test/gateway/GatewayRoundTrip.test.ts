@@ -315,9 +315,9 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
         return http("POST", `${gateway.url}/webhooks/slack`, undefined, body, signed(body))
       }
       /** The form body Slack posts when a button is pressed (`payload=<block_actions JSON>`). */
-      const interaction = (triggerId: string, post: { ts: string; text: string; threadTs?: string | undefined }, value: string) =>
+      const interaction = (triggerId: string, post: { ts: string; text: string; threadTs?: string | undefined }, value: string, user = "U42") =>
         `payload=${encodeURIComponent(JSON.stringify({
-          type: "block_actions", trigger_id: triggerId, user: { id: "U42" }, channel: { id: "C9" },
+          type: "block_actions", trigger_id: triggerId, user: { id: user }, channel: { id: "C9" },
           container: { type: "message", channel_id: "C9", message_ts: post.ts, thread_ts: post.threadTs },
           message: { ts: post.ts, thread_ts: post.threadTs, text: post.text },
           actions: [{ action_id: "answer_0", block_id: "cowork_answer", type: "button", value, action_ts: "1700000999.000001" }]
@@ -358,6 +358,12 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway r
       assert.strictEqual(slack.updates.length, 1, "a duplicate press edits nothing")
       // …and the presser alone is told, in the thread (Slack has no callback answer: an ephemeral message).
       assert.deepStrictEqual(slack.ephemerals, [{ channel: "C9", user: "U42", text: "Already answered.", threadTs: "1700000100.000100" }])
+      // Another user pressing a different answer afterwards: refused, and told who answered.
+      const rejectBody = interaction("trigger-p2", asked, asked.buttons[2]![1], "U77")
+      const late = yield* press(rejectBody, signed(rejectBody))
+      assert.deepStrictEqual([late.status, late.body], [200, { status: "refused" }])
+      assert.deepStrictEqual(slack.ephemerals.at(-1), { channel: "C9", user: "U77", text: "Already answered by <@U42>.", threadTs: "1700000100.000100" })
+      assert.strictEqual(slack.updates.length, 1, "a refused press edits nothing")
 
       // A question: its options as buttons; a plain reply in the thread answers it.
       assert.strictEqual((yield* event("EvQ1", "pick one [[question]]", "1700000200.000100")).status, 200)
