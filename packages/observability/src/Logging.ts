@@ -1,4 +1,4 @@
-import { Cause, Context, Effect, Layer, Logger, References, Tracer } from "effect"
+import { Cause, Context, Effect, Layer, Logger, type LogLevel, References, Tracer } from "effect"
 import type { Role } from "./MetricsCatalog.ts"
 import { redact, redactDeep } from "./Redaction.ts"
 
@@ -60,11 +60,52 @@ const batchedTo = (role: Role, stream: NodeJS.WritableStream) =>
     flush: (lines) => Effect.sync(() => { stream.write(`${lines.join("\n")}\n`) })
   })
 
+/** The variable that sets the least severe level a role logs (any case): `debug`, `info` (default), `warn`, `error`. */
+export const LOG_LEVEL_VARIABLE = "OPEN_COWORK_CLOUD_LOG_LEVEL"
+
+const LEVELS: Record<string, LogLevel.LogLevel> = { trace: "Trace", debug: "Debug", info: "Info", warn: "Warn", warning: "Warn", error: "Error" }
+
+/** The minimum level `value` names; `refused` when it names none (the default, info, is used then). */
+export const minimumLogLevel = (value: string | undefined): { readonly level: LogLevel.LogLevel; readonly refused?: string } => {
+  const text = value?.trim() ?? ""
+  if (text === "") return { level: "Info" }
+  const level = LEVELS[text.toLowerCase()]
+  return level === undefined ? { level: "Info", refused: text.slice(0, 32) } : { level }
+}
+
+/**
+ * A process logger at the level OPEN_COWORK_CLOUD_LOG_LEVEL names. An unknown value does not stop the role (its
+ * logs are what tells the operator): it logs at info and says, in one warning line, which values are accepted.
+ */
+const processLogger = (logger: ReturnType<typeof batchedTo>): Layer.Layer<never> =>
+  levelFrom(process.env[LOG_LEVEL_VARIABLE], true).pipe(Layer.provideMerge(Logger.layer([logger])))
+
+/** A role's composition builds its logger more than once (its layers, then its main effect): the refusal is said once. */
+let refusalLogged = false
+
+/** The minimum log level `value` names, as a layer; an unknown value logs its warning through the logger below. */
+const levelFrom = (value: string | undefined, oncePerProcess = false): Layer.Layer<never> => {
+  const { level, refused } = minimumLogLevel(value)
+  const set = Layer.succeed(References.MinimumLogLevel, level)
+  if (refused === undefined) return set
+  const warn = Effect.logWarning(`${LOG_LEVEL_VARIABLE} is not a log level; logging at info`).pipe(
+    Effect.annotateLogs({ value: refused, accepted: "debug, info, warn, error" })
+  )
+  const once = Effect.suspend(() => {
+    if (oncePerProcess && refusalLogged) return Effect.void
+    refusalLogged = true
+    return warn
+  })
+  return Layer.effectDiscard(once).pipe(Layer.provideMerge(set))
+}
+
 export const Logging = {
-  /** Replaces the default logger with redacted JSON lines on stdout. */
-  layer: (role: Role): Layer.Layer<never> => Logger.layer([batchedTo(role, process.stdout)]),
+  /** Replaces the default logger with redacted JSON lines on stdout, at the level of OPEN_COWORK_CLOUD_LOG_LEVEL. */
+  layer: (role: Role): Layer.Layer<never> => processLogger(batchedTo(role, process.stdout)),
   /** The same on stderr, for CLIs whose stdout carries what a command prints for its caller (a token). */
-  layerStderr: (role: Role): Layer.Layer<never> => Logger.layer([batchedTo(role, process.stderr)]),
+  layerStderr: (role: Role): Layer.Layer<never> => processLogger(batchedTo(role, process.stderr)),
   /** The same logger writing to `write`, for tests and for collecting lines into a diagnostics bundle. */
-  layerTo: (role: Role, write: (line: string) => void): Layer.Layer<never> => Logger.layer([jsonLogger(role, write)])
+  layerTo: (role: Role, write: (line: string) => void): Layer.Layer<never> => Logger.layer([jsonLogger(role, write)]),
+  /** The minimum level a value of OPEN_COWORK_CLOUD_LOG_LEVEL names (what `layer` applies), for tests. */
+  levelFrom: (value: string | undefined): Layer.Layer<never> => levelFrom(value)
 } as const

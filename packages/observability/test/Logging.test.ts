@@ -1,6 +1,6 @@
-import { Logging } from "@cowork/observability"
+import { Logging, minimumLogLevel } from "@cowork/observability"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 
 const capture = () => {
   const lines: Array<string> = []
@@ -64,4 +64,36 @@ describe("Logging", () => {
       assert.strictEqual(first.database, "postgres://[REDACTED]@db:5432/cowork")
     }).pipe(Effect.provide(layer))
   })
+})
+
+describe("OPEN_COWORK_CLOUD_LOG_LEVEL", () => {
+  const linesAt = (value: string | undefined) => {
+    const { lines, layer } = capture()
+    return Effect.gen(function*() {
+      yield* Effect.logDebug("debug line")
+      yield* Effect.logInfo("info line")
+      yield* Effect.logWarning("warn line")
+      return lines.map((line) => JSON.parse(line) as { level: string; message: string; value?: string })
+    }).pipe(Effect.provide(Logging.levelFrom(value).pipe(Layer.provideMerge(layer))))
+  }
+
+  it.effect("names the least severe level logged, in any case; unset is info", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual((yield* linesAt(undefined)).map((line) => line.message), ["info line", "warn line"])
+      assert.deepStrictEqual((yield* linesAt("DEBUG")).map((line) => line.message), ["debug line", "info line", "warn line"])
+      assert.deepStrictEqual((yield* linesAt("warn")).map((line) => line.message), ["warn line"])
+      assert.deepStrictEqual((yield* linesAt(" error ")).map((line) => line.message), [])
+    }))
+
+  it.effect("an unknown value logs at info and says so once, naming the value", () =>
+    Effect.gen(function*() {
+      const lines = yield* linesAt("loud")
+      assert.deepStrictEqual(lines.map((line) => line.message), [
+        "OPEN_COWORK_CLOUD_LOG_LEVEL is not a log level; logging at info",
+        "info line",
+        "warn line"
+      ])
+      assert.strictEqual(lines[0]!.value, "loud")
+      assert.deepStrictEqual(minimumLogLevel("verbose"), { level: "Info", refused: "verbose" })
+    }))
 })
