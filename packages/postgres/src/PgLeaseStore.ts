@@ -138,7 +138,7 @@ export const make = Effect.gen(function*() {
   const renew = Effect.fnUntraced(function*(lease: Lease, ttlMs: number) {
     yield* fenced(lease, "renew", `UPDATE cloud_worker_leases l
       SET expires_at = now() + make_interval(secs => $4::float8 / 1000), renewed_at = now()
-      WHERE ${LIVE} AND ${mayRenew("l.worker_id")} RETURNING true AS ok`, [ttlMs])
+      WHERE ${LIVE} AND ${mayRenew("$3")} RETURNING true AS ok`, [ttlMs])
   }, Effect.withSpan("LeaseStore.renew"))
 
   const releaseIfIdle = Effect.fnUntraced(function*(lease: Lease) {

@@ -24,13 +24,15 @@ const historyThenBacklog = (org: string) =>
       FROM generate_series(1, 50) g, generate_series(1, 3) k`, [org])
   })
 
-/** Index scans of the current transaction, by index name. */
-const xactScans = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<{ name: string; scans: number }>`SELECT c.relname AS name, pg_stat_get_xact_numscans(c.oid)::int AS scans
-    FROM pg_class c WHERE c.relkind = 'i' AND c.relname LIKE 'cloud_session_commands%'`
-  return Object.fromEntries(rows.map((row) => [row.name, Number(row.scans)]))
-})
+/** Index scans of the current transaction on the indexes of `table`, by index name. */
+const xactScansOf = (table: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ name: string; scans: number }>`SELECT c.relname AS name, pg_stat_get_xact_numscans(c.oid)::int AS scans
+      FROM pg_class c WHERE c.relkind = 'i' AND c.relname LIKE ${`${table}%`}`
+    return Object.fromEntries(rows.map((row) => [row.name, Number(row.scans)]))
+  })
+const xactScans = xactScansOf("cloud_session_commands")
 
 /** Issue 15 target 3: the owner's mailbox statements stay flat as the history and the org's backlog grow. */
 it.layer(Stores, { timeout: 60_000 })("mailbox plans", (it) => {
@@ -84,5 +86,43 @@ it.layer(Stores, { timeout: 60_000 })("mailbox plans", (it) => {
       // session's own open commands; the queue count reads the org's pending index (its own statement, bounded).
       assert.strictEqual(scans["cloud_session_commands_org_open_prompts"], 0, JSON.stringify(scans))
       assert.isAbove(scans["cloud_session_commands_open"] ?? 0, 0, JSON.stringify(scans))
+    }))
+
+  it.effect("fenced writes reach the lease by its primary key, not by walking the held leases, under statistics taken while no lease was held", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const queue = yield* CommandQueue
+      const log = yield* EventLog
+      const leases = yield* LeaseStore
+      yield* createSession("ses_fenced", "org_fenced")
+      // 400 other sessions, their lease rows analyzed while none was held (a large, quiet database), then all held.
+      yield* sql.unsafe(`INSERT INTO cloud_sessions (id, org_id, title) SELECT 'ses_held_' || g, 'org_fenced', 'held' FROM generate_series(1, 400) g`)
+      yield* sql.unsafe(`INSERT INTO cloud_worker_leases (session_id) SELECT 'ses_held_' || g FROM generate_series(1, 400) g`)
+      yield* sql.unsafe(`ANALYZE cloud_worker_leases`)
+      yield* sql.unsafe(`UPDATE cloud_worker_leases SET worker_id = 'worker-' || (substr(session_id, 10)::int % 4), epoch = 1,
+        expires_at = now() + interval '1 hour' WHERE session_id LIKE 'ses_held_%'`)
+      yield* enqueue("ses_fenced", "cmd_fenced_1")
+      yield* enqueue("ses_fenced", "cmd_fenced_2")
+      const epoch = (yield* sql<{ epoch: number }>`UPDATE cloud_worker_leases
+        SET worker_id = 'worker-1', epoch = epoch + 1, expires_at = now() + interval '1 hour'
+        WHERE session_id = 'ses_fenced' RETURNING epoch::int AS epoch`)[0]!.epoch
+      const lease = { sessionId: "ses_fenced", workerId: "worker-1", epoch: Number(epoch) }
+
+      const scans = yield* sql.withTransaction(Effect.gen(function*() {
+        yield* leases.renew(lease, 60_000)
+        const first = Option.getOrThrow(yield* queue.start(lease))
+        yield* log.append(lease, [{ type: "assistant.message", payload: { messageId: "m1", text: "hi", final: false }, commandId: first.id, attempt: 1 }])
+        yield* log.close(lease, [{ type: "session.idle", payload: { commandId: first.id, outcome: "acked" }, commandId: first.id, attempt: 1 }], { commandId: first.id, outcome: "acked" })
+        const second = Option.getOrThrow(yield* queue.next(lease))
+        yield* log.append(lease, [{ type: "session.idle", payload: { commandId: second.id, outcome: "acked" }, commandId: second.id, attempt: 1 }], { commandId: second.id, outcome: "acked" })
+        assert.isTrue(yield* leases.releaseIfIdle(lease))
+        return yield* xactScansOf("cloud_worker_leases")
+      }))
+      // The released lease's writes are still refused (the fence tests the same; only how it reaches the row changed).
+      const stale = yield* Effect.flip(log.append(lease, [{ type: "session.idle", payload: {} }]))
+      assert.strictEqual(stale._tag, "StaleOwner")
+      assert.strictEqual(scans["cloud_worker_leases_owned"], 0, JSON.stringify(scans))
+      assert.strictEqual(scans["cloud_worker_leases_worker"], 0, JSON.stringify(scans))
+      assert.isAtLeast(scans["cloud_worker_leases_pkey"] ?? 0, 7, JSON.stringify(scans))
     }))
 })
