@@ -1,7 +1,8 @@
 import { PgArtifacts } from "@cowork/postgres"
-import { Artifacts, Audit, DAY_MS } from "@cowork/services"
+import { Artifacts, Audit, DAY_MS, Tokens } from "@cowork/services"
 import { Config, Effect, Layer, Option } from "effect"
 import { CliError, Command, Flag } from "effect/cli"
+import { ExportRefused, exportOrgArtifacts, type ExportSummary } from "../ops/ArtifactExport.ts"
 import * as StoreAt from "../ops/StoreAt.ts"
 import { printJson } from "./AdminRegistry.ts"
 import { CLI_ACTOR } from "./AdminToken.ts"
@@ -45,7 +46,84 @@ export const prune = Command.make("prune", {
     yield* printJson({ olderThanDays: days, orgId: Option.getOrNull(org), orgs: pruned })
   })).pipe(Command.withDescription("Delete artifacts older than N days (objects and rows), audited per org"))
 
+/** `--since`: a date (`2026-01-31`, midnight UTC) or a date-time with its zone (`2026-01-31T12:00:00Z`, `…+02:00`). */
+const SINCE_PATTERN = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2}))?$/
+
+const usage = (message: string) => new CliError.UserError({ cause: message, userMessage: message })
+
+export const parseSince = (raw: string): Effect.Effect<Date, CliError.UserError> => {
+  const time = SINCE_PATTERN.test(raw) ? Date.parse(raw) : Number.NaN
+  return Number.isNaN(time)
+    ? Effect.fail(usage(`--since must be a date (2026-01-31) or a date-time with a zone (2026-01-31T12:00:00Z), got "${raw}"`))
+    : Effect.succeed(new Date(time))
+}
+
+/**
+ * Exports the org's artifacts into `dir` (see ArtifactExport) from OPEN_COWORK_OBJECT_STORE_URI, audits
+ * `artifacts.exported` in the org's log (counts only), and fails naming what was not exported, after printing nothing:
+ * the caller prints the summary. An org that does not exist is refused (`--org`); an offboarded one is exported.
+ */
+export const runArtifactExport = (orgId: string, dir: string, since: Date | undefined, flag: string) =>
+  Effect.gen(function*() {
+    if (!(yield* (yield* Tokens).listOrgs).some((org) => org.id === orgId)) return yield* usage(`${flag}: org ${orgId} not found`)
+    const storeUri = yield* Config.String("OPEN_COWORK_OBJECT_STORE_URI").pipe(Config.withDefault(""))
+    const summary = yield* exportOrgArtifacts({ orgId, dir, since }).pipe(
+      Effect.provide(PgArtifacts.layer.pipe(Layer.provide(StoreAt.layer(storeUri)))),
+      Effect.mapError((cause) =>
+        new CliError.UserError({
+          cause,
+          userMessage: cause instanceof ExportRefused
+            ? cause.message
+            : `artifact export stopped (run again to resume): ${(cause as { readonly message?: unknown }).message ?? String(cause)}`
+        })
+      )
+    )
+    yield* (yield* Audit).record({
+      orgId,
+      actor: CLI_ACTOR,
+      action: "artifacts.exported",
+      target: `org:${orgId}`,
+      details: {
+        since: summary.since,
+        artifacts: summary.artifacts,
+        exported: summary.exported,
+        alreadyExported: summary.alreadyExported,
+        bytes: summary.bytes,
+        failed: summary.failed
+      }
+    })
+    return summary
+  })
+
+/** The error a summary with problems ends in (after it is printed): the artifacts left out, by id. */
+export const exportProblems = (summary: ExportSummary): Effect.Effect<void, CliError.UserError> =>
+  summary.failed === 0 ? Effect.void : Effect.fail(usage(
+    `${summary.failed} artifact(s) not exported, their bytes do not match their rows or are missing: ${
+      summary.problems.map((problem) => `${problem.id} (${problem.problem})`).join(", ")
+    }${summary.failed > summary.problems.length ? ", …" : ""}`
+  ))
+
+/**
+ * `cowork admin artifacts export --org ORG --to DIR [--since DATE]`: every artifact of the org (offboarded or not)
+ * streamed from the object store into DIR with a manifest, each verified against its row's size and sha256; a rerun
+ * resumes. Prints the summary; exits non-zero when an artifact could not be exported. Audited as `artifacts.exported`.
+ */
+export const exportArtifacts = Command.make("export", {
+  org: Flag.String("org").pipe(Flag.withDescription("The org whose artifacts to export")),
+  to: Flag.String("to").pipe(Flag.withDescription("Directory to write (created if absent; empty or an earlier export of the org)")),
+  since: Flag.String("since").pipe(
+    Flag.withDescription("Only artifacts created at or after this date (2026-01-31) or date-time (2026-01-31T12:00:00Z)"),
+    Flag.optional
+  )
+}, ({ org, to, since }) =>
+  Effect.gen(function*() {
+    const from = Option.isSome(since) ? yield* parseSince(since.value) : undefined
+    const summary = yield* runArtifactExport(org, to, from, "--org")
+    yield* printJson({ ...summary, dir: to })
+    yield* exportProblems(summary)
+  })).pipe(Command.withDescription("Export an org's artifacts (bytes + manifest, verified, resumable) into a directory, audited"))
+
 export const command = Command.make("artifacts").pipe(
-  Command.withDescription("Artifact retention"),
-  Command.withSubcommands([prune])
+  Command.withDescription("Artifact retention and export"),
+  Command.withSubcommands([prune, exportArtifacts])
 )

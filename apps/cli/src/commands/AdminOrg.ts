@@ -4,6 +4,7 @@ import { PgArtifacts } from "@cowork/postgres"
 import { Config, Effect, Layer, Option } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import * as StoreAt from "../ops/StoreAt.ts"
+import { exportProblems, runArtifactExport } from "./AdminArtifacts.ts"
 import { printJson, userErrors } from "./AdminRegistry.ts"
 import { CLI_ACTOR } from "./AdminToken.ts"
 
@@ -27,21 +28,31 @@ export const list = Command.make("list", {}, () =>
  * `cowork admin org offboard <orgId>`: runbook "Tenant Offboarding" in one transaction — tokens and browser sessions
  * revoked, pending commands cancelled, sessions aborted, workflows archived, channel bindings disabled and their open
  * deliveries dead-lettered — then prints what was ended and what
- * remains (running prompts finish on their own: the command waits for them up to `--wait-ms`).
+ * remains (running prompts finish on their own: the command waits for them up to `--wait-ms`). `--artifacts export
+ * --to DIR` then exports the org's artifacts as `admin artifacts export` does, and keeps them.
  */
 export const offboard = Command.make("offboard", {
   id: Argument.String("org-id").pipe(Argument.withDescription("Org id (org_…)")),
   waitMs: Flag.Int("wait-ms").pipe(Flag.withDescription("How long to wait for running prompts to finish"), Flag.withDefault(60_000)),
-  artifacts: Flag.Literals("artifacts", ["retain", "delete"]).pipe(
-    Flag.withDescription("Retention policy for the org's artifacts: retain (default) or delete their objects and rows (OPEN_COWORK_OBJECT_STORE_URI)"),
+  artifacts: Flag.Literals("artifacts", ["retain", "delete", "export"]).pipe(
+    Flag.withDescription(
+      "Retention policy for the org's artifacts: retain (default), delete their objects and rows, or export them into --to DIR and keep them (OPEN_COWORK_OBJECT_STORE_URI)"
+    ),
     Flag.withDefault("retain" as const)
+  ),
+  to: Flag.String("to").pipe(
+    Flag.withDescription("With --artifacts export: the directory to export into (as `admin artifacts export --to`)"),
+    Flag.optional
   )
-}, ({ id, waitMs, artifacts: policy }) =>
+}, ({ id, waitMs, artifacts: choice, to }) =>
   Effect.gen(function*() {
+    const usage = (message: string) => new CliError.UserError({ cause: message, userMessage: message })
+    if (choice === "export" && Option.isNone(to)) return yield* usage("--artifacts export needs --to DIR")
+    if (choice !== "export" && Option.isSome(to)) return yield* usage("--to is only used with --artifacts export")
     const offboarding = yield* Offboarding
     const report = yield* offboarding.offboard(id).pipe(userErrors)
     const storeUri = yield* Config.String("OPEN_COWORK_OBJECT_STORE_URI").pipe(Config.withDefault(""))
-    const artifacts = yield* applyArtifactRetention(id, policy).pipe(
+    const retained = yield* applyArtifactRetention(id, choice === "delete" ? "delete" : "retain").pipe(
       Effect.provide(PgArtifacts.layer.pipe(Layer.provide(StoreAt.layer(storeUri)))),
       Effect.mapError((cause) =>
         new CliError.UserError({
@@ -57,7 +68,7 @@ export const offboard = Command.make("offboard", {
       actor: CLI_ACTOR,
       action: "org.offboarded",
       target: `org:${id}`,
-      details: { ended: report.ended, artifacts }
+      details: { ended: report.ended, artifacts: choice === "export" ? { ...retained, policy: choice } : retained }
     })
     const deadline = Date.now() + waitMs
     let remaining = report.remaining
@@ -66,7 +77,19 @@ export const offboard = Command.make("offboard", {
       remaining = yield* offboarding.activity(id).pipe(userErrors)
     }
     const active = Object.values(remaining).some((count) => count > 0)
+    if (Option.isNone(to)) return yield* printJson({ ...report, remaining, artifacts: retained, complete: !active })
+    // After the wait: a prompt that was still running may have attached one more artifact.
+    const rerun = `run \`cowork admin artifacts export --org ${id} --to ${to.value}\` to finish`
+    const exported = yield* runArtifactExport(id, to.value, undefined, "org-id").pipe(
+      Effect.mapError((cause) =>
+        usage(`the org is offboarded, but its artifacts were not exported (${rerun}): ${"userMessage" in cause ? cause.userMessage : cause.message}`)
+      )
+    )
+    const artifacts = { ...retained, policy: choice, exported: { ...exported, dir: to.value } }
     yield* printJson({ ...report, remaining, artifacts, complete: !active })
+    yield* exportProblems(exported).pipe(
+      Effect.mapError((cause) => usage(`the org is offboarded, but not all of its artifacts were exported: ${cause.userMessage}`))
+    )
   })).pipe(Command.withDescription("Offboard an org: end every credential and all its work; report what remains"))
 
 /**
