@@ -176,6 +176,13 @@ describe("cowork admin artifacts export", () => {
         const doneBeforeKill = finals().length
         assert.isBelow(doneBeforeKill, 6)
 
+        // With the object store unreachable the export stops, says how to finish, and leaves no temp file behind.
+        const down = yield* runCliExit(["admin", "artifacts", "export", "--org", seeded.a.orgId, "--to", dir], s3Env("http://127.0.0.1:9"))
+        assert.strictEqual(down.code, 1)
+        assert.include(down.stderr, "artifact export stopped (run again to resume)")
+        assert.deepStrictEqual(filesUnder(dir).filter((file) => file.endsWith(".part")), [])
+        assert.strictEqual(finals().length, doneBeforeKill)
+
         // The rerun resumes: what was in place is verified, not downloaded again; the .part files are gone.
         const rerun = yield* runCliExit(["admin", "artifacts", "export", "--org", seeded.a.orgId, "--to", dir], s3Env(s3.endpoint))
         assert.strictEqual(rerun.code, 1, rerun.stdout + rerun.stderr)

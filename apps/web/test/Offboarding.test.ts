@@ -86,6 +86,8 @@ it.layer(PgOffboarding.layer.pipe(Layer.provideMerge(layer)))("tenant offboardin
       }
       const bad = yield* request("POST", `/api/admin/orgs/${leaving.orgId}/offboard?artifacts=shred`, { token: leaving.token })
       assert.strictEqual(bad.status, 400, "an unknown policy is refused before anything happens")
+      const exportOverHttp = yield* request("POST", `/api/admin/orgs/${leaving.orgId}/offboard?artifacts=export`, { token: leaving.token })
+      assert.strictEqual(exportOverHttp.status, 400, "an export writes to the operator's disk: `admin org offboard --artifacts export`, no route")
 
       const retained = yield* (yield* Offboarding).offboard(leaving.orgId).pipe(
         Effect.andThen(Effect.flatMap(Effect.service(Artifacts), (artifacts) => artifacts.countOrg(leaving.orgId)))

@@ -289,7 +289,12 @@ export const exportOrgArtifacts = (options: ExportOptions) =>
             await Fs.rename(manifestPath + PART, manifestPath)
           })
         }),
-      (manifest) => Effect.promise(() => manifest.close().catch(() => undefined))
+      // A stopped run leaves no partial manifest (the last complete one, if any, stays).
+      (manifest, exit) =>
+        Effect.promise(async () => {
+          await manifest.close().catch(() => undefined)
+          if (exit._tag === "Failure") await Fs.rm(manifestPath + PART, { force: true })
+        })
     )
     const summary: ExportSummary = {
       orgId: options.orgId,
