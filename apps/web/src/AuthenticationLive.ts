@@ -67,9 +67,12 @@ export const layerTenant = Layer.effect(
       bearer: Effect.fnUntraced(function*(httpEffect, { credential, endpoint, group }) {
         // A source in authentication back-off is refused before any credential is looked at.
         yield* limits.checkSource
-        // A request with a bearer token is never cookie-authenticated; one without may carry a browser session.
+        // A request with a bearer token is never cookie-authenticated; one without may carry a browser session. A
+        // tenant route that operator tokens may also call (an abort, the audit log) is still a tenant route for a
+        // browser session: its web / admin scopes decide, the operator scope is for tokens only.
         if (Redacted.value(credential) === "") {
-          const viaCookie = yield* browser.principalFromCookie(requiredScopes(group.annotations, endpoint.annotations))
+          const tenantScopes = requiredScopes(group.annotations, endpoint.annotations).filter((scope) => scope !== "operator")
+          const viaCookie = yield* browser.principalFromCookie(tenantScopes)
           if (viaCookie !== undefined) {
             yield* limits.admit(viaCookie)
             return yield* Effect.provideService(httpEffect, CurrentPrincipal, viaCookie)

@@ -146,11 +146,12 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       success: CommandAccepted.pipe(HttpApiSchema.status(202)),
       error: [ApiError.BadRequest, ApiError.NotFound, ApiError.Conflict, ApiError.PayloadTooLarge, ApiError.RateLimited]
     }),
+    // A queue control operators use too (API contract: operator section), besides the session's own users.
     HttpApiEndpoint.post("abort", "/api/sessions/:id/abort", {
       params: sessionId,
       success: CommandAccepted.pipe(HttpApiSchema.status(202)),
       error: ApiError.NotFound
-    }),
+    }).annotate(RequiredScopes, ["web", "admin", "operator"]),
     HttpApiEndpoint.get("events", "/api/sessions/:id/events", {
       params: sessionId,
       query: { after: Schema.optional(Text(32)) },

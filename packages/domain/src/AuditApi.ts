@@ -14,7 +14,7 @@ const IsoTime = Schema.String.annotate({ expected: "an ISO 8601 time" }).check(
     (value.length <= 40 && /^\d{4}-\d{2}-\d{2}T/.test(value) && !Number.isNaN(Date.parse(value))) || "not an ISO 8601 time")
 )
 
-/** `GET /api/admin/audit`: the org's audit log (org admins; an admin token or an owner / admin browser session). */
+/** `GET /api/admin/audit`: the org's audit log (an admin or operator token of the org, or an owner / admin browser session). */
 export class AuditApi extends HttpApiGroup.make("audit")
   .add(
     HttpApiEndpoint.get("list", "/api/admin/audit", {
@@ -34,6 +34,6 @@ export class AuditApi extends HttpApiGroup.make("audit")
     )
   )
   .middleware(Authentication)
-  .annotate(RequiredScopes, ["admin"])
+  .annotate(RequiredScopes, ["admin", "operator"])
   .annotateMerge(OpenApi.annotations({ title: "Audit", description: "Who did what, when" }))
 {}

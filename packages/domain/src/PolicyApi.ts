@@ -23,6 +23,6 @@ export type Policy = typeof Policy.Type
 export class PolicyApi extends HttpApiGroup.make("policy")
   .add(HttpApiEndpoint.get("get", "/api/admin/policy", { success: Policy }))
   .middleware(Authentication)
-  .annotate(RequiredScopes, ["admin"])
+  .annotate(RequiredScopes, ["admin", "operator"])
   .annotateMerge(OpenApi.annotations({ title: "Policy", description: "Effective quotas, request limits, auth mode" }))
 {}
