@@ -14,11 +14,12 @@ import * as WebRole from "@cowork/web"
 import * as WorkerRole from "@cowork/worker"
 import { WorkerConfig } from "@cowork/worker"
 import { assert } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Redacted, References, Scope } from "effect"
+import { ConfigProvider, Effect, Layer, Redacted, References } from "effect"
 import { HttpServer } from "effect/http"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { testScope } from "./TestScope.ts"
 
 /**
  * The web and worker roles on memory layers only (no Postgres, no object-store directory): the role layers
@@ -48,7 +49,7 @@ export const memoryStack = (name: string, options: { readonly deliveryFeed?: Par
 /** A worker of the stack in its own scope (closing it is its SIGTERM); by default it polls rarely, so work travels by signal. */
 export const startWorker = (workerId: string, pollIntervalMs = 600_000) =>
   Effect.gen(function*() {
-    const scope = yield* Scope.make()
+    const scope = yield* testScope
     yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(
         Layer.provide(WorkerConfig.layerWith({ workerId, pollIntervalMs })),

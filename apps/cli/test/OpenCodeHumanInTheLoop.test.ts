@@ -12,6 +12,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { connect, eventData } from "../../../test/support/SseClient.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 /**
  * Human in the loop with the real opencode binary (offline, the fake model on loopback, `permission.edit: ask`):
@@ -55,7 +56,7 @@ describe("human in the loop with the real opencode runtime", () => {
               body: JSON.stringify(body)
             }).then(async (r) => ({ status: r.status, body: await r.json() as any }))
           )
-        const workerScope = yield* Scope.make()
+        const workerScope = yield* testScope
         yield* Layer.buildWithScope(
           WorkerRole.layerNoDeps.pipe(Layer.provide(WorkerConfig.layerWith({ workerId: "worker-opencode-hitl", pollIntervalMs: 600_000 }))),
           workerScope

@@ -18,14 +18,17 @@ class Cluster extends Context.Service<Cluster, {
 
 const clusterLayer = Layer.effect(Cluster, Effect.gen(function*() {
   const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-outage-pg-"))
-  let running = yield* Scope.make()
+  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
+  // Each run of the cluster in a child of the layer's scope: stopped with the layer however the file ends, a run
+  // that failed half-started included.
+  const layerScope = yield* Effect.scope
+  let running = yield* Scope.fork(layerScope)
   const first = yield* startEmbeddedPostgres(dataDir).pipe(Scope.provide(running), Effect.orDie)
   const start = Effect.gen(function*() {
-    running = yield* Scope.make()
+    running = yield* Scope.fork(layerScope)
     yield* startEmbeddedPostgres(dataDir, { port: first.port }).pipe(Scope.provide(running), Effect.orDie)
   })
   const stop = Effect.suspend(() => Scope.close(running, Exit.void))
-  yield* Effect.addFinalizer(() => stop.pipe(Effect.andThen(Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))))
   return Cluster.of({ url: first.url("postgres"), stop, start })
 }))
 

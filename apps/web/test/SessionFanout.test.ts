@@ -6,6 +6,7 @@ import { TestClock } from "effect/testing"
 import { Writable } from "node:stream"
 import { READ_BATCH, SessionEventHub } from "../src/SessionEventHub.ts"
 import { SseSink } from "../src/SseSink.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 /**
  * The per-session SSE fan-out against an instrumented event log (every read counted) and a change feed the test
@@ -122,7 +123,7 @@ const consume = (sink: SseSink, onChunk: (chunk: Uint8Array) => void) =>
 /** Connects `client` from its last id; with `reading` false nothing reads its sink until the returned effect runs. */
 const connect = (hub: SessionEventHub["Service"], client: Client, reading = true) =>
   Effect.gen(function*() {
-    const scope = yield* Scope.make()
+    const scope = yield* testScope
     const cursor = client.received.length === 0 ? client.start : client.received[client.received.length - 1]!
     const sink = new SseSink()
     yield* hub.subscribeSession(client.sessionId, cursor, sink).pipe(Scope.provide(scope))
@@ -407,7 +408,7 @@ it.effect("workspace streams: each change of the org's sessions once per stream 
     const texts = new Map<SseSink, Array<string>>()
     const open = (orgId: string) =>
       Effect.gen(function*() {
-        const scope = yield* Scope.make()
+        const scope = yield* testScope
         const sink = new SseSink()
         texts.set(sink, [])
         yield* hub.subscribeOrg(orgId, sink).pipe(Scope.provide(scope))

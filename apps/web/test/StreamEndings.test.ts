@@ -4,6 +4,7 @@ import { assert, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Exit, Layer, PubSub, Scope, Stream } from "effect"
 import { TokenRevocations } from "../src/TokenRevocations.ts"
 import { WebLifecycle } from "../src/WebLifecycle.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 /**
  * The two reasons an open SSE stream ends — its credential ends, the process drains — are plain callbacks (an open
@@ -88,7 +89,7 @@ it.live("a credential already ended in the database ends a new stream at its fir
     yield* eventually(() => gone === 1, "the first check ends it")
 
     let closed = 0
-    const scope = yield* Scope.make()
+    const scope = yield* testScope
     yield* tokens.onEnd(tokenPrincipal("tok_b"), () => closed++).pipe(Scope.provide(scope))
     yield* Scope.close(scope, Exit.void)
     let open = 0
@@ -108,7 +109,7 @@ it.effect("draining calls every registered stream once, and a stream registered 
     let first = 0
     let removed = 0
     yield* lifecycle.onDrain(() => first++)
-    const scope = yield* Scope.make()
+    const scope = yield* testScope
     yield* lifecycle.onDrain(() => removed++).pipe(Scope.provide(scope))
     yield* Scope.close(scope, Exit.void)
     assert.isFalse(yield* lifecycle.isDraining)

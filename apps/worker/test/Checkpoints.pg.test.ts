@@ -15,7 +15,7 @@ import * as Path from "node:path"
 import { commandRow, createSession, enqueue, eventTypes } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { within } from "../../../test/support/Eventually.ts"
-import { workerScope } from "./support/TestScope.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   sessionChanges: Effect.succeed(Stream.never),
@@ -42,7 +42,7 @@ const Env = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.
 
 const startWorker = (workerId: string) =>
   Effect.gen(function*() {
-    const scope = yield* workerScope
+    const scope = yield* testScope
     yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(
         Layer.provide(WorkerConfig.layerWith({ workerId, pollIntervalMs: 50, leaseTtlMs: 3_000 })),
@@ -56,7 +56,7 @@ const startWorker = (workerId: string) =>
 /** A worker whose only way to retry a restore is its own backoff: the backstop poll is ten minutes away. */
 const startBackoffWorker = (workerId: string) =>
   Effect.gen(function*() {
-    const scope = yield* workerScope
+    const scope = yield* testScope
     const context = yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(
         Layer.provide(WorkerConfig.layerWith({ workerId, pollIntervalMs: 600_000, leaseTtlMs: 3_000 })),

@@ -8,7 +8,7 @@ import { SqlClient } from "effect/sql"
 import { createSession, enqueue } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { GatedRuntime } from "./support/GatedRuntime.ts"
-import { workerScope } from "./support/TestScope.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 // Real LISTEN/NOTIFY between two in-process workers on one database.
 const Env = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgHeartbeats.layer).pipe(
@@ -21,7 +21,7 @@ const BACKSTOP_MS = 600_000
 
 const startWorker = (settings: Partial<WorkerSettings>) =>
   Effect.gen(function*() {
-    const scope = yield* workerScope
+    const scope = yield* testScope
     yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(
         Layer.provide(WorkerConfig.layerWith({ leaseTtlMs: BACKSTOP_MS, reaperIntervalMs: BACKSTOP_MS, ...settings })),

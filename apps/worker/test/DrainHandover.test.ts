@@ -7,6 +7,7 @@ import { Effect, Exit, Fiber, Layer, Queue, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { memoryPlane } from "../../../test/support/MemoryPlane.ts"
 import { GatedRuntime, type TurnStarted } from "./support/GatedRuntime.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 const Env = Layer.merge(layerMemoryControlPlane, GatedRuntime.layer)
 
@@ -15,7 +16,7 @@ const quiet: Partial<WorkerSettings> = { pollIntervalMs: 600_000, reaperInterval
 
 const startWorker = (settings: Partial<WorkerSettings>) =>
   Effect.gen(function*() {
-    const scope = yield* Scope.make()
+    const scope = yield* testScope
     yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(
         Layer.provide(WorkerConfig.layerWith({ ...quiet, ...settings })),

@@ -10,6 +10,7 @@ import { SessionCheckpoints } from "../src/SessionCheckpoints.ts"
 import { WorkerConfig, type WorkerSettings } from "../src/WorkerConfig.ts"
 import { WorkerStatus } from "../src/WorkerStatus.ts"
 import { lease, settle } from "./support/StubStores.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 /** The heartbeat's environment around a stub `beat`: scripted runtime, no-op checkpoints, held sessions, status. */
 const heartbeatEnv = (beat: Heartbeats["Service"]["beat"], settings: Partial<WorkerSettings>, checkpoints: boolean) =>
@@ -40,7 +41,7 @@ it.effect("beats active, then draining once shutdown began, then stopped; the ag
     const held = yield* HeldSessions
     const age = metrics.read("open_cowork_cloud_worker_heartbeat_age_ms")
     yield* held.hold(lease("ses_a", 1))
-    const scope = yield* Scope.make()
+    const scope = yield* testScope
     yield* Heartbeat.start.pipe(Scope.provide(scope))
     yield* settle
     assert.deepStrictEqual(beats.map((b) => [b.status, b.currentLoad, b.activeWorkIds]), [["active", 1, ["ses_a"]]])

@@ -9,7 +9,7 @@ import { Effect, Exit, Layer, Scope } from "effect"
 import { commandRow, createSession, eventTypes } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { within } from "../../../test/support/Eventually.ts"
-import { workerScope } from "./support/TestScope.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 /**
  * Human in the loop on Postgres: the answer is queued through `SessionStore.answer` (its `NOTIFY answer` reaches the
@@ -22,7 +22,7 @@ const Env = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.
 
 const startWorker = (workerId: string) =>
   Effect.gen(function*() {
-    const scope = yield* workerScope
+    const scope = yield* testScope
     // A backstop poll far longer than the test: the claim and the answer travel by notification.
     yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(

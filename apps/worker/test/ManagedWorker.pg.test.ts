@@ -11,7 +11,7 @@ import { SqlClient } from "effect/sql"
 import { commandRow, createSession, enqueue } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { within } from "../../../test/support/Eventually.ts"
-import { workerScope } from "./support/TestScope.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
   sessionChanges: Effect.succeed(Stream.never),
@@ -33,7 +33,7 @@ const operator = { orgId: null, actor: "test:operator" }
 /** The running worker, its scope, and a count of the claim passes it has finished (each one times the claim query). */
 const startWorker = (settings: Partial<WorkerSettings>) =>
   Effect.gen(function*() {
-    const scope = yield* workerScope
+    const scope = yield* testScope
     // Building the layer writes the first heartbeat (or fails to) before it returns; claim passes run after.
     const context = yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(

@@ -14,7 +14,7 @@ import * as Path from "node:path"
 import { commandRow, createSession, enqueue } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { within } from "../../../test/support/Eventually.ts"
-import { workerScope } from "./support/TestScope.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 /**
  * A runtime's local files (opencode's per-session directory) go when its session ends here or moves, but only when a
@@ -55,7 +55,7 @@ const runOnePrompt = (sessionId: string) =>
   Effect.gen(function*() {
     yield* createSession(sessionId)
     yield* enqueue(sessionId, `cmd_${sessionId}`, "prompt", "hello")
-    const scope = yield* workerScope
+    const scope = yield* testScope
     yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(
         Layer.provide(WorkerConfig.layerWith({ workerId: `worker-${sessionId}`, pollIntervalMs: 50, leaseTtlMs: 3_000 })),

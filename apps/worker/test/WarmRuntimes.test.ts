@@ -2,6 +2,7 @@ import type { RuntimeSession } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { type WarmRuntime, WarmRuntimes } from "../src/WarmRuntimes.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 const runtime: RuntimeSession = {
   prompt: () => { throw new Error("unused") },
@@ -12,7 +13,7 @@ const runtime: RuntimeSession = {
 /** A warm entry whose scope records when it is closed. */
 const entry = (name: string, closed: Array<string>) =>
   Effect.gen(function*() {
-    const scope = yield* Scope.make()
+    const scope = yield* testScope
     yield* Scope.addFinalizer(scope, Effect.sync(() => { closed.push(name) }))
     return { runtime, version: 1, scope } satisfies WarmRuntime
   })
@@ -20,7 +21,7 @@ const entry = (name: string, closed: Array<string>) =>
 it.effect("bounded: keeping one more than capacity closes the oldest; take hands the runtime over; stop closes the rest", () =>
   Effect.gen(function*() {
     const closed: Array<string> = []
-    const stop = yield* Scope.make()
+    const stop = yield* testScope
     const warm = yield* WarmRuntimes.make(2).pipe(Scope.provide(stop))
     yield* warm.keep("ses_a", yield* entry("a", closed))
     yield* warm.keep("ses_b", yield* entry("b", closed))

@@ -8,13 +8,14 @@ import { TestClock } from "effect/testing"
 import { memoryPlane } from "../../../test/support/MemoryPlane.ts"
 import { GatedRuntime } from "./support/GatedRuntime.ts"
 import { eventually } from "../../../test/support/Eventually.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 const Env = Layer.merge(layerMemoryControlPlane, GatedRuntime.layer)
 
 /** Starts a worker in its own scope (closing the scope is its SIGTERM); returns the scope and its metrics. */
 const startWorker = (settings: Partial<WorkerSettings>) =>
   Effect.gen(function*() {
-    const scope = yield* Scope.make()
+    const scope = yield* testScope
     const context = yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(Layer.provide(WorkerConfig.layerWith(settings)), Layer.provideMerge(Metrics.layerTest("worker"))),
       scope

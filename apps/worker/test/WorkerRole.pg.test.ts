@@ -16,7 +16,7 @@ import {
 } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { within } from "../../../test/support/Eventually.ts"
-import { workerScope } from "./support/TestScope.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 /** A change feed that never signals: the worker must find work through its backstop poll alone. */
 const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
@@ -34,10 +34,10 @@ const Env = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.
   Layer.provideMerge(TestDatabase.layer())
 )
 
-/** A worker in its own scope (`workerScope`: closed with the test's, whatever the outcome). */
+/** A worker in its own scope (`testScope`: closed with the test's, whatever the outcome). */
 const startWorker = (settings: Partial<WorkerSettings>) =>
   Effect.gen(function*() {
-    const scope = yield* workerScope
+    const scope = yield* testScope
     const context = yield* Layer.buildWithScope(
       WorkerRole.layerNoDeps.pipe(Layer.provide(WorkerConfig.layerWith({ pollIntervalMs: 50, leaseTtlMs: 3_000, ...settings })), Layer.provideMerge(Metrics.layerTest("worker"))),
       scope

@@ -5,6 +5,7 @@ import { OpenCodeRuntime } from "@cowork/runtime"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { sessionPaths } from "../src/OpenCodeProcess.ts"
+import { testScope } from "../../../test/support/TestScope.ts"
 
 /** A session's directory under the runtime root outlives its runtime only when nothing else holds its state. */
 describe("OpenCodeRuntime session directories", () => {
@@ -18,7 +19,7 @@ describe("OpenCodeRuntime session directories", () => {
       })
       const openWithFiles = (sessionId: string) =>
         Effect.gen(function*() {
-          const scope = yield* Scope.make()
+          const scope = yield* testScope
           const session = yield* runtime.open(sessionId).pipe(Scope.provide(scope))
           const paths = sessionPaths(root, sessionId)
           mkdirSync(paths.work, { recursive: true })

@@ -8,6 +8,7 @@ import { Context, Effect, Exit, Layer, Option, Redacted, References, Scope } fro
 import { HttpServer } from "effect/http"
 import * as Net from "node:net"
 import { memoryStack, startWorker as startMemoryWorker } from "../../../../test/support/MemoryStack.ts"
+import { testScope } from "../../../../test/support/TestScope.ts"
 
 /**
  * The web and worker roles on the memory stack (the scripted runtime answers `echo: <text>`) with gateways started in
@@ -94,7 +95,7 @@ export interface Gateway {
   readonly stop: Effect.Effect<void>
 }
 
-/** A gateway in this process: its own metrics registry and scope, the web role reached over HTTP with `token`. */
+/** A gateway in this process: its own metrics registry and scope (closed with the test's), the web role reached over HTTP with `token`. */
 export const startGateway = (
   cloudUrl: string,
   token: string,
@@ -104,7 +105,7 @@ export const startGateway = (
 ) =>
   Effect.gen(function*() {
     const port = yield* Effect.promise(freePort)
-    const scope = yield* Scope.make()
+    const scope = yield* testScope
     const metrics = Metrics.layerTest("gateway")
     const config = GatewayConfig.layerTest({
       // The fake receivers listen on loopback, which webhook targets may reach only when the operator allows it.

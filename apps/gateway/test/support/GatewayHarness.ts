@@ -48,7 +48,10 @@ export const startGateway = async (
     Layer.provideMerge(metricsLayer),
     Layer.provide(logs === undefined ? Layer.empty : Logging.layerTo("gateway", (line) => logs.push(line)))
   )
-  const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
+  // A gateway that fails to start releases what it had acquired (its server, its fibers) before the error surfaces.
+  const context = await Effect.runPromise(
+    Layer.buildWithScope(layer, scope).pipe(Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))))
+  )
   const metrics = Context.get(context, Metrics)
   return {
     url: `http://127.0.0.1:${port}`,
