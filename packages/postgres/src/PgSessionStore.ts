@@ -4,8 +4,6 @@ import {
   askOf,
   type CommandPayload,
   Conflict,
-  decodeSessionCursor,
-  encodeSessionCursor,
   newCommandId,
   newSessionId,
   normalizeTags,
@@ -41,6 +39,7 @@ import { SqlClient } from "effect/sql"
 import { pruneQuotaWindows } from "./QuotaWindows.ts"
 import { appendEvents, appendEventsStatement } from "./AppendEvents.ts"
 import { COMMANDS_CHANNEL, formatCommandSignal } from "./Channels.ts"
+import { SESSIONS_FROM, sessionsPage } from "./SessionsPage.ts"
 
 
 /**
@@ -88,8 +87,6 @@ const toSession = (row: SessionRow): Session => ({
 })
 
 
-const escapeLike = (value: string): string => value.replace(/[\\%_]/g, (c) => `\\${c}`)
-
 export interface SessionStoreOptions {
   /** The profile of a session created without one (the composition root reads OPEN_COWORK_CLOUD_PROFILE_NAME). */
   readonly defaultProfileName: string
@@ -102,7 +99,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
 
   const selectSession = (orgId: string, sessionId: string) =>
     sql.unsafe<SessionRow>(
-      `SELECT ${SESSION_COLUMNS} FROM cloud_sessions s JOIN cloud_session_projections p ON p.session_id = s.id
+      `SELECT ${SESSION_COLUMNS} FROM ${SESSIONS_FROM}
        WHERE s.id = $1 AND s.org_id = $2`,
       [sessionId, orgId]
     ).pipe(Effect.orDie)
@@ -141,34 +138,11 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
   })
 
   const list = Effect.fn("SessionStore.list")(function*(orgId: string, query: ListSessionsQuery) {
-    const params: Array<unknown> = [orgId]
-    const filters: Array<string> = ["s.org_id = $1"]
-    const param = (value: unknown) => {
-      params.push(value)
-      return `$${params.length}`
-    }
-    if (query.status !== undefined) filters.push(`p.status = ${param(query.status)}`)
-    if (query.profileName !== undefined) filters.push(`s.profile_name = ${param(query.profileName)}`)
-    if (query.q !== undefined && query.q !== "") filters.push(`s.title ILIKE ${param(`%${escapeLike(query.q)}%`)}`)
-    const where = filters.join(" AND ")
-    const from = `cloud_sessions s JOIN cloud_session_projections p ON p.session_id = s.id`
-    const countRows = yield* sql.unsafe<{ n: number | bigint }>(`SELECT count(*) AS n FROM ${from} WHERE ${where}`, [...params])
-    const cursorId = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor)
-    const keyset = cursorId === undefined
-      ? ""
-      : ` AND (s.created_at, s.id) < (SELECT c.created_at, c.id FROM cloud_sessions c WHERE c.id = ${param(cursorId)} AND c.org_id = $1)`
-    const rows = yield* sql.unsafe<SessionRow>(
-      `SELECT ${SESSION_COLUMNS} FROM ${from} WHERE ${where}${keyset}
-       ORDER BY s.created_at DESC, s.id DESC LIMIT ${param(query.limit + 1)}`,
-      params
-    )
-    const page = rows.slice(0, query.limit)
-    const last = page[page.length - 1]
-    return {
-      sessions: page.map(toSession),
-      nextCursor: rows.length > query.limit && last !== undefined ? encodeSessionCursor(last.id) : null,
-      totalEstimate: Number(countRows[0]?.n ?? 0)
-    }
+    const { rows, nextCursor, totalEstimate } = yield* sessionsPage<SessionRow>(sql, orgId, SESSION_COLUMNS, query, (param) => [
+      ...(query.status === undefined ? [] : [`p.status = ${param(query.status)}`]),
+      ...(query.profileName === undefined ? [] : [`s.profile_name = ${param(query.profileName)}`])
+    ])
+    return { sessions: rows.map(toSession), nextCursor, totalEstimate }
   }, Effect.orDie)
 
   const view = Effect.fn("SessionStore.view")(function*(orgId: string, sessionId: string) {

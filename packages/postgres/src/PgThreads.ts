@@ -1,7 +1,8 @@
-import { decodeSessionCursor, encodeSessionCursor, normalizeTags, NotFound, RECENT_WINDOW_MS, type SessionStatus, type SmartFilterId, type Thread } from "@cowork/domain"
+import { normalizeTags, NotFound, RECENT_WINDOW_MS, type SessionStatus, type SmartFilterId, type Thread } from "@cowork/domain"
 import { MAX_TAG_LIST, SMART_FILTERS, Threads, type ThreadsQuery } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { SESSIONS_FROM, sessionsPage } from "./SessionsPage.ts"
 
 interface ThreadRow {
   readonly id: string
@@ -16,7 +17,6 @@ interface ThreadRow {
 }
 
 const COLUMNS = `s.id, s.title, p.status, s.profile_name, s.tags, s.created_by, p.last_sequence, s.created_at, p.updated_at`
-const FROM = `cloud_sessions s JOIN cloud_session_projections p ON p.session_id = s.id`
 
 const toThread = (row: ThreadRow): Thread => ({
   id: row.id,
@@ -30,10 +30,12 @@ const toThread = (row: ThreadRow): Thread => ({
   updatedAt: row.updated_at.toISOString()
 })
 
-const escapeLike = (value: string): string => value.replace(/[\\%_]/g, (c) => `\\${c}`)
+/** `param` for a smart filter: it binds "viewer" as the viewer's id and "recent" as the recent window. */
+const viewerParam = (param: (value: unknown) => string, viewer: string) => (value: "viewer" | "recent") =>
+  param(value === "viewer" ? viewer : RECENT_WINDOW_MS)
 
 /** The SQL condition of a smart filter over `s` / `p`; `viewer` and the recent window are parameters. */
-const filterSql = (filter: SmartFilterId, param: (value: unknown) => string): string => {
+const filterSql = (filter: SmartFilterId, param: (value: "viewer" | "recent") => string): string => {
   switch (filter) {
     case "running":
       return `p.status = 'running'`
@@ -51,32 +53,11 @@ export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
   const list = Effect.fn("Threads.list")(function*(orgId: string, viewer: string, query: ThreadsQuery) {
-    const params: Array<unknown> = [orgId]
-    const param = (value: unknown) => {
-      params.push(value === "viewer" ? viewer : value === "recent" ? RECENT_WINDOW_MS : value)
-      return `$${params.length}`
-    }
-    const filters: Array<string> = ["s.org_id = $1"]
-    if (query.filter !== undefined) filters.push(filterSql(query.filter, param))
-    if (query.tag !== undefined) filters.push(`s.tags @> ARRAY[${param(query.tag)}]::text[]`)
-    if (query.q !== undefined && query.q !== "") filters.push(`s.title ILIKE ${param(`%${escapeLike(query.q)}%`)}`)
-    const where = filters.join(" AND ")
-    const count = yield* sql.unsafe<{ n: number | bigint }>(`SELECT count(*) AS n FROM ${FROM} WHERE ${where}`, [...params])
-    const cursorId = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor)
-    const keyset = cursorId === undefined
-      ? ""
-      : ` AND (s.created_at, s.id) < (SELECT c.created_at, c.id FROM cloud_sessions c WHERE c.id = ${param(cursorId)} AND c.org_id = $1)`
-    const rows = yield* sql.unsafe<ThreadRow>(
-      `SELECT ${COLUMNS} FROM ${FROM} WHERE ${where}${keyset} ORDER BY s.created_at DESC, s.id DESC LIMIT ${param(query.limit + 1)}`,
-      params
-    )
-    const page = rows.slice(0, query.limit)
-    const last = page[page.length - 1]
-    return {
-      threads: page.map(toThread),
-      nextCursor: rows.length > query.limit && last !== undefined ? encodeSessionCursor(last.id) : null,
-      totalEstimate: Number(count[0]?.n ?? 0)
-    }
+    const { rows, nextCursor, totalEstimate } = yield* sessionsPage<ThreadRow>(sql, orgId, COLUMNS, query, (param) => [
+      ...(query.filter === undefined ? [] : [filterSql(query.filter, viewerParam(param, viewer))]),
+      ...(query.tag === undefined ? [] : [`s.tags @> ARRAY[${param(query.tag)}]::text[]`])
+    ])
+    return { threads: rows.map(toThread), nextCursor, totalEstimate }
   }, Effect.orDie)
 
   const tags = Effect.fn("Threads.tags")(function*(orgId: string) {
@@ -90,12 +71,12 @@ export const make = Effect.gen(function*() {
 
   const smartFilters = Effect.fn("Threads.smartFilters")(function*(orgId: string, viewer: string) {
     const params: Array<unknown> = [orgId]
-    const param = (value: unknown) => {
-      params.push(value === "viewer" ? viewer : value === "recent" ? RECENT_WINDOW_MS : value)
+    const param = viewerParam((value) => {
+      params.push(value)
       return `$${params.length}`
-    }
+    }, viewer)
     const counts = SMART_FILTERS.map((filter) => `count(*) FILTER (WHERE ${filterSql(filter.id, param)})::int AS "${filter.id}"`)
-    const rows = yield* sql.unsafe<Record<string, number>>(`SELECT ${counts.join(", ")} FROM ${FROM} WHERE s.org_id = $1`, params)
+    const rows = yield* sql.unsafe<Record<string, number>>(`SELECT ${counts.join(", ")} FROM ${SESSIONS_FROM} WHERE s.org_id = $1`, params)
     return SMART_FILTERS.map((filter) => ({ ...filter, count: Number(rows[0]?.[filter.id] ?? 0) }))
   }, Effect.orDie)
 

@@ -57,6 +57,20 @@ export const threadsContract = <R>(harness: ControlPlaneHarness<R>) =>
         ])
       })))
 
+    it.effect("a tag is matched as written, even one spelled like a smart filter's parameter (viewer, recent)", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const threads = yield* Threads
+        const orgId = yield* newOrg
+        yield* sessions.create(orgId, { title: "tagged viewer", tags: ["viewer"], createdBy: "account:alice" })
+        yield* sessions.create(orgId, { title: "tagged recent", tags: ["recent"], createdBy: "account:alice" })
+        const titles = (tag: string) =>
+          Effect.map(threads.list(orgId, "account:alice", { limit: 10, tag }), (page) => page.threads.map((t) => t.title))
+        assert.deepStrictEqual(yield* titles("viewer"), ["tagged viewer"])
+        assert.deepStrictEqual(yield* titles("recent"), ["tagged recent"])
+        assert.deepStrictEqual(yield* titles("account:alice"), [])
+      })))
+
     it.effect("smart filters count running, failed, mine and recent sessions; recent forgets sessions idle for a day", () =>
       onFreshStore(harness, Effect.gen(function*() {
         const sessions = yield* SessionStore

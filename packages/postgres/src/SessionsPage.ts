@@ -1,0 +1,55 @@
+import { decodeSessionCursor, encodeSessionCursor } from "@cowork/domain"
+import { Effect } from "effect"
+import type { SqlClient } from "effect/sql"
+
+/** A session with its projection: `s` is `cloud_sessions`, `p` its `cloud_session_projections` row. */
+export const SESSIONS_FROM = `cloud_sessions s JOIN cloud_session_projections p ON p.session_id = s.id`
+
+export interface SessionsPageQuery {
+  readonly cursor?: string | undefined
+  readonly limit: number
+  /** A case-insensitive substring of the title (`%` and `_` match themselves). */
+  readonly q?: string | undefined
+}
+
+const escapeLike = (value: string): string => value.replace(/[\\%_]/g, (c) => `\\${c}`)
+
+/**
+ * One page of an org's sessions, newest first: `columns` over `s` / `p`, the org's sessions narrowed by `filters`
+ * (SQL conditions; `param` binds a value and returns its placeholder, `$1` is the org) and by the title search.
+ * Keyset paging on (created_at, id) from the cursor's session, which must be the org's own; the count is of every
+ * match, not just this page.
+ */
+export const sessionsPage = <Row extends { readonly id: string }>(
+  sql: SqlClient.SqlClient,
+  orgId: string,
+  columns: string,
+  query: SessionsPageQuery,
+  filters: (param: (value: unknown) => string) => ReadonlyArray<string>
+) =>
+  Effect.gen(function*() {
+    const params: Array<unknown> = [orgId]
+    const param = (value: unknown) => {
+      params.push(value)
+      return `$${params.length}`
+    }
+    const conditions = ["s.org_id = $1", ...filters(param)]
+    if (query.q !== undefined && query.q !== "") conditions.push(`s.title ILIKE ${param(`%${escapeLike(query.q)}%`)}`)
+    const where = conditions.join(" AND ")
+    const count = yield* sql.unsafe<{ n: number | bigint }>(`SELECT count(*) AS n FROM ${SESSIONS_FROM} WHERE ${where}`, [...params])
+    const cursorId = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor)
+    const keyset = cursorId === undefined
+      ? ""
+      : ` AND (s.created_at, s.id) < (SELECT c.created_at, c.id FROM cloud_sessions c WHERE c.id = ${param(cursorId)} AND c.org_id = $1)`
+    const rows = yield* sql.unsafe<Row>(
+      `SELECT ${columns} FROM ${SESSIONS_FROM} WHERE ${where}${keyset} ORDER BY s.created_at DESC, s.id DESC LIMIT ${param(query.limit + 1)}`,
+      params
+    )
+    const page = rows.slice(0, query.limit)
+    const last = page[page.length - 1]
+    return {
+      rows: page,
+      nextCursor: rows.length > query.limit && last !== undefined ? encodeSessionCursor(last.id) : null,
+      totalEstimate: Number(count[0]?.n ?? 0)
+    }
+  })
