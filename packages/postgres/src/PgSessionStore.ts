@@ -40,6 +40,7 @@ import { pruneQuotaWindows } from "./QuotaWindows.ts"
 import { appendEvents, appendEventsStatement } from "./AppendEvents.ts"
 import { COMMANDS_CHANNEL, formatCommandSignal } from "./Channels.ts"
 import { SESSIONS_FROM, sessionsPage } from "./SessionsPage.ts"
+import { sessionWriteTransaction } from "./SessionWriteTransaction.ts"
 
 
 /**
@@ -338,14 +339,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       // Refused or undecided (session missing or aborted, a quota at its limit or raced, the hour's first prompt):
       // nothing was written; the transaction below decides, and answers as it always did.
     }
-    return yield* sql.withTransaction(Effect.gen(function*() {
-      // FOR SHARE: serializes with abort (which updates the row) without serializing concurrent prompts.
-      const sessions = yield* sql.unsafe<{ aborted: boolean }>(
-        `SELECT aborted_at IS NOT NULL AS aborted FROM cloud_sessions WHERE id = $1 AND org_id = $2 FOR SHARE`,
-        [sessionId, orgId]
-      )
-      const session = sessions[0]
-      if (session === undefined) return yield* new NotFound({ message: `session ${sessionId} not found` })
+    return yield* sessionWriteTransaction(sql, orgId, sessionId, (session) => Effect.gen(function*() {
       const key = input.idempotencyKey ?? null
       const findExisting = sql.unsafe<{ id: string; text: string | null }>(
         `SELECT id, payload->>'text' AS text FROM cloud_session_commands WHERE session_id = $1 AND idempotency_key = $2`,
@@ -401,18 +395,11 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
         }
       }
       return { commandId, created: true }
-    })).pipe(Effect.catchTag("SqlError", Effect.die))
+    }))
   }, Effect.withSpan("SessionStore.prompt"))
 
   const answer = Effect.fn("SessionStore.answer")(function*(orgId: string, sessionId: string, input: AskAnswer) {
-    return yield* sql.withTransaction(Effect.gen(function*() {
-      // FOR SHARE: serializes with abort, like a prompt.
-      const sessions = yield* sql.unsafe<{ aborted: boolean }>(
-        `SELECT aborted_at IS NOT NULL AS aborted FROM cloud_sessions WHERE id = $1 AND org_id = $2 FOR SHARE`,
-        [sessionId, orgId]
-      )
-      const session = sessions[0]
-      if (session === undefined) return yield* new NotFound({ message: `session ${sessionId} not found` })
+    return yield* sessionWriteTransaction(sql, orgId, sessionId, (session) => Effect.gen(function*() {
       const key = answerKey(input)
       const findExisting = sql.unsafe<{ id: string; kind: string; payload: CommandPayload }>(
         `SELECT id, kind, payload FROM cloud_session_commands WHERE session_id = $1 AND idempotency_key = $2`,
@@ -440,7 +427,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       if (inserted[0] === undefined) return yield* replay((yield* findExisting)[0]!)
       yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, formatCommandSignal({ kind: "answer", sessionId })])
       return { commandId, created: true }
-    })).pipe(Effect.catchTag("SqlError", Effect.die))
+    }))
   })
 
   const abort = Effect.fn("SessionStore.abort")(function*(orgId: string, sessionId: string) {
