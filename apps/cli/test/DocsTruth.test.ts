@@ -53,3 +53,17 @@ it("a metric count the operations runbook states is the catalog's", () => {
     assert.strictEqual(Number(match[1]), catalog, "the runbook's count of open_cowork_cloud_* families")
   }
 })
+
+it("the README's configuration table names every OPEN_COWORK_* variable the code reads", () => {
+  const table = new Set(
+    read("README.md").split("\n").flatMap((line) => /^\| `(OPEN_COWORK_[A-Z0-9_]+)` \|/.exec(line)?.slice(1) ?? [])
+  )
+  const read_ = new Set<string>()
+  for (const file of [...sourceFiles("apps"), ...sourceFiles("packages")]) {
+    for (const match of read(file).matchAll(/\bOPEN_COWORK_[A-Z0-9_]*[A-Z0-9]\b/g)) {
+      // Not a variable: a family's prefix (`OPEN_COWORK_CLOUD_QUOTA_…`) or an example of a per-org credential name.
+      if (!match[0].includes("__")) read_.add(match[0])
+    }
+  }
+  assert.deepStrictEqual([...read_].filter((name) => !table.has(name)).sort(), [])
+})
