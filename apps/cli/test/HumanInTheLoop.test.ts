@@ -52,7 +52,7 @@ it.layer(memoryStack("hitl"), { timeout: 60_000 })("human in the loop (memory st
       assert.include(JSON.stringify(badField.body.error), "response")
       const unknown = yield* post(`/api/sessions/${session.id}/permission-respond`, { permissionId: "per_nope", response: "once" })
       assert.strictEqual(unknown.status, 409, "an ask that is not pending")
-      assert.deepInclude(unknown.body.error.details, { field: "permissionId" })
+      assert.deepInclude(unknown.body.error.details, { field: "permissionId", reason: "not_pending" })
 
       const answered = yield* post(`/api/sessions/${session.id}/permission-respond`, { permissionId, response: "once" })
       assert.strictEqual(answered.status, 202)
@@ -79,9 +79,26 @@ it.layer(memoryStack("hitl"), { timeout: 60_000 })("human in the loop (memory st
       assert.deepStrictEqual([again.status, again.body.commandId], [202, answered.body.commandId])
       const other = yield* post(`/api/sessions/${session.id}/permission-respond`, { permissionId, response: "reject" })
       assert.strictEqual(other.status, 409)
+      // The 409 names who answered (this token's id, never its secret), where and when.
+      const tokenId = /^occ_([A-Za-z0-9]+)_/.exec(token)![1]!
+      assert.deepInclude(other.body.error.details, { field: "permissionId", permissionId, reason: "answered", answeredBy: tokenId, answeredVia: "api" })
+      assert.match(other.body.error.details.answeredAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+      assert.include(other.body.error.message, `by ${tokenId}`)
+      assert.notInclude(JSON.stringify(other.body), token.slice(token.lastIndexOf("_") + 1))
+      // Someone else giving the same answer is told it was answered, not handed the first command as theirs.
+      const tokens = yield* Tokens
+      const secondToken = Redacted.value((yield* tokens.issue({ orgId: session.orgId, name: "teammate", scopes: ["web"] })).token)
+      const teammate = yield* Effect.promise(() =>
+        fetch(`${url}/api/sessions/${session.id}/permission-respond`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${secondToken}`, "content-type": "application/json" },
+          body: JSON.stringify({ permissionId, response: "once" })
+        }).then(async (r) => ({ status: r.status, body: await r.json() as any }))
+      )
+      assert.strictEqual(teammate.status, 409, JSON.stringify(teammate.body))
+      assert.deepInclude(teammate.body.error.details, { reason: "answered", answeredBy: tokenId, answeredVia: "api" })
 
       // Another org's session is a 404.
-      const tokens = yield* Tokens
       const strangerOrg = yield* tokens.createOrg("other org")
       const stranger = yield* tokens.issue({ orgId: strangerOrg.orgId, name: "stranger", scopes: ["web"] })
       const foreign = yield* Effect.promise(() =>

@@ -1,4 +1,4 @@
-import type { AnswerButton, InboundMessage, ProviderKind } from "@cowork/channels"
+import type { AnswerButton, AnswerRefusal, InboundMessage, ProviderKind } from "@cowork/channels"
 import { Context, Data, type Effect, type Stream } from "effect"
 
 /**
@@ -70,8 +70,8 @@ export interface InboundResult {
    */
   readonly status: "prompted" | "duplicate" | "in_progress" | "unbound" | "refused"
   readonly sessionId?: string | undefined
-  /** `refused` because the ask was already answered differently from a chat: that answer's chat user id. */
-  readonly answeredBy?: string | undefined
+  /** `refused`: why, when the cloud said (an answer already given — by whom, where, when —, a stopped session, …). */
+  readonly refusal?: AnswerRefusal | undefined
 }
 
 export type SignatureClaim =

@@ -1,4 +1,4 @@
-import type { InboundMessage } from "@cowork/channels"
+import type { AnswerRefusal, InboundMessage } from "@cowork/channels"
 import { type Client, deliveryWakeups, make as makeClient } from "@cowork/client"
 import type { ChannelAnswerBody, ChannelBinding, ChannelDelivery, ClaimedDelivery as WireDelivery } from "@cowork/domain"
 import { Clock, Effect, Layer, Ref, Stream } from "effect"
@@ -41,6 +41,28 @@ const unavailable = (error: unknown) => {
 }
 
 const tagOf = (error: unknown): string | undefined => (error as { _tag?: unknown })?._tag as string | undefined
+
+const REFUSALS: ReadonlySet<string> = new Set(["answered", "session_aborted", "not_pending"])
+const text = (value: unknown, max = 320): string | undefined => (typeof value === "string" && value.length > 0 ? value.slice(0, max) : undefined)
+
+/**
+ * Why the cloud refused an answer, from its error: a 409's `details.reason` (with who / where / when for `answered`),
+ * a 409 naming the binding's `status` (not active), a 403 (the binding's policy does not admit the user).
+ */
+const refusalOf = (tag: string, error: unknown): AnswerRefusal | undefined => {
+  if (tag === "Forbidden") return { reason: "not_admitted" }
+  if (tag !== "Conflict") return undefined
+  const details = (error as { details?: Record<string, unknown> }).details ?? {}
+  if (typeof details.reason === "string" && REFUSALS.has(details.reason)) {
+    return {
+      reason: details.reason as AnswerRefusal["reason"],
+      answeredBy: text(details.answeredBy),
+      answeredVia: text(details.answeredVia, 40),
+      answeredAt: text(details.answeredAt, 40)
+    }
+  }
+  return typeof details.status === "string" ? { reason: "binding_inactive" } : undefined
+}
 
 const view = (d: ChannelDelivery): DeliveryView => ({
   id: d.id,
@@ -276,11 +298,8 @@ export const make = Effect.gen(function*() {
             const tag = tagOf(error)
             // The binding's policy refused this user, the binding is not active, or the text is unusable: done for good.
             if (tag === "Forbidden" || tag === "Conflict" || tag === "BadRequest" || tag === "NotFound" || tag === "PayloadTooLarge") {
-              const answeredBy = tag === "Conflict" ? (error as { details?: { answeredBy?: unknown } }).details?.answeredBy : undefined
-              return Effect.as(complete("ignored"), {
-                status: "refused",
-                ...(typeof answeredBy === "string" ? { answeredBy } : {})
-              } satisfies InboundResult)
+              const refusal = refusalOf(tag, error)
+              return Effect.as(complete("ignored"), { status: "refused", ...(refusal === undefined ? {} : { refusal }) } satisfies InboundResult)
             }
             return Effect.andThen(complete("released"), Effect.fail(unavailable(error)))
           })

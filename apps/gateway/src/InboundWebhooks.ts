@@ -1,11 +1,15 @@
 import {
   answerSummary,
   completes,
+  type InboundMessage,
   type InboundParse,
   type InboundRefused,
   type Press,
+  pressInProgress,
   type PressOutcome,
+  pressUnavailable,
   type ProviderKind,
+  refusedPress,
   reselect,
   unchosen
 } from "@cowork/channels"
@@ -35,6 +39,21 @@ const errorBody = (status: number, message: string, retryAfterMs?: number) =>
       headers: retryAfterMs === undefined ? {} : { "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) }
     }
   )
+
+/** The press a message carries (a pressed answer button), to acknowledge on the provider. */
+const pressOf = (message: InboundMessage): Press | undefined =>
+  message.pressedMessage === undefined
+    ? undefined
+    : { target: message.externalTarget, threadId: message.externalThreadId, userId: message.externalUserId, message: message.pressedMessage }
+
+/**
+ * A Slack button press: Slack never retries an interaction, and shows its user a bare error for any answer but a 200
+ * within 3 s. So a press that would be answered 503 (being taken by another replica, the cloud unavailable) is
+ * answered 200 with an ephemeral note saying what happened instead; other providers (Telegram retries the update, the
+ * Events API and signed webhooks retry) keep the 503.
+ */
+const slackPress = (kind: ProviderKind, parse: InboundParse): Press | undefined =>
+  kind === "slack" && parse._tag === "Message" && parse.message.answer !== undefined ? pressOf(parse.message) : undefined
 
 /** Failures from one source within a minute before it is blocked, and for how long. */
 const AUTH_BACKOFF = { maxFailures: 10, windowMs: 60_000, blockMs: 5 * 60_000 }
@@ -87,14 +106,7 @@ export const make = Effect.gen(function*() {
           return { response: HttpServerResponse.jsonUnsafe({ status: "ignored" }), retry: false }
         case "Message": {
           const { answer, pressedMessage } = parse.message
-          const press = pressedMessage === undefined
-            ? undefined
-            : {
-              target: parse.message.externalTarget,
-              threadId: parse.message.externalThreadId,
-              userId: parse.message.externalUserId,
-              message: pressedMessage
-            }
+          const press = pressOf(parse.message)
           // A pick that leaves a question unchosen: nothing for the cloud yet, the message shows the selection so far
           // (its buttons' data carry it, so the press that completes it answers every question).
           // Only a user who may answer there changes it (the binding's inbound policy, as for the answer itself).
@@ -119,22 +131,26 @@ export const make = Effect.gen(function*() {
           yield* count(result.status === "in_progress" ? "duplicate" : result.status === "refused" ? "ignored" : result.status)
           if (result.status === "prompted") yield* metrics.inc("open_cowork_gateway_prompted_messages_total")
           // A press: answered on the provider, and the message shows the answer the cloud took (bounded, best effort).
-          // One being handled by another replica is left to the provider's retry.
+          // One being handled by another replica is left to the provider's retry (Slack's: a note, see `slackPress`).
           if (answer !== undefined && result.status !== "in_progress") {
             yield* acknowledge(providerId, press, result.status === "prompted"
               ? { _tag: "Answered", summary: answerSummary(pressedMessage?.buttons, answer) }
-              : {
-                _tag: "NotTaken",
-                note: result.status === "duplicate" || result.answeredBy !== undefined
-                  ? "Already answered."
-                  : result.status === "unbound"
-                  ? "This chat is not bound to a session."
-                  : "Not taken: the question is no longer waiting for an answer, or you may not answer it.",
-                answeredBy: result.answeredBy
-              })
+              : result.status === "duplicate"
+              ? { _tag: "NotTaken", note: "Already answered." }
+              : result.status === "unbound"
+              ? { _tag: "NotTaken", note: "This chat is not bound to a session." }
+              : refusedPress(result.refusal, kind, parse.message.externalUserId))
           }
-          // Another replica is handling this very event: a provider retry finds it completed (or claims it if that replica died).
-          if (result.status === "in_progress") return { response: errorBody(503, "this event is being handled; retry later", 5_000), retry: true }
+          if (result.status === "in_progress") {
+            // Another replica is handling this very event: it answers the press and shows the answer.
+            const slack = slackPress(kind, parse)
+            if (slack !== undefined) {
+              yield* acknowledge(providerId, slack, pressInProgress)
+              return { response: HttpServerResponse.jsonUnsafe({ status: "in_progress" }), retry: false }
+            }
+            // A provider retry finds it completed (or claims it if that replica died).
+            return { response: errorBody(503, "this event is being handled; retry later", 5_000), retry: true }
+          }
           // Slack wants a plain 200 for events and interactions alike.
           const accepted = result.status === "prompted" && kind !== "slack"
           return { response: HttpServerResponse.jsonUnsafe({ status: result.status }, { status: accepted ? 202 : 200 }), retry: false }
@@ -213,17 +229,38 @@ export const make = Effect.gen(function*() {
       const { parse, replayKey } = verified.value
       // The signature's replay key is claimed while the request is handled and settled after: taken for good once
       // handled, released when the answer is a 503 (the provider's retry of this very request is then accepted).
-      const signature = replayKey === undefined ? undefined : yield* cloud.claimSignature(providerId, replayKey, bindingId)
+      const kind = configured.config.kind
+      const signature = replayKey === undefined ? undefined : yield* cloud.claimSignature(providerId, replayKey, bindingId).pipe(
+        // Not reaching the cloud: nothing was claimed. A Slack press is told so (Slack would not retry a 503).
+        Effect.catchTag("CloudUnavailable", (error) => {
+          const slack = slackPress(kind, parse)
+          return slack === undefined
+            ? Effect.fail(error)
+            : Effect.as(Effect.andThen(unavailable(providerId, error), acknowledge(providerId, slack, pressUnavailable)), { status: "unavailable" as const })
+        })
+      )
+      if (signature?.status === "unavailable") return HttpServerResponse.jsonUnsafe({ status: "unavailable" })
       if (signature?.status === "replayed") {
         yield* count("replayed")
         return errorBody(409, "this signature was already accepted")
       }
       if (signature?.status === "in_progress") {
         yield* count("duplicate")
-        return errorBody(503, "this request is being handled; retry later", 5_000)
+        const slack = slackPress(kind, parse)
+        if (slack === undefined) return errorBody(503, "this request is being handled; retry later", 5_000)
+        yield* acknowledge(providerId, slack, pressInProgress)
+        return HttpServerResponse.jsonUnsafe({ status: "in_progress" })
       }
-      const handled = yield* handle(providerId, configured.config.kind, parse, bindingId).pipe(
-        Effect.catchTag("CloudUnavailable", (error) => Effect.as(unavailable(providerId, error), { response: errorBody(503, "the cloud is unavailable; retry later", 5_000), retry: true }))
+      const handled = yield* handle(providerId, kind, parse, bindingId).pipe(
+        Effect.catchTag("CloudUnavailable", (error) =>
+          Effect.gen(function*() {
+            yield* unavailable(providerId, error)
+            // Not taken: the signature is released (`retry`) whatever the answer, so a retry of this request is accepted.
+            const slack = slackPress(kind, parse)
+            if (slack === undefined) return { response: errorBody(503, "the cloud is unavailable; retry later", 5_000), retry: true }
+            yield* acknowledge(providerId, slack, pressUnavailable)
+            return { response: HttpServerResponse.jsonUnsafe({ status: "unavailable" }), retry: true }
+          }))
       )
       if (signature?.status === "claimed") yield* signature.settle(!handled.retry)
       return handled.response

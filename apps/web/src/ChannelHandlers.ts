@@ -19,7 +19,18 @@ import {
   Unavailable
 } from "@cowork/domain"
 import { Metrics, redact } from "@cowork/observability"
-import { ChannelStore, DeliveryFeed, type DeliveryScope, Identity, ProviderAddress, SessionStore, Tokens } from "@cowork/services"
+import {
+  alreadyAnswered,
+  askNotPending,
+  ChannelStore,
+  DeliveryFeed,
+  type DeliveryScope,
+  Identity,
+  ProviderAddress,
+  SessionStore,
+  sessionAborted,
+  Tokens
+} from "@cowork/services"
 import { Clock, Effect, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { actorOf, recordAudit } from "./AuditHandlers.ts"
@@ -131,6 +142,9 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         ? Effect.void
         : Effect.fail(new Forbidden({ message: "this external user is not linked to a member of the org (the binding admits linked users only)" })))
 
+  /** A chat answer's answerer: the provider's user id on that kind of chat (a later press is told who answered). */
+  const chatAnswerer = (binding: ChannelBinding, externalUserId: string) => ({ answeredBy: externalUserId, answeredVia: binding.providerKind })
+
   /**
    * The session command of a chat answer. Button `choices` (one option index per question) are resolved against the
    * session's pending question: not pending is the same 409 as answering it twice; indexes that do not fit are a 400
@@ -150,9 +164,17 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         const choices = body.choices
         if (choices === undefined) return missing("answers")
         return Effect.gen(function*() {
-          const pending = (yield* sessions.view(orgId, sessionId)).pendingQuestions.find((q) => q.requestId === requestId)
+          const view = yield* sessions.view(orgId, sessionId)
+          const pending = view.pendingQuestions.find((q) => q.requestId === requestId)
           if (pending === undefined) {
-            return yield* new Conflict({ message: `question ${requestId} is not pending on this session`, details: { field: "requestId", requestId } })
+            // Refused as the store refuses an answer: answered already (by whom, when), the session aborted, or not pending.
+            const ask: AskAnswer = { kind: "question_reply", requestId, answers: [] }
+            const existing = yield* sessions.existingAnswer(orgId, sessionId, ask)
+            return yield* (existing !== undefined
+              ? alreadyAnswered(existing, ask)
+              : view.status === "aborted"
+              ? sessionAborted(sessionId, ask)
+              : askNotPending(ask))
           }
           const resolved = choiceAnswer(pending, choices)
           if (resolved._tag === "Invalid") return yield* new BadRequest({ message: resolved.message, field: "choices" })
@@ -273,7 +295,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         // A plain reply on a thread whose session waits on a question (or a permission, by keyword) answers it.
         const pending = created ? undefined : chatTextAnswer(yield* sessions.view(orgId, route.sessionId), payload.text)
         if (pending !== undefined) {
-          const answered = yield* sessions.answer(orgId, route.sessionId, pending).pipe(
+          const answered = yield* sessions.answer(orgId, route.sessionId, { ...pending, ...chatAnswerer(binding, payload.externalUserId) }).pipe(
             // Answered meanwhile (a button, another reply): this text is a prompt after all.
             Effect.catchTag("Conflict", () => Effect.succeed(undefined))
           )
@@ -301,7 +323,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         // Only the session this thread routes to: an ask id of another session (forged button data) is not pending here.
         const answer = yield* answerOf(orgId, route.sessionId, payload)
         // Recorded with the answer: a different answer pressed later is told who answered (a 409's `answeredBy`).
-        const enqueued = yield* sessions.answer(orgId, route.sessionId, { ...answer, answeredBy: payload.externalUserId })
+        const enqueued = yield* sessions.answer(orgId, route.sessionId, { ...answer, ...chatAnswerer(binding, payload.externalUserId) })
         return { sessionId: route.sessionId, commandId: enqueued.commandId }
       }),
     claimProviderEvent: ({ payload }) =>

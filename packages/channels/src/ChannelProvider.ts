@@ -137,8 +137,10 @@ export type PressOutcome =
   | {
     readonly _tag: "NotTaken"
     readonly note: string
-    /** The ask was already answered from this chat by this user (the provider's user id): a provider may name them. */
+    /** The ask was already answered from this kind of chat by this user (the provider's user id): a provider may name them. */
     readonly answeredBy?: string | undefined
+    /** When it was (`2026-12-01 04:12 UTC`), with `answeredBy`. */
+    readonly answeredAt?: string | undefined
   }
 
 /** What an inbound request carried once its signature was accepted. */

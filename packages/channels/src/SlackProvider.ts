@@ -260,7 +260,8 @@ export const makeSlackProvider = (settings: SlackSettings): ChannelProvider => {
           await client.chat.postEphemeral({
             channel: press.target,
             user: press.userId,
-            text: (by === undefined ? outcome.note : `Already answered by <@${by}>.`).slice(0, MAX_SECTION_TEXT),
+            text: (by === undefined ? outcome.note : `Already answered by <@${by}>${outcome.answeredAt === undefined ? "" : ` at ${outcome.answeredAt}`}.`)
+              .slice(0, MAX_SECTION_TEXT),
             ...(press.threadId === undefined ? {} : { thread_ts: press.threadId })
           })
         } catch {

@@ -1,5 +1,6 @@
 export * from "./AnswerButtons.ts"
 export * from "./ChannelProvider.ts"
+export * from "./PressNotes.ts"
 export * as InboundSignatures from "./InboundSignatures.ts"
 export * from "./TelegramProvider.ts"
 export * from "./SlackProvider.ts"

@@ -26,10 +26,13 @@ export type AskAnswer =
   )
   & {
     /**
-     * Who gave it, when it came from a chat: the provider's user id (a later, different answer is told it, "already
-     * answered by …"). Not delivered to the runtime.
+     * Who gave it: a chat's user id (the provider's), a browser session's email (or account id), an API token's id.
+     * A later answer from anyone else, or a different one, is told it ("already answered by …"). Not delivered to the
+     * runtime.
      */
     readonly answeredBy?: string | undefined
+    /** Where it was given: the binding's provider kind (`telegram`, `slack`, …), `web` (a browser session) or `api` (a token). */
+    readonly answeredVia?: string | undefined
   }
 
 /** The ask an answer resolves: its kind (`permission` / `question`) and id. */
@@ -40,8 +43,8 @@ export const askOf = (answer: AskAnswer): { readonly ask: "permission" | "questi
 
 /** The command payload of an answer (the answer without its kind). */
 export const answerPayload = (answer: AskAnswer): CommandPayload => {
-  const { kind: _kind, ...payload } = answer
-  return payload
+  const { kind: _kind, answeredBy, answeredVia, ...payload } = answer
+  return { ...payload, ...(answeredBy === undefined ? {} : { answeredBy }), ...(answeredVia === undefined ? {} : { answeredVia }) }
 }
 
 /** The answer a command carries, when it is one. */
@@ -67,8 +70,9 @@ export interface CommandPayload {
   readonly response?: PermissionResponse
   readonly requestId?: string
   readonly answers?: ReadonlyArray<ReadonlyArray<string>>
-  /** An answer's chat user (`AskAnswer.answeredBy`). */
+  /** Who gave an answer, and where (`AskAnswer.answeredBy`, `AskAnswer.answeredVia`). */
   readonly answeredBy?: string
+  readonly answeredVia?: string
 }
 
 /**

@@ -24,6 +24,7 @@ import {
   DEFAULT_PROFILE_NAME,
   DefaultProfileName,
   DEFAULT_SESSION_TITLE,
+  type ExistingAnswer,
   HOUR_MS,
   type ListSessionsQuery,
   type PromptInput,
@@ -32,6 +33,7 @@ import {
   quotaExceeded,
   replayAnswer,
   replayIdempotentPrompt,
+  sessionAborted,
   SessionStore
 } from "@cowork/services"
 import { Effect, Layer } from "effect"
@@ -401,15 +403,16 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
   const answer = Effect.fn("SessionStore.answer")(function*(orgId: string, sessionId: string, input: AskAnswer) {
     return yield* sessionWriteTransaction(sql, orgId, sessionId, (session) => Effect.gen(function*() {
       const key = answerKey(input)
-      const findExisting = sql.unsafe<{ id: string; kind: string; payload: CommandPayload }>(
-        `SELECT id, kind, payload FROM cloud_session_commands WHERE session_id = $1 AND idempotency_key = $2`,
+      const findExisting = sql.unsafe<{ id: string; kind: string; payload: CommandPayload; created_ms: string }>(
+        `SELECT id, kind, payload, (extract(epoch FROM created_at) * 1000)::bigint AS created_ms
+         FROM cloud_session_commands WHERE session_id = $1 AND idempotency_key = $2`,
         [sessionId, key]
       )
-      const replay = (existing: { readonly id: string; readonly kind: string; readonly payload: CommandPayload }) =>
-        replayAnswer({ commandId: existing.id, kind: existing.kind, payload: existing.payload }, input)
+      const replay = (existing: { readonly id: string; readonly kind: string; readonly payload: CommandPayload; readonly created_ms: string }) =>
+        replayAnswer({ commandId: existing.id, kind: existing.kind, payload: existing.payload, createdAt: Number(existing.created_ms) }, input)
       const existing = yield* findExisting
       if (existing[0] !== undefined) return yield* replay(existing[0])
-      if (session.aborted) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
+      if (session.aborted) return yield* sessionAborted(sessionId, input)
       const { ask, askId } = askOf(input)
       const pending = yield* sql.unsafe<{ one: number }>(
         `SELECT 1 AS one FROM cloud_session_pending_asks WHERE session_id = $1 AND kind = $2 AND ask_id = $3`,
@@ -428,6 +431,20 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, formatCommandSignal({ kind: "answer", sessionId })])
       return { commandId, created: true }
     }))
+  })
+
+  const existingAnswer = Effect.fn("SessionStore.existingAnswer")(function*(orgId: string, sessionId: string, input: AskAnswer) {
+    const rows = yield* sql.unsafe<{ id: string; kind: string; payload: CommandPayload; created_ms: string }>(
+      `SELECT c.id, c.kind, c.payload, (extract(epoch FROM c.created_at) * 1000)::bigint AS created_ms
+       FROM cloud_sessions s LEFT JOIN cloud_session_commands c ON c.session_id = s.id AND c.idempotency_key = $3
+       WHERE s.id = $1 AND s.org_id = $2`,
+      [sessionId, orgId, answerKey(input)]
+    ).pipe(Effect.catchTag("SqlError", Effect.die))
+    const row = rows[0]
+    if (row === undefined) return yield* new NotFound({ message: `session ${sessionId} not found` })
+    return row.id === null
+      ? undefined
+      : { commandId: row.id, kind: row.kind, payload: row.payload, createdAt: Number(row.created_ms) } satisfies ExistingAnswer
   })
 
   const abort = Effect.fn("SessionStore.abort")(function*(orgId: string, sessionId: string) {
@@ -460,7 +477,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
     })).pipe(Effect.catchTag("SqlError", Effect.die))
   })
 
-  return SessionStore.of({ create, list, get, view, prompt, answer, abort })
+  return SessionStore.of({ create, list, get, view, prompt, answer, existingAnswer, abort })
 })
 
 export const layerWith = (options: SessionStoreOptions) => Layer.effect(SessionStore, make(options))

@@ -58,26 +58,68 @@ const sameAnswer = (kind: string, payload: CommandPayload, answer: AskAnswer): b
   }
 }
 
-/**
- * An answer to an ask that already has one: the same answer is the same command (returned); another one is refused,
- * naming the ask's field (and `answeredBy`, the chat user of the first one, when it came from a chat).
- */
-export const replayAnswer = (existing: { readonly commandId: string; readonly kind: string; readonly payload: CommandPayload }, answer: AskAnswer) =>
-  sameAnswer(existing.kind, existing.payload, answer)
-    ? Effect.succeed({ commandId: existing.commandId, created: false })
-    : Effect.fail(new Conflict({
-      message: `${askOf(answer).ask} ${askOf(answer).askId} was already answered differently`,
-      details: {
-        field: askField(answer),
-        [askField(answer)]: askOf(answer).askId,
-        // The chat user who answered first (a chat answer records it), for the "already answered by …" note.
-        ...(existing.payload.answeredBy === undefined ? {} : { answeredBy: existing.payload.answeredBy })
-      }
-    }))
+/** The same answerer: the same chat user on the same kind of chat, the same browser account, the same API token. */
+const sameAnswerer = (payload: CommandPayload, answer: AskAnswer): boolean =>
+  payload.answeredBy === answer.answeredBy && payload.answeredVia === answer.answeredVia
 
-/** An answer to an ask the session is not waiting on (never asked, already answered, or its turn ended). */
+/**
+ * Why an answer was refused, in a 409's `details.reason`: `answered` (the ask has an answer already: `answeredBy`,
+ * `answeredVia`, `answeredAt` say whose, where and when), `session_aborted` (the session was stopped), `not_pending`
+ * (the turn that asked has ended, or it was never asked here).
+ */
+export type AnswerRefusal = "answered" | "session_aborted" | "not_pending"
+
+const askDetails = (answer: AskAnswer, reason: AnswerRefusal) => ({
+  field: askField(answer),
+  [askField(answer)]: askOf(answer).askId,
+  reason
+})
+
+/** An existing answer to an ask, as the stores read it back. */
+export interface ExistingAnswer {
+  readonly commandId: string
+  readonly kind: string
+  readonly payload: CommandPayload
+  /** When it was queued (epoch ms). */
+  readonly createdAt: number
+}
+
+/** The 409 for an ask that already has an answer: whose, where and when (`details.answeredBy/answeredVia/answeredAt`). */
+export const alreadyAnswered = (existing: ExistingAnswer, answer: AskAnswer) => {
+  const { ask, askId } = askOf(answer)
+  const by = existing.payload.answeredBy
+  const at = new Date(existing.createdAt).toISOString()
+  return new Conflict({
+    message: `${ask} ${askId} was already answered${by === undefined ? "" : ` by ${by}`} at ${at}`,
+    details: {
+      ...askDetails(answer, "answered"),
+      ...(by === undefined ? {} : { answeredBy: by }),
+      ...(existing.payload.answeredVia === undefined ? {} : { answeredVia: existing.payload.answeredVia }),
+      answeredAt: at
+    }
+  })
+}
+
+/**
+ * An answer to an ask that already has one: the same answer from the same answerer is the same command (returned: a
+ * retried request); anything else — another answer, or the same one from someone else — is refused, naming who
+ * answered and when.
+ */
+export const replayAnswer = (existing: ExistingAnswer, answer: AskAnswer) =>
+  sameAnswer(existing.kind, existing.payload, answer) && sameAnswerer(existing.payload, answer)
+    ? Effect.succeed({ commandId: existing.commandId, created: false })
+    : Effect.fail(alreadyAnswered(existing, answer))
+
+/** An answer to an ask the session is not waiting on (never asked here, or the turn that asked has ended). */
 export const askNotPending = (answer: AskAnswer) =>
   new Conflict({
-    message: `${askOf(answer).ask} ${askOf(answer).askId} is not pending on this session`,
-    details: { field: askField(answer), [askField(answer)]: askOf(answer).askId }
+    message: `${askOf(answer).ask} ${askOf(answer).askId} is no longer waiting for an answer on this session (its turn ended, or it was never asked here)`,
+    details: askDetails(answer, "not_pending")
+  })
+
+/** An answer to an ask of a session that was aborted (and has no answer to it). */
+export const sessionAborted = (sessionId: string, answer: AskAnswer) =>
+  new Conflict({
+    message: `session ${sessionId} was aborted: ${askOf(answer).ask} ${askOf(answer).askId} no longer takes answers`,
+    details: askDetails(answer, "session_aborted")
   })

@@ -1,7 +1,7 @@
 import type { AskAnswer, Conflict, NotFound, PromptQuota, RateLimited, Session, SessionStatus, SessionView } from "@cowork/domain"
 import { Context, Effect, Layer } from "effect"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
-import { DEFAULT_PROFILE_NAME } from "./SessionRules.ts"
+import { DEFAULT_PROFILE_NAME, type ExistingAnswer } from "./SessionRules.ts"
 import { makeSessionStoreMemory } from "./SessionStoreMemory.ts"
 
 export interface CreateSessionInput {
@@ -75,11 +75,14 @@ export class SessionStore extends Context.Service<SessionStore, {
   readonly prompt: (orgId: string, sessionId: string, input: PromptInput) => Effect.Effect<EnqueuedCommand, NotFound | Conflict | RateLimited>
   /**
    * Queues the answer to an ask the session's running turn waits on (a permission request or a question), for its
-   * owner to deliver to the live runtime. One answer per ask: the same answer again returns the first command, another
-   * answer is a `Conflict` naming the field; a `Conflict` too when the ask is not pending (never asked, answered, or
-   * its turn ended) or the session is aborted. This is the one entry point for every client (web routes, gateway).
+   * owner to deliver to the live runtime. One answer per ask: the same answer from the same answerer (`answeredBy`,
+   * `answeredVia`) returns the first command; any other is a `Conflict` naming the field, `reason: "answered"` and
+   * who/where/when (`answeredBy`, `answeredVia`, `answeredAt`). A `Conflict` too when the session is aborted
+   * (`reason: "session_aborted"`) or the ask is not pending (`reason: "not_pending"`: never asked, or its turn ended). This is the one entry point for every client (web routes, gateway).
    */
   readonly answer: (orgId: string, sessionId: string, answer: AskAnswer) => Effect.Effect<EnqueuedCommand, NotFound | Conflict>
+  /** The answer already queued for the ask `answer` names (whoever gave it, whatever it was), if any. */
+  readonly existingAnswer: (orgId: string, sessionId: string, answer: AskAnswer) => Effect.Effect<ExistingAnswer | undefined, NotFound>
   /** Cancels pending commands, marks the session aborted and queues an `abort` command for its owner. */
   readonly abort: (orgId: string, sessionId: string) => Effect.Effect<EnqueuedCommand, NotFound>
 }>()("cowork/SessionStore") {

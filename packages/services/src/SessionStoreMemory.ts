@@ -19,7 +19,15 @@ import { HOUR_MS, QUEUED_RETRY_AFTER_MS, quotaExceeded } from "./QuotaRules.ts"
 import type { CommandSignal } from "./ChangeFeed.ts"
 import type { MemoryCommand, MemoryTables } from "./MemoryDatabase.ts"
 import { appendToLog } from "./MemoryLog.ts"
-import { answerKey, askNotPending, busyConflict, DEFAULT_SESSION_TITLE, replayAnswer, replayIdempotentPrompt } from "./SessionRules.ts"
+import {
+  answerKey,
+  askNotPending,
+  busyConflict,
+  DEFAULT_SESSION_TITLE,
+  replayAnswer,
+  replayIdempotentPrompt,
+  sessionAborted
+} from "./SessionRules.ts"
 import type { SessionStore } from "./SessionStore.ts"
 import { promptQuotaWithOverrides } from "./Quotas.ts"
 
@@ -205,8 +213,10 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         if (session === undefined || session.orgId !== orgId) return yield* notFound(sessionId)
         const key = answerKey(answer)
         const existing = db.commands.find((c) => c.sessionId === sessionId && c.idempotencyKey === key)
-        if (existing !== undefined) return yield* replayAnswer({ commandId: existing.id, kind: existing.kind, payload: existing.payload }, answer)
-        if (session.abortedAt !== null) return yield* new Conflict({ message: `session ${sessionId} is aborted` })
+        if (existing !== undefined) {
+          return yield* replayAnswer({ commandId: existing.id, kind: existing.kind, payload: existing.payload, createdAt: existing.createdAt }, answer)
+        }
+        if (session.abortedAt !== null) return yield* sessionAborted(sessionId, answer)
         const { ask, askId } = askOf(answer)
         if (!db.projections.get(sessionId)!.asks.has(askKey(ask, askId))) return yield* askNotPending(answer)
         const commandId = enqueue({
@@ -220,6 +230,16 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         })
         PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "answer", sessionId })
         return { commandId, created: true }
+      }),
+    existingAnswer: (orgId, sessionId, answer) =>
+      Effect.gen(function*() {
+        const session = db.sessions.get(sessionId)
+        if (session === undefined || session.orgId !== orgId) return yield* notFound(sessionId)
+        const key = answerKey(answer)
+        const existing = db.commands.find((c) => c.sessionId === sessionId && c.idempotencyKey === key)
+        return existing === undefined
+          ? undefined
+          : { commandId: existing.id, kind: existing.kind, payload: existing.payload, createdAt: existing.createdAt }
       }),
     abort: (orgId, sessionId) =>
       Effect.gen(function*() {

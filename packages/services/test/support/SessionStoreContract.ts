@@ -145,4 +145,53 @@ export const sessionStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.deepInclude((late as Conflict).details, { field: "requestId" })
         assert.strictEqual(Option.getOrThrow(yield* queue.next(lease)).id, queuedPrompt)
       })))
+    it.effect("a refused answer says why: answered (by whom, where, when; the same answer from someone else too), session aborted, not pending", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const log = yield* EventLog
+        const queue = yield* CommandQueue
+        const session = yield* newSession()
+        const turn = yield* prompt(session, "ask")
+        const lease = yield* claimOne("w1", session.sessionId)
+        assert.strictEqual(Option.getOrThrow(yield* queue.next(lease)).id, turn)
+        yield* log.append(lease, [
+          { type: "permission.requested", payload: { permissionId: "per_w", permission: "edit", patterns: [], commandId: turn }, commandId: turn, attempt: 1 },
+          { type: "question.asked", payload: { requestId: "que_w", questions: [{ question: "ok?" }], commandId: turn }, commandId: turn, attempt: 1 }
+        ])
+        const respond = (response: "once" | "reject", answeredBy: string, answeredVia: string) =>
+          sessions.answer(session.orgId, session.sessionId, { kind: "permission_respond", permissionId: "per_w", response, answeredBy, answeredVia })
+        const first = yield* respond("once", "U42", "slack")
+        // The same answerer again (a retried request): the same command.
+        assert.deepStrictEqual(yield* respond("once", "U42", "slack"), { commandId: first.commandId, created: false })
+        const refusals = [
+          yield* Effect.flip(respond("once", "U77", "slack")),
+          yield* Effect.flip(respond("once", "U42", "telegram")),
+          yield* Effect.flip(respond("reject", "U42", "slack"))
+        ]
+        // When: the time the first answer was queued (the store's clock), the same in every refusal.
+        const answeredAt = String(((refusals[0] as Conflict).details ?? {}).answeredAt)
+        assert.match(answeredAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+        for (const refused of refusals) {
+          assert.instanceOf(refused, Conflict)
+          assert.deepInclude((refused as Conflict).details, {
+            field: "permissionId", permissionId: "per_w", reason: "answered", answeredBy: "U42", answeredVia: "slack", answeredAt
+          })
+          assert.include((refused as Conflict).message, `by U42 at ${answeredAt}`)
+        }
+        // What an answer to the ask finds, whatever it says; another org's session is NotFound.
+        const existing = yield* sessions.existingAnswer(session.orgId, session.sessionId, { kind: "permission_respond", permissionId: "per_w", response: "reject" })
+        assert.deepInclude(existing, { commandId: first.commandId, kind: "permission_respond" })
+        assert.deepInclude(existing!.payload, { response: "once", answeredBy: "U42", answeredVia: "slack" })
+        assert.isUndefined(yield* sessions.existingAnswer(session.orgId, session.sessionId, { kind: "question_reject", requestId: "que_w" }))
+        const foreign = yield* Effect.flip(sessions.existingAnswer(yield* newOrg, session.sessionId, { kind: "question_reject", requestId: "que_w" }))
+        assert.strictEqual(foreign._tag, "NotFound")
+
+        const notAsked = yield* Effect.flip(sessions.answer(session.orgId, session.sessionId, { kind: "question_reject", requestId: "que_never" }))
+        assert.deepInclude((notAsked as Conflict).details, { field: "requestId", requestId: "que_never", reason: "not_pending" })
+        // Aborted: the unanswered question is refused as such; the answered permission still says who answered it.
+        yield* sessions.abort(session.orgId, session.sessionId)
+        const stopped = yield* Effect.flip(sessions.answer(session.orgId, session.sessionId, { kind: "question_reject", requestId: "que_w" }))
+        assert.deepInclude((stopped as Conflict).details, { field: "requestId", requestId: "que_w", reason: "session_aborted" })
+        assert.deepInclude(((yield* Effect.flip(respond("reject", "U77", "slack"))) as Conflict).details, { reason: "answered", answeredBy: "U42" })
+      })))
   })
