@@ -30,8 +30,10 @@ const errors = [ApiError.BadRequest, ApiError.NotFound, ApiError.Conflict]
 
 /**
  * Human in the loop: answers to the permission requests and questions a running turn waits on. Each answer is a
- * command in the session's mailbox (one per ask: the same answer again returns the same command, another answer is
- * 409), delivered by the session's worker to the live runtime; 409 when the ask is not pending.
+ * command in the session's mailbox (one per ask: the same answer again from the same caller returns the same command;
+ * any other answer is 409 with `details.reason: "answered"` and `answeredBy` / `answeredVia` / `answeredAt`),
+ * delivered by the session's worker to the live runtime; 409 `session_aborted` / `not_pending` when the ask cannot be
+ * answered any more.
  */
 export class SessionAsksApi extends HttpApiGroup.make("sessionAsks")
   .add(
@@ -56,5 +58,5 @@ export class SessionAsksApi extends HttpApiGroup.make("sessionAsks")
   )
   .middleware(Authentication)
   .annotate(RequiredScopes, ["web", "admin"])
-  .annotateMerge(OpenApi.annotations({ title: "Session asks", description: "Answer the permission requests and questions of a running turn" }))
+  .annotateMerge(OpenApi.annotations({ title: "Session asks", description: "Answer the permission requests and questions of a running turn. A refused answer is 409 with `details.reason`: `answered` (with `answeredBy`, `answeredVia`, `answeredAt`: who answered, where, when), `session_aborted`, `not_pending`." }))
 {}
