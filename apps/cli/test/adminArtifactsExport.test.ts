@@ -298,6 +298,12 @@ describe("cowork admin artifacts export", () => {
       const toAlone = yield* Effect.flip(cli("org", "offboard", "--to", tempDir("unused"), seeded.orgId))
       assert.include(toAlone.message, "--to is only used with --artifacts export")
 
+      // An unusable directory is refused before the org is offboarded (the audit log below has one offboarding).
+      const cluttered = tempDir("cluttered")
+      Fs.writeFileSync(Path.join(cluttered, "notes.txt"), "mine")
+      const refused = yield* Effect.flip(cli("org", "offboard", "--artifacts", "export", "--to", cluttered, seeded.orgId))
+      assert.include(refused.message, `--to ${cluttered}: is not empty and holds no export.json`)
+
       const dir = tempDir("offboard")
       const report = json((yield* cli("org", "offboard", "--artifacts", "export", "--to", dir, seeded.orgId)).stdout)
       assert.deepInclude(report.artifacts, { policy: "export", deleted: 0, remaining: 2 })

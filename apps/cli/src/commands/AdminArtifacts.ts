@@ -1,8 +1,9 @@
 import { PgArtifacts } from "@cowork/postgres"
 import { Artifacts, Audit, DAY_MS, Tokens } from "@cowork/services"
 import { Config, Effect, Layer, Option } from "effect"
+import * as Path from "node:path"
 import { CliError, Command, Flag } from "effect/cli"
-import { ExportRefused, exportOrgArtifacts, type ExportSummary } from "../ops/ArtifactExport.ts"
+import { ExportRefused, exportOrgArtifacts, type ExportSummary, prepareDirectory } from "../ops/ArtifactExport.ts"
 import * as StoreAt from "../ops/StoreAt.ts"
 import { printJson } from "./AdminRegistry.ts"
 import { CLI_ACTOR } from "./AdminToken.ts"
@@ -58,6 +59,17 @@ export const parseSince = (raw: string): Effect.Effect<Date, CliError.UserError>
     : Effect.succeed(new Date(time))
 }
 
+const exportError = (cause: unknown) =>
+  new CliError.UserError({
+    cause,
+    userMessage: cause instanceof ExportRefused
+      ? cause.message
+      : `artifact export stopped (run again to resume): ${(cause as { readonly message?: unknown }).message ?? String(cause)}`
+  })
+
+/** Refuses an unusable `--to` before anything else happens (offboarding checks it before ending the org's work). */
+export const checkExportDirectory = (orgId: string, dir: string) => prepareDirectory(dir, orgId).pipe(Effect.mapError(exportError))
+
 /**
  * Exports the org's artifacts into `dir` (see ArtifactExport) from OPEN_COWORK_OBJECT_STORE_URI, audits
  * `artifacts.exported` in the org's log (counts only), and fails naming what was not exported, after printing nothing:
@@ -69,14 +81,7 @@ export const runArtifactExport = (orgId: string, dir: string, since: Date | unde
     const storeUri = yield* Config.String("OPEN_COWORK_OBJECT_STORE_URI").pipe(Config.withDefault(""))
     const summary = yield* exportOrgArtifacts({ orgId, dir, since }).pipe(
       Effect.provide(PgArtifacts.layer.pipe(Layer.provide(StoreAt.layer(storeUri)))),
-      Effect.mapError((cause) =>
-        new CliError.UserError({
-          cause,
-          userMessage: cause instanceof ExportRefused
-            ? cause.message
-            : `artifact export stopped (run again to resume): ${(cause as { readonly message?: unknown }).message ?? String(cause)}`
-        })
-      )
+      Effect.mapError(exportError)
     )
     yield* (yield* Audit).record({
       orgId,
@@ -118,8 +123,9 @@ export const exportArtifacts = Command.make("export", {
 }, ({ org, to, since }) =>
   Effect.gen(function*() {
     const from = Option.isSome(since) ? yield* parseSince(since.value) : undefined
-    const summary = yield* runArtifactExport(org, to, from, "--org")
-    yield* printJson({ ...summary, dir: to })
+    const dir = Path.resolve(to)
+    const summary = yield* runArtifactExport(org, dir, from, "--org")
+    yield* printJson({ ...summary, dir })
     yield* exportProblems(summary)
   })).pipe(Command.withDescription("Export an org's artifacts (bytes + manifest, verified, resumable) into a directory, audited"))
 

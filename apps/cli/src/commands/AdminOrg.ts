@@ -2,9 +2,10 @@ import { QuotaName } from "@cowork/domain"
 import { applyArtifactRetention, Audit, effectiveQuotas, Offboarding, quotaDefaults, Quotas, Tokens } from "@cowork/services"
 import { PgArtifacts } from "@cowork/postgres"
 import { Config, Effect, Layer, Option } from "effect"
+import * as Path from "node:path"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import * as StoreAt from "../ops/StoreAt.ts"
-import { exportProblems, runArtifactExport } from "./AdminArtifacts.ts"
+import { checkExportDirectory, exportProblems, runArtifactExport } from "./AdminArtifacts.ts"
 import { printJson, userErrors } from "./AdminRegistry.ts"
 import { CLI_ACTOR } from "./AdminToken.ts"
 
@@ -49,6 +50,8 @@ export const offboard = Command.make("offboard", {
     const usage = (message: string) => new CliError.UserError({ cause: message, userMessage: message })
     if (choice === "export" && Option.isNone(to)) return yield* usage("--artifacts export needs --to DIR")
     if (choice !== "export" && Option.isSome(to)) return yield* usage("--to is only used with --artifacts export")
+    const dir = Option.map(to, (path) => Path.resolve(path))
+    if (Option.isSome(dir)) yield* checkExportDirectory(id, dir.value)
     const offboarding = yield* Offboarding
     const report = yield* offboarding.offboard(id).pipe(userErrors)
     const storeUri = yield* Config.String("OPEN_COWORK_OBJECT_STORE_URI").pipe(Config.withDefault(""))
@@ -77,15 +80,15 @@ export const offboard = Command.make("offboard", {
       remaining = yield* offboarding.activity(id).pipe(userErrors)
     }
     const active = Object.values(remaining).some((count) => count > 0)
-    if (Option.isNone(to)) return yield* printJson({ ...report, remaining, artifacts: retained, complete: !active })
+    if (Option.isNone(dir)) return yield* printJson({ ...report, remaining, artifacts: retained, complete: !active })
     // After the wait: a prompt that was still running may have attached one more artifact.
-    const rerun = `run \`cowork admin artifacts export --org ${id} --to ${to.value}\` to finish`
-    const exported = yield* runArtifactExport(id, to.value, undefined, "org-id").pipe(
+    const rerun = `run \`cowork admin artifacts export --org ${id} --to ${dir.value}\` to finish`
+    const exported = yield* runArtifactExport(id, dir.value, undefined, "org-id").pipe(
       Effect.mapError((cause) =>
         usage(`the org is offboarded, but its artifacts were not exported (${rerun}): ${"userMessage" in cause ? cause.userMessage : cause.message}`)
       )
     )
-    const artifacts = { ...retained, policy: choice, exported: { ...exported, dir: to.value } }
+    const artifacts = { ...retained, policy: choice, exported: { ...exported, dir: dir.value } }
     yield* printJson({ ...report, remaining, artifacts, complete: !active })
     yield* exportProblems(exported).pipe(
       Effect.mapError((cause) => usage(`the org is offboarded, but not all of its artifacts were exported: ${cause.userMessage}`))

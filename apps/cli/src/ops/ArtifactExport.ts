@@ -87,8 +87,9 @@ const readMarker = async (dir: string): Promise<{ readonly orgId?: unknown } | u
 /**
  * Checks that `dir` is empty or an export of `orgId` (only the names this module writes, no links), creates it when
  * absent, and removes the `.part` files a killed run left. Refuses, naming the first foreign entry, anything else.
+ * Exported for a caller that must know the directory is usable before it does anything else (offboarding).
  */
-const prepareDirectory = (dir: string, orgId: string) =>
+export const prepareDirectory = (dir: string, orgId: string) =>
   io(`--to ${dir}`, async () => {
     const refuse = (message: string) => {
       throw new Error(message)
@@ -96,23 +97,24 @@ const prepareDirectory = (dir: string, orgId: string) =>
     const stat = await Fs.lstat(dir).catch((error) => (errorCode(error) === "ENOENT" ? undefined : Promise.reject(error)))
     if (stat !== undefined && !stat.isDirectory()) refuse("is not a directory")
     await Fs.mkdir(dir, { recursive: true, mode: 0o700 })
-    const top = await Fs.readdir(dir, { withFileTypes: true })
-    if (top.length === 0) return
-    const marker = await readMarker(dir)
-    if (marker === undefined) refuse(`is not empty and holds no ${MARKER} (refusing to mix an export with other files)`)
-    if (marker!.orgId !== orgId) refuse(`holds an export of another org (${MARKER} names ${JSON.stringify(marker!.orgId)}, not ${orgId})`)
     const leftovers: Array<string> = []
+    const top = (await Fs.readdir(dir, { withFileTypes: true })).filter((entry) => {
+      const partial = entry.isFile() && (entry.name === MARKER + PART || entry.name === MANIFEST + PART)
+      if (partial) leftovers.push(Path.join(dir, entry.name))
+      return !partial
+    })
+    if (top.length > 0) {
+      const marker = await readMarker(dir)
+      if (marker === undefined) refuse(`is not empty and holds no ${MARKER} (refusing to mix an export with other files)`)
+      if (marker!.orgId !== orgId) refuse(`holds an export of another org (${MARKER} names ${JSON.stringify(marker!.orgId)}, not ${orgId})`)
+    }
     const foreign = (name: string) => refuse(`holds ${name}, which is not part of an artifact export: use an empty directory`)
     for (const entry of top) {
       if (entry.isFile() && (entry.name === MARKER || entry.name === MANIFEST)) continue
-      if (entry.isFile() && entry.name === MANIFEST + PART) {
-        leftovers.push(Path.join(dir, entry.name))
-        continue
-      }
       if (!(entry.isDirectory() && entry.name === FILES)) foreign(entry.name)
     }
-    if (!top.some((entry) => entry.name === FILES)) return
-    for await (const session of await Fs.opendir(Path.join(dir, FILES))) {
+    const sessions = top.some((entry) => entry.name === FILES) ? await Fs.opendir(Path.join(dir, FILES)) : []
+    for await (const session of sessions) {
       const sessionPath = `${FILES}/${session.name}`
       if (!session.isDirectory() || !SAFE_ID.test(session.name)) foreign(sessionPath)
       for await (const file of await Fs.opendir(Path.join(dir, FILES, session.name))) {
