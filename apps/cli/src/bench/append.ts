@@ -18,9 +18,9 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
-import { round } from "./stack.ts"
+import { envInt, round } from "./stack.ts"
 
-const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 3000)
+const ITERATIONS = envInt("BENCH_ITERATIONS", 3000)
 const WARM_UP = 100
 
 const cpuMsOf = (pid: number) => {

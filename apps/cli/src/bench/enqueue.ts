@@ -28,7 +28,7 @@ const ROUNDS = envInt("BENCH_ENQUEUE_ROUNDS", 10)
 const PER_ROUND = envInt("BENCH_ENQUEUE_ROUND", 500)
 const CONCURRENCY = envInt("BENCH_ENQUEUE_IN_FLIGHT", 64)
 const SESSIONS = envInt("BENCH_ENQUEUE_SESSIONS", 16)
-const BACKLOG = envInt("BENCH_ENQUEUE_BACKLOG", 0)
+const BACKLOG = envInt("BENCH_ENQUEUE_BACKLOG", 0, 0)
 const QUOTA = { promptsPerHour: 100_000_000, queuedCommands: 100_000_000, concurrentSessions: 100_000_000 }
 
 const main = Effect.gen(function*() {

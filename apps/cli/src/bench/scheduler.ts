@@ -15,10 +15,11 @@ import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { envInt, envInts } from "./stack.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
-const WINDOW_SECONDS = Number(process.env.BENCH_SCHEDULER_SECONDS ?? 20)
-const SIZES = (process.env.BENCH_SCHEDULER_WORKFLOWS ?? "100,300").split(",").map(Number)
+const WINDOW_SECONDS = envInt("BENCH_SCHEDULER_SECONDS", 20)
+const SIZES = envInts("BENCH_SCHEDULER_WORKFLOWS", [100, 300])
 const TICK_MS = 200
 
 interface Row {

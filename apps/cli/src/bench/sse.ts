@@ -34,10 +34,10 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
-import { childNodeArgs, envInt, gitHead, machine, pool, type Proc, round, sleep, spawnCowork, waitReady } from "./stack.ts"
+import { childNodeArgs, envInt, envInts, gitHead, machine, pool, type Proc, round, sleep, spawnCowork, waitReady } from "./stack.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
-const SUBSCRIBERS = (process.env.BENCH_SSE_SUBSCRIBERS ?? "1,10,100").split(",").map(Number).filter((n) => n > 0)
+const SUBSCRIBERS = envInts("BENCH_SSE_SUBSCRIBERS", [1, 10, 100])
 const SESSIONS = envInt("BENCH_SSE_SESSIONS", 100)
 const RATE = envInt("BENCH_SSE_RATE", 50)
 const SECONDS = envInt("BENCH_SSE_SECONDS", 15)

@@ -51,10 +51,28 @@ export interface StackOptions {
   readonly knownToken?: string | undefined
 }
 
-/** A positive integer setting from the environment (a `BENCH_*` knob; see docs/benchmarks.md, "Bench settings"). */
-export const envInt = (name: string, fallback: number) => {
-  const value = Number(process.env[name])
-  return Number.isFinite(value) && value > 0 ? value : fallback
+/**
+ * A whole-number setting from the environment (a `BENCH_*` knob; see docs/benchmarks.md, "Bench settings"), at least
+ * `min`; unset or empty, `fallback`. Anything else stops the bench naming the variable: a typo must not run (and
+ * record) a benchmark of something else, as `Number("2k")` = NaN silently did.
+ */
+export const envInt = (name: string, fallback: number, min = 1) => {
+  const raw = process.env[name]
+  return raw === undefined || raw.trim() === "" ? fallback : parseWholeNumber(name, raw.trim(), min)
+}
+
+/** A comma-separated list of whole numbers, each at least `min` (e.g. `100,300`); unset or empty, `fallback`. */
+export const envInts = (name: string, fallback: ReadonlyArray<number>, min = 1) => {
+  const raw = process.env[name]
+  return raw === undefined || raw.trim() === "" ? fallback : raw.split(",").map((item) => parseWholeNumber(name, item.trim(), min))
+}
+
+const parseWholeNumber = (name: string, text: string, min: number) => {
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new Error(`${name}: expected a whole number ≥ ${min}, got ${JSON.stringify(text)}`)
+  }
+  return value
 }
 
 /** The machine line of a benchmark entry (load average at the time of the call). */
