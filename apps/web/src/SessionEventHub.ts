@@ -1,6 +1,8 @@
 import type { SessionEvent } from "@cowork/domain"
+import { Metrics } from "@cowork/observability"
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
 import { Config, Context, Duration, Effect, Layer, Schedule, type Scope, Stream } from "effect"
+import { SseChunk } from "./SseChunk.ts"
 import { eventFrame, frame } from "./SseFrames.ts"
 import type { SseSink } from "./SseSink.ts"
 
@@ -11,9 +13,11 @@ const RESYNC_ORG_LIMIT = 1_000
 /** Events per keyset read (the hub's and a resuming subscriber's). */
 export const READ_BATCH = 200
 /**
- * Frames a subscriber may have queued but not yet handed to its socket (`OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES`,
- * default 1 MiB; the socket's own buffer comes on top). A subscriber past it is a slow consumer: its stream ends
- * after what is queued (the `retry:` hint applies) and the client resumes by `Last-Event-ID` with no gap.
+ * Bytes a subscriber may have waiting in this process — sent, not yet taken by its client nor held by the kernel
+ * (`OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES`, default 1 MiB; the kernel's socket buffers come on top). A read
+ * that does not fit is a slow consumer's: the stream gets the whole frames that fit (at least one when nothing
+ * waits, so a single large event still goes through), then ends (the `retry:` hint applies) and the client resumes
+ * by `Last-Event-ID` with no gap.
  */
 export const DEFAULT_SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
 /**
@@ -41,8 +45,13 @@ const KEEP_ALIVE_IDLE_TICKS = 3
  */
 const STALLED_TICKS = 3
 
-const KEEP_ALIVE = Buffer.from(": keep-alive\n\n")
-const encode = (frames: string) => Buffer.from(frames, "utf8")
+const KEEP_ALIVE = SseChunk.text(": keep-alive\n\n")
+const encode = SseChunk.text
+/** Main-thread CPU so far in ms (user + system), to split the fan-out's cost per session from its cost per stream. */
+const threadCpuMs = () => {
+  const usage = process.threadCpuUsage()
+  return (usage.user + usage.system) / 1000
+}
 
 /** One open stream the hub writes to: the response body, and when it was last written to. */
 interface Listener {
@@ -50,6 +59,8 @@ interface Listener {
   lastTick: number
   /** The first keep-alive tick that found its sink finished (it is still open: its client has not taken the rest). */
   finishedTick?: number
+  /** The keep-alive tick since which its replay has waited for the client to take what was queued. */
+  waitingTick?: number
   readonly sink: SseSink
 }
 
@@ -58,6 +69,8 @@ interface Subscriber extends Listener {
   cursor: number
   /** Joined the session's live fan-out (its replay reached the hub's read position). */
   live: boolean
+  /** Starts its own catch-up (the replay loop, in the request's scope) after a read it could not take whole. */
+  catchUp: Effect.Effect<void>
 }
 
 /** Every subscriber of one session on this process, and the one read position they share. */
@@ -105,6 +118,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
     Effect.gen(function*() {
       const feed = yield* ChangeFeed
       const eventLog = yield* EventLog
+      const metrics = yield* Metrics
       const layerScope = yield* Effect.scope
       const backstopMs = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_BACKSTOP_POLL_MS").pipe(Config.withDefault(300_000))
       const bufferBytes = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES").pipe(
@@ -129,12 +143,47 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         sub.sink.finish()
       }
 
-      /** Queues `chunk`; a stream that has more than the buffer queued is ended instead (it resumes by id). */
-      const offer = (sub: Listener, chunk: Uint8Array) => {
-        const queued = sub.sink.readableLength
-        if (queued > 0 && queued + chunk.byteLength > bufferBytes) return sub.sink.finish()
+      /** Streams ended for being too far behind, since the last count was recorded. */
+      let slowConsumers = 0
+
+      /** Ends a stream that is too far behind (more than its buffer waiting): it resumes by id. */
+      const endSlow = (sub: Listener) => {
+        if (!sub.sink.finished) slowConsumers++
+        sub.sink.finish()
+      }
+
+      /** Queues `chunk` if it fits in the stream's buffer with what already waits; a stream too far behind ends. */
+      const offer = (sub: Listener, chunk: SseChunk) => {
+        const queued = sub.sink.queuedBytes
+        if (queued > 0 && queued + chunk.byteLength > bufferBytes) return endSlow(sub)
         sub.lastTick = tick
         sub.sink.send(chunk)
+      }
+
+      /**
+       * Queues the first of `frames` that fit in the stream's buffer with what already waits — all of them (`whole`, their
+       * encoding, when given) or a prefix, at least one frame when nothing waits (a single event larger than the buffer
+       * still goes through) — and returns how many.
+       */
+      const offerFrames = (sub: Listener, frames: ReadonlyArray<string>, whole?: SseChunk): number => {
+        const queued = sub.sink.queuedBytes
+        if (whole !== undefined && queued + whole.byteLength <= bufferBytes) {
+          offer(sub, whole)
+          return frames.length
+        }
+        let text = ""
+        let bytes = queued
+        let n = 0
+        for (const f of frames) {
+          const size = Buffer.byteLength(f)
+          if (bytes + size > bufferBytes && (n > 0 || queued > 0)) break
+          text += f
+          bytes += size
+          n++
+        }
+        if (n === frames.length && whole !== undefined) offer(sub, whole)
+        else if (n > 0) offer(sub, encode(text))
+        return n
       }
 
       /**
@@ -161,15 +210,22 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         )
 
       /**
-       * Fans one read out: each live subscriber gets the frames past its cursor, rendered once for all. Returns the
-       * subscribers the read skipped ahead of (pruned events between their cursor and the read), taken out of the feed.
+       * Fans one read out: each live subscriber gets the frames past its cursor, rendered once for all. A subscriber
+       * with frames still waiting that cannot take the read is a slow consumer and ends; one with nothing waiting that
+       * cannot take it whole (a read larger than its buffer) gets the frames that fit and leaves the live fan-out to
+       * catch up by its own reads at its client's pace (`behind`). Returns the subscribers the read skipped ahead of
+       * (pruned events between their cursor and the read), taken out of the feed.
        */
-      const deliver = (f: Feed, events: ReadonlyArray<SessionEvent>): ReadonlyArray<Subscriber> => {
+      const deliver = (f: Feed, events: ReadonlyArray<SessionEvent>, behind: Array<Subscriber>): ReadonlyArray<Subscriber> => {
+        const started = threadCpuMs()
         const first = events[0]!.sequence
         const last = events[events.length - 1]!.sequence
+        // Rendered and encoded once for every subscriber that needs the whole read (the usual case).
         const frames = events.map(eventFrame)
-        let all: Uint8Array | undefined
+        const all = encode(frames.join(""))
+        const encoded = threadCpuMs()
         const skipped: Array<Subscriber> = []
+        let writes = 0
         for (const sub of f.subscribers) {
           if (!sub.live || sub.cursor >= last || sub.sink.finished) continue
           if (sub.cursor < first - 1) {
@@ -177,20 +233,40 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
             skipped.push(sub)
             continue
           }
-          let chunk: Uint8Array
-          // The same bytes for every subscriber that needs the whole read (the usual case): encoded once.
-          if (sub.cursor < first) chunk = all ??= encode(frames.join(""))
+          writes++
+          const from = sub.cursor < first ? 0 : sub.cursor - first + 1
+          const rest = from === 0 ? frames : frames.slice(from)
+          const queued = sub.sink.queuedBytes
+          const n = offerFrames(sub, rest, from === 0 ? all : undefined)
+          if (n === rest.length) sub.cursor = last
+          else if (queued > 0) endSlow(sub)
           else {
-            let text = ""
-            for (let i = 0; i < events.length; i++) if (events[i]!.sequence > sub.cursor) text += frames[i]
-            chunk = encode(text)
+            sub.cursor = events[from + n - 1]!.sequence
+            sub.live = false
+            behind.push(sub)
           }
-          sub.cursor = last
-          offer(sub, chunk)
         }
         if (last > f.lastRead) f.lastRead = last
+        const written = threadCpuMs()
+        fanoutCost.encode += encoded - started
+        fanoutCost.write += written - encoded
+        fanoutCost.writes += writes
         return skipped
       }
+
+      /** The fan-out's cost since it was last recorded: recorded once per read, after the read's fan-out. */
+      const fanoutCost = { encode: 0, write: 0, writes: 0 }
+      const recordFanout = Effect.suspend(() => {
+        const { encode, write, writes } = fanoutCost
+        const slow = slowConsumers
+        fanoutCost.encode = fanoutCost.write = fanoutCost.writes = slowConsumers = 0
+        return Effect.all([
+          metrics.inc("open_cowork_cloud_sse_fanout_cpu_ms_total", { part: "encode" }, encode),
+          metrics.inc("open_cowork_cloud_sse_fanout_cpu_ms_total", { part: "write" }, write),
+          metrics.inc("open_cowork_cloud_sse_stream_writes_total", { outcome: "written" }, writes),
+          slow > 0 ? metrics.inc("open_cowork_cloud_sse_stream_writes_total", { outcome: "slow_consumer" }, slow) : Effect.void
+        ], { discard: true })
+      })
 
       const wanted = (f: Feed) => f.subscribers.size > 0 && (f.catchUp || f.tip > f.lastRead)
 
@@ -211,7 +287,10 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
             f.catchUp = false
             const events = yield* read(f.sessionId, f.lastRead)
             if (events.length > 0) {
-              const skipped = deliver(f, events)
+              const behind: Array<Subscriber> = []
+              const skipped = deliver(f, events, behind)
+              yield* recordFanout
+              for (const sub of behind) yield* sub.catchUp
               if (skipped.length > 0) yield* snapshotRequired(f.sessionId, skipped)
             }
             if (events.length === READ_BATCH) f.catchUp = true
@@ -257,7 +336,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
 
       const subscribeSession = (sessionId: string, cursor: number, sink: SseSink) =>
         Effect.gen(function*() {
-          const sub: Subscriber = { cursor, live: false, lastTick: tick, sink }
+          const sub: Subscriber = { cursor, live: false, lastTick: tick, sink, catchUp: Effect.void }
           const f = yield* Effect.acquireRelease(
             Effect.sync(() => {
               let f = feeds.get(sessionId)
@@ -276,8 +355,15 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
                 if (f.subscribers.size === 0 && feeds.get(sessionId) === f) feeds.delete(sessionId)
               })
           )
-          // Replay: read our own backlog until our cursor reaches the feed's read position, then join it (one
-          // synchronous step: from then on the feed queues everything past our cursor).
+          // Until the client has taken what was queued (the keep-alive timer ends a stream that waits 3 ticks).
+          const flushed = Effect.callback<void>((resume) => {
+            sub.waitingTick = tick
+            const cancel = sink.whenFlushed(() => resume(Effect.void))
+            return Effect.sync(cancel)
+          }).pipe(Effect.ensuring(Effect.sync(() => (sub.waitingTick = undefined))))
+          // Replay: read our own backlog at the client's pace (at most the buffer queued at a time) until our cursor
+          // reaches the feed's read position, then join it (one synchronous step: from then on the feed queues
+          // everything past our cursor). A live subscriber that could not take a read whole comes back here.
           const join = Effect.gen(function*() {
             while (!sink.finished) {
               if (sub.cursor >= f.lastRead) {
@@ -289,15 +375,24 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
               // Nothing after our cursor although the feed read up to its position, or a read that does not start
               // right after it: the backlog was pruned while we replayed it.
               if (events.length === 0 || events[0]!.sequence > sub.cursor + 1) return yield* snapshotRequired(sessionId, [sub])
-              offer(sub, encode(events.map(eventFrame).join("")))
-              sub.cursor = events[events.length - 1]!.sequence
+              const frames = events.map(eventFrame)
+              let at = 0
+              while (!sink.finished) {
+                const n = offerFrames(sub, at === 0 ? frames : frames.slice(at))
+                at += n
+                if (n > 0) sub.cursor = events[at - 1]!.sequence
+                if (at === frames.length) break
+                yield* flushed
+              }
             }
           }).pipe(
             Effect.catchCause((cause) =>
               Effect.andThen(Effect.sync(() => end(sub)), Effect.logWarning("SSE replay read failed; the stream ends and resumes", cause))
             )
           )
-          yield* Effect.forkScoped(join)
+          const scope = yield* Effect.scope
+          sub.catchUp = Effect.asVoid(Effect.forkIn(join, scope))
+          yield* sub.catchUp
         })
 
       const subscribeOrg = (orgId: string, sink: SseSink) =>
@@ -381,7 +476,8 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         if (listener.sink.finished) {
           listener.finishedTick ??= tick
           if (tick - listener.finishedTick >= STALLED_TICKS) listener.sink.abort()
-        } else if (tick - listener.lastTick >= KEEP_ALIVE_IDLE_TICKS) offer(listener, KEEP_ALIVE)
+        } else if (listener.waitingTick !== undefined && tick - listener.waitingTick >= STALLED_TICKS) endSlow(listener)
+        else if (tick - listener.lastTick >= KEEP_ALIVE_IDLE_TICKS) offer(listener, KEEP_ALIVE)
       }
       yield* Effect.sync(() => {
         tick++

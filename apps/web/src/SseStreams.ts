@@ -3,6 +3,7 @@ import { Metrics } from "@cowork/observability"
 import { Deferred, Effect, Option, type Scope, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { KEEP_ALIVE_INTERVAL, SessionEventHub } from "./SessionEventHub.ts"
+import { SseChunk } from "./SseChunk.ts"
 import { frame } from "./SseFrames.ts"
 import { SseSink } from "./SseSink.ts"
 import { CAP_RETRY_AFTER_SECONDS, SseStreamCaps } from "./SseStreamCaps.ts"
@@ -24,6 +25,7 @@ const capReached = (maxPerOrg: number) =>
   })
 
 const RETRY_FRAME = encoder.encode(`retry: ${RETRY_HINT_MS}\n\n`)
+const RETRY_CHUNK = new SseChunk(Buffer.from(RETRY_FRAME))
 const KEEP_ALIVE_FRAME = encoder.encode(": keep-alive\n\n")
 
 const SSE_HEADERS = { "cache-control": "no-cache", "x-accel-buffering": "no" }
@@ -73,7 +75,7 @@ export const sseResponse = (
       )
     if (typeof body === "function") {
       const sink = new SseSink()
-      sink.send(RETRY_FRAME)
+      sink.send(RETRY_CHUNK)
       yield* endOn(() => sink.finish())
       yield* body(sink)
       return HttpServerResponse.raw(sink, { contentType: "text/event-stream", headers: SSE_HEADERS })

@@ -197,7 +197,7 @@ it.layer(layer, { excludeTestServices: true })("session events over SSE", (it) =
       }
     }))
 
-  it.effect("a client that stops reading: its stream ends once its backlog passes the buffer (bounded memory); it resumes by id with no gap", () =>
+  it.effect("a client that stops reading while ~12 MB are appended: it gets every frame in order when it reads again (resuming by id if its stream was ended), and a fast stream is never ended", () =>
     Effect.gen(function*() {
       const { token, id } = yield* newSession
       const base = yield* baseUrl
@@ -238,9 +238,11 @@ it.layer(layer, { excludeTestServices: true })("session events over SSE", (it) =
         })
       )
       yield* fast.waitFor((f) => sequences(f).includes(1))
-      // ~12 MB of events in 6 commits, each read on its own (the fast stream has it before the next commit): far more
-      // than the socket buffers plus the 1 MiB a stream may have queued in the process. (One read is always accepted
-      // by a stream with nothing queued; the next ones wait behind it, and the one past the buffer ends the stream.)
+      // ~12 MB of events in 6 commits of ~2 MB, each read on its own (the fast stream has it before the next commit):
+      // far more than the socket buffers plus the 1 MiB a stream may have waiting in the process, and each read larger
+      // than that buffer. A stream with nothing waiting takes the frames that fit and the rest at its client's pace
+      // (the fast one: at once; the paused one: as its socket drains, or it is ended after 10–15 s of taking nothing).
+      // That the process holds at most the buffer per stream is SessionFanout's test (it can look at the sink).
       const big = "x".repeat(100_000)
       let tip = 1
       for (let i = 0; i < 6; i++) {
@@ -249,16 +251,18 @@ it.layer(layer, { excludeTestServices: true })("session events over SSE", (it) =
       }
       assert.deepStrictEqual(sequences(fast.frames()), Array.from({ length: tip }, (_, k) => k + 1))
       yield* fast.close
-      // Reading again, the slow client gets what was queued, then the end of the stream, short of the tip.
+      // Reading again, the slow client gets what was queued and the rest as it takes it (or, if its stream was ended
+      // meanwhile, what was queued and then the end, short of the tip).
       yield* Effect.promise(() => slow.resume(tip))
       const got = [...slow.text().matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))
       assert.isAbove(got.length, 0)
-      assert.isBelow(got[got.length - 1]!, tip, "the stream ended before the backlog it could not take")
       assert.deepStrictEqual(got, Array.from({ length: got.length }, (_, k) => k + 1), "what it got has no gap")
-      const resumed = yield* connect(url, { ...auth, "last-event-id": String(got[got.length - 1]) })
-      const rest = yield* resumed.waitFor((f) => sequences(f).includes(tip), 30_000)
-      assert.deepStrictEqual(sequences(rest), Array.from({ length: tip - got.length }, (_, k) => got.length + k + 1), "the rest, no gap")
-      yield* resumed.close
+      if (got[got.length - 1]! < tip) {
+        const resumed = yield* connect(url, { ...auth, "last-event-id": String(got[got.length - 1]) })
+        const rest = yield* resumed.waitFor((f) => sequences(f).includes(tip), 30_000)
+        assert.deepStrictEqual(sequences(rest), Array.from({ length: tip - got.length }, (_, k) => got.length + k + 1), "the rest, no gap")
+        yield* resumed.close
+      }
     }))
 
   it.effect("ends open streams, answers SSE with 503 + Retry-After and /readyz with a draining check", () =>

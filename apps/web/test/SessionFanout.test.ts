@@ -1,4 +1,5 @@
 import type { SessionEvent } from "@cowork/domain"
+import { Metrics } from "@cowork/observability"
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { ConfigProvider, Deferred, Effect, Exit, Layer, PubSub, Scope, Stream } from "effect"
@@ -84,16 +85,22 @@ const setup = (bufferBytes = 1024 * 1024, coalesceMs = 0) =>
       workflowChanges: Effect.succeed(Stream.never),
       resyncs: Effect.succeed(Stream.never)
     })
+    const metrics = (yield* Layer.build(Metrics.layerTest("web"))).mapUnsafe.get(Metrics.key) as Metrics["Service"]
     const context = yield* Layer.build(SessionEventHub.layer.pipe(
       Layer.provide(Layer.succeed(EventLog, log.eventLog)),
       Layer.provide(Layer.succeed(ChangeFeed, feed)),
+      Layer.provide(Layer.succeed(Metrics, metrics)),
       Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({
         OPEN_COWORK_CLOUD_SSE_BACKSTOP_POLL_MS: "600000",
         OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES: String(bufferBytes),
         OPEN_COWORK_CLOUD_SSE_COALESCE_MS: String(coalesceMs)
       })))
     ))
-    return { log, hub: context.mapUnsafe.get(SessionEventHub.key) as SessionEventHub["Service"] }
+    return {
+      log,
+      hub: context.mapUnsafe.get(SessionEventHub.key) as SessionEventHub["Service"],
+      metrics
+    }
   })
 
 /** One client: the ids it received over all its connections, and its current connection. */
@@ -332,6 +339,73 @@ it.live("a subscriber that falls more than its buffer behind is ended; it resume
     assertExactly(fast, log.tip("s1"), "fast")
   })))
 
+it.live("a read larger than a stream's buffer: the stream never holds more than its buffer, it takes the rest at its client's pace, and a fast one is not ended", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const buffer = 4_096
+    const { log, hub, metrics } = yield* setup(buffer)
+    const fast: Client = { sessionId: "s1", start: 0, received: [] }
+    const slow: Client = { sessionId: "s1", start: 0, received: [] }
+    yield* connect(hub, fast)
+    const drainSlow = yield* connect(hub, slow, false)
+    // One notification, one read of 150 events (~22 KiB of frames, five times the buffer), to a stream with nothing
+    // queued that does not read (before: all of it was queued at once) and to one that reads.
+    yield* log.append("s1", 150)
+    yield* eventually(() => fast.received.length === 150, "the fast stream has the read")
+    yield* eventually(() => slow.sink!.queuedBytes > 0, "the slow stream has frames queued")
+    assert.isAtMost(slow.sink!.queuedBytes, buffer, "what waits for the client stays within its buffer")
+    // More while it does not read: still within the buffer.
+    yield* log.append("s1", 50)
+    yield* eventually(() => fast.received.length === 200, "the fast stream has the second read")
+    assert.isAtMost(slow.sink!.queuedBytes, buffer, "still within the buffer")
+    assert.isFalse(slow.sink!.finished, "not ended: it had nothing waiting when the read came")
+    // Reading again, it gets everything, in order, no gap; so did the fast one, which was never ended.
+    yield* Effect.forkDetach(drainSlow)
+    yield* eventually(() => slow.received[slow.received.length - 1] === 200, "slow caught up")
+    assertExactly(slow, 200, "slow")
+    assertExactly(fast, 200, "fast")
+    assert.isFalse(fast.ended || slow.ended, "neither stream ended")
+    assert.strictEqual(yield* metrics.read("open_cowork_cloud_sse_stream_writes_total", { outcome: "slow_consumer" }), 0)
+    // Both still live.
+    yield* log.append("s1", 1)
+    yield* eventually(() => fast.received.length === 201 && slow.received.length === 201, "both live")
+    // A single frame larger than the whole buffer still reaches a stream with nothing queued (it cannot be split).
+    const tiny = yield* setup(64)
+    const one: Client = { sessionId: "s2", start: 0, received: [] }
+    yield* connect(tiny.hub, one)
+    yield* tiny.log.append("s2", 2)
+    yield* eventually(() => one.received.length === 2, "one large frame at a time")
+  })))
+
+it.effect("a stream catching up on a read larger than its buffer whose client takes nothing is ended 3 ticks later and closed 3 after", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const buffer = 4_096
+    const { log, hub } = yield* setup(buffer)
+    let destinationDestroyed = false
+    const stalled = new Writable({
+      highWaterMark: 1_024,
+      write: () => {},
+      destroy: (error, callback) => {
+        destinationDestroyed = true
+        callback(error)
+      }
+    })
+    const sink = new SseSink()
+    sink.pipe(stalled)
+    yield* hub.subscribeSession("s1", 0, sink)
+    yield* log.append("s1", 150)
+    for (let i = 0; i < 200 && sink.queuedBytes === 0; i++) yield* Effect.yieldNow
+    assert.isAbove(sink.queuedBytes, 0)
+    assert.isAtMost(sink.queuedBytes, buffer)
+    assert.isFalse(sink.finished, "waiting for its client, not ended yet")
+    yield* TestClock.adjust("15 seconds")
+    for (let i = 0; i < 100 && !sink.finished; i++) yield* Effect.yieldNow
+    assert.isTrue(sink.finished, "ended after 3 ticks of waiting")
+    assert.isFalse(destinationDestroyed)
+    yield* TestClock.adjust("20 seconds")
+    for (let i = 0; i < 100 && !destinationDestroyed; i++) yield* Effect.yieldNow
+    assert.isTrue(destinationDestroyed, "its connection is closed 3 ticks later")
+  })))
+
 it.effect("every idle session stream gets a `: keep-alive` comment every 15 s from the one process-wide timer; a busy one none", () =>
   Effect.scoped(Effect.gen(function*() {
     const { log, hub } = yield* setup()
@@ -457,9 +531,10 @@ it.effect("a stream ended for being too far behind whose client still takes noth
     yield* hub.subscribeSession("s1", 0, slowSink)
     const reading: Client = { sessionId: "s1", start: 0, received: [] }
     yield* connect(hub, reading)
-    for (let n = 1; n <= 4; n++) {
-      yield* log.append("s1", 100)
-      for (let i = 0; i < 100 && reading.received.length < 100 * n; i++) yield* Effect.yieldNow
+    // Reads of 20 events (~3 KiB) each fit the reading stream's buffer; the stalled one's fill up.
+    for (let n = 1; n <= 20; n++) {
+      yield* log.append("s1", 20)
+      for (let i = 0; i < 100 && reading.received.length < 20 * n; i++) yield* Effect.yieldNow
     }
     assert.strictEqual(reading.received.length, 400)
     assert.isTrue(slowSink.finished, "ended for being more than the buffer behind")

@@ -420,6 +420,14 @@ export const MetricsCatalog = {
   open_cowork_cloud_channel_prompts_total: counter(
     "Inbound channel messages prompted, by result (duplicate: the provider event id was already prompted; answered: the text answered the ask the session waits on).",
     { result: ["prompted", "duplicate", "answered"] }
+  ),
+  open_cowork_cloud_sse_fanout_cpu_ms_total: counter(
+    "Main-thread CPU milliseconds of the SSE session fan-out, by part: encode (rendering and encoding each read once per session, whatever its subscribers) and write (handing it to each subscriber's socket: one write per stream per read, the part that grows with subscribers).",
+    { part: ["encode", "write"] }
+  ),
+  open_cowork_cloud_sse_stream_writes_total: counter(
+    "Writes of event frames to SSE session streams by the fan-out (one per stream per read), and streams it ended for being too far behind (slow_consumer).",
+    { outcome: ["written", "slow_consumer"] }
   )
 } as const satisfies Record<string, MetricSpec>
 
