@@ -14,7 +14,12 @@
  * - cores busy: the web process, the SSE client process(es) and the driver (which sends the prompts), each on its
  *   own — the clients run in `sseClients.ts` processes (BENCH_SSE_CLIENT_PROCS, default 1) so that parsing every
  *   frame neither delays the prompts nor the clients' clock readings;
- * - RSS per stream: the web process's RSS with the streams open minus before, divided by the streams.
+ * - RSS per stream: the web process's RSS with the streams open minus before, divided by the streams;
+ * - the split of the web CPU per prompt (the web's own counters, `/metrics`): per stream = the fan-out's writes to the
+ *   streams' sockets (main-thread CPU of the loop that hands each read to every subscriber: one write per stream per
+ *   read, the syscall included), per session = rendering + encoding each read once, and the rest (the prompt's
+ *   request, the reads, decoding the rows, everything else) = web CPU − both. "Independent of subscribers except the
+ *   socket write" holds when the rest and the per-session part stay flat across rows while the write part grows.
  *
  * Idle: `cowork up` (the all-in-one: web + worker + scheduler) with 1,000 open session streams, Postgres
  * statements per minute over a window (pg_stat_statements calls), with the statements that made them.
@@ -142,6 +147,20 @@ const readCalls = Effect.gen(function*() {
   return { calls: Number(rows[0]!.calls), ms: Number(rows[0]!.ms) }
 }).pipe(Effect.orDie)
 
+/** The web's fan-out counters (`/metrics`, operator token): CPU ms by part, writes to streams. */
+const fanoutCounters = async (baseUrl: string, token: string) => {
+  const response = await fetch(`${baseUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+  if (!response.ok) return undefined
+  const text = await response.text()
+  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0)
+  return {
+    encodeMs: value(/^open_cowork_cloud_sse_fanout_cpu_ms_total\{[^}]*part="encode"[^}]*\} (\S+)$/m),
+    writeMs: value(/^open_cowork_cloud_sse_fanout_cpu_ms_total\{[^}]*part="write"[^}]*\} (\S+)$/m),
+    writes: value(/^open_cowork_cloud_sse_stream_writes_total\{[^}]*outcome="written"[^}]*\} (\S+)$/m),
+    slow: value(/^open_cowork_cloud_sse_stream_writes_total\{[^}]*outcome="slow_consumer"[^}]*\} (\S+)$/m)
+  }
+}
+
 interface PhaseResult {
   readonly subscribersPerSession: number
   readonly streams: number
@@ -153,6 +172,19 @@ interface PhaseResult {
   /** Mean execution time of one event read inside Postgres (pg_stat_statements). */
   readonly readExecMs: number
   readonly webCpuMsPerPrompt: number
+  /**
+   * The split of `webCpuMsPerPrompt` from the web's counters: per stream (the fan-out's socket writes), per session
+   * (render + encode once per read), the rest (request, reads, decoding, everything else); writes per prompt and the
+   * CPU per write. Undefined when the web's `/metrics` was not readable.
+   */
+  readonly split?: {
+    readonly writeMsPerPrompt: number
+    readonly encodeMsPerPrompt: number
+    readonly restMsPerPrompt: number
+    readonly writesPerPrompt: number
+    readonly usPerWrite: number
+    readonly slowConsumers: number
+  }
   /** Cores the web process / the SSE client processes / the benchmark's driver (prompts) used over the phase. */
   readonly webCpuShare: number
   readonly clientCpuShare: number
@@ -186,6 +218,7 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       Promise.all(clients.map((client) => client.ask({ type: "count" }))).then((replies) => replies.reduce((sum, r) => sum + r.frames, 0))
 
     const readsBefore = yield* readCalls
+    const countersBefore = yield* Effect.promise(() => fanoutCounters(baseUrl, token))
     const cpuBefore = procUsage(webPid).cpuMs
     const clientBefore = clientCpu()
     const driverBefore = process.cpuUsage()
@@ -221,6 +254,7 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       if ((settled && (yield* Effect.promise(receivedFrames)) >= expected) || Date.now() > deadline) break
     }
     const cpuAfter = procUsage(webPid).cpuMs
+    const countersAfter = yield* Effect.promise(() => fanoutCounters(baseUrl, token))
     const clientMs = clientCpu() - clientBefore
     const driver = process.cpuUsage(driverBefore)
     const phaseMs = performance.now() - phaseStarted
@@ -254,6 +288,21 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       readsPerNotification: round((readsAfter.calls - readsBefore.calls) / Math.max(1, notifications), 2),
       readExecMs: round((readsAfter.ms - readsBefore.ms) / Math.max(1, readsAfter.calls - readsBefore.calls), 2),
       webCpuMsPerPrompt: round((cpuAfter - cpuBefore) / total, 2),
+      ...(countersBefore === undefined || countersAfter === undefined ? {} : (() => {
+        const writeMs = countersAfter.writeMs - countersBefore.writeMs
+        const encodeMs = countersAfter.encodeMs - countersBefore.encodeMs
+        const writes = countersAfter.writes - countersBefore.writes
+        return {
+          split: {
+            writeMsPerPrompt: round(writeMs / total, 2),
+            encodeMsPerPrompt: round(encodeMs / total, 3),
+            restMsPerPrompt: round((cpuAfter - cpuBefore - writeMs - encodeMs) / total, 2),
+            writesPerPrompt: round(writes / total, 1),
+            usPerWrite: round((writeMs * 1000) / Math.max(1, writes), 1),
+            slowConsumers: countersAfter.slow - countersBefore.slow
+          }
+        }
+      })()),
       webCpuShare: round((cpuAfter - cpuBefore) / phaseMs, 2),
       clientCpuShare: round(clientMs / phaseMs, 2),
       driverCpuShare: round((driver.user + driver.system) / 1000 / phaseMs, 2),
@@ -385,6 +434,22 @@ const report = (results: any) => {
     for (const p of results.fanout as Array<PhaseResult>) {
       lines.push(
         `| ${p.subscribersPerSession} | ${p.streams} | ${p.prompts} (${p.offeredRate}) | ${p.notifications} | ${p.eventReads} | ${p.readsPerNotification} (${p.readExecMs} ms each in Postgres) | ${p.webCpuMsPerPrompt} ms (${p.webCpuShare} / ${p.clientCpuShare} / ${p.driverCpuShare}) | ${p.rssPerStreamKiB} KiB | ${p.latency.p50} / ${p.latency.p99} / ${p.latency.max} ms (${p.latency.samples} frames) | ${p.fanoutDelay.p50} / ${p.fanoutDelay.p99} / ${p.fanoutDelay.max} ms (${p.fanoutDelay.samples}) | ${p.gaps} / ${p.duplicates} / ${p.missingFrames} | ${p.failedPrompts} | ${p.post.p50} / ${p.post.p99} ms |`
+      )
+    }
+    const split = (results.fanout as Array<PhaseResult>).filter((p) => p.split !== undefined)
+    if (split.length > 0) {
+      lines.push(
+        "",
+        "Web CPU per prompt, split (the web's `open_cowork_cloud_sse_fanout_cpu_ms_total` / `_stream_writes_total`): per stream =",
+        "the fan-out loop handing each read to every subscriber's socket (one write per stream per read, syscall included);",
+        "per session = rendering + encoding each read once; the rest = the prompt's request, the reads, decoding, everything",
+        "else (web CPU − both). Independent of subscribers except the socket write when per session and the rest stay flat.",
+        "",
+        "| subscribers / session | web CPU / prompt | per stream: writes | writes / prompt | CPU / write | per session: render + encode | the rest | without the per-stream writes | slow consumers ended |",
+        "|---|---|---|---|---|---|---|---|---|",
+        ...split.map((p) =>
+          `| ${p.subscribersPerSession} | ${p.webCpuMsPerPrompt} ms | ${p.split!.writeMsPerPrompt} ms | ${p.split!.writesPerPrompt} | ${p.split!.usPerWrite} µs | ${p.split!.encodeMsPerPrompt} ms | ${p.split!.restMsPerPrompt} ms | ${round(p.webCpuMsPerPrompt - p.split!.writeMsPerPrompt, 2)} ms | ${p.split!.slowConsumers} |`
+        )
       )
     }
   }
