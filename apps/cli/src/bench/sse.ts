@@ -152,6 +152,8 @@ const fanoutCounters = async (baseUrl: string, token: string) => {
   const response = await fetch(`${baseUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })
   if (!response.ok) return undefined
   const text = await response.text()
+  // A web process from before the counters (a "before" tree in a before/after pair) has no split to report.
+  if (!text.includes("open_cowork_cloud_sse_fanout_cpu_ms_total")) return undefined
   const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0)
   return {
     encodeMs: value(/^open_cowork_cloud_sse_fanout_cpu_ms_total\{[^}]*part="encode"[^}]*\} (\S+)$/m),
