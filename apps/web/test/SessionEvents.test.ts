@@ -6,6 +6,7 @@ import { Effect, Fiber, Layer, Stream } from "effect"
 import { FetchHttpClient } from "effect/http"
 import { SqlClient } from "effect/sql"
 import * as Http from "node:http"
+import * as Net from "node:net"
 import { WebLifecycle } from "../src/WebLifecycle.ts"
 import { connect, eventData } from "../../../test/support/SseClient.ts"
 import { baseUrl, layer, orgWithToken, request, serverLayer } from "./support/WebTestServer.ts"
@@ -263,6 +264,67 @@ it.layer(layer, { excludeTestServices: true })("session events over SSE", (it) =
         assert.deepStrictEqual(sequences(rest), Array.from({ length: tip - got.length }, (_, k) => got.length + k + 1), "the rest, no gap")
         yield* resumed.close
       }
+    }))
+
+  it.effect("on the wire: HTTP/1.1 gets exact chunked framing (frames written straight to the socket), HTTP/1.0 the bare frames", () =>
+    Effect.gen(function*() {
+      const { token, id } = yield* newSession
+      const { hostname, port } = new URL(yield* baseUrl)
+      /** A raw connection sending `GET` in `version`: everything it received, and a wait for a condition on it. */
+      const raw = (version: string) => {
+        let text = ""
+        const waiters: Array<() => void> = []
+        const socket = Net.connect(Number(port), hostname, () =>
+          socket.write(`GET /api/sessions/${id}/events HTTP/${version}\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`))
+        socket.setEncoding("latin1")
+        socket.on("data", (chunk: string) => {
+          text += chunk
+          for (const waiter of waiters.splice(0)) waiter()
+        })
+        const waitFor = (done: (text: string) => boolean) =>
+          Effect.promise(() =>
+            new Promise<string>((resolve) => {
+              const check = () => (done(text) ? resolve(text) : waiters.push(check))
+              check()
+            })
+          )
+        return { socket, waitFor }
+      }
+      const a = raw("1.1")
+      const b = raw("1.0")
+      yield* a.waitFor((text) => text.includes("id: 1\n"))
+      yield* b.waitFor((text) => text.includes("id: 1\n"))
+      // Live frames after the headers went out: the ones written straight to the socket.
+      yield* workerAppend(id, ["one", "two", "three"])
+      const tip = yield* workerAppend(id, ["four"])
+      const complete = (text: string) => text.includes(`id: ${tip}\n`) && /\n\n(\r\n)?$/.test(text)
+      const t11 = yield* a.waitFor(complete)
+      const t10 = yield* b.waitFor(complete)
+      a.socket.destroy()
+      b.socket.destroy()
+      // HTTP/1.1: a chunked body whose every chunk is `<hex size>\r\n<size bytes>\r\n`, and the frames in it.
+      const [head11, body11] = [t11.slice(0, t11.indexOf("\r\n\r\n")), t11.slice(t11.indexOf("\r\n\r\n") + 4)]
+      assert.match(head11, /^HTTP\/1\.1 200/)
+      assert.match(head11, /transfer-encoding: chunked/i)
+      let at = 0
+      let decoded = ""
+      while (at < body11.length) {
+        const lineEnd = body11.indexOf("\r\n", at)
+        assert.isAbove(lineEnd, at, "a chunk size line")
+        const size = Number.parseInt(body11.slice(at, lineEnd), 16)
+        assert.isAbove(size, 0, "no terminating chunk: the stream is still open")
+        decoded += body11.slice(lineEnd + 2, lineEnd + 2 + size)
+        assert.strictEqual(body11.slice(lineEnd + 2 + size, lineEnd + 4 + size), "\r\n", "each chunk ends with CRLF")
+        at = lineEnd + 4 + size
+      }
+      const ids = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))
+      assert.deepStrictEqual(ids(decoded), Array.from({ length: tip }, (_, k) => k + 1))
+      assert.isTrue(decoded.startsWith("retry: 2000\n\n"))
+      // HTTP/1.0: no chunked encoding, the bare frames.
+      const [head10, body10] = [t10.slice(0, t10.indexOf("\r\n\r\n")), t10.slice(t10.indexOf("\r\n\r\n") + 4)]
+      assert.match(head10, /^HTTP\/1\.1 200/)
+      assert.notMatch(head10, /transfer-encoding/i)
+      assert.strictEqual(body10, decoded, "the same bytes, unframed")
     }))
 
   it.effect("ends open streams, answers SSE with 503 + Retry-After and /readyz with a draining check", () =>
