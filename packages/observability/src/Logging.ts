@@ -1,4 +1,4 @@
-import { Cause, Context, Effect, Layer, Logger, type LogLevel, References, Tracer } from "effect"
+import { Cause, Context, Effect, Layer, Logger, LogLevel, References, Tracer } from "effect"
 import type { Role } from "./MetricsCatalog.ts"
 import { redact, redactDeep } from "./Redaction.ts"
 
@@ -49,16 +49,42 @@ export const jsonLogger = (role: Role, write: (line: string) => void): Logger.Lo
   Logger.make((options) => write(JSON.stringify(toRecord(role, options))))
 
 /**
- * Lines for a process stream, written in batches: one `write` per 50 ms window instead of one per line (writes to a
- * file or pipe are synchronous in Node, so per-line writes cost the event loop a syscall each — and wake the reader;
- * at a few hundred commands a second, 10 ms windows still cost ~2 % of the process's CPU in writes). Flushed when
- * the logger's scope closes.
+ * Lines for a process stream. Info and debug lines are written in batches: one `write` per 50 ms window instead of
+ * one per line (writes to a file or pipe are synchronous in Node, so per-line writes cost the event loop a syscall
+ * each — and wake the reader; at a few hundred commands a second, 10 ms windows still cost ~2 % of the process's CPU
+ * in writes). A warn, error or fatal line is written at once, with the batch before it, in order: a process killed
+ * (SIGKILL, OOM) right after it does not take it along. What is pending is written when the logger's scope closes
+ * and when the process exits (`process.exit` included).
  */
-const batchedTo = (role: Role, stream: NodeJS.WritableStream) =>
-  Logger.batched(Logger.make((options) => JSON.stringify(toRecord(role, options))), {
-    window: "50 millis",
-    flush: (lines) => Effect.sync(() => { stream.write(`${lines.join("\n")}\n`) })
-  })
+const streamLogger = (role: Role, stream: NodeJS.WritableStream) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      let pending: Array<string> = []
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const flush = () => {
+        if (timer !== undefined) clearTimeout(timer)
+        timer = undefined
+        if (pending.length === 0) return
+        const text = `${pending.join("\n")}\n`
+        pending = []
+        stream.write(text)
+      }
+      const logger = Logger.make((options) => {
+        pending.push(JSON.stringify(toRecord(role, options)))
+        if (LogLevel.isGreaterThanOrEqualTo(options.logLevel, "Warn")) flush()
+        else if (timer === undefined) timer = setTimeout(flush, BATCH_WINDOW_MS).unref()
+      })
+      process.on("exit", flush)
+      return { logger, flush }
+    }),
+    ({ flush }) =>
+      Effect.sync(() => {
+        process.off("exit", flush)
+        flush()
+      })
+  ).pipe(Effect.map(({ logger }) => logger))
+
+const BATCH_WINDOW_MS = 50
 
 /** The variable that sets the least severe level a role logs (any case): `debug`, `info` (default), `warn`, `error`. */
 export const LOG_LEVEL_VARIABLE = "OPEN_COWORK_CLOUD_LOG_LEVEL"
@@ -77,7 +103,7 @@ export const minimumLogLevel = (value: string | undefined): { readonly level: Lo
  * A process logger at the level OPEN_COWORK_CLOUD_LOG_LEVEL names. An unknown value does not stop the role (its
  * logs are what tells the operator): it logs at info and says, in one warning line, which values are accepted.
  */
-const processLogger = (logger: ReturnType<typeof batchedTo>): Layer.Layer<never> =>
+const processLogger = (logger: ReturnType<typeof streamLogger>): Layer.Layer<never> =>
   levelFrom(process.env[LOG_LEVEL_VARIABLE], true).pipe(Layer.provideMerge(Logger.layer([logger])))
 
 /** A role's composition builds its logger more than once (its layers, then its main effect): the refusal is said once. */
@@ -101,9 +127,9 @@ const levelFrom = (value: string | undefined, oncePerProcess = false): Layer.Lay
 
 export const Logging = {
   /** Replaces the default logger with redacted JSON lines on stdout, at the level of OPEN_COWORK_CLOUD_LOG_LEVEL. */
-  layer: (role: Role): Layer.Layer<never> => processLogger(batchedTo(role, process.stdout)),
+  layer: (role: Role): Layer.Layer<never> => processLogger(streamLogger(role, process.stdout)),
   /** The same on stderr, for CLIs whose stdout carries what a command prints for its caller (a token). */
-  layerStderr: (role: Role): Layer.Layer<never> => processLogger(batchedTo(role, process.stderr)),
+  layerStderr: (role: Role): Layer.Layer<never> => processLogger(streamLogger(role, process.stderr)),
   /** The same logger writing to `write`, for tests and for collecting lines into a diagnostics bundle. */
   layerTo: (role: Role, write: (line: string) => void): Layer.Layer<never> => Logger.layer([jsonLogger(role, write)]),
   /** The minimum level a value of OPEN_COWORK_CLOUD_LOG_LEVEL names (what `layer` applies), for tests. */

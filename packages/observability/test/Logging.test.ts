@@ -1,3 +1,5 @@
+import * as ChildProcess from "node:child_process"
+import * as Path from "node:path"
 import { Logging, minimumLogLevel } from "@cowork/observability"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
@@ -96,4 +98,46 @@ describe("OPEN_COWORK_CLOUD_LOG_LEVEL", () => {
       assert.strictEqual(lines[0]!.value, "loud")
       assert.deepStrictEqual(minimumLogLevel("verbose"), { level: "Info", refused: "verbose" })
     }))
+})
+
+/** `Logging.layer` in a real process (test/fixtures/logAndStop.ts): what survives a SIGKILL, an exit, and batching. */
+describe("Logging.layer in a process", () => {
+  const fixture = Path.join(import.meta.dirname, "fixtures", "logAndStop.ts")
+  const run = (how: string, onStderr: (text: string, child: ChildProcess.ChildProcess) => void = () => {}) =>
+    new Promise<{ stdout: string; stderr: string; code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      const child = ChildProcess.spawn(process.execPath, [fixture, how], { stdio: ["ignore", "pipe", "pipe"] })
+      let stdout = ""
+      let stderr = ""
+      child.stdout.on("data", (chunk) => { stdout += chunk })
+      child.stderr.on("data", (chunk) => {
+        stderr += chunk
+        onStderr(stderr, child)
+      })
+      child.once("error", reject)
+      child.once("close", (code, signal) => resolve({ stdout, stderr, code, signal }))
+    })
+  const messages = (stdout: string) => stdout.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line).message)
+
+  it("an error line is on stdout when the process is SIGKILLed right after logging it, with the info line before it", async () => {
+    const result = await run("hang", (stderr, child) => {
+      if (stderr.includes("logged\n")) child.kill("SIGKILL")
+    })
+    assert.strictEqual(result.signal, "SIGKILL", result.stderr)
+    assert.deepStrictEqual(messages(result.stdout), ["before the error", "the error line"])
+  }, 30_000)
+
+  it("a pending info line is written when the process exits", async () => {
+    const result = await run("exit")
+    assert.strictEqual(result.code, 3, result.stderr)
+    assert.deepStrictEqual(messages(result.stdout), ["the last words"])
+  }, 30_000)
+
+  it("info lines are still written in batches, not one write each", async () => {
+    const result = await run("batch")
+    assert.strictEqual(result.code, 0, result.stderr)
+    assert.strictEqual(messages(result.stdout).length, 200)
+    const writes = Number(/writes (\d+)/.exec(result.stderr)?.[1])
+    assert.isAtLeast(writes, 1)
+    assert.isAtMost(writes, 5, "200 lines logged back to back go out in a few writes")
+  }, 30_000)
 })
