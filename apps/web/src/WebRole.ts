@@ -15,6 +15,7 @@ import {
   PgOffboarding,
   PgProjections,
   PgQuotas,
+  PgQueueControls,
   PgSessionStore,
   PgThreads,
   PgTokens,
@@ -41,6 +42,7 @@ import * as MemberHandlers from "./MemberHandlers.ts"
 import * as OperatorHandlers from "./OperatorHandlers.ts"
 import * as OrgAdminHandlers from "./OrgAdminHandlers.ts"
 import * as PolicyHandlers from "./PolicyHandlers.ts"
+import * as QueueControlHandlers from "./QueueControlHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
 import * as QuotaPolicy from "./QuotaPolicy.ts"
 import * as RequestLimits from "./RequestLimits.ts"
@@ -69,6 +71,7 @@ export const routes = Layer.mergeAll(
     Layer.provide(ChannelHandlers.layer),
     Layer.provide(SessionAskHandlers.layer),
     Layer.provide(ThreadHandlers.layer),
+    Layer.provide(QueueControlHandlers.layer),
     Layer.provide(AuthenticationLive.layer),
     Layer.provide(TokenVerifier.layer),
     Layer.provide([BrowserAuth.layer, RequestLimits.layer, QuotaPolicy.layer]),
@@ -139,7 +142,8 @@ export const layerPgAdapters = Layer.mergeAll(
   PgUsage.layer,
   PgThreads.layer,
   PgChannelStore.layer,
-  PgDeliveryFeed.layerConfig
+  PgDeliveryFeed.layerConfig,
+  PgQueueControls.layer
 )
 
 /**

@@ -2,7 +2,7 @@ import { authorizationTable } from "@cowork/domain"
 import { WebhookSignature } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { baseUrl, layer, orgWithToken, request, tokenFor } from "./support/WebTestServer.ts"
+import { baseUrl, layer, orgWithToken, platformToken, request, tokenFor } from "./support/WebTestServer.ts"
 
 /**
  * The HTTP contract the team's API document states (the routes, fields and statuses existing operator runbooks, smoke
@@ -81,13 +81,6 @@ const documented: ReadonlyArray<readonly [Section, string, string]> = [
   ["tenant", "POST", "/api/channels/deliveries/:id/dead-letter"]
 ]
 
-/**
- * Documented queue controls the web role does not serve yet (reported, not invented here): a session retry and a
- * command dead-letter need a defined effect on the mailbox, its quotas and the event log before they get a route.
- * Listed so that the gap is explicit and this list fails the day either is served (then remove it from here).
- */
-const NOT_SERVED_YET = ["POST /api/sessions/:id/retry", "POST /api/admin/commands/:id/dead-letter"]
-
 const served = new Map(authorizationTable().map((row) => [`${row.method} ${row.path}`, row]))
 
 it("every documented route is served, under the audience the document puts it", () => {
@@ -107,7 +100,7 @@ it("every documented route is served, under the audience the document puts it", 
       : row.scopes.includes("web") || row.scopes.includes("admin")
     if (!ok) wrongAudience.push(`${key} (documented ${section}; served for ${row.audience} [${row.scopes.join(",")}])`)
   }
-  assert.deepStrictEqual(missing, NOT_SERVED_YET, "documented routes the web role does not serve")
+  assert.deepStrictEqual(missing, [], "documented routes the web role does not serve")
   assert.deepStrictEqual(wrongAudience, [])
 })
 
@@ -312,5 +305,52 @@ it.layer(layer, { excludeTestServices: true })("the documented statuses and fiel
       for (const action of ["retry", "dead-letter"]) {
         assert.strictEqual((yield* request("POST", `/api/channels/deliveries/cdl_nope/${action}`, { token, body: {} })).status, 404, action)
       }
+    }))
+
+  it.effect("queue controls: dead-letter a pending command, retry the session's failed prompt (operator tokens, own org)", () =>
+    Effect.gen(function*() {
+      const tenant = yield* orgWithToken(["web", "admin"])
+      const operator = yield* tokenFor(tenant.orgId, ["operator"])
+      const webOnly = yield* tokenFor(tenant.orgId, ["web"])
+      const stranger = yield* tokenFor((yield* orgWithToken(["admin"])).orgId, ["operator"])
+      const session = (yield* request("POST", "/api/sessions", { token: tenant.token, body: {} })).body.session.id as string
+      const stuck = (yield* request("POST", `/api/sessions/${session}/prompt`, { token: tenant.token, body: { text: "stuck", agent: "plan" } })).body.commandId as string
+      const deadLetter = (token: string | undefined, body: unknown = {}) =>
+        request("POST", `/api/admin/commands/${stuck}/dead-letter`, { token, body })
+
+      assert.strictEqual((yield* deadLetter(undefined)).status, 401)
+      assert.strictEqual((yield* deadLetter(webOnly)).status, 403)
+      assert.strictEqual((yield* deadLetter(stranger)).status, 404, "another org's command")
+      const tooLong = yield* deadLetter(operator, { reason: "x".repeat(501) })
+      assert.strictEqual(tooLong.status, 400)
+      assert.include(JSON.stringify(tooLong.body), "reason")
+      const dead = yield* deadLetter(operator, { reason: "poisoned the queue" })
+      assert.strictEqual(dead.status, 200, JSON.stringify(dead.body))
+      assert.deepStrictEqual(dead.body.command, { id: stuck, sessionId: session, kind: "prompt", status: "dead" })
+      const again = yield* deadLetter(operator)
+      assert.strictEqual(again.status, 409)
+      errorShape(again.body, "conflict")
+      assert.strictEqual(again.body.error.details.status, "dead")
+
+      const retry = (token: string) => request("POST", `/api/sessions/${session}/retry`, { token })
+      assert.strictEqual((yield* retry(stranger)).status, 404, "another org's session")
+      const retried = yield* retry(operator)
+      assert.strictEqual(retried.status, 202, JSON.stringify(retried.body))
+      assert.strictEqual(retried.body.retriedCommandId, stuck)
+      const view = (yield* request("GET", `/api/sessions/${session}/view`, { token: tenant.token })).body
+      assert.deepStrictEqual(view.messages.map((m: { text: string }) => m.text), ["stuck", "stuck"], "the same text queued again")
+      const nothing = yield* retry(operator)
+      assert.strictEqual(nothing.status, 409, "the latest prompt (the retry) has not failed")
+
+      const platform = yield* platformToken
+      const pending = (yield* request("POST", `/api/sessions/${session}/prompt`, { token: tenant.token, body: { text: "later" } })).body.commandId as string
+      const byPlatform = yield* request("POST", `/api/admin/commands/${pending}/dead-letter`, { token: platform, body: {} })
+      assert.strictEqual(byPlatform.status, 200, "a platform operator reaches every org")
+
+      const audit = (yield* request("GET", "/api/admin/audit?limit=50", { token: tenant.token })).body.events as Array<{ action: string; target: string }>
+      assert.deepStrictEqual(
+        audit.filter((e) => e.action === "command.dead_lettered" || e.action === "session.retried").map((e) => `${e.action} ${e.target}`).sort(),
+        [`command.dead_lettered command:${pending}`, `command.dead_lettered command:${stuck}`, `session.retried session:${session}`].sort()
+      )
     }))
 })

@@ -31,6 +31,7 @@ interface Fixtures {
   readonly binding: string
   readonly route: string
   readonly identity: string
+  readonly command: string
 }
 
 interface Response {
@@ -113,6 +114,7 @@ const pathFor = (row: AuthorizationRow, fixtures: Fixtures): string | undefined 
     if (row.path.startsWith("/api/channels/bindings/:id")) return param === "id" ? fixtures.binding : param === "rid" ? fixtures.route : undefined
     if (row.path.startsWith("/api/channels/identities/:id")) return param === "id" ? fixtures.identity : undefined
     if (row.path.startsWith("/api/admin/orgs/:id")) return param === "id" ? fixtures.orgId : undefined
+    if (row.path.startsWith("/api/admin/commands/:id")) return param === "id" ? fixtures.command : undefined
     return undefined
   }
   let unresolved = false
@@ -138,6 +140,7 @@ const orgFixtures = Effect.gen(function*() {
       return JSON.parse(response.body)
     })
   const session = (yield* send("POST", "/api/sessions", json({}))).session.id as string
+  const command = (yield* send("POST", `/api/sessions/${session}/prompt`, json({ text: "matrix" }))).commandId as string
   const artifact = (yield* send("POST", `/api/sessions/${session}/artifacts?name=a.txt`, { type: "text/plain", data: "hi" })).artifact.id as string
   const pool = (yield* send("POST", "/api/admin/worker-pools", json({ name: "p", mode: "self_hosted", maxWorkers: 4, maxConcurrentWork: 4 }))).pool.id as string
   const worker = (yield* send("POST", "/api/admin/workers", json({ poolId: pool }))).worker.id as string
@@ -177,7 +180,8 @@ const orgFixtures = Effect.gen(function*() {
     account: account.id,
     binding,
     route,
-    identity: channelIdentity
+    identity: channelIdentity,
+    command
   } satisfies Fixtures
 }).pipe(Effect.orDie)
 

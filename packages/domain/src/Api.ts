@@ -14,6 +14,7 @@ import { AuthApi, ConfigApi, WorkspaceApi } from "./AuthApi.ts"
 import { BoundedJson, Id, isStorableText, PageLimit, SessionCursor, Text } from "./Input.ts"
 import { MembersApi } from "./MembersApi.ts"
 import { OrgAdminApi } from "./OrgAdminApi.ts"
+import { QueueControlsApi } from "./QueueControlsApi.ts"
 import { PolicyApi } from "./PolicyApi.ts"
 import { UsageApi } from "./UsageApi.ts"
 import { SessionAsksApi } from "./SessionAsksApi.ts"
@@ -312,6 +313,7 @@ export class Api extends HttpApi.make("cowork-cloud")
   .add(SessionAsksApi)
   .add(ThreadsApi)
   .add(OrgAdminApi)
+  .add(QueueControlsApi)
   .annotateMerge(OpenApi.annotations({ title: "Cowork Cloud API" }))
 {}
 

@@ -122,7 +122,9 @@ export const HTTP_ROUTES = [
   "/api/threads",
   "/api/threads/tags",
   "/api/threads/smart-filters",
-  "/api/admin/orgs/:id/offboard"
+  "/api/admin/orgs/:id/offboard",
+  "/api/sessions/:id/retry",
+  "/api/admin/commands/:id/dead-letter"
 ] as const
 
 export type HttpRoute = (typeof HTTP_ROUTES)[number]

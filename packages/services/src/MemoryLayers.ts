@@ -12,6 +12,7 @@ import { EventLog } from "./EventLog.ts"
 import { Heartbeats } from "./Heartbeats.ts"
 import { Identity } from "./Identity.ts"
 import { Quotas } from "./Quotas.ts"
+import { QueueControls } from "./QueueControls.ts"
 import { Retention } from "./Retention.ts"
 import { LeaseStore } from "./LeaseStore.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
@@ -50,5 +51,6 @@ export const layerMemoryControlPlane = Layer.mergeAll(
   ChannelStore.layerMemory,
   DeliveryFeed.layerMemory,
   Threads.layerMemory,
-  Retention.layerMemory
+  Retention.layerMemory,
+  QueueControls.layerMemory
 ).pipe(Layer.provideMerge(Layer.merge(MemoryDatabase.layer, ObjectStore.layerMemory)))

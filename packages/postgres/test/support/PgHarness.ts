@@ -11,6 +11,7 @@ import {
   PgProjections,
   PgQuotas,
   PgRetention,
+  PgQueueControls,
   PgSessionStore,
   PgThreads,
   PgTokens,
@@ -65,7 +66,8 @@ const services = Layer.mergeAll(
   PgDeliveryFeed.layer,
   PgThreads.layer,
   PgQuotas.layer,
-  PgRetention.layer
+  PgRetention.layer,
+  PgQueueControls.layer
 ).pipe(Layer.provideMerge(ObjectStore.layerMemory))
 
 /** A fresh migrated database per test. */

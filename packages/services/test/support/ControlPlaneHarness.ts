@@ -11,6 +11,7 @@ import type {
   ObjectStore,
   Projections,
   Quotas,
+  QueueControls,
   Retention,
   SessionStore,
   Threads,
@@ -40,6 +41,7 @@ export type ControlPlane =
   | Threads
   | Quotas
   | Retention
+  | QueueControls
 
 /**
  * What a contract suite runs against: a fresh store per test (`layer`), and the store's clock. Expiry is driven

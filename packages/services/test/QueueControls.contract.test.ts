@@ -1,0 +1,4 @@
+import { queueControlsContract } from "./support/QueueControlsContract.ts"
+import { memoryHarness } from "./support/ControlPlaneHarness.ts"
+
+queueControlsContract(memoryHarness)
