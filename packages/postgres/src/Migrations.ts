@@ -522,6 +522,23 @@ CREATE INDEX IF NOT EXISTS cloud_channel_provider_events_abandoned ON cloud_chan
 `
   },
   {
+    id: 27,
+    name: "projection_updates_hot",
+    // Issue 15 target 3. Every append (enqueue's prompt.submitted, start, each fenced append, close) updates its
+    // session's projection row, moving last_sequence and projected_sequence together. The B-tree on their difference
+    // (migration 5) made every such update non-HOT: a new entry in the primary key and a new tuple wherever the heap
+    // had room — one more page dirtied (and written in full to the WAL after each checkpoint) per statement, spread
+    // over the sessions touched. A BRIN index is summarizing: since Postgres 16 an update changing only its columns
+    // stays HOT. It still answers the lag query (`maxLag`: ranges whose summary is 0..0 are skipped). Free space on
+    // each page keeps the new version beside the old one (fillfactor applies to pages written from now on).
+    sql: `
+DROP INDEX IF EXISTS cloud_session_projections_lagging;
+CREATE INDEX IF NOT EXISTS cloud_session_projections_lag ON cloud_session_projections
+  USING brin ((last_sequence - projected_sequence));
+ALTER TABLE cloud_session_projections SET (fillfactor = 80);
+`
+  },
+  {
     id: 30,
     name: "identity",
     // People: accounts from an OIDC subject, org memberships with roles, revocable browser sessions (only the

@@ -1,12 +1,12 @@
-import { PgCommandQueue, PgEventLog, PgLeaseStore, PgSessionStore } from "@cowork/postgres"
-import { CommandQueue, EventLog, LeaseStore, SessionStore } from "@cowork/services"
+import { PgCommandQueue, PgEventLog, PgLeaseStore, PgProjections, PgSessionStore } from "@cowork/postgres"
+import { CommandQueue, EventLog, LeaseStore, Projections, SessionStore } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { createSession, enqueue } from "./support/WorkerFixtures.ts"
 
-const Stores = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgSessionStore.layer).pipe(
+const Stores = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgSessionStore.layer, PgProjections.layer).pipe(
   Layer.provideMerge(TestDatabase.layer())
 )
 
@@ -124,5 +124,24 @@ it.layer(Stores, { timeout: 60_000 })("mailbox plans", (it) => {
       assert.strictEqual(scans["cloud_worker_leases_owned"], 0, JSON.stringify(scans))
       assert.strictEqual(scans["cloud_worker_leases_worker"], 0, JSON.stringify(scans))
       assert.isAtLeast(scans["cloud_worker_leases_pkey"] ?? 0, 7, JSON.stringify(scans))
+    }))
+
+  it.effect("projection updates are HOT (no new index entry per append), and the lag query still finds a lagging projection", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const projections = yield* Projections
+      yield* createSession("ses_hot", "org_hot")
+      const updates = yield* sql.withTransaction(Effect.gen(function*() {
+        for (let i = 1; i <= 5; i++) yield* enqueue("ses_hot", `cmd_hot_${i}`)
+        const rows = yield* sql<{ updated: number; hot: number }>`SELECT
+          pg_stat_get_xact_tuples_updated('cloud_session_projections'::regclass)::int AS updated,
+          pg_stat_get_xact_tuples_hot_updated('cloud_session_projections'::regclass)::int AS hot`
+        return rows[0]!
+      }))
+      assert.isAtLeast(Number(updates.updated), 5)
+      assert.strictEqual(Number(updates.hot), Number(updates.updated), JSON.stringify(updates))
+      assert.strictEqual(yield* projections.maxLag, 0)
+      yield* sql`UPDATE cloud_session_projections SET projected_sequence = last_sequence - 4 WHERE session_id = 'ses_hot'`
+      assert.strictEqual(yield* projections.maxLag, 4)
     }))
 })
