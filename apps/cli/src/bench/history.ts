@@ -53,21 +53,22 @@ const classify = (query: string): string | undefined => {
 
 const statementStats = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql.unsafe<{ query: string; calls: number; exec: number; plan: number; blocks: number; read: number }>(
+  const rows = yield* sql.unsafe<{ query: string; calls: number; exec: number; plan: number; blocks: number; read: number; fpi: number }>(
     `SELECT query, calls::float8 AS calls, total_exec_time::float8 AS exec, total_plan_time::float8 AS plan,
-       (shared_blks_hit + shared_blks_read)::float8 AS blocks, shared_blks_read::float8 AS read
+       (shared_blks_hit + shared_blks_read)::float8 AS blocks, shared_blks_read::float8 AS read, wal_fpi::float8 AS fpi
      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`
   )
-  const byName = new Map<string, { calls: number; exec: number; plan: number; blocks: number; read: number }>()
+  const byName = new Map<string, { calls: number; exec: number; plan: number; blocks: number; read: number; fpi: number }>()
   for (const row of rows) {
     const name = classify(row.query)
     if (name === undefined) continue
-    const entry = byName.get(name) ?? { calls: 0, exec: 0, plan: 0, blocks: 0, read: 0 }
+    const entry = byName.get(name) ?? { calls: 0, exec: 0, plan: 0, blocks: 0, read: 0, fpi: 0 }
     entry.calls += Number(row.calls)
     entry.exec += Number(row.exec)
     entry.plan += Number(row.plan)
     entry.blocks += Number(row.blocks)
     entry.read += Number(row.read)
+    entry.fpi += Number(row.fpi)
     byName.set(name, entry)
   }
   return new Map([...byName].map(([name, e]) => [name, {
@@ -75,7 +76,8 @@ const statementStats = Effect.gen(function*() {
     execMs: round(e.exec / e.calls, 3),
     planMs: round(e.plan / e.calls, 3),
     blocks: round(e.blocks / e.calls, 1),
-    read: round(e.read / e.calls, 2)
+    read: round(e.read / e.calls, 2),
+    fpi: round(e.fpi / e.calls, 2)
   }]))
 }).pipe(Effect.orDie)
 
@@ -219,12 +221,12 @@ const report = (r: { date: string; commit: string; machine: string; load: string
     ...r.rounds.map((pair, i) => {
       const a = pair.empty.stats.get(name)
       const b = pair.full.stats.get(name)
-      return `| ${name} | ${i + 1} | ${a?.calls ?? 0} / ${b?.calls ?? 0} | ${a?.execMs ?? "–"} → ${b?.execMs ?? "–"} (**${ratio(a?.execMs, b?.execMs)}×**) | ${a?.planMs ?? "–"} → ${b?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${b?.blocks ?? "–"} (**${ratio(a?.blocks, b?.blocks)}×**) | ${a?.read ?? "–"} → ${b?.read ?? "–"} |`
+      return `| ${name} | ${i + 1} | ${a?.calls ?? 0} / ${b?.calls ?? 0} | ${a?.execMs ?? "–"} → ${b?.execMs ?? "–"} (**${ratio(a?.execMs, b?.execMs)}×**) | ${a?.planMs ?? "–"} → ${b?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${b?.blocks ?? "–"} (**${ratio(a?.blocks, b?.blocks)}×**) | ${a?.read ?? "–"} → ${b?.read ?? "–"} | ${a?.fpi ?? "–"} → ${b?.fpi ?? "–"} |`
     }),
     ...(r.after === undefined ? [] : (() => {
       const a = r.rounds[0]!.empty.stats.get(name)
       const c = r.after.stats.get(name)
-      return [`| ${name} | after retention | ${a?.calls ?? 0} / ${c?.calls ?? 0} | ${a?.execMs ?? "–"} → ${c?.execMs ?? "–"} (${ratio(a?.execMs, c?.execMs)}×) | ${a?.planMs ?? "–"} → ${c?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${c?.blocks ?? "–"} (${ratio(a?.blocks, c?.blocks)}×) | ${a?.read ?? "–"} → ${c?.read ?? "–"} |`]
+      return [`| ${name} | after retention | ${a?.calls ?? 0} / ${c?.calls ?? 0} | ${a?.execMs ?? "–"} → ${c?.execMs ?? "–"} (${ratio(a?.execMs, c?.execMs)}×) | ${a?.planMs ?? "–"} → ${c?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${c?.blocks ?? "–"} (${ratio(a?.blocks, c?.blocks)}×) | ${a?.read ?? "–"} → ${c?.read ?? "–"} | ${a?.fpi ?? "–"} → ${c?.fpi ?? "–"} |`]
     })())
   ])
   const seeding = r.reused
@@ -239,10 +241,11 @@ const report = (r: { date: string; commit: string; machine: string; load: string
     `round measured); in each, half worked off through start/close, half through next/append/releaseIfIdle, ${FIBERS} fibers (${2 * FIBERS} prompts enqueued at a time).`,
     "Per statement (pg_stat_statements): mean execution and planning ms (planning is 0 unless track_planning is on: the",
     "client's prepared statements mostly reuse their plans), and shared buffers touched per call (the work, independent of",
-    "the load); ratios full / empty of the same round.",
+    "the load); ratios full / empty of the same round. WAL full-page images per call: a page's first change after a",
+    "checkpoint writes the whole page to the WAL — the cost of touching many distinct (cold) pages, part of the time.",
     "",
-    "| statement | round | calls empty / full | exec ms empty → full | plan ms empty → full | buffers per call empty → full | of which read (not in shared buffers) |",
-    "|---|---|---|---|---|---|---|",
+    "| statement | round | calls empty / full | exec ms empty → full | plan ms empty → full | buffers per call empty → full | of which read (not in shared buffers) | WAL full-page images per call |",
+    "|---|---|---|---|---|---|---|---|",
     ...rows,
     "",
     "Postgres CPU per command (every process of the cluster, /proc utime + stime over the phase; 1 command = its enqueue,",
