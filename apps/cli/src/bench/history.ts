@@ -7,6 +7,7 @@
  * B. the same after seeding history through the real schema: BENCH_HISTORY_SESSIONS (10,000) sessions ×
  *    BENCH_HISTORY_COMMANDS (100) acked commands × 5 events each (1,000,000 commands, 5,000,000 events by default),
  *    VACUUM ANALYZE; the measured sessions are seeded ones (each with its own history);
+ *    A and B of a round run alternated, BENCH_HISTORY_CHUNK (40) sessions at a time, so both see the same load;
  * C. the same after one retention pass (`Retention`, as `cowork admin retention run`) that deletes every acked command
  *    and prunes every projected event (ages of 1 ms), timed (rows deleted per second), then VACUUM ANALYZE (what
  *    autovacuum does later); measured on other seeded sessions.
@@ -21,7 +22,7 @@ import type { EventDraft } from "@cowork/domain"
 import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, PgRetention, PgSessionStore, PgTokens, runMigrations, startEmbeddedPostgres } from "@cowork/postgres"
 import { CommandQueue, EventLog, LeaseStore, retentionPass, SessionStore, Tokens } from "@cowork/services"
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Context, Effect, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -38,6 +39,8 @@ const MEASURED_SESSIONS = 200
 const PROMPTS_PER_SESSION = 5
 /** Worker fibers; prompts are enqueued 2 × FIBERS at a time. 1: every statement alone (no lock waits in its time). */
 const FIBERS = envInt("BENCH_HISTORY_FIBERS", 8)
+/** Sessions per chunk: a round alternates the empty and the full database chunk by chunk (`measure`). */
+const CHUNK_SESSIONS = envInt("BENCH_HISTORY_CHUNK", 40)
 
 /** Which hot statement a pg_stat_statements entry is, by its text. */
 const classify = (query: string): string | undefined => {
@@ -117,28 +120,59 @@ const workOff = (workerId: string, folded: boolean) =>
     }
   })
 
-/**
- * Enqueues and works off `PROMPTS_PER_SESSION` prompts on each of `sessionIds`; the statements' figures, and the CPU
- * of every process of the cluster (`postmaster`: backends, autovacuum, WAL writer …) per command.
- */
-const measure = (orgId: string, sessionIds: ReadonlyArray<string>, postmaster: number) =>
+/** Enqueues and works off `PROMPTS_PER_SESSION` prompts on each of `sessionIds`: start/close on the first half, legacy on the second. */
+const workChunk = (orgId: string, sessionIds: ReadonlyArray<string>) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
     const store = yield* SessionStore
-    yield* sql.unsafe(`SELECT pg_stat_statements_reset()`).pipe(Effect.orDie)
     const half = Math.floor(sessionIds.length / 2)
-    const cpuBefore = postgresCpu(postmaster)
-    const started = performance.now()
-    // The worker's path on the first half of the sessions, the legacy one on the second: enqueued in turn.
     for (const [part, folded] of [[sessionIds.slice(0, half), true], [sessionIds.slice(half), false]] as const) {
       yield* Effect.forEach(part, (sessionId) =>
         Effect.forEach(Array.from({ length: PROMPTS_PER_SESSION }), (_, i) => store.prompt(orgId, sessionId, { text: `p${i}` }), { discard: true }),
         { concurrency: 2 * FIBERS, discard: true }).pipe(Effect.orDie)
       yield* Effect.all(Array.from({ length: FIBERS }, (_, i) => workOff(`w${i}`, folded)), { concurrency: "unbounded" })
     }
-    const seconds = (performance.now() - started) / 1000
-    const postgresCpuMs = round((postgresCpu(postmaster) - cpuBefore) / (sessionIds.length * PROMPTS_PER_SESSION), 3)
-    return { stats: yield* statementStats, seconds: round(seconds, 2), postgresCpuMs }
+  })
+
+/** One database's side of a measured round: its stores, its org, the sessions it works on. */
+interface Side {
+  readonly services: Context.Context<Layer.Success<ReturnType<typeof servicesFor>>>
+  readonly orgId: string
+  readonly sessionIds: ReadonlyArray<string>
+}
+
+/**
+ * The sides' work in chunks of CHUNK_SESSIONS sessions, alternated (A B, B A, …) so both see the same machine: on a
+ * shared box the load moves within seconds, and two phases run one after the other compared different loads. The
+ * statements' figures come per database from pg_stat_statements (reset once, read per `dbid`); the CPU of every
+ * process of the cluster (`postmaster`: backends, autovacuum, WAL writer …) is summed per side over its chunks.
+ */
+const measure = (sides: ReadonlyArray<Side>, postmaster: number) =>
+  Effect.gen(function*() {
+    yield* Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.unsafe(`SELECT pg_stat_statements_reset()`).pipe(Effect.orDie)
+    }).pipe(Effect.provide(sides[0]!.services))
+    const cpu = sides.map(() => 0)
+    const seconds = sides.map(() => 0)
+    const longest = Math.max(...sides.map((side) => side.sessionIds.length))
+    for (let from = 0, chunk = 0; from < longest; from += CHUNK_SESSIONS, chunk++) {
+      const order = sides.map((_, i) => i)
+      if (chunk % 2 === 1) order.reverse()
+      for (const i of order) {
+        const side = sides[i]!
+        const cpuBefore = postgresCpu(postmaster)
+        const started = performance.now()
+        yield* workChunk(side.orgId, side.sessionIds.slice(from, from + CHUNK_SESSIONS)).pipe(Effect.provide(side.services))
+        cpu[i]! += postgresCpu(postmaster) - cpuBefore
+        seconds[i]! += (performance.now() - started) / 1000
+      }
+    }
+    return yield* Effect.forEach(sides, (side, i) =>
+      Effect.map(statementStats.pipe(Effect.provide(side.services)), (stats): Phase => ({
+        stats,
+        seconds: round(seconds[i]!, 2),
+        postgresCpuMs: round(cpu[i]! / (side.sessionIds.length * PROMPTS_PER_SESSION), 3)
+      })))
   })
 
 const createSessions = (orgId: string, count: number) =>
@@ -237,8 +271,9 @@ const report = (r: { date: string; commit: string; machine: string; load: string
     "",
     `Commit ${r.commit}; ${r.machine}; load average at start ${r.load}, at end ${r.loadEnd}. Embedded Postgres 18 (fsync on).`,
     `Seeded through the real tables: ${seeding}. Each round measures ${MEASURED_SESSIONS} sessions × ${PROMPTS_PER_SESSION} prompts`,
-    `on the empty database (fresh sessions), then on the full one (seeded sessions — ${HISTORY_COMMANDS} acked commands each — no earlier`,
-    `round measured); in each, half worked off through start/close, half through next/append/releaseIfIdle, ${FIBERS} fibers (${2 * FIBERS} prompts enqueued at a time).`,
+    `on the empty database (fresh sessions) and on the full one (seeded sessions — ${HISTORY_COMMANDS} acked commands each — no earlier`,
+    `round measured), alternated every ${CHUNK_SESSIONS} sessions (both see the same load); in each chunk, half worked off through start/close, half through`,
+    `next/append/releaseIfIdle, ${FIBERS} fibers (${2 * FIBERS} prompts enqueued at a time).`,
     "Per statement (pg_stat_statements): mean execution and planning ms (planning is 0 unless track_planning is on: the",
     "client's prepared statements mostly reuse their plans), and shared buffers touched per call (the work, independent of",
     "the load); ratios full / empty of the same round. WAL full-page images per call: a page's first change after a",
@@ -336,19 +371,19 @@ const main = Effect.gen(function*() {
   // A warm-up on both databases, not reported: the first phase of a run otherwise pays the cold caches and the
   // connections' first plans (its execution times were 1.5–2.5× the later phases').
   console.error("warm-up …")
-  yield* Effect.gen(function*() {
-    return yield* measure(emptyOrg, yield* createSessions(emptyOrg, MEASURED_SESSIONS / 4), postmaster)
-  }).pipe(Effect.provide(emptyDb))
-  yield* measure(orgId, nextSeeded().slice(0, MEASURED_SESSIONS / 4), postmaster).pipe(Effect.provide(fullDb))
+  const emptySessions = (count: number) => createSessions(emptyOrg, count).pipe(Effect.provide(emptyDb))
+  yield* measure([
+    { services: emptyDb, orgId: emptyOrg, sessionIds: yield* emptySessions(MEASURED_SESSIONS / 4) },
+    { services: fullDb, orgId, sessionIds: nextSeeded().slice(0, MEASURED_SESSIONS / 4) }
+  ], postmaster)
   const measured: Array<{ empty: Phase; full: Phase }> = []
   for (let i = 0; i < rounds; i++) {
-    console.error(`round ${i + 1}: empty database …`)
-    const empty = yield* Effect.gen(function*() {
-      return yield* measure(emptyOrg, yield* createSessions(emptyOrg, MEASURED_SESSIONS), postmaster)
-    }).pipe(Effect.provide(emptyDb))
-    console.error(`round ${i + 1}: full database …`)
-    const full = yield* measure(orgId, nextSeeded(), postmaster).pipe(Effect.provide(fullDb))
-    measured.push({ empty, full })
+    console.error(`round ${i + 1}: empty and full database, alternated every ${CHUNK_SESSIONS} sessions …`)
+    const [empty, full] = yield* measure([
+      { services: emptyDb, orgId: emptyOrg, sessionIds: yield* emptySessions(MEASURED_SESSIONS) },
+      { services: fullDb, orgId, sessionIds: nextSeeded() }
+    ], postmaster)
+    measured.push({ empty: empty!, full: full! })
   }
   let retained: Effect.Success<typeof retain> | undefined
   let after: Phase | undefined
@@ -356,7 +391,7 @@ const main = Effect.gen(function*() {
     console.error("retention pass …")
     retained = yield* retain.pipe(Effect.provide(fullDb))
     console.error(`retained ${JSON.stringify(retained)}; after retention …`)
-    after = yield* measure(orgId, nextSeeded(), postmaster).pipe(Effect.provide(fullDb))
+    after = (yield* measure([{ services: fullDb, orgId, sessionIds: nextSeeded() }], postmaster))[0]
   }
   const markdown = report({ date: new Date().toISOString(), commit: gitHead(), machine, load, loadEnd: machineOf().loadAverage, seeded, reused: alreadySeeded, rounds: measured, retained, after })
   console.log(markdown)
