@@ -221,6 +221,24 @@ describe("cowork admin artifacts export", () => {
         const everything = filesUnder(dir).map((file) => file + Fs.readFileSync(Path.join(dir, file), "latin1")).join("\n")
         for (const id of [seeded.b.orgId, seeded.b.sessionId, ...seeded.foreign]) assert.notInclude(everything, id)
 
+        // A rerun verifies what is in place: a file changed on disk is downloaded again; one whose object has gone bad
+        // meanwhile is removed, not kept.
+        const [spoiled, rotten] = [seeded.good[0]!, seeded.good[1]!]
+        Fs.appendFileSync(Path.join(dir, "files", session, spoiled), "x")
+        Fs.appendFileSync(Path.join(dir, "files", session, rotten), "x")
+        yield* Effect.flatMap(Effect.service(ObjectStore), (objects) =>
+          objects.put(`artifacts/${seeded.a.orgId}/${session}/${rotten}`, new Uint8Array(content.get(rotten)!.byteLength))
+        ).pipe(Effect.provide(store), Effect.orDie)
+        const verified = yield* runCliExit(["admin", "artifacts", "export", "--org", seeded.a.orgId, "--to", dir], s3Env(s3.endpoint))
+        assert.strictEqual(verified.code, 1)
+        assert.deepInclude(json(verified.stdout), { artifacts: 8, exported: 1, alreadyExported: 4, failed: 3 })
+        assert.deepStrictEqual(new Uint8Array(Fs.readFileSync(Path.join(dir, "files", session, spoiled))), new Uint8Array(content.get(spoiled)!))
+        assert.isFalse(Fs.existsSync(Path.join(dir, "files", session, rotten)))
+        assert.sameMembers(manifestOf(dir).map((entry) => entry.id), seeded.good.filter((id) => id !== rotten))
+        yield* Effect.flatMap(Effect.service(ObjectStore), (objects) =>
+          objects.put(`artifacts/${seeded.a.orgId}/${session}/${rotten}`, content.get(rotten)!)
+        ).pipe(Effect.provide(store), Effect.orDie)
+
         // --since: only what was created at or after it (the two bad ones are ten days old now), into a new directory.
         yield* Effect.gen(function*() {
           const sql = yield* SqlClient.SqlClient
@@ -263,7 +281,7 @@ describe("cowork admin artifacts export", () => {
             `SELECT org_id, details FROM cloud_audit_events WHERE action = 'artifacts.exported' ORDER BY id`
           )
         }).pipe(Effect.provide(Database.layer({ url: Redacted.make(url), maxConnections: 1 })), Effect.orDie)
-        assert.deepStrictEqual(audit.map((row) => row.org_id), [seeded.a.orgId, seeded.a.orgId])
+        assert.deepStrictEqual(audit.map((row) => row.org_id), [seeded.a.orgId, seeded.a.orgId, seeded.a.orgId])
         const details = typeof audit[0]!.details === "string" ? JSON.parse(audit[0]!.details) : audit[0]!.details
         assert.deepStrictEqual(details, {
           since: null,

@@ -240,6 +240,8 @@ const exportOne = (artifacts: Artifacts["Service"], options: ExportOptions) => (
     const final = Path.join(options.dir, path)
     if (yield* exists(final)) {
       if (mismatch(artifact, yield* digestFile(final)) === undefined) return { _tag: "AlreadyExported", artifact, path } as const
+      // Changed on disk since: never left in place, whatever the object turns out to be.
+      yield* io(`writing ${final}`, () => Fs.rm(final, { force: true }))
     }
     const wrong = yield* copyObject(artifacts, options.orgId, artifact, final)
     return wrong ?? { _tag: "Exported", artifact, path } as const
