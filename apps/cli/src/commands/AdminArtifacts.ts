@@ -71,9 +71,9 @@ const exportError = (cause: unknown) =>
 export const checkExportDirectory = (orgId: string, dir: string) => prepareDirectory(dir, orgId).pipe(Effect.mapError(exportError))
 
 /**
- * Exports the org's artifacts into `dir` (see ArtifactExport) from OPEN_COWORK_OBJECT_STORE_URI, audits
- * `artifacts.exported` in the org's log (counts only), and fails naming what was not exported, after printing nothing:
- * the caller prints the summary. An org that does not exist is refused (`--org`); an offboarded one is exported.
+ * Exports the org's artifacts into `dir` (see ArtifactExport) from OPEN_COWORK_OBJECT_STORE_URI and audits
+ * `artifacts.exported` in the org's log (counts only); returns the summary for the caller to print before
+ * `exportProblems`. An org that does not exist is refused (naming `flag`); an offboarded one is exported.
  */
 export const runArtifactExport = (orgId: string, dir: string, since: Date | undefined, flag: string) =>
   Effect.gen(function*() {
