@@ -19,8 +19,8 @@ import * as Path from "node:path"
  * manifest is written to `manifest.jsonl.part` and renamed at the end: it lists exactly what the last run verified.
  */
 
-/** Artifacts listed per page, and objects copied at once. */
-const PAGE = 100
+/** Artifacts listed per page (each page also counts the org's rows: few, large pages), and objects copied at once. */
+const PAGE = 500
 const CONCURRENCY = 4
 /** Problems listed in the summary (all are counted). */
 const MAX_LISTED_PROBLEMS = 100
@@ -66,6 +66,8 @@ export interface ExportOptions {
   readonly dir: string
   /** Only artifacts created at or after this instant. */
   readonly since?: Date | undefined
+  /** Artifacts listed per page (default 500). */
+  readonly pageSize?: number | undefined
 }
 
 const fsError = (what: string) => (cause: unknown) =>
@@ -268,7 +270,7 @@ export const exportOrgArtifacts = (options: ExportOptions) =>
         Effect.gen(function*() {
           let cursor: string | undefined
           do {
-            const page = yield* artifacts.list(options.orgId, { limit: PAGE, cursor }).pipe(Effect.orDie)
+            const page = yield* artifacts.list(options.orgId, { limit: options.pageSize ?? PAGE, cursor }).pipe(Effect.orDie)
             const wanted = since === undefined ? page.artifacts : page.artifacts.filter((a) => Date.parse(a.createdAt) >= since)
             // Newest first: once a page reaches past `since`, every later page is older still.
             cursor = wanted.length < page.artifacts.length ? undefined : page.nextCursor ?? undefined
