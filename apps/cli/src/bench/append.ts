@@ -9,16 +9,15 @@
  * Knobs: BENCH_ITERATIONS (3000), BENCH_DROP_EVENTS_FK=1 (drop the events' foreign key to sessions first, to price
  * its trigger).
  */
-import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, runMigrations, startEmbeddedPostgres } from "@cowork/postgres"
+import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, runMigrations } from "@cowork/postgres"
 import { CommandQueue, EventLog, LeaseStore } from "@cowork/services"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
-import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
-import { envInt, round } from "./stack.ts"
+import { benchCluster, envInt, round } from "./stack.ts"
 
 const ITERATIONS = envInt("BENCH_ITERATIONS", 3000)
 const WARM_UP = 100
@@ -30,12 +29,8 @@ const cpuMsOf = (pid: number) => {
 }
 
 const main = Effect.gen(function*() {
-  const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-append-"))
-  Fs.chmodSync(dataDir, 0o755)
-  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
-  const cluster = yield* startEmbeddedPostgres(Path.join(dataDir, "postgres"))
-  yield* Database.ensureDatabase(cluster.url("postgres"), "bench")
-  const database = Database.layer({ url: Redacted.make(cluster.url("bench")), maxConnections: 1, applicationName: "bench" })
+  const { url } = yield* benchCluster("append")
+  const database = Database.layer({ url: Redacted.make(url), maxConnections: 1, applicationName: "bench" })
   const services = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer).pipe(Layer.provideMerge(database))
   yield* Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient

@@ -12,17 +12,15 @@
  * Knobs (docs/benchmarks.md, "Bench settings"): BENCH_ENQUEUE_ROUNDS (10), BENCH_ENQUEUE_ROUND (500),
  * BENCH_ENQUEUE_IN_FLIGHT (64, as the drain of bench:peers), BENCH_ENQUEUE_SESSIONS (16), BENCH_ENQUEUE_BACKLOG (0).
  */
-import { Database, PgSessionStore, runMigrations, startEmbeddedPostgres } from "@cowork/postgres"
+import { Database, PgSessionStore, runMigrations } from "@cowork/postgres"
 import { SessionStore } from "@cowork/services"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
-import * as Fs from "node:fs"
 import * as Os from "node:os"
-import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { postgresCpu } from "./procCpu.ts"
-import { envInt, round } from "./stack.ts"
+import { benchCluster, envInt, round } from "./stack.ts"
 
 const ROUNDS = envInt("BENCH_ENQUEUE_ROUNDS", 10)
 const PER_ROUND = envInt("BENCH_ENQUEUE_ROUND", 500)
@@ -32,14 +30,8 @@ const BACKLOG = envInt("BENCH_ENQUEUE_BACKLOG", 0, 0)
 const QUOTA = { promptsPerHour: 100_000_000, queuedCommands: 100_000_000, concurrentSessions: 100_000_000 }
 
 const main = Effect.gen(function*() {
-  const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-enqueue-"))
-  Fs.chmodSync(dataDir, 0o755)
-  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
-  const pgDir = Path.join(dataDir, "postgres")
-  const cluster = yield* startEmbeddedPostgres(pgDir)
-  yield* Database.ensureDatabase(cluster.url("postgres"), "bench")
-  const postmaster = Number(Fs.readFileSync(Path.join(pgDir, "postmaster.pid"), "utf8").split("\n")[0])
-  const database = Database.layer({ url: Redacted.make(cluster.url("bench")), maxConnections: CONCURRENCY + 1, applicationName: "bench" })
+  const { url, postmaster } = yield* benchCluster("enqueue")
+  const database = Database.layer({ url: Redacted.make(url), maxConnections: CONCURRENCY + 1, applicationName: "bench" })
   const services = PgSessionStore.layer.pipe(Layer.provideMerge(database))
   yield* Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient

@@ -22,7 +22,7 @@
  * which relation's rows, behind which statement; the sampling costs Postgres CPU, so such a run is for attribution,
  * not for CPU figures).
  */
-import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, startEmbeddedPostgres } from "@cowork/postgres"
+import { Database, PgCommandQueue, PgEventLog, PgLeaseStore } from "@cowork/postgres"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
@@ -34,7 +34,7 @@ import { performance } from "node:perf_hooks"
 import { openSse } from "@cowork/client"
 import { Logger as GraphileLogger, makeWorkerUtils, run as runGraphile } from "graphile-worker"
 import { cpuOf, postgresCpu } from "./procCpu.ts"
-import { ceilingWorker, createSessions, envInt, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
+import { benchCluster, ceilingWorker, createSessions, envInt, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
 import { sampleWaits, waitsMarkdown } from "./waitSampler.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
@@ -483,14 +483,7 @@ const report = (results: {
 const main = Effect.gen(function*() {
   const cpus = Os.cpus()
   const machineLine = `${Os.type()} ${Os.release()} ${Os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? "?"}, Node ${process.version}`
-  const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-peers-"))
-  Fs.chmodSync(dataDir, 0o755)
-  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
-  const pgDir = Path.join(dataDir, "postgres")
-  const cluster = yield* startEmbeddedPostgres(pgDir)
-  yield* Database.ensureDatabase(cluster.url("postgres"), "bench")
-  const url = cluster.url("bench")
-  const postmaster = Number(Fs.readFileSync(Path.join(pgDir, "postmaster.pid"), "utf8").split("\n")[0])
+  const { dataDir, url, postmaster } = yield* benchCluster("peers")
   const database = Database.layer({ url: Redacted.make(url), maxConnections: CONCURRENCY + 4, applicationName: "bench" })
   const services = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer).pipe(Layer.provideMerge(database))
 

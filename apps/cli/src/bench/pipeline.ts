@@ -13,13 +13,12 @@
  *
  * Prints the results and appends them to docs/benchmarks.md. Settings: docs/benchmarks.md, "Bench settings".
  */
-import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, startEmbeddedPostgres } from "@cowork/postgres"
-import { ceilingWorker, createSessions, envInt, gitHead, machine, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
+import { Database, PgCommandQueue, PgEventLog, PgLeaseStore } from "@cowork/postgres"
+import { benchCluster, ceilingWorker, createSessions, envInt, gitHead, machine, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Fiber, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { openSse } from "@cowork/client"
@@ -301,12 +300,7 @@ const report = (results: any) => {
 
 const main = Effect.gen(function*() {
   const startMachine = machine()
-  const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-"))
-  Fs.chmodSync(dataDir, 0o755)
-  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
-  const cluster = yield* startEmbeddedPostgres(Path.join(dataDir, "postgres"))
-  yield* Database.ensureDatabase(cluster.url("postgres"), "bench")
-  const url = cluster.url("bench")
+  const { dataDir, url } = yield* benchCluster("pipeline")
   const database = Database.layer({ url: Redacted.make(url), maxConnections: 8, applicationName: "bench" })
   const services = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer).pipe(Layer.provideMerge(database))
 

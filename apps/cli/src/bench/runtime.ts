@@ -12,7 +12,7 @@
  * Prints the figures and appends them to docs/benchmarks.md.
  */
 import { openSse } from "@cowork/client"
-import { Database, freePort, startEmbeddedPostgres } from "@cowork/postgres"
+import { freePort } from "@cowork/postgres"
 import { FakeModelServer } from "@cowork/runtime"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
@@ -20,7 +20,7 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { envInt, percentile, round, sleep } from "./stack.ts"
+import { benchCluster, envInt, percentile, round, sleep } from "./stack.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
 const SESSIONS = envInt("BENCH_RUNTIME_SESSIONS", 3)
@@ -35,19 +35,14 @@ interface Sample {
 }
 
 const main = Effect.gen(function*() {
-  const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-runtime-"))
-  // The embedded Postgres runs as its own user and must reach its directory.
-  Fs.chmodSync(dataDir, 0o755)
-  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
-  const cluster = yield* startEmbeddedPostgres(Path.join(dataDir, "postgres"))
-  yield* Database.ensureDatabase(cluster.url("postgres"), "bench")
+  const { dataDir, url } = yield* benchCluster("runtime")
   const fake = yield* Effect.acquireRelease(Effect.promise(() => FakeModelServer.start()), (s) => Effect.promise(() => s.close()))
   const port = yield* Effect.promise(freePort)
   const child = ChildProcess.spawn(process.execPath, [Path.join(repoRoot, "apps/cli/src/main.ts"), "up"], {
     cwd: repoRoot,
     env: {
       ...process.env,
-      OPEN_COWORK_DATABASE_URL: cluster.url("bench"),
+      OPEN_COWORK_DATABASE_URL: url,
       OPEN_COWORK_DATA_DIR: dataDir,
       OPEN_COWORK_CLOUD_PORT: String(port),
       OPEN_COWORK_CLOUD_RUNTIME: "opencode",

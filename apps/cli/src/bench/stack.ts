@@ -1,8 +1,9 @@
 /** Shared by the benchmarks: `cowork up` as a child process, and small helpers for load generation. */
-import { freePort } from "@cowork/postgres"
+import { Database, freePort, startEmbeddedPostgres } from "@cowork/postgres"
 import { CommandQueue, EventLog, LeaseStore } from "@cowork/services"
 import { Effect, Option } from "effect"
 import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { type Client, makeFetch } from "@cowork/client"
@@ -50,6 +51,23 @@ export interface StackOptions {
   /** For a later start on the same database: the owner token is printed only on the first. */
   readonly knownToken?: string | undefined
 }
+
+/**
+ * A fresh embedded Postgres cluster for one bench run, in a temporary directory `cowork-bench-<name>-…` (removed when
+ * the scope closes; the cluster runs as its own user, so the directory is world-readable) with an empty database
+ * `bench` at `url`. `postmaster` is its pid, for the CPU of the cluster's processes from /proc.
+ */
+export const benchCluster = (name: string) =>
+  Effect.gen(function*() {
+    const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), `cowork-bench-${name}-`))
+    Fs.chmodSync(dataDir, 0o755)
+    yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
+    const pgDir = Path.join(dataDir, "postgres")
+    const cluster = yield* startEmbeddedPostgres(pgDir)
+    yield* Database.ensureDatabase(cluster.url("postgres"), "bench")
+    const postmaster = Number(Fs.readFileSync(Path.join(pgDir, "postmaster.pid"), "utf8").split("\n")[0])
+    return { dataDir, url: cluster.url("bench"), postmaster }
+  })
 
 /**
  * A whole-number setting from the environment (a `BENCH_*` knob; see docs/benchmarks.md, "Bench settings"), at least
