@@ -25,8 +25,6 @@ export const setCsrfToken = (token: string | undefined) => {
   csrfToken = token
 }
 
-export const currentCsrfToken = () => csrfToken
-
 /** An API failure as the UI shows it. */
 export class ApiFailure extends Error {
   readonly status: number | undefined

@@ -46,8 +46,6 @@ export interface PlatformPrincipal {
 /** Who is calling: an org-bound principal or a platform operator. */
 export type Principal = OrgPrincipal | PlatformPrincipal
 
-export const isPlatform = (principal: Principal): principal is PlatformPrincipal => principal.kind === "platform"
-
 export const API_TOKEN_PREFIX = "occ"
 
 export interface ParsedToken {

@@ -6,7 +6,6 @@ import * as OpenCodeRuntime from "./OpenCodeRuntime.ts"
 import * as ScriptedRuntime from "./ScriptedRuntime.ts"
 
 export const RUNTIME_KINDS = ["scripted", "opencode"] as const
-export type RuntimeKind = (typeof RUNTIME_KINDS)[number]
 
 /**
  * The worker's agent runtime, chosen by `OPEN_COWORK_CLOUD_RUNTIME` (`scripted`, the default, or `opencode`).

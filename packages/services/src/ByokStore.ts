@@ -81,9 +81,6 @@ export class ByokStore extends Context.Service<ByokStore, {
   )
 }
 
-/** Provider ids: lower-case, short, safe in a path and a metric-free log. */
-export const PROVIDER_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/
-
 const contextOf = (orgId: string, provider: string) => `byok:${orgId}:${provider}`
 
 export const fingerprintOf = (apiKey: string): string =>

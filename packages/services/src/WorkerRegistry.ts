@@ -115,13 +115,3 @@ export class WorkerRegistry extends Context.Service<WorkerRegistry, {
     Effect.map(Effect.service(MemoryDatabase), makeWorkerRegistryMemory)
   )
 }
-
-/** The state an action aims for, for the 409 message even when the table forbids it. */
-export const ACTION_TARGET: Readonly<Record<WorkerAction, string>> = {
-  activate: "active",
-  pause: "paused",
-  drain: "draining",
-  resume: "active",
-  retire: "retired",
-  revoke: "revoked"
-}
