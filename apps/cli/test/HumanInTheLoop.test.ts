@@ -2,6 +2,7 @@ import { ScriptedRuntime } from "@cowork/runtime"
 import { MemoryDatabase, Tokens } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Exit, Redacted, Scope } from "effect"
+import { Browser } from "../../web/test/support/Browser.ts"
 import { eventually } from "../../../test/support/Eventually.ts"
 import { memoryStack, orgClient, startWorker } from "../../../test/support/MemoryStack.ts"
 import { connect, eventData } from "../../../test/support/SseClient.ts"
@@ -109,6 +110,41 @@ it.layer(memoryStack("hitl"), { timeout: 60_000 })("human in the loop (memory st
         }).then((r) => r.status)
       )
       assert.strictEqual(foreign, 404)
+      yield* Scope.close(worker, Exit.void)
+      yield* stream.close
+    }))
+
+  it.effect("an answer from a browser session is named to whoever answers next (its account, in the web app); the same browser again is the same command", () =>
+    Effect.gen(function*() {
+      const { token, url, api, post } = yield* setup
+      const { session } = yield* api.sessions.create({ payload: { title: "hitl-web" } })
+      const stream = yield* connect(`${url}/api/sessions/${session.id}/events`, { authorization: `Bearer ${token}` })
+      const owner = Redacted.value((yield* (yield* Tokens).issue({ orgId: session.orgId, name: "owner", scopes: ["web", "admin"] })).token)
+      const browser = new Browser()
+      const signedIn = yield* Effect.promise(() => browser.request("POST", `${url}/auth/token-login`, { json: { token: owner }, headers: { origin: url } }))
+      assert.strictEqual(signedIn.status, 200, signedIn.text)
+      // The server's clock is the test clock here (its cookie "expires" in 1970, which the jar drops): keep it by hand.
+      const [name, value] = browser.setCookies.at(-1)!.split(";")[0]!.split("=") as [string, string]
+      browser.setCookie(new URL(url).host, name, value)
+      const fromBrowser = (permissionId: string, response: string) =>
+        Effect.promise(() =>
+          browser.request("POST", `${url}/api/sessions/${session.id}/permission-respond`, {
+            json: { permissionId, response },
+            headers: { origin: url, "x-csrf-token": signedIn.json.csrfToken }
+          }))
+      const worker = yield* startWorker("worker-hitl-web")
+      const { commandId } = yield* api.sessions.prompt({ params: { id: session.id }, payload: { text: "edit it [[permission]]" } })
+      const permissionId = `per_${commandId}_1`
+      yield* stream.waitFor((f) => eventData(f).some((e) => e.type === "permission.requested"), 15_000)
+
+      const answered = yield* fromBrowser(permissionId, "once")
+      assert.strictEqual(answered.status, 202, answered.text)
+      const again = yield* fromBrowser(permissionId, "once")
+      assert.deepStrictEqual([again.status, again.json.commandId], [202, answered.json.commandId], "the same browser again: the same command")
+      const late = yield* post(`/api/sessions/${session.id}/permission-respond`, { permissionId, response: "once" })
+      assert.strictEqual(late.status, 409, JSON.stringify(late.body))
+      assert.deepInclude(late.body.error.details, { reason: "answered", answeredBy: signedIn.json.accountId, answeredVia: "web" })
+      assert.include(late.body.error.message, `already answered by ${signedIn.json.accountId} at `)
       yield* Scope.close(worker, Exit.void)
       yield* stream.close
     }))

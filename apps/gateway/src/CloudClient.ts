@@ -57,6 +57,7 @@ const refusalOf = (tag: string, error: unknown): AnswerRefusal | undefined => {
     return {
       reason: details.reason as AnswerRefusal["reason"],
       answeredBy: text(details.answeredBy),
+      answeredByName: text(details.answeredByName, 200),
       answeredVia: text(details.answeredVia, 40),
       answeredAt: text(details.answeredAt, 40)
     }
@@ -108,7 +109,13 @@ const toClaimed = (d: WireDelivery): ClaimedDelivery => ({
 const answerBody = (message: InboundMessage): ChannelAnswerBody => {
   const answer = message.answer!
   const { requestId } = answer
-  const common = { providerEventId: message.providerEventId, externalThreadId: message.externalThreadId ?? message.externalTarget, externalUserId: message.externalUserId }
+  const by = message.pressedMessage?.by
+  const common = {
+    providerEventId: message.providerEventId,
+    externalThreadId: message.externalThreadId ?? message.externalTarget,
+    externalUserId: message.externalUserId,
+    ...(by === undefined || by === "" ? {} : { externalUserName: by.slice(0, 200) })
+  }
   // A completed pick: the cloud resolves each question's option index to its label.
   if ("choices" in answer) return { ...common, action: "question-reply", requestId, choices: answer.choices.map((choice) => choice ?? 0) }
   const { value } = answer

@@ -143,7 +143,11 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         : Effect.fail(new Forbidden({ message: "this external user is not linked to a member of the org (the binding admits linked users only)" })))
 
   /** A chat answer's answerer: the provider's user id on that kind of chat (a later press is told who answered). */
-  const chatAnswerer = (binding: ChannelBinding, externalUserId: string) => ({ answeredBy: externalUserId, answeredVia: binding.providerKind })
+  const chatAnswerer = (binding: ChannelBinding, externalUserId: string, externalUserName?: string) => ({
+    answeredBy: externalUserId,
+    answeredVia: binding.providerKind,
+    ...(externalUserName === undefined ? {} : { answeredByName: externalUserName })
+  })
 
   /**
    * The session command of a chat answer. Button `choices` (one option index per question) are resolved against the
@@ -323,7 +327,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         // Only the session this thread routes to: an ask id of another session (forged button data) is not pending here.
         const answer = yield* answerOf(orgId, route.sessionId, payload)
         // Recorded with the answer: a different answer pressed later is told who answered (a 409's `answeredBy`).
-        const enqueued = yield* sessions.answer(orgId, route.sessionId, { ...answer, ...chatAnswerer(binding, payload.externalUserId) })
+        const enqueued = yield* sessions.answer(orgId, route.sessionId, { ...answer, ...chatAnswerer(binding, payload.externalUserId, payload.externalUserName) })
         return { sessionId: route.sessionId, commandId: enqueued.commandId }
       }),
     claimProviderEvent: ({ payload }) =>

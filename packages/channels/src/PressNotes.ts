@@ -15,6 +15,8 @@ export interface AnswerRefusal {
    */
   readonly reason: "answered" | "session_aborted" | "not_pending" | "not_admitted" | "binding_inactive"
   readonly answeredBy?: string | undefined
+  /** A chat user's name as that chat shows them (Telegram `@username` or first name). */
+  readonly answeredByName?: string | undefined
   /** The answer's channel: a provider kind (`telegram`, `slack`, …), `web` or `api`. */
   readonly answeredVia?: string | undefined
   /** ISO time the answer was queued. */
@@ -50,7 +52,8 @@ export const refusedPress = (refusal: AnswerRefusal | undefined, kind: string, p
       const sameChat = refusal.answeredVia === kind && refusal.answeredBy !== undefined
       if (sameChat && refusal.answeredBy === presser) return { _tag: "NotTaken", note: `You already answered this${when}.` }
       if (sameChat) {
-        return { _tag: "NotTaken", note: `Already answered by user ${refusal.answeredBy}${when}.`, answeredBy: refusal.answeredBy, answeredAt: at }
+        const who = refusal.answeredByName ?? `user ${refusal.answeredBy}`
+        return { _tag: "NotTaken", note: `Already answered by ${who}${when}.`, answeredBy: refusal.answeredBy, answeredAt: at }
       }
       const where = refusal.answeredVia === undefined ? undefined : VIA_LABEL[refusal.answeredVia]
       return { _tag: "NotTaken", note: `Already answered${where === undefined ? "" : ` ${where}`}${when}.` }

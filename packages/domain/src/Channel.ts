@@ -272,6 +272,8 @@ export type ChannelPromptAccepted = typeof ChannelPromptAccepted.Type
 export const ChannelAnswerBody = Schema.Struct({
   ...inboundFields,
   action: Schema.Literals(["permission-respond", "question-reply", "question-reject"]),
+  /** Who answered as the chat shows them (Telegram `@username` or first name), for a later presser's note. */
+  externalUserName: Schema.optional(Text(200)),
   permissionId: Schema.optional(Text(200).check(Schema.isMinLength(1))),
   response: Schema.optional(Schema.Literals(["once", "always", "reject"])),
   requestId: Schema.optional(Text(200).check(Schema.isMinLength(1))),

@@ -31,6 +31,8 @@ export type AskAnswer =
      * runtime.
      */
     readonly answeredBy?: string | undefined
+    /** A chat user's name as the chat shows them (Telegram `@username`), when the provider said. */
+    readonly answeredByName?: string | undefined
     /** Where it was given: the binding's provider kind (`telegram`, `slack`, …), `web` (a browser session) or `api` (a token). */
     readonly answeredVia?: string | undefined
   }
@@ -43,8 +45,13 @@ export const askOf = (answer: AskAnswer): { readonly ask: "permission" | "questi
 
 /** The command payload of an answer (the answer without its kind). */
 export const answerPayload = (answer: AskAnswer): CommandPayload => {
-  const { kind: _kind, answeredBy, answeredVia, ...payload } = answer
-  return { ...payload, ...(answeredBy === undefined ? {} : { answeredBy }), ...(answeredVia === undefined ? {} : { answeredVia }) }
+  const { kind: _kind, answeredBy, answeredByName, answeredVia, ...payload } = answer
+  return {
+    ...payload,
+    ...(answeredBy === undefined ? {} : { answeredBy }),
+    ...(answeredByName === undefined ? {} : { answeredByName }),
+    ...(answeredVia === undefined ? {} : { answeredVia })
+  }
 }
 
 /** The answer a command carries, when it is one. */
@@ -72,6 +79,7 @@ export interface CommandPayload {
   readonly answers?: ReadonlyArray<ReadonlyArray<string>>
   /** Who gave an answer, and where (`AskAnswer.answeredBy`, `AskAnswer.answeredVia`). */
   readonly answeredBy?: string
+  readonly answeredByName?: string
   readonly answeredVia?: string
 }
 

@@ -64,7 +64,7 @@ const sameAnswerer = (payload: CommandPayload, answer: AskAnswer): boolean =>
 
 /**
  * Why an answer was refused, in a 409's `details.reason`: `answered` (the ask has an answer already: `answeredBy`,
- * `answeredVia`, `answeredAt` say whose, where and when), `session_aborted` (the session was stopped), `not_pending`
+ * `answeredVia`, `answeredAt` say whose, where and when; `answeredByName` a chat user's shown name), `session_aborted` (the session was stopped), `not_pending`
  * (the turn that asked has ended, or it was never asked here).
  */
 export type AnswerRefusal = "answered" | "session_aborted" | "not_pending"
@@ -94,6 +94,7 @@ export const alreadyAnswered = (existing: ExistingAnswer, answer: AskAnswer) => 
     details: {
       ...askDetails(answer, "answered"),
       ...(by === undefined ? {} : { answeredBy: by }),
+      ...(existing.payload.answeredByName === undefined ? {} : { answeredByName: existing.payload.answeredByName }),
       ...(existing.payload.answeredVia === undefined ? {} : { answeredVia: existing.payload.answeredVia }),
       answeredAt: at
     }

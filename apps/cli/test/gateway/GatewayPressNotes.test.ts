@@ -26,8 +26,13 @@ const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
 const answersOf = (sessionId: string) =>
   Effect.map(Effect.service(MemoryDatabase), (db) =>
     db.commands.filter((c) => c.sessionId === sessionId && c.kind !== "prompt" && c.kind !== "abort").map((c) => {
-      const { response, answeredBy, answeredVia } = c.payload
-      return [c.kind, { response, ...(answeredBy === undefined || answeredVia === "api" ? {} : { answeredBy }), answeredVia }] as const
+      const { response, answeredBy, answeredByName, answeredVia } = c.payload
+      return [c.kind, {
+        response,
+        ...(answeredBy === undefined || answeredVia === "api" ? {} : { answeredBy }),
+        ...(answeredByName === undefined ? {} : { answeredByName }),
+        answeredVia
+      }] as const
     }))
 const nowSeconds = () => String(Math.floor(Date.now() / 1000))
 
@@ -48,7 +53,7 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway p
       let updateId = 9_000
       const say = (text: string) => update({ update_id: ++updateId, message: { message_id: updateId, chat: { id: 6006 }, from: { id: 9 }, text } })
       const press = (user: number, data: string, messageId: number) =>
-        update({ update_id: ++updateId, callback_query: { id: `cb-${updateId}`, from: { id: user }, data, message: { message_id: messageId, chat: { id: 6006 }, text: "asked" } } })
+        update({ update_id: ++updateId, callback_query: { id: `cb-${updateId}`, from: { id: user, ...(user === 9 ? { username: "pat" } : {}) }, data, message: { message_id: messageId, chat: { id: 6006 }, text: "asked" } } })
       const lastNote = () => telegram.callbackAnswers.at(-1)!.text ?? ""
       const asked = (count: number) =>
         Effect.gen(function*() {
@@ -67,7 +72,7 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway p
       const edits = telegram.edits.length
       const other = yield* press(10, first.once, first.messageId)
       assert.deepStrictEqual([other.status, other.body], [200, { status: "refused" }])
-      assert.match(lastNote(), new RegExp(`^Already answered by user 9 ${AT}\\.$`))
+      assert.match(lastNote(), new RegExp(`^Already answered by @pat ${AT}\\.$`))
       // The one who answered, pressing another answer.
       assert.deepStrictEqual((yield* press(9, first.reject, first.messageId)).body, { status: "refused" })
       assert.match(lastNote(), new RegExp(`^You already answered this ${AT}\\.$`))
@@ -94,7 +99,7 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway p
       assert.strictEqual(lastNote(), "Not taken: this session was stopped, so the question no longer takes answers.")
 
       // One answer per ask reached the session: the first user's and the API's; none after the abort.
-      assert.deepStrictEqual(yield* answersOf(sessionId), [["permission_respond", { response: "once", answeredBy: "9", answeredVia: "telegram" }], [
+      assert.deepStrictEqual(yield* answersOf(sessionId), [["permission_respond", { response: "once", answeredBy: "9", answeredByName: "@pat", answeredVia: "telegram" }], [
         "permission_respond",
         { response: "always", answeredVia: "api" }
       ]])

@@ -159,7 +159,9 @@ export const sessionStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
           { type: "question.asked", payload: { requestId: "que_w", questions: [{ question: "ok?" }], commandId: turn }, commandId: turn, attempt: 1 }
         ])
         const respond = (response: "once" | "reject", answeredBy: string, answeredVia: string) =>
-          sessions.answer(session.orgId, session.sessionId, { kind: "permission_respond", permissionId: "per_w", response, answeredBy, answeredVia })
+          sessions.answer(session.orgId, session.sessionId, {
+            kind: "permission_respond", permissionId: "per_w", response, answeredBy, answeredByName: `@${answeredBy.toLowerCase()}`, answeredVia
+          })
         const first = yield* respond("once", "U42", "slack")
         // The same answerer again (a retried request): the same command.
         assert.deepStrictEqual(yield* respond("once", "U42", "slack"), { commandId: first.commandId, created: false })
@@ -174,7 +176,7 @@ export const sessionStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
         for (const refused of refusals) {
           assert.instanceOf(refused, Conflict)
           assert.deepInclude((refused as Conflict).details, {
-            field: "permissionId", permissionId: "per_w", reason: "answered", answeredBy: "U42", answeredVia: "slack", answeredAt
+            field: "permissionId", permissionId: "per_w", reason: "answered", answeredBy: "U42", answeredByName: "@u42", answeredVia: "slack", answeredAt
           })
           assert.include((refused as Conflict).message, `by U42 at ${answeredAt}`)
         }
