@@ -1,5 +1,6 @@
 import { Artifacts, layerMemoryControlPlane, SessionStore, Tokens } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
+import { afterAll } from "vitest"
 import { Effect, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Fs from "node:fs"
@@ -9,7 +10,15 @@ import { exportOrgArtifacts } from "../src/ops/ArtifactExport.ts"
 
 /** The export's paging over the memory stores (the processes, Postgres and S3 are in adminArtifactsExport.test.ts). */
 
-const tempDir = () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-export-pages-"))
+const created: Array<string> = []
+const tempDir = () => {
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-export-pages-"))
+  created.push(dir)
+  return dir
+}
+afterAll(() => {
+  for (const dir of created) Fs.rmSync(dir, { recursive: true, force: true })
+})
 const manifestIds = (dir: string) =>
   Fs.readFileSync(Path.join(dir, "manifest.jsonl"), "utf8").trim().split("\n").map((line) => JSON.parse(line).id as string)
 

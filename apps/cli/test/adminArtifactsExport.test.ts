@@ -3,6 +3,7 @@ import { Database, PgArtifacts, PgSessionStore, PgTokens } from "@cowork/postgre
 import { Artifacts, ObjectStore, SessionStore, Tokens } from "@cowork/services"
 import { FileObjectStore, S3ObjectStore } from "@cowork/storage"
 import { assert, describe, it } from "@effect/vitest"
+import { afterAll } from "vitest"
 import { Effect, Layer, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Crypto from "node:crypto"
@@ -23,7 +24,15 @@ import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
 
 const json = (stdout: string) => JSON.parse(stdout.trim().split("\n").at(-1)!)
 const sha256 = (bytes: Uint8Array) => Crypto.createHash("sha256").update(bytes).digest("hex")
-const tempDir = (name: string) => Fs.mkdtempSync(Path.join(Os.tmpdir(), `cowork-export-${name}-`))
+const created: Array<string> = []
+const tempDir = (name: string) => {
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), `cowork-export-${name}-`))
+  created.push(dir)
+  return dir
+}
+afterAll(() => {
+  for (const dir of created) Fs.rmSync(dir, { recursive: true, force: true })
+})
 
 /** Every file under `dir`, relative, sorted. */
 const filesUnder = (dir: string): ReadonlyArray<string> =>
