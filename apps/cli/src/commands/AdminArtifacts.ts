@@ -52,7 +52,7 @@ const SINCE_PATTERN = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+
 
 const usage = (message: string) => new CliError.UserError({ cause: message, userMessage: message })
 
-export const parseSince = (raw: string): Effect.Effect<Date, CliError.UserError> => {
+const parseSince = (raw: string): Effect.Effect<Date, CliError.UserError> => {
   const time = SINCE_PATTERN.test(raw) ? Date.parse(raw) : Number.NaN
   return Number.isNaN(time)
     ? Effect.fail(usage(`--since must be a date (2026-01-31) or a date-time with a zone (2026-01-31T12:00:00Z), got "${raw}"`))
