@@ -453,6 +453,16 @@ const report = (results: any) => {
           `| ${p.subscribersPerSession} | ${p.webCpuMsPerPrompt} ms | ${p.split!.writeMsPerPrompt} ms | ${p.split!.writesPerPrompt} | ${p.split!.usPerWrite} µs | ${p.split!.encodeMsPerPrompt} ms | ${p.split!.restMsPerPrompt} ms | ${round(p.webCpuMsPerPrompt - p.split!.writeMsPerPrompt, 2)} ms | ${p.split!.slowConsumers} |`
         )
       )
+      if (split.length >= 2) {
+        // Per added subscriber (fewest → most subscribers per session): what grew, and where.
+        const [lo, hi] = [...split].sort((a, b) => a.subscribersPerSession - b.subscribersPerSession).filter((_, i, all) => i === 0 || i === all.length - 1)
+        const per = (f: (p: PhaseResult) => number) => round(((f(hi!) - f(lo!)) * 1000) / (hi!.subscribersPerSession - lo!.subscribersPerSession), 1)
+        lines.push(
+          "",
+          `Per added subscriber per session (${lo!.subscribersPerSession} → ${hi!.subscribersPerSession}): web CPU per prompt +${per((p) => p.webCpuMsPerPrompt)} µs, of which`,
+          `the measured writes +${per((p) => p.split!.writeMsPerPrompt)} µs and the rest +${per((p) => p.split!.restMsPerPrompt)} µs (writes per prompt +${round((hi!.split!.writesPerPrompt - lo!.split!.writesPerPrompt) / (hi!.subscribersPerSession - lo!.subscribersPerSession), 2)}).`
+        )
+      }
     }
   }
   if (results.idle !== undefined) {
