@@ -18,11 +18,18 @@ const oldestPendingUnderLiveLease = (kinds: string) => `WITH live AS (
         FOR SHARE OF l
       ),
       oldest AS (
-        SELECT c.id FROM cloud_session_commands c
+        SELECT c.id, c.position FROM cloud_session_commands c
         WHERE c.session_id = $1 AND c.status = 'pending'${kinds} AND EXISTS (SELECT 1 FROM live)
         ORDER BY c.position LIMIT 1
         FOR UPDATE OF c
       )`
+
+/**
+ * The oldest pending command (locked by `oldest`) reached again by the session's pending index, whose size is the
+ * session's mailbox — not by the primary key, whose depth grows with the whole history (issue 15 target 3). A
+ * position is one command's (a sequence).
+ */
+const OLDEST_AGAIN = `c.session_id = $1 AND c.status = 'pending' AND c.position = oldest.position`
 const OLDEST_PENDING_UNDER_LIVE_LEASE = oldestPendingUnderLiveLease("")
 const OLDEST_ANSWER_UNDER_LIVE_LEASE = oldestPendingUnderLiveLease(
   ` AND c.kind IN (${ANSWER_COMMAND_KINDS.map((kind) => `'${kind}'`).join(", ")})`
@@ -37,7 +44,7 @@ const OLDEST_ANSWER_UNDER_LIVE_LEASE = oldestPendingUnderLiveLease(
 const takeOldest = (prefix: string) => `${prefix},
       started AS (
         UPDATE cloud_session_commands c SET status = 'running', claimed_epoch = $2, claimed_by = $3, started_at = now()
-        FROM oldest WHERE c.id = oldest.id
+        FROM oldest WHERE ${OLDEST_AGAIN}
         RETURNING c.id, c.kind, c.payload, c.attempt_count, c.trace_parent
       )
       SELECT true AS live, started.id, started.kind, started.payload, started.attempt_count, started.trace_parent
@@ -48,7 +55,7 @@ const NEXT_ANSWER = takeOldest(OLDEST_ANSWER_UNDER_LIVE_LEASE)
 const START = `${OLDEST_PENDING_UNDER_LIVE_LEASE},
       started AS (
         UPDATE cloud_session_commands c SET status = 'running', claimed_epoch = $2, claimed_by = $3, started_at = now()
-        FROM oldest WHERE c.id = oldest.id
+        FROM oldest WHERE ${OLDEST_AGAIN}
         RETURNING c.id, c.kind, c.payload, c.attempt_count, c.trace_parent
       ),
       opening AS (

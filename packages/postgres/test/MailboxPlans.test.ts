@@ -144,4 +144,27 @@ it.layer(Stores, { timeout: 60_000 })("mailbox plans", (it) => {
       yield* sql`UPDATE cloud_session_projections SET projected_sequence = last_sequence - 4 WHERE session_id = 'ses_hot'`
       assert.strictEqual(yield* projections.maxLag, 4)
     }))
+
+  it.effect("start and next start the command they locked (found again by its session and position), never walking the session's history index", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const queue = yield* CommandQueue
+      yield* createSession("ses_again", "org_again")
+      yield* historyThenBacklog("org_again")
+      yield* enqueue("ses_again", "cmd_again_1")
+      yield* enqueue("ses_again", "cmd_again_2")
+      const epoch = (yield* sql<{ epoch: number }>`UPDATE cloud_worker_leases
+        SET worker_id = 'worker-1', epoch = epoch + 1, expires_at = now() + interval '1 hour'
+        WHERE session_id = 'ses_again' RETURNING epoch::int AS epoch`)[0]!.epoch
+      const lease = { sessionId: "ses_again", workerId: "worker-1", epoch: Number(epoch) }
+      const { first, second, scans } = yield* sql.withTransaction(Effect.gen(function*() {
+        const first = Option.getOrThrow(yield* queue.start(lease))
+        const second = Option.getOrThrow(yield* queue.next(lease))
+        return { first, second, scans: yield* xactScans }
+      }))
+      assert.deepStrictEqual([first.id, second.id], ["cmd_again_1", "cmd_again_2"])
+      const rows = yield* sql<{ id: string; status: string }>`SELECT id, status FROM cloud_session_commands WHERE session_id = 'ses_again' ORDER BY position`
+      assert.deepStrictEqual(rows.map((row) => [row.id, row.status]), [["cmd_again_1", "running"], ["cmd_again_2", "running"]])
+      assert.strictEqual(scans["cloud_session_commands_session"], 0, JSON.stringify(scans))
+    }))
 })
