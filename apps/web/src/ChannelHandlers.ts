@@ -27,6 +27,7 @@ import {
   type DeliveryScope,
   Identity,
   ProviderAddress,
+  refusalForChat,
   SessionStore,
   sessionAborted,
   Tokens
@@ -328,6 +329,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         const answer = yield* answerOf(orgId, route.sessionId, payload)
         // Recorded with the answer: a different answer pressed later is told who answered (a 409's `answeredBy`).
         const enqueued = yield* sessions.answer(orgId, route.sessionId, { ...answer, ...chatAnswerer(binding, payload.externalUserId, payload.externalUserName) })
+          .pipe(Effect.catchTag("Conflict", (refused) => Effect.fail(refusalForChat(refused, binding.providerKind))))
         return { sessionId: route.sessionId, commandId: enqueued.commandId }
       }),
     claimProviderEvent: ({ payload }) =>

@@ -102,6 +102,21 @@ export const alreadyAnswered = (existing: ExistingAnswer, answer: AskAnswer) => 
 }
 
 /**
+ * The refusal as a chat's service token may read it: who answered is kept only when it is a user of that same kind of
+ * chat (the press note names them there). A web answerer's email or an API token's id is not given to a gateway: it
+ * says only where and when (`answeredVia`, `answeredAt`).
+ */
+export const refusalForChat = (error: Conflict, providerKind: string): Conflict => {
+  const details = error.details
+  if (details?.reason !== "answered" || details.answeredVia === providerKind || typeof details.answeredBy !== "string") {
+    return error
+  }
+  const { answeredBy, answeredByName: _, ...rest } = details
+  const where = details.answeredVia === "web" ? " in the web app" : details.answeredVia === "api" ? " through the API" : ""
+  return new Conflict({ message: error.message.replace(` by ${answeredBy}`, where), details: rest })
+}
+
+/**
  * An answer to an ask that already has one: the same answer from the same answerer is the same command (returned: a
  * retried request); anything else — another answer, or the same one from someone else — is refused, naming who
  * answered and when.

@@ -88,6 +88,19 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway p
       assert.strictEqual(byApi.status, 202, JSON.stringify(byApi.body))
       assert.deepStrictEqual((yield* press(9, second.once, second.messageId)).body, { status: "refused" })
       assert.match(lastNote(), new RegExp(`^Already answered through the API ${AT}\\.$`))
+      // The gateway's own read of that refusal says where and when, never who (an API token's id, a web user's email).
+      const direct = yield* http("POST", `${url}/api/channels/bindings/${binding.id}/answer`, gatewayToken, {
+        providerEventId: "direct-answer-1",
+        externalThreadId: routes.body.routes[0].externalThreadId,
+        externalUserId: "10",
+        action: "permission-respond",
+        permissionId,
+        response: "once"
+      })
+      assert.strictEqual(direct.status, 409, JSON.stringify(direct.body))
+      assert.deepInclude(direct.body.error.details, { reason: "answered", answeredVia: "api" })
+      assert.notProperty(direct.body.error.details, "answeredBy")
+      assert.match(direct.body.error.message, new RegExp(`already answered through the API at `))
       yield* promise(() => telegram.waitForSends(4, 30_000))
       assert.strictEqual(telegram.sends[3]!.text, "echo: again [permission always]")
 
