@@ -47,11 +47,13 @@ const STALLED_TICKS = 3
 
 const KEEP_ALIVE = SseChunk.text(": keep-alive\n\n")
 const encode = SseChunk.text
-/** Main-thread CPU so far in ms (user + system), to split the fan-out's cost per session from its cost per stream. */
-const threadCpuMs = () => {
-  const usage = process.threadCpuUsage()
-  return (usage.user + usage.system) / 1000
-}
+/**
+ * A monotonic clock in ms, to split the fan-out's cost per session from its cost per stream: the fan-out runs
+ * synchronously, so the time it takes is its CPU unless the process was preempted meanwhile. (Not the thread's CPU
+ * clock: `process.threadCpuUsage` reads a per-thread total the kernel brings up to date only at scheduler ticks and
+ * switches, too coarse for a loop of a fraction of a millisecond.)
+ */
+const nowMs = () => performance.now()
 
 /** One open stream the hub writes to: the response body, and when it was last written to. */
 interface Listener {
@@ -217,13 +219,13 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
        * (pruned events between their cursor and the read), taken out of the feed.
        */
       const deliver = (f: Feed, events: ReadonlyArray<SessionEvent>, behind: Array<Subscriber>): ReadonlyArray<Subscriber> => {
-        const started = threadCpuMs()
+        const started = nowMs()
         const first = events[0]!.sequence
         const last = events[events.length - 1]!.sequence
         // Rendered and encoded once for every subscriber that needs the whole read (the usual case).
         const frames = events.map(eventFrame)
         const all = encode(frames.join(""))
-        const encoded = threadCpuMs()
+        const encoded = nowMs()
         const skipped: Array<Subscriber> = []
         let writes = 0
         for (const sub of f.subscribers) {
@@ -247,7 +249,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
           }
         }
         if (last > f.lastRead) f.lastRead = last
-        const written = threadCpuMs()
+        const written = nowMs()
         fanoutCost.encode += encoded - started
         fanoutCost.write += written - encoded
         fanoutCost.writes += writes
@@ -261,8 +263,8 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         const slow = slowConsumers
         fanoutCost.encode = fanoutCost.write = fanoutCost.writes = slowConsumers = 0
         return Effect.all([
-          metrics.inc("open_cowork_cloud_sse_fanout_cpu_ms_total", { part: "encode" }, encode),
-          metrics.inc("open_cowork_cloud_sse_fanout_cpu_ms_total", { part: "write" }, write),
+          metrics.inc("open_cowork_cloud_sse_fanout_busy_ms_total", { part: "encode" }, encode),
+          metrics.inc("open_cowork_cloud_sse_fanout_busy_ms_total", { part: "write" }, write),
           metrics.inc("open_cowork_cloud_sse_stream_writes_total", { outcome: "written" }, writes),
           slow > 0 ? metrics.inc("open_cowork_cloud_sse_stream_writes_total", { outcome: "slow_consumer" }, slow) : Effect.void
         ], { discard: true })

@@ -423,8 +423,8 @@ export const MetricsCatalog = {
     "Inbound channel messages prompted, by result (duplicate: the provider event id was already prompted; answered: the text answered the ask the session waits on).",
     { result: ["prompted", "duplicate", "answered"] }
   ),
-  open_cowork_cloud_sse_fanout_cpu_ms_total: counter(
-    "Main-thread CPU milliseconds of the SSE session fan-out, by part: encode (rendering and encoding each read once per session, whatever its subscribers) and write (handing it to each subscriber's socket: one write per stream per read, the part that grows with subscribers).",
+  open_cowork_cloud_sse_fanout_busy_ms_total: counter(
+    "Milliseconds the web's main thread spent in the SSE session fan-out (synchronous: its CPU unless the process was preempted), by part: encode (rendering and encoding each read once per session, whatever its subscribers) and write (handing it to each subscriber's socket: one write per stream per read, the part that grows with subscribers).",
     { part: ["encode", "write"] }
   ),
   open_cowork_cloud_sse_stream_writes_total: counter(

@@ -16,8 +16,8 @@
  *   frame neither delays the prompts nor the clients' clock readings;
  * - RSS per stream: the web process's RSS with the streams open minus before, divided by the streams;
  * - the split of the web CPU per prompt (the web's own counters, `/metrics`): per stream = the fan-out's writes to the
- *   streams' sockets (main-thread CPU of the loop that hands each read to every subscriber: one write per stream per
- *   read, the syscall included), per session = rendering + encoding each read once, and the rest (the prompt's
+ *   streams' sockets (the time of the synchronous loop that hands each read to every subscriber — its CPU unless the
+ *   process was preempted: one write per stream per read, the syscall included), per session = rendering + encoding each read once, and the rest (the prompt's
  *   request, the reads, decoding the rows, everything else) = web CPU − both. "Independent of subscribers except the
  *   socket write" holds when the rest and the per-session part stay flat across rows while the write part grows.
  *
@@ -147,17 +147,17 @@ const readCalls = Effect.gen(function*() {
   return { calls: Number(rows[0]!.calls), ms: Number(rows[0]!.ms) }
 }).pipe(Effect.orDie)
 
-/** The web's fan-out counters (`/metrics`, operator token): CPU ms by part, writes to streams. */
+/** The web's fan-out counters (`/metrics`, operator token): busy ms by part, writes to streams. */
 const fanoutCounters = async (baseUrl: string, token: string) => {
   const response = await fetch(`${baseUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })
   if (!response.ok) return undefined
   const text = await response.text()
   // A web process from before the counters (a "before" tree in a before/after pair) has no split to report.
-  if (!text.includes("open_cowork_cloud_sse_fanout_cpu_ms_total")) return undefined
+  if (!text.includes("open_cowork_cloud_sse_fanout_busy_ms_total")) return undefined
   const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0)
   return {
-    encodeMs: value(/^open_cowork_cloud_sse_fanout_cpu_ms_total\{[^}]*part="encode"[^}]*\} (\S+)$/m),
-    writeMs: value(/^open_cowork_cloud_sse_fanout_cpu_ms_total\{[^}]*part="write"[^}]*\} (\S+)$/m),
+    encodeMs: value(/^open_cowork_cloud_sse_fanout_busy_ms_total\{[^}]*part="encode"[^}]*\} (\S+)$/m),
+    writeMs: value(/^open_cowork_cloud_sse_fanout_busy_ms_total\{[^}]*part="write"[^}]*\} (\S+)$/m),
     writes: value(/^open_cowork_cloud_sse_stream_writes_total\{[^}]*outcome="written"[^}]*\} (\S+)$/m),
     slow: value(/^open_cowork_cloud_sse_stream_writes_total\{[^}]*outcome="slow_consumer"[^}]*\} (\S+)$/m)
   }
@@ -442,25 +442,39 @@ const report = (results: any) => {
     if (split.length > 0) {
       lines.push(
         "",
-        "Web CPU per prompt, split (the web's `open_cowork_cloud_sse_fanout_cpu_ms_total` / `_stream_writes_total`): per stream =",
-        "the fan-out loop handing each read to every subscriber's socket (one write per stream per read, syscall included);",
-        "per session = rendering + encoding each read once; the rest = the prompt's request, the reads, decoding, everything",
-        "else (web CPU − both). Independent of subscribers except the socket write when per session and the rest stay flat.",
+        "Web CPU per prompt, split. Per stream = the time of the fan-out loop handing each read to every subscriber's socket",
+        "(one write per stream per read, syscall included; the web's `open_cowork_cloud_sse_fanout_busy_ms_total{part=\"write\"}`",
+        "and `_stream_writes_total`), per session = rendering + encoding each read once (`{part=\"encode\"}`), the rest = web CPU",
+        "(/proc) − both: the prompt's request, the reads, decoding. The loop's figures come from a clock around it, so they",
+        "include preemption (each write wakes a client process, which may take the core): an upper bound; the fit below is",
+        "from /proc alone.",
         "",
-        "| subscribers / session | web CPU / prompt | per stream: writes | writes / prompt | CPU / write | per session: render + encode | the rest | without the per-stream writes | slow consumers ended |",
+        "| subscribers / session | web CPU / prompt | per stream: writes | writes / prompt | CPU / write (loop clock) | per session: render + encode | the rest | without the per-stream writes | slow consumers ended |",
         "|---|---|---|---|---|---|---|---|---|",
         ...split.map((p) =>
           `| ${p.subscribersPerSession} | ${p.webCpuMsPerPrompt} ms | ${p.split!.writeMsPerPrompt} ms | ${p.split!.writesPerPrompt} | ${p.split!.usPerWrite} µs | ${p.split!.encodeMsPerPrompt} ms | ${p.split!.restMsPerPrompt} ms | ${round(p.webCpuMsPerPrompt - p.split!.writeMsPerPrompt, 2)} ms | ${p.split!.slowConsumers} |`
         )
       )
       if (split.length >= 2) {
-        // Per added subscriber (fewest → most subscribers per session): what grew, and where.
-        const [lo, hi] = [...split].sort((a, b) => a.subscribersPerSession - b.subscribersPerSession).filter((_, i, all) => i === 0 || i === all.length - 1)
-        const per = (f: (p: PhaseResult) => number) => round(((f(hi!) - f(lo!)) * 1000) / (hi!.subscribersPerSession - lo!.subscribersPerSession), 1)
+        // Least squares over the rows: web CPU per prompt = a + b × subscribers per session, from /proc (precise over
+        // each 15-s row, unlike a timer around a sub-millisecond loop): a is what a prompt costs whatever its
+        // subscribers (request, reads, decoding, encoding), b what each subscriber adds (its socket writes and whatever
+        // else grows with it); b over the writes per prompt per subscriber is the CPU per write, all-in.
+        const xs = split.map((p) => p.subscribersPerSession)
+        const ys = split.map((p) => p.webCpuMsPerPrompt)
+        const mean = (v: ReadonlyArray<number>) => v.reduce((x, y) => x + y, 0) / v.length
+        const [mx, my] = [mean(xs), mean(ys)]
+        const b = xs.reduce((acc, x, i) => acc + (x - mx) * (ys[i]! - my), 0) / xs.reduce((acc, x) => acc + (x - mx) ** 2, 0)
+        const a = my - b * mx
+        const writesPerSubscriber = mean(split.map((p) => p.split!.writesPerPrompt / p.subscribersPerSession))
+        const maxS = Math.max(...xs)
         lines.push(
           "",
-          `Per added subscriber per session (${lo!.subscribersPerSession} → ${hi!.subscribersPerSession}): web CPU per prompt +${per((p) => p.webCpuMsPerPrompt)} µs, of which`,
-          `the measured writes +${per((p) => p.split!.writeMsPerPrompt)} µs and the rest +${per((p) => p.split!.restMsPerPrompt)} µs (writes per prompt +${round((hi!.split!.writesPerPrompt - lo!.split!.writesPerPrompt) / (hi!.subscribersPerSession - lo!.subscribersPerSession), 2)}).`
+          `Fit over the rows (web CPU per prompt = a + b × subscribers per session): **a = ${round(a, 2)} ms per prompt whatever its`,
+          `subscribers, b = ${round(b * 1000, 1)} µs per subscriber per prompt** (${round(writesPerSubscriber, 2)} socket writes per subscriber per prompt: ${round((b * 1000) / writesPerSubscriber, 1)} µs`,
+          `per write, all-in); at ${maxS} subscribers per session the per-stream part is ${round(b * maxS, 2)} ms of ${round(a + b * maxS, 2)} ms. The loop's own`,
+          `time per write (the "CPU / write" column: a clock around the loop, so preemption by the woken clients counts too) is`,
+          `${split.map((p) => `${p.split!.usPerWrite} µs`).join(" / ")}.`
         )
       }
     }
