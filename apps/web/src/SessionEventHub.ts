@@ -71,8 +71,8 @@ interface Subscriber extends Listener {
   cursor: number
   /** Joined the session's live fan-out (its replay reached the hub's read position). */
   live: boolean
-  /** Starts its own catch-up (the replay loop, in the request's scope) after a read it could not take whole. */
-  catchUp: Effect.Effect<void>
+  /** The request's scope: its replay loop runs there (at the start, and after a read it could not take whole). */
+  readonly scope: Scope.Scope
 }
 
 /** Every subscriber of one session on this process, and the one read position they share. */
@@ -292,7 +292,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
               const behind: Array<Subscriber> = []
               const skipped = deliver(f, events, behind)
               yield* recordFanout
-              for (const sub of behind) yield* sub.catchUp
+              for (const sub of behind) yield* startReplay(f, sub)
               if (skipped.length > 0) yield* snapshotRequired(f.sessionId, skipped)
             }
             if (events.length === READ_BATCH) f.catchUp = true
@@ -336,9 +336,54 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
           return startPump(f, true)
         })
 
+      /** Until the client has taken what was queued (the keep-alive timer ends a stream that waits 3 ticks). */
+      const flushed = (sub: Subscriber) =>
+        Effect.callback<void>((resume) => {
+          sub.waitingTick = tick
+          const cancel = sub.sink.whenFlushed(() => resume(Effect.void))
+          return Effect.sync(cancel)
+        }).pipe(Effect.ensuring(Effect.sync(() => (sub.waitingTick = undefined))))
+
+      /**
+       * A subscriber's replay: reads its own backlog at its client's pace (at most the buffer queued at a time) until its
+       * cursor reaches the feed's read position, then joins it (one synchronous step: from then on the feed queues
+       * everything past its cursor). Run at the start, and for a live subscriber that could not take a read whole.
+       */
+      const replay = (f: Feed, sub: Subscriber): Effect.Effect<void> =>
+        Effect.gen(function*() {
+          const sink = sub.sink
+          while (!sink.finished) {
+            if (sub.cursor >= f.lastRead) {
+              sub.live = true
+              return yield* startPump(f, false)
+            }
+            const events = yield* read(f.sessionId, sub.cursor)
+            if (sink.finished) return
+            // Nothing after our cursor although the feed read up to its position, or a read that does not start
+            // right after it: the backlog was pruned while we replayed it.
+            if (events.length === 0 || events[0]!.sequence > sub.cursor + 1) return yield* snapshotRequired(f.sessionId, [sub])
+            const frames = events.map(eventFrame)
+            let at = 0
+            while (!sink.finished) {
+              const n = offerFrames(sub, at === 0 ? frames : frames.slice(at))
+              at += n
+              if (n > 0) sub.cursor = events[at - 1]!.sequence
+              if (at === frames.length) break
+              yield* flushed(sub)
+            }
+          }
+        }).pipe(
+          Effect.catchCause((cause) =>
+            Effect.andThen(Effect.sync(() => end(sub)), Effect.logWarning("SSE replay read failed; the stream ends and resumes", cause))
+          )
+        )
+
+      /** Starts the subscriber's replay in its request's scope (nothing per subscriber is kept for it meanwhile). */
+      const startReplay = (f: Feed, sub: Subscriber): Effect.Effect<void> => Effect.asVoid(Effect.forkIn(replay(f, sub), sub.scope))
+
       const subscribeSession = (sessionId: string, cursor: number, sink: SseSink) =>
         Effect.gen(function*() {
-          const sub: Subscriber = { cursor, live: false, lastTick: tick, sink, catchUp: Effect.void }
+          const sub: Subscriber = { cursor, live: false, lastTick: tick, sink, scope: yield* Effect.scope }
           const f = yield* Effect.acquireRelease(
             Effect.sync(() => {
               let f = feeds.get(sessionId)
@@ -357,44 +402,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
                 if (f.subscribers.size === 0 && feeds.get(sessionId) === f) feeds.delete(sessionId)
               })
           )
-          // Until the client has taken what was queued (the keep-alive timer ends a stream that waits 3 ticks).
-          const flushed = Effect.callback<void>((resume) => {
-            sub.waitingTick = tick
-            const cancel = sink.whenFlushed(() => resume(Effect.void))
-            return Effect.sync(cancel)
-          }).pipe(Effect.ensuring(Effect.sync(() => (sub.waitingTick = undefined))))
-          // Replay: read our own backlog at the client's pace (at most the buffer queued at a time) until our cursor
-          // reaches the feed's read position, then join it (one synchronous step: from then on the feed queues
-          // everything past our cursor). A live subscriber that could not take a read whole comes back here.
-          const join = Effect.gen(function*() {
-            while (!sink.finished) {
-              if (sub.cursor >= f.lastRead) {
-                sub.live = true
-                return yield* startPump(f, false)
-              }
-              const events = yield* read(sessionId, sub.cursor)
-              if (sink.finished) return
-              // Nothing after our cursor although the feed read up to its position, or a read that does not start
-              // right after it: the backlog was pruned while we replayed it.
-              if (events.length === 0 || events[0]!.sequence > sub.cursor + 1) return yield* snapshotRequired(sessionId, [sub])
-              const frames = events.map(eventFrame)
-              let at = 0
-              while (!sink.finished) {
-                const n = offerFrames(sub, at === 0 ? frames : frames.slice(at))
-                at += n
-                if (n > 0) sub.cursor = events[at - 1]!.sequence
-                if (at === frames.length) break
-                yield* flushed
-              }
-            }
-          }).pipe(
-            Effect.catchCause((cause) =>
-              Effect.andThen(Effect.sync(() => end(sub)), Effect.logWarning("SSE replay read failed; the stream ends and resumes", cause))
-            )
-          )
-          const scope = yield* Effect.scope
-          sub.catchUp = Effect.asVoid(Effect.forkIn(join, scope))
-          yield* sub.catchUp
+          yield* startReplay(f, sub)
         })
 
       const subscribeOrg = (orgId: string, sink: SseSink) =>

@@ -37,7 +37,7 @@ export class SseSink extends Readable {
   #socket: Socket | undefined
   #chunked = true
   /** Waiting for the client to take what was queued (`whenFlushed`); released by the end of the stream too. */
-  readonly #waiters = new Set<() => void>()
+  #waiters: Set<() => void> | undefined
 
   constructor() {
     super()
@@ -103,8 +103,9 @@ export class SseSink extends Readable {
       fire()
       return release
     }
-    this.#waiters.add(fire)
-    cleanups.push(() => this.#waiters.delete(fire))
+    const waiters = this.#waiters ??= new Set()
+    waiters.add(fire)
+    cleanups.push(() => waiters.delete(fire))
     const on = (emitter: { once: (event: string, f: () => void) => unknown; off: (event: string, f: () => void) => unknown }, event: string) => {
       emitter.once(event, fire)
       cleanups.push(() => emitter.off(event, fire))
@@ -125,7 +126,7 @@ export class SseSink extends Readable {
   }
 
   #release() {
-    for (const waiter of [...this.#waiters]) waiter()
+    if (this.#waiters !== undefined) for (const waiter of [...this.#waiters]) waiter()
   }
 
   /** Ends the stream after what is queued (the client reconnects by `Last-Event-ID`). Idempotent. */
