@@ -30,6 +30,7 @@ import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { postgresCpu } from "./procCpu.ts"
 import { envInt, gitHead, machine as machineOf, round } from "./stack.ts"
+import { sampleWaits, type WaitSample, waitsMarkdown } from "./waitSampler.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
 const HISTORY_SESSIONS = envInt("BENCH_HISTORY_SESSIONS", 10_000)
@@ -41,36 +42,60 @@ const PROMPTS_PER_SESSION = 5
 const FIBERS = envInt("BENCH_HISTORY_FIBERS", 8)
 /** Sessions per chunk: a round alternates the empty and the full database chunk by chunk (`measure`). */
 const CHUNK_SESSIONS = envInt("BENCH_HISTORY_CHUNK", 40)
+/** `1`: one unmeasured turn on every measured session before each round (an ongoing conversation, not a first touch). */
+const ACTIVE = process.env.BENCH_HISTORY_ACTIVE === "1"
+/** `1`: sample who waits on what (pg_stat_activity + pg_locks every 10 ms) per database; attribution only. */
+const SAMPLE_WAITS = process.env.BENCH_SAMPLE_WAITS === "1"
+
+/**
+ * The hot statements, each by fragments only its text has (all must occur) — one list for both the pg_stat_statements
+ * entries (`classify`) and the wait sampler's SQL (`classifySql`).
+ */
+const SHAPES: ReadonlyArray<{ readonly name: string; readonly fragments: ReadonlyArray<string>; readonly pattern?: string }> = [
+  { name: "claim", fragments: ["candidates AS"] },
+  { name: "start (next + opening events)", fragments: ["opening AS"] },
+  { name: "close (append + ack + release)", fragments: ["idle AS"] },
+  { name: "releaseIfIdle", fragments: ["busy AS"] },
+  { name: "next", fragments: ["started AS"] },
+  { name: "enqueue (one statement)", fragments: ["ses AS"] },
+  { name: "append (fenced)", fragments: ["fence AS"], pattern: "cloud_worker_leases l\\s+WHERE" }
+]
 
 /** Which hot statement a pg_stat_statements entry is, by its text. */
-const classify = (query: string): string | undefined => {
-  if (query.includes("candidates AS")) return "claim"
-  if (query.includes("opening AS")) return "start (next + opening events)"
-  if (query.includes("idle AS")) return "close (append + ack + release)"
-  if (query.includes("busy AS")) return "releaseIfIdle"
-  if (query.includes("started AS")) return "next"
-  if (query.includes("ses AS")) return "enqueue (one statement)"
-  if (query.includes("fence AS") && /cloud_worker_leases l\s+WHERE/.test(query)) return "append (fenced)"
-  return undefined
-}
+const classify = (query: string): string | undefined =>
+  SHAPES.find((shape) =>
+    shape.fragments.every((fragment) => query.includes(fragment)) && (shape.pattern === undefined || new RegExp(shape.pattern).test(query))
+  )?.name
+
+/** The same, as a SQL expression over `pg_stat_activity` alias `a` (`BENCH_SAMPLE_WAITS=1`). */
+const classifySql = (a: string) =>
+  `CASE ${
+    SHAPES.map((shape) =>
+      `WHEN ${shape.fragments.map((fragment) => `${a}.query LIKE '%${fragment}%'`).join(" AND ")}${
+        shape.pattern === undefined ? "" : ` AND ${a}.query ~ '${shape.pattern}'`
+      } THEN '${shape.name}'`
+    ).join(" ")
+  } WHEN ${a}.backend_type <> 'client backend' THEN ${a}.backend_type ELSE left(regexp_replace(${a}.query, '\\s+', ' ', 'g'), 40) END`
 
 const statementStats = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql.unsafe<{ query: string; calls: number; exec: number; plan: number; blocks: number; read: number; fpi: number }>(
+  const rows = yield* sql.unsafe<{ query: string; calls: number; exec: number; plan: number; blocks: number; read: number; readMs: number; fpi: number }>(
     `SELECT query, calls::float8 AS calls, total_exec_time::float8 AS exec, total_plan_time::float8 AS plan,
-       (shared_blks_hit + shared_blks_read)::float8 AS blocks, shared_blks_read::float8 AS read, wal_fpi::float8 AS fpi
+       (shared_blks_hit + shared_blks_read)::float8 AS blocks, shared_blks_read::float8 AS read,
+       shared_blk_read_time::float8 AS "readMs", wal_fpi::float8 AS fpi
      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`
   )
-  const byName = new Map<string, { calls: number; exec: number; plan: number; blocks: number; read: number; fpi: number }>()
+  const byName = new Map<string, { calls: number; exec: number; plan: number; blocks: number; read: number; readMs: number; fpi: number }>()
   for (const row of rows) {
     const name = classify(row.query)
     if (name === undefined) continue
-    const entry = byName.get(name) ?? { calls: 0, exec: 0, plan: 0, blocks: 0, read: 0, fpi: 0 }
+    const entry = byName.get(name) ?? { calls: 0, exec: 0, plan: 0, blocks: 0, read: 0, readMs: 0, fpi: 0 }
     entry.calls += Number(row.calls)
     entry.exec += Number(row.exec)
     entry.plan += Number(row.plan)
     entry.blocks += Number(row.blocks)
     entry.read += Number(row.read)
+    entry.readMs += Number(row.readMs)
     entry.fpi += Number(row.fpi)
     byName.set(name, entry)
   }
@@ -80,6 +105,7 @@ const statementStats = Effect.gen(function*() {
     planMs: round(e.plan / e.calls, 3),
     blocks: round(e.blocks / e.calls, 1),
     read: round(e.read / e.calls, 2),
+    readMs: round(e.readMs / e.calls, 3),
     fpi: round(e.fpi / e.calls, 2)
   }]))
 }).pipe(Effect.orDie)
@@ -120,14 +146,14 @@ const workOff = (workerId: string, folded: boolean) =>
     }
   })
 
-/** Enqueues and works off `PROMPTS_PER_SESSION` prompts on each of `sessionIds`: start/close on the first half, legacy on the second. */
-const workChunk = (orgId: string, sessionIds: ReadonlyArray<string>) =>
+/** Enqueues and works off `prompts` prompts on each of `sessionIds`: start/close on the first half, legacy on the second. */
+const workChunk = (orgId: string, sessionIds: ReadonlyArray<string>, prompts = PROMPTS_PER_SESSION) =>
   Effect.gen(function*() {
     const store = yield* SessionStore
     const half = Math.floor(sessionIds.length / 2)
     for (const [part, folded] of [[sessionIds.slice(0, half), true], [sessionIds.slice(half), false]] as const) {
       yield* Effect.forEach(part, (sessionId) =>
-        Effect.forEach(Array.from({ length: PROMPTS_PER_SESSION }), (_, i) => store.prompt(orgId, sessionId, { text: `p${i}` }), { discard: true }),
+        Effect.forEach(Array.from({ length: prompts }), (_, i) => store.prompt(orgId, sessionId, { text: `p${i}` }), { discard: true }),
         { concurrency: 2 * FIBERS, discard: true }).pipe(Effect.orDie)
       yield* Effect.all(Array.from({ length: FIBERS }, (_, i) => workOff(`w${i}`, folded)), { concurrency: "unbounded" })
     }
@@ -138,6 +164,8 @@ interface Side {
   readonly services: Context.Context<Layer.Success<ReturnType<typeof servicesFor>>>
   readonly orgId: string
   readonly sessionIds: ReadonlyArray<string>
+  /** One connection of its own for the wait sampler (`BENCH_SAMPLE_WAITS=1`). */
+  readonly probe: Context.Context<SqlClient.SqlClient>
 }
 
 /**
@@ -148,12 +176,22 @@ interface Side {
  */
 const measure = (sides: ReadonlyArray<Side>, postmaster: number) =>
   Effect.gen(function*() {
+    if (ACTIVE) {
+      // A turn on every measured session first, unmeasured: the measured prompts then find their session's pages as an
+      // ongoing conversation does (cached, already written since the last checkpoint), not as a first touch.
+      for (const side of sides) {
+        for (let from = 0; from < side.sessionIds.length; from += CHUNK_SESSIONS) {
+          yield* workChunk(side.orgId, side.sessionIds.slice(from, from + CHUNK_SESSIONS), 1).pipe(Effect.provide(side.services))
+        }
+      }
+    }
     yield* Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       yield* sql.unsafe(`SELECT pg_stat_statements_reset()`).pipe(Effect.orDie)
     }).pipe(Effect.provide(sides[0]!.services))
     const cpu = sides.map(() => 0)
     const seconds = sides.map(() => 0)
+    const waits = sides.map(() => ({ samples: 0, counts: new Map<string, number>() }))
     const longest = Math.max(...sides.map((side) => side.sessionIds.length))
     for (let from = 0, chunk = 0; from < longest; from += CHUNK_SESSIONS, chunk++) {
       const order = sides.map((_, i) => i)
@@ -162,7 +200,19 @@ const measure = (sides: ReadonlyArray<Side>, postmaster: number) =>
         const side = sides[i]!
         const cpuBefore = postgresCpu(postmaster)
         const started = performance.now()
-        yield* workChunk(side.orgId, side.sessionIds.slice(from, from + CHUNK_SESSIONS)).pipe(Effect.provide(side.services))
+        const work = workChunk(side.orgId, side.sessionIds.slice(from, from + CHUNK_SESSIONS))
+        if (SAMPLE_WAITS) {
+          // The probe has a connection of its own: from the side's pool it ran only when the workers' statements let a
+          // connection go, i.e. when none was running, and saw nothing.
+          const sampled = yield* sampleWaits(work.pipe(Effect.provide(side.services)), classifySql).pipe(Effect.provide(side.probe))
+          waits[i]!.samples += sampled.samples
+          for (const w of sampled.waits) {
+            const key = `${w.statement}\u0000${w.wait}\u0000${w.relation}`
+            waits[i]!.counts.set(key, (waits[i]!.counts.get(key) ?? 0) + w.backends * sampled.samples)
+          }
+        } else {
+          yield* work.pipe(Effect.provide(side.services))
+        }
         cpu[i]! += postgresCpu(postmaster) - cpuBefore
         seconds[i]! += (performance.now() - started) / 1000
       }
@@ -171,9 +221,17 @@ const measure = (sides: ReadonlyArray<Side>, postmaster: number) =>
       Effect.map(statementStats.pipe(Effect.provide(side.services)), (stats): Phase => ({
         stats,
         seconds: round(seconds[i]!, 2),
-        postgresCpuMs: round(cpu[i]! / (side.sessionIds.length * PROMPTS_PER_SESSION), 3)
+        postgresCpuMs: round(cpu[i]! / (side.sessionIds.length * PROMPTS_PER_SESSION), 3),
+        waits: SAMPLE_WAITS ? { samples: waits[i]!.samples, waits: meanBackends(waits[i]!) } : undefined
       })))
   })
+
+/** Summed sample counts per (statement, wait, relation) as mean backends over the side's samples, largest first. */
+const meanBackends = (w: { samples: number; counts: Map<string, number> }): Array<WaitSample> =>
+  [...w.counts].map(([key, n]) => {
+    const [statement, wait, relation] = key.split("\u0000") as [string, string, string]
+    return { statement, wait, relation, backends: round(n / Math.max(w.samples, 1), 3) }
+  }).sort((a, b) => b.backends - a.backends)
 
 const createSessions = (orgId: string, count: number) =>
   Effect.gen(function*() {
@@ -246,7 +304,49 @@ const retain = Effect.gen(function*() {
   }
 })
 
-type Phase = { stats: Stats; seconds: number; postgresCpuMs: number }
+const median = (xs: ReadonlyArray<number>) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/**
+ * The verdict across rounds, per statement: the median of the per-round ratios full / empty with their range, and how
+ * many rounds exceed 1.2× — every round counts (none is dropped), the median is what one noisy round cannot move.
+ */
+const acrossRounds = (rounds: ReadonlyArray<{ empty: Phase; full: Phase }>, names: ReadonlyArray<string>) => {
+  const spread = (ratios: ReadonlyArray<number>) =>
+    ratios.length === 0
+      ? "–"
+      : `**${round(median(ratios), 2)}×** (${round(Math.min(...ratios), 2)}–${round(Math.max(...ratios), 2)}×) | ${ratios.filter((x) => x > 1.2).length} of ${ratios.length}`
+  const ratiosOf = (pick: (phase: Phase) => number | undefined) =>
+    rounds.flatMap((pair) => {
+      const a = pick(pair.empty)
+      const b = pick(pair.full)
+      return a && b ? [b / a] : []
+    })
+  return [
+    `Across the ${rounds.length} rounds (ratio full / empty of each round): median (min–max), and the rounds above 1.2×:`,
+    "",
+    "| statement | buffers per call | rounds > 1.2× | execution time | rounds > 1.2× |",
+    "|---|---|---|---|---|",
+    ...names.map((name) =>
+      `| ${name} | ${spread(ratiosOf((phase) => phase.stats.get(name)?.blocks))} | ${spread(ratiosOf((phase) => phase.stats.get(name)?.execMs))} |`
+    ),
+    `| Postgres CPU per command | | | ${spread(ratiosOf((phase) => phase.postgresCpuMs))} |`
+  ]
+}
+
+/** `BENCH_SAMPLE_WAITS=1`: per round and database, who waited on what (mean backends over the database's chunks). */
+const waitTables = (rounds: ReadonlyArray<{ empty: Phase; full: Phase }>) =>
+  rounds.flatMap((pair, i) =>
+    (["empty", "full"] as const).flatMap((side) => {
+      const waits = pair[side].waits
+      return waits === undefined ? [] : [`Waits, round ${i + 1}, ${side} database:`, "", waitsMarkdown(waits.samples, waits.waits), ""]
+    })
+  )
+
+type Phase = { stats: Stats; seconds: number; postgresCpuMs: number; waits: { samples: number; waits: ReadonlyArray<WaitSample> } | undefined }
 
 const report = (r: { date: string; commit: string; machine: string; load: string; loadEnd: string; seeded: { commands: number; events: number; seconds: number }; reused: boolean; rounds: ReadonlyArray<{ empty: Phase; full: Phase }>; retained: Effect.Success<typeof retain> | undefined; after: Phase | undefined }) => {
   const names = [...new Set(r.rounds.flatMap((round) => [...round.empty.stats.keys(), ...round.full.stats.keys()]))].sort()
@@ -255,7 +355,7 @@ const report = (r: { date: string; commit: string; machine: string; load: string
     ...r.rounds.map((pair, i) => {
       const a = pair.empty.stats.get(name)
       const b = pair.full.stats.get(name)
-      return `| ${name} | ${i + 1} | ${a?.calls ?? 0} / ${b?.calls ?? 0} | ${a?.execMs ?? "–"} → ${b?.execMs ?? "–"} (**${ratio(a?.execMs, b?.execMs)}×**) | ${a?.planMs ?? "–"} → ${b?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${b?.blocks ?? "–"} (**${ratio(a?.blocks, b?.blocks)}×**) | ${a?.read ?? "–"} → ${b?.read ?? "–"} | ${a?.fpi ?? "–"} → ${b?.fpi ?? "–"} |`
+      return `| ${name} | ${i + 1} | ${a?.calls ?? 0} / ${b?.calls ?? 0} | ${a?.execMs ?? "–"} → ${b?.execMs ?? "–"} (**${ratio(a?.execMs, b?.execMs)}×**) | ${a?.planMs ?? "–"} → ${b?.planMs ?? "–"} | ${a?.blocks ?? "–"} → ${b?.blocks ?? "–"} (**${ratio(a?.blocks, b?.blocks)}×**) | ${a?.read ?? "–"} → ${b?.read ?? "–"} (${a?.readMs ?? "–"} → ${b?.readMs ?? "–"} ms) | ${a?.fpi ?? "–"} → ${b?.fpi ?? "–"} |`
     }),
     ...(r.after === undefined ? [] : (() => {
       const a = r.rounds[0]!.empty.stats.get(name)
@@ -279,10 +379,13 @@ const report = (r: { date: string; commit: string; machine: string; load: string
     "the load); ratios full / empty of the same round. WAL full-page images per call: a page's first change after a",
     "checkpoint writes the whole page to the WAL — the cost of touching many distinct (cold) pages, part of the time.",
     "",
-    "| statement | round | calls empty / full | exec ms empty → full | plan ms empty → full | buffers per call empty → full | of which read (not in shared buffers) | WAL full-page images per call |",
+    "| statement | round | calls empty / full | exec ms empty → full | plan ms empty → full | buffers per call empty → full | of which read (not in shared buffers; their read time with track_io_timing) | WAL full-page images per call |",
     "|---|---|---|---|---|---|---|---|",
     ...rows,
     "",
+    ...acrossRounds(r.rounds, names),
+    "",
+    ...waitTables(r.rounds),
     "Postgres CPU per command (every process of the cluster, /proc utime + stime over the phase; 1 command = its enqueue,",
     "claim share, start or next, appends, close or ack, release):",
     "",
@@ -311,6 +414,7 @@ const prepare = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* runMigrations.pipe(Effect.orDie)
   yield* sql.unsafe(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).pipe(Effect.orDie)
+
   const existing = yield* sql.unsafe<{ org_id: string }>(`SELECT org_id FROM cloud_sessions WHERE id = 'ses_hist_1'`).pipe(Effect.orDie)
   if (existing[0] !== undefined) return { orgId: existing[0].org_id, seeded: true }
   const { orgId } = yield* (yield* Tokens).createOrg("history")
@@ -321,7 +425,7 @@ const prepare = Effect.gen(function*() {
  * BENCH_HISTORY_DIR keeps the cluster (and its seeded `history` database) in that directory across runs, so a
  * re-measurement skips the ~200 s seeding: the empty database is recreated each run, the full phase measures seeded
  * sessions no earlier round measured (a counter in the directory), and the retention phase, which deletes the
- * history, runs only with BENCH_HISTORY_RETENTION=1. BENCH_HISTORY_ROUNDS (1) alternates empty / full rounds in one
+ * history, runs only with BENCH_HISTORY_RETENTION=1. BENCH_HISTORY_ROUNDS (6) alternates empty / full rounds in one
  * run, so each ratio compares two phases measured back to back, after an unreported warm-up of both.
  */
 const main = Effect.gen(function*() {
@@ -329,7 +433,7 @@ const main = Effect.gen(function*() {
   const machine = `${host.os}, ${host.cpus}, ${host.memory}, Node ${host.node}`
   const load = host.loadAverage
   const keptDir = process.env.BENCH_HISTORY_DIR
-  const rounds = envInt("BENCH_HISTORY_ROUNDS", 1)
+  const rounds = envInt("BENCH_HISTORY_ROUNDS", 6)
   const dataDir = keptDir === undefined ? Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-bench-history-")) : Path.resolve(keptDir)
   Fs.mkdirSync(dataDir, { recursive: true })
   Fs.chmodSync(dataDir, 0o755)
@@ -345,8 +449,18 @@ const main = Effect.gen(function*() {
     yield* sql.unsafe(`DROP DATABASE IF EXISTS history_empty WITH (FORCE)`)
   }).pipe(Effect.provide(Database.layer({ url: Redacted.make(admin), maxConnections: 1, applicationName: "bench-history" })), Effect.orDie)
   yield* Database.ensureDatabase(admin, "history_empty")
+  // The time of the reads from outside shared buffers, per statement (pg_stat_statements' shared_blk_read_time), on
+  // both databases alike (the clock is read twice per read); set before their pools connect.
+  yield* Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    for (const name of ["history", "history_empty"]) yield* sql.unsafe(`ALTER DATABASE ${name} SET track_io_timing = on`)
+  }).pipe(Effect.provide(Database.layer({ url: Redacted.make(admin), maxConnections: 1, applicationName: "bench-history" })), Effect.orDie)
   const emptyDb = yield* Layer.build(servicesFor(cluster.url("history_empty")))
   const fullDb = yield* Layer.build(servicesFor(cluster.url("history")))
+  const probeOf = (name: string) =>
+    Layer.build(Database.layer({ url: Redacted.make(cluster.url(name)), maxConnections: 1, applicationName: "bench-history-probe" }))
+  const emptyProbe = yield* probeOf("history_empty")
+  const fullProbe = yield* probeOf("history")
   const { orgId: emptyOrg } = yield* prepare.pipe(Effect.provide(emptyDb))
   const { orgId, seeded: alreadySeeded } = yield* prepare.pipe(Effect.provide(fullDb))
   const seeded = yield* Effect.gen(function*() {
@@ -373,15 +487,15 @@ const main = Effect.gen(function*() {
   console.error("warm-up …")
   const emptySessions = (count: number) => createSessions(emptyOrg, count).pipe(Effect.provide(emptyDb))
   yield* measure([
-    { services: emptyDb, orgId: emptyOrg, sessionIds: yield* emptySessions(MEASURED_SESSIONS / 4) },
-    { services: fullDb, orgId, sessionIds: nextSeeded().slice(0, MEASURED_SESSIONS / 4) }
+    { services: emptyDb, probe: emptyProbe, orgId: emptyOrg, sessionIds: yield* emptySessions(MEASURED_SESSIONS / 4) },
+    { services: fullDb, probe: fullProbe, orgId, sessionIds: nextSeeded().slice(0, MEASURED_SESSIONS / 4) }
   ], postmaster)
   const measured: Array<{ empty: Phase; full: Phase }> = []
   for (let i = 0; i < rounds; i++) {
     console.error(`round ${i + 1}: empty and full database, alternated every ${CHUNK_SESSIONS} sessions …`)
     const [empty, full] = yield* measure([
-      { services: emptyDb, orgId: emptyOrg, sessionIds: yield* emptySessions(MEASURED_SESSIONS) },
-      { services: fullDb, orgId, sessionIds: nextSeeded() }
+      { services: emptyDb, probe: emptyProbe, orgId: emptyOrg, sessionIds: yield* emptySessions(MEASURED_SESSIONS) },
+      { services: fullDb, probe: fullProbe, orgId, sessionIds: nextSeeded() }
     ], postmaster)
     measured.push({ empty: empty!, full: full! })
   }
@@ -391,7 +505,7 @@ const main = Effect.gen(function*() {
     console.error("retention pass …")
     retained = yield* retain.pipe(Effect.provide(fullDb))
     console.error(`retained ${JSON.stringify(retained)}; after retention …`)
-    after = (yield* measure([{ services: fullDb, orgId, sessionIds: nextSeeded() }], postmaster))[0]
+    after = (yield* measure([{ services: fullDb, probe: fullProbe, orgId, sessionIds: nextSeeded() }], postmaster))[0]
   }
   const markdown = report({ date: new Date().toISOString(), commit: gitHead(), machine, load, loadEnd: machineOf().loadAverage, seeded, reused: alreadySeeded, rounds: measured, retained, after })
   console.log(markdown)

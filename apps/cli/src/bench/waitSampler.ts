@@ -11,8 +11,10 @@ import { SqlClient } from "effect/sql"
 
 const PROBE = "/* bench-probe */"
 
-/** The statement shapes of a command, by a fragment only that statement has. */
-const classify = (a: string) => `CASE
+/** The statement shapes of a command, by a fragment only that statement has: a SQL expression over `pg_stat_activity` alias `a`. */
+export type Classify = (a: string) => string
+
+const classifyCommand: Classify = (a) => `CASE
     WHEN ${a}.query LIKE '%ses AS (%' THEN 'enqueue'
     WHEN ${a}.query LIKE '%opening AS (%' THEN 'start'
     WHEN ${a}.query LIKE '%fence AS (SELECT l.session_id FROM cloud_worker_leases%' THEN 'close (fenced append)'
@@ -28,7 +30,7 @@ export interface WaitSample {
   readonly backends: number
 }
 
-export const sampleWaits = <A, E, R>(during: Effect.Effect<A, E, R>) =>
+export const sampleWaits = <A, E, R>(during: Effect.Effect<A, E, R>, classify: Classify = classifyCommand) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const totals = new Map<string, number>()
