@@ -46,6 +46,8 @@ const CHUNK_SESSIONS = envInt("BENCH_HISTORY_CHUNK", 40)
 const ACTIVE = process.env.BENCH_HISTORY_ACTIVE === "1"
 /** `1`: sample who waits on what (pg_stat_activity + pg_locks every 10 ms) per database; attribution only. */
 const SAMPLE_WAITS = process.env.BENCH_SAMPLE_WAITS === "1"
+/** `1`: the "full" side is a second empty database (an A/A control: the ratios' spread from the box alone). */
+const CONTROL = process.env.BENCH_HISTORY_CONTROL === "1"
 
 /**
  * The hot statements, each by fragments only its text has (all must occur) — one list for both the pg_stat_statements
@@ -348,7 +350,7 @@ const waitTables = (rounds: ReadonlyArray<{ empty: Phase; full: Phase }>) =>
 
 type Phase = { stats: Stats; seconds: number; postgresCpuMs: number; waits: { samples: number; waits: ReadonlyArray<WaitSample> } | undefined }
 
-const report = (r: { date: string; commit: string; machine: string; load: string; loadEnd: string; seeded: { commands: number; events: number; seconds: number }; reused: boolean; rounds: ReadonlyArray<{ empty: Phase; full: Phase }>; retained: Effect.Success<typeof retain> | undefined; after: Phase | undefined }) => {
+const report = (r: { control: boolean; active: boolean; date: string; commit: string; machine: string; load: string; loadEnd: string; seeded: { commands: number; events: number; seconds: number }; reused: boolean; rounds: ReadonlyArray<{ empty: Phase; full: Phase }>; retained: Effect.Success<typeof retain> | undefined; after: Phase | undefined }) => {
   const names = [...new Set(r.rounds.flatMap((round) => [...round.empty.stats.keys(), ...round.full.stats.keys()]))].sort()
   const ratio = (x?: number, y?: number) => (x && y ? round(y / x, 2) : "–")
   const rows = names.flatMap((name) => [
@@ -374,6 +376,8 @@ const report = (r: { date: string; commit: string; machine: string; load: string
     `on the empty database (fresh sessions) and on the full one (seeded sessions — ${HISTORY_COMMANDS} acked commands each — no earlier`,
     `round measured), alternated every ${CHUNK_SESSIONS} sessions (both see the same load); in each chunk, half worked off through start/close, half through`,
     `next/append/releaseIfIdle, ${FIBERS} fibers (${2 * FIBERS} prompts enqueued at a time).`,
+    ...(r.control ? ["**Control run (BENCH_HISTORY_CONTROL=1): the \"full\" column is a second empty database** — the ratios' spread when the sides differ in nothing but the moment."] : []),
+    ...(r.active ? ["BENCH_HISTORY_ACTIVE=1: every measured session (both sides) had one unmeasured turn just before its round — an ongoing conversation, not a first touch."] : []),
     "Per statement (pg_stat_statements): mean execution and planning ms (planning is 0 unless track_planning is on: the",
     "client's prepared statements mostly reuse their plans), and shared buffers touched per call (the work, independent of",
     "the load); ratios full / empty of the same round. WAL full-page images per call: a page's first change after a",
@@ -438,7 +442,7 @@ const main = Effect.gen(function*() {
   Fs.mkdirSync(dataDir, { recursive: true })
   Fs.chmodSync(dataDir, 0o755)
   if (keptDir === undefined) yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
-  const runRetention = keptDir === undefined || process.env.BENCH_HISTORY_RETENTION === "1"
+  const runRetention = !CONTROL && (keptDir === undefined || process.env.BENCH_HISTORY_RETENTION === "1")
   const cluster = yield* startEmbeddedPostgres(Path.join(dataDir, "postgres"))
   const postmaster = Number(Fs.readFileSync(Path.join(dataDir, "postgres", "postmaster.pid"), "utf8").split("\n")[0])
   const admin = cluster.url("postgres")
@@ -447,13 +451,17 @@ const main = Effect.gen(function*() {
   yield* Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql.unsafe(`DROP DATABASE IF EXISTS history_empty WITH (FORCE)`)
+    yield* sql.unsafe(`DROP DATABASE IF EXISTS history_control WITH (FORCE)`)
   }).pipe(Effect.provide(Database.layer({ url: Redacted.make(admin), maxConnections: 1, applicationName: "bench-history" })), Effect.orDie)
   yield* Database.ensureDatabase(admin, "history_empty")
+  if (CONTROL) yield* Database.ensureDatabase(admin, "history_control")
   // The time of the reads from outside shared buffers, per statement (pg_stat_statements' shared_blk_read_time), on
   // both databases alike (the clock is read twice per read); set before their pools connect.
   yield* Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    for (const name of ["history", "history_empty"]) yield* sql.unsafe(`ALTER DATABASE ${name} SET track_io_timing = on`)
+    for (const name of ["history", "history_empty", ...(CONTROL ? ["history_control"] : [])]) {
+      yield* sql.unsafe(`ALTER DATABASE ${name} SET track_io_timing = on`)
+    }
   }).pipe(Effect.provide(Database.layer({ url: Redacted.make(admin), maxConnections: 1, applicationName: "bench-history" })), Effect.orDie)
   const emptyDb = yield* Layer.build(servicesFor(cluster.url("history_empty")))
   const fullDb = yield* Layer.build(servicesFor(cluster.url("history")))
@@ -486,16 +494,29 @@ const main = Effect.gen(function*() {
   // connections' first plans (its execution times were 1.5–2.5× the later phases').
   console.error("warm-up …")
   const emptySessions = (count: number) => createSessions(emptyOrg, count).pipe(Effect.provide(emptyDb))
+  // BENCH_HISTORY_CONTROL=1: the "full" side is a second empty database (fresh sessions) — what the ratios spread to
+  // when nothing differs between the sides but the moment (the box's noise).
+  const control = CONTROL
+    ? yield* Effect.gen(function*() {
+      const services = yield* Layer.build(servicesFor(cluster.url("history_control")))
+      const { orgId: controlOrg } = yield* prepare.pipe(Effect.provide(services))
+      return { services, probe: yield* probeOf("history_control"), orgId: controlOrg }
+    })
+    : undefined
+  const fullSide = (count: number) =>
+    control === undefined
+      ? Effect.succeed<Side>({ services: fullDb, probe: fullProbe, orgId, sessionIds: nextSeeded().slice(0, count) })
+      : Effect.map(createSessions(control.orgId, count).pipe(Effect.provide(control.services)), (sessionIds): Side => ({ ...control, sessionIds }))
   yield* measure([
     { services: emptyDb, probe: emptyProbe, orgId: emptyOrg, sessionIds: yield* emptySessions(MEASURED_SESSIONS / 4) },
-    { services: fullDb, probe: fullProbe, orgId, sessionIds: nextSeeded().slice(0, MEASURED_SESSIONS / 4) }
+    yield* fullSide(MEASURED_SESSIONS / 4)
   ], postmaster)
   const measured: Array<{ empty: Phase; full: Phase }> = []
   for (let i = 0; i < rounds; i++) {
     console.error(`round ${i + 1}: empty and full database, alternated every ${CHUNK_SESSIONS} sessions …`)
     const [empty, full] = yield* measure([
       { services: emptyDb, probe: emptyProbe, orgId: emptyOrg, sessionIds: yield* emptySessions(MEASURED_SESSIONS) },
-      { services: fullDb, probe: fullProbe, orgId, sessionIds: nextSeeded() }
+      yield* fullSide(MEASURED_SESSIONS)
     ], postmaster)
     measured.push({ empty: empty!, full: full! })
   }
@@ -507,7 +528,7 @@ const main = Effect.gen(function*() {
     console.error(`retained ${JSON.stringify(retained)}; after retention …`)
     after = (yield* measure([{ services: fullDb, probe: fullProbe, orgId, sessionIds: nextSeeded() }], postmaster))[0]
   }
-  const markdown = report({ date: new Date().toISOString(), commit: gitHead(), machine, load, loadEnd: machineOf().loadAverage, seeded, reused: alreadySeeded, rounds: measured, retained, after })
+  const markdown = report({ control: CONTROL, active: ACTIVE, date: new Date().toISOString(), commit: gitHead(), machine, load, loadEnd: machineOf().loadAverage, seeded, reused: alreadySeeded, rounds: measured, retained, after })
   console.log(markdown)
   if (process.env.BENCH_NO_APPEND !== "1") Fs.appendFileSync(Path.join(repoRoot, "docs/benchmarks.md"), `\n${markdown}\n`)
 }).pipe(Effect.scoped)
