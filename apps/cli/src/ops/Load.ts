@@ -8,6 +8,7 @@ import { performance } from "node:perf_hooks"
 import { type FakeProvider, freePort as gatewayPort, LOOPBACK_WEBHOOKS, postInbound, provisionGateway, startFakeProvider, startGateway } from "./GatewayFleet.ts"
 import { GATES, type Gate, loadTargets, type Profile, PROFILES } from "./LaunchValidate.ts"
 import { type LocalPostgres, startLocalPostgres } from "./LocalPostgres.ts"
+import { postgresWaits, promptPhases } from "./PromptWaits.ts"
 import { call, ensureDatabase, freePort, type Proc, query, runCowork, sleep, spawnCowork, waitFor, waitReady } from "./Procs.ts"
 
 /**
@@ -20,8 +21,9 @@ import { call, ensureDatabase, freePort, type Proc, query, runCowork, sleep, spa
  * - sseStreams: the target number of SSE streams held open for the whole run; every stream must still be open and
  *   have received its session's events at the end;
  * - promptsPerMinute: prompts POSTed at the target rate, counted when acked within the window;
- * - activeWorkerSessions: the most sessions with a running command at once (sampled), prompts spread so the target
- *   can be reached ([[slow:…]] replies hold a session for ~1 s);
+ * - activeWorkerSessions: the most sessions with a running command at once (sampled); prompts round-robin over enough
+ *   API-created sessions that none waits behind its own session's previous one ([[slow:…]] replies hold a session
+ *   for ~1 s), and the load org's concurrent-sessions quota raised;
  * - workflowRunsPerMinute: manual runs POSTed at the target rate, counted when completed;
  * - p95ReadMs / p95MutationMs / errorRate: every request the harness makes;
  * - projectionLagEvents / oldestCommandAgeSeconds: sampled from the database every second;
@@ -76,6 +78,21 @@ const procStat = (pid: number | undefined) => {
   }
 }
 
+/** Every load prompt's reply: 5 events (4 deltas and the message), the scripted runtime sleeping 200 ms before each. */
+const PROMPT_DIRECTIVES = "[[slow:200]] [[events:4]]"
+const PROMPT_REPLY_MS = 5 * 200
+
+/** Prompts offered per minute: the throughput target, or enough to keep `activeWorkerSessions` busy with ~1 s replies. */
+const promptsPerMinuteOffered = (targets: Record<Gate, number>) =>
+  Math.max(targets.promptsPerMinute, Math.ceil((targets.activeWorkerSessions * 60_000) / PROMPT_REPLY_MS))
+
+/**
+ * Sessions the prompts are spread over, round-robin: a session runs one prompt at a time, so at `perMinute` each
+ * session's next prompt must come after its reply (with 1.5x headroom), or prompts queue behind their session and
+ * the run measures that queue instead of the workers' capacity.
+ */
+const promptSessionsNeeded = (perMinute: number) => Math.ceil((perMinute / 60_000) * PROMPT_REPLY_MS * 1.5)
+
 export const runLoad = async (options: LoadOptions) => {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   const root = Path.resolve(import.meta.dirname, "../../../..")
@@ -102,6 +119,8 @@ export const runLoad = async (options: LoadOptions) => {
       OPEN_COWORK_CLOUD_RATE_LIMIT_ORG_PER_MIN: "100000000",
       OPEN_COWORK_CLOUD_QUOTA_PROMPTS_PER_HOUR: "100000000",
       OPEN_COWORK_CLOUD_QUOTA_QUEUED_COMMANDS: "100000000",
+      // One org carries the whole profile: its default of 100 sessions at work would cap activeWorkerSessions itself.
+      OPEN_COWORK_CLOUD_QUOTA_CONCURRENT_SESSIONS: "100000000",
       // The load's own volume (public-beta: 40 runs and ~900 deliveries a minute) would pass the hourly defaults.
       OPEN_COWORK_CLOUD_QUOTA_WORKFLOW_RUNS_PER_HOUR: "100000000",
       OPEN_COWORK_CLOUD_QUOTA_CHANNEL_DELIVERIES_PER_HOUR: "100000000"
@@ -164,7 +183,8 @@ export const runLoad = async (options: LoadOptions) => {
 
     // ---- seed stored threads --------------------------------------------------------------------------------------
     log(`${options.mode}: seeding ${targets.storedThreads} stored threads`)
-    const apiSessions = Math.min(50, targets.storedThreads)
+    const promptRate = promptsPerMinuteOffered(targets)
+    const apiSessions = Math.min(targets.storedThreads, Math.max(50, promptSessionsNeeded(promptRate)))
     const sessions: Array<string> = []
     for (let i = 0; i < apiSessions; i++) {
       const r = await timed("mutation", "POST", "/api/sessions", { title: `load thread ${i}` })
@@ -211,6 +231,7 @@ export const runLoad = async (options: LoadOptions) => {
     let running = true
     const samples: Array<{ t: number; activeSessions: number; lag: number; oldestAge: number; connections: number; procs: Record<string, { cpu: number; rssMb: number }> }> = []
     const cpuStart = new Map(procs.map((p) => [p.name, procStat(p.child.pid)?.cpuSeconds ?? 0]))
+    const waits = postgresWaits(url)
     const sampler = (async () => {
       while (running) {
         const t = Date.now()
@@ -220,6 +241,7 @@ export const runLoad = async (options: LoadOptions) => {
           query<{ s: number | null }>(url, "SELECT extract(epoch FROM now() - min(created_at))::float8 AS s FROM cloud_session_commands WHERE status = 'pending'"),
           query<{ n: string }>(url, "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'cowork_load'")
         ]).catch(() => [[{ n: "0" }], [{ m: "0" }], [{ s: 0 }], [{ n: "0" }]] as const)
+        await waits.sample().catch(() => undefined)
         const procSample: Record<string, { cpu: number; rssMb: number }> = {}
         for (const p of procs) {
           const s = procStat(p.child.pid)
@@ -242,6 +264,7 @@ export const runLoad = async (options: LoadOptions) => {
     const windowStart = new Date()
     const deadline = Date.now() + options.durationMs
     const promptIds: Array<string> = []
+    let promptsRefused = 0
     const runIds: Array<string> = []
     const paced = async (perMinute: number, task: (i: number) => Promise<void>) => {
       const interval = 60_000 / perMinute
@@ -254,12 +277,12 @@ export const runLoad = async (options: LoadOptions) => {
       }
       await Promise.all(inflight)
     }
-    // Prompts: spread over enough sessions that activeWorkerSessions can be reached; each reply takes ~1 s.
-    const promptRate = Math.max(targets.promptsPerMinute, targets.activeWorkerSessions * 60)
+    // Prompts: round-robin over the API sessions, enough of them that no prompt queues behind its session's last.
     const promptDriver = paced(promptRate, async (i) => {
       const sessionId = sessions[i % sessions.length]!
-      const r = await timed("mutation", "POST", `/api/sessions/${sessionId}/prompt`, { text: `[[slow:200]] [[events:4]] load ${i}` })
+      const r = await timed("mutation", "POST", `/api/sessions/${sessionId}/prompt`, { text: `${PROMPT_DIRECTIVES} load ${i}` })
       if (r.status === 202) promptIds.push(r.body.commandId)
+      else if (r.status === 429) promptsRefused++
     })
     // Offered at twice the target: the gate is a capacity, and a run finishing just after the window must not decide it.
     const workflowDriver = paced(targets.workflowRunsPerMinute * 2, async () => {
@@ -323,6 +346,7 @@ export const runLoad = async (options: LoadOptions) => {
       [promptIds, windowEnd.toISOString()]))[0]!.n)
     const ackedTotal = Number((await query<{ n: string }>(url,
       "SELECT count(*) AS n FROM cloud_session_commands WHERE id = ANY($1::text[]) AND status = 'acked'", [promptIds]))[0]!.n)
+    const prompts = await promptPhases(url, promptIds)
     const runsCompleted = Number((await query<{ n: string }>(url,
       "SELECT count(*) AS n FROM cloud_workflow_runs WHERE id = ANY($1::text[]) AND status = 'completed' AND finished_at <= $2",
       [runIds, windowEnd.toISOString()]))[0]!.n)
@@ -412,6 +436,10 @@ export const runLoad = async (options: LoadOptions) => {
         reads: reads.length,
         mutations: mutations.length,
         promptsSent: promptIds.length,
+        promptsRefused,
+        promptSessions: sessions.length,
+        promptQueuedMs: prompts.queued,
+        promptRunningMs: prompts.running,
         promptsAcked: ackedTotal,
         promptsAckedInWindow: ackedInWindow,
         workflowRunsStarted: runIds.length,
@@ -432,6 +460,7 @@ export const runLoad = async (options: LoadOptions) => {
         p50ReadMs: round(percentile(reads, 50)),
         p50MutationMs: round(percentile(mutations, 50))
       },
+      postgresWaits: waits.summary(),
       processes: procSummary,
       postgresConnections: { max: Math.max(0, ...samples.map((s) => s.connections)), end: samples.at(-1)?.connections ?? 0 },
       trend: samples.filter((_, i) => i % Math.max(1, Math.floor(samples.length / 10)) === 0).map((s) => ({
@@ -474,6 +503,18 @@ const AREA: Record<Gate, string> = {
   errorRate: "error rate (5xx + network)"
 }
 
+/** Where the prompts waited (mailbox vs reply) and what the roles' Postgres connections waited on. */
+const promptWaitLines = (r: LoadReport): Array<string> => [
+  `Prompts: ${r.traffic.promptsSent} accepted and ${r.traffic.promptsRefused} refused (429) over ${r.traffic.promptSessions} sessions; acked prompts waited in the mailbox (created → started by a worker) p50 ${r.traffic.promptQueuedMs.p50Ms} / p95 ${r.traffic.promptQueuedMs.p95Ms} / max ${r.traffic.promptQueuedMs.maxMs} ms, and ran (started → acked) p50 ${r.traffic.promptRunningMs.p50Ms} / p95 ${r.traffic.promptRunningMs.p95Ms} / max ${r.traffic.promptRunningMs.maxMs} ms.`,
+  "",
+  "Postgres: what the roles' active connections waited on (sampled once a second; CPU = not waiting):",
+  "",
+  "| application wait | active per sample | statement seen most |",
+  "|---|---|---|",
+  ...r.postgresWaits.map((w) => `| ${w.wait} | ${w.activePerSample} | \`${w.statement.replaceAll("|", "\\|")}\` |`),
+  ""
+]
+
 /** Markdown in the launch-readiness report template's structure (docs/launch/launch-readiness-report-template.md). */
 export const renderLoadReport = (r: LoadReport): string => [
   `# Launch readiness report — ${r.profile} — ${r.startedAt.slice(0, 10)}`,
@@ -488,7 +529,7 @@ export const renderLoadReport = (r: LoadReport): string => [
   `- Commit SHA: ${r.commit}`,
   `- Image tag / digest: ${r.imageDigest}`,
   `- Primary command(s): \`${r.command}\``,
-  "- Sanitised environment profile: rate limits and prompt quotas raised for the single load token; SSE per-org cap = target + 100",
+  "- Sanitised environment profile: rate limits and prompt / queued-command / concurrent-session quotas raised for the single load token's org; SSE per-org cap = target + 100",
   `- Target profile: ${r.profile} (deploy/load/launch-readiness-targets.json)`,
   "- Accepted launch tier: local-self-host-beta (deploy/load/launch-evidence-matrix.json)",
   `- Window: ${r.window.start} → ${r.window.end} (${r.window.seconds} s)`,
@@ -510,6 +551,7 @@ export const renderLoadReport = (r: LoadReport): string => [
   `workflow runs started ${r.traffic.workflowRunsStarted}, completed in window ${r.traffic.workflowRunsCompletedInWindow}; SSE streams ${r.traffic.sseStreamsOpenAtEnd}/${r.traffic.sseStreamsOpened} open at the end, ${r.traffic.sseFramesReceived} frames received;`,
   `gateway: ${r.traffic.gatewayInboundPosted} inbound events posted, ${r.traffic.gatewayInboundAccepted} accepted (${r.traffic.gatewayInboundPerMinute}/min in the window); ${r.traffic.gatewayDeliveries} deliveries (${r.traffic.gatewayDeliveriesSent} sent), ${r.traffic.gatewayDeliveriesReceived} distinct keys at the provider in ${r.traffic.gatewayDeliveryRawPosts} posts (${r.traffic.gatewayOutboundPerMinute}/min in the window); delivery latency (row created → provider) p50 ${r.traffic.gatewayDeliveryLatencyP50Ms} ms, p95 ${r.traffic.gatewayDeliveryLatencyP95Ms} ms.`,
   "",
+  ...promptWaitLines(r),
   "## Soak test report",
   "",
   r.mode === "soak"
