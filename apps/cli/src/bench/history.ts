@@ -79,7 +79,8 @@ const classifySql = (a: string) =>
     ).join(" ")
   } WHEN ${a}.backend_type <> 'client backend' THEN ${a}.backend_type ELSE left(regexp_replace(${a}.query, '\\s+', ' ', 'g'), 40) END`
 
-const statementStats = Effect.gen(function*() {
+/** The database's cumulative totals per hot statement (sums since the last reset). */
+const statementTotals = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql.unsafe<{ query: string; calls: number; exec: number; plan: number; blocks: number; read: number; readMs: number; fpi: number }>(
     `SELECT query, calls::float8 AS calls, total_exec_time::float8 AS exec, total_plan_time::float8 AS plan,
@@ -101,7 +102,12 @@ const statementStats = Effect.gen(function*() {
     entry.fpi += Number(row.fpi)
     byName.set(name, entry)
   }
-  return new Map([...byName].map(([name, e]) => [name, {
+  return byName
+}).pipe(Effect.orDie)
+
+/** Totals as means per call. */
+const perCall = (byName: ReadonlyMap<string, { calls: number; exec: number; plan: number; blocks: number; read: number; readMs: number; fpi: number }>) =>
+  new Map([...byName].map(([name, e]) => [name, {
     calls: e.calls,
     execMs: round(e.exec / e.calls, 3),
     planMs: round(e.plan / e.calls, 3),
@@ -110,9 +116,20 @@ const statementStats = Effect.gen(function*() {
     readMs: round(e.readMs / e.calls, 3),
     fpi: round(e.fpi / e.calls, 2)
   }]))
-}).pipe(Effect.orDie)
+
+const statementStats = Effect.map(statementTotals, perCall)
 
 type Stats = Effect.Success<typeof statementStats>
+
+/** Mean execution ms per hot statement over one chunk: the difference of the totals read before and after it. */
+const chunkExecMs = (
+  before: Effect.Success<typeof statementTotals>,
+  after: Effect.Success<typeof statementTotals>
+): ReadonlyMap<string, number> =>
+  new Map([...after].flatMap(([name, e]) => {
+    const calls = e.calls - (before.get(name)?.calls ?? 0)
+    return calls > 0 ? [[name, (e.exec - (before.get(name)?.exec ?? 0)) / calls] as const] : []
+  }))
 
 /** Works off the pending prompts of `sessionIds` with the worker's path (start/close) or the legacy one. */
 const workOff = (workerId: string, folded: boolean) =>
@@ -194,6 +211,8 @@ const measure = (sides: ReadonlyArray<Side>, postmaster: number) =>
     const cpu = sides.map(() => 0)
     const seconds = sides.map(() => 0)
     const waits = sides.map(() => ({ samples: 0, counts: new Map<string, number>() }))
+    const chunks = sides.map((): Array<ReadonlyMap<string, number>> => [])
+    const totals = yield* Effect.forEach(sides, (side) => statementTotals.pipe(Effect.provide(side.services)))
     const longest = Math.max(...sides.map((side) => side.sessionIds.length))
     for (let from = 0, chunk = 0; from < longest; from += CHUNK_SESSIONS, chunk++) {
       const order = sides.map((_, i) => i)
@@ -217,6 +236,9 @@ const measure = (sides: ReadonlyArray<Side>, postmaster: number) =>
         }
         cpu[i]! += postgresCpu(postmaster) - cpuBefore
         seconds[i]! += (performance.now() - started) / 1000
+        const now = yield* statementTotals.pipe(Effect.provide(side.services))
+        chunks[i]!.push(chunkExecMs(totals[i]!, now))
+        totals[i] = now
       }
     }
     return yield* Effect.forEach(sides, (side, i) =>
@@ -224,6 +246,7 @@ const measure = (sides: ReadonlyArray<Side>, postmaster: number) =>
         stats,
         seconds: round(seconds[i]!, 2),
         postgresCpuMs: round(cpu[i]! / (side.sessionIds.length * PROMPTS_PER_SESSION), 3),
+        chunks: chunks[i]!,
         waits: SAMPLE_WAITS ? { samples: waits[i]!.samples, waits: meanBackends(waits[i]!) } : undefined
       })))
   })
@@ -319,23 +342,46 @@ const median = (xs: ReadonlyArray<number>) => {
 const acrossRounds = (rounds: ReadonlyArray<{ empty: Phase; full: Phase }>, names: ReadonlyArray<string>) => {
   const spread = (ratios: ReadonlyArray<number>) =>
     ratios.length === 0
-      ? "–"
+      ? "– | –"
       : `**${round(median(ratios), 2)}×** (${round(Math.min(...ratios), 2)}–${round(Math.max(...ratios), 2)}×) | ${ratios.filter((x) => x > 1.2).length} of ${ratios.length}`
+  const quartiles = (ratios: ReadonlyArray<number>) => {
+    if (ratios.length === 0) return "– | –"
+    const sorted = [...ratios].sort((a, b) => a - b)
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+    return `**${round(median(ratios), 2)}×** (${round(at(0.25), 2)}–${round(at(0.75), 2)}×) | ${ratios.filter((x) => x > 1.2).length} of ${ratios.length}`
+  }
   const ratiosOf = (pick: (phase: Phase) => number | undefined) =>
     rounds.flatMap((pair) => {
       const a = pick(pair.empty)
       const b = pick(pair.full)
       return a && b ? [b / a] : []
     })
+  // The chunks of a round ran back to back (A B, B A, …): chunk j of one side against chunk j of the other, seconds apart.
+  const chunkRatios = (name: string) =>
+    rounds.flatMap((pair) =>
+      pair.full.chunks.flatMap((full, j) => {
+        const a = pair.empty.chunks[j]?.get(name)
+        const b = full.get(name)
+        return a && b ? [b / a] : []
+      })
+    )
   return [
-    `Across the ${rounds.length} rounds (ratio full / empty of each round): median (min–max), and the rounds above 1.2×:`,
+    `Across the ${rounds.length} rounds (ratio full / empty of each round): median (min–max), and the rounds above 1.2×; the execution`,
+    "time less the time of its reads from outside shared buffers (track_io_timing: the cache's share, not the statement's work); the",
+    `execution time per chunk pair (chunk j of the full database against chunk j of the empty one, run back to back: ${CHUNK_SESSIONS} sessions`,
+    "each), median (25th–75th percentile) — a burst of the box's load lands in one chunk, not in a whole round:",
     "",
-    "| statement | buffers per call | rounds > 1.2× | execution time | rounds > 1.2× |",
-    "|---|---|---|---|---|",
+    "| statement | buffers per call | rounds > 1.2× | execution time | rounds > 1.2× | execution time less its reads' time | rounds > 1.2× | execution time, chunk pairs | pairs > 1.2× |",
+    "|---|---|---|---|---|---|---|---|---|",
     ...names.map((name) =>
-      `| ${name} | ${spread(ratiosOf((phase) => phase.stats.get(name)?.blocks))} | ${spread(ratiosOf((phase) => phase.stats.get(name)?.execMs))} |`
+      `| ${name} | ${spread(ratiosOf((phase) => phase.stats.get(name)?.blocks))} | ${spread(ratiosOf((phase) => phase.stats.get(name)?.execMs))} | ${
+        spread(ratiosOf((phase) => {
+          const stats = phase.stats.get(name)
+          return stats === undefined ? undefined : stats.execMs - stats.readMs
+        }))
+      } | ${quartiles(chunkRatios(name))} |`
     ),
-    `| Postgres CPU per command | | | ${spread(ratiosOf((phase) => phase.postgresCpuMs))} |`
+    `| Postgres CPU per command | | | ${spread(ratiosOf((phase) => phase.postgresCpuMs))} | | | | |`
   ]
 }
 
@@ -348,7 +394,7 @@ const waitTables = (rounds: ReadonlyArray<{ empty: Phase; full: Phase }>) =>
     })
   )
 
-type Phase = { stats: Stats; seconds: number; postgresCpuMs: number; waits: { samples: number; waits: ReadonlyArray<WaitSample> } | undefined }
+type Phase = { stats: Stats; seconds: number; postgresCpuMs: number; chunks: ReadonlyArray<ReadonlyMap<string, number>>; waits: { samples: number; waits: ReadonlyArray<WaitSample> } | undefined }
 
 const report = (r: { control: boolean; active: boolean; date: string; commit: string; machine: string; load: string; loadEnd: string; seeded: { commands: number; events: number; seconds: number }; reused: boolean; rounds: ReadonlyArray<{ empty: Phase; full: Phase }>; retained: Effect.Success<typeof retain> | undefined; after: Phase | undefined }) => {
   const names = [...new Set(r.rounds.flatMap((round) => [...round.empty.stats.keys(), ...round.full.stats.keys()]))].sort()
