@@ -2,8 +2,9 @@ import type { SessionEvent, SessionStatus, SessionView } from "@cowork/domain"
 
 /**
  * A session's timeline, folded from its events in sequence order: the messages (assistant text growing delta by
- * delta), tool calls, permission requests and questions with their answers, errors, retries and aborts. The same
- * fold reads a replay and the live tail, so a reload and a resumed stream show the same thing.
+ * delta), tool calls, permission requests and questions with their answers, errors, retries, aborts, and the queued
+ * commands that will not run (dead-lettered by an operator, cancelled by an abort). The same fold reads a replay and
+ * the live tail, so a reload and a resumed stream show the same thing.
  */
 export type Item =
   | { readonly kind: "user"; readonly key: string; readonly seq: number; readonly text: string }
@@ -112,6 +113,21 @@ export const fromView = (view: SessionView): Timeline => ({
   lastSequence: view.projectedSequence,
   artifactsVersion: 0
 })
+
+/** How a timeline note names a command that will not run, by its kind. */
+const commandLabel = (kind: unknown): string => {
+  switch (kind) {
+    case "prompt":
+      return "Queued prompt"
+    case "permission_respond":
+      return "Permission answer"
+    case "question_reply":
+    case "question_reject":
+      return "Question answer"
+    default:
+      return "Queued command"
+  }
+}
 
 const upsert = (items: ReadonlyArray<Item>, key: string, make: (previous: Item | undefined) => Item): ReadonlyArray<Item> => {
   const index = items.findIndex((item) => item.key === key)
@@ -224,6 +240,18 @@ export const apply = (timeline: Timeline, event: SessionEvent): Timeline => {
       }]
       break
     }
+    case "command.dead_lettered":
+      items = [...items, {
+        kind: "note",
+        key: `note:${seq}`,
+        seq,
+        tone: "abort",
+        text: `${commandLabel(p.kind)} dead-lettered by an operator, it will not run${str(p.reason) === undefined ? "" : `: ${str(p.reason)}`}`
+      }]
+      break
+    case "command.cancelled":
+      items = [...items, { kind: "note", key: `note:${seq}`, seq, tone: "info", text: `${commandLabel(p.kind)} cancelled, it will not run (${str(p.reason) ?? "session aborted"})` }]
+      break
     case "session.idle":
       if (status !== "aborted") status = "idle"
       runningCommand = undefined

@@ -152,7 +152,10 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       params: sessionId,
       success: CommandAccepted.pipe(HttpApiSchema.status(202)),
       error: ApiError.NotFound
-    }).annotate(RequiredScopes, ["web", "admin", "operator"]),
+    }).annotate(RequiredScopes, ["web", "admin", "operator"]).annotate(
+      OpenApi.Description,
+      "Cancels the session's pending commands (each gets a `command.cancelled` event `{commandId, kind, reason, abortCommandId}` on the session's stream), marks it aborted (later prompts 409) and queues an abort command that stops the running turn (`session.aborted`). Aborting again returns the same command."
+    ),
     HttpApiEndpoint.get("events", "/api/sessions/:id/events", {
       params: sessionId,
       query: { after: Schema.optional(Text(32)) },

@@ -141,3 +141,37 @@ export const deadLetteredEvent = (dead: DeadCommand): EventDraft => ({
   payload: { outcome: "dead", commandId: dead.commandId, attempts: dead.attempts, reason: dead.reason ?? "attempts exhausted" },
   commandId: dead.commandId
 })
+
+/**
+ * A pending command an operator took out of its mailbox (`QueueControls.deadLetter`): `command.dead_lettered` with
+ * the command's kind and the operator's reason, appended in the transaction that marks it `dead`, so a client waiting
+ * on that prompt learns it will never run. It changes no status by itself (another command may be running).
+ */
+export const commandDeadLetteredEvent = (command: { readonly commandId: string; readonly kind: string; readonly reason: string }): EventDraft => ({
+  type: "command.dead_lettered",
+  payload: { commandId: command.commandId, kind: command.kind, reason: command.reason },
+  commandId: command.commandId
+})
+
+/**
+ * The event a dead-lettering appends after `command.dead_lettered` when it leaves a `queued` session with nothing
+ * pending or running: the session is idle again (as the projection would otherwise stay `queued` for good).
+ */
+export const settledIdleEvent = (commandId: string): EventDraft => ({
+  type: "session.status",
+  payload: { status: "idle", commandId },
+  commandId
+})
+
+/** Why an abort cancelled a command (the `reason` of its `command.cancelled`). */
+export const CANCELLED_BY_ABORT = "session aborted"
+
+/**
+ * A pending command an abort cancelled: `command.cancelled` with its kind, the reason and the abort command, appended
+ * in the abort's transaction (the abort command itself then ends the session with `session.aborted`).
+ */
+export const commandCancelledEvent = (command: { readonly commandId: string; readonly kind: string }, abortCommandId: string): EventDraft => ({
+  type: "command.cancelled",
+  payload: { commandId: command.commandId, kind: command.kind, reason: CANCELLED_BY_ABORT, abortCommandId },
+  commandId: command.commandId
+})

@@ -16,6 +16,8 @@ export const SessionEventType = Schema.Literals([
   "artifact.created",
   "runtime.error",
   "command.retried",
+  "command.dead_lettered",
+  "command.cancelled",
   "session.idle",
   "session.aborted"
 ])

@@ -1,4 +1,4 @@
-import { parseApiToken, projectEvents } from "@cowork/domain"
+import { commandCancelledEvent, commandDeadLetteredEvent, deliveryDrafts, parseApiToken, projectEvents, settledIdleEvent } from "@cowork/domain"
 import { assert, describe, it } from "@effect/vitest"
 
 describe("projectEvents", () => {
@@ -24,6 +24,18 @@ describe("projectEvents", () => {
     ])
     assert.deepStrictEqual(delta.dropAttempts, [{ commandId: "cmd_1", attempt: 1 }])
     assert.isUndefined(delta.status)
+  })
+
+  it("a dead-lettered or cancelled command changes no status by itself and is not delivered to chat channels", () => {
+    const drafts = [
+      commandDeadLetteredEvent({ commandId: "cmd_1", kind: "prompt", reason: "ops" }),
+      commandCancelledEvent({ commandId: "cmd_2", kind: "prompt" }, "cmd_3")
+    ]
+    const delta = projectEvents(drafts)
+    assert.isUndefined(delta.status)
+    assert.deepStrictEqual([delta.messages, delta.dropAttempts, delta.asksClosedForCommands], [[], [], []])
+    assert.deepStrictEqual(deliveryDrafts(drafts), [])
+    assert.strictEqual(projectEvents([...drafts, settledIdleEvent("cmd_1")]).status, "idle")
   })
 
   it("opens asks and closes them when answered, when their turn ends or is retried, and on abort (net effect, in order)", () => {

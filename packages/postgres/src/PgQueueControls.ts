@@ -1,12 +1,14 @@
-import { Conflict, NotFound } from "@cowork/domain"
+import { commandDeadLetteredEvent, Conflict, type EventDraft, NotFound, settledIdleEvent } from "@cowork/domain"
 import { type FailedPrompt, QueueControls } from "@cowork/services"
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
+import { appendEvents } from "./AppendEvents.ts"
 
 /**
  * Queue controls over `cloud_session_commands`. Dead-lettering updates a command only while it is `pending`: a worker
  * starting it locks the row (`FOR UPDATE`) and re-checks `status = 'pending'` after this update commits, so the
- * command is either started or dead, never both.
+ * command is either started or dead, never both. Its `command.dead_lettered` event is appended in the same
+ * transaction.
  */
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -37,15 +39,34 @@ export const make = Effect.gen(function*() {
   }, Effect.catchTag("SqlError", Effect.die))
 
   const deadLetter = Effect.fn("QueueControls.deadLetter")(function*(orgId: string | undefined, commandId: string, reason: string) {
-    const updated = yield* sql.unsafe<{ org_id: string; session_id: string; kind: string }>(
-      `UPDATE cloud_session_commands SET status = 'dead', last_error = $2, completed_at = now()
-       WHERE id = $1 AND status = 'pending'${orgFilter("org_id", orgId, 3)}
-       RETURNING org_id, session_id, kind`,
-      [commandId, reason, ...scoped(orgId)]
-    )
-    if (updated[0] !== undefined) {
-      return { orgId: updated[0].org_id, sessionId: updated[0].session_id, commandId, kind: updated[0].kind }
-    }
+    const dead = yield* sql.withTransaction(Effect.gen(function*() {
+      // The command row first, then the projection row: the order a worker's start takes them in.
+      const updated = yield* sql.unsafe<{ org_id: string; session_id: string; kind: string }>(
+        `UPDATE cloud_session_commands SET status = 'dead', last_error = $2, completed_at = now()
+         WHERE id = $1 AND status = 'pending'${orgFilter("org_id", orgId, 3)}
+         RETURNING org_id, session_id, kind`,
+        [commandId, reason, ...scoped(orgId)]
+      )
+      const row = updated[0]
+      if (row === undefined) return undefined
+      const events: Array<EventDraft> = [commandDeadLetteredEvent({ commandId, kind: row.kind, reason })]
+      // Locked before the check, in its own statement: a prompt committing meanwhile is seen by the check, one not yet
+      // committed appends its `prompt.submitted` (queued) after this batch.
+      const projection = yield* sql.unsafe<{ status: string }>(
+        `SELECT status FROM cloud_session_projections WHERE session_id = $1 FOR UPDATE`,
+        [row.session_id]
+      )
+      if (projection[0]?.status === "queued") {
+        const open = yield* sql.unsafe<{ one: number }>(
+          `SELECT 1 AS one FROM cloud_session_commands WHERE session_id = $1 AND status IN ('pending', 'running') LIMIT 1`,
+          [row.session_id]
+        )
+        if (open.length === 0) events.push(settledIdleEvent(commandId))
+      }
+      yield* appendEvents(row.session_id, events, undefined).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+      return { orgId: row.org_id, sessionId: row.session_id, commandId, kind: row.kind }
+    }))
+    if (dead !== undefined) return dead
     const existing = yield* sql.unsafe<{ status: string }>(
       `SELECT status FROM cloud_session_commands WHERE id = $1${orgFilter("org_id", orgId, 2)}`,
       [commandId, ...scoped(orgId)]

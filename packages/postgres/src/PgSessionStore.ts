@@ -2,6 +2,7 @@ import {
   answerPayload,
   type AskAnswer,
   askOf,
+  commandCancelledEvent,
   type CommandPayload,
   Conflict,
   newCommandId,
@@ -462,9 +463,10 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
         if (existing[0] !== undefined) return { commandId: existing[0].id, created: false }
       }
       yield* sql.unsafe(`UPDATE cloud_sessions SET aborted_at = coalesce(aborted_at, now()) WHERE id = $1`, [sessionId])
-      yield* sql.unsafe(
+      const cancelled = yield* sql.unsafe<{ id: string; kind: string; position: string }>(
         `UPDATE cloud_session_commands SET status = 'cancelled', completed_at = now()
-         WHERE session_id = $1 AND status = 'pending' AND kind <> 'abort'`,
+         WHERE session_id = $1 AND status = 'pending' AND kind <> 'abort'
+         RETURNING id, kind, position`,
         [sessionId]
       )
       const commandId = newCommandId()
@@ -472,6 +474,11 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
         `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload) VALUES ($1, $2, $3, 'abort', '{}'::jsonb)`,
         [commandId, sessionId, orgId]
       )
+      if (cancelled.length > 0) {
+        const inMailboxOrder = [...cancelled].sort((a, b) => Number(a.position) - Number(b.position))
+        yield* appendEvents(sessionId, inMailboxOrder.map((row) => commandCancelledEvent({ commandId: row.id, kind: row.kind }, commandId)), undefined)
+          .pipe(Effect.provideService(SqlClient.SqlClient, sql))
+      }
       yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, formatCommandSignal({ kind: "abort", sessionId })])
       return { commandId, created: true }
     })).pipe(Effect.catchTag("SqlError", Effect.die))

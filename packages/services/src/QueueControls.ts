@@ -1,6 +1,7 @@
-import { Conflict, NotFound } from "@cowork/domain"
-import { Context, Effect, Layer, Option } from "effect"
+import { commandDeadLetteredEvent, Conflict, type EventDraft, NotFound, settledIdleEvent } from "@cowork/domain"
+import { Clock, Context, Effect, Layer, Option } from "effect"
 import { MemoryDatabase, type MemoryTables } from "./MemoryDatabase.ts"
+import { appendToLog } from "./MemoryLog.ts"
 
 /** A session's latest prompt when it ended `failed` or `dead`: what a retry queues again. */
 export interface FailedPrompt {
@@ -22,8 +23,9 @@ export interface DeadLetteredCommand {
 
 /**
  * The operator's queue controls besides abort (no direct database edits): which prompt a retry re-queues, and taking
- * a pending command out of the mailbox (`dead`, with the operator's reason as its error, no event: like the pending
- * commands an abort cancels). `orgId` scopes every call to one org (another org's session or command is `NotFound`);
+ * a pending command out of the mailbox (`dead`, with the operator's reason as its error, and `command.dead_lettered`
+ * appended to its session's log in the same transaction; then `session.status` idle when that left a `queued` session
+ * with nothing pending or running). `orgId` scopes every call to one org (another org's session or command is `NotFound`);
  * `undefined` is a platform operator's call, across orgs. A running command is never dead-lettered here (its owner
  * holds the session's lease: abort the session instead), so this never races an owner's fenced writes.
  */
@@ -67,8 +69,13 @@ const makeQueueControlsMemory = (db: MemoryTables): QueueControls["Service"] => 
           details: { field: "status", status: command.status }
         })
       }
+      const now = yield* Clock.currentTimeMillis
       command.status = "dead"
       command.lastError = reason
+      const events: Array<EventDraft> = [commandDeadLetteredEvent({ commandId, kind: command.kind, reason })]
+      const settled = !db.commands.some((row) => row.sessionId === command.sessionId && (row.status === "pending" || row.status === "running"))
+      if (settled && db.projections.get(command.sessionId)?.status === "queued") events.push(settledIdleEvent(commandId))
+      appendToLog(db, command.sessionId, events, now)
       return { orgId: command.orgId, sessionId: command.sessionId, commandId, kind: command.kind }
     })
 })

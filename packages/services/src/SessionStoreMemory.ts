@@ -2,6 +2,7 @@ import {
   answerPayload,
   askKey,
   askOf,
+  commandCancelledEvent,
   Conflict,
   decodeSessionCursor,
   encodeSessionCursor,
@@ -251,9 +252,8 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
           if (previous !== undefined) return { commandId: previous.id, created: false }
         }
         session.abortedAt ??= now
-        for (const command of db.commands) {
-          if (command.sessionId === sessionId && command.status === "pending" && command.kind !== "abort") command.status = "cancelled"
-        }
+        const cancelled = db.commands.filter((command) => command.sessionId === sessionId && command.status === "pending" && command.kind !== "abort")
+        for (const command of cancelled) command.status = "cancelled"
         const commandId = enqueue({
           sessionId,
           orgId,
@@ -263,6 +263,9 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
           traceParent: null,
           createdAt: now
         })
+        if (cancelled.length > 0) {
+          appendToLog(db, sessionId, cancelled.map((command) => commandCancelledEvent({ commandId: command.id, kind: command.kind }, commandId)), now)
+        }
         PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "abort", sessionId })
         return { commandId, created: true }
       })

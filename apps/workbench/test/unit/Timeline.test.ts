@@ -64,6 +64,26 @@ describe("the session timeline fold", () => {
     assert.deepInclude(answered.items[1], { answer: "B" })
   })
 
+  it("says when a queued prompt will not run: dead-lettered (with the operator's reason, then idle) or cancelled by an abort", () => {
+    sequence = 0
+    const timeline = fold([
+      event("prompt.submitted", { commandId: "cmd_1", text: "poison" }),
+      event("command.dead_lettered", { commandId: "cmd_1", kind: "prompt", reason: "loops forever" }),
+      event("session.status", { status: "idle", commandId: "cmd_1" }),
+      event("prompt.submitted", { commandId: "cmd_2", text: "later" }),
+      event("command.cancelled", { commandId: "cmd_2", kind: "prompt", reason: "session aborted", abortCommandId: "cmd_3" })
+    ])
+    assert.deepStrictEqual(timeline.items.map((item) => item.kind === "note" ? [item.tone, item.text] : item.kind), [
+      "user",
+      ["abort", "Queued prompt dead-lettered by an operator, it will not run: loops forever"],
+      "user",
+      ["info", "Queued prompt cancelled, it will not run (session aborted)"]
+    ])
+    const answer = fold([event("command.dead_lettered", { commandId: "cmd_4", kind: "question_reply" })], timeline)
+    assert.deepInclude(answer.items.at(-1), { kind: "note", text: "Question answer dead-lettered by an operator, it will not run" })
+    assert.strictEqual(timeline.status, "queued", "the status follows session.status / session.aborted, not these notes")
+  })
+
   it("a snapshot reload starts from the projected view and goes on after its sequence", () => {
     const view = fromView({
       session: { id: "ses_1", orgId: "org_1", title: "", profileName: "default", status: "idle", lastSequence: 40, createdAt: "", updatedAt: "" },

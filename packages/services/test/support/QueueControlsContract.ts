@@ -68,6 +68,12 @@ export const queueControlsContract = <R>(harness: ControlPlaneHarness<R>) =>
         const again = yield* Effect.exit(controls.deadLetter(undefined, stuck, "ops"))
         assert.strictEqual(failureTag(again), "Conflict", "already dead")
         assert.include(JSON.stringify(again), "dead")
+        const log = yield* EventLog
+        const deadLettered = (yield* log.read(session.sessionId, 0, 100)).filter((event) => event.type.startsWith("command."))
+        assert.deepStrictEqual(deadLettered.map((event) => [event.type, event.payload]), [
+          ["command.dead_lettered", { commandId: stuck, kind: "prompt", reason: "poisoned the queue" }]
+        ], "one event, written by the dead-lettering that won (the refused ones wrote none)")
+        assert.strictEqual((yield* (yield* SessionStore).view(session.orgId, session.sessionId)).status, "queued", "`next` is still pending")
 
         // The owner starts the next pending command, never the dead-lettered one; a running command is refused.
         const lease = yield* claimOne("w-after", session.sessionId)
@@ -81,6 +87,13 @@ export const queueControlsContract = <R>(harness: ControlPlaneHarness<R>) =>
         const other = yield* newSession()
         const lone = yield* prompt(other, "lone")
         yield* controls.deadLetter(undefined, lone, "platform operator")
+        // Nothing left pending or running: the queued session is idle again, in the same batch.
+        const settled = yield* log.read(other.sessionId, 0, 100)
+        assert.deepStrictEqual(settled.slice(-2).map((event) => [event.type, event.payload]), [
+          ["command.dead_lettered", { commandId: lone, kind: "prompt", reason: "platform operator" }],
+          ["session.status", { status: "idle", commandId: lone }]
+        ])
+        assert.strictEqual((yield* (yield* SessionStore).view(other.orgId, other.sessionId)).status, "idle")
         assert.deepInclude(Option.getOrThrow(yield* controls.latestFailedPrompt(other.orgId, other.sessionId)), {
           commandId: lone,
           status: "dead",

@@ -48,14 +48,25 @@ export const sessionStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.strictEqual(view.projectedSequence, 3)
       })))
 
-    it.effect("abort cancels pending prompts, queues one abort command (idempotent), and refuses later prompts", () =>
+    it.effect("abort cancels pending prompts (a `command.cancelled` event each), queues one abort command (idempotent), and refuses later prompts", () =>
       onFreshStore(harness, Effect.gen(function*() {
         const sessions = yield* SessionStore
         const session = yield* newSession()
-        yield* prompt(session, "one")
+        const one = yield* prompt(session, "one")
+        const two = yield* prompt(session, "two")
         const aborted = yield* sessions.abort(session.orgId, session.sessionId)
         const again = yield* sessions.abort(session.orgId, session.sessionId)
         assert.deepStrictEqual([aborted.created, again.created, again.commandId], [true, false, aborted.commandId])
+        // A client waiting on a cancelled prompt learns it from the log, once (the repeated abort cancels nothing).
+        const events = yield* (yield* EventLog).read(session.sessionId, 0, 100)
+        assert.deepStrictEqual(
+          events.filter((event) => event.type === "command.cancelled").map((event) => [event.payload, event.sequence]),
+          [
+            [{ commandId: one, kind: "prompt", reason: "session aborted", abortCommandId: aborted.commandId }, 4],
+            [{ commandId: two, kind: "prompt", reason: "session aborted", abortCommandId: aborted.commandId }, 5]
+          ]
+        )
+        assert.strictEqual(events.length, 5)
         assert.strictEqual((yield* Effect.flip(sessions.prompt(session.orgId, session.sessionId, { text: "late" })))._tag, "Conflict")
         const lease = yield* claimOne("w1", session.sessionId)
         const next = Option.getOrThrow(yield* (yield* CommandQueue).next(lease))
