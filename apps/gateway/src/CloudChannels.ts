@@ -74,6 +74,16 @@ export interface InboundResult {
   readonly refusal?: AnswerRefusal | undefined
 }
 
+/**
+ * Whether a pick may change what an ask's message shows: `admitted` (the user may answer and the ask still takes its
+ * answer), `unbound` (no binding for the target), `refused` (with why, when the cloud said: not admitted, the binding
+ * not active, answered already — by whom, where, when —, the session stopped, the turn ended).
+ */
+export type AnswerAdmission =
+  | { readonly status: "admitted" }
+  | { readonly status: "unbound" }
+  | { readonly status: "refused"; readonly refusal?: AnswerRefusal | undefined }
+
 export type SignatureClaim =
   | { readonly status: "claimed"; readonly settle: (handled: boolean) => Effect.Effect<void> }
   | { readonly status: "replayed" | "in_progress" }
@@ -128,10 +138,11 @@ export class CloudChannels extends Context.Service<CloudChannels, {
    */
   readonly inbound: (providerId: string, providerKind: ProviderKind, message: InboundMessage, viaBinding?: string) => Effect.Effect<InboundResult, CloudUnavailable>
   /**
-   * Whether the message's user may answer on its binding (the binding found as `inbound` finds it, active, and its
-   * `inboundPolicy` admitting the user) — for a pick that only changes what the message shows, nothing is queued.
+   * Whether the message's user may answer on its binding and the ask it names still takes an answer (the binding found
+   * as `inbound` finds it, active, its `inboundPolicy` admitting the user, the ask neither answered nor closed) — for a
+   * pick that only changes what the message shows, nothing is queued.
    */
-  readonly mayAnswer: (providerId: string, message: InboundMessage, viaBinding?: string) => Effect.Effect<"admitted" | "unbound" | "refused", CloudUnavailable>
+  readonly mayAnswer: (providerId: string, message: InboundMessage, viaBinding?: string) => Effect.Effect<AnswerAdmission, CloudUnavailable>
   /**
    * The binding's `credentialRef` (a reference, never a secret) with the binding's org (the namespace it resolves
    * in), or null: from the bindings this token serves, read again when the cached list is older than 30 s (a changed

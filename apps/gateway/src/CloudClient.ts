@@ -5,6 +5,7 @@ import { Clock, Effect, Layer, Ref, Stream } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
 import {
   type AckResult,
+  type AnswerAdmission,
   type BindingCredentialRef,
   ClaimLost,
   type ClaimedDelivery,
@@ -253,13 +254,18 @@ export const make = Effect.gen(function*() {
     mayAnswer: (providerId, message, viaBinding) =>
       Effect.gen(function*() {
         const binding = yield* inboundBinding(providerId, message, viaBinding)
-        if (binding === undefined) return "unbound" as const
-        if (binding.status !== "active") return "refused" as const
-        const resolved = yield* channels.resolveIdentity({ payload: { channelBindingId: binding.id, externalUserId: message.externalUserId } }).pipe(
-          Effect.map((identity) => identity.mayPrompt),
-          Effect.catch((error) => (tagOf(error) === "NotFound" ? Effect.succeed(false) : Effect.fail(unavailable(error))))
+        if (binding === undefined || message.answer === undefined) return { status: "unbound" } satisfies AnswerAdmission as AnswerAdmission
+        return yield* channels.checkAnswer({ params: { id: binding.id }, payload: answerBody(message) }).pipe(
+          Effect.as<AnswerAdmission>({ status: "admitted" }),
+          Effect.catch((error): Effect.Effect<AnswerAdmission, CloudUnavailable> => {
+            const tag = tagOf(error)
+            if (tag === "Forbidden" || tag === "Conflict" || tag === "BadRequest" || tag === "NotFound") {
+              const refusal = refusalOf(tag, error)
+              return Effect.succeed({ status: "refused", ...(refusal === undefined ? {} : { refusal }) })
+            }
+            return Effect.fail(unavailable(error))
+          })
         )
-        return resolved ? "admitted" as const : "refused" as const
       }),
     inbound: (providerId, _kind, message, viaBinding) =>
       Effect.gen(function*() {

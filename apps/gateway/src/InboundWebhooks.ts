@@ -109,13 +109,16 @@ export const make = Effect.gen(function*() {
           const press = pressOf(parse.message)
           // A pick that leaves a question unchosen: nothing for the cloud yet, the message shows the selection so far
           // (its buttons' data carry it, so the press that completes it answers every question).
-          // Only a user who may answer there changes it (the binding's inbound policy, as for the answer itself).
+          // Only a user who may answer there changes it (the binding's inbound policy, as for the answer itself), and
+          // only while the ask takes its answer: a pick on one answered or closed is told why, as a full pick is.
           if (answer !== undefined && !completes(answer)) {
             const may = yield* cloud.mayAnswer(providerId, parse.message, viaBinding)
-            if (may !== "admitted") {
-              yield* count(may === "unbound" ? "unbound" : "ignored")
-              yield* acknowledge(providerId, press, { _tag: "NotTaken", note: may === "unbound" ? "This chat is not bound to a session." : "Not taken: you may not answer here." })
-              return { response: HttpServerResponse.jsonUnsafe({ status: may }), retry: false }
+            if (may.status !== "admitted") {
+              yield* count(may.status === "unbound" ? "unbound" : "ignored")
+              yield* acknowledge(providerId, press, may.status === "unbound"
+                ? { _tag: "NotTaken", note: "This chat is not bound to a session." }
+                : refusedPress(may.refusal, kind, parse.message.externalUserId))
+              return { response: HttpServerResponse.jsonUnsafe({ status: may.status }), retry: false }
             }
             yield* count("selected")
             const buttons = pressedMessage?.buttons

@@ -20,7 +20,6 @@ import {
 } from "@cowork/domain"
 import { Metrics, redact } from "@cowork/observability"
 import {
-  alreadyAnswered,
   askNotPending,
   ChannelStore,
   DeliveryFeed,
@@ -29,7 +28,6 @@ import {
   ProviderAddress,
   refusalForChat,
   SessionStore,
-  sessionAborted,
   Tokens
 } from "@cowork/services"
 import { Clock, Effect, Redacted } from "effect"
@@ -37,6 +35,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import { actorOf, recordAudit } from "./AuditHandlers.ts"
 import { deliveryStreamResponse } from "./ChannelDeliveryStream.ts"
 import { QuotaPolicy } from "./QuotaPolicy.ts"
+import { askNamedBy, closedAskRefusal } from "./ClosedAsk.ts"
 import { checkQuestionReply } from "./QuestionReplyCheck.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
@@ -174,12 +173,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
           if (pending === undefined) {
             // Refused as the store refuses an answer: answered already (by whom, when), the session aborted, or not pending.
             const ask: AskAnswer = { kind: "question_reply", requestId, answers: [] }
-            const existing = yield* sessions.existingAnswer(orgId, sessionId, ask)
-            return yield* (existing !== undefined
-              ? alreadyAnswered(existing, ask)
-              : view.status === "aborted"
-              ? sessionAborted(sessionId, ask)
-              : askNotPending(ask))
+            return yield* ((yield* closedAskRefusal(sessions, orgId, sessionId, ask, view)) ?? askNotPending(ask))
           }
           const resolved = choiceAnswer(pending, choices)
           if (resolved._tag === "Invalid") return yield* new BadRequest({ message: resolved.message, field: "choices" })
@@ -331,6 +325,19 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         const enqueued = yield* sessions.answer(orgId, route.sessionId, { ...answer, ...chatAnswerer(binding, payload.externalUserId, payload.externalUserName) })
           .pipe(Effect.catchTag("Conflict", (refused) => Effect.fail(refusalForChat(refused, binding.providerKind))))
         return { sessionId: route.sessionId, commandId: enqueued.commandId }
+      }),
+    checkAnswer: ({ params, payload }) =>
+      Effect.gen(function*() {
+        const caller = yield* access
+        const orgId = caller.scope.orgId
+        const binding = yield* activeBinding(caller, params.id)
+        yield* admit(orgId, binding, payload.externalUserId)
+        const route = (yield* channels.listRoutes(orgId, binding.id)).find((r) => r.externalThreadId === payload.externalThreadId)
+        if (route === undefined) return yield* new NotFound({ message: "no session is bound to this thread" })
+        const ask = yield* askNamedBy(payload)
+        const refused = yield* closedAskRefusal(sessions, orgId, route.sessionId, ask, yield* sessions.view(orgId, route.sessionId))
+        if (refused !== undefined) return yield* Effect.fail(refusalForChat(refused, binding.providerKind))
+        return { sessionId: route.sessionId }
       }),
     claimProviderEvent: ({ payload }) =>
       Effect.gen(function*() {

@@ -249,6 +249,9 @@ export const ChannelPromptBody = Schema.Struct({
 
 export const ChannelAnswerAccepted = Schema.Struct({ sessionId: Schema.String, commandId: Schema.String })
 
+/** The ask a chat answer names still takes an answer from its user, on this session (`checkAnswer`). */
+export const ChannelAnswerOpen = Schema.Struct({ sessionId: Schema.String })
+
 export const ChannelPromptAccepted = Schema.Struct({
   ...ChannelAnswerAccepted.fields,
   /** The route (and its session) was created by this message. */

@@ -7,6 +7,7 @@ import {
   AckDeliveryBody,
   BindSessionBody,
   ChannelAnswerAccepted,
+  ChannelAnswerOpen,
   ChannelAnswerBody,
   ChannelBinding,
   ChannelCursor,
@@ -153,6 +154,13 @@ export class ChannelsApi extends HttpApiGroup.make("channels")
       error: [ApiError.BadRequest, ApiError.Forbidden, ApiError.NotFound, ApiError.Conflict, ApiError.Unavailable]
     }).annotate(RequiredScopes, GATEWAY)
       .annotate(OpenApi.Description, "A chat answer (button / reply) to a question or permission request of the routed session, queued as the session's human-in-the-loop command."),
+    HttpApiEndpoint.post("checkAnswer", "/api/channels/bindings/:id/answer/check", {
+      params: byId,
+      payload: ChannelAnswerBody,
+      success: ChannelAnswerOpen,
+      error: [ApiError.BadRequest, ApiError.Forbidden, ApiError.NotFound, ApiError.Conflict]
+    }).annotate(RequiredScopes, GATEWAY)
+      .annotate(OpenApi.Description, "Whether the ask a chat answer names (`permissionId` / `requestId`) still takes an answer from this user, with the refusals `answer` gives (403 not admitted; 404 no session on the thread; 409 the binding not active, or `details.reason` `answered` with who / where / when, `session_aborted`, `not_pending`). The answer itself is not checked and nothing is queued: a gateway asks before it shows a partial pick of a multi-question ask."),
     HttpApiEndpoint.post("claimProviderEvent", "/api/channels/provider-events/claim", {
       payload: ClaimProviderEventBody,
       success: ProviderEventClaim,

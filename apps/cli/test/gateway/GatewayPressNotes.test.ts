@@ -120,6 +120,70 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway p
       yield* Scope.close(worker, Exit.void)
     }))
 
+  it.effect("Telegram: a partial pick of a multi-question ask says it was answered already (by whom, when), or that the session stopped, as a full pick does", () =>
+    Effect.gen(function*() {
+      const telegram = new FakeTelegram(TG_TOKEN)
+      yield* promise(() => telegram.start())
+      yield* Effect.addFinalizer(() => promise(() => telegram.stop()))
+      const { token: admin, url } = yield* orgAdmin
+      const binding = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "6007" })
+      const gatewayToken = yield* issueGatewayToken(url, admin, [binding.id])
+      const worker = yield* startWorker("worker-gateway-press-notes-picks")
+      const gateway = yield* startGateway(url, gatewayToken, [
+        { id: "tg", kind: "telegram", botTokenRef: "env:PN_TG", webhookSecretRef: "env:PN_TG_HOOK", apiRoot: telegram.apiRoot, timeoutMs: 2_000 }
+      ], env)
+      const update = (body: unknown) => http("POST", `${gateway.url}/webhooks/tg`, undefined, body, { [InboundSignatures.TELEGRAM_SECRET_HEADER]: TG_HOOK })
+      let updateId = 9_500
+      const say = (text: string) => update({ update_id: ++updateId, message: { message_id: updateId, chat: { id: 6007 }, from: { id: 9 }, text } })
+      type Rows = ReadonlyArray<ReadonlyArray<readonly [string, string]>>
+      /** A press on a message the fake sent, carrying the keyboard it shows (as Telegram does). */
+      const press = (user: number, messageId: number, rows: Rows, data: string) =>
+        update({
+          update_id: ++updateId,
+          callback_query: {
+            id: `cb-${updateId}`, from: { id: user, ...(user === 9 ? { username: "pat" } : {}) }, data,
+            message: { message_id: messageId, chat: { id: 6007 }, text: "asked", reply_markup: { inline_keyboard: rows.map((row) => row.map(([label, d]) => ({ text: label, callback_data: d }))) } }
+          }
+        })
+      const lastNote = () => telegram.callbackAnswers.at(-1)!.text ?? ""
+      const asked = (count: number) =>
+        Effect.gen(function*() {
+          yield* promise(() => telegram.waitForSends(count, 30_000))
+          const sent = telegram.sends[count - 1]!
+          assert.deepStrictEqual(sent.rows.map((row) => row.map(([label]) => label)), [["1: yes", "1: no"], ["2: red", "2: blue"], ["Reject"]])
+          return sent
+        })
+
+      // Open: a partial pick notes the selection.
+      assert.strictEqual((yield* say("pick [[question:2]]")).status, 202)
+      const ask = yield* asked(1)
+      const picked = yield* press(9, ask.messageId, ask.rows, ask.rows[0]![1]![1])
+      assert.deepStrictEqual(picked.body, { status: "selected" })
+      assert.strictEqual(lastNote(), "Noted. 1 more to choose.")
+      const marked = telegram.edits.at(-1)!.rows
+      // The full pick answers; later partial picks (a stale keyboard) are refused with who answered and when.
+      assert.deepStrictEqual((yield* press(9, ask.messageId, marked, marked[1]![1]![1])).body, { status: "prompted" })
+      yield* promise(() => telegram.waitForSends(2, 30_000))
+      const edits = telegram.edits.length
+      const theirs = yield* press(10, ask.messageId, ask.rows, ask.rows[0]![0]![1])
+      assert.deepStrictEqual([theirs.status, theirs.body], [200, { status: "refused" }])
+      assert.match(lastNote(), new RegExp(`^Already answered by @pat ${AT}\\.$`))
+      assert.deepStrictEqual((yield* press(9, ask.messageId, ask.rows, ask.rows[0]![0]![1])).body, { status: "refused" })
+      assert.match(lastNote(), new RegExp(`^You already answered this ${AT}\\.$`))
+      assert.strictEqual(telegram.edits.length, edits, "a refused pick edits nothing")
+
+      // The session stopped while its question waits: a partial pick says so.
+      assert.strictEqual((yield* say("again [[question:2]]")).status, 202)
+      const next = yield* asked(3)
+      const routes = yield* http("GET", `${url}/api/channels/bindings/${binding.id}/sessions`, admin)
+      assert.strictEqual((yield* http("POST", `${url}/api/sessions/${routes.body.routes[0].sessionId}/abort`, admin)).status, 202)
+      assert.deepStrictEqual((yield* press(9, next.messageId, next.rows, next.rows[1]![0]![1])).body, { status: "refused" })
+      assert.strictEqual(lastNote(), "Not taken: this session was stopped, so the question no longer takes answers.")
+      assert.strictEqual(telegram.edits.length, edits)
+      yield* gateway.stop
+      yield* Scope.close(worker, Exit.void)
+    }))
+
   it.effect("Slack: a press another replica is taking gets a note and a 200, not a bare 503; the cloud unreachable too; across two replicas a press is answered once", () =>
     Effect.gen(function*() {
       const slack = new FakeSlack(SLACK_TOKEN)

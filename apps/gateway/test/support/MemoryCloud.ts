@@ -3,6 +3,7 @@ import {
   type AckOutcome,
   type AckResult,
   admittedBinding,
+  type AnswerAdmission,
   ClaimLost,
   CloudChannels,
   CloudUnavailable,
@@ -231,7 +232,7 @@ export class MemoryCloud {
           return { status: "prompted" as const, sessionId: "ses_memory" }
         })),
       mayAnswer: (providerId, message, viaBinding) =>
-        Effect.succeed(self.admits(providerId, message.externalTarget, viaBinding) ? "admitted" as const : "unbound" as const),
+        Effect.succeed<AnswerAdmission>(self.admits(providerId, message.externalTarget, viaBinding) ? { status: "admitted" } : { status: "unbound" }),
       reportProviderStatus: (providerId, status) => Effect.sync(() => void self.statusReports.push({ providerId, status })),
       credentialRef: (channelBindingId, use = "outbound") =>
         Effect.sync(() => {
