@@ -33,6 +33,12 @@ export type AckOutcome =
   | { readonly status: "failed"; readonly error: string; readonly retryAfterMs?: number | undefined }
   | { readonly status: "dead"; readonly error: string }
 
+/** A delivery's outcome, to ack. */
+export interface PendingAck {
+  readonly delivery: ClaimedDelivery
+  readonly outcome: AckOutcome
+}
+
 /** What the cloud made of an ack: a failed ack is `pending` again (retry scheduled) or `dead` at the server's cap. */
 export interface AckResult {
   readonly status: "sent" | "pending" | "dead"
@@ -121,7 +127,11 @@ export class CloudChannels extends Context.Service<CloudChannels, {
   readonly whoami: Effect.Effect<GatewayScope, CloudUnavailable>
   readonly claim: (limit: number, ttlMs: number) => Effect.Effect<ReadonlyArray<ClaimedDelivery>, CloudUnavailable>
   readonly renew: (delivery: ClaimedDelivery, ttlMs: number) => Effect.Effect<void, ClaimLost | CloudUnavailable>
-  readonly ack: (delivery: ClaimedDelivery, outcome: AckOutcome) => Effect.Effect<AckResult, ClaimLost | CloudUnavailable>
+  /**
+   * Acks a batch (at most `MAX_ACKS_PER_BATCH`) in one request, each fenced by its claim token: one answer per ack in
+   * the same order, `ClaimLost` for an ack the cloud refused (its claim expired or was taken over).
+   */
+  readonly ack: (acks: ReadonlyArray<PendingAck>) => Effect.Effect<ReadonlyArray<AckResult | ClaimLost>, CloudUnavailable>
   /** Ends when the cloud closes it; every element means "something may be due". */
   readonly wakeups: Stream.Stream<void, CloudUnavailable>
   /**

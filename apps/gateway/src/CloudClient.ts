@@ -205,26 +205,29 @@ export const make = Effect.gen(function*() {
       ),
     renew: (delivery, ttlMs) =>
       fenced(delivery.id, channels.renewDelivery({ params: { id: delivery.id }, payload: { claimToken: delivery.claimToken, claimTtlMs: ttlMs } })).pipe(Effect.asVoid),
-    ack: (delivery, outcome) =>
-      fenced(
-        delivery.id,
-        channels.ackDelivery({
-          params: { id: delivery.id },
-          payload: outcome.status === "sent"
-            ? { claimToken: delivery.claimToken, outcome: "sent" }
-            : {
-              claimToken: delivery.claimToken,
-              outcome: outcome.status,
-              error: outcome.error.slice(0, 2_000),
-              ...(outcome.status === "failed" && outcome.retryAfterMs !== undefined
-                ? { retryAfterMs: Math.min(86_400_000, Math.max(0, Math.round(outcome.retryAfterMs))) }
-                : {})
-            }
-        })
-      ).pipe(Effect.map(({ delivery: d }): AckResult => ({
-        status: d.status === "sent" ? "sent" : d.status === "dead" ? "dead" : "pending",
-        nextAttemptAt: d.nextAttemptAt ?? undefined
-      }))),
+    ack: (acks) =>
+      channels.ackDeliveries({
+        payload: {
+          acks: acks.map(({ delivery, outcome }) => ({
+            id: delivery.id,
+            claimToken: delivery.claimToken,
+            outcome: outcome.status,
+            ...(outcome.status === "sent" ? {} : { error: outcome.error.slice(0, 2_000) }),
+            ...(outcome.status === "failed" && outcome.retryAfterMs !== undefined
+              ? { retryAfterMs: Math.min(86_400_000, Math.max(0, Math.round(outcome.retryAfterMs))) }
+              : {})
+          }))
+        }
+      }).pipe(
+        Effect.map(({ results }) =>
+          results.map(({ id, delivery: d }): AckResult | ClaimLost =>
+            // Refused (`claim_lost`, or `not_found`: no longer this token's to ack): the claim is not held any more.
+            d === null
+              ? new ClaimLost({ deliveryId: id })
+              : { status: d.status === "sent" ? "sent" : d.status === "dead" ? "dead" : "pending", nextAttemptAt: d.nextAttemptAt ?? undefined })
+        ),
+        Effect.mapError(unavailable)
+      ),
     wakeups: deliveryWakeups(options).pipe(
       Stream.provideService(HttpClient.HttpClient, http),
       Stream.map(() => undefined),

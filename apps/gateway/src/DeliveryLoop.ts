@@ -1,8 +1,9 @@
 import type { OutboundMessage, SendOutcome } from "@cowork/channels"
 import { Metrics } from "@cowork/observability"
-import { Cause, Clock, Duration, Effect, Fiber, FiberSet, Option, Queue, Ref, Schedule, Stream } from "effect"
+import { MAX_ACKS_PER_BATCH } from "@cowork/domain"
+import { Cause, Clock, Deferred, Duration, Effect, Fiber, FiberSet, Option, Queue, Ref, Schedule, Semaphore, Stream } from "effect"
 import { BindingCredentials } from "./BindingCredentials.ts"
-import { type AckOutcome, type AckResult, type ClaimedDelivery, CloudChannels } from "./CloudChannels.ts"
+import { type AckOutcome, type AckResult, ClaimLost, type ClaimedDelivery, CloudChannels, type CloudUnavailable, type PendingAck } from "./CloudChannels.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import { GatewayState } from "./GatewayState.ts"
 import { Providers } from "./Providers.ts"
@@ -29,10 +30,15 @@ const toMessage = (delivery: ClaimedDelivery): OutboundMessage => ({
 })
 
 /**
- * The delivery loop: wake on the cloud's push stream (or the backstop poll), claim what is due up to the free send
- * slots, and for each claimed delivery renew the claim while the provider call runs, then ack it with the claim's
- * fencing token. The server owns backoff and the attempt cap; a refused ack (the claim expired and someone else
- * may hold it) is counted and dropped. On shutdown: stop claiming, let sends in flight finish within the grace.
+ * The delivery loop: wake on the cloud's push stream (or the backstop poll), claim what is due, send at most
+ * `concurrency` at once, and ack with each claim's fencing token. A delivery's claim is renewed every third of the TTL
+ * from the claim until its provider call ends. The provider call alone takes a send slot: outcomes are acked in
+ * batches (one request for all that finished meanwhile, `MAX_ACKS_PER_BATCH` at most), so a slow cloud does not
+ * hold send slots, and each claim asks for the free room (up to `claimBatch`) while the last ones are still acking.
+ * What this gateway holds (claimed, not acked yet) is bounded: `concurrency + claimBatch` not yet sent, and
+ * `concurrency + claimBatch + MAX_ACKS_PER_BATCH` in all. The server owns backoff and the attempt cap; a refused ack
+ * (the claim expired and someone else may hold it) is counted and dropped. On shutdown: stop claiming, let sends and
+ * acks in flight finish within the grace.
  */
 export const run = Effect.gen(function*() {
   const cloud = yield* CloudChannels
@@ -49,16 +55,36 @@ export const run = Effect.gen(function*() {
   const countError = (operation: "claim" | "renew" | "ack" | "stale_claim" | "send" | "stream" | "credential") =>
     metrics.inc("open_cowork_gateway_errors_total", { operation })
 
-  /** Retries an ack the cloud did not answer (a sent delivery whose ack is lost would be sent again). */
-  const ackWithRetry = (delivery: ClaimedDelivery, outcome: AckOutcome) =>
-    cloud.ack(delivery, outcome).pipe(
-      Effect.tapError((error) => error._tag === "CloudUnavailable" ? countError("ack") : Effect.void),
-      Effect.retry({
-        schedule: Schedule.exponential("100 millis").pipe(Schedule.jittered),
-        times: 6,
-        while: (error) => error._tag === "CloudUnavailable"
-      })
+  /** Outcomes waiting for the next ack batch; each is answered through its deferred. */
+  const acks = yield* Queue.unbounded<{ readonly pending: PendingAck; readonly done: Deferred.Deferred<AckResult | ClaimLost, CloudUnavailable> }>()
+  /** The provider calls running at once. */
+  const sendSlots = yield* Semaphore.make(config.concurrency)
+  /** Claimed, provider call not finished yet (the claim loop keeps this at most `concurrency + claimBatch`). */
+  let unsent = 0
+  const maxUnsent = config.concurrency + config.claimBatch
+  const maxHeld = maxUnsent + MAX_ACKS_PER_BATCH
+
+  /** One ack request for everything waiting; an unanswered request is retried (a sent delivery whose ack is lost would be sent again). */
+  const ackBatch = Effect.gen(function*() {
+    const batch = yield* Queue.takeBetween(acks, 1, MAX_ACKS_PER_BATCH)
+    const answered = yield* cloud.ack(batch.map((entry) => entry.pending)).pipe(
+      Effect.tapError(() => countError("ack")),
+      Effect.retry({ schedule: Schedule.exponential("100 millis").pipe(Schedule.jittered), times: 6 }),
+      Effect.exit
     )
+    yield* Effect.forEach(batch, (entry, i) =>
+      answered._tag === "Success"
+        ? Deferred.succeed(entry.done, answered.value[i] ?? new ClaimLost({ deliveryId: entry.pending.delivery.id }))
+        : Deferred.failCause(entry.done, answered.cause), { discard: true })
+  })
+
+  const acked = (delivery: ClaimedDelivery, outcome: AckOutcome) =>
+    Effect.gen(function*() {
+      const done = yield* Deferred.make<AckResult | ClaimLost, CloudUnavailable>()
+      yield* Queue.offer(acks, { pending: { delivery, outcome }, done })
+      const answer = yield* Deferred.await(done)
+      return answer instanceof ClaimLost ? yield* answer : answer
+    })
 
   /** A binding's own credential refused (or working again): the binding's status in the cloud, reported on a change. */
   const bindingReported = new Map<string, "active" | "auth_required" | "error">()
@@ -88,40 +114,49 @@ export const run = Effect.gen(function*() {
       Effect.catchTag("CloudUnavailable", (error) => Effect.succeed({ _tag: "Unusable" as const, error: `binding credential: ${error.message}` }))
     )
 
-  const sendOne = (delivery: ClaimedDelivery) =>
+  /** The provider call for one claimed delivery (in a send slot) and its outcome. */
+  const send = (delivery: ClaimedDelivery) =>
     Effect.gen(function*() {
       const resolved = yield* providerOf(delivery)
-      const labels = { provider_id: delivery.providerId, provider_kind: delivery.providerKind }
-      let outcome: SendOutcome
-      if (resolved._tag === "Unusable") {
-        outcome = { _tag: "Failed", error: resolved.error }
-      } else {
-        const { provider, own } = resolved.bound
-        // Renew every third of the TTL while the provider call runs; a lost claim is counted, the ack will be refused.
-        const renewal = yield* Effect.forkChild(
-          cloud.renew(delivery, config.claimTtlMs).pipe(
-            Effect.delay(`${Math.max(1, Math.floor(config.claimTtlMs / 3))} millis`),
-            Effect.forever,
-            Effect.catchTag("ClaimLost", () => countError("stale_claim")),
-            Effect.catchTag("CloudUnavailable", () => countError("renew"))
-          )
-        )
-        outcome = yield* provider.send(toMessage(delivery)).pipe(Effect.ensuring(Fiber.interrupt(renewal)))
-        if (outcome._tag === "Dead" && outcome.targetRefused === true) {
-          // The binding's target may not be reached (a webhook URL to a non-public address): the binding's error.
-          yield* reportBinding(delivery.channelBindingId, "error", outcome.error)
-        } else if (!own) {
-          yield* providers.record(delivery.providerId, outcome)
-          if (outcome._tag === "Sent") yield* reportBinding(delivery.channelBindingId, "active", null)
-        } else if (outcome._tag === "Dead" && outcome.authFailed) {
-          // The binding's own credential was refused: the binding (not the shared provider) needs attention.
-          yield* reportBinding(delivery.channelBindingId, "auth_required", outcome.error)
-        } else if (outcome._tag === "Sent") {
-          yield* reportBinding(delivery.channelBindingId, "active", null)
-        }
-        if (outcome._tag !== "Sent") yield* countError("send")
+      if (resolved._tag === "Unusable") return { _tag: "Failed", error: resolved.error } satisfies SendOutcome as SendOutcome
+      const { provider, own } = resolved.bound
+      const outcome = yield* provider.send(toMessage(delivery))
+      if (outcome._tag === "Dead" && outcome.targetRefused === true) {
+        // The binding's target may not be reached (a webhook URL to a non-public address): the binding's error.
+        yield* reportBinding(delivery.channelBindingId, "error", outcome.error)
+      } else if (!own) {
+        yield* providers.record(delivery.providerId, outcome)
+        if (outcome._tag === "Sent") yield* reportBinding(delivery.channelBindingId, "active", null)
+      } else if (outcome._tag === "Dead" && outcome.authFailed) {
+        // The binding's own credential was refused: the binding (not the shared provider) needs attention.
+        yield* reportBinding(delivery.channelBindingId, "auth_required", outcome.error)
+      } else if (outcome._tag === "Sent") {
+        yield* reportBinding(delivery.channelBindingId, "active", null)
       }
-      const result: AckResult | undefined = yield* ackWithRetry(delivery, toAck(outcome)).pipe(
+      if (outcome._tag !== "Sent") yield* countError("send")
+      return outcome
+    })
+
+  const sendOne = (delivery: ClaimedDelivery) =>
+    Effect.gen(function*() {
+      const labels = { provider_id: delivery.providerId, provider_kind: delivery.providerKind }
+      // Renewed every third of the TTL from the claim until the provider call ends (a wait for a send slot included);
+      // a lost claim is counted, the ack will be refused.
+      const renewal = yield* Effect.forkChild(
+        cloud.renew(delivery, config.claimTtlMs).pipe(
+          Effect.delay(`${Math.max(1, Math.floor(config.claimTtlMs / 3))} millis`),
+          Effect.forever,
+          Effect.catchTag("ClaimLost", () => countError("stale_claim")),
+          Effect.catchTag("CloudUnavailable", () => countError("renew"))
+        )
+      )
+      const outcome = yield* sendSlots.withPermits(1)(send(delivery)).pipe(
+        Effect.ensuring(Effect.andThen(Fiber.interrupt(renewal), Effect.sync(() => {
+          unsent--
+        }))),
+        Effect.ensuring(requestWake)
+      )
+      const result: AckResult | undefined = yield* acked(delivery, toAck(outcome)).pipe(
         Effect.catchTag("ClaimLost", () =>
           Effect.andThen(countError("stale_claim"), Effect.logWarning("delivery ack refused: the claim expired").pipe(
             Effect.annotateLogs({ delivery_id: delivery.id, attempt: delivery.attempt }),
@@ -156,12 +191,12 @@ export const run = Effect.gen(function*() {
       Effect.ensuring(Effect.andThen(Ref.update(state.inFlight, (n) => n - 1), requestWake))
     )
 
-  /** Claims until nothing more is due or every send slot is taken. */
+  /** Claims until nothing more is due or this gateway holds all it may (not yet sent, and in all). */
   const claimRound = Effect.gen(function*() {
     while (!(yield* Ref.get(state.draining))) {
-      const free = config.concurrency - (yield* Ref.get(state.inFlight))
-      if (free <= 0) return
-      const wanted = Math.min(config.claimBatch, free)
+      const held = yield* Ref.get(state.inFlight)
+      const wanted = Math.min(config.claimBatch, maxUnsent - unsent, maxHeld - held)
+      if (wanted <= 0) return
       const claimed = yield* cloud.claim(wanted, config.claimTtlMs).pipe(
         Effect.tap(() => Ref.update(state.feed, (feed) => ({ ...feed, lastClaimOk: true, lastError: null }))),
         Effect.catchTag("CloudUnavailable", (error) =>
@@ -175,12 +210,16 @@ export const run = Effect.gen(function*() {
       if (claimed.length === 0) return
       yield* metrics.inc("open_cowork_gateway_deliveries_received_total", claimed.length)
       const inFlight = yield* Ref.updateAndGet(state.inFlight, (n) => n + claimed.length)
+      unsent += claimed.length
       peak = Math.max(peak, inFlight)
       yield* metrics.set("open_cowork_gateway_delivery_queue_depth_max", peak)
       for (const delivery of claimed) yield* FiberSet.run(sends, sendOne(delivery))
       if (claimed.length < wanted) return
     }
   })
+
+  // The acker: one batch at a time, each of what finished while the last one was answered.
+  yield* Effect.forkScoped(Effect.forever(ackBatch))
 
   yield* Effect.forkScoped(
     Effect.gen(function*() {

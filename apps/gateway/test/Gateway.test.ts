@@ -271,6 +271,8 @@ describe("a binding's own credential (credentialRef), resolved by the gateway", 
     assert.notStrictEqual(unresolved.status, "sent")
     assert.include(cloud.bindingReports.find((r) => r.channelBindingId === "chb_missing")!.detail ?? "", `${prefix}NOT_SET`)
     assert.isFalse(own.received.some((r) => r.idempotencyKey === unresolved.idempotencyKey))
+    // Retried to the server's cap: its retries must not count into the next test's credential errors.
+    await until("the unresolved delivery dead at the cap", () => unresolved.status === "dead")
 
     const shown = await assertNoCredentialShown(gateway!, cloud, logs, [OWN, ROTATED, "canary-binding"])
     assert.include(shown[1]!, `open_cowork_gateway_errors_total{operation="credential",role="gateway"}`)

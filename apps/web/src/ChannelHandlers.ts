@@ -11,6 +11,7 @@ import {
   CurrentPrincipal,
   DEFAULT_CLAIM_TTL_MS,
   DEFAULT_PAGE_SIZE,
+  type DeliveryAck,
   Forbidden,
   NotFound,
   orgCredentialRef,
@@ -107,6 +108,18 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
   const countClaimLost = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.tapError(effect, (error) =>
       error instanceof ClaimLost ? metrics.inc("open_cowork_cloud_channel_claim_lost_total", { kind: error.kind }) : Effect.void)
+
+  /** One fenced ack (the single route and every ack of a batch). */
+  const ackOne = (scope: DeliveryScope, deliveryId: string, payload: Omit<DeliveryAck, "id">) =>
+    Effect.gen(function*() {
+      const delivery = yield* countClaimLost(
+        feed.ack(scope, deliveryId, { ...payload, error: payload.error === undefined ? undefined : redact(payload.error) })
+      )
+      if (delivery.status === "sent" || delivery.status === "failed" || delivery.status === "dead") {
+        yield* metrics.inc("open_cowork_cloud_channel_delivery_acks_total", { status: delivery.status })
+      }
+      return delivery
+    })
 
   const access: Effect.Effect<ChannelAccess, never, CurrentPrincipal> = Effect.gen(function*() {
     const principal = yield* CurrentPrincipal
@@ -429,14 +442,21 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
       }),
     ackDelivery: ({ params, payload }) =>
       Effect.gen(function*() {
-        const caller = yield* access
-        const delivery = yield* countClaimLost(
-          feed.ack(caller.scope, params.id, { ...payload, error: payload.error === undefined ? undefined : redact(payload.error) })
-        )
-        if (delivery.status === "sent" || delivery.status === "failed" || delivery.status === "dead") {
-          yield* metrics.inc("open_cowork_cloud_channel_delivery_acks_total", { status: delivery.status })
-        }
-        return { delivery }
+        return { delivery: yield* ackOne((yield* access).scope, params.id, payload) }
+      }),
+    ackDeliveries: ({ payload }) =>
+      Effect.gen(function*() {
+        const { scope } = yield* access
+        // One after the other, each fenced on its own: a refused ack does not refuse the rest of the batch.
+        const results = yield* Effect.forEach(payload.acks, ({ id, ...ack }) =>
+          ackOne(scope, id, ack).pipe(
+            Effect.map((delivery) => ({ id, delivery, refused: null })),
+            Effect.catchTags({
+              ClaimLost: () => Effect.succeed({ id, delivery: null, refused: "claim_lost" as const }),
+              NotFound: () => Effect.succeed({ id, delivery: null, refused: "not_found" as const })
+            })
+          ))
+        return { results }
       }),
     renewDelivery: ({ params, payload }) =>
       Effect.gen(function*() {

@@ -261,6 +261,56 @@ it.layer(layer, { excludeTestServices: true })("channels API", (it) => {
       assert.strictEqual((yield* request("GET", `/api/channels/deliveries/${delivery.id}`, { token: other.gateway })).status, 404)
     }))
 
+  it.effect("deliveries: acks in one batch, each fenced on its own — an expired claim is claim_lost, another org's delivery not_found, the others taken", () =>
+    Effect.gen(function*() {
+      const { a, gateway } = yield* setup
+      const prompted = yield* request("POST", `/api/channels/bindings/${a}/prompt`, {
+        token: gateway,
+        body: { providerEventId: "batch-1", externalThreadId: "chat-b", externalUserId: "user-1", text: "hi" }
+      })
+      yield* appendAsWorker(prompted.body.sessionId, [reply("one"), reply("two"), reply("three")])
+      const first = (yield* request("POST", "/api/channels/deliveries/claim", { token: gateway, body: { limit: 1 } })).body.deliveries
+      assert.strictEqual(first.length, 1)
+      yield* expireClaims
+      const held = (yield* request("POST", "/api/channels/deliveries/claim", { token: gateway, body: { limit: 5 } })).body.deliveries
+      const stale = first[0]
+      const fresh = held.filter((d: { id: string }) => d.id !== stale.id)
+      assert.strictEqual(fresh.length, 2)
+      const other = yield* setup
+      const otherPrompt = yield* request("POST", `/api/channels/bindings/${other.a}/prompt`, {
+        token: other.gateway,
+        body: { providerEventId: "batch-x", externalThreadId: "chat-x", externalUserId: "user-1", text: "hi" }
+      })
+      yield* appendAsWorker(otherPrompt.body.sessionId, [reply("theirs")])
+      const theirs = (yield* request("POST", "/api/channels/deliveries/claim", { token: other.gateway, body: {} })).body.deliveries[0]
+      const acked = yield* request("POST", "/api/channels/deliveries/ack", {
+        token: gateway,
+        body: {
+          acks: [
+            { id: fresh[0].id, claimToken: fresh[0].claimToken, outcome: "sent" },
+            { id: stale.id, claimToken: stale.claimToken, outcome: "sent" },
+            { id: theirs.id, claimToken: theirs.claimToken, outcome: "sent" },
+            { id: fresh[1].id, claimToken: fresh[1].claimToken, outcome: "failed", error: "503", retryAfterMs: 60_000 }
+          ]
+        }
+      })
+      assert.strictEqual(acked.status, 200, JSON.stringify(acked.body))
+      assert.deepStrictEqual(acked.body.results.map((r: any) => [r.id, r.delivery?.status ?? null, r.refused]), [
+        [fresh[0].id, "sent", null],
+        [stale.id, null, "claim_lost"],
+        [theirs.id, null, "not_found"],
+        [fresh[1].id, "failed", null]
+      ])
+      assert.isAbove(Date.parse(acked.body.results[3].delivery.nextAttemptAt), Date.now() + 50_000, "Retry-After honoured")
+      assert.deepInclude((yield* request("GET", `/api/channels/deliveries/${theirs.id}`, { token: other.gateway })).body.delivery, { status: "claimed" })
+      // Bounded: no acks is 400, more than 100 is 400, both naming the field.
+      for (const acks of [[], Array.from({ length: 101 }, () => ({ id: stale.id, claimToken: stale.claimToken, outcome: "sent" }))]) {
+        const refused = yield* request("POST", "/api/channels/deliveries/ack", { token: gateway, body: { acks } })
+        assert.strictEqual(refused.status, 400)
+        assert.include(JSON.stringify(refused.body), "acks")
+      }
+    }))
+
   it.effect("channel_deliveries_per_hour: the claim leaves first attempts past the org's quota pending and counts each as a rejection", () =>
     Effect.gen(function*() {
       const { a, gateway, orgId } = yield* setup

@@ -372,6 +372,29 @@ export const AckDeliveryBody = Schema.Struct({
   providerMessageId: Schema.optional(Text(200))
 })
 
+/** Acks a gateway sends in one batch at most (`POST /api/channels/deliveries/ack`). */
+export const MAX_ACKS_PER_BATCH = 100
+
+/** One ack of a batch: the delivery's id and what `AckDeliveryBody` says. */
+export const DeliveryAck = Schema.Struct({ id: Id, ...AckDeliveryBody.fields })
+export type DeliveryAck = typeof DeliveryAck.Type
+
+export const AckDeliveriesBody = Schema.Struct({
+  acks: Schema.Array(DeliveryAck).check(Schema.isMinLength(1), Schema.isMaxLength(MAX_ACKS_PER_BATCH))
+})
+
+/**
+ * What came of one ack of a batch, in the batch's order: `delivery` as the single ack answers it, or `refused` —
+ * `claim_lost` (the claim expired or was taken over: the single ack's 409) or `not_found` (not a delivery this token
+ * may ack: the single ack's 404).
+ */
+export const DeliveryAckResult = Schema.Struct({
+  id: Schema.String,
+  delivery: Schema.NullOr(ChannelDelivery),
+  refused: Schema.NullOr(Schema.Literals(["claim_lost", "not_found"]))
+})
+export type DeliveryAckResult = typeof DeliveryAckResult.Type
+
 export const RenewDeliveryBody = Schema.Struct({
   claimToken: Text(100).check(Schema.isMinLength(1)),
   claimTtlMs: Schema.optional(ClaimTtlMs)

@@ -4,6 +4,7 @@ import { Authentication, RequiredScopes } from "./ApiCore.ts"
 import * as ApiError from "./ApiError.ts"
 import { ApiTokenView } from "./Auth.ts"
 import {
+  AckDeliveriesBody,
   AckDeliveryBody,
   BindSessionBody,
   ChannelAnswerAccepted,
@@ -24,6 +25,7 @@ import {
   CreateChannelIdentityBody,
   CreateGatewayTokenBody,
   DeadLetterBody,
+  DeliveryAckResult,
   DeliveryAvailable,
   DeliveryStatus,
   GatewayGrant,
@@ -218,6 +220,12 @@ export class ChannelsApi extends HttpApiGroup.make("channels")
       success: DeliveryEnvelope,
       error: ApiError.NotFound
     }).annotate(RequiredScopes, GATEWAY_OR_ADMIN),
+    HttpApiEndpoint.post("ackDeliveries", "/api/channels/deliveries/ack", {
+      payload: AckDeliveriesBody,
+      success: listOf("results", DeliveryAckResult),
+      error: ApiError.BadRequest
+    }).annotate(RequiredScopes, GATEWAY)
+      .annotate(OpenApi.Description, "Up to 100 acks in one request, each fenced by its `claimToken` exactly as `POST /api/channels/deliveries/:id/ack`; one result per ack in the same order: the delivery, or `refused` `claim_lost` (the single ack's 409) / `not_found` (404). One refused ack does not refuse the others."),
     HttpApiEndpoint.post("ackDelivery", "/api/channels/deliveries/:id/ack", {
       params: byId,
       payload: AckDeliveryBody,

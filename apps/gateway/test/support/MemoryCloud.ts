@@ -61,6 +61,10 @@ export class MemoryCloud {
   readonly orgId: string
   /** Failed acks the cloud refused because the claim had moved on. */
   staleAcks = 0
+  /** The size of every ack request made, in order (each carries a batch). */
+  readonly ackBatches: Array<number> = []
+  /** While set, ack requests wait for it (a slow cloud); they are counted in `ackBatches` when they arrive. */
+  ackGate: Promise<void> | undefined
   private next = 1
   private readonly wake = Effect.runSync(PubSub.unbounded<void>())
   readonly maxAttempts: number
@@ -133,6 +137,27 @@ export class MemoryCloud {
       const row = self.deliveries.get(delivery.id)
       return row !== undefined && row.status === "claimed" && row.claimToken === delivery.claimToken && row.claimExpiresAt > Date.now() ? row : undefined
     }
+    const ackOne = (delivery: ClaimedDelivery, outcome: AckOutcome): AckResult | ClaimLost => {
+      const row = live(delivery)
+      if (row === undefined) {
+        self.staleAcks++
+        return new ClaimLost({ deliveryId: delivery.id })
+      }
+      row.claimToken = null
+      if (outcome.status === "sent") {
+        row.status = "sent"
+        return { status: "sent" }
+      }
+      row.lastError = outcome.error
+      if (outcome.status === "dead" || row.attempts >= self.maxAttempts) {
+        row.status = "dead"
+        return { status: "dead" }
+      }
+      row.status = "failed"
+      const backoff = Math.min(self.baseBackoffMs * 2 ** (row.attempts - 1), 60_000)
+      row.nextAttemptAt = Date.now() + Math.max(backoff, outcome.retryAfterMs ?? 0)
+      return { status: "pending", nextAttemptAt: new Date(row.nextAttemptAt).toISOString() }
+    }
     return Layer.succeed(CloudChannels, CloudChannels.of({
       whoami: Effect.succeed({
         scope: "gateway",
@@ -181,28 +206,11 @@ export class MemoryCloud {
           row.claimExpiresAt = Date.now() + ttlMs
           return Effect.void
         }),
-      ack: (delivery, outcome: AckOutcome) =>
-        Effect.suspend((): Effect.Effect<AckResult, ClaimLost> => {
-          const row = live(delivery)
-          if (row === undefined) {
-            self.staleAcks++
-            return Effect.fail(new ClaimLost({ deliveryId: delivery.id }))
-          }
-          row.claimToken = null
-          if (outcome.status === "sent") {
-            row.status = "sent"
-            return Effect.succeed({ status: "sent" as const })
-          }
-          row.lastError = outcome.error
-          if (outcome.status === "dead" || row.attempts >= self.maxAttempts) {
-            row.status = "dead"
-            return Effect.succeed({ status: "dead" as const })
-          }
-          row.status = "failed"
-          const backoff = Math.min(self.baseBackoffMs * 2 ** (row.attempts - 1), 60_000)
-          row.nextAttemptAt = Date.now() + Math.max(backoff, outcome.retryAfterMs ?? 0)
-          return Effect.succeed({ status: "pending" as const, nextAttemptAt: new Date(row.nextAttemptAt).toISOString() })
-        }),
+      ack: (acks) =>
+        Effect.promise(() => {
+          self.ackBatches.push(acks.length)
+          return self.ackGate ?? Promise.resolve()
+        }).pipe(Effect.map(() => acks.map(({ delivery, outcome }) => ackOne(delivery, outcome)))),
       wakeups: Stream.concat(Stream.make(undefined), Stream.fromPubSub(self.wake)),
       claimSignature: (providerId, key) =>
         Effect.sync((): SignatureClaim => {
