@@ -1,7 +1,8 @@
 import { Logging } from "@cowork/observability"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Effect, Exit, Runtime } from "effect"
+import { Cause, Effect, Exit, identity, Runtime } from "effect"
 import { Command } from "effect/cli"
+import { commandPath } from "./CommandPath.ts"
 import * as Admin from "./commands/Admin.ts"
 import * as Gateway from "./commands/Gateway.ts"
 import * as Backup from "./commands/Backup.ts"
@@ -21,8 +22,14 @@ const cowork = Command.make("cowork", {}, () => Serve.fromEnvironment).pipe(
 const teardown: Runtime.Teardown = (exit, onExit) =>
   Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
 
+/** The commands that run a role: their role's logger (Roles.ts, GatewayLaunch.ts) names the role on every line. */
+const SERVING: ReadonlySet<string> = new Set(["up", "web", "worker", "scheduler", "gateway"])
+const path = commandPath(cowork, process.argv.slice(2))
+
 cowork.pipe(
   Command.run({ version: "0.0.0" }),
-  Effect.provide([NodeServices.layer, Logging.layerStderr("all")]),
+  // Any other command's lines say which command wrote them (`"role":"cli","command":"admin org offboard"`).
+  path.length === 0 || SERVING.has(path[0]!) ? identity : Effect.annotateLogs({ command: path.join(" ") }),
+  Effect.provide([NodeServices.layer, Logging.layerStderr("cli")]),
   NodeRuntime.runMain({ teardown })
 )

@@ -20,6 +20,15 @@ const failure = (result: { readonly code: number; readonly stderr: string }) => 
 }
 
 describe("cowork admin org / token", () => {
+  it.live("an admin command's log lines name the CLI and the command, not the all-in-one role", () =>
+    Effect.gen(function*() {
+      const url = yield* freshDatabaseUrl
+      const { stderr } = yield* runCli(["admin", "org", "create", "--name", "logged"], { OPEN_COWORK_DATABASE_URL: url })
+      const lines = stderr.split("\n").filter((line) => line.startsWith("{\"timestamp\"")).map((line) => JSON.parse(line))
+      assert.isAbove(lines.length, 0, stderr)
+      for (const line of lines) assert.deepInclude(line, { role: "cli", command: "admin org create" }, JSON.stringify(line))
+    }))
+
   it.live("org create|list; token create --org <unknown> is a one-line error; --platform tokens; token list|revoke", () =>
     Effect.gen(function*() {
       const url = yield* freshDatabaseUrl

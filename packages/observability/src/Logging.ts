@@ -3,6 +3,12 @@ import type { Role } from "./MetricsCatalog.ts"
 import { redact, redactDeep } from "./Redaction.ts"
 
 /**
+ * What a line's `role` names: the role its process runs, or `cli` for a `cowork` command that runs none (`admin …`,
+ * `migrate`, `backup`, …; its lines also carry `command`).
+ */
+export type LogRole = Role | "cli"
+
+/**
  * One JSON object per line. Annotations (`request_id`, `route`, `status`, `duration_ms`, `session_id`, `epoch`,
  * `command_id`, ...) are top-level fields, so `jq 'select(.request_id == "...")'` finds a request's lines.
  * Every string, annotation values and causes included, goes through Redaction first.
@@ -11,13 +17,13 @@ export interface LogRecord {
   readonly timestamp: string
   readonly level: string
   readonly message: string
-  readonly role: Role
+  readonly role: LogRole
   readonly [field: string]: unknown
 }
 
 const RESERVED = new Set(["timestamp", "level", "message", "role", "details", "spans", "cause", "trace_id", "span_id", "fiber"])
 
-const toRecord = (role: Role, options: Logger.Options<unknown>): LogRecord => {
+const toRecord = (role: LogRole, options: Logger.Options<unknown>): LogRecord => {
   const parts = Array.isArray(options.message) ? options.message : [options.message]
   const text = parts.filter((part) => typeof part === "string").join(" ")
   const details = parts.filter((part) => typeof part !== "string")
@@ -45,7 +51,7 @@ const toRecord = (role: Role, options: Logger.Options<unknown>): LogRecord => {
 }
 
 /** A logger writing one redacted JSON line per entry to `write`. */
-export const jsonLogger = (role: Role, write: (line: string) => void): Logger.Logger<unknown, void> =>
+export const jsonLogger = (role: LogRole, write: (line: string) => void): Logger.Logger<unknown, void> =>
   Logger.make((options) => write(JSON.stringify(toRecord(role, options))))
 
 /**
@@ -56,7 +62,7 @@ export const jsonLogger = (role: Role, write: (line: string) => void): Logger.Lo
  * (SIGKILL, OOM) right after it does not take it along. What is pending is written when the logger's scope closes
  * and when the process exits (`process.exit` included).
  */
-const streamLogger = (role: Role, stream: NodeJS.WritableStream) =>
+const streamLogger = (role: LogRole, stream: NodeJS.WritableStream) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       let pending: Array<string> = []
@@ -127,11 +133,11 @@ const levelFrom = (value: string | undefined, oncePerProcess = false): Layer.Lay
 
 export const Logging = {
   /** Replaces the default logger with redacted JSON lines on stdout, at the level of OPEN_COWORK_CLOUD_LOG_LEVEL. */
-  layer: (role: Role): Layer.Layer<never> => processLogger(streamLogger(role, process.stdout)),
+  layer: (role: LogRole): Layer.Layer<never> => processLogger(streamLogger(role, process.stdout)),
   /** The same on stderr, for CLIs whose stdout carries what a command prints for its caller (a token). */
-  layerStderr: (role: Role): Layer.Layer<never> => processLogger(streamLogger(role, process.stderr)),
+  layerStderr: (role: LogRole): Layer.Layer<never> => processLogger(streamLogger(role, process.stderr)),
   /** The same logger writing to `write`, for tests and for collecting lines into a diagnostics bundle. */
-  layerTo: (role: Role, write: (line: string) => void): Layer.Layer<never> => Logger.layer([jsonLogger(role, write)]),
+  layerTo: (role: LogRole, write: (line: string) => void): Layer.Layer<never> => Logger.layer([jsonLogger(role, write)]),
   /** The minimum level a value of OPEN_COWORK_CLOUD_LOG_LEVEL names (what `layer` applies), for tests. */
   levelFrom: (value: string | undefined): Layer.Layer<never> => levelFrom(value)
 } as const
