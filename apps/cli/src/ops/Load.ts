@@ -7,6 +7,7 @@ import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { type FakeProvider, freePort as gatewayPort, LOOPBACK_WEBHOOKS, postInbound, provisionGateway, startFakeProvider, startGateway } from "./GatewayFleet.ts"
 import { GATES, type Gate, loadTargets, type Profile, PROFILES } from "./LaunchValidate.ts"
+import { generatorLoad, percentile, routeLatencies, routeOf } from "./LoadProbes.ts"
 import { type LocalPostgres, startLocalPostgres } from "./LocalPostgres.ts"
 import { postgresWaits, promptPhases } from "./PromptWaits.ts"
 import { call, ensureDatabase, freePort, type Proc, query, runCowork, sleep, spawnCowork, waitFor, waitReady } from "./Procs.ts"
@@ -57,11 +58,6 @@ export interface GateResult {
   readonly note: string
 }
 
-const percentile = (values: ReadonlyArray<number>, p: number) => {
-  if (values.length === 0) return Number.NaN
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
-}
 const round = (n: number, digits = 1) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n)
 
 /** utime+stime (clock ticks) and RSS (bytes) of a pid from /proc; undefined when it is gone. */
@@ -159,6 +155,7 @@ export const runLoad = async (options: LoadOptions) => {
 
     // ---- request accounting -------------------------------------------------------------------------------------
     const reads: Array<number> = []
+    const readRoutes = routeLatencies()
     const mutations: Array<number> = []
     let requests = 0
     let errors = 0
@@ -168,7 +165,9 @@ export const runLoad = async (options: LoadOptions) => {
       requests++
       try {
         const r = await call(base, token, method, path, body)
-        ;(kind === "read" ? reads : mutations).push(performance.now() - t0)
+        const ms = performance.now() - t0
+        ;(kind === "read" ? reads : mutations).push(ms)
+        if (kind === "read") readRoutes.record(routeOf(method, path), ms)
         if (r.status >= 500) {
           errors++
           if (errorSamples.length < 5) errorSamples.push(`${method} ${path.replace(/[a-z]+_[0-9a-z]+/g, ":id")} → ${r.status}`)
@@ -262,6 +261,7 @@ export const runLoad = async (options: LoadOptions) => {
     // ---- drivers ----------------------------------------------------------------------------------------------------
     log(`${options.mode}: driving traffic`)
     const windowStart = new Date()
+    const generator = generatorLoad()
     const deadline = Date.now() + options.durationMs
     const promptIds: Array<string> = []
     let promptsRefused = 0
@@ -332,6 +332,7 @@ export const runLoad = async (options: LoadOptions) => {
     })
     await Promise.all([promptDriver, workflowDriver, inboundDriver, artifactDriver, ...readers])
     const windowEnd = new Date()
+    const generatorSaturation = generator.stop()
     const windowMinutes = (windowEnd.getTime() - windowStart.getTime()) / 60_000
     // Let the queue drain (bounded), then count what completed inside the window.
     await waitFor("queue to drain", async () => {
@@ -458,9 +459,11 @@ export const runLoad = async (options: LoadOptions) => {
         gatewayDeliveryLatencyP50Ms: round(percentile(deliveryLatencies, 50), 0),
         gatewayDeliveryLatencyP95Ms: round(percentile(deliveryLatencies, 95), 0),
         p50ReadMs: round(percentile(reads, 50)),
-        p50MutationMs: round(percentile(mutations, 50))
+        p50MutationMs: round(percentile(mutations, 50)),
+        readsByRoute: readRoutes.summary()
       },
       postgresWaits: waits.summary(),
+      generator: generatorSaturation,
       processes: procSummary,
       postgresConnections: { max: Math.max(0, ...samples.map((s) => s.connections)), end: samples.at(-1)?.connections ?? 0 },
       trend: samples.filter((_, i) => i % Math.max(1, Math.floor(samples.length / 10)) === 0).map((s) => ({
@@ -515,6 +518,18 @@ const promptWaitLines = (r: LoadReport): Array<string> => [
   ""
 ]
 
+/** The per-route read latencies and the load generator's own event-loop delay and CPU, for the report. */
+const readsByRouteLines = (r: LoadReport): Array<string> => [
+  "Reads by route (the harness's read mix):",
+  "",
+  "| route | requests | p50 ms | p95 ms |",
+  "|---|---|---|---|",
+  ...r.traffic.readsByRoute.map((x) => `| \`${x.route}\` | ${x.count} | ${x.p50Ms} | ${x.p95Ms} |`),
+  "",
+  `Load generator (this process, also the SSE client of every stream): event-loop delay p50 ${r.generator.eventLoopDelayP50Ms} ms, p99 ${r.generator.eventLoopDelayP99Ms} ms, max ${r.generator.eventLoopDelayMaxMs} ms; CPU ${r.generator.cpuUserPercent} % user + ${r.generator.cpuSystemPercent} % system of one core over the window.`,
+  ""
+]
+
 /** Markdown in the launch-readiness report template's structure (docs/launch/launch-readiness-report-template.md). */
 export const renderLoadReport = (r: LoadReport): string => [
   `# Launch readiness report — ${r.profile} — ${r.startedAt.slice(0, 10)}`,
@@ -552,6 +567,7 @@ export const renderLoadReport = (r: LoadReport): string => [
   `gateway: ${r.traffic.gatewayInboundPosted} inbound events posted, ${r.traffic.gatewayInboundAccepted} accepted (${r.traffic.gatewayInboundPerMinute}/min in the window); ${r.traffic.gatewayDeliveries} deliveries (${r.traffic.gatewayDeliveriesSent} sent), ${r.traffic.gatewayDeliveriesReceived} distinct keys at the provider in ${r.traffic.gatewayDeliveryRawPosts} posts (${r.traffic.gatewayOutboundPerMinute}/min in the window); delivery latency (row created → provider) p50 ${r.traffic.gatewayDeliveryLatencyP50Ms} ms, p95 ${r.traffic.gatewayDeliveryLatencyP95Ms} ms.`,
   "",
   ...promptWaitLines(r),
+  ...readsByRouteLines(r),
   "## Soak test report",
   "",
   r.mode === "soak"
