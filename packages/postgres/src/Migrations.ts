@@ -252,6 +252,18 @@ SET LOCAL check_function_bodies = on;
 `
   },
   {
+    id: 12,
+    name: "session_title_trigram_index",
+    // The session/thread title search (`?q=`, ILIKE '%…%') through a trigram index instead of reading every session of
+    // the org. pg_trgm ships with PostgreSQL (contrib) and is a trusted extension (13+): a database owner may create
+    // it. Where it cannot be created the migration still applies (a NOTICE) and the search scans, as before. The
+    // operator class is named in the extension's own schema, wherever it was installed.
+    sql: `
+DO $$ BEGIN CREATE EXTENSION IF NOT EXISTS pg_trgm; EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'pg_trgm not available (%): session title search scans', SQLERRM; END $$;
+DO $$ DECLARE trgm_schema text; BEGIN SELECT n.nspname INTO trgm_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'; IF trgm_schema IS NOT NULL THEN EXECUTE format('CREATE INDEX IF NOT EXISTS cloud_sessions_title_trgm ON cloud_sessions USING gin (title %I.gin_trgm_ops)', trgm_schema); END IF; END $$;
+`
+  },
+  {
     id: 15,
     name: "byok_keys",
     // An org's provider keys, sealed with its data key; key_id is the master key (kid) the envelope names, so a

@@ -9,6 +9,7 @@ import {
 } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { countEstimate } from "./CountEstimate.ts"
 import { admitInWindow } from "./QuotaWindows.ts"
 import { appendEvents } from "./AppendEvents.ts"
 
@@ -94,15 +95,17 @@ export const make = Effect.gen(function*() {
        ORDER BY created_at DESC, id DESC LIMIT $5`,
       [orgId, options.sessionId ?? null, after?.[0] ?? null, after?.[1] ?? null, options.limit + 1]
     ).pipe(Effect.orDie)
-    const total = yield* sql.unsafe<{ n: number }>(
-      `SELECT count(*)::int AS n FROM cloud_artifacts WHERE org_id = $1 AND ($2::text IS NULL OR session_id = $2)`,
-      [orgId, options.sessionId ?? null]
+    const total = yield* countEstimate(
+      sql,
+      "cloud_artifacts",
+      options.sessionId === undefined ? "org_id = $1" : "org_id = $1 AND session_id = $2",
+      options.sessionId === undefined ? [orgId] : [orgId, options.sessionId]
     ).pipe(Effect.orDie)
     const page = rows.slice(0, options.limit)
     return {
       artifacts: page.map(artifactOf),
       nextCursor: rows.length > options.limit ? encodeArtifactCursor(page.at(-1)!.created_at_text, page.at(-1)!.id) : null,
-      totalEstimate: Number(total[0]!.n)
+      totalEstimate: total
     }
   })
 

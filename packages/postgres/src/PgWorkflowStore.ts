@@ -36,6 +36,7 @@ import {
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { appendEvents } from "./AppendEvents.ts"
+import { countEstimate } from "./CountEstimate.ts"
 import { COMMANDS_CHANNEL, formatCommandSignal, notifyWorkflowChanged } from "./Channels.ts"
 import { admitInWindow, usedInWindow } from "./QuotaWindows.ts"
 
@@ -284,7 +285,7 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
 
   /**
    * One page of `table`'s rows whose `scopeColumn` is `scopeId`, newest first (`created_at DESC, id DESC`), after the
-   * row the cursor names (in the same scope); the rows, the next cursor and the scope's total.
+   * row the cursor names (in the same scope); the rows, the next cursor and the scope's total (`countEstimate`).
    */
   const newestFirst = <Row extends { readonly id: string }>(
     table: "cloud_workflows" | "cloud_workflow_runs",
@@ -294,7 +295,7 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
     query: PageQuery
   ) =>
     Effect.gen(function*() {
-      const count = yield* sql.unsafe<{ n: string | number }>(`SELECT count(*) AS n FROM ${table} WHERE ${scopeColumn} = $1`, [scopeId])
+      const totalEstimate = yield* countEstimate(sql, table, `${scopeColumn} = $1`, [scopeId])
       const cursorId = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
       const params: Array<unknown> = [scopeId, query.limit + 1]
       const keyset = cursorId === undefined
@@ -310,7 +311,7 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
       return {
         page,
         nextCursor: rows.length > query.limit && last !== undefined ? encodeCursor(last.id) : null,
-        totalEstimate: Number(count[0]?.n ?? 0)
+        totalEstimate
       }
     })
 

@@ -1,6 +1,7 @@
 import { decodeSessionCursor, encodeSessionCursor } from "@cowork/domain"
 import { Effect } from "effect"
 import type { SqlClient } from "effect/sql"
+import { countEstimate } from "./CountEstimate.ts"
 
 /** A session with its projection: `s` is `cloud_sessions`, `p` its `cloud_session_projections` row. */
 export const SESSIONS_FROM = `cloud_sessions s JOIN cloud_session_projections p ON p.session_id = s.id`
@@ -17,8 +18,8 @@ const escapeLike = (value: string): string => value.replace(/[\\%_]/g, (c) => `\
 /**
  * One page of an org's sessions, newest first: `columns` over `s` / `p`, the org's sessions narrowed by `filters`
  * (SQL conditions; `param` binds a value and returns its placeholder, `$1` is the org) and by the title search.
- * Keyset paging on (created_at, id) from the cursor's session, which must be the org's own; the count is of every
- * match, not just this page.
+ * Keyset paging on (created_at, id) from the cursor's session, which must be the org's own; the total is of every
+ * match, not just this page: exact up to `EXACT_COUNT_LIMIT`, the planner's estimate beyond.
  */
 export const sessionsPage = <Row extends { readonly id: string }>(
   sql: SqlClient.SqlClient,
@@ -36,7 +37,7 @@ export const sessionsPage = <Row extends { readonly id: string }>(
     const conditions = ["s.org_id = $1", ...filters(param)]
     if (query.q !== undefined && query.q !== "") conditions.push(`s.title ILIKE ${param(`%${escapeLike(query.q)}%`)}`)
     const where = conditions.join(" AND ")
-    const count = yield* sql.unsafe<{ n: number | bigint }>(`SELECT count(*) AS n FROM ${SESSIONS_FROM} WHERE ${where}`, [...params])
+    const totalEstimate = yield* countEstimate(sql, SESSIONS_FROM, where, params)
     const cursorId = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor)
     const keyset = cursorId === undefined
       ? ""
@@ -50,6 +51,6 @@ export const sessionsPage = <Row extends { readonly id: string }>(
     return {
       rows: page,
       nextCursor: rows.length > query.limit && last !== undefined ? encodeSessionCursor(last.id) : null,
-      totalEstimate: Number(count[0]?.n ?? 0)
+      totalEstimate
     }
   })

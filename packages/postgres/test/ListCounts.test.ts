@@ -1,0 +1,94 @@
+import { EXACT_COUNT_LIMIT, PgSessionStore, PgThreads } from "@cowork/postgres"
+import { SessionStore, Threads } from "@cowork/services"
+import { assert, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import * as TestDatabase from "../../../test/support/TestDatabase.ts"
+
+const Stores = Layer.mergeAll(PgSessionStore.layer, PgThreads.layer).pipe(Layer.provideMerge(TestDatabase.layer({ maxConnections: 4 })))
+
+const SESSIONS = 10 * EXACT_COUNT_LIMIT
+
+/** `SESSIONS` sessions of `org` (titles "stored thread <n> <md5 of n>"), with their projections, vacuumed. */
+const seed = (org: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe(`INSERT INTO cloud_orgs (id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING`, [org])
+    yield* sql.unsafe(`WITH s AS (INSERT INTO cloud_sessions (id, org_id, title)
+        SELECT $1 || '_ses_' || g, $1, 'stored thread ' || g || ' ' || md5(g::text) FROM generate_series(1, $2) g RETURNING id)
+      INSERT INTO cloud_session_projections (session_id, org_id, last_sequence) SELECT id, $1, 0 FROM s`, [org, SESSIONS])
+    // As autovacuum leaves a table: statistics, and the trigram index's pending list merged into the index.
+    yield* sql.unsafe(`VACUUM ANALYZE cloud_sessions`)
+    yield* sql.unsafe(`VACUUM ANALYZE cloud_session_projections`)
+  })
+
+/**
+ * Rows this transaction read from `table` and its btree indexes: sequential-scan tuples, index entries, heap fetches.
+ * (A GIN index counts every posting-list entry of every trigram it intersects, not rows: left out.)
+ */
+const xactRowsRead = (table: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ n: number }>`SELECT (sum(pg_stat_get_xact_tuples_returned(c.oid)) + sum(pg_stat_get_xact_tuples_fetched(c.oid)))::int AS n
+      FROM pg_class c WHERE c.relname = ${table}
+        OR c.oid IN (SELECT i.indexrelid FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am a ON a.oid = ic.relam
+          WHERE i.indrelid = ${table}::regclass AND a.amname = 'btree')`
+    return Number(rows[0]!.n)
+  })
+
+/**
+ * Runs `body` in one transaction and returns its result and the rows it read: the difference of the transaction's
+ * counters before and after (they also hold statistics of earlier statements not yet flushed, e.g. the seed's).
+ */
+const measured = <A>(table: string, body: Effect.Effect<A, never, SqlClient.SqlClient | SessionStore | Threads>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      const before = yield* xactRowsRead(table)
+      const result = yield* body
+      return { result, rowsRead: (yield* xactRowsRead(table)) - before }
+    })).pipe(Effect.orDie)
+  })
+
+/** Issue 15 / enterprise-scale reads: a page of a large org's list reads about the page, not the whole org. */
+it.layer(Stores, { timeout: 60_000 })("list totals and title search at scale", (it) => {
+  it.effect("a page of the sessions and thread lists counts at most EXACT_COUNT_LIMIT + 1 matches, and beyond that reports the planner's estimate", () =>
+    Effect.gen(function*() {
+      yield* seed("org_big")
+      const sessions = yield* SessionStore
+      const threads = yield* Threads
+      const list = yield* measured("cloud_sessions", sessions.list("org_big", { limit: 20 }))
+      assert.strictEqual(list.result.sessions.length, 20)
+      assert.isNotNull(list.result.nextCursor)
+      assert.isAbove(list.result.totalEstimate, EXACT_COUNT_LIMIT, "beyond the exact limit: at least the limit")
+      assert.isBelow(Math.abs(list.result.totalEstimate - SESSIONS), SESSIONS / 2, "the estimate is near the real count")
+      assert.isBelow(list.rowsRead, SESSIONS / 2, `rows of cloud_sessions read for one page: ${list.rowsRead}`)
+      const page = yield* measured("cloud_sessions", threads.list("org_big", "acct_viewer", { limit: 20 }))
+      assert.strictEqual(page.result.threads.length, 20)
+      assert.isAbove(page.result.totalEstimate, EXACT_COUNT_LIMIT)
+      assert.isBelow(page.rowsRead, SESSIONS / 2, `rows of cloud_sessions read for one thread page: ${page.rowsRead}`)
+      // Another org's page counts its own sessions exactly.
+      yield* (yield* SqlClient.SqlClient).unsafe(`INSERT INTO cloud_orgs (id, name) VALUES ('org_small', 'small')`).pipe(Effect.orDie)
+      const other = yield* sessions.create("org_small", { title: "the only one" })
+      const small = yield* sessions.list("org_small", { limit: 20 })
+      assert.deepStrictEqual(small.sessions.map((s) => s.id), [other.id])
+      assert.strictEqual(small.totalEstimate, 1)
+    }))
+
+  it.effect("a title search can go through the trigram index: it reads the matches, not every session of the org", () =>
+    Effect.gen(function*() {
+      yield* seed("org_search")
+      const sessions = yield* SessionStore
+      // A piece of session 9999's md5 (its trigrams are rare, as a real title's words are): only that session matches.
+      const sql = yield* SqlClient.SqlClient
+      const [{ title }] = yield* sql<{ title: string }>`SELECT title FROM cloud_sessions WHERE id = 'org_search_ses_9999'`.pipe(Effect.orDie)
+      const found = yield* measured("cloud_sessions", sessions.list("org_search", { limit: 20, q: title.slice(-32, -20) }))
+      assert.deepStrictEqual(found.result.sessions.map((s) => s.title), [title])
+      assert.strictEqual(found.result.totalEstimate, 1)
+      assert.isBelow(found.rowsRead, SESSIONS / 2, `rows of cloud_sessions read for one search: ${found.rowsRead}`)
+      // A search with more matches than the exact limit still pages and estimates.
+      const many = yield* sessions.list("org_search", { limit: 20, q: "stored" })
+      assert.strictEqual(many.sessions.length, 20)
+      assert.isAbove(many.totalEstimate, EXACT_COUNT_LIMIT)
+    }))
+})
