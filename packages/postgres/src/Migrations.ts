@@ -264,6 +264,18 @@ DO $$ DECLARE trgm_schema text; BEGIN SELECT n.nspname INTO trgm_schema FROM pg_
 `
   },
   {
+    id: 13,
+    name: "session_tagged_index",
+    // The thread views' tag list (\`GET /api/threads/tags\`) counts the tags of the org's tagged sessions only: an
+    // org of 100,000 sessions, few of them tagged, reads those few instead of every session on each call. On a new
+    // database this runs before migration 17, so it adds the column as 17 does (17's ADD COLUMN IF NOT EXISTS is then
+    // a no-op).
+    sql: `
+ALTER TABLE cloud_sessions ADD COLUMN IF NOT EXISTS tags text[] NOT NULL DEFAULT '{}';
+CREATE INDEX IF NOT EXISTS cloud_sessions_org_tagged ON cloud_sessions (org_id) WHERE tags <> '{}';
+`
+  },
+  {
     id: 15,
     name: "byok_keys",
     // An org's provider keys, sealed with its data key; key_id is the master key (kid) the envelope names, so a

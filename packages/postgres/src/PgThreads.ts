@@ -60,10 +60,11 @@ export const make = Effect.gen(function*() {
     return { threads: rows.map(toThread), nextCursor, totalEstimate }
   }, Effect.orDie)
 
+  // Only the tagged sessions (migration 13's partial index): an untagged session adds nothing to the counts.
   const tags = Effect.fn("Threads.tags")(function*(orgId: string) {
     const rows = yield* sql.unsafe<{ tag: string; count: number }>(
       `SELECT tag, count(*)::int AS count FROM cloud_sessions s, unnest(s.tags) AS tag
-       WHERE s.org_id = $1 GROUP BY tag ORDER BY count(*) DESC, tag LIMIT $2`,
+       WHERE s.org_id = $1 AND s.tags <> '{}' GROUP BY tag ORDER BY count(*) DESC, tag LIMIT $2`,
       [orgId, MAX_TAG_LIST]
     )
     return rows.map((row) => ({ tag: row.tag, count: Number(row.count) }))

@@ -91,4 +91,18 @@ it.layer(Stores, { timeout: 60_000 })("list totals and title search at scale", (
       assert.strictEqual(many.sessions.length, 20)
       assert.isAbove(many.totalEstimate, EXACT_COUNT_LIMIT)
     }))
+
+  it.effect("the tag list of a large org reads its tagged sessions, not every session", () =>
+    Effect.gen(function*() {
+      yield* seed("org_tags")
+      const sessions = yield* SessionStore
+      const threads = yield* Threads
+      yield* sessions.create("org_tags", { title: "tagged a", tags: ["alpha", "beta"] })
+      yield* sessions.create("org_tags", { title: "tagged b", tags: ["alpha"] })
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.unsafe(`ANALYZE cloud_sessions`).pipe(Effect.orDie)
+      const listed = yield* measured("cloud_sessions", threads.tags("org_tags"))
+      assert.deepStrictEqual(listed.result, [{ tag: "alpha", count: 2 }, { tag: "beta", count: 1 }])
+      assert.isBelow(listed.rowsRead, SESSIONS / 2, `rows of cloud_sessions read for the tag list: ${listed.rowsRead}`)
+    }))
 })
