@@ -1,7 +1,7 @@
 import type { SessionEvent } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
-import { Config, Context, Duration, Effect, Layer, Schedule, type Scope, Stream } from "effect"
+import { Clock, Config, Context, Duration, Effect, Layer, Schedule, type Scope, Stream } from "effect"
 import { SseChunk } from "./SseChunk.ts"
 import { eventFrame, frame } from "./SseFrames.ts"
 import type { SseSink } from "./SseSink.ts"
@@ -29,6 +29,15 @@ export const DEFAULT_SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
  * delay on every event (see docs/benchmarks.md, 2026-12-01 perf-sse).
  */
 export const DEFAULT_COALESCE_MS = 0
+/**
+ * A session watched by many streams on this process (`OPEN_COWORK_CLOUD_SSE_HOLD_SUBSCRIBERS` or more) reads at most
+ * once per `OPEN_COWORK_CLOUD_SSE_HOLD_MS`: a notification after a quiet spell is read at once (the leading edge), the
+ * ones within the hold after a read are covered by ONE read when it ends (the trailing edge). Each read costs one socket
+ * write per stream, so a prompt's ~3 commits a few milliseconds apart reach each of those streams in fewer writes; a
+ * session with fewer streams (a user's own tab) reads at once every time (target 5's latency). `0` turns it off.
+ */
+export const DEFAULT_HOLD_MS = 0
+export const DEFAULT_HOLD_SUBSCRIBERS = 10
 /** The `: keep-alive` comment every open session stream gets from one process-wide timer. */
 export const KEEP_ALIVE_INTERVAL = "15 seconds"
 /**
@@ -87,6 +96,8 @@ interface Feed {
   catchUp: boolean
   /** A read loop is running for this feed (at most one). */
   reading: boolean
+  /** When (the clock's ms) the feed's last signalled read started: the hold runs from there. */
+  readAt: number
 }
 
 /**
@@ -128,6 +139,22 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
       )
       const coalesceMs = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_COALESCE_MS").pipe(Config.withDefault(DEFAULT_COALESCE_MS))
       const coalesce = coalesceMs > 0 ? Effect.sleep(Duration.millis(coalesceMs)) : Effect.void
+      const holdMs = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_HOLD_MS").pipe(Config.withDefault(DEFAULT_HOLD_MS))
+      const holdSubscribers = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_HOLD_SUBSCRIBERS").pipe(
+        Config.withDefault(DEFAULT_HOLD_SUBSCRIBERS)
+      )
+      /**
+       * Before a signalled read of a feed with many subscribers: waits out the rest of the hold since its last one (none
+       * after a quiet spell: the leading edge), so the notifications meanwhile are read — and written — once.
+       */
+      const hold = (f: Feed) =>
+        holdMs <= 0 ? Effect.void : Effect.gen(function*() {
+          if (f.subscribers.size < holdSubscribers) return
+          const now = yield* Clock.currentTimeMillis
+          const wait = f.readAt + holdMs - now
+          if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
+          f.readAt = wait > 0 ? now + wait : now
+        })
       const feeds = new Map<string, Feed>()
       /** Keep-alive ticks so far (a counter, not a clock: no clock read per frame). */
       let tick = 0
@@ -213,12 +240,19 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
 
       /**
        * Fans one read out: each live subscriber gets the frames past its cursor, rendered once for all. A subscriber
-       * with frames still waiting that cannot take the read is a slow consumer and ends; one with nothing waiting that
-       * cannot take it whole (a read larger than its buffer) gets the frames that fit and leaves the live fan-out to
-       * catch up by its own reads at its client's pace (`behind`). Returns the subscribers the read skipped ahead of
-       * (pruned events between their cursor and the read), taken out of the feed.
+       * with frames still waiting that cannot take a signalled read (live growth) is a slow consumer and ends; one that
+       * cannot take it whole with nothing waiting (a read larger than its buffer), or that cannot take a read of a
+       * backlog (`catchingUp`: a new feed reading from its first subscriber's cursor, or the batch after a full one —
+       * reads that follow each other as fast as the database answers, not the session's pace), gets the frames that fit
+       * and leaves the live fan-out to catch up by its own reads at its client's pace (`behind`). Returns the
+       * subscribers the read skipped ahead of (pruned events between their cursor and the read), taken out of the feed.
        */
-      const deliver = (f: Feed, events: ReadonlyArray<SessionEvent>, behind: Array<Subscriber>): ReadonlyArray<Subscriber> => {
+      const deliver = (
+        f: Feed,
+        events: ReadonlyArray<SessionEvent>,
+        behind: Array<Subscriber>,
+        catchingUp: boolean
+      ): ReadonlyArray<Subscriber> => {
         const started = nowMs()
         const first = events[0]!.sequence
         const last = events[events.length - 1]!.sequence
@@ -235,15 +269,15 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
             skipped.push(sub)
             continue
           }
-          writes++
           const from = sub.cursor < first ? 0 : sub.cursor - first + 1
           const rest = from === 0 ? frames : frames.slice(from)
           const queued = sub.sink.queuedBytes
           const n = offerFrames(sub, rest, from === 0 ? all : undefined)
+          if (n > 0) writes++
           if (n === rest.length) sub.cursor = last
-          else if (queued > 0) endSlow(sub)
+          else if (queued > 0 && !catchingUp) endSlow(sub)
           else {
-            sub.cursor = events[from + n - 1]!.sequence
+            if (n > 0) sub.cursor = events[from + n - 1]!.sequence
             sub.live = false
             behind.push(sub)
           }
@@ -285,12 +319,15 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
               f.reading = false
               return
             }
+            // A backlog (a new feed, a full batch) is read at once; a signalled read may wait out the hold.
+            const catchingUp = f.catchUp
+            if (!catchingUp) yield* hold(f)
             const target = f.tip
             f.catchUp = false
             const events = yield* read(f.sessionId, f.lastRead)
             if (events.length > 0) {
               const behind: Array<Subscriber> = []
-              const skipped = deliver(f, events, behind)
+              const skipped = deliver(f, events, behind, catchingUp)
               yield* recordFanout
               for (const sub of behind) yield* startReplay(f, sub)
               if (skipped.length > 0) yield* snapshotRequired(f.sessionId, skipped)
@@ -389,7 +426,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
               let f = feeds.get(sessionId)
               if (f === undefined) {
                 // A new feed reads from its first subscriber's cursor until it has everything, then on signals.
-                f = { sessionId, subscribers: new Set(), lastRead: cursor, tip: cursor, catchUp: true, reading: false }
+                f = { sessionId, subscribers: new Set(), lastRead: cursor, tip: cursor, catchUp: true, reading: false, readAt: Number.NEGATIVE_INFINITY }
                 feeds.set(sessionId, f)
               }
               f.subscribers.add(sub)

@@ -72,7 +72,7 @@ class Instrumented {
   })
 }
 
-const setup = (bufferBytes = 1024 * 1024, coalesceMs = 0) =>
+const setup = (bufferBytes = 1024 * 1024, coalesceMs = 0, hold: { readonly ms: number; readonly subscribers: number } = { ms: 0, subscribers: 10 }) =>
   Effect.gen(function*() {
     const changes = yield* PubSub.unbounded<SessionChanged>()
     const log = new Instrumented(changes)
@@ -93,7 +93,9 @@ const setup = (bufferBytes = 1024 * 1024, coalesceMs = 0) =>
       Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({
         OPEN_COWORK_CLOUD_SSE_BACKSTOP_POLL_MS: "600000",
         OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES: String(bufferBytes),
-        OPEN_COWORK_CLOUD_SSE_COALESCE_MS: String(coalesceMs)
+        OPEN_COWORK_CLOUD_SSE_COALESCE_MS: String(coalesceMs),
+        OPEN_COWORK_CLOUD_SSE_HOLD_MS: String(hold.ms),
+        OPEN_COWORK_CLOUD_SSE_HOLD_SUBSCRIBERS: String(hold.subscribers)
       })))
     ))
     return {
@@ -376,6 +378,35 @@ it.live("a read larger than a stream's buffer: the stream never holds more than 
     yield* eventually(() => one.received.length === 2, "one large frame at a time")
   })))
 
+it.live("a stream opening a session's feed far behind takes the backlog at its client's pace: never more than its buffer waiting, not ended, every event in order", () =>
+  Effect.scoped(Effect.gen(function*() {
+    // One read batch (~30 KiB of frames) fits the buffer whole; two do not. The stream is the session's only one on
+    // the process, so the feed is new and reads the backlog from its cursor batch after batch, as fast as the log
+    // answers (before: the second batch found the first still waiting and ended the stream, ~1 buffer per reconnect).
+    const buffer = 40_000
+    const { log, hub, metrics } = yield* setup(buffer)
+    const total = 6 * READ_BATCH
+    yield* log.append("s1", total)
+    const client: Client = { sessionId: "s1", start: 0, received: [] }
+    const drain = yield* connect(hub, client, false)
+    yield* eventually(() => client.sink!.queuedBytes > 0 && log.reads >= 3, "the feed's first batches and a read of its own")
+    for (let i = 0; i < 100; i++) yield* Effect.yieldNow
+    assert.isFalse(client.sink!.finished, "not ended for a backlog it was never live for")
+    assert.isAtMost(client.sink!.queuedBytes, buffer, "what waits for the client stays within its buffer")
+    const readsWaiting = log.reads
+    for (let i = 0; i < 100; i++) yield* Effect.yieldNow
+    assert.strictEqual(log.reads, readsWaiting, "no read while its client takes nothing")
+    // Its client reads: the whole backlog, in order, on this one connection; then live.
+    yield* Effect.forkDetach(drain)
+    yield* eventually(() => client.received.length === total, "the backlog")
+    assertExactly(client, total, "catching up")
+    assert.isFalse(client.ended, "never ended")
+    assert.strictEqual(yield* metrics.read("open_cowork_cloud_sse_stream_writes_total", { outcome: "slow_consumer" }), 0)
+    yield* log.append("s1", 1)
+    yield* eventually(() => client.received.length === total + 1, "live")
+    assertExactly(client, total + 1, "live")
+  })))
+
 it.effect("a stream catching up on a read larger than its buffer whose client takes nothing is ended 3 ticks later and closed 3 after", () =>
   Effect.scoped(Effect.gen(function*() {
     const buffer = 4_096
@@ -474,6 +505,65 @@ it.effect("with a coalescing window, the notifications within it cost one read a
     assert.deepStrictEqual(chunks.map((c, i) => c.length - writesBefore[i]!), [1, 1], "one write per stream")
     assert.deepStrictEqual(received(0), Array.from({ length: 44 }, (_, i) => i + 1), "complete and in order")
     assert.deepStrictEqual(received(1), Array.from({ length: 43 }, (_, i) => i + 2), "complete and in order")
+  })))
+
+it.effect("with a hold, a session with many streams reads a notification after a quiet spell at once and the ones within the hold in ONE read and ONE write per stream; one with fewer streams reads each at once", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const { log, hub } = yield* setup(1024 * 1024, 0, { ms: 20, subscribers: 2 })
+    yield* log.append("s1", 1)
+    yield* log.append("s2", 1)
+    const open = (sessionId: string, count: number) =>
+      Effect.forEach(Array.from({ length: count }, (_, i) => i), () =>
+        Effect.gen(function*() {
+          const sink = new SseSink()
+          const chunks: Array<Uint8Array> = []
+          yield* hub.subscribeSession(sessionId, 0, sink)
+          yield* Effect.forkScoped(consume(sink, (chunk) => chunks.push(chunk)))
+          return chunks
+        }))
+    const many = yield* open("s1", 2)
+    const [few] = yield* open("s2", 1)
+    const received = (chunks: Array<Uint8Array>) => chunks.flatMap(ids)
+    const settle = (done: () => boolean) => Effect.gen(function*() {
+      for (let i = 0; i < 200 && !done(); i++) yield* Effect.yieldNow
+    })
+    yield* settle(() => many.every((c) => received(c).length === 1) && received(few!).length === 1)
+    assert.deepStrictEqual(many.map(received), [[1], [1]], "the backlog")
+    // After a quiet spell (the backlog was read, no signalled read yet): the leading edge, read at once.
+    let reads = log.reads
+    let writes = many.map((c) => c.length)
+    yield* log.append("s1", 1)
+    yield* settle(() => many.every((c) => received(c).length === 2))
+    assert.strictEqual(log.reads - reads, 1, "read at once")
+    assert.deepStrictEqual(many.map((c) => received(c).length), [2, 2])
+    // Within the hold: 2 commits (40 + 2 events), each notified — nothing read until the hold ends, then ONE read.
+    reads = log.reads
+    writes = many.map((c) => c.length)
+    yield* log.append("s1", 40)
+    yield* TestClock.adjust("5 millis")
+    yield* log.append("s1", 2)
+    yield* settle(() => false)
+    assert.strictEqual(log.reads, reads, "nothing read inside the hold")
+    assert.deepStrictEqual(many.map((c) => c.length), writes, "nothing written inside the hold")
+    yield* TestClock.adjust("15 millis")
+    yield* settle(() => many.every((c) => received(c).length === 44))
+    assert.strictEqual(log.reads - reads, 1, "one read for the two notifications")
+    assert.deepStrictEqual(many.map((c, i) => c.length - writes[i]!), [1, 1], "one write per stream")
+    for (const c of many) assert.deepStrictEqual(received(c), Array.from({ length: 44 }, (_, i) => i + 1), "complete and in order")
+    // A quiet spell longer than the hold: the next notification is read at once again.
+    yield* TestClock.adjust("50 millis")
+    reads = log.reads
+    yield* log.append("s1", 1)
+    yield* settle(() => many.every((c) => received(c).length === 45))
+    assert.strictEqual(log.reads - reads, 1, "read at once after the quiet spell")
+    // The session with fewer streams than the threshold reads every notification at once, however close together.
+    for (let n = 2; n <= 4; n++) {
+      reads = log.reads
+      yield* log.append("s2", 1)
+      yield* settle(() => received(few!).length === n)
+      assert.strictEqual(log.reads - reads, 1, `s2 notification ${n}: read at once`)
+    }
+    assert.deepStrictEqual(received(few!), [1, 2, 3, 4])
   })))
 
 it.effect("workspace streams: each change of the org's sessions once per stream (another org's never), idle keep-alives from the same timer, ended when the scope closes", () =>

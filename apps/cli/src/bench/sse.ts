@@ -77,14 +77,18 @@ const commonEnv = (databaseUrl: string, dataDir: string, port: number): Record<s
   OPEN_COWORK_CLOUD_LOG_LEVEL: "warn"
 })
 
-/** utime+stime of a process in ms, and its RSS in bytes (Linux /proc). */
+/**
+ * CPU of a process in ms — user (utime: JavaScript, V8, libuv) and system (stime: the kernel on its behalf — socket
+ * writes, and on loopback the receiver's TCP work run inside the sender's syscall) — and its RSS in bytes (Linux /proc).
+ */
 const procUsage = (pid: number) => {
   const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  const ticks = Number(fields[11]) + Number(fields[12])
+  const userMs = (Number(fields[11]) * 1000) / 100
+  const systemMs = (Number(fields[12]) * 1000) / 100
   const status = Fs.readFileSync(`/proc/${pid}/status`, "utf8")
   const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
-  return { cpuMs: (ticks * 1000) / 100, rss: rssKiB * 1024 }
+  return { cpuMs: userMs + systemMs, userMs, systemMs, rss: rssKiB * 1024 }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -174,6 +178,9 @@ interface PhaseResult {
   /** Mean execution time of one event read inside Postgres (pg_stat_statements). */
   readonly readExecMs: number
   readonly webCpuMsPerPrompt: number
+  /** `webCpuMsPerPrompt` split: user time (utime) and system time (stime) of the web process. */
+  readonly webUserMsPerPrompt: number
+  readonly webSystemMsPerPrompt: number
   /**
    * The split of `webCpuMsPerPrompt` from the web's counters: per stream (the fan-out's socket writes), per session
    * (render + encode once per read), the rest (request, reads, decoding, everything else); writes per prompt and the
@@ -221,7 +228,8 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
 
     const readsBefore = yield* readCalls
     const countersBefore = yield* Effect.promise(() => fanoutCounters(baseUrl, token))
-    const cpuBefore = procUsage(webPid).cpuMs
+    const webBefore = procUsage(webPid)
+    const cpuBefore = webBefore.cpuMs
     const clientBefore = clientCpu()
     const driverBefore = process.cpuUsage()
     const phaseStarted = performance.now()
@@ -255,7 +263,8 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       views.forEach((s: any) => finalTips.set(s.id, s.lastSequence))
       if ((settled && (yield* Effect.promise(receivedFrames)) >= expected) || Date.now() > deadline) break
     }
-    const cpuAfter = procUsage(webPid).cpuMs
+    const webAfter = procUsage(webPid)
+    const cpuAfter = webAfter.cpuMs
     const countersAfter = yield* Effect.promise(() => fanoutCounters(baseUrl, token))
     const clientMs = clientCpu() - clientBefore
     const driver = process.cpuUsage(driverBefore)
@@ -290,6 +299,8 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       readsPerNotification: round((readsAfter.calls - readsBefore.calls) / Math.max(1, notifications), 2),
       readExecMs: round((readsAfter.ms - readsBefore.ms) / Math.max(1, readsAfter.calls - readsBefore.calls), 2),
       webCpuMsPerPrompt: round((cpuAfter - cpuBefore) / total, 2),
+      webUserMsPerPrompt: round((webAfter.userMs - webBefore.userMs) / total, 2),
+      webSystemMsPerPrompt: round((webAfter.systemMs - webBefore.systemMs) / total, 2),
       ...(countersBefore === undefined || countersAfter === undefined ? {} : (() => {
         const writeMs = countersAfter.writeMs - countersBefore.writeMs
         const encodeMs = countersAfter.encodeMs - countersBefore.encodeMs
@@ -412,6 +423,21 @@ const idle = (url: string, dataDir: string) =>
 
 // ---------------------------------------------------------------------------------------------------------------
 
+const mean = (v: ReadonlyArray<number>) => v.reduce((x, y) => x + y, 0) / v.length
+
+/**
+ * Least squares over the rows: a per-prompt figure = a + b × subscribers per session. From /proc (precise over each
+ * 15-s row, unlike a timer around a sub-millisecond loop): a is what a prompt costs whatever its subscribers (request,
+ * reads, decoding, encoding), b what each subscriber adds (its socket writes and whatever else grows with it).
+ */
+const fitRows = (rows: ReadonlyArray<PhaseResult>, y: (p: PhaseResult) => number) => {
+  const xs = rows.map((p) => p.subscribersPerSession)
+  const ys = rows.map(y)
+  const [mx, my] = [mean(xs), mean(ys)]
+  const b = xs.reduce((acc, x, i) => acc + (x - mx) * (ys[i]! - my), 0) / xs.reduce((acc, x) => acc + (x - mx) ** 2, 0)
+  return { a: my - b * mx, b }
+}
+
 const report = (results: any) => {
   const lines = [
     `## ${results.date} — \`npm run bench:sse\` (commit ${results.commit})`,
@@ -456,18 +482,9 @@ const report = (results: any) => {
         )
       )
       if (split.length >= 2) {
-        // Least squares over the rows: web CPU per prompt = a + b × subscribers per session, from /proc (precise over
-        // each 15-s row, unlike a timer around a sub-millisecond loop): a is what a prompt costs whatever its
-        // subscribers (request, reads, decoding, encoding), b what each subscriber adds (its socket writes and whatever
-        // else grows with it); b over the writes per prompt per subscriber is the CPU per write, all-in.
-        const xs = split.map((p) => p.subscribersPerSession)
-        const ys = split.map((p) => p.webCpuMsPerPrompt)
-        const mean = (v: ReadonlyArray<number>) => v.reduce((x, y) => x + y, 0) / v.length
-        const [mx, my] = [mean(xs), mean(ys)]
-        const b = xs.reduce((acc, x, i) => acc + (x - mx) * (ys[i]! - my), 0) / xs.reduce((acc, x) => acc + (x - mx) ** 2, 0)
-        const a = my - b * mx
+        const { a, b } = fitRows(split, (p) => p.webCpuMsPerPrompt)
         const writesPerSubscriber = mean(split.map((p) => p.split!.writesPerPrompt / p.subscribersPerSession))
-        const maxS = Math.max(...xs)
+        const maxS = Math.max(...split.map((p) => p.subscribersPerSession))
         lines.push(
           "",
           `Fit over the rows (web CPU per prompt = a + b × subscribers per session): **a = ${round(a, 2)} ms per prompt whatever its`,
@@ -477,6 +494,26 @@ const report = (results: any) => {
           `${split.map((p) => `${p.split!.usPerWrite} µs`).join(" / ")}.`
         )
       }
+    }
+    const rows = results.fanout as Array<PhaseResult>
+    if (rows.length >= 2) {
+      // The same fit for the user (utime) and system (stime) parts of the web's CPU: what grows with the subscribers in
+      // user space (JavaScript, V8, libuv around each write) against in the kernel (the write syscall itself, and on
+      // loopback the receiving client's TCP work, which runs inside the sender's syscall).
+      const total = fitRows(rows, (p) => p.webCpuMsPerPrompt)
+      const user = fitRows(rows, (p) => p.webUserMsPerPrompt)
+      const system = fitRows(rows, (p) => p.webSystemMsPerPrompt)
+      const fitCell = (f: { a: number; b: number }) => `${round(f.a, 2)} ms + ${round(f.b * 1000, 1)} µs × s`
+      lines.push(
+        "",
+        "Web CPU per prompt by user / system time (/proc utime / stime of the web process), fit a + b × s (s = subscribers",
+        "per session) over the rows:",
+        "",
+        "| subscribers / session | web CPU / prompt | user | system |",
+        "|---|---|---|---|",
+        ...rows.map((p) => `| ${p.subscribersPerSession} | ${p.webCpuMsPerPrompt} ms | ${p.webUserMsPerPrompt} ms | ${p.webSystemMsPerPrompt} ms |`),
+        `| fit | ${fitCell(total)} | **${fitCell(user)}** | **${fitCell(system)}** |`
+      )
     }
   }
   if (results.idle !== undefined) {
