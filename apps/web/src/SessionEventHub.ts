@@ -36,7 +36,7 @@ export const DEFAULT_COALESCE_MS = 0
  * write per stream, so a prompt's ~3 commits a few milliseconds apart reach each of those streams in fewer writes; a
  * session with fewer streams (a user's own tab) reads at once every time (target 5's latency). `0` turns it off.
  */
-export const DEFAULT_HOLD_MS = 0
+export const DEFAULT_HOLD_MS = 10
 export const DEFAULT_HOLD_SUBSCRIBERS = 10
 /** The `: keep-alive` comment every open session stream gets from one process-wide timer. */
 export const KEEP_ALIVE_INTERVAL = "15 seconds"

@@ -26,7 +26,8 @@
  *
  * Knobs: BENCH_SSE_SUBSCRIBERS ("1,10,100"), BENCH_SSE_CLIENT_PROCS (1), BENCH_SSE_SESSIONS (100), BENCH_SSE_RATE (50), BENCH_SSE_SECONDS (15),
  * BENCH_IDLE_STREAMS (1000), BENCH_IDLE_WINDOW_MS (60000), BENCH_SSE_PHASES ("fanout,idle"), BENCH_NOTE (a line
- * for the report), BENCH_CHILD_NODE_ARGS (node flags for the web process), BENCH_NO_APPEND=1 (print only). Prints
+ * for the report), BENCH_CHILD_NODE_ARGS (node flags for the web process), BENCH_SSE_HEAP_DIR (heap snapshots of the web before / with each
+ * row's streams open), BENCH_NO_APPEND=1 (print only). Prints
  * the results and appends them to docs/benchmarks.md.
  */
 import { Database, freePort, startEmbeddedPostgres } from "@cowork/postgres"
@@ -60,7 +61,35 @@ const percentile = (sorted: Float64Array, p: number) =>
 
 // BENCH_CHILD_NODE_ARGS apply to the web process (`cowork web`, or `cowork up` when idle) only.
 const spawnRole = (command: string, env: Record<string, string>): Proc =>
-  spawnCowork(command, env, command === "worker" ? [] : childNodeArgs())
+  spawnCowork(command, env, command === "worker" ? [] : [...childNodeArgs(), ...heapSnapshotArgs])
+
+/**
+ * BENCH_SSE_HEAP_DIR: a heap snapshot of the web process is written there before each fan-out row's streams open and
+ * once they are open (after the RSS reading), to see what a stream holds — diff them by constructor. Each snapshot
+ * stops the web process for a few seconds; the row's CPU and latency figures are not affected (taken later).
+ */
+const HEAP_DIR = process.env.BENCH_SSE_HEAP_DIR
+const heapSnapshotArgs = HEAP_DIR === undefined ? [] : ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${HEAP_DIR}`]
+
+/** Signals the web process to write a heap snapshot, and waits until it is written and the process answers again. */
+const heapSnapshot = async (pid: number, baseUrl: string, label: string) => {
+  if (HEAP_DIR === undefined) return
+  const snapshots = () => Fs.readdirSync(HEAP_DIR).filter((name) => name.endsWith(".heapsnapshot"))
+  const before = new Set(snapshots())
+  process.kill(pid, "SIGUSR2")
+  const deadline = Date.now() + 300_000
+  for (;;) {
+    await sleep(500)
+    const written = snapshots().find((name) => !before.has(name))
+    // Node writes the snapshot on the main thread: once it answers a request, the file is complete.
+    if (written !== undefined && (await fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false))) {
+      Fs.renameSync(Path.join(HEAP_DIR, written), Path.join(HEAP_DIR, `${label}.heapsnapshot`))
+      console.error(`heap snapshot: ${Path.join(HEAP_DIR, `${label}.heapsnapshot`)}`)
+      return
+    }
+    if (Date.now() > deadline) throw new Error("heap snapshot not written within 300 s")
+  }
+}
 
 const commonEnv = (databaseUrl: string, dataDir: string, port: number): Record<string, string> => ({
   OPEN_COWORK_DATABASE_URL: databaseUrl,
@@ -217,11 +246,13 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
     const tips = yield* Effect.promise(() =>
       pool(sessions, 16, async (id) => (await Effect.runPromise(api_.sessions.get({ params: { id } }))).session.lastSequence as number))
     const rssBefore = procUsage(webPid).rss
+    yield* Effect.promise(() => heapSnapshot(webPid, baseUrl, `web-${perSession}-before`))
     const targets = sessions.flatMap((id, i) => Array.from({ length: perSession }, () => ({ id, tip: tips[i]! })))
     const clients = yield* Effect.promise(() => openClients(baseUrl, token, targets))
     yield* Effect.addFinalizer(() => Effect.sync(() => clients.forEach((client) => client.kill())))
     yield* Effect.sleep(3_000)
     const rssAfter = procUsage(webPid).rss
+    yield* Effect.promise(() => heapSnapshot(webPid, baseUrl, `web-${perSession}-open`))
     const clientCpu = () => clients.reduce((sum, client) => sum + procUsage(client.pid).cpuMs, 0)
     const receivedFrames = () =>
       Promise.all(clients.map((client) => client.ask({ type: "count" }))).then((replies) => replies.reduce((sum, r) => sum + r.frames, 0))
