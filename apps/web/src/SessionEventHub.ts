@@ -1,7 +1,7 @@
 import type { SessionEvent } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { ChangeFeed, EventLog, type SessionChanged } from "@cowork/services"
-import { Clock, Config, Context, Duration, Effect, Layer, Schedule, type Scope, Stream } from "effect"
+import { Config, Context, Duration, Effect, Layer, Schedule, type Scope, Stream } from "effect"
 import { SseChunk } from "./SseChunk.ts"
 import { eventFrame, frame } from "./SseFrames.ts"
 import type { SseSink } from "./SseSink.ts"
@@ -21,23 +21,17 @@ export const READ_BATCH = 200
  */
 export const DEFAULT_SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
 /**
- * How long a session's feed waits after a notification before it reads (`OPEN_COWORK_CLOUD_SSE_COALESCE_MS`, default
- * 0: read at once). Notifications that arrive meanwhile are covered by that one read, so every stream of the session
- * gets them in ONE socket write: the web CPU per notification grows with the streams by one write each, and that
- * write (a `writev` syscall per stream) is what is left per subscriber. A prompt's events come in ~3 commits a few
- * milliseconds apart; a window that covers them makes it one write per stream per prompt, at the price of that much
- * delay on every event (see docs/benchmarks.md, 2026-12-01 perf-sse).
+ * How long a session's feed waits after a notification before it reads (`OPEN_COWORK_CLOUD_SSE_COALESCE_MS`) when the
+ * session has `OPEN_COWORK_CLOUD_SSE_COALESCE_SUBSCRIBERS` or more streams on this process. Notifications that arrive
+ * meanwhile are covered by that one read, so every stream of the session gets them in ONE socket write: the web CPU
+ * per notification grows with the streams by one write each, and that write (a syscall per stream) is what is left
+ * per subscriber. A prompt's 3 commits (`prompt.submitted`, the worker's opening and closing appends) come a few
+ * milliseconds apart; a 10 ms window makes them ~1 write per stream per prompt instead of ~3, at up to 10 ms delay on
+ * the events of a widely watched session. A session with fewer streams (a user's own tab) reads at once: target 5's
+ * prompt → first worker event latency (see docs/benchmarks.md, 2026-12-01 perf-sse). `0` reads at once always.
  */
-export const DEFAULT_COALESCE_MS = 0
-/**
- * A session watched by many streams on this process (`OPEN_COWORK_CLOUD_SSE_HOLD_SUBSCRIBERS` or more) reads at most
- * once per `OPEN_COWORK_CLOUD_SSE_HOLD_MS`: a notification after a quiet spell is read at once (the leading edge), the
- * ones within the hold after a read are covered by ONE read when it ends (the trailing edge). Each read costs one socket
- * write per stream, so a prompt's ~3 commits a few milliseconds apart reach each of those streams in fewer writes; a
- * session with fewer streams (a user's own tab) reads at once every time (target 5's latency). `0` turns it off.
- */
-export const DEFAULT_HOLD_MS = 10
-export const DEFAULT_HOLD_SUBSCRIBERS = 10
+export const DEFAULT_COALESCE_MS = 10
+export const DEFAULT_COALESCE_SUBSCRIBERS = 10
 /** The `: keep-alive` comment every open session stream gets from one process-wide timer. */
 export const KEEP_ALIVE_INTERVAL = "15 seconds"
 /**
@@ -96,8 +90,6 @@ interface Feed {
   catchUp: boolean
   /** A read loop is running for this feed (at most one). */
   reading: boolean
-  /** When (the clock's ms) the feed's last signalled read started: the hold runs from there. */
-  readAt: number
 }
 
 /**
@@ -138,23 +130,12 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         Config.withDefault(DEFAULT_SUBSCRIBER_BUFFER_BYTES)
       )
       const coalesceMs = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_COALESCE_MS").pipe(Config.withDefault(DEFAULT_COALESCE_MS))
-      const coalesce = coalesceMs > 0 ? Effect.sleep(Duration.millis(coalesceMs)) : Effect.void
-      const holdMs = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_HOLD_MS").pipe(Config.withDefault(DEFAULT_HOLD_MS))
-      const holdSubscribers = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_HOLD_SUBSCRIBERS").pipe(
-        Config.withDefault(DEFAULT_HOLD_SUBSCRIBERS)
+      const coalesceSubscribers = yield* Config.Int("OPEN_COWORK_CLOUD_SSE_COALESCE_SUBSCRIBERS").pipe(
+        Config.withDefault(DEFAULT_COALESCE_SUBSCRIBERS)
       )
-      /**
-       * Before a signalled read of a feed with many subscribers: waits out the rest of the hold since its last one (none
-       * after a quiet spell: the leading edge), so the notifications meanwhile are read — and written — once.
-       */
-      const hold = (f: Feed) =>
-        holdMs <= 0 ? Effect.void : Effect.gen(function*() {
-          if (f.subscribers.size < holdSubscribers) return
-          const now = yield* Clock.currentTimeMillis
-          const wait = f.readAt + holdMs - now
-          if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
-          f.readAt = wait > 0 ? now + wait : now
-        })
+      /** The wait before a notified read: the window, for a session with enough streams here to be worth it. */
+      const coalesce = (f: Feed) =>
+        coalesceMs > 0 && f.subscribers.size >= coalesceSubscribers ? Effect.sleep(Duration.millis(coalesceMs)) : Effect.void
       const feeds = new Map<string, Feed>()
       /** Keep-alive ticks so far (a counter, not a clock: no clock read per frame). */
       let tick = 0
@@ -312,16 +293,14 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
        */
       const pump = (f: Feed, woken: boolean): Effect.Effect<void> =>
         Effect.gen(function*() {
-          if (woken) yield* coalesce
+          if (woken) yield* coalesce(f)
           while (true) {
             // The check and `reading = false` are one synchronous step, so a signal is never left unread.
             if (!wanted(f)) {
               f.reading = false
               return
             }
-            // A backlog (a new feed, a full batch) is read at once; a signalled read may wait out the hold.
             const catchingUp = f.catchUp
-            if (!catchingUp) yield* hold(f)
             const target = f.tip
             f.catchUp = false
             const events = yield* read(f.sessionId, f.lastRead)
@@ -426,7 +405,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
               let f = feeds.get(sessionId)
               if (f === undefined) {
                 // A new feed reads from its first subscriber's cursor until it has everything, then on signals.
-                f = { sessionId, subscribers: new Set(), lastRead: cursor, tip: cursor, catchUp: true, reading: false, readAt: Number.NEGATIVE_INFINITY }
+                f = { sessionId, subscribers: new Set(), lastRead: cursor, tip: cursor, catchUp: true, reading: false }
                 feeds.set(sessionId, f)
               }
               f.subscribers.add(sub)

@@ -72,7 +72,7 @@ class Instrumented {
   })
 }
 
-const setup = (bufferBytes = 1024 * 1024, coalesceMs = 0, hold: { readonly ms: number; readonly subscribers: number } = { ms: 0, subscribers: 10 }) =>
+const setup = (bufferBytes = 1024 * 1024, coalesceMs = 0, coalesceSubscribers = 1) =>
   Effect.gen(function*() {
     const changes = yield* PubSub.unbounded<SessionChanged>()
     const log = new Instrumented(changes)
@@ -94,8 +94,7 @@ const setup = (bufferBytes = 1024 * 1024, coalesceMs = 0, hold: { readonly ms: n
         OPEN_COWORK_CLOUD_SSE_BACKSTOP_POLL_MS: "600000",
         OPEN_COWORK_CLOUD_SSE_SUBSCRIBER_BUFFER_BYTES: String(bufferBytes),
         OPEN_COWORK_CLOUD_SSE_COALESCE_MS: String(coalesceMs),
-        OPEN_COWORK_CLOUD_SSE_HOLD_MS: String(hold.ms),
-        OPEN_COWORK_CLOUD_SSE_HOLD_SUBSCRIBERS: String(hold.subscribers)
+        OPEN_COWORK_CLOUD_SSE_COALESCE_SUBSCRIBERS: String(coalesceSubscribers)
       })))
     ))
     return {
@@ -507,11 +506,9 @@ it.effect("with a coalescing window, the notifications within it cost one read a
     assert.deepStrictEqual(received(1), Array.from({ length: 43 }, (_, i) => i + 2), "complete and in order")
   })))
 
-it.effect("with a hold, a session with many streams reads a notification after a quiet spell at once and the ones within the hold in ONE read and ONE write per stream; one with fewer streams reads each at once", () =>
+it.effect("the coalescing window applies to a session with at least OPEN_COWORK_CLOUD_SSE_COALESCE_SUBSCRIBERS streams; one with fewer reads every notification at once", () =>
   Effect.scoped(Effect.gen(function*() {
-    const { log, hub } = yield* setup(1024 * 1024, 0, { ms: 20, subscribers: 2 })
-    yield* log.append("s1", 1)
-    yield* log.append("s2", 1)
+    const { log, hub } = yield* setup(1024 * 1024, 10, 2)
     const open = (sessionId: string, count: number) =>
       Effect.forEach(Array.from({ length: count }, (_, i) => i), () =>
         Effect.gen(function*() {
@@ -524,46 +521,36 @@ it.effect("with a hold, a session with many streams reads a notification after a
     const many = yield* open("s1", 2)
     const [few] = yield* open("s2", 1)
     const received = (chunks: Array<Uint8Array>) => chunks.flatMap(ids)
-    const settle = (done: () => boolean) => Effect.gen(function*() {
-      for (let i = 0; i < 200 && !done(); i++) yield* Effect.yieldNow
-    })
-    yield* settle(() => many.every((c) => received(c).length === 1) && received(few!).length === 1)
-    assert.deepStrictEqual(many.map(received), [[1], [1]], "the backlog")
-    // After a quiet spell (the backlog was read, no signalled read yet): the leading edge, read at once.
+    const settle = (done: () => boolean) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 200 && !done(); i++) yield* Effect.yieldNow
+      })
+    yield* settle(() => false) // the new feeds' first reads (an empty log)
+    // The session watched by 2 streams: 3 commits within the window, nothing read until it ends, then ONE read and
+    // ONE write per stream.
     let reads = log.reads
-    let writes = many.map((c) => c.length)
     yield* log.append("s1", 1)
-    yield* settle(() => many.every((c) => received(c).length === 2))
-    assert.strictEqual(log.reads - reads, 1, "read at once")
-    assert.deepStrictEqual(many.map((c) => received(c).length), [2, 2])
-    // Within the hold: 2 commits (40 + 2 events), each notified — nothing read until the hold ends, then ONE read.
-    reads = log.reads
-    writes = many.map((c) => c.length)
+    yield* TestClock.adjust("3 millis")
     yield* log.append("s1", 40)
-    yield* TestClock.adjust("5 millis")
+    yield* TestClock.adjust("3 millis")
     yield* log.append("s1", 2)
     yield* settle(() => false)
-    assert.strictEqual(log.reads, reads, "nothing read inside the hold")
-    assert.deepStrictEqual(many.map((c) => c.length), writes, "nothing written inside the hold")
-    yield* TestClock.adjust("15 millis")
-    yield* settle(() => many.every((c) => received(c).length === 44))
-    assert.strictEqual(log.reads - reads, 1, "one read for the two notifications")
-    assert.deepStrictEqual(many.map((c, i) => c.length - writes[i]!), [1, 1], "one write per stream")
-    for (const c of many) assert.deepStrictEqual(received(c), Array.from({ length: 44 }, (_, i) => i + 1), "complete and in order")
-    // A quiet spell longer than the hold: the next notification is read at once again.
-    yield* TestClock.adjust("50 millis")
-    reads = log.reads
-    yield* log.append("s1", 1)
-    yield* settle(() => many.every((c) => received(c).length === 45))
-    assert.strictEqual(log.reads - reads, 1, "read at once after the quiet spell")
-    // The session with fewer streams than the threshold reads every notification at once, however close together.
-    for (let n = 2; n <= 4; n++) {
+    assert.strictEqual(log.reads, reads, "nothing read inside the window")
+    assert.deepStrictEqual(many.map((c) => c.length), [0, 0], "nothing written inside the window")
+    yield* TestClock.adjust("4 millis")
+    yield* settle(() => many.every((c) => received(c).length === 43))
+    assert.strictEqual(log.reads - reads, 1, "one read for the three notifications")
+    assert.deepStrictEqual(many.map((c) => c.length), [1, 1], "one write per stream")
+    for (const c of many) assert.deepStrictEqual(received(c), Array.from({ length: 43 }, (_, i) => i + 1), "complete and in order")
+    // The session watched by 1 stream reads every notification at once, however close together.
+    for (let n = 1; n <= 3; n++) {
       reads = log.reads
       yield* log.append("s2", 1)
       yield* settle(() => received(few!).length === n)
       assert.strictEqual(log.reads - reads, 1, `s2 notification ${n}: read at once`)
     }
-    assert.deepStrictEqual(received(few!), [1, 2, 3, 4])
+    assert.deepStrictEqual(received(few!), [1, 2, 3])
+    assert.strictEqual(few!.length, 3, "one write per notification")
   })))
 
 it.effect("workspace streams: each change of the org's sessions once per stream (another org's never), idle keep-alives from the same timer, ended when the scope closes", () =>
