@@ -105,4 +105,22 @@ it.layer(Stores, { timeout: 60_000 })("list totals and title search at scale", (
       assert.deepStrictEqual(listed.result, [{ tag: "alpha", count: 2 }, { tag: "beta", count: 1 }])
       assert.isBelow(listed.rowsRead, SESSIONS / 2, `rows of cloud_sessions read for the tag list: ${listed.rowsRead}`)
     }))
+
+  it.effect("the smart-filter counts of a large org reach the few sessions mine / failed match through indexes, not every session", () =>
+    Effect.gen(function*() {
+      yield* seed("org_filters")
+      const sessions = yield* SessionStore
+      const threads = yield* Threads
+      const sql = yield* SqlClient.SqlClient
+      yield* sessions.create("org_filters", { title: "mine", createdBy: "account:me" })
+      yield* sql.unsafe(`INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, status)
+        VALUES ('cmd_failed_1', 'org_filters_ses_7', 'org_filters', 'prompt', '{}'::jsonb, 'failed'),
+               ('cmd_dead_1', 'org_filters_ses_8', 'org_filters', 'prompt', '{}'::jsonb, 'dead'),
+               ('cmd_acked_1', 'org_filters_ses_9', 'org_filters', 'prompt', '{}'::jsonb, 'acked')`).pipe(Effect.orDie)
+      yield* sql.unsafe(`ANALYZE cloud_sessions`).pipe(Effect.orDie)
+      yield* sql.unsafe(`ANALYZE cloud_session_commands`).pipe(Effect.orDie)
+      const counted = yield* measured("cloud_sessions", threads.smartFilters("org_filters", "account:me"))
+      assert.deepStrictEqual(counted.result.map((f) => [f.id, f.count]), [["running", 0], ["failed", 2], ["mine", 1], ["recent", SESSIONS + 1]])
+      assert.isBelow(counted.rowsRead, SESSIONS / 2, `rows of cloud_sessions read for the smart filters: ${counted.rowsRead}`)
+    }))
 })
