@@ -1,7 +1,7 @@
 import { decodeSessionCursor, encodeSessionCursor } from "@cowork/domain"
 import { Effect } from "effect"
 import type { SqlClient } from "effect/sql"
-import { countEstimate } from "./CountEstimate.ts"
+import { countEstimate, EXACT_COUNT_LIMIT } from "./CountEstimate.ts"
 
 /** A session with its projection: `s` is `cloud_sessions`, `p` its `cloud_session_projections` row. */
 export const SESSIONS_FROM = `cloud_sessions s JOIN cloud_session_projections p ON p.session_id = s.id`
@@ -42,8 +42,14 @@ export const sessionsPage = <Row extends { readonly id: string }>(
     const keyset = cursorId === undefined
       ? ""
       : ` AND (s.created_at, s.id) < (SELECT c.created_at, c.id FROM cloud_sessions c WHERE c.id = ${param(cursorId)} AND c.org_id = $1)`
+    // Few matches of a narrowed list (a search, a tag, a smart filter): gather them through whatever index finds them
+    // (trigram, tags, creator) and sort those, instead of walking the org's sessions newest first until enough match —
+    // a walk that reads the whole org when the matches are old. The order is the same; the sort key is an expression,
+    // so the planner cannot take the walk. Many matches: the walk, which stops after a page.
+    const gather = conditions.length > 1 && totalEstimate <= EXACT_COUNT_LIMIT
+    const order = gather ? `(s.created_at + interval '0 seconds') DESC, s.id DESC` : `s.created_at DESC, s.id DESC`
     const rows = yield* sql.unsafe<Row>(
-      `SELECT ${columns} FROM ${SESSIONS_FROM} WHERE ${where}${keyset} ORDER BY s.created_at DESC, s.id DESC LIMIT ${param(query.limit + 1)}`,
+      `SELECT ${columns} FROM ${SESSIONS_FROM} WHERE ${where}${keyset} ORDER BY ${order} LIMIT ${param(query.limit + 1)}`,
       params
     )
     const page = rows.slice(0, query.limit)

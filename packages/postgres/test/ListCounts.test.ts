@@ -124,3 +124,26 @@ it.layer(Stores, { timeout: 60_000 })("list totals and title search at scale", (
       assert.isBelow(counted.rowsRead, SESSIONS / 2, `rows of cloud_sessions read for the smart filters: ${counted.rowsRead}`)
     }))
 })
+
+// A database of its own: the plan of this search depends on the table's statistics, so no other org's rows in it.
+it.layer(Stores, { timeout: 60_000 })("a search of old sessions", (it) => {
+  it.effect("a search whose matches (under the exact limit) are the org's oldest sessions reads the matches, not the newer sessions before them", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.unsafe(`INSERT INTO cloud_orgs (id, name) VALUES ('org_old', 'old')`).pipe(Effect.orDie)
+      yield* sql.unsafe(`WITH s AS (INSERT INTO cloud_sessions (id, org_id, title, created_at)
+          SELECT 'org_old_needle_' || g, 'org_old', 'needle ' || g, now() - interval '1 day' FROM generate_series(1, 900) g RETURNING id)
+        INSERT INTO cloud_session_projections (session_id, org_id, last_sequence) SELECT id, 'org_old', 0 FROM s`).pipe(Effect.orDie)
+      yield* seed("org_old")
+      const sessions = yield* SessionStore
+      const first = yield* measured("cloud_sessions", sessions.list("org_old", { limit: 20, q: "needle" }))
+      assert.strictEqual(first.result.sessions.length, 20)
+      assert.strictEqual(first.result.totalEstimate, 900)
+      assert.isBelow(first.rowsRead, SESSIONS / 2, `rows of cloud_sessions read for a search of old sessions: ${first.rowsRead}`)
+      const rest = yield* sessions.list("org_old", { limit: 1000, q: "needle", cursor: first.result.nextCursor! })
+      const all = [...first.result.sessions, ...rest.sessions]
+      assert.strictEqual(rest.nextCursor, null)
+      assert.strictEqual(new Set(all.map((s) => s.id)).size, 900, "every match once across the pages")
+      assert.deepStrictEqual(all.map((s) => s.id), [...all].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || (a.id < b.id ? 1 : -1)).map((s) => s.id), "newest first")
+    }))
+})
