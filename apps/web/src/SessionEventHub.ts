@@ -21,8 +21,9 @@ export const READ_BATCH = 200
  */
 export const DEFAULT_SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
 /**
- * How long a session's feed waits after a notification before it reads (`OPEN_COWORK_CLOUD_SSE_COALESCE_MS`) when the
- * session has `OPEN_COWORK_CLOUD_SSE_COALESCE_SUBSCRIBERS` or more streams on this process. Notifications that arrive
+ * How long a session's feed waits after a notification before it reads (`OPEN_COWORK_CLOUD_SSE_COALESCE_MS`), and after
+ * a read before the next (for what came during it), when the session has `OPEN_COWORK_CLOUD_SSE_COALESCE_SUBSCRIBERS`
+ * or more streams on this process. Notifications that arrive
  * meanwhile are covered by that one read, so every stream of the session gets them in ONE socket write: the web CPU
  * per notification grows with the streams by one write each, and that write (a syscall per stream) is what is left
  * per subscriber. A prompt's 3 commits (`prompt.submitted`, the worker's opening and closing appends) come a few
@@ -288,12 +289,13 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
       const wanted = (f: Feed) => f.subscribers.size > 0 && (f.catchUp || f.tip > f.lastRead)
 
       /**
-       * The feed's one read loop: reads after its last read sequence until it has what was signalled. Woken by a
-       * notification, it first waits the coalescing window (notifications meanwhile only raise the tip).
+       * The feed's one read loop: reads after its last read sequence until it has what was signalled. Each read of
+       * signalled growth first waits the coalescing window — also one that follows a read, for the notifications that
+       * came during it — so a busy session is read at most once per window; a backlog (a new feed, the batch after a
+       * full one) is read at once. Notifications meanwhile only raise the tip.
        */
-      const pump = (f: Feed, woken: boolean): Effect.Effect<void> =>
+      const pump = (f: Feed): Effect.Effect<void> =>
         Effect.gen(function*() {
-          if (woken) yield* coalesce(f)
           while (true) {
             // The check and `reading = false` are one synchronous step, so a signal is never left unread.
             if (!wanted(f)) {
@@ -301,6 +303,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
               return
             }
             const catchingUp = f.catchUp
+            if (!catchingUp) yield* coalesce(f)
             const target = f.tip
             f.catchUp = false
             const events = yield* read(f.sessionId, f.lastRead)
@@ -337,11 +340,11 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
           )
         )
 
-      const startPump = (f: Feed, woken: boolean) =>
+      const startPump = (f: Feed) =>
         Effect.suspend(() => {
           if (f.reading || !wanted(f)) return Effect.void
           f.reading = true
-          return Effect.asVoid(Effect.forkIn(pump(f, woken), layerScope))
+          return Effect.asVoid(Effect.forkIn(pump(f), layerScope))
         })
 
       const signalSession = (sessionId: string, tip: number) =>
@@ -349,7 +352,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
           const f = feeds.get(sessionId)
           if (f === undefined) return Effect.void
           if (tip > f.tip) f.tip = tip
-          return startPump(f, true)
+          return startPump(f)
         })
 
       /** Until the client has taken what was queued (the keep-alive timer ends a stream that waits 3 ticks). */
@@ -371,7 +374,7 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
           while (!sink.finished) {
             if (sub.cursor >= f.lastRead) {
               sub.live = true
-              return yield* startPump(f, false)
+              return yield* startPump(f)
             }
             const events = yield* read(f.sessionId, sub.cursor)
             if (sink.finished) return

@@ -22,6 +22,8 @@ class Instrumented {
   gate: { readonly from: number; readonly open: Deferred.Deferred<void> } | undefined
   /** Extra scheduler yields inside each read, to interleave reads with appends and subscriptions. */
   readDelay: () => number = () => 0
+  /** Runs inside a read once its rows are taken (before it returns): growth that comes while a read is in flight. */
+  duringRead: Effect.Effect<void> | undefined
   readonly changes: PubSub.PubSub<SessionChanged>
   constructor(changes: PubSub.PubSub<SessionChanged>) {
     this.changes = changes
@@ -59,6 +61,9 @@ class Instrumented {
         // Snapshot at the read's start (a statement sees the log as of its start), returned after the delay.
         const rows = (self.logs.get(sessionId) ?? []).filter((e) => e.sequence > after).slice(0, limit)
         for (let i = self.readDelay(); i > 0; i--) yield* Effect.yieldNow
+        const during = self.duringRead
+        self.duringRead = undefined
+        if (during !== undefined) yield* during
         return rows
       })
     },
@@ -551,6 +556,33 @@ it.effect("the coalescing window applies to a session with at least OPEN_COWORK_
     }
     assert.deepStrictEqual(received(few!), [1, 2, 3])
     assert.strictEqual(few!.length, 3, "one write per notification")
+  })))
+
+it.effect("with a coalescing window, a notification that comes during a read waits the window too: a busy session is read at most once per window", () =>
+  Effect.scoped(Effect.gen(function*() {
+    const { log, hub } = yield* setup(1024 * 1024, 10, 1)
+    const sink = new SseSink()
+    const chunks: Array<Uint8Array> = []
+    yield* hub.subscribeSession("s1", 0, sink)
+    yield* Effect.forkScoped(consume(sink, (chunk) => chunks.push(chunk)))
+    const settle = (done: () => boolean) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 200 && !done(); i++) yield* Effect.yieldNow
+      })
+    yield* settle(() => false) // the new feed's first read (an empty log)
+    const reads = log.reads
+    yield* log.append("s1", 1)
+    // The next read (after the window) sees event 1; while it is in flight, 2 more events are committed and notified.
+    log.duringRead = log.append("s1", 2)
+    yield* TestClock.adjust("10 millis")
+    yield* settle(() => chunks.flatMap(ids).length === 1)
+    yield* settle(() => false)
+    assert.strictEqual(log.reads - reads, 1, "no second read before the window")
+    assert.deepStrictEqual(chunks.flatMap(ids), [1])
+    yield* TestClock.adjust("10 millis")
+    yield* settle(() => chunks.flatMap(ids).length === 3)
+    assert.strictEqual(log.reads - reads, 2, "the growth during the read: one more read, a window later")
+    assert.deepStrictEqual(chunks.flatMap(ids), [1, 2, 3])
   })))
 
 it.effect("workspace streams: each change of the org's sessions once per stream (another org's never), idle keep-alives from the same timer, ended when the scope closes", () =>
