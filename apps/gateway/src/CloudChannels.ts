@@ -148,6 +148,15 @@ export class CloudChannels extends Context.Service<CloudChannels, {
    */
   readonly inbound: (providerId: string, providerKind: ProviderKind, message: InboundMessage, viaBinding?: string) => Effect.Effect<InboundResult, CloudUnavailable>
   /**
+   * A plain message (no answer) in one request to the cloud: the signed request's replay key (`replayed`: accepted
+   * before; `in_progress`: being handled elsewhere), the provider event's claim and the prompt, both claims completed
+   * by the cloud — or released when it could not prompt (a `CloudUnavailable`), so the provider's retry is taken.
+   */
+  readonly message: (providerId: string, message: InboundMessage, replayKey: string | undefined, viaBinding?: string) => Effect.Effect<
+    InboundResult | { readonly status: "replayed" },
+    CloudUnavailable
+  >
+  /**
    * Whether the message's user may answer on its binding and the ask it names still takes an answer (the binding found
    * as `inbound` finds it, active, its `inboundPolicy` admitting the user, the ask neither answered nor closed) — for a
    * pick that only changes what the message shows, nothing is queued.

@@ -254,6 +254,27 @@ export const make = Effect.gen(function*() {
             }).pipe(Effect.ignore)
         } satisfies SignatureClaim as SignatureClaim
       }),
+    message: (providerId, message, replayKey, viaBinding) =>
+      Effect.gen(function*() {
+        const binding = yield* inboundBinding(providerId, message, viaBinding)
+        if (binding === undefined) return { status: "unbound" } satisfies InboundResult
+        const answer = yield* channels.inbound({
+          params: { id: binding.id },
+          payload: {
+            providerEventId: message.providerEventId,
+            externalThreadId: message.externalThreadId ?? message.externalTarget,
+            externalUserId: message.externalUserId,
+            text: message.text.slice(0, 100_000),
+            ...(replayKey === undefined ? {} : { signatureKey: replayKey })
+          }
+        }).pipe(
+          // A text the cloud cannot take (400 / 413 before anything was claimed): refused for good, as `inbound` does.
+          Effect.catch((error) => tagOf(error) === "BadRequest" || tagOf(error) === "PayloadTooLarge"
+            ? Effect.succeed({ status: "refused" as const, sessionId: null })
+            : Effect.fail(unavailable(error)))
+        )
+        return answer.sessionId === null ? { status: answer.status } : { status: answer.status, sessionId: answer.sessionId }
+      }),
     mayAnswer: (providerId, message, viaBinding) =>
       Effect.gen(function*() {
         const binding = yield* inboundBinding(providerId, message, viaBinding)

@@ -161,6 +161,27 @@ export const make = Effect.gen(function*() {
       }
     })
 
+  /**
+   * A plain message (no answer): one request to the cloud claims the signature's replay key and the provider event,
+   * prompts, and completes both (or releases both when it could not prompt: a 503 here, and the provider's retry of
+   * this very request is accepted). A replay is 409, an event being handled elsewhere 503 (retry), a duplicate 200.
+   */
+  const plainMessage = (providerId: string, kind: ProviderKind, message: InboundMessage, replayKey: string | undefined, viaBinding: string | undefined) =>
+    Effect.gen(function*() {
+      const result = yield* cloud.message(providerId, message, replayKey, viaBinding)
+      if (result.status === "replayed") {
+        yield* count("replayed")
+        return errorBody(409, "this signature was already accepted")
+      }
+      yield* metrics.inc("open_cowork_gateway_incoming_messages_total")
+      yield* metrics.inc("open_cowork_gateway_provider_incoming_messages_total", { provider_id: providerId, provider_kind: kind })
+      yield* count(result.status === "in_progress" ? "duplicate" : result.status === "refused" ? "ignored" : result.status)
+      if (result.status === "in_progress") return errorBody(503, "this event is being handled; retry later", 5_000)
+      if (result.status === "prompted") yield* metrics.inc("open_cowork_gateway_prompted_messages_total")
+      // Slack wants a plain 200 for events.
+      return HttpServerResponse.jsonUnsafe({ status: result.status }, { status: result.status === "prompted" && kind !== "slack" ? 202 : 200 })
+    })
+
   /** A binding's own inbound secret could not be resolved: the binding's error, and the provider should retry later. */
   const secretUnresolved = (providerId: string, channelBindingId: string, error: CredentialUnresolved) =>
     Effect.gen(function*() {
@@ -230,9 +251,11 @@ export const make = Effect.gen(function*() {
         return errorBody(401, message)
       }
       const { parse, replayKey } = verified.value
+      const kind = configured.config.kind
+      // A plain message, the bulk of inbound traffic: its signature, provider event and prompt in one request.
+      if (parse._tag === "Message" && parse.message.answer === undefined) return yield* plainMessage(providerId, kind, parse.message, replayKey, bindingId)
       // The signature's replay key is claimed while the request is handled and settled after: taken for good once
       // handled, released when the answer is a 503 (the provider's retry of this very request is then accepted).
-      const kind = configured.config.kind
       const signature = replayKey === undefined ? undefined : yield* cloud.claimSignature(providerId, replayKey, bindingId).pipe(
         // Not reaching the cloud: nothing was claimed. A Slack press is told so (Slack would not retry a 503).
         Effect.catchTag("CloudUnavailable", (error) => {

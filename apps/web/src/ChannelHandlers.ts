@@ -3,6 +3,7 @@ import {
   type AskAnswer,
   BadRequest,
   type ChannelAnswerBody,
+  type ChannelPromptBody,
   ClaimLost,
   type ChannelBinding,
   chatTextAnswer,
@@ -85,6 +86,8 @@ const checkWebhookTarget = (target: string, allowedHosts: ReadonlySet<string>) =
     : Effect.fail(new BadRequest({ message: `externalTarget refused: ${refused.message}`, field: "externalTarget" }))
 }
 
+/** How long `inbound` holds a signature's / provider event's claim if this process dies before completing it (as the gateway's own claims). */
+const INBOUND_CLAIM_TTL_MS = 60_000
 const PROVIDER_EVENT_PRUNE_EVERY_MS = 60_000
 /**
  * Signatures are kept past the ±5-minute timestamp window (a replay that old is refused as stale); updates and
@@ -108,6 +111,38 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
   const countClaimLost = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.tapError(effect, (error) =>
       error instanceof ClaimLost ? metrics.inc("open_cowork_cloud_channel_claim_lost_total", { kind: error.kind }) : Effect.void)
+
+  /**
+   * An inbound chat message on the binding (`prompt`, and `inbound` after its claims): prompts the session routed to the
+   * thread (created on its first message), or answers the ask that session waits on when the text answers it.
+   */
+  const promptFromChat = (caller: ChannelAccess, bindingId: string, payload: typeof ChannelPromptBody.Type) =>
+    Effect.gen(function*() {
+        const orgId = caller.scope.orgId
+        const binding = yield* activeBinding(caller, bindingId)
+        yield* admit(orgId, binding, payload.externalUserId)
+        const title = payload.threadTitle ?? `${binding.displayName}: ${payload.externalThreadId}`.slice(0, 200)
+        const { route, created } = yield* channels.routeFor(orgId, binding.id, payload.externalThreadId, sessions.create(orgId, { title }))
+        // A plain reply on a thread whose session waits on a question (or a permission, by keyword) answers it.
+        const pending = created ? undefined : chatTextAnswer(yield* sessions.view(orgId, route.sessionId), payload.text)
+        if (pending !== undefined) {
+          const answered = yield* sessions.answer(orgId, route.sessionId, { ...pending, ...chatAnswerer(binding, payload.externalUserId) }).pipe(
+            // Answered meanwhile (a button, another reply): this text is a prompt after all.
+            Effect.catchTag("Conflict", () => Effect.succeed(undefined))
+          )
+          if (answered !== undefined) {
+            yield* metrics.inc("open_cowork_cloud_channel_prompts_total", { result: "answered" })
+            return { sessionId: route.sessionId, commandId: answered.commandId, sessionCreated: false, duplicate: false, answered: true }
+          }
+        }
+        const enqueued = yield* sessions.prompt(orgId, route.sessionId, {
+          text: payload.text,
+          idempotencyKey: payload.providerEventId,
+          quota: quotaPolicy.promptQuota
+        }).pipe(quotaPolicy.counted)
+        yield* metrics.inc("open_cowork_cloud_channel_prompts_total", { result: enqueued.created ? "prompted" : "duplicate" })
+        return { sessionId: route.sessionId, commandId: enqueued.commandId, sessionCreated: created, duplicate: !enqueued.created }
+    })
 
   /** One fenced ack (the single route and every ack of a batch). */
   const ackOne = (scope: DeliveryScope, deliveryId: string, payload: Omit<DeliveryAck, "id">) =>
@@ -296,33 +331,43 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         return { route: yield* channels.unbindSession(caller.scope.orgId, params.id, params.rid) }
       }),
 
-    prompt: ({ params, payload }) =>
+    prompt: ({ params, payload }) => Effect.flatMap(access, (caller) => promptFromChat(caller, params.id, payload)),
+    inbound: ({ params, payload }) =>
       Effect.gen(function*() {
         const caller = yield* access
         const orgId = caller.scope.orgId
-        const binding = yield* activeBinding(caller, params.id)
-        yield* admit(orgId, binding, payload.externalUserId)
-        const title = payload.threadTitle ?? `${binding.displayName}: ${payload.externalThreadId}`.slice(0, 200)
-        const { route, created } = yield* channels.routeFor(orgId, binding.id, payload.externalThreadId, sessions.create(orgId, { title }))
-        // A plain reply on a thread whose session waits on a question (or a permission, by keyword) answers it.
-        const pending = created ? undefined : chatTextAnswer(yield* sessions.view(orgId, route.sessionId), payload.text)
-        if (pending !== undefined) {
-          const answered = yield* sessions.answer(orgId, route.sessionId, { ...pending, ...chatAnswerer(binding, payload.externalUserId) }).pipe(
-            // Answered meanwhile (a button, another reply): this text is a prompt after all.
-            Effect.catchTag("Conflict", () => Effect.succeed(undefined))
-          )
-          if (answered !== undefined) {
-            yield* metrics.inc("open_cowork_cloud_channel_prompts_total", { result: "answered" })
-            return { sessionId: route.sessionId, commandId: answered.commandId, sessionCreated: false, duplicate: false, answered: true }
-          }
+        yield* visibleBinding(caller, params.id)
+        const { signatureKey, ...message } = payload
+        const claim = (providerEventId: string, kind: "signature" | "message") =>
+          channels.claimProviderEvent(orgId, { channelBindingId: params.id, providerEventId, kind, ttlMs: INBOUND_CLAIM_TTL_MS, claimedBy: caller.principal.tokenId })
+        const complete = (providerEventId: string, claimToken: string, outcome: "prompted" | "ignored" | "accepted" | "released") =>
+          channels.completeProviderEvent(orgId, { channelBindingId: params.id, providerEventId, claimToken, outcome }).pipe(Effect.ignore)
+        // The signed request's replay key: taken for good once handled, released when it could not be (a retry of it is accepted).
+        let settle = (_handled: boolean): Effect.Effect<void> => Effect.void
+        if (signatureKey !== undefined) {
+          const signature = yield* claim(signatureKey, "signature")
+          if (signature.status === "completed") return { status: "replayed" as const, sessionId: null }
+          if (signature.status !== "claimed" || signature.claimToken === null) return { status: "in_progress" as const, sessionId: null }
+          const signatureToken = signature.claimToken
+          settle = (handled) => complete(signatureKey, signatureToken, handled ? "accepted" : "released")
         }
-        const enqueued = yield* sessions.prompt(orgId, route.sessionId, {
-          text: payload.text,
-          idempotencyKey: payload.providerEventId,
-          quota: quotaPolicy.promptQuota
-        }).pipe(quotaPolicy.counted)
-        yield* metrics.inc("open_cowork_cloud_channel_prompts_total", { result: enqueued.created ? "prompted" : "duplicate" })
-        return { sessionId: route.sessionId, commandId: enqueued.commandId, sessionCreated: created, duplicate: !enqueued.created }
+        const event = yield* claim(message.providerEventId, "message").pipe(Effect.onError(() => settle(false)))
+        if (event.status === "completed") return yield* Effect.as(settle(true), { status: "duplicate" as const, sessionId: null })
+        if (event.status !== "claimed" || event.claimToken === null) return yield* Effect.as(settle(false), { status: "in_progress" as const, sessionId: null })
+        const eventToken = event.claimToken
+        const done = (outcome: "prompted" | "ignored") => Effect.andThen(complete(message.providerEventId, eventToken, outcome), settle(true))
+        return yield* promptFromChat(caller, params.id, message).pipe(
+          Effect.flatMap((accepted) =>
+            Effect.as(done("prompted"), { status: accepted.duplicate ? "duplicate" as const : "prompted" as const, sessionId: accepted.sessionId })),
+          // The binding's policy or state, or the session gone: done for good, as the gateway would have completed it.
+          Effect.catchTags({
+            Forbidden: () => Effect.as(done("ignored"), { status: "refused" as const, sessionId: null }),
+            Conflict: () => Effect.as(done("ignored"), { status: "refused" as const, sessionId: null }),
+            NotFound: () => Effect.as(done("ignored"), { status: "refused" as const, sessionId: null })
+          }),
+          // Not queued (a quota's 429, a failure): both claims released, so the provider's retry is taken.
+          Effect.onError(() => Effect.andThen(complete(message.providerEventId, eventToken, "released"), settle(false)))
+        )
       }),
     answer: ({ params, payload }) =>
       Effect.gen(function*() {

@@ -311,6 +311,48 @@ it.layer(layer, { excludeTestServices: true })("channels API", (it) => {
       }
     }))
 
+  it.effect("inbound in one request: prompts once per provider event, a signature once; a refusal is done for good; a 429 releases both claims so the retry is taken; another org's binding is 404", () =>
+    Effect.gen(function*() {
+      const { admin, a, gateway, orgId } = yield* setup
+      const send = (providerEventId: string, signatureKey?: string) =>
+        request("POST", `/api/channels/bindings/${a}/inbound`, {
+          token: gateway,
+          body: { providerEventId, externalThreadId: "chat-in", externalUserId: "user-1", text: `hello ${providerEventId}`, ...(signatureKey === undefined ? {} : { signatureKey }) }
+        })
+      const first = yield* send("in-1", "sig-1")
+      assert.strictEqual(first.status, 200, JSON.stringify(first.body))
+      assert.strictEqual(first.body.status, "prompted")
+      assert.match(first.body.sessionId, /^ses_/)
+      assert.deepStrictEqual((yield* send("in-1", "sig-1")).body, { status: "replayed", sessionId: null }, "the same signed request again")
+      assert.deepStrictEqual((yield* send("in-1", "sig-2")).body, { status: "duplicate", sessionId: null }, "the same event, signed anew")
+      const commands = yield* (yield* SqlClient.SqlClient)<{ n: number }>`SELECT count(*)::int AS n FROM cloud_session_commands WHERE session_id = ${first.body.sessionId}`.pipe(Effect.orDie)
+      assert.strictEqual(commands[0]!.n, 1, "one prompt")
+
+      // Past the org's prompt quota: 429, nothing kept — the provider's retry of the same signed request is taken later.
+      yield* (yield* Quotas).setOverride(orgId, "prompts_per_hour", 1)
+      assert.strictEqual((yield* send("in-2", "sig-3")).status, 429)
+      yield* (yield* Quotas).setOverride(orgId, "prompts_per_hour", 1_000)
+      assert.deepInclude((yield* send("in-2", "sig-3")).body, { status: "prompted" })
+
+      // A disabled binding refuses: done for good (its retry is a duplicate, not a prompt).
+      assert.strictEqual((yield* request("PATCH", `/api/channels/bindings/${a}`, { token: admin, body: { status: "disabled" } })).status, 200)
+      assert.deepStrictEqual((yield* send("in-3", "sig-4")).body, { status: "refused", sessionId: null })
+      assert.deepStrictEqual((yield* send("in-3", "sig-5")).body, { status: "duplicate", sessionId: null })
+
+      const other = yield* setup
+      const theirs = yield* request("POST", `/api/channels/bindings/${other.a}/inbound`, {
+        token: gateway,
+        body: { providerEventId: "in-x", externalThreadId: "chat-x", externalUserId: "user-1", text: "hi" }
+      })
+      assert.strictEqual(theirs.status, 404)
+      const tooLong = yield* request("POST", `/api/channels/bindings/${a}/inbound`, {
+        token: gateway,
+        body: { providerEventId: "in-4", externalThreadId: "chat-in", externalUserId: "user-1", text: "x", signatureKey: "s".repeat(10_000) }
+      })
+      assert.strictEqual(tooLong.status, 400)
+      assert.include(JSON.stringify(tooLong.body), "signatureKey")
+    }))
+
   it.effect("channel_deliveries_per_hour: the claim leaves first attempts past the org's quota pending and counts each as a rejection", () =>
     Effect.gen(function*() {
       const { a, gateway, orgId } = yield* setup

@@ -247,6 +247,27 @@ export const ChannelPromptBody = Schema.Struct({
   threadTitle: Schema.optional(Text(200))
 })
 
+/**
+ * An inbound message handled in one request (`POST /api/channels/bindings/:id/inbound`): the signed request's replay
+ * key (`signatureKey`, claimed as a `signature` provider event while it is handled), the provider event's claim, the
+ * prompt as `prompt` makes it, and both claims completed — or released when the prompt could not be queued.
+ */
+export const ChannelInboundBody = Schema.Struct({
+  ...ChannelPromptBody.fields,
+  signatureKey: Schema.optional(ProviderEventId)
+})
+
+/**
+ * `prompted` / `duplicate` (this provider event was handled before) / `refused` (the binding's policy or state, or an
+ * unusable text: done for good) / `in_progress` (another holder has the signature or the event right now: the provider
+ * should retry) / `replayed` (this signature was accepted before).
+ */
+export const ChannelInboundResult = Schema.Struct({
+  status: Schema.Literals(["prompted", "duplicate", "refused", "in_progress", "replayed"]),
+  sessionId: Schema.NullOr(Schema.String)
+})
+export type ChannelInboundResult = typeof ChannelInboundResult.Type
+
 export const ChannelAnswerAccepted = Schema.Struct({ sessionId: Schema.String, commandId: Schema.String })
 
 /** The ask a chat answer names still takes an answer from its user, on this session (`checkAnswer`). */

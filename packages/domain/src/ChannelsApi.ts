@@ -14,6 +14,8 @@ import {
   ChannelCursor,
   ChannelDelivery,
   ChannelIdentity,
+  ChannelInboundBody,
+  ChannelInboundResult,
   ChannelPromptAccepted,
   ChannelPromptBody,
   ChannelRoute,
@@ -149,6 +151,13 @@ export class ChannelsApi extends HttpApiGroup.make("channels")
       error: [ApiError.BadRequest, ApiError.Forbidden, ApiError.NotFound, ApiError.Conflict, ApiError.PayloadTooLarge, ApiError.RateLimited]
     }).annotate(RequiredScopes, GATEWAY)
       .annotate(OpenApi.Description, "An inbound message: prompts the session routed to `externalThreadId` (created on the thread's first message) with `idempotencyKey` = `providerEventId`, so a retried update prompts once. 403 when the binding's `inboundPolicy` is `linked_only` and the user is not linked; 409 when the binding is not active."),
+    HttpApiEndpoint.post("inbound", "/api/channels/bindings/:id/inbound", {
+      params: byId,
+      payload: ChannelInboundBody,
+      success: ChannelInboundResult,
+      error: [ApiError.BadRequest, ApiError.NotFound, ApiError.RateLimited]
+    }).annotate(RequiredScopes, GATEWAY)
+      .annotate(OpenApi.Description, "An inbound message in one request, as `provider-events/claim` (the `signatureKey`, kind `signature`, then the provider event) + `prompt` + `provider-events/complete` would handle it: `replayed` / `in_progress` / `duplicate` without prompting; `refused` when `prompt` would be 403 / 409 / 400 / 404 / 413 (done for good); a 429 or a failure releases both claims (the provider's retry is accepted)."),
     HttpApiEndpoint.post("answer", "/api/channels/bindings/:id/answer", {
       params: byId,
       payload: ChannelAnswerBody,

@@ -158,6 +158,21 @@ export class MemoryCloud {
       row.nextAttemptAt = Date.now() + Math.max(backoff, outcome.retryAfterMs ?? 0)
       return { status: "pending", nextAttemptAt: new Date(row.nextAttemptAt).toISOString() }
     }
+  const inbound = (providerId: string, message: InboundMessage, viaBinding: string | undefined) =>
+      Effect.suspend(() => {
+        if (self.failInbound > 0) {
+          self.failInbound--
+          return Effect.fail(new CloudUnavailable({ message: "ResponseError 503: draining", status: 503 }))
+        }
+        return Effect.succeed(undefined)
+      }).pipe(Effect.map(() => {
+        if (!self.admits(providerId, message.externalTarget, viaBinding)) return { status: "unbound" as const }
+        const id = `${providerId}:${message.providerEventId}`
+        if (self.providerEvents.has(id)) return { status: "duplicate" as const }
+        self.providerEvents.add(id)
+        self.prompts.push({ providerId, message })
+        return { status: "prompted" as const, sessionId: "ses_memory" }
+      }))
     return Layer.succeed(CloudChannels, CloudChannels.of({
       whoami: Effect.succeed({
         scope: "gateway",
@@ -224,21 +239,18 @@ export class MemoryCloud {
             settle: (handled) => Effect.sync(() => void (handled ? self.replayKeys.set(id, "completed") : self.replayKeys.delete(id)))
           }
         }),
-      inbound: (providerId, _kind, message, viaBinding) =>
-        Effect.suspend(() => {
-          if (self.failInbound > 0) {
-            self.failInbound--
-            return Effect.fail(new CloudUnavailable({ message: "ResponseError 503: draining", status: 503 }))
-          }
-          return Effect.succeed(undefined)
-        }).pipe(Effect.map(() => {
-          if (!self.admits(providerId, message.externalTarget, viaBinding)) return { status: "unbound" as const }
-          const id = `${providerId}:${message.providerEventId}`
-          if (self.providerEvents.has(id)) return { status: "duplicate" as const }
-          self.providerEvents.add(id)
-          self.prompts.push({ providerId, message })
-          return { status: "prompted" as const, sessionId: "ses_memory" }
-        })),
+      inbound: (providerId, _kind, message, viaBinding) => inbound(providerId, message, viaBinding),
+      message: (providerId, message, replayKey, viaBinding) =>
+        Effect.gen(function*() {
+          // As the cloud's one-request inbound: the signature's replay key, then the provider event and the prompt.
+          const key = replayKey === undefined ? undefined : `${providerId}:${replayKey}`
+          const state = key === undefined ? undefined : self.replayKeys.get(key)
+          if (state === "completed") return { status: "replayed" as const }
+          if (state === "claimed") return { status: "in_progress" as const }
+          const result = yield* inbound(providerId, message, viaBinding)
+          if (key !== undefined && result.status !== "unbound") self.replayKeys.set(key, "completed")
+          return result
+        }),
       mayAnswer: (providerId, message, viaBinding) =>
         Effect.succeed<AnswerAdmission>(self.admits(providerId, message.externalTarget, viaBinding) ? { status: "admitted" } : { status: "unbound" }),
       reportProviderStatus: (providerId, status) => Effect.sync(() => void self.statusReports.push({ providerId, status })),
