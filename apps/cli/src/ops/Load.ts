@@ -7,7 +7,7 @@ import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { type FakeProvider, freePort as gatewayPort, LOOPBACK_WEBHOOKS, postInbound, provisionGateway, startFakeProvider, startGateway } from "./GatewayFleet.ts"
 import { GATES, type Gate, loadTargets, type Profile, PROFILES } from "./LaunchValidate.ts"
-import { generatorLoad, percentile, routeLatencies, routeOf } from "./LoadProbes.ts"
+import { generatorLoad, percentile, readPath, routeLatencies, routeOf } from "./LoadProbes.ts"
 import { type LocalPostgres, startLocalPostgres } from "./LocalPostgres.ts"
 import { postgresWaits, promptPhases } from "./PromptWaits.ts"
 import { call, ensureDatabase, freePort, type Proc, query, runCowork, sleep, spawnCowork, waitFor, waitReady } from "./Procs.ts"
@@ -319,14 +319,7 @@ export const runLoad = async (options: LoadOptions) => {
     const readers = Array.from({ length: 4 }, async (_, r) => {
       for (let i = 0; Date.now() < deadline; i++) {
         const sessionId = sessions[(i + r) % sessions.length]!
-        switch (i % 6) {
-          case 0: await timed("read", "GET", "/api/sessions?limit=50"); break
-          case 1: await timed("read", "GET", `/api/sessions?limit=20&q=thread%20${i % 100}`); break
-          case 2: await timed("read", "GET", `/api/sessions/${sessionId}/view`); break
-          case 3: await timed("read", "GET", "/api/workspace"); break
-          case 4: await timed("read", "GET", "/api/workflows"); break
-          case 5: await timed("read", "GET", "/api/artifacts?limit=20"); break
-        }
+        await timed("read", "GET", readPath(i, sessionId))
         await sleep(50)
       }
     })

@@ -9,6 +9,27 @@ export const percentile = (values: ReadonlyArray<number>, p: number) => {
 
 const round = (n: number, digits = 1) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n)
 
+/**
+ * The readers' mix, in turn: what the workbench reads — the session list and a title search over the stored threads,
+ * the thread views' list, tags and smart-filter counts, a session's view, the workspace, workflows, artifacts and the
+ * usage summary.
+ */
+const READS: ReadonlyArray<(i: number, sessionId: string) => string> = [
+  () => "/api/sessions?limit=50",
+  (i) => `/api/sessions?limit=20&q=thread%20${i % 100}`,
+  (_, sessionId) => `/api/sessions/${sessionId}/view`,
+  () => "/api/workspace",
+  () => "/api/workflows",
+  () => "/api/artifacts?limit=20",
+  () => "/api/threads?limit=50",
+  () => "/api/threads/tags",
+  () => "/api/threads/smart-filters",
+  () => "/api/usage/summary"
+]
+
+/** The `i`th read of a reader (`sessionId`: the session it views). */
+export const readPath = (i: number, sessionId: string): string => READS[i % READS.length]!(i, sessionId)
+
 /** A request's route for the per-route breakdown: ids as `:id`, the query string reduced to its parameter names. */
 export const routeOf = (method: string, path: string): string => {
   const [pathname, search] = path.split("?", 2) as [string, string | undefined]
