@@ -286,7 +286,16 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
         ], { discard: true })
       })
 
-      const wanted = (f: Feed) => f.subscribers.size > 0 && (f.catchUp || f.tip > f.lastRead)
+      /**
+       * The feed reads only for a live subscriber: one catching up on its own (the replay loop, at its client's pace)
+       * rejoins when its cursor reaches the feed's read position and starts the feed again, so a backlog is not read
+       * twice — once by the feed as fast as the database answers, for nobody, and once by the replay.
+       */
+      const anyLive = (f: Feed) => {
+        for (const sub of f.subscribers) if (sub.live) return true
+        return false
+      }
+      const wanted = (f: Feed) => (f.catchUp || f.tip > f.lastRead) && anyLive(f)
 
       /**
        * The feed's one read loop: reads after its last read sequence until it has what was signalled. Each read of

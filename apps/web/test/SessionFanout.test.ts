@@ -386,10 +386,11 @@ it.live("a stream opening a session's feed far behind takes the backlog at its c
   Effect.scoped(Effect.gen(function*() {
     // One read batch (~30 KiB of frames) fits the buffer whole; two do not. The stream is the session's only one on
     // the process, so the feed is new and reads the backlog from its cursor batch after batch, as fast as the log
-    // answers (before: the second batch found the first still waiting and ended the stream, ~1 buffer per reconnect).
+    // answers (before: the second batch found the first still waiting and ended the stream, ~1 buffer per reconnect;
+    // and while it catches up on its own, the feed must not read the rest of the backlog for nobody).
     const buffer = 40_000
     const { log, hub, metrics } = yield* setup(buffer)
-    const total = 6 * READ_BATCH
+    const total = 30 * READ_BATCH
     yield* log.append("s1", total)
     const client: Client = { sessionId: "s1", start: 0, received: [] }
     const drain = yield* connect(hub, client, false)
@@ -404,6 +405,9 @@ it.live("a stream opening a session's feed far behind takes the backlog at its c
     yield* Effect.forkDetach(drain)
     yield* eventually(() => client.received.length === total, "the backlog")
     assertExactly(client, total, "catching up")
+    // Each batch read about once: the feed does not read on for nobody while its only stream catches up on its own
+    // (before: 60 reads for these 30 batches, the feed's 30 delivered to no one).
+    assert.isAtMost(log.reads, total / READ_BATCH + 3, "the backlog is read once, not twice")
     assert.isFalse(client.ended, "never ended")
     assert.strictEqual(yield* metrics.read("open_cowork_cloud_sse_stream_writes_total", { outcome: "slow_consumer" }), 0)
     yield* log.append("s1", 1)
