@@ -10,6 +10,8 @@
  * 2. latency: with the replicas running, BENCH_GATEWAY_LATENCY_REPLIES replies produced at a steady pace; latency =
  *    the receiver's arrival time minus the delivery row's `created_at` (the transaction that appended the event).
  *
+ * 3. CPU per delivery over the backlog (/proc): the web process, the gateways, every Postgres process.
+ *
  * Prints the results and appends them, with the load average, to docs/benchmarks.md.
  */
 import { Database, freePort, startEmbeddedPostgres } from "@cowork/postgres"
@@ -22,6 +24,7 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { cpuOf, postgresCpu } from "./procCpu.ts"
 import { envInt, percentile, type Proc, sleep, spawnCowork } from "./stack.ts"
 
 const repoRoot = Path.resolve(import.meta.dirname, "../../../..")
@@ -83,6 +86,8 @@ interface Row {
   readonly p99: number
   readonly max: number
   readonly duplicates: number
+  /** CPU ms per delivery over the backlog phase (/proc utime + stime): the web role, the gateways together, Postgres. */
+  readonly cpuMsPerDelivery: { readonly web: number; readonly gateways: number; readonly postgres: number }
 }
 
 const main = Effect.gen(function*() {
@@ -93,6 +98,7 @@ const main = Effect.gen(function*() {
   const cluster = yield* startEmbeddedPostgres(Path.join(dataDir, "postgres"))
   yield* Database.ensureDatabase(cluster.url("postgres"), "bench_gateway")
   const databaseUrl = cluster.url("bench_gateway")
+  const postmaster = Number(Fs.readFileSync(Path.join(dataDir, "postgres", "postmaster.pid"), "utf8").split("\n")[0])
   const env = {
     OPEN_COWORK_DATABASE_URL: databaseUrl,
     OPEN_COWORK_DATA_DIR: dataDir,
@@ -166,7 +172,22 @@ const main = Effect.gen(function*() {
         }))
       }
       const arrivals = () => receiver.arrivals.get(path) ?? []
+      // CPU from the first arrival on (the gateways' start is not a delivery's cost) to the last.
+      const webPid = processes[0]!.child.pid!
+      const gatewayPids = processes.slice(-replicas).map((proc) => proc.child.pid!)
+      const cpuNow = () => ({
+        web: cpuOf(webPid, false),
+        gateways: gatewayPids.reduce((sum, pid) => sum + cpuOf(pid, false), 0),
+        postgres: postgresCpu(postmaster)
+      })
+      yield* Effect.promise(() => waitFor("the first delivery", async () => arrivals().length > 0, 600_000))
+      const cpuAtFirst = cpuNow()
+      const arrivedAtFirst = new Set(arrivals().map((a) => a.key)).size
       yield* Effect.promise(() => waitFor("the backlog delivered", async () => new Set(arrivals().map((a) => a.key)).size >= DELIVERIES, 600_000))
+      const cpuAtLast = cpuNow()
+      const perDelivery = (key: "web" | "gateways" | "postgres") =>
+        Math.round(((cpuAtLast[key] - cpuAtFirst[key]) / Math.max(1, DELIVERIES - arrivedAtFirst)) * 100) / 100
+      const cpuMsPerDelivery = { web: perDelivery("web"), gateways: perDelivery("gateways"), postgres: perDelivery("postgres") }
       const backlog = [...arrivals()].sort((a, b) => a.at - b.at)
       const perSecond = (DELIVERIES - 1) / ((backlog.at(-1)!.at - backlog[0]!.at) / 1000)
 
@@ -195,7 +216,8 @@ const main = Effect.gen(function*() {
         p50: percentile(latencies, 50),
         p99: percentile(latencies, 99),
         max: latencies.at(-1) ?? NaN,
-        duplicates: arrivals().length - firstArrival.size
+        duplicates: arrivals().length - firstArrival.size,
+        cpuMsPerDelivery
       } satisfies Row
     })
 
@@ -217,11 +239,13 @@ const main = Effect.gen(function*() {
     "replicas as separate processes (defaults: claim batch 20, 16 sends at once, push stream + 5 s poll), the outbound",
     "webhook provider posting to a loopback receiver in the benchmark process. Throughput: a backlog of replies produced",
     "with no gateway running, then the replicas start; rate = deliveries / (last − first arrival). Latency: one reply every",
-    "100 ms with the replicas running; arrival minus the delivery row's `created_at` (the event's transaction).",
+    "100 ms with the replicas running; arrival minus the delivery row's `created_at` (the event's transaction). CPU per",
+    "delivery: /proc utime + stime of the web process, the gateways and every Postgres process from the backlog's first",
+    "arrival at the receiver to its last, over the deliveries that arrived in between.",
     "",
-    "| replicas | backlog deliveries | deliveries /s | latency replies | commit → provider p50 / p99 / max | raw duplicates |",
-    "|---|---|---|---|---|---|",
-    ...results.map((r) => `| ${r.replicas} | ${r.deliveries} | ${r.perSecond} | ${r.latencyReplies} | ${r.p50} / ${r.p99} / ${r.max} ms | ${r.duplicates} |`),
+    "| replicas | backlog deliveries | deliveries /s | latency replies | commit → provider p50 / p99 / max | raw duplicates | CPU ms / delivery: web / gateways / Postgres |",
+    "|---|---|---|---|---|---|---|",
+    ...results.map((r) => `| ${r.replicas} | ${r.deliveries} | ${r.perSecond} | ${r.latencyReplies} | ${r.p50} / ${r.p99} / ${r.max} ms | ${r.duplicates} | ${r.cpuMsPerDelivery.web} / ${r.cpuMsPerDelivery.gateways} / ${r.cpuMsPerDelivery.postgres} |`),
     ""
   ].join("\n")
   Fs.appendFileSync(Path.join(repoRoot, "docs/benchmarks.md"), report)
