@@ -27,6 +27,11 @@ export interface GatewaySettings {
   readonly shutdownGraceMs: number
   readonly webhookRatePerMinute: number
   readonly maxBodyBytes: number
+  /**
+   * Inbound webhook requests handled at once (`OPEN_COWORK_GATEWAY_MAX_INBOUND_IN_FLIGHT`, default 256); one more is
+   * answered 503 + Retry-After at once, so a slow cloud cannot pile up requests (and memory) without bound.
+   */
+  readonly maxInboundInFlight: number
   /** A binding's resolved `credentialRef` is resolved again once older than this (rotation without a restart). */
   readonly credentialTtlMs: number
   /** Where `env:` credential references are looked up (the process environment). */
@@ -73,6 +78,7 @@ export class GatewayConfig extends Context.Service<GatewayConfig, GatewaySetting
         shutdownGraceMs: yield* Config.Int("OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(30_000)),
         webhookRatePerMinute: yield* Config.Int("OPEN_COWORK_GATEWAY_WEBHOOK_RATE_PER_MINUTE").pipe(Config.withDefault(600)),
         maxBodyBytes: 1024 * 1024,
+        maxInboundInFlight: yield* Config.Int("OPEN_COWORK_GATEWAY_MAX_INBOUND_IN_FLIGHT").pipe(Config.withDefault(256)),
         credentialTtlMs: yield* Config.Int("OPEN_COWORK_GATEWAY_CREDENTIAL_TTL_MS").pipe(Config.withDefault(60_000)),
         secretEnv: process.env,
         credentialsDir
@@ -96,6 +102,7 @@ export class GatewayConfig extends Context.Service<GatewayConfig, GatewaySetting
       shutdownGraceMs: 5_000,
       webhookRatePerMinute: 600,
       maxBodyBytes: 1024 * 1024,
+      maxInboundInFlight: 256,
       credentialTtlMs: 60_000,
       secretEnv: {},
       credentialsDir: undefined,

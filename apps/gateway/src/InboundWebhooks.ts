@@ -25,7 +25,7 @@ import { Providers } from "./Providers.ts"
 
 type Outcome =
   | "prompted" | "duplicate" | "ignored" | "selected" | "challenge" | "missing_signature" | "stale_timestamp" | "bad_signature" | "replayed"
-  | "bad_request" | "body_too_large" | "rate_limited" | "auth_backoff" | "unknown_provider" | "unbound" | "error"
+  | "bad_request" | "body_too_large" | "rate_limited" | "auth_backoff" | "unknown_provider" | "unbound" | "error" | "overloaded"
 
 const STATUS_CODE: Readonly<Record<number, string>> = {
   400: "bad_request", 401: "unauthorized", 404: "not_found", 409: "conflict", 413: "payload_too_large", 429: "rate_limited", 503: "unavailable"
@@ -198,7 +198,10 @@ export const make = Effect.gen(function*() {
    * `POST /webhooks/:providerId` (the provider's inbound secret), or `POST /webhooks/:providerId/:bindingId` (that
    * binding's own `inboundCredentialRef`, and only that binding: 404 when it has none).
    */
-  return (providerId: string, request: HttpServerRequest.HttpServerRequest, bindingId?: string) =>
+  /** Requests being handled now (bounded by `maxInboundInFlight`). */
+  let inFlight = 0
+
+  const handleRequest = (providerId: string, request: HttpServerRequest.HttpServerRequest, bindingId?: string) =>
     Effect.gen(function*() {
       const now = Date.now()
       const source = Option.getOrElse(request.remoteAddress, () => "unknown")
@@ -295,4 +298,19 @@ export const make = Effect.gen(function*() {
       Effect.catchTag("CloudUnavailable", (error) =>
         Effect.as(unavailable(providerId, error), errorBody(503, "the cloud is unavailable; retry later", 5_000)))
     )
+  /**
+   * At most `maxInboundInFlight` requests are handled at once; one more is 503 + Retry-After at once (nothing read,
+   * nothing claimed: the provider retries). A cloud that answers slowly would otherwise pile up requests — their
+   * senders long gone — and the memory they hold, without bound.
+   */
+  return (providerId: string, request: HttpServerRequest.HttpServerRequest, bindingId?: string) =>
+    Effect.suspend(() => {
+      if (inFlight >= config.maxInboundInFlight) {
+        return Effect.as(count("overloaded"), errorBody(503, "too many inbound requests in progress; retry later", 1_000))
+      }
+      inFlight++
+      return handleRequest(providerId, request, bindingId).pipe(Effect.ensuring(Effect.sync(() => {
+        inFlight--
+      })))
+    })
 })

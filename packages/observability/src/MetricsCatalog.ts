@@ -383,7 +383,7 @@ export const MetricsCatalog = {
   open_cowork_gateway_webhook_requests_total: counter("Requests to POST /webhooks/:providerId, by outcome.", {
     outcome: [
       "prompted", "duplicate", "ignored", "challenge", "missing_signature", "stale_timestamp", "bad_signature", "replayed",
-      "bad_request", "body_too_large", "rate_limited", "auth_backoff", "unknown_provider", "unbound", "error", "selected"
+      "bad_request", "body_too_large", "rate_limited", "auth_backoff", "unknown_provider", "unbound", "error", "selected", "overloaded"
     ]
   }),
   open_cowork_gateway_stream_reconnects_total: counter("Times the delivery wake-up stream to the cloud was opened again after it ended or failed."),

@@ -65,6 +65,10 @@ export class MemoryCloud {
   readonly ackBatches: Array<number> = []
   /** While set, ack requests wait for it (a slow cloud); they are counted in `ackBatches` when they arrive. */
   ackGate: Promise<void> | undefined
+  /** While set, inbound messages wait for it before the cloud handles them (a slow cloud). */
+  inboundGate: Promise<void> | undefined
+  /** Inbound messages waiting on `inboundGate` now. */
+  inboundWaiting = 0
   private next = 1
   private readonly wake = Effect.runSync(PubSub.unbounded<void>())
   readonly maxAttempts: number
@@ -247,6 +251,10 @@ export class MemoryCloud {
           const state = key === undefined ? undefined : self.replayKeys.get(key)
           if (state === "completed") return { status: "replayed" as const }
           if (state === "claimed") return { status: "in_progress" as const }
+          if (self.inboundGate !== undefined) {
+            self.inboundWaiting++
+            yield* Effect.promise(() => self.inboundGate!).pipe(Effect.ensuring(Effect.sync(() => self.inboundWaiting--)))
+          }
           const result = yield* inbound(providerId, message, viaBinding)
           if (key !== undefined && result.status !== "unbound") self.replayKeys.set(key, "completed")
           return result
