@@ -155,7 +155,10 @@ describe("cowork admin artifacts export", () => {
           const tampered = Uint8Array.from(content.get(corrupted.id)!)
           tampered[1_000] = tampered[1_000]! ^ 0xff
           yield* objects.put(`artifacts/${a.orgId}/${a.sessionId}/${corrupted.id}`, tampered)
-          return { a, b, missing: missing.id, corrupted: corrupted.id, good, foreign }
+          // Bytes under the org's prefix that no row names (a failed upload's leftover): an orphan, reported, not exported.
+          const orphan = `artifacts/${a.orgId}/${a.sessionId}/art_orphan`
+          yield* objects.put(orphan, new TextEncoder().encode("no row names me"))
+          return { a, b, missing: missing.id, corrupted: corrupted.id, good, foreign, orphan }
         }).pipe(Effect.provide(seeding(url, store)))
 
         // A first export, SIGKILLed while the third object is half-written.
@@ -180,6 +183,8 @@ describe("cowork admin artifacts export", () => {
         assert.strictEqual(yield* Effect.promise(() => first.exited), "SIGKILL")
         const leftByKill = filesUnder(dir)
         assert.notInclude(leftByKill, "manifest.jsonl", "the killed run wrote no manifest")
+        // Its lock names a process that is gone: the next run takes it over.
+        assert.strictEqual(JSON.parse(Fs.readFileSync(Path.join(dir, "export.lock"), "utf8")).pid, first.child.pid)
         assert.include(leftByKill, Path.relative(dir, stalledPart()!))
         assert.notInclude(leftByKill, Path.relative(dir, stalledPart()!).slice(0, -".part".length))
         const doneBeforeKill = finals().length
@@ -210,13 +215,15 @@ describe("cowork admin artifacts export", () => {
         )
         assert.include(rerun.stderr, `${seeded.corrupted} (sha256_mismatch)`)
         assert.include(rerun.stderr, `${seeded.missing} (missing_object)`)
+        assert.deepInclude(summary, { orphans: 1, orphanObjects: [{ key: seeded.orphan, sizeBytes: 15 }] })
 
         // Exactly the good artifacts, byte for byte, listed in the manifest; nothing of org B, no temp file.
         const session = seeded.a.sessionId
         assert.deepStrictEqual(filesUnder(dir), [
           "export.json",
           ...seeded.good.map((id) => `files/${session}/${id}`).sort(),
-          "manifest.jsonl"
+          "manifest.jsonl",
+          "orphans.jsonl"
         ].sort())
         for (const id of seeded.good) {
           assert.deepStrictEqual(new Uint8Array(Fs.readFileSync(Path.join(dir, "files", session, id))), new Uint8Array(content.get(id)!))
@@ -281,7 +288,7 @@ describe("cowork admin artifacts export", () => {
         assert.include(yield* refused(["--org", seeded.a.orgId, "--to", Path.join(cluttered, "notes.txt")]), "is not a directory")
         assert.include(yield* refused(["--org", "org_nope", "--to", tempDir("nope")]), "--org: org org_nope not found")
         assert.include(yield* refused(["--org", seeded.a.orgId, "--to", tempDir("x"), "--since", "yesterday"]), "--since must be")
-        assert.deepStrictEqual(filesUnder(dir).filter((file) => !file.startsWith("files/")), ["export.json", "manifest.jsonl"])
+        assert.deepStrictEqual(filesUnder(dir).filter((file) => !file.startsWith("files/")), ["export.json", "manifest.jsonl", "orphans.jsonl"])
 
         // Audited in org A's log with counts only (no path, no content); org B's log has no export.
         const audit = yield* Effect.gen(function*() {
@@ -298,7 +305,8 @@ describe("cowork admin artifacts export", () => {
           exported: 6 - doneBeforeKill,
           alreadyExported: doneBeforeKill,
           bytes: summary.bytes,
-          failed: 2
+          failed: 2,
+          orphans: 1
         })
         assert.notInclude(JSON.stringify(audit), dir)
       }).pipe(Effect.provide(LocalS3Server.layer)),

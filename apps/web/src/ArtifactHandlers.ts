@@ -48,11 +48,12 @@ export const layer = HttpApiBuilder.group(Api, "artifacts", Effect.fn(function*(
     .handle("listForSession", ({ params, query }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
-        return yield* artifacts.list(principal.orgId, {
+        const page = yield* artifacts.list(principal.orgId, {
           sessionId: params.id,
           limit: query.limit ?? DEFAULT_PAGE_SIZE,
           cursor: query.cursor
         })
+        return { ...page, totalEstimate: yield* artifacts.totalEstimate(principal.orgId, params.id) }
       }))
     .handle("download", ({ params }) =>
       Effect.gen(function*() {
@@ -71,6 +72,7 @@ export const layer = HttpApiBuilder.group(Api, "artifacts", Effect.fn(function*(
     .handle("list", ({ query }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
-        return yield* artifacts.list(principal.orgId, { limit: query.limit ?? DEFAULT_PAGE_SIZE, cursor: query.cursor })
+        const page = yield* artifacts.list(principal.orgId, { limit: query.limit ?? DEFAULT_PAGE_SIZE, cursor: query.cursor })
+        return { ...page, totalEstimate: yield* artifacts.totalEstimate(principal.orgId) }
       }))
 }))

@@ -5,6 +5,7 @@ import {
   deleteStrayArtifactObjects,
   type NewArtifact,
   ObjectStore,
+  orgArtifactPrefix,
   storeArtifactBytes
 } from "@cowork/services"
 import { Effect, Layer } from "effect"
@@ -12,6 +13,9 @@ import { SqlClient } from "effect/sql"
 import { countEstimate } from "./CountEstimate.ts"
 import { admitInWindow } from "./QuotaWindows.ts"
 import { appendEvents } from "./AppendEvents.ts"
+
+/** Object keys whose rows are looked up per statement when looking for orphans. */
+const ORPHAN_CHECK_BATCH = 1_000
 
 interface ArtifactRow {
   id: string
@@ -95,17 +99,10 @@ export const make = Effect.gen(function*() {
        ORDER BY created_at DESC, id DESC LIMIT $5`,
       [orgId, options.sessionId ?? null, after?.[0] ?? null, after?.[1] ?? null, options.limit + 1]
     ).pipe(Effect.orDie)
-    const total = yield* countEstimate(
-      sql,
-      "cloud_artifacts",
-      options.sessionId === undefined ? "org_id = $1" : "org_id = $1 AND session_id = $2",
-      options.sessionId === undefined ? [orgId] : [orgId, options.sessionId]
-    ).pipe(Effect.orDie)
     const page = rows.slice(0, options.limit)
     return {
       artifacts: page.map(artifactOf),
-      nextCursor: rows.length > options.limit ? encodeArtifactCursor(page.at(-1)!.created_at_text, page.at(-1)!.id) : null,
-      totalEstimate: total
+      nextCursor: rows.length > options.limit ? encodeArtifactCursor(page.at(-1)!.created_at_text, page.at(-1)!.id) : null
     }
   })
 
@@ -144,12 +141,37 @@ export const make = Effect.gen(function*() {
     )
   })
 
+  const totalEstimate = Effect.fn("Artifacts.totalEstimate")(function*(orgId: string, sessionId?: string | undefined) {
+    return yield* countEstimate(
+      sql,
+      "cloud_artifacts",
+      sessionId === undefined ? "org_id = $1" : "org_id = $1 AND session_id = $2",
+      sessionId === undefined ? [orgId] : [orgId, sessionId]
+    )
+  }, Effect.orDie)
+
   const countOrg = Effect.fn("Artifacts.countOrg")(function*(orgId: string) {
     const rows = yield* sql.unsafe<{ n: number }>(`SELECT count(*)::int AS n FROM cloud_artifacts WHERE org_id = $1`, [orgId])
     return Number(rows[0]!.n)
   }, Effect.orDie)
 
-  return Artifacts.of({ create, open, list, deleteOrg, deleteOlderThan, countOrg })
+  /** The org's objects, then their keys' rows looked up by id (the key's last part) a batch at a time. */
+  const orphanObjects = Effect.fn("Artifacts.orphanObjects")(function*(orgId: string) {
+    const objects = yield* store.list(orgArtifactPrefix(orgId))
+    const orphans: Array<(typeof objects)[number]> = []
+    for (let start = 0; start < objects.length; start += ORPHAN_CHECK_BATCH) {
+      const batch = objects.slice(start, start + ORPHAN_CHECK_BATCH)
+      const named = yield* sql.unsafe<{ object_key: string }>(
+        `SELECT object_key FROM cloud_artifacts WHERE id = ANY($1::text[]) AND org_id = $2`,
+        [batch.map((object) => object.key.slice(object.key.lastIndexOf("/") + 1)), orgId]
+      ).pipe(Effect.orDie)
+      const keys = new Set(named.map((row) => row.object_key))
+      for (const object of batch) if (!keys.has(object.key)) orphans.push(object)
+    }
+    return orphans
+  })
+
+  return Artifacts.of({ create, open, list, totalEstimate, deleteOrg, deleteOlderThan, countOrg, orphanObjects })
 })
 
 export const layer = Layer.effect(Artifacts, make)

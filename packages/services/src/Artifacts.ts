@@ -1,8 +1,8 @@
-import type { Artifact, ArtifactPage, ArtifactTooLarge, InvalidObjectKey, NotFound, ObjectStoreUnavailable, RateLimited } from "@cowork/domain"
+import type { Artifact, ArtifactTooLarge, InvalidObjectKey, NotFound, ObjectStoreUnavailable, RateLimited } from "@cowork/domain"
 import { Context, Effect, Layer, type Stream } from "effect"
 import { makeArtifactsMemory } from "./ArtifactsMemory.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
-import { type ObjectBody, ObjectStore } from "./ObjectStore.ts"
+import { type ObjectBody, type ObjectListing, ObjectStore } from "./ObjectStore.ts"
 
 export interface NewArtifact<E> {
   readonly orgId: string
@@ -28,6 +28,12 @@ export interface OrgArtifactsDeleted {
   readonly strayObjects: number
 }
 
+/** One page of artifacts, newest first, and the cursor of the next (null: the last page). No count: see `countOrg`. */
+export interface ArtifactsPage {
+  readonly artifacts: ReadonlyArray<Artifact>
+  readonly nextCursor: string | null
+}
+
 /** What an age-based retention pass removed, per org (orgs with nothing removed are absent). */
 export type ArtifactsPruned = ReadonlyArray<{ readonly orgId: string; readonly artifacts: number; readonly bytes: number }>
 
@@ -48,11 +54,14 @@ export class Artifacts extends Context.Service<Artifacts, {
     sessionId: string,
     artifactId: string
   ) => Effect.Effect<{ readonly artifact: Artifact; readonly body: ObjectBody }, NotFound | ObjectStoreUnavailable | InvalidObjectKey>
-  /** Newest first; `sessionId` undefined lists the whole org. NotFound for a session outside the org. */
+  /**
+   * Newest first; `sessionId` undefined lists the whole org. NotFound for a session outside the org. A page counts
+   * nothing (a caller paging through everything, an export, would count once per page): see `totalEstimate`.
+   */
   readonly list: (
     orgId: string,
     options: { readonly sessionId?: string | undefined; readonly limit: number; readonly cursor?: string | undefined }
-  ) => Effect.Effect<ArtifactPage, NotFound>
+  ) => Effect.Effect<ArtifactsPage, NotFound>
   /**
    * Deletes every artifact of the org (offboarding under the `delete` retention policy): in batches, the objects
    * first, then their rows, then any object left under `artifacts/<org>/`. An object store failure stops it with
@@ -67,8 +76,19 @@ export class Artifacts extends Context.Service<Artifacts, {
     olderThanMs: number,
     orgId: string | undefined
   ) => Effect.Effect<ArtifactsPruned, ObjectStoreUnavailable | InvalidObjectKey>
+  /**
+   * A list's `totalEstimate`: the artifacts of the org (of one of its sessions, with `sessionId`), exact up to 1,000 and
+   * the planner's estimate beyond (Postgres), never a count over the whole org per page.
+   */
+  readonly totalEstimate: (orgId: string, sessionId?: string | undefined) => Effect.Effect<number>
   /** How many artifacts (rows) the org has. */
   readonly countOrg: (orgId: string) => Effect.Effect<number>
+  /**
+   * The objects under the org's prefix (`artifacts/<org>/`) that no metadata row of the org names: a failed upload's
+   * leftovers, or bytes whose row was deleted by hand. An upload in flight (object stored, row not yet committed) is
+   * one for that moment.
+   */
+  readonly orphanObjects: (orgId: string) => Effect.Effect<ReadonlyArray<ObjectListing>, ObjectStoreUnavailable | InvalidObjectKey>
 }>()("cowork/Artifacts") {
   /** Metadata over the shared `MemoryDatabase`, bytes in whatever `ObjectStore` is provided. */
   static readonly layerMemory: Layer.Layer<Artifacts, never, MemoryDatabase | ObjectStore> = Layer.effect(

@@ -1,6 +1,6 @@
 import { type Artifact, decodeArtifactCursor, encodeArtifactCursor, NotFound } from "@cowork/domain"
 import { Clock, Effect } from "effect"
-import { deleteStrayArtifactObjects, storeArtifactBytes } from "./ArtifactRules.ts"
+import { deleteStrayArtifactObjects, orgArtifactPrefix, storeArtifactBytes } from "./ArtifactRules.ts"
 import type { Artifacts, NewArtifact } from "./Artifacts.ts"
 import type { MemoryArtifact, MemoryTables } from "./MemoryDatabase.ts"
 import { appendToLog } from "./MemoryLog.ts"
@@ -110,8 +110,7 @@ export const makeArtifactsMemory = (db: MemoryTables, store: ObjectStore["Servic
         const page = rest.slice(0, options.limit)
         return {
           artifacts: page.map(artifactOf),
-          nextCursor: rest.length > options.limit ? encodeArtifactCursor(cursorTime(page.at(-1)!.createdAt), page.at(-1)!.id) : null,
-          totalEstimate: all.length
+          nextCursor: rest.length > options.limit ? encodeArtifactCursor(cursorTime(page.at(-1)!.createdAt), page.at(-1)!.id) : null
         }
       }),
     deleteOrg: (orgId) =>
@@ -122,6 +121,15 @@ export const makeArtifactsMemory = (db: MemoryTables, store: ObjectStore["Servic
     deleteOlderThan: (olderThanMs, orgId) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         deleteMatching((row) => row.createdAt < now - olderThanMs && (orgId === undefined || row.orgId === orgId))),
-    countOrg: (orgId) => Effect.sync(() => [...db.artifacts.values()].filter((row) => row.orgId === orgId).length)
+    totalEstimate: (orgId, sessionId) =>
+      Effect.sync(() =>
+        [...db.artifacts.values()].filter((row) => row.orgId === orgId && (sessionId === undefined || row.sessionId === sessionId)).length
+      ),
+    countOrg: (orgId) => Effect.sync(() => [...db.artifacts.values()].filter((row) => row.orgId === orgId).length),
+    orphanObjects: (orgId) =>
+      Effect.map(store.list(orgArtifactPrefix(orgId)), (objects) => {
+        const named = new Set([...db.artifacts.values()].filter((row) => row.orgId === orgId).map((row) => row.objectKey))
+        return objects.filter((object) => !named.has(object.key))
+      })
   }
 }

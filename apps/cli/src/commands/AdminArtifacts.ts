@@ -94,7 +94,8 @@ export const runArtifactExport = (orgId: string, dir: string, since: Date | unde
         exported: summary.exported,
         alreadyExported: summary.alreadyExported,
         bytes: summary.bytes,
-        failed: summary.failed
+        failed: summary.failed,
+        orphans: summary.orphans
       }
     })
     return summary

@@ -3,6 +3,7 @@ import { Artifacts, sha256Stream } from "@cowork/services"
 import { Data, Effect, Stream } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
+import { LOCK, withExportLock } from "./ExportLock.ts"
 
 /**
  * An org's artifacts copied out of the object store into a local directory, for a tenant that asked for its data
@@ -11,7 +12,10 @@ import * as Path from "node:path"
  *   export.json               {"orgId"}: whose export this is (a rerun into the same directory must name the same org)
  *   manifest.jsonl            one line per exported artifact: id, sessionId, name, contentType, sizeBytes, sha256,
  *                             createdAt, path (relative to the directory)
+ *   orphans.jsonl             one line per object under the org's prefix that no artifact row names: key, sizeBytes
+ *                             (not exported: without a row nothing says what it is or that its bytes are whole)
  *   files/<session>/<id>      the artifact's bytes, exactly as uploaded
+ *   export.lock               while an export runs (ExportLock): a second export into the directory is refused
  *
  * Each object is streamed (never held whole) into `<id>.part`, hashed and counted as it is written, and renamed into
  * place only once its size and sha256 equal the metadata row's; a mismatch or a missing object is reported, never
@@ -19,7 +23,7 @@ import * as Path from "node:path"
  * manifest is written to `manifest.jsonl.part` and renamed at the end: it lists exactly what the last run verified.
  */
 
-/** Artifacts listed per page (each page also counts the org's rows: few, large pages), and objects copied at once. */
+/** Artifacts listed per page, and objects copied at once. */
 const PAGE = 500
 const CONCURRENCY = 4
 /** Problems listed in the summary (all are counted). */
@@ -27,6 +31,7 @@ const MAX_LISTED_PROBLEMS = 100
 
 const MARKER = "export.json"
 const MANIFEST = "manifest.jsonl"
+const ORPHANS = "orphans.jsonl"
 const FILES = "files"
 const PART = ".part"
 
@@ -58,6 +63,15 @@ export interface ExportSummary {
   readonly failed: number
   /** The first problems (up to 100). */
   readonly problems: ReadonlyArray<ExportProblem>
+  /** Objects under the org's prefix that no artifact row names: not exported, every one listed in `orphans.jsonl`. */
+  readonly orphans: number
+  /** The first orphans (up to 100). */
+  readonly orphanObjects: ReadonlyArray<OrphanObject>
+}
+
+export interface OrphanObject {
+  readonly key: string
+  readonly sizeBytes: number
 }
 
 export interface ExportOptions {
@@ -86,22 +100,24 @@ const readMarker = async (dir: string): Promise<{ readonly orgId?: unknown } | u
   }
 }
 
+/** The files an export writes at its top level (the lock aside: it belongs to the export running). */
+const OWN_FILES: ReadonlySet<string> = new Set([MARKER, MANIFEST, ORPHANS])
+
 /**
- * Checks that `dir` is empty or an export of `orgId` (only the names this module writes, no links), creates it when
- * absent, and removes the `.part` files a killed run left. Refuses, naming the first foreign entry, anything else.
- * Exported for a caller that must know the directory is usable before it does anything else (offboarding).
+ * Checks that `dir` (existing, locked by this run) is empty or an export of `orgId` (only the names this module
+ * writes, no links), and removes the `.part` files a killed run left (and a stale lock moved aside by a run that died
+ * taking it over). Refuses, naming the first foreign entry, anything else.
  */
-export const prepareDirectory = (dir: string, orgId: string) =>
+const prepare = (dir: string, orgId: string) =>
   io(`--to ${dir}`, async () => {
     const refuse = (message: string) => {
       throw new Error(message)
     }
-    const stat = await Fs.lstat(dir).catch((error) => (errorCode(error) === "ENOENT" ? undefined : Promise.reject(error)))
-    if (stat !== undefined && !stat.isDirectory()) refuse("is not a directory")
-    await Fs.mkdir(dir, { recursive: true, mode: 0o700 })
     const leftovers: Array<string> = []
     const top = (await Fs.readdir(dir, { withFileTypes: true })).filter((entry) => {
-      const partial = entry.isFile() && (entry.name === MARKER + PART || entry.name === MANIFEST + PART)
+      if (entry.isFile() && entry.name === LOCK) return false
+      const partial = entry.isFile() &&
+        ((entry.name.endsWith(PART) && OWN_FILES.has(entry.name.slice(0, -PART.length))) || entry.name.startsWith(`${LOCK}.stale-`))
       if (partial) leftovers.push(Path.join(dir, entry.name))
       return !partial
     })
@@ -112,7 +128,7 @@ export const prepareDirectory = (dir: string, orgId: string) =>
     }
     const foreign = (name: string) => refuse(`holds ${name}, which is not part of an artifact export: use an empty directory`)
     for (const entry of top) {
-      if (entry.isFile() && (entry.name === MARKER || entry.name === MANIFEST)) continue
+      if (entry.isFile() && OWN_FILES.has(entry.name)) continue
       if (!(entry.isDirectory() && entry.name === FILES)) foreign(entry.name)
     }
     const sessions = top.some((entry) => entry.name === FILES) ? await Fs.opendir(Path.join(dir, FILES)) : []
@@ -127,6 +143,15 @@ export const prepareDirectory = (dir: string, orgId: string) =>
     }
     for (const path of leftovers) await Fs.rm(path, { force: true })
   })
+
+const locked = <A, E, R>(dir: string, use: Effect.Effect<A, E, R>) =>
+  withExportLock(dir, (why) => new ExportRefused({ message: `--to ${dir}: ${why}` }), use)
+
+/**
+ * Checks, holding its lock, that `dir` can take an export of `orgId` (see `prepare`): for a caller that must know the
+ * directory is usable before it does anything else (offboarding).
+ */
+export const prepareDirectory = (dir: string, orgId: string) => locked(dir, prepare(dir, orgId))
 
 /** Writes `content` to `path` through `path.part` (fsync, rename): a reader sees the old file or the new one. */
 const writeFileAtomically = (path: string, content: string) =>
@@ -255,9 +280,12 @@ const exportOne = (artifacts: Artifacts["Service"], options: ExportOptions) => (
  * bytes do not match their rows are in the summary's `problems`, and everything else is exported.
  */
 export const exportOrgArtifacts = (options: ExportOptions) =>
+  locked(options.dir, exportLocked(options))
+
+const exportLocked = (options: ExportOptions) =>
   Effect.gen(function*() {
     const artifacts = yield* Artifacts
-    yield* prepareDirectory(options.dir, options.orgId)
+    yield* prepare(options.dir, options.orgId)
     const markerPath = Path.join(options.dir, MARKER)
     if (!(yield* exists(markerPath))) yield* writeFileAtomically(markerPath, `${JSON.stringify({ orgId: options.orgId })}\n`)
     const since = options.since?.getTime()
@@ -302,11 +330,16 @@ export const exportOrgArtifacts = (options: ExportOptions) =>
           if (exit._tag === "Failure") await Fs.rm(manifestPath + PART, { force: true })
         })
     )
+    // Not exported, never skipped silently: listed in full in the directory, the first ones in the summary.
+    const orphans = (yield* artifacts.orphanObjects(options.orgId)).map((object): OrphanObject => ({ key: object.key, sizeBytes: object.size }))
+    yield* writeFileAtomically(Path.join(options.dir, ORPHANS), orphans.map((orphan) => `${JSON.stringify(orphan)}\n`).join(""))
     const summary: ExportSummary = {
       orgId: options.orgId,
       since: options.since?.toISOString() ?? null,
       ...counts,
-      problems
+      problems,
+      orphans: orphans.length,
+      orphanObjects: orphans.slice(0, MAX_LISTED_PROBLEMS)
     }
     return summary
   })
