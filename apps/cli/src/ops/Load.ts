@@ -156,6 +156,7 @@ export const runLoad = async (options: LoadOptions) => {
     // ---- request accounting -------------------------------------------------------------------------------------
     const reads: Array<number> = []
     const readRoutes = routeLatencies()
+    const mutationRoutes = routeLatencies()
     const mutations: Array<number> = []
     let requests = 0
     let errors = 0
@@ -167,7 +168,7 @@ export const runLoad = async (options: LoadOptions) => {
         const r = await call(base, token, method, path, body)
         const ms = performance.now() - t0
         ;(kind === "read" ? reads : mutations).push(ms)
-        if (kind === "read") readRoutes.record(routeOf(method, path), ms)
+        ;(kind === "read" ? readRoutes : mutationRoutes).record(routeOf(method, path), ms)
         if (r.status >= 500) {
           errors++
           if (errorSamples.length < 5) errorSamples.push(`${method} ${path.replace(/[a-z]+_[0-9a-z]+/g, ":id")} → ${r.status}`)
@@ -453,7 +454,8 @@ export const runLoad = async (options: LoadOptions) => {
         gatewayDeliveryLatencyP95Ms: round(percentile(deliveryLatencies, 95), 0),
         p50ReadMs: round(percentile(reads, 50)),
         p50MutationMs: round(percentile(mutations, 50)),
-        readsByRoute: readRoutes.summary()
+        readsByRoute: readRoutes.summary(),
+        mutationsByRoute: mutationRoutes.summary()
       },
       postgresWaits: waits.summary(),
       generator: generatorSaturation,
@@ -499,8 +501,14 @@ const AREA: Record<Gate, string> = {
   errorRate: "error rate (5xx + network)"
 }
 
-/** Where the prompts waited (mailbox vs reply) and what the roles' Postgres connections waited on. */
+/** Mutations per route, where the prompts waited (mailbox vs reply) and what the roles' Postgres connections waited on. */
 const promptWaitLines = (r: LoadReport): Array<string> => [
+  "Mutations by route (including the sessions the harness creates before the window):",
+  "",
+  "| route | requests | p50 ms | p95 ms |",
+  "|---|---|---|---|",
+  ...r.traffic.mutationsByRoute.map((x) => `| \`${x.route}\` | ${x.count} | ${x.p50Ms} | ${x.p95Ms} |`),
+  "",
   `Prompts: ${r.traffic.promptsSent} accepted and ${r.traffic.promptsRefused} refused (429) over ${r.traffic.promptSessions} sessions; acked prompts waited in the mailbox (created → started by a worker) p50 ${r.traffic.promptQueuedMs.p50Ms} / p95 ${r.traffic.promptQueuedMs.p95Ms} / max ${r.traffic.promptQueuedMs.maxMs} ms, and ran (started → acked) p50 ${r.traffic.promptRunningMs.p50Ms} / p95 ${r.traffic.promptRunningMs.p95Ms} / max ${r.traffic.promptRunningMs.maxMs} ms.`,
   "",
   "Postgres: what the roles' active connections waited on (sampled once a second; CPU = not waiting):",
