@@ -190,6 +190,21 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
         ? Effect.void
         : Effect.fail(new Forbidden({ message: "this external user is not linked to a member of the org (the binding admits linked users only)" })))
 
+  /**
+   * Where a chat answer goes: the caller's active binding, its user admitted by the binding's policy, and the route of
+   * the answer's thread (404 when no session is bound to it).
+   */
+  const answering = (bindingId: string, payload: ChannelAnswerBody) =>
+    Effect.gen(function*() {
+      const caller = yield* access
+      const orgId = caller.scope.orgId
+      const binding = yield* activeBinding(caller, bindingId)
+      yield* admit(orgId, binding, payload.externalUserId)
+      const route = (yield* channels.listRoutes(orgId, binding.id)).find((r) => r.externalThreadId === payload.externalThreadId)
+      if (route === undefined) return yield* new NotFound({ message: "no session is bound to this thread" })
+      return { orgId, binding, route }
+    })
+
   /** A chat answer's answerer: the provider's user id on that kind of chat (a later press is told who answered). */
   const chatAnswerer = (binding: ChannelBinding, externalUserId: string, externalUserName?: string) => ({
     answeredBy: externalUserId,
@@ -371,12 +386,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
       }),
     answer: ({ params, payload }) =>
       Effect.gen(function*() {
-        const caller = yield* access
-        const orgId = caller.scope.orgId
-        const binding = yield* activeBinding(caller, params.id)
-        yield* admit(orgId, binding, payload.externalUserId)
-        const route = (yield* channels.listRoutes(orgId, binding.id)).find((r) => r.externalThreadId === payload.externalThreadId)
-        if (route === undefined) return yield* new NotFound({ message: "no session is bound to this thread" })
+        const { orgId, binding, route } = yield* answering(params.id, payload)
         // Only the session this thread routes to: an ask id of another session (forged button data) is not pending here.
         const answer = yield* answerOf(orgId, route.sessionId, payload)
         // Recorded with the answer: a different answer pressed later is told who answered (a 409's `answeredBy`).
@@ -386,12 +396,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
       }),
     checkAnswer: ({ params, payload }) =>
       Effect.gen(function*() {
-        const caller = yield* access
-        const orgId = caller.scope.orgId
-        const binding = yield* activeBinding(caller, params.id)
-        yield* admit(orgId, binding, payload.externalUserId)
-        const route = (yield* channels.listRoutes(orgId, binding.id)).find((r) => r.externalThreadId === payload.externalThreadId)
-        if (route === undefined) return yield* new NotFound({ message: "no session is bound to this thread" })
+        const { orgId, binding, route } = yield* answering(params.id, payload)
         const ask = yield* askNamedBy(payload)
         const refused = yield* closedAskRefusal(sessions, orgId, route.sessionId, ask, yield* sessions.view(orgId, route.sessionId))
         if (refused !== undefined) return yield* Effect.fail(refusalForChat(refused, binding.providerKind))
