@@ -38,7 +38,11 @@ const HISTORY_COMMANDS = envInt("BENCH_HISTORY_COMMANDS", 100)
 const EVENTS_PER_COMMAND = 5
 const MEASURED_SESSIONS = 200
 const PROMPTS_PER_SESSION = 5
-/** Worker fibers; prompts are enqueued 2 × FIBERS at a time. 1: every statement alone (no lock waits in its time). */
+/**
+ * Worker fibers; prompts are enqueued 2 × FIBERS at a time. The clients multiplex (as the product's roles do): the
+ * fibers' statements are pipelined into one connection and run one after another in its backend, so a statement never
+ * waits for another's lock either way; 1: no pipeline (each statement sent alone).
+ */
 const FIBERS = envInt("BENCH_HISTORY_FIBERS", 8)
 /** Sessions per chunk: a round alternates the empty and the full database chunk by chunk (`measure`). */
 const CHUNK_SESSIONS = envInt("BENCH_HISTORY_CHUNK", 40)
