@@ -557,7 +557,7 @@ it.effect("the coalescing window applies to a session with at least OPEN_COWORK_
 
 it.effect("with a coalescing window, a notification that comes during a read waits the window too: a busy session is read at most once per window", () =>
   Effect.scoped(Effect.gen(function*() {
-    const { log, hub } = yield* setup(1024 * 1024, 10, 2)
+    const { log, hub } = yield* setup(1024 * 1024, 10, 1)
     const sink = new SseSink()
     const chunks: Array<Uint8Array> = []
     yield* hub.subscribeSession("s1", 0, sink)
