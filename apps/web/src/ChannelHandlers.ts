@@ -88,6 +88,8 @@ const checkWebhookTarget = (target: string, allowedHosts: ReadonlySet<string>) =
 
 /** How long `inbound` holds a signature's / provider event's claim if this process dies before completing it (as the gateway's own claims). */
 const INBOUND_CLAIM_TTL_MS = 60_000
+/** Acks of one batch (`POST /api/channels/deliveries/ack`) written at once, each on its own pooled connection. */
+const ACKS_AT_ONCE = 8
 const PROVIDER_EVENT_PRUNE_EVERY_MS = 60_000
 /**
  * Signatures are kept past the ±5-minute timestamp window (a replay that old is refused as stale); updates and
@@ -497,7 +499,8 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
     ackDeliveries: ({ payload }) =>
       Effect.gen(function*() {
         const { scope } = yield* access
-        // One after the other, each fenced on its own: a refused ack does not refuse the rest of the batch.
+        // Each fenced on its own (a refused ack does not refuse the rest), a few at once: one after the other, a batch of
+        // 100 took seconds on a busy database, long enough for the last ones' claims to expire.
         const results = yield* Effect.forEach(payload.acks, ({ id, ...ack }) =>
           ackOne(scope, id, ack).pipe(
             Effect.map((delivery) => ({ id, delivery, refused: null })),
@@ -505,7 +508,7 @@ export const layer = HttpApiBuilder.group(Api, "channels", Effect.fn(function*(h
               ClaimLost: () => Effect.succeed({ id, delivery: null, refused: "claim_lost" as const }),
               NotFound: () => Effect.succeed({ id, delivery: null, refused: "not_found" as const })
             })
-          ))
+          ), { concurrency: ACKS_AT_ONCE })
         return { results }
       }),
     renewDelivery: ({ params, payload }) =>
