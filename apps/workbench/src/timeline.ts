@@ -115,6 +115,9 @@ export const fromView = (view: SessionView): Timeline => ({
 })
 
 /** How a timeline note names a command that will not run, by its kind. */
+/** An answer to a permission request or question (a command of one of those kinds). */
+const isAnswer = (kind: unknown): boolean => kind === "permission_respond" || kind === "question_reply" || kind === "question_reject"
+
 const commandLabel = (kind: unknown): string => {
   switch (kind) {
     case "prompt":
@@ -246,7 +249,9 @@ export const apply = (timeline: Timeline, event: SessionEvent): Timeline => {
         key: `note:${seq}`,
         seq,
         tone: "abort",
-        text: `${commandLabel(p.kind)} dead-lettered by an operator, it will not run${str(p.reason) === undefined ? "" : `: ${str(p.reason)}`}`
+        text: `${commandLabel(p.kind)} dead-lettered ${
+          p.cause === "attempts_exhausted" ? `after ${String(p.attempts ?? "?")} attempts (its worker was lost each time)` : "by an operator"
+        }, it will not run${str(p.reason) === undefined ? "" : `: ${str(p.reason)}`}${isAnswer(p.kind) ? "; answer again while its turn waits" : ""}`
       }]
       break
     case "command.cancelled":

@@ -128,30 +128,51 @@ export const turnOpeningEvents = (command: RunnableCommand): Array<EventDraft> =
 /** A command that went `dead` (its attempts exhausted by crashed or lost workers). */
 export interface DeadCommand {
   readonly commandId: string
+  readonly kind: string
   readonly attempts: number
   readonly reason: string | null
 }
 
+/** Why a command was dead-lettered (the `cause` of its `command.dead_lettered`). */
+export type DeadLetterCause = "operator" | "attempts_exhausted"
+
 /**
- * The terminal event appended (like any other append) when a command goes `dead`: `session.idle` with outcome
- * `dead` and the reason, so the projection leaves `running` and SSE clients learn the turn is over.
+ * A command taken out of its mailbox for good: `command.dead_lettered` with the command's kind, why (`cause`: an
+ * operator's dead-letter, or its attempts exhausted by lost workers, then with `attempts`) and the reason, appended in
+ * the transaction that marks it `dead`, so a client waiting on it learns it will never run. It changes no status by
+ * itself (another command may be running). A dead answer leaves its ask pending: it takes a new answer.
  */
-export const deadLetteredEvent = (dead: DeadCommand): EventDraft => ({
-  type: "session.idle",
-  payload: { outcome: "dead", commandId: dead.commandId, attempts: dead.attempts, reason: dead.reason ?? "attempts exhausted" },
-  commandId: dead.commandId
+export const commandDeadLetteredEvent = (command: {
+  readonly commandId: string
+  readonly kind: string
+  readonly reason: string
+  readonly cause: DeadLetterCause
+  readonly attempts?: number | undefined
+}): EventDraft => ({
+  type: "command.dead_lettered",
+  payload: {
+    commandId: command.commandId,
+    kind: command.kind,
+    reason: command.reason,
+    cause: command.cause,
+    ...(command.attempts === undefined ? {} : { attempts: command.attempts })
+  },
+  commandId: command.commandId
 })
 
 /**
- * A pending command an operator took out of its mailbox (`QueueControls.deadLetter`): `command.dead_lettered` with
- * the command's kind and the operator's reason, appended in the transaction that marks it `dead`, so a client waiting
- * on that prompt learns it will never run. It changes no status by itself (another command may be running).
+ * What is appended (like any other append) when a running command goes `dead` because its attempts were exhausted
+ * (the reaper, or a claim taking the session over): `command.dead_lettered` (cause `attempts_exhausted`), as an
+ * operator's dead-letter says it, then the terminal `session.idle` with outcome `dead` and the same reason, so the
+ * projection leaves `running` and clients waiting for the turn's end see it end.
  */
-export const commandDeadLetteredEvent = (command: { readonly commandId: string; readonly kind: string; readonly reason: string }): EventDraft => ({
-  type: "command.dead_lettered",
-  payload: { commandId: command.commandId, kind: command.kind, reason: command.reason },
-  commandId: command.commandId
-})
+export const deadLetteredEvents = (dead: DeadCommand): ReadonlyArray<EventDraft> => {
+  const reason = dead.reason ?? "attempts exhausted"
+  return [
+    commandDeadLetteredEvent({ commandId: dead.commandId, kind: dead.kind, reason, cause: "attempts_exhausted", attempts: dead.attempts }),
+    { type: "session.idle", payload: { outcome: "dead", commandId: dead.commandId, attempts: dead.attempts, reason }, commandId: dead.commandId }
+  ]
+}
 
 /**
  * The event a dead-lettering appends after `command.dead_lettered` when it leaves a `queued` session with nothing
@@ -166,12 +187,21 @@ export const settledIdleEvent = (commandId: string): EventDraft => ({
 /** Why an abort cancelled a command (the `reason` of its `command.cancelled`). */
 export const CANCELLED_BY_ABORT = "session aborted"
 
+/** Why offboarding cancelled a command (the `reason` of its `command.cancelled`). */
+export const CANCELLED_BY_OFFBOARDING = "the organization was offboarded"
+
 /**
- * A pending command an abort cancelled: `command.cancelled` with its kind, the reason and the abort command, appended
- * in the abort's transaction (the abort command itself then ends the session with `session.aborted`).
+ * A pending command that will not run: `command.cancelled` with its kind and the reason, appended in the transaction
+ * that cancels it — by an abort (`reason` CANCELLED_BY_ABORT, with `abortCommandId`: the abort command then ends the
+ * session with `session.aborted`) or by the org's offboarding (`reason` CANCELLED_BY_OFFBOARDING).
  */
-export const commandCancelledEvent = (command: { readonly commandId: string; readonly kind: string }, abortCommandId: string): EventDraft => ({
+export const commandCancelledEvent = (
+  command: { readonly commandId: string; readonly kind: string },
+  by: { readonly abortCommandId: string } | { readonly offboarded: true }
+): EventDraft => ({
   type: "command.cancelled",
-  payload: { commandId: command.commandId, kind: command.kind, reason: CANCELLED_BY_ABORT, abortCommandId },
+  payload: "abortCommandId" in by
+    ? { commandId: command.commandId, kind: command.kind, reason: CANCELLED_BY_ABORT, abortCommandId: by.abortCommandId }
+    : { commandId: command.commandId, kind: command.kind, reason: CANCELLED_BY_OFFBOARDING },
   commandId: command.commandId
 })

@@ -28,8 +28,9 @@ describe("projectEvents", () => {
 
   it("a dead-lettered or cancelled command changes no status by itself and is not delivered to chat channels", () => {
     const drafts = [
-      commandDeadLetteredEvent({ commandId: "cmd_1", kind: "prompt", reason: "ops" }),
-      commandCancelledEvent({ commandId: "cmd_2", kind: "prompt" }, "cmd_3")
+      commandDeadLetteredEvent({ commandId: "cmd_1", kind: "prompt", reason: "ops", cause: "operator" }),
+      commandCancelledEvent({ commandId: "cmd_2", kind: "prompt" }, { abortCommandId: "cmd_3" }),
+      commandCancelledEvent({ commandId: "cmd_4", kind: "prompt" }, { offboarded: true })
     ]
     const delta = projectEvents(drafts)
     assert.isUndefined(delta.status)

@@ -1,4 +1,4 @@
-import { type DeadCommand, deadLetteredEvent, type Lease, StaleOwner, type StaleOwnerOperation } from "@cowork/domain"
+import { type DeadCommand, deadLetteredEvents, type Lease, StaleOwner, type StaleOwnerOperation } from "@cowork/domain"
 import { LeaseStore, presentedCredential, type ReapOptions } from "@cowork/services"
 import { Effect, Layer, type Redacted } from "effect"
 import { SqlClient } from "effect/sql"
@@ -21,11 +21,11 @@ const recoverRunning = (owned: string, maxAttemptsParam: string) => `
     claimed_epoch = NULL,
     claimed_by = NULL
   WHERE c.session_id = ANY (ARRAY(SELECT session_id FROM ${owned})) AND c.status = 'running'
-  RETURNING c.session_id, c.status, c.id, c.attempt_count, c.last_error`
+  RETURNING c.session_id, c.status, c.id, c.kind, c.attempt_count, c.last_error`
 
 /** The commands of `recovered` that went dead, per session, as `DeadCommand` JSON (null when none). */
 const deadCommands = (sessionColumn: string) => `(SELECT json_agg(json_build_object(
-    'commandId', r.id, 'attempts', r.attempt_count, 'reason', r.last_error))
+    'commandId', r.id, 'kind', r.kind, 'attempts', r.attempt_count, 'reason', r.last_error))
   FROM recovered r WHERE r.session_id = ${sessionColumn} AND r.status = 'dead')`
 
 /** The claimer's tenant filter on a command `c` (a self-hosted pool serves only its org; `tenant` is from ALLOWANCE). */
@@ -108,7 +108,7 @@ export const make = Effect.gen(function*() {
       Effect.forEach(rows, (row) =>
         row.dead === null
           ? Effect.void
-          : Effect.asVoid(appendEvents(row.session_id, row.dead.map(deadLetteredEvent), { workerId, epoch: Number(row.epoch) })),
+          : Effect.asVoid(appendEvents(row.session_id, row.dead.flatMap(deadLetteredEvents), { workerId, epoch: Number(row.epoch) })),
         { discard: true }).pipe(Effect.provideService(SqlClient.SqlClient, sql)))
     // Without a credential the worker is either unmanaged (no pool limits) or refused by the allowance (claims
     // nothing): no pool row to serialize on, so the claim is one statement (two when a command died), not a
@@ -195,7 +195,7 @@ export const make = Effect.gen(function*() {
         (SELECT count(pg_notify('${COMMANDS_CHANNEL}', 'prompt ' || s.session_id))
           FROM (SELECT DISTINCT session_id FROM recovered WHERE status = 'pending') s)::int AS notified,
         (SELECT json_agg(json_build_object(
-            'sessionId', r.session_id, 'commandId', r.id, 'attempts', r.attempt_count, 'reason', r.last_error))
+            'sessionId', r.session_id, 'commandId', r.id, 'kind', r.kind, 'attempts', r.attempt_count, 'reason', r.last_error))
           FROM recovered r WHERE r.status = 'dead') AS dead_commands,
         (extract(epoch FROM (SELECT min(expires_at) FROM cloud_worker_leases
            WHERE worker_id IS NOT NULL AND expires_at > clock_timestamp()) - clock_timestamp()) * 1000)::float8 AS next_expiry_ms`,
@@ -203,7 +203,7 @@ export const make = Effect.gen(function*() {
     ).pipe(
       Effect.map((rows) => rows[0]!),
       Effect.tap((batch) =>
-        Effect.forEach(batch.dead_commands ?? [], (dead) => appendEvents(dead.sessionId, [deadLetteredEvent(dead)], undefined), {
+        Effect.forEach(batch.dead_commands ?? [], (dead) => appendEvents(dead.sessionId, deadLetteredEvents(dead), undefined), {
           discard: true
         }).pipe(Effect.provideService(SqlClient.SqlClient, sql))),
       sql.withTransaction,

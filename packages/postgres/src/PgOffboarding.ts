@@ -1,7 +1,8 @@
 import { NotFound } from "@cowork/domain"
-import { nothingEnded, OFFBOARDED_DELIVERY_ERROR, Offboarding, offboardingReport, type OrgActivity } from "@cowork/services"
+import { nothingEnded, OFFBOARDED_DELIVERY_ERROR, Offboarding, offboardingCancelEvents, offboardingReport, type OrgActivity } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { appendEvents } from "./AppendEvents.ts"
 import { notifyRevocations } from "./Channels.ts"
 
 /** Offboarding over the control-plane tables, in one transaction (cloud_orgs.offboarded_at, migration 33). */
@@ -43,6 +44,30 @@ export const make = Effect.gen(function*() {
     return yield* activityOf(orgId).pipe(Effect.orDie)
   })
 
+  /**
+   * The `command.cancelled` events of the commands offboarding cancelled, in its transaction: per session (in id
+   * order), in mailbox order, through the same unfenced append as an abort's (the session's sequence allocation
+   * serializes it with its owner's writes). The projection rows are locked before the status check, in the order a
+   * dead-letter takes them (command rows first), so a `queued` session left with nothing running is settled idle.
+   */
+  const appendCancelled = (rows: ReadonlyArray<{ id: string; kind: string; session_id: string; position: string }>) =>
+    Effect.gen(function*() {
+      if (rows.length === 0) return
+      const sessionIds = [...new Set(rows.map((row) => row.session_id))].sort()
+      const queued = new Set((yield* sql.unsafe<{ session_id: string }>(
+        `SELECT p.session_id FROM cloud_session_projections p WHERE p.session_id = ANY($1::text[]) AND p.status = 'queued'
+           AND NOT EXISTS (SELECT 1 FROM cloud_session_commands c WHERE c.session_id = p.session_id AND c.status = 'running')
+         ORDER BY p.session_id FOR UPDATE OF p`,
+        [sessionIds]
+      )).map((row) => row.session_id))
+      for (const sessionId of sessionIds) {
+        const inMailboxOrder = rows.filter((row) => row.session_id === sessionId).sort((a, b) => Number(a.position) - Number(b.position))
+        const commands = inMailboxOrder.map((row) => ({ commandId: row.id, kind: row.kind }))
+        yield* appendEvents(sessionId, offboardingCancelEvents(commands, queued.has(sessionId)), undefined)
+          .pipe(Effect.provideService(SqlClient.SqlClient, sql))
+      }
+    })
+
   const offboard = Effect.fn("Offboarding.offboard")(function*(orgId: string) {
     return yield* sql.withTransaction(Effect.gen(function*() {
       const org = yield* sql.unsafe<{ offboarded_at: Date }>(
@@ -74,10 +99,13 @@ export const make = Effect.gen(function*() {
         [orgId]
       ))
       yield* sql.unsafe(`UPDATE cloud_browser_sessions SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL`, [orgId])
-      ended.pendingCommands = count(yield* sql.unsafe(
-        `UPDATE cloud_session_commands SET status = 'cancelled' WHERE org_id = $1 AND status = 'pending' RETURNING id`,
+      const cancelled = yield* sql.unsafe<{ id: string; kind: string; session_id: string; position: string }>(
+        `UPDATE cloud_session_commands SET status = 'cancelled', completed_at = now() WHERE org_id = $1 AND status = 'pending'
+         RETURNING id, kind, session_id, position`,
         [orgId]
-      ))
+      )
+      ended.pendingCommands = cancelled.length
+      yield* appendCancelled(cancelled)
       ended.sessions = count(yield* sql.unsafe(
         `UPDATE cloud_sessions SET aborted_at = now() WHERE org_id = $1 AND aborted_at IS NULL RETURNING id`,
         [orgId]

@@ -49,7 +49,7 @@ export const make = Effect.gen(function*() {
       )
       const row = updated[0]
       if (row === undefined) return undefined
-      const events: Array<EventDraft> = [commandDeadLetteredEvent({ commandId, kind: row.kind, reason })]
+      const events: Array<EventDraft> = [commandDeadLetteredEvent({ commandId, kind: row.kind, reason, cause: "operator" })]
       // Locked before the check, in its own statement: a prompt committing meanwhile is seen by the check, one not yet
       // committed appends its `prompt.submitted` (queued) after this batch.
       const projection = yield* sql.unsafe<{ status: string }>(

@@ -476,7 +476,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       )
       if (cancelled.length > 0) {
         const inMailboxOrder = [...cancelled].sort((a, b) => Number(a.position) - Number(b.position))
-        yield* appendEvents(sessionId, inMailboxOrder.map((row) => commandCancelledEvent({ commandId: row.id, kind: row.kind }, commandId)), undefined)
+        yield* appendEvents(sessionId, inMailboxOrder.map((row) => commandCancelledEvent({ commandId: row.id, kind: row.kind }, { abortCommandId: commandId })), undefined)
           .pipe(Effect.provideService(SqlClient.SqlClient, sql))
       }
       yield* sql.unsafe(`SELECT pg_notify($1, $2)`, [COMMANDS_CHANNEL, formatCommandSignal({ kind: "abort", sessionId })])

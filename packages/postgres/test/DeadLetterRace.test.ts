@@ -135,7 +135,7 @@ describe("dead-letter racing a worker's start of the same command", () => {
       assert.deepStrictEqual(yield* commandState(first), { status: "dead", started: false })
       assert.deepStrictEqual(yield* commandState(second), { status: "running", started: true })
       assert.deepStrictEqual(yield* commandEvents(sessionId), [
-        ["command.dead_lettered", { commandId: first, kind: "prompt", reason: "poison" }],
+        ["command.dead_lettered", { commandId: first, kind: "prompt", reason: "poison", cause: "operator" }],
         ["session.status", { status: "running", commandId: second }]
       ])
     })), 60_000)

@@ -215,4 +215,43 @@ it.layer(Stores, { timeout: 60_000 })("PgLeaseStore", (it) => {
       )
       assert.deepStrictEqual(yield* leases.claim("worker-g", 10, TTL, 3), [], "every runnable session is held")
     }))
+
+  it.effect("reapers and a claimer racing over dying commands: each is dead-lettered exactly once on its log (24 sessions, 4 rounds)", () =>
+    Effect.gen(function*() {
+      const leases = yield* LeaseStore
+      const queue = yield* CommandQueue
+      const sql = yield* SqlClient.SqlClient
+      for (let round = 0; round < 4; round++) {
+        const ids = Array.from({ length: 6 }, (_, i) => `ses_dlrace_${round}_${i}`)
+        for (const id of ids) {
+          yield* createSession(id)
+          yield* enqueue(id, `cmd_${id}`)
+        }
+        // Each command running on its last attempt under a lease that then expires.
+        const held = (yield* leases.claim(`worker-dying-${round}`, 1_000, TTL, 1)).filter((lease) => lease.sessionId.startsWith(`ses_dlrace_${round}_`))
+        assert.strictEqual(held.length, 6)
+        for (const lease of held) yield* queue.next(lease)
+        yield* sql`UPDATE cloud_worker_leases SET expires_at = now() - interval '1 second' WHERE session_id LIKE ${`ses_dlrace_${round}_%`}`
+        // Two reapers (small batches, so their transactions interleave) and a claimer taking sessions over, at once.
+        yield* Effect.all([
+          leases.reapExpired({ batchSize: 1, drainCap: 100, maxAttempts: 1 }),
+          leases.reapExpired({ batchSize: 2, drainCap: 100, maxAttempts: 1 }),
+          leases.claim(`worker-next-${round}`, 3, TTL, 1)
+        ], { concurrency: "unbounded" })
+        for (const id of ids) {
+          assert.deepStrictEqual(yield* commandRow(`cmd_${id}`), { status: "dead", attemptCount: 1 })
+          const events = yield* eventTypes(id)
+          const dead = events.filter((event) => event.type === "command.dead_lettered")
+          assert.deepStrictEqual(dead.map((event) => event.payload), [{
+            commandId: `cmd_${id}`,
+            kind: "prompt",
+            reason: `attempt 1 abandoned by worker worker-dying-${round}`,
+            cause: "attempts_exhausted",
+            attempts: 1
+          }], id)
+          assert.deepStrictEqual(events.filter((event) => event.type === "session.idle").map((event) => event.sequence), [dead[0]!.sequence + 1], id)
+          assert.deepStrictEqual(events.map((e) => e.sequence), events.map((_, i) => i + 1), `${id}: the log stays contiguous`)
+        }
+      }
+    }))
 })

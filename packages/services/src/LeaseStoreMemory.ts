@@ -1,4 +1,4 @@
-import { deadLetteredEvent, type Lease, StaleOwner, type StaleOwnerOperation } from "@cowork/domain"
+import { deadLetteredEvents, type Lease, StaleOwner, type StaleOwnerOperation } from "@cowork/domain"
 import { Clock, Effect, PubSub, type Redacted } from "effect"
 import type { CommandSignal } from "./ChangeFeed.ts"
 import type { LeaseStore, ReapOptions } from "./LeaseStore.ts"
@@ -10,7 +10,7 @@ import { presentedCredential } from "./WorkerCredentials.ts"
 /**
  * Commands still `running` on a session taken over go back to `pending` for another attempt, or become `dead` once
  * `maxAttempts` attempts were abandoned (claim and the reaper, as in Postgres); a dead command's terminal event
- * (`session.idle`, outcome `dead`) settles its session.
+ * (`command.dead_lettered`, then `session.idle` with outcome `dead`) settles its session.
  */
 export const recoverRunning = (db: MemoryTables, sessionId: string, maxAttempts: number, now: number) => {
   let requeued = 0
@@ -24,7 +24,7 @@ export const recoverRunning = (db: MemoryTables, sessionId: string, maxAttempts:
     if (command.attemptCount >= maxAttempts) {
       command.status = "dead"
       dead++
-      appendToLog(db, sessionId, [deadLetteredEvent({ commandId: command.id, attempts: command.attemptCount, reason: command.lastError })], now)
+      appendToLog(db, sessionId, deadLetteredEvents({ commandId: command.id, kind: command.kind, attempts: command.attemptCount, reason: command.lastError }), now)
     } else {
       command.status = "pending"
       requeued++

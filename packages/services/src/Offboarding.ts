@@ -1,10 +1,20 @@
-import { type ArtifactRetentionPolicy, type InvalidObjectKey, NotFound, type ObjectStoreUnavailable, type OffboardingArtifacts } from "@cowork/domain"
+import {
+  type ArtifactRetentionPolicy,
+  CANCELLED_BY_OFFBOARDING,
+  commandCancelledEvent,
+  type EventDraft,
+  type InvalidObjectKey, NotFound,
+  type ObjectStoreUnavailable,
+  type OffboardingArtifacts,
+  settledIdleEvent
+} from "@cowork/domain"
 import { Artifacts } from "./Artifacts.ts"
 import { Clock, Context, Effect, Layer, PubSub } from "effect"
 import { ByokStore } from "./ByokStore.ts"
 import { Identity } from "./Identity.ts"
 import type { Revocation } from "./ChangeFeed.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
+import { appendToLog } from "./MemoryLog.ts"
 
 /** What is still active for an org; after offboarding everything but `runningCommands` is 0 at once. */
 export interface OrgActivity {
@@ -27,7 +37,21 @@ export interface OrgActivity {
 }
 
 /** What offboarding does to a delivery it ends (its `lastError`). */
-export const OFFBOARDED_DELIVERY_ERROR = "the organization was offboarded"
+export const OFFBOARDED_DELIVERY_ERROR = CANCELLED_BY_OFFBOARDING
+
+/**
+ * What offboarding appends to a session whose pending commands it cancelled, in the offboarding's transaction: a
+ * `command.cancelled` (reason CANCELLED_BY_OFFBOARDING) per command in mailbox order, then `session.status` idle when
+ * that left a `queued` session with nothing running (as a dead-letter settles it), so its readers see it end.
+ */
+export const offboardingCancelEvents = (
+  cancelled: ReadonlyArray<{ readonly commandId: string; readonly kind: string }>,
+  settles: boolean
+): ReadonlyArray<EventDraft> => {
+  const events = cancelled.map((command) => commandCancelledEvent(command, { offboarded: true }))
+  const last = cancelled.at(-1)
+  return settles && last !== undefined ? [...events, settledIdleEvent(last.commandId)] : events
+}
 
 /** What one offboarding ended, by kind. */
 export interface OffboardingEnded {
@@ -192,11 +216,20 @@ export class Offboarding extends Context.Service<Offboarding, {
               }
             }
             ended.browserSessions = yield* identity.revokeOrgSessions(orgId)
+            const cancelled = new Map<string, Array<{ commandId: string; kind: string }>>()
             for (const command of db.commands) {
               if (command.orgId === orgId && command.status === "pending") {
                 command.status = "cancelled"
                 ended.pendingCommands++
+                const ofSession = cancelled.get(command.sessionId) ?? []
+                ofSession.push({ commandId: command.id, kind: command.kind })
+                cancelled.set(command.sessionId, ofSession)
               }
+            }
+            for (const [sessionId, commands] of [...cancelled].sort(([a], [b]) => a.localeCompare(b))) {
+              const running = db.commands.some((command) => command.sessionId === sessionId && command.status === "running")
+              const settles = !running && db.projections.get(sessionId)?.status === "queued"
+              appendToLog(db, sessionId, offboardingCancelEvents(commands, settles), now)
             }
             for (const session of db.sessions.values()) {
               if (session.orgId === orgId && session.abortedAt === null) {

@@ -72,7 +72,7 @@ const makeQueueControlsMemory = (db: MemoryTables): QueueControls["Service"] => 
       const now = yield* Clock.currentTimeMillis
       command.status = "dead"
       command.lastError = reason
-      const events: Array<EventDraft> = [commandDeadLetteredEvent({ commandId, kind: command.kind, reason })]
+      const events: Array<EventDraft> = [commandDeadLetteredEvent({ commandId, kind: command.kind, reason, cause: "operator" })]
       const settled = !db.commands.some((row) => row.sessionId === command.sessionId && (row.status === "pending" || row.status === "running"))
       if (settled && db.projections.get(command.sessionId)?.status === "queued") events.push(settledIdleEvent(commandId))
       appendToLog(db, command.sessionId, events, now)

@@ -264,7 +264,7 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
           createdAt: now
         })
         if (cancelled.length > 0) {
-          appendToLog(db, sessionId, cancelled.map((command) => commandCancelledEvent({ commandId: command.id, kind: command.kind }, commandId)), now)
+          appendToLog(db, sessionId, cancelled.map((command) => commandCancelledEvent({ commandId: command.id, kind: command.kind }, { abortCommandId: commandId })), now)
         }
         PubSub.publishUnsafe<CommandSignal>(db.commandSignals, { kind: "abort", sessionId })
         return { commandId, created: true }

@@ -80,7 +80,20 @@ describe("the session timeline fold", () => {
       ["info", "Queued prompt cancelled, it will not run (session aborted)"]
     ])
     const answer = fold([event("command.dead_lettered", { commandId: "cmd_4", kind: "question_reply" })], timeline)
-    assert.deepInclude(answer.items.at(-1), { kind: "note", text: "Question answer dead-lettered by an operator, it will not run" })
+    assert.deepInclude(answer.items.at(-1), {
+      kind: "note",
+      text: "Question answer dead-lettered by an operator, it will not run; answer again while its turn waits"
+    })
+    const reaped = fold([
+      event("command.dead_lettered", { commandId: "cmd_5", kind: "prompt", reason: "attempt 3 abandoned by worker w", cause: "attempts_exhausted", attempts: 3 }),
+      event("session.idle", { outcome: "dead", commandId: "cmd_5", attempts: 3, reason: "attempt 3 abandoned by worker w" }),
+      event("command.cancelled", { commandId: "cmd_6", kind: "prompt", reason: "the organization was offboarded" })
+    ], timeline)
+    assert.deepStrictEqual(reaped.items.slice(-2).map((item) => item.kind === "note" ? [item.tone, item.text] : item.kind), [
+      ["abort", "Queued prompt dead-lettered after 3 attempts (its worker was lost each time), it will not run: attempt 3 abandoned by worker w"],
+      ["info", "Queued prompt cancelled, it will not run (the organization was offboarded)"]
+    ])
+    assert.strictEqual(reaped.status, "idle", "the reaper's session.idle (outcome dead) still ends the turn")
     assert.strictEqual(timeline.status, "queued", "the status follows session.status / session.aborted, not these notes")
   })
 

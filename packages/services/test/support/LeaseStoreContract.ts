@@ -69,6 +69,39 @@ export const leaseStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.isTrue(Option.isNone(yield* queue.next(last)), "dead after maxAttempts abandoned attempts")
       })))
 
+    it.effect("a command whose attempts run out is dead-lettered on its log as an operator's is (then session.idle, outcome dead), by the reaper or a takeover", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const queue = yield* CommandQueue
+        const log = yield* EventLog
+        const leases = yield* LeaseStore
+        const deadPath = (reaper: boolean) =>
+          Effect.gen(function*() {
+            const { sessionId, commandId } = yield* runnableSession()
+            for (let attempt = 1; attempt < MAX_ATTEMPTS; attempt++) {
+              yield* queue.next(yield* claimOne(`w${attempt}-${String(reaper)}`, sessionId))
+              yield* harness.elapse(TTL_MS)
+            }
+            const lastLease = yield* claimOne(`w-last-${String(reaper)}`, sessionId)
+            yield* queue.next(lastLease)
+            yield* log.append(lastLease, [{ type: "session.status", payload: { status: "running", commandId }, commandId }])
+            const before = (yield* log.read(sessionId, 0, 100)).length
+            yield* harness.elapse(TTL_MS)
+            if (reaper) {
+              assert.deepInclude(yield* leases.reapExpired({ batchSize: 10, drainCap: 10, maxAttempts: MAX_ATTEMPTS }), { dead: 1 })
+            } else {
+              yield* claimOne("w-takeover", sessionId)
+            }
+            const after = (yield* log.read(sessionId, 0, 100)).slice(before)
+            const reason = `attempt ${MAX_ATTEMPTS} abandoned by worker w-last-${String(reaper)}`
+            assert.deepStrictEqual(after.map((event) => [event.sequence, event.type, event.payload]), [
+              [before + 1, "command.dead_lettered", { commandId, kind: "prompt", reason, cause: "attempts_exhausted", attempts: MAX_ATTEMPTS }],
+              [before + 2, "session.idle", { outcome: "dead", commandId, attempts: MAX_ATTEMPTS, reason }]
+            ])
+          })
+        yield* deadPath(true)
+        yield* deadPath(false)
+      })))
+
     it.effect("releaseIfIdle keeps the lease while a command is pending; expire frees it for another worker at once", () =>
       onFreshStore(harness, Effect.gen(function*() {
         const leases = yield* LeaseStore

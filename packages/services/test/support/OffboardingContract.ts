@@ -47,8 +47,10 @@ export const offboardingContract = <E, R = never>(
           yield* identity.setRole(orgId, account.id, "member")
           const browser = yield* identity.openSession({ orgId, accountId: account.id, lifetimes })
           const session = yield* sessions.create(orgId, {})
-          yield* sessions.prompt(orgId, session.id, { text: "queued" })
-          yield* sessions.prompt(orgId, session.id, { text: "queued too" })
+          const queued = [
+            (yield* sessions.prompt(orgId, session.id, { text: "queued" })).commandId,
+            (yield* sessions.prompt(orgId, session.id, { text: "queued too" })).commandId
+          ]
           const pool = yield* registry.createPool({ name: "own", mode: "self_hosted", orgId, maxWorkers: 2, maxConcurrentWork: 2 }, actor).pipe(Effect.orDie)
           const worker = yield* registry.registerWorker({ poolId: pool.id }, actor).pipe(Effect.orDie)
           yield* registry.issueCredential(worker.id, {}, actor).pipe(Effect.orDie)
@@ -72,10 +74,13 @@ export const offboardingContract = <E, R = never>(
           for (const other of leases) if (other !== lease) yield* (yield* LeaseStore).expire(other).pipe(Effect.ignore)
           const claimed = (yield* feed.claim({ orgId, bindingIds: [binding.id] }, { limit: 1, ttlMs: 30_000, claimedBy: gateway.tokenId }))
             .deliveries[0]!
-          return { orgId, token, browser, sessionId: session.id, workerId: worker.id, gateway, binding, claimed }
+          return { orgId, token, browser, sessionId: session.id, workerId: worker.id, gateway, binding, claimed, queued }
         })
         const acme = yield* seed
         const bystander = yield* seed
+        const log = yield* EventLog
+        const before = yield* log.read(acme.sessionId, 0, 100)
+        const bystanderBefore = yield* log.read(bystander.sessionId, 0, 100)
 
         const report = yield* offboarding.offboard(acme.orgId)
         assert.deepStrictEqual(report.ended, {
@@ -120,6 +125,18 @@ export const offboardingContract = <E, R = never>(
         assert.strictEqual((yield* Effect.flip(identity.authenticateSession(acme.browser.cookie))).reason, "revoked_session")
         assert.strictEqual((yield* Effect.flip(sessions.prompt(acme.orgId, acme.sessionId, { text: "after" })))._tag, "Conflict")
 
+        // A client reading the session's log learns its queued prompts were cancelled, in mailbox order, right after
+        // what it had seen (no gap), and that the session, queued with nothing running, is idle again.
+        const after = (yield* log.read(acme.sessionId, 0, 100)).slice(before.length)
+        const reason = "the organization was offboarded"
+        assert.deepStrictEqual(after.map((event) => [event.sequence, event.type, event.payload]), [
+          [before.length + 1, "command.cancelled", { commandId: acme.queued[0], kind: "prompt", reason }],
+          [before.length + 2, "command.cancelled", { commandId: acme.queued[1], kind: "prompt", reason }],
+          [before.length + 3, "session.status", { status: "idle", commandId: acme.queued[1] }]
+        ])
+        assert.strictEqual((yield* sessions.view(acme.orgId, acme.sessionId)).status, "idle")
+        assert.deepStrictEqual(yield* log.read(bystander.sessionId, 0, 100), bystanderBefore, "another org's log is untouched")
+
         assert.deepInclude(yield* tokens.authenticate(bystander.token.token), { kind: "org", orgId: bystander.orgId })
         assert.strictEqual((yield* identity.authenticateSession(bystander.browser.cookie)).orgId, bystander.orgId)
         assert.deepInclude(yield* offboarding.activity(bystander.orgId), {
@@ -144,6 +161,7 @@ export const offboardingContract = <E, R = never>(
         const again = yield* offboarding.offboard(acme.orgId)
         assert.deepStrictEqual(Object.values(again.ended), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
         assert.strictEqual(again.offboardedAt, report.offboardedAt, "the first offboarding time is kept")
+        assert.strictEqual((yield* log.read(acme.sessionId, 0, 100)).length, before.length + 3, "a second run appends nothing")
         assert.strictEqual((yield* Effect.flip(offboarding.offboard("org_nope")))._tag, "NotFound")
         assert.isString(Redacted.value(acme.token.token))
       }))

@@ -71,7 +71,7 @@ export const queueControlsContract = <R>(harness: ControlPlaneHarness<R>) =>
         const log = yield* EventLog
         const deadLettered = (yield* log.read(session.sessionId, 0, 100)).filter((event) => event.type.startsWith("command."))
         assert.deepStrictEqual(deadLettered.map((event) => [event.type, event.payload]), [
-          ["command.dead_lettered", { commandId: stuck, kind: "prompt", reason: "poisoned the queue" }]
+          ["command.dead_lettered", { commandId: stuck, kind: "prompt", reason: "poisoned the queue", cause: "operator" }]
         ], "one event, written by the dead-lettering that won (the refused ones wrote none)")
         assert.strictEqual((yield* (yield* SessionStore).view(session.orgId, session.sessionId)).status, "queued", "`next` is still pending")
 
@@ -90,7 +90,7 @@ export const queueControlsContract = <R>(harness: ControlPlaneHarness<R>) =>
         // Nothing left pending or running: the queued session is idle again, in the same batch.
         const settled = yield* log.read(other.sessionId, 0, 100)
         assert.deepStrictEqual(settled.slice(-2).map((event) => [event.type, event.payload]), [
-          ["command.dead_lettered", { commandId: lone, kind: "prompt", reason: "platform operator" }],
+          ["command.dead_lettered", { commandId: lone, kind: "prompt", reason: "platform operator", cause: "operator" }],
           ["session.status", { status: "idle", commandId: lone }]
         ])
         assert.strictEqual((yield* (yield* SessionStore).view(other.orgId, other.sessionId)).status, "idle")
