@@ -28,6 +28,7 @@ import {
   type ExistingAnswer,
   HOUR_MS,
   type ListSessionsQuery,
+  LOST_ANSWER_STATUSES,
   type PromptInput,
   promptQuotaWithOverrides,
   QUEUED_RETRY_AFTER_MS,
@@ -404,15 +405,16 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
   const answer = Effect.fn("SessionStore.answer")(function*(orgId: string, sessionId: string, input: AskAnswer) {
     return yield* sessionWriteTransaction(sql, orgId, sessionId, (session) => Effect.gen(function*() {
       const key = answerKey(input)
-      const findExisting = sql.unsafe<{ id: string; kind: string; payload: CommandPayload; created_ms: string }>(
-        `SELECT id, kind, payload, (extract(epoch FROM created_at) * 1000)::bigint AS created_ms
+      const findExisting = sql.unsafe<{ id: string; kind: string; payload: CommandPayload; created_ms: string; status: string }>(
+        `SELECT id, kind, payload, (extract(epoch FROM created_at) * 1000)::bigint AS created_ms, status
          FROM cloud_session_commands WHERE session_id = $1 AND idempotency_key = $2`,
         [sessionId, key]
       )
       const replay = (existing: { readonly id: string; readonly kind: string; readonly payload: CommandPayload; readonly created_ms: string }) =>
         replayAnswer({ commandId: existing.id, kind: existing.kind, payload: existing.payload, createdAt: Number(existing.created_ms) }, input)
-      const existing = yield* findExisting
-      if (existing[0] !== undefined) return yield* replay(existing[0])
+      const existing = (yield* findExisting)[0]
+      const lost = existing !== undefined && LOST_ANSWER_STATUSES.includes(existing.status)
+      if (existing !== undefined && !lost) return yield* replay(existing)
       if (session.aborted) return yield* sessionAborted(sessionId, input)
       const { ask, askId } = askOf(input)
       const pending = yield* sql.unsafe<{ one: number }>(
@@ -420,6 +422,14 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
         [sessionId, ask, askId]
       )
       if (pending.length === 0) return yield* askNotPending(input)
+      // A lost answer (dead-lettered or cancelled) gives its key up to this one; a concurrent answer that freed it
+      // first leaves nothing to update here, and its insert wins the conflict below.
+      if (lost) {
+        yield* sql.unsafe(
+          `UPDATE cloud_session_commands SET idempotency_key = NULL WHERE id = $1 AND idempotency_key = $2 AND status = ANY($3::text[])`,
+          [existing.id, key, LOST_ANSWER_STATUSES]
+        )
+      }
       const commandId = newCommandId()
       const inserted = yield* sql.unsafe<{ id: string }>(
         `INSERT INTO cloud_session_commands (id, session_id, org_id, kind, payload, idempotency_key)
@@ -438,8 +448,9 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
     const rows = yield* sql.unsafe<{ id: string; kind: string; payload: CommandPayload; created_ms: string }>(
       `SELECT c.id, c.kind, c.payload, (extract(epoch FROM c.created_at) * 1000)::bigint AS created_ms
        FROM cloud_sessions s LEFT JOIN cloud_session_commands c ON c.session_id = s.id AND c.idempotency_key = $3
+         AND c.status <> ALL($4::text[])
        WHERE s.id = $1 AND s.org_id = $2`,
-      [sessionId, orgId, answerKey(input)]
+      [sessionId, orgId, answerKey(input), LOST_ANSWER_STATUSES]
     ).pipe(Effect.catchTag("SqlError", Effect.die))
     const row = rows[0]
     if (row === undefined) return yield* new NotFound({ message: `session ${sessionId} not found` })

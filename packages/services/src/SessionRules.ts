@@ -46,6 +46,13 @@ export const answerKey = (answer: AskAnswer): string => {
   return `answer:${ask}:${askId}`
 }
 
+/**
+ * An answer that will never reach its ask — dead-lettered (by an operator, or its attempts exhausted) or cancelled —
+ * is not the ask's answer: the ask, while its turn still waits, takes a new one (from anyone), and a refusal never
+ * names the lost one.
+ */
+export const LOST_ANSWER_STATUSES: ReadonlyArray<string> = ["dead", "cancelled"]
+
 const sameAnswer = (kind: string, payload: CommandPayload, answer: AskAnswer): boolean => {
   if (kind !== answer.kind) return false
   switch (answer.kind) {

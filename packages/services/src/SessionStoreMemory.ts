@@ -25,6 +25,7 @@ import {
   askNotPending,
   busyConflict,
   DEFAULT_SESSION_TITLE,
+  LOST_ANSWER_STATUSES,
   replayAnswer,
   replayIdempotentPrompt,
   sessionAborted
@@ -213,7 +214,7 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         const session = db.sessions.get(sessionId)
         if (session === undefined || session.orgId !== orgId) return yield* notFound(sessionId)
         const key = answerKey(answer)
-        const existing = db.commands.find((c) => c.sessionId === sessionId && c.idempotencyKey === key)
+        const existing = db.commands.find((c) => c.sessionId === sessionId && c.idempotencyKey === key && !LOST_ANSWER_STATUSES.includes(c.status))
         if (existing !== undefined) {
           return yield* replayAnswer({ commandId: existing.id, kind: existing.kind, payload: existing.payload, createdAt: existing.createdAt }, answer)
         }
@@ -237,7 +238,7 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         const session = db.sessions.get(sessionId)
         if (session === undefined || session.orgId !== orgId) return yield* notFound(sessionId)
         const key = answerKey(answer)
-        const existing = db.commands.find((c) => c.sessionId === sessionId && c.idempotencyKey === key)
+        const existing = db.commands.find((c) => c.sessionId === sessionId && c.idempotencyKey === key && !LOST_ANSWER_STATUSES.includes(c.status))
         return existing === undefined
           ? undefined
           : { commandId: existing.id, kind: existing.kind, payload: existing.payload, createdAt: existing.createdAt }

@@ -1,7 +1,7 @@
 import { InboundSignatures, pressInProgress, pressUnavailable } from "@cowork/channels"
-import { MemoryDatabase } from "@cowork/services"
+import { CommandQueue, EventLog, LeaseStore, MemoryDatabase } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Option, Scope } from "effect"
 import { FakeSlack } from "../../../../packages/channels/test/support/FakeSlack.ts"
 import { FakeTelegram } from "../../../../packages/channels/test/support/FakeTelegram.ts"
 import { CloudLayer, createBinding, freePort, http, issueGatewayToken, orgAdmin, startGateway, startWorker } from "./GatewayStack.ts"
@@ -284,5 +284,67 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway p
       assert.strictEqual((yield* http("POST", `${cut.url}/webhooks/slack`, undefined, message, signed(message))).status, 503)
       yield* cut.stop
       yield* Scope.close(worker, Exit.void)
+    }))
+
+  it.effect("Telegram: an answer dead-lettered before its turn got it gives the ask back — a new press is taken and reaches the turn, the stream says what happened", () =>
+    Effect.gen(function*() {
+      const telegram = new FakeTelegram(TG_TOKEN)
+      yield* promise(() => telegram.start())
+      yield* Effect.addFinalizer(() => promise(() => telegram.stop()))
+      const { token: admin, url } = yield* orgAdmin
+      const binding = yield* createBinding(url, admin, { providerKind: "telegram", providerId: "tg", externalTarget: "6008" })
+      const gatewayToken = yield* issueGatewayToken(url, admin, [binding.id])
+      const gateway = yield* startGateway(url, gatewayToken, [
+        { id: "tg", kind: "telegram", botTokenRef: "env:PN_TG", webhookSecretRef: "env:PN_TG_HOOK", apiRoot: telegram.apiRoot, timeoutMs: 2_000 }
+      ], env)
+      const update = (body: unknown) => http("POST", `${gateway.url}/webhooks/tg`, undefined, body, { [InboundSignatures.TELEGRAM_SECRET_HEADER]: TG_HOOK })
+      let updateId = 9_800
+      const press = (user: number, data: string, messageId: number) =>
+        update({ update_id: ++updateId, callback_query: { id: `cb-${updateId}`, from: { id: user, username: "pat" }, data, message: { message_id: messageId, chat: { id: 6008 }, text: "asked" } } })
+      const lastNote = () => telegram.callbackAnswers.at(-1)!.text ?? ""
+
+      // The turn is held by a worker that is stuck (this test holds its lease): the prompt runs and asks, and the answer
+      // a press queues waits in the mailbox, where an operator dead-letters it.
+      assert.strictEqual((yield* update({ update_id: ++updateId, message: { message_id: updateId, chat: { id: 6008 }, from: { id: 9 }, text: "edit it" } })).status, 202)
+      const routes = yield* http("GET", `${url}/api/channels/bindings/${binding.id}/sessions`, admin)
+      const sessionId = routes.body.routes[0].sessionId as string
+      const lease = (yield* (yield* LeaseStore).claim("worker-stuck", 100, 600_000, 3)).find((l) => l.sessionId === sessionId)!
+      const turn = Option.getOrThrow(yield* (yield* CommandQueue).next(lease))
+      yield* (yield* EventLog).append(lease, [{
+        type: "permission.requested",
+        payload: { permissionId: "per_stuck", permission: "edit", patterns: ["a.txt"], commandId: turn.id },
+        commandId: turn.id,
+        attempt: 1
+      }]).pipe(Effect.orDie)
+      yield* promise(() => telegram.waitForSends(1, 30_000))
+      const asked = telegram.sends[0]!
+      assert.deepStrictEqual(asked.buttons.map(([label]) => label), ["Allow once", "Always", "Reject"])
+      const [once, reject] = [asked.buttons[0]![1], asked.buttons[2]![1]]
+
+      assert.deepStrictEqual((yield* press(9, once, asked.messageId)).body, { status: "prompted" })
+      const answers = (yield* Effect.service(MemoryDatabase)).commands.filter((c) => c.sessionId === sessionId && c.kind === "permission_respond")
+      assert.strictEqual(answers.length, 1)
+      const dead = yield* http("POST", `${url}/api/admin/commands/${answers[0]!.id}/dead-letter`, admin, { reason: "the worker is stuck" })
+      assert.strictEqual(dead.status, 200, JSON.stringify(dead.body))
+
+      // The session's log says the answer will not run; the ask is still waiting.
+      const log = yield* (yield* EventLog).read(sessionId, 0, 100)
+      assert.deepInclude(log.at(-1), {
+        type: "command.dead_lettered",
+        payload: { commandId: answers[0]!.id, kind: "permission_respond", reason: "the worker is stuck", cause: "operator" }
+      })
+      const view = yield* http("GET", `${url}/api/sessions/${sessionId}/view`, admin)
+      assert.deepStrictEqual(view.body.pendingPermissions.map((p: { permissionId: string }) => p.permissionId), ["per_stuck"])
+
+      // The same user presses again (another answer, even): taken, not "You already answered this".
+      const again = yield* press(9, reject, asked.messageId)
+      assert.deepStrictEqual(again.body, { status: "prompted" }, lastNote())
+      assert.notMatch(lastNote(), /already answered/i)
+      // Another user afterwards is told who answered: the taken answer, not the lost one.
+      assert.deepStrictEqual((yield* press(10, once, asked.messageId)).body, { status: "refused" })
+      assert.match(lastNote(), new RegExp(`^Already answered by @pat ${AT}\\.$`))
+      const delivered = Option.getOrThrow(yield* (yield* CommandQueue).nextAnswer(lease))
+      assert.deepInclude(delivered.payload, { permissionId: "per_stuck", response: "reject", answeredBy: "9" })
+      yield* gateway.stop
     }))
 })

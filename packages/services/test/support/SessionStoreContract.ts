@@ -1,5 +1,5 @@
 import { Conflict } from "@cowork/domain"
-import { CommandQueue, EventLog, SessionStore } from "@cowork/services"
+import { CommandQueue, EventLog, QueueControls, SessionStore } from "@cowork/services"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { type ControlPlaneHarness, onFreshStore } from "./ControlPlaneHarness.ts"
@@ -201,10 +201,49 @@ export const sessionStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
 
         const notAsked = yield* Effect.flip(sessions.answer(session.orgId, session.sessionId, { kind: "question_reject", requestId: "que_never" }))
         assert.deepInclude((notAsked as Conflict).details, { field: "requestId", requestId: "que_never", reason: "not_pending" })
-        // Aborted: the unanswered question is refused as such; the answered permission still says who answered it.
+        // Aborted: the unanswered question is refused as such; so is the permission, whose queued answer the abort
+        // cancelled (it never reached the turn: it is not named as the ask's answer).
         yield* sessions.abort(session.orgId, session.sessionId)
         const stopped = yield* Effect.flip(sessions.answer(session.orgId, session.sessionId, { kind: "question_reject", requestId: "que_w" }))
         assert.deepInclude((stopped as Conflict).details, { field: "requestId", requestId: "que_w", reason: "session_aborted" })
-        assert.deepInclude(((yield* Effect.flip(respond("reject", "U77", "slack"))) as Conflict).details, { reason: "answered", answeredBy: "U42" })
+        assert.deepInclude(((yield* Effect.flip(respond("reject", "U77", "slack"))) as Conflict).details, { reason: "session_aborted" })
+        assert.isUndefined(yield* sessions.existingAnswer(session.orgId, session.sessionId, { kind: "permission_respond", permissionId: "per_w", response: "once" }))
+      })))
+
+    it.effect("a dead-lettered answer gives its ask back: still pending, it takes a new answer (from anyone), never refused as answered by the lost one", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const log = yield* EventLog
+        const queue = yield* CommandQueue
+        const session = yield* newSession()
+        const turn = yield* prompt(session, "ask")
+        const lease = yield* claimOne("w1", session.sessionId)
+        assert.strictEqual(Option.getOrThrow(yield* queue.next(lease)).id, turn)
+        yield* log.append(lease, [
+          { type: "permission.requested", payload: { permissionId: "per_d", permission: "edit", patterns: [], commandId: turn }, commandId: turn, attempt: 1 }
+        ])
+        const respond = (response: "once" | "reject", answeredBy: string) =>
+          sessions.answer(session.orgId, session.sessionId, { kind: "permission_respond", permissionId: "per_d", response, answeredBy, answeredVia: "web" })
+        const lost = yield* respond("once", "alice@example.com")
+        yield* (yield* QueueControls).deadLetter(session.orgId, lost.commandId, "the worker is stuck")
+        const events = yield* log.read(session.sessionId, 0, 100)
+        assert.deepInclude(events.at(-1), {
+          type: "command.dead_lettered",
+          payload: { commandId: lost.commandId, kind: "permission_respond", reason: "the worker is stuck", cause: "operator" }
+        })
+        const view = yield* sessions.view(session.orgId, session.sessionId)
+        assert.deepStrictEqual(view.pendingPermissions.map((p) => p.permissionId), ["per_d"], "the ask is still pending")
+        assert.isUndefined(yield* sessions.existingAnswer(session.orgId, session.sessionId, { kind: "permission_respond", permissionId: "per_d", response: "once" }))
+
+        // The same answer again (alice retries) is a new command, not the lost one; then it is the ask's answer.
+        const retried = yield* respond("once", "alice@example.com")
+        assert.isTrue(retried.created)
+        assert.notStrictEqual(retried.commandId, lost.commandId)
+        assert.deepStrictEqual(yield* respond("once", "alice@example.com"), { commandId: retried.commandId, created: false })
+        const refused = yield* Effect.flip(respond("reject", "bob@example.com"))
+        assert.deepInclude((refused as Conflict).details, { reason: "answered", answeredBy: "alice@example.com" })
+        const delivered = Option.getOrThrow(yield* queue.nextAnswer(lease))
+        assert.strictEqual(delivered.id, retried.commandId, "the turn gets the new answer, never the dead one")
+        assert.isTrue(Option.isNone(yield* queue.nextAnswer(lease)))
       })))
   })
