@@ -7,7 +7,7 @@ import * as Path from "node:path"
  * (web, worker, scheduler) never import each other; only the CLI composes them. The workbench (browser) sees only the
  * domain and the typed client.
  */
-export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
+const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
   "@cowork/domain": [],
   "@cowork/observability": ["@cowork/domain"],
   "@cowork/client": ["@cowork/domain"],

@@ -26,7 +26,7 @@ export interface CoworkProcess {
  * OPEN_COWORK_DATA_DIR overrides it.
  */
 let defaultDataDir: string | undefined
-export const testDataDir = (): string => (defaultDataDir ??= Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-process-")))
+const testDataDir = (): string => (defaultDataDir ??= Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-process-")))
 
 const baseEnv = (): Record<string, string> => {
   const env: Record<string, string> = {}

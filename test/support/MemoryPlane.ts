@@ -3,7 +3,7 @@ import { EventLog, MemoryDatabase, SessionStore } from "@cowork/services"
 import { Effect } from "effect"
 
 /** The org memory fixtures create sessions in. */
-export const MEMORY_ORG = "org_memory"
+const MEMORY_ORG = "org_memory"
 
 /**
  * Test fixtures over the memory layers: sessions and commands made through `SessionStore` (as the web role makes

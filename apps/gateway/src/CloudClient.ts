@@ -128,7 +128,7 @@ const answerBody = (message: InboundMessage): ChannelAnswerBody => {
 }
 
 /** `CloudChannels` over the typed client of the web role's API, with the gateway's service token. */
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const config = yield* GatewayConfig
   const http = yield* HttpClient.HttpClient
   const options = { baseUrl: config.cloudUrl, token: config.token }

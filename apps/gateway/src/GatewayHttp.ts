@@ -24,7 +24,7 @@ const sameSecret = (presented: string, expected: string): boolean => {
 }
 
 /** The gateway's own HTTP surface (health, readiness, operator routes, inbound webhooks) on OPEN_COWORK_GATEWAY_PORT. */
-export const routes = Layer.unwrap(Effect.gen(function*() {
+const routes = Layer.unwrap(Effect.gen(function*() {
   const config = yield* GatewayConfig
   const state = yield* GatewayState
   const providers = yield* Providers

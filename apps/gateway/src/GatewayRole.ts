@@ -57,7 +57,7 @@ const statusReports = Effect.gen(function*() {
  * Needs `GatewayConfig`, `CloudChannels` and `Metrics`. On shutdown the delivery loop stops claiming and lets sends
  * in flight finish within OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS.
  */
-export const layerCore = Layer.effectDiscard(Effect.gen(function*() {
+const layerCore = Layer.effectDiscard(Effect.gen(function*() {
   const config = yield* GatewayConfig
   const state = yield* GatewayState
   yield* scopeRefresh

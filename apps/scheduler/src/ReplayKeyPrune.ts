@@ -3,15 +3,15 @@ import { WorkflowStore } from "@cowork/services"
 import { Effect } from "effect"
 
 /** Webhook replay keys are kept well past the ±5 minute signature window, then pruned in bounded batches. */
-export const WEBHOOK_REPLAY_KEY_RETENTION_MS = 60 * 60_000
+const WEBHOOK_REPLAY_KEY_RETENTION_MS = 60 * 60_000
 
 /** How often the replay keys past the retention are pruned (a tenth of the retention: a key lives at most 66 min). */
-export const WEBHOOK_REPLAY_KEY_PRUNE_INTERVAL_MS = WEBHOOK_REPLAY_KEY_RETENTION_MS / 10
+const WEBHOOK_REPLAY_KEY_PRUNE_INTERVAL_MS = WEBHOOK_REPLAY_KEY_RETENTION_MS / 10
 
 const BATCH = 1_000
 
 /** Prunes old replay keys in batches of 1,000 until a batch comes back short; a failure is counted and logged. */
-export const pruneOnce = Effect.gen(function*() {
+const pruneOnce = Effect.gen(function*() {
   const store = yield* WorkflowStore
   while ((yield* store.pruneWebhookDeliveries(WEBHOOK_REPLAY_KEY_RETENTION_MS, BATCH)) >= BATCH) {
     // More are due: keep going in bounded batches.

@@ -17,7 +17,5 @@ const probes: ProbeServer.ProbeOptions<SchedulerConfig | SchedulerStatus | SqlCl
   })
 }
 
-export const routes = ProbeServer.routes(probes)
-
 /** Serves the probes on `OPEN_COWORK_CLOUD_HOST`:`OPEN_COWORK_CLOUD_LIVENESS_PORT` when the port is set; otherwise nothing listens. */
 export const layer = ProbeServer.layer(probes)

@@ -6,7 +6,7 @@ import { SchedulerStatus } from "./SchedulerStatus.ts"
 import { tick } from "./SchedulerTick.ts"
 
 /** Due workflows counted by the outlook's bounded scan (the due-backlog gauges). */
-export const DUE_SCAN_LIMIT = 10_000
+const DUE_SCAN_LIMIT = 10_000
 
 /**
  * How long the scheduler may sleep after reading `outlook`, in ms: until the next due slot, the earliest claim

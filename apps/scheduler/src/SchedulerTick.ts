@@ -4,7 +4,7 @@ import { Clock, Effect } from "effect"
 import { SchedulerConfig } from "./SchedulerConfig.ts"
 
 /** What one tick did (tests and logs). */
-export interface TickReport {
+interface TickReport {
   readonly claimed: number
   readonly started: number
   readonly duplicates: number

@@ -33,7 +33,7 @@ export const maxUploadRequestBytes = (maxBytes: number) => Math.ceil(maxBytes / 
 /** Parts a multipart upload may carry (the file and a few fields); more is a malformed or hostile body. */
 const MAX_MULTIPART_PARTS = 16
 
-export const mediaType = (header: string | undefined) => header?.split(";")[0]?.trim().toLowerCase() ?? ""
+const mediaType = (header: string | undefined) => header?.split(";")[0]?.trim().toLowerCase() ?? ""
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 

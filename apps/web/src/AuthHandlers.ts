@@ -15,7 +15,7 @@ import * as OidcClient from "./OidcClient.ts"
 const LOGIN_TTL_MS = 10 * 60_000
 
 /** Only a same-site path may be a post-login destination (no open redirect). */
-export const safeReturnTo = (raw: string | undefined): string =>
+const safeReturnTo = (raw: string | undefined): string =>
   raw !== undefined && raw.startsWith("/") && !raw.startsWith("//") && !raw.includes("\\") && !/[\u0000-\u001f]/.test(raw)
     ? raw
     : "/"
@@ -25,7 +25,7 @@ const oidcNotConfigured = () => new NotFound({ message: "OIDC sign-in is not con
 const idpUnavailable = () => new Unavailable({ message: "the identity provider is unreachable; try again shortly", retryAfterSeconds: 5 })
 
 /** `/auth/login`, `/auth/callback`, `/auth/logout`, `/auth/token-login`. */
-export const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(handlers) {
+const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(handlers) {
   const browser = yield* BrowserAuth
   const identity = yield* Identity
   const tokens = yield* Tokens
@@ -236,7 +236,7 @@ export const authLayer = HttpApiBuilder.group(Api, "auth", Effect.fn(function*(h
 }))
 
 /** `GET /api/config`: what a client needs before it signs in. */
-export const configLayer = HttpApiBuilder.group(Api, "config", Effect.fn(function*(handlers) {
+const configLayer = HttpApiBuilder.group(Api, "config", Effect.fn(function*(handlers) {
   const settings = (yield* BrowserAuth).settings
   return handlers.handle("config", () => Effect.succeed(publicConfigOf(settings)))
 }))
@@ -275,7 +275,7 @@ const workspaceOf = (principal: OrgPrincipal) => ({
 })
 
 /** `GET /api/workspace`: the caller as the server sees it. */
-export const workspaceLayer = HttpApiBuilder.group(Api, "workspace", (handlers) =>
+const workspaceLayer = HttpApiBuilder.group(Api, "workspace", (handlers) =>
   Effect.succeed(handlers.handle("workspace", () =>
     Effect.map(CurrentPrincipal, workspaceOf))))
 

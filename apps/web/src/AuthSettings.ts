@@ -3,7 +3,7 @@ import { resolveSecretRefConfig } from "@cowork/services"
 import { Config, ConfigProvider, Effect, Option, Redacted } from "effect"
 
 /** How people sign in: through an OIDC identity provider, or (no issuer configured) the local owner-token login. */
-export type AuthMode = "oidc" | "local"
+type AuthMode = "oidc" | "local"
 
 export interface OidcSettings {
   readonly issuer: URL

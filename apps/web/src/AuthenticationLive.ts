@@ -57,7 +57,7 @@ const makeAuthenticator = Effect.gen(function*() {
 })
 
 /** Tenant routes: provides the org principal, from a bearer token or (without one) a browser session cookie. */
-export const layerTenant = Layer.effect(
+const layerTenant = Layer.effect(
   Authentication,
   Effect.gen(function*() {
     const authenticate = yield* makeAuthenticator
@@ -87,7 +87,7 @@ export const layerTenant = Layer.effect(
 )
 
 /** Operator routes (bearer tokens only, never a browser session): an org principal or a platform operator. */
-export const layerOperator = Layer.effect(
+const layerOperator = Layer.effect(
   OperatorAuthentication,
   Effect.gen(function*() {
     const authenticate = yield* makeAuthenticator

@@ -8,7 +8,7 @@ import { type AuthSettings, authSettings, isLoopbackHttp } from "./AuthSettings.
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"])
 
-export const CSRF_HEADER = "x-csrf-token"
+const CSRF_HEADER = "x-csrf-token"
 
 const constantTimeEquals = (a: string, b: string): boolean => {
   const left = Crypto.createHash("sha256").update(a, "utf8").digest()
@@ -47,7 +47,7 @@ export class BrowserAuth extends Context.Service<BrowserAuth, {
   readonly clearLoginCookie: (response: HttpServerResponse.HttpServerResponse) => HttpServerResponse.HttpServerResponse
 }>()("cowork/web/BrowserAuth") {}
 
-export const make = (settings: AuthSettings) =>
+const make = (settings: AuthSettings) =>
   Effect.gen(function*() {
     const identity = yield* Identity
     const metrics = yield* Metrics

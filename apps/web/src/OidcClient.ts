@@ -1,4 +1,4 @@
-import { Context, Data, Effect, Layer, Redacted } from "effect"
+import { Context, Data, Effect, Redacted } from "effect"
 import * as OpenId from "openid-client"
 import type { OidcSettings } from "./AuthSettings.ts"
 
@@ -121,5 +121,3 @@ export const make = (settings: OidcSettings): OidcClient["Service"] => {
 }
 
 const isLoopback = (url: URL) => url.hostname === "127.0.0.1" || url.hostname === "localhost" || url.hostname === "[::1]"
-
-export const layer = (settings: OidcSettings) => Layer.succeed(OidcClient, make(settings))

@@ -10,10 +10,10 @@ import { errorResponse } from "./ErrorResponse.ts"
 export const CurrentRequestId = Context.Reference<string | undefined>("cowork/web/CurrentRequestId", { defaultValue: () => undefined })
 
 /** A request that took at least this long is logged at info even when it succeeded (OPEN_COWORK_CLOUD_SLOW_REQUEST_MS). */
-export const DEFAULT_SLOW_REQUEST_MS = 1_000
+const DEFAULT_SLOW_REQUEST_MS = 1_000
 
 /** Largest request body any route accepts. */
-export const MAX_BODY_BYTES = 1024 * 1024
+const MAX_BODY_BYTES = 1024 * 1024
 
 /** Artifact uploads stream to the object store under their own, larger limit (OPEN_COWORK_CLOUD_ARTIFACT_MAX_BYTES). */
 const ARTIFACT_UPLOAD = /^\/api\/sessions\/[^/?]+\/artifacts\/?(\?|$)/
@@ -71,7 +71,7 @@ const allowedMethods = (url: string): ReadonlyArray<string> => {
 }
 
 /** Seconds a client should wait before retrying while the database is unreachable (`Retry-After`). */
-export const DATABASE_RETRY_AFTER_SECONDS = 2
+const DATABASE_RETRY_AFTER_SECONDS = 2
 
 /** Postgres SQLSTATEs of a server that is shutting down, starting up, or out of connections. */
 const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300"])
@@ -82,7 +82,7 @@ const UNAVAILABLE_SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE",
  * A SQL failure that says the database cannot be reached right now (a 503 for the caller, not a 500): a connection
  * error, or a server that is shutting down, starting up or out of connections.
  */
-export const isDatabaseUnavailable = (u: unknown): boolean => {
+const isDatabaseUnavailable = (u: unknown): boolean => {
   if (typeof u !== "object" || u === null || (u as { _tag?: unknown })._tag !== "SqlError") return false
   const reason = (u as { reason?: { _tag?: unknown; cause?: unknown } }).reason
   const tag = String(reason?._tag ?? "")

@@ -12,7 +12,7 @@ interface Watched {
 }
 
 /** Shortest time between two checks started by new watches or reconnects (a burst of new streams costs one read). */
-export const CHECK_SPACING_MS = 1_000
+const CHECK_SPACING_MS = 1_000
 
 /**
  * Ends the event streams of a credential once it is revoked or expires: an API token, or a browser session (logout,

@@ -60,7 +60,7 @@ import { TokenVerifier } from "./TokenVerifier.ts"
 import { WebLifecycle } from "./WebLifecycle.ts"
 
 /** Every route of the web role, derived from the one `Api` definition, plus `/openapi.json` and `/docs`. */
-export const routes = Layer.mergeAll(
+const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([HealthHandlers.layer, SessionHandlers.layer, OperatorHandlers.layer, WorkerAdminHandlers.layer, ArtifactHandlers.layer]),
     Layer.provide(WorkflowRoutes.layer),
@@ -115,7 +115,7 @@ export const layerNodeServer: Layer.Layer<
  * The web role: needs the tenant services (`SessionStore`, `Tokens`, `EventLog`, `ChangeFeed`), the operator ones
  * (`Heartbeats`, `CommandQueue`, `Projections`, `ControlPlaneStatus`), and the process's one `Metrics` registry.
  */
-export const layer = layerServe.pipe(Layer.provide(layerNodeServer))
+const layer = layerServe.pipe(Layer.provide(layerNodeServer))
 
 /** `layer` reporting the given process role on `/healthz`, `/livez`, `/readyz` and `/api/runtime/status`. */
 export const layerAs = (role: "web" | "all") => layerServeAs(role).pipe(Layer.provide(layerNodeServer))

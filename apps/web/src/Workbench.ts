@@ -16,9 +16,9 @@ import { errorResponse } from "./ErrorResponse.ts"
  */
 
 /** Paths the app routes in the browser: each serves the same shell (`/x/*` matches `/x` too). */
-export const SHELL_PATHS = ["/", "/sign-in", "/sessions/*", "/workflows/*", "/settings/*", "/operator/*"] as const
+const SHELL_PATHS = ["/", "/sign-in", "/sessions/*", "/workflows/*", "/settings/*", "/operator/*"] as const
 
-export const ASSET_PREFIX = "/app/assets/"
+const ASSET_PREFIX = "/app/assets/"
 
 const IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -70,7 +70,7 @@ export const readBuild = (dir: string): BuiltWorkbench | undefined => {
 export const DEFAULT_BUILD_DIR = Path.resolve(import.meta.dirname, "../../workbench/dist")
 
 /** The shell's Content-Security-Policy for one nonce. */
-export const contentSecurityPolicy = (nonce: string): string =>
+const contentSecurityPolicy = (nonce: string): string =>
   [
     "default-src 'self'",
     `script-src 'self' 'nonce-${nonce}'`,

@@ -26,7 +26,7 @@ export const setCsrfToken = (token: string | undefined) => {
 }
 
 /** An API failure as the UI shows it. */
-export class ApiFailure extends Error {
+class ApiFailure extends Error {
   readonly status: number | undefined
   readonly code: string
   constructor(status: number | undefined, code: string, message: string) {

@@ -4,7 +4,7 @@ import { Context, Effect, FiberMap, Layer } from "effect"
 import { type CheckpointRestoreFailed, SessionCheckpoints } from "./SessionCheckpoints.ts"
 
 /** Checkpoints are pruned every this many saves (VERSIONS_PER_EPOCH is a multiple, so a lease's first save prunes). */
-export const PRUNE_EVERY = 4
+const PRUNE_EVERY = 4
 
 /** A held session's checkpoint position: the version last restored or acknowledged, and the save of the next one. */
 export interface CheckpointCursor {

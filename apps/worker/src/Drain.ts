@@ -11,7 +11,7 @@ import { WorkerStatus } from "./WorkerStatus.ts"
  * finish their active command within OPEN_COWORK_CLOUD_SHUTDOWN_GRACE_MS, then interrupt the rest (each session
  * fiber expires its lease as it ends, so another worker claims it).
  */
-export const drain = Effect.gen(function*() {
+const drain = Effect.gen(function*() {
   const config = yield* WorkerConfig
   const status = yield* WorkerStatus
   const held = yield* HeldSessions

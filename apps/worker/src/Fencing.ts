@@ -3,7 +3,7 @@ import { Metrics } from "@cowork/observability"
 import { Effect } from "effect"
 
 /** Counts and logs an owner write the store refused because the lease is no longer live; never applied. */
-export const refused = (error: StaleOwner, commandId?: string) =>
+const refused = (error: StaleOwner, commandId?: string) =>
   Effect.gen(function*() {
     const metrics = yield* Metrics
     yield* metrics.inc("open_cowork_cloud_worker_stale_owner_rejections_total", { operation: error.operation })

@@ -9,13 +9,13 @@ import { WorkerStatus } from "./WorkerStatus.ts"
 export type HeartbeatStatus = "active" | "draining" | "stopped"
 
 /** How often the heartbeat-age gauge is refreshed between beats. */
-export const HEARTBEAT_AGE_SAMPLE_MS = 1_000
+const HEARTBEAT_AGE_SAMPLE_MS = 1_000
 
 /**
  * How long until this worker beats again: the heartbeat interval while it holds a session or drains, the idle
  * heartbeat interval (longer) while it holds none. The row records it, so readers judge freshness by it.
  */
-export const currentInterval = Effect.gen(function*() {
+const currentInterval = Effect.gen(function*() {
   const config = yield* WorkerConfig
   const held = yield* HeldSessions
   const workerStatus = yield* WorkerStatus
@@ -58,7 +58,7 @@ export const beat = (status: HeartbeatStatus) =>
   })
 
 /** `open_cowork_cloud_worker_heartbeat_age_ms`: time since the last heartbeat landed (0 before the first). */
-export const sampleAge = Effect.gen(function*() {
+const sampleAge = Effect.gen(function*() {
   const metrics = yield* Metrics
   const workerStatus = yield* WorkerStatus
   const last = yield* Ref.get(workerStatus.lastHeartbeatAt)

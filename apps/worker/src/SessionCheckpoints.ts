@@ -15,9 +15,9 @@ export class CheckpointRestoreFailed extends Schema.TaggedError<CheckpointRestor
  * Versions are unique per lease owner: the first save under epoch E is `E * VERSIONS_PER_EPOCH + 1`, so a stale
  * owner's unacknowledged manifest can never share a key with the new owner's, and versions only grow.
  */
-export const VERSIONS_PER_EPOCH = 1_000_000
+const VERSIONS_PER_EPOCH = 1_000_000
 
-export const nextVersion = (lease: Lease, current: number): number => {
+const nextVersion = (lease: Lease, current: number): number => {
   const floor = lease.epoch * VERSIONS_PER_EPOCH
   return current < floor ? floor + 1 : current + 1
 }
@@ -36,7 +36,7 @@ export interface RestoreRetry {
   readonly retries: number
 }
 
-export const DEFAULT_RESTORE_RETRY: RestoreRetry = { baseMs: 250, capMs: 5_000, retries: 8 }
+const DEFAULT_RESTORE_RETRY: RestoreRetry = { baseMs: 250, capMs: 5_000, retries: 8 }
 
 const restoreSchedule = (retry: RestoreRetry) =>
   Schedule.exponential(Duration.millis(retry.baseMs), 2).pipe(
@@ -53,7 +53,7 @@ const REDACTED_REASON: Readonly<Record<string, string>> = {
   InvalidObjectKey: "invalid checkpoint key"
 }
 
-export const restoreErrorMessage = (tag: string) =>
+const restoreErrorMessage = (tag: string) =>
   `checkpoint restore failed: ${REDACTED_REASON[tag] ?? "unexpected error"}`
 
 /**
@@ -90,7 +90,7 @@ export class SessionCheckpoints extends Context.Service<SessionCheckpoints, {
 /** Overrides DEFAULT_RESTORE_RETRY (tests). */
 export class RestoreRetryConfig extends Context.Service<RestoreRetryConfig, RestoreRetry>()("cowork/worker/RestoreRetryConfig") {}
 
-export interface CheckpointReporting {
+interface CheckpointReporting {
   readonly queue: CommandQueue["Service"]
   readonly metrics: Metrics["Service"]
   readonly restoreRetry?: RestoreRetry | undefined
@@ -108,7 +108,7 @@ const disabled = SessionCheckpoints.of({
   prune: () => Effect.void
 })
 
-export const make = (store: CheckpointStore["Service"], keepLast: number, reporting: CheckpointReporting) => {
+const make = (store: CheckpointStore["Service"], keepLast: number, reporting: CheckpointReporting) => {
   const { queue, metrics } = reporting
   const countFailure = (operation: "save" | "restore") =>
     metrics.inc("open_cowork_cloud_worker_checkpoint_failures_total", { operation })

@@ -42,7 +42,7 @@ export interface WorkerSettings {
 const defaultWorkerId = () => `worker-${Os.hostname()}-${globalThis.crypto.randomUUID().slice(0, 8)}`
 
 /** Fills in everything derived or defaulted, so tests state only what they care about. */
-export const settings = (input: Partial<WorkerSettings> = {}): WorkerSettings => {
+const settings = (input: Partial<WorkerSettings> = {}): WorkerSettings => {
   const leaseTtlMs = input.leaseTtlMs ?? 15_000
   const reaperDrainCap = input.reaperDrainCap ?? 100
   return {

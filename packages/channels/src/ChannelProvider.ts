@@ -105,7 +105,7 @@ export interface InboundMessage {
 }
 
 /** The chat message whose answer button was pressed, as the provider reported it. */
-export interface PressedMessage {
+interface PressedMessage {
   /** Telegram `message_id`, Slack `ts` (empty when the provider did not include the message). */
   readonly id: string
   readonly text: string

@@ -43,14 +43,14 @@ interface InboundMail {
 }
 
 /** `Alice <alice@example.com>` or `alice@example.com` → `alice@example.com` (lower-cased), or undefined. */
-export const mailAddress = (value: unknown): string | undefined => {
+const mailAddress = (value: unknown): string | undefined => {
   if (typeof value !== "string" || value.length > 500) return undefined
   const address = (/<([^<>\s]+@[^<>\s]+)>/.exec(value)?.[1] ?? value).trim().toLowerCase()
   return /^[^\s@<>]+@[^\s@<>]+$/.test(address) ? address : undefined
 }
 
 /** The new text of a reply: the lines before the quoted original (`> …`, `On … wrote:`, `-----Original Message-----`). */
-export const replyText = (text: string): string => {
+const replyText = (text: string): string => {
   const kept: Array<string> = []
   for (const line of text.replace(/\r\n/g, "\n").split("\n")) {
     if (/^\s*>/.test(line) || /^On .{1,400}wrote:\s*$/.test(line.trim()) || /^-{2,}\s*Original Message\s*-{2,}$/i.test(line.trim())) break
@@ -63,7 +63,7 @@ export const replyText = (text: string): string => {
  * The relay's JSON `{messageId, from, text}` (the mail's Message-ID is the provider event id, so a relay's retry
  * prompts once; the sender's address is the binding's target and the thread).
  */
-export const parseInboundMail = (body: InboundMail): Effect.Effect<InboundParse, InboundRefused> =>
+const parseInboundMail = (body: InboundMail): Effect.Effect<InboundParse, InboundRefused> =>
   Effect.gen(function*() {
     const messageId = typeof body.messageId === "string" && body.messageId !== "" && body.messageId.length <= 200 ? body.messageId : undefined
     const from = mailAddress(body.from)
@@ -80,7 +80,7 @@ export const parseInboundMail = (body: InboundMail): Effect.Effect<InboundParse,
   })
 
 /** How to answer by mail, under a question or permission request (only when replies come back in). */
-export const replyInstructions = (message: OutboundMessage): string => {
+const replyInstructions = (message: OutboundMessage): string => {
   if (message.eventType === "permission.requested") return "Reply to this email with once, always or reject."
   if (message.eventType !== "question.asked") return ""
   if ((message.buttons ?? []).some((button) => (button.choice?.questions ?? 1) > 1)) {

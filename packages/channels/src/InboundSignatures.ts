@@ -6,7 +6,7 @@ import * as Crypto from "node:crypto"
  * a timestamped scheme refuses anything outside ±5 minutes of the gateway's clock.
  */
 
-export const TOLERANCE_SECONDS = 300
+const TOLERANCE_SECONDS = 300
 
 /** Generic signed webhooks into the gateway (`POST /webhooks/:providerId`). */
 export const WEBHOOK_TIMESTAMP_HEADER = "x-open-cowork-gateway-webhook-timestamp"
@@ -29,7 +29,7 @@ const hmacHex = (secret: string, prefix: string, body: Uint8Array): string => {
   return mac.digest("hex")
 }
 
-export const constantTimeEqual = (a: string, b: string): boolean => {
+const constantTimeEqual = (a: string, b: string): boolean => {
   const left = Buffer.from(a, "utf8")
   const right = Buffer.from(b, "utf8")
   // Compare against itself on a length mismatch so the time does not depend on where the strings differ.

@@ -24,7 +24,7 @@ export interface AnswerRefusal {
 }
 
 /** `2026-12-01 04:12 UTC`, or undefined for a time that does not parse. */
-export const answeredAtText = (iso: string | undefined): string | undefined => {
+const answeredAtText = (iso: string | undefined): string | undefined => {
   if (iso === undefined) return undefined
   const at = new Date(iso)
   return Number.isNaN(at.getTime()) ? undefined : `${at.toISOString().slice(0, 16).replace("T", " ")} UTC`

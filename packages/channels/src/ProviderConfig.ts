@@ -21,7 +21,7 @@ import { makeWebhookProvider } from "./WebhookProvider.ts"
  * A webhook provider posts to each binding's org-supplied URL: only public addresses, unless the host is listed in
  * `OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS` (read from `env`).
  */
-export interface ProviderConfig {
+interface ProviderConfig {
   readonly id: string
   readonly kind: ProviderKind
   /** Non-secret settings, as given (for diagnostics: refs are names, never values). */

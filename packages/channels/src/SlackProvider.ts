@@ -62,7 +62,7 @@ interface SlackEnvelope {
 
 const str = (value: unknown): string | undefined => (typeof value === "string" && value !== "" ? value : undefined)
 
-export const parseSlackEnvelope = (body: SlackEnvelope): InboundParse => {
+const parseSlackEnvelope = (body: SlackEnvelope): InboundParse => {
   if (body.type === "url_verification") {
     const challenge = str(body.challenge)
     return challenge === undefined ? { _tag: "Ignored", reason: "challenge without a value" } : { _tag: "Challenge", challenge }
@@ -95,7 +95,7 @@ interface SlackInteraction {
 }
 
 /** The `block_id` of the answer buttons the gateway posts with a question or permission request (`_<row>` after the first). */
-export const SLACK_ANSWER_BLOCK = "cowork_answer"
+const SLACK_ANSWER_BLOCK = "cowork_answer"
 /** A Slack user id (`U…` / `W…`): what may go into a `<@…>` mention. */
 const SLACK_USER_ID = /^[UW][A-Z0-9]{1,31}$/
 
@@ -134,7 +134,7 @@ const blocksOf = (text: string, rows: ReadonlyArray<ReadonlyArray<ButtonView>>):
  * outside a thread routes by its channel). The provider event id is Slack's `trigger_id` (unique per press), so a
  * replayed or re-sent interaction answers once.
  */
-export const parseSlackInteraction = (body: SlackInteraction): InboundParse => {
+const parseSlackInteraction = (body: SlackInteraction): InboundParse => {
   if (body.type !== "block_actions") return { _tag: "Ignored", reason: "not a block action" }
   const action = Array.isArray(body.actions) ? body.actions[0] : undefined
   const answer = parseAnswerData(action?.value)

@@ -84,7 +84,7 @@ const inlineKeyboard = (rows: ReadonlyArray<ReadonlyArray<ButtonView>>) => ({
 const idText = (value: unknown): string | undefined =>
   typeof value === "number" && Number.isSafeInteger(value) ? String(value) : typeof value === "string" && value !== "" ? value : undefined
 
-export const parseTelegramUpdate = (update: TelegramUpdate): InboundParse => {
+const parseTelegramUpdate = (update: TelegramUpdate): InboundParse => {
   const updateId = idText(update.update_id)
   if (updateId === undefined) return { _tag: "Ignored", reason: "no update_id" }
   const callback = update.callback_query

@@ -63,7 +63,7 @@ const str = (value: unknown, max: number): string | undefined =>
  * choices}}` — `value` a permission's once / always / reject or a question's reject (or its one answer), `choices` one
  * option index per question of the ask, answering them all.
  */
-export const parseWebhookEvent = (body: WebhookEvent): Effect.Effect<InboundParse, InboundRefused> => {
+const parseWebhookEvent = (body: WebhookEvent): Effect.Effect<InboundParse, InboundRefused> => {
   const eventId = str(body.eventId, 200)
   const target = str(body.target, 500)
   const userId = str(body.userId, 200)

@@ -1,5 +1,5 @@
 import { Api } from "@cowork/domain"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Effect, Redacted } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 
@@ -44,8 +44,3 @@ export const make = (options: Options) =>
 
 /** A client over `fetch`, for scripts and tests that run it with `Effect.runPromise`. */
 export const makeFetch = (options: Options) => make(options).pipe(Effect.provide(FetchHttpClient.layer))
-
-export class CoworkClient extends Context.Service<CoworkClient, Client>()("cowork/client/CoworkClient") {
-  /** The client over `fetch`. */
-  static readonly layer = (options: Options) => Layer.effect(CoworkClient, makeFetch(options))
-}

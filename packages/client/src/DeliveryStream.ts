@@ -4,7 +4,7 @@ import * as Sse from "effect/encoding/Sse"
 import { HttpClient, HttpClientRequest } from "effect/http"
 import type { Options } from "./CoworkClient.ts"
 
-export type DeliveryWakeup =
+type DeliveryWakeup =
   /** The stream is open (the server answered 200). */
   | { readonly _tag: "Open" }
   | { readonly _tag: "Available"; readonly available: DeliveryAvailable }

@@ -10,13 +10,13 @@ import type { Options } from "./CoworkClient.ts"
  * opens with the reconnect hint. This reader keeps the hint as data and decodes each frame with the domain schema.
  */
 
-export type SessionStreamItem =
+type SessionStreamItem =
   | { readonly _tag: "Event"; readonly event: SessionEvent }
   /** The cursor is older than the retained log: reload the view, then resume after `latestSequence`. */
   | { readonly _tag: "SnapshotRequired"; readonly snapshot: SnapshotRequired }
 
 /** A frame that is not JSON or not the shape its `event:` name promises. */
-export class SessionStreamDecodeError extends Data.TaggedError("SessionStreamDecodeError")<{
+class SessionStreamDecodeError extends Data.TaggedError("SessionStreamDecodeError")<{
   readonly event: string
   readonly message: string
 }> {}

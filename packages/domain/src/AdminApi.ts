@@ -17,7 +17,7 @@ const Capabilities = Schema.Array(Text(64).check(Schema.isMinLength(1))).check(S
 const Region = Schema.NullOr(Text(64).check(Schema.isMinLength(1)))
 const Count = Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 100_000 }))
 
-export const CreatePoolBody = Schema.Struct({
+const CreatePoolBody = Schema.Struct({
   name: Name,
   mode: PoolMode,
   /** Platform operators only, for a `self_hosted` pool: the org it serves (an org token's pools serve its own org). */
@@ -28,7 +28,7 @@ export const CreatePoolBody = Schema.Struct({
   capabilities: Schema.optional(Capabilities)
 })
 
-export const UpdatePoolBody = Schema.Struct({
+const UpdatePoolBody = Schema.Struct({
   name: Schema.optional(Name),
   mode: Schema.optional(PoolMode),
   maxWorkers: Schema.optional(Count),
@@ -38,7 +38,7 @@ export const UpdatePoolBody = Schema.Struct({
   status: Schema.optional(PoolStatus)
 })
 
-export const RegisterWorkerBody = Schema.Struct({
+const RegisterWorkerBody = Schema.Struct({
   poolId: Id,
   name: Schema.optional(Name),
   /** The id the worker will run with (`OPEN_COWORK_CLOUD_WORKER_ID`); generated when absent. */
@@ -47,21 +47,21 @@ export const RegisterWorkerBody = Schema.Struct({
 
 const Seconds = Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 365 * 24 * 3600 }))
 
-export const IssueCredentialBody = Schema.Struct({ expiresInSeconds: Schema.optional(Seconds.check(Schema.isGreaterThan(0))) })
-export const RotateCredentialBody = Schema.Struct({
+const IssueCredentialBody = Schema.Struct({ expiresInSeconds: Schema.optional(Seconds.check(Schema.isGreaterThan(0))) })
+const RotateCredentialBody = Schema.Struct({
   expiresInSeconds: Schema.optional(Seconds.check(Schema.isGreaterThan(0))),
   /** The old credential stays valid at most this long (default: until revoked or expired). */
   graceSeconds: Schema.optional(Seconds)
 })
 
-export const PoolEnvelope = Schema.Struct({ pool: WorkerPool })
-export const PoolList = Schema.Struct({ pools: Schema.Array(WorkerPool) })
-export const WorkerEnvelope = Schema.Struct({ worker: RegisteredWorker })
-export const WorkerList = Schema.Struct({ workers: Schema.Array(RegisteredWorker) })
-export const CredentialEnvelope = Schema.Struct({ credential: WorkerCredentialView })
-export const CredentialList = Schema.Struct({ credentials: Schema.Array(WorkerCredentialView) })
+const PoolEnvelope = Schema.Struct({ pool: WorkerPool })
+const PoolList = Schema.Struct({ pools: Schema.Array(WorkerPool) })
+const WorkerEnvelope = Schema.Struct({ worker: RegisteredWorker })
+const WorkerList = Schema.Struct({ workers: Schema.Array(RegisteredWorker) })
+const CredentialEnvelope = Schema.Struct({ credential: WorkerCredentialView })
+const CredentialList = Schema.Struct({ credentials: Schema.Array(WorkerCredentialView) })
 /** Issue / rotate: the one response that carries the plaintext `ocw_<id>_<secret>`. */
-export const IssuedCredential = Schema.Struct({ credential: WorkerCredentialView, secret: Schema.String })
+const IssuedCredential = Schema.Struct({ credential: WorkerCredentialView, secret: Schema.String })
 
 const poolParams = { id: Id }
 const workerParams = { id: Id }

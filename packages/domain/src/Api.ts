@@ -28,7 +28,7 @@ export * from "./ApiCore.ts"
 // ---------------------------------------------------------------------------------------------------------------
 // Health (no auth)
 
-export const Liveness = Schema.Struct({ ok: Schema.Literal(true), role: Schema.String, profileName: Schema.String })
+const Liveness = Schema.Struct({ ok: Schema.Literal(true), role: Schema.String, profileName: Schema.String })
 
 export const ReadinessCheck = Schema.Struct({
   name: Schema.String,
@@ -49,7 +49,7 @@ export type Readiness = typeof Readiness.Type
 /** `/readyz` while a dependency is down or the process drains: the same body, status 503. */
 export class NotReady extends Schema.Error<NotReady>("NotReady")(readinessFields, { httpApiStatus: 503 }) {}
 
-export class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
+class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
   .add(
     HttpApiEndpoint.get("healthz", "/healthz", { success: Liveness }),
     HttpApiEndpoint.get("livez", "/livez", { success: Liveness }),
@@ -61,7 +61,7 @@ export class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
 // ---------------------------------------------------------------------------------------------------------------
 // Sessions (bearer token with scope `web` or `admin`)
 
-export const CreateSessionBody = Schema.Struct({
+const CreateSessionBody = Schema.Struct({
   title: Schema.optional(Text(MAX_TITLE_LENGTH)),
   profileName: Schema.optional(
     Schema.String.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/))
@@ -72,7 +72,7 @@ export const CreateSessionBody = Schema.Struct({
 })
 
 /** `text` has no schema maximum: an over-long prompt is a 413 (see `MAX_PROMPT_LENGTH`), not a 400. */
-export const PromptBody = Schema.Struct({
+const PromptBody = Schema.Struct({
   text: Schema.String.check(Schema.isMinLength(1), isStorableText),
   /** The agent to run the prompt with (opencode's `build`, `plan`, or one the workspace defines). */
   agent: Schema.optional(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/))),
@@ -84,7 +84,7 @@ export const PromptBody = Schema.Struct({
   idempotencyKey: Schema.optional(Text(MAX_IDEMPOTENCY_KEY_LENGTH).check(Schema.isMinLength(1)))
 })
 
-export const SessionEnvelope = Schema.Struct({ session: Session })
+const SessionEnvelope = Schema.Struct({ session: Session })
 
 export const SessionPage = Schema.Struct({
   sessions: Schema.Array(Session),
@@ -92,12 +92,12 @@ export const SessionPage = Schema.Struct({
   totalEstimate: Schema.Number
 })
 
-export const CommandAccepted = Schema.Struct({ commandId: Schema.String })
+const CommandAccepted = Schema.Struct({ commandId: Schema.String })
 
-export const MAX_PAGE_SIZE = 100
+const MAX_PAGE_SIZE = 100
 export const DEFAULT_PAGE_SIZE = 50
 
-export const ListSessionsQuery = {
+const ListSessionsQuery = {
   limit: Schema.optional(PageLimit(MAX_PAGE_SIZE)),
   cursor: Schema.optional(SessionCursor),
   status: Schema.optional(SessionStatus),
@@ -115,11 +115,11 @@ export const SnapshotRequired = Schema.Struct({
 export type SnapshotRequired = typeof SnapshotRequired.Type
 
 /** A change to one of the org's sessions, as `GET /api/events` carries it (`event: session.changed`). */
-export const SessionChangedEvent = Schema.Struct({ sessionId: Schema.String, lastSequence: Schema.Number })
+const SessionChangedEvent = Schema.Struct({ sessionId: Schema.String, lastSequence: Schema.Number })
 
 const sessionId = { id: Id }
 
-export class SessionsApi extends HttpApiGroup.make("sessions")
+class SessionsApi extends HttpApiGroup.make("sessions")
   .add(
     HttpApiEndpoint.post("create", "/api/sessions", {
       payload: CreateSessionBody,
@@ -175,7 +175,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
 // ---------------------------------------------------------------------------------------------------------------
 // Operator (bearer token with scope `operator`; tenant scopes get 403)
 
-export const HeartbeatCounts = Schema.Struct({
+const HeartbeatCounts = Schema.Struct({
   workers: Schema.Number,
   schedulers: Schema.Number,
   freshWorkers: Schema.Number,
@@ -196,7 +196,7 @@ export const RuntimeStatus = Schema.Struct({
 })
 export type RuntimeStatus = typeof RuntimeStatus.Type
 
-export const WorkerHeartbeatView = Schema.Struct({
+const WorkerHeartbeatView = Schema.Struct({
   workerId: Schema.String,
   role: Schema.Literals(["worker", "scheduler"]),
   poolId: Schema.NullOr(Schema.String),
@@ -211,9 +211,9 @@ export const WorkerHeartbeatView = Schema.Struct({
   fresh: Schema.Boolean
 })
 
-export const HeartbeatList = Schema.Struct({ heartbeats: Schema.Array(WorkerHeartbeatView) })
+const HeartbeatList = Schema.Struct({ heartbeats: Schema.Array(WorkerHeartbeatView) })
 
-export const QueueDiagnostics = Schema.Struct({
+const QueueDiagnostics = Schema.Struct({
   depthEstimate: Schema.Number,
   depthCapped: Schema.Boolean,
   scanLimit: Schema.Number,
@@ -221,7 +221,7 @@ export const QueueDiagnostics = Schema.Struct({
   maxProjectionLagEvents: Schema.Number
 })
 
-export const LeaseDiagnostics = Schema.Struct({
+const LeaseDiagnostics = Schema.Struct({
   /** Leases held and unexpired, by the database clock. */
   held: Schema.Number,
   /** Leases still owned but past `expires_at`: the reaper's backlog. */
@@ -254,7 +254,7 @@ export const Diagnostics = Schema.Struct({
 })
 export type Diagnostics = typeof Diagnostics.Type
 
-export const ProjectionStatusView = Schema.Struct({
+const ProjectionStatusView = Schema.Struct({
   sessionId: Schema.String,
   status: SessionStatus,
   lastSequence: Schema.Number,
@@ -267,17 +267,17 @@ export const ProjectionStatusView = Schema.Struct({
   consistent: Schema.Boolean
 })
 
-export const ProjectionRepairResult = Schema.Struct({
+const ProjectionRepairResult = Schema.Struct({
   before: ProjectionStatusView,
   after: ProjectionStatusView,
   changed: Schema.Boolean
 })
 
 /** The Prometheus text exposition format. */
-export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 const PrometheusText = Schema.String.pipe(HttpApiSchema.asText({ contentType: PROMETHEUS_CONTENT_TYPE }))
 
-export class OperatorApi extends HttpApiGroup.make("operator")
+class OperatorApi extends HttpApiGroup.make("operator")
   .add(
     HttpApiEndpoint.get("runtimeStatus", "/api/runtime/status", { success: RuntimeStatus }),
     HttpApiEndpoint.get("heartbeats", "/api/workers/heartbeats", { success: HeartbeatList }),
@@ -321,7 +321,7 @@ export class Api extends HttpApi.make("cowork-cloud")
 {}
 
 /** Who a route admits: `none` (no auth), `org` (tenant: org principals only), `operator` (org principals and platform operators). */
-export type RouteAudience = "none" | "org" | "operator"
+type RouteAudience = "none" | "org" | "operator"
 
 export interface AuthorizationRow {
   readonly group: string

@@ -74,7 +74,7 @@ interface Codec<T> {
 }
 
 /** The wire form of a domain error, with the status its class declares. */
-export const wire = <S extends Schema.Top>(self: S, codec: Codec<S["Type"]>) => {
+const wire = <S extends Schema.Top>(self: S, codec: Codec<S["Type"]>) => {
   const status = statusOf(self)
   return envelopeSchema(status).pipe(
     Schema.decodeTo(

@@ -8,7 +8,7 @@ import { Id, Text } from "./Input.ts"
 /** At most a year; a token without `expiresInSeconds` lives until revoked. */
 const MAX_TOKEN_LIFETIME_SECONDS = 365 * 24 * 3600
 
-export const CreateApiTokenBody = Schema.Struct({
+const CreateApiTokenBody = Schema.Struct({
   name: Text(100).check(Schema.isMinLength(1)),
   /** At most the scopes of the token (or member) creating it. */
   scopes: Schema.Array(TokenScope).check(Schema.isMinLength(1), Schema.isMaxLength(4)),
@@ -18,7 +18,7 @@ export const CreateApiTokenBody = Schema.Struct({
 })
 
 /** Create: the one response that carries the plaintext `occ_<id>_<secret>`. */
-export const IssuedApiToken = Schema.Struct({ token: ApiTokenView, secret: Schema.String })
+const IssuedApiToken = Schema.Struct({ token: ApiTokenView, secret: Schema.String })
 
 /** The org's API tokens (`admin` scope): list (metadata only), create (plaintext once), revoke. */
 export class ApiTokensApi extends HttpApiGroup.make("apiTokens")

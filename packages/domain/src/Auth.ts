@@ -21,7 +21,7 @@ export interface OrgPrincipal {
   readonly browserSession?: BrowserSessionPrincipal | undefined
 }
 
-export interface BrowserSessionPrincipal {
+interface BrowserSessionPrincipal {
   readonly sessionId: string
   readonly accountId: string
   readonly email: string | null
@@ -37,7 +37,7 @@ export interface BrowserSessionPrincipal {
  * principal that manages `saas_operated` pools, their workers and credentials, and sees cross-org operations.
  * Tenant routes refuse it.
  */
-export interface PlatformPrincipal {
+interface PlatformPrincipal {
   readonly kind: "platform"
   readonly tokenId: string
   readonly scopes: ReadonlyArray<TokenScope>
@@ -46,7 +46,7 @@ export interface PlatformPrincipal {
 /** Who is calling: an org-bound principal or a platform operator. */
 export type Principal = OrgPrincipal | PlatformPrincipal
 
-export const API_TOKEN_PREFIX = "occ"
+const API_TOKEN_PREFIX = "occ"
 
 export interface ParsedToken {
   readonly tokenId: string

@@ -8,9 +8,9 @@ import { Text } from "./Input.ts"
 
 const Bounded = Text
 
-export const TokenLoginBody = Schema.Struct({ token: Bounded(300) })
+const TokenLoginBody = Schema.Struct({ token: Bounded(300) })
 
-export const BrowserSessionStarted = Schema.Struct({
+const BrowserSessionStarted = Schema.Struct({
   orgId: Schema.String,
   accountId: Schema.String,
   role: MemberRole,
@@ -56,7 +56,7 @@ export class AuthApi extends HttpApiGroup.make("auth", { topLevel: true })
   .annotateMerge(OpenApi.annotations({ title: "Sign-in", description: "OIDC sign-in, owner-token login, logout" }))
 {}
 
-export const FeatureVerdict = Schema.Struct({ supported: Schema.Boolean, reason: Schema.optional(Schema.String) })
+const FeatureVerdict = Schema.Struct({ supported: Schema.Boolean, reason: Schema.optional(Schema.String) })
 
 export const PublicConfig = Schema.Struct({
   authMode: Schema.Literals(["oidc", "local"]),

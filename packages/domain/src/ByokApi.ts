@@ -5,7 +5,7 @@ import * as ApiError from "./ApiError.ts"
 import { isStorableText } from "./Input.ts"
 
 /** Provider ids: lower-case, short (`openai`, `openrouter`, …). */
-export const ByokProvider = Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,31}$/))
+const ByokProvider = Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,31}$/))
 
 /** What a read shows of a stored key: never the key itself. */
 export const ByokKey = Schema.Struct({
@@ -18,15 +18,15 @@ export const ByokKey = Schema.Struct({
 })
 export type ByokKey = typeof ByokKey.Type
 
-export const MAX_BYOK_KEY_LENGTH = 4_096
+const MAX_BYOK_KEY_LENGTH = 4_096
 
-export const ByokStoreBody = Schema.Struct({
+const ByokStoreBody = Schema.Struct({
   apiKey: Schema.String.check(Schema.isMinLength(8), Schema.isMaxLength(MAX_BYOK_KEY_LENGTH), isStorableText),
   /** The provider's OpenAI-compatible base URL (`…/v1`); the provider's default when absent. */
   baseUrl: Schema.optional(Schema.String.check(Schema.isMaxLength(2_048), isStorableText))
 })
 
-export const ByokValidation = Schema.Struct({
+const ByokValidation = Schema.Struct({
   key: ByokKey,
   ok: Schema.Boolean,
   /** The provider's HTTP status for the test call (absent when it could not be reached). */

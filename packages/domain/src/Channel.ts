@@ -22,16 +22,16 @@ export type ChannelBindingStatus = typeof ChannelBindingStatus.Type
 export const InboundPolicy = Schema.Literals(["open", "linked_only"])
 export type InboundPolicy = typeof InboundPolicy.Type
 
-export const MAX_CHANNEL_TEXT_LENGTH = 100_000
-export const MAX_EXTERNAL_ID_LENGTH = 256
-export const MAX_PROVIDER_EVENT_ID_LENGTH = 200
-export const MAX_BINDINGS_PER_GATEWAY_TOKEN = 100
+const MAX_CHANNEL_TEXT_LENGTH = 100_000
+const MAX_EXTERNAL_ID_LENGTH = 256
+const MAX_PROVIDER_EVENT_ID_LENGTH = 200
+const MAX_BINDINGS_PER_GATEWAY_TOKEN = 100
 
 const ExternalId = Text(MAX_EXTERNAL_ID_LENGTH).check(Schema.isMinLength(1))
-export const ProviderEventId = Text(MAX_PROVIDER_EVENT_ID_LENGTH).check(Schema.isMinLength(1))
+const ProviderEventId = Text(MAX_PROVIDER_EVENT_ID_LENGTH).check(Schema.isMinLength(1))
 
 /** A gateway provider instance id (`telegram-main`): what the gateway's `/webhooks/:providerId` names. */
-export const ProviderId = Schema.String.annotate({ expected: "a provider id (1-64 of A-Z a-z 0-9 . _ -)" }).check(
+const ProviderId = Schema.String.annotate({ expected: "a provider id (1-64 of A-Z a-z 0-9 . _ -)" }).check(
   Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)
 )
 
@@ -40,15 +40,15 @@ export const ProviderId = Schema.String.annotate({ expected: "a provider id (1-6
  * the org's prefix, or `file:name` in the org's credentials directory; see CredentialNamespace.ts). The cloud stores
  * the reference, never the plaintext, and refuses a value that is not a reference of that syntax.
  */
-export const CredentialRef = Schema.String.annotate({
+const CredentialRef = Schema.String.annotate({
   expected: "a secret reference: env:NAME or file:name (never the credential itself, never a path)"
 }).check(Schema.isPattern(CREDENTIAL_REF_PATTERN))
 
 /** Keys a settings object may not carry: credentials go by reference (`credentialRef`), never in settings. */
-export const SECRET_SETTING_KEY = /secret|token|password|passwd|credential|api[_-]?key|private[_-]?key/i
+const SECRET_SETTING_KEY = /secret|token|password|passwd|credential|api[_-]?key|private[_-]?key/i
 
 /** Binding settings: bounded JSON, an object whose keys never look like a credential. */
-export const ChannelSettings = Schema.Record(Schema.String, Schema.Unknown).check(
+const ChannelSettings = Schema.Record(Schema.String, Schema.Unknown).check(
   Schema.makeFilter<Record<string, unknown>>((settings) => {
     const problem = jsonProblem(settings)
     if (problem !== undefined) return problem
@@ -184,8 +184,8 @@ export type ResolvedIdentity = typeof ResolvedIdentity.Type
 export const ProviderEventKind = Schema.Literals(["message", "callback", "signature"])
 export type ProviderEventKind = typeof ProviderEventKind.Type
 
-export const MIN_CLAIM_TTL_MS = 1_000
-export const MAX_CLAIM_TTL_MS = 600_000
+const MIN_CLAIM_TTL_MS = 1_000
+const MAX_CLAIM_TTL_MS = 600_000
 export const DEFAULT_CLAIM_TTL_MS = 60_000
 
 const ClaimTtlMs = Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: MIN_CLAIM_TTL_MS, maximum: MAX_CLAIM_TTL_MS }))
@@ -202,8 +202,8 @@ export const ClaimProviderEventBody = Schema.Struct({
  * claim is live (do nothing now; it is retried if that holder dies); `completed`: already processed (a duplicate);
  * `released`: the answer to a `released` completion (nobody holds it; the next claim gets it).
  */
-export const ProviderEventClaimStatus = Schema.Literals(["claimed", "in_progress", "completed", "released"])
-export type ProviderEventClaimStatus = typeof ProviderEventClaimStatus.Type
+const ProviderEventClaimStatus = Schema.Literals(["claimed", "in_progress", "completed", "released"])
+type ProviderEventClaimStatus = typeof ProviderEventClaimStatus.Type
 
 export const ProviderEventClaim = Schema.Struct({
   channelBindingId: Schema.String,
@@ -367,7 +367,7 @@ export type ChannelDelivery = typeof ChannelDelivery.Type
 export const ClaimedDelivery = Schema.Struct({ ...ChannelDelivery.fields, claimToken: Schema.String })
 export type ClaimedDelivery = typeof ClaimedDelivery.Type
 
-export const MAX_DELIVERY_CLAIM_BATCH = 100
+const MAX_DELIVERY_CLAIM_BATCH = 100
 /** A new delivery's attempt cap (the feed's configured cap replaces it at each claim). */
 export const DEFAULT_DELIVERY_MAX_ATTEMPTS = 8
 
@@ -446,7 +446,7 @@ export const ChannelCursor = Schema.Struct({
 })
 export type ChannelCursor = typeof ChannelCursor.Type
 
-export const CursorName = Schema.String.annotate({ expected: "a cursor name (1-100 of A-Z a-z 0-9 . _ : -)" }).check(
+const CursorName = Schema.String.annotate({ expected: "a cursor name (1-100 of A-Z a-z 0-9 . _ : -)" }).check(
   Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/)
 )
 

@@ -54,27 +54,27 @@ const envelope = <const K extends string, S extends Schema.Constraint>(key: K, s
 const listOf = <const K extends string, S extends Schema.Constraint>(key: K, item: S) =>
   Schema.Struct({ [key]: Schema.Array(item) } as { readonly [k in K]: Schema.$Array<S> })
 
-export const BindingEnvelope = envelope("binding", ChannelBinding)
-export const DeliveryEnvelope = envelope("delivery", ChannelDelivery)
-export const RouteEnvelope = envelope("route", ChannelRoute)
-export const IdentityEnvelope = envelope("identity", ChannelIdentity)
-export const CursorEnvelope = envelope("cursor", ChannelCursor)
+const BindingEnvelope = envelope("binding", ChannelBinding)
+const DeliveryEnvelope = envelope("delivery", ChannelDelivery)
+const RouteEnvelope = envelope("route", ChannelRoute)
+const IdentityEnvelope = envelope("identity", ChannelIdentity)
+const CursorEnvelope = envelope("cursor", ChannelCursor)
 
-export const DeliveryPage = Schema.Struct({
+const DeliveryPage = Schema.Struct({
   deliveries: Schema.Array(ChannelDelivery),
   nextCursor: Schema.NullOr(Schema.String),
   totalEstimate: Schema.Number
 })
 
-export const ListDeliveriesQuery = {
+const ListDeliveriesQuery = {
   status: Schema.optional(DeliveryStatus),
   channelBindingId: Schema.optional(Id),
   limit: Schema.optional(PageLimit(100)),
   cursor: Schema.optional(SessionCursor)
 }
 
-export const GatewayTokenView = Schema.Struct({ token: ApiTokenView, channelBindingIds: Schema.Array(Schema.String) })
-export const IssuedGatewayToken = Schema.Struct({
+const GatewayTokenView = Schema.Struct({ token: ApiTokenView, channelBindingIds: Schema.Array(Schema.String) })
+const IssuedGatewayToken = Schema.Struct({
   ...GatewayTokenView.fields,
   /** `occ_<id>_<secret>`: in this response only. */
   secret: Schema.String

@@ -39,7 +39,7 @@ export const orgCredentialKey = (orgId: string): string => {
 export const orgCredentialEnvPrefix = (orgId: string): string => `${CREDENTIAL_ENV_PREFIX}${orgCredentialKey(orgId)}__`
 
 /** The org's directory (relative to the credentials directory), or undefined when the org id cannot be one. */
-export const orgCredentialDirectory = (orgId: string): string | undefined => ORG_DIRECTORY.test(orgId) ? orgId : undefined
+const orgCredentialDirectory = (orgId: string): string | undefined => ORG_DIRECTORY.test(orgId) ? orgId : undefined
 
 export type OrgCredentialRef =
   | { readonly _tag: "Env"; readonly name: string }

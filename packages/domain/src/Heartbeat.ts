@@ -14,7 +14,7 @@ export interface WorkerHeartbeat {
 }
 
 /** A heartbeat is current for this many heartbeat intervals: older means the process missed at least two beats. */
-export const HEARTBEAT_FRESH_INTERVALS = 3
+const HEARTBEAT_FRESH_INTERVALS = 3
 
 /** How old a heartbeat may be and still count as fresh, for a heartbeat interval. */
 export const heartbeatFreshWithinMs = (heartbeatIntervalMs: number): number => heartbeatIntervalMs * HEARTBEAT_FRESH_INTERVALS

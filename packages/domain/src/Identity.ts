@@ -44,7 +44,7 @@ export const BrowserSessionView = Schema.Struct({
 export type BrowserSessionView = typeof BrowserSessionView.Type
 
 /** Why a browser session cookie was refused (counted, never shown). */
-export const BrowserSessionRefusal = Schema.Literals([
+const BrowserSessionRefusal = Schema.Literals([
   "unknown_session",
   "expired_idle",
   "expired_absolute",
@@ -53,7 +53,7 @@ export const BrowserSessionRefusal = Schema.Literals([
   /** Signed in with an API token (token login) that has since been revoked or has expired. */
   "source_token_revoked"
 ])
-export type BrowserSessionRefusal = typeof BrowserSessionRefusal.Type
+type BrowserSessionRefusal = typeof BrowserSessionRefusal.Type
 
 export const newAccountId = (): string => makeId("acc")
 export const newBrowserSessionId = (): string => makeId("bs")

@@ -9,12 +9,6 @@ export type SessionId = typeof SessionId.Type
 export const CommandId = Schema.String.pipe(Schema.brand("CommandId"))
 export type CommandId = typeof CommandId.Type
 
-export const WorkerId = Schema.String.pipe(Schema.brand("WorkerId"))
-export type WorkerId = typeof WorkerId.Type
-
-export const TokenId = Schema.String.pipe(Schema.brand("TokenId"))
-export type TokenId = typeof TokenId.Type
-
 const HEX_BYTE = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"))
 const RANDOM_POOL_BYTES = 4096
 const randomPool = new Uint8Array(RANDOM_POOL_BYTES)

@@ -8,14 +8,14 @@ import { fromBase64Url, toBase64Url } from "./Base64Url.ts"
  */
 
 /** Deepest nesting accepted in free-form JSON (`projectSource`). */
-export const MAX_JSON_DEPTH = 32
+const MAX_JSON_DEPTH = 32
 /** Most values (objects, arrays, scalars) accepted in one free-form JSON field. */
-export const MAX_JSON_NODES = 10_000
+const MAX_JSON_NODES = 10_000
 /** Longest string (or object key) inside free-form JSON. */
-export const MAX_JSON_STRING_LENGTH = 16_384
+const MAX_JSON_STRING_LENGTH = 16_384
 
 /** Why the text cannot be stored, or `undefined` when it can. */
-export const textProblem = (text: string): string | undefined =>
+const textProblem = (text: string): string | undefined =>
   text.includes("\u0000")
     ? "must not contain NUL characters"
     : text.isWellFormed()
@@ -28,7 +28,7 @@ export const isStorableText = Schema.makeFilter<string>((text) => textProblem(te
 /** Storable text of at most `maxLength` characters. */
 export const Text = (maxLength: number) => Schema.String.check(Schema.isMaxLength(maxLength), isStorableText)
 
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/
 
 /** An object id in a path or body: 1-100 of `A-Z a-z 0-9 . _ -`, starting alphanumeric. */
 export const Id = Schema.String.annotate({ expected: "an id (1-100 of A-Z a-z 0-9 . _ -)" }).check(Schema.isPattern(ID_PATTERN))

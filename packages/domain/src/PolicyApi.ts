@@ -3,7 +3,7 @@ import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { Authentication, RequiredScopes } from "./ApiCore.ts"
 import { QuotaLimits } from "./Quota.ts"
 
-export const Policy = Schema.Struct({
+const Policy = Schema.Struct({
   authMode: Schema.Literals(["oidc", "local"]),
   /** The caller's org: its overrides over the defaults. */
   quotas: QuotaLimits,
@@ -17,7 +17,7 @@ export const Policy = Schema.Struct({
   authBackoff: Schema.Struct({ failuresPerMinute: Schema.Number, blockMs: Schema.Number }),
   browserSessions: Schema.Struct({ idleMs: Schema.Number, absoluteMs: Schema.Number })
 })
-export type Policy = typeof Policy.Type
+type Policy = typeof Policy.Type
 
 /** `GET /api/admin/policy`: the limits the caller's org runs under. */
 export class PolicyApi extends HttpApiGroup.make("policy")

@@ -15,7 +15,7 @@ const UsageCursor = Schema.String.annotate({ expected: "a cursor from a previous
   Schema.makeFilter<string>((cursor) => decodeUsageCursor(cursor) !== undefined || "not a cursor this list returned")
 )
 
-export const UsageSummaryResponse = Schema.Struct({
+const UsageSummaryResponse = Schema.Struct({
   ...UsageSummary.fields,
   /** The org's effective quota limits (overrides over defaults). */
   quotas: QuotaLimits

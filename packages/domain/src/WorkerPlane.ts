@@ -69,8 +69,6 @@ export const RegisteredWorker = Schema.Struct({
 export type RegisteredWorker = typeof RegisteredWorker.Type
 
 export const WORKER_CREDENTIAL_SCOPES = ["worker:claim", "worker:heartbeat"] as const
-export const CredentialScope = Schema.Literals(WORKER_CREDENTIAL_SCOPES)
-export type CredentialScope = typeof CredentialScope.Type
 
 /** Credential metadata; the plaintext is never part of it. */
 export const WorkerCredentialView = Schema.Struct({
@@ -86,7 +84,7 @@ export const WorkerCredentialView = Schema.Struct({
 })
 export type WorkerCredentialView = typeof WorkerCredentialView.Type
 
-export const WORKER_CREDENTIAL_PREFIX = "ocw"
+const WORKER_CREDENTIAL_PREFIX = "ocw"
 
 const credentialPattern = /^ocw_([A-Za-z0-9]{8,64})_([A-Za-z0-9_-]{20,128})$/
 

@@ -7,10 +7,10 @@ import { isStorableText } from "./Input.ts"
  * Field names and statuses are the ones existing clients send and read (issue 10; the routes in WorkflowsApi.ts).
  */
 
-export const MAX_WORKFLOW_TITLE_LENGTH = 200
-export const MAX_WORKFLOW_INSTRUCTIONS_LENGTH = 50_000
-export const MAX_WORKFLOW_TRIGGERS = 20
-export const MAX_WORKFLOW_STEPS = 50
+const MAX_WORKFLOW_TITLE_LENGTH = 200
+const MAX_WORKFLOW_INSTRUCTIONS_LENGTH = 50_000
+const MAX_WORKFLOW_TRIGGERS = 20
+const MAX_WORKFLOW_STEPS = 50
 /** Longest run summary kept: the final assistant message, truncated. */
 export const MAX_RUN_SUMMARY_LENGTH = 500
 
@@ -18,8 +18,8 @@ const noNul = isStorableText
 const Name = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200), noNul)
 const ShortId = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/))
 
-export const WorkflowScheduleType = Schema.Literals(["one_time", "daily", "weekly", "monthly", "cron"])
-export type WorkflowScheduleType = typeof WorkflowScheduleType.Type
+const WorkflowScheduleType = Schema.Literals(["one_time", "daily", "weekly", "monthly", "cron"])
+type WorkflowScheduleType = typeof WorkflowScheduleType.Type
 
 /**
  * One struct for both schedule shapes, so a bad value is a 400 naming its own field: the calendar shape
@@ -39,8 +39,8 @@ export const WorkflowSchedule = Schema.Struct({
 })
 export type WorkflowSchedule = typeof WorkflowSchedule.Type
 
-export const WorkflowTriggerType = Schema.Literals(["manual", "schedule", "webhook"])
-export type WorkflowTriggerType = typeof WorkflowTriggerType.Type
+const WorkflowTriggerType = Schema.Literals(["manual", "schedule", "webhook"])
+type WorkflowTriggerType = typeof WorkflowTriggerType.Type
 
 export const WorkflowTriggerInput = Schema.Struct({
   id: Schema.optional(ShortId),
@@ -74,7 +74,7 @@ export const CatchUpMode = Schema.Literals(["each", "latest"])
 export type CatchUpMode = typeof CatchUpMode.Type
 
 export const DEFAULT_CATCH_UP_WINDOW_SECONDS = 3_600
-export const MAX_CATCH_UP_WINDOW_SECONDS = 7 * 24 * 3_600
+const MAX_CATCH_UP_WINDOW_SECONDS = 7 * 24 * 3_600
 
 export const CreateWorkflowBody = Schema.Struct({
   title: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(MAX_WORKFLOW_TITLE_LENGTH), noNul),
@@ -92,12 +92,8 @@ export const CreateWorkflowBody = Schema.Struct({
 })
 export type CreateWorkflowBody = typeof CreateWorkflowBody.Type
 
-/** The stored lifecycle; the summary's `status` adds `running` / `failed` from the latest run. */
-export const WorkflowLifecycle = Schema.Literals(["active", "paused", "archived"])
-export type WorkflowLifecycle = typeof WorkflowLifecycle.Type
-
-export const WorkflowStatus = Schema.Literals(["active", "paused", "running", "failed", "archived"])
-export type WorkflowStatus = typeof WorkflowStatus.Type
+const WorkflowStatus = Schema.Literals(["active", "paused", "running", "failed", "archived"])
+type WorkflowStatus = typeof WorkflowStatus.Type
 
 export const WorkflowRunStatus = Schema.Literals(["queued", "running", "completed", "failed", "cancelled"])
 export type WorkflowRunStatus = typeof WorkflowRunStatus.Type

@@ -13,7 +13,7 @@ export type LogRole = Role | "cli"
  * `command_id`, ...) are top-level fields, so `jq 'select(.request_id == "...")'` finds a request's lines.
  * Every string, annotation values and causes included, goes through Redaction first.
  */
-export interface LogRecord {
+interface LogRecord {
   readonly timestamp: string
   readonly level: string
   readonly message: string
@@ -51,7 +51,7 @@ const toRecord = (role: LogRole, options: Logger.Options<unknown>): LogRecord =>
 }
 
 /** A logger writing one redacted JSON line per entry to `write`. */
-export const jsonLogger = (role: LogRole, write: (line: string) => void): Logger.Logger<unknown, void> =>
+const jsonLogger = (role: LogRole, write: (line: string) => void): Logger.Logger<unknown, void> =>
   Logger.make((options) => write(JSON.stringify(toRecord(role, options))))
 
 /**
@@ -93,7 +93,7 @@ const streamLogger = (role: LogRole, stream: NodeJS.WritableStream) =>
 const BATCH_WINDOW_MS = 50
 
 /** The variable that sets the least severe level a role logs (any case): `debug`, `info` (default), `warn`, `error`. */
-export const LOG_LEVEL_VARIABLE = "OPEN_COWORK_CLOUD_LOG_LEVEL"
+const LOG_LEVEL_VARIABLE = "OPEN_COWORK_CLOUD_LOG_LEVEL"
 
 const LEVELS: Record<string, LogLevel.LogLevel> = { trace: "Trace", debug: "Debug", info: "Info", warn: "Warn", warning: "Warn", error: "Error" }
 

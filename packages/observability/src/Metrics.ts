@@ -20,7 +20,7 @@ import {
  * A call site recorded a metric the catalog does not declare, with the wrong type, or with a label value
  * outside its allowed set. This is a programming error, so it is raised as a defect.
  */
-export class MetricContractViolation extends Schema.TaggedError<MetricContractViolation>()("MetricContractViolation", {
+class MetricContractViolation extends Schema.TaggedError<MetricContractViolation>()("MetricContractViolation", {
   message: Schema.String
 }) {}
 
@@ -97,7 +97,7 @@ const checkLabels = (name: string, spec: MetricSpec, labels: unknown, seen: Seen
  * them as 0 from start, so `rate()` and alerts find a series before the first event. The HTTP metrics (method x
  * status x route) would be thousands of empty series: they appear with the first request instead.
  */
-export const ZERO_SERIES_LIMIT = 64
+const ZERO_SERIES_LIMIT = 64
 
 /** Every combination of the declared label values (one empty combination for an unlabelled metric). */
 const labelCombinations = (labels: MetricSpec["labels"]): Array<Record<string, string>> =>
@@ -108,7 +108,7 @@ const labelCombinations = (labels: MetricSpec["labels"]): Array<Record<string, s
     [{}]
   )
 
-export const makeMetrics = (role: Role, options: { readonly processMetrics: boolean }): Metrics["Service"] => {
+const makeMetrics = (role: Role, options: { readonly processMetrics: boolean }): Metrics["Service"] => {
   if (!ROLES.includes(role)) throw new MetricContractViolation({ message: `unknown role "${role}"` })
   const registry = new Prom.Registry()
   registry.setDefaultLabels({ [ROLE_LABEL]: role })

@@ -146,7 +146,7 @@ export interface ConfiguredLabel {
 
 export const isConfiguredLabel = (values: ReadonlyArray<string> | ConfiguredLabel): values is ConfiguredLabel => !Array.isArray(values)
 
-export type LabelSpec = Readonly<Record<string, ReadonlyArray<string> | ConfiguredLabel>>
+type LabelSpec = Readonly<Record<string, ReadonlyArray<string> | ConfiguredLabel>>
 
 export interface CounterSpec<L extends LabelSpec = LabelSpec> {
   readonly type: "counter"
@@ -207,14 +207,14 @@ export const Buckets = {
 } as const
 
 /** The gateway's channel kinds and provider states (packages/channels declares the same lists). */
-export const GATEWAY_PROVIDER_KINDS = ["telegram", "slack", "email", "webhook"] as const
-export const GATEWAY_PROVIDER_STATES = ["starting", "healthy", "degraded", "auth_failed", "down"] as const
+const GATEWAY_PROVIDER_KINDS = ["telegram", "slack", "email", "webhook"] as const
+const GATEWAY_PROVIDER_STATES = ["starting", "healthy", "degraded", "auth_failed", "down"] as const
 /** A gateway provider id as OPEN_COWORK_GATEWAY_PROVIDERS names it (at most 32 per gateway). */
-export const GATEWAY_PROVIDER_ID: ConfiguredLabel = { pattern: /^[a-z0-9][a-z0-9-]{0,39}$/, maxValues: 32 }
+const GATEWAY_PROVIDER_ID: ConfiguredLabel = { pattern: /^[a-z0-9][a-z0-9-]{0,39}$/, maxValues: 32 }
 const gatewayProvider = { provider_id: GATEWAY_PROVIDER_ID, provider_kind: GATEWAY_PROVIDER_KINDS }
 
-export const OBJECT_STORE_OPERATIONS = ["get", "put", "head", "delete", "list"] as const
-export const OBJECT_STORE_KINDS = ["file", "s3", "memory"] as const
+const OBJECT_STORE_OPERATIONS = ["get", "put", "head", "delete", "list"] as const
+const OBJECT_STORE_KINDS = ["file", "s3", "memory"] as const
 
 export const MetricsCatalog = {
   open_cowork_cloud_http_requests_total: counter("HTTP requests answered, by method, status and route template.", {
@@ -436,7 +436,7 @@ export const MetricsCatalog = {
   )
 } as const satisfies Record<string, MetricSpec>
 
-export type Catalog = typeof MetricsCatalog
+type Catalog = typeof MetricsCatalog
 export type MetricName = keyof Catalog
 
 type NamesOfType<T extends MetricType> = { [N in MetricName]: Catalog[N]["type"] extends T ? N : never }[MetricName]
@@ -455,7 +455,7 @@ export const lookupMetric = (name: string): MetricSpec | undefined =>
   Object.hasOwn(MetricsCatalog, name) ? (MetricsCatalog as Record<string, MetricSpec>)[name] : undefined
 
 /** Every label a series of this metric can carry, `role` included. */
-export const declaredLabels = (name: string): ReadonlyArray<string> => {
+const declaredLabels = (name: string): ReadonlyArray<string> => {
   const spec = lookupMetric(name)
   return spec === undefined ? [] : [ROLE_LABEL, ...Object.keys(spec.labels)]
 }

@@ -5,7 +5,7 @@ import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace
 import { Config, Effect, Layer, Option } from "effect"
 import type { Role } from "./MetricsCatalog.ts"
 
-export const OTLP_ENDPOINT_ENV = "OPEN_COWORK_OTLP_ENDPOINT"
+const OTLP_ENDPOINT_ENV = "OPEN_COWORK_OTLP_ENDPOINT"
 
 /** Accepts a collector base URL (`http://collector:4318`) or the full traces URL, as OTLP tools do. */
 export const tracesUrl = (endpoint: string): string => {

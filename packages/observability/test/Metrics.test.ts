@@ -220,7 +220,10 @@ describe("Metrics", () => {
     }).pipe(Effect.provide(Metrics.layer("worker"))))
 })
 
-/** Compile-time contract: `npm run typecheck` fails if any of these calls starts to type-check. */
+/**
+ * Compile-time contract: `npm run typecheck` fails if any of these calls starts to type-check.
+ * @public (never called: exported so that it is type-checked, not reported as unused)
+ */
 export const typeLevelContract = (metrics: Metrics["Service"]) => [
   // @ts-expect-error a raw path is not a route template
   metrics.inc("open_cowork_cloud_http_requests_total", { method: "GET", status: "200", route: "/api/sessions/ses_1" }),

@@ -29,7 +29,7 @@ export const parseDeliveryNotice = (payload: string): { readonly orgId: string; 
  * A workflow was created or resumed, or a run started by hand or webhook: payload `workflow` on `COMMANDS_CHANNEL`
  * (the scheduler re-plans its wake). No command signal has this form, so a worker's parser ignores it.
  */
-export const WORKFLOW_CHANGED = "workflow"
+const WORKFLOW_CHANGED = "workflow"
 
 /** A message on `COMMANDS_CHANNEL`: a command signal for workers, or a workflow change for schedulers. */
 export type CommandsMessage = { readonly signal: CommandSignal } | { readonly workflow: true }
@@ -49,14 +49,14 @@ export const formatCommandSignal = (signal: CommandSignal): string =>
     ? `interrupt ${signal.sessionId} ${signal.commandId} ${signal.by}`
     : `${signal.kind} ${signal.sessionId}`
 
-export const parseSessionChanged = (payload: string): SessionChanged | undefined => {
+const parseSessionChanged = (payload: string): SessionChanged | undefined => {
   const [orgId, sessionId, last, ...rest] = payload.split(" ")
   const lastSequence = Number(last)
   if (rest.length > 0 || orgId === undefined || sessionId === undefined || !Number.isSafeInteger(lastSequence)) return undefined
   return { orgId, sessionId, lastSequence }
 }
 
-export const parseCommandSignal = (payload: string): CommandSignal | undefined => {
+const parseCommandSignal = (payload: string): CommandSignal | undefined => {
   const [kind, sessionId, ...rest] = payload.split(" ")
   if (kind === "interrupt") {
     const [commandId, by, ...more] = rest
@@ -74,10 +74,10 @@ export const parseCommandSignal = (payload: string): CommandSignal | undefined =
  * `LISTEN` connection) with payload `!revoked <token|browser_session|org> <id>`, which no session change can be (an
  * org id never starts with `!`); an older process reading it finds no session change there and ignores it.
  */
-export const AUTH_CHANNEL = EVENTS_CHANNEL
+const AUTH_CHANNEL = EVENTS_CHANNEL
 const REVOKED_PREFIX = "!revoked "
 
-export const parseRevocation = (payload: string): Revocation | undefined => {
+const parseRevocation = (payload: string): Revocation | undefined => {
   if (!payload.startsWith(REVOKED_PREFIX)) return undefined
   const [kind, id, ...rest] = payload.slice(REVOKED_PREFIX.length).split(" ")
   if (rest.length > 0 || id === undefined || id === "" || (kind !== "token" && kind !== "browser_session" && kind !== "org")) return undefined

@@ -57,7 +57,7 @@ const publishUrl = (dataDir: string, url: string) =>
  * The URL a running process published for the embedded cluster in `dataDir`, if that cluster answers and really is
  * the one in `dataDir` (a stale file from a killed process, or a port reused by another server, is ignored).
  */
-export const publishedUrl = (dataDir: string) =>
+const publishedUrl = (dataDir: string) =>
   Effect.gen(function*() {
     const file = publishedUrlPath(dataDir)
     if (!Fs.existsSync(file)) return Option.none<Redacted.Redacted<string>>()
@@ -85,7 +85,7 @@ export const publishedUrl = (dataDir: string) =>
  * A split role (web, worker) started without `OPEN_COWORK_DATABASE_URL`. `publishedFile` is where a `cowork up` on
  * the same data dir publishes its cluster's URL; `upRunning` says whether one answers there now.
  */
-export class DatabaseUrlMissing extends Schema.TaggedError<DatabaseUrlMissing>()("DatabaseUrlMissing", {
+class DatabaseUrlMissing extends Schema.TaggedError<DatabaseUrlMissing>()("DatabaseUrlMissing", {
   dataDir: Schema.String,
   publishedFile: Schema.String,
   upRunning: Schema.Boolean

@@ -11,7 +11,7 @@ export class DataDirInUse extends Schema.TaggedError<DataDirInUse>()("DataDirInU
 }) {}
 
 /** The configured embedded Postgres port (`OPEN_COWORK_EMBEDDED_PG_PORT`) is taken by another process. */
-export class EmbeddedPortInUse extends Schema.TaggedError<EmbeddedPortInUse>()("EmbeddedPortInUse", {
+class EmbeddedPortInUse extends Schema.TaggedError<EmbeddedPortInUse>()("EmbeddedPortInUse", {
   port: Schema.Number
 }) {}
 

@@ -4,7 +4,7 @@
  */
 
 /** A revoked registered worker's writes are refused as a stale owner. `owner` is the SQL expression naming the lease's worker. */
-export const notRevoked = (owner: string) =>
+const notRevoked = (owner: string) =>
   `NOT EXISTS (SELECT 1 FROM cloud_workers rw WHERE rw.id = ${owner} AND rw.status = 'revoked')`
 
 /**

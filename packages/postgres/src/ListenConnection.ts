@@ -6,12 +6,12 @@ import { Clock, Context, Deferred, Duration, Effect, Layer, PubSub, Queue, Rando
  * How long establishing a listening connection (connect + `LISTEN`) may take before it is retried, and how long a
  * subscription waits for its channel's first one.
  */
-export const LISTEN_TIMEOUT = Duration.seconds(3)
+const LISTEN_TIMEOUT = Duration.seconds(3)
 
 /** First reconnect delay after the listening connection fails; doubles per failed attempt up to the maximum. */
-export const RECONNECT_BASE_MS = 100
+const RECONNECT_BASE_MS = 100
 /** Longest wait between reconnect attempts: a database that is back is listened to again within about this long. */
-export const RECONNECT_MAX_MS = 1_000
+const RECONNECT_MAX_MS = 1_000
 
 /** A self-addressed probe: proves the listening connection still delivers notifications end to end. */
 const PING_PREFIX = "~ping "
@@ -26,7 +26,7 @@ export interface ListenOptions {
   readonly healthCheckTimeout: Duration.Input
 }
 
-export const defaultListenOptions: ListenOptions = { healthCheckInterval: "2 minutes", healthCheckTimeout: "10 seconds" }
+const defaultListenOptions: ListenOptions = { healthCheckInterval: "2 minutes", healthCheckTimeout: "10 seconds" }
 
 class ListenerUnhealthy {
   readonly _tag = "ListenerUnhealthy"
@@ -74,7 +74,7 @@ export class ListenHub extends Context.Service<ListenHub, {
   readonly states: Effect.Effect<ReadonlyArray<ListenerState>>
 }>()("cowork/postgres/ListenHub") {}
 
-export const make = (options: ListenOptions = defaultListenOptions) =>
+const make = (options: ListenOptions = defaultListenOptions) =>
   Effect.gen(function*() {
     const pg = yield* PgClient.PgClient
     const layerScope = yield* Effect.scope

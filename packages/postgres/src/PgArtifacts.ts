@@ -39,7 +39,7 @@ const artifactOf = (row: ArtifactRow): Artifact => ({
 })
 
 /** Keyset order: `(created_at DESC, id DESC)`; the cursor carries the last row's time as µs-exact UTC text. */
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const store = yield* ObjectStore
 

@@ -15,7 +15,7 @@ interface AuditRow {
 }
 
 /** Audit over `cloud_audit_events` (append-only; a bigserial id orders it and is the keyset cursor). */
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
   const record = Effect.fn("Audit.record")(function*(event: AuditRecord) {

@@ -21,7 +21,7 @@ export type ChangeFeedOptions = ListenOptions
  * each of these channels after its `LISTEN` is active. A subscription returns once its channel's first `LISTEN`
  * attempt is over (LISTEN_TIMEOUT at most).
  */
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const pg = yield* PgClient.PgClient
   const hub = yield* ListenHub
   const channel = <A>(name: string, parse: (payload: string) => A | undefined) =>

@@ -119,7 +119,7 @@ const bindingClash = () => new Conflict({ message: "a binding for this provider 
 const isUniqueViolation = (error: unknown): boolean =>
   typeof error === "object" && error !== null && JSON.stringify(error).includes("23505")
 
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
   const bindingRow = (orgId: string, bindingId: string, lock = "") =>

@@ -3,7 +3,7 @@ import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 
 /** `cloud_deployment_markers`: one row per marker, the first insert wins (`ON CONFLICT DO NOTHING`). */
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const read = (name: string) =>
     Effect.map(

@@ -3,7 +3,7 @@ import { type HeartbeatInput, Heartbeats, presentedCredential } from "@cowork/se
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
   /**

@@ -57,7 +57,7 @@ const toSessionView = (row: SessionRow): BrowserSessionView => ({
 const SESSION_COLUMNS = "id, org_id, account_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, revoked_at"
 
 /** Identity over `cloud_accounts`, `cloud_memberships`, `cloud_browser_sessions`, `cloud_oidc_logins`; times by `now()`. */
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
   const upsertAccount = Effect.fn("Identity.upsertAccount")(function*(input: {

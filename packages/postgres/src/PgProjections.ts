@@ -45,7 +45,7 @@ const rowOf = (message: ProjectedMessage): MessageRow => ({
   sequence: message.sequence
 })
 
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
   /** Reads the projection, its rows and the full log; with `lock`, holds the projection row until commit. */

@@ -48,7 +48,7 @@ const BATCH = `WITH batch AS (
     (SELECT count(*) FROM commands)::int AS commands, (SELECT count(*) FROM events)::int AS events,
     (SELECT count(*) FROM bounds)::int AS pruned`
 
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
   const batch = Effect.fn("Retention.batch")(function*(policy: RetentionPolicy, after: string | null, limit: number) {

@@ -48,7 +48,7 @@ const viewOf = (row: TokenRow): ApiTokenView => ({
 const listingOf = (row: TokenRow): TokenListing => ({ ...viewOf(row), orgId: row.org_id, kind: row.kind })
 
 /** Tokens over `cloud_orgs` / `cloud_api_tokens`: only the sha256 of a token's secret is stored. */
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
   const createOrg = Effect.fn("Tokens.createOrg")(function*(name: string) {

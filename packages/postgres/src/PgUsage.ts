@@ -4,7 +4,7 @@ import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 
 /** Usage from `cloud_session_commands`, `cloud_sessions` and `cloud_artifacts` (read-only). */
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
   const summary = Effect.fn("Usage.summary")(function*(orgId: string, window: UsageWindow) {

@@ -23,7 +23,7 @@ import {
 } from "./WorkerRegistryRows.ts"
 
 /** Registry over `cloud_worker_pools`, `cloud_workers`, `cloud_worker_credentials`; audit rows in `cloud_audit_events`. */
-export const make = Effect.gen(function*() {
+const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
   const audit = registryAudit(sql)

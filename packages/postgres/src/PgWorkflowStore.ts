@@ -81,7 +81,7 @@ interface RunRow {
 const iso = (date: Date | null) => (date === null ? null : date.toISOString())
 
 /** The summary's status: the lifecycle, or `running` / `failed` from the latest run of an active workflow. */
-export const workflowStatus = (lifecycle: WorkflowRow["status"], latest: WorkflowRunStatus | null): Workflow["status"] => {
+const workflowStatus = (lifecycle: WorkflowRow["status"], latest: WorkflowRunStatus | null): Workflow["status"] => {
   if (lifecycle !== "active") return lifecycle
   if (latest === "queued" || latest === "running") return "running"
   if (latest === "failed") return "failed"
@@ -111,7 +111,7 @@ const toWorkflow = (row: WorkflowRow): Workflow => ({
   webhookUrl: row.triggers.some((trigger) => trigger.type === "webhook" && trigger.enabled) ? webhookPath(row.id) : null
 })
 
-export const toRun = (row: RunRow): WorkflowRun => ({
+const toRun = (row: RunRow): WorkflowRun => ({
   id: row.id,
   workflowId: row.workflow_id,
   sessionId: row.session_id,
@@ -140,7 +140,7 @@ export interface WorkflowStoreOptions {
   readonly defaultProfileName: string
 }
 
-export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
+const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const profileName = options.defaultProfileName
   const provideSql = Effect.provideService(SqlClient.SqlClient, sql)
@@ -758,7 +758,7 @@ export const make = (options: WorkflowStoreOptions) => Effect.gen(function*() {
   })
 })
 
-export const layerWith = (options: WorkflowStoreOptions) => Layer.effect(WorkflowStore, make(options))
+const layerWith = (options: WorkflowStoreOptions) => Layer.effect(WorkflowStore, make(options))
 
 /** Run sessions get the `default` profile. */
 export const layer = layerWith({ defaultProfileName: DEFAULT_PROFILE_NAME })

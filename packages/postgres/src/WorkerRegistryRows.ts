@@ -52,7 +52,7 @@ export interface CredentialRow {
   replaced_by_id: string | null
 }
 
-export const iso = (date: Date | null) => (date === null ? null : new Date(date).toISOString())
+const iso = (date: Date | null) => (date === null ? null : new Date(date).toISOString())
 
 export const poolOf = (row: PoolRow): WorkerPool => ({
   id: row.id,

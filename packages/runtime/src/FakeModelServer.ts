@@ -16,7 +16,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
  * arrives here and nowhere else, the history test that earlier turns ride in a later request.
  */
 
-export interface RecordedRequest {
+interface RecordedRequest {
   readonly path: string
   readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
   readonly body: ChatRequest
@@ -31,7 +31,7 @@ interface ChatMessage {
   readonly tool_calls?: ReadonlyArray<unknown>
 }
 
-export interface ChatRequest {
+interface ChatRequest {
   readonly model?: string
   readonly stream?: boolean
   readonly messages: ReadonlyArray<ChatMessage>
@@ -59,7 +59,7 @@ type Answer =
   | { readonly _tag: "tool"; readonly name: string; readonly args: Record<string, unknown>; readonly delayMs: number }
 
 /** The answer to a conversation (exported for tests of the directives themselves). */
-export const answerFor = (request: ChatRequest): Answer => {
+const answerFor = (request: ChatRequest): Answer => {
   const messages = request.messages
   const lastUserIndex = messages.findLastIndex((m) => m.role === "user")
   const userText = lastUserIndex === -1 ? "" : textOf(messages[lastUserIndex]!)

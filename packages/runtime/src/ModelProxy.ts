@@ -18,7 +18,7 @@ import { type Config, Context, Effect, Layer, Redacted, type Scope } from "effec
  */
 
 /** Why a key could not be revealed (a closed list: it becomes a metric label and a user-visible reason). */
-export const REVEAL_FAILURE_REASONS = ["not_configured", "unknown_key", "authentication_failed", "malformed", "unavailable"] as const
+const REVEAL_FAILURE_REASONS = ["not_configured", "unknown_key", "authentication_failed", "malformed", "unavailable"] as const
 export type RevealFailureReason = (typeof REVEAL_FAILURE_REASONS)[number]
 
 export interface UpstreamKey {
@@ -52,7 +52,7 @@ export class ModelProxy extends Context.Service<ModelProxy, {
   readonly usage: (orgId: string, sessionId: string) => Effect.Effect<TokenUsage>
 }>()("cowork/runtime/ModelProxy") {}
 
-export class RevealFailure extends Error {
+class RevealFailure extends Error {
   readonly reason: RevealFailureReason
   constructor(reason: RevealFailureReason, message: string) {
     super(message)
@@ -60,7 +60,7 @@ export class RevealFailure extends Error {
   }
 }
 
-export interface Options {
+interface Options {
   /** The provider whose key the proxy reveals for every session (e.g. `openai`). */
   readonly provider: string
   /** Reveals an org's key for a provider; fails with the redacted reason. */
@@ -86,7 +86,7 @@ const HOP_BY_HOP = new Set([
 const sha256 = (value: string) => createHash("sha256").update(value).digest()
 
 /** Reads `usage` objects out of a chat-completions answer (SSE frames or one JSON body). */
-export class UsageScanner {
+class UsageScanner {
   inputTokens = 0
   outputTokens = 0
   private pending = ""
@@ -144,7 +144,7 @@ const answer = (res: ServerResponse, status: number, type: string, message: stri
   res.end(JSON.stringify({ error: { message, type, code: type } }))
 }
 
-export const make = (options: Options) =>
+const make = (options: Options) =>
   Effect.gen(function*() {
     const metrics = yield* Metrics
     const context = yield* Effect.context<never>()
@@ -265,10 +265,8 @@ export const make = (options: Options) =>
     })
   })
 
-export const layer = (options: Options): Layer.Layer<ModelProxy, never, Metrics> => Layer.effect(ModelProxy, make(options))
-
 /** The auth header a key goes in, as the proxy adds it. */
-export const authHeaders = (key: UpstreamKey): Record<string, string> => {
+const authHeaders = (key: UpstreamKey): Record<string, string> => {
   const header = (key.header ?? "authorization").toLowerCase()
   return { [header]: header === "authorization" ? `Bearer ${Redacted.value(key.apiKey)}` : Redacted.value(key.apiKey) }
 }

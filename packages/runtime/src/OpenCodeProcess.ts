@@ -134,7 +134,7 @@ const seedConfigDir = async (dir: string): Promise<void> => {
   await symlink(plugin.dir, link, "dir")
 }
 
-export const opencodeConfig = (options: Pick<SpawnOptions, "provider" | "permission">) => {
+const opencodeConfig = (options: Pick<SpawnOptions, "provider" | "permission">) => {
   const { provider } = options
   const model = `${provider.id}/${provider.model}`
   return {
@@ -188,7 +188,7 @@ export const reapStale = async (paths: SessionPaths): Promise<void> => {
   await rm(paths.pidFile, { force: true })
 }
 
-export const prepare = async (options: Pick<SpawnOptions, "paths" | "provider" | "permission">): Promise<void> => {
+const prepare = async (options: Pick<SpawnOptions, "paths" | "provider" | "permission">): Promise<void> => {
   const { paths } = options
   for (const dir of [paths.work, paths.home, paths.data, paths.config, paths.state, paths.cache, paths.tmp, paths.configDir]) {
     await mkdir(dir, { recursive: true })
@@ -223,7 +223,7 @@ const parseSse = async function*(body: ReadableStream<Uint8Array>): AsyncGenerat
   }
 }
 
-export class OpenCodeHttpError extends Error {
+class OpenCodeHttpError extends Error {
   readonly status: number
   constructor(status: number, route: string, body: string) {
     super(`opencode ${route} answered ${status}${body === "" ? "" : `: ${body.slice(0, 200)}`}`)

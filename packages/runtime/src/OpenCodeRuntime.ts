@@ -50,7 +50,7 @@ export const staticEndpoint = (provider: { readonly baseURL: string; readonly mo
  * The endpoint of the worker's `ModelProxy`: each session gets its own token URL (released with the session), and
  * a key that cannot be revealed is reported into the running turn as a runtime error.
  */
-export const proxiedEndpoint = (model: string) => (sessionId: string, context: RuntimeSessionContext) =>
+const proxiedEndpoint = (model: string) => (sessionId: string, context: RuntimeSessionContext) =>
   Effect.gen(function*() {
     const proxy = yield* ModelProxy.ModelProxy
     const listeners = new Set<(message: string) => void>()

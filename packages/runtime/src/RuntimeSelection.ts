@@ -5,7 +5,7 @@ import * as ModelProxy from "./ModelProxy.ts"
 import * as OpenCodeRuntime from "./OpenCodeRuntime.ts"
 import * as ScriptedRuntime from "./ScriptedRuntime.ts"
 
-export const RUNTIME_KINDS = ["scripted", "opencode"] as const
+const RUNTIME_KINDS = ["scripted", "opencode"] as const
 
 /**
  * The worker's agent runtime, chosen by `OPEN_COWORK_CLOUD_RUNTIME` (`scripted`, the default, or `opencode`).

@@ -53,7 +53,7 @@ const directivePattern = /\[\[(slow|hang|fail|events|tool|permission|question)(?
 const filePattern = /\[\[file:([A-Za-z0-9._-]{1,64})\]\]/g
 
 /** Reads the directives out of a prompt; the reply echoes the rest of the text. */
-export const parse = (text: string, options: Options = {}): Script => {
+const parse = (text: string, options: Options = {}): Script => {
   let delayMs = options.delayMs ?? 0
   let deltas = options.deltas ?? 3
   let hang = false
@@ -101,7 +101,7 @@ const chunks = (text: string, count: number): ReadonlyArray<string> =>
 const messageIdFor = (commandId: string): string => `msg_${commandId}`
 
 /** The events of a completed turn, in order (without the failure / hang behaviour). */
-export const replyEvents = (commandId: string, text: string, options: Options = {}, suffix = ""): ReadonlyArray<RuntimeEvent> => {
+const replyEvents = (commandId: string, text: string, options: Options = {}, suffix = ""): ReadonlyArray<RuntimeEvent> => {
   const parsed = parse(text, options)
   const script = suffix === "" ? parsed : { ...parsed, reply: `${parsed.reply} ${suffix}` }
   const messageId = messageIdFor(commandId)
@@ -136,7 +136,7 @@ export const SCRIPTED_QUESTIONS = [{
 }]
 
 /** The questions of a `[[question:N]]` prompt: the scripted one, then N-1 more with options `red` / `blue`. */
-export const scriptedQuestions = (count: number): ReadonlyArray<unknown> => [
+const scriptedQuestions = (count: number): ReadonlyArray<unknown> => [
   ...SCRIPTED_QUESTIONS,
   ...Array.from({ length: Math.max(0, count - 1) }, (_, i) => ({
     question: `Which colour for part ${i + 2}?`,
@@ -146,7 +146,7 @@ export const scriptedQuestions = (count: number): ReadonlyArray<unknown> => [
 ]
 
 /** The ask event of a `[[permission]]` / `[[question]]` / `[[question:N]]` prompt. */
-export const askEvent = (ask: "permission" | "question", commandId: string, attempt: number, file: string | undefined, questions = 1): RuntimeEvent =>
+const askEvent = (ask: "permission" | "question", commandId: string, attempt: number, file: string | undefined, questions = 1): RuntimeEvent =>
   ask === "permission"
     ? {
       _tag: "PermissionRequested",

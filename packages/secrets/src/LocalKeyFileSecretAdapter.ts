@@ -54,7 +54,7 @@ const createKeyFile = (path: string) =>
   })
 
 /** Reads the master keys at `path` (the sealing one first), creating the file with one key when absent. */
-export const loadOrCreateKeyring = (path: string): Effect.Effect<ReadonlyArray<Redacted.Redacted<Uint8Array>>, SecretAdapterUnavailable> =>
+const loadOrCreateKeyring = (path: string): Effect.Effect<ReadonlyArray<Redacted.Redacted<Uint8Array>>, SecretAdapterUnavailable> =>
   Effect.gen(function*() {
     const existing = yield* readKeyFile(path).pipe(
       Effect.map((file) => file as { readonly text: string; readonly mode: number } | undefined),
@@ -109,7 +109,7 @@ export const rotateKeyFile = (path: string) =>
   })
 
 /** `file:/abs/path` or `file:///abs/path`; other schemes (KMS, secret managers) belong to other adapters. */
-export const parseKeyRef = (ref: string): string | undefined => {
+const parseKeyRef = (ref: string): string | undefined => {
   if (!ref.startsWith("file:")) return undefined
   const rest = ref.startsWith("file://") ? ref.slice("file://".length) : ref.slice("file:".length)
   return Path.isAbsolute(rest) ? Path.normalize(decodeURIComponent(rest)) : undefined

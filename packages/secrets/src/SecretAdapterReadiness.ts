@@ -3,7 +3,7 @@ import { DeploymentMarkers, SecretAdapter } from "@cowork/services"
 import { Clock, Effect, Option } from "effect"
 
 /** A probe result is reused this long, so readiness polling does not turn into key-material work. */
-export const PROBE_CACHE_MS = 10_000
+const PROBE_CACHE_MS = 10_000
 const PROBE_TIMEOUT_MS = 5_000
 /** A reserved org id: its data key protects nothing but the probe. */
 const PROBE_ORG = "readiness-probe"

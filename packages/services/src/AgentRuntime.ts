@@ -2,7 +2,7 @@ import type { PermissionResponse, RuntimeFailure } from "@cowork/domain"
 import { Context, type Effect, type Scope, type Stream } from "effect"
 
 /** Token counts of one model step (opencode's `step-finish`), for usage accounting. */
-export interface RuntimeUsage {
+interface RuntimeUsage {
   readonly input: number
   readonly output: number
   readonly reasoning: number

@@ -25,7 +25,7 @@ export interface StoredToken {
   readonly expired: boolean
 }
 
-export const unauthorized = (reason: UnauthorizedReason) =>
+const unauthorized = (reason: UnauthorizedReason) =>
   new Unauthorized({ message: "missing, invalid, expired or revoked token", reason })
 
 /** Splits the presented bearer value, or says why it is refused before any lookup. */

@@ -29,7 +29,7 @@ export class Audit extends Context.Service<Audit, {
   static readonly layerMemory = Layer.sync(Audit, () => makeMemoryAudit())
 }
 
-export const makeMemoryAudit = (): Audit["Service"] => {
+const makeMemoryAudit = (): Audit["Service"] => {
   const events: Array<AuditEvent> = []
   let sequence = 0
   return Audit.of({

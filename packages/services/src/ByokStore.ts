@@ -83,7 +83,7 @@ export class ByokStore extends Context.Service<ByokStore, {
 
 const contextOf = (orgId: string, provider: string) => `byok:${orgId}:${provider}`
 
-export const fingerprintOf = (apiKey: string): string =>
+const fingerprintOf = (apiKey: string): string =>
   `sha256:${sha256Hex(apiKey).slice(0, 16)}`
 
 const metadataOf = (row: ByokRow): ByokKeyMetadata => ({

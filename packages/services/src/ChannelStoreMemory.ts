@@ -15,7 +15,7 @@ import { Clock, Effect, Semaphore } from "effect"
 import type { ChannelStore, MemoryProviderEvent } from "./ChannelStore.ts"
 import type { MemoryTables } from "./MemoryDatabase.ts"
 
-export const bindingNotFound = () => new NotFound({ message: "channel binding not found" })
+const bindingNotFound = () => new NotFound({ message: "channel binding not found" })
 
 const strip = <T extends { readonly orgId: string }>({ orgId: _orgId, ...rest }: T): Omit<T, "orgId"> => rest
 

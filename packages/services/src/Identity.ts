@@ -146,7 +146,7 @@ const viewOf = (session: MemorySession): BrowserSessionView => ({
 })
 
 /** The in-memory Identity (time from the Effect `Clock`, so tests move it with `TestClock`). */
-export const makeMemoryIdentity = (db?: MemoryTables): Identity["Service"] => {
+const makeMemoryIdentity = (db?: MemoryTables): Identity["Service"] => {
   const accounts = new Map<string, Account>()
   const memberships = new Map<string, { role: MemberRole; createdAt: number }>()
   const sessions = new Map<string, MemorySession>() // by sha256(cookie)

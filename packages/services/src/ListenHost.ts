@@ -1,6 +1,6 @@
 import { Config } from "effect"
 
-export const LISTEN_HOST_ENV = "OPEN_COWORK_CLOUD_HOST"
+const LISTEN_HOST_ENV = "OPEN_COWORK_CLOUD_HOST"
 
 /**
  * `OPEN_COWORK_CLOUD_HOST`: the interface the web port and the worker's liveness port bind. Loopback by default, so

@@ -69,7 +69,7 @@ export interface MemoryToken {
   lastUsedAt: number | null
 }
 
-export interface MemorySession {
+interface MemorySession {
   readonly id: string
   readonly orgId: string
   title: string
@@ -82,7 +82,7 @@ export interface MemorySession {
   abortedAt: number | null
 }
 
-export interface MemoryMessage {
+interface MemoryMessage {
   readonly messageId: string
   readonly role: "user" | "assistant"
   readonly text: string
@@ -91,7 +91,7 @@ export interface MemoryMessage {
   readonly sequence: number
 }
 
-export interface MemoryProjection {
+interface MemoryProjection {
   readonly orgId: string
   status: SessionStatus
   lastSequence: number
@@ -103,7 +103,7 @@ export interface MemoryProjection {
   readonly asks: Map<string, StoredAsk>
 }
 
-export interface MemoryEvent extends SessionEvent {
+interface MemoryEvent extends SessionEvent {
   readonly commandId: string | null
   readonly attempt: number | null
 }
@@ -132,7 +132,7 @@ export interface MemoryCommand {
   lastError: string | null
 }
 
-export interface MemoryHeartbeat extends Omit<HeartbeatInput, "credential"> {
+interface MemoryHeartbeat extends Omit<HeartbeatInput, "credential"> {
   readonly lastSeenAt: number
 }
 

@@ -20,7 +20,7 @@ export interface HttpTimeouts {
   readonly keepAliveTimeoutMs: number
 }
 
-export const httpTimeouts = Effect.gen(function*() {
+const httpTimeouts = Effect.gen(function*() {
   const requestTimeoutMs = yield* Config.Int("OPEN_COWORK_CLOUD_HTTP_REQUEST_TIMEOUT_MS").pipe(Config.withDefault(60_000))
   const headersTimeoutMs = yield* Config.Int("OPEN_COWORK_CLOUD_HTTP_HEADERS_TIMEOUT_MS").pipe(Config.withDefault(15_000))
   const keepAliveTimeoutMs = yield* Config.Int("OPEN_COWORK_CLOUD_HTTP_KEEP_ALIVE_TIMEOUT_MS").pipe(Config.withDefault(5_000))

@@ -95,7 +95,7 @@ export const collectContent = <E>(content: ObjectContent<E>): Effect.Effect<Uint
     ? Effect.succeed(content)
     : Stream.runCollect(content).pipe(Effect.map((chunks) => concatBytes(chunks)))
 
-export const concatBytes = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
+const concatBytes = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
   const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0)
   const bytes = new Uint8Array(total)
   let offset = 0

@@ -33,7 +33,7 @@ export class RateLimiter extends Context.Service<RateLimiter, {
 const SWEEP_AFTER_MS = 10 * 60_000
 const SWEEP_EVERY = 1_000
 
-export const makeMemoryRateLimiter = (): RateLimiter["Service"] => {
+const makeMemoryRateLimiter = (): RateLimiter["Service"] => {
   const buckets = new Map<string, { tokens: number; at: number }>()
   const failures = new Map<string, { count: number; windowStart: number; blockedUntil: number }>()
   let operations = 0

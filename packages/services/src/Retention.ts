@@ -31,7 +31,7 @@ export interface RetentionBatch {
 }
 
 /** A whole pass. */
-export interface RetentionTotals {
+interface RetentionTotals {
   readonly batches: number
   readonly sessions: number
   readonly commandsDeleted: number

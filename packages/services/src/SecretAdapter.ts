@@ -35,7 +35,7 @@ export const MASTER_KEY_BYTES = 32
  * Envelope v1: `version (1) | keyId (8) | nonce (12) | tag (16) | ciphertext`, AES-256-GCM. The header, the org
  * and the context are authenticated as associated data.
  */
-export const ENVELOPE_VERSION = 1
+const ENVELOPE_VERSION = 1
 const KEY_ID_BYTES = 8
 const NONCE_BYTES = 12
 const TAG_BYTES = 16
@@ -71,7 +71,7 @@ const cipherKey = (dataKey: DataKey): Crypto.KeyObject => {
 }
 
 /** HKDF-SHA256 of the master key with the org id as info: independent 256-bit keys per org. */
-export const deriveDataKey = (master: Redacted.Redacted<Uint8Array>, orgId: string): DataKey => ({
+const deriveDataKey = (master: Redacted.Redacted<Uint8Array>, orgId: string): DataKey => ({
   orgId,
   keyId: masterKeyId(master),
   key: Redacted.make(hkdf(Redacted.value(master), `org-data-key:${orgId}`, 32))
@@ -80,7 +80,7 @@ export const deriveDataKey = (master: Redacted.Redacted<Uint8Array>, orgId: stri
 const associatedData = (header: Uint8Array, orgId: string, context: string) =>
   Buffer.concat([header, Buffer.from(`\u0000${orgId}\u0000${context}`, "utf8")])
 
-export const sealEnvelope = (dataKey: DataKey, plaintext: Uint8Array, context = ""): Uint8Array => {
+const sealEnvelope = (dataKey: DataKey, plaintext: Uint8Array, context = ""): Uint8Array => {
   const header = Buffer.alloc(HEADER_BYTES)
   header.writeUInt8(ENVELOPE_VERSION, 0)
   Buffer.from(dataKey.keyId, "hex").copy(header, 1)
@@ -97,7 +97,7 @@ export const envelopeKeyId = (envelope: Uint8Array): Effect.Effect<string, Secre
     ? Effect.fail(new SecretRevealFailed({ reason: "malformed", message: "not a v1 envelope" }))
     : Effect.succeed(Buffer.from(envelope.subarray(1, HEADER_BYTES)).toString("hex"))
 
-export const openEnvelope = (
+const openEnvelope = (
   dataKey: DataKey,
   envelope: Uint8Array,
   context = ""
@@ -130,7 +130,7 @@ export const openEnvelope = (
  * A SecretAdapter over one master key, loaded once by `loadMasterKey` (memoised after its first success, so a
  * missing key file can be repaired without a restart).
  */
-export const makeSecretAdapter = (
+const makeSecretAdapter = (
   loadMasterKey: Effect.Effect<Redacted.Redacted<Uint8Array>, SecretAdapterUnavailable>
 ): SecretAdapter["Service"] => makeKeyringSecretAdapter(Effect.map(loadMasterKey, (key) => [key]))
 

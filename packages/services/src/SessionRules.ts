@@ -37,7 +37,7 @@ export const busyConflict = (sessionId: string) =>
   })
 
 /** The field of an answer body that names its ask (what a 409 names). */
-export const askField = (answer: AskAnswer): "permissionId" | "requestId" =>
+const askField = (answer: AskAnswer): "permissionId" | "requestId" =>
   answer.kind === "permission_respond" ? "permissionId" : "requestId"
 
 /** The idempotency key an answer is stored under: one answer command per ask. */

@@ -9,7 +9,7 @@ import { sha256Hex } from "./Secrets.ts"
 export const TIMESTAMP_HEADER = "x-open-cowork-webhook-timestamp"
 export const SIGNATURE_HEADER = "x-open-cowork-webhook-signature"
 /** A delivery is accepted within ±5 minutes of its timestamp. */
-export const SIGNATURE_TOLERANCE_SECONDS = 300
+const SIGNATURE_TOLERANCE_SECONDS = 300
 
 const SIGNATURE_PATTERN = /^v1=[0-9a-f]{64}$/
 

@@ -2,10 +2,10 @@ import { formatWorkerCredential, parseWorkerCredential } from "@cowork/domain"
 import { Redacted } from "effect"
 import { newSecret, randomId, sha256Hex } from "./Secrets.ts"
 
-export const DEFAULT_CREDENTIAL_TTL_SECONDS = 30 * 24 * 3600
-export const MAX_CREDENTIAL_TTL_SECONDS = 365 * 24 * 3600
+const DEFAULT_CREDENTIAL_TTL_SECONDS = 30 * 24 * 3600
+const MAX_CREDENTIAL_TTL_SECONDS = 365 * 24 * 3600
 
-export const hashWorkerSecret = (secret: string): string => sha256Hex(secret)
+const hashWorkerSecret = (secret: string): string => sha256Hex(secret)
 
 /** A fresh credential: its id, the plaintext to hand out once, and the only thing stored, the secret's sha256. */
 export const newWorkerSecret = () => {

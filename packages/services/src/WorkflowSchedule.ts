@@ -20,7 +20,7 @@ export interface ScheduleIssue {
   readonly message: string
 }
 
-export const isValidTimeZone = (zone: string): boolean => {
+const isValidTimeZone = (zone: string): boolean => {
   try {
     new Intl.DateTimeFormat("en-US", { timeZone: zone })
     return true
@@ -59,7 +59,7 @@ interface CompiledSchedule {
 const cronOf = (pattern: string, zone: string) => new Cron(pattern, { timezone: zone, mode: "5-or-6-parts" })
 
 /** Throws on a schedule `validateSchedule` would refuse; callers validate first. */
-export const compileSchedule = (schedule: WorkflowSchedule): CompiledSchedule => {
+const compileSchedule = (schedule: WorkflowSchedule): CompiledSchedule => {
   const zone = schedule.timezone
   const startAt = parseStartAt(schedule.startAt)
   const floor = typeof startAt === "number" ? startAt - 1 : Number.NEGATIVE_INFINITY
@@ -114,7 +114,7 @@ const REQUIRED_BY_TYPE: Record<WorkflowSchedule["type"], ReadonlyArray<keyof Wor
 }
 
 /** The first problem with a schedule, naming its field under `prefix` (e.g. `triggers.0.schedule`). */
-export const validateSchedule = (schedule: WorkflowSchedule, prefix: string): ScheduleIssue | undefined => {
+const validateSchedule = (schedule: WorkflowSchedule, prefix: string): ScheduleIssue | undefined => {
   if (!isValidTimeZone(schedule.timezone)) {
     return { field: `${prefix}.timezone`, message: `unknown IANA time zone \`${schedule.timezone}\`` }
   }
@@ -184,7 +184,7 @@ export const nextSlot = (triggers: ReadonlyArray<WorkflowTrigger>, after: number
  * The distinct slots of every enabled schedule trigger in `(after, until]`, oldest first, at most `cap` of them;
  * `truncated` when more exist (the caller moves its cursor to the last one returned and continues next tick).
  */
-export const slotsBetween = (
+const slotsBetween = (
   triggers: ReadonlyArray<WorkflowTrigger>,
   after: number,
   until: number,
@@ -202,7 +202,7 @@ export const slotsBetween = (
   return { slots, truncated: more !== undefined && more <= until }
 }
 
-export interface SkippedSlots {
+interface SkippedSlots {
   /** How many slots were skipped (at least this many when `countCapped`). */
   readonly count: number
   readonly countCapped: boolean
@@ -222,11 +222,11 @@ export interface SlotPlan {
 }
 
 /** Most slots one workflow fires per tick: a long catch-up is worked off over several ticks. */
-export const MAX_SLOTS_PER_TICK = 200
+const MAX_SLOTS_PER_TICK = 200
 /** Most missed slots counted one by one; beyond it the count is a lower bound and the cursor jumps ahead. */
-export const MAX_SKIPPED_COUNTED = 1_000
+const MAX_SKIPPED_COUNTED = 1_000
 /** A slot this recent is never "missed": it covers tick latency and a scheduler restart. */
-export const MIN_CATCH_UP_WINDOW_MS = 60_000
+const MIN_CATCH_UP_WINDOW_MS = 60_000
 
 /**
  * Decides the slots in `(cursor, now]`: those within the catch-up window fire (each, or only the latest), older

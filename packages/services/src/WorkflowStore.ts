@@ -234,7 +234,7 @@ export interface MemoryWorkflowTables {
   readonly order: Map<string, number>
 }
 
-export interface MemoryWorkflow {
+interface MemoryWorkflow {
   readonly id: string
   readonly orgId: string
   readonly input: CreateWorkflowInput
@@ -253,7 +253,7 @@ export interface MemoryWorkflow {
   readonly secrets: Map<string, Uint8Array>
 }
 
-export interface MemoryRun {
+interface MemoryRun {
   readonly id: string
   readonly workflowId: string
   sessionId: string | null

@@ -7,7 +7,7 @@ import { Cause, Effect, Exit, Layer, type Scope } from "effect"
  * `open_cowork_cloud_object_store_operation_duration_ms`. Only a store failure (`ObjectStoreUnavailable` or a
  * defect) is `status="error"`: a missing key or a refused key is an answer from a healthy store.
  */
-export const instrument = (store: ObjectStore["Service"]): Effect.Effect<ObjectStore["Service"], never, Metrics> =>
+const instrument = (store: ObjectStore["Service"]): Effect.Effect<ObjectStore["Service"], never, Metrics> =>
   Effect.gen(function*() {
     const metrics = yield* Metrics
     const kind = store.kind

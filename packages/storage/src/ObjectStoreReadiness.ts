@@ -3,7 +3,7 @@ import { DeploymentMarkers, ObjectStore, readAll } from "@cowork/services"
 import { Clock, Effect, Option } from "effect"
 
 /** A probe result is reused this long, so readiness polling does not turn into object-store traffic. */
-export const PROBE_CACHE_MS = 10_000
+const PROBE_CACHE_MS = 10_000
 const PROBE_TIMEOUT_MS = 5_000
 const MARKER = "object_store"
 const markerKey = (id: string) => `readiness/deployment-${id}`

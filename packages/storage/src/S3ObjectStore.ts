@@ -55,7 +55,7 @@ const isMissing = (error: unknown) => {
   return name === "NoSuchKey" || name === "NotFound" || httpStatus(error) === 404
 }
 
-export const make = (settings: S3Settings): Effect.Effect<ObjectStore["Service"], never, Scope.Scope> =>
+const make = (settings: S3Settings): Effect.Effect<ObjectStore["Service"], never, Scope.Scope> =>
   Effect.gen(function*() {
     const client = yield* Effect.acquireRelease(
       Effect.sync(() =>

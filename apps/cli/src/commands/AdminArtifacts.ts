@@ -15,7 +15,7 @@ const MAX_DAYS = 36_500
  * (OPEN_COWORK_OBJECT_STORE_URI) and rows of artifacts created more than N days ago, of one org or of every org, and
  * audits `artifacts.pruned` in each affected org's log. Run it from cron; an interrupted run is finished by the next.
  */
-export const prune = Command.make("prune", {
+const prune = Command.make("prune", {
   days: Flag.Int("older-than-days").pipe(Flag.withDescription(`Delete artifacts created more than N days ago (1-${MAX_DAYS})`)),
   org: Flag.String("org").pipe(Flag.withDescription("Only this org's artifacts (default: every org)"), Flag.optional)
 }, ({ days, org }) =>
@@ -114,7 +114,7 @@ export const exportProblems = (summary: ExportSummary): Effect.Effect<void, CliE
  * streamed from the object store into DIR with a manifest, each verified against its row's size and sha256; a rerun
  * resumes. Prints the summary; exits non-zero when an artifact could not be exported. Audited as `artifacts.exported`.
  */
-export const exportArtifacts = Command.make("export", {
+const exportArtifacts = Command.make("export", {
   org: Flag.String("org").pipe(Flag.withDescription("The org whose artifacts to export")),
   to: Flag.String("to").pipe(Flag.withDescription("Directory to write (created if absent; empty or an earlier export of the org)")),
   since: Flag.String("since").pipe(

@@ -11,7 +11,7 @@ const expiresIn = Flag.Int("expires-in-seconds").pipe(Flag.withDescription("Life
 const printIssued = (issued: { readonly credential: unknown; readonly plaintext: Redacted.Redacted<string> }) =>
   printJson({ credential: issued.credential }).pipe(Effect.andThen(Console.log(Redacted.value(issued.plaintext))))
 
-export const issue = Command.make("issue", { workerId, expiresIn }, (input) =>
+const issue = Command.make("issue", { workerId, expiresIn }, (input) =>
   Effect.gen(function*() {
     const issued = yield* (yield* WorkerRegistry).issueCredential(input.workerId, {
       expiresInSeconds: Option.getOrUndefined(input.expiresIn)
@@ -19,7 +19,7 @@ export const issue = Command.make("issue", { workerId, expiresIn }, (input) =>
     yield* printIssued(issued)
   })).pipe(Command.withDescription("Issue an ocw_ credential; the plaintext is printed once, only its hash is stored"))
 
-export const rotate = Command.make("rotate", {
+const rotate = Command.make("rotate", {
   workerId,
   credentialId,
   expiresIn,
@@ -33,13 +33,13 @@ export const rotate = Command.make("rotate", {
     yield* printIssued(issued)
   })).pipe(Command.withDescription("Issue a replacement linked to the old credential (which stays valid until revoked)"))
 
-export const revoke = Command.make("revoke", { workerId, credentialId }, (input) =>
+const revoke = Command.make("revoke", { workerId, credentialId }, (input) =>
   Effect.gen(function*() {
     const credential = yield* (yield* WorkerRegistry).revokeCredential(input.workerId, input.credentialId, cliActor).pipe(userErrors)
     yield* printJson({ credential })
   })).pipe(Command.withDescription("Revoke a credential at once"))
 
-export const list = Command.make("list", { workerId }, (input) =>
+const list = Command.make("list", { workerId }, (input) =>
   Effect.gen(function*() {
     yield* printJson({ credentials: yield* (yield* WorkerRegistry).listCredentials(input.workerId, cliActor).pipe(userErrors) })
   })).pipe(Command.withDescription("A worker's credentials, metadata only"))

@@ -10,7 +10,7 @@ import { printJson, userErrors } from "./AdminRegistry.ts"
 import { CLI_ACTOR } from "./AdminToken.ts"
 
 /** `cowork admin org create --name NAME`: a new org (no token; issue one with `token create --org`). */
-export const create = Command.make("create", {
+const create = Command.make("create", {
   name: Flag.String("name").pipe(Flag.withDescription("Org name"))
 }, (input) =>
   Effect.gen(function*() {
@@ -20,7 +20,7 @@ export const create = Command.make("create", {
     yield* printJson({ org })
   })).pipe(Command.withDescription("Create an org; then issue its first token with `cowork admin token create --org <id>`"))
 
-export const list = Command.make("list", {}, () =>
+const list = Command.make("list", {}, () =>
   Effect.gen(function*() {
     yield* printJson({ orgs: yield* (yield* Tokens).listOrgs })
   })).pipe(Command.withDescription("List orgs: id, name, createdAt"))
@@ -32,7 +32,7 @@ export const list = Command.make("list", {}, () =>
  * remains (running prompts finish on their own: the command waits for them up to `--wait-ms`). `--artifacts export
  * --to DIR` then exports the org's artifacts as `admin artifacts export` does, and keeps them.
  */
-export const offboard = Command.make("offboard", {
+const offboard = Command.make("offboard", {
   id: Argument.String("org-id").pipe(Argument.withDescription("Org id (org_…)")),
   waitMs: Flag.Int("wait-ms").pipe(Flag.withDescription("How long to wait for running prompts to finish"), Flag.withDefault(60_000)),
   artifacts: Flag.Literals("artifacts", ["retain", "delete", "export"]).pipe(
@@ -100,7 +100,7 @@ export const offboard = Command.make("offboard", {
  * (applies at the next admission, no restart), audited as `quota.override_set` / `quota.override_cleared`; prints the
  * org's overrides and effective quotas (over the OPEN_COWORK_CLOUD_QUOTA_* defaults of this environment).
  */
-export const quota = Command.make("quota", {
+const quota = Command.make("quota", {
   id: Argument.String("org-id").pipe(Argument.withDescription("Org id (org_…)")),
   quota: Flag.Literals("quota", QuotaName.literals).pipe(Flag.withDescription("The quota to override"), Flag.optional),
   value: Flag.Int("value").pipe(Flag.withDescription("The org's limit (0 or more)"), Flag.optional),

@@ -14,7 +14,7 @@ const optionalInt = (name: string, description: string) =>
  * [--region] [--capabilities a,b]`. A self-hosted pool serves one org (default: the bootstrap org); a saas_operated
  * pool serves every org.
  */
-export const create = Command.make("create", {
+const create = Command.make("create", {
   name: Flag.String("name").pipe(Flag.withDescription("Pool name")),
   mode: Flag.Literals("mode", PoolMode.literals).pipe(Flag.withDescription("self_hosted or saas_operated")),
   maxWorkers: Flag.Int("max-workers").pipe(Flag.withDescription("Workers that may be active or draining at once")),
@@ -45,13 +45,13 @@ export const create = Command.make("create", {
     yield* printJson({ pool })
   })).pipe(Command.withDescription("Create a worker pool (POST /api/admin/worker-pools)"))
 
-export const list = Command.make("list", {}, () =>
+const list = Command.make("list", {}, () =>
   Effect.gen(function*() {
     yield* printJson({ pools: yield* (yield* WorkerRegistry).listPools(cliActor) })
   })).pipe(Command.withDescription("List worker pools (GET /api/admin/worker-pools)"))
 
 /** `cowork admin pool update <poolId> [--status active|draining|paused] [--max-workers] …` */
-export const update = Command.make("update", {
+const update = Command.make("update", {
   id: Argument.String("pool-id").pipe(Argument.withDescription("Pool id (pool_…)")),
   name: optionalString("name", "New name"),
   mode: Flag.Literals("mode", PoolMode.literals).pipe(Flag.withDescription("self_hosted or saas_operated"), Flag.optional),

@@ -19,7 +19,7 @@ const bounded = (flag: string, value: number, min: number, max: number) =>
  * `cowork admin retention run [--commands-days N] [--events-days N] [--org ORG] [--batch N]`: one retention pass over
  * every session (or one org's), in batches of short transactions; prints what it deleted and how fast.
  */
-export const run = Command.make("run", {
+const run = Command.make("run", {
   commandsDays: days("commands-days", "OPEN_COWORK_CLOUD_RETENTION_COMMAND_DAYS", "Delete acked and cancelled commands created more than N days ago"),
   eventsDays: days("events-days", "OPEN_COWORK_CLOUD_RETENTION_EVENT_DAYS", "Prune each session's events older than N days (up to its projection)"),
   org: Flag.String("org").pipe(Flag.withDescription("Only this org's sessions (default: every org)"), Flag.optional),

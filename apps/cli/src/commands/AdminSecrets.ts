@@ -10,7 +10,7 @@ import { printJson } from "./AdminRegistry.ts"
  * envelope sealed under them (checkpoints, BYOK keys) keeps opening; then the org provider keys in
  * `cloud_byok_keys` are rewrapped under the new key. Prints key ids and counts, never a key.
  */
-export const rotateKek = (keyFilePath: string, options: { readonly rewrap: boolean }) =>
+const rotateKek = (keyFilePath: string, options: { readonly rewrap: boolean }) =>
   Effect.gen(function*() {
     const rotated = yield* LocalKeyFileSecretAdapter.rotateKeyFile(keyFilePath)
     if (!options.rewrap) return { ...rotated, byok: { rewrapped: 0, failed: 0 } }
@@ -21,7 +21,7 @@ export const rotateKek = (keyFilePath: string, options: { readonly rewrap: boole
     return { ...rotated, byok: yield* store.rewrap }
   })
 
-export const rotateKekCommand = Command.make("rotate-kek", {
+const rotateKekCommand = Command.make("rotate-kek", {
   noRewrap: Flag.Boolean("no-rewrap").pipe(
     Flag.withDescription("Only rotate the key file; leave BYOK envelopes under their old key"),
     Flag.withDefault(false)

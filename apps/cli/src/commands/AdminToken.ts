@@ -25,7 +25,7 @@ const parseScopes = (raw: string) => {
  * a fresh database). `--platform --scopes operator` issues a platform operator token, bound to no org: the only
  * principal that manages saas_operated pools and sees every org's operations. Only this command creates one.
  */
-export const create = Command.make("create", {
+const create = Command.make("create", {
   scopes: Flag.String("scopes").pipe(Flag.withDescription("Comma-separated scopes: web, admin, operator, worker")),
   name: Flag.String("name").pipe(Flag.withDescription("Label shown in token lists"), Flag.withDefault("cli")),
   expiresInMs: Flag.Int("expires-in-ms").pipe(Flag.withDescription("Lifetime in milliseconds"), Flag.optional),
@@ -72,7 +72,7 @@ export const create = Command.make("create", {
   })).pipe(Command.withDescription("Issue an API token; the plaintext is printed once and never stored"))
 
 /** `cowork admin token list [--org ORG]`: one JSON document, metadata only (never a secret). */
-export const list = Command.make("list", {
+const list = Command.make("list", {
   org: Flag.String("org").pipe(Flag.withDescription("Only this org's tokens (default: every token)"), Flag.optional)
 }, (input) =>
   Effect.gen(function*() {
@@ -81,7 +81,7 @@ export const list = Command.make("list", {
   })).pipe(Command.withDescription("List API tokens: id, org, name, scopes, created/expires/last-used/revoked"))
 
 /** `cowork admin token revoke <token-id>`: revoked at once; the token's open event streams end within seconds. */
-export const revoke = Command.make("revoke", {
+const revoke = Command.make("revoke", {
   id: Argument.String("token-id").pipe(Argument.withDescription("Token id (the part after occ_)"))
 }, (input) =>
   Effect.gen(function*() {

@@ -5,7 +5,7 @@ import { Argument, Command, Flag } from "effect/cli"
 import { cliActor, freshWithinMs, printJson, userErrors } from "./AdminRegistry.ts"
 
 /** `cowork admin worker register --pool pool_… [--id eu-1-w1] [--name]`: the worker starts `pending`. */
-export const register = Command.make("register", {
+const register = Command.make("register", {
   pool: Flag.String("pool").pipe(Flag.withDescription("Pool id (pool_…)")),
   id: Flag.String("id").pipe(Flag.withDescription("Worker id, its OPEN_COWORK_CLOUD_WORKER_ID (default: generated)"), Flag.optional),
   name: Flag.String("name").pipe(Flag.withDescription("Label (default: the id)"), Flag.optional)
@@ -19,7 +19,7 @@ export const register = Command.make("register", {
     yield* printJson({ worker })
   })).pipe(Command.withDescription("Register a worker in a pool, status pending (POST /api/admin/workers)"))
 
-export const list = Command.make("list", {}, () =>
+const list = Command.make("list", {}, () =>
   Effect.gen(function*() {
     yield* printJson({ workers: yield* (yield* WorkerRegistry).listWorkers(cliActor, yield* freshWithinMs) })
   })).pipe(Command.withDescription("List registered workers with status and health (GET /api/admin/workers)"))

@@ -17,7 +17,7 @@ const ownerOf = (workflowId: string) =>
 const workflowId = Argument.String("workflow-id").pipe(Argument.withDescription("Workflow id (wf_…)"))
 
 /** `cowork admin workflow list [--org ORG] [--limit N]`: newest first, one JSON document. */
-export const list = Command.make("list", {
+const list = Command.make("list", {
   org: Flag.String("org").pipe(Flag.withDescription("Org id (default: the bootstrap org)"), Flag.optional),
   limit: Flag.Int("limit").pipe(Flag.withDescription("Page size, 1-100"), Flag.withDefault(50))
 }, (input) =>
@@ -30,7 +30,7 @@ export const list = Command.make("list", {
  * `cowork admin workflow run wf_… [--force]`: a manual run now (a session with the workflow's prompt), under the org's
  * `workflow_runs_per_hour` like the API's; `--force` runs it past the quota, audited as `workflow.run_forced`.
  */
-export const run = Command.make("run", {
+const run = Command.make("run", {
   id: workflowId,
   force: Flag.Boolean("force").pipe(
     Flag.withDescription("Run even when the org's workflow_runs_per_hour quota is used up (audited; the run still counts)"),

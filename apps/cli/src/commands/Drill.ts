@@ -8,7 +8,7 @@ import { runRestoreDrill } from "../ops/RestoreDrill.ts"
  * `cowork drill restore`: the backup/restore runbook end to end with real processes (apps/cli/src/ops/RestoreDrill.ts);
  * writes the drill report (Markdown + JSON beside it) and exits 1 when a check failed.
  */
-export const restore = Command.make("restore", {
+const restore = Command.make("restore", {
   report: Flag.String("report").pipe(
     Flag.withDescription("Where to write the Markdown report (a .json is written beside it)"),
     Flag.withDefault("docs/runbooks/restore-drill-report.md")
@@ -56,7 +56,7 @@ const operatorObjectStore = Effect.gen(function*() {
  * restart and an object-store outage under client traffic; time to recover per fault and the invariants, as JSON +
  * Markdown. The object store is the operator's S3 (OPEN_COWORK_OBJECT_STORE_*) when set, else the dev s3rver.
  */
-export const failover = Command.make("failover", {
+const failover = Command.make("failover", {
   report: Flag.String("report").pipe(
     Flag.withDescription("Where to write the Markdown report (a .json is written beside it)"),
     Flag.withDefault("docs/runbooks/failover-drill-report.md")

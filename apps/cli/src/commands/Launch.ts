@@ -4,7 +4,7 @@ import * as Path from "node:path"
 import { validate as runValidate } from "../ops/LaunchValidate.ts"
 
 /** `cowork launch validate [--root DIR]`: one JSON line per finding; exit 1 when any fails. */
-export const validate = Command.make("validate", {
+const validate = Command.make("validate", {
   root: Flag.String("root").pipe(Flag.withDescription("Repository root (default: this checkout)"), Flag.withDefault(Path.resolve(import.meta.dirname, "../../../..")))
 }, (input) =>
   Effect.gen(function*() {

@@ -41,7 +41,7 @@ const SAFE_ID = /^[A-Za-z0-9_-]{1,100}$/
 /** The directory cannot be used, or writing into it failed: nothing is wrong with the store or the rows. */
 export class ExportRefused extends Data.TaggedError("ExportRefused")<{ readonly message: string }> {}
 
-export interface ExportProblem {
+interface ExportProblem {
   readonly id: string
   readonly sessionId: string
   readonly problem: "size_mismatch" | "sha256_mismatch" | "missing_object" | "unsafe_id"
@@ -69,7 +69,7 @@ export interface ExportSummary {
   readonly orphanObjects: ReadonlyArray<OrphanObject>
 }
 
-export interface OrphanObject {
+interface OrphanObject {
   readonly key: string
   readonly sizeBytes: number
 }

@@ -32,7 +32,7 @@ import {
  * nothing deletes an object a live row names); objects written later are extra, never missing.
  */
 
-export const MANIFEST_FORMAT = 1
+const MANIFEST_FORMAT = 1
 
 export interface ObjectEntry {
   readonly key: string
@@ -78,7 +78,7 @@ export interface Manifest {
   readonly excluded: ReadonlyArray<string>
 }
 
-export const EXCLUDED: ReadonlyArray<string> = [
+const EXCLUDED: ReadonlyArray<string> = [
   "secrets: the secret adapter's key material (OPEN_COWORK_CLOUD_SECRET_KEY_REF key file or KMS key), cookie/OIDC secrets, object-store credentials. BYOK keys are in Postgres only as ciphertext; a restore needs the same key material from the secret manager",
   "API token plaintext: only hashes are stored (tokens keep working after a restore)",
   "anything outside the database and the object-store prefix (local workspace dirs of workers, logs, metrics history)"
@@ -96,7 +96,7 @@ const listingSha256 = (entries: ReadonlyArray<ObjectEntry>) =>
 const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`
 
 /** Exact row counts of every base table in schema public. */
-export const countTables = Effect.gen(function*() {
+const countTables = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const tables = yield* sql.unsafe<{ table_name: string }>(
     `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY table_name`
@@ -234,7 +234,7 @@ export const backup = (options: BackupOptions) =>
     return manifest
   })
 
-export const readManifest = (dir: string): Manifest => {
+const readManifest = (dir: string): Manifest => {
   const file = Path.join(dir, "manifest.json")
   if (!Fs.existsSync(file)) throw new PgToolError(`${file} not found: not a cowork backup directory`)
   const manifest = JSON.parse(Fs.readFileSync(file, "utf8")) as Manifest
@@ -243,7 +243,7 @@ export const readManifest = (dir: string): Manifest => {
 }
 
 /** Every file the manifest names is present with its checksum; the first mismatch is an error. */
-export const verifyBackup = (dir: string, manifest: Manifest) =>
+const verifyBackup = (dir: string, manifest: Manifest) =>
   Effect.gen(function*() {
     const dumpPath = Path.join(dir, manifest.postgres.file)
     if (!Fs.existsSync(dumpPath)) return yield* Effect.fail(new PgToolError(`backup incomplete: ${manifest.postgres.file} is missing`))
@@ -266,7 +266,7 @@ export const verifyBackup = (dir: string, manifest: Manifest) =>
 const BLOCKING_ROLES = ["cowork-worker", "cowork-scheduler", "cowork-gateway", "cowork-all"]
 
 /** Connections of workers / schedulers / gateways / all-in-one processes to `database` on the server. */
-export const attachedRoles = (database: string) =>
+const attachedRoles = (database: string) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const rows = yield* sql.unsafe<{ application_name: string; n: string | number }>(

@@ -47,7 +47,7 @@ export interface FailoverDrillOptions {
 }
 
 /** What `cowork drill failover` says when it has no S3 to use. */
-export const NO_S3_MESSAGE = "the failover drill needs an S3-compatible object store it can cut: set OPEN_COWORK_OBJECT_STORE_URI=s3://bucket/prefix " +
+const NO_S3_MESSAGE = "the failover drill needs an S3-compatible object store it can cut: set OPEN_COWORK_OBJECT_STORE_URI=s3://bucket/prefix " +
   "and OPEN_COWORK_OBJECT_STORE_ENDPOINT=http://host:port (plus OPEN_COWORK_OBJECT_STORE_ACCESS_KEY_ID / _SECRET_ACCESS_KEY, e.g. the Compose MinIO), " +
   "or install the dev S3 server the source checkout uses: npm install --no-save s3rver@3.7.1"
 
@@ -63,7 +63,7 @@ const endpointTarget = (endpoint: string) => {
   return { host: url.hostname, port: Number(url.port === "" ? 80 : url.port) }
 }
 
-export interface FaultResult {
+interface FaultResult {
   readonly fault: string
   readonly target: string
   readonly recovery: string
@@ -72,7 +72,7 @@ export interface FaultResult {
   readonly detail: string
 }
 
-export interface InvariantResult {
+interface InvariantResult {
   readonly invariant: string
   readonly ok: boolean
   readonly detail: string
@@ -632,7 +632,7 @@ export const runFailoverDrill = async (options: FailoverDrillOptions = {}): Prom
   }
 }
 
-export const renderFailoverReport = (r: FailoverDrillReport): string => [
+const renderFailoverReport = (r: FailoverDrillReport): string => [
   "# Failover drill report",
   "",
   "Written by `cowork drill failover` (apps/cli/src/ops/FailoverDrill.ts) from the run below; rerun it to refresh.",

@@ -11,11 +11,11 @@ import { call, freePort, type Proc, sleep, spawnCowork, waitFor } from "./Procs.
  * `POST /webhooks/hooks`, as a provider would.
  */
 
-export const PROVIDER_ID = "hooks"
+const PROVIDER_ID = "hooks"
 /** The variable the gateways read their inbound webhook secret from (`inboundSecretRef: env:…`). */
 const INBOUND_SECRET_VAR = "COWORK_DRILL_HOOK_IN"
 
-export interface Arrival {
+interface Arrival {
   readonly key: string
   readonly at: number
 }
@@ -102,7 +102,7 @@ export interface GatewaySettings {
  */
 export const LOOPBACK_WEBHOOKS: Readonly<Record<string, string>> = { OPEN_COWORK_GATEWAY_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1" }
 
-export const gatewayEnv = (grant: GatewayGrant, settings: GatewaySettings): Record<string, string> => ({
+const gatewayEnv = (grant: GatewayGrant, settings: GatewaySettings): Record<string, string> => ({
   OPEN_COWORK_GATEWAY_CLOUD_URL: settings.cloudUrl,
   OPEN_COWORK_GATEWAY_TOKEN: grant.token,
   OPEN_COWORK_GATEWAY_PORT: String(settings.port),

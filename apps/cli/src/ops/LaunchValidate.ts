@@ -35,7 +35,7 @@ export const GATES = {
 } as const
 export type Gate = keyof typeof GATES
 
-export const EVIDENCE_CATEGORIES = [
+const EVIDENCE_CATEGORIES = [
   "loadAndSoak",
   "failoverAndRecovery",
   "backupAndRestore",
@@ -43,7 +43,7 @@ export const EVIDENCE_CATEGORIES = [
   "releaseAndPackaging"
 ] as const
 
-export const TEMPLATE_SECTIONS = [
+const TEMPLATE_SECTIONS = [
   "## Release candidate",
   "## Go / no-go",
   "## Load test report",
@@ -125,7 +125,7 @@ interface Matrix {
   }>
 }
 
-export const checkEvidenceMatrix = (root: string): Array<Finding> => {
+const checkEvidenceMatrix = (root: string): Array<Finding> => {
   const area = "evidence matrix"
   const out: Array<Finding> = []
   const matrix = readJson(Path.join(root, "deploy/load/launch-evidence-matrix.json")) as Matrix
@@ -168,7 +168,7 @@ export const checkEvidenceMatrix = (root: string): Array<Finding> => {
   return out
 }
 
-export const checkTemplate = (root: string): Array<Finding> => {
+const checkTemplate = (root: string): Array<Finding> => {
   const area = "report template"
   const text = Fs.readFileSync(Path.join(root, "docs/launch/launch-readiness-report-template.md"), "utf8")
   const missing = TEMPLATE_SECTIONS.filter((section) => !text.includes(section))
@@ -207,7 +207,7 @@ const expandBraces = (route: string): Array<string> => {
 }
 
 /** Route templates the code serves: the web's route catalog plus every route literal in apps/*\/src. */
-export const codeRoutes = (root: string, source = sourceText(root)): Set<string> => {
+const codeRoutes = (root: string, source = sourceText(root)): Set<string> => {
   const routes = new Set<string>(HTTP_ROUTES.map(normalizeRoute))
   for (const match of source.matchAll(/["'`](\/(?:api|auth|webhooks|healthz|livez|readyz|metrics|health|ready|diagnostics|deliveries|openapi\.json)[^"'`\s]*)["'`]/g)) {
     routes.add(normalizeRoute(match[1]!.replace(/\$\{[^}]+\}/g, ":x")))

@@ -40,7 +40,7 @@ export interface RestoreDrillOptions {
   readonly log?: (line: string) => void
 }
 
-export interface Check {
+interface Check {
   readonly check: string
   readonly ok: boolean
   readonly detail: string
@@ -522,7 +522,7 @@ export const runRestoreDrill = async (options: RestoreDrillOptions = {}): Promis
   }
 }
 
-export const renderReport = (r: RestoreDrillReport): string => {
+const renderReport = (r: RestoreDrillReport): string => {
   const mark = (ok: boolean) => (ok ? "pass" : "FAIL")
   const lines = [
     "# Restore drill report",

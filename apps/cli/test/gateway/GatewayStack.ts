@@ -88,7 +88,7 @@ export const issueGatewayToken = (url: string, token: string, channelBindingIds:
 
 export const GATEWAY_ADMIN = "gw-admin-canary-91d2"
 
-export interface Gateway {
+interface Gateway {
   readonly url: string
   readonly admin: Record<string, string>
   readonly metrics: Metrics["Service"]

@@ -8,7 +8,7 @@ import { when } from "./SessionList.tsx"
 const localZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone
 
 /** The next runs of a cron schedule in its zone (and the viewer's), or why it is not valid. */
-export const previewCron = (expression: string, timezone: string, count = 3): ReadonlyArray<string> | string => {
+const previewCron = (expression: string, timezone: string, count = 3): ReadonlyArray<string> | string => {
   try {
     new Intl.DateTimeFormat(undefined, { timeZone: timezone })
   } catch {

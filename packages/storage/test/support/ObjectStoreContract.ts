@@ -1,6 +1,6 @@
 import { Metrics } from "@cowork/observability"
 import { ObjectStore, readAll } from "@cowork/services"
-import { assert, it, layer } from "@effect/vitest"
+import { assert, layer } from "@effect/vitest"
 import { Effect, Exit, type Layer, Option, Stream } from "effect"
 
 const bytes = (text: string) => new TextEncoder().encode(text)
@@ -158,4 +158,3 @@ export const objectStoreContract = (
       }))
   })
 
-export { it }

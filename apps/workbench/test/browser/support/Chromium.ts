@@ -4,10 +4,10 @@ import * as Path from "node:path"
 import { type BrowserContext, chromium, type Page } from "playwright-core"
 
 /** Debian's Chromium (`apt-get install chromium`), never a browser a test tool downloads. */
-export const CHROMIUM = "/usr/bin/chromium"
+const CHROMIUM = "/usr/bin/chromium"
 
 /** Flags for this sandbox: no GPU, no sandbox (root), and nothing that reaches for Google's hosts. */
-export const FLAGS = [
+const FLAGS = [
   "--headless",
   "--no-sandbox",
   "--disable-gpu",

@@ -9,7 +9,7 @@ import { freshDatabaseUrl } from "../../../../../test/support/TestDatabase.ts"
 const repoRoot = Path.resolve(import.meta.dirname, "../../../../..")
 const cli = Path.join(repoRoot, "apps/cli/src/main.ts")
 
-export const freePort = () =>
+const freePort = () =>
   new Promise<number>((resolve, reject) => {
     const server = Net.createServer()
     server.once("error", reject)
