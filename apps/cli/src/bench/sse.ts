@@ -21,13 +21,20 @@
  *   request, the reads, decoding the rows, everything else) = web CPU − both. "Independent of subscribers except the
  *   socket write" holds when the rest and the per-session part stay flat across rows while the write part grows.
  *
+ * Floor (target 4's "report it"): `sseFloor.ts`, a bare Node `http` server (no Effect, no Postgres) forked on its own,
+ * holding the same streams opened by the same client code, writing each prompt — the fan-out row's frames and bytes per
+ * prompt, one pre-built HTTP/1.1 chunk — with one `socket.write` per stream at the same prompts/s and subscribers per
+ * session; its CPU per prompt from /proc as the web's, fitted a + b × subscribers the same way. b_ours − b_floor (total,
+ * user, system) is what our per-subscriber path costs beyond one socket write of the same bytes in Node.
+ *
  * Idle: `cowork up` (the all-in-one: web + worker + scheduler) with 1,000 open session streams, Postgres
  * statements per minute over a window (pg_stat_statements calls), with the statements that made them.
  *
  * Knobs: BENCH_SSE_SUBSCRIBERS ("1,10,100"), BENCH_SSE_CLIENT_PROCS (1), BENCH_SSE_SESSIONS (100), BENCH_SSE_RATE (50), BENCH_SSE_SECONDS (15),
- * BENCH_IDLE_STREAMS (1000), BENCH_IDLE_WINDOW_MS (60000), BENCH_SSE_PHASES ("fanout,idle"), BENCH_NOTE (a line
+ * BENCH_IDLE_STREAMS (1000), BENCH_IDLE_WINDOW_MS (60000), BENCH_SSE_PHASES ("fanout,floor,idle"), BENCH_NOTE (a line
  * for the report), BENCH_CHILD_NODE_ARGS (node flags for the web process), BENCH_SSE_HEAP_DIR (heap snapshots of the web before / with each
- * row's streams open), BENCH_NO_APPEND=1 (print only). Prints
+ * row's streams open), BENCH_SSE_FLOOR_FRAMES / BENCH_SSE_FLOOR_BYTES (a prompt's frames and bytes for floor rows with no fan-out row to
+ * take them from: 7 / 2000), BENCH_NO_APPEND=1 (print only). Prints
  * the results and appends them to docs/benchmarks.md.
  */
 import { Database, freePort, startEmbeddedPostgres } from "@cowork/postgres"
@@ -49,7 +56,7 @@ const RATE = envInt("BENCH_SSE_RATE", 50)
 const SECONDS = envInt("BENCH_SSE_SECONDS", 15)
 const IDLE_STREAMS = envInt("BENCH_IDLE_STREAMS", 1000)
 const IDLE_WINDOW_MS = envInt("BENCH_IDLE_WINDOW_MS", 60_000)
-const PHASES = new Set((process.env.BENCH_SSE_PHASES ?? "fanout,idle").split(","))
+const PHASES = new Set((process.env.BENCH_SSE_PHASES ?? "fanout,floor,idle").split(","))
 const CLIENT_PROCS = envInt("BENCH_SSE_CLIENT_PROCS", 1)
 const PROMPT = "[[events:3]] sse benchmark prompt"
 const READ_STATEMENT = "FROM cloud_session_events%WHERE session_id = $1 AND sequence > $2"
@@ -122,15 +129,15 @@ const procUsage = (pid: number) => {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** A process of SSE clients (`sseClients.ts`): asked over IPC, each request answered with its id. */
+/** A child process of the bench (`sseClients.ts`, `sseFloor.ts`): asked over IPC, each request answered with its id. */
 interface ClientProcess {
   readonly pid: number
   readonly ask: (message: { readonly type: string; readonly [key: string]: unknown }) => Promise<any>
   readonly kill: () => void
 }
 
-const forkClients = (): ClientProcess => {
-  const child = ChildProcess.fork(Path.join(import.meta.dirname, "sseClients.ts"), [], {
+const forkChild = (file: string): ClientProcess => {
+  const child = ChildProcess.fork(Path.join(import.meta.dirname, file), [], {
     serialization: "advanced",
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   })
@@ -141,7 +148,7 @@ const forkClients = (): ClientProcess => {
     waiting.delete(message.id)
   })
   child.once("exit", (code) => {
-    for (const { reject } of waiting.values()) reject(new Error(`bench SSE client process exited (${code})`))
+    for (const { reject } of waiting.values()) reject(new Error(`bench child ${file} exited (${code})`))
     waiting.clear()
   })
   return {
@@ -156,6 +163,8 @@ const forkClients = (): ClientProcess => {
   }
 }
 
+const forkClients = () => forkChild("sseClients.ts")
+
 /** Opens `targets` (one session stream each, from its tip) spread over the client processes, plus a workspace stream each. */
 const openClients = async (baseUrl: string, token: string, targets: ReadonlyArray<{ readonly id: string; readonly tip: number }>) => {
   const clients = Array.from({ length: CLIENT_PROCS }, forkClients)
@@ -168,6 +177,37 @@ const openClients = async (baseUrl: string, token: string, targets: ReadonlyArra
   }
   return clients
 }
+
+/** Stops the clients and gathers what they received: latencies and fan-out delays (sorted), frame checks, bytes. */
+const stopClients = async (clients: ReadonlyArray<ClientProcess>) => {
+  const results = await Promise.all(clients.map((client) => client.ask({ type: "stop" })))
+  const concat = (key: "latencies" | "fanout") => {
+    const all = new Float64Array(results.reduce((n, r) => n + r[key].length, 0))
+    let at = 0
+    for (const r of results) {
+      all.set(r[key], at)
+      at += r[key].length
+    }
+    return all.sort()
+  }
+  const sum = (key: "frames" | "bytes" | "gaps" | "duplicates") => results.reduce((n, r) => n + (r[key] as number), 0)
+  return {
+    latencies: concat("latencies"),
+    fanout: concat("fanout"),
+    frames: sum("frames"),
+    bytes: sum("bytes"),
+    gaps: sum("gaps"),
+    duplicates: sum("duplicates"),
+    notifications: results[0]!.notifications as number
+  }
+}
+
+const distribution = (sorted: Float64Array) => ({
+  samples: sorted.length,
+  p50: round(percentile(sorted, 50)),
+  p99: round(percentile(sorted, 99)),
+  max: round(sorted[sorted.length - 1] ?? Number.NaN)
+})
 
 const readCalls = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -234,6 +274,9 @@ interface PhaseResult {
   readonly duplicates: number
   readonly framesPerStreamExpected: number
   readonly missingFrames: number
+  /** What a prompt brought each stream: its frames and their bytes (the floor writes the same per prompt). */
+  readonly framesPerPromptPerStream: number
+  readonly bytesPerPromptPerStream: number
   readonly failedPrompts: number
   /** POST /prompt → 202 (the web's enqueue transaction shares the web process's pool with the event reads). */
   readonly post: { readonly p50: number; readonly p99: number }
@@ -301,24 +344,8 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
     const driver = process.cpuUsage(driverBefore)
     const phaseMs = performance.now() - phaseStarted
     const readsAfter = yield* readCalls
-    const results = yield* Effect.promise(() => Promise.all(clients.map((client) => client.ask({ type: "stop" }))))
-    const concat = (key: "latencies" | "fanout") => {
-      const all = new Float64Array(results.reduce((n, r) => n + r[key].length, 0))
-      let at = 0
-      for (const r of results) {
-        all.set(r[key], at)
-        at += r[key].length
-      }
-      return all.sort()
-    }
-    const sorted = concat("latencies")
-    const fanoutSorted = concat("fanout")
-    const frames = {
-      frames: results.reduce((n, r) => n + r.frames, 0),
-      gaps: results.reduce((n, r) => n + r.gaps, 0),
-      duplicates: results.reduce((n, r) => n + r.duplicates, 0)
-    }
-    const notifications = results[0]!.notifications as number
+    const received = yield* Effect.promise(() => stopClients(clients))
+    const notifications = received.notifications
     const postSorted = Float64Array.from(posts).sort()
     return {
       subscribersPerSession: perSession,
@@ -351,22 +378,14 @@ const fanoutPhase = (baseUrl: string, token: string, api: Client, webPid: number
       clientCpuShare: round(clientMs / phaseMs, 2),
       driverCpuShare: round((driver.user + driver.system) / 1000 / phaseMs, 2),
       rssPerStreamKiB: round((rssAfter - rssBefore) / 1024 / targets.length, 1),
-      latency: {
-        samples: sorted.length,
-        p50: round(percentile(sorted, 50)),
-        p99: round(percentile(sorted, 99)),
-        max: round(sorted[sorted.length - 1] ?? Number.NaN)
-      },
-      fanoutDelay: {
-        samples: fanoutSorted.length,
-        p50: round(percentile(fanoutSorted, 50)),
-        p99: round(percentile(fanoutSorted, 99)),
-        max: round(fanoutSorted[fanoutSorted.length - 1] ?? Number.NaN)
-      },
-      gaps: frames.gaps,
-      duplicates: frames.duplicates,
+      latency: distribution(received.latencies),
+      fanoutDelay: distribution(received.fanout),
+      gaps: received.gaps,
+      duplicates: received.duplicates,
       framesPerStreamExpected: round(expected / Math.max(1, targets.length)),
-      missingFrames: Math.max(0, expected - frames.frames),
+      missingFrames: Math.max(0, expected - received.frames),
+      framesPerPromptPerStream: received.frames / Math.max(1, total * perSession),
+      bytesPerPromptPerStream: received.bytes / Math.max(1, total * perSession),
       failedPrompts,
       post: { p50: round(percentile(postSorted, 50)), p99: round(percentile(postSorted, 99)) }
     } satisfies PhaseResult
@@ -404,6 +423,97 @@ const fanout = (url: string, dataDir: string) =>
       yield* Effect.sleep(2_000)
     }
     return phases
+  }).pipe(Effect.scoped)
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** What a prompt brings each stream when no fan-out row measured it (BENCH_SSE_PHASES without fanout). */
+const FLOOR_FRAMES = envInt("BENCH_SSE_FLOOR_FRAMES", 7)
+const FLOOR_BYTES = envInt("BENCH_SSE_FLOOR_BYTES", 2_000)
+
+interface FloorResult {
+  readonly subscribersPerSession: number
+  readonly streams: number
+  readonly prompts: number
+  readonly framesPerPrompt: number
+  readonly bytesPerWrite: number
+  readonly cpuMsPerPrompt: number
+  readonly userMsPerPrompt: number
+  readonly systemMsPerPrompt: number
+  readonly writesPerPrompt: number
+  readonly rssPerStreamKiB: number
+  readonly latency: { readonly samples: number; readonly p50: number; readonly p99: number; readonly max: number }
+  readonly gaps: number
+  readonly duplicates: number
+  readonly missingFrames: number
+}
+
+/**
+ * One floor row (`sseFloor.ts`): the same streams opened by the same clients, the same prompts at the same rate, each
+ * one pre-built chunk of a real prompt's frames and bytes written once to each of its session's streams; the floor
+ * process's CPU per prompt from /proc, taken as the web's is (from `measure` until every stream has every frame).
+ */
+const floorPhase = (floor: ClientProcess, baseUrl: string, sessions: ReadonlyArray<string>, perSession: number, shape: { frames: number; bytes: number }) =>
+  Effect.gen(function*() {
+    const { tips } = yield* Effect.promise(() => floor.ask({ type: "tips", sessions }))
+    const rssBefore = procUsage(floor.pid).rss
+    const targets = sessions.flatMap((id, i) => Array.from({ length: perSession }, () => ({ id, tip: tips[i] as number })))
+    const clients = yield* Effect.promise(() => openClients(baseUrl, "floor", targets))
+    yield* Effect.addFinalizer(() => Effect.sync(() => clients.forEach((client) => client.kill())))
+    yield* Effect.sleep(3_000)
+    const rssAfter = procUsage(floor.pid).rss
+    const before = procUsage(floor.pid)
+    yield* Effect.promise(() => Promise.all(clients.map((client) => client.ask({ type: "measure" }))))
+    const total = RATE * SECONDS
+    const { writes } = yield* Effect.promise(() => floor.ask({ type: "run", sessions, rate: RATE, total, ...shape }))
+    const expected = total * shape.frames * perSession
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      const frames = yield* Effect.promise(() =>
+        Promise.all(clients.map((client) => client.ask({ type: "count" }))).then((replies) => replies.reduce((sum, r) => sum + r.frames, 0)))
+      if (frames >= expected || Date.now() > deadline) break
+      yield* Effect.sleep(100)
+    }
+    const after = procUsage(floor.pid)
+    const received = yield* Effect.promise(() => stopClients(clients))
+    return {
+      subscribersPerSession: perSession,
+      streams: targets.length,
+      prompts: total,
+      framesPerPrompt: shape.frames,
+      bytesPerWrite: shape.bytes,
+      cpuMsPerPrompt: round((after.cpuMs - before.cpuMs) / total, 2),
+      userMsPerPrompt: round((after.userMs - before.userMs) / total, 2),
+      systemMsPerPrompt: round((after.systemMs - before.systemMs) / total, 2),
+      writesPerPrompt: round(writes / total, 1),
+      rssPerStreamKiB: round((rssAfter - rssBefore) / 1024 / targets.length, 1),
+      latency: distribution(received.latencies),
+      gaps: received.gaps,
+      duplicates: received.duplicates,
+      missingFrames: Math.max(0, expected - received.frames)
+    } satisfies FloorResult
+  }).pipe(Effect.scoped)
+
+/** The floor rows, in the fan-out rows' order, each with the frames and bytes per prompt its fan-out row measured. */
+const floorRows = (fanoutRows: ReadonlyArray<PhaseResult> | undefined) =>
+  Effect.gen(function*() {
+    const floor = forkChild("sseFloor.ts")
+    yield* Effect.addFinalizer(() => Effect.sync(() => floor.kill()))
+    const { port } = yield* Effect.promise(() => floor.ask({ type: "listen" }))
+    const sessions = Array.from({ length: SESSIONS }, (_, i) => `floor-${i}`)
+    const rows: Array<FloorResult> = []
+    for (const perSession of SUBSCRIBERS) {
+      const measured = fanoutRows?.find((p) => p.subscribersPerSession === perSession)
+      const shape = measured === undefined || measured.framesPerPromptPerStream < 1
+        ? { frames: FLOOR_FRAMES, bytes: FLOOR_BYTES }
+        : { frames: Math.round(measured.framesPerPromptPerStream), bytes: Math.round(measured.bytesPerPromptPerStream) }
+      console.error(`floor: ${perSession} subscribers per session, ${RATE} prompts/s for ${SECONDS} s, ${shape.frames} frames / ${shape.bytes} bytes per prompt …`)
+      const result = yield* floorPhase(floor, `http://127.0.0.1:${port}`, sessions, perSession, shape)
+      console.error(JSON.stringify(result))
+      rows.push(result)
+      yield* Effect.sleep(2_000)
+    }
+    return rows
   }).pipe(Effect.scoped)
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -461,12 +571,70 @@ const mean = (v: ReadonlyArray<number>) => v.reduce((x, y) => x + y, 0) / v.leng
  * 15-s row, unlike a timer around a sub-millisecond loop): a is what a prompt costs whatever its subscribers (request,
  * reads, decoding, encoding), b what each subscriber adds (its socket writes and whatever else grows with it).
  */
-const fitRows = (rows: ReadonlyArray<PhaseResult>, y: (p: PhaseResult) => number) => {
+const fitRows = <R extends { readonly subscribersPerSession: number }>(rows: ReadonlyArray<R>, y: (p: R) => number) => {
   const xs = rows.map((p) => p.subscribersPerSession)
   const ys = rows.map(y)
   const [mx, my] = [mean(xs), mean(ys)]
   const b = xs.reduce((acc, x, i) => acc + (x - mx) * (ys[i]! - my), 0) / xs.reduce((acc, x) => acc + (x - mx) ** 2, 0)
   return { a: my - b * mx, b }
+}
+
+/** The fits of the per-prompt CPU (total / user / system) over rows: a + b × subscribers per session. */
+const fits = <R extends { readonly subscribersPerSession: number }>(
+  rows: ReadonlyArray<R>,
+  total: (r: R) => number,
+  user: (r: R) => number,
+  system: (r: R) => number
+) => ({ total: fitRows(rows, total), user: fitRows(rows, user), system: fitRows(rows, system) })
+
+const fitCell = (f: { a: number; b: number }) => `${round(f.a, 2)} ms + ${round(f.b * 1000, 1)} µs × s`
+const us = (ms: number) => `${round(ms * 1000, 1)} µs`
+
+/**
+ * Ours against the floor, per row and fitted: the per-subscriber excess b_ours − b_floor is what our fan-out costs per
+ * subscriber per prompt beyond one socket write of the same bytes in bare Node (issue 15 target 4's "report it").
+ */
+const floorReport = (ours: ReadonlyArray<PhaseResult> | undefined, floor: ReadonlyArray<FloorResult>) => {
+  const lines = [
+    "",
+    "Floor: a bare Node `http` server (`sseFloor.ts`: no Effect, no Postgres, no hub) holding the same streams, opened by",
+    "the same client process, writing each prompt as ONE pre-built HTTP/1.1 chunk of the fan-out row's frames and bytes per",
+    `prompt with one \`socket.write\` per stream, ${RATE} prompts/s round-robin over ${SESSIONS} sessions for ${SECONDS} s; its CPU per`,
+    "prompt from /proc as the web's. Ours − floor per subscriber (b) is the excess of our per-subscriber path.",
+    "",
+    "| subscribers / session | ours: web CPU / prompt (user / system) | floor: CPU / prompt (user / system) | ours − floor | writes / prompt ours / floor | floor: frames, bytes / write | floor: tick → client p50 / p99 / max | floor: RSS / stream | floor: gaps / dups / missing |",
+    "|---|---|---|---|---|---|---|---|---|"
+  ]
+  for (const f of floor) {
+    const o = ours?.find((p) => p.subscribersPerSession === f.subscribersPerSession)
+    lines.push(
+      `| ${f.subscribersPerSession} | ${o === undefined ? "—" : `${o.webCpuMsPerPrompt} ms (${o.webUserMsPerPrompt} / ${o.webSystemMsPerPrompt})`} | ${f.cpuMsPerPrompt} ms (${f.userMsPerPrompt} / ${f.systemMsPerPrompt}) | ${o === undefined ? "—" : `${round(o.webCpuMsPerPrompt - f.cpuMsPerPrompt, 2)} ms`} | ${o?.split?.writesPerPrompt ?? "—"} / ${f.writesPerPrompt} | ${f.framesPerPrompt}, ${f.bytesPerWrite} B | ${f.latency.p50} / ${f.latency.p99} / ${f.latency.max} ms | ${f.rssPerStreamKiB} KiB | ${f.gaps} / ${f.duplicates} / ${f.missingFrames} |`
+    )
+  }
+  if (floor.length < 2) return lines
+  const fl = fits(floor, (r) => r.cpuMsPerPrompt, (r) => r.userMsPerPrompt, (r) => r.systemMsPerPrompt)
+  lines.push("", "| fit (s = subscribers per session) | total | user | system |", "|---|---|---|---|")
+  if (ours !== undefined && ours.length >= 2) {
+    const o = fits(ours, (r) => r.webCpuMsPerPrompt, (r) => r.webUserMsPerPrompt, (r) => r.webSystemMsPerPrompt)
+    lines.push(
+      `| ours | ${fitCell(o.total)} | ${fitCell(o.user)} | ${fitCell(o.system)} |`,
+      `| floor | ${fitCell(fl.total)} | ${fitCell(fl.user)} | ${fitCell(fl.system)} |`,
+      `| **excess b_ours − b_floor** (per subscriber per prompt) | **${us(o.total.b - fl.total.b)}** | **${us(o.user.b - fl.user.b)}** | **${us(o.system.b - fl.system.b)}** |`
+    )
+    const split = ours.filter((p) => p.split !== undefined)
+    if (split.length === ours.length) {
+      // The floor writes exactly once per subscriber per prompt; ours may write more (a prompt's commits in more than
+      // one read): the excess per write separates "more writes" from "more per write".
+      const w = mean(split.map((p) => p.split!.writesPerPrompt / p.subscribersPerSession))
+      lines.push(
+        "",
+        `Ours wrote ${round(w, 2)} times per subscriber per prompt (mean over the rows; the floor 1.00): per write, b_ours / ${round(w, 2)} = ` +
+          `${us(o.total.b / w)} against the floor's ${us(fl.total.b)}, an excess of **${us(o.total.b / w - fl.total.b)} per write** ` +
+          `(user ${us(o.user.b / w - fl.user.b)}, system ${us(o.system.b / w - fl.system.b)}).`
+      )
+    }
+  } else lines.push(`| floor | ${fitCell(fl.total)} | ${fitCell(fl.user)} | ${fitCell(fl.system)} |`)
+  return lines
 }
 
 const report = (results: any) => {
@@ -531,10 +699,7 @@ const report = (results: any) => {
       // The same fit for the user (utime) and system (stime) parts of the web's CPU: what grows with the subscribers in
       // user space (JavaScript, V8, libuv around each write) against in the kernel (the write syscall itself, and on
       // loopback the receiving client's TCP work, which runs inside the sender's syscall).
-      const total = fitRows(rows, (p) => p.webCpuMsPerPrompt)
-      const user = fitRows(rows, (p) => p.webUserMsPerPrompt)
-      const system = fitRows(rows, (p) => p.webSystemMsPerPrompt)
-      const fitCell = (f: { a: number; b: number }) => `${round(f.a, 2)} ms + ${round(f.b * 1000, 1)} µs × s`
+      const { total, user, system } = fits(rows, (p) => p.webCpuMsPerPrompt, (p) => p.webUserMsPerPrompt, (p) => p.webSystemMsPerPrompt)
       lines.push(
         "",
         "Web CPU per prompt by user / system time (/proc utime / stime of the web process), fit a + b × s (s = subscribers",
@@ -547,6 +712,7 @@ const report = (results: any) => {
       )
     }
   }
+  if (results.floor !== undefined) lines.push(...floorReport(results.fanout, results.floor))
   if (results.idle !== undefined) {
     const idle = results.idle
     lines.push(
@@ -576,6 +742,7 @@ const main = Effect.gen(function*() {
     yield* sql.unsafe(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).pipe(Effect.orDie)
     const results: any = { date: new Date().toISOString(), commit: gitHead(), machine: startMachine }
     if (PHASES.has("fanout")) results.fanout = yield* fanout(url, dataDir)
+    if (PHASES.has("floor")) results.floor = yield* floorRows(results.fanout)
     if (PHASES.has("idle")) {
       console.error(`idle: cowork up with ${IDLE_STREAMS} streams, ${IDLE_WINDOW_MS / 1000} s window …`)
       // A fresh database for the all-in-one: the split roles' org is reused through its token.

@@ -8,7 +8,7 @@
  *   workspace stream; answers `{ streams }`;
  * - `measure`: from now on latencies are recorded and notifications counted;
  * - `count`: `{ frames }` received so far (over every stream, measured or not);
- * - `stop`: `{ latencies, fanout, gaps, duplicates, frames, notifications }` (latencies as Float64Array), then the
+ * - `stop`: `{ latencies, fanout, gaps, duplicates, frames, bytes, notifications }` (bytes: session-stream data while measuring) (latencies as Float64Array), then the
  *   streams close and the process exits.
  */
 import * as Http from "node:http"
@@ -33,6 +33,8 @@ class Frames {
   gaps = 0
   duplicates = 0
   frames = 0
+  /** Characters (bytes: the frames are ASCII) of session-stream data received while measuring. */
+  bytes = 0
   notifications = 0
   measuring = false
   record(latencyMs: number) {
@@ -67,6 +69,7 @@ const openSessionStream = (baseUrl: string, token: string, sessionId: string, af
       response.on("error", () => {})
       response.on("data", (chunk: string) => {
         const now = Date.now()
+        if (frames.measuring) frames.bytes += chunk.length
         buffer += chunk
         let end: number
         while ((end = buffer.indexOf("\n\n")) >= 0) {
@@ -141,6 +144,7 @@ process.on("message", (message: Request) => {
         frames.latencies = []
         frames.fanout = []
         frames.notifications = 0
+        frames.bytes = 0
         frames.measuring = true
         return reply({ id: message.id })
       }
@@ -155,6 +159,7 @@ process.on("message", (message: Request) => {
           gaps: frames.gaps,
           duplicates: frames.duplicates,
           frames: frames.frames,
+          bytes: frames.bytes,
           notifications: frames.notifications
         }, () => {
           // Disconnecting before the reply is flushed would drop it.
