@@ -43,7 +43,7 @@ it.layer(memoryStack("hitl"), { timeout: 60_000 })("human in the loop (memory st
       const permissionId = `per_${commandId}_1`
       assert.deepInclude(request.payload as object, { permissionId, permission: "edit", commandId })
 
-      const view = yield* api.sessions.view({ params: { id: session.id } })
+      const view = yield* api.sessions.view({ params: { id: session.id }, query: {} })
       assert.strictEqual(view.status, "running", "the turn waits, still running")
       assert.deepStrictEqual(view.pendingPermissions.map((p) => [p.permissionId, p.permission, p.commandId]), [[permissionId, "edit", commandId]])
       assert.deepStrictEqual(view.pendingQuestions, [])
@@ -69,7 +69,7 @@ it.layer(memoryStack("hitl"), { timeout: 60_000 })("human in the loop (memory st
       const idle = events.find((e) => e.type === "session.idle")!
       assert.deepInclude(idle.payload as object, { commandId, outcome: "acked" })
 
-      const after = yield* api.sessions.view({ params: { id: session.id } })
+      const after = yield* api.sessions.view({ params: { id: session.id }, query: {} })
       assert.deepStrictEqual(after.pendingPermissions, [], "answered: no longer pending")
       assert.strictEqual(after.messages.at(-1)!.text, "echo: edit it [permission once]")
       assert.strictEqual(yield* commandStatus(answered.body.commandId), "acked")
@@ -159,7 +159,7 @@ it.layer(memoryStack("hitl"), { timeout: 60_000 })("human in the loop (memory st
 
       const first = yield* api.sessions.prompt({ params: { id: session.id }, payload: { text: "ask me [[question]]" } })
       yield* stream.waitFor((f) => eventData(f).some((e) => e.type === "question.asked"), 15_000)
-      const view = yield* api.sessions.view({ params: { id: session.id } })
+      const view = yield* api.sessions.view({ params: { id: session.id }, query: {} })
       assert.deepStrictEqual(view.pendingQuestions.map((q) => q.requestId), [`que_${first.commandId}_1`])
       assert.deepStrictEqual(view.pendingQuestions[0]!.questions, ScriptedRuntime.SCRIPTED_QUESTIONS)
       const tooMany = yield* post(`/api/sessions/${session.id}/question-reply`, { requestId: `que_${first.commandId}_1`, answers: "yes" })
@@ -188,7 +188,7 @@ it.layer(memoryStack("hitl"), { timeout: 60_000 })("human in the loop (memory st
       assert.strictEqual(events.filter((e) => e.type === "question.rejected").length, 1)
       const tool = events.find((e) => e.type === "tool.call")!
       assert.deepInclude(tool.payload as object, { status: "error", commandId: third.commandId })
-      const final = yield* api.sessions.view({ params: { id: session.id } })
+      const final = yield* api.sessions.view({ params: { id: session.id }, query: {} })
       assert.deepStrictEqual(final.messages.filter((m) => m.role === "assistant").map((m) => m.text), [
         "echo: ask me [answered: yes]",
         "echo: ask again [question rejected]",
@@ -209,7 +209,7 @@ it.layer(memoryStack("hitl"), { timeout: 60_000 })("human in the loop (memory st
       yield* stream.waitFor((f) => eventData(f).some((e) => e.type === "permission.requested"), 15_000)
       yield* api.sessions.abort({ params: { id: session.id } })
       yield* stream.waitFor((f) => eventData(f).some((e) => e.type === "session.aborted"), 15_000)
-      const view = yield* api.sessions.view({ params: { id: session.id } })
+      const view = yield* api.sessions.view({ params: { id: session.id }, query: {} })
       assert.deepStrictEqual(view.pendingPermissions, [])
       const late = yield* post(`/api/sessions/${session.id}/permission-respond`, { permissionId: `per_${commandId}_1`, response: "once" })
       assert.strictEqual(late.status, 409)

@@ -32,7 +32,7 @@ it.layer(memoryStack("memory-stack"), { timeout: 60_000 })("web + worker on memo
         "session.created", "prompt.submitted", "session.status", "session.idle"
       ])
       assert.isTrue(events.some((e) => e.type === "assistant.message" && (e.payload as { final?: boolean }).final === true))
-      const view = yield* api.sessions.view({ params: { id: session.id } })
+      const view = yield* api.sessions.view({ params: { id: session.id }, query: {} })
       assert.strictEqual(view.status, "idle")
       assert.deepStrictEqual(view.messages.map((m) => m.role), ["user", "assistant"])
       assert.strictEqual(view.messages[0]!.messageId, commandId)

@@ -34,7 +34,7 @@ it.layer(memoryStack("interrupt"), { timeout: 60_000 })("multitaskStrategy inter
       const status = events.find((e) => e.type === "session.status" && (e.payload as { status: string }).status === "interrupted")!
       assert.deepInclude(status.payload as object, { commandId: long.commandId, interruptedBy: urgent.commandId })
 
-      const view = yield* api.sessions.view({ params: { id: session.id } })
+      const view = yield* api.sessions.view({ params: { id: session.id }, query: {} })
       assert.strictEqual(view.status, "idle")
       const answers = view.messages.filter((m) => m.role === "assistant")
       assert.deepStrictEqual(answers.map((m) => m.commandId), [long.commandId, queued.commandId, urgent.commandId])

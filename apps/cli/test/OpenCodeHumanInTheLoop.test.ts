@@ -68,7 +68,7 @@ describe("human in the loop with the real opencode runtime", () => {
 
         const allowed = yield* api.sessions.prompt({ params: { id: session.id }, payload: { text: "[[write:allowed.txt]]" } })
         yield* stream.waitFor(() => asks().length === 1, TIMEOUT)
-        const view = yield* api.sessions.view({ params: { id: session.id } })
+        const view = yield* api.sessions.view({ params: { id: session.id }, query: {} })
         assert.strictEqual(view.pendingPermissions.length, 1)
         assert.strictEqual(view.pendingPermissions[0]!.permission, "edit")
         const permissionId = view.pendingPermissions[0]!.permissionId
@@ -87,7 +87,7 @@ describe("human in the loop with the real opencode runtime", () => {
         const tools = eventData(stream.frames()).filter((e) => e.type === "tool.call").map((e) => e.payload as { status: string })
         assert.strictEqual(tools.at(-1)!.status, "error")
         assert.isFalse(Fs.existsSync(Path.join(root, "sessions", session.id, "work", "rejected.txt")))
-        const after = yield* api.sessions.view({ params: { id: session.id } })
+        const after = yield* api.sessions.view({ params: { id: session.id }, query: {} })
         assert.deepStrictEqual(after.pendingPermissions, [])
         yield* stream.close
         yield* Scope.close(workerScope, Exit.void)

@@ -81,7 +81,7 @@ describe("checkpoint failover across processes", () => {
       const third = yield* acked(c3)
       assert.strictEqual(third.claimed_by, "ckpt-w2")
 
-      const view = yield* api.sessions.view({ params: { id: sessionId } }).pipe(Effect.orDie)
+      const view = yield* api.sessions.view({ params: { id: sessionId }, query: {} }).pipe(Effect.orDie)
       const assistant = view.messages.filter((m) => m.role === "assistant").map((m) => m.text)
       assert.deepStrictEqual(assistant, ["echo: alpha", "echo: second", "echo: third"], "each reply once, in order")
       const idles = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM cloud_session_events WHERE session_id = ${sessionId} AND type = 'session.idle'`

@@ -203,7 +203,7 @@ describe("multi-process failover drill", () => {
       assert.isAbove(lease.epoch, owner.epoch, "the survivor took a newer lease")
       yield* assertRecovered(sessionId, commandIds, commandIds[0]!, frames)
 
-      const view = yield* stack.api.sessions.view({ params: { id: sessionId } }).pipe(Effect.orDie)
+      const view = yield* stack.api.sessions.view({ params: { id: sessionId }, query: {} }).pipe(Effect.orDie)
       assert.strictEqual(view.status, "idle")
       const texts = (role: string) => view.messages.filter((m) => m.role === role).map((m) => m.text)
       assert.deepStrictEqual(texts("user"), ["[[slow:250]] [[events:12]] first", "second", "[[tool]] third"])

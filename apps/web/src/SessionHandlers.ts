@@ -1,4 +1,4 @@
-import { Api, BadRequest, Conflict, CurrentPrincipal, DEFAULT_PAGE_SIZE, MAX_PROMPT_LENGTH, PayloadTooLarge, Unavailable } from "@cowork/domain"
+import { Api, BadRequest, Conflict, CurrentPrincipal, DEFAULT_PAGE_SIZE, DEFAULT_VIEW_MESSAGES, MAX_PROMPT_LENGTH, PayloadTooLarge, Unavailable } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
 import { EventLog, SessionStore } from "@cowork/services"
 import { Effect, Option, type Tracer } from "effect"
@@ -68,10 +68,10 @@ export const layer = HttpApiBuilder.group(Api, "sessions", Effect.fn(function*(h
         const principal = yield* CurrentPrincipal
         return { session: yield* store.get(principal.orgId, params.id) }
       }),
-    view: ({ params }) =>
+    view: ({ params, query }) =>
       Effect.gen(function*() {
         const principal = yield* CurrentPrincipal
-        return yield* store.view(principal.orgId, params.id)
+        return yield* store.view(principal.orgId, params.id, { limit: query.limit ?? DEFAULT_VIEW_MESSAGES, cursor: query.cursor })
       }),
     prompt: ({ params, payload }) =>
       Effect.gen(function*() {

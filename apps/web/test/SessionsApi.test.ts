@@ -1,4 +1,4 @@
-import { authorizationTable, Conflict, MAX_PROMPT_LENGTH, type SessionPage } from "@cowork/domain"
+import { authorizationTable, Conflict, DEFAULT_VIEW_MESSAGES, MAX_PROMPT_LENGTH, MAX_VIEW_MESSAGES, type SessionPage } from "@cowork/domain"
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
@@ -107,7 +107,7 @@ it.layer(layer)("sessions API", (it) => {
 
       const got = yield* api.sessions.get({ params: { id: session.id } })
       assert.deepStrictEqual(got.session, session)
-      const view = yield* api.sessions.view({ params: { id: session.id } })
+      const view = yield* api.sessions.view({ params: { id: session.id }, query: {} })
       assert.strictEqual(view.status, "idle")
       assert.strictEqual(view.projectedSequence, 1)
       assert.deepStrictEqual(view.messages, [])
@@ -145,6 +145,56 @@ it.layer(layer)("sessions API", (it) => {
       assert.strictEqual(badStatus.body.error.details.field, "status")
     }))
 
+  it.effect("a long session's view holds its newest messages and a cursor to the older ones; the pages join with no gap or repeat", () =>
+    Effect.gen(function*() {
+      const { token } = yield* orgWithToken(["web"])
+      const api = yield* client(token)
+      const id = (yield* api.sessions.create({ payload: { title: "long" } })).session.id
+      // A long history as the projection holds it: DEFAULT_VIEW_MESSAGES + 5 messages, two of them on one sequence.
+      const total = DEFAULT_VIEW_MESSAGES + 5
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.unsafe(
+        `INSERT INTO cloud_session_projection_messages (session_id, message_id, role, text, command_id, attempt, sequence)
+         SELECT $1, 'msg_' || lpad(g::text, 4, '0'), CASE WHEN g % 2 = 0 THEN 'user' ELSE 'assistant' END, 'text ' || g, NULL, NULL,
+           CASE WHEN g = 3 THEN 5 ELSE g + 1 END
+         FROM generate_series(1, $2::int) g`,
+        [id, total]
+      )
+      yield* sql.unsafe(`UPDATE cloud_session_projections SET projected_sequence = $2, last_sequence = $2 WHERE session_id = $1`, [id, total + 1])
+      const expected = Array.from({ length: total }, (_, i) => `text ${i + 1}`)
+
+      const newest = yield* api.sessions.view({ params: { id }, query: {} })
+      assert.deepStrictEqual(newest.messages.map((m) => m.text), expected.slice(-DEFAULT_VIEW_MESSAGES), "exactly the newest page, oldest first")
+      assert.strictEqual(newest.projectedSequence, total + 1, "the resume cursor is the log's, not the page's")
+      assert.isString(newest.nextCursor)
+      const older = yield* request("GET", `/api/sessions/${id}/view?cursor=${newest.nextCursor}`, { token })
+      assert.strictEqual(older.status, 200)
+      assert.deepStrictEqual(older.body.messages.map((m: { text: string }) => m.text), expected.slice(0, 5))
+      assert.strictEqual(older.body.nextCursor, null, "the first message reached")
+      const joined: Array<string> = []
+      let cursor: string | undefined
+      do {
+        const page = yield* api.sessions.view({ params: { id }, query: { limit: 2, cursor } })
+        joined.unshift(...page.messages.map((m) => m.text))
+        cursor = page.nextCursor ?? undefined
+      } while (cursor !== undefined)
+      assert.deepStrictEqual(joined, expected, "pages of 2 (a sequence tie split across pages too) join with no gap or repeat")
+      const all = yield* request("GET", `/api/sessions/${id}/view?limit=${MAX_VIEW_MESSAGES}`, { token })
+      assert.deepStrictEqual([all.body.messages.length, all.body.nextCursor], [total, null])
+
+      for (const [query, field] of [
+        ["limit=0", "limit"], [`limit=${MAX_VIEW_MESSAGES + 1}`, "limit"], ["limit=abc", "limit"], ["limit=1e2", "limit"],
+        ["cursor=%25%25", "cursor"], [`cursor=${"A".repeat(400)}`, "cursor"], ["cursor=WzEsMl0", "cursor"]
+      ] as const) {
+        const bad = yield* request("GET", `/api/sessions/${id}/view?${query}`, { token })
+        assert.strictEqual(bad.status, 400, query)
+        assert.strictEqual(bad.body.error.details.field, field, query)
+      }
+      const other = yield* orgWithToken(["web"])
+      const foreign = yield* request("GET", `/api/sessions/${id}/view?limit=2&cursor=${newest.nextCursor}`, { token: other.token })
+      assert.strictEqual(foreign.status, 404, "another org's session is 404, cursor or not")
+    }))
+
   it.effect("a repeated prompt with the same idempotency key returns the same command and inserts one row; a different body under the key is 409", () =>
     Effect.gen(function*() {
       const { token } = yield* orgWithToken(["web"])
@@ -173,7 +223,7 @@ it.layer(layer)("sessions API", (it) => {
         SELECT type, payload FROM cloud_session_events WHERE session_id = ${id} ORDER BY sequence`
       assert.deepStrictEqual(events.map((e) => e.type), ["session.created", "prompt.submitted", "prompt.submitted"])
       assert.deepStrictEqual(events[1]!.payload, { commandId: first.commandId, text: "hello" })
-      const view = yield* api.sessions.view({ params: { id } })
+      const view = yield* api.sessions.view({ params: { id }, query: {} })
       assert.strictEqual(view.status, "queued")
       assert.deepStrictEqual(view.messages.map((m) => m.text), ["hello", "again"])
     }))

@@ -76,6 +76,15 @@ const str = (value: unknown): string | undefined => (typeof value === "string" ?
  */
 export const fromView = (view: SessionView): Timeline => ({
   items: [
+    // The view holds the newest page of messages; say so when older ones exist rather than show a partial history
+    // as the whole.
+    ...(view.nextCursor === null ? [] : [{
+      kind: "note",
+      key: "note:older-messages",
+      seq: -1,
+      text: "Earlier messages are not shown (the session was reloaded from its newest messages)",
+      tone: "info"
+    } satisfies Item]),
     ...view.messages.map((message): Item =>
     message.role === "user"
       ? { kind: "user", key: `user:${message.messageId}`, seq: message.sequence, text: message.text }

@@ -11,7 +11,7 @@ import * as ApiError from "./ApiError.ts"
 import { ApiTokensApi } from "./ApiTokensApi.ts"
 import { AuditApi } from "./AuditApi.ts"
 import { AuthApi, ConfigApi, WorkspaceApi } from "./AuthApi.ts"
-import { BoundedJson, Id, isStorableText, PageLimit, SessionCursor, Text } from "./Input.ts"
+import { BoundedJson, Id, isStorableText, MessageCursor, PageLimit, SessionCursor, Text } from "./Input.ts"
 import { MembersApi } from "./MembersApi.ts"
 import { OrgAdminApi } from "./OrgAdminApi.ts"
 import { QueueControlsApi } from "./QueueControlsApi.ts"
@@ -19,7 +19,7 @@ import { PolicyApi } from "./PolicyApi.ts"
 import { UsageApi } from "./UsageApi.ts"
 import { SessionAsksApi } from "./SessionAsksApi.ts"
 import { ThreadsApi } from "./ThreadsApi.ts"
-import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TITLE_LENGTH, Session, SessionStatus, SessionView } from "./Session.ts"
+import { DEFAULT_VIEW_MESSAGES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TITLE_LENGTH, MAX_VIEW_MESSAGES, Session, SessionStatus, SessionView } from "./Session.ts"
 import { SessionEvent } from "./SessionEvent.ts"
 import { Tags } from "./ThreadsApi.ts"
 
@@ -105,6 +105,12 @@ const ListSessionsQuery = {
   q: Schema.optional(Text(200))
 }
 
+/** `GET /api/sessions/:id/view`: how many of the newest messages (`DEFAULT_VIEW_MESSAGES`), and before which. */
+export const SessionViewQuery = {
+  limit: Schema.optional(PageLimit(MAX_VIEW_MESSAGES)),
+  cursor: Schema.optional(MessageCursor)
+}
+
 /** `snapshot.required`: the cursor is older than the retained log; reload the view, then resume after it. */
 export const SnapshotRequired = Schema.Struct({
   reason: Schema.String,
@@ -138,9 +144,13 @@ class SessionsApi extends HttpApiGroup.make("sessions")
     }),
     HttpApiEndpoint.get("view", "/api/sessions/:id/view", {
       params: sessionId,
+      query: SessionViewQuery,
       success: SessionView,
-      error: ApiError.NotFound
-    }),
+      error: [ApiError.BadRequest, ApiError.NotFound]
+    }).annotate(
+      OpenApi.Description,
+      `The projected view: status, pending asks and the newest \`limit\` messages (default ${DEFAULT_VIEW_MESSAGES}, at most ${MAX_VIEW_MESSAGES}), oldest first. \`nextCursor\` (null at the first message) pages to the older ones: \`?cursor=<nextCursor>\`. \`projectedSequence\` is the SSE resume cursor (\`?after=\`) whatever page the view holds.`
+    ),
     HttpApiEndpoint.post("prompt", "/api/sessions/:id/prompt", {
       params: sessionId,
       payload: PromptBody,

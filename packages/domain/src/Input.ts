@@ -113,6 +113,24 @@ export const decodeArtifactCursor = (cursor: string): readonly [string, string] 
   return Number.isNaN(date.getTime()) || date.toISOString().slice(0, 23) !== time.slice(0, 23) ? undefined : [time, id]
 }
 
+/** A session view's messages: base64url JSON `[sequence, messageId]` of the oldest message of the previous page. */
+export const encodeMessageCursor = (sequence: number, messageId: string): string => toBase64Url(JSON.stringify([sequence, messageId]))
+export const decodeMessageCursor = (cursor: string): readonly [number, string] | undefined => {
+  if (!/^[A-Za-z0-9_-]{1,300}$/.test(cursor)) return undefined
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(fromBase64Url(cursor) ?? "null")
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2) return undefined
+  const [sequence, messageId] = parsed
+  return Number.isSafeInteger(sequence) && sequence >= 0 && typeof messageId === "string" && messageId.length <= 200 &&
+      textProblem(messageId) === undefined && encodeMessageCursor(sequence, messageId) === cursor
+    ? [sequence, messageId]
+    : undefined
+}
+
 const cursorOf = (decode: (cursor: string) => unknown) =>
   Schema.String.annotate({ expected: "a cursor from a previous page's nextCursor" }).check(
     Schema.isMaxLength(300),
@@ -121,3 +139,4 @@ const cursorOf = (decode: (cursor: string) => unknown) =>
 
 export const SessionCursor = cursorOf(decodeSessionCursor)
 export const ArtifactCursor = cursorOf(decodeArtifactCursor)
+export const MessageCursor = cursorOf(decodeMessageCursor)

@@ -50,15 +50,22 @@ export const PendingQuestion = Schema.Struct({
 })
 export type PendingQuestion = typeof PendingQuestion.Type
 
+/** Messages in one view (`GET /api/sessions/:id/view?limit=`) when the client names no limit: the newest this many. */
+export const DEFAULT_VIEW_MESSAGES = 100
+/** The most messages one view returns; older ones are paged with `?cursor=` (the view's `nextCursor`). */
+export const MAX_VIEW_MESSAGES = 500
+
 /**
- * The projected view of a session: its status, completed messages and the asks its running turn waits on, current up
- * to `projectedSequence`.
+ * The projected view of a session: its status, its newest completed messages (at most a page, oldest first) and the
+ * asks its running turn waits on, current up to `projectedSequence` (the SSE resume cursor, whatever page of messages
+ * the view holds). `nextCursor` pages to the messages before these (`?cursor=`); `null` when these are the first.
  */
 export const SessionView = Schema.Struct({
   session: Session,
   status: SessionStatus,
   projectedSequence: Schema.Number,
   messages: Schema.Array(ProjectedMessage),
+  nextCursor: Schema.NullOr(Schema.String),
   pendingPermissions: Schema.Array(PendingPermission),
   pendingQuestions: Schema.Array(PendingQuestion)
 })

@@ -5,6 +5,9 @@ import {
   commandCancelledEvent,
   type CommandPayload,
   Conflict,
+  decodeMessageCursor,
+  DEFAULT_VIEW_MESSAGES,
+  encodeMessageCursor,
   newCommandId,
   newSessionId,
   normalizeTags,
@@ -36,7 +39,8 @@ import {
   replayAnswer,
   replayIdempotentPrompt,
   sessionAborted,
-  SessionStore
+  SessionStore,
+  type ViewPage
 } from "@cowork/services"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
@@ -150,33 +154,43 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
     return { sessions: rows.map(toSession), nextCursor, totalEstimate }
   }, Effect.orDie)
 
-  const view = Effect.fn("SessionStore.view")(function*(orgId: string, sessionId: string) {
+  const view = Effect.fn("SessionStore.view")(function*(orgId: string, sessionId: string, page?: ViewPage) {
     const session = yield* get(orgId, sessionId)
-    const projection = yield* sql.unsafe<{ projected_sequence: number | bigint }>(
-      `SELECT projected_sequence FROM cloud_session_projections WHERE session_id = $1`,
-      [sessionId]
-    ).pipe(Effect.orDie)
+    const limit = page?.limit ?? DEFAULT_VIEW_MESSAGES
+    const before = page?.cursor === undefined ? undefined : decodeMessageCursor(page.cursor)
+    // One statement, one snapshot: the projected sequence and the messages it reflects. The newest `limit` (+1 to
+    // know whether older ones exist) before the cursor, walked backwards on (session_id, sequence): a long session's
+    // view reads a page, not its whole history. Ties on sequence by message id in byte order, as the memory layer.
     const rows = yield* sql.unsafe<{
-      message_id: string
-      role: "user" | "assistant"
-      text: string
+      projected_sequence: number | bigint
+      message_id: string | null
+      role: "user" | "assistant" | null
+      text: string | null
       command_id: string | null
       attempt: number | null
-      sequence: number | bigint
+      sequence: number | bigint | null
     }>(
-      `SELECT message_id, role, text, command_id, attempt, sequence
-       FROM cloud_session_projection_messages WHERE session_id = $1 ORDER BY sequence`,
-      [sessionId]
+      `SELECT p.projected_sequence, m.message_id, m.role, m.text, m.command_id, m.attempt, m.sequence
+       FROM cloud_session_projections p LEFT JOIN LATERAL (
+         SELECT message_id, role, text, command_id, attempt, sequence FROM cloud_session_projection_messages
+         WHERE session_id = $1 ${before === undefined ? "" : `AND (sequence < $3 OR (sequence = $3 AND message_id COLLATE "C" < $4))`}
+         ORDER BY sequence DESC, message_id COLLATE "C" DESC LIMIT $2
+       ) m ON true
+       WHERE p.session_id = $1`,
+      before === undefined ? [sessionId, limit + 1] : [sessionId, limit + 1, before[0], before[1]]
     ).pipe(Effect.orDie)
-    const projectedSequence = Number(projection[0]?.projected_sequence ?? 0)
-    const messages: Array<ProjectedMessage> = rows.map((r) => ({
-      messageId: r.message_id,
-      role: r.role,
-      text: r.text,
+    const projectedSequence = Number(rows[0]?.projected_sequence ?? 0)
+    const newestFirst: Array<ProjectedMessage> = rows.filter((r) => r.message_id !== null).map((r) => ({
+      messageId: r.message_id!,
+      role: r.role!,
+      text: r.text!,
       commandId: r.command_id,
       attempt: r.attempt === null ? null : Number(r.attempt),
       sequence: Number(r.sequence)
     }))
+    const messages = newestFirst.slice(0, limit).reverse()
+    const oldest = messages[0]
+    const nextCursor = newestFirst.length > limit && oldest !== undefined ? encodeMessageCursor(oldest.sequence, oldest.messageId) : null
     const asks = yield* sql.unsafe<{
       kind: "permission" | "question"
       ask_id: string
@@ -194,7 +208,7 @@ export const make = (options: SessionStoreOptions) => Effect.gen(function*() {
       payload: a.payload,
       sequence: Number(a.sequence)
     })))
-    return { session, status: session.status, projectedSequence, messages, ...pending } satisfies SessionView
+    return { session, status: session.status, projectedSequence, messages, nextCursor, ...pending } satisfies SessionView
   })
 
   /**

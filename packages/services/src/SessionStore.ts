@@ -23,6 +23,12 @@ export interface ListSessionsQuery {
   readonly q?: string | undefined
 }
 
+/** Which messages a view holds: the newest `limit` (before `cursor`, a view's `nextCursor`, when given). */
+export interface ViewPage {
+  readonly limit: number
+  readonly cursor?: string | undefined
+}
+
 export interface SessionPage {
   readonly sessions: ReadonlyArray<Session>
   readonly nextCursor: string | null
@@ -67,7 +73,12 @@ export class SessionStore extends Context.Service<SessionStore, {
   readonly create: (orgId: string, input: CreateSessionInput) => Effect.Effect<Session>
   readonly list: (orgId: string, query: ListSessionsQuery) => Effect.Effect<SessionPage>
   readonly get: (orgId: string, sessionId: string) => Effect.Effect<Session, NotFound>
-  readonly view: (orgId: string, sessionId: string) => Effect.Effect<SessionView, NotFound>
+  /**
+   * The projected view with the newest `page.limit` messages (default `DEFAULT_VIEW_MESSAGES`) before `page.cursor`
+   * (none: the newest), oldest first, and `nextCursor` to the ones before them (`null`: none). `projectedSequence` is
+   * the event sequence the messages reflect, read in the same snapshot. A cursor that does not decode reads as none.
+   */
+  readonly view: (orgId: string, sessionId: string, page?: ViewPage) => Effect.Effect<SessionView, NotFound>
   /**
    * `Conflict` when the session is aborted. A repeated `idempotencyKey` with the same text returns the first command
    * (even after an abort); with a different text it is a `Conflict` naming the key.

@@ -4,7 +4,10 @@ import {
   askOf,
   commandCancelledEvent,
   Conflict,
+  decodeMessageCursor,
   decodeSessionCursor,
+  DEFAULT_VIEW_MESSAGES,
+  encodeMessageCursor,
   encodeSessionCursor,
   newCommandId,
   newSessionId,
@@ -160,14 +163,23 @@ export const makeSessionStoreMemory = (db: MemoryTables, defaultProfileName: str
         }
       }),
     get,
-    view: (orgId, sessionId) =>
+    view: (orgId, sessionId, page) =>
       Effect.map(get(orgId, sessionId), (session): SessionView => {
         const projection = db.projections.get(sessionId)!
+        const limit = page?.limit ?? DEFAULT_VIEW_MESSAGES
+        const before = page?.cursor === undefined ? undefined : decodeMessageCursor(page.cursor)
+        // Newest first on (sequence, messageId), as the Pg layer's keyset reads them.
+        const older = [...projection.messages.values()]
+          .sort((a, b) => b.sequence - a.sequence || (a.messageId < b.messageId ? 1 : a.messageId > b.messageId ? -1 : 0))
+          .filter((m) => before === undefined || m.sequence < before[0] || (m.sequence === before[0] && m.messageId < before[1]))
+        const messages = older.slice(0, limit).reverse()
+        const oldest = messages[0]
         return {
           session,
           status: session.status,
           projectedSequence: projection.projectedSequence,
-          messages: [...projection.messages.values()].sort((a, b) => a.sequence - b.sequence),
+          messages,
+          nextCursor: older.length > limit && oldest !== undefined ? encodeMessageCursor(oldest.sequence, oldest.messageId) : null,
           ...pendingAsksView([...projection.asks.values()])
         }
       }),

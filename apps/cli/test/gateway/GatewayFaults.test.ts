@@ -48,7 +48,7 @@ it.layer(cloudLayer({ maxAttempts: MAX_ATTEMPTS, backoffBaseMs: 100, backoffMaxM
       yield* api.sessions.prompt({ params: { id: session.id }, payload: { text: "second reply" } })
       yield* api.sessions.prompt({ params: { id: session.id }, payload: { text: "third reply" } })
       const view = yield* until("both prompts answered while the provider is down", Effect.map(
-        api.sessions.view({ params: { id: session.id } }).pipe(Effect.orDie),
+        api.sessions.view({ params: { id: session.id }, query: {} }).pipe(Effect.orDie),
         (v) => v.status === "idle" && v.messages.filter((m) => m.role === "assistant").length >= 3 ? v : undefined
       ), 30_000)
       assert.strictEqual(view.messages.filter((m) => m.role === "assistant").at(-1)!.text, "echo: third reply")

@@ -145,7 +145,7 @@ export const SessionView = ({ id }: { readonly id: string }) => {
       onFrame: (frame) => {
         if (frame.event === "snapshot.required") {
           // The cursor is older than the retained log: start again from the projected view.
-          void run(api.sessions.view({ params: { id } })).then((view) => {
+          void run(api.sessions.view({ params: { id }, query: {} })).then((view) => {
             if (cancelled) return
             update(fromView(view))
             stream.resetTo(view.projectedSequence)

@@ -103,6 +103,7 @@ describe("the session timeline fold", () => {
       status: "idle",
       projectedSequence: 40,
       messages: [{ messageId: "cmd_9", role: "user", text: "q", commandId: "cmd_9", attempt: null, sequence: 38 }],
+      nextCursor: null,
       pendingPermissions: [{ permissionId: "per_9", permission: "edit", patterns: ["a.txt"], callId: null, commandId: "cmd_9", sequence: 39 }],
       pendingQuestions: []
     })
@@ -110,5 +111,21 @@ describe("the session timeline fold", () => {
     sequence = 39
     const next = fold([event("prompt.submitted", { commandId: "cmd_old", text: "old" }), event("prompt.submitted", { commandId: "cmd_10", text: "new" })], view)
     assert.deepStrictEqual(next.items.map((item) => item.kind === "permission" ? item.permissionId : (item as { text: string }).text), ["q", "per_9", "new"])
+  })
+
+  it("a snapshot reload of a long session (older messages paged out of the view) says earlier messages are not shown", () => {
+    const base = {
+      session: { id: "ses_1", orgId: "org_1", title: "", profileName: "default", status: "idle" as const, lastSequence: 900, createdAt: "", updatedAt: "" },
+      status: "idle" as const,
+      projectedSequence: 900,
+      messages: [{ messageId: "cmd_99", role: "user" as const, text: "latest", commandId: "cmd_99", attempt: null, sequence: 899 }],
+      pendingPermissions: [],
+      pendingQuestions: []
+    }
+    const paged = fromView({ ...base, nextCursor: "WzgwMCwiY21kXzgwIl0" })
+    assert.deepStrictEqual(paged.items.map((item) => item.kind === "note" ? [item.tone, item.text] : item.kind), [
+      ["info", "Earlier messages are not shown (the session was reloaded from its newest messages)"], "user"
+    ])
+    assert.deepStrictEqual(fromView({ ...base, nextCursor: null }).items.map((item) => item.kind), ["user"])
   })
 })

@@ -73,6 +73,32 @@ export const sessionStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
         assert.deepStrictEqual([next.id, next.kind], [aborted.commandId, "abort"], "the cancelled prompt never runs")
       })))
 
+    it.effect("the view holds the newest messages of a page, oldest first, and pages back to the first with no gap or repeat", () =>
+      onFreshStore(harness, Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const session = yield* newSession()
+        const texts = Array.from({ length: 7 }, (_, i) => `m${i + 1}`)
+        for (const text of texts) yield* prompt(session, text)
+        const whole = yield* sessions.view(session.orgId, session.sessionId)
+        assert.deepStrictEqual([whole.messages.map((m) => m.text), whole.nextCursor], [texts, null], "under the default: all, no cursor")
+        assert.strictEqual(whole.projectedSequence, 8)
+        const pages: Array<ReadonlyArray<string>> = []
+        let cursor: string | undefined
+        do {
+          const page = yield* sessions.view(session.orgId, session.sessionId, { limit: 3, cursor })
+          assert.strictEqual(page.projectedSequence, 8, "the resume cursor is the log's, whatever page of messages")
+          assert.strictEqual(page.status, "queued")
+          pages.push(page.messages.map((m) => m.text))
+          cursor = page.nextCursor ?? undefined
+        } while (cursor !== undefined)
+        assert.deepStrictEqual(pages, [["m5", "m6", "m7"], ["m2", "m3", "m4"], ["m1"]])
+        const exact = yield* sessions.view(session.orgId, session.sessionId, { limit: 7 })
+        assert.deepStrictEqual([exact.messages.length, exact.nextCursor], [7, null], "a page that ends at the first message has no cursor")
+        const first = yield* sessions.view(session.orgId, session.sessionId, { limit: 6 })
+        assert.deepStrictEqual((yield* sessions.view(session.orgId, session.sessionId, { limit: 6, cursor: first.nextCursor! })).messages.map((m) => m.text), ["m1"])
+        assert.strictEqual((yield* Effect.flip(sessions.view(yield* newOrg, session.sessionId, { limit: 3, cursor: first.nextCursor! })))._tag, "NotFound")
+      })))
+
     it.effect("list filters by status, profile and title, newest first, in keyset pages without gaps or repeats", () =>
       onFreshStore(harness, Effect.gen(function*() {
         const sessions = yield* SessionStore
