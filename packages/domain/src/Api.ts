@@ -106,7 +106,7 @@ const ListSessionsQuery = {
 }
 
 /** `GET /api/sessions/:id/view`: how many of the newest messages (`DEFAULT_VIEW_MESSAGES`), and before which. */
-export const SessionViewQuery = {
+const SessionViewQuery = {
   limit: Schema.optional(PageLimit(MAX_VIEW_MESSAGES)),
   cursor: Schema.optional(MessageCursor)
 }
