@@ -23,9 +23,20 @@ const questionText = (question: unknown, number: number | undefined): string => 
 }
 
 /**
+ * The line before an ask asked again because its answer was dead-lettered before its turn got it (`answerLost`):
+ * the earlier answer did not count, with the operator's reason (written for the session's users).
+ */
+const answerLostLine = (payload: Record<string, unknown>): ReadonlyArray<string> => {
+  const lost = payload.answerLost
+  if (typeof lost !== "object" || lost === null) return []
+  const reason = str((lost as { reason?: unknown }).reason)
+  return [`The earlier answer was not delivered${reason === undefined ? "" : ` (${reason.slice(0, 300)})`}: please answer again.`]
+}
+
+/**
  * The chat text of a delivery: the assistant's reply as is; a question or permission request with its id and how
  * to answer (a chat reply or a button becomes the session's human-in-the-loop command through the cloud). Several
- * questions are numbered like their button rows.
+ * questions are numbered like their button rows. An ask asked again after its answer was lost says so first.
  */
 export const renderText = (delivery: Pick<WireDelivery, "kind" | "payload">): string => {
   const payload = (delivery.payload ?? {}) as Record<string, unknown>
@@ -37,6 +48,7 @@ export const renderText = (delivery: Pick<WireDelivery, "kind" | "payload">): st
       const several = asked.length > 1
       const questions = asked.map((q, index) => questionText(q, several ? index + 1 : undefined)).filter((q) => q !== "")
       return [
+        ...answerLostLine(payload),
         `The session asks (request ${str(payload.requestId) ?? "?"}):`,
         ...questions,
         ...(several ? ["Choose one option per question; the answers are sent once every question has one."] : [])
@@ -45,6 +57,7 @@ export const renderText = (delivery: Pick<WireDelivery, "kind" | "payload">): st
     case "permission": {
       const patterns = Array.isArray(payload.patterns) ? payload.patterns.filter((p): p is string => typeof p === "string") : []
       return [
+        ...answerLostLine(payload),
         `The session asks for permission ${str(payload.permission) ?? ""} (request ${str(payload.permissionId) ?? "?"})`,
         patterns.length > 0 ? `for ${patterns.join(", ")}` : undefined,
         "Answer once, always or reject."

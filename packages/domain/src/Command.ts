@@ -161,6 +161,21 @@ export const commandDeadLetteredEvent = (command: {
 })
 
 /**
+ * An ask asked again because its answer was dead-lettered before its turn got it (appended after the answer's
+ * `command.dead_lettered`, while the ask is still pending): the ask's own event (`permission.requested` /
+ * `question.asked`) with its stored payload and `answerLost` `{commandId, reason}` — the projection keeps it pending,
+ * clients show it open again, and a bound chat gets it again with its buttons, saying why (the outbox).
+ */
+export const askAgainEvent = (
+  ask: { readonly ask: "permission" | "question"; readonly commandId: string | null; readonly payload: Record<string, unknown> },
+  lost: { readonly commandId: string; readonly reason: string }
+): EventDraft => ({
+  type: ask.ask === "permission" ? "permission.requested" : "question.asked",
+  payload: { ...ask.payload, answerLost: { commandId: lost.commandId, reason: lost.reason } },
+  ...(ask.commandId === null ? {} : { commandId: ask.commandId })
+})
+
+/**
  * What is appended (like any other append) when a running command goes `dead` because its attempts were exhausted
  * (the reaper, or a claim taking the session over): `command.dead_lettered` (cause `attempts_exhausted`), as an
  * operator's dead-letter says it, then the terminal `session.idle` with outcome `dead` and the same reason, so the

@@ -40,7 +40,7 @@ export class QueueControlsApi extends HttpApiGroup.make("queueControls")
       error: [ApiError.BadRequest, ApiError.NotFound, ApiError.Conflict]
     }).annotate(
       OpenApi.Description,
-      "Marks a pending command `dead` (its `reason` kept as the command's error) so its session's owner never runs it, and appends `command.dead_lettered` `{commandId, kind, reason}` to the session's stream in the same transaction (then `session.status` idle when nothing else is pending or running); 409 naming the status when it is not pending (abort the session to stop a running one). The reason is visible to the session's readers."
+      "Marks a pending command `dead` (its `reason` kept as the command's error) so its session's owner never runs it, and appends `command.dead_lettered` `{commandId, kind, reason, cause: \"operator\"}` to the session's stream in the same transaction (then `session.status` idle when nothing else is pending or running; for an answer whose ask is still pending, the ask again — `permission.requested` / `question.asked` with `answerLost` `{commandId, reason}` — and the ask takes a new answer); 409 naming the status when it is not pending (abort the session to stop a running one). The reason is visible to the session's readers."
     )
   )
   .middleware(OperatorAuthentication)

@@ -1,4 +1,15 @@
-import { commandDeadLetteredEvent, Conflict, type EventDraft, NotFound, settledIdleEvent } from "@cowork/domain"
+import {
+  answerOf,
+  askAgainEvent,
+  askOf,
+  type CommandKind,
+  type CommandPayload,
+  commandDeadLetteredEvent,
+  Conflict,
+  type EventDraft,
+  NotFound,
+  settledIdleEvent
+} from "@cowork/domain"
 import { type FailedPrompt, QueueControls } from "@cowork/services"
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
@@ -41,10 +52,10 @@ export const make = Effect.gen(function*() {
   const deadLetter = Effect.fn("QueueControls.deadLetter")(function*(orgId: string | undefined, commandId: string, reason: string) {
     const dead = yield* sql.withTransaction(Effect.gen(function*() {
       // The command row first, then the projection row: the order a worker's start takes them in.
-      const updated = yield* sql.unsafe<{ org_id: string; session_id: string; kind: string }>(
+      const updated = yield* sql.unsafe<{ org_id: string; session_id: string; kind: CommandKind; payload: CommandPayload }>(
         `UPDATE cloud_session_commands SET status = 'dead', last_error = $2, completed_at = now()
          WHERE id = $1 AND status = 'pending'${orgFilter("org_id", orgId, 3)}
-         RETURNING org_id, session_id, kind`,
+         RETURNING org_id, session_id, kind, payload`,
         [commandId, reason, ...scoped(orgId)]
       )
       const row = updated[0]
@@ -62,6 +73,16 @@ export const make = Effect.gen(function*() {
           [row.session_id]
         )
         if (open.length === 0) events.push(settledIdleEvent(commandId))
+      }
+      // A dead answer whose ask is still pending (read under the projection lock: no turn ends meanwhile): asked again.
+      const answer = answerOf(row)
+      if (answer !== undefined) {
+        const { ask, askId } = askOf(answer)
+        const pending = yield* sql.unsafe<{ command_id: string | null; payload: Record<string, unknown> }>(
+          `SELECT command_id, payload FROM cloud_session_pending_asks WHERE session_id = $1 AND kind = $2 AND ask_id = $3`,
+          [row.session_id, ask, askId]
+        )
+        if (pending[0] !== undefined) events.push(askAgainEvent({ ask, commandId: pending[0].command_id, payload: pending[0].payload }, { commandId, reason }))
       }
       yield* appendEvents(row.session_id, events, undefined).pipe(Effect.provideService(SqlClient.SqlClient, sql))
       return { orgId: row.org_id, sessionId: row.session_id, commandId, kind: row.kind }

@@ -1,4 +1,14 @@
-import { commandDeadLetteredEvent, Conflict, type EventDraft, NotFound, settledIdleEvent } from "@cowork/domain"
+import {
+  answerOf,
+  askAgainEvent,
+  askKey,
+  askOf,
+  commandDeadLetteredEvent,
+  Conflict,
+  type EventDraft,
+  NotFound,
+  settledIdleEvent
+} from "@cowork/domain"
 import { Clock, Context, Effect, Layer, Option } from "effect"
 import { MemoryDatabase, type MemoryTables } from "./MemoryDatabase.ts"
 import { appendToLog } from "./MemoryLog.ts"
@@ -75,6 +85,10 @@ const makeQueueControlsMemory = (db: MemoryTables): QueueControls["Service"] => 
       const events: Array<EventDraft> = [commandDeadLetteredEvent({ commandId, kind: command.kind, reason, cause: "operator" })]
       const settled = !db.commands.some((row) => row.sessionId === command.sessionId && (row.status === "pending" || row.status === "running"))
       if (settled && db.projections.get(command.sessionId)?.status === "queued") events.push(settledIdleEvent(commandId))
+      const answer = answerOf(command)
+      const ask = answer === undefined ? undefined : askOf(answer)
+      const pending = ask === undefined ? undefined : db.projections.get(command.sessionId)?.asks.get(askKey(ask.ask, ask.askId))
+      if (pending !== undefined) events.push(askAgainEvent(pending, { commandId, reason }))
       appendToLog(db, command.sessionId, events, now)
       return { orgId: command.orgId, sessionId: command.sessionId, commandId, kind: command.kind }
     })

@@ -286,7 +286,7 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway p
       yield* Scope.close(worker, Exit.void)
     }))
 
-  it.effect("Telegram: an answer dead-lettered before its turn got it gives the ask back — a new press is taken and reaches the turn, the stream says what happened", () =>
+  it.effect("Telegram: an answer dead-lettered before its turn got it gives the ask back — asked again in the chat, saying why; a new press is taken and reaches the turn", () =>
     Effect.gen(function*() {
       const telegram = new FakeTelegram(TG_TOKEN)
       yield* promise(() => telegram.start())
@@ -327,21 +327,26 @@ it.layer(CloudLayer, { timeout: 120_000, excludeTestServices: true })("gateway p
       const dead = yield* http("POST", `${url}/api/admin/commands/${answers[0]!.id}/dead-letter`, admin, { reason: "the worker is stuck" })
       assert.strictEqual(dead.status, 200, JSON.stringify(dead.body))
 
-      // The session's log says the answer will not run; the ask is still waiting.
+      // The session's log says the answer will not run and asks again; the ask is still waiting.
       const log = yield* (yield* EventLog).read(sessionId, 0, 100)
-      assert.deepInclude(log.at(-1), {
-        type: "command.dead_lettered",
-        payload: { commandId: answers[0]!.id, kind: "permission_respond", reason: "the worker is stuck", cause: "operator" }
-      })
+      assert.deepStrictEqual(log.slice(-2).map((event) => event.type), ["command.dead_lettered", "permission.requested"])
+      assert.deepInclude(log.at(-2)!.payload as object, { commandId: answers[0]!.id, kind: "permission_respond", reason: "the worker is stuck", cause: "operator" })
       const view = yield* http("GET", `${url}/api/sessions/${sessionId}/view`, admin)
       assert.deepStrictEqual(view.body.pendingPermissions.map((p: { permissionId: string }) => p.permissionId), ["per_stuck"])
 
-      // The same user presses again (another answer, even): taken, not "You already answered this".
-      const again = yield* press(9, reject, asked.messageId)
+      // The chat gets the ask again, with its buttons, saying why.
+      yield* promise(() => telegram.waitForSends(2, 30_000))
+      const askedAgain = telegram.sends[1]!
+      assert.match(askedAgain.text, /^The earlier answer was not delivered \(the worker is stuck\): please answer again\.\nThe session asks for permission edit \(request per_stuck\)/)
+      assert.deepStrictEqual(askedAgain.buttons.map(([label]) => label), ["Allow once", "Always", "Reject"])
+      assert.strictEqual(askedAgain.buttons[2]![1], reject)
+
+      // The same user presses on it (another answer, even): taken, not "You already answered this".
+      const again = yield* press(9, reject, askedAgain.messageId)
       assert.deepStrictEqual(again.body, { status: "prompted" }, lastNote())
       assert.notMatch(lastNote(), /already answered/i)
       // Another user afterwards is told who answered: the taken answer, not the lost one.
-      assert.deepStrictEqual((yield* press(10, once, asked.messageId)).body, { status: "refused" })
+      assert.deepStrictEqual((yield* press(10, once, askedAgain.messageId)).body, { status: "refused" })
       assert.match(lastNote(), new RegExp(`^Already answered by @pat ${AT}\\.$`))
       const delivered = Option.getOrThrow(yield* (yield* CommandQueue).nextAnswer(lease))
       assert.deepInclude(delivered.payload, { permissionId: "per_stuck", response: "reject", answeredBy: "9" })

@@ -110,7 +110,7 @@ const TimelineItem = ({ sessionId, item, onError }: { readonly sessionId: string
       )
     case "permission":
     case "question":
-      return <li class="msg ask-item" data-seq={item.seq}><Ask sessionId={sessionId} item={item} onError={onError} /></li>
+      return <li class="msg ask-item" data-seq={item.seq}><Ask key={item.seq} sessionId={sessionId} item={item} onError={onError} /></li>
     case "error":
       return <li class="msg error-item" data-seq={item.seq} role="alert">Error: {item.message}</li>
     case "note":

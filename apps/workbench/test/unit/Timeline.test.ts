@@ -97,6 +97,18 @@ describe("the session timeline fold", () => {
     assert.strictEqual(timeline.status, "queued", "the status follows session.status / session.aborted, not these notes")
   })
 
+  it("an ask asked again after its answer was dead-lettered is the same item, open again at its new sequence", () => {
+    sequence = 0
+    const ask = { permissionId: "per_1", permission: "edit", patterns: [], commandId: "cmd_1" }
+    const timeline = fold([
+      event("permission.requested", ask),
+      event("command.dead_lettered", { commandId: "cmd_a", kind: "permission_respond", reason: "stuck", cause: "operator" }),
+      event("permission.requested", { ...ask, answerLost: { commandId: "cmd_a", reason: "stuck" } })
+    ])
+    assert.deepStrictEqual(timeline.items.map((item) => [item.kind, item.seq]), [["permission", 3], ["note", 2]])
+    assert.deepInclude(timeline.items[0], { answer: undefined, permissionId: "per_1" })
+  })
+
   it("a snapshot reload starts from the projected view and goes on after its sequence", () => {
     const view = fromView({
       session: { id: "ses_1", orgId: "org_1", title: "", profileName: "default", status: "idle", lastSequence: 40, createdAt: "", updatedAt: "" },

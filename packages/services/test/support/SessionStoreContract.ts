@@ -252,13 +252,20 @@ export const sessionStoreContract = <R>(harness: ControlPlaneHarness<R>) =>
           sessions.answer(session.orgId, session.sessionId, { kind: "permission_respond", permissionId: "per_d", response, answeredBy, answeredVia: "web" })
         const lost = yield* respond("once", "alice@example.com")
         yield* (yield* QueueControls).deadLetter(session.orgId, lost.commandId, "the worker is stuck")
+        // The log says the answer will not run, then asks again (the ask's payload, why its answer was lost).
         const events = yield* log.read(session.sessionId, 0, 100)
-        assert.deepInclude(events.at(-1), {
-          type: "command.dead_lettered",
-          payload: { commandId: lost.commandId, kind: "permission_respond", reason: "the worker is stuck", cause: "operator" }
-        })
+        assert.deepStrictEqual(events.slice(-2).map((event) => [event.type, event.payload]), [
+          ["command.dead_lettered", { commandId: lost.commandId, kind: "permission_respond", reason: "the worker is stuck", cause: "operator" }],
+          ["permission.requested", {
+            permissionId: "per_d",
+            permission: "edit",
+            patterns: [],
+            commandId: turn,
+            answerLost: { commandId: lost.commandId, reason: "the worker is stuck" }
+          }]
+        ])
         const view = yield* sessions.view(session.orgId, session.sessionId)
-        assert.deepStrictEqual(view.pendingPermissions.map((p) => p.permissionId), ["per_d"], "the ask is still pending")
+        assert.deepStrictEqual(view.pendingPermissions.map((p) => [p.permissionId, p.commandId, p.sequence]), [["per_d", turn, events.at(-1)!.sequence]], "the ask is still pending")
         assert.isUndefined(yield* sessions.existingAnswer(session.orgId, session.sessionId, { kind: "permission_respond", permissionId: "per_d", response: "once" }))
 
         // The same answer again (alice retries) is a new command, not the lost one; then it is the ask's answer.
