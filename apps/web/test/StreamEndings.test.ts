@@ -5,6 +5,7 @@ import { ConfigProvider, Effect, Exit, Layer, PubSub, Scope, Stream } from "effe
 import { TokenRevocations } from "../src/TokenRevocations.ts"
 import { WebLifecycle } from "../src/WebLifecycle.ts"
 import { testScope } from "../../../test/support/TestScope.ts"
+import { silentChangeFeed } from "../../../test/support/SilentChangeFeed.ts"
 
 /**
  * The two reasons an open SSE stream ends — its credential ends, the process drains — are plain callbacks (an open
@@ -16,14 +17,8 @@ const setup = Effect.gen(function*() {
   /** Credentials the database reports as ended when the watcher checks them. */
   const endedInDb = new Set<string>()
   const check = (ids: ReadonlyArray<string>) => Effect.succeed({ ended: ids.filter((id) => endedInDb.has(id)), nextExpiryInMs: null })
-  const feed = ChangeFeed.of({
-    sessionChanges: Effect.succeed(Stream.never),
-    commandSignals: Effect.succeed(Stream.never),
-    notifyCommand: () => Effect.void,
-    listeners: Effect.succeed([]),
-    revocations: Effect.map(PubSub.subscribe(revocations), Stream.fromSubscription),
-    workflowChanges: Effect.succeed(Stream.never),
-    resyncs: Effect.succeed(Stream.never)
+  const feed = silentChangeFeed({
+    revocations: Effect.map(PubSub.subscribe(revocations), Stream.fromSubscription)
   })
   const context = yield* Layer.build(Layer.mergeAll(TokenRevocations.layer, WebLifecycle.layerRole("web")).pipe(
     Layer.provide(Layer.succeed(ChangeFeed, feed)),

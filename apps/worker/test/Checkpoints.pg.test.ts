@@ -2,12 +2,12 @@ import { PgCommandQueue, PgEventLog, PgHeartbeats, PgLeaseStore } from "@cowork/
 import { Metrics } from "@cowork/observability"
 import { ScriptedRuntime } from "@cowork/runtime"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
-import { ChangeFeed, ObjectStore } from "@cowork/services"
+import { ObjectStore } from "@cowork/services"
 import { CheckpointStore, FaultyObjectStore } from "@cowork/storage"
 import { RestoreRetryConfig, WorkerConfig } from "@cowork/worker"
 import * as WorkerRole from "@cowork/worker"
 import { assert, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -16,16 +16,7 @@ import { commandRow, createSession, enqueue, eventTypes } from "../../../package
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { within } from "../../../test/support/Eventually.ts"
 import { testScope } from "../../../test/support/TestScope.ts"
-
-const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
-  sessionChanges: Effect.succeed(Stream.never),
-  commandSignals: Effect.succeed(Stream.never),
-  notifyCommand: () => Effect.void,
-  listeners: Effect.succeed([]),
-  revocations: Effect.succeed(Stream.never),
-  workflowChanges: Effect.succeed(Stream.never),
-  resyncs: Effect.succeed(Stream.never)
-}))
+import { SilentChangeFeed } from "../../../test/support/SilentChangeFeed.ts"
 
 const keyFile = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-checkpoint-key-")), "secret.key")
 

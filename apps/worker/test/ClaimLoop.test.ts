@@ -12,20 +12,16 @@ import { WarmRuntimes } from "../src/WarmRuntimes.ts"
 import { WorkerConfig } from "../src/WorkerConfig.ts"
 import { WorkerStatus } from "../src/WorkerStatus.ts"
 import { lease, settle, stubLeaseStore } from "./support/StubStores.ts"
+import { silentChangeFeed } from "../../../test/support/SilentChangeFeed.ts"
 
 /** A worker's claim side over a lease store that records each claim's limit and finds nothing. */
 const env = (limits: Array<number>) =>
   Layer.mergeAll(
     stubLeaseStore({ claim: (_worker, limit) => Effect.sync(() => { limits.push(limit) }).pipe(Effect.as([])) }),
     Layer.effect(ChangeFeed, Effect.map(PubSub.unbounded<CommandSignal>(), (signals) =>
-      ChangeFeed.of({
-        sessionChanges: Effect.succeed(Stream.never),
+      silentChangeFeed({
         commandSignals: Effect.map(PubSub.subscribe(signals), Stream.fromSubscription),
-        notifyCommand: (signal) => Effect.asVoid(PubSub.publish(signals, signal)),
-        listeners: Effect.succeed([]),
-        revocations: Effect.succeed(Stream.never),
-        workflowChanges: Effect.succeed(Stream.never),
-        resyncs: Effect.succeed(Stream.never)
+        notifyCommand: (signal) => Effect.asVoid(PubSub.publish(signals, signal))
       }))),
     Metrics.layerTest("worker"),
     ClaimWake.layer,

@@ -2,26 +2,17 @@ import { PgCommandQueue, PgEventLog, PgHeartbeats, PgLeaseStore } from "@cowork/
 import { PgWorkerRegistry } from "@cowork/postgres"
 import { Metrics } from "@cowork/observability"
 import { ScriptedRuntime } from "@cowork/runtime"
-import { ChangeFeed, Heartbeats, LeaseStore, WorkerRegistry } from "@cowork/services"
+import { Heartbeats, LeaseStore, WorkerRegistry } from "@cowork/services"
 import { WorkerConfig, type WorkerSettings } from "@cowork/worker"
 import * as WorkerRole from "@cowork/worker"
 import { assert, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { commandRow, createSession, enqueue } from "../../../packages/postgres/test/support/WorkerFixtures.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { within } from "../../../test/support/Eventually.ts"
 import { testScope } from "../../../test/support/TestScope.ts"
-
-const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
-  sessionChanges: Effect.succeed(Stream.never),
-  commandSignals: Effect.succeed(Stream.never),
-  notifyCommand: () => Effect.void,
-  listeners: Effect.succeed([]),
-  revocations: Effect.succeed(Stream.never),
-  workflowChanges: Effect.succeed(Stream.never),
-  resyncs: Effect.succeed(Stream.never)
-}))
+import { SilentChangeFeed } from "../../../test/support/SilentChangeFeed.ts"
 
 const Env = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgHeartbeats.layer, PgWorkerRegistry.layer).pipe(
   Layer.provideMerge(Layer.merge(SilentChangeFeed, ScriptedRuntime.layer)),

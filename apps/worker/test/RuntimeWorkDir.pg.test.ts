@@ -2,12 +2,12 @@ import { PgCommandQueue, PgEventLog, PgHeartbeats, PgLeaseStore } from "@cowork/
 import { Metrics } from "@cowork/observability"
 import { ScriptedRuntime } from "@cowork/runtime"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
-import { AgentRuntime, ChangeFeed, ObjectStore } from "@cowork/services"
+import { AgentRuntime, ObjectStore } from "@cowork/services"
 import { CheckpointStore } from "@cowork/storage"
 import { WorkerConfig } from "@cowork/worker"
 import * as WorkerRole from "@cowork/worker"
 import { assert, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope, Stream } from "effect"
+import { Effect, Exit, Layer, Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -15,6 +15,7 @@ import { commandRow, createSession, enqueue } from "../../../packages/postgres/t
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { within } from "../../../test/support/Eventually.ts"
 import { testScope } from "../../../test/support/TestScope.ts"
+import { SilentChangeFeed } from "../../../test/support/SilentChangeFeed.ts"
 
 /**
  * A runtime's local files (opencode's per-session directory) go when its session ends here or moves, but only when a
@@ -31,16 +32,6 @@ const RecordingRuntime = Layer.effect(AgentRuntime, Effect.gen(function*() {
         discardOnClose: Effect.sync(() => { discarded.push(sessionId) })
       }))
   })
-}))
-
-const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
-  sessionChanges: Effect.succeed(Stream.never),
-  commandSignals: Effect.succeed(Stream.never),
-  notifyCommand: () => Effect.void,
-  revocations: Effect.succeed(Stream.never),
-  workflowChanges: Effect.succeed(Stream.never),
-  listeners: Effect.succeed([]),
-  resyncs: Effect.succeed(Stream.never)
 }))
 
 const keyFile = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "cowork-workdir-key-")), "secret.key")

@@ -6,20 +6,15 @@ import { NOT_THE_DEPLOYMENTS_STORE, objectStoreCheck } from "@cowork/storage"
 import { WorkerConfig, WorkerLiveness, WorkerStatus } from "@cowork/worker"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, it } from "@effect/vitest"
-import { Effect, Layer, Ref, Stream } from "effect"
+import { Effect, Layer, Ref } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { createServer } from "node:http"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
+import { silentChangeFeed } from "../../../test/support/SilentChangeFeed.ts"
 
 let listenerUp = true
-const FlakyChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
-  sessionChanges: Effect.succeed(Stream.never),
-  commandSignals: Effect.succeed(Stream.never),
-  notifyCommand: () => Effect.void,
-  listeners: Effect.sync(() => [{ channel: "cowork_commands", connected: listenerUp }]),
-  revocations: Effect.succeed(Stream.never),
-  workflowChanges: Effect.succeed(Stream.never),
-  resyncs: Effect.succeed(Stream.never)
+const FlakyChangeFeed = Layer.succeed(ChangeFeed, silentChangeFeed({
+  listeners: Effect.sync(() => [{ channel: "cowork_commands", connected: listenerUp }])
 }))
 
 /** The worker's liveness server on a fresh database, with its own object store and secret key. */

@@ -1,11 +1,11 @@
 import { PgCommandQueue, PgEventLog, PgHeartbeats, PgLeaseStore } from "@cowork/postgres"
 import { ScriptedRuntime } from "@cowork/runtime"
-import { ChangeFeed, CommandQueue, EventLog, LeaseStore } from "@cowork/services"
+import { CommandQueue, EventLog, LeaseStore } from "@cowork/services"
 import { Metrics, STALE_OWNER_OPERATIONS } from "@cowork/observability"
 import { WorkerConfig, type WorkerSettings } from "@cowork/worker"
 import * as WorkerRole from "@cowork/worker"
 import { assert, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Option, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Option, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import {
   backdateLease,
@@ -17,17 +17,7 @@ import {
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { within } from "../../../test/support/Eventually.ts"
 import { testScope } from "../../../test/support/TestScope.ts"
-
-/** A change feed that never signals: the worker must find work through its backstop poll alone. */
-const SilentChangeFeed = Layer.succeed(ChangeFeed, ChangeFeed.of({
-  sessionChanges: Effect.succeed(Stream.never),
-  commandSignals: Effect.succeed(Stream.never),
-  notifyCommand: () => Effect.void,
-  listeners: Effect.succeed([]),
-  revocations: Effect.succeed(Stream.never),
-  workflowChanges: Effect.succeed(Stream.never),
-  resyncs: Effect.succeed(Stream.never)
-}))
+import { SilentChangeFeed } from "../../../test/support/SilentChangeFeed.ts"
 
 const Env = Layer.mergeAll(PgLeaseStore.layer, PgCommandQueue.layer, PgEventLog.layer, PgHeartbeats.layer).pipe(
   Layer.provideMerge(Layer.merge(SilentChangeFeed, ScriptedRuntime.layer)),
