@@ -27,7 +27,8 @@ export const promptPhases = async (url: string, ids: ReadonlyArray<string>) => {
 
 /**
  * What the roles' Postgres connections wait on, sampled (`sample`, once a second with the harness's other samples):
- * per application and wait (`Lock:transactionid`, `IO:WALSync`, `Client:ClientRead` is idle…), the active backends
+ * per application and wait (`Lock:transactionid`, `IO:WALSync`, `Client:ClientRead` is idle…; a row-lock wait with the
+ * table of the row; a lock wait with the first backend it waits for: application, wait, statement start), the active backends
  * seen, and the statement most often seen waiting there. `summary`: the busiest, most first.
  */
 export const postgresWaits = (url: string) => {
@@ -35,21 +36,30 @@ export const postgresWaits = (url: string) => {
   let samples = 0
   return {
     sample: async () => {
-      const rows = await query<{ app: string; wait: string; statement: string }>(url, `
-        SELECT application_name AS app, coalesce(wait_event_type || ':' || wait_event, 'CPU') AS wait,
-          left(regexp_replace(query, '\\s+', ' ', 'g'), 80) AS statement
-        FROM pg_stat_activity
-        WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid() AND application_name LIKE 'cowork-%' AND application_name <> 'cowork-drill'`)
+      // A row-lock wait names the table of the row: Postgres takes the tuple's lock before it sleeps on the holder's
+      // transaction id (Lock:transactionid), or asks for it (Lock:tuple).
+      const rows = await query<{ app: string; wait: string; statement: string; relation: string | null; holder: string | null }>(url, `
+        SELECT a.application_name AS app, coalesce(a.wait_event_type || ':' || a.wait_event, 'CPU') AS wait,
+          left(regexp_replace(a.query, '\\s+', ' ', 'g'), 80) AS statement,
+          CASE WHEN a.wait_event IN ('transactionid', 'tuple') THEN (
+            SELECT l.relation::regclass::text FROM pg_locks l
+            WHERE l.pid = a.pid AND l.locktype = 'tuple' AND (l.granted OR a.wait_event = 'tuple') LIMIT 1) END AS relation,
+          CASE WHEN a.wait_event_type = 'Lock' THEN (
+            SELECT h.application_name || ' ' || coalesce(h.wait_event_type || ':' || h.wait_event, CASE WHEN h.state = 'active' THEN 'CPU' ELSE h.state END)
+              || ' ' || left(regexp_replace(h.query, '\\s+', ' ', 'g'), 24)
+            FROM pg_stat_activity h WHERE h.pid = (pg_blocking_pids(a.pid))[1]) END AS holder
+        FROM pg_stat_activity a
+        WHERE a.datname = current_database() AND a.state = 'active' AND a.pid <> pg_backend_pid() AND a.application_name LIKE 'cowork-%' AND a.application_name <> 'cowork-drill'`)
       samples++
       for (const row of rows) {
-        const key = `${row.app} ${row.wait}`
+        const key = `${row.app} ${row.wait}${row.relation === null ? "" : ` (row of ${row.relation})`}${row.holder === null ? "" : ` behind ${row.holder}`}`
         const entry = seen.get(key) ?? { count: 0, statements: new Map<string, number>() }
         entry.count++
         entry.statements.set(row.statement, (entry.statements.get(row.statement) ?? 0) + 1)
         seen.set(key, entry)
       }
     },
-    summary: (top = 10) =>
+    summary: (top = 16) =>
       [...seen.entries()]
         .sort((a, b) => b[1].count - a[1].count)
         .slice(0, top)
