@@ -57,6 +57,61 @@ describe("prompt enqueue under a quota, several processes", () => {
       }
     }), 60_000)
 
+  it.effect("racing prompts of one org from 6 processes for the hour's last unit: one is admitted, the rest refused with nothing written", () =>
+    Effect.gen(function*() {
+      const url = yield* freshDatabaseUrl
+      const setup = Layer.mergeAll(PgSessionStore.layer, PgTokens.layer).pipe(
+        Layer.provideMerge(Database.layer({ url: Redacted.make(url), maxConnections: 2 }))
+      )
+      const counts = (orgId: string) =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const rows = yield* sql.unsafe<{ used: number; commands: number; submitted: number }>(
+            `SELECT (SELECT coalesce(sum(used), 0)::int FROM cloud_quota_windows WHERE org_id = $1 AND quota = 'prompts_per_hour') AS used,
+               (SELECT count(*)::int FROM cloud_session_commands WHERE org_id = $1) AS commands,
+               (SELECT count(*)::int FROM cloud_session_events e JOIN cloud_sessions s ON s.id = e.session_id
+                WHERE s.org_id = $1 AND e.type = 'prompt.submitted') AS submitted`,
+            [orgId]
+          )
+          return { used: Number(rows[0]!.used), commands: Number(rows[0]!.commands), submitted: Number(rows[0]!.submitted) }
+        }).pipe(Effect.provide(setup))
+      const { orgId, sessionIds } = yield* Effect.gen(function*() {
+        yield* runMigrations
+        const { orgId } = yield* (yield* Tokens).createOrg("race")
+        const store = yield* SessionStore
+        const sessionIds = yield* Effect.forEach(Array.from({ length: 6 }), () => Effect.map(store.create(orgId, {}), (s) => s.id))
+        return { orgId, sessionIds }
+      }).pipe(Effect.provide(setup))
+      let limit = 0
+      for (const room of [1, 1, 3]) {
+        // The hour's window row is `room` short of the limit.
+        const before = yield* counts(orgId)
+        limit = before.used + room
+        const quota = { promptsPerHour: limit, queuedCommands: 1_000 }
+        const results = yield* Effect.all(
+          Array.from({ length: 6 }, (_, p) =>
+            Effect.gen(function*() {
+              const store = yield* SessionStore
+              return yield* Effect.all(
+                Array.from({ length: 4 }, (_, i) => Effect.result(store.prompt(orgId, sessionIds[p]!, { text: `p${p} #${i}`, quota }))),
+                { concurrency: "unbounded" }
+              )
+            }).pipe(Effect.provide(process(url)))),
+          { concurrency: "unbounded" }
+        ).pipe(Effect.map((all) => all.flat()))
+        const admitted = results.filter((r) => r._tag === "Success").length
+        const refused = results.flatMap((r) => (r._tag === "Failure" ? [r.failure] : []))
+        assert.strictEqual(admitted, room, `room for ${room}: exactly ${room} admitted`)
+        assert.strictEqual(refused.length, 24 - room)
+        for (const error of refused) {
+          assert.strictEqual(error._tag, "RateLimited")
+          assert.deepStrictEqual((error as { details?: unknown }).details, { quota: "prompts_per_hour", limit })
+        }
+        const after = yield* counts(orgId)
+        assert.deepStrictEqual(after, { used: limit, commands: before.commands + room, submitted: before.submitted + room })
+      }
+    }), 60_000)
+
   it.effect("racing prompts of one org from 6 processes start no more sessions than concurrent_sessions allows", () =>
     Effect.gen(function*() {
       const url = yield* freshDatabaseUrl
