@@ -175,7 +175,13 @@ it.layer(sharedListener, { excludeTestServices: true })("PgChangeFeed and PgDeli
         if ((yield* Queue.clear(notices)).some((x) => x.channelBindingId !== "chb_1")) seen.notice = true
         return seen.change && seen.signal && seen.notice
       }), "all three channels deliver again after the reconnect", 10_000)
-      const announced = new Set((yield* Queue.clear(resyncs)).map((r) => r.channel))
+      // Each channel is announced after its LISTEN is active, through the forwarding fiber above: a notice can arrive
+      // before the last announcement is in the queue, so the announcements are awaited too.
+      const announced = new Set<string>()
+      yield* within(Effect.map(Queue.clear(resyncs), (more) => {
+        for (const r of more) announced.add(r.channel)
+        return announced.has("cowork_commands") && announced.has("cowork_events")
+      }), "both feed channels announced after the reconnect", 10_000)
       assert.deepStrictEqual([...announced].sort(), ["cowork_commands", "cowork_events"], "both feed channels resync, the delivery channel is not the change feed's")
       yield* within(Effect.map(backends, (count) => count === 1), "one listening backend again", 10_000)
     })))
