@@ -21,6 +21,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Config, Effect, Layer, Random, Result, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { DELIVERIES_CHANNEL, parseDeliveryNotice } from "./Channels.ts"
+import { countEstimate } from "./CountEstimate.ts"
 import * as ListenConnection from "./ListenConnection.ts"
 import { ListenHub } from "./ListenConnection.ts"
 
@@ -319,15 +320,22 @@ export const make = (options: DeliveryFeedOptions) =>
            ORDER BY d.created_at DESC, d.id DESC LIMIT $6`,
           [...scopeParams(scope), query.status ?? null, query.channelBindingId ?? null, afterId, query.limit + 1]
         ).pipe(Effect.orDie)
-        const counted = yield* sql.unsafe<{ n: number }>(
-          `SELECT count(*)::int AS n FROM (SELECT 1 FROM cloud_channel_deliveries d WHERE ${filters} LIMIT 10000) x`,
-          [...scopeParams(scope), query.status ?? null, query.channelBindingId ?? null]
-        ).pipe(Effect.orDie)
+        // The total as the session lists count theirs: exact up to EXACT_COUNT_LIMIT, the planner's estimate beyond.
+        // Only the filters given, as literal conditions, so the estimate is the plan of this query, not a generic one.
+        const countParams: Array<unknown> = [scope.orgId]
+        const param = (value: unknown) => `$${countParams.push(value)}`
+        const where = [
+          "d.org_id = $1",
+          ...(scope.bindingIds === undefined ? [] : [`d.channel_binding_id = ANY(${param([...scope.bindingIds])}::text[])`]),
+          ...(query.status === undefined ? [] : [`d.status = ${param(query.status)}`]),
+          ...(query.channelBindingId === undefined ? [] : [`d.channel_binding_id = ${param(query.channelBindingId)}`])
+        ].join(" AND ")
+        const totalEstimate = yield* countEstimate(sql, "cloud_channel_deliveries d", where, countParams).pipe(Effect.orDie)
         const page = rows.slice(0, query.limit)
         return {
           deliveries: page.map(view),
           nextCursor: rows.length > query.limit ? encodeSessionCursor(page[page.length - 1]!.id) : null,
-          totalEstimate: Number(counted[0]?.n ?? 0)
+          totalEstimate
         }
       }),
       reap: reap(),
