@@ -1,5 +1,5 @@
-import { EXACT_COUNT_LIMIT, PgSessionStore, PgThreads } from "@cowork/postgres"
-import { SessionStore, Threads } from "@cowork/services"
+import { EXACT_COUNT_LIMIT, PgDeliveryFeed, PgSessionStore, PgThreads } from "@cowork/postgres"
+import { DeliveryFeed, SessionStore, Threads } from "@cowork/services"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
@@ -172,4 +172,40 @@ it.layer(Stores, { timeout: 60_000 })("a search with many old matches", (it) => 
       assert.strictEqual(dense.result.sessions.length, 20)
       assert.isBelow(dense.rowsRead, SESSIONS / 2, `rows read for a dense search: ${dense.rowsRead}`)
     }))
+})
+
+const Feed = PgDeliveryFeed.layer.pipe(Layer.provideMerge(TestDatabase.layer({ maxConnections: 4 })))
+
+it.layer(Feed, { timeout: 60_000 })("the delivery feed's total at scale", (it) => {
+  it.effect("a page of a large outbox counts at most EXACT_COUNT_LIMIT + 1 deliveries, then the planner's estimate; a few matches exactly", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const deliveries = 3 * EXACT_COUNT_LIMIT
+      yield* sql.unsafe(`INSERT INTO cloud_orgs (id, name) VALUES ('org_outbox', 'outbox')`)
+      yield* sql.unsafe(`INSERT INTO cloud_channel_bindings (id, org_id, provider_kind, provider_id, display_name, external_target)
+        VALUES ('chb_busy', 'org_outbox', 'webhook', 'hook', 'busy', 't1'), ('chb_quiet', 'org_outbox', 'webhook', 'hook', 'quiet', 't2')`)
+      yield* sql.unsafe(`INSERT INTO cloud_channel_deliveries (id, org_id, channel_binding_id, route_id, session_id, event_id, event_sequence,
+          event_type, kind, payload, status, idempotency_key)
+        SELECT 'chd_' || g, 'org_outbox', 'chb_busy', 'route', 'ses_x', 'evt_' || g, g, 'assistant.message', 'message', '{}'::jsonb,
+          CASE WHEN g <= 10 THEN 'sent' ELSE 'pending' END, 'key_' || g
+        FROM generate_series(1, $1::int) g`, [deliveries])
+      yield* sql.unsafe(`VACUUM ANALYZE cloud_channel_deliveries`)
+      const feed = yield* DeliveryFeed
+      const read = <A>(body: Effect.Effect<A>) =>
+        sql.withTransaction(Effect.gen(function*() {
+          const before = yield* xactRowsRead("cloud_channel_deliveries")
+          const result = yield* body
+          return { result, rowsRead: (yield* xactRowsRead("cloud_channel_deliveries")) - before }
+        }))
+      const all = yield* read(feed.list({ orgId: "org_outbox" }, { limit: 50 }))
+      assert.strictEqual(all.result.deliveries.length, 50)
+      assert.isAbove(all.result.totalEstimate, EXACT_COUNT_LIMIT, "beyond the exact limit: at least the limit")
+      assert.isBelow(Math.abs(all.result.totalEstimate - deliveries), deliveries / 2, "the estimate is near the real count")
+      assert.isBelow(all.rowsRead, deliveries, `rows of cloud_channel_deliveries read for one page: ${all.rowsRead}`)
+      assert.strictEqual((yield* feed.list({ orgId: "org_outbox" }, { limit: 50, status: "sent" })).totalEstimate, 10)
+      assert.strictEqual((yield* feed.list({ orgId: "org_outbox" }, { limit: 50, channelBindingId: "chb_quiet" })).totalEstimate, 0)
+      assert.strictEqual((yield* feed.list({ orgId: "org_outbox", bindingIds: ["chb_quiet"] }, { limit: 50 })).totalEstimate, 0)
+      assert.strictEqual((yield* feed.list({ orgId: "org_outbox", bindingIds: ["chb_busy"] }, { limit: 50, status: "sent" })).totalEstimate, 10)
+      assert.strictEqual((yield* feed.list({ orgId: "org_other" }, { limit: 50 })).totalEstimate, 0, "another org's are not counted")
+    }).pipe(Effect.orDie))
 })

@@ -263,6 +263,12 @@ export const deliveryFeedContract = <R>(harness: ControlPlaneHarness<R>) =>
         const texts = [...first.deliveries, ...second.deliveries].map((d) => (d.payload as { text: string }).text)
         assert.deepStrictEqual(texts, ["3", "2", "1"])
         assert.strictEqual((yield* feed.list({ orgId }, { limit: 10, status: "sent" })).deliveries.length, 0)
+        // The total is of every match of the filters and scope (exact this side of EXACT_COUNT_LIMIT), not of the page.
+        assert.deepStrictEqual([first.totalEstimate, second.totalEstimate], [3, 3])
+        assert.strictEqual((yield* feed.list({ orgId }, { limit: 1, status: "pending" })).totalEstimate, 3)
+        assert.strictEqual((yield* feed.list({ orgId }, { limit: 1, status: "sent" })).totalEstimate, 0)
+        assert.strictEqual((yield* feed.list({ orgId, bindingIds: ["chb_none"] }, { limit: 1 })).totalEstimate, 0)
+        assert.strictEqual((yield* feed.list({ orgId, bindingIds: [binding.id] }, { limit: 1, channelBindingId: binding.id })).totalEstimate, 3)
         assert.strictEqual((yield* feed.countsByStatus(orgId)).pending, 3)
         assert.strictEqual((yield* feed.countsByStatus(yield* newOrg)).pending, 0, "another org's are not counted")
         assert.isAtLeast((yield* feed.countsByStatus(undefined)).pending, 3)
