@@ -118,6 +118,8 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
    * slow-consumer end as session streams, no fiber or queue per stream.
    */
   readonly subscribeOrg: (orgId: string, sink: SseSink) => Effect.Effect<void, never, Scope.Scope>
+  /** Session and workspace streams subscribed on this process (one whose scope closed no longer counts). */
+  readonly subscribers: Effect.Effect<number>
 }>()("cowork/web/SessionEventHub") {
   static readonly layer = Layer.effect(
     SessionEventHub,
@@ -525,7 +527,13 @@ export class SessionEventHub extends Context.Service<SessionEventHub, {
 
       return SessionEventHub.of({
         subscribeSession,
-        subscribeOrg
+        subscribeOrg,
+        subscribers: Effect.sync(() => {
+          let n = 0
+          for (const f of feeds.values()) n += f.subscribers.size
+          for (const watchers of orgWatchers.values()) n += watchers.size
+          return n
+        })
       })
     })
   )

@@ -17,9 +17,13 @@ type Destination = Partial<
 }
 
 /**
- * One SSE response body as the HTTP server sends it: a Node `Readable` that the server pipes to the socket (with the
- * socket's backpressure), fed by plain calls — the session hub's fan-out, the process-wide keep-alive, the end on
+ * One SSE response body, fed by plain calls — the session hub's fan-out, the process-wide keep-alive, the end on
  * drain or revocation — so an open stream costs no fiber, queue or timer of its own.
+ *
+ * The web hands it its HTTP response with `attach` once the response's head is written (`sseResponse`): no pipe, no
+ * request fiber waiting on the body; what was queued before goes out with the head, and `finish` ends the response
+ * (`close` of the response, however it comes, calls the owner back once). Anything else can still read it as a Node
+ * `Readable` (`pipe`, `data` events), the frames queued in it until read.
  *
  * Once the response's headers are on its socket, frames skip the pipe: `send` hands the chunk's pre-framed bytes
  * (HTTP/1.1 chunked encoding built once per chunk, for every stream that is sent it) to the socket in ONE write —
@@ -33,6 +37,8 @@ export class SseSink extends Readable {
   #finished = false
   /** Where the server pipes it (the HTTP response). */
   #destination: Destination | undefined
+  /** Handed the response by `attach` (no pipe): frames go to it (or its socket) directly, `finish` ends it. */
+  #attached = false
   /** The response's socket, once frames may be written to it directly. */
   #socket: Socket | undefined
   #chunked = true
@@ -60,8 +66,30 @@ export class SseSink extends Readable {
   send(chunk: SseChunk) {
     if (this.finished) return
     const socket = this.#socket ?? this.#direct()
-    if (socket === undefined) this.push(chunk.bytes)
-    else if (!socket.destroyed) socket.write(this.#chunked ? chunk.chunked : chunk.bytes)
+    if (socket !== undefined) {
+      if (!socket.destroyed) socket.write(this.#chunked ? chunk.chunked : chunk.bytes)
+    } else if (this.#attached) (this.#destination as ServerResponse).write(chunk.bytes)
+    else this.push(chunk.bytes)
+  }
+
+  /**
+   * Sends the stream on `response`, whose head is set (`writeHead`) but not sent: what was queued goes out with the
+   * head, later frames straight to the socket, `finish` ends the response. `onClose` runs once when the response
+   * closes, however it does (ended and flushed, the client gone, `abort`); the sink is finished from then on.
+   */
+  attach(response: ServerResponse, onClose: () => void) {
+    this.#destination = response as unknown as Destination
+    this.#attached = true
+    response.once("close", () => {
+      this.#finished = true
+      this.destroy()
+      this.#release()
+      onClose()
+    })
+    const queued = this.read() as Buffer | null
+    if (queued !== null) response.write(queued)
+    else response.flushHeaders()
+    if (this.#finished) response.end()
   }
 
   /**
@@ -115,7 +143,7 @@ export class SseSink extends Readable {
     const destination = this.#destination
     // An empty write's callback runs once every write before it is handed to the kernel.
     if (socket !== undefined) socket.write(EMPTY, fire)
-    else if (this.readableFlowing !== true) on(this, "resume")
+    else if (!this.#attached && this.readableFlowing !== true) on(this, "resume")
     else if (destination?.writableNeedDrain === true && destination.once !== undefined) on(destination as never, "drain")
     else {
       // Flowing with nothing holding it back: what is queued here goes out on this tick's flow.
@@ -133,7 +161,8 @@ export class SseSink extends Readable {
   finish() {
     if (this.finished) return
     this.#finished = true
-    this.push(null)
+    if (this.#attached) (this.#destination as ServerResponse).end()
+    else this.push(null)
     this.#release()
   }
 
