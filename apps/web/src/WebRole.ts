@@ -86,7 +86,8 @@ const serveWith = <E>(lifecycle: Layer.Layer<WebLifecycle, E>) =>
   WebLifecycle.drainOnShutdown.pipe(
     // RequestGuard writes the one log line per request (route template, not the raw URL).
     Layer.provideMerge(HttpRouter.serve(routes, { disableLogger: true })),
-    Layer.provide([SessionEventHub.layer, SseStreamCaps.layer, TokenRevocations.layer]),
+    // Merged (not only provided) so tests can read the streams' slots and hub subscriptions.
+    Layer.provideMerge(Layer.mergeAll(SessionEventHub.layer, SseStreamCaps.layer, TokenRevocations.layer)),
     Layer.provideMerge(lifecycle)
   )
 

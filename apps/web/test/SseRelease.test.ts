@@ -2,7 +2,6 @@ import { Metrics } from "@cowork/observability"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, References } from "effect"
-import { HttpRouter } from "effect/http"
 import * as Fs from "node:fs"
 import { createServer } from "node:http"
 import * as Os from "node:os"
@@ -12,16 +11,12 @@ import { connect } from "../../../test/support/SseClient.ts"
 import * as TestDatabase from "../../../test/support/TestDatabase.ts"
 import { SessionEventHub } from "../src/SessionEventHub.ts"
 import { SseStreamCaps } from "../src/SseStreamCaps.ts"
-import { TokenRevocations } from "../src/TokenRevocations.ts"
 import { WebLifecycle } from "../src/WebLifecycle.ts"
 import * as WebRole from "../src/WebRole.ts"
 import { baseUrl, orgWithToken, request } from "./support/WebTestServer.ts"
 
-/** The web role (as `WebRole.layerServeAs` composes it, its stream services visible to the test), a cap of 3 streams per org. */
-const layer = WebLifecycle.drainOnShutdown.pipe(
-  Layer.provideMerge(HttpRouter.serve(WebRole.routes, { disableLogger: true })),
-  Layer.provideMerge(Layer.mergeAll(SessionEventHub.layer, SseStreamCaps.layer, TokenRevocations.layer)),
-  Layer.provideMerge(WebLifecycle.layerRole("web")),
+/** The web role with a per-org cap of 3 streams. */
+const layer = WebRole.layerServeAs("web").pipe(
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })),
   Layer.provideMerge(WebRole.layerPgServices),
   Layer.provideMerge(Metrics.layerTest("web")),
