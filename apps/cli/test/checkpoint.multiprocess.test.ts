@@ -1,17 +1,15 @@
 import { makeFetch } from "@cowork/client"
-import { Metrics } from "@cowork/observability"
 import { Database } from "@cowork/postgres"
 import { ScriptedRuntime } from "@cowork/runtime"
-import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
-import { CheckpointStore, FileObjectStore } from "@cowork/storage"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
 import { eventually, freePort, runCli, spawn, waitReady } from "../../../test/support/CoworkProcess.ts"
+import { leasedCheckpoint } from "../../../test/support/LeasedCheckpoint.ts"
 
 /**
  * Checkpoint failover with real processes: a session whose runtime state has files runs on one worker, which is
@@ -88,15 +86,7 @@ describe("checkpoint failover across processes", () => {
       assert.strictEqual(Number(idles[0]!.n), 3, "one completion per command")
 
       // The checkpoint the lease row names holds both files, the transcript with each command exactly once.
-      const version = Number((yield* sql<{ v: number }>`SELECT checkpoint_version::float8 AS v FROM cloud_worker_leases WHERE session_id = ${sessionId}`)[0]!.v)
-      const orgId = (yield* sql<{ org_id: string }>`SELECT org_id FROM cloud_sessions WHERE id = ${sessionId}`)[0]!.org_id
-      const state = yield* Effect.gen(function*() {
-        const store = yield* CheckpointStore
-        return yield* store.load(orgId, sessionId, version)
-      }).pipe(Effect.provide(CheckpointStore.layer.pipe(
-        Layer.provide([FileObjectStore.layer(Path.join(dataDir, "objects")), LocalKeyFileSecretAdapter.layer(Path.join(dataDir, "secret.key"))]),
-        Layer.provide(Metrics.layerTest("worker"))
-      )))
+      const { orgId, state } = yield* leasedCheckpoint(dataDir, sessionId)
       const transcript = new TextDecoder().decode(state.files.get(ScriptedRuntime.TRANSCRIPT_PATH)!)
       assert.deepStrictEqual([...transcript.matchAll(/^## (\S+)$/gm)].map((m) => m[1]), [c1, c2, c3])
       assert.strictEqual(new TextDecoder().decode(state.files.get("workspace/notes.txt")!), "echo: alpha", "restored from the first worker's checkpoint")

@@ -2,17 +2,15 @@ import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Metrics } from "@cowork/observability"
 import { Database } from "@cowork/postgres"
 import { FakeModelServer } from "@cowork/runtime"
-import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
-import { CheckpointStore, FileObjectStore } from "@cowork/storage"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Crypto from "node:crypto"
 import { freshDatabaseUrl } from "../../../test/support/TestDatabase.ts"
 import { eventually, freePort, runCli, spawn, waitReady } from "../../../test/support/CoworkProcess.ts"
+import { leasedCheckpoint } from "../../../test/support/LeasedCheckpoint.ts"
 
 /**
  * The real thing end to end: `cowork web` + `cowork worker` processes with OPEN_COWORK_CLOUD_RUNTIME=opencode, the
@@ -159,15 +157,7 @@ describe("opencode worker failover across processes", () => {
       // The key: on every model call, in no process output and no checkpoint.
       for (const request of fake.completions()) assert.strictEqual(request.headers.authorization, `Bearer ${CANARY}`)
       for (const proc of [web, first, second]) assert.notInclude(proc.output(), CANARY, proc.name)
-      const version = Number((yield* sql<{ v: number }>`SELECT checkpoint_version::float8 AS v FROM cloud_worker_leases WHERE session_id = ${sessionId}`)[0]!.v)
-      const orgId = (yield* sql<{ org_id: string }>`SELECT org_id FROM cloud_sessions WHERE id = ${sessionId}`)[0]!.org_id
-      const state = yield* Effect.gen(function*() {
-        const store = yield* CheckpointStore
-        return yield* store.load(orgId, sessionId, version)
-      }).pipe(Effect.provide(CheckpointStore.layer.pipe(
-        Layer.provide([FileObjectStore.layer(Path.join(dataDir, "objects")), LocalKeyFileSecretAdapter.layer(Path.join(dataDir, "secret.key"))]),
-        Layer.provide(Metrics.layerTest("worker"))
-      )))
+      const { state } = yield* leasedCheckpoint(dataDir, sessionId)
       assert.isTrue(state.files.has("data/opencode/opencode.db"))
       assert.isTrue(state.files.has("work/alpaca.txt"))
       for (const [name, bytes] of state.files) assert.isFalse(Buffer.from(bytes).includes(CANARY), `checkpoint file ${name}`)
