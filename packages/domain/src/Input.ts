@@ -92,12 +92,10 @@ export const decodeSessionCursor = (cursor: string): string | undefined => {
   return id !== undefined && ID_PATTERN.test(id) && encodeSessionCursor(id) === cursor ? id : undefined
 }
 
-const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/
-
-/** Artifacts: base64url JSON `[createdAt (UTC, microseconds), id]` of the previous page's last artifact. */
-export const encodeArtifactCursor = (createdAt: string, id: string): string =>
-  toBase64Url(JSON.stringify([createdAt, id]))
-export const decodeArtifactCursor = (cursor: string): readonly [string, string] | undefined => {
+/** A keyset cursor holding a pair `[a, b]`: base64url JSON. */
+export const encodeCursorPair = (a: unknown, b: unknown): string => toBase64Url(JSON.stringify([a, b]))
+/** The pair of `encodeCursorPair` (at most 300 characters), not yet checked; `undefined` for anything else. */
+export const decodeCursorPair = (cursor: string): readonly [unknown, unknown] | undefined => {
   if (!/^[A-Za-z0-9_-]{1,300}$/.test(cursor)) return undefined
   let parsed: unknown
   try {
@@ -105,8 +103,17 @@ export const decodeArtifactCursor = (cursor: string): readonly [string, string] 
   } catch {
     return undefined
   }
-  if (!Array.isArray(parsed) || parsed.length !== 2) return undefined
-  const [time, id] = parsed
+  return Array.isArray(parsed) && parsed.length === 2 ? [parsed[0], parsed[1]] : undefined
+}
+
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/
+
+/** Artifacts: base64url JSON `[createdAt (UTC, microseconds), id]` of the previous page's last artifact. */
+export const encodeArtifactCursor = (createdAt: string, id: string): string => encodeCursorPair(createdAt, id)
+export const decodeArtifactCursor = (cursor: string): readonly [string, string] | undefined => {
+  const pair = decodeCursorPair(cursor)
+  if (pair === undefined) return undefined
+  const [time, id] = pair
   if (typeof time !== "string" || typeof id !== "string" || !CURSOR_TIME.test(time) || !ID_PATTERN.test(id)) return undefined
   // A real calendar time (Postgres refuses 2026-02-30).
   const date = new Date(`${time.slice(0, 23)}Z`)
@@ -114,24 +121,19 @@ export const decodeArtifactCursor = (cursor: string): readonly [string, string] 
 }
 
 /** A session view's messages: base64url JSON `[sequence, messageId]` of the oldest message of the previous page. */
-export const encodeMessageCursor = (sequence: number, messageId: string): string => toBase64Url(JSON.stringify([sequence, messageId]))
+export const encodeMessageCursor = (sequence: number, messageId: string): string => encodeCursorPair(sequence, messageId)
 export const decodeMessageCursor = (cursor: string): readonly [number, string] | undefined => {
-  if (!/^[A-Za-z0-9_-]{1,300}$/.test(cursor)) return undefined
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(fromBase64Url(cursor) ?? "null")
-  } catch {
-    return undefined
-  }
-  if (!Array.isArray(parsed) || parsed.length !== 2) return undefined
-  const [sequence, messageId] = parsed
-  return Number.isSafeInteger(sequence) && sequence >= 0 && typeof messageId === "string" && messageId.length <= 200 &&
+  const pair = decodeCursorPair(cursor)
+  if (pair === undefined) return undefined
+  const [sequence, messageId] = pair
+  return typeof sequence === "number" && Number.isSafeInteger(sequence) && sequence >= 0 && typeof messageId === "string" && messageId.length <= 200 &&
       textProblem(messageId) === undefined && encodeMessageCursor(sequence, messageId) === cursor
     ? [sequence, messageId]
     : undefined
 }
 
-const cursorOf = (decode: (cursor: string) => unknown) =>
+/** A query cursor: a 400 unless `decode` takes it. */
+export const cursorOf = (decode: (cursor: string) => unknown) =>
   Schema.String.annotate({ expected: "a cursor from a previous page's nextCursor" }).check(
     Schema.isMaxLength(300),
     Schema.makeFilter<string>((cursor) => decode(cursor) !== undefined || "not a cursor this list returned")
@@ -140,3 +142,9 @@ const cursorOf = (decode: (cursor: string) => unknown) =>
 export const SessionCursor = cursorOf(decodeSessionCursor)
 export const ArtifactCursor = cursorOf(decodeArtifactCursor)
 export const MessageCursor = cursorOf(decodeMessageCursor)
+
+/** A query time (`since`, `until`): ISO 8601, at most 40 characters. */
+export const IsoTime = Schema.String.annotate({ expected: "an ISO 8601 time" }).check(
+  Schema.makeFilter<string>((value) =>
+    (value.length <= 40 && /^\d{4}-\d{2}-\d{2}T/.test(value) && !Number.isNaN(Date.parse(value))) || "not an ISO 8601 time")
+)

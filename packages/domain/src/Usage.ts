@@ -1,5 +1,5 @@
 import { Schema } from "effect"
-import { fromBase64Url, toBase64Url } from "./Base64Url.ts"
+import { decodeCursorPair, encodeCursorPair } from "./Input.ts"
 
 /** What an org used in a window: prompts sent, sessions created, artifact uploads and their bytes. */
 export const UsageSummary = Schema.Struct({
@@ -29,17 +29,12 @@ export type UsageEvent = typeof UsageEvent.Type
 export const UsageEventPage = Schema.Struct({ events: Schema.Array(UsageEvent), nextCursor: Schema.NullOr(Schema.String) })
 
 /** Keyset cursor over usage events (newest first): `[at, id]` of the last event, base64url JSON. */
-export const encodeUsageCursor = (at: string, id: string): string => toBase64Url(JSON.stringify([at, id]))
+export const encodeUsageCursor = (at: string, id: string): string => encodeCursorPair(at, id)
 export const decodeUsageCursor = (cursor: string): readonly [string, string] | undefined => {
-  if (!/^[A-Za-z0-9_-]{1,300}$/.test(cursor)) return undefined
-  try {
-    const parsed = JSON.parse(fromBase64Url(cursor) ?? "null")
-    if (!Array.isArray(parsed) || parsed.length !== 2) return undefined
-    const [at, id] = parsed
-    return typeof at === "string" && typeof id === "string" && !Number.isNaN(Date.parse(at)) && /^[A-Za-z0-9._-]{1,100}$/.test(id)
-      ? [new Date(at).toISOString(), id]
-      : undefined
-  } catch {
-    return undefined
-  }
+  const pair = decodeCursorPair(cursor)
+  if (pair === undefined) return undefined
+  const [at, id] = pair
+  return typeof at === "string" && typeof id === "string" && !Number.isNaN(Date.parse(at)) && /^[A-Za-z0-9._-]{1,100}$/.test(id)
+    ? [new Date(at).toISOString(), id]
+    : undefined
 }

@@ -2,18 +2,11 @@ import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { Authentication, RequiredScopes } from "./ApiCore.ts"
 import * as ApiError from "./ApiError.ts"
-import { PageLimit } from "./Input.ts"
+import { cursorOf, IsoTime, PageLimit } from "./Input.ts"
 import { QuotaLimits } from "./Quota.ts"
 import { decodeUsageCursor, UsageEventPage, UsageSummary } from "./Usage.ts"
 
-const IsoTime = Schema.String.annotate({ expected: "an ISO 8601 time" }).check(
-  Schema.makeFilter<string>((value) =>
-    (value.length <= 40 && /^\d{4}-\d{2}-\d{2}T/.test(value) && !Number.isNaN(Date.parse(value))) || "not an ISO 8601 time")
-)
-
-const UsageCursor = Schema.String.annotate({ expected: "a cursor from a previous page's nextCursor" }).check(
-  Schema.makeFilter<string>((cursor) => decodeUsageCursor(cursor) !== undefined || "not a cursor this list returned")
-)
+const UsageCursor = cursorOf(decodeUsageCursor)
 
 const UsageSummaryResponse = Schema.Struct({
   ...UsageSummary.fields,
