@@ -2,7 +2,7 @@ import { CurrentPrincipal, RateLimited, type SnapshotRequired } from "@cowork/do
 import { Metrics } from "@cowork/observability"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Context, Deferred, Effect, Exit, Option, Scope, Stream } from "effect"
-import { HttpEffect, type HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Cookies, HttpEffect, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { ServerResponse } from "node:http"
 import { KEEP_ALIVE_INTERVAL, SessionEventHub } from "./SessionEventHub.ts"
 import { SseChunk } from "./SseChunk.ts"
@@ -83,7 +83,8 @@ const handOver = (response: HttpServerResponse.HttpServerResponse, sink: SseSink
     if (sent.body !== response.body || !("upgradeState" in platform)) return sent
     const node = NodeHttpServerRequest.toServerResponse(request)
     if (!(node instanceof ServerResponse) || node.destroyed || node.headersSent || node.writableEnded) return sent
-    node.writeHead(sent.status, sent.headers)
+    const cookies = Cookies.isEmpty(sent.cookies) ? [] : Cookies.toSetCookieHeaders(sent.cookies)
+    node.writeHead(sent.status, cookies.length === 0 ? sent.headers : { ...sent.headers, "set-cookie": cookies })
     stream.handOver()
     platform.upgradeState = { response: sent }
     sink.attach(node, stream.close.bind(stream))
