@@ -13,17 +13,13 @@ export interface SessionsPageQuery {
   readonly q?: string | undefined
 }
 
-/** The most sessions a narrowed list with many matches walks (newest first) before it gathers its matches instead. */
-const WALK_LIMIT = EXACT_COUNT_LIMIT
-
 const escapeLike = (value: string): string => value.replace(/[\\%_]/g, (c) => `\\${c}`)
 
 /**
  * One page of an org's sessions, newest first: `columns` over `s` / `p`, the org's sessions narrowed by `filters`
  * (SQL conditions; `param` binds a value and returns its placeholder, `$1` is the org) and by the title search.
  * Keyset paging on (created_at, id) from the cursor's session, which must be the org's own; the total is of every
- * match, not just this page: exact up to `EXACT_COUNT_LIMIT`, the planner's estimate beyond. A narrowed page reads at
- * most `WALK_LIMIT` sessions of the org in order plus its matches (through their index), never the whole org.
+ * match, not just this page: exact up to `EXACT_COUNT_LIMIT`, the planner's estimate beyond.
  */
 export const sessionsPage = <Row extends { readonly id: string }>(
   sql: SqlClient.SqlClient,
@@ -42,11 +38,6 @@ export const sessionsPage = <Row extends { readonly id: string }>(
     if (query.q !== undefined && query.q !== "") conditions.push(`s.title ILIKE ${param(`%${escapeLike(query.q)}%`)}`)
     const where = conditions.join(" AND ")
     const totalEstimate = yield* countEstimate(sql, SESSIONS_FROM, where, params)
-    const page = (rows: ReadonlyArray<Row>) => {
-      const shown = rows.slice(0, query.limit)
-      const last = shown[shown.length - 1]
-      return { rows: shown, nextCursor: rows.length > query.limit && last !== undefined ? encodeSessionCursor(last.id) : null, totalEstimate }
-    }
     const cursorId = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor)
     const keyset = cursorId === undefined
       ? ""
@@ -54,27 +45,18 @@ export const sessionsPage = <Row extends { readonly id: string }>(
     // Few matches of a narrowed list (a search, a tag, a smart filter): gather them through whatever index finds them
     // (trigram, tags, creator) and sort those, instead of walking the org's sessions newest first until enough match —
     // a walk that reads the whole org when the matches are old. The order is the same; the sort key is an expression,
-    // so the planner cannot take the walk.
-    const limit = param(query.limit + 1)
-    const narrowed = conditions.length > 1
-    const gather = `SELECT ${columns} FROM ${SESSIONS_FROM} WHERE ${where}${keyset}
-      ORDER BY (s.created_at + interval '0 seconds') DESC, s.id DESC LIMIT ${limit}`
-    if (narrowed && totalEstimate <= EXACT_COUNT_LIMIT) return page(yield* sql.unsafe<Row>(gather, params))
-    if (!narrowed) {
-      return page(yield* sql.unsafe<Row>(
-        `SELECT ${columns} FROM ${SESSIONS_FROM} WHERE ${where}${keyset} ORDER BY s.created_at DESC, s.id DESC LIMIT ${limit}`,
-        params
-      ))
-    }
-    // Many matches: the walk, bounded — the newest WALK_LIMIT sessions after the cursor, filtered. Enough matches among
-    // them (many matches are mostly dense) is the page; too few (many matches, all old: a search whose matches sit
-    // behind most of the org) gathers them instead, reading the matches rather than the org.
-    const walked = yield* sql.unsafe<Row>(
-      `SELECT ${columns} FROM (
-         SELECT s.* FROM cloud_sessions s WHERE s.org_id = $1${keyset} ORDER BY s.created_at DESC, s.id DESC LIMIT ${WALK_LIMIT}
-       ) s JOIN cloud_session_projections p ON p.session_id = s.id
-       WHERE ${where} ORDER BY s.created_at DESC, s.id DESC LIMIT ${limit}`,
+    // so the planner cannot take the walk. Many matches: the walk, which stops after a page.
+    const gather = conditions.length > 1 && totalEstimate <= EXACT_COUNT_LIMIT
+    const order = gather ? `(s.created_at + interval '0 seconds') DESC, s.id DESC` : `s.created_at DESC, s.id DESC`
+    const rows = yield* sql.unsafe<Row>(
+      `SELECT ${columns} FROM ${SESSIONS_FROM} WHERE ${where}${keyset} ORDER BY ${order} LIMIT ${param(query.limit + 1)}`,
       params
     )
-    return page(walked.length > query.limit ? walked : yield* sql.unsafe<Row>(gather, params))
+    const page = rows.slice(0, query.limit)
+    const last = page[page.length - 1]
+    return {
+      rows: page,
+      nextCursor: rows.length > query.limit && last !== undefined ? encodeSessionCursor(last.id) : null,
+      totalEstimate
+    }
   })
