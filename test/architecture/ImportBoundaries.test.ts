@@ -4,6 +4,15 @@ import { readRepository, specifiers, violations } from "./ImportBoundaries.ts"
 
 const root = Path.resolve(import.meta.dirname, "../..")
 
+/**
+ * Barrels whose index loads modules no role uses: `@effect/platform-node`'s re-exports NodeRedis (the `redis` client,
+ * ~750 modules of the CLI's 2,214 at start) and the cluster modules. Import their modules by path
+ * (`@effect/platform-node/NodeRuntime`).
+ */
+const HEAVY_BARRELS: ReadonlySet<string> = new Set(["@effect/platform-node"])
+const barrelImports = (files: ReadonlyArray<{ readonly path: string; readonly text: string }>) =>
+  files.flatMap((file) => specifiers(file.text).filter((s) => HEAVY_BARRELS.has(s)).map((s) => `${file.path}: ${s}`))
+
 describe("package boundaries", () => {
   it("every import under packages/ and apps/ points down, through an index, and is declared", () => {
     const { workspaces, files } = readRepository(root)
@@ -35,6 +44,18 @@ describe("package boundaries", () => {
       "apps/worker/src/C.ts: @cowork/worker may not import @cowork/web (up or sideways)",
       "apps/worker/test/D.test.ts: @cowork/worker may not reach into apps/web (../../web/src/WebRole.ts)"
     ])
+  })
+
+  it("no file imports a heavy barrel (its modules by path instead)", () => {
+    const { files } = readRepository(root)
+    assert.deepStrictEqual(barrelImports(files), [])
+    assert.deepStrictEqual(
+      barrelImports([
+        { path: "apps/web/src/main.ts", text: `import { NodeRuntime } from "@effect/platform-node"` },
+        { path: "apps/web/src/ok.ts", text: `import * as NodeRuntime from "@effect/platform-node/NodeRuntime"` }
+      ]),
+      ["apps/web/src/main.ts: @effect/platform-node"]
+    )
   })
 
   it("reads static, type-only, re-export, side-effect and dynamic specifiers", () => {

@@ -1,5 +1,6 @@
 import { Logging } from "@cowork/observability"
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cause, Effect, Exit, identity, Runtime } from "effect"
 import { Command } from "effect/cli"
 import { commandPath } from "./CommandPath.ts"

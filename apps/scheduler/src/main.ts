@@ -1,6 +1,6 @@
 import { Logging, Metrics, Tracing } from "@cowork/observability"
 import { Database, PgChangeFeed, PgHeartbeats, PgQuotas, PgWorkflowStore } from "@cowork/postgres"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import { SchedulerConfig } from "./SchedulerConfig.ts"
 import * as SchedulerRole from "./SchedulerRole.ts"

@@ -1,6 +1,6 @@
 import { CurrentPrincipal, RateLimited, type SnapshotRequired } from "@cowork/domain"
 import { Metrics } from "@cowork/observability"
-import { NodeHttpServerRequest } from "@effect/platform-node"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Context, Deferred, Effect, Exit, Option, Scope, Stream } from "effect"
 import { Cookies, HttpEffect, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { ServerResponse } from "node:http"

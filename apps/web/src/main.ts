@@ -1,6 +1,6 @@
 import { explainStartupFailure, Logging, Metrics, Tracing } from "@cowork/observability"
 import { Database } from "@cowork/postgres"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import * as WebRole from "./WebRole.ts"
 

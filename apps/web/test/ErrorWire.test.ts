@@ -22,7 +22,7 @@ import {
   Unavailable,
   UnsupportedMediaType
 } from "@cowork/domain"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { HttpClient, HttpClientRequest, HttpRouter, HttpServerRequest } from "effect/http"

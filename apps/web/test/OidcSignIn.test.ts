@@ -1,6 +1,6 @@
 import { Metrics } from "@cowork/observability"
 import { Identity, Tokens } from "@cowork/services"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { afterAll, assert, it } from "@effect/vitest"
 import * as Jose from "jose"
 import { ConfigProvider, Effect, Layer, References } from "effect"

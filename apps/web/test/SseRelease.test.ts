@@ -1,5 +1,5 @@
 import { Metrics } from "@cowork/observability"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, References } from "effect"
 import * as Fs from "node:fs"

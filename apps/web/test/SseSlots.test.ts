@@ -1,6 +1,6 @@
 import { Metrics } from "@cowork/observability"
 import { EventLog } from "@cowork/services"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, References } from "effect"
 import * as Fs from "node:fs"

@@ -2,7 +2,7 @@ import { explainStartupFailure, Logging, Metrics, Tracing } from "@cowork/observ
 import { Database } from "@cowork/postgres"
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { ObjectStoreConfig } from "@cowork/storage"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import * as WorkerAdapters from "./WorkerAdapters.ts"
 import * as WorkerRole from "./WorkerRole.ts"

@@ -1,4 +1,4 @@
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Config, Effect, type FileSystem, Layer, type Path } from "effect"
 import type { Etag, HttpPlatform, HttpServer, HttpServerError } from "effect/http"
 import { Server, type ServerOptions, type ServerResponse, STATUS_CODES } from "node:http"

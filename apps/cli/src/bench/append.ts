@@ -11,7 +11,7 @@
  */
 import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, runMigrations } from "@cowork/postgres"
 import { CommandQueue, EventLog, LeaseStore } from "@cowork/services"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"

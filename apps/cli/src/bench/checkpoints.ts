@@ -9,7 +9,7 @@
  */
 import { LocalKeyFileSecretAdapter } from "@cowork/secrets"
 import { FileObjectStore, make as makeCheckpointStore } from "@cowork/storage"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"

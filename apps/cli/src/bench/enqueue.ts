@@ -14,7 +14,7 @@
  */
 import { Database, PgSessionStore, runMigrations } from "@cowork/postgres"
 import { SessionStore } from "@cowork/services"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Os from "node:os"

@@ -15,7 +15,7 @@
  * Prints the results and appends them, with the load average, to docs/benchmarks.md.
  */
 import { Database, freePort, startEmbeddedPostgres } from "@cowork/postgres"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as ChildProcess from "node:child_process"

@@ -21,7 +21,7 @@
 import type { EventDraft } from "@cowork/domain"
 import { Database, PgCommandQueue, PgEventLog, PgLeaseStore, PgRetention, PgSessionStore, PgTokens, runMigrations, startEmbeddedPostgres } from "@cowork/postgres"
 import { CommandQueue, EventLog, LeaseStore, retentionPass, SessionStore, Tokens } from "@cowork/services"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Context, Effect, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"

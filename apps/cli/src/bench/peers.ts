@@ -23,7 +23,7 @@
  * not for CPU figures).
  */
 import { Database, PgCommandQueue, PgEventLog, PgLeaseStore } from "@cowork/postgres"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as ChildProcess from "node:child_process"

@@ -15,7 +15,7 @@
  */
 import { Database, PgCommandQueue, PgEventLog, PgLeaseStore } from "@cowork/postgres"
 import { benchCluster, ceilingWorker, createSessions, envInt, gitHead, machine, percentile, pool, prompt, round, sleep, type Stack, startStack, stopStack } from "./stack.ts"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Fiber, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"

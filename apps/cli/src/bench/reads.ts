@@ -15,7 +15,7 @@
  *
  * Prints JSON and a markdown table (BENCH_NO_APPEND=1 or not: it never writes docs/benchmarks.md by itself).
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Database } from "@cowork/postgres"
 import { Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"

@@ -14,7 +14,7 @@
 import { openSse } from "@cowork/client"
 import { freePort } from "@cowork/postgres"
 import { FakeModelServer } from "@cowork/runtime"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"

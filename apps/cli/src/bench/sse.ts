@@ -39,7 +39,7 @@
  */
 import { Database, freePort, startEmbeddedPostgres } from "@cowork/postgres"
 import { makeFetch, type Client } from "@cowork/client"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import * as ChildProcess from "node:child_process"
