@@ -1,7 +1,5 @@
-import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import * as Resource from "@effect/opentelemetry/Resource"
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
-import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
+import type { SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Config, Effect, Layer, Option } from "effect"
 import type { Role } from "./MetricsCatalog.ts"
 
@@ -13,12 +11,32 @@ export const tracesUrl = (endpoint: string): string => {
   return trimmed.endsWith("/v1/traces") ? trimmed : `${trimmed}/v1/traces`
 }
 
-/** Routes every Effect span (`Effect.fn`, `Effect.withSpan`, HTTP server spans) to `processor`. */
+/**
+ * Routes every Effect span (`Effect.fn`, `Effect.withSpan`, HTTP server spans) to `processor`. The OpenTelemetry SDK
+ * and exporter are imported only when a layer that exports is built: without OPEN_COWORK_OTLP_ENDPOINT a role never
+ * loads them (a few hundred modules at every start).
+ */
 const layerProcessor = (role: Role, processor: SpanProcessor): Layer.Layer<Resource.Resource> =>
-  NodeSdk.layer(() => ({
-    resource: { serviceName: `open-cowork-cloud-${role}`, attributes: { "cowork.role": role } },
-    spanProcessor: processor
-  }))
+  Layer.unwrap(
+    Effect.promise(() => import("@effect/opentelemetry/NodeSdk")).pipe(
+      Effect.map((NodeSdk) =>
+        NodeSdk.layer(() => ({
+          resource: { serviceName: `open-cowork-cloud-${role}`, attributes: { "cowork.role": role } },
+          spanProcessor: processor
+        }))
+      )
+    )
+  )
+
+/** OTLP/HTTP export of every span to `url`, batched. */
+const layerOtlp = (role: Role, url: string): Layer.Layer<Resource.Resource> =>
+  Layer.unwrap(
+    Effect.promise(() => Promise.all([import("@opentelemetry/exporter-trace-otlp-http"), import("@opentelemetry/sdk-trace-base")])).pipe(
+      Effect.map(([{ OTLPTraceExporter }, { BatchSpanProcessor }]) =>
+        layerProcessor(role, new BatchSpanProcessor(new OTLPTraceExporter({ url: tracesUrl(url) })))
+      )
+    )
+  )
 
 export const Tracing = {
   /**
@@ -31,7 +49,7 @@ export const Tracing = {
         const endpoint = yield* Config.option(Config.String(OTLP_ENDPOINT_ENV)).pipe(Effect.orDie)
         return Option.match(Option.filter(endpoint, (url) => url.trim() !== ""), {
           onNone: () => Resource.layerEmpty,
-          onSome: (url) => layerProcessor(role, new BatchSpanProcessor(new OTLPTraceExporter({ url: tracesUrl(url) })))
+          onSome: (url) => layerOtlp(role, url)
         })
       })
     ),
