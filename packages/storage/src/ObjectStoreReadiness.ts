@@ -29,19 +29,24 @@ const holdsDeploymentMarker = (store: ObjectStore["Service"], markers: Deploymen
     return Option.isSome(yield* store.head(markerKey(id)))
   })
 
+/**
+ * The marker first, then the round trip: once the marker is written, `readiness/` is never empty, so a probe's delete
+ * never empties it while another process writes there (a store that removes emptied directories, as the dev S3
+ * server `s3rver` does, fails that write — and s3rver 3.7 crashed on it in the failover drill).
+ */
 const probe = (store: ObjectStore["Service"], markers: DeploymentMarkers["Service"]) =>
   Effect.gen(function*() {
+    if (!(yield* holdsDeploymentMarker(store, markers))) {
+      return { name: "object_store", status: "error", detail: NOT_THE_DEPLOYMENTS_STORE } satisfies ReadinessCheck
+    }
     const key = `readiness/probe-${globalThis.crypto.randomUUID()}`
     const payload = new TextEncoder().encode("ok")
     yield* store.put(key, payload, { contentType: "text/plain" })
     const read = yield* readAll(yield* store.get(key))
     yield* store.delete(key)
-    if (new TextDecoder().decode(read) !== "ok") {
-      return { name: "object_store", status: "error", detail: "probe read back different bytes" } satisfies ReadinessCheck
-    }
-    return (yield* holdsDeploymentMarker(store, markers))
+    return new TextDecoder().decode(read) === "ok"
       ? { name: "object_store", status: "ok" } satisfies ReadinessCheck
-      : { name: "object_store", status: "error", detail: NOT_THE_DEPLOYMENTS_STORE } satisfies ReadinessCheck
+      : { name: "object_store", status: "error", detail: "probe read back different bytes" } satisfies ReadinessCheck
   }).pipe(
     Effect.timeoutOption(PROBE_TIMEOUT_MS),
     Effect.map((result): ReadinessCheck =>
